@@ -1,0 +1,1 @@
+//! The scripting commands (being written).

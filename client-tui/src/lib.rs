@@ -1,0 +1,14 @@
+//! The `ferry` client: one transfer engine behind two faces, the two-pane TUI and the
+//! scripting CLI.
+//!
+//! # Module map
+//! - [`url`]: `ferry://HOST:PORT/PATH` locations.
+//! - [`engine`]: the only code that touches the network: sessions for browsing and small
+//!   operations, background transfer jobs with progress events, atomic local writes.
+//! - [`cli`]: `ferry ls|get|put|mkdir|rm|mv`, printing for scripts and people.
+//! - [`tui`]: the full-screen two-pane interface: state, event loop, rendering, keymap, config.
+
+pub mod cli;
+pub mod engine;
+pub mod tui;
+pub mod url;

@@ -1,0 +1,1 @@
+//! The two-pane terminal interface (being written).

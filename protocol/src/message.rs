@@ -1,0 +1,661 @@
+//! Requests, responses and their one-line JSON encoding.
+//!
+//! Requests are one enum tagged by `"op"`. Responses are one struct per kind, written with
+//! `"ok": true` in front; a failure is `{"ok":false,"error":{...}}` whatever was asked. Since
+//! responses come back in request order, the client always knows which struct to expect.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::{Digest, MAX_HEADER_LEN};
+
+/// A shared secret; its `Debug` form is redacted so it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A request from client to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Must come first: names the protocol version and, when the server needs one, the token.
+    Hello {
+        version: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<Token>,
+    },
+    /// One entry's metadata. Answered by [`StatReply`].
+    Stat { path: String },
+    /// A directory's entries, streamed as [`ListBatch`]es until one has `more: false`.
+    List { path: String },
+    /// Every entry below a directory, depth first, names relative to `path`; streamed like `list`.
+    Walk { path: String },
+    /// Totals of the tree below a path, so progress bars know the whole before the first byte.
+    Summary { path: String },
+    /// A file's bytes from `offset`: [`GetReply`], its payload, then [`GetTrailer`].
+    Get {
+        path: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        offset: u64,
+    },
+    /// Bytes for a file, written atomically. Answered by [`PutReply`].
+    Put(Put),
+    /// What a hidden partial upload of `path` already holds. Answered by [`PartialReply`].
+    Partial { path: String },
+    /// Creates a directory (and, with `parents`, the missing ones above it).
+    Mkdir {
+        path: String,
+        #[serde(default = "default_true")]
+        parents: bool,
+    },
+    /// Moves `path` to `to`, both inside the root.
+    Rename {
+        path: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        overwrite: bool,
+    },
+    /// Removes a file, symlink or empty directory; a full directory only with `recursive`.
+    Remove {
+        path: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        recursive: bool,
+    },
+}
+
+/// The `put` request: `size` bytes follow it, to be written at `offset` of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Put {
+    pub path: String,
+    /// Payload bytes after this header; the file ends up `offset + size` bytes long.
+    pub size: u64,
+    /// Resume point: the hidden partial must already hold at least this many bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+    /// Replace an existing file; without it an existing file gives `already_exists`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub overwrite: bool,
+    /// The digest the whole file must have, when the client knows it up front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// A [`PutTrailer`] header with the digest follows the payload: a client can hash while it
+    /// sends instead of reading the file twice.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trailer: bool,
+    /// Modification time to give the file, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+}
+
+impl Request {
+    /// How many payload bytes follow this request's header.
+    pub fn payload_size(&self) -> u64 {
+        match self {
+            Request::Put(put) => put.size,
+            _ => 0,
+        }
+    }
+
+    /// The op's wire name, for logs.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Stat { .. } => "stat",
+            Request::List { .. } => "list",
+            Request::Walk { .. } => "walk",
+            Request::Summary { .. } => "summary",
+            Request::Get { .. } => "get",
+            Request::Put(_) => "put",
+            Request::Partial { .. } => "partial",
+            Request::Mkdir { .. } => "mkdir",
+            Request::Rename { .. } => "rename",
+            Request::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// The header that follows a `put` payload when the request set `trailer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutTrailer {
+    pub digest: Digest,
+}
+
+/// What an entry is, as `lstat` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// Sockets, fifos, devices: listed, never transferred.
+    #[serde(other)]
+    Other,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The name in its directory; for `walk`, the path relative to the walked directory.
+    pub name: String,
+    pub kind: Kind,
+    /// Bytes, for files; what `lstat` says otherwise.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// For a symlink whose target is inside the root: what it points to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Kind>,
+}
+
+impl Entry {
+    /// Whether the entry can be entered like a directory (a directory, or a link to one).
+    pub fn is_dir_like(&self) -> bool {
+        self.kind == Kind::Dir || self.link == Some(Kind::Dir)
+    }
+}
+
+/// Reply to `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    pub version: u32,
+    /// The server's name and version, for display.
+    pub server: String,
+    pub read_only: bool,
+}
+
+/// Reply to `stat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatReply {
+    pub entry: Entry,
+}
+
+/// One batch of a `list` or `walk` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListBatch {
+    pub entries: Vec<Entry>,
+    /// More batches follow; the last batch says `false`.
+    pub more: bool,
+    /// On the last batch: entries left out because their names are not UTF-8 or break the path
+    /// rules, so they could not be addressed anyway.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+/// Reply to `summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryReply {
+    pub files: u64,
+    pub dirs: u64,
+    /// Total bytes of the files.
+    pub bytes: u64,
+    /// Entries that a transfer would skip (symlinks, special files, unaddressable names).
+    #[serde(default)]
+    pub skipped: u64,
+}
+
+/// First reply to `get`: `size` payload bytes follow, then a [`GetTrailer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetReply {
+    pub size: u64,
+    /// The whole file's length; `offset + size`.
+    pub file_size: u64,
+    pub offset: u64,
+    pub mtime: i64,
+    pub mode: u32,
+}
+
+/// Second reply to `get`, after its payload: the digest of the whole file, `offset` or not.
+/// If the file changed while it was sent, this is instead an error with code `file_changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTrailer {
+    pub digest: Digest,
+}
+
+/// Reply to `put`, once the file is in place under its final name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutReply {
+    /// The digest the server computed over the whole file.
+    pub digest: Digest,
+    pub file_size: u64,
+}
+
+/// Reply to `partial`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialReply {
+    /// Bytes the hidden partial holds; 0 when there is none.
+    pub length: u64,
+    /// Digest of those bytes, so a client can check they match its own before resuming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// Reply with nothing to say but success (`mkdir`, `rename`, `remove`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {}
+
+/// A header could not be encoded within the protocol's limits.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("header of {0} bytes is over the protocol's limit")]
+    TooLong(usize),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// A request that could not be understood, with what is needed to carry on after it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    pub message: String,
+    /// Payload bytes the header announced, as far as could be read from it: the server skips
+    /// them so that the next header is found where the client put it.
+    pub payload: u64,
+}
+
+/// A response header that is not a response.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed response header: {0}")]
+pub struct ResponseError(#[from] serde_json::Error);
+
+fn finish_line(mut line: Vec<u8>) -> Result<Vec<u8>, EncodeError> {
+    line.push(b'\n');
+    if line.len() > MAX_HEADER_LEN {
+        return Err(EncodeError::TooLong(line.len()));
+    }
+    Ok(line)
+}
+
+/// Encodes a request as a header line, `\n` included.
+pub fn encode_request(request: &Request) -> Result<Vec<u8>, EncodeError> {
+    finish_line(serde_json::to_vec(request)?)
+}
+
+/// Encodes any header (a trailer, say) as a line, `\n` included.
+pub fn encode_header<T: Serialize>(header: &T) -> Result<Vec<u8>, EncodeError> {
+    finish_line(serde_json::to_vec(header)?)
+}
+
+/// Encodes a successful response: `{"ok":true,` then the reply's own fields.
+pub fn encode_ok<T: Serialize>(reply: &T) -> Result<Vec<u8>, EncodeError> {
+    let body = serde_json::to_vec(reply)?;
+    let mut line = Vec::with_capacity(body.len() + 12);
+    line.extend_from_slice(b"{\"ok\":true");
+    match body.as_slice() {
+        [b'{', b'}'] => line.push(b'}'),
+        [b'{', rest @ ..] => {
+            line.push(b',');
+            line.extend_from_slice(rest);
+        }
+        // Replies are always structs; anything else is a programming error worth a clear message.
+        _ => {
+            return Err(EncodeError::Json(serde::ser::Error::custom(
+                "a reply must serialize to a JSON object",
+            )));
+        }
+    }
+    finish_line(line)
+}
+
+/// Encodes a failed response. Never fails: an over-long message is shortened.
+pub fn encode_err(code: ErrorCode, message: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Failure<'a> {
+        ok: bool,
+        error: ErrorBodyRef<'a>,
+    }
+    #[derive(Serialize)]
+    struct ErrorBodyRef<'a> {
+        code: ErrorCode,
+        message: &'a str,
+    }
+    const MAX_MESSAGE: usize = 1024;
+    let mut cut = message.len().min(MAX_MESSAGE);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let failure = Failure {
+        ok: false,
+        error: ErrorBodyRef {
+            code,
+            message: &message[..cut],
+        },
+    };
+    let mut line = serde_json::to_vec(&failure).unwrap_or_else(|_| {
+        br#"{"ok":false,"error":{"code":"io","message":"unencodable error"}}"#.to_vec()
+    });
+    line.push(b'\n');
+    line
+}
+
+/// Decodes a request header line (without its `\n`).
+pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
+    serde_json::from_slice(line).map_err(|err| {
+        /// Just enough of a header to skip its payload when the rest of it is wrong.
+        #[derive(Deserialize)]
+        struct Announced {
+            #[serde(default)]
+            size: u64,
+        }
+        let payload = serde_json::from_slice::<Announced>(line).map_or(0, |a| a.size);
+        RequestError {
+            message: format!("malformed request: {err}"),
+            payload,
+        }
+    })
+}
+
+/// Decodes a response header line into the expected reply, or the error the server sent.
+pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<Result<T, ErrorBody>, ResponseError> {
+    #[derive(Deserialize)]
+    struct Status {
+        ok: bool,
+        #[serde(default)]
+        error: Option<ErrorBody>,
+    }
+    let status: Status = serde_json::from_slice(line)?;
+    if status.ok {
+        return Ok(Ok(serde_json::from_slice(line)?));
+    }
+    Ok(Err(status.error.unwrap_or_else(|| {
+        ErrorBody::new(ErrorCode::Unknown, "the server failed without saying why")
+    })))
+}
+
+/// Packs entries into [`ListBatch`] lines that each stay under the header limit, without
+/// holding more than one batch in memory.
+#[derive(Debug)]
+pub struct EntryBatcher {
+    line: Vec<u8>,
+    count: usize,
+}
+
+const BATCH_PREFIX: &[u8] = b"{\"ok\":true,\"entries\":[";
+/// Room kept for the closing `],"more":false,"skipped":N}\n`.
+const BATCH_SUFFIX_ROOM: usize = 64;
+
+impl Default for EntryBatcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EntryBatcher {
+    pub fn new() -> Self {
+        let mut line = Vec::with_capacity(MAX_HEADER_LEN);
+        line.extend_from_slice(BATCH_PREFIX);
+        Self { line, count: 0 }
+    }
+
+    /// Adds an entry. When it does not fit in the current batch, the batch is closed and
+    /// returned as a full line (with `more: true`) and the entry starts the next one.
+    pub fn push(&mut self, entry: &Entry) -> Result<Option<Vec<u8>>, EncodeError> {
+        let encoded = serde_json::to_vec(entry)?;
+        if BATCH_PREFIX.len() + encoded.len() + BATCH_SUFFIX_ROOM > MAX_HEADER_LEN {
+            return Err(EncodeError::TooLong(encoded.len()));
+        }
+        let mut full = None;
+        if self.line.len() + 1 + encoded.len() + BATCH_SUFFIX_ROOM > MAX_HEADER_LEN {
+            full = Some(self.close(true, 0));
+        }
+        if self.count > 0 {
+            self.line.push(b',');
+        }
+        self.line.extend_from_slice(&encoded);
+        self.count += 1;
+        Ok(full)
+    }
+
+    /// Closes the last batch (with `more: false`), which may be empty.
+    pub fn finish(mut self, skipped: u64) -> Vec<u8> {
+        self.close(false, skipped)
+    }
+
+    fn close(&mut self, more: bool, skipped: u64) -> Vec<u8> {
+        let mut line = std::mem::replace(&mut self.line, Vec::with_capacity(MAX_HEADER_LEN));
+        self.line.extend_from_slice(BATCH_PREFIX);
+        self.count = 0;
+        line.extend_from_slice(if more {
+            b"],\"more\":true"
+        } else {
+            b"],\"more\":false"
+        });
+        if skipped > 0 {
+            line.extend_from_slice(format!(",\"skipped\":{skipped}").as_bytes());
+        }
+        line.extend_from_slice(b"}\n");
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(s: &str) -> &[u8] {
+        s.as_bytes()
+    }
+
+    #[test]
+    fn decodes_the_documented_examples() {
+        assert_eq!(
+            decode_request(line(r#"{"op":"hello","version":1}"#)),
+            Ok(Request::Hello {
+                version: 1,
+                token: None
+            })
+        );
+        assert_eq!(
+            decode_request(line(r#"{"op":"get","path":"docs/a.txt","offset":0}"#)),
+            Ok(Request::Get {
+                path: "docs/a.txt".into(),
+                offset: 0
+            })
+        );
+        assert_eq!(
+            decode_request(line(r#"{"op":"get","path":"docs/a.txt"}"#)),
+            Ok(Request::Get {
+                path: "docs/a.txt".into(),
+                offset: 0
+            })
+        );
+        let put = decode_request(line(
+            r#"{"op":"put","path":"docs/a.txt","size":5,"overwrite":false}"#,
+        ))
+        .unwrap();
+        assert_eq!(put.payload_size(), 5);
+        assert_eq!(
+            decode_request(line(r#"{"op":"mkdir","path":"a/b"}"#)),
+            Ok(Request::Mkdir {
+                path: "a/b".into(),
+                parents: true
+            })
+        );
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let requests = vec![
+            Request::Hello {
+                version: 1,
+                token: Some(Token("s3cret".into())),
+            },
+            Request::Stat { path: "a".into() },
+            Request::List { path: "".into() },
+            Request::Walk { path: "x".into() },
+            Request::Summary { path: "x".into() },
+            Request::Get {
+                path: "a".into(),
+                offset: 7,
+            },
+            Request::Put(Put {
+                path: "a b/\"c\"".into(),
+                size: 3,
+                offset: 1,
+                overwrite: true,
+                digest: Some(Digest::of(b"x")),
+                trailer: false,
+                mtime: Some(1_700_000_000),
+            }),
+            Request::Partial { path: "a".into() },
+            Request::Mkdir {
+                path: "d".into(),
+                parents: false,
+            },
+            Request::Rename {
+                path: "a".into(),
+                to: "b".into(),
+                overwrite: true,
+            },
+            Request::Remove {
+                path: "d".into(),
+                recursive: true,
+            },
+        ];
+        for request in requests {
+            let encoded = encode_request(&request).unwrap();
+            assert_eq!(encoded.last(), Some(&b'\n'));
+            assert_eq!(encoded.iter().filter(|&&b| b == b'\n').count(), 1);
+            let decoded = decode_request(&encoded[..encoded.len() - 1]).unwrap();
+            assert_eq!(decoded, request);
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_ops_fields_and_types() {
+        for bad in [
+            r#"{"op":"format_disk"}"#,
+            r#"{"path":"a"}"#,
+            r#"{"op":"stat","path":"a","extra":1}"#,
+            r#"{"op":"stat","path":5}"#,
+            r#"{"op":"get","path":"a","offset":-1}"#,
+            r#"{"op":"get","path":"a","offset":18446744073709551616}"#,
+            r#"{"op":"stat","path":"a","path":"b"}"#,
+            r#"{"op":"put","path":"a","size":3,"sizee":1}"#,
+            r#"not json"#,
+            r#"[]"#,
+            r#""#,
+        ] {
+            let err = decode_request(line(bad)).unwrap_err();
+            assert!(err.message.starts_with("malformed request"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_request_still_says_how_much_payload_to_skip() {
+        let err = decode_request(line(r#"{"op":"put","path":"a","size":3,"bogus":true}"#))
+            .unwrap_err();
+        assert_eq!(err.payload, 3);
+        let err = decode_request(line(r#"{"op":"upload","size":10}"#)).unwrap_err();
+        assert_eq!(err.payload, 10);
+        let err = decode_request(line(r#"{"op":"put","size":"ten"}"#)).unwrap_err();
+        assert_eq!(err.payload, 0);
+    }
+
+    #[test]
+    fn ok_replies_carry_ok_true_and_decode_back() {
+        let reply = PutReply {
+            digest: Digest::of(b"abc"),
+            file_size: 3,
+        };
+        let encoded = encode_ok(&reply).unwrap();
+        let text = std::str::from_utf8(&encoded).unwrap();
+        assert!(text.starts_with("{\"ok\":true,\"digest\":\"blake3:"), "{text}");
+        let decoded: PutReply = decode_reply(&encoded[..encoded.len() - 1]).unwrap().unwrap();
+        assert_eq!(decoded, reply);
+
+        assert_eq!(encode_ok(&Done {}).unwrap(), b"{\"ok\":true}\n");
+        let done: Done = decode_reply(b"{\"ok\":true}").unwrap().unwrap();
+        assert_eq!(done, Done {});
+    }
+
+    #[test]
+    fn errors_decode_into_error_bodies() {
+        let encoded = encode_err(ErrorCode::NotFound, "no such file: \"a\nb\"");
+        assert_eq!(encoded.iter().filter(|&&b| b == b'\n').count(), 1);
+        let err = decode_reply::<StatReply>(&encoded[..encoded.len() - 1])
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound);
+        assert_eq!(err.message, "no such file: \"a\nb\"");
+
+        let long = "é".repeat(2000);
+        let encoded = encode_err(ErrorCode::Io, &long);
+        assert!(encoded.len() < 1200);
+    }
+
+    #[test]
+    fn batches_stay_under_the_header_limit_and_lose_nothing() {
+        let mut batcher = EntryBatcher::new();
+        let mut lines = Vec::new();
+        let total = 5000;
+        for i in 0..total {
+            let entry = Entry {
+                name: format!("file \"{i}\" ünïcode"),
+                kind: Kind::File,
+                size: i,
+                mtime: 1_700_000_000,
+                mode: 0o644,
+                link: None,
+            };
+            if let Some(full) = batcher.push(&entry).unwrap() {
+                lines.push(full);
+            }
+        }
+        lines.push(batcher.finish(2));
+        assert!(lines.len() > 1);
+        let mut seen = 0;
+        for (i, line) in lines.iter().enumerate() {
+            assert!(line.len() <= MAX_HEADER_LEN);
+            assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+            let batch: ListBatch = decode_reply(&line[..line.len() - 1]).unwrap().unwrap();
+            let last = i == lines.len() - 1;
+            assert_eq!(batch.more, !last);
+            assert_eq!(batch.skipped, if last { 2 } else { 0 });
+            for entry in batch.entries {
+                assert_eq!(entry.size, seen);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, total);
+    }
+
+    #[test]
+    fn an_empty_listing_is_one_batch() {
+        let line = EntryBatcher::new().finish(0);
+        assert_eq!(line, b"{\"ok\":true,\"entries\":[],\"more\":false}\n");
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let request = Request::Hello {
+            version: 1,
+            token: Some(Token("hunter2".into())),
+        };
+        assert!(!format!("{request:?}").contains("hunter2"));
+    }
+}
