@@ -72,6 +72,26 @@ pub fn check(path: &str) -> Result<(), PathError> {
     components(path).map(drop)
 }
 
+/// The prefix of the hidden file an upload or download is written to before it is renamed into
+/// place. Listings leave such files out, and no request may name one.
+pub const PARTIAL_PREFIX: &str = ".ferry-part.";
+
+/// The hidden partial file that stands for `name` in the same directory until the transfer is
+/// verified. The same name every time, so an interrupted transfer can be resumed; names too long
+/// to carry the prefix are replaced by their digest.
+pub fn partial_name(name: &str) -> String {
+    if PARTIAL_PREFIX.len() + name.len() <= MAX_NAME_LEN {
+        format!("{PARTIAL_PREFIX}{name}")
+    } else {
+        format!("{PARTIAL_PREFIX}{}", blake3::hash(name.as_bytes()).to_hex())
+    }
+}
+
+/// Whether `name` is one of ferry's hidden partial files.
+pub fn is_partial_name(name: &str) -> bool {
+    name.starts_with(PARTIAL_PREFIX)
+}
+
 /// `parent` joined with `name`, the way the wire writes it.
 pub fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
@@ -130,6 +150,18 @@ mod tests {
         assert_eq!(check(&"a".repeat(255)), Ok(()));
         let long = vec!["abcdefgh"; 500].join("/");
         assert_eq!(check(&long), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn partial_names_are_stable_valid_and_recognised() {
+        assert_eq!(partial_name("a.txt"), ".ferry-part.a.txt");
+        let long = "x".repeat(250);
+        let partial = partial_name(&long);
+        assert_eq!(partial, partial_name(&long));
+        assert!(partial.len() <= MAX_NAME_LEN);
+        assert_eq!(check_name(&partial), Ok(()));
+        assert!(is_partial_name(&partial));
+        assert!(!is_partial_name("a.txt"));
     }
 
     #[test]
