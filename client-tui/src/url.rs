@@ -1,7 +1,16 @@
-//! `ferry://HOST:PORT/PATH` locations (being written by the engine/CLI work).
+//! `ferry://HOST:PORT/PATH` locations: parsing what people type into the host, port and the
+//! checked wire path the engine sends, and printing them back in a form that parses again.
+//!
+//! The path is percent-decoded and then held to the protocol's path rules, so a location that
+//! parses is one the server can be asked about; `?` and `#` are ordinary file-name characters
+//! here, since ferry URLs carry no query or fragment.
 
 use std::fmt;
 use std::str::FromStr;
+
+use ferry_protocol::{DEFAULT_PORT, path};
+
+use crate::engine::Endpoint;
 
 /// A parsed `ferry://HOST:PORT/PATH` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,16 +28,233 @@ pub struct RemoteUrl {
 #[error("{0}")]
 pub struct UrlError(pub String);
 
+const SCHEME: &str = "ferry://";
+
+impl RemoteUrl {
+    /// The server this location is on, with the token to present.
+    pub fn endpoint(&self, token: Option<String>) -> Endpoint {
+        Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+            token,
+        }
+    }
+
+    /// The same server with another wire path.
+    pub fn with_path(&self, path: impl Into<String>) -> RemoteUrl {
+        RemoteUrl {
+            host: self.host.clone(),
+            port: self.port,
+            path: path.into(),
+        }
+    }
+
+    /// Whether a command-line argument is meant as a remote location rather than a local path.
+    pub fn looks_remote(arg: &str) -> bool {
+        arg.get(..SCHEME.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(SCHEME))
+    }
+}
+
+fn err(message: impl Into<String>) -> UrlError {
+    UrlError(message.into())
+}
+
+/// Decodes `%XX` escapes; the result must be UTF-8, since wire paths are.
+fn percent_decode(s: &str) -> Result<String, UrlError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| err(format!("bad percent escape at byte {i} of the path")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| err("the decoded path is not valid UTF-8"))
+}
+
+/// Escapes what would not survive a round trip through [`percent_decode`] or a shell prompt.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '%' || c == ' ' || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl FromStr for RemoteUrl {
     type Err = UrlError;
 
-    fn from_str(_s: &str) -> Result<Self, Self::Err> {
-        Err(UrlError("not written yet".into()))
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !Self::looks_remote(s) {
+            return Err(err(format!(
+                "{s:?} is not a remote location: it must start with ferry://"
+            )));
+        }
+        let rest = &s[SCHEME.len()..];
+        let (authority, raw_path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err(err(
+                "user names in locations are not supported; pass --token instead",
+            ));
+        }
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            let close = inner
+                .find(']')
+                .ok_or_else(|| err("an IPv6 address opened with '[' must close with ']'"))?;
+            let host = &inner[..close];
+            let after = &inner[close + 1..];
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                    err(format!("unexpected {after:?} after the IPv6 address"))
+                })?),
+            };
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(err(format!("{host:?} is not an IPv6 address")));
+            }
+            (host, port)
+        } else {
+            match authority.split_once(':') {
+                Some((_, port)) if port.contains(':') => {
+                    return Err(err(
+                        "IPv6 addresses must be written in brackets, like ferry://[::1]:7070/",
+                    ));
+                }
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(err("the location names no host"));
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) | Err(_) => {
+                    return Err(err(format!("{p:?} is not a port number (1-65535)")));
+                }
+                Ok(port) => port,
+            },
+        };
+        let decoded = percent_decode(raw_path)?;
+        let path = decoded.trim_matches('/').to_owned();
+        path::check(&path).map_err(|e| err(format!("bad path {path:?}: {e}")))?;
+        Ok(RemoteUrl {
+            host: host.to_owned(),
+            port,
+            path,
+        })
     }
 }
 
 impl fmt::Display for RemoteUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ferry://{}:{}/{}", self.host, self.port, self.path)
+        if self.host.contains(':') {
+            write!(f, "ferry://[{}]:{}/", self.host, self.port)?;
+        } else {
+            write!(f, "ferry://{}:{}/", self.host, self.port)?;
+        }
+        f.write_str(&percent_encode(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> RemoteUrl {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_host_port_and_path() {
+        assert_eq!(
+            url("ferry://example.org:9000/docs/a.txt"),
+            RemoteUrl {
+                host: "example.org".into(),
+                port: 9000,
+                path: "docs/a.txt".into()
+            }
+        );
+        assert_eq!(url("ferry://h").port, DEFAULT_PORT);
+        assert_eq!(url("ferry://h").path, "");
+        assert_eq!(url("ferry://h/").path, "");
+        assert_eq!(url("ferry://h:1//docs/sub/").path, "docs/sub");
+        assert_eq!(url("FERRY://h/x").path, "x");
+    }
+
+    #[test]
+    fn ipv6_goes_in_brackets() {
+        let u = url("ferry://[::1]:7071/a");
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 7071, "a"));
+        assert_eq!(url("ferry://[fe80::1]/").port, DEFAULT_PORT);
+        assert!("ferry://::1/a".parse::<RemoteUrl>().is_err());
+        assert!("ferry://[::1/a".parse::<RemoteUrl>().is_err());
+        assert!("ferry://[nothex]/a".parse::<RemoteUrl>().is_err());
+        assert!("ferry://[::1]x/a".parse::<RemoteUrl>().is_err());
+    }
+
+    #[test]
+    fn percent_escapes_decode_and_round_trip() {
+        let u = url("ferry://h/my%20file%20%22v2%22%25.txt");
+        assert_eq!(u.path, "my file \"v2\"%.txt");
+        assert_eq!(url(&u.to_string()), u);
+        let u = url("ferry://h/%C3%BCn%C3%AFcode/日本");
+        assert_eq!(u.path, "ünïcode/日本");
+        assert_eq!(url(&u.to_string()), u);
+        let v6 = url("ferry://[::1]:9/a%20b");
+        assert_eq!(v6.to_string(), "ferry://[::1]:9/a%20b");
+        assert_eq!(url(&v6.to_string()), v6);
+    }
+
+    #[test]
+    fn refuses_bad_locations_with_a_reason() {
+        for (bad, why) in [
+            ("/local/path", "must start with ferry://"),
+            ("http://h/a", "must start with ferry://"),
+            ("ferry://", "no host"),
+            ("ferry://:7070/a", "no host"),
+            ("ferry://h:0/", "not a port"),
+            ("ferry://h:99999/", "not a port"),
+            ("ferry://h:http/", "not a port"),
+            ("ferry://user@h/", "user names"),
+            ("ferry://h/a/../b", "bad path"),
+            ("ferry://h/a%2F..%2Fb", "bad path"),
+            ("ferry://h/a//b", "bad path"),
+            ("ferry://h/a%00b", "bad path"),
+            ("ferry://h/a%zz", "percent escape"),
+            ("ferry://h/a%2", "percent escape"),
+            ("ferry://h/%FF", "UTF-8"),
+        ] {
+            let e = bad.parse::<RemoteUrl>().unwrap_err();
+            assert!(e.0.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tells_remote_arguments_from_local_ones() {
+        assert!(RemoteUrl::looks_remote("ferry://h/"));
+        assert!(!RemoteUrl::looks_remote("./ferry://h"));
+        assert!(!RemoteUrl::looks_remote("f"));
     }
 }

@@ -1,14 +1,31 @@
 //! The transfer engine: the only part of the client that touches the network.
 //!
-//! API CONTRACT (stub): the TUI and the CLI are written against these signatures. The engine
-//! work replaces the `todo!()` bodies and may add to this API, but not change what is here
-//! without telling the TUI side.
+//! One engine serves both faces. A [`Session`] is one connection for browsing and small
+//! operations, awaited by its caller. An [`Engine`] runs transfer jobs in the background: each job
+//! plans its files, then several workers, each on its own connection with many requests in
+//! flight, move and verify them, and the owner hears about it through [`TransferEvent`]s.
+//!
+//! # Modules
+//! - `connection`: a socket speaking the frame protocol, split into reader and writer halves.
+//! - `session`: [`Session`], request/response on one connection.
+//! - `progress`: pure progress arithmetic (speed, ETA, throttling), no clock of its own.
+//! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
+//! - `job`: [`Engine`] and the job runner: planning, conflicts, workers, resume, verification.
+
+mod connection;
+mod job;
+mod local;
+pub mod progress;
+mod session;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferry_protocol::{Digest, Entry, ErrorCode, SummaryReply};
-use tokio::sync::{mpsc, oneshot};
+use ferry_protocol::{Digest, ErrorBody, ErrorCode};
+use tokio::sync::oneshot;
+
+pub use job::{Engine, EngineOptions};
+pub use session::{ListStream, Session};
 
 /// Where a server is and how to prove we may use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,27 +39,27 @@ pub struct Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The server answered with an error.
-    #[error("{code}: {message} ({path})")]
+    #[error("{code}: {path}: {message}")]
     Remote {
         code: ErrorCode,
         message: String,
         path: String,
     },
     /// A local file operation failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {}: {source}", local_code(source), path.display())]
     Local {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Could not reach the server, or the connection broke.
-    #[error("connection to {addr}: {message}")]
+    #[error("connection: {addr}: {message}")]
     Connection { addr: String, message: String },
     /// The server broke the protocol.
-    #[error("protocol error: {0}")]
+    #[error("protocol: {0}")]
     Protocol(String),
     /// The bytes received do not match the digest.
-    #[error("checksum_mismatch: {path}")]
+    #[error("checksum_mismatch: {path}: the bytes received do not have the sender's digest")]
     Checksum { path: String },
     /// The job was cancelled.
     #[error("cancelled")]
@@ -52,41 +69,54 @@ pub enum EngineError {
 impl EngineError {
     /// A stable snake_case code, as printed by the CLI (`not_found`, `connection`, ...).
     pub fn code(&self) -> &str {
-        todo!()
+        match self {
+            EngineError::Remote { code, .. } => code.as_str(),
+            EngineError::Local { source, .. } => local_code(source),
+            EngineError::Connection { .. } => "connection",
+            EngineError::Protocol(_) => "protocol",
+            EngineError::Checksum { .. } => "checksum_mismatch",
+            EngineError::Cancelled => "cancelled",
+        }
+    }
+
+    /// The server's error `body` about `path`.
+    pub fn remote(path: &str, body: ErrorBody) -> EngineError {
+        EngineError::Remote {
+            code: body.code,
+            message: body.message,
+            path: path.to_owned(),
+        }
+    }
+
+    /// A local IO error about `path`.
+    pub fn local(path: impl Into<PathBuf>, source: std::io::Error) -> EngineError {
+        EngineError::Local {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The protocol error code behind this error, when the server sent one.
+    pub fn remote_code(&self) -> Option<ErrorCode> {
+        match self {
+            EngineError::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
     }
 }
 
-/// One connection to the server, used for browsing and small operations.
-#[derive(Debug)]
-pub struct Session {}
-
-impl Session {
-    /// Connects and says `hello`.
-    pub async fn connect(_endpoint: &Endpoint) -> Result<Session, EngineError> {
-        todo!()
-    }
-    /// Whether the server said it is read-only.
-    pub fn read_only(&self) -> bool {
-        todo!()
-    }
-    pub async fn stat(&mut self, _path: &str) -> Result<Entry, EngineError> {
-        todo!()
-    }
-    /// A whole directory listing, in the server's order (callers sort).
-    pub async fn list(&mut self, _path: &str) -> Result<Vec<Entry>, EngineError> {
-        todo!()
-    }
-    pub async fn mkdir(&mut self, _path: &str) -> Result<(), EngineError> {
-        todo!()
-    }
-    pub async fn rename(&mut self, _from: &str, _to: &str) -> Result<(), EngineError> {
-        todo!()
-    }
-    pub async fn remove(&mut self, _path: &str, _recursive: bool) -> Result<(), EngineError> {
-        todo!()
-    }
-    pub async fn summary(&mut self, _path: &str) -> Result<SummaryReply, EngineError> {
-        todo!()
+/// Local IO errors get the same vocabulary as the server's, so scripts match one set of codes.
+fn local_code(error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::AlreadyExists => "already_exists",
+        ErrorKind::PermissionDenied => "forbidden",
+        ErrorKind::NotADirectory => "not_a_directory",
+        ErrorKind::IsADirectory => "is_a_directory",
+        ErrorKind::DirectoryNotEmpty => "not_empty",
+        ErrorKind::StorageFull => "no_space",
+        _ => "io",
     }
 }
 
@@ -154,7 +184,9 @@ pub struct JobProgress {
 /// How a finished job went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSummary {
+    /// Files now in place and verified (skipped ones not included).
     pub files: u64,
+    /// Payload bytes that crossed the wire: a resumed file counts only what was still missing.
     pub bytes: u64,
     pub skipped: u64,
     /// Files that failed (each also reported by [`TransferEvent::FileFailed`]).
@@ -194,21 +226,3 @@ pub enum TransferEvent {
     },
 }
 
-/// Runs transfer jobs in the background; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Engine {}
-
-impl Engine {
-    /// Starts an engine for one server; must be called inside a tokio runtime.
-    pub fn new(_endpoint: Endpoint) -> (Engine, mpsc::UnboundedReceiver<TransferEvent>) {
-        todo!()
-    }
-    /// Queues a job; it starts at once (several jobs run side by side).
-    pub fn submit(&self, _spec: JobSpec) -> JobId {
-        todo!()
-    }
-    /// Cancels a job: its partial files stay hidden, nothing appears under a final name.
-    pub fn cancel(&self, _job: JobId) {
-        todo!()
-    }
-}

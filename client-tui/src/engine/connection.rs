@@ -1,0 +1,188 @@
+//! One TCP connection speaking the frame protocol: connecting and `hello`, then typed headers
+//! and raw payload chunks in both directions.
+//!
+//! The connection splits into a [`ConnReader`] and a [`ConnWriter`] so that a worker can keep
+//! many requests in flight: the writer buffers requests and payloads while the reader, running
+//! concurrently, takes the responses in order. Nothing here holds more than one read buffer and
+//! one write buffer, whatever the file sizes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_protocol::codec::CodecError;
+use ferry_protocol::{
+    ErrorBody, Frame, FrameDecoder, HelloReply, Request, Token, VERSION, decode_reply,
+    encode_header, encode_request,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::FramedRead;
+
+use super::{Endpoint, EngineError};
+
+/// Socket buffers on both sides; large enough that a 1 MiB chunk costs a handful of syscalls.
+pub(crate) const IO_BUFFER: usize = 256 * 1024;
+/// How long to wait for the server to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The response side of a connection.
+#[derive(Debug)]
+pub(crate) struct ConnReader {
+    framed: FramedRead<OwnedReadHalf, FrameDecoder>,
+    addr: String,
+}
+
+/// The request side of a connection.
+#[derive(Debug)]
+pub(crate) struct ConnWriter {
+    writer: BufWriter<OwnedWriteHalf>,
+    addr: String,
+}
+
+/// A connection that has said `hello`.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) reader: ConnReader,
+    pub(crate) writer: ConnWriter,
+    pub(crate) hello: HelloReply,
+}
+
+/// The `host:port` form used in messages and for connecting (IPv6 in brackets).
+pub(crate) fn address(endpoint: &Endpoint) -> String {
+    if endpoint.host.contains(':') {
+        format!("[{}]:{}", endpoint.host, endpoint.port)
+    } else {
+        format!("{}:{}", endpoint.host, endpoint.port)
+    }
+}
+
+fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
+    EngineError::Connection {
+        addr: addr.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+impl Connection {
+    /// Connects, sets `TCP_NODELAY` (small pipelined requests must not wait for Nagle) and
+    /// exchanges `hello`.
+    pub(crate) async fn open(endpoint: &Endpoint) -> Result<Connection, EngineError> {
+        let addr = address(endpoint);
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| broken(&addr, "timed out connecting"))?
+            .map_err(|e| broken(&addr, e))?;
+        stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
+        let (read, write) = stream.into_split();
+        let mut conn = Connection {
+            reader: ConnReader {
+                framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
+                addr: addr.clone(),
+            },
+            writer: ConnWriter {
+                writer: BufWriter::with_capacity(IO_BUFFER, write),
+                addr,
+            },
+            hello: HelloReply {
+                version: VERSION,
+                server: String::new(),
+                read_only: false,
+            },
+        };
+        let hello = Request::Hello {
+            version: VERSION,
+            token: endpoint.token.clone().map(Token),
+        };
+        conn.hello = conn.request::<HelloReply>(&hello).await?.map_err(|body| {
+            EngineError::Remote {
+                code: body.code,
+                message: body.message,
+                path: String::new(),
+            }
+        })?;
+        Ok(conn)
+    }
+
+    /// Sends one request and waits for its single header reply.
+    pub(crate) async fn request<T: DeserializeOwned>(
+        &mut self,
+        request: &Request,
+    ) -> Result<Result<T, ErrorBody>, EngineError> {
+        self.writer.send(request).await?;
+        self.writer.flush().await?;
+        self.reader.header().await
+    }
+}
+
+impl ConnWriter {
+    /// Buffers a request header; [`flush`](Self::flush) sends it.
+    pub(crate) async fn send(&mut self, request: &Request) -> Result<(), EngineError> {
+        let line = encode_request(request).map_err(|e| EngineError::Protocol(e.to_string()))?;
+        self.write(&line).await
+    }
+
+    /// Buffers any header line (a trailer).
+    pub(crate) async fn send_header<T: Serialize>(&mut self, header: &T) -> Result<(), EngineError> {
+        let line = encode_header(header).map_err(|e| EngineError::Protocol(e.to_string()))?;
+        self.write(&line).await
+    }
+
+    /// Buffers payload bytes.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        self.writer
+            .write_all(bytes)
+            .await
+            .map_err(|e| broken(&self.addr, e))
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), EngineError> {
+        self.writer.flush().await.map_err(|e| broken(&self.addr, e))
+    }
+}
+
+impl ConnReader {
+    async fn next(&mut self) -> Result<Frame, EngineError> {
+        match self.framed.next().await {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(CodecError::Io(e))) => Err(broken(&self.addr, e)),
+            Some(Err(CodecError::Frame(e))) => Err(EngineError::Protocol(e.to_string())),
+            None => Err(broken(&self.addr, "the server closed the connection")),
+        }
+    }
+
+    /// Reads the next header as the reply `T`, or the error the server sent instead.
+    pub(crate) async fn header<T: DeserializeOwned>(
+        &mut self,
+    ) -> Result<Result<T, ErrorBody>, EngineError> {
+        match self.next().await? {
+            Frame::Header(line) => {
+                decode_reply::<T>(&line).map_err(|e| EngineError::Protocol(e.to_string()))
+            }
+            Frame::Payload(_) => Err(EngineError::Protocol(
+                "payload bytes where a header was expected".into(),
+            )),
+        }
+    }
+
+    /// Announces that the header just read is followed by `size` payload bytes.
+    pub(crate) fn expect_payload(&mut self, size: u64) {
+        self.framed.decoder_mut().expect_payload(size);
+    }
+
+    /// The next chunk of the announced payload; `None` once it has all been read.
+    pub(crate) async fn payload_chunk(&mut self) -> Result<Option<Bytes>, EngineError> {
+        if self.framed.decoder().payload_remaining() == 0 {
+            return Ok(None);
+        }
+        match self.next().await? {
+            Frame::Payload(bytes) => Ok(Some(bytes)),
+            Frame::Header(_) => Err(EngineError::Protocol(
+                "a header where payload bytes were expected".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The local side of transfers: walking sources, the hidden partial file that stands for a
+//! download until it is verified, free names for the `Rename` policy and prefix hashes for
+//! resuming. All of it is blocking `std::fs` code, run by callers on the blocking pool.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_protocol::path;
+
+/// Read size for hashing and sending: big enough to keep syscalls rare, small enough that
+/// memory stays flat whatever the file size.
+pub(crate) const CHUNK: usize = 1024 * 1024;
+
+/// One regular file found under a local source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LocalFile {
+    /// Wire-style path relative to the walked root (`""` when the root is the file itself).
+    pub rel: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// Everything under a local source that a transfer can carry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct LocalTree {
+    /// Directories relative to the root, parents before children (the root itself excluded).
+    pub dirs: Vec<String>,
+    pub files: Vec<LocalFile>,
+    /// Symlinks, special files and names the wire cannot carry.
+    pub skipped: u64,
+    /// Whether the root is a directory.
+    pub root_is_dir: bool,
+}
+
+/// Seconds since the epoch, negative before it.
+pub(crate) fn mtime_secs(meta: &fs::Metadata) -> i64 {
+    match meta.modified() {
+        Ok(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        },
+        Err(_) => 0,
+    }
+}
+
+/// The `SystemTime` of an epoch-seconds mtime.
+pub(crate) fn system_time(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+/// Walks a local source without following symlinks. A source that is itself a symlink or a
+/// special file gives an empty tree with one skipped entry.
+pub(crate) fn walk(root: &Path) -> io::Result<LocalTree> {
+    let meta = fs::symlink_metadata(root)?;
+    let mut tree = LocalTree::default();
+    if meta.is_file() {
+        tree.files.push(LocalFile {
+            rel: String::new(),
+            path: root.to_owned(),
+            size: meta.len(),
+            mtime: mtime_secs(&meta),
+        });
+        return Ok(tree);
+    }
+    if !meta.is_dir() {
+        tree.skipped = 1;
+        return Ok(tree);
+    }
+    tree.root_is_dir = true;
+    let mut stack = vec![(root.to_owned(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let mut entries = fs::read_dir(&dir)?.collect::<Result<Vec<_>, _>>()?;
+        // Sorted so that transfers and their logs come out in a stable, readable order; pushed
+        // in reverse so the stack pops them in order.
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for entry in entries {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                tree.skipped += 1;
+                continue;
+            };
+            if path::check_name(&name).is_err() || path::is_partial_name(&name) {
+                // Names the server would refuse, and our own unfinished downloads.
+                if !path::is_partial_name(&name) {
+                    tree.skipped += 1;
+                }
+                continue;
+            }
+            let meta = entry.metadata()?;
+            let child_rel = path::join(&rel, &name);
+            if meta.is_dir() {
+                tree.dirs.push(child_rel.clone());
+                subdirs.push((entry.path(), child_rel));
+            } else if meta.is_file() {
+                tree.files.push(LocalFile {
+                    rel: child_rel,
+                    path: entry.path(),
+                    size: meta.len(),
+                    mtime: mtime_secs(&meta),
+                });
+            } else {
+                tree.skipped += 1;
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(tree)
+}
+
+/// The hidden partial file beside `final_path`.
+pub(crate) fn partial_path(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(path::partial_name(&name))
+}
+
+/// `name` with ` (n)` before its extension, for the first `n` that `taken` says is free.
+pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(name) {
+        return name.to_owned();
+    }
+    // A leading dot is part of the name, not an extension (".bashrc (1)").
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    (1u64..)
+        .map(|n| format!("{stem} ({n}){ext}"))
+        .find(|candidate| !taken(candidate))
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// A local path with a free name in the same directory.
+pub(crate) fn free_local_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let free = free_name(&name, |candidate| {
+        fs::symlink_metadata(path.with_file_name(candidate)).is_ok()
+    });
+    path.with_file_name(free)
+}
+
+/// Hashes the first `len` bytes of a file; `None` when the file is shorter.
+pub(crate) fn hash_prefix(path: &Path, len: u64) -> io::Result<Option<blake3::Hasher>> {
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut left = len;
+    let mut buf = vec![0u8; CHUNK];
+    while left > 0 {
+        let want = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(Some(hasher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_names_keep_the_extension() {
+        let taken = |n: &str| ["a.txt", "a (1).txt", "dir", ".rc"].contains(&n);
+        assert_eq!(free_name("b.txt", taken), "b.txt");
+        assert_eq!(free_name("a.txt", taken), "a (2).txt");
+        assert_eq!(free_name("dir", taken), "dir (1)");
+        assert_eq!(free_name(".rc", taken), ".rc (1)");
+    }
+
+    #[test]
+    fn partial_paths_sit_beside_the_final_file() {
+        assert_eq!(
+            partial_path(Path::new("/d/x/a b.txt")),
+            PathBuf::from("/d/x/.ferry-part.a b.txt")
+        );
+    }
+
+    #[test]
+    fn walks_in_order_skipping_links_and_partials() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("src");
+        fs::create_dir_all(root.join("b/c")).unwrap();
+        fs::write(root.join("z.txt"), b"zz").unwrap();
+        fs::write(root.join("b/one"), b"1").unwrap();
+        fs::write(root.join("b/c/two"), b"22").unwrap();
+        fs::write(root.join(".ferry-part.half"), b"h").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("b", root.join("dirlink")).unwrap();
+
+        let tree = walk(&root).unwrap();
+        assert!(tree.root_is_dir);
+        assert_eq!(tree.dirs, vec!["b", "b/c"]);
+        let rels: Vec<_> = tree.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, vec!["z.txt", "b/one", "b/c/two"]);
+        assert_eq!(tree.files[0].size, 2);
+        assert_eq!(tree.skipped, 2);
+
+        let single = walk(&root.join("z.txt")).unwrap();
+        assert!(!single.root_is_dir);
+        assert_eq!(single.files.len(), 1);
+        assert_eq!(single.files[0].rel, "");
+        assert_eq!(walk(&root.join("link")).unwrap().skipped, 1);
+    }
+
+    #[test]
+    fn prefix_hashes_match_whole_buffer_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(&file, &data).unwrap();
+        let cut = 2 * CHUNK + 5;
+        let hasher = hash_prefix(&file, cut as u64).unwrap().unwrap();
+        assert_eq!(hasher.finalize(), blake3::hash(&data[..cut]));
+        assert!(hash_prefix(&file, data.len() as u64 + 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn mtimes_round_trip_through_seconds() {
+        for secs in [0i64, 1_700_000_000, -86_400] {
+            let t = system_time(secs);
+            let back = match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => d.as_secs() as i64,
+                Err(e) => -(e.duration().as_secs() as i64),
+            };
+            assert_eq!(back, secs);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! [`Session`]: one connection for browsing and small operations, one request at a time.
+//!
+//! Listings arrive in batches; [`Session::list`] collects them for the TUI, while
+//! [`Session::list_stream`] hands them out one batch at a time so `ls --json` of a huge
+//! directory never holds more than one batch.
+
+use ferry_protocol::{
+    Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, Request, StatReply,
+    SummaryReply,
+};
+use ferry_protocol::{Digest, ErrorBody};
+
+use super::EngineError;
+use super::connection::Connection;
+use super::Endpoint;
+
+/// One connection to the server, used for browsing and small operations.
+#[derive(Debug)]
+pub struct Session {
+    conn: Connection,
+    /// Set when a listing was dropped before its last batch: its leftovers are still on the wire.
+    poisoned: bool,
+}
+
+/// A listing being received batch by batch; see [`Session::list_stream`].
+#[derive(Debug)]
+pub struct ListStream<'a> {
+    session: &'a mut Session,
+    path: String,
+    finished: bool,
+    skipped: u64,
+}
+
+impl ListStream<'_> {
+    /// The next batch of entries, `None` after the last one.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Entry>>, EngineError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let batch = self
+            .session
+            .conn
+            .reader
+            .header::<ListBatch>()
+            .await?
+            .map_err(|body| {
+                self.finished = true;
+                EngineError::remote(&self.path, body)
+            })?;
+        if !batch.more {
+            self.finished = true;
+            self.skipped = batch.skipped;
+        }
+        Ok(Some(batch.entries))
+    }
+
+    /// Entries the server left out (unaddressable names), known once the stream has ended.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+impl Drop for ListStream<'_> {
+    fn drop(&mut self) {
+        // A listing abandoned halfway leaves batches on the wire that the next request would
+        // read as its answer; the session is no longer usable, so make that loud.
+        if !self.finished {
+            self.session.poisoned = true;
+        }
+    }
+}
+
+impl Session {
+    /// Connects and says `hello`.
+    pub async fn connect(endpoint: &Endpoint) -> Result<Session, EngineError> {
+        Ok(Session {
+            conn: Connection::open(endpoint).await?,
+            poisoned: false,
+        })
+    }
+
+    /// Whether the server said it is read-only.
+    pub fn read_only(&self) -> bool {
+        self.conn.hello.read_only
+    }
+
+    /// The server's name and version, as it introduced itself.
+    pub fn server_name(&self) -> &str {
+        &self.conn.hello.server
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        request: Request,
+    ) -> Result<T, EngineError> {
+        if self.poisoned {
+            return Err(EngineError::Protocol(
+                "a listing was abandoned halfway; open a new session".into(),
+            ));
+        }
+        self.conn
+            .request::<T>(&request)
+            .await?
+            .map_err(|body| EngineError::remote(path, body))
+    }
+
+    pub async fn stat(&mut self, path: &str) -> Result<Entry, EngineError> {
+        let reply: StatReply = self.call(path, Request::Stat { path: path.into() }).await?;
+        Ok(reply.entry)
+    }
+
+    /// Like [`stat`](Self::stat), with `not_found` as `None`.
+    pub async fn try_stat(&mut self, path: &str) -> Result<Option<Entry>, EngineError> {
+        match self.stat(path).await {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A whole directory listing, in the server's order (callers sort).
+    pub async fn list(&mut self, path: &str) -> Result<Vec<Entry>, EngineError> {
+        self.collect(Request::List { path: path.into() }, path).await
+    }
+
+    /// Every entry below `path`, names relative to it, parents before children.
+    pub async fn walk(&mut self, path: &str) -> Result<Vec<Entry>, EngineError> {
+        self.collect(Request::Walk { path: path.into() }, path).await
+    }
+
+    async fn collect(&mut self, request: Request, path: &str) -> Result<Vec<Entry>, EngineError> {
+        let mut stream = self.start_stream(request, path).await?;
+        let mut all = Vec::new();
+        while let Some(batch) = stream.next_batch().await? {
+            all.extend(batch);
+        }
+        Ok(all)
+    }
+
+    /// A directory listing delivered batch by batch. The session must not be used for anything
+    /// else until the stream has returned `None` (or an error).
+    pub async fn list_stream(&mut self, path: &str) -> Result<ListStream<'_>, EngineError> {
+        self.start_stream(Request::List { path: path.into() }, path)
+            .await
+    }
+
+    /// Like [`list_stream`](Self::list_stream) for a whole tree (`walk`).
+    pub async fn walk_stream(&mut self, path: &str) -> Result<ListStream<'_>, EngineError> {
+        self.start_stream(Request::Walk { path: path.into() }, path)
+            .await
+    }
+
+    async fn start_stream(
+        &mut self,
+        request: Request,
+        path: &str,
+    ) -> Result<ListStream<'_>, EngineError> {
+        if self.poisoned {
+            return Err(EngineError::Protocol(
+                "a listing was abandoned halfway; open a new session".into(),
+            ));
+        }
+        self.conn.writer.send(&request).await?;
+        self.conn.writer.flush().await?;
+        Ok(ListStream {
+            session: self,
+            path: path.to_owned(),
+            finished: false,
+            skipped: 0,
+        })
+    }
+
+    /// Creates a directory and any missing parents.
+    pub async fn mkdir(&mut self, path: &str) -> Result<(), EngineError> {
+        let _: Done = self
+            .call(
+                path,
+                Request::Mkdir {
+                    path: path.into(),
+                    parents: true,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Moves `from` to `to`; an existing `to` is an error.
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
+        let _: Done = self
+            .call(
+                from,
+                Request::Rename {
+                    path: from.into(),
+                    to: to.into(),
+                    overwrite: false,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn remove(&mut self, path: &str, recursive: bool) -> Result<(), EngineError> {
+        let _: Done = self
+            .call(
+                path,
+                Request::Remove {
+                    path: path.into(),
+                    recursive,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn summary(&mut self, path: &str) -> Result<SummaryReply, EngineError> {
+        self.call(path, Request::Summary { path: path.into() }).await
+    }
+
+    /// How many bytes a hidden partial upload of `path` holds, and their digest.
+    pub async fn partial(&mut self, path: &str) -> Result<PartialReply, EngineError> {
+        self.call(path, Request::Partial { path: path.into() })
+            .await
+    }
+
+    /// The digest of a remote file of `size` bytes, without moving its bytes: a `get` from its
+    /// end returns no payload, only the whole-file digest.
+    pub async fn digest(&mut self, path: &str, size: u64) -> Result<Digest, EngineError> {
+        let reply: GetReply = self
+            .call(
+                path,
+                Request::Get {
+                    path: path.into(),
+                    offset: size,
+                },
+            )
+            .await?;
+        self.conn.reader.expect_payload(reply.size);
+        while self.conn.reader.payload_chunk().await?.is_some() {}
+        let trailer: Result<GetTrailer, ErrorBody> = self.conn.reader.header().await?;
+        Ok(trailer.map_err(|body| EngineError::remote(path, body))?.digest)
+    }
+
+    /// Removes several paths with one round trip's worth of waiting, returning each outcome.
+    pub async fn remove_many(
+        &mut self,
+        paths: &[String],
+        recursive: bool,
+    ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        let requests = paths
+            .iter()
+            .map(|p| Request::Remove {
+                path: p.clone(),
+                recursive,
+            })
+            .collect::<Vec<_>>();
+        self.pipeline(paths, &requests).await
+    }
+
+    /// Creates several directories (parents first), returning each outcome.
+    pub async fn mkdir_many(
+        &mut self,
+        paths: &[String],
+    ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        let requests = paths
+            .iter()
+            .map(|p| Request::Mkdir {
+                path: p.clone(),
+                parents: true,
+            })
+            .collect::<Vec<_>>();
+        self.pipeline(paths, &requests).await
+    }
+
+    /// Sends small requests in windows and reads their `Done` replies; each window is small
+    /// enough to sit in the socket buffers, so writing it whole before reading cannot deadlock.
+    async fn pipeline(
+        &mut self,
+        paths: &[String],
+        requests: &[Request],
+    ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        const WINDOW: usize = 64;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for (chunk, names) in requests.chunks(WINDOW).zip(paths.chunks(WINDOW)) {
+            for request in chunk {
+                self.conn.writer.send(request).await?;
+            }
+            self.conn.writer.flush().await?;
+            for name in names {
+                let reply = self.conn.reader.header::<Done>().await?;
+                outcomes.push(reply.map(drop).map_err(|body| EngineError::remote(name, body)));
+            }
+        }
+        Ok(outcomes)
+    }
+}
