@@ -1,1 +1,84 @@
-//! placeholder
+//! `ferry-server`: serves one directory to many ferry clients at once.
+//!
+//! The binary is a thin shell around [`run`], so the client can embed a server in-process and
+//! tests can drive a real one on `127.0.0.1:0`.
+//!
+//! # Modules
+//! - [`listener`](crate::listener): the accept loop, the connection limit and graceful shutdown.
+//! - `connection`: one client's byte stream: header reads with limits and timeouts, batched
+//!   writes, the `hello` handshake and request dispatch.
+//! - `ops`: one file per operation, each answering one request.
+//! - `root`: every filesystem path decision, resolved beneath an open handle on the root.
+//! - `uploads`: the server-wide set of paths being written, so two writers never collide.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod connection;
+mod error;
+pub mod listener;
+mod ops;
+mod root;
+mod uploads;
+
+pub use listener::run;
+
+/// How a server behaves; build one with [`Config::new`] and adjust the public fields.
+#[derive(Clone)]
+pub struct Config {
+    /// The directory served; clients can never reach outside it.
+    pub root: PathBuf,
+    /// Refuse every operation that would change the tree.
+    pub read_only: bool,
+    /// The shared secret a client's `hello` must carry, when set.
+    pub token: Option<String>,
+    /// Connections served at once; one more gets a `busy` error and is closed.
+    pub max_connections: usize,
+    /// A connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Once a header line has started, it must be complete within this long.
+    pub header_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults of the `ferry-server` binary for `root`: writable, no token, 256 connections,
+    /// 300 s idle timeout, 30 s header timeout.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            read_only: false,
+            token: None,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    // Hand-written so the token never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("root", &self.root)
+            .field("read_only", &self.read_only)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_connections", &self.max_connections)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("header_timeout", &self.header_timeout)
+            .finish()
+    }
+}
+
+/// Why the server could not run at all. Errors of single connections never end up here.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the root directory {path}: {source}")]
+    OpenRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the root {0} is not a directory")]
+    RootNotDir(PathBuf),
+}

@@ -1,0 +1,321 @@
+//! One client's connection: splitting its bytes into frames under the header cap and the
+//! timeouts, writing replies through one buffer that is flushed only when no further pipelined
+//! request is waiting, and the request loop that answers each header in order.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ferry_protocol::{ErrorCode, Frame, FrameDecoder, FrameError, decode_request, encode_err};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::listener::Shared;
+use crate::ops::{self, Flow, Session};
+
+/// Bytes asked of the socket per read; big, so a fast upload costs few syscalls.
+const READ_CAPACITY: usize = 512 * 1024;
+/// Below this much free room the read buffer is grown before the next read.
+const MIN_READ_ROOM: usize = 64 * 1024;
+/// Replies are gathered up to this size before they reach the socket.
+const WRITE_CAPACITY: usize = 256 * 1024;
+/// After a fatal error reply, how long and how much input is read and dropped before closing,
+/// so the peer's unread bytes do not turn the close into a reset that loses the reply.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why a connection ended early. Each is logged; none stops the listener.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("header line longer than the protocol allows")]
+    HeaderTooLong,
+    #[error("the peer closed the connection inside a message")]
+    Truncated,
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("no request for the idle timeout")]
+    Idle,
+    #[error("the server is shutting down")]
+    Cancelled,
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+}
+
+/// The framed byte stream of one client.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    reader: OwnedReadHalf,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    writer: BufWriter<OwnedWriteHalf>,
+    /// When the first byte of a header that is not complete yet arrived.
+    header_started: Option<Instant>,
+    idle_timeout: Duration,
+    header_timeout: Duration,
+    cancel: CancellationToken,
+}
+
+impl Connection {
+    pub fn new(
+        stream: TcpStream,
+        idle_timeout: Duration,
+        header_timeout: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        let (reader, writer) = stream.into_split();
+        Self {
+            reader,
+            buf: BytesMut::with_capacity(READ_CAPACITY),
+            decoder: FrameDecoder::new(),
+            writer: BufWriter::with_capacity(WRITE_CAPACITY, writer),
+            header_started: None,
+            idle_timeout,
+            header_timeout,
+            cancel,
+        }
+    }
+
+    /// The next frame; `Ok(None)` when the peer closed cleanly between messages.
+    ///
+    /// Buffered replies are flushed just before the socket would be waited on, so a burst of
+    /// pipelined requests is answered with one write instead of one per reply.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnError> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    if matches!(frame, Frame::Header(_)) {
+                        self.header_started = None;
+                    }
+                    return Ok(Some(frame));
+                }
+                Ok(None) => {}
+                Err(FrameError::HeaderTooLong { .. }) => return Err(ConnError::HeaderTooLong),
+                Err(FrameError::Truncated(_)) => return Err(ConnError::Truncated),
+            }
+            let in_payload = self.decoder.payload_remaining() > 0;
+            if !in_payload && !self.buf.is_empty() && self.header_started.is_none() {
+                self.header_started = Some(Instant::now());
+            }
+            if !self.writer.buffer().is_empty() {
+                self.flush().await?;
+            }
+            let (deadline, stalled) = match (in_payload, self.header_started) {
+                (true, _) => (
+                    Instant::now() + self.idle_timeout,
+                    ConnError::Timeout("payload bytes"),
+                ),
+                (false, Some(start)) => (
+                    start + self.header_timeout,
+                    ConnError::Timeout("the rest of a header"),
+                ),
+                (false, None) => (Instant::now() + self.idle_timeout, ConnError::Idle),
+            };
+            if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
+                self.buf.reserve(READ_CAPACITY);
+            }
+            let read = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
+                read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)) => read,
+            };
+            let n = match read {
+                Ok(n) => n?,
+                Err(_elapsed) => return Err(stalled),
+            };
+            if n == 0 {
+                return if self.buf.is_empty() && !in_payload {
+                    Ok(None)
+                } else {
+                    Err(ConnError::Truncated)
+                };
+            }
+        }
+    }
+
+    /// Announces that the header just read is followed by `size` payload bytes.
+    pub fn expect_payload(&mut self, size: u64) {
+        self.decoder.expect_payload(size);
+    }
+
+    /// The next piece of the announced payload; `None` once all of it has been read.
+    pub async fn read_payload(&mut self) -> Result<Option<Bytes>, ConnError> {
+        if self.decoder.payload_remaining() == 0 {
+            return Ok(None);
+        }
+        match self.read_frame().await? {
+            Some(Frame::Payload(bytes)) => Ok(Some(bytes)),
+            Some(Frame::Header(_)) => Err(ConnError::Protocol("a header inside a payload")),
+            None => Err(ConnError::Truncated),
+        }
+    }
+
+    /// Reads and drops the rest of the announced payload.
+    pub async fn skip_payload(&mut self) -> Result<(), ConnError> {
+        while self.read_payload().await?.is_some() {}
+        Ok(())
+    }
+
+    /// Reads a header line that must follow (a `put` trailer); the peer may not stop here.
+    pub async fn read_header(&mut self) -> Result<Bytes, ConnError> {
+        match self.read_frame().await? {
+            Some(Frame::Header(line)) => Ok(line),
+            Some(Frame::Payload(_)) => Err(ConnError::Protocol("payload without a header")),
+            None => Err(ConnError::Truncated),
+        }
+    }
+
+    /// Queues bytes for the peer. A peer that stops reading for the idle timeout is dropped.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        if self.writer.buffer().len() + bytes.len() <= WRITE_CAPACITY {
+            // Fits in the buffer: no IO happens, so no timer or cancellation is needed.
+            return Ok(self.writer.write_all(bytes).await?);
+        }
+        let idle = self.idle_timeout;
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(ConnError::Cancelled),
+            written = tokio::time::timeout(idle, self.writer.write_all(bytes)) => match written {
+                Ok(result) => Ok(result?),
+                Err(_elapsed) => Err(ConnError::Timeout("the peer to read")),
+            },
+        }
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ConnError> {
+        let idle = self.idle_timeout;
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(ConnError::Cancelled),
+            flushed = tokio::time::timeout(idle, self.writer.flush()) => match flushed {
+                Ok(result) => Ok(result?),
+                Err(_elapsed) => Err(ConnError::Timeout("the peer to read")),
+            },
+        }
+    }
+
+    /// Sends a last error line and closes gently: our side is shut, and what the peer still
+    /// sends is read and dropped for a moment so the line is not lost to a reset.
+    async fn close_with(mut self, line: &[u8]) {
+        let sent = async {
+            self.writer.write_all(line).await?;
+            self.writer.flush().await?;
+            self.writer.shutdown().await
+        };
+        if tokio::time::timeout(LINGER_TIME, sent).await.is_err() {
+            return;
+        }
+        linger(&mut self.reader).await;
+    }
+
+    /// Flushes what is left and closes our side.
+    async fn finish(mut self) {
+        let closing = async {
+            self.writer.flush().await?;
+            self.writer.shutdown().await
+        };
+        if let Ok(Err(err)) = tokio::time::timeout(LINGER_TIME, closing).await {
+            debug!(%err, "closing");
+        }
+    }
+}
+
+/// Reads and drops input for at most [`LINGER_TIME`] and [`LINGER_BYTES`].
+pub(crate) async fn linger<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
+    let drain = async {
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match reader.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// Serves one client until it leaves, errs or the server shuts down. The permit is held for
+/// the connection's whole life, which is what bounds the number of connections.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) {
+    let config = &shared.config;
+    let mut conn = Connection::new(stream, config.idle_timeout, config.header_timeout, cancel);
+    debug!(%peer, "connection open");
+    let mut session = Session::default();
+    let ended = loop {
+        let line = match conn.read_frame().await {
+            Ok(Some(Frame::Header(line))) => line,
+            Ok(Some(Frame::Payload(_))) => {
+                break Err(ConnError::Protocol("payload without a header"));
+            }
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err),
+        };
+        let request = match decode_request(&line) {
+            Ok(request) => request,
+            Err(err) => {
+                let answered = async {
+                    conn.write(&encode_err(ErrorCode::BadRequest, &err.message))
+                        .await?;
+                    conn.expect_payload(err.payload);
+                    conn.skip_payload().await
+                };
+                match answered.await {
+                    Ok(()) => continue,
+                    Err(err) => break Err(err),
+                }
+            }
+        };
+        match ops::handle(&mut conn, &shared, &mut session, request).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Close) => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
+    match ended {
+        Ok(()) => {
+            debug!(%peer, "connection closed");
+            conn.finish().await;
+        }
+        Err(ConnError::HeaderTooLong) => {
+            warn!(%peer, "header line over the limit; closing");
+            let line = encode_err(
+                ErrorCode::HeaderTooLong,
+                &format!(
+                    "header line longer than {} bytes",
+                    ferry_protocol::MAX_HEADER_LEN
+                ),
+            );
+            conn.close_with(&line).await;
+        }
+        Err(ConnError::Timeout(what)) => {
+            debug!(%peer, "timed out waiting for {what}");
+            let line = encode_err(ErrorCode::Timeout, &format!("timed out waiting for {what}"));
+            conn.close_with(&line).await;
+        }
+        Err(ConnError::Idle) => {
+            debug!(%peer, "idle; closing");
+            conn.finish().await;
+        }
+        Err(ConnError::Cancelled) => debug!(%peer, "closed for shutdown"),
+        Err(err @ (ConnError::Truncated | ConnError::Io(_))) => {
+            debug!(%peer, %err, "connection lost");
+        }
+        Err(err @ ConnError::Protocol(_)) => warn!(%peer, %err, "closing"),
+    }
+    drop(permit);
+}

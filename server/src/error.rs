@@ -1,0 +1,88 @@
+//! The error a single request ends with: a stable code for the client and a message naming the
+//! path. It is answered and the connection carries on; only [`crate::connection::ConnError`]
+//! ends a connection.
+
+use std::io;
+
+use ferry_protocol::ErrorCode;
+
+/// A failed request, as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub(crate) struct OpError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl OpError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Maps a filesystem error on `path` to its wire code. cap-std reports a path that leads
+    /// outside the root as `PermissionDenied`, so escapes come out as `forbidden`.
+    pub fn io(err: &io::Error, path: &str) -> Self {
+        let code = code_of(err);
+        let shown = if path.is_empty() { "/" } else { path };
+        Self::new(code, format!("{shown}: {err}"))
+    }
+
+    /// The error line to send for it.
+    pub fn encode(&self) -> Vec<u8> {
+        ferry_protocol::encode_err(self.code, &self.message)
+    }
+}
+
+/// The wire code for an IO error.
+pub(crate) fn code_of(err: &io::Error) -> ErrorCode {
+    match err.kind() {
+        io::ErrorKind::NotFound => ErrorCode::NotFound,
+        io::ErrorKind::AlreadyExists => ErrorCode::AlreadyExists,
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => ErrorCode::Forbidden,
+        io::ErrorKind::NotADirectory => ErrorCode::NotADirectory,
+        io::ErrorKind::IsADirectory => ErrorCode::IsADirectory,
+        io::ErrorKind::DirectoryNotEmpty => ErrorCode::NotEmpty,
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorCode::NoSpace,
+        io::ErrorKind::InvalidFilename => ErrorCode::BadPath,
+        _ => match err.raw_os_error() {
+            // ELOOP: a symlink loop, or a no-follow open that met a symlink.
+            Some(40) => ErrorCode::Forbidden,
+            // ENAMETOOLONG
+            Some(36) => ErrorCode::BadPath,
+            _ => ErrorCode::Io,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_documented_kinds() {
+        let cases = [
+            (io::ErrorKind::NotFound, ErrorCode::NotFound),
+            (io::ErrorKind::AlreadyExists, ErrorCode::AlreadyExists),
+            (io::ErrorKind::PermissionDenied, ErrorCode::Forbidden),
+            (io::ErrorKind::NotADirectory, ErrorCode::NotADirectory),
+            (io::ErrorKind::IsADirectory, ErrorCode::IsADirectory),
+            (io::ErrorKind::DirectoryNotEmpty, ErrorCode::NotEmpty),
+            (io::ErrorKind::StorageFull, ErrorCode::NoSpace),
+            (io::ErrorKind::BrokenPipe, ErrorCode::Io),
+        ];
+        for (kind, code) in cases {
+            assert_eq!(code_of(&io::Error::from(kind)), code, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_path() {
+        let err = OpError::io(&io::Error::from(io::ErrorKind::NotFound), "a/b.txt");
+        assert!(err.message.contains("a/b.txt"), "{}", err.message);
+        let root = OpError::io(&io::Error::from(io::ErrorKind::NotFound), "");
+        assert!(root.message.starts_with("/:"), "{}", root.message);
+    }
+}

@@ -1,0 +1,118 @@
+//! The accept loop: one task per connection, a cap on how many run at once, and a graceful
+//! stop when the shutdown future resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_protocol::{ErrorCode, encode_err};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::connection::{self, linger};
+use crate::root::Root;
+use crate::uploads::Uploads;
+use crate::{Config, ServerError};
+
+/// What every connection of one server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub root: Root,
+    pub uploads: Uploads,
+    /// The configured token's BLAKE3 hash: comparing fixed-size hashes in constant time leaks
+    /// neither the token's bytes nor its length.
+    pub token_hash: Option<[u8; 32]>,
+}
+
+/// How long to back off after a failed `accept` (out of file descriptors, say), so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a refused client is given to read its `busy` line.
+const REFUSE_TIME: Duration = Duration::from_secs(2);
+
+/// Serves `config.root` to every client of `listener` until `shutdown` resolves.
+///
+/// Connection errors are logged and never end the loop. On shutdown, accepting stops, every
+/// connection is cancelled (an upload in flight keeps its hidden partial file, never a final
+/// name) and `run` returns once all of them have ended.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let root = Root::open(&config.root).map_err(|source| ServerError::OpenRoot {
+        path: config.root.clone(),
+        source,
+    })?;
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let shared = Arc::new(Shared {
+        token_hash: config
+            .token
+            .as_ref()
+            .map(|token| *blake3::hash(token.as_bytes()).as_bytes()),
+        config,
+        root,
+        uploads: Uploads::default(),
+    });
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, "serving");
+    }
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                warn!(%err, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            debug!(%peer, %err, "cannot set TCP_NODELAY");
+        }
+        match Arc::clone(&limit).try_acquire_owned() {
+            Ok(permit) => {
+                tracker.spawn(connection::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&shared),
+                    cancel.child_token(),
+                    permit,
+                ));
+            }
+            Err(_) => {
+                warn!(%peer, max = shared.config.max_connections, "too many connections; refusing");
+                tracker.spawn(refuse(stream));
+            }
+        }
+    }
+    info!("shutting down");
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// Tells a client over the connection limit why it is turned away, then closes.
+async fn refuse(stream: TcpStream) {
+    let (mut reader, mut writer) = stream.into_split();
+    let line = encode_err(ErrorCode::Busy, "too many connections; try again later");
+    let sent = async {
+        writer.write_all(&line).await?;
+        writer.shutdown().await
+    };
+    if let Ok(Ok(())) = tokio::time::timeout(REFUSE_TIME, sent).await {
+        linger(&mut reader).await;
+    }
+}

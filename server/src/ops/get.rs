@@ -1,0 +1,138 @@
+//! `get`: a file's bytes from an offset, streamed in big chunks by a blocking reader, followed
+//! by the whole file's digest. The announced count is always sent in full (zeros stand in for
+//! bytes that vanished) so the stream stays framed; a file that changed meanwhile ends with a
+//! `file_changed` error instead of a digest.
+
+use std::io::{self, Read};
+
+use bytes::{Bytes, BytesMut};
+use cap_std::fs::{Metadata, MetadataExt};
+use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
+use tokio::sync::mpsc;
+
+use super::ok_line;
+use crate::error::OpError;
+use crate::listener::Shared;
+use crate::root::RemotePath;
+
+/// Bytes per read and per message to the socket writer.
+const CHUNK: usize = 256 * 1024;
+
+pub(super) fn get(shared: &Shared, wire: &str, offset: u64, tx: &mpsc::Sender<Bytes>) {
+    let opened = open_at(shared, wire, offset);
+    let (mut file, meta, mut hasher) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            let _ = tx.blocking_send(Bytes::from(err.encode()));
+            return;
+        }
+    };
+    let file_size = meta.len();
+    let reply = GetReply {
+        size: file_size - offset,
+        file_size,
+        offset,
+        mtime: meta.mtime(),
+        mode: meta.mode() & 0o7777,
+    };
+    let header = match ok_line(&reply) {
+        Ok(line) => line,
+        Err(err) => {
+            let _ = tx.blocking_send(Bytes::from(err.encode()));
+            return;
+        }
+    };
+    if tx.blocking_send(Bytes::from(header)).is_err() {
+        return;
+    }
+    let mut remaining = reply.size;
+    let mut trouble: Option<OpError> = None;
+    while remaining > 0 {
+        let want = usize::try_from(remaining).map_or(CHUNK, |r| r.min(CHUNK));
+        let mut chunk = BytesMut::zeroed(want);
+        if trouble.is_none() {
+            match read_full(&mut file, &mut chunk) {
+                Ok(n) if n == want => {
+                    hasher.update(&chunk);
+                }
+                Ok(_) => trouble = Some(changed(wire, "it shrank")),
+                Err(err) => trouble = Some(OpError::io(&err, wire)),
+            }
+        }
+        if tx.blocking_send(chunk.freeze()).is_err() {
+            return;
+        }
+        remaining -= want as u64;
+    }
+    if trouble.is_none() {
+        trouble = match file.metadata() {
+            Ok(after) if same_version(&meta, &after) => None,
+            Ok(_) => Some(changed(wire, "it was modified")),
+            Err(err) => Some(OpError::io(&err, wire)),
+        };
+    }
+    let trailer = match trouble {
+        None => ok_line(&GetTrailer {
+            digest: hasher.finalize().into(),
+        })
+        .unwrap_or_else(|err| err.encode()),
+        Some(err) => err.encode(),
+    };
+    let _ = tx.blocking_send(Bytes::from(trailer));
+}
+
+/// Opens the file and hashes the part before `offset`, since the trailer covers the whole file.
+fn open_at(
+    shared: &Shared,
+    wire: &str,
+    offset: u64,
+) -> Result<(std::fs::File, Metadata, blake3::Hasher), OpError> {
+    let path = RemotePath::parse(wire)?;
+    let (file, meta) = shared.root.open_file(&path)?;
+    let mut file = file.into_std();
+    if offset > meta.len() {
+        return Err(OpError::new(
+            ErrorCode::OffsetMismatch,
+            format!(
+                "{wire}: offset {offset} is past the end ({} bytes)",
+                meta.len()
+            ),
+        ));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let copied = io::copy(&mut (&mut file).take(offset), &mut hasher)
+        .map_err(|err| OpError::io(&err, wire))?;
+    if copied != offset {
+        return Err(changed(wire, "it shrank"));
+    }
+    Ok((file, meta, hasher))
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
+}
+
+/// Whether a file still looks like the version that was announced.
+fn same_version(before: &Metadata, after: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    before.len() == after.len()
+        && before.mtime() == after.mtime()
+        && before.mtime_nsec() == after.mtime_nsec()
+}
+
+fn changed(wire: &str, how: &str) -> OpError {
+    OpError::new(
+        ErrorCode::FileChanged,
+        format!("{wire}: the file changed while it was sent ({how})"),
+    )
+}

@@ -1,0 +1,68 @@
+//! `hello`: the version check and the token, which must come before anything else.
+
+use ferry_protocol::{ErrorCode, HelloReply, Token, VERSION};
+use subtle::ConstantTimeEq;
+
+use super::{Flow, ok_line};
+use crate::connection::{ConnError, Connection};
+use crate::error::OpError;
+use crate::listener::Shared;
+
+/// Wrong tokens tolerated on one connection before it is closed, to slow guessing down.
+const MAX_FAILURES: u32 = 3;
+
+/// What a connection has proved so far.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    greeted: bool,
+    failures: u32,
+}
+
+impl Session {
+    pub fn greeted(&self) -> bool {
+        self.greeted
+    }
+}
+
+pub(super) async fn handle(
+    conn: &mut Connection,
+    shared: &Shared,
+    session: &mut Session,
+    version: u32,
+    token: Option<&Token>,
+) -> Result<Flow, ConnError> {
+    if version != VERSION {
+        let err = OpError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("this server speaks protocol version {VERSION}, not {version}"),
+        );
+        conn.write(&err.encode()).await?;
+        return Ok(Flow::Continue);
+    }
+    if let Some(expected) = &shared.token_hash {
+        let given = token.map_or([0u8; 32], |token| {
+            *blake3::hash(token.0.as_bytes()).as_bytes()
+        });
+        let matches: bool = given.ct_eq(expected).into();
+        if token.is_none() || !matches {
+            session.failures += 1;
+            session.greeted = false;
+            let err = OpError::new(ErrorCode::Unauthorized, "missing or wrong token");
+            conn.write(&err.encode()).await?;
+            if session.failures >= MAX_FAILURES {
+                tracing::warn!("too many failed hellos; closing");
+                return Ok(Flow::Close);
+            }
+            return Ok(Flow::Continue);
+        }
+    }
+    session.greeted = true;
+    let reply = HelloReply {
+        version: VERSION,
+        server: format!("ferry-server {}", env!("CARGO_PKG_VERSION")),
+        read_only: shared.config.read_only,
+    };
+    let line = ok_line(&reply).unwrap_or_else(|err| err.encode());
+    conn.write(&line).await?;
+    Ok(Flow::Continue)
+}

@@ -1,0 +1,52 @@
+//! `list`: a directory's entries, read lazily and sent in batches under the header cap, so a
+//! directory of a million names costs one batch of memory.
+
+use bytes::Bytes;
+use ferry_protocol::EntryBatcher;
+use tokio::sync::mpsc;
+
+use crate::error::OpError;
+use crate::listener::Shared;
+use crate::root::{RemotePath, addressable, entry};
+
+pub(super) fn list(shared: &Shared, path: &str, tx: &mpsc::Sender<Bytes>) {
+    if let Err(err) = send_batches(shared, path, tx) {
+        // Before the first batch this is the whole answer; after some batches it ends the
+        // stream in place of the last one, which a client reads the same way.
+        let _ = tx.blocking_send(Bytes::from(err.encode()));
+    }
+}
+
+fn send_batches(shared: &Shared, wire: &str, tx: &mpsc::Sender<Bytes>) -> Result<(), OpError> {
+    let path = RemotePath::parse(wire)?;
+    let dir = shared.root.open_dir(&path)?;
+    let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
+    let mut batcher = EntryBatcher::new();
+    let mut skipped = 0u64;
+    for item in entries {
+        let item = item.map_err(|e| OpError::io(&e, wire))?;
+        let name = item.file_name();
+        let text = match addressable(&name) {
+            Ok(text) => text,
+            Err(hidden) => {
+                skipped += u64::from(!hidden);
+                continue;
+            }
+        };
+        // Gone since the directory was read: it is simply not there any more.
+        let Ok(meta) = item.metadata() else {
+            continue;
+        };
+        let entry = entry(&dir, &name, text.to_owned(), &meta);
+        let full = batcher
+            .push(&entry)
+            .map_err(|e| OpError::new(ferry_protocol::ErrorCode::Io, e.to_string()))?;
+        if let Some(line) = full
+            && tx.blocking_send(Bytes::from(line)).is_err()
+        {
+            return Ok(());
+        }
+    }
+    let _ = tx.blocking_send(Bytes::from(batcher.finish(skipped)));
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! One file per operation. Each answers exactly one request: its reply line(s), or one error
+//! line, and for `put` the payload and trailer it consumed, so framing always holds.
+//!
+//! Filesystem work is synchronous (cap-std) and runs on the blocking pool; the streaming
+//! operations (`list`, `walk`, `get`) produce their lines on a blocking thread into a small
+//! bounded channel that the connection drains, so memory stays flat and the async threads never
+//! wait on a disk.
+
+mod get;
+mod hello;
+mod list;
+mod mkdir;
+mod partial;
+mod put;
+mod remove;
+mod rename;
+mod stat;
+mod summary;
+mod walk;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_protocol::{ErrorCode, Request, encode_ok};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::connection::{ConnError, Connection};
+use crate::error::OpError;
+use crate::listener::Shared;
+
+pub(crate) use hello::Session;
+
+/// Whether the connection goes on after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// Answers one request.
+pub(crate) async fn handle(
+    conn: &mut Connection,
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    request: Request,
+) -> Result<Flow, ConnError> {
+    tracing::debug!(op = request.op(), "request");
+    if let Request::Hello { version, token } = &request {
+        return hello::handle(conn, shared, session, *version, token.as_ref()).await;
+    }
+    if !session.greeted() {
+        let err = if shared.token_hash.is_some() {
+            OpError::new(ErrorCode::Unauthorized, "send hello with the token first")
+        } else {
+            OpError::new(ErrorCode::BadRequest, "send hello first")
+        };
+        refuse(conn, &request, &err).await?;
+        return Ok(Flow::Continue);
+    }
+    let reply = match request {
+        Request::Hello { .. } => return Ok(Flow::Continue),
+        Request::Stat { path } => blocking(shared, move |shared| stat::stat(shared, &path)).await,
+        Request::List { path } => {
+            stream(conn, shared, move |shared, tx| {
+                list::list(shared, &path, tx)
+            })
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        Request::Walk { path } => {
+            stream(conn, shared, move |shared, tx| {
+                walk::walk(shared, &path, tx)
+            })
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        Request::Summary { path } => {
+            blocking(shared, move |shared| summary::summary(shared, &path)).await
+        }
+        Request::Get { path, offset } => {
+            stream(conn, shared, move |shared, tx| {
+                get::get(shared, &path, offset, tx);
+            })
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        Request::Put(put) => {
+            put::put(conn, shared, put).await?;
+            return Ok(Flow::Continue);
+        }
+        Request::Partial { path } => {
+            blocking(shared, move |shared| partial::partial(shared, &path)).await
+        }
+        Request::Mkdir { path, parents } => {
+            blocking(shared, move |shared| mkdir::mkdir(shared, &path, parents)).await
+        }
+        Request::Rename {
+            path,
+            to,
+            overwrite,
+        } => {
+            blocking(shared, move |shared| {
+                rename::rename(shared, &path, &to, overwrite)
+            })
+            .await
+        }
+        Request::Remove { path, recursive } => {
+            blocking(shared, move |shared| {
+                remove::remove(shared, &path, recursive)
+            })
+            .await
+        }
+    };
+    let line = reply.unwrap_or_else(|err| err.encode());
+    conn.write(&line).await?;
+    Ok(Flow::Continue)
+}
+
+/// Answers `err` and consumes what the request still has on the wire (a `put`'s payload and
+/// trailer), so the next request is read from where the client put it.
+pub(crate) async fn refuse(
+    conn: &mut Connection,
+    request: &Request,
+    err: &OpError,
+) -> Result<(), ConnError> {
+    conn.write(&err.encode()).await?;
+    if let Request::Put(put) = request {
+        conn.expect_payload(put.size);
+        conn.skip_payload().await?;
+        if put.trailer {
+            conn.read_header().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs filesystem work on the blocking pool.
+async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Result<Vec<u8>, OpError>
+where
+    F: FnOnce(&Shared) -> Result<Vec<u8>, OpError> + Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || work(&shared))
+        .await
+        .unwrap_or_else(|err| Err(internal(&err)))
+}
+
+/// Lines or chunks in flight between a producing thread and the socket. Small, because the
+/// producer is much faster than any network: this is what keeps memory flat.
+const STREAM_DEPTH: usize = 4;
+
+/// Runs a producer on the blocking pool and writes whatever it sends, in order, until it is
+/// done. If the peer goes away the channel closes and the producer stops at its next send.
+async fn stream<F>(conn: &mut Connection, shared: &Arc<Shared>, produce: F) -> Result<(), ConnError>
+where
+    F: FnOnce(&Shared, &mpsc::Sender<Bytes>) + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(STREAM_DEPTH);
+    let shared = Arc::clone(shared);
+    let producer = tokio::task::spawn_blocking(move || produce(&shared, &tx));
+    while let Some(piece) = rx.recv().await {
+        conn.write(&piece).await?;
+    }
+    // A producer that died half-way leaves the peer's framing unknowable: close.
+    producer.await.map_err(|err| {
+        internal(&err);
+        ConnError::Protocol("internal error while streaming")
+    })
+}
+
+/// Encodes a reply, turning the (practically impossible) encoding failure into an `io` error.
+pub(crate) fn ok_line<T: Serialize>(reply: &T) -> Result<Vec<u8>, OpError> {
+    encode_ok(reply).map_err(|err| OpError::new(ErrorCode::Io, format!("encoding reply: {err}")))
+}
+
+fn internal(err: &dyn std::fmt::Display) -> OpError {
+    tracing::error!(%err, "worker failed");
+    OpError::new(ErrorCode::Io, "internal error")
+}
+
+/// `forbidden` on a read-only server.
+pub(crate) fn check_writable(shared: &Shared, path: &str) -> Result<(), OpError> {
+    if shared.config.read_only {
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("{path}: the server is read-only"),
+        ));
+    }
+    Ok(())
+}

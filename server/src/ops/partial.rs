@@ -1,0 +1,45 @@
+//! `partial`: how much of an interrupted upload the server holds, and the digest of it, so a
+//! client can check the bytes are its own before it resumes.
+
+use std::io;
+
+use cap_std::fs::{OpenOptions, OpenOptionsExt};
+use ferry_protocol::path::partial_name;
+use ferry_protocol::{Digest, PartialReply};
+
+use super::ok_line;
+use crate::error::OpError;
+use crate::listener::Shared;
+use crate::root::RemotePath;
+
+pub(super) fn partial(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
+    let path = RemotePath::parse(wire)?;
+    let (dir, name) = shared.root.open_parent(&path)?;
+    let partial = partial_name(name);
+    let none = PartialReply {
+        length: 0,
+        digest: None,
+    };
+    match dir.symlink_metadata(&partial) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return ok_line(&none),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return ok_line(&none),
+        Err(err) => return Err(OpError::io(&err, wire)),
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let mut file = dir
+        .open_with(&partial, &options)
+        .map_err(|err| OpError::io(&err, wire))?
+        .into_std();
+    let mut hasher = blake3::Hasher::new();
+    let length = io::copy(&mut file, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
+    if length == 0 {
+        return ok_line(&none);
+    }
+    ok_line(&PartialReply {
+        length,
+        digest: Some(Digest::from(hasher.finalize())),
+    })
+}

@@ -1,0 +1,292 @@
+//! `put`: a file written atomically. Bytes go into the hidden partial file beside the target
+//! and are renamed onto the final name only once every byte is in and the digest matches. A
+//! client that vanishes half-way leaves the partial for a resume, never a final file.
+//!
+//! Everything that can be refused is checked before the payload is read; the payload (and its
+//! trailer) is then still consumed, so the connection stays framed.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cap_std::fs::{Dir, OpenOptions};
+use ferry_protocol::path::partial_name;
+use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+use super::{check_writable, ok_line, refuse};
+use crate::connection::{ConnError, Connection};
+use crate::error::{OpError, code_of};
+use crate::listener::Shared;
+use crate::root::RemotePath;
+use crate::uploads::UploadGuard;
+
+/// Payload chunks queued for the disk writer; the socket reader waits when it is full.
+const WRITE_DEPTH: usize = 8;
+
+/// An upload that passed its checks: the partial is open and positioned at the offset.
+#[derive(Debug)]
+struct Upload {
+    dir: Dir,
+    name: String,
+    partial: String,
+    wire: String,
+    file: std::fs::File,
+    hasher: blake3::Hasher,
+    /// Frees the path for other writers only when the disk writer is done with the partial.
+    guard: UploadGuard,
+}
+
+/// What the disk writer hands back.
+#[derive(Debug)]
+struct Written {
+    upload: Upload,
+    result: io::Result<()>,
+}
+
+pub(super) async fn put(
+    conn: &mut Connection,
+    shared: &Arc<Shared>,
+    put: Put,
+) -> Result<(), ConnError> {
+    let prepared = {
+        let shared = Arc::clone(shared);
+        let put = put.clone();
+        tokio::task::spawn_blocking(move || prepare(&shared, &put))
+            .await
+            .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
+    };
+    let upload = match prepared {
+        Ok(upload) => upload,
+        Err(err) => return refuse(conn, &Request::Put(put), &err).await,
+    };
+
+    conn.expect_payload(put.size);
+    let (tx, rx) = mpsc::channel::<Bytes>(WRITE_DEPTH);
+    let writer = tokio::task::spawn_blocking(move || write_payload(upload, rx));
+    let mut writer_alive = true;
+    // On an early return (peer gone, timeout, shutdown) the sender drops, the writer finishes
+    // what it has, and the partial stays for a resume.
+    while let Some(chunk) = conn.read_payload().await? {
+        if writer_alive && tx.send(chunk).await.is_err() {
+            // The writer failed; the rest of the payload is read and dropped.
+            writer_alive = false;
+        }
+    }
+    drop(tx);
+    let trailer = if put.trailer {
+        Some(conn.read_header().await?)
+    } else {
+        None
+    };
+    let written = writer
+        .await
+        .map_err(|_| ConnError::Protocol("internal error while writing"))?;
+
+    let finished = tokio::task::spawn_blocking(move || finish(&put, trailer, written))
+        .await
+        .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())));
+    let line = finished.unwrap_or_else(|err| err.encode());
+    conn.write(&line).await
+}
+
+/// Every check that can refuse the upload, then the partial opened at the offset.
+fn prepare(shared: &Shared, put: &Put) -> Result<Upload, OpError> {
+    check_writable(shared, &put.path)?;
+    let path = RemotePath::parse(&put.path)?;
+    if path.is_root() {
+        return Err(OpError::new(ErrorCode::IsADirectory, "/: is a directory"));
+    }
+    if put.offset.checked_add(put.size).is_none() {
+        return Err(OpError::new(ErrorCode::TooLarge, "offset + size overflows"));
+    }
+    let guard = shared.uploads.claim(&path.wire).ok_or_else(|| {
+        OpError::new(
+            ErrorCode::Busy,
+            format!("{}: another client is writing this file", path.wire),
+        )
+    })?;
+    let (dir, name) = shared.root.open_parent(&path)?;
+    match dir.symlink_metadata(name) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(OpError::new(
+                ErrorCode::IsADirectory,
+                format!("{}: is a directory", path.wire),
+            ));
+        }
+        Ok(_) if !put.overwrite => {
+            return Err(OpError::new(
+                ErrorCode::AlreadyExists,
+                format!("{}: already exists", path.wire),
+            ));
+        }
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(OpError::io(&err, &path.wire)),
+    }
+    let partial = partial_name(name);
+    let (file, hasher) = if put.offset == 0 {
+        (
+            create_partial(&dir, &partial, &path.wire)?,
+            blake3::Hasher::new(),
+        )
+    } else {
+        resume_partial(&dir, &partial, &path.wire, put.offset)?
+    };
+    Ok(Upload {
+        name: name.to_owned(),
+        dir,
+        partial,
+        wire: path.wire.clone(),
+        file,
+        hasher,
+        guard,
+    })
+}
+
+/// A fresh, empty partial. Whatever held the name before (an old partial, or a symlink someone
+/// planted) is removed first, so the bytes can only land in a new regular file.
+fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File, OpError> {
+    match dir.remove_file(partial) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(OpError::io(&err, wire)),
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    let file = dir
+        .open_with(partial, &options)
+        .map_err(|err| OpError::io(&err, wire))?;
+    Ok(file.into_std())
+}
+
+/// The existing partial, cut back to `offset` bytes and hashed up to there.
+fn resume_partial(
+    dir: &Dir,
+    partial: &str,
+    wire: &str,
+    offset: u64,
+) -> Result<(std::fs::File, blake3::Hasher), OpError> {
+    let short = |held: u64| {
+        OpError::new(
+            ErrorCode::OffsetMismatch,
+            format!("{wire}: cannot resume at {offset}, the partial upload holds {held} bytes"),
+        )
+    };
+    match dir.symlink_metadata(partial) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(short(0)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(short(0)),
+        Err(err) => return Err(OpError::io(&err, wire)),
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    let mut file = dir
+        .open_with(partial, &options)
+        .map_err(|err| OpError::io(&err, wire))?
+        .into_std();
+    let held = file
+        .metadata()
+        .map_err(|err| OpError::io(&err, wire))?
+        .len();
+    if held < offset {
+        return Err(short(held));
+    }
+    file.set_len(offset)
+        .map_err(|err| OpError::io(&err, wire))?;
+    let mut hasher = blake3::Hasher::new();
+    let copied = io::copy(&mut (&mut file).take(offset), &mut hasher)
+        .map_err(|err| OpError::io(&err, wire))?;
+    if copied != offset {
+        return Err(short(copied));
+    }
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|err| OpError::io(&err, wire))?;
+    Ok((file, hasher))
+}
+
+/// The disk side of an upload: writes and hashes chunks until the sender is dropped.
+fn write_payload(mut upload: Upload, mut rx: mpsc::Receiver<Bytes>) -> Written {
+    let mut result = Ok(());
+    while let Some(chunk) = rx.blocking_recv() {
+        if let Err(err) = upload.file.write_all(&chunk) {
+            result = Err(err);
+            break;
+        }
+        upload.hasher.update(&chunk);
+    }
+    Written { upload, result }
+}
+
+/// Checks what arrived and, when all is well, moves it under its final name.
+fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>, OpError> {
+    let Written { upload, result } = written;
+    let wire = upload.wire.clone();
+    let discard = |upload: &Upload| {
+        if let Err(err) = upload.dir.remove_file(&upload.partial) {
+            tracing::warn!(path = %upload.wire, %err, "cannot remove a failed partial upload");
+        }
+    };
+    if let Err(err) = result {
+        discard(&upload);
+        let code = code_of(&err);
+        return Err(OpError::new(code, format!("{wire}: writing failed: {err}")));
+    }
+    let digest = Digest::from(upload.hasher.finalize());
+    let mut expected = put.digest.into_iter().collect::<Vec<_>>();
+    if let Some(line) = trailer {
+        match serde_json::from_slice::<PutTrailer>(&line) {
+            Ok(trailer) => expected.push(trailer.digest),
+            Err(err) => {
+                discard(&upload);
+                return Err(OpError::new(
+                    ErrorCode::BadRequest,
+                    format!("{wire}: malformed put trailer: {err}"),
+                ));
+            }
+        }
+    }
+    if expected.iter().any(|want| *want != digest) {
+        discard(&upload);
+        return Err(OpError::new(
+            ErrorCode::ChecksumMismatch,
+            format!("{wire}: the bytes received do not match the digest"),
+        ));
+    }
+    if let Some(mtime) = put.mtime {
+        let when = if mtime >= 0 {
+            UNIX_EPOCH + Duration::from_secs(mtime.unsigned_abs())
+        } else {
+            UNIX_EPOCH - Duration::from_secs(mtime.unsigned_abs())
+        };
+        set_mtime(&upload.file, when, &wire)?;
+    }
+    if !put.overwrite {
+        // Someone may have created the file while the bytes were arriving.
+        if upload.dir.symlink_metadata(&upload.name).is_ok() {
+            discard(&upload);
+            return Err(OpError::new(
+                ErrorCode::AlreadyExists,
+                format!("{wire}: already exists"),
+            ));
+        }
+    }
+    upload
+        .dir
+        .rename(&upload.partial, &upload.dir, &upload.name)
+        .map_err(|err| {
+            discard(&upload);
+            OpError::io(&err, &wire)
+        })?;
+    drop(upload.guard);
+    ok_line(&PutReply {
+        digest,
+        file_size: put.offset + put.size,
+    })
+}
+
+fn set_mtime(file: &std::fs::File, when: SystemTime, wire: &str) -> Result<(), OpError> {
+    file.set_modified(when)
+        .map_err(|err| OpError::io(&err, wire))
+}

@@ -1,0 +1,49 @@
+//! `rename`: moves an entry within the root; the root itself never moves and nothing is
+//! replaced unless the client said `overwrite`.
+
+use std::io;
+
+use ferry_protocol::{Done, ErrorCode};
+
+use super::{check_writable, ok_line};
+use crate::error::OpError;
+use crate::listener::Shared;
+use crate::root::RemotePath;
+
+pub(super) fn rename(
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    overwrite: bool,
+) -> Result<Vec<u8>, OpError> {
+    check_writable(shared, from)?;
+    let from_path = RemotePath::parse(from)?;
+    let to_path = RemotePath::parse(to)?;
+    if from_path.is_root() || to_path.is_root() {
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            "the root itself cannot be renamed or replaced",
+        ));
+    }
+    let (from_dir, from_name) = shared.root.open_parent(&from_path)?;
+    let (to_dir, to_name) = shared.root.open_parent(&to_path)?;
+    from_dir
+        .symlink_metadata(from_name)
+        .map_err(|err| OpError::io(&err, from))?;
+    if !overwrite {
+        match to_dir.symlink_metadata(to_name) {
+            Ok(_) => {
+                return Err(OpError::new(
+                    ErrorCode::AlreadyExists,
+                    format!("{to}: already exists"),
+                ));
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(OpError::io(&err, to)),
+        }
+    }
+    from_dir
+        .rename(from_name, &to_dir, to_name)
+        .map_err(|err| OpError::io(&err, &format!("{from} -> {to}")))?;
+    ok_line(&Done {})
+}

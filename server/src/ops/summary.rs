@@ -1,0 +1,43 @@
+//! `summary`: totals of a tree (or of one file) before a transfer starts, so progress can be
+//! shown against the whole. Directories are counted below the path, not the path itself.
+
+use ferry_protocol::{Kind, SummaryReply};
+
+use super::ok_line;
+use super::walk::Walker;
+use crate::error::OpError;
+use crate::listener::Shared;
+use crate::root::{RemotePath, kind_of};
+
+pub(super) fn summary(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
+    let path = RemotePath::parse(wire)?;
+    let meta = shared.root.symlink_metadata(&path)?;
+    let mut totals = SummaryReply {
+        files: 0,
+        dirs: 0,
+        bytes: 0,
+        skipped: 0,
+    };
+    match kind_of(meta.file_type()) {
+        Kind::File => {
+            totals.files = 1;
+            totals.bytes = meta.len();
+        }
+        Kind::Dir => {
+            let mut walker = Walker::new(shared.root.open_dir(&path)?, wire)?;
+            while let Some(entry) = walker.next_entry() {
+                match entry.kind {
+                    Kind::File => {
+                        totals.files += 1;
+                        totals.bytes += entry.size;
+                    }
+                    Kind::Dir => totals.dirs += 1,
+                    Kind::Symlink | Kind::Other => totals.skipped += 1,
+                }
+            }
+            totals.skipped += walker.skipped();
+        }
+        Kind::Symlink | Kind::Other => totals.skipped = 1,
+    }
+    ok_line(&totals)
+}

@@ -1,0 +1,131 @@
+//! `walk`: every entry below a directory, depth first, each directory before its contents,
+//! names relative to the walked directory. Symlinks are listed, never followed. Memory is one
+//! open directory iterator per level, with a cap on the depth.
+
+use bytes::Bytes;
+use cap_std::fs::{Dir, ReadDir};
+use ferry_protocol::path::{MAX_PATH_LEN, join};
+use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
+use tokio::sync::mpsc;
+
+use crate::error::OpError;
+use crate::listener::Shared;
+use crate::root::{RemotePath, addressable, entry};
+
+/// Levels a walk descends below its start. Deeper directories are listed but not entered (and
+/// counted as skipped); the cap also bounds open file descriptors per walk.
+pub(super) const MAX_DEPTH: usize = 128;
+
+pub(super) fn walk(shared: &Shared, path: &str, tx: &mpsc::Sender<Bytes>) {
+    if let Err(err) = send_batches(shared, path, tx) {
+        let _ = tx.blocking_send(Bytes::from(err.encode()));
+    }
+}
+
+fn send_batches(shared: &Shared, wire: &str, tx: &mpsc::Sender<Bytes>) -> Result<(), OpError> {
+    let path = RemotePath::parse(wire)?;
+    let mut walker = Walker::new(shared.root.open_dir(&path)?, wire)?;
+    let mut batcher = EntryBatcher::new();
+    while let Some(entry) = walker.next_entry() {
+        let full = batcher
+            .push(&entry)
+            .map_err(|e| OpError::new(ErrorCode::Io, e.to_string()))?;
+        if let Some(line) = full
+            && tx.blocking_send(Bytes::from(line)).is_err()
+        {
+            return Ok(());
+        }
+    }
+    let _ = tx.blocking_send(Bytes::from(batcher.finish(walker.skipped())));
+    Ok(())
+}
+
+/// One directory being read: its handle (to resolve symlinks and open children) and where
+/// its entries' names start.
+#[derive(Debug)]
+struct Level {
+    dir: Dir,
+    entries: ReadDir,
+    prefix: String,
+}
+
+/// A lazy, depth-first walk of a tree.
+#[derive(Debug)]
+pub(super) struct Walker {
+    stack: Vec<Level>,
+    /// Bytes of path in front of a walked name on the wire, to keep names addressable.
+    base_len: usize,
+    skipped: u64,
+}
+
+impl Walker {
+    pub fn new(dir: Dir, wire: &str) -> Result<Self, OpError> {
+        let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
+        Ok(Self {
+            stack: vec![Level {
+                dir,
+                entries,
+                prefix: String::new(),
+            }],
+            base_len: if wire.is_empty() { 0 } else { wire.len() + 1 },
+            skipped: 0,
+        })
+    }
+
+    /// Entries left out: unaddressable names, unreadable or too-deep directories.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The next entry; `None` when the whole tree has been seen.
+    pub fn next_entry(&mut self) -> Option<Entry> {
+        loop {
+            let level = self.stack.last_mut()?;
+            let item = match level.entries.next() {
+                None => {
+                    self.stack.pop();
+                    continue;
+                }
+                Some(Err(_)) => {
+                    // A directory that fails half-way is abandoned, not the whole walk.
+                    self.skipped += 1;
+                    self.stack.pop();
+                    continue;
+                }
+                Some(Ok(item)) => item,
+            };
+            let name = item.file_name();
+            let text = match addressable(&name) {
+                Ok(text) => text,
+                Err(hidden) => {
+                    self.skipped += u64::from(!hidden);
+                    continue;
+                }
+            };
+            let rel = join(&level.prefix, text);
+            if self.base_len + rel.len() > MAX_PATH_LEN {
+                self.skipped += 1;
+                continue;
+            }
+            let Ok(meta) = item.metadata() else {
+                continue;
+            };
+            let found = entry(&level.dir, &name, rel, &meta);
+            if meta.is_dir() {
+                if self.stack.len() > MAX_DEPTH {
+                    self.skipped += 1;
+                } else {
+                    match item.open_dir().and_then(|dir| Ok((dir.entries()?, dir))) {
+                        Ok((entries, dir)) => self.stack.push(Level {
+                            dir,
+                            entries,
+                            prefix: found.name.clone(),
+                        }),
+                        Err(_) => self.skipped += 1,
+                    }
+                }
+            }
+            return Some(found);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Every path decision of the server. A client path is checked lexically first (`bad_path`),
+//! then resolved beneath an open [`cap_std::fs::Dir`] on the served root, never by joining
+//! strings onto a host path: cap-std refuses `..`, absolute paths and symlinks that lead
+//! outside, however they are arranged and whatever is swapped in between two calls.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, File, FileType, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
+use ferry_protocol::path::{self, is_partial_name};
+use ferry_protocol::{Entry, ErrorCode, Kind};
+
+use crate::error::OpError;
+
+/// A client path that passed the lexical rules; `wire` is how it is named in messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemotePath {
+    pub wire: String,
+    rel: PathBuf,
+}
+
+impl RemotePath {
+    /// Checks a wire path: `bad_path` for anything the protocol's rules refuse, `forbidden` for
+    /// a name that is one of ferry's hidden partial files.
+    pub fn parse(wire: &str) -> Result<Self, OpError> {
+        let components = path::components(wire)
+            .map_err(|err| OpError::new(ErrorCode::BadPath, format!("{wire:?}: {err}")))?;
+        if components.iter().any(|name| is_partial_name(name)) {
+            return Err(OpError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{wire}: names starting with {} are reserved",
+                    path::PARTIAL_PREFIX
+                ),
+            ));
+        }
+        let rel = components.iter().collect::<PathBuf>();
+        Ok(Self {
+            wire: wire.to_owned(),
+            rel,
+        })
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.wire.is_empty()
+    }
+
+    /// The last name; "" for the root.
+    pub fn name(&self) -> &str {
+        path::split_last(&self.wire).map_or("", |(_, name)| name)
+    }
+
+    /// The relative path for cap-std calls on the root handle; "." for the root itself.
+    fn rel(&self) -> &Path {
+        if self.is_root() {
+            Path::new(".")
+        } else {
+            &self.rel
+        }
+    }
+
+    /// The parent directory and the last name; `None` for the root.
+    pub fn split(&self) -> Option<(RemotePath, &str)> {
+        let (parent, name) = path::split_last(&self.wire)?;
+        let rel = self.rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        Some((
+            RemotePath {
+                wire: parent.to_owned(),
+                rel,
+            },
+            name,
+        ))
+    }
+}
+
+/// The served directory, held open for the life of the server.
+#[derive(Debug)]
+pub(crate) struct Root {
+    dir: Dir,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+        Ok(Self { dir })
+    }
+
+    /// `lstat`: a final symlink is described, not followed.
+    pub fn symlink_metadata(&self, path: &RemotePath) -> Result<Metadata, OpError> {
+        if path.is_root() {
+            return self
+                .dir
+                .dir_metadata()
+                .map_err(|e| OpError::io(&e, &path.wire));
+        }
+        self.dir
+            .symlink_metadata(path.rel())
+            .map_err(|e| OpError::io(&e, &path.wire))
+    }
+
+    /// `stat`, following symlinks only while they stay inside the root.
+    pub fn metadata(&self, path: &RemotePath) -> Result<Metadata, OpError> {
+        self.dir
+            .metadata(path.rel())
+            .map_err(|e| OpError::io(&e, &path.wire))
+    }
+
+    /// Opens a directory; `not_a_directory` when the path is something else.
+    pub fn open_dir(&self, path: &RemotePath) -> Result<Dir, OpError> {
+        if path.is_root() {
+            return self.dir.try_clone().map_err(|e| OpError::io(&e, ""));
+        }
+        self.dir.open_dir(path.rel()).map_err(|e| {
+            // Opening a file as a directory says ENOTDIR, which is exactly the answer wanted.
+            OpError::io(&e, &path.wire)
+        })
+    }
+
+    /// Opens the parent of `path` for a change inside it, with the last name. The parent must
+    /// exist (`not_found`) and be a directory (`not_a_directory`); the root has no parent.
+    pub fn open_parent<'p>(&self, path: &'p RemotePath) -> Result<(Dir, &'p str), OpError> {
+        let (parent, name) = path.split().ok_or_else(|| {
+            OpError::new(ErrorCode::Forbidden, "the root itself cannot be changed")
+        })?;
+        let dir = self.open_dir(&parent).map_err(|err| match err.code {
+            ErrorCode::NotFound => OpError::new(
+                ErrorCode::NotFound,
+                format!("{}: parent directory does not exist", path.wire),
+            ),
+            ErrorCode::NotADirectory => OpError::new(
+                ErrorCode::NotADirectory,
+                format!("{}: parent is not a directory", path.wire),
+            ),
+            _ => err,
+        })?;
+        Ok((dir, name))
+    }
+
+    /// `mkdir -p` beneath the root.
+    pub fn create_dir_all(&self, path: &RemotePath) -> Result<(), OpError> {
+        self.dir
+            .create_dir_all(path.rel())
+            .map_err(|e| OpError::io(&e, &path.wire))
+    }
+
+    /// Opens a regular file for reading. Non-blocking so that a fifo swapped in can never hang
+    /// a worker thread; a directory gives `is_a_directory`, anything else `forbidden`.
+    pub fn open_file(&self, path: &RemotePath) -> Result<(File, Metadata), OpError> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let file = self
+            .dir
+            .open_with(path.rel(), &options)
+            .map_err(|e| OpError::io(&e, &path.wire))?;
+        let meta = file.metadata().map_err(|e| OpError::io(&e, &path.wire))?;
+        check_regular(&meta, &path.wire)?;
+        Ok((file, meta))
+    }
+}
+
+/// `is_a_directory` for a directory, `forbidden` for anything but a regular file.
+pub(crate) fn check_regular(meta: &Metadata, wire: &str) -> Result<(), OpError> {
+    if meta.is_dir() {
+        return Err(OpError::new(
+            ErrorCode::IsADirectory,
+            format!("{wire}: is a directory"),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("{wire}: not a regular file"),
+        ));
+    }
+    Ok(())
+}
+
+/// What an entry is on the wire.
+pub(crate) fn kind_of(file_type: FileType) -> Kind {
+    if file_type.is_symlink() {
+        Kind::Symlink
+    } else if file_type.is_dir() {
+        Kind::Dir
+    } else if file_type.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    }
+}
+
+/// Builds the wire entry for `name` in `dir` from its `lstat` metadata; for a symlink, `link`
+/// says what it points to when the target resolves inside the root.
+pub(crate) fn entry(dir: &Dir, name: &OsStr, wire_name: String, meta: &Metadata) -> Entry {
+    entry_with(wire_name, meta, || dir.metadata(name).ok())
+}
+
+/// [`entry`] with the symlink target's metadata fetched by `target`, asked only for symlinks.
+pub(crate) fn entry_with(
+    wire_name: String,
+    meta: &Metadata,
+    target: impl FnOnce() -> Option<Metadata>,
+) -> Entry {
+    let kind = kind_of(meta.file_type());
+    let link = if kind == Kind::Symlink {
+        target().map(|target| kind_of(target.file_type()))
+    } else {
+        None
+    };
+    Entry {
+        name: wire_name,
+        kind,
+        size: meta.len(),
+        mtime: meta.mtime(),
+        mode: meta.mode() & 0o7777,
+        link,
+    }
+}
+
+/// A directory entry's name when a client can address it: UTF-8 and within the path rules.
+/// Hidden partial files give `Err(true)` (left out, not counted), the rest `Err(false)`
+/// (counted as skipped).
+pub(crate) fn addressable(name: &OsStr) -> Result<&str, bool> {
+    let name = name.to_str().ok_or(false)?;
+    if path::check_name(name).is_err() {
+        return Err(false);
+    }
+    if is_partial_name(name) {
+        return Err(true);
+    }
+    Ok(name)
+}
