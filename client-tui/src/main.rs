@@ -1,1 +1,225 @@
-fn main() {}
+//! `ferry`: the two-pane TUI when run bare, the scripting commands otherwise. This file only
+//! holds the clap definitions and turns results into output and exit codes; the work is in the
+//! library (`ferry::cli`, `ferry::engine`, `ferry::tui`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+use ferry::cli::{self, CliError, TransferOptions};
+use ferry::url::RemoteUrl;
+
+/// A keyboard-driven file-transfer tool: run bare for the two-pane interface, or use the
+/// commands below in scripts.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// The server's shared secret.
+    #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Open the interface at this location (ferry://HOST:PORT/PATH).
+    url: Option<RemoteUrl>,
+    /// Serve this directory in-process and open it (instead of connecting to a server).
+    #[arg(long, value_name = "DIR")]
+    serve: Option<PathBuf>,
+    /// Read this config file instead of the default one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List a remote directory (directories first).
+    Ls {
+        /// One JSON object per entry per line, in the server's order, streamed.
+        #[arg(long)]
+        json: bool,
+        url: RemoteUrl,
+    },
+    /// Download a file, or a directory with -r.
+    Get {
+        #[arg(short, long)]
+        recursive: bool,
+        url: RemoteUrl,
+        /// An existing directory receives the source under its own name; otherwise the new name.
+        local: PathBuf,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Upload files, or directories with -r: ferry put [-r] LOCAL... URL
+    Put {
+        #[arg(short, long)]
+        recursive: bool,
+        /// The local sources, then the target location.
+        #[arg(required = true, num_args = 2.., value_name = "LOCAL... URL")]
+        paths: Vec<String>,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Create a remote directory and its missing parents.
+    Mkdir { url: RemoteUrl },
+    /// Remove a remote file, or a directory with -r.
+    Rm {
+        #[arg(short, long)]
+        recursive: bool,
+        url: RemoteUrl,
+    },
+    /// Rename or move a remote entry on the same server.
+    Mv {
+        url: RemoteUrl,
+        /// A path on the same server (or a ferry:// location); an existing directory receives
+        /// the entry under its own name.
+        to: String,
+    },
+    /// Print a shell completion script.
+    Completions { shell: Shell },
+    /// Print the manual page (roff).
+    Man,
+}
+
+/// What to do about existing destinations, and how many connections to use.
+#[derive(Debug, Args)]
+#[group(id = "conflict", multiple = false)]
+struct ConflictFlags {
+    /// Replace existing destination files.
+    #[arg(long)]
+    overwrite: bool,
+    /// Leave existing destination files alone.
+    #[arg(long)]
+    skip_existing: bool,
+    /// Continue existing files whose bytes match the source; replace the others.
+    #[arg(long)]
+    resume: bool,
+    /// Keep existing files; give the new ones a free name ("a (1).txt").
+    #[arg(long)]
+    rename: bool,
+}
+
+#[derive(Debug, Args)]
+struct TransferArgs {
+    #[command(flatten)]
+    conflict: ConflictFlags,
+    /// Files in flight at once (one connection each).
+    #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Delete each source once its copy is verified.
+    #[arg(long = "move")]
+    remove_source: bool,
+}
+
+impl TransferArgs {
+    fn options(&self, recursive: bool) -> TransferOptions {
+        let c = &self.conflict;
+        let mut options = TransferOptions::new(
+            recursive,
+            cli::policy_from_flags(c.overwrite, c.skip_existing, c.resume, c.rename),
+            usize::from(self.jobs),
+        );
+        options.remove_source = self.remove_source;
+        options
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let Some(command) = args.command else {
+        return run_tui(args.url, args.token, args.serve, args.config);
+    };
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(Cli::command());
+            let mut out = std::io::stdout().lock();
+            return match page.render(&mut out).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&CliError::Output(e)),
+            };
+        }
+        _ => {}
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferry: io: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_command(command, args.token)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &CliError) -> ExitCode {
+    if !error.already_reported() {
+        eprintln!("ferry: {error}");
+    }
+    ExitCode::from(error.exit_code())
+}
+
+async fn run_command(command: Command, token: Option<String>) -> Result<(), CliError> {
+    match command {
+        Command::Ls { json, url } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            cli::ls(&url.endpoint(token), &url, json, &mut out).await
+        }
+        Command::Get {
+            recursive,
+            url,
+            local,
+            transfer,
+        } => cli::get(&url.endpoint(token), &url, &local, transfer.options(recursive))
+            .await
+            .map(drop),
+        Command::Put {
+            recursive,
+            mut paths,
+            transfer,
+        } => {
+            let target = paths.pop().unwrap_or_default();
+            let url: RemoteUrl = target.parse().map_err(|e: ferry::url::UrlError| {
+                CliError::Usage {
+                    code: "bad_path",
+                    path: target.clone(),
+                    message: e.0,
+                }
+            })?;
+            let sources: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+            cli::put(&url.endpoint(token), &sources, &url, transfer.options(recursive))
+                .await
+                .map(drop)
+        }
+        Command::Mkdir { url } => cli::mkdir(&url.endpoint(token), &url).await,
+        Command::Rm { recursive, url } => cli::rm(&url.endpoint(token), &url, recursive).await,
+        Command::Mv { url, to } => cli::mv(&url.endpoint(token), &url, &to).await,
+        Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+fn run_tui(
+    target: Option<RemoteUrl>,
+    token: Option<String>,
+    serve: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> ExitCode {
+    let options = ferry::tui::Options {
+        target,
+        token,
+        serve,
+        config,
+    };
+    match ferry::tui::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

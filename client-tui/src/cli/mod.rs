@@ -1,1 +1,132 @@
-//! The scripting commands (being written).
+//! The scripting commands: `ferry ls|get|put|mkdir|rm|mv`. Each is a thin layer over the
+//! engine that decides what the arguments mean (`cp`-like targets) and prints for scripts and
+//! people; the clap definitions live in `main.rs`.
+//!
+//! Every failure becomes one line, `code: path: message`, with the same codes the protocol
+//! uses, so scripts can match on them.
+//!
+//! # Modules
+//! - `listing`: `ls`, as a sorted table or one JSON object per line.
+//! - `transfer`: `get` and `put`, with an indicatif bar on a terminal.
+//! - `ops`: `mkdir`, `rm`, `mv`.
+
+mod listing;
+mod ops;
+mod transfer;
+
+use ferry_protocol::path;
+
+use crate::engine::{ConflictPolicy, EngineError};
+
+pub use listing::{format_entry, format_mtime, ls};
+pub use ops::{mkdir, mv, rm};
+pub use transfer::{TransferOptions, get, put};
+
+/// Why a command failed; `Display` is the one line printed after `ferry: `.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The arguments make no sense together (a directory without `-r`, several sources into
+    /// something that is not a directory, ...).
+    #[error("{code}: {path}: {message}")]
+    Usage {
+        code: &'static str,
+        path: String,
+        message: String,
+    },
+    /// Files failed; each was already printed on its own line.
+    #[error("{failed} file(s) failed")]
+    Reported { failed: u64 },
+    /// The job could not run (connection lost, cancelled).
+    #[error("{0}")]
+    Job(String),
+    /// Writing the output failed (a closed pipe, say).
+    #[error("io: <stdout>: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The stable code at the start of the line.
+    pub fn code(&self) -> &str {
+        match self {
+            CliError::Engine(e) => e.code(),
+            CliError::Usage { code, .. } => code,
+            CliError::Reported { .. } => "failed",
+            CliError::Job(message) => message.split(':').next().unwrap_or("failed"),
+            CliError::Output(_) => "io",
+        }
+    }
+
+    /// Whether the details were already printed, so only the exit status is left to give.
+    pub fn already_reported(&self) -> bool {
+        matches!(self, CliError::Reported { .. })
+    }
+
+    /// The exit status: 130 after an interrupt, like a shell, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Job(message) if message == "cancelled" => 130,
+            _ => 1,
+        }
+    }
+}
+
+fn usage(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> CliError {
+    CliError::Usage {
+        code,
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// The conflict policy chosen by the flags; failing is the default, as with `cp -n`'s
+/// caution but loud.
+pub fn policy_from_flags(overwrite: bool, skip: bool, resume: bool, rename: bool) -> ConflictPolicy {
+    if overwrite {
+        ConflictPolicy::Overwrite
+    } else if skip {
+        ConflictPolicy::Skip
+    } else if resume {
+        ConflictPolicy::Resume
+    } else if rename {
+        ConflictPolicy::Rename
+    } else {
+        ConflictPolicy::Fail
+    }
+}
+
+/// The last name of a wire path (`""` for the root).
+fn base_name(wire: &str) -> &str {
+    path::split_last(wire).map_or("", |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_pick_one_policy() {
+        assert_eq!(policy_from_flags(false, false, false, false), ConflictPolicy::Fail);
+        assert_eq!(policy_from_flags(true, false, false, false), ConflictPolicy::Overwrite);
+        assert_eq!(policy_from_flags(false, true, false, false), ConflictPolicy::Skip);
+        assert_eq!(policy_from_flags(false, false, true, false), ConflictPolicy::Resume);
+        assert_eq!(policy_from_flags(false, false, false, true), ConflictPolicy::Rename);
+    }
+
+    #[test]
+    fn error_lines_start_with_their_code() {
+        let e = usage("is_a_directory", "docs", "use -r to copy a directory");
+        assert_eq!(e.to_string(), "is_a_directory: docs: use -r to copy a directory");
+        assert_eq!(e.code(), "is_a_directory");
+        let e = CliError::Engine(EngineError::Remote {
+            code: ferry_protocol::ErrorCode::NotFound,
+            message: "no such file".into(),
+            path: "docs/a.txt".into(),
+        });
+        assert_eq!(e.to_string(), "not_found: docs/a.txt: no such file");
+        assert_eq!(CliError::Job("cancelled".into()).exit_code(), 130);
+        assert_eq!(base_name("a/b c"), "b c");
+        assert_eq!(base_name(""), "");
+    }
+}

@@ -1,0 +1,179 @@
+//! `ferry ls`: a directory as a table (directories first, then by name) or, with `--json`, one
+//! JSON object per entry per line, written as the batches arrive so memory stays bounded
+//! however big the directory.
+
+use std::io::Write;
+
+use ferry_protocol::{Entry, ErrorCode, Kind};
+use humansize::{BINARY, format_size};
+
+use super::CliError;
+use crate::engine::{Endpoint, Session};
+use crate::url::RemoteUrl;
+
+/// Lists `url` to `out`.
+pub async fn ls(
+    endpoint: &Endpoint,
+    url: &RemoteUrl,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let mut session = Session::connect(endpoint).await?;
+    // `ls FILE` shows the file, as the shell's does.
+    let target = session.stat(&url.path).await?;
+    if !target.is_dir_like() {
+        let mut entry = target;
+        entry.name = super::base_name(&url.path).to_owned();
+        return print_all(vec![entry], json, out);
+    }
+    if json {
+        let mut stream = session.list_stream(&url.path).await?;
+        while let Some(batch) = stream.next_batch().await? {
+            for entry in &batch {
+                serde_json::to_writer(&mut *out, entry).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        return Ok(());
+    }
+    let entries = match session.list(&url.path).await {
+        Ok(entries) => entries,
+        Err(e) if e.remote_code() == Some(ErrorCode::NotADirectory) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    print_all(entries, false, out)
+}
+
+fn print_all(mut entries: Vec<Entry>, json: bool, out: &mut impl Write) -> Result<(), CliError> {
+    entries.sort_by(|a, b| {
+        b.is_dir_like()
+            .cmp(&a.is_dir_like())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    for entry in &entries {
+        if json {
+            serde_json::to_writer(&mut *out, entry).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "{}", format_entry(entry))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One table row: type and mode, size, mtime (UTC), name (`/` after directories, `@` after links).
+pub fn format_entry(entry: &Entry) -> String {
+    let kind = match entry.kind {
+        Kind::File => '-',
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+        Kind::Other => '?',
+    };
+    let mut mode = String::with_capacity(9);
+    for shift in [6u32, 3, 0] {
+        let bits = (entry.mode >> shift) & 7;
+        mode.push(if bits & 4 != 0 { 'r' } else { '-' });
+        mode.push(if bits & 2 != 0 { 'w' } else { '-' });
+        mode.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    let size = if entry.kind == Kind::File {
+        format_size(entry.size, BINARY)
+    } else {
+        "-".to_owned()
+    };
+    let suffix = match entry.kind {
+        Kind::Dir => "/",
+        Kind::Symlink => "@",
+        _ => "",
+    };
+    format!(
+        "{kind}{mode} {size:>10}  {}  {}{suffix}",
+        format_mtime(entry.mtime),
+        entry.name
+    )
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, from seconds since the epoch.
+pub fn format_mtime(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let in_day = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        in_day / 3600,
+        in_day % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(format_mtime(0), "1970-01-01 00:00");
+        assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
+        assert_eq!(format_mtime(1_764_300_000), "2025-11-28 03:20");
+        assert_eq!(format_mtime(-60), "1969-12-31 23:59");
+    }
+
+    #[test]
+    fn rows_show_type_mode_size_and_name() {
+        let entry = Entry {
+            name: "my file.txt".into(),
+            kind: Kind::File,
+            size: 1536,
+            mtime: 0,
+            mode: 0o644,
+            link: None,
+        };
+        assert_eq!(
+            format_entry(&entry),
+            "-rw-r--r--   1.50 KiB  1970-01-01 00:00  my file.txt"
+        );
+        let dir = Entry {
+            name: "docs".into(),
+            kind: Kind::Dir,
+            mode: 0o755,
+            ..entry
+        };
+        assert!(format_entry(&dir).starts_with("drwxr-xr-x"));
+        assert!(format_entry(&dir).ends_with("  docs/"));
+    }
+
+    #[test]
+    fn directories_come_first_then_names() {
+        let mk = |name: &str, kind| Entry {
+            name: name.into(),
+            kind,
+            size: 0,
+            mtime: 0,
+            mode: 0o644,
+            link: None,
+        };
+        let mut out = Vec::new();
+        print_all(
+            vec![mk("b", Kind::File), mk("z", Kind::Dir), mk("a", Kind::File), mk("c", Kind::Dir)],
+            true,
+            &mut out,
+        )
+        .unwrap();
+        let names: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Entry>(l).unwrap().name)
+            .collect();
+        assert_eq!(names, ["c", "z", "a", "b"]);
+    }
+}

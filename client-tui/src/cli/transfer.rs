@@ -1,0 +1,277 @@
+//! `ferry get` and `ferry put`: what the target means (as with `cp`, an existing directory
+//! receives the source under its own name, anything else is the new name), then one engine job
+//! watched to its end, with a progress bar when a person is looking and silence otherwise.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use ferry_protocol::{Kind, path};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
+
+use super::{CliError, base_name, usage};
+use crate::engine::{
+    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineOptions, JobId, JobSpec, JobSummary,
+    Session, TransferEvent,
+};
+use crate::url::RemoteUrl;
+
+/// How `get` and `put` behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferOptions {
+    pub recursive: bool,
+    pub policy: ConflictPolicy,
+    /// Connections used at once.
+    pub jobs: usize,
+    /// Delete each source once its copy is verified.
+    pub remove_source: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl TransferOptions {
+    /// Options with a progress bar only when both output streams are terminals, so that
+    /// scripts and pipes see nothing but errors.
+    pub fn new(recursive: bool, policy: ConflictPolicy, jobs: usize) -> Self {
+        Self {
+            recursive,
+            policy,
+            jobs,
+            remove_source: false,
+            progress: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+/// Downloads `url` to `local`.
+pub async fn get(
+    endpoint: &Endpoint,
+    url: &RemoteUrl,
+    local: &Path,
+    options: TransferOptions,
+) -> Result<JobSummary, CliError> {
+    let mut session = Session::connect(endpoint).await?;
+    let entry = session.stat(&url.path).await?;
+    drop(session);
+    match entry.kind {
+        Kind::Dir if !options.recursive => {
+            return Err(usage(
+                "is_a_directory",
+                &url.path,
+                "use -r to copy a directory",
+            ));
+        }
+        Kind::Dir | Kind::File => {}
+        Kind::Symlink | Kind::Other => {
+            return Err(usage(
+                "forbidden",
+                &url.path,
+                "only regular files and directories are transferred",
+            ));
+        }
+    }
+    let dest = if local.is_dir() {
+        match base_name(&url.path) {
+            "" => local.to_owned(),
+            name => local.join(name),
+        }
+    } else {
+        local.to_owned()
+    };
+    let items = vec![(url.path.clone(), dest)];
+    run_job(
+        endpoint,
+        JobSpec::Download {
+            items,
+            policy: options.policy,
+            remove_source: options.remove_source,
+        },
+        options,
+    )
+    .await
+}
+
+/// The name a local source goes by on the server: its own last component, or for `.` and
+/// the like, that of the directory it stands for.
+fn local_name(source: &Path) -> Result<String, CliError> {
+    let shown = source.display().to_string();
+    let named = match source.file_name() {
+        Some(name) if source.components().next_back().is_some_and(|c| {
+            matches!(c, std::path::Component::Normal(_))
+        }) =>
+        {
+            PathBuf::from(name)
+        }
+        _ => std::fs::canonicalize(source)
+            .map_err(|e| CliError::Engine(crate::engine::EngineError::local(source, e)))?
+            .file_name()
+            .map(PathBuf::from)
+            .ok_or_else(|| usage("bad_path", &shown, "the root directory has no name to copy"))?,
+    };
+    let name = named
+        .to_str()
+        .ok_or_else(|| usage("bad_path", &shown, "the name is not valid UTF-8"))?
+        .to_owned();
+    path::check_name(&name).map_err(|e| usage("bad_path", &shown, e.to_string()))?;
+    Ok(name)
+}
+
+/// Uploads `sources` to `url`.
+pub async fn put(
+    endpoint: &Endpoint,
+    sources: &[PathBuf],
+    url: &RemoteUrl,
+    options: TransferOptions,
+) -> Result<JobSummary, CliError> {
+    let mut session = Session::connect(endpoint).await?;
+    let target = session.try_stat(&url.path).await?;
+    drop(session);
+    let into_dir = target.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+    if sources.len() > 1 && !into_dir {
+        return Err(usage(
+            "not_a_directory",
+            &url.path,
+            "with several sources the target must be an existing directory",
+        ));
+    }
+    let mut items = Vec::with_capacity(sources.len());
+    for source in sources {
+        let shown = source.display().to_string();
+        let meta = std::fs::symlink_metadata(source)
+            .map_err(|e| CliError::Engine(crate::engine::EngineError::local(source, e)))?;
+        if meta.is_dir() && !options.recursive {
+            return Err(usage("is_a_directory", &shown, "use -r to copy a directory"));
+        }
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(usage(
+                "forbidden",
+                &shown,
+                "only regular files and directories are transferred",
+            ));
+        }
+        let remote = if into_dir {
+            path::join(&url.path, &local_name(source)?)
+        } else {
+            url.path.clone()
+        };
+        items.push((source.clone(), remote));
+    }
+    run_job(
+        endpoint,
+        JobSpec::Upload {
+            items,
+            policy: options.policy,
+            remove_source: options.remove_source,
+        },
+        options,
+    )
+    .await
+}
+
+/// Submits one job and follows its events to the end; Ctrl-C cancels it.
+async fn run_job(
+    endpoint: &Endpoint,
+    spec: JobSpec,
+    options: TransferOptions,
+) -> Result<JobSummary, CliError> {
+    let (engine, mut events_rx) = Engine::with_options(
+        endpoint.clone(),
+        EngineOptions {
+            workers: options.jobs,
+            ..EngineOptions::default()
+        },
+    );
+    let job = engine.submit(spec);
+    let bar = options.progress.then(new_bar);
+    let outcome = tokio::select! {
+        outcome = follow(job, &mut events_rx, bar.as_ref()) => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            engine.cancel(job);
+            follow(job, &mut events_rx, bar.as_ref()).await
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    outcome
+}
+
+fn new_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn follow(
+    job: JobId,
+    events_rx: &mut mpsc::UnboundedReceiver<TransferEvent>,
+    bar: Option<&ProgressBar>,
+) -> Result<JobSummary, CliError> {
+    while let Some(event) = events_rx.recv().await {
+        match event {
+            TransferEvent::Planned { bytes, .. } => {
+                if let Some(bar) = bar {
+                    bar.set_length(bytes);
+                }
+            }
+            TransferEvent::Progress(progress) => {
+                if let Some(bar) = bar {
+                    bar.set_position(progress.bytes_done);
+                    bar.set_message(format!(
+                        "{}/{} {}",
+                        progress.files_done,
+                        progress.files_total,
+                        progress.current.unwrap_or_default()
+                    ));
+                }
+            }
+            // The CLI never asks; a policy is always set by the flags.
+            TransferEvent::Conflict { reply, .. } => {
+                let _ = reply.send(ConflictAnswer {
+                    choice: ConflictPolicy::Fail,
+                    apply_to_all: true,
+                });
+            }
+            TransferEvent::FileDone { .. } => {}
+            TransferEvent::FileFailed { error, .. } => {
+                let line = format!("ferry: {error}");
+                match bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
+                }
+            }
+            TransferEvent::Finished { job: done, outcome } if done == job => {
+                return match outcome {
+                    Ok(summary) if summary.failed > 0 => Err(CliError::Reported {
+                        failed: summary.failed,
+                    }),
+                    Ok(summary) => Ok(summary),
+                    Err(message) => Err(CliError::Job(message)),
+                };
+            }
+            TransferEvent::Finished { .. } => {}
+        }
+    }
+    Err(CliError::Job("the engine stopped without finishing".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names_come_from_the_last_component() {
+        assert_eq!(local_name(Path::new("photos")).unwrap(), "photos");
+        assert_eq!(local_name(Path::new("a/b c.txt")).unwrap(), "b c.txt");
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("inner");
+        std::fs::create_dir(&inner).unwrap();
+        assert_eq!(local_name(&inner.join(".")).unwrap(), "inner");
+        assert_eq!(local_name(&inner.join("x/..")).unwrap_err().code(), "not_found");
+        assert_eq!(local_name(Path::new("/")).unwrap_err().code(), "bad_path");
+    }
+}
