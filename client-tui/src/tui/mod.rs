@@ -1,8 +1,39 @@
-//! The two-pane terminal interface: local files on the left, a ferry server on the right.
+//! The two-pane terminal interface: local files on the left, a ferry server on the right,
+//! transfers running in the background below.
 //!
-//! The entry point [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
+//! # Module map
+//! - [`app`]: all state and its updates, synchronous and free of IO.
+//! - [`event_loop`]: terminal events, background results and the tick; runs [`app::Command`]s.
+//! - [`ui`]: pure rendering of an [`app::App`].
+//! - [`pane`]: one pane's listing, sort, filter, cursor and marks.
+//! - [`transfers`]: jobs as the UI sees them and the progress math.
+//! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
+//! - [`local`], [`remote`]: the left pane's file system, the right pane's session task.
+//! - [`format`], [`input`]: text helpers and the one-line text field.
+//!
+//! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 
-use std::path::PathBuf;
+pub mod app;
+pub mod config;
+pub mod event_loop;
+pub mod format;
+pub mod input;
+pub mod keymap;
+pub mod local;
+pub mod pane;
+pub mod remote;
+pub mod theme;
+pub mod transfers;
+pub mod ui;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+
+use crate::engine::Endpoint;
 
 /// What the command line asks of the TUI.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +50,122 @@ pub struct Options {
 
 /// Runs the full-screen interface until the user quits.
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let _ = options;
-    anyhow::bail!("the TUI is not written yet")
+    let _log_guard = init_logging();
+    let (settings, config_warning) = config::load(options.config.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(run_async(options, settings, config_warning));
+    // Blocking listings of a slow disk must not keep the process alive after quitting.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+async fn run_async(options: Options, settings: config::Settings, config_warning: Option<String>) -> anyhow::Result<()> {
+    let local_dir = std::env::current_dir().context("reading the current directory")?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let (endpoint, remote_path, bundled, recent) = match &options.target {
+        Some(url) => {
+            let recent = config::Recent {
+                url: url.with_path("").to_string(),
+                token: options.token.clone(),
+            };
+            (url.endpoint(options.token.clone()), url.path.clone(), None, Some(recent))
+        }
+        None => {
+            let root = match &options.serve {
+                Some(dir) => dir.clone(),
+                None => directories::BaseDirs::new()
+                    .map(|b| b.home_dir().to_path_buf())
+                    .context("no home directory to serve; pass --serve DIR")?,
+            };
+            let root = std::fs::canonicalize(&root).with_context(|| format!("serving {}", root.display()))?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .context("starting the bundled server")?;
+            let port = listener.local_addr()?.port();
+            let token = random_token();
+            let mut config = ferry_server::Config::new(&root);
+            config.token = Some(token.clone());
+            tokio::spawn(async move {
+                let shutdown = async {
+                    let _ = shutdown_rx.await;
+                };
+                if let Err(error) = ferry_server::run(listener, config, shutdown).await {
+                    tracing::error!("bundled server: {error}");
+                }
+            });
+            tracing::info!("bundled server on 127.0.0.1:{port} serving {}", root.display());
+            let endpoint = Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+                token: Some(token),
+            };
+            (endpoint, String::new(), Some(root), None)
+        }
+    };
+
+    let recent_list = tokio::task::spawn_blocking(config::load_recent).await.unwrap_or_default();
+    let label = format!("{}:{}", endpoint.host, endpoint.port);
+    let mut app = app::App::new(settings, local_dir, label, remote_path);
+    app.conn.bundled = bundled;
+    app.recent = recent_list;
+    if let Some(recent) = recent {
+        app.remember_on_connect(recent);
+    }
+    if let Some(warning) = config_warning {
+        app.error(warning);
+    }
+
+    let mut terminal = ratatui::try_init().context("opening the terminal")?;
+    install_panic_hook();
+    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let result = event_loop::run(&mut terminal, app, endpoint).await;
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+    let _ = shutdown_tx.send(());
+    result
+}
+
+/// Restores the terminal on a panic anywhere, then exits: a panic in a tokio task would
+/// otherwise leave the loop running on a terminal that is no longer in raw mode.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        ratatui::restore();
+        tracing::error!("panic: {info}");
+        previous(info);
+        std::process::exit(101);
+    }));
+}
+
+/// Logs to `ferry.log` in the state directory: the screen belongs to the TUI.
+fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = config::state_dir()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "ferry.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    // main.rs may have installed one already; that one then keeps the logs.
+    tracing::subscriber::set_global_default(subscriber).ok()?;
+    Some(guard)
+}
+
+/// A token known only to this process, for the bundled server.
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    let from_os = std::fs::File::open(Path::new("/dev/urandom")).and_then(|mut f| f.read_exact(&mut bytes));
+    if from_os.is_err() {
+        let seed = format!("{:?}{}{:p}", std::time::SystemTime::now(), std::process::id(), &bytes);
+        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,1188 @@
+//! The application state and the only place it changes: [`App::on_key`], [`App::on_mouse`],
+//! [`App::update`] and [`App::on_msg`]. Synchronous and free of IO: whatever needs the disk,
+//! the network or the engine is queued as a [`Command`] for the event loop, and the outcome
+//! comes back as a [`Msg`]. That keeps every behaviour testable with plain values.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ferry_protocol::Entry;
+use ratatui::layout::{Position, Rect};
+use tokio::sync::oneshot;
+
+use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, TransferEvent};
+use crate::url::RemoteUrl;
+
+use super::config::{self, Bookmark, Recent, Settings};
+use super::format;
+use super::input::LineInput;
+use super::keymap::{Action, Keymap};
+use super::pane::{resolve_wire, Location, Pane, Side, SortKey};
+use super::theme::Theme;
+use super::transfers::{Job, JobInfo, JobKey, JobState};
+use super::ui;
+
+/// Two clicks on the same row closer than this are a double click.
+const DOUBLE_CLICK: Duration = Duration::from_millis(400);
+/// Rows one wheel notch scrolls.
+const WHEEL_ROWS: isize = 3;
+
+/// Which part of the screen takes the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Pane(Side),
+    Transfers,
+}
+
+/// The state of the link to the server that the remote pane browses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    Connecting,
+    Connected,
+    Lost(String),
+}
+
+/// The server the remote pane shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Bumped on every (re)connect so late events from an old connection are recognised.
+    pub id: u64,
+    /// `host:port`, as shown in the status bar.
+    pub label: String,
+    pub state: ConnState,
+    pub read_only: bool,
+    /// The server's name and version, once known.
+    pub server: Option<String>,
+    /// What the bundled server serves, when this is the in-process server.
+    pub bundled: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BannerKind {
+    Error,
+    Info,
+}
+
+/// A one-line message above the status bar, until Esc or the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Banner {
+    pub kind: BannerKind,
+    pub text: String,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputPurpose {
+    Mkdir(Side),
+    Rename(Side, String),
+    Goto(Side),
+    Address,
+}
+
+/// What a yes/no question does on yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    Delete(Side, Vec<Location>),
+    Quit,
+    CancelJob(JobKey),
+}
+
+/// A server the connect dialog offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTarget {
+    pub label: String,
+    pub url: String,
+    pub token: Option<String>,
+}
+
+/// A modal dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    Input {
+        title: String,
+        input: LineInput,
+        purpose: InputPurpose,
+    },
+    Confirm {
+        title: String,
+        message: String,
+        on_yes: Confirmed,
+    },
+    Help {
+        scroll: usize,
+    },
+    Connect {
+        targets: Vec<ConnectTarget>,
+        selected: usize,
+    },
+}
+
+/// The choices a conflict offers, with their shortcut keys.
+pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [
+    (ConflictPolicy::Overwrite, "Overwrite", 'o'),
+    (ConflictPolicy::Skip, "Skip", 's'),
+    (ConflictPolicy::Resume, "Resume", 'r'),
+    (ConflictPolicy::Rename, "Keep both", 'k'),
+];
+
+/// A destination that exists, waiting for the user's answer.
+#[derive(Debug)]
+pub struct ConflictPrompt {
+    pub job: JobKey,
+    pub path: String,
+    pub reply: Option<oneshot::Sender<ConflictAnswer>>,
+    /// Index into [`CONFLICT_CHOICES`].
+    pub selected: usize,
+    pub apply_to_all: bool,
+}
+
+/// Work for the event loop: everything that touches the disk, the network or the engine.
+#[derive(Debug)]
+pub enum Command {
+    List {
+        side: Side,
+        serial: u64,
+        dir: Location,
+    },
+    Mkdir {
+        side: Side,
+        path: Location,
+    },
+    Rename {
+        side: Side,
+        from: Location,
+        to: Location,
+    },
+    Remove {
+        side: Side,
+        paths: Vec<Location>,
+    },
+    Submit {
+        spec: JobSpec,
+        info: JobInfo,
+    },
+    Cancel(JobKey),
+    Answer {
+        reply: oneshot::Sender<ConflictAnswer>,
+        answer: ConflictAnswer,
+    },
+    /// Replace the server connection (and its engine) with a new one.
+    Connect {
+        conn: u64,
+        endpoint: Endpoint,
+    },
+    SaveRecent(Vec<Recent>),
+}
+
+/// A connection's news, from the task that owns the browsing session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEvent {
+    Connected { read_only: bool, server: Option<String> },
+    Lost(String),
+}
+
+/// What the event loop reports back.
+#[derive(Debug)]
+pub enum Msg {
+    Listed {
+        side: Side,
+        serial: u64,
+        dir: Location,
+        result: Result<Vec<Entry>, String>,
+    },
+    /// A mkdir, rename or remove finished; `select` is the name to put the cursor on.
+    OpDone {
+        side: Side,
+        result: Result<Option<String>, String>,
+    },
+    Connection {
+        conn: u64,
+        event: ConnEvent,
+    },
+    Transfer {
+        conn: u64,
+        event: TransferEvent,
+    },
+    /// A job the event loop submitted for [`Command::Submit`].
+    Submitted {
+        key: JobKey,
+        info: JobInfo,
+    },
+}
+
+/// A drag that started on a pane entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drag {
+    pub side: Side,
+    pub name: String,
+    /// Whether the mouse moved with the button down (a plain click is not a drag).
+    pub moved: bool,
+}
+
+/// Everything the screen shows.
+#[derive(Debug)]
+pub struct App {
+    pub local: Pane,
+    pub remote: Pane,
+    pub focus: Focus,
+    /// The pane that had focus last, where keys go back to from the transfer list.
+    pub last_pane: Side,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub conn: Connection,
+    pub jobs: Vec<Job>,
+    pub selected_job: usize,
+    pub dialog: Option<Dialog>,
+    pub conflicts: VecDeque<ConflictPrompt>,
+    /// The filter being typed in the focused pane.
+    pub filtering: Option<LineInput>,
+    pub banner: Option<Banner>,
+    /// Keys ([`Location::key`]) of files that arrived with a matching digest.
+    pub verified: HashSet<String>,
+    pub bookmarks: Vec<Bookmark>,
+    pub recent: Vec<Recent>,
+    /// The recent-list entry to save once this connection comes up.
+    pending_recent: Option<Recent>,
+    pub size: (u16, u16),
+    pub should_quit: bool,
+    pub drag: Option<Drag>,
+    last_click: Option<(Instant, Side, usize)>,
+    serial: u64,
+    outbox: Vec<Command>,
+}
+
+impl App {
+    /// The state at start-up; the first listings are queued at once.
+    pub fn new(settings: Settings, local_dir: PathBuf, remote_label: String, remote_path: String) -> App {
+        let make = |side, dir| {
+            let mut pane = Pane::new(side, dir);
+            pane.sort = settings.defaults.sort;
+            pane.reverse = settings.defaults.reverse;
+            pane.show_hidden = settings.defaults.show_hidden;
+            pane
+        };
+        let mut app = App {
+            local: make(Side::Local, Location::Local(local_dir.clone())),
+            remote: make(Side::Remote, Location::Remote(remote_path.clone())),
+            focus: Focus::Pane(Side::Local),
+            last_pane: Side::Local,
+            keymap: settings.keymap,
+            theme: settings.theme,
+            conn: Connection {
+                id: 1,
+                label: remote_label,
+                state: ConnState::Connecting,
+                read_only: false,
+                server: None,
+                bundled: None,
+            },
+            jobs: Vec::new(),
+            selected_job: 0,
+            dialog: None,
+            conflicts: VecDeque::new(),
+            filtering: None,
+            banner: None,
+            verified: HashSet::new(),
+            bookmarks: settings.bookmarks,
+            recent: Vec::new(),
+            pending_recent: None,
+            size: (120, 40),
+            should_quit: false,
+            drag: None,
+            last_click: None,
+            serial: 0,
+            outbox: Vec::new(),
+        };
+        app.request_list(Side::Local, Location::Local(local_dir), None);
+        app.request_list(Side::Remote, Location::Remote(remote_path), None);
+        app
+    }
+
+    /// Takes the queued commands.
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Remembers `recent` once the current connection succeeds.
+    pub fn remember_on_connect(&mut self, recent: Recent) {
+        self.pending_recent = Some(recent);
+    }
+
+    pub fn pane(&self, side: Side) -> &Pane {
+        match side {
+            Side::Local => &self.local,
+            Side::Remote => &self.remote,
+        }
+    }
+
+    pub fn pane_mut(&mut self, side: Side) -> &mut Pane {
+        match side {
+            Side::Local => &mut self.local,
+            Side::Remote => &mut self.remote,
+        }
+    }
+
+    /// The pane that keys apply to.
+    pub fn active_side(&self) -> Side {
+        match self.focus {
+            Focus::Pane(side) => side,
+            Focus::Transfers => self.last_pane,
+        }
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::warn!("{text}");
+        self.banner = Some(Banner {
+            kind: BannerKind::Error,
+            text,
+        });
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.banner = Some(Banner {
+            kind: BannerKind::Info,
+            text: text.into(),
+        });
+    }
+
+    /// Whether any job still runs.
+    pub fn transfers_running(&self) -> bool {
+        self.jobs.iter().any(Job::is_active)
+    }
+
+    /// Records a new terminal size and lays the panes out for it.
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.size = (width, height);
+        self.sync_layout();
+    }
+
+    /// Tells the panes how many rows they show; the transfer panel's height changes with the
+    /// job count, so this runs before every draw.
+    pub fn sync_layout(&mut self) {
+        let areas = ui::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        self.local.set_height(ui::list_rows(areas.local));
+        self.remote.set_height(ui::list_rows(areas.remote));
+    }
+
+    fn request_list(&mut self, side: Side, dir: Location, select: Option<String>) {
+        self.serial += 1;
+        let serial = self.serial;
+        self.pane_mut(side).pending = Some(super::pane::Pending {
+            serial,
+            dir: dir.clone(),
+            select,
+        });
+        self.outbox.push(Command::List { side, serial, dir });
+    }
+
+    fn refresh(&mut self, side: Side) {
+        let dir = self.pane(side).dir.clone();
+        self.request_list(side, dir, None);
+    }
+
+    /// A key press. Dialogs, conflicts and the filter see keys before the keymap does.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if key.kind != KeyEventKind::Press {
+            return;
+        }
+        if self.dialog.is_some() {
+            self.dialog_key(key);
+        } else if !self.conflicts.is_empty() {
+            self.conflict_key(key);
+        } else if self.filtering.is_some() {
+            self.filter_key(key);
+        } else if let Some(action) = self.keymap.action(&key) {
+            self.update(action);
+        } else if key.code == KeyCode::Esc {
+            self.escape();
+        }
+    }
+
+    fn escape(&mut self) {
+        if self.focus == Focus::Transfers {
+            self.focus = Focus::Pane(self.last_pane);
+            return;
+        }
+        let side = self.active_side();
+        if self.banner.take().is_some() {
+            return;
+        }
+        let pane = self.pane_mut(side);
+        if !pane.filter.is_empty() {
+            pane.set_filter("");
+        } else {
+            pane.marks.clear();
+        }
+    }
+
+    /// Does what an action means in the current focus.
+    pub fn update(&mut self, action: Action) {
+        if self.focus == Focus::Transfers && self.transfers_action(action) {
+            return;
+        }
+        let side = self.active_side();
+        match action {
+            Action::Up => self.pane_mut(side).move_cursor(-1),
+            Action::Down => self.pane_mut(side).move_cursor(1),
+            Action::PageUp => self.pane_mut(side).page(false),
+            Action::PageDown => self.pane_mut(side).page(true),
+            Action::Top => self.pane_mut(side).top(),
+            Action::Bottom => self.pane_mut(side).bottom(),
+            Action::Enter => self.enter(side),
+            Action::Parent => self.parent(side),
+            Action::SwitchPane => {
+                let next = side.other();
+                self.focus = Focus::Pane(next);
+                self.last_pane = next;
+            }
+            Action::Mark => self.pane_mut(side).toggle_mark(),
+            Action::InvertMarks => self.pane_mut(side).invert_marks(),
+            Action::MarkAll => self.pane_mut(side).mark_all(),
+            Action::Copy => self.transfer(side, false, None),
+            Action::Move => self.transfer(side, true, None),
+            Action::Mkdir => {
+                if self.writable(side, "make a directory") {
+                    self.dialog = Some(Dialog::Input {
+                        title: "New directory".into(),
+                        input: LineInput::default(),
+                        purpose: InputPurpose::Mkdir(side),
+                    });
+                }
+            }
+            Action::Delete => self.ask_delete(side),
+            Action::Rename => {
+                if let Some(name) = self.pane(side).current().map(|e| e.name.clone())
+                    && self.writable(side, "rename")
+                {
+                    self.dialog = Some(Dialog::Input {
+                        title: format!("Rename {}", format::escape_name(&name)),
+                        input: LineInput::new(&name),
+                        purpose: InputPurpose::Rename(side, name),
+                    });
+                }
+            }
+            Action::Filter => {
+                self.filtering = Some(LineInput::new(&self.pane(side).filter));
+            }
+            Action::Refresh => {
+                if side == Side::Remote || matches!(self.conn.state, ConnState::Lost(_)) {
+                    if matches!(self.conn.state, ConnState::Lost(_)) {
+                        self.conn.state = ConnState::Connecting;
+                        self.banner = None;
+                    }
+                    self.refresh(Side::Remote);
+                }
+                if side == Side::Local {
+                    self.refresh(Side::Local);
+                }
+            }
+            Action::Goto => {
+                let current = self.pane(side).dir.display();
+                self.dialog = Some(Dialog::Input {
+                    title: "Go to path".into(),
+                    input: LineInput::new(&current),
+                    purpose: InputPurpose::Goto(side),
+                });
+            }
+            Action::ToggleHidden => self.pane_mut(side).toggle_hidden(),
+            Action::SortNext => {
+                let pane = self.pane_mut(side);
+                let next = pane.sort.next();
+                pane.set_sort(next, pane.reverse);
+            }
+            Action::SortReverse => {
+                let pane = self.pane_mut(side);
+                pane.set_sort(pane.sort, !pane.reverse);
+            }
+            Action::SortName => self.sort_by(side, SortKey::Name),
+            Action::SortSize => self.sort_by(side, SortKey::Size),
+            Action::SortTime => self.sort_by(side, SortKey::Time),
+            Action::Connect => self.open_connect(),
+            Action::Transfers => {
+                if !self.jobs.is_empty() {
+                    self.focus = Focus::Transfers;
+                    self.selected_job = self.selected_job.min(self.jobs.len() - 1);
+                }
+            }
+            Action::CancelJob => self.ask_cancel(),
+            Action::ClearFinished => {
+                self.jobs.retain(Job::is_active);
+                self.selected_job = self.selected_job.min(self.jobs.len().saturating_sub(1));
+                if self.jobs.is_empty() {
+                    self.focus = Focus::Pane(self.last_pane);
+                }
+            }
+            Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::Quit => {
+                let running = self.jobs.iter().filter(|j| j.is_active()).count();
+                if running == 0 {
+                    self.should_quit = true;
+                } else {
+                    self.dialog = Some(Dialog::Confirm {
+                        title: "Quit".into(),
+                        message: format!(
+                            "{running} transfer{} still running. Cancel and quit?",
+                            if running == 1 { " is" } else { "s are" }
+                        ),
+                        on_yes: Confirmed::Quit,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Keys that mean something else while the transfer list has focus; `true` if handled.
+    fn transfers_action(&mut self, action: Action) -> bool {
+        match action {
+            Action::Up => self.selected_job = self.selected_job.saturating_sub(1),
+            Action::Down => {
+                self.selected_job = (self.selected_job + 1).min(self.jobs.len().saturating_sub(1));
+            }
+            Action::Top => self.selected_job = 0,
+            Action::Bottom => self.selected_job = self.jobs.len().saturating_sub(1),
+            Action::Delete => self.ask_cancel(),
+            Action::Transfers | Action::SwitchPane => self.focus = Focus::Pane(self.last_pane),
+            _ => return false,
+        }
+        true
+    }
+
+    fn sort_by(&mut self, side: Side, key: SortKey) {
+        let pane = self.pane_mut(side);
+        let reverse = if pane.sort == key { !pane.reverse } else { false };
+        pane.set_sort(key, reverse);
+    }
+
+    fn enter(&mut self, side: Side) {
+        let pane = self.pane(side);
+        let Some(entry) = pane.current() else { return };
+        if !entry.is_dir_like() {
+            return;
+        }
+        let dir = pane.dir.join(&entry.name);
+        self.request_list(side, dir, None);
+    }
+
+    fn parent(&mut self, side: Side) {
+        if let Some((dir, name)) = self.pane(side).dir.parent() {
+            self.request_list(side, dir, Some(name));
+        }
+    }
+
+    /// Whether `side` can be written, saying why not in the banner.
+    fn writable(&mut self, side: Side, what: &str) -> bool {
+        if side == Side::Remote && self.conn.read_only {
+            self.error(format!("Cannot {what}: the server is read-only"));
+            return false;
+        }
+        true
+    }
+
+    /// Queues a copy or move of `names` (default: the selection) into the other pane.
+    pub fn transfer(&mut self, source: Side, is_move: bool, names: Option<Vec<String>>) {
+        let dest = source.other();
+        let verb = if is_move { "move" } else { "copy" };
+        if !self.writable(dest, verb) || (is_move && !self.writable(source, verb)) {
+            return;
+        }
+        if let ConnState::Lost(_) = self.conn.state {
+            self.error("Not connected: press Ctrl+R to reconnect");
+            return;
+        }
+        let src_pane = self.pane(source);
+        let names = names.unwrap_or_else(|| src_pane.selection().iter().map(|e| e.name.clone()).collect());
+        if names.is_empty() {
+            return;
+        }
+        let src_dir = src_pane.dir.clone();
+        let dest_dir = self.pane(dest).dir.clone();
+        let pairs: Vec<(Location, Location)> = names
+            .iter()
+            .map(|n| (src_dir.join(n), dest_dir.join(n)))
+            .collect();
+        let spec = match source {
+            Side::Local => JobSpec::Upload {
+                items: pairs
+                    .iter()
+                    .filter_map(|(s, d)| match (s, d) {
+                        (Location::Local(s), Location::Remote(d)) => Some((s.clone(), d.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+                policy: ConflictPolicy::Ask,
+                remove_source: is_move,
+            },
+            Side::Remote => JobSpec::Download {
+                items: pairs
+                    .iter()
+                    .filter_map(|(s, d)| match (s, d) {
+                        (Location::Remote(s), Location::Local(d)) => Some((s.clone(), d.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+                policy: ConflictPolicy::Ask,
+                remove_source: is_move,
+            },
+        };
+        let label = match names.as_slice() {
+            [one] => format::escape_name(one).into_owned(),
+            many => format!("{} items", many.len()),
+        };
+        let info = JobInfo {
+            dest,
+            src_dir,
+            dest_dir,
+            items: pairs.iter().map(|(s, d)| (s.key(), d.key())).collect(),
+            is_move,
+            label,
+        };
+        self.pane_mut(source).marks.clear();
+        self.outbox.push(Command::Submit { spec, info });
+    }
+
+    fn ask_delete(&mut self, side: Side) {
+        if !self.writable(side, "delete") {
+            return;
+        }
+        let pane = self.pane(side);
+        let selection = pane.selection();
+        let message = match selection.as_slice() {
+            [] => return,
+            [one] => format!(
+                "Delete {} {}?",
+                if one.is_dir_like() { "directory" } else { "file" },
+                format::escape_name(&one.name)
+            ),
+            many => format!("Delete {} marked entries?", many.len()),
+        };
+        let paths = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
+        self.dialog = Some(Dialog::Confirm {
+            title: "Delete".into(),
+            message,
+            on_yes: Confirmed::Delete(side, paths),
+        });
+    }
+
+    fn ask_cancel(&mut self) {
+        let Some(job) = self.jobs.get(self.selected_job) else { return };
+        if !job.is_active() {
+            return;
+        }
+        self.dialog = Some(Dialog::Confirm {
+            title: "Cancel transfer".into(),
+            message: format!("Cancel transfer #{} ({})?", job.key.id.0, job.info.label),
+            on_yes: Confirmed::CancelJob(job.key),
+        });
+    }
+
+    fn open_connect(&mut self) {
+        let mut targets: Vec<ConnectTarget> = self
+            .bookmarks
+            .iter()
+            .map(|b| ConnectTarget {
+                label: format!("★ {}  {}", b.name, b.url),
+                url: b.url.clone(),
+                token: b.token.clone(),
+            })
+            .collect();
+        targets.extend(self.recent.iter().map(|r| ConnectTarget {
+            label: format!("  {}", r.url),
+            url: r.url.clone(),
+            token: r.token.clone(),
+        }));
+        self.dialog = Some(Dialog::Connect {
+            targets,
+            selected: 0,
+        });
+    }
+
+    /// Switches the remote pane to another server.
+    pub fn connect(&mut self, url: &str, token: Option<String>) {
+        let parsed: RemoteUrl = match url.trim().parse() {
+            Ok(u) => u,
+            Err(e) => {
+                self.error(format!("Bad address {url}: {e}"));
+                return;
+            }
+        };
+        self.conn = Connection {
+            id: self.conn.id + 1,
+            label: format!("{}:{}", parsed.host, parsed.port),
+            state: ConnState::Connecting,
+            read_only: false,
+            server: None,
+            bundled: None,
+        };
+        self.pending_recent = Some(Recent {
+            url: parsed.to_string(),
+            token: token.clone(),
+        });
+        let (sort, reverse, hidden) = (self.remote.sort, self.remote.reverse, self.remote.show_hidden);
+        self.remote = Pane::new(Side::Remote, Location::Remote(parsed.path.clone()));
+        self.remote.sort = sort;
+        self.remote.reverse = reverse;
+        self.remote.show_hidden = hidden;
+        self.sync_layout();
+        self.outbox.push(Command::Connect {
+            conn: self.conn.id,
+            endpoint: Endpoint {
+                host: parsed.host,
+                port: parsed.port,
+                token,
+            },
+        });
+        self.request_list(Side::Remote, Location::Remote(parsed.path), None);
+    }
+
+    fn dialog_key(&mut self, key: KeyEvent) {
+        let Some(dialog) = self.dialog.take() else { return };
+        self.dialog = match dialog {
+            Dialog::Help { scroll } => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
+                    scroll: scroll.saturating_sub(1),
+                }),
+                KeyCode::Down | KeyCode::Char('j') => Some(Dialog::Help { scroll: scroll + 1 }),
+                KeyCode::PageUp => Some(Dialog::Help {
+                    scroll: scroll.saturating_sub(10),
+                }),
+                KeyCode::PageDown => Some(Dialog::Help { scroll: scroll + 10 }),
+                _ => None,
+            },
+            Dialog::Confirm { title, message, on_yes } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.confirmed(on_yes);
+                    None
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
+                _ => Some(Dialog::Confirm { title, message, on_yes }),
+            },
+            Dialog::Input {
+                title,
+                mut input,
+                purpose,
+            } => match key.code {
+                KeyCode::Esc => None,
+                KeyCode::Enter => {
+                    self.submit_input(purpose, input.text().trim().to_string());
+                    None
+                }
+                _ => {
+                    input.handle(&key);
+                    Some(Dialog::Input { title, input, purpose })
+                }
+            },
+            Dialog::Connect { targets, selected } => {
+                // The last row is "type an address".
+                let rows = targets.len() + 1;
+                match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') => None,
+                    KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Connect {
+                        targets,
+                        selected: selected.saturating_sub(1),
+                    }),
+                    KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => Some(Dialog::Connect {
+                        targets,
+                        selected: (selected + 1).min(rows - 1),
+                    }),
+                    KeyCode::Enter => match targets.get(selected) {
+                        Some(target) => {
+                            self.connect(&target.url.clone(), target.token.clone());
+                            self.dialog.take()
+                        }
+                        None => Some(Dialog::Input {
+                            title: "Address: ferry://HOST:PORT/PATH [TOKEN]".into(),
+                            input: LineInput::new("ferry://"),
+                            purpose: InputPurpose::Address,
+                        }),
+                    },
+                    _ => Some(Dialog::Connect { targets, selected }),
+                }
+            }
+        };
+    }
+
+    fn confirmed(&mut self, on_yes: Confirmed) {
+        match on_yes {
+            Confirmed::Delete(side, paths) => {
+                self.pane_mut(side).marks.clear();
+                self.outbox.push(Command::Remove { side, paths });
+            }
+            Confirmed::Quit => {
+                for job in self.jobs.iter().filter(|j| j.is_active()) {
+                    self.outbox.push(Command::Cancel(job.key));
+                }
+                self.should_quit = true;
+            }
+            Confirmed::CancelJob(key) => self.outbox.push(Command::Cancel(key)),
+        }
+    }
+
+    fn submit_input(&mut self, purpose: InputPurpose, text: String) {
+        if text.is_empty() {
+            return;
+        }
+        let bad_name = text == "." || text == ".." || text.contains('/') || text.contains('\0');
+        match purpose {
+            InputPurpose::Mkdir(side) | InputPurpose::Rename(side, _) if bad_name => {
+                let _ = side;
+                self.error(format!("`{}` is not a valid name", format::escape_name(&text)));
+            }
+            InputPurpose::Mkdir(side) => {
+                let path = self.pane(side).dir.join(&text);
+                self.outbox.push(Command::Mkdir { side, path });
+            }
+            InputPurpose::Rename(side, old) => {
+                if old != text {
+                    let dir = self.pane(side).dir.clone();
+                    self.outbox.push(Command::Rename {
+                        side,
+                        from: dir.join(&old),
+                        to: dir.join(&text),
+                    });
+                }
+            }
+            InputPurpose::Goto(side) => {
+                let dir = match &self.pane(side).dir {
+                    Location::Local(current) => {
+                        let typed = match text.strip_prefix('~') {
+                            Some(rest) => match std::env::var_os("HOME") {
+                                Some(home) => PathBuf::from(home).join(rest.trim_start_matches('/')),
+                                None => PathBuf::from(&text),
+                            },
+                            None => PathBuf::from(&text),
+                        };
+                        Location::Local(current.join(typed))
+                    }
+                    Location::Remote(current) => Location::Remote(resolve_wire(current, &text)),
+                };
+                self.request_list(side, dir, None);
+            }
+            InputPurpose::Address => {
+                let mut parts = text.split_whitespace();
+                let url = parts.next().unwrap_or_default().to_string();
+                let token = parts.next().map(str::to_string);
+                self.connect(&url, token);
+            }
+        }
+    }
+
+    fn conflict_key(&mut self, key: KeyEvent) {
+        let Some(prompt) = self.conflicts.front_mut() else { return };
+        let choice = match key.code {
+            KeyCode::Left | KeyCode::Up | KeyCode::BackTab => {
+                prompt.selected = (prompt.selected + CONFLICT_CHOICES.len() - 1) % CONFLICT_CHOICES.len();
+                None
+            }
+            KeyCode::Right | KeyCode::Down | KeyCode::Tab => {
+                prompt.selected = (prompt.selected + 1) % CONFLICT_CHOICES.len();
+                None
+            }
+            KeyCode::Char('a') | KeyCode::Char(' ') => {
+                prompt.apply_to_all = !prompt.apply_to_all;
+                None
+            }
+            KeyCode::Enter => Some(CONFLICT_CHOICES[prompt.selected].0),
+            KeyCode::Esc => Some(ConflictPolicy::Skip),
+            KeyCode::Char(c) => CONFLICT_CHOICES
+                .iter()
+                .find(|(_, _, k)| *k == c.to_ascii_lowercase())
+                .map(|(p, _, _)| *p),
+            _ => None,
+        };
+        if let Some(choice) = choice
+            && let Some(mut prompt) = self.conflicts.pop_front()
+        {
+            let answer = ConflictAnswer {
+                choice,
+                apply_to_all: prompt.apply_to_all,
+            };
+            if let Some(reply) = prompt.reply.take() {
+                self.outbox.push(Command::Answer { reply, answer });
+            }
+        }
+    }
+
+    fn filter_key(&mut self, key: KeyEvent) {
+        let side = self.active_side();
+        match key.code {
+            KeyCode::Enter => self.filtering = None,
+            KeyCode::Esc => {
+                self.filtering = None;
+                self.pane_mut(side).set_filter("");
+            }
+            KeyCode::Up => self.pane_mut(side).move_cursor(-1),
+            KeyCode::Down => self.pane_mut(side).move_cursor(1),
+            KeyCode::PageUp => self.pane_mut(side).page(false),
+            KeyCode::PageDown => self.pane_mut(side).page(true),
+            _ => {
+                if let Some(input) = self.filtering.as_mut()
+                    && input.handle(&key)
+                {
+                    let text = input.text().to_string();
+                    self.pane_mut(side).set_filter(&text);
+                }
+            }
+        }
+    }
+
+    /// A mouse event; `now` tells double clicks from two clicks.
+    pub fn on_mouse(&mut self, event: MouseEvent, now: Instant) {
+        if self.dialog.is_some() || !self.conflicts.is_empty() {
+            return;
+        }
+        let areas = ui::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        let at = Position::new(event.column, event.row);
+        let side = if areas.local.contains(at) {
+            Some(Side::Local)
+        } else if areas.remote.contains(at) {
+            Some(Side::Remote)
+        } else {
+            None
+        };
+        let row = |side: Side, app: &App| -> Option<usize> {
+            let area = if side == Side::Local { areas.local } else { areas.remote };
+            let first = area.y + ui::LIST_TOP;
+            if event.row < first || usize::from(event.row - first) >= ui::list_rows(area) {
+                return None;
+            }
+            let index = app.pane(side).offset + usize::from(event.row - first);
+            (index < app.pane(side).view.len()).then_some(index)
+        };
+        match event.kind {
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let delta = if event.kind == MouseEventKind::ScrollDown { WHEEL_ROWS } else { -WHEEL_ROWS };
+                if let Some(side) = side {
+                    self.pane_mut(side).scroll(delta);
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                let Some(side) = side else {
+                    if let Some(panel) = areas.transfers
+                        && panel.contains(at)
+                        && event.row > panel.y + 1
+                    {
+                        let index = usize::from(event.row - panel.y - 2);
+                        if index < self.jobs.len() {
+                            self.selected_job = index;
+                            self.focus = Focus::Transfers;
+                        }
+                    }
+                    return;
+                };
+                self.focus = Focus::Pane(side);
+                self.last_pane = side;
+                self.filtering = None;
+                let Some(index) = row(side, self) else { return };
+                let pane = self.pane_mut(side);
+                pane.cursor = index;
+                pane.scroll_to_cursor();
+                let name = pane.current().map(|e| e.name.clone()).unwrap_or_default();
+                let double = matches!(self.last_click, Some((t, s, i))
+                    if s == side && i == index && now.duration_since(t) <= DOUBLE_CLICK);
+                if double {
+                    self.last_click = None;
+                    self.drag = None;
+                    self.enter(side);
+                } else {
+                    self.last_click = Some((now, side, index));
+                    self.drag = Some(Drag {
+                        side,
+                        name,
+                        moved: false,
+                    });
+                }
+            }
+            MouseEventKind::Drag(MouseButton::Left) => {
+                if let Some(drag) = self.drag.as_mut() {
+                    drag.moved = true;
+                }
+            }
+            MouseEventKind::Up(MouseButton::Left) => {
+                if let Some(drag) = self.drag.take()
+                    && drag.moved
+                    && side == Some(drag.side.other())
+                {
+                    let pane = self.pane(drag.side);
+                    // Dropping a marked entry carries all the marks, like a file manager.
+                    let names = if pane.marks.contains(&drag.name) {
+                        None
+                    } else {
+                        Some(vec![drag.name])
+                    };
+                    self.transfer(drag.side, false, names);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// News from the event loop.
+    pub fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Listed {
+                side,
+                serial,
+                dir,
+                result,
+            } => {
+                let pane = self.pane_mut(side);
+                let Some(pending) = pane.pending.take_if(|p| p.serial == serial) else {
+                    return;
+                };
+                match result {
+                    Ok(entries) => pane.set_listing(dir, entries, pending.select.as_deref()),
+                    Err(error) => {
+                        if !pane.loaded {
+                            pane.dir = dir.clone();
+                            pane.error = Some(error.clone());
+                        }
+                        self.error(format!("Cannot list {}: {error}", dir.display()));
+                    }
+                }
+            }
+            Msg::OpDone { side, result } => match result {
+                Ok(select) => {
+                    let dir = self.pane(side).dir.clone();
+                    self.request_list(side, dir, select);
+                }
+                Err(error) => {
+                    self.error(error);
+                    self.refresh(side);
+                }
+            },
+            Msg::Connection { conn, event } => {
+                if conn != self.conn.id {
+                    return;
+                }
+                match event {
+                    ConnEvent::Connected { read_only, server } => {
+                        let was_lost = matches!(self.conn.state, ConnState::Lost(_));
+                        self.conn.state = ConnState::Connected;
+                        self.conn.read_only = read_only;
+                        self.conn.server = server;
+                        if was_lost {
+                            self.info(format!("Reconnected to {}", self.conn.label));
+                        }
+                        if let Some(recent) = self.pending_recent.take() {
+                            config::remember(&mut self.recent, recent);
+                            self.outbox.push(Command::SaveRecent(self.recent.clone()));
+                        }
+                    }
+                    ConnEvent::Lost(error) => {
+                        self.conn.state = ConnState::Lost(error.clone());
+                        let key = self.keymap.hint(Action::Refresh);
+                        self.error(format!(
+                            "Connection to {} lost: {error} — press {key} to reconnect",
+                            self.conn.label
+                        ));
+                    }
+                }
+            }
+            Msg::Submitted { key, info } => {
+                self.jobs.push(Job::new(key, info));
+            }
+            Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+        }
+    }
+
+    fn job_mut(&mut self, key: JobKey) -> Option<&mut Job> {
+        self.jobs.iter_mut().find(|j| j.key == key)
+    }
+
+    fn on_transfer(&mut self, conn: u64, event: TransferEvent) {
+        match event {
+            TransferEvent::Planned { job, files, bytes } => {
+                if let Some(job) = self.job_mut(JobKey { conn, id: job }) {
+                    job.planned(files, bytes);
+                }
+            }
+            TransferEvent::Progress(progress) => {
+                if let Some(job) = self.job_mut(JobKey { conn, id: progress.job }) {
+                    job.progress(&progress);
+                }
+            }
+            TransferEvent::Conflict { job, path, reply } => {
+                self.conflicts.push_back(ConflictPrompt {
+                    job: JobKey { conn, id: job },
+                    path,
+                    reply: Some(reply),
+                    selected: 0,
+                    apply_to_all: false,
+                });
+            }
+            TransferEvent::FileDone { job, path, .. } => {
+                let key = JobKey { conn, id: job };
+                let mut keys = vec![path.clone()];
+                if let Some(job) = self.job_mut(key) {
+                    for (src, dst) in &job.info.items {
+                        if *src == path || *dst == path {
+                            keys.push(dst.clone());
+                        }
+                    }
+                }
+                self.verified.extend(keys);
+            }
+            TransferEvent::FileFailed { job, path, error } => {
+                let key = JobKey { conn, id: job };
+                if let Some(job) = self.job_mut(key) {
+                    job.failures.push((path.clone(), error.clone()));
+                }
+                self.error(format!("#{}: {}: {error}", key.id.0, format::escape_name(&path)));
+            }
+            TransferEvent::Finished { job, outcome } => {
+                let key = JobKey { conn, id: job };
+                self.conflicts.retain(|c| c.job != key);
+                let Some(job) = self.job_mut(key) else { return };
+                job.finished(outcome);
+                let job = job.clone();
+                match &job.state {
+                    JobState::Done(summary) if summary.failed == 0 => {
+                        for (_, dst) in &job.info.items {
+                            self.verified.insert(dst.clone());
+                        }
+                        let skipped = if summary.skipped > 0 {
+                            format!(", {} skipped", summary.skipped)
+                        } else {
+                            String::new()
+                        };
+                        self.info(format!(
+                            "#{} {}: {} file{}, {} verified{skipped}",
+                            key.id.0,
+                            if job.info.is_move { "moved" } else { "copied" },
+                            summary.files,
+                            if summary.files == 1 { "" } else { "s" },
+                            format::size(summary.bytes)
+                        ));
+                    }
+                    JobState::Done(summary) => self.error(format!(
+                        "#{} {}: {} file{} failed",
+                        key.id.0,
+                        job.info.label,
+                        summary.failed,
+                        if summary.failed == 1 { "" } else { "s" }
+                    )),
+                    JobState::Failed(message) if message == "cancelled" => {
+                        self.info(format!("#{} {}: cancelled", key.id.0, job.info.label));
+                    }
+                    JobState::Failed(message) => {
+                        self.error(format!("#{} {} failed: {message}", key.id.0, job.info.label));
+                    }
+                    _ => {}
+                }
+                for side in [Side::Local, Side::Remote] {
+                    let dir = &self.pane(side).dir;
+                    if *dir == job.info.dest_dir || (job.info.is_move && *dir == job.info.src_dir) {
+                        self.refresh(side);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

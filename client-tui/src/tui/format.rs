@@ -1,0 +1,119 @@
+//! Turning numbers and names into the short text the panes show: sizes, times, durations,
+//! speeds, and names with their control characters escaped.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// A size like `1.50 MiB`; bytes below 1 KiB as `512 B`.
+pub fn size(bytes: u64) -> String {
+    humansize::format_size(bytes, humansize::BINARY.decimal_places(1).space_after_value(true))
+}
+
+/// A transfer speed like `12.3 MiB/s`.
+pub fn speed(bytes_per_second: f64) -> String {
+    if !bytes_per_second.is_finite() || bytes_per_second <= 0.0 {
+        return "-".to_string();
+    }
+    format!("{}/s", size(bytes_per_second.round() as u64))
+}
+
+/// A duration like `0:07`, `12:34` or `1:02:03`, rounded up to whole seconds so a bar never
+/// shows `0:00` while bytes remain.
+pub fn eta(duration: Duration) -> String {
+    let mut secs = duration.as_secs();
+    if duration.subsec_nanos() > 0 {
+        secs += 1;
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// A modification time as `YYYY-MM-DD HH:MM` in UTC: ferry has no time-zone database, and a
+/// fixed zone keeps both panes comparable.
+pub fn mtime(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let rem = seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem / 60 % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A name safe to put on a terminal: control characters become `\n`, `\t`, `\x1b`, `\u{9b}`.
+pub fn escape_name(name: &str) -> Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(2 * 1024 * 1024 * 1024), "2 GiB");
+    }
+
+    #[test]
+    fn speeds_and_etas() {
+        assert_eq!(speed(0.0), "-");
+        assert_eq!(speed(f64::NAN), "-");
+        assert_eq!(speed(10.0 * 1024.0 * 1024.0), "10 MiB/s");
+        assert_eq!(eta(Duration::from_millis(6_200)), "0:07");
+        assert_eq!(eta(Duration::from_secs(754)), "12:34");
+        assert_eq!(eta(Duration::from_secs(3723)), "1:02:03");
+    }
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(mtime(0), "1970-01-01 00:00");
+        assert_eq!(mtime(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(mtime(951_782_400), "2000-02-29 00:00");
+        assert_eq!(mtime(-86_400), "1969-12-31 00:00");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_name("plain.txt"), "plain.txt");
+        assert_eq!(escape_name("a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(escape_name("\x1b[31mred"), "\\x1b[31mred");
+        assert_eq!(escape_name("x\u{9b}y"), "x\\u{9b}y");
+    }
+}

@@ -1,0 +1,121 @@
+//! Local file-system work for the left pane: listing and the small operations. Called from
+//! `spawn_blocking` by the event loop, never on the UI thread, because a directory on a slow
+//! disk or with 100,000 entries can take a while.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use ferry_protocol::{Entry, Kind};
+
+/// A directory's entries in the protocol's shape, so both panes share one model.
+pub fn list(dir: &Path) -> Result<Vec<Entry>, String> {
+    let read = fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let mut entries = Vec::new();
+    for item in read {
+        let Ok(item) = item else { continue };
+        let name = item.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = item.path().symlink_metadata() else {
+            continue;
+        };
+        let file_type = meta.file_type();
+        let kind = if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_file() {
+            Kind::File
+        } else if file_type.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        };
+        let link = if kind == Kind::Symlink {
+            fs::metadata(item.path()).ok().map(|m| {
+                if m.is_dir() {
+                    Kind::Dir
+                } else if m.is_file() {
+                    Kind::File
+                } else {
+                    Kind::Other
+                }
+            })
+        } else {
+            None
+        };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        entries.push(Entry {
+            name,
+            kind,
+            size: meta.len(),
+            mtime,
+            mode: meta.permissions().mode(),
+            link,
+        });
+    }
+    Ok(entries)
+}
+
+pub fn mkdir(path: &Path) -> Result<(), String> {
+    fs::create_dir(path).map_err(|e| describe(path, &e))
+}
+
+/// Renames within one directory, refusing to replace an existing entry.
+pub fn rename(from: &Path, to: &Path) -> Result<(), String> {
+    if to.symlink_metadata().is_ok() {
+        return Err(format!("{}: already exists", to.display()));
+    }
+    fs::rename(from, to).map_err(|e| describe(from, &e))
+}
+
+/// Removes files, links and whole directory trees.
+pub fn remove(paths: &[PathBuf]) -> Result<(), String> {
+    for path in paths {
+        let meta = path.symlink_metadata().map_err(|e| describe(path, &e))?;
+        let result = if meta.is_dir() {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        result.map_err(|e| describe(path, &e))?;
+    }
+    Ok(())
+}
+
+fn describe(path: &Path, error: &io::Error) -> String {
+    format!("{}: {error}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_changes_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), b"hello").unwrap();
+        mkdir(&dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("sub", dir.path().join("link")).unwrap();
+        let mut entries = list(dir.path()).unwrap();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let kinds: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.kind, e.link)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("a.txt", Kind::File, None),
+                ("link", Kind::Symlink, Some(Kind::Dir)),
+                ("sub", Kind::Dir, None)
+            ]
+        );
+        assert_eq!(entries[0].size, 5);
+        assert!(rename(&dir.path().join("a.txt"), &dir.path().join("sub")).is_err());
+        rename(&dir.path().join("a.txt"), &dir.path().join("b.txt")).unwrap();
+        fs::write(dir.path().join("sub/x"), b"x").unwrap();
+        remove(&[dir.path().join("sub"), dir.path().join("b.txt")]).unwrap();
+        assert_eq!(list(dir.path()).unwrap().len(), 1);
+    }
+}

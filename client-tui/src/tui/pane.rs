@@ -1,0 +1,536 @@
+//! One pane's browsing state: where it is, what is listed, how it is sorted and filtered,
+//! the cursor and the marks. Pure data: listings arrive from the event loop.
+//!
+//! A listing is kept whole in `entries`; `view` holds the indices that pass the hidden-file
+//! rule and the filter, in sort order, so a 100,000-entry directory is re-sorted only when the
+//! order changes and rendering touches only the visible slice.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use ferry_protocol::{Entry, Kind};
+use serde::Deserialize;
+
+/// Which side of the screen, and so which file system, a pane shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Local,
+    Remote,
+}
+
+impl Side {
+    /// The other pane.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Local => Side::Remote,
+            Side::Remote => Side::Local,
+        }
+    }
+}
+
+/// A directory on one side: a local path, or a server wire path (`""` is the root).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Location {
+    Local(PathBuf),
+    Remote(String),
+}
+
+impl Location {
+    /// The path of a child entry.
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(dir) => Location::Local(dir.join(name)),
+            Location::Remote(dir) => Location::Remote(join_wire(dir, name)),
+        }
+    }
+
+    /// The parent directory and the name of this one inside it; `None` at a root.
+    pub fn parent(&self) -> Option<(Location, String)> {
+        match self {
+            Location::Local(dir) => {
+                let name = dir.file_name()?.to_string_lossy().into_owned();
+                Some((Location::Local(dir.parent()?.to_path_buf()), name))
+            }
+            Location::Remote(dir) if dir.is_empty() => None,
+            Location::Remote(dir) => Some(match dir.rsplit_once('/') {
+                Some((parent, name)) => (Location::Remote(parent.to_string()), name.to_string()),
+                None => (Location::Remote(String::new()), dir.clone()),
+            }),
+        }
+    }
+
+    /// The path as shown and as typed in the go-to prompt: remote paths start with `/`.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Local(dir) => dir.display().to_string(),
+            Location::Remote(dir) => format!("/{dir}"),
+        }
+    }
+
+    /// A key for matching transfer events against pane entries.
+    pub fn key(&self) -> String {
+        match self {
+            Location::Local(dir) => dir.to_string_lossy().into_owned(),
+            Location::Remote(dir) => dir.clone(),
+        }
+    }
+}
+
+/// A child path on the server.
+pub fn join_wire(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Turns what the user typed into a wire path relative to `current`: `/a/b`, `a/b`, `..`.
+pub fn resolve_wire(current: &str, typed: &str) -> String {
+    let mut parts: Vec<&str> = if typed.starts_with('/') {
+        Vec::new()
+    } else {
+        current.split('/').filter(|p| !p.is_empty()).collect()
+    };
+    for part in typed.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// The column a listing is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortKey {
+    Name,
+    Size,
+    Time,
+}
+
+impl SortKey {
+    /// The next key in the `s` cycle.
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Name => SortKey::Size,
+            SortKey::Size => SortKey::Time,
+            SortKey::Time => SortKey::Name,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Name => "name",
+            SortKey::Size => "size",
+            SortKey::Time => "time",
+        }
+    }
+}
+
+/// Whether every character of `needle` appears in `haystack` in order, ignoring case.
+pub fn fuzzy_match(needle: &str, haystack: &str) -> bool {
+    let mut hay = haystack.chars().flat_map(char::to_lowercase);
+    needle
+        .chars()
+        .flat_map(char::to_lowercase)
+        .all(|n| hay.any(|h| h == n))
+}
+
+/// A listing request in flight, so a late answer for a directory the user left is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub serial: u64,
+    pub dir: Location,
+    /// The name to put the cursor on once the listing arrives.
+    pub select: Option<String>,
+}
+
+/// One pane.
+#[derive(Debug, Clone)]
+pub struct Pane {
+    pub side: Side,
+    pub dir: Location,
+    pub entries: Vec<Entry>,
+    /// Indices into `entries`, filtered and sorted.
+    pub view: Vec<usize>,
+    /// Position in `view`.
+    pub cursor: usize,
+    /// First visible row of `view`.
+    pub offset: usize,
+    /// Rows the last layout gave the listing; paging and scrolling use it.
+    pub height: usize,
+    pub marks: HashSet<String>,
+    pub sort: SortKey,
+    pub reverse: bool,
+    pub show_hidden: bool,
+    pub filter: String,
+    pub pending: Option<Pending>,
+    /// Why the last listing failed, shown in place of the entries.
+    pub error: Option<String>,
+    /// Whether a listing has ever arrived.
+    pub loaded: bool,
+}
+
+impl Pane {
+    pub fn new(side: Side, dir: Location) -> Pane {
+        Pane {
+            side,
+            dir,
+            entries: Vec::new(),
+            view: Vec::new(),
+            cursor: 0,
+            offset: 0,
+            height: 20,
+            marks: HashSet::new(),
+            sort: SortKey::Name,
+            reverse: false,
+            show_hidden: false,
+            filter: String::new(),
+            pending: None,
+            error: None,
+            loaded: false,
+        }
+    }
+
+    /// The entry under the cursor.
+    pub fn current(&self) -> Option<&Entry> {
+        self.view.get(self.cursor).map(|&i| &self.entries[i])
+    }
+
+    /// Shows a new listing. A listing of the same directory keeps the cursor on the same name
+    /// and keeps the marks; a new directory puts it on `select` or the top.
+    pub fn set_listing(&mut self, dir: Location, entries: Vec<Entry>, select: Option<&str>) {
+        let same_dir = self.loaded && dir == self.dir;
+        let keep = if same_dir {
+            self.current().map(|e| e.name.clone())
+        } else {
+            None
+        };
+        if same_dir {
+            let names: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            self.marks.retain(|m| names.contains(m.as_str()));
+        } else {
+            self.marks.clear();
+            self.filter.clear();
+            self.offset = 0;
+        }
+        self.dir = dir;
+        self.entries = entries;
+        self.error = None;
+        self.loaded = true;
+        let old_cursor = self.cursor;
+        self.rebuild_view(select.map(str::to_string).or(keep).as_deref());
+        if same_dir && select.is_none() && self.current().is_none() {
+            self.cursor = old_cursor.min(self.view.len().saturating_sub(1));
+        }
+        self.scroll_to_cursor();
+    }
+
+    /// Re-applies sort, hidden rule and filter, keeping the cursor on `select` if it is visible.
+    pub fn rebuild_view(&mut self, select: Option<&str>) {
+        let show_hidden = self.show_hidden;
+        let filter = self.filter.as_str();
+        let mut view: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| {
+                let name = &self.entries[i].name;
+                (show_hidden || !name.starts_with('.')) && (filter.is_empty() || fuzzy_match(filter, name))
+            })
+            .collect();
+        let (sort, reverse, entries) = (self.sort, self.reverse, &self.entries);
+        view.sort_by(|&a, &b| compare(&entries[a], &entries[b], sort, reverse));
+        self.view = view;
+        self.cursor = select
+            .and_then(|name| self.view.iter().position(|&i| self.entries[i].name == name))
+            .unwrap_or(0);
+        self.scroll_to_cursor();
+    }
+
+    /// Re-sorts or re-filters without losing the entry under the cursor.
+    fn refresh_view(&mut self) {
+        let keep = self.current().map(|e| e.name.clone());
+        self.rebuild_view(keep.as_deref());
+    }
+
+    pub fn set_sort(&mut self, sort: SortKey, reverse: bool) {
+        self.sort = sort;
+        self.reverse = reverse;
+        self.refresh_view();
+    }
+
+    pub fn toggle_hidden(&mut self) {
+        self.show_hidden = !self.show_hidden;
+        if !self.show_hidden {
+            self.marks.retain(|m| !m.starts_with('.'));
+        }
+        self.refresh_view();
+    }
+
+    pub fn set_filter(&mut self, filter: &str) {
+        self.filter = filter.to_string();
+        self.refresh_view();
+    }
+
+    /// Moves the cursor by `delta` rows, stopping at the ends.
+    pub fn move_cursor(&mut self, delta: isize) {
+        if self.view.is_empty() {
+            self.cursor = 0;
+            return;
+        }
+        let last = self.view.len() - 1;
+        self.cursor = self.cursor.saturating_add_signed(delta).min(last);
+        self.scroll_to_cursor();
+    }
+
+    pub fn page(&mut self, down: bool) {
+        let rows = self.height.max(2) as isize - 1;
+        self.move_cursor(if down { rows } else { -rows });
+    }
+
+    pub fn top(&mut self) {
+        self.cursor = 0;
+        self.scroll_to_cursor();
+    }
+
+    pub fn bottom(&mut self) {
+        self.cursor = self.view.len().saturating_sub(1);
+        self.scroll_to_cursor();
+    }
+
+    /// Scrolls the list without moving the cursor off screen (mouse wheel).
+    pub fn scroll(&mut self, delta: isize) {
+        let max_offset = self.view.len().saturating_sub(self.height.max(1));
+        self.offset = self.offset.saturating_add_signed(delta).min(max_offset);
+        let h = self.height.max(1);
+        if self.cursor < self.offset {
+            self.cursor = self.offset;
+        } else if self.cursor >= self.offset + h {
+            self.cursor = self.offset + h - 1;
+        }
+        self.cursor = self.cursor.min(self.view.len().saturating_sub(1));
+    }
+
+    /// Keeps the cursor inside the visible window.
+    pub fn scroll_to_cursor(&mut self) {
+        let h = self.height.max(1);
+        if self.cursor < self.offset {
+            self.offset = self.cursor;
+        } else if self.cursor >= self.offset + h {
+            self.offset = self.cursor + 1 - h;
+        }
+        let max_offset = self.view.len().saturating_sub(h);
+        self.offset = self.offset.min(max_offset);
+    }
+
+    pub fn set_height(&mut self, height: usize) {
+        self.height = height.max(1);
+        self.scroll_to_cursor();
+    }
+
+    /// Marks or unmarks the entry under the cursor, then moves down.
+    pub fn toggle_mark(&mut self) {
+        if let Some(name) = self.current().map(|e| e.name.clone()) {
+            if !self.marks.remove(&name) {
+                self.marks.insert(name);
+            }
+            self.move_cursor(1);
+        }
+    }
+
+    /// Inverts the marks of every visible entry.
+    pub fn invert_marks(&mut self) {
+        for &i in &self.view {
+            let name = &self.entries[i].name;
+            if !self.marks.remove(name) {
+                self.marks.insert(name.clone());
+            }
+        }
+    }
+
+    pub fn mark_all(&mut self) {
+        for &i in &self.view {
+            self.marks.insert(self.entries[i].name.clone());
+        }
+    }
+
+    /// What an operation applies to: the marked entries, or else the one under the cursor.
+    pub fn selection(&self) -> Vec<&Entry> {
+        if self.marks.is_empty() {
+            return self.current().into_iter().collect();
+        }
+        self.view
+            .iter()
+            .map(|&i| &self.entries[i])
+            .filter(|e| self.marks.contains(&e.name))
+            .collect()
+    }
+
+    /// How many entries are marked and their total size (directories count as their own size).
+    pub fn marked_total(&self) -> (usize, u64) {
+        self.entries
+            .iter()
+            .filter(|e| self.marks.contains(&e.name))
+            .fold((0, 0), |(n, bytes), e| (n + 1, bytes + if e.kind == Kind::File { e.size } else { 0 }))
+    }
+}
+
+/// Directories first, then by the key; names break ties so the order is stable.
+fn compare(a: &Entry, b: &Entry, sort: SortKey, reverse: bool) -> Ordering {
+    let dirs_first = b.is_dir_like().cmp(&a.is_dir_like());
+    if dirs_first != Ordering::Equal {
+        return dirs_first;
+    }
+    let by_name = || {
+        let (la, lb) = (a.name.to_lowercase(), b.name.to_lowercase());
+        la.cmp(&lb).then_with(|| a.name.cmp(&b.name))
+    };
+    let ord = match sort {
+        SortKey::Name => by_name(),
+        SortKey::Size => a.size.cmp(&b.size).then_with(by_name),
+        SortKey::Time => a.mtime.cmp(&b.mtime).then_with(by_name),
+    };
+    // Size and time read best largest/newest first; reverse flips that.
+    let natural = match sort {
+        SortKey::Name => ord,
+        SortKey::Size | SortKey::Time => ord.reverse(),
+    };
+    if reverse { natural.reverse() } else { natural }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
+        Entry {
+            name: name.to_string(),
+            kind,
+            size,
+            mtime,
+            mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
+            link: None,
+        }
+    }
+
+    fn names(pane: &Pane) -> Vec<&str> {
+        pane.view.iter().map(|&i| pane.entries[i].name.as_str()).collect()
+    }
+
+    fn sample() -> Pane {
+        let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
+        pane.set_listing(
+            Location::Local("/data".into()),
+            vec![
+                entry("b.txt", Kind::File, 300, 30),
+                entry("Alpha", Kind::Dir, 4096, 10),
+                entry(".hidden", Kind::File, 1, 50),
+                entry("a.txt", Kind::File, 100, 40),
+                entry("zeta", Kind::Dir, 4096, 20),
+            ],
+            None,
+        );
+        pane
+    }
+
+    #[test]
+    fn directories_first_then_name() {
+        let pane = sample();
+        assert_eq!(names(&pane), ["Alpha", "zeta", "a.txt", "b.txt"]);
+    }
+
+    #[test]
+    fn sorting_by_size_and_time_and_reverse() {
+        let mut pane = sample();
+        pane.set_sort(SortKey::Size, false);
+        assert_eq!(names(&pane), ["Alpha", "zeta", "b.txt", "a.txt"]);
+        pane.set_sort(SortKey::Time, false);
+        assert_eq!(names(&pane), ["zeta", "Alpha", "a.txt", "b.txt"]);
+        pane.set_sort(SortKey::Name, true);
+        assert_eq!(names(&pane), ["zeta", "Alpha", "b.txt", "a.txt"]);
+    }
+
+    #[test]
+    fn hidden_and_filter() {
+        let mut pane = sample();
+        pane.toggle_hidden();
+        assert_eq!(names(&pane).len(), 5);
+        pane.set_filter("txt");
+        assert_eq!(names(&pane), ["a.txt", "b.txt"]);
+        pane.set_filter("ZT");
+        assert_eq!(names(&pane), ["zeta"]);
+    }
+
+    #[test]
+    fn fuzzy_is_an_ordered_subsequence() {
+        assert!(fuzzy_match("rdm", "README.md"));
+        assert!(!fuzzy_match("mdr", "README.md"));
+        assert!(fuzzy_match("", "x"));
+    }
+
+    #[test]
+    fn cursor_survives_resort_and_refresh() {
+        let mut pane = sample();
+        pane.move_cursor(3);
+        assert_eq!(pane.current().unwrap().name, "b.txt");
+        pane.set_sort(SortKey::Size, false);
+        assert_eq!(pane.current().unwrap().name, "b.txt");
+        pane.marks.insert("a.txt".into());
+        let entries = pane.entries.clone();
+        pane.set_listing(Location::Local("/data".into()), entries, None);
+        assert_eq!(pane.current().unwrap().name, "b.txt");
+        assert!(pane.marks.contains("a.txt"));
+    }
+
+    #[test]
+    fn marks_and_selection() {
+        let mut pane = sample();
+        assert_eq!(pane.selection()[0].name, "Alpha");
+        pane.move_cursor(2);
+        pane.toggle_mark();
+        pane.toggle_mark();
+        assert_eq!(pane.cursor, 4.min(pane.view.len() - 1));
+        assert_eq!(pane.marked_total(), (2, 400));
+        let sel: Vec<_> = pane.selection().iter().map(|e| e.name.clone()).collect();
+        assert_eq!(sel, ["a.txt", "b.txt"]);
+        pane.invert_marks();
+        assert_eq!(pane.marked_total(), (2, 0));
+        pane.mark_all();
+        assert_eq!(pane.marks.len(), 4);
+    }
+
+    #[test]
+    fn paging_keeps_the_cursor_visible() {
+        let mut pane = Pane::new(Side::Remote, Location::Remote(String::new()));
+        let entries = (0..100_000).map(|i| entry(&format!("f{i:06}"), Kind::File, i, 0)).collect();
+        pane.set_height(30);
+        pane.set_listing(Location::Remote(String::new()), entries, None);
+        pane.page(true);
+        assert_eq!((pane.cursor, pane.offset), (29, 0));
+        pane.page(true);
+        assert_eq!((pane.cursor, pane.offset), (58, 29));
+        pane.bottom();
+        assert_eq!((pane.cursor, pane.offset), (99_999, 99_970));
+        pane.scroll(-10);
+        assert_eq!((pane.cursor, pane.offset), (99_989, 99_960));
+        pane.top();
+        assert_eq!((pane.cursor, pane.offset), (0, 0));
+    }
+
+    #[test]
+    fn locations() {
+        let remote = Location::Remote("a/b".into());
+        assert_eq!(remote.parent(), Some((Location::Remote("a".into()), "b".into())));
+        assert_eq!(Location::Remote("a".into()).parent(), Some((Location::Remote("".into()), "a".into())));
+        assert_eq!(Location::Remote("".into()).parent(), None);
+        assert_eq!(Location::Remote("".into()).join("x"), Location::Remote("x".into()));
+        assert_eq!(remote.display(), "/a/b");
+        assert_eq!(resolve_wire("a/b", "../c"), "a/c");
+        assert_eq!(resolve_wire("a/b", "/x/y/"), "x/y");
+        assert_eq!(resolve_wire("a", "/"), "");
+    }
+}

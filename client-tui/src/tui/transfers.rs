@@ -1,0 +1,246 @@
+//! The transfer list as the UI sees it: one [`Job`] per submitted copy or move, updated from
+//! engine events, and the pure progress math the panel draws from.
+
+use std::time::Duration;
+
+use crate::engine::{JobId, JobProgress, JobSummary};
+
+use super::pane::{Location, Side};
+
+/// A job across reconnects: the engine connection it runs on and the engine's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey {
+    pub conn: u64,
+    pub id: JobId,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Submitted; the engine is sizing the tree.
+    Scanning,
+    Running,
+    Done(JobSummary),
+    Failed(String),
+}
+
+/// What the UI knows about a job when it submits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The side the bytes go to.
+    pub dest: Side,
+    pub src_dir: Location,
+    pub dest_dir: Location,
+    /// `(source, destination)` keys of each top-level item, as [`Location::key`] gives them.
+    pub items: Vec<(String, String)>,
+    pub is_move: bool,
+    /// A short description: the item's name, or `3 items`.
+    pub label: String,
+}
+
+/// One job in the transfer panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub key: JobKey,
+    pub info: JobInfo,
+    pub state: JobState,
+    pub files_done: u64,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub current: Option<String>,
+    pub speed: f64,
+    pub eta: Option<Duration>,
+    /// `(path, error)` of each file that failed.
+    pub failures: Vec<(String, String)>,
+}
+
+impl Job {
+    pub fn new(key: JobKey, info: JobInfo) -> Job {
+        Job {
+            key,
+            info,
+            state: JobState::Scanning,
+            files_done: 0,
+            files_total: 0,
+            bytes_done: 0,
+            bytes_total: 0,
+            current: None,
+            speed: 0.0,
+            eta: None,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Whether the job still runs (and so blocks a quiet quit).
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, JobState::Scanning | JobState::Running)
+    }
+
+    pub fn planned(&mut self, files: u64, bytes: u64) {
+        self.files_total = files;
+        self.bytes_total = bytes;
+        if self.state == JobState::Scanning {
+            self.state = JobState::Running;
+        }
+    }
+
+    pub fn progress(&mut self, p: &JobProgress) {
+        self.files_done = p.files_done;
+        self.files_total = p.files_total;
+        self.bytes_done = p.bytes_done;
+        self.bytes_total = p.bytes_total;
+        self.current = p.current.clone();
+        self.speed = p.speed;
+        self.eta = p.eta;
+        if self.state == JobState::Scanning {
+            self.state = JobState::Running;
+        }
+    }
+
+    pub fn finished(&mut self, outcome: Result<JobSummary, String>) {
+        match outcome {
+            Ok(summary) => {
+                self.bytes_done = self.bytes_done.max(summary.bytes);
+                self.bytes_total = self.bytes_total.max(self.bytes_done);
+                self.files_done = summary.files;
+                self.speed = 0.0;
+                self.eta = None;
+                self.state = JobState::Done(summary);
+            }
+            Err(message) => {
+                self.speed = 0.0;
+                self.eta = None;
+                self.state = JobState::Failed(message);
+            }
+        }
+    }
+
+    /// Progress as a fraction in `0.0..=1.0`.
+    pub fn ratio(&self) -> f64 {
+        if let JobState::Done(_) = self.state {
+            return 1.0;
+        }
+        ratio(self.bytes_done, self.bytes_total)
+    }
+}
+
+/// `done / total` clamped to `0.0..=1.0`; an empty total counts as nothing done yet.
+pub fn ratio(done: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// Whole percent, rounded down so 100 % means really finished.
+pub fn percent(ratio: f64) -> u8 {
+    (ratio.clamp(0.0, 1.0) * 100.0).floor() as u8
+}
+
+/// A text bar `width` cells wide, with eighth-cell resolution at the edge.
+pub fn bar(ratio: f64, width: usize) -> String {
+    const PARTIAL: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = (ratio.clamp(0.0, 1.0) * width as f64 * 8.0).round() as usize;
+    let (full, part) = (eighths / 8, eighths % 8);
+    let mut out = "█".repeat(full.min(width));
+    if full < width {
+        out.push(if part == 0 { '░' } else { PARTIAL[part] });
+        out.push_str(&"░".repeat(width - full - 1));
+    }
+    out
+}
+
+/// The totals over the jobs still running: bytes done, bytes total, speed, time left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overall {
+    pub running: usize,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub speed: f64,
+    pub eta: Option<Duration>,
+}
+
+pub fn overall(jobs: &[Job]) -> Overall {
+    let active = jobs.iter().filter(|j| j.is_active());
+    let mut o = Overall {
+        running: 0,
+        bytes_done: 0,
+        bytes_total: 0,
+        speed: 0.0,
+        eta: None,
+    };
+    for job in active {
+        o.running += 1;
+        o.bytes_done += job.bytes_done;
+        o.bytes_total += job.bytes_total.max(job.bytes_done);
+        o.speed += job.speed;
+    }
+    let left = o.bytes_total - o.bytes_done;
+    if o.speed > 0.0 && o.running > 0 {
+        o.eta = Some(Duration::from_secs_f64(left as f64 / o.speed));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, done: u64, total: u64, speed: f64) -> Job {
+        let mut job = Job::new(
+            JobKey { conn: 1, id: JobId(id) },
+            JobInfo {
+                dest: Side::Remote,
+                src_dir: Location::Local("/l".into()),
+                dest_dir: Location::Remote(String::new()),
+                items: vec![],
+                is_move: false,
+                label: "x".into(),
+            },
+        );
+        job.progress(&JobProgress {
+            job: JobId(id),
+            files_done: 0,
+            files_total: 1,
+            bytes_done: done,
+            bytes_total: total,
+            current: None,
+            speed,
+            eta: None,
+        });
+        job
+    }
+
+    #[test]
+    fn ratio_and_percent() {
+        assert_eq!(ratio(0, 0), 0.0);
+        assert_eq!(percent(ratio(42, 100)), 42);
+        assert_eq!(percent(ratio(999, 1000)), 99);
+        assert_eq!(percent(ratio(2000, 1000)), 100);
+        let mut j = job(1, 0, 0, 0.0);
+        j.finished(Ok(JobSummary { files: 0, bytes: 0, skipped: 0, failed: 0, elapsed: Duration::ZERO }));
+        assert_eq!(j.ratio(), 1.0);
+    }
+
+    #[test]
+    fn bars() {
+        assert_eq!(bar(0.0, 4), "░░░░");
+        assert_eq!(bar(1.0, 4), "████");
+        assert_eq!(bar(0.5, 4), "██░░");
+        assert_eq!(bar(0.42, 10), "████▎░░░░░");
+        assert_eq!(bar(0.42, 10).chars().count(), 10);
+    }
+
+    #[test]
+    fn overall_sums_running_jobs() {
+        let mut finished = job(3, 10, 10, 0.0);
+        finished.finished(Err("cancelled".into()));
+        let jobs = vec![job(1, 100, 400, 50.0), job(2, 200, 400, 50.0), finished];
+        let o = overall(&jobs);
+        assert_eq!((o.running, o.bytes_done, o.bytes_total), (2, 300, 800));
+        assert_eq!(o.speed, 100.0);
+        assert_eq!(o.eta, Some(Duration::from_secs(5)));
+    }
+}

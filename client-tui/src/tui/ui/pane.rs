@@ -1,0 +1,199 @@
+//! One pane: the path bar as its title, the visible slice of the listing as a table, and a
+//! footer with the marks, the filter and the sort order.
+
+use ferry_protocol::{Entry, Kind};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Row, Table};
+
+use super::super::app::{App, ConnState, Focus};
+use super::super::format;
+use super::super::pane::{Pane, Side};
+use super::{truncate, truncate_left};
+
+/// Below this inner width the modified-time column is dropped.
+const TIME_COLUMN_MIN_WIDTH: u16 = 46;
+const SIZE_WIDTH: u16 = 9;
+const TIME_WIDTH: u16 = 16;
+
+pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
+    let pane = app.pane(side);
+    let theme = &app.theme;
+    let focused = app.focus == Focus::Pane(side);
+    let border = if focused { theme.border_focus } else { theme.border };
+    let label = match side {
+        Side::Local => "Local".to_string(),
+        Side::Remote => app.conn.label.clone(),
+    };
+    let path = pane.dir.display();
+    let busy = if pane.pending.is_some() { " ⟳" } else { "" };
+    let room = usize::from(area.width.saturating_sub(8)).saturating_sub(label.chars().count() + busy.len());
+    let title = Line::from(vec![
+        Span::styled(format!(" {label}: "), Style::default().fg(theme.title).add_modifier(Modifier::BOLD)),
+        Span::styled(truncate_left(&format::escape_name(&path), room), Style::default().fg(theme.title)),
+        Span::raw(format!("{busy} ")),
+    ]);
+    let sort = format!(
+        " {}{}{} ",
+        pane.sort.label(),
+        if pane.reverse { "↓" } else { "↑" },
+        if pane.show_hidden { " .*" } else { "" }
+    );
+    let block = Block::bordered()
+        .border_style(Style::default().fg(border))
+        .title(title)
+        .title_bottom(footer(app, pane, focused))
+        .title_bottom(Line::from(sort).right_aligned());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    if let Some(message) = empty_message(app, pane, side) {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(message, Style::default().fg(theme.dim)))),
+            Rect {
+                y: inner.y + 1,
+                height: inner.height.saturating_sub(1),
+                ..inner
+            },
+        );
+        return;
+    }
+
+    let show_time = inner.width >= TIME_COLUMN_MIN_WIDTH;
+    let mut widths = vec![Constraint::Fill(1), Constraint::Length(SIZE_WIDTH)];
+    if show_time {
+        widths.push(Constraint::Length(TIME_WIDTH));
+    }
+    let name_width = usize::from(inner.width.saturating_sub(SIZE_WIDTH + 1 + if show_time { TIME_WIDTH + 1 } else { 0 }));
+    let header_style = Style::default().fg(theme.header).add_modifier(Modifier::BOLD);
+    let mut header = vec!["Name", "     Size"];
+    if show_time {
+        header.push("Modified");
+    }
+    let rows_visible = super::list_rows(area);
+    let end = (pane.offset + rows_visible).min(pane.view.len());
+    let dir_key = pane.dir.clone();
+    let rows: Vec<Row> = pane.view[pane.offset..end]
+        .iter()
+        .enumerate()
+        .map(|(i, &index)| {
+            let entry = &pane.entries[index];
+            let at_cursor = pane.offset + i == pane.cursor;
+            let marked = pane.marks.contains(&entry.name);
+            let verified = app.verified.contains(&dir_key.join(&entry.name).key());
+            let mut style = Style::default().fg(match (entry.kind, entry.is_dir_like()) {
+                (_, true) => theme.dir,
+                (Kind::Symlink, _) => theme.symlink,
+                (Kind::Other, _) => theme.other,
+                _ => theme.file,
+            });
+            if marked {
+                style = style.fg(theme.marked).add_modifier(Modifier::BOLD);
+            }
+            if at_cursor {
+                let bg = if focused { theme.cursor_bg } else { theme.cursor_inactive_bg };
+                style = style.bg(bg).fg(theme.cursor_fg);
+            }
+            let mut cells = vec![
+                name_cell(app, entry, marked, verified, name_width),
+                Line::from(format!("{:>9}", size_text(entry))),
+            ];
+            if show_time {
+                cells.push(Line::from(format::mtime(entry.mtime)));
+            }
+            Row::new(cells).style(style)
+        })
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(header_style))
+        .column_spacing(1);
+    frame.render_widget(table, inner);
+}
+
+fn name_cell<'a>(app: &App, entry: &Entry, marked: bool, verified: bool, width: usize) -> Line<'a> {
+    let suffix = match (entry.kind, entry.is_dir_like()) {
+        (Kind::Symlink, true) => "@/",
+        (_, true) => "/",
+        (Kind::Symlink, _) => "@",
+        _ => "",
+    };
+    let mark = if marked { "* " } else { "  " };
+    let tick = if verified { " ✓" } else { "" };
+    let name = format!("{}{suffix}", format::escape_name(&entry.name));
+    let name = truncate(&name, width.saturating_sub(2 + tick.chars().count()));
+    let mut spans = vec![Span::raw(mark), Span::raw(name)];
+    if verified {
+        spans.push(Span::styled(tick, Style::default().fg(app.theme.verified)));
+    }
+    Line::from(spans)
+}
+
+fn size_text(entry: &Entry) -> String {
+    if entry.is_dir_like() {
+        "<DIR>".to_string()
+    } else if entry.kind == Kind::File {
+        format::size(entry.size)
+    } else {
+        String::new()
+    }
+}
+
+fn empty_message(app: &App, pane: &Pane, side: Side) -> Option<String> {
+    if !pane.view.is_empty() {
+        return None;
+    }
+    if side == Side::Remote
+        && let ConnState::Lost(error) = &app.conn.state
+        && !pane.loaded
+    {
+        return Some(format!("Not connected: {error}"));
+    }
+    if let Some(error) = &pane.error {
+        return Some(error.clone());
+    }
+    if !pane.loaded {
+        return Some(if side == Side::Remote && app.conn.state == ConnState::Connecting {
+            "Connecting…".into()
+        } else {
+            "Loading…".into()
+        });
+    }
+    if pane.entries.is_empty() {
+        return Some("(empty directory)".into());
+    }
+    if !pane.filter.is_empty() {
+        return Some(format!("Nothing matches /{}", pane.filter));
+    }
+    Some("(only hidden entries: press . to show them)".into())
+}
+
+fn footer<'a>(app: &App, pane: &Pane, focused: bool) -> Line<'a> {
+    let theme = &app.theme;
+    let mut spans = Vec::new();
+    let (count, bytes) = pane.marked_total();
+    if count > 0 {
+        spans.push(Span::styled(
+            format!(" {count} marked, {} ", format::size(bytes)),
+            Style::default().fg(theme.marked).add_modifier(Modifier::BOLD),
+        ));
+    } else if pane.loaded {
+        let dirs = pane.view.iter().filter(|&&i| pane.entries[i].is_dir_like()).count();
+        spans.push(Span::styled(
+            format!(" {} dirs, {} files ", dirs, pane.view.len() - dirs),
+            Style::default().fg(theme.dim),
+        ));
+    }
+    match (&app.filtering, focused) {
+        (Some(input), true) => spans.push(Span::styled(
+            format!(" /{}▏", input.text()),
+            Style::default().fg(theme.header).add_modifier(Modifier::BOLD),
+        )),
+        _ if !pane.filter.is_empty() => {
+            spans.push(Span::styled(format!(" /{} ", pane.filter), Style::default().fg(theme.header)));
+        }
+        _ => {}
+    }
+    Line::from(spans)
+}

@@ -1,0 +1,86 @@
+//! The bottom lines: the banner (errors, lost connection, finished jobs) and the status bar
+//! with the server, its connection state and the main keys.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::super::app::{App, BannerKind, ConnState};
+use super::super::keymap::Action;
+use super::truncate;
+
+pub fn draw_banner(frame: &mut Frame, app: &App, area: Rect) {
+    let Some(banner) = &app.banner else { return };
+    let (style, icon) = match banner.kind {
+        BannerKind::Error => (app.theme.error(), "✗"),
+        BannerKind::Info => (app.theme.info(), "✓"),
+    };
+    let text = format!(" {icon} {}", banner.text);
+    let hint = " (Esc) ";
+    let room = usize::from(area.width).saturating_sub(hint.len());
+    let text = truncate(&text, room);
+    let pad = room.saturating_sub(unicode_width::UnicodeWidthStr::width(text.as_str()));
+    let line = Line::from(vec![
+        Span::raw(text),
+        Span::raw(" ".repeat(pad)),
+        Span::raw(hint),
+    ]);
+    frame.render_widget(Paragraph::new(line).style(style), area);
+}
+
+pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.theme;
+    let conn = &app.conn;
+    let (dot, state) = match &conn.state {
+        ConnState::Connecting => ("◌", "connecting".to_string()),
+        ConnState::Connected => ("●", "connected".to_string()),
+        ConnState::Lost(_) => ("✗", "disconnected".to_string()),
+    };
+    let mut left = format!(" {dot} {} {state}", conn.label);
+    if let Some(dir) = &conn.bundled {
+        left.push_str(&format!(" (bundled server: {})", dir.display()));
+    }
+    if conn.read_only {
+        left.push_str(" [read-only]");
+    }
+    if let Some(drag) = &app.drag
+        && drag.moved
+    {
+        left.push_str(&format!("  dragging {}", super::super::format::escape_name(&drag.name)));
+    }
+    let hints: Vec<String> = [
+        (Action::Help, "help"),
+        (Action::Copy, "copy"),
+        (Action::Move, "move"),
+        (Action::Mkdir, "mkdir"),
+        (Action::Delete, "del"),
+        (Action::Connect, "connect"),
+        (Action::Quit, "quit"),
+    ]
+    .iter()
+    .map(|(action, label)| format!("{} {label}", app.keymap.hint(*action)))
+    .collect();
+    let right = format!("{} ", hints.join("  "));
+    let width = usize::from(area.width);
+    let right_width = unicode_width::UnicodeWidthStr::width(right.as_str());
+    let (left, right) = if unicode_width::UnicodeWidthStr::width(left.as_str()) + right_width < width {
+        (left, right)
+    } else {
+        (truncate(&left, width), String::new())
+    };
+    let pad = width
+        .saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()))
+        .saturating_sub(unicode_width::UnicodeWidthStr::width(right.as_str()));
+    let state_style = match conn.state {
+        ConnState::Lost(_) => theme.error(),
+        _ => theme.status().add_modifier(Modifier::BOLD),
+    };
+    let line = Line::from(vec![
+        Span::styled(left, state_style),
+        Span::raw(" ".repeat(pad)),
+        Span::styled(right, Style::default()),
+    ]);
+    frame.render_widget(Paragraph::new(line).style(theme.status()), area);
+}

@@ -1,0 +1,159 @@
+//! The transfer panel: an overall bar, then one line per job with its bar, bytes, speed and
+//! time left; finished jobs stay with their outcome until cleared.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Row, Table};
+
+use super::super::app::{App, Focus};
+use super::super::format;
+use super::super::pane::Side;
+use super::super::transfers::{self, Job, JobState};
+use super::truncate;
+
+/// The width of each job's bar.
+const BAR_WIDTH: u16 = 20;
+
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = &app.theme;
+    let focused = app.focus == Focus::Transfers;
+    let overall = transfers::overall(&app.jobs);
+    let failed = app.jobs.iter().filter(|j| matches!(j.state, JobState::Failed(_))).count();
+    let mut title = vec![Span::styled(
+        format!(" Transfers: {} running", overall.running),
+        Style::default().fg(theme.title).add_modifier(Modifier::BOLD),
+    )];
+    if failed > 0 {
+        title.push(Span::styled(format!(", {failed} failed"), Style::default().fg(theme.error_bg)));
+    }
+    title.push(Span::raw(" "));
+    let hint = format!(
+        " {} focus  {} cancel  {} clear finished ",
+        app.keymap.hint(super::super::keymap::Action::Transfers),
+        app.keymap.hint(super::super::keymap::Action::CancelJob),
+        app.keymap.hint(super::super::keymap::Action::ClearFinished),
+    );
+    let block = Block::bordered()
+        .border_style(Style::default().fg(if focused { theme.border_focus } else { theme.border }))
+        .title(Line::from(title))
+        .title_bottom(Line::from(Span::styled(hint, Style::default().fg(theme.dim))).right_aligned());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 {
+        return;
+    }
+
+    let wide = inner.width >= 90;
+    let bar_width = if wide { BAR_WIDTH } else { 10 };
+    let mut widths = vec![
+        Constraint::Fill(1),
+        Constraint::Length(bar_width),
+        Constraint::Length(4),
+        Constraint::Length(21),
+    ];
+    if wide {
+        widths.push(Constraint::Length(12));
+        widths.push(Constraint::Length(12));
+    }
+
+    let overall_ratio = transfers::ratio(overall.bytes_done, overall.bytes_total);
+    let overall_row = {
+        let mut cells = vec![
+            Line::from("Overall"),
+            Line::from(Span::styled(
+                transfers::bar(overall_ratio, usize::from(bar_width)),
+                Style::default().fg(theme.progress),
+            )),
+            Line::from(format!("{:>3}%", transfers::percent(overall_ratio))),
+            Line::from(format!(
+                "{:>21}",
+                format!("{} / {}", format::size(overall.bytes_done), format::size(overall.bytes_total))
+            )),
+        ];
+        if wide {
+            cells.push(Line::from(format!("{:>12}", format::speed(overall.speed))));
+            cells.push(Line::from(overall.eta.map(|e| format!("ETA {:>8}", format::eta(e))).unwrap_or_default()));
+        }
+        Row::new(cells).style(Style::default().add_modifier(Modifier::BOLD))
+    };
+
+    let rows_for_jobs = usize::from(inner.height - 1);
+    let first = app.selected_job.saturating_sub(rows_for_jobs.saturating_sub(1));
+    let label_width = usize::from(inner.width.saturating_sub(bar_width + 4 + 21 + if wide { 24 + 5 } else { 3 }));
+    let mut rows = vec![overall_row];
+    for (i, job) in app.jobs.iter().enumerate().skip(first).take(rows_for_jobs) {
+        let selected = focused && i == app.selected_job;
+        rows.push(job_row(app, job, selected, wide, bar_width, label_width));
+    }
+    frame.render_widget(Table::new(rows, widths).column_spacing(1), inner);
+}
+
+fn job_row<'a>(app: &App, job: &Job, selected: bool, wide: bool, bar_width: u16, label_width: usize) -> Row<'a> {
+    let theme = &app.theme;
+    let arrow = match job.info.dest {
+        Side::Remote => "↑",
+        Side::Local => "↓",
+    };
+    let verb = if job.info.is_move { "mv " } else { "" };
+    let (mark, state_style) = match &job.state {
+        JobState::Scanning | JobState::Running => (arrow, Style::default()),
+        JobState::Done(s) if s.failed == 0 => ("✓", Style::default().fg(theme.verified)),
+        JobState::Done(_) | JobState::Failed(_) => ("✗", Style::default().fg(theme.error_bg)),
+    };
+    let current = match (&job.state, &job.current) {
+        (JobState::Running, Some(c)) if job.files_total > 1 => format!(" ({})", format::escape_name(c)),
+        _ => String::new(),
+    };
+    let label = format!(
+        "#{} {mark} {verb}{}{current} → {}",
+        job.key.id.0,
+        job.info.label,
+        format::escape_name(&job.info.dest_dir.display())
+    );
+    let ratio = job.ratio();
+    let mut cells = vec![
+        Line::from(truncate(&label, label_width)),
+        Line::from(Span::styled(
+            transfers::bar(ratio, usize::from(bar_width)),
+            Style::default().fg(theme.progress),
+        )),
+        Line::from(format!("{:>3}%", transfers::percent(ratio))),
+    ];
+    match &job.state {
+        JobState::Scanning => cells.push(Line::from("scanning…")),
+        JobState::Failed(message) => cells.push(Line::from(Span::styled(
+            truncate(&format!("failed: {message}"), 21 + if wide { 26 } else { 0 }),
+            Style::default().fg(theme.error_bg),
+        ))),
+        JobState::Running | JobState::Done(_) => {
+            cells.push(Line::from(format!(
+                "{:>21}",
+                format!("{} / {}", format::size(job.bytes_done), format::size(job.bytes_total))
+            )));
+            if wide {
+                match &job.state {
+                    JobState::Done(s) => {
+                        let text = if s.failed > 0 {
+                            format!("{} failed", s.failed)
+                        } else {
+                            format!("{} files", s.files)
+                        };
+                        cells.push(Line::from(format!("{text:>12}")));
+                        cells.push(Line::from(format!("in {}", format::eta(s.elapsed))));
+                    }
+                    _ => {
+                        cells.push(Line::from(format!("{:>12}", format::speed(job.speed))));
+                        cells.push(Line::from(job.eta.map(|e| format!("ETA {:>8}", format::eta(e))).unwrap_or_default()));
+                    }
+                }
+            }
+        }
+    }
+    let mut style = state_style;
+    if selected {
+        style = style.bg(theme.cursor_bg).fg(theme.cursor_fg);
+    }
+    Row::new(cells).style(style)
+}
