@@ -485,8 +485,13 @@ async fn plan_upload(
         }
         let mut queue = lock(&job.queue);
         for file in tree.files {
+            let remote = if file.rel.is_empty() {
+                remote_root.clone()
+            } else {
+                path::join(&remote_root, &file.rel)
+            };
             queue.push_back(Task {
-                remote: path::join(&remote_root, &file.rel),
+                remote,
                 local: file.path,
                 size: file.size,
                 mtime: file.mtime,

@@ -1,0 +1,287 @@
+//! Shared by the engine and CLI tests: a real `ferry-server` on 127.0.0.1:0 in its own thread
+//! and runtime (so sync CLI tests and async engine tests use it alike), a byte-counting and
+//! optionally slow TCP proxy, deterministic test data and tree comparison.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ferry::engine::{Endpoint, Engine, EngineOptions, JobSpec, JobSummary, TransferEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// A server serving a temporary directory until dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    pub token: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(tempfile::tempdir().unwrap(), |_| {})
+    }
+
+    /// A server whose root is on /dev/shm, for big trees and big files.
+    pub fn start_shm() -> TestServer {
+        Self::start_with(tempfile::tempdir_in("/dev/shm").unwrap(), |_| {})
+    }
+
+    pub fn start_with(
+        root: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ferry_server::Config),
+    ) -> TestServer {
+        let mut config = ferry_server::Config::new(root.path());
+        adjust(&mut config);
+        let token = config.token.clone();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                ferry_server::run(listener, config, async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        TestServer {
+            addr,
+            root,
+            token,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ferry://127.0.0.1:{}/{}", self.addr.port(), path)
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        endpoint_at(self.addr, self.token.clone())
+    }
+
+    /// A path inside the served directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // The server waits for its connections; tests that leave some open must not hang.
+        if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+pub fn endpoint_at(addr: SocketAddr, token: Option<String>) -> Endpoint {
+    Endpoint {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        token,
+    }
+}
+
+/// Deterministic, incompressible-looking bytes (xorshift), different for each seed.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn digest(data: &[u8]) -> ferry_protocol::Digest {
+    ferry_protocol::Digest::of(data)
+}
+
+/// Every regular file below `root`, relative path -> contents; directories as `path/` -> empty.
+pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn visit(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                visit(root, &path, out);
+            } else if kind.is_file() {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    visit(root, root, &mut out);
+    out
+}
+
+/// Writes `count` small files of varied sizes in nested directories under `root`.
+pub fn make_tree(root: &Path, count: usize) {
+    for i in 0..count {
+        let dir = root.join(format!("d{}", i % 10)).join(format!("e{}", i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}.bin")), bytes(i % 3000, i as u64)).unwrap();
+    }
+}
+
+/// What a job said, collected until it finished.
+#[derive(Debug, Default)]
+pub struct JobLog {
+    pub done: Vec<(String, u64, ferry_protocol::Digest)>,
+    pub failed: Vec<(String, String)>,
+    pub conflicts: Vec<String>,
+    pub planned: Option<(u64, u64)>,
+    pub progress_events: usize,
+    pub outcome: Option<Result<JobSummary, String>>,
+}
+
+impl JobLog {
+    pub fn summary(&self) -> &JobSummary {
+        match &self.outcome {
+            Some(Ok(summary)) => summary,
+            other => panic!("the job did not succeed: {other:?}; failed: {:?}", self.failed),
+        }
+    }
+}
+
+/// Runs one job on a fresh engine; conflicts are answered by `answer`.
+pub async fn run_job(
+    endpoint: Endpoint,
+    options: EngineOptions,
+    spec: JobSpec,
+    answer: impl Fn(&str) -> ferry::engine::ConflictAnswer,
+) -> JobLog {
+    let (engine, events_rx) = Engine::with_options(endpoint, options);
+    let job = engine.submit(spec);
+    follow(job, events_rx, answer).await
+}
+
+pub async fn follow(
+    job: ferry::engine::JobId,
+    mut events_rx: mpsc::UnboundedReceiver<TransferEvent>,
+    answer: impl Fn(&str) -> ferry::engine::ConflictAnswer,
+) -> JobLog {
+    let mut log = JobLog::default();
+    while let Some(event) = events_rx.recv().await {
+        match event {
+            TransferEvent::Planned { files, bytes, .. } => log.planned = Some((files, bytes)),
+            TransferEvent::Progress(p) => {
+                assert_eq!(p.job, job);
+                assert!(p.bytes_done <= p.bytes_total.max(p.bytes_done));
+                log.progress_events += 1;
+            }
+            TransferEvent::Conflict { path, reply, .. } => {
+                let _ = reply.send(answer(&path));
+                log.conflicts.push(path);
+            }
+            TransferEvent::FileDone {
+                path,
+                bytes,
+                digest,
+                ..
+            } => log.done.push((path, bytes, digest)),
+            TransferEvent::FileFailed { path, error, .. } => log.failed.push((path, error)),
+            TransferEvent::Finished { job: id, outcome } => {
+                assert_eq!(id, job);
+                log.outcome = Some(outcome);
+                return log;
+            }
+        }
+    }
+    panic!("the engine dropped its channel before Finished");
+}
+
+/// A TCP proxy in front of the server that counts the bytes each way and can slow the
+/// server-to-client direction down, to catch a transfer in the middle.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub up: Arc<AtomicU64>,
+    pub down: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    /// Starts on the current runtime; `delay` is slept after each 64 KiB relayed.
+    pub async fn start(target: SocketAddr, delay: Option<Duration>) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(AtomicU64::new(0));
+        let (up2, down2) = (up.clone(), down.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(relay(cr, sw, up2.clone(), delay));
+                tokio::spawn(relay(sr, cw, down2.clone(), delay));
+            }
+        });
+        Proxy { addr, up, down }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        endpoint_at(self.addr, None)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ferry://127.0.0.1:{}/{}", self.addr.port(), path)
+    }
+
+    pub fn total(&self) -> (u64, u64) {
+        (self.up.load(Ordering::Relaxed), self.down.load(Ordering::Relaxed))
+    }
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    counter: Arc<AtomicU64>,
+    delay: Option<Duration>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    let _ = to.shutdown().await;
+}

@@ -1,0 +1,553 @@
+//! The engine against a real server in-process: sessions, transfers both ways at every size
+//! class, resume, corruption, cancel, conflict policies, moves and many clients at once.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Proxy, TestServer, bytes, digest, run_job, tree};
+use ferry::engine::{
+    ConflictAnswer, ConflictPolicy, Engine, EngineOptions, JobSpec, Session, TransferEvent,
+};
+use ferry_protocol::Kind;
+
+const MIB: usize = 1024 * 1024;
+
+fn never(_: &str) -> ConflictAnswer {
+    panic!("no conflict was expected")
+}
+
+fn upload(local: PathBuf, remote: &str, policy: ConflictPolicy) -> JobSpec {
+    JobSpec::Upload {
+        items: vec![(local, remote.to_owned())],
+        policy,
+        remove_source: false,
+    }
+}
+
+fn download(remote: &str, local: PathBuf, policy: ConflictPolicy) -> JobSpec {
+    JobSpec::Download {
+        items: vec![(remote.to_owned(), local)],
+        policy,
+        remove_source: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_size_class_cross_both_ways_byte_for_byte() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let sizes = [0usize, 1, MIB + 1, 64 * MIB];
+    for (i, &size) in sizes.iter().enumerate() {
+        let data = bytes(size, i as u64);
+        let src = local.path().join(format!("up{i}"));
+        std::fs::write(&src, &data).unwrap();
+
+        let log = run_job(
+            server.endpoint(),
+            EngineOptions::default(),
+            upload(src, &format!("f{i}"), ConflictPolicy::Fail),
+            never,
+        )
+        .await;
+        let summary = log.summary();
+        assert_eq!((summary.files, summary.failed), (1, 0), "{size}: {log:?}");
+        assert_eq!(summary.bytes, size as u64);
+        assert_eq!(log.done, vec![(format!("f{i}"), size as u64, digest(&data))]);
+        assert_eq!(std::fs::read(server.path(&format!("f{i}"))).unwrap(), data, "up {size}");
+
+        let dest = local.path().join(format!("down{i}"));
+        let log = run_job(
+            server.endpoint(),
+            EngineOptions::default(),
+            download(&format!("f{i}"), dest.clone(), ConflictPolicy::Fail),
+            never,
+        )
+        .await;
+        assert_eq!(log.summary().files, 1, "{log:?}");
+        assert_eq!(log.done[0].2, digest(&data));
+        assert_eq!(std::fs::read(&dest).unwrap(), data, "down {size}");
+        assert!(log.progress_events > 0);
+        // No hidden partial is left behind once the file is in place.
+        assert!(!local.path().join(format!(".ferry-part.down{i}")).exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_browse_and_change_the_tree() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("docs")).unwrap();
+    std::fs::write(server.path("docs/a.txt"), b"hello").unwrap();
+    let mut session = Session::connect(&server.endpoint()).await.unwrap();
+    assert!(!session.read_only());
+
+    let entry = session.stat("docs/a.txt").await.unwrap();
+    assert_eq!((entry.kind, entry.size), (Kind::File, 5));
+    session.mkdir("docs/new/deeper").await.unwrap();
+    assert!(server.path("docs/new/deeper").is_dir());
+    let mut names: Vec<_> = session
+        .list("docs")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.txt", "new"]);
+
+    session.rename("docs/a.txt", "docs/new/b.txt").await.unwrap();
+    assert_eq!(std::fs::read(server.path("docs/new/b.txt")).unwrap(), b"hello");
+    let summary = session.summary("docs").await.unwrap();
+    assert_eq!((summary.files, summary.bytes), (1, 5));
+
+    let err = session.stat("docs/a.txt").await.unwrap_err();
+    assert_eq!(err.code(), "not_found");
+    assert!(err.to_string().starts_with("not_found: docs/a.txt: "), "{err}");
+
+    let err = session.remove("docs", false).await.unwrap_err();
+    assert_eq!(err.code(), "not_empty");
+    session.remove("docs", true).await.unwrap();
+    assert!(!server.path("docs").exists());
+
+    // The session is still in step after errors and streamed listings.
+    for i in 0..300 {
+        std::fs::write(server.path(&format!("many {i}")), b"").unwrap();
+    }
+    let mut stream = session.list_stream("").await.unwrap();
+    let mut count = 0;
+    while let Some(batch) = stream.next_batch().await.unwrap() {
+        count += batch.len();
+    }
+    assert_eq!(count, 300);
+    drop(stream);
+    assert_eq!(session.walk("").await.unwrap().len(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_is_refused_and_a_good_one_accepted() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.token = Some("s3cret".into())
+    });
+    let mut endpoint = server.endpoint();
+    endpoint.token = None;
+    assert_eq!(
+        Session::connect(&endpoint).await.unwrap_err().code(),
+        "unauthorized"
+    );
+    endpoint.token = Some("wrong".into());
+    assert_eq!(
+        Session::connect(&endpoint).await.unwrap_err().code(),
+        "unauthorized"
+    );
+    endpoint.token = Some("s3cret".into());
+    Session::connect(&endpoint).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let src = local.path().join("src");
+    common::make_tree(&src, 300);
+    let odd = src.join("names with spaces");
+    std::fs::create_dir_all(&odd).unwrap();
+    for name in ["a b.txt", "ünïcödé 日本.txt", "it's \"quoted\".txt", "#hash%20?.txt"] {
+        std::fs::write(odd.join(name), name.as_bytes()).unwrap();
+    }
+    std::os::unix::fs::symlink("/etc/passwd", src.join("escape")).unwrap();
+
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "dst", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    let summary = log.summary();
+    assert_eq!((summary.files, summary.skipped, summary.failed), (304, 1, 0));
+    assert_eq!(log.planned.map(|p| p.0), Some(304));
+    let expected = tree(&src);
+    assert_eq!(tree(&server.path("dst")), expected);
+
+    let back = local.path().join("back");
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("dst", back.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 304);
+    assert_eq!(tree(&back), expected);
+    assert!(!back.join("escape").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_download_resumes_and_moves_only_the_rest() {
+    let server = TestServer::start_shm();
+    let data = bytes(8 * MIB, 42);
+    std::fs::write(server.path("big"), &data).unwrap();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    // What an interrupted run leaves: the first 5 MiB in the hidden partial.
+    std::fs::write(local.path().join(".ferry-part.big"), &data[..5 * MIB]).unwrap();
+
+    let proxy = Proxy::start(server.addr, None).await;
+    let dest = local.path().join("big");
+    let log = run_job(
+        proxy.endpoint(),
+        EngineOptions::default(),
+        download("big", dest.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(log.summary().bytes, 3 * MIB as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    assert_eq!(log.done[0].2, digest(&data));
+    let (_, down) = proxy.total();
+    assert!(down < 4 * MIB as u64, "{down} bytes came down for 3 MiB missing");
+    assert!(down >= 3 * MIB as u64);
+    assert!(!local.path().join(".ferry-part.big").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_after_checking_the_servers_prefix() {
+    let server = TestServer::start_shm();
+    let data = bytes(8 * MIB, 43);
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let src = local.path().join("big");
+    std::fs::write(&src, &data).unwrap();
+    std::fs::write(server.path(".ferry-part.big"), &data[..6 * MIB]).unwrap();
+
+    let proxy = Proxy::start(server.addr, None).await;
+    let log = run_job(
+        proxy.endpoint(),
+        EngineOptions::default(),
+        upload(src, "big", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 1, "{log:?}");
+    assert_eq!(log.summary().bytes, 2 * MIB as u64);
+    assert_eq!(std::fs::read(server.path("big")).unwrap(), data);
+    let (up, _) = proxy.total();
+    assert!(up < 3 * MIB as u64, "{up} bytes went up for 2 MiB missing");
+    assert!(!server.path(".ferry-part.big").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_partials_are_detected_and_the_file_restarted() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let data = bytes(4 * MIB, 44);
+    std::fs::write(server.path("down"), &data).unwrap();
+    // A local partial of the right length but wrong bytes: the whole-file digest catches it.
+    let mut bad = data[..2 * MIB].to_vec();
+    bad[12345] ^= 0xff;
+    std::fs::write(local.path().join(".ferry-part.down"), &bad).unwrap();
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("down", local.path().join("down"), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 1, "{log:?}");
+    assert_eq!(std::fs::read(local.path().join("down")).unwrap(), data);
+
+    // A partial longer than the file is not a prefix of it.
+    std::fs::write(server.path("short"), b"abc").unwrap();
+    std::fs::write(local.path().join(".ferry-part.short"), b"abcdef").unwrap();
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("short", local.path().join("short"), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(std::fs::read(local.path().join("short")).unwrap(), b"abc");
+
+    // A server-side partial with wrong bytes: the `partial` digest differs, all is sent again.
+    let src = local.path().join("up");
+    std::fs::write(&src, &data).unwrap();
+    std::fs::write(server.path(".ferry-part.up"), &bad).unwrap();
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src, "up", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 1, "{log:?}");
+    assert_eq!(log.summary().bytes, data.len() as u64);
+    assert_eq!(std::fs::read(server.path("up")).unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_leaves_only_a_hidden_partial_that_a_rerun_resumes() {
+    let server = TestServer::start_shm();
+    let data = bytes(16 * MIB, 45);
+    std::fs::write(server.path("slow"), &data).unwrap();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let dest = local.path().join("slow");
+    // About 6 MB/s, so the cancel lands in the middle.
+    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(10))).await;
+    let (engine, mut events_rx) = Engine::new(proxy.endpoint());
+    let job = engine.submit(download("slow", dest.clone(), ConflictPolicy::Fail));
+    let mut cancelled_at = None;
+    let outcome = loop {
+        match events_rx.recv().await.unwrap() {
+            TransferEvent::Progress(p) if p.bytes_done > MIB as u64 && cancelled_at.is_none() => {
+                engine.cancel(job);
+                cancelled_at = Some(p.bytes_done);
+            }
+            TransferEvent::Finished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    assert_eq!(outcome.unwrap_err(), "cancelled");
+    assert!(cancelled_at.is_some());
+    assert!(!dest.exists(), "a cancelled download must not appear under its name");
+    let partial = local.path().join(".ferry-part.slow");
+    let held = std::fs::metadata(&partial).unwrap().len();
+    assert!(held > 0 && held < data.len() as u64, "{held}");
+
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("slow", dest.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().bytes, data.len() as u64 - held);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_an_upload_leaves_no_remote_file() {
+    let server = TestServer::start_shm();
+    let data = bytes(16 * MIB, 46);
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let src = local.path().join("slow");
+    std::fs::write(&src, &data).unwrap();
+    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(10))).await;
+    let (engine, mut events_rx) = Engine::new(proxy.endpoint());
+    let job = engine.submit(upload(src, "slow", ConflictPolicy::Fail));
+    let outcome = loop {
+        match events_rx.recv().await.unwrap() {
+            TransferEvent::Progress(p) if p.bytes_done > 2 * MIB as u64 => engine.cancel(job),
+            TransferEvent::Finished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    assert_eq!(outcome.unwrap_err(), "cancelled");
+    // The server notices the closed connection a moment later; nothing may appear meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.path("slow").exists());
+}
+
+/// Makes a local file and a remote file with the same name and different bytes.
+fn conflicting(server: &TestServer, dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let ours = format!("ours {name}").into_bytes();
+    let theirs = format!("theirs {name}, longer").into_bytes();
+    std::fs::write(dir.join(name), &ours).unwrap();
+    std::fs::write(server.path(name), &theirs).unwrap();
+    (ours, theirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_policies_for_uploads() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let (ours, theirs) = conflicting(&server, local.path(), "a.txt");
+    let src = local.path().join("a.txt");
+
+    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Fail), never).await;
+    assert_eq!(log.summary().failed, 1);
+    assert!(log.failed[0].1.starts_with("already_exists: a.txt"), "{:?}", log.failed);
+    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
+
+    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Skip), never).await;
+    assert_eq!((log.summary().skipped, log.summary().files), (1, 0));
+    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
+
+    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Rename), never).await;
+    assert_eq!(log.done[0].0, "a (1).txt");
+    assert_eq!(std::fs::read(server.path("a (1).txt")).unwrap(), ours);
+    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
+
+    // Resume of a different file replaces it; of the same file moves nothing.
+    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Resume), never).await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), ours);
+    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Resume), never).await;
+    assert_eq!((log.summary().files, log.summary().bytes), (1, 0));
+
+    std::fs::write(server.path("a.txt"), &theirs).unwrap();
+    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Overwrite), never).await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), ours);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_policies_for_downloads() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let (ours, theirs) = conflicting(&server, local.path(), "a.txt");
+    let dest = local.path().join("a.txt");
+
+    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Fail), never).await;
+    assert_eq!(log.summary().failed, 1);
+    assert!(log.failed[0].1.starts_with("already_exists: "), "{:?}", log.failed);
+    assert_eq!(std::fs::read(&dest).unwrap(), ours);
+
+    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Skip), never).await;
+    assert_eq!(log.summary().skipped, 1);
+    assert_eq!(std::fs::read(&dest).unwrap(), ours);
+
+    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Rename), never).await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(std::fs::read(local.path().join("a (1).txt")).unwrap(), theirs);
+    assert_eq!(std::fs::read(&dest).unwrap(), ours);
+
+    // "ours a.txt" is not a prefix of "theirs ...": resume finds out and starts over.
+    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Resume), never).await;
+    assert_eq!(log.summary().files, 1, "{log:?}");
+    assert_eq!(std::fs::read(&dest).unwrap(), theirs);
+    // A true prefix is continued.
+    std::fs::write(&dest, &theirs[..6]).unwrap();
+    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Resume), never).await;
+    assert_eq!(log.summary().bytes, theirs.len() as u64 - 6);
+    assert_eq!(std::fs::read(&dest).unwrap(), theirs);
+
+    std::fs::write(&dest, &ours).unwrap();
+    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Overwrite), never).await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(std::fs::read(&dest).unwrap(), theirs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_waits_for_the_answer_and_apply_to_all_asks_once() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(server.path("src")).unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(src.join(name), b"new").unwrap();
+        std::fs::write(server.path(&format!("src/{name}")), b"old").unwrap();
+    }
+    std::fs::write(src.join("fresh"), b"new").unwrap();
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions { workers: 2, ..EngineOptions::default() },
+        upload(src.clone(), "src", ConflictPolicy::Ask),
+        |_| ConflictAnswer { choice: ConflictPolicy::Overwrite, apply_to_all: true },
+    )
+    .await;
+    assert_eq!(log.conflicts.len(), 1, "{:?}", log.conflicts);
+    assert_eq!(log.summary().files, 4);
+    for name in ["a", "b", "c", "fresh"] {
+        assert_eq!(std::fs::read(server.path(&format!("src/{name}"))).unwrap(), b"new");
+    }
+
+    // Without apply-to-all, every conflict is asked; a skip answer leaves them alone.
+    for name in ["a", "b", "c"] {
+        std::fs::write(server.path(&format!("src/{name}")), b"old").unwrap();
+    }
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src, "src", ConflictPolicy::Ask),
+        |_| ConflictAnswer { choice: ConflictPolicy::Skip, apply_to_all: false },
+    )
+    .await;
+    assert_eq!(log.conflicts.len(), 4, "{:?}", log.conflicts);
+    assert_eq!(log.summary().skipped, 4);
+    assert_eq!(std::fs::read(server.path("src/a")).unwrap(), b"old");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_remove_the_source_only_after_the_copy_is_verified() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("tree");
+    common::make_tree(&src, 30);
+    let expected = tree(&src);
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        JobSpec::Upload { items: vec![(src.clone(), "tree".into())], policy: ConflictPolicy::Fail, remove_source: true },
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 30);
+    assert!(!src.exists(), "the moved tree is still there");
+    assert_eq!(tree(&server.path("tree")), expected);
+
+    let back = local.path().join("back");
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        JobSpec::Download { items: vec![("tree".into(), back.clone())], policy: ConflictPolicy::Fail, remove_source: true },
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 30);
+    assert_eq!(tree(&back), expected);
+    assert!(!server.path("tree").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_at_once_all_arrive_intact() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..50u64 {
+        let data = bytes(64 * 1024 + i as usize * 4099, 1000 + i);
+        let src = local.path().join(format!("c{i}"));
+        std::fs::write(&src, &data).unwrap();
+        let endpoint = server.endpoint();
+        let dest = local.path().join(format!("back{i}"));
+        jobs.push(tokio::spawn(async move {
+            let options = EngineOptions { workers: 2, ..EngineOptions::default() };
+            let up = run_job(endpoint.clone(), options, upload(src, &format!("c{i}"), ConflictPolicy::Fail), never).await;
+            assert_eq!(up.summary().files, 1, "client {i}: {up:?}");
+            let down = run_job(endpoint, options, download(&format!("c{i}"), dest.clone(), ConflictPolicy::Fail), never).await;
+            assert_eq!(down.summary().files, 1, "client {i}: {down:?}");
+            (data, std::fs::read(dest).unwrap())
+        }));
+    }
+    for (i, job) in jobs.into_iter().enumerate() {
+        let (sent, got) = job.await.unwrap();
+        assert_eq!(sent, got, "client {i}");
+        assert_eq!(std::fs::read(server.path(&format!("c{i}"))).unwrap(), sent);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_jobs_share_one_engine() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let (engine, mut events_rx) = Engine::new(server.endpoint());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let src = local.path().join(format!("s{i}"));
+        std::fs::write(&src, bytes(10_000 * i, i as u64)).unwrap();
+        ids.push(engine.submit(upload(src, &format!("s{i}"), ConflictPolicy::Fail)));
+    }
+    let mut finished = Vec::new();
+    while finished.len() < ids.len() {
+        if let TransferEvent::Finished { job, outcome } = events_rx.recv().await.unwrap() {
+            assert_eq!(outcome.unwrap().files, 1);
+            finished.push(job);
+        }
+    }
+    finished.sort();
+    assert_eq!(finished, ids);
+    for i in 0..5 {
+        assert_eq!(std::fs::read(server.path(&format!("s{i}"))).unwrap(), bytes(10_000 * i, i as u64));
+    }
+}
