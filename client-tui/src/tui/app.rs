@@ -1120,6 +1120,8 @@ impl App {
                     for (src, dst) in &job.info.items {
                         if *src == path || *dst == path {
                             keys.push(dst.clone());
+                        } else if let Some(rest) = path.strip_prefix(src.as_str()).and_then(|r| r.strip_prefix('/')) {
+                            keys.push(format!("{dst}/{rest}"));
                         }
                     }
                 }
@@ -1157,13 +1159,20 @@ impl App {
                             format::size(summary.bytes)
                         ));
                     }
-                    JobState::Done(summary) => self.error(format!(
-                        "#{} {}: {} file{} failed",
-                        key.id.0,
-                        job.info.label,
-                        summary.failed,
-                        if summary.failed == 1 { "" } else { "s" }
-                    )),
+                    JobState::Done(summary) => {
+                        let first = job
+                            .failures
+                            .first()
+                            .map(|(path, error)| format!(" ({}: {error})", format::escape_name(path)))
+                            .unwrap_or_default();
+                        self.error(format!(
+                            "#{} {}: {} file{} failed{first}",
+                            key.id.0,
+                            job.info.label,
+                            summary.failed,
+                            if summary.failed == 1 { "" } else { "s" }
+                        ));
+                    }
                     JobState::Failed(message) if message == "cancelled" => {
                         self.info(format!("#{} {}: cancelled", key.id.0, job.info.label));
                     }

@@ -1,0 +1,509 @@
+//! Key → action → new state, with listings and engine events fed in by hand.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ferry_protocol::{Digest, Kind};
+
+use super::*;
+use crate::engine::{JobId, JobProgress, JobSummary};
+use crate::tui::pane::tests::entry;
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn local_entries() -> Vec<Entry> {
+    vec![
+        entry("docs", Kind::Dir, 4096, 1_700_000_000),
+        entry("a.txt", Kind::File, 1000, 1_700_000_100),
+        entry("b.bin", Kind::File, 2000, 1_700_000_200),
+        entry("c.log", Kind::File, 3000, 1_700_000_300),
+    ]
+}
+
+fn remote_entries() -> Vec<Entry> {
+    vec![
+        entry("photos", Kind::Dir, 4096, 1_700_000_000),
+        entry("remote.txt", Kind::File, 42, 1_700_000_000),
+    ]
+}
+
+/// Answers every queued listing with `local_entries` / `remote_entries`; returns the other
+/// commands.
+fn settle(app: &mut App) -> Vec<Command> {
+    let mut others = Vec::new();
+    loop {
+        let commands = app.take_commands();
+        if commands.is_empty() {
+            return others;
+        }
+        for command in commands {
+            match command {
+                Command::List { side, serial, dir } => {
+                    let result = Ok(match side {
+                        Side::Local => local_entries(),
+                        Side::Remote => remote_entries(),
+                    });
+                    app.on_msg(Msg::Listed { side, serial, dir, result });
+                }
+                other => others.push(other),
+            }
+        }
+    }
+}
+
+fn app() -> App {
+    let mut app = App::new(Settings::default(), PathBuf::from("/home/me"), "127.0.0.1:7878".into(), String::new());
+    app.resize(120, 40);
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Connected { read_only: false, server: Some("ferry-server 0.1.0".into()) },
+    });
+    settle(&mut app);
+    app
+}
+
+fn current(app: &App) -> String {
+    app.pane(app.active_side()).current().unwrap().name.clone()
+}
+
+fn press_all(app: &mut App, keys: &[KeyEvent]) {
+    for k in keys {
+        app.on_key(*k);
+    }
+}
+
+#[test]
+fn start_lists_both_panes() {
+    let mut app = App::new(Settings::default(), PathBuf::from("/home/me"), "h:1".into(), "srv".into());
+    let commands = app.take_commands();
+    assert!(matches!(&commands[0], Command::List { side: Side::Local, dir: Location::Local(p), .. } if p == &PathBuf::from("/home/me")));
+    assert!(matches!(&commands[1], Command::List { side: Side::Remote, dir: Location::Remote(p), .. } if p == "srv"));
+    assert_eq!(app.conn.state, ConnState::Connecting);
+}
+
+#[test]
+fn cursor_moves_and_tab_switches_panes() {
+    let mut app = app();
+    assert_eq!(current(&app), "docs");
+    press_all(&mut app, &[ch('j'), key(KeyCode::Down)]);
+    assert_eq!(current(&app), "b.bin");
+    app.on_key(ch('k'));
+    assert_eq!(current(&app), "a.txt");
+    app.on_key(key(KeyCode::End));
+    assert_eq!(current(&app), "c.log");
+    app.on_key(key(KeyCode::Home));
+    assert_eq!(current(&app), "docs");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::Pane(Side::Remote));
+    assert_eq!(current(&app), "photos");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::Pane(Side::Local));
+}
+
+#[test]
+fn key_releases_are_ignored() {
+    let mut app = app();
+    let mut release = ch('j');
+    release.kind = KeyEventKind::Release;
+    app.on_key(release);
+    assert_eq!(current(&app), "docs");
+}
+
+#[test]
+fn enter_and_back_put_the_cursor_on_the_directory_left() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::List { side, serial, dir }) = commands.into_iter().next() else { panic!() };
+    assert_eq!(dir, Location::Local("/home/me/docs".into()));
+    app.on_msg(Msg::Listed { side, serial, dir, result: Ok(vec![entry("inner", Kind::File, 1, 0)]) });
+    assert_eq!(app.local.dir, Location::Local("/home/me/docs".into()));
+    assert_eq!(current(&app), "inner");
+
+    app.on_key(key(KeyCode::Backspace));
+    settle(&mut app);
+    assert_eq!(app.local.dir, Location::Local("/home/me".into()));
+    assert_eq!(current(&app), "docs");
+
+    app.on_key(key(KeyCode::Tab));
+    press_all(&mut app, &[ch('l')]);
+    settle(&mut app);
+    assert_eq!(app.remote.dir, Location::Remote("photos".into()));
+    app.on_key(ch('h'));
+    settle(&mut app);
+    assert_eq!(app.remote.dir, Location::Remote(String::new()));
+    assert_eq!(current(&app), "photos");
+    // Nothing above the root.
+    app.on_key(ch('h'));
+    assert!(app.take_commands().is_empty());
+}
+
+#[test]
+fn a_late_listing_of_a_directory_left_is_dropped() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Enter));
+    let stale = app.take_commands();
+    app.on_key(ctrl('r'));
+    settle(&mut app);
+    for command in stale {
+        if let Command::List { side, serial, dir } = command {
+            app.on_msg(Msg::Listed { side, serial, dir, result: Ok(vec![]) });
+        }
+    }
+    assert_eq!(app.local.dir, Location::Local("/home/me".into()));
+    assert_eq!(app.local.entries.len(), 4);
+}
+
+#[test]
+fn marking_inverting_and_marking_all() {
+    let mut app = app();
+    press_all(&mut app, &[ch('j'), ch(' '), key(KeyCode::Insert)]);
+    assert_eq!(current(&app), "c.log");
+    assert_eq!(app.local.marked_total(), (2, 3000));
+    app.on_key(KeyEvent::new(KeyCode::Char('*'), KeyModifiers::SHIFT));
+    assert_eq!(app.local.marked_total(), (2, 3000));
+    assert!(app.local.marks.contains("docs") && app.local.marks.contains("c.log"));
+    app.on_key(ctrl('a'));
+    assert_eq!(app.local.marked_total(), (4, 6000));
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.local.marks.len(), 0);
+}
+
+#[test]
+fn f5_uploads_the_marked_entries_and_f6_moves() {
+    let mut app = app();
+    press_all(&mut app, &[ch('j'), ch(' '), ch(' '), key(KeyCode::F(5))]);
+    let commands = app.take_commands();
+    let [Command::Submit { spec: JobSpec::Upload { items, policy, remove_source }, info }] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        items,
+        &[(PathBuf::from("/home/me/a.txt"), "a.txt".to_string()), (PathBuf::from("/home/me/b.bin"), "b.bin".to_string())]
+    );
+    assert_eq!(*policy, ConflictPolicy::Ask);
+    assert!(!remove_source);
+    assert_eq!(info.label, "2 items");
+    assert!(app.local.marks.is_empty());
+
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::F(6)));
+    let commands = app.take_commands();
+    let [Command::Submit { spec: JobSpec::Download { items, remove_source, .. }, .. }] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(items, &[("remote.txt".to_string(), PathBuf::from("/home/me/remote.txt"))]);
+    assert!(remove_source);
+}
+
+#[test]
+fn a_read_only_server_refuses_uploads_up_front() {
+    let mut app = app();
+    app.conn.read_only = true;
+    app.on_key(key(KeyCode::F(5)));
+    assert!(app.take_commands().is_empty());
+    assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Error);
+}
+
+fn submitted(app: &mut App) -> JobKey {
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::F(5)));
+    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else { panic!() };
+    let job = JobKey { conn: 1, id: JobId(7) };
+    app.on_msg(Msg::Submitted { key: job, info });
+    job
+}
+
+#[test]
+fn job_progress_verification_and_refresh() {
+    let mut app = app();
+    let job = submitted(&mut app);
+    assert!(app.transfers_running());
+    let event = |event| Msg::Transfer { conn: 1, event };
+    app.on_msg(event(TransferEvent::Planned { job: job.id, files: 1, bytes: 1000 }));
+    app.on_msg(event(TransferEvent::Progress(JobProgress {
+        job: job.id,
+        files_done: 0,
+        files_total: 1,
+        bytes_done: 420,
+        bytes_total: 1000,
+        current: Some("a.txt".into()),
+        speed: 100.0,
+        eta: Some(Duration::from_secs(6)),
+    })));
+    assert_eq!(super::super::transfers::percent(app.jobs[0].ratio()), 42);
+    // Events of another connection's job with the same id change nothing.
+    app.on_msg(Msg::Transfer { conn: 9, event: TransferEvent::Planned { job: job.id, files: 5, bytes: 5 } });
+    assert_eq!(app.jobs[0].bytes_total, 1000);
+
+    app.on_msg(event(TransferEvent::FileDone { job: job.id, path: "a.txt".into(), bytes: 1000, digest: Digest::of(b"") }));
+    assert!(app.verified.contains("a.txt"));
+    app.on_msg(event(TransferEvent::Finished {
+        job: job.id,
+        outcome: Ok(JobSummary { files: 1, bytes: 1000, skipped: 0, failed: 0, elapsed: Duration::from_secs(1) }),
+    }));
+    assert!(!app.transfers_running());
+    let commands = app.take_commands();
+    assert!(matches!(&commands[..], [Command::List { side: Side::Remote, .. }]), "{commands:?}");
+    assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Info);
+}
+
+#[test]
+fn failures_are_shown_not_swallowed() {
+    let mut app = app();
+    let job = submitted(&mut app);
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::FileFailed { job: job.id, path: "a.txt".into(), error: "permission_denied".into() },
+    });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: job.id,
+            outcome: Ok(JobSummary { files: 0, bytes: 0, skipped: 0, failed: 1, elapsed: Duration::ZERO }),
+        },
+    });
+    let banner = app.banner.clone().unwrap();
+    assert_eq!(banner.kind, BannerKind::Error);
+    assert!(banner.text.contains("1 file failed (a.txt: permission_denied)"), "{}", banner.text);
+    assert_eq!(app.jobs[0].failures.len(), 1);
+}
+
+#[test]
+fn conflicts_are_asked_once_with_apply_to_all() {
+    let mut app = app();
+    let job = submitted(&mut app);
+    let (reply, mut answer_rx) = oneshot::channel();
+    app.on_msg(Msg::Transfer { conn: 1, event: TransferEvent::Conflict { job: job.id, path: "a.txt".into(), reply } });
+    assert_eq!(app.conflicts.len(), 1);
+    // Keys go to the question, not the panes.
+    press_all(&mut app, &[ch('j'), ch('a'), key(KeyCode::Right)]);
+    assert_eq!(app.conflicts[0].selected, 1);
+    assert!(app.conflicts[0].apply_to_all);
+    app.on_key(ch('r'));
+    assert!(app.conflicts.is_empty());
+    let Some(Command::Answer { reply, answer }) = app.take_commands().pop() else { panic!() };
+    reply.send(answer).unwrap();
+    assert_eq!(answer_rx.try_recv().unwrap(), ConflictAnswer { choice: ConflictPolicy::Resume, apply_to_all: true });
+
+    let (reply, _rx) = oneshot::channel();
+    app.on_msg(Msg::Transfer { conn: 1, event: TransferEvent::Conflict { job: job.id, path: "b".into(), reply } });
+    app.on_key(key(KeyCode::Esc));
+    let Some(Command::Answer { answer, .. }) = app.take_commands().pop() else { panic!() };
+    assert_eq!(answer.choice, ConflictPolicy::Skip);
+}
+
+#[test]
+fn delete_asks_first() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(8)));
+    assert!(matches!(&app.dialog, Some(Dialog::Confirm { message, .. }) if message == "Delete directory docs?"));
+    app.on_key(ch('n'));
+    assert!(app.dialog.is_none());
+    assert!(app.take_commands().is_empty());
+    app.on_key(key(KeyCode::Delete));
+    app.on_key(ch('y'));
+    let commands = app.take_commands();
+    assert!(matches!(&commands[..], [Command::Remove { side: Side::Local, paths }] if paths == &[Location::Local("/home/me/docs".into())]));
+}
+
+#[test]
+fn mkdir_and_rename_prompts() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(7)));
+    press_all(&mut app, &[ch('n'), ch('e'), ch('w'), key(KeyCode::Enter)]);
+    let commands = app.take_commands();
+    assert!(matches!(&commands[..], [Command::Mkdir { side: Side::Local, path }] if *path == Location::Local("/home/me/new".into())));
+
+    app.on_key(key(KeyCode::F(7)));
+    press_all(&mut app, &[ch('a'), ch('/'), ch('b'), key(KeyCode::Enter)]);
+    assert!(app.take_commands().is_empty());
+    assert!(app.banner.as_ref().unwrap().text.contains("not a valid name"));
+
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::F(2)));
+    press_all(&mut app, &[key(KeyCode::Backspace), key(KeyCode::Backspace), key(KeyCode::Backspace), ch('m'), ch('d'), key(KeyCode::Enter)]);
+    let commands = app.take_commands();
+    assert!(
+        matches!(&commands[..], [Command::Rename { side: Side::Remote, from, to }]
+            if *from == Location::Remote("remote.txt".into()) && *to == Location::Remote("remote.md".into())),
+        "{commands:?}"
+    );
+    app.on_msg(Msg::OpDone { side: Side::Remote, result: Ok(Some("remote.md".into())) });
+    assert!(matches!(&app.remote.pending, Some(p) if p.select.as_deref() == Some("remote.md")));
+}
+
+#[test]
+fn filter_as_you_type() {
+    let mut app = app();
+    press_all(&mut app, &[ch('/'), ch('b'), ch('n')]);
+    assert_eq!(app.local.view.len(), 1);
+    assert_eq!(current(&app), "b.bin");
+    // While filtering, letters are text, not commands.
+    app.on_key(ch('q'));
+    assert!(!app.should_quit);
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.filtering.is_none());
+    assert_eq!(app.local.filter, "bn");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.local.view.len(), 4);
+}
+
+#[test]
+fn sort_and_hidden_keys() {
+    let mut app = app();
+    app.on_key(ch('s'));
+    assert_eq!(app.local.sort, SortKey::Size);
+    app.on_key(KeyEvent::new(KeyCode::Char('S'), KeyModifiers::SHIFT));
+    assert!(app.local.reverse);
+    app.on_key(KeyEvent::new(KeyCode::Char('t'), KeyModifiers::ALT));
+    assert_eq!((app.local.sort, app.local.reverse), (SortKey::Time, false));
+    app.on_key(ch('.'));
+    assert!(app.local.show_hidden);
+}
+
+#[test]
+fn goto_path_on_both_sides() {
+    let mut app = app();
+    app.on_key(ctrl('g'));
+    app.on_key(ctrl('u'));
+    press_all(&mut app, &"/tmp".chars().map(ch).collect::<Vec<_>>());
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&app.take_commands()[..], [Command::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp")));
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(ctrl('g'));
+    press_all(&mut app, &"a/../b/c".chars().map(ch).collect::<Vec<_>>());
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&app.take_commands()[..], [Command::List { dir: Location::Remote(p), .. }] if p == "b/c"));
+}
+
+#[test]
+fn quitting_asks_while_transfers_run() {
+    let mut app = app();
+    let job = submitted(&mut app);
+    app.on_key(ch('q'));
+    assert!(!app.should_quit);
+    assert!(matches!(app.dialog, Some(Dialog::Confirm { on_yes: Confirmed::Quit, .. })));
+    app.on_key(ch('y'));
+    assert!(app.should_quit);
+    assert!(matches!(&app.take_commands()[..], [Command::Cancel(k)] if *k == job));
+
+    let mut idle = self::app();
+    idle.on_key(key(KeyCode::F(10)));
+    assert!(idle.should_quit);
+}
+
+#[test]
+fn cancelling_a_job_from_the_transfer_list() {
+    let mut app = app();
+    let job = submitted(&mut app);
+    app.on_key(ch('t'));
+    assert_eq!(app.focus, Focus::Transfers);
+    app.on_key(ch('x'));
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&app.take_commands()[..], [Command::Cancel(k)] if *k == job));
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.focus, Focus::Pane(Side::Local));
+}
+
+#[test]
+fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
+    let mut app = app();
+    app.on_msg(Msg::Connection { conn: 1, event: ConnEvent::Lost("connection reset".into()) });
+    assert!(matches!(app.conn.state, ConnState::Lost(_)));
+    let banner = app.banner.clone().unwrap();
+    assert!(banner.text.contains("lost: connection reset — press Ctrl+r to reconnect"), "{}", banner.text);
+    app.on_key(key(KeyCode::F(5)));
+    assert!(app.take_commands().is_empty());
+    app.on_key(ctrl('r'));
+    assert_eq!(app.conn.state, ConnState::Connecting);
+    assert!(app.take_commands().iter().any(|c| matches!(c, Command::List { side: Side::Remote, .. })));
+    // Old connections' news is ignored.
+    app.on_msg(Msg::Connection { conn: 0, event: ConnEvent::Lost("old".into()) });
+    assert_eq!(app.conn.state, ConnState::Connecting);
+}
+
+#[test]
+fn help_lists_the_live_keymap_and_closes() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(1)));
+    assert!(matches!(app.dialog, Some(Dialog::Help { .. })));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+    app.on_key(ch('?'));
+    assert!(matches!(app.dialog, Some(Dialog::Help { .. })));
+}
+
+fn mouse(kind: MouseEventKind, column: u16, row: u16) -> MouseEvent {
+    MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }
+}
+
+#[test]
+fn mouse_click_double_click_wheel_and_drag() {
+    let mut app = app();
+    let t0 = Instant::now();
+    // Row 2 is the first entry (border, header); row 4 the third.
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 70, 3), t0);
+    assert_eq!(app.focus, Focus::Pane(Side::Remote));
+    assert_eq!(app.remote.cursor, 1);
+    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 70, 3), t0);
+    // Below the last entry: focus moves, the cursor stays.
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 70, 9), t0);
+    assert_eq!(app.remote.cursor, 1);
+
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 3), t0);
+    assert_eq!(current(&app), "a.txt");
+    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 3), t0);
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 2), t0);
+    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 2), t0);
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 2), t0 + Duration::from_millis(200));
+    let commands = app.take_commands();
+    assert!(matches!(&commands[..], [Command::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())), "{commands:?}");
+    for command in commands {
+        if let Command::List { side, serial, dir } = command {
+            app.on_msg(Msg::Listed { side, serial, dir, result: Ok(local_entries()) });
+        }
+    }
+    app.on_key(key(KeyCode::Backspace));
+    settle(&mut app);
+
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 10, 5), t0);
+    assert_eq!(app.local.offset, 0, "nothing to scroll in four entries");
+
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 5), t0 + Duration::from_secs(5));
+    app.on_mouse(mouse(MouseEventKind::Drag(MouseButton::Left), 40, 5), t0 + Duration::from_secs(5));
+    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 80, 5), t0 + Duration::from_secs(5));
+    let commands = app.take_commands();
+    let [Command::Submit { spec: JobSpec::Upload { items, .. }, .. }] = commands.as_slice() else { panic!("{commands:?}") };
+    assert_eq!(items, &[(PathBuf::from("/home/me/c.log"), "c.log".to_string())]);
+}
+
+#[test]
+fn connect_dialog_offers_bookmarks_and_recent() {
+    let mut app = app();
+    app.bookmarks.push(Bookmark { name: "nas".into(), url: "ferry://nas:7878/media".into(), token: Some("t".into()) });
+    app.recent.push(Recent { url: "ferry://other:9/".into(), token: None });
+    app.on_key(ch('c'));
+    let Some(Dialog::Connect { targets, .. }) = &app.dialog else { panic!() };
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0].label, "★ nas  ferry://nas:7878/media");
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&app.dialog, Some(Dialog::Input { purpose: InputPurpose::Address, .. })));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+}

@@ -389,17 +389,14 @@ fn compare(a: &Entry, b: &Entry, sort: SortKey, reverse: bool) -> Ordering {
         let (la, lb) = (a.name.to_lowercase(), b.name.to_lowercase());
         la.cmp(&lb).then_with(|| a.name.cmp(&b.name))
     };
+    // Size and time read best largest/newest first; reverse flips that. Ties go by name.
     let ord = match sort {
         SortKey::Name => by_name(),
-        SortKey::Size => a.size.cmp(&b.size).then_with(by_name),
-        SortKey::Time => a.mtime.cmp(&b.mtime).then_with(by_name),
+        SortKey::Size => b.size.cmp(&a.size),
+        SortKey::Time => b.mtime.cmp(&a.mtime),
     };
-    // Size and time read best largest/newest first; reverse flips that.
-    let natural = match sort {
-        SortKey::Name => ord,
-        SortKey::Size | SortKey::Time => ord.reverse(),
-    };
-    if reverse { natural.reverse() } else { natural }
+    let ord = if reverse { ord.reverse() } else { ord };
+    ord.then_with(by_name)
 }
 
 #[cfg(test)]

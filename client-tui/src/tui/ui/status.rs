@@ -65,8 +65,9 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let right = format!("{} ", hints.join("  "));
     let width = usize::from(area.width);
     let right_width = unicode_width::UnicodeWidthStr::width(right.as_str());
-    let (left, right) = if unicode_width::UnicodeWidthStr::width(left.as_str()) + right_width < width {
-        (left, right)
+    // The server's state matters more than the key hints: hints go first when space is short.
+    let (left, right) = if right_width + 30 <= width {
+        (truncate(&left, width - right_width - 1), right)
     } else {
         (truncate(&left, width), String::new())
     };
