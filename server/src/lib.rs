@@ -4,7 +4,7 @@
 //! tests can drive a real one on `127.0.0.1:0`.
 //!
 //! # Modules
-//! - [`listener`](crate::listener): the accept loop, the connection limit and graceful shutdown.
+//! - `listener`: the accept loop, the connection limit and graceful shutdown.
 //! - `connection`: one client's byte stream: header reads with limits and timeouts, batched
 //!   writes, the `hello` handshake and request dispatch.
 //! - `ops`: one file per operation, each answering one request.
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 mod connection;
 mod error;
-pub mod listener;
+mod listener;
 mod ops;
 mod root;
 mod uploads;

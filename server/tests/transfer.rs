@@ -8,6 +8,7 @@ use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
 
+#[allow(clippy::unwrap_used)]
 async fn round_trip(server: &Server, client: &mut Client, name: &str, data: &[u8]) {
     // Upload, then check the bytes on disk and the digest the server computed.
     let reply = client.put(name, data, json!({})).await;

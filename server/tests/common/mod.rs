@@ -1,7 +1,9 @@
 //! Shared helpers for the server's integration tests: a real server on `127.0.0.1:0` over a
 //! temporary root, and a raw client that writes bytes and reads replies exactly as a peer
 //! outside the project would.
-#![allow(dead_code)]
+// Test helpers: a failed setup step should stop the test with its error, which is what
+// `unwrap` does.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,7 +83,7 @@ impl Server {
     }
 
     /// Asks the server to stop and waits until `run` returns.
-    pub async fn stop(mut self) -> Result<(), ferry_server::ServerError> {
+    pub async fn stop(&mut self) -> Result<(), ferry_server::ServerError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
