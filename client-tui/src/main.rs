@@ -14,7 +14,7 @@ use ferry::url::RemoteUrl;
 /// A keyboard-driven file-transfer tool: run bare for the two-pane interface, or use the
 /// commands below in scripts.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, args_conflicts_with_subcommands = true)]
+#[command(name = "ferry", version)]
 struct Cli {
     /// The server's shared secret.
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
@@ -50,13 +50,16 @@ enum Command {
         #[command(flatten)]
         transfer: TransferArgs,
     },
-    /// Upload files, or directories with -r: ferry put [-r] LOCAL... URL
+    /// Upload files, or directories with -r.
     Put {
         #[arg(short, long)]
         recursive: bool,
-        /// The local sources, then the target location.
-        #[arg(required = true, num_args = 2.., value_name = "LOCAL... URL")]
-        paths: Vec<String>,
+        /// Local files or directories.
+        #[arg(required = true, num_args = 1.., value_name = "LOCAL")]
+        sources: Vec<PathBuf>,
+        /// The target: an existing directory receives each source under its own name;
+        /// otherwise (one source) the new name.
+        url: RemoteUrl,
         #[command(flatten)]
         transfer: TransferArgs,
     },
@@ -144,7 +147,10 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ferry: io: cannot start the runtime: {e}");
@@ -175,27 +181,27 @@ async fn run_command(command: Command, token: Option<String>) -> Result<(), CliE
             url,
             local,
             transfer,
-        } => cli::get(&url.endpoint(token), &url, &local, transfer.options(recursive))
-            .await
-            .map(drop),
+        } => cli::get(
+            &url.endpoint(token),
+            &url,
+            &local,
+            transfer.options(recursive),
+        )
+        .await
+        .map(drop),
         Command::Put {
             recursive,
-            mut paths,
+            sources,
+            url,
             transfer,
-        } => {
-            let target = paths.pop().unwrap_or_default();
-            let url: RemoteUrl = target.parse().map_err(|e: ferry::url::UrlError| {
-                CliError::Usage {
-                    code: "bad_path",
-                    path: target.clone(),
-                    message: e.0,
-                }
-            })?;
-            let sources: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-            cli::put(&url.endpoint(token), &sources, &url, transfer.options(recursive))
-                .await
-                .map(drop)
-        }
+        } => cli::put(
+            &url.endpoint(token),
+            &sources,
+            &url,
+            transfer.options(recursive),
+        )
+        .await
+        .map(drop),
         Command::Mkdir { url } => cli::mkdir(&url.endpoint(token), &url).await,
         Command::Rm { recursive, url } => cli::rm(&url.endpoint(token), &url, recursive).await,
         Command::Mv { url, to } => cli::mv(&url.endpoint(token), &url, &to).await,

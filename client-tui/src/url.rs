@@ -123,12 +123,13 @@ impl FromStr for RemoteUrl {
                 .ok_or_else(|| err("an IPv6 address opened with '[' must close with ']'"))?;
             let host = &inner[..close];
             let after = &inner[close + 1..];
-            let port = match after {
-                "" => None,
-                _ => Some(after.strip_prefix(':').ok_or_else(|| {
-                    err(format!("unexpected {after:?} after the IPv6 address"))
-                })?),
-            };
+            let port =
+                match after {
+                    "" => None,
+                    _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                        err(format!("unexpected {after:?} after the IPv6 address"))
+                    })?),
+                };
             if host.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(err(format!("{host:?} is not an IPv6 address")));
             }
@@ -206,7 +207,10 @@ mod tests {
     #[test]
     fn ipv6_goes_in_brackets() {
         let u = url("ferry://[::1]:7071/a");
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 7071, "a"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 7071, "a")
+        );
         assert_eq!(url("ferry://[fe80::1]/").port, DEFAULT_PORT);
         assert!("ferry://::1/a".parse::<RemoteUrl>().is_err());
         assert!("ferry://[::1/a".parse::<RemoteUrl>().is_err());

@@ -1,5 +1,7 @@
 //! The engine against a real server in-process: sessions, transfers both ways at every size
 //! class, resume, corruption, cancel, conflict policies, moves and many clients at once.
+// Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -54,8 +56,15 @@ async fn files_of_every_size_class_cross_both_ways_byte_for_byte() {
         let summary = log.summary();
         assert_eq!((summary.files, summary.failed), (1, 0), "{size}: {log:?}");
         assert_eq!(summary.bytes, size as u64);
-        assert_eq!(log.done, vec![(format!("f{i}"), size as u64, digest(&data))]);
-        assert_eq!(std::fs::read(server.path(&format!("f{i}"))).unwrap(), data, "up {size}");
+        assert_eq!(
+            log.done,
+            vec![(format!("f{i}"), size as u64, digest(&data))]
+        );
+        assert_eq!(
+            std::fs::read(server.path(&format!("f{i}"))).unwrap(),
+            data,
+            "up {size}"
+        );
 
         let dest = local.path().join(format!("down{i}"));
         let log = run_job(
@@ -96,14 +105,23 @@ async fn sessions_browse_and_change_the_tree() {
     names.sort();
     assert_eq!(names, ["a.txt", "new"]);
 
-    session.rename("docs/a.txt", "docs/new/b.txt").await.unwrap();
-    assert_eq!(std::fs::read(server.path("docs/new/b.txt")).unwrap(), b"hello");
+    session
+        .rename("docs/a.txt", "docs/new/b.txt")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(server.path("docs/new/b.txt")).unwrap(),
+        b"hello"
+    );
     let summary = session.summary("docs").await.unwrap();
     assert_eq!((summary.files, summary.bytes), (1, 5));
 
     let err = session.stat("docs/a.txt").await.unwrap_err();
     assert_eq!(err.code(), "not_found");
-    assert!(err.to_string().starts_with("not_found: docs/a.txt: "), "{err}");
+    assert!(
+        err.to_string().starts_with("not_found: docs/a.txt: "),
+        "{err}"
+    );
 
     let err = session.remove("docs", false).await.unwrap_err();
     assert_eq!(err.code(), "not_empty");
@@ -152,7 +170,12 @@ async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
     common::make_tree(&src, 300);
     let odd = src.join("names with spaces");
     std::fs::create_dir_all(&odd).unwrap();
-    for name in ["a b.txt", "ünïcödé 日本.txt", "it's \"quoted\".txt", "#hash%20?.txt"] {
+    for name in [
+        "a b.txt",
+        "ünïcödé 日本.txt",
+        "it's \"quoted\".txt",
+        "#hash%20?.txt",
+    ] {
         std::fs::write(odd.join(name), name.as_bytes()).unwrap();
     }
     std::os::unix::fs::symlink("/etc/passwd", src.join("escape")).unwrap();
@@ -165,7 +188,10 @@ async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
     )
     .await;
     let summary = log.summary();
-    assert_eq!((summary.files, summary.skipped, summary.failed), (304, 1, 0));
+    assert_eq!(
+        (summary.files, summary.skipped, summary.failed),
+        (304, 1, 0)
+    );
     assert_eq!(log.planned.map(|p| p.0), Some(304));
     let expected = tree(&src);
     assert_eq!(tree(&server.path("dst")), expected);
@@ -206,7 +232,10 @@ async fn an_interrupted_download_resumes_and_moves_only_the_rest() {
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     assert_eq!(log.done[0].2, digest(&data));
     let (_, down) = proxy.total();
-    assert!(down < 4 * MIB as u64, "{down} bytes came down for 3 MiB missing");
+    assert!(
+        down < 4 * MIB as u64,
+        "{down} bytes came down for 3 MiB missing"
+    );
     assert!(down >= 3 * MIB as u64);
     assert!(!local.path().join(".ferry-part.big").exists());
 }
@@ -309,7 +338,10 @@ async fn cancel_leaves_only_a_hidden_partial_that_a_rerun_resumes() {
     };
     assert_eq!(outcome.unwrap_err(), "cancelled");
     assert!(cancelled_at.is_some());
-    assert!(!dest.exists(), "a cancelled download must not appear under its name");
+    assert!(
+        !dest.exists(),
+        "a cancelled download must not appear under its name"
+    );
     let partial = local.path().join(".ferry-part.slow");
     let held = std::fs::metadata(&partial).unwrap().len();
     assert!(held > 0 && held < data.len() as u64, "{held}");
@@ -364,29 +396,69 @@ async fn conflict_policies_for_uploads() {
     let (ours, theirs) = conflicting(&server, local.path(), "a.txt");
     let src = local.path().join("a.txt");
 
-    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Fail), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "a.txt", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().failed, 1);
-    assert!(log.failed[0].1.starts_with("already_exists: a.txt"), "{:?}", log.failed);
+    assert!(
+        log.failed[0].1.starts_with("already_exists: a.txt"),
+        "{:?}",
+        log.failed
+    );
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
-    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Skip), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "a.txt", ConflictPolicy::Skip),
+        never,
+    )
+    .await;
     assert_eq!((log.summary().skipped, log.summary().files), (1, 0));
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
-    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Rename), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "a.txt", ConflictPolicy::Rename),
+        never,
+    )
+    .await;
     assert_eq!(log.done[0].0, "a (1).txt");
     assert_eq!(std::fs::read(server.path("a (1).txt")).unwrap(), ours);
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
     // Resume of a different file replaces it; of the same file moves nothing.
-    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Resume), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "a.txt", ConflictPolicy::Resume),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().files, 1);
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), ours);
-    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Resume), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "a.txt", ConflictPolicy::Resume),
+        never,
+    )
+    .await;
     assert_eq!((log.summary().files, log.summary().bytes), (1, 0));
 
     std::fs::write(server.path("a.txt"), &theirs).unwrap();
-    let log = run_job(server.endpoint(), EngineOptions::default(), upload(src.clone(), "a.txt", ConflictPolicy::Overwrite), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(src.clone(), "a.txt", ConflictPolicy::Overwrite),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().files, 1);
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), ours);
 }
@@ -398,32 +470,75 @@ async fn conflict_policies_for_downloads() {
     let (ours, theirs) = conflicting(&server, local.path(), "a.txt");
     let dest = local.path().join("a.txt");
 
-    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Fail), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("a.txt", dest.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().failed, 1);
-    assert!(log.failed[0].1.starts_with("already_exists: "), "{:?}", log.failed);
+    assert!(
+        log.failed[0].1.starts_with("already_exists: "),
+        "{:?}",
+        log.failed
+    );
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
-    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Skip), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("a.txt", dest.clone(), ConflictPolicy::Skip),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().skipped, 1);
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
-    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Rename), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("a.txt", dest.clone(), ConflictPolicy::Rename),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().files, 1);
-    assert_eq!(std::fs::read(local.path().join("a (1).txt")).unwrap(), theirs);
+    assert_eq!(
+        std::fs::read(local.path().join("a (1).txt")).unwrap(),
+        theirs
+    );
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
     // "ours a.txt" is not a prefix of "theirs ...": resume finds out and starts over.
-    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Resume), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("a.txt", dest.clone(), ConflictPolicy::Resume),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().files, 1, "{log:?}");
     assert_eq!(std::fs::read(&dest).unwrap(), theirs);
     // A true prefix is continued.
     std::fs::write(&dest, &theirs[..6]).unwrap();
-    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Resume), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("a.txt", dest.clone(), ConflictPolicy::Resume),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().bytes, theirs.len() as u64 - 6);
     assert_eq!(std::fs::read(&dest).unwrap(), theirs);
 
     std::fs::write(&dest, &ours).unwrap();
-    let log = run_job(server.endpoint(), EngineOptions::default(), download("a.txt", dest.clone(), ConflictPolicy::Overwrite), never).await;
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("a.txt", dest.clone(), ConflictPolicy::Overwrite),
+        never,
+    )
+    .await;
     assert_eq!(log.summary().files, 1);
     assert_eq!(std::fs::read(&dest).unwrap(), theirs);
 }
@@ -442,15 +557,24 @@ async fn ask_waits_for_the_answer_and_apply_to_all_asks_once() {
     std::fs::write(src.join("fresh"), b"new").unwrap();
     let log = run_job(
         server.endpoint(),
-        EngineOptions { workers: 2, ..EngineOptions::default() },
+        EngineOptions {
+            workers: 2,
+            ..EngineOptions::default()
+        },
         upload(src.clone(), "src", ConflictPolicy::Ask),
-        |_| ConflictAnswer { choice: ConflictPolicy::Overwrite, apply_to_all: true },
+        |_| ConflictAnswer {
+            choice: ConflictPolicy::Overwrite,
+            apply_to_all: true,
+        },
     )
     .await;
     assert_eq!(log.conflicts.len(), 1, "{:?}", log.conflicts);
     assert_eq!(log.summary().files, 4);
     for name in ["a", "b", "c", "fresh"] {
-        assert_eq!(std::fs::read(server.path(&format!("src/{name}"))).unwrap(), b"new");
+        assert_eq!(
+            std::fs::read(server.path(&format!("src/{name}"))).unwrap(),
+            b"new"
+        );
     }
 
     // Without apply-to-all, every conflict is asked; a skip answer leaves them alone.
@@ -461,7 +585,10 @@ async fn ask_waits_for_the_answer_and_apply_to_all_asks_once() {
         server.endpoint(),
         EngineOptions::default(),
         upload(src, "src", ConflictPolicy::Ask),
-        |_| ConflictAnswer { choice: ConflictPolicy::Skip, apply_to_all: false },
+        |_| ConflictAnswer {
+            choice: ConflictPolicy::Skip,
+            apply_to_all: false,
+        },
     )
     .await;
     assert_eq!(log.conflicts.len(), 4, "{:?}", log.conflicts);
@@ -479,7 +606,11 @@ async fn moves_remove_the_source_only_after_the_copy_is_verified() {
     let log = run_job(
         server.endpoint(),
         EngineOptions::default(),
-        JobSpec::Upload { items: vec![(src.clone(), "tree".into())], policy: ConflictPolicy::Fail, remove_source: true },
+        JobSpec::Upload {
+            items: vec![(src.clone(), "tree".into())],
+            policy: ConflictPolicy::Fail,
+            remove_source: true,
+        },
         never,
     )
     .await;
@@ -491,7 +622,11 @@ async fn moves_remove_the_source_only_after_the_copy_is_verified() {
     let log = run_job(
         server.endpoint(),
         EngineOptions::default(),
-        JobSpec::Download { items: vec![("tree".into(), back.clone())], policy: ConflictPolicy::Fail, remove_source: true },
+        JobSpec::Download {
+            items: vec![("tree".into(), back.clone())],
+            policy: ConflictPolicy::Fail,
+            remove_source: true,
+        },
         never,
     )
     .await;
@@ -512,10 +647,25 @@ async fn fifty_clients_at_once_all_arrive_intact() {
         let endpoint = server.endpoint();
         let dest = local.path().join(format!("back{i}"));
         jobs.push(tokio::spawn(async move {
-            let options = EngineOptions { workers: 2, ..EngineOptions::default() };
-            let up = run_job(endpoint.clone(), options, upload(src, &format!("c{i}"), ConflictPolicy::Fail), never).await;
+            let options = EngineOptions {
+                workers: 2,
+                ..EngineOptions::default()
+            };
+            let up = run_job(
+                endpoint.clone(),
+                options,
+                upload(src, &format!("c{i}"), ConflictPolicy::Fail),
+                never,
+            )
+            .await;
             assert_eq!(up.summary().files, 1, "client {i}: {up:?}");
-            let down = run_job(endpoint, options, download(&format!("c{i}"), dest.clone(), ConflictPolicy::Fail), never).await;
+            let down = run_job(
+                endpoint,
+                options,
+                download(&format!("c{i}"), dest.clone(), ConflictPolicy::Fail),
+                never,
+            )
+            .await;
             assert_eq!(down.summary().files, 1, "client {i}: {down:?}");
             (data, std::fs::read(dest).unwrap())
         }));
@@ -548,6 +698,9 @@ async fn several_jobs_share_one_engine() {
     finished.sort();
     assert_eq!(finished, ids);
     for i in 0..5 {
-        assert_eq!(std::fs::read(server.path(&format!("s{i}"))).unwrap(), bytes(10_000 * i, i as u64));
+        assert_eq!(
+            std::fs::read(server.path(&format!("s{i}"))).unwrap(),
+            bytes(10_000 * i, i as u64)
+        );
     }
 }

@@ -164,7 +164,12 @@ mod tests {
         };
         let mut out = Vec::new();
         print_all(
-            vec![mk("b", Kind::File), mk("z", Kind::Dir), mk("a", Kind::File), mk("c", Kind::Dir)],
+            vec![
+                mk("b", Kind::File),
+                mk("z", Kind::Dir),
+                mk("a", Kind::File),
+                mk("c", Kind::Dir),
+            ],
             true,
             &mut out,
         )

@@ -82,7 +82,12 @@ fn usage(code: &'static str, path: impl Into<String>, message: impl Into<String>
 
 /// The conflict policy chosen by the flags; failing is the default, as with `cp -n`'s
 /// caution but loud.
-pub fn policy_from_flags(overwrite: bool, skip: bool, resume: bool, rename: bool) -> ConflictPolicy {
+pub fn policy_from_flags(
+    overwrite: bool,
+    skip: bool,
+    resume: bool,
+    rename: bool,
+) -> ConflictPolicy {
     if overwrite {
         ConflictPolicy::Overwrite
     } else if skip {
@@ -107,17 +112,35 @@ mod tests {
 
     #[test]
     fn flags_pick_one_policy() {
-        assert_eq!(policy_from_flags(false, false, false, false), ConflictPolicy::Fail);
-        assert_eq!(policy_from_flags(true, false, false, false), ConflictPolicy::Overwrite);
-        assert_eq!(policy_from_flags(false, true, false, false), ConflictPolicy::Skip);
-        assert_eq!(policy_from_flags(false, false, true, false), ConflictPolicy::Resume);
-        assert_eq!(policy_from_flags(false, false, false, true), ConflictPolicy::Rename);
+        assert_eq!(
+            policy_from_flags(false, false, false, false),
+            ConflictPolicy::Fail
+        );
+        assert_eq!(
+            policy_from_flags(true, false, false, false),
+            ConflictPolicy::Overwrite
+        );
+        assert_eq!(
+            policy_from_flags(false, true, false, false),
+            ConflictPolicy::Skip
+        );
+        assert_eq!(
+            policy_from_flags(false, false, true, false),
+            ConflictPolicy::Resume
+        );
+        assert_eq!(
+            policy_from_flags(false, false, false, true),
+            ConflictPolicy::Rename
+        );
     }
 
     #[test]
     fn error_lines_start_with_their_code() {
         let e = usage("is_a_directory", "docs", "use -r to copy a directory");
-        assert_eq!(e.to_string(), "is_a_directory: docs: use -r to copy a directory");
+        assert_eq!(
+            e.to_string(),
+            "is_a_directory: docs: use -r to copy a directory"
+        );
         assert_eq!(e.code(), "is_a_directory");
         let e = CliError::Engine(EngineError::Remote {
             code: ferry_protocol::ErrorCode::NotFound,

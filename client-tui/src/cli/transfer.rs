@@ -96,9 +96,11 @@ pub async fn get(
 fn local_name(source: &Path) -> Result<String, CliError> {
     let shown = source.display().to_string();
     let named = match source.file_name() {
-        Some(name) if source.components().next_back().is_some_and(|c| {
-            matches!(c, std::path::Component::Normal(_))
-        }) =>
+        Some(name)
+            if source
+                .components()
+                .next_back()
+                .is_some_and(|c| matches!(c, std::path::Component::Normal(_))) =>
         {
             PathBuf::from(name)
         }
@@ -140,7 +142,11 @@ pub async fn put(
         let meta = std::fs::symlink_metadata(source)
             .map_err(|e| CliError::Engine(crate::engine::EngineError::local(source, e)))?;
         if meta.is_dir() && !options.recursive {
-            return Err(usage("is_a_directory", &shown, "use -r to copy a directory"));
+            return Err(usage(
+                "is_a_directory",
+                &shown,
+                "use -r to copy a directory",
+            ));
         }
         if !meta.is_dir() && !meta.is_file() {
             return Err(usage(
@@ -271,7 +277,10 @@ mod tests {
         let inner = dir.path().join("inner");
         std::fs::create_dir(&inner).unwrap();
         assert_eq!(local_name(&inner.join(".")).unwrap(), "inner");
-        assert_eq!(local_name(&inner.join("x/..")).unwrap_err().code(), "not_found");
+        assert_eq!(
+            local_name(&inner.join("x/..")).unwrap_err().code(),
+            "not_found"
+        );
         assert_eq!(local_name(Path::new("/")).unwrap_err().code(), "bad_path");
     }
 }

@@ -97,13 +97,14 @@ impl Connection {
             version: VERSION,
             token: endpoint.token.clone().map(Token),
         };
-        conn.hello = conn.request::<HelloReply>(&hello).await?.map_err(|body| {
-            EngineError::Remote {
-                code: body.code,
-                message: body.message,
-                path: String::new(),
-            }
-        })?;
+        conn.hello =
+            conn.request::<HelloReply>(&hello)
+                .await?
+                .map_err(|body| EngineError::Remote {
+                    code: body.code,
+                    message: body.message,
+                    path: String::new(),
+                })?;
         Ok(conn)
     }
 
@@ -126,7 +127,10 @@ impl ConnWriter {
     }
 
     /// Buffers any header line (a trailer).
-    pub(crate) async fn send_header<T: Serialize>(&mut self, header: &T) -> Result<(), EngineError> {
+    pub(crate) async fn send_header<T: Serialize>(
+        &mut self,
+        header: &T,
+    ) -> Result<(), EngineError> {
         let line = encode_header(header).map_err(|e| EngineError::Protocol(e.to_string()))?;
         self.write(&line).await
     }

@@ -346,8 +346,9 @@ impl Job {
 fn exists_error(path: &str) -> EngineError {
     EngineError::Remote {
         code: ErrorCode::AlreadyExists,
-        message: "the destination exists (choose --overwrite, --skip-existing, --resume or --rename)"
-            .into(),
+        message:
+            "the destination exists (choose --overwrite, --skip-existing, --resume or --rename)"
+                .into(),
         path: path.to_owned(),
     }
 }
@@ -364,9 +365,10 @@ async fn blocking<T: Send + 'static>(
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     let mut session = Session::connect(&job.endpoint).await?;
     let (direction, cleanup) = match spec {
-        JobSpec::Upload { items, .. } => {
-            (Direction::Upload, plan_upload(&job, &mut session, items).await?)
-        }
+        JobSpec::Upload { items, .. } => (
+            Direction::Upload,
+            plan_upload(&job, &mut session, items).await?,
+        ),
         JobSpec::Download { items, .. } => (
             Direction::Download,
             plan_download(&job, &mut session, items).await?,
@@ -448,7 +450,10 @@ async fn plan_upload(
                     let below = session.walk(&remote_root).await?;
                     let mut known = lock(&job.remote_existing);
                     for entry in below {
-                        known.insert(path::join(&remote_root, &entry.name), (entry.kind, entry.size));
+                        known.insert(
+                            path::join(&remote_root, &entry.name),
+                            (entry.kind, entry.size),
+                        );
                     }
                 }
                 Some(_) => {
@@ -685,7 +690,11 @@ enum PendingKind {
 
 /// Runs one connection's writer and reader side by side. On a broken connection, the files
 /// in flight go back to the queue.
-async fn pipeline(job: &Arc<Job>, conn: Connection, direction: Direction) -> Result<(), EngineError> {
+async fn pipeline(
+    job: &Arc<Job>,
+    conn: Connection,
+    direction: Direction,
+) -> Result<(), EngineError> {
     let Connection {
         mut reader,
         mut writer,
@@ -974,7 +983,9 @@ async fn control_session<'a>(
     if control.is_none() {
         *control = Some(Session::connect(&job.endpoint).await?);
     }
-    control.as_mut().ok_or_else(|| EngineError::Protocol("no control session".into()))
+    control
+        .as_mut()
+        .ok_or_else(|| EngineError::Protocol("no control session".into()))
 }
 
 async fn finish_put(

@@ -198,7 +198,11 @@ pub struct JobSummary {
 #[derive(Debug)]
 pub enum TransferEvent {
     /// The job's size is known (after the scan): progress bars can be drawn to scale.
-    Planned { job: JobId, files: u64, bytes: u64 },
+    Planned {
+        job: JobId,
+        files: u64,
+        bytes: u64,
+    },
     Progress(JobProgress),
     /// The destination of `path` exists and the policy is `Ask`.
     Conflict {
@@ -225,4 +229,3 @@ pub enum TransferEvent {
         outcome: Result<JobSummary, String>,
     },
 }
-

@@ -4,15 +4,15 @@
 //! [`Session::list_stream`] hands them out one batch at a time so `ls --json` of a huge
 //! directory never holds more than one batch.
 
+use ferry_protocol::{Digest, ErrorBody};
 use ferry_protocol::{
     Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, Request, StatReply,
     SummaryReply,
 };
-use ferry_protocol::{Digest, ErrorBody};
 
+use super::Endpoint;
 use super::EngineError;
 use super::connection::Connection;
-use super::Endpoint;
 
 /// One connection to the server, used for browsing and small operations.
 #[derive(Debug)]
@@ -121,12 +121,14 @@ impl Session {
 
     /// A whole directory listing, in the server's order (callers sort).
     pub async fn list(&mut self, path: &str) -> Result<Vec<Entry>, EngineError> {
-        self.collect(Request::List { path: path.into() }, path).await
+        self.collect(Request::List { path: path.into() }, path)
+            .await
     }
 
     /// Every entry below `path`, names relative to it, parents before children.
     pub async fn walk(&mut self, path: &str) -> Result<Vec<Entry>, EngineError> {
-        self.collect(Request::Walk { path: path.into() }, path).await
+        self.collect(Request::Walk { path: path.into() }, path)
+            .await
     }
 
     async fn collect(&mut self, request: Request, path: &str) -> Result<Vec<Entry>, EngineError> {
@@ -214,7 +216,8 @@ impl Session {
     }
 
     pub async fn summary(&mut self, path: &str) -> Result<SummaryReply, EngineError> {
-        self.call(path, Request::Summary { path: path.into() }).await
+        self.call(path, Request::Summary { path: path.into() })
+            .await
     }
 
     /// How many bytes a hidden partial upload of `path` holds, and their digest.
@@ -238,7 +241,9 @@ impl Session {
         self.conn.reader.expect_payload(reply.size);
         while self.conn.reader.payload_chunk().await?.is_some() {}
         let trailer: Result<GetTrailer, ErrorBody> = self.conn.reader.header().await?;
-        Ok(trailer.map_err(|body| EngineError::remote(path, body))?.digest)
+        Ok(trailer
+            .map_err(|body| EngineError::remote(path, body))?
+            .digest)
     }
 
     /// Removes several paths with one round trip's worth of waiting, returning each outcome.
@@ -288,7 +293,11 @@ impl Session {
             self.conn.writer.flush().await?;
             for name in names {
                 let reply = self.conn.reader.header::<Done>().await?;
-                outcomes.push(reply.map(drop).map_err(|body| EngineError::remote(name, body)));
+                outcomes.push(
+                    reply
+                        .map(drop)
+                        .map_err(|body| EngineError::remote(name, body)),
+                );
             }
         }
         Ok(outcomes)

@@ -1,7 +1,7 @@
 //! Shared by the engine and CLI tests: a real `ferry-server` on 127.0.0.1:0 in its own thread
 //! and runtime (so sync CLI tests and async engine tests use it alike), a byte-counting and
 //! optionally slow TCP proxy, deterministic test data and tree comparison.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -129,7 +129,11 @@ pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let kind = entry.file_type().unwrap();
             if kind.is_dir() {
                 out.insert(format!("{rel}/"), Vec::new());
@@ -147,7 +151,9 @@ pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
 /// Writes `count` small files of varied sizes in nested directories under `root`.
 pub fn make_tree(root: &Path, count: usize) {
     for i in 0..count {
-        let dir = root.join(format!("d{}", i % 10)).join(format!("e{}", i % 7));
+        let dir = root
+            .join(format!("d{}", i % 10))
+            .join(format!("e{}", i % 7));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("f{i}.bin")), bytes(i % 3000, i as u64)).unwrap();
     }
@@ -168,7 +174,10 @@ impl JobLog {
     pub fn summary(&self) -> &JobSummary {
         match &self.outcome {
             Some(Ok(summary)) => summary,
-            other => panic!("the job did not succeed: {other:?}; failed: {:?}", self.failed),
+            other => panic!(
+                "the job did not succeed: {other:?}; failed: {:?}",
+                self.failed
+            ),
         }
     }
 }
@@ -259,7 +268,10 @@ impl Proxy {
     }
 
     pub fn total(&self) -> (u64, u64) {
-        (self.up.load(Ordering::Relaxed), self.down.load(Ordering::Relaxed))
+        (
+            self.up.load(Ordering::Relaxed),
+            self.down.load(Ordering::Relaxed),
+        )
     }
 }
 

@@ -1,0 +1,425 @@
+//! The real `ferry` binary against a real server in-process: what a user types and sees.
+// Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{TestServer, bytes, tree};
+
+fn ferry(args: &[&str]) -> Output {
+    ferry_in(Path::new("."), args)
+}
+
+fn ferry_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success, with what the program said when it was not.
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+/// Asserts a failure reported as exactly one line starting with `prefix`.
+fn fails_with(output: Output, prefix: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stderr: {}",
+        text(&output.stderr)
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(prefix),
+        "expected {prefix:?}, got {stderr:?}"
+    );
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn put_and_get_single_files_like_cp() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let data = bytes(100_000, 1);
+    let src = local.path().join("report 2026.pdf");
+    std::fs::write(&src, &data).unwrap();
+    std::fs::create_dir(server.path("docs")).unwrap();
+
+    // Into an existing directory: keeps its name. Scripts see nothing on stdout.
+    let out = ok(ferry(&["put", p(&src), &server.url("docs")]));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(
+        std::fs::read(server.path("docs/report 2026.pdf")).unwrap(),
+        data
+    );
+    // Onto a new name: that is the name.
+    ok(ferry(&["put", p(&src), &server.url("docs/renamed.pdf")]));
+    assert_eq!(
+        std::fs::read(server.path("docs/renamed.pdf")).unwrap(),
+        data
+    );
+    // Percent-escapes in the URL name the same file; getting it back beside its source is a
+    // conflict with the source itself.
+    fails_with(
+        ferry(&[
+            "get",
+            &server.url("docs/report%202026.pdf"),
+            p(local.path()),
+        ]),
+        "ferry: already_exists: ",
+    );
+    assert_eq!(std::fs::read(&src).unwrap(), data);
+    let back = local.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    ok(ferry(&["get", &server.url("docs/renamed.pdf"), p(&back)]));
+    assert_eq!(std::fs::read(back.join("renamed.pdf")).unwrap(), data);
+    ok(ferry(&[
+        "get",
+        &server.url("docs/renamed.pdf"),
+        p(&back.join("new name")),
+    ]));
+    assert_eq!(std::fs::read(back.join("new name")).unwrap(), data);
+}
+
+#[test]
+fn existing_destinations_fail_unless_a_flag_says_otherwise() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(server.path("a.txt"), b"server").unwrap();
+    let dest = local.path().join("a.txt");
+    std::fs::write(&dest, b"local").unwrap();
+
+    fails_with(
+        ferry(&["get", &server.url("a.txt"), p(&dest)]),
+        &format!("ferry: already_exists: {}", dest.display()),
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), b"local");
+    ok(ferry(&[
+        "get",
+        "--skip-existing",
+        &server.url("a.txt"),
+        p(&dest),
+    ]));
+    assert_eq!(std::fs::read(&dest).unwrap(), b"local");
+    ok(ferry(&["get", "--rename", &server.url("a.txt"), p(&dest)]));
+    assert_eq!(
+        std::fs::read(local.path().join("a (1).txt")).unwrap(),
+        b"server"
+    );
+    ok(ferry(&[
+        "get",
+        "--overwrite",
+        &server.url("a.txt"),
+        p(&dest),
+    ]));
+    assert_eq!(std::fs::read(&dest).unwrap(), b"server");
+
+    fails_with(
+        ferry(&["put", p(&dest), &server.url("a.txt")]),
+        "ferry: already_exists: a.txt: ",
+    );
+    // Two policies at once make no sense.
+    let out = ferry(&[
+        "put",
+        "--overwrite",
+        "--rename",
+        p(&dest),
+        &server.url("a.txt"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn errors_are_one_line_with_code_and_path() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(server.path("docs")).unwrap();
+    fails_with(
+        ferry(&["get", &server.url("docs/a.txt"), p(local.path())]),
+        "ferry: not_found: docs/a.txt: ",
+    );
+    fails_with(
+        ferry(&["get", &server.url("docs"), p(local.path())]),
+        "ferry: is_a_directory: docs: ",
+    );
+    fails_with(
+        ferry(&["rm", &server.url("docs")]),
+        "ferry: is_a_directory: docs: ",
+    );
+    fails_with(
+        ferry(&["ls", &server.url("nope")]),
+        "ferry: not_found: nope: ",
+    );
+    let missing = local.path().join("missing");
+    fails_with(
+        ferry(&["put", p(&missing), &server.url("")]),
+        &format!("ferry: not_found: {}", missing.display()),
+    );
+    // Nobody listening: a connection error, still one line.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    fails_with(
+        ferry(&["ls", &format!("ferry://127.0.0.1:{closed}/")]),
+        "ferry: connection: 127.0.0.1:",
+    );
+    // A bad location is a usage error from the argument parser.
+    let out = ferry(&["ls", "ferry://h/a/../b"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bad path"));
+}
+
+#[test]
+fn a_thousand_files_go_up_and_come_back() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let photos = local.path().join("photos");
+    common::make_tree(&photos, 1000);
+    let expected = tree(&photos);
+    assert_eq!(expected.keys().filter(|k| !k.ends_with('/')).count(), 1000);
+
+    // `put -r photos ferry://h/` makes /photos.
+    ok(ferry_in(
+        local.path(),
+        &["put", "-r", "photos", &server.url("")],
+    ));
+    assert_eq!(tree(&server.path("photos")), expected);
+
+    // Into an existing local directory: back/photos.
+    let back = local.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    ok(ferry(&[
+        "get",
+        "-r",
+        "-j",
+        "8",
+        &server.url("photos"),
+        p(&back),
+    ]));
+    assert_eq!(tree(&back.join("photos")), expected);
+    // To a new name: that directory is the copy.
+    ok(ferry(&[
+        "get",
+        "-r",
+        &server.url("photos"),
+        p(&local.path().join("copy")),
+    ]));
+    assert_eq!(tree(&local.path().join("copy")), expected);
+    // Again into the existing copy: every file conflicts, --skip-existing makes it a no-op.
+    ok(ferry(&[
+        "get",
+        "-r",
+        "--skip-existing",
+        &server.url("photos"),
+        p(&back),
+    ]));
+    assert_eq!(tree(&back.join("photos")), expected);
+}
+
+#[test]
+fn several_sources_and_awkward_names() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let names = [
+        "with space.txt",
+        "ünïcödé 日本語.txt",
+        "it's \"quoted\".txt",
+        "100%.txt",
+    ];
+    let mut args = vec!["put".to_owned()];
+    for name in names {
+        let path = local.path().join(name);
+        std::fs::write(&path, name.as_bytes()).unwrap();
+        args.push(p(&path).to_owned());
+    }
+    std::fs::create_dir(server.path("in")).unwrap();
+    args.push(server.url("in"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(ferry(&args));
+    for name in names {
+        assert_eq!(
+            std::fs::read(server.path(&format!("in/{name}"))).unwrap(),
+            name.as_bytes()
+        );
+    }
+    // Several sources into something that is not a directory is refused before anything moves.
+    let mut bad = args.clone();
+    let target = server.url("in/with space.txt");
+    *bad.last_mut().unwrap() = &target;
+    fails_with(ferry(&bad), "ferry: not_a_directory: ");
+
+    let out = ok(ferry(&["ls", "--json", &server.url("in")]));
+    let mut listed: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<ferry_protocol::Entry>(l)
+                .unwrap()
+                .name
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    let back = local.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    let url = server.url("in/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20%E6%97%A5%E6%9C%AC%E8%AA%9E.txt");
+    ok(ferry(&["get", &url, p(&back)]));
+    assert_eq!(
+        std::fs::read(back.join("ünïcödé 日本語.txt")).unwrap(),
+        "ünïcödé 日本語.txt".as_bytes()
+    );
+}
+
+#[test]
+fn ls_sorts_directories_first_and_json_streams_every_entry() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("zdir")).unwrap();
+    std::fs::create_dir(server.path("adir")).unwrap();
+    std::fs::write(server.path("b.txt"), vec![0u8; 2048]).unwrap();
+    std::fs::write(server.path("a.txt"), b"x").unwrap();
+    let out = ok(ferry(&["ls", &server.url("")]));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].starts_with('d') && lines[0].ends_with(" adir/"),
+        "{lines:?}"
+    );
+    assert!(lines[1].ends_with(" zdir/"));
+    assert!(lines[2].ends_with(" a.txt"));
+    assert!(
+        lines[3].contains("2 KiB") && lines[3].ends_with(" b.txt"),
+        "{lines:?}"
+    );
+
+    // A big directory: every entry exactly once, each line a JSON object.
+    for i in 0..3000 {
+        std::fs::write(server.path(&format!("zdir/file number {i:05}")), b"").unwrap();
+    }
+    let out = ok(ferry(&["ls", "--json", &server.url("zdir")]));
+    let mut names: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let value: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(value["kind"], "file");
+            value["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3000);
+
+    // `ls FILE` shows the file.
+    let out = ok(ferry(&["ls", &server.url("a.txt")]));
+    assert!(text(&out.stdout).trim_end().ends_with(" a.txt"));
+}
+
+#[test]
+fn mkdir_rm_and_mv_change_the_remote_tree() {
+    let server = TestServer::start();
+    ok(ferry(&["mkdir", &server.url("a/b/c")]));
+    assert!(server.path("a/b/c").is_dir());
+    std::fs::write(server.path("a/f.txt"), b"f").unwrap();
+
+    ok(ferry(&["mv", &server.url("a/f.txt"), "a/g.txt"]));
+    assert_eq!(std::fs::read(server.path("a/g.txt")).unwrap(), b"f");
+    // Into an existing directory, keeping the name; the target may be a full location.
+    ok(ferry(&["mv", &server.url("a/g.txt"), &server.url("a/b")]));
+    assert_eq!(std::fs::read(server.path("a/b/g.txt")).unwrap(), b"f");
+    fails_with(
+        ferry(&["mv", &server.url("a/missing"), "x"]),
+        "ferry: not_found: a/missing: ",
+    );
+
+    ok(ferry(&["rm", &server.url("a/b/g.txt")]));
+    assert!(!server.path("a/b/g.txt").exists());
+    ok(ferry(&["rm", "-r", &server.url("a")]));
+    assert!(!server.path("a").exists());
+}
+
+#[test]
+fn the_token_comes_from_the_flag_or_the_environment() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.token = Some("s3cret".into())
+    });
+    fails_with(ferry(&["ls", &server.url("")]), "ferry: unauthorized: ");
+    ok(ferry(&["--token", "s3cret", "ls", &server.url("")]));
+    ok(ferry(&["ls", "--token", "s3cret", &server.url("")]));
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["ls", &server.url("")])
+        .env("FERRY_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    ok(out);
+}
+
+#[test]
+fn an_interrupted_download_is_resumed_without_any_flag() {
+    let server = TestServer::start_shm();
+    let data = bytes(3 * 1024 * 1024, 9);
+    std::fs::write(server.path("big.iso"), &data).unwrap();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    std::fs::write(
+        local.path().join(".ferry-part.big.iso"),
+        &data[..1024 * 1024],
+    )
+    .unwrap();
+    ok(ferry(&["get", &server.url("big.iso"), p(local.path())]));
+    assert_eq!(std::fs::read(local.path().join("big.iso")).unwrap(), data);
+    assert!(!local.path().join(".ferry-part.big.iso").exists());
+}
+
+#[test]
+fn put_move_removes_the_local_source() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("moving.txt");
+    std::fs::write(&src, b"bye").unwrap();
+    ok(ferry(&["put", "--move", p(&src), &server.url("")]));
+    assert!(!src.exists());
+    assert_eq!(std::fs::read(server.path("moving.txt")).unwrap(), b"bye");
+}
+
+#[test]
+fn completions_and_man_page_print_to_stdout() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ok(ferry(&["completions", shell]));
+        let script = text(&out.stdout);
+        assert!(
+            script.contains("ferry") && script.contains("put"),
+            "{shell}"
+        );
+    }
+    let out = ok(ferry(&["man"]));
+    let page = text(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ferry"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    assert!(page.contains("completions"));
+}
