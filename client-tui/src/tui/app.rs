@@ -19,7 +19,7 @@ use super::config::{self, Bookmark, Recent, Settings};
 use super::format;
 use super::input::LineInput;
 use super::keymap::{Action, Keymap};
-use super::pane::{resolve_wire, Location, Pane, Side, SortKey};
+use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
 use super::theme::Theme;
 use super::transfers::{Job, JobInfo, JobKey, JobState};
 use super::ui;
@@ -124,7 +124,7 @@ pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [
     (ConflictPolicy::Overwrite, "Overwrite", 'o'),
     (ConflictPolicy::Skip, "Skip", 's'),
     (ConflictPolicy::Resume, "Resume", 'r'),
-    (ConflictPolicy::Rename, "Keep both", 'k'),
+    (ConflictPolicy::Rename, "Rename", 'n'),
 ];
 
 /// A destination that exists, waiting for the user's answer.
@@ -179,7 +179,10 @@ pub enum Command {
 /// A connection's news, from the task that owns the browsing session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnEvent {
-    Connected { read_only: bool, server: Option<String> },
+    Connected {
+        read_only: bool,
+        server: Option<String>,
+    },
     Lost(String),
 }
 
@@ -255,7 +258,12 @@ pub struct App {
 
 impl App {
     /// The state at start-up; the first listings are queued at once.
-    pub fn new(settings: Settings, local_dir: PathBuf, remote_label: String, remote_path: String) -> App {
+    pub fn new(
+        settings: Settings,
+        local_dir: PathBuf,
+        remote_label: String,
+        remote_path: String,
+    ) -> App {
         let make = |side, dir| {
             let mut pane = Pane::new(side, dir);
             pane.sort = settings.defaults.sort;
@@ -552,7 +560,11 @@ impl App {
 
     fn sort_by(&mut self, side: Side, key: SortKey) {
         let pane = self.pane_mut(side);
-        let reverse = if pane.sort == key { !pane.reverse } else { false };
+        let reverse = if pane.sort == key {
+            !pane.reverse
+        } else {
+            false
+        };
         pane.set_sort(key, reverse);
     }
 
@@ -593,7 +605,13 @@ impl App {
             return;
         }
         let src_pane = self.pane(source);
-        let names = names.unwrap_or_else(|| src_pane.selection().iter().map(|e| e.name.clone()).collect());
+        let names = names.unwrap_or_else(|| {
+            src_pane
+                .selection()
+                .iter()
+                .map(|e| e.name.clone())
+                .collect()
+        });
         if names.is_empty() {
             return;
         }
@@ -653,7 +671,11 @@ impl App {
             [] => return,
             [one] => format!(
                 "Delete {} {}?",
-                if one.is_dir_like() { "directory" } else { "file" },
+                if one.is_dir_like() {
+                    "directory"
+                } else {
+                    "file"
+                },
                 format::escape_name(&one.name)
             ),
             many => format!("Delete {} marked entries?", many.len()),
@@ -667,7 +689,9 @@ impl App {
     }
 
     fn ask_cancel(&mut self) {
-        let Some(job) = self.jobs.get(self.selected_job) else { return };
+        let Some(job) = self.jobs.get(self.selected_job) else {
+            return;
+        };
         if !job.is_active() {
             return;
         }
@@ -720,7 +744,11 @@ impl App {
             url: parsed.to_string(),
             token: token.clone(),
         });
-        let (sort, reverse, hidden) = (self.remote.sort, self.remote.reverse, self.remote.show_hidden);
+        let (sort, reverse, hidden) = (
+            self.remote.sort,
+            self.remote.reverse,
+            self.remote.show_hidden,
+        );
         self.remote = Pane::new(Side::Remote, Location::Remote(parsed.path.clone()));
         self.remote.sort = sort;
         self.remote.reverse = reverse;
@@ -738,7 +766,9 @@ impl App {
     }
 
     fn dialog_key(&mut self, key: KeyEvent) {
-        let Some(dialog) = self.dialog.take() else { return };
+        let Some(dialog) = self.dialog.take() else {
+            return;
+        };
         self.dialog = match dialog {
             Dialog::Help { scroll } => match key.code {
                 KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
@@ -748,16 +778,26 @@ impl App {
                 KeyCode::PageUp => Some(Dialog::Help {
                     scroll: scroll.saturating_sub(10),
                 }),
-                KeyCode::PageDown => Some(Dialog::Help { scroll: scroll + 10 }),
+                KeyCode::PageDown => Some(Dialog::Help {
+                    scroll: scroll + 10,
+                }),
                 _ => None,
             },
-            Dialog::Confirm { title, message, on_yes } => match key.code {
+            Dialog::Confirm {
+                title,
+                message,
+                on_yes,
+            } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.confirmed(on_yes);
                     None
                 }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
-                _ => Some(Dialog::Confirm { title, message, on_yes }),
+                _ => Some(Dialog::Confirm {
+                    title,
+                    message,
+                    on_yes,
+                }),
             },
             Dialog::Input {
                 title,
@@ -771,7 +811,11 @@ impl App {
                 }
                 _ => {
                     input.handle(&key);
-                    Some(Dialog::Input { title, input, purpose })
+                    Some(Dialog::Input {
+                        title,
+                        input,
+                        purpose,
+                    })
                 }
             },
             Dialog::Connect { targets, selected } => {
@@ -828,7 +872,10 @@ impl App {
         match purpose {
             InputPurpose::Mkdir(side) | InputPurpose::Rename(side, _) if bad_name => {
                 let _ = side;
-                self.error(format!("`{}` is not a valid name", format::escape_name(&text)));
+                self.error(format!(
+                    "`{}` is not a valid name",
+                    format::escape_name(&text)
+                ));
             }
             InputPurpose::Mkdir(side) => {
                 let path = self.pane(side).dir.join(&text);
@@ -849,7 +896,9 @@ impl App {
                     Location::Local(current) => {
                         let typed = match text.strip_prefix('~') {
                             Some(rest) => match std::env::var_os("HOME") {
-                                Some(home) => PathBuf::from(home).join(rest.trim_start_matches('/')),
+                                Some(home) => {
+                                    PathBuf::from(home).join(rest.trim_start_matches('/'))
+                                }
                                 None => PathBuf::from(&text),
                             },
                             None => PathBuf::from(&text),
@@ -870,10 +919,13 @@ impl App {
     }
 
     fn conflict_key(&mut self, key: KeyEvent) {
-        let Some(prompt) = self.conflicts.front_mut() else { return };
+        let Some(prompt) = self.conflicts.front_mut() else {
+            return;
+        };
         let choice = match key.code {
             KeyCode::Left | KeyCode::Up | KeyCode::BackTab => {
-                prompt.selected = (prompt.selected + CONFLICT_CHOICES.len() - 1) % CONFLICT_CHOICES.len();
+                prompt.selected =
+                    (prompt.selected + CONFLICT_CHOICES.len() - 1) % CONFLICT_CHOICES.len();
                 None
             }
             KeyCode::Right | KeyCode::Down | KeyCode::Tab => {
@@ -943,7 +995,11 @@ impl App {
             None
         };
         let row = |side: Side, app: &App| -> Option<usize> {
-            let area = if side == Side::Local { areas.local } else { areas.remote };
+            let area = if side == Side::Local {
+                areas.local
+            } else {
+                areas.remote
+            };
             let first = area.y + ui::LIST_TOP;
             if event.row < first || usize::from(event.row - first) >= ui::list_rows(area) {
                 return None;
@@ -953,7 +1009,11 @@ impl App {
         };
         match event.kind {
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
-                let delta = if event.kind == MouseEventKind::ScrollDown { WHEEL_ROWS } else { -WHEEL_ROWS };
+                let delta = if event.kind == MouseEventKind::ScrollDown {
+                    WHEEL_ROWS
+                } else {
+                    -WHEEL_ROWS
+                };
                 if let Some(side) = side {
                     self.pane_mut(side).scroll(delta);
                 }
@@ -1100,7 +1160,10 @@ impl App {
                 }
             }
             TransferEvent::Progress(progress) => {
-                if let Some(job) = self.job_mut(JobKey { conn, id: progress.job }) {
+                if let Some(job) = self.job_mut(JobKey {
+                    conn,
+                    id: progress.job,
+                }) {
                     job.progress(&progress);
                 }
             }
@@ -1120,7 +1183,10 @@ impl App {
                     for (src, dst) in &job.info.items {
                         if *src == path || *dst == path {
                             keys.push(dst.clone());
-                        } else if let Some(rest) = path.strip_prefix(src.as_str()).and_then(|r| r.strip_prefix('/')) {
+                        } else if let Some(rest) = path
+                            .strip_prefix(src.as_str())
+                            .and_then(|r| r.strip_prefix('/'))
+                        {
                             keys.push(format!("{dst}/{rest}"));
                         }
                     }
@@ -1132,7 +1198,11 @@ impl App {
                 if let Some(job) = self.job_mut(key) {
                     job.failures.push((path.clone(), error.clone()));
                 }
-                self.error(format!("#{}: {}: {error}", key.id.0, format::escape_name(&path)));
+                self.error(format!(
+                    "#{}: {}: {error}",
+                    key.id.0,
+                    format::escape_name(&path)
+                ));
             }
             TransferEvent::Finished { job, outcome } => {
                 let key = JobKey { conn, id: job };
@@ -1163,7 +1233,9 @@ impl App {
                         let first = job
                             .failures
                             .first()
-                            .map(|(path, error)| format!(" ({}: {error})", format::escape_name(path)))
+                            .map(|(path, error)| {
+                                format!(" ({}: {error})", format::escape_name(path))
+                            })
                             .unwrap_or_default();
                         self.error(format!(
                             "#{} {}: {} file{} failed{first}",
@@ -1177,7 +1249,10 @@ impl App {
                         self.info(format!("#{} {}: cancelled", key.id.0, job.info.label));
                     }
                     JobState::Failed(message) => {
-                        self.error(format!("#{} {} failed: {message}", key.id.0, job.info.label));
+                        self.error(format!(
+                            "#{} {} failed: {message}",
+                            key.id.0, job.info.label
+                        ));
                     }
                     _ => {}
                 }

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ferry_protocol::{Digest, Kind};
 
 use super::*;
@@ -53,7 +55,12 @@ fn settle(app: &mut App) -> Vec<Command> {
                         Side::Local => local_entries(),
                         Side::Remote => remote_entries(),
                     });
-                    app.on_msg(Msg::Listed { side, serial, dir, result });
+                    app.on_msg(Msg::Listed {
+                        side,
+                        serial,
+                        dir,
+                        result,
+                    });
                 }
                 other => others.push(other),
             }
@@ -62,11 +69,19 @@ fn settle(app: &mut App) -> Vec<Command> {
 }
 
 fn app() -> App {
-    let mut app = App::new(Settings::default(), PathBuf::from("/home/me"), "127.0.0.1:7878".into(), String::new());
+    let mut app = App::new(
+        Settings::default(),
+        PathBuf::from("/home/me"),
+        "127.0.0.1:7878".into(),
+        String::new(),
+    );
     app.resize(120, 40);
     app.on_msg(Msg::Connection {
         conn: 1,
-        event: ConnEvent::Connected { read_only: false, server: Some("ferry-server 0.1.0".into()) },
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: Some("ferry-server 0.1.0".into()),
+        },
     });
     settle(&mut app);
     app
@@ -84,10 +99,19 @@ fn press_all(app: &mut App, keys: &[KeyEvent]) {
 
 #[test]
 fn start_lists_both_panes() {
-    let mut app = App::new(Settings::default(), PathBuf::from("/home/me"), "h:1".into(), "srv".into());
+    let mut app = App::new(
+        Settings::default(),
+        PathBuf::from("/home/me"),
+        "h:1".into(),
+        "srv".into(),
+    );
     let commands = app.take_commands();
-    assert!(matches!(&commands[0], Command::List { side: Side::Local, dir: Location::Local(p), .. } if p == &PathBuf::from("/home/me")));
-    assert!(matches!(&commands[1], Command::List { side: Side::Remote, dir: Location::Remote(p), .. } if p == "srv"));
+    assert!(
+        matches!(&commands[0], Command::List { side: Side::Local, dir: Location::Local(p), .. } if p == &PathBuf::from("/home/me"))
+    );
+    assert!(
+        matches!(&commands[1], Command::List { side: Side::Remote, dir: Location::Remote(p), .. } if p == "srv")
+    );
     assert_eq!(app.conn.state, ConnState::Connecting);
 }
 
@@ -124,9 +148,16 @@ fn enter_and_back_put_the_cursor_on_the_directory_left() {
     let mut app = app();
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::List { side, serial, dir }) = commands.into_iter().next() else { panic!() };
+    let Some(Command::List { side, serial, dir }) = commands.into_iter().next() else {
+        panic!()
+    };
     assert_eq!(dir, Location::Local("/home/me/docs".into()));
-    app.on_msg(Msg::Listed { side, serial, dir, result: Ok(vec![entry("inner", Kind::File, 1, 0)]) });
+    app.on_msg(Msg::Listed {
+        side,
+        serial,
+        dir,
+        result: Ok(vec![entry("inner", Kind::File, 1, 0)]),
+    });
     assert_eq!(app.local.dir, Location::Local("/home/me/docs".into()));
     assert_eq!(current(&app), "inner");
 
@@ -157,7 +188,12 @@ fn a_late_listing_of_a_directory_left_is_dropped() {
     settle(&mut app);
     for command in stale {
         if let Command::List { side, serial, dir } = command {
-            app.on_msg(Msg::Listed { side, serial, dir, result: Ok(vec![]) });
+            app.on_msg(Msg::Listed {
+                side,
+                serial,
+                dir,
+                result: Ok(vec![]),
+            });
         }
     }
     assert_eq!(app.local.dir, Location::Local("/home/me".into()));
@@ -184,12 +220,26 @@ fn f5_uploads_the_marked_entries_and_f6_moves() {
     let mut app = app();
     press_all(&mut app, &[ch('j'), ch(' '), ch(' '), key(KeyCode::F(5))]);
     let commands = app.take_commands();
-    let [Command::Submit { spec: JobSpec::Upload { items, policy, remove_source }, info }] = commands.as_slice() else {
+    let [
+        Command::Submit {
+            spec:
+                JobSpec::Upload {
+                    items,
+                    policy,
+                    remove_source,
+                },
+            info,
+        },
+    ] = commands.as_slice()
+    else {
         panic!("{commands:?}")
     };
     assert_eq!(
         items,
-        &[(PathBuf::from("/home/me/a.txt"), "a.txt".to_string()), (PathBuf::from("/home/me/b.bin"), "b.bin".to_string())]
+        &[
+            (PathBuf::from("/home/me/a.txt"), "a.txt".to_string()),
+            (PathBuf::from("/home/me/b.bin"), "b.bin".to_string())
+        ]
     );
     assert_eq!(*policy, ConflictPolicy::Ask);
     assert!(!remove_source);
@@ -200,10 +250,27 @@ fn f5_uploads_the_marked_entries_and_f6_moves() {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(6)));
     let commands = app.take_commands();
-    let [Command::Submit { spec: JobSpec::Download { items, remove_source, .. }, .. }] = commands.as_slice() else {
+    let [
+        Command::Submit {
+            spec:
+                JobSpec::Download {
+                    items,
+                    remove_source,
+                    ..
+                },
+            ..
+        },
+    ] = commands.as_slice()
+    else {
         panic!("{commands:?}")
     };
-    assert_eq!(items, &[("remote.txt".to_string(), PathBuf::from("/home/me/remote.txt"))]);
+    assert_eq!(
+        items,
+        &[(
+            "remote.txt".to_string(),
+            PathBuf::from("/home/me/remote.txt")
+        )]
+    );
     assert!(remove_source);
 }
 
@@ -219,8 +286,13 @@ fn a_read_only_server_refuses_uploads_up_front() {
 fn submitted(app: &mut App) -> JobKey {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else { panic!() };
-    let job = JobKey { conn: 1, id: JobId(7) };
+    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+        panic!()
+    };
+    let job = JobKey {
+        conn: 1,
+        id: JobId(7),
+    };
     app.on_msg(Msg::Submitted { key: job, info });
     job
 }
@@ -231,7 +303,11 @@ fn job_progress_verification_and_refresh() {
     let job = submitted(&mut app);
     assert!(app.transfers_running());
     let event = |event| Msg::Transfer { conn: 1, event };
-    app.on_msg(event(TransferEvent::Planned { job: job.id, files: 1, bytes: 1000 }));
+    app.on_msg(event(TransferEvent::Planned {
+        job: job.id,
+        files: 1,
+        bytes: 1000,
+    }));
     app.on_msg(event(TransferEvent::Progress(JobProgress {
         job: job.id,
         files_done: 0,
@@ -244,18 +320,45 @@ fn job_progress_verification_and_refresh() {
     })));
     assert_eq!(super::super::transfers::percent(app.jobs[0].ratio()), 42);
     // Events of another connection's job with the same id change nothing.
-    app.on_msg(Msg::Transfer { conn: 9, event: TransferEvent::Planned { job: job.id, files: 5, bytes: 5 } });
+    app.on_msg(Msg::Transfer {
+        conn: 9,
+        event: TransferEvent::Planned {
+            job: job.id,
+            files: 5,
+            bytes: 5,
+        },
+    });
     assert_eq!(app.jobs[0].bytes_total, 1000);
 
-    app.on_msg(event(TransferEvent::FileDone { job: job.id, path: "a.txt".into(), bytes: 1000, digest: Digest::of(b"") }));
+    app.on_msg(event(TransferEvent::FileDone {
+        job: job.id,
+        path: "a.txt".into(),
+        bytes: 1000,
+        digest: Digest::of(b""),
+    }));
     assert!(app.verified.contains("a.txt"));
     app.on_msg(event(TransferEvent::Finished {
         job: job.id,
-        outcome: Ok(JobSummary { files: 1, bytes: 1000, skipped: 0, failed: 0, elapsed: Duration::from_secs(1) }),
+        outcome: Ok(JobSummary {
+            files: 1,
+            bytes: 1000,
+            skipped: 0,
+            failed: 0,
+            elapsed: Duration::from_secs(1),
+        }),
     }));
     assert!(!app.transfers_running());
     let commands = app.take_commands();
-    assert!(matches!(&commands[..], [Command::List { side: Side::Remote, .. }]), "{commands:?}");
+    assert!(
+        matches!(
+            &commands[..],
+            [Command::List {
+                side: Side::Remote,
+                ..
+            }]
+        ),
+        "{commands:?}"
+    );
     assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Info);
 }
 
@@ -265,18 +368,34 @@ fn failures_are_shown_not_swallowed() {
     let job = submitted(&mut app);
     app.on_msg(Msg::Transfer {
         conn: 1,
-        event: TransferEvent::FileFailed { job: job.id, path: "a.txt".into(), error: "permission_denied".into() },
+        event: TransferEvent::FileFailed {
+            job: job.id,
+            path: "a.txt".into(),
+            error: "permission_denied".into(),
+        },
     });
     app.on_msg(Msg::Transfer {
         conn: 1,
         event: TransferEvent::Finished {
             job: job.id,
-            outcome: Ok(JobSummary { files: 0, bytes: 0, skipped: 0, failed: 1, elapsed: Duration::ZERO }),
+            outcome: Ok(JobSummary {
+                files: 0,
+                bytes: 0,
+                skipped: 0,
+                failed: 1,
+                elapsed: Duration::ZERO,
+            }),
         },
     });
     let banner = app.banner.clone().unwrap();
     assert_eq!(banner.kind, BannerKind::Error);
-    assert!(banner.text.contains("1 file failed (a.txt: permission_denied)"), "{}", banner.text);
+    assert!(
+        banner
+            .text
+            .contains("1 file failed (a.txt: permission_denied)"),
+        "{}",
+        banner.text
+    );
     assert_eq!(app.jobs[0].failures.len(), 1);
 }
 
@@ -285,7 +404,14 @@ fn conflicts_are_asked_once_with_apply_to_all() {
     let mut app = app();
     let job = submitted(&mut app);
     let (reply, mut answer_rx) = oneshot::channel();
-    app.on_msg(Msg::Transfer { conn: 1, event: TransferEvent::Conflict { job: job.id, path: "a.txt".into(), reply } });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Conflict {
+            job: job.id,
+            path: "a.txt".into(),
+            reply,
+        },
+    });
     assert_eq!(app.conflicts.len(), 1);
     // Keys go to the question, not the panes.
     press_all(&mut app, &[ch('j'), ch('a'), key(KeyCode::Right)]);
@@ -293,14 +419,31 @@ fn conflicts_are_asked_once_with_apply_to_all() {
     assert!(app.conflicts[0].apply_to_all);
     app.on_key(ch('r'));
     assert!(app.conflicts.is_empty());
-    let Some(Command::Answer { reply, answer }) = app.take_commands().pop() else { panic!() };
+    let Some(Command::Answer { reply, answer }) = app.take_commands().pop() else {
+        panic!()
+    };
     reply.send(answer).unwrap();
-    assert_eq!(answer_rx.try_recv().unwrap(), ConflictAnswer { choice: ConflictPolicy::Resume, apply_to_all: true });
+    assert_eq!(
+        answer_rx.try_recv().unwrap(),
+        ConflictAnswer {
+            choice: ConflictPolicy::Resume,
+            apply_to_all: true
+        }
+    );
 
     let (reply, _rx) = oneshot::channel();
-    app.on_msg(Msg::Transfer { conn: 1, event: TransferEvent::Conflict { job: job.id, path: "b".into(), reply } });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Conflict {
+            job: job.id,
+            path: "b".into(),
+            reply,
+        },
+    });
     app.on_key(key(KeyCode::Esc));
-    let Some(Command::Answer { answer, .. }) = app.take_commands().pop() else { panic!() };
+    let Some(Command::Answer { answer, .. }) = app.take_commands().pop() else {
+        panic!()
+    };
     assert_eq!(answer.choice, ConflictPolicy::Skip);
 }
 
@@ -308,14 +451,18 @@ fn conflicts_are_asked_once_with_apply_to_all() {
 fn delete_asks_first() {
     let mut app = app();
     app.on_key(key(KeyCode::F(8)));
-    assert!(matches!(&app.dialog, Some(Dialog::Confirm { message, .. }) if message == "Delete directory docs?"));
+    assert!(
+        matches!(&app.dialog, Some(Dialog::Confirm { message, .. }) if message == "Delete directory docs?")
+    );
     app.on_key(ch('n'));
     assert!(app.dialog.is_none());
     assert!(app.take_commands().is_empty());
     app.on_key(key(KeyCode::Delete));
     app.on_key(ch('y'));
     let commands = app.take_commands();
-    assert!(matches!(&commands[..], [Command::Remove { side: Side::Local, paths }] if paths == &[Location::Local("/home/me/docs".into())]));
+    assert!(
+        matches!(&commands[..], [Command::Remove { side: Side::Local, paths }] if paths == &[Location::Local("/home/me/docs".into())])
+    );
 }
 
 #[test]
@@ -324,24 +471,45 @@ fn mkdir_and_rename_prompts() {
     app.on_key(key(KeyCode::F(7)));
     press_all(&mut app, &[ch('n'), ch('e'), ch('w'), key(KeyCode::Enter)]);
     let commands = app.take_commands();
-    assert!(matches!(&commands[..], [Command::Mkdir { side: Side::Local, path }] if *path == Location::Local("/home/me/new".into())));
+    assert!(
+        matches!(&commands[..], [Command::Mkdir { side: Side::Local, path }] if *path == Location::Local("/home/me/new".into()))
+    );
 
     app.on_key(key(KeyCode::F(7)));
     press_all(&mut app, &[ch('a'), ch('/'), ch('b'), key(KeyCode::Enter)]);
     assert!(app.take_commands().is_empty());
-    assert!(app.banner.as_ref().unwrap().text.contains("not a valid name"));
+    assert!(
+        app.banner
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("not a valid name")
+    );
 
     app.on_key(key(KeyCode::Tab));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(2)));
-    press_all(&mut app, &[key(KeyCode::Backspace), key(KeyCode::Backspace), key(KeyCode::Backspace), ch('m'), ch('d'), key(KeyCode::Enter)]);
+    press_all(
+        &mut app,
+        &[
+            key(KeyCode::Backspace),
+            key(KeyCode::Backspace),
+            key(KeyCode::Backspace),
+            ch('m'),
+            ch('d'),
+            key(KeyCode::Enter),
+        ],
+    );
     let commands = app.take_commands();
     assert!(
         matches!(&commands[..], [Command::Rename { side: Side::Remote, from, to }]
             if *from == Location::Remote("remote.txt".into()) && *to == Location::Remote("remote.md".into())),
         "{commands:?}"
     );
-    app.on_msg(Msg::OpDone { side: Side::Remote, result: Ok(Some("remote.md".into())) });
+    app.on_msg(Msg::OpDone {
+        side: Side::Remote,
+        result: Ok(Some("remote.md".into())),
+    });
     assert!(matches!(&app.remote.pending, Some(p) if p.select.as_deref() == Some("remote.md")));
 }
 
@@ -382,12 +550,16 @@ fn goto_path_on_both_sides() {
     app.on_key(ctrl('u'));
     press_all(&mut app, &"/tmp".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(&app.take_commands()[..], [Command::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp")));
+    assert!(
+        matches!(&app.take_commands()[..], [Command::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp"))
+    );
     app.on_key(key(KeyCode::Tab));
     app.on_key(ctrl('g'));
     press_all(&mut app, &"a/../b/c".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(&app.take_commands()[..], [Command::List { dir: Location::Remote(p), .. }] if p == "b/c"));
+    assert!(
+        matches!(&app.take_commands()[..], [Command::List { dir: Location::Remote(p), .. }] if p == "b/c")
+    );
 }
 
 #[test]
@@ -396,7 +568,13 @@ fn quitting_asks_while_transfers_run() {
     let job = submitted(&mut app);
     app.on_key(ch('q'));
     assert!(!app.should_quit);
-    assert!(matches!(app.dialog, Some(Dialog::Confirm { on_yes: Confirmed::Quit, .. })));
+    assert!(matches!(
+        app.dialog,
+        Some(Dialog::Confirm {
+            on_yes: Confirmed::Quit,
+            ..
+        })
+    ));
     app.on_key(ch('y'));
     assert!(app.should_quit);
     assert!(matches!(&app.take_commands()[..], [Command::Cancel(k)] if *k == job));
@@ -422,17 +600,35 @@ fn cancelling_a_job_from_the_transfer_list() {
 #[test]
 fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
     let mut app = app();
-    app.on_msg(Msg::Connection { conn: 1, event: ConnEvent::Lost("connection reset".into()) });
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Lost("connection reset".into()),
+    });
     assert!(matches!(app.conn.state, ConnState::Lost(_)));
     let banner = app.banner.clone().unwrap();
-    assert!(banner.text.contains("lost: connection reset — press Ctrl+r to reconnect"), "{}", banner.text);
+    assert!(
+        banner
+            .text
+            .contains("lost: connection reset — press Ctrl+r to reconnect"),
+        "{}",
+        banner.text
+    );
     app.on_key(key(KeyCode::F(5)));
     assert!(app.take_commands().is_empty());
     app.on_key(ctrl('r'));
     assert_eq!(app.conn.state, ConnState::Connecting);
-    assert!(app.take_commands().iter().any(|c| matches!(c, Command::List { side: Side::Remote, .. })));
+    assert!(app.take_commands().iter().any(|c| matches!(
+        c,
+        Command::List {
+            side: Side::Remote,
+            ..
+        }
+    )));
     // Old connections' news is ignored.
-    app.on_msg(Msg::Connection { conn: 0, event: ConnEvent::Lost("old".into()) });
+    app.on_msg(Msg::Connection {
+        conn: 0,
+        event: ConnEvent::Lost("old".into()),
+    });
     assert_eq!(app.conn.state, ConnState::Connecting);
 }
 
@@ -448,7 +644,12 @@ fn help_lists_the_live_keymap_and_closes() {
 }
 
 fn mouse(kind: MouseEventKind, column: u16, row: u16) -> MouseEvent {
-    MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }
+    MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }
 }
 
 #[test]
@@ -469,12 +670,23 @@ fn mouse_click_double_click_wheel_and_drag() {
     app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 3), t0);
     app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 2), t0);
     app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 2), t0);
-    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 2), t0 + Duration::from_millis(200));
+    app.on_mouse(
+        mouse(MouseEventKind::Down(MouseButton::Left), 10, 2),
+        t0 + Duration::from_millis(200),
+    );
     let commands = app.take_commands();
-    assert!(matches!(&commands[..], [Command::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())), "{commands:?}");
+    assert!(
+        matches!(&commands[..], [Command::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())),
+        "{commands:?}"
+    );
     for command in commands {
         if let Command::List { side, serial, dir } = command {
-            app.on_msg(Msg::Listed { side, serial, dir, result: Ok(local_entries()) });
+            app.on_msg(Msg::Listed {
+                side,
+                serial,
+                dir,
+                result: Ok(local_entries()),
+            });
         }
     }
     app.on_key(key(KeyCode::Backspace));
@@ -483,27 +695,62 @@ fn mouse_click_double_click_wheel_and_drag() {
     app.on_mouse(mouse(MouseEventKind::ScrollDown, 10, 5), t0);
     assert_eq!(app.local.offset, 0, "nothing to scroll in four entries");
 
-    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 5), t0 + Duration::from_secs(5));
-    app.on_mouse(mouse(MouseEventKind::Drag(MouseButton::Left), 40, 5), t0 + Duration::from_secs(5));
-    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 80, 5), t0 + Duration::from_secs(5));
+    app.on_mouse(
+        mouse(MouseEventKind::Down(MouseButton::Left), 10, 5),
+        t0 + Duration::from_secs(5),
+    );
+    app.on_mouse(
+        mouse(MouseEventKind::Drag(MouseButton::Left), 40, 5),
+        t0 + Duration::from_secs(5),
+    );
+    app.on_mouse(
+        mouse(MouseEventKind::Up(MouseButton::Left), 80, 5),
+        t0 + Duration::from_secs(5),
+    );
     let commands = app.take_commands();
-    let [Command::Submit { spec: JobSpec::Upload { items, .. }, .. }] = commands.as_slice() else { panic!("{commands:?}") };
-    assert_eq!(items, &[(PathBuf::from("/home/me/c.log"), "c.log".to_string())]);
+    let [
+        Command::Submit {
+            spec: JobSpec::Upload { items, .. },
+            ..
+        },
+    ] = commands.as_slice()
+    else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        items,
+        &[(PathBuf::from("/home/me/c.log"), "c.log".to_string())]
+    );
 }
 
 #[test]
 fn connect_dialog_offers_bookmarks_and_recent() {
     let mut app = app();
-    app.bookmarks.push(Bookmark { name: "nas".into(), url: "ferry://nas:7878/media".into(), token: Some("t".into()) });
-    app.recent.push(Recent { url: "ferry://other:9/".into(), token: None });
+    app.bookmarks.push(Bookmark {
+        name: "nas".into(),
+        url: "ferry://nas:7878/media".into(),
+        token: Some("t".into()),
+    });
+    app.recent.push(Recent {
+        url: "ferry://other:9/".into(),
+        token: None,
+    });
     app.on_key(ch('c'));
-    let Some(Dialog::Connect { targets, .. }) = &app.dialog else { panic!() };
+    let Some(Dialog::Connect { targets, .. }) = &app.dialog else {
+        panic!()
+    };
     assert_eq!(targets.len(), 2);
     assert_eq!(targets[0].label, "★ nas  ferry://nas:7878/media");
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(&app.dialog, Some(Dialog::Input { purpose: InputPurpose::Address, .. })));
+    assert!(matches!(
+        &app.dialog,
+        Some(Dialog::Input {
+            purpose: InputPurpose::Address,
+            ..
+        })
+    ));
     app.on_key(key(KeyCode::Esc));
     assert!(app.dialog.is_none());
 }

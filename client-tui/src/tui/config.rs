@@ -115,7 +115,12 @@ pub fn load(path: Option<&Path>) -> (Settings, Option<String>) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return (Settings::default(), None);
         }
-        Err(e) => return (Settings::default(), Some(format!("{}: {e}", path.display()))),
+        Err(e) => {
+            return (
+                Settings::default(),
+                Some(format!("{}: {e}", path.display())),
+            );
+        }
     };
     let base = path.parent().unwrap_or(Path::new("."));
     match parse(&text, base) {
@@ -256,17 +261,30 @@ url = "ferry://nas:7878/media"
 quit = ["ctrl+q"]
 "#;
         let settings = parse(text, Path::new(".")).unwrap();
-        assert_eq!(settings.theme, Theme::from_toml(super::super::theme::LIGHT).unwrap());
+        assert_eq!(
+            settings.theme,
+            Theme::from_toml(super::super::theme::LIGHT).unwrap()
+        );
         assert!(settings.defaults.show_hidden);
         assert_eq!(settings.defaults.sort, SortKey::Size);
         assert_eq!(settings.bookmarks[0].name, "nas");
-        assert_eq!(settings.keymap.hint(super::super::keymap::Action::Quit), "Ctrl+q");
-        assert_eq!(settings.keymap.hint(super::super::keymap::Action::Top), "Home");
+        assert_eq!(
+            settings.keymap.hint(super::super::keymap::Action::Quit),
+            "Ctrl+q"
+        );
+        assert_eq!(
+            settings.keymap.hint(super::super::keymap::Action::Top),
+            "Home"
+        );
     }
 
     #[test]
     fn syntax_error_names_the_line() {
-        let err = parse("theme = \"dark\"\n[defaults]\nsort = name\n", Path::new(".")).unwrap_err();
+        let err = parse(
+            "theme = \"dark\"\n[defaults]\nsort = name\n",
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(err.starts_with("line 3, column 8:"), "{err}");
     }
 
@@ -298,9 +316,21 @@ quit = ["ctrl+q"]
     fn recent_list_is_newest_first_and_bounded() {
         let mut list = Vec::new();
         for i in 0..12 {
-            remember(&mut list, Recent { url: format!("ferry://h:{i}/"), token: None });
+            remember(
+                &mut list,
+                Recent {
+                    url: format!("ferry://h:{i}/"),
+                    token: None,
+                },
+            );
         }
-        remember(&mut list, Recent { url: "ferry://h:5/".into(), token: None });
+        remember(
+            &mut list,
+            Recent {
+                url: "ferry://h:5/".into(),
+                token: None,
+            },
+        );
         assert_eq!(list.len(), MAX_RECENT);
         assert_eq!(list[0].url, "ferry://h:5/");
         assert_eq!(list[1].url, "ferry://h:11/");

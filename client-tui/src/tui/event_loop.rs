@@ -32,7 +32,11 @@ struct Conn {
 }
 
 /// Runs until the user quits.
-pub async fn run(terminal: &mut DefaultTerminal, mut app: App, endpoint: Endpoint) -> anyhow::Result<()> {
+pub async fn run(
+    terminal: &mut DefaultTerminal,
+    mut app: App,
+    endpoint: Endpoint,
+) -> anyhow::Result<()> {
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx));
@@ -109,7 +113,12 @@ fn open(conn: u64, endpoint: Endpoint, msg_tx: &mpsc::UnboundedSender<Msg>) -> C
     }
 }
 
-fn execute(command: Command, app: &mut App, conns: &mut HashMap<u64, Conn>, msg_tx: &mpsc::UnboundedSender<Msg>) {
+fn execute(
+    command: Command,
+    app: &mut App,
+    conns: &mut HashMap<u64, Conn>,
+    msg_tx: &mpsc::UnboundedSender<Msg>,
+) {
     let current = app.conn.id;
     let to_remote = |conns: &HashMap<u64, Conn>, request: RemoteRequest| {
         let sent = conns
@@ -161,7 +170,9 @@ fn execute(command: Command, app: &mut App, conns: &mut HashMap<u64, Conn>, msg_
                 }
             }
             if !local_paths.is_empty() {
-                blocking_op(msg_tx, side, move || local::remove(&local_paths).map(|()| None));
+                blocking_op(msg_tx, side, move || {
+                    local::remove(&local_paths).map(|()| None)
+                });
             }
             if !remote_paths.is_empty() {
                 to_remote(conns, RemoteRequest::Remove(remote_paths));
@@ -209,6 +220,9 @@ fn blocking_op(
 ) {
     let tx = msg_tx.clone();
     tokio::task::spawn_blocking(move || {
-        let _ = tx.send(Msg::OpDone { side, result: work() });
+        let _ = tx.send(Msg::OpDone {
+            side,
+            result: work(),
+        });
     });
 }

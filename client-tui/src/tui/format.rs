@@ -7,7 +7,10 @@ use std::time::Duration;
 
 /// A size like `1.50 MiB`; bytes below 1 KiB as `512 B`.
 pub fn size(bytes: u64) -> String {
-    humansize::format_size(bytes, humansize::BINARY.decimal_places(1).space_after_value(true))
+    humansize::format_size(
+        bytes,
+        humansize::BINARY.decimal_places(1).space_after_value(true),
+    )
 }
 
 /// A transfer speed like `12.3 MiB/s`.
@@ -39,7 +42,11 @@ pub fn mtime(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let rem = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem / 60 % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60
+    )
 }
 
 /// Howard Hinnant's days-to-civil algorithm.

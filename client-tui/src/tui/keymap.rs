@@ -188,7 +188,8 @@ impl Key {
     /// Normalises a terminal key event: shift is folded into the character (`G`, `*`), since
     /// terminals disagree about reporting it for printable keys.
     pub fn from_event(event: &KeyEvent) -> Key {
-        let mut modifiers = event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut modifiers =
+            event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match event.code {
             KeyCode::Char(c) => {
                 modifiers.remove(KeyModifiers::SHIFT);
@@ -393,7 +394,10 @@ impl Keymap {
 
     /// The keys bound to an action, in the order the file gave them.
     pub fn keys(&self, action: Action) -> &[Key] {
-        self.by_action.get(&action).map(Vec::as_slice).unwrap_or(&[])
+        self.by_action
+            .get(&action)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The first key of an action, for hints like "F5 copy".
@@ -426,32 +430,74 @@ mod tests {
     #[test]
     fn default_keys_resolve() {
         let keymap = Keymap::default();
-        assert_eq!(keymap.action(&press(KeyCode::Char('j'), KeyModifiers::NONE)), Some(Action::Down));
-        assert_eq!(keymap.action(&press(KeyCode::F(5), KeyModifiers::NONE)), Some(Action::Copy));
-        assert_eq!(keymap.action(&press(KeyCode::Char('r'), KeyModifiers::CONTROL)), Some(Action::Refresh));
-        assert_eq!(keymap.action(&press(KeyCode::Char('*'), KeyModifiers::SHIFT)), Some(Action::InvertMarks));
-        assert_eq!(keymap.action(&press(KeyCode::Char(' '), KeyModifiers::NONE)), Some(Action::Mark));
-        assert_eq!(keymap.action(&press(KeyCode::BackTab, KeyModifiers::SHIFT)), Some(Action::SwitchPane));
-        assert_eq!(keymap.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)), None);
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::F(5), KeyModifiers::NONE)),
+            Some(Action::Copy)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('r'), KeyModifiers::CONTROL)),
+            Some(Action::Refresh)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('*'), KeyModifiers::SHIFT)),
+            Some(Action::InvertMarks)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char(' '), KeyModifiers::NONE)),
+            Some(Action::Mark)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::BackTab, KeyModifiers::SHIFT)),
+            Some(Action::SwitchPane)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            None
+        );
     }
 
     #[test]
     fn vim_preset_adds_motions() {
         let keymap = Keymap::from_toml(VIM_PRESET).unwrap();
-        assert_eq!(keymap.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)), Some(Action::Bottom));
-        assert_eq!(keymap.action(&press(KeyCode::Char('g'), KeyModifiers::NONE)), Some(Action::Top));
-        assert_eq!(keymap.action(&press(KeyCode::Char('y'), KeyModifiers::NONE)), Some(Action::Copy));
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            Some(Action::Bottom)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('g'), KeyModifiers::NONE)),
+            Some(Action::Top)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('y'), KeyModifiers::NONE)),
+            Some(Action::Copy)
+        );
     }
 
     #[test]
     fn overrides_replace_an_action_and_steal_its_keys() {
         let mut keymap = Keymap::default();
         let mut overrides = BTreeMap::new();
-        overrides.insert("copy".to_string(), vec!["ctrl+c".to_string(), "q".to_string()]);
+        overrides.insert(
+            "copy".to_string(),
+            vec!["ctrl+c".to_string(), "q".to_string()],
+        );
         keymap.apply(&overrides).unwrap();
-        assert_eq!(keymap.action(&press(KeyCode::F(5), KeyModifiers::NONE)), None);
-        assert_eq!(keymap.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Copy));
-        assert_eq!(keymap.action(&press(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Copy));
+        assert_eq!(
+            keymap.action(&press(KeyCode::F(5), KeyModifiers::NONE)),
+            None
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Copy)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('q'), KeyModifiers::NONE)),
+            Some(Action::Copy)
+        );
         assert_eq!(keymap.keys(Action::Quit), &["F10".parse::<Key>().unwrap()]);
     }
 
@@ -460,10 +506,18 @@ mod tests {
         let mut keymap = Keymap::default();
         let mut overrides = BTreeMap::new();
         overrides.insert("fly".to_string(), vec!["F5".to_string()]);
-        assert_eq!(keymap.apply(&overrides).unwrap_err(), "unknown action `fly`");
+        assert_eq!(
+            keymap.apply(&overrides).unwrap_err(),
+            "unknown action `fly`"
+        );
         let mut overrides = BTreeMap::new();
         overrides.insert("copy".to_string(), vec!["Hyper+F5".to_string()]);
-        assert!(keymap.apply(&overrides).unwrap_err().contains("unknown key"));
+        assert!(
+            keymap
+                .apply(&overrides)
+                .unwrap_err()
+                .contains("unknown key")
+        );
     }
 
     #[test]

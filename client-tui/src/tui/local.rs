@@ -102,7 +102,10 @@ mod tests {
         std::os::unix::fs::symlink("sub", dir.path().join("link")).unwrap();
         let mut entries = list(dir.path()).unwrap();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let kinds: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.kind, e.link)).collect();
+        let kinds: Vec<_> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind, e.link))
+            .collect();
         assert_eq!(
             kinds,
             [

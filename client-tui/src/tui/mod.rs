@@ -62,7 +62,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     result
 }
 
-async fn run_async(options: Options, settings: config::Settings, config_warning: Option<String>) -> anyhow::Result<()> {
+async fn run_async(
+    options: Options,
+    settings: config::Settings,
+    config_warning: Option<String>,
+) -> anyhow::Result<()> {
     let local_dir = std::env::current_dir().context("reading the current directory")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let (endpoint, remote_path, bundled, recent) = match &options.target {
@@ -71,7 +75,12 @@ async fn run_async(options: Options, settings: config::Settings, config_warning:
                 url: url.with_path("").to_string(),
                 token: options.token.clone(),
             };
-            (url.endpoint(options.token.clone()), url.path.clone(), None, Some(recent))
+            (
+                url.endpoint(options.token.clone()),
+                url.path.clone(),
+                None,
+                Some(recent),
+            )
         }
         None => {
             let root = match &options.serve {
@@ -80,7 +89,8 @@ async fn run_async(options: Options, settings: config::Settings, config_warning:
                     .map(|b| b.home_dir().to_path_buf())
                     .context("no home directory to serve; pass --serve DIR")?,
             };
-            let root = std::fs::canonicalize(&root).with_context(|| format!("serving {}", root.display()))?;
+            let root = std::fs::canonicalize(&root)
+                .with_context(|| format!("serving {}", root.display()))?;
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .context("starting the bundled server")?;
@@ -96,7 +106,10 @@ async fn run_async(options: Options, settings: config::Settings, config_warning:
                     tracing::error!("bundled server: {error}");
                 }
             });
-            tracing::info!("bundled server on 127.0.0.1:{port} serving {}", root.display());
+            tracing::info!(
+                "bundled server on 127.0.0.1:{port} serving {}",
+                root.display()
+            );
             let endpoint = Endpoint {
                 host: "127.0.0.1".into(),
                 port,
@@ -106,7 +119,9 @@ async fn run_async(options: Options, settings: config::Settings, config_warning:
         }
     };
 
-    let recent_list = tokio::task::spawn_blocking(config::load_recent).await.unwrap_or_default();
+    let recent_list = tokio::task::spawn_blocking(config::load_recent)
+        .await
+        .unwrap_or_default();
     let label = format!("{}:{}", endpoint.host, endpoint.port);
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.conn.bundled = bundled;
@@ -162,9 +177,15 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 /// A token known only to this process, for the bundled server.
 fn random_token() -> String {
     let mut bytes = [0u8; 16];
-    let from_os = std::fs::File::open(Path::new("/dev/urandom")).and_then(|mut f| f.read_exact(&mut bytes));
+    let from_os =
+        std::fs::File::open(Path::new("/dev/urandom")).and_then(|mut f| f.read_exact(&mut bytes));
     if from_os.is_err() {
-        let seed = format!("{:?}{}{:p}", std::time::SystemTime::now(), std::process::id(), &bytes);
+        let seed = format!(
+            "{:?}{}{:p}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            &bytes
+        );
         bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -239,7 +239,8 @@ impl Pane {
         let mut view: Vec<usize> = (0..self.entries.len())
             .filter(|&i| {
                 let name = &self.entries[i].name;
-                (show_hidden || !name.starts_with('.')) && (filter.is_empty() || fuzzy_match(filter, name))
+                (show_hidden || !name.starts_with('.'))
+                    && (filter.is_empty() || fuzzy_match(filter, name))
             })
             .collect();
         let (sort, reverse, entries) = (self.sort, self.reverse, &self.entries);
@@ -375,7 +376,9 @@ impl Pane {
         self.entries
             .iter()
             .filter(|e| self.marks.contains(&e.name))
-            .fold((0, 0), |(n, bytes), e| (n + 1, bytes + if e.kind == Kind::File { e.size } else { 0 }))
+            .fold((0, 0), |(n, bytes), e| {
+                (n + 1, bytes + if e.kind == Kind::File { e.size } else { 0 })
+            })
     }
 }
 
@@ -415,7 +418,10 @@ pub(crate) mod tests {
     }
 
     fn names(pane: &Pane) -> Vec<&str> {
-        pane.view.iter().map(|&i| pane.entries[i].name.as_str()).collect()
+        pane.view
+            .iter()
+            .map(|&i| pane.entries[i].name.as_str())
+            .collect()
     }
 
     fn sample() -> Pane {
@@ -503,7 +509,9 @@ pub(crate) mod tests {
     #[test]
     fn paging_keeps_the_cursor_visible() {
         let mut pane = Pane::new(Side::Remote, Location::Remote(String::new()));
-        let entries = (0..100_000).map(|i| entry(&format!("f{i:06}"), Kind::File, i, 0)).collect();
+        let entries = (0..100_000)
+            .map(|i| entry(&format!("f{i:06}"), Kind::File, i, 0))
+            .collect();
         pane.set_height(30);
         pane.set_listing(Location::Remote(String::new()), entries, None);
         pane.page(true);
@@ -521,10 +529,19 @@ pub(crate) mod tests {
     #[test]
     fn locations() {
         let remote = Location::Remote("a/b".into());
-        assert_eq!(remote.parent(), Some((Location::Remote("a".into()), "b".into())));
-        assert_eq!(Location::Remote("a".into()).parent(), Some((Location::Remote("".into()), "a".into())));
+        assert_eq!(
+            remote.parent(),
+            Some((Location::Remote("a".into()), "b".into()))
+        );
+        assert_eq!(
+            Location::Remote("a".into()).parent(),
+            Some((Location::Remote("".into()), "a".into()))
+        );
         assert_eq!(Location::Remote("".into()).parent(), None);
-        assert_eq!(Location::Remote("".into()).join("x"), Location::Remote("x".into()));
+        assert_eq!(
+            Location::Remote("".into()).join("x"),
+            Location::Remote("x".into())
+        );
         assert_eq!(remote.display(), "/a/b");
         assert_eq!(resolve_wire("a/b", "../c"), "a/c");
         assert_eq!(resolve_wire("a/b", "/x/y/"), "x/y");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::engine::{EngineError, Endpoint, Session};
+use crate::engine::{Endpoint, EngineError, Session};
 
 use super::app::{ConnEvent, Msg};
 use super::pane::{Location, Side};
@@ -24,7 +24,12 @@ pub enum RemoteRequest {
 }
 
 /// Serves requests until the sender is dropped (a new connection replaced this one).
-pub async fn run(conn: u64, endpoint: Endpoint, mut requests: mpsc::UnboundedReceiver<RemoteRequest>, msg_tx: mpsc::UnboundedSender<Msg>) {
+pub async fn run(
+    conn: u64,
+    endpoint: Endpoint,
+    mut requests: mpsc::UnboundedReceiver<RemoteRequest>,
+    msg_tx: mpsc::UnboundedSender<Msg>,
+) {
     let mut session: Option<Session> = None;
     while let Some(request) = requests.recv().await {
         if session.is_none() {
@@ -44,7 +49,12 @@ pub async fn run(conn: u64, endpoint: Endpoint, mut requests: mpsc::UnboundedRec
                     continue;
                 }
                 Err(_) => {
-                    let error = format!("no answer from {}:{} in {}s", endpoint.host, endpoint.port, CONNECT_TIMEOUT.as_secs());
+                    let error = format!(
+                        "no answer from {}:{} in {}s",
+                        endpoint.host,
+                        endpoint.port,
+                        CONNECT_TIMEOUT.as_secs()
+                    );
                     fail(conn, &msg_tx, request, error, true);
                     continue;
                 }
@@ -72,7 +82,13 @@ pub async fn run(conn: u64, endpoint: Endpoint, mut requests: mpsc::UnboundedRec
 }
 
 /// Answers a request that could not be served because there is no connection.
-fn fail(conn: u64, msg_tx: &mpsc::UnboundedSender<Msg>, request: RemoteRequest, error: String, lost: bool) {
+fn fail(
+    conn: u64,
+    msg_tx: &mpsc::UnboundedSender<Msg>,
+    request: RemoteRequest,
+    error: String,
+    lost: bool,
+) {
     if lost {
         let _ = msg_tx.send(Msg::Connection {
             conn,

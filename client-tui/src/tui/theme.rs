@@ -142,7 +142,11 @@ impl Theme {
             ("other", c.other, &mut theme.other),
             ("cursor_fg", c.cursor_fg, &mut theme.cursor_fg),
             ("cursor_bg", c.cursor_bg, &mut theme.cursor_bg),
-            ("cursor_inactive_bg", c.cursor_inactive_bg, &mut theme.cursor_inactive_bg),
+            (
+                "cursor_inactive_bg",
+                c.cursor_inactive_bg,
+                &mut theme.cursor_inactive_bg,
+            ),
             ("marked", c.marked, &mut theme.marked),
             ("verified", c.verified, &mut theme.verified),
             ("dim", c.dim, &mut theme.dim),

@@ -190,7 +190,10 @@ mod tests {
 
     fn job(id: u64, done: u64, total: u64, speed: f64) -> Job {
         let mut job = Job::new(
-            JobKey { conn: 1, id: JobId(id) },
+            JobKey {
+                conn: 1,
+                id: JobId(id),
+            },
             JobInfo {
                 dest: Side::Remote,
                 src_dir: Location::Local("/l".into()),
@@ -220,7 +223,13 @@ mod tests {
         assert_eq!(percent(ratio(999, 1000)), 99);
         assert_eq!(percent(ratio(2000, 1000)), 100);
         let mut j = job(1, 0, 0, 0.0);
-        j.finished(Ok(JobSummary { files: 0, bytes: 0, skipped: 0, failed: 0, elapsed: Duration::ZERO }));
+        j.finished(Ok(JobSummary {
+            files: 0,
+            bytes: 0,
+            skipped: 0,
+            failed: 0,
+            elapsed: Duration::ZERO,
+        }));
         assert_eq!(j.ratio(), 1.0);
     }
 

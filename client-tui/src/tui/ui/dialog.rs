@@ -19,7 +19,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             let lines = vec![
                 Line::from(message.clone()),
                 Line::from(""),
-                Line::from(Span::styled("y / Enter: yes    n / Esc: no", Style::default().fg(app.theme.dim))),
+                Line::from(Span::styled(
+                    "y / Enter: yes    n / Esc: no",
+                    Style::default().fg(app.theme.dim),
+                )),
             ];
             boxed(frame, app, area, title, lines, 60);
         }
@@ -34,13 +37,26 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             let chars: Vec<char> = input.text().chars().collect();
             let start = input.cursor().saturating_sub(room);
             let shown: String = chars[start..].iter().take(room).collect();
-            frame.render_widget(Paragraph::new(format::escape_name(&shown).into_owned()), inner);
             frame.render_widget(
-                Paragraph::new(Span::styled("Enter: ok    Esc: cancel", Style::default().fg(app.theme.dim))),
-                Rect { y: inner.y + 2, height: 1, ..inner },
+                Paragraph::new(format::escape_name(&shown).into_owned()),
+                inner,
+            );
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    "Enter: ok    Esc: cancel",
+                    Style::default().fg(app.theme.dim),
+                )),
+                Rect {
+                    y: inner.y + 2,
+                    height: 1,
+                    ..inner
+                },
             );
             let x = inner.x + u16::try_from(input.cursor() - start).unwrap_or(0);
-            frame.set_cursor_position(Position::new(x.min(inner.right().saturating_sub(1)), inner.y));
+            frame.set_cursor_position(Position::new(
+                x.min(inner.right().saturating_sub(1)),
+                inner.y,
+            ));
         }
         Some(Dialog::Connect { targets, selected }) => {
             let mut lines: Vec<Line> = Vec::new();
@@ -50,16 +66,26 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                     Style::default().fg(app.theme.dim),
                 )));
             }
-            for (i, target) in targets.iter().map(|t| t.label.as_str()).chain(["  New address…"]).enumerate() {
+            for (i, target) in targets
+                .iter()
+                .map(|t| t.label.as_str())
+                .chain(["  New address…"])
+                .enumerate()
+            {
                 let style = if i == *selected {
-                    Style::default().bg(app.theme.cursor_bg).fg(app.theme.cursor_fg)
+                    Style::default()
+                        .bg(app.theme.cursor_bg)
+                        .fg(app.theme.cursor_fg)
                 } else {
                     Style::default()
                 };
                 lines.push(Line::from(Span::styled(target.to_string(), style)));
             }
             lines.push(Line::from(""));
-            lines.push(Line::from(Span::styled("Enter: connect    Esc: close", Style::default().fg(app.theme.dim))));
+            lines.push(Line::from(Span::styled(
+                "Enter: connect    Esc: close",
+                Style::default().fg(app.theme.dim),
+            )));
             boxed(frame, app, area, "Connect", lines, 70);
         }
         None => {
@@ -73,7 +99,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
 fn block<'a>(app: &App, title: &str) -> Block<'a> {
     Block::bordered()
         .border_style(Style::default().fg(app.theme.dialog_border))
-        .title(Span::styled(format!(" {title} "), Style::default().add_modifier(Modifier::BOLD)))
+        .title(Span::styled(
+            format!(" {title} "),
+            Style::default().add_modifier(Modifier::BOLD),
+        ))
         .style(app.theme.base())
 }
 
@@ -83,7 +112,9 @@ fn boxed(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line>
     let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(block(app, title)).wrap(Wrap { trim: false }),
+        Paragraph::new(lines)
+            .block(block(app, title))
+            .wrap(Wrap { trim: false }),
         popup,
     );
 }
@@ -91,11 +122,17 @@ fn boxed(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line>
 fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
     let theme = &app.theme;
     let width = area.width.saturating_sub(4).min(72);
-    let path = truncate(&format::escape_name(&prompt.path), usize::from(width.saturating_sub(4)));
+    let path = truncate(
+        &format::escape_name(&prompt.path),
+        usize::from(width.saturating_sub(4)),
+    );
     let mut buttons = Vec::new();
     for (i, (_, label, key)) in CONFLICT_CHOICES.iter().enumerate() {
         let style = if i == prompt.selected {
-            Style::default().bg(theme.cursor_bg).fg(theme.cursor_fg).add_modifier(Modifier::BOLD)
+            Style::default()
+                .bg(theme.cursor_bg)
+                .fg(theme.cursor_fg)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default()
         };
@@ -115,7 +152,10 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
         )),
     ];
     if more > 0 {
-        lines.push(Line::from(Span::styled(format!("{more} more waiting"), Style::default().fg(theme.dim))));
+        lines.push(Line::from(Span::styled(
+            format!("{more} more waiting"),
+            Style::default().fg(theme.dim),
+        )));
     }
     lines.push(Line::from(Span::styled(
         "←/→ choose, Enter: ok, Esc: skip",
@@ -128,9 +168,17 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
     let theme = &app.theme;
     let mut lines = Vec::new();
     for action in Action::ALL {
-        let keys: Vec<String> = app.keymap.keys(action).iter().map(ToString::to_string).collect();
+        let keys: Vec<String> = app
+            .keymap
+            .keys(action)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         lines.push(Line::from(vec![
-            Span::styled(format!("{:<24}", truncate(&keys.join(", "), 23)), Style::default().fg(theme.header)),
+            Span::styled(
+                format!("{:<24}", truncate(&keys.join(", "), 23)),
+                Style::default().fg(theme.header),
+            ),
             Span::raw(action.describe()),
         ]));
     }
@@ -151,7 +199,10 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(block(app, "Keys").title_bottom(Line::from(" ↑/↓ scroll, any other key closes ").right_aligned()))
+            .block(
+                block(app, "Keys")
+                    .title_bottom(Line::from(" ↑/↓ scroll, any other key closes ").right_aligned()),
+            )
             .scroll((u16::try_from(scroll).unwrap_or(0), 0)),
         popup,
     );

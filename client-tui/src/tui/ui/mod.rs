@@ -50,7 +50,8 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         Constraint::Length(1),
     ])
     .areas(area);
-    let [local, remote] = Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(panes);
+    let [local, remote] =
+        Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(panes);
     Areas {
         local,
         remote,
@@ -75,7 +76,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
             area.width, area.height
         );
         frame.render_widget(
-            Paragraph::new(Line::from(text)).wrap(Wrap { trim: true }).style(app.theme.base()),
+            Paragraph::new(Line::from(text))
+                .wrap(Wrap { trim: true })
+                .style(app.theme.base()),
             area,
         );
         return;

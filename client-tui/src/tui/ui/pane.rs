@@ -22,17 +22,30 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     let pane = app.pane(side);
     let theme = &app.theme;
     let focused = app.focus == Focus::Pane(side);
-    let border = if focused { theme.border_focus } else { theme.border };
+    let border = if focused {
+        theme.border_focus
+    } else {
+        theme.border
+    };
     let label = match side {
         Side::Local => "Local".to_string(),
         Side::Remote => app.conn.label.clone(),
     };
     let path = pane.dir.display();
     let busy = if pane.pending.is_some() { " ⟳" } else { "" };
-    let room = usize::from(area.width.saturating_sub(8)).saturating_sub(label.chars().count() + busy.len());
+    let room = usize::from(area.width.saturating_sub(8))
+        .saturating_sub(label.chars().count() + busy.len());
     let title = Line::from(vec![
-        Span::styled(format!(" {label}: "), Style::default().fg(theme.title).add_modifier(Modifier::BOLD)),
-        Span::styled(truncate_left(&format::escape_name(&path), room), Style::default().fg(theme.title)),
+        Span::styled(
+            format!(" {label}: "),
+            Style::default()
+                .fg(theme.title)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            truncate_left(&format::escape_name(&path), room),
+            Style::default().fg(theme.title),
+        ),
         Span::raw(format!("{busy} ")),
     ]);
     let sort = format!(
@@ -51,7 +64,10 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
 
     if let Some(message) = empty_message(app, pane, side) {
         frame.render_widget(
-            Paragraph::new(Line::from(Span::styled(message, Style::default().fg(theme.dim)))),
+            Paragraph::new(Line::from(Span::styled(
+                message,
+                Style::default().fg(theme.dim),
+            ))),
             Rect {
                 y: inner.y + 1,
                 height: inner.height.saturating_sub(1),
@@ -66,8 +82,14 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     if show_time {
         widths.push(Constraint::Length(TIME_WIDTH));
     }
-    let name_width = usize::from(inner.width.saturating_sub(SIZE_WIDTH + 1 + if show_time { TIME_WIDTH + 1 } else { 0 }));
-    let header_style = Style::default().fg(theme.header).add_modifier(Modifier::BOLD);
+    let name_width = usize::from(
+        inner
+            .width
+            .saturating_sub(SIZE_WIDTH + 1 + if show_time { TIME_WIDTH + 1 } else { 0 }),
+    );
+    let header_style = Style::default()
+        .fg(theme.header)
+        .add_modifier(Modifier::BOLD);
     let mut header = vec!["Name", "     Size"];
     if show_time {
         header.push("Modified");
@@ -93,7 +115,11 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
                 style = style.fg(theme.marked).add_modifier(Modifier::BOLD);
             }
             if at_cursor {
-                let bg = if focused { theme.cursor_bg } else { theme.cursor_inactive_bg };
+                let bg = if focused {
+                    theme.cursor_bg
+                } else {
+                    theme.cursor_inactive_bg
+                };
                 style = style.bg(bg).fg(theme.cursor_fg);
             }
             let mut cells = vec![
@@ -154,11 +180,13 @@ fn empty_message(app: &App, pane: &Pane, side: Side) -> Option<String> {
         return Some(error.clone());
     }
     if !pane.loaded {
-        return Some(if side == Side::Remote && app.conn.state == ConnState::Connecting {
-            "Connecting…".into()
-        } else {
-            "Loading…".into()
-        });
+        return Some(
+            if side == Side::Remote && app.conn.state == ConnState::Connecting {
+                "Connecting…".into()
+            } else {
+                "Loading…".into()
+            },
+        );
     }
     if pane.entries.is_empty() {
         return Some("(empty directory)".into());
@@ -176,24 +204,41 @@ fn footer<'a>(app: &App, pane: &Pane, focused: bool) -> Line<'a> {
     if count > 0 {
         spans.push(Span::styled(
             format!(" {count} marked, {} ", format::size(bytes)),
-            Style::default().fg(theme.marked).add_modifier(Modifier::BOLD),
+            Style::default()
+                .fg(theme.marked)
+                .add_modifier(Modifier::BOLD),
         ));
     } else if pane.loaded {
-        let dirs = pane.view.iter().filter(|&&i| pane.entries[i].is_dir_like()).count();
+        let dirs = pane
+            .view
+            .iter()
+            .filter(|&&i| pane.entries[i].is_dir_like())
+            .count();
         spans.push(Span::styled(
-            format!(" {} dirs, {} files ", dirs, pane.view.len() - dirs),
+            format!(" {} ", counted(dirs, pane.view.len() - dirs)),
             Style::default().fg(theme.dim),
         ));
     }
     match (&app.filtering, focused) {
         (Some(input), true) => spans.push(Span::styled(
             format!(" /{}▏", input.text()),
-            Style::default().fg(theme.header).add_modifier(Modifier::BOLD),
+            Style::default()
+                .fg(theme.header)
+                .add_modifier(Modifier::BOLD),
         )),
         _ if !pane.filter.is_empty() => {
-            spans.push(Span::styled(format!(" /{} ", pane.filter), Style::default().fg(theme.header)));
+            spans.push(Span::styled(
+                format!(" /{} ", pane.filter),
+                Style::default().fg(theme.header),
+            ));
         }
         _ => {}
     }
     Line::from(spans)
+}
+
+/// `1 dir, 3 files`.
+fn counted(dirs: usize, files: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!("{}, {}", plural(dirs, "dir"), plural(files, "file"))
 }

@@ -1,0 +1,313 @@
+//! Screens rendered into ratatui's `TestBackend` and compared with insta snapshots. Times
+//! are fixed, so the snapshots never depend on the clock.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_protocol::{Entry, Kind};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::oneshot;
+
+use crate::engine::{JobId, JobProgress, TransferEvent};
+use crate::tui::app::{App, Command, ConnEvent, Msg};
+use crate::tui::config::Settings;
+use crate::tui::pane::Side;
+use crate::tui::pane::tests::entry;
+use crate::tui::transfers::JobKey;
+
+const T: i64 = 1_764_000_000;
+
+fn local_entries() -> Vec<Entry> {
+    vec![
+        entry("projects", Kind::Dir, 4096, T),
+        entry("notes.md", Kind::File, 2_345, T + 60),
+        entry("video.mkv", Kind::File, 1_288_490_189, T + 3600),
+        entry("archive.tar.gz", Kind::File, 73_400_320, T - 86_400),
+        entry(".bashrc", Kind::File, 220, T),
+    ]
+}
+
+fn remote_entries() -> Vec<Entry> {
+    let mut link = entry("latest", Kind::Symlink, 7, T);
+    link.link = Some(Kind::Dir);
+    vec![
+        entry("backups", Kind::Dir, 4096, T),
+        link,
+        entry("report.pdf", Kind::File, 1_048_576, T + 120),
+        entry("bad\nname\x1b[31m.txt", Kind::File, 12, T),
+    ]
+}
+
+/// An app with both panes listed (or left empty) and the server connected.
+fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
+    let mut app = App::new(
+        Settings::default(),
+        PathBuf::from("/home/me"),
+        "127.0.0.1:7878".into(),
+        String::new(),
+    );
+    app.resize(width, height);
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: Some("ferry-server 0.1.0".into()),
+        },
+    });
+    for command in app.take_commands() {
+        if let Command::List { side, serial, dir } = command {
+            let entries = match side {
+                Side::Local => local.clone(),
+                Side::Remote => remote.clone(),
+            };
+            app.on_msg(Msg::Listed {
+                side,
+                serial,
+                dir,
+                result: Ok(entries),
+            });
+        }
+    }
+    app.take_commands();
+    app
+}
+
+fn render(app: &mut App) -> TestBackend {
+    app.sync_layout();
+    let (width, height) = app.size;
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| super::draw(frame, app)).unwrap();
+    terminal.backend().clone()
+}
+
+fn key(code: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
+    crossterm::event::KeyEvent::new(code, crossterm::event::KeyModifiers::NONE)
+}
+
+/// Submits a copy of the entry under the local cursor and reports it at `done` of `total`.
+fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
+    app.on_key(key(crossterm::event::KeyCode::F(5)));
+    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+        panic!("no submit")
+    };
+    let job = JobKey {
+        conn: 1,
+        id: JobId(id),
+    };
+    app.on_msg(Msg::Submitted { key: job, info });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Progress(JobProgress {
+            job: job.id,
+            files_done: 0,
+            files_total: 1,
+            bytes_done: done,
+            bytes_total: total,
+            current: None,
+            speed,
+            eta: (speed > 0.0).then(|| Duration::from_secs_f64((total - done) as f64 / speed)),
+        }),
+    });
+}
+
+#[test]
+fn empty_panes_while_connecting() {
+    let mut app = App::new(
+        Settings::default(),
+        PathBuf::from("/home/me"),
+        "127.0.0.1:7878".into(),
+        String::new(),
+    );
+    app.resize(100, 16);
+    for command in app.take_commands() {
+        if let Command::List {
+            side: Side::Local,
+            serial,
+            dir,
+        } = command
+        {
+            app.on_msg(Msg::Listed {
+                side: Side::Local,
+                serial,
+                dir,
+                result: Ok(vec![]),
+            });
+        }
+    }
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn listing() {
+    let mut app = app(local_entries(), remote_entries(), 120, 16);
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn marked_entries_and_hidden_files() {
+    let mut app = app(local_entries(), remote_entries(), 120, 16);
+    app.on_key(key(crossterm::event::KeyCode::Char('.')));
+    app.on_key(key(crossterm::event::KeyCode::Down));
+    app.on_key(key(crossterm::event::KeyCode::Down));
+    app.on_key(key(crossterm::event::KeyCode::Char(' ')));
+    app.on_key(key(crossterm::event::KeyCode::Char(' ')));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn filter_being_typed() {
+    let mut app = app(local_entries(), remote_entries(), 120, 12);
+    for c in ['/', 'v', 'm'] {
+        app.on_key(key(crossterm::event::KeyCode::Char(c)));
+    }
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn transfer_at_42_percent() {
+    let mut app = app(local_entries(), remote_entries(), 120, 20);
+    app.on_key(key(crossterm::event::KeyCode::End));
+    transfer(
+        &mut app,
+        1,
+        42 * 1024 * 1024,
+        100 * 1024 * 1024,
+        12.5 * 1024.0 * 1024.0,
+    );
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn finished_and_failed_transfers_with_verified_mark() {
+    let mut app = app(local_entries(), remote_entries(), 120, 20);
+    app.on_key(key(crossterm::event::KeyCode::Tab));
+    app.on_key(key(crossterm::event::KeyCode::End));
+    transfer_remote(&mut app);
+    insta::assert_snapshot!(render(&mut app));
+}
+
+fn transfer_remote(app: &mut App) {
+    use crate::engine::JobSummary;
+    transfer(app, 1, 0, 1_048_576, 0.0);
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::FileDone {
+            job: JobId(1),
+            path: "report.pdf".into(),
+            bytes: 1_048_576,
+            digest: ferry_protocol::Digest::of(b""),
+        },
+    });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: JobId(1),
+            outcome: Ok(JobSummary {
+                files: 1,
+                bytes: 1_048_576,
+                skipped: 0,
+                failed: 0,
+                elapsed: Duration::from_secs(2),
+            }),
+        },
+    });
+    // The refresh the finished job asked for: the local pane now holds the file.
+    for command in app.take_commands() {
+        if let Command::List { side, serial, dir } = command {
+            let mut entries = local_entries();
+            entries.push(entry("report.pdf", Kind::File, 1_048_576, T + 120));
+            app.on_msg(Msg::Listed {
+                side,
+                serial,
+                dir,
+                result: Ok(entries),
+            });
+        }
+    }
+    app.on_key(key(crossterm::event::KeyCode::Up));
+    transfer(app, 2, 0, 12, 0.0);
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: JobId(2),
+            outcome: Err("connection: 127.0.0.1:7878: connection reset by peer".into()),
+        },
+    });
+}
+
+#[test]
+fn conflict_prompt() {
+    let mut app = app(local_entries(), remote_entries(), 100, 20);
+    transfer(&mut app, 3, 0, 2_345, 0.0);
+    let (reply, _rx) = oneshot::channel();
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Conflict {
+            job: JobId(3),
+            path: "projects".into(),
+            reply,
+        },
+    });
+    app.on_key(key(crossterm::event::KeyCode::Char('a')));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn connection_lost_banner() {
+    let mut app = app(local_entries(), remote_entries(), 120, 12);
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Lost("connection: 127.0.0.1:7878: connection refused".into()),
+    });
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn narrow_terminal() {
+    let mut app = app(local_entries(), remote_entries(), 60, 14);
+    app.on_key(key(crossterm::event::KeyCode::End));
+    transfer(&mut app, 1, 42, 100, 10.0);
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn terminal_too_small() {
+    let mut app = app(local_entries(), remote_entries(), 30, 8);
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn help_from_the_live_keymap() {
+    let mut app = app(local_entries(), remote_entries(), 100, 44);
+    app.on_key(key(crossterm::event::KeyCode::F(1)));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn delete_confirmation() {
+    let mut app = app(local_entries(), remote_entries(), 100, 14);
+    app.on_key(key(crossterm::event::KeyCode::F(8)));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn a_hundred_thousand_entries_render_only_the_visible_rows() {
+    let many: Vec<Entry> = (0..100_000)
+        .map(|i| entry(&format!("file{i:06}.dat"), Kind::File, i, T))
+        .collect();
+    let mut app = app(many, vec![], 100, 14);
+    app.on_key(key(crossterm::event::KeyCode::End));
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        app.on_key(key(crossterm::event::KeyCode::PageUp));
+        render(&mut app);
+    }
+    // A debug build on a busy CI box: generous, but an O(n) render per frame would blow it.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    insta::assert_snapshot!(render(&mut app));
+}

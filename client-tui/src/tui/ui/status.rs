@@ -48,7 +48,10 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(drag) = &app.drag
         && drag.moved
     {
-        left.push_str(&format!("  dragging {}", super::super::format::escape_name(&drag.name)));
+        left.push_str(&format!(
+            "  dragging {}",
+            super::super::format::escape_name(&drag.name)
+        ));
     }
     let hints: Vec<String> = [
         (Action::Help, "help"),

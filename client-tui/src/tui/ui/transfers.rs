@@ -20,13 +20,22 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.theme;
     let focused = app.focus == Focus::Transfers;
     let overall = transfers::overall(&app.jobs);
-    let failed = app.jobs.iter().filter(|j| matches!(j.state, JobState::Failed(_))).count();
+    let failed = app
+        .jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Failed(_)))
+        .count();
     let mut title = vec![Span::styled(
         format!(" Transfers: {} running", overall.running),
-        Style::default().fg(theme.title).add_modifier(Modifier::BOLD),
+        Style::default()
+            .fg(theme.title)
+            .add_modifier(Modifier::BOLD),
     )];
     if failed > 0 {
-        title.push(Span::styled(format!(", {failed} failed"), Style::default().fg(theme.error_bg)));
+        title.push(Span::styled(
+            format!(", {failed} failed"),
+            Style::default().fg(theme.error_bg),
+        ));
     }
     title.push(Span::raw(" "));
     let hint = format!(
@@ -36,9 +45,15 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         app.keymap.hint(super::super::keymap::Action::ClearFinished),
     );
     let block = Block::bordered()
-        .border_style(Style::default().fg(if focused { theme.border_focus } else { theme.border }))
+        .border_style(Style::default().fg(if focused {
+            theme.border_focus
+        } else {
+            theme.border
+        }))
         .title(Line::from(title))
-        .title_bottom(Line::from(Span::styled(hint, Style::default().fg(theme.dim))).right_aligned());
+        .title_bottom(
+            Line::from(Span::styled(hint, Style::default().fg(theme.dim))).right_aligned(),
+        );
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 {
@@ -69,19 +84,34 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             Line::from(format!("{:>3}%", transfers::percent(overall_ratio))),
             Line::from(format!(
                 "{:>21}",
-                format!("{} / {}", format::size(overall.bytes_done), format::size(overall.bytes_total))
+                format!(
+                    "{} / {}",
+                    format::size(overall.bytes_done),
+                    format::size(overall.bytes_total)
+                )
             )),
         ];
         if wide {
             cells.push(Line::from(format!("{:>12}", format::speed(overall.speed))));
-            cells.push(Line::from(overall.eta.map(|e| format!("ETA {:>8}", format::eta(e))).unwrap_or_default()));
+            cells.push(Line::from(
+                overall
+                    .eta
+                    .map(|e| format!("ETA {:>8}", format::eta(e)))
+                    .unwrap_or_default(),
+            ));
         }
         Row::new(cells).style(Style::default().add_modifier(Modifier::BOLD))
     };
 
     let rows_for_jobs = usize::from(inner.height - 1);
-    let first = app.selected_job.saturating_sub(rows_for_jobs.saturating_sub(1));
-    let label_width = usize::from(inner.width.saturating_sub(bar_width + 4 + 21 + if wide { 24 + 5 } else { 3 }));
+    let first = app
+        .selected_job
+        .saturating_sub(rows_for_jobs.saturating_sub(1));
+    let label_width = usize::from(
+        inner
+            .width
+            .saturating_sub(bar_width + 4 + 21 + if wide { 24 + 5 } else { 3 }),
+    );
     let mut rows = vec![overall_row];
     for (i, job) in app.jobs.iter().enumerate().skip(first).take(rows_for_jobs) {
         let selected = focused && i == app.selected_job;
@@ -90,7 +120,14 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Table::new(rows, widths).column_spacing(1), inner);
 }
 
-fn job_row<'a>(app: &App, job: &Job, selected: bool, wide: bool, bar_width: u16, label_width: usize) -> Row<'a> {
+fn job_row<'a>(
+    app: &App,
+    job: &Job,
+    selected: bool,
+    wide: bool,
+    bar_width: u16,
+    label_width: usize,
+) -> Row<'a> {
     let theme = &app.theme;
     let arrow = match job.info.dest {
         Side::Remote => "↑",
@@ -103,15 +140,23 @@ fn job_row<'a>(app: &App, job: &Job, selected: bool, wide: bool, bar_width: u16,
         JobState::Done(_) | JobState::Failed(_) => ("✗", Style::default().fg(theme.error_bg)),
     };
     let current = match (&job.state, &job.current) {
-        (JobState::Running, Some(c)) if job.files_total > 1 => format!(" ({})", format::escape_name(c)),
+        (JobState::Running, Some(c)) if job.files_total > 1 => {
+            format!(" ({})", format::escape_name(c))
+        }
         _ => String::new(),
     };
-    let label = format!(
-        "#{} {mark} {verb}{}{current} → {}",
-        job.key.id.0,
-        job.info.label,
-        format::escape_name(&job.info.dest_dir.display())
-    );
+    let label = match &job.state {
+        JobState::Failed(message) => format!(
+            "#{} {mark} {verb}{}: {message}",
+            job.key.id.0, job.info.label
+        ),
+        _ => format!(
+            "#{} {mark} {verb}{}{current} → {}",
+            job.key.id.0,
+            job.info.label,
+            format::escape_name(&job.info.dest_dir.display())
+        ),
+    };
     let ratio = job.ratio();
     let mut cells = vec![
         Line::from(truncate(&label, label_width)),
@@ -123,14 +168,22 @@ fn job_row<'a>(app: &App, job: &Job, selected: bool, wide: bool, bar_width: u16,
     ];
     match &job.state {
         JobState::Scanning => cells.push(Line::from("scanning…")),
-        JobState::Failed(message) => cells.push(Line::from(Span::styled(
-            truncate(&format!("failed: {message}"), 21 + if wide { 26 } else { 0 }),
-            Style::default().fg(theme.error_bg),
+        JobState::Failed(message) => cells.push(Line::from(format!(
+            "{:>21}",
+            if message == "cancelled" {
+                "cancelled"
+            } else {
+                "failed"
+            }
         ))),
         JobState::Running | JobState::Done(_) => {
             cells.push(Line::from(format!(
                 "{:>21}",
-                format!("{} / {}", format::size(job.bytes_done), format::size(job.bytes_total))
+                format!(
+                    "{} / {}",
+                    format::size(job.bytes_done),
+                    format::size(job.bytes_total)
+                )
             )));
             if wide {
                 match &job.state {
@@ -138,14 +191,18 @@ fn job_row<'a>(app: &App, job: &Job, selected: bool, wide: bool, bar_width: u16,
                         let text = if s.failed > 0 {
                             format!("{} failed", s.failed)
                         } else {
-                            format!("{} files", s.files)
+                            format!("{} file{}", s.files, if s.files == 1 { "" } else { "s" })
                         };
                         cells.push(Line::from(format!("{text:>12}")));
                         cells.push(Line::from(format!("in {}", format::eta(s.elapsed))));
                     }
                     _ => {
                         cells.push(Line::from(format!("{:>12}", format::speed(job.speed))));
-                        cells.push(Line::from(job.eta.map(|e| format!("ETA {:>8}", format::eta(e))).unwrap_or_default()));
+                        cells.push(Line::from(
+                            job.eta
+                                .map(|e| format!("ETA {:>8}", format::eta(e)))
+                                .unwrap_or_default(),
+                        ));
                     }
                 }
             }

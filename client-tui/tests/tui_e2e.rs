@@ -1,0 +1,180 @@
+//! The real `ferry` binary in tmux against a real `ferry-server` in this process: upload with
+//! F5, switch panes with Tab, download with F5, then check the bytes on disk and the screen.
+//!
+//! tmux is required: without it this test fails loudly rather than passing without testing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// How long any one screen or file state may take to appear.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A tmux server on a private socket, killed when the test ends however it ends.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output();
+        match output {
+            Ok(output) => output,
+            Err(e) => panic!("running tmux: {e}"),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "send-keys: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Polls the screen until `check` accepts it.
+    fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            if start.elapsed() > WAIT {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
+    let start = Instant::now();
+    while std::fs::read(path).ok().as_deref() != Some(expected) {
+        if start.elapsed() > WAIT {
+            panic!(
+                "{} never got the expected bytes; the screen:\n{}",
+                path.display(),
+                tmux.screen()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn upload_and_download_in_tmux() {
+    let version = Command::new("tmux").arg("-V").output();
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "tmux is required for the TUI end-to-end test (install it: apt-get install -y tmux)"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("served");
+    let local = tmp.path().join("local");
+    let home = tmp.path().join("home");
+    for dir in [&root, &local, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let upload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let download: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    std::fs::write(local.join("upload.bin"), &upload).unwrap();
+    std::fs::write(root.join("download.bin"), &download).unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ferry_server::Config::new(&root);
+    runtime.spawn(async move {
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        ferry_server::run(listener, config, shutdown).await.unwrap();
+    });
+
+    let tmux = Tmux {
+        socket: tmp.path().join("tmux.sock"),
+    };
+    let command = format!(
+        "cd '{}' && env HOME='{}' '{}' ferry://127.0.0.1:{port}/; echo EXIT=$?; sleep 60",
+        local.display(),
+        home.display(),
+        env!("CARGO_BIN_EXE_ferry"),
+    );
+    let out = tmux.run(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    tmux.wait_for("both listings", |s| {
+        s.contains("upload.bin") && s.contains("download.bin") && s.contains("connected")
+    });
+
+    // Upload: the local pane has focus and its only entry under the cursor.
+    tmux.keys(&["F5"]);
+    wait_for_file(&root.join("upload.bin"), &upload, &tmux);
+    let screen = tmux.wait_for("the upload verified", |s| {
+        s.contains("upload.bin ✓") && s.contains("#1 ✓")
+    });
+    assert!(screen.contains("#1 ✓ upload.bin → /"), "{screen}");
+
+    // Download: to the remote pane, where download.bin sorts first.
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Home"]);
+    tmux.keys(&["F5"]);
+    wait_for_file(&local.join("download.bin"), &download, &tmux);
+    let screen = tmux.wait_for("the download verified", |s| {
+        s.contains("download.bin ✓") && s.contains("#2 ✓")
+    });
+    assert!(screen.contains("#2 ✓ download.bin → /"), "{screen}");
+    assert!(
+        screen.contains("127.0.0.1:") && screen.contains("connected"),
+        "{screen}"
+    );
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+    let alternate = tmux.run(&["display", "-p", "-t", "t", "#{alternate_on}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&alternate.stdout).trim(),
+        "0",
+        "terminal not restored"
+    );
+
+    let _ = stop_tx.send(());
+}
