@@ -704,3 +704,35 @@ async fn several_jobs_share_one_engine() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_at_its_connection_limit_slows_clients_down_instead_of_failing_them() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |c| c.max_connections = 3);
+    let local = tempfile::tempdir().unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..12u64 {
+        let data = bytes(200_000, 500 + i);
+        let src = local.path().join(format!("b{i}"));
+        std::fs::write(&src, &data).unwrap();
+        let endpoint = server.endpoint();
+        jobs.push(tokio::spawn(async move {
+            let options = EngineOptions {
+                workers: 2,
+                ..EngineOptions::default()
+            };
+            let log = run_job(
+                endpoint,
+                options,
+                upload(src, &format!("b{i}"), ConflictPolicy::Fail),
+                never,
+            )
+            .await;
+            (data, log)
+        }));
+    }
+    for (i, job) in jobs.into_iter().enumerate() {
+        let (data, log) = job.await.unwrap();
+        assert_eq!(log.summary().files, 1, "client {i}: {log:?}");
+        assert_eq!(std::fs::read(server.path(&format!("b{i}"))).unwrap(), data);
+    }
+}

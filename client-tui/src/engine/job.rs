@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_protocol::{
     Digest, ErrorBody, ErrorCode, GetReply, GetTrailer, Kind, Put, PutReply, PutTrailer, Request,
@@ -59,6 +59,10 @@ const RESUME_MIN: u64 = 1024 * 1024;
 const MAX_RECONNECTS: usize = 2;
 /// How many rounds of workers a job runs while files keep coming back to the queue.
 const MAX_ROUNDS: usize = 3;
+/// The first wait after a `busy` answer; doubled at each new try.
+const BUSY_BACKOFF: Duration = Duration::from_millis(50);
+/// Tries after `busy` before giving up (about 6 s of waiting in all).
+const BUSY_RETRIES: usize = 7;
 /// Requests buffered before the writer flushes them even though more are ready.
 const FLUSH_EVERY: usize = 16;
 
@@ -363,7 +367,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Plans, runs the workers, then finishes a move.
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
-    let mut session = Session::connect(&job.endpoint).await?;
+    let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
     let (direction, cleanup) = match spec {
         JobSpec::Upload { items, .. } => (
             Direction::Upload,
@@ -378,6 +382,9 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
         let queue = lock(&job.queue);
         (queue.len() as u64, queue.iter().map(|t| t.size).sum())
     };
+    // The workers open their own connections; holding this one would only take a slot
+    // from them on a server near its connection limit.
+    drop(session);
     lock(&job.progress).set_totals(files, bytes);
     job.send(TransferEvent::Planned {
         job: job.id,
@@ -410,6 +417,7 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     }
 
     if job.remove_source {
+        let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
         finish_move(&job, &mut session, direction, cleanup).await?;
     }
     Ok(())
@@ -649,7 +657,7 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
         if job.queue_is_empty() {
             return Ok(());
         }
-        let outcome = match Connection::open(&job.endpoint).await {
+        let outcome = match retry_busy(|| Connection::open(&job.endpoint)).await {
             Ok(conn) => pipeline(&job, conn, direction).await,
             Err(e) => Err(e),
         };
@@ -664,6 +672,26 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
             }
         }
     }
+}
+
+/// Connects, waiting and trying again while the server says it is `busy` (at its connection
+/// limit): a burst of clients should slow down, not fail.
+async fn retry_busy<T, F, Fut>(connect: F) -> Result<T, EngineError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, EngineError>>,
+{
+    let mut delay = BUSY_BACKOFF;
+    for _ in 0..BUSY_RETRIES {
+        match connect().await {
+            Err(e) if e.remote_code() == Some(ErrorCode::Busy) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    connect().await
 }
 
 /// A request sent whose replies are still to come.
