@@ -97,14 +97,12 @@ impl Connection {
             version: VERSION,
             token: endpoint.token.clone().map(Token),
         };
-        conn.hello =
-            conn.request::<HelloReply>(&hello)
-                .await?
-                .map_err(|body| EngineError::Remote {
-                    code: body.code,
-                    message: body.message,
-                    path: String::new(),
-                })?;
+        // Refusals at the door (a token, a full server) name the server, there being no path.
+        let addr = conn.writer.addr.clone();
+        conn.hello = conn
+            .request::<HelloReply>(&hello)
+            .await?
+            .map_err(|body| EngineError::remote(&addr, body))?;
         Ok(conn)
     }
 
