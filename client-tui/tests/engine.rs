@@ -36,6 +36,10 @@ fn download(remote: &str, local: PathBuf, policy: ConflictPolicy) -> JobSpec {
     }
 }
 
+fn src_again(local: &tempfile::TempDir, i: usize) -> PathBuf {
+    local.path().join(format!("up{i}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_every_size_class_cross_both_ways_byte_for_byte() {
     let server = TestServer::start_shm();
@@ -78,6 +82,16 @@ async fn files_of_every_size_class_cross_both_ways_byte_for_byte() {
         assert_eq!(log.done[0].2, digest(&data));
         assert_eq!(std::fs::read(&dest).unwrap(), data, "down {size}");
         assert!(log.progress_events > 0);
+        // Both copies carry the source's modification time (to the second, as the wire has it).
+        let mtime = |p: &std::path::Path| {
+            let t = std::fs::metadata(p).unwrap().modified().unwrap();
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        };
+        assert_eq!(
+            mtime(&server.path(&format!("f{i}"))),
+            mtime(&src_again(&local, i))
+        );
+        assert_eq!(mtime(&dest), mtime(&src_again(&local, i)));
         // No hidden partial is left behind once the file is in place.
         assert!(!local.path().join(format!(".ferry-part.down{i}")).exists());
     }
@@ -196,6 +210,8 @@ async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
     let expected = tree(&src);
     assert_eq!(tree(&server.path("dst")), expected);
 
+    // A link on the server is skipped too, never followed.
+    std::os::unix::fs::symlink("/etc", server.path("dst/etc-link")).unwrap();
     let back = local.path().join("back");
     let log = run_job(
         server.endpoint(),
@@ -205,6 +221,8 @@ async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
     )
     .await;
     assert_eq!(log.summary().files, 304);
+    assert_eq!(log.summary().skipped, 1);
+    assert!(!back.join("etc-link").exists());
     assert_eq!(tree(&back), expected);
     assert!(!back.join("escape").exists());
 }
