@@ -79,42 +79,35 @@ fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
     }
 }
 
-#[test]
-fn upload_and_download_in_tmux() {
+fn require_tmux() {
     let version = Command::new("tmux").arg("-V").output();
     assert!(
         version.as_ref().is_ok_and(|o| o.status.success()),
         "tmux is required for the TUI end-to-end test (install it: apt-get install -y tmux)"
     );
+}
 
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("served");
-    let local = tmp.path().join("local");
-    let home = tmp.path().join("home");
-    for dir in [&root, &local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    let upload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let download: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 241) as u8).collect();
-    std::fs::write(local.join("upload.bin"), &upload).unwrap();
-    std::fs::write(root.join("download.bin"), &download).unwrap();
-
+/// A real server on `port` (0: any), running until the returned runtime is dropped, which
+/// closes every connection at once like a crashed server.
+fn start_server(root: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = ferry_server::Config::new(&root);
+    let config = ferry_server::Config::new(root);
     runtime.spawn(async move {
-        let shutdown = async {
-            let _ = stop_rx.await;
-        };
-        ferry_server::run(listener, config, shutdown).await.unwrap();
+        ferry_server::run(listener, config, std::future::pending())
+            .await
+            .unwrap();
     });
+    (runtime, port)
+}
 
+/// Starts `ferry ferry://127.0.0.1:PORT/` in a 120x40 tmux session, in `local`, with `home`.
+fn start_ferry(tmp: &Path, local: &Path, home: &Path, port: u16) -> Tmux {
     let tmux = Tmux {
-        socket: tmp.path().join("tmux.sock"),
+        socket: tmp.join("tmux.sock"),
     };
     let command = format!(
         "cd '{}' && env HOME='{}' '{}' ferry://127.0.0.1:{port}/; echo EXIT=$?; sleep 60",
@@ -140,6 +133,28 @@ fn upload_and_download_in_tmux() {
         "tmux new-session: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    tmux
+}
+
+#[test]
+fn upload_and_download_in_tmux() {
+    require_tmux();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("served");
+    let local = tmp.path().join("local");
+    let home = tmp.path().join("home");
+    for dir in [&root, &local, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let upload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let download: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    std::fs::write(local.join("upload.bin"), &upload).unwrap();
+    std::fs::write(root.join("download.bin"), &download).unwrap();
+
+    let (_server, port) = start_server(&root, 0);
+
+    let tmux = start_ferry(tmp.path(), &local, &home, port);
 
     tmux.wait_for("both listings", |s| {
         s.contains("upload.bin") && s.contains("download.bin") && s.contains("connected")
@@ -175,6 +190,40 @@ fn upload_and_download_in_tmux() {
         "0",
         "terminal not restored"
     );
+}
 
-    let _ = stop_tx.send(());
+#[test]
+fn a_lost_server_shows_a_banner_and_reconnects() {
+    require_tmux();
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, local, home) = (
+        tmp.path().join("served"),
+        tmp.path().join("local"),
+        tmp.path().join("home"),
+    );
+    for dir in [&root, &local, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(root.join("here.txt"), b"x").unwrap();
+    let (server, port) = start_server(&root, 0);
+    let tmux = start_ferry(tmp.path(), &local, &home, port);
+    tmux.wait_for("the listing", |s| {
+        s.contains("here.txt") && s.contains("connected")
+    });
+
+    server.shutdown_background();
+    tmux.keys(&["Tab", "C-r"]);
+    let screen = tmux.wait_for("the lost-connection banner", |s| {
+        s.contains("Disconnected from") && s.contains("disconnected")
+    });
+    assert!(screen.contains("press Ctrl+r to reconnect"), "{screen}");
+
+    let (_server, _) = start_server(&root, port);
+    std::fs::write(root.join("back.txt"), b"y").unwrap();
+    tmux.keys(&["C-r"]);
+    tmux.wait_for("the reconnection", |s| {
+        s.contains("Reconnected") && s.contains("back.txt")
+    });
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }

@@ -251,6 +251,8 @@ pub struct App {
     pub size: (u16, u16),
     pub should_quit: bool,
     pub drag: Option<Drag>,
+    /// Set by a reconnect request, so its success is announced.
+    reconnecting: bool,
     last_click: Option<(Instant, Side, usize)>,
     serial: u64,
     outbox: Vec<Command>,
@@ -299,6 +301,7 @@ impl App {
             size: (120, 40),
             should_quit: false,
             drag: None,
+            reconnecting: false,
             last_click: None,
             serial: 0,
             outbox: Vec::new(),
@@ -479,6 +482,7 @@ impl App {
                 if side == Side::Remote || matches!(self.conn.state, ConnState::Lost(_)) {
                     if matches!(self.conn.state, ConnState::Lost(_)) {
                         self.conn.state = ConnState::Connecting;
+                        self.reconnecting = true;
                         self.banner = None;
                     }
                     self.refresh(Side::Remote);
@@ -1099,7 +1103,12 @@ impl App {
                             pane.dir = dir.clone();
                             pane.error = Some(error.clone());
                         }
-                        self.error(format!("Cannot list {}: {error}", dir.display()));
+                        // The lost-connection banner already says it, and how to reconnect.
+                        let lost =
+                            side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
+                        if !lost {
+                            self.error(format!("Cannot list {}: {error}", dir.display()));
+                        }
                     }
                 }
             }
@@ -1119,12 +1128,16 @@ impl App {
                 }
                 match event {
                     ConnEvent::Connected { read_only, server } => {
-                        let was_lost = matches!(self.conn.state, ConnState::Lost(_));
+                        let was_lost = matches!(self.conn.state, ConnState::Lost(_))
+                            || std::mem::take(&mut self.reconnecting);
                         self.conn.state = ConnState::Connected;
                         self.conn.read_only = read_only;
                         self.conn.server = server;
                         if was_lost {
                             self.info(format!("Reconnected to {}", self.conn.label));
+                            if self.remote.pending.is_none() {
+                                self.refresh(Side::Remote);
+                            }
                         }
                         if let Some(recent) = self.pending_recent.take() {
                             config::remember(&mut self.recent, recent);
@@ -1135,7 +1148,7 @@ impl App {
                         self.conn.state = ConnState::Lost(error.clone());
                         let key = self.keymap.hint(Action::Refresh);
                         self.error(format!(
-                            "Connection to {} lost: {error} — press {key} to reconnect",
+                            "Disconnected from {} — press {key} to reconnect ({error})",
                             self.conn.label
                         ));
                     }

@@ -609,7 +609,7 @@ fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
     assert!(
         banner
             .text
-            .contains("lost: connection reset — press Ctrl+r to reconnect"),
+            .contains("— press Ctrl+r to reconnect (connection reset)"),
         "{}",
         banner.text
     );

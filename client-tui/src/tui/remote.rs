@@ -13,14 +13,135 @@ use super::pane::{Location, Side};
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle session is checked: notices a dead server without a key press, keeps the
+/// server's idle timeout from closing the session, and retries after a loss.
+const HEARTBEAT: Duration = Duration::from_secs(20);
 
 /// Work for the remote pane.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RemoteRequest {
     List { serial: u64, dir: String },
     Mkdir(String),
     Rename { from: String, to: String },
     Remove(Vec<String>),
+}
+
+/// The session and how to say what happens to it.
+struct Worker {
+    conn: u64,
+    endpoint: Endpoint,
+    msg_tx: mpsc::UnboundedSender<Msg>,
+    session: Option<Session>,
+    /// Whether the UI was last told the connection is lost, so it hears each change once.
+    lost: bool,
+}
+
+impl Worker {
+    fn tell(&self, event: ConnEvent) {
+        let _ = self.msg_tx.send(Msg::Connection {
+            conn: self.conn,
+            event,
+        });
+    }
+
+    /// Opens a session if there is none; on failure the error says why.
+    async fn ensure(&mut self) -> Result<&mut Session, String> {
+        if self.session.is_none() {
+            let opened =
+                tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(&self.endpoint)).await;
+            let session = match opened {
+                Ok(Ok(session)) => session,
+                Ok(Err(error)) => return Err(self.lose(error.to_string())),
+                Err(_) => {
+                    let error = format!(
+                        "no answer from {}:{} in {} s",
+                        self.endpoint.host,
+                        self.endpoint.port,
+                        CONNECT_TIMEOUT.as_secs()
+                    );
+                    return Err(self.lose(error));
+                }
+            };
+            self.tell(ConnEvent::Connected {
+                read_only: session.read_only(),
+                server: Some(session.server_name().to_string()),
+            });
+            self.lost = false;
+            self.session = Some(session);
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| "no session".to_string())
+    }
+
+    fn lose(&mut self, error: String) -> String {
+        self.session = None;
+        if !self.lost {
+            self.lost = true;
+            self.tell(ConnEvent::Lost(error.clone()));
+        }
+        error
+    }
+
+    /// A cheap request on an idle session; reconnects a lost one.
+    async fn heartbeat(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            if self.lost {
+                let _ = self.ensure().await;
+            }
+            return;
+        };
+        if let Err(error) = session.stat("").await {
+            self.session = None;
+            // One fresh attempt before telling the user: the server may just have closed an
+            // idle session.
+            if let Err(e) = self.ensure().await {
+                tracing::info!("heartbeat: {error}; reconnect: {e}");
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: RemoteRequest) {
+        // A listing is safe to repeat, so a session that died while idle is retried once on a
+        // fresh connection; changes are never repeated, since the first may have happened.
+        let attempts = if matches!(request, RemoteRequest::List { .. }) {
+            2
+        } else {
+            1
+        };
+        // The user asked, so the user hears the outcome even if it is the same loss again.
+        if self.session.is_none() {
+            self.lost = false;
+        }
+        for attempt in 1..=attempts {
+            let reused = self.session.is_some();
+            let session = match self.ensure().await {
+                Ok(session) => session,
+                Err(error) => {
+                    let _ = self.msg_tx.send(failed(request, error));
+                    return;
+                }
+            };
+            let (reply, error) = serve(session, request.clone()).await;
+            if let Some(error) = error {
+                let broken = matches!(
+                    error,
+                    EngineError::Connection { .. } | EngineError::Protocol(_)
+                );
+                if broken {
+                    self.session = None;
+                    if reused && attempt < attempts {
+                        continue;
+                    }
+                    if matches!(error, EngineError::Connection { .. }) {
+                        self.lose(error.to_string());
+                    }
+                }
+            }
+            let _ = self.msg_tx.send(reply);
+            return;
+        }
+    }
 }
 
 /// Serves requests until the sender is dropped (a new connection replaced this one).
@@ -30,72 +151,25 @@ pub async fn run(
     mut requests: mpsc::UnboundedReceiver<RemoteRequest>,
     msg_tx: mpsc::UnboundedSender<Msg>,
 ) {
-    let mut session: Option<Session> = None;
-    while let Some(request) = requests.recv().await {
-        if session.is_none() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(&endpoint)).await {
-                Ok(Ok(s)) => {
-                    let _ = msg_tx.send(Msg::Connection {
-                        conn,
-                        event: ConnEvent::Connected {
-                            read_only: s.read_only(),
-                            server: Some(s.server_name().to_string()),
-                        },
-                    });
-                    session = Some(s);
-                }
-                Ok(Err(error)) => {
-                    fail(conn, &msg_tx, request, error.to_string(), true);
-                    continue;
-                }
-                Err(_) => {
-                    let error = format!(
-                        "no answer from {}:{} in {}s",
-                        endpoint.host,
-                        endpoint.port,
-                        CONNECT_TIMEOUT.as_secs()
-                    );
-                    fail(conn, &msg_tx, request, error, true);
-                    continue;
-                }
-            }
-        }
-        let Some(s) = session.as_mut() else { continue };
-        let (reply, error) = serve(s, request).await;
-        if let Some(error) = error {
-            // A broken or confused session is dropped; the next request opens a fresh one.
-            let lost = matches!(error, EngineError::Connection { .. });
-            if lost || matches!(error, EngineError::Protocol(_)) {
-                session = None;
-            }
-            if lost {
-                let _ = msg_tx.send(Msg::Connection {
-                    conn,
-                    event: ConnEvent::Lost(error.to_string()),
-                });
-            }
-        }
-        if msg_tx.send(reply).is_err() {
-            return;
+    let mut worker = Worker {
+        conn,
+        endpoint,
+        msg_tx,
+        session: None,
+        lost: false,
+    };
+    loop {
+        match tokio::time::timeout(HEARTBEAT, requests.recv()).await {
+            Ok(Some(request)) => worker.handle(request).await,
+            Ok(None) => return,
+            Err(_) => worker.heartbeat().await,
         }
     }
 }
 
-/// Answers a request that could not be served because there is no connection.
-fn fail(
-    conn: u64,
-    msg_tx: &mpsc::UnboundedSender<Msg>,
-    request: RemoteRequest,
-    error: String,
-    lost: bool,
-) {
-    if lost {
-        let _ = msg_tx.send(Msg::Connection {
-            conn,
-            event: ConnEvent::Lost(error.clone()),
-        });
-    }
-    let reply = match request {
+/// The reply to a request that could not be served.
+fn failed(request: RemoteRequest, error: String) -> Msg {
+    match request {
         RemoteRequest::List { serial, dir } => Msg::Listed {
             side: Side::Remote,
             serial,
@@ -106,8 +180,7 @@ fn fail(
             side: Side::Remote,
             result: Err(error),
         },
-    };
-    let _ = msg_tx.send(reply);
+    }
 }
 
 async fn serve(session: &mut Session, request: RemoteRequest) -> (Msg, Option<EngineError>) {
