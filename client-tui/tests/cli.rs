@@ -423,3 +423,64 @@ fn completions_and_man_page_print_to_stdout() {
     );
     assert!(page.contains("completions"));
 }
+
+#[test]
+fn a_read_only_server_refuses_changes_by_name() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |c| c.read_only = true);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("a.txt");
+    std::fs::write(&src, b"a").unwrap();
+    fails_with(
+        ferry(&["put", p(&src), &server.url("")]),
+        "ferry: forbidden: a.txt: ",
+    );
+    fails_with(
+        ferry(&["mkdir", &server.url("new")]),
+        "ferry: forbidden: new: ",
+    );
+    assert!(!server.path("a.txt").exists() && !server.path("new").exists());
+}
+
+#[test]
+fn ctrl_c_stops_a_download_and_the_next_run_finishes_it() {
+    let server = TestServer::start_shm();
+    let data = bytes(16 * 1024 * 1024, 77);
+    std::fs::write(server.path("slow.bin"), &data).unwrap();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // About 6 MB/s through the proxy: the interrupt lands in the middle.
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(10)),
+    ));
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["get", &proxy.url("slow.bin"), p(local.path())])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = local.path().join(".ferry-part.slow.bin");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 1024 * 1024 {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the download never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).trim(), "ferry: cancelled");
+    assert!(!local.path().join("slow.bin").exists());
+    let held = std::fs::metadata(&partial).unwrap().len();
+    assert!(held > 0 && held < data.len() as u64);
+
+    ok(ferry(&["get", &server.url("slow.bin"), p(local.path())]));
+    assert_eq!(std::fs::read(local.path().join("slow.bin")).unwrap(), data);
+    drop(proxy);
+    drop(runtime);
+}
