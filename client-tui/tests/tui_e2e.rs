@@ -3,6 +3,9 @@
 //!
 //! tmux is required: without it this test fails loudly rather than passing without testing.
 
+// Test helpers outside #[test] functions: a failed setup step should panic loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
