@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_protocol::{ErrorCode, Frame, FrameDecoder, FrameError, decode_request, encode_err};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -59,6 +59,8 @@ pub(crate) struct Connection {
     writer: BufWriter<OwnedWriteHalf>,
     /// When the first byte of a header that is not complete yet arrived.
     header_started: Option<Instant>,
+    /// Bytes of the current request's payload still to come; they are never parsed.
+    payload_left: u64,
     idle_timeout: Duration,
     header_timeout: Duration,
     cancel: CancellationToken,
@@ -78,61 +80,45 @@ impl Connection {
             decoder: FrameDecoder::new(),
             writer: BufWriter::with_capacity(WRITE_CAPACITY, writer),
             header_started: None,
+            payload_left: 0,
             idle_timeout,
             header_timeout,
             cancel,
         }
     }
 
-    /// The next frame; `Ok(None)` when the peer closed cleanly between messages.
+    /// The next request header; `Ok(None)` when the peer closed cleanly between messages.
     ///
     /// Buffered replies are flushed just before the socket would be waited on, so a burst of
     /// pipelined requests is answered with one write instead of one per reply.
-    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnError> {
+    pub async fn read_request(&mut self) -> Result<Option<Bytes>, ConnError> {
+        // An op always consumes its payload; this only guards the framing if one did not.
+        self.skip_payload().await?;
         loop {
             match self.decoder.decode(&mut self.buf) {
-                Ok(Some(frame)) => {
-                    if matches!(frame, Frame::Header(_)) {
-                        self.header_started = None;
-                    }
-                    return Ok(Some(frame));
+                Ok(Some(Frame::Header(line))) => {
+                    self.header_started = None;
+                    return Ok(Some(line));
+                }
+                // Payloads are accounted here, never announced to the decoder.
+                Ok(Some(Frame::Payload(_))) => {
+                    return Err(ConnError::Protocol("payload without a header"));
                 }
                 Ok(None) => {}
                 Err(FrameError::HeaderTooLong { .. }) => return Err(ConnError::HeaderTooLong),
                 Err(FrameError::Truncated(_)) => return Err(ConnError::Truncated),
             }
-            let in_payload = self.decoder.payload_remaining() > 0;
-            if !in_payload && !self.buf.is_empty() && self.header_started.is_none() {
-                self.header_started = Some(Instant::now());
-            }
-            if !self.writer.buffer().is_empty() {
-                self.flush().await?;
-            }
-            let (deadline, stalled) = match (in_payload, self.header_started) {
-                (true, _) => (
-                    Instant::now() + self.idle_timeout,
-                    ConnError::Timeout("payload bytes"),
-                ),
-                (false, Some(start)) => (
+            let (deadline, stalled) = if self.buf.is_empty() {
+                (Instant::now() + self.idle_timeout, ConnError::Idle)
+            } else {
+                let start = *self.header_started.get_or_insert_with(Instant::now);
+                (
                     start + self.header_timeout,
                     ConnError::Timeout("the rest of a header"),
-                ),
-                (false, None) => (Instant::now() + self.idle_timeout, ConnError::Idle),
+                )
             };
-            if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
-                self.buf.reserve(READ_CAPACITY);
-            }
-            let read = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
-                read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)) => read,
-            };
-            let n = match read {
-                Ok(n) => n?,
-                Err(_elapsed) => return Err(stalled),
-            };
-            if n == 0 {
-                return if self.buf.is_empty() && !in_payload {
+            if self.fill(deadline, stalled).await? == 0 {
+                return if self.buf.is_empty() {
                     Ok(None)
                 } else {
                     Err(ConnError::Truncated)
@@ -141,36 +127,107 @@ impl Connection {
         }
     }
 
-    /// Announces that the header just read is followed by `size` payload bytes.
-    pub fn expect_payload(&mut self, size: u64) {
-        self.decoder.expect_payload(size);
+    /// Reads a header line that must follow (a `put` trailer); the peer may not stop here.
+    pub async fn read_header(&mut self) -> Result<Bytes, ConnError> {
+        self.read_request().await?.ok_or(ConnError::Truncated)
     }
 
-    /// The next piece of the announced payload; `None` once all of it has been read.
-    pub async fn read_payload(&mut self) -> Result<Option<Bytes>, ConnError> {
-        if self.decoder.payload_remaining() == 0 {
-            return Ok(None);
+    /// Reads more of the stream into the buffer; 0 at the end of the stream.
+    async fn fill(&mut self, deadline: Instant, stalled: ConnError) -> Result<usize, ConnError> {
+        if !self.writer.buffer().is_empty() {
+            self.flush().await?;
         }
-        match self.read_frame().await? {
-            Some(Frame::Payload(bytes)) => Ok(Some(bytes)),
-            Some(Frame::Header(_)) => Err(ConnError::Protocol("a header inside a payload")),
-            None => Err(ConnError::Truncated),
+        if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
+            self.buf.reserve(READ_CAPACITY);
         }
+        let read = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
+            read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)) => read,
+        };
+        match read {
+            Ok(n) => Ok(n?),
+            Err(_elapsed) => Err(stalled),
+        }
+    }
+
+    /// Announces that the header just read is followed by `size` payload bytes.
+    pub fn expect_payload(&mut self, size: u64) {
+        self.payload_left = size;
+    }
+
+    /// Payload bytes announced and not read yet.
+    pub fn payload_left(&self) -> u64 {
+        self.payload_left
+    }
+
+    /// Appends payload bytes to `out`, at most up to its spare capacity, waiting only for the
+    /// first of them; 0 once the payload is all read (or `out` is full).
+    ///
+    /// Bytes that came in with the header are taken from the buffer; the rest is read from the
+    /// socket straight into `out`, so a large upload is copied once, in big pieces.
+    pub async fn read_payload_into(&mut self, out: &mut Vec<u8>) -> Result<usize, ConnError> {
+        let room = usize::try_from(self.payload_left)
+            .map_or(usize::MAX, |left| left)
+            .min(out.capacity() - out.len());
+        if room == 0 {
+            return Ok(0);
+        }
+        let n = if self.buf.is_empty() {
+            if !self.writer.buffer().is_empty() {
+                self.flush().await?;
+            }
+            let deadline = Instant::now() + self.idle_timeout;
+            let mut limited = (&mut *out).limit(room);
+            let read = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
+                read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut limited)) => read,
+            };
+            let mut n = match read {
+                Ok(Ok(0)) => return Err(ConnError::Truncated),
+                Ok(n) => n?,
+                Err(_elapsed) => return Err(ConnError::Timeout("payload bytes")),
+            };
+            // Take whatever else is already waiting, without waiting for more: big pieces
+            // when the peer is fast, no hold-up when it trickles.
+            while n < room {
+                let mut limited = (&mut *out).limit(room - n);
+                match self.reader.try_read_buf(&mut limited) {
+                    Ok(0) | Err(_) => break,
+                    Ok(more) => n += more,
+                }
+            }
+            n
+        } else {
+            let n = room.min(self.buf.len());
+            out.extend_from_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            n
+        };
+        self.payload_left -= n as u64;
+        Ok(n)
     }
 
     /// Reads and drops the rest of the announced payload.
     pub async fn skip_payload(&mut self) -> Result<(), ConnError> {
-        while self.read_payload().await?.is_some() {}
-        Ok(())
-    }
-
-    /// Reads a header line that must follow (a `put` trailer); the peer may not stop here.
-    pub async fn read_header(&mut self) -> Result<Bytes, ConnError> {
-        match self.read_frame().await? {
-            Some(Frame::Header(line)) => Ok(line),
-            Some(Frame::Payload(_)) => Err(ConnError::Protocol("payload without a header")),
-            None => Err(ConnError::Truncated),
+        while self.payload_left > 0 {
+            if self.buf.is_empty() {
+                let deadline = Instant::now() + self.idle_timeout;
+                if self
+                    .fill(deadline, ConnError::Timeout("payload bytes"))
+                    .await?
+                    == 0
+                {
+                    return Err(ConnError::Truncated);
+                }
+            }
+            let n = usize::try_from(self.payload_left)
+                .map_or(self.buf.len(), |left| left.min(self.buf.len()));
+            self.buf.advance(n);
+            self.payload_left -= n as u64;
         }
+        Ok(())
     }
 
     /// Queues bytes for the peer. A peer that stops reading for the idle timeout is dropped.
@@ -257,11 +314,8 @@ pub(crate) async fn serve(
     debug!(%peer, "connection open");
     let mut session = Session::default();
     let ended = loop {
-        let line = match conn.read_frame().await {
-            Ok(Some(Frame::Header(line))) => line,
-            Ok(Some(Frame::Payload(_))) => {
-                break Err(ConnError::Protocol("payload without a header"));
-            }
+        let line = match conn.read_request().await {
+            Ok(Some(line)) => line,
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         };

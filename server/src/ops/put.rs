@@ -22,8 +22,10 @@ use crate::listener::Shared;
 use crate::root::RemotePath;
 use crate::uploads::UploadGuard;
 
-/// Payload chunks queued for the disk writer; the socket reader waits when it is full.
-const WRITE_DEPTH: usize = 8;
+/// Payload buffers queued for the disk writer; the socket reader waits when it is full.
+const WRITE_DEPTH: usize = 4;
+/// Bytes per payload buffer: big, so the socket and the disk see few, large calls.
+const CHUNK: usize = 1024 * 1024;
 
 /// An upload that passed its checks: the partial is open and positioned at the offset.
 #[derive(Debug)]
@@ -63,18 +65,37 @@ pub(super) async fn put(
     };
 
     conn.expect_payload(put.size);
-    let (tx, rx) = mpsc::channel::<Bytes>(WRITE_DEPTH);
-    let writer = tokio::task::spawn_blocking(move || write_payload(upload, rx));
-    let mut writer_alive = true;
+    let buffer_size = usize::try_from(put.size).map_or(CHUNK, |size| size.min(CHUNK));
+    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH);
+    let (empty_tx, mut empty_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH + 1);
+    let writer = tokio::task::spawn_blocking(move || write_payload(upload, full_rx, empty_tx));
+    let mut allocated = 0;
     // On an early return (peer gone, timeout, shutdown) the sender drops, the writer finishes
     // what it has, and the partial stays for a resume.
-    while let Some(chunk) = conn.read_payload().await? {
-        if writer_alive && tx.send(chunk).await.is_err() {
-            // The writer failed; the rest of the payload is read and dropped.
-            writer_alive = false;
+    while conn.payload_left() > 0 {
+        // Buffers go round between here and the writer, so memory is bounded and reused.
+        let mut buf = match empty_rx.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if allocated <= WRITE_DEPTH => {
+                allocated += 1;
+                Vec::with_capacity(buffer_size)
+            }
+            Err(_) => match empty_rx.recv().await {
+                Some(buf) => buf,
+                None => break,
+            },
+        };
+        let read = conn.read_payload_into(&mut buf).await;
+        // Whatever arrived is written even when the stream broke right after it, so a resume
+        // can start from every byte the server received.
+        if !buf.is_empty() && full_tx.send(buf).await.is_err() {
+            break;
         }
+        read?;
     }
-    drop(tx);
+    // If the writer failed, the rest of the payload is read and dropped.
+    conn.skip_payload().await?;
+    drop(full_tx);
     let trailer = if put.trailer {
         Some(conn.read_header().await?)
     } else {
@@ -206,15 +227,22 @@ fn resume_partial(
     Ok((file, hasher))
 }
 
-/// The disk side of an upload: writes and hashes chunks until the sender is dropped.
-fn write_payload(mut upload: Upload, mut rx: mpsc::Receiver<Bytes>) -> Written {
+/// The disk side of an upload: writes and hashes buffers until the sender is dropped, handing
+/// each one back empty.
+fn write_payload(
+    mut upload: Upload,
+    mut full_rx: mpsc::Receiver<Vec<u8>>,
+    empty_tx: mpsc::Sender<Vec<u8>>,
+) -> Written {
     let mut result = Ok(());
-    while let Some(chunk) = rx.blocking_recv() {
-        if let Err(err) = upload.file.write_all(&chunk) {
+    while let Some(mut buf) = full_rx.blocking_recv() {
+        if let Err(err) = upload.file.write_all(&buf) {
             result = Err(err);
             break;
         }
-        upload.hasher.update(&chunk);
+        upload.hasher.update(&buf);
+        buf.clear();
+        let _ = empty_tx.try_send(buf);
     }
     Written { upload, result }
 }
