@@ -10,13 +10,18 @@
 //! - `session`: [`Session`], request/response on one connection.
 //! - `progress`: pure progress arithmetic (speed, ETA, throttling), no clock of its own.
 //! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
-//! - `job`: [`Engine`] and the job runner: planning, conflicts, workers, resume, verification.
+//! - `job`: [`Engine`], the shared state of a job, its workers and their pipelined connections.
+//! - `plan`: what a job will move (walks, directories, existing destinations) and move cleanup.
+//! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
 
 mod connection;
+mod download;
 mod job;
 mod local;
+mod plan;
 pub mod progress;
 mod session;
+mod upload;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,268 @@
+//! Planning a job before any file moves: walking the sources (locally, or with one `walk`
+//! request per remote directory), creating the destination directories, learning which remote
+//! destinations exist; and, for a move, removing what was copied once it is verified.
+//!
+//! Remote names are hostile input: each must pass the protocol's path rules before it becomes a
+//! local path, so a server can never make the client write outside the chosen directory.
+
+use std::path::PathBuf;
+
+use ferry_protocol::{ErrorCode, Kind, path};
+
+use super::EngineError;
+use super::job::{Direction, Job, Task, blocking, lock};
+use super::local;
+use super::session::Session;
+
+/// Directories that a move empties, deepest first, to remove once their files are gone.
+pub(super) type Cleanup = Vec<String>;
+
+pub(super) async fn plan_upload(
+    job: &Job,
+    session: &mut Session,
+    items: Vec<(PathBuf, String)>,
+) -> Result<Cleanup, EngineError> {
+    let mut mkdirs = Vec::new();
+    let mut cleanup = Vec::new();
+    let mut skipped = 0;
+    for (local_root, remote_root) in items {
+        let walked = {
+            let root = local_root.clone();
+            blocking(move || local::walk(&root)).await?
+        };
+        let tree = match walked {
+            Ok(tree) => tree,
+            Err(e) => {
+                job.failed_path(
+                    &local_root.display().to_string(),
+                    &EngineError::local(&local_root, e),
+                );
+                continue;
+            }
+        };
+        skipped += tree.skipped;
+        let existing = session.try_stat(&remote_root).await?;
+        if tree.root_is_dir {
+            match existing {
+                None => mkdirs.push(remote_root.clone()),
+                Some(entry) if entry.kind == Kind::Dir => {
+                    let below = session.walk(&remote_root).await?;
+                    let mut known = lock(&job.remote_existing);
+                    for entry in below {
+                        known.insert(
+                            path::join(&remote_root, &entry.name),
+                            (entry.kind, entry.size),
+                        );
+                    }
+                }
+                Some(_) => {
+                    job.failed_path(
+                        &remote_root,
+                        &EngineError::Remote {
+                            code: ErrorCode::NotADirectory,
+                            message: "a directory cannot replace a file".into(),
+                            path: remote_root.clone(),
+                        },
+                    );
+                    continue;
+                }
+            }
+            {
+                let known = lock(&job.remote_existing);
+                for dir in &tree.dirs {
+                    let remote = path::join(&remote_root, dir);
+                    if !matches!(known.get(&remote), Some((Kind::Dir, _))) {
+                        mkdirs.push(remote);
+                    }
+                }
+            }
+            let mut local_dirs: Vec<String> = tree
+                .dirs
+                .iter()
+                .rev()
+                .map(|d| local_root.join(d).display().to_string())
+                .collect();
+            local_dirs.push(local_root.display().to_string());
+            cleanup.extend(local_dirs);
+        } else if let Some(entry) = existing {
+            lock(&job.remote_existing).insert(remote_root.clone(), (entry.kind, entry.size));
+        }
+        let mut queue = lock(&job.queue);
+        for file in tree.files {
+            let remote = if file.rel.is_empty() {
+                remote_root.clone()
+            } else {
+                path::join(&remote_root, &file.rel)
+            };
+            queue.push_back(Task {
+                remote,
+                local: file.path,
+                size: file.size,
+                mtime: file.mtime,
+                fresh: false,
+                counted: 0,
+            });
+        }
+    }
+    lock(&job.counters).skipped += skipped;
+    for (dir, outcome) in mkdirs.iter().zip(session.mkdir_many(&mkdirs).await?) {
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.remote_code() == Some(ErrorCode::AlreadyExists) => {}
+            Err(e) => job.failed_path(dir, &e),
+        }
+    }
+    Ok(cleanup)
+}
+
+/// A remote name from a listing, as local path components; `None` if it could lead anywhere
+/// but below the chosen directory.
+pub(super) fn safe_components(name: &str) -> Option<Vec<&str>> {
+    let parts = path::components(name).ok()?;
+    if parts.is_empty() || parts.iter().any(|p| path::is_partial_name(p)) {
+        return None;
+    }
+    Some(parts)
+}
+
+pub(super) async fn plan_download(
+    job: &Job,
+    session: &mut Session,
+    items: Vec<(String, PathBuf)>,
+) -> Result<Cleanup, EngineError> {
+    let mut local_dirs: Vec<PathBuf> = Vec::new();
+    let mut cleanup = Vec::new();
+    let mut skipped = 0;
+    let mut tasks = Vec::new();
+    for (remote_root, local_root) in items {
+        let entry = match session.stat(&remote_root).await {
+            Ok(entry) => entry,
+            Err(e @ EngineError::Remote { .. }) => {
+                job.failed_path(&remote_root, &e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match entry.kind {
+            Kind::File => tasks.push(Task {
+                local: local_root,
+                remote: remote_root,
+                size: entry.size,
+                mtime: entry.mtime,
+                fresh: false,
+                counted: 0,
+            }),
+            Kind::Dir => {
+                let below = match session.walk(&remote_root).await {
+                    Ok(below) => below,
+                    Err(e @ EngineError::Remote { .. }) => {
+                        job.failed_path(&remote_root, &e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                local_dirs.push(local_root.clone());
+                let mut remote_dirs = vec![remote_root.clone()];
+                for entry in below {
+                    let Some(parts) = safe_components(&entry.name) else {
+                        skipped += 1;
+                        continue;
+                    };
+                    let local: PathBuf = parts.iter().fold(local_root.clone(), |p, c| p.join(c));
+                    let remote = path::join(&remote_root, &entry.name);
+                    match entry.kind {
+                        Kind::Dir => {
+                            local_dirs.push(local);
+                            remote_dirs.push(remote);
+                        }
+                        Kind::File => tasks.push(Task {
+                            local,
+                            remote,
+                            size: entry.size,
+                            mtime: entry.mtime,
+                            fresh: false,
+                            counted: 0,
+                        }),
+                        Kind::Symlink | Kind::Other => skipped += 1,
+                    }
+                }
+                // Children before parents, for removing a moved tree.
+                cleanup.extend(remote_dirs.into_iter().rev());
+            }
+            Kind::Symlink | Kind::Other => skipped += 1,
+        }
+    }
+    lock(&job.counters).skipped += skipped;
+    let created = blocking(move || {
+        let mut failures = Vec::new();
+        for dir in local_dirs {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                failures.push((dir, e));
+            }
+        }
+        failures
+    })
+    .await?;
+    for (dir, e) in created {
+        job.failed_path(&dir.display().to_string(), &EngineError::local(&dir, e));
+    }
+    lock(&job.queue).extend(tasks);
+    Ok(cleanup)
+}
+
+/// Removes what a move has copied: files as soon as verified (done by the workers for local
+/// sources, here for remote ones), then the directories they emptied. A directory that still
+/// holds something (a skipped link, a failed file) stays.
+pub(super) async fn finish_move(
+    job: &Job,
+    session: &mut Session,
+    direction: Direction,
+    cleanup: Cleanup,
+) -> Result<(), EngineError> {
+    match direction {
+        Direction::Upload => {
+            blocking(move || {
+                for dir in cleanup {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            })
+            .await?;
+        }
+        Direction::Download => {
+            let files = std::mem::take(&mut *lock(&job.verified_sources));
+            for (path, outcome) in files.iter().zip(session.remove_many(&files, false).await?) {
+                if let Err(e) = outcome {
+                    job.failed_path(path, &e);
+                }
+            }
+            session.remove_many(&cleanup, false).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_names_become_local_paths() {
+        assert_eq!(
+            safe_components("a/b c/ü.txt"),
+            Some(vec!["a", "b c", "ü.txt"])
+        );
+        for hostile in [
+            "",
+            "..",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a\\..\\b",
+            "a\0b",
+            "x/.ferry-part.y",
+        ] {
+            assert_eq!(safe_components(hostile), None, "{hostile:?}");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! One upload on a worker's connection: the conflict policy and the resume check (asked on a
+//! side connection, since the main one is busy with pipelined requests), then the `put` with
+//! its payload hashed while it is sent and the digest in a trailer; later, its reply.
+
+use std::sync::Arc;
+
+use ferry_protocol::{
+    Digest, ErrorBody, ErrorCode, Kind, Put, PutReply, PutTrailer, Request, path,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::connection::{ConnReader, ConnWriter};
+use super::job::{Job, PendingKind, Task, blocking, exists_error, lock};
+use super::local::{self, CHUNK};
+use super::session::Session;
+use super::{ConflictPolicy, EngineError};
+
+/// Files at least this big ask the server about a partial upload before they are sent; smaller
+/// ones are simply sent again, which is cheaper than the round trip.
+const RESUME_MIN: u64 = 1024 * 1024;
+
+/// Decides what to do with one upload and sends it; `None` when it was settled without a
+/// request (skipped, failed, already there).
+pub(super) async fn send_put(
+    job: &Arc<Job>,
+    writer: &mut ConnWriter,
+    task: &mut Task,
+    control: &mut Option<Session>,
+) -> Result<Option<PendingKind>, EngineError> {
+    let mut overwrite = false;
+    let existing = lock(&job.remote_existing).get(&task.remote).copied();
+    if let Some((kind, remote_size)) = existing {
+        if kind == Kind::Dir {
+            job.failed(
+                task,
+                &EngineError::Remote {
+                    code: ErrorCode::IsADirectory,
+                    message: "a directory is in the way".into(),
+                    path: task.remote.clone(),
+                },
+            );
+            return Ok(None);
+        }
+        writer.flush().await?;
+        match job.resolve(&task.remote).await {
+            ConflictPolicy::Skip => {
+                job.skipped(task);
+                return Ok(None);
+            }
+            ConflictPolicy::Fail | ConflictPolicy::Ask => {
+                job.failed(task, &exists_error(&task.remote));
+                return Ok(None);
+            }
+            ConflictPolicy::Overwrite => overwrite = true,
+            ConflictPolicy::Rename => {
+                let (parent, name) = path::split_last(&task.remote).unwrap_or(("", ""));
+                let mut known = lock(&job.remote_existing);
+                let free = local::free_name(name, |c| known.contains_key(&path::join(parent, c)));
+                task.remote = path::join(parent, &free);
+                known.insert(task.remote.clone(), (Kind::File, task.size));
+            }
+            ConflictPolicy::Resume => {
+                if remote_size == task.size {
+                    let session = control_session(job, control).await?;
+                    let theirs = match session.digest(&task.remote, task.size).await {
+                        Ok(digest) => digest,
+                        Err(e @ EngineError::Remote { .. }) => {
+                            job.failed(task, &e);
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let path = task.local.clone();
+                    let size = task.size;
+                    let ours = blocking(move || local::hash_prefix(&path, size)).await?;
+                    if let Ok(Some(hasher)) = ours
+                        && Digest::from(hasher.finalize()) == theirs
+                    {
+                        lock(&job.progress).add_present(task.size);
+                        job.done(task, theirs);
+                        return Ok(None);
+                    }
+                }
+                overwrite = true;
+            }
+        }
+    }
+
+    let mut offset = 0;
+    let mut hasher = blake3::Hasher::new();
+    if task.size >= RESUME_MIN && !task.fresh {
+        writer.flush().await?;
+        let session = control_session(job, control).await?;
+        // A refusal here (read-only server, missing directory) is this file's, not the
+        // connection's.
+        let partial = match session.partial(&task.remote).await {
+            Ok(partial) => partial,
+            Err(e @ EngineError::Remote { .. }) => {
+                job.failed(task, &e);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if let (true, Some(theirs)) = (
+            partial.length > 0 && partial.length <= task.size,
+            partial.digest,
+        ) {
+            let path = task.local.clone();
+            let length = partial.length;
+            if let Ok(Some(prefix)) = blocking(move || local::hash_prefix(&path, length)).await?
+                && Digest::from(prefix.finalize()) == theirs
+            {
+                offset = length;
+                hasher = prefix;
+            }
+        }
+    }
+    lock(&job.progress).add_present(offset);
+    task.counted += offset;
+
+    let size = task.size - offset;
+    writer
+        .send(&Request::Put(Put {
+            path: task.remote.clone(),
+            size,
+            offset,
+            overwrite,
+            digest: None,
+            trailer: true,
+            mtime: Some(task.mtime),
+        }))
+        .await?;
+    let broken = send_file(job, writer, task, offset, &mut hasher).await?;
+    let digest = if broken.is_some() {
+        // Bytes were made up to keep the stream in step; a digest they cannot have makes the
+        // server refuse them.
+        Digest::from(blake3::hash(b"ferry: this upload is broken"))
+    } else {
+        Digest::from(hasher.finalize())
+    };
+    writer.send_header(&PutTrailer { digest }).await?;
+    Ok(Some(PendingKind::Put {
+        offset,
+        digest,
+        broken,
+    }))
+}
+
+/// Streams `task.size - offset` bytes of the local file, hashing them. Exactly that many bytes
+/// are always written (zeros if the file shrank or could not be read), so the connection stays
+/// in step; the reason is returned instead.
+pub(super) async fn send_file(
+    job: &Job,
+    writer: &mut ConnWriter,
+    task: &mut Task,
+    offset: u64,
+    hasher: &mut blake3::Hasher,
+) -> Result<Option<String>, EngineError> {
+    let mut left = task.size - offset;
+    let mut broken = None;
+    if left <= CHUNK as u64 {
+        // Small files: one blocking read instead of open, seek and read round trips.
+        let path = task.local.clone();
+        let want = usize::try_from(left).unwrap_or(CHUNK);
+        let read = blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::with_capacity(want);
+            file.take(want as u64).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await?;
+        match read {
+            Ok(buf) if buf.len() == want => {
+                hasher.update(&buf);
+                writer.write(&buf).await?;
+                job.moved(task, buf.len() as u64);
+                return Ok(None);
+            }
+            Ok(_) => broken = Some("the file shrank while it was being sent".to_owned()),
+            Err(e) => broken = Some(e.to_string()),
+        }
+    } else {
+        match open_at(&task.local, offset).await {
+            Ok(mut file) => {
+                let mut buf = vec![0u8; CHUNK];
+                while left > 0 {
+                    let want = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+                    match file.read(&mut buf[..want]).await {
+                        Ok(0) => {
+                            broken = Some("the file shrank while it was being sent".to_owned());
+                            break;
+                        }
+                        Ok(n) => {
+                            hasher.update(&buf[..n]);
+                            writer.write(&buf[..n]).await?;
+                            left -= n as u64;
+                            job.moved(task, n as u64);
+                        }
+                        Err(e) => {
+                            broken = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => broken = Some(e.to_string()),
+        }
+    }
+    let zeros = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
+    while left > 0 {
+        let n = usize::try_from(left).map_or(zeros.len(), |l| l.min(zeros.len()));
+        writer.write(&zeros[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(broken)
+}
+
+pub(super) async fn open_at(
+    path: &std::path::Path,
+    offset: u64,
+) -> std::io::Result<tokio::fs::File> {
+    let mut file = tokio::fs::File::open(path).await?;
+    if offset > 0 {
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+    }
+    Ok(file)
+}
+
+/// The worker's connection for questions that need an answer before a file is sent, opened
+/// only when one comes up.
+pub(super) async fn control_session<'a>(
+    job: &Job,
+    control: &'a mut Option<Session>,
+) -> Result<&'a mut Session, EngineError> {
+    if control.is_none() {
+        *control = Some(Session::connect(&job.endpoint).await?);
+    }
+    control
+        .as_mut()
+        .ok_or_else(|| EngineError::Protocol("no control session".into()))
+}
+
+pub(super) async fn finish_put(
+    job: &Arc<Job>,
+    reader: &mut ConnReader,
+    task: &mut Task,
+    offset: u64,
+    digest: Digest,
+    broken: Option<String>,
+) -> Result<(), EngineError> {
+    let reply: Result<PutReply, ErrorBody> = reader.header().await?;
+    if let Some(reason) = broken {
+        job.failed(
+            task,
+            &EngineError::local(&task.local, std::io::Error::other(reason)),
+        );
+        return Ok(());
+    }
+    match reply {
+        Ok(reply) if reply.digest == digest && reply.file_size == task.size => {
+            job.done(task, digest);
+            if job.remove_source {
+                let path = task.local.clone();
+                if let Err(e) = blocking(move || std::fs::remove_file(&path)).await? {
+                    job.failed_path(&task.remote, &EngineError::local(&task.local, e));
+                }
+            }
+        }
+        Ok(_) => job.failed(
+            task,
+            &EngineError::Checksum {
+                path: task.remote.clone(),
+            },
+        ),
+        Err(body)
+            if offset > 0
+                && matches!(
+                    body.code,
+                    ErrorCode::OffsetMismatch | ErrorCode::ChecksumMismatch
+                ) =>
+        {
+            job.requeue(task.clone(), true);
+        }
+        Err(body) => job.failed(task, &EngineError::remote(&task.remote, body)),
+    }
+    Ok(())
+}
