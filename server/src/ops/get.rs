@@ -5,25 +5,23 @@
 
 use std::io::{self, Read};
 
-use bytes::{Bytes, BytesMut};
 use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
-use tokio::sync::mpsc;
 
-use super::ok_line;
+use super::{Pipe, ok_line};
 use crate::error::OpError;
 use crate::listener::Shared;
 use crate::root::RemotePath;
 
 /// Bytes per read and per message to the socket writer.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 512 * 1024;
 
-pub(super) fn get(shared: &Shared, wire: &str, offset: u64, tx: &mpsc::Sender<Bytes>) {
+pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
     let opened = open_at(shared, wire, offset);
     let (mut file, meta, mut hasher) = match opened {
         Ok(opened) => opened,
         Err(err) => {
-            let _ = tx.blocking_send(Bytes::from(err.encode()));
+            pipe.send(err.encode());
             return;
         }
     };
@@ -38,18 +36,18 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, tx: &mpsc::Sender<By
     let header = match ok_line(&reply) {
         Ok(line) => line,
         Err(err) => {
-            let _ = tx.blocking_send(Bytes::from(err.encode()));
+            pipe.send(err.encode());
             return;
         }
     };
-    if tx.blocking_send(Bytes::from(header)).is_err() {
+    if !pipe.send(header) {
         return;
     }
     let mut remaining = reply.size;
     let mut trouble: Option<OpError> = None;
     while remaining > 0 {
         let want = usize::try_from(remaining).map_or(CHUNK, |r| r.min(CHUNK));
-        let mut chunk = BytesMut::zeroed(want);
+        let mut chunk = pipe.buffer(want);
         if trouble.is_none() {
             match read_full(&mut file, &mut chunk) {
                 Ok(n) if n == want => {
@@ -59,7 +57,11 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, tx: &mpsc::Sender<By
                 Err(err) => trouble = Some(OpError::io(&err, wire)),
             }
         }
-        if tx.blocking_send(chunk.freeze()).is_err() {
+        if trouble.is_some() {
+            // Zeros stand in for what could not be read.
+            chunk.fill(0);
+        }
+        if !pipe.send(chunk) {
             return;
         }
         remaining -= want as u64;
@@ -78,7 +80,7 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, tx: &mpsc::Sender<By
         .unwrap_or_else(|err| err.encode()),
         Some(err) => err.encode(),
     };
-    let _ = tx.blocking_send(Bytes::from(trailer));
+    pipe.send(trailer);
 }
 
 /// Opens the file and hashes the part before `offset`, since the trailer covers the whole file.

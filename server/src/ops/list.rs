@@ -1,23 +1,22 @@
 //! `list`: a directory's entries, read lazily and sent in batches under the header cap, so a
 //! directory of a million names costs one batch of memory.
 
-use bytes::Bytes;
 use ferry_protocol::EntryBatcher;
-use tokio::sync::mpsc;
 
+use super::Pipe;
 use crate::error::OpError;
 use crate::listener::Shared;
 use crate::root::{RemotePath, addressable, entry};
 
-pub(super) fn list(shared: &Shared, path: &str, tx: &mpsc::Sender<Bytes>) {
-    if let Err(err) = send_batches(shared, path, tx) {
+pub(super) fn list(shared: &Shared, path: &str, pipe: &mut Pipe) {
+    if let Err(err) = send_batches(shared, path, pipe) {
         // Before the first batch this is the whole answer; after some batches it ends the
         // stream in place of the last one, which a client reads the same way.
-        let _ = tx.blocking_send(Bytes::from(err.encode()));
+        pipe.send(err.encode());
     }
 }
 
-fn send_batches(shared: &Shared, wire: &str, tx: &mpsc::Sender<Bytes>) -> Result<(), OpError> {
+fn send_batches(shared: &Shared, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
     let dir = shared.root.open_dir(&path)?;
     let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
@@ -42,11 +41,11 @@ fn send_batches(shared: &Shared, wire: &str, tx: &mpsc::Sender<Bytes>) -> Result
             .push(&entry)
             .map_err(|e| OpError::new(ferry_protocol::ErrorCode::Io, e.to_string()))?;
         if let Some(line) = full
-            && tx.blocking_send(Bytes::from(line)).is_err()
+            && !pipe.send(line)
         {
             return Ok(());
         }
     }
-    let _ = tx.blocking_send(Bytes::from(batcher.finish(skipped)));
+    pipe.send(batcher.finish(skipped));
     Ok(())
 }

@@ -20,7 +20,6 @@ mod walk;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use ferry_protocol::{ErrorCode, Request, encode_ok};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -62,15 +61,15 @@ pub(crate) async fn handle(
         Request::Hello { .. } => return Ok(Flow::Continue),
         Request::Stat { path } => blocking(shared, move |shared| stat::stat(shared, &path)).await,
         Request::List { path } => {
-            stream(conn, shared, move |shared, tx| {
-                list::list(shared, &path, tx)
+            stream(conn, shared, move |shared, pipe| {
+                list::list(shared, &path, pipe)
             })
             .await?;
             return Ok(Flow::Continue);
         }
         Request::Walk { path } => {
-            stream(conn, shared, move |shared, tx| {
-                walk::walk(shared, &path, tx)
+            stream(conn, shared, move |shared, pipe| {
+                walk::walk(shared, &path, pipe)
             })
             .await?;
             return Ok(Flow::Continue);
@@ -79,8 +78,8 @@ pub(crate) async fn handle(
             blocking(shared, move |shared| summary::summary(shared, &path)).await
         }
         Request::Get { path, offset } => {
-            stream(conn, shared, move |shared, tx| {
-                get::get(shared, &path, offset, tx);
+            stream(conn, shared, move |shared, pipe| {
+                get::get(shared, &path, offset, pipe);
             })
             .await?;
             return Ok(Flow::Continue);
@@ -150,17 +149,42 @@ where
 /// producer is much faster than any network: this is what keeps memory flat.
 const STREAM_DEPTH: usize = 4;
 
+/// The producing end of a stream: pieces go to the socket in order, and written buffers come
+/// back to be filled again, so a long download reuses a handful of buffers.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    tx: mpsc::Sender<Vec<u8>>,
+    recycled: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Pipe {
+    /// Queues a piece for the socket; `false` once the connection has gone.
+    pub fn send(&self, piece: Vec<u8>) -> bool {
+        self.tx.blocking_send(piece).is_ok()
+    }
+
+    /// A buffer of `len` bytes (contents unspecified), reused when one came back.
+    pub fn buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut buf = self.recycled.try_recv().unwrap_or_default();
+        buf.resize(len, 0);
+        buf
+    }
+}
+
 /// Runs a producer on the blocking pool and writes whatever it sends, in order, until it is
 /// done. If the peer goes away the channel closes and the producer stops at its next send.
 async fn stream<F>(conn: &mut Connection, shared: &Arc<Shared>, produce: F) -> Result<(), ConnError>
 where
-    F: FnOnce(&Shared, &mpsc::Sender<Bytes>) + Send + 'static,
+    F: FnOnce(&Shared, &mut Pipe) + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(STREAM_DEPTH);
+    let (recycle_tx, recycled) = mpsc::channel(STREAM_DEPTH + 1);
     let shared = Arc::clone(shared);
-    let producer = tokio::task::spawn_blocking(move || produce(&shared, &tx));
+    let producer =
+        tokio::task::spawn_blocking(move || produce(&shared, &mut Pipe { tx, recycled }));
     while let Some(piece) = rx.recv().await {
         conn.write(&piece).await?;
+        let _ = recycle_tx.try_send(piece);
     }
     // A producer that died half-way leaves the peer's framing unknowable: close.
     producer.await.map_err(|err| {

@@ -2,12 +2,11 @@
 //! names relative to the walked directory. Symlinks are listed, never followed. Memory is one
 //! open directory iterator per level, with a cap on the depth.
 
-use bytes::Bytes;
 use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
-use tokio::sync::mpsc;
 
+use super::Pipe;
 use crate::error::OpError;
 use crate::listener::Shared;
 use crate::root::{RemotePath, addressable, entry};
@@ -16,13 +15,13 @@ use crate::root::{RemotePath, addressable, entry};
 /// counted as skipped); the cap also bounds open file descriptors per walk.
 pub(super) const MAX_DEPTH: usize = 128;
 
-pub(super) fn walk(shared: &Shared, path: &str, tx: &mpsc::Sender<Bytes>) {
-    if let Err(err) = send_batches(shared, path, tx) {
-        let _ = tx.blocking_send(Bytes::from(err.encode()));
+pub(super) fn walk(shared: &Shared, path: &str, pipe: &mut Pipe) {
+    if let Err(err) = send_batches(shared, path, pipe) {
+        pipe.send(err.encode());
     }
 }
 
-fn send_batches(shared: &Shared, wire: &str, tx: &mpsc::Sender<Bytes>) -> Result<(), OpError> {
+fn send_batches(shared: &Shared, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
     let mut walker = Walker::new(shared.root.open_dir(&path)?, wire)?;
     let mut batcher = EntryBatcher::new();
@@ -31,12 +30,12 @@ fn send_batches(shared: &Shared, wire: &str, tx: &mpsc::Sender<Bytes>) -> Result
             .push(&entry)
             .map_err(|e| OpError::new(ErrorCode::Io, e.to_string()))?;
         if let Some(line) = full
-            && tx.blocking_send(Bytes::from(line)).is_err()
+            && !pipe.send(line)
         {
             return Ok(());
         }
     }
-    let _ = tx.blocking_send(Bytes::from(batcher.finish(walker.skipped())));
+    pipe.send(batcher.finish(walker.skipped()));
     Ok(())
 }
 
