@@ -15,7 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::listener::Shared;
 use crate::ops::{self, Flow, Session};
@@ -311,7 +311,7 @@ pub(crate) async fn serve(
 ) {
     let config = &shared.config;
     let mut conn = Connection::new(stream, config.idle_timeout, config.header_timeout, cancel);
-    debug!(%peer, "connection open");
+    info!(%peer, "connection open");
     let mut session = Session::default();
     let ended = loop {
         let line = match conn.read_request().await {
@@ -342,7 +342,7 @@ pub(crate) async fn serve(
     };
     match ended {
         Ok(()) => {
-            debug!(%peer, "connection closed");
+            info!(%peer, "connection closed");
             conn.finish().await;
         }
         Err(ConnError::HeaderTooLong) => {

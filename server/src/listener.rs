@@ -34,6 +34,9 @@ pub(crate) struct Shared {
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a refused client is given to read its `busy` line.
 const REFUSE_TIME: Duration = Duration::from_secs(2);
+/// Refusals being written at once; past this, a client over the limit is closed without a
+/// word, so a flood of connections cannot pile up tasks and sockets.
+const MAX_REFUSING: usize = 64;
 
 /// Serves `config.root` to every client of `listener` until `shutdown` resolves.
 ///
@@ -50,6 +53,7 @@ pub async fn run(
         source,
     })?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let shared = Arc::new(Shared {
         token_hash: config
             .token
@@ -93,7 +97,12 @@ pub async fn run(
             }
             Err(_) => {
                 warn!(%peer, max = shared.config.max_connections, "too many connections; refusing");
-                tracker.spawn(refuse(stream));
+                if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+                    tracker.spawn(async move {
+                        refuse(stream).await;
+                        drop(permit);
+                    });
+                }
             }
         }
     }

@@ -317,3 +317,65 @@ async fn a_read_only_server_serves_reads_and_refuses_every_write() {
     );
     assert_eq!(common::snapshot(&server.root), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_holding_only_abandoned_partials_can_be_removed() {
+    let server = Server::start().await;
+    std::fs::create_dir(server.path("looks-empty")).unwrap();
+    std::fs::write(server.path("looks-empty/.ferry-part.a"), b"half").unwrap();
+    std::fs::create_dir(server.path("full")).unwrap();
+    std::fs::write(server.path("full/.ferry-part.a"), b"half").unwrap();
+    std::fs::write(server.path("full/real"), b"r").unwrap();
+    let mut client = server.client().await;
+    let (entries, _, _) = client.list_all("list", "looks-empty").await.unwrap();
+    assert!(entries.is_empty());
+    let remove = |path: &str| json!({"op": "remove", "path": path});
+    assert_eq!(client.request(remove("looks-empty")).await["ok"], true);
+    assert!(!server.path("looks-empty").exists());
+    assert_eq!(code(&client.request(remove("full")).await), "not_empty");
+    assert!(server.path("full/.ferry-part.a").exists());
+    assert!(server.path("full/real").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_files_are_listed_but_never_read() {
+    let server = Server::start().await;
+    let fifo = server.path("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut client = server.client().await;
+    let (entries, _, _) = client.list_all("list", "").await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["kind"], "other");
+    // Opening a fifo for reading would block forever; the server must answer at once.
+    let started = std::time::Instant::now();
+    assert_eq!(code(&client.get("pipe", 0).await.unwrap_err()), "forbidden");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let summary = client.request(json!({"op": "summary", "path": ""})).await;
+    assert_eq!(
+        summary,
+        json!({"ok": true, "files": 0, "dirs": 0, "bytes": 0, "skipped": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_deep_tree_is_walked_to_the_depth_cap_and_no_further() {
+    let server = Server::start_on_shm(|_| {}).await;
+    let depth = 140;
+    let deep: Vec<&str> = vec!["d"; depth];
+    std::fs::create_dir_all(server.path(&deep.join("/"))).unwrap();
+    let mut client = server.client().await;
+    let (entries, skipped, _) = client.list_all("walk", "").await.unwrap();
+    // Directories down to the cap are listed; the one at the cap is not entered.
+    assert_eq!(entries.len(), 129);
+    assert_eq!(skipped, 1);
+    let deepest = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().len())
+        .max()
+        .unwrap();
+    assert_eq!(deepest, 129 * 2 - 1);
+}

@@ -1,6 +1,10 @@
 //! `remove`: a file or symlink (never what a link points to), an empty directory, or with
 //! `recursive` a whole tree. The root itself is never removed.
 
+use std::io;
+
+use cap_std::fs::Dir;
+use ferry_protocol::path::is_partial_name;
 use ferry_protocol::{Done, ErrorCode};
 
 use super::{check_writable, ok_line};
@@ -26,8 +30,33 @@ pub(super) fn remove(shared: &Shared, wire: &str, recursive: bool) -> Result<Vec
     } else if recursive {
         dir.remove_dir_all(name)
     } else {
-        dir.remove_dir(name)
+        match dir.remove_dir(name) {
+            Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                remove_if_only_partials(&dir, name).and_then(|()| dir.remove_dir(name))
+            }
+            other => other,
+        }
     };
     removed.map_err(|err| OpError::io(&err, wire))?;
     ok_line(&Done {})
+}
+
+/// A directory that holds nothing but abandoned partial uploads looks empty to every client,
+/// so removing it must work: the partials go first. Anything else keeps `not_empty`.
+fn remove_if_only_partials(dir: &Dir, name: &str) -> io::Result<()> {
+    let inner = dir.open_dir(name)?;
+    let mut partials = Vec::new();
+    for item in inner.entries()? {
+        let item = item?;
+        let file_name = item.file_name();
+        let is_partial = file_name.to_str().is_some_and(is_partial_name);
+        if !is_partial || item.file_type()?.is_dir() {
+            return Err(io::Error::from(io::ErrorKind::DirectoryNotEmpty));
+        }
+        partials.push(file_name);
+    }
+    for partial in partials {
+        inner.remove_file(partial)?;
+    }
+    Ok(())
 }
