@@ -516,7 +516,9 @@ impl App {
             Action::Transfers => {
                 if !self.jobs.is_empty() {
                     self.focus = Focus::Transfers;
-                    self.selected_job = self.selected_job.min(self.jobs.len() - 1);
+                    let running = self.jobs.iter().position(Job::is_active);
+                    self.selected_job =
+                        running.unwrap_or(self.selected_job.min(self.jobs.len() - 1));
                 }
             }
             Action::CancelJob => self.ask_cancel(),
@@ -693,12 +695,16 @@ impl App {
     }
 
     fn ask_cancel(&mut self) {
-        let Some(job) = self.jobs.get(self.selected_job) else {
+        // From the panes, `x` means the selected job if it runs, else the newest running one.
+        let selected = self.jobs.get(self.selected_job).filter(|j| j.is_active());
+        let job = match (self.focus, selected) {
+            (Focus::Transfers, selected) => selected,
+            (_, Some(job)) => Some(job),
+            (_, None) => self.jobs.iter().rev().find(|j| j.is_active()),
+        };
+        let Some(job) = job else {
             return;
         };
-        if !job.is_active() {
-            return;
-        }
         self.dialog = Some(Dialog::Confirm {
             title: "Cancel transfer".into(),
             message: format!("Cancel transfer #{} ({})?", job.key.id.0, job.info.label),

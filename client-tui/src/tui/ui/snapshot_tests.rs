@@ -311,3 +311,22 @@ fn a_hundred_thousand_entries_render_only_the_visible_rows() {
     );
     insta::assert_snapshot!(render(&mut app));
 }
+
+#[test]
+fn two_jobs_with_the_transfer_list_focused_and_a_cancel_asked() {
+    let mut app = app(local_entries(), remote_entries(), 120, 20);
+    app.on_key(key(crossterm::event::KeyCode::End));
+    transfer(
+        &mut app,
+        1,
+        900 * 1024 * 1024,
+        1_288_490_189,
+        50.0 * 1024.0 * 1024.0,
+    );
+    app.on_key(key(crossterm::event::KeyCode::Up));
+    transfer(&mut app, 2, 1000, 2_345, 500.0);
+    app.on_key(key(crossterm::event::KeyCode::Char('t')));
+    app.on_key(key(crossterm::event::KeyCode::Down));
+    app.on_key(key(crossterm::event::KeyCode::Char('x')));
+    insta::assert_snapshot!(render(&mut app));
+}

@@ -74,7 +74,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     }
 
     let overall_ratio = transfers::ratio(overall.bytes_done, overall.bytes_total);
-    let overall_row = {
+    let overall_row = if overall.running == 0 {
+        Row::new(vec![Line::from("Overall: idle")]).style(Style::default().fg(theme.dim))
+    } else {
         let mut cells = vec![
             Line::from("Overall"),
             Line::from(Span::styled(
@@ -96,7 +98,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             cells.push(Line::from(
                 overall
                     .eta
-                    .map(|e| format!("ETA {:>8}", format::eta(e)))
+                    .map(|e| format!("{:>12}", format!("ETA {}", format::eta(e))))
                     .unwrap_or_default(),
             ));
         }
@@ -145,13 +147,14 @@ fn job_row<'a>(
         }
         _ => String::new(),
     };
+    let pointer = if selected { "›" } else { "" };
     let label = match &job.state {
         JobState::Failed(message) => format!(
-            "#{} {mark} {verb}{}: {message}",
+            "{pointer}#{} {mark} {verb}{}: {message}",
             job.key.id.0, job.info.label
         ),
         _ => format!(
-            "#{} {mark} {verb}{}{current} → {}",
+            "{pointer}#{} {mark} {verb}{}{current} → {}",
             job.key.id.0,
             job.info.label,
             format::escape_name(&job.info.dest_dir.display())
@@ -200,7 +203,7 @@ fn job_row<'a>(
                         cells.push(Line::from(format!("{:>12}", format::speed(job.speed))));
                         cells.push(Line::from(
                             job.eta
-                                .map(|e| format!("ETA {:>8}", format::eta(e)))
+                                .map(|e| format!("{:>12}", format!("ETA {}", format::eta(e))))
                                 .unwrap_or_default(),
                         ));
                     }
