@@ -135,6 +135,9 @@ pub enum ConflictPolicy {
     Overwrite,
     Skip,
     /// Continue from the existing destination's length if its bytes match ours; else overwrite.
+    /// Downloads continue the local file and the trailer digest checks the whole; uploads cannot
+    /// append to a finished remote file, so an identical one (same size and digest) is kept as
+    /// done and any other is replaced. A hidden partial is resumed under every policy.
     Resume,
     /// Keep both: the new one gets a free name (`a (1).txt`).
     Rename,
@@ -233,4 +236,49 @@ pub enum TransferEvent {
         job: JobId,
         outcome: Result<JobSummary, String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_prints_its_code_first() {
+        let cases = [
+            (
+                EngineError::remote("docs/a.txt", ErrorBody::new(ErrorCode::NotFound, "gone")),
+                "not_found",
+                "not_found: docs/a.txt: gone",
+            ),
+            (
+                EngineError::local(
+                    "/tmp/x",
+                    std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                ),
+                "already_exists",
+                "already_exists: /tmp/x: entity already exists",
+            ),
+            (
+                EngineError::local("/tmp/y", std::io::Error::other("disk on fire")),
+                "io",
+                "io: /tmp/y: disk on fire",
+            ),
+            (
+                EngineError::Connection {
+                    addr: "h:7070".into(),
+                    message: "refused".into(),
+                },
+                "connection",
+                "connection: h:7070: refused",
+            ),
+            (EngineError::Cancelled, "cancelled", "cancelled"),
+        ];
+        for (error, code, line) in cases {
+            assert_eq!(error.code(), code);
+            assert_eq!(error.to_string(), line);
+        }
+        let checksum = EngineError::Checksum { path: "a".into() };
+        assert_eq!(checksum.code(), "checksum_mismatch");
+        assert!(checksum.to_string().starts_with("checksum_mismatch: a: "));
+    }
 }
