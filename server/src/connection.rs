@@ -109,11 +109,11 @@ impl Connection {
                 Err(FrameError::Truncated(_)) => return Err(ConnError::Truncated),
             }
             let (deadline, stalled) = if self.buf.is_empty() {
-                (Instant::now() + self.idle_timeout, ConnError::Idle)
+                (after(Instant::now(), self.idle_timeout), ConnError::Idle)
             } else {
                 let start = *self.header_started.get_or_insert_with(Instant::now);
                 (
-                    start + self.header_timeout,
+                    after(start, self.header_timeout),
                     ConnError::Timeout("the rest of a header"),
                 )
             };
@@ -177,7 +177,7 @@ impl Connection {
             if !self.writer.buffer().is_empty() {
                 self.flush().await?;
             }
-            let deadline = Instant::now() + self.idle_timeout;
+            let deadline = after(Instant::now(), self.idle_timeout);
             let mut limited = (&mut *out).limit(room);
             let read = tokio::select! {
                 biased;
@@ -213,7 +213,7 @@ impl Connection {
     pub async fn skip_payload(&mut self) -> Result<(), ConnError> {
         while self.payload_left > 0 {
             if self.buf.is_empty() {
-                let deadline = Instant::now() + self.idle_timeout;
+                let deadline = after(Instant::now(), self.idle_timeout);
                 if self
                     .fill(deadline, ConnError::Timeout("payload bytes"))
                     .await?
@@ -283,6 +283,13 @@ impl Connection {
             debug!(%err, "closing");
         }
     }
+}
+
+/// `start + wait`, saturating: a configured timeout of years must not overflow the clock.
+fn after(start: Instant, wait: Duration) -> Instant {
+    start
+        .checked_add(wait)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Reads and drops input for at most [`LINGER_TIME`] and [`LINGER_BYTES`].
