@@ -754,3 +754,45 @@ async fn a_server_at_its_connection_limit_slows_clients_down_instead_of_failing_
         assert_eq!(std::fs::read(server.path(&format!("b{i}"))).unwrap(), data);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_pipelined_instead_of_paying_a_round_trip_each() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("many");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..400 {
+        std::fs::write(src.join(format!("f{i:03}")), bytes(100, i)).unwrap();
+    }
+    // 10 ms per round trip at least: one at a time, 400 files would take over 4 s each way.
+    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(5))).await;
+    let one = EngineOptions {
+        workers: 1,
+        ..EngineOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let log = run_job(
+        proxy.endpoint(),
+        one,
+        upload(src.clone(), "many", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    let up = started.elapsed();
+    assert_eq!(log.summary().files, 400);
+
+    let started = std::time::Instant::now();
+    let back = local.path().join("back");
+    let log = run_job(
+        proxy.endpoint(),
+        one,
+        download("many", back.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    let down = started.elapsed();
+    assert_eq!(log.summary().files, 400);
+    assert_eq!(tree(&back), tree(&src));
+    assert!(up < Duration::from_secs(2), "upload took {up:?}");
+    assert!(down < Duration::from_secs(2), "download took {down:?}");
+}

@@ -229,8 +229,9 @@ pub async fn follow(
     panic!("the engine dropped its channel before Finished");
 }
 
-/// A TCP proxy in front of the server that counts the bytes each way and can slow the
-/// server-to-client direction down, to catch a transfer in the middle.
+/// A TCP proxy in front of the server that counts the bytes each way and can add a delay to
+/// every read it forwards, both ways: a slow link to catch a transfer in the middle, or a long
+/// one to show what round trips cost.
 pub struct Proxy {
     pub addr: SocketAddr,
     pub up: Arc<AtomicU64>,
@@ -238,7 +239,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts on the current runtime; `delay` is slept after each 64 KiB relayed.
+    /// Starts on the current runtime; `delay` is slept before each read (up to 64 KiB) is
+    /// forwarded.
     pub async fn start(target: SocketAddr, delay: Option<Duration>) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -287,13 +289,14 @@ async fn relay(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // Waiting before forwarding makes every exchange pay the delay, like a long link.
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
         counter.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(delay) = delay {
-            tokio::time::sleep(delay).await;
-        }
     }
     let _ = to.shutdown().await;
 }
