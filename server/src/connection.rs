@@ -44,6 +44,8 @@ pub(crate) enum ConnError {
     Timeout(&'static str),
     #[error("no request for the idle timeout")]
     Idle,
+    #[error("too many failed hellos")]
+    Refused,
     #[error("the server is shutting down")]
     Cancelled,
     #[error("protocol violation: {0}")]
@@ -343,7 +345,7 @@ pub(crate) async fn serve(
         };
         match ops::handle(&mut conn, &shared, &mut session, request).await {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Close) => break Ok(()),
+            Ok(Flow::Close) => break Err(ConnError::Refused),
             Err(err) => break Err(err),
         }
     };
@@ -367,6 +369,11 @@ pub(crate) async fn serve(
             debug!(%peer, "timed out waiting for {what}");
             let line = encode_err(ErrorCode::Timeout, &format!("timed out waiting for {what}"));
             conn.close_with(&line).await;
+        }
+        Err(ConnError::Refused) => {
+            warn!(%peer, "too many failed hellos; closing");
+            // The refusal is already queued.
+            conn.close_with(&[]).await;
         }
         Err(ConnError::Idle) => {
             debug!(%peer, "idle; closing");

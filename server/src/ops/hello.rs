@@ -50,7 +50,6 @@ pub(super) async fn handle(
             let err = OpError::new(ErrorCode::Unauthorized, "missing or wrong token");
             conn.write(&err.encode()).await?;
             if session.failures >= MAX_FAILURES {
-                tracing::warn!("too many failed hellos; closing");
                 return Ok(Flow::Close);
             }
             return Ok(Flow::Continue);
