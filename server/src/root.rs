@@ -231,3 +231,50 @@ pub(crate) fn addressable(name: &OsStr) -> Result<&str, bool> {
     }
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_parent_and_name() {
+        let path = RemotePath::parse("a/b/c.txt").unwrap();
+        assert_eq!(path.name(), "c.txt");
+        let (parent, name) = path.split().unwrap();
+        assert_eq!((parent.wire.as_str(), name), ("a/b", "c.txt"));
+        assert_eq!(parent.rel(), Path::new("a/b"));
+        let top = RemotePath::parse("top").unwrap();
+        let (parent, name) = top.split().unwrap();
+        assert!(parent.is_root());
+        assert_eq!(parent.rel(), Path::new("."));
+        assert_eq!(name, "top");
+        let root = RemotePath::parse("").unwrap();
+        assert!(root.split().is_none());
+        assert_eq!(root.name(), "");
+    }
+
+    #[test]
+    fn refusals_carry_the_right_codes() {
+        assert_eq!(
+            RemotePath::parse("../x").unwrap_err().code,
+            ErrorCode::BadPath
+        );
+        assert_eq!(
+            RemotePath::parse("/x").unwrap_err().code,
+            ErrorCode::BadPath
+        );
+        assert_eq!(
+            RemotePath::parse("a/.ferry-part.b/c").unwrap_err().code,
+            ErrorCode::Forbidden
+        );
+    }
+
+    #[test]
+    fn listed_names_must_be_addressable() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(addressable(OsStr::new("ok.txt")), Ok("ok.txt"));
+        assert_eq!(addressable(OsStr::new(".ferry-part.x")), Err(true));
+        assert_eq!(addressable(OsStr::new("a\\b")), Err(false));
+        assert_eq!(addressable(OsStr::from_bytes(b"\xff")), Err(false));
+    }
+}

@@ -45,10 +45,8 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Result<Flow, ConnError> {
     tracing::debug!(op = request.op(), "request");
-    if let Request::Hello { version, token } = &request {
-        return hello::handle(conn, shared, session, *version, token.as_ref()).await;
-    }
-    if !session.greeted() {
+    let is_hello = matches!(request, Request::Hello { .. });
+    if !is_hello && !session.greeted() {
         let err = if shared.token_hash.is_some() {
             OpError::new(ErrorCode::Unauthorized, "send hello with the token first")
         } else {
@@ -58,7 +56,9 @@ pub(crate) async fn handle(
         return Ok(Flow::Continue);
     }
     let reply = match request {
-        Request::Hello { .. } => return Ok(Flow::Continue),
+        Request::Hello { version, token } => {
+            return hello::handle(conn, shared, session, version, token.as_ref()).await;
+        }
         Request::Stat { path } => blocking(shared, move |shared| stat::stat(shared, &path)).await,
         Request::List { path } => {
             stream(conn, shared, move |shared, pipe| {
