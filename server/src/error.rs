@@ -47,6 +47,7 @@ pub(crate) fn code_of(err: &io::Error) -> ErrorCode {
         io::ErrorKind::DirectoryNotEmpty => ErrorCode::NotEmpty,
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorCode::NoSpace,
         io::ErrorKind::InvalidFilename => ErrorCode::BadPath,
+        io::ErrorKind::FileTooLarge => ErrorCode::TooLarge,
         _ => match err.raw_os_error() {
             // ELOOP: a symlink loop, or a no-follow open that met a symlink.
             Some(40) => ErrorCode::Forbidden,

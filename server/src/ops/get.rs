@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
 
-use super::{Pipe, ok_line};
+use super::{Pipe, hash_prefix, ok_line};
 use crate::error::OpError;
 use crate::listener::Shared;
 use crate::root::RemotePath;
@@ -102,8 +102,8 @@ fn open_at(
         ));
     }
     let mut hasher = blake3::Hasher::new();
-    let copied = io::copy(&mut (&mut file).take(offset), &mut hasher)
-        .map_err(|err| OpError::io(&err, wire))?;
+    let copied =
+        hash_prefix(&mut file, offset, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
     if copied != offset {
         return Err(changed(wire, "it shrank"));
     }

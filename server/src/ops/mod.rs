@@ -203,6 +203,29 @@ fn internal(err: &dyn std::fmt::Display) -> OpError {
     OpError::new(ErrorCode::Io, "internal error")
 }
 
+/// Feeds up to `limit` bytes of `reader` to `hasher` in big reads; returns how many there were.
+/// Used wherever a file's existing prefix must be part of a digest (resumes, offsets).
+pub(crate) fn hash_prefix(
+    reader: &mut impl std::io::Read,
+    limit: u64,
+    hasher: &mut blake3::Hasher,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut total = 0u64;
+    while total < limit {
+        let want = usize::try_from(limit - total).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok(total)
+}
+
 /// `forbidden` on a read-only server.
 pub(crate) fn check_writable(shared: &Shared, path: &str) -> Result<(), OpError> {
     if shared.config.read_only {

@@ -7,7 +7,7 @@ use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, PartialReply};
 
-use super::ok_line;
+use super::{hash_prefix, ok_line};
 use crate::error::OpError;
 use crate::listener::Shared;
 use crate::root::RemotePath;
@@ -34,7 +34,8 @@ pub(super) fn partial(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
         .map_err(|err| OpError::io(&err, wire))?
         .into_std();
     let mut hasher = blake3::Hasher::new();
-    let length = io::copy(&mut file, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
+    let length =
+        hash_prefix(&mut file, u64::MAX, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
     if length == 0 {
         return ok_line(&none);
     }

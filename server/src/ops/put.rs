@@ -5,17 +5,17 @@
 //! Everything that can be refused is checked before the payload is read; the payload (and its
 //! trailer) is then still consumed, so the connection stays framed.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cap_std::fs::{Dir, OpenOptions};
 use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use super::{check_writable, ok_line, refuse};
+use super::{check_writable, hash_prefix, ok_line, refuse};
 use crate::connection::{ConnError, Connection};
 use crate::error::{OpError, code_of};
 use crate::listener::Shared;
@@ -217,8 +217,8 @@ fn resume_partial(
     file.set_len(offset)
         .map_err(|err| OpError::io(&err, wire))?;
     let mut hasher = blake3::Hasher::new();
-    let copied = io::copy(&mut (&mut file).take(offset), &mut hasher)
-        .map_err(|err| OpError::io(&err, wire))?;
+    let copied =
+        hash_prefix(&mut file, offset, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
     if copied != offset {
         return Err(short(copied));
     }
