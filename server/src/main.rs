@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
+    raise_open_file_limit();
     let mut config = Config::new(args.root);
     config.read_only = args.read_only;
     config.token = args.token.filter(|token| !token.is_empty());
@@ -57,6 +58,22 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     ferry_server::run(listener, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Every connection holds a socket and, while walking a tree, two descriptors per level; the
+/// common default soft limit of 1024 is too low for that, and the hard limit is ours to take.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(err) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(%err, "cannot raise the open file limit");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
