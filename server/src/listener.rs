@@ -42,7 +42,28 @@ const MAX_REFUSING: usize = 64;
 ///
 /// Connection errors are logged and never end the loop. On shutdown, accepting stops, every
 /// connection is cancelled (an upload in flight keeps its hidden partial file, never a final
-/// name) and `run` returns once all of them have ended.
+/// name) and `run` returns once all of them have ended. The only error is a root that cannot
+/// be opened.
+///
+/// # Example
+///
+/// Embedding a private server, as the client does for local browsing:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let port = listener.local_addr()?.port();
+/// let mut config = ferry_server::Config::new("/srv/files");
+/// config.token = Some("a random secret".into());
+/// let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(ferry_server::run(listener, config, async {
+///     let _ = stop_rx.await;
+/// }));
+/// // ... clients connect to 127.0.0.1:{port} ...
+/// let _ = stop_tx.send(());
+/// server.await??;
+/// # Ok(()) }
+/// ```
 pub async fn run(
     listener: TcpListener,
     config: Config,
