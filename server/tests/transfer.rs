@@ -371,3 +371,35 @@ async fn fifty_clients_transfer_at_once() {
         assert!(std::fs::read(server.path(&name)).unwrap() == data, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_sized_puts_empty_with_trailer_and_a_resume_with_nothing_left() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    // An empty file with a trailer: the trailer follows the header directly.
+    client
+        .send_json(&json!({"op": "put", "path": "empty", "size": 0, "trailer": true}))
+        .await;
+    client.send_json(&json!({"digest": digest(b"")})).await;
+    let reply = client.read_reply().await;
+    assert_eq!(reply["digest"], digest(b""), "{reply}");
+    assert_eq!(std::fs::metadata(server.path("empty")).unwrap().len(), 0);
+
+    // A partial that already holds every byte: a resume at its end with no payload finishes it.
+    let data = pattern(100_000, 12);
+    std::fs::write(server.path(".ferry-part.whole.bin"), &data).unwrap();
+    let reply = client
+        .put(
+            "whole.bin",
+            b"",
+            json!({"offset": data.len(), "digest": digest(&data), "mtime": -86_400}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["file_size"], data.len() as u64);
+    assert!(std::fs::read(server.path("whole.bin")).unwrap() == data);
+    let stat = client
+        .request(json!({"op": "stat", "path": "whole.bin"}))
+        .await;
+    assert_eq!(stat["entry"]["mtime"], -86_400);
+}
