@@ -49,10 +49,8 @@ pub(crate) fn code_of(err: &io::Error) -> ErrorCode {
         io::ErrorKind::InvalidFilename => ErrorCode::BadPath,
         io::ErrorKind::FileTooLarge => ErrorCode::TooLarge,
         _ => match err.raw_os_error() {
-            // ELOOP: a symlink loop, or a no-follow open that met a symlink.
-            Some(40) => ErrorCode::Forbidden,
-            // ENAMETOOLONG
-            Some(36) => ErrorCode::BadPath,
+            // A symlink loop, or a no-follow open that met a symlink.
+            Some(raw) if raw == rustix::io::Errno::LOOP.raw_os_error() => ErrorCode::Forbidden,
             _ => ErrorCode::Io,
         },
     }
@@ -77,6 +75,10 @@ mod tests {
         for (kind, code) in cases {
             assert_eq!(code_of(&io::Error::from(kind)), code, "{kind:?}");
         }
+        let symlink_loop = io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error());
+        assert_eq!(code_of(&symlink_loop), ErrorCode::Forbidden);
+        let too_long = io::Error::from_raw_os_error(rustix::io::Errno::NAMETOOLONG.raw_os_error());
+        assert_eq!(code_of(&too_long), ErrorCode::BadPath);
     }
 
     #[test]
