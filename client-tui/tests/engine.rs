@@ -360,8 +360,17 @@ async fn cancel_leaves_only_a_hidden_partial_that_a_rerun_resumes() {
         !dest.exists(),
         "a cancelled download must not appear under its name"
     );
+    // Writes already handed to the blocking pool still land; wait until the partial is still.
     let partial = local.path().join(".ferry-part.slow");
-    let held = std::fs::metadata(&partial).unwrap().len();
+    let mut held = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = std::fs::metadata(&partial).unwrap().len();
+        if now == held {
+            break;
+        }
+        held = now;
+    }
     assert!(held > 0 && held < data.len() as u64, "{held}");
 
     let log = run_job(
@@ -393,9 +402,36 @@ async fn cancelling_an_upload_leaves_no_remote_file() {
         }
     };
     assert_eq!(outcome.unwrap_err(), "cancelled");
-    // The server notices the closed connection a moment later; nothing may appear meanwhile.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!server.path("slow").exists());
+    // The server takes in what the proxy still holds, then lets go; nothing may appear under
+    // the final name meanwhile.
+    let partial = server.path(".ferry-part.slow");
+    let mut held = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!server.path("slow").exists());
+        let now = std::fs::metadata(&partial).unwrap().len();
+        if now == held {
+            break;
+        }
+        held = now;
+    }
+    assert!(held > 0 && held < data.len() as u64, "{held}");
+
+    // Running the same upload again continues the server's partial after checking it.
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(local.path().join("slow"), "slow", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (1, 0),
+        "{log:?}"
+    );
+    assert_eq!(log.summary().bytes, data.len() as u64 - held);
+    assert_eq!(std::fs::read(server.path("slow")).unwrap(), data);
 }
 
 /// Makes a local file and a remote file with the same name and different bytes.
@@ -795,4 +831,45 @@ async fn small_files_are_pipelined_instead_of_paying_a_round_trip_each() {
     assert_eq!(tree(&back), tree(&src));
     assert!(up < Duration::from_secs(2), "upload took {up:?}");
     assert!(down < Duration::from_secs(2), "download took {down:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_another_upload_holds_is_retried_once_it_is_free() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let (first, second) = (bytes(4 * MIB, 60), bytes(3 * MIB, 61));
+    std::fs::write(local.path().join("first"), &first).unwrap();
+    std::fs::write(local.path().join("second"), &second).unwrap();
+    let slow = Proxy::start(server.addr, Some(Duration::from_millis(10))).await;
+
+    let (engine, events_rx) = Engine::new(slow.endpoint());
+    let job = engine.submit(upload(
+        local.path().join("first"),
+        "same",
+        ConflictPolicy::Overwrite,
+    ));
+    // Wait until the slow upload has the path.
+    while !server.path(".ferry-part.same").exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        upload(
+            local.path().join("second"),
+            "same",
+            ConflictPolicy::Overwrite,
+        ),
+        never,
+    )
+    .await;
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (1, 0),
+        "{log:?}"
+    );
+    let first_log = common::follow(job, events_rx, never).await;
+    assert_eq!(first_log.summary().files, 1);
+    // The second upload waited for the first, so its bytes are the ones that stay.
+    assert_eq!(std::fs::read(server.path("same")).unwrap(), second);
 }

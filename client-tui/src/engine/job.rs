@@ -51,7 +51,7 @@ impl Default for EngineOptions {
 /// How many times one worker opens a new connection after the previous one broke.
 const MAX_RECONNECTS: usize = 2;
 /// How many rounds of workers a job runs while files keep coming back to the queue.
-const MAX_ROUNDS: usize = 3;
+const MAX_ROUNDS: usize = 8;
 /// The first wait after a `busy` answer; doubled at each new try.
 const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// Tries after `busy` before giving up (about 6 s of waiting in all).
@@ -188,6 +188,8 @@ pub(super) struct Task {
     pub(super) fresh: bool,
     /// Bytes counted into the progress for the current attempt, taken back if it restarts.
     pub(super) counted: u64,
+    /// Times the server said another client was writing the same path.
+    pub(super) busy: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

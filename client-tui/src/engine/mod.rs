@@ -86,9 +86,14 @@ impl EngineError {
 
     /// The server's error `body` about `path`.
     pub fn remote(path: &str, body: ErrorBody) -> EngineError {
+        // Servers often start their message with the path too; once is enough on one line.
+        let message = match body.message.strip_prefix(path) {
+            Some(rest) if !path.is_empty() && rest.starts_with(": ") => rest[2..].to_owned(),
+            _ => body.message,
+        };
         EngineError::Remote {
             code: body.code,
-            message: body.message,
+            message,
             path: path.to_owned(),
         }
     }
@@ -277,6 +282,8 @@ mod tests {
             assert_eq!(error.code(), code);
             assert_eq!(error.to_string(), line);
         }
+        let doubled = EngineError::remote("a/b", ErrorBody::new(ErrorCode::Busy, "a/b: in use"));
+        assert_eq!(doubled.to_string(), "busy: a/b: in use");
         let checksum = EngineError::Checksum { path: "a".into() };
         assert_eq!(checksum.code(), "checksum_mismatch");
         assert!(checksum.to_string().starts_with("checksum_mismatch: a: "));

@@ -101,6 +101,7 @@ pub(super) async fn plan_upload(
                 mtime: file.mtime,
                 fresh: false,
                 counted: 0,
+                busy: 0,
             });
         }
     }
@@ -151,6 +152,7 @@ pub(super) async fn plan_download(
                 mtime: entry.mtime,
                 fresh: false,
                 counted: 0,
+                busy: 0,
             }),
             Kind::Dir => {
                 let below = match session.walk(&remote_root).await {
@@ -182,6 +184,7 @@ pub(super) async fn plan_download(
                             mtime: entry.mtime,
                             fresh: false,
                             counted: 0,
+                            busy: 0,
                         }),
                         Kind::Symlink | Kind::Other => skipped += 1,
                     }

@@ -18,6 +18,10 @@ use super::{ConflictPolicy, EngineError};
 /// Files at least this big ask the server about a partial upload before they are sent; smaller
 /// ones are simply sent again, which is cheaper than the round trip.
 const RESUME_MIN: u64 = 1024 * 1024;
+/// Tries of a file whose path another upload holds, and the wait before the first one (each
+/// next wait is longer).
+const BUSY_ATTEMPTS: u32 = 5;
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Decides what to do with one upload and sends it; `None` when it was settled without a
 /// request (skipped, failed, already there).
@@ -27,7 +31,7 @@ pub(super) async fn send_put(
     task: &mut Task,
     control: &mut Option<Session>,
 ) -> Result<Option<PendingKind>, EngineError> {
-    let mut overwrite = false;
+    let mut overwrite = job.policy == ConflictPolicy::Overwrite;
     let existing = lock(&job.remote_existing).get(&task.remote).copied();
     if let Some((kind, remote_size)) = existing {
         if kind == Kind::Dir {
@@ -282,6 +286,19 @@ pub(super) async fn finish_put(
                 ) =>
         {
             job.requeue(task.clone(), true);
+        }
+        // The file appeared after the plan: now the policy decides, as for any existing file.
+        Err(body) if body.code == ErrorCode::AlreadyExists && task.busy < BUSY_ATTEMPTS => {
+            task.busy += 1;
+            lock(&job.remote_existing).insert(task.remote.clone(), (Kind::File, 0));
+            job.requeue(task.clone(), false);
+        }
+        // Another upload of the same path (often our own, just cancelled, still draining on
+        // the server) holds it: wait a little and try again, resuming what it left.
+        Err(body) if body.code == ErrorCode::Busy && task.busy < BUSY_ATTEMPTS => {
+            task.busy += 1;
+            tokio::time::sleep(BUSY_WAIT * task.busy).await;
+            job.requeue(task.clone(), false);
         }
         Err(body) => job.failed(task, &EngineError::remote(&task.remote, body)),
     }
