@@ -3,7 +3,6 @@
 //! request is waiting, and the request loop that answers each header in order.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -313,14 +312,13 @@ pub(crate) async fn linger<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
 /// the connection's whole life, which is what bounds the number of connections.
 pub(crate) async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
     shared: Arc<Shared>,
     cancel: CancellationToken,
     permit: OwnedSemaphorePermit,
 ) {
     let config = &shared.config;
     let mut conn = Connection::new(stream, config.idle_timeout, config.header_timeout, cancel);
-    info!(%peer, "connection open");
+    info!("connection open");
     let mut session = Session::default();
     let ended = loop {
         let line = match conn.read_request().await {
@@ -351,11 +349,11 @@ pub(crate) async fn serve(
     };
     match ended {
         Ok(()) => {
-            info!(%peer, "connection closed");
+            info!("connection closed");
             conn.finish().await;
         }
         Err(ConnError::HeaderTooLong) => {
-            warn!(%peer, "header line over the limit; closing");
+            warn!("header line over the limit; closing");
             let line = encode_err(
                 ErrorCode::HeaderTooLong,
                 &format!(
@@ -366,24 +364,24 @@ pub(crate) async fn serve(
             conn.close_with(&line).await;
         }
         Err(ConnError::Timeout(what)) => {
-            debug!(%peer, "timed out waiting for {what}");
+            debug!("timed out waiting for {what}");
             let line = encode_err(ErrorCode::Timeout, &format!("timed out waiting for {what}"));
             conn.close_with(&line).await;
         }
         Err(ConnError::Refused) => {
-            warn!(%peer, "too many failed hellos; closing");
+            warn!("too many failed hellos; closing");
             // The refusal is already queued.
             conn.close_with(&[]).await;
         }
         Err(ConnError::Idle) => {
-            debug!(%peer, "idle; closing");
+            debug!("idle; closing");
             conn.finish().await;
         }
-        Err(ConnError::Cancelled) => debug!(%peer, "closed for shutdown"),
+        Err(ConnError::Cancelled) => debug!("closed for shutdown"),
         Err(err @ (ConnError::Truncated | ConnError::Io(_))) => {
-            debug!(%peer, %err, "connection lost");
+            debug!(%err, "connection lost");
         }
-        Err(err @ ConnError::Protocol(_)) => warn!(%peer, %err, "closing"),
+        Err(err @ ConnError::Protocol(_)) => warn!(%err, "closing"),
     }
     drop(permit);
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::connection::{self, linger};
 use crate::root::Root;
@@ -108,13 +108,10 @@ pub async fn run(
         }
         match Arc::clone(&limit).try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(connection::serve(
-                    stream,
-                    peer,
-                    Arc::clone(&shared),
-                    cancel.child_token(),
-                    permit,
-                ));
+                let serving =
+                    connection::serve(stream, Arc::clone(&shared), cancel.child_token(), permit);
+                // Every log line of the connection carries its peer.
+                tracker.spawn(serving.instrument(info_span!("conn", %peer)));
             }
             Err(_) => {
                 warn!(%peer, max = shared.config.max_connections, "too many connections; refusing");

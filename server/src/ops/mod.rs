@@ -111,7 +111,10 @@ pub(crate) async fn handle(
             .await
         }
     };
-    let line = reply.unwrap_or_else(|err| err.encode());
+    let line = reply.unwrap_or_else(|err| {
+        tracing::debug!(code = %err.code, message = %err.message, "request failed");
+        err.encode()
+    });
     conn.write(&line).await?;
     Ok(Flow::Continue)
 }
