@@ -316,6 +316,22 @@ async fn corrupt_partials_are_detected_and_the_file_restarted() {
     assert_eq!(log.summary().files, 1);
     assert_eq!(std::fs::read(local.path().join("short")).unwrap(), b"abc");
 
+    // A link that took the partial's name is replaced, never written through.
+    let victim = local.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, local.path().join(".ferry-part.short2")).unwrap();
+    std::fs::write(server.path("short2"), b"xyz").unwrap();
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("short2", local.path().join("short2"), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(log.summary().files, 1);
+    assert_eq!(std::fs::read(local.path().join("short2")).unwrap(), b"xyz");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
     // A server-side partial with wrong bytes: the `partial` digest differs, all is sent again.
     let src = local.path().join("up");
     std::fs::write(&src, &data).unwrap();

@@ -76,7 +76,12 @@ pub(super) async fn send_get(
         let Ok(meta) = std::fs::symlink_metadata(&probe) else {
             return Ok(None);
         };
-        if !meta.is_file() || meta.len() == 0 || meta.len() > size {
+        if !meta.is_file() {
+            // Never write through a link (or into anything else) that took the partial's name.
+            std::fs::remove_file(&probe)?;
+            return Ok(None);
+        }
+        if meta.len() == 0 || meta.len() > size {
             return Ok(None);
         }
         Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
