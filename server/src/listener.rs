@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     /// The configured token's BLAKE3 hash: comparing fixed-size hashes in constant time leaks
     /// neither the token's bytes nor its length.
     pub token_hash: Option<[u8; 32]>,
+    /// Cancelled on shutdown; long blocking work (a walk of a huge tree) checks it and stops.
+    pub shutdown: CancellationToken,
 }
 
 /// How long to back off after a failed `accept` (out of file descriptors, say), so the loop
@@ -83,8 +85,9 @@ pub async fn run(
         config,
         root,
         uploads: Uploads::default(),
+        shutdown: CancellationToken::new(),
     });
-    let cancel = CancellationToken::new();
+    let cancel = shared.shutdown.clone();
     let tracker = TaskTracker::new();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, "serving");

@@ -24,7 +24,7 @@ pub(super) fn summary(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
             totals.bytes = meta.len();
         }
         Kind::Dir => {
-            let mut walker = Walker::new(shared.root.open_dir(&path)?, wire)?;
+            let mut walker = Walker::new(shared, shared.root.open_dir(&path)?, wire)?;
             while let Some(entry) = walker.next_entry() {
                 match entry.kind {
                     Kind::File => {

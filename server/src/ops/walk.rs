@@ -5,6 +5,7 @@
 use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
+use tokio_util::sync::CancellationToken;
 
 use super::Pipe;
 use crate::error::OpError;
@@ -23,7 +24,7 @@ pub(super) fn walk(shared: &Shared, path: &str, pipe: &mut Pipe) {
 
 fn send_batches(shared: &Shared, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let mut walker = Walker::new(shared.root.open_dir(&path)?, wire)?;
+    let mut walker = Walker::new(shared, shared.root.open_dir(&path)?, wire)?;
     let mut batcher = EntryBatcher::new();
     while let Some(entry) = walker.next_entry() {
         let full = batcher
@@ -55,10 +56,12 @@ pub(super) struct Walker {
     /// Bytes of path in front of a walked name on the wire, to keep names addressable.
     base_len: usize,
     skipped: u64,
+    /// A walk of a huge tree must not hold up the server's shutdown.
+    shutdown: CancellationToken,
 }
 
 impl Walker {
-    pub fn new(dir: Dir, wire: &str) -> Result<Self, OpError> {
+    pub fn new(shared: &Shared, dir: Dir, wire: &str) -> Result<Self, OpError> {
         let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
         Ok(Self {
             stack: vec![Level {
@@ -68,6 +71,7 @@ impl Walker {
             }],
             base_len: if wire.is_empty() { 0 } else { wire.len() + 1 },
             skipped: 0,
+            shutdown: shared.shutdown.clone(),
         })
     }
 
@@ -79,6 +83,9 @@ impl Walker {
     /// The next entry; `None` when the whole tree has been seen.
     pub fn next_entry(&mut self) -> Option<Entry> {
         loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
             let level = self.stack.last_mut()?;
             let item = match level.entries.next() {
                 None => {
