@@ -5,9 +5,10 @@
 //!
 //! # Modules
 //! - `listener`: the accept loop, the connection limit and graceful shutdown.
-//! - `connection`: one client's byte stream: header reads with limits and timeouts, batched
-//!   writes, the `hello` handshake and request dispatch.
-//! - `ops`: one file per operation, each answering one request.
+//! - `connection`: one client's byte stream: header reads with limits and timeouts, payloads
+//!   read straight into large buffers, replies batched until the pipeline is drained.
+//! - `ops`: the `hello` gate, request dispatch, and one file per operation.
+//! - `error`: the per-request error and the mapping of IO errors to wire codes.
 //! - `root`: every filesystem path decision, resolved beneath an open handle on the root.
 //! - `uploads`: the server-wide set of paths being written, so two writers never collide.
 
@@ -73,12 +74,11 @@ impl fmt::Debug for Config {
 /// Why the server could not run at all. Errors of single connections never end up here.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The root does not exist, is not a directory, or cannot be read.
     #[error("cannot open the root directory {path}: {source}")]
     OpenRoot {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the root {0} is not a directory")]
-    RootNotDir(PathBuf),
 }
