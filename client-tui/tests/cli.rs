@@ -484,3 +484,55 @@ fn ctrl_c_stops_a_download_and_the_next_run_finishes_it() {
     drop(proxy);
     drop(runtime);
 }
+
+/// The peak resident memory of a running process, in KiB, while it lasts.
+fn watch_peak_rss(child: &mut std::process::Child) -> (u64, usize) {
+    let status = format!("/proc/{}/status", child.id());
+    let (mut peak, mut samples) = (0, 0);
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            peak = peak.max(kib);
+            samples += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(child.wait().unwrap().success());
+    (peak, samples)
+}
+
+#[test]
+fn memory_stays_flat_whatever_the_file_size() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let size = 256 * 1024 * 1024;
+    let data = bytes(size, 3);
+    let src = local.path().join("huge.bin");
+    std::fs::write(&src, &data).unwrap();
+    drop(data);
+
+    let mut put = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["put", p(&src), &server.url("")])
+        .spawn()
+        .unwrap();
+    let (put_peak, put_samples) = watch_peak_rss(&mut put);
+    let back = local.path().join("back.bin");
+    let mut get = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["get", &server.url("huge.bin"), p(&back)])
+        .spawn()
+        .unwrap();
+    let (get_peak, get_samples) = watch_peak_rss(&mut get);
+
+    eprintln!("peak RSS for 256 MiB: put {put_peak} KiB, get {get_peak} KiB");
+    assert!(put_samples > 0 && get_samples > 0);
+    // A quarter of the file would already mean the file is being held; the buffers are ~1 MiB.
+    assert!(put_peak < 64 * 1024, "put peaked at {put_peak} KiB");
+    assert!(get_peak < 64 * 1024, "get peaked at {get_peak} KiB");
+    assert_eq!(
+        std::fs::metadata(server.path("huge.bin")).unwrap().len(),
+        size as u64
+    );
+    assert!(std::fs::read(&back).unwrap() == std::fs::read(&src).unwrap());
+}
