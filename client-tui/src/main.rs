@@ -14,7 +14,19 @@ use ferry::url::RemoteUrl;
 /// A keyboard-driven file-transfer tool: run bare for the two-pane interface, or use the
 /// commands below in scripts.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version)]
+#[command(
+    name = "ferry",
+    version,
+    after_help = "Examples:
+  ferry                                      open the two-pane interface
+  ferry ls ferry://nas:7070/photos
+  ferry put -r ~/photos ferry://nas/         makes /photos on the server
+  ferry get -r ferry://nas/photos .          makes ./photos
+  ferry get ferry://nas/big.iso .            run it again after an interruption: it resumes
+
+Exit status: 0 on success, 1 on failure (one line on stderr: ferry: CODE: PATH: MESSAGE),
+2 on a usage error, 130 when interrupted."
+)]
 struct Cli {
     /// The server's shared secret.
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]

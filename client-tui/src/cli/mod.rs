@@ -20,7 +20,7 @@ use crate::engine::{ConflictPolicy, EngineError};
 
 pub use listing::{format_entry, format_mtime, ls};
 pub use ops::{mkdir, mv, rm};
-pub use transfer::{TransferOptions, get, put};
+pub use transfer::{TransferOptions, get, put, summary_line};
 
 /// Why a command failed; `Display` is the one line printed after `ferry: `.
 #[derive(Debug, thiserror::Error)]

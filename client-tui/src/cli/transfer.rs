@@ -198,8 +198,34 @@ async fn run_job(
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();
+        // People get one closing line; scripts (no terminal, no bar) get silence.
+        if let Ok(summary) = &outcome {
+            eprintln!("{}", summary_line(summary));
+        }
     }
     outcome
+}
+
+/// `3 files, 1.00 GiB in 1.5 s (682.67 MiB/s), 1 skipped`.
+pub fn summary_line(summary: &JobSummary) -> String {
+    let secs = summary.elapsed.as_secs_f64();
+    let mut line = format!(
+        "{} file{}, {} in {secs:.1} s",
+        summary.files,
+        if summary.files == 1 { "" } else { "s" },
+        humansize::format_size(summary.bytes, humansize::BINARY),
+    );
+    if secs > 0.0 {
+        let rate = (summary.bytes as f64 / secs) as u64;
+        line.push_str(&format!(
+            " ({}/s)",
+            humansize::format_size(rate, humansize::BINARY)
+        ));
+    }
+    if summary.skipped > 0 {
+        line.push_str(&format!(", {} skipped", summary.skipped));
+    }
+    line
 }
 
 fn new_bar() -> ProgressBar {
@@ -268,6 +294,21 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closing_line_says_what_moved_and_how_fast() {
+        let summary = JobSummary {
+            files: 3,
+            bytes: 3 * 1024 * 1024,
+            skipped: 2,
+            failed: 0,
+            elapsed: std::time::Duration::from_secs(2),
+        };
+        assert_eq!(
+            summary_line(&summary),
+            "3 files, 3 MiB in 2.0 s (1.50 MiB/s), 2 skipped"
+        );
+    }
 
     #[test]
     fn local_names_come_from_the_last_component() {
