@@ -79,6 +79,7 @@ fn random_request(rng: &mut Rng) -> Vec<u8> {
             let mut line = serde_json::to_vec(&json!({
                 "op": "put", "path": path, "size": size, "offset": rng.below(3).wrapping_mul(number),
                 "overwrite": rng.below(2) == 0, "trailer": rng.below(3) == 0,
+                "mtime": number as i64,
             }))
             .unwrap_or_default();
             line.push(b'\n');

@@ -177,6 +177,15 @@ async fn put_sets_the_mtime_and_respects_overwrite() {
     assert_eq!(stat["entry"]["mtime"], 1_600_000_000);
     assert_eq!(stat["entry"]["size"], 5);
 
+    // A time no filesystem can hold does not lose the bytes (nor crash the server).
+    for mtime in [i64::MIN, i64::MAX] {
+        let reply = client
+            .put("n.txt", b"kept", json!({"mtime": mtime, "overwrite": true}))
+            .await;
+        assert_eq!(reply["ok"], true, "{mtime}: {reply}");
+        assert_eq!(std::fs::read(server.path("n.txt")).unwrap(), b"kept");
+    }
+
     let reply = client.put("m.txt", b"second", json!({})).await;
     assert_eq!(code(&reply), "already_exists");
     assert_eq!(std::fs::read(server.path("m.txt")).unwrap(), b"first");

@@ -122,6 +122,12 @@ fn prepare(shared: &Shared, put: &Put) -> Result<Upload, OpError> {
     if put.offset.checked_add(put.size).is_none() {
         return Err(OpError::new(ErrorCode::TooLarge, "offset + size overflows"));
     }
+    if put.mtime.is_some_and(|secs| system_time(secs).is_none()) {
+        return Err(OpError::new(
+            ErrorCode::BadRequest,
+            format!("{}: mtime is out of range", put.path),
+        ));
+    }
     let guard = shared.uploads.claim(&path.wire).ok_or_else(|| {
         OpError::new(
             ErrorCode::Busy,
@@ -282,13 +288,12 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
             format!("{wire}: the bytes received do not match the digest"),
         ));
     }
-    if let Some(mtime) = put.mtime {
-        let when = if mtime >= 0 {
-            UNIX_EPOCH + Duration::from_secs(mtime.unsigned_abs())
-        } else {
-            UNIX_EPOCH - Duration::from_secs(mtime.unsigned_abs())
-        };
-        set_mtime(&upload.file, when, &wire)?;
+    // An unrepresentable mtime was refused in `prepare`.
+    if let Some(when) = put.mtime.and_then(system_time) {
+        // The bytes are verified; a filesystem that refuses the time should not lose them.
+        if let Err(err) = upload.file.set_modified(when) {
+            tracing::warn!(path = %wire, %err, "cannot set the modification time");
+        }
     }
     if !put.overwrite {
         // Someone may have created the file while the bytes were arriving.
@@ -314,7 +319,12 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
     })
 }
 
-fn set_mtime(file: &std::fs::File, when: SystemTime, wire: &str) -> Result<(), OpError> {
-    file.set_modified(when)
-        .map_err(|err| OpError::io(&err, wire))
+/// Seconds since the epoch as a `SystemTime`; `None` when the platform cannot represent it.
+fn system_time(secs: i64) -> Option<SystemTime> {
+    let magnitude = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
 }
