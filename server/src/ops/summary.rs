@@ -29,7 +29,7 @@ pub(super) fn summary(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
                 match entry.kind {
                     Kind::File => {
                         totals.files += 1;
-                        totals.bytes += entry.size;
+                        totals.bytes = totals.bytes.saturating_add(entry.size);
                     }
                     Kind::Dir => totals.dirs += 1,
                     Kind::Symlink | Kind::Other => totals.skipped += 1,
