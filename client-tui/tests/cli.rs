@@ -536,3 +536,26 @@ fn memory_stays_flat_whatever_the_file_size() {
     );
     assert!(std::fs::read(&back).unwrap() == std::fs::read(&src).unwrap());
 }
+
+#[test]
+fn ipv6_locations_work_end_to_end() {
+    let server = TestServer::start_on("[::1]:0", tempfile::tempdir().unwrap(), |_| {});
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("v6.txt");
+    std::fs::write(&src, b"over IPv6").unwrap();
+    let target = server.url("");
+    assert!(target.starts_with("ferry://[::1]:"));
+    ok(ferry(&["put", p(&src), &target]));
+    assert_eq!(std::fs::read(server.path("v6.txt")).unwrap(), b"over IPv6");
+    let out = ok(ferry(&["ls", &target]));
+    assert!(text(&out.stdout).trim_end().ends_with(" v6.txt"));
+    ok(ferry(&[
+        "get",
+        &server.url("v6.txt"),
+        p(&local.path().join("back.txt")),
+    ]));
+    assert_eq!(
+        std::fs::read(local.path().join("back.txt")).unwrap(),
+        b"over IPv6"
+    );
+}

@@ -37,6 +37,15 @@ impl TestServer {
         root: tempfile::TempDir,
         adjust: impl FnOnce(&mut ferry_server::Config),
     ) -> TestServer {
+        Self::start_on("127.0.0.1:0", root, adjust)
+    }
+
+    /// A server listening on `bind` (`[::1]:0` for IPv6).
+    pub fn start_on(
+        bind: &'static str,
+        root: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ferry_server::Config),
+    ) -> TestServer {
         let mut config = ferry_server::Config::new(root.path());
         adjust(&mut config);
         let token = config.token.clone();
@@ -49,7 +58,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 ferry_server::run(listener, config, async {
                     let _ = shutdown_rx.await;
@@ -69,7 +78,10 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("ferry://127.0.0.1:{}/{}", self.addr.port(), path)
+        match self.addr {
+            SocketAddr::V4(_) => format!("ferry://127.0.0.1:{}/{}", self.addr.port(), path),
+            SocketAddr::V6(_) => format!("ferry://[::1]:{}/{}", self.addr.port(), path),
+        }
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -266,7 +278,10 @@ impl Proxy {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("ferry://127.0.0.1:{}/{}", self.addr.port(), path)
+        match self.addr {
+            SocketAddr::V4(_) => format!("ferry://127.0.0.1:{}/{}", self.addr.port(), path),
+            SocketAddr::V6(_) => format!("ferry://[::1]:{}/{}", self.addr.port(), path),
+        }
     }
 
     pub fn total(&self) -> (u64, u64) {
