@@ -168,6 +168,17 @@ fn errors_are_one_line_with_code_and_path() {
         ferry(&["rm", &server.url("docs")]),
         "ferry: is_a_directory: docs: ",
     );
+    // A directory onto a local file: one line, however many files the directory holds.
+    for i in 0..5 {
+        std::fs::write(server.path(&format!("docs/f{i}")), b"x").unwrap();
+    }
+    let file = local.path().join("plain");
+    std::fs::write(&file, b"keep").unwrap();
+    fails_with(
+        ferry(&["get", "-r", &server.url("docs"), p(&file)]),
+        &format!("ferry: already_exists: {}", file.display()),
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
     fails_with(
         ferry(&["ls", &server.url("nope")]),
         "ferry: not_found: nope: ",

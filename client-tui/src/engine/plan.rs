@@ -163,7 +163,16 @@ pub(super) async fn plan_download(
                     }
                     Err(e) => return Err(e),
                 };
-                local_dirs.push(local_root.clone());
+                // The destination itself first: if it cannot be a directory (a file is in the
+                // way), the item fails once instead of once per file below it.
+                let root = local_root.clone();
+                if let Err(e) = blocking(move || std::fs::create_dir_all(&root)).await? {
+                    job.failed_path(
+                        &local_root.display().to_string(),
+                        &EngineError::local(&local_root, e),
+                    );
+                    continue;
+                }
                 let mut remote_dirs = vec![remote_root.clone()];
                 for entry in below {
                     let Some(parts) = safe_components(&entry.name) else {
