@@ -386,12 +386,13 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     // The workers open their own connections; holding this one would only take a slot
     // from them on a server near its connection limit.
     drop(session);
-    lock(&job.progress).set_totals(files, bytes);
+    // `Planned` goes out before the totals can show in a progress event.
     job.send(TransferEvent::Planned {
         job: job.id,
         files,
         bytes,
     });
+    lock(&job.progress).set_totals(files, bytes);
 
     let mut last_error = None;
     for _round in 0..MAX_ROUNDS {

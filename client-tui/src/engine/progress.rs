@@ -45,7 +45,8 @@ impl ProgressState {
             speed: None,
             last_sample: None,
             last_emit: None,
-            dirty: true,
+            // Nothing to say before the plan: the first event a job sends is `Planned`.
+            dirty: false,
         }
     }
 
@@ -219,6 +220,7 @@ mod tests {
     fn throttles_to_twenty_a_second_and_only_on_change() {
         let t0 = Instant::now();
         let mut p = ProgressState::new(JobId(1));
+        assert!(p.poll(t0).is_none(), "nothing to report before the plan");
         p.set_totals(1, 1000);
         let mut emitted = 0;
         // Changes every millisecond for one second.

@@ -217,7 +217,9 @@ pub async fn follow(
             TransferEvent::Planned { files, bytes, .. } => log.planned = Some((files, bytes)),
             TransferEvent::Progress(p) => {
                 assert_eq!(p.job, job);
-                assert!(p.bytes_done <= p.bytes_total.max(p.bytes_done));
+                assert!(log.planned.is_some(), "progress before the plan");
+                assert!(p.bytes_done <= p.bytes_total, "{p:?}");
+                assert!(p.files_done <= p.files_total, "{p:?}");
                 log.progress_events += 1;
             }
             TransferEvent::Conflict { path, reply, .. } => {
