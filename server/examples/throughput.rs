@@ -78,6 +78,31 @@ async fn main() -> Result<()> {
     read_line(&mut read, &mut line).await?;
     let get = started.elapsed();
 
+    // Many small files, pipelined: what per-request overhead costs.
+    const SMALL: usize = 4096;
+    const FILES: usize = 5000;
+    let writer = tokio::spawn(async move {
+        let body = vec![b's'; SMALL];
+        let mut burst = Vec::new();
+        for i in 0..FILES {
+            burst.extend_from_slice(
+                format!("{{\"op\":\"put\",\"path\":\"s{i}\",\"size\":{SMALL}}}\n").as_bytes(),
+            );
+            burst.extend_from_slice(&body);
+        }
+        for i in 0..FILES {
+            burst.extend_from_slice(format!("{{\"op\":\"stat\",\"path\":\"s{i}\"}}\n").as_bytes());
+        }
+        write.write_all(&burst).await?;
+        anyhow::Ok(write)
+    });
+    let started = Instant::now();
+    for _ in 0..2 * FILES {
+        read_line(&mut read, &mut line).await?;
+    }
+    let small = started.elapsed();
+    drop(writer.await??);
+
     let _ = stop_tx.send(());
     server.await??;
     let rate = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
@@ -95,6 +120,10 @@ async fn main() -> Result<()> {
         "get         {:8.0} MB/s  ({:.2}x raw)",
         rate(get),
         raw.as_secs_f64() / get.as_secs_f64()
+    );
+    println!(
+        "small files {:8.0} puts+stats/s  ({FILES} x {SMALL} B, pipelined on one connection)",
+        (2 * FILES) as f64 / small.as_secs_f64()
     );
     Ok(())
 }
