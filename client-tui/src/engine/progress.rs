@@ -33,6 +33,7 @@ pub struct ProgressState {
 }
 
 impl ProgressState {
+    /// An empty state; nothing is reported until [`set_totals`](Self::set_totals).
     pub fn new(job: JobId) -> Self {
         Self {
             job,
@@ -88,6 +89,7 @@ impl ProgressState {
         self.dirty = true;
     }
 
+    /// Bytes that crossed the wire so far, for the job's summary.
     pub fn bytes_moved(&self) -> u64 {
         self.bytes_moved
     }

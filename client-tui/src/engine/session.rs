@@ -105,6 +105,7 @@ impl Session {
             .map_err(|body| EngineError::remote(path, body))
     }
 
+    /// One entry's metadata, as `lstat` sees it on the server.
     pub async fn stat(&mut self, path: &str) -> Result<Entry, EngineError> {
         let reply: StatReply = self.call(path, Request::Stat { path: path.into() }).await?;
         Ok(reply.entry)
@@ -202,6 +203,7 @@ impl Session {
         Ok(())
     }
 
+    /// Removes a file, a link or an empty directory; with `recursive`, a whole tree.
     pub async fn remove(&mut self, path: &str, recursive: bool) -> Result<(), EngineError> {
         let _: Done = self
             .call(
@@ -215,6 +217,7 @@ impl Session {
         Ok(())
     }
 
+    /// Totals of the tree below `path`, counted by the server in one request.
     pub async fn summary(&mut self, path: &str) -> Result<SummaryReply, EngineError> {
         self.call(path, Request::Summary { path: path.into() })
             .await
