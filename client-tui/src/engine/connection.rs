@@ -28,6 +28,9 @@ use super::{Endpoint, EngineError};
 pub(crate) const IO_BUFFER: usize = 256 * 1024;
 /// How long to wait for the server to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a reply may keep us waiting once it is due. Generous, since the server may first
+/// hash a long prefix (a resumed `get`), but finite, so a vanished peer cannot hang a job.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The response side of a connection.
 #[derive(Debug)]
@@ -148,7 +151,15 @@ impl ConnWriter {
 
 impl ConnReader {
     async fn next(&mut self) -> Result<Frame, EngineError> {
-        match self.framed.next().await {
+        let next = tokio::time::timeout(REPLY_TIMEOUT, self.framed.next())
+            .await
+            .map_err(|_| {
+                broken(
+                    &self.addr,
+                    format!("no answer for {} s", REPLY_TIMEOUT.as_secs()),
+                )
+            })?;
+        match next {
             Some(Ok(frame)) => Ok(frame),
             Some(Err(CodecError::Io(e))) => Err(broken(&self.addr, e)),
             Some(Err(CodecError::Frame(e))) => Err(EngineError::Protocol(e.to_string())),
