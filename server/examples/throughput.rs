@@ -101,6 +101,24 @@ async fn main() -> Result<()> {
         read_line(&mut read, &mut line).await?;
     }
     let small = started.elapsed();
+    let mut write = writer.await??;
+
+    let writer = tokio::spawn(async move {
+        let mut burst = Vec::new();
+        for i in 0..FILES {
+            burst.extend_from_slice(format!("{{\"op\":\"get\",\"path\":\"s{i}\"}}\n").as_bytes());
+        }
+        write.write_all(&burst).await?;
+        anyhow::Ok(write)
+    });
+    let started = Instant::now();
+    let mut body = vec![0u8; SMALL];
+    for _ in 0..FILES {
+        read_line(&mut read, &mut line).await?;
+        read.read_exact(&mut body).await?;
+        read_line(&mut read, &mut line).await?;
+    }
+    let small_gets = started.elapsed();
     drop(writer.await??);
 
     let _ = stop_tx.send(());
@@ -124,6 +142,10 @@ async fn main() -> Result<()> {
     println!(
         "small files {:8.0} puts+stats/s  ({FILES} x {SMALL} B, pipelined on one connection)",
         (2 * FILES) as f64 / small.as_secs_f64()
+    );
+    println!(
+        "small files {:8.0} gets/s",
+        FILES as f64 / small_gets.as_secs_f64()
     );
     Ok(())
 }

@@ -40,18 +40,33 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
             return;
         }
     };
-    if !pipe.send(header) {
-        return;
-    }
+    // Pieces are gathered up to a chunk before they go to the socket writer, so a small file
+    // leaves as one write: header, bytes and trailer together.
+    let mut pending = header;
     let mut remaining = reply.size;
     let mut trouble: Option<OpError> = None;
     while remaining > 0 {
         let want = usize::try_from(remaining).map_or(CHUNK, |r| r.min(CHUNK));
-        let mut chunk = pipe.buffer(want);
+        if !pending.is_empty()
+            && pending.len() + want > CHUNK
+            && !pipe.send(std::mem::take(&mut pending))
+        {
+            return;
+        }
+        let start = if pending.is_empty() {
+            // A recycled buffer of the right length: no zeroing of a fresh one per chunk.
+            pending = pipe.buffer(want);
+            0
+        } else {
+            let start = pending.len();
+            pending.resize(start + want, 0);
+            start
+        };
+        let piece = &mut pending[start..];
         if trouble.is_none() {
-            match read_full(&mut file, &mut chunk) {
+            match read_full(&mut file, piece) {
                 Ok(n) if n == want => {
-                    hasher.update(&chunk);
+                    hasher.update(piece);
                 }
                 Ok(_) => trouble = Some(changed(wire, "it shrank")),
                 Err(err) => trouble = Some(OpError::io(&err, wire)),
@@ -59,10 +74,7 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
         }
         if trouble.is_some() {
             // Zeros stand in for what could not be read.
-            chunk.fill(0);
-        }
-        if !pipe.send(chunk) {
-            return;
+            piece.fill(0);
         }
         remaining -= want as u64;
     }
@@ -80,7 +92,8 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
         .unwrap_or_else(|err| err.encode()),
         Some(err) => err.encode(),
     };
-    pipe.send(trailer);
+    pending.extend_from_slice(&trailer);
+    pipe.send(pending);
 }
 
 /// Opens the file and hashes the part before `offset`, since the trailer covers the whole file.
