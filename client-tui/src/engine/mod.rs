@@ -44,7 +44,7 @@ pub struct Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The server answered with an error.
-    #[error("{code}: {path}: {message}")]
+    #[error("{code}: {}: {message}", if path.is_empty() { "/" } else { path })]
     Remote {
         code: ErrorCode,
         message: String,
@@ -282,6 +282,8 @@ mod tests {
             assert_eq!(error.code(), code);
             assert_eq!(error.to_string(), line);
         }
+        let root = EngineError::remote("", ErrorBody::new(ErrorCode::Forbidden, "the root stays"));
+        assert_eq!(root.to_string(), "forbidden: /: the root stays");
         let doubled = EngineError::remote("a/b", ErrorBody::new(ErrorCode::Busy, "a/b: in use"));
         assert_eq!(doubled.to_string(), "busy: a/b: in use");
         let checksum = EngineError::Checksum { path: "a".into() };
