@@ -91,6 +91,9 @@ pub async fn run(
     let tracker = TaskTracker::new();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, "serving");
+        if shared.token_hash.is_none() && !addr.ip().is_loopback() {
+            warn!(%addr, "serving beyond this machine without a token: anyone who can reach it may use it");
+        }
     }
     tokio::pin!(shutdown);
     loop {

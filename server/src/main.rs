@@ -2,7 +2,6 @@
 //! library's [`ferry_server::run`].
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,9 +17,9 @@ struct Args {
     /// The directory to serve; clients cannot reach outside it.
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Address and port to listen on.
-    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], ferry_protocol::DEFAULT_PORT)))]
-    listen: SocketAddr,
+    /// Address and port to listen on (a host name is resolved).
+    #[arg(long, default_value_t = format!("127.0.0.1:{}", ferry_protocol::DEFAULT_PORT))]
+    listen: String,
     /// Refuse every change to the served tree.
     #[arg(long)]
     read_only: bool,
@@ -53,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     config.max_connections = args.max_connections.max(1);
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     ferry_server::run(listener, config, shutdown_signal()).await?;
