@@ -92,8 +92,16 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
         .unwrap_or_else(|err| err.encode()),
         Some(err) => err.encode(),
     };
-    pending.extend_from_slice(&trailer);
-    pipe.send(pending);
+    if pending.len() + trailer.len() > pending.capacity() {
+        // Appending would reallocate a full chunk just to add one line.
+        if !pipe.send(pending) {
+            return;
+        }
+        pipe.send(trailer);
+    } else {
+        pending.extend_from_slice(&trailer);
+        pipe.send(pending);
+    }
 }
 
 /// Opens the file and hashes the part before `offset`, since the trailer covers the whole file.
