@@ -40,6 +40,13 @@ async fn files_of_every_size_round_trip_byte_equal() {
         ("one", 1),
         ("mib-plus-one", MIB + 1),
         ("sixty-four-mib", 64 * MIB),
+        // Around the server's internal buffer sizes, where off-by-one mistakes would hide.
+        ("quarter-mib-minus-one", MIB / 4 - 1),
+        ("quarter-mib", MIB / 4),
+        ("quarter-mib-plus-one", MIB / 4 + 1),
+        ("half-mib-minus-header", MIB / 2 - 100),
+        ("half-mib", MIB / 2),
+        ("half-mib-plus-one", MIB / 2 + 1),
     ] {
         round_trip(&server, &mut client, name, &pattern(len, len as u64)).await;
     }
