@@ -52,12 +52,15 @@ enum Command {
         json: bool,
         url: RemoteUrl,
     },
-    /// Download a file, or a directory with -r.
+    /// Download files, or directories with -r.
     Get {
         #[arg(short, long)]
         recursive: bool,
-        url: RemoteUrl,
-        /// An existing directory receives the source under its own name; otherwise the new name.
+        /// Remote files or directories, all on one server.
+        #[arg(required = true, num_args = 1.., value_name = "URL")]
+        urls: Vec<RemoteUrl>,
+        /// The target: an existing directory receives each source under its own name;
+        /// otherwise (one source) the new name.
         local: PathBuf,
         #[command(flatten)]
         transfer: TransferArgs,
@@ -190,17 +193,18 @@ async fn run_command(command: Command, token: Option<String>) -> Result<(), CliE
         }
         Command::Get {
             recursive,
-            url,
+            urls,
             local,
             transfer,
-        } => cli::get(
-            &url.endpoint(token),
-            &url,
-            &local,
-            transfer.options(recursive),
-        )
-        .await
-        .map(drop),
+        } => {
+            let endpoint = urls
+                .first()
+                .map(|url| url.endpoint(token))
+                .ok_or_else(|| CliError::Job("no source given".into()))?;
+            cli::get(&endpoint, &urls, &local, transfer.options(recursive))
+                .await
+                .map(drop)
+        }
         Command::Put {
             recursive,
             sources,

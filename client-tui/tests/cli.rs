@@ -570,3 +570,43 @@ fn ipv6_locations_work_end_to_end() {
         b"over IPv6"
     );
 }
+
+#[test]
+fn get_takes_several_sources_into_a_directory() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(server.path("dir")).unwrap();
+    std::fs::write(server.path("dir/inner.txt"), b"inner").unwrap();
+    std::fs::write(server.path("one.txt"), b"one").unwrap();
+    let into = local.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    ok(ferry(&[
+        "get",
+        "-r",
+        &server.url("one.txt"),
+        &server.url("dir"),
+        p(&into),
+    ]));
+    assert_eq!(std::fs::read(into.join("one.txt")).unwrap(), b"one");
+    assert_eq!(std::fs::read(into.join("dir/inner.txt")).unwrap(), b"inner");
+
+    // Several sources into something that is not a directory: refused, nothing written.
+    let nowhere = local.path().join("nowhere");
+    fails_with(
+        ferry(&[
+            "get",
+            &server.url("one.txt"),
+            &server.url("dir/inner.txt"),
+            p(&nowhere),
+        ]),
+        &format!("ferry: not_a_directory: {}", nowhere.display()),
+    );
+    assert!(!nowhere.exists());
+    // Sources on two servers cannot be one job.
+    let other = TestServer::start();
+    std::fs::write(other.path("x"), b"x").unwrap();
+    fails_with(
+        ferry(&["get", &server.url("one.txt"), &other.url("x"), p(&into)]),
+        "ferry: bad_request: ",
+    );
+}

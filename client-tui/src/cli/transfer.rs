@@ -43,42 +43,57 @@ impl TransferOptions {
     }
 }
 
-/// Downloads `url` to `local`.
+/// Downloads `urls` (all on the server of `endpoint`) to `local`.
 pub async fn get(
     endpoint: &Endpoint,
-    url: &RemoteUrl,
+    urls: &[RemoteUrl],
     local: &Path,
     options: TransferOptions,
 ) -> Result<JobSummary, CliError> {
-    let mut session = Session::connect(endpoint).await?;
-    let entry = session.stat(&url.path).await?;
-    drop(session);
-    match entry.kind {
-        Kind::Dir if !options.recursive => {
-            return Err(usage(
-                "is_a_directory",
-                &url.path,
-                "use -r to copy a directory",
-            ));
-        }
-        Kind::Dir | Kind::File => {}
-        Kind::Symlink | Kind::Other => {
-            return Err(usage(
-                "forbidden",
-                &url.path,
-                "only regular files and directories are transferred",
-            ));
-        }
+    let into_dir = local.is_dir();
+    if urls.len() > 1 && !into_dir {
+        return Err(usage(
+            "not_a_directory",
+            local.display().to_string(),
+            "with several sources the target must be an existing directory",
+        ));
     }
-    let dest = if local.is_dir() {
-        match base_name(&url.path) {
-            "" => local.to_owned(),
-            name => local.join(name),
+    let mut session = Session::connect(endpoint).await?;
+    let mut items = Vec::with_capacity(urls.len());
+    for url in urls {
+        if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
+            return Err(usage(
+                "bad_request",
+                url.to_string(),
+                "all sources must be on one server",
+            ));
         }
-    } else {
-        local.to_owned()
-    };
-    let items = vec![(url.path.clone(), dest)];
+        let entry = session.stat(&url.path).await?;
+        match entry.kind {
+            Kind::Dir if !options.recursive => {
+                return Err(usage(
+                    "is_a_directory",
+                    &url.path,
+                    "use -r to copy a directory",
+                ));
+            }
+            Kind::Dir | Kind::File => {}
+            Kind::Symlink | Kind::Other => {
+                return Err(usage(
+                    "forbidden",
+                    &url.path,
+                    "only regular files and directories are transferred",
+                ));
+            }
+        }
+        let dest = match (into_dir, base_name(&url.path)) {
+            (true, "") => local.to_owned(),
+            (true, name) => local.join(name),
+            (false, _) => local.to_owned(),
+        };
+        items.push((url.path.clone(), dest));
+    }
+    drop(session);
     run_job(
         endpoint,
         JobSpec::Download {
