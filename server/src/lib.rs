@@ -25,8 +25,10 @@ mod uploads;
 
 pub use listener::run;
 
-/// How a server behaves; build one with [`Config::new`] and adjust the public fields.
+/// How a server behaves; build one with [`Config::new`] and adjust the public fields (new
+/// fields may be added, so it cannot be built literally).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The directory served; clients can never reach outside it.
     pub root: PathBuf,
@@ -73,6 +75,7 @@ impl fmt::Debug for Config {
 
 /// Why the server could not run at all. Errors of single connections never end up here.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// The root does not exist, is not a directory, or cannot be read.
     #[error("cannot open the root directory {path}: {source}")]
