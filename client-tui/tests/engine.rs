@@ -889,3 +889,41 @@ async fn a_path_another_upload_holds_is_retried_once_it_is_free() {
     // The second upload waited for the first, so its bytes are the ones that stay.
     assert_eq!(std::fs::read(server.path("same")).unwrap(), second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_outlives_the_servers_idle_timeout_and_abandoned_listings() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.idle_timeout = Duration::from_millis(300)
+    });
+    for i in 0..3000 {
+        std::fs::write(
+            server.path(&format!("a rather long file name number {i:05}")),
+            b"",
+        )
+        .unwrap();
+    }
+    let mut session = Session::connect(&server.endpoint()).await.unwrap();
+    assert_eq!(
+        session
+            .stat("a rather long file name number 00001")
+            .await
+            .unwrap()
+            .size,
+        0
+    );
+    // The server hangs up on the idle session; the next request still works.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(session.list("").await.unwrap().len(), 3000);
+
+    // A listing given up after its first batch leaves the rest on the wire; the session
+    // starts over and answers the next request correctly.
+    let mut stream = session.list_stream("").await.unwrap();
+    let first = stream.next_batch().await.unwrap().unwrap();
+    assert!(!first.is_empty() && first.len() < 3000);
+    drop(stream);
+    let entry = session
+        .stat("a rather long file name number 02999")
+        .await
+        .unwrap();
+    assert_eq!(entry.name, "a rather long file name number 02999");
+}

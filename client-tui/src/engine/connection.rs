@@ -167,6 +167,14 @@ impl ConnReader {
         }
     }
 
+    /// Whether the server has hung up (or said something unasked, which only a server about to
+    /// hang up does), judged without waiting: a session left idle past the server's timeout
+    /// finds out here instead of failing its next request.
+    pub(crate) fn is_stale(&mut self) -> bool {
+        use futures_util::FutureExt;
+        self.framed.next().now_or_never().is_some()
+    }
+
     /// Reads the next header as the reply `T`, or the error the server sent instead.
     pub(crate) async fn header<T: DeserializeOwned>(
         &mut self,

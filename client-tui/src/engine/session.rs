@@ -18,6 +18,8 @@ use super::connection::Connection;
 #[derive(Debug)]
 pub struct Session {
     conn: Connection,
+    /// Kept to reconnect when the server has closed an idle session.
+    endpoint: Endpoint,
     /// Set when a listing was dropped before its last batch: its leftovers are still on the wire.
     poisoned: bool,
 }
@@ -63,7 +65,7 @@ impl ListStream<'_> {
 impl Drop for ListStream<'_> {
     fn drop(&mut self) {
         // A listing abandoned halfway leaves batches on the wire that the next request would
-        // read as its answer; the session is no longer usable, so make that loud.
+        // read as its answer: the session starts over on a new connection.
         if !self.finished {
             self.session.poisoned = true;
         }
@@ -75,6 +77,7 @@ impl Session {
     pub async fn connect(endpoint: &Endpoint) -> Result<Session, EngineError> {
         Ok(Session {
             conn: Connection::open(endpoint).await?,
+            endpoint: endpoint.clone(),
             poisoned: false,
         })
     }
@@ -89,16 +92,23 @@ impl Session {
         &self.conn.hello.server
     }
 
+    /// Makes sure a request can be sent: a connection the server has closed (idle timeout) or
+    /// that an abandoned listing left out of step is replaced by a fresh one. Nothing has been
+    /// sent yet, so this is safe whatever the request.
+    async fn ready(&mut self) -> Result<(), EngineError> {
+        if self.poisoned || self.conn.reader.is_stale() {
+            self.conn = Connection::open(&self.endpoint).await?;
+            self.poisoned = false;
+        }
+        Ok(())
+    }
+
     async fn call<T: serde::de::DeserializeOwned>(
         &mut self,
         path: &str,
         request: Request,
     ) -> Result<T, EngineError> {
-        if self.poisoned {
-            return Err(EngineError::Protocol(
-                "a listing was abandoned halfway; open a new session".into(),
-            ));
-        }
+        self.ready().await?;
         self.conn
             .request::<T>(&request)
             .await?
@@ -141,8 +151,8 @@ impl Session {
         Ok(all)
     }
 
-    /// A directory listing delivered batch by batch. The session must not be used for anything
-    /// else until the stream has returned `None` (or an error).
+    /// A directory listing delivered batch by batch. Dropping the stream early is allowed: the
+    /// session then opens a new connection for its next request.
     pub async fn list_stream(&mut self, path: &str) -> Result<ListStream<'_>, EngineError> {
         self.start_stream(Request::List { path: path.into() }, path)
             .await
@@ -159,11 +169,7 @@ impl Session {
         request: Request,
         path: &str,
     ) -> Result<ListStream<'_>, EngineError> {
-        if self.poisoned {
-            return Err(EngineError::Protocol(
-                "a listing was abandoned halfway; open a new session".into(),
-            ));
-        }
+        self.ready().await?;
         self.conn.writer.send(&request).await?;
         self.conn.writer.flush().await?;
         Ok(ListStream {
@@ -288,6 +294,7 @@ impl Session {
         requests: &[Request],
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
         const WINDOW: usize = 64;
+        self.ready().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
         for (chunk, names) in requests.chunks(WINDOW).zip(paths.chunks(WINDOW)) {
             for request in chunk {
