@@ -379,3 +379,44 @@ async fn a_very_deep_tree_is_walked_to_the_depth_cap_and_no_further() {
         .unwrap();
     assert_eq!(deepest, 129 * 2 - 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_tree_walks_in_batches_and_sums_up() {
+    let server = Server::start_on_shm(|_| {}).await;
+    let mut expected = HashSet::new();
+    let mut bytes = 0u64;
+    for d in 0..20 {
+        let dir = format!("tree/dir-{d:02}");
+        std::fs::create_dir_all(server.path(&format!("{dir}/inner"))).unwrap();
+        expected.insert(format!("dir-{d:02}"));
+        expected.insert(format!("dir-{d:02}/inner"));
+        for f in 0..500 {
+            let name = if f % 2 == 0 {
+                format!("{dir}/file-{f:03}")
+            } else {
+                format!("{dir}/inner/file-{f:03}")
+            };
+            let len = (d * 500 + f) % 97;
+            std::fs::write(server.path(&name), vec![b'x'; len]).unwrap();
+            bytes += len as u64;
+            expected.insert(name.strip_prefix("tree/").unwrap().to_owned());
+        }
+    }
+    let mut client = server.client().await;
+    let (entries, skipped, batches) = client.list_all("walk", "tree").await.unwrap();
+    assert!(batches > 1, "{batches}");
+    assert_eq!(skipped, 0);
+    let mut seen = HashSet::new();
+    for entry in &entries {
+        let name = entry["name"].as_str().unwrap().to_owned();
+        assert!(seen.insert(name.clone()), "{name} twice");
+    }
+    assert_eq!(seen, expected);
+    let summary = client
+        .request(json!({"op": "summary", "path": "tree"}))
+        .await;
+    assert_eq!(
+        summary,
+        json!({"ok": true, "files": 10_000, "dirs": 40, "bytes": bytes, "skipped": 0})
+    );
+}
