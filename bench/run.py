@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""ferry's benchmark: ferry against the raw loopback limit, measured side by side in one run.
+
+    python3 bench/run.py            # everything (about 5 minutes on 2 cores)
+    python3 bench/run.py --quick    # smaller data, one run each, for a smoke check
+
+It builds the release binaries, generates the data on tmpfs (/dev/shm), starts ferry-server,
+and times, best of --runs:
+
+  * one 1 GiB file, get and put, against a raw socat file -> TCP -> file copy;
+  * 10,000 files of 4 KiB in 100 directories, get -r and put -r, against a tar stream over
+    socat and an rsync daemon;
+  * 1,000 files of 1 MiB, get -r and put -r, against the same tar stream;
+  * 1,000 concurrent clients each listing a directory and fetching a 64 KiB file (a small
+    independent client written here against PROTOCOL.md, so it also checks the spec);
+  * `ferry ls --json` of a directory of 1,000,000 entries against `find -printf`.
+
+Every copy is verified byte for byte. Peak RSS comes from /usr/bin/time (clients) and the
+server's VmHWM. Machines here are noisy: read the ratios, which come from the same run.
+This is a benchmark, not a test: nothing gates on it.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release"
+# socat's default 8 KiB buffer would make the baseline look slow; 1 MiB gives the raw limit.
+SOCAT_BUF = str(1 << 20)
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_tools():
+    missing = [t for t in ("socat", "rsync") if shutil.which(t) is None]
+    if not Path("/usr/bin/time").exists():
+        missing.append("time")
+    if missing:
+        print(f"installing {' '.join(missing)} ...", flush=True)
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        sh(*sudo, "apt-get", "update", "-qq")
+        sh(*sudo, "apt-get", "install", "-y", "-qq", *missing, stdout=subprocess.DEVNULL)
+
+
+def write_random(path, size, chunk=1 << 20):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def make_tree(root, dirs, per_dir, size):
+    root.mkdir(parents=True)
+    for d in range(dirs):
+        sub = root / f"d{d:03}"
+        sub.mkdir()
+        for i in range(per_dir):
+            (sub / f"f{i:05}.bin").write_bytes(os.urandom(size))
+
+
+def same_tree(a, b):
+    """True when the two trees hold the same files with the same bytes."""
+    for dirpath, _dirs, files in os.walk(a):
+        rel = Path(dirpath).relative_to(a)
+        for name in files:
+            x, y = Path(dirpath) / name, Path(b) / rel / name
+            if not y.is_file() or x.read_bytes() != y.read_bytes():
+                return False
+    count = lambda p: sum(len(f) for _, _, f in os.walk(p))
+    return count(a) == count(b)
+
+
+def same_file(a, b):
+    with open(a, "rb") as x, open(b, "rb") as y:
+        while True:
+            bx, by = x.read(1 << 22), y.read(1 << 22)
+            if bx != by:
+                return False
+            if not bx:
+                return True
+
+
+def timed(cmd, **kw):
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in KiB)."""
+    t0 = time.perf_counter()
+    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M", *cmd], check=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    elapsed = time.perf_counter() - t0
+    rss = 0
+    for line in out.stderr.splitlines():
+        if line.startswith("RSS "):
+            rss = int(line.split()[1])
+    return elapsed, rss
+
+
+def socat_copy(src, dst, port):
+    """File -> TCP -> file with socat: the raw limit for one file."""
+    recv = subprocess.Popen(["socat", "-u", "-b", SOCAT_BUF, f"TCP-LISTEN:{port},reuseaddr,bind=127.0.0.1",
+                             f"OPEN:{dst},creat,trunc"])
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    sh("socat", "-u", "-b", SOCAT_BUF, f"OPEN:{src}", f"TCP:127.0.0.1:{port}")
+    recv.wait()
+    return time.perf_counter() - t0
+
+
+def tar_copy(src, dst, port):
+    """A tar stream over socat: the raw limit for many files."""
+    dst.mkdir(parents=True)
+    recv = subprocess.Popen(f"socat -u -b {SOCAT_BUF} TCP-LISTEN:{port},reuseaddr,bind=127.0.0.1 - | tar -xf - -C {dst}",
+                            shell=True)
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    sh("bash", "-c", f"tar -cf - -C {src} . | socat -u -b {SOCAT_BUF} - TCP:127.0.0.1:{port}")
+    recv.wait()
+    return time.perf_counter() - t0
+
+
+class Rsyncd:
+    def __init__(self, root, port):
+        conf = root.parent / "rsyncd.conf"
+        conf.write_text(f"use chroot = no\n[data]\npath = {root}\nread only = no\nuid = root\ngid = root\n")
+        self.proc = subprocess.Popen(["rsync", "--daemon", "--no-detach", f"--port={port}",
+                                      f"--config={conf}", "--address=127.0.0.1"])
+        self.port = port
+        time.sleep(0.5)
+
+    def url(self, path):
+        return f"rsync://127.0.0.1:{self.port}/data/{path}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def best(runs, fn, reset):
+    """Best time of `runs` runs; `reset` clears the destination before each."""
+    times, rss = [], 0
+    for _ in range(runs):
+        reset()
+        result = fn()
+        if isinstance(result, tuple):
+            times.append(result[0])
+            rss = max(rss, result[1])
+        else:
+            times.append(result)
+    return min(times), rss
+
+
+def rm(*paths):
+    def go():
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True) if Path(p).is_dir() else Path(p).unlink(missing_ok=True)
+    return go
+
+
+async def one_client(port, path, expect_size):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 17)
+
+    async def ask(header):
+        writer.write((json.dumps(header) + "\n").encode())
+        await writer.drain()
+
+    async def reply():
+        line = await reader.readline()
+        msg = json.loads(line)
+        if not msg.get("ok"):
+            raise RuntimeError(msg)
+        return msg
+
+    await ask({"op": "hello", "version": 1})
+    await reply()
+    await ask({"op": "list", "path": path.rsplit("/", 1)[0]})
+    while (await reply()).get("more"):
+        pass
+    await ask({"op": "get", "path": path})
+    head = await reply()
+    data = await reader.readexactly(head["size"])
+    await reply()
+    writer.close()
+    if len(data) != expect_size:
+        raise RuntimeError("short read")
+
+
+async def many_clients(port, n, path, size):
+    results = await asyncio.gather(*(one_client(port, path, size) for _ in range(n)),
+                                   return_exceptions=True)
+    return sum(1 for r in results if isinstance(r, Exception)), \
+        next((r for r in results if isinstance(r, Exception)), None)
+
+
+def reset_hwm(pid):
+    """Resets the peak-RSS mark (Linux >= 4.0), so each phase reports its own peak."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def vm_hwm(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small data, one run each")
+    ap.add_argument("--runs", type=int, default=3, help="runs per measure; the best counts")
+    ap.add_argument("--skip-million", action="store_true", help="skip the 1,000,000-entry listing")
+    ap.add_argument("--keep", action="store_true", help="keep the data in /dev/shm afterwards")
+    args = ap.parse_args()
+    runs = 1 if args.quick else args.runs
+    big_size = (64 if args.quick else 1024) << 20
+    small_dirs, small_per = (10, 100) if args.quick else (100, 100)
+    mid_count = 100 if args.quick else 1000
+    million = 10_000 if args.quick else 1_000_000
+
+    ensure_tools()
+    print("building release binaries ...", flush=True)
+    sh("cargo", "build", "--release", "--quiet", "-p", "ferry", "-p", "ferry-server", cwd=ROOT)
+    ferry, server_bin = str(BIN / "ferry"), str(BIN / "ferry-server")
+
+    work = Path("/dev/shm/ferry-bench")
+    shutil.rmtree(work, ignore_errors=True)
+    srv, local = work / "srv", work / "local"
+    srv.mkdir(parents=True)
+    local.mkdir()
+    print("generating data on /dev/shm ...", flush=True)
+    write_random(srv / "big.bin", big_size)
+    shutil.copy(srv / "big.bin", local / "big.bin")
+    make_tree(srv / "small", small_dirs, small_per, 4096)
+    shutil.copytree(srv / "small", local / "small")
+    make_tree(srv / "mid", mid_count // 100 if mid_count >= 100 else 1, min(mid_count, 100), 1 << 20)
+    shutil.copytree(srv / "mid", local / "mid")
+    (srv / "c").mkdir()
+    write_random(srv / "c" / "64k.bin", 65536)
+    for i in range(99):
+        (srv / "c" / f"other{i}").write_bytes(b"x")
+
+    port = free_port()
+    server = subprocess.Popen([server_bin, "--root", str(srv), "--listen", f"127.0.0.1:{port}",
+                               "--max-connections", "2048"],
+                              stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    url = f"ferry://127.0.0.1:{port}"
+    rows = []
+    peak_client = 0
+
+    def row(name, ours, base, base_name, unit_count, unit, verified, rss=0):
+        nonlocal peak_client
+        peak_client = max(peak_client, rss)
+        rows.append((name, unit_count / ours, unit, base_name, unit_count / base, base / ours, verified, rss))
+
+    try:
+        dl = work / "dl"
+        # One big file.
+        mb = big_size / 1e6
+        raw, _ = best(runs, lambda: socat_copy(local / "big.bin", work / "raw.bin", free_port()), rm(work / "raw.bin"))
+        ok = same_file(local / "big.bin", work / "raw.bin")
+        t, rss = best(runs, lambda: timed([ferry, "get", f"{url}/big.bin", str(work / "got.bin")]), rm(work / "got.bin"))
+        row("get 1 file", t, raw, "socat", mb, "MB/s", ok and same_file(srv / "big.bin", work / "got.bin"), rss)
+        t, rss = best(runs, lambda: timed([ferry, "put", str(local / "big.bin"), f"{url}/put.bin"]), rm(srv / "put.bin"))
+        row("put 1 file", t, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"), rss)
+        for p in (work / "raw.bin", work / "got.bin", srv / "put.bin"):
+            p.unlink(missing_ok=True)
+
+        # Many small files, and many medium files.
+        rsyncd = Rsyncd(srv, free_port())
+        try:
+            for name, count, size in (("small", small_dirs * small_per, "4 KiB"), ("mid", mid_count, "1 MiB")):
+                tree_mb = sum(f.stat().st_size for f in (local / name).rglob("*") if f.is_file()) / 1e6
+                tar, _ = best(runs, lambda: tar_copy(local / name, work / "tar", free_port()), rm(work / "tar"))
+                tar_ok = same_tree(local / name, work / "tar")
+                shutil.rmtree(work / "tar")
+                rs, _ = best(runs, lambda: timed(["rsync", "-a", rsyncd.url(name) + "/", str(work / "rs")]), rm(work / "rs"))
+                shutil.rmtree(work / "rs")
+                unit, amount = ("files/s", count) if name == "small" else ("MB/s", tree_mb)
+                t, rss = best(runs, lambda: timed([ferry, "get", "-r", f"{url}/{name}", str(dl)]), rm(dl))
+                row(f"get -r {count} x {size}", t, tar, "tar|socat", amount, unit,
+                    tar_ok and same_tree(srv / name, dl), rss)
+                row(f"get -r {count} x {size}", t, rs, "rsyncd", amount, unit, True, 0)
+                shutil.rmtree(dl)
+                t, rss = best(runs, lambda: timed([ferry, "put", "-r", str(local / name), f"{url}/up"]), rm(srv / "up"))
+                row(f"put -r {count} x {size}", t, tar, "tar|socat", amount, unit,
+                    same_tree(local / name, srv / "up"), rss)
+                shutil.rmtree(srv / "up")
+        finally:
+            rsyncd.stop()
+
+        transfer_rss = vm_hwm(server.pid)
+        reset_hwm(server.pid)
+
+        # 1,000 concurrent clients.
+        t0 = time.perf_counter()
+        errors, first = asyncio.run(many_clients(port, 1000, "c/64k.bin", 65536))
+        conc = time.perf_counter() - t0
+        conc_rss = vm_hwm(server.pid)
+        reset_hwm(server.pid)
+
+        # A huge directory.
+        listing = None
+        if not args.skip_million:
+            huge = srv / "huge"
+            huge.mkdir()
+            for i in range(million):
+                fd = os.open(huge / f"entry-{i:07}", os.O_CREAT | os.O_WRONLY, 0o644)
+                os.close(fd)
+            t0 = time.perf_counter()
+            sh("find", str(huge), "-maxdepth", "1", "-printf", "%s %T@ %m %y %f\n", stdout=subprocess.DEVNULL)
+            find_t = time.perf_counter() - t0
+            t, rss = timed([ferry, "ls", "--json", f"{url}/huge"])
+            peak_client = max(peak_client, rss)
+            out = subprocess.run([ferry, "ls", "--json", f"{url}/huge"], check=True, capture_output=True)
+            listed = out.stdout.count(b"\n")
+            listing = (t, find_t, listed, rss)
+            shutil.rmtree(huge)
+        listing_rss = vm_hwm(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"{'work':<26}{'ferry':>12} {'unit':<8}{'baseline':<11}{'base':>12}{'ratio':>8}  {'ok':<4}{'client RSS':>11}")
+    for name, ours, unit, base_name, base, ratio, ok, rss in rows:
+        print(f"{name:<26}{ours:>12,.0f} {unit:<8}{base_name:<11}{base:>12,.0f}{ratio:>7.2f}x  "
+              f"{'yes' if ok else 'NO':<4}" + (f"{rss / 1024:>9.1f} MiB" if rss else f"{'-':>13}"))
+    print()
+    print(f"1,000 concurrent clients (list + 64 KiB get): {errors} errors in {conc:.2f} s; "
+          f"server peak RSS {conc_rss / 1024:.1f} MiB" + (f"; first error: {first}" if first else ""))
+    if listing:
+        t, find_t, listed, rss = listing
+        print(f"ls --json of {million:,} entries: {t:.2f} s ({listed:,} lines) vs find {find_t:.2f} s "
+              f"= {t / find_t:.2f}x the local time; client peak RSS {rss / 1024:.1f} MiB")
+    print(f"peak RSS during the transfers: server {transfer_rss / 1024:.1f} MiB, "
+          f"client {peak_client / 1024:.1f} MiB; server during the listing {listing_rss / 1024:.1f} MiB")
+    if not all(r[6] for r in rows) or errors:
+        print("VERIFICATION FAILED", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
