@@ -242,8 +242,8 @@ pub struct App {
     /// The filter being typed in the focused pane.
     pub filtering: Option<LineInput>,
     pub banner: Option<Banner>,
-    /// Keys ([`Location::key`]) of files that arrived with a matching digest.
-    pub verified: HashSet<String>,
+    /// Files that arrived with a matching digest, by side and [`Location::key`].
+    pub verified: HashSet<(Side, String)>,
     pub bookmarks: Vec<Bookmark>,
     pub recent: Vec<Recent>,
     /// The recent-list entry to save once this connection comes up.
@@ -1197,20 +1197,27 @@ impl App {
             }
             TransferEvent::FileDone { job, path, .. } => {
                 let key = JobKey { conn, id: job };
-                let mut keys = vec![path.clone()];
-                if let Some(job) = self.job_mut(key) {
-                    for (src, dst) in &job.info.items {
-                        if *src == path || *dst == path {
-                            keys.push(dst.clone());
-                        } else if let Some(rest) = path
-                            .strip_prefix(src.as_str())
-                            .and_then(|r| r.strip_prefix('/'))
-                        {
-                            keys.push(format!("{dst}/{rest}"));
-                        }
-                    }
-                }
-                self.verified.extend(keys);
+                let Some(job) = self.job_mut(key) else { return };
+                // The engine names a file by its wire path: the destination of an upload, the
+                // source of a download, which maps to its local destination.
+                let dest = job.info.dest;
+                let keys: Vec<String> = match dest {
+                    Side::Remote => vec![path],
+                    Side::Local => job
+                        .info
+                        .items
+                        .iter()
+                        .filter_map(|(src, dst)| {
+                            if *src == path {
+                                Some(dst.clone())
+                            } else {
+                                let rest = path.strip_prefix(src.as_str())?.strip_prefix('/')?;
+                                Some(format!("{dst}/{rest}"))
+                            }
+                        })
+                        .collect(),
+                };
+                self.verified.extend(keys.into_iter().map(|k| (dest, k)));
             }
             TransferEvent::FileFailed { job, path, error } => {
                 let key = JobKey { conn, id: job };
@@ -1232,7 +1239,7 @@ impl App {
                 match &job.state {
                     JobState::Done(summary) if summary.failed == 0 => {
                         for (_, dst) in &job.info.items {
-                            self.verified.insert(dst.clone());
+                            self.verified.insert((job.info.dest, dst.clone()));
                         }
                         let skipped = if summary.skipped > 0 {
                             format!(", {} skipped", summary.skipped)

@@ -336,7 +336,8 @@ fn job_progress_verification_and_refresh() {
         bytes: 1000,
         digest: Digest::of(b""),
     }));
-    assert!(app.verified.contains("a.txt"));
+    assert!(app.verified.contains(&(Side::Remote, "a.txt".to_string())));
+    assert!(!app.verified.contains(&(Side::Local, "a.txt".to_string())));
     app.on_msg(event(TransferEvent::Finished {
         job: job.id,
         outcome: Ok(JobSummary {

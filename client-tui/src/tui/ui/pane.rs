@@ -104,7 +104,9 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
             let entry = &pane.entries[index];
             let at_cursor = pane.offset + i == pane.cursor;
             let marked = pane.marks.contains(&entry.name);
-            let verified = app.verified.contains(&dir_key.join(&entry.name).key());
+            let verified = app
+                .verified
+                .contains(&(side, dir_key.join(&entry.name).key()));
             let mut style = Style::default().fg(match (entry.kind, entry.is_dir_like()) {
                 (_, true) => theme.dir,
                 (Kind::Symlink, _) => theme.symlink,

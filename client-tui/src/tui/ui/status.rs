@@ -39,8 +39,12 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         ConnState::Lost(_) => ("✗", "disconnected".to_string()),
     };
     let mut left = format!(" {dot} {} {state}", conn.label);
-    if let Some(dir) = &conn.bundled {
-        left.push_str(&format!(" (bundled server: {})", dir.display()));
+    match (&conn.bundled, &conn.server) {
+        (Some(dir), _) => left.push_str(&format!(" (bundled server: {})", dir.display())),
+        (None, Some(server)) if conn.state == ConnState::Connected => {
+            left.push_str(&format!(" ({})", super::super::format::escape_name(server)));
+        }
+        _ => {}
     }
     if conn.read_only {
         left.push_str(" [read-only]");

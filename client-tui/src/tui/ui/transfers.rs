@@ -23,7 +23,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let failed = app
         .jobs
         .iter()
-        .filter(|j| matches!(j.state, JobState::Failed(_)))
+        .filter(|j| match &j.state {
+            JobState::Failed(message) => message != "cancelled",
+            JobState::Done(summary) => summary.failed > 0,
+            _ => false,
+        })
         .count();
     let mut title = vec![Span::styled(
         format!(" Transfers: {} running", overall.running),
