@@ -20,11 +20,10 @@ pub(super) async fn send_get(
     writer: &mut ConnWriter,
     task: &mut Task,
 ) -> Result<Option<PendingKind>, EngineError> {
-    let dest = task.local.clone();
-    let existing = blocking(move || std::fs::symlink_metadata(&dest).ok()).await?;
-    let mut resume_final = false;
-    if let Some(meta) = existing {
-        if meta.is_dir() {
+    // The usual case (no destination yet) costs one trip to the blocking pool.
+    let mut inspected = inspect(task, false).await?;
+    if let Some(is_dir) = inspected.existing {
+        if is_dir {
             job.failed(
                 task,
                 &EngineError::local(
@@ -55,39 +54,13 @@ pub(super) async fn send_get(
             ConflictPolicy::Rename => {
                 let dest = task.local.clone();
                 task.local = blocking(move || local::free_local_path(&dest)).await?;
+                inspected = inspect(task, false).await?;
             }
-            ConflictPolicy::Resume => resume_final = !task.fresh,
+            ConflictPolicy::Resume => inspected = inspect(task, !task.fresh).await?,
         }
     }
-
-    let partial = local::partial_path(&task.local);
-    let dest = task.local.clone();
-    let probe = partial.clone();
-    let size = task.size;
-    let fresh = task.fresh;
-    // A finished file to resume becomes the partial, unless a partial is already there.
-    let prefix = blocking(move || -> std::io::Result<Option<(u64, blake3::Hasher)>> {
-        if resume_final && std::fs::symlink_metadata(&probe).is_err() {
-            std::fs::rename(&dest, &probe)?;
-        }
-        if fresh {
-            return Ok(None);
-        }
-        let Ok(meta) = std::fs::symlink_metadata(&probe) else {
-            return Ok(None);
-        };
-        if !meta.is_file() {
-            // Never write through a link (or into anything else) that took the partial's name.
-            std::fs::remove_file(&probe)?;
-            return Ok(None);
-        }
-        if meta.len() == 0 || meta.len() > size {
-            return Ok(None);
-        }
-        Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
-    })
-    .await?;
-    let (offset, hasher) = match prefix {
+    let partial = inspected.partial;
+    let (offset, hasher) = match inspected.prefix {
         Ok(Some((offset, hasher))) => (offset, hasher),
         Ok(None) => (0, blake3::Hasher::new()),
         Err(e) => {
@@ -108,6 +81,56 @@ pub(super) async fn send_get(
         hasher: Box::new(hasher),
         partial,
     }))
+}
+
+/// What is on disk where a download goes.
+struct Inspected {
+    /// The destination exists; `true` when it is a directory.
+    existing: Option<bool>,
+    partial: PathBuf,
+    /// A verified-looking prefix to resume from: its length and hash.
+    prefix: std::io::Result<Option<(u64, blake3::Hasher)>>,
+}
+
+/// Looks at the destination and its hidden partial. With `resume_final`, an existing
+/// destination becomes the partial (unless a partial is already there), to be continued.
+async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineError> {
+    let dest = task.local.clone();
+    let partial = local::partial_path(&dest);
+    let probe = partial.clone();
+    let size = task.size;
+    let fresh = task.fresh;
+    let (existing, prefix) = blocking(move || {
+        let existing = std::fs::symlink_metadata(&dest).ok().map(|m| m.is_dir());
+        let prefix = (|| -> std::io::Result<Option<(u64, blake3::Hasher)>> {
+            if resume_final && std::fs::symlink_metadata(&probe).is_err() {
+                std::fs::rename(&dest, &probe)?;
+            }
+            if fresh {
+                return Ok(None);
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&probe) else {
+                return Ok(None);
+            };
+            if !meta.is_file() {
+                // Never write through a link (or into anything else) that took the partial's
+                // name.
+                std::fs::remove_file(&probe)?;
+                return Ok(None);
+            }
+            if meta.len() == 0 || meta.len() > size {
+                return Ok(None);
+            }
+            Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
+        })();
+        (existing, prefix)
+    })
+    .await?;
+    Ok(Inspected {
+        existing,
+        partial,
+        prefix,
+    })
 }
 
 /// Opens the partial for writing from `offset`: truncated to it, so bytes past the verified
@@ -157,6 +180,9 @@ pub(super) async fn finish_get(
     // The file may have changed since the walk; what is reported is what arrived.
     task.size = reply.file_size;
     reader.expect_payload(reply.size);
+    if offset == 0 && reply.size <= CHUNK as u64 {
+        return finish_small_get(job, reader, task, hasher, partial, reply.mtime).await;
+    }
     let mut local_error = None;
     let mut file = match open_partial(&partial, offset).await {
         Ok(file) => Some(BufWriter::with_capacity(CHUNK, file)),
@@ -239,6 +265,65 @@ pub(super) async fn finish_get(
             }
         }
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
+    }
+    Ok(())
+}
+
+/// A whole file of at most [`CHUNK`] bytes: held in memory until its digest is checked, then
+/// written, dated and renamed into place in one trip to the blocking pool. Bytes that fail the
+/// check never touch the disk.
+async fn finish_small_get(
+    job: &Arc<Job>,
+    reader: &mut ConnReader,
+    task: &mut Task,
+    mut hasher: blake3::Hasher,
+    partial: PathBuf,
+    mtime: i64,
+) -> Result<(), EngineError> {
+    let mut body = Vec::with_capacity(usize::try_from(task.size).unwrap_or(CHUNK).min(CHUNK));
+    while let Some(chunk) = reader.payload_chunk().await? {
+        hasher.update(&chunk);
+        job.moved(task, chunk.len() as u64);
+        body.extend_from_slice(&chunk);
+    }
+    let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
+    let expected = match trailer {
+        Ok(trailer) => trailer.digest,
+        Err(body) => {
+            job.failed(task, &EngineError::remote(&task.remote, body));
+            return Ok(());
+        }
+    };
+    let digest = Digest::from(hasher.finalize());
+    if digest != expected {
+        job.failed(
+            task,
+            &EngineError::Checksum {
+                path: task.remote.clone(),
+            },
+        );
+        return Ok(());
+    }
+    let dest = task.local.clone();
+    let written = partial.clone();
+    let placed = blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&written)?;
+        file.write_all(&body)?;
+        // A missing mtime is cosmetic; the bytes are what must be right.
+        let _ = file.set_modified(local::system_time(mtime));
+        drop(file);
+        std::fs::rename(&written, &dest)
+    })
+    .await?;
+    match placed {
+        Ok(()) => {
+            job.done(task, digest);
+            if job.remove_source {
+                lock(&job.verified_sources).push(task.remote.clone());
+            }
+        }
+        Err(e) => job.failed(task, &EngineError::local(&partial, e)),
     }
     Ok(())
 }
