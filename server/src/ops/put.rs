@@ -74,8 +74,12 @@ pub(super) async fn put(
     conn.expect_payload(put.size);
     let buffer_size = usize::try_from(put.size).map_or(CHUNK, |size| size.min(CHUNK));
     let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH);
+    let (written_tx, written_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH + 1);
     let (empty_tx, mut empty_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH + 1);
-    let writer = tokio::task::spawn_blocking(move || write_payload(upload, full_rx, empty_tx));
+    let mut upload = upload;
+    let hasher = std::mem::take(&mut upload.hasher);
+    let hashing = tokio::task::spawn_blocking(move || hash_payload(hasher, written_rx, empty_tx));
+    let writer = tokio::task::spawn_blocking(move || write_payload(upload, full_rx, written_tx));
     let mut allocated = 0;
     // On an early return (peer gone, timeout, shutdown) the sender drops, the writer finishes
     // what it has, and the partial stays for a resume.
@@ -108,9 +112,12 @@ pub(super) async fn put(
     } else {
         None
     };
-    let written = writer
+    let mut written = writer
         .await
         .map_err(|_| ConnError::Protocol("internal error while writing"))?;
+    written.upload.hasher = hashing
+        .await
+        .map_err(|_| ConnError::Protocol("internal error while hashing"))?;
 
     let finished = tokio::task::spawn_blocking(move || finish(&put, trailer, written))
         .await
@@ -288,24 +295,39 @@ fn resume_partial(
     Ok((file, hasher))
 }
 
-/// The disk side of an upload: writes and hashes buffers until the sender is dropped, handing
-/// each one back empty.
+/// The disk side of an upload: writes buffers until the sender is dropped, passing each on to
+/// [`hash_payload`].
 fn write_payload(
     mut upload: Upload,
     mut full_rx: mpsc::Receiver<Vec<u8>>,
-    empty_tx: mpsc::Sender<Vec<u8>>,
+    written_tx: mpsc::Sender<Vec<u8>>,
 ) -> Written {
     let mut result = Ok(());
-    while let Some(mut buf) = full_rx.blocking_recv() {
+    while let Some(buf) = full_rx.blocking_recv() {
         if let Err(err) = upload.file.write_all(&buf) {
             result = Err(err);
             break;
         }
-        upload.hasher.update(&buf);
+        if written_tx.blocking_send(buf).is_err() {
+            break;
+        }
+    }
+    Written { upload, result }
+}
+
+/// Hashes written buffers and hands them back empty. On its own thread, so hashing overlaps
+/// the disk writes instead of taking turns with them.
+fn hash_payload(
+    mut hasher: blake3::Hasher,
+    mut written_rx: mpsc::Receiver<Vec<u8>>,
+    empty_tx: mpsc::Sender<Vec<u8>>,
+) -> blake3::Hasher {
+    while let Some(mut buf) = written_rx.blocking_recv() {
+        hasher.update(&buf);
         buf.clear();
         let _ = empty_tx.try_send(buf);
     }
-    Written { upload, result }
+    hasher
 }
 
 /// Checks what arrived and, when all is well, moves it under its final name.
