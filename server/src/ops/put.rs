@@ -4,6 +4,11 @@
 //!
 //! Everything that can be refused is checked before the payload is read; the payload (and its
 //! trailer) is then still consumed, so the connection stays framed.
+//!
+//! A large payload flows through a pipeline of a few recycled 1 MiB buffers: the connection
+//! reads the socket straight into one, a blocking thread writes it to the partial, another
+//! hashes it, and it goes back to be filled again. Memory stays flat whatever the size, and
+//! the three stages overlap. A small payload is read whole and written in one blocking call.
 
 use std::io::{self, Seek, SeekFrom, Write};
 use std::sync::Arc;
