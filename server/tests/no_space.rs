@@ -9,12 +9,13 @@ use std::process::Command;
 use common::{Client, code, pattern};
 use serde_json::json;
 
-/// Unmounts the tiny filesystem however the test ends.
+/// Unmounts the tiny filesystem however the test ends; lazily, since a server that is still
+/// running when a failed assertion unwinds keeps it busy.
 struct Mount(std::path::PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -35,7 +36,10 @@ async fn a_full_disk_is_no_space_and_leaves_nothing_behind() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = ferry_server::Config::new(&root);
-    tokio::spawn(ferry_server::run(listener, config, std::future::pending()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ferry_server::run(listener, config, async {
+        let _ = stop_rx.await;
+    }));
     let mut client = Client::connect(addr).await;
     client.hello().await;
 
@@ -54,4 +58,9 @@ async fn a_full_disk_is_no_space_and_leaves_nothing_behind() {
     let reply = client.put("small.txt", b"fits", json!({})).await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(std::fs::read(root.join("small.txt")).unwrap(), b"fits");
+
+    // The server lets go of the root before it is unmounted.
+    drop(client);
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
 }
