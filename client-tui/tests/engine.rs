@@ -927,3 +927,53 @@ async fn a_session_outlives_the_servers_idle_timeout_and_abandoned_listings() {
         .unwrap();
     assert_eq!(entry.name, "a rather long file name number 02999");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_keeps_breaking_still_delivers_by_resuming() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let data = bytes(10 * MIB, 70);
+    std::fs::write(server.path("far"), &data).unwrap();
+    let src = local.path().join("near");
+    std::fs::write(&src, &data).unwrap();
+    // Every connection dies after 3 MiB: no single one can carry the file, so only resuming
+    // gets it across.
+    let flaky = Proxy::start_cutting(server.addr, 3 * MIB as u64).await;
+    let one = EngineOptions {
+        workers: 1,
+        ..EngineOptions::default()
+    };
+
+    let dest = local.path().join("far");
+    let log = run_job(
+        flaky.endpoint(),
+        one,
+        download("far", dest.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (1, 0),
+        "{log:?}"
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    // Each new connection continued where the last one broke.
+    assert!(log.summary().bytes < 12 * MIB as u64, "{log:?}");
+
+    let log = run_job(
+        flaky.endpoint(),
+        one,
+        upload(src, "near", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (1, 0),
+        "{log:?}"
+    );
+    // No connection carries 10 MiB, so arriving at all proves each one resumed the last.
+    // (Bytes counted up here include what sat in socket buffers when a link broke.)
+    assert_eq!(std::fs::read(server.path("near")).unwrap(), data);
+}

@@ -191,7 +191,12 @@ pub(super) async fn finish_get(
             None
         }
     };
-    while let Some(chunk) = reader.payload_chunk().await? {
+    let broken = loop {
+        let chunk = match reader.payload_chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
         hasher.update(&chunk);
         job.moved(task, chunk.len() as u64);
         if let Some(out) = file.as_mut()
@@ -200,6 +205,13 @@ pub(super) async fn finish_get(
             local_error = Some(e);
             file = None;
         }
+    };
+    if let Some(e) = broken {
+        // Keep every byte that arrived: the next connection resumes after them.
+        if let Some(mut out) = file {
+            let _ = out.flush().await;
+        }
+        return Err(e);
     }
     let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
     let mut file = match file {

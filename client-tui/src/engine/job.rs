@@ -542,15 +542,20 @@ async fn write_side(
             *slot = None;
             continue;
         };
-        let Some(task) = slot.take() else {
-            continue;
-        };
         unflushed += 1;
+        // Flushed before a full window is waited on, or the reader would wait for replies to
+        // requests still in our buffer. The task stays in the slot until it is handed over, so a
+        // failure here puts it back in the queue.
         if pending_tx.capacity() == 0 || unflushed >= FLUSH_EVERY || job.queue_is_empty() {
             writer.flush().await?;
             unflushed = 0;
         }
-        if pending_tx.send(Pending { task, kind }).await.is_err() {
+        let Some(task) = slot.take() else {
+            continue;
+        };
+        if let Err(mpsc::error::SendError(pending)) = pending_tx.send(Pending { task, kind }).await
+        {
+            job.requeue(pending.task, false);
             return Ok(());
         }
     }

@@ -256,6 +256,20 @@ impl Proxy {
     /// Starts on the current runtime; `delay` is slept before each read (up to 64 KiB) is
     /// forwarded.
     pub async fn start(target: SocketAddr, delay: Option<Duration>) -> Proxy {
+        Self::start_with(target, delay, None).await
+    }
+
+    /// A flaky link: every connection is cut once `cut_after` bytes have gone through it in
+    /// either direction.
+    pub async fn start_cutting(target: SocketAddr, cut_after: u64) -> Proxy {
+        Self::start_with(target, None, Some(cut_after)).await
+    }
+
+    async fn start_with(
+        target: SocketAddr,
+        delay: Option<Duration>,
+        cut_after: Option<u64>,
+    ) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicU64::new(0));
@@ -268,8 +282,15 @@ impl Proxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(relay(cr, sw, up2.clone(), delay));
-                tokio::spawn(relay(sr, cw, down2.clone(), delay));
+                let cut = Arc::new(tokio::sync::Notify::new());
+                let budget = Arc::new(AtomicU64::new(cut_after.unwrap_or(u64::MAX)));
+                let link = Link {
+                    delay,
+                    cut: cut.clone(),
+                    budget: budget.clone(),
+                };
+                tokio::spawn(relay(cr, sw, up2.clone(), link.clone()));
+                tokio::spawn(relay(sr, cw, down2.clone(), link));
             }
         });
         Proxy { addr, up, down }
@@ -294,26 +315,45 @@ impl Proxy {
     }
 }
 
+/// What both directions of one proxied connection share.
+#[derive(Clone)]
+struct Link {
+    delay: Option<Duration>,
+    /// Wakes the other direction when one gives up, so a cut closes the whole connection.
+    cut: Arc<tokio::sync::Notify>,
+    /// Bytes this connection may still carry.
+    budget: Arc<AtomicU64>,
+}
+
 async fn relay(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     counter: Arc<AtomicU64>,
-    delay: Option<Duration>,
+    link: Link,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            () = link.cut.notified() => break,
         };
+        let left = link.budget.load(Ordering::Relaxed);
+        let n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
         // Waiting before forwarding makes every exchange pay the delay, like a long link.
-        if let Some(delay) = delay {
+        if let Some(delay) = link.delay {
             tokio::time::sleep(delay).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
         counter.fetch_add(n as u64, Ordering::Relaxed);
+        if link.budget.fetch_sub(n as u64, Ordering::Relaxed) <= n as u64 {
+            break;
+        }
     }
+    link.cut.notify_waiters();
     let _ = to.shutdown().await;
 }
