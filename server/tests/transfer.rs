@@ -265,7 +265,7 @@ async fn interrupted_then_resumed(len: usize) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert_eq!(held, half as u64);
+    assert_eq!(held, half as u64, "{len}");
     assert!(
         !server.path("big.bin").exists(),
         "no final file from a cut-off upload"
@@ -295,6 +295,11 @@ async fn interrupted_then_resumed(len: usize) {
     assert!(std::fs::read(server.path("big.bin")).unwrap() == data);
     let reply = client
         .request(json!({"op": "partial", "path": "big.bin"}))
+        .await;
+    assert_eq!(reply, json!({"ok": true, "length": 0}));
+    // Nothing to resume under a directory that does not exist yet either.
+    let reply = client
+        .request(json!({"op": "partial", "path": "no/such/dir/f"}))
         .await;
     assert_eq!(reply, json!({"ok": true, "length": 0}));
 }

@@ -5,7 +5,7 @@ use std::io;
 
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use ferry_protocol::path::partial_name;
-use ferry_protocol::{Digest, PartialReply};
+use ferry_protocol::{Digest, ErrorCode, PartialReply};
 
 use super::{hash_prefix, ok_line};
 use crate::error::OpError;
@@ -14,12 +14,17 @@ use crate::root::RemotePath;
 
 pub(super) fn partial(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
-    let (dir, name) = shared.root.open_parent(&path)?;
-    let partial = partial_name(name);
     let none = PartialReply {
         length: 0,
         digest: None,
     };
+    // No directory, no partial: a client may ask before it has created the parent.
+    let (dir, name) = match shared.root.open_parent(&path) {
+        Ok(found) => found,
+        Err(err) if err.code == ErrorCode::NotFound => return ok_line(&none),
+        Err(err) => return Err(err),
+    };
+    let partial = partial_name(name);
     match dir.symlink_metadata(&partial) {
         Ok(meta) if meta.is_file() => {}
         Ok(_) => return ok_line(&none),
