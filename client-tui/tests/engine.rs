@@ -977,3 +977,54 @@ async fn a_link_that_keeps_breaking_still_delivers_by_resuming() {
     // (Bytes counted up here include what sat in socket buffers when a link broke.)
     assert_eq!(std::fs::read(server.path("near")).unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_small_files_survive_a_breaking_link_none_lost_none_doubled() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("tree");
+    common::make_tree(&src, 300);
+    let expected = tree(&src);
+    // About 450 KB in all; each connection dies after 128 KiB, with dozens of files in flight.
+    let flaky = Proxy::start_cutting(server.addr, 128 * 1024).await;
+    let options = EngineOptions {
+        workers: 2,
+        ..EngineOptions::default()
+    };
+
+    let log = run_job(
+        flaky.endpoint(),
+        options,
+        upload(src.clone(), "tree", ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (300, 0),
+        "{:?}",
+        log.failed
+    );
+    let mut done: Vec<&String> = log.done.iter().map(|d| &d.0).collect();
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), 300, "a file reported twice or not at all");
+    assert_eq!(tree(&server.path("tree")), expected);
+
+    let back = local.path().join("back");
+    let log = run_job(
+        flaky.endpoint(),
+        options,
+        download("tree", back.clone(), ConflictPolicy::Fail),
+        never,
+    )
+    .await;
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (300, 0),
+        "{:?}",
+        log.failed
+    );
+    assert_eq!(log.done.len(), 300);
+    assert_eq!(tree(&back), expected);
+}

@@ -190,6 +190,8 @@ pub(super) struct Task {
     pub(super) counted: u64,
     /// Times the server said another client was writing the same path.
     pub(super) busy: u32,
+    /// A connection broke while this file was in flight: it may have arrived even so.
+    pub(super) interrupted: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -221,8 +223,8 @@ pub(super) struct Job {
     pub(super) progress: Mutex<ProgressState>,
     pub(super) queue: Mutex<VecDeque<Task>>,
     pub(super) counters: Mutex<Counters>,
-    /// Remote paths that exist (uploads), with kind and size; names taken by `Rename` join them.
-    pub(super) remote_existing: Mutex<HashMap<String, (Kind, u64)>>,
+    /// Remote paths that exist (uploads) and their kind; names taken by `Rename` join them.
+    pub(super) remote_existing: Mutex<HashMap<String, Kind>>,
     /// Remote sources whose copy is verified, to remove at the end of a move.
     pub(super) verified_sources: Mutex<Vec<String>>,
 }
@@ -512,11 +514,13 @@ async fn pipeline(
         tokio::try_join!(write, read).map(drop)
     };
     if outcome.is_err() {
-        for task in writing.into_iter().chain(reading) {
-            job.requeue(task, false);
-        }
+        let mut interrupted = writing.into_iter().chain(reading).collect::<Vec<_>>();
         while let Ok(pending) = pending_rx.try_recv() {
-            job.requeue(pending.task, false);
+            interrupted.push(pending.task);
+        }
+        for mut task in interrupted {
+            task.interrupted = true;
+            job.requeue(task, false);
         }
     }
     outcome

@@ -49,10 +49,7 @@ pub(super) async fn plan_upload(
                     let below = session.walk(&remote_root).await?;
                     let mut known = lock(&job.remote_existing);
                     for entry in below {
-                        known.insert(
-                            path::join(&remote_root, &entry.name),
-                            (entry.kind, entry.size),
-                        );
+                        known.insert(path::join(&remote_root, &entry.name), entry.kind);
                     }
                 }
                 Some(_) => {
@@ -71,7 +68,7 @@ pub(super) async fn plan_upload(
                 let known = lock(&job.remote_existing);
                 for dir in &tree.dirs {
                     let remote = path::join(&remote_root, dir);
-                    if !matches!(known.get(&remote), Some((Kind::Dir, _))) {
+                    if !matches!(known.get(&remote), Some(Kind::Dir)) {
                         mkdirs.push(remote);
                     }
                 }
@@ -85,7 +82,7 @@ pub(super) async fn plan_upload(
             local_dirs.push(local_root.display().to_string());
             cleanup.extend(local_dirs);
         } else if let Some(entry) = existing {
-            lock(&job.remote_existing).insert(remote_root.clone(), (entry.kind, entry.size));
+            lock(&job.remote_existing).insert(remote_root.clone(), entry.kind);
         }
         let mut queue = lock(&job.queue);
         for file in tree.files {
@@ -102,6 +99,7 @@ pub(super) async fn plan_upload(
                 fresh: false,
                 counted: 0,
                 busy: 0,
+                interrupted: false,
             });
         }
     }
@@ -153,6 +151,7 @@ pub(super) async fn plan_download(
                 fresh: false,
                 counted: 0,
                 busy: 0,
+                interrupted: false,
             }),
             Kind::Dir => {
                 let below = match session.walk(&remote_root).await {
@@ -194,6 +193,7 @@ pub(super) async fn plan_download(
                             fresh: false,
                             counted: 0,
                             busy: 0,
+                            interrupted: false,
                         }),
                         Kind::Symlink | Kind::Other => skipped += 1,
                     }

@@ -33,7 +33,7 @@ pub(super) async fn send_put(
 ) -> Result<Option<PendingKind>, EngineError> {
     let mut overwrite = job.policy == ConflictPolicy::Overwrite;
     let existing = lock(&job.remote_existing).get(&task.remote).copied();
-    if let Some((kind, remote_size)) = existing {
+    if let Some(kind) = existing {
         if kind == Kind::Dir {
             job.failed(
                 task,
@@ -46,6 +46,15 @@ pub(super) async fn send_put(
             return Ok(None);
         }
         writer.flush().await?;
+        // The file we are sending again may be the one there: a connection can break after the
+        // server placed it but before its reply came back.
+        if task.interrupted
+            && let Some(digest) = same_remote_file(job, task, control).await?
+        {
+            lock(&job.progress).add_present(task.size);
+            job.done(task, digest);
+            return Ok(None);
+        }
         match job.resolve(&task.remote).await {
             ConflictPolicy::Skip => {
                 job.skipped(task);
@@ -61,29 +70,13 @@ pub(super) async fn send_put(
                 let mut known = lock(&job.remote_existing);
                 let free = local::free_name(name, |c| known.contains_key(&path::join(parent, c)));
                 task.remote = path::join(parent, &free);
-                known.insert(task.remote.clone(), (Kind::File, task.size));
+                known.insert(task.remote.clone(), Kind::File);
             }
             ConflictPolicy::Resume => {
-                if remote_size == task.size {
-                    let session = control_session(job, control).await?;
-                    let theirs = match session.digest(&task.remote, task.size).await {
-                        Ok(digest) => digest,
-                        Err(e @ EngineError::Remote { .. }) => {
-                            job.failed(task, &e);
-                            return Ok(None);
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    let path = task.local.clone();
-                    let size = task.size;
-                    let ours = blocking(move || local::hash_prefix(&path, size)).await?;
-                    if let Ok(Some(hasher)) = ours
-                        && Digest::from(hasher.finalize()) == theirs
-                    {
-                        lock(&job.progress).add_present(task.size);
-                        job.done(task, theirs);
-                        return Ok(None);
-                    }
+                if let Some(digest) = same_remote_file(job, task, control).await? {
+                    lock(&job.progress).add_present(task.size);
+                    job.done(task, digest);
+                    return Ok(None);
                 }
                 overwrite = true;
             }
@@ -232,6 +225,35 @@ pub(super) async fn open_at(
     Ok(file)
 }
 
+/// The remote file's digest when it has our file's size and bytes.
+async fn same_remote_file(
+    job: &Job,
+    task: &Task,
+    control: &mut Option<Session>,
+) -> Result<Option<Digest>, EngineError> {
+    let session = control_session(job, control).await?;
+    let entry = match session.stat(&task.remote).await {
+        Ok(entry) => entry,
+        Err(EngineError::Remote { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if entry.kind != Kind::File || entry.size != task.size {
+        return Ok(None);
+    }
+    let theirs = match session.digest(&task.remote, task.size).await {
+        Ok(digest) => digest,
+        Err(EngineError::Remote { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let path = task.local.clone();
+    let size = task.size;
+    let ours = blocking(move || local::hash_prefix(&path, size)).await?;
+    Ok(match ours {
+        Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs => Some(theirs),
+        _ => None,
+    })
+}
+
 /// The worker's connection for questions that need an answer before a file is sent, opened
 /// only when one comes up.
 pub(super) async fn control_session<'a>(
@@ -290,7 +312,7 @@ pub(super) async fn finish_put(
         // The file appeared after the plan: now the policy decides, as for any existing file.
         Err(body) if body.code == ErrorCode::AlreadyExists && task.busy < BUSY_ATTEMPTS => {
             task.busy += 1;
-            lock(&job.remote_existing).insert(task.remote.clone(), (Kind::File, 0));
+            lock(&job.remote_existing).insert(task.remote.clone(), Kind::File);
             job.requeue(task.clone(), false);
         }
         // Another upload of the same path (often our own, just cancelled, still draining on
