@@ -1028,3 +1028,43 @@ async fn pipelined_small_files_survive_a_breaking_link_none_lost_none_doubled() 
     assert_eq!(log.done.len(), 300);
     assert_eq!(tree(&back), expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_on_download_names_the_local_file_and_rename_keeps_both() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(server.path("d")).unwrap();
+    let dest = local.path().join("d");
+    std::fs::create_dir(&dest).unwrap();
+    for name in ["x.txt", "y.txt"] {
+        std::fs::write(server.path(&format!("d/{name}")), b"remote").unwrap();
+        std::fs::write(dest.join(name), b"local").unwrap();
+    }
+    let log = run_job(
+        server.endpoint(),
+        EngineOptions::default(),
+        download("d", dest.clone(), ConflictPolicy::Ask),
+        |_| ConflictAnswer {
+            choice: ConflictPolicy::Rename,
+            apply_to_all: true,
+        },
+    )
+    .await;
+    assert_eq!(log.conflicts.len(), 1, "{:?}", log.conflicts);
+    assert!(
+        log.conflicts[0].starts_with(dest.to_str().unwrap()),
+        "{:?}",
+        log.conflicts
+    );
+    assert_eq!(log.summary().files, 2);
+    for name in ["x", "y"] {
+        assert_eq!(
+            std::fs::read(dest.join(format!("{name}.txt"))).unwrap(),
+            b"local"
+        );
+        assert_eq!(
+            std::fs::read(dest.join(format!("{name} (1).txt"))).unwrap(),
+            b"remote"
+        );
+    }
+}
