@@ -52,7 +52,9 @@ impl FromStr for Digest {
         if hex.len() != 64 || hex.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(DigestParseError);
         }
-        blake3::Hash::from_hex(hex).map(Self::from).map_err(|_| DigestParseError)
+        blake3::Hash::from_hex(hex)
+            .map(Self::from)
+            .map_err(|_| DigestParseError)
     }
 }
 

@@ -31,8 +31,12 @@ pub enum FrameError {
 enum State {
     /// Waiting for a header; `scanned` bytes of the buffer are known to hold no `\n`, so a
     /// header that arrives a byte at a time is scanned once, not once per byte.
-    Header { scanned: usize },
-    Payload { remaining: u64 },
+    Header {
+        scanned: usize,
+    },
+    Payload {
+        remaining: u64,
+    },
 }
 
 /// A pure, incremental frame splitter over a [`BytesMut`] the caller fills.
@@ -98,7 +102,10 @@ impl FrameDecoder {
             }
             State::Header { scanned } => {
                 let window = buf.len().min(self.max_header);
-                match buf[scanned.min(window)..window].iter().position(|&b| b == b'\n') {
+                match buf[scanned.min(window)..window]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                {
                     Some(pos) => {
                         let end = scanned + pos;
                         let mut line = buf.split_to(end + 1);
@@ -183,7 +190,11 @@ mod tests {
         let mut input = Vec::new();
         input.extend_from_slice(b"{\"op\":\"stat\",\"path\":\"a\"}\n");
         input.extend_from_slice(
-            format!("{{\"op\":\"put\",\"path\":\"b\",\"size\":{}}}\n", payload.len()).as_bytes(),
+            format!(
+                "{{\"op\":\"put\",\"path\":\"b\",\"size\":{}}}\n",
+                payload.len()
+            )
+            .as_bytes(),
         );
         input.extend_from_slice(payload);
         input.extend_from_slice(b"{\"op\":\"put\",\"path\":\"empty\",\"size\":0}\n");
@@ -192,7 +203,11 @@ mod tests {
         let expected = vec![
             Frame::Header(Bytes::from_static(b"{\"op\":\"stat\",\"path\":\"a\"}")),
             Frame::Header(Bytes::from(
-                format!("{{\"op\":\"put\",\"path\":\"b\",\"size\":{}}}", payload.len()).into_bytes(),
+                format!(
+                    "{{\"op\":\"put\",\"path\":\"b\",\"size\":{}}}",
+                    payload.len()
+                )
+                .into_bytes(),
             )),
             Frame::Payload(Bytes::from_static(payload)),
             Frame::Header(Bytes::from_static(
@@ -201,7 +216,11 @@ mod tests {
             Frame::Header(Bytes::from_static(b"{\"op\":\"list\",\"path\":\"\"}")),
         ];
         for step in 1..=input.len() {
-            assert_eq!(merged(split_all(&input, step).unwrap()), expected, "step {step}");
+            assert_eq!(
+                merged(split_all(&input, step).unwrap()),
+                expected,
+                "step {step}"
+            );
         }
     }
 
@@ -232,22 +251,37 @@ mod tests {
     fn truncation_is_reported_at_eof() {
         let mut decoder = FrameDecoder::new();
         let mut buf = BytesMut::from(&b"{\"op\":"[..]);
-        assert_eq!(decoder.decode_eof(&mut buf), Err(FrameError::Truncated("header")));
+        assert_eq!(
+            decoder.decode_eof(&mut buf),
+            Err(FrameError::Truncated("header"))
+        );
 
         let mut decoder = FrameDecoder::new();
         let mut buf = BytesMut::from(&b"h\nab"[..]);
-        assert!(matches!(decoder.decode(&mut buf), Ok(Some(Frame::Header(_)))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Ok(Some(Frame::Header(_)))
+        ));
         decoder.expect_payload(5);
-        assert!(matches!(decoder.decode(&mut buf), Ok(Some(Frame::Payload(_)))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Ok(Some(Frame::Payload(_)))
+        ));
         assert_eq!(decoder.payload_remaining(), 3);
-        assert_eq!(decoder.decode_eof(&mut buf), Err(FrameError::Truncated("payload")));
+        assert_eq!(
+            decoder.decode_eof(&mut buf),
+            Err(FrameError::Truncated("payload"))
+        );
     }
 
     #[test]
     fn huge_announced_payloads_do_not_overflow() {
         let mut decoder = FrameDecoder::new();
         let mut buf = BytesMut::from(&b"h\nxyz"[..]);
-        assert!(matches!(decoder.decode(&mut buf), Ok(Some(Frame::Header(_)))));
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Ok(Some(Frame::Header(_)))
+        ));
         decoder.expect_payload(u64::MAX);
         assert_eq!(
             decoder.decode(&mut buf),

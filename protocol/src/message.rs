@@ -370,7 +370,9 @@ pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
 }
 
 /// Decodes a response header line into the expected reply, or the error the server sent.
-pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<Result<T, ErrorBody>, ResponseError> {
+pub fn decode_reply<T: DeserializeOwned>(
+    line: &[u8],
+) -> Result<Result<T, ErrorBody>, ResponseError> {
     #[derive(Deserialize)]
     struct Status {
         ok: bool,
@@ -567,8 +569,8 @@ mod tests {
 
     #[test]
     fn a_bad_request_still_says_how_much_payload_to_skip() {
-        let err = decode_request(line(r#"{"op":"put","path":"a","size":3,"bogus":true}"#))
-            .unwrap_err();
+        let err =
+            decode_request(line(r#"{"op":"put","path":"a","size":3,"bogus":true}"#)).unwrap_err();
         assert_eq!(err.payload, 3);
         let err = decode_request(line(r#"{"op":"upload","size":10}"#)).unwrap_err();
         assert_eq!(err.payload, 10);
@@ -584,8 +586,13 @@ mod tests {
         };
         let encoded = encode_ok(&reply).unwrap();
         let text = std::str::from_utf8(&encoded).unwrap();
-        assert!(text.starts_with("{\"ok\":true,\"digest\":\"blake3:"), "{text}");
-        let decoded: PutReply = decode_reply(&encoded[..encoded.len() - 1]).unwrap().unwrap();
+        assert!(
+            text.starts_with("{\"ok\":true,\"digest\":\"blake3:"),
+            "{text}"
+        );
+        let decoded: PutReply = decode_reply(&encoded[..encoded.len() - 1])
+            .unwrap()
+            .unwrap();
         assert_eq!(decoded, reply);
 
         assert_eq!(encode_ok(&Done {}).unwrap(), b"{\"ok\":true}\n");

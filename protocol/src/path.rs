@@ -124,7 +124,10 @@ mod tests {
             components("docs/my file's \"v2\".txt"),
             Ok(vec!["docs", "my file's \"v2\".txt"])
         );
-        assert_eq!(components("ünïcödé/日本語/.hidden"), Ok(vec!["ünïcödé", "日本語", ".hidden"]));
+        assert_eq!(
+            components("ünïcödé/日本語/.hidden"),
+            Ok(vec!["ünïcödé", "日本語", ".hidden"])
+        );
         assert_eq!(components("..."), Ok(vec!["..."]));
     }
 
