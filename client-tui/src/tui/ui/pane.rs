@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use super::super::app::{App, ConnState, Focus};
 use super::super::format;
@@ -67,7 +67,8 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
             Paragraph::new(Line::from(Span::styled(
                 message,
                 Style::default().fg(theme.dim),
-            ))),
+            )))
+            .wrap(Wrap { trim: true }),
             Rect {
                 y: inner.y + 1,
                 height: inner.height.saturating_sub(1),
