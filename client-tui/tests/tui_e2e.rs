@@ -231,7 +231,7 @@ fn a_lost_server_shows_a_banner_and_reconnects() {
     let screen = tmux.wait_for("the lost-connection banner", |s| {
         s.contains("Disconnected from") && s.contains("disconnected")
     });
-    assert!(screen.contains("press Ctrl+r to reconnect"), "{screen}");
+    assert!(screen.contains("press Ctrl+R to reconnect"), "{screen}");
 
     let (_server, _) = start_server(&root, port);
     std::fs::write(root.join("back.txt"), b"y").unwrap();

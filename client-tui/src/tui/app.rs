@@ -1034,7 +1034,8 @@ impl App {
                         && panel.contains(at)
                         && event.row > panel.y + 1
                     {
-                        let index = usize::from(event.row - panel.y - 2);
+                        let index = ui::first_visible_job(self, panel)
+                            + usize::from(event.row - panel.y - 2);
                         if index < self.jobs.len() {
                             self.selected_job = index;
                             self.focus = Focus::Transfers;

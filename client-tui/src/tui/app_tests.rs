@@ -610,7 +610,7 @@ fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
     assert!(
         banner
             .text
-            .contains("— press Ctrl+r to reconnect (connection reset)"),
+            .contains("— press Ctrl+R to reconnect (connection reset)"),
         "{}",
         banner.text
     );
@@ -754,4 +754,21 @@ fn connect_dialog_offers_bookmarks_and_recent() {
     ));
     app.on_key(key(KeyCode::Esc));
     assert!(app.dialog.is_none());
+}
+
+#[test]
+fn clicking_a_job_selects_it() {
+    let mut app = app();
+    submitted(&mut app);
+    app.banner = None;
+    let panel = ui::layout(Rect::new(0, 0, 120, 40), &app)
+        .transfers
+        .unwrap();
+    // Border, then the overall row, then the first job.
+    app.on_mouse(
+        mouse(MouseEventKind::Down(MouseButton::Left), 10, panel.y + 2),
+        Instant::now(),
+    );
+    assert_eq!(app.focus, Focus::Transfers);
+    assert_eq!(app.selected_job, 0);
 }

@@ -270,7 +270,7 @@ quit = ["ctrl+q"]
         assert_eq!(settings.bookmarks[0].name, "nas");
         assert_eq!(
             settings.keymap.hint(super::super::keymap::Action::Quit),
-            "Ctrl+q"
+            "Ctrl+Q"
         );
         assert_eq!(
             settings.keymap.hint(super::super::keymap::Action::Top),

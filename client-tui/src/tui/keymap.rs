@@ -244,6 +244,13 @@ impl FromStr for Key {
             }
             _ => named_key(rest).ok_or_else(|| format!("unknown key `{s}`"))?,
         };
+        // Terminals send Shift+Tab as its own key.
+        let code = if code == KeyCode::Tab && modifiers.contains(KeyModifiers::SHIFT) {
+            modifiers.remove(KeyModifiers::SHIFT);
+            KeyCode::BackTab
+        } else {
+            code
+        };
         Ok(Key { code, modifiers })
     }
 }
@@ -292,6 +299,9 @@ impl fmt::Display for Key {
         }
         match self.code {
             KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) if self.modifiers.contains(KeyModifiers::CONTROL) => {
+                write!(f, "{}", c.to_ascii_uppercase())
+            }
             KeyCode::Char(c) => write!(f, "{c}"),
             KeyCode::F(n) => write!(f, "F{n}"),
             KeyCode::Enter => f.write_str("Enter"),
@@ -522,7 +532,9 @@ mod tests {
 
     #[test]
     fn keys_display_like_they_are_written() {
-        for text in ["ctrl+r", "F5", "Space", "alt+n", "PgUp"] {
+        for text in [
+            "ctrl+r", "F5", "Space", "alt+n", "PgUp", "BackTab", "G", "*",
+        ] {
             let key: Key = text.parse().unwrap();
             let shown = key.to_string();
             assert_eq!(shown.parse::<Key>().unwrap(), key, "{text} -> {shown}");

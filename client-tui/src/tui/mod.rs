@@ -9,7 +9,7 @@
 //! - [`transfers`]: jobs as the UI sees them and the progress math.
 //! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
 //! - [`local`], [`remote`]: the left pane's file system, the right pane's session task.
-//! - [`format`], [`input`]: text helpers and the one-line text field.
+//! - [`format`](mod@format), [`input`]: text helpers and the one-line text field.
 //!
 //! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 

@@ -66,6 +66,13 @@ pub fn list_rows(area: Rect) -> usize {
     usize::from(area.height.saturating_sub(LIST_TOP + 1))
 }
 
+/// The first job the transfer panel in `panel` shows: it scrolls to keep the selection visible.
+pub fn first_visible_job(app: &App, panel: Rect) -> usize {
+    // Borders and the overall row take three rows.
+    let rows = usize::from(panel.height.saturating_sub(3)).max(1);
+    app.selected_job.saturating_sub(rows - 1)
+}
+
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();

@@ -110,9 +110,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     };
 
     let rows_for_jobs = usize::from(inner.height - 1);
-    let first = app
-        .selected_job
-        .saturating_sub(rows_for_jobs.saturating_sub(1));
+    let first = super::first_visible_job(app, area);
     let label_width = usize::from(
         inner
             .width
