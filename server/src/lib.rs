@@ -18,6 +18,8 @@ use std::time::Duration;
 
 mod connection;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listener;
 mod ops;
 mod root;
