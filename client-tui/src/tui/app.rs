@@ -750,9 +750,11 @@ impl App {
             server: None,
             bundled: None,
         };
+        // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
+        // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
             url: parsed.to_string(),
-            token: token.clone(),
+            token: None,
         });
         let (sort, reverse, hidden) = (
             self.remote.sort,

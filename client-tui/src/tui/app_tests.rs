@@ -772,3 +772,53 @@ fn clicking_a_job_selects_it() {
     assert_eq!(app.focus, Focus::Transfers);
     assert_eq!(app.selected_job, 0);
 }
+
+#[test]
+fn a_typed_address_connects_and_is_remembered_without_its_token() {
+    let mut app = app();
+    app.on_key(ch('c'));
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(ctrl('u'));
+    press_all(
+        &mut app,
+        &"ferry://nas:7070/media secret"
+            .chars()
+            .map(ch)
+            .collect::<Vec<_>>(),
+    );
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let [
+        Command::Connect { conn, endpoint },
+        Command::List { dir, .. },
+    ] = commands.as_slice()
+    else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        (*conn, endpoint.host.as_str(), endpoint.port),
+        (2, "nas", 7070)
+    );
+    assert_eq!(endpoint.token.as_deref(), Some("secret"));
+    assert_eq!(*dir, Location::Remote("media".into()));
+    assert_eq!(app.conn.state, ConnState::Connecting);
+    app.on_msg(Msg::Connection {
+        conn: 2,
+        event: ConnEvent::Connected {
+            read_only: true,
+            server: None,
+        },
+    });
+    let commands = app.take_commands();
+    let [Command::SaveRecent(list)] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        list[0],
+        Recent {
+            url: "ferry://nas:7070/media".into(),
+            token: None
+        }
+    );
+    assert!(app.conn.read_only);
+}

@@ -72,8 +72,8 @@ async fn run_async(
     let (endpoint, remote_path, bundled, recent) = match &options.target {
         Some(url) => {
             let recent = config::Recent {
-                url: url.with_path("").to_string(),
-                token: options.token.clone(),
+                url: url.to_string(),
+                token: None,
             };
             (
                 url.endpoint(options.token.clone()),
