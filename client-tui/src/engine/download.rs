@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer, Request};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, lock};
@@ -20,8 +22,17 @@ pub(super) async fn send_get(
     writer: &mut ConnWriter,
     task: &mut Task,
 ) -> Result<Option<PendingKind>, EngineError> {
-    // The usual case (no destination yet) costs one trip to the blocking pool.
-    let mut inspected = inspect(task, false).await?;
+    // A file in a directory the planner just made costs nothing here; otherwise the usual
+    // case (no destination yet) costs one trip to the blocking pool.
+    let mut inspected = if task.vacant {
+        Inspected {
+            existing: None,
+            partial: local::partial_path(&task.local),
+            prefix: Ok(None),
+        }
+    } else {
+        inspect(task, false).await?
+    };
     if let Some(is_dir) = inspected.existing {
         if is_dir {
             job.failed(
@@ -155,6 +166,7 @@ pub(super) async fn open_partial(
 pub(super) async fn finish_get(
     job: &Arc<Job>,
     reader: &mut ConnReader,
+    disk: &mut DiskStage,
     task: &mut Task,
     offset: u64,
     mut hasher: blake3::Hasher,
@@ -181,7 +193,7 @@ pub(super) async fn finish_get(
     task.size = reply.file_size;
     reader.expect_payload(reply.size);
     if offset == 0 && reply.size <= CHUNK as u64 {
-        return finish_small_get(job, reader, task, hasher, partial, reply.mtime).await;
+        return finish_small_get(job, reader, disk, task, hasher, partial, reply.mtime).await;
     }
     let mut local_error = None;
     let mut file = match open_partial(&partial, offset).await {
@@ -282,11 +294,12 @@ pub(super) async fn finish_get(
 }
 
 /// A whole file of at most [`CHUNK`] bytes: held in memory until its digest is checked, then
-/// written, dated and renamed into place in one trip to the blocking pool. Bytes that fail the
-/// check never touch the disk.
+/// handed to the connection's [`DiskStage`] to be written, dated and renamed into place while
+/// the next file arrives. Bytes that fail the check never touch the disk.
 async fn finish_small_get(
     job: &Arc<Job>,
     reader: &mut ConnReader,
+    disk: &mut DiskStage,
     task: &mut Task,
     mut hasher: blake3::Hasher,
     partial: PathBuf,
@@ -316,26 +329,140 @@ async fn finish_small_get(
         );
         return Ok(());
     }
-    let dest = task.local.clone();
-    let written = partial.clone();
-    let placed = blocking(move || -> std::io::Result<()> {
+    disk.place(
+        job,
+        Placement {
+            task: task.clone(),
+            body,
+            partial,
+            mtime,
+            digest,
+        },
+    )
+    .await
+}
+
+/// Bytes of verified small files queued for one connection's disk stage: enough to keep the
+/// disk busy while the socket delivers the next files, small enough to keep memory flat.
+const DISK_BUDGET: usize = 2 * CHUNK;
+
+/// A verified small file waiting to be written under its final name.
+#[derive(Debug)]
+struct Placement {
+    task: Task,
+    body: Vec<u8>,
+    partial: PathBuf,
+    mtime: i64,
+    digest: Digest,
+}
+
+/// One blocking thread per connection that writes verified small files and renames them into
+/// place, reporting each itself. The socket reader hands a file over and goes on to the next
+/// one instead of waiting for the disk, and a tree of tiny files costs one thread wake-up per
+/// burst instead of a round trip to the blocking pool per file.
+///
+/// [`finish`](Self::finish) waits for every queued file; a stage dropped without it (the job
+/// was cancelled) writes nothing more, so no file appears after the job has ended.
+#[derive(Debug, Default)]
+pub(super) struct DiskStage {
+    running: Option<RunningStage>,
+}
+
+#[derive(Debug)]
+struct RunningStage {
+    tx: tokio::sync::mpsc::UnboundedSender<(Placement, OwnedSemaphorePermit)>,
+    budget: Arc<Semaphore>,
+    thread: tokio::task::JoinHandle<()>,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl DiskStage {
+    async fn place(&mut self, job: &Arc<Job>, placement: Placement) -> Result<(), EngineError> {
+        let running = match &mut self.running {
+            Some(running) => running,
+            None => self.running.insert(RunningStage::start(job)),
+        };
+        let cost = u32::try_from(placement.body.len().clamp(1, DISK_BUDGET)).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&running.budget)
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| EngineError::Protocol("the disk stage stopped".into()))?;
+        running
+            .tx
+            .send((placement, permit))
+            .map_err(|_| EngineError::Protocol("the disk stage stopped".into()))
+    }
+
+    /// Waits until every handed-over file is written and reported.
+    pub(super) async fn finish(&mut self) -> Result<(), EngineError> {
+        if let Some(running) = self.running.take() {
+            let RunningStage { tx, thread, .. } = running;
+            drop(tx);
+            thread
+                .await
+                .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DiskStage {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.abandoned.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl RunningStage {
+    fn start(job: &Arc<Job>) -> RunningStage {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(Placement, OwnedSemaphorePermit)>();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&abandoned);
+        let job = Arc::clone(job);
+        let thread = tokio::task::spawn_blocking(move || {
+            while let Some((placement, permit)) = rx.blocking_recv() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                write_placement(&job, placement);
+                drop(permit);
+            }
+        });
+        RunningStage {
+            tx,
+            budget: Arc::new(Semaphore::new(DISK_BUDGET)),
+            thread,
+            abandoned,
+        }
+    }
+}
+
+fn write_placement(job: &Job, placement: Placement) {
+    let Placement {
+        task,
+        body,
+        partial,
+        mtime,
+        digest,
+    } = placement;
+    let placed = (|| -> std::io::Result<()> {
         use std::io::Write;
-        let mut file = std::fs::File::create(&written)?;
+        let mut file = std::fs::File::create(&partial)?;
         file.write_all(&body)?;
         // A missing mtime is cosmetic; the bytes are what must be right.
         let _ = file.set_modified(local::system_time(mtime));
         drop(file);
-        std::fs::rename(&written, &dest)
-    })
-    .await?;
+        std::fs::rename(&partial, &task.local)
+    })();
     match placed {
         Ok(()) => {
-            job.done(task, digest);
+            job.done(&task, digest);
             if job.remove_source {
                 lock(&job.verified_sources).push(task.remote.clone());
             }
         }
-        Err(e) => job.failed(task, &EngineError::local(&partial, e)),
+        Err(e) => job.failed(&task, &EngineError::local(&partial, e)),
     }
-    Ok(())
 }

@@ -192,6 +192,10 @@ pub(super) struct Task {
     pub(super) busy: u32,
     /// A connection broke while this file was in flight: it may have arrived even so.
     pub(super) interrupted: bool,
+    /// The planner created this download's directory itself, so neither the destination nor a
+    /// partial of it existed: the file needs no look at the disk before its `get` (which would
+    /// cost a trip to the blocking pool per file).
+    pub(super) vacant: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -278,6 +282,8 @@ impl Job {
         lock(&self.progress).take_back(task.counted);
         task.counted = 0;
         task.fresh |= fresh;
+        // A failed attempt may have left a partial behind.
+        task.vacant = false;
         lock(&self.queue).push_front(task);
     }
 
@@ -572,21 +578,31 @@ async fn read_side(
     pending_rx: &mut mpsc::Receiver<Pending>,
     slot: &mut Option<Task>,
 ) -> Result<(), EngineError> {
-    while let Some(Pending { task, kind }) = pending_rx.recv().await {
-        let task = slot.insert(task);
-        match kind {
-            PendingKind::Get {
-                offset,
-                hasher,
-                partial,
-            } => download::finish_get(job, reader, task, offset, *hasher, partial).await?,
-            PendingKind::Put {
-                offset,
-                digest,
-                broken,
-            } => upload::finish_put(job, reader, task, offset, digest, broken).await?,
+    let mut disk = download::DiskStage::default();
+    let read = async {
+        while let Some(Pending { task, kind }) = pending_rx.recv().await {
+            let task = slot.insert(task);
+            match kind {
+                PendingKind::Get {
+                    offset,
+                    hasher,
+                    partial,
+                } => {
+                    download::finish_get(job, reader, &mut disk, task, offset, *hasher, partial)
+                        .await?;
+                }
+                PendingKind::Put {
+                    offset,
+                    digest,
+                    broken,
+                } => upload::finish_put(job, reader, task, offset, digest, broken).await?,
+            }
+            *slot = None;
         }
-        *slot = None;
-    }
-    Ok(())
+        Ok(())
+    };
+    let read: Result<(), EngineError> = read.await;
+    // Files already verified are written even when the connection broke after them.
+    disk.finish().await?;
+    read
 }

@@ -5,7 +5,8 @@
 //! Remote names are hostile input: each must pass the protocol's path rules before it becomes a
 //! local path, so a server can never make the client write outside the chosen directory.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use ferry_protocol::{ErrorCode, Kind, path};
 
@@ -100,6 +101,7 @@ pub(super) async fn plan_upload(
                 counted: 0,
                 busy: 0,
                 interrupted: false,
+                vacant: false,
             });
         }
     }
@@ -130,6 +132,7 @@ pub(super) async fn plan_download(
     items: Vec<(String, PathBuf)>,
 ) -> Result<Cleanup, EngineError> {
     let mut local_dirs: Vec<PathBuf> = Vec::new();
+    let mut made_roots = Vec::new();
     let mut cleanup = Vec::new();
     let mut skipped = 0;
     let mut tasks = Vec::new();
@@ -152,6 +155,7 @@ pub(super) async fn plan_download(
                 counted: 0,
                 busy: 0,
                 interrupted: false,
+                vacant: false,
             }),
             Kind::Dir => {
                 let below = match session.walk(&remote_root).await {
@@ -165,12 +169,16 @@ pub(super) async fn plan_download(
                 // The destination itself first: if it cannot be a directory (a file is in the
                 // way), the item fails once instead of once per file below it.
                 let root = local_root.clone();
-                if let Err(e) = blocking(move || std::fs::create_dir_all(&root)).await? {
-                    job.failed_path(
-                        &local_root.display().to_string(),
-                        &EngineError::local(&local_root, e),
-                    );
-                    continue;
+                match blocking(move || make_dir(&root)).await? {
+                    Ok(true) => made_roots.push(local_root.clone()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        job.failed_path(
+                            &local_root.display().to_string(),
+                            &EngineError::local(&local_root, e),
+                        );
+                        continue;
+                    }
                 }
                 let mut remote_dirs = vec![remote_root.clone()];
                 for entry in below {
@@ -194,6 +202,7 @@ pub(super) async fn plan_download(
                             counted: 0,
                             busy: 0,
                             interrupted: false,
+                            vacant: false,
                         }),
                         Kind::Symlink | Kind::Other => skipped += 1,
                     }
@@ -205,21 +214,46 @@ pub(super) async fn plan_download(
         }
     }
     lock(&job.counters).skipped += skipped;
-    let created = blocking(move || {
+    let (made, failures) = blocking(move || {
+        let mut made = made_roots.into_iter().collect::<HashSet<_>>();
         let mut failures = Vec::new();
+        // Parents come before children in a walk, so each directory is made by its own call
+        // and the ones that are new (hence empty) are known.
         for dir in local_dirs {
-            if let Err(e) = std::fs::create_dir_all(&dir) {
-                failures.push((dir, e));
+            match make_dir(&dir) {
+                Ok(true) => {
+                    made.insert(dir);
+                }
+                Ok(false) => {}
+                Err(e) => failures.push((dir, e)),
             }
         }
-        failures
+        (made, failures)
     })
     .await?;
-    for (dir, e) in created {
+    for (dir, e) in failures {
         job.failed_path(&dir.display().to_string(), &EngineError::local(&dir, e));
+    }
+    for task in &mut tasks {
+        task.vacant = task.local.parent().is_some_and(|dir| made.contains(dir));
     }
     lock(&job.queue).extend(tasks);
     Ok(cleanup)
+}
+
+/// Makes a directory (and its missing parents); `true` when this call made it, so it is empty.
+fn make_dir(dir: &Path) -> std::io::Result<bool> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A file in the way is an error, as with `create_dir_all`.
+            std::fs::create_dir_all(dir).map(|()| false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map(|()| true)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes what a move has copied: files as soon as verified (done by the workers for local
