@@ -126,7 +126,12 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
                 style = style.bg(bg).fg(theme.cursor_fg);
             }
             let mut cells = vec![
-                name_cell(app, entry, marked, verified, name_width),
+                name_cell(
+                    app,
+                    entry,
+                    (at_cursor && focused, marked, verified),
+                    name_width,
+                ),
                 Line::from(format!("{:>9}", size_text(entry))),
             ];
             if show_time {
@@ -141,14 +146,25 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     frame.render_widget(table, inner);
 }
 
-fn name_cell<'a>(app: &App, entry: &Entry, marked: bool, verified: bool, width: usize) -> Line<'a> {
+/// The name with a two-cell gutter: `›` on the focused cursor row, so the cursor shows even
+/// without colours, and `*` on marked entries.
+fn name_cell<'a>(
+    app: &App,
+    entry: &Entry,
+    (pointer, marked, verified): (bool, bool, bool),
+    width: usize,
+) -> Line<'a> {
     let suffix = match (entry.kind, entry.is_dir_like()) {
         (Kind::Symlink, true) => "@/",
         (_, true) => "/",
         (Kind::Symlink, _) => "@",
         _ => "",
     };
-    let mark = if marked { "* " } else { "  " };
+    let mark = format!(
+        "{}{}",
+        if pointer { '›' } else { ' ' },
+        if marked { '*' } else { ' ' }
+    );
     let tick = if verified { " ✓" } else { "" };
     let name = format!("{}{suffix}", format::escape_name(&entry.name));
     let name = truncate(&name, width.saturating_sub(2 + tick.chars().count()));
