@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
-use futures_util::StreamExt;
-use ratatui::DefaultTerminal;
+use futures_util::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::{DefaultTerminal, Terminal};
 use tokio::sync::mpsc;
 
 use crate::engine::{Endpoint, Engine};
@@ -31,16 +32,32 @@ struct Conn {
     remote_tx: Option<mpsc::UnboundedSender<RemoteRequest>>,
 }
 
-/// Runs until the user quits.
+/// Runs until the user quits, reading the real terminal's events.
 pub async fn run(
     terminal: &mut DefaultTerminal,
-    mut app: App,
+    app: App,
     endpoint: Endpoint,
 ) -> anyhow::Result<()> {
+    run_with(terminal, app, endpoint, EventStream::new()).await?;
+    Ok(())
+}
+
+/// The loop itself, over any backend and event source, so tests can drive it without a
+/// terminal. Returns the final state.
+pub async fn run_with<B, S>(
+    terminal: &mut Terminal<B>,
+    mut app: App,
+    endpoint: Endpoint,
+    mut events: S,
+) -> anyhow::Result<App>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = std::io::Result<Event>> + Unpin,
+{
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx));
-    let mut events = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let size = terminal.size()?;
@@ -79,7 +96,7 @@ pub async fn run(
             }
         }
     }
-    Ok(())
+    Ok(app)
 }
 
 /// Returns whether the screen needs drawing.
@@ -225,4 +242,86 @@ fn blocking_op(
             result: work(),
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::tui::config::Settings;
+
+    fn press(code: KeyCode) -> std::io::Result<Event> {
+        Ok(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    }
+
+    async fn wait_for_file(path: &Path, bytes: &[u8]) {
+        for _ in 0..200 {
+            if std::fs::read(path).ok().as_deref() == Some(bytes) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} never got its bytes", path.display());
+    }
+
+    /// The whole client minus the terminal: keys in, a real server and real files out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_drive_real_transfers_and_the_screen_shows_them_verified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, local) = (tmp.path().join("root"), tmp.path().join("local"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&local).unwrap();
+        std::fs::write(local.join("up.txt"), b"going up").unwrap();
+        std::fs::write(root.join("down.txt"), b"coming down").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(ferry_server::run(
+            listener,
+            ferry_server::Config::new(&root),
+            std::future::pending(),
+        ));
+
+        let app = App::new(
+            Settings::default(),
+            local.clone(),
+            format!("127.0.0.1:{port}"),
+            String::new(),
+        );
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            token: None,
+        };
+        let (keys_tx, keys_rx) = mpsc::unbounded_channel();
+        let events = Box::pin(futures_util::stream::unfold(keys_rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        }));
+        let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
+        let driver = async {
+            // Listings of two tiny directories arrive long before this.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            keys_tx.send(press(KeyCode::F(5))).unwrap();
+            wait_for_file(&root.join("up.txt"), b"going up").await;
+            keys_tx.send(press(KeyCode::Tab)).unwrap();
+            keys_tx.send(press(KeyCode::Home)).unwrap();
+            keys_tx.send(press(KeyCode::F(5))).unwrap();
+            wait_for_file(&local.join("down.txt"), b"coming down").await;
+            // The jobs' last events and the refreshed listings, then a few ticks.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            keys_tx.send(press(KeyCode::Char('q'))).unwrap();
+        };
+        let (result, ()) = tokio::join!(run_with(&mut terminal, app, endpoint, events), driver);
+        let app = result.unwrap();
+        assert!(app.should_quit);
+        assert_eq!(app.jobs.len(), 2);
+        let screen = format!("{}", terminal.backend());
+        assert!(screen.contains("#1 ✓ up.txt"), "{screen}");
+        assert!(screen.contains("#2 ✓ down.txt"), "{screen}");
+        assert!(screen.contains("down.txt ✓"), "{screen}");
+        assert!(screen.contains("connected"), "{screen}");
+    }
 }
