@@ -285,7 +285,7 @@ mod tests {
             std::future::pending(),
         ));
 
-        let app = App::new(
+        let mut app = App::new(
             Settings::default(),
             local.clone(),
             format!("127.0.0.1:{port}"),
@@ -296,22 +296,37 @@ mod tests {
             port,
             token: None,
         };
+        // The first listings are answered here, so the keys below never race them.
+        let mut session = crate::engine::Session::connect(&endpoint).await.unwrap();
+        for command in app.take_commands() {
+            if let Command::List { side, serial, dir } = command {
+                let result = match &dir {
+                    Location::Local(path) => local::list(path),
+                    Location::Remote(path) => Ok(session.list(path).await.unwrap()),
+                };
+                app.on_msg(Msg::Listed {
+                    side,
+                    serial,
+                    dir,
+                    result,
+                });
+            }
+        }
         let (keys_tx, keys_rx) = mpsc::unbounded_channel();
         let events = Box::pin(futures_util::stream::unfold(keys_rx, |mut rx| async move {
             rx.recv().await.map(|event| (event, rx))
         }));
         let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
         let driver = async {
-            // Listings of two tiny directories arrive long before this.
-            tokio::time::sleep(Duration::from_millis(500)).await;
             keys_tx.send(press(KeyCode::F(5))).unwrap();
             wait_for_file(&root.join("up.txt"), b"going up").await;
             keys_tx.send(press(KeyCode::Tab)).unwrap();
             keys_tx.send(press(KeyCode::Home)).unwrap();
             keys_tx.send(press(KeyCode::F(5))).unwrap();
             wait_for_file(&local.join("down.txt"), b"coming down").await;
-            // The jobs' last events and the refreshed listings, then a few ticks.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The jobs' last events and the refreshed listings, then a few ticks: generous, for
+            // a loaded CI machine.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
             keys_tx.send(press(KeyCode::Char('q'))).unwrap();
         };
         let (result, ()) = tokio::join!(run_with(&mut terminal, app, endpoint, events), driver);
