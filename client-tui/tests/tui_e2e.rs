@@ -113,7 +113,9 @@ fn start_ferry(tmp: &Path, local: &Path, home: &Path, port: u16) -> Tmux {
         socket: tmp.join("tmux.sock"),
     };
     let command = format!(
-        "cd '{}' && env HOME='{}' '{}' ferry://127.0.0.1:{port}/; echo EXIT=$?; sleep 60",
+        // The XDG variables would win over HOME: a developer's own config must not leak in.
+        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
+         HOME='{}' '{}' ferry://127.0.0.1:{port}/; echo EXIT=$?; sleep 60",
         local.display(),
         home.display(),
         env!("CARGO_BIN_EXE_ferry"),
@@ -205,6 +207,9 @@ fn upload_and_download_in_tmux() {
         "0",
         "terminal not restored"
     );
+    // Logs went to the state directory, never the screen.
+    let log = std::fs::read_to_string(home.join(".local/state/ferry/ferry.log")).unwrap();
+    assert!(log.contains("ferry"), "{log}");
 }
 
 #[test]

@@ -123,6 +123,11 @@ async fn run_async(
         .await
         .unwrap_or_default();
     let label = format!("{}:{}", endpoint.host, endpoint.port);
+    tracing::info!(
+        "ferry {} opening {label} with {} on the left",
+        env!("CARGO_PKG_VERSION"),
+        local_dir.display()
+    );
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.conn.bundled = bundled;
     app.recent = recent_list;
