@@ -389,9 +389,15 @@ impl App {
         self.outbox.push(Command::List { side, serial, dir });
     }
 
+    /// Lists the pane's directory again; a navigation still in flight wins, so a job that
+    /// finishes just after Enter does not pull the user back.
     fn refresh(&mut self, side: Side) {
-        let dir = self.pane(side).dir.clone();
-        self.request_list(side, dir, None);
+        let pane = self.pane(side);
+        let (dir, select) = match &pane.pending {
+            Some(pending) => (pending.dir.clone(), pending.select.clone()),
+            None => (pane.dir.clone(), None),
+        };
+        self.request_list(side, dir, select);
     }
 
     /// A key press. Dialogs, conflicts and the filter see keys before the keymap does.

@@ -184,7 +184,11 @@ fn a_late_listing_of_a_directory_left_is_dropped() {
     let mut app = app();
     app.on_key(key(KeyCode::Enter));
     let stale = app.take_commands();
-    app.on_key(ctrl('r'));
+    // Changing course before the answer: go to /tmp instead.
+    app.on_key(ctrl('g'));
+    app.on_key(ctrl('u'));
+    press_all(&mut app, &"/tmp".chars().map(ch).collect::<Vec<_>>());
+    app.on_key(key(KeyCode::Enter));
     settle(&mut app);
     for command in stale {
         if let Command::List { side, serial, dir } = command {
@@ -196,7 +200,7 @@ fn a_late_listing_of_a_directory_left_is_dropped() {
             });
         }
     }
-    assert_eq!(app.local.dir, Location::Local("/home/me".into()));
+    assert_eq!(app.local.dir, Location::Local("/tmp".into()));
     assert_eq!(app.local.entries.len(), 4);
 }
 
@@ -821,4 +825,13 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
         }
     );
     assert!(app.conn.read_only);
+}
+
+#[test]
+fn a_refresh_does_not_cancel_a_navigation_in_flight() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(ctrl('r'));
+    settle(&mut app);
+    assert_eq!(app.local.dir, Location::Local("/home/me/docs".into()));
 }
