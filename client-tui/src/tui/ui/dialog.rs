@@ -79,7 +79,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 } else {
                     Style::default()
                 };
-                lines.push(Line::from(Span::styled(target.to_string(), style)));
+                let pointer = if i == *selected { "›" } else { " " };
+                lines.push(Line::from(Span::styled(
+                    format!("{pointer}{target}"),
+                    style,
+                )));
             }
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(

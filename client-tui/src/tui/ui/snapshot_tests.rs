@@ -330,3 +330,35 @@ fn two_jobs_with_the_transfer_list_focused_and_a_cancel_asked() {
     app.on_key(key(crossterm::event::KeyCode::Char('x')));
     insta::assert_snapshot!(render(&mut app));
 }
+
+#[test]
+fn connect_dialog_with_bookmarks_and_recent() {
+    let mut app = app(local_entries(), remote_entries(), 100, 16);
+    app.bookmarks.push(crate::tui::config::Bookmark {
+        name: "nas".into(),
+        url: "ferry://nas.local:7070/media".into(),
+        token: None,
+    });
+    app.recent.push(crate::tui::config::Recent {
+        url: "ferry://10.0.0.7:7070/".into(),
+        token: None,
+    });
+    app.on_key(key(crossterm::event::KeyCode::F(9)));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn help_with_the_vim_preset() {
+    let settings =
+        crate::tui::config::parse("keymap = \"vim\"\n", std::path::Path::new(".")).unwrap();
+    let mut app = App::new(
+        settings,
+        PathBuf::from("/home/me"),
+        "127.0.0.1:7878".into(),
+        String::new(),
+    );
+    app.resize(100, 44);
+    app.take_commands();
+    app.on_key(key(crossterm::event::KeyCode::F(1)));
+    insta::assert_snapshot!(render(&mut app));
+}
