@@ -352,8 +352,23 @@ pub fn encode_err(code: ErrorCode, message: &str) -> Vec<u8> {
     line
 }
 
+/// Whether a header line holds a JSON object, the only thing a header may be. serde reads a
+/// struct from an array too, field by field in order, so without this check
+/// `["remove","docs",true]` would be a recursive `remove`.
+fn is_object(line: &[u8]) -> bool {
+    line.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .is_some_and(|&b| b == b'{')
+}
+
 /// Decodes a request header line (without its `\n`).
 pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
+    if !is_object(line) {
+        return Err(RequestError {
+            message: "malformed request: a header must be a JSON object".to_owned(),
+            payload: 0,
+        });
+    }
     serde_json::from_slice(line).map_err(|err| {
         /// Just enough of a header to skip its payload when the rest of it is wrong.
         #[derive(Deserialize)]
@@ -378,6 +393,11 @@ pub fn decode_reply<T: DeserializeOwned>(
         ok: bool,
         #[serde(default)]
         error: Option<ErrorBody>,
+    }
+    if !is_object(line) {
+        return Err(ResponseError(serde::de::Error::custom(
+            "a response header must be a JSON object",
+        )));
     }
     let status: Status = serde_json::from_slice(line)?;
     if status.ok {
@@ -565,6 +585,23 @@ mod tests {
             let err = decode_request(line(bad)).unwrap_err();
             assert!(err.message.starts_with("malformed request"), "{bad}");
         }
+    }
+
+    #[test]
+    fn arrays_are_never_read_as_headers() {
+        // serde would read these field by field; found by the hostile-input suite.
+        for bad in [
+            r#"["stat","a"]"#,
+            r#"["remove","docs",true]"#,
+            r#" ["put",{"path":"a","size":3}]"#,
+            r#"[5]"#,
+        ] {
+            let err = decode_request(line(bad)).unwrap_err();
+            assert_eq!(err.payload, 0, "{bad}");
+        }
+        assert!(decode_reply::<Done>(b"[true]").is_err());
+        assert!(decode_reply::<StatReply>(br#"[true,{"name":"a"}]"#).is_err());
+        assert!(decode_request(line(" \t{\"op\":\"stat\",\"path\":\"a\"}")).is_ok());
     }
 
     #[test]
