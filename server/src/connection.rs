@@ -19,12 +19,18 @@ use tracing::{debug, info, warn};
 use crate::listener::Shared;
 use crate::ops::{self, Flow, Session};
 
-/// Bytes asked of the socket per read; big, so a fast upload costs few syscalls.
+/// The read buffer's first size: a connection that only lists and fetches never needs more,
+/// so a thousand idle or chatty clients cost little memory.
+const INITIAL_READ_CAPACITY: usize = 16 * 1024;
+/// How far the read buffer grows, doubling each time a read fills it: a fast stream of
+/// pipelined uploads then costs few syscalls.
 const READ_CAPACITY: usize = 512 * 1024;
-/// Below this much free room the read buffer is grown before the next read.
-const MIN_READ_ROOM: usize = 64 * 1024;
-/// Replies are gathered up to this size before they reach the socket.
-const WRITE_CAPACITY: usize = 256 * 1024;
+/// Replies are gathered up to this size before they reach the socket; a bigger reply (a `get`
+/// chunk) goes to the socket directly instead of being copied here first, so the buffer's pages
+/// are never touched by bulk data and each connection stays small.
+const WRITE_CAPACITY: usize = 64 * 1024;
+/// At most this many waiting `get`s are answered by one blocking thread.
+const GET_BATCH: usize = 64;
 /// After a fatal error reply, how long and how much input is read and dropped before closing,
 /// so the peer's unread bytes do not turn the close into a reset that loses the reply.
 const LINGER_TIME: Duration = Duration::from_secs(1);
@@ -56,12 +62,16 @@ pub(crate) enum ConnError {
 pub(crate) struct Connection {
     reader: OwnedReadHalf,
     buf: BytesMut,
+    /// The free room the next read asks for; grows while reads fill it.
+    read_room: usize,
     decoder: FrameDecoder,
     writer: BufWriter<OwnedWriteHalf>,
     /// When the first byte of a header that is not complete yet arrived.
     header_started: Option<Instant>,
     /// Bytes of the current request's payload still to come; they are never parsed.
     payload_left: u64,
+    /// A header taken from the buffer by [`Self::buffered_request`] and given back.
+    unread: Option<Bytes>,
     idle_timeout: Duration,
     header_timeout: Duration,
     cancel: CancellationToken,
@@ -77,11 +87,13 @@ impl Connection {
         let (reader, writer) = stream.into_split();
         Self {
             reader,
-            buf: BytesMut::with_capacity(READ_CAPACITY),
+            buf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
+            read_room: INITIAL_READ_CAPACITY,
             decoder: FrameDecoder::new(),
             writer: BufWriter::with_capacity(WRITE_CAPACITY, writer),
             header_started: None,
             payload_left: 0,
+            unread: None,
             idle_timeout,
             header_timeout,
             cancel,
@@ -95,6 +107,9 @@ impl Connection {
     pub async fn read_request(&mut self) -> Result<Option<Bytes>, ConnError> {
         // An op always consumes its payload; this only guards the framing if one did not.
         self.skip_payload().await?;
+        if let Some(line) = self.unread.take() {
+            return Ok(Some(line));
+        }
         loop {
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some(Frame::Header(line))) => {
@@ -128,6 +143,30 @@ impl Connection {
         }
     }
 
+    /// The next request header if it has already arrived whole, without waiting or reading the
+    /// socket; give it back with [`Self::unread`] if it is not to be answered now.
+    pub fn buffered_request(&mut self) -> Option<Bytes> {
+        if self.unread.is_some() || self.payload_left > 0 {
+            return None;
+        }
+        // Only a complete line under the cap is taken; anything else is left for
+        // `read_request`, which reports it properly.
+        let end = self.buf.iter().position(|&b| b == b'\n')?;
+        if end >= ferry_protocol::MAX_HEADER_LEN {
+            return None;
+        }
+        match self.decoder.decode(&mut self.buf) {
+            Ok(Some(Frame::Header(line))) => Some(line),
+            _ => None,
+        }
+    }
+
+    /// Gives back a header taken with [`Self::buffered_request`]; the next `read_request`
+    /// returns it.
+    pub fn unread(&mut self, line: Bytes) {
+        self.unread = Some(line);
+    }
+
     /// Reads a header line that must follow (a `put` trailer); the peer may not stop here.
     pub async fn read_header(&mut self) -> Result<Bytes, ConnError> {
         self.read_request().await?.ok_or(ConnError::Truncated)
@@ -138,18 +177,23 @@ impl Connection {
         if !self.writer.buffer().is_empty() {
             self.flush().await?;
         }
-        if self.buf.capacity() - self.buf.len() < MIN_READ_ROOM {
-            self.buf.reserve(READ_CAPACITY);
+        if self.buf.capacity() - self.buf.len() < self.read_room / 4 {
+            self.buf.reserve(self.read_room);
         }
+        let room = self.buf.capacity() - self.buf.len();
         let read = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
             read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)) => read,
         };
-        match read {
-            Ok(n) => Ok(n?),
-            Err(_elapsed) => Err(stalled),
+        let n = match read {
+            Ok(n) => n?,
+            Err(_elapsed) => return Err(stalled),
+        };
+        if n == room {
+            self.read_room = (self.read_room * 2).min(READ_CAPACITY);
         }
+        Ok(n)
     }
 
     /// Announces that the header just read is followed by `size` payload bytes.
@@ -160,6 +204,18 @@ impl Connection {
     /// Payload bytes announced and not read yet.
     pub fn payload_left(&self) -> u64 {
         self.payload_left
+    }
+
+    /// Whether the `size` bytes after the current header, and with `line_after` a whole header
+    /// line after them, have already arrived, so reading them cannot wait on the peer.
+    pub fn has_buffered(&self, size: u64, line_after: bool) -> bool {
+        let Ok(size) = usize::try_from(size) else {
+            return false;
+        };
+        match self.buf.get(size..) {
+            Some(rest) => !line_after || rest.contains(&b'\n'),
+            None => false,
+        }
     }
 
     /// Appends payload bytes to `out`, at most up to its spare capacity, waiting only for the
@@ -340,6 +396,31 @@ pub(crate) async fn serve(
                     Err(err) => break Err(err),
                 }
             }
+        };
+        let request = match request {
+            // Gets already waiting behind this one are answered together.
+            ferry_protocol::Request::Get { path, offset } if session.greeted() => {
+                let mut gets = vec![(path, offset)];
+                while gets.len() < GET_BATCH {
+                    let Some(line) = conn.buffered_request() else {
+                        break;
+                    };
+                    match decode_request(&line) {
+                        Ok(ferry_protocol::Request::Get { path, offset }) => {
+                            gets.push((path, offset));
+                        }
+                        _ => {
+                            conn.unread(line);
+                            break;
+                        }
+                    }
+                }
+                match ops::get_batch(&mut conn, &shared, gets).await {
+                    Ok(()) => continue,
+                    Err(err) => break Err(err),
+                }
+            }
+            request => request,
         };
         match ops::handle(&mut conn, &shared, &mut session, request).await {
             Ok(Flow::Continue) => {}

@@ -119,6 +119,18 @@ pub(crate) async fn handle(
     Ok(Flow::Continue)
 }
 
+/// Answers `get`s that were all waiting in the connection's buffer from one blocking thread,
+/// so a client fetching a pipelined tree of small files is not answered one thread hop each.
+/// The caller has checked that the session said `hello`.
+pub(crate) async fn get_batch(
+    conn: &mut Connection,
+    shared: &Arc<Shared>,
+    gets: Vec<(String, u64)>,
+) -> Result<(), ConnError> {
+    tracing::debug!(count = gets.len(), "get batch");
+    stream(conn, shared, move |shared, pipe| get::get_many(shared, &gets, pipe)).await
+}
+
 /// Answers `err` and consumes what the request still has on the wire (a `put`'s payload and
 /// trailer), so the next request is read from where the client put it.
 pub(crate) async fn refuse(

@@ -61,6 +61,11 @@ pub(super) async fn put(
     shared: &Arc<Shared>,
     put: Put,
 ) -> Result<(), ConnError> {
+    // A small upload whose bytes are all here already is checked after they are read: the
+    // client sent them anyway, and it saves a trip to the blocking pool per file.
+    if put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer) {
+        return put_small(conn, shared, put, None).await;
+    }
     let prepared = {
         let shared = Arc::clone(shared);
         let put = put.clone();
@@ -73,7 +78,7 @@ pub(super) async fn put(
         Err(err) => return refuse(conn, &Request::Put(put), &err).await,
     };
     if put.size <= SMALL as u64 {
-        return put_small(conn, put, upload).await;
+        return put_small(conn, shared, put, Some(upload)).await;
     }
 
     conn.expect_payload(put.size);
@@ -131,9 +136,16 @@ pub(super) async fn put(
     conn.write(&line).await
 }
 
-/// A small upload: after the same checks, the payload (and trailer) is read whole and then
-/// written, verified and renamed in one blocking call, with no writer thread or channels.
-async fn put_small(conn: &mut Connection, put: Put, mut upload: Upload) -> Result<(), ConnError> {
+/// A small upload: the payload (and trailer) is read whole, then written, verified and renamed
+/// in one blocking call, with no writer thread or channels. Without `upload`, the checks run in
+/// that same call (the caller made sure the bytes had all arrived), so a tree of tiny files
+/// costs one trip to the blocking pool per file instead of two.
+async fn put_small(
+    conn: &mut Connection,
+    shared: &Arc<Shared>,
+    put: Put,
+    upload: Option<Upload>,
+) -> Result<(), ConnError> {
     conn.expect_payload(put.size);
     let mut payload = Vec::with_capacity(usize::try_from(put.size).unwrap_or(SMALL).min(SMALL));
     let mut cut = None;
@@ -158,7 +170,12 @@ async fn put_small(conn: &mut Connection, put: Put, mut upload: Upload) -> Resul
         _ => None,
     };
     let broken = cut.is_some();
+    let shared = Arc::clone(shared);
     let work = tokio::task::spawn_blocking(move || {
+        let mut upload = match upload {
+            Some(upload) => upload,
+            None => prepare(&shared, &put)?,
+        };
         let result = upload.file.write_all(&payload);
         if result.is_ok() {
             upload.hasher.update(&payload);
