@@ -6,9 +6,11 @@
 //! - [`engine`]: the only code that touches the network: sessions for browsing and small
 //!   operations, background transfer jobs with progress events, atomic local writes.
 //! - [`cli`]: `ferry ls|get|put|mkdir|rm|mv`, printing for scripts and people.
+//! - [`format`](mod@format): sizes, times, speeds and escaped names, for both faces.
 //! - [`tui`]: the full-screen two-pane interface: state, event loop, rendering, keymap, config.
 
 pub mod cli;
 pub mod engine;
+pub mod format;
 pub mod tui;
 pub mod url;

@@ -9,6 +9,7 @@ use humansize::{BINARY, format_size};
 
 use super::CliError;
 use crate::engine::{Endpoint, Session};
+use crate::format;
 use crate::url::RemoteUrl;
 
 /// Lists `url` to `out`.
@@ -90,43 +91,14 @@ pub fn format_entry(entry: &Entry) -> String {
     };
     format!(
         "{kind}{mode} {size:>10}  {}  {}{suffix}",
-        format_mtime(entry.mtime),
-        entry.name
-    )
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, from seconds since the epoch.
-pub fn format_mtime(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let in_day = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        in_day / 3600,
-        in_day % 3600 / 60
+        format::mtime(entry.mtime),
+        format::escape_name(&entry.name)
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_utc_calendar_dates() {
-        assert_eq!(format_mtime(0), "1970-01-01 00:00");
-        assert_eq!(format_mtime(951_782_400), "2000-02-29 00:00");
-        assert_eq!(format_mtime(1_764_300_000), "2025-11-28 03:20");
-        assert_eq!(format_mtime(-60), "1969-12-31 23:59");
-    }
 
     #[test]
     fn rows_show_type_mode_size_and_name() {
@@ -150,6 +122,12 @@ mod tests {
         };
         assert!(format_entry(&dir).starts_with("drwxr-xr-x"));
         assert!(format_entry(&dir).ends_with("  docs/"));
+        // A hostile server's name cannot drive the terminal.
+        let hostile = Entry {
+            name: "x\u{1b}[2Jy".into(),
+            ..dir
+        };
+        assert!(format_entry(&hostile).ends_with("  x\\x1b[2Jy/"));
     }
 
     #[test]

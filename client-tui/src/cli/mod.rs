@@ -18,7 +18,7 @@ use ferry_protocol::path;
 
 use crate::engine::{ConflictPolicy, EngineError};
 
-pub use listing::{format_entry, format_mtime, ls};
+pub use listing::{format_entry, ls};
 pub use ops::{mkdir, mv, rm};
 pub use transfer::{TransferOptions, get, put, summary_line};
 

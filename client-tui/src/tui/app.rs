@@ -16,13 +16,13 @@ use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, TransferE
 use crate::url::RemoteUrl;
 
 use super::config::{self, Bookmark, Recent, Settings};
-use super::format;
 use super::input::LineInput;
 use super::keymap::{Action, Keymap};
 use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
 use super::theme::Theme;
 use super::transfers::{Job, JobInfo, JobKey, JobState};
 use super::ui;
+use crate::format;
 
 /// Two clicks on the same row closer than this are a double click.
 const DOUBLE_CLICK: Duration = Duration::from_millis(400);

@@ -9,14 +9,14 @@
 //! - [`transfers`]: jobs as the UI sees them and the progress math.
 //! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
 //! - [`local`], [`remote`]: the left pane's file system, the right pane's session task.
-//! - [`format`](mod@format), [`input`]: text helpers and the one-line text field.
+//! - [`input`]: the one-line text field (text formatting is shared with the CLI in
+//!   [`crate::format`]).
 //!
 //! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 
 pub mod app;
 pub mod config;
 pub mod event_loop;
-pub mod format;
 pub mod input;
 pub mod keymap;
 pub mod local;

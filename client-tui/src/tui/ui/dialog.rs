@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::super::app::{App, CONFLICT_CHOICES, ConflictPrompt, Dialog};
-use super::super::format;
 use super::super::keymap::Action;
 use super::{centered, truncate};
+use crate::format;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.dialog {

@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use super::super::app::{App, ConnState, Focus};
-use super::super::format;
 use super::super::pane::{Pane, Side};
 use super::{truncate, truncate_left};
+use crate::format;
 
 /// Below this inner width the modified-time column is dropped.
 const TIME_COLUMN_MIN_WIDTH: u16 = 46;

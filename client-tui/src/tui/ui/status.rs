@@ -42,7 +42,7 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     match (&conn.bundled, &conn.server) {
         (Some(dir), _) => left.push_str(&format!(" (bundled server: {})", dir.display())),
         (None, Some(server)) if conn.state == ConnState::Connected => {
-            left.push_str(&format!(" ({})", super::super::format::escape_name(server)));
+            left.push_str(&format!(" ({})", crate::format::escape_name(server)));
         }
         _ => {}
     }
@@ -54,7 +54,7 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     {
         left.push_str(&format!(
             "  dragging {}",
-            super::super::format::escape_name(&drag.name)
+            crate::format::escape_name(&drag.name)
         ));
     }
     let hints: Vec<String> = [

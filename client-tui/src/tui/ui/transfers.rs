@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Row, Table};
 
 use super::super::app::{App, Focus};
-use super::super::format;
 use super::super::pane::Side;
 use super::super::transfers::{self, Job, JobState};
 use super::truncate;
+use crate::format;
 
 /// The width of each job's bar.
 const BAR_WIDTH: u16 = 20;

@@ -1,5 +1,5 @@
-//! Turning numbers and names into the short text the panes show: sizes, times, durations,
-//! speeds, and names with their control characters escaped.
+//! How entries and transfers are shown to people, in the TUI and the CLI alike: sizes, times,
+//! durations, speeds, and names with their control characters escaped.
 
 use std::borrow::Cow;
 use std::fmt::Write;
