@@ -4,6 +4,9 @@
 //! nothing outside the root changed, and that no file under a final name holds anything but
 //! what was there before or what a completed upload put there.
 
+// Helpers run inside tests: a failed step should stop the test with its error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,9 @@
 //! `cargo test -p ferry-server --release --test soak -- --ignored --nocapture`.
 //! `FERRY_SOAK_SECS` (default 60) and `FERRY_SOAK_CLIENTS` (default 200) change its size.
 
+// Helpers run inside tests: a failed step should stop the test with its error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
