@@ -420,6 +420,11 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
 
 /// Seconds since the epoch as a `SystemTime`; `None` when the platform cannot represent it.
 fn system_time(secs: i64) -> Option<SystemTime> {
+    // Representable, but cap-std panics reading it back (it negates the seconds): one upload
+    // would break every later listing of its directory.
+    if secs == i64::MIN {
+        return None;
+    }
     let magnitude = Duration::from_secs(secs.unsigned_abs());
     if secs >= 0 {
         UNIX_EPOCH.checked_add(magnitude)
