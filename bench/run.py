@@ -16,7 +16,10 @@ and times, best of --runs:
   * `ferry ls --json` of a directory of 1,000,000 entries against `find -printf`.
 
 Every copy is verified byte for byte. Peak RSS comes from /usr/bin/time (clients) and the
-server's VmHWM. Machines here are noisy: read the ratios, which come from the same run.
+server's VmHWM, reset before each measure so every row shows its own peak; the server's CPU
+time per row shows what the client's wall time hides. ferry's times include all the server's
+work: `get` ends once the client verified and renamed the file, `put` once the server did.
+Machines here are noisy: read the ratios, which come from the same run, and check `uptime`.
 This is a benchmark, not a test: nothing gates on it.
 """
 
@@ -262,11 +265,30 @@ def main():
     url = f"ferry://127.0.0.1:{port}"
     rows = []
     peak_client = 0
+    peak_server = 0
+    # The server's peak RSS and CPU seconds over the last `measure`d ferry runs.
+    server_seen = {"rss": 0, "cpu": 0.0}
 
-    def row(name, ours, base, base_name, unit_count, unit, verified, rss=0):
-        nonlocal peak_client
+    def server_cpu():
+        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def measure(fn, reset):
+        """best() of a ferry command, also noting the server's peak RSS and its CPU per run."""
+        reset_hwm(server.pid)
+        cpu0 = server_cpu()
+        result = best(runs, fn, reset)
+        server_seen["rss"] = vm_hwm(server.pid)
+        server_seen["cpu"] = (server_cpu() - cpu0) / runs
+        return result
+
+    def row(name, ours, base, base_name, unit_count, unit, verified, rss=0, server_side=True):
+        nonlocal peak_client, peak_server
         peak_client = max(peak_client, rss)
-        rows.append((name, unit_count / ours, unit, base_name, unit_count / base, base / ours, verified, rss))
+        srss, scpu = (server_seen["rss"], server_seen["cpu"]) if server_side else (0, 0.0)
+        peak_server = max(peak_server, srss)
+        rows.append((name, unit_count / ours, unit, base_name, unit_count / base, base / ours, verified, rss,
+                     srss, scpu))
 
     try:
         dl = work / "dl"
@@ -274,9 +296,9 @@ def main():
         mb = big_size / 1e6
         raw, _ = best(runs, lambda: socat_copy(local / "big.bin", work / "raw.bin", free_port()), rm(work / "raw.bin"))
         ok = same_file(local / "big.bin", work / "raw.bin")
-        t, rss = best(runs, lambda: timed([ferry, "get", f"{url}/big.bin", str(work / "got.bin")]), rm(work / "got.bin"))
+        t, rss = measure(lambda: timed([ferry, "get", f"{url}/big.bin", str(work / "got.bin")]), rm(work / "got.bin"))
         row("get 1 file", t, raw, "socat", mb, "MB/s", ok and same_file(srv / "big.bin", work / "got.bin"), rss)
-        t, rss = best(runs, lambda: timed([ferry, "put", str(local / "big.bin"), f"{url}/put.bin"]), rm(srv / "put.bin"))
+        t, rss = measure(lambda: timed([ferry, "put", str(local / "big.bin"), f"{url}/put.bin"]), rm(srv / "put.bin"))
         row("put 1 file", t, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"), rss)
         for p in (work / "raw.bin", work / "got.bin", srv / "put.bin"):
             p.unlink(missing_ok=True)
@@ -292,19 +314,19 @@ def main():
                 rs, _ = best(runs, lambda: timed(["rsync", "-a", rsyncd.url(name) + "/", str(work / "rs")]), rm(work / "rs"))
                 shutil.rmtree(work / "rs")
                 unit, amount = ("files/s", count) if name == "small" else ("MB/s", tree_mb)
-                t, rss = best(runs, lambda: timed([ferry, "get", "-r", f"{url}/{name}", str(dl)]), rm(dl))
+                t, rss = measure(lambda: timed([ferry, "get", "-r", f"{url}/{name}", str(dl)]), rm(dl))
                 row(f"get -r {count} x {size}", t, tar, "tar|socat", amount, unit,
                     tar_ok and same_tree(srv / name, dl), rss)
-                row(f"get -r {count} x {size}", t, rs, "rsyncd", amount, unit, True, 0)
+                row(f"get -r {count} x {size}", t, rs, "rsyncd", amount, unit, True, 0, server_side=False)
                 shutil.rmtree(dl)
-                t, rss = best(runs, lambda: timed([ferry, "put", "-r", str(local / name), f"{url}/up"]), rm(srv / "up"))
+                t, rss = measure(lambda: timed([ferry, "put", "-r", str(local / name), f"{url}/up"]), rm(srv / "up"))
                 row(f"put -r {count} x {size}", t, tar, "tar|socat", amount, unit,
                     same_tree(local / name, srv / "up"), rss)
                 shutil.rmtree(srv / "up")
         finally:
             rsyncd.stop()
 
-        transfer_rss = vm_hwm(server.pid)
+        transfer_rss = peak_server
         reset_hwm(server.pid)
 
         # 1,000 concurrent clients.
@@ -339,10 +361,13 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"{'work':<26}{'ferry':>12} {'unit':<8}{'baseline':<11}{'base':>12}{'ratio':>8}  {'ok':<4}{'client RSS':>11}")
-    for name, ours, unit, base_name, base, ratio, ok, rss in rows:
+    print(f"uptime at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (load, 1/5/15 min)")
+    print(f"{'work':<26}{'ferry':>12} {'unit':<8}{'baseline':<11}{'base':>12}{'ratio':>8}  {'ok':<4}"
+          f"{'client RSS':>11}{'server RSS':>13}{'server CPU':>12}")
+    for name, ours, unit, base_name, base, ratio, ok, rss, srss, scpu in rows:
         print(f"{name:<26}{ours:>12,.0f} {unit:<8}{base_name:<11}{base:>12,.0f}{ratio:>7.2f}x  "
-              f"{'yes' if ok else 'NO':<4}" + (f"{rss / 1024:>9.1f} MiB" if rss else f"{'-':>13}"))
+              f"{'yes' if ok else 'NO':<4}" + (f"{rss / 1024:>7.1f} MiB" if rss else f"{'-':>11}")
+              + (f"{srss / 1024:>9.1f} MiB{scpu:>10.2f} s" if srss else f"{'-':>13}{'-':>12}"))
     print()
     print(f"1,000 concurrent clients (list + 64 KiB get): {errors} errors in {conc:.2f} s; "
           f"server peak RSS {conc_rss / 1024:.1f} MiB" + (f"; first error: {first}" if first else ""))

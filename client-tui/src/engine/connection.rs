@@ -194,6 +194,44 @@ impl ConnReader {
         self.framed.decoder_mut().expect_payload(size);
     }
 
+    /// Appends up to `room` bytes of a payload the caller accounts for itself (the decoder was
+    /// told of none) to `out`, waiting only for the first of them: bytes already buffered
+    /// first, then straight from the socket, so a large download is copied once, into buffers
+    /// the caller recycles. 0 only when `room` is 0.
+    pub(crate) async fn raw_payload_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        room: usize,
+    ) -> Result<usize, EngineError> {
+        use bytes::{Buf, BufMut};
+        use tokio::io::AsyncReadExt;
+        if room == 0 {
+            return Ok(0);
+        }
+        let buffered = self.framed.read_buffer_mut();
+        if !buffered.is_empty() {
+            let n = room.min(buffered.len());
+            out.extend_from_slice(&buffered[..n]);
+            buffered.advance(n);
+            return Ok(n);
+        }
+        let mut limited = (&mut *out).limit(room);
+        let read =
+            tokio::time::timeout(REPLY_TIMEOUT, self.framed.get_mut().read_buf(&mut limited))
+                .await
+                .map_err(|_| {
+                    broken(
+                        &self.addr,
+                        format!("no answer for {} s", REPLY_TIMEOUT.as_secs()),
+                    )
+                })?;
+        match read {
+            Ok(0) => Err(broken(&self.addr, "the server closed the connection")),
+            Ok(n) => Ok(n),
+            Err(e) => Err(broken(&self.addr, e)),
+        }
+    }
+
     /// The next chunk of the announced payload; `None` once it has all been read.
     pub(crate) async fn payload_chunk(&mut self) -> Result<Option<Bytes>, EngineError> {
         if self.framed.decoder().payload_remaining() == 0 {

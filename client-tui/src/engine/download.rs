@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer, Request};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection::{ConnReader, ConnWriter};
@@ -144,32 +143,13 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
     })
 }
 
-/// Opens the partial for writing from `offset`: truncated to it, so bytes past the verified
-/// prefix never survive.
-pub(super) async fn open_partial(
-    partial: &std::path::Path,
-    offset: u64,
-) -> std::io::Result<tokio::fs::File> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(offset == 0)
-        .open(partial)
-        .await?;
-    if offset > 0 {
-        file.set_len(offset).await?;
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-    }
-    Ok(file)
-}
-
 pub(super) async fn finish_get(
     job: &Arc<Job>,
     reader: &mut ConnReader,
     disk: &mut DiskStage,
     task: &mut Task,
     offset: u64,
-    mut hasher: blake3::Hasher,
+    hasher: blake3::Hasher,
     partial: PathBuf,
 ) -> Result<(), EngineError> {
     let reply: GetReply = match reader.header().await? {
@@ -191,52 +171,79 @@ pub(super) async fn finish_get(
     }
     // The file may have changed since the walk; what is reported is what arrived.
     task.size = reply.file_size;
-    reader.expect_payload(reply.size);
     if offset == 0 && reply.size <= CHUNK as u64 {
+        reader.expect_payload(reply.size);
         return finish_small_get(job, reader, disk, task, hasher, partial, reply.mtime).await;
     }
-    let mut local_error = None;
-    let mut file = match open_partial(&partial, offset).await {
-        Ok(file) => Some(BufWriter::with_capacity(CHUNK, file)),
-        Err(e) => {
-            local_error = Some(e);
-            None
-        }
-    };
+    // The socket is read straight into a few recycled buffers; hashing and writing happen on a
+    // blocking thread, so they overlap the next reads instead of taking turns with them.
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH);
+    let (empty_tx, mut empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH + 2);
+    let stream_partial = partial.clone();
+    let writing = tokio::task::spawn_blocking(move || {
+        write_stream(&stream_partial, offset, hasher, chunk_rx, &empty_tx)
+    });
+    let buffer_size = usize::try_from(reply.size).map_or(STREAM_BUFFER, |s| s.min(STREAM_BUFFER));
+    let mut left = reply.size;
+    let mut allocated = 0;
     let broken = loop {
-        let chunk = match reader.payload_chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break None,
-            Err(e) => break Some(e),
+        if left == 0 {
+            break None;
+        }
+        let mut buf = match empty_rx.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if allocated < STREAM_DEPTH + 2 => {
+                allocated += 1;
+                Vec::with_capacity(buffer_size)
+            }
+            Err(_) => match empty_rx.recv().await {
+                Some(buf) => buf,
+                None => Vec::with_capacity(buffer_size),
+            },
         };
-        hasher.update(&chunk);
-        job.moved(task, chunk.len() as u64);
-        if let Some(out) = file.as_mut()
-            && let Err(e) = out.write_all(&chunk).await
-        {
-            local_error = Some(e);
-            file = None;
+        // Filled before it is handed over, so the writer sees few, large pieces.
+        let mut cut = None;
+        while left > 0 && buf.len() < buf.capacity() {
+            let room = usize::try_from(left)
+                .map_or(usize::MAX, |l| l)
+                .min(buf.capacity() - buf.len());
+            match reader.raw_payload_into(&mut buf, room).await {
+                Ok(n) => {
+                    left -= n as u64;
+                    job.moved(task, n as u64);
+                }
+                Err(e) => {
+                    cut = Some(e);
+                    break;
+                }
+            }
+        }
+        // The writer drains every buffer, even after a local error, so this only fails if the
+        // thread died; the bytes must still be read to keep the connection in step.
+        if !buf.is_empty() {
+            let _ = chunk_tx.send(buf).await;
+        }
+        if let Some(e) = cut {
+            break Some(e);
         }
     };
+    drop(chunk_tx);
+    // Every byte that arrived is written before anything else, even when the stream broke:
+    // the next connection resumes after them.
+    let Streamed {
+        file,
+        hasher,
+        error: local_error,
+    } = writing
+        .await
+        .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))?;
     if let Some(e) = broken {
-        // Keep every byte that arrived: the next connection resumes after them.
-        if let Some(mut out) = file {
-            let _ = out.flush().await;
-        }
         return Err(e);
     }
     let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
-    let mut file = match file {
-        Some(mut out) => match out.flush().await {
-            Ok(()) => Some(out.into_inner()),
-            Err(e) => {
-                local_error = Some(e);
-                None
-            }
-        },
-        None => None,
-    };
+    let mut file = file;
     if let Some(e) = local_error {
+        drop(file.take());
         job.failed(task, &EngineError::local(&partial, e));
         return Ok(());
     }
@@ -267,10 +274,7 @@ pub(super) async fn finish_get(
         }
         return Ok(());
     }
-    let std_file = match file.take() {
-        Some(file) => Some(file.into_std().await),
-        None => None,
-    };
+    let std_file = file.take();
     let dest = task.local.clone();
     let mtime = reply.mtime;
     let placed = blocking(move || -> std::io::Result<()> {
@@ -340,6 +344,66 @@ async fn finish_small_get(
         },
     )
     .await
+}
+
+/// Buffers of a large download queued for its writer thread.
+const STREAM_DEPTH: usize = 3;
+/// Bytes per buffer of a large download: with [`STREAM_DEPTH`] (plus one being filled and one
+/// being written) about 2.5 MiB per download, whatever the file size.
+const STREAM_BUFFER: usize = 512 * 1024;
+
+/// What the writer of a large download leaves: the open partial (unless it failed), the hash
+/// of every byte received, and the first local error.
+struct Streamed {
+    file: Option<std::fs::File>,
+    hasher: blake3::Hasher,
+    error: Option<std::io::Error>,
+}
+
+/// Hashes and writes a large download's chunks into its partial from `offset`. Every chunk is
+/// hashed and taken off the channel even after a write failed, so the socket reader never
+/// waits on a dead writer.
+fn write_stream(
+    partial: &std::path::Path,
+    offset: u64,
+    mut hasher: blake3::Hasher,
+    mut chunk_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    empty_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Streamed {
+    use std::io::{Seek, Write};
+    let opened = (|| -> std::io::Result<std::fs::File> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(offset == 0)
+            .open(partial)?;
+        if offset > 0 {
+            // Cut to the verified prefix, so bytes past it never survive.
+            file.set_len(offset)?;
+            file.seek(std::io::SeekFrom::Start(offset))?;
+        }
+        Ok(file)
+    })();
+    let (mut file, mut error) = match opened {
+        Ok(file) => (Some(file), None),
+        Err(e) => (None, Some(e)),
+    };
+    while let Some(mut chunk) = chunk_rx.blocking_recv() {
+        hasher.update(&chunk);
+        if let Some(out) = file.as_mut()
+            && let Err(e) = out.write_all(&chunk)
+        {
+            error = Some(e);
+            file = None;
+        }
+        chunk.clear();
+        let _ = empty_tx.try_send(chunk);
+    }
+    Streamed {
+        file,
+        hasher,
+        error,
+    }
 }
 
 /// Bytes of verified small files queued for one connection's disk stage: enough to keep the

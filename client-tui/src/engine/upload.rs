@@ -7,7 +7,6 @@ use std::sync::Arc;
 use ferry_protocol::{
     Digest, ErrorBody, ErrorCode, Kind, Put, PutReply, PutTrailer, Request, path,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, exists_error, lock};
@@ -154,7 +153,7 @@ pub(super) async fn send_file(
     hasher: &mut blake3::Hasher,
 ) -> Result<Option<String>, EngineError> {
     let mut left = task.size - offset;
-    let mut broken = None;
+    let broken;
     if left <= CHUNK as u64 {
         // Small files: one blocking read instead of open, seek and read round trips.
         let path = task.local.clone();
@@ -179,31 +178,28 @@ pub(super) async fn send_file(
             Err(e) => broken = Some(e.to_string()),
         }
     } else {
-        match open_at(&task.local, offset).await {
-            Ok(mut file) => {
-                let mut buf = vec![0u8; CHUNK];
-                while left > 0 {
-                    let want = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
-                    match file.read(&mut buf[..want]).await {
-                        Ok(0) => {
-                            broken = Some("the file shrank while it was being sent".to_owned());
-                            break;
-                        }
-                        Ok(n) => {
-                            hasher.update(&buf[..n]);
-                            writer.write(&buf[..n]).await?;
-                            left -= n as u64;
-                            job.moved(task, n as u64);
-                        }
-                        Err(e) => {
-                            broken = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => broken = Some(e.to_string()),
+        // A blocking thread reads and hashes a few recycled buffers ahead, so the disk, the
+        // hash and the socket work side by side and each byte is copied once on its way.
+        let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD);
+        let (empty_tx, empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 2);
+        let path = task.local.clone();
+        let mut stream_hasher = std::mem::take(hasher);
+        let total = left;
+        let reading = tokio::task::spawn_blocking(move || {
+            let broken = read_stream(&path, offset, total, &mut stream_hasher, &full_tx, empty_rx);
+            (stream_hasher, broken)
+        });
+        while let Some(buf) = full_rx.recv().await {
+            writer.write(&buf).await?;
+            left -= buf.len() as u64;
+            job.moved(task, buf.len() as u64);
+            let _ = empty_tx.try_send(buf);
         }
+        let (stream_hasher, read_broken) = reading
+            .await
+            .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))?;
+        *hasher = stream_hasher;
+        broken = read_broken;
     }
     let zeros = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
     while left > 0 {
@@ -214,15 +210,60 @@ pub(super) async fn send_file(
     Ok(broken)
 }
 
-pub(super) async fn open_at(
+/// Buffers of a large upload read ahead of the socket.
+const READ_AHEAD: usize = 3;
+
+/// Reads `total` bytes of `path` from `offset` into recycled buffers of [`CHUNK`] bytes,
+/// hashing each before it is handed on; the reason when the file could not give them all.
+fn read_stream(
     path: &std::path::Path,
     offset: u64,
-) -> std::io::Result<tokio::fs::File> {
-    let mut file = tokio::fs::File::open(path).await?;
-    if offset > 0 {
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
+    total: u64,
+    hasher: &mut blake3::Hasher,
+    full_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    mut empty_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => return Some(e.to_string()),
+    };
+    if offset > 0
+        && let Err(e) = file.seek(SeekFrom::Start(offset))
+    {
+        return Some(e.to_string());
     }
-    Ok(file)
+    let size = usize::try_from(total).map_or(CHUNK, |t| t.min(CHUNK));
+    let mut allocated = 0;
+    let mut left = total;
+    while left > 0 {
+        let mut buf = match empty_rx.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if allocated < READ_AHEAD + 2 => {
+                allocated += 1;
+                Vec::with_capacity(size)
+            }
+            // The socket side is gone when this fails: nothing more is wanted.
+            Err(_) => match empty_rx.blocking_recv() {
+                Some(buf) => buf,
+                None => return None,
+            },
+        };
+        buf.clear();
+        let want = usize::try_from(left).map_or(size, |l| l.min(size));
+        match (&mut file).take(want as u64).read_to_end(&mut buf) {
+            Ok(0) => return Some("the file shrank while it was being sent".to_owned()),
+            Ok(n) => {
+                hasher.update(&buf);
+                left -= n as u64;
+            }
+            Err(e) => return Some(e.to_string()),
+        }
+        if full_tx.blocking_send(buf).is_err() {
+            return None;
+        }
+    }
+    None
 }
 
 /// The remote file's digest when it has our file's size and bytes.
