@@ -244,10 +244,7 @@ fn read_stream(
                 Vec::with_capacity(size)
             }
             // The socket side is gone when this fails: nothing more is wanted.
-            Err(_) => match empty_rx.blocking_recv() {
-                Some(buf) => buf,
-                None => return None,
-            },
+            Err(_) => empty_rx.blocking_recv()?,
         };
         buf.clear();
         let want = usize::try_from(left).map_or(size, |l| l.min(size));

@@ -128,7 +128,10 @@ pub(crate) async fn get_batch(
     gets: Vec<(String, u64)>,
 ) -> Result<(), ConnError> {
     tracing::debug!(count = gets.len(), "get batch");
-    stream(conn, shared, move |shared, pipe| get::get_many(shared, &gets, pipe)).await
+    stream(conn, shared, move |shared, pipe| {
+        get::get_many(shared, &gets, pipe)
+    })
+    .await
 }
 
 /// Answers `err` and consumes what the request still has on the wire (a `put`'s payload and
