@@ -388,7 +388,10 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         ));
     }
     // An unrepresentable mtime was refused in `prepare`.
-    if let Some(when) = put.mtime.and_then(system_time) {
+    // i64::MIN seconds is representable, but cap-std panics reading it back (it negates the
+    // seconds), so setting it would break every later listing of the directory: not set.
+    let settable = put.mtime.filter(|&secs| secs != i64::MIN);
+    if let Some(when) = settable.and_then(system_time) {
         // The bytes are verified; a filesystem that refuses the time should not lose them.
         if let Err(err) = upload.file.set_modified(when) {
             tracing::warn!(path = %wire, %err, "cannot set the modification time");
@@ -420,11 +423,6 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
 
 /// Seconds since the epoch as a `SystemTime`; `None` when the platform cannot represent it.
 fn system_time(secs: i64) -> Option<SystemTime> {
-    // Representable, but cap-std panics reading it back (it negates the seconds): one upload
-    // would break every later listing of its directory.
-    if secs == i64::MIN {
-        return None;
-    }
     let magnitude = Duration::from_secs(secs.unsigned_abs());
     if secs >= 0 {
         UNIX_EPOCH.checked_add(magnitude)
