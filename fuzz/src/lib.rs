@@ -241,8 +241,12 @@ pub fn paths(data: &[u8]) {
     let _ = resolver.stat(&wire);
     if resolver.create(&wire, mode & 1 == 1).is_ok() {
         assert!(path::check(&wire).is_ok(), "{wire:?} was created");
-        let landed = tree.root.join(&*wire).canonicalize().unwrap();
-        assert!(landed.starts_with(&tree.root), "{wire:?} landed at {landed:?}");
+        // A host path longer than PATH_MAX cannot be canonicalized (the server, working
+        // relative to its root handle, has no such limit); the outside is checked regardless.
+        match tree.root.join(&*wire).canonicalize() {
+            Ok(landed) => assert!(landed.starts_with(&tree.root), "{wire:?} at {landed:?}"),
+            Err(err) => assert_eq!(err.raw_os_error(), Some(36), "{wire:?}: {err}"),
+        }
         tree.check_outside();
         tree.reset();
     }
