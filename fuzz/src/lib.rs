@@ -15,8 +15,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use ferry_protocol::path::{self, MAX_NAME_LEN, MAX_PATH_LEN};
 use ferry_protocol::{
-    Done, Frame, FrameDecoder, FrameError, GetReply, HelloReply, ListBatch, PartialReply,
-    PutReply, PutTrailer, StatReply, SummaryReply, decode_reply, decode_request, encode_request,
+    Done, Frame, FrameDecoder, FrameError, GetReply, HelloReply, ListBatch, PartialReply, PutReply,
+    PutTrailer, StatReply, SummaryReply, decode_reply, decode_request, encode_request,
 };
 
 /// What a stream splits into: payload chunks merged, and how it ended.
@@ -292,7 +292,9 @@ pub fn session(data: &[u8]) {
         let stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
         let (mut reader, mut writer) = stream.into_split();
         let send = async {
-            let _ = writer.write_all(b"{\"op\":\"hello\",\"version\":1}\n").await;
+            let _ = writer
+                .write_all(b"{\"op\":\"hello\",\"version\":1}\n")
+                .await;
             let _ = writer.write_all(data).await;
             let _ = writer.shutdown().await;
         };
@@ -307,6 +309,9 @@ pub fn session(data: &[u8]) {
         .await
     });
     let replies = finished.expect("the server answered and closed in time");
-    assert!(replies.starts_with(b"{\"ok\":true,\"version\":1"), "hello answered first");
+    assert!(
+        replies.starts_with(b"{\"ok\":true,\"version\":1"),
+        "hello answered first"
+    );
     served.tree.check_outside();
 }
