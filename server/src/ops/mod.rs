@@ -24,7 +24,7 @@ use ferry_protocol::{ErrorCode, Request, encode_ok};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::connection::{ConnError, Connection};
+use crate::connection::{ConnError, Connection, pool};
 use crate::error::OpError;
 use crate::listener::Shared;
 
@@ -166,6 +166,8 @@ where
 /// Lines or chunks in flight between a producing thread and the socket. Small, because the
 /// producer is much faster than any network: this is what keeps memory flat.
 const STREAM_DEPTH: usize = 4;
+/// Written pieces at least this big come back to the producer to be filled again.
+const RECYCLE_MIN: usize = 64 * 1024;
 
 /// The producing end of a stream: pieces go to the socket in order, and written buffers come
 /// back to be filled again, so a long download reuses a handful of buffers.
@@ -183,9 +185,17 @@ impl Pipe {
 
     /// A buffer of `len` bytes (contents unspecified), reused when one came back.
     pub fn buffer(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = self.recycled.try_recv().unwrap_or_default();
+        let mut buf = self.recycled.try_recv().unwrap_or_else(|_| pool::take(len));
         buf.resize(len, 0);
         buf
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        while let Ok(buf) = self.recycled.try_recv() {
+            pool::give(buf);
+        }
     }
 }
 
@@ -202,7 +212,16 @@ where
         tokio::task::spawn_blocking(move || produce(&shared, &mut Pipe { tx, recycled }));
     while let Some(piece) = rx.recv().await {
         conn.write(&piece).await?;
-        let _ = recycle_tx.try_send(piece);
+        // Only chunk-sized buffers go round: recycling the small ones (header lines, the tail
+        // of a batch of tiny files) would make the producer grow them again, and that churn of
+        // big allocations is what let memory grow with the length of a batch.
+        if piece.capacity() >= RECYCLE_MIN
+            && let Err(
+                mpsc::error::TrySendError::Full(piece) | mpsc::error::TrySendError::Closed(piece),
+            ) = recycle_tx.try_send(piece)
+        {
+            pool::give(piece);
+        }
     }
     // A producer that died half-way leaves the peer's framing unknowable: close.
     producer.await.map_err(|err| {

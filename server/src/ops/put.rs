@@ -21,7 +21,7 @@ use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
 
 use super::{check_writable, hash_prefix, ok_line, refuse};
-use crate::connection::{ConnError, Connection};
+use crate::connection::{ConnError, Connection, pool};
 use crate::error::{OpError, code_of};
 use crate::listener::Shared;
 use crate::root::RemotePath;
@@ -99,7 +99,7 @@ pub(super) async fn put(
             Ok(buf) => buf,
             Err(_) if allocated <= WRITE_DEPTH => {
                 allocated += 1;
-                Vec::with_capacity(buffer_size)
+                pool::take(buffer_size)
             }
             Err(_) => match empty_rx.recv().await {
                 Some(buf) => buf,
@@ -128,6 +128,9 @@ pub(super) async fn put(
     written.upload.hasher = hashing
         .await
         .map_err(|_| ConnError::Protocol("internal error while hashing"))?;
+    while let Ok(buf) = empty_rx.try_recv() {
+        pool::give(buf);
+    }
 
     let finished = tokio::task::spawn_blocking(move || finish(&put, trailer, written))
         .await
