@@ -514,13 +514,18 @@ async fn pipeline(
     let (pending_tx, mut pending_rx) = mpsc::channel::<Pending>(job.options.window);
     let mut writing: Option<Task> = None;
     let mut reading: Option<Task> = None;
+    let mut ahead = VecDeque::new();
     let outcome = {
-        let write = write_side(job, &mut writer, pending_tx, &mut writing, direction);
+        let write = write_side(job, &mut writer, pending_tx, &mut writing, &mut ahead, direction);
         let read = read_side(job, &mut reader, &mut pending_rx, &mut reading);
         tokio::try_join!(write, read).map(drop)
     };
     if outcome.is_err() {
         let mut interrupted = writing.into_iter().chain(reading).collect::<Vec<_>>();
+        // Files read ahead but not sent yet were not in flight: they simply go back.
+        for read in ahead.into_iter().rev() {
+            job.requeue(read.task, false);
+        }
         while let Ok(pending) = pending_rx.try_recv() {
             interrupted.push(pending.task);
         }
@@ -532,20 +537,87 @@ async fn pipeline(
     outcome
 }
 
+/// A small file taken from the queue together with others and read in the same trip to the
+/// blocking pool.
+#[derive(Debug)]
+pub(super) struct ReadAhead {
+    task: Task,
+    bytes: std::io::Result<Vec<u8>>,
+}
+
+/// Takes up to [`upload::READ_AHEAD_FILES`] small files from the front of the queue and reads
+/// them in one blocking call: a tree of tiny files then costs one thread hop per batch instead
+/// of one per file on the path that feeds the socket.
+async fn read_ahead(job: &Job, ahead: &mut VecDeque<ReadAhead>) -> Result<(), EngineError> {
+    let tasks = {
+        let mut queue = lock(&job.queue);
+        let mut tasks = Vec::new();
+        while tasks.len() < upload::READ_AHEAD_FILES
+            && queue
+                .front()
+                .is_some_and(|t| t.size <= upload::READ_AHEAD_MAX_SIZE && !t.interrupted)
+        {
+            if let Some(task) = queue.pop_front() {
+                tasks.push(task);
+            }
+        }
+        tasks
+    };
+    if tasks.len() < 2 {
+        // One file gains nothing; it goes back to be sent the usual way.
+        if let Some(task) = tasks.into_iter().next() {
+            lock(&job.queue).push_front(task);
+        }
+        return Ok(());
+    }
+    let files = tasks
+        .iter()
+        .map(|t| (t.local.clone(), t.size))
+        .collect::<Vec<_>>();
+    let read = blocking(move || upload::read_small_files(&files)).await;
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => {
+            for task in tasks.into_iter().rev() {
+                lock(&job.queue).push_front(task);
+            }
+            return Err(e);
+        }
+    };
+    ahead.extend(
+        tasks
+            .into_iter()
+            .zip(read)
+            .map(|(task, bytes)| ReadAhead { task, bytes }),
+    );
+    Ok(())
+}
+
 async fn write_side(
     job: &Arc<Job>,
     writer: &mut ConnWriter,
     pending_tx: mpsc::Sender<Pending>,
     slot: &mut Option<Task>,
+    ahead: &mut VecDeque<ReadAhead>,
     direction: Direction,
 ) -> Result<(), EngineError> {
     let mut control: Option<Session> = None;
     let mut unflushed = 0;
-    while let Some(task) = job.pop() {
+    loop {
+        if ahead.is_empty() && direction == Direction::Upload {
+            read_ahead(job, ahead).await?;
+        }
+        let (task, bytes) = match ahead.pop_front() {
+            Some(read) => (read.task, Some(read.bytes)),
+            None => match job.pop() {
+                Some(task) => (task, None),
+                None => break,
+            },
+        };
         lock(&job.progress).start_file(&task.remote);
         let task = slot.insert(task);
         let kind = match direction {
-            Direction::Upload => upload::send_put(job, writer, task, &mut control).await?,
+            Direction::Upload => upload::send_put(job, writer, task, &mut control, bytes).await?,
             Direction::Download => download::send_get(job, writer, task).await?,
         };
         let Some(kind) = kind else {

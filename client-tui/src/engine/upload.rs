@@ -29,6 +29,7 @@ pub(super) async fn send_put(
     writer: &mut ConnWriter,
     task: &mut Task,
     control: &mut Option<Session>,
+    read_ahead: Option<std::io::Result<Vec<u8>>>,
 ) -> Result<Option<PendingKind>, EngineError> {
     let mut overwrite = job.policy == ConflictPolicy::Overwrite;
     let existing = lock(&job.remote_existing).get(&task.remote).copied();
@@ -126,7 +127,8 @@ pub(super) async fn send_put(
             mtime: Some(task.mtime),
         }))
         .await?;
-    let broken = send_file(job, writer, task, offset, &mut hasher).await?;
+    let read_ahead = read_ahead.filter(|_| offset == 0);
+    let broken = send_file(job, writer, task, offset, &mut hasher, read_ahead).await?;
     let digest = if broken.is_some() {
         // Bytes were made up to keep the stream in step; a digest they cannot have makes the
         // server refuse them.
@@ -151,22 +153,29 @@ pub(super) async fn send_file(
     task: &mut Task,
     offset: u64,
     hasher: &mut blake3::Hasher,
+    read_ahead: Option<std::io::Result<Vec<u8>>>,
 ) -> Result<Option<String>, EngineError> {
     let mut left = task.size - offset;
     let broken;
     if left <= CHUNK as u64 {
-        // Small files: one blocking read instead of open, seek and read round trips.
-        let path = task.local.clone();
+        // Small files: one blocking read instead of open, seek and read round trips, or none
+        // at all when the bytes were read ahead with other files.
         let want = usize::try_from(left).unwrap_or(CHUNK);
-        let read = blocking(move || -> std::io::Result<Vec<u8>> {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut file = std::fs::File::open(&path)?;
-            file.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::with_capacity(want);
-            file.take(want as u64).read_to_end(&mut buf)?;
-            Ok(buf)
-        })
-        .await?;
+        let read = match read_ahead {
+            Some(read) => read,
+            None => {
+                let path = task.local.clone();
+                blocking(move || -> std::io::Result<Vec<u8>> {
+                    use std::io::{Read, Seek, SeekFrom};
+                    let mut file = std::fs::File::open(&path)?;
+                    file.seek(SeekFrom::Start(offset))?;
+                    let mut buf = Vec::with_capacity(want);
+                    file.take(want as u64).read_to_end(&mut buf)?;
+                    Ok(buf)
+                })
+                .await?
+            }
+        };
         match read {
             Ok(buf) if buf.len() == want => {
                 hasher.update(&buf);
@@ -208,6 +217,27 @@ pub(super) async fn send_file(
         left -= n as u64;
     }
     Ok(broken)
+}
+
+/// Files up to this size are read ahead, several in one trip to the blocking pool.
+pub(super) const READ_AHEAD_MAX_SIZE: u64 = 64 * 1024;
+/// How many small files are read ahead at once (at most 1 MiB per connection).
+pub(super) const READ_AHEAD_FILES: usize = 16;
+
+/// Reads whole small files, one result per path, in one blocking call. At most `size` bytes
+/// are read, as for a file read alone; a file that shrank reads short, which the sender treats
+/// as a file that changed.
+pub(super) fn read_small_files(files: &[(std::path::PathBuf, u64)]) -> Vec<std::io::Result<Vec<u8>>> {
+    use std::io::Read;
+    files
+        .iter()
+        .map(|(path, size)| {
+            let file = std::fs::File::open(path)?;
+            let mut buf = Vec::with_capacity(usize::try_from(*size).unwrap_or(0));
+            file.take(*size).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .collect()
 }
 
 /// Buffers of a large upload read ahead of the socket.
