@@ -64,7 +64,7 @@ pub(super) async fn put(
     // A small upload whose bytes are all here already is checked after they are read: the
     // client sent them anyway, and it saves a trip to the blocking pool per file.
     if put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer) {
-        return put_small(conn, shared, put, None).await;
+        return put_buffered(conn, shared, put).await;
     }
     let prepared = {
         let shared = Arc::clone(shared);
@@ -78,7 +78,7 @@ pub(super) async fn put(
         Err(err) => return refuse(conn, &Request::Put(put), &err).await,
     };
     if put.size <= SMALL as u64 {
-        return put_small(conn, shared, put, Some(upload)).await;
+        return put_small(conn, put, upload).await;
     }
 
     conn.expect_payload(put.size);
@@ -139,16 +139,10 @@ pub(super) async fn put(
     conn.write(&line).await
 }
 
-/// A small upload: the payload (and trailer) is read whole, then written, verified and renamed
-/// in one blocking call, with no writer thread or channels. Without `upload`, the checks run in
-/// that same call (the caller made sure the bytes had all arrived), so a tree of tiny files
-/// costs one trip to the blocking pool per file instead of two.
-async fn put_small(
-    conn: &mut Connection,
-    shared: &Arc<Shared>,
-    put: Put,
-    upload: Option<Upload>,
-) -> Result<(), ConnError> {
+/// A small upload that passed its checks before its bytes arrived: the payload (and trailer) is
+/// read whole, then written, verified and renamed in one blocking call, with no writer thread
+/// or channels.
+async fn put_small(conn: &mut Connection, put: Put, mut upload: Upload) -> Result<(), ConnError> {
     conn.expect_payload(put.size);
     let mut payload = Vec::with_capacity(usize::try_from(put.size).unwrap_or(SMALL).min(SMALL));
     let mut cut = None;
@@ -173,12 +167,7 @@ async fn put_small(
         _ => None,
     };
     let broken = cut.is_some();
-    let shared = Arc::clone(shared);
     let work = tokio::task::spawn_blocking(move || {
-        let mut upload = match upload {
-            Some(upload) => upload,
-            None => prepare(&shared, &put)?,
-        };
         let result = upload.file.write_all(&payload);
         if result.is_ok() {
             upload.hasher.update(&payload);
@@ -197,6 +186,84 @@ async fn put_small(
         return Err(err);
     }
     conn.write(&line).await
+}
+
+/// At most this many small uploads that had all arrived are written by one blocking call.
+const PUT_BATCH: usize = 64;
+
+/// One small upload read whole from the buffer: its request, payload and trailer line.
+type Arrived = (Put, Vec<u8>, Option<Bytes>);
+
+/// Small uploads whose bytes have all arrived, this one and those pipelined right behind it,
+/// are checked, written, verified and renamed by one blocking call, one after the other: a
+/// tree of tiny files costs one trip to the blocking pool per batch instead of one per file.
+/// Each is answered exactly as if it came alone, in order. The client cannot tell the checks
+/// came after the reads, since a refused payload is read and dropped anyway.
+async fn put_buffered(
+    conn: &mut Connection,
+    shared: &Arc<Shared>,
+    put: Put,
+) -> Result<(), ConnError> {
+    let mut batch = vec![take_buffered(conn, put).await?];
+    while batch.len() < PUT_BATCH {
+        let Some(line) = conn.buffered_request() else {
+            break;
+        };
+        match ferry_protocol::decode_request(&line) {
+            Ok(Request::Put(next))
+                if next.size <= SMALL as u64 && conn.has_buffered(next.size, next.trailer) =>
+            {
+                batch.push(take_buffered(conn, next).await?);
+            }
+            _ => {
+                conn.unread(line);
+                break;
+            }
+        }
+    }
+    let shared = Arc::clone(shared);
+    let lines = tokio::task::spawn_blocking(move || {
+        batch
+            .into_iter()
+            .map(|(put, payload, trailer)| {
+                write_small(&shared, &put, &payload, trailer).unwrap_or_else(|err| err.encode())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|_| ConnError::Protocol("internal error while writing"))?;
+    for line in lines {
+        conn.write(&line).await?;
+    }
+    Ok(())
+}
+
+/// Takes one small upload's payload and trailer, which have already arrived, off the buffer.
+async fn take_buffered(conn: &mut Connection, put: Put) -> Result<Arrived, ConnError> {
+    conn.expect_payload(put.size);
+    let mut payload = Vec::with_capacity(usize::try_from(put.size).unwrap_or(SMALL).min(SMALL));
+    while conn.read_payload_into(&mut payload).await? > 0 {}
+    let trailer = if put.trailer {
+        Some(conn.read_header().await?)
+    } else {
+        None
+    };
+    Ok((put, payload, trailer))
+}
+
+/// Checks, writes, verifies and renames one small upload that arrived whole.
+fn write_small(
+    shared: &Shared,
+    put: &Put,
+    payload: &[u8],
+    trailer: Option<Bytes>,
+) -> Result<Vec<u8>, OpError> {
+    let mut upload = prepare(shared, put)?;
+    let result = upload.file.write_all(payload);
+    if result.is_ok() {
+        upload.hasher.update(payload);
+    }
+    finish(put, trailer, Written { upload, result })
 }
 
 /// Every check that can refuse the upload, then the partial opened at the offset.
