@@ -516,7 +516,14 @@ async fn pipeline(
     let mut reading: Option<Task> = None;
     let mut ahead = VecDeque::new();
     let outcome = {
-        let write = write_side(job, &mut writer, pending_tx, &mut writing, &mut ahead, direction);
+        let write = write_side(
+            job,
+            &mut writer,
+            pending_tx,
+            &mut writing,
+            &mut ahead,
+            direction,
+        );
         let read = read_side(job, &mut reader, &mut pending_rx, &mut reading);
         tokio::try_join!(write, read).map(drop)
     };

@@ -227,7 +227,9 @@ pub(super) const READ_AHEAD_FILES: usize = 16;
 /// Reads whole small files, one result per path, in one blocking call. At most `size` bytes
 /// are read, as for a file read alone; a file that shrank reads short, which the sender treats
 /// as a file that changed.
-pub(super) fn read_small_files(files: &[(std::path::PathBuf, u64)]) -> Vec<std::io::Result<Vec<u8>>> {
+pub(super) fn read_small_files(
+    files: &[(std::path::PathBuf, u64)],
+) -> Vec<std::io::Result<Vec<u8>>> {
     use std::io::Read;
     files
         .iter()
