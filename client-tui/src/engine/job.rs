@@ -635,7 +635,8 @@ async fn write_side(
         // Flushed before a full window is waited on, or the reader would wait for replies to
         // requests still in our buffer. The task stays in the slot until it is handed over, so a
         // failure here puts it back in the queue.
-        if pending_tx.capacity() == 0 || unflushed >= FLUSH_EVERY || job.queue_is_empty() {
+        let full = pending_tx.capacity() == 0;
+        if full || unflushed >= FLUSH_EVERY || (job.queue_is_empty() && ahead.is_empty()) {
             writer.flush().await?;
             unflushed = 0;
         }
@@ -646,6 +647,14 @@ async fn write_side(
         {
             job.requeue(pending.task, false);
             return Ok(());
+        }
+        if full {
+            // The window was full: wait until a good part of it is free again, so the next
+            // requests leave (and reach the server) together instead of one per reply.
+            let room = FLUSH_EVERY.min(job.options.window);
+            if let Ok(permits) = pending_tx.reserve_many(room).await {
+                drop(permits);
+            }
         }
     }
     writer.flush().await
