@@ -360,8 +360,8 @@ struct Streamed {
     error: Option<std::io::Error>,
 }
 
-/// Hashes and writes a large download's chunks into its partial from `offset`. Every chunk is
-/// hashed and taken off the channel even after a write failed, so the socket reader never
+/// Writes a large download's chunks into its partial from `offset` and hashes them. Every chunk
+/// is hashed and taken off the channel even after a write failed, so the socket reader never
 /// waits on a dead writer.
 fn write_stream(
     partial: &std::path::Path,
@@ -388,17 +388,37 @@ fn write_stream(
         Ok(file) => (Some(file), None),
         Err(e) => (None, Some(e)),
     };
-    while let Some(mut chunk) = chunk_rx.blocking_recv() {
-        hasher.update(&chunk);
-        if let Some(out) = file.as_mut()
-            && let Err(e) = out.write_all(&chunk)
-        {
-            error = Some(e);
-            file = None;
+    // Hashing runs on a thread of its own, so it overlaps the disk writes instead of taking
+    // turns with them; each buffer goes from the socket to the disk to the hash and back.
+    let hasher = std::thread::scope(|scope| {
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_DEPTH + 2);
+        let hashing = scope.spawn(move || {
+            for mut chunk in hash_rx {
+                hasher.update(&chunk);
+                chunk.clear();
+                let _ = empty_tx.try_send(chunk);
+            }
+            hasher
+        });
+        while let Some(chunk) = chunk_rx.blocking_recv() {
+            if let Some(out) = file.as_mut()
+                && let Err(e) = out.write_all(&chunk)
+            {
+                error = Some(e);
+                file = None;
+            }
+            if hash_tx.send(chunk).is_err() {
+                break;
+            }
         }
-        chunk.clear();
-        let _ = empty_tx.try_send(chunk);
-    }
+        drop(hash_tx);
+        hashing.join().ok()
+    });
+    let hasher = hasher.unwrap_or_else(|| {
+        // A hash that cannot match: the download is refused, never placed.
+        error.get_or_insert_with(|| std::io::Error::other("hashing the download failed"));
+        blake3::Hasher::new()
+    });
     Streamed {
         file,
         hasher,
