@@ -5,7 +5,7 @@
 //! Everything that can be refused is checked before the payload is read; the payload (and its
 //! trailer) is then still consumed, so the connection stays framed.
 //!
-//! A large payload flows through a pipeline of a few recycled 1 MiB buffers: the connection
+//! A large payload flows through a pipeline of a few recycled 512 KiB buffers: the connection
 //! reads the socket straight into one, a blocking thread writes it to the partial, another
 //! hashes it, and it goes back to be filled again. Memory stays flat whatever the size, and
 //! the three stages overlap. A small payload is read whole and written in one blocking call.
@@ -28,9 +28,10 @@ use crate::root::RemotePath;
 use crate::uploads::UploadGuard;
 
 /// Payload buffers queued for the disk writer; the socket reader waits when it is full.
-const WRITE_DEPTH: usize = 4;
-/// Bytes per payload buffer: big, so the socket and the disk see few, large calls.
-const CHUNK: usize = 1024 * 1024;
+const WRITE_DEPTH: usize = 3;
+/// Bytes per payload buffer: big, so the socket and the disk see few, large calls, yet small
+/// enough that several uploads at once stay within the memory budget (about 2.5 MiB each).
+const CHUNK: usize = 512 * 1024;
 
 /// Uploads up to this size are read whole and then written in one blocking call: many small
 /// files cost two thread hops each instead of three plus a writer thread.
