@@ -15,9 +15,11 @@ and times, best of --runs:
     independent client written here against PROTOCOL.md, so it also checks the spec);
   * `ferry ls --json` of a directory of 1,000,000 entries against `find -printf`.
 
-Every copy is verified byte for byte. Peak RSS comes from /usr/bin/time (clients) and the
-server's VmHWM, reset before each measure so every row shows its own peak; the server's CPU
-time per row shows what the client's wall time hides. ferry's times include all the server's
+Baselines and ferry take turns, round after round, so both meet the same background load; the
+best round of each counts. Every copy is verified byte for byte. Peak RSS comes from
+/usr/bin/time (clients) and the server's VmHWM, reset before each ferry run so every row shows
+its own peak (of a server that has already served the rows above); the server's CPU time per
+run shows what the client's wall time hides. ferry's times include all the server's
 work: `get` ends once the client verified and renamed the file, `put` once the server did.
 Machines here are noisy: read the ratios, which come from the same run, and check `uptime`.
 This is a benchmark, not a test: nothing gates on it.
@@ -154,20 +156,6 @@ class Rsyncd:
         self.proc.wait()
 
 
-def best(runs, fn, reset):
-    """Best time of `runs` runs; `reset` clears the destination before each."""
-    times, rss = [], 0
-    for _ in range(runs):
-        reset()
-        result = fn()
-        if isinstance(result, tuple):
-            times.append(result[0])
-            rss = max(rss, result[1])
-        else:
-            times.append(result)
-    return min(times), rss
-
-
 def rm(*paths):
     def go():
         for p in paths:
@@ -266,40 +254,50 @@ def main():
     rows = []
     peak_client = 0
     peak_server = 0
-    # The server's peak RSS and CPU seconds over the last `measure`d ferry runs.
-    server_seen = {"rss": 0, "cpu": 0.0}
 
     def server_cpu():
         fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def measure(fn, reset):
-        """best() of a ferry command, also noting the server's peak RSS and its CPU per run."""
-        reset_hwm(server.pid)
-        cpu0 = server_cpu()
-        result = best(runs, fn, reset)
-        server_seen["rss"] = vm_hwm(server.pid)
-        server_seen["cpu"] = (server_cpu() - cpu0) / runs
-        return result
+    def rounds(jobs):
+        """Runs every (fn, reset, is_ferry) job once per round, `runs` rounds, so a baseline and
+        ferry take turns and meet the same background load; returns, per job, the best time, the
+        client's peak RSS and, for ferry jobs, the server's peak RSS and CPU seconds per run."""
+        results = [{"t": float("inf"), "rss": 0, "srss": 0, "scpu": 0.0} for _ in jobs]
+        for _ in range(runs):
+            for (fn, reset, is_ferry), res in zip(jobs, results):
+                reset()
+                if is_ferry:
+                    reset_hwm(server.pid)
+                    cpu0 = server_cpu()
+                out = fn()
+                t, rss = out if isinstance(out, tuple) else (out, 0)
+                res["t"] = min(res["t"], t)
+                res["rss"] = max(res["rss"], rss)
+                if is_ferry:
+                    res["srss"] = max(res["srss"], vm_hwm(server.pid))
+                    res["scpu"] += (server_cpu() - cpu0) / runs
+        return results
 
-    def row(name, ours, base, base_name, unit_count, unit, verified, rss=0, server_side=True):
+    def row(name, ours, base, base_name, unit_count, unit, verified):
         nonlocal peak_client, peak_server
-        peak_client = max(peak_client, rss)
-        srss, scpu = (server_seen["rss"], server_seen["cpu"]) if server_side else (0, 0.0)
-        peak_server = max(peak_server, srss)
-        rows.append((name, unit_count / ours, unit, base_name, unit_count / base, base / ours, verified, rss,
-                     srss, scpu))
+        peak_client = max(peak_client, ours["rss"])
+        peak_server = max(peak_server, ours["srss"])
+        rows.append((name, unit_count / ours["t"], unit, base_name, unit_count / base["t"], base["t"] / ours["t"],
+                     verified, ours["rss"], ours["srss"], ours["scpu"]))
 
     try:
         dl = work / "dl"
         # One big file.
         mb = big_size / 1e6
-        raw, _ = best(runs, lambda: socat_copy(local / "big.bin", work / "raw.bin", free_port()), rm(work / "raw.bin"))
+        raw, got, put = rounds([
+            (lambda: socat_copy(local / "big.bin", work / "raw.bin", free_port()), rm(work / "raw.bin"), False),
+            (lambda: timed([ferry, "get", f"{url}/big.bin", str(work / "got.bin")]), rm(work / "got.bin"), True),
+            (lambda: timed([ferry, "put", str(local / "big.bin"), f"{url}/put.bin"]), rm(srv / "put.bin"), True),
+        ])
         ok = same_file(local / "big.bin", work / "raw.bin")
-        t, rss = measure(lambda: timed([ferry, "get", f"{url}/big.bin", str(work / "got.bin")]), rm(work / "got.bin"))
-        row("get 1 file", t, raw, "socat", mb, "MB/s", ok and same_file(srv / "big.bin", work / "got.bin"), rss)
-        t, rss = measure(lambda: timed([ferry, "put", str(local / "big.bin"), f"{url}/put.bin"]), rm(srv / "put.bin"))
-        row("put 1 file", t, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"), rss)
+        row("get 1 file", got, raw, "socat", mb, "MB/s", ok and same_file(srv / "big.bin", work / "got.bin"))
+        row("put 1 file", put, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"))
         for p in (work / "raw.bin", work / "got.bin", srv / "put.bin"):
             p.unlink(missing_ok=True)
 
@@ -308,21 +306,22 @@ def main():
         try:
             for name, count, size in (("small", small_dirs * small_per, "4 KiB"), ("mid", mid_count, "1 MiB")):
                 tree_mb = sum(f.stat().st_size for f in (local / name).rglob("*") if f.is_file()) / 1e6
-                tar, _ = best(runs, lambda: tar_copy(local / name, work / "tar", free_port()), rm(work / "tar"))
+                tar, rs, got, put = rounds([
+                    (lambda: tar_copy(local / name, work / "tar", free_port()), rm(work / "tar"), False),
+                    (lambda: timed(["rsync", "-a", rsyncd.url(name) + "/", str(work / "rs")]), rm(work / "rs"), False),
+                    (lambda: timed([ferry, "get", "-r", f"{url}/{name}", str(dl)]), rm(dl), True),
+                    (lambda: timed([ferry, "put", "-r", str(local / name), f"{url}/up"]), rm(srv / "up"), True),
+                ])
                 tar_ok = same_tree(local / name, work / "tar")
-                shutil.rmtree(work / "tar")
-                rs, _ = best(runs, lambda: timed(["rsync", "-a", rsyncd.url(name) + "/", str(work / "rs")]), rm(work / "rs"))
-                shutil.rmtree(work / "rs")
+                rs_ok = same_tree(local / name, work / "rs")
                 unit, amount = ("files/s", count) if name == "small" else ("MB/s", tree_mb)
-                t, rss = measure(lambda: timed([ferry, "get", "-r", f"{url}/{name}", str(dl)]), rm(dl))
-                row(f"get -r {count} x {size}", t, tar, "tar|socat", amount, unit,
-                    tar_ok and same_tree(srv / name, dl), rss)
-                row(f"get -r {count} x {size}", t, rs, "rsyncd", amount, unit, True, 0, server_side=False)
-                shutil.rmtree(dl)
-                t, rss = measure(lambda: timed([ferry, "put", "-r", str(local / name), f"{url}/up"]), rm(srv / "up"))
-                row(f"put -r {count} x {size}", t, tar, "tar|socat", amount, unit,
-                    same_tree(local / name, srv / "up"), rss)
-                shutil.rmtree(srv / "up")
+                got_ok = same_tree(srv / name, dl)
+                row(f"get -r {count} x {size}", got, tar, "tar|socat", amount, unit, tar_ok and got_ok)
+                row(f"get -r {count} x {size}", got, rs, "rsyncd", amount, unit, rs_ok and got_ok)
+                row(f"put -r {count} x {size}", put, tar, "tar|socat", amount, unit,
+                    same_tree(local / name, srv / "up"))
+                for p in (work / "tar", work / "rs", dl, srv / "up"):
+                    shutil.rmtree(p)
         finally:
             rsyncd.stop()
 
