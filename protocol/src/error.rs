@@ -47,6 +47,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for tests and tools that must cover them all.
+    pub const ALL: [ErrorCode; 20] = [
+        Self::BadRequest,
+        Self::HeaderTooLong,
+        Self::UnsupportedVersion,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::BadPath,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::NotADirectory,
+        Self::IsADirectory,
+        Self::NotEmpty,
+        Self::TooLarge,
+        Self::NoSpace,
+        Self::Busy,
+        Self::OffsetMismatch,
+        Self::ChecksumMismatch,
+        Self::FileChanged,
+        Self::Timeout,
+        Self::Io,
+        Self::Unknown,
+    ];
+
     /// The code as written on the wire, for messages and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,28 +127,7 @@ mod tests {
 
     #[test]
     fn as_str_matches_serde() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::HeaderTooLong,
-            ErrorCode::UnsupportedVersion,
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::BadPath,
-            ErrorCode::NotFound,
-            ErrorCode::AlreadyExists,
-            ErrorCode::NotADirectory,
-            ErrorCode::IsADirectory,
-            ErrorCode::NotEmpty,
-            ErrorCode::TooLarge,
-            ErrorCode::NoSpace,
-            ErrorCode::Busy,
-            ErrorCode::OffsetMismatch,
-            ErrorCode::ChecksumMismatch,
-            ErrorCode::FileChanged,
-            ErrorCode::Timeout,
-            ErrorCode::Io,
-            ErrorCode::Unknown,
-        ] {
+        for code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

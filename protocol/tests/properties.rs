@@ -168,28 +168,7 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
-    prop::sample::select(vec![
-        ErrorCode::BadRequest,
-        ErrorCode::HeaderTooLong,
-        ErrorCode::UnsupportedVersion,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::BadPath,
-        ErrorCode::NotFound,
-        ErrorCode::AlreadyExists,
-        ErrorCode::NotADirectory,
-        ErrorCode::IsADirectory,
-        ErrorCode::NotEmpty,
-        ErrorCode::TooLarge,
-        ErrorCode::NoSpace,
-        ErrorCode::Busy,
-        ErrorCode::OffsetMismatch,
-        ErrorCode::ChecksumMismatch,
-        ErrorCode::FileChanged,
-        ErrorCode::Timeout,
-        ErrorCode::Io,
-        ErrorCode::Unknown,
-    ])
+    prop::sample::select(ErrorCode::ALL.to_vec())
 }
 
 /// `encode_ok` gives one line that `decode_reply` turns back into the same reply.

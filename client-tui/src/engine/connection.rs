@@ -150,15 +150,18 @@ impl ConnWriter {
 }
 
 impl ConnReader {
+    /// The error for a server that stopped answering for [`REPLY_TIMEOUT`].
+    fn silent(&self) -> EngineError {
+        broken(
+            &self.addr,
+            format!("no answer for {} s", REPLY_TIMEOUT.as_secs()),
+        )
+    }
+
     async fn next(&mut self) -> Result<Frame, EngineError> {
         let next = tokio::time::timeout(REPLY_TIMEOUT, self.framed.next())
             .await
-            .map_err(|_| {
-                broken(
-                    &self.addr,
-                    format!("no answer for {} s", REPLY_TIMEOUT.as_secs()),
-                )
-            })?;
+            .map_err(|_| self.silent())?;
         match next {
             Some(Ok(frame)) => Ok(frame),
             Some(Err(CodecError::Io(e))) => Err(broken(&self.addr, e)),
@@ -219,12 +222,7 @@ impl ConnReader {
         let read =
             tokio::time::timeout(REPLY_TIMEOUT, self.framed.get_mut().read_buf(&mut limited))
                 .await
-                .map_err(|_| {
-                    broken(
-                        &self.addr,
-                        format!("no answer for {} s", REPLY_TIMEOUT.as_secs()),
-                    )
-                })?;
+                .map_err(|_| self.silent())?;
         match read {
             Ok(0) => Err(broken(&self.addr, "the server closed the connection")),
             Ok(n) => Ok(n),
