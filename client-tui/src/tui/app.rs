@@ -1192,7 +1192,7 @@ impl App {
                     conn,
                     id: progress.job,
                 }) {
-                    job.progress(&progress);
+                    job.progressed(&progress);
                 }
             }
             TransferEvent::Conflict { job, path, reply } => {

@@ -332,7 +332,7 @@ fn job_progress_verification_and_refresh() {
             bytes: 5,
         },
     });
-    assert_eq!(app.jobs[0].bytes_total, 1000);
+    assert_eq!(app.jobs[0].progress.bytes_total, 1000);
 
     app.on_msg(event(TransferEvent::FileDone {
         job: job.id,

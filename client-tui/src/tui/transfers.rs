@@ -44,13 +44,8 @@ pub struct Job {
     pub key: JobKey,
     pub info: JobInfo,
     pub state: JobState,
-    pub files_done: u64,
-    pub files_total: u64,
-    pub bytes_done: u64,
-    pub bytes_total: u64,
-    pub current: Option<String>,
-    pub speed: f64,
-    pub eta: Option<Duration>,
+    /// The engine's last word on how far the job is.
+    pub progress: JobProgress,
     /// `(path, error)` of each file that failed.
     pub failures: Vec<(String, String)>,
 }
@@ -61,13 +56,16 @@ impl Job {
             key,
             info,
             state: JobState::Scanning,
-            files_done: 0,
-            files_total: 0,
-            bytes_done: 0,
-            bytes_total: 0,
-            current: None,
-            speed: 0.0,
-            eta: None,
+            progress: JobProgress {
+                job: key.id,
+                files_done: 0,
+                files_total: 0,
+                bytes_done: 0,
+                bytes_total: 0,
+                current: None,
+                speed: 0.0,
+                eta: None,
+            },
             failures: Vec::new(),
         }
     }
@@ -78,21 +76,15 @@ impl Job {
     }
 
     pub fn planned(&mut self, files: u64, bytes: u64) {
-        self.files_total = files;
-        self.bytes_total = bytes;
+        self.progress.files_total = files;
+        self.progress.bytes_total = bytes;
         if self.state == JobState::Scanning {
             self.state = JobState::Running;
         }
     }
 
-    pub fn progress(&mut self, p: &JobProgress) {
-        self.files_done = p.files_done;
-        self.files_total = p.files_total;
-        self.bytes_done = p.bytes_done;
-        self.bytes_total = p.bytes_total;
-        self.current = p.current.clone();
-        self.speed = p.speed;
-        self.eta = p.eta;
+    pub fn progressed(&mut self, p: &JobProgress) {
+        self.progress.clone_from(p);
         if self.state == JobState::Scanning {
             self.state = JobState::Running;
         }
@@ -101,16 +93,17 @@ impl Job {
     pub fn finished(&mut self, outcome: Result<JobSummary, String>) {
         match outcome {
             Ok(summary) => {
-                self.bytes_done = self.bytes_done.max(summary.bytes);
-                self.bytes_total = self.bytes_total.max(self.bytes_done);
-                self.files_done = summary.files;
-                self.speed = 0.0;
-                self.eta = None;
+                let p = &mut self.progress;
+                p.bytes_done = p.bytes_done.max(summary.bytes);
+                p.bytes_total = p.bytes_total.max(p.bytes_done);
+                p.files_done = summary.files;
+                p.speed = 0.0;
+                p.eta = None;
                 self.state = JobState::Done(summary);
             }
             Err(message) => {
-                self.speed = 0.0;
-                self.eta = None;
+                self.progress.speed = 0.0;
+                self.progress.eta = None;
                 self.state = JobState::Failed(message);
             }
         }
@@ -121,7 +114,7 @@ impl Job {
         if let JobState::Done(_) = self.state {
             return 1.0;
         }
-        ratio(self.bytes_done, self.bytes_total)
+        ratio(self.progress.bytes_done, self.progress.bytes_total)
     }
 }
 
@@ -171,7 +164,7 @@ pub fn overall(jobs: &[Job]) -> Overall {
         speed: 0.0,
         eta: None,
     };
-    for job in active {
+    for job in active.map(|j| &j.progress) {
         o.running += 1;
         o.bytes_done += job.bytes_done;
         o.bytes_total += job.bytes_total.max(job.bytes_done);
@@ -203,7 +196,7 @@ mod tests {
                 label: "x".into(),
             },
         );
-        job.progress(&JobProgress {
+        job.progressed(&JobProgress {
             job: JobId(id),
             files_done: 0,
             files_total: 1,

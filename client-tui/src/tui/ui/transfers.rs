@@ -1,6 +1,8 @@
 //! The transfer panel: an overall bar, then one line per job with its bar, bytes, speed and
 //! time left; finished jobs stay with their outcome until cleared.
 
+use std::time::Duration;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
@@ -9,6 +11,7 @@ use ratatui::widgets::{Block, Row, Table};
 
 use super::super::app::{App, Focus};
 use super::super::pane::Side;
+use super::super::theme::Theme;
 use super::super::transfers::{self, Job, JobState};
 use super::truncate;
 use crate::format;
@@ -81,30 +84,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let overall_row = if overall.running == 0 {
         Row::new(vec![Line::from("Overall: idle")]).style(Style::default().fg(theme.dim))
     } else {
-        let mut cells = vec![
-            Line::from("Overall"),
-            Line::from(Span::styled(
-                transfers::bar(overall_ratio, usize::from(bar_width)),
-                Style::default().fg(theme.progress),
-            )),
-            Line::from(format!("{:>3}%", transfers::percent(overall_ratio))),
-            Line::from(format!(
-                "{:>21}",
-                format!(
-                    "{} / {}",
-                    format::size(overall.bytes_done),
-                    format::size(overall.bytes_total)
-                )
-            )),
-        ];
+        let mut cells = vec![Line::from("Overall")];
+        cells.extend(bar_cells(overall_ratio, bar_width, theme));
+        cells.push(sizes_cell(overall.bytes_done, overall.bytes_total));
         if wide {
-            cells.push(Line::from(format!("{:>12}", format::speed(overall.speed))));
-            cells.push(Line::from(
-                overall
-                    .eta
-                    .map(|e| format!("{:>12}", format!("ETA {}", format::eta(e))))
-                    .unwrap_or_default(),
-            ));
+            cells.extend(rate_cells(overall.speed, overall.eta));
         }
         Row::new(cells).style(Style::default().add_modifier(Modifier::BOLD))
     };
@@ -143,8 +127,8 @@ fn job_row<'a>(
         JobState::Done(s) if s.failed == 0 => ("✓", Style::default().fg(theme.verified)),
         JobState::Done(_) | JobState::Failed(_) => ("✗", Style::default().fg(theme.error_bg)),
     };
-    let current = match (&job.state, &job.current) {
-        (JobState::Running, Some(c)) if job.files_total > 1 => {
+    let current = match (&job.state, &job.progress.current) {
+        (JobState::Running, Some(c)) if job.progress.files_total > 1 => {
             format!(" ({})", format::escape_name(c))
         }
         _ => String::new(),
@@ -163,14 +147,8 @@ fn job_row<'a>(
         ),
     };
     let ratio = job.ratio();
-    let mut cells = vec![
-        Line::from(truncate(&label, label_width)),
-        Line::from(Span::styled(
-            transfers::bar(ratio, usize::from(bar_width)),
-            Style::default().fg(theme.progress),
-        )),
-        Line::from(format!("{:>3}%", transfers::percent(ratio))),
-    ];
+    let mut cells = vec![Line::from(truncate(&label, label_width))];
+    cells.extend(bar_cells(ratio, bar_width, theme));
     match &job.state {
         JobState::Scanning => cells.push(Line::from("scanning…")),
         JobState::Failed(message) => cells.push(Line::from(format!(
@@ -182,14 +160,10 @@ fn job_row<'a>(
             }
         ))),
         JobState::Running | JobState::Done(_) => {
-            cells.push(Line::from(format!(
-                "{:>21}",
-                format!(
-                    "{} / {}",
-                    format::size(job.bytes_done),
-                    format::size(job.bytes_total)
-                )
-            )));
+            cells.push(sizes_cell(
+                job.progress.bytes_done,
+                job.progress.bytes_total,
+            ));
             if wide {
                 match &job.state {
                     JobState::Done(s) => {
@@ -202,12 +176,7 @@ fn job_row<'a>(
                         cells.push(Line::from(format!("in {}", format::eta(s.elapsed))));
                     }
                     _ => {
-                        cells.push(Line::from(format!("{:>12}", format::speed(job.speed))));
-                        cells.push(Line::from(
-                            job.eta
-                                .map(|e| format!("{:>12}", format!("ETA {}", format::eta(e))))
-                                .unwrap_or_default(),
-                        ));
+                        cells.extend(rate_cells(job.progress.speed, job.progress.eta));
                     }
                 }
             }
@@ -218,4 +187,34 @@ fn job_row<'a>(
         style = style.bg(theme.cursor_bg).fg(theme.cursor_fg);
     }
     Row::new(cells).style(style)
+}
+
+/// The bar and percentage cells, the same for a job and for the overall row.
+fn bar_cells(ratio: f64, bar_width: u16, theme: &Theme) -> [Line<'static>; 2] {
+    [
+        Line::from(Span::styled(
+            transfers::bar(ratio, usize::from(bar_width)),
+            Style::default().fg(theme.progress),
+        )),
+        Line::from(format!("{:>3}%", transfers::percent(ratio))),
+    ]
+}
+
+/// `done / total` in the width the sizes column has.
+fn sizes_cell(done: u64, total: u64) -> Line<'static> {
+    Line::from(format!(
+        "{:>21}",
+        format!("{} / {}", format::size(done), format::size(total))
+    ))
+}
+
+/// Speed and time left, shown only when the panel is wide.
+fn rate_cells(speed: f64, eta: Option<Duration>) -> [Line<'static>; 2] {
+    [
+        Line::from(format!("{:>12}", format::speed(speed))),
+        Line::from(
+            eta.map(|e| format!("{:>12}", format!("ETA {}", format::eta(e))))
+                .unwrap_or_default(),
+        ),
+    ]
 }
