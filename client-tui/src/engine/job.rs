@@ -198,6 +198,23 @@ pub(super) struct Task {
     pub(super) vacant: bool,
 }
 
+impl Task {
+    /// A file not yet tried: no attempt counted, no resume refused, no disk look skipped.
+    pub(super) fn new(local: PathBuf, remote: String, size: u64, mtime: i64) -> Self {
+        Self {
+            local,
+            remote,
+            size,
+            mtime,
+            fresh: false,
+            counted: 0,
+            busy: 0,
+            interrupted: false,
+            vacant: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Counters {
     pub(super) files: u64,

@@ -92,17 +92,7 @@ pub(super) async fn plan_upload(
             } else {
                 path::join(&remote_root, &file.rel)
             };
-            queue.push_back(Task {
-                remote,
-                local: file.path,
-                size: file.size,
-                mtime: file.mtime,
-                fresh: false,
-                counted: 0,
-                busy: 0,
-                interrupted: false,
-                vacant: false,
-            });
+            queue.push_back(Task::new(file.path, remote, file.size, file.mtime));
         }
     }
     lock(&job.counters).skipped += skipped;
@@ -146,17 +136,7 @@ pub(super) async fn plan_download(
             Err(e) => return Err(e),
         };
         match entry.kind {
-            Kind::File => tasks.push(Task {
-                local: local_root,
-                remote: remote_root,
-                size: entry.size,
-                mtime: entry.mtime,
-                fresh: false,
-                counted: 0,
-                busy: 0,
-                interrupted: false,
-                vacant: false,
-            }),
+            Kind::File => tasks.push(Task::new(local_root, remote_root, entry.size, entry.mtime)),
             Kind::Dir => {
                 let below = match session.walk(&remote_root).await {
                     Ok(below) => below,
@@ -193,17 +173,7 @@ pub(super) async fn plan_download(
                             local_dirs.push(local);
                             remote_dirs.push(remote);
                         }
-                        Kind::File => tasks.push(Task {
-                            local,
-                            remote,
-                            size: entry.size,
-                            mtime: entry.mtime,
-                            fresh: false,
-                            counted: 0,
-                            busy: 0,
-                            interrupted: false,
-                            vacant: false,
-                        }),
+                        Kind::File => tasks.push(Task::new(local, remote, entry.size, entry.mtime)),
                         Kind::Symlink | Kind::Other => skipped += 1,
                     }
                 }
