@@ -377,16 +377,12 @@ async fn cancel_leaves_only_a_hidden_partial_that_a_rerun_resumes() {
         "a cancelled download must not appear under its name"
     );
     // Writes already handed to the blocking pool still land; wait until the partial is still.
-    let partial = local.path().join(".ferry-part.slow");
-    let mut held = 0;
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = std::fs::metadata(&partial).unwrap().len();
-        if now == held {
-            break;
-        }
-        held = now;
-    }
+    let held = settled_len(
+        &local.path().join(".ferry-part.slow"),
+        Duration::from_millis(100),
+        || {},
+    )
+    .await;
     assert!(held > 0 && held < data.len() as u64, "{held}");
 
     let log = run_job(
@@ -398,6 +394,21 @@ async fn cancel_leaves_only_a_hidden_partial_that_a_rerun_resumes() {
     .await;
     assert_eq!(log.summary().bytes, data.len() as u64 - held);
     assert_eq!(std::fs::read(&dest).unwrap(), data);
+}
+
+/// The length of `path` once it stops growing, checked every `every`; `during` runs at each
+/// check, so a test can assert what must hold while the writes drain.
+async fn settled_len(path: &std::path::Path, every: Duration, during: impl Fn()) -> u64 {
+    let mut held = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        during();
+        let now = std::fs::metadata(path).unwrap().len();
+        if now == held {
+            return held;
+        }
+        held = now;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,17 +431,12 @@ async fn cancelling_an_upload_leaves_no_remote_file() {
     assert_eq!(outcome.unwrap_err(), "cancelled");
     // The server takes in what the proxy still holds, then lets go; nothing may appear under
     // the final name meanwhile.
-    let partial = server.path(".ferry-part.slow");
-    let mut held = 0;
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!server.path("slow").exists());
-        let now = std::fs::metadata(&partial).unwrap().len();
-        if now == held {
-            break;
-        }
-        held = now;
-    }
+    let held = settled_len(
+        &server.path(".ferry-part.slow"),
+        Duration::from_millis(300),
+        || assert!(!server.path("slow").exists()),
+    )
+    .await;
     assert!(held > 0 && held < data.len() as u64, "{held}");
 
     // Running the same upload again continues the server's partial after checking it.
