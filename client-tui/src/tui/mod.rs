@@ -26,8 +26,7 @@ pub mod theme;
 pub mod transfers;
 pub mod ui;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -95,7 +94,7 @@ async fn run_async(
                 .await
                 .context("starting the bundled server")?;
             let port = listener.local_addr()?.port();
-            let token = random_token();
+            let token = random_token()?;
             let mut config = ferry_server::Config::new(&root);
             config.token = Some(token.clone());
             tokio::spawn(async move {
@@ -179,19 +178,23 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     Some(guard)
 }
 
-/// A token known only to this process, for the bundled server.
-fn random_token() -> String {
+/// A token known only to this process, for the bundled server. With no randomness from the OS
+/// there is no safe token, so the bundled server does not start rather than run guessable.
+fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
-    let from_os =
-        std::fs::File::open(Path::new("/dev/urandom")).and_then(|mut f| f.read_exact(&mut bytes));
-    if from_os.is_err() {
-        let seed = format!(
-            "{:?}{}{:p}",
-            std::time::SystemTime::now(),
-            std::process::id(),
-            &bytes
-        );
-        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the bundled server's token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bundled_tokens_are_128_random_bits() {
+        let a = super::random_token().unwrap();
+        let b = super::random_token().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
