@@ -1255,8 +1255,10 @@ impl App {
                         } else {
                             String::new()
                         };
+                        // `summary.bytes` is what crossed the wire: after a resume it is less than
+                        // the files' size, so it is reported as sent, not as what was verified.
                         self.info(format!(
-                            "#{} {}: {} file{}, {} verified{skipped}",
+                            "#{} {}: {} file{} verified, {} sent{skipped}",
                             key.id.0,
                             if job.info.is_move { "moved" } else { "copied" },
                             summary.files,

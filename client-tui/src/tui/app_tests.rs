@@ -344,9 +344,10 @@ fn job_progress_verification_and_refresh() {
     assert!(!app.verified.contains(&(Side::Local, "a.txt".to_string())));
     app.on_msg(event(TransferEvent::Finished {
         job: job.id,
+        // A resumed file: 400 of its 1000 bytes were already there, 600 crossed the wire.
         outcome: Ok(JobSummary {
             files: 1,
-            bytes: 1000,
+            bytes: 600,
             skipped: 0,
             failed: 0,
             elapsed: Duration::from_secs(1),
@@ -364,7 +365,13 @@ fn job_progress_verification_and_refresh() {
         ),
         "{commands:?}"
     );
-    assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Info);
+    let banner = app.banner.as_ref().unwrap();
+    assert_eq!(banner.kind, BannerKind::Info);
+    assert!(
+        banner.text.ends_with("copied: 1 file verified, 600 B sent"),
+        "{}",
+        banner.text
+    );
 }
 
 #[test]
