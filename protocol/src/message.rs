@@ -39,11 +39,16 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// Must come first: names the protocol version and, when the server needs one, the token.
+    /// Must come first: names the protocol version and the credentials the server needs, a
+    /// shared `token` or a `user` with a `password`.
     Hello {
         version: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<Token>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<Token>,
     },
     /// One entry's metadata. Answered by [`StatReply`].
     Stat { path: String },
@@ -488,7 +493,9 @@ mod tests {
             decode_request(line(r#"{"op":"hello","version":1}"#)),
             Ok(Request::Hello {
                 version: 1,
-                token: None
+                token: None,
+                user: None,
+                password: None,
             })
         );
         assert_eq!(
@@ -525,6 +532,14 @@ mod tests {
             Request::Hello {
                 version: 1,
                 token: Some(Token("s3cret".into())),
+                user: None,
+                password: None,
+            },
+            Request::Hello {
+                version: 1,
+                token: None,
+                user: Some("ann".into()),
+                password: Some(Token("pw".into())),
             },
             Request::Stat { path: "a".into() },
             Request::List { path: "".into() },
@@ -699,7 +714,10 @@ mod tests {
         let request = Request::Hello {
             version: 1,
             token: Some(Token("hunter2".into())),
+            user: Some("ann".into()),
+            password: Some(Token("correct horse".into())),
         };
         assert!(!format!("{request:?}").contains("hunter2"));
+        assert!(!format!("{request:?}").contains("correct horse"));
     }
 }

@@ -127,10 +127,18 @@ fn entry() -> impl Strategy<Value = Entry> {
 fn request() -> impl Strategy<Value = Request> {
     let s = any::<String>;
     prop_oneof![
-        (any::<u32>(), prop::option::of(s())).prop_map(|(version, token)| Request::Hello {
-            version,
-            token: token.map(Token)
-        }),
+        (
+            any::<u32>(),
+            prop::option::of(s()),
+            prop::option::of(s()),
+            prop::option::of(s())
+        )
+            .prop_map(|(version, token, user, password)| Request::Hello {
+                version,
+                token: token.map(Token),
+                user,
+                password: password.map(Token),
+            }),
         s().prop_map(|path| Request::Stat { path }),
         s().prop_map(|path| Request::List { path }),
         s().prop_map(|path| Request::Walk { path }),

@@ -56,7 +56,7 @@ pub(crate) async fn handle(
         return Ok(Flow::Continue);
     }
     let reply = match request {
-        Request::Hello { version, token } => {
+        Request::Hello { version, token, .. } => {
             return hello::handle(conn, shared, session, version, token.as_ref()).await;
         }
         Request::Stat { path } => blocking(shared, move |shared| stat::stat(shared, &path)).await,
