@@ -63,9 +63,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A name safe to put on a terminal: control characters become `\n`, `\t`, `\x1b`, `\u{9b}`.
+/// A name safe to put on a terminal: control characters become `\n`, `\t`, `\x1b`, `\u{9b}`,
+/// and so do the invisible characters that reorder or hide text (bidirectional overrides and
+/// isolates, zero-width marks), so a name like `invoice\u{202e}fdp.exe` cannot pose as
+/// `invoiceexe.pdf`.
 pub fn escape_name(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
+    if !name.chars().any(needs_escape) {
         return Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len() + 8);
@@ -74,10 +77,10 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() && (c as u32) < 0x80 => {
+            c if needs_escape(c) && (c as u32) < 0x80 => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() => {
+            c if needs_escape(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -86,9 +89,62 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A message safe to print, such as an error that quotes a server's words: like
+/// [`escape_name`], but line breaks stay line breaks.
+pub fn escape_text(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(text);
+    }
+    let lines: Vec<Cow<'_, str>> = text.split('\n').map(escape_name).collect();
+    Cow::Owned(lines.join("\n"))
+}
+
+/// Control characters, and the format characters that change how the text around them is
+/// ordered or seen: they are what "Trojan Source" style spoofing is made of. The zero-width
+/// (non-)joiners stay: scripts such as Persian and emoji sequences need them.
+pub(crate) fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_cannot_drive_or_fool_the_terminal() {
+        assert_eq!(escape_name("plain name.txt"), "plain name.txt");
+        assert_eq!(escape_name("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(escape_name("bell\u{7}"), "bell\\x07");
+        assert_eq!(escape_name("csi\u{9b}31m"), "csi\\u{9b}31m");
+        assert_eq!(escape_name("line\nbreak\ttab"), "line\\nbreak\\ttab");
+        assert_eq!(
+            escape_name("invoice\u{202e}fdp.exe"),
+            "invoice\\u{202e}fdp.exe"
+        );
+        assert_eq!(escape_name("zero\u{200b}width"), "zero\\u{200b}width");
+        // Letters of right-to-left scripts are names like any other.
+        assert_eq!(escape_name("שלום.txt"), "שלום.txt");
+        assert_eq!(escape_name("می\u{200c}خواهم"), "می\u{200c}خواهم");
+    }
+
+    #[test]
+    fn messages_keep_their_lines_and_lose_their_escapes() {
+        assert_eq!(escape_text("all fine"), "all fine");
+        assert_eq!(
+            escape_text("WARNING\nnope\u{1b}[2J\tthere"),
+            "WARNING\nnope\\x1b[2J\\tthere"
+        );
+    }
 
     #[test]
     fn sizes() {

@@ -180,7 +180,8 @@ fn main() -> ExitCode {
 
 fn fail(error: &CliError) -> ExitCode {
     if !error.already_reported() {
-        eprintln!("ferry: {error}");
+        // Errors may quote a hostile server's words.
+        eprintln!("ferry: {}", ferry::format::escape_text(&error.to_string()));
     }
     ExitCode::from(error.exit_code())
 }
@@ -240,7 +241,7 @@ fn run_tui(
     match ferry::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", ferry::format::escape_text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -6,67 +6,14 @@
 // Test helpers outside #[test] functions: a failed setup step should panic loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+
 use std::time::{Duration, Instant};
 
-/// How long any one screen or file state may take to appear.
-const WAIT: Duration = Duration::from_secs(30);
+use tmux::{Tmux, WAIT, require_tmux};
 
-/// A tmux server on a private socket, killed when the test ends however it ends.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .output();
-        match output {
-            Ok(output) => output,
-            Err(e) => panic!("running tmux: {e}"),
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        let out = self.run(&args);
-        assert!(
-            out.status.success(),
-            "send-keys: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    /// Polls the screen until `check` accepts it.
-    fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            if start.elapsed() > WAIT {
-                panic!("timed out waiting for {what}; the screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
+#[path = "common/tmux.rs"]
+mod tmux;
 
 fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
     let start = Instant::now();
@@ -80,14 +27,6 @@ fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn require_tmux() {
-    let version = Command::new("tmux").arg("-V").output();
-    assert!(
-        version.as_ref().is_ok_and(|o| o.status.success()),
-        "tmux is required for the TUI end-to-end test (install it: apt-get install -y tmux)"
-    );
 }
 
 /// A real server on `port` (0: any), running until the returned runtime is dropped, which

@@ -2,6 +2,8 @@
 //! JSON object per entry per line, written as the batches arrive so memory stays bounded
 //! however big the directory.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use ferry_protocol::{Entry, ErrorCode, Kind};
@@ -31,8 +33,7 @@ pub async fn ls(
         let mut stream = session.list_stream(&url.path).await?;
         while let Some(batch) = stream.next_batch().await? {
             for entry in &batch {
-                serde_json::to_writer(&mut *out, entry).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")?;
+                write_json(entry, out)?;
             }
             out.flush()?;
         }
@@ -54,14 +55,39 @@ fn print_all(mut entries: Vec<Entry>, json: bool, out: &mut impl Write) -> Resul
     });
     for entry in &entries {
         if json {
-            serde_json::to_writer(&mut *out, entry).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
+            write_json(entry, out)?;
         } else {
             writeln!(out, "{}", format_entry(entry))?;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// One entry as a line of JSON that is safe on a terminal too.
+fn write_json(entry: &Entry, out: &mut impl Write) -> Result<(), CliError> {
+    let line = serde_json::to_string(entry).map_err(std::io::Error::from)?;
+    writeln!(out, "{}", json_for_terminal(&line))?;
+    Ok(())
+}
+
+/// JSON escapes only C0 controls; C1 controls and bidi overrides are valid raw, yet would
+/// drive or reorder a terminal that shows the output. Those only occur inside strings, where
+/// `\uXXXX` means the same, so scripts still read the exact names.
+fn json_for_terminal(line: &str) -> Cow<'_, str> {
+    if !line.chars().any(format::needs_escape) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if format::needs_escape(c) {
+            // Every such character is in the Basic Multilingual Plane: one `\uXXXX` each.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// One table row: type and mode, size, mtime (UTC), name (`/` after directories, `@` after links).

@@ -285,7 +285,7 @@ async fn follow(
             }
             TransferEvent::FileDone { .. } => {}
             TransferEvent::FileFailed { error, .. } => {
-                let line = format!("ferry: {error}");
+                let line = format!("ferry: {}", crate::format::escape_text(&error.to_string()));
                 match bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
                     None => eprintln!("{line}"),

@@ -101,6 +101,18 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     status::draw_status(frame, app, areas.status);
     dialog::draw(frame, app, area);
+    defuse(frame.buffer_mut());
+}
+
+/// The last line of defence against a hostile server: text from the network is escaped where
+/// it is formatted, and whatever control or bidi character slipped through anyway becomes a
+/// visible `?` here, so no cell can ever make the terminal clear, retitle or reorder the screen.
+fn defuse(buffer: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buffer.content {
+        if crate::format::escape_name(cell.symbol()) != cell.symbol() {
+            cell.set_symbol("?");
+        }
+    }
 }
 
 /// A rectangle of at most `width` x `height` in the middle of `area`.
@@ -149,3 +161,23 @@ fn truncate_left(text: &str, width: usize) -> String {
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
+
+#[cfg(test)]
+mod defuse_tests {
+    use ratatui::buffer::Buffer;
+    use ratatui::layout::Rect;
+
+    #[test]
+    fn no_cell_can_carry_a_control_or_bidi_character() {
+        let mut buffer = Buffer::empty(Rect::new(0, 0, 6, 1));
+        for (x, symbol) in ["a", "\u{1b}", "\u{9b}", "\u{202e}", "é", "\u{7}"]
+            .into_iter()
+            .enumerate()
+        {
+            buffer[(x as u16, 0)].set_symbol(symbol);
+        }
+        super::defuse(&mut buffer);
+        let shown: Vec<&str> = buffer.content.iter().map(|cell| cell.symbol()).collect();
+        assert_eq!(shown, ["a", "?", "?", "?", "é", "?"]);
+    }
+}

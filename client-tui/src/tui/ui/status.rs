@@ -17,7 +17,8 @@ pub fn draw_banner(frame: &mut Frame, app: &App, area: Rect) {
         BannerKind::Error => (app.theme.error(), "✗"),
         BannerKind::Info => (app.theme.info(), "✓"),
     };
-    let text = format!(" {icon} {}", banner.text);
+    // Errors quote the server's own words, which may hold escape sequences.
+    let text = format!(" {icon} {}", crate::format::escape_name(&banner.text));
     let hint = " (Esc) ";
     let room = usize::from(area.width).saturating_sub(hint.len());
     let text = truncate(&text, room);

@@ -1,0 +1,74 @@
+//! A tmux server on a private socket, for the tests that drive the real `ferry` binary like a
+//! person: keys in, screen text out, polling instead of fixed sleeps.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// How long any one screen or file state may take to appear.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A tmux server on a private socket, killed when the test ends however it ends.
+pub struct Tmux {
+    pub socket: PathBuf,
+}
+
+impl Tmux {
+    pub fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output();
+        match output {
+            Ok(output) => output,
+            Err(e) => panic!("running tmux: {e}"),
+        }
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "send-keys: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Polls the screen until `check` accepts it.
+    pub fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            if start.elapsed() > WAIT {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Fails loudly without tmux rather than passing without testing.
+pub fn require_tmux() {
+    let version = Command::new("tmux").arg("-V").output();
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "tmux is required for the TUI end-to-end test (install it: apt-get install -y tmux)"
+    );
+}
