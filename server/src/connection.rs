@@ -453,7 +453,7 @@ pub(crate) async fn serve(
                         }
                     }
                 }
-                match ops::get_batch(&mut conn, &shared, gets).await {
+                match ops::get_batch(&mut conn, &session, gets).await {
                     Ok(()) => continue,
                     Err(err) => break Err(err),
                 }

@@ -22,7 +22,10 @@ use crate::{Config, ServerError};
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
-    pub root: Root,
+    /// The served root of token and open sessions; users of a users file have their own.
+    pub root: Arc<Root>,
+    /// The served root's canonical path, which keys its uploads (see [`crate::ops::Scope`]).
+    pub root_key: Arc<str>,
     pub uploads: Uploads,
     /// The configured token's BLAKE3 hash: comparing fixed-size hashes in constant time leaks
     /// neither the token's bytes nor its length.
@@ -82,8 +85,9 @@ pub async fn run(
             .token
             .as_ref()
             .map(|token| *blake3::hash(token.as_bytes()).as_bytes()),
+        root_key: crate::ops::root_key(&config.root),
         config,
-        root,
+        root: Arc::new(root),
         uploads: Uploads::default(),
         shutdown: CancellationToken::new(),
     });

@@ -8,17 +8,17 @@ use std::io::{self, Read};
 use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
 
+use super::Scope;
 use super::{Pipe, hash_prefix, ok_line};
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::RemotePath;
 
 /// Bytes per read and per message to the socket writer.
 const CHUNK: usize = 512 * 1024;
 
-pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
+pub(super) fn get(scope: &Scope, wire: &str, offset: u64, pipe: &mut Pipe) {
     let mut pending = Vec::new();
-    if get_into(shared, wire, offset, pipe, &mut pending) && !pending.is_empty() {
+    if get_into(scope, wire, offset, pipe, &mut pending) && !pending.is_empty() {
         pipe.send(pending);
     }
 }
@@ -26,10 +26,10 @@ pub(super) fn get(shared: &Shared, wire: &str, offset: u64, pipe: &mut Pipe) {
 /// Answers `get`s that were all waiting in the connection's buffer, from one blocking thread:
 /// the answers of small files are gathered into shared pieces, so a pipelined tree of tiny
 /// files costs one thread hop and a few socket writes per batch instead of per file.
-pub(super) fn get_many(shared: &Shared, gets: &[(String, u64)], pipe: &mut Pipe) {
+pub(super) fn get_many(scope: &Scope, gets: &[(String, u64)], pipe: &mut Pipe) {
     let mut pending = Vec::new();
     for (wire, offset) in gets {
-        if !get_into(shared, wire, *offset, pipe, &mut pending) {
+        if !get_into(scope, wire, *offset, pipe, &mut pending) {
             return;
         }
     }
@@ -41,13 +41,13 @@ pub(super) fn get_many(shared: &Shared, gets: &[(String, u64)], pipe: &mut Pipe)
 /// Appends one `get`'s answer to `pending`, sending full chunks on the way; what is left in
 /// `pending` is the caller's to send. `false` once the connection has gone.
 fn get_into(
-    shared: &Shared,
+    scope: &Scope,
     wire: &str,
     offset: u64,
     pipe: &mut Pipe,
     pending: &mut Vec<u8>,
 ) -> bool {
-    let opened = open_at(shared, wire, offset);
+    let opened = open_at(scope, wire, offset);
     let (mut file, meta, mut hasher) = match opened {
         Ok(opened) => opened,
         Err(err) => {
@@ -137,12 +137,12 @@ fn get_into(
 
 /// Opens the file and hashes the part before `offset`, since the trailer covers the whole file.
 fn open_at(
-    shared: &Shared,
+    scope: &Scope,
     wire: &str,
     offset: u64,
 ) -> Result<(std::fs::File, Metadata, blake3::Hasher), OpError> {
     let path = RemotePath::parse(wire)?;
-    let (file, meta) = shared.root.open_file(&path)?;
+    let (file, meta) = scope.root.open_file(&path)?;
     let mut file = file.into_std();
     if offset > meta.len() {
         return Err(OpError::new(

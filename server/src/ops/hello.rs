@@ -1,9 +1,11 @@
 //! `hello`: the version check and the token, which must come before anything else.
 
+use std::sync::Arc;
+
 use ferry_protocol::{ErrorCode, HelloReply, Token, VERSION};
 use subtle::ConstantTimeEq;
 
-use super::{Flow, ok_line};
+use super::{Flow, Scope, ok_line};
 use crate::connection::{ConnError, Connection};
 use crate::error::OpError;
 use crate::listener::Shared;
@@ -14,19 +16,24 @@ const MAX_FAILURES: u32 = 3;
 /// What a connection has proved so far.
 #[derive(Debug, Default)]
 pub(crate) struct Session {
-    greeted: bool,
+    /// Set by a successful `hello`: what every later request may reach.
+    scope: Option<Arc<Scope>>,
     failures: u32,
 }
 
 impl Session {
     pub fn greeted(&self) -> bool {
-        self.greeted
+        self.scope.is_some()
+    }
+
+    pub fn scope(&self) -> Option<&Arc<Scope>> {
+        self.scope.as_ref()
     }
 }
 
 pub(super) async fn handle(
     conn: &mut Connection,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     session: &mut Session,
     version: u32,
     token: Option<&Token>,
@@ -46,7 +53,7 @@ pub(super) async fn handle(
         let matches: bool = given.ct_eq(expected).into();
         if token.is_none() || !matches {
             session.failures += 1;
-            session.greeted = false;
+            session.scope = None;
             let err = OpError::new(ErrorCode::Unauthorized, "missing or wrong token");
             conn.write(&err.encode()).await?;
             if session.failures >= MAX_FAILURES {
@@ -55,12 +62,18 @@ pub(super) async fn handle(
             return Ok(Flow::Continue);
         }
     }
-    session.greeted = true;
+    let scope = Scope::new(
+        Arc::clone(shared),
+        Arc::clone(&shared.root),
+        Arc::clone(&shared.root_key),
+        shared.config.read_only,
+    );
     let reply = HelloReply {
         version: VERSION,
         server: format!("ferry-server {}", env!("CARGO_PKG_VERSION")),
-        read_only: shared.config.read_only,
+        read_only: scope.read_only,
     };
+    session.scope = Some(Arc::new(scope));
     let line = ok_line(&reply).unwrap_or_else(|err| err.encode());
     conn.write(&line).await?;
     Ok(Flow::Continue)

@@ -4,21 +4,21 @@
 use ferry_protocol::EntryBatcher;
 
 use super::Pipe;
+use super::Scope;
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::{RemotePath, addressable, entry};
 
-pub(super) fn list(shared: &Shared, path: &str, pipe: &mut Pipe) {
-    if let Err(err) = send_batches(shared, path, pipe) {
+pub(super) fn list(scope: &Scope, path: &str, pipe: &mut Pipe) {
+    if let Err(err) = send_batches(scope, path, pipe) {
         // Before the first batch this is the whole answer; after some batches it ends the
         // stream in place of the last one, which a client reads the same way.
         pipe.send(err.encode());
     }
 }
 
-fn send_batches(shared: &Shared, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
+fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let dir = shared.root.open_dir(&path)?;
+    let dir = scope.root.open_dir(&path)?;
     let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
     let mut batcher = EntryBatcher::new();
     let mut skipped = 0u64;

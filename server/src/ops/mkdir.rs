@@ -5,13 +5,13 @@ use std::io;
 
 use ferry_protocol::{Done, ErrorCode};
 
+use super::Scope;
 use super::{check_writable, ok_line};
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::RemotePath;
 
-pub(super) fn mkdir(shared: &Shared, wire: &str, parents: bool) -> Result<Vec<u8>, OpError> {
-    check_writable(shared, wire)?;
+pub(super) fn mkdir(scope: &Scope, wire: &str, parents: bool) -> Result<Vec<u8>, OpError> {
+    check_writable(scope, wire)?;
     let path = RemotePath::parse(wire)?;
     if path.is_root() {
         return if parents {
@@ -21,10 +21,10 @@ pub(super) fn mkdir(shared: &Shared, wire: &str, parents: bool) -> Result<Vec<u8
         };
     }
     if parents {
-        shared.root.create_dir_all(&path)?;
+        scope.root.create_dir_all(&path)?;
         return ok_line(&Done {});
     }
-    let (dir, name) = shared.root.open_parent(&path)?;
+    let (dir, name) = scope.root.open_parent(&path)?;
     dir.create_dir(name).map_err(|err| match err.kind() {
         io::ErrorKind::AlreadyExists => {
             OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))

@@ -27,8 +27,50 @@ use tokio::sync::mpsc;
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::OpError;
 use crate::listener::Shared;
+use crate::root::Root;
+use crate::uploads::UploadGuard;
 
 pub(crate) use hello::Session;
+
+/// What one authenticated session may reach: the root it is confined to and whether it may
+/// write. A user of a users file gets their own; token and open sessions get the server's.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    /// Server-wide state: the configuration, the uploads in progress, the shutdown signal.
+    pub shared: Arc<Shared>,
+    pub root: Arc<Root>,
+    pub read_only: bool,
+    /// The root's canonical host path without a trailing `/`: uploads are claimed under it, so
+    /// two users whose roots overlap still never write the same file at once.
+    root_key: Arc<str>,
+}
+
+impl Scope {
+    pub fn new(shared: Arc<Shared>, root: Arc<Root>, root_key: Arc<str>, read_only: bool) -> Self {
+        Self {
+            shared,
+            root,
+            read_only,
+            root_key,
+        }
+    }
+
+    /// Claims the file `wire` (relative to this scope's root) for writing; `None` when another
+    /// connection, of this user or another whose root holds the same file, is writing it.
+    pub fn claim_upload(&self, wire: &str) -> Option<UploadGuard> {
+        self.shared
+            .uploads
+            .claim(&format!("{}/{wire}", self.root_key))
+    }
+}
+
+/// The key under which uploads beneath `root` are claimed: its canonical path, `/` trimmed so
+/// that `/` + `srv/a` and `/srv` + `a` name the same file. Falls back to the path as given
+/// when it cannot be canonicalised (the root was opened, so that is a race at worst).
+pub(crate) fn root_key(root: &std::path::Path) -> Arc<str> {
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    Arc::from(canonical.to_string_lossy().trim_end_matches('/'))
+}
 
 /// Whether the connection goes on after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +87,13 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Result<Flow, ConnError> {
     tracing::debug!(op = request.op(), "request");
-    let is_hello = matches!(request, Request::Hello { .. });
-    if !is_hello && !session.greeted() {
+    let request = match request {
+        Request::Hello { version, token, .. } => {
+            return hello::handle(conn, shared, session, version, token.as_ref()).await;
+        }
+        request => request,
+    };
+    let Some(scope) = session.scope() else {
         let err = if shared.token_hash.is_some() {
             OpError::new(ErrorCode::Unauthorized, "send hello with the token first")
         } else {
@@ -54,61 +101,57 @@ pub(crate) async fn handle(
         };
         refuse(conn, &request, &err).await?;
         return Ok(Flow::Continue);
-    }
+    };
+    let scope = Arc::clone(scope);
     let reply = match request {
-        Request::Hello { version, token, .. } => {
-            return hello::handle(conn, shared, session, version, token.as_ref()).await;
-        }
-        Request::Stat { path } => blocking(shared, move |shared| stat::stat(shared, &path)).await,
+        Request::Hello { .. } => Err(OpError::new(ErrorCode::BadRequest, "hello was answered")),
+        Request::Stat { path } => blocking(&scope, move |scope| stat::stat(scope, &path)).await,
         Request::List { path } => {
-            stream(conn, shared, move |shared, pipe| {
-                list::list(shared, &path, pipe)
+            stream(conn, &scope, move |scope, pipe| {
+                list::list(scope, &path, pipe)
             })
             .await?;
             return Ok(Flow::Continue);
         }
         Request::Walk { path } => {
-            stream(conn, shared, move |shared, pipe| {
-                walk::walk(shared, &path, pipe)
+            stream(conn, &scope, move |scope, pipe| {
+                walk::walk(scope, &path, pipe)
             })
             .await?;
             return Ok(Flow::Continue);
         }
         Request::Summary { path } => {
-            blocking(shared, move |shared| summary::summary(shared, &path)).await
+            blocking(&scope, move |scope| summary::summary(scope, &path)).await
         }
         Request::Get { path, offset } => {
-            stream(conn, shared, move |shared, pipe| {
-                get::get(shared, &path, offset, pipe);
+            stream(conn, &scope, move |scope, pipe| {
+                get::get(scope, &path, offset, pipe);
             })
             .await?;
             return Ok(Flow::Continue);
         }
         Request::Put(put) => {
-            put::put(conn, shared, put).await?;
+            put::put(conn, &scope, put).await?;
             return Ok(Flow::Continue);
         }
         Request::Partial { path } => {
-            blocking(shared, move |shared| partial::partial(shared, &path)).await
+            blocking(&scope, move |scope| partial::partial(scope, &path)).await
         }
         Request::Mkdir { path, parents } => {
-            blocking(shared, move |shared| mkdir::mkdir(shared, &path, parents)).await
+            blocking(&scope, move |scope| mkdir::mkdir(scope, &path, parents)).await
         }
         Request::Rename {
             path,
             to,
             overwrite,
         } => {
-            blocking(shared, move |shared| {
-                rename::rename(shared, &path, &to, overwrite)
+            blocking(&scope, move |scope| {
+                rename::rename(scope, &path, &to, overwrite)
             })
             .await
         }
         Request::Remove { path, recursive } => {
-            blocking(shared, move |shared| {
-                remove::remove(shared, &path, recursive)
-            })
-            .await
+            blocking(&scope, move |scope| remove::remove(scope, &path, recursive)).await
         }
     };
     let line = reply.unwrap_or_else(|err| {
@@ -124,12 +167,15 @@ pub(crate) async fn handle(
 /// The caller has checked that the session said `hello`.
 pub(crate) async fn get_batch(
     conn: &mut Connection,
-    shared: &Arc<Shared>,
+    session: &Session,
     gets: Vec<(String, u64)>,
 ) -> Result<(), ConnError> {
     tracing::debug!(count = gets.len(), "get batch");
-    stream(conn, shared, move |shared, pipe| {
-        get::get_many(shared, &gets, pipe)
+    let Some(scope) = session.scope() else {
+        return Err(ConnError::Protocol("get batch before hello"));
+    };
+    stream(conn, scope, move |scope, pipe| {
+        get::get_many(scope, &gets, pipe)
     })
     .await
 }
@@ -153,12 +199,12 @@ pub(crate) async fn refuse(
 }
 
 /// Runs filesystem work on the blocking pool.
-async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Result<Vec<u8>, OpError>
+async fn blocking<F>(scope: &Arc<Scope>, work: F) -> Result<Vec<u8>, OpError>
 where
-    F: FnOnce(&Shared) -> Result<Vec<u8>, OpError> + Send + 'static,
+    F: FnOnce(&Scope) -> Result<Vec<u8>, OpError> + Send + 'static,
 {
-    let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || work(&shared))
+    let scope = Arc::clone(scope);
+    tokio::task::spawn_blocking(move || work(&scope))
         .await
         .unwrap_or_else(|err| Err(internal(&err)))
 }
@@ -201,15 +247,14 @@ impl Drop for Pipe {
 
 /// Runs a producer on the blocking pool and writes whatever it sends, in order, until it is
 /// done. If the peer goes away the channel closes and the producer stops at its next send.
-async fn stream<F>(conn: &mut Connection, shared: &Arc<Shared>, produce: F) -> Result<(), ConnError>
+async fn stream<F>(conn: &mut Connection, scope: &Arc<Scope>, produce: F) -> Result<(), ConnError>
 where
-    F: FnOnce(&Shared, &mut Pipe) + Send + 'static,
+    F: FnOnce(&Scope, &mut Pipe) + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(STREAM_DEPTH);
     let (recycle_tx, recycled) = mpsc::channel(STREAM_DEPTH + 1);
-    let shared = Arc::clone(shared);
-    let producer =
-        tokio::task::spawn_blocking(move || produce(&shared, &mut Pipe { tx, recycled }));
+    let scope = Arc::clone(scope);
+    let producer = tokio::task::spawn_blocking(move || produce(&scope, &mut Pipe { tx, recycled }));
     while let Some(piece) = rx.recv().await {
         conn.write(&piece).await?;
         // Only chunk-sized buffers go round: recycling the small ones (header lines, the tail
@@ -263,12 +308,12 @@ pub(crate) fn hash_prefix(
     Ok(total)
 }
 
-/// `forbidden` on a read-only server.
-pub(crate) fn check_writable(shared: &Shared, path: &str) -> Result<(), OpError> {
-    if shared.config.read_only {
+/// `forbidden` for a read-only session: a read-only server, or a read-only user.
+pub(crate) fn check_writable(scope: &Scope, path: &str) -> Result<(), OpError> {
+    if scope.read_only {
         return Err(OpError::new(
             ErrorCode::Forbidden,
-            format!("{path}: the server is read-only"),
+            format!("{path}: read-only access"),
         ));
     }
     Ok(())

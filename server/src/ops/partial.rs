@@ -7,19 +7,19 @@ use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, PartialReply};
 
+use super::Scope;
 use super::{hash_prefix, ok_line};
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::RemotePath;
 
-pub(super) fn partial(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
+pub(super) fn partial(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
     let none = PartialReply {
         length: 0,
         digest: None,
     };
     // No directory, no partial: a client may ask before it has created the parent.
-    let (dir, name) = match shared.root.open_parent(&path) {
+    let (dir, name) = match scope.root.open_parent(&path) {
         Ok(found) => found,
         Err(err) if err.code == ErrorCode::NotFound => return ok_line(&none),
         Err(err) => return Err(err),

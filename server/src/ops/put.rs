@@ -20,10 +20,10 @@ use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
 
+use super::Scope;
 use super::{check_writable, hash_prefix, ok_line, refuse};
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::{OpError, code_of};
-use crate::listener::Shared;
 use crate::root::RemotePath;
 use crate::uploads::UploadGuard;
 
@@ -59,18 +59,18 @@ struct Written {
 
 pub(super) async fn put(
     conn: &mut Connection,
-    shared: &Arc<Shared>,
+    scope: &Arc<Scope>,
     put: Put,
 ) -> Result<(), ConnError> {
     // A small upload whose bytes are all here already is checked after they are read: the
     // client sent them anyway, and it saves a trip to the blocking pool per file.
     if put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer) {
-        return put_buffered(conn, shared, put).await;
+        return put_buffered(conn, scope, put).await;
     }
     let prepared = {
-        let shared = Arc::clone(shared);
+        let scope = Arc::clone(scope);
         let put = put.clone();
-        tokio::task::spawn_blocking(move || prepare(&shared, &put))
+        tokio::task::spawn_blocking(move || prepare(&scope, &put))
             .await
             .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
     };
@@ -202,7 +202,7 @@ type Arrived = (Put, Vec<u8>, Option<Bytes>);
 /// came after the reads, since a refused payload is read and dropped anyway.
 async fn put_buffered(
     conn: &mut Connection,
-    shared: &Arc<Shared>,
+    scope: &Arc<Scope>,
     put: Put,
 ) -> Result<(), ConnError> {
     let mut batch = vec![take_buffered(conn, put).await?];
@@ -222,12 +222,12 @@ async fn put_buffered(
             }
         }
     }
-    let shared = Arc::clone(shared);
+    let scope = Arc::clone(scope);
     let lines = tokio::task::spawn_blocking(move || {
         batch
             .into_iter()
             .map(|(put, payload, trailer)| {
-                write_small(&shared, &put, &payload, trailer).unwrap_or_else(|err| err.encode())
+                write_small(&scope, &put, &payload, trailer).unwrap_or_else(|err| err.encode())
             })
             .collect::<Vec<_>>()
     })
@@ -254,12 +254,12 @@ async fn take_buffered(conn: &mut Connection, put: Put) -> Result<Arrived, ConnE
 
 /// Checks, writes, verifies and renames one small upload that arrived whole.
 fn write_small(
-    shared: &Shared,
+    scope: &Scope,
     put: &Put,
     payload: &[u8],
     trailer: Option<Bytes>,
 ) -> Result<Vec<u8>, OpError> {
-    let mut upload = prepare(shared, put)?;
+    let mut upload = prepare(scope, put)?;
     let result = upload.file.write_all(payload);
     if result.is_ok() {
         upload.hasher.update(payload);
@@ -268,8 +268,8 @@ fn write_small(
 }
 
 /// Every check that can refuse the upload, then the partial opened at the offset.
-fn prepare(shared: &Shared, put: &Put) -> Result<Upload, OpError> {
-    check_writable(shared, &put.path)?;
+fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
+    check_writable(scope, &put.path)?;
     let path = RemotePath::parse(&put.path)?;
     if path.is_root() {
         return Err(OpError::new(ErrorCode::IsADirectory, "/: is a directory"));
@@ -283,13 +283,13 @@ fn prepare(shared: &Shared, put: &Put) -> Result<Upload, OpError> {
             format!("{}: mtime is out of range", put.path),
         ));
     }
-    let guard = shared.uploads.claim(&path.wire).ok_or_else(|| {
+    let guard = scope.claim_upload(&path.wire).ok_or_else(|| {
         OpError::new(
             ErrorCode::Busy,
             format!("{}: another client is writing this file", path.wire),
         )
     })?;
-    let (dir, name) = shared.root.open_parent(&path)?;
+    let (dir, name) = scope.root.open_parent(&path)?;
     match dir.symlink_metadata(name) {
         Ok(meta) if meta.is_dir() => {
             return Err(OpError::new(

@@ -7,13 +7,13 @@ use cap_std::fs::Dir;
 use ferry_protocol::path::is_partial_name;
 use ferry_protocol::{Done, ErrorCode};
 
+use super::Scope;
 use super::{check_writable, ok_line};
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::RemotePath;
 
-pub(super) fn remove(shared: &Shared, wire: &str, recursive: bool) -> Result<Vec<u8>, OpError> {
-    check_writable(shared, wire)?;
+pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u8>, OpError> {
+    check_writable(scope, wire)?;
     let path = RemotePath::parse(wire)?;
     if path.is_root() {
         return Err(OpError::new(
@@ -21,7 +21,7 @@ pub(super) fn remove(shared: &Shared, wire: &str, recursive: bool) -> Result<Vec
             "the root itself cannot be removed",
         ));
     }
-    let (dir, name) = shared.root.open_parent(&path)?;
+    let (dir, name) = scope.root.open_parent(&path)?;
     let meta = dir
         .symlink_metadata(name)
         .map_err(|err| OpError::io(&err, wire))?;

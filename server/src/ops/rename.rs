@@ -5,18 +5,18 @@ use std::io;
 
 use ferry_protocol::{Done, ErrorCode};
 
+use super::Scope;
 use super::{check_writable, ok_line};
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::RemotePath;
 
 pub(super) fn rename(
-    shared: &Shared,
+    scope: &Scope,
     from: &str,
     to: &str,
     overwrite: bool,
 ) -> Result<Vec<u8>, OpError> {
-    check_writable(shared, from)?;
+    check_writable(scope, from)?;
     let from_path = RemotePath::parse(from)?;
     let to_path = RemotePath::parse(to)?;
     if from_path.is_root() || to_path.is_root() {
@@ -25,8 +25,8 @@ pub(super) fn rename(
             "the root itself cannot be renamed or replaced",
         ));
     }
-    let (from_dir, from_name) = shared.root.open_parent(&from_path)?;
-    let (to_dir, to_name) = shared.root.open_parent(&to_path)?;
+    let (from_dir, from_name) = scope.root.open_parent(&from_path)?;
+    let (to_dir, to_name) = scope.root.open_parent(&to_path)?;
     from_dir
         .symlink_metadata(from_name)
         .map_err(|err| OpError::io(&err, from))?;

@@ -2,16 +2,16 @@
 
 use ferry_protocol::StatReply;
 
+use super::Scope;
 use super::ok_line;
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::{RemotePath, entry_with};
 
-pub(super) fn stat(shared: &Shared, path: &str) -> Result<Vec<u8>, OpError> {
+pub(super) fn stat(scope: &Scope, path: &str) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(path)?;
-    let meta = shared.root.symlink_metadata(&path)?;
+    let meta = scope.root.symlink_metadata(&path)?;
     let entry = entry_with(path.name().to_owned(), &meta, || {
-        shared.root.metadata(&path).ok()
+        scope.root.metadata(&path).ok()
     });
     ok_line(&StatReply { entry })
 }

@@ -3,15 +3,15 @@
 
 use ferry_protocol::{Kind, SummaryReply};
 
+use super::Scope;
 use super::ok_line;
 use super::walk::Walker;
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::{RemotePath, kind_of};
 
-pub(super) fn summary(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
+pub(super) fn summary(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
-    let meta = shared.root.symlink_metadata(&path)?;
+    let meta = scope.root.symlink_metadata(&path)?;
     let mut totals = SummaryReply {
         files: 0,
         dirs: 0,
@@ -24,7 +24,7 @@ pub(super) fn summary(shared: &Shared, wire: &str) -> Result<Vec<u8>, OpError> {
             totals.bytes = meta.len();
         }
         Kind::Dir => {
-            let mut walker = Walker::new(shared, shared.root.open_dir(&path)?, wire)?;
+            let mut walker = Walker::new(scope, scope.root.open_dir(&path)?, wire)?;
             while let Some(entry) = walker.next_entry() {
                 match entry.kind {
                     Kind::File => {

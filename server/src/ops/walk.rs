@@ -8,23 +8,23 @@ use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
 use super::Pipe;
+use super::Scope;
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::{RemotePath, addressable, entry};
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
 /// counted as skipped); the cap also bounds open file descriptors per walk.
 pub(super) const MAX_DEPTH: usize = 128;
 
-pub(super) fn walk(shared: &Shared, path: &str, pipe: &mut Pipe) {
-    if let Err(err) = send_batches(shared, path, pipe) {
+pub(super) fn walk(scope: &Scope, path: &str, pipe: &mut Pipe) {
+    if let Err(err) = send_batches(scope, path, pipe) {
         pipe.send(err.encode());
     }
 }
 
-fn send_batches(shared: &Shared, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
+fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let mut walker = Walker::new(shared, shared.root.open_dir(&path)?, wire)?;
+    let mut walker = Walker::new(scope, scope.root.open_dir(&path)?, wire)?;
     let mut batcher = EntryBatcher::new();
     while let Some(entry) = walker.next_entry() {
         let full = batcher
@@ -61,7 +61,7 @@ pub(super) struct Walker {
 }
 
 impl Walker {
-    pub fn new(shared: &Shared, dir: Dir, wire: &str) -> Result<Self, OpError> {
+    pub fn new(scope: &Scope, dir: Dir, wire: &str) -> Result<Self, OpError> {
         let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
         Ok(Self {
             stack: vec![Level {
@@ -71,7 +71,7 @@ impl Walker {
             }],
             base_len: if wire.is_empty() { 0 } else { wire.len() + 1 },
             skipped: 0,
-            shutdown: shared.shutdown.clone(),
+            shutdown: scope.shared.shutdown.clone(),
         })
     }
 
