@@ -1,14 +1,22 @@
 //! One client's connection: splitting its bytes into frames under the header cap and the
 //! timeouts, writing replies through one buffer that is flushed only when no further pipelined
 //! request is waiting, and the request loop that answers each header in order.
+//!
+//! A connection runs over plain TCP or TLS. Plain TCP keeps its split halves and the
+//! non-blocking `try_read_buf` top-ups, since it is the hot path of bulk transfers; TLS goes
+//! through the same buffers behind a small transport enum.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_protocol::{ErrorCode, Frame, FrameDecoder, FrameError, decode_request, encode_err};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
@@ -57,15 +65,126 @@ pub(crate) enum ConnError {
     Protocol(&'static str),
 }
 
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The byte stream under a connection, once any TLS handshake is done.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+/// The receiving half of a [`Transport`].
+#[derive(Debug)]
+enum Reader {
+    Plain(OwnedReadHalf),
+    Tls(ReadHalf<TlsStream>),
+}
+
+/// The sending half of a [`Transport`].
+#[derive(Debug)]
+enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(WriteHalf<TlsStream>),
+}
+
+impl Transport {
+    fn split(self) -> (Reader, Writer) {
+        match self {
+            Transport::Plain(stream) => {
+                let (reader, writer) = stream.into_split();
+                (Reader::Plain(reader), Writer::Plain(writer))
+            }
+            Transport::Tls(stream) => {
+                let (reader, writer) = tokio::io::split(*stream);
+                (Reader::Tls(reader), Writer::Tls(writer))
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// Reads what is already waiting into `buf` without waiting; `Ok(0)` when nothing is (or
+    /// at the end of the stream).
+    fn try_read_buf<B: bytes::BufMut>(&mut self, buf: &mut B) -> io::Result<usize> {
+        match self {
+            Reader::Plain(reader) => match reader.try_read_buf(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                other => other,
+            },
+            // TLS has no readiness-based read; one poll that does not wait does the same.
+            Reader::Tls(reader) => reader.read_buf(buf).now_or_never().unwrap_or(Ok(0)),
+        }
+    }
+}
+
+impl AsyncRead for Reader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Reader::Plain(reader) => Pin::new(reader).poll_read(cx, buf),
+            Reader::Tls(reader) => Pin::new(reader).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Writer {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Writer::Plain(writer) => Pin::new(writer).poll_write(cx, buf),
+            Writer::Tls(writer) => Pin::new(writer).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Writer::Plain(writer) => Pin::new(writer).poll_write_vectored(cx, bufs),
+            Writer::Tls(writer) => Pin::new(writer).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Writer::Plain(writer) => writer.is_write_vectored(),
+            Writer::Tls(writer) => writer.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Writer::Plain(writer) => Pin::new(writer).poll_flush(cx),
+            Writer::Tls(writer) => Pin::new(writer).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Writer::Plain(writer) => Pin::new(writer).poll_shutdown(cx),
+            Writer::Tls(writer) => Pin::new(writer).poll_shutdown(cx),
+        }
+    }
+}
+
 /// The framed byte stream of one client.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    reader: OwnedReadHalf,
+    reader: Reader,
     buf: BytesMut,
     /// The free room the next read asks for; grows while reads fill it.
     read_room: usize,
     decoder: FrameDecoder,
-    writer: BufWriter<OwnedWriteHalf>,
+    writer: BufWriter<Writer>,
     /// When the first byte of a header that is not complete yet arrived.
     header_started: Option<Instant>,
     /// Bytes of the current request's payload still to come; they are never parsed.
@@ -74,17 +193,20 @@ pub(crate) struct Connection {
     unread: Option<Bytes>,
     idle_timeout: Duration,
     header_timeout: Duration,
+    /// How long a payload read or a write may make no progress at all.
+    stall_timeout: Duration,
     cancel: CancellationToken,
 }
 
 impl Connection {
     pub fn new(
-        stream: TcpStream,
+        stream: Transport,
         idle_timeout: Duration,
         header_timeout: Duration,
+        stall_timeout: Duration,
         cancel: CancellationToken,
     ) -> Self {
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = stream.split();
         Self {
             reader,
             buf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
@@ -96,6 +218,7 @@ impl Connection {
             unread: None,
             idle_timeout,
             header_timeout,
+            stall_timeout,
             cancel,
         }
     }
@@ -234,7 +357,7 @@ impl Connection {
             if !self.writer.buffer().is_empty() {
                 self.flush().await?;
             }
-            let deadline = after(Instant::now(), self.idle_timeout);
+            let deadline = after(Instant::now(), self.stall_timeout);
             let mut limited = (&mut *out).limit(room);
             let read = tokio::select! {
                 biased;
@@ -270,7 +393,7 @@ impl Connection {
     pub async fn skip_payload(&mut self) -> Result<(), ConnError> {
         while self.payload_left > 0 {
             if self.buf.is_empty() {
-                let deadline = after(Instant::now(), self.idle_timeout);
+                let deadline = after(Instant::now(), self.stall_timeout);
                 if self
                     .fill(deadline, ConnError::Timeout("payload bytes"))
                     .await?
@@ -287,29 +410,37 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues bytes for the peer. A peer that stops reading for the idle timeout is dropped.
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+    /// Queues bytes for the peer. A peer that takes nothing for the stall timeout is dropped;
+    /// one that reads slowly but steadily is not, however long the whole write takes.
+    pub async fn write(&mut self, mut bytes: &[u8]) -> Result<(), ConnError> {
         if self.writer.buffer().len() + bytes.len() <= WRITE_CAPACITY {
             // Fits in the buffer: no IO happens, so no timer or cancellation is needed.
             return Ok(self.writer.write_all(bytes).await?);
         }
-        let idle = self.idle_timeout;
-        tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => Err(ConnError::Cancelled),
-            written = tokio::time::timeout(idle, self.writer.write_all(bytes)) => match written {
-                Ok(result) => Ok(result?),
-                Err(_elapsed) => Err(ConnError::Timeout("the peer to read")),
-            },
+        let stall = self.stall_timeout;
+        while !bytes.is_empty() {
+            let n = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
+                written = tokio::time::timeout(stall, self.writer.write(bytes)) => match written {
+                    Ok(result) => result?,
+                    Err(_elapsed) => return Err(ConnError::Timeout("the peer to read")),
+                },
+            };
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            bytes = &bytes[n..];
         }
+        Ok(())
     }
 
     pub async fn flush(&mut self) -> Result<(), ConnError> {
-        let idle = self.idle_timeout;
+        let stall = self.stall_timeout;
         tokio::select! {
             biased;
             () = self.cancel.cancelled() => Err(ConnError::Cancelled),
-            flushed = tokio::time::timeout(idle, self.writer.flush()) => match flushed {
+            flushed = tokio::time::timeout(stall, self.writer.flush()) => match flushed {
                 Ok(result) => Ok(result?),
                 Err(_elapsed) => Err(ConnError::Timeout("the peer to read")),
             },
@@ -402,16 +533,29 @@ pub(crate) async fn linger<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
-/// Serves one client until it leaves, errs or the server shuts down. The permit is held for
+/// Serves one client until it leaves, errs or the server shuts down. The permits are held for
 /// the connection's whole life, which is what bounds the number of connections.
-pub(crate) async fn serve(
+pub(crate) async fn serve<P: Send>(
     stream: TcpStream,
     shared: Arc<Shared>,
     cancel: CancellationToken,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, P),
 ) {
     let config = &shared.config;
-    let mut conn = Connection::new(stream, config.idle_timeout, config.header_timeout, cancel);
+    let transport = match &config.tls {
+        None => Transport::Plain(stream),
+        Some(tls) => match handshake(stream, tls, config.header_timeout, &cancel).await {
+            Some(stream) => Transport::Tls(Box::new(stream)),
+            None => return,
+        },
+    };
+    let mut conn = Connection::new(
+        transport,
+        config.idle_timeout,
+        config.header_timeout,
+        config.stall_timeout,
+        cancel,
+    );
     info!("connection open");
     let mut session = Session::default();
     let ended = loop {
@@ -503,4 +647,31 @@ pub(crate) async fn serve(
         Err(err @ ConnError::Protocol(_)) => warn!(%err, "closing"),
     }
     drop(permit);
+}
+
+/// The server's side of the TLS handshake, within the header timeout. A client that speaks
+/// plain text, garbage or nothing gets `None` and a debug line: only this connection ends.
+async fn handshake(
+    stream: TcpStream,
+    tls: &Arc<rustls::ServerConfig>,
+    within: Duration,
+    cancel: &CancellationToken,
+) -> Option<TlsStream> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+    let accepted = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return None,
+        accepted = tokio::time::timeout(within, acceptor.accept(stream)) => accepted,
+    };
+    match accepted {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            debug!(%err, "TLS handshake failed; closing");
+            None
+        }
+        Err(_elapsed) => {
+            debug!("TLS handshake timed out; closing");
+            None
+        }
+    }
 }

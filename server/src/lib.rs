@@ -11,9 +11,11 @@
 //! - `error`: the per-request error and the mapping of IO errors to wire codes.
 //! - `root`: every filesystem path decision, resolved beneath an open handle on the root.
 //! - `uploads`: the server-wide set of paths being written, so two writers never collide.
+//! - `tls`: the TLS identity (PEM files or a kept self-signed pair) and its fingerprint.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod connection;
@@ -23,6 +25,7 @@ pub mod fuzzing;
 mod listener;
 mod ops;
 mod root;
+pub mod tls;
 mod uploads;
 
 pub use listener::run;
@@ -44,11 +47,20 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Once a header line has started, it must be complete within this long.
     pub header_timeout: Duration,
+    /// Speak TLS with this configuration; `None` for plain TCP. The handshake runs inside each
+    /// connection's task, bounded by the header timeout.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections served at once from one client IP address; one more gets `busy`.
+    pub max_per_address: usize,
+    /// While a payload is being read or written, no progress for this long closes the
+    /// connection with `timeout`; a slow transfer that keeps moving is never cut.
+    pub stall_timeout: Duration,
 }
 
 impl Config {
     /// Defaults of the `ferry-server` binary for `root`: writable, no token, 256 connections,
-    /// 300 s idle timeout, 30 s header timeout.
+    /// 300 s idle timeout, 30 s header timeout, plain TCP,
+    /// 32 connections per client address, 60 s stall timeout.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -57,6 +69,9 @@ impl Config {
             max_connections: 256,
             idle_timeout: Duration::from_secs(300),
             header_timeout: Duration::from_secs(30),
+            tls: None,
+            max_per_address: 32,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +86,9 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
             .field("header_timeout", &self.header_timeout)
+            .field("tls", &self.tls.is_some())
+            .field("max_per_address", &self.max_per_address)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }

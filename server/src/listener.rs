@@ -1,8 +1,10 @@
-//! The accept loop: one task per connection, a cap on how many run at once, and a graceful
-//! stop when the shutdown future resolves.
+//! The accept loop: one task per connection, a cap on how many run at once in all and from
+//! one client address, and a graceful stop when the shutdown future resolves.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ferry_protocol::{ErrorCode, encode_err};
@@ -43,6 +45,45 @@ const REFUSE_TIME: Duration = Duration::from_secs(2);
 /// word, so a flood of connections cannot pile up tasks and sockets.
 const MAX_REFUSING: usize = 64;
 
+/// Connections open per client IP address, so one address cannot take every slot.
+#[derive(Debug, Default)]
+struct AddressCounts(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection's place in [`AddressCounts`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct AddressSlot {
+    counts: Arc<AddressCounts>,
+    ip: IpAddr,
+}
+
+impl AddressCounts {
+    /// A slot for `ip`, unless it already holds `max`.
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves `config.root` to every client of `listener` until `shutdown` resolves.
 ///
 /// Connection errors are logged and never end the loop. On shutdown, accepting stops, every
@@ -79,6 +120,7 @@ pub async fn run(
         source,
     })?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let per_address = Arc::new(AddressCounts::default());
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let shared = Arc::new(Shared {
         token_hash: config
@@ -94,7 +136,7 @@ pub async fn run(
     let cancel = shared.shutdown.clone();
     let tracker = TaskTracker::new();
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, "serving");
+        info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, tls = shared.config.tls.is_some(), "serving");
         if shared.token_hash.is_none() && !addr.ip().is_loopback() {
             warn!(%addr, "serving beyond this machine without a token: anyone who can reach it may use it");
         }
@@ -116,18 +158,31 @@ pub async fn run(
         if let Err(err) = stream.set_nodelay(true) {
             debug!(%peer, %err, "cannot set TCP_NODELAY");
         }
-        match Arc::clone(&limit).try_acquire_owned() {
+        let slots = Arc::clone(&limit).try_acquire_owned().map_err(|_| {
+            warn!(%peer, max = shared.config.max_connections, "too many connections; refusing");
+            "too many connections; try again later"
+        });
+        let slots = slots.and_then(|permit| {
+            match per_address.take(peer.ip(), shared.config.max_per_address) {
+                Some(slot) => Ok((permit, slot)),
+                None => {
+                    warn!(%peer, max = shared.config.max_per_address, "too many connections from one address; refusing");
+                    Err("too many connections from your address; try again later")
+                }
+            }
+        });
+        match slots {
             Ok(permit) => {
                 let serving =
                     connection::serve(stream, Arc::clone(&shared), cancel.child_token(), permit);
                 // Every log line of the connection carries its peer.
                 tracker.spawn(serving.instrument(info_span!("conn", %peer)));
             }
-            Err(_) => {
-                warn!(%peer, max = shared.config.max_connections, "too many connections; refusing");
+            Err(why) => {
                 if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+                    let tls = shared.config.tls.clone();
                     tracker.spawn(async move {
-                        refuse(stream).await;
+                        refuse(stream, tls, why).await;
                         drop(permit);
                     });
                 }
@@ -141,15 +196,29 @@ pub async fn run(
     Ok(())
 }
 
-/// Tells a client over the connection limit why it is turned away, then closes.
-async fn refuse(stream: TcpStream) {
-    let (mut reader, mut writer) = stream.into_split();
-    let line = encode_err(ErrorCode::Busy, "too many connections; try again later");
-    let sent = async {
-        writer.write_all(&line).await?;
-        writer.shutdown().await
+/// Tells a client over a connection limit why it is turned away, then closes. Over TLS the
+/// line is only readable after a handshake, which the refusal time also bounds.
+async fn refuse(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, why: &str) {
+    let line = encode_err(ErrorCode::Busy, why);
+    let Some(tls) = tls else {
+        let (mut reader, mut writer) = stream.into_split();
+        let sent = async {
+            writer.write_all(&line).await?;
+            writer.shutdown().await
+        };
+        if let Ok(Ok(())) = tokio::time::timeout(REFUSE_TIME, sent).await {
+            linger(&mut reader).await;
+        }
+        return;
     };
-    if let Ok(Ok(())) = tokio::time::timeout(REFUSE_TIME, sent).await {
-        linger(&mut reader).await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let sent = async {
+        let mut stream = acceptor.accept(stream).await?;
+        stream.write_all(&line).await?;
+        stream.shutdown().await?;
+        Ok::<_, std::io::Error>(stream)
+    };
+    if let Ok(Ok(mut stream)) = tokio::time::timeout(REFUSE_TIME, sent).await {
+        linger(&mut stream).await;
     }
 }

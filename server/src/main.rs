@@ -32,6 +32,38 @@ struct Args {
     /// Seconds a connection may stay silent before it is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout: u64,
+    /// Connections served at once from one client address; more are turned away with `busy`.
+    #[arg(long, default_value_t = 32)]
+    max_per_address: usize,
+    /// Seconds a transfer may make no progress at all before its connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    stall_timeout: u64,
+    /// Speak TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "no_tls"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        conflicts_with = "no_tls"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Speak TLS with a self-signed certificate made on first start and kept in the data
+    /// directory. On by default when listening beyond loopback.
+    #[arg(long, conflicts_with = "no_tls")]
+    tls: bool,
+    /// Speak plain TCP even beyond loopback: tokens and files cross the network readable.
+    #[arg(long)]
+    no_tls: bool,
+    /// Where the self-signed certificate is kept (default: the user's data directory).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -46,17 +78,77 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     raise_open_file_limit();
+    let data_dir = args.data_dir.clone();
     let mut config = Config::new(args.root);
     config.read_only = args.read_only;
     config.token = args.token.filter(|token| !token.is_empty());
     config.max_connections = args.max_connections.max(1);
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.max_per_address = args.max_per_address.max(1);
+    config.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
 
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|addr| addr.ip().is_loopback());
+    config.tls = tls_identity(
+        &args.tls_cert,
+        &args.tls_key,
+        args.tls,
+        args.no_tls,
+        loopback,
+        data_dir.as_deref(),
+        &args.listen,
+    )?;
     ferry_server::run(listener, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The TLS configuration the flags ask for: PEM files, or the kept self-signed pair with
+/// `--tls` or beyond loopback; none on loopback or with `--no-tls`. Its fingerprint is logged
+/// so the owner can hand it to users who pin it.
+fn tls_identity(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    tls: bool,
+    no_tls: bool,
+    loopback: bool,
+    data_dir: Option<&std::path::Path>,
+    listen: &str,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+    use ferry_server::tls;
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => tls::from_pem_files(cert, key)?,
+        _ if no_tls => {
+            if !loopback {
+                tracing::warn!(
+                    "TLS is off beyond loopback (--no-tls): tokens, passwords and files cross \
+                     the network readable by anyone on the path"
+                );
+            }
+            return Ok(None);
+        }
+        _ if tls || !loopback => {
+            let dir = match data_dir {
+                Some(dir) => dir.to_owned(),
+                None => tls::default_data_dir().ok_or(tls::TlsError::NoDataDir)?,
+            };
+            tls::self_signed(&dir, &tls::names_for(listen))?
+        }
+        _ => return Ok(None),
+    };
+    if identity.generated {
+        tracing::info!(cert = %identity.cert_path.display(), "generated a self-signed TLS certificate");
+    }
+    tracing::info!(
+        fingerprint = %identity.fingerprint,
+        cert = %identity.cert_path.display(),
+        "TLS on; clients can pin this certificate with --fingerprint {}",
+        identity.fingerprint
+    );
+    Ok(Some(identity.config))
 }
 
 /// Every connection holds a socket and, while walking a tree, two descriptors per level; the
