@@ -556,6 +556,7 @@ pub(crate) async fn serve<P: Send>(
         config.stall_timeout,
         cancel,
     );
+    conn.decoder = FrameDecoder::with_max_header(config.header_limit());
     info!("connection open");
     let mut session = Session::default();
     let ended = loop {
@@ -621,7 +622,7 @@ pub(crate) async fn serve<P: Send>(
                 ErrorCode::HeaderTooLong,
                 &format!(
                     "header line longer than {} bytes",
-                    ferry_protocol::MAX_HEADER_LEN
+                    shared.config.header_limit()
                 ),
             );
             conn.close_with(&line).await;

@@ -10,7 +10,9 @@
 //! - `ops`: the `hello` gate, request dispatch, and one file per operation.
 //! - `error`: the per-request error and the mapping of IO errors to wire codes.
 //! - `root`: every filesystem path decision, resolved beneath an open handle on the root.
-//! - `uploads`: the server-wide set of paths being written, so two writers never collide.
+//! - `uploads`: the server-wide set of paths being written, so two writers never collide, and
+//!   the bytes they have claimed on disk.
+//! - `sweep`: removes hidden partial uploads abandoned for longer than the expiry.
 //! - `tls`: the TLS identity (PEM files or a kept self-signed pair) and its fingerprint.
 
 use std::fmt;
@@ -25,6 +27,7 @@ pub mod fuzzing;
 mod listener;
 mod ops;
 mod root;
+mod sweep;
 pub mod tls;
 mod uploads;
 
@@ -47,6 +50,21 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Once a header line has started, it must be complete within this long.
     pub header_timeout: Duration,
+    /// The largest file a `put` may leave (`offset + size`); `None` for no limit. Over it is
+    /// `too_large`, answered before a byte is written.
+    pub max_upload_size: Option<u64>,
+    /// Bytes of the root's filesystem that uploads must leave free, so a full share does not
+    /// take the system down with it; a `put` that would eat into them gets `no_space` up front.
+    pub free_space_reserve: u64,
+    /// The longest request header, `\n` included: at least 1 KiB, at most the protocol's 64 KiB.
+    pub max_header_len: usize,
+    /// The longest request path in bytes; only lowers the protocol's 4,096.
+    pub max_path_len: usize,
+    /// The longest name in a request path, in bytes; only lowers the protocol's 255.
+    pub max_name_len: usize,
+    /// Hidden partial uploads untouched for this long are removed; `None` keeps them forever.
+    /// Long, because a partial is what lets an interrupted upload resume.
+    pub partial_expiry: Option<Duration>,
     /// Speak TLS with this configuration; `None` for plain TCP. The handshake runs inside each
     /// connection's task, bounded by the header timeout.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -60,7 +78,8 @@ pub struct Config {
 impl Config {
     /// Defaults of the `ferry-server` binary for `root`: writable, no token, 256 connections,
     /// 300 s idle timeout, 30 s header timeout, plain TCP,
-    /// 32 connections per client address, 60 s stall timeout.
+    /// 32 connections per client address, 60 s stall timeout, no upload size limit, 64 MiB
+    /// kept free, the protocol's header, path and name maxima, partials swept after 24 hours.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -69,10 +88,25 @@ impl Config {
             max_connections: 256,
             idle_timeout: Duration::from_secs(300),
             header_timeout: Duration::from_secs(30),
+            max_upload_size: None,
+            free_space_reserve: 64 * 1024 * 1024,
+            max_header_len: ferry_protocol::MAX_HEADER_LEN,
+            max_path_len: ferry_protocol::path::MAX_PATH_LEN,
+            max_name_len: ferry_protocol::path::MAX_NAME_LEN,
+            partial_expiry: Some(Duration::from_secs(24 * 3600)),
             tls: None,
             max_per_address: 32,
             stall_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl Config {
+    /// The header cap in force: the configured one, never above the protocol's, and never so
+    /// low that a `hello` with a token cannot fit.
+    pub(crate) fn header_limit(&self) -> usize {
+        self.max_header_len
+            .clamp(1024, ferry_protocol::MAX_HEADER_LEN)
     }
 }
 
@@ -86,6 +120,12 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
             .field("header_timeout", &self.header_timeout)
+            .field("max_upload_size", &self.max_upload_size)
+            .field("free_space_reserve", &self.free_space_reserve)
+            .field("max_header_len", &self.max_header_len)
+            .field("max_path_len", &self.max_path_len)
+            .field("max_name_len", &self.max_name_len)
+            .field("partial_expiry", &self.partial_expiry)
             .field("tls", &self.tls.is_some())
             .field("max_per_address", &self.max_per_address)
             .field("stall_timeout", &self.stall_timeout)

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::connection::{self, linger};
-use crate::root::Root;
+use crate::root::{PathLimits, Root};
 use crate::uploads::Uploads;
 use crate::{Config, ServerError};
 
@@ -115,10 +115,12 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let root = Root::open(&config.root).map_err(|source| ServerError::OpenRoot {
-        path: config.root.clone(),
-        source,
-    })?;
+    let root = Root::open(&config.root)
+        .map(|root| root.with_limits(PathLimits::of(&config)))
+        .map_err(|source| ServerError::OpenRoot {
+            path: config.root.clone(),
+            source,
+        })?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let per_address = Arc::new(AddressCounts::default());
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
@@ -135,6 +137,7 @@ pub async fn run(
     });
     let cancel = shared.shutdown.clone();
     let tracker = TaskTracker::new();
+    tracker.spawn(crate::sweep::run(Arc::clone(&shared)));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, tls = shared.config.tls.is_some(), "serving");
         if shared.token_hash.is_none() && !addr.ip().is_loopback() {

@@ -32,6 +32,30 @@ struct Args {
     /// Seconds a connection may stay silent before it is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout: u64,
+    /// Largest file an upload may leave, e.g. 500M, 10G or 512MiB (K, M, G, T are powers of
+    /// 1000; Ki, Mi, Gi, Ti powers of 1024). No limit when absent.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    max_upload_size: Option<u64>,
+    /// Free space to keep on the root's filesystem; an upload that would leave less is refused
+    /// with `no_space` before its bytes are read (with 0, only one that cannot fit at all).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_bytes)]
+    reserve: u64,
+    /// Longest request header in bytes, newline included (1024 to 65536).
+    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::MAX_HEADER_LEN as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=ferry_protocol::MAX_HEADER_LEN as u64))]
+    max_header_len: u64,
+    /// Longest path a request may name, in bytes (1 to 4096).
+    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::path::MAX_PATH_LEN as u64,
+          value_parser = clap::value_parser!(u64).range(1..=ferry_protocol::path::MAX_PATH_LEN as u64))]
+    max_path_len: u64,
+    /// Longest name in a request path, in bytes (1 to 255).
+    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::path::MAX_NAME_LEN as u64,
+          value_parser = clap::value_parser!(u64).range(1..=ferry_protocol::path::MAX_NAME_LEN as u64))]
+    max_name_len: u64,
+    /// Remove hidden partial uploads untouched for this long, e.g. 24h, 3d, 90min; `never`
+    /// keeps them. A partial is what lets an interrupted upload resume.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_expiry)]
+    partial_expiry: Expiry,
     /// Connections served at once from one client address; more are turned away with `busy`.
     #[arg(long, default_value_t = 32)]
     max_per_address: usize,
@@ -84,6 +108,13 @@ async fn main() -> anyhow::Result<()> {
     config.token = args.token.filter(|token| !token.is_empty());
     config.max_connections = args.max_connections.max(1);
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.max_upload_size = args.max_upload_size;
+    config.free_space_reserve = args.reserve;
+    // Within the ranges clap checked, so they fit.
+    config.max_header_len = usize::try_from(args.max_header_len).unwrap_or(usize::MAX);
+    config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
+    config.max_name_len = usize::try_from(args.max_name_len).unwrap_or(usize::MAX);
+    config.partial_expiry = args.partial_expiry.0;
     config.max_per_address = args.max_per_address.max(1);
     config.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
 
@@ -149,6 +180,29 @@ fn tls_identity(
         identity.fingerprint
     );
     Ok(Some(identity.config))
+}
+
+/// A size with an optional unit: `parse-size`'s rules (K = 1000, Ki = 1024, a `B` optional).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text).map_err(|err| format!("{err} (try 500M, 10G or 512MiB)"))
+}
+
+/// How long a partial upload is kept; `None` for ever.
+#[derive(Debug, Clone, Copy)]
+struct Expiry(Option<Duration>);
+
+fn parse_expiry(text: &str) -> Result<Expiry, String> {
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(Expiry(None));
+    }
+    let expiry = humantime::parse_duration(text)
+        .map_err(|err| format!("{err} (try 24h, 3d, 90min or never)"))?;
+    if expiry.is_zero() {
+        return Err(
+            "a zero expiry would sweep every interrupted upload; use never to keep them".into(),
+        );
+    }
+    Ok(Expiry(Some(expiry)))
 }
 
 /// Every connection holds a socket and, while walking a tree, two descriptors per level; the

@@ -78,16 +78,87 @@ impl RemotePath {
 #[derive(Debug)]
 pub(crate) struct Root {
     dir: Dir,
+    limits: PathLimits,
+}
+
+/// This server's own path and name limits, in bytes: at most the protocol's, which
+/// [`RemotePath::parse`] has already enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PathLimits {
+    pub path: usize,
+    pub name: usize,
+}
+
+impl Default for PathLimits {
+    fn default() -> Self {
+        Self {
+            path: path::MAX_PATH_LEN,
+            name: path::MAX_NAME_LEN,
+        }
+    }
+}
+
+impl PathLimits {
+    /// The configured limits, never above the protocol's nor below one byte.
+    pub fn of(config: &crate::Config) -> Self {
+        Self {
+            path: config.max_path_len.clamp(1, path::MAX_PATH_LEN),
+            name: config.max_name_len.clamp(1, path::MAX_NAME_LEN),
+        }
+    }
+
+    /// `bad_path` for a path over these limits.
+    fn check(&self, path: &RemotePath) -> Result<(), OpError> {
+        if *self == Self::default() {
+            return Ok(());
+        }
+        if path.wire.len() > self.path {
+            return Err(OpError::new(
+                ErrorCode::BadPath,
+                format!(
+                    "{}: path is longer than this server's limit of {} bytes",
+                    path.wire, self.path
+                ),
+            ));
+        }
+        if path.wire.split('/').any(|name| name.len() > self.name) {
+            return Err(OpError::new(
+                ErrorCode::BadPath,
+                format!(
+                    "{}: a name is longer than this server's limit of {} bytes",
+                    path.wire, self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Root {
+    /// Opens `path` as a root with the protocol's path limits; see [`Self::with_limits`].
     pub fn open(path: &Path) -> io::Result<Self> {
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            limits: PathLimits::default(),
+        })
+    }
+
+    /// The same root, refusing paths over `limits` with `bad_path` in every call that takes
+    /// a path, so no operation can skip the check.
+    #[must_use]
+    pub fn with_limits(self, limits: PathLimits) -> Self {
+        Self { limits, ..self }
+    }
+
+    /// Another handle on the root directory itself, for work that walks all of it.
+    pub fn clone_dir(&self) -> io::Result<Dir> {
+        self.dir.try_clone()
     }
 
     /// `lstat`: a final symlink is described, not followed.
     pub fn symlink_metadata(&self, path: &RemotePath) -> Result<Metadata, OpError> {
+        self.limits.check(path)?;
         if path.is_root() {
             return self
                 .dir
@@ -101,6 +172,7 @@ impl Root {
 
     /// `stat`, following symlinks only while they stay inside the root.
     pub fn metadata(&self, path: &RemotePath) -> Result<Metadata, OpError> {
+        self.limits.check(path)?;
         self.dir
             .metadata(path.rel())
             .map_err(|e| OpError::io(&e, &path.wire))
@@ -108,6 +180,7 @@ impl Root {
 
     /// Opens a directory; `not_a_directory` when the path is something else.
     pub fn open_dir(&self, path: &RemotePath) -> Result<Dir, OpError> {
+        self.limits.check(path)?;
         if path.is_root() {
             return self.dir.try_clone().map_err(|e| OpError::io(&e, ""));
         }
@@ -120,6 +193,7 @@ impl Root {
     /// Opens the parent of `path` for a change inside it, with the last name. The parent must
     /// exist (`not_found`) and be a directory (`not_a_directory`); the root has no parent.
     pub fn open_parent<'p>(&self, path: &'p RemotePath) -> Result<(Dir, &'p str), OpError> {
+        self.limits.check(path)?;
         let (parent, name) = path.split().ok_or_else(|| {
             OpError::new(ErrorCode::Forbidden, "the root itself cannot be changed")
         })?;
@@ -139,6 +213,7 @@ impl Root {
 
     /// `mkdir -p` beneath the root.
     pub fn create_dir_all(&self, path: &RemotePath) -> Result<(), OpError> {
+        self.limits.check(path)?;
         self.dir
             .create_dir_all(path.rel())
             .map_err(|e| OpError::io(&e, &path.wire))
@@ -147,6 +222,7 @@ impl Root {
     /// Opens a regular file for reading. Non-blocking so that a fifo swapped in can never hang
     /// a worker thread; a directory gives `is_a_directory`, anything else `forbidden`.
     pub fn open_file(&self, path: &RemotePath) -> Result<(File, Metadata), OpError> {
+        self.limits.check(path)?;
         let mut options = OpenOptions::new();
         options.read(true);
         options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
@@ -267,6 +343,32 @@ mod tests {
             RemotePath::parse("a/.ferry-part.b/c").unwrap_err().code,
             ErrorCode::Forbidden
         );
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_longer_paths_and_names() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir(base.path().join("abcd")).unwrap();
+        let root = Root::open(base.path())
+            .unwrap()
+            .with_limits(PathLimits { path: 10, name: 4 });
+        let ok = RemotePath::parse("abcd").unwrap();
+        assert!(root.open_dir(&ok).is_ok());
+        for (wire, what) in [("abcde", "name"), ("abcd/abcd/a", "path")] {
+            let path = RemotePath::parse(wire).unwrap();
+            let err = root.open_dir(&path).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadPath, "{wire}");
+            assert!(err.message.contains(what), "{}", err.message);
+            for code in [
+                root.open_parent(&path).map(drop),
+                root.create_dir_all(&path),
+                root.symlink_metadata(&path).map(drop),
+            ]
+            .map(|result| result.unwrap_err().code)
+            {
+                assert_eq!(code, ErrorCode::BadPath, "{wire}");
+            }
+        }
     }
 
     #[test]

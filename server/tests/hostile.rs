@@ -1174,3 +1174,303 @@ async fn a_read_only_server_refuses_every_write() {
     )
     .await;
 }
+
+// ---- Configured limits: upload size, free-space reserve, header, path and name length ----
+
+const MIB: usize = 1024 * 1024;
+
+/// A `put` header alone, so a test can read the refusal before sending a payload byte.
+fn put_header(path: &str, size: usize, extra: Value) -> Value {
+    let mut header = json!({"op": "put", "path": path, "size": size});
+    common::merge(&mut header, extra);
+    header
+}
+
+/// Sends a `put` header, reads its refusal before a byte of payload has been sent (proof that
+/// it was refused up front), then sends the payload (and trailer) anyway and checks that the
+/// connection is still in step. No partial file may have been left for `path`.
+async fn refused_up_front(case: &mut Case, path: &str, size: usize, extra: Value, expected: &str) {
+    let trailer = extra.get("trailer") == Some(&Value::Bool(true));
+    let mut client = case.client().await;
+    client.send_json(&put_header(path, size, extra)).await;
+    let reply = client.read_reply().await;
+    assert_eq!(code(&reply), expected, "{reply}");
+    assert!(
+        reply["error"]["message"].as_str().unwrap().contains(path),
+        "the message names the path: {reply}"
+    );
+    case.probe().await;
+    client.send(&pattern(size, 7)).await;
+    if trailer {
+        client
+            .send_json(&json!({"digest": digest(&pattern(size, 7))}))
+            .await;
+    }
+    let after = client.request(json!({"op": "stat", "path": "d"})).await;
+    assert_eq!(after["ok"], true, "the connection stays in step: {after}");
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let partial = case
+        .server
+        .root
+        .join(parent)
+        .join(format!(".ferry-part.{name}"));
+    assert!(!partial.exists(), "a refused upload left {partial:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_size_limit_is_too_large_before_its_payload() {
+    hostile(
+        |config| config.max_upload_size = Some(MIB as u64),
+        async |case: &mut Case| {
+            refused_up_front(case, "big.bin", 2 * MIB, json!({}), "too_large").await;
+            refused_up_front(case, "d/big.bin", MIB + 1, json!({}), "too_large").await;
+            vec![]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_at_the_size_limit_is_accepted() {
+    hostile(
+        |config| config.max_upload_size = Some(MIB as u64),
+        async |case: &mut Case| {
+            let mut client = case.client().await;
+            let data = pattern(MIB, 3);
+            let reply = client.put("exact.bin", &data, json!({})).await;
+            case.probe().await;
+            assert_eq!(reply["ok"], true, "{reply}");
+            assert_eq!(std::fs::read(case.path("exact.bin")).unwrap(), data);
+            vec![("exact.bin", data)]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_upload_over_the_size_limit_is_too_large_even_when_it_arrived_whole() {
+    hostile(
+        |config| config.max_upload_size = Some(10),
+        async |case: &mut Case| {
+            let mut client = case.client().await;
+            // Header and payload in one write: the batched path, checked after the read.
+            let mut bytes = Vec::new();
+            for (path, data) in [
+                ("over.txt", &b"eleven byte"[..]),
+                ("fits.txt", b"ten bytes!"),
+            ] {
+                bytes.extend(with_payload(
+                    &put_header(path, data.len(), json!({})).to_string(),
+                    data,
+                ));
+            }
+            client.send(&bytes).await;
+            case.probe().await;
+            assert_eq!(code(&client.read_reply().await), "too_large");
+            assert_eq!(client.read_reply().await["ok"], true);
+            assert!(!case.path("over.txt").exists());
+            assert!(!case.path(".ferry-part.over.txt").exists());
+            vec![("fits.txt", b"ten bytes!".to_vec())]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_whose_end_passes_the_size_limit_is_too_large_and_keeps_the_partial() {
+    hostile(
+        |config| config.max_upload_size = Some(MIB as u64),
+        async |case: &mut Case| {
+            let held = pattern(MIB / 2, 5);
+            std::fs::write(case.path(".ferry-part.r.bin"), &held).unwrap();
+            let mut client = case.client().await;
+            let size = MIB / 2 + 1;
+            client
+                .send_json(&put_header("r.bin", size, json!({"offset": MIB / 2})))
+                .await;
+            let reply = client.read_reply().await;
+            case.probe().await;
+            assert_eq!(code(&reply), "too_large", "{reply}");
+            client.send(&pattern(size, 6)).await;
+            let partial = client
+                .request(json!({"op": "partial", "path": "r.bin"}))
+                .await;
+            assert_eq!(
+                partial["length"],
+                MIB / 2,
+                "the partial is untouched: {partial}"
+            );
+            assert_eq!(std::fs::read(case.path(".ferry-part.r.bin")).unwrap(), held);
+            vec![]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailer_upload_over_the_size_limit_keeps_the_connection_in_step() {
+    hostile(
+        |config| config.max_upload_size = Some(MIB as u64),
+        async |case: &mut Case| {
+            refused_up_front(
+                case,
+                "t.bin",
+                2 * MIB,
+                json!({"trailer": true}),
+                "too_large",
+            )
+            .await;
+            refused_up_front(
+                case,
+                "t.bin",
+                MIB + 7,
+                json!({"trailer": true, "overwrite": true}),
+                "too_large",
+            )
+            .await;
+            vec![]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_would_eat_into_the_reserve_is_no_space_up_front() {
+    hostile(
+        // More than any test machine has free: every upload would eat into it.
+        |config| config.free_space_reserve = u64::MAX / 4,
+        async |case: &mut Case| {
+            refused_up_front(case, "r.bin", 2 * MIB, json!({}), "no_space").await;
+            refused_up_front(case, "f.txt", 10, json!({"overwrite": true}), "no_space").await;
+            assert_eq!(std::fs::read(case.path("f.txt")).unwrap(), b"file");
+            // Reads and other changes are unaffected.
+            let mut client = case.client().await;
+            let made = client.request(json!({"op": "mkdir", "path": "new"})).await;
+            assert_eq!(made["ok"], true, "{made}");
+            vec![]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_over_the_configured_cap_is_refused_and_closed() {
+    hostile(
+        |config| config.max_header_len = 2048,
+        async |case: &mut Case| {
+            // Just under the cap is served.
+            let mut client = case.client().await;
+            let mut fits = json!({"op": "stat", "path": "d", "pad": ""}).to_string();
+            let pad = "a".repeat(2047 - fits.len());
+            fits = json!({"op": "stat", "path": "d", "pad": pad}).to_string();
+            assert_eq!(fits.len() + 1, 2048);
+            client.send(fits.as_bytes()).await;
+            client.send(b"\n").await;
+            // Unknown fields are refused, but only once the line was read whole.
+            assert_eq!(code(&client.read_reply().await), "bad_request");
+
+            let mut line = b"{\"op\":\"stat\",\"path\":\"".to_vec();
+            line.resize(2049, b'a');
+            client.send(&line).await;
+            case.probe().await;
+            let reply = client.read_reply().await;
+            assert_eq!(code(&reply), "header_too_long");
+            assert!(
+                reply["error"]["message"].as_str().unwrap().contains("2048"),
+                "{reply}"
+            );
+            assert!(client.closed().await);
+            vec![]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_over_the_configured_limit_is_bad_path_for_every_op() {
+    hostile(
+        |config| config.max_path_len = 64,
+        async |case: &mut Case| {
+            let long = format!("d/{}", "p".repeat(63));
+            assert_eq!(long.len(), 65);
+            let mut client = case.client().await;
+            for request in [
+                json!({"op": "stat", "path": long}),
+                json!({"op": "list", "path": long}),
+                json!({"op": "walk", "path": long}),
+                json!({"op": "summary", "path": long}),
+                json!({"op": "get", "path": long}),
+                json!({"op": "partial", "path": long}),
+                json!({"op": "mkdir", "path": long}),
+                json!({"op": "remove", "path": long}),
+                json!({"op": "rename", "path": "f.txt", "to": long}),
+                json!({"op": "rename", "path": long, "to": "g.txt"}),
+            ] {
+                let reply = client.request(request.clone()).await;
+                assert_eq!(code(&reply), "bad_path", "{request}: {reply}");
+            }
+            case.probe().await;
+            refused_up_front(case, &long, 2 * MIB, json!({}), "bad_path").await;
+            // At the limit, all is well.
+            let fits = &long[..64];
+            let made = client.request(json!({"op": "mkdir", "path": fits})).await;
+            assert_eq!(made["ok"], true, "{made}");
+            assert!(case.path("f.txt").exists());
+            vec![]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_over_the_configured_limit_is_bad_path() {
+    hostile(
+        |config| config.max_name_len = 16,
+        async |case: &mut Case| {
+            let long = "n".repeat(17);
+            let mut client = case.client().await;
+            for request in [
+                json!({"op": "mkdir", "path": format!("d/{long}/x")}),
+                json!({"op": "rename", "path": "f.txt", "to": long}),
+                json!({"op": "stat", "path": format!("{long}/d")}),
+            ] {
+                let reply = client.request(request.clone()).await;
+                assert_eq!(code(&reply), "bad_path", "{request}: {reply}");
+            }
+            refused_up_front(case, &format!("d/{long}"), 2 * MIB, json!({}), "bad_path").await;
+            let data = b"sixteen".to_vec();
+            let fits = client.put(&"n".repeat(16), &data, json!({})).await;
+            case.probe().await;
+            assert_eq!(fits["ok"], true, "{fits}");
+            assert!(case.path("f.txt").exists());
+            vec![("nnnnnnnnnnnnnnnn", data)]
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_cannot_raise_the_protocol_maxima() {
+    hostile(
+        |config| {
+            config.max_header_len = 1 << 20;
+            config.max_path_len = 1 << 20;
+            config.max_name_len = 1 << 20;
+        },
+        async |case: &mut Case| {
+            let mut client = case.client().await;
+            let reply = client
+                .request(json!({"op": "mkdir", "path": "x".repeat(256)}))
+                .await;
+            assert_eq!(code(&reply), "bad_path", "{reply}");
+            let mut line = b"{\"op\":\"stat\",\"path\":\"".to_vec();
+            line.resize(64 * 1024 + 1, b'a');
+            client.send(&line).await;
+            case.probe().await;
+            assert_eq!(code(&client.read_reply().await), "header_too_long");
+            assert!(client.closed().await);
+            vec![]
+        },
+    )
+    .await;
+}

@@ -274,8 +274,20 @@ fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
     if path.is_root() {
         return Err(OpError::new(ErrorCode::IsADirectory, "/: is a directory"));
     }
-    if put.offset.checked_add(put.size).is_none() {
+    let Some(file_size) = put.offset.checked_add(put.size) else {
         return Err(OpError::new(ErrorCode::TooLarge, "offset + size overflows"));
+    };
+    // The payload is exactly `size` bytes by framing, so the announced end is the end.
+    if let Some(max) = scope.shared.config.max_upload_size
+        && file_size > max
+    {
+        return Err(OpError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "{}: {file_size} bytes is over this server's upload limit of {max} bytes",
+                path.wire
+            ),
+        ));
     }
     if put.mtime.is_some_and(|secs| system_time(secs).is_none()) {
         return Err(OpError::new(
@@ -307,6 +319,7 @@ fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(OpError::io(&err, &path.wire)),
     }
+    claim_space(scope, &guard, &dir, put.size, &path.wire)?;
     let partial = partial_name(name);
     let (file, hasher) = if put.offset == 0 {
         (
@@ -325,6 +338,34 @@ fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
         hasher,
         guard,
     })
+}
+
+/// `no_space` unless the filesystem holding `dir` has room for `bytes` more on top of what
+/// other uploads in flight have claimed, with the configured reserve still free after them all.
+/// An overwritten file's old bytes are not counted as freed: they stay until the rename.
+fn claim_space(
+    scope: &Scope,
+    guard: &UploadGuard,
+    dir: &Dir,
+    bytes: u64,
+    wire: &str,
+) -> Result<(), OpError> {
+    let stats = rustix::fs::fstatvfs(dir).map_err(|err| OpError::io(&err.into(), wire))?;
+    // What an unprivileged writer may use; the blocks kept for root are not ours to count.
+    let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let reserve = scope.shared.config.free_space_reserve;
+    guard
+        .claim_space(bytes, available, reserve)
+        .map_err(|short| {
+            OpError::new(
+                ErrorCode::NoSpace,
+                format!(
+                    "{wire}: {bytes} bytes do not fit: {available} bytes free, {} claimed by \
+                     uploads in progress, {reserve} kept free by this server",
+                    short.claimed
+                ),
+            )
+        })
 }
 
 /// A fresh, empty partial. Whatever held the name before (an old partial, or a symlink someone
