@@ -1,66 +1,254 @@
-//! A full filesystem gives `no_space`, removes the partial and keeps the connection framed.
-//! It needs a tiny filesystem to fill, so it mounts a 1 MiB tmpfs: run it as root with
-//! `cargo test -p ferry-server --test no_space -- --ignored`.
+//! A full disk, for real: the `ferry-server` binary runs on a private 2 MiB tmpfs, mounted in
+//! its own user and mount namespaces (`unshare -Urm`), so no root and no host mount is needed
+//! and nothing is left mounted if the test dies. The test sees the server's files through
+//! `/proc/PID/root`, and shares its network namespace, so it talks to it on loopback.
+
+// Helpers run inside tests: a failed step should stop the test with its error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{Client, code, pattern};
 use serde_json::json;
 
-/// Unmounts the tiny filesystem however the test ends; lazily, since a server that is still
-/// running when a failed assertion unwinds keeps it busy.
-struct Mount(std::path::PathBuf);
+const KIB: usize = 1024;
 
-impl Drop for Mount {
+/// A `ferry-server` on its own tiny tmpfs; killed (and so unmounted) when dropped.
+struct TinyServer {
+    child: Child,
+    addr: std::net::SocketAddr,
+    /// The mount point as the server sees it, reached from outside through its `/proc` root.
+    root: PathBuf,
+    _mount_point: tempfile::TempDir,
+}
+
+impl TinyServer {
+    fn start(size: &str, flags: &[&str]) -> Self {
+        let mount_point = tempfile::tempdir().unwrap();
+        let dir = mount_point.path().canonicalize().unwrap();
+        let script = r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@""#;
+        let spawned = Command::new("unshare")
+            .args(["-Urm", "sh", "-c", script, "sh", size])
+            .arg(&dir)
+            .arg(env!("CARGO_BIN_EXE_ferry-server"))
+            .arg("--root")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = spawned.unwrap_or_else(|err| {
+            panic!("cannot run unshare (util-linux) to give the server a private tmpfs: {err}")
+        });
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!(
+                    "the server never served on a private tmpfs. This test needs `unshare -Urm` \
+                     to work: root, or unprivileged user namespaces \
+                     (sysctl kernel.unprivileged_userns_clone=1). Its output:\n{seen}"
+                );
+            }
+            seen.push_str(&line);
+            if line.contains("serving")
+                && let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("addr="))
+            {
+                break addr.parse().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+            }
+        });
+        let root = PathBuf::from(format!("/proc/{}/root", child.id()))
+            .join(dir.strip_prefix("/").unwrap());
+        Self {
+            child,
+            addr,
+            root,
+            _mount_point: mount_point,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        let mut client = Client::connect(self.addr).await;
+        client.hello().await;
+        client
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Names in the root, hidden partials included.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TinyServer {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes into `path` until the filesystem is full; returns how much fitted.
+fn fill(path: &Path) -> usize {
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0x5a; 4 * KIB];
+    let mut written = 0;
+    while file.write_all(&chunk).is_ok() {
+        written += chunk.len();
+    }
+    written
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < common::STEP, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root to mount a 1 MiB tmpfs"]
-async fn a_full_disk_is_no_space_and_leaves_nothing_behind() {
-    let base = tempfile::tempdir().unwrap();
-    let root = base.path().join("tiny");
-    std::fs::create_dir(&root).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount failed: run as root");
-    let _mount = Mount(root.clone());
+async fn a_disk_that_fills_mid_upload_is_no_space_and_the_same_upload_succeeds_later() {
+    let server = TinyServer::start("2m", &["--reserve", "0"]);
+    let mut client = server.client().await;
+    let old = pattern(100 * KIB, 1);
+    let reply = client.put("doc.bin", &old, json!({})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ferry_server::Config::new(&root);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ferry_server::run(listener, config, async {
-        let _ = stop_rx.await;
-    }));
-    let mut client = Client::connect(addr).await;
-    client.hello().await;
-
-    let data = pattern(4 * 1024 * 1024, 11);
-    let reply = client.put("big.bin", &data, json!({})).await;
+    // The upload fits when it starts; then something else takes the rest of the disk.
+    let new = pattern(1200 * KIB, 2);
+    client
+        .send_json(&json!({"op": "put", "path": "doc.bin", "size": new.len(), "overwrite": true}))
+        .await;
+    client.send(&new[..512 * KIB]).await;
+    let partial = server.path(".ferry-part.doc.bin");
+    until("the first half is written", || {
+        std::fs::metadata(&partial).is_ok_and(|meta| meta.len() == 512 * KIB as u64)
+    })
+    .await;
+    let filler = server.path("filler");
+    assert!(fill(&filler) > 0, "the filler found no room at all");
+    client.send(&new[512 * KIB..]).await;
+    let reply = client.read_reply().await;
     assert_eq!(code(&reply), "no_space", "{reply}");
     assert!(
         reply["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("big.bin")
+            .contains("doc.bin"),
+        "{reply}"
     );
-    let left: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
-    assert!(left.is_empty(), "{left:?}");
-    // Framing held: the whole payload was consumed, and a small file still fits.
-    let reply = client.put("small.txt", b"fits", json!({})).await;
-    assert_eq!(reply["ok"], true, "{reply}");
-    assert_eq!(std::fs::read(root.join("small.txt")).unwrap(), b"fits");
+    // The partial is gone, the old file untouched, and the connection still in step.
+    assert_eq!(server.names(), ["doc.bin", "filler"]);
+    assert_eq!(std::fs::read(server.path("doc.bin")).unwrap(), old);
+    let mut other = server.client().await;
+    let stat = other
+        .request(json!({"op": "stat", "path": "doc.bin"}))
+        .await;
+    assert_eq!(stat["entry"]["size"], old.len(), "{stat}");
+    let stat = client.request(json!({"op": "stat", "path": ""})).await;
+    assert_eq!(stat["ok"], true, "{stat}");
 
-    // The server lets go of the root before it is unmounted.
-    drop(client);
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    // Once space is back, the very same upload goes through on the same connection.
+    std::fs::remove_file(&filler).unwrap();
+    let reply = client
+        .put("doc.bin", &new, json!({"overwrite": true}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(std::fs::read(server.path("doc.bin")).unwrap(), new);
+    assert_eq!(server.names(), ["doc.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_upload_into_a_full_disk_is_no_space_too() {
+    let server = TinyServer::start("1m", &["--reserve", "0"]);
+    let mut client = server.client().await;
+    fill(&server.path("filler"));
+    // Sent whole in one write: the batched path for small files.
+    let reply = client
+        .put("small.bin", &pattern(64 * KIB, 3), json!({}))
+        .await;
+    assert_eq!(code(&reply), "no_space", "{reply}");
+    assert_eq!(server.names(), ["filler"]);
+    std::fs::remove_file(server.path("filler")).unwrap();
+    let reply = client
+        .put("small.bin", &pattern(64 * KIB, 3), json!({}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read() {
+    // 2 MiB of disk, 1 MiB of it kept free.
+    let server = TinyServer::start("2m", &["--reserve", "1MiB"]);
+    let mut first = server.client().await;
+    let mut second = server.client().await;
+
+    // Too big for what the reserve leaves: refused before a payload byte is sent.
+    second
+        .send_json(&json!({"op": "put", "path": "big.bin", "size": 1100 * KIB}))
+        .await;
+    let reply = second.read_reply().await;
+    assert_eq!(code(&reply), "no_space", "{reply}");
+    second.send(&pattern(1100 * KIB, 4)).await;
+
+    // 700 KiB in flight, 256 KiB of it written: 1792 KiB are free, yet a second 700 KiB would
+    // leave only 348 KiB once the first is done, so it is refused up front.
+    let one = pattern(700 * KIB, 5);
+    first
+        .send_json(&json!({"op": "put", "path": "one.bin", "size": one.len()}))
+        .await;
+    first.send(&one[..256 * KIB]).await;
+    let partial = server.path(".ferry-part.one.bin");
+    until("the first upload is under way", || {
+        std::fs::metadata(&partial).is_ok_and(|meta| meta.len() == 256 * KIB as u64)
+    })
+    .await;
+    second
+        .send_json(&json!({"op": "put", "path": "two.bin", "size": 700 * KIB}))
+        .await;
+    let reply = second.read_reply().await;
+    assert_eq!(code(&reply), "no_space", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} claimed", 700 * KIB)),
+        "{reply}"
+    );
+    second.send(&pattern(700 * KIB, 6)).await;
+
+    first.send(&one[256 * KIB..]).await;
+    let reply = first.read_reply().await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    // The finished upload's claim is released: what is left over the reserve is usable.
+    let two = pattern(300 * KIB, 7);
+    let reply = second.put("two.bin", &two, json!({})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(server.names(), ["one.bin", "two.bin"]);
+    assert_eq!(std::fs::read(server.path("one.bin")).unwrap(), one);
 }
