@@ -370,14 +370,22 @@ fn claim_space(
 
 /// A fresh, empty partial. Whatever held the name before (an old partial, or a symlink someone
 /// planted) is removed first, so the bytes can only land in a new regular file.
+///
+/// The exclusive create is tried first and the name cleared only when it is taken: a tree of
+/// small uploads then costs one `openat` per file instead of a failing `unlinkat` as well.
 fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File, OpError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    match dir.open_with(partial, &options) {
+        Ok(file) => return Ok(file.into_std()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(OpError::io(&err, wire)),
+    }
     match dir.remove_file(partial) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(OpError::io(&err, wire)),
     }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
     let file = dir
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?;
@@ -509,28 +517,48 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
             tracing::warn!(path = %wire, %err, "cannot set the modification time");
         }
     }
-    if !put.overwrite {
-        // Someone may have created the file while the bytes were arriving.
-        if upload.dir.symlink_metadata(&upload.name).is_ok() {
-            discard(&upload);
-            return Err(OpError::new(
-                ErrorCode::AlreadyExists,
-                format!("{wire}: already exists"),
-            ));
-        }
-    }
-    upload
-        .dir
-        .rename(&upload.partial, &upload.dir, &upload.name)
-        .map_err(|err| {
-            discard(&upload);
+    let placed = if put.overwrite {
+        upload
+            .dir
+            .rename(&upload.partial, &upload.dir, &upload.name)
+    } else {
+        rename_no_replace(&upload.dir, &upload.partial, &upload.name)
+    };
+    placed.map_err(|err| {
+        discard(&upload);
+        if err.kind() == io::ErrorKind::AlreadyExists {
+            // Someone created the file while the bytes were arriving.
+            OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
+        } else {
             OpError::io(&err, &wire)
-        })?;
+        }
+    })?;
     drop(upload.guard);
     ok_line(&PutReply {
         digest,
         file_size: put.offset + put.size,
     })
+}
+
+/// Renames `from` to `to` in `dir` unless `to` exists (`AlreadyExists` then). One atomic
+/// `renameat2(RENAME_NOREPLACE)` where the filesystem has it, so a file created meanwhile is
+/// never replaced and no `statx` per upload is needed; elsewhere a look before the rename.
+fn rename_no_replace(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+    use rustix::fs::{RenameFlags, renameat_with};
+    match renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(err)
+            if err == rustix::io::Errno::INVAL
+                || err == rustix::io::Errno::NOSYS
+                || err == rustix::io::Errno::OPNOTSUPP =>
+        {
+            if dir.symlink_metadata(to).is_ok() {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            dir.rename(from, dir, to)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Seconds since the epoch as a `SystemTime`; `None` when the platform cannot represent it.
