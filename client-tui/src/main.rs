@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 use ferry::cli::{self, CliError, TransferOptions};
+use ferry::engine::Endpoint;
+use ferry::engine::known_hosts::{Fingerprint, KnownHosts};
 use ferry::url::RemoteUrl;
 
 /// A keyboard-driven file-transfer tool: run bare for the two-pane interface, or use the
@@ -23,6 +25,7 @@ use ferry::url::RemoteUrl;
   ferry put -r ~/photos ferry://nas/         makes /photos on the server
   ferry get -r ferry://nas/photos .          makes ./photos
   ferry get ferry://nas/big.iso .            run it again after an interruption: it resumes
+  ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
 
 Exit status: 0 on success, 1 on failure (one line on stderr: ferry: CODE: PATH: MESSAGE),
 2 on a usage error, 130 when interrupted."
@@ -31,6 +34,8 @@ struct Cli {
     /// The server's shared secret.
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    #[command(flatten)]
+    trust: TrustFlags,
     #[command(subcommand)]
     command: Option<Command>,
     /// Open the interface at this location (ferry://HOST:PORT/PATH).
@@ -41,6 +46,32 @@ struct Cli {
     /// Read this config file instead of the default one.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+/// How far to trust a `ferrys://` server's certificate, and whether clear text may carry a
+/// token.
+#[derive(Debug, Clone, Args)]
+struct TrustFlags {
+    /// Trust only the certificate with this SHA-256 fingerprint (as `openssl x509 -noout
+    /// -fingerprint -sha256` prints it; colons and case optional).
+    #[arg(long, global = true, value_name = "SHA256:HEX")]
+    fingerprint: Option<Fingerprint>,
+    /// Trust a certificate seen for the first time and record it in known_hosts; a later
+    /// change is refused.
+    #[arg(long, global = true)]
+    accept_new: bool,
+    /// Allow sending the token in clear text over ferry:// to another machine.
+    #[arg(long, global = true)]
+    insecure: bool,
+}
+
+impl TrustFlags {
+    fn apply(&self, mut endpoint: Endpoint) -> Endpoint {
+        endpoint.fingerprint = self.fingerprint;
+        endpoint.accept_new = self.accept_new;
+        endpoint.insecure = self.insecure;
+        endpoint
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,7 +176,7 @@ impl TransferArgs {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let Some(command) = args.command else {
-        return run_tui(args.url, args.token, args.serve, args.config);
+        return run_tui(args.url, args.token, args.serve, args.config, args.trust);
     };
     match command {
         Command::Completions { shell } => {
@@ -172,7 +203,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_command(command, args.token)) {
+    match runtime.block_on(run_command(command, args.token, args.trust)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -186,11 +217,51 @@ fn fail(error: &CliError) -> ExitCode {
     ExitCode::from(error.exit_code())
 }
 
-async fn run_command(command: Command, token: Option<String>) -> Result<(), CliError> {
+/// The server a command talks to.
+fn remote_of(command: &Command) -> Option<&RemoteUrl> {
+    match command {
+        Command::Ls { url, .. }
+        | Command::Put { url, .. }
+        | Command::Mkdir { url }
+        | Command::Rm { url, .. }
+        | Command::Mv { url, .. } => Some(url),
+        Command::Get { urls, .. } => urls.first(),
+        Command::Completions { .. } | Command::Man => None,
+    }
+}
+
+/// With `--accept-new`, settles trust once before the command's connections, so a certificate
+/// seen for the first time is recorded and announced exactly once.
+async fn settle_first_use(endpoint: &Endpoint) -> Result<(), CliError> {
+    use ferry::engine::tls::{TrustedBy, check_trust};
+    let known_hosts = KnownHosts::default_location();
+    let trusted = check_trust(endpoint, known_hosts.as_ref()).await?;
+    if trusted.by == TrustedBy::FirstUse {
+        let file = known_hosts.map_or_else(String::new, |h| h.path().display().to_string());
+        eprintln!(
+            "ferry: trusting {}:{}'s new certificate {} (recorded in {file})",
+            endpoint.host, endpoint.port, trusted.fingerprint
+        );
+    }
+    Ok(())
+}
+
+async fn run_command(
+    command: Command,
+    token: Option<String>,
+    trust: TrustFlags,
+) -> Result<(), CliError> {
+    if let Some(url) = remote_of(&command)
+        && url.tls
+        && trust.accept_new
+        && trust.fingerprint.is_none()
+    {
+        settle_first_use(&trust.apply(url.endpoint(None))).await?;
+    }
     match command {
         Command::Ls { json, url } => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            cli::ls(&url.endpoint(token), &url, json, &mut out).await
+            cli::ls(&trust.apply(url.endpoint(token)), &url, json, &mut out).await
         }
         Command::Get {
             recursive,
@@ -200,7 +271,7 @@ async fn run_command(command: Command, token: Option<String>) -> Result<(), CliE
         } => {
             let endpoint = urls
                 .first()
-                .map(|url| url.endpoint(token))
+                .map(|url| trust.apply(url.endpoint(token)))
                 .ok_or_else(|| CliError::Job("no source given".into()))?;
             cli::get(&endpoint, &urls, &local, transfer.options(recursive))
                 .await
@@ -212,16 +283,18 @@ async fn run_command(command: Command, token: Option<String>) -> Result<(), CliE
             url,
             transfer,
         } => cli::put(
-            &url.endpoint(token),
+            &trust.apply(url.endpoint(token)),
             &sources,
             &url,
             transfer.options(recursive),
         )
         .await
         .map(drop),
-        Command::Mkdir { url } => cli::mkdir(&url.endpoint(token), &url).await,
-        Command::Rm { recursive, url } => cli::rm(&url.endpoint(token), &url, recursive).await,
-        Command::Mv { url, to } => cli::mv(&url.endpoint(token), &url, &to).await,
+        Command::Mkdir { url } => cli::mkdir(&trust.apply(url.endpoint(token)), &url).await,
+        Command::Rm { recursive, url } => {
+            cli::rm(&trust.apply(url.endpoint(token)), &url, recursive).await
+        }
+        Command::Mv { url, to } => cli::mv(&trust.apply(url.endpoint(token)), &url, &to).await,
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -231,12 +304,16 @@ fn run_tui(
     token: Option<String>,
     serve: Option<PathBuf>,
     config: Option<PathBuf>,
+    trust: TrustFlags,
 ) -> ExitCode {
     let options = ferry::tui::Options {
         target,
         token,
         serve,
         config,
+        fingerprint: trust.fingerprint,
+        accept_new: trust.accept_new,
+        insecure: trust.insecure,
     };
     match ferry::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! `ferry://HOST:PORT/PATH` locations: parsing what people type into the host, port and the
-//! checked wire path the engine sends, and printing them back in a form that parses again.
+//! `ferry://HOST:PORT/PATH` locations (and `ferrys://` for TLS): parsing what people type
+//! into the host, port and the checked wire path the engine sends, and printing them back in a
+//! form that parses again.
 //!
 //! The path is percent-decoded and then held to the protocol's path rules, so a location that
 //! parses is one the server can be asked about; `?` and `#` are ordinary file-name characters
@@ -12,9 +13,11 @@ use ferry_protocol::{DEFAULT_PORT, path};
 
 use crate::engine::Endpoint;
 
-/// A parsed `ferry://HOST:PORT/PATH` location.
+/// A parsed `ferry://HOST:PORT/PATH` or `ferrys://HOST:PORT/PATH` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteUrl {
+    /// A `ferrys://` location: the connection speaks TLS.
+    pub tls: bool,
     /// Host name or IP address; IPv6 without brackets.
     pub host: String,
     /// Port, [`ferry_protocol::DEFAULT_PORT`] when the URL names none.
@@ -29,6 +32,7 @@ pub struct RemoteUrl {
 pub struct UrlError(pub String);
 
 const SCHEME: &str = "ferry://";
+const TLS_SCHEME: &str = "ferrys://";
 
 impl RemoteUrl {
     /// The server this location is on, with the token to present.
@@ -37,12 +41,15 @@ impl RemoteUrl {
             host: self.host.clone(),
             port: self.port,
             token,
+            tls: self.tls,
+            ..Endpoint::default()
         }
     }
 
     /// The same server with another wire path.
     pub fn with_path(&self, path: impl Into<String>) -> RemoteUrl {
         RemoteUrl {
+            tls: self.tls,
             host: self.host.clone(),
             port: self.port,
             path: path.into(),
@@ -51,8 +58,22 @@ impl RemoteUrl {
 
     /// Whether a command-line argument is meant as a remote location rather than a local path.
     pub fn looks_remote(arg: &str) -> bool {
-        arg.get(..SCHEME.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(SCHEME))
+        Self::scheme_len(arg).is_some()
+    }
+
+    /// The length of the scheme `arg` starts with, and whether it is the TLS one.
+    fn scheme_len(arg: &str) -> Option<(usize, bool)> {
+        let starts = |scheme: &str| {
+            arg.get(..scheme.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+        };
+        if starts(SCHEME) {
+            Some((SCHEME.len(), false))
+        } else if starts(TLS_SCHEME) {
+            Some((TLS_SCHEME.len(), true))
+        } else {
+            None
+        }
     }
 }
 
@@ -102,12 +123,12 @@ impl FromStr for RemoteUrl {
     type Err = UrlError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if !Self::looks_remote(s) {
+        let Some((scheme_len, tls)) = Self::scheme_len(s) else {
             return Err(err(format!(
-                "{s:?} is not a remote location: it must start with ferry://"
+                "{s:?} is not a remote location: it must start with ferry:// or ferrys://"
             )));
-        }
-        let rest = &s[SCHEME.len()..];
+        };
+        let rest = &s[scheme_len..];
         let (authority, raw_path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
@@ -161,6 +182,7 @@ impl FromStr for RemoteUrl {
         let path = decoded.trim_matches('/').to_owned();
         path::check(&path).map_err(|e| err(format!("bad path {path:?}: {e}")))?;
         Ok(RemoteUrl {
+            tls,
             host: host.to_owned(),
             port,
             path,
@@ -170,10 +192,11 @@ impl FromStr for RemoteUrl {
 
 impl fmt::Display for RemoteUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { TLS_SCHEME } else { SCHEME };
         if self.host.contains(':') {
-            write!(f, "ferry://[{}]:{}/", self.host, self.port)?;
+            write!(f, "{scheme}[{}]:{}/", self.host, self.port)?;
         } else {
-            write!(f, "ferry://{}:{}/", self.host, self.port)?;
+            write!(f, "{scheme}{}:{}/", self.host, self.port)?;
         }
         f.write_str(&percent_encode(&self.path))
     }
@@ -192,6 +215,7 @@ mod tests {
         assert_eq!(
             url("ferry://example.org:9000/docs/a.txt"),
             RemoteUrl {
+                tls: false,
                 host: "example.org".into(),
                 port: 9000,
                 path: "docs/a.txt".into()
@@ -256,7 +280,28 @@ mod tests {
     }
 
     #[test]
+    fn ferrys_is_the_same_location_over_tls() {
+        let u = url("ferrys://example.org:9000/docs/a.txt");
+        assert!(u.tls);
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("example.org", 9000, "docs/a.txt")
+        );
+        assert_eq!(url("FERRYS://h").port, DEFAULT_PORT);
+        assert!(!url("ferry://h").tls);
+        assert_eq!(u.to_string(), "ferrys://example.org:9000/docs/a.txt");
+        assert_eq!(url(&u.to_string()), u);
+        assert_eq!(url("ferrys://[::1]:9/a").to_string(), "ferrys://[::1]:9/a");
+        assert!(u.with_path("b").tls);
+        let endpoint = u.endpoint(Some("t".into()));
+        assert!(endpoint.tls && !endpoint.accept_new && !endpoint.insecure);
+        assert!(!url("ferry://h").endpoint(None).tls);
+        assert!("ferryss://h/".parse::<RemoteUrl>().is_err());
+    }
+
+    #[test]
     fn tells_remote_arguments_from_local_ones() {
+        assert!(RemoteUrl::looks_remote("ferrys://h/"));
         assert!(RemoteUrl::looks_remote("ferry://h/"));
         assert!(!RemoteUrl::looks_remote("./ferry://h"));
         assert!(!RemoteUrl::looks_remote("f"));

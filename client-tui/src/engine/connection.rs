@@ -1,5 +1,5 @@
-//! One TCP connection speaking the frame protocol: connecting and `hello`, then typed headers
-//! and raw payload chunks in both directions.
+//! One TCP or TLS connection speaking the frame protocol: connecting and `hello`, then typed
+//! headers and raw payload chunks in both directions.
 //!
 //! The connection splits into a [`ConnReader`] and a [`ConnWriter`] so that a worker can keep
 //! many requests in flight: the writer buffers requests and payloads while the reader, running
@@ -19,15 +19,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 
+use super::known_hosts::KnownHosts;
+use super::tls::{self, Reader, Writer};
 use super::{Endpoint, EngineError};
 
 /// Socket buffers on both sides; large enough that a 1 MiB chunk costs a handful of syscalls.
 pub(crate) const IO_BUFFER: usize = 256 * 1024;
 /// How long to wait for the server to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a reply may keep us waiting once it is due. Generous, since the server may first
 /// hash a long prefix (a resumed `get`), but finite, so a vanished peer cannot hang a job.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -35,14 +36,14 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The response side of a connection.
 #[derive(Debug)]
 pub(crate) struct ConnReader {
-    framed: FramedRead<OwnedReadHalf, FrameDecoder>,
+    framed: FramedRead<Reader, FrameDecoder>,
     addr: String,
 }
 
 /// The request side of a connection.
 #[derive(Debug)]
 pub(crate) struct ConnWriter {
-    writer: BufWriter<OwnedWriteHalf>,
+    writer: BufWriter<Writer>,
     addr: String,
 }
 
@@ -70,17 +71,49 @@ fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
     }
 }
 
+/// A plain hello that met garbage or a hang-up: most likely a TLS server, which says so.
+fn hint_tls(error: EngineError) -> EngineError {
+    const HINT: &str = "(if the server speaks TLS, use a ferrys:// location)";
+    match error {
+        EngineError::Protocol(message) => EngineError::Protocol(format!("{message} {HINT}")),
+        EngineError::Connection { addr, message } => EngineError::Connection {
+            addr,
+            message: format!("{message} {HINT}"),
+        },
+        other => other,
+    }
+}
+
 impl Connection {
-    /// Connects, sets `TCP_NODELAY` (small pipelined requests must not wait for Nagle) and
-    /// exchanges `hello`.
+    /// Connects, sets `TCP_NODELAY` (small pipelined requests must not wait for Nagle), makes
+    /// sure the server is trusted when the endpoint is TLS, and exchanges `hello`.
     pub(crate) async fn open(endpoint: &Endpoint) -> Result<Connection, EngineError> {
+        let known_hosts = KnownHosts::default_location();
+        Self::open_with(endpoint, known_hosts.as_ref()).await
+    }
+
+    /// [`Self::open`] with the known-hosts file to consult (and to record a first use in).
+    pub(crate) async fn open_with(
+        endpoint: &Endpoint,
+        known_hosts: Option<&KnownHosts>,
+    ) -> Result<Connection, EngineError> {
         let addr = address(endpoint);
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| broken(&addr, "timed out connecting"))?
-            .map_err(|e| broken(&addr, e))?;
-        stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
-        let (read, write) = stream.into_split();
+        // Before a byte leaves: a token bound for another machine must not travel in clear.
+        tls::check_cleartext(endpoint, &addr)?;
+        let (read, write) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let stream = TcpStream::connect(&addr)
+                .await
+                .map_err(|e| broken(&addr, e))?;
+            stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
+            if endpoint.tls {
+                let (stream, _trusted) = tls::connect(stream, endpoint, &addr, known_hosts).await?;
+                Ok::<_, EngineError>(tls::split_tls(stream))
+            } else {
+                Ok(tls::split_plain(stream))
+            }
+        })
+        .await
+        .map_err(|_| broken(&addr, "timed out connecting"))??;
         let mut conn = Connection {
             reader: ConnReader {
                 framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
@@ -106,7 +139,8 @@ impl Connection {
         let addr = conn.writer.addr.clone();
         conn.hello = conn
             .request::<HelloReply>(&hello)
-            .await?
+            .await
+            .map_err(|e| if endpoint.tls { e } else { hint_tls(e) })?
             .map_err(|body| EngineError::remote(&addr, body))?;
         Ok(conn)
     }

@@ -7,6 +7,9 @@
 //!
 //! # Modules
 //! - `connection`: a socket speaking the frame protocol, split into reader and writer halves.
+//! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
+//!   plain-or-TLS transport halves, and the refusal to send credentials in clear text.
+//! - `known_hosts`: certificate fingerprints and the file that pins them on first use.
 //! - `session`: [`Session`], request/response on one connection.
 //! - `progress`: pure progress arithmetic (speed, ETA, throttling), no clock of its own.
 //! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
@@ -17,10 +20,12 @@
 mod connection;
 mod download;
 mod job;
+pub mod known_hosts;
 mod local;
 mod plan;
 pub mod progress;
 mod session;
+pub mod tls;
 mod upload;
 
 use std::path::PathBuf;
@@ -33,11 +38,27 @@ pub use job::{Engine, EngineOptions};
 pub use session::{ListStream, Session};
 
 /// Where a server is and how to prove we may use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub token: Option<String>,
+    /// Speak TLS (a `ferrys://` location).
+    pub tls: bool,
+    /// The certificate fingerprint the user pinned; it alone decides trust when set.
+    pub fingerprint: Option<known_hosts::Fingerprint>,
+    /// Trust a certificate nothing vouches for on first use, and record it in known-hosts.
+    pub accept_new: bool,
+    /// Allow credentials in clear text to another machine (plain `ferry://`).
+    pub insecure: bool,
+}
+
+impl Endpoint {
+    /// `host:port` (an IPv6 host in brackets): how the server is named in messages and in
+    /// known-hosts.
+    pub fn address(&self) -> String {
+        connection::address(self)
+    }
 }
 
 /// Everything that can go wrong in the engine, each with a stable code for the CLI's output.
@@ -69,6 +90,16 @@ pub enum EngineError {
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The server's certificate is not trusted, TLS failed, or credentials would have gone out
+    /// in clear text; `code` is one of [`tls::code`].
+    #[error("{code}: {addr}: {message}")]
+    Trust {
+        code: &'static str,
+        addr: String,
+        /// The fingerprint the server presented, when it got that far.
+        presented: Option<known_hosts::Fingerprint>,
+        message: String,
+    },
 }
 
 impl EngineError {
@@ -81,6 +112,7 @@ impl EngineError {
             EngineError::Protocol(_) => "protocol",
             EngineError::Checksum { .. } => "checksum_mismatch",
             EngineError::Cancelled => "cancelled",
+            EngineError::Trust { code, .. } => code,
         }
     }
 

@@ -12,6 +12,7 @@ use ferry_protocol::Entry;
 use ratatui::layout::{Position, Rect};
 use tokio::sync::oneshot;
 
+use crate::engine::known_hosts::Fingerprint;
 use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, TransferEvent};
 use crate::url::RemoteUrl;
 
@@ -57,6 +58,9 @@ pub struct Connection {
     pub server: Option<String>,
     /// What the bundled server serves, when this is the in-process server.
     pub bundled: Option<PathBuf>,
+    /// The certificate the user accepted for this connection, so late news of it being
+    /// unknown (from the attempt before the answer) does not ask again.
+    pub accepted: Option<Fingerprint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,8 @@ pub struct ConnectTarget {
     pub label: String,
     pub url: String,
     pub token: Option<String>,
+    /// A pinned certificate fingerprint, as the bookmark or recent entry holds it.
+    pub fingerprint: Option<String>,
 }
 
 /// A modal dialog.
@@ -116,6 +122,17 @@ pub enum Dialog {
     Connect {
         targets: Vec<ConnectTarget>,
         selected: usize,
+    },
+    /// A `ferrys://` server presented a certificate nothing vouches for: trust it or not.
+    /// Only `y` trusts; Enter does not, so a habitual key press cannot.
+    Trust {
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    /// A message that only needs reading, such as a changed certificate's warning.
+    Alert {
+        title: String,
+        message: String,
     },
 }
 
@@ -173,6 +190,13 @@ pub enum Command {
         conn: u64,
         endpoint: Endpoint,
     },
+    /// The user trusts this certificate of connection `conn`'s server at `addr`: record it in
+    /// known-hosts and reconnect with it pinned.
+    TrustCertificate {
+        conn: u64,
+        addr: String,
+        fingerprint: Fingerprint,
+    },
     SaveRecent(Vec<Recent>),
 }
 
@@ -184,6 +208,13 @@ pub enum ConnEvent {
         server: Option<String>,
     },
     Lost(String),
+    /// The TLS server at `addr` presented a certificate nothing vouches for; nothing was sent.
+    UnknownCertificate {
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    /// The server's certificate is not the pinned or recorded one: the full warning.
+    CertificateRefused(String),
 }
 
 /// What the event loop reports back.
@@ -287,6 +318,7 @@ impl App {
                 read_only: false,
                 server: None,
                 bundled: None,
+                accepted: None,
             },
             jobs: Vec::new(),
             selected_job: 0,
@@ -726,12 +758,14 @@ impl App {
                 label: format!("★ {}  {}", b.name, b.url),
                 url: b.url.clone(),
                 token: b.token.clone(),
+                fingerprint: b.fingerprint.clone(),
             })
             .collect();
         targets.extend(self.recent.iter().map(|r| ConnectTarget {
             label: format!("  {}", r.url),
             url: r.url.clone(),
             token: r.token.clone(),
+            fingerprint: r.fingerprint.clone(),
         }));
         self.dialog = Some(Dialog::Connect {
             targets,
@@ -741,10 +775,23 @@ impl App {
 
     /// Switches the remote pane to another server.
     pub fn connect(&mut self, url: &str, token: Option<String>) {
+        self.connect_pinned(url, token, None);
+    }
+
+    /// Switches the remote pane to another server, trusting only the certificate with
+    /// `fingerprint` when one is given (a bookmark's or recent entry's pin).
+    pub fn connect_pinned(&mut self, url: &str, token: Option<String>, fingerprint: Option<&str>) {
         let parsed: RemoteUrl = match url.trim().parse() {
             Ok(u) => u,
             Err(e) => {
                 self.error(format!("Bad address {url}: {e}"));
+                return;
+            }
+        };
+        let fingerprint = match fingerprint.map(str::parse::<Fingerprint>).transpose() {
+            Ok(fingerprint) => fingerprint,
+            Err(e) => {
+                self.error(format!("Bad fingerprint for {url}: {e}"));
                 return;
             }
         };
@@ -755,12 +802,14 @@ impl App {
             read_only: false,
             server: None,
             bundled: None,
+            accepted: None,
         };
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
             url: parsed.to_string(),
             token: None,
+            fingerprint: fingerprint.map(|fp| fp.to_string()),
         });
         let (sort, reverse, hidden) = (
             self.remote.sort,
@@ -778,6 +827,9 @@ impl App {
                 host: parsed.host,
                 port: parsed.port,
                 token,
+                tls: parsed.tls,
+                fingerprint,
+                ..Endpoint::default()
             },
         });
         self.request_list(Side::Remote, Location::Remote(parsed.path), None);
@@ -836,6 +888,23 @@ impl App {
                     })
                 }
             },
+            Dialog::Trust { addr, fingerprint } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.trust_certificate(addr, fingerprint);
+                    None
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.error(format!(
+                        "Not connected: the certificate of {addr} is not trusted"
+                    ));
+                    None
+                }
+                _ => Some(Dialog::Trust { addr, fingerprint }),
+            },
+            Dialog::Alert { title, message } => match key.code {
+                KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,
+                _ => Some(Dialog::Alert { title, message }),
+            },
             Dialog::Connect { targets, selected } => {
                 // The last row is "type an address".
                 let rows = targets.len() + 1;
@@ -851,7 +920,11 @@ impl App {
                     }),
                     KeyCode::Enter => match targets.get(selected) {
                         Some(target) => {
-                            self.connect(&target.url.clone(), target.token.clone());
+                            self.connect_pinned(
+                                &target.url.clone(),
+                                target.token.clone(),
+                                target.fingerprint.as_deref(),
+                            );
                             self.dialog.take()
                         }
                         None => Some(Dialog::Input {
@@ -864,6 +937,32 @@ impl App {
                 }
             }
         };
+    }
+
+    /// The user said yes to a certificate seen for the first time: it is recorded, pinned for
+    /// the reconnect, and kept with the recent entry (and the bookmark, for this session).
+    fn trust_certificate(&mut self, addr: String, fingerprint: Fingerprint) {
+        let pin = fingerprint.to_string();
+        if let Some(recent) = self.pending_recent.as_mut() {
+            recent.fingerprint = Some(pin.clone());
+        }
+        for bookmark in &mut self.bookmarks {
+            let same_server = bookmark
+                .url
+                .parse::<RemoteUrl>()
+                .is_ok_and(|url| url.tls && url.endpoint(None).address() == addr);
+            if same_server && bookmark.fingerprint.is_none() {
+                bookmark.fingerprint = Some(pin.clone());
+            }
+        }
+        self.conn.accepted = Some(fingerprint);
+        self.conn.state = ConnState::Connecting;
+        self.outbox.push(Command::TrustCertificate {
+            conn: self.conn.id,
+            addr,
+            fingerprint,
+        });
+        self.refresh(Side::Remote);
     }
 
     fn confirmed(&mut self, on_yes: Confirmed) {
@@ -1158,6 +1257,25 @@ impl App {
                             config::remember(&mut self.recent, recent);
                             self.outbox.push(Command::SaveRecent(self.recent.clone()));
                         }
+                    }
+                    ConnEvent::UnknownCertificate { addr, fingerprint } => {
+                        if self.conn.accepted == Some(fingerprint) {
+                            return;
+                        }
+                        self.conn.state =
+                            ConnState::Lost("the server's certificate is not trusted yet".into());
+                        self.dialog = Some(Dialog::Trust { addr, fingerprint });
+                    }
+                    ConnEvent::CertificateRefused(warning) => {
+                        self.conn.state = ConnState::Lost("certificate refused".into());
+                        self.error(format!(
+                            "Refused {}: its certificate is not the trusted one",
+                            self.conn.label
+                        ));
+                        self.dialog = Some(Dialog::Alert {
+                            title: "Server certificate refused".into(),
+                            message: warning,
+                        });
                     }
                     ConnEvent::Lost(error) => {
                         self.conn.state = ConnState::Lost(error.clone());

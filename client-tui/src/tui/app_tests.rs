@@ -742,10 +742,12 @@ fn connect_dialog_offers_bookmarks_and_recent() {
         name: "nas".into(),
         url: "ferry://nas:7878/media".into(),
         token: Some("t".into()),
+        fingerprint: None,
     });
     app.recent.push(Recent {
         url: "ferry://other:9/".into(),
         token: None,
+        fingerprint: None,
     });
     app.on_key(ch('c'));
     let Some(Dialog::Connect { targets, .. }) = &app.dialog else {
@@ -828,7 +830,8 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
         list[0],
         Recent {
             url: "ferry://nas:7070/media".into(),
-            token: None
+            token: None,
+            fingerprint: None,
         }
     );
     assert!(app.conn.read_only);
@@ -841,4 +844,212 @@ fn a_refresh_does_not_cancel_a_navigation_in_flight() {
     app.on_key(ctrl('r'));
     settle(&mut app);
     assert_eq!(app.local.dir, Location::Local("/home/me/docs".into()));
+}
+
+/// Connects to a `ferrys://` server and returns the new connection's id.
+fn connect_tls(app: &mut App, url: &str) -> u64 {
+    app.connect(url, Some("secret".into()));
+    let commands = app.take_commands();
+    let Some(Command::Connect { conn, endpoint }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert!(endpoint.tls);
+    assert_eq!(endpoint.fingerprint, None);
+    *conn
+}
+
+fn unknown(app: &mut App, conn: u64, fingerprint: Fingerprint) {
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::UnknownCertificate {
+            addr: "nas:7070".into(),
+            fingerprint,
+        },
+    });
+}
+
+#[test]
+fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
+    let mut app = app();
+    let conn = connect_tls(&mut app, "ferrys://nas:7070/media");
+    let fingerprint = Fingerprint([7; 32]);
+    unknown(&mut app, conn, fingerprint);
+    assert_eq!(
+        app.dialog,
+        Some(Dialog::Trust {
+            addr: "nas:7070".into(),
+            fingerprint
+        })
+    );
+    assert!(matches!(app.conn.state, ConnState::Lost(_)));
+    // Enter and other keys do not trust: only an explicit `y` does.
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(ch('x'));
+    assert!(matches!(app.dialog, Some(Dialog::Trust { .. })));
+    assert!(app.take_commands().is_empty());
+
+    app.on_key(ch('y'));
+    assert_eq!(app.dialog, None);
+    assert_eq!(app.conn.state, ConnState::Connecting);
+    let commands = app.take_commands();
+    let [
+        Command::TrustCertificate {
+            conn: trusted_conn,
+            addr,
+            fingerprint: trusted,
+        },
+        Command::List {
+            side: Side::Remote, ..
+        },
+    ] = commands.as_slice()
+    else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        (*trusted_conn, addr.as_str(), *trusted),
+        (conn, "nas:7070", fingerprint)
+    );
+
+    // News of the attempt before the answer does not ask again.
+    unknown(&mut app, conn, fingerprint);
+    assert_eq!(app.dialog, None);
+
+    // Once connected, the recent entry keeps the pin (and never the token).
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: None,
+        },
+    });
+    let commands = app.take_commands();
+    let Some(Command::SaveRecent(list)) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        list[0],
+        Recent {
+            url: "ferrys://nas:7070/media".into(),
+            token: None,
+            fingerprint: Some(fingerprint.to_string()),
+        }
+    );
+}
+
+#[test]
+fn refusing_a_new_certificate_does_not_connect() {
+    let mut app = app();
+    let conn = connect_tls(&mut app, "ferrys://nas:7070/");
+    unknown(&mut app, conn, Fingerprint([7; 32]));
+    app.on_key(ch('n'));
+    assert_eq!(app.dialog, None);
+    assert!(app.take_commands().is_empty());
+    assert!(matches!(app.conn.state, ConnState::Lost(_)));
+    let banner = app.banner.as_ref().unwrap();
+    assert_eq!(banner.kind, BannerKind::Error);
+    assert!(banner.text.contains("not trusted"), "{}", banner.text);
+}
+
+#[test]
+fn a_changed_certificate_shows_the_warning_and_does_not_connect() {
+    let mut app = app();
+    let conn = connect_tls(&mut app, "ferrys://nas:7070/");
+    let warning = crate::engine::tls::changed_warning(
+        "nas:7070",
+        &Fingerprint([1; 32]),
+        &Fingerprint([2; 32]),
+        "/home/me/.local/share/ferry/known_hosts",
+    );
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::CertificateRefused(warning.clone()),
+    });
+    assert_eq!(
+        app.dialog,
+        Some(Dialog::Alert {
+            title: "Server certificate refused".into(),
+            message: warning
+        })
+    );
+    assert!(matches!(app.conn.state, ConnState::Lost(_)));
+    // `y` is no answer here: there is nothing to accept.
+    app.on_key(ch('y'));
+    assert!(matches!(app.dialog, Some(Dialog::Alert { .. })));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.dialog, None);
+    assert!(app.take_commands().is_empty());
+}
+
+/// The fingerprint as lower-case hex without `SHA256:` or colons, as some tools print it.
+fn bare_hex(fingerprint: &Fingerprint) -> String {
+    fingerprint.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
+    let mut app = app();
+    let pinned = Fingerprint([9; 32]);
+    app.bookmarks.push(Bookmark {
+        name: "pinned".into(),
+        url: "ferrys://nas:7070/media".into(),
+        token: None,
+        fingerprint: Some(bare_hex(&pinned)),
+    });
+    app.bookmarks.push(Bookmark {
+        name: "bad".into(),
+        url: "ferrys://other:7070/".into(),
+        token: None,
+        fingerprint: Some("SHA256:12".into()),
+    });
+    app.bookmarks.push(Bookmark {
+        name: "new".into(),
+        url: "ferrys://fresh:7070/".into(),
+        token: None,
+        fingerprint: None,
+    });
+    app.on_key(ch('c'));
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(endpoint.fingerprint, Some(pinned));
+
+    // A malformed pin is an error, never a connection without one.
+    app.on_key(ch('c'));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.take_commands().is_empty());
+    assert!(
+        app.banner
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("Bad fingerprint")
+    );
+
+    // Trusting a bookmark's new certificate pins it in the bookmark too.
+    app.on_key(ch('c'));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Enter));
+    let conn = app.conn.id;
+    app.take_commands();
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::UnknownCertificate {
+            addr: "fresh:7070".into(),
+            fingerprint: Fingerprint([3; 32]),
+        },
+    });
+    app.on_key(ch('y'));
+    assert_eq!(
+        app.bookmarks[2].fingerprint,
+        Some(Fingerprint([3; 32]).to_string())
+    );
+    assert_eq!(
+        app.bookmarks[0].fingerprint,
+        Some(bare_hex(&pinned)),
+        "a pin the user wrote is left as written"
+    );
 }

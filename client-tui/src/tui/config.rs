@@ -25,10 +25,14 @@ const MAX_RECENT: usize = 10;
 #[serde(deny_unknown_fields)]
 pub struct Bookmark {
     pub name: String,
-    /// `ferry://HOST:PORT/PATH`.
+    /// `ferry://HOST:PORT/PATH`, or `ferrys://` for TLS.
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The `ferrys://` server's certificate fingerprint (`SHA256:AB:CD:...`), pinned: no other
+    /// certificate is accepted for this bookmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// The `[defaults]` table.
@@ -187,6 +191,9 @@ pub struct Recent {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The certificate the user accepted for this `ferrys://` server, pinned on reconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -321,6 +328,7 @@ quit = ["ctrl+q"]
                 Recent {
                     url: format!("ferry://h:{i}/"),
                     token: None,
+                    fingerprint: None,
                 },
             );
         }
@@ -329,6 +337,7 @@ quit = ["ctrl+q"]
             Recent {
                 url: "ferry://h:5/".into(),
                 token: None,
+                fingerprint: None,
             },
         );
         assert_eq!(list.len(), MAX_RECENT);

@@ -12,6 +12,7 @@ use ratatui::backend::Backend;
 use ratatui::{DefaultTerminal, Terminal};
 use tokio::sync::mpsc;
 
+use crate::engine::known_hosts::KnownHosts;
 use crate::engine::{Endpoint, Engine};
 
 use super::app::{App, Command, Msg};
@@ -220,6 +221,31 @@ fn execute(
             }
             conns.insert(conn, open(conn, endpoint, msg_tx));
         }
+        Command::TrustCertificate {
+            conn,
+            addr,
+            fingerprint,
+        } => {
+            let Some(old) = conns.get_mut(&conn) else {
+                return;
+            };
+            old.remote_tx = None;
+            let mut endpoint = old.engine.endpoint().clone();
+            endpoint.fingerprint = Some(fingerprint);
+            // The reconnect is pinned, so it does not wait for this write; a failure to write
+            // only costs asking again next time.
+            tokio::task::spawn_blocking(move || {
+                if let Some(hosts) = KnownHosts::default_location()
+                    && let Err(error) = hosts.record(&addr, &fingerprint)
+                {
+                    tracing::warn!(
+                        "cannot record {addr} in {}: {error}",
+                        hosts.path().display()
+                    );
+                }
+            });
+            conns.insert(conn, open(conn, endpoint, msg_tx));
+        }
         Command::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }
@@ -295,6 +321,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             token: None,
+            ..Endpoint::default()
         };
         // The first listings are answered here, so the keys below never race them.
         let mut session = crate::engine::Session::connect(&endpoint).await.unwrap();

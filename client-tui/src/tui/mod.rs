@@ -45,6 +45,12 @@ pub struct Options {
     pub serve: Option<PathBuf>,
     /// A config file to read instead of the one in the platform config directory.
     pub config: Option<PathBuf>,
+    /// The certificate fingerprint to pin for a `ferrys://` target (`--fingerprint`).
+    pub fingerprint: Option<crate::engine::known_hosts::Fingerprint>,
+    /// Trust a new certificate of the target without asking (`--accept-new`).
+    pub accept_new: bool,
+    /// Allow the token in clear text to another machine (`--insecure`).
+    pub insecure: bool,
 }
 
 /// Runs the full-screen interface until the user quits.
@@ -73,13 +79,13 @@ async fn run_async(
             let recent = config::Recent {
                 url: url.to_string(),
                 token: None,
+                fingerprint: options.fingerprint.map(|fp| fp.to_string()),
             };
-            (
-                url.endpoint(options.token.clone()),
-                url.path.clone(),
-                None,
-                Some(recent),
-            )
+            let mut endpoint = url.endpoint(options.token.clone());
+            endpoint.fingerprint = options.fingerprint;
+            endpoint.accept_new = options.accept_new;
+            endpoint.insecure = options.insecure;
+            (endpoint, url.path.clone(), None, Some(recent))
         }
         None => {
             let root = match &options.serve {
@@ -113,6 +119,7 @@ async fn run_async(
                 host: "127.0.0.1".into(),
                 port,
                 token: Some(token),
+                ..Endpoint::default()
             };
             (endpoint, String::new(), Some(root), None)
         }

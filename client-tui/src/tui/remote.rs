@@ -1,11 +1,15 @@
 //! The task that owns the browsing [`Session`] for the right pane. It takes requests in
 //! order, connects lazily (so a reconnect is just the next request), and reports results and
 //! connection changes as [`Msg`]s. The UI thread never awaits the network.
+//!
+//! A `ferrys://` server whose certificate is not trusted is not retried in the background:
+//! the UI asks the user (or shows the changed-certificate warning) and reconnects on an answer.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::engine::tls::code;
 use crate::engine::{Endpoint, EngineError, Session};
 
 use super::app::{ConnEvent, Msg};
@@ -34,6 +38,8 @@ struct Worker {
     session: Option<Session>,
     /// Whether the UI was last told the connection is lost, so it hears each change once.
     lost: bool,
+    /// The server's certificate was not trusted: only the user's next request tries again.
+    untrusted: bool,
 }
 
 impl Worker {
@@ -51,6 +57,23 @@ impl Worker {
                 tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(&self.endpoint)).await;
             let session = match opened {
                 Ok(Ok(session)) => session,
+                Ok(Err(EngineError::Trust {
+                    code,
+                    addr,
+                    presented,
+                    message,
+                })) if code != code::TLS && code != code::CLEARTEXT_CREDENTIALS => {
+                    self.untrusted = true;
+                    self.session = None;
+                    let short = format!("{code}: {addr}: not trusted");
+                    match presented {
+                        Some(fingerprint) if code == code::UNKNOWN_CERTIFICATE => {
+                            self.tell(ConnEvent::UnknownCertificate { addr, fingerprint });
+                        }
+                        _ => self.tell(ConnEvent::CertificateRefused(message.clone())),
+                    }
+                    return Err(short);
+                }
                 Ok(Err(error)) => return Err(self.lose(error.to_string())),
                 Err(_) => {
                     let error = format!(
@@ -67,6 +90,7 @@ impl Worker {
                 server: Some(session.server_name().to_string()),
             });
             self.lost = false;
+            self.untrusted = false;
             self.session = Some(session);
         }
         self.session
@@ -86,7 +110,7 @@ impl Worker {
     /// A cheap request on an idle session; reconnects a lost one.
     async fn heartbeat(&mut self) {
         let Some(session) = self.session.as_mut() else {
-            if self.lost {
+            if self.lost && !self.untrusted {
                 let _ = self.ensure().await;
             }
             return;
@@ -157,6 +181,7 @@ pub async fn run(
         msg_tx,
         session: None,
         lost: false,
+        untrusted: false,
     };
     loop {
         match tokio::time::timeout(HEARTBEAT, requests.recv()).await {

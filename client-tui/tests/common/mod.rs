@@ -114,6 +114,7 @@ pub fn endpoint_at(addr: SocketAddr, token: Option<String>) -> Endpoint {
         host: addr.ip().to_string(),
         port: addr.port(),
         token,
+        ..Endpoint::default()
     }
 }
 

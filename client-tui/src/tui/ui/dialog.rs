@@ -1,5 +1,6 @@
 //! Modal dialogs drawn over the panes: prompts, confirmations, the conflict question, the
-//! connect list and the key help (read from the live keymap).
+//! connect list, the certificate trust question and warnings, and the key help (read from the
+//! live keymap).
 
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
@@ -57,6 +58,56 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 x.min(inner.right().saturating_sub(1)),
                 inner.y,
             ));
+        }
+        Some(Dialog::Trust { addr, fingerprint }) => {
+            let plain = Style::default();
+            let bold = Style::default().add_modifier(Modifier::BOLD);
+            let hex = fingerprint.to_string();
+            // Two rows of 16 bytes, so the whole fingerprint reads well in a narrow box too.
+            let (first, second) = hex.split_at("SHA256:".len() + 16 * 3);
+            let lines = vec![
+                (
+                    format!(
+                        "{} presented a certificate that nothing vouches for",
+                        format::escape_name(addr)
+                    ),
+                    plain,
+                ),
+                (
+                    "(no pin, not in known_hosts, no system root):".into(),
+                    plain,
+                ),
+                (String::new(), plain),
+                (format!("  {first}"), bold),
+                (format!("  {}{second}", " ".repeat("SHA256:".len())), bold),
+                (String::new(), plain),
+                (
+                    "Compare it with the fingerprint the server's owner gave you".into(),
+                    plain,
+                ),
+                (
+                    "(ferry-server logs it at start). Nothing has been sent yet.".into(),
+                    plain,
+                ),
+                (String::new(), plain),
+                (
+                    "y: trust and remember    n / Esc: do not connect".into(),
+                    Style::default().fg(app.theme.dim),
+                ),
+            ];
+            wrapped(frame, app, area, "Unknown server certificate", lines, 72);
+        }
+        Some(Dialog::Alert { title, message }) => {
+            let mut lines: Vec<(String, Style)> = format::escape_text(message.trim_start())
+                .lines()
+                .map(|line| (line.to_owned(), Style::default()))
+                .collect();
+            lines.push((String::new(), Style::default()));
+            lines.push((
+                "Enter / Esc: close".into(),
+                Style::default().fg(app.theme.dim),
+            ));
+            wrapped(frame, app, area, title, lines, 100);
         }
         Some(Dialog::Connect { targets, selected }) => {
             let mut lines: Vec<Line> = Vec::new();
@@ -121,6 +172,39 @@ fn boxed(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line>
             .wrap(Wrap { trim: false }),
         popup,
     );
+}
+
+/// Like [`boxed`] for plain lines, each cut to the box's width (a fingerprint has no spaces
+/// to wrap at), so the box is exactly as tall as its rows.
+fn wrapped(
+    frame: &mut Frame,
+    app: &App,
+    area: Rect,
+    title: &str,
+    lines: Vec<(String, Style)>,
+    max_width: u16,
+) {
+    let width = area.width.saturating_sub(4).min(max_width);
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let mut rows: Vec<Line> = Vec::new();
+    for (text, style) in lines {
+        let chars: Vec<char> = text.chars().collect();
+        if chars.is_empty() {
+            rows.push(Line::from(""));
+        }
+        for piece in chars.chunks(inner) {
+            rows.push(Line::from(Span::styled(
+                piece.iter().collect::<String>(),
+                style,
+            )));
+        }
+    }
+    let height = u16::try_from(rows.len() + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.height);
+    let popup = centered(area, width, height);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(rows).block(block(app, title)), popup);
 }
 
 fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {

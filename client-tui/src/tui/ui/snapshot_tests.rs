@@ -338,10 +338,12 @@ fn connect_dialog_with_bookmarks_and_recent() {
         name: "nas".into(),
         url: "ferry://nas.local:7070/media".into(),
         token: None,
+        fingerprint: None,
     });
     app.recent.push(crate::tui::config::Recent {
         url: "ferry://10.0.0.7:7070/".into(),
         token: None,
+        fingerprint: None,
     });
     app.on_key(key(crossterm::event::KeyCode::F(9)));
     insta::assert_snapshot!(render(&mut app));
@@ -360,5 +362,30 @@ fn help_with_the_vim_preset() {
     app.resize(100, 44);
     app.take_commands();
     app.on_key(key(crossterm::event::KeyCode::F(1)));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn unknown_certificate_question() {
+    let mut app = app(local_entries(), remote_entries(), 100, 24);
+    app.dialog = Some(crate::tui::app::Dialog::Trust {
+        addr: "nas.local:7070".into(),
+        fingerprint: crate::engine::known_hosts::Fingerprint(std::array::from_fn(|i| i as u8 * 8)),
+    });
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn changed_certificate_warning() {
+    let mut app = app(local_entries(), remote_entries(), 120, 30);
+    app.dialog = Some(crate::tui::app::Dialog::Alert {
+        title: "Server certificate refused".into(),
+        message: crate::engine::tls::changed_warning(
+            "nas.local:7070",
+            &crate::engine::known_hosts::Fingerprint([0xAB; 32]),
+            &crate::engine::known_hosts::Fingerprint([0x42; 32]),
+            "/home/me/.local/share/ferry/known_hosts",
+        ),
+    });
     insta::assert_snapshot!(render(&mut app));
 }

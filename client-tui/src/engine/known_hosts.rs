@@ -1,0 +1,234 @@
+//! Certificate fingerprints: parsing what people paste, and the known-hosts file that pins each
+//! server's certificate on first use, like ssh's `known_hosts`.
+//!
+//! The file holds one `host:port SHA256:AB:CD:...` line per server (`#` starts a comment) and
+//! is replaced whole through a temporary file, so a crash mid-write never loses the pins.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The SHA-256 of a server's DER certificate, the value pinned and compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of a DER-encoded certificate.
+    pub fn of(cert_der: &[u8]) -> Fingerprint {
+        let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        Fingerprint(bytes)
+    }
+}
+
+/// Printed as `openssl x509 -noout -fingerprint -sha256` prints it, with `SHA256:` in front.
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SHA256:")?;
+        for (i, byte) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{byte:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a fingerprint could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a SHA-256 fingerprint: expected SHA256: and 64 hex digits, colons optional")]
+pub struct BadFingerprint(pub String);
+
+/// Accepts `SHA256:AB:CD:...`, openssl's `sha256 Fingerprint=AB:CD...`, and bare hex, in any
+/// case, with or without colons.
+impl FromStr for Fingerprint {
+    type Err = BadFingerprint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadFingerprint(s.to_owned());
+        let trimmed = s.trim();
+        let hex = match trimmed.split_once(['=', ':']) {
+            Some((prefix, rest))
+                if prefix.eq_ignore_ascii_case("sha256")
+                    || prefix.eq_ignore_ascii_case("sha256 fingerprint") =>
+            {
+                rest
+            }
+            _ => trimmed,
+        };
+        let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
+        if digits.len() != 64 {
+            return Err(bad());
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok(Fingerprint(bytes))
+    }
+}
+
+/// The known-hosts file: the certificate each server presented when it was first trusted.
+#[derive(Debug, Clone)]
+pub struct KnownHosts {
+    path: PathBuf,
+}
+
+impl KnownHosts {
+    /// The file at `path` (it need not exist yet).
+    pub fn at(path: impl Into<PathBuf>) -> KnownHosts {
+        KnownHosts { path: path.into() }
+    }
+
+    /// `known_hosts` in ferry's data directory, when the platform has a home directory.
+    pub fn default_location() -> Option<KnownHosts> {
+        directories::ProjectDirs::from("", "", "ferry")
+            .map(|dirs| KnownHosts::at(dirs.data_dir().join("known_hosts")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The fingerprint recorded for `host_port`; `None` when there is none or no file.
+    pub fn lookup(&self, host_port: &str) -> io::Result<Option<Fingerprint>> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        Ok(entries(&text)
+            .find(|(host, _)| host.eq_ignore_ascii_case(host_port))
+            .and_then(|(_, fp)| fp.parse().ok()))
+    }
+
+    /// Records (or replaces) the fingerprint of `host_port`, keeping every other line.
+    pub fn record(&self, host_port: &str, fingerprint: &Fingerprint) -> io::Result<()> {
+        let old = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(err),
+        };
+        let mut text = String::new();
+        for line in old.lines() {
+            let replaced = line
+                .split_whitespace()
+                .next()
+                .is_some_and(|host| host.eq_ignore_ascii_case(host_port));
+            if !replaced {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push_str(&format!("{host_port} {fingerprint}\n"));
+        write_atomically(&self.path, text.as_bytes())
+    }
+}
+
+/// The `(host:port, fingerprint)` pairs of a known-hosts text, skipping comments and blanks.
+fn entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut temp = tempfile_in(dir)?;
+    let written = (|| {
+        temp.1.write_all(bytes)?;
+        temp.1.sync_all()?;
+        fs::rename(&temp.0, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp.0);
+    }
+    written
+}
+
+/// A new hidden file beside the target, so the rename stays on one filesystem.
+fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, fs::File)> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut attempt = 0u32;
+    loop {
+        let path = dir.join(format!(".known_hosts.{}.{attempt}.tmp", std::process::id()));
+        match options.open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPENSSL: &str = "AB:7B:2D:44:55:82:10:F5:E5:69:E6:2C:43:F8:8D:C3:E6:14:1C:1F:C8:80:BA:7B:CF:1D:EA:2B:8C:E3:53:54";
+
+    #[test]
+    fn fingerprints_parse_in_every_pasted_form() {
+        let canonical: Fingerprint = format!("SHA256:{OPENSSL}").parse().unwrap();
+        assert_eq!(canonical.to_string(), format!("SHA256:{OPENSSL}"));
+        let bare_lower = OPENSSL.replace(':', "").to_lowercase();
+        for form in [
+            format!("sha256:{}", OPENSSL.to_lowercase()),
+            format!("SHA256:{bare_lower}"),
+            bare_lower.clone(),
+            OPENSSL.to_owned(),
+            format!("sha256 Fingerprint={OPENSSL}"),
+            format!("  SHA256:{OPENSSL}\n"),
+        ] {
+            assert_eq!(form.parse::<Fingerprint>(), Ok(canonical), "{form}");
+        }
+        for bad in [
+            "",
+            "SHA256:",
+            "SHA256:AB",
+            &bare_lower[2..],
+            "zz".repeat(32).as_str(),
+        ] {
+            assert!(bad.parse::<Fingerprint>().is_err(), "{bad}");
+        }
+        assert!(
+            format!("MD5:{OPENSSL}").parse::<Fingerprint>().is_err(),
+            "another digest's name is not taken for hex"
+        );
+    }
+
+    #[test]
+    fn known_hosts_record_replace_and_keep_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = KnownHosts::at(dir.path().join("sub/known_hosts"));
+        let a = Fingerprint([1; 32]);
+        let b = Fingerprint([2; 32]);
+        assert_eq!(hosts.lookup("h:1").unwrap(), None);
+        hosts.record("h:1", &a).unwrap();
+        hosts.record("[::1]:2", &b).unwrap();
+        assert_eq!(hosts.lookup("h:1").unwrap(), Some(a));
+        assert_eq!(hosts.lookup("H:1").unwrap(), Some(a));
+        assert_eq!(hosts.lookup("[::1]:2").unwrap(), Some(b));
+        assert_eq!(hosts.lookup("h:2").unwrap(), None);
+        hosts.record("h:1", &b).unwrap();
+        assert_eq!(hosts.lookup("h:1").unwrap(), Some(b));
+        let text = fs::read_to_string(hosts.path()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let leftovers = fs::read_dir(dir.path().join("sub")).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+}
