@@ -6,9 +6,10 @@
 //! trailer) is then still consumed, so the connection stays framed.
 //!
 //! A large payload flows through a pipeline of a few recycled 512 KiB buffers: the connection
-//! reads the socket straight into one, a blocking thread writes it to the partial, another
-//! hashes it, and it goes back to be filled again. Memory stays flat whatever the size, and
-//! the three stages overlap. A small payload is read whole and written in one blocking call.
+//! reads the socket straight into one, a blocking thread writes it to the partial and hashes
+//! it while it is still in that core's cache, and it goes back to be filled again. Memory stays
+//! flat whatever the size, and the socket reads overlap the disk work. A small payload is read
+//! whole and written in one blocking call.
 
 use std::io::{self, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -85,12 +86,8 @@ pub(super) async fn put(
     conn.expect_payload(put.size);
     let buffer_size = usize::try_from(put.size).map_or(CHUNK, |size| size.min(CHUNK));
     let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH);
-    let (written_tx, written_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH + 1);
     let (empty_tx, mut empty_rx) = mpsc::channel::<Vec<u8>>(WRITE_DEPTH + 1);
-    let mut upload = upload;
-    let hasher = std::mem::take(&mut upload.hasher);
-    let hashing = tokio::task::spawn_blocking(move || hash_payload(hasher, written_rx, empty_tx));
-    let writer = tokio::task::spawn_blocking(move || write_payload(upload, full_rx, written_tx));
+    let writer = tokio::task::spawn_blocking(move || write_payload(upload, full_rx, &empty_tx));
     let mut allocated = 0;
     // On an early return (peer gone, timeout, shutdown) the sender drops, the writer finishes
     // what it has, and the partial stays for a resume.
@@ -123,12 +120,9 @@ pub(super) async fn put(
     } else {
         None
     };
-    let mut written = writer
+    let written = writer
         .await
         .map_err(|_| ConnError::Protocol("internal error while writing"))?;
-    written.upload.hasher = hashing
-        .await
-        .map_err(|_| ConnError::Protocol("internal error while hashing"))?;
     while let Ok(buf) = empty_rx.try_recv() {
         pool::give(buf);
     }
@@ -437,39 +431,25 @@ fn resume_partial(
     Ok((file, hasher))
 }
 
-/// The disk side of an upload: writes buffers until the sender is dropped, passing each on to
-/// [`hash_payload`].
+/// The disk side of an upload: writes buffers until the sender is dropped, hashes each right
+/// after its write (its bytes are then in this core's cache) and hands it back empty. A thread
+/// of its own for the hash cost more in hand-offs and cache misses than the overlap saved.
 fn write_payload(
     mut upload: Upload,
     mut full_rx: mpsc::Receiver<Vec<u8>>,
-    written_tx: mpsc::Sender<Vec<u8>>,
+    empty_tx: &mpsc::Sender<Vec<u8>>,
 ) -> Written {
     let mut result = Ok(());
-    while let Some(buf) = full_rx.blocking_recv() {
+    while let Some(mut buf) = full_rx.blocking_recv() {
         if let Err(err) = upload.file.write_all(&buf) {
             result = Err(err);
             break;
         }
-        if written_tx.blocking_send(buf).is_err() {
-            break;
-        }
-    }
-    Written { upload, result }
-}
-
-/// Hashes written buffers and hands them back empty. On its own thread, so hashing overlaps
-/// the disk writes instead of taking turns with them.
-fn hash_payload(
-    mut hasher: blake3::Hasher,
-    mut written_rx: mpsc::Receiver<Vec<u8>>,
-    empty_tx: mpsc::Sender<Vec<u8>>,
-) -> blake3::Hasher {
-    while let Some(mut buf) = written_rx.blocking_recv() {
-        hasher.update(&buf);
+        upload.hasher.update(&buf);
         buf.clear();
         let _ = empty_tx.try_send(buf);
     }
-    hasher
+    Written { upload, result }
 }
 
 /// Checks what arrived and, when all is well, moves it under its final name.
