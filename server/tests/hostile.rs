@@ -508,7 +508,11 @@ async fn a_resume_past_the_partial_is_offset_mismatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payload_that_stalls_times_out_and_leaves_no_final_file() {
     hostile(
-        |config| config.idle_timeout = Duration::from_millis(500),
+        |config| {
+            config.idle_timeout = Duration::from_millis(500);
+            // A payload that stops arriving is cut by the stall timeout.
+            config.stall_timeout = Duration::from_millis(500);
+        },
         async |case: &mut Case| {
             let mut client = case.client().await;
             client
