@@ -30,6 +30,7 @@ mod root;
 mod sweep;
 pub mod tls;
 mod uploads;
+pub mod users;
 
 pub use listener::run;
 
@@ -73,13 +74,20 @@ pub struct Config {
     /// While a payload is being read or written, no progress for this long closes the
     /// connection with `timeout`; a slow transfer that keeps moving is never cut.
     pub stall_timeout: Duration,
+    /// Named accounts, each with its own root and access; with them, a `hello` must name a
+    /// user and password (or carry the token, when one is set too).
+    pub users: Option<Arc<users::Users>>,
+    /// How long a failed `hello` waits before its answer, to slow down guessing. Only that
+    /// connection waits.
+    pub auth_delay: Duration,
 }
 
 impl Config {
     /// Defaults of the `ferry-server` binary for `root`: writable, no token, 256 connections,
-    /// 300 s idle timeout, 30 s header timeout, plain TCP,
-    /// 32 connections per client address, 60 s stall timeout, no upload size limit, 64 MiB
-    /// kept free, the protocol's header, path and name maxima, partials swept after 24 hours.
+    /// 300 s idle timeout, 30 s header timeout, no upload size limit, 64 MiB kept free, the
+    /// protocol's header, path and name maxima, partials swept after 24 hours, plain TCP, 32
+    /// connections per client address, 60 s stall timeout, no users file, 1 s delay after a
+    /// failed `hello`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -97,6 +105,8 @@ impl Config {
             tls: None,
             max_per_address: 32,
             stall_timeout: Duration::from_secs(60),
+            users: None,
+            auth_delay: Duration::from_secs(1),
         }
     }
 }
@@ -129,6 +139,8 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls.is_some())
             .field("max_per_address", &self.max_per_address)
             .field("stall_timeout", &self.stall_timeout)
+            .field("users", &self.users.as_ref().map(|users| users.path()))
+            .field("auth_delay", &self.auth_delay)
             .finish()
     }
 }
@@ -144,4 +156,13 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// No token and no users file, yet the address is reachable from other machines.
+    #[error(
+        "refusing to serve {addr} without credentials: anyone who can reach it could use it; \
+         pass --token or --users, or listen on a loopback address such as 127.0.0.1"
+    )]
+    Unprotected { addr: std::net::SocketAddr },
+    /// The users file's accounts could not be prepared.
+    #[error("users file: {0}")]
+    Users(String),
 }

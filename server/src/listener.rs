@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// The configured token's BLAKE3 hash: comparing fixed-size hashes in constant time leaks
     /// neither the token's bytes nor its length.
     pub token_hash: Option<[u8; 32]>,
+    /// The users file's accounts, their roots open, when one is configured.
+    pub accounts: Option<crate::users::Accounts>,
     /// Cancelled on shutdown; long blocking work (a walk of a huge tree) checks it and stops.
     pub shutdown: CancellationToken,
 }
@@ -121,6 +123,23 @@ pub async fn run(
             path: config.root.clone(),
             source,
         })?;
+    // Secure by default, for embedders too: no credentials means this machine only.
+    let unprotected = config.token.is_none() && config.users.is_none();
+    if unprotected
+        && let Ok(addr) = listener.local_addr()
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServerError::Unprotected { addr });
+    }
+    let accounts = config
+        .users
+        .as_deref()
+        .map(|users| {
+            crate::users::Accounts::open(users, |path| {
+                Root::open(path).map(|root| root.with_limits(PathLimits::of(&config)))
+            })
+        })
+        .transpose()?;
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let per_address = Arc::new(AddressCounts::default());
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
@@ -130,6 +149,7 @@ pub async fn run(
             .as_ref()
             .map(|token| *blake3::hash(token.as_bytes()).as_bytes()),
         root_key: crate::ops::root_key(&config.root),
+        accounts,
         config,
         root: Arc::new(root),
         uploads: Uploads::default(),
@@ -140,8 +160,11 @@ pub async fn run(
     tracker.spawn(crate::sweep::run(Arc::clone(&shared)));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, tls = shared.config.tls.is_some(), "serving");
-        if shared.token_hash.is_none() && !addr.ip().is_loopback() {
-            warn!(%addr, "serving beyond this machine without a token: anyone who can reach it may use it");
+        if let Some(users) = &shared.config.users {
+            info!(users = %users.path().display(), accounts = users.names().count(), "users file loaded");
+        }
+        if unprotected {
+            info!(%addr, "no credentials configured (--token or --users): serving on loopback only");
         }
     }
     tokio::pin!(shutdown);

@@ -12,8 +12,15 @@ use tracing_subscriber::EnvFilter;
 
 /// Serves one directory to ferry clients.
 #[derive(Debug, Parser)]
-#[command(name = "ferry-server", version, about)]
+#[command(
+    name = "ferry-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The directory to serve; clients cannot reach outside it.
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -32,30 +39,6 @@ struct Args {
     /// Seconds a connection may stay silent before it is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout: u64,
-    /// Largest file an upload may leave, e.g. 500M, 10G or 512MiB (K, M, G, T are powers of
-    /// 1000; Ki, Mi, Gi, Ti powers of 1024). No limit when absent.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    max_upload_size: Option<u64>,
-    /// Free space to keep on the root's filesystem; an upload that would leave less is refused
-    /// with `no_space` before its bytes are read (with 0, only one that cannot fit at all).
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_bytes)]
-    reserve: u64,
-    /// Longest request header in bytes, newline included (1024 to 65536).
-    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::MAX_HEADER_LEN as u64,
-          value_parser = clap::value_parser!(u64).range(1024..=ferry_protocol::MAX_HEADER_LEN as u64))]
-    max_header_len: u64,
-    /// Longest path a request may name, in bytes (1 to 4096).
-    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::path::MAX_PATH_LEN as u64,
-          value_parser = clap::value_parser!(u64).range(1..=ferry_protocol::path::MAX_PATH_LEN as u64))]
-    max_path_len: u64,
-    /// Longest name in a request path, in bytes (1 to 255).
-    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::path::MAX_NAME_LEN as u64,
-          value_parser = clap::value_parser!(u64).range(1..=ferry_protocol::path::MAX_NAME_LEN as u64))]
-    max_name_len: u64,
-    /// Remove hidden partial uploads untouched for this long, e.g. 24h, 3d, 90min; `never`
-    /// keeps them. A partial is what lets an interrupted upload resume.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_expiry)]
-    partial_expiry: Expiry,
     /// Connections served at once from one client address; more are turned away with `busy`.
     #[arg(long, default_value_t = 32)]
     max_per_address: usize,
@@ -88,11 +71,69 @@ struct Args {
     /// Where the self-signed certificate is kept (default: the user's data directory).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Largest file an upload may leave, e.g. 500M, 10G or 512MiB (K, M, G, T are powers of
+    /// 1000; Ki, Mi, Gi, Ti powers of 1024). No limit when absent.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    max_upload_size: Option<u64>,
+    /// Free space to keep on the root's filesystem; an upload that would leave less is refused
+    /// with `no_space` before its bytes are read (with 0, only one that cannot fit at all).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_bytes)]
+    reserve: u64,
+    /// Longest request header in bytes, newline included (1024 to 65536).
+    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::MAX_HEADER_LEN as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=ferry_protocol::MAX_HEADER_LEN as u64))]
+    max_header_len: u64,
+    /// Longest path a request may name, in bytes (1 to 4096).
+    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::path::MAX_PATH_LEN as u64,
+          value_parser = clap::value_parser!(u64).range(1..=ferry_protocol::path::MAX_PATH_LEN as u64))]
+    max_path_len: u64,
+    /// Longest name in a request path, in bytes (1 to 255).
+    #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::path::MAX_NAME_LEN as u64,
+          value_parser = clap::value_parser!(u64).range(1..=ferry_protocol::path::MAX_NAME_LEN as u64))]
+    max_name_len: u64,
+    /// Remove hidden partial uploads untouched for this long, e.g. 24h, 3d, 90min; `never`
+    /// keeps them. A partial is what lets an interrupted upload resume.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_expiry)]
+    partial_expiry: Expiry,
+    /// Accounts file: one `NAME:ACCESS:HASH:ROOT` line per user, each confined to their own
+    /// root (write entries with `ferry-server hash-password`). Clients then log in as a user;
+    /// with --token too, the token alone also works (on --root).
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+}
+
+/// Anything but serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Hash a password with argon2id for the users file. The password is read from the
+    /// terminal without echo, or from the first line of stdin when it is not a terminal. With
+    /// --users, the account is added to that file (or its line replaced) atomically, mode
+    /// 0600; without, the hash is printed.
+    HashPassword(HashPassword),
+}
+
+#[derive(Debug, clap::Args)]
+struct HashPassword {
+    /// The users file to add the account to (created if missing); needs --user and --root.
+    #[arg(long, value_name = "FILE", requires_all = ["user", "root"])]
+    users: Option<PathBuf>,
+    /// The account's name: 1 to 64 letters, digits, '.', '_' or '-'.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// The directory the account is confined to (made absolute).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The account may read but never change anything.
+    #[arg(long)]
+    read_only: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::HashPassword(hash)) = &args.command {
+        return hash_password(hash);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -105,9 +146,15 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     let mut config = Config::new(args.root);
     config.read_only = args.read_only;
-    config.token = args.token.filter(|token| !token.is_empty());
+    config.token = args.token.clone().filter(|token| !token.is_empty());
+    if let Some(path) = &args.users {
+        let users = ferry_server::users::Users::load(path)?;
+        config.users = Some(std::sync::Arc::new(users));
+    }
     config.max_connections = args.max_connections.max(1);
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.max_per_address = args.max_per_address.max(1);
+    config.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
     config.max_upload_size = args.max_upload_size;
     config.free_space_reserve = args.reserve;
     // Within the ranges clap checked, so they fit.
@@ -115,8 +162,6 @@ async fn main() -> anyhow::Result<()> {
     config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
     config.max_name_len = usize::try_from(args.max_name_len).unwrap_or(usize::MAX);
     config.partial_expiry = args.partial_expiry.0;
-    config.max_per_address = args.max_per_address.max(1);
-    config.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
 
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
@@ -124,6 +169,12 @@ async fn main() -> anyhow::Result<()> {
     let loopback = listener
         .local_addr()
         .is_ok_and(|addr| addr.ip().is_loopback());
+    // Checked again by `run`; here too so nothing (a TLS certificate) is made for a start that
+    // is refused anyway.
+    if !loopback && config.token.is_none() && config.users.is_none() {
+        let addr = listener.local_addr()?;
+        return Err(ferry_server::ServerError::Unprotected { addr }.into());
+    }
     config.tls = tls_identity(
         &args.tls_cert,
         &args.tls_key,
@@ -222,7 +273,21 @@ fn raise_open_file_limit() {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// The SIGTERM handler is installed when this is called, not when the future is first polled,
+/// so a signal that arrives right after the "serving" line still stops the server cleanly.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        wait_for_signal(
+            #[cfg(unix)]
+            term,
+        )
+        .await
+    }
+}
+
+async fn wait_for_signal(#[cfg(unix)] term: std::io::Result<tokio::signal::unix::Signal>) {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::warn!(%err, "cannot listen for Ctrl-C");
@@ -231,7 +296,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match term {
             Ok(mut signal) => {
                 signal.recv().await;
             }
@@ -247,4 +312,60 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// `ferry-server hash-password`: a password in, an argon2id entry out.
+fn hash_password(opts: &HashPassword) -> anyhow::Result<()> {
+    use ferry_server::users;
+    if let Some(name) = &opts.user
+        && !users::valid_name(name)
+    {
+        anyhow::bail!("user name {name:?} must be 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    let password = read_password()?;
+    if password.is_empty() {
+        anyhow::bail!("the password is empty");
+    }
+    if password.len() > users::MAX_CREDENTIAL_LEN {
+        anyhow::bail!(
+            "the password is over {} bytes; the server refuses longer ones",
+            users::MAX_CREDENTIAL_LEN
+        );
+    }
+    let hash = users::hash_password(&password)?;
+    let (Some(file), Some(name), Some(root)) = (&opts.users, &opts.user, &opts.root) else {
+        match (&opts.user, &opts.root) {
+            (Some(name), Some(root)) => {
+                let root = std::path::absolute(root)?;
+                let access = if opts.read_only { "ro" } else { "rw" };
+                println!("{name}:{access}:{hash}:{}", root.display());
+            }
+            _ => println!("{hash}"),
+        }
+        return Ok(());
+    };
+    let root = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot use {} as a root", root.display()))?;
+    if !root.is_dir() {
+        anyhow::bail!("{} is not a directory", root.display());
+    }
+    users::upsert(file, name, &hash, &root, opts.read_only)?;
+    eprintln!("{name}: written to {}", file.display());
+    Ok(())
+}
+
+/// The password from the terminal without echo, asked twice so a typo is caught; from stdin's
+/// first line when stdin is not a terminal (scripts).
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            anyhow::bail!("the passwords differ");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

@@ -88,14 +88,24 @@ pub(crate) async fn handle(
 ) -> Result<Flow, ConnError> {
     tracing::debug!(op = request.op(), "request");
     let request = match request {
-        Request::Hello { version, token, .. } => {
-            return hello::handle(conn, shared, session, version, token.as_ref()).await;
+        Request::Hello {
+            version,
+            token,
+            user,
+            password,
+        } => {
+            let credentials = hello::Credentials {
+                token,
+                user,
+                password,
+            };
+            return hello::handle(conn, shared, session, version, credentials).await;
         }
         request => request,
     };
     let Some(scope) = session.scope() else {
-        let err = if shared.token_hash.is_some() {
-            OpError::new(ErrorCode::Unauthorized, "send hello with the token first")
+        let err = if shared.token_hash.is_some() || shared.accounts.is_some() {
+            OpError::new(ErrorCode::Unauthorized, "send hello with credentials first")
         } else {
             OpError::new(ErrorCode::BadRequest, "send hello first")
         };
