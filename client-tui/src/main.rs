@@ -2,7 +2,7 @@
 //! holds the clap definitions and turns results into output and exit codes; the work is in the
 //! library (`ferry::cli`, `ferry::engine`, `ferry::tui`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -203,7 +203,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_command(command, args.token, args.trust)) {
+    // Asked before the runtime starts: the prompt blocks on the terminal.
+    let password = match password_for(remote_of(&command)) {
+        Ok(password) => password,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(run_command(command, args.token, password, args.trust)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -246,11 +251,42 @@ async fn settle_first_use(endpoint: &Endpoint) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The password for a location that names a user (`ferry://ann@host/`): `FERRY_PASSWORD`, or
+/// asked on the terminal without echo. Never taken from the location or the command line,
+/// where it would stay in shell history and process lists.
+fn password_for(url: Option<&RemoteUrl>) -> Result<Option<String>, CliError> {
+    let Some((url, user)) = url.and_then(|url| Some((url, url.user.as_deref()?))) else {
+        return Ok(None);
+    };
+    if let Some(password) = std::env::var_os("FERRY_PASSWORD") {
+        return Ok(Some(password.to_string_lossy().into_owned()));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage {
+            code: "unauthorized",
+            path: url.to_string(),
+            message: format!(
+                "no password for {user}: set FERRY_PASSWORD, or run ferry in a terminal to be asked"
+            ),
+        });
+    }
+    rpassword::prompt_password(format!("Password for {user}@{}: ", url.host))
+        .map(Some)
+        .map_err(CliError::Output)
+}
+
 async fn run_command(
     command: Command,
     token: Option<String>,
+    password: Option<String>,
     trust: TrustFlags,
 ) -> Result<(), CliError> {
+    // Every connection of the command logs in with the same credentials.
+    let at = |url: &RemoteUrl| {
+        let mut endpoint = trust.apply(url.endpoint(token.clone()));
+        endpoint.password.clone_from(&password);
+        endpoint
+    };
     if let Some(url) = remote_of(&command)
         && url.tls
         && trust.accept_new
@@ -261,7 +297,7 @@ async fn run_command(
     match command {
         Command::Ls { json, url } => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            cli::ls(&trust.apply(url.endpoint(token)), &url, json, &mut out).await
+            cli::ls(&at(&url), &url, json, &mut out).await
         }
         Command::Get {
             recursive,
@@ -271,7 +307,7 @@ async fn run_command(
         } => {
             let endpoint = urls
                 .first()
-                .map(|url| trust.apply(url.endpoint(token)))
+                .map(at)
                 .ok_or_else(|| CliError::Job("no source given".into()))?;
             cli::get(&endpoint, &urls, &local, transfer.options(recursive))
                 .await
@@ -282,19 +318,12 @@ async fn run_command(
             sources,
             url,
             transfer,
-        } => cli::put(
-            &trust.apply(url.endpoint(token)),
-            &sources,
-            &url,
-            transfer.options(recursive),
-        )
-        .await
-        .map(drop),
-        Command::Mkdir { url } => cli::mkdir(&trust.apply(url.endpoint(token)), &url).await,
-        Command::Rm { recursive, url } => {
-            cli::rm(&trust.apply(url.endpoint(token)), &url, recursive).await
-        }
-        Command::Mv { url, to } => cli::mv(&trust.apply(url.endpoint(token)), &url, &to).await,
+        } => cli::put(&at(&url), &sources, &url, transfer.options(recursive))
+            .await
+            .map(drop),
+        Command::Mkdir { url } => cli::mkdir(&at(&url), &url).await,
+        Command::Rm { recursive, url } => cli::rm(&at(&url), &url, recursive).await,
+        Command::Mv { url, to } => cli::mv(&at(&url), &url, &to).await,
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -306,9 +335,15 @@ fn run_tui(
     config: Option<PathBuf>,
     trust: TrustFlags,
 ) -> ExitCode {
+    // Asked before the screen is taken over; a refused one is asked again in the interface.
+    let password = match password_for(target.as_ref()) {
+        Ok(password) => password,
+        Err(e) => return fail(&e),
+    };
     let options = ferry::tui::Options {
         target,
         token,
+        password,
         serve,
         config,
         fingerprint: trust.fingerprint,

@@ -18,6 +18,9 @@ use crate::engine::Endpoint;
 pub struct RemoteUrl {
     /// A `ferrys://` location: the connection speaks TLS.
     pub tls: bool,
+    /// The account to log in as (`ferry://ann@host/`), percent-decoded. Its password never
+    /// comes from the location: see [`crate::engine::Endpoint::password`].
+    pub user: Option<String>,
     /// Host name or IP address; IPv6 without brackets.
     pub host: String,
     /// Port, [`ferry_protocol::DEFAULT_PORT`] when the URL names none.
@@ -42,6 +45,7 @@ impl RemoteUrl {
             port: self.port,
             token,
             tls: self.tls,
+            user: self.user.clone(),
             ..Endpoint::default()
         }
     }
@@ -50,6 +54,7 @@ impl RemoteUrl {
     pub fn with_path(&self, path: impl Into<String>) -> RemoteUrl {
         RemoteUrl {
             tls: self.tls,
+            user: self.user.clone(),
             host: self.host.clone(),
             port: self.port,
             path: path.into(),
@@ -119,6 +124,14 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// A user name as it may stand before `@`: the characters that delimit a location escaped too.
+fn encode_user(user: &str) -> String {
+    percent_encode(user)
+        .replace('@', "%40")
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+}
+
 impl FromStr for RemoteUrl {
     type Err = UrlError;
 
@@ -133,11 +146,24 @@ impl FromStr for RemoteUrl {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
         };
-        if authority.contains('@') {
-            return Err(err(
-                "user names in locations are not supported; pass --token instead",
-            ));
-        }
+        let (user, authority) = match authority.rsplit_once('@') {
+            Some((userinfo, _)) if userinfo.contains(':') => {
+                return Err(err(
+                    "a password in a location is refused (it would stay in shell history and \
+                     process lists); set FERRY_PASSWORD or type it when asked",
+                ));
+            }
+            Some((userinfo, host)) => {
+                let user = percent_decode(userinfo)?;
+                if user.is_empty() || user.chars().any(char::is_control) {
+                    return Err(err(
+                        "the user name before '@' is empty or has control characters",
+                    ));
+                }
+                (Some(user), host)
+            }
+            None => (None, authority),
+        };
         let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
             let close = inner
                 .find(']')
@@ -183,6 +209,7 @@ impl FromStr for RemoteUrl {
         path::check(&path).map_err(|e| err(format!("bad path {path:?}: {e}")))?;
         Ok(RemoteUrl {
             tls,
+            user,
             host: host.to_owned(),
             port,
             path,
@@ -192,11 +219,14 @@ impl FromStr for RemoteUrl {
 
 impl fmt::Display for RemoteUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { TLS_SCHEME } else { SCHEME };
+        f.write_str(if self.tls { TLS_SCHEME } else { SCHEME })?;
+        if let Some(user) = &self.user {
+            write!(f, "{}@", encode_user(user))?;
+        }
         if self.host.contains(':') {
-            write!(f, "{scheme}[{}]:{}/", self.host, self.port)?;
+            write!(f, "[{}]:{}/", self.host, self.port)?;
         } else {
-            write!(f, "{scheme}{}:{}/", self.host, self.port)?;
+            write!(f, "{}:{}/", self.host, self.port)?;
         }
         f.write_str(&percent_encode(&self.path))
     }
@@ -216,6 +246,7 @@ mod tests {
             url("ferry://example.org:9000/docs/a.txt"),
             RemoteUrl {
                 tls: false,
+                user: None,
                 host: "example.org".into(),
                 port: 9000,
                 path: "docs/a.txt".into()
@@ -226,6 +257,19 @@ mod tests {
         assert_eq!(url("ferry://h/").path, "");
         assert_eq!(url("ferry://h:1//docs/sub/").path, "docs/sub");
         assert_eq!(url("FERRY://h/x").path, "x");
+    }
+
+    #[test]
+    fn a_user_name_is_decoded_and_printed_back() {
+        let u = url("ferry://ann@example.org:9000/docs");
+        assert_eq!(u.user.as_deref(), Some("ann"));
+        assert_eq!((u.host.as_str(), u.port), ("example.org", 9000));
+        assert_eq!(u.to_string(), "ferry://ann@example.org:9000/docs");
+        let odd = url("ferrys://a%40b%3Ac@[::1]/");
+        assert_eq!(odd.user.as_deref(), Some("a@b:c"));
+        assert_eq!(url(&odd.to_string()), odd);
+        assert_eq!(odd.endpoint(None).user.as_deref(), Some("a@b:c"));
+        assert_eq!(url("ferry://h/").user, None);
     }
 
     #[test]
@@ -265,7 +309,8 @@ mod tests {
             ("ferry://h:0/", "not a port"),
             ("ferry://h:99999/", "not a port"),
             ("ferry://h:http/", "not a port"),
-            ("ferry://user@h/", "user names"),
+            ("ferry://ann:pw@h/", "password in a location is refused"),
+            ("ferry://@h/", "user name before '@' is empty"),
             ("ferry://h/a/../b", "bad path"),
             ("ferry://h/a%2F..%2Fb", "bad path"),
             ("ferry://h/a//b", "bad path"),

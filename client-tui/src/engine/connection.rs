@@ -132,8 +132,8 @@ impl Connection {
         let hello = Request::Hello {
             version: VERSION,
             token: endpoint.token.clone().map(Token),
-            user: None,
-            password: None,
+            user: endpoint.user.clone(),
+            password: endpoint.password.clone().map(Token),
         };
         // Refusals at the door (a token, a full server) name the server, there being no path.
         let addr = conn.writer.addr.clone();

@@ -243,7 +243,7 @@ pub fn is_loopback(host: &str) -> bool {
 /// Refuses, before anything is sent, to present a token or password in clear text to another
 /// machine, unless the user said `--insecure`.
 pub fn check_cleartext(endpoint: &Endpoint, addr: &str) -> Result<(), EngineError> {
-    let credentials = endpoint.token.is_some();
+    let credentials = endpoint.token.is_some() || endpoint.password.is_some();
     if endpoint.tls || endpoint.insecure || !credentials || is_loopback(&endpoint.host) {
         return Ok(());
     }

@@ -83,6 +83,17 @@ pub enum InputPurpose {
     Rename(Side, String),
     Goto(Side),
     Address,
+    /// The password of the user a location names; typed masked, sent once, kept nowhere.
+    Password(Login),
+}
+
+/// A connection that waits for its user's password, and is asked for it again when the
+/// server refuses the one given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub url: String,
+    pub token: Option<String>,
+    pub fingerprint: Option<String>,
 }
 
 /// What a yes/no question does on yes.
@@ -208,6 +219,8 @@ pub enum ConnEvent {
         server: Option<String>,
     },
     Lost(String),
+    /// The server refused the credentials; nothing retries until the user acts.
+    Unauthorized(String),
     /// The TLS server at `addr` presented a certificate nothing vouches for; nothing was sent.
     UnknownCertificate {
         addr: String,
@@ -279,6 +292,8 @@ pub struct App {
     pub recent: Vec<Recent>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
+    /// The current connection's login as a user, so a refused password can be asked again.
+    login: Option<Login>,
     pub size: (u16, u16),
     pub should_quit: bool,
     pub drag: Option<Drag>,
@@ -330,6 +345,7 @@ impl App {
             bookmarks: settings.bookmarks,
             recent: Vec::new(),
             pending_recent: None,
+            login: None,
             size: (120, 40),
             should_quit: false,
             drag: None,
@@ -781,6 +797,38 @@ impl App {
     /// Switches the remote pane to another server, trusting only the certificate with
     /// `fingerprint` when one is given (a bookmark's or recent entry's pin).
     pub fn connect_pinned(&mut self, url: &str, token: Option<String>, fingerprint: Option<&str>) {
+        self.connect_as(url, token, fingerprint, None);
+    }
+
+    /// The first connection logs in as a user: a refused password is asked again.
+    pub fn expect_login(&mut self, login: Login) {
+        self.login = Some(login);
+    }
+
+    /// Asks for the password of the user `url` names, masked, then connects with it.
+    fn ask_password(&mut self, login: Login) {
+        let user = login
+            .url
+            .parse::<RemoteUrl>()
+            .ok()
+            .and_then(|url| Some(format!("{}@{}", url.user?, url.host)))
+            .unwrap_or_default();
+        self.dialog = Some(Dialog::Input {
+            title: format!("Password for {}", format::escape_name(&user)),
+            input: LineInput::new(""),
+            purpose: InputPurpose::Password(login),
+        });
+    }
+
+    /// [`Self::connect_pinned`] with the password of the user the location names; without
+    /// one, a location with a user asks for it first.
+    pub fn connect_as(
+        &mut self,
+        url: &str,
+        token: Option<String>,
+        fingerprint: Option<&str>,
+        password: Option<String>,
+    ) {
         let parsed: RemoteUrl = match url.trim().parse() {
             Ok(u) => u,
             Err(e) => {
@@ -795,6 +843,17 @@ impl App {
                 return;
             }
         };
+        self.login = parsed.user.as_ref().map(|_| Login {
+            url: url.trim().to_owned(),
+            token: token.clone(),
+            fingerprint: fingerprint.map(|fp| fp.to_string()),
+        });
+        if password.is_none()
+            && let Some(login) = self.login.clone()
+        {
+            self.ask_password(login);
+            return;
+        }
         self.conn = Connection {
             id: self.conn.id + 1,
             label: format!("{}:{}", parsed.host, parsed.port),
@@ -829,6 +888,8 @@ impl App {
                 token,
                 tls: parsed.tls,
                 fingerprint,
+                user: parsed.user,
+                password,
                 ..Endpoint::default()
             },
         });
@@ -876,7 +937,12 @@ impl App {
             } => match key.code {
                 KeyCode::Esc => None,
                 KeyCode::Enter => {
-                    self.submit_input(purpose, input.text().trim().to_string());
+                    // A password is taken exactly as typed, spaces included.
+                    let text = match purpose {
+                        InputPurpose::Password(_) => input.text().to_string(),
+                        _ => input.text().trim().to_string(),
+                    };
+                    self.submit_input(purpose, text);
                     None
                 }
                 _ => {
@@ -1031,6 +1097,14 @@ impl App {
                 let url = parts.next().unwrap_or_default().to_string();
                 let token = parts.next().map(str::to_string);
                 self.connect(&url, token);
+            }
+            InputPurpose::Password(login) => {
+                self.connect_as(
+                    &login.url,
+                    login.token,
+                    login.fingerprint.as_deref(),
+                    Some(text),
+                );
             }
         }
     }
@@ -1276,6 +1350,13 @@ impl App {
                             title: "Server certificate refused".into(),
                             message: warning,
                         });
+                    }
+                    ConnEvent::Unauthorized(error) => {
+                        self.conn.state = ConnState::Lost(error.clone());
+                        self.error(format!("Login to {} refused ({error})", self.conn.label));
+                        if let Some(login) = self.login.clone() {
+                            self.ask_password(login);
+                        }
                     }
                     ConnEvent::Lost(error) => {
                         self.conn.state = ConnState::Lost(error.clone());

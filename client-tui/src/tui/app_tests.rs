@@ -1053,3 +1053,97 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
         "a pin the user wrote is left as written"
     );
 }
+
+/// Types `text` into whatever has the keys.
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(ch(c));
+    }
+}
+
+#[test]
+fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
+    let mut app = app();
+    app.take_commands();
+    app.connect("ferry://ann@nas:7070/media", None);
+    // Nothing leaves before the password is typed.
+    assert!(app.take_commands().is_empty());
+    let Some(Dialog::Input { title, purpose, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(title, "Password for ann@nas");
+    assert!(matches!(purpose, InputPurpose::Password(_)));
+    type_text(&mut app, " pass word ");
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::Connect { conn, endpoint }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(endpoint.user.as_deref(), Some("ann"));
+    assert_eq!(
+        endpoint.password.as_deref(),
+        Some(" pass word "),
+        "taken as typed"
+    );
+    assert!(
+        !format!("{endpoint:?}").contains("pass word"),
+        "Debug redacts it"
+    );
+    let conn = *conn;
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: None,
+        },
+    });
+    let commands = app.take_commands();
+    let [Command::SaveRecent(list)] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(list[0].url, "ferry://ann@nas:7070/media");
+    assert_eq!(list[0].token, None);
+}
+
+#[test]
+fn a_refused_password_is_shown_and_asked_again() {
+    let mut app = app();
+    app.take_commands();
+    app.connect("ferry://ann@nas:7070/", None);
+    type_text(&mut app, "wrong");
+    app.on_key(key(KeyCode::Enter));
+    let conn = app.conn.id;
+    app.take_commands();
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Unauthorized(
+            "unauthorized: nas:7070: wrong user name or password".into(),
+        ),
+    });
+    let banner = app.banner.as_ref().unwrap();
+    assert_eq!(banner.kind, BannerKind::Error);
+    assert!(
+        banner.text.contains("wrong user name or password"),
+        "{}",
+        banner.text
+    );
+    assert!(matches!(app.conn.state, ConnState::Lost(_)));
+    let Some(Dialog::Input { input, purpose, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(input.text(), "", "the retry starts empty");
+    assert!(matches!(purpose, InputPurpose::Password(_)));
+    type_text(&mut app, "right");
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(endpoint.password.as_deref(), Some("right"));
+    // Esc on a password prompt connects nowhere.
+    app.connect("ferry://bob@nas:7070/", None);
+    app.take_commands();
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+    assert!(app.take_commands().is_empty());
+}

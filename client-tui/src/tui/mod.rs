@@ -41,6 +41,8 @@ pub struct Options {
     pub target: Option<crate::url::RemoteUrl>,
     /// The server's token, when it needs one.
     pub token: Option<String>,
+    /// The password of the user the target names (`FERRY_PASSWORD` or asked before start).
+    pub password: Option<String>,
     /// The directory the bundled server serves (default: the home directory).
     pub serve: Option<PathBuf>,
     /// A config file to read instead of the one in the platform config directory.
@@ -82,6 +84,7 @@ async fn run_async(
                 fingerprint: options.fingerprint.map(|fp| fp.to_string()),
             };
             let mut endpoint = url.endpoint(options.token.clone());
+            endpoint.password.clone_from(&options.password);
             endpoint.fingerprint = options.fingerprint;
             endpoint.accept_new = options.accept_new;
             endpoint.insecure = options.insecure;
@@ -139,6 +142,13 @@ async fn run_async(
     app.recent = recent_list;
     if let Some(recent) = recent {
         app.remember_on_connect(recent);
+    }
+    if let Some(url) = options.target.as_ref().filter(|url| url.user.is_some()) {
+        app.expect_login(app::Login {
+            url: url.to_string(),
+            token: options.token.clone(),
+            fingerprint: options.fingerprint.map(|fp| fp.to_string()),
+        });
     }
     if let Some(warning) = config_warning {
         app.error(warning);

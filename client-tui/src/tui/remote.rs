@@ -74,6 +74,15 @@ impl Worker {
                     }
                     return Err(short);
                 }
+                // A refused login is not retried by the heartbeat: the same password would be
+                // refused again, each time after the server's delay.
+                Ok(Err(error)) if error.code() == "unauthorized" => {
+                    self.untrusted = true;
+                    self.session = None;
+                    let message = error.to_string();
+                    self.tell(ConnEvent::Unauthorized(message.clone()));
+                    return Err(message);
+                }
                 Ok(Err(error)) => return Err(self.lose(error.to_string())),
                 Err(_) => {
                     let error = format!(

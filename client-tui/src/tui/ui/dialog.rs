@@ -8,7 +8,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::super::app::{App, CONFLICT_CHOICES, ConflictPrompt, Dialog};
+use super::super::app::{App, CONFLICT_CHOICES, ConflictPrompt, Dialog, InputPurpose};
 use super::super::keymap::Action;
 use super::{centered, truncate};
 use crate::format;
@@ -27,7 +27,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             ];
             boxed(frame, app, area, title, lines, 60);
         }
-        Some(Dialog::Input { title, input, .. }) => {
+        Some(Dialog::Input {
+            title,
+            input,
+            purpose,
+        }) => {
             let width = area.width.saturating_sub(4).min(70);
             let popup = centered(area, width, 5);
             let block = block(app, title);
@@ -35,7 +39,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             frame.render_widget(Clear, popup);
             frame.render_widget(block, popup);
             let room = usize::from(inner.width.saturating_sub(1));
-            let chars: Vec<char> = input.text().chars().collect();
+            // A password shows as one dot per character: its length, never its text.
+            let masked = matches!(purpose, InputPurpose::Password(_));
+            let chars: Vec<char> = if masked {
+                input.text().chars().map(|_| '•').collect()
+            } else {
+                input.text().chars().collect()
+            };
             let start = input.cursor().saturating_sub(room);
             let shown: String = chars[start..].iter().take(room).collect();
             frame.render_widget(

@@ -389,3 +389,16 @@ fn changed_certificate_warning() {
     });
     insta::assert_snapshot!(render(&mut app));
 }
+
+#[test]
+fn password_prompt_is_masked() {
+    let mut app = app(local_entries(), remote_entries(), 100, 16);
+    app.connect("ferry://ann@nas.local:7070/", None);
+    for c in "s3cret!".chars() {
+        app.on_key(key(crossterm::event::KeyCode::Char(c)));
+    }
+    let screen = render(&mut app);
+    let text = format!("{screen:?}");
+    assert!(!text.contains("s3cret"), "the password is never drawn");
+    insta::assert_snapshot!(screen);
+}

@@ -1,0 +1,109 @@
+//! The real `ferry` binary logging in as a user of a server's users file: the password from
+//! `FERRY_PASSWORD`, the account's own root, and the one-line error of a refused login.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use common::TestServer;
+
+const PASSWORD: &str = "ann's passphrase";
+
+/// A server with a users file holding `ann`, whose root is a directory of her own (not the
+/// server's root); returns the server and the directory holding ann's root (`ann/`).
+fn server_with_ann() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ann = dir.path().join("ann");
+    std::fs::create_dir(&ann).unwrap();
+    std::fs::write(ann.join("ann.txt"), b"ann's file").unwrap();
+    let users = dir.path().join("users");
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    ferry_server::users::upsert(&users, "ann", &hash, &ann, false).unwrap();
+    let loaded = ferry_server::users::Users::load(&users).unwrap();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.users = Some(Arc::new(loaded));
+        config.auth_delay = std::time::Duration::from_millis(50);
+    });
+    std::fs::write(server.path("server-root.txt"), b"not ann's").unwrap();
+    (server, dir)
+}
+
+fn ferry(args: &[&str], password: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_PASSWORD")
+        .stdin(Stdio::null());
+    if let Some(password) = password {
+        command.env("FERRY_PASSWORD", password);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ann_url(server: &TestServer, path: &str) -> String {
+    format!("ferry://ann@127.0.0.1:{}/{path}", server.addr.port())
+}
+
+#[test]
+fn ls_as_a_user_with_the_password_from_the_environment_sees_their_root() {
+    let (server, ann) = server_with_ann();
+    let out = ferry(&["ls", &ann_url(&server, "")], Some(PASSWORD));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(listing.contains("ann.txt"), "{listing}");
+    assert!(!listing.contains("server-root.txt"), "{listing}");
+
+    // A recursive upload opens several connections; each logs in with the same password.
+    let local = tempfile::tempdir().unwrap();
+    let tree = local.path().join("up");
+    std::fs::create_dir(&tree).unwrap();
+    for i in 0..20 {
+        std::fs::write(tree.join(format!("f{i}.txt")), format!("file {i}")).unwrap();
+    }
+    let out = ferry(
+        &["put", "-r", tree.to_str().unwrap(), &ann_url(&server, "")],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(ann.path().join("ann/up/f7.txt")).unwrap(),
+        b"file 7"
+    );
+    assert!(!server.path("up").exists());
+}
+
+#[test]
+fn a_wrong_or_missing_password_is_one_unauthorized_line_and_status_1() {
+    let (server, ann) = server_with_ann();
+    for password in [Some("wrong"), None] {
+        let out = ferry(&["ls", &ann_url(&server, "")], password);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("ferry: unauthorized: "), "{stderr}");
+        assert!(!stderr.contains("wrong\""), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    // Nothing was written by a refused command.
+    let out = ferry(&["mkdir", &ann_url(&server, "new")], Some("wrong"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!ann.path().join("ann/new").exists());
+}
+
+#[test]
+fn a_password_in_the_location_is_refused_before_connecting() {
+    let out = ferry(&["ls", "ferry://ann:secret@127.0.0.1:1/"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("password in a location is refused"),
+        "{stderr}"
+    );
+}
