@@ -27,7 +27,8 @@ struct State {
 struct Claim {
     /// The hidden partial it writes, relative to the root.
     partial: String,
-    /// Disk space promised to it: its whole payload, until it ends.
+    /// Disk space promised to it: the part of its payload not yet written. What is written
+    /// already shows in the filesystem's own count of free space.
     bytes: u64,
 }
 
@@ -95,6 +96,18 @@ impl UploadGuard {
     }
 }
 
+impl UploadGuard {
+    /// Counts `bytes` of this upload's payload as written, so its claim shrinks by as much.
+    pub fn wrote(&self, bytes: u64) {
+        let mut state = lock(&self.state);
+        if let Some(claim) = state.active.get_mut(&self.path) {
+            let done = bytes.min(claim.bytes);
+            claim.bytes -= done;
+            state.claimed -= done;
+        }
+    }
+}
+
 impl Drop for UploadGuard {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
@@ -140,6 +153,13 @@ mod tests {
         let third = uploads.claim("three").unwrap();
         assert_eq!(third.claim_space(60, 100, 10), Ok(()));
         assert_eq!(third.claim_space(61, 100, 10), Err(Short { claimed: 30 }));
+        // Written bytes leave the claim: the filesystem's free count has them now.
+        second.wrote(20);
+        second.wrote(u64::MAX);
+        assert_eq!(third.claim_space(61, 100, 10), Ok(()));
+        drop((second, third));
+        let fourth = uploads.claim("four").unwrap();
+        assert_eq!(fourth.claim_space(90, 100, 10), Ok(()));
     }
 
     #[test]

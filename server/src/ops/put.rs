@@ -335,7 +335,7 @@ fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
 }
 
 /// `no_space` unless the filesystem holding `dir` has room for `bytes` more on top of what
-/// other uploads in flight have claimed, with the configured reserve still free after them all.
+/// other uploads in flight have still to write, with the configured reserve free after them all.
 /// An overwritten file's old bytes are not counted as freed: they stay until the rename.
 fn claim_space(
     scope: &Scope,
@@ -354,8 +354,8 @@ fn claim_space(
             OpError::new(
                 ErrorCode::NoSpace,
                 format!(
-                    "{wire}: {bytes} bytes do not fit: {available} bytes free, {} claimed by \
-                     uploads in progress, {reserve} kept free by this server",
+                    "{wire}: {bytes} bytes do not fit: {available} bytes free, {} still to be \
+                     written by uploads in progress, {reserve} kept free by this server",
                     short.claimed
                 ),
             )
@@ -445,6 +445,7 @@ fn write_payload(
             result = Err(err);
             break;
         }
+        upload.guard.wrote(buf.len() as u64);
         upload.hasher.update(&buf);
         buf.clear();
         let _ = empty_tx.try_send(buf);
