@@ -26,6 +26,8 @@ use ferry::url::RemoteUrl;
   ferry get -r ferry://nas/photos .          makes ./photos
   ferry get ferry://nas/big.iso .            run it again after an interruption: it resumes
   ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
+  ferry ls ferrys://ann@nas/                 log in as ann: the password comes from
+                                             FERRY_PASSWORD, or is asked without echo
 
 Exit status: 0 on success, 1 on failure (one line on stderr: ferry: CODE: PATH: MESSAGE),
 2 on a usage error, 130 when interrupted."

@@ -105,10 +105,12 @@ struct Args {
 /// Anything but serving.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Hash a password with argon2id for the users file. The password is read from the
-    /// terminal without echo, or from the first line of stdin when it is not a terminal. With
-    /// --users, the account is added to that file (or its line replaced) atomically, mode
-    /// 0600; without, the hash is printed.
+    /// Hash a password with argon2id for the users file.
+    ///
+    /// The password is read from the terminal without echo (asked twice), or from the first
+    /// line of stdin when it is not a terminal. With --users, the account is added to that
+    /// file (or its line replaced) atomically, mode 0600; with --user and --root alone, the
+    /// whole line is printed; otherwise just the hash.
     HashPassword(HashPassword),
 }
 
