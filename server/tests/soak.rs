@@ -224,7 +224,14 @@ async fn settle(target: usize, patience: Duration, now: impl Fn() -> usize) -> u
 async fn many_clients_for_a_while_leave_nothing_behind() {
     let secs = env_or("FERRY_SOAK_SECS", 60);
     let clients = env_or("FERRY_SOAK_CLIENTS", 200);
-    let server = Arc::new(Server::start_on_shm(|config| config.max_connections = 1024).await);
+    // Every client comes from 127.0.0.1: the per-address limit must not be what is tested.
+    let server = Arc::new(
+        Server::start_on_shm(|config| {
+            config.max_connections = 1024;
+            config.max_per_address = 1024;
+        })
+        .await,
+    );
     // One round trip first, so the server's lazily created state exists in the baseline.
     let mut warm = server.client().await;
     assert_eq!(

@@ -408,3 +408,23 @@ fn the_binary_generates_its_certificate_with_tls_and_keeps_it() {
     assert!(!lines.iter().any(|l| l.contains("generated")), "{lines:?}");
     assert_eq!(fingerprint_of(&lines), first);
 }
+
+#[tokio::test]
+async fn a_client_over_the_limit_reads_busy_inside_tls() {
+    let pem = tempfile::tempdir().unwrap();
+    let (cert, key, der) = write_pem_pair(pem.path());
+    let identity = tls::from_pem_files(&cert, &key).unwrap();
+    let server = Server::start_with(|c| {
+        c.tls = Some(identity.config.clone());
+        c.max_per_address = 1;
+    })
+    .await;
+    let mut first = TlsClient::connect(server.addr, &der).await.unwrap();
+    let hello = first.request(json!({"op": "hello", "version": 1})).await;
+    assert_eq!(hello["ok"], true, "{hello}");
+    let mut second = TlsClient::connect(server.addr, &der).await.unwrap();
+    let refused = second.reply().await;
+    assert_eq!(refused["error"]["code"], "busy", "{refused}");
+    let stat = first.request(json!({"op": "stat", "path": ""})).await;
+    assert_eq!(stat["ok"], true, "the held connection is unharmed: {stat}");
+}
