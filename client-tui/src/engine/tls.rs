@@ -555,6 +555,17 @@ mod tests {
         for host in ["files.example.org", "10.0.0.2", "::2", "localhost.example"] {
             assert!(check_cleartext(&endpoint(host, false, Some("s"), false), "a").is_err());
         }
+        let password = Endpoint {
+            host: "192.0.2.1".into(),
+            port: 7070,
+            user: Some("ann".into()),
+            password: Some("pw".into()),
+            ..Endpoint::default()
+        };
+        assert!(
+            check_cleartext(&password, "a").is_err(),
+            "a password counts as much as a token"
+        );
         // TLS, an explicit --insecure, no credentials, or this machine: allowed.
         assert!(check_cleartext(&endpoint("192.0.2.1", true, Some("s"), false), "a").is_ok());
         assert!(check_cleartext(&endpoint("192.0.2.1", false, Some("s"), true), "a").is_ok());
