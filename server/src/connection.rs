@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::listener::Shared;
+use crate::listener::{AddressSlot, Shared};
 use crate::ops::{self, Flow, Session};
 
 /// The read buffer's first size: a connection that only lists and fetches never needs more,
@@ -535,11 +535,11 @@ pub(crate) async fn linger<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
 
 /// Serves one client until it leaves, errs or the server shuts down. The permits are held for
 /// the connection's whole life, which is what bounds the number of connections.
-pub(crate) async fn serve<P: Send>(
+pub(crate) async fn serve(
     stream: TcpStream,
     shared: Arc<Shared>,
     cancel: CancellationToken,
-    permit: (OwnedSemaphorePermit, P),
+    permit: (OwnedSemaphorePermit, AddressSlot),
 ) {
     let config = &shared.config;
     let transport = match &config.tls {
