@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -106,4 +108,72 @@ fn a_password_in_the_location_is_refused_before_connecting() {
         stderr.contains("password in a location is refused"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_tui_asks_again_after_a_wrong_password_and_never_shows_or_keeps_it() {
+    tmux::require_tmux();
+    let (server, _ann) = server_with_ann();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let tmux = tmux::Tmux {
+        socket: tmp.path().join("tmux.sock"),
+    };
+    let command = format!(
+        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
+         -u FERRY_PASSWORD -u FERRY_TOKEN HOME='{}' '{}' '{}'; echo EXIT=$?; sleep 60",
+        tmp.path().display(),
+        home.display(),
+        env!("CARGO_BIN_EXE_ferry"),
+        ann_url(&server, ""),
+    );
+    let out = tmux.run(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "110",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Before the screen is taken over, the terminal asks without echo.
+    tmux.wait_for("the terminal prompt", |s| {
+        s.contains("Password for ann@127.0.0.1:")
+    });
+    tmux.keys(&["-l", "first-wrong-guess"]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the refusal and a new prompt", |s| {
+        s.contains("Login to 127.0.0.1") && s.contains("Password for ann@127.0.0.1 ")
+    });
+    assert!(screen.contains("wrong user name or password"), "{screen}");
+    tmux.keys(&["-l", PASSWORD]);
+    let screen = tmux.wait_for("the masked password", |s| {
+        s.contains(&"•".repeat(PASSWORD.chars().count()))
+    });
+    assert!(!screen.contains("passphrase"), "{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("ann's root listed", |s| s.contains("ann.txt"));
+    assert!(!screen.contains("server-root.txt"), "{screen}");
+    assert!(
+        !screen.contains("refused"),
+        "the old refusal is cleared: {screen}"
+    );
+    tmux.keys(&["F10"]);
+    tmux.keys(&["y"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+    let recent = std::fs::read_to_string(home.join(".local/state/ferry/recent.toml")).unwrap();
+    assert!(recent.contains("ferry://ann@127.0.0.1:"), "{recent}");
+    for secret in [PASSWORD, "first-wrong-guess"] {
+        assert!(!recent.contains(secret), "{recent}");
+        let log =
+            std::fs::read_to_string(home.join(".local/state/ferry/ferry.log")).unwrap_or_default();
+        assert!(!log.contains(secret), "{log}");
+    }
 }

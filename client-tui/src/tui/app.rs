@@ -854,6 +854,10 @@ impl App {
             self.ask_password(login);
             return;
         }
+        if password.is_some() {
+            // A retry after a refused password: the refusal is old news.
+            self.banner = None;
+        }
         self.conn = Connection {
             id: self.conn.id + 1,
             label: format!("{}:{}", parsed.host, parsed.port),
