@@ -368,8 +368,19 @@ impl Accounts {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|err| crate::ServerError::Users(err.to_string()))?;
         let dummy: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let dummy_hash =
-            hash_password(&dummy).map_err(|err| crate::ServerError::Users(err.to_string()))?;
+        // With the parameters of the file's first account, so a file written by hand with other
+        // costs still answers an unknown name as slowly as a known one.
+        let params = users
+            .users
+            .values()
+            .next()
+            .and_then(|user| PasswordHash::new(&user.hash).ok())
+            .and_then(|hash| argon2::Params::try_from(&hash).ok())
+            .unwrap_or_default();
+        let dummy_hash = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(dummy.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|err| crate::ServerError::Users(err.to_string()))?;
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             accounts,
@@ -460,6 +471,25 @@ mod tests {
         }
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn an_unknown_user_is_hashed_at_the_costs_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        let params = argon2::Params::new(8 * 1024, 1, 1, None).unwrap();
+        let hash = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"pw")
+            .unwrap()
+            .to_string();
+        std::fs::write(&file, format!("ann:rw:{hash}:{}\n", dir.path().display())).unwrap();
+        let users = Users::load(&file).unwrap();
+        let accounts = Accounts::open(&users, Root::open).unwrap();
+        assert!(
+            accounts.dummy_hash.contains("$m=8192,t=1,p=1$"),
+            "{}",
+            accounts.dummy_hash
+        );
     }
 
     #[test]

@@ -998,7 +998,8 @@ impl App {
                             self.dialog.take()
                         }
                         None => Some(Dialog::Input {
-                            title: "Address: ferry:// or ferrys://HOST:PORT/PATH [TOKEN]".into(),
+                            title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]"
+                                .into(),
                             input: LineInput::new("ferry://"),
                             purpose: InputPurpose::Address,
                         }),
