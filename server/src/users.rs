@@ -295,13 +295,20 @@ pub fn upsert(
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mut temp = tempfile_in(dir).map_err(io_err)?;
-    temp.1.write_all(text.as_bytes()).map_err(io_err)?;
-    temp.1.sync_all().map_err(io_err)?;
-    std::fs::rename(&temp.0, path).map_err(|err| {
-        let _ = std::fs::remove_file(&temp.0);
-        io_err(err)
-    })?;
+    let (temp, mut file) = tempfile_in(dir).map_err(io_err)?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(err) = written {
+        // Whatever failed (a full disk, say), no temporary file is left beside the users file.
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_err(err));
+    }
+    // The rename itself is made durable too, so a crash cannot bring the old file back.
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
     Ok(())
 }
 
