@@ -24,7 +24,8 @@ struct Args {
     /// The directory to serve; clients cannot reach outside it.
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Address and port to listen on (a host name is resolved).
+    /// Address and port to listen on (a host name is resolved). Without --token or --users,
+    /// only a loopback address is accepted.
     #[arg(long, default_value_t = format!("127.0.0.1:{}", ferry_protocol::DEFAULT_PORT))]
     listen: String,
     /// Refuse every change to the served tree.
