@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -358,4 +360,90 @@ fn a_pinned_certificate_without_its_key_is_refused() {
         "tls",
     );
     assert!(stderr.to_lowercase().contains("signature"), "{stderr}");
+}
+
+/// Starts the TUI at `target` in tmux as `user`, in a 110x32 terminal.
+fn start_tui(user: &User, target: &str, name: &str) -> tmux::Tmux {
+    let home = user.home.path();
+    let tmux = tmux::Tmux {
+        socket: home.join(format!("{name}.sock")),
+    };
+    let command = format!(
+        "cd '{home}' && env HOME='{home}' XDG_DATA_HOME='{home}/data' XDG_CONFIG_HOME='{home}/config' \
+         XDG_STATE_HOME='{home}/state' XDG_CACHE_HOME='{home}/cache' '{ferry}' {target}; \
+         echo EXIT=$?; sleep 60",
+        home = home.display(),
+        ferry = env!("CARGO_BIN_EXE_ferry"),
+    );
+    let out = tmux.run(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "110",
+        "-y",
+        "32",
+        &command,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    tmux
+}
+
+#[test]
+fn the_tui_asks_before_trusting_and_refuses_a_changed_certificate() {
+    tmux::require_tmux();
+    let (server, first) = tls_server();
+    std::fs::write(server.path("visible.txt"), b"hello").unwrap();
+    let port = server.addr.port();
+    let user = User::new();
+    let target = url(&server, "");
+
+    let tui = start_tui(&user, &target, "first");
+    let hex = first.to_string();
+    let (head, _) = hex.split_at("SHA256:".len() + 16 * 3);
+    let screen = tui.wait_for("the trust question", |s| {
+        s.contains("Unknown server certificate") && s.contains(head.trim_end_matches(':'))
+    });
+    assert!(
+        !screen.contains("visible.txt"),
+        "nothing is listed before trust:\n{screen}"
+    );
+    // Enter is no answer; y is.
+    tui.keys(&["Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tui.screen().contains("Unknown server certificate"));
+    assert!(!user.known_hosts().exists());
+    tui.keys(&["y"]);
+    tui.wait_for("the remote listing", |s| s.contains("visible.txt"));
+    let recorded = std::fs::read_to_string(user.known_hosts()).unwrap();
+    assert_eq!(recorded, format!("127.0.0.1:{port} {first}\n"));
+    tui.keys(&["F10"]);
+    tui.wait_for("the TUI to quit", |s| s.contains("EXIT=0"));
+    drop(tui);
+
+    // The same port, another certificate: the warning, and nothing listed.
+    drop(server);
+    let bind: &'static str = Box::leak(format!("127.0.0.1:{port}").into_boxed_str());
+    let (server, second) = tls_server_on(bind, tempfile::tempdir().unwrap());
+    std::fs::write(server.path("secret-listing.txt"), b"x").unwrap();
+    let tui = start_tui(&user, &target, "second");
+    let screen = tui.wait_for("the changed-certificate warning", |s| {
+        s.contains("HAS CHANGED") && s.contains("Server certificate refused")
+    });
+    assert!(!screen.contains("secret-listing.txt"), "{screen}");
+    let presented = second.to_string();
+    assert!(screen.contains(&presented[..40]), "{screen}");
+    tui.keys(&["y"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        tui.screen().contains("HAS CHANGED"),
+        "y accepts nothing here"
+    );
+    assert_eq!(
+        std::fs::read_to_string(user.known_hosts()).unwrap(),
+        recorded
+    );
 }
