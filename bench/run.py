@@ -9,7 +9,7 @@ and times, best of --runs:
 
   * one 1 GiB file, get and put, against a raw socat file -> TCP -> file copy;
   * 10,000 files of 4 KiB in 100 directories, get -r and put -r, against a tar stream over
-    socat and an rsync daemon;
+    socat and an rsync daemon (rsync pulling for get -r, pushing for put -r);
   * 1,000 files of 1 MiB, get -r and put -r, against the same tar stream;
   * 1,000 concurrent clients each listing a directory and fetching a 64 KiB file (a small
     independent client written here against PROTOCOL.md, so it also checks the spec);
@@ -307,9 +307,11 @@ def main():
         try:
             for name, count, size in (("small", small_dirs * small_per, "4 KiB"), ("mid", mid_count, "1 MiB")):
                 tree_mb = sum(f.stat().st_size for f in (local / name).rglob("*") if f.is_file()) / 1e6
-                tar, rs, got, put = rounds([
+                tar, rs, rs_up, got, put = rounds([
                     (lambda: tar_copy(local / name, work / "tar", free_port()), rm(work / "tar"), False),
                     (lambda: timed(["rsync", "-a", rsyncd.url(name) + "/", str(work / "rs")]), rm(work / "rs"), False),
+                    (lambda: timed(["rsync", "-a", str(local / name) + "/", rsyncd.url("rsup") + "/"]),
+                     rm(srv / "rsup"), False),
                     (lambda: timed([ferry, "get", "-r", f"{url}/{name}", str(dl)]), rm(dl), True),
                     (lambda: timed([ferry, "put", "-r", str(local / name), f"{url}/up"]), rm(srv / "up"), True),
                 ])
@@ -319,9 +321,11 @@ def main():
                 got_ok = same_tree(srv / name, dl)
                 row(f"get -r {count} x {size}", got, tar, "tar|socat", amount, unit, tar_ok and got_ok)
                 row(f"get -r {count} x {size}", got, rs, "rsyncd", amount, unit, rs_ok and got_ok)
-                row(f"put -r {count} x {size}", put, tar, "tar|socat", amount, unit,
-                    same_tree(local / name, srv / "up"))
-                for p in (work / "tar", work / "rs", dl, srv / "up"):
+                put_ok = same_tree(local / name, srv / "up")
+                row(f"put -r {count} x {size}", put, tar, "tar|socat", amount, unit, tar_ok and put_ok)
+                row(f"put -r {count} x {size}", put, rs_up, "rsyncd", amount, unit,
+                    same_tree(local / name, srv / "rsup") and put_ok)
+                for p in (work / "tar", work / "rs", dl, srv / "up", srv / "rsup"):
                     shutil.rmtree(p)
         finally:
             rsyncd.stop()
