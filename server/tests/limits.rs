@@ -125,8 +125,50 @@ impl Drop for Running {
     }
 }
 
+/// A server's log lines as they come, read on a thread so that waiting for one can time out.
+struct Log {
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Lines read while looking for an earlier one, still to be searched.
+    seen: Vec<String>,
+}
+
+impl Log {
+    fn new(stderr: ChildStderr) -> Log {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Log {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line, seen before or still to come, that `matches`; fails after 30 s or when
+    /// the server exits first.
+    fn find(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        if let Some(at) = self.seen.iter().position(|line| matches(line)) {
+            return self.seen.remove(at);
+        }
+        let deadline = Instant::now() + common::STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(err) => panic!("no log line for {what} ({err}); the log: {:#?}", self.seen),
+            }
+        }
+    }
+}
+
 /// The real binary on `root`; returns it with its address once it logs "serving".
-fn start_binary(root: &Path, extra: &[&str]) -> (Running, String, BufReader<ChildStderr>) {
+fn start_binary(root: &Path, extra: &[&str]) -> (Running, String, Log) {
     let child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
         .arg("--root")
         .arg(root)
@@ -138,37 +180,17 @@ fn start_binary(root: &Path, extra: &[&str]) -> (Running, String, BufReader<Chil
         .spawn()
         .unwrap();
     let mut child = Running(child);
-    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited before serving"
-        );
-        if let Some(addr) = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("addr="))
-            .filter(|_| line.contains("serving"))
-        {
-            return (child, addr.to_owned(), stderr);
-        }
-    }
-}
-
-/// Reads the server's log until a line containing every one of `words` turns up.
-fn log_line(stderr: &mut BufReader<ChildStderr>, words: &[&str]) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited before logging {words:?}"
-        );
-        if words.iter().all(|word| line.contains(word)) {
-            return line;
-        }
-    }
+    let mut log = Log::new(child.0.stderr.take().unwrap());
+    // The sweep at start may log before or after this line; `find` keeps what it passes over.
+    let serving = log.find("serving", |line| {
+        line.contains("serving") && line.contains("addr=")
+    });
+    let addr = serving
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("addr="))
+        .unwrap()
+        .to_owned();
+    (child, addr, log)
 }
 
 fn kill(server: Running) {
@@ -210,7 +232,9 @@ async fn a_server_killed_mid_upload_keeps_the_old_file_and_sweeps_the_partial_af
     // A day later (as far as its mtime says), a restart with a 1 h expiry sweeps it at once.
     age(&partial, Duration::from_secs(25 * 3600));
     let (server, addr, mut log) = start_binary(&root, &["--partial-expiry", "1h"]);
-    let swept = log_line(&mut log, &["swept stale partial uploads"]);
+    let swept = log.find("the sweep", |line| {
+        line.contains("swept stale partial uploads")
+    });
     assert!(swept.contains("removed=1"), "{swept}");
     assert!(!partial.exists());
     assert_eq!(std::fs::read(root.join("doc.bin")).unwrap(), b"old content");
