@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_std::fs::{Dir, File, FileType, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 use ferry_protocol::path::{self, is_partial_name};
@@ -211,6 +212,32 @@ impl Root {
         Ok((dir, name))
     }
 
+    /// [`Self::open_parent`], reusing the handle in `parents` when the last path opened through
+    /// it had the same parent: a batch of small uploads into one directory then costs one
+    /// confined open instead of one per file. Every path is still checked against the limits.
+    pub fn open_parent_cached<'p>(
+        &self,
+        path: &'p RemotePath,
+        parents: &mut ParentCache,
+    ) -> Result<(Arc<Dir>, &'p str), OpError> {
+        self.limits.check(path)?;
+        let Some((parent, name)) = path.split() else {
+            return self
+                .open_parent(path)
+                .map(|(dir, name)| (Arc::new(dir), name));
+        };
+        if let Some((wire, dir)) = &parents.last
+            && *wire == parent.wire
+        {
+            return Ok((Arc::clone(dir), name));
+        }
+        parents.last = None;
+        let (dir, name) = self.open_parent(path)?;
+        let dir = Arc::new(dir);
+        parents.last = Some((parent.wire, Arc::clone(&dir)));
+        Ok((dir, name))
+    }
+
     /// `mkdir -p` beneath the root.
     pub fn create_dir_all(&self, path: &RemotePath) -> Result<(), OpError> {
         self.limits.check(path)?;
@@ -234,6 +261,18 @@ impl Root {
         check_regular(&meta, &path.wire)?;
         Ok((file, meta))
     }
+}
+
+/// The parent directory handle last opened by [`Root::open_parent_cached`].
+///
+/// It must live no longer than one run of requests that arrived back to back on one
+/// connection, with nothing of that connection's in between: a handle follows its directory,
+/// so once the run is over a rename, or a symlink swapped in for the directory, must be seen by
+/// resolving the path again from the root. Within the run the handle still lies beneath the
+/// root, exactly as the handle of a single upload does between its open and its rename.
+#[derive(Debug, Default)]
+pub(crate) struct ParentCache {
+    last: Option<(String, Arc<Dir>)>,
 }
 
 /// `is_a_directory` for a directory, `forbidden` for anything but a regular file.

@@ -25,7 +25,7 @@ use super::Scope;
 use super::{check_writable, hash_prefix, ok_line, refuse};
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::{OpError, code_of};
-use crate::root::RemotePath;
+use crate::root::{ParentCache, RemotePath};
 use crate::uploads::UploadGuard;
 
 /// Payload buffers queued for the disk writer; the socket reader waits when it is full.
@@ -41,7 +41,8 @@ const SMALL: usize = 256 * 1024;
 /// An upload that passed its checks: the partial is open and positioned at the offset.
 #[derive(Debug)]
 struct Upload {
-    dir: Dir,
+    /// Shared with the next uploads of a batch into the same directory.
+    dir: Arc<Dir>,
     name: String,
     partial: String,
     wire: String,
@@ -71,7 +72,7 @@ pub(super) async fn put(
     let prepared = {
         let scope = Arc::clone(scope);
         let put = put.clone();
-        tokio::task::spawn_blocking(move || prepare(&scope, &put))
+        tokio::task::spawn_blocking(move || prepare(&scope, &put, &mut ParentCache::default()))
             .await
             .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
     };
@@ -218,10 +219,13 @@ async fn put_buffered(
     }
     let scope = Arc::clone(scope);
     let lines = tokio::task::spawn_blocking(move || {
+        // Only for this batch: the next request of this connection resolves from the root again.
+        let mut parents = ParentCache::default();
         batch
             .into_iter()
             .map(|(put, payload, trailer)| {
-                write_small(&scope, &put, &payload, trailer).unwrap_or_else(|err| err.encode())
+                write_small(&scope, &put, &payload, trailer, &mut parents)
+                    .unwrap_or_else(|err| err.encode())
             })
             .collect::<Vec<_>>()
     })
@@ -252,8 +256,9 @@ fn write_small(
     put: &Put,
     payload: &[u8],
     trailer: Option<Bytes>,
+    parents: &mut ParentCache,
 ) -> Result<Vec<u8>, OpError> {
-    let mut upload = prepare(scope, put)?;
+    let mut upload = prepare(scope, put, parents)?;
     let result = upload.file.write_all(payload);
     if result.is_ok() {
         upload.hasher.update(payload);
@@ -262,7 +267,7 @@ fn write_small(
 }
 
 /// Every check that can refuse the upload, then the partial opened at the offset.
-fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
+fn prepare(scope: &Scope, put: &Put, parents: &mut ParentCache) -> Result<Upload, OpError> {
     check_writable(scope, &put.path)?;
     let path = RemotePath::parse(&put.path)?;
     if path.is_root() {
@@ -295,7 +300,7 @@ fn prepare(scope: &Scope, put: &Put) -> Result<Upload, OpError> {
             format!("{}: another client is writing this file", path.wire),
         )
     })?;
-    let (dir, name) = scope.root.open_parent(&path)?;
+    let (dir, name) = scope.root.open_parent_cached(&path, parents)?;
     match dir.symlink_metadata(name) {
         Ok(meta) if meta.is_dir() => {
             return Err(OpError::new(
