@@ -6,8 +6,9 @@
 //! never removed however old (asked of [`Uploads`] under its lock, so no upload can start on it
 //! between the check and the removal). The sweep runs when the server starts, then every
 //! quarter of the expiry (at least every second, at most every hour), on the blocking pool.
-//! It walks the root without following symlinks, through cap-std so nothing outside the root
-//! is ever reached, at most [`MAX_DEPTH`] levels deep and [`MAX_ENTRIES`] entries per sweep.
+//! It walks the server's root and each user root that lies outside it, without following
+//! symlinks, through cap-std so nothing outside a root is ever reached, at most [`MAX_DEPTH`]
+//! levels deep and [`MAX_ENTRIES`] entries per sweep.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +18,7 @@ use ferry_protocol::path::{is_partial_name, join};
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::Shared;
+use crate::root::Root;
 use crate::uploads::Uploads;
 
 /// Levels below the root a sweep descends, like `walk`; it also bounds open descriptors.
@@ -49,46 +51,85 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         return;
     };
     let interval = (expiry / 4).clamp(MIN_INTERVAL, MAX_INTERVAL);
+    let roots = distinct_roots(&shared);
     loop {
-        let root = match shared.root.clone_dir() {
-            Ok(root) => root,
-            Err(err) => {
-                tracing::warn!(%err, "cannot open the root to sweep partial uploads");
-                return;
-            }
-        };
-        let uploads = shared.uploads.clone();
-        let key = Arc::clone(&shared.root_key);
-        let shutdown = shared.shutdown.clone();
-        let started = Instant::now();
-        let swept = tokio::task::spawn_blocking(move || {
-            sweep(root, &key, &uploads, expiry, SystemTime::now(), &shutdown)
-        })
-        .await;
-        let took_ms = started.elapsed().as_millis();
-        match swept {
-            Ok(swept) if swept.removed > 0 || swept.failed > 0 => tracing::info!(
-                removed = swept.removed,
-                active = swept.active,
-                failed = swept.failed,
-                entries = swept.entries,
-                incomplete = swept.partial,
-                took_ms,
-                "swept stale partial uploads"
-            ),
-            Ok(swept) => tracing::debug!(
-                entries = swept.entries,
-                active = swept.active,
-                incomplete = swept.partial,
-                took_ms,
-                "no stale partial uploads"
-            ),
-            Err(err) => tracing::warn!(%err, "the partial-upload sweep failed"),
+        for (root, key) in &roots {
+            sweep_one(&shared, root, key, expiry).await;
         }
         tokio::select! {
             () = shared.shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// The server's root and every user root that does not lie inside a root already listed:
+/// each tree is swept once, under the key its uploads are claimed with.
+fn distinct_roots(shared: &Shared) -> Vec<(Arc<Root>, Arc<str>)> {
+    let mut roots: Vec<(Arc<Root>, Arc<str>)> = Vec::new();
+    let mut candidates = vec![(Arc::clone(&shared.root), Arc::clone(&shared.root_key))];
+    if let Some(accounts) = &shared.accounts {
+        candidates.extend(
+            accounts
+                .roots()
+                .map(|(root, key)| (Arc::clone(root), Arc::clone(key))),
+        );
+    }
+    // Outer trees first, so a nested one is recognised as covered.
+    candidates.sort_by_key(|(_, key)| key.len());
+    for (root, key) in candidates {
+        let covered = roots.iter().any(|(_, outer)| {
+            key.as_ref() == outer.as_ref()
+                || key
+                    .strip_prefix(outer.as_ref())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !covered {
+            roots.push((root, key));
+        }
+    }
+    roots
+}
+
+/// One sweep of one tree, logged.
+async fn sweep_one(shared: &Shared, root: &Root, key: &Arc<str>, expiry: Duration) {
+    let dir = match root.clone_dir() {
+        Ok(dir) => dir,
+        Err(err) => {
+            tracing::warn!(root = %key, %err, "cannot open a root to sweep partial uploads");
+            return;
+        }
+    };
+    let uploads = shared.uploads.clone();
+    let key = Arc::clone(key);
+    let shutdown = shared.shutdown.clone();
+    let started = Instant::now();
+    let swept = tokio::task::spawn_blocking({
+        let key = Arc::clone(&key);
+        move || sweep(dir, &key, &uploads, expiry, SystemTime::now(), &shutdown)
+    })
+    .await;
+    let took_ms = started.elapsed().as_millis();
+    match swept {
+        Ok(swept) if swept.removed > 0 || swept.failed > 0 => tracing::info!(
+            root = %key,
+            removed = swept.removed,
+            active = swept.active,
+            failed = swept.failed,
+            entries = swept.entries,
+            incomplete = swept.partial,
+            took_ms,
+            "swept stale partial uploads"
+        ),
+        Ok(swept) => tracing::debug!(
+            root = %key,
+            entries = swept.entries,
+            active = swept.active,
+            incomplete = swept.partial,
+            took_ms,
+            "no stale partial uploads"
+        ),
+        Err(err) => tracing::warn!(root = %key, %err, "the partial-upload sweep failed"),
     }
 }
 

@@ -396,6 +396,14 @@ impl Accounts {
         })
     }
 
+    /// Every account's root with the key its uploads are claimed under, for work that covers
+    /// all served trees (the partial sweep).
+    pub fn roots(&self) -> impl Iterator<Item = (&Arc<Root>, &Arc<str>)> {
+        self.accounts
+            .values()
+            .map(|account| (&account.root, &account.root_key))
+    }
+
     /// The account `name` if `password` is its password. The hash runs on the blocking pool
     /// (tens of milliseconds of CPU); an unknown name is hashed too, against the dummy.
     pub async fn verify(&self, name: &str, password: &str) -> Option<&Account> {

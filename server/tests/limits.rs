@@ -271,3 +271,30 @@ fn the_binary_refuses_limits_it_cannot_honour() {
         assert!(stderr.contains(flags[0]), "{flags:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_roots_outside_the_server_root_are_swept_too() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().canonicalize().unwrap();
+    let ann_root = dir.join("ann");
+    std::fs::create_dir_all(ann_root.join("sub")).unwrap();
+    let stale = ann_root.join("sub/.ferry-part.left.bin");
+    std::fs::write(&stale, b"abandoned by ann").unwrap();
+    age(&stale, Duration::from_secs(3600));
+    let young = ann_root.join(".ferry-part.young.bin");
+    std::fs::write(&young, b"resumable").unwrap();
+    let file = dir.join("users");
+    let hash = ferry_server::users::hash_password("pw").unwrap();
+    ferry_server::users::upsert(&file, "ann", &hash, &ann_root, false).unwrap();
+    let users = ferry_server::users::Users::load(&file).unwrap();
+
+    let server = Server::start_with(|config| {
+        config.users = Some(std::sync::Arc::new(users));
+        config.partial_expiry = Some(Duration::from_secs(10));
+    })
+    .await;
+    // ann's root is not below the server's.
+    assert!(!ann_root.starts_with(server.path("")));
+    until("ann's stale partial is swept", || !stale.exists()).await;
+    assert!(young.exists(), "a young partial was swept");
+}
