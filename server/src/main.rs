@@ -35,17 +35,19 @@ struct Args {
     #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Connections served at once; more are turned away with `busy`.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     max_connections: usize,
-    /// Seconds a connection may stay silent before it is closed.
-    #[arg(long, default_value_t = 300)]
-    idle_timeout: u64,
+    /// How long a connection may stay silent between requests before it is closed, e.g. 300,
+    /// 90s, 5min (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5min", value_parser = parse_timeout)]
+    idle_timeout: Duration,
     /// Connections served at once from one client address; more are turned away with `busy`.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     max_per_address: usize,
-    /// Seconds a transfer may make no progress at all before its connection is closed.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    stall_timeout: u64,
+    /// How long a transfer may make no progress at all before its connection is closed, e.g.
+    /// 60, 30s, 2min (a bare number is seconds). A slow transfer that moves is never cut.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    stall_timeout: Duration,
     /// Speak TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(
         long,
@@ -117,7 +119,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct HashPassword {
-    /// The users file to add the account to (created if missing); needs --user and --root.
+    /// The users file to add the account to (created if missing, in a directory that must
+    /// exist); needs --user and --root.
     #[arg(long, value_name = "FILE", requires_all = ["user", "root"])]
     users: Option<PathBuf>,
     /// The account's name: 1 to 64 letters, digits, '.', '_' or '-'.
@@ -132,7 +135,32 @@ struct HashPassword {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match start().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ferry-server: {}", causes(&err));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause only once: many messages already quote
+/// their source, and anyhow's own report would repeat it (and add a backtrace when
+/// `RUST_BACKTRACE` is set, which tells an owner nothing about a bad flag or file).
+fn causes(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+async fn start() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::HashPassword(hash)) = &args.command {
         return hash_password(hash);
@@ -154,10 +182,10 @@ async fn main() -> anyhow::Result<()> {
         let users = ferry_server::users::Users::load(path)?;
         config.users = Some(std::sync::Arc::new(users));
     }
-    config.max_connections = args.max_connections.max(1);
-    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
-    config.max_per_address = args.max_per_address.max(1);
-    config.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
+    config.max_connections = args.max_connections;
+    config.idle_timeout = args.idle_timeout;
+    config.max_per_address = args.max_per_address;
+    config.stall_timeout = args.stall_timeout;
     config.max_upload_size = args.max_upload_size;
     config.free_space_reserve = args.reserve;
     // Within the ranges clap checked, so they fit.
@@ -187,8 +215,39 @@ async fn main() -> anyhow::Result<()> {
         data_dir.as_deref(),
         &args.listen,
     )?;
+    log_limits(&config);
     ferry_server::run(listener, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The limits in force, so an owner can confirm what the flags did; and a warning when the
+/// free-space reserve already exceeds the free space, since every upload would then fail.
+fn log_limits(config: &Config) {
+    let size = |bytes: u64| humansize::format_size(bytes, humansize::BINARY);
+    tracing::info!(
+        max_upload_size = %config.max_upload_size.map_or("none".to_owned(), size),
+        reserve = %size(config.free_space_reserve),
+        partial_expiry = %config
+            .partial_expiry
+            .map_or("never".to_owned(), |expiry| humantime::format_duration(expiry).to_string()),
+        max_connections = config.max_connections,
+        max_per_address = config.max_per_address,
+        idle_timeout = %humantime::format_duration(config.idle_timeout),
+        stall_timeout = %humantime::format_duration(config.stall_timeout),
+        "limits"
+    );
+    if let Ok(stats) = rustix::fs::statvfs(&config.root) {
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if free < config.free_space_reserve {
+            tracing::warn!(
+                "the free-space reserve ({}) is more than the root's filesystem has free ({}): \
+                 every upload will be refused with no_space until space is freed or --reserve \
+                 lowered",
+                size(config.free_space_reserve),
+                size(free)
+            );
+        }
+    }
 }
 
 /// The TLS configuration the flags ask for: PEM files, or the kept self-signed pair with
@@ -239,6 +298,29 @@ fn tls_identity(
 /// A size with an optional unit: `parse-size`'s rules (K = 1000, Ki = 1024, a `B` optional).
 fn parse_bytes(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text).map_err(|err| format!("{err} (try 500M, 10G or 512MiB)"))
+}
+
+/// A count that must be at least one.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// A timeout: a bare number of seconds, or a duration like 90s or 5min; never zero, which
+/// would close every connection at once.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|err| format!("{err} (try 60, 30s, 5min or 1h)"))?,
+    };
+    if timeout.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(timeout)
 }
 
 /// How long a partial upload is kept; `None` for ever.
@@ -349,6 +431,16 @@ fn hash_password(opts: &HashPassword) -> anyhow::Result<()> {
     };
     let root = std::fs::canonicalize(root)
         .with_context(|| format!("cannot use {} as a root", root.display()))?;
+    let parent = std::path::absolute(file)?
+        .parent()
+        .map(std::path::Path::to_path_buf);
+    if let Some(parent) = parent.filter(|parent| !parent.is_dir()) {
+        anyhow::bail!(
+            "cannot write {}: the directory {} does not exist (create it first, e.g. mkdir -p)",
+            file.display(),
+            parent.display()
+        );
+    }
     if !root.is_dir() {
         anyhow::bail!("{} is not a directory", root.display());
     }

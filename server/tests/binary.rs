@@ -154,3 +154,129 @@ fn help_names_every_flag() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+/// Runs the binary until it logs "serving" (then kills it) or exits; returns its exit status
+/// (None when it was serving) and everything it logged. Every way out waits for the child,
+/// except a panic, which fails the test anyway.
+#[allow(clippy::unwrap_used, clippy::zombie_processes)]
+fn run_until_serving(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("FERRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            return (Some(child.wait().unwrap()), log);
+        }
+        log.push_str(&line);
+        if line.contains("serving") && line.contains("addr=") {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return (None, log);
+        }
+    }
+}
+
+#[test]
+fn the_limits_in_force_are_logged_and_an_impossible_reserve_is_warned_about() {
+    let root = tempfile::tempdir().unwrap();
+    let root_arg = root.path().to_str().unwrap();
+    let (exited, log) = run_until_serving(&[
+        "--root",
+        root_arg,
+        "--listen",
+        "127.0.0.1:0",
+        "--idle-timeout",
+        "5min",
+        "--stall-timeout",
+        "45",
+        "--max-upload-size",
+        "1GiB",
+        "--reserve",
+        "1000PiB",
+    ]);
+    assert_eq!(exited, None, "{log}");
+    let limits = log.lines().find(|line| line.contains("limits")).unwrap();
+    for shown in [
+        "max_upload_size=1 GiB",
+        "reserve=1000 PiB",
+        "idle_timeout=5m",
+        "stall_timeout=45s",
+        "partial_expiry=1day",
+    ] {
+        assert!(limits.contains(shown), "{shown} missing from {limits}");
+    }
+    assert!(
+        log.contains("WARN") && log.contains("every upload will be refused with no_space"),
+        "{log}"
+    );
+}
+
+#[test]
+fn impossible_flag_values_are_refused_with_a_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let root_arg = root.path().to_str().unwrap();
+    for (flag, value, reason) in [
+        ("--idle-timeout", "0", "must be longer than zero"),
+        ("--stall-timeout", "0s", "must be longer than zero"),
+        ("--idle-timeout", "soon", "try 60, 30s, 5min or 1h"),
+        ("--max-connections", "0", "must be at least 1"),
+        ("--max-per-address", "0", "must be at least 1"),
+    ] {
+        let (exited, log) = run_until_serving(&["--root", root_arg, flag, value]);
+        let exited = exited.unwrap_or_else(|| panic!("{flag} {value} was accepted: {log}"));
+        assert!(!exited.success());
+        assert!(log.contains(reason), "{flag} {value}: {log}");
+    }
+}
+
+#[test]
+fn a_start_error_is_one_line_with_each_cause_once_and_no_backtrace() {
+    let (exited, log) = run_until_serving(&["--root", "/nonexistent/ferry-root"]);
+    assert!(!exited.unwrap().success());
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| !line.contains(" INFO "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].starts_with("ferry-server: cannot open the root directory /nonexistent"),
+        "{log}"
+    );
+    assert_eq!(log.matches("No such file").count(), 1, "{log}");
+    assert!(!log.contains("backtrace"), "{log}");
+}
+
+#[test]
+fn hash_password_names_a_missing_directory_for_the_users_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("etc/ferry/users");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(["hash-password", "--users"])
+        .arg(&file)
+        .args(["--user", "ann", "--root"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("etc/ferry"),
+        "{stderr}"
+    );
+    assert!(!file.exists());
+}
