@@ -50,13 +50,7 @@ pub(super) async fn send_get(
                 return Ok(None);
             }
             ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                job.failed(
-                    task,
-                    &EngineError::local(
-                        &task.local,
-                        std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-                    ),
-                );
+                job.failed(task, &local::exists_error(&task.local));
                 return Ok(None);
             }
             // The rename into place replaces it.
@@ -73,8 +67,9 @@ pub(super) async fn send_get(
     let (offset, hasher) = match inspected.prefix {
         Ok(Some((offset, hasher))) => (offset, hasher),
         Ok(None) => (0, blake3::Hasher::new()),
+        // Named after the file the user asked for: the partial is ours to hide.
         Err(e) => {
-            job.failed(task, &EngineError::local(&partial, e));
+            job.failed(task, &EngineError::local(&task.local, e));
             return Ok(None);
         }
     };
@@ -248,7 +243,7 @@ pub(super) async fn finish_get(
     let mut file = file;
     if let Some(e) = local_error {
         drop(file.take());
-        job.failed(task, &EngineError::local(&partial, e));
+        job.failed(task, &EngineError::local(&task.local, e));
         return Ok(());
     }
     let discard = |partial: PathBuf| blocking(move || std::fs::remove_file(partial));
@@ -524,6 +519,6 @@ fn write_placement(job: &Job, placement: Placement) {
                 lock(&job.verified_sources).push(task.remote.clone());
             }
         }
-        Err(e) => job.failed(&task, &EngineError::local(&partial, e)),
+        Err(e) => job.failed(&task, &EngineError::local(&task.local, e)),
     }
 }
