@@ -511,8 +511,8 @@ pub(super) enum PendingKind {
     Put {
         offset: u64,
         digest: Digest,
-        /// Why the bytes sent are not the file's (it shrank, or a read failed).
-        broken: Option<String>,
+        /// Why the bytes sent are not the file's (it changed, or a read failed).
+        broken: Option<std::io::Error>,
     },
 }
 

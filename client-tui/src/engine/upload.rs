@@ -146,7 +146,8 @@ pub(super) async fn send_put(
 
 /// Streams `task.size - offset` bytes of the local file, hashing them. Exactly that many bytes
 /// are always written (zeros if the file shrank or could not be read), so the connection stays
-/// in step; the reason is returned instead.
+/// in step; the reason is returned instead. A file whose size or mtime after the last byte is
+/// not what the plan saw is broken too: what was sent is no version of it that ever existed.
 pub(super) async fn send_file(
     job: &Job,
     writer: &mut ConnWriter,
@@ -154,7 +155,7 @@ pub(super) async fn send_file(
     offset: u64,
     hasher: &mut blake3::Hasher,
     read_ahead: Option<std::io::Result<Vec<u8>>>,
-) -> Result<Option<String>, EngineError> {
+) -> Result<Option<std::io::Error>, EngineError> {
     let mut left = task.size - offset;
     let broken;
     if left <= CHUNK as u64 {
@@ -165,12 +166,16 @@ pub(super) async fn send_file(
             Some(read) => read,
             None => {
                 let path = task.local.clone();
+                let (size, mtime) = (task.size, task.mtime);
                 blocking(move || -> std::io::Result<Vec<u8>> {
                     use std::io::{Read, Seek, SeekFrom};
                     let mut file = std::fs::File::open(&path)?;
                     file.seek(SeekFrom::Start(offset))?;
                     let mut buf = Vec::with_capacity(want);
-                    file.take(want as u64).read_to_end(&mut buf)?;
+                    (&mut file).take(want as u64).read_to_end(&mut buf)?;
+                    if buf.len() == want {
+                        unchanged(&file, size, Some(mtime))?;
+                    }
                     Ok(buf)
                 })
                 .await?
@@ -183,8 +188,8 @@ pub(super) async fn send_file(
                 job.moved(task, buf.len() as u64);
                 return Ok(None);
             }
-            Ok(_) => broken = Some("the file shrank while it was being sent".to_owned()),
-            Err(e) => broken = Some(e.to_string()),
+            Ok(_) => broken = Some(changed()),
+            Err(e) => broken = Some(e),
         }
     } else {
         // A blocking thread reads and hashes a few recycled buffers ahead, so the disk, the
@@ -194,8 +199,11 @@ pub(super) async fn send_file(
         let path = task.local.clone();
         let mut stream_hasher = std::mem::take(hasher);
         let total = left;
+        let (size, mtime) = (task.size, task.mtime);
         let reading = tokio::task::spawn_blocking(move || {
-            let broken = read_stream(&path, offset, total, &mut stream_hasher, &full_tx, empty_rx);
+            let span = (offset, total);
+            let seen = (size, mtime);
+            let broken = read_stream(&path, span, seen, &mut stream_hasher, &full_tx, empty_rx);
             (stream_hasher, broken)
         });
         while let Some(buf) = full_rx.recv().await {
@@ -226,7 +234,7 @@ pub(super) const READ_AHEAD_FILES: usize = 16;
 
 /// Reads whole small files, one result per path, in one blocking call. At most `size` bytes
 /// are read, as for a file read alone; a file that shrank reads short, which the sender treats
-/// as a file that changed.
+/// as a file that changed, and one that grew is an error.
 pub(super) fn read_small_files(
     files: &[(std::path::PathBuf, u64)],
 ) -> Vec<std::io::Result<Vec<u8>>> {
@@ -234,36 +242,56 @@ pub(super) fn read_small_files(
     files
         .iter()
         .map(|(path, size)| {
-            let file = std::fs::File::open(path)?;
+            let mut file = std::fs::File::open(path)?;
             let mut buf = Vec::with_capacity(usize::try_from(*size).unwrap_or(0));
-            file.take(*size).read_to_end(&mut buf)?;
+            (&mut file).take(*size).read_to_end(&mut buf)?;
+            if buf.len() as u64 == *size {
+                unchanged(&file, *size, None)?;
+            }
             Ok(buf)
         })
         .collect()
+}
+
+/// Why an upload that changed while it was sent is refused.
+fn changed() -> std::io::Error {
+    std::io::Error::other("the file changed while it was being sent")
+}
+
+/// Fails when the open file's size (or, when given, its mtime in seconds) is no longer what
+/// the plan saw: a file still being written sends a prefix no one ever saved. One `fstat`,
+/// after the last byte was read.
+fn unchanged(file: &std::fs::File, size: u64, mtime: Option<i64>) -> std::io::Result<()> {
+    let meta = file.metadata()?;
+    if meta.len() != size || mtime.is_some_and(|m| local::mtime_secs(&meta) != m) {
+        return Err(changed());
+    }
+    Ok(())
 }
 
 /// Buffers of a large upload read ahead of the socket.
 const READ_AHEAD: usize = 3;
 
 /// Reads `total` bytes of `path` from `offset` into recycled buffers of [`CHUNK`] bytes,
-/// hashing each before it is handed on; the reason when the file could not give them all.
+/// hashing each before it is handed on; the reason when the file could not give them all, or
+/// no longer has the size and mtime `seen` by the plan once they were read.
 fn read_stream(
     path: &std::path::Path,
-    offset: u64,
-    total: u64,
+    (offset, total): (u64, u64),
+    (file_size, mtime): (u64, i64),
     hasher: &mut blake3::Hasher,
     full_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
     mut empty_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
-) -> Option<String> {
+) -> Option<std::io::Error> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) => return Some(e.to_string()),
+        Err(e) => return Some(e),
     };
     if offset > 0
         && let Err(e) = file.seek(SeekFrom::Start(offset))
     {
-        return Some(e.to_string());
+        return Some(e);
     }
     let size = usize::try_from(total).map_or(CHUNK, |t| t.min(CHUNK));
     let mut allocated = 0;
@@ -281,18 +309,18 @@ fn read_stream(
         buf.clear();
         let want = usize::try_from(left).map_or(size, |l| l.min(size));
         match (&mut file).take(want as u64).read_to_end(&mut buf) {
-            Ok(0) => return Some("the file shrank while it was being sent".to_owned()),
+            Ok(0) => return Some(changed()),
             Ok(n) => {
                 hasher.update(&buf);
                 left -= n as u64;
             }
-            Err(e) => return Some(e.to_string()),
+            Err(e) => return Some(e),
         }
         if full_tx.blocking_send(buf).is_err() {
             return None;
         }
     }
-    None
+    unchanged(&file, file_size, Some(mtime)).err()
 }
 
 /// The remote file's digest when it has our file's size and bytes.
@@ -344,14 +372,11 @@ pub(super) async fn finish_put(
     task: &mut Task,
     offset: u64,
     digest: Digest,
-    broken: Option<String>,
+    broken: Option<std::io::Error>,
 ) -> Result<(), EngineError> {
     let reply: Result<PutReply, ErrorBody> = reader.header().await?;
-    if let Some(reason) = broken {
-        job.failed(
-            task,
-            &EngineError::local(&task.local, std::io::Error::other(reason)),
-        );
+    if let Some(error) = broken {
+        job.failed(task, &EngineError::local(&task.local, error));
         return Ok(());
     }
     match reply {
