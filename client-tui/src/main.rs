@@ -25,9 +25,19 @@ use ferry::url::RemoteUrl;
   ferry put -r ~/photos ferry://nas/         makes /photos on the server
   ferry get -r ferry://nas/photos .          makes ./photos
   ferry get ferry://nas/big.iso .            run it again after an interruption: it resumes
+  ferry get -r --resume ferry://nas/photos . re-run an interrupted -r: finished files cost a
+                                             digest check, the others continue
+  ferry rm -r ferry://nas/old ferry://nas/tmp
   ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
   ferry ls ferrys://ann@nas/                 log in as ann: the password comes from
                                              FERRY_PASSWORD, or is asked without echo
+
+Locations are ferry://[USER@]HOST[:PORT]/PATH (ferrys:// for TLS, port 7070 by default).
+The path is percent-decoded, as in any URL: write a space as %20 or quote it, and a
+literal % as %25 (a server file named \"50% off.txt\" is ferry://nas/50%25%20off.txt).
+
+Without a flag, an existing destination fails that file (exit 1) and the others go on:
+--resume, --overwrite, --skip-existing or --rename says what to do instead.
 
 Exit status: 0 on success, 1 on failure (one line on stderr: ferry: CODE: PATH: MESSAGE),
 2 on a usage error, 130 when interrupted."
@@ -40,7 +50,7 @@ struct Cli {
     trust: TrustFlags,
     #[command(subcommand)]
     command: Option<Command>,
-    /// Open the interface at this location (ferry://HOST:PORT/PATH).
+    /// Open the interface at this location (ferry://HOST:PORT/PATH, percent-decoded).
     url: Option<RemoteUrl>,
     /// Serve this directory in-process and open it (instead of connecting to a server).
     #[arg(long, value_name = "DIR")]
@@ -62,7 +72,7 @@ struct TrustFlags {
     /// change is refused.
     #[arg(long, global = true)]
     accept_new: bool,
-    /// Allow sending the token in clear text over ferry:// to another machine.
+    /// Allow sending the token or password in clear text over ferry:// to another machine.
     #[arg(long, global = true)]
     insecure: bool,
 }
@@ -83,44 +93,56 @@ enum Command {
         /// One JSON object per entry per line, in the server's order, streamed.
         #[arg(long)]
         json: bool,
+        /// The remote directory (ferry://HOST:PORT/PATH, percent-decoded: % is %25).
         url: RemoteUrl,
     },
     /// Download files, or directories with -r.
     Get {
+        /// Copy directories and everything under them.
         #[arg(short, long)]
         recursive: bool,
-        /// Remote files or directories, all on one server.
+        /// Remote files or directories, all on one server (ferry://HOST:PORT/PATH,
+        /// percent-decoded: % is %25).
         #[arg(required = true, num_args = 1.., value_name = "URL")]
         urls: Vec<RemoteUrl>,
         /// The target: an existing directory receives each source under its own name;
-        /// otherwise (one source) the new name.
+        /// otherwise (one source) the new name. A trailing / means it must be a directory.
         local: PathBuf,
         #[command(flatten)]
         transfer: TransferArgs,
     },
     /// Upload files, or directories with -r.
     Put {
+        /// Copy directories and everything under them.
         #[arg(short, long)]
         recursive: bool,
         /// Local files or directories.
         #[arg(required = true, num_args = 1.., value_name = "LOCAL")]
         sources: Vec<PathBuf>,
-        /// The target: an existing directory receives each source under its own name;
-        /// otherwise (one source) the new name.
+        /// The target (ferry://HOST:PORT/PATH, percent-decoded: % is %25): an existing
+        /// directory receives each source under its own name; otherwise (one source) the new
+        /// name.
         url: RemoteUrl,
         #[command(flatten)]
         transfer: TransferArgs,
     },
     /// Create a remote directory and its missing parents.
-    Mkdir { url: RemoteUrl },
-    /// Remove a remote file, or a directory with -r.
+    Mkdir {
+        /// The directory to create (ferry://HOST:PORT/PATH, percent-decoded).
+        url: RemoteUrl,
+    },
+    /// Remove remote files, or directories with -r.
     Rm {
+        /// Remove directories and everything under them.
         #[arg(short, long)]
         recursive: bool,
-        url: RemoteUrl,
+        /// What to remove, all on one server (ferry://HOST:PORT/PATH, percent-decoded).
+        #[arg(required = true, num_args = 1.., value_name = "URL")]
+        urls: Vec<RemoteUrl>,
     },
     /// Rename or move a remote entry on the same server.
     Mv {
+        /// The entry to move (ferry://HOST:PORT/PATH, percent-decoded).
         url: RemoteUrl,
         /// A path on the same server (or a ferry:// location); an existing directory receives
         /// the entry under its own name.
@@ -142,7 +164,9 @@ struct ConflictFlags {
     /// Leave existing destination files alone.
     #[arg(long)]
     skip_existing: bool,
-    /// Continue existing files whose bytes match the source; replace the others.
+    /// Continue existing files whose bytes match the source; replace the others. A complete,
+    /// identical file costs a digest check, not a transfer: the way to re-run an interrupted
+    /// -r.
     #[arg(long)]
     resume: bool,
     /// Keep existing files; give the new ones a free name ("a (1).txt").
@@ -188,7 +212,11 @@ fn main() -> ExitCode {
         Command::Man => {
             let page = clap_mangen::Man::new(Cli::command());
             let mut out = std::io::stdout().lock();
-            return match page.render(&mut out).and_then(|()| out.flush()) {
+            let written = page
+                .render(&mut out)
+                .and_then(|()| out.write_all(MAN_EXTRA.as_bytes()))
+                .and_then(|()| out.flush());
+            return match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&CliError::Output(e)),
             };
@@ -216,6 +244,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Sections clap_mangen does not generate, in roff: appended after its page, whose last
+/// section it has closed.
+const MAN_EXTRA: &str = r#".SH ENVIRONMENT
+.TP
+\fBFERRY_TOKEN\fR
+The server's shared secret, as \fB\-\-token\fR gives it; kept out of shell history and
+process lists.
+.TP
+\fBFERRY_PASSWORD\fR
+The password for a location that names a user (ferry://ann@nas/); without it, ferry asks on
+the terminal without echo. Never taken from the location or the command line.
+.SH FILES
+Paths as on Linux; other systems use their own configuration, data and state directories.
+.TP
+\fI~/.config/ferry/config.toml\fR
+Settings, keys, theme and bookmarks of the interface (\fB\-\-config\fR reads another file).
+.TP
+\fI~/.local/share/ferry/known_hosts\fR
+Certificate fingerprints of ferrys:// servers, one "host:port SHA256:..." line each,
+recorded on first use with \fB\-\-accept\-new\fR or by the interface.
+.TP
+\fI~/.local/state/ferry/recent.toml\fR
+The interface's recent connections.
+.TP
+\fI~/.local/state/ferry/ferry.log\fR
+The interface's log.
+"#;
+
 fn fail(error: &CliError) -> ExitCode {
     if !error.already_reported() {
         // Errors may quote a hostile server's words.
@@ -230,9 +286,8 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
         Command::Ls { url, .. }
         | Command::Put { url, .. }
         | Command::Mkdir { url }
-        | Command::Rm { url, .. }
         | Command::Mv { url, .. } => Some(url),
-        Command::Get { urls, .. } => urls.first(),
+        Command::Get { urls, .. } | Command::Rm { urls, .. } => urls.first(),
         Command::Completions { .. } | Command::Man => None,
     }
 }
@@ -324,7 +379,13 @@ async fn run_command(
             .await
             .map(drop),
         Command::Mkdir { url } => cli::mkdir(&at(&url), &url).await,
-        Command::Rm { recursive, url } => cli::rm(&at(&url), &url, recursive).await,
+        Command::Rm { recursive, urls } => {
+            let endpoint = urls
+                .first()
+                .map(at)
+                .ok_or_else(|| CliError::Job("nothing to remove".into()))?;
+            cli::rm(&endpoint, &urls, recursive).await
+        }
         Command::Mv { url, to } => cli::mv(&at(&url), &url, &to).await,
         Command::Completions { .. } | Command::Man => Ok(()),
     }

@@ -610,3 +610,265 @@ fn get_takes_several_sources_into_a_directory() {
         "ferry: bad_request: ",
     );
 }
+
+#[test]
+fn a_rerun_of_get_r_with_resume_restores_what_is_missing_and_hints_without_it() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("many")).unwrap();
+    let mut files = Vec::new();
+    for i in 0..6 {
+        // One file large enough to take the streaming path, the others small.
+        let len = if i == 0 { 3 * 1024 * 1024 } else { 1000 + i };
+        let data = bytes(len, 300 + i as u64);
+        std::fs::write(server.path(&format!("many/f{i}.bin")), &data).unwrap();
+        files.push(data);
+    }
+    let local = tempfile::tempdir().unwrap();
+    let dlm = local.path().join("dlm");
+    std::fs::create_dir(&dlm).unwrap();
+    ok(ferry(&["get", "-r", &server.url("many"), p(&dlm)]));
+    let got = dlm.join("many");
+    assert_eq!(tree(&got), tree(&server.path("many")));
+
+    // As after an interruption: one file missing, the others finished.
+    std::fs::remove_file(got.join("f3.bin")).unwrap();
+    let big_inode = std::fs::metadata(got.join("f0.bin")).unwrap().ino();
+    ok(ferry(&[
+        "get",
+        "-r",
+        "--resume",
+        &server.url("many"),
+        p(&dlm),
+    ]));
+    assert_eq!(tree(&got), tree(&server.path("many")));
+    // A complete, identical file was checked, not fetched again into a new file.
+    assert_eq!(
+        std::fs::metadata(got.join("f0.bin")).unwrap().ino(),
+        big_inode
+    );
+    assert!(
+        std::fs::read_dir(&got).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".ferry-part")),
+        "a partial was left behind"
+    );
+
+    // Without a flag: the missing file still comes back, each finished one says what to do.
+    std::fs::remove_file(got.join("f3.bin")).unwrap();
+    let out = ferry(&["get", "-r", &server.url("many"), p(&dlm)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(got.join("f3.bin")).unwrap(), files[3]);
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 5, "{stderr}");
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with(&format!("ferry: already_exists: {}/f", got.display()))
+                && line.ends_with(
+                    ": the destination exists (choose --overwrite, --skip-existing, --resume or --rename)"
+                ),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn local_errors_name_the_file_asked_for_never_the_partial() {
+    let server = TestServer::start();
+    std::fs::write(server.path("small.txt"), b"small").unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("file.txt");
+    std::fs::write(&file, b"a file, not a directory").unwrap();
+
+    // A trailing slash means a directory, as with cp: never a new file named like it.
+    let missing = format!("{}/", local.path().join("nonexistent/dir").display());
+    fails_with(
+        ferry(&["get", &server.url("small.txt"), &missing]),
+        &format!("ferry: not_found: {missing}: no such directory"),
+    );
+    let under_file = format!("{}/", file.display());
+    fails_with(
+        ferry(&["get", &server.url("small.txt"), &under_file]),
+        &format!("ferry: not_a_directory: {under_file}: "),
+    );
+    assert!(!local.path().join("nonexistent").exists());
+    // A local failure names the path asked for, with the OS's reason.
+    let inside_file = file.join("sub");
+    let out = ferry(&["get", &server.url("small.txt"), p(&inside_file)]);
+    assert!(
+        !text(&out.stderr).contains(".ferry-part"),
+        "{}",
+        text(&out.stderr)
+    );
+    fails_with(
+        out,
+        &format!("ferry: not_a_directory: {}: ", inside_file.display()),
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"a file, not a directory");
+
+    // Permissions, as a user without them (root ignores them): the same code both ways.
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0");
+    if !(as_root && Path::new("/usr/bin/setpriv").exists()) {
+        eprintln!("skipped the permission half: needs root and setpriv");
+        return;
+    }
+    let shared = tempfile::tempdir_in("/dev/shm").unwrap();
+    let chmod = |path: &Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(shared.path(), 0o755);
+    let noperm = shared.path().join("noperm");
+    std::fs::create_dir(&noperm).unwrap();
+    chmod(&noperm, 0o755);
+    let secret = shared.path().join("secret.txt");
+    std::fs::write(&secret, b"root only").unwrap();
+    chmod(&secret, 0o600);
+    let as_nobody = |args: &[&str]| {
+        Command::new("/usr/bin/setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .current_dir(shared.path())
+            .env_remove("FERRY_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&[
+        "get",
+        &server.url("small.txt"),
+        &format!("{}/", noperm.display()),
+    ]);
+    assert!(
+        !text(&out.stderr).contains(".ferry-part"),
+        "{}",
+        text(&out.stderr)
+    );
+    fails_with(
+        out,
+        &format!("ferry: forbidden: {}: ", noperm.join("small.txt").display()),
+    );
+    fails_with(
+        as_nobody(&["put", p(&secret), &server.url("")]),
+        &format!("ferry: forbidden: {}: ", secret.display()),
+    );
+    assert!(!server.path("secret.txt").exists());
+}
+
+#[test]
+fn a_file_that_grows_while_it_is_sent_fails_and_is_never_placed() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let src = local.path().join("growing.log");
+    let data = bytes(24 * 1024 * 1024, 81);
+    std::fs::write(&src, &data).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A slow link, so the file is appended to while most of it has still to go.
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(1)),
+    ));
+    let up = proxy.up.clone();
+    let appender = {
+        let src = src.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while up.load(std::sync::atomic::Ordering::Relaxed) < 2 * 1024 * 1024 {
+                assert!(started.elapsed().as_secs() < 30, "the upload never started");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new().append(true).open(&src).unwrap();
+            file.write_all(b"one more line\n").unwrap();
+        })
+    };
+    let out = ferry(&["put", p(&src), &proxy.url("")]);
+    appender.join().unwrap();
+    fails_with(
+        out,
+        &format!(
+            "ferry: io: {}: the file changed while it was being sent",
+            src.display()
+        ),
+    );
+    assert!(
+        !server.path("growing.log").exists(),
+        "a prefix snapshot took the final name"
+    );
+
+    // The file as it is now goes up whole on the next run.
+    ok(ferry(&["put", p(&src), &server.url("")]));
+    let mut grown = data;
+    grown.extend_from_slice(b"one more line\n");
+    assert_eq!(std::fs::read(server.path("growing.log")).unwrap(), grown);
+    drop(proxy);
+    drop(runtime);
+}
+
+#[test]
+fn rm_takes_several_locations_and_goes_on_past_a_refusal() {
+    let server = TestServer::start();
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        std::fs::write(server.path(name), name).unwrap();
+    }
+    std::fs::create_dir(server.path("dir")).unwrap();
+    ok(ferry(&["rm", &server.url("a.txt"), &server.url("b.txt")]));
+    assert!(!server.path("a.txt").exists() && !server.path("b.txt").exists());
+    // Without -r the directory stays, and says why; the file after it still goes.
+    fails_with(
+        ferry(&["rm", &server.url("dir"), &server.url("c.txt")]),
+        "ferry: is_a_directory: dir: ",
+    );
+    assert!(server.path("dir").is_dir() && !server.path("c.txt").exists());
+    ok(ferry(&["rm", "-r", &server.url("dir")]));
+    assert!(!server.path("dir").exists());
+    let other = TestServer::start();
+    std::fs::write(other.path("x"), b"x").unwrap();
+    std::fs::write(server.path("y"), b"y").unwrap();
+    fails_with(
+        ferry(&["rm", &server.url("y"), &other.url("x")]),
+        "ferry: bad_request: ",
+    );
+    assert!(server.path("y").exists() && other.path("x").exists());
+}
+
+#[test]
+fn help_says_how_to_resume_and_how_locations_are_spelled() {
+    let help = text(&ok(ferry(&["--help"])).stdout);
+    assert!(help.contains("ferry get -r --resume"), "{help}");
+    assert!(help.contains("%25"), "{help}");
+    assert!(help.contains("token or password in clear text"), "{help}");
+    for command in ["get", "put"] {
+        let help = text(&ok(ferry(&[command, "--help"])).stdout);
+        let line = help.lines().find(|l| l.contains("--recursive")).unwrap();
+        assert!(line.contains("Copy directories"), "{command}: {line}");
+    }
+    let help = text(&ok(ferry(&["ls", "--help"])).stdout);
+    assert!(help.contains("percent-decoded"), "{help}");
+    let page = text(&ok(ferry(&["man"])).stdout);
+    for needle in [
+        ".SH ENVIRONMENT",
+        "\\fBFERRY_TOKEN\\fR",
+        "\\fBFERRY_PASSWORD\\fR",
+        ".SH FILES",
+        "config.toml",
+        "known_hosts",
+        "recent.toml",
+        "ferry.log",
+    ] {
+        assert!(page.contains(needle), "{needle}");
+    }
+    // A bare % is no escape: refused as usage, with the reason.
+    let out = ferry(&["ls", "ferry://127.0.0.1:1/100%.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("percent"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,11 +1,11 @@
-//! `ferry mkdir`, `ferry rm` and `ferry mv`: one request each, with the argument checks a shell
+//! `ferry mkdir`, `ferry rm` and `ferry mv`: a request or two per location, with the argument checks a shell
 //! user expects (`rm` wants `-r` for a directory, `mv` into an existing directory keeps the
 //! name).
 
 use ferry_protocol::{Kind, path};
 
 use super::{CliError, base_name, usage};
-use crate::engine::{Endpoint, Session};
+use crate::engine::{Endpoint, EngineError, Session};
 use crate::url::RemoteUrl;
 
 /// Creates a directory and its missing parents.
@@ -14,9 +14,46 @@ pub async fn mkdir(endpoint: &Endpoint, url: &RemoteUrl) -> Result<(), CliError>
     Ok(session.mkdir(&url.path).await?)
 }
 
-/// Removes a file, or a directory with `recursive`.
-pub async fn rm(endpoint: &Endpoint, url: &RemoteUrl, recursive: bool) -> Result<(), CliError> {
+/// Removes each of `urls` (all on the server of `endpoint`): files, or directories with
+/// `recursive`. As with `rm`, one that cannot go is reported on its own line and the others
+/// still go; the command fails if any did.
+pub async fn rm(endpoint: &Endpoint, urls: &[RemoteUrl], recursive: bool) -> Result<(), CliError> {
+    for url in urls {
+        if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
+            return Err(usage(
+                "bad_request",
+                url.to_string(),
+                "all locations must be on one server",
+            ));
+        }
+    }
     let mut session = Session::connect(endpoint).await?;
+    let mut failed = 0;
+    for url in urls {
+        match remove_one(&mut session, url, recursive).await {
+            Ok(()) => {}
+            // A broken connection fails the rest too: nothing more to try.
+            Err(CliError::Engine(
+                e @ (EngineError::Connection { .. } | EngineError::Protocol(_)),
+            )) => return Err(e.into()),
+            Err(e) => {
+                failed += 1;
+                // Errors may quote a hostile server's words.
+                eprintln!("ferry: {}", crate::format::escape_text(&e.to_string()));
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        failed => Err(CliError::Reported { failed }),
+    }
+}
+
+async fn remove_one(
+    session: &mut Session,
+    url: &RemoteUrl,
+    recursive: bool,
+) -> Result<(), CliError> {
     let entry = session.stat(&url.path).await?;
     if entry.kind == Kind::Dir && !recursive {
         return Err(usage(

@@ -51,6 +51,23 @@ pub async fn get(
     options: TransferOptions,
 ) -> Result<JobSummary, CliError> {
     let into_dir = local.is_dir();
+    // As with cp, a trailing slash names a directory: never a new file called like it.
+    if !into_dir && local.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(
+            match std::fs::symlink_metadata(local.components().as_path()) {
+                Ok(_) => usage(
+                    "not_a_directory",
+                    local.display().to_string(),
+                    "not a directory",
+                ),
+                Err(_) => usage(
+                    "not_found",
+                    local.display().to_string(),
+                    "no such directory",
+                ),
+            },
+        );
+    }
     if urls.len() > 1 && !into_dir {
         return Err(usage(
             "not_a_directory",
