@@ -3,6 +3,7 @@
 
     python3 bench/run.py            # everything (about 5 minutes on 2 cores)
     python3 bench/run.py --quick    # smaller data, one run each, for a smoke check
+    python3 bench/run.py --small-only --runs 5   # only the 10,000 x 4 KiB rows (issue #4)
 
 It builds the release binaries, generates the data on tmpfs (/dev/shm), starts ferry-server,
 and times, best of --runs:
@@ -104,16 +105,17 @@ def same_file(a, b):
 
 
 def timed(cmd, **kw):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in KiB)."""
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in KiB, CPU seconds)."""
     t0 = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M", *cmd], check=True,
+    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M CPU %U %S", *cmd], check=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
     elapsed = time.perf_counter() - t0
-    rss = 0
+    rss, cpu = 0, 0.0
     for line in out.stderr.splitlines():
         if line.startswith("RSS "):
-            rss = int(line.split()[1])
-    return elapsed, rss
+            fields = line.split()
+            rss, cpu = int(fields[1]), float(fields[3]) + float(fields[4])
+    return elapsed, rss, cpu
 
 
 def socat_copy(src, dst, port):
@@ -216,6 +218,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs per measure; the best counts")
     ap.add_argument("--skip-million", action="store_true", help="skip the 1,000,000-entry listing")
     ap.add_argument("--keep", action="store_true", help="keep the data in /dev/shm afterwards")
+    ap.add_argument("--small-only", action="store_true",
+                    help="only the 10,000 x 4 KiB rows: get -r and put -r against tar|socat and rsyncd")
+    ap.add_argument("--bin", type=Path, help="use ferry and ferry-server from this directory, unbuilt "
+                    "(to compare two builds on the same data)")
     args = ap.parse_args()
     runs = 1 if args.quick else args.runs
     big_size = (64 if args.quick else 1024) << 20
@@ -224,9 +230,12 @@ def main():
     million = 10_000 if args.quick else 1_000_000
 
     ensure_tools()
-    print("building release binaries ...", flush=True)
-    sh("cargo", "build", "--release", "--quiet", "-p", "ferry", "-p", "ferry-server", cwd=ROOT)
-    ferry, server_bin = str(BIN / "ferry"), str(BIN / "ferry-server")
+    bin_dir = args.bin.resolve() if args.bin else BIN
+    if not args.bin:
+        print("building release binaries ...", flush=True)
+        sh("cargo", "build", "--release", "--quiet", "-p", "ferry", "-p", "ferry-server", cwd=ROOT)
+    ferry, server_bin = str(bin_dir / "ferry"), str(bin_dir / "ferry-server")
+    small_only = args.small_only
 
     work = Path("/dev/shm/ferry-bench")
     shutil.rmtree(work, ignore_errors=True)
@@ -234,12 +243,13 @@ def main():
     srv.mkdir(parents=True)
     local.mkdir()
     print("generating data on /dev/shm ...", flush=True)
-    write_random(srv / "big.bin", big_size)
-    shutil.copy(srv / "big.bin", local / "big.bin")
     make_tree(srv / "small", small_dirs, small_per, 4096)
     shutil.copytree(srv / "small", local / "small")
-    make_tree(srv / "mid", mid_count // 100 if mid_count >= 100 else 1, min(mid_count, 100), 1 << 20)
-    shutil.copytree(srv / "mid", local / "mid")
+    if not small_only:
+        write_random(srv / "big.bin", big_size)
+        shutil.copy(srv / "big.bin", local / "big.bin")
+        make_tree(srv / "mid", mid_count // 100 if mid_count >= 100 else 1, min(mid_count, 100), 1 << 20)
+        shutil.copytree(srv / "mid", local / "mid")
     (srv / "c").mkdir()
     write_random(srv / "c" / "64k.bin", 65536)
     for i in range(99):
@@ -264,7 +274,7 @@ def main():
         """Runs every (fn, reset, is_ferry) job once per round, `runs` rounds, so a baseline and
         ferry take turns and meet the same background load; returns, per job, the best time, the
         client's peak RSS and, for ferry jobs, the server's peak RSS and CPU seconds per run."""
-        results = [{"t": float("inf"), "rss": 0, "srss": 0, "scpu": 0.0} for _ in jobs]
+        results = [{"t": float("inf"), "rss": 0, "srss": 0, "scpu": 0.0, "cpu": 0.0} for _ in jobs]
         for _ in range(runs):
             for (fn, reset, is_ferry), res in zip(jobs, results):
                 reset()
@@ -272,9 +282,10 @@ def main():
                     reset_hwm(server.pid)
                     cpu0 = server_cpu()
                 out = fn()
-                t, rss = out if isinstance(out, tuple) else (out, 0)
+                t, rss, cpu = out if isinstance(out, tuple) else (out, 0, 0.0)
                 res["t"] = min(res["t"], t)
                 res["rss"] = max(res["rss"], rss)
+                res["cpu"] += cpu / runs
                 if is_ferry:
                     res["srss"] = max(res["srss"], vm_hwm(server.pid))
                     res["scpu"] += (server_cpu() - cpu0) / runs
@@ -285,27 +296,29 @@ def main():
         peak_client = max(peak_client, ours["rss"])
         peak_server = max(peak_server, ours["srss"])
         rows.append((name, unit_count / ours["t"], unit, base_name, unit_count / base["t"], base["t"] / ours["t"],
-                     verified, ours["rss"], ours["srss"], ours["scpu"]))
+                     verified, ours["rss"], ours["srss"], ours["scpu"], ours["cpu"]))
 
     try:
         dl = work / "dl"
         # One big file.
         mb = big_size / 1e6
-        raw, got, put = rounds([
+        raw, got, put = (None, None, None) if small_only else rounds([
             (lambda: socat_copy(local / "big.bin", work / "raw.bin", free_port()), rm(work / "raw.bin"), False),
             (lambda: timed([ferry, "get", f"{url}/big.bin", str(work / "got.bin")]), rm(work / "got.bin"), True),
             (lambda: timed([ferry, "put", str(local / "big.bin"), f"{url}/put.bin"]), rm(srv / "put.bin"), True),
         ])
-        ok = same_file(local / "big.bin", work / "raw.bin")
-        row("get 1 file", got, raw, "socat", mb, "MB/s", ok and same_file(srv / "big.bin", work / "got.bin"))
-        row("put 1 file", put, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"))
+        if not small_only:
+            ok = same_file(local / "big.bin", work / "raw.bin")
+            row("get 1 file", got, raw, "socat", mb, "MB/s", ok and same_file(srv / "big.bin", work / "got.bin"))
+            row("put 1 file", put, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"))
         for p in (work / "raw.bin", work / "got.bin", srv / "put.bin"):
             p.unlink(missing_ok=True)
 
         # Many small files, and many medium files.
         rsyncd = Rsyncd(srv, free_port())
         try:
-            for name, count, size in (("small", small_dirs * small_per, "4 KiB"), ("mid", mid_count, "1 MiB")):
+            trees = (("small", small_dirs * small_per, "4 KiB"), ("mid", mid_count, "1 MiB"))
+            for name, count, size in trees[:1] if small_only else trees:
                 tree_mb = sum(f.stat().st_size for f in (local / name).rglob("*") if f.is_file()) / 1e6
                 tar, rs, rs_up, got, put = rounds([
                     (lambda: tar_copy(local / name, work / "tar", free_port()), rm(work / "tar"), False),
@@ -334,15 +347,17 @@ def main():
         reset_hwm(server.pid)
 
         # 1,000 concurrent clients.
-        t0 = time.perf_counter()
-        errors, first = asyncio.run(many_clients(port, 1000, "c/64k.bin", 65536))
-        conc = time.perf_counter() - t0
-        conc_rss = vm_hwm(server.pid)
-        reset_hwm(server.pid)
+        errors, first, conc, conc_rss = 0, None, None, 0
+        if not small_only:
+            t0 = time.perf_counter()
+            errors, first = asyncio.run(many_clients(port, 1000, "c/64k.bin", 65536))
+            conc = time.perf_counter() - t0
+            conc_rss = vm_hwm(server.pid)
+            reset_hwm(server.pid)
 
         # A huge directory.
         listing = None
-        if not args.skip_million:
+        if not args.skip_million and not small_only:
             huge = srv / "huge"
             huge.mkdir()
             for i in range(million):
@@ -367,20 +382,22 @@ def main():
     print()
     print(f"uptime at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (load, 1/5/15 min)")
     print(f"{'work':<26}{'ferry':>12} {'unit':<8}{'baseline':<11}{'base':>12}{'ratio':>8}  {'ok':<4}"
-          f"{'client RSS':>11}{'server RSS':>13}{'server CPU':>12}")
-    for name, ours, unit, base_name, base, ratio, ok, rss, srss, scpu in rows:
+          f"{'client RSS':>11}{'server RSS':>13}{'server CPU':>12}{'client CPU':>12}")
+    for name, ours, unit, base_name, base, ratio, ok, rss, srss, scpu, cpu in rows:
         print(f"{name:<26}{ours:>12,.0f} {unit:<8}{base_name:<11}{base:>12,.0f}{ratio:>7.2f}x  "
               f"{'yes' if ok else 'NO':<4}" + (f"{rss / 1024:>7.1f} MiB" if rss else f"{'-':>11}")
-              + (f"{srss / 1024:>9.1f} MiB{scpu:>10.2f} s" if srss else f"{'-':>13}{'-':>12}"))
+              + (f"{srss / 1024:>9.1f} MiB{scpu:>10.2f} s{cpu:>10.2f} s" if srss else f"{'-':>13}{'-':>12}"))
     print()
-    print(f"1,000 concurrent clients (list + 64 KiB get): {errors} errors in {conc:.2f} s; "
-          f"server peak RSS {conc_rss / 1024:.1f} MiB" + (f"; first error: {first}" if first else ""))
+    if conc is not None:
+        print(f"1,000 concurrent clients (list + 64 KiB get): {errors} errors in {conc:.2f} s; "
+              f"server peak RSS {conc_rss / 1024:.1f} MiB" + (f"; first error: {first}" if first else ""))
     if listing:
         t, find_t, listed, rss = listing
         print(f"ls --json of {million:,} entries: {t:.2f} s ({listed:,} lines) vs find {find_t:.2f} s "
               f"= {t / find_t:.2f}x the local time; client peak RSS {rss / 1024:.1f} MiB")
     print(f"peak RSS during the transfers: server {transfer_rss / 1024:.1f} MiB, "
-          f"client {peak_client / 1024:.1f} MiB; server during the listing {listing_rss / 1024:.1f} MiB")
+          f"client {peak_client / 1024:.1f} MiB"
+          + (f"; server during the listing {listing_rss / 1024:.1f} MiB" if listing else ""))
     if not all(r[6] for r in rows) or errors:
         print("VERIFICATION FAILED", file=sys.stderr)
         sys.exit(1)
