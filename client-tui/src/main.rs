@@ -121,8 +121,9 @@ enum Command {
         sources: Vec<PathBuf>,
         /// The target (ferry://HOST:PORT/PATH, percent-decoded: % is %25): an existing
         /// directory receives each source under its own name; otherwise (one source) the new
-        /// name.
-        url: RemoteUrl,
+        /// name. A trailing / means it must be a directory.
+        #[arg(value_name = "URL")]
+        target: RemoteTarget,
         #[command(flatten)]
         transfer: TransferArgs,
     },
@@ -152,6 +153,25 @@ enum Command {
     Completions { shell: Shell },
     /// Print the manual page (roff).
     Man,
+}
+
+/// A `put` target that remembers a trailing `/`, which the parsed location drops: as with
+/// `cp`, it names a directory that must exist, never a new file called like it.
+#[derive(Debug, Clone)]
+struct RemoteTarget {
+    url: RemoteUrl,
+    dir: bool,
+}
+
+impl std::str::FromStr for RemoteTarget {
+    type Err = ferry::url::UrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(RemoteTarget {
+            url: s.parse()?,
+            dir: s.ends_with('/'),
+        })
+    }
 }
 
 /// What to do about existing destinations, and how many connections to use.
@@ -284,7 +304,10 @@ fn fail(error: &CliError) -> ExitCode {
 fn remote_of(command: &Command) -> Option<&RemoteUrl> {
     match command {
         Command::Ls { url, .. }
-        | Command::Put { url, .. }
+        | Command::Put {
+            target: RemoteTarget { url, .. },
+            ..
+        }
         | Command::Mkdir { url }
         | Command::Mv { url, .. } => Some(url),
         Command::Get { urls, .. } | Command::Rm { urls, .. } => urls.first(),
@@ -373,11 +396,15 @@ async fn run_command(
         Command::Put {
             recursive,
             sources,
-            url,
+            target,
             transfer,
-        } => cli::put(&at(&url), &sources, &url, transfer.options(recursive))
-            .await
-            .map(drop),
+        } => {
+            let mut options = transfer.options(recursive);
+            options.dir_target = target.dir;
+            cli::put(&at(&target.url), &sources, &target.url, options)
+                .await
+                .map(drop)
+        }
         Command::Mkdir { url } => cli::mkdir(&at(&url), &url).await,
         Command::Rm { recursive, urls } => {
             let endpoint = urls

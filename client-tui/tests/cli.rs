@@ -694,6 +694,17 @@ fn local_errors_name_the_file_asked_for_never_the_partial() {
         &format!("ferry: not_a_directory: {under_file}: "),
     );
     assert!(!local.path().join("nonexistent").exists());
+    // The same for put: a remote target ending in / is a directory that must exist.
+    fails_with(
+        ferry(&["put", p(&file), &format!("{}/", server.url("newdir"))]),
+        "ferry: not_found: newdir: no such directory",
+    );
+    fails_with(
+        ferry(&["put", p(&file), &format!("{}/", server.url("small.txt"))]),
+        "ferry: not_a_directory: small.txt: ",
+    );
+    assert!(!server.path("newdir").exists());
+    assert_eq!(std::fs::read(server.path("small.txt")).unwrap(), b"small");
     // A local failure names the path asked for, with the OS's reason.
     let inside_file = file.join("sub");
     let out = ferry(&["get", &server.url("small.txt"), p(&inside_file)]);

@@ -27,6 +27,8 @@ pub struct TransferOptions {
     pub remove_source: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// The remote target was written with a trailing `/`: it must be an existing directory.
+    pub dir_target: bool,
 }
 
 impl TransferOptions {
@@ -39,6 +41,7 @@ impl TransferOptions {
             jobs,
             remove_source: false,
             progress: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
+            dir_target: false,
         }
     }
 }
@@ -161,6 +164,12 @@ pub async fn put(
     let target = session.try_stat(&url.path).await?;
     drop(session);
     let into_dir = target.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+    if options.dir_target && !into_dir {
+        return Err(match target {
+            Some(_) => usage("not_a_directory", &url.path, "not a directory"),
+            None => usage("not_found", &url.path, "no such directory"),
+        });
+    }
     if sources.len() > 1 && !into_dir {
         return Err(usage(
             "not_a_directory",
