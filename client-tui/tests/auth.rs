@@ -150,7 +150,11 @@ fn the_tui_asks_again_after_a_wrong_password_and_never_shows_or_keeps_it() {
     tmux.keys(&["-l", "first-wrong-guess"]);
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the refusal and a new prompt", |s| {
-        s.contains("Login to 127.0.0.1") && s.contains("Password for ann@127.0.0.1 ")
+        s.contains("Login to 127.0.0.1")
+            && s.contains(&format!(
+                "Password for ann@127.0.0.1:{} ",
+                server.addr.port()
+            ))
     });
     assert!(screen.contains("wrong user name or password"), "{screen}");
     tmux.keys(&["-l", PASSWORD]);

@@ -29,6 +29,8 @@ use crate::format;
 const DOUBLE_CLICK: Duration = Duration::from_millis(400);
 /// Rows one wheel notch scrolls.
 const WHEEL_ROWS: isize = 3;
+/// What the address prompt starts with, so a plain `HOST:PORT` needs no scheme typed.
+const ADDRESS_PREFILL: &str = "ferry://";
 
 /// Which part of the screen takes the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -647,7 +649,11 @@ impl App {
     /// Whether `side` can be written, saying why not in the banner.
     fn writable(&mut self, side: Side, what: &str) -> bool {
         if side == Side::Remote && self.conn.read_only {
-            self.error(format!("Cannot {what}: the server is read-only"));
+            // The server may be writable and only this account read-only: the hello does
+            // not say which, so the message names the access, not the server.
+            self.error(format!(
+                "Cannot {what}: this connection has read-only access"
+            ));
             return false;
         }
         true
@@ -811,7 +817,10 @@ impl App {
             .url
             .parse::<RemoteUrl>()
             .ok()
-            .and_then(|url| Some(format!("{}@{}", url.user?, url.host)))
+            .and_then(|url| {
+                let addr = url.endpoint(None).address();
+                Some(format!("{}@{addr}", url.user?))
+            })
             .unwrap_or_default();
         self.dialog = Some(Dialog::Input {
             title: format!("Password for {}", format::escape_name(&user)),
@@ -860,7 +869,7 @@ impl App {
         }
         self.conn = Connection {
             id: self.conn.id + 1,
-            label: format!("{}:{}", parsed.host, parsed.port),
+            label: parsed.endpoint(None).address(),
             state: ConnState::Connecting,
             read_only: false,
             server: None,
@@ -904,7 +913,7 @@ impl App {
         let Some(dialog) = self.dialog.take() else {
             return;
         };
-        self.dialog = match dialog {
+        let next = match dialog {
             Dialog::Help { scroll } => match key.code {
                 KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
                     scroll: scroll.saturating_sub(1),
@@ -995,12 +1004,12 @@ impl App {
                                 target.token.clone(),
                                 target.fingerprint.as_deref(),
                             );
-                            self.dialog.take()
+                            None
                         }
                         None => Some(Dialog::Input {
                             title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]"
                                 .into(),
-                            input: LineInput::new("ferry://"),
+                            input: LineInput::new(ADDRESS_PREFILL),
                             purpose: InputPurpose::Address,
                         }),
                     },
@@ -1008,6 +1017,11 @@ impl App {
                 }
             }
         };
+        // What the key did may have opened a follow-up dialog (a password to ask for a
+        // location with a user, say): that one is newer than what this dialog became.
+        if self.dialog.is_none() {
+            self.dialog = next;
+        }
     }
 
     /// The user said yes to a certificate seen for the first time: it is recorded, pinned for
@@ -1099,7 +1113,7 @@ impl App {
             }
             InputPurpose::Address => {
                 let mut parts = text.split_whitespace();
-                let url = parts.next().unwrap_or_default().to_string();
+                let url = without_prefill(parts.next().unwrap_or_default()).to_string();
                 let token = parts.next().map(str::to_string);
                 self.connect(&url, token);
             }
@@ -1351,9 +1365,10 @@ impl App {
                             "Refused {}: its certificate is not the trusted one",
                             self.conn.label
                         ));
+                        let key = self.keymap.hint(Action::Refresh);
                         self.dialog = Some(Dialog::Alert {
                             title: "Server certificate refused".into(),
-                            message: warning,
+                            message: tui_advice(&warning, &key),
                         });
                     }
                     ConnEvent::Unauthorized(error) => {
@@ -1408,9 +1423,12 @@ impl App {
                     apply_to_all: false,
                 });
             }
-            TransferEvent::FileDone { job, path, .. } => {
+            TransferEvent::FileDone {
+                job, path, bytes, ..
+            } => {
                 let key = JobKey { conn, id: job };
                 let Some(job) = self.job_mut(key) else { return };
+                job.bytes_verified += bytes;
                 // The engine names a file by its wire path: the destination of an upload, the
                 // source of a download, which maps to its local destination.
                 let dest = job.info.dest;
@@ -1438,8 +1456,9 @@ impl App {
                     job.failures.push((path.clone(), error.clone()));
                 }
                 self.error(format!(
-                    "#{}: {}: {error}",
+                    "#{} {} ({})",
                     key.id.0,
+                    failure_text(&path, &error),
                     format::escape_name(&path)
                 ));
             }
@@ -1450,6 +1469,14 @@ impl App {
                 job.finished(outcome);
                 let job = job.clone();
                 match &job.state {
+                    JobState::Done(_) if job.skipped_only() => {
+                        self.info(format!(
+                            "#{} {}: nothing {}, skipped",
+                            key.id.0,
+                            job.info.label,
+                            if job.info.is_move { "moved" } else { "copied" },
+                        ));
+                    }
                     JobState::Done(summary) if summary.failed == 0 => {
                         for (_, dst) in &job.info.items {
                             self.verified.insert((job.info.dest, dst.clone()));
@@ -1460,31 +1487,43 @@ impl App {
                             String::new()
                         };
                         // `summary.bytes` is what crossed the wire: after a resume it is less than
-                        // the files' size, so it is reported as sent, not as what was verified.
+                        // the files' size, so it is reported as sent (or received), not as
+                        // verified.
                         self.info(format!(
-                            "#{} {}: {} file{} verified, {} sent{skipped}",
+                            "#{} {}: {} file{} verified, {} {}{skipped}",
                             key.id.0,
                             if job.info.is_move { "moved" } else { "copied" },
                             summary.files,
                             if summary.files == 1 { "" } else { "s" },
-                            format::size(summary.bytes)
+                            format::size(summary.bytes),
+                            match job.info.dest {
+                                Side::Remote => "sent",
+                                Side::Local => "received",
+                            }
                         ));
                     }
                     JobState::Done(summary) => {
+                        // The error first, so a short banner still shows what went wrong.
                         let first = job
                             .failures
                             .first()
                             .map(|(path, error)| {
-                                format!(" ({}: {error})", format::escape_name(path))
+                                format!(
+                                    "{} ({})",
+                                    failure_text(path, error),
+                                    format::escape_name(path)
+                                )
                             })
-                            .unwrap_or_default();
-                        self.error(format!(
-                            "#{} {}: {} file{} failed{first}",
-                            key.id.0,
-                            job.info.label,
-                            summary.failed,
-                            if summary.failed == 1 { "" } else { "s" }
-                        ));
+                            .unwrap_or_else(|| "failed".into());
+                        let text = if summary.failed > 1 {
+                            format!(
+                                "#{} {} files failed, first: {first}",
+                                key.id.0, summary.failed
+                            )
+                        } else {
+                            format!("#{} {first}", key.id.0)
+                        };
+                        self.error(text);
                     }
                     JobState::Failed(message) if message == "cancelled" => {
                         self.info(format!("#{} {}: cancelled", key.id.0, job.info.label));
@@ -1506,6 +1545,61 @@ impl App {
             }
         }
     }
+}
+
+/// A file's error without its path: the engine's errors read `code: path: message`, and the
+/// banner names the path once, after the error.
+fn failure_text(path: &str, error: &str) -> String {
+    let unnamed = |text: &str| -> Option<String> {
+        [path, path.trim_start_matches('/')]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .find_map(|p| text.strip_prefix(p)?.strip_prefix(": ").map(str::to_owned))
+    };
+    if let Some(message) = unnamed(error) {
+        return message;
+    }
+    if let Some((code, rest)) = error.split_once(": ")
+        && let Some(message) = unnamed(rest)
+    {
+        return format!("{code}: {message}");
+    }
+    error.to_owned()
+}
+
+/// The typed address without the prompt's pre-filled scheme when the user typed or pasted a
+/// location with its own (`ferry://ferrys://host`): the pre-fill was only a convenience.
+fn without_prefill(typed: &str) -> &str {
+    let rest = typed
+        .get(..ADDRESS_PREFILL.len())
+        .filter(|head| head.eq_ignore_ascii_case(ADDRESS_PREFILL))
+        .map(|_| &typed[ADDRESS_PREFILL.len()..]);
+    match rest.and_then(|rest| rest.split_once("://").map(|(scheme, _)| (rest, scheme))) {
+        Some((rest, scheme))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            rest
+        }
+        _ => typed,
+    }
+}
+
+/// The engine's certificate warning with its command-line advice (`pass --fingerprint`)
+/// replaced by what a TUI user can do; fingerprints and the rest are kept as they are.
+fn tui_advice(warning: &str, reconnect_key: &str) -> String {
+    const CLI: &str = ", or pass --fingerprint ";
+    let Some(at) = warning.find(CLI) else {
+        return warning.to_owned();
+    };
+    let presented = warning[at + CLI.len()..].trim();
+    format!(
+        "{}, then press {reconnect_key} to reconnect and be asked about the new one; or set \
+         the bookmark's fingerprint to\n{presented}",
+        &warning[..at]
+    )
 }
 
 #[cfg(test)]

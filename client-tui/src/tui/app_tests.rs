@@ -402,9 +402,7 @@ fn failures_are_shown_not_swallowed() {
     let banner = app.banner.clone().unwrap();
     assert_eq!(banner.kind, BannerKind::Error);
     assert!(
-        banner
-            .text
-            .contains("1 file failed (a.txt: permission_denied)"),
+        banner.text.ends_with(" permission_denied (a.txt)"),
         "{}",
         banner.text
     );
@@ -964,12 +962,19 @@ fn a_changed_certificate_shows_the_warning_and_does_not_connect() {
         conn,
         event: ConnEvent::CertificateRefused(warning.clone()),
     });
-    assert_eq!(
-        app.dialog,
-        Some(Dialog::Alert {
-            title: "Server certificate refused".into(),
-            message: warning
-        })
+    let Some(Dialog::Alert { title, message }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(title, "Server certificate refused");
+    // The engine's warning, with TUI advice instead of a command-line flag.
+    let (kept, _) = warning.split_once(", or pass --fingerprint").unwrap();
+    assert!(message.starts_with(kept), "{message}");
+    assert!(!message.contains("--fingerprint"), "{message}");
+    let reconnect = format!("press {} to reconnect", app.keymap.hint(Action::Refresh));
+    assert!(message.contains(&reconnect), "{message}");
+    assert!(
+        message.ends_with(&format!("\n{}", Fingerprint([2; 32]))),
+        "the new fingerprint on a line of its own: {message}"
     );
     assert!(matches!(app.conn.state, ConnState::Lost(_)));
     // `y` is no answer here: there is nothing to accept.
@@ -1071,7 +1076,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
     let Some(Dialog::Input { title, purpose, .. }) = &app.dialog else {
         panic!("{:?}", app.dialog)
     };
-    assert_eq!(title, "Password for ann@nas");
+    assert_eq!(title, "Password for ann@nas:7070");
     assert!(matches!(purpose, InputPurpose::Password(_)));
     type_text(&mut app, " pass word ");
     app.on_key(key(KeyCode::Enter));
@@ -1146,4 +1151,243 @@ fn a_refused_password_is_shown_and_asked_again() {
     app.on_key(key(KeyCode::Esc));
     assert!(app.dialog.is_none());
     assert!(app.take_commands().is_empty());
+}
+
+/// Opens F9 → "New address…" and types `text` into the field as a user would.
+fn new_address(app: &mut App, clear: bool, text: &str) {
+    app.update(Action::Connect);
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Enter));
+    let Some(Dialog::Input { input, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(input.text(), "ferry://");
+    if clear {
+        app.on_key(ctrl('u'));
+    }
+    type_text(app, text);
+    app.on_key(key(KeyCode::Enter));
+}
+
+#[test]
+fn a_new_address_with_a_user_keeps_the_password_prompt_it_opens() {
+    let mut app = app();
+    app.take_commands();
+    new_address(&mut app, true, "ferry://ann@nas:7070/media");
+    assert!(
+        app.take_commands().is_empty(),
+        "nothing sent before the password"
+    );
+    let Some(Dialog::Input { title, purpose, .. }) = &app.dialog else {
+        panic!("the password prompt was dropped: {:?}", app.dialog)
+    };
+    assert_eq!(title, "Password for ann@nas:7070");
+    assert!(matches!(purpose, InputPurpose::Password(_)));
+    type_text(&mut app, "secret");
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(
+        (
+            endpoint.host.as_str(),
+            endpoint.port,
+            endpoint.user.as_deref()
+        ),
+        ("nas", 7070, Some("ann"))
+    );
+    assert_eq!(endpoint.password.as_deref(), Some("secret"));
+    assert_eq!(app.dialog, None);
+}
+
+#[test]
+fn a_location_typed_over_the_prefill_keeps_its_own_scheme() {
+    let mut app = app();
+    app.take_commands();
+    new_address(&mut app, false, "ferrys://ann@[::1]:17083/");
+    assert!(app.banner.is_none(), "{:?}", app.banner);
+    let Some(Dialog::Input { title, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(
+        title, "Password for ann@[::1]:17083",
+        "port and brackets shown"
+    );
+    type_text(&mut app, "pw");
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert!(endpoint.tls);
+    assert_eq!((endpoint.host.as_str(), endpoint.port), ("::1", 17083));
+    assert_eq!(app.conn.label, "[::1]:17083");
+
+    // The pre-fill completed by a bare HOST:PORT still means `ferry://`.
+    new_address(&mut app, false, "nas:7070/");
+    let commands = app.take_commands();
+    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert!(!endpoint.tls);
+    assert_eq!((endpoint.host.as_str(), endpoint.port), ("nas", 7070));
+}
+
+#[test]
+fn only_a_prefill_followed_by_a_scheme_is_dropped() {
+    assert_eq!(without_prefill("ferry://ferrys://h:1/"), "ferrys://h:1/");
+    assert_eq!(without_prefill("FERRY://ferry://h:1/"), "ferry://h:1/");
+    assert_eq!(without_prefill("ferry://h:1/a://b"), "ferry://h:1/a://b");
+    assert_eq!(without_prefill("ferry://h:1/"), "ferry://h:1/");
+    assert_eq!(without_prefill("ferry://://h"), "ferry://://h");
+    assert_eq!(without_prefill("h:1"), "h:1");
+}
+
+#[test]
+fn a_read_only_connection_says_read_only_access() {
+    let mut app = app();
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Connected {
+            read_only: true,
+            server: None,
+        },
+    });
+    app.focus = Focus::Pane(Side::Remote);
+    app.update(Action::Mkdir);
+    assert_eq!(app.dialog, None);
+    let banner = app.banner.as_ref().unwrap();
+    assert_eq!(
+        banner.text,
+        "Cannot make a directory: this connection has read-only access"
+    );
+}
+
+/// A job of one 2 MiB file, finished with `summary` after the given file events.
+fn finished_job(app: &mut App, dest: Side, events: Vec<TransferEvent>, summary: JobSummary) {
+    let job = submitted(app);
+    let mut all = vec![TransferEvent::Planned {
+        job: job.id,
+        files: 1,
+        bytes: 2 << 20,
+    }];
+    all.extend(events);
+    all.push(TransferEvent::Finished {
+        job: job.id,
+        outcome: Ok(summary),
+    });
+    if let Some(last) = app.jobs.last_mut() {
+        last.info.dest = dest;
+    }
+    for event in all {
+        app.on_msg(Msg::Transfer { conn: 1, event });
+    }
+}
+
+fn summary(files: u64, bytes: u64, skipped: u64, failed: u64) -> JobSummary {
+    JobSummary {
+        files,
+        bytes,
+        skipped,
+        failed,
+        elapsed: Duration::from_secs(1),
+    }
+}
+
+#[test]
+fn a_job_whose_only_file_failed_shows_nothing_done_and_the_error_first() {
+    let mut app = app();
+    let id = JobId(7);
+    finished_job(
+        &mut app,
+        Side::Remote,
+        vec![
+            TransferEvent::Progress(JobProgress {
+                job: id,
+                files_done: 1,
+                files_total: 1,
+                bytes_done: 2 << 20,
+                bytes_total: 2 << 20,
+                current: None,
+                speed: 0.0,
+                eta: None,
+            }),
+            TransferEvent::FileFailed {
+                job: id,
+                path: "two.bin".into(),
+                error: "too_large: two.bin: 2097152 bytes is over the limit of 1048576".into(),
+            },
+        ],
+        summary(0, 2 << 20, 0, 1),
+    );
+    let job = &app.jobs[0];
+    assert_eq!(job.key.id, id);
+    assert_eq!(job.ratio(), 0.0, "bytes of a refused file are not done");
+    assert_eq!(job.bytes_done(), 0);
+    let banner = app.banner.as_ref().unwrap();
+    assert_eq!(banner.kind, BannerKind::Error);
+    assert_eq!(
+        banner.text,
+        format!(
+            "#{} too_large: 2097152 bytes is over the limit of 1048576 (two.bin)",
+            id.0
+        )
+    );
+}
+
+#[test]
+fn a_skipped_only_job_says_skipped() {
+    let mut app = app();
+    finished_job(&mut app, Side::Remote, vec![], summary(0, 0, 1, 0));
+    let job = &app.jobs[0];
+    assert!(job.skipped_only());
+    assert_eq!(job.ratio(), 0.0);
+    let banner = app.banner.as_ref().unwrap();
+    assert_eq!(banner.kind, BannerKind::Info);
+    assert!(
+        banner.text.ends_with(": nothing copied, skipped"),
+        "{}",
+        banner.text
+    );
+}
+
+#[test]
+fn a_download_says_received() {
+    let mut app = app();
+    let id = JobId(7);
+    finished_job(
+        &mut app,
+        Side::Local,
+        vec![TransferEvent::FileDone {
+            job: id,
+            path: "a.txt".into(),
+            bytes: 8,
+            digest: Digest::of(b"12345678"),
+        }],
+        summary(1, 8, 0, 0),
+    );
+    assert_eq!(app.jobs[0].ratio(), 1.0);
+    let banner = app.banner.as_ref().unwrap();
+    assert!(
+        banner
+            .text
+            .ends_with("copied: 1 file verified, 8 B received"),
+        "{}",
+        banner.text
+    );
+}
+
+#[test]
+fn a_failure_names_its_file_once() {
+    assert_eq!(
+        failure_text("d/two.bin", "too_large: d/two.bin: over"),
+        "too_large: over"
+    );
+    assert_eq!(failure_text("/x", "io: x: gone"), "io: gone");
+    assert_eq!(failure_text("a.txt", "a.txt: unreadable"), "unreadable");
+    assert_eq!(
+        failure_text("a.txt", "permission_denied"),
+        "permission_denied"
+    );
 }

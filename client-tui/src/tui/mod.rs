@@ -131,7 +131,7 @@ async fn run_async(
     let recent_list = tokio::task::spawn_blocking(config::load_recent)
         .await
         .unwrap_or_default();
-    let label = format!("{}:{}", endpoint.host, endpoint.port);
+    let label = endpoint.address();
     tracing::info!(
         "ferry {} opening {label} with {} on the left",
         env!("CARGO_PKG_VERSION"),

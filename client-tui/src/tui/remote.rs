@@ -86,9 +86,8 @@ impl Worker {
                 Ok(Err(error)) => return Err(self.lose(error.to_string())),
                 Err(_) => {
                     let error = format!(
-                        "no answer from {}:{} in {} s",
-                        self.endpoint.host,
-                        self.endpoint.port,
+                        "no answer from {} in {} s",
+                        self.endpoint.address(),
                         CONNECT_TIMEOUT.as_secs()
                     );
                     return Err(self.lose(error));

@@ -48,6 +48,9 @@ pub struct Job {
     pub progress: JobProgress,
     /// `(path, error)` of each file that failed.
     pub failures: Vec<(String, String)>,
+    /// The size of each file that arrived verified: what a job with failures or skips shows
+    /// as done, since bytes sent for a refused file did not land.
+    pub bytes_verified: u64,
 }
 
 impl Job {
@@ -67,6 +70,7 @@ impl Job {
                 eta: None,
             },
             failures: Vec::new(),
+            bytes_verified: 0,
         }
     }
 
@@ -109,12 +113,31 @@ impl Job {
         }
     }
 
+    /// Whether the job ended having moved nothing because every file was skipped.
+    pub fn skipped_only(&self) -> bool {
+        matches!(&self.state, JobState::Done(s) if s.files == 0 && s.failed == 0 && s.skipped > 0)
+    }
+
+    /// Whether the job ended with everything it was asked to move in place.
+    fn complete(&self) -> bool {
+        matches!(&self.state, JobState::Done(s) if s.failed == 0) && !self.skipped_only()
+    }
+
+    /// The bytes the panel counts as done: once the job ended short of complete, only what
+    /// arrived verified.
+    pub fn bytes_done(&self) -> u64 {
+        match &self.state {
+            JobState::Done(_) if !self.complete() => self.bytes_verified,
+            _ => self.progress.bytes_done,
+        }
+    }
+
     /// Progress as a fraction in `0.0..=1.0`.
     pub fn ratio(&self) -> f64 {
-        if let JobState::Done(_) = self.state {
+        if self.complete() {
             return 1.0;
         }
-        ratio(self.progress.bytes_done, self.progress.bytes_total)
+        ratio(self.bytes_done(), self.progress.bytes_total)
     }
 }
 

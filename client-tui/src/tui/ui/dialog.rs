@@ -108,9 +108,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             wrapped(frame, app, area, "Unknown server certificate", lines, 72);
         }
         Some(Dialog::Alert { title, message }) => {
-            let mut lines: Vec<(String, Style)> = format::escape_text(message.trim_start())
-                .lines()
-                .map(|line| (line.to_owned(), Style::default()))
+            let text = format::escape_text(message.trim_start());
+            let mut lines: Vec<(String, Style)> = banner_aligned(text.lines().collect())
+                .into_iter()
+                .map(|line| (line, Style::default()))
                 .collect();
             lines.push((String::new(), Style::default()));
             lines.push((
@@ -184,8 +185,8 @@ fn boxed(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line>
     );
 }
 
-/// Like [`boxed`] for plain lines, each cut to the box's width (a fingerprint has no spaces
-/// to wrap at), so the box is exactly as tall as its rows.
+/// Like [`boxed`] for plain lines, wrapped at spaces by [`wrap_words`], so the box is exactly
+/// as tall as its rows.
 fn wrapped(
     frame: &mut Frame,
     app: &App,
@@ -198,15 +199,8 @@ fn wrapped(
     let inner = usize::from(width.saturating_sub(2)).max(1);
     let mut rows: Vec<Line> = Vec::new();
     for (text, style) in lines {
-        let chars: Vec<char> = text.chars().collect();
-        if chars.is_empty() {
-            rows.push(Line::from(""));
-        }
-        for piece in chars.chunks(inner) {
-            rows.push(Line::from(Span::styled(
-                piece.iter().collect::<String>(),
-                style,
-            )));
+        for piece in wrap_words(&text, inner) {
+            rows.push(Line::from(Span::styled(piece, style)));
         }
     }
     let height = u16::try_from(rows.len() + 2)
@@ -215,6 +209,120 @@ fn wrapped(
     let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(rows).block(block(app, title)), popup);
+}
+
+/// `text` cut into rows of at most `width` characters at spaces, never inside a word that
+/// fits a row. A fingerprint gets rows of its own, split only between its bytes, so it is
+/// read (and compared) as a whole; a blank line stays one blank row.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut rows = Vec::new();
+    let mut row = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        // The spaces before a word are kept inside a row (indents, aligned columns) and
+        // dropped at a break.
+        let word_at = rest.find(|c| c != ' ').unwrap_or(rest.len());
+        let (gap, after) = rest.split_at(word_at);
+        let word_end = after.find(' ').unwrap_or(after.len());
+        let (word, tail) = after.split_at(word_end);
+        rest = tail;
+        if word.is_empty() {
+            break;
+        }
+        let used = row.chars().count();
+        let len = word.chars().count();
+        if word.starts_with("SHA256:") {
+            let indent = if row.trim().is_empty() {
+                format!("{row}{gap}")
+            } else {
+                rows.push(std::mem::take(&mut row));
+                String::new()
+            };
+            row.clear();
+            let room = width.saturating_sub(indent.len()).max(1);
+            rows.extend(
+                fingerprint_rows(word, room)
+                    .into_iter()
+                    .map(|piece| format!("{indent}{piece}")),
+            );
+            continue;
+        }
+        if used > 0 && used + gap.len() + len > width {
+            rows.push(std::mem::take(&mut row));
+        } else {
+            row.push_str(gap);
+        }
+        if row.chars().count() + len <= width {
+            row.push_str(word);
+        } else {
+            // Longer than any row: cut where it must be.
+            let chars: Vec<char> = word.chars().collect();
+            for piece in chars.chunks(width) {
+                if !row.is_empty() {
+                    rows.push(std::mem::take(&mut row));
+                }
+                row = piece.iter().collect();
+            }
+        }
+    }
+    if !row.trim().is_empty() || rows.is_empty() {
+        rows.push(row.trim_end().to_owned());
+    }
+    rows
+}
+
+/// A fingerprint as rows of whole bytes, the rows as even as the width allows.
+fn fingerprint_rows(fingerprint: &str, width: usize) -> Vec<String> {
+    let Some(hex) = fingerprint.strip_prefix("SHA256:") else {
+        return vec![fingerprint.to_owned()];
+    };
+    let bytes: Vec<&str> = hex.split(':').collect();
+    if fingerprint.chars().count() <= width {
+        return vec![fingerprint.to_owned()];
+    }
+    // `SHA256:` then `xx:` per byte on the first row; later rows line up under the bytes.
+    let lead = "SHA256:".len();
+    let fit = (width.saturating_sub(lead) / 3).max(1);
+    let count = bytes.len().div_ceil(fit);
+    let per_row = bytes.len().div_ceil(count);
+    bytes
+        .chunks(per_row)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let head = if i == 0 {
+                "SHA256:".to_owned()
+            } else {
+                " ".repeat(lead)
+            };
+            let last = (i + 1) * per_row >= bytes.len();
+            format!("{head}{}{}", chunk.join(":"), if last { "" } else { ":" })
+        })
+        .collect()
+}
+
+/// The `@@@` banner of a warning with each framed line padded to the frame's width, so its
+/// right edge lines up whatever the text between the `@`s.
+fn banner_aligned(lines: Vec<&str>) -> Vec<String> {
+    let frame = lines
+        .iter()
+        .find(|l| l.len() >= 3 && l.chars().all(|c| c == '@'))
+        .map(|l| l.chars().count());
+    lines
+        .into_iter()
+        .map(|line| match frame {
+            Some(width)
+                if line.len() > 2
+                    && line.starts_with('@')
+                    && line.ends_with('@')
+                    && !line.chars().all(|c| c == '@') =>
+            {
+                let inside = line[1..line.len() - 1].trim_end();
+                format!("@{inside:<pad$}@", pad = width.saturating_sub(2))
+            }
+            _ => line.to_owned(),
+        })
+        .collect()
 }
 
 fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
@@ -304,4 +412,34 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
             .scroll((u16::try_from(scroll).unwrap_or(0), 0)),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_at_spaces_and_keeps_fingerprints_whole() {
+        assert_eq!(
+            wrap_words("the server's owner confirms", 12),
+            ["the server's", "owner", "confirms"]
+        );
+        assert_eq!(wrap_words("a    b", 10), ["a    b"], "inner spacing kept");
+        assert_eq!(wrap_words("", 10), [""]);
+        let fp = format!("SHA256:{}", vec!["ab"; 32].join(":"));
+        let rows = wrap_words(&format!("Presented: {fp}"), 60);
+        assert_eq!(rows[0], "Presented:");
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[1], format!("SHA256:{}:", vec!["ab"; 16].join(":")));
+        assert_eq!(rows[2], format!("       {}", vec!["ab"; 16].join(":")));
+        assert_eq!(wrap_words(&fp, 200), vec![fp.clone()]);
+        assert_eq!(wrap_words("  SHA256:ab:cd", 40), ["  SHA256:ab:cd"]);
+        assert_eq!(wrap_words("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+    }
+
+    #[test]
+    fn the_banner_frame_lines_up() {
+        let rows = banner_aligned(vec!["@@@@@@@@@@", "@  WARN    @", "text"]);
+        assert_eq!(rows, ["@@@@@@@@@@", "@  WARN  @", "text"]);
+    }
 }

@@ -378,14 +378,15 @@ fn unknown_certificate_question() {
 #[test]
 fn changed_certificate_warning() {
     let mut app = app(local_entries(), remote_entries(), 120, 30);
-    app.dialog = Some(crate::tui::app::Dialog::Alert {
-        title: "Server certificate refused".into(),
-        message: crate::engine::tls::changed_warning(
+    // Through the app, which swaps the engine's command-line advice for the TUI's.
+    app.on_msg(crate::tui::app::Msg::Connection {
+        conn: app.conn.id,
+        event: crate::tui::app::ConnEvent::CertificateRefused(crate::engine::tls::changed_warning(
             "nas.local:7070",
             &crate::engine::known_hosts::Fingerprint([0xAB; 32]),
             &crate::engine::known_hosts::Fingerprint([0x42; 32]),
             "/home/me/.local/share/ferry/known_hosts",
-        ),
+        )),
     });
     insta::assert_snapshot!(render(&mut app));
 }
@@ -400,5 +401,69 @@ fn password_prompt_is_masked() {
     let screen = render(&mut app);
     let text = format!("{screen:?}");
     assert!(!text.contains("s3cret"), "the password is never drawn");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn a_refused_file_and_a_skipped_conflict_in_the_transfer_panel() {
+    use crate::engine::JobSummary;
+    let mut app = app(local_entries(), remote_entries(), 120, 20);
+    let summary = |bytes, skipped, failed| JobSummary {
+        files: 0,
+        bytes,
+        skipped,
+        failed,
+        elapsed: Duration::from_secs(1),
+    };
+    // All its bytes went out, then the server refused the file: nothing is done.
+    transfer(&mut app, 3, 2 << 20, 2 << 20, 0.0);
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::FileFailed {
+            job: JobId(3),
+            path: "projects".into(),
+            error: "too_large: projects: 2097152 bytes is over this account's limit of 1048576"
+                .into(),
+        },
+    });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: JobId(3),
+            outcome: Ok(summary(2 << 20, 0, 1)),
+        },
+    });
+    app.on_key(key(crossterm::event::KeyCode::Down));
+    transfer(&mut app, 4, 2_345, 2_345, 0.0);
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: JobId(4),
+            outcome: Ok(summary(0, 1, 0)),
+        },
+    });
+    let screen = render(&mut app);
+    let text = format!("{screen:?}");
+    assert!(!text.contains("100%"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn read_only_marker_survives_a_long_server_name_at_120_columns() {
+    let mut app = app(local_entries(), remote_entries(), 120, 10);
+    app.conn.label = "[::1]:17083".into();
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Connected {
+            read_only: true,
+            server: Some("ferry-server 0.1.0 (tls, users, limits, sweep)".into()),
+        },
+    });
+    let screen = render(&mut app);
+    let status = format!("{screen:?}");
+    assert!(
+        status.contains("[::1]:17083 connected [read-only]"),
+        "{screen}"
+    );
     insta::assert_snapshot!(screen);
 }

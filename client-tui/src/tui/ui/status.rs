@@ -40,15 +40,17 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         ConnState::Lost(_) => ("✗", "disconnected".to_string()),
     };
     let mut left = format!(" {dot} {} {state}", conn.label);
+    // Before the server's name, which is the first thing cut when the bar is short: what the
+    // user may do matters more than which version serves it.
+    if conn.read_only {
+        left.push_str(" [read-only]");
+    }
     match (&conn.bundled, &conn.server) {
         (Some(dir), _) => left.push_str(&format!(" (bundled server: {})", dir.display())),
         (None, Some(server)) if conn.state == ConnState::Connected => {
             left.push_str(&format!(" ({})", crate::format::escape_name(server)));
         }
         _ => {}
-    }
-    if conn.read_only {
-        left.push_str(" [read-only]");
     }
     if let Some(drag) = &app.drag
         && drag.moved

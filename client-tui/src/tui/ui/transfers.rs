@@ -124,6 +124,7 @@ fn job_row<'a>(
     let verb = if job.info.is_move { "mv " } else { "" };
     let (mark, state_style) = match &job.state {
         JobState::Scanning | JobState::Running => (arrow, Style::default()),
+        JobState::Done(_) if job.skipped_only() => ("–", Style::default().fg(theme.dim)),
         JobState::Done(s) if s.failed == 0 => ("✓", Style::default().fg(theme.verified)),
         JobState::Done(_) | JobState::Failed(_) => ("✗", Style::default().fg(theme.error_bg)),
     };
@@ -160,15 +161,14 @@ fn job_row<'a>(
             }
         ))),
         JobState::Running | JobState::Done(_) => {
-            cells.push(sizes_cell(
-                job.progress.bytes_done,
-                job.progress.bytes_total,
-            ));
+            cells.push(sizes_cell(job.bytes_done(), job.progress.bytes_total));
             if wide {
                 match &job.state {
                     JobState::Done(s) => {
                         let text = if s.failed > 0 {
                             format!("{} failed", s.failed)
+                        } else if s.files == 0 && s.skipped > 0 {
+                            format!("{} skipped", s.skipped)
                         } else {
                             format!("{} file{}", s.files, if s.files == 1 { "" } else { "s" })
                         };

@@ -1,0 +1,139 @@
+//! The real `ferry` TUI in tmux, connecting through F9 → "New address…" to a location that
+//! names a user: the masked password prompt must appear (it used to be dropped with the address
+//! dialog), and a location typed over the pre-filled `ferry://` must connect as typed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::TestServer;
+
+const PASSWORD: &str = "ann's passphrase";
+
+/// A server with a users file holding `ann`, whose root is a directory of her own; returns the
+/// server and the directory holding ann's root (`ann/`).
+fn server_with_ann() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ann = dir.path().join("ann");
+    std::fs::create_dir(&ann).unwrap();
+    std::fs::write(ann.join("ann.txt"), b"ann's file").unwrap();
+    let users = dir.path().join("users");
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    ferry_server::users::upsert(&users, "ann", &hash, &ann, false).unwrap();
+    let loaded = ferry_server::users::Users::load(&users).unwrap();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.users = Some(Arc::new(loaded));
+        config.auth_delay = std::time::Duration::from_millis(50);
+    });
+    std::fs::write(server.path("server-root.txt"), b"not ann's").unwrap();
+    (server, dir)
+}
+
+/// `ferry` with no location (so it starts on its bundled server), in a fresh home.
+fn start_tui(tmp: &Path) -> tmux::Tmux {
+    tmux::require_tmux();
+    let home = tmp.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let tmux = tmux::Tmux {
+        socket: tmp.join("tmux.sock"),
+    };
+    let command = format!(
+        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
+         -u FERRY_PASSWORD -u FERRY_TOKEN HOME='{}' '{}'; echo EXIT=$?; sleep 60",
+        tmp.display(),
+        home.display(),
+        env!("CARGO_BIN_EXE_ferry"),
+    );
+    let out = tmux.run(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.wait_for("the bundled server connected", |s| {
+        s.contains("bundled server") && s.contains("connected")
+    });
+    tmux
+}
+
+/// F9, then Enter on "New address…" (the only row of a fresh connect list).
+fn open_address_prompt(tmux: &tmux::Tmux) {
+    tmux.keys(&["F9"]);
+    tmux.wait_for("the connect list", |s| s.contains("New address"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the address prompt", |s| s.contains("Address: ferry://"));
+}
+
+/// Types the password into the prompt that must be showing, and waits for ann's root.
+fn log_in(tmux: &tmux::Tmux, server: &TestServer) {
+    let title = format!("Password for ann@127.0.0.1:{}", server.addr.port());
+    tmux.wait_for("the password prompt, port included", |s| s.contains(&title));
+    tmux.keys(&["-l", PASSWORD]);
+    let screen = tmux.wait_for("the masked password", |s| {
+        s.contains(&"•".repeat(PASSWORD.chars().count()))
+    });
+    assert!(!screen.contains("passphrase"), "{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("ann's root listed", |s| s.contains("ann.txt"));
+    assert!(!screen.contains("server-root.txt"), "{screen}");
+    assert!(
+        screen.contains(&format!("127.0.0.1:{} connected", server.addr.port())),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_new_address_with_a_user_asks_for_the_password_then_connects() {
+    let (server, _ann) = server_with_ann();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmux = start_tui(tmp.path());
+    open_address_prompt(&tmux);
+    // The tester's steps exactly: clear the field, type the whole location, Enter.
+    tmux.keys(&["C-u"]);
+    tmux.keys(&[
+        "-l",
+        &format!("ferry://ann@127.0.0.1:{}/", server.addr.port()),
+    ]);
+    tmux.keys(&["Enter"]);
+    log_in(&tmux, &server);
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
+
+#[test]
+fn a_location_typed_over_the_prefilled_scheme_connects_as_typed() {
+    let (server, _ann) = server_with_ann();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmux = start_tui(tmp.path());
+    open_address_prompt(&tmux);
+    // Pasted (or typed) after the pre-filled `ferry://`, as a user does without clearing it.
+    tmux.keys(&[
+        "-l",
+        &format!("ferry://ann@127.0.0.1:{}/", server.addr.port()),
+    ]);
+    tmux.wait_for("both schemes in the field", |s| {
+        s.contains("ferry://ferry://ann@")
+    });
+    tmux.keys(&["Enter"]);
+    log_in(&tmux, &server);
+    let screen = tmux.screen();
+    assert!(!screen.contains("Bad address"), "{screen}");
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
