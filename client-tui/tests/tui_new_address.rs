@@ -17,6 +17,26 @@ const PASSWORD: &str = "ann's passphrase";
 /// A server with a users file holding `ann`, whose root is a directory of her own; returns the
 /// server and the directory holding ann's root (`ann/`).
 fn server_with_ann() -> (TestServer, tempfile::TempDir) {
+    server_with_ann_and(|_| {})
+}
+
+/// [`server_with_ann`] over TLS with a fresh self-signed certificate for 127.0.0.1.
+fn tls_server_with_ann() -> (TestServer, tempfile::TempDir) {
+    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
+    let identity = ferry_server::tls::from_pem_files(
+        &dir.path().join("cert.pem"),
+        &dir.path().join("key.pem"),
+    )
+    .unwrap();
+    server_with_ann_and(|config| config.tls = Some(identity.config))
+}
+
+fn server_with_ann_and(
+    adjust: impl FnOnce(&mut ferry_server::Config),
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let ann = dir.path().join("ann");
     std::fs::create_dir(&ann).unwrap();
@@ -28,6 +48,7 @@ fn server_with_ann() -> (TestServer, tempfile::TempDir) {
     let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
         config.users = Some(Arc::new(loaded));
         config.auth_delay = std::time::Duration::from_millis(50);
+        adjust(config);
     });
     std::fs::write(server.path("server-root.txt"), b"not ann's").unwrap();
     (server, dir)
@@ -82,6 +103,11 @@ fn open_address_prompt(tmux: &tmux::Tmux) {
 
 /// Types the password into the prompt that must be showing, and waits for ann's root.
 fn log_in(tmux: &tmux::Tmux, server: &TestServer) {
+    type_password(tmux, server);
+    see_ann_root(tmux, server);
+}
+
+fn type_password(tmux: &tmux::Tmux, server: &TestServer) {
     let title = format!("Password for ann@127.0.0.1:{}", server.addr.port());
     tmux.wait_for("the password prompt, port included", |s| s.contains(&title));
     tmux.keys(&["-l", PASSWORD]);
@@ -90,6 +116,9 @@ fn log_in(tmux: &tmux::Tmux, server: &TestServer) {
     });
     assert!(!screen.contains("passphrase"), "{screen}");
     tmux.keys(&["Enter"]);
+}
+
+fn see_ann_root(tmux: &tmux::Tmux, server: &TestServer) {
     let screen = tmux.wait_for("ann's root listed", |s| s.contains("ann.txt"));
     assert!(!screen.contains("server-root.txt"), "{screen}");
     assert!(
@@ -134,6 +163,34 @@ fn a_location_typed_over_the_prefilled_scheme_connects_as_typed() {
     log_in(&tmux, &server);
     let screen = tmux.screen();
     assert!(!screen.contains("Bad address"), "{screen}");
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
+
+#[test]
+fn a_new_ferrys_address_with_a_user_asks_for_the_password_then_the_certificate() {
+    let (server, _ann) = tls_server_with_ann();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmux = start_tui(tmp.path());
+    open_address_prompt(&tmux);
+    // The tester's location, pasted over the pre-fill.
+    tmux.keys(&[
+        "-l",
+        &format!("ferrys://ann@127.0.0.1:{}/", server.addr.port()),
+    ]);
+    tmux.keys(&["Enter"]);
+    type_password(&tmux, &server);
+    tmux.wait_for("the trust question", |s| {
+        s.contains("Unknown server certificate")
+    });
+    tmux.keys(&["y"]);
+    see_ann_root(&tmux, &server);
+    let known_hosts =
+        std::fs::read_to_string(tmp.path().join("home/.local/share/ferry/known_hosts")).unwrap();
+    assert!(
+        known_hosts.starts_with(&format!("127.0.0.1:{} SHA256:", server.addr.port())),
+        "{known_hosts}"
+    );
     tmux.keys(&["F10"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
