@@ -248,7 +248,7 @@ fn wrap_words(text: &str, width: usize) -> Vec<String> {
             );
             continue;
         }
-        if used > 0 && used + gap.len() + len > width {
+        if !row.trim().is_empty() && used + gap.len() + len > width {
             rows.push(std::mem::take(&mut row));
         } else {
             row.push_str(gap);
@@ -259,7 +259,7 @@ fn wrap_words(text: &str, width: usize) -> Vec<String> {
             // Longer than any row: cut where it must be.
             let chars: Vec<char> = word.chars().collect();
             for piece in chars.chunks(width) {
-                if !row.is_empty() {
+                if !row.trim().is_empty() {
                     rows.push(std::mem::take(&mut row));
                 }
                 row = piece.iter().collect();
@@ -435,6 +435,8 @@ mod tests {
         assert_eq!(wrap_words(&fp, 200), vec![fp.clone()]);
         assert_eq!(wrap_words("  SHA256:ab:cd", 40), ["  SHA256:ab:cd"]);
         assert_eq!(wrap_words("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap_words("  abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap_words("  ab cd", 5), ["  ab", "cd"]);
     }
 
     #[test]
