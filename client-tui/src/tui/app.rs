@@ -960,6 +960,14 @@ impl App {
                 }
                 _ => {
                     input.handle(&key);
+                    // A scheme typed or pasted right after the pre-fill replaces it at once,
+                    // so the field shows the location the user means.
+                    if purpose == InputPurpose::Address
+                        && input.cursor() == input.text().chars().count()
+                        && without_prefill(input.text()).len() < input.text().len()
+                    {
+                        input = LineInput::new(without_prefill(input.text()));
+                    }
                     Some(Dialog::Input {
                         title,
                         input,

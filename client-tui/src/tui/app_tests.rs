@@ -1391,3 +1391,23 @@ fn a_failure_names_its_file_once() {
         "permission_denied"
     );
 }
+
+#[test]
+fn a_scheme_typed_after_the_prefill_replaces_it_in_the_field() {
+    let mut app = app();
+    app.update(Action::Connect);
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "ferrys://ann@h:1/");
+    let Some(Dialog::Input { input, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(input.text(), "ferrys://ann@h:1/");
+    // A plain host after the pre-fill, and a `://` later in the path, are left alone.
+    app.on_key(ctrl('u'));
+    type_text(&mut app, "ferry://h:1/a://b");
+    let Some(Dialog::Input { input, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(input.text(), "ferry://h:1/a://b");
+}
