@@ -3,7 +3,9 @@
 //! client that vanishes half-way leaves the partial for a resume, never a final file.
 //!
 //! Everything that can be refused is checked before the payload is read; the payload (and its
-//! trailer) is then still consumed, so the connection stays framed.
+//! trailer) is then still consumed, so the connection stays framed. One exception: a small
+//! upload whose bytes all arrived with its header, without `overwrite`, meets a taken name only
+//! at the no-replace rename (same answer, one `statx` per file less).
 //!
 //! A large payload flows through a pipeline of a few recycled 512 KiB buffers: the connection
 //! reads the socket straight into one, a blocking thread writes it to the partial and hashes
@@ -72,9 +74,11 @@ pub(super) async fn put(
     let prepared = {
         let scope = Arc::clone(scope);
         let put = put.clone();
-        tokio::task::spawn_blocking(move || prepare(&scope, &put, &mut ParentCache::default()))
-            .await
-            .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
+        tokio::task::spawn_blocking(move || {
+            prepare(&scope, &put, &mut ParentCache::default(), true)
+        })
+        .await
+        .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
     };
     let upload = match prepared {
         Ok(upload) => upload,
@@ -258,7 +262,9 @@ fn write_small(
     trailer: Option<Bytes>,
     parents: &mut ParentCache,
 ) -> Result<Vec<u8>, OpError> {
-    let mut upload = prepare(scope, put, parents)?;
+    // Its bytes are here already, so a taken name can be left to the no-replace rename.
+    let look = put.overwrite || put.offset > 0;
+    let mut upload = prepare(scope, put, parents, look)?;
     let result = upload.file.write_all(payload);
     if result.is_ok() {
         upload.hasher.update(payload);
@@ -267,7 +273,14 @@ fn write_small(
 }
 
 /// Every check that can refuse the upload, then the partial opened at the offset.
-fn prepare(scope: &Scope, put: &Put, parents: &mut ParentCache) -> Result<Upload, OpError> {
+/// Without `look`, a fresh upload that must not overwrite is not checked against what holds
+/// its name: `renameat2(RENAME_NOREPLACE)` refuses it at the end, saving a `statx` per file.
+fn prepare(
+    scope: &Scope,
+    put: &Put,
+    parents: &mut ParentCache,
+    look: bool,
+) -> Result<Upload, OpError> {
     check_writable(scope, &put.path)?;
     let path = RemotePath::parse(&put.path)?;
     if path.is_root() {
@@ -301,7 +314,12 @@ fn prepare(scope: &Scope, put: &Put, parents: &mut ParentCache) -> Result<Upload
         )
     })?;
     let (dir, name) = scope.root.open_parent_cached(&path, parents)?;
-    match dir.symlink_metadata(name) {
+    let held = if look {
+        dir.symlink_metadata(name)
+    } else {
+        Err(io::ErrorKind::NotFound.into())
+    };
+    match held {
         Ok(meta) if meta.is_dir() => {
             return Err(OpError::new(
                 ErrorCode::IsADirectory,
@@ -513,7 +531,14 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
     placed.map_err(|err| {
         discard(&upload);
         if err.kind() == io::ErrorKind::AlreadyExists {
-            // Someone created the file while the bytes were arriving.
+            // Taken before (when not looked at in `prepare`) or while the bytes were arriving.
+            if upload
+                .dir
+                .symlink_metadata(&upload.name)
+                .is_ok_and(|meta| meta.is_dir())
+            {
+                return OpError::new(ErrorCode::IsADirectory, format!("{wire}: is a directory"));
+            }
             OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
         } else {
             OpError::io(&err, &wire)
