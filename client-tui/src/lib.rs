@@ -9,6 +9,7 @@
 //! - [`format`](mod@format): sizes, times, speeds and escaped names, for both faces.
 //! - [`tui`]: the full-screen two-pane interface: state, event loop, rendering, keymap, config.
 
+mod atomic;
 pub mod cli;
 pub mod engine;
 pub mod format;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -126,7 +126,7 @@ impl KnownHosts {
             }
         }
         text.push_str(&format!("{host_port} {fingerprint}\n"));
-        write_atomically(&self.path, text.as_bytes())
+        crate::atomic::write(&self.path, text.as_bytes(), None)
     }
 }
 
@@ -139,40 +139,6 @@ fn entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
             let mut words = line.split_whitespace();
             Some((words.next()?, words.next()?))
         })
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut temp = tempfile_in(dir)?;
-    let written = (|| {
-        temp.1.write_all(bytes)?;
-        temp.1.sync_all()?;
-        fs::rename(&temp.0, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp.0);
-    }
-    written
-}
-
-/// A new hidden file beside the target, so the rename stays on one filesystem.
-fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, fs::File)> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut attempt = 0u32;
-    loop {
-        let path = dir.join(format!(".known_hosts.{}.{attempt}.tmp", std::process::id()));
-        match options.open(&path) {
-            Ok(file) => return Ok((path, file)),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
-                attempt += 1;
-            }
-            Err(err) => return Err(err),
-        }
-    }
 }
 
 #[cfg(test)]

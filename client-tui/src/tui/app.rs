@@ -211,6 +211,12 @@ pub enum Command {
         fingerprint: Fingerprint,
     },
     SaveRecent(Vec<Recent>),
+    /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
+    PinBookmark {
+        path: PathBuf,
+        name: String,
+        fingerprint: String,
+    },
 }
 
 /// A connection's news, from the task that owns the browsing session.
@@ -291,6 +297,9 @@ pub struct App {
     /// Files that arrived with a matching digest, by side and [`Location::key`].
     pub verified: HashSet<(Side, String)>,
     pub bookmarks: Vec<Bookmark>,
+    /// The config file the bookmarks came from, where a fingerprint trusted for a bookmark is
+    /// written back so the bookmark remembers it.
+    pub config_path: Option<PathBuf>,
     pub recent: Vec<Recent>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
@@ -345,6 +354,7 @@ impl App {
             banner: None,
             verified: HashSet::new(),
             bookmarks: settings.bookmarks,
+            config_path: None,
             recent: Vec::new(),
             pending_recent: None,
             login: None,
@@ -1033,7 +1043,8 @@ impl App {
     }
 
     /// The user said yes to a certificate seen for the first time: it is recorded, pinned for
-    /// the reconnect, and kept with the recent entry (and the bookmark, for this session).
+    /// the reconnect, and kept with the recent entry and with a bookmark of that server that had
+    /// no pin (in the config file too).
     fn trust_certificate(&mut self, addr: String, fingerprint: Fingerprint) {
         let pin = fingerprint.to_string();
         if let Some(recent) = self.pending_recent.as_mut() {
@@ -1046,6 +1057,13 @@ impl App {
                 .is_ok_and(|url| url.tls && url.endpoint(None).address() == addr);
             if same_server && bookmark.fingerprint.is_none() {
                 bookmark.fingerprint = Some(pin.clone());
+                if let Some(path) = &self.config_path {
+                    self.outbox.push(Command::PinBookmark {
+                        path: path.clone(),
+                        name: bookmark.name.clone(),
+                        fingerprint: pin.clone(),
+                    });
+                }
             }
         }
         self.conn.accepted = Some(fingerprint);

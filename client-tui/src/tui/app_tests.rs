@@ -1047,10 +1047,32 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
             fingerprint: Fingerprint([3; 32]),
         },
     });
+    app.config_path = Some(PathBuf::from("/home/ann/.config/ferry/config.toml"));
     app.on_key(ch('y'));
     assert_eq!(
         app.bookmarks[2].fingerprint,
         Some(Fingerprint([3; 32]).to_string())
+    );
+    // ... and in the config file, so the bookmark still remembers it next time.
+    let pinned_in_file: Vec<_> = app
+        .take_commands()
+        .into_iter()
+        .filter_map(|command| match command {
+            Command::PinBookmark {
+                path,
+                name,
+                fingerprint,
+            } => Some((path, name, fingerprint)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        pinned_in_file,
+        [(
+            PathBuf::from("/home/ann/.config/ferry/config.toml"),
+            "new".to_owned(),
+            Fingerprint([3; 32]).to_string()
+        )]
     );
     assert_eq!(
         app.bookmarks[0].fingerprint,

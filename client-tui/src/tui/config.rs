@@ -231,19 +231,73 @@ pub fn save_recent(list: &[Recent]) {
     let result = toml::to_string(&file)
         .map_err(|e| e.to_string())
         .and_then(|text| {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(&path, text).map_err(|e| e.to_string())
+            crate::atomic::write(&path, text.as_bytes(), None).map_err(|e| e.to_string())
         });
     if let Err(e) = result {
         tracing::warn!("saving {}: {e}", path.display());
     }
 }
 
+/// Writes `fingerprint` into the bookmark `name` of the config file at `path`, unless it has
+/// one already; returns whether the file changed. Everything else in the file (comments,
+/// order, spacing) stays as the user wrote it, and the file is replaced atomically.
+pub fn pin_bookmark(path: &Path, name: &str, fingerprint: &str) -> Result<bool, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut doc = text
+        .parse::<toml_edit::DocumentMut>()
+        .map_err(|e| e.to_string())?;
+    let Some(bookmarks) = doc
+        .get_mut("bookmarks")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+    else {
+        return Ok(false);
+    };
+    let Some(bookmark) = bookmarks
+        .iter_mut()
+        .find(|table| table.get("name").and_then(toml_edit::Item::as_str) == Some(name))
+    else {
+        return Ok(false);
+    };
+    if bookmark.contains_key("fingerprint") {
+        return Ok(false);
+    }
+    bookmark.insert("fingerprint", toml_edit::value(fingerprint));
+    // The config may hold tokens: the new file keeps the original's permissions.
+    crate::atomic::write(path, doc.to_string().as_bytes(), Some(path))
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trusted_fingerprint_is_written_into_its_bookmark_keeping_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = "# my servers\ntheme = \"light\"\n\n[[bookmarks]]\nname = \"nas\" # at home\nurl = \"ferrys://nas:7070/\"\n\n[[bookmarks]]\nname = \"pinned\"\nurl = \"ferrys://other:7070/\"\nfingerprint = \"SHA256:AA\"\n";
+        std::fs::write(&path, text).unwrap();
+        assert!(pin_bookmark(&path, "nas", "SHA256:01:02").unwrap());
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.starts_with("# my servers\n"), "{written}");
+        assert!(written.contains("name = \"nas\" # at home"), "{written}");
+        let settings = parse(&written, dir.path()).unwrap();
+        assert_eq!(
+            settings.bookmarks[0].fingerprint.as_deref(),
+            Some("SHA256:01:02")
+        );
+        // A pin the user wrote is never replaced, and an unknown name changes nothing.
+        assert!(!pin_bookmark(&path, "pinned", "SHA256:FF").unwrap());
+        assert!(!pin_bookmark(&path, "nobody", "SHA256:FF").unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+        assert_eq!(
+            parse(&written, dir.path()).unwrap().bookmarks[1]
+                .fingerprint
+                .as_deref(),
+            Some("SHA256:AA")
+        );
+    }
 
     #[test]
     fn shipped_config_parses() {

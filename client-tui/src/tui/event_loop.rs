@@ -249,6 +249,20 @@ fn execute(
         Command::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }
+        Command::PinBookmark {
+            path,
+            name,
+            fingerprint,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = config::pin_bookmark(&path, &name, &fingerprint) {
+                    tracing::warn!(
+                        "keeping the fingerprint of bookmark {name:?} in {}: {e}",
+                        path.display()
+                    );
+                }
+            });
+        }
     }
 }
 

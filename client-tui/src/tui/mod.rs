@@ -138,6 +138,7 @@ async fn run_async(
         local_dir.display()
     );
     let mut app = app::App::new(settings, local_dir, label, remote_path);
+    app.config_path = options.config.clone().or_else(config::default_config_path);
     app.conn.bundled = bundled;
     app.recent = recent_list;
     if let Some(recent) = recent {
