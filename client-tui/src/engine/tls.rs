@@ -418,7 +418,7 @@ pub fn changed_warning(
     let file = if file.is_empty() { "known_hosts" } else { file };
     format!(
         "\n@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
-         @    WARNING: SERVER CERTIFICATE HAS CHANGED!              @\n\
+         @    WARNING: SERVER CERTIFICATE HAS CHANGED!             @\n\
          @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
          Someone could be intercepting your connection to {addr} (man-in-the-middle),\n\
          or its owner replaced the certificate.\n\
@@ -589,5 +589,17 @@ mod tests {
         assert!(text.contains(&Fingerprint([2; 32]).to_string()));
         assert!(text.contains("/home/u/.local/share/ferry/known_hosts"));
         assert!(text.lines().count() >= 6);
+    }
+
+    #[test]
+    fn the_warning_frame_lines_up() {
+        let fp = Fingerprint([7; 32]);
+        let text = changed_warning("nas:7070", &fp, &fp, "/home/ann/known_hosts");
+        let frame: Vec<&str> = text.lines().filter(|line| line.starts_with('@')).collect();
+        assert_eq!(frame.len(), 3, "{text}");
+        assert!(
+            frame.iter().all(|line| line.len() == frame[0].len()),
+            "{text}"
+        );
     }
 }
