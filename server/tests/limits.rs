@@ -298,3 +298,18 @@ async fn user_roots_outside_the_server_root_are_swept_too() {
     until("ann's stale partial is swept", || !stale.exists()).await;
     assert!(young.exists(), "a young partial was swept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_give_sizes_people_can_read_and_exact_bytes() {
+    let server = Server::start_with(|config| config.max_upload_size = Some(MIB as u64)).await;
+    let mut client = server.client().await;
+    client
+        .send_json(&json!({"op": "put", "path": "big.bin", "size": 2 * MIB}))
+        .await;
+    let reply = client.read_reply().await;
+    assert_eq!(
+        reply["error"]["message"],
+        "big.bin: 2 MiB (2097152 bytes) is over this server's upload limit of 1 MiB (1048576 bytes)",
+        "{reply}"
+    );
+}

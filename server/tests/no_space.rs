@@ -237,7 +237,7 @@ async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read(
     assert_eq!(code(&reply), "no_space", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("{} still to be written", 444 * KIB)),
+        message.contains(&format!("({} bytes) still to be written", 444 * KIB)),
         "{reply}"
     );
     second.send(&pattern(400 * KIB, 6)).await;

@@ -296,8 +296,10 @@ fn prepare(
         return Err(OpError::new(
             ErrorCode::TooLarge,
             format!(
-                "{}: {file_size} bytes is over this server's upload limit of {max} bytes",
-                path.wire
+                "{}: {} is over this server's upload limit of {}",
+                path.wire,
+                size(file_size),
+                size(max)
             ),
         ));
     }
@@ -377,12 +379,26 @@ fn claim_space(
             OpError::new(
                 ErrorCode::NoSpace,
                 format!(
-                    "{wire}: {bytes} bytes do not fit: {available} bytes free, {} still to be \
-                     written by uploads in progress, {reserve} kept free by this server",
-                    short.claimed
+                    "{wire}: {} does not fit: {} free, {} still to be written by uploads in \
+                     progress, {} kept free by this server",
+                    size(bytes),
+                    size(available),
+                    size(short.claimed),
+                    size(reserve)
                 ),
             )
         })
+}
+
+/// A size for people, exact for scripts: `2 MiB (2097152 bytes)`.
+fn size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    format!(
+        "{} ({bytes} bytes)",
+        humansize::format_size(bytes, humansize::BINARY)
+    )
 }
 
 /// A fresh, empty partial. Whatever held the name before (an old partial, or a symlink someone
