@@ -117,31 +117,13 @@ fn the_tui_asks_again_after_a_wrong_password_and_never_shows_or_keeps_it() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir(&home).unwrap();
-    let tmux = tmux::Tmux {
-        socket: tmp.path().join("tmux.sock"),
-    };
-    let command = format!(
-        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
-         -u FERRY_PASSWORD -u FERRY_TOKEN HOME='{}' '{}' '{}'; echo EXIT=$?; sleep 60",
-        tmp.path().display(),
-        home.display(),
-        env!("CARGO_BIN_EXE_ferry"),
-        ann_url(&server, ""),
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        tmp.path(),
+        &[("HOME", &home)],
+        &[&ann_url(&server, "")],
+        (110, 30),
     );
-    let out = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "110",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Before the screen is taken over, the terminal asks without echo.
     tmux.wait_for("the terminal prompt", |s| {

@@ -172,30 +172,13 @@ fn the_tui_shows_hostile_text_escaped_and_keeps_its_screen() {
     std::fs::create_dir_all(&local).unwrap();
     std::fs::write(local.join("mine.txt"), b"mine").unwrap();
 
-    let tmux = Tmux {
-        socket: tmp.path().join("tmux.sock"),
-    };
-    let command = format!(
-        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
-         HOME='{}' '{}' ferry://{addr}/; echo EXIT=$?; sleep 60",
-        local.display(),
-        home.display(),
-        env!("CARGO_BIN_EXE_ferry"),
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&format!("ferry://{addr}/")],
+        (160, 30),
     );
-    let out = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(out.status.success(), "{out:?}");
     let title_before = tmux.run(&["display", "-p", "-t", "t", "#{pane_title}"]);
 
     let screen = tmux.wait_for("the hostile listing", |s| {

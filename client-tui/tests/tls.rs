@@ -365,31 +365,25 @@ fn a_pinned_certificate_without_its_key_is_refused() {
 /// Starts the TUI at `target` in tmux as `user`, in a 110x32 terminal.
 fn start_tui(user: &User, target: &str, name: &str) -> tmux::Tmux {
     let home = user.home.path();
-    let tmux = tmux::Tmux {
-        socket: home.join(format!("{name}.sock")),
-    };
-    let command = format!(
-        "cd '{home}' && env HOME='{home}' XDG_DATA_HOME='{home}/data' XDG_CONFIG_HOME='{home}/config' \
-         XDG_STATE_HOME='{home}/state' XDG_CACHE_HOME='{home}/cache' '{ferry}' {target}; \
-         echo EXIT=$?; sleep 60",
-        home = home.display(),
-        ferry = env!("CARGO_BIN_EXE_ferry"),
+    let (data, config, state, cache) = (
+        home.join("data"),
+        home.join("config"),
+        home.join("state"),
+        home.join("cache"),
     );
-    let out = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "110",
-        "-y",
-        "32",
-        &command,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    tmux
+    tmux::Tmux::start_ferry(
+        home.join(format!("{name}.sock")),
+        home,
+        &[
+            ("HOME", home),
+            ("XDG_DATA_HOME", &data),
+            ("XDG_CONFIG_HOME", &config),
+            ("XDG_STATE_HOME", &state),
+            ("XDG_CACHE_HOME", &cache),
+        ],
+        &[target],
+        (110, 32),
+    )
 }
 
 #[test]

@@ -48,36 +48,13 @@ fn start_server(root: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
 
 /// Starts `ferry ferry://127.0.0.1:PORT/` in a 120x40 tmux session, in `local`, with `home`.
 fn start_ferry(tmp: &Path, local: &Path, home: &Path, port: u16) -> Tmux {
-    let tmux = Tmux {
-        socket: tmp.join("tmux.sock"),
-    };
-    let command = format!(
-        // The XDG variables would win over HOME: a developer's own config must not leak in.
-        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
-         HOME='{}' '{}' ferry://127.0.0.1:{port}/; echo EXIT=$?; sleep 60",
-        local.display(),
-        home.display(),
-        env!("CARGO_BIN_EXE_ferry"),
-    );
-    let out = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    tmux
+    Tmux::start_ferry(
+        tmp.join("tmux.sock"),
+        local,
+        &[("HOME", home)],
+        &[&format!("ferry://127.0.0.1:{port}/")],
+        (120, 40),
+    )
 }
 
 #[test]

@@ -59,33 +59,12 @@ fn start_tui(tmp: &Path) -> tmux::Tmux {
     tmux::require_tmux();
     let home = tmp.join("home");
     std::fs::create_dir(&home).unwrap();
-    let tmux = tmux::Tmux {
-        socket: tmp.join("tmux.sock"),
-    };
-    let command = format!(
-        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME \
-         -u FERRY_PASSWORD -u FERRY_TOKEN HOME='{}' '{}'; echo EXIT=$?; sleep 60",
-        tmp.display(),
-        home.display(),
-        env!("CARGO_BIN_EXE_ferry"),
-    );
-    let out = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.join("tmux.sock"),
+        tmp,
+        &[("HOME", &home)],
+        &[],
+        (120, 30),
     );
     tmux.wait_for("the bundled server connected", |s| {
         s.contains("bundled server") && s.contains("connected")

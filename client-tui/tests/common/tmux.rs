@@ -72,3 +72,56 @@ pub fn require_tmux() {
         "tmux is required for the TUI end-to-end test (install it: apt-get install -y tmux)"
     );
 }
+
+impl Tmux {
+    /// A `width` x `height` terminal on a private tmux socket running the real `ferry` with
+    /// `args`, in `cwd`, with `env` set and every variable that could leak a developer's own
+    /// setup in (XDG directories, `FERRY_TOKEN`, `FERRY_PASSWORD`) cleared first. The shell
+    /// prints `EXIT=N` when ferry ends and keeps the pane a minute for the test to read.
+    pub fn start_ferry(
+        socket: PathBuf,
+        cwd: &std::path::Path,
+        env: &[(&str, &std::path::Path)],
+        args: &[&str],
+        (width, height): (u16, u16),
+    ) -> Tmux {
+        require_tmux();
+        let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+        let mut command = format!(
+            "cd {} && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME \
+             -u XDG_CACHE_HOME -u FERRY_PASSWORD -u FERRY_TOKEN",
+            quote(&cwd.display().to_string())
+        );
+        for (name, value) in env {
+            command.push_str(&format!(" {name}={}", quote(&value.display().to_string())));
+        }
+        command.push(' ');
+        command.push_str(&quote(env!("CARGO_BIN_EXE_ferry")));
+        for arg in args {
+            command.push(' ');
+            command.push_str(&quote(arg));
+        }
+        command.push_str("; echo EXIT=$?; sleep 60");
+        let tmux = Tmux { socket };
+        let (width, height) = (width.to_string(), height.to_string());
+        let out = tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width,
+            "-y",
+            &height,
+            &command,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+}
