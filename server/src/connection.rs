@@ -4,23 +4,22 @@
 //!
 //! A connection runs over plain TCP or TLS. Plain TCP keeps its split halves and the
 //! non-blocking `try_read_buf` top-ups, since it is the hot path of bulk transfers; TLS goes
-//! through the same buffers behind a small transport enum.
+//! through the same buffers (tokio-util's `Either` carries both).
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_protocol::{ErrorCode, Frame, FrameDecoder, FrameError, decode_request, encode_err};
 use futures_util::FutureExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -74,105 +73,37 @@ pub(crate) enum Transport {
     Tls(Box<TlsStream>),
 }
 
-/// The receiving half of a [`Transport`].
-#[derive(Debug)]
-enum Reader {
-    Plain(OwnedReadHalf),
-    Tls(ReadHalf<TlsStream>),
-}
+/// The receiving half of a [`Transport`]: plain TCP, or TLS.
+type Reader = Either<OwnedReadHalf, ReadHalf<TlsStream>>;
 
-/// The sending half of a [`Transport`].
-#[derive(Debug)]
-enum Writer {
-    Plain(OwnedWriteHalf),
-    Tls(WriteHalf<TlsStream>),
-}
+/// The sending half of a [`Transport`]: plain TCP, or TLS.
+type Writer = Either<OwnedWriteHalf, WriteHalf<TlsStream>>;
 
 impl Transport {
     fn split(self) -> (Reader, Writer) {
         match self {
             Transport::Plain(stream) => {
                 let (reader, writer) = stream.into_split();
-                (Reader::Plain(reader), Writer::Plain(writer))
+                (Either::Left(reader), Either::Left(writer))
             }
             Transport::Tls(stream) => {
                 let (reader, writer) = tokio::io::split(*stream);
-                (Reader::Tls(reader), Writer::Tls(writer))
+                (Either::Right(reader), Either::Right(writer))
             }
         }
     }
 }
 
-impl Reader {
-    /// Reads what is already waiting into `buf` without waiting; `Ok(0)` when nothing is (or
-    /// at the end of the stream).
-    fn try_read_buf<B: bytes::BufMut>(&mut self, buf: &mut B) -> io::Result<usize> {
-        match self {
-            Reader::Plain(reader) => match reader.try_read_buf(buf) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
-                other => other,
-            },
-            // TLS has no readiness-based read; one poll that does not wait does the same.
-            Reader::Tls(reader) => reader.read_buf(buf).now_or_never().unwrap_or(Ok(0)),
-        }
-    }
-}
-
-impl AsyncRead for Reader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Reader::Plain(reader) => Pin::new(reader).poll_read(cx, buf),
-            Reader::Tls(reader) => Pin::new(reader).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Writer {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_write(cx, buf),
-            Writer::Tls(writer) => Pin::new(writer).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_write_vectored(cx, bufs),
-            Writer::Tls(writer) => Pin::new(writer).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Writer::Plain(writer) => writer.is_write_vectored(),
-            Writer::Tls(writer) => writer.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_flush(cx),
-            Writer::Tls(writer) => Pin::new(writer).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_shutdown(cx),
-            Writer::Tls(writer) => Pin::new(writer).poll_shutdown(cx),
-        }
+/// Reads what is already waiting into `buf` without waiting; `Ok(0)` when nothing is (or at
+/// the end of the stream).
+fn read_waiting<B: bytes::BufMut>(reader: &mut Reader, buf: &mut B) -> io::Result<usize> {
+    match reader {
+        Either::Left(plain) => match plain.try_read_buf(buf) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            other => other,
+        },
+        // TLS has no readiness-based read; one poll that does not wait does the same.
+        Either::Right(tls) => tls.read_buf(buf).now_or_never().unwrap_or(Ok(0)),
     }
 }
 
@@ -373,7 +304,7 @@ impl Connection {
             // when the peer is fast, no hold-up when it trickles.
             while n < room {
                 let mut limited = (&mut *out).limit(room - n);
-                match self.reader.try_read_buf(&mut limited) {
+                match read_waiting(&mut self.reader, &mut limited) {
                     Ok(0) | Err(_) => break,
                     Ok(more) => n += more,
                 }

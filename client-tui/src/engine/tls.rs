@@ -11,18 +11,17 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Context, Poll};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::either::Either;
 
 use super::known_hosts::{Fingerprint, KnownHosts};
 use super::{Endpoint, EngineError};
@@ -447,88 +446,22 @@ fn tls_message(error: &io::Error) -> String {
     }
 }
 
-/// The receiving half of a connection, plain or TLS.
-#[derive(Debug)]
-pub(crate) enum Reader {
-    Plain(OwnedReadHalf),
-    Tls(ReadHalf<TlsStream>),
-}
+/// The receiving half of a connection: plain TCP, or TLS.
+pub(crate) type Reader = Either<OwnedReadHalf, ReadHalf<TlsStream>>;
 
-/// The sending half of a connection, plain or TLS.
-#[derive(Debug)]
-pub(crate) enum Writer {
-    Plain(OwnedWriteHalf),
-    Tls(WriteHalf<TlsStream>),
-}
+/// The sending half of a connection: plain TCP, or TLS.
+pub(crate) type Writer = Either<OwnedWriteHalf, WriteHalf<TlsStream>>;
 
 /// Splits a plain stream into halves that own their side without a lock.
 pub(crate) fn split_plain(stream: TcpStream) -> (Reader, Writer) {
     let (reader, writer) = stream.into_split();
-    (Reader::Plain(reader), Writer::Plain(writer))
+    (Either::Left(reader), Either::Left(writer))
 }
 
 /// Splits a TLS stream; its halves share the session behind tokio's split lock.
 pub(crate) fn split_tls(stream: TlsStream) -> (Reader, Writer) {
     let (reader, writer) = tokio::io::split(stream);
-    (Reader::Tls(reader), Writer::Tls(writer))
-}
-
-impl AsyncRead for Reader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Reader::Plain(reader) => Pin::new(reader).poll_read(cx, buf),
-            Reader::Tls(reader) => Pin::new(reader).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Writer {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_write(cx, buf),
-            Writer::Tls(writer) => Pin::new(writer).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_write_vectored(cx, bufs),
-            Writer::Tls(writer) => Pin::new(writer).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Writer::Plain(writer) => writer.is_write_vectored(),
-            Writer::Tls(writer) => writer.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_flush(cx),
-            Writer::Tls(writer) => Pin::new(writer).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Writer::Plain(writer) => Pin::new(writer).poll_shutdown(cx),
-            Writer::Tls(writer) => Pin::new(writer).poll_shutdown(cx),
-        }
-    }
+    (Either::Right(reader), Either::Right(writer))
 }
 
 #[cfg(test)]
