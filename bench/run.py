@@ -366,7 +366,7 @@ def main():
             t0 = time.perf_counter()
             sh("find", str(huge), "-maxdepth", "1", "-printf", "%s %T@ %m %y %f\n", stdout=subprocess.DEVNULL)
             find_t = time.perf_counter() - t0
-            t, rss = timed([ferry, "ls", "--json", f"{url}/huge"])
+            t, rss, _ = timed([ferry, "ls", "--json", f"{url}/huge"])
             peak_client = max(peak_client, rss)
             out = subprocess.run([ferry, "ls", "--json", f"{url}/huge"], check=True, capture_output=True)
             listed = out.stdout.count(b"\n")
