@@ -195,6 +195,22 @@ impl Tree {
         std::os::unix::fs::symlink("../outside/secret.txt", self.root.join("secret")).unwrap();
     }
 
+    /// Whether the root still holds exactly what [`Self::reset`] put there (names only: no
+    /// request can write without creating or renaming something).
+    fn root_untouched(&self) -> bool {
+        let mut names: Vec<_> = std::fs::read_dir(&self.root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        let inside: Vec<_> = std::fs::read_dir(self.root.join("d"))
+            .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        names == ["abs", "d", "escape", "link", "secret"]
+            && inside == ["f.txt"]
+            && std::fs::read(self.root.join("d/f.txt")).ok().as_deref() == Some(&b"inside"[..])
+    }
+
     /// Panics if anything beside the root changed.
     fn check_outside(&self) {
         let names = |dir: &Path| {
@@ -260,12 +276,12 @@ struct Served {
     addr: std::net::SocketAddr,
 }
 
-/// Fuzz body: `hello`, then the input as raw bytes to a real server. The server must answer
-/// and close within a few seconds, and nothing outside its root may change.
-pub fn session(data: &[u8]) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    static SERVED: OnceLock<Served> = OnceLock::new();
-    let served = SERVED.get_or_init(|| {
+/// The secret of the token-protected server: an input that does not hold it must get nothing
+/// but errors.
+const FUZZ_TOKEN: &[u8] = b"fuzz-secret-7c1d";
+
+impl Served {
+    fn start(token: bool) -> Served {
         let tree = Tree::new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -280,38 +296,80 @@ pub fn session(data: &[u8]) {
         config.header_timeout = Duration::from_secs(2);
         config.idle_timeout = Duration::from_secs(5);
         config.max_connections = 1024;
+        config.max_per_address = 1024;
+        if token {
+            config.token = Some(String::from_utf8_lossy(FUZZ_TOKEN).into_owned());
+            config.auth_delay = Duration::from_millis(1);
+        }
         runtime.spawn(ferry_server::run(listener, config, std::future::pending()));
         Served {
             tree,
             runtime,
             addr,
         }
-    });
-    served.tree.reset();
-    let finished = served.runtime.block_on(async {
-        let stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
-        let (mut reader, mut writer) = stream.into_split();
-        let send = async {
-            let _ = writer
-                .write_all(b"{\"op\":\"hello\",\"version\":1}\n")
-                .await;
-            let _ = writer.write_all(data).await;
-            let _ = writer.shutdown().await;
-        };
-        let receive = async {
-            let mut replies = Vec::new();
-            let _ = reader.read_to_end(&mut replies).await;
-            replies
-        };
-        tokio::time::timeout(Duration::from_secs(20), async {
-            tokio::join!(send, receive).1
-        })
-        .await
-    });
-    let replies = finished.expect("the server answered and closed in time");
-    assert!(
-        replies.starts_with(b"{\"ok\":true,\"version\":1"),
-        "hello answered first"
-    );
+    }
+
+    /// Sends `prelude` then `data`, half-closes, and returns everything the server said before
+    /// it closed; fails if that takes too long.
+    fn exchange(&self, prelude: &[u8], data: &[u8]) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.tree.reset();
+        let finished = self.runtime.block_on(async {
+            let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let (mut reader, mut writer) = stream.into_split();
+            let send = async {
+                let _ = writer.write_all(prelude).await;
+                let _ = writer.write_all(data).await;
+                let _ = writer.shutdown().await;
+            };
+            let receive = async {
+                let mut replies = Vec::new();
+                let _ = reader.read_to_end(&mut replies).await;
+                replies
+            };
+            tokio::time::timeout(Duration::from_secs(20), async {
+                tokio::join!(send, receive).1
+            })
+            .await
+        });
+        finished.expect("the server answered and closed in time")
+    }
+}
+
+/// Fuzz body: the input as raw bytes to a real server, which must answer and close within a
+/// few seconds while nothing outside its root changes. An even first byte picks an open server
+/// and sends `hello` first; an odd one a token-protected server, where the input must get past
+/// the gate itself, and an input without the token must get nothing but errors.
+pub fn session(data: &[u8]) {
+    static OPEN: OnceLock<Served> = OnceLock::new();
+    static GUARDED: OnceLock<Served> = OnceLock::new();
+    let Some((&pick, data)) = data.split_first() else {
+        return;
+    };
+    if pick & 1 == 0 {
+        let served = OPEN.get_or_init(|| Served::start(false));
+        let replies = served.exchange(b"{\"op\":\"hello\",\"version\":1}\n", data);
+        assert!(
+            replies.starts_with(b"{\"ok\":true,\"version\":1"),
+            "hello answered first"
+        );
+        served.tree.check_outside();
+        return;
+    }
+    let served = GUARDED.get_or_init(|| Served::start(true));
+    let replies = served.exchange(b"", data);
+    if !data
+        .windows(FUZZ_TOKEN.len())
+        .any(|window| window == FUZZ_TOKEN)
+    {
+        for line in replies.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+            assert!(
+                line.starts_with(b"{\"ok\":false,"),
+                "without the token the server answered {:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert!(served.tree.root_untouched(), "changed without the token");
+    }
     served.tree.check_outside();
 }
