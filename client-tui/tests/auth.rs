@@ -7,29 +7,14 @@ mod common;
 mod tmux;
 
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 
 use common::TestServer;
 
 const PASSWORD: &str = "ann's passphrase";
 
-/// A server with a users file holding `ann`, whose root is a directory of her own (not the
-/// server's root); returns the server and the directory holding ann's root (`ann/`).
+/// A server whose users file holds `ann`, with a root of her own (not the server's root).
 fn server_with_ann() -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let ann = dir.path().join("ann");
-    std::fs::create_dir(&ann).unwrap();
-    std::fs::write(ann.join("ann.txt"), b"ann's file").unwrap();
-    let users = dir.path().join("users");
-    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
-    ferry_server::users::upsert(&users, "ann", &hash, &ann, false).unwrap();
-    let loaded = ferry_server::users::Users::load(&users).unwrap();
-    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
-        config.users = Some(Arc::new(loaded));
-        config.auth_delay = std::time::Duration::from_millis(50);
-    });
-    std::fs::write(server.path("server-root.txt"), b"not ann's").unwrap();
-    (server, dir)
+    common::server_with_user("ann", PASSWORD, |_| {})
 }
 
 fn ferry(args: &[&str], password: Option<&str>) -> Output {

@@ -20,17 +20,8 @@ use ferry::engine::known_hosts::Fingerprint;
 /// A TLS server with a fresh self-signed certificate for 127.0.0.1, and that certificate's
 /// fingerprint.
 fn tls_server_on(bind: &'static str, root: tempfile::TempDir) -> (TestServer, Fingerprint) {
-    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let fingerprint = Fingerprint::of(pair.cert.der());
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
-    let identity = ferry_server::tls::from_pem_files(
-        &dir.path().join("cert.pem"),
-        &dir.path().join("key.pem"),
-    )
-    .unwrap();
-    let server = TestServer::start_on(bind, root, |config| config.tls = Some(identity.config));
+    let (tls, fingerprint) = common::tls_identity();
+    let server = TestServer::start_on(bind, root, |config| config.tls = Some(tls));
     (server, fingerprint)
 }
 

@@ -8,7 +8,6 @@ mod common;
 mod tmux;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use common::TestServer;
 
@@ -17,41 +16,13 @@ const PASSWORD: &str = "ann's passphrase";
 /// A server with a users file holding `ann`, whose root is a directory of her own; returns the
 /// server and the directory holding ann's root (`ann/`).
 fn server_with_ann() -> (TestServer, tempfile::TempDir) {
-    server_with_ann_and(|_| {})
+    common::server_with_user("ann", PASSWORD, |_| {})
 }
 
 /// [`server_with_ann`] over TLS with a fresh self-signed certificate for 127.0.0.1.
 fn tls_server_with_ann() -> (TestServer, tempfile::TempDir) {
-    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
-    let identity = ferry_server::tls::from_pem_files(
-        &dir.path().join("cert.pem"),
-        &dir.path().join("key.pem"),
-    )
-    .unwrap();
-    server_with_ann_and(|config| config.tls = Some(identity.config))
-}
-
-fn server_with_ann_and(
-    adjust: impl FnOnce(&mut ferry_server::Config),
-) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let ann = dir.path().join("ann");
-    std::fs::create_dir(&ann).unwrap();
-    std::fs::write(ann.join("ann.txt"), b"ann's file").unwrap();
-    let users = dir.path().join("users");
-    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
-    ferry_server::users::upsert(&users, "ann", &hash, &ann, false).unwrap();
-    let loaded = ferry_server::users::Users::load(&users).unwrap();
-    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
-        config.users = Some(Arc::new(loaded));
-        config.auth_delay = std::time::Duration::from_millis(50);
-        adjust(config);
-    });
-    std::fs::write(server.path("server-root.txt"), b"not ann's").unwrap();
-    (server, dir)
+    let (tls, _) = common::tls_identity();
+    common::server_with_user("ann", PASSWORD, |config| config.tls = Some(tls))
 }
 
 /// `ferry` with no location (so it starts on its bundled server), in a fresh home.

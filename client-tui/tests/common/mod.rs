@@ -358,3 +358,47 @@ async fn relay(
     link.cut.notify_waiters();
     let _ = to.shutdown().await;
 }
+
+/// A fresh self-signed certificate for 127.0.0.1, loaded the way `ferry-server --tls-cert
+/// --tls-key` loads one, with its fingerprint.
+pub fn tls_identity() -> (
+    Arc<rustls::ServerConfig>,
+    ferry::engine::known_hosts::Fingerprint,
+) {
+    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let fingerprint = ferry::engine::known_hosts::Fingerprint::of(pair.cert.der());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
+    let identity = ferry_server::tls::from_pem_files(
+        &dir.path().join("cert.pem"),
+        &dir.path().join("key.pem"),
+    )
+    .unwrap();
+    (identity.config, fingerprint)
+}
+
+/// A server with a users file holding `user` with `password`, whose root is a directory of
+/// its own (not the server's root) holding `USER.txt`; `adjust` changes the rest of the
+/// configuration. Returns the server and the directory holding the user's root (`USER/`).
+pub fn server_with_user(
+    user: &str,
+    password: &str,
+    adjust: impl FnOnce(&mut ferry_server::Config),
+) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(user);
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join(format!("{user}.txt")), format!("{user}'s file")).unwrap();
+    let users = dir.path().join("users");
+    let hash = ferry_server::users::hash_password(password).unwrap();
+    ferry_server::users::upsert(&users, user, &hash, &root, false).unwrap();
+    let loaded = ferry_server::users::Users::load(&users).unwrap();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.users = Some(Arc::new(loaded));
+        config.auth_delay = Duration::from_millis(50);
+        adjust(config);
+    });
+    std::fs::write(server.path("server-root.txt"), format!("not {user}'s")).unwrap();
+    (server, dir)
+}
