@@ -8,7 +8,7 @@ mod tmux;
 
 use std::process::{Command, Output, Stdio};
 
-use common::TestServer;
+use common::{TestServer, text};
 
 const PASSWORD: &str = "ann's passphrase";
 
@@ -28,10 +28,6 @@ fn ferry(args: &[&str], password: Option<&str>) -> Output {
         command.env("FERRY_PASSWORD", password);
     }
     command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn ann_url(server: &TestServer, path: &str) -> String {

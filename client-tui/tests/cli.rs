@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{TestServer, bytes, tree};
+use common::{TestServer, bytes, ok, text, tree};
 
 fn ferry(args: &[&str]) -> Output {
     ferry_in(Path::new("."), args)
@@ -20,22 +20,6 @@ fn ferry_in(dir: &Path, args: &[&str]) -> Output {
         .env_remove("FERRY_TOKEN")
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts success, with what the program said when it was not.
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    output
 }
 
 /// Asserts a failure reported as exactly one line starting with `prefix`.

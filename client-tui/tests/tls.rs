@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, bytes};
+use common::{TestServer, bytes, ok, text};
 use ferry::engine::known_hosts::Fingerprint;
 
 /// A TLS server with a fresh self-signed certificate for 127.0.0.1, and that certificate's
@@ -59,21 +59,6 @@ impl User {
             .output()
             .unwrap()
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    output
 }
 
 /// Asserts exit 1 and returns stderr, which must start with `ferry: CODE: `.

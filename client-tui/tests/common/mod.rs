@@ -402,3 +402,20 @@ pub fn server_with_user(
     std::fs::write(server.path("server-root.txt"), format!("not {user}'s")).unwrap();
     (server, dir)
 }
+
+/// A program's output as text, for messages and assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success, with what the program said when it was not.
+pub fn ok(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
