@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 
 use ferry_protocol::{Kind, path};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::mpsc;
 
 use super::{CliError, base_name, usage};
 use crate::engine::{
-    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineOptions, JobId, JobSpec, JobSummary,
-    Session, TransferEvent,
+    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineOptions, Events, JobId, JobSpec,
+    JobSummary, Session, TransferEvent,
 };
 use crate::url::RemoteUrl;
 
@@ -281,7 +280,7 @@ fn new_bar() -> ProgressBar {
 
 async fn follow(
     job: JobId,
-    events_rx: &mut mpsc::UnboundedReceiver<TransferEvent>,
+    events_rx: &mut Events,
     bar: Option<&ProgressBar>,
 ) -> Result<JobSummary, CliError> {
     while let Some(event) = events_rx.recv().await {

@@ -69,7 +69,7 @@ pub struct Engine {
 struct Inner {
     endpoint: Endpoint,
     options: EngineOptions,
-    events_tx: mpsc::UnboundedSender<TransferEvent>,
+    events_tx: mpsc::UnboundedSender<Vec<TransferEvent>>,
     next_id: AtomicU64,
     jobs: Mutex<HashMap<JobId, CancellationToken>>,
 }
@@ -83,15 +83,12 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Engine {
     /// Starts an engine for one server; must be called inside a tokio runtime.
-    pub fn new(endpoint: Endpoint) -> (Engine, mpsc::UnboundedReceiver<TransferEvent>) {
+    pub fn new(endpoint: Endpoint) -> (Engine, Events) {
         Self::with_options(endpoint, EngineOptions::default())
     }
 
     /// Like [`new`](Self::new), with a chosen parallelism.
-    pub fn with_options(
-        endpoint: Endpoint,
-        options: EngineOptions,
-    ) -> (Engine, mpsc::UnboundedReceiver<TransferEvent>) {
+    pub fn with_options(endpoint: Endpoint, options: EngineOptions) -> (Engine, Events) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let options = EngineOptions {
             workers: options.workers.max(1),
@@ -108,7 +105,10 @@ impl Engine {
             Engine {
                 inner: Arc::new(inner),
             },
-            events_rx,
+            Events {
+                rx: events_rx,
+                ready: VecDeque::new(),
+            },
         )
     }
 
@@ -164,6 +164,38 @@ impl Engine {
     }
 }
 
+/// The engine's events, in order. They travel in bursts: a tree of tiny files finishes
+/// thousands of files a second, and waking the owner once per file cost more CPU than
+/// writing the files.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Vec<TransferEvent>>,
+    ready: VecDeque<TransferEvent>,
+}
+
+impl Events {
+    /// The next event; `None` once the engine is gone and every event was taken. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<TransferEvent> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            let burst = self.rx.recv().await?;
+            self.ready.extend(burst);
+        }
+    }
+
+    /// An event that is already there, without waiting.
+    pub fn try_recv(&mut self) -> Option<TransferEvent> {
+        if self.ready.is_empty()
+            && let Ok(burst) = self.rx.try_recv()
+        {
+            self.ready.extend(burst);
+        }
+        self.ready.pop_front()
+    }
+}
+
 /// Sends throttled progress until the job ends (the job aborts this task).
 async fn report_progress(job: Arc<Job>) {
     let mut tick = tokio::time::interval(EMIT_INTERVAL);
@@ -171,8 +203,9 @@ async fn report_progress(job: Arc<Job>) {
     loop {
         tick.tick().await;
         let snapshot = lock(&job.progress).poll(Instant::now());
-        if let Some(progress) = snapshot {
-            job.send(TransferEvent::Progress(progress));
+        match snapshot {
+            Some(progress) => job.send(TransferEvent::Progress(progress)),
+            None => job.flush_file_events(),
         }
     }
 }
@@ -234,7 +267,7 @@ pub(super) struct Job {
     pub(super) id: JobId,
     pub(super) endpoint: Endpoint,
     pub(super) options: EngineOptions,
-    pub(super) events_tx: mpsc::UnboundedSender<TransferEvent>,
+    pub(super) events_tx: mpsc::UnboundedSender<Vec<TransferEvent>>,
     pub(super) policy: ConflictPolicy,
     pub(super) remove_source: bool,
     /// The answer given with "apply to all".
@@ -248,7 +281,14 @@ pub(super) struct Job {
     pub(super) remote_existing: Mutex<HashMap<String, Kind>>,
     /// Remote sources whose copy is verified, to remove at the end of a move.
     pub(super) verified_sources: Mutex<Vec<String>>,
+    /// Per-file events not yet handed to the owner. Sent one by one, a tree of tiny files woke
+    /// the owner's task (and often a parked thread) once per file, which cost more CPU than
+    /// writing the files; gathered, they go out in bursts with the progress ticks.
+    file_events: Mutex<Vec<TransferEvent>>,
 }
+
+/// Per-file events gathered before a burst is handed over even between ticks.
+const FILE_EVENT_BURST: usize = 512;
 
 impl Job {
     fn new(id: JobId, inner: &Inner, spec: &JobSpec) -> Job {
@@ -278,12 +318,38 @@ impl Job {
             counters: Mutex::new(Counters::default()),
             remote_existing: Mutex::new(HashMap::new()),
             verified_sources: Mutex::new(Vec::new()),
+            file_events: Mutex::new(Vec::new()),
         }
     }
 
+    /// Sends an event after the per-file events gathered so far, so the owner sees every
+    /// event in the order it happened.
     pub(super) fn send(&self, event: TransferEvent) {
+        let mut burst = std::mem::take(&mut *lock(&self.file_events));
+        burst.push(event);
         // The owner may have stopped listening; the transfer itself still completes.
-        let _ = self.events_tx.send(event);
+        let _ = self.events_tx.send(burst);
+    }
+
+    /// Gathers a per-file event; it reaches the owner with the next tick, the next other
+    /// event, or once a burst is full, whichever comes first.
+    fn send_file_event(&self, event: TransferEvent) {
+        let full = {
+            let mut pending = lock(&self.file_events);
+            pending.push(event);
+            pending.len() >= FILE_EVENT_BURST
+        };
+        if full {
+            self.flush_file_events();
+        }
+    }
+
+    /// Hands the gathered per-file events over, in order.
+    pub(super) fn flush_file_events(&self) {
+        let burst = std::mem::take(&mut *lock(&self.file_events));
+        if !burst.is_empty() {
+            let _ = self.events_tx.send(burst);
+        }
     }
 
     pub(super) fn pop(&self) -> Option<Task> {
@@ -307,7 +373,7 @@ impl Job {
     pub(super) fn done(&self, task: &Task, digest: Digest) {
         lock(&self.counters).files += 1;
         lock(&self.progress).file_finished();
-        self.send(TransferEvent::FileDone {
+        self.send_file_event(TransferEvent::FileDone {
             job: self.id,
             path: task.remote.clone(),
             bytes: task.size,
@@ -323,7 +389,7 @@ impl Job {
     /// A failure not tied to a queued file (a source that cannot be read, a directory).
     pub(super) fn failed_path(&self, path: &str, error: &EngineError) {
         lock(&self.counters).failed += 1;
-        self.send(TransferEvent::FileFailed {
+        self.send_file_event(TransferEvent::FileFailed {
             job: self.id,
             path: path.to_owned(),
             error: error.to_string(),

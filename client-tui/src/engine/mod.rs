@@ -34,7 +34,7 @@ use std::time::Duration;
 use ferry_protocol::{Digest, ErrorBody, ErrorCode};
 use tokio::sync::oneshot;
 
-pub use job::{Engine, EngineOptions};
+pub use job::{Engine, EngineOptions, Events};
 pub use session::{ListStream, Session};
 
 /// Where a server is and how to prove we may use it. `Debug` shows whether secrets are set,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferry::engine::{Endpoint, Engine, EngineOptions, JobSpec, JobSummary, TransferEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A server serving a temporary directory until dropped.
 pub struct TestServer {
@@ -209,7 +209,7 @@ pub async fn run_job(
 
 pub async fn follow(
     job: ferry::engine::JobId,
-    mut events_rx: mpsc::UnboundedReceiver<TransferEvent>,
+    mut events_rx: ferry::engine::Events,
     answer: impl Fn(&str) -> ferry::engine::ConflictAnswer,
 ) -> JobLog {
     let mut log = JobLog::default();
