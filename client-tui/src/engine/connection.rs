@@ -228,6 +228,12 @@ impl ConnReader {
         }
     }
 
+    /// Whether bytes of the next reply have already arrived, so reading on is not likely to
+    /// wait on the network.
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.framed.read_buffer().is_empty()
+    }
+
     /// Announces that the header just read is followed by `size` payload bytes.
     pub(crate) fn expect_payload(&mut self, size: u64) {
         self.framed.decoder_mut().expect_payload(size);
