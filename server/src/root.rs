@@ -232,6 +232,7 @@ impl Root {
             return Ok((Arc::clone(dir), name));
         }
         parents.last = None;
+        parents.free = None;
         let (dir, name) = self.open_parent(path)?;
         let dir = Arc::new(dir);
         parents.last = Some((parent.wire, Arc::clone(&dir)));
@@ -273,6 +274,23 @@ impl Root {
 #[derive(Debug, Default)]
 pub(crate) struct ParentCache {
     last: Option<(String, Arc<Dir>)>,
+    /// Free bytes of `last`'s filesystem, measured once in this run, less what the run has
+    /// claimed since: asking the filesystem again for every small upload cost a syscall per
+    /// file. What other connections finish meanwhile is missed for the length of one run,
+    /// which the reserve absorbs (and a write that still finds the disk full is `no_space`).
+    free: Option<u64>,
+}
+
+impl ParentCache {
+    /// The free bytes recorded for the cached directory's filesystem.
+    pub fn free(&self) -> Option<u64> {
+        self.free
+    }
+
+    /// Records the free bytes left once an upload into the cached directory is claimed.
+    pub fn set_free(&mut self, bytes: u64) {
+        self.free = Some(bytes);
+    }
 }
 
 /// `is_a_directory` for a directory, `forbidden` for anything but a regular file.

@@ -253,3 +253,45 @@ async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read(
     assert_eq!(std::fs::read(server.path("two.bin")).unwrap(), two);
     assert_eq!(std::fs::read(server.path("one.bin")).unwrap(), one);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_small_uploads_counts_its_own_bytes_against_the_free_space() {
+    // Six uploads of 200 KiB, sent back to back in one write so that the server takes them
+    // as one batch, onto 1 MiB of disk: the space each one takes must be seen by the next.
+    let server = TinyServer::start("1m", &["--reserve", "0"]);
+    let mut client = server.client().await;
+    let mut wire = Vec::new();
+    let bodies: Vec<Vec<u8>> = (0..6).map(|i| pattern(200 * KIB, 10 + i)).collect();
+    for (i, body) in bodies.iter().enumerate() {
+        let header = json!({"op": "put", "path": format!("f{i}.bin"), "size": body.len()});
+        wire.extend_from_slice(header.to_string().as_bytes());
+        wire.push(b'\n');
+        wire.extend_from_slice(body);
+    }
+    client.send(&wire).await;
+    let mut stored = Vec::new();
+    let mut refused = 0;
+    for i in 0..bodies.len() {
+        let reply = client.read_reply().await;
+        if reply["ok"] == true {
+            assert_eq!(
+                refused, 0,
+                "f{i} was stored after an earlier one was refused: {reply}"
+            );
+            stored.push(format!("f{i}.bin"));
+        } else {
+            assert_eq!(code(&reply), "no_space", "{reply}");
+            refused += 1;
+        }
+    }
+    assert!(stored.len() >= 3, "only {stored:?} fitted on 1 MiB");
+    assert!(refused >= 1, "6 x 200 KiB cannot all fit on 1 MiB");
+    // Every answer was true: what was stored is whole, and nothing else was left behind.
+    assert_eq!(server.names(), stored);
+    for (i, name) in stored.iter().enumerate() {
+        assert_eq!(std::fs::read(server.path(name)).unwrap(), bodies[i]);
+    }
+    // The connection is still in step, and a file that fits in what is left is taken.
+    let reply = client.put("after.bin", b"ok", json!({})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+}

@@ -338,7 +338,7 @@ fn prepare(
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(OpError::io(&err, &path.wire)),
     }
-    claim_space(scope, &guard, &dir, put.size, &path.wire)?;
+    claim_space(scope, &guard, &dir, put.size, &path.wire, parents)?;
     let partial = partial_name(name);
     let (file, hasher) = if put.offset == 0 {
         (
@@ -368,10 +368,16 @@ fn claim_space(
     dir: &Dir,
     bytes: u64,
     wire: &str,
+    parents: &mut ParentCache,
 ) -> Result<(), OpError> {
-    let stats = rustix::fs::fstatvfs(dir).map_err(|err| OpError::io(&err.into(), wire))?;
-    // What an unprivileged writer may use; the blocks kept for root are not ours to count.
-    let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let available = match parents.free() {
+        Some(free) => free,
+        None => {
+            let stats = rustix::fs::fstatvfs(dir).map_err(|err| OpError::io(&err.into(), wire))?;
+            // What an unprivileged writer may use; the blocks kept for root are not ours.
+            stats.f_bavail.saturating_mul(stats.f_frsize)
+        }
+    };
     let reserve = scope.shared.config.free_space_reserve;
     guard
         .claim_space(bytes, available, reserve)
@@ -387,7 +393,9 @@ fn claim_space(
                     size(reserve)
                 ),
             )
-        })
+        })?;
+    parents.set_free(available.saturating_sub(bytes));
+    Ok(())
 }
 
 /// A size for people, exact for scripts: `2 MiB (2097152 bytes)`.
