@@ -62,6 +62,12 @@ def ensure_tools():
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         sh(*sudo, "apt-get", "update", "-qq")
         sh(*sudo, "apt-get", "install", "-y", "-qq", *missing, stdout=subprocess.DEVNULL)
+    try:
+        import blake3  # noqa: F401  (only for the big-file floor line)
+    except ImportError:
+        print("installing the blake3 Python package (for the big-file floor line) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "blake3"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def write_random(path, size, chunk=1 << 20):
@@ -127,6 +133,43 @@ def socat_copy(src, dst, port):
     sh("socat", "-u", "-b", SOCAT_BUF, f"OPEN:{src}", f"TCP:127.0.0.1:{port}")
     recv.wait()
     return time.perf_counter() - t0
+
+
+def socat_cpu(src, dst, port):
+    """CPU seconds of socat's sender and receiver for one file copy: what the raw limit costs."""
+    fmt = ["/usr/bin/time", "-f", "CPU %U %S"]
+    recv = subprocess.Popen([*fmt, "socat", "-u", "-b", SOCAT_BUF, f"TCP-LISTEN:{port},reuseaddr,bind=127.0.0.1",
+                             f"OPEN:{dst},creat,trunc"], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.2)
+    send = subprocess.run([*fmt, "socat", "-u", "-b", SOCAT_BUF, f"OPEN:{src}", f"TCP:127.0.0.1:{port}"],
+                          check=True, stderr=subprocess.PIPE, text=True)
+    _, recv_err = recv.communicate()
+
+    def cpu(text):
+        for line in text.splitlines():
+            if line.startswith("CPU "):
+                return float(line.split()[1]) + float(line.split()[2])
+        return 0.0
+    return cpu(send.stderr), cpu(recv_err)
+
+
+def blake3_seconds(size):
+    """Seconds one core takes to BLAKE3-hash `size` bytes (best of 3), or None without the
+    `blake3` Python package. ferry hashes every byte once on each side."""
+    try:
+        import blake3
+    except ImportError:
+        return None
+    buf = os.urandom(1 << 20)
+    best = None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        h = blake3.blake3()
+        for _ in range(size >> 20):
+            h.update(buf)
+        h.digest()
+        best = min(best or 1e9, time.perf_counter() - t0)
+    return best
 
 
 def tar_copy(src, dst, port):
@@ -298,6 +341,7 @@ def main():
         rows.append((name, unit_count / ours["t"], unit, base_name, unit_count / base["t"], base["t"] / ours["t"],
                      verified, ours["rss"], ours["srss"], ours["scpu"], ours["cpu"]))
 
+    floor = None
     try:
         dl = work / "dl"
         # One big file.
@@ -313,6 +357,10 @@ def main():
             row("put 1 file", put, raw, "socat", mb, "MB/s", same_file(local / "big.bin", srv / "put.bin"))
         for p in (work / "raw.bin", work / "got.bin", srv / "put.bin"):
             p.unlink(missing_ok=True)
+        if not small_only:
+            send_cpu, recv_cpu = socat_cpu(local / "big.bin", work / "raw.bin", free_port())
+            (work / "raw.bin").unlink(missing_ok=True)
+            floor = (raw["t"], send_cpu, recv_cpu, blake3_seconds(big_size), got, put)
 
         # Many small files, and many medium files.
         rsyncd = Rsyncd(srv, free_port())
@@ -388,6 +436,15 @@ def main():
               f"{'yes' if ok else 'NO':<4}" + (f"{rss / 1024:>7.1f} MiB" if rss else f"{'-':>11}")
               + (f"{srss / 1024:>9.1f} MiB{scpu:>10.2f} s{cpu:>10.2f} s" if srss else f"{'-':>13}{'-':>12}"))
     print()
+    if floor:
+        socat_t, send_cpu, recv_cpu, hash_t, got, put = floor
+        print(f"one big file, CPU per copy: socat sender {send_cpu:.2f} s, receiver {recv_cpu:.2f} s; "
+              f"ferry get: server {got['scpu']:.2f} s, client {got['cpu']:.2f} s; "
+              f"put: client {put['cpu']:.2f} s, server {put['scpu']:.2f} s")
+        if hash_t:
+            print(f"BLAKE3 of the file on one core: {hash_t:.2f} s. Each ferry side does a socat side's work "
+                  f"plus one hash, so on this machine a copy can reach about "
+                  f"{socat_t / (socat_t + hash_t):.2f}x socat at best")
     if conc is not None:
         print(f"1,000 concurrent clients (list + 64 KiB get): {errors} errors in {conc:.2f} s; "
               f"server peak RSS {conc_rss / 1024:.1f} MiB" + (f"; first error: {first}" if first else ""))
