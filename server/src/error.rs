@@ -27,12 +27,22 @@ impl OpError {
     pub fn io(err: &io::Error, path: &str) -> Self {
         let code = code_of(err);
         let shown = if path.is_empty() { "/" } else { path };
-        Self::new(code, format!("{shown}: {err}"))
+        Self::new(code, format!("{shown}: {}", io_text(err)))
     }
 
     /// The error line to send for it.
     pub fn encode(&self) -> Vec<u8> {
         ferry_protocol::encode_err(self.code, &self.message)
+    }
+}
+
+/// An IO error's words for people: the OS's text without Rust's ` (os error N)` suffix, a
+/// number that only repeats what the code already says.
+pub(crate) fn io_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if err.raw_os_error().is_some() && text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
     }
 }
 
@@ -87,5 +97,15 @@ mod tests {
         assert!(err.message.contains("a/b.txt"), "{}", err.message);
         let root = OpError::io(&io::Error::from(io::ErrorKind::NotFound), "");
         assert!(root.message.starts_with("/:"), "{}", root.message);
+    }
+
+    #[test]
+    fn messages_leave_out_the_os_error_number() {
+        let enoent = io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error());
+        let err = OpError::io(&enoent, "missing");
+        assert_eq!(err.message, "missing: No such file or directory");
+        // Text that merely looks like the suffix is not an OS error's, and stays.
+        let other = io::Error::other("odd (os error 5)");
+        assert_eq!(io_text(&other), "odd (os error 5)");
     }
 }

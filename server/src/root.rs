@@ -324,9 +324,32 @@ pub(crate) fn kind_of(file_type: FileType) -> Kind {
 }
 
 /// Builds the wire entry for `name` in `dir` from its `lstat` metadata; for a symlink, `link`
-/// says what it points to when the target resolves inside the root.
-pub(crate) fn entry(dir: &Dir, name: &OsStr, wire_name: String, meta: &Metadata) -> Entry {
-    entry_with(wire_name, meta, || dir.metadata(name).ok())
+/// says what it points to when the target resolves inside the root. `wire_name` is the name
+/// sent, relative to the wire path `base` (the listed or walked directory).
+///
+/// A target beside the link resolves on `dir` in one lookup. One that climbs out of `dir`
+/// (`../other`) is refused there, as cap-std confines every lookup to the handle it starts
+/// from, so the link's whole wire path is resolved again beneath the root: the same
+/// resolution `stat` and `list` of that path use, which is what makes `link` a promise that
+/// the entry can be entered.
+pub(crate) fn entry(
+    root: &Root,
+    dir: &Dir,
+    name: &OsStr,
+    base: &str,
+    wire_name: String,
+    meta: &Metadata,
+) -> Entry {
+    let full = meta
+        .file_type()
+        .is_symlink()
+        .then(|| path::join(base, &wire_name));
+    entry_with(wire_name, meta, || {
+        dir.metadata(name).ok().or_else(|| {
+            let full = RemotePath::parse(full.as_deref()?).ok()?;
+            root.metadata(&full).ok()
+        })
+    })
 }
 
 /// [`entry`] with the symlink target's metadata fetched by `target`, asked only for symlinks.

@@ -26,10 +26,13 @@ pub(super) fn rename(
         ));
     }
     let (from_dir, from_name) = scope.root.open_parent(&from_path)?;
-    let (to_dir, to_name) = scope.root.open_parent(&to_path)?;
-    from_dir
+    let source = from_dir
         .symlink_metadata(from_name)
         .map_err(|err| OpError::io(&err, from))?;
+    if source.is_dir() && to.starts_with(from) && to.as_bytes().get(from.len()) == Some(&b'/') {
+        return Err(into_itself(from, to));
+    }
+    let (to_dir, to_name) = scope.root.open_parent(&to_path)?;
     if !overwrite {
         match to_dir.symlink_metadata(to_name) {
             Ok(_) => {
@@ -44,6 +47,23 @@ pub(super) fn rename(
     }
     from_dir
         .rename(from_name, &to_dir, to_name)
-        .map_err(|err| OpError::io(&err, &format!("{from} -> {to}")))?;
+        .map_err(|err| {
+            // The kernel's EINVAL here means the target lies inside the source: reached
+            // through a symlink, which the look at the names above cannot see.
+            if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) {
+                into_itself(from, to)
+            } else {
+                OpError::io(&err, &format!("{from} -> {to}"))
+            }
+        })?;
     ok_line(&Done {})
+}
+
+/// The refusal of a move whose target is inside the directory moved: it would cut the
+/// directory off from the tree.
+fn into_itself(from: &str, to: &str) -> OpError {
+    OpError::new(
+        ErrorCode::BadRequest,
+        format!("{from} -> {to}: cannot move a directory into itself"),
+    )
 }

@@ -2,6 +2,8 @@
 //! names relative to the walked directory. Symlinks are listed, never followed. Memory is one
 //! open directory iterator per level, with a cap on the depth.
 
+use std::sync::Arc;
+
 use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
@@ -10,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Pipe;
 use super::Scope;
 use crate::error::OpError;
-use crate::root::{RemotePath, addressable, entry};
+use crate::root::{RemotePath, Root, addressable, entry};
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
 /// counted as skipped); the cap also bounds open file descriptors per walk.
@@ -56,6 +58,10 @@ pub(super) struct Walker {
     /// Bytes of path in front of a walked name on the wire, to keep names addressable.
     base_len: usize,
     skipped: u64,
+    /// The session's root and the walked directory's wire path, to resolve symlinks that
+    /// lead out of the directory holding them.
+    root: Arc<Root>,
+    base: String,
     /// A walk of a huge tree must not hold up the server's shutdown.
     shutdown: CancellationToken,
 }
@@ -71,6 +77,8 @@ impl Walker {
             }],
             base_len: if wire.is_empty() { 0 } else { wire.len() + 1 },
             skipped: 0,
+            root: Arc::clone(&scope.root),
+            base: wire.to_owned(),
             shutdown: scope.shared.shutdown.clone(),
         })
     }
@@ -116,7 +124,7 @@ impl Walker {
             let Ok(meta) = item.metadata() else {
                 continue;
             };
-            let found = entry(&level.dir, &name, rel, &meta);
+            let found = entry(&self.root, &level.dir, &name, &self.base, rel, &meta);
             if meta.is_dir() {
                 if self.stack.len() > MAX_DEPTH {
                     self.skipped += 1;
