@@ -112,6 +112,11 @@ pub struct Put {
     /// Modification time to give the file, in seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<i64>,
+    /// The source's Unix permission bits, for a new file; a server keeps only the `0o777` bits
+    /// less its umask, and an overwritten file keeps its own mode, so a private file is never
+    /// widened. Absent (older clients), a new file gets `0o666` less the umask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 impl Request {
@@ -557,6 +562,7 @@ mod tests {
                 digest: Some(Digest::of(b"x")),
                 trailer: false,
                 mtime: Some(1_700_000_000),
+                mode: Some(0o755),
             }),
             Request::Partial { path: "a".into() },
             Request::Mkdir {
@@ -600,6 +606,24 @@ mod tests {
             let err = decode_request(line(bad)).unwrap_err();
             assert!(err.message.starts_with("malformed request"), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_put_without_mode_is_what_older_clients_send() {
+        let Request::Put(put) =
+            decode_request(line(r#"{"op":"put","path":"a","size":1}"#)).unwrap()
+        else {
+            panic!("not a put");
+        };
+        assert_eq!(put.mode, None);
+        let encoded = encode_request(&Request::Put(put)).unwrap();
+        assert!(!String::from_utf8_lossy(&encoded).contains("mode"));
+        let Request::Put(put) =
+            decode_request(line(r#"{"op":"put","path":"a","size":1,"mode":493}"#)).unwrap()
+        else {
+            panic!("not a put");
+        };
+        assert_eq!(put.mode, Some(0o755));
     }
 
     #[test]

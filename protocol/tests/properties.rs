@@ -152,18 +152,22 @@ fn request() -> impl Strategy<Value = Request> {
             prop::option::of(digest()),
             any::<bool>(),
             prop::option::of(any::<i64>()),
+            prop::option::of(any::<u32>()),
         )
-            .prop_map(|(path, size, offset, overwrite, digest, trailer, mtime)| {
-                Request::Put(Put {
-                    path,
-                    size,
-                    offset,
-                    overwrite,
-                    digest,
-                    trailer,
-                    mtime,
-                })
-            }),
+            .prop_map(
+                |(path, size, offset, overwrite, digest, trailer, mtime, mode)| {
+                    Request::Put(Put {
+                        path,
+                        size,
+                        offset,
+                        overwrite,
+                        digest,
+                        trailer,
+                        mtime,
+                        mode,
+                    })
+                }
+            ),
         s().prop_map(|path| Request::Partial { path }),
         (s(), any::<bool>()).prop_map(|(path, parents)| Request::Mkdir { path, parents }),
         (s(), s(), any::<bool>()).prop_map(|(path, to, overwrite)| Request::Rename {
@@ -268,6 +272,7 @@ fn message() -> impl Strategy<Value = (Request, Vec<u8>)> {
                     digest: None,
                     trailer: false,
                     mtime: None,
+                    mode: None,
                 };
                 (Request::Put(put), payload)
             }),

@@ -125,6 +125,7 @@ pub(super) async fn send_put(
             digest: None,
             trailer: true,
             mtime: Some(task.mtime),
+            mode: None,
         }))
         .await?;
     let read_ahead = read_ahead.filter(|_| offset == 0);

@@ -12,13 +12,19 @@
 //! it while it is still in that core's cache, and it goes back to be filled again. Memory stays
 //! flat whatever the size, and the socket reads overlap the disk work. A small payload is read
 //! whole and written in one blocking call.
+//!
+//! Permissions: the partial is created `0600`, so a half-written copy of a private file is
+//! never readable by others, and gets its final mode by `fchmod` just before the rename: a new
+//! file the client's `mode` (permission bits only, less the server's umask), a replaced file
+//! its old mode, so an overwrite never widens who may read it.
 
 use std::io::{self, Seek, SeekFrom, Write};
-use std::sync::Arc;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
@@ -50,6 +56,10 @@ struct Upload {
     wire: String,
     file: std::fs::File,
     hasher: blake3::Hasher,
+    /// The permission bits the file gets when it is placed.
+    mode: u32,
+    /// The partial does not have `mode` yet, so it needs an `fchmod` before the rename.
+    chmod: bool,
     /// Frees the path for other writers only when the disk writer is done with the partial.
     guard: UploadGuard,
 }
@@ -321,7 +331,7 @@ fn prepare(
     } else {
         Err(io::ErrorKind::NotFound.into())
     };
-    match held {
+    let mode = match held {
         Ok(meta) if meta.is_dir() => {
             return Err(OpError::new(
                 ErrorCode::IsADirectory,
@@ -334,19 +344,24 @@ fn prepare(
                 format!("{}: already exists", path.wire),
             ));
         }
-        Ok(_) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        // Like the kernel when a file is written, setuid and setgid do not survive new bytes.
+        Ok(meta) if meta.is_file() => meta.mode() & 0o777,
+        // A replaced symlink (or fifo) has no mode of its own worth keeping.
+        Ok(_) => new_file_mode(put.mode),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => new_file_mode(put.mode),
         Err(err) => return Err(OpError::io(&err, &path.wire)),
-    }
+    };
     claim_space(scope, &guard, &dir, put.size, &path.wire, parents)?;
     let partial = partial_name(name);
-    let (file, hasher) = if put.offset == 0 {
-        (
-            create_partial(&dir, &partial, &path.wire)?,
-            blake3::Hasher::new(),
-        )
+    let (file, hasher, chmod) = if put.offset == 0 {
+        let file = create_partial(&dir, &partial, &path.wire)?;
+        // Created exclusively, so its mode is known without asking: skip the `fchmod` when it
+        // is already the one wanted (a private file).
+        let chmod = mode != PARTIAL_MODE & !umask();
+        (file, blake3::Hasher::new(), chmod)
     } else {
-        resume_partial(&dir, &partial, &path.wire, put.offset)?
+        let (file, hasher) = resume_partial(&dir, &partial, &path.wire, put.offset)?;
+        (file, hasher, mode != PARTIAL_MODE)
     };
     Ok(Upload {
         name: name.to_owned(),
@@ -355,7 +370,36 @@ fn prepare(
         wire: path.wire.clone(),
         file,
         hasher,
+        mode,
+        chmod,
         guard,
+    })
+}
+
+/// The mode of a partial while its bytes arrive: nobody but the server's user can read them.
+const PARTIAL_MODE: u32 = 0o600;
+
+/// The mode a new file gets: the client's permission bits (`0o666` when it sent none, as
+/// `open` would give), never setuid, setgid or sticky, less the server's umask.
+fn new_file_mode(requested: Option<u32>) -> u32 {
+    requested.map_or(0o666, |mode| mode & 0o777) & !umask()
+}
+
+/// The server process's umask, read once. Read from `/proc/self/status` because `umask(2)`
+/// can only be read by setting it, which would race with threads creating files meanwhile;
+/// without procfs, the usual `022`.
+fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status.lines().find_map(|line| {
+                    let value = line.strip_prefix("Umask:")?;
+                    u32::from_str_radix(value.trim(), 8).ok()
+                })
+            })
+            .map_or(0o022, |mask| mask & 0o777)
     })
 }
 
@@ -416,7 +460,7 @@ fn size(bytes: u64) -> String {
 /// small uploads then costs one `openat` per file instead of a failing `unlinkat` as well.
 fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File, OpError> {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create_new(true).mode(PARTIAL_MODE);
     match dir.open_with(partial, &options) {
         Ok(file) => return Ok(file.into_std()),
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
@@ -458,6 +502,9 @@ fn resume_partial(
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?
         .into_std();
+    // A partial left by an older server may be readable by others; the bytes to come are not.
+    file.set_permissions(std::fs::Permissions::from_mode(PARTIAL_MODE))
+        .map_err(|err| OpError::io(&err, wire))?;
     let held = file
         .metadata()
         .map_err(|err| OpError::io(&err, wire))?
@@ -544,6 +591,14 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         if let Err(err) = upload.file.set_modified(when) {
             tracing::warn!(path = %wire, %err, "cannot set the modification time");
         }
+    }
+    if upload.chmod
+        && let Err(err) = upload
+            .file
+            .set_permissions(std::fs::Permissions::from_mode(upload.mode))
+    {
+        // The file then stays private (0600), never wider than asked: keep the bytes.
+        tracing::warn!(path = %wire, %err, "cannot set the permission bits");
     }
     let placed = if put.overwrite {
         upload
