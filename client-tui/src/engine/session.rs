@@ -194,6 +194,22 @@ impl Session {
         Ok(())
     }
 
+    /// Creates exactly one directory, like `mkdir` without `-p`: a missing parent is
+    /// `not_found` and an existing entry `already_exists`, so a view of a tree someone else
+    /// deleted cannot bring it back.
+    pub async fn create_dir(&mut self, path: &str) -> Result<(), EngineError> {
+        let _: Done = self
+            .call(
+                path,
+                Request::Mkdir {
+                    path: path.into(),
+                    parents: false,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Moves `from` to `to`; an existing `to` is an error.
     pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
         let _: Done = self

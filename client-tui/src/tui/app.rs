@@ -238,6 +238,25 @@ pub enum ConnEvent {
     CertificateRefused(String),
 }
 
+/// Why a listing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListError {
+    pub message: String,
+    /// The directory is not there (`not_found`, or no longer a directory): the pane moves up
+    /// instead of showing a tree that no longer exists.
+    pub gone: bool,
+}
+
+impl ListError {
+    /// A failure that says nothing about whether the directory exists (a lost connection).
+    pub fn other(message: impl Into<String>) -> ListError {
+        ListError {
+            message: message.into(),
+            gone: false,
+        }
+    }
+}
+
 /// What the event loop reports back.
 #[derive(Debug)]
 pub enum Msg {
@@ -245,7 +264,7 @@ pub enum Msg {
         side: Side,
         serial: u64,
         dir: Location,
-        result: Result<Vec<Entry>, String>,
+        result: Result<Vec<Entry>, ListError>,
     },
     /// A mkdir, rename or remove finished; `select` is the name to put the cursor on.
     OpDone {
@@ -288,7 +307,12 @@ pub struct App {
     pub theme: Theme,
     pub conn: Connection,
     pub jobs: Vec<Job>,
+    /// The job the panel scrolls to and `x` cancels. While the list lacks focus it follows
+    /// the newest running job (else the newest), so what the panel shows is what `x` acts on;
+    /// while the list has focus it stays where the user put it.
     pub selected_job: usize,
+    /// The number the last submitted job got: numbers stay unique across connections.
+    last_job_number: u64,
     pub dialog: Option<Dialog>,
     pub conflicts: VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
@@ -348,6 +372,7 @@ impl App {
             },
             jobs: Vec::new(),
             selected_job: 0,
+            last_job_number: 0,
             dialog: None,
             conflicts: VecDeque::new(),
             filtering: None,
@@ -424,6 +449,28 @@ impl App {
         self.jobs.iter().any(Job::is_active)
     }
 
+    /// The number the user knows job `key` by.
+    pub fn job_number(&self, key: JobKey) -> u64 {
+        self.jobs
+            .iter()
+            .find(|j| j.key == key)
+            .map_or(key.id.0, |j| j.number)
+    }
+
+    /// Moves the selection to the newest running job, else the newest job, unless the user is
+    /// choosing in the focused list: the panel then shows what `x` would cancel.
+    fn follow_jobs(&mut self) {
+        if self.focus == Focus::Transfers {
+            self.selected_job = self.selected_job.min(self.jobs.len().saturating_sub(1));
+            return;
+        }
+        self.selected_job = self
+            .jobs
+            .iter()
+            .rposition(Job::is_active)
+            .unwrap_or(self.jobs.len().saturating_sub(1));
+    }
+
     /// Records a new terminal size and lays the panes out for it.
     pub fn resize(&mut self, width: u16, height: u16) {
         self.size = (width, height);
@@ -439,12 +486,24 @@ impl App {
     }
 
     fn request_list(&mut self, side: Side, dir: Location, select: Option<String>) {
+        self.request_list_after(side, dir, select, None);
+    }
+
+    /// [`Self::request_list`], saying which gone directory the pane is moving up from.
+    fn request_list_after(
+        &mut self,
+        side: Side,
+        dir: Location,
+        select: Option<String>,
+        vanished: Option<Location>,
+    ) {
         self.serial += 1;
         let serial = self.serial;
         self.pane_mut(side).pending = Some(super::pane::Pending {
             serial,
             dir: dir.clone(),
             select,
+            vanished,
         });
         self.outbox.push(Command::List { side, serial, dir });
     }
@@ -481,6 +540,7 @@ impl App {
     fn escape(&mut self) {
         if self.focus == Focus::Transfers {
             self.focus = Focus::Pane(self.last_pane);
+            self.follow_jobs();
             return;
         }
         let side = self.active_side();
@@ -581,19 +641,22 @@ impl App {
             Action::Connect => self.open_connect(),
             Action::Transfers => {
                 if !self.jobs.is_empty() {
+                    // The list opens on the job it was showing (the newest running one).
+                    self.follow_jobs();
                     self.focus = Focus::Transfers;
-                    let running = self.jobs.iter().position(Job::is_active);
-                    self.selected_job =
-                        running.unwrap_or(self.selected_job.min(self.jobs.len() - 1));
                 }
             }
             Action::CancelJob => self.ask_cancel(),
             Action::ClearFinished => {
+                let kept = self.jobs.get(self.selected_job).map(|j| j.key);
                 self.jobs.retain(Job::is_active);
-                self.selected_job = self.selected_job.min(self.jobs.len().saturating_sub(1));
+                self.selected_job = kept
+                    .and_then(|key| self.jobs.iter().position(|j| j.key == key))
+                    .unwrap_or(0);
                 if self.jobs.is_empty() {
                     self.focus = Focus::Pane(self.last_pane);
                 }
+                self.follow_jobs();
             }
             Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
             Action::Quit => {
@@ -624,7 +687,10 @@ impl App {
             Action::Top => self.selected_job = 0,
             Action::Bottom => self.selected_job = self.jobs.len().saturating_sub(1),
             Action::Delete => self.ask_cancel(),
-            Action::Transfers | Action::SwitchPane => self.focus = Focus::Pane(self.last_pane),
+            Action::Transfers | Action::SwitchPane => {
+                self.focus = Focus::Pane(self.last_pane);
+                self.follow_jobs();
+            }
             _ => return false,
         }
         true
@@ -743,18 +809,36 @@ impl App {
         }
         let pane = self.pane(side);
         let selection = pane.selection();
+        // A directory goes with everything in it: the question says so, since the answer
+        // cannot be undone.
+        let dirs = selection
+            .iter()
+            .filter(|e| e.kind == ferry_protocol::Kind::Dir)
+            .count();
         let message = match selection.as_slice() {
             [] => return,
+            [one] if one.kind == ferry_protocol::Kind::Dir => format!(
+                "Delete directory {} and everything in it?",
+                format::escape_name(&one.name)
+            ),
             [one] => format!(
                 "Delete {} {}?",
-                if one.is_dir_like() {
-                    "directory"
+                if one.kind == ferry_protocol::Kind::Symlink {
+                    "link"
                 } else {
                     "file"
                 },
                 format::escape_name(&one.name)
             ),
-            many => format!("Delete {} marked entries?", many.len()),
+            many if dirs == 1 => format!(
+                "Delete {} marked entries, including 1 directory and everything in it?",
+                many.len()
+            ),
+            many if dirs > 1 => format!(
+                "Delete {} marked entries, including {dirs} directories and everything in them?",
+                many.len()
+            ),
+            many => format!("Delete {} marked files?", many.len()),
         };
         let paths = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
         self.dialog = Some(Dialog::Confirm {
@@ -777,7 +861,7 @@ impl App {
         };
         self.dialog = Some(Dialog::Confirm {
             title: "Cancel transfer".into(),
-            message: format!("Cancel transfer #{} ({})?", job.key.id.0, job.info.label),
+            message: format!("Cancel transfer #{} ({})?", job.number, job.info.label),
             on_yes: Confirmed::CancelJob(job.key),
         });
     }
@@ -1015,6 +1099,16 @@ impl App {
                         targets,
                         selected: (selected + 1).min(rows - 1),
                     }),
+                    KeyCode::Home | KeyCode::PageUp | KeyCode::Char('g') => Some(Dialog::Connect {
+                        targets,
+                        selected: 0,
+                    }),
+                    KeyCode::End | KeyCode::PageDown | KeyCode::Char('G') => {
+                        Some(Dialog::Connect {
+                            targets,
+                            selected: rows - 1,
+                        })
+                    }
                     KeyCode::Enter => match targets.get(selected) {
                         Some(target) => {
                             self.connect_pinned(
@@ -1329,12 +1423,48 @@ impl App {
                 let Some(pending) = pane.pending.take_if(|p| p.serial == serial) else {
                     return;
                 };
+                let refreshed = pane.loaded && dir == pane.dir;
                 match result {
-                    Ok(entries) => pane.set_listing(dir, entries, pending.select.as_deref()),
-                    Err(error) => {
+                    Ok(entries) => {
+                        pane.set_listing(dir.clone(), entries, pending.select.as_deref());
+                        if let Some(gone) = &pending.vanished {
+                            self.error(format!(
+                                "{} no longer exists: showing {}",
+                                format::escape_name(&gone.display()),
+                                format::escape_name(&dir.display())
+                            ));
+                        }
+                        if side == Side::Remote
+                            && let Some(recent) = self.pending_recent.take()
+                        {
+                            // Only a location that connected and listed is worth offering again.
+                            config::remember(&mut self.recent, recent);
+                            self.outbox.push(Command::SaveRecent(self.recent.clone()));
+                        }
+                    }
+                    // The directory shown (or an ancestor tried after it) is gone: the nearest
+                    // ancestor that still lists takes its place, rather than a stale view
+                    // whose operations would act on a tree that no longer exists.
+                    Err(error)
+                        if error.gone
+                            && (refreshed || pending.vanished.is_some())
+                            && let Some((parent, _)) = dir.parent() =>
+                    {
+                        let vanished = pending.vanished.unwrap_or(dir);
+                        self.request_list_after(side, parent, None, Some(vanished));
+                    }
+                    Err(ListError {
+                        message: error,
+                        gone,
+                    }) => {
                         if !pane.loaded {
                             pane.dir = dir.clone();
                             pane.error = Some(error.clone());
+                        }
+                        if side == Side::Remote && gone {
+                            // A location that does not list is not offered again (a lost
+                            // connection keeps it: the reconnect may list it).
+                            self.pending_recent = None;
                         }
                         // The lost-connection banner already says it, and how to reconnect.
                         let lost =
@@ -1371,10 +1501,6 @@ impl App {
                             if self.remote.pending.is_none() {
                                 self.refresh(Side::Remote);
                             }
-                        }
-                        if let Some(recent) = self.pending_recent.take() {
-                            config::remember(&mut self.recent, recent);
-                            self.outbox.push(Command::SaveRecent(self.recent.clone()));
                         }
                     }
                     ConnEvent::UnknownCertificate { addr, fingerprint } => {
@@ -1415,7 +1541,9 @@ impl App {
                 }
             }
             Msg::Submitted { key, info } => {
-                self.jobs.push(Job::new(key, info));
+                self.last_job_number += 1;
+                self.jobs.push(Job::new(key, self.last_job_number, info));
+                self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
         }
@@ -1483,7 +1611,7 @@ impl App {
                 }
                 self.error(format!(
                     "#{} {} ({})",
-                    key.id.0,
+                    self.job_number(key),
                     failure_text(&path, &error),
                     format::escape_name(&path)
                 ));
@@ -1494,11 +1622,13 @@ impl App {
                 let Some(job) = self.job_mut(key) else { return };
                 job.finished(outcome);
                 let job = job.clone();
+                self.follow_jobs();
+                let number = job.number;
                 match &job.state {
                     JobState::Done(_) if job.skipped_only() => {
                         self.info(format!(
                             "#{} {}: nothing {}, skipped",
-                            key.id.0,
+                            number,
                             job.info.label,
                             if job.info.is_move { "moved" } else { "copied" },
                         ));
@@ -1517,7 +1647,7 @@ impl App {
                         // verified.
                         self.info(format!(
                             "#{} {}: {} file{} verified, {} {}{skipped}",
-                            key.id.0,
+                            number,
                             if job.info.is_move { "moved" } else { "copied" },
                             summary.files,
                             if summary.files == 1 { "" } else { "s" },
@@ -1544,21 +1674,18 @@ impl App {
                         let text = if summary.failed > 1 {
                             format!(
                                 "#{} {} files failed, first: {first}",
-                                key.id.0, summary.failed
+                                number, summary.failed
                             )
                         } else {
-                            format!("#{} {first}", key.id.0)
+                            format!("#{} {first}", number)
                         };
                         self.error(text);
                     }
                     JobState::Failed(message) if message == "cancelled" => {
-                        self.info(format!("#{} {}: cancelled", key.id.0, job.info.label));
+                        self.info(format!("#{} {}: cancelled", number, job.info.label));
                     }
                     JobState::Failed(message) => {
-                        self.error(format!(
-                            "#{} {} failed: {message}",
-                            key.id.0, job.info.label
-                        ));
+                        self.error(format!("#{} {} failed: {message}", number, job.info.label));
                     }
                     _ => {}
                 }

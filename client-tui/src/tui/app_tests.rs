@@ -87,6 +87,17 @@ fn app() -> App {
     app
 }
 
+/// Answers the remote pane's listing in flight as a server that lists it would.
+fn remote_listed(app: &mut App) {
+    let pending = app.remote.pending.clone().unwrap();
+    app.on_msg(Msg::Listed {
+        side: Side::Remote,
+        serial: pending.serial,
+        dir: pending.dir,
+        result: Ok(remote_entries()),
+    });
+}
+
 fn current(app: &App) -> String {
     app.pane(app.active_side()).current().unwrap().name.clone()
 }
@@ -462,7 +473,7 @@ fn delete_asks_first() {
     let mut app = app();
     app.on_key(key(KeyCode::F(8)));
     assert!(
-        matches!(&app.dialog, Some(Dialog::Confirm { message, .. }) if message == "Delete directory docs?")
+        matches!(&app.dialog, Some(Dialog::Confirm { message, .. }) if message == "Delete directory docs and everything in it?")
     );
     app.on_key(ch('n'));
     assert!(app.dialog.is_none());
@@ -820,6 +831,9 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
             server: None,
         },
     });
+    // Connected is not enough: only a location that lists is remembered.
+    assert!(app.take_commands().is_empty());
+    remote_listed(&mut app);
     let commands = app.take_commands();
     let [Command::SaveRecent(list)] = commands.as_slice() else {
         panic!("{commands:?}")
@@ -912,7 +926,7 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
     unknown(&mut app, conn, fingerprint);
     assert_eq!(app.dialog, None);
 
-    // Once connected, the recent entry keeps the pin (and never the token).
+    // Once connected and listed, the recent entry keeps the pin (and never the token).
     app.on_msg(Msg::Connection {
         conn,
         event: ConnEvent::Connected {
@@ -920,6 +934,7 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
             server: None,
         },
     });
+    remote_listed(&mut app);
     let commands = app.take_commands();
     let Some(Command::SaveRecent(list)) = commands.first() else {
         panic!("{commands:?}")
@@ -1124,6 +1139,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
             server: None,
         },
     });
+    remote_listed(&mut app);
     let commands = app.take_commands();
     let [Command::SaveRecent(list)] = commands.as_slice() else {
         panic!("{commands:?}")
@@ -1353,7 +1369,7 @@ fn a_job_whose_only_file_failed_shows_nothing_done_and_the_error_first() {
         banner.text,
         format!(
             "#{} too_large: 2097152 bytes is over the limit of 1048576 (two.bin)",
-            id.0
+            job.number
         )
     );
 }
@@ -1432,4 +1448,314 @@ fn a_scheme_typed_after_the_prefill_replaces_it_in_the_field() {
         panic!("{:?}", app.dialog)
     };
     assert_eq!(input.text(), "ferry://h:1/a://b");
+}
+
+/// Submits a copy of the entry under the local cursor as job `id` of connection `conn`.
+fn submit_as(app: &mut App, conn: u64, id: u64) -> JobKey {
+    app.on_key(key(KeyCode::F(5)));
+    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+        panic!("no submit")
+    };
+    let job = JobKey {
+        conn,
+        id: JobId(id),
+    };
+    app.on_msg(Msg::Submitted { key: job, info });
+    job
+}
+
+fn finish(app: &mut App, job: JobKey) {
+    app.on_msg(Msg::Transfer {
+        conn: job.conn,
+        event: TransferEvent::Finished {
+            job: job.id,
+            outcome: Ok(summary(1, 1000, 0, 0)),
+        },
+    });
+}
+
+/// The rows the transfer panel draws, as text.
+fn panel_text(app: &mut App) -> String {
+    app.sync_layout();
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(app.size.0, app.size.1)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    format!("{}", terminal.backend())
+}
+
+#[test]
+fn the_transfer_list_follows_the_running_job_so_x_cancels_what_it_shows() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Down));
+    for id in 1..=14 {
+        let job = submit_as(&mut app, 1, id);
+        finish(&mut app, job);
+    }
+    // The newest finished job is in view, not the first five.
+    let screen = panel_text(&mut app);
+    assert!(screen.contains("#14 ✓"), "{screen}");
+    assert!(!screen.contains("#1 ✓"), "{screen}");
+
+    let slow = submit_as(&mut app, 1, 15);
+    assert_eq!(app.selected_job, 14);
+    let screen = panel_text(&mut app);
+    assert!(screen.contains("#15 ↑ a.txt"), "{screen}");
+    app.on_key(ch('x'));
+    assert!(
+        matches!(&app.dialog, Some(Dialog::Confirm { message, on_yes: Confirmed::CancelJob(k), .. })
+            if message.starts_with("Cancel transfer #15") && *k == slow),
+        "{:?}",
+        app.dialog
+    );
+    app.on_key(ch('n'));
+
+    // Newer jobs finishing do not hide the one still running.
+    for id in 16..=20 {
+        let job = submit_as(&mut app, 1, id);
+        finish(&mut app, job);
+    }
+    assert_eq!(app.selected_job, 14);
+    let screen = panel_text(&mut app);
+    assert!(screen.contains("#15 ↑ a.txt"), "{screen}");
+
+    // Once the user chooses in the focused list, new jobs do not move the selection.
+    app.on_key(ch('t'));
+    assert_eq!(app.focus, Focus::Transfers);
+    assert_eq!(app.selected_job, 14);
+    app.on_key(key(KeyCode::Home));
+    submit_as(&mut app, 1, 21);
+    assert_eq!(app.selected_job, 0);
+    let screen = panel_text(&mut app);
+    assert!(screen.contains("›#1 ✓"), "{screen}");
+    // Back in the panes, the list follows again with the next change.
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.selected_job, 20);
+    finish(&mut app, slow);
+    assert_eq!(app.selected_job, 20, "#21 is still running");
+}
+
+#[test]
+fn job_numbers_stay_unique_after_connecting_to_another_server() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Down));
+    let first = submit_as(&mut app, 1, 1);
+    app.connect("ferry://other:7070/", None);
+    app.on_msg(Msg::Connection {
+        conn: 2,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: None,
+        },
+    });
+    settle(&mut app);
+    // The new connection's engine counts from 1 again.
+    let second = submit_as(&mut app, 2, 1);
+    assert_eq!(first.id, second.id);
+    let numbers: Vec<u64> = app.jobs.iter().map(|j| j.number).collect();
+    assert_eq!(numbers, [1, 2]);
+    finish(&mut app, second);
+    assert!(
+        app.banner.as_ref().unwrap().text.starts_with("#2 copied"),
+        "{:?}",
+        app.banner
+    );
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: first.id,
+            outcome: Err("cancelled".into()),
+        },
+    });
+    assert_eq!(app.banner.as_ref().unwrap().text, "#1 a.txt: cancelled");
+    let screen = panel_text(&mut app);
+    assert!(screen.contains("#1 ✗ a.txt: cancelled"), "{screen}");
+    assert!(screen.contains("#2 ✓ a.txt"), "{screen}");
+}
+
+/// Answers the listing in flight on `side` with `result`; returns the directory it was for.
+fn answer_list(app: &mut App, side: Side, result: Result<Vec<Entry>, ListError>) -> Location {
+    let pending = app.pane(side).pending.clone().unwrap();
+    app.on_msg(Msg::Listed {
+        side,
+        serial: pending.serial,
+        dir: pending.dir.clone(),
+        result,
+    });
+    pending.dir
+}
+
+fn gone() -> Result<Vec<Entry>, ListError> {
+    Err(ListError {
+        message: "not_found: no such directory".into(),
+        gone: true,
+    })
+}
+
+#[test]
+fn a_refresh_that_finds_the_directory_gone_moves_up_to_the_nearest_that_lists() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Tab));
+    // Into /photos/2024/may, as the server lists it.
+    for dir in ["photos", "photos/2024", "photos/2024/may"] {
+        app.request_list(Side::Remote, Location::Remote(dir.into()), None);
+        app.take_commands();
+        answer_list(&mut app, Side::Remote, Ok(remote_entries()));
+    }
+    assert_eq!(app.remote.dir, Location::Remote("photos/2024/may".into()));
+
+    // Someone removed photos/2024: Ctrl+R walks up until a directory lists.
+    app.on_key(ctrl('r'));
+    assert_eq!(
+        answer_list(&mut app, Side::Remote, gone()),
+        Location::Remote("photos/2024/may".into())
+    );
+    assert_eq!(
+        answer_list(&mut app, Side::Remote, gone()),
+        Location::Remote("photos/2024".into())
+    );
+    assert_eq!(
+        answer_list(&mut app, Side::Remote, Ok(remote_entries())),
+        Location::Remote("photos".into())
+    );
+    assert_eq!(app.remote.dir, Location::Remote("photos".into()));
+    assert!(app.remote.pending.is_none());
+    assert_eq!(
+        app.banner.as_ref().unwrap().text,
+        "/photos/2024/may no longer exists: showing /photos"
+    );
+
+    // The local pane does the same.
+    app.request_list(Side::Local, Location::Local("/home/me/docs".into()), None);
+    app.take_commands();
+    answer_list(&mut app, Side::Local, Ok(local_entries()));
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(ctrl('r'));
+    answer_list(&mut app, Side::Local, gone());
+    assert_eq!(
+        answer_list(&mut app, Side::Local, Ok(local_entries())),
+        Location::Local("/home/me".into())
+    );
+    assert!(
+        app.banner
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("/home/me/docs no longer exists"),
+        "{:?}",
+        app.banner
+    );
+
+    // Going into a directory that is not there is only an error: the pane stays.
+    app.request_list(Side::Local, Location::Local("/home/me/nope".into()), None);
+    app.take_commands();
+    answer_list(&mut app, Side::Local, gone());
+    assert!(app.local.pending.is_none());
+    assert_eq!(app.local.dir, Location::Local("/home/me".into()));
+    assert!(
+        app.banner
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("Cannot list /home/me/nope")
+    );
+}
+
+#[test]
+fn a_location_that_does_not_list_is_not_remembered() {
+    let mut app = app();
+    app.connect("ferry://nas:7070/r.txt", None);
+    let conn = app.conn.id;
+    app.take_commands();
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: None,
+        },
+    });
+    answer_list(
+        &mut app,
+        Side::Remote,
+        Err(ListError {
+            message: "not_a_directory: r.txt".into(),
+            gone: true,
+        }),
+    );
+    // Going up from there lists, but the location typed was not a place to come back to.
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Backspace));
+    answer_list(&mut app, Side::Remote, Ok(remote_entries()));
+    assert!(
+        !app.take_commands()
+            .iter()
+            .any(|c| matches!(c, Command::SaveRecent(_))),
+    );
+    assert!(app.recent.is_empty());
+
+    // A connection that failed is kept for when it lists.
+    app.connect("ferry://nas:7070/media", None);
+    app.take_commands();
+    answer_list(
+        &mut app,
+        Side::Remote,
+        Err(ListError::other("connection: refused")),
+    );
+    assert!(app.recent.is_empty());
+    app.on_key(ctrl('r'));
+    answer_list(&mut app, Side::Remote, Ok(remote_entries()));
+    assert_eq!(app.recent[0].url, "ferry://nas:7070/media");
+}
+
+#[test]
+fn delete_questions_say_a_directory_goes_with_everything_in_it() {
+    let mut app = app();
+    let question = |app: &App| match &app.dialog {
+        Some(Dialog::Confirm { message, .. }) => message.clone(),
+        other => panic!("{other:?}"),
+    };
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::F(8)));
+    assert_eq!(question(&app), "Delete file a.txt?");
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(ch(' '));
+    app.on_key(ch(' '));
+    app.on_key(key(KeyCode::F(8)));
+    assert_eq!(question(&app), "Delete 2 marked files?");
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(ctrl('a'));
+    app.on_key(key(KeyCode::F(8)));
+    assert_eq!(
+        question(&app),
+        "Delete 4 marked entries, including 1 directory and everything in it?"
+    );
+}
+
+#[test]
+fn home_and_end_move_through_the_connect_dialog() {
+    let mut app = app();
+    for name in ["a", "b", "c"] {
+        app.recent.push(Recent {
+            url: format!("ferry://{name}:7070/"),
+            token: None,
+            fingerprint: None,
+        });
+    }
+    app.on_key(ch('c'));
+    let selected = |app: &App| match &app.dialog {
+        Some(Dialog::Connect { selected, .. }) => *selected,
+        other => panic!("{other:?}"),
+    };
+    app.on_key(key(KeyCode::End));
+    assert_eq!(selected(&app), 3, "the last row types an address");
+    app.on_key(key(KeyCode::Home));
+    assert_eq!(selected(&app), 0);
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(
+        &app.dialog,
+        Some(Dialog::Input {
+            purpose: InputPurpose::Address,
+            ..
+        })
+    ));
 }

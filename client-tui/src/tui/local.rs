@@ -10,9 +10,17 @@ use std::time::UNIX_EPOCH;
 
 use ferry_protocol::{Entry, Kind};
 
+use super::app::ListError;
+
 /// A directory's entries in the protocol's shape, so both panes share one model.
-pub fn list(dir: &Path) -> Result<Vec<Entry>, String> {
-    let read = fs::read_dir(dir).map_err(|e| e.to_string())?;
+pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
+    let read = fs::read_dir(dir).map_err(|e| ListError {
+        message: e.to_string(),
+        gone: matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        ),
+    })?;
     let mut entries = Vec::new();
     for item in read {
         let Ok(item) = item else { continue };

@@ -149,6 +149,9 @@ pub struct Pending {
     pub dir: Location,
     /// The name to put the cursor on once the listing arrives.
     pub select: Option<String>,
+    /// The directory the pane showed until a refresh found it gone: this listing is of one of
+    /// its ancestors, and a gone ancestor sends the pane further up.
+    pub vanished: Option<Location>,
 }
 
 /// One pane.

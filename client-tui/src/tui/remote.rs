@@ -7,12 +7,13 @@
 
 use std::time::Duration;
 
+use ferry_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
 use crate::engine::tls::code;
 use crate::engine::{Endpoint, EngineError, Session};
 
-use super::app::{ConnEvent, Msg};
+use super::app::{ConnEvent, ListError, Msg};
 use super::pane::{Location, Side};
 
 /// How long connecting may take before the pane says the server is unreachable.
@@ -207,7 +208,7 @@ fn failed(request: RemoteRequest, error: String) -> Msg {
             side: Side::Remote,
             serial,
             dir: Location::Remote(dir),
-            result: Err(error),
+            result: Err(ListError::other(error)),
         },
         _ => Msg::OpDone {
             side: Side::Remote,
@@ -220,18 +221,25 @@ async fn serve(session: &mut Session, request: RemoteRequest) -> (Msg, Option<En
     match request {
         RemoteRequest::List { serial, dir } => {
             let result = session.list(&dir).await;
+            let gone = result
+                .as_ref()
+                .err()
+                .and_then(EngineError::remote_code)
+                .is_some_and(|code| matches!(code, ErrorCode::NotFound | ErrorCode::NotADirectory));
             let (result, error) = split(result);
             let msg = Msg::Listed {
                 side: Side::Remote,
                 serial,
                 dir: Location::Remote(dir),
-                result,
+                result: result.map_err(|message| ListError { message, gone }),
             };
             (msg, error)
         }
         RemoteRequest::Mkdir(path) => {
+            // Exactly one directory: `mkdir -p` would recreate a tree another client deleted
+            // under this pane, and say nothing when the name is taken.
             let select = name_of(&path);
-            op(session.mkdir(&path).await.map(|()| select))
+            op(session.create_dir(&path).await.map(|()| select))
         }
         RemoteRequest::Rename { from, to } => {
             let select = name_of(&to);

@@ -42,6 +42,9 @@ pub struct JobInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub key: JobKey,
+    /// The number the user sees (`#3`): unique for the session, while engine ids restart with
+    /// each connection.
+    pub number: u64,
     pub info: JobInfo,
     pub state: JobState,
     /// The engine's last word on how far the job is.
@@ -54,9 +57,10 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(key: JobKey, info: JobInfo) -> Job {
+    pub fn new(key: JobKey, number: u64, info: JobInfo) -> Job {
         Job {
             key,
+            number,
             info,
             state: JobState::Scanning,
             progress: JobProgress {
@@ -210,6 +214,7 @@ mod tests {
                 conn: 1,
                 id: JobId(id),
             },
+            id,
             JobInfo {
                 dest: Side::Remote,
                 src_dir: Location::Local("/l".into()),

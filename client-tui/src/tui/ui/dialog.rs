@@ -354,7 +354,7 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
         Line::from(format!(
             "[{}] apply to all conflicts of transfer #{} (a)",
             if prompt.apply_to_all { "x" } else { " " },
-            prompt.job.id.0
+            app.job_number(prompt.job)
         )),
     ];
     if more > 0 {

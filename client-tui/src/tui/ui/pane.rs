@@ -51,7 +51,13 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     let sort = format!(
         " {}{}{} ",
         pane.sort.label(),
-        if pane.reverse { "↓" } else { "↑" },
+        // ↑ ascending (A to Z, smallest, oldest first), ↓ descending: size and time read best
+        // largest and newest first, so that is their unreversed order.
+        if pane.reverse == (pane.sort == super::super::pane::SortKey::Name) {
+            "↓"
+        } else {
+            "↑"
+        },
         if pane.show_hidden { " .*" } else { "" }
     );
     let block = Block::bordered()

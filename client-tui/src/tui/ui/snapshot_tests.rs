@@ -467,3 +467,23 @@ fn read_only_marker_survives_a_long_server_name_at_120_columns() {
     );
     insta::assert_snapshot!(screen);
 }
+
+#[test]
+fn the_key_hints_shrink_with_the_terminal_but_f1_help_stays() {
+    for (width, last_hint) in [(40, "F1 help"), (80, "F8 del"), (120, "F10 quit")] {
+        let mut app = app(local_entries(), remote_entries(), width, 14);
+        let backend = render(&mut app);
+        let buffer = backend.buffer();
+        let status: String = (0..width)
+            .map(|x| buffer[(x, 13)].symbol().to_string())
+            .collect();
+        assert!(
+            status.contains("127.0.0.1:7878 connected") && status.contains("F1 help"),
+            "{width} columns: {status:?}"
+        );
+        assert!(
+            status.trim_end().ends_with(last_hint),
+            "{width} columns: {status:?}"
+        );
+    }
+}

@@ -31,6 +31,10 @@ pub fn draw_banner(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(line).style(style), area);
 }
 
+/// The status bar keeps at least this many columns for the server and its state before it
+/// gives them to key hints beyond the first.
+const STATE_MIN: usize = 32;
+
 pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.theme;
     let conn = &app.conn;
@@ -40,6 +44,7 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         ConnState::Lost(_) => ("✗", "disconnected".to_string()),
     };
     let mut left = format!(" {dot} {} {state}", conn.label);
+    let core_width = unicode_width::UnicodeWidthStr::width(left.as_str());
     // Before the server's name, which is the first thing cut when the bar is short: what the
     // user may do matters more than which version serves it.
     if conn.read_only {
@@ -72,15 +77,10 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     .iter()
     .map(|(action, label)| format!("{} {label}", app.keymap.hint(*action)))
     .collect();
-    let right = format!("{} ", hints.join("  "));
     let width = usize::from(area.width);
+    let right = fitting_hints(&hints, width.saturating_sub(core_width.min(STATE_MIN) + 1));
     let right_width = unicode_width::UnicodeWidthStr::width(right.as_str());
-    // The server's state matters more than the key hints: hints go first when space is short.
-    let (left, right) = if right_width + 30 <= width {
-        (truncate(&left, width - right_width - 1), right)
-    } else {
-        (truncate(&left, width), String::new())
-    };
+    let left = truncate(&left, width.saturating_sub(right_width + 1));
     let pad = width
         .saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()))
         .saturating_sub(unicode_width::UnicodeWidthStr::width(right.as_str()));
@@ -94,4 +94,20 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         Span::styled(right, Style::default()),
     ]);
     frame.render_widget(Paragraph::new(line).style(theme.status()), area);
+}
+
+/// As many hints as fit in `room` columns, in order, with a trailing space; the first (help)
+/// always, since it is how a new user finds every other key.
+fn fitting_hints(hints: &[String], room: usize) -> String {
+    let mut out = String::new();
+    for hint in hints {
+        let sep = if out.is_empty() { "" } else { "  " };
+        let grown = format!("{out}{sep}{hint}");
+        if !out.is_empty() && unicode_width::UnicodeWidthStr::width(grown.as_str()) + 1 > room {
+            break;
+        }
+        out = grown;
+    }
+    out.push(' ');
+    out
 }

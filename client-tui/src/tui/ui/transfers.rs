@@ -138,11 +138,11 @@ fn job_row<'a>(
     let label = match &job.state {
         JobState::Failed(message) => format!(
             "{pointer}#{} {mark} {verb}{}: {message}",
-            job.key.id.0, job.info.label
+            job.number, job.info.label
         ),
         _ => format!(
             "{pointer}#{} {mark} {verb}{}{current} → {}",
-            job.key.id.0,
+            job.number,
             job.info.label,
             format::escape_name(&job.info.dest_dir.display())
         ),
