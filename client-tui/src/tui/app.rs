@@ -486,16 +486,18 @@ impl App {
     }
 
     fn request_list(&mut self, side: Side, dir: Location, select: Option<String>) {
-        self.request_list_after(side, dir, select, None);
+        self.request_list_after(side, dir, select, None, None);
     }
 
-    /// [`Self::request_list`], saying which gone directory the pane is moving up from.
+    /// [`Self::request_list`], saying which gone directory the pane is moving up from and what
+    /// error to repeat if it has to.
     fn request_list_after(
         &mut self,
         side: Side,
         dir: Location,
         select: Option<String>,
         vanished: Option<Location>,
+        note: Option<String>,
     ) {
         self.serial += 1;
         let serial = self.serial;
@@ -504,6 +506,7 @@ impl App {
             dir: dir.clone(),
             select,
             vanished,
+            note,
         });
         self.outbox.push(Command::List { side, serial, dir });
     }
@@ -512,11 +515,13 @@ impl App {
     /// finishes just after Enter does not pull the user back.
     fn refresh(&mut self, side: Side) {
         let pane = self.pane(side);
-        let (dir, select) = match &pane.pending {
-            Some(pending) => (pending.dir.clone(), pending.select.clone()),
-            None => (pane.dir.clone(), None),
-        };
-        self.request_list(side, dir, select);
+        match pane.pending.clone() {
+            Some(p) => self.request_list_after(side, p.dir, p.select, p.vanished, p.note),
+            None => {
+                let dir = pane.dir.clone();
+                self.request_list(side, dir, None);
+            }
+        }
     }
 
     /// A key press. Dialogs, conflicts and the filter see keys before the keymap does.
@@ -1428,11 +1433,15 @@ impl App {
                     Ok(entries) => {
                         pane.set_listing(dir.clone(), entries, pending.select.as_deref());
                         if let Some(gone) = &pending.vanished {
-                            self.error(format!(
+                            let moved = format!(
                                 "{} no longer exists: showing {}",
                                 format::escape_name(&gone.display()),
                                 format::escape_name(&dir.display())
-                            ));
+                            );
+                            self.error(match pending.note {
+                                Some(note) => format!("{moved} ({note})"),
+                                None => moved,
+                            });
                         }
                         if side == Side::Remote
                             && let Some(recent) = self.pending_recent.take()
@@ -1451,7 +1460,7 @@ impl App {
                             && let Some((parent, _)) = dir.parent() =>
                     {
                         let vanished = pending.vanished.unwrap_or(dir);
-                        self.request_list_after(side, parent, None, Some(vanished));
+                        self.request_list_after(side, parent, None, Some(vanished), pending.note);
                     }
                     Err(ListError {
                         message: error,
@@ -1481,8 +1490,12 @@ impl App {
                     self.request_list(side, dir, select);
                 }
                 Err(error) => {
-                    self.error(error);
-                    self.refresh(side);
+                    self.error(error.clone());
+                    let pane = self.pane(side);
+                    if pane.pending.is_none() {
+                        let dir = pane.dir.clone();
+                        self.request_list_after(side, dir, None, None, Some(error));
+                    }
                 }
             },
             Msg::Connection { conn, event } => {

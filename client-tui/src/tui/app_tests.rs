@@ -1759,3 +1759,25 @@ fn home_and_end_move_through_the_connect_dialog() {
         })
     ));
 }
+
+#[test]
+fn a_mkdir_in_a_directory_that_is_gone_says_why_and_moves_up() {
+    let mut app = app();
+    app.request_list(Side::Remote, Location::Remote("shared".into()), None);
+    app.take_commands();
+    answer_list(&mut app, Side::Remote, Ok(remote_entries()));
+    app.on_msg(Msg::OpDone {
+        side: Side::Remote,
+        result: Err("not_found: shared/newd: no such directory".into()),
+    });
+    assert_eq!(
+        answer_list(&mut app, Side::Remote, gone()),
+        Location::Remote("shared".into())
+    );
+    answer_list(&mut app, Side::Remote, Ok(remote_entries()));
+    assert_eq!(app.remote.dir, Location::Remote(String::new()));
+    assert_eq!(
+        app.banner.as_ref().unwrap().text,
+        "/shared no longer exists: showing / (not_found: shared/newd: no such directory)"
+    );
+}

@@ -152,6 +152,9 @@ pub struct Pending {
     /// The directory the pane showed until a refresh found it gone: this listing is of one of
     /// its ancestors, and a gone ancestor sends the pane further up.
     pub vanished: Option<Location>,
+    /// The error of the operation this listing follows, said again if the pane has to move
+    /// up: the news of the move must not hide why a mkdir or rename there failed.
+    pub note: Option<String>,
 }
 
 /// One pane.
