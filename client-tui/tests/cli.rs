@@ -787,7 +787,7 @@ fn a_file_that_grows_while_it_is_sent_fails_and_is_never_placed() {
     fails_with(
         out,
         &format!(
-            "ferry: io: {}: the file changed while it was being sent",
+            "ferry: file_changed: {}: the file changed while it was being sent",
             src.display()
         ),
     );

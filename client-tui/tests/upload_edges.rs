@@ -83,6 +83,9 @@ async fn a_file_that_shrinks_while_it_is_sent_is_refused_and_never_placed() {
     .await;
     cut.await.unwrap();
     assert_eq!(log.summary().failed, 1, "{log:?}");
+    // The same stable code as a download whose source changes on the server.
+    let (_, error) = &log.failed[0];
+    assert!(error.starts_with("file_changed: "), "{error}");
     assert_eq!(log.summary().files, 0, "{log:?}");
     assert!(
         !server.path("big").exists(),

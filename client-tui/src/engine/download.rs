@@ -1,10 +1,14 @@
 //! One download on a worker's connection: the conflict policy and the local partial's prefix
 //! hash, then the `get` from that offset; later, its payload streamed into the hidden partial,
 //! verified against the trailer's whole-file digest and renamed into place.
+//!
+//! The partial is `0600` while its bytes arrive and gets its final mode by `fchmod` just
+//! before the rename: a new file the server's mode less the umask, a replaced file its own.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer, Request};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -26,6 +30,7 @@ pub(super) async fn send_get(
     let mut inspected = if task.vacant {
         Inspected {
             existing: None,
+            mode: None,
             partial: local::partial_path(&task.local),
             prefix: Ok(None),
         }
@@ -54,13 +59,17 @@ pub(super) async fn send_get(
                 return Ok(None);
             }
             // The rename into place replaces it.
-            ConflictPolicy::Overwrite => {}
+            ConflictPolicy::Overwrite => task.keep_mode = inspected.mode.or(task.keep_mode),
             ConflictPolicy::Rename => {
                 let dest = task.local.clone();
                 task.local = blocking(move || local::free_local_path(&dest)).await?;
                 inspected = inspect(task, false).await?;
             }
-            ConflictPolicy::Resume => inspected = inspect(task, !task.fresh).await?,
+            ConflictPolicy::Resume => {
+                // Looked at before it may be moved aside to be continued.
+                task.keep_mode = inspected.mode.or(task.keep_mode);
+                inspected = inspect(task, !task.fresh).await?;
+            }
         }
     }
     let partial = inspected.partial;
@@ -92,6 +101,9 @@ pub(super) async fn send_get(
 struct Inspected {
     /// The destination exists; `true` when it is a directory.
     existing: Option<bool>,
+    /// The destination's permission bits, when it is a regular file (a symlink's are not its
+    /// target's, and the rename replaces the link, not the target).
+    mode: Option<u32>,
     partial: PathBuf,
     /// A verified-looking prefix to resume from: its length and hash.
     prefix: std::io::Result<Option<(u64, blake3::Hasher)>>,
@@ -105,8 +117,12 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
     let probe = partial.clone();
     let size = task.size;
     let fresh = task.fresh;
-    let (existing, prefix) = blocking(move || {
-        let existing = std::fs::symlink_metadata(&dest).ok().map(|m| m.is_dir());
+    let (existing, mode, prefix) = blocking(move || {
+        let meta = std::fs::symlink_metadata(&dest).ok();
+        let existing = meta.as_ref().map(std::fs::Metadata::is_dir);
+        let mode = meta
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.permissions().mode() & 0o777);
         let prefix = (|| -> std::io::Result<Option<(u64, blake3::Hasher)>> {
             if resume_final && std::fs::symlink_metadata(&probe).is_err() {
                 std::fs::rename(&dest, &probe)?;
@@ -128,11 +144,12 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
             }
             Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
         })();
-        (existing, prefix)
+        (existing, mode, prefix)
     })
     .await?;
     Ok(Inspected {
         existing,
+        mode,
         partial,
         prefix,
     })
@@ -166,9 +183,16 @@ pub(super) async fn finish_get(
     }
     // The file may have changed since the walk; what is reported is what arrived.
     task.size = reply.file_size;
+    let mode = task
+        .keep_mode
+        .unwrap_or_else(|| local::new_file_mode(reply.mode));
     if offset == 0 && reply.size <= CHUNK as u64 {
         reader.expect_payload(reply.size);
-        return finish_small_get(job, reader, disk, task, hasher, partial, reply.mtime).await;
+        let stamp = Stamp {
+            mtime: reply.mtime,
+            mode,
+        };
+        return finish_small_get(job, reader, disk, task, hasher, partial, stamp).await;
     }
     // The socket is read straight into a few recycled buffers and each piece is hashed right
     // after its read, while it is still in this core's cache; a blocking thread writes the
@@ -280,6 +304,8 @@ pub(super) async fn finish_get(
         if let Some(file) = std_file {
             // A missing mtime is cosmetic; the bytes are what must be right.
             let _ = file.set_modified(local::system_time(mtime));
+            // A filesystem that refuses leaves the file private, never wider than asked.
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
         std::fs::rename(&partial, &dest)
     })
@@ -306,7 +332,7 @@ async fn finish_small_get(
     task: &mut Task,
     mut hasher: blake3::Hasher,
     partial: PathBuf,
-    mtime: i64,
+    stamp: Stamp,
 ) -> Result<(), EngineError> {
     let mut body = disk.buffer(usize::try_from(task.size).unwrap_or(CHUNK).min(CHUNK));
     while let Some(chunk) = reader.payload_chunk().await? {
@@ -338,7 +364,7 @@ async fn finish_small_get(
             task: task.clone(),
             body,
             partial,
-            mtime,
+            stamp,
             digest,
         },
         reader.has_buffered(),
@@ -374,7 +400,11 @@ fn write_stream(
             .write(true)
             .create(true)
             .truncate(offset == 0)
+            .mode(local::PARTIAL_MODE)
             .open(partial)?;
+        // A partial that was there already (an older client's, or a file continued by a
+        // resume) is made private before any new byte goes in.
+        file.set_permissions(std::fs::Permissions::from_mode(local::PARTIAL_MODE))?;
         if offset > 0 {
             // Cut to the verified prefix, so bytes past it never survive.
             file.set_len(offset)?;
@@ -403,13 +433,21 @@ fn write_stream(
 /// disk busy while the socket delivers the next files, small enough to keep memory flat.
 const DISK_BUDGET: usize = 2 * CHUNK;
 
+/// What a downloaded file is given before it takes its name.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    mtime: i64,
+    /// Permission bits.
+    mode: u32,
+}
+
 /// A verified small file waiting to be written under its final name.
 #[derive(Debug)]
 struct Placement {
     task: Task,
     body: Vec<u8>,
     partial: PathBuf,
-    mtime: i64,
+    stamp: Stamp,
     digest: Digest,
 }
 
@@ -605,7 +643,7 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
         task,
         body,
         partial,
-        mtime,
+        stamp,
         digest,
     } = placement;
     let placed = (|| -> std::io::Result<()> {
@@ -623,11 +661,14 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
             dir,
             partial_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::from_raw_mode(0o666),
+            Mode::from_raw_mode(local::PARTIAL_MODE),
         )?);
         file.write_all(&body)?;
         // A missing mtime is cosmetic; the bytes are what must be right.
-        let _ = file.set_modified(local::system_time(mtime));
+        let _ = file.set_modified(local::system_time(stamp.mtime));
+        // Always set: a partial that was there before keeps its old mode through O_TRUNC. A
+        // filesystem that refuses leaves the file private, never wider than asked.
+        let _ = rustix::fs::fchmod(&file, Mode::from_raw_mode(stamp.mode));
         drop(file);
         rustix::fs::renameat(dir, partial_name, dir, name)?;
         Ok(())

@@ -229,6 +229,10 @@ pub(super) struct Task {
     /// partial of it existed: the file needs no look at the disk before its `get` (which would
     /// cost a trip to the blocking pool per file).
     pub(super) vacant: bool,
+    /// The permission bits of the local file this download replaces (overwrite, or a resume
+    /// that continues it), which the new file keeps. Kept across retries: once the old file
+    /// was moved aside to be continued, it can no longer be asked.
+    pub(super) keep_mode: Option<u32>,
 }
 
 impl Task {
@@ -244,6 +248,7 @@ impl Task {
             busy: 0,
             interrupted: false,
             vacant: false,
+            keep_mode: None,
         }
     }
 }
@@ -632,7 +637,7 @@ async fn pipeline(
 #[derive(Debug)]
 pub(super) struct ReadAhead {
     task: Task,
-    bytes: std::io::Result<Vec<u8>>,
+    bytes: std::io::Result<upload::SmallFile>,
 }
 
 /// Takes up to [`upload::READ_AHEAD_FILES`] small files from the front of the queue and reads

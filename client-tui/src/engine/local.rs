@@ -1,10 +1,12 @@
 //! The local side of transfers: walking sources, the hidden partial file that stands for a
-//! download until it is verified, free names for the `Rename` policy and prefix hashes for
-//! resuming. All of it is blocking `std::fs` code, run by callers on the blocking pool.
+//! download until it is verified, the permission bits files get, free names for the `Rename`
+//! policy and prefix hashes for resuming. All of it is blocking `std::fs` code, run by callers
+//! on the blocking pool.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_protocol::path;
@@ -53,6 +55,58 @@ pub(crate) fn system_time(secs: i64) -> SystemTime {
     } else {
         UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
     }
+}
+
+/// The mode of a download's partial while its bytes arrive: a half-written copy of a private
+/// file must not be readable by others, whatever mode the finished file gets.
+pub(crate) const PARTIAL_MODE: u32 = 0o600;
+
+/// The mode a new download gets, as `cp` gives it: the source's permission bits (never
+/// setuid, setgid or sticky) less the user's umask.
+pub(crate) fn new_file_mode(source: u32) -> u32 {
+    source & 0o777 & !umask()
+}
+
+/// This process's umask, read once. Read from `/proc/self/status` because `umask(2)` can only
+/// be read by setting it, which would race with other threads creating files meanwhile;
+/// without procfs, the usual `022`.
+fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| parse_umask(&status))
+            .unwrap_or(0o022)
+    })
+}
+
+/// The `Umask:` line of a `/proc/<pid>/status` text.
+fn parse_umask(status: &str) -> Option<u32> {
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix("Umask:")?;
+        u32::from_str_radix(value.trim(), 8)
+            .ok()
+            .map(|mask| mask & 0o777)
+    })
+}
+
+/// A local source that changed while it was being read for an upload: what was read is no
+/// version of the file that ever existed. Carried inside an [`io::Error`] so it reports with
+/// the same `file_changed` code as a download whose source changed on the server.
+#[derive(Debug)]
+pub(crate) struct Changed;
+
+impl std::fmt::Display for Changed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file changed while it was being sent")
+    }
+}
+
+impl std::error::Error for Changed {}
+
+/// Whether `error` is a [`Changed`].
+pub(crate) fn is_changed(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<Changed>())
 }
 
 /// Walks a local source without following symlinks. A source that is itself a symlink or a
@@ -239,6 +293,21 @@ mod tests {
         let hasher = hash_prefix(&file, cut as u64).unwrap().unwrap();
         assert_eq!(hasher.finalize(), blake3::hash(&data[..cut]));
         assert!(hash_prefix(&file, data.len() as u64 + 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn umask_lines_are_read_as_octal() {
+        let status = "Name:\tferry\nUmask:\t0027\nState:\tR (running)\n";
+        assert_eq!(parse_umask(status), Some(0o027));
+        assert_eq!(parse_umask("Name:\tferry\n"), None);
+        assert_eq!(parse_umask("Umask:\tzz\n"), None);
+    }
+
+    #[test]
+    fn a_changed_source_is_told_apart_from_other_errors() {
+        assert!(is_changed(&io::Error::other(Changed)));
+        assert!(!is_changed(&io::Error::other("disk on fire")));
+        assert!(!is_changed(&io::Error::from(io::ErrorKind::NotFound)));
     }
 
     #[test]

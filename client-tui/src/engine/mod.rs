@@ -173,6 +173,9 @@ impl EngineError {
 /// Local IO errors get the same vocabulary as the server's, so scripts match one set of codes.
 fn local_code(error: &std::io::Error) -> &'static str {
     use std::io::ErrorKind;
+    if local::is_changed(error) {
+        return "file_changed";
+    }
     match error.kind() {
         ErrorKind::NotFound => "not_found",
         ErrorKind::AlreadyExists => "already_exists",
@@ -330,6 +333,11 @@ mod tests {
                 },
                 "connection",
                 "connection: h:7070: refused",
+            ),
+            (
+                EngineError::local("/tmp/z", std::io::Error::other(local::Changed)),
+                "file_changed",
+                "file_changed: /tmp/z: the file changed while it was being sent",
             ),
             (EngineError::Cancelled, "cancelled", "cancelled"),
         ];

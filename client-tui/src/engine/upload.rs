@@ -1,7 +1,11 @@
 //! One upload on a worker's connection: the conflict policy and the resume check (asked on a
 //! side connection, since the main one is busy with pipelined requests), then the `put` with
 //! its payload hashed while it is sent and the digest in a trailer; later, its reply.
+//!
+//! The file is opened (a small one read whole) before its `put` is sent, so the request can
+//! carry the permission bits of the very file whose bytes follow.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use ferry_protocol::{
@@ -29,7 +33,7 @@ pub(super) async fn send_put(
     writer: &mut ConnWriter,
     task: &mut Task,
     control: &mut Option<Session>,
-    read_ahead: Option<std::io::Result<Vec<u8>>>,
+    read_ahead: Option<std::io::Result<SmallFile>>,
 ) -> Result<Option<PendingKind>, EngineError> {
     let mut overwrite = job.policy == ConflictPolicy::Overwrite;
     let existing = lock(&job.remote_existing).get(&task.remote).copied();
@@ -116,6 +120,7 @@ pub(super) async fn send_put(
     task.counted += offset;
 
     let size = task.size - offset;
+    let source = open_source(task, offset, read_ahead.filter(|_| offset == 0)).await?;
     writer
         .send(&Request::Put(Put {
             path: task.remote.clone(),
@@ -125,11 +130,10 @@ pub(super) async fn send_put(
             digest: None,
             trailer: true,
             mtime: Some(task.mtime),
-            mode: None,
+            mode: source.mode(),
         }))
         .await?;
-    let read_ahead = read_ahead.filter(|_| offset == 0);
-    let broken = send_file(job, writer, task, offset, &mut hasher, read_ahead).await?;
+    let broken = send_file(job, writer, task, offset, &mut hasher, source).await?;
     let digest = if broken.is_some() {
         // Bytes were made up to keep the stream in step; a digest they cannot have makes the
         // server refuse them.
@@ -145,6 +149,80 @@ pub(super) async fn send_put(
     }))
 }
 
+/// What an upload sends, got ready before its `put` so the request can say the file's mode.
+pub(super) enum Source {
+    /// A file of at most [`CHUNK`] bytes from the offset, read whole (or why it could not be).
+    Whole(std::io::Result<SmallFile>),
+    /// A larger file, open to be streamed, with its permission bits.
+    Open(std::io::Result<(std::fs::File, u32)>),
+}
+
+impl Source {
+    /// The permission bits to send; none when the file could not be read (the upload is broken
+    /// then anyway).
+    fn mode(&self) -> Option<u32> {
+        match self {
+            Source::Whole(Ok(file)) => Some(file.mode),
+            Source::Open(Ok((_, mode))) => Some(*mode),
+            Source::Whole(Err(_)) | Source::Open(Err(_)) => None,
+        }
+    }
+}
+
+/// A small file's bytes and the permission bits of the file they were read from.
+#[derive(Debug)]
+pub(super) struct SmallFile {
+    pub(super) bytes: Vec<u8>,
+    pub(super) mode: u32,
+}
+
+/// The permission bits to send for a file: setuid, setgid and sticky stay behind.
+fn mode_bits(meta: &std::fs::Metadata) -> u32 {
+    meta.permissions().mode() & 0o777
+}
+
+/// Reads a small file (one blocking call instead of open, seek and read round trips, or none
+/// at all when it was read ahead with other files) or opens a large one.
+async fn open_source(
+    task: &Task,
+    offset: u64,
+    read_ahead: Option<std::io::Result<SmallFile>>,
+) -> Result<Source, EngineError> {
+    let left = task.size - offset;
+    let path = task.local.clone();
+    if left > CHUNK as u64 {
+        let opened = blocking(move || -> std::io::Result<(std::fs::File, u32)> {
+            let file = std::fs::File::open(&path)?;
+            let mode = mode_bits(&file.metadata()?);
+            Ok((file, mode))
+        })
+        .await?;
+        return Ok(Source::Open(opened));
+    }
+    if let Some(read) = read_ahead {
+        return Ok(Source::Whole(read));
+    }
+    let want = usize::try_from(left).unwrap_or(CHUNK);
+    let (size, mtime) = (task.size, task.mtime);
+    let read = blocking(move || -> std::io::Result<SmallFile> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(&path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = Vec::with_capacity(want);
+        (&mut file).take(want as u64).read_to_end(&mut bytes)?;
+        if bytes.len() != want {
+            return Err(changed());
+        }
+        let meta = unchanged(&file, size, Some(mtime))?;
+        Ok(SmallFile {
+            bytes,
+            mode: mode_bits(&meta),
+        })
+    })
+    .await?;
+    Ok(Source::Whole(read))
+}
+
 /// Streams `task.size - offset` bytes of the local file, hashing them. Exactly that many bytes
 /// are always written (zeros if the file shrank or could not be read), so the connection stays
 /// in step; the reason is returned instead. A file whose size or mtime after the last byte is
@@ -155,69 +233,27 @@ pub(super) async fn send_file(
     task: &mut Task,
     offset: u64,
     hasher: &mut blake3::Hasher,
-    read_ahead: Option<std::io::Result<Vec<u8>>>,
+    source: Source,
 ) -> Result<Option<std::io::Error>, EngineError> {
     let mut left = task.size - offset;
     let broken;
-    if left <= CHUNK as u64 {
-        // Small files: one blocking read instead of open, seek and read round trips, or none
-        // at all when the bytes were read ahead with other files.
-        let want = usize::try_from(left).unwrap_or(CHUNK);
-        let read = match read_ahead {
-            Some(read) => read,
-            None => {
-                let path = task.local.clone();
-                let (size, mtime) = (task.size, task.mtime);
-                blocking(move || -> std::io::Result<Vec<u8>> {
-                    use std::io::{Read, Seek, SeekFrom};
-                    let mut file = std::fs::File::open(&path)?;
-                    file.seek(SeekFrom::Start(offset))?;
-                    let mut buf = Vec::with_capacity(want);
-                    (&mut file).take(want as u64).read_to_end(&mut buf)?;
-                    if buf.len() == want {
-                        unchanged(&file, size, Some(mtime))?;
-                    }
-                    Ok(buf)
-                })
-                .await?
+    match source {
+        Source::Whole(read) => {
+            let want = usize::try_from(left).unwrap_or(CHUNK);
+            match read {
+                Ok(file) if file.bytes.len() == want => {
+                    hasher.update(&file.bytes);
+                    writer.write(&file.bytes).await?;
+                    job.moved(task, file.bytes.len() as u64);
+                    return Ok(None);
+                }
+                Ok(_) => broken = Some(changed()),
+                Err(e) => broken = Some(e),
             }
-        };
-        match read {
-            Ok(buf) if buf.len() == want => {
-                hasher.update(&buf);
-                writer.write(&buf).await?;
-                job.moved(task, buf.len() as u64);
-                return Ok(None);
-            }
-            Ok(_) => broken = Some(changed()),
-            Err(e) => broken = Some(e),
         }
-    } else {
-        // A blocking thread reads and hashes a few recycled buffers ahead, so the disk, the
-        // hash and the socket work side by side and each byte is copied once on its way.
-        let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD);
-        let (empty_tx, empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 2);
-        let path = task.local.clone();
-        let mut stream_hasher = std::mem::take(hasher);
-        let total = left;
-        let (size, mtime) = (task.size, task.mtime);
-        let reading = tokio::task::spawn_blocking(move || {
-            let span = (offset, total);
-            let seen = (size, mtime);
-            let broken = read_stream(&path, span, seen, &mut stream_hasher, &full_tx, empty_rx);
-            (stream_hasher, broken)
-        });
-        while let Some(buf) = full_rx.recv().await {
-            writer.write(&buf).await?;
-            left -= buf.len() as u64;
-            job.moved(task, buf.len() as u64);
-            let _ = empty_tx.try_send(buf);
+        Source::Open(opened) => {
+            broken = stream_file(job, writer, task, offset, hasher, opened, &mut left).await?;
         }
-        let (stream_hasher, read_broken) = reading
-            .await
-            .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))?;
-        *hasher = stream_hasher;
-        broken = read_broken;
     }
     let zeros = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
     while left > 0 {
@@ -225,6 +261,43 @@ pub(super) async fn send_file(
         writer.write(&zeros[..n]).await?;
         left -= n as u64;
     }
+    Ok(broken)
+}
+
+/// Sends a large file from `offset`, counting down `left`; why it broke off, if it did.
+async fn stream_file(
+    job: &Job,
+    writer: &mut ConnWriter,
+    task: &mut Task,
+    offset: u64,
+    hasher: &mut blake3::Hasher,
+    opened: std::io::Result<(std::fs::File, u32)>,
+    left: &mut u64,
+) -> Result<Option<std::io::Error>, EngineError> {
+    // A blocking thread reads and hashes a few recycled buffers ahead, so the disk, the hash
+    // and the socket work side by side and each byte is copied once on its way.
+    let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD);
+    let (empty_tx, empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 2);
+    let file = opened.map(|(file, _)| file);
+    let mut stream_hasher = std::mem::take(hasher);
+    let total = *left;
+    let (size, mtime) = (task.size, task.mtime);
+    let reading = tokio::task::spawn_blocking(move || {
+        let span = (offset, total);
+        let seen = (size, mtime);
+        let broken = read_stream(file, span, seen, &mut stream_hasher, &full_tx, empty_rx);
+        (stream_hasher, broken)
+    });
+    while let Some(buf) = full_rx.recv().await {
+        writer.write(&buf).await?;
+        *left -= buf.len() as u64;
+        job.moved(task, buf.len() as u64);
+        let _ = empty_tx.try_send(buf);
+    }
+    let (stream_hasher, broken) = reading
+        .await
+        .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))?;
+    *hasher = stream_hasher;
     Ok(broken)
 }
 
@@ -238,46 +311,54 @@ pub(super) const READ_AHEAD_FILES: usize = 16;
 /// as a file that changed, and one that grew is an error.
 pub(super) fn read_small_files(
     files: &[(std::path::PathBuf, u64)],
-) -> Vec<std::io::Result<Vec<u8>>> {
+) -> Vec<std::io::Result<SmallFile>> {
     use std::io::Read;
     files
         .iter()
         .map(|(path, size)| {
             let mut file = std::fs::File::open(path)?;
-            let mut buf = Vec::with_capacity(usize::try_from(*size).unwrap_or(0));
-            (&mut file).take(*size).read_to_end(&mut buf)?;
-            if buf.len() as u64 == *size {
-                unchanged(&file, *size, None)?;
+            let mut bytes = Vec::with_capacity(usize::try_from(*size).unwrap_or(0));
+            (&mut file).take(*size).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 != *size {
+                return Err(changed());
             }
-            Ok(buf)
+            let meta = unchanged(&file, *size, None)?;
+            Ok(SmallFile {
+                bytes,
+                mode: mode_bits(&meta),
+            })
         })
         .collect()
 }
 
-/// Why an upload that changed while it was sent is refused.
+/// Why an upload that changed while it was sent is refused: reported as `file_changed`.
 fn changed() -> std::io::Error {
-    std::io::Error::other("the file changed while it was being sent")
+    std::io::Error::other(local::Changed)
 }
 
-/// Fails when the open file's size (or, when given, its mtime in seconds) is no longer what
-/// the plan saw: a file still being written sends a prefix no one ever saved. One `fstat`,
-/// after the last byte was read.
-fn unchanged(file: &std::fs::File, size: u64, mtime: Option<i64>) -> std::io::Result<()> {
+/// The open file's metadata, or an error when its size (or, when given, its mtime in seconds)
+/// is no longer what the plan saw: a file still being written sends a prefix no one ever
+/// saved. One `fstat`, after the last byte was read.
+fn unchanged(
+    file: &std::fs::File,
+    size: u64,
+    mtime: Option<i64>,
+) -> std::io::Result<std::fs::Metadata> {
     let meta = file.metadata()?;
     if meta.len() != size || mtime.is_some_and(|m| local::mtime_secs(&meta) != m) {
         return Err(changed());
     }
-    Ok(())
+    Ok(meta)
 }
 
 /// Buffers of a large upload read ahead of the socket.
 const READ_AHEAD: usize = 3;
 
-/// Reads `total` bytes of `path` from `offset` into recycled buffers of [`CHUNK`] bytes,
+/// Reads `total` bytes of the open `file` from `offset` into recycled buffers of [`CHUNK`] bytes,
 /// hashing each before it is handed on; the reason when the file could not give them all, or
 /// no longer has the size and mtime `seen` by the plan once they were read.
 fn read_stream(
-    path: &std::path::Path,
+    file: std::io::Result<std::fs::File>,
     (offset, total): (u64, u64),
     (file_size, mtime): (u64, i64),
     hasher: &mut blake3::Hasher,
@@ -285,7 +366,7 @@ fn read_stream(
     mut empty_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
 ) -> Option<std::io::Error> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = match std::fs::File::open(path) {
+    let mut file = match file {
         Ok(file) => file,
         Err(e) => return Some(e),
     };
