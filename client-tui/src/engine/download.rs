@@ -2,8 +2,10 @@
 //! hash, then the `get` from that offset; later, its payload streamed into the hidden partial,
 //! verified against the trailer's whole-file digest and renamed into place.
 //!
-//! The partial is `0600` while its bytes arrive and gets its final mode by `fchmod` just
-//! before the rename: a new file the server's mode less the umask, a replaced file its own.
+//! A streamed partial is `0600` while its bytes arrive and gets its final mode by `fchmod`
+//! just before the rename: a new file the server's mode less the umask, a replaced file its
+//! own. A small file, verified in memory before it touches the disk, is created `0600` and
+//! given its final mode before its bytes are written.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
@@ -663,12 +665,14 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
             OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::from_raw_mode(local::PARTIAL_MODE),
         )?);
+        // Before the bytes, not after: a partial that was there already (an older client's)
+        // keeps its old mode through O_TRUNC, and the verified bytes must never sit in a file
+        // more readable than the finished one. A filesystem that refuses leaves the new file
+        // private, never wider than asked.
+        let _ = rustix::fs::fchmod(&file, Mode::from_raw_mode(stamp.mode));
         file.write_all(&body)?;
         // A missing mtime is cosmetic; the bytes are what must be right.
         let _ = file.set_modified(local::system_time(stamp.mtime));
-        // Always set: a partial that was there before keeps its old mode through O_TRUNC. A
-        // filesystem that refuses leaves the file private, never wider than asked.
-        let _ = rustix::fs::fchmod(&file, Mode::from_raw_mode(stamp.mode));
         drop(file);
         rustix::fs::renameat(dir, partial_name, dir, name)?;
         Ok(())
