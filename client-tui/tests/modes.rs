@@ -3,10 +3,13 @@
 //! permission bits less the receiver's umask; a file that is replaced keeps its own mode, so
 //! `--overwrite` never makes a private file readable by others; a partial is private while its
 //! bytes arrive. The binary runs under an explicit umask (`sh -c 'umask ...; exec ferry'`); the
-//! in-process server has this test process's umask, read here, never assumed.
+//! in-process server has this test process's umask, read here, never assumed. The TUI's own
+//! overwrite is checked in tmux, as a user would meet it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -274,4 +277,64 @@ fn a_download_is_private_until_it_is_whole() {
     assert_eq!(std::fs::read(local.path().join("big.bin")).unwrap(), big);
     drop(proxy);
     drop(runtime);
+}
+
+/// Polls until `path` holds `expected`, showing the screen if it never does.
+fn wait_for_bytes(path: &Path, expected: &[u8], tmux: &tmux::Tmux) {
+    let start = Instant::now();
+    while std::fs::read(path).ok().as_deref() != Some(expected) {
+        assert!(
+            start.elapsed() < tmux::WAIT,
+            "{} never got the expected bytes; the screen:\n{}",
+            path.display(),
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
+    let server = TestServer::start_shm();
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let local = tmp.path().join("local");
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::create_dir(&home).unwrap();
+    // Up: a readable local key replaces the server's private one.
+    write_with_mode(&local.join("key.pem"), b"new key\n", 0o644);
+    write_with_mode(&server.path("key.pem"), b"old key\n", 0o600);
+    // Down: the server's readable copy replaces the user's private one.
+    write_with_mode(&local.join("secret.txt"), b"old secret\n", 0o600);
+    write_with_mode(&server.path("secret.txt"), b"new secret\n", 0o644);
+
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&server.url("")],
+        (120, 40),
+    );
+    tmux.wait_for("both listings", |s| {
+        s.contains("key.pem") && s.contains("secret.txt") && s.contains("connected")
+    });
+    // The local pane has focus; key.pem sorts first.
+    tmux.keys(&["Home", "F5"]);
+    tmux.wait_for("the conflict question", |s| s.contains("File exists"));
+    tmux.keys(&["o"]);
+    wait_for_bytes(&server.path("key.pem"), b"new key\n", &tmux);
+    tmux.wait_for("the upload verified", |s| s.contains("#1 ✓"));
+    assert_eq!(mode_of(&server.path("key.pem")), 0o600);
+
+    tmux.keys(&["Tab", "Home", "Down", "F5"]);
+    tmux.wait_for("the second conflict question", |s| {
+        s.contains("File exists") && s.contains("secret.txt")
+    });
+    tmux.keys(&["o"]);
+    wait_for_bytes(&local.join("secret.txt"), b"new secret\n", &tmux);
+    tmux.wait_for("the download verified", |s| s.contains("#2 ✓"));
+    assert_eq!(mode_of(&local.join("secret.txt")), 0o600);
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
