@@ -27,6 +27,23 @@ fn start_tui(tmp: &Path, local: &Path, server: &TestServer, path: &str) -> tmux:
     )
 }
 
+/// A real server on `port` (0: any) serving `root`, until the returned runtime is dropped or
+/// shut down, which closes every connection at once like a crashed server.
+fn start_server(root: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = ferry_server::Config::new(root);
+    runtime.spawn(async move {
+        ferry_server::run(listener, config, std::future::pending())
+            .await
+            .unwrap();
+    });
+    (runtime, port)
+}
+
 /// The last line of the screen: the status bar.
 fn status_line(screen: &str) -> &str {
     screen
@@ -98,7 +115,9 @@ fn the_transfer_list_shows_the_newest_jobs_numbered_across_servers_and_hints_fit
     );
     assert!(status.contains("F5 copy"), "{status}");
     tmux.keys(&["F1"]);
-    tmux.wait_for("the help it points to", |s| s.contains("any other key closes"));
+    tmux.wait_for("the help it points to", |s| {
+        s.contains("any other key closes")
+    });
     tmux.keys(&["Escape"]);
     tmux.wait_for("the help closed", |s| !s.contains("any other key closes"));
     tmux.keys(&["F10"]);
@@ -174,6 +193,88 @@ fn f7_makes_one_directory_and_a_deleted_remote_tree_is_left_not_recreated() {
     });
     assert!(screen.contains("top.txt"), "{screen}");
     assert!(!screen.contains("sub/"), "{screen}");
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
+
+#[test]
+fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_disconnected() {
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let (root, local, home) = (
+        tmp.path().join("served"),
+        tmp.path().join("local"),
+        tmp.path().join("home"),
+    );
+    for dir in [&root, &local, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let big = common::bytes(48 << 20, 5);
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    let (server, port) = start_server(&root, 0);
+    // A slow link, so the download is caught in the middle.
+    let link = tokio::runtime::Runtime::new().unwrap();
+    let proxy = link.block_on(common::Proxy::start(
+        ([127, 0, 0, 1], port).into(),
+        Some(std::time::Duration::from_millis(15)),
+    ));
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&proxy.url("")],
+        (120, 40),
+    );
+    tmux.wait_for("the remote listing", |s| {
+        s.contains("big.bin") && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["F5"]);
+    tmux.wait_for("some MiB down", |s| {
+        s.lines()
+            .any(|l| l.contains("#1 ↓ big.bin") && !l.contains(" 0 B /") && l.contains("MiB /"))
+    });
+
+    // The server dies mid-file.
+    server.shutdown_background();
+    let screen = tmux.wait_for("the failed job and the lost connection", |s| {
+        s.contains("#1 ✗ big.bin") && s.contains("disconnected")
+    });
+    let row = screen
+        .lines()
+        .find(|l| l.contains("#1 ✗ big.bin"))
+        .unwrap()
+        .to_owned();
+    assert!(row.contains("partial kept"), "{screen}");
+    assert!(!row.contains(" 0 B / 48 MiB"), "{screen}");
+    assert!(!row.contains("  0%"), "{screen}");
+    let partial = local.join(".ferry-part.big.bin");
+    let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0, "no partial at {}", partial.display());
+    assert!(!local.join("big.bin").exists());
+
+    // The server comes back: Ctrl+R reconnects and F5 again resumes from the partial.
+    let (_server, _) = start_server(&root, port);
+    let (_, down_before) = proxy.total();
+    tmux.keys(&["C-r"]);
+    tmux.wait_for("the reconnection", |s| s.contains("Reconnected"));
+    tmux.keys(&["F5"]);
+    let start = std::time::Instant::now();
+    while std::fs::read(local.join("big.bin")).ok().as_deref() != Some(&big[..]) {
+        assert!(
+            start.elapsed() < tmux::WAIT * 2,
+            "the resumed download never completed; the screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, down_after) = proxy.total();
+    assert!(
+        down_after - down_before < big.len() as u64 - kept / 2,
+        "the second copy did not resume: {} bytes down for {} left",
+        down_after - down_before,
+        big.len() as u64 - kept
+    );
+    tmux.wait_for("job 2 verified", |s| s.contains("#2 ✓ big.bin"));
     tmux.keys(&["F10"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }

@@ -211,6 +211,8 @@ pub enum Command {
         fingerprint: Fingerprint,
     },
     SaveRecent(Vec<Recent>),
+    /// Check the current connection now (a job's connection broke), reporting a loss.
+    Probe,
     /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
     PinBookmark {
         path: PathBuf,
@@ -334,6 +336,8 @@ pub struct App {
     pub drag: Option<Drag>,
     /// Set by a reconnect request, so its success is announced.
     reconnecting: bool,
+    /// A [`Command::Probe`] is out; cleared by the next news of the connection.
+    probing: bool,
     last_click: Option<(Instant, Side, usize)>,
     serial: u64,
     outbox: Vec<Command>,
@@ -387,6 +391,7 @@ impl App {
             should_quit: false,
             drag: None,
             reconnecting: false,
+            probing: false,
             last_click: None,
             serial: 0,
             outbox: Vec::new(),
@@ -1502,6 +1507,7 @@ impl App {
                 if conn != self.conn.id {
                     return;
                 }
+                self.probing = false;
                 match event {
                     ConnEvent::Connected { read_only, server } => {
                         let was_lost = matches!(self.conn.state, ConnState::Lost(_))
@@ -1559,6 +1565,19 @@ impl App {
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+        }
+    }
+
+    /// A job on the current connection says the connection broke: the browsing session is
+    /// asked to check at once, so the status bar does not say connected until the next key.
+    fn check_connection(&mut self, conn: u64, error: &str) {
+        if conn == self.conn.id
+            && self.conn.state == ConnState::Connected
+            && !self.probing
+            && super::transfers::is_connection_error(error)
+        {
+            self.probing = true;
+            self.outbox.push(Command::Probe);
         }
     }
 
@@ -1620,8 +1639,9 @@ impl App {
             TransferEvent::FileFailed { job, path, error } => {
                 let key = JobKey { conn, id: job };
                 if let Some(job) = self.job_mut(key) {
-                    job.failures.push((path.clone(), error.clone()));
+                    job.file_failed(&path, &error);
                 }
+                self.check_connection(conn, &error);
                 self.error(format!(
                     "#{} {} ({})",
                     self.job_number(key),
@@ -1684,7 +1704,7 @@ impl App {
                                 )
                             })
                             .unwrap_or_else(|| "failed".into());
-                        let text = if summary.failed > 1 {
+                        let mut text = if summary.failed > 1 {
                             format!(
                                 "#{} {} files failed, first: {first}",
                                 number, summary.failed
@@ -1692,12 +1712,24 @@ impl App {
                         } else {
                             format!("#{} {first}", number)
                         };
+                        if job.kept_partial() {
+                            let action = if job.info.is_move {
+                                Action::Move
+                            } else {
+                                Action::Copy
+                            };
+                            text.push_str(&format!(
+                                "; partial kept, {} again resumes",
+                                self.keymap.hint(action)
+                            ));
+                        }
                         self.error(text);
                     }
                     JobState::Failed(message) if message == "cancelled" => {
                         self.info(format!("#{} {}: cancelled", number, job.info.label));
                     }
                     JobState::Failed(message) => {
+                        self.check_connection(conn, message);
                         self.error(format!("#{} {} failed: {message}", number, job.info.label));
                     }
                     _ => {}

@@ -1781,3 +1781,69 @@ fn a_mkdir_in_a_directory_that_is_gone_says_why_and_moves_up() {
         "/shared no longer exists: showing / (not_found: shared/newd: no such directory)"
     );
 }
+
+#[test]
+fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Down));
+    let job = submit_as(&mut app, 1, 1);
+    let event = |event| Msg::Transfer { conn: 1, event };
+    app.on_msg(event(TransferEvent::Planned {
+        job: job.id,
+        files: 1,
+        bytes: 150 << 20,
+    }));
+    app.on_msg(event(TransferEvent::Progress(JobProgress {
+        job: job.id,
+        files_done: 0,
+        files_total: 1,
+        bytes_done: 35 << 20,
+        bytes_total: 150 << 20,
+        current: Some("remote.txt".into()),
+        speed: 1e6,
+        eta: None,
+    })));
+    app.on_msg(event(TransferEvent::FileFailed {
+        job: job.id,
+        path: "remote.txt".into(),
+        error: "connection: 127.0.0.1:7878: connection reset by peer".into(),
+    }));
+    // The status bar must not keep saying connected: the browsing session checks at once.
+    let commands = app.take_commands();
+    assert!(
+        matches!(commands.as_slice(), [Command::Probe]),
+        "{commands:?}"
+    );
+    app.on_msg(event(TransferEvent::Finished {
+        job: job.id,
+        outcome: Ok(summary(0, 35 << 20, 0, 1)),
+    }));
+    let row = &app.jobs[0];
+    assert_eq!(row.bytes_done(), 35 << 20);
+    assert!(row.kept_partial());
+    let banner = &app.banner.as_ref().unwrap().text;
+    assert!(
+        banner.starts_with("#1 connection: 127.0.0.1:7878: connection reset by peer")
+            && banner.ends_with("; partial kept, F5 again resumes"),
+        "{banner}"
+    );
+    let screen = panel_text(&mut app);
+    assert!(screen.contains("35 MiB / 150 MiB"), "{screen}");
+    assert!(screen.contains("partial kept"), "{screen}");
+    assert!(!screen.contains("0 B / 150 MiB"), "{screen}");
+
+    // One question at a time, until the connection's news arrives.
+    let second = submit_as(&mut app, 1, 2);
+    app.on_msg(event(TransferEvent::FileFailed {
+        job: second.id,
+        path: "remote.txt".into(),
+        error: "connection: 127.0.0.1:7878: refused".into(),
+    }));
+    assert!(app.take_commands().is_empty());
+    app.on_msg(Msg::Connection {
+        conn: 1,
+        event: ConnEvent::Lost("connection: 127.0.0.1:7878: refused".into()),
+    });
+    assert!(matches!(app.conn.state, ConnState::Lost(_)));
+}

@@ -246,6 +246,7 @@ fn execute(
             });
             conns.insert(conn, open(conn, endpoint, msg_tx));
         }
+        Command::Probe => to_remote(conns, RemoteRequest::Probe),
         Command::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }

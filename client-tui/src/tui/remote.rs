@@ -29,6 +29,8 @@ pub enum RemoteRequest {
     Mkdir(String),
     Rename { from: String, to: String },
     Remove(Vec<String>),
+    /// A job's connection broke: check this one now and say how it is.
+    Probe,
 }
 
 /// The session and how to say what happens to it.
@@ -116,6 +118,33 @@ impl Worker {
         error
     }
 
+    /// Checks the connection at once and always reports its state, so the UI's question
+    /// gets an answer even when nothing changed.
+    async fn probe(&mut self) {
+        if self.untrusted {
+            return;
+        }
+        let alive = match self.session.as_mut() {
+            Some(session) => session.stat("").await.is_ok(),
+            None => false,
+        };
+        if alive {
+            if let Some(session) = &self.session {
+                self.tell(ConnEvent::Connected {
+                    read_only: session.read_only(),
+                    server: Some(session.server_name().to_string()),
+                });
+            }
+            return;
+        }
+        self.session = None;
+        // The loss is news even if it was told before: the UI thought it connected.
+        self.lost = false;
+        if let Err(e) = self.ensure().await {
+            tracing::info!("probe after a job's connection broke: {e}");
+        }
+    }
+
     /// A cheap request on an idle session; reconnects a lost one.
     async fn heartbeat(&mut self) {
         let Some(session) = self.session.as_mut() else {
@@ -194,6 +223,7 @@ pub async fn run(
     };
     loop {
         match tokio::time::timeout(HEARTBEAT, requests.recv()).await {
+            Ok(Some(RemoteRequest::Probe)) => worker.probe().await,
             Ok(Some(request)) => worker.handle(request).await,
             Ok(None) => return,
             Err(_) => worker.heartbeat().await,
@@ -245,6 +275,8 @@ async fn serve(session: &mut Session, request: RemoteRequest) -> (Msg, Option<En
             let select = name_of(&to);
             op(session.rename(&from, &to).await.map(|()| select))
         }
+        // The worker answers probes itself; one that got here only refreshes the pane.
+        RemoteRequest::Probe => op(Ok(None)),
         RemoteRequest::Remove(paths) => {
             let mut result = Ok(None);
             for path in paths {

@@ -54,6 +54,9 @@ pub struct Job {
     /// The size of each file that arrived verified: what a job with failures or skips shows
     /// as done, since bytes sent for a refused file did not land.
     pub bytes_verified: u64,
+    /// Files that failed because the connection broke: their bytes so far stay in a hidden
+    /// partial, and copying them again resumes from there.
+    pub partials_kept: u64,
 }
 
 impl Job {
@@ -75,6 +78,7 @@ impl Job {
             },
             failures: Vec::new(),
             bytes_verified: 0,
+            partials_kept: 0,
         }
     }
 
@@ -128,12 +132,26 @@ impl Job {
     }
 
     /// The bytes the panel counts as done: once the job ended short of complete, only what
-    /// arrived verified.
+    /// arrived verified, unless a broken connection left partials that a new copy resumes:
+    /// their bytes are not lost, so the row keeps showing them.
     pub fn bytes_done(&self) -> u64 {
         match &self.state {
-            JobState::Done(_) if !self.complete() => self.bytes_verified,
+            JobState::Done(_) if !self.complete() && !self.kept_partial() => self.bytes_verified,
             _ => self.progress.bytes_done,
         }
+    }
+
+    /// Whether the job ended with bytes of a broken-off file waiting in a partial.
+    pub fn kept_partial(&self) -> bool {
+        self.partials_kept > 0 && self.progress.bytes_done > self.bytes_verified
+    }
+
+    /// Records a file's failure; `error` starts with its code, as the engine prints errors.
+    pub fn file_failed(&mut self, path: &str, error: &str) {
+        if is_connection_error(error) {
+            self.partials_kept += 1;
+        }
+        self.failures.push((path.to_owned(), error.to_owned()));
     }
 
     /// Progress as a fraction in `0.0..=1.0`.
@@ -143,6 +161,12 @@ impl Job {
         }
         ratio(self.bytes_done(), self.progress.bytes_total)
     }
+}
+
+/// Whether an engine error (printed code first) is the connection breaking, which leaves a
+/// file's bytes in a partial and says the server may be gone.
+pub fn is_connection_error(error: &str) -> bool {
+    error.starts_with("connection: ")
 }
 
 /// `done / total` clamped to `0.0..=1.0`; an empty total counts as nothing done yet.

@@ -165,7 +165,9 @@ fn job_row<'a>(
             if wide {
                 match &job.state {
                     JobState::Done(s) => {
-                        let text = if s.failed > 0 {
+                        let text = if job.kept_partial() {
+                            "partial kept".to_string()
+                        } else if s.failed > 0 {
                             format!("{} failed", s.failed)
                         } else if s.files == 0 && s.skipped > 0 {
                             format!("{} skipped", s.skipped)
