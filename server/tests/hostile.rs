@@ -1068,7 +1068,11 @@ async fn renames_out_of_the_root_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_cannot_be_moved_into_itself() {
-    refused_json(json!({"op": "rename", "path": "d", "to": "d/inner"}), "bad_request").await;
+    refused_json(
+        json!({"op": "rename", "path": "d", "to": "d/inner"}),
+        "bad_request",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,6 +64,6 @@ pub(super) fn rename(
 fn into_itself(from: &str, to: &str) -> OpError {
     OpError::new(
         ErrorCode::BadRequest,
-        format!("{from} -> {to}: cannot move a directory into itself"),
+        format!("{from}: cannot move a directory into itself ({to} is inside it)"),
     )
 }
