@@ -6,6 +6,8 @@
 //! concurrently, takes the responses in order. Nothing here holds more than one read buffer and
 //! one write buffer, whatever the file sizes.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,13 +69,37 @@ pub(crate) fn address(endpoint: &Endpoint) -> String {
 fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
     EngineError::Connection {
         addr: addr.to_owned(),
-        message: message.to_string(),
+        message: super::without_os_error(&message.to_string()).to_owned(),
     }
 }
 
-/// A plain hello that met garbage or a hang-up: most likely a TLS server, which says so.
+/// Addresses that have answered a plain `hello` in this process. A TLS server closes a plain
+/// client without a word, but so does a tunnel or proxy whose server has gone; once an
+/// address has spoken plain ferry, a later hang-up there is the second kind, and a TLS hint
+/// would send the user the wrong way.
+static SPOKE_PLAIN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn spoke_plain(addr: &str) -> bool {
+    SPOKE_PLAIN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(addr)
+}
+
+fn record_plain(addr: &str) {
+    let mut spoken = SPOKE_PLAIN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !spoken.contains(addr) {
+        spoken.insert(addr.to_owned());
+    }
+}
+
+/// A plain hello that met garbage or a hang-up from an address that never spoke plain ferry
+/// here. A TLS server answers a plain client exactly so, but so does a tunnel to nothing:
+/// the hint offers TLS as one possible cause, not as the fix.
 fn hint_tls(error: EngineError) -> EngineError {
-    const HINT: &str = "(if the server speaks TLS, use a ferrys:// location)";
+    const HINT: &str = "(the server may speak TLS: then use a ferrys:// location)";
     match error {
         EngineError::Protocol(message) => EngineError::Protocol(format!("{message} {HINT}")),
         EngineError::Connection { addr, message } => EngineError::Connection {
@@ -140,8 +166,17 @@ impl Connection {
         conn.hello = conn
             .request::<HelloReply>(&hello)
             .await
-            .map_err(|e| if endpoint.tls { e } else { hint_tls(e) })?
+            .map_err(|e| {
+                if endpoint.tls || spoke_plain(&addr) {
+                    e
+                } else {
+                    hint_tls(e)
+                }
+            })?
             .map_err(|body| EngineError::remote(&addr, body))?;
+        if !endpoint.tls {
+            record_plain(&addr);
+        }
         Ok(conn)
     }
 

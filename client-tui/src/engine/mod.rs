@@ -95,7 +95,7 @@ pub enum EngineError {
         path: String,
     },
     /// A local file operation failed.
-    #[error("{}: {}: {source}", local_code(source), path.display())]
+    #[error("{}: {}: {}", local_code(source), path.display(), without_os_error(&source.to_string()))]
     Local {
         path: PathBuf,
         #[source]
@@ -143,9 +143,10 @@ impl EngineError {
     pub fn remote(path: &str, body: ErrorBody) -> EngineError {
         // Servers often start their message with the path too; once is enough on one line.
         let message = match body.message.strip_prefix(path) {
-            Some(rest) if !path.is_empty() && rest.starts_with(": ") => rest[2..].to_owned(),
-            _ => body.message,
+            Some(rest) if !path.is_empty() && rest.starts_with(": ") => &rest[2..],
+            _ => body.message.as_str(),
         };
+        let message = without_os_error(message).to_owned();
         EngineError::Remote {
             code: body.code,
             message,
@@ -167,6 +168,21 @@ impl EngineError {
             EngineError::Remote { code, .. } => Some(*code),
             _ => None,
         }
+    }
+}
+
+/// An error text without Rust's ` (os error N)` suffix: the code in front already says what the
+/// number would, and people read the words. Older servers send the suffix too.
+pub(crate) fn without_os_error(text: &str) -> &str {
+    let Some(open) = text.rfind(" (os error ") else {
+        return text;
+    };
+    let number = &text[open + " (os error ".len()..];
+    match number.strip_suffix(')') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            &text[..open]
+        }
+        _ => text,
     }
 }
 
@@ -349,6 +365,20 @@ mod tests {
         assert_eq!(root.to_string(), "forbidden: /: the root stays");
         let doubled = EngineError::remote("a/b", ErrorBody::new(ErrorCode::Busy, "a/b: in use"));
         assert_eq!(doubled.to_string(), "busy: a/b: in use");
+        let enoent = std::io::Error::from_raw_os_error(2);
+        assert_eq!(
+            EngineError::local("/tmp/z", enoent).to_string(),
+            "not_found: /tmp/z: No such file or directory"
+        );
+        let older = EngineError::remote(
+            "m",
+            ErrorBody::new(
+                ErrorCode::NotFound,
+                "m: No such file or directory (os error 2)",
+            ),
+        );
+        assert_eq!(older.to_string(), "not_found: m: No such file or directory");
+        assert_eq!(without_os_error("odd (os error x)"), "odd (os error x)");
         let checksum = EngineError::Checksum { path: "a".into() };
         assert_eq!(checksum.code(), "checksum_mismatch");
         assert!(checksum.to_string().starts_with("checksum_mismatch: a: "));
