@@ -24,10 +24,12 @@ use ferry::url::RemoteUrl;
   ferry ls ferry://nas:7070/photos
   ferry put -r ~/photos ferry://nas/         makes /photos on the server
   ferry get -r ferry://nas/photos .          makes ./photos
-  ferry get ferry://nas/big.iso .            run it again after an interruption: it resumes
+  ferry get ferry://nas/big.iso              into .; run it again after an interruption:
+                                             it resumes
   ferry get -r --resume ferry://nas/photos . re-run an interrupted -r: finished files cost a
                                              digest check, the others continue
   ferry rm -r ferry://nas/old ferry://nas/tmp
+  ferry mv --overwrite ferry://nas/new.txt old.txt
   ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
   ferry ls ferrys://ann@nas/                 log in as ann: the password comes from
                                              FERRY_PASSWORD, or is asked without echo
@@ -37,10 +39,15 @@ The path is percent-decoded, as in any URL: write a space as %20 or quote it, an
 literal % as %25 (a server file named \"50% off.txt\" is ferry://nas/50%25%20off.txt).
 
 Without a flag, an existing destination fails that file (exit 1) and the others go on:
---resume, --overwrite, --skip-existing or --rename says what to do instead.
+--resume, --overwrite, --skip-existing or --rename says what to do instead. A source that
+cannot be copied (missing, a symlink, a directory without -r) fails alone the same way.
+Symlinks and special files inside a tree are skipped, and counted in one line on stderr.
+If the server goes away mid-transfer, one line says so and which files are not finished,
+and the next one how to finish them: what arrived is kept.
 
 Exit status: 0 on success, 1 on failure (one line on stderr: ferry: CODE: PATH: MESSAGE),
-2 on a usage error, 130 when interrupted."
+2 on a usage error, 130 when interrupted, 141 when stdout was closed early (| head), as
+for ls."
 )]
 struct Cli {
     /// The server's shared secret.
@@ -97,17 +104,18 @@ enum Command {
         url: RemoteUrl,
     },
     /// Download files, or directories with -r.
+    #[command(override_usage = "ferry get [OPTIONS] <URL>... [LOCAL]")]
     Get {
         /// Copy directories and everything under them.
         #[arg(short, long)]
         recursive: bool,
         /// Remote files or directories, all on one server (ferry://HOST:PORT/PATH,
-        /// percent-decoded: % is %25).
-        #[arg(required = true, num_args = 1.., value_name = "URL")]
-        urls: Vec<RemoteUrl>,
-        /// The target: an existing directory receives each source under its own name;
-        /// otherwise (one source) the new name. A trailing / means it must be a directory.
-        local: PathBuf,
+        /// percent-decoded: % is %25), then the local target, as with scp: an existing
+        /// directory receives each source under its own name; otherwise (one source) the new
+        /// name. A trailing / means it must be a directory. Without a target: the current
+        /// directory.
+        #[arg(required = true, num_args = 1.., value_name = "URL|LOCAL")]
+        paths: Vec<GetArg>,
         #[command(flatten)]
         transfer: TransferArgs,
     },
@@ -127,10 +135,12 @@ enum Command {
         #[command(flatten)]
         transfer: TransferArgs,
     },
-    /// Create a remote directory and its missing parents.
+    /// Create remote directories and their missing parents.
     Mkdir {
-        /// The directory to create (ferry://HOST:PORT/PATH, percent-decoded).
-        url: RemoteUrl,
+        /// The directories to create, all on one server (ferry://HOST:PORT/PATH,
+        /// percent-decoded).
+        #[arg(required = true, num_args = 1.., value_name = "URL")]
+        urls: Vec<RemoteUrl>,
     },
     /// Remove remote files, or directories with -r.
     Rm {
@@ -143,6 +153,9 @@ enum Command {
     },
     /// Rename or move a remote entry on the same server.
     Mv {
+        /// Replace an existing entry at the destination (a directory only if it is empty).
+        #[arg(long)]
+        overwrite: bool,
         /// The entry to move (ferry://HOST:PORT/PATH, percent-decoded).
         url: RemoteUrl,
         /// A path on the same server (or a ferry:// location); an existing directory receives
@@ -153,6 +166,62 @@ enum Command {
     Completions { shell: Shell },
     /// Print the manual page (roff).
     Man,
+}
+
+/// One positional argument of `get`: a remote source, or (last) the local target.
+#[derive(Debug, Clone)]
+enum GetArg {
+    Remote(RemoteUrl),
+    Local(PathBuf),
+}
+
+impl std::str::FromStr for GetArg {
+    type Err = ferry::url::UrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if RemoteUrl::looks_remote(s) {
+            s.parse().map(GetArg::Remote)
+        } else {
+            Ok(GetArg::Local(PathBuf::from(s)))
+        }
+    }
+}
+
+/// `get`'s sources and target: every argument but a last local one is a source, and without
+/// a local one the target is `.`, as scp users expect. A usage error (exit 2) otherwise.
+fn split_get(paths: &[GetArg]) -> Result<(Vec<RemoteUrl>, PathBuf), clap::Error> {
+    let (sources, local) = match paths.split_last() {
+        Some((GetArg::Local(local), sources)) => (sources, local.clone()),
+        _ => (paths, PathBuf::from(".")),
+    };
+    let mut urls = Vec::with_capacity(sources.len());
+    for source in sources {
+        match source {
+            GetArg::Remote(url) => urls.push(url.clone()),
+            GetArg::Local(path) => {
+                return Err(get_usage(format!(
+                    "'{}' is not a ferry:// location: only the last argument may be local",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if urls.is_empty() {
+        return Err(get_usage(
+            "nothing to download: name a ferry:// location before the local target".into(),
+        ));
+    }
+    Ok((urls, local))
+}
+
+fn get_usage(message: String) -> clap::Error {
+    let mut command = Cli::command();
+    let get = command.find_subcommand_mut("get").map(|get| {
+        let get = std::mem::take(get);
+        get.bin_name("ferry get")
+    });
+    get.unwrap_or(command)
+        .error(clap::error::ErrorKind::ValueValidation, message)
 }
 
 /// A `put` target that remembers a trailing `/`, which the parsed location drops: as with
@@ -224,22 +293,26 @@ fn main() -> ExitCode {
     let Some(command) = args.command else {
         return run_tui(args.url, args.token, args.serve, args.config, args.trust);
     };
-    match command {
+    match &command {
+        // Both are written whole into memory first: clap_complete panics on a failed write,
+        // and a reader that stops early (`| head`) must end the command quietly.
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ferry", &mut script);
+            return write_stdout(&script);
         }
         Command::Man => {
-            let page = clap_mangen::Man::new(Cli::command());
-            let mut out = std::io::stdout().lock();
-            let written = page
-                .render(&mut out)
-                .and_then(|()| out.write_all(MAN_EXTRA.as_bytes()))
-                .and_then(|()| out.flush());
-            return match written {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&CliError::Output(e)),
-            };
+            let mut page = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                return fail(&CliError::Output(e));
+            }
+            page.extend_from_slice(MAN_EXTRA.as_bytes());
+            return write_stdout(&page);
+        }
+        Command::Get { paths, .. } => {
+            if let Err(e) = split_get(paths) {
+                e.exit();
+            }
         }
         _ => {}
     }
@@ -292,6 +365,15 @@ The interface's recent connections.
 The interface's log.
 "#;
 
+/// Writes a generated text to stdout; a closed pipe ends it quietly, as for any command.
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&CliError::Output(e)),
+    }
+}
+
 fn fail(error: &CliError) -> ExitCode {
     if !error.already_reported() {
         // Errors may quote a hostile server's words.
@@ -308,9 +390,12 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
             target: RemoteTarget { url, .. },
             ..
         }
-        | Command::Mkdir { url }
         | Command::Mv { url, .. } => Some(url),
-        Command::Get { urls, .. } | Command::Rm { urls, .. } => urls.first(),
+        Command::Get { paths, .. } => paths.iter().find_map(|arg| match arg {
+            GetArg::Remote(url) => Some(url),
+            GetArg::Local(_) => None,
+        }),
+        Command::Mkdir { urls } | Command::Rm { urls, .. } => urls.first(),
         Command::Completions { .. } | Command::Man => None,
     }
 }
@@ -381,10 +466,12 @@ async fn run_command(
         }
         Command::Get {
             recursive,
-            urls,
-            local,
+            paths,
             transfer,
         } => {
+            // Checked in main already, before the runtime started.
+            let (urls, local) = split_get(&paths)
+                .map_err(|e| CliError::Job(format!("bad_request: {}", e.kind())))?;
             let endpoint = urls
                 .first()
                 .map(at)
@@ -405,7 +492,13 @@ async fn run_command(
                 .await
                 .map(drop)
         }
-        Command::Mkdir { url } => cli::mkdir(&at(&url), &url).await,
+        Command::Mkdir { urls } => {
+            let endpoint = urls
+                .first()
+                .map(at)
+                .ok_or_else(|| CliError::Job("nothing to make".into()))?;
+            cli::mkdir(&endpoint, &urls).await
+        }
         Command::Rm { recursive, urls } => {
             let endpoint = urls
                 .first()
@@ -413,7 +506,7 @@ async fn run_command(
                 .ok_or_else(|| CliError::Job("nothing to remove".into()))?;
             cli::rm(&endpoint, &urls, recursive).await
         }
-        Command::Mv { url, to } => cli::mv(&at(&url), &url, &to).await,
+        Command::Mv { url, to, overwrite } => cli::mv(&at(&url), &url, &to, overwrite).await,
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }

@@ -867,3 +867,472 @@ fn help_says_how_to_resume_and_how_locations_are_spelled() {
         text(&out.stderr)
     );
 }
+
+/// Runs `ferry` with stdout a pipe whose reader has already gone, as `| head` leaves it.
+fn ferry_into_closed_pipe(args: &[&str]) -> Output {
+    // The reader is closed before the spawn. Another test's child forked in between can hold
+    // a copy of it until its exec, and then the first write succeeds: a few tries absorb that.
+    let mut last = None;
+    for _ in 0..5 {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env_remove("FERRY_TOKEN")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        if out.status.code() != Some(0) {
+            return out;
+        }
+        last = Some(out);
+    }
+    last.unwrap()
+}
+
+#[test]
+fn a_link_among_the_sources_fails_alone_and_the_others_are_copied() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("dir with space")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("zero.bin"), [0u8; 1000]).unwrap();
+    std::fs::write(local.path().join("a.txt"), b"a").unwrap();
+    std::os::unix::fs::symlink("a.txt", local.path().join("link_to_a")).unwrap();
+
+    let out = ferry_in(
+        local.path(),
+        &[
+            "put",
+            "zero.bin",
+            "link_to_a",
+            "a.txt",
+            &server.url("dir%20with%20space/"),
+        ],
+    );
+    fails_with(
+        out,
+        "ferry: forbidden: link_to_a: a symlink: only regular files and directories are transferred",
+    );
+    assert_eq!(
+        tree(&server.path("dir with space"))
+            .keys()
+            .collect::<Vec<_>>(),
+        ["a.txt", "zero.bin"]
+    );
+
+    // The same for get: a link and a missing name fail, each on its line; the file comes.
+    std::fs::write(server.path("r.txt"), b"r").unwrap();
+    std::os::unix::fs::symlink("r.txt", server.path("r-link")).unwrap();
+    let into = tempfile::tempdir().unwrap();
+    let out = ferry(&[
+        "get",
+        &server.url("r-link"),
+        &server.url("missing"),
+        &server.url("r.txt"),
+        p(into.path()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "ferry: forbidden: r-link: a symlink: only regular files and directories are transferred\n\
+         ferry: not_found: missing: No such file or directory\n"
+    );
+    assert_eq!(std::fs::read(into.path().join("r.txt")).unwrap(), b"r");
+    assert_eq!(std::fs::read_dir(into.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn links_and_special_files_left_out_of_a_tree_are_counted_once_on_stderr() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("ltest");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"a").unwrap();
+    std::fs::write(src.join("sub/b.txt"), b"b").unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(src.join("fifo"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let skipped =
+        "ferry: skipped 2 entries (symlinks, special files or names that cannot be transferred)\n";
+
+    let out = ok(ferry_in(&src, &["put", "-r", ".", &server.url("")]));
+    assert_eq!(text(&out.stderr), skipped);
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        tree(&server.path("ltest")).keys().collect::<Vec<_>>(),
+        ["a.txt", "sub/", "sub/b.txt"]
+    );
+
+    // Back down, with the server's own links and fifo in the tree.
+    std::os::unix::fs::symlink("sub", server.path("ltest/sublink")).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(server.path("ltest/fifo"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let into = tempfile::tempdir().unwrap();
+    let out = ok(ferry(&["get", "-r", &server.url("ltest"), p(into.path())]));
+    assert_eq!(text(&out.stderr), skipped);
+    assert_eq!(
+        tree(&into.path().join("ltest")).keys().collect::<Vec<_>>(),
+        ["a.txt", "sub/", "sub/b.txt"]
+    );
+    // With --skip-existing the count holds the files left alone too, and says so.
+    let out = ok(ferry(&[
+        "get",
+        "-r",
+        "--skip-existing",
+        &server.url("ltest"),
+        p(into.path()),
+    ]));
+    assert_eq!(
+        text(&out.stderr),
+        "ferry: skipped 4 entries (existing destinations, symlinks, special files or names that \
+         cannot be transferred)\n"
+    );
+    // Nothing left out, nothing said.
+    let out = ok(ferry(&[
+        "get",
+        "-r",
+        &server.url("ltest/sub"),
+        p(into.path()),
+    ]));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_link_to_a_sibling_directory_is_listed_as_one() {
+    let server = TestServer::start();
+    std::fs::create_dir_all(server.path("ltest/sub")).unwrap();
+    std::fs::create_dir(server.path("remote_dir")).unwrap();
+    std::fs::write(server.path("remote_dir/r.txt"), b"r").unwrap();
+    std::os::unix::fs::symlink("../remote_dir", server.path("ltest/dir_link")).unwrap();
+    std::os::unix::fs::symlink("sub", server.path("ltest/sublink")).unwrap();
+    let out = ok(ferry(&["ls", "--json", &server.url("ltest")]));
+    let entries: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for name in ["dir_link", "sublink"] {
+        let entry = entries.iter().find(|e| e["name"] == name).unwrap();
+        assert_eq!(entry["link"], "dir", "{entry}");
+    }
+    let out = ok(ferry(&["ls", &server.url("ltest/dir_link")]));
+    assert!(text(&out.stdout).trim_end().ends_with("  r.txt"));
+}
+
+/// A TCP proxy in front of the server that can play dead: like a tunnel (`ssh -L`) whose
+/// server was killed, it cuts what is open and then accepts and at once closes every new
+/// connection. Each read is forwarded after a pause, so a transfer can be caught mid-way.
+struct Tunnel {
+    addr: std::net::SocketAddr,
+    down_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    dead: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Tunnel {
+    fn start(target: std::net::SocketAddr) -> Tunnel {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dead = Arc::new(AtomicBool::new(false));
+        let down_bytes = Arc::new(AtomicU64::new(0));
+        let (dead2, down2) = (dead.clone(), down_bytes.clone());
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if dead2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let dead_up = dead2.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                        if dead_up.load(Ordering::SeqCst) || sw.write_all(&buf[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                let (dead_down, down) = (dead2.clone(), down2.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let read = tokio::time::timeout(
+                            std::time::Duration::from_millis(50),
+                            sr.read(&mut buf),
+                        )
+                        .await;
+                        if dead_down.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let n = match read {
+                            Err(_) => continue,
+                            Ok(Ok(n @ 1..)) => n,
+                            Ok(_) => break,
+                        };
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        down.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    // Dropping both halves closes the client's connection.
+                });
+            }
+        });
+        Tunnel {
+            addr,
+            down_bytes,
+            dead,
+            _runtime: runtime,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ferry://127.0.0.1:{}/{path}", self.addr.port())
+    }
+
+    /// Waits until `bytes` have come down, then plays dead.
+    fn die_after(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let started = std::time::Instant::now();
+        while self.down_bytes.load(Ordering::SeqCst) < bytes {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the transfer never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_server_lost_behind_a_tunnel_is_reported_once_with_how_to_finish() {
+    let server = TestServer::start_shm();
+    std::fs::create_dir(server.path("med")).unwrap();
+    for i in 0..6 {
+        std::fs::write(
+            server.path(&format!("med/f{i}.bin")),
+            bytes(2 * 1024 * 1024, 500 + i),
+        )
+        .unwrap();
+    }
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let dl = local.path().join("dl");
+    std::fs::create_dir(&dl).unwrap();
+    let tunnel = Tunnel::start(server.addr);
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "get",
+            "-r",
+            &tunnel.url("med"),
+            &format!("{}/", dl.display()),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tunnel.die_after(3 * 1024 * 1024);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    // Once for the whole job, naming the server and the files, with no hint about TLS: this
+    // server spoke plain ferry a moment ago.
+    let lost = format!("ferry: connection: 127.0.0.1:{}: ", tunnel.addr.port());
+    assert!(lines[0].starts_with(&lost), "{stderr}");
+    assert!(lines[0].contains(" not finished: med/f"), "{stderr}");
+    assert!(!stderr.contains("TLS"), "{stderr}");
+    assert_eq!(
+        lines[1],
+        "ferry: what arrived is kept: re-run the same command with --resume to finish"
+    );
+    assert!(tree(&dl.join("med")).len() < 6, "the tunnel died too late");
+
+    // What the hint says works.
+    ok(ferry(&[
+        "get",
+        "-r",
+        "--resume",
+        &server.url("med"),
+        &format!("{}/", dl.display()),
+    ]));
+    assert_eq!(tree(&dl.join("med")), tree(&server.path("med")));
+
+    // One file: a plain re-run finishes it.
+    std::fs::write(server.path("one.bin"), bytes(8 * 1024 * 1024, 600)).unwrap();
+    let tunnel = Tunnel::start(server.addr);
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["get", &tunnel.url("one.bin"), p(local.path())])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tunnel.die_after(1024 * 1024);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("; 1 file not finished: one.bin\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("ferry: what arrived is kept: re-run the same command to finish\n"),
+        "{stderr}"
+    );
+    ok(ferry(&["get", &server.url("one.bin"), p(local.path())]));
+    assert_eq!(
+        std::fs::read(local.path().join("one.bin")).unwrap(),
+        std::fs::read(server.path("one.bin")).unwrap()
+    );
+}
+
+#[test]
+fn a_plain_client_at_a_tls_server_hears_tls_as_a_possibility() {
+    let (tls, _) = common::tls_identity();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |c| c.tls = Some(tls));
+    let out = ferry(&["ls", &server.url("")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    // The server closes without a word, or after a TLS alert the client cannot read.
+    assert!(
+        stderr.starts_with("ferry: connection: ") || stderr.starts_with("ferry: protocol: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(" (the server may speak TLS: then use a ferrys:// location)\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("big")).unwrap();
+    for i in 0..2000 {
+        std::fs::write(server.path(&format!("big/file-{i:05}.txt")), b"").unwrap();
+    }
+    for args in [
+        vec!["ls", &server.url("big") as &str],
+        vec!["ls", "--json", &server.url("big")],
+        vec!["man"],
+        vec!["completions", "bash"],
+        vec!["completions", "zsh"],
+    ] {
+        let out = ferry_into_closed_pipe(&args);
+        assert_eq!(
+            text(&out.stderr),
+            "",
+            "{args:?} said something: it must end quietly"
+        );
+        // 128 + SIGPIPE: what a shell shows for ls cut short the same way.
+        assert_eq!(
+            out.status.code(),
+            Some(141),
+            "{args:?}: {}",
+            out.stdout.len()
+        );
+    }
+    // As people type it.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}' ls '{}' | head -1",
+            env!("CARGO_BIN_EXE_ferry"),
+            server.url("big")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+}
+
+#[test]
+fn mkdir_takes_several_locations_and_mv_can_overwrite() {
+    let server = TestServer::start();
+    ok(ferry(&["mkdir", &server.url("a/b"), &server.url("c")]));
+    assert!(server.path("a/b").is_dir() && server.path("c").is_dir());
+    std::fs::write(server.path("f.txt"), b"f").unwrap();
+    // One that cannot be made fails alone.
+    fails_with(
+        ferry(&["mkdir", &server.url("f.txt/x"), &server.url("d")]),
+        "ferry: not_a_directory: f.txt/x: ",
+    );
+    assert!(server.path("d").is_dir());
+
+    std::fs::write(server.path("new.txt"), b"new").unwrap();
+    fails_with(
+        ferry(&["mv", &server.url("new.txt"), "f.txt"]),
+        "ferry: already_exists: f.txt: the destination exists (use --overwrite to replace it)",
+    );
+    assert_eq!(std::fs::read(server.path("f.txt")).unwrap(), b"f");
+    ok(ferry(&[
+        "mv",
+        "--overwrite",
+        &server.url("new.txt"),
+        "f.txt",
+    ]));
+    assert_eq!(std::fs::read(server.path("f.txt")).unwrap(), b"new");
+    assert!(!server.path("new.txt").exists());
+
+    std::fs::create_dir_all(server.path("tree/sub")).unwrap();
+    fails_with(
+        ferry(&["mv", &server.url("tree"), &server.url("tree/sub/x")]),
+        "ferry: bad_request: tree: cannot move a directory into itself (tree/sub/x is inside it)",
+    );
+    assert!(server.path("tree/sub").is_dir());
+}
+
+#[test]
+fn get_without_a_target_downloads_here_and_messages_carry_no_os_error_numbers() {
+    let server = TestServer::start();
+    std::fs::write(server.path("r.txt"), b"r").unwrap();
+    std::fs::write(server.path("s.txt"), b"s").unwrap();
+    std::fs::create_dir(server.path("tree")).unwrap();
+    std::fs::write(server.path("tree/a.txt"), b"a").unwrap();
+    let here = tempfile::tempdir().unwrap();
+    ok(ferry_in(here.path(), &["get", &server.url("r.txt")]));
+    assert_eq!(std::fs::read(here.path().join("r.txt")).unwrap(), b"r");
+    ok(ferry_in(
+        here.path(),
+        &["get", "-r", &server.url("s.txt"), &server.url("tree")],
+    ));
+    assert_eq!(std::fs::read(here.path().join("tree/a.txt")).unwrap(), b"a");
+    // A local name anywhere but last is a usage error.
+    let out = ferry_in(here.path(), &["get", "r.txt", &server.url("r.txt")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("only the last argument may be local"),
+        "{}",
+        text(&out.stderr)
+    );
+    // put still needs its target.
+    assert_eq!(
+        ferry_in(here.path(), &["put", "r.txt"]).status.code(),
+        Some(2)
+    );
+
+    fails_with(
+        ferry(&["ls", &server.url("missing")]),
+        "ferry: not_found: missing: No such file or directory",
+    );
+    let out = ferry_in(here.path(), &["get", "-r", &server.url("tree"), "r.txt"]);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("os error"), "{stderr}");
+    fails_with(out, "ferry: already_exists: r.txt: File exists");
+}

@@ -42,7 +42,7 @@ pub enum CliError {
     #[error("{0}")]
     Job(String),
     /// Writing the output failed (a closed pipe, say).
-    #[error("io: <stdout>: {0}")]
+    #[error("io: <stdout>: {}", crate::engine::without_os_error(&.0.to_string()))]
     Output(#[from] std::io::Error),
 }
 
@@ -58,17 +58,25 @@ impl CliError {
         }
     }
 
-    /// Whether the details were already printed, so only the exit status is left to give.
+    /// Whether nothing is left to print: the details were printed already, or the reader of
+    /// stdout has gone (`ferry ls | head -1`), which is no failure worth a word.
     pub fn already_reported(&self) -> bool {
-        matches!(self, CliError::Reported { .. })
+        matches!(self, CliError::Reported { .. }) || self.is_closed_pipe()
     }
 
-    /// The exit status: 130 after an interrupt, like a shell, 1 otherwise.
+    /// The exit status: 130 after an interrupt, like a shell; 141 (128 + SIGPIPE) when stdout
+    /// was closed, the status a shell shows for `ls` in the same place, so `set -o pipefail`
+    /// treats both alike; 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Job(message) if message == "cancelled" => 130,
+            _ if self.is_closed_pipe() => 141,
             _ => 1,
         }
+    }
+
+    fn is_closed_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 
@@ -149,6 +157,12 @@ mod tests {
         });
         assert_eq!(e.to_string(), "not_found: docs/a.txt: no such file");
         assert_eq!(CliError::Job("cancelled".into()).exit_code(), 130);
+        let pipe = CliError::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(pipe.already_reported());
+        assert_eq!(pipe.exit_code(), 141);
+        let full = CliError::Output(std::io::Error::from_raw_os_error(28));
+        assert!(!full.already_reported());
+        assert_eq!(full.to_string(), "io: <stdout>: No space left on device");
         assert_eq!(base_name("a/b c"), "b c");
         assert_eq!(base_name(""), "");
     }

@@ -2,22 +2,40 @@
 //! user expects (`rm` wants `-r` for a directory, `mv` into an existing directory keeps the
 //! name).
 
-use ferry_protocol::{Kind, path};
+use ferry_protocol::{ErrorCode, Kind, path};
 
 use super::{CliError, base_name, usage};
 use crate::engine::{Endpoint, EngineError, Session};
 use crate::url::RemoteUrl;
 
-/// Creates a directory and its missing parents.
-pub async fn mkdir(endpoint: &Endpoint, url: &RemoteUrl) -> Result<(), CliError> {
+/// Creates each of `urls` (all on the server of `endpoint`) and its missing parents. As with
+/// `mkdir`, one that cannot be made is reported on its own line and the others are still made.
+pub async fn mkdir(endpoint: &Endpoint, urls: &[RemoteUrl]) -> Result<(), CliError> {
+    one_server(endpoint, urls)?;
     let mut session = Session::connect(endpoint).await?;
-    Ok(session.mkdir(&url.path).await?)
+    let mut failed = 0;
+    for url in urls {
+        let made = session.mkdir(&url.path).await.map_err(CliError::from);
+        failed += each(made)?;
+    }
+    outcome(failed)
 }
 
 /// Removes each of `urls` (all on the server of `endpoint`): files, or directories with
 /// `recursive`. As with `rm`, one that cannot go is reported on its own line and the others
 /// still go; the command fails if any did.
 pub async fn rm(endpoint: &Endpoint, urls: &[RemoteUrl], recursive: bool) -> Result<(), CliError> {
+    one_server(endpoint, urls)?;
+    let mut session = Session::connect(endpoint).await?;
+    let mut failed = 0;
+    for url in urls {
+        failed += each(remove_one(&mut session, url, recursive).await)?;
+    }
+    outcome(failed)
+}
+
+/// `bad_request` unless every location is on the server of `endpoint`: one command, one server.
+fn one_server(endpoint: &Endpoint, urls: &[RemoteUrl]) -> Result<(), CliError> {
     for url in urls {
         if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
             return Err(usage(
@@ -27,22 +45,26 @@ pub async fn rm(endpoint: &Endpoint, urls: &[RemoteUrl], recursive: bool) -> Res
             ));
         }
     }
-    let mut session = Session::connect(endpoint).await?;
-    let mut failed = 0;
-    for url in urls {
-        match remove_one(&mut session, url, recursive).await {
-            Ok(()) => {}
-            // A broken connection fails the rest too: nothing more to try.
-            Err(CliError::Engine(
-                e @ (EngineError::Connection { .. } | EngineError::Protocol(_)),
-            )) => return Err(e.into()),
-            Err(e) => {
-                failed += 1;
-                // Errors may quote a hostile server's words.
-                eprintln!("ferry: {}", crate::format::escape_text(&e.to_string()));
-            }
+    Ok(())
+}
+
+/// One location's result in a command over several: a failure is printed and counted (1), a
+/// broken connection ends the command, as nothing more can be tried.
+fn each(result: Result<(), CliError>) -> Result<u64, CliError> {
+    match result {
+        Ok(()) => Ok(0),
+        Err(CliError::Engine(e @ (EngineError::Connection { .. } | EngineError::Protocol(_)))) => {
+            Err(e.into())
+        }
+        Err(e) => {
+            // Errors may quote a hostile server's words.
+            eprintln!("ferry: {}", crate::format::escape_text(&e.to_string()));
+            Ok(1)
         }
     }
+}
+
+fn outcome(failed: u64) -> Result<(), CliError> {
     match failed {
         0 => Ok(()),
         failed => Err(CliError::Reported { failed }),
@@ -66,8 +88,14 @@ async fn remove_one(
 }
 
 /// Moves `url` to `to`: a wire path on the same server or a `ferry://` location naming it. An
-/// existing directory as target receives the entry under its own name.
-pub async fn mv(endpoint: &Endpoint, url: &RemoteUrl, to: &str) -> Result<(), CliError> {
+/// existing directory as target receives the entry under its own name. An existing entry at
+/// the end is replaced only with `overwrite`.
+pub async fn mv(
+    endpoint: &Endpoint,
+    url: &RemoteUrl,
+    to: &str,
+    overwrite: bool,
+) -> Result<(), CliError> {
     let target = if RemoteUrl::looks_remote(to) {
         let target: RemoteUrl = to
             .parse()
@@ -90,5 +118,12 @@ pub async fn mv(endpoint: &Endpoint, url: &RemoteUrl, to: &str) -> Result<(), Cl
         Some(entry) if entry.kind == Kind::Dir => path::join(&target, base_name(&url.path)),
         _ => target,
     };
-    Ok(session.rename(&url.path, &target).await?)
+    match session.rename_with(&url.path, &target, overwrite).await {
+        Err(e) if e.remote_code() == Some(ErrorCode::AlreadyExists) => Err(usage(
+            "already_exists",
+            target,
+            "the destination exists (use --overwrite to replace it)",
+        )),
+        moved => Ok(moved?),
+    }
 }

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{CliError, base_name, usage};
 use crate::engine::{
-    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineOptions, Events, JobId, JobSpec,
-    JobSummary, Session, TransferEvent,
+    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineError, EngineOptions, Events, JobId,
+    JobSpec, JobSummary, Session, TransferEvent,
 };
 use crate::url::RemoteUrl;
 
@@ -77,8 +77,6 @@ pub async fn get(
             "with several sources the target must be an existing directory",
         ));
     }
-    let mut session = Session::connect(endpoint).await?;
-    let mut items = Vec::with_capacity(urls.len());
     for url in urls {
         if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
             return Err(usage(
@@ -87,24 +85,26 @@ pub async fn get(
                 "all sources must be on one server",
             ));
         }
-        let entry = session.stat(&url.path).await?;
-        match entry.kind {
-            Kind::Dir if !options.recursive => {
-                return Err(usage(
-                    "is_a_directory",
-                    &url.path,
-                    "use -r to copy a directory",
-                ));
+    }
+    let mut session = Session::connect(endpoint).await?;
+    let mut items = Vec::with_capacity(urls.len());
+    let mut refused = Refused::default();
+    let mut single_file = urls.len() == 1;
+    for url in urls {
+        // As with cp, a source that cannot be copied fails alone and the others go on.
+        let entry = match session.stat(&url.path).await {
+            Ok(entry) => entry,
+            Err(e @ EngineError::Remote { .. }) => {
+                refused.report(&e.into());
+                continue;
             }
-            Kind::Dir | Kind::File => {}
-            Kind::Symlink | Kind::Other => {
-                return Err(usage(
-                    "forbidden",
-                    &url.path,
-                    "only regular files and directories are transferred",
-                ));
-            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = check_kind(&url.path, entry.kind, options.recursive) {
+            refused.report(&e);
+            continue;
         }
+        single_file &= entry.kind == Kind::File;
         let dest = match (into_dir, base_name(&url.path)) {
             (true, "") => local.to_owned(),
             (true, name) => local.join(name),
@@ -113,16 +113,67 @@ pub async fn get(
         items.push((url.path.clone(), dest));
     }
     drop(session);
-    run_job(
-        endpoint,
-        JobSpec::Download {
-            items,
-            policy: options.policy,
-            remove_source: options.remove_source,
-        },
-        options,
-    )
-    .await
+    if items.is_empty() {
+        return Err(refused.into_error());
+    }
+    let spec = JobSpec::Download {
+        items,
+        policy: options.policy,
+        remove_source: options.remove_source,
+    };
+    let outcome = run_job(endpoint, spec, options, single_file).await;
+    refused.add_to(outcome)
+}
+
+/// Whether an entry of `kind` can be a source: a file, or a directory with `-r`.
+fn check_kind(shown: &str, kind: Kind, recursive: bool) -> Result<(), CliError> {
+    match kind {
+        Kind::Dir if !recursive => {
+            Err(usage("is_a_directory", shown, "use -r to copy a directory"))
+        }
+        Kind::Dir | Kind::File => Ok(()),
+        Kind::Symlink => Err(usage(
+            "forbidden",
+            shown,
+            "a symlink: only regular files and directories are transferred",
+        )),
+        Kind::Other => Err(usage(
+            "forbidden",
+            shown,
+            "a special file: only regular files and directories are transferred",
+        )),
+    }
+}
+
+/// Sources refused before the job (missing, a link, a directory without -r): each printed
+/// at once, and counted into the command's failures.
+#[derive(Debug, Default)]
+struct Refused {
+    count: u64,
+}
+
+impl Refused {
+    fn report(&mut self, error: &CliError) {
+        self.count += 1;
+        // Errors may quote a hostile server's words.
+        eprintln!("ferry: {}", crate::format::escape_text(&error.to_string()));
+    }
+
+    /// The failure when no source was left to copy.
+    fn into_error(self) -> CliError {
+        CliError::Reported { failed: self.count }
+    }
+
+    /// The job's outcome with the refused sources counted in: any makes the command fail.
+    fn add_to(self, outcome: Result<JobSummary, CliError>) -> Result<JobSummary, CliError> {
+        match outcome {
+            Ok(_) if self.count > 0 => Err(self.into_error()),
+            Err(CliError::Reported { failed }) => Err(CliError::Reported {
+                failed: failed + self.count,
+            }),
+            other => other,
+        }
+    }
 }
 
 /// The name a local source goes by on the server: its own last component, or for `.` and
@@ -177,48 +228,57 @@ pub async fn put(
         ));
     }
     let mut items = Vec::with_capacity(sources.len());
+    let mut refused = Refused::default();
+    let mut single_file = sources.len() == 1;
     for source in sources {
-        let shown = source.display().to_string();
-        let meta = std::fs::symlink_metadata(source)
-            .map_err(|e| CliError::Engine(crate::engine::EngineError::local(source, e)))?;
-        if meta.is_dir() && !options.recursive {
-            return Err(usage(
-                "is_a_directory",
-                &shown,
-                "use -r to copy a directory",
-            ));
+        // As with cp, a source that cannot be copied fails alone and the others go on.
+        let item = std::fs::symlink_metadata(source)
+            .map_err(|e| CliError::Engine(EngineError::local(source, e)))
+            .and_then(|meta| {
+                let kind = if meta.is_dir() {
+                    Kind::Dir
+                } else if meta.is_file() {
+                    Kind::File
+                } else if meta.is_symlink() {
+                    Kind::Symlink
+                } else {
+                    Kind::Other
+                };
+                check_kind(&source.display().to_string(), kind, options.recursive)?;
+                let remote = if into_dir {
+                    path::join(&url.path, &local_name(source)?)
+                } else {
+                    url.path.clone()
+                };
+                Ok((kind, remote))
+            });
+        match item {
+            Ok((kind, remote)) => {
+                single_file &= kind == Kind::File;
+                items.push((source.clone(), remote));
+            }
+            Err(e) => refused.report(&e),
         }
-        if !meta.is_dir() && !meta.is_file() {
-            return Err(usage(
-                "forbidden",
-                &shown,
-                "only regular files and directories are transferred",
-            ));
-        }
-        let remote = if into_dir {
-            path::join(&url.path, &local_name(source)?)
-        } else {
-            url.path.clone()
-        };
-        items.push((source.clone(), remote));
     }
-    run_job(
-        endpoint,
-        JobSpec::Upload {
-            items,
-            policy: options.policy,
-            remove_source: options.remove_source,
-        },
-        options,
-    )
-    .await
+    if items.is_empty() {
+        return Err(refused.into_error());
+    }
+    let spec = JobSpec::Upload {
+        items,
+        policy: options.policy,
+        remove_source: options.remove_source,
+    };
+    let outcome = run_job(endpoint, spec, options, single_file).await;
+    refused.add_to(outcome)
 }
 
-/// Submits one job and follows its events to the end; Ctrl-C cancels it.
+/// Submits one job and follows its events to the end; Ctrl-C cancels it. `single_file`: the
+/// job is one file, which a plain re-run resumes.
 async fn run_job(
     endpoint: &Endpoint,
     spec: JobSpec,
     options: TransferOptions,
+    single_file: bool,
 ) -> Result<JobSummary, CliError> {
     let (engine, mut events_rx) = Engine::with_options(
         endpoint.clone(),
@@ -229,11 +289,12 @@ async fn run_job(
     );
     let job = engine.submit(spec);
     let bar = options.progress.then(new_bar);
+    let mut report = Report::default();
     let outcome = tokio::select! {
-        outcome = follow(job, &mut events_rx, bar.as_ref()) => outcome,
+        outcome = follow(job, &mut events_rx, bar.as_ref(), &mut report) => outcome,
         _ = tokio::signal::ctrl_c() => {
             engine.cancel(job);
-            follow(job, &mut events_rx, bar.as_ref()).await
+            follow(job, &mut events_rx, bar.as_ref(), &mut report).await
         }
     };
     if let Some(bar) = bar {
@@ -243,7 +304,100 @@ async fn run_job(
             eprintln!("{}", summary_line(summary));
         }
     }
+    for line in report.closing_lines(options.policy, single_file) {
+        eprintln!("ferry: {line}");
+    }
     outcome
+}
+
+/// Files that failed because the connection did, gathered so that a server that went away
+/// is reported once for the job instead of once per file (and per worker).
+#[derive(Debug, Default)]
+struct Report {
+    /// Distinct connection failures, in the order seen.
+    lost: Vec<String>,
+    /// The files they left unfinished.
+    unfinished: Vec<String>,
+    /// Entries the job left out: symlinks, special files, names that cannot be transferred,
+    /// and with `--skip-existing` the existing destinations.
+    skipped: u64,
+}
+
+/// Unfinished files named in the closing line; the rest are counted.
+const NAMED_UNFINISHED: usize = 3;
+
+impl Report {
+    /// Takes a failed file's error line; `false` when it is for the caller to print now.
+    fn file_failed(&mut self, path: &str, error: &str) -> bool {
+        let code = error.split(':').next().unwrap_or_default();
+        if !matches!(code, "connection" | "protocol") {
+            return false;
+        }
+        if !self.lost.iter().any(|seen| seen == error) {
+            self.lost.push(error.to_owned());
+        }
+        self.unfinished.push(path.to_owned());
+        true
+    }
+
+    /// What is left to say once the job is over: the lost connection with the files it left
+    /// unfinished and how to finish them, and what was skipped.
+    fn closing_lines(&self, policy: ConflictPolicy, single_file: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some((last, earlier)) = self.lost.split_last() {
+            lines.extend(
+                earlier
+                    .iter()
+                    .map(|e| crate::format::escape_text(e).into_owned()),
+            );
+            let n = self.unfinished.len();
+            let mut named = self
+                .unfinished
+                .iter()
+                .take(NAMED_UNFINISHED)
+                .map(|p| if p.is_empty() { "/" } else { p })
+                .collect::<Vec<_>>()
+                .join(", ");
+            if n > NAMED_UNFINISHED {
+                named.push_str(&format!(" and {} more", n - NAMED_UNFINISHED));
+            }
+            let files = if n == 1 { "file" } else { "files" };
+            lines.push(
+                crate::format::escape_text(&format!("{last}; {n} {files} not finished: {named}"))
+                    .into_owned(),
+            );
+            // A hidden partial is resumed under every policy, so one file needs no flag; of
+            // several, the finished ones would fail as existing (or be renamed, or be sent
+            // again) without --resume.
+            let how = match policy {
+                _ if single_file => "",
+                ConflictPolicy::Resume | ConflictPolicy::Skip => "",
+                ConflictPolicy::Overwrite => " with --resume in place of --overwrite",
+                ConflictPolicy::Rename => " with --resume in place of --rename",
+                ConflictPolicy::Fail | ConflictPolicy::Ask => " with --resume",
+            };
+            lines.push(format!(
+                "what arrived is kept: re-run the same command{how} to finish"
+            ));
+        }
+        if self.skipped > 0 {
+            let (n, entries) = (
+                self.skipped,
+                if self.skipped == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
+            );
+            let what = if policy == ConflictPolicy::Skip {
+                "existing destinations, symlinks, special files or names that cannot be transferred"
+            } else {
+                "symlinks, special files or names that cannot be transferred"
+            };
+            lines.push(format!("skipped {n} {entries} ({what})"));
+        }
+        lines
+    }
 }
 
 /// `3 files, 1.00 GiB in 1.5 s (682.67 MiB/s), 1 skipped`.
@@ -282,6 +436,7 @@ async fn follow(
     job: JobId,
     events_rx: &mut Events,
     bar: Option<&ProgressBar>,
+    report: &mut Report,
 ) -> Result<JobSummary, CliError> {
     while let Some(event) = events_rx.recv().await {
         match event {
@@ -309,14 +464,20 @@ async fn follow(
                 });
             }
             TransferEvent::FileDone { .. } => {}
-            TransferEvent::FileFailed { error, .. } => {
-                let line = format!("ferry: {}", crate::format::escape_text(&error.to_string()));
+            TransferEvent::FileFailed { path, error, .. } => {
+                if report.file_failed(&path, &error) {
+                    continue;
+                }
+                let line = format!("ferry: {}", crate::format::escape_text(&error));
                 match bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
                     None => eprintln!("{line}"),
                 }
             }
             TransferEvent::Finished { job: done, outcome } if done == job => {
+                if let Ok(summary) = &outcome {
+                    report.skipped = summary.skipped;
+                }
                 return match outcome {
                     Ok(summary) if summary.failed > 0 => Err(CliError::Reported {
                         failed: summary.failed,

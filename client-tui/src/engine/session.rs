@@ -225,6 +225,27 @@ impl Session {
         Ok(())
     }
 
+    /// Moves `from` to `to`, replacing an existing `to` when `overwrite` (`ferry mv
+    /// --overwrite`).
+    pub async fn rename_with(
+        &mut self,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+    ) -> Result<(), EngineError> {
+        let _: Done = self
+            .call(
+                from,
+                Request::Rename {
+                    path: from.into(),
+                    to: to.into(),
+                    overwrite,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Removes a file, a link or an empty directory; with `recursive`, a whole tree.
     pub async fn remove(&mut self, path: &str, recursive: bool) -> Result<(), EngineError> {
         let _: Done = self
