@@ -25,9 +25,15 @@ const HEARTBEAT: Duration = Duration::from_secs(20);
 /// Work for the remote pane.
 #[derive(Debug, Clone)]
 pub enum RemoteRequest {
-    List { serial: u64, dir: String },
+    List {
+        serial: u64,
+        dir: String,
+    },
     Mkdir(String),
-    Rename { from: String, to: String },
+    Rename {
+        from: String,
+        to: String,
+    },
     Remove(Vec<String>),
     /// A job's connection broke: check this one now and say how it is.
     Probe,
