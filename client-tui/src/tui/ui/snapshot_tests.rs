@@ -487,3 +487,31 @@ fn the_key_hints_shrink_with_the_terminal_but_f1_help_stays() {
         );
     }
 }
+
+#[test]
+fn the_sort_arrow_points_down_for_largest_and_newest_first() {
+    let mut app = app(local_entries(), remote_entries(), 100, 14);
+    // The local pane's bottom border, where its sort is shown.
+    let footer = |app: &mut App| {
+        let backend = render(app);
+        let buffer = backend.buffer();
+        (0..50u16)
+            .map(|x| buffer[(x, 12)].symbol().to_string())
+            .collect::<String>()
+    };
+    assert!(footer(&mut app).contains("name↑"), "A to Z");
+    app.on_key(key(crossterm::event::KeyCode::Char('S')));
+    assert!(footer(&mut app).contains("name↓"), "Z to A");
+    let mut app = app_sorted(crate::tui::pane::SortKey::Size);
+    assert!(footer(&mut app).contains("size↓"), "largest first");
+    app.on_key(key(crossterm::event::KeyCode::Char('S')));
+    assert!(footer(&mut app).contains("size↑"), "smallest first");
+    let mut app = app_sorted(crate::tui::pane::SortKey::Time);
+    assert!(footer(&mut app).contains("time↓"), "newest first");
+}
+
+fn app_sorted(key: crate::tui::pane::SortKey) -> App {
+    let mut app = app(local_entries(), remote_entries(), 100, 14);
+    app.local.set_sort(key, false);
+    app
+}
