@@ -496,6 +496,8 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
         if pending == 0 {
             break;
         }
+        let moved = lock(&job.progress).bytes_moved();
+        let mut failed = false;
         let mut workers = JoinSet::new();
         for _ in 0..job.options.workers.min(pending) {
             workers.spawn(worker(Arc::clone(&job), direction));
@@ -503,7 +505,15 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
         while let Some(result) = workers.join_next().await {
             if let Ok(Err(e)) = result {
                 last_error = Some(e);
+                failed = true;
             }
+        }
+        // A round whose workers all gave up without moving a byte or finishing a file met a
+        // server that is gone (a tunnel to nowhere accepts and closes at once): more rounds
+        // would only knock on its door dozens of times more.
+        if failed && lock(&job.progress).bytes_moved() == moved && lock(&job.queue).len() >= pending
+        {
+            break;
         }
     }
     let error = last_error.unwrap_or_else(|| EngineError::Connection {
