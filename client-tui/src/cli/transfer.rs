@@ -512,6 +512,48 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_server_is_one_line_and_the_hint_fits_the_flags() {
+        let lost = "connection: h:7070: the server closed the connection";
+        let mut report = Report::default();
+        for i in 0..5 {
+            assert!(report.file_failed(&format!("med/f{i}.bin"), lost));
+        }
+        assert!(!report.file_failed("a.txt", "already_exists: a.txt: exists"));
+        let lines = report.closing_lines(ConflictPolicy::Fail, false);
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "{lost}; 5 files not finished: med/f0.bin, med/f1.bin, med/f2.bin and 2 more"
+                ),
+                "what arrived is kept: re-run the same command with --resume to finish".to_owned(),
+            ]
+        );
+        let hint = |policy, single| report.closing_lines(policy, single)[1].clone();
+        assert!(hint(ConflictPolicy::Fail, true).ends_with("the same command to finish"));
+        assert!(hint(ConflictPolicy::Resume, false).ends_with("the same command to finish"));
+        assert!(
+            hint(ConflictPolicy::Overwrite, false).contains("--resume in place of --overwrite")
+        );
+        assert!(hint(ConflictPolicy::Rename, false).contains("--resume in place of --rename"));
+
+        let skipped = Report {
+            skipped: 1,
+            ..Report::default()
+        };
+        assert_eq!(
+            skipped.closing_lines(ConflictPolicy::Fail, false),
+            ["skipped 1 entry (symlinks, special files or names that cannot be transferred)"]
+        );
+        assert!(skipped.closing_lines(ConflictPolicy::Skip, false)[0].contains("existing"));
+        assert!(
+            Report::default()
+                .closing_lines(ConflictPolicy::Fail, true)
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn local_names_come_from_the_last_component() {
         assert_eq!(local_name(Path::new("photos")).unwrap(), "photos");
         assert_eq!(local_name(Path::new("a/b c.txt")).unwrap(), "b c.txt");
