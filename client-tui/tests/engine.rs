@@ -1074,3 +1074,50 @@ async fn ask_on_download_names_the_local_file_and_rename_keeps_both() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_tree_starts_arriving_while_it_is_still_being_walked() {
+    // Over a slow link the walk of 6,000 entries takes many round trips of the proxy; the
+    // first files must not wait for its end. The totals still come before any progress, and
+    // they count every file.
+    let server = TestServer::start_shm();
+    common::make_tree(&server.path("big"), 6000);
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(15))).await;
+    let (engine, mut events_rx) = Engine::new(proxy.endpoint());
+    let job = engine.submit(download(
+        "big",
+        local.path().join("big"),
+        ConflictPolicy::Fail,
+    ));
+    let mut done_before_plan = 0;
+    let mut planned = None;
+    let outcome = loop {
+        match events_rx.recv().await.unwrap() {
+            TransferEvent::FileDone { .. } if planned.is_none() => done_before_plan += 1,
+            TransferEvent::Planned { files, bytes, .. } => planned = Some((files, bytes)),
+            TransferEvent::Progress(p) => {
+                assert_eq!(p.job, job);
+                let (files, bytes) = planned.expect("progress before the totals");
+                assert_eq!((p.files_total, p.bytes_total), (files, bytes));
+            }
+            TransferEvent::Finished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    let summary = outcome.unwrap();
+    assert_eq!(summary.files, 6000);
+    assert_eq!(summary.failed, 0);
+    let (files, bytes) = planned.unwrap();
+    assert_eq!(files, 6000);
+    let expected = tree(&server.path("big"));
+    assert_eq!(
+        bytes,
+        expected.values().map(|b| b.len() as u64).sum::<u64>()
+    );
+    assert!(
+        done_before_plan > 0,
+        "every file waited for the end of the walk"
+    );
+    assert_eq!(tree(&local.path().join("big")), expected);
+}

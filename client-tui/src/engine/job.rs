@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -290,6 +290,13 @@ pub(super) struct Job {
     /// the owner's task (and often a parked thread) once per file, which cost more CPU than
     /// writing the files; gathered, they go out in bursts with the progress ticks.
     file_events: Mutex<Vec<TransferEvent>>,
+    /// The plan is still adding files: workers that find the queue empty wait instead of
+    /// ending. A download is planned while its first files already move.
+    planning: AtomicBool,
+    /// Rung when files are added or the plan ends.
+    fed: tokio::sync::Notify,
+    /// Files and bytes the plan has added so far: the job's totals once it ends.
+    planned: Mutex<(u64, u64)>,
 }
 
 /// Per-file events gathered before a burst is handed over even between ticks.
@@ -324,6 +331,9 @@ impl Job {
             remote_existing: Mutex::new(HashMap::new()),
             verified_sources: Mutex::new(Vec::new()),
             file_events: Mutex::new(Vec::new()),
+            planning: AtomicBool::new(false),
+            fed: tokio::sync::Notify::new(),
+            planned: Mutex::new((0, 0)),
         }
     }
 
@@ -355,6 +365,43 @@ impl Job {
         if !burst.is_empty() {
             let _ = self.events_tx.send(burst);
         }
+    }
+
+    /// Adds planned files to the queue and wakes the workers waiting for them.
+    pub(super) fn feed(&self, tasks: Vec<Task>) {
+        if tasks.is_empty() {
+            return;
+        }
+        {
+            let mut planned = lock(&self.planned);
+            planned.0 += tasks.len() as u64;
+            planned.1 += tasks.iter().map(|t| t.size).sum::<u64>();
+        }
+        lock(&self.queue).extend(tasks);
+        self.fed.notify_waiters();
+    }
+
+    /// Starts or ends the time in which the plan may still add files.
+    fn set_planning(&self, planning: bool) {
+        self.planning.store(planning, Ordering::SeqCst);
+        self.fed.notify_waiters();
+    }
+
+    /// No file left to take, and none still to come.
+    pub(super) fn drained(&self) -> bool {
+        self.queue_is_empty() && !self.planning.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the queue has a file or the plan has ended.
+    pub(super) async fn wait_for_tasks(&self) {
+        let notified = self.fed.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a file added in between still wakes us.
+        notified.as_mut().enable();
+        if !self.queue_is_empty() || !self.planning.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
     }
 
     pub(super) fn pop(&self) -> Option<Task> {
@@ -465,24 +512,31 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// Plans, runs the workers, then finishes a move.
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-    let (direction, cleanup) = match spec {
-        JobSpec::Upload { items, .. } => (
-            Direction::Upload,
-            plan::plan_upload(&job, &mut session, items).await?,
-        ),
-        JobSpec::Download { items, .. } => (
-            Direction::Download,
-            plan::plan_download(&job, &mut session, items).await?,
-        ),
+    // A download's workers start with its plan and take files as the walk delivers them; an
+    // upload's start after it, once the remote directories they write into exist.
+    let mut early = JoinSet::new();
+    let planned = match spec {
+        JobSpec::Upload { items, .. } => plan::plan_upload(&job, &mut session, items)
+            .await
+            .map(|cleanup| (Direction::Upload, cleanup)),
+        JobSpec::Download { items, .. } => {
+            job.set_planning(true);
+            for _ in 0..job.options.workers {
+                early.spawn(worker(Arc::clone(&job), Direction::Download));
+            }
+            let planned = plan::plan_download(&job, &mut session, items).await;
+            // Idle workers end once the queue is empty.
+            job.set_planning(false);
+            planned.map(|cleanup| (Direction::Download, cleanup))
+        }
     };
-    let (files, bytes) = {
-        let queue = lock(&job.queue);
-        (queue.len() as u64, queue.iter().map(|t| t.size).sum())
-    };
+    let (direction, cleanup) = planned?;
+    let (files, bytes) = *lock(&job.planned);
     // The workers open their own connections; holding this one would only take a slot
     // from them on a server near its connection limit.
     drop(session);
-    // `Planned` goes out before the totals can show in a progress event.
+    // `Planned` goes out before the totals can show in a progress event (files of a download
+    // may be done before it).
     job.send(TransferEvent::Planned {
         job: job.id,
         files,
@@ -491,17 +545,30 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     lock(&job.progress).set_totals(files, bytes);
 
     let mut last_error = None;
-    for _round in 0..MAX_ROUNDS {
-        let pending = lock(&job.queue).len();
-        if pending == 0 {
-            break;
-        }
-        let moved = lock(&job.progress).bytes_moved();
+    for round in 0..MAX_ROUNDS {
+        let (pending, mut workers) = if round == 0 && !early.is_empty() {
+            // Everything planned counts as pending for the first round's workers.
+            (
+                usize::try_from(files).unwrap_or(usize::MAX),
+                std::mem::take(&mut early),
+            )
+        } else {
+            let pending = lock(&job.queue).len();
+            if pending == 0 {
+                break;
+            }
+            let mut workers = JoinSet::new();
+            for _ in 0..job.options.workers.min(pending) {
+                workers.spawn(worker(Arc::clone(&job), direction));
+            }
+            (pending, workers)
+        };
+        let moved = if round == 0 && direction == Direction::Download {
+            0
+        } else {
+            lock(&job.progress).bytes_moved()
+        };
         let mut failed = false;
-        let mut workers = JoinSet::new();
-        for _ in 0..job.options.workers.min(pending) {
-            workers.spawn(worker(Arc::clone(&job), direction));
-        }
         while let Some(result) = workers.join_next().await {
             if let Ok(Err(e)) = result {
                 last_error = Some(e);
@@ -535,7 +602,7 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
 async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> {
     let mut failures = 0;
     loop {
-        if job.queue_is_empty() {
+        if job.drained() {
             return Ok(());
         }
         let outcome = match retry_busy(|| Connection::open(&job.endpoint)).await {
@@ -716,6 +783,13 @@ async fn write_side(
             Some(read) => (read.task, Some(read.bytes)),
             None => match job.pop() {
                 Some(task) => (task, None),
+                None if !job.drained() => {
+                    // The plan is still walking: what was asked goes out, then wait for more.
+                    writer.flush().await?;
+                    unflushed = 0;
+                    job.wait_for_tasks().await;
+                    continue;
+                }
                 None => break,
             },
         };

@@ -284,7 +284,9 @@ pub struct JobSummary {
 /// What the engine tells its owner, over the channel returned by [`Engine::new`].
 #[derive(Debug)]
 pub enum TransferEvent {
-    /// The job's size is known (after the scan): progress bars can be drawn to scale.
+    /// The job's size is known (after the scan): progress bars can be drawn to scale. No
+    /// progress event comes before it, but a download's first files may: they move while its
+    /// tree is still being walked.
     Planned {
         job: JobId,
         files: u64,

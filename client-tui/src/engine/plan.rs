@@ -85,15 +85,19 @@ pub(super) async fn plan_upload(
         } else if let Some(entry) = existing {
             lock(&job.remote_existing).insert(remote_root.clone(), entry.kind);
         }
-        let mut queue = lock(&job.queue);
-        for file in tree.files {
-            let remote = if file.rel.is_empty() {
-                remote_root.clone()
-            } else {
-                path::join(&remote_root, &file.rel)
-            };
-            queue.push_back(Task::new(file.path, remote, file.size, file.mtime));
-        }
+        let tasks = tree
+            .files
+            .into_iter()
+            .map(|file| {
+                let remote = if file.rel.is_empty() {
+                    remote_root.clone()
+                } else {
+                    path::join(&remote_root, &file.rel)
+                };
+                Task::new(file.path, remote, file.size, file.mtime)
+            })
+            .collect();
+        job.feed(tasks);
     }
     lock(&job.counters).skipped += skipped;
     for (dir, outcome) in mkdirs.iter().zip(session.mkdir_many(&mkdirs).await?) {
@@ -116,16 +120,18 @@ pub(super) fn safe_components(name: &str) -> Option<Vec<&str>> {
     Some(parts)
 }
 
+/// Plans a download while it already runs: the walk arrives in batches, and each batch's
+/// directories are made and its files handed to the workers (already connected) before the
+/// next batch is read, so a big tree starts moving at once instead of after a full walk.
 pub(super) async fn plan_download(
     job: &Job,
     session: &mut Session,
     items: Vec<(String, PathBuf)>,
 ) -> Result<Cleanup, EngineError> {
-    let mut local_dirs: Vec<PathBuf> = Vec::new();
-    let mut made_roots = Vec::new();
+    // Directories this plan made, hence empty: a file going into one needs no look at the
+    // disk before its `get`.
+    let mut made = HashSet::new();
     let mut cleanup = Vec::new();
-    let mut skipped = 0;
-    let mut tasks = Vec::new();
     for (remote_root, local_root) in items {
         let entry = match session.stat(&remote_root).await {
             Ok(entry) => entry,
@@ -136,60 +142,109 @@ pub(super) async fn plan_download(
             Err(e) => return Err(e),
         };
         match entry.kind {
-            Kind::File => tasks.push(Task::new(local_root, remote_root, entry.size, entry.mtime)),
+            Kind::File => job.feed(vec![Task::new(
+                local_root,
+                remote_root,
+                entry.size,
+                entry.mtime,
+            )]),
             Kind::Dir => {
-                let below = match session.walk(&remote_root).await {
-                    Ok(below) => below,
+                let mut stream = match session.walk_stream(&remote_root).await {
+                    Ok(stream) => stream,
                     Err(e @ EngineError::Remote { .. }) => {
                         job.failed_path(&remote_root, &e);
                         continue;
                     }
                     Err(e) => return Err(e),
                 };
-                // The destination itself first: if it cannot be a directory (a file is in the
-                // way), the item fails once instead of once per file below it.
-                let root = local_root.clone();
-                match blocking(move || make_dir(&root)).await? {
-                    Ok(true) => made_roots.push(local_root.clone()),
-                    Ok(false) => {}
-                    Err(e) => {
-                        job.failed_path(
-                            &local_root.display().to_string(),
-                            &EngineError::local(&local_root, e),
-                        );
-                        continue;
-                    }
-                }
                 let mut remote_dirs = vec![remote_root.clone()];
-                for entry in below {
-                    let Some(parts) = safe_components(&entry.name) else {
-                        skipped += 1;
-                        continue;
-                    };
-                    let local: PathBuf = parts.iter().fold(local_root.clone(), |p, c| p.join(c));
-                    let remote = path::join(&remote_root, &entry.name);
-                    match entry.kind {
-                        Kind::Dir => {
-                            local_dirs.push(local);
-                            remote_dirs.push(remote);
+                let mut root_made = None;
+                loop {
+                    let batch = match stream.next_batch().await {
+                        Ok(Some(batch)) => batch,
+                        Ok(None) => break,
+                        Err(e @ EngineError::Remote { .. }) => {
+                            // What was planned so far still goes; the rest of the tree fails.
+                            job.failed_path(&remote_root, &e);
+                            break;
                         }
-                        Kind::File => tasks.push(Task::new(local, remote, entry.size, entry.mtime)),
-                        Kind::Symlink | Kind::Other => skipped += 1,
+                        Err(e) => return Err(e),
+                    };
+                    if root_made.is_none() {
+                        // The destination itself first: if it cannot be a directory (a file is
+                        // in the way), the item fails once instead of once per file below it.
+                        let root = local_root.clone();
+                        match blocking(move || make_dir(&root)).await? {
+                            Ok(true) => {
+                                made.insert(local_root.clone());
+                                root_made = Some(true);
+                            }
+                            Ok(false) => root_made = Some(true),
+                            Err(e) => {
+                                job.failed_path(
+                                    &local_root.display().to_string(),
+                                    &EngineError::local(&local_root, e),
+                                );
+                                root_made = Some(false);
+                            }
+                        }
                     }
+                    if root_made == Some(false) {
+                        // Read to the end, so the connection stays in step for the next item.
+                        continue;
+                    }
+                    let mut local_dirs = Vec::new();
+                    let mut tasks = Vec::new();
+                    let mut skipped = 0;
+                    for entry in batch {
+                        let Some(parts) = safe_components(&entry.name) else {
+                            skipped += 1;
+                            continue;
+                        };
+                        let local: PathBuf =
+                            parts.iter().fold(local_root.clone(), |p, c| p.join(c));
+                        let remote = path::join(&remote_root, &entry.name);
+                        match entry.kind {
+                            Kind::Dir => {
+                                local_dirs.push(local);
+                                remote_dirs.push(remote);
+                            }
+                            Kind::File => {
+                                tasks.push(Task::new(local, remote, entry.size, entry.mtime));
+                            }
+                            Kind::Symlink | Kind::Other => skipped += 1,
+                        }
+                    }
+                    lock(&job.counters).skipped += skipped;
+                    made = make_dirs(job, made, local_dirs).await?;
+                    for task in &mut tasks {
+                        task.vacant = task.local.parent().is_some_and(|dir| made.contains(dir));
+                    }
+                    job.feed(tasks);
                 }
+                lock(&job.counters).skipped += stream.skipped();
                 // Children before parents, for removing a moved tree.
                 cleanup.extend(remote_dirs.into_iter().rev());
             }
-            Kind::Symlink | Kind::Other => skipped += 1,
+            Kind::Symlink | Kind::Other => lock(&job.counters).skipped += 1,
         }
     }
-    lock(&job.counters).skipped += skipped;
+    Ok(cleanup)
+}
+
+/// Makes a batch's directories in walk order (parents before children, so each is made by its
+/// own call and the new, empty ones are known), adding those to `made`.
+async fn make_dirs(
+    job: &Job,
+    mut made: HashSet<PathBuf>,
+    dirs: Vec<PathBuf>,
+) -> Result<HashSet<PathBuf>, EngineError> {
+    if dirs.is_empty() {
+        return Ok(made);
+    }
     let (made, failures) = blocking(move || {
-        let mut made = made_roots.into_iter().collect::<HashSet<_>>();
         let mut failures = Vec::new();
-        // Parents come before children in a walk, so each directory is made by its own call
-        // and the ones that are new (hence empty) are known.
-        for dir in local_dirs {
+        for dir in dirs {
             match make_dir(&dir) {
                 Ok(true) => {
                     made.insert(dir);
@@ -204,11 +259,7 @@ pub(super) async fn plan_download(
     for (dir, e) in failures {
         job.failed_path(&dir.display().to_string(), &EngineError::local(&dir, e));
     }
-    for task in &mut tasks {
-        task.vacant = task.local.parent().is_some_and(|dir| made.contains(dir));
-    }
-    lock(&job.queue).extend(tasks);
-    Ok(cleanup)
+    Ok(made)
 }
 
 /// Makes a directory (and its missing parents); `true` when this call made it, so it is empty.

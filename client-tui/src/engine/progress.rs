@@ -30,6 +30,9 @@ pub struct ProgressState {
     last_sample: Option<(Instant, u64)>,
     last_emit: Option<Instant>,
     dirty: bool,
+    /// The totals are known. Files of a download move while it is still being planned, but
+    /// a progress event without totals would draw a bar to no scale.
+    planned: bool,
 }
 
 impl ProgressState {
@@ -46,8 +49,9 @@ impl ProgressState {
             speed: None,
             last_sample: None,
             last_emit: None,
-            // Nothing to say before the plan: the first event a job sends is `Planned`.
+            // Nothing to say before the plan: no progress event comes before `Planned`.
             dirty: false,
+            planned: false,
         }
     }
 
@@ -55,6 +59,7 @@ impl ProgressState {
     pub fn set_totals(&mut self, files: u64, bytes: u64) {
         self.files_total = files;
         self.bytes_total = bytes;
+        self.planned = true;
         self.dirty = true;
     }
 
@@ -141,7 +146,7 @@ impl ProgressState {
         let due = self
             .last_emit
             .is_none_or(|last| now.saturating_duration_since(last) >= EMIT_INTERVAL);
-        if !self.dirty || !due {
+        if !self.dirty || !due || !self.planned {
             // Keep the speed fresh even when nothing is sent.
             self.update_speed(now);
             return None;
