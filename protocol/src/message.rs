@@ -285,6 +285,10 @@ pub struct RequestError {
     /// Payload bytes the header announced, as far as could be read from it: the server skips
     /// them so that the next header is found where the client put it.
     pub payload: u64,
+    /// The header said `"trailer": true`: a trailer line follows the payload and is skipped
+    /// with it, or it would be read as the next request and every later answer would be off
+    /// by one (a newer client's `put` with a field this server does not know did exactly that).
+    pub trailer: bool,
 }
 
 /// A response header that is not a response.
@@ -377,6 +381,7 @@ pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
         return Err(RequestError {
             message: "malformed request: a header must be a JSON object".to_owned(),
             payload: 0,
+            trailer: false,
         });
     }
     serde_json::from_slice(line).map_err(|err| {
@@ -385,11 +390,17 @@ pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
         struct Announced {
             #[serde(default)]
             size: u64,
+            #[serde(default)]
+            trailer: serde_json::Value,
         }
-        let payload = serde_json::from_slice::<Announced>(line).map_or(0, |a| a.size);
+        let (payload, trailer) = serde_json::from_slice::<Announced>(line)
+            .map_or((0, false), |a| {
+                (a.size, a.trailer == serde_json::Value::Bool(true))
+            });
         RequestError {
             message: format!("malformed request: {err}"),
             payload,
+            trailer,
         }
     })
 }
@@ -652,6 +663,24 @@ mod tests {
         assert_eq!(err.payload, 10);
         let err = decode_request(line(r#"{"op":"put","size":"ten"}"#)).unwrap_err();
         assert_eq!(err.payload, 0);
+        assert!(!err.trailer);
+    }
+
+    #[test]
+    fn a_bad_request_says_whether_a_trailer_follows_its_payload() {
+        let err = decode_request(line(
+            r#"{"op":"put","path":"a","size":3,"trailer":true,"future":1}"#,
+        ))
+        .unwrap_err();
+        assert_eq!((err.payload, err.trailer), (3, true));
+        for no_trailer in [
+            r#"{"op":"put","path":"a","size":3,"future":1}"#,
+            r#"{"op":"put","path":"a","size":3,"trailer":false,"future":1}"#,
+            r#"{"op":"put","path":"a","size":3,"trailer":"yes","future":1}"#,
+        ] {
+            let err = decode_request(line(no_trailer)).unwrap_err();
+            assert_eq!((err.payload, err.trailer), (3, false), "{no_trailer}");
+        }
     }
 
     #[test]

@@ -503,7 +503,11 @@ pub(crate) async fn serve(
                     conn.write(&encode_err(ErrorCode::BadRequest, &err.message))
                         .await?;
                     conn.expect_payload(err.payload);
-                    conn.skip_payload().await
+                    conn.skip_payload().await?;
+                    if err.trailer {
+                        conn.read_header().await?;
+                    }
+                    Ok(())
                 };
                 match answered.await {
                     Ok(()) => continue,
