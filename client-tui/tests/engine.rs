@@ -1121,3 +1121,46 @@ async fn a_big_tree_starts_arriving_while_it_is_still_being_walked() {
     );
     assert_eq!(tree(&local.path().join("big")), expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_sends_its_first_directories_while_the_rest_is_still_being_planned() {
+    // Over a slow link each level of a deep tree costs the planner a round trip to make its
+    // directories on the server; the files of the levels already made must not wait for the
+    // deepest one.
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let root = local.path().join("up");
+    let mut dir = root.clone();
+    for d in 0..40 {
+        dir = dir.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..5 {
+            std::fs::write(dir.join(format!("f{f}")), bytes(1000 + f, d as u64)).unwrap();
+        }
+    }
+    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(15))).await;
+    let (engine, mut events_rx) = Engine::new(proxy.endpoint());
+    let job = engine.submit(upload(root.clone(), "up", ConflictPolicy::Fail));
+    let mut done_before_plan = 0;
+    let mut planned = None;
+    let outcome = loop {
+        match events_rx.recv().await.unwrap() {
+            TransferEvent::FileDone { .. } if planned.is_none() => done_before_plan += 1,
+            TransferEvent::Planned { files, .. } => planned = Some(files),
+            TransferEvent::Progress(p) => {
+                assert_eq!(p.job, job);
+                assert_eq!(Some(p.files_total), planned, "progress before the totals");
+            }
+            TransferEvent::Finished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    let summary = outcome.unwrap();
+    assert_eq!((summary.files, summary.failed), (200, 0));
+    assert_eq!(planned, Some(200));
+    assert!(
+        done_before_plan > 0,
+        "every file waited for the last directory to be made"
+    );
+    assert_eq!(tree(&server.path("up")), tree(&root));
+}

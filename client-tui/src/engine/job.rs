@@ -512,13 +512,19 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// Plans, runs the workers, then finishes a move.
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-    // A download's workers start with its plan and take files as the walk delivers them; an
-    // upload's start after it, once the remote directories they write into exist.
+    // The workers start with the plan and take files as the walk delivers them (an upload's
+    // once the remote directory they go into exists).
     let mut early = JoinSet::new();
     let planned = match spec {
-        JobSpec::Upload { items, .. } => plan::plan_upload(&job, &mut session, items)
-            .await
-            .map(|cleanup| (Direction::Upload, cleanup)),
+        JobSpec::Upload { items, .. } => {
+            job.set_planning(true);
+            for _ in 0..job.options.workers {
+                early.spawn(worker(Arc::clone(&job), Direction::Upload));
+            }
+            let planned = plan::plan_upload(&job, &mut session, items).await;
+            job.set_planning(false);
+            planned.map(|cleanup| (Direction::Upload, cleanup))
+        }
         JobSpec::Download { items, .. } => {
             job.set_planning(true);
             for _ in 0..job.options.workers {
@@ -563,7 +569,7 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
             }
             (pending, workers)
         };
-        let moved = if round == 0 && direction == Direction::Download {
+        let moved = if round == 0 {
             0
         } else {
             lock(&job.progress).bytes_moved()

@@ -111,25 +111,50 @@ pub(crate) fn is_changed(error: &io::Error) -> bool {
 
 /// Walks a local source without following symlinks. A source that is itself a symlink or a
 /// special file gives an empty tree with one skipped entry.
+#[cfg(test)]
 pub(crate) fn walk(root: &Path) -> io::Result<LocalTree> {
-    let meta = fs::symlink_metadata(root)?;
     let mut tree = LocalTree::default();
+    walk_each(root, |step| {
+        tree.dirs.extend(step.dirs);
+        tree.files.extend(step.files);
+        tree.skipped += step.skipped;
+        tree.root_is_dir |= step.root_is_dir;
+        true
+    })?;
+    Ok(tree)
+}
+
+/// Walks like [`walk`], handing over each directory as soon as it is read: its files, and its
+/// subdirectories (so parents always come before children). An upload sends the first files
+/// while the rest of the tree is still being read. Stops when `step` returns `false`; a
+/// directory that cannot be read ends the walk with its error, after what came before it.
+pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) -> io::Result<()> {
+    let meta = fs::symlink_metadata(root)?;
     if meta.is_file() {
-        tree.files.push(LocalFile {
-            rel: String::new(),
-            path: root.to_owned(),
-            size: meta.len(),
-            mtime: mtime_secs(&meta),
+        step(LocalTree {
+            files: vec![LocalFile {
+                rel: String::new(),
+                path: root.to_owned(),
+                size: meta.len(),
+                mtime: mtime_secs(&meta),
+            }],
+            ..LocalTree::default()
         });
-        return Ok(tree);
+        return Ok(());
     }
     if !meta.is_dir() {
-        tree.skipped = 1;
-        return Ok(tree);
+        step(LocalTree {
+            skipped: 1,
+            ..LocalTree::default()
+        });
+        return Ok(());
     }
-    tree.root_is_dir = true;
     let mut stack = vec![(root.to_owned(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
+        let mut found = LocalTree {
+            root_is_dir: true,
+            ..LocalTree::default()
+        };
         let mut entries = fs::read_dir(&dir)?.collect::<Result<Vec<_>, _>>()?;
         // Sorted so that transfers and their logs come out in a stable, readable order; pushed
         // in reverse so the stack pops them in order.
@@ -137,35 +162,38 @@ pub(crate) fn walk(root: &Path) -> io::Result<LocalTree> {
         let mut subdirs = Vec::new();
         for entry in entries {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                tree.skipped += 1;
+                found.skipped += 1;
                 continue;
             };
             if path::check_name(&name).is_err() || path::is_partial_name(&name) {
                 // Names the server would refuse, and our own unfinished downloads.
                 if !path::is_partial_name(&name) {
-                    tree.skipped += 1;
+                    found.skipped += 1;
                 }
                 continue;
             }
             let meta = entry.metadata()?;
             let child_rel = path::join(&rel, &name);
             if meta.is_dir() {
-                tree.dirs.push(child_rel.clone());
+                found.dirs.push(child_rel.clone());
                 subdirs.push((entry.path(), child_rel));
             } else if meta.is_file() {
-                tree.files.push(LocalFile {
+                found.files.push(LocalFile {
                     rel: child_rel,
                     path: entry.path(),
                     size: meta.len(),
                     mtime: mtime_secs(&meta),
                 });
             } else {
-                tree.skipped += 1;
+                found.skipped += 1;
             }
         }
         stack.extend(subdirs.into_iter().rev());
+        if !step(found) {
+            break;
+        }
     }
-    Ok(tree)
+    Ok(())
 }
 
 /// The hidden partial file beside `final_path`.

@@ -18,96 +18,152 @@ use super::session::Session;
 /// Directories that a move empties, deepest first, to remove once their files are gone.
 pub(super) type Cleanup = Vec<String>;
 
+/// Plans an upload while it already runs: the local walk reads one directory at a time on
+/// the blocking pool, and each directory's files go to the workers (already connected) as soon
+/// as it is read, its subdirectories being made on the server before their own files come.
 pub(super) async fn plan_upload(
     job: &Job,
     session: &mut Session,
     items: Vec<(PathBuf, String)>,
 ) -> Result<Cleanup, EngineError> {
-    let mut mkdirs = Vec::new();
     let mut cleanup = Vec::new();
-    let mut skipped = 0;
     for (local_root, remote_root) in items {
-        let walked = {
+        let (steps_tx, mut steps) = tokio::sync::mpsc::channel::<local::LocalTree>(WALK_AHEAD);
+        let walker = {
             let root = local_root.clone();
-            blocking(move || local::walk(&root)).await?
+            tokio::task::spawn_blocking(move || {
+                local::walk_each(&root, |step| steps_tx.blocking_send(step).is_ok())
+            })
         };
-        let tree = match walked {
-            Ok(tree) => tree,
-            Err(e) => {
-                job.failed_path(
-                    &local_root.display().to_string(),
-                    &EngineError::local(&local_root, e),
-                );
+        let mut first = true;
+        // The item failed as a whole: what the walk still sends is only counted.
+        let mut refused = false;
+        let mut dirs = Vec::new();
+        let mut root_is_dir = false;
+        while let Some(step) = steps.recv().await {
+            lock(&job.counters).skipped += step.skipped;
+            if refused {
                 continue;
             }
-        };
-        skipped += tree.skipped;
-        let existing = session.try_stat(&remote_root).await?;
-        if tree.root_is_dir {
-            match existing {
-                None => mkdirs.push(remote_root.clone()),
-                Some(entry) if entry.kind == Kind::Dir => {
-                    let below = session.walk(&remote_root).await?;
-                    let mut known = lock(&job.remote_existing);
-                    for entry in below {
-                        known.insert(path::join(&remote_root, &entry.name), entry.kind);
-                    }
-                }
-                Some(_) => {
-                    job.failed_path(
-                        &remote_root,
-                        &EngineError::Remote {
-                            code: ErrorCode::NotADirectory,
-                            message: "a directory cannot replace a file".into(),
-                            path: remote_root.clone(),
-                        },
-                    );
+            if std::mem::take(&mut first) {
+                root_is_dir = step.root_is_dir;
+                refused = !prepare_root(job, session, &remote_root, root_is_dir).await?;
+                if refused {
                     continue;
                 }
             }
-            {
+            // This directory exists on the server by now: its files can go.
+            job.feed(
+                step.files
+                    .into_iter()
+                    .map(|file| {
+                        let remote = if file.rel.is_empty() {
+                            remote_root.clone()
+                        } else {
+                            path::join(&remote_root, &file.rel)
+                        };
+                        Task::new(file.path, remote, file.size, file.mtime)
+                    })
+                    .collect(),
+            );
+            // Its subdirectories are made before the walk hands over their files.
+            let mkdirs: Vec<String> = {
                 let known = lock(&job.remote_existing);
-                for dir in &tree.dirs {
-                    let remote = path::join(&remote_root, dir);
-                    if !matches!(known.get(&remote), Some(Kind::Dir)) {
-                        mkdirs.push(remote);
-                    }
-                }
-            }
-            let mut local_dirs: Vec<String> = tree
-                .dirs
-                .iter()
-                .rev()
-                .map(|d| local_root.join(d).display().to_string())
-                .collect();
-            local_dirs.push(local_root.display().to_string());
-            cleanup.extend(local_dirs);
-        } else if let Some(entry) = existing {
-            lock(&job.remote_existing).insert(remote_root.clone(), entry.kind);
+                step.dirs
+                    .iter()
+                    .map(|dir| path::join(&remote_root, dir))
+                    .filter(|remote| !matches!(known.get(remote), Some(Kind::Dir)))
+                    .collect()
+            };
+            make_remote_dirs(job, session, &mkdirs).await?;
+            dirs.extend(step.dirs);
         }
-        let tasks = tree
-            .files
-            .into_iter()
-            .map(|file| {
-                let remote = if file.rel.is_empty() {
-                    remote_root.clone()
-                } else {
-                    path::join(&remote_root, &file.rel)
-                };
-                Task::new(file.path, remote, file.size, file.mtime)
-            })
-            .collect();
-        job.feed(tasks);
-    }
-    lock(&job.counters).skipped += skipped;
-    for (dir, outcome) in mkdirs.iter().zip(session.mkdir_many(&mkdirs).await?) {
-        match outcome {
-            Ok(()) => {}
-            Err(e) if e.remote_code() == Some(ErrorCode::AlreadyExists) => {}
-            Err(e) => job.failed_path(dir, &e),
+        match walker.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => job.failed_path(
+                &local_root.display().to_string(),
+                &EngineError::local(&local_root, e),
+            ),
+            Err(e) => return Err(EngineError::Protocol(format!("a local task failed: {e}"))),
+        }
+        if root_is_dir && !refused {
+            // Children before parents, for removing a moved tree.
+            cleanup.extend(
+                dirs.iter()
+                    .rev()
+                    .map(|d| local_root.join(d).display().to_string()),
+            );
+            cleanup.push(local_root.display().to_string());
         }
     }
     Ok(cleanup)
+}
+
+/// Directories a walk may read ahead of the planner.
+const WALK_AHEAD: usize = 16;
+
+/// Gets the destination of an upload ready once its source is known to be a directory (or
+/// not): a missing directory is made, an existing one tells which files already exist there,
+/// a file in the way of a directory fails the item. `false` when the item failed.
+async fn prepare_root(
+    job: &Job,
+    session: &mut Session,
+    remote_root: &str,
+    root_is_dir: bool,
+) -> Result<bool, EngineError> {
+    let existing = session.try_stat(remote_root).await?;
+    if !root_is_dir {
+        if let Some(entry) = existing {
+            lock(&job.remote_existing).insert(remote_root.to_owned(), entry.kind);
+        }
+        return Ok(true);
+    }
+    match existing {
+        None => Ok(make_remote_dirs(job, session, &[remote_root.to_owned()]).await? == 0),
+        Some(entry) if entry.kind == Kind::Dir => {
+            let below = session.walk(remote_root).await?;
+            let mut known = lock(&job.remote_existing);
+            for entry in below {
+                known.insert(path::join(remote_root, &entry.name), entry.kind);
+            }
+            Ok(true)
+        }
+        Some(_) => {
+            job.failed_path(
+                remote_root,
+                &EngineError::Remote {
+                    code: ErrorCode::NotADirectory,
+                    message: "a directory cannot replace a file".into(),
+                    path: remote_root.to_owned(),
+                },
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Makes remote directories (parents first) in one pipelined round; one that exists already
+/// is fine. Returns how many failed (each reported).
+async fn make_remote_dirs(
+    job: &Job,
+    session: &mut Session,
+    dirs: &[String],
+) -> Result<usize, EngineError> {
+    if dirs.is_empty() {
+        return Ok(0);
+    }
+    let mut failed = 0;
+    for (dir, outcome) in dirs.iter().zip(session.mkdir_many(dirs).await?) {
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.remote_code() == Some(ErrorCode::AlreadyExists) => {}
+            Err(e) => {
+                job.failed_path(dir, &e);
+                failed += 1;
+            }
+        }
+    }
+    Ok(failed)
 }
 
 /// A remote name from a listing, as local path components; `None` if it could lead anywhere
