@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tmux::{Tmux, WAIT, require_tmux};
 
+mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
 
@@ -27,23 +28,6 @@ fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// A real server on `port` (0: any), running until the returned runtime is dropped, which
-/// closes every connection at once like a crashed server.
-fn start_server(root: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let config = ferry_server::Config::new(root);
-    runtime.spawn(async move {
-        ferry_server::run(listener, config, std::future::pending())
-            .await
-            .unwrap();
-    });
-    (runtime, port)
 }
 
 /// Starts `ferry ferry://127.0.0.1:PORT/` in a 120x40 tmux session, in `local`, with `home`.
@@ -73,7 +57,7 @@ fn upload_and_download_in_tmux() {
     std::fs::write(local.join("upload.bin"), &upload).unwrap();
     std::fs::write(root.join("download.bin"), &download).unwrap();
 
-    let (_server, port) = start_server(&root, 0);
+    let (_server, port) = common::start_server(&root, 0);
 
     let tmux = start_ferry(tmp.path(), &local, &home, port);
 
@@ -141,7 +125,7 @@ fn a_lost_server_shows_a_banner_and_reconnects() {
         std::fs::create_dir_all(dir).unwrap();
     }
     std::fs::write(root.join("here.txt"), b"x").unwrap();
-    let (server, port) = start_server(&root, 0);
+    let (server, port) = common::start_server(&root, 0);
     let tmux = start_ferry(tmp.path(), &local, &home, port);
     tmux.wait_for("the listing", |s| {
         s.contains("here.txt") && s.contains("connected")
@@ -154,7 +138,7 @@ fn a_lost_server_shows_a_banner_and_reconnects() {
     });
     assert!(screen.contains("press Ctrl+R to reconnect"), "{screen}");
 
-    let (_server, _) = start_server(&root, port);
+    let (_server, _) = common::start_server(&root, port);
     std::fs::write(root.join("back.txt"), b"y").unwrap();
     tmux.keys(&["C-r"]);
     tmux.wait_for("the reconnection", |s| {

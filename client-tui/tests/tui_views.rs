@@ -27,23 +27,6 @@ fn start_tui(tmp: &Path, local: &Path, server: &TestServer, path: &str) -> tmux:
     )
 }
 
-/// A real server on `port` (0: any) serving `root`, until the returned runtime is dropped or
-/// shut down, which closes every connection at once like a crashed server.
-fn start_server(root: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let config = ferry_server::Config::new(root);
-    runtime.spawn(async move {
-        ferry_server::run(listener, config, std::future::pending())
-            .await
-            .unwrap();
-    });
-    (runtime, port)
-}
-
 /// The last line of the screen: the status bar.
 fn status_line(screen: &str) -> &str {
     screen
@@ -210,7 +193,7 @@ fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_
     }
     let big = common::bytes(48 << 20, 5);
     std::fs::write(root.join("big.bin"), &big).unwrap();
-    let (server, port) = start_server(&root, 0);
+    let (server, port) = common::start_server(&root, 0);
     // A slow link, so the download is caught in the middle.
     let link = tokio::runtime::Runtime::new().unwrap();
     let proxy = link.block_on(common::Proxy::start(
@@ -253,7 +236,7 @@ fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_
     assert!(!local.join("big.bin").exists());
 
     // The server comes back: Ctrl+R reconnects and F5 again resumes from the partial.
-    let (_server, _) = start_server(&root, port);
+    let (_server, _) = common::start_server(&root, port);
     let (_, down_before) = proxy.total();
     tmux.keys(&["C-r"]);
     tmux.wait_for("the reconnection", |s| s.contains("Reconnected"));

@@ -212,17 +212,7 @@ impl Session {
 
     /// Moves `from` to `to`; an existing `to` is an error.
     pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
-        let _: Done = self
-            .call(
-                from,
-                Request::Rename {
-                    path: from.into(),
-                    to: to.into(),
-                    overwrite: false,
-                },
-            )
-            .await?;
-        Ok(())
+        self.rename_with(from, to, false).await
     }
 
     /// Moves `from` to `to`, replacing an existing `to` when `overwrite` (`ferry mv

@@ -14,6 +14,24 @@ use ferry::engine::{Endpoint, Engine, EngineOptions, JobSpec, JobSummary, Transf
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+/// A real server on `port` (0: any) serving `root`, until the returned runtime is dropped or
+/// shut down, which closes every connection at once like a crashed server; the same `port`
+/// again restarts it.
+pub fn start_server(root: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = ferry_server::Config::new(root);
+    runtime.spawn(async move {
+        ferry_server::run(listener, config, std::future::pending())
+            .await
+            .unwrap();
+    });
+    (runtime, port)
+}
+
 /// A server serving a temporary directory until dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
