@@ -1299,6 +1299,26 @@ fn mkdir_takes_several_locations_and_mv_can_overwrite() {
 }
 
 #[test]
+fn mv_onto_a_name_ending_in_a_slash_needs_that_directory() {
+    let server = TestServer::start();
+    std::fs::write(server.path("m.txt"), b"m").unwrap();
+    std::fs::write(server.path("plain"), b"p").unwrap();
+    fails_with(
+        ferry(&["mv", &server.url("m.txt"), &server.url("nodir/")]),
+        "ferry: not_found: nodir: no such directory",
+    );
+    fails_with(
+        ferry(&["mv", &server.url("m.txt"), "plain/"]),
+        "ferry: not_a_directory: plain: not a directory",
+    );
+    assert_eq!(std::fs::read(server.path("m.txt")).unwrap(), b"m");
+    assert!(!server.path("nodir").exists());
+    std::fs::create_dir(server.path("dir")).unwrap();
+    ok(ferry(&["mv", &server.url("m.txt"), "dir/"]));
+    assert_eq!(std::fs::read(server.path("dir/m.txt")).unwrap(), b"m");
+}
+
+#[test]
 fn get_without_a_target_downloads_here_and_messages_carry_no_os_error_numbers() {
     let server = TestServer::start();
     std::fs::write(server.path("r.txt"), b"r").unwrap();

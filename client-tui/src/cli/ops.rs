@@ -113,9 +113,13 @@ pub async fn mv(
         path::check(&trimmed).map_err(|e| usage("bad_path", to, e.to_string()))?;
         trimmed
     };
+    // As with `mv` and `cp`: a target ending in `/` names a directory that must exist.
+    let into_dir = to.ends_with('/');
     let mut session = Session::connect(endpoint).await?;
     let target = match session.try_stat(&target).await? {
         Some(entry) if entry.kind == Kind::Dir => path::join(&target, base_name(&url.path)),
+        None if into_dir => return Err(usage("not_found", target, "no such directory")),
+        Some(_) if into_dir => return Err(usage("not_a_directory", target, "not a directory")),
         _ => target,
     };
     match session.rename_with(&url.path, &target, overwrite).await {
