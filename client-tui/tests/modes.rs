@@ -338,3 +338,216 @@ fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Gives every directory under `root` owner `rwx` again, so a temp dir holding a copy of a
+/// read-only directory can be removed.
+fn unlock(root: &Path) {
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            chmod(&entry.path(), 0o755);
+            unlock(&entry.path());
+        }
+    }
+}
+
+#[test]
+fn a_private_directory_stays_private_both_ways() {
+    // QA's case: a 0644 file is protected only by its 0700 directory.
+    let server = TestServer::start_shm();
+    let mask = server_umask();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let ptree = local.path().join("ptree");
+    std::fs::create_dir_all(ptree.join("priv/deeper")).unwrap();
+    write_with_mode(&ptree.join("priv/secret"), b"s\n", 0o644);
+    write_with_mode(&ptree.join("priv/deeper/key"), b"k\n", 0o644);
+    chmod(&ptree.join("priv/deeper"), 0o750);
+    chmod(&ptree.join("priv"), 0o700);
+    chmod(&ptree, 0o751);
+
+    ok(ferry("022", &["put", "-r", p(&ptree), &server.url("")]));
+    assert_eq!(mode_of(&server.path("ptree")), 0o751 & !mask);
+    assert_eq!(mode_of(&server.path("ptree/priv")), 0o700);
+    assert_eq!(mode_of(&server.path("ptree/priv/deeper")), 0o750 & !mask);
+    assert_eq!(mode_of(&server.path("ptree/priv/secret")), 0o644 & !mask);
+    assert_eq!(
+        std::fs::read(server.path("ptree/priv/secret")).unwrap(),
+        b"s\n"
+    );
+
+    for umask in ["022", "077"] {
+        let mask: u32 = u32::from_str_radix(umask, 8).unwrap();
+        let g1 = local.path().join(format!("g1-{umask}"));
+        std::fs::create_dir(&g1).unwrap();
+        let dest = format!("{}/", g1.display());
+        ok(ferry(umask, &["get", "-r", &server.url("ptree"), &dest]));
+        let copy = g1.join("ptree");
+        assert_eq!(
+            mode_of(&copy),
+            0o751 & !mask & !server_umask(),
+            "umask {umask}"
+        );
+        assert_eq!(mode_of(&copy.join("priv")), 0o700, "umask {umask}");
+        assert_eq!(
+            mode_of(&copy.join("priv/deeper")),
+            0o750 & !mask & !server_umask(),
+            "umask {umask}"
+        );
+        assert_eq!(std::fs::read(copy.join("priv/secret")).unwrap(), b"s\n");
+        assert_eq!(std::fs::read(copy.join("priv/deeper/key")).unwrap(), b"k\n");
+    }
+
+    // An existing directory keeps the mode its owner gave it, both ways.
+    chmod(&server.path("ptree/priv"), 0o711);
+    ok(ferry(
+        "022",
+        &["put", "-r", "--overwrite", p(&ptree), &server.url("")],
+    ));
+    assert_eq!(mode_of(&server.path("ptree/priv")), 0o711);
+    let copy = local.path().join("g1-022/ptree");
+    chmod(&copy.join("priv"), 0o770);
+    ok(ferry(
+        "022",
+        &[
+            "get",
+            "-r",
+            "--overwrite",
+            &server.url("ptree"),
+            &format!("{}/", local.path().join("g1-022").display()),
+        ],
+    ));
+    assert_eq!(mode_of(&copy.join("priv")), 0o770);
+}
+
+#[test]
+fn a_read_only_directory_is_copied_writable_by_its_owner_with_its_files() {
+    let server = TestServer::start_shm();
+    let mask = server_umask();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let ro = local.path().join("ro");
+    std::fs::create_dir_all(ro.join("inner")).unwrap();
+    write_with_mode(&ro.join("a.txt"), b"a\n", 0o444);
+    write_with_mode(&ro.join("inner/b.txt"), b"b\n", 0o644);
+    // Owner bits are added back, group and other ones never.
+    chmod(&ro.join("inner"), 0o550);
+    chmod(&ro, 0o555);
+
+    ok(ferry("022", &["put", "-r", p(&ro), &server.url("")]));
+    assert_eq!(mode_of(&server.path("ro")), 0o755 & !mask);
+    assert_eq!(mode_of(&server.path("ro/inner")), 0o750 & !mask);
+    assert_eq!(std::fs::read(server.path("ro/a.txt")).unwrap(), b"a\n");
+    assert_eq!(
+        std::fs::read(server.path("ro/inner/b.txt")).unwrap(),
+        b"b\n"
+    );
+
+    // The server's own read-only tree comes down the same way.
+    chmod(&server.path("ro/inner"), 0o550);
+    chmod(&server.path("ro"), 0o555);
+    let dl = local.path().join("dl");
+    std::fs::create_dir(&dl).unwrap();
+    ok(ferry(
+        "002",
+        &[
+            "get",
+            "-r",
+            &server.url("ro"),
+            &format!("{}/", dl.display()),
+        ],
+    ));
+    assert_eq!(mode_of(&dl.join("ro")), 0o755);
+    assert_eq!(mode_of(&dl.join("ro/inner")), 0o750);
+    assert_eq!(std::fs::read(dl.join("ro/a.txt")).unwrap(), b"a\n");
+    assert_eq!(std::fs::read(dl.join("ro/inner/b.txt")).unwrap(), b"b\n");
+
+    unlock(local.path());
+    chmod(&ro, 0o755);
+    unlock(&server.path(""));
+    chmod(&server.path("ro"), 0o755);
+}
+
+#[test]
+fn sticky_and_setgid_directories_lose_their_special_bits() {
+    let server = TestServer::start_shm();
+    let mask = server_umask();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let src = local.path().join("special");
+    std::fs::create_dir_all(src.join("tmp")).unwrap();
+    std::fs::create_dir_all(src.join("team")).unwrap();
+    std::fs::write(src.join("tmp/x"), b"x").unwrap();
+    std::fs::write(src.join("team/y"), b"y").unwrap();
+    chmod(&src.join("tmp"), 0o1777);
+    chmod(&src.join("team"), 0o2750);
+    assert_eq!(mode_of(&src.join("tmp")), 0o1777);
+
+    ok(ferry("022", &["put", "-r", p(&src), &server.url("")]));
+    assert_eq!(mode_of(&server.path("special/tmp")), 0o777 & !mask);
+    assert_eq!(mode_of(&server.path("special/team")), 0o750 & !mask);
+    assert_eq!(std::fs::read(server.path("special/team/y")).unwrap(), b"y");
+
+    chmod(&server.path("special/tmp"), 0o1777);
+    chmod(&server.path("special/team"), 0o2750);
+    let dl = local.path().join("dl");
+    std::fs::create_dir(&dl).unwrap();
+    ok(ferry(
+        "002",
+        &[
+            "get",
+            "-r",
+            &server.url("special"),
+            &format!("{}/", dl.display()),
+        ],
+    ));
+    assert_eq!(mode_of(&dl.join("special/tmp")), 0o775);
+    assert_eq!(mode_of(&dl.join("special/team")), 0o750);
+    assert_eq!(std::fs::read(dl.join("special/tmp/x")).unwrap(), b"x");
+}
+
+#[test]
+fn the_tuis_tree_copies_keep_private_directories_private_both_ways() {
+    let server = TestServer::start_shm();
+    let mask = server_umask();
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let local = tmp.path().join("local");
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    // Up: QA's tree, a readable file in a private directory.
+    std::fs::create_dir_all(local.join("ptree/priv")).unwrap();
+    write_with_mode(&local.join("ptree/priv/secret"), b"up\n", 0o644);
+    chmod(&local.join("ptree/priv"), 0o700);
+    chmod(&local.join("ptree"), 0o750);
+    // Down: the same shape on the server; sorts before the uploaded tree.
+    std::fs::create_dir_all(server.path("aaa/priv")).unwrap();
+    write_with_mode(&server.path("aaa/priv/secret"), b"down\n", 0o644);
+    chmod(&server.path("aaa/priv"), 0o700);
+    chmod(&server.path("aaa"), 0o750);
+
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&server.url("")],
+        (120, 40),
+    );
+    tmux.wait_for("both listings", |s| {
+        s.contains("ptree") && s.contains("aaa") && s.contains("connected")
+    });
+    tmux.keys(&["Home", "F5"]);
+    wait_for_bytes(&server.path("ptree/priv/secret"), b"up\n", &tmux);
+    tmux.wait_for("the upload verified", |s| s.contains("#1 ✓"));
+    assert_eq!(mode_of(&server.path("ptree/priv")), 0o700);
+    assert_eq!(mode_of(&server.path("ptree")), 0o750 & !mask);
+
+    tmux.keys(&["Tab", "Home", "F5"]);
+    wait_for_bytes(&local.join("aaa/priv/secret"), b"down\n", &tmux);
+    tmux.wait_for("the download verified", |s| s.contains("#2 ✓"));
+    assert_eq!(mode_of(&local.join("aaa/priv")), 0o700);
+    assert_eq!(mode_of(&local.join("aaa")), 0o750 & !mask);
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}

@@ -73,6 +73,12 @@ pub enum Request {
         path: String,
         #[serde(default = "default_true")]
         parents: bool,
+        /// The source directory's permission bits, for a copy of a tree: the new directory (not
+        /// the parents made on the way, nor one that exists) gets them without setuid, setgid or
+        /// sticky, plus owner `rwx` so its files can be written, less the server's umask, so a
+        /// private directory stays private. Without it, the server's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
     },
     /// Moves `path` to `to`, both inside the root.
     Rename {
@@ -537,7 +543,8 @@ mod tests {
             decode_request(line(r#"{"op":"mkdir","path":"a/b"}"#)),
             Ok(Request::Mkdir {
                 path: "a/b".into(),
-                parents: true
+                parents: true,
+                mode: None,
             })
         );
     }
@@ -579,6 +586,12 @@ mod tests {
             Request::Mkdir {
                 path: "d".into(),
                 parents: false,
+                mode: None,
+            },
+            Request::Mkdir {
+                path: "d/e".into(),
+                parents: true,
+                mode: Some(0o700),
             },
             Request::Rename {
                 path: "a".into(),
@@ -635,6 +648,28 @@ mod tests {
             panic!("not a put");
         };
         assert_eq!(put.mode, Some(0o755));
+    }
+
+    #[test]
+    fn a_mkdir_without_mode_is_what_older_clients_send() {
+        let plain = Request::Mkdir {
+            path: "a".into(),
+            parents: true,
+            mode: None,
+        };
+        let encoded = encode_request(&plain).unwrap();
+        assert_eq!(
+            encoded,
+            b"{\"op\":\"mkdir\",\"path\":\"a\",\"parents\":true}\n"
+        );
+        assert_eq!(
+            decode_request(line(r#"{"op":"mkdir","path":"a","mode":448}"#)),
+            Ok(Request::Mkdir {
+                path: "a".into(),
+                parents: true,
+                mode: Some(0o700),
+            })
+        );
     }
 
     #[test]

@@ -169,7 +169,13 @@ fn request() -> impl Strategy<Value = Request> {
                 }
             ),
         s().prop_map(|path| Request::Partial { path }),
-        (s(), any::<bool>()).prop_map(|(path, parents)| Request::Mkdir { path, parents }),
+        (s(), any::<bool>(), any::<Option<u32>>()).prop_map(|(path, parents, mode)| {
+            Request::Mkdir {
+                path,
+                parents,
+                mode,
+            }
+        }),
         (s(), s(), any::<bool>()).prop_map(|(path, to, overwrite)| Request::Rename {
             path,
             to,

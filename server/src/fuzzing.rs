@@ -37,7 +37,10 @@ impl Resolver {
     pub fn create(&self, wire: &str, dir: bool) -> Result<(), ErrorCode> {
         let path = RemotePath::parse(wire).map_err(|err| err.code)?;
         if dir {
-            return self.root.create_dir_all(&path).map_err(|err| err.code);
+            return self
+                .root
+                .create_dir_all(&path, None)
+                .map_err(|err| err.code);
         }
         let (parent, name) = self.root.open_parent(&path).map_err(|err| err.code)?;
         let mut options = OpenOptions::new();

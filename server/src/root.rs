@@ -8,7 +8,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cap_std::fs::{Dir, File, FileType, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{
+    Dir, DirBuilder, DirBuilderExt, File, FileType, Metadata, MetadataExt, OpenOptions,
+    OpenOptionsExt,
+};
 use ferry_protocol::path::{self, is_partial_name};
 use ferry_protocol::{Entry, ErrorCode, Kind};
 
@@ -239,12 +242,28 @@ impl Root {
         Ok((dir, name))
     }
 
-    /// `mkdir -p` beneath the root.
-    pub fn create_dir_all(&self, path: &RemotePath) -> Result<(), OpError> {
+    /// `mkdir -p` beneath the root. With `mode`, the last directory, if this call makes it,
+    /// gets those bits (the kernel takes the umask off); the parents made on the way, like
+    /// `mkdir -p -m`, get the default, and an existing directory keeps its own.
+    pub fn create_dir_all(&self, path: &RemotePath, mode: Option<u32>) -> Result<(), OpError> {
         self.limits.check(path)?;
-        self.dir
-            .create_dir_all(path.rel())
-            .map_err(|e| OpError::io(&e, &path.wire))
+        let io_error = |e: io::Error| OpError::io(&e, &path.wire);
+        let Some(mode) = mode else {
+            return self.dir.create_dir_all(path.rel()).map_err(io_error);
+        };
+        if let Some(parent) = path.rel().parent() {
+            self.dir.create_dir_all(parent).map_err(io_error)?;
+        }
+        let mut builder = DirBuilder::new();
+        builder.mode(mode);
+        match self.dir.create_dir_with(path.rel(), &builder) {
+            Ok(()) => Ok(()),
+            // A file in the way is still an error, as with `create_dir_all`.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.dir.is_dir(path.rel()) => {
+                Ok(())
+            }
+            Err(e) => Err(io_error(e)),
+        }
     }
 
     /// Opens a regular file for reading. Non-blocking so that a fifo swapped in can never hang
@@ -441,7 +460,8 @@ mod tests {
             assert!(err.message.contains(what), "{}", err.message);
             for code in [
                 root.open_parent(&path).map(drop),
-                root.create_dir_all(&path),
+                root.create_dir_all(&path, None),
+                root.create_dir_all(&path, Some(0o700)),
                 root.symlink_metadata(&path).map(drop),
             ]
             .map(|result| result.unwrap_err().code)

@@ -293,3 +293,98 @@ async fn the_partial_is_private_while_the_bytes_arrive_and_a_resume_ends_with_th
     assert_eq!(mode_of(&server.path("key")), 0o600);
     assert!(!partial_of(&server, "key").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_directory_gets_the_mode_sent_plus_owner_rwx_less_the_umask() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    let mask = umask();
+    for (path, mode, parents) in [
+        ("private", 0o700, true),
+        ("shared", 0o755, false),
+        ("readonly", 0o555, true),
+        ("group", 0o750, false),
+    ] {
+        let reply = client
+            .request(json!({"op": "mkdir", "path": path, "mode": mode, "parents": parents}))
+            .await;
+        assert_eq!(reply["ok"], true, "{path}: {reply}");
+        assert_eq!(
+            mode_of(&server.path(path)),
+            (mode | 0o700) & !mask,
+            "{path}"
+        );
+    }
+    // Only the last directory gets the mode: the parents made on the way get the default,
+    // as with `mkdir -p -m`.
+    let reply = client
+        .request(json!({"op": "mkdir", "path": "a/b/c", "mode": 0o700}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(mode_of(&server.path("a/b/c")), 0o700 & !mask);
+    assert_eq!(mode_of(&server.path("a")), 0o777 & !mask);
+    assert_eq!(mode_of(&server.path("a/b")), 0o777 & !mask);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_mode_a_new_directory_gets_what_mkdir_would_give() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    let mask = umask();
+    let reply = client.request(json!({"op": "mkdir", "path": "x/y"})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(mode_of(&server.path("x")), 0o777 & !mask);
+    assert_eq!(mode_of(&server.path("x/y")), 0o777 & !mask);
+    let reply = client
+        .request(json!({"op": "mkdir", "path": "z", "parents": false}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(mode_of(&server.path("z")), 0o777 & !mask);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_never_gets_setuid_setgid_or_sticky_and_an_existing_one_keeps_its_mode() {
+    let server = Server::start().await;
+    // The kernel would pass a setgid bit down from the root itself; this test is about what
+    // the client asks for.
+    assert_eq!(mode_of(&server.path("")) & 0o7000, 0);
+    let mut client = server.client().await;
+    let mask = umask();
+    for (path, mode, parents) in [
+        ("tmp", 0o1777, true),
+        ("team", 0o2775, false),
+        ("suid", 0o4755, true),
+    ] {
+        let reply = client
+            .request(json!({"op": "mkdir", "path": path, "mode": mode, "parents": parents}))
+            .await;
+        assert_eq!(reply["ok"], true, "{path}: {reply}");
+        assert_eq!(
+            mode_of(&server.path(path)),
+            (mode & 0o777) & !mask,
+            "{path}"
+        );
+    }
+
+    // An existing directory is left as its owner set it, whatever is sent.
+    std::fs::create_dir(server.path("kept")).unwrap();
+    chmod(&server.path("kept"), 0o711);
+    let reply = client
+        .request(json!({"op": "mkdir", "path": "kept", "mode": 0o777}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(mode_of(&server.path("kept")), 0o711);
+    let reply = client
+        .request(json!({"op": "mkdir", "path": "kept", "mode": 0o777, "parents": false}))
+        .await;
+    assert_eq!(code(&reply), "already_exists", "{reply}");
+    assert_eq!(mode_of(&server.path("kept")), 0o711);
+
+    // A file in the way is still refused.
+    std::fs::write(server.path("file"), b"x").unwrap();
+    let reply = client
+        .request(json!({"op": "mkdir", "path": "file", "mode": 0o700}))
+        .await;
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(server.path("file").is_file());
+}

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,16 +26,26 @@ pub(crate) struct LocalFile {
     pub mtime: i64,
 }
 
+/// One directory found under a local source, with the permission bits its copy is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LocalDir {
+    /// Wire-style path relative to the walked root.
+    pub rel: String,
+    pub mode: u32,
+}
+
 /// Everything under a local source that a transfer can carry.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct LocalTree {
     /// Directories relative to the root, parents before children (the root itself excluded).
-    pub dirs: Vec<String>,
+    pub dirs: Vec<LocalDir>,
     pub files: Vec<LocalFile>,
     /// Symlinks, special files and names the wire cannot carry.
     pub skipped: u64,
     /// Whether the root is a directory.
     pub root_is_dir: bool,
+    /// The root directory's permission bits, on the first step of a directory's walk.
+    pub root_mode: Option<u32>,
 }
 
 /// Seconds since the epoch, negative before it.
@@ -60,6 +71,14 @@ pub(crate) fn system_time(secs: i64) -> SystemTime {
 /// The mode of a download's partial while its bytes arrive: a half-written copy of a private
 /// file must not be readable by others, whatever mode the finished file gets.
 pub(crate) const PARTIAL_MODE: u32 = 0o600;
+
+/// The bits a directory a transfer makes is created with (the kernel then takes the umask
+/// off): the source directory's permission bits, so its group and others get no more than
+/// they had, never setuid, setgid or sticky, and always owner `rwx`, since a copy of a
+/// read-only directory must still take its own files.
+pub(crate) fn new_dir_mode(source: u32) -> u32 {
+    source & 0o777 | 0o700
+}
 
 /// The mode a new download gets, as `cp` gives it: the source's permission bits (never
 /// setuid, setgid or sticky) less the user's umask.
@@ -119,6 +138,7 @@ pub(crate) fn walk(root: &Path) -> io::Result<LocalTree> {
         tree.files.extend(step.files);
         tree.skipped += step.skipped;
         tree.root_is_dir |= step.root_is_dir;
+        tree.root_mode = tree.root_mode.or(step.root_mode);
         true
     })?;
     Ok(tree)
@@ -150,9 +170,11 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
         return Ok(());
     }
     let mut stack = vec![(root.to_owned(), String::new())];
+    let mut root_mode = Some(meta.permissions().mode() & 0o7777);
     while let Some((dir, rel)) = stack.pop() {
         let mut found = LocalTree {
             root_is_dir: true,
+            root_mode: root_mode.take(),
             ..LocalTree::default()
         };
         let mut entries = fs::read_dir(&dir)?.collect::<Result<Vec<_>, _>>()?;
@@ -175,7 +197,10 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
             let meta = entry.metadata()?;
             let child_rel = path::join(&rel, &name);
             if meta.is_dir() {
-                found.dirs.push(child_rel.clone());
+                found.dirs.push(LocalDir {
+                    rel: child_rel.clone(),
+                    mode: meta.permissions().mode() & 0o7777,
+                });
                 subdirs.push((entry.path(), child_rel));
             } else if meta.is_file() {
                 found.files.push(LocalFile {
@@ -284,6 +309,10 @@ mod tests {
         );
     }
 
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
     #[test]
     fn walks_in_order_skipping_links_and_partials() {
         let dir = tempfile::tempdir().unwrap();
@@ -292,17 +321,24 @@ mod tests {
         fs::write(root.join("z.txt"), b"zz").unwrap();
         fs::write(root.join("b/one"), b"1").unwrap();
         fs::write(root.join("b/c/two"), b"22").unwrap();
+        fs::set_permissions(root.join("b/c"), fs::Permissions::from_mode(0o2710)).unwrap();
         fs::write(root.join(".ferry-part.half"), b"h").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
         std::os::unix::fs::symlink("b", root.join("dirlink")).unwrap();
 
         let tree = walk(&root).unwrap();
         assert!(tree.root_is_dir);
-        assert_eq!(tree.dirs, vec!["b", "b/c"]);
+        let dirs: Vec<_> = tree.dirs.iter().map(|d| d.rel.as_str()).collect();
+        assert_eq!(dirs, vec!["b", "b/c"]);
         let rels: Vec<_> = tree.files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(rels, vec!["z.txt", "b/one", "b/c/two"]);
         assert_eq!(tree.files[0].size, 2);
         assert_eq!(tree.skipped, 2);
+
+        assert_eq!(tree.root_mode, Some(mode_of(&root)));
+        assert_eq!(tree.dirs[1].mode, 0o2710);
+        assert_eq!(tree.dirs[0].mode, mode_of(&root.join("b")));
+        assert_eq!(tree.dirs[1].mode, mode_of(&root.join("b/c")));
 
         let single = walk(&root.join("z.txt")).unwrap();
         assert!(!single.root_is_dir);
@@ -321,6 +357,16 @@ mod tests {
         let hasher = hash_prefix(&file, cut as u64).unwrap().unwrap();
         assert_eq!(hasher.finalize(), blake3::hash(&data[..cut]));
         assert!(hash_prefix(&file, data.len() as u64 + 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_directory_is_made_with_its_sources_bits_and_owner_rwx_only() {
+        assert_eq!(new_dir_mode(0o700), 0o700);
+        assert_eq!(new_dir_mode(0o555), 0o755);
+        assert_eq!(new_dir_mode(0o1777), 0o777);
+        assert_eq!(new_dir_mode(0o2750), 0o750);
+        assert_eq!(new_dir_mode(0o4000), 0o700);
+        assert_eq!(new_dir_mode(0o40_751), 0o751);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! local path, so a server can never make the client write outside the chosen directory.
 
 use std::collections::HashSet;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use ferry_protocol::{ErrorCode, Kind, path};
@@ -47,7 +48,8 @@ pub(super) async fn plan_upload(
             }
             if std::mem::take(&mut first) {
                 root_is_dir = step.root_is_dir;
-                refused = !prepare_root(job, session, &remote_root, root_is_dir).await?;
+                refused =
+                    !prepare_root(job, session, &remote_root, root_is_dir, step.root_mode).await?;
                 if refused {
                     continue;
                 }
@@ -67,16 +69,16 @@ pub(super) async fn plan_upload(
                     .collect(),
             );
             // Its subdirectories are made before the walk hands over their files.
-            let mkdirs: Vec<String> = {
+            let mkdirs: Vec<(String, Option<u32>)> = {
                 let known = lock(&job.remote_existing);
                 step.dirs
                     .iter()
-                    .map(|dir| path::join(&remote_root, dir))
-                    .filter(|remote| !matches!(known.get(remote), Some(Kind::Dir)))
+                    .map(|dir| (path::join(&remote_root, &dir.rel), Some(dir.mode)))
+                    .filter(|(remote, _)| !matches!(known.get(remote), Some(Kind::Dir)))
                     .collect()
             };
             make_remote_dirs(job, session, &mkdirs).await?;
-            dirs.extend(step.dirs);
+            dirs.extend(step.dirs.into_iter().map(|dir| dir.rel));
         }
         match walker.await {
             Ok(Ok(())) => {}
@@ -110,6 +112,7 @@ async fn prepare_root(
     session: &mut Session,
     remote_root: &str,
     root_is_dir: bool,
+    root_mode: Option<u32>,
 ) -> Result<bool, EngineError> {
     let existing = session.try_stat(remote_root).await?;
     if !root_is_dir {
@@ -119,7 +122,9 @@ async fn prepare_root(
         return Ok(true);
     }
     match existing {
-        None => Ok(make_remote_dirs(job, session, &[remote_root.to_owned()]).await? == 0),
+        None => {
+            Ok(make_remote_dirs(job, session, &[(remote_root.to_owned(), root_mode)]).await? == 0)
+        }
         Some(entry) if entry.kind == Kind::Dir => {
             let below = session.walk(remote_root).await?;
             let mut known = lock(&job.remote_existing);
@@ -142,18 +147,19 @@ async fn prepare_root(
     }
 }
 
-/// Makes remote directories (parents first) in one pipelined round; one that exists already
-/// is fine. Returns how many failed (each reported).
+/// Makes remote directories (parents first) in one pipelined round, each with the mode of the
+/// local directory it copies (the server adds owner `rwx` and drops the special bits); one
+/// that exists already is fine and keeps its own mode. Returns how many failed (each reported).
 async fn make_remote_dirs(
     job: &Job,
     session: &mut Session,
-    dirs: &[String],
+    dirs: &[(String, Option<u32>)],
 ) -> Result<usize, EngineError> {
     if dirs.is_empty() {
         return Ok(0);
     }
     let mut failed = 0;
-    for (dir, outcome) in dirs.iter().zip(session.mkdir_many(dirs).await?) {
+    for ((dir, _), outcome) in dirs.iter().zip(session.mkdir_many(dirs).await?) {
         match outcome {
             Ok(()) => {}
             Err(e) if e.remote_code() == Some(ErrorCode::AlreadyExists) => {}
@@ -230,7 +236,8 @@ pub(super) async fn plan_download(
                         // The destination itself first: if it cannot be a directory (a file is
                         // in the way), the item fails once instead of once per file below it.
                         let root = local_root.clone();
-                        match blocking(move || make_dir(&root)).await? {
+                        let mode = entry.mode;
+                        match blocking(move || make_dir(&root, mode)).await? {
                             Ok(true) => {
                                 made.insert(local_root.clone());
                                 root_made = Some(true);
@@ -262,7 +269,7 @@ pub(super) async fn plan_download(
                         let remote = path::join(&remote_root, &entry.name);
                         match entry.kind {
                             Kind::Dir => {
-                                local_dirs.push(local);
+                                local_dirs.push((local, entry.mode));
                                 remote_dirs.push(remote);
                             }
                             Kind::File => {
@@ -293,15 +300,15 @@ pub(super) async fn plan_download(
 async fn make_dirs(
     job: &Job,
     mut made: HashSet<PathBuf>,
-    dirs: Vec<PathBuf>,
+    dirs: Vec<(PathBuf, u32)>,
 ) -> Result<HashSet<PathBuf>, EngineError> {
     if dirs.is_empty() {
         return Ok(made);
     }
     let (made, failures) = blocking(move || {
         let mut failures = Vec::new();
-        for dir in dirs {
-            match make_dir(&dir) {
+        for (dir, mode) in dirs {
+            match make_dir(&dir, mode) {
                 Ok(true) => {
                     made.insert(dir);
                 }
@@ -319,15 +326,29 @@ async fn make_dirs(
 }
 
 /// Makes a directory (and its missing parents); `true` when this call made it, so it is empty.
-fn make_dir(dir: &Path) -> std::io::Result<bool> {
-    match std::fs::create_dir(dir) {
+/// A directory it makes gets the remote directory's `mode` as [`local::new_dir_mode`] says
+/// (the parents made on the way, the default); an existing one keeps its own.
+fn make_dir(dir: &Path, mode: u32) -> std::io::Result<bool> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(local::new_dir_mode(mode));
+    match builder.create(dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             // A file in the way is an error, as with `create_dir_all`.
             std::fs::create_dir_all(dir).map(|()| false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map(|()| true)
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match builder.create(dir) {
+                Ok(()) => Ok(true),
+                // Made by someone else meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::create_dir_all(dir).map(|()| false)
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     }

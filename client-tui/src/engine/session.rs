@@ -188,6 +188,7 @@ impl Session {
                 Request::Mkdir {
                     path: path.into(),
                     parents: true,
+                    mode: None,
                 },
             )
             .await?;
@@ -204,6 +205,7 @@ impl Session {
                 Request::Mkdir {
                     path: path.into(),
                     parents: false,
+                    mode: None,
                 },
             )
             .await?;
@@ -298,19 +300,22 @@ impl Session {
         self.pipeline(paths, &requests).await
     }
 
-    /// Creates several directories (parents first), returning each outcome.
+    /// Creates several directories (parents first), each with the mode of the directory it
+    /// copies when one is given, returning each outcome.
     pub async fn mkdir_many(
         &mut self,
-        paths: &[String],
+        dirs: &[(String, Option<u32>)],
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
-        let requests = paths
+        let paths = dirs.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+        let requests = dirs
             .iter()
-            .map(|p| Request::Mkdir {
+            .map(|(p, mode)| Request::Mkdir {
                 path: p.clone(),
                 parents: true,
+                mode: *mode,
             })
             .collect::<Vec<_>>();
-        self.pipeline(paths, &requests).await
+        self.pipeline(&paths, &requests).await
     }
 
     /// Sends small requests in windows and reads their `Done` replies; each window is small

@@ -147,8 +147,15 @@ pub(crate) async fn handle(
         Request::Partial { path } => {
             blocking(&scope, move |scope| partial::partial(scope, &path)).await
         }
-        Request::Mkdir { path, parents } => {
-            blocking(&scope, move |scope| mkdir::mkdir(scope, &path, parents)).await
+        Request::Mkdir {
+            path,
+            parents,
+            mode,
+        } => {
+            blocking(&scope, move |scope| {
+                mkdir::mkdir(scope, &path, parents, mode)
+            })
+            .await
         }
         Request::Rename {
             path,
