@@ -13,6 +13,19 @@ pub fn size(bytes: u64) -> String {
     )
 }
 
+/// A count like `27,553`: file counts in the tens of thousands are read at a glance.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A transfer speed like `12.3 MiB/s`.
 pub fn speed(bytes_per_second: f64) -> String {
     if !bytes_per_second.is_finite() || bytes_per_second <= 0.0 {
@@ -119,6 +132,15 @@ pub(crate) fn needs_escape(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(27_553), "27,553");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn names_cannot_drive_or_fool_the_terminal() {

@@ -1096,9 +1096,11 @@ async fn a_big_tree_starts_arriving_while_it_is_still_being_walked() {
         match events_rx.recv().await.unwrap() {
             TransferEvent::FileDone { .. } if planned.is_none() => done_before_plan += 1,
             TransferEvent::Planned { files, bytes, .. } => planned = Some((files, bytes)),
+            // Progress during the walk is marked as such; the totals come with the plan.
+            TransferEvent::Progress(p) if p.scanning => assert_eq!(p.job, job),
             TransferEvent::Progress(p) => {
                 assert_eq!(p.job, job);
-                let (files, bytes) = planned.expect("progress before the totals");
+                let (files, bytes) = planned.expect("progress with totals before the plan");
                 assert_eq!((p.files_total, p.bytes_total), (files, bytes));
             }
             TransferEvent::Finished { outcome, .. } => break outcome,
@@ -1147,9 +1149,10 @@ async fn an_upload_sends_its_first_directories_while_the_rest_is_still_being_pla
         match events_rx.recv().await.unwrap() {
             TransferEvent::FileDone { .. } if planned.is_none() => done_before_plan += 1,
             TransferEvent::Planned { files, .. } => planned = Some(files),
+            TransferEvent::Progress(p) if p.scanning => assert_eq!(p.job, job),
             TransferEvent::Progress(p) => {
                 assert_eq!(p.job, job);
-                assert_eq!(Some(p.files_total), planned, "progress before the totals");
+                assert_eq!(Some(p.files_total), planned, "totals before the plan");
             }
             TransferEvent::Finished { outcome, .. } => break outcome,
             _ => {}
@@ -1163,4 +1166,127 @@ async fn an_upload_sends_its_first_directories_while_the_rest_is_still_being_pla
         "every file waited for the last directory to be made"
     );
     assert_eq!(tree(&server.path("up")), tree(&root));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_reports_what_arrived_while_its_tree_is_still_walked() {
+    // QA: 27,553 files on disk while the row still said `0% scanning…`. Over a slow link the
+    // walk of 6,000 entries outlasts the first files: progress must count them before the plan,
+    // marked as scanning and without totals, and never go backwards.
+    let server = TestServer::start_shm();
+    common::make_tree(&server.path("big"), 6000);
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(15))).await;
+    let (engine, mut events_rx) = Engine::new(proxy.endpoint());
+    let job = engine.submit(download(
+        "big",
+        local.path().join("big"),
+        ConflictPolicy::Fail,
+    ));
+    let mut planned = None;
+    let mut scanning_seen = 0u64;
+    let mut done_before_plan = 0u64;
+    let mut last_done = (0, 0);
+    let outcome = loop {
+        match events_rx.recv().await.unwrap() {
+            TransferEvent::FileDone { .. } if planned.is_none() => done_before_plan += 1,
+            TransferEvent::Planned { files, bytes, .. } => planned = Some((files, bytes)),
+            TransferEvent::Progress(p) => {
+                assert_eq!(p.job, job);
+                if p.scanning {
+                    assert_eq!((p.files_total, p.bytes_total, p.eta), (0, 0, None), "{p:?}");
+                    if planned.is_none() {
+                        scanning_seen = scanning_seen.max(p.files_done);
+                    }
+                } else {
+                    let (files, bytes) = planned.expect("totals before the plan");
+                    assert_eq!((p.files_total, p.bytes_total), (files, bytes));
+                    assert!(p.files_done <= files && p.bytes_done <= bytes, "{p:?}");
+                }
+                assert!(
+                    p.files_done >= last_done.0 && p.bytes_done >= last_done.1,
+                    "progress went backwards: {last_done:?} -> {p:?}"
+                );
+                last_done = (p.files_done, p.bytes_done);
+            }
+            TransferEvent::Finished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    assert_eq!(outcome.unwrap().files, 6000);
+    assert!(done_before_plan > 0, "the walk was too quick to test");
+    assert!(
+        scanning_seen > 0,
+        "{done_before_plan} files arrived before the plan, and no progress said so"
+    );
+    assert_eq!(last_done.0, 6000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_grew_after_the_walk_keeps_bytes_done_within_the_total() {
+    // QA: `132.91 MiB/40.00 MiB … eta 0s`. The walk counts a file at 1 MiB; it has grown to
+    // 3 MiB by the time it is fetched (here: while the engine asks about the local copy),
+    // and a neighbour shrank. The total follows, and bytes done never pass it.
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("d")).unwrap();
+    std::fs::write(server.path("d/grows.bin"), bytes(MIB, 1)).unwrap();
+    std::fs::write(server.path("d/shrinks.bin"), bytes(MIB, 2)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(local.path().join("d")).unwrap();
+    std::fs::write(local.path().join("d/grows.bin"), b"old").unwrap();
+    std::fs::write(local.path().join("d/shrinks.bin"), b"old").unwrap();
+    let (engine, mut events_rx) = Engine::with_options(
+        server.endpoint(),
+        EngineOptions {
+            workers: 1,
+            ..EngineOptions::default()
+        },
+    );
+    let job = engine.submit(download("d", local.path().join("d"), ConflictPolicy::Ask));
+    let grown = bytes(3 * MIB, 3);
+    let shrunk = bytes(MIB / 4, 4);
+    let mut planned = None;
+    let mut last = None;
+    let outcome = loop {
+        match events_rx.recv().await.unwrap() {
+            TransferEvent::Planned { files, bytes, .. } => planned = Some((files, bytes)),
+            TransferEvent::Conflict { path, reply, .. } => {
+                if path.ends_with("grows.bin") {
+                    std::fs::write(server.path("d/grows.bin"), &grown).unwrap();
+                } else {
+                    std::fs::write(server.path("d/shrinks.bin"), &shrunk).unwrap();
+                }
+                let _ = reply.send(ConflictAnswer {
+                    choice: ConflictPolicy::Overwrite,
+                    apply_to_all: false,
+                });
+            }
+            TransferEvent::Progress(p) if !p.scanning => {
+                assert!(p.bytes_done <= p.bytes_total, "{p:?}");
+                assert!(p.files_done <= p.files_total, "{p:?}");
+                last = Some(p);
+            }
+            TransferEvent::Finished { outcome, .. } => break outcome,
+            _ => {}
+        }
+    };
+    let summary = outcome.unwrap();
+    assert_eq!(summary.files, 2);
+    assert_eq!(
+        planned,
+        Some((2, 2 * MIB as u64)),
+        "the walk saw the old sizes"
+    );
+    let last = last.expect("a closing progress event");
+    assert_eq!(last.job, job);
+    let real = (grown.len() + shrunk.len()) as u64;
+    assert_eq!((last.bytes_done, last.bytes_total), (real, real));
+    assert_eq!(
+        std::fs::read(local.path().join("d/grows.bin")).unwrap(),
+        grown
+    );
+    assert_eq!(
+        std::fs::read(local.path().join("d/shrinks.bin")).unwrap(),
+        shrunk
+    );
 }

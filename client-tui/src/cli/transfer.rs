@@ -422,14 +422,38 @@ pub fn summary_line(summary: &JobSummary) -> String {
     line
 }
 
+/// A spinner until the job's size is known: a bar drawn before then would have no scale.
 fn new_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {wide_msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message("scanning…");
+    bar.enable_steady_tick(SPINNER_TICK);
+    bar
+}
+
+/// How often the scanning spinner turns even when nothing arrives: it says the tool is alive.
+const SPINNER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Turns the scanning spinner into the bar, once the size is known.
+fn show_bar(bar: &ProgressBar, bytes: u64) {
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar
+    bar.set_length(bytes);
+}
+
+/// The spinner's line while the tree is still walked: what already arrived.
+fn scanning_line(files: u64, bytes: u64) -> String {
+    format!(
+        "scanning… {} file{}, {} done",
+        crate::format::count(files),
+        if files == 1 { "" } else { "s" },
+        crate::format::size(bytes)
+    )
 }
 
 async fn follow(
@@ -438,11 +462,21 @@ async fn follow(
     bar: Option<&ProgressBar>,
     report: &mut Report,
 ) -> Result<JobSummary, CliError> {
+    let mut planned = false;
     while let Some(event) = events_rx.recv().await {
         match event {
             TransferEvent::Planned { bytes, .. } => {
+                planned = true;
                 if let Some(bar) = bar {
-                    bar.set_length(bytes);
+                    show_bar(bar, bytes);
+                }
+            }
+            // One polled just before the plan may still arrive after it: the bar already has
+            // its scale, and the next event brings the counts.
+            TransferEvent::Progress(progress) if progress.scanning && planned => {}
+            TransferEvent::Progress(progress) if progress.scanning => {
+                if let Some(bar) = bar {
+                    bar.set_message(scanning_line(progress.files_done, progress.bytes_done));
                 }
             }
             TransferEvent::Progress(progress) => {
@@ -495,6 +529,15 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scanning_line_counts_what_arrived() {
+        assert_eq!(
+            scanning_line(2140, 8 * 1024 * 1024 + 400 * 1024),
+            "scanning… 2,140 files, 8.4 MiB done"
+        );
+        assert_eq!(scanning_line(1, 10), "scanning… 1 file, 10 B done");
+    }
 
     #[test]
     fn the_closing_line_says_what_moved_and_how_fast() {

@@ -183,7 +183,9 @@ pub(super) async fn finish_get(
             task.remote, reply.offset
         )));
     }
-    // The file may have changed since the walk; what is reported is what arrived.
+    // The file may have changed since the walk; what is reported is what arrived, and the
+    // job's total follows so the bytes done never run past it.
+    lock(&job.progress).resize_file(task.size, reply.file_size);
     task.size = reply.file_size;
     let mode = task
         .keep_mode

@@ -799,7 +799,11 @@ async fn write_side(
                 None => break,
             },
         };
-        lock(&job.progress).start_file(&task.remote);
+        if direction == Direction::Upload {
+            // An upload's bytes leave here; a download's file is named by the read side when
+            // its reply comes, since with a deep pipeline the last request is files ahead.
+            lock(&job.progress).start_file(&task.remote);
+        }
         let task = slot.insert(task);
         let kind = match direction {
             Direction::Upload => upload::send_put(job, writer, task, &mut control, bytes).await?,
@@ -854,6 +858,7 @@ async fn read_side(
                     hasher,
                     partial,
                 } => {
+                    lock(&job.progress).start_file(&task.remote);
                     download::finish_get(job, reader, &mut disk, task, offset, *hasher, partial)
                         .await?;
                 }

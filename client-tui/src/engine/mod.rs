@@ -266,6 +266,9 @@ pub struct JobProgress {
     /// Bytes per second, smoothed.
     pub speed: f64,
     pub eta: Option<Duration>,
+    /// The tree is still being walked: the totals are not known yet (both 0), while
+    /// the done counters already count what arrived.
+    pub scanning: bool,
 }
 
 /// How a finished job went.

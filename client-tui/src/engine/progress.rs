@@ -30,13 +30,15 @@ pub struct ProgressState {
     last_sample: Option<(Instant, u64)>,
     last_emit: Option<Instant>,
     dirty: bool,
-    /// The totals are known. Files of a download move while it is still being planned, but
-    /// a progress event without totals would draw a bar to no scale.
+    /// The totals are known. Files of a download move while it is still being planned: their
+    /// events go out marked `scanning`, so nobody draws a bar to no scale.
     planned: bool,
+    /// Bytes by which files changed size since the walk, not yet in `bytes_total`.
+    size_drift: i128,
 }
 
 impl ProgressState {
-    /// An empty state; nothing is reported until [`set_totals`](Self::set_totals).
+    /// An empty state; until [`set_totals`](Self::set_totals) its events are marked `scanning`.
     pub fn new(job: JobId) -> Self {
         Self {
             job,
@@ -49,9 +51,10 @@ impl ProgressState {
             speed: None,
             last_sample: None,
             last_emit: None,
-            // Nothing to say before the plan: no progress event comes before `Planned`.
+            // Nothing has happened yet: the first event waits for the first change.
             dirty: false,
             planned: false,
+            size_drift: 0,
         }
     }
 
@@ -61,9 +64,31 @@ impl ProgressState {
         self.bytes_total = bytes;
         self.planned = true;
         self.dirty = true;
+        self.apply_drift();
     }
 
-    /// Names the file that has just started.
+    /// Takes in a file whose size changed on the server between the walk and its reply, from
+    /// the `planned` to the `actual` bytes, so bytes done never run past the total. Before the
+    /// plan the change waits for [`set_totals`](Self::set_totals), whose walk counted the old
+    /// size.
+    pub fn resize_file(&mut self, planned: u64, actual: u64) {
+        self.size_drift += i128::from(actual) - i128::from(planned);
+        if self.planned {
+            self.apply_drift();
+        }
+    }
+
+    fn apply_drift(&mut self) {
+        if self.size_drift == 0 {
+            return;
+        }
+        let total = (i128::from(self.bytes_total) + self.size_drift).max(0);
+        self.bytes_total = u64::try_from(total).unwrap_or(u64::MAX);
+        self.size_drift = 0;
+        self.dirty = true;
+    }
+
+    /// Names the file whose bytes have started to arrive.
     pub fn start_file(&mut self, name: &str) {
         self.current = Some(name.to_owned());
         self.dirty = true;
@@ -122,7 +147,9 @@ impl ProgressState {
         self.update_speed(now);
         let speed = self.speed.unwrap_or(0.0);
         let left = self.bytes_total.saturating_sub(self.bytes_done);
-        let eta = if left == 0 {
+        let eta = if !self.planned {
+            None
+        } else if left == 0 {
             Some(Duration::ZERO)
         } else if speed >= 1.0 {
             Some(Duration::from_secs_f64(left as f64 / speed))
@@ -138,6 +165,7 @@ impl ProgressState {
             current: self.current.clone(),
             speed,
             eta,
+            scanning: !self.planned,
         }
     }
 
@@ -146,7 +174,7 @@ impl ProgressState {
         let due = self
             .last_emit
             .is_none_or(|last| now.saturating_duration_since(last) >= EMIT_INTERVAL);
-        if !self.dirty || !due || !self.planned {
+        if !self.dirty || !due {
             // Keep the speed fresh even when nothing is sent.
             self.update_speed(now);
             return None;
@@ -227,7 +255,7 @@ mod tests {
     fn throttles_to_twenty_a_second_and_only_on_change() {
         let t0 = Instant::now();
         let mut p = ProgressState::new(JobId(1));
-        assert!(p.poll(t0).is_none(), "nothing to report before the plan");
+        assert!(p.poll(t0).is_none(), "nothing changed yet");
         p.set_totals(1, 1000);
         let mut emitted = 0;
         // Changes every millisecond for one second.
@@ -242,5 +270,45 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         assert!(p.poll(later).is_some(), "the last change is still unsent");
         assert!(p.poll(later + Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn reports_work_during_the_scan_marked_as_such() {
+        let t0 = Instant::now();
+        let mut p = ProgressState::new(JobId(1));
+        p.start_file("a");
+        p.add_moved(10);
+        p.file_finished();
+        let s = p
+            .poll(t0)
+            .expect("a finished file is worth an event before the plan");
+        assert!(s.scanning);
+        assert_eq!((s.files_done, s.bytes_done), (1, 10));
+        assert_eq!(s.eta, None, "no time left can be told without a total");
+        p.set_totals(3, 30);
+        p.add_moved(5);
+        let s = p.poll(t0 + EMIT_INTERVAL).expect("changed since");
+        assert!(!s.scanning);
+        assert_eq!((s.files_done, s.files_total), (1, 3));
+        assert_eq!((s.bytes_done, s.bytes_total), (15, 30));
+    }
+
+    #[test]
+    fn a_file_that_changed_size_moves_the_total() {
+        let t0 = Instant::now();
+        let mut p = ProgressState::new(JobId(1));
+        p.resize_file(10, 20);
+        p.set_totals(2, 40);
+        assert_eq!(
+            p.snapshot(t0).bytes_total,
+            50,
+            "a change during the scan counts too"
+        );
+        p.resize_file(10, 100);
+        assert_eq!(p.snapshot(t0).bytes_total, 140);
+        p.resize_file(30, 5);
+        assert_eq!(p.snapshot(t0).bytes_total, 115);
+        p.resize_file(500, 0);
+        assert_eq!(p.snapshot(t0).bytes_total, 0, "never below zero");
     }
 }

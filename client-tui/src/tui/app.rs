@@ -69,6 +69,8 @@ pub struct Connection {
 pub enum BannerKind {
     Error,
     Info,
+    /// Something the user stopped: neither a success nor a failure.
+    Cancelled,
 }
 
 /// A one-line message above the status bar, until Esc or the next one.
@@ -1615,6 +1617,7 @@ impl App {
                 let key = JobKey { conn, id: job };
                 let Some(job) = self.job_mut(key) else { return };
                 job.bytes_verified += bytes;
+                job.files_verified += 1;
                 // The engine names a file by its wire path: the destination of an upload, the
                 // source of a download, which maps to its local destination.
                 let dest = job.info.dest;
@@ -1726,7 +1729,18 @@ impl App {
                         self.error(text);
                     }
                     JobState::Failed(message) if message == "cancelled" => {
-                        self.info(format!("#{} {}: cancelled", number, job.info.label));
+                        let mut text = format!("#{} {}: cancelled", number, job.info.label);
+                        if job.files_verified > 0 {
+                            text.push_str(&format!(
+                                ", {} file{} arrived",
+                                format::count(job.files_verified),
+                                if job.files_verified == 1 { "" } else { "s" }
+                            ));
+                        }
+                        self.banner = Some(Banner {
+                            kind: BannerKind::Cancelled,
+                            text,
+                        });
                     }
                     JobState::Failed(message) => {
                         self.check_connection(conn, message);

@@ -332,6 +332,7 @@ fn job_progress_verification_and_refresh() {
         current: Some("a.txt".into()),
         speed: 100.0,
         eta: Some(Duration::from_secs(6)),
+        scanning: false,
     })));
     assert_eq!(super::super::transfers::percent(app.jobs[0].ratio()), 42);
     // Events of another connection's job with the same id change nothing.
@@ -1350,6 +1351,7 @@ fn a_job_whose_only_file_failed_shows_nothing_done_and_the_error_first() {
                 current: None,
                 speed: 0.0,
                 eta: None,
+                scanning: false,
             }),
             TransferEvent::FileFailed {
                 job: id,
@@ -1567,8 +1569,9 @@ fn job_numbers_stay_unique_after_connecting_to_another_server() {
         },
     });
     assert_eq!(app.banner.as_ref().unwrap().text, "#1 a.txt: cancelled");
+    assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Cancelled);
     let screen = panel_text(&mut app);
-    assert!(screen.contains("#1 ✗ a.txt: cancelled"), "{screen}");
+    assert!(screen.contains("#1 ⊘ a.txt: cancelled"), "{screen}");
     assert!(screen.contains("#2 ✓ a.txt"), "{screen}");
 }
 
@@ -1803,6 +1806,7 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
         current: Some("remote.txt".into()),
         speed: 1e6,
         eta: None,
+        scanning: false,
     })));
     app.on_msg(event(TransferEvent::FileFailed {
         job: job.id,

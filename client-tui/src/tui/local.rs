@@ -11,15 +11,16 @@ use std::time::UNIX_EPOCH;
 use ferry_protocol::{Entry, Kind};
 
 use super::app::ListError;
+use crate::engine::EngineError;
 
 /// A directory's entries in the protocol's shape, so both panes share one model.
 pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
     let read = fs::read_dir(dir).map_err(|e| ListError {
-        message: e.to_string(),
         gone: matches!(
             e.kind(),
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
         ),
+        message: describe(dir, e),
     })?;
     let mut entries = Vec::new();
     for item in read {
@@ -69,33 +70,35 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
 }
 
 pub fn mkdir(path: &Path) -> Result<(), String> {
-    fs::create_dir(path).map_err(|e| describe(path, &e))
+    fs::create_dir(path).map_err(|e| describe(path, e))
 }
 
 /// Renames within one directory, refusing to replace an existing entry.
 pub fn rename(from: &Path, to: &Path) -> Result<(), String> {
     if to.symlink_metadata().is_ok() {
-        return Err(format!("{}: already exists", to.display()));
+        return Err(format!("already_exists: {}: already exists", to.display()));
     }
-    fs::rename(from, to).map_err(|e| describe(from, &e))
+    fs::rename(from, to).map_err(|e| describe(from, e))
 }
 
 /// Removes files, links and whole directory trees.
 pub fn remove(paths: &[PathBuf]) -> Result<(), String> {
     for path in paths {
-        let meta = path.symlink_metadata().map_err(|e| describe(path, &e))?;
+        let meta = path.symlink_metadata().map_err(|e| describe(path, e))?;
         let result = if meta.is_dir() {
             fs::remove_dir_all(path)
         } else {
             fs::remove_file(path)
         };
-        result.map_err(|e| describe(path, &e))?;
+        result.map_err(|e| describe(path, e))?;
     }
     Ok(())
 }
 
-fn describe(path: &Path, error: &io::Error) -> String {
-    format!("{}: {error}", path.display())
+/// The error as the remote pane words its own: code first, then the path and the words, with
+/// no `(os error N)` that the code already says.
+fn describe(path: &Path, error: io::Error) -> String {
+    EngineError::local(path, error).to_string()
 }
 
 #[cfg(test)]
@@ -128,5 +131,33 @@ mod tests {
         fs::write(dir.path().join("sub/x"), b"x").unwrap();
         remove(&[dir.path().join("sub"), dir.path().join("b.txt")]).unwrap();
         assert_eq!(list(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn errors_read_like_the_remote_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = dir.path().join("taken");
+        mkdir(&taken).unwrap();
+        assert_eq!(
+            mkdir(&taken).unwrap_err(),
+            format!("already_exists: {}: File exists", taken.display())
+        );
+        let missing = dir.path().join("missing");
+        let error = list(&missing).unwrap_err();
+        assert!(error.gone);
+        assert_eq!(
+            error.message,
+            format!(
+                "not_found: {}: No such file or directory",
+                missing.display()
+            )
+        );
+        assert_eq!(
+            rename(&missing, &taken).unwrap_err(),
+            format!("already_exists: {}: already exists", taken.display())
+        );
+        let gone = remove(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(!gone.contains("os error"), "{gone}");
+        assert!(gone.starts_with("not_found: "), "{gone}");
     }
 }

@@ -17,7 +17,7 @@ pub struct JobKey {
 /// Where a job is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    /// Submitted; the engine is sizing the tree.
+    /// Submitted; the engine is sizing the tree, and files of a download may already arrive.
     Scanning,
     Running,
     Done(JobSummary),
@@ -54,6 +54,8 @@ pub struct Job {
     /// The size of each file that arrived verified: what a job with failures or skips shows
     /// as done, since bytes sent for a refused file did not land.
     pub bytes_verified: u64,
+    /// Files that arrived verified: what a cancelled or failed job says it left behind.
+    pub files_verified: u64,
     /// Files that failed because the connection broke: their bytes so far stay in a hidden
     /// partial, and copying them again resumes from there.
     pub partials_kept: u64,
@@ -75,9 +77,11 @@ impl Job {
                 current: None,
                 speed: 0.0,
                 eta: None,
+                scanning: true,
             },
             failures: Vec::new(),
             bytes_verified: 0,
+            files_verified: 0,
             partials_kept: 0,
         }
     }
@@ -90,12 +94,21 @@ impl Job {
     pub fn planned(&mut self, files: u64, bytes: u64) {
         self.progress.files_total = files;
         self.progress.bytes_total = bytes;
+        self.progress.scanning = false;
         if self.state == JobState::Scanning {
             self.state = JobState::Running;
         }
     }
 
     pub fn progressed(&mut self, p: &JobProgress) {
+        if p.scanning {
+            // One polled just before the plan can come after it; the totals it lacks are
+            // already here, and the next event brings the counts.
+            if self.state == JobState::Scanning {
+                self.progress.clone_from(p);
+            }
+            return;
+        }
         self.progress.clone_from(p);
         if self.state == JobState::Scanning {
             self.state = JobState::Running;
@@ -200,6 +213,10 @@ pub fn bar(ratio: f64, width: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Overall {
     pub running: usize,
+    /// Some running job is still sizing its tree: the total is not known, so no bar or time
+    /// left is drawn, only what is done.
+    pub scanning: bool,
+    pub files_done: u64,
     pub bytes_done: u64,
     pub bytes_total: u64,
     pub speed: f64,
@@ -210,6 +227,8 @@ pub fn overall(jobs: &[Job]) -> Overall {
     let active = jobs.iter().filter(|j| j.is_active());
     let mut o = Overall {
         running: 0,
+        scanning: false,
+        files_done: 0,
         bytes_done: 0,
         bytes_total: 0,
         speed: 0.0,
@@ -217,12 +236,14 @@ pub fn overall(jobs: &[Job]) -> Overall {
     };
     for job in active.map(|j| &j.progress) {
         o.running += 1;
+        o.scanning |= job.scanning;
+        o.files_done += job.files_done;
         o.bytes_done += job.bytes_done;
         o.bytes_total += job.bytes_total.max(job.bytes_done);
         o.speed += job.speed;
     }
     let left = o.bytes_total - o.bytes_done;
-    if o.speed > 0.0 && o.running > 0 {
+    if o.speed > 0.0 && o.running > 0 && !o.scanning {
         o.eta = Some(Duration::from_secs_f64(left as f64 / o.speed));
     }
     o
@@ -257,6 +278,7 @@ mod tests {
             current: None,
             speed,
             eta: None,
+            scanning: false,
         });
         job
     }
@@ -296,5 +318,42 @@ mod tests {
         assert_eq!((o.running, o.bytes_done, o.bytes_total), (2, 300, 800));
         assert_eq!(o.speed, 100.0);
         assert_eq!(o.eta, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_scanning_job_counts_what_arrived_and_leaves_overall_without_a_scale() {
+        let mut scanning = job(1, 0, 0, 0.0);
+        scanning.state = JobState::Scanning;
+        scanning.progress.scanning = true;
+        scanning.progressed(&JobProgress {
+            job: JobId(1),
+            files_done: 2140,
+            files_total: 0,
+            bytes_done: 8 * 1024,
+            bytes_total: 0,
+            current: Some("a".into()),
+            speed: 100.0,
+            eta: None,
+            scanning: true,
+        });
+        assert_eq!(
+            scanning.state,
+            JobState::Scanning,
+            "no scale yet: still scanning"
+        );
+        assert_eq!(scanning.progress.files_done, 2140);
+        let o = overall(&[scanning.clone(), job(2, 100, 400, 50.0)]);
+        assert!(o.scanning);
+        assert_eq!((o.files_done, o.bytes_done), (2140, 8 * 1024 + 100));
+        assert_eq!(o.eta, None, "no time left without a total");
+
+        scanning.planned(3000, 16 * 1024);
+        assert_eq!(scanning.state, JobState::Running);
+        // A scanning event polled before the plan and delivered after it changes nothing.
+        let mut late = scanning.progress.clone();
+        late.scanning = true;
+        late.bytes_total = 0;
+        scanning.progressed(&late);
+        assert_eq!(scanning.progress.bytes_total, 16 * 1024);
     }
 }

@@ -198,6 +198,9 @@ pub struct JobLog {
     pub conflicts: Vec<String>,
     pub planned: Option<(u64, u64)>,
     pub progress_events: usize,
+    /// The most files any progress event counted done before `Planned` (the tree was still
+    /// walked).
+    pub scanned_files_before_plan: u64,
     pub outcome: Option<Result<JobSummary, String>>,
 }
 
@@ -236,9 +239,21 @@ pub async fn follow(
             TransferEvent::Planned { files, bytes, .. } => log.planned = Some((files, bytes)),
             TransferEvent::Progress(p) => {
                 assert_eq!(p.job, job);
-                assert!(log.planned.is_some(), "progress before the plan");
-                assert!(p.bytes_done <= p.bytes_total, "{p:?}");
-                assert!(p.files_done <= p.files_total, "{p:?}");
+                if p.scanning {
+                    // No scale yet, and none pretended: no totals, no time left.
+                    assert_eq!((p.files_total, p.bytes_total, p.eta), (0, 0, None), "{p:?}");
+                    if log.planned.is_none() {
+                        log.scanned_files_before_plan =
+                            log.scanned_files_before_plan.max(p.files_done);
+                    }
+                } else {
+                    assert!(
+                        log.planned.is_some(),
+                        "progress with totals before the plan"
+                    );
+                    assert!(p.bytes_done <= p.bytes_total, "{p:?}");
+                    assert!(p.files_done <= p.files_total, "{p:?}");
+                }
                 log.progress_events += 1;
             }
             TransferEvent::Conflict { path, reply, .. } => {

@@ -17,15 +17,17 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.dialog {
         Some(Dialog::Help { scroll }) => help(frame, app, area, *scroll),
         Some(Dialog::Confirm { title, message, .. }) => {
+            // Wrapped here, not by the paragraph, so the box grows with a question that takes
+            // two rows and the key hint stays inside it.
             let lines = vec![
-                Line::from(message.clone()),
-                Line::from(""),
-                Line::from(Span::styled(
-                    "y / Enter: yes    n / Esc: no",
+                (message.clone(), Style::default()),
+                (String::new(), Style::default()),
+                (
+                    "y / Enter: yes    n / Esc: no".into(),
                     Style::default().fg(app.theme.dim),
-                )),
+                ),
             ];
-            boxed(frame, app, area, title, lines, 60);
+            wrapped(frame, app, area, title, lines, 60);
         }
         Some(Dialog::Input {
             title,

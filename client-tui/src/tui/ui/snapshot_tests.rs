@@ -107,6 +107,7 @@ fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
             current: None,
             speed,
             eta: (speed > 0.0).then(|| Duration::from_secs_f64((total - done) as f64 / speed)),
+            scanning: false,
         }),
     });
 }
@@ -514,4 +515,94 @@ fn app_sorted(key: crate::tui::pane::SortKey) -> App {
     let mut app = app(local_entries(), remote_entries(), 100, 14);
     app.local.set_sort(key, false);
     app
+}
+
+#[test]
+fn delete_of_two_marked_directories_keeps_its_key_hint() {
+    let dirs = vec![
+        entry("photos", Kind::Dir, 4096, T),
+        entry("projects", Kind::Dir, 4096, T),
+        entry("notes.md", Kind::File, 2_345, T),
+    ];
+    let mut app = app(dirs, remote_entries(), 100, 14);
+    app.on_key(key(crossterm::event::KeyCode::Char(' ')));
+    app.on_key(key(crossterm::event::KeyCode::Char(' ')));
+    app.on_key(key(crossterm::event::KeyCode::F(8)));
+    let screen = format!("{:?}", render(&mut app));
+    assert!(screen.contains("everything in them?"), "{screen}");
+    assert!(screen.contains("y / Enter: yes"), "{screen}");
+    insta::assert_snapshot!(render(&mut app));
+}
+
+/// A download whose tree is still walked while its first files already arrived.
+fn scanning_download(app: &mut App) -> JobKey {
+    app.on_key(key(crossterm::event::KeyCode::Tab));
+    app.on_key(key(crossterm::event::KeyCode::F(5)));
+    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+        panic!("no submit")
+    };
+    let job = JobKey {
+        conn: 1,
+        id: JobId(1),
+    };
+    app.on_msg(Msg::Submitted { key: job, info });
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Progress(JobProgress {
+            job: job.id,
+            files_done: 2140,
+            files_total: 0,
+            bytes_done: 8 * 1024 * 1024 + 400 * 1024,
+            bytes_total: 0,
+            current: Some("backups/2024/day-0140.log".into()),
+            speed: 2.0 * 1024.0 * 1024.0,
+            eta: None,
+            scanning: true,
+        }),
+    });
+    job
+}
+
+#[test]
+fn a_download_still_scanning_shows_what_arrived() {
+    let mut app = app(local_entries(), remote_entries(), 120, 16);
+    scanning_download(&mut app);
+    let screen = format!("{:?}", render(&mut app));
+    assert!(screen.contains("2,140 files, 8.4 MiB"), "{screen}");
+    assert!(!screen.contains("0 B / 0 B"), "{screen}");
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn a_cancelled_download_says_how_many_files_arrived() {
+    let mut app = app(local_entries(), remote_entries(), 120, 16);
+    let job = scanning_download(&mut app);
+    for i in 0..3 {
+        app.on_msg(Msg::Transfer {
+            conn: 1,
+            event: TransferEvent::FileDone {
+                job: job.id,
+                path: format!("backups/f{i}"),
+                bytes: 10,
+                digest: ferry_protocol::Digest::of(b"0123456789"),
+            },
+        });
+    }
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: job.id,
+            outcome: Err("cancelled".into()),
+        },
+    });
+    let screen = format!("{:?}", render(&mut app));
+    assert!(
+        screen.contains("⊘ #1 backups: cancelled, 3 files arrived"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains('✓'),
+        "a cancellation is no success: {screen}"
+    );
+    insta::assert_snapshot!(render(&mut app));
 }

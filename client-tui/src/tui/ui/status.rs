@@ -16,6 +16,7 @@ pub fn draw_banner(frame: &mut Frame, app: &App, area: Rect) {
     let (style, icon) = match banner.kind {
         BannerKind::Error => (app.theme.error(), "✗"),
         BannerKind::Info => (app.theme.info(), "✓"),
+        BannerKind::Cancelled => (app.theme.info(), "⊘"),
     };
     // Errors quote the server's own words, which may hold escape sequences.
     let text = format!(" {icon} {}", crate::format::escape_name(&banner.text));

@@ -83,6 +83,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let overall_ratio = transfers::ratio(overall.bytes_done, overall.bytes_total);
     let overall_row = if overall.running == 0 {
         Row::new(vec![Line::from("Overall: idle")]).style(Style::default().fg(theme.dim))
+    } else if overall.scanning {
+        let mut cells = vec![Line::from("Overall")];
+        cells.extend(scanning_cells(overall.files_done, overall.bytes_done));
+        if wide {
+            cells.extend(rate_cells(overall.speed, None));
+        }
+        Row::new(cells).style(Style::default().add_modifier(Modifier::BOLD))
     } else {
         let mut cells = vec![Line::from("Overall")];
         cells.extend(bar_cells(overall_ratio, bar_width, theme));
@@ -124,12 +131,18 @@ fn job_row<'a>(
     let verb = if job.info.is_move { "mv " } else { "" };
     let (mark, state_style) = match &job.state {
         JobState::Scanning | JobState::Running => (arrow, Style::default()),
+        JobState::Failed(message) if message == "cancelled" => {
+            ("⊘", Style::default().fg(theme.dim))
+        }
         JobState::Done(_) if job.skipped_only() => ("–", Style::default().fg(theme.dim)),
         JobState::Done(s) if s.failed == 0 => ("✓", Style::default().fg(theme.verified)),
         JobState::Done(_) | JobState::Failed(_) => ("✗", Style::default().fg(theme.error_bg)),
     };
     let current = match (&job.state, &job.progress.current) {
         (JobState::Running, Some(c)) if job.progress.files_total > 1 => {
+            format!(" ({})", format::escape_name(c))
+        }
+        (JobState::Scanning, Some(c)) => {
             format!(" ({})", format::escape_name(c))
         }
         _ => String::new(),
@@ -149,17 +162,35 @@ fn job_row<'a>(
     };
     let ratio = job.ratio();
     let mut cells = vec![Line::from(truncate(&label, label_width))];
-    cells.extend(bar_cells(ratio, bar_width, theme));
+    if job.state == JobState::Scanning {
+        cells.extend(scanning_cells(
+            job.progress.files_done,
+            job.progress.bytes_done,
+        ));
+        if wide && job.progress.files_done > 0 {
+            cells.extend(rate_cells(job.progress.speed, None));
+        }
+    } else {
+        cells.extend(bar_cells(ratio, bar_width, theme));
+    }
     match &job.state {
-        JobState::Scanning => cells.push(Line::from("scanning…")),
-        JobState::Failed(message) => cells.push(Line::from(format!(
-            "{:>21}",
-            if message == "cancelled" {
-                "cancelled"
+        JobState::Scanning => {}
+        JobState::Failed(message) => {
+            // What a stopped job left behind matters more than the word, which the label
+            // already carries.
+            let text = if job.files_verified > 0 {
+                format!(
+                    "{} file{} arrived",
+                    format::count(job.files_verified),
+                    if job.files_verified == 1 { "" } else { "s" }
+                )
+            } else if message == "cancelled" {
+                "cancelled".to_string()
             } else {
-                "failed"
-            }
-        ))),
+                "failed".to_string()
+            };
+            cells.push(Line::from(format!("{text:>21}")));
+        }
         JobState::Running | JobState::Done(_) => {
             cells.push(sizes_cell(job.bytes_done(), job.progress.bytes_total));
             if wide {
@@ -199,6 +230,26 @@ fn bar_cells(ratio: f64, bar_width: u16, theme: &Theme) -> [Line<'static>; 2] {
             Style::default().fg(theme.progress),
         )),
         Line::from(format!("{:>3}%", transfers::percent(ratio))),
+    ]
+}
+
+/// The bar, percentage and sizes cells while the tree is still walked: no scale exists yet,
+/// so only what already arrived is told.
+fn scanning_cells(files: u64, bytes: u64) -> [Line<'static>; 3] {
+    let done = if files == 0 {
+        String::new()
+    } else {
+        format!(
+            "{} file{}, {}",
+            format::count(files),
+            if files == 1 { "" } else { "s" },
+            format::size(bytes)
+        )
+    };
+    [
+        Line::from("scanning…"),
+        Line::from(""),
+        Line::from(format!("{done:>21}")),
     ]
 }
 
