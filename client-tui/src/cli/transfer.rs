@@ -448,6 +448,9 @@ fn show_bar(bar: &ProgressBar, bytes: u64) {
 
 /// The spinner's line while the tree is still walked: what already arrived.
 fn scanning_line(files: u64, bytes: u64) -> String {
+    if files == 0 && bytes == 0 {
+        return "scanning…".to_string();
+    }
     format!(
         "scanning… {} file{}, {} done",
         crate::format::count(files),
@@ -537,6 +540,7 @@ mod tests {
             "scanning… 2,140 files, 8.4 MiB done"
         );
         assert_eq!(scanning_line(1, 10), "scanning… 1 file, 10 B done");
+        assert_eq!(scanning_line(0, 0), "scanning…");
     }
 
     #[test]
