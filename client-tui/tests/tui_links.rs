@@ -38,22 +38,25 @@ fn enter_on_a_link_to_a_sibling_directory_opens_it() {
         s.contains("dir_link") && s.contains("zz-last.txt") && s.contains("connected")
     });
     tmux.keys(&["Tab"]);
-    // Down to the link, however the pane sorts it.
-    let mut on_link = false;
-    for _ in 0..10 {
-        let screen = tmux.screen();
-        if screen
-            .lines()
+    // Down to the link, however the pane sorts it: counted from one screen and sent at once,
+    // then waited for, so a slow redraw cannot make the test step past it.
+    let screen = tmux.screen();
+    let rights: Vec<&str> = screen.lines().filter_map(right_pane).collect();
+    let cursor = rights.iter().position(|r| r.contains('›'));
+    let link = rights.iter().position(|r| r.contains("dir_link"));
+    let (Some(cursor), Some(link)) = (cursor, link) else {
+        panic!("no cursor or no dir_link in the remote pane:\n{screen}");
+    };
+    assert!(
+        link >= cursor,
+        "the cursor starts below dir_link:\n{screen}"
+    );
+    tmux.keys(&vec!["Down"; link - cursor]);
+    tmux.wait_for("the cursor on dir_link", |s| {
+        s.lines()
             .filter_map(right_pane)
             .any(|right| right.contains('›') && right.contains("dir_link"))
-        {
-            on_link = true;
-            break;
-        }
-        tmux.keys(&["Down"]);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(on_link, "never reached dir_link:\n{}", tmux.screen());
+    });
     tmux.keys(&["Enter"]);
     tmux.wait_for("the link's target listed", |s| {
         s.contains("inside-the-target.txt") && !s.contains("zz-last.txt")
