@@ -287,9 +287,9 @@ pub struct JobSummary {
 /// What the engine tells its owner, over the channel returned by [`Engine::new`].
 #[derive(Debug)]
 pub enum TransferEvent {
-    /// The job's size is known (after the scan): progress bars can be drawn to scale. No
-    /// progress event comes before it, but a download's first files may: they move while its
-    /// tree is still being walked.
+    /// The job's size is known (after the scan): progress bars can be drawn to scale. Files
+    /// move while the tree is still being walked, so file events and progress marked
+    /// `scanning` (counts without totals) may come before it.
     Planned {
         job: JobId,
         files: u64,
