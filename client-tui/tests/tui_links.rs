@@ -40,7 +40,11 @@ fn enter_on_a_link_to_a_sibling_directory_opens_it() {
     tmux.keys(&["Tab"]);
     // Down to the link, however the pane sorts it: counted from one screen and sent at once,
     // then waited for, so a slow redraw cannot make the test step past it.
-    let screen = tmux.screen();
+    let screen = tmux.wait_for("the cursor in the remote pane", |s| {
+        s.lines()
+            .filter_map(right_pane)
+            .any(|right| right.contains('›'))
+    });
     let rights: Vec<&str> = screen.lines().filter_map(right_pane).collect();
     let cursor = rights.iter().position(|r| r.contains('›'));
     let link = rights.iter().position(|r| r.contains("dir_link"));
