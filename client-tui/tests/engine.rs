@@ -1076,55 +1076,6 @@ async fn ask_on_download_names_the_local_file_and_rename_keeps_both() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_big_tree_starts_arriving_while_it_is_still_being_walked() {
-    // Over a slow link the walk of 6,000 entries takes many round trips of the proxy; the
-    // first files must not wait for its end. The totals still come before any progress, and
-    // they count every file.
-    let server = TestServer::start_shm();
-    common::make_tree(&server.path("big"), 6000);
-    let local = tempfile::tempdir_in("/dev/shm").unwrap();
-    let proxy = Proxy::start(server.addr, Some(Duration::from_millis(15))).await;
-    let (engine, mut events_rx) = Engine::new(proxy.endpoint());
-    let job = engine.submit(download(
-        "big",
-        local.path().join("big"),
-        ConflictPolicy::Fail,
-    ));
-    let mut done_before_plan = 0;
-    let mut planned = None;
-    let outcome = loop {
-        match events_rx.recv().await.unwrap() {
-            TransferEvent::FileDone { .. } if planned.is_none() => done_before_plan += 1,
-            TransferEvent::Planned { files, bytes, .. } => planned = Some((files, bytes)),
-            // Progress during the walk is marked as such; the totals come with the plan.
-            TransferEvent::Progress(p) if p.scanning => assert_eq!(p.job, job),
-            TransferEvent::Progress(p) => {
-                assert_eq!(p.job, job);
-                let (files, bytes) = planned.expect("progress with totals before the plan");
-                assert_eq!((p.files_total, p.bytes_total), (files, bytes));
-            }
-            TransferEvent::Finished { outcome, .. } => break outcome,
-            _ => {}
-        }
-    };
-    let summary = outcome.unwrap();
-    assert_eq!(summary.files, 6000);
-    assert_eq!(summary.failed, 0);
-    let (files, bytes) = planned.unwrap();
-    assert_eq!(files, 6000);
-    let expected = tree(&server.path("big"));
-    assert_eq!(
-        bytes,
-        expected.values().map(|b| b.len() as u64).sum::<u64>()
-    );
-    assert!(
-        done_before_plan > 0,
-        "every file waited for the end of the walk"
-    );
-    assert_eq!(tree(&local.path().join("big")), expected);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_sends_its_first_directories_while_the_rest_is_still_being_planned() {
     // Over a slow link each level of a deep tree costs the planner a round trip to make its
     // directories on the server; the files of the levels already made must not wait for the
@@ -1169,12 +1120,14 @@ async fn an_upload_sends_its_first_directories_while_the_rest_is_still_being_pla
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_reports_what_arrived_while_its_tree_is_still_walked() {
-    // QA: 27,553 files on disk while the row still said `0% scanning…`. Over a slow link the
-    // walk of 6,000 entries outlasts the first files: progress must count them before the plan,
-    // marked as scanning and without totals, and never go backwards.
+async fn a_big_tree_starts_arriving_and_is_reported_while_it_is_still_walked() {
+    // Over a slow link the walk of 20,000 entries takes dozens of round trips of the proxy
+    // (about half a second, ten progress ticks): the first files must not wait for its end
+    // (they used to), and progress must count them before the plan (QA: 27,553 files on disk
+    // while the row still said `0% scanning…`), marked as scanning and without totals, and
+    // never go backwards. The totals, when they come, count every file.
     let server = TestServer::start_shm();
-    common::make_tree(&server.path("big"), 6000);
+    common::make_tree(&server.path("big"), 20_000);
     let local = tempfile::tempdir_in("/dev/shm").unwrap();
     let proxy = Proxy::start(server.addr, Some(Duration::from_millis(15))).await;
     let (engine, mut events_rx) = Engine::new(proxy.endpoint());
@@ -1213,13 +1166,21 @@ async fn a_download_reports_what_arrived_while_its_tree_is_still_walked() {
             _ => {}
         }
     };
-    assert_eq!(outcome.unwrap().files, 6000);
-    assert!(done_before_plan > 0, "the walk was too quick to test");
+    let summary = outcome.unwrap();
+    assert_eq!((summary.files, summary.failed), (20_000, 0));
+    assert!(
+        done_before_plan > 0,
+        "every file waited for the end of the walk"
+    );
     assert!(
         scanning_seen > 0,
         "{done_before_plan} files arrived before the plan, and no progress said so"
     );
-    assert_eq!(last_done.0, 6000);
+    assert_eq!(last_done.0, 20_000);
+    let expected = tree(&server.path("big"));
+    let total = expected.values().map(|b| b.len() as u64).sum::<u64>();
+    assert_eq!(planned, Some((20_000, total)));
+    assert_eq!(tree(&local.path().join("big")), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
