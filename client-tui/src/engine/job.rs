@@ -512,31 +512,24 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// Plans, runs the workers, then finishes a move.
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-    // The workers start with the plan and take files as the walk delivers them (an upload's
-    // once the remote directory they go into exists).
-    let mut early = JoinSet::new();
-    let planned = match spec {
-        JobSpec::Upload { items, .. } => {
-            job.set_planning(true);
-            for _ in 0..job.options.workers {
-                early.spawn(worker(Arc::clone(&job), Direction::Upload));
-            }
-            let planned = plan::plan_upload(&job, &mut session, items).await;
-            job.set_planning(false);
-            planned.map(|cleanup| (Direction::Upload, cleanup))
-        }
-        JobSpec::Download { items, .. } => {
-            job.set_planning(true);
-            for _ in 0..job.options.workers {
-                early.spawn(worker(Arc::clone(&job), Direction::Download));
-            }
-            let planned = plan::plan_download(&job, &mut session, items).await;
-            // Idle workers end once the queue is empty.
-            job.set_planning(false);
-            planned.map(|cleanup| (Direction::Download, cleanup))
-        }
+    let direction = match &spec {
+        JobSpec::Upload { .. } => Direction::Upload,
+        JobSpec::Download { .. } => Direction::Download,
     };
-    let (direction, cleanup) = planned?;
+    // The workers start with the plan and take files as the walk delivers them (an upload's
+    // once the remote directory they go into exists); once it ends, idle workers end with an
+    // empty queue.
+    job.set_planning(true);
+    let mut first_round = JoinSet::new();
+    for _ in 0..job.options.workers {
+        first_round.spawn(worker(Arc::clone(&job), direction));
+    }
+    let planned = match spec {
+        JobSpec::Upload { items, .. } => plan::plan_upload(&job, &mut session, items).await,
+        JobSpec::Download { items, .. } => plan::plan_download(&job, &mut session, items).await,
+    };
+    job.set_planning(false);
+    let cleanup = planned?;
     let (files, bytes) = *lock(&job.planned);
     // The workers open their own connections; holding this one would only take a slot
     // from them on a server near its connection limit.
@@ -552,11 +545,11 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
 
     let mut last_error = None;
     for round in 0..MAX_ROUNDS {
-        let (pending, mut workers) = if round == 0 && !early.is_empty() {
+        let (pending, mut workers) = if round == 0 {
             // Everything planned counts as pending for the first round's workers.
             (
                 usize::try_from(files).unwrap_or(usize::MAX),
-                std::mem::take(&mut early),
+                std::mem::take(&mut first_round),
             )
         } else {
             let pending = lock(&job.queue).len();
