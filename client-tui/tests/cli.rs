@@ -1356,3 +1356,29 @@ fn get_without_a_target_downloads_here_and_messages_carry_no_os_error_numbers() 
     assert!(!stderr.contains("os error"), "{stderr}");
     fails_with(out, "ferry: already_exists: r.txt: File exists");
 }
+
+#[test]
+fn put_r_onto_a_remote_file_fails_once_and_uploads_nothing() {
+    // More directories than the walk may read ahead: a refused item must stop its walk, not
+    // wait on it.
+    let server = TestServer::start();
+    std::fs::write(server.path("taken"), b"a file").unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("tree");
+    for d in 0..40 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"x").unwrap();
+    }
+    let out = ferry(&["put", "-r", src.to_str().unwrap(), &server.url("taken")]);
+    fails_with(
+        out,
+        "ferry: not_a_directory: taken: a directory cannot replace a file",
+    );
+    assert_eq!(std::fs::read(server.path("taken")).unwrap(), b"a file");
+    let names: Vec<_> = std::fs::read_dir(server.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["taken"]);
+}

@@ -37,21 +37,19 @@ pub(super) async fn plan_upload(
             })
         };
         let mut first = true;
-        // The item failed as a whole: what the walk still sends is only counted.
+        // The item failed as a whole (reported once): the rest of its walk is not read.
         let mut refused = false;
         let mut dirs = Vec::new();
         let mut root_is_dir = false;
         while let Some(step) = steps.recv().await {
             lock(&job.counters).skipped += step.skipped;
-            if refused {
-                continue;
-            }
             if std::mem::take(&mut first) {
                 root_is_dir = step.root_is_dir;
                 refused =
                     !prepare_root(job, session, &remote_root, root_is_dir, step.root_mode).await?;
                 if refused {
-                    continue;
+                    // Dropping the receiver stops the walk at its next directory.
+                    break;
                 }
             }
             // This directory exists on the server by now: its files can go.
@@ -80,6 +78,8 @@ pub(super) async fn plan_upload(
             make_remote_dirs(job, session, &mkdirs).await?;
             dirs.extend(step.dirs.into_iter().map(|dir| dir.rel));
         }
+        // A walk still sending (the item was refused) sees the channel closed and stops.
+        drop(steps);
         match walker.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => job.failed_path(
