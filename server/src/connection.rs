@@ -17,13 +17,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::listener::{AddressSlot, Shared};
+use crate::listener::{Shared, Slot};
 use crate::ops::{self, Flow, Session};
 
 /// The read buffer's first size: a connection that only lists and fetches never needs more,
@@ -464,13 +463,13 @@ pub(crate) async fn linger<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
-/// Serves one client until it leaves, errs or the server shuts down. The permits are held for
-/// the connection's whole life, which is what bounds the number of connections.
+/// Serves one client until it leaves, errs or the server shuts down. The slot is held for the
+/// connection's whole life (in its session), which is what bounds the number of connections.
 pub(crate) async fn serve(
     stream: TcpStream,
     shared: Arc<Shared>,
     cancel: CancellationToken,
-    permit: (OwnedSemaphorePermit, AddressSlot),
+    slot: Slot,
 ) {
     let config = &shared.config;
     let transport = match &config.tls {
@@ -489,7 +488,7 @@ pub(crate) async fn serve(
     );
     conn.decoder = FrameDecoder::with_max_header(config.header_limit());
     info!("connection open");
-    let mut session = Session::default();
+    let mut session = Session::new(slot);
     let ended = loop {
         let line = match conn.read_request().await {
             Ok(Some(line)) => line,
@@ -576,13 +575,21 @@ pub(crate) async fn serve(
             debug!("idle; closing");
             conn.finish().await;
         }
-        Err(ConnError::Cancelled) => debug!("closed for shutdown"),
+        Err(ConnError::Cancelled) => match session.closed_line() {
+            // Closed by the listener before a login: one line saying why, no lingering.
+            Some(line) => {
+                debug!("closed before a login");
+                let _ = conn.write(&line).await;
+                conn.finish().await;
+            }
+            None => debug!("closed for shutdown"),
+        },
         Err(err @ (ConnError::Truncated | ConnError::Io(_))) => {
             debug!(%err, "connection lost");
         }
         Err(err @ ConnError::Protocol(_)) => warn!(%err, "closing"),
     }
-    drop(permit);
+    drop(session);
 }
 
 /// The server's side of the TLS handshake, within the header timeout. A client that speaks

@@ -4,7 +4,9 @@
 //! tests can drive a real one on `127.0.0.1:0`.
 //!
 //! # Modules
-//! - `listener`: the accept loop, the connection limit and graceful shutdown.
+//! - `listener`: the accept loop, the connection limits (total, per address, before login),
+//!   the login deadline and graceful shutdown.
+//! - `logins`: the budgets that slow down failed logins per client address and server-wide.
 //! - `connection`: one client's byte stream: header reads with limits and timeouts, payloads
 //!   read straight into large buffers, replies batched until the pipeline is drained.
 //! - `ops`: the `hello` gate, request dispatch, and one file per operation.
@@ -25,6 +27,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod listener;
+mod logins;
 mod ops;
 mod root;
 mod sweep;
@@ -77,17 +80,34 @@ pub struct Config {
     /// Named accounts, each with its own root and access; with them, a `hello` must name a
     /// user and password (or carry the token, when one is set too).
     pub users: Option<Arc<users::Users>>,
-    /// How long a failed `hello` waits before its answer, to slow down guessing. Only that
-    /// connection waits.
+    /// A failed `hello` is answered this long after it arrived (not after its check, so the
+    /// answer's timing does not depend on the account or its hashing cost), to slow down
+    /// guessing. Only that connection waits.
     pub auth_delay: Duration,
+    /// A connection must log in (a successful `hello`) within this long of being accepted, or
+    /// it is closed.
+    pub login_timeout: Duration,
+    /// Connections not logged in yet, at most; at this cap (or at `max_connections`, or
+    /// `max_per_address`) a newcomer takes the place of the oldest of them, so connections that
+    /// never log in cannot keep out one that will.
+    pub max_unauthenticated: usize,
+    /// Once a client address has failed a few logins (5 at once), it gets one attempt per this
+    /// interval until its failures are paid off.
+    pub address_login_interval: Duration,
+    /// Across the whole server, addresses that have failed (see above) get one attempt per
+    /// this interval between them (after a burst of 10), so many addresses guessing at once
+    /// cannot keep the cores busy with password hashing.
+    pub server_login_interval: Duration,
 }
 
 impl Config {
     /// Defaults of the `ferry-server` binary for `root`: writable, no token, 256 connections,
     /// 300 s idle timeout, 30 s header timeout, no upload size limit, 64 MiB kept free, the
     /// protocol's header, path and name maxima, partials swept after 24 hours, plain TCP, 32
-    /// connections per client address, 60 s stall timeout, no users file, 1 s delay after a
-    /// failed `hello`.
+    /// connections per client address, 60 s stall timeout, no users file, failed `hello`s
+    /// answered 1 s after they arrive, 10 s to log in, 64 connections not logged in, one login
+    /// attempt per 2 s for an address that has failed 5 and one per 250 ms server-wide for all
+    /// such addresses together.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -107,6 +127,10 @@ impl Config {
             stall_timeout: Duration::from_secs(60),
             users: None,
             auth_delay: Duration::from_secs(1),
+            login_timeout: Duration::from_secs(10),
+            max_unauthenticated: 64,
+            address_login_interval: Duration::from_secs(2),
+            server_login_interval: Duration::from_millis(250),
         }
     }
 }
@@ -141,6 +165,10 @@ impl fmt::Debug for Config {
             .field("stall_timeout", &self.stall_timeout)
             .field("users", &self.users.as_ref().map(|users| users.path()))
             .field("auth_delay", &self.auth_delay)
+            .field("login_timeout", &self.login_timeout)
+            .field("max_unauthenticated", &self.max_unauthenticated)
+            .field("address_login_interval", &self.address_login_interval)
+            .field("server_login_interval", &self.server_login_interval)
             .finish()
     }
 }

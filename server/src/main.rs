@@ -44,6 +44,23 @@ struct Args {
     /// Connections served at once from one client address; more are turned away with `busy`.
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     max_per_address: usize,
+    /// How long a new connection has to log in (a successful hello) before it is closed, e.g.
+    /// 10, 10s, 1min (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    login_timeout: Duration,
+    /// Connections not logged in yet, at most. At this cap, or at --max-connections or
+    /// --max-per-address, a new connection takes the place of the oldest one not logged in, so
+    /// connections that never log in cannot keep a user out.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+    max_unauthenticated: usize,
+    /// After 5 failed logins from one address, it gets one attempt per this interval until
+    /// its failures are paid off, e.g. 2s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_timeout)]
+    address_login_interval: Duration,
+    /// Addresses that have failed logins get, all together, one attempt per this interval
+    /// (after a burst of 10), e.g. 250ms, 1s; other addresses are not held up by them.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_timeout)]
+    server_login_interval: Duration,
     /// How long a transfer may make no progress at all before its connection is closed, e.g.
     /// 60, 30s, 2min (a bare number is seconds). A slow transfer that moves is never cut.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
@@ -185,6 +202,10 @@ async fn start() -> anyhow::Result<()> {
     config.max_connections = args.max_connections;
     config.idle_timeout = args.idle_timeout;
     config.max_per_address = args.max_per_address;
+    config.login_timeout = args.login_timeout;
+    config.max_unauthenticated = args.max_unauthenticated;
+    config.address_login_interval = args.address_login_interval;
+    config.server_login_interval = args.server_login_interval;
     config.stall_timeout = args.stall_timeout;
     config.max_upload_size = args.max_upload_size;
     config.free_space_reserve = args.reserve;
@@ -232,6 +253,8 @@ fn log_limits(config: &Config) {
             .map_or("never".to_owned(), |expiry| humantime::format_duration(expiry).to_string()),
         max_connections = config.max_connections,
         max_per_address = config.max_per_address,
+        max_unauthenticated = config.max_unauthenticated,
+        login_timeout = %humantime::format_duration(config.login_timeout),
         idle_timeout = %humantime::format_duration(config.idle_timeout),
         stall_timeout = %humantime::format_duration(config.stall_timeout),
         "limits"

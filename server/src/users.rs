@@ -339,6 +339,10 @@ pub(crate) struct Accounts {
     /// argon2 takes 19 MiB per verification: a bound on how many run at once bounds memory
     /// however many clients try to log in together.
     hashing: Arc<Semaphore>,
+    /// One permit: attempts from addresses that have failed logins (see [`crate::logins`])
+    /// hash one at a time, so however many guess at once, they hold at most one of `hashing`'s
+    /// permits and the other logins never queue behind more than one of their hashes.
+    suspects: Arc<Semaphore>,
 }
 
 /// One account, its root open.
@@ -393,6 +397,7 @@ impl Accounts {
             accounts,
             dummy_hash,
             hashing: Arc::new(Semaphore::new(parallel.clamp(2, 8))),
+            suspects: Arc::new(Semaphore::new(1)),
         })
     }
 
@@ -405,14 +410,21 @@ impl Accounts {
     }
 
     /// The account `name` if `password` is its password. The hash runs on the blocking pool
-    /// (tens of milliseconds of CPU); an unknown name is hashed too, against the dummy.
-    pub async fn verify(&self, name: &str, password: &str) -> Option<&Account> {
+    /// (tens of milliseconds of CPU); an unknown name is hashed too, against the dummy. A
+    /// `suspect` attempt (from an address that has failed) first waits for the one permit such
+    /// attempts share.
+    pub async fn verify(&self, name: &str, password: &str, suspect: bool) -> Option<&Account> {
         let account = self.accounts.get(name);
         let hash = account.map_or_else(|| self.dummy_hash.clone(), |a| a.hash.clone());
         let password = password.to_owned();
+        let suspect = match suspect {
+            true => Some(Arc::clone(&self.suspects).acquire_owned().await.ok()?),
+            false => None,
+        };
         let permit = Arc::clone(&self.hashing).acquire_owned().await.ok()?;
+        // Both permits go with the hash: a connection closed meanwhile does not stop it.
         let verified = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (permit, suspect);
             PasswordHash::new(&hash).is_ok_and(|parsed| {
                 Argon2::default()
                     .verify_password(password.as_bytes(), &parsed)

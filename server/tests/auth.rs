@@ -225,7 +225,6 @@ async fn credentials_over_a_kibibyte_are_refused_at_once() {
 async fn nothing_but_hello_is_served_before_a_login() {
     let accounts = accounts();
     let server = start(&accounts, Duration::from_millis(10), None).await;
-    let mut client = Client::connect(server.addr).await;
     let requests = [
         json!({"op": "stat", "path": "ann.txt"}),
         json!({"op": "list", "path": ""}),
@@ -237,10 +236,17 @@ async fn nothing_but_hello_is_served_before_a_login() {
         json!({"op": "rename", "path": "ann.txt", "to": "b.txt"}),
         json!({"op": "remove", "path": "ann.txt"}),
     ];
-    for request in requests {
-        let reply = client.request(request.clone()).await;
-        assert_eq!(code(&reply), "unauthorized", "{request}: {reply}");
+    // Three to a connection: the fourth request before a login would close it.
+    for some in requests.chunks(3) {
+        let mut client = Client::connect(server.addr).await;
+        for request in some {
+            let reply = client.request(request.clone()).await;
+            assert_eq!(code(&reply), "unauthorized", "{request}: {reply}");
+        }
     }
+    assert!(!accounts.ann_root.join("d").exists());
+    assert!(accounts.ann_root.join("ann.txt").exists());
+    let mut client = Client::connect(server.addr).await;
     // An upload's payload (and trailer) is skipped, so the connection stays in step.
     let put = client
         .put(
@@ -546,4 +552,52 @@ async fn the_library_refuses_an_unprotected_public_address() {
         matches!(err, ferry_server::ServerError::Unprotected { .. }),
         "{err}"
     );
+}
+
+#[test]
+fn the_binary_takes_the_login_deadline_and_the_cap_before_login() {
+    let base = tempfile::tempdir().unwrap();
+    let server = Running::start(&[
+        "--root",
+        arg(base.path()),
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "tok",
+        "--login-timeout",
+        "1s",
+        "--max-unauthenticated",
+        "1",
+    ]);
+    let silent = |addr: &str| {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(STEP)).unwrap();
+        BufReader::new(stream)
+    };
+    let read_code = |reader: &mut BufReader<std::net::TcpStream>| {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let reply: Value = serde_json::from_str(&line).unwrap();
+        code(&reply).to_owned()
+    };
+    // The only place for a connection not logged in: the second takes it from the first.
+    let mut first = silent(&server.addr);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut second = silent(&server.addr);
+    assert_eq!(read_code(&mut first), "busy");
+    assert_eq!(read_code(&mut second), "timeout");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+    let ok = hello_blocking(
+        &server.addr,
+        &json!({"op": "hello", "version": 1, "token": "tok"}),
+    );
+    assert_eq!(ok["ok"], true, "{ok}");
+    let log = server.stop();
+    assert!(log.contains("login_timeout=1s"), "{log}");
+    assert!(log.contains("max_unauthenticated=1"), "{log}");
 }

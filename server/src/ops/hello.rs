@@ -1,36 +1,71 @@
 //! `hello`: the version check and the credentials, which must come before anything else. A
 //! success gives the session its [`Scope`]: the server root for a token or an open server, the
-//! account's own root and access for a user of the users file.
+//! account's own root and access for a user of the users file. A failure is answered at a fixed
+//! time after the request and paid for in the client address's login budget
+//! ([`crate::logins`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_protocol::{ErrorCode, HelloReply, Token, VERSION};
 use subtle::ConstantTimeEq;
+use tokio::time::Instant;
 
 use super::{Flow, Scope, ok_line};
 use crate::connection::{ConnError, Connection};
 use crate::error::OpError;
-use crate::listener::Shared;
+use crate::listener::{Shared, Slot};
 use crate::users::MAX_CREDENTIAL_LEN;
 
 /// Failed attempts tolerated on one connection before it is closed, to slow guessing down.
 const MAX_FAILURES: u32 = 3;
+/// Requests answered before a login on one connection; the last of them closes it, so a
+/// connection cannot keep busy without credentials.
+const MAX_EARLY_REQUESTS: u32 = 4;
 
-/// What a connection has proved so far.
-#[derive(Debug, Default)]
+/// What a connection has proved so far, and its slot among the server's connections.
+#[derive(Debug)]
 pub(crate) struct Session {
     /// Set by a successful `hello`: what every later request may reach.
     scope: Option<Arc<Scope>>,
     failures: u32,
+    /// Requests refused for coming before a login.
+    early: u32,
+    slot: Slot,
 }
 
 impl Session {
+    pub fn new(slot: Slot) -> Self {
+        Self {
+            scope: None,
+            failures: 0,
+            early: 0,
+            slot,
+        }
+    }
+
     pub fn greeted(&self) -> bool {
         self.scope.is_some()
     }
 
     pub fn scope(&self) -> Option<&Arc<Scope>> {
         self.scope.as_ref()
+    }
+
+    /// Why the listener closed this connection before it logged in, as the line to send.
+    pub fn closed_line(&self) -> Option<Vec<u8>> {
+        self.slot.closed_line()
+    }
+
+    /// Counts a request refused for coming before a login (its refusal already sent); the
+    /// [`MAX_EARLY_REQUESTS`]th closes the connection.
+    pub fn refused_before_login(&mut self) -> Flow {
+        self.early += 1;
+        if self.early >= MAX_EARLY_REQUESTS {
+            tracing::debug!("too many requests before a login; closing");
+            return Flow::Close;
+        }
+        Flow::Continue
     }
 }
 
@@ -49,6 +84,7 @@ pub(super) async fn handle(
     version: u32,
     credentials: Credentials,
 ) -> Result<Flow, ConnError> {
+    let arrived = Instant::now();
     if version != VERSION {
         let err = OpError::new(
             ErrorCode::UnsupportedVersion,
@@ -59,15 +95,10 @@ pub(super) async fn handle(
     }
     // A new hello starts over: whatever the session had is dropped before anything is checked.
     session.scope = None;
-    let Credentials {
-        token,
-        user,
-        password,
-    } = credentials;
     let oversized = [
-        token.as_ref().map(|t| t.0.len()),
-        user.as_ref().map(String::len),
-        password.as_ref().map(|p| p.0.len()),
+        credentials.token.as_ref().map(|t| t.0.len()),
+        credentials.user.as_ref().map(String::len),
+        credentials.password.as_ref().map(|p| p.0.len()),
     ]
     .into_iter()
     .flatten()
@@ -80,16 +111,43 @@ pub(super) async fn handle(
         );
         return fail(conn, session, &err).await;
     }
-    let scope = match authenticate(shared, token.as_ref(), user.as_deref(), password.as_ref()).await
-    {
-        Ok(scope) => scope,
+    let attempt = shared.logins.book(session.slot.ip(), arrived);
+    // Waiting for the address's budget does not depend on the credentials, so the fixed answer
+    // time counts from the end of that wait.
+    let answer_at = later(attempt.start.max(arrived), shared.config.auth_delay);
+    let (start, suspect) = (attempt.start, attempt.suspect);
+    let checked = async {
+        tokio::time::sleep_until(start).await;
+        authenticate(shared, &credentials, suspect).await
+    };
+    let outcome = tokio::select! {
+        biased;
+        () = session.slot.closing() => return Err(ConnError::Cancelled),
+        outcome = checked => outcome,
+    };
+    let scope = match outcome {
+        Ok(scope) => {
+            attempt.settle(true);
+            scope
+        }
         Err(message) => {
-            // Only this connection waits; the others are served meanwhile.
-            tokio::time::sleep(shared.config.auth_delay).await;
+            attempt.settle(false);
+            // A fixed time after the request, not after the check: how long the check took
+            // (an account's hashing cost, or none for an unknown name) does not show. Only this
+            // connection waits; the others are served meanwhile.
+            tokio::select! {
+                biased;
+                () = session.slot.closing() => return Err(ConnError::Cancelled),
+                () = tokio::time::sleep_until(answer_at) => {}
+            }
             let err = OpError::new(ErrorCode::Unauthorized, message);
             return fail(conn, session, &err).await;
         }
     };
+    if !session.slot.log_in() {
+        // Closed at the login deadline (or to make room) while the check ran.
+        return Err(ConnError::Cancelled);
+    }
     let reply = HelloReply {
         version: VERSION,
         server: format!("ferry-server {}", env!("CARGO_PKG_VERSION")),
@@ -121,17 +179,19 @@ async fn fail(
 /// client's text.
 async fn authenticate(
     shared: &Arc<Shared>,
-    token: Option<&Token>,
-    user: Option<&str>,
-    password: Option<&Token>,
+    credentials: &Credentials,
+    suspect: bool,
 ) -> Result<Scope, &'static str> {
     let config = &shared.config;
+    let token = credentials.token.as_ref();
+    let user = credentials.user.as_deref();
+    let password = credentials.password.as_ref();
     if let Some(name) = user {
         let Some(accounts) = &shared.accounts else {
             return Err("this server has no user accounts");
         };
         let password = password.map_or("", |p| p.0.as_str());
-        return match accounts.verify(name, password).await {
+        return match accounts.verify(name, password, suspect).await {
             Some(account) => {
                 tracing::info!(user = ?name, "logged in");
                 Ok(Scope::new(
@@ -170,4 +230,10 @@ async fn authenticate(
         Arc::clone(&shared.root_key),
         config.read_only,
     ))
+}
+
+/// `at + wait`, saturating: a configured delay of years must not overflow the clock.
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -110,7 +110,7 @@ pub(crate) async fn handle(
             OpError::new(ErrorCode::BadRequest, "send hello first")
         };
         refuse(conn, &request, &err).await?;
-        return Ok(Flow::Continue);
+        return Ok(session.refused_before_login());
     };
     let scope = Arc::clone(scope);
     let reply = match request {
