@@ -417,9 +417,10 @@ impl Accounts {
         let account = self.accounts.get(name);
         let hash = account.map_or_else(|| self.dummy_hash.clone(), |a| a.hash.clone());
         let password = password.to_owned();
-        let suspect = match suspect {
-            true => Some(Arc::clone(&self.suspects).acquire_owned().await.ok()?),
-            false => None,
+        let suspect = if suspect {
+            Some(Arc::clone(&self.suspects).acquire_owned().await.ok()?)
+        } else {
+            None
         };
         let permit = Arc::clone(&self.hashing).acquire_owned().await.ok()?;
         // Both permits go with the hash: a connection closed meanwhile does not stop it.

@@ -229,6 +229,7 @@ async fn many_clients_for_a_while_leave_nothing_behind() {
         Server::start_on_shm(|config| {
             config.max_connections = 1024;
             config.max_per_address = 1024;
+            config.max_unauthenticated = 1024;
         })
         .await,
     );
