@@ -2,8 +2,9 @@
 //! time: past a small burst, its attempts are spaced one interval apart until its failures are
 //! paid off, and all such addresses together share a server-wide budget (and one password
 //! hash at a time, see [`crate::users`]), so guessing is slow from one address and from many,
-//! and guesses cannot keep the cores busy hashing. An address with nothing to pay off is not
-//! held up at all, so a right login from elsewhere stays fast during a flood.
+//! and guesses cannot keep the cores busy hashing. An address with nothing to pay off (and
+//! fewer than a burst of attempts being checked) is not held up at all, so a right login from
+//! elsewhere stays fast during a flood.
 //!
 //! Each budget is a "generic cell rate": the time at which it is paid off, pushed one
 //! interval later by each charge; an attempt may run once that time is at most a burst of
@@ -31,12 +32,22 @@ const MAX_TRACKED: usize = 65_536;
 /// The login budgets of one server.
 #[derive(Debug)]
 pub(crate) struct Logins {
-    /// When each address's failures are paid off; only addresses still paying are kept.
-    addresses: Mutex<HashMap<IpAddr, Instant>>,
-    /// When the failures of all such addresses together are paid off.
+    /// The addresses with failures to pay off or attempts being checked.
+    addresses: Mutex<HashMap<IpAddr, Record>>,
+    /// When the failures of all failing addresses together are paid off.
     server: Mutex<Instant>,
     address_interval: Duration,
     server_interval: Duration,
+}
+
+/// What one client address owes.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// When its failures are paid off.
+    paid: Instant,
+    /// Its attempts being checked that were not charged up front: at most [`ADDRESS_BURST`],
+    /// so the first round of guesses on many connections is not free either.
+    checking: u32,
 }
 
 /// One login attempt's place in the budgets: taken before the credentials are checked, settled
@@ -47,12 +58,15 @@ pub(crate) struct Attempt<'a> {
     ip: IpAddr,
     /// When the credentials may be checked.
     pub start: Instant,
-    /// Whether the address had failures to pay off: the attempt was charged up front, and its
-    /// password hash waits for the one reserved for such attempts.
+    /// Whether the address owed failures (or had a burst of attempts being checked already):
+    /// the attempt was charged up front, and its password hash waits for the one reserved for
+    /// such attempts.
     pub suspect: bool,
     /// Whether the address's own budget was charged up front (not when it could not be
     /// remembered).
     charged_address: bool,
+    /// Whether it counts among its address's attempts being checked (not charged up front).
+    checking: bool,
     settled: bool,
 }
 
@@ -74,23 +88,42 @@ impl Logins {
             start: now,
             suspect: false,
             charged_address: false,
+            checking: false,
             settled: false,
         };
         let mut addresses = self
             .addresses
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let owed = addresses.get(&ip).copied().filter(|&paid| paid > now);
-        let untracked = owed.is_none() && addresses.len() >= MAX_TRACKED && {
-            addresses.retain(|_, paid| *paid > now);
-            addresses.len() >= MAX_TRACKED
-        };
-        if let Some(paid) = owed {
-            attempt.start = ready(paid, self.address_interval, ADDRESS_BURST).max(now);
-            addresses.insert(ip, later(paid, self.address_interval));
-            attempt.charged_address = true;
-        } else if !untracked {
-            return attempt;
+        if !addresses.contains_key(&ip) && addresses.len() >= MAX_TRACKED {
+            addresses.retain(|_, record| record.paid > now || record.checking > 0);
+        }
+        let room = addresses.len() < MAX_TRACKED;
+        match addresses.get_mut(&ip) {
+            Some(record) if record.paid > now || record.checking >= ADDRESS_BURST => {
+                let paid = record.paid.max(now);
+                attempt.start = ready(paid, self.address_interval, ADDRESS_BURST).max(now);
+                record.paid = later(paid, self.address_interval);
+                attempt.charged_address = true;
+            }
+            Some(record) => {
+                record.checking += 1;
+                attempt.checking = true;
+                return attempt;
+            }
+            None if room => {
+                addresses.insert(
+                    ip,
+                    Record {
+                        paid: now,
+                        checking: 1,
+                    },
+                );
+                attempt.checking = true;
+                return attempt;
+            }
+            // Too many addresses to remember: the server-wide budget alone applies.
+            None => {}
         }
         drop(addresses);
         attempt.suspect = true;
@@ -103,22 +136,27 @@ impl Logins {
         attempt
     }
 
-    /// Charges a failure of an attempt that was not charged up front.
-    fn charge(&self, ip: IpAddr, now: Instant) {
+    /// Ends an attempt that was checked without being charged up front; a failure is charged
+    /// now, to its address and to the server.
+    fn release(&self, ip: IpAddr, failed: bool, now: Instant) {
         let mut addresses = self
             .addresses
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if addresses.len() >= MAX_TRACKED && !addresses.contains_key(&ip) {
-            addresses.retain(|_, paid| *paid > now);
-        }
-        if addresses.len() < MAX_TRACKED || addresses.contains_key(&ip) {
-            let paid = addresses.get(&ip).copied().unwrap_or(now).max(now);
-            addresses.insert(ip, later(paid, self.address_interval));
+        if let Some(record) = addresses.get_mut(&ip) {
+            record.checking = record.checking.saturating_sub(1);
+            if failed {
+                record.paid = later(record.paid.max(now), self.address_interval);
+            }
+            if record.paid <= now && record.checking == 0 {
+                addresses.remove(&ip);
+            }
         }
         drop(addresses);
-        let mut server = self.server.lock().unwrap_or_else(PoisonError::into_inner);
-        *server = later((*server).max(now), self.server_interval);
+        if failed {
+            let mut server = self.server.lock().unwrap_or_else(PoisonError::into_inner);
+            *server = later((*server).max(now), self.server_interval);
+        }
     }
 
     /// Gives back what an attempt was charged up front.
@@ -128,8 +166,11 @@ impl Logins {
                 .addresses
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(paid) = addresses.get_mut(&ip) {
-                *paid = paid.checked_sub(self.address_interval).unwrap_or(*paid);
+            if let Some(record) = addresses.get_mut(&ip) {
+                record.paid = record
+                    .paid
+                    .checked_sub(self.address_interval)
+                    .unwrap_or(record.paid);
             }
         }
         let mut server = self.server.lock().unwrap_or_else(PoisonError::into_inner);
@@ -145,18 +186,23 @@ impl Attempt<'_> {
 
     fn settle_at(mut self, succeeded: bool, now: Instant) {
         self.settled = true;
-        match (succeeded, self.suspect) {
-            (true, true) => self.logins.refund(self.ip, self.charged_address),
-            (false, false) => self.logins.charge(self.ip, now),
-            // Charged up front, or never charged: nothing changes.
-            (false, true) | (true, false) => {}
+        if self.checking {
+            self.logins.release(self.ip, !succeeded, now);
+        } else if succeeded {
+            self.logins.refund(self.ip, self.charged_address);
         }
+        // A failure charged up front is paid already.
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if !self.settled && self.suspect {
+        if self.settled {
+            return;
+        }
+        if self.checking {
+            self.logins.release(self.ip, false, Instant::now());
+        } else {
             self.logins.refund(self.ip, self.charged_address);
         }
     }
@@ -207,6 +253,15 @@ mod tests {
         assert!(!clean.suspect);
         assert_eq!(clean.start, now);
         clean.settle_at(true, now);
+        // A burst of attempts being checked at once from a clean address: the ones past it
+        // are charged up front.
+        let crowd: IpAddr = [127, 0, 0, 4].into();
+        let checking: Vec<_> = (0..ADDRESS_BURST)
+            .map(|_| logins.book(crowd, now))
+            .collect();
+        assert!(checking.iter().all(|attempt| !attempt.suspect));
+        assert!(logins.book(crowd, now).suspect);
+        drop(checking);
         // A waiting attempt given up gives its place back.
         drop(after);
         drop(next);
