@@ -42,6 +42,10 @@ const GET_BATCH: usize = 64;
 /// so the peer's unread bytes do not turn the close into a reset that loses the reply.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
+/// How often a peer that has half-closed its side is asked again whether it is still there
+/// while expensive work runs for it: a reset only shows on a read, and the end of its stream
+/// makes the socket readable for good.
+const GONE_POLL: Duration = Duration::from_millis(100);
 
 /// Why a connection ended early. Each is logged; none stops the listener.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +131,8 @@ pub(crate) struct Connection {
     /// How long a payload read or a write may make no progress at all.
     stall_timeout: Duration,
     cancel: CancellationToken,
+    /// The peer has closed its side; it may still read answers.
+    eof: bool,
 }
 
 impl Connection {
@@ -151,6 +157,33 @@ impl Connection {
             header_timeout,
             stall_timeout,
             cancel,
+            eof: false,
+        }
+    }
+
+    /// Resolves only once the peer is gone (a reset or another read error), for expensive
+    /// work to stop. Meanwhile what the peer sends is read into the buffer, at most
+    /// [`READ_CAPACITY`] bytes of requests waiting, beyond which nothing more is read. The
+    /// end of the peer's stream alone is not gone: a client may half-close and still read its
+    /// answers. Cancel-safe: nothing read is ever lost.
+    pub async fn peer_gone(&mut self) -> ConnError {
+        loop {
+            let room = READ_CAPACITY.saturating_sub(self.buf.len());
+            if room == 0 {
+                return std::future::pending().await;
+            }
+            if self.eof {
+                tokio::time::sleep(GONE_POLL).await;
+            }
+            if self.buf.capacity() - self.buf.len() < INITIAL_READ_CAPACITY {
+                self.buf.reserve(INITIAL_READ_CAPACITY);
+            }
+            let mut limited = (&mut self.buf).limit(room);
+            match self.reader.read_buf(&mut limited).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(err) => return ConnError::Io(err),
+            }
         }
     }
 
@@ -473,6 +506,7 @@ pub(crate) async fn serve(
     permit: (OwnedSemaphorePermit, AddressSlot),
 ) {
     let config = &shared.config;
+    crate::descriptors::init(config.max_connections);
     let transport = match &config.tls {
         None => Transport::Plain(stream),
         Some(tls) => match handshake(stream, tls, config.header_timeout, &cancel).await {

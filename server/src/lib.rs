@@ -12,6 +12,7 @@
 //! - `root`: every filesystem path decision, resolved beneath an open handle on the root.
 //! - `uploads`: the server-wide set of paths being written, so two writers never collide, and
 //!   the bytes they have claimed on disk.
+//! - `descriptors`: the process's budget of open descriptors for work that walks trees.
 //! - `sweep`: removes hidden partial uploads abandoned for longer than the expiry.
 //! - `tls`: the TLS identity (PEM files or a kept self-signed pair) and its fingerprint.
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod connection;
+mod descriptors;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

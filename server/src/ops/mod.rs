@@ -5,6 +5,11 @@
 //! operations (`list`, `walk`, `get`) produce their lines on a blocking thread into a small
 //! bounded channel that the connection drains, so memory stays flat and the async threads never
 //! wait on a disk.
+//!
+//! Expensive requests (`summary`, `walk`, a `get` whose offset makes the server hash a prefix)
+//! never run for a client that has gone: the answers before one are flushed first, so a
+//! vanished peer is found by the failed write, and while one runs the socket is watched, so a
+//! reset stops the work at its next directory entry or MiB hashed.
 
 mod get;
 mod hello;
@@ -23,6 +28,7 @@ use std::sync::Arc;
 use ferry_protocol::{ErrorCode, Request, encode_ok};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::OpError;
@@ -124,6 +130,7 @@ pub(crate) async fn handle(
             return Ok(Flow::Continue);
         }
         Request::Walk { path } => {
+            conn.flush().await?;
             stream(conn, &scope, move |scope, pipe| {
                 walk::walk(scope, &path, pipe)
             })
@@ -131,7 +138,10 @@ pub(crate) async fn handle(
             return Ok(Flow::Continue);
         }
         Request::Summary { path } => {
-            blocking(&scope, move |scope| summary::summary(scope, &path)).await
+            watched(conn, &scope, move |scope, stop| {
+                summary::summary(scope, &path, stop)
+            })
+            .await?
         }
         Request::Get { path, offset } => {
             stream(conn, &scope, move |scope, pipe| {
@@ -191,6 +201,10 @@ pub(crate) async fn get_batch(
     let Some(scope) = session.scope() else {
         return Err(ConnError::Protocol("get batch before hello"));
     };
+    if gets.iter().any(|(_, offset)| *offset > 0) {
+        // Hashing prefixes is expensive: only for a peer that still takes its answers.
+        conn.flush().await?;
+    }
     stream(conn, scope, move |scope, pipe| {
         get::get_many(scope, &gets, pipe)
     })
@@ -226,6 +240,28 @@ where
         .unwrap_or_else(|err| Err(internal(&err)))
 }
 
+/// Runs expensive filesystem work on the blocking pool while watching the socket: the
+/// answers before it are flushed first, and if the peer turns out to be gone meanwhile, `stop`
+/// is cancelled (the work ends at its next check) and the connection ends.
+async fn watched<F>(
+    conn: &mut Connection,
+    scope: &Arc<Scope>,
+    work: F,
+) -> Result<Result<Vec<u8>, OpError>, ConnError>
+where
+    F: FnOnce(&Scope, &CancellationToken) -> Result<Vec<u8>, OpError> + Send + 'static,
+{
+    conn.flush().await?;
+    let stop = scope.shared.shutdown.child_token();
+    let _stop_on_return = stop.clone().drop_guard();
+    let scope = Arc::clone(scope);
+    let task = tokio::task::spawn_blocking(move || work(&scope, &stop));
+    tokio::select! {
+        done = task => Ok(done.unwrap_or_else(|err| Err(internal(&err)))),
+        gone = conn.peer_gone() => Err(gone),
+    }
+}
+
 /// Lines or chunks in flight between a producing thread and the socket. Small, because the
 /// producer is much faster than any network: this is what keeps memory flat.
 const STREAM_DEPTH: usize = 4;
@@ -238,12 +274,24 @@ const RECYCLE_MIN: usize = 64 * 1024;
 pub(crate) struct Pipe {
     tx: mpsc::Sender<Vec<u8>>,
     recycled: mpsc::Receiver<Vec<u8>>,
+    stop: CancellationToken,
 }
 
 impl Pipe {
     /// Queues a piece for the socket; `false` once the connection has gone.
     pub fn send(&self, piece: Vec<u8>) -> bool {
         self.tx.blocking_send(piece).is_ok()
+    }
+
+    /// Whether the answer has nowhere to go any more (the client left, or the server is
+    /// shutting down): long work checks it and stops.
+    pub fn stopped(&self) -> bool {
+        self.stop.is_cancelled() || self.tx.is_closed()
+    }
+
+    /// A token cancelled once [`Self::stopped`] would say so.
+    pub fn stop(&self) -> CancellationToken {
+        self.stop.clone()
     }
 
     /// A buffer of `len` bytes (contents unspecified), reused when one came back.
@@ -263,17 +311,35 @@ impl Drop for Pipe {
 }
 
 /// Runs a producer on the blocking pool and writes whatever it sends, in order, until it is
-/// done. If the peer goes away the channel closes and the producer stops at its next send.
+/// done. If the peer goes away (a failed write, or a reset seen while the producer works)
+/// the pipe's stop token is cancelled and the channel closes, and the producer stops at its
+/// next check or send.
 async fn stream<F>(conn: &mut Connection, scope: &Arc<Scope>, produce: F) -> Result<(), ConnError>
 where
     F: FnOnce(&Scope, &mut Pipe) + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(STREAM_DEPTH);
     let (recycle_tx, recycled) = mpsc::channel(STREAM_DEPTH + 1);
+    let stop = scope.shared.shutdown.child_token();
+    let _stop_on_return = stop.clone().drop_guard();
     let scope = Arc::clone(scope);
-    let producer = tokio::task::spawn_blocking(move || produce(&scope, &mut Pipe { tx, recycled }));
-    while let Some(piece) = rx.recv().await {
+    let producer = tokio::task::spawn_blocking(move || {
+        produce(&scope, &mut Pipe { tx, recycled, stop });
+    });
+    loop {
+        let piece = tokio::select! {
+            piece = rx.recv() => piece,
+            gone = conn.peer_gone() => return Err(gone),
+        };
+        let Some(piece) = piece else {
+            break;
+        };
         conn.write(&piece).await?;
+        if rx.is_empty() {
+            // The producer is working on the next piece (hashing, walking): what it sent so
+            // far goes out now, which also finds a peer that has gone.
+            conn.flush().await?;
+        }
         // Only chunk-sized buffers go round: recycling the small ones (header lines, the tail
         // of a batch of tiny files) would make the producer grow them again, and that churn of
         // big allocations is what let memory grow with the length of a batch.
@@ -309,9 +375,20 @@ pub(crate) fn hash_prefix(
     limit: u64,
     hasher: &mut blake3::Hasher,
 ) -> std::io::Result<u64> {
+    hash_prefix_until(reader, limit, hasher, || false)
+}
+
+/// [`hash_prefix`] that gives up, with what it hashed so far, once `stopped` says so; asked
+/// before every MiB.
+pub(crate) fn hash_prefix_until(
+    reader: &mut impl std::io::Read,
+    limit: u64,
+    hasher: &mut blake3::Hasher,
+    stopped: impl Fn() -> bool,
+) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 1024 * 1024];
     let mut total = 0u64;
-    while total < limit {
+    while total < limit && !stopped() {
         let want = usize::try_from(limit - total).map_or(buf.len(), |left| left.min(buf.len()));
         let n = match reader.read(&mut buf[..want]) {
             Ok(0) => break,
