@@ -101,6 +101,35 @@ async fn a_tree_deeper_than_any_walk_never_crashes_the_server_and_is_removed_who
     server.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recursive_remove_takes_wide_deep_trees_whatever_names_they_hold() {
+    let server = Server::start_on_shm(|_| {}).await;
+    // Branches at many depths, files beside them, and the names a remove moves deep
+    // directories to already taken, by a file and by directories full and empty.
+    let top = server.path("tree");
+    let mut at = top.clone();
+    for level in 0..60 {
+        std::fs::create_dir_all(at.join(format!("side{level}/a/b"))).unwrap();
+        std::fs::write(at.join(format!("side{level}/a/b/f")), b"f").unwrap();
+        std::fs::write(at.join(format!("file{level}")), b"x").unwrap();
+        at.push("d");
+    }
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(top.join(".ferry-removing.1"), b"taken").unwrap();
+    std::fs::create_dir_all(top.join(".ferry-removing.2/full")).unwrap();
+    std::fs::create_dir_all(top.join(".ferry-removing.3")).unwrap();
+    std::os::unix::fs::symlink(&server.outside, top.join("d/d/out")).unwrap();
+    let before = server.outside_snapshot();
+
+    let mut client = server.client().await;
+    let removed = client
+        .request(json!({"op": "remove", "path": "tree", "recursive": true}))
+        .await;
+    assert_eq!(removed["ok"], true, "{removed}");
+    assert!(!top.exists());
+    assert_eq!(server.outside_snapshot(), before, "nothing outside the root is touched");
+}
+
 /// The real binary, run by `prlimit` when `nofile` is given; stderr lines arrive on the
 /// channel. Killed when dropped.
 struct Binary {
