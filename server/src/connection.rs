@@ -133,6 +133,55 @@ pub(crate) struct Connection {
     cancel: CancellationToken,
     /// The peer has closed its side; it may still read answers.
     eof: bool,
+    /// What this connection may still spend on expensive requests.
+    work: WorkBudget,
+}
+
+/// A connection's budget for expensive requests, in work units (see [`crate::ops::Meter`]): a
+/// bucket of `burst` units refilled at `rate` a second. A request is charged what it did once
+/// answered; the next one waits while the bucket is below zero, so a client can spend a burst
+/// at once and then only the rate, however many requests it pipelines.
+#[derive(Debug)]
+struct WorkBudget {
+    credit: f64,
+    burst: f64,
+    rate: f64,
+    at: Instant,
+}
+
+impl WorkBudget {
+    #[allow(clippy::cast_precision_loss)] // Units are counts far below 2^52.
+    fn new(burst: u64, rate: u64) -> Self {
+        Self {
+            credit: burst as f64,
+            burst: burst as f64,
+            rate: (rate as f64).max(1.0),
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.credit = (self.credit + earned).min(self.burst);
+        self.at = now;
+    }
+
+    /// How long until the bucket is no longer below zero.
+    fn wait(&mut self) -> Duration {
+        self.refill();
+        if self.credit >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.credit / self.rate)
+        }
+    }
+
+    #[allow(clippy::cast_precision_loss)] // Units are counts far below 2^52.
+    fn charge(&mut self, units: u64) {
+        self.refill();
+        self.credit -= units as f64;
+    }
 }
 
 impl Connection {
@@ -158,6 +207,28 @@ impl Connection {
             stall_timeout,
             cancel,
             eof: false,
+            work: WorkBudget::new(u64::MAX, u64::MAX),
+        }
+    }
+
+    /// Charges `units` of expensive work done to this connection's budget.
+    pub fn charge(&mut self, units: u64) {
+        self.work.charge(units);
+    }
+
+    /// Waits while this connection's budget for expensive work is spent; ends early with the
+    /// connection if the peer goes or the server shuts down meanwhile.
+    pub async fn work_turn(&mut self) -> Result<(), ConnError> {
+        let wait = self.work.wait();
+        if wait.is_zero() {
+            return Ok(());
+        }
+        debug!(wait_ms = wait.as_millis(), "work budget spent; waiting");
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = cancel.cancelled() => Err(ConnError::Cancelled),
+            gone = self.peer_gone() => Err(gone),
         }
     }
 
@@ -522,6 +593,7 @@ pub(crate) async fn serve(
         cancel,
     );
     conn.decoder = FrameDecoder::with_max_header(config.header_limit());
+    conn.work = WorkBudget::new(config.work_burst, config.work_rate);
     info!("connection open");
     let mut session = Session::default();
     let ended = loop {

@@ -82,6 +82,13 @@ pub struct Config {
     /// How long a failed `hello` waits before its answer, to slow down guessing. Only that
     /// connection waits.
     pub auth_delay: Duration,
+    /// Work units one connection may spend on expensive requests (`summary`, `walk`, a `get`
+    /// whose offset makes the server hash a prefix) at once, before it must wait for
+    /// [`Self::work_rate`]: a unit is one directory entry walked, 128 one MiB hashed.
+    pub work_burst: u64,
+    /// Work units per second a connection's budget for expensive requests refills by; a
+    /// request that finds it spent waits until it is positive again.
+    pub work_rate: u64,
 }
 
 impl Config {
@@ -89,7 +96,7 @@ impl Config {
     /// 300 s idle timeout, 30 s header timeout, no upload size limit, 64 MiB kept free, the
     /// protocol's header, path and name maxima, partials swept after 24 hours, plain TCP, 32
     /// connections per client address, 60 s stall timeout, no users file, 1 s delay after a
-    /// failed `hello`.
+    /// failed `hello`, a work budget of 10,000,000 units refilled by 200,000 a second.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -109,6 +116,8 @@ impl Config {
             stall_timeout: Duration::from_secs(60),
             users: None,
             auth_delay: Duration::from_secs(1),
+            work_burst: 10_000_000,
+            work_rate: 200_000,
         }
     }
 }
@@ -143,6 +152,8 @@ impl fmt::Debug for Config {
             .field("stall_timeout", &self.stall_timeout)
             .field("users", &self.users.as_ref().map(|users| users.path()))
             .field("auth_delay", &self.auth_delay)
+            .field("work_burst", &self.work_burst)
+            .field("work_rate", &self.work_rate)
             .finish()
     }
 }

@@ -127,7 +127,11 @@ async fn a_recursive_remove_takes_wide_deep_trees_whatever_names_they_hold() {
         .await;
     assert_eq!(removed["ok"], true, "{removed}");
     assert!(!top.exists());
-    assert_eq!(server.outside_snapshot(), before, "nothing outside the root is touched");
+    assert_eq!(
+        server.outside_snapshot(),
+        before,
+        "nothing outside the root is touched"
+    );
 }
 
 /// The real binary, run by `prlimit` when `nofile` is given; stderr lines arrive on the
@@ -431,4 +435,47 @@ async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up()
         pipeline_and_hang_up(server.addr, &lines),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_spends_its_work_budget_then_waits_and_others_do_not() {
+    // About 10,000 units a summary: three fit in the burst, then 20,000 a second.
+    let server = Server::start_on_shm(|config| {
+        config.work_burst = 30_000;
+        config.work_rate = 20_000;
+    })
+    .await;
+    for d in 0..10 {
+        let dir = server.path(&format!("dir{d}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..999 {
+            std::fs::write(dir.join(format!("f{f}")), b"").unwrap();
+        }
+    }
+    let mut greedy = server.client().await;
+    let start = Instant::now();
+    for _ in 0..8 {
+        let summary = greedy.request(json!({"op": "summary", "path": ""})).await;
+        assert_eq!(summary["files"], 9990, "{summary}");
+    }
+    let greedy_took = start.elapsed();
+    // 80,000 units, 30,000 at once and the rest at 20,000 a second: at least 2 s of waiting
+    // before the last one may start.
+    assert!(
+        greedy_took >= Duration::from_millis(1800),
+        "{greedy_took:?}"
+    );
+
+    // Its budget is spent; another connection's is whole.
+    let mut other = server.client().await;
+    let start = Instant::now();
+    let summary = other.request(json!({"op": "summary", "path": ""})).await;
+    assert_eq!(summary["files"], 9990, "{summary}");
+    let (entries, _) = walk(&mut other, "").await.unwrap();
+    assert_eq!(entries, 10_000);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -9,19 +9,12 @@ use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
 
 use super::Scope;
-use super::{Pipe, hash_prefix_until, ok_line};
+use super::{Pipe, UNITS_PER_MIB, hash_prefix_until, ok_line};
 use crate::error::OpError;
 use crate::root::RemotePath;
 
 /// Bytes per read and per message to the socket writer.
 const CHUNK: usize = 512 * 1024;
-
-pub(super) fn get(scope: &Scope, wire: &str, offset: u64, pipe: &mut Pipe) {
-    let mut pending = Vec::new();
-    if get_into(scope, wire, offset, pipe, &mut pending) && !pending.is_empty() {
-        pipe.send(pending);
-    }
-}
 
 /// Answers `get`s that were all waiting in the connection's buffer, from one blocking thread:
 /// the answers of small files are gathered into shared pieces, so a pipelined tree of tiny
@@ -169,6 +162,8 @@ fn open_at(
     if offset > 0 {
         let copied = hash_prefix_until(&mut file, offset, &mut hasher, || pipe.stopped())
             .map_err(|err| OpError::io(&err, wire))?;
+        pipe.meter()
+            .add(copied.div_ceil(1024 * 1024).saturating_mul(UNITS_PER_MIB));
         if copied != offset {
             return Err(changed(wire, "it shrank"));
         }

@@ -9,7 +9,10 @@
 //! Expensive requests (`summary`, `walk`, a `get` whose offset makes the server hash a prefix)
 //! never run for a client that has gone: the answers before one are flushed first, so a
 //! vanished peer is found by the failed write, and while one runs the socket is watched, so a
-//! reset stops the work at its next directory entry or MiB hashed.
+//! reset stops the work at its next directory entry or MiB hashed. Each connection also has a
+//! budget of work units for them ([`crate::Config::work_burst`], refilled at
+//! [`crate::Config::work_rate`]): one that has spent it waits before its next expensive
+//! request starts.
 
 mod get;
 mod hello;
@@ -24,6 +27,7 @@ mod summary;
 mod walk;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::{ErrorCode, Request, encode_ok};
 use serde::Serialize;
@@ -123,7 +127,7 @@ pub(crate) async fn handle(
         Request::Hello { .. } => Err(OpError::new(ErrorCode::BadRequest, "hello was answered")),
         Request::Stat { path } => blocking(&scope, move |scope| stat::stat(scope, &path)).await,
         Request::List { path } => {
-            stream(conn, &scope, move |scope, pipe| {
+            stream(conn, &scope, Meter::default(), move |scope, pipe| {
                 list::list(scope, &path, pipe)
             })
             .await?;
@@ -131,23 +135,29 @@ pub(crate) async fn handle(
         }
         Request::Walk { path } => {
             conn.flush().await?;
-            stream(conn, &scope, move |scope, pipe| {
+            conn.work_turn().await?;
+            let meter = Meter::default();
+            stream(conn, &scope, meter.clone(), move |scope, pipe| {
                 walk::walk(scope, &path, pipe)
             })
             .await?;
+            conn.charge(meter.take());
             return Ok(Flow::Continue);
         }
         Request::Summary { path } => {
-            watched(conn, &scope, move |scope, stop| {
-                summary::summary(scope, &path, stop)
-            })
-            .await?
-        }
-        Request::Get { path, offset } => {
-            stream(conn, &scope, move |scope, pipe| {
-                get::get(scope, &path, offset, pipe);
+            conn.flush().await?;
+            conn.work_turn().await?;
+            let meter = Meter::default();
+            let spent = meter.clone();
+            let reply = watched(conn, &scope, move |scope, stop| {
+                summary::summary(scope, &path, stop, &spent)
             })
             .await?;
+            conn.charge(meter.take());
+            reply
+        }
+        Request::Get { path, offset } => {
+            get_batch(conn, session, vec![(path, offset)]).await?;
             return Ok(Flow::Continue);
         }
         Request::Put(put) => {
@@ -201,14 +211,40 @@ pub(crate) async fn get_batch(
     let Some(scope) = session.scope() else {
         return Err(ConnError::Protocol("get batch before hello"));
     };
-    if gets.iter().any(|(_, offset)| *offset > 0) {
-        // Hashing prefixes is expensive: only for a peer that still takes its answers.
+    let hashing = gets.iter().any(|(_, offset)| *offset > 0);
+    if hashing {
+        // Hashing prefixes is expensive: only for a peer that still takes its answers, and
+        // within the connection's budget.
         conn.flush().await?;
+        conn.work_turn().await?;
     }
-    stream(conn, scope, move |scope, pipe| {
+    let meter = Meter::default();
+    stream(conn, scope, meter.clone(), move |scope, pipe| {
         get::get_many(scope, &gets, pipe)
     })
-    .await
+    .await?;
+    conn.charge(meter.take());
+    Ok(())
+}
+
+/// Work units one MiB of a prefix hashed costs, against one per directory entry walked: about
+/// what each costs in CPU time.
+pub(crate) const UNITS_PER_MIB: u64 = 128;
+
+/// The work an expensive request has done so far, in units (one per directory entry walked,
+/// [`UNITS_PER_MIB`] per MiB hashed), counted on the worker thread and charged to the
+/// connection's budget once the request is answered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meter(Arc<AtomicU64>);
+
+impl Meter {
+    pub fn add(&self, units: u64) {
+        self.0.fetch_add(units, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
 }
 
 /// Answers `err` and consumes what the request still has on the wire (a `put`'s payload and
@@ -240,9 +276,9 @@ where
         .unwrap_or_else(|err| Err(internal(&err)))
 }
 
-/// Runs expensive filesystem work on the blocking pool while watching the socket: the
-/// answers before it are flushed first, and if the peer turns out to be gone meanwhile, `stop`
-/// is cancelled (the work ends at its next check) and the connection ends.
+/// Runs expensive filesystem work on the blocking pool while watching the socket: if the peer
+/// turns out to be gone meanwhile, `stop` is cancelled (the work ends at its next check) and
+/// the connection ends. The caller flushes the answers before it first.
 async fn watched<F>(
     conn: &mut Connection,
     scope: &Arc<Scope>,
@@ -251,7 +287,6 @@ async fn watched<F>(
 where
     F: FnOnce(&Scope, &CancellationToken) -> Result<Vec<u8>, OpError> + Send + 'static,
 {
-    conn.flush().await?;
     let stop = scope.shared.shutdown.child_token();
     let _stop_on_return = stop.clone().drop_guard();
     let scope = Arc::clone(scope);
@@ -275,6 +310,7 @@ pub(crate) struct Pipe {
     tx: mpsc::Sender<Vec<u8>>,
     recycled: mpsc::Receiver<Vec<u8>>,
     stop: CancellationToken,
+    meter: Meter,
 }
 
 impl Pipe {
@@ -292,6 +328,11 @@ impl Pipe {
     /// A token cancelled once [`Self::stopped`] would say so.
     pub fn stop(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// Where the producer counts the work it does.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// A buffer of `len` bytes (contents unspecified), reused when one came back.
@@ -314,7 +355,12 @@ impl Drop for Pipe {
 /// done. If the peer goes away (a failed write, or a reset seen while the producer works)
 /// the pipe's stop token is cancelled and the channel closes, and the producer stops at its
 /// next check or send.
-async fn stream<F>(conn: &mut Connection, scope: &Arc<Scope>, produce: F) -> Result<(), ConnError>
+async fn stream<F>(
+    conn: &mut Connection,
+    scope: &Arc<Scope>,
+    meter: Meter,
+    produce: F,
+) -> Result<(), ConnError>
 where
     F: FnOnce(&Scope, &mut Pipe) + Send + 'static,
 {
@@ -324,7 +370,13 @@ where
     let _stop_on_return = stop.clone().drop_guard();
     let scope = Arc::clone(scope);
     let producer = tokio::task::spawn_blocking(move || {
-        produce(&scope, &mut Pipe { tx, recycled, stop });
+        let mut pipe = Pipe {
+            tx,
+            recycled,
+            stop,
+            meter,
+        };
+        produce(&scope, &mut pipe);
     });
     loop {
         let piece = tokio::select! {

@@ -4,18 +4,19 @@
 use ferry_protocol::{Kind, SummaryReply};
 use tokio_util::sync::CancellationToken;
 
-use super::Scope;
 use super::ok_line;
 use super::walk::Walker;
+use super::{Meter, Scope};
 use crate::error::OpError;
 use crate::root::{RemotePath, kind_of};
 
-/// Totals of `wire`; a walk of a directory ends early once `stop` is cancelled (the client
-/// left), and its answer is then never sent.
+/// Totals of `wire`; a walk of a directory counts its entries on `meter` and ends early once
+/// `stop` is cancelled (the client left), and its answer is then never sent.
 pub(super) fn summary(
     scope: &Scope,
     wire: &str,
     stop: &CancellationToken,
+    meter: &Meter,
 ) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
     let meta = scope.root.symlink_metadata(&path)?;
@@ -31,7 +32,7 @@ pub(super) fn summary(
             totals.bytes = meta.len();
         }
         Kind::Dir => {
-            let mut walker = Walker::new(scope, &path, stop.clone())?;
+            let mut walker = Walker::new(scope, &path, stop.clone(), meter.clone())?;
             while let Some(entry) = walker.next_entry() {
                 match entry.kind {
                     Kind::File => {

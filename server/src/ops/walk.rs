@@ -11,8 +11,8 @@ use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
-use super::Pipe;
 use super::Scope;
+use super::{Meter, Pipe};
 use crate::descriptors::{self, Held};
 use crate::error::OpError;
 use crate::root::{RemotePath, Root, addressable, entry};
@@ -32,7 +32,7 @@ pub(super) fn walk(scope: &Scope, path: &str, pipe: &mut Pipe) {
 
 fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let mut walker = Walker::new(scope, &path, pipe.stop())?;
+    let mut walker = Walker::new(scope, &path, pipe.stop(), pipe.meter().clone())?;
     let mut batcher = EntryBatcher::new();
     while let Some(entry) = walker.next_entry() {
         let full = batcher
@@ -76,11 +76,19 @@ pub(super) struct Walker {
     stop: CancellationToken,
     /// Why the walk ended early, when it did: `busy` for descriptors the budget had not.
     failed: Option<OpError>,
+    /// One unit per directory entry read, for the connection's work budget.
+    meter: Meter,
 }
 
 impl Walker {
-    /// A walk of the directory `path`; stops early once `stop` is cancelled.
-    pub fn new(scope: &Scope, path: &RemotePath, stop: CancellationToken) -> Result<Self, OpError> {
+    /// A walk of the directory `path`; stops early once `stop` is cancelled, and counts each
+    /// entry it reads on `meter`.
+    pub fn new(
+        scope: &Scope,
+        path: &RemotePath,
+        stop: CancellationToken,
+        meter: Meter,
+    ) -> Result<Self, OpError> {
         let wire = path.wire.as_str();
         let held = descriptors::budget().take(PER_LEVEL)?;
         let dir = scope.root.open_dir(path)?;
@@ -98,6 +106,7 @@ impl Walker {
             base: wire.to_owned(),
             stop,
             failed: None,
+            meter,
         })
     }
 
@@ -131,6 +140,7 @@ impl Walker {
                 }
                 Some(Ok(item)) => item,
             };
+            self.meter.add(1);
             let name = item.file_name();
             let text = match addressable(&name) {
                 Ok(text) => text,
