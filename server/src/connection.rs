@@ -43,8 +43,8 @@ const GET_BATCH: usize = 64;
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
 /// How often a peer that has half-closed its side is asked again whether it is still there
-/// while expensive work runs for it: a reset only shows on a read, and the end of its stream
-/// makes the socket readable for good.
+/// while expensive work runs for it: after the end of its stream, reads no longer report a
+/// reset, so the socket's pending error is polled instead.
 const GONE_POLL: Duration = Duration::from_millis(100);
 
 /// Why a connection ended early. Each is logged; none stops the listener.
@@ -245,6 +245,15 @@ impl Connection {
             }
             if self.eof {
                 tokio::time::sleep(GONE_POLL).await;
+                // Once the stream has ended, reads say so forever, even after a reset: the
+                // socket's pending error is what tells a peer that is gone from one that only
+                // half-closed. (Over TLS it cannot be asked; the next write finds it.)
+                if let Either::Left(plain) = &self.reader
+                    && let Some(err) = plain.as_ref().take_error().ok().flatten()
+                {
+                    return ConnError::Io(err);
+                }
+                continue;
             }
             if self.buf.capacity() - self.buf.len() < INITIAL_READ_CAPACITY {
                 self.buf.reserve(INITIAL_READ_CAPACITY);
