@@ -41,6 +41,10 @@ const GET_BATCH: usize = 64;
 /// so the peer's unread bytes do not turn the close into a reset that loses the reply.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
+/// How often a peer that has half-closed its side is asked again whether it is still there
+/// while expensive work runs for it: after the end of its stream, reads no longer report a
+/// reset, so the socket's pending error is polled instead.
+const GONE_POLL: Duration = Duration::from_millis(100);
 
 /// Why a connection ended early. Each is logged; none stops the listener.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,57 @@ pub(crate) struct Connection {
     /// How long a payload read or a write may make no progress at all.
     stall_timeout: Duration,
     cancel: CancellationToken,
+    /// The peer has closed its side; it may still read answers.
+    eof: bool,
+    /// What this connection may still spend on expensive requests.
+    work: WorkBudget,
+}
+
+/// A connection's budget for expensive requests, in work units (see [`crate::ops::Meter`]): a
+/// bucket of `burst` units refilled at `rate` a second. A request is charged what it did once
+/// answered; the next one waits while the bucket is below zero, so a client can spend a burst
+/// at once and then only the rate, however many requests it pipelines.
+#[derive(Debug)]
+struct WorkBudget {
+    credit: f64,
+    burst: f64,
+    rate: f64,
+    at: Instant,
+}
+
+impl WorkBudget {
+    #[allow(clippy::cast_precision_loss)] // Units are counts far below 2^52.
+    fn new(burst: u64, rate: u64) -> Self {
+        Self {
+            credit: burst as f64,
+            burst: burst as f64,
+            rate: (rate as f64).max(1.0),
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.credit = (self.credit + earned).min(self.burst);
+        self.at = now;
+    }
+
+    /// How long until the bucket is no longer below zero.
+    fn wait(&mut self) -> Duration {
+        self.refill();
+        if self.credit >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.credit / self.rate)
+        }
+    }
+
+    #[allow(clippy::cast_precision_loss)] // Units are counts far below 2^52.
+    fn charge(&mut self, units: u64) {
+        self.refill();
+        self.credit -= units as f64;
+    }
 }
 
 impl Connection {
@@ -150,6 +205,64 @@ impl Connection {
             header_timeout,
             stall_timeout,
             cancel,
+            eof: false,
+            work: WorkBudget::new(u64::MAX, u64::MAX),
+        }
+    }
+
+    /// Charges `units` of expensive work done to this connection's budget.
+    pub fn charge(&mut self, units: u64) {
+        self.work.charge(units);
+    }
+
+    /// Waits while this connection's budget for expensive work is spent; ends early with the
+    /// connection if the peer goes or the server shuts down meanwhile.
+    pub async fn work_turn(&mut self) -> Result<(), ConnError> {
+        let wait = self.work.wait();
+        if wait.is_zero() {
+            return Ok(());
+        }
+        debug!(wait_ms = wait.as_millis(), "work budget spent; waiting");
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = cancel.cancelled() => Err(ConnError::Cancelled),
+            gone = self.peer_gone() => Err(gone),
+        }
+    }
+
+    /// Resolves only once the peer is gone (a reset or another read error), for expensive
+    /// work to stop. Meanwhile what the peer sends is read into the buffer, at most
+    /// [`READ_CAPACITY`] bytes of requests waiting, beyond which nothing more is read. The
+    /// end of the peer's stream alone is not gone: a client may half-close and still read its
+    /// answers. Cancel-safe: nothing read is ever lost.
+    pub async fn peer_gone(&mut self) -> ConnError {
+        loop {
+            let room = READ_CAPACITY.saturating_sub(self.buf.len());
+            if room == 0 {
+                return std::future::pending().await;
+            }
+            if self.eof {
+                tokio::time::sleep(GONE_POLL).await;
+                // Once the stream has ended, reads say so forever, even after a reset: the
+                // socket's pending error is what tells a peer that is gone from one that only
+                // half-closed. (Over TLS it cannot be asked; the next write finds it.)
+                if let Either::Left(plain) = &self.reader
+                    && let Some(err) = plain.as_ref().take_error().ok().flatten()
+                {
+                    return ConnError::Io(err);
+                }
+                continue;
+            }
+            if self.buf.capacity() - self.buf.len() < INITIAL_READ_CAPACITY {
+                self.buf.reserve(INITIAL_READ_CAPACITY);
+            }
+            let mut limited = (&mut self.buf).limit(room);
+            match self.reader.read_buf(&mut limited).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(err) => return ConnError::Io(err),
+            }
         }
     }
 
@@ -472,6 +585,7 @@ pub(crate) async fn serve(
     slot: Slot,
 ) {
     let config = &shared.config;
+    crate::descriptors::init(config.max_connections);
     let transport = match &config.tls {
         None => Transport::Plain(stream),
         Some(tls) => match handshake(stream, tls, config.header_timeout, &cancel).await {
@@ -487,6 +601,7 @@ pub(crate) async fn serve(
         cancel,
     );
     conn.decoder = FrameDecoder::with_max_header(config.header_limit());
+    conn.work = WorkBudget::new(config.work_burst, config.work_rate);
     info!("connection open");
     let mut session = Session::new(slot);
     let ended = loop {

@@ -14,6 +14,7 @@
 //! - `root`: every filesystem path decision, resolved beneath an open handle on the root.
 //! - `uploads`: the server-wide set of paths being written, so two writers never collide, and
 //!   the bytes they have claimed on disk.
+//! - `descriptors`: the process's budget of open descriptors for work that walks trees.
 //! - `sweep`: removes hidden partial uploads abandoned for longer than the expiry.
 //! - `tls`: the TLS identity (PEM files or a kept self-signed pair) and its fingerprint.
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod connection;
+mod descriptors;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -98,6 +100,13 @@ pub struct Config {
     /// this interval between them (after a burst of 10), so many addresses guessing at once
     /// cannot keep the cores busy with password hashing.
     pub server_login_interval: Duration,
+    /// Work units one connection may spend on expensive requests (`summary`, `walk`, a `get`
+    /// whose offset makes the server hash a prefix) at once, before it must wait for
+    /// [`Self::work_rate`]: a unit is one directory entry walked, 128 one MiB hashed.
+    pub work_burst: u64,
+    /// Work units per second a connection's budget for expensive requests refills by; a
+    /// request that finds it spent waits until it is positive again.
+    pub work_rate: u64,
 }
 
 impl Config {
@@ -107,7 +116,8 @@ impl Config {
     /// connections per client address, 60 s stall timeout, no users file, failed `hello`s
     /// answered 1 s after they arrive, 10 s to log in, 64 connections not logged in, one login
     /// attempt per 2 s for an address that has failed 5 and one per 250 ms server-wide for all
-    /// such addresses together.
+    /// such addresses together, and a work budget of 10,000,000 units refilled by 200,000 a
+    /// second.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -131,6 +141,8 @@ impl Config {
             max_unauthenticated: 64,
             address_login_interval: Duration::from_secs(2),
             server_login_interval: Duration::from_millis(250),
+            work_burst: 10_000_000,
+            work_rate: 200_000,
         }
     }
 }
@@ -169,6 +181,8 @@ impl fmt::Debug for Config {
             .field("max_unauthenticated", &self.max_unauthenticated)
             .field("address_login_interval", &self.address_login_interval)
             .field("server_login_interval", &self.server_login_interval)
+            .field("work_burst", &self.work_burst)
+            .field("work_rate", &self.work_rate)
             .finish()
     }
 }

@@ -364,8 +364,9 @@ fn parse_expiry(text: &str) -> Result<Expiry, String> {
     Ok(Expiry(Some(expiry)))
 }
 
-/// Every connection holds a socket and, while walking a tree, two descriptors per level; the
+/// Every connection holds a socket and, while walking a tree, three descriptors per level; the
 /// common default soft limit of 1024 is too low for that, and the hard limit is ours to take.
+/// The server measures the limit after this and budgets its descriptors from it.
 fn raise_open_file_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);

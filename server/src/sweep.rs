@@ -8,7 +8,10 @@
 //! quarter of the expiry (at least every second, at most every hour), on the blocking pool.
 //! It walks the server's root and each user root that lies outside it, without following
 //! symlinks, through cap-std so nothing outside a root is ever reached, at most [`MAX_DEPTH`]
-//! levels deep and [`MAX_ENTRIES`] entries per sweep.
+//! levels deep and [`MAX_ENTRIES`] entries per sweep. The walk is a loop over an explicit
+//! stack, never recursion, so a tree of any depth costs bounded stack; its three descriptors
+//! per level come from the server's budget, and a level the budget cannot give is left for
+//! the next round.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +20,7 @@ use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{is_partial_name, join};
 use tokio_util::sync::CancellationToken;
 
+use crate::descriptors::{self, Held};
 use crate::listener::Shared;
 use crate::root::Root;
 use crate::uploads::Uploads;
@@ -47,6 +51,9 @@ pub(crate) struct Swept {
 /// Sweeps at start and then periodically until the server shuts down; does nothing when the
 /// configuration keeps partials forever.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    // The server starts here: the descriptor budget is measured and logged now, before any
+    // request asks for it.
+    descriptors::init(shared.config.max_connections);
     let Some(expiry) = shared.config.partial_expiry else {
         return;
     };
@@ -139,7 +146,12 @@ struct Level {
     dir: Dir,
     entries: ReadDir,
     prefix: String,
+    _held: Held,
 }
+
+/// Descriptors one open level holds: the directory, and two for its reader (cap-std keeps one
+/// to open entries by, rustix another to read from).
+pub(crate) const PER_LEVEL: usize = 3;
 
 /// Removes every partial under `root` last modified more than `expiry` before `now` that no
 /// upload is writing; `key` is the root's canonical path, under which uploads are claimed.
@@ -152,6 +164,10 @@ pub(crate) fn sweep(
     shutdown: &CancellationToken,
 ) -> Swept {
     let mut swept = Swept::default();
+    let Ok(held) = descriptors::budget().take(PER_LEVEL) else {
+        swept.partial = true;
+        return swept;
+    };
     let Ok(entries) = root.entries() else {
         swept.failed += 1;
         return swept;
@@ -160,6 +176,7 @@ pub(crate) fn sweep(
         dir: root,
         entries,
         prefix: String::new(),
+        _held: held,
     }];
     loop {
         let depth = stack.len();
@@ -188,8 +205,14 @@ pub(crate) fn sweep(
             continue;
         };
         if kind.is_dir() && !is_partial_name(&name) {
-            if depth <= MAX_DEPTH
-                && let Ok(dir) = item.open_dir()
+            if depth > MAX_DEPTH {
+                continue;
+            }
+            let Ok(held) = descriptors::budget().take(PER_LEVEL) else {
+                swept.partial = true;
+                continue;
+            };
+            if let Ok(dir) = item.open_dir()
                 && let Ok(entries) = dir.entries()
             {
                 let prefix = join(&level.prefix, &name);
@@ -197,6 +220,7 @@ pub(crate) fn sweep(
                     dir,
                     entries,
                     prefix,
+                    _held: held,
                 });
             }
             continue;

@@ -9,19 +9,12 @@ use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
 
 use super::Scope;
-use super::{Pipe, hash_prefix, ok_line};
+use super::{Pipe, UNITS_PER_MIB, hash_prefix_until, ok_line};
 use crate::error::OpError;
 use crate::root::RemotePath;
 
 /// Bytes per read and per message to the socket writer.
 const CHUNK: usize = 512 * 1024;
-
-pub(super) fn get(scope: &Scope, wire: &str, offset: u64, pipe: &mut Pipe) {
-    let mut pending = Vec::new();
-    if get_into(scope, wire, offset, pipe, &mut pending) && !pending.is_empty() {
-        pipe.send(pending);
-    }
-}
 
 /// Answers `get`s that were all waiting in the connection's buffer, from one blocking thread:
 /// the answers of small files are gathered into shared pieces, so a pipelined tree of tiny
@@ -30,6 +23,11 @@ pub(super) fn get_many(scope: &Scope, gets: &[(String, u64)], pipe: &mut Pipe) {
     let mut pending = Vec::new();
     for (wire, offset) in gets {
         if !get_into(scope, wire, *offset, pipe, &mut pending) {
+            return;
+        }
+        // An answer that cost a prefix's hashing goes out before the next one is worked on,
+        // so a client that has gone is found before more work is done for it.
+        if *offset > 0 && !pending.is_empty() && !pipe.send(std::mem::take(&mut pending)) {
             return;
         }
     }
@@ -47,7 +45,10 @@ fn get_into(
     pipe: &mut Pipe,
     pending: &mut Vec<u8>,
 ) -> bool {
-    let opened = open_at(scope, wire, offset);
+    let opened = open_at(scope, wire, offset, pipe);
+    if pipe.stopped() {
+        return false;
+    }
     let (mut file, meta, mut hasher) = match opened {
         Ok(opened) => opened,
         Err(err) => {
@@ -135,11 +136,13 @@ fn get_into(
     true
 }
 
-/// Opens the file and hashes the part before `offset`, since the trailer covers the whole file.
+/// Opens the file and hashes the part before `offset`, since the trailer covers the whole file;
+/// the hashing gives up once the pipe says the answer has nowhere to go.
 fn open_at(
     scope: &Scope,
     wire: &str,
     offset: u64,
+    pipe: &Pipe,
 ) -> Result<(std::fs::File, Metadata, blake3::Hasher), OpError> {
     let path = RemotePath::parse(wire)?;
     let (file, meta) = scope.root.open_file(&path)?;
@@ -157,8 +160,10 @@ fn open_at(
     // Only a resume has a prefix to hash; skipping the call spares a fresh download the
     // prefix reader's 1 MiB buffer, which dominated the cost of small files.
     if offset > 0 {
-        let copied =
-            hash_prefix(&mut file, offset, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
+        let copied = hash_prefix_until(&mut file, offset, &mut hasher, || pipe.stopped())
+            .map_err(|err| OpError::io(&err, wire))?;
+        pipe.meter()
+            .add(copied.div_ceil(1024 * 1024).saturating_mul(UNITS_PER_MIB));
         if copied != offset {
             return Err(changed(wire, "it shrank"));
         }

@@ -5,6 +5,14 @@
 //! operations (`list`, `walk`, `get`) produce their lines on a blocking thread into a small
 //! bounded channel that the connection drains, so memory stays flat and the async threads never
 //! wait on a disk.
+//!
+//! Expensive requests (`summary`, `walk`, a `get` whose offset makes the server hash a prefix)
+//! never run for a client that has gone: the answers before one are flushed first, so a
+//! vanished peer is found by the failed write, and while one runs the socket is watched, so a
+//! reset stops the work at its next directory entry or MiB hashed. Each connection also has a
+//! budget of work units for them ([`crate::Config::work_burst`], refilled at
+//! [`crate::Config::work_rate`]): one that has spent it waits before its next expensive
+//! request starts.
 
 mod get;
 mod hello;
@@ -19,10 +27,12 @@ mod summary;
 mod walk;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::{ErrorCode, Request, encode_ok};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::OpError;
@@ -117,27 +127,37 @@ pub(crate) async fn handle(
         Request::Hello { .. } => Err(OpError::new(ErrorCode::BadRequest, "hello was answered")),
         Request::Stat { path } => blocking(&scope, move |scope| stat::stat(scope, &path)).await,
         Request::List { path } => {
-            stream(conn, &scope, move |scope, pipe| {
+            stream(conn, &scope, Meter::default(), move |scope, pipe| {
                 list::list(scope, &path, pipe)
             })
             .await?;
             return Ok(Flow::Continue);
         }
         Request::Walk { path } => {
-            stream(conn, &scope, move |scope, pipe| {
+            conn.flush().await?;
+            conn.work_turn().await?;
+            let meter = Meter::default();
+            stream(conn, &scope, meter.clone(), move |scope, pipe| {
                 walk::walk(scope, &path, pipe)
             })
             .await?;
+            conn.charge(meter.take());
             return Ok(Flow::Continue);
         }
         Request::Summary { path } => {
-            blocking(&scope, move |scope| summary::summary(scope, &path)).await
-        }
-        Request::Get { path, offset } => {
-            stream(conn, &scope, move |scope, pipe| {
-                get::get(scope, &path, offset, pipe);
+            conn.flush().await?;
+            conn.work_turn().await?;
+            let meter = Meter::default();
+            let spent = meter.clone();
+            let reply = watched(conn, &scope, move |scope, stop| {
+                summary::summary(scope, &path, stop, &spent)
             })
             .await?;
+            conn.charge(meter.take());
+            reply
+        }
+        Request::Get { path, offset } => {
+            get_batch(conn, session, vec![(path, offset)]).await?;
             return Ok(Flow::Continue);
         }
         Request::Put(put) => {
@@ -191,10 +211,40 @@ pub(crate) async fn get_batch(
     let Some(scope) = session.scope() else {
         return Err(ConnError::Protocol("get batch before hello"));
     };
-    stream(conn, scope, move |scope, pipe| {
+    let hashing = gets.iter().any(|(_, offset)| *offset > 0);
+    if hashing {
+        // Hashing prefixes is expensive: only for a peer that still takes its answers, and
+        // within the connection's budget.
+        conn.flush().await?;
+        conn.work_turn().await?;
+    }
+    let meter = Meter::default();
+    stream(conn, scope, meter.clone(), move |scope, pipe| {
         get::get_many(scope, &gets, pipe)
     })
-    .await
+    .await?;
+    conn.charge(meter.take());
+    Ok(())
+}
+
+/// Work units one MiB of a prefix hashed costs, against one per directory entry walked: about
+/// what each costs in CPU time.
+pub(crate) const UNITS_PER_MIB: u64 = 128;
+
+/// The work an expensive request has done so far, in units (one per directory entry walked,
+/// [`UNITS_PER_MIB`] per MiB hashed), counted on the worker thread and charged to the
+/// connection's budget once the request is answered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meter(Arc<AtomicU64>);
+
+impl Meter {
+    pub fn add(&self, units: u64) {
+        self.0.fetch_add(units, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
 }
 
 /// Answers `err` and consumes what the request still has on the wire (a `put`'s payload and
@@ -226,6 +276,27 @@ where
         .unwrap_or_else(|err| Err(internal(&err)))
 }
 
+/// Runs expensive filesystem work on the blocking pool while watching the socket: if the peer
+/// turns out to be gone meanwhile, `stop` is cancelled (the work ends at its next check) and
+/// the connection ends. The caller flushes the answers before it first.
+async fn watched<F>(
+    conn: &mut Connection,
+    scope: &Arc<Scope>,
+    work: F,
+) -> Result<Result<Vec<u8>, OpError>, ConnError>
+where
+    F: FnOnce(&Scope, &CancellationToken) -> Result<Vec<u8>, OpError> + Send + 'static,
+{
+    let stop = scope.shared.shutdown.child_token();
+    let _stop_on_return = stop.clone().drop_guard();
+    let scope = Arc::clone(scope);
+    let task = tokio::task::spawn_blocking(move || work(&scope, &stop));
+    tokio::select! {
+        done = task => Ok(done.unwrap_or_else(|err| Err(internal(&err)))),
+        gone = conn.peer_gone() => Err(gone),
+    }
+}
+
 /// Lines or chunks in flight between a producing thread and the socket. Small, because the
 /// producer is much faster than any network: this is what keeps memory flat.
 const STREAM_DEPTH: usize = 4;
@@ -238,12 +309,30 @@ const RECYCLE_MIN: usize = 64 * 1024;
 pub(crate) struct Pipe {
     tx: mpsc::Sender<Vec<u8>>,
     recycled: mpsc::Receiver<Vec<u8>>,
+    stop: CancellationToken,
+    meter: Meter,
 }
 
 impl Pipe {
     /// Queues a piece for the socket; `false` once the connection has gone.
     pub fn send(&self, piece: Vec<u8>) -> bool {
         self.tx.blocking_send(piece).is_ok()
+    }
+
+    /// Whether the answer has nowhere to go any more (the client left, or the server is
+    /// shutting down): long work checks it and stops.
+    pub fn stopped(&self) -> bool {
+        self.stop.is_cancelled() || self.tx.is_closed()
+    }
+
+    /// A token cancelled once [`Self::stopped`] would say so.
+    pub fn stop(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Where the producer counts the work it does.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// A buffer of `len` bytes (contents unspecified), reused when one came back.
@@ -263,17 +352,46 @@ impl Drop for Pipe {
 }
 
 /// Runs a producer on the blocking pool and writes whatever it sends, in order, until it is
-/// done. If the peer goes away the channel closes and the producer stops at its next send.
-async fn stream<F>(conn: &mut Connection, scope: &Arc<Scope>, produce: F) -> Result<(), ConnError>
+/// done. If the peer goes away (a failed write, or a reset seen while the producer works)
+/// the pipe's stop token is cancelled and the channel closes, and the producer stops at its
+/// next check or send.
+async fn stream<F>(
+    conn: &mut Connection,
+    scope: &Arc<Scope>,
+    meter: Meter,
+    produce: F,
+) -> Result<(), ConnError>
 where
     F: FnOnce(&Scope, &mut Pipe) + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(STREAM_DEPTH);
     let (recycle_tx, recycled) = mpsc::channel(STREAM_DEPTH + 1);
+    let stop = scope.shared.shutdown.child_token();
+    let _stop_on_return = stop.clone().drop_guard();
     let scope = Arc::clone(scope);
-    let producer = tokio::task::spawn_blocking(move || produce(&scope, &mut Pipe { tx, recycled }));
-    while let Some(piece) = rx.recv().await {
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut pipe = Pipe {
+            tx,
+            recycled,
+            stop,
+            meter,
+        };
+        produce(&scope, &mut pipe);
+    });
+    loop {
+        let piece = tokio::select! {
+            piece = rx.recv() => piece,
+            gone = conn.peer_gone() => return Err(gone),
+        };
+        let Some(piece) = piece else {
+            break;
+        };
         conn.write(&piece).await?;
+        if rx.is_empty() {
+            // The producer is working on the next piece (hashing, walking): what it sent so
+            // far goes out now, which also finds a peer that has gone.
+            conn.flush().await?;
+        }
         // Only chunk-sized buffers go round: recycling the small ones (header lines, the tail
         // of a batch of tiny files) would make the producer grow them again, and that churn of
         // big allocations is what let memory grow with the length of a batch.
@@ -309,9 +427,20 @@ pub(crate) fn hash_prefix(
     limit: u64,
     hasher: &mut blake3::Hasher,
 ) -> std::io::Result<u64> {
+    hash_prefix_until(reader, limit, hasher, || false)
+}
+
+/// [`hash_prefix`] that gives up, with what it hashed so far, once `stopped` says so; asked
+/// before every MiB.
+pub(crate) fn hash_prefix_until(
+    reader: &mut impl std::io::Read,
+    limit: u64,
+    hasher: &mut blake3::Hasher,
+    stopped: impl Fn() -> bool,
+) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 1024 * 1024];
     let mut total = 0u64;
-    while total < limit {
+    while total < limit && !stopped() {
         let want = usize::try_from(limit - total).map_or(buf.len(), |left| left.min(buf.len()));
         let n = match reader.read(&mut buf[..want]) {
             Ok(0) => break,

@@ -1,16 +1,31 @@
 //! `remove`: a file or symlink (never what a link points to), an empty directory, or with
 //! `recursive` a whole tree. The root itself is never removed.
+//!
+//! A tree can be of any depth (a writer renames a chain to the bottom of another, again and
+//! again), so a recursive remove is a loop over an explicit stack of at most [`OPEN_LEVELS`]
+//! open directories, never recursion: a directory found below that is moved up into the
+//! directory being removed, under a fresh name, and removed from there in a later pass. Stack
+//! and descriptors stay bounded whatever the depth, and the whole tree goes.
 
+use std::ffi::OsString;
 use std::io;
 
-use cap_std::fs::Dir;
+use cap_std::fs::{Dir, MetadataExt, ReadDir};
 use ferry_protocol::path::is_partial_name;
 use ferry_protocol::{Done, ErrorCode};
 
 use super::Scope;
 use super::{check_writable, ok_line};
+use crate::descriptors;
 use crate::error::OpError;
 use crate::root::RemotePath;
+
+/// Directories a recursive remove holds open at once (three descriptors each: the directory
+/// and its reader's two).
+pub(super) const OPEN_LEVELS: usize = 16;
+/// Names tried for a directory moved up before giving up (a name may be taken by an entry of
+/// the tree itself).
+const MOVE_TRIES: u32 = 64;
 
 pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u8>, OpError> {
     check_writable(scope, wire)?;
@@ -28,7 +43,10 @@ pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u
     let removed = if !meta.is_dir() {
         dir.remove_file(name)
     } else if recursive {
-        dir.remove_dir_all(name)
+        let held = descriptors::budget().take(3 * OPEN_LEVELS)?;
+        let removed = remove_tree(&dir, name);
+        drop(held);
+        removed
     } else {
         match dir.remove_dir(name) {
             Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => {
@@ -59,4 +77,108 @@ fn remove_if_only_partials(dir: &Dir, name: &str) -> io::Result<()> {
         inner.remove_file(partial)?;
     }
     Ok(())
+}
+
+/// One directory of the tree being removed, open, with its name in the level above.
+#[derive(Debug)]
+struct Level {
+    dir: Dir,
+    entries: ReadDir,
+    name: OsString,
+}
+
+/// Opens `name` in `parent` as a directory only if it is the directory `lstat` saw there, so a
+/// symlink swapped in meanwhile is never followed into another part of the tree.
+fn open_level(parent: &Dir, name: OsString) -> io::Result<Option<Level>> {
+    let seen = parent.symlink_metadata(&name)?;
+    if !seen.is_dir() {
+        return Ok(None);
+    }
+    let dir = parent.open_dir(&name)?;
+    let opened = dir.dir_metadata()?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Ok(None);
+    }
+    let entries = dir.entries()?;
+    Ok(Some(Level { dir, entries, name }))
+}
+
+/// Removes the directory `name` in `parent` and everything below it, holding at most
+/// [`OPEN_LEVELS`] directories open.
+fn remove_tree(parent: &Dir, name: &str) -> io::Result<()> {
+    let Some(top) = open_level(parent, OsString::from(name))? else {
+        // No longer a directory: what is there now is removed as an entry.
+        return parent.remove_file(name);
+    };
+    // The directory being removed stays open below the stack: moved-up directories go there.
+    let mut stack: Vec<Level> = vec![top];
+    let mut moved = 0u64;
+    let mut moved_this_pass = false;
+    loop {
+        let depth = stack.len();
+        let Some(level) = stack.last_mut() else {
+            break;
+        };
+        let Some(item) = level.entries.next() else {
+            if depth > 1 {
+                let done = stack.pop().map(|level| level.name);
+                if let (Some(done), Some(above)) = (done, stack.last()) {
+                    above.dir.remove_dir(&done)?;
+                }
+                continue;
+            }
+            if moved_this_pass {
+                // Directories were moved up while the top was read: read it again.
+                moved_this_pass = false;
+                level.entries = level.dir.entries()?;
+                continue;
+            }
+            break;
+        };
+        let item = item?;
+        if !item.file_type()?.is_dir() {
+            item.remove_file()?;
+            continue;
+        }
+        let child = item.file_name();
+        if depth < OPEN_LEVELS {
+            match open_level(&level.dir, child.clone())? {
+                Some(below) => stack.push(below),
+                None => level.dir.remove_file(&child)?,
+            }
+            continue;
+        }
+        // Too deep to open: move it up into the top, where a later pass finds it.
+        let (top, rest) = stack.split_at(1);
+        let from = &rest.last().unwrap_or(&top[0]).dir;
+        move_up(from, &child, &top[0].dir, &mut moved)?;
+        moved_this_pass = true;
+    }
+    drop(stack);
+    parent.remove_dir(name)
+}
+
+/// Moves the directory `name` of `from` into `top` under a name not taken there.
+fn move_up(from: &Dir, name: &OsString, top: &Dir, moved: &mut u64) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        *moved += 1;
+        let fresh = format!(".ferry-removing.{moved}");
+        match from.rename(name, top, &fresh) {
+            // An empty directory of that name would have been replaced; a file or a full
+            // directory refuses: take the next name.
+            Err(err)
+                if tries < MOVE_TRIES
+                    && matches!(
+                        err.kind(),
+                        io::ErrorKind::DirectoryNotEmpty
+                            | io::ErrorKind::AlreadyExists
+                            | io::ErrorKind::NotADirectory
+                    ) =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }

@@ -2,14 +2,22 @@
 //! shown against the whole. Directories are counted below the path, not the path itself.
 
 use ferry_protocol::{Kind, SummaryReply};
+use tokio_util::sync::CancellationToken;
 
-use super::Scope;
 use super::ok_line;
 use super::walk::Walker;
+use super::{Meter, Scope};
 use crate::error::OpError;
 use crate::root::{RemotePath, kind_of};
 
-pub(super) fn summary(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
+/// Totals of `wire`; a walk of a directory counts its entries on `meter` and ends early once
+/// `stop` is cancelled (the client left), and its answer is then never sent.
+pub(super) fn summary(
+    scope: &Scope,
+    wire: &str,
+    stop: &CancellationToken,
+    meter: &Meter,
+) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
     let meta = scope.root.symlink_metadata(&path)?;
     let mut totals = SummaryReply {
@@ -24,7 +32,7 @@ pub(super) fn summary(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
             totals.bytes = meta.len();
         }
         Kind::Dir => {
-            let mut walker = Walker::new(scope, scope.root.open_dir(&path)?, wire)?;
+            let mut walker = Walker::new(scope, &path, stop.clone(), meter.clone())?;
             while let Some(entry) = walker.next_entry() {
                 match entry.kind {
                     Kind::File => {
@@ -35,6 +43,7 @@ pub(super) fn summary(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
                     Kind::Symlink | Kind::Other => totals.skipped += 1,
                 }
             }
+            walker.finish()?;
             totals.skipped += walker.skipped();
         }
         Kind::Symlink | Kind::Other => totals.skipped = 1,

@@ -1,6 +1,8 @@
 //! `walk`: every entry below a directory, depth first, each directory before its contents,
-//! names relative to the walked directory. Symlinks are listed, never followed. Memory is one
-//! open directory iterator per level, with a cap on the depth.
+//! names relative to the walked directory. Symlinks are listed, never followed. The walk is a
+//! loop over an explicit stack, never recursion: memory is one open directory per level, with
+//! a cap on the depth, so a tree of any depth costs bounded stack and at most
+//! `3 * (MAX_DEPTH + 1)` descriptors, taken from the server's budget (`busy` when it is spent).
 
 use std::sync::Arc;
 
@@ -9,14 +11,18 @@ use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
-use super::Pipe;
 use super::Scope;
+use super::{Meter, Pipe};
+use crate::descriptors::{self, Held};
 use crate::error::OpError;
 use crate::root::{RemotePath, Root, addressable, entry};
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
 /// counted as skipped); the cap also bounds open file descriptors per walk.
 pub(super) const MAX_DEPTH: usize = 128;
+/// Descriptors one open level holds: the directory, and two for its reader (cap-std keeps one
+/// to open entries by, rustix another to read from).
+pub(crate) const PER_LEVEL: usize = 3;
 
 pub(super) fn walk(scope: &Scope, path: &str, pipe: &mut Pipe) {
     if let Err(err) = send_batches(scope, path, pipe) {
@@ -26,7 +32,7 @@ pub(super) fn walk(scope: &Scope, path: &str, pipe: &mut Pipe) {
 
 fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let mut walker = Walker::new(scope, scope.root.open_dir(&path)?, wire)?;
+    let mut walker = Walker::new(scope, &path, pipe.stop(), pipe.meter().clone())?;
     let mut batcher = EntryBatcher::new();
     while let Some(entry) = walker.next_entry() {
         let full = batcher
@@ -38,6 +44,8 @@ fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpErro
             return Ok(());
         }
     }
+    // Returning drops the walker, so its descriptors are free before the error is sent.
+    walker.finish()?;
     pipe.send(batcher.finish(walker.skipped()));
     Ok(())
 }
@@ -49,6 +57,7 @@ struct Level {
     dir: Dir,
     entries: ReadDir,
     prefix: String,
+    _held: Held,
 }
 
 /// A lazy, depth-first walk of a tree.
@@ -62,25 +71,48 @@ pub(super) struct Walker {
     /// lead out of the directory holding them.
     root: Arc<Root>,
     base: String,
-    /// A walk of a huge tree must not hold up the server's shutdown.
-    shutdown: CancellationToken,
+    /// Cancelled when the walk's answer has nowhere to go (the client left) or the server
+    /// shuts down: a walk of a huge tree must hold up neither.
+    stop: CancellationToken,
+    /// Why the walk ended early, when it did: `busy` for descriptors the budget had not.
+    failed: Option<OpError>,
+    /// One unit per directory entry read, for the connection's work budget.
+    meter: Meter,
 }
 
 impl Walker {
-    pub fn new(scope: &Scope, dir: Dir, wire: &str) -> Result<Self, OpError> {
+    /// A walk of the directory `path`; stops early once `stop` is cancelled, and counts each
+    /// entry it reads on `meter`.
+    pub fn new(
+        scope: &Scope,
+        path: &RemotePath,
+        stop: CancellationToken,
+        meter: Meter,
+    ) -> Result<Self, OpError> {
+        let wire = path.wire.as_str();
+        let held = descriptors::budget().take(PER_LEVEL)?;
+        let dir = scope.root.open_dir(path)?;
         let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
         Ok(Self {
             stack: vec![Level {
                 dir,
                 entries,
                 prefix: String::new(),
+                _held: held,
             }],
             base_len: if wire.is_empty() { 0 } else { wire.len() + 1 },
             skipped: 0,
             root: Arc::clone(&scope.root),
             base: wire.to_owned(),
-            shutdown: scope.shared.shutdown.clone(),
+            stop,
+            failed: None,
+            meter,
         })
+    }
+
+    /// The error that ended the walk early, if one did (`busy`: out of descriptors).
+    pub fn finish(&mut self) -> Result<(), OpError> {
+        self.failed.take().map_or(Ok(()), Err)
     }
 
     /// Entries left out: unaddressable names, unreadable or too-deep directories.
@@ -91,7 +123,7 @@ impl Walker {
     /// The next entry; `None` when the whole tree has been seen.
     pub fn next_entry(&mut self) -> Option<Entry> {
         loop {
-            if self.shutdown.is_cancelled() {
+            if self.stop.is_cancelled() || self.failed.is_some() {
                 return None;
             }
             let level = self.stack.last_mut()?;
@@ -108,6 +140,7 @@ impl Walker {
                 }
                 Some(Ok(item)) => item,
             };
+            self.meter.add(1);
             let name = item.file_name();
             let text = match addressable(&name) {
                 Ok(text) => text,
@@ -129,11 +162,21 @@ impl Walker {
                 if self.stack.len() > MAX_DEPTH {
                     self.skipped += 1;
                 } else {
+                    let held = match descriptors::budget().take(PER_LEVEL) {
+                        Ok(held) => held,
+                        Err(busy) => {
+                            // Out of budget: every level is let go at once.
+                            self.stack.clear();
+                            self.failed = Some(busy);
+                            return None;
+                        }
+                    };
                     match item.open_dir().and_then(|dir| Ok((dir.entries()?, dir))) {
                         Ok((entries, dir)) => self.stack.push(Level {
                             dir,
                             entries,
                             prefix: found.name.clone(),
+                            _held: held,
                         }),
                         Err(_) => self.skipped += 1,
                     }
