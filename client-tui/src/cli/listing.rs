@@ -135,6 +135,7 @@ mod tests {
             mtime: 0,
             mode: 0o644,
             link: None,
+            error: None,
         };
         assert_eq!(
             format_entry(&entry),
@@ -165,6 +166,7 @@ mod tests {
             mtime: 0,
             mode: 0o644,
             link: None,
+            error: None,
         };
         let mut out = Vec::new();
         print_all(

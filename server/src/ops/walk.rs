@@ -1,17 +1,18 @@
 //! `walk`: every entry below a directory, depth first, each directory before its contents,
 //! names relative to the walked directory. Symlinks are listed, never followed. Memory is one
-//! open directory iterator per level, with a cap on the depth.
+//! open directory iterator per level, with a cap on the depth. A directory it cannot go into
+//! is listed with an `error` saying why.
 
 use std::sync::Arc;
 
 use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
-use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
+use ferry_protocol::{Entry, EntryBatcher, ErrorBody, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
 use super::Pipe;
 use super::Scope;
-use crate::error::OpError;
+use crate::error::{OpError, code_of, io_text};
 use crate::root::{RemotePath, Root, addressable, entry};
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
@@ -124,10 +125,16 @@ impl Walker {
             let Ok(meta) = item.metadata() else {
                 continue;
             };
-            let found = entry(&self.root, &level.dir, &name, &self.base, rel, &meta);
+            let mut found = entry(&self.root, &level.dir, &name, &self.base, rel, &meta);
             if meta.is_dir() {
+                // A directory not entered is named with why (and still counted, for clients
+                // that do not read `error`), so a copy can say what it left out.
                 if self.stack.len() > MAX_DEPTH {
                     self.skipped += 1;
+                    found.error = Some(ErrorBody::new(
+                        ErrorCode::TooLarge,
+                        format!("more than {MAX_DEPTH} levels deep: not entered"),
+                    ));
                 } else {
                     match item.open_dir().and_then(|dir| Ok((dir.entries()?, dir))) {
                         Ok((entries, dir)) => self.stack.push(Level {
@@ -135,7 +142,10 @@ impl Walker {
                             entries,
                             prefix: found.name.clone(),
                         }),
-                        Err(_) => self.skipped += 1,
+                        Err(e) => {
+                            self.skipped += 1;
+                            found.error = Some(ErrorBody::new(code_of(&e), io_text(&e)));
+                        }
                     }
                 }
             }
