@@ -273,6 +273,13 @@ struct TransferArgs {
     /// Delete each source once its copy is verified.
     #[arg(long = "move")]
     remove_source: bool,
+    /// Print one JSON object per line on stdout: each file's result, each entry not copied
+    /// (with its reason), then a summary with the exit status.
+    #[arg(long)]
+    json: bool,
+    /// Fail (exit 23) when symlinks or special files inside a tree were left out.
+    #[arg(long)]
+    strict: bool,
 }
 
 impl TransferArgs {
@@ -284,6 +291,8 @@ impl TransferArgs {
             usize::from(self.jobs),
         );
         options.remove_source = self.remove_source;
+        options.json = self.json;
+        options.strict = self.strict;
         options
     }
 }

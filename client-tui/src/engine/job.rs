@@ -348,7 +348,7 @@ impl Job {
 
     /// Gathers a per-file event; it reaches the owner with the next tick, the next other
     /// event, or once a burst is full, whichever comes first.
-    fn send_file_event(&self, event: TransferEvent) {
+    pub(super) fn send_file_event(&self, event: TransferEvent) {
         let full = {
             let mut pending = lock(&self.file_events);
             pending.push(event);

@@ -1,0 +1,273 @@
+//! The real `ferry` binary tells the truth about what it did not copy: an unreadable directory
+//! inside `get -r` or `put -r` is named with its reason (on stderr and in `--json`), the exit
+//! status says the copy is partial (23), links are left out by design unless `--strict`, and
+//! one item of several that the server refuses fails alone.
+//!
+//! Permission denied needs a process that is not root: the server (for `get`) or the client
+//! (for `put`) runs as `nobody` through setpriv.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{TestServer, text};
+use serde_json::Value;
+
+const SETPRIV: &str = "/usr/bin/setpriv";
+const AS_NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A tree nobody can walk except `private`, which only root may read.
+fn tree_with_private(root: &Path) {
+    chmod(root, 0o755);
+    for dir in ["a", "a/open", "a/private", "a/z_after"] {
+        std::fs::create_dir(root.join(dir)).unwrap();
+        chmod(&root.join(dir), 0o755);
+    }
+    for (file, body) in [
+        ("a/open/f.txt", "open"),
+        ("a/private/secret.txt", "secret"),
+        ("a/z_after/g.txt", "after"),
+    ] {
+        std::fs::write(root.join(file), body).unwrap();
+        chmod(&root.join(file), 0o644);
+    }
+    chmod(&root.join("a/private"), 0o700);
+}
+
+/// The real server binary as `nobody`, serving `root`; killed on drop.
+struct NobodyServer {
+    child: Child,
+    port: u16,
+}
+
+impl NobodyServer {
+    fn start(root: &Path) -> NobodyServer {
+        assert!(Path::new(SETPRIV).exists(), "the test needs setpriv");
+        let server = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-server");
+        if !server.exists() {
+            let built = Command::new(env!("CARGO"))
+                .args(["build", "-p", "ferry-server", "--bin", "ferry-server"])
+                .status()
+                .unwrap();
+            assert!(built.success());
+        }
+        let mut child = Command::new(SETPRIV)
+            .args(AS_NOBODY)
+            .arg(&server)
+            .args(["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env_remove("FERRY_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
+            if let Some(addr) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+            {
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        NobodyServer { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ferry://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for NobodyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn left_out<'a>(lines: &'a [Value], path: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["type"] == "left_out" && l["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not named in {lines:?}"))
+}
+
+#[test]
+fn get_r_names_an_unreadable_directory_and_exits_23() {
+    let served = tempfile::tempdir_in("/dev/shm").unwrap();
+    tree_with_private(served.path());
+    std::os::unix::fs::symlink("open/f.txt", served.path().join("a/link")).unwrap();
+    let server = NobodyServer::start(served.path());
+    let dest = tempfile::tempdir().unwrap();
+    let out = ferry(&[
+        "get",
+        "-r",
+        "--json",
+        &server.url("a"),
+        dest.path().to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(23), "{stderr}");
+    assert!(
+        stderr.contains("ferry: unreadable: a/private: forbidden: Permission denied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ferry: symlink: a/link: "), "{stderr}");
+    assert!(
+        !stderr.contains("names that cannot be transferred"),
+        "{stderr}"
+    );
+    let lines = json_lines(&out);
+    let private = left_out(&lines, "a/private");
+    assert_eq!(private["reason"], "unreadable");
+    assert!(
+        private["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbidden")
+    );
+    assert_eq!(left_out(&lines, "a/link")["reason"], "symlink");
+    let done: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "file" && l["status"] == "done")
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(done.len(), 2, "{lines:?}");
+    assert!(done.contains(&"a/open/f.txt") && done.contains(&"a/z_after/g.txt"));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["exit"], 23);
+    assert_eq!(summary["files"], 2);
+    assert_eq!(summary["left_out"]["errors"], 1);
+    assert_eq!(summary["left_out"]["symlinks_or_special"], 1);
+    // What could be read arrived.
+    assert_eq!(
+        std::fs::read(dest.path().join("a/z_after/g.txt")).unwrap(),
+        b"after"
+    );
+
+    // Links alone are left out by design: status 0, unless --strict.
+    let readable = ["get", "-r", &server.url("a/open")];
+    std::os::unix::fs::symlink("f.txt", served.path().join("a/open/l")).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    let d = again.path().to_str().unwrap();
+    let out = ferry(&[readable[0], readable[1], readable[2], d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ferry: symlink: a/open/l: "));
+    let out = ferry(&[
+        readable[0],
+        readable[1],
+        "--strict",
+        "--overwrite",
+        readable[2],
+        d,
+    ]);
+    assert_eq!(out.status.code(), Some(23), "{}", text(&out.stderr));
+}
+
+#[test]
+fn put_r_names_an_unreadable_directory_and_goes_on_past_it() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    tree_with_private(local.path());
+    let home = tempfile::tempdir().unwrap();
+    chmod(home.path(), 0o777);
+    let out = Command::new(SETPRIV)
+        .args(AS_NOBODY)
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .args(["put", "-r", "--json"])
+        .arg(local.path().join("a"))
+        .arg(server.url(""))
+        .env("HOME", home.path())
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(23), "{stderr}");
+    let private: PathBuf = local.path().join("a/private");
+    assert!(
+        stderr.contains(&format!(
+            "ferry: unreadable: {}: forbidden: Permission denied",
+            private.display()
+        )),
+        "{stderr}"
+    );
+    let lines = json_lines(&out);
+    assert_eq!(
+        left_out(&lines, private.to_str().unwrap())["reason"],
+        "unreadable"
+    );
+    assert_eq!(lines.last().unwrap()["exit"], 23);
+    // The directories after the unreadable one were still read and sent.
+    assert_eq!(
+        std::fs::read(server.path("a/z_after/g.txt")).unwrap(),
+        b"after"
+    );
+    assert_eq!(std::fs::read(server.path("a/open/f.txt")).unwrap(), b"open");
+}
+
+#[test]
+fn one_item_the_server_refuses_fails_alone() {
+    let served = tempfile::tempdir_in("/dev/shm").unwrap();
+    chmod(served.path(), 0o755);
+    std::fs::create_dir(served.path().join("dest")).unwrap();
+    chmod(&served.path().join("dest"), 0o777);
+    // An existing directory the server may not read: a copy into it cannot learn what is there.
+    std::fs::create_dir(served.path().join("dest/locked")).unwrap();
+    chmod(&served.path().join("dest/locked"), 0o700);
+    let server = NobodyServer::start(served.path());
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("one.txt"), b"1").unwrap();
+    std::fs::create_dir(local.path().join("locked")).unwrap();
+    std::fs::write(local.path().join("locked/inner.txt"), b"i").unwrap();
+    std::fs::write(local.path().join("two.txt"), b"2").unwrap();
+    let out = ferry(&[
+        "put",
+        "-r",
+        local.path().join("one.txt").to_str().unwrap(),
+        local.path().join("locked").to_str().unwrap(),
+        local.path().join("two.txt").to_str().unwrap(),
+        &server.url("dest/"),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ferry: forbidden: dest/locked: "),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(served.path().join("dest/one.txt")).unwrap(),
+        b"1"
+    );
+    assert_eq!(
+        std::fs::read(served.path().join("dest/two.txt")).unwrap(),
+        b"2"
+    );
+}
