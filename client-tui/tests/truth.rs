@@ -8,21 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/nobody.rs"]
+mod nobody;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::{TestServer, text};
+use nobody::{AS_NOBODY, NobodyServer, SETPRIV, chmod};
 use serde_json::Value;
-
-const SETPRIV: &str = "/usr/bin/setpriv";
-const AS_NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// A tree nobody can walk except `private`, which only root may read.
 fn tree_with_private(root: &Path) {
@@ -40,61 +34,6 @@ fn tree_with_private(root: &Path) {
         chmod(&root.join(file), 0o644);
     }
     chmod(&root.join("a/private"), 0o700);
-}
-
-/// The real server binary as `nobody`, serving `root`; killed on drop.
-struct NobodyServer {
-    child: Child,
-    port: u16,
-}
-
-impl NobodyServer {
-    fn start(root: &Path) -> NobodyServer {
-        assert!(Path::new(SETPRIV).exists(), "the test needs setpriv");
-        let server = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-server");
-        if !server.exists() {
-            let built = Command::new(env!("CARGO"))
-                .args(["build", "-p", "ferry-server", "--bin", "ferry-server"])
-                .status()
-                .unwrap();
-            assert!(built.success());
-        }
-        let mut child = Command::new(SETPRIV)
-            .args(AS_NOBODY)
-            .arg(&server)
-            .args(["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env_remove("FERRY_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let port = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-            {
-                break addr.rsplit(':').next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        NobodyServer { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("ferry://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for NobodyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn ferry(args: &[&str]) -> Output {
