@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/endless.rs"]
+mod endless;
 #[path = "common/nobody.rs"]
 mod nobody;
 
@@ -209,4 +211,70 @@ fn one_item_the_server_refuses_fails_alone() {
         std::fs::read(served.path().join("dest/two.txt")).unwrap(),
         b"2"
     );
+}
+
+/// The resident memory of a process, from `/proc`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn ls_of_a_listing_that_never_ends_prints_as_it_goes_in_bounded_memory() {
+    let (_runtime, addr) = endless::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["ls", &format!("ferry://{addr}/big")])
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let printed = std::sync::Arc::clone(&printed);
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                if line.is_err() {
+                    return;
+                }
+                printed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    // Far past the sorting cap; the old code printed nothing and grew without end.
+    let want = 600_000;
+    let bound_kib = 150 * 1024;
+    let start = std::time::Instant::now();
+    let mut peak = 0;
+    while printed.load(std::sync::atomic::Ordering::Relaxed) < want {
+        let rss = rss_kib(pid).unwrap_or(0);
+        peak = peak.max(rss);
+        if rss > bound_kib || start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!(
+                "{} lines printed in {:?}, resident memory {rss} KiB (bound {bound_kib} KiB)",
+                printed.load(std::sync::atomic::Ordering::Relaxed),
+                start.elapsed()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rss = rss_kib(pid).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    reader.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("ferry: more than 100,000 entries: the rest follow unsorted"),
+        "{stderr}"
+    );
+    eprintln!("ls printed {want} lines, resident memory {rss} KiB (peak {peak} KiB)");
+    assert!(rss < bound_kib);
 }

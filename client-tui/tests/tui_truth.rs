@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/endless.rs"]
+mod endless;
 #[path = "common/nobody.rs"]
 mod nobody;
 #[path = "common/tmux.rs"]
@@ -124,4 +126,25 @@ fn a_download_that_could_not_read_a_directory_says_so_and_names_it() {
     assert!(row("unreadable", "a/private"), "{screen}");
     assert!(screen.contains("forbidden: Permission denied"), "{screen}");
     assert!(row("symlink", "a/link"), "{screen}");
+}
+
+#[test]
+fn a_listing_that_never_ends_stops_at_the_pane_cap_and_says_so() {
+    let (_runtime, addr) = endless::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&format!("ferry://{addr}/")],
+        (160, 30),
+    );
+    let screen = tmux.wait_for("the cap message", |s| s.contains("more than 200,000"));
+    assert!(screen.contains("too_large"), "{screen}");
+    // Still alive and answering keys.
+    tmux.keys(&["F1"]);
+    tmux.wait_for("the help", |s| s.contains("copy to the other pane"));
 }
