@@ -278,3 +278,53 @@ fn ls_of_a_listing_that_never_ends_prints_as_it_goes_in_bounded_memory() {
     eprintln!("ls printed {want} lines, resident memory {rss} KiB (peak {peak} KiB)");
     assert!(rss < bound_kib);
 }
+
+#[test]
+fn ctrl_c_says_how_to_finish() {
+    let server = TestServer::start_shm();
+    for i in 0..4 {
+        std::fs::create_dir_all(server.path("tree")).unwrap();
+        std::fs::write(
+            server.path(&format!("tree/f{i}.bin")),
+            common::bytes(4 * 1024 * 1024, i),
+        )
+        .unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A slow link, so the copy is caught in the middle.
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(5)),
+    ));
+    let into = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "get",
+            "-r",
+            &proxy.url("tree"),
+            into.path().to_str().unwrap(),
+        ])
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while proxy.down.load(std::sync::atomic::Ordering::Relaxed) < 1024 * 1024 {
+        assert!(start.elapsed().as_secs() < 60, "the copy never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("ferry: interrupted: "), "{stderr}");
+    assert!(
+        stderr.contains("what arrived is kept: re-run the same command with --resume to finish"),
+        "{stderr}"
+    );
+}

@@ -327,6 +327,7 @@ async fn run_job(
         outcome = follow(job, &mut events_rx, bar.as_ref(), &mut report) => outcome,
         _ = tokio::signal::ctrl_c() => {
             engine.cancel(job);
+            report.interrupted = true;
             follow(job, &mut events_rx, bar.as_ref(), &mut report).await
         }
     };
@@ -373,6 +374,10 @@ struct Report {
     summary: Option<JobSummary>,
     json: bool,
     strict: bool,
+    /// Ctrl+C cancelled the job: the closing lines say how to finish it.
+    interrupted: bool,
+    /// Files that arrived verified.
+    arrived: u64,
 }
 
 /// Unfinished files named in the closing line; the rest are counted.
@@ -396,6 +401,15 @@ impl Report {
     /// unfinished and how to finish them, and what was skipped.
     fn closing_lines(&self, policy: ConflictPolicy, single_file: bool) -> Vec<String> {
         let mut lines = Vec::new();
+        if self.interrupted && self.lost.is_empty() {
+            let files = if self.arrived == 1 { "file" } else { "files" };
+            lines.push(format!(
+                "interrupted: {} {files} arrived; what arrived is kept: re-run the same \
+                 command{} to finish",
+                self.arrived,
+                resume_hint(policy, single_file)
+            ));
+        }
         if let Some((last, earlier)) = self.lost.split_last() {
             lines.extend(
                 earlier
@@ -418,16 +432,7 @@ impl Report {
                 crate::format::escape_text(&format!("{last}; {n} {files} not finished: {named}"))
                     .into_owned(),
             );
-            // A hidden partial is resumed under every policy, so one file needs no flag; of
-            // several, the finished ones would fail as existing (or be renamed, or be sent
-            // again) without --resume.
-            let how = match policy {
-                _ if single_file => "",
-                ConflictPolicy::Resume | ConflictPolicy::Skip => "",
-                ConflictPolicy::Overwrite => " with --resume in place of --overwrite",
-                ConflictPolicy::Rename => " with --resume in place of --rename",
-                ConflictPolicy::Fail | ConflictPolicy::Ask => " with --resume",
-            };
+            let how = resume_hint(policy, single_file);
             lines.push(format!(
                 "what arrived is kept: re-run the same command{how} to finish"
             ));
@@ -442,6 +447,19 @@ impl Report {
             ));
         }
         lines
+    }
+}
+
+/// How to re-run a cut-off job so it finishes: a hidden partial is resumed under every
+/// policy, so one file needs no flag; of several, the finished ones would fail as existing (or
+/// be renamed, or be sent again) without --resume.
+fn resume_hint(policy: ConflictPolicy, single_file: bool) -> &'static str {
+    match policy {
+        _ if single_file => "",
+        ConflictPolicy::Resume | ConflictPolicy::Skip => "",
+        ConflictPolicy::Overwrite => " with --resume in place of --overwrite",
+        ConflictPolicy::Rename => " with --resume in place of --rename",
+        ConflictPolicy::Fail | ConflictPolicy::Ask => " with --resume",
     }
 }
 
@@ -484,11 +502,31 @@ const SPINNER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 /// Turns the scanning spinner into the bar, once the size is known.
 fn show_bar(bar: &ProgressBar, bytes: u64) {
     if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
+        "{spinner} [{bar:30}] {binary_bytes}/{binary_total_bytes} {wide_msg}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_length(bytes);
+}
+
+/// The bar's words: the engine's speed and time left (which count neither a resumed prefix
+/// nor time spent on a question, unlike a rate read off the bar's position), the files, and
+/// the file whose bytes are moving.
+fn progress_line(progress: &crate::engine::JobProgress) -> String {
+    let speed = format!("{}/s", crate::format::size(progress.speed as u64));
+    let eta = progress
+        .eta
+        .map_or_else(|| "-".to_owned(), crate::format::eta);
+    format!(
+        "{speed} eta {eta} {}/{} {}",
+        progress.files_done,
+        progress.files_total,
+        progress
+            .current
+            .as_deref()
+            .map(crate::format::escape_name)
+            .unwrap_or_default()
+    )
 }
 
 /// The spinner's line while the tree is still walked: what already arrived.
@@ -524,18 +562,18 @@ async fn follow(
             TransferEvent::Progress(progress) if progress.scanning && planned => {}
             TransferEvent::Progress(progress) if progress.scanning => {
                 if let Some(bar) = bar {
-                    bar.set_message(scanning_line(progress.files_done, progress.bytes_done));
+                    let mut line = scanning_line(progress.files_done, progress.bytes_done);
+                    if let Some(current) = &progress.current {
+                        line.push(' ');
+                        line.push_str(&crate::format::escape_name(current));
+                    }
+                    bar.set_message(line);
                 }
             }
             TransferEvent::Progress(progress) => {
                 if let Some(bar) = bar {
                     bar.set_position(progress.bytes_done);
-                    bar.set_message(format!(
-                        "{}/{} {}",
-                        progress.files_done,
-                        progress.files_total,
-                        progress.current.unwrap_or_default()
-                    ));
+                    bar.set_message(progress_line(&progress));
                 }
             }
             // The CLI never asks; a policy is always set by the flags.
@@ -551,6 +589,7 @@ async fn follow(
                 digest,
                 ..
             } => {
+                report.arrived += 1;
                 if report.json {
                     outcome::json_done(&path, bytes, &digest.to_string());
                 }
@@ -629,6 +668,30 @@ mod tests {
         );
         assert_eq!(scanning_line(1, 10), "scanning… 1 file, 10 B done");
         assert_eq!(scanning_line(0, 0), "scanning…");
+    }
+
+    #[test]
+    fn the_bar_line_names_the_moving_file_with_the_engines_speed() {
+        let progress = crate::engine::JobProgress {
+            job: JobId(1),
+            files_done: 3,
+            files_total: 10,
+            bytes_done: 1000,
+            bytes_total: 5000,
+            current: Some("photos/b\u{1b}.jpg".into()),
+            speed: 2.0 * 1024.0 * 1024.0,
+            eta: Some(std::time::Duration::from_secs(90)),
+            scanning: false,
+        };
+        let line = progress_line(&progress);
+        assert!(line.starts_with("2 MiB/s eta 1:30 3/10 photos/b"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+        let waiting = crate::engine::JobProgress {
+            eta: None,
+            current: None,
+            ..progress
+        };
+        assert!(progress_line(&waiting).contains("eta - 3/10"));
     }
 
     #[test]

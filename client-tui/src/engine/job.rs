@@ -471,12 +471,16 @@ impl Job {
             return choice;
         }
         let (reply_tx, reply_rx) = oneshot::channel();
+        // Time spent reading the question is not transfer time.
+        lock(&self.progress).pause(Instant::now());
         self.send(TransferEvent::Conflict {
             job: self.id,
             path: shown.to_owned(),
             reply: reply_tx,
         });
-        match reply_rx.await {
+        let answer = reply_rx.await;
+        lock(&self.progress).unpause(Instant::now());
+        match answer {
             Ok(ConflictAnswer {
                 choice,
                 apply_to_all,
