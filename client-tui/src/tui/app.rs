@@ -449,6 +449,17 @@ impl App {
         });
     }
 
+    /// The next action that succeeded: an error banner from an earlier one is old news.
+    fn clear_error_banner(&mut self) {
+        if self
+            .banner
+            .as_ref()
+            .is_some_and(|b| b.kind == BannerKind::Error)
+        {
+            self.banner = None;
+        }
+    }
+
     pub fn info(&mut self, text: impl Into<String>) {
         self.banner = Some(Banner {
             kind: BannerKind::Info,
@@ -1526,6 +1537,7 @@ impl App {
             }
             Msg::OpDone { side, result } => match result {
                 Ok(select) => {
+                    self.clear_error_banner();
                     let dir = self.pane(side).dir.clone();
                     self.request_list(side, dir, select);
                 }
@@ -1550,6 +1562,8 @@ impl App {
                         self.conn.state = ConnState::Connected;
                         self.conn.read_only = read_only;
                         self.conn.server = server;
+                        // A login that succeeded leaves no refusal on screen.
+                        self.clear_error_banner();
                         if was_lost {
                             self.info(format!("Reconnected to {}", self.conn.label));
                             if self.remote.pending.is_none() {
