@@ -1,6 +1,8 @@
 //! `walk` names what it could not go into, with why: a directory the server may not read (the
 //! real binary run as an unprivileged user, since root reads everything) and one below the
 //! depth cap, so that a copy of the tree can say what it left out instead of only counting it.
+// Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
