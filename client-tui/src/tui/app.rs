@@ -1792,8 +1792,11 @@ impl App {
                             .unwrap_or_else(|| "failed".into());
                         let mut text = if summary.failed > 1 {
                             format!(
-                                "#{} {} files failed, first: {first}",
-                                number, summary.failed
+                                "#{} {} files failed, first: {first}; {} on the transfer list \
+                                 lists them",
+                                number,
+                                summary.failed,
+                                self.keymap.hint(Action::Enter)
                             )
                         } else {
                             format!("#{} {first}", number)
