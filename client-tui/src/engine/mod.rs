@@ -35,7 +35,7 @@ use ferry_protocol::{Digest, ErrorBody, ErrorCode};
 use tokio::sync::oneshot;
 
 pub use job::{Engine, EngineOptions, Events};
-pub use session::{ListStream, Session};
+pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
 
 /// Where a server is and how to prove we may use it. `Debug` shows whether secrets are set,
 /// never what they are, so an endpoint can be logged.
