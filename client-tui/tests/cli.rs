@@ -469,7 +469,12 @@ fn ctrl_c_stops_a_download_and_the_next_run_finishes_it() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr).trim(), "ferry: cancelled");
+    // What to do next, then the reason (a single file resumes on a plain re-run).
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "ferry: interrupted: 0 files arrived; what arrived is kept: re-run the same command to \
+         finish\nferry: cancelled"
+    );
     assert!(!local.path().join("slow.bin").exists());
     let held = std::fs::metadata(&partial).unwrap().len();
     assert!(held > 0 && held < data.len() as u64);
