@@ -41,13 +41,15 @@ literal % as %25 (a server file named \"50% off.txt\" is ferry://nas/50%25%20off
 Without a flag, an existing destination fails that file (exit 1) and the others go on:
 --resume, --overwrite, --skip-existing or --rename says what to do instead. A source that
 cannot be copied (missing, a symlink, a directory without -r) fails alone the same way.
-Symlinks and special files inside a tree are skipped, and counted in one line on stderr.
+Inside a tree, every entry not copied is named on stderr with why (symlink, special_file,
+unreadable, bad_name, vanished); --json prints each file, each such entry and a summary.
 If the server goes away mid-transfer, one line says so and which files are not finished,
 and the next one how to finish them: what arrived is kept.
 
 Exit status: 0 on success, 1 on failure (one line on stderr: ferry: CODE: PATH: MESSAGE),
-2 on a usage error, 130 when interrupted, 141 when stdout was closed early (| head), as
-for ls."
+2 on a usage error, 23 when entries of a tree could not be read or held (or, with --strict,
+were symlinks or special files), 24 when entries only vanished, 130 when interrupted, 141
+when stdout was closed early (| head), as for ls."
 )]
 struct Cli {
     /// The server's shared secret.
@@ -273,6 +275,13 @@ struct TransferArgs {
     /// Delete each source once its copy is verified.
     #[arg(long = "move")]
     remove_source: bool,
+    /// Print one JSON object per line on stdout: each file's result, each entry not copied
+    /// (with its reason), then a summary with the exit status.
+    #[arg(long)]
+    json: bool,
+    /// Fail (exit 23) when symlinks or special files inside a tree were left out.
+    #[arg(long)]
+    strict: bool,
 }
 
 impl TransferArgs {
@@ -284,6 +293,8 @@ impl TransferArgs {
             usize::from(self.jobs),
         );
         options.remove_source = self.remove_source;
+        options.json = self.json;
+        options.strict = self.strict;
         options
     }
 }

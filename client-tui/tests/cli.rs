@@ -469,7 +469,12 @@ fn ctrl_c_stops_a_download_and_the_next_run_finishes_it() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr).trim(), "ferry: cancelled");
+    // What to do next, then the reason (a single file resumes on a plain re-run).
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "ferry: interrupted: 0 files arrived; what arrived is kept: re-run the same command to \
+         finish\nferry: cancelled"
+    );
     assert!(!local.path().join("slow.bin").exists());
     let held = std::fs::metadata(&partial).unwrap().len();
     assert!(held > 0 && held < data.len() as u64);
@@ -942,7 +947,7 @@ fn a_link_among_the_sources_fails_alone_and_the_others_are_copied() {
 }
 
 #[test]
-fn links_and_special_files_left_out_of_a_tree_are_counted_once_on_stderr() {
+fn links_and_special_files_left_out_of_a_tree_are_named_on_stderr() {
     let server = TestServer::start();
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("ltest");
@@ -955,11 +960,32 @@ fn links_and_special_files_left_out_of_a_tree_are_counted_once_on_stderr() {
         .status()
         .unwrap();
     assert!(fifo.success());
-    let skipped =
-        "ferry: skipped 2 entries (symlinks, special files or names that cannot be transferred)\n";
+    // Each named with why, in any order, then one closing count; exit status 0 (by design).
+    let lines = |out: &Output| {
+        let mut lines: Vec<String> = text(&out.stderr).lines().map(str::to_owned).collect();
+        let last = lines.pop().unwrap_or_default();
+        lines.sort();
+        (lines, last)
+    };
+    let by_design = |n: u64| {
+        format!(
+            "ferry: not copied: {n} symlinks or special files (by design; --strict makes them \
+             an error) (each named above)"
+        )
+    };
 
     let out = ok(ferry_in(&src, &["put", "-r", ".", &server.url("")]));
-    assert_eq!(text(&out.stderr), skipped);
+    assert_eq!(
+        lines(&out),
+        (
+            vec![
+                "ferry: special_file: ./fifo: a special file: only files and directories are copied"
+                    .to_owned(),
+                "ferry: symlink: ./link: a symlink: only files and directories are copied".to_owned()
+            ],
+            by_design(2)
+        )
+    );
     assert!(out.stdout.is_empty());
     assert_eq!(
         tree(&server.path("ltest")).keys().collect::<Vec<_>>(),
@@ -975,7 +1001,13 @@ fn links_and_special_files_left_out_of_a_tree_are_counted_once_on_stderr() {
     assert!(fifo.success());
     let into = tempfile::tempdir().unwrap();
     let out = ok(ferry(&["get", "-r", &server.url("ltest"), p(into.path())]));
-    assert_eq!(text(&out.stderr), skipped);
+    let named = vec![
+        "ferry: special_file: ltest/fifo: a special file: only files and directories are copied"
+            .to_owned(),
+        "ferry: symlink: ltest/sublink: a symlink: only files and directories are copied"
+            .to_owned(),
+    ];
+    assert_eq!(lines(&out), (named.clone(), by_design(2)));
     assert_eq!(
         tree(&into.path().join("ltest")).keys().collect::<Vec<_>>(),
         ["a.txt", "sub/", "sub/b.txt"]
@@ -988,11 +1020,14 @@ fn links_and_special_files_left_out_of_a_tree_are_counted_once_on_stderr() {
         &server.url("ltest"),
         p(into.path()),
     ]));
+    let (mut named_then, last) = lines(&out);
+    let existing = named_then.remove(0);
+    assert_eq!(named_then, named);
     assert_eq!(
-        text(&out.stderr),
-        "ferry: skipped 4 entries (existing destinations, symlinks, special files or names that \
-         cannot be transferred)\n"
+        last,
+        "ferry: skipped 2 existing destination files (--skip-existing)"
     );
+    assert_eq!(existing, by_design(2));
     // Nothing left out, nothing said.
     let out = ok(ferry(&[
         "get",

@@ -28,6 +28,7 @@ fn file(name: &str) -> Entry {
         mtime: 1_700_000_000,
         mode: 0o644,
         link: None,
+        error: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn entry(name: &str) -> Entry {
         mtime: 1_700_000_000,
         mode: 0o644,
         link: None,
+        error: None,
     }
 }
 

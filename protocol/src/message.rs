@@ -186,6 +186,10 @@ pub struct Entry {
     /// For a symlink whose target is inside the root: what it points to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Kind>,
+    /// Set by `walk` on an entry it could not go into (an unreadable or too deep directory),
+    /// so that a copy of the tree names what it could not copy instead of only counting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
 }
 
 impl Entry {
@@ -768,6 +772,7 @@ mod tests {
                 mtime: 1_700_000_000,
                 mode: 0o644,
                 link: None,
+                error: None,
             };
             if let Some(full) = batcher.push(&entry).unwrap() {
                 lines.push(full);

@@ -121,6 +121,7 @@ fn entry() -> impl Strategy<Value = Entry> {
             mtime,
             mode,
             link,
+            error: None,
         })
 }
 

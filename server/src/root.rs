@@ -390,6 +390,7 @@ pub(crate) fn entry_with(
         mtime: meta.mtime(),
         mode: meta.mode() & 0o7777,
         link,
+        error: None,
     }
 }
 

@@ -39,13 +39,45 @@ pub async fn ls(
         }
         return Ok(());
     }
-    let entries = match session.list(&url.path).await {
-        Ok(entries) => entries,
-        Err(e) if e.remote_code() == Some(ErrorCode::NotADirectory) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    print_all(entries, false, out)
+    // Sorted as it arrives up to a cap; past it what was gathered is printed sorted and the
+    // rest follows in the server's order, so a listing that never ends cannot fill memory.
+    let mut stream = session.list_stream(&url.path).await?;
+    let mut gathered = Vec::new();
+    let mut streaming = false;
+    loop {
+        let batch = match stream.next_batch().await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) if e.remote_code() == Some(ErrorCode::NotADirectory) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if streaming {
+            for entry in &batch {
+                writeln!(out, "{}", format_entry(entry))?;
+            }
+            out.flush()?;
+            continue;
+        }
+        gathered.extend(batch);
+        if gathered.len() > MAX_SORTED {
+            print_all(std::mem::take(&mut gathered), false, out)?;
+            eprintln!(
+                "ferry: more than {} entries: the rest follow unsorted, as the server sends \
+                 them",
+                format::count(MAX_SORTED as u64)
+            );
+            streaming = true;
+        }
+    }
+    if streaming {
+        Ok(())
+    } else {
+        print_all(gathered, false, out)
+    }
 }
+
+/// Entries `ls` sorts before it prints; a bigger directory is printed as it arrives.
+pub const MAX_SORTED: usize = 100_000;
 
 fn print_all(mut entries: Vec<Entry>, json: bool, out: &mut impl Write) -> Result<(), CliError> {
     entries.sort_by(|a, b| {
@@ -135,6 +167,7 @@ mod tests {
             mtime: 0,
             mode: 0o644,
             link: None,
+            error: None,
         };
         assert_eq!(
             format_entry(&entry),
@@ -165,6 +198,7 @@ mod tests {
             mtime: 0,
             mode: 0o644,
             link: None,
+            error: None,
         };
         let mut out = Vec::new();
         print_all(

@@ -9,9 +9,11 @@
 //! - `listing`: `ls`, as a sorted table or one JSON object per line.
 //! - `transfer`: `get` and `put`, with an indicatif bar on a terminal.
 //! - `ops`: `mkdir`, `rm`, `mv`.
+//! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
 
 mod listing;
 mod ops;
+pub mod outcome;
 mod transfer;
 
 use ferry_protocol::path;
@@ -38,6 +40,10 @@ pub enum CliError {
     /// Files failed; each was already printed on its own line.
     #[error("{failed} file(s) failed")]
     Reported { failed: u64 },
+    /// Every file went, but entries of a tree were not copied (each already named): exit
+    /// `status`, [`outcome::EXIT_PARTIAL`] or [`outcome::EXIT_VANISHED`].
+    #[error("{count} entr(y/ies) not copied")]
+    Partial { count: u64, status: u8 },
     /// The job could not run (connection lost, cancelled).
     #[error("{0}")]
     Job(String),
@@ -53,6 +59,7 @@ impl CliError {
             CliError::Engine(e) => e.code(),
             CliError::Usage { code, .. } => code,
             CliError::Reported { .. } => "failed",
+            CliError::Partial { .. } => "partial",
             CliError::Job(message) => message.split(':').next().unwrap_or("failed"),
             CliError::Output(_) => "io",
         }
@@ -61,15 +68,18 @@ impl CliError {
     /// Whether nothing is left to print: the details were printed already, or the reader of
     /// stdout has gone (`ferry ls | head -1`), which is no failure worth a word.
     pub fn already_reported(&self) -> bool {
-        matches!(self, CliError::Reported { .. }) || self.is_closed_pipe()
+        matches!(self, CliError::Reported { .. } | CliError::Partial { .. })
+            || self.is_closed_pipe()
     }
 
     /// The exit status: 130 after an interrupt, like a shell; 141 (128 + SIGPIPE) when stdout
     /// was closed, the status a shell shows for `ls` in the same place, so `set -o pipefail`
-    /// treats both alike; 1 otherwise.
+    /// treats both alike; 23 or 24 when only entries of a tree were not copied (as rsync);
+    /// 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Job(message) if message == "cancelled" => 130,
+            CliError::Partial { status, .. } => *status,
             _ if self.is_closed_pipe() => 141,
             _ => 1,
         }

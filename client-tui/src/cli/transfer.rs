@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use ferry_protocol::{Kind, path};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::outcome::{self, LeftOutCounts};
 use super::{CliError, base_name, usage};
 use crate::engine::{
     ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineError, EngineOptions, Events, JobId,
@@ -28,6 +29,10 @@ pub struct TransferOptions {
     pub progress: bool,
     /// The remote target was written with a trailing `/`: it must be an existing directory.
     pub dir_target: bool,
+    /// One JSON object per file result and per entry left out on stdout, then a summary.
+    pub json: bool,
+    /// Symlinks and special files left out of a tree make the command fail (exit 23).
+    pub strict: bool,
 }
 
 impl TransferOptions {
@@ -41,6 +46,8 @@ impl TransferOptions {
             remove_source: false,
             progress: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
             dir_target: false,
+            json: false,
+            strict: false,
         }
     }
 }
@@ -88,7 +95,10 @@ pub async fn get(
     }
     let mut session = Session::connect(endpoint).await?;
     let mut items = Vec::with_capacity(urls.len());
-    let mut refused = Refused::default();
+    let mut refused = Refused {
+        json: options.json,
+        ..Refused::default()
+    };
     let mut single_file = urls.len() == 1;
     for url in urls {
         // As with cp, a source that cannot be copied fails alone and the others go on.
@@ -114,15 +124,14 @@ pub async fn get(
     }
     drop(session);
     if items.is_empty() {
-        return Err(refused.into_error());
+        return refused.nothing_to_copy(options);
     }
     let spec = JobSpec::Download {
         items,
         policy: options.policy,
         remove_source: options.remove_source,
     };
-    let outcome = run_job(endpoint, spec, options, single_file).await;
-    refused.add_to(outcome)
+    run_job(endpoint, spec, options, single_file, refused).await
 }
 
 /// Whether an entry of `kind` can be a source: a file, or a directory with `-r`.
@@ -150,6 +159,7 @@ fn check_kind(shown: &str, kind: Kind, recursive: bool) -> Result<(), CliError> 
 #[derive(Debug, Default)]
 struct Refused {
     count: u64,
+    json: bool,
 }
 
 impl Refused {
@@ -157,6 +167,21 @@ impl Refused {
         self.count += 1;
         // Errors may quote a hostile server's words.
         eprintln!("ferry: {}", crate::format::escape_text(&error.to_string()));
+        if self.json {
+            let line = error.to_string();
+            let path = line.split(": ").nth(1).unwrap_or_default();
+            outcome::json_failed(path, &line);
+        }
+    }
+
+    /// No source was left to copy: the failure, with its summary for `--json`.
+    fn nothing_to_copy(self, options: TransferOptions) -> Result<JobSummary, CliError> {
+        let failed = self.count;
+        let error = self.into_error();
+        if options.json {
+            outcome::json_summary(None, failed, LeftOutCounts::default(), error.exit_code());
+        }
+        Err(error)
     }
 
     /// The failure when no source was left to copy.
@@ -171,6 +196,7 @@ impl Refused {
             Err(CliError::Reported { failed }) => Err(CliError::Reported {
                 failed: failed + self.count,
             }),
+            Err(CliError::Partial { .. }) if self.count > 0 => Err(self.into_error()),
             other => other,
         }
     }
@@ -228,7 +254,10 @@ pub async fn put(
         ));
     }
     let mut items = Vec::with_capacity(sources.len());
-    let mut refused = Refused::default();
+    let mut refused = Refused {
+        json: options.json,
+        ..Refused::default()
+    };
     let mut single_file = sources.len() == 1;
     for source in sources {
         // As with cp, a source that cannot be copied fails alone and the others go on.
@@ -261,15 +290,14 @@ pub async fn put(
         }
     }
     if items.is_empty() {
-        return Err(refused.into_error());
+        return refused.nothing_to_copy(options);
     }
     let spec = JobSpec::Upload {
         items,
         policy: options.policy,
         remove_source: options.remove_source,
     };
-    let outcome = run_job(endpoint, spec, options, single_file).await;
-    refused.add_to(outcome)
+    run_job(endpoint, spec, options, single_file, refused).await
 }
 
 /// Submits one job and follows its events to the end; Ctrl-C cancels it. `single_file`: the
@@ -279,6 +307,7 @@ async fn run_job(
     spec: JobSpec,
     options: TransferOptions,
     single_file: bool,
+    refused: Refused,
 ) -> Result<JobSummary, CliError> {
     let (engine, mut events_rx) = Engine::with_options(
         endpoint.clone(),
@@ -289,11 +318,16 @@ async fn run_job(
     );
     let job = engine.submit(spec);
     let bar = options.progress.then(new_bar);
-    let mut report = Report::default();
+    let mut report = Report {
+        json: options.json,
+        strict: options.strict,
+        ..Report::default()
+    };
     let outcome = tokio::select! {
         outcome = follow(job, &mut events_rx, bar.as_ref(), &mut report) => outcome,
         _ = tokio::signal::ctrl_c() => {
             engine.cancel(job);
+            report.interrupted = true;
             follow(job, &mut events_rx, bar.as_ref(), &mut report).await
         }
     };
@@ -306,6 +340,17 @@ async fn run_job(
     }
     for line in report.closing_lines(options.policy, single_file) {
         eprintln!("ferry: {line}");
+    }
+    let refused_count = refused.count;
+    let outcome = refused.add_to(outcome);
+    if options.json {
+        let exit = outcome.as_ref().err().map_or(0, CliError::exit_code);
+        outcome::json_summary(
+            report.summary.as_ref(),
+            report.failed + refused_count,
+            report.left_out,
+            exit,
+        );
     }
     outcome
 }
@@ -321,6 +366,18 @@ struct Report {
     /// Entries the job left out: symlinks, special files, names that cannot be transferred,
     /// and with `--skip-existing` the existing destinations.
     skipped: u64,
+    /// The entries of a tree left out, each also named on its own line.
+    left_out: LeftOutCounts,
+    /// Files that failed.
+    failed: u64,
+    /// How the job ended, when it ran to its end.
+    summary: Option<JobSummary>,
+    json: bool,
+    strict: bool,
+    /// Ctrl+C cancelled the job: the closing lines say how to finish it.
+    interrupted: bool,
+    /// Files that arrived verified.
+    arrived: u64,
 }
 
 /// Unfinished files named in the closing line; the rest are counted.
@@ -344,6 +401,15 @@ impl Report {
     /// unfinished and how to finish them, and what was skipped.
     fn closing_lines(&self, policy: ConflictPolicy, single_file: bool) -> Vec<String> {
         let mut lines = Vec::new();
+        if self.interrupted && self.lost.is_empty() {
+            let files = if self.arrived == 1 { "file" } else { "files" };
+            lines.push(format!(
+                "interrupted: {} {files} arrived; what arrived is kept: re-run the same \
+                 command{} to finish",
+                self.arrived,
+                resume_hint(policy, single_file)
+            ));
+        }
         if let Some((last, earlier)) = self.lost.split_last() {
             lines.extend(
                 earlier
@@ -366,37 +432,34 @@ impl Report {
                 crate::format::escape_text(&format!("{last}; {n} {files} not finished: {named}"))
                     .into_owned(),
             );
-            // A hidden partial is resumed under every policy, so one file needs no flag; of
-            // several, the finished ones would fail as existing (or be renamed, or be sent
-            // again) without --resume.
-            let how = match policy {
-                _ if single_file => "",
-                ConflictPolicy::Resume | ConflictPolicy::Skip => "",
-                ConflictPolicy::Overwrite => " with --resume in place of --overwrite",
-                ConflictPolicy::Rename => " with --resume in place of --rename",
-                ConflictPolicy::Fail | ConflictPolicy::Ask => " with --resume",
-            };
+            let how = resume_hint(policy, single_file);
             lines.push(format!(
                 "what arrived is kept: re-run the same command{how} to finish"
             ));
         }
-        if self.skipped > 0 {
-            let (n, entries) = (
-                self.skipped,
-                if self.skipped == 1 {
-                    "entry"
-                } else {
-                    "entries"
-                },
-            );
-            let what = if policy == ConflictPolicy::Skip {
-                "existing destinations, symlinks, special files or names that cannot be transferred"
-            } else {
-                "symlinks, special files or names that cannot be transferred"
-            };
-            lines.push(format!("skipped {n} {entries} ({what})"));
+        lines.extend(self.left_out.closing_line(self.strict));
+        let named = self.left_out.by_design + self.left_out.errors + self.left_out.vanished;
+        let existing = self.skipped.saturating_sub(named);
+        if existing > 0 && policy == ConflictPolicy::Skip {
+            let entries = if existing == 1 { "file" } else { "files" };
+            lines.push(format!(
+                "skipped {existing} existing destination {entries} (--skip-existing)"
+            ));
         }
         lines
+    }
+}
+
+/// How to re-run a cut-off job so it finishes: a hidden partial is resumed under every
+/// policy, so one file needs no flag; of several, the finished ones would fail as existing (or
+/// be renamed, or be sent again) without --resume.
+fn resume_hint(policy: ConflictPolicy, single_file: bool) -> &'static str {
+    match policy {
+        _ if single_file => "",
+        ConflictPolicy::Resume | ConflictPolicy::Skip => "",
+        ConflictPolicy::Overwrite => " with --resume in place of --overwrite",
+        ConflictPolicy::Rename => " with --resume in place of --rename",
+        ConflictPolicy::Fail | ConflictPolicy::Ask => " with --resume",
     }
 }
 
@@ -439,11 +502,31 @@ const SPINNER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 /// Turns the scanning spinner into the bar, once the size is known.
 fn show_bar(bar: &ProgressBar, bytes: u64) {
     if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
+        "{spinner} [{bar:30}] {binary_bytes}/{binary_total_bytes} {wide_msg}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_length(bytes);
+}
+
+/// The bar's words: the engine's speed and time left (which count neither a resumed prefix
+/// nor time spent on a question, unlike a rate read off the bar's position), the files, and
+/// the file whose bytes are moving.
+fn progress_line(progress: &crate::engine::JobProgress) -> String {
+    let speed = format!("{}/s", crate::format::size(progress.speed as u64));
+    let eta = progress
+        .eta
+        .map_or_else(|| "-".to_owned(), crate::format::eta);
+    format!(
+        "{speed} eta {eta} {}/{} {}",
+        progress.files_done,
+        progress.files_total,
+        progress
+            .current
+            .as_deref()
+            .map(crate::format::escape_name)
+            .unwrap_or_default()
+    )
 }
 
 /// The spinner's line while the tree is still walked: what already arrived.
@@ -479,18 +562,18 @@ async fn follow(
             TransferEvent::Progress(progress) if progress.scanning && planned => {}
             TransferEvent::Progress(progress) if progress.scanning => {
                 if let Some(bar) = bar {
-                    bar.set_message(scanning_line(progress.files_done, progress.bytes_done));
+                    let mut line = scanning_line(progress.files_done, progress.bytes_done);
+                    if let Some(current) = &progress.current {
+                        line.push(' ');
+                        line.push_str(&crate::format::escape_name(current));
+                    }
+                    bar.set_message(line);
                 }
             }
             TransferEvent::Progress(progress) => {
                 if let Some(bar) = bar {
                     bar.set_position(progress.bytes_done);
-                    bar.set_message(format!(
-                        "{}/{} {}",
-                        progress.files_done,
-                        progress.files_total,
-                        progress.current.unwrap_or_default()
-                    ));
+                    bar.set_message(progress_line(&progress));
                 }
             }
             // The CLI never asks; a policy is always set by the flags.
@@ -500,8 +583,44 @@ async fn follow(
                     apply_to_all: true,
                 });
             }
-            TransferEvent::FileDone { .. } => {}
+            TransferEvent::FileDone {
+                path,
+                bytes,
+                digest,
+                ..
+            } => {
+                report.arrived += 1;
+                if report.json {
+                    outcome::json_done(&path, bytes, &digest.to_string());
+                }
+            }
+            TransferEvent::LeftOut {
+                path,
+                reason,
+                message,
+                ..
+            } => {
+                report.left_out.add(reason);
+                if report.json {
+                    outcome::json_left_out(&path, reason, &message);
+                }
+                // Names may be a hostile server's.
+                let line = format!(
+                    "ferry: {}: {}: {}",
+                    reason.as_str(),
+                    crate::format::escape_text(&path),
+                    crate::format::escape_text(&message)
+                );
+                match bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
+                }
+            }
             TransferEvent::FileFailed { path, error, .. } => {
+                report.failed += 1;
+                if report.json {
+                    outcome::json_failed(&path, &error);
+                }
                 if report.file_failed(&path, &error) {
                     continue;
                 }
@@ -514,10 +633,18 @@ async fn follow(
             TransferEvent::Finished { job: done, outcome } if done == job => {
                 if let Ok(summary) = &outcome {
                     report.skipped = summary.skipped;
+                    report.summary = Some(summary.clone());
                 }
+                let partial = report.left_out.exit_code(report.strict);
                 return match outcome {
                     Ok(summary) if summary.failed > 0 => Err(CliError::Reported {
                         failed: summary.failed,
+                    }),
+                    Ok(_) if partial != 0 => Err(CliError::Partial {
+                        count: report.left_out.errors
+                            + report.left_out.vanished
+                            + report.left_out.by_design,
+                        status: partial,
                     }),
                     Ok(summary) => Ok(summary),
                     Err(message) => Err(CliError::Job(message)),
@@ -541,6 +668,30 @@ mod tests {
         );
         assert_eq!(scanning_line(1, 10), "scanning… 1 file, 10 B done");
         assert_eq!(scanning_line(0, 0), "scanning…");
+    }
+
+    #[test]
+    fn the_bar_line_names_the_moving_file_with_the_engines_speed() {
+        let progress = crate::engine::JobProgress {
+            job: JobId(1),
+            files_done: 3,
+            files_total: 10,
+            bytes_done: 1000,
+            bytes_total: 5000,
+            current: Some("photos/b\u{1b}.jpg".into()),
+            speed: 2.0 * 1024.0 * 1024.0,
+            eta: Some(std::time::Duration::from_secs(90)),
+            scanning: false,
+        };
+        let line = progress_line(&progress);
+        assert!(line.starts_with("2 MiB/s eta 1:30 3/10 photos/b"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+        let waiting = crate::engine::JobProgress {
+            eta: None,
+            current: None,
+            ..progress
+        };
+        assert!(progress_line(&waiting).contains("eta - 3/10"));
     }
 
     #[test]
@@ -584,15 +735,19 @@ mod tests {
         );
         assert!(hint(ConflictPolicy::Rename, false).contains("--resume in place of --rename"));
 
-        let skipped = Report {
-            skipped: 1,
+        let mut skipped = Report {
+            skipped: 3,
             ..Report::default()
         };
+        skipped.left_out.add(crate::engine::LeftOutReason::Symlink);
         assert_eq!(
-            skipped.closing_lines(ConflictPolicy::Fail, false),
-            ["skipped 1 entry (symlinks, special files or names that cannot be transferred)"]
+            skipped.closing_lines(ConflictPolicy::Skip, false),
+            [
+                "not copied: 1 symlink or special file (by design; --strict makes them an \
+                 error) (each named above)",
+                "skipped 2 existing destination files (--skip-existing)"
+            ]
         );
-        assert!(skipped.closing_lines(ConflictPolicy::Skip, false)[0].contains("existing"));
         assert!(
             Report::default()
                 .closing_lines(ConflictPolicy::Fail, true)

@@ -348,7 +348,7 @@ impl Job {
 
     /// Gathers a per-file event; it reaches the owner with the next tick, the next other
     /// event, or once a burst is full, whichever comes first.
-    fn send_file_event(&self, event: TransferEvent) {
+    pub(super) fn send_file_event(&self, event: TransferEvent) {
         let full = {
             let mut pending = lock(&self.file_events);
             pending.push(event);
@@ -471,12 +471,16 @@ impl Job {
             return choice;
         }
         let (reply_tx, reply_rx) = oneshot::channel();
+        // Time spent reading the question is not transfer time.
+        lock(&self.progress).pause(Instant::now());
         self.send(TransferEvent::Conflict {
             job: self.id,
             path: shown.to_owned(),
             reply: reply_tx,
         });
-        match reply_rx.await {
+        let answer = reply_rx.await;
+        lock(&self.progress).unpause(Instant::now());
+        match answer {
             Ok(ConflictAnswer {
                 choice,
                 apply_to_all,

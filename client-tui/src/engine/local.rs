@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_protocol::path;
 
+use super::LeftOutReason;
+
 /// Read size for hashing and sending: big enough to keep syscalls rare, small enough that
 /// memory stays flat whatever the file size.
 pub(crate) const CHUNK: usize = 1024 * 1024;
@@ -40,8 +42,10 @@ pub(crate) struct LocalTree {
     /// Directories relative to the root, parents before children (the root itself excluded).
     pub dirs: Vec<LocalDir>,
     pub files: Vec<LocalFile>,
-    /// Symlinks, special files and names the wire cannot carry.
+    /// Symlinks, special files, names the wire cannot carry, unreadable directories.
     pub skipped: u64,
+    /// The same entries by path, with why, so none goes unnamed.
+    pub left_out: Vec<(PathBuf, LeftOutReason, String)>,
     /// Whether the root is a directory.
     pub root_is_dir: bool,
     /// The root directory's permission bits, on the first step of a directory's walk.
@@ -137,6 +141,7 @@ pub(crate) fn walk(root: &Path) -> io::Result<LocalTree> {
         tree.dirs.extend(step.dirs);
         tree.files.extend(step.files);
         tree.skipped += step.skipped;
+        tree.left_out.extend(step.left_out);
         tree.root_is_dir |= step.root_is_dir;
         tree.root_mode = tree.root_mode.or(step.root_mode);
         true
@@ -165,6 +170,7 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
     if !meta.is_dir() {
         step(LocalTree {
             skipped: 1,
+            left_out: vec![not_copied(root.to_owned(), &meta)],
             ..LocalTree::default()
         });
         return Ok(());
@@ -177,24 +183,48 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
             root_mode: root_mode.take(),
             ..LocalTree::default()
         };
-        let mut entries = fs::read_dir(&dir)?.collect::<Result<Vec<_>, _>>()?;
+        let read = fs::read_dir(&dir).and_then(|entries| entries.collect::<Result<Vec<_>, _>>());
+        let mut entries = match read {
+            Ok(entries) => entries,
+            // The source itself unreadable fails the item; a directory below it is named and
+            // the walk goes on with the rest of the tree.
+            Err(e) if rel.is_empty() => return Err(e),
+            Err(e) => {
+                found.skip(dir.clone(), unreadable(&e), io_message(&e));
+                if !step(found) {
+                    break;
+                }
+                continue;
+            }
+        };
         // Sorted so that transfers and their logs come out in a stable, readable order; pushed
         // in reverse so the stack pops them in order.
         entries.sort_by_key(|e| e.file_name());
         let mut subdirs = Vec::new();
         for entry in entries {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                found.skipped += 1;
+                found.skip(
+                    entry.path(),
+                    LeftOutReason::Name,
+                    "the name is not valid UTF-8",
+                );
                 continue;
             };
-            if path::check_name(&name).is_err() || path::is_partial_name(&name) {
-                // Names the server would refuse, and our own unfinished downloads.
-                if !path::is_partial_name(&name) {
-                    found.skipped += 1;
-                }
+            if path::is_partial_name(&name) {
+                // Our own unfinished downloads.
                 continue;
             }
-            let meta = entry.metadata()?;
+            if let Err(e) = path::check_name(&name) {
+                found.skip(entry.path(), LeftOutReason::Name, e);
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) => {
+                    found.skip(entry.path(), unreadable(&e), io_message(&e));
+                    continue;
+                }
+            };
             let child_rel = path::join(&rel, &name);
             if meta.is_dir() {
                 found.dirs.push(LocalDir {
@@ -210,7 +240,8 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
                     mtime: mtime_secs(&meta),
                 });
             } else {
-                found.skipped += 1;
+                let (path, reason, message) = not_copied(entry.path(), &meta);
+                found.skip(path, reason, message);
             }
         }
         stack.extend(subdirs.into_iter().rev());
@@ -219,6 +250,43 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
         }
     }
     Ok(())
+}
+
+impl LocalTree {
+    /// Counts and names an entry the walk leaves out.
+    fn skip(&mut self, path: PathBuf, reason: LeftOutReason, message: impl std::fmt::Display) {
+        self.skipped += 1;
+        self.left_out.push((path, reason, message.to_string()));
+    }
+}
+
+/// Why an entry that is neither a file nor a directory is left out.
+fn not_copied(path: PathBuf, meta: &fs::Metadata) -> (PathBuf, LeftOutReason, String) {
+    if meta.is_symlink() {
+        let message = "a symlink: only files and directories are copied".to_owned();
+        (path, LeftOutReason::Symlink, message)
+    } else {
+        let message = "a special file: only files and directories are copied".to_owned();
+        (path, LeftOutReason::Special, message)
+    }
+}
+
+/// An IO error as the engine words it: its code, then the OS's words.
+fn io_message(error: &io::Error) -> String {
+    format!(
+        "{}: {}",
+        super::local_code(error),
+        super::without_os_error(&error.to_string())
+    )
+}
+
+/// An entry that could not be read: gone since its directory was listed, or unreadable.
+fn unreadable(error: &io::Error) -> LeftOutReason {
+    if error.kind() == io::ErrorKind::NotFound {
+        LeftOutReason::Vanished
+    } else {
+        LeftOutReason::Unreadable
+    }
 }
 
 /// The hidden partial file beside `final_path`.

@@ -35,7 +35,7 @@ use ferry_protocol::{Digest, ErrorBody, ErrorCode};
 use tokio::sync::oneshot;
 
 pub use job::{Engine, EngineOptions, Events};
-pub use session::{ListStream, Session};
+pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
 
 /// Where a server is and how to prove we may use it. `Debug` shows whether secrets are set,
 /// never what they are, so an endpoint can be logged.
@@ -284,6 +284,39 @@ pub struct JobSummary {
     pub elapsed: Duration,
 }
 
+/// Why an entry of a tree was not copied. Symlinks and special files are left out by design;
+/// the others are errors a user must hear about by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOutReason {
+    Symlink,
+    /// A socket, fifo or device.
+    Special,
+    /// A name the other side cannot hold (not UTF-8, or against the path rules).
+    Name,
+    /// A directory that could not be read (permission denied, too deep, an IO error).
+    Unreadable,
+    /// It was there when the tree was listed and gone when it was read.
+    Vanished,
+}
+
+impl LeftOutReason {
+    /// A stable snake_case word for scripts (`--json`) and the one-line messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftOutReason::Symlink => "symlink",
+            LeftOutReason::Special => "special_file",
+            LeftOutReason::Name => "bad_name",
+            LeftOutReason::Unreadable => "unreadable",
+            LeftOutReason::Vanished => "vanished",
+        }
+    }
+
+    /// Left out on purpose (a link or a special file), not because something went wrong.
+    pub fn by_design(self) -> bool {
+        matches!(self, LeftOutReason::Symlink | LeftOutReason::Special)
+    }
+}
+
 /// What the engine tells its owner, over the channel returned by [`Engine::new`].
 #[derive(Debug)]
 pub enum TransferEvent {
@@ -314,6 +347,15 @@ pub enum TransferEvent {
         job: JobId,
         path: String,
         error: String,
+    },
+    /// An entry of a tree that was not copied: its source path and why (it is also counted
+    /// in [`JobSummary::skipped`]).
+    LeftOut {
+        job: JobId,
+        path: String,
+        reason: LeftOutReason,
+        /// The detail, e.g. `forbidden: Permission denied`.
+        message: String,
     },
     /// The job ended; `Err` only when it could not run at all or was cancelled.
     Finished {

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use ferry_protocol::{ErrorCode, Kind, path};
 
-use super::EngineError;
 use super::job::{Direction, Job, Task, blocking, lock};
 use super::local;
 use super::session::Session;
+use super::{EngineError, LeftOutReason, TransferEvent};
 
 /// Directories that a move empties, deepest first, to remove once their files are gone.
 pub(super) type Cleanup = Vec<String>;
@@ -42,15 +42,28 @@ pub(super) async fn plan_upload(
         let mut dirs = Vec::new();
         let mut root_is_dir = false;
         while let Some(step) = steps.recv().await {
-            lock(&job.counters).skipped += step.skipped;
             if std::mem::take(&mut first) {
                 root_is_dir = step.root_is_dir;
+                // The server refusing this item (a name it cannot hold, a directory it may
+                // not read) fails this item alone: the others of the selection go on.
                 refused =
-                    !prepare_root(job, session, &remote_root, root_is_dir, step.root_mode).await?;
+                    match prepare_root(job, session, &remote_root, root_is_dir, step.root_mode)
+                        .await
+                    {
+                        Ok(ready) => !ready,
+                        Err(e @ EngineError::Remote { .. }) => {
+                            job.failed_path(&remote_root, &e);
+                            true
+                        }
+                        Err(e) => return Err(e),
+                    };
                 if refused {
                     // Dropping the receiver stops the walk at its next directory.
                     break;
                 }
+            }
+            for (path, reason, message) in step.left_out {
+                left_out(job, path.display().to_string(), reason, message);
             }
             // This directory exists on the server by now: its files can go.
             job.feed(
@@ -221,6 +234,8 @@ pub(super) async fn plan_download(
                 };
                 let mut remote_dirs = vec![remote_root.clone()];
                 let mut root_made = None;
+                // Directories the walk named with an error, which its `skipped` counts too.
+                let mut unread = 0u64;
                 loop {
                     let batch = match stream.next_batch().await {
                         Ok(Some(batch)) => batch,
@@ -258,41 +273,101 @@ pub(super) async fn plan_download(
                     }
                     let mut local_dirs = Vec::new();
                     let mut tasks = Vec::new();
-                    let mut skipped = 0;
                     for entry in batch {
+                        let remote = path::join(&remote_root, &entry.name);
                         let Some(parts) = safe_components(&entry.name) else {
-                            skipped += 1;
+                            left_out(
+                                job,
+                                remote,
+                                LeftOutReason::Name,
+                                "the name cannot be a local file name here",
+                            );
                             continue;
                         };
                         let local: PathBuf =
                             parts.iter().fold(local_root.clone(), |p, c| p.join(c));
-                        let remote = path::join(&remote_root, &entry.name);
                         match entry.kind {
                             Kind::Dir => {
+                                if let Some(error) = &entry.error {
+                                    // The server lists it but could not go into it: it is
+                                    // made (empty) so the tree keeps its shape, and named.
+                                    unread += 1;
+                                    left_out(job, remote.clone(), LeftOutReason::Unreadable, error);
+                                }
                                 local_dirs.push((local, entry.mode));
                                 remote_dirs.push(remote);
                             }
                             Kind::File => {
                                 tasks.push(Task::new(local, remote, entry.size, entry.mtime));
                             }
-                            Kind::Symlink | Kind::Other => skipped += 1,
+                            Kind::Symlink => left_out(
+                                job,
+                                remote,
+                                LeftOutReason::Symlink,
+                                "a symlink: only files and directories are copied",
+                            ),
+                            Kind::Other => left_out(
+                                job,
+                                remote,
+                                LeftOutReason::Special,
+                                "a special file: only files and directories are copied",
+                            ),
                         }
                     }
-                    lock(&job.counters).skipped += skipped;
                     made = make_dirs(job, made, local_dirs).await?;
                     for task in &mut tasks {
                         task.vacant = task.local.parent().is_some_and(|dir| made.contains(dir));
                     }
                     job.feed(tasks);
                 }
-                lock(&job.counters).skipped += stream.skipped();
+                // The server counts the directories it named with an error too.
+                let unnamed = stream.skipped().saturating_sub(unread);
+                if unnamed > 0 {
+                    left_out(
+                        job,
+                        remote_root.clone(),
+                        LeftOutReason::Name,
+                        format!(
+                            "{unnamed} entr{} below it with names the server cannot send",
+                            if unnamed == 1 { "y" } else { "ies" }
+                        ),
+                    );
+                    lock(&job.counters).skipped += unnamed - 1;
+                }
                 // Children before parents, for removing a moved tree.
                 cleanup.extend(remote_dirs.into_iter().rev());
             }
-            Kind::Symlink | Kind::Other => lock(&job.counters).skipped += 1,
+            Kind::Symlink => left_out(
+                job,
+                remote_root,
+                LeftOutReason::Symlink,
+                "a symlink: only files and directories are copied",
+            ),
+            Kind::Other => left_out(
+                job,
+                remote_root,
+                LeftOutReason::Special,
+                "a special file: only files and directories are copied",
+            ),
         }
     }
     Ok(cleanup)
+}
+
+/// Names an entry the job does not copy, with why, and counts it as skipped.
+pub(super) fn left_out(
+    job: &Job,
+    path: String,
+    reason: LeftOutReason,
+    message: impl std::fmt::Display,
+) {
+    lock(&job.counters).skipped += 1;
+    job.send_file_event(TransferEvent::LeftOut {
+        job: job.id,
+        path,
+        reason,
+        message: message.to_string(),
+    });
 }
 
 /// Makes a batch's directories in walk order (parents before children, so each is made by its

@@ -35,6 +35,12 @@ pub struct ProgressState {
     planned: bool,
     /// Bytes by which files changed size since the walk, not yet in `bytes_total`.
     size_drift: i128,
+    /// A question waits for the user since then: the speed stands still rather than decay
+    /// towards zero, and no ETA is given (a minute spent reading a dialog once read as
+    /// `2.0 MiB/s ETA 11:30` for a job that ended seconds after the answer).
+    paused_since: Option<Instant>,
+    /// Questions open at once (one per job today; counted so that nesting stays right).
+    pauses: u32,
 }
 
 impl ProgressState {
@@ -55,6 +61,29 @@ impl ProgressState {
             dirty: false,
             planned: false,
             size_drift: 0,
+            paused_since: None,
+            pauses: 0,
+        }
+    }
+
+    /// A question to the user is open from `now`: time until [`unpause`](Self::unpause) does
+    /// not count in the speed.
+    pub fn pause(&mut self, now: Instant) {
+        if self.pauses == 0 {
+            self.update_speed(now);
+            self.paused_since = Some(now);
+            self.dirty = true;
+        }
+        self.pauses += 1;
+    }
+
+    /// The question was answered: the speed is measured again from `now`. Bytes other workers
+    /// moved meanwhile count as done but not into the speed, so they cannot read as a spike.
+    pub fn unpause(&mut self, now: Instant) {
+        self.pauses = self.pauses.saturating_sub(1);
+        if self.pauses == 0 && self.paused_since.take().is_some() {
+            self.last_sample = Some((now, self.bytes_moved));
+            self.dirty = true;
         }
     }
 
@@ -125,6 +154,9 @@ impl ProgressState {
     }
 
     fn update_speed(&mut self, now: Instant) {
+        if self.paused_since.is_some() {
+            return;
+        }
         let Some((then, moved_then)) = self.last_sample else {
             self.last_sample = Some((now, self.bytes_moved));
             return;
@@ -147,7 +179,7 @@ impl ProgressState {
         self.update_speed(now);
         let speed = self.speed.unwrap_or(0.0);
         let left = self.bytes_total.saturating_sub(self.bytes_done);
-        let eta = if !self.planned {
+        let eta = if !self.planned || self.paused_since.is_some() {
             None
         } else if left == 0 {
             Some(Duration::ZERO)
@@ -310,5 +342,42 @@ mod tests {
         assert_eq!(p.snapshot(t0).bytes_total, 115);
         p.resize_file(500, 0);
         assert_eq!(p.snapshot(t0).bytes_total, 0, "never below zero");
+    }
+
+    #[test]
+    fn a_question_and_a_resumed_prefix_do_not_bend_speed_or_eta() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = ProgressState::new(JobId(1));
+        p.set_totals(2, 2048 * MIB);
+        // 2 MiB/s for ten seconds.
+        for tick in 0..=100 {
+            p.add_moved(MIB / 5);
+            p.snapshot(at(tick * 100));
+        }
+        let before = p.snapshot(at(10_000)).speed;
+        assert!((before / MIB as f64 - 2.0).abs() < 0.1, "{before}");
+        // A minute on a conflict question: no ETA while it waits, the speed holds.
+        p.pause(at(10_000));
+        let waiting = p.snapshot(at(70_000));
+        assert_eq!(waiting.eta, None);
+        assert!((waiting.speed - before).abs() < 1.0, "{}", waiting.speed);
+        p.unpause(at(70_000));
+        // The answer resumed 1,000 MiB already there: done, not moved.
+        p.add_present(1000 * MIB);
+        for tick in 1..=10 {
+            p.add_moved(MIB / 5);
+            p.snapshot(at(70_000 + tick * 100));
+        }
+        let after = p.snapshot(at(71_000));
+        let speed = after.speed / MIB as f64;
+        assert!((speed - 2.0).abs() < 0.2, "{speed} MiB/s after the answer");
+        let left = after.bytes_total - after.bytes_done;
+        let eta = after.eta.expect("an ETA once moving again");
+        let expected = left as f64 / (2.0 * MIB as f64);
+        assert!(
+            (eta.as_secs_f64() - expected).abs() < expected * 0.1,
+            "{eta:?} for {left} bytes left"
+        );
     }
 }

@@ -14,6 +14,12 @@ use super::Endpoint;
 use super::EngineError;
 use super::connection::Connection;
 
+/// Most entries [`Session::list`] gathers: the TUI's pane holds a listing whole.
+pub const MAX_LISTED: usize = 200_000;
+/// Most entries [`Session::walk`] gathers: an upload into an existing directory learns
+/// what is already there from it.
+pub const MAX_WALKED: usize = 500_000;
+
 /// One connection to the server, used for browsing and small operations.
 #[derive(Debug)]
 pub struct Session {
@@ -130,22 +136,42 @@ impl Session {
         }
     }
 
-    /// A whole directory listing, in the server's order (callers sort).
+    /// A whole directory listing, in the server's order (callers sort); `too_large` past
+    /// [`MAX_LISTED`] entries.
     pub async fn list(&mut self, path: &str) -> Result<Vec<Entry>, EngineError> {
-        self.collect(Request::List { path: path.into() }, path)
+        self.collect(Request::List { path: path.into() }, path, MAX_LISTED)
             .await
     }
 
-    /// Every entry below `path`, names relative to it, parents before children.
+    /// Every entry below `path`, names relative to it, parents before children;
+    /// `too_large` past [`MAX_WALKED`] entries.
     pub async fn walk(&mut self, path: &str) -> Result<Vec<Entry>, EngineError> {
-        self.collect(Request::Walk { path: path.into() }, path)
+        self.collect(Request::Walk { path: path.into() }, path, MAX_WALKED)
             .await
     }
 
-    async fn collect(&mut self, request: Request, path: &str) -> Result<Vec<Entry>, EngineError> {
+    /// Gathers a whole listing, up to `cap` entries: a server that never ends one must not
+    /// fill the client's memory. Past the cap the stream is dropped (the session reconnects).
+    async fn collect(
+        &mut self,
+        request: Request,
+        path: &str,
+        cap: usize,
+    ) -> Result<Vec<Entry>, EngineError> {
         let mut stream = self.start_stream(request, path).await?;
         let mut all = Vec::new();
         while let Some(batch) = stream.next_batch().await? {
+            if all.len() + batch.len() > cap {
+                return Err(EngineError::Remote {
+                    code: ErrorCode::TooLarge,
+                    message: format!(
+                        "more than {} entries: ferry holds at most that many here \
+                         (`ferry ls --json` streams a listing of any size)",
+                        crate::format::count(cap as u64)
+                    ),
+                    path: path.to_owned(),
+                });
+            }
             all.extend(batch);
         }
         Ok(all)

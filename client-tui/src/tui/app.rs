@@ -149,6 +149,11 @@ pub enum Dialog {
         title: String,
         message: String,
     },
+    /// A job's failed and left-out entries, with why.
+    Details {
+        job: JobKey,
+        scroll: usize,
+    },
 }
 
 /// The choices a conflict offers, with their shortcut keys.
@@ -444,6 +449,17 @@ impl App {
         });
     }
 
+    /// The next action that succeeded: an error banner from an earlier one is old news.
+    fn clear_error_banner(&mut self) {
+        if self
+            .banner
+            .as_ref()
+            .is_some_and(|b| b.kind == BannerKind::Error)
+        {
+            self.banner = None;
+        }
+    }
+
     pub fn info(&mut self, text: impl Into<String>) {
         self.banner = Some(Banner {
             kind: BannerKind::Info,
@@ -698,6 +714,14 @@ impl App {
             }
             Action::Top => self.selected_job = 0,
             Action::Bottom => self.selected_job = self.jobs.len().saturating_sub(1),
+            Action::Enter => {
+                if let Some(job) = self.jobs.get(self.selected_job) {
+                    self.dialog = Some(Dialog::Details {
+                        job: job.key,
+                        scroll: 0,
+                    });
+                }
+            }
             Action::Delete => self.ask_cancel(),
             Action::Transfers | Action::SwitchPane => {
                 self.focus = Focus::Pane(self.last_pane);
@@ -1020,6 +1044,26 @@ impl App {
             return;
         };
         let next = match dialog {
+            Dialog::Details { job, scroll } => {
+                let scroll = match key.code {
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::PageUp => scroll.saturating_sub(10),
+                    KeyCode::PageDown => scroll + 10,
+                    KeyCode::Home => 0,
+                    _ => usize::MAX,
+                };
+                // Clamped to the list's end, so Up after a long PageDown moves at once.
+                let rows = self
+                    .jobs
+                    .iter()
+                    .find(|j| j.key == job)
+                    .map_or(0, |j| j.details().len());
+                (scroll != usize::MAX).then(|| Dialog::Details {
+                    job,
+                    scroll: scroll.min(rows.saturating_sub(1)),
+                })
+            }
             Dialog::Help { scroll } => match key.code {
                 KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
                     scroll: scroll.saturating_sub(1),
@@ -1493,6 +1537,7 @@ impl App {
             }
             Msg::OpDone { side, result } => match result {
                 Ok(select) => {
+                    self.clear_error_banner();
                     let dir = self.pane(side).dir.clone();
                     self.request_list(side, dir, select);
                 }
@@ -1517,6 +1562,8 @@ impl App {
                         self.conn.state = ConnState::Connected;
                         self.conn.read_only = read_only;
                         self.conn.server = server;
+                        // A login that succeeded leaves no refusal on screen.
+                        self.clear_error_banner();
                         if was_lost {
                             self.info(format!("Reconnected to {}", self.conn.label));
                             if self.remote.pending.is_none() {
@@ -1652,6 +1699,16 @@ impl App {
                     format::escape_name(&path)
                 ));
             }
+            TransferEvent::LeftOut {
+                job,
+                path,
+                reason,
+                message,
+            } => {
+                if let Some(job) = self.job_mut(JobKey { conn, id: job }) {
+                    job.left_out(&path, reason, &message);
+                }
+            }
             TransferEvent::Finished { job, outcome } => {
                 let key = JobKey { conn, id: job };
                 self.conflicts.retain(|c| c.job != key);
@@ -1667,6 +1724,32 @@ impl App {
                             number,
                             job.info.label,
                             if job.info.is_move { "moved" } else { "copied" },
+                        ));
+                    }
+                    JobState::Done(summary) if summary.failed == 0 && job.left_out_errors > 0 => {
+                        // Everything readable arrived, but not everything asked for: said as
+                        // an error, naming the first entry and where the rest are listed.
+                        let first = job
+                            .left_out
+                            .iter()
+                            .find(|(_, reason, _)| !reason.by_design())
+                            .map(|(path, reason, message)| {
+                                format!(
+                                    "{}: {} ({})",
+                                    reason.as_str(),
+                                    failure_text(path, message),
+                                    format::escape_name(path)
+                                )
+                            })
+                            .unwrap_or_default();
+                        self.error(format!(
+                            "#{} {} file{} verified, {} not copied, first: {first}; {} on the \
+                             transfer list lists them",
+                            number,
+                            summary.files,
+                            if summary.files == 1 { "" } else { "s" },
+                            job.left_out_errors,
+                            self.keymap.hint(Action::Enter),
                         ));
                     }
                     JobState::Done(summary) if summary.failed == 0 => {
@@ -1709,8 +1792,11 @@ impl App {
                             .unwrap_or_else(|| "failed".into());
                         let mut text = if summary.failed > 1 {
                             format!(
-                                "#{} {} files failed, first: {first}",
-                                number, summary.failed
+                                "#{} {} files failed, first: {first}; {} on the transfer list \
+                                 lists them",
+                                number,
+                                summary.failed,
+                                self.keymap.hint(Action::Enter)
                             )
                         } else {
                             format!("#{} {first}", number)

@@ -1851,3 +1851,40 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
     });
     assert!(matches!(app.conn.state, ConnState::Lost(_)));
 }
+
+#[test]
+fn a_failed_actions_banner_goes_with_the_next_success() {
+    let mut app = app();
+    app.on_msg(Msg::OpDone {
+        side: Side::Remote,
+        result: Err("already_exists: new: File exists".into()),
+    });
+    assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Error);
+    app.on_msg(Msg::OpDone {
+        side: Side::Remote,
+        result: Ok(Some("other".into())),
+    });
+    assert!(app.banner.is_none(), "{:?}", app.banner);
+
+    // A refused login, then the same connection in: no refusal stays on screen.
+    let conn = app.conn.id;
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Unauthorized("unauthorized: nas:7070: wrong password".into()),
+    });
+    app.dialog = None;
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: None,
+        },
+    });
+    assert!(
+        !app.banner
+            .as_ref()
+            .is_some_and(|b| b.text.contains("refused")),
+        "{:?}",
+        app.banner
+    );
+}

@@ -64,6 +64,7 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
             mtime,
             mode: meta.permissions().mode(),
             link,
+            error: None,
         });
     }
     Ok(entries)

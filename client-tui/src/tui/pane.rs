@@ -433,6 +433,7 @@ pub(crate) mod tests {
             mtime,
             mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
             link: None,
+            error: None,
         }
     }
 

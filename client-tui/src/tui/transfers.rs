@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::engine::{JobId, JobProgress, JobSummary};
+use crate::engine::{JobId, JobProgress, JobSummary, LeftOutReason};
 
 use super::pane::{Location, Side};
 
@@ -49,8 +49,14 @@ pub struct Job {
     pub state: JobState,
     /// The engine's last word on how far the job is.
     pub progress: JobProgress,
-    /// `(path, error)` of each file that failed.
+    /// `(path, error)` of each file that failed (the first [`MAX_DETAILS`]).
     pub failures: Vec<(String, String)>,
+    /// Entries of a tree that were not copied, with why (the first [`MAX_DETAILS`]).
+    pub left_out: Vec<(String, LeftOutReason, String)>,
+    /// Entries left out because of an error (not links or special files), all counted.
+    pub left_out_errors: u64,
+    /// Failures and left-out entries beyond what the details keep.
+    pub details_dropped: u64,
     /// The size of each file that arrived verified: what a job with failures or skips shows
     /// as done, since bytes sent for a refused file did not land.
     pub bytes_verified: u64,
@@ -80,6 +86,9 @@ impl Job {
                 scanning: true,
             },
             failures: Vec::new(),
+            left_out: Vec::new(),
+            left_out_errors: 0,
+            details_dropped: 0,
             bytes_verified: 0,
             files_verified: 0,
             partials_kept: 0,
@@ -164,7 +173,24 @@ impl Job {
         if is_connection_error(error) {
             self.partials_kept += 1;
         }
-        self.failures.push((path.to_owned(), error.to_owned()));
+        if self.failures.len() + self.left_out.len() < MAX_DETAILS {
+            self.failures.push((path.to_owned(), error.to_owned()));
+        } else {
+            self.details_dropped += 1;
+        }
+    }
+
+    /// Records an entry of a tree that was not copied.
+    pub fn left_out(&mut self, path: &str, reason: LeftOutReason, message: &str) {
+        if !reason.by_design() {
+            self.left_out_errors += 1;
+        }
+        if self.failures.len() + self.left_out.len() < MAX_DETAILS {
+            self.left_out
+                .push((path.to_owned(), reason, message.to_owned()));
+        } else {
+            self.details_dropped += 1;
+        }
     }
 
     /// Progress as a fraction in `0.0..=1.0`.
@@ -175,6 +201,40 @@ impl Job {
         ratio(self.bytes_done(), self.progress.bytes_total)
     }
 }
+
+impl Job {
+    /// The rows of the job's details view: each failed file and each entry not copied, with
+    /// why, names escaped (they may be a hostile server's), failures first.
+    pub fn details(&self) -> Vec<String> {
+        let mut rows = Vec::with_capacity(self.failures.len() + self.left_out.len() + 1);
+        for (path, error) in &self.failures {
+            rows.push(format!(
+                "failed      {}  {}",
+                crate::format::escape_name(path),
+                crate::format::escape_text(error)
+            ));
+        }
+        for (path, reason, message) in &self.left_out {
+            rows.push(format!(
+                "{:<11} {}  {}",
+                reason.as_str(),
+                crate::format::escape_name(path),
+                crate::format::escape_text(message)
+            ));
+        }
+        if self.details_dropped > 0 {
+            rows.push(format!(
+                "… and {} more not listed (the view keeps the first {MAX_DETAILS})",
+                self.details_dropped
+            ));
+        }
+        rows
+    }
+}
+
+/// Failed and left-out entries a job keeps for its details view: a tree of millions of
+/// unreadable entries must not fill memory; the rest are counted.
+pub const MAX_DETAILS: usize = 10_000;
 
 /// Whether an engine error (printed code first) is the connection breaking, which leaves a
 /// file's bytes in a partial and says the server may be gone.

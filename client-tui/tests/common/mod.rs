@@ -195,6 +195,7 @@ pub fn make_tree(root: &Path, count: usize) {
 pub struct JobLog {
     pub done: Vec<(String, u64, ferry_protocol::Digest)>,
     pub failed: Vec<(String, String)>,
+    pub left_out: Vec<(String, ferry::engine::LeftOutReason, String)>,
     pub conflicts: Vec<String>,
     pub planned: Option<(u64, u64)>,
     pub progress_events: usize,
@@ -267,6 +268,12 @@ pub async fn follow(
                 ..
             } => log.done.push((path, bytes, digest)),
             TransferEvent::FileFailed { path, error, .. } => log.failed.push((path, error)),
+            TransferEvent::LeftOut {
+                path,
+                reason,
+                message,
+                ..
+            } => log.left_out.push((path, reason, message)),
             TransferEvent::Finished { job: id, outcome } => {
                 assert_eq!(id, job);
                 log.outcome = Some(outcome);

@@ -3,18 +3,19 @@
 //! loop over an explicit stack, never recursion: memory is one open directory per level, with
 //! a cap on the depth, so a tree of any depth costs bounded stack and at most
 //! `3 * (MAX_DEPTH + 1)` descriptors, taken from the server's budget (`busy` when it is spent).
+//! A directory it cannot go into is listed with an `error` saying why.
 
 use std::sync::Arc;
 
 use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
-use ferry_protocol::{Entry, EntryBatcher, ErrorCode};
+use ferry_protocol::{Entry, EntryBatcher, ErrorBody, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
 use super::Scope;
 use super::{Meter, Pipe};
 use crate::descriptors::{self, Held};
-use crate::error::OpError;
+use crate::error::{OpError, code_of, io_text};
 use crate::root::{RemotePath, Root, addressable, entry};
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
@@ -157,10 +158,16 @@ impl Walker {
             let Ok(meta) = item.metadata() else {
                 continue;
             };
-            let found = entry(&self.root, &level.dir, &name, &self.base, rel, &meta);
+            let mut found = entry(&self.root, &level.dir, &name, &self.base, rel, &meta);
             if meta.is_dir() {
+                // A directory not entered is named with why (and still counted, for clients
+                // that do not read `error`), so a copy can say what it left out.
                 if self.stack.len() > MAX_DEPTH {
                     self.skipped += 1;
+                    found.error = Some(ErrorBody::new(
+                        ErrorCode::TooLarge,
+                        format!("more than {MAX_DEPTH} levels deep: not entered"),
+                    ));
                 } else {
                     let held = match descriptors::budget().take(PER_LEVEL) {
                         Ok(held) => held,
@@ -178,7 +185,10 @@ impl Walker {
                             prefix: found.name.clone(),
                             _held: held,
                         }),
-                        Err(_) => self.skipped += 1,
+                        Err(e) => {
+                            self.skipped += 1;
+                            found.error = Some(ErrorBody::new(code_of(&e), io_text(&e)));
+                        }
                     }
                 }
             }

@@ -16,6 +16,9 @@ use crate::format;
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.dialog {
         Some(Dialog::Help { scroll }) => help(frame, app, area, *scroll),
+        Some(Dialog::Details { job, scroll }) => {
+            super::details::draw(frame, app, area, *job, *scroll);
+        }
         Some(Dialog::Confirm { title, message, .. }) => {
             // Wrapped here, not by the paragraph, so the box grows with a question that takes
             // two rows and the key hint stays inside it.

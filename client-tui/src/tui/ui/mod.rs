@@ -3,6 +3,7 @@
 //!
 //! [`layout`] is shared with the mouse handling, so a click lands on the row that was drawn.
 
+mod details;
 mod dialog;
 mod pane;
 mod status;

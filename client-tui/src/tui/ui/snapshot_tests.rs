@@ -606,3 +606,61 @@ fn a_cancelled_download_says_how_many_files_arrived() {
     );
     insta::assert_snapshot!(render(&mut app));
 }
+
+#[test]
+fn a_jobs_details_list_what_it_left_out_with_why() {
+    use crate::engine::{JobSummary, LeftOutReason};
+    let mut app = app(local_entries(), remote_entries(), 120, 20);
+    transfer(&mut app, 5, 10, 10, 0.0);
+    for (path, reason, message) in [
+        (
+            "projects/private",
+            LeftOutReason::Unreadable,
+            "forbidden: Permission denied",
+        ),
+        (
+            "projects/latest",
+            LeftOutReason::Symlink,
+            "a symlink: only files and directories are copied",
+        ),
+    ] {
+        app.on_msg(Msg::Transfer {
+            conn: 1,
+            event: TransferEvent::LeftOut {
+                job: JobId(5),
+                path: path.into(),
+                reason,
+                message: message.into(),
+            },
+        });
+    }
+    app.on_msg(Msg::Transfer {
+        conn: 1,
+        event: TransferEvent::Finished {
+            job: JobId(5),
+            outcome: Ok(JobSummary {
+                files: 1,
+                bytes: 10,
+                skipped: 2,
+                failed: 0,
+                elapsed: Duration::from_secs(1),
+            }),
+        },
+    });
+    let banner = format!("{:?}", render(&mut app));
+    assert!(
+        banner.contains("1 not copied, first: unreadable"),
+        "{banner}"
+    );
+    app.on_key(key(crossterm::event::KeyCode::Char('t')));
+    app.on_key(key(crossterm::event::KeyCode::Enter));
+    let screen = render(&mut app);
+    let text = format!("{screen:?}");
+    assert!(
+        text.contains("unreadable  projects/private  forbidden"),
+        "{screen}"
+    );
+    insta::assert_snapshot!(screen);
+    app.on_key(key(crossterm::event::KeyCode::Esc));
+    assert!(app.dialog.is_none());
+}

@@ -28,7 +28,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .filter(|j| match &j.state {
             JobState::Failed(message) => message != "cancelled",
-            JobState::Done(summary) => summary.failed > 0,
+            JobState::Done(summary) => summary.failed > 0 || j.left_out_errors > 0,
             _ => false,
         })
         .count();
@@ -45,12 +45,22 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         ));
     }
     title.push(Span::raw(" "));
-    let hint = format!(
+    let mut hint = format!(
         " {} focus  {} cancel  {} clear finished ",
         app.keymap.hint(super::super::keymap::Action::Transfers),
         app.keymap.hint(super::super::keymap::Action::CancelJob),
         app.keymap.hint(super::super::keymap::Action::ClearFinished),
     );
+    if focused {
+        // Where a job's failures and left-out entries are listed by name.
+        hint.insert_str(
+            0,
+            &format!(
+                " {} details ",
+                app.keymap.hint(super::super::keymap::Action::Enter)
+            ),
+        );
+    }
     let block = Block::bordered()
         .border_style(Style::default().fg(if focused {
             theme.border_focus
@@ -134,8 +144,12 @@ fn job_row<'a>(
         JobState::Failed(message) if message == "cancelled" => {
             ("⊘", Style::default().fg(theme.dim))
         }
-        JobState::Done(_) if job.skipped_only() => ("–", Style::default().fg(theme.dim)),
-        JobState::Done(s) if s.failed == 0 => ("✓", Style::default().fg(theme.verified)),
+        JobState::Done(_) if job.skipped_only() && job.left_out_errors == 0 => {
+            ("–", Style::default().fg(theme.dim))
+        }
+        JobState::Done(s) if s.failed == 0 && job.left_out_errors == 0 => {
+            ("✓", Style::default().fg(theme.verified))
+        }
         JobState::Done(_) | JobState::Failed(_) => ("✗", Style::default().fg(theme.error_bg)),
     };
     let current = match (&job.state, &job.progress.current) {
@@ -200,6 +214,8 @@ fn job_row<'a>(
                             "partial kept".to_string()
                         } else if s.failed > 0 {
                             format!("{} failed", s.failed)
+                        } else if job.left_out_errors > 0 {
+                            format!("{} not copied", job.left_out_errors)
                         } else if s.files == 0 && s.skipped > 0 {
                             format!("{} skipped", s.skipped)
                         } else {

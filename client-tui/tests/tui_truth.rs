@@ -1,0 +1,150 @@
+//! The real TUI in tmux against the real server binary run as `nobody`: a selection in which
+//! one item is refused copies the others, and a copy that could not read a directory says so
+//! and lists it, with why, in the job's details (Enter on the transfer list).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/endless.rs"]
+mod endless;
+#[path = "common/nobody.rs"]
+mod nobody;
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use nobody::{NobodyServer, chmod};
+use tmux::{Tmux, WAIT};
+
+/// Polls until `check` holds, failing after the common deadline.
+fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn one_refused_item_of_a_selection_fails_alone_and_is_listed_in_the_details() {
+    let served = tempfile::tempdir_in("/dev/shm").unwrap();
+    chmod(served.path(), 0o755);
+    let dest = served.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    chmod(&dest, 0o777);
+    // A directory the server may not read: a copy into it cannot learn what is there.
+    std::fs::create_dir(dest.join("locked")).unwrap();
+    chmod(&dest.join("locked"), 0o700);
+    let server = NobodyServer::start(served.path());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(local.join("locked")).unwrap();
+    std::fs::write(local.join("locked/inner.txt"), b"i").unwrap();
+    for i in 0..5 {
+        std::fs::write(local.join(format!("file{i}.txt")), format!("{i}")).unwrap();
+    }
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&server.url("dest")],
+        (120, 30),
+    );
+    tmux.wait_for("both panes", |s| {
+        s.contains("file4.txt") && s.contains("locked/") && s.contains("connected")
+    });
+    tmux.keys(&["C-a"]);
+    tmux.wait_for("all marked", |s| s.contains("6 marked"));
+    tmux.keys(&["F5"]);
+    wait_until("the five files on the server", || {
+        (0..5).all(|i| dest.join(format!("file{i}.txt")).exists())
+    });
+    let screen = tmux.wait_for("the job's end", |s| s.contains("1 failed"));
+    assert!(screen.contains("forbidden"), "{screen}");
+
+    tmux.keys(&["t"]);
+    tmux.wait_for("the transfer list focused", |s| s.contains("Enter details"));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the details", |s| s.contains("1 failed, 0 not copied"));
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("failed") && l.contains("dest/locked") && l.contains("forbidden")),
+        "{screen}"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the details closed", |s| !s.contains("not copied "));
+}
+
+#[test]
+fn a_download_that_could_not_read_a_directory_says_so_and_names_it() {
+    let served = tempfile::tempdir_in("/dev/shm").unwrap();
+    chmod(served.path(), 0o755);
+    for dir in ["a", "a/open", "a/private"] {
+        std::fs::create_dir(served.path().join(dir)).unwrap();
+        chmod(&served.path().join(dir), 0o755);
+    }
+    std::fs::write(served.path().join("a/open/f.txt"), b"open").unwrap();
+    chmod(&served.path().join("a/open/f.txt"), 0o644);
+    std::fs::write(served.path().join("a/private/secret.txt"), b"s").unwrap();
+    chmod(&served.path().join("a/private"), 0o700);
+    std::os::unix::fs::symlink("open/f.txt", served.path().join("a/link")).unwrap();
+    let server = NobodyServer::start(served.path());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&server.url("")],
+        (120, 30),
+    );
+    tmux.wait_for("the remote pane", |s| {
+        s.contains("a/") && s.contains("connected")
+    });
+    // To the remote pane, onto `a`, copy it.
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Home"]);
+    tmux.wait_for("the cursor on a", |s| s.contains("a/"));
+    tmux.keys(&["F5"]);
+    let screen = tmux.wait_for("the banner", |s| s.contains("not copied, first:"));
+    assert!(screen.contains("unreadable"), "{screen}");
+    assert!(local.join("a/open/f.txt").exists());
+
+    tmux.keys(&["t"]);
+    tmux.wait_for("the transfer list focused", |s| s.contains("Enter details"));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the details", |s| s.contains("0 failed, 2 not copied"));
+    let row = |reason: &str, path: &str| {
+        screen
+            .lines()
+            .any(|l| l.contains(reason) && l.contains(path))
+    };
+    assert!(row("unreadable", "a/private"), "{screen}");
+    assert!(screen.contains("forbidden: Permission denied"), "{screen}");
+    assert!(row("symlink", "a/link"), "{screen}");
+}
+
+#[test]
+fn a_listing_that_never_ends_stops_at_the_pane_cap_and_says_so() {
+    let (_runtime, addr) = endless::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&format!("ferry://{addr}/")],
+        (160, 30),
+    );
+    let screen = tmux.wait_for("the cap message", |s| s.contains("more than 200,000"));
+    assert!(screen.contains("too_large"), "{screen}");
+    // Still alive and answering keys.
+    tmux.keys(&["F1"]);
+    tmux.wait_for("the help", |s| s.contains("copy to the other pane"));
+}
