@@ -273,6 +273,11 @@ struct TransferArgs {
     /// Delete each source once its copy is verified.
     #[arg(long = "move")]
     remove_source: bool,
+    /// Download names that hold bidirectional controls or zero-width characters as they are;
+    /// without it each such file fails with unsafe_name (other programs would show the name
+    /// as the spoof it may be).
+    #[arg(long)]
+    allow_unsafe_names: bool,
 }
 
 impl TransferArgs {
@@ -284,6 +289,7 @@ impl TransferArgs {
             usize::from(self.jobs),
         );
         options.remove_source = self.remove_source;
+        options.allow_unsafe_names = self.allow_unsafe_names;
         options
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -183,10 +184,8 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
         entries.sort_by_key(|e| e.file_name());
         let mut subdirs = Vec::new();
         for entry in entries {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                found.skipped += 1;
-                continue;
-            };
+            // Every name has a wire form; only one longer than the protocol allows has no path.
+            let name = crate::url::wire_name(&entry.file_name());
             if path::check_name(&name).is_err() || path::is_partial_name(&name) {
                 // Names the server would refuse, and our own unfinished downloads.
                 if !path::is_partial_name(&name) {
@@ -223,11 +222,10 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
 
 /// The hidden partial file beside `final_path`.
 pub(crate) fn partial_path(final_path: &Path) -> PathBuf {
-    let name = final_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    final_path.with_file_name(path::partial_name(&name))
+    let name = final_path.file_name().unwrap_or_default();
+    final_path.with_file_name(std::ffi::OsString::from_vec(path::partial_name_bytes(
+        name.as_bytes(),
+    )))
 }
 
 /// A download whose destination exists under the `Fail` policy: the same advice as an upload
@@ -260,14 +258,11 @@ pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
 
 /// A local path with a free name in the same directory.
 pub(crate) fn free_local_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = crate::url::wire_name(path.file_name().unwrap_or_default());
     let free = free_name(&name, |candidate| {
-        fs::symlink_metadata(path.with_file_name(candidate)).is_ok()
+        fs::symlink_metadata(path.with_file_name(crate::url::os_name(candidate))).is_ok()
     });
-    path.with_file_name(free)
+    path.with_file_name(crate::url::os_name(&free))
 }
 
 /// Hashes the first `len` bytes of a file; `None` when the file is shorter.

@@ -88,14 +88,14 @@ impl Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The server answered with an error.
-    #[error("{code}: {}: {message}", if path.is_empty() { "/" } else { path })]
+    #[error("{code}: {}: {message}", crate::format::escape_name(if path.is_empty() { "/" } else { path }))]
     Remote {
         code: ErrorCode,
         message: String,
         path: String,
     },
     /// A local file operation failed.
-    #[error("{}: {}: {}", local_code(source), path.display(), without_os_error(&source.to_string()))]
+    #[error("{}: {}: {}", local_code(source), crate::format::local_path(path), without_os_error(&source.to_string()))]
     Local {
         path: PathBuf,
         #[source]
@@ -113,6 +113,13 @@ pub enum EngineError {
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// A download refused a name that holds characters reordering or hiding text: other
+    /// programs would show it as the spoof it may be.
+    #[error(
+        "unsafe_name: {}: the name holds bidirectional or invisible characters (allow them with --allow-unsafe-names)",
+        crate::format::escape_name(path)
+    )]
+    UnsafeName { path: String },
     /// The server's certificate is not trusted, TLS failed, or credentials would have gone out
     /// in clear text; `code` is one of [`tls::code`].
     #[error("{code}: {addr}: {message}")]
@@ -135,6 +142,7 @@ impl EngineError {
             EngineError::Protocol(_) => "protocol",
             EngineError::Checksum { .. } => "checksum_mismatch",
             EngineError::Cancelled => "cancelled",
+            EngineError::UnsafeName { .. } => "unsafe_name",
             EngineError::Trust { code, .. } => code,
         }
     }
@@ -146,7 +154,8 @@ impl EngineError {
             Some(rest) if !path.is_empty() && rest.starts_with(": ") => &rest[2..],
             _ => body.message.as_str(),
         };
-        let message = without_os_error(message).to_owned();
+        // Escaped where it enters: whatever later shows it, a server's words stay on one line.
+        let message = crate::format::escape_text(without_os_error(message)).into_owned();
         EngineError::Remote {
             code: body.code,
             message,
