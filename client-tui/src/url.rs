@@ -264,8 +264,14 @@ impl FromStr for RemoteUrl {
             },
         };
         let decoded = percent_decode_bytes(raw_path)?;
-        let start = decoded.iter().position(|&b| b != b'/').unwrap_or(decoded.len());
-        let end = decoded.iter().rposition(|&b| b != b'/').map_or(start, |i| i + 1);
+        let start = decoded
+            .iter()
+            .position(|&b| b != b'/')
+            .unwrap_or(decoded.len());
+        let end = decoded
+            .iter()
+            .rposition(|&b| b != b'/')
+            .map_or(start, |i| i + 1);
         let path = wire_path(&decoded[start..end]).map_err(|e| {
             err(format!(
                 "bad path {}: {e}",
@@ -408,7 +414,10 @@ mod tests {
         }
         let raw: &[u8] = b"a\n\xff\\";
         assert_eq!(wire_name(OsStr::from_bytes(raw)), "a\\n\\xff\\\\");
-        assert_eq!(os_name(&wire_name(OsStr::from_bytes(raw))), OsStr::from_bytes(raw));
+        assert_eq!(
+            os_name(&wire_name(OsStr::from_bytes(raw))),
+            OsStr::from_bytes(raw)
+        );
         assert_eq!(os_name("typed\\q"), OsStr::new("typed\\q"));
     }
 
