@@ -386,3 +386,47 @@ fn the_tui_counts_and_copies_every_name() {
         s.matches("1 dir, 6 files").count() == 2
     });
 }
+
+#[test]
+fn the_tui_shows_spoofing_names_escaped_and_refuses_to_write_them() {
+    require_tmux();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("served");
+    let local = tmp.path().join("local");
+    let home = tmp.path().join("home");
+    for dir in [&root, &local, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(root.join("invoice\u{202e}fdp.exe"), b"spoof").unwrap();
+    std::fs::write(root.join("fine.txt"), b"fine").unwrap();
+    let (_server, port) = common::start_server(&root, 0);
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", home.as_path())],
+        &[&format!("ferry://127.0.0.1:{port}/")],
+        (120, 40),
+    );
+    let screen = tmux.wait_for("the remote listing", |s| {
+        s.contains("0 dirs, 2 files") && s.contains("connected")
+    });
+    assert!(screen.contains("invoice\\u{202e}fdp.exe"), "{screen}");
+    assert!(!screen.contains('\u{202e}'), "{screen}");
+
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["C-a"]);
+    tmux.wait_for("both marked", |s| s.contains("2 marked"));
+    tmux.keys(&["F5"]);
+    let screen = tmux.wait_for("the refusal", |s| s.contains("unsafe_name"));
+    assert!(!screen.contains('\u{202e}'), "{screen}");
+    let start = Instant::now();
+    while std::fs::read(local.join("fine.txt")).ok().as_deref() != Some(&b"fine"[..]) {
+        assert!(start.elapsed() < WAIT, "fine.txt never arrived:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        raw_tree(&local).into_keys().collect::<Vec<_>>(),
+        [b"fine.txt".to_vec()],
+        "the spoofing name was written"
+    );
+}
