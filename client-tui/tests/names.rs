@@ -421,7 +421,11 @@ fn the_tui_shows_spoofing_names_escaped_and_refuses_to_write_them() {
     assert!(!screen.contains('\u{202e}'), "{screen}");
     let start = Instant::now();
     while std::fs::read(local.join("fine.txt")).ok().as_deref() != Some(&b"fine"[..]) {
-        assert!(start.elapsed() < WAIT, "fine.txt never arrived:\n{}", tmux.screen());
+        assert!(
+            start.elapsed() < WAIT,
+            "fine.txt never arrived:\n{}",
+            tmux.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(

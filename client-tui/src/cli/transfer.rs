@@ -490,7 +490,7 @@ async fn follow(
                         "{}/{} {}",
                         progress.files_done,
                         progress.files_total,
-                        progress.current.unwrap_or_default()
+                        crate::format::escape_name(&progress.current.unwrap_or_default())
                     ));
                 }
             }

@@ -41,7 +41,8 @@ pub(crate) struct LocalTree {
     /// Directories relative to the root, parents before children (the root itself excluded).
     pub dirs: Vec<LocalDir>,
     pub files: Vec<LocalFile>,
-    /// Symlinks, special files and names the wire cannot carry.
+    /// Symlinks and special files (and a name longer than the protocol allows, which no
+    /// Linux filesystem holds): every other name crosses the wire in its escape.
     pub skipped: u64,
     /// Whether the root is a directory.
     pub root_is_dir: bool,
