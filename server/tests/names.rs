@@ -149,3 +149,69 @@ async fn escapes_that_are_not_canonical_or_name_forbidden_bytes_are_bad_path() {
     let reply = client.put(&"\\xff".repeat(256), b"x", json!({})).await;
     assert_eq!(code(&reply), "bad_path");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_of_an_odd_name_resumes_from_its_raw_partial() {
+    let server = Server::start().await;
+    let wire = "half\\n\\xff.bin";
+    // Over the size the server reads whole before writing, so half of it reaches the disk.
+    const HALF: usize = 1024 * 1024;
+    let data: Vec<u8> = (0..2 * HALF as u32).map(|i| (i % 251) as u8).collect();
+    let mut writer = server.client().await;
+    writer
+        .send_json(&json!({"op": "put", "path": wire, "size": data.len()}))
+        .await;
+    writer.send(&data[..HALF]).await;
+    let partial = raw(&server.root, b".ferry-part.half\n\xff.bin");
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < HALF as u64 {
+        assert!(start.elapsed() < common::STEP, "the partial never filled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(writer);
+
+    let mut client = server.client().await;
+    let held = client.request(json!({"op": "partial", "path": wire})).await;
+    assert_eq!(held["length"], HALF, "{held}");
+    // The partial is ferry's, under any name: never listed, never named.
+    let (entries, _, _) = client.list_all("list", "").await.unwrap();
+    assert!(names(&entries).is_empty(), "{entries:?}");
+    let reply = client
+        .put(wire, &data[HALF..], json!({"offset": HALF}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        std::fs::read(raw(&server.root, b"half\n\xff.bin")).unwrap(),
+        data
+    );
+    assert!(!partial.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_partials_of_odd_names_are_swept_too() {
+    let stale = std::sync::Mutex::new(PathBuf::new());
+    let server = Server::start_with(|config| {
+        let dir = raw(&config.root, b"odd\n\xfe");
+        std::fs::create_dir(&dir).unwrap();
+        let partial = raw(&dir, b".ferry-part.x\x01\xff");
+        std::fs::write(&partial, b"abandoned").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&partial)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7 * 86_400))
+            .unwrap();
+        *stale.lock().unwrap() = partial;
+    })
+    .await;
+    let stale = stale.into_inner().unwrap();
+    let start = std::time::Instant::now();
+    while stale.exists() {
+        assert!(
+            start.elapsed() < common::STEP,
+            "the stale partial was never swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(raw(&server.root, b"odd\n\xfe").is_dir());
+}
