@@ -209,6 +209,9 @@ fn local_code(error: &std::io::Error) -> &'static str {
         ErrorKind::IsADirectory => "is_a_directory",
         ErrorKind::DirectoryNotEmpty => "not_empty",
         ErrorKind::StorageFull => "no_space",
+        // A name this filesystem cannot hold: too long, or bytes it refuses (`EILSEQ`).
+        ErrorKind::InvalidFilename => "bad_path",
+        _ if error.raw_os_error() == Some(rustix::io::Errno::ILSEQ.raw_os_error()) => "bad_path",
         _ => "io",
     }
 }
@@ -396,5 +399,19 @@ mod tests {
         let checksum = EngineError::Checksum { path: "a".into() };
         assert_eq!(checksum.code(), "checksum_mismatch");
         assert!(checksum.to_string().starts_with("checksum_mismatch: a: "));
+    }
+
+    #[test]
+    fn a_local_name_the_filesystem_cannot_hold_is_bad_path_and_shown_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/mnt/usb/new\nline\xff"));
+        for raw in [rustix::io::Errno::ILSEQ, rustix::io::Errno::NAMETOOLONG] {
+            let error =
+                EngineError::local(path, std::io::Error::from_raw_os_error(raw.raw_os_error()));
+            assert_eq!(error.code(), "bad_path");
+            let shown = error.to_string();
+            assert!(shown.contains("/mnt/usb/new\\nline\\xff"), "{shown}");
+            assert!(!shown.contains('\n'), "{shown}");
+        }
     }
 }
