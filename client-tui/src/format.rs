@@ -1,9 +1,19 @@
 //! How entries and transfers are shown to people, in the TUI and the CLI alike: sizes, times,
 //! durations, speeds, and names with their control characters escaped.
+//!
+//! One escaping rule serves every name and every server text that reaches a terminal: the
+//! protocol's name escape (`\n`, `\t`, `\r`, `\xHH`, `\u{H}`, `\\`), which a wire name already
+//! carries, plus `\u{H}` for the characters that reorder or hide text. So a name looks the
+//! same in `ferry ls`, a TUI row, a progress line, a banner and a log, it can be typed back
+//! as a path, and nothing a server says can start a line of its own.
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::Duration;
+
+use ferry_protocol::path as wire;
 
 /// A size like `1.50 MiB`; bytes below 1 KiB as `512 B`.
 pub fn size(bytes: u64) -> String {
@@ -79,7 +89,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// A name safe to put on a terminal: control characters become `\n`, `\t`, `\x1b`, `\u{9b}`,
 /// and so do the invisible characters that reorder or hide text (bidirectional overrides and
 /// isolates, zero-width marks), so a name like `invoice\u{202e}fdp.exe` cannot pose as
-/// `invoiceexe.pdf`.
+/// `invoiceexe.pdf`. A wire name (escaped already, backslashes doubled) is shown as it is
+/// written on the wire, but for those invisible characters.
 pub fn escape_name(name: &str) -> Cow<'_, str> {
     if !name.chars().any(needs_escape) {
         return Cow::Borrowed(name);
@@ -102,14 +113,25 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A message safe to print, such as an error that quotes a server's words: like
-/// [`escape_name`], but line breaks stay line breaks.
+/// A message safe to print on one line, such as an error that quotes a server's words: the
+/// same rule as [`escape_name`], line breaks included, so a server can never end ferry's line
+/// and print one of its own that looks like ferry's (`ferry: 0 files failed`). Text ferry
+/// writes on several lines is split before it is escaped.
 pub fn escape_text(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c != '\n' && needs_escape(c)) {
-        return Cow::Borrowed(text);
-    }
-    let lines: Vec<Cow<'_, str>> = text.split('\n').map(escape_name).collect();
-    Cow::Owned(lines.join("\n"))
+    escape_name(text)
+}
+
+/// A local path as the one rule shows it: its bytes in the wire escape (so a name that is not
+/// UTF-8 is shown exactly, not with replacement characters), then [`escape_name`].
+pub fn local_path(path: &Path) -> String {
+    escape_name(&wire::encode(path.as_os_str().as_bytes())).into_owned()
+}
+
+/// Whether a wire name holds characters that reorder or hide text (bidirectional controls,
+/// zero-width marks). Such a name is escaped on screen, but other programs would show it as
+/// the spoof it may be, so a download refuses it unless the user allows it.
+pub fn is_unsafe_name(name: &str) -> bool {
+    name.chars().any(|c| !c.is_control() && needs_escape(c))
 }
 
 /// Control characters, and the format characters that change how the text around them is
@@ -160,12 +182,41 @@ mod tests {
     }
 
     #[test]
-    fn messages_keep_their_lines_and_lose_their_escapes() {
+    fn server_words_never_start_a_line_of_their_own() {
         assert_eq!(escape_text("all fine"), "all fine");
         assert_eq!(
-            escape_text("WARNING\nnope\u{1b}[2J\tthere"),
-            "WARNING\nnope\\x1b[2J\\tthere"
+            escape_text("nope\nferry: 0 files failed, all digests verified"),
+            "nope\\nferry: 0 files failed, all digests verified"
         );
+        assert_eq!(
+            escape_text("WARNING\r\nnope\u{1b}[2J\tthere"),
+            "WARNING\\r\\nnope\\x1b[2J\\tthere"
+        );
+        // Escaping twice changes nothing: text escaped where it entered stays as it is.
+        let once = escape_text("a\nb\u{202e}c").into_owned();
+        assert_eq!(escape_text(&once), once);
+    }
+
+    #[test]
+    fn a_name_looks_the_same_from_the_wire_and_from_the_disk() {
+        let raw: &[u8] = b"new\nline \xff back\\slash";
+        let on_disk = local_path(Path::new(std::ffi::OsStr::from_bytes(raw)));
+        assert_eq!(on_disk, "new\\nline \\xff back\\\\slash");
+        assert_eq!(escape_name(&wire::encode(raw)), on_disk);
+        assert_eq!(
+            local_path(Path::new("/tmp/invoice\u{202e}fdp.exe")),
+            "/tmp/invoice\\u{202e}fdp.exe"
+        );
+    }
+
+    #[test]
+    fn names_that_spoof_other_programs_are_unsafe() {
+        assert!(is_unsafe_name("invoice\u{202e}fdp.exe"));
+        assert!(is_unsafe_name("zero\u{200b}width"));
+        assert!(!is_unsafe_name("plain.txt"));
+        assert!(!is_unsafe_name("new\\nline"));
+        assert!(!is_unsafe_name("שלום.txt"));
+        assert!(!is_unsafe_name("می\u{200c}خواهم"));
     }
 
     #[test]

@@ -282,6 +282,11 @@ struct TransferArgs {
     /// Fail (exit 23) when symlinks or special files inside a tree were left out.
     #[arg(long)]
     strict: bool,
+    /// Download names that hold bidirectional controls or zero-width characters as they are;
+    /// without it each such file fails with unsafe_name (other programs would show the name
+    /// as the spoof it may be).
+    #[arg(long)]
+    allow_unsafe_names: bool,
 }
 
 impl TransferArgs {
@@ -295,6 +300,7 @@ impl TransferArgs {
         options.remove_source = self.remove_source;
         options.json = self.json;
         options.strict = self.strict;
+        options.allow_unsafe_names = self.allow_unsafe_names;
         options
     }
 }

@@ -5,8 +5,15 @@
 //! The path is percent-decoded and then held to the protocol's path rules, so a location that
 //! parses is one the server can be asked about; `?` and `#` are ordinary file-name characters
 //! here, since ferry URLs carry no query or fragment.
+//!
+//! A path is written the way ferry shows names: with the protocol's escapes (`new\nline`,
+//! `\xff`, `back\\slash`, `\u{202e}`), so a name can be copied from `ferry ls` and typed back.
+//! A percent escape is a raw byte (`%0A`, `%FF`). This module also converts names between
+//! their wire form and the bytes of a local file name, for every caller that needs it.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::str::FromStr;
 
 use ferry_protocol::{DEFAULT_PORT, path};
@@ -87,7 +94,54 @@ fn err(message: impl Into<String>) -> UrlError {
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8, since wire paths are.
-fn percent_decode(s: &str) -> Result<String, UrlError> {
+/// The wire form of a local file name: its bytes in the protocol's escape.
+pub fn wire_name(name: &OsStr) -> String {
+    path::encode(name.as_bytes()).into_owned()
+}
+
+/// The local file name a wire name stands for. A name that is not a valid escape (one a person
+/// typed, say `a\b`) is taken as it is written.
+pub fn os_name(wire: &str) -> OsString {
+    match path::decode(wire) {
+        Ok(raw) => OsString::from_vec(raw.into_owned()),
+        Err(_) => OsString::from(wire),
+    }
+}
+
+/// A path as a person typed it (after percent-decoding: raw bytes), in its canonical wire
+/// form: escapes are read leniently (`\u{202e}` as ferry shows it, upper-case hex), raw
+/// control characters and bytes that are not UTF-8 stand for themselves, and the result holds
+/// to the path rules.
+pub fn wire_path(typed: &[u8]) -> Result<String, path::PathError> {
+    let mut text = String::with_capacity(typed.len());
+    for chunk in typed.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut buf = [0u8; 4];
+                text.push_str(&path::encode(c.encode_utf8(&mut buf).as_bytes()));
+            } else {
+                text.push(c);
+            }
+        }
+        text.push_str(&path::encode(chunk.invalid()));
+    }
+    let wire = text
+        .split('/')
+        .map(|part| {
+            let raw = path::decode(part)?;
+            // A slash is the separator, never a byte of a name, however it is written.
+            if raw.contains(&b'/') {
+                return Err(path::PathError::NotCanonical);
+            }
+            Ok(path::encode(&raw).into_owned())
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .join("/");
+    path::check(&wire)?;
+    Ok(wire)
+}
+
+fn percent_decode_bytes(s: &str) -> Result<Vec<u8>, UrlError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -105,7 +159,12 @@ fn percent_decode(s: &str) -> Result<String, UrlError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| err("the decoded path is not valid UTF-8"))
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Result<String, UrlError> {
+    String::from_utf8(percent_decode_bytes(s)?)
+        .map_err(|_| err("the decoded text is not valid UTF-8"))
 }
 
 /// Escapes what would not survive a round trip through [`percent_decode`] or a shell prompt.
@@ -204,9 +263,21 @@ impl FromStr for RemoteUrl {
                 Ok(port) => port,
             },
         };
-        let decoded = percent_decode(raw_path)?;
-        let path = decoded.trim_matches('/').to_owned();
-        path::check(&path).map_err(|e| err(format!("bad path {path:?}: {e}")))?;
+        let decoded = percent_decode_bytes(raw_path)?;
+        let start = decoded
+            .iter()
+            .position(|&b| b != b'/')
+            .unwrap_or(decoded.len());
+        let end = decoded
+            .iter()
+            .rposition(|&b| b != b'/')
+            .map_or(start, |i| i + 1);
+        let path = wire_path(&decoded[start..end]).map_err(|e| {
+            err(format!(
+                "bad path {}: {e}",
+                crate::format::escape_name(&path::encode(&decoded))
+            ))
+        })?;
         Ok(RemoteUrl {
             tls,
             user,
@@ -317,11 +388,37 @@ mod tests {
             ("ferry://h/a%00b", "bad path"),
             ("ferry://h/a%zz", "percent escape"),
             ("ferry://h/a%2", "percent escape"),
-            ("ferry://h/%FF", "UTF-8"),
+            ("ferry://h/a\\qb", "bad path"),
+            ("ferry://h/a\\x2fb", "bad path"),
+            ("ferry://h/\\x2e\\x2e/b", "bad path"),
         ] {
             let e = bad.parse::<RemoteUrl>().unwrap_err();
             assert!(e.0.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn any_name_can_be_typed_as_ferry_shows_it_or_as_percent_escapes() {
+        for (typed, wire) in [
+            ("ferry://h/new\\nline", "new\\nline"),
+            ("ferry://h/new%0Aline", "new\\nline"),
+            ("ferry://h/d/%FF%80", "d/\\xff\\x80"),
+            ("ferry://h/\\xFF", "\\xff"),
+            ("ferry://h/back\\\\slash", "back\\\\slash"),
+            ("ferry://h/x\\u{202e}y", "x\u{202e}y"),
+            ("ferry://h/caf\\xc3\\xa9", "caf\u{e9}"),
+        ] {
+            let u = url(typed);
+            assert_eq!(u.path, wire, "{typed}");
+            assert_eq!(url(&u.to_string()), u, "{typed} prints back");
+        }
+        let raw: &[u8] = b"a\n\xff\\";
+        assert_eq!(wire_name(OsStr::from_bytes(raw)), "a\\n\\xff\\\\");
+        assert_eq!(
+            os_name(&wire_name(OsStr::from_bytes(raw))),
+            OsStr::from_bytes(raw)
+        );
+        assert_eq!(os_name("typed\\q"), OsStr::new("typed\\q"));
     }
 
     #[test]

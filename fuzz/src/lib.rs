@@ -2,12 +2,14 @@
 //!
 //! - [`frames`]: the frame decoder and the header decoders on arbitrary bytes, in arbitrary
 //!   read sizes: the same frames whatever the chunking, nothing lost, no panic.
-//! - [`paths`]: the path rules and the server's resolution beneath a root that holds symlinks
+//! - [`paths`]: the path rules and the name escape (any bytes have one wire form that names
+//!   them exactly), and the server's resolution beneath a root that holds symlinks
 //!   to the outside: a path is refused or lands inside the root.
 //! - [`session`]: arbitrary bytes after a `hello` to a real server on loopback: it never panics
 //!   or hangs, and nothing outside its root changes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -237,17 +239,27 @@ pub fn paths(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    // Any bytes have one wire form, and it names them exactly.
+    let escaped = path::encode(rest);
+    assert!(!escaped.chars().any(char::is_control));
+    assert_eq!(path::decode(&escaped).unwrap(), rest);
     let wire = String::from_utf8_lossy(rest);
     if let Ok(components) = path::components(&wire) {
-        assert!(wire.len() <= MAX_PATH_LEN && !wire.starts_with('/'));
+        assert!(!wire.starts_with('/'));
         if !wire.is_empty() {
             assert_eq!(components.join("/"), wire);
         }
+        let mut raw_len = 0;
         for name in &components {
-            assert!(!name.is_empty() && name.len() <= MAX_NAME_LEN);
-            assert!(*name != "." && *name != "..");
-            assert!(!name.contains(['/', '\\']) && !name.chars().any(char::is_control));
+            assert!(!name.contains('/') && !name.chars().any(char::is_control));
+            let raw = path::name_bytes(name).unwrap();
+            assert!(!raw.is_empty() && raw.len() <= MAX_NAME_LEN);
+            assert!(*raw != *b"." && *raw != *b"..");
+            assert!(!raw.contains(&b'/') && !raw.contains(&0));
+            assert_eq!(path::encode(&raw), *name, "one wire form per name");
+            raw_len += raw.len() + 1;
         }
+        assert!(raw_len <= MAX_PATH_LEN + 1);
     }
     let (tree, resolver) = TREE.get_or_init(|| {
         let tree = Tree::new();
@@ -259,7 +271,8 @@ pub fn paths(data: &[u8]) {
         assert!(path::check(&wire).is_ok(), "{wire:?} was created");
         // A host path longer than PATH_MAX cannot be canonicalized (the server, working
         // relative to its root handle, has no such limit); the outside is checked regardless.
-        match tree.root.join(&*wire).canonicalize() {
+        let raw = path::decode(&wire).unwrap();
+        match tree.root.join(std::ffi::OsStr::from_bytes(&raw)).canonicalize() {
             Ok(landed) => assert!(landed.starts_with(&tree.root), "{wire:?} at {landed:?}"),
             Err(err) => assert_eq!(err.raw_os_error(), Some(36), "{wire:?}: {err}"),
         }

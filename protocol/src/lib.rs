@@ -18,7 +18,8 @@
 //! - [`frame`]: splits a byte stream into headers and payload chunks, whatever the read sizes.
 //! - [`message`]: requests, responses and their encoding.
 //! - [`error`]: the stable error codes.
-//! - [`path`]: which remote paths are acceptable, checked the same way by server and client.
+//! - [`path`]: which remote paths are acceptable, checked the same way by server and client,
+//!   and the name escape that lets a path name any bytes a filesystem holds.
 //! - [`digest`]: the `blake3:<hex>` file digest.
 //! - [`codec`] (feature `codec`): the frame decoder as a `tokio_util::codec::Decoder`.
 

@@ -174,7 +174,9 @@ pub enum Kind {
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// The name in its directory; for `walk`, the path relative to the walked directory.
+    /// The name in its directory; for `walk`, the path relative to the walked directory. In
+    /// wire form: bytes that are not UTF-8, control characters and backslashes are escaped
+    /// ([`crate::path::encode`]), so every name a POSIX filesystem holds is listed exactly.
     pub name: String,
     pub kind: Kind,
     /// Bytes, for files; what `lstat` says otherwise.
@@ -220,8 +222,9 @@ pub struct ListBatch {
     pub entries: Vec<Entry>,
     /// More batches follow; the last batch says `false`.
     pub more: bool,
-    /// On the last batch: entries left out because their names are not UTF-8 or break the path
-    /// rules, so they could not be addressed anyway.
+    /// On the last batch of a `walk`: entries left out (directories too deep or unreadable).
+    /// Every name is listed since names are escaped; older servers also counted here names
+    /// they could not send.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: u64,
 }
@@ -233,7 +236,7 @@ pub struct SummaryReply {
     pub dirs: u64,
     /// Total bytes of the files.
     pub bytes: u64,
-    /// Entries that a transfer would skip (symlinks, special files, unaddressable names).
+    /// Entries that a transfer would skip (symlinks, special files, directories too deep).
     #[serde(default)]
     pub skipped: u64,
 }

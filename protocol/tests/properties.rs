@@ -25,7 +25,26 @@ fn tricky_name() -> impl Strategy<Value = String> {
         "[a-z.]{1,4}",
         "[a-zü日 .\\\\/\u{0}\u{1}\u{7f}\u{85}\u{9f}\u{a0}\u{2028}\u{202e}\u{feff}]{0,6}",
         "x{250,260}",
+        // Escapes, well and badly formed.
+        "([a-z]|\\\\(\\\\|n|t|r|x[0-9a-fA-F]{0,3}|u\\{[0-9a-f]{0,7}\\}?|q)){1,6}",
     ]
+}
+
+/// Raw names as a filesystem may hold them: any bytes but `/` and NUL.
+fn raw_name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 1..=MAX_NAME_LEN),
+        prop::collection::vec(
+            prop::sample::select(vec![
+                b'a', b'\\', b'\n', 0x01, 0x7f, 0x80, 0xc2, 0x85, 0xff, b'.'
+            ]),
+            1..12
+        ),
+    ]
+    .prop_map(|mut raw| {
+        raw.retain(|&b| b != b'/' && b != 0);
+        raw
+    })
 }
 
 fn tricky_path() -> impl Strategy<Value = String> {
@@ -53,20 +72,24 @@ proptest! {
         match path::components(&wire) {
             Err(_) => prop_assert!(path::check(&wire).is_err()),
             Ok(names) => {
-                prop_assert!(wire.len() <= MAX_PATH_LEN);
                 prop_assert!(!wire.starts_with('/'));
                 if wire.is_empty() {
                     prop_assert!(names.is_empty());
                 } else {
                     prop_assert_eq!(names.join("/"), wire.clone());
                 }
+                let mut raw_len = 0;
                 for name in names {
-                    prop_assert!(!name.is_empty() && name.len() <= MAX_NAME_LEN, "{:?}", name);
-                    prop_assert!(name != "." && name != "..", "{:?}", name);
-                    prop_assert!(!name.contains('/') && !name.contains('\\'), "{:?}", name);
+                    prop_assert!(!name.contains('/'), "{:?}", name);
                     prop_assert!(!name.chars().any(char::is_control), "{:?}", name);
-                    prop_assert!(path::check_name(name).is_ok());
+                    let raw = path::name_bytes(name).unwrap();
+                    prop_assert!(!raw.is_empty() && raw.len() <= MAX_NAME_LEN, "{:?}", name);
+                    prop_assert!(*raw != *b"." && *raw != *b"..", "{:?}", name);
+                    prop_assert!(!raw.contains(&b'/') && !raw.contains(&0), "{:?}", name);
+                    prop_assert_eq!(path::encode(&raw), name, "one wire form per name");
+                    raw_len += raw.len() + 1;
                 }
+                prop_assert!(raw_len <= MAX_PATH_LEN + 1);
             }
         }
     }
@@ -79,6 +102,25 @@ proptest! {
             prop_assert_eq!(path::join(parent, name), wire.clone());
             prop_assert!(path::check(parent).is_ok());
             prop_assert!(path::check_name(name).is_ok());
+        }
+    }
+
+    #[test]
+    fn every_raw_name_crosses_the_wire_exactly(raw in raw_name()) {
+        let wire = path::encode(&raw);
+        prop_assert!(!wire.chars().any(char::is_control), "{:?}", wire);
+        prop_assert_eq!(path::decode(&wire).unwrap(), raw.as_slice());
+        if raw != b"." && raw != b".." {
+            prop_assert_eq!(path::name_bytes(&wire).unwrap(), raw.as_slice());
+            // And inside a JSON header, as an entry's name.
+            let entry = Entry { name: wire.clone().into_owned(), kind: Kind::File, size: 0,
+                mtime: 0, mode: 0, link: None, error: None };
+            let line = encode_ok(&StatReply { entry }).unwrap();
+            prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+            let back: StatReply = decode_reply(&line[..line.len() - 1]).unwrap().unwrap();
+            prop_assert_eq!(path::name_bytes(&back.entry.name).unwrap(), raw.as_slice());
+        } else {
+            prop_assert!(path::check_name(&wire).is_err());
         }
     }
 

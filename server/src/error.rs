@@ -61,6 +61,8 @@ pub(crate) fn code_of(err: &io::Error) -> ErrorCode {
         _ => match err.raw_os_error() {
             // A symlink loop, or a no-follow open that met a symlink.
             Some(raw) if raw == rustix::io::Errno::LOOP.raw_os_error() => ErrorCode::Forbidden,
+            // A name this filesystem cannot hold (not UTF-8 on one that insists on it).
+            Some(raw) if raw == rustix::io::Errno::ILSEQ.raw_os_error() => ErrorCode::BadPath,
             _ => ErrorCode::Io,
         },
     }
@@ -89,6 +91,8 @@ mod tests {
         assert_eq!(code_of(&symlink_loop), ErrorCode::Forbidden);
         let too_long = io::Error::from_raw_os_error(rustix::io::Errno::NAMETOOLONG.raw_os_error());
         assert_eq!(code_of(&too_long), ErrorCode::BadPath);
+        let unholdable = io::Error::from_raw_os_error(rustix::io::Errno::ILSEQ.raw_os_error());
+        assert_eq!(code_of(&unholdable), ErrorCode::BadPath);
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! then resolved beneath an open [`cap_std::fs::Dir`] on the served root, never by joining
 //! strings onto a host path: cap-std refuses `..`, absolute paths and symlinks that lead
 //! outside, however they are arranged and whatever is swapped in between two calls.
+//!
+//! Wire paths are escaped (`ferry_protocol::path::encode`); this is the one place where they
+//! become the raw bytes the filesystem knows, and where names read from disk become wire names.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +21,8 @@ use ferry_protocol::{Entry, ErrorCode, Kind};
 
 use crate::error::OpError;
 
-/// A client path that passed the lexical rules; `wire` is how it is named in messages.
+/// A client path that passed the lexical rules; `wire` is how it is named in messages, `rel`
+/// the unescaped bytes the filesystem is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RemotePath {
     pub wire: String,
@@ -39,7 +44,12 @@ impl RemotePath {
                 ),
             ));
         }
-        let rel = components.iter().collect::<PathBuf>();
+        let mut rel = PathBuf::new();
+        for name in &components {
+            let raw = path::name_bytes(name)
+                .map_err(|err| OpError::new(ErrorCode::BadPath, format!("{wire:?}: {err}")))?;
+            rel.push(OsStr::from_bytes(&raw));
+        }
         Ok(Self {
             wire: wire.to_owned(),
             rel,
@@ -50,9 +60,14 @@ impl RemotePath {
         self.wire.is_empty()
     }
 
-    /// The last name; "" for the root.
+    /// The last name in wire form; "" for the root.
     pub fn name(&self) -> &str {
         path::split_last(&self.wire).map_or("", |(_, name)| name)
+    }
+
+    /// The last name as the filesystem knows it; empty for the root.
+    pub fn raw_name(&self) -> &OsStr {
+        self.rel.file_name().unwrap_or_default()
     }
 
     /// The relative path for cap-std calls on the root handle; "." for the root itself.
@@ -64,16 +79,16 @@ impl RemotePath {
         }
     }
 
-    /// The parent directory and the last name; `None` for the root.
-    pub fn split(&self) -> Option<(RemotePath, &str)> {
-        let (parent, name) = path::split_last(&self.wire)?;
+    /// The parent directory and the last name as the filesystem knows it; `None` for the root.
+    pub fn split(&self) -> Option<(RemotePath, &OsStr)> {
+        let (parent, _) = path::split_last(&self.wire)?;
         let rel = self.rel.parent().map(Path::to_path_buf).unwrap_or_default();
         Some((
             RemotePath {
                 wire: parent.to_owned(),
                 rel,
             },
-            name,
+            self.raw_name(),
         ))
     }
 }
@@ -116,7 +131,7 @@ impl PathLimits {
         if *self == Self::default() {
             return Ok(());
         }
-        if path.wire.len() > self.path {
+        if path.rel.as_os_str().len() > self.path {
             return Err(OpError::new(
                 ErrorCode::BadPath,
                 format!(
@@ -125,7 +140,7 @@ impl PathLimits {
                 ),
             ));
         }
-        if path.wire.split('/').any(|name| name.len() > self.name) {
+        if path.rel.iter().any(|name| name.len() > self.name) {
             return Err(OpError::new(
                 ErrorCode::BadPath,
                 format!(
@@ -196,7 +211,7 @@ impl Root {
 
     /// Opens the parent of `path` for a change inside it, with the last name. The parent must
     /// exist (`not_found`) and be a directory (`not_a_directory`); the root has no parent.
-    pub fn open_parent<'p>(&self, path: &'p RemotePath) -> Result<(Dir, &'p str), OpError> {
+    pub fn open_parent<'p>(&self, path: &'p RemotePath) -> Result<(Dir, &'p OsStr), OpError> {
         self.limits.check(path)?;
         let (parent, name) = path.split().ok_or_else(|| {
             OpError::new(ErrorCode::Forbidden, "the root itself cannot be changed")
@@ -222,7 +237,7 @@ impl Root {
         &self,
         path: &'p RemotePath,
         parents: &mut ParentCache,
-    ) -> Result<(Arc<Dir>, &'p str), OpError> {
+    ) -> Result<(Arc<Dir>, &'p OsStr), OpError> {
         self.limits.check(path)?;
         let Some((parent, name)) = path.split() else {
             return self
@@ -394,18 +409,25 @@ pub(crate) fn entry_with(
     }
 }
 
-/// A directory entry's name when a client can address it: UTF-8 and within the path rules.
-/// Hidden partial files give `Err(true)` (left out, not counted), the rest `Err(false)`
-/// (counted as skipped).
-pub(crate) fn addressable(name: &OsStr) -> Result<&str, bool> {
-    let name = name.to_str().ok_or(false)?;
-    if path::check_name(name).is_err() {
-        return Err(false);
-    }
-    if is_partial_name(name) {
+/// A directory entry's name in wire form, escaped so that every name a POSIX filesystem holds
+/// can be listed and addressed. Hidden partial files give `Err(true)` (left out, not counted);
+/// `Err(false)` (counted as skipped) is left for a name no path may hold, such as one longer
+/// than the protocol's limit on a filesystem that allows it.
+pub(crate) fn addressable(name: &OsStr) -> Result<String, bool> {
+    if path::is_partial_bytes(name.as_bytes()) {
         return Err(true);
     }
-    Ok(name)
+    let wire = path::encode(name.as_bytes());
+    if path::check_name(&wire).is_err() {
+        return Err(false);
+    }
+    Ok(wire.into_owned())
+}
+
+/// The hidden partial file that stands for the raw name `name` during an upload: the raw form
+/// of `ferry_protocol::path::partial_name`.
+pub(crate) fn partial_name(name: &OsStr) -> OsString {
+    OsString::from_vec(path::partial_name_bytes(name.as_bytes()))
 }
 
 #[cfg(test)]
@@ -417,13 +439,17 @@ mod tests {
         let path = RemotePath::parse("a/b/c.txt").unwrap();
         assert_eq!(path.name(), "c.txt");
         let (parent, name) = path.split().unwrap();
-        assert_eq!((parent.wire.as_str(), name), ("a/b", "c.txt"));
+        assert_eq!((parent.wire.as_str(), name), ("a/b", OsStr::new("c.txt")));
         assert_eq!(parent.rel(), Path::new("a/b"));
         let top = RemotePath::parse("top").unwrap();
         let (parent, name) = top.split().unwrap();
         assert!(parent.is_root());
         assert_eq!(parent.rel(), Path::new("."));
         assert_eq!(name, "top");
+        let odd = RemotePath::parse("in\\nbox/\\xff\\\\").unwrap();
+        assert_eq!(odd.rel(), Path::new(OsStr::from_bytes(b"in\nbox/\xff\\")));
+        assert_eq!(odd.name(), "\\xff\\\\");
+        assert_eq!(odd.raw_name(), OsStr::from_bytes(b"\xff\\"));
         let root = RemotePath::parse("").unwrap();
         assert!(root.split().is_none());
         assert_eq!(root.name(), "");
@@ -473,11 +499,15 @@ mod tests {
     }
 
     #[test]
-    fn listed_names_must_be_addressable() {
-        use std::os::unix::ffi::OsStrExt;
-        assert_eq!(addressable(OsStr::new("ok.txt")), Ok("ok.txt"));
+    fn every_listed_name_is_addressable() {
+        assert_eq!(addressable(OsStr::new("ok.txt")), Ok("ok.txt".into()));
         assert_eq!(addressable(OsStr::new(".ferry-part.x")), Err(true));
-        assert_eq!(addressable(OsStr::new("a\\b")), Err(false));
-        assert_eq!(addressable(OsStr::from_bytes(b"\xff")), Err(false));
+        assert_eq!(addressable(OsStr::new("a\\b")), Ok("a\\\\b".into()));
+        assert_eq!(
+            addressable(OsStr::from_bytes(b"\xff\n")),
+            Ok("\\xff\\n".into())
+        );
+        let long = OsStr::from_bytes(&[b'x'; 256]);
+        assert_eq!(addressable(long), Err(false));
     }
 }

@@ -13,11 +13,12 @@
 //! per level come from the server's budget, and a level the budget cannot give is left for
 //! the next round.
 
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cap_std::fs::{Dir, ReadDir};
-use ferry_protocol::path::{is_partial_name, join};
+use ferry_protocol::path::{encode, is_partial_name, join};
 use tokio_util::sync::CancellationToken;
 
 use crate::descriptors::{self, Held};
@@ -195,11 +196,9 @@ pub(crate) fn sweep(
             Some(Ok(item)) => item,
         };
         swept.entries += 1;
-        // Names that are not UTF-8 cannot have come over the wire, so neither can a partial
-        // below them.
-        let Some(name) = item.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
+        // The wire name, as uploads claim their partials by it; `raw` is the name on disk.
+        let raw = item.file_name();
+        let name = encode(raw.as_bytes()).into_owned();
         // The type as the directory lists it: a symlink is a symlink, never what it points to.
         let Ok(kind) = item.file_type() else {
             continue;
@@ -241,7 +240,7 @@ pub(crate) fn sweep(
                 let rel = join(&level.prefix, &name);
                 let dir = &level.dir;
                 let claimed_as = format!("{key}/{rel}");
-                match uploads.remove_idle_partial(&claimed_as, || dir.remove_file(&name)) {
+                match uploads.remove_idle_partial(&claimed_as, || dir.remove_file(&raw)) {
                     None => swept.active += 1,
                     Some(Ok(())) => {
                         tracing::debug!(partial = %rel, "removed a stale partial upload");

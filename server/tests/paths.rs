@@ -231,7 +231,7 @@ async fn partial_files_are_hidden_and_cannot_be_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unaddressable_names_on_disk_are_counted_as_skipped() {
+async fn names_that_are_not_plain_on_disk_are_listed_escaped() {
     let server = Server::start().await;
     let bad_names: [&[u8]; 3] = [b"not-utf8-\xff", b"new\nline", b"back\\slash"];
     for name in bad_names {
@@ -241,9 +241,12 @@ async fn unaddressable_names_on_disk_are_counted_as_skipped() {
     std::fs::write(server.path("fine.txt"), b"x").unwrap();
     let mut client = server.client().await;
     let (entries, skipped, _) = client.list_all("list", "").await.unwrap();
-    assert_eq!(names(&entries), ["fine.txt"]);
-    assert_eq!(skipped, 3);
+    assert_eq!(
+        names(&entries),
+        ["back\\\\slash", "fine.txt", "new\\nline", "not-utf8-\\xff"]
+    );
+    assert_eq!(skipped, 0);
     let summary = client.request(json!({"op": "summary", "path": ""})).await;
-    assert_eq!(summary["files"], 1);
-    assert_eq!(summary["skipped"], 3);
+    assert_eq!(summary["files"], 4);
+    assert_eq!(summary["skipped"], 0);
 }

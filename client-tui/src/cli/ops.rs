@@ -109,9 +109,8 @@ pub async fn mv(
         }
         target.path
     } else {
-        let trimmed = to.trim_matches('/').to_owned();
-        path::check(&trimmed).map_err(|e| usage("bad_path", to, e.to_string()))?;
-        trimmed
+        crate::url::wire_path(to.trim_matches('/').as_bytes())
+            .map_err(|e| usage("bad_path", to, e.to_string()))?
     };
     // As with `mv` and `cp`: a target ending in `/` names a directory that must exist.
     let into_dir = to.ends_with('/');

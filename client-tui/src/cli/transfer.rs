@@ -33,6 +33,8 @@ pub struct TransferOptions {
     pub json: bool,
     /// Symlinks and special files left out of a tree make the command fail (exit 23).
     pub strict: bool,
+    /// Download names that would spoof other programs instead of refusing them.
+    pub allow_unsafe_names: bool,
 }
 
 impl TransferOptions {
@@ -48,6 +50,7 @@ impl TransferOptions {
             dir_target: false,
             json: false,
             strict: false,
+            allow_unsafe_names: false,
         }
     }
 }
@@ -117,7 +120,7 @@ pub async fn get(
         single_file &= entry.kind == Kind::File;
         let dest = match (into_dir, base_name(&url.path)) {
             (true, "") => local.to_owned(),
-            (true, name) => local.join(name),
+            (true, name) => local.join(crate::url::os_name(name)),
             (false, _) => local.to_owned(),
         };
         items.push((url.path.clone(), dest));
@@ -221,10 +224,7 @@ fn local_name(source: &Path) -> Result<String, CliError> {
             .map(PathBuf::from)
             .ok_or_else(|| usage("bad_path", &shown, "the root directory has no name to copy"))?,
     };
-    let name = named
-        .to_str()
-        .ok_or_else(|| usage("bad_path", &shown, "the name is not valid UTF-8"))?
-        .to_owned();
+    let name = crate::url::wire_name(named.as_os_str());
     path::check_name(&name).map_err(|e| usage("bad_path", &shown, e.to_string()))?;
     Ok(name)
 }
@@ -313,6 +313,7 @@ async fn run_job(
         endpoint.clone(),
         EngineOptions {
             workers: options.jobs,
+            allow_unsafe_names: options.allow_unsafe_names,
             ..EngineOptions::default()
         },
     );

@@ -37,6 +37,9 @@ pub struct EngineOptions {
     pub workers: usize,
     /// Requests one connection may have in flight before it waits for replies.
     pub window: usize,
+    /// Write names with bidirectional controls or zero-width marks to disk as the server sent
+    /// them; by default a download refuses each such file (`unsafe_name`).
+    pub allow_unsafe_names: bool,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +47,7 @@ impl Default for EngineOptions {
         Self {
             workers: 4,
             window: 64,
+            allow_unsafe_names: false,
         }
     }
 }
@@ -93,6 +97,7 @@ impl Engine {
         let options = EngineOptions {
             workers: options.workers.max(1),
             window: options.window.max(1),
+            ..options
         };
         let inner = Inner {
             endpoint,

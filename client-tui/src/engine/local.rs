@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -42,7 +43,8 @@ pub(crate) struct LocalTree {
     /// Directories relative to the root, parents before children (the root itself excluded).
     pub dirs: Vec<LocalDir>,
     pub files: Vec<LocalFile>,
-    /// Symlinks, special files, names the wire cannot carry, unreadable directories.
+    /// Symlinks, special files, unreadable directories (and a name longer than the protocol
+    /// allows, which no Linux filesystem holds): every other name crosses the wire in its escape.
     pub skipped: u64,
     /// The same entries by path, with why, so none goes unnamed.
     pub left_out: Vec<(PathBuf, LeftOutReason, String)>,
@@ -202,14 +204,8 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
         entries.sort_by_key(|e| e.file_name());
         let mut subdirs = Vec::new();
         for entry in entries {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                found.skip(
-                    entry.path(),
-                    LeftOutReason::Name,
-                    "the name is not valid UTF-8",
-                );
-                continue;
-            };
+            // Every name has a wire form; only one longer than the protocol allows has no path.
+            let name = crate::url::wire_name(&entry.file_name());
             if path::is_partial_name(&name) {
                 // Our own unfinished downloads.
                 continue;
@@ -291,11 +287,10 @@ fn unreadable(error: &io::Error) -> LeftOutReason {
 
 /// The hidden partial file beside `final_path`.
 pub(crate) fn partial_path(final_path: &Path) -> PathBuf {
-    let name = final_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    final_path.with_file_name(path::partial_name(&name))
+    let name = final_path.file_name().unwrap_or_default();
+    final_path.with_file_name(std::ffi::OsString::from_vec(path::partial_name_bytes(
+        name.as_bytes(),
+    )))
 }
 
 /// A download whose destination exists under the `Fail` policy: the same advice as an upload
@@ -328,14 +323,11 @@ pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
 
 /// A local path with a free name in the same directory.
 pub(crate) fn free_local_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = crate::url::wire_name(path.file_name().unwrap_or_default());
     let free = free_name(&name, |candidate| {
-        fs::symlink_metadata(path.with_file_name(candidate)).is_ok()
+        fs::symlink_metadata(path.with_file_name(crate::url::os_name(candidate))).is_ok()
     });
-    path.with_file_name(free)
+    path.with_file_name(crate::url::os_name(&free))
 }
 
 /// Hashes the first `len` bytes of a file; `None` when the file is shorter.

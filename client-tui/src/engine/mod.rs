@@ -88,14 +88,14 @@ impl Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The server answered with an error.
-    #[error("{code}: {}: {message}", if path.is_empty() { "/" } else { path })]
+    #[error("{code}: {}: {message}", crate::format::escape_name(if path.is_empty() { "/" } else { path }))]
     Remote {
         code: ErrorCode,
         message: String,
         path: String,
     },
     /// A local file operation failed.
-    #[error("{}: {}: {}", local_code(source), path.display(), without_os_error(&source.to_string()))]
+    #[error("{}: {}: {}", local_code(source), crate::format::local_path(path), without_os_error(&source.to_string()))]
     Local {
         path: PathBuf,
         #[source]
@@ -113,6 +113,13 @@ pub enum EngineError {
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// A download refused a name that holds characters reordering or hiding text: other
+    /// programs would show it as the spoof it may be.
+    #[error(
+        "unsafe_name: {}: the name holds bidirectional or invisible characters (allow them with --allow-unsafe-names)",
+        crate::format::escape_name(path)
+    )]
+    UnsafeName { path: String },
     /// The server's certificate is not trusted, TLS failed, or credentials would have gone out
     /// in clear text; `code` is one of [`tls::code`].
     #[error("{code}: {addr}: {message}")]
@@ -135,6 +142,7 @@ impl EngineError {
             EngineError::Protocol(_) => "protocol",
             EngineError::Checksum { .. } => "checksum_mismatch",
             EngineError::Cancelled => "cancelled",
+            EngineError::UnsafeName { .. } => "unsafe_name",
             EngineError::Trust { code, .. } => code,
         }
     }
@@ -146,7 +154,8 @@ impl EngineError {
             Some(rest) if !path.is_empty() && rest.starts_with(": ") => &rest[2..],
             _ => body.message.as_str(),
         };
-        let message = without_os_error(message).to_owned();
+        // Escaped where it enters: whatever later shows it, a server's words stay on one line.
+        let message = crate::format::escape_text(without_os_error(message)).into_owned();
         EngineError::Remote {
             code: body.code,
             message,
@@ -200,6 +209,9 @@ fn local_code(error: &std::io::Error) -> &'static str {
         ErrorKind::IsADirectory => "is_a_directory",
         ErrorKind::DirectoryNotEmpty => "not_empty",
         ErrorKind::StorageFull => "no_space",
+        // A name this filesystem cannot hold: too long, or bytes it refuses (`EILSEQ`).
+        ErrorKind::InvalidFilename => "bad_path",
+        _ if error.raw_os_error() == Some(rustix::io::Errno::ILSEQ.raw_os_error()) => "bad_path",
         _ => "io",
     }
 }
@@ -429,5 +441,19 @@ mod tests {
         let checksum = EngineError::Checksum { path: "a".into() };
         assert_eq!(checksum.code(), "checksum_mismatch");
         assert!(checksum.to_string().starts_with("checksum_mismatch: a: "));
+    }
+
+    #[test]
+    fn a_local_name_the_filesystem_cannot_hold_is_bad_path_and_shown_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/mnt/usb/new\nline\xff"));
+        for raw in [rustix::io::Errno::ILSEQ, rustix::io::Errno::NAMETOOLONG] {
+            let error =
+                EngineError::local(path, std::io::Error::from_raw_os_error(raw.raw_os_error()));
+            assert_eq!(error.code(), "bad_path");
+            let shown = error.to_string();
+            assert!(shown.contains("/mnt/usb/new\\nline\\xff"), "{shown}");
+            assert!(!shown.contains('\n'), "{shown}");
+        }
     }
 }

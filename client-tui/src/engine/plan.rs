@@ -185,14 +185,34 @@ async fn make_remote_dirs(
     Ok(failed)
 }
 
-/// A remote name from a listing, as local path components; `None` if it could lead anywhere
-/// but below the chosen directory.
-pub(super) fn safe_components(name: &str) -> Option<Vec<&str>> {
+/// A remote name from a listing, as the raw bytes of local path components; `None` if it
+/// could lead anywhere but below the chosen directory.
+pub(super) fn safe_components(name: &str) -> Option<Vec<std::ffi::OsString>> {
     let parts = path::components(name).ok()?;
     if parts.is_empty() || parts.iter().any(|p| path::is_partial_name(p)) {
         return None;
     }
-    Some(parts)
+    parts
+        .iter()
+        .map(|part| path::name_bytes(part).ok())
+        .map(|raw| Some(std::os::unix::ffi::OsStringExt::from_vec(raw?.into_owned())))
+        .collect()
+}
+
+/// A download's local name from the server, `name`, that would spoof other programs (see
+/// [`crate::format::is_unsafe_name`]): the file at `remote` fails on its own unless the user
+/// allowed such names, and the rest of the download goes on.
+fn refuse_unsafe(job: &Job, name: &str, remote: &str) -> bool {
+    if job.options.allow_unsafe_names || !crate::format::is_unsafe_name(name) {
+        return false;
+    }
+    job.failed_path(
+        remote,
+        &EngineError::UnsafeName {
+            path: remote.to_owned(),
+        },
+    );
+    true
 }
 
 /// Plans a download while it already runs: the walk arrives in batches, and each batch's
@@ -216,6 +236,13 @@ pub(super) async fn plan_download(
             }
             Err(e) => return Err(e),
         };
+        let named = local_root
+            .file_name()
+            .map(crate::url::wire_name)
+            .unwrap_or_default();
+        if refuse_unsafe(job, &named, &remote_root) {
+            continue;
+        }
         match entry.kind {
             Kind::File => job.feed(vec![Task::new(
                 local_root,
@@ -284,6 +311,10 @@ pub(super) async fn plan_download(
                             );
                             continue;
                         };
+                        let remote = path::join(&remote_root, &entry.name);
+                        if refuse_unsafe(job, &entry.name, &remote) {
+                            continue;
+                        }
                         let local: PathBuf =
                             parts.iter().fold(local_root.clone(), |p, c| p.join(c));
                         match entry.kind {
@@ -468,7 +499,15 @@ mod tests {
     fn only_plain_relative_names_become_local_paths() {
         assert_eq!(
             safe_components("a/b c/ü.txt"),
-            Some(vec!["a", "b c", "ü.txt"])
+            Some(vec!["a".into(), "b c".into(), "ü.txt".into()])
+        );
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(
+            safe_components("new\\nline/\\xff"),
+            Some(vec![
+                std::ffi::OsStr::from_bytes(b"new\nline").to_owned(),
+                std::ffi::OsStr::from_bytes(b"\xff").to_owned()
+            ])
         );
         for hostile in [
             "",
@@ -479,6 +518,10 @@ mod tests {
             "a//b",
             "a\\..\\b",
             "a\0b",
+            "a\nb",
+            "\\x2e\\x2e/x",
+            "a\\x2fb",
+            "a\\x00b",
             "x/.ferry-part.y",
         ] {
             assert_eq!(safe_components(hostile), None, "{hostile:?}");

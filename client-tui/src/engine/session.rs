@@ -62,7 +62,8 @@ impl ListStream<'_> {
         Ok(Some(batch.entries))
     }
 
-    /// Entries the server left out (unaddressable names), known once the stream has ended.
+    /// Entries the server left out (too deep or unreadable; an older server also left out
+    /// names it could not send), known once the stream has ended.
     pub fn skipped(&self) -> u64 {
         self.skipped
     }

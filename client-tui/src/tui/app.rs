@@ -442,7 +442,8 @@ impl App {
 
     pub fn error(&mut self, text: impl Into<String>) {
         let text = text.into();
-        tracing::warn!("{text}");
+        // One line per message in the log too, whatever a name or a server put in it.
+        tracing::warn!("{}", format::escape_text(&text));
         self.banner = Some(Banner {
             kind: BannerKind::Error,
             text,

@@ -268,7 +268,7 @@ fn execute(
 }
 
 fn file_name(path: &std::path::Path) -> Option<String> {
-    path.file_name().map(|n| n.to_string_lossy().into_owned())
+    path.file_name().map(crate::url::wire_name)
 }
 
 fn blocking_op(

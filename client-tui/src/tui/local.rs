@@ -25,7 +25,8 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
     let mut entries = Vec::new();
     for item in read {
         let Ok(item) = item else { continue };
-        let name = item.file_name().to_string_lossy().into_owned();
+        // The wire form, as remote names come: one rule shows both panes, and no name is lost.
+        let name = crate::url::wire_name(&item.file_name());
         let Ok(meta) = item.path().symlink_metadata() else {
             continue;
         };

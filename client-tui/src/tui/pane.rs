@@ -40,8 +40,8 @@ impl Location {
     /// The path of a child entry.
     pub fn join(&self, name: &str) -> Location {
         match self {
-            Location::Local(dir) => Location::Local(dir.join(name)),
-            Location::Remote(dir) => Location::Remote(join_wire(dir, name)),
+            Location::Local(dir) => Location::Local(dir.join(crate::url::os_name(name))),
+            Location::Remote(dir) => Location::Remote(join_wire(dir, &typed_name(name))),
         }
     }
 
@@ -49,7 +49,7 @@ impl Location {
     pub fn parent(&self) -> Option<(Location, String)> {
         match self {
             Location::Local(dir) => {
-                let name = dir.file_name()?.to_string_lossy().into_owned();
+                let name = crate::url::wire_name(dir.file_name()?);
                 Some((Location::Local(dir.parent()?.to_path_buf()), name))
             }
             Location::Remote(dir) if dir.is_empty() => None,
@@ -102,7 +102,14 @@ pub fn resolve_wire(current: &str, typed: &str) -> String {
             p => parts.push(p),
         }
     }
-    parts.join("/")
+    typed_name(&parts.join("/"))
+}
+
+/// A remote name or path as the user may type it, the way ferry shows names (`\u{202e}`,
+/// upper-case hex), in its one wire form; text that is no valid path is left for the server
+/// to refuse with its reason.
+fn typed_name(typed: &str) -> String {
+    crate::url::wire_path(typed.as_bytes()).unwrap_or_else(|_| typed.to_owned())
 }
 
 /// The column a listing is ordered by.

@@ -36,7 +36,7 @@ fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpErro
         let Ok(meta) = item.metadata() else {
             continue;
         };
-        let entry = entry(&scope.root, &dir, &name, wire, text.to_owned(), &meta);
+        let entry = entry(&scope.root, &dir, &name, wire, text, &meta);
         let full = batcher
             .push(&entry)
             .map_err(|e| OpError::new(ferry_protocol::ErrorCode::Io, e.to_string()))?;

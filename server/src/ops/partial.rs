@@ -4,13 +4,12 @@
 use std::io;
 
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
-use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, PartialReply};
 
 use super::Scope;
 use super::{hash_prefix, ok_line};
 use crate::error::OpError;
-use crate::root::RemotePath;
+use crate::root::{RemotePath, partial_name};
 
 pub(super) fn partial(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;

@@ -18,6 +18,7 @@
 //! file the client's `mode` (permission bits only, less the server's umask), a replaced file
 //! its old mode, so an overwrite never widens who may read it.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, OnceLock};
@@ -25,7 +26,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
-use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
 
@@ -33,7 +33,7 @@ use super::Scope;
 use super::{check_writable, hash_prefix, ok_line, refuse};
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::{OpError, code_of};
-use crate::root::{ParentCache, RemotePath};
+use crate::root::{ParentCache, RemotePath, partial_name};
 use crate::uploads::UploadGuard;
 
 /// Payload buffers queued for the disk writer; the socket reader waits when it is full.
@@ -51,8 +51,8 @@ const SMALL: usize = 256 * 1024;
 struct Upload {
     /// Shared with the next uploads of a batch into the same directory.
     dir: Arc<Dir>,
-    name: String,
-    partial: String,
+    name: OsString,
+    partial: OsString,
     wire: String,
     file: std::fs::File,
     hasher: blake3::Hasher,
@@ -458,7 +458,7 @@ fn size(bytes: u64) -> String {
 ///
 /// The exclusive create is tried first and the name cleared only when it is taken: a tree of
 /// small uploads then costs one `openat` per file instead of a failing `unlinkat` as well.
-fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File, OpError> {
+fn create_partial(dir: &Dir, partial: &OsStr, wire: &str) -> Result<std::fs::File, OpError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true).mode(PARTIAL_MODE);
     match dir.open_with(partial, &options) {
@@ -480,7 +480,7 @@ fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File,
 /// The existing partial, cut back to `offset` bytes and hashed up to there.
 fn resume_partial(
     dir: &Dir,
-    partial: &str,
+    partial: &OsStr,
     wire: &str,
     offset: u64,
 ) -> Result<(std::fs::File, blake3::Hasher), OpError> {
@@ -633,7 +633,7 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
 /// Renames `from` to `to` in `dir` unless `to` exists (`AlreadyExists` then). One atomic
 /// `renameat2(RENAME_NOREPLACE)` where the filesystem has it, so a file created meanwhile is
 /// never replaced and no `statx` per upload is needed; elsewhere a look before the rename.
-fn rename_no_replace(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+fn rename_no_replace(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
     use rustix::fs::{RenameFlags, renameat_with};
     match renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),

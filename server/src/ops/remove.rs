@@ -9,9 +9,10 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 
 use cap_std::fs::{Dir, MetadataExt, ReadDir};
-use ferry_protocol::path::is_partial_name;
+use ferry_protocol::path::is_partial_bytes;
 use ferry_protocol::{Done, ErrorCode};
 
 use super::Scope;
@@ -61,13 +62,13 @@ pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u
 
 /// A directory that holds nothing but abandoned partial uploads looks empty to every client,
 /// so removing it must work: the partials go first. Anything else keeps `not_empty`.
-fn remove_if_only_partials(dir: &Dir, name: &str) -> io::Result<()> {
+fn remove_if_only_partials(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
     let inner = dir.open_dir(name)?;
     let mut partials = Vec::new();
     for item in inner.entries()? {
         let item = item?;
         let file_name = item.file_name();
-        let is_partial = file_name.to_str().is_some_and(is_partial_name);
+        let is_partial = is_partial_bytes(file_name.as_bytes());
         if !is_partial || item.file_type()?.is_dir() {
             return Err(io::Error::from(io::ErrorKind::DirectoryNotEmpty));
         }
@@ -105,7 +106,7 @@ fn open_level(parent: &Dir, name: OsString) -> io::Result<Option<Level>> {
 
 /// Removes the directory `name` in `parent` and everything below it, holding at most
 /// [`OPEN_LEVELS`] directories open.
-fn remove_tree(parent: &Dir, name: &str) -> io::Result<()> {
+fn remove_tree(parent: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
     let Some(top) = open_level(parent, OsString::from(name))? else {
         // No longer a directory: what is there now is removed as an entry.
         return parent.remove_file(name);

@@ -150,7 +150,7 @@ impl Walker {
                     continue;
                 }
             };
-            let rel = join(&level.prefix, text);
+            let rel = join(&level.prefix, &text);
             if self.base_len + rel.len() > MAX_PATH_LEN {
                 self.skipped += 1;
                 continue;

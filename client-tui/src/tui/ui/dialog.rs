@@ -113,11 +113,17 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             wrapped(frame, app, area, "Unknown server certificate", lines, 72);
         }
         Some(Dialog::Alert { title, message }) => {
-            let text = format::escape_text(message.trim_start());
-            let mut lines: Vec<(String, Style)> = banner_aligned(text.lines().collect())
-                .into_iter()
-                .map(|line| (line, Style::default()))
+            // ferry's own line breaks stay; what a line quotes is escaped on it.
+            let text: Vec<_> = message
+                .trim_start()
+                .lines()
+                .map(format::escape_text)
                 .collect();
+            let mut lines: Vec<(String, Style)> =
+                banner_aligned(text.iter().map(|line| line.as_ref()).collect())
+                    .into_iter()
+                    .map(|line| (line, Style::default()))
+                    .collect();
             lines.push((String::new(), Style::default()));
             lines.push((
                 "Enter / Esc: close".into(),

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use super::super::app::{App, ConnState, Focus};
-use super::super::pane::{Pane, Side};
+use super::super::pane::{Location, Pane, Side};
 use super::{truncate, truncate_left};
 use crate::format;
 
@@ -31,7 +31,11 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
         Side::Local => "Local".to_string(),
         Side::Remote => app.conn.label.clone(),
     };
-    let path = pane.dir.display();
+    // A local directory's bytes shown by the one rule, not with replacement characters.
+    let path = match &pane.dir {
+        Location::Local(dir) => format::local_path(dir),
+        remote => format::escape_name(&remote.display()).into_owned(),
+    };
     let busy = if pane.pending.is_some() { " ⟳" } else { "" };
     let room = usize::from(area.width.saturating_sub(8))
         .saturating_sub(label.chars().count() + busy.len());
@@ -42,10 +46,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
                 .fg(theme.title)
                 .add_modifier(Modifier::BOLD),
         ),
-        Span::styled(
-            truncate_left(&format::escape_name(&path), room),
-            Style::default().fg(theme.title),
-        ),
+        Span::styled(truncate_left(&path, room), Style::default().fg(theme.title)),
         Span::raw(format!("{busy} ")),
     ]);
     let sort = format!(

@@ -52,7 +52,10 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         left.push_str(" [read-only]");
     }
     match (&conn.bundled, &conn.server) {
-        (Some(dir), _) => left.push_str(&format!(" (bundled server: {})", dir.display())),
+        (Some(dir), _) => left.push_str(&format!(
+            " (bundled server: {})",
+            crate::format::local_path(dir)
+        )),
         (None, Some(server)) if conn.state == ConnState::Connected => {
             left.push_str(&format!(" ({})", crate::format::escape_name(server)));
         }
