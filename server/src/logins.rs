@@ -45,8 +45,8 @@ pub(crate) struct Logins {
 struct Record {
     /// When its failures are paid off.
     paid: Instant,
-    /// Its attempts being checked that were not charged up front: at most [`ADDRESS_BURST`],
-    /// so the first round of guesses on many connections is not free either.
+    /// Its attempts being checked that were not charged up front; past [`ADDRESS_BURST`] of
+    /// them, the rest hash their passwords one at a time.
     checking: u32,
 }
 
@@ -100,7 +100,18 @@ impl Logins {
         }
         let room = addresses.len() < MAX_TRACKED;
         match addresses.get_mut(&ip) {
-            Some(record) if record.paid > now || record.checking >= ADDRESS_BURST => {
+            Some(record) if record.paid <= now && record.checking >= ADDRESS_BURST => {
+                // Many logins at once from an address that owes nothing (a client's parallel
+                // connections, people behind one NAT): none waits, but past the burst their
+                // password hashes take the one slot kept for suspect attempts, and each failure
+                // is charged when it is known. Connections per address are capped, so this
+                // first round is bounded too.
+                record.checking += 1;
+                attempt.checking = true;
+                attempt.suspect = true;
+                return attempt;
+            }
+            Some(record) if record.paid > now => {
                 let paid = record.paid.max(now);
                 attempt.start = ready(paid, self.address_interval, ADDRESS_BURST).max(now);
                 record.paid = later(paid, self.address_interval);
@@ -254,13 +265,17 @@ mod tests {
         assert_eq!(clean.start, now);
         clean.settle_at(true, now);
         // A burst of attempts being checked at once from a clean address: the ones past it
-        // are charged up front.
+        // are not held up, but are suspect (one password hash at a time), and charged when
+        // they fail.
         let crowd: IpAddr = [127, 0, 0, 4].into();
         let checking: Vec<_> = (0..ADDRESS_BURST)
             .map(|_| logins.book(crowd, now))
             .collect();
         assert!(checking.iter().all(|attempt| !attempt.suspect));
-        assert!(logins.book(crowd, now).suspect);
+        let past = logins.book(crowd, now);
+        assert!(past.suspect);
+        assert_eq!(past.start, now);
+        past.settle_at(false, now);
         drop(checking);
         // A waiting attempt given up gives its place back.
         drop(after);
