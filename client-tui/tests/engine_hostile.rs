@@ -50,15 +50,16 @@ async fn hostile_server(requested: Arc<Mutex<Vec<String>>>) -> std::net::SocketA
                                 version: 1,
                                 server: "hostile".into(),
                                 read_only: false,
+                                identity: None,
                             })
                             .unwrap(),
                         ),
-                        Request::Stat { path } => {
+                        Request::Stat { path, .. } => {
                             let mut entry = file(&path);
                             if path == "tree" {
                                 entry.kind = Kind::Dir;
                             }
-                            out.extend(encode_ok(&StatReply { entry }).unwrap());
+                            out.extend(encode_ok(&StatReply { entry, id: None }).unwrap());
                         }
                         Request::Walk { .. } => {
                             let mut sub = file("sub");

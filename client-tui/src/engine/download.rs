@@ -18,6 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, lock};
 use super::local::{self, CHUNK};
+use super::same_file;
+use super::session::Session;
+use super::upload::control_session;
 use super::{ConflictPolicy, EngineError};
 
 /// Decides what to do with one download and sends its `get`; `None` when it was settled
@@ -26,6 +29,7 @@ pub(super) async fn send_get(
     job: &Arc<Job>,
     writer: &mut ConnWriter,
     task: &mut Task,
+    control: &mut Option<Session>,
 ) -> Result<Option<PendingKind>, EngineError> {
     // A file in a directory the planner just made costs nothing here; otherwise the usual
     // case (no destination yet) costs one trip to the blocking pool.
@@ -51,6 +55,18 @@ pub(super) async fn send_get(
             return Ok(None);
         }
         writer.flush().await?;
+        // Before the question, and before anything is moved aside or opened.
+        if let Some(salt) = job.machine.get() {
+            let session = control_session(job, control).await?;
+            if same_file::same_file(session, salt, &task.local, &task.remote).await? {
+                let dest = task.local.display().to_string();
+                job.failed(
+                    task,
+                    &same_file::refusal(&task.remote, &task.remote, &dest, false),
+                );
+                return Ok(None);
+            }
+        }
         match job.resolve(&task.local.display().to_string()).await {
             ConflictPolicy::Skip => {
                 job.skipped(task);

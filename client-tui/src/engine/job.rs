@@ -28,7 +28,7 @@ use super::{
     ConflictAnswer, ConflictPolicy, Endpoint, EngineError, JobId, JobSpec, JobSummary,
     TransferEvent,
 };
-use super::{download, plan, upload};
+use super::{download, plan, same_file, upload};
 
 /// How an engine spreads its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +297,9 @@ pub(super) struct Job {
     fed: tokio::sync::Notify,
     /// Files and bytes the plan has added so far: the job's totals once it ends.
     planned: Mutex<(u64, u64)>,
+    /// The salt of the server's machine identity, when the server runs on this machine: then
+    /// every existing destination is checked against its source before it is touched.
+    pub(super) machine: std::sync::OnceLock<String>,
 }
 
 /// Per-file events gathered before a burst is handed over even between ticks.
@@ -334,6 +337,7 @@ impl Job {
             planning: AtomicBool::new(false),
             fed: tokio::sync::Notify::new(),
             planned: Mutex::new((0, 0)),
+            machine: std::sync::OnceLock::new(),
         }
     }
 
@@ -512,6 +516,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// Plans, runs the workers, then finishes a move.
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
+    let spec = screen_same_files(&job, &mut session, spec).await?;
     let direction = match &spec {
         JobSpec::Upload { .. } => Direction::Upload,
         JobSpec::Download { .. } => Direction::Download,
@@ -595,6 +600,58 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
         plan::finish_move(&job, &mut session, direction, cleanup).await?;
     }
     Ok(())
+}
+
+/// Leaves out (and reports as `same_file`) every item whose destination is its own source or
+/// lies inside it, when the server shares this machine's files; nothing of such an item is
+/// opened, written or removed.
+async fn screen_same_files(
+    job: &Job,
+    session: &mut Session,
+    spec: JobSpec,
+) -> Result<JobSpec, EngineError> {
+    let Some(salt) = session.shared_machine() else {
+        return Ok(spec);
+    };
+    let salt = job.machine.get_or_init(|| salt).clone();
+    Ok(match spec {
+        JobSpec::Upload {
+            items,
+            policy,
+            remove_source,
+        } => {
+            let mut kept = Vec::with_capacity(items.len());
+            for (local, remote) in items {
+                match same_file::check_upload(session, &salt, &local, &remote).await? {
+                    Some(refusal) => job.failed_path(&local.display().to_string(), &refusal),
+                    None => kept.push((local, remote)),
+                }
+            }
+            JobSpec::Upload {
+                items: kept,
+                policy,
+                remove_source,
+            }
+        }
+        JobSpec::Download {
+            items,
+            policy,
+            remove_source,
+        } => {
+            let mut kept = Vec::with_capacity(items.len());
+            for (remote, local) in items {
+                match same_file::check_download(session, &salt, &remote, &local).await? {
+                    Some(refusal) => job.failed_path(&remote, &refusal),
+                    None => kept.push((remote, local)),
+                }
+            }
+            JobSpec::Download {
+                items: kept,
+                policy,
+                remove_source,
+            }
+        }
+    })
 }
 
 /// Takes files from the queue until it is empty, reconnecting when a connection breaks.
@@ -800,7 +857,7 @@ async fn write_side(
         let task = slot.insert(task);
         let kind = match direction {
             Direction::Upload => upload::send_put(job, writer, task, &mut control, bytes).await?,
-            Direction::Download => download::send_get(job, writer, task).await?,
+            Direction::Download => download::send_get(job, writer, task, &mut control).await?,
         };
         let Some(kind) = kind else {
             *slot = None;

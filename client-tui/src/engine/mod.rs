@@ -15,6 +15,7 @@
 //! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
 //! - `job`: [`Engine`], the shared state of a job, its workers and their pipelined connections.
 //! - `plan`: what a job will move (walks, directories, existing destinations) and move cleanup.
+//! - `same_file`: refusing a copy onto itself when the server shares this machine.
 //! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
 
 mod connection;
@@ -24,6 +25,7 @@ pub mod known_hosts;
 mod local;
 mod plan;
 pub mod progress;
+mod same_file;
 mod session;
 pub mod tls;
 mod upload;

@@ -117,8 +117,40 @@ impl Session {
 
     /// One entry's metadata, as `lstat` sees it on the server.
     pub async fn stat(&mut self, path: &str) -> Result<Entry, EngineError> {
-        let reply: StatReply = self.call(path, Request::Stat { path: path.into() }).await?;
+        let reply: StatReply = self
+            .call(
+                path,
+                Request::Stat {
+                    path: path.into(),
+                    identity: false,
+                },
+            )
+            .await?;
         Ok(reply.entry)
+    }
+
+    /// The salt of the server's machine identity when it runs on this very machine (so its
+    /// files may be ours), else `None`.
+    pub(crate) fn shared_machine(&self) -> Option<String> {
+        let identity = self.conn.hello.identity.as_ref()?;
+        super::same_file::same_machine(identity).then(|| identity.salt.clone())
+    }
+
+    /// Like [`try_stat`](Self::try_stat), with the identity token of the file the path leads
+    /// to (see [`shared_machine`](Self::shared_machine)).
+    pub(crate) async fn stat_identity(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<(Entry, Option<String>)>, EngineError> {
+        let request = Request::Stat {
+            path: path.into(),
+            identity: true,
+        };
+        match self.call::<StatReply>(path, request).await {
+            Ok(reply) => Ok(Some((reply.entry, reply.id))),
+            Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`stat`](Self::stat), with `not_found` as `None`.

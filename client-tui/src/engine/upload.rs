@@ -15,6 +15,7 @@ use ferry_protocol::{
 use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, exists_error, lock};
 use super::local::{self, CHUNK};
+use super::same_file;
 use super::session::Session;
 use super::{ConflictPolicy, EngineError};
 
@@ -50,6 +51,18 @@ pub(super) async fn send_put(
             return Ok(None);
         }
         writer.flush().await?;
+        // Before anything is asked or sent: a server on this machine may show our own file.
+        if let Some(salt) = job.machine.get() {
+            let session = control_session(job, control).await?;
+            if same_file::same_file(session, salt, &task.local, &task.remote).await? {
+                let source = task.local.display().to_string();
+                job.failed(
+                    task,
+                    &same_file::refusal(&source, &source, &task.remote, false),
+                );
+                return Ok(None);
+            }
+        }
         // The file we are sending again may be the one there: a connection can break after the
         // server placed it but before its reply came back.
         if task.interrupted
