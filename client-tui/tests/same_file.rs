@@ -168,3 +168,68 @@ fn a_file_beside_itself_still_copies() {
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), data);
     assert!(!server.path("b.txt").exists());
 }
+
+#[path = "common/tmux.rs"]
+mod tmux;
+
+/// Answers whatever the TUI asks on the way of a move with the answer that used to lose the
+/// file ("overwrite"), until the transfer's line shows how it ended; the screen then.
+fn move_and_overwrite(tmux: &tmux::Tmux, job: &str) -> String {
+    tmux.keys(&["F6"]);
+    let start = std::time::Instant::now();
+    loop {
+        let screen = tmux.screen();
+        if screen.contains("File exists") {
+            tmux.keys(&["o"]);
+            tmux.keys(&["Enter"]);
+        } else if screen.contains(&format!("{job} ✗")) || screen.contains(&format!("{job} ✓")) {
+            return screen;
+        }
+        assert!(
+            start.elapsed() < tmux::WAIT,
+            "timed out; the screen:\n{screen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn f6_in_two_panes_on_the_same_directory_keeps_the_file_and_the_tree() {
+    // A fresh start: the bundled server serves $HOME and the local pane starts there too.
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join("d/sub")).unwrap();
+    let data = bytes(200_000, 6);
+    std::fs::write(home.join("zz.txt"), &data).unwrap();
+    std::fs::write(home.join("d/sub/in.txt"), bytes(1_000, 7)).unwrap();
+    let before = tree(&home);
+
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &home,
+        &[("HOME", &home)],
+        &[],
+        (120, 40),
+    );
+    tmux.wait_for("both panes", |s| {
+        s.matches("zz.txt").count() == 2 && s.contains("connected")
+    });
+    tmux.keys(&["End"]);
+    let screen = move_and_overwrite(&tmux, "#1");
+    assert!(screen.contains("same_file"), "{screen}");
+    assert_eq!(std::fs::read(home.join("zz.txt")).unwrap(), data);
+
+    tmux.keys(&["Up"]);
+    let screen = move_and_overwrite(&tmux, "#2");
+    assert!(screen.contains("#2 ✗"), "{screen}");
+    // Logs of the run may have appeared under $HOME; what was there is all still there.
+    let after = tree(&home);
+    for (name, bytes) in &before {
+        assert_eq!(
+            after.get(name),
+            Some(bytes),
+            "{name} lost; the screen:\n{screen}"
+        );
+    }
+    tmux.keys(&["q"]);
+}

@@ -321,6 +321,8 @@ struct Report {
     /// Entries the job left out: symlinks, special files, names that cannot be transferred,
     /// and with `--skip-existing` the existing destinations.
     skipped: u64,
+    /// Files `--resume` left alone because their destination is not a part of the source.
+    mismatched: u64,
 }
 
 /// Unfinished files named in the closing line; the rest are counted.
@@ -330,6 +332,9 @@ impl Report {
     /// Takes a failed file's error line; `false` when it is for the caller to print now.
     fn file_failed(&mut self, path: &str, error: &str) -> bool {
         let code = error.split(':').next().unwrap_or_default();
+        if code == crate::engine::RESUME_MISMATCH {
+            self.mismatched += 1;
+        }
         if !matches!(code, "connection" | "protocol") {
             return false;
         }
@@ -379,6 +384,13 @@ impl Report {
             lines.push(format!(
                 "what arrived is kept: re-run the same command{how} to finish"
             ));
+        }
+        if self.mismatched > 0 {
+            lines.push(
+                "a destination that is not a part of its source cannot be resumed: choose \
+                 --overwrite to replace it or --rename to keep both"
+                    .to_owned(),
+            );
         }
         if self.skipped > 0 {
             let (n, entries) = (

@@ -37,6 +37,8 @@ pub(super) async fn send_get(
         Inspected {
             existing: None,
             mode: None,
+            file: None,
+            moved_aside: false,
             partial: local::partial_path(&task.local),
             prefix: Ok(None),
         }
@@ -84,9 +86,28 @@ pub(super) async fn send_get(
                 inspected = inspect(task, false).await?;
             }
             ConflictPolicy::Resume => {
+                // Only a regular file no longer than the source can be its start; the rest of
+                // the check is the trailer's whole-file digest, and a mismatch puts it back.
+                let why = match inspected.file {
+                    None => Some("the destination is not a regular file".to_owned()),
+                    Some((len, _)) if len > task.size => Some(format!(
+                        "the destination ({len} bytes) is larger than the source ({} bytes)",
+                        task.size
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    let shown = task.local.display().to_string();
+                    job.failed(task, &EngineError::resume_mismatch(&shown, &why));
+                    return Ok(None);
+                }
                 // Looked at before it may be moved aside to be continued.
                 task.keep_mode = inspected.mode.or(task.keep_mode);
+                let before = inspected.file;
                 inspected = inspect(task, !task.fresh).await?;
+                if inspected.moved_aside {
+                    task.resumed = before;
+                }
             }
         }
     }
@@ -122,6 +143,10 @@ struct Inspected {
     /// The destination's permission bits, when it is a regular file (a symlink's are not its
     /// target's, and the rename replaces the link, not the target).
     mode: Option<u32>,
+    /// The destination's length and mtime, when it is a regular file.
+    file: Option<(u64, i64)>,
+    /// This look moved the destination aside to be continued as the partial.
+    moved_aside: bool,
     partial: PathBuf,
     /// A verified-looking prefix to resume from: its length and hash.
     prefix: std::io::Result<Option<(u64, blake3::Hasher)>>,
@@ -135,15 +160,17 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
     let probe = partial.clone();
     let size = task.size;
     let fresh = task.fresh;
-    let (existing, mode, prefix) = blocking(move || {
+    let (existing, mode, file, moved_aside, prefix) = blocking(move || {
         let meta = std::fs::symlink_metadata(&dest).ok();
         let existing = meta.as_ref().map(std::fs::Metadata::is_dir);
-        let mode = meta
-            .filter(std::fs::Metadata::is_file)
-            .map(|m| m.permissions().mode() & 0o777);
+        let meta = meta.filter(std::fs::Metadata::is_file);
+        let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o777);
+        let file = meta.map(|m| (m.len(), local::mtime_secs(&m)));
+        let mut moved_aside = false;
         let prefix = (|| -> std::io::Result<Option<(u64, blake3::Hasher)>> {
             if resume_final && std::fs::symlink_metadata(&probe).is_err() {
                 std::fs::rename(&dest, &probe)?;
+                moved_aside = true;
             }
             if fresh {
                 return Ok(None);
@@ -162,12 +189,14 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
             }
             Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
         })();
-        (existing, mode, prefix)
+        (existing, mode, file, moved_aside, prefix)
     })
     .await?;
     Ok(Inspected {
         existing,
         mode,
+        file,
+        moved_aside,
         partial,
         prefix,
     })
@@ -184,6 +213,16 @@ pub(super) async fn finish_get(
 ) -> Result<(), EngineError> {
     let reply: GetReply = match reader.header().await? {
         Ok(reply) => reply,
+        Err(body) if task.resumed.is_some() => {
+            // The user's own file, continued: back under its name before anything else.
+            let error = if body.code == ErrorCode::OffsetMismatch {
+                let shown = task.local.display().to_string();
+                EngineError::resume_mismatch(&shown, "the source is shorter than the destination")
+            } else {
+                EngineError::remote(&task.remote, body)
+            };
+            return put_back(job, task, partial, error).await;
+        }
         Err(body) if offset > 0 && body.code != ErrorCode::NotFound => {
             job.requeue(task.clone(), true);
             return Ok(());
@@ -287,12 +326,20 @@ pub(super) async fn finish_get(
     let mut file = file;
     if let Some(e) = local_error {
         drop(file.take());
-        job.failed(task, &EngineError::local(&task.local, e));
+        let error = EngineError::local(&task.local, e);
+        if task.resumed.is_some() {
+            return put_back(job, task, partial, error).await;
+        }
+        job.failed(task, &error);
         return Ok(());
     }
     let discard = |partial: PathBuf| blocking(move || std::fs::remove_file(partial));
     let expected = match trailer {
         Ok(trailer) => trailer.digest,
+        Err(body) if task.resumed.is_some() => {
+            drop(file.take());
+            return put_back(job, task, partial, EngineError::remote(&task.remote, body)).await;
+        }
         Err(body) => {
             // The bytes are not one version of the file: nothing of them is worth resuming.
             drop(file.take());
@@ -302,6 +349,13 @@ pub(super) async fn finish_get(
         }
     };
     let digest = Digest::from(hasher.finalize());
+    if digest != expected && task.resumed.is_some() {
+        drop(file.take());
+        let shown = task.local.display().to_string();
+        let error =
+            EngineError::resume_mismatch(&shown, "its bytes differ from the start of the source");
+        return put_back(job, task, partial, error).await;
+    }
     if digest != expected {
         drop(file.take());
         let _ = discard(partial).await?;
@@ -338,6 +392,54 @@ pub(super) async fn finish_get(
             }
         }
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
+    }
+    Ok(())
+}
+
+/// Puts a destination that was moved aside to be resumed back under its own name, exactly as
+/// it was (cut to its own length, its own mode and mtime), then fails the file with `error`.
+/// Never over a file that took the name meanwhile: then it stays hidden and the error says so.
+async fn put_back(
+    job: &Arc<Job>,
+    task: &mut Task,
+    partial: PathBuf,
+    error: EngineError,
+) -> Result<(), EngineError> {
+    let Some((len, mtime)) = task.resumed else {
+        job.failed(task, &error);
+        return Ok(());
+    };
+    let (dest, mode, hidden) = (task.local.clone(), task.keep_mode, partial.clone());
+    let restored = blocking(move || -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(&partial)?;
+        file.set_len(len)?;
+        if let Some(mode) = mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        let _ = file.set_modified(local::system_time(mtime));
+        drop(file);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &partial,
+            rustix::fs::CWD,
+            &dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?;
+        Ok(())
+    })
+    .await?;
+    match restored {
+        Ok(()) => job.failed(task, &error),
+        Err(e) => job.failed(
+            task,
+            &EngineError::local(
+                &hidden,
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{error}; the destination could not be put back and is kept here: {e}"),
+                ),
+            ),
+        ),
     }
     Ok(())
 }

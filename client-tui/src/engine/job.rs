@@ -233,6 +233,9 @@ pub(super) struct Task {
     /// that continues it), which the new file keeps. Kept across retries: once the old file
     /// was moved aside to be continued, it can no longer be asked.
     pub(super) keep_mode: Option<u32>,
+    /// A destination chosen to be resumed and moved aside to be continued: its length and
+    /// mtime, to put it back exactly as it was if its bytes turn out not to be the source's.
+    pub(super) resumed: Option<(u64, i64)>,
 }
 
 impl Task {
@@ -249,6 +252,7 @@ impl Task {
             interrupted: false,
             vacant: false,
             keep_mode: None,
+            resumed: None,
         }
     }
 }

@@ -115,6 +115,14 @@ pub enum EngineError {
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The engine itself refused an item to keep a file from being lost (a resume of a
+    /// destination that is not a part of its source); `code` is stable, as the server's are.
+    #[error("{code}: {path}: {message}")]
+    Refused {
+        code: &'static str,
+        path: String,
+        message: String,
+    },
     /// The server's certificate is not trusted, TLS failed, or credentials would have gone out
     /// in clear text; `code` is one of [`tls::code`].
     #[error("{code}: {addr}: {message}")]
@@ -137,6 +145,7 @@ impl EngineError {
             EngineError::Protocol(_) => "protocol",
             EngineError::Checksum { .. } => "checksum_mismatch",
             EngineError::Cancelled => "cancelled",
+            EngineError::Refused { code, .. } => code,
             EngineError::Trust { code, .. } => code,
         }
     }
@@ -161,6 +170,19 @@ impl EngineError {
         EngineError::Local {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A destination that `Resume` cannot continue, since its bytes are not the start of the
+    /// source's: `why` says how it differs. It is left as it was.
+    pub(crate) fn resume_mismatch(path: &str, why: &str) -> EngineError {
+        EngineError::Refused {
+            code: RESUME_MISMATCH,
+            path: path.to_owned(),
+            message: format!(
+                "cannot resume: {why}, so it is not a part of the source; it was left as it was \
+                 (overwrite replaces it, rename keeps both)"
+            ),
         }
     }
 
@@ -206,6 +228,9 @@ fn local_code(error: &std::io::Error) -> &'static str {
     }
 }
 
+/// The code of [`EngineError::resume_mismatch`].
+pub const RESUME_MISMATCH: &str = "resume_mismatch";
+
 /// Identifies a job for its whole life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u64);
@@ -215,10 +240,12 @@ pub struct JobId(pub u64);
 pub enum ConflictPolicy {
     Overwrite,
     Skip,
-    /// Continue from the existing destination's length if its bytes match ours; else overwrite.
-    /// Downloads continue the local file and the trailer digest checks the whole; uploads cannot
-    /// append to a finished remote file, so an identical one (same size and digest) is kept as
-    /// done and any other is replaced. A hidden partial is resumed under every policy.
+    /// Continue the existing destination only when its bytes are the start of the source's;
+    /// any other fails as `resume_mismatch` and is left as it was. Downloads continue the local
+    /// file and the trailer digest checks the whole (a mismatch puts the file back exactly);
+    /// uploads cannot append to a finished remote file, so an identical one is kept as done and
+    /// a true prefix (digest of the remote file = digest of our first bytes) is replaced by the
+    /// whole. A hidden partial is resumed under every policy.
     Resume,
     /// Keep both: the new one gets a free name (`a (1).txt`).
     Rename,

@@ -95,6 +95,12 @@ pub(super) async fn send_put(
                     job.done(task, digest);
                     return Ok(None);
                 }
+                // A finished remote file cannot be appended to: a true start of ours is
+                // replaced by the whole, which loses nothing; anything else stays.
+                if let Some(why) = not_a_prefix(job, task, control).await? {
+                    job.failed(task, &EngineError::resume_mismatch(&task.remote, &why));
+                    return Ok(None);
+                }
                 overwrite = true;
             }
         }
@@ -444,6 +450,38 @@ async fn same_remote_file(
     Ok(match ours {
         Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs => Some(theirs),
         _ => None,
+    })
+}
+
+/// Why the remote file is not the start of our file (`None` when it is): not a regular file,
+/// longer, or other bytes (its digest against the digest of as many of our first bytes).
+async fn not_a_prefix(
+    job: &Job,
+    task: &Task,
+    control: &mut Option<Session>,
+) -> Result<Option<String>, EngineError> {
+    let session = control_session(job, control).await?;
+    let entry = match session.stat(&task.remote).await {
+        Ok(entry) => entry,
+        // Gone meanwhile: nothing to lose.
+        Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if entry.kind != Kind::File {
+        return Ok(Some("the destination is not a regular file".into()));
+    }
+    if entry.size > task.size {
+        return Ok(Some(format!(
+            "the destination ({} bytes) is larger than the source ({} bytes)",
+            entry.size, task.size
+        )));
+    }
+    let theirs = session.digest(&task.remote, entry.size).await?;
+    let (path, size) = (task.local.clone(), entry.size);
+    let ours = blocking(move || local::hash_prefix(&path, size)).await?;
+    Ok(match ours {
+        Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs => None,
+        Ok(_) | Err(_) => Some("its bytes differ from the start of the source".into()),
     })
 }
 

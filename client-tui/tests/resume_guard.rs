@@ -1,0 +1,119 @@
+//! `--resume` continues only a destination whose bytes are a verified prefix of the source;
+//! any other destination is left exactly as it was and the file fails as `resume_mismatch`,
+//! with a hint to choose `--overwrite`. Both directions, the real binary, a real server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{TestServer, bytes, text};
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn mismatch(out: &Output) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("resume_mismatch"), "{stderr}");
+    assert!(stderr.contains("--overwrite"), "{stderr}");
+}
+
+#[test]
+fn a_download_resumes_only_a_true_prefix() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    for size in [300_000usize, 3_000_000] {
+        let source = bytes(size, 1);
+        std::fs::write(server.path("src.bin"), &source).unwrap();
+        let dest = local.path().join("dest.bin");
+
+        // Larger than the source: not a part of it.
+        let mut larger = source.clone();
+        larger.extend_from_slice(b"the user's own tail");
+        std::fs::write(&dest, &larger).unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
+        mismatch(&ferry(&[
+            "get",
+            "--resume",
+            &server.url("src.bin"),
+            p(&dest),
+        ]));
+        assert_eq!(std::fs::read(&dest).unwrap(), larger, "{size}");
+
+        // Shorter, but other bytes: continued, it would be no version of either file.
+        let mut other = bytes(size / 2, 9);
+        other[0] ^= 1;
+        std::fs::write(&dest, &other).unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
+        mismatch(&ferry(&[
+            "get",
+            "--resume",
+            &server.url("src.bin"),
+            p(&dest),
+        ]));
+        assert_eq!(std::fs::read(&dest).unwrap(), other, "{size}");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{size}");
+        let names: Vec<_> = std::fs::read_dir(local.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["dest.bin"], "nothing hidden beside it");
+
+        // A true prefix is continued.
+        std::fs::write(&dest, &source[..size / 3]).unwrap();
+        let out = ferry(&["get", "--resume", &server.url("src.bin"), p(&dest)]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(std::fs::read(&dest).unwrap(), source, "{size}");
+    }
+}
+
+#[test]
+fn an_upload_resumes_only_a_true_prefix() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    for size in [300_000usize, 3_000_000] {
+        let source = bytes(size, 2);
+        let src = local.path().join("src.bin");
+        std::fs::write(&src, &source).unwrap();
+        let dest = server.path("dest.bin");
+
+        let mut larger = source.clone();
+        larger.extend_from_slice(b"the server's own tail");
+        std::fs::write(&dest, &larger).unwrap();
+        mismatch(&ferry(&[
+            "put",
+            "--resume",
+            p(&src),
+            &server.url("dest.bin"),
+        ]));
+        assert_eq!(std::fs::read(&dest).unwrap(), larger, "{size}");
+
+        let other = bytes(size / 2, 9);
+        std::fs::write(&dest, &other).unwrap();
+        mismatch(&ferry(&[
+            "put",
+            "--resume",
+            p(&src),
+            &server.url("dest.bin"),
+        ]));
+        assert_eq!(std::fs::read(&dest).unwrap(), other, "{size}");
+
+        std::fs::write(&dest, &source[..size / 3]).unwrap();
+        let out = ferry(&["put", "--resume", p(&src), &server.url("dest.bin")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(std::fs::read(&dest).unwrap(), source, "{size}");
+    }
+}
