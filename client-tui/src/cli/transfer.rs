@@ -52,6 +52,14 @@ pub async fn get(
     local: &Path,
     options: TransferOptions,
 ) -> Result<JobSummary, CliError> {
+    // `-` is stdout, written as a stream like any FIFO or terminal.
+    let stdout;
+    let local = if local == Path::new("-") {
+        stdout = stdout_path();
+        stdout.as_path()
+    } else {
+        local
+    };
     let into_dir = local.is_dir();
     // As with cp, a trailing slash names a directory: never a new file called like it.
     if !into_dir && local.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -123,6 +131,33 @@ pub async fn get(
     };
     let outcome = run_job(endpoint, spec, options, single_file).await;
     refused.add_to(outcome)
+}
+
+/// The name of stdin's spool inside its private directory.
+const STDIN_NAME: &str = "stdin";
+
+/// Copies stdin into a new file in a private (0700) temporary directory, removed when the
+/// returned handle drops. The file gets `0666` (the server takes its umask off, as a plain
+/// create would); the directory keeps it private meanwhile.
+fn spool_stdin() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("ferry-stdin.").tempdir()?;
+    let path = dir.path().join(STDIN_NAME);
+    let mut file = std::fs::File::create(&path)?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    file.sync_all()?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o666))?;
+    Ok(dir)
+}
+
+/// Where `-` writes: the process's own stdout, by the name that reaches it.
+fn stdout_path() -> PathBuf {
+    let dev = PathBuf::from("/dev/stdout");
+    if std::fs::metadata(&dev).is_ok() {
+        dev
+    } else {
+        PathBuf::from("/proc/self/fd/1")
+    }
 }
 
 /// Whether an entry of `kind` can be a source: a file, or a directory with `-r`.
@@ -214,6 +249,28 @@ pub async fn put(
     let target = session.try_stat(&url.path).await?;
     drop(session);
     let into_dir = target.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+    // `-` is stdin. A `put` announces its size up front, so stdin is first spooled to a
+    // private temporary file, which is then sent like any other and removed.
+    let _spool;
+    let spooled;
+    let sources = if sources.iter().any(|s| s.as_os_str() == "-") {
+        if sources.len() > 1 || into_dir || options.dir_target {
+            return Err(usage(
+                "bad_request",
+                &url.path,
+                "stdin (-) must be the only source, sent to the remote file's own name",
+            ));
+        }
+        let spool = tokio::task::spawn_blocking(spool_stdin)
+            .await
+            .map_err(|e| CliError::Job(format!("io: reading stdin: {e}")))?
+            .map_err(|e| CliError::Engine(EngineError::local("-", e)))?;
+        spooled = [spool.path().join(STDIN_NAME)];
+        _spool = spool;
+        &spooled[..]
+    } else {
+        sources
+    };
     if options.dir_target && !into_dir {
         return Err(match target {
             Some(_) => usage("not_a_directory", &url.path, "not a directory"),

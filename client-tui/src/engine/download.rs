@@ -31,6 +31,33 @@ pub(super) async fn send_get(
     task: &mut Task,
     control: &mut Option<Session>,
 ) -> Result<Option<PendingKind>, EngineError> {
+    if !task.vacant && !task.stream {
+        let dest = task.local.clone();
+        match blocking(move || special_destination(&dest)).await? {
+            Ok(Special::Plain) => {}
+            Ok(Special::Through(target)) => task.local = target,
+            Ok(Special::Stream) => task.stream = true,
+            Err(refusal) => {
+                job.failed(task, &refusal);
+                return Ok(None);
+            }
+        }
+    }
+    if task.stream {
+        // Written as it arrives, never renamed over, truncated or chmodded; replacing nothing,
+        // it needs no conflict choice.
+        writer
+            .send(&Request::Get {
+                path: task.remote.clone(),
+                offset: 0,
+            })
+            .await?;
+        return Ok(Some(PendingKind::Get {
+            offset: 0,
+            hasher: Box::new(blake3::Hasher::new()),
+            partial: task.local.clone(),
+        }));
+    }
     // A file in a directory the planner just made costs nothing here; otherwise the usual
     // case (no destination yet) costs one trip to the blocking pool.
     let mut inspected = if task.vacant {
@@ -134,6 +161,55 @@ pub(super) async fn send_get(
         hasher: Box::new(hasher),
         partial,
     }))
+}
+
+/// What kind of destination a download meets, as `cp` and `scp` see it.
+enum Special {
+    /// Nothing, a regular file or a directory: the usual hidden partial and rename.
+    Plain,
+    /// A symlink to a regular file: the file is written at the link's target (partial beside
+    /// the target, renamed onto it), so the link stays a link.
+    Through(PathBuf),
+    /// A FIFO or a character device, or a link to one (`/dev/stdout`): the bytes are written
+    /// into it as they arrive.
+    Stream,
+}
+
+/// The code of a destination that is neither a file, a directory nor a stream.
+const SPECIAL_FILE: &str = "special_file";
+
+/// Looks at what `dest` is, following symlinks (a chain of them) to what a write would reach.
+fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
+    use std::os::unix::fs::FileTypeExt;
+    let refuse = |what: &str| EngineError::Refused {
+        code: SPECIAL_FILE,
+        path: dest.display().to_string(),
+        message: format!("{what}: only a regular file, a directory or a stream can be written"),
+    };
+    let Ok(lmeta) = std::fs::symlink_metadata(dest) else {
+        return Ok(Special::Plain);
+    };
+    let is_link = lmeta.file_type().is_symlink();
+    let meta = if is_link {
+        std::fs::metadata(dest).map_err(|_| refuse("a symlink that leads nowhere"))?
+    } else {
+        lmeta
+    };
+    let kind = meta.file_type();
+    if kind.is_fifo() || kind.is_char_device() {
+        Ok(Special::Stream)
+    } else if kind.is_file() && is_link {
+        let target = std::fs::canonicalize(dest).map_err(|e| EngineError::local(dest, e))?;
+        Ok(Special::Through(target))
+    } else if kind.is_file() || kind.is_dir() {
+        Ok(Special::Plain)
+    } else if kind.is_socket() {
+        Err(refuse("a socket"))
+    } else if kind.is_block_device() {
+        Err(refuse("a block device"))
+    } else {
+        Err(refuse("a special file"))
+    }
 }
 
 /// What is on disk where a download goes.
@@ -245,7 +321,7 @@ pub(super) async fn finish_get(
     let mode = task
         .keep_mode
         .unwrap_or_else(|| local::new_file_mode(reply.mode));
-    if offset == 0 && reply.size <= CHUNK as u64 {
+    if offset == 0 && reply.size <= CHUNK as u64 && !task.stream {
         reader.expect_payload(reply.size);
         let stamp = Stamp {
             mtime: reply.mtime,
@@ -261,8 +337,9 @@ pub(super) async fn finish_get(
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH);
     let (empty_tx, mut empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH + 2);
     let stream_partial = partial.clone();
+    let into_stream = task.stream;
     let writing = tokio::task::spawn_blocking(move || {
-        write_stream(&stream_partial, offset, chunk_rx, &empty_tx)
+        write_stream(&stream_partial, offset, into_stream, chunk_rx, &empty_tx)
     });
     let buffer_size = usize::try_from(reply.size).map_or(STREAM_BUFFER, |s| s.min(STREAM_BUFFER));
     let mut left = reply.size;
@@ -331,6 +408,26 @@ pub(super) async fn finish_get(
             return put_back(job, task, partial, error).await;
         }
         job.failed(task, &error);
+        return Ok(());
+    }
+    if task.stream {
+        // What went into the stream cannot be taken back: the reader is told by the error.
+        drop(file.take());
+        match trailer {
+            Ok(trailer) if Digest::from(hasher.finalize()) == trailer.digest => {
+                job.done(task, trailer.digest);
+                if job.remove_source {
+                    lock(&job.verified_sources).push(task.remote.clone());
+                }
+            }
+            Ok(_) => job.failed(
+                task,
+                &EngineError::Checksum {
+                    path: task.remote.clone(),
+                },
+            ),
+            Err(body) => job.failed(task, &EngineError::remote(&task.remote, body)),
+        }
         return Ok(());
     }
     let discard = |partial: PathBuf| blocking(move || std::fs::remove_file(partial));
@@ -513,11 +610,16 @@ struct Streamed {
 fn write_stream(
     partial: &std::path::Path,
     offset: u64,
+    into_stream: bool,
     mut chunk_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     empty_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Streamed {
     use std::io::{Seek, Write};
     let opened = (|| -> std::io::Result<std::fs::File> {
+        if into_stream {
+            // A FIFO or a device: opened as it is, nothing created, cut or chmodded.
+            return std::fs::OpenOptions::new().write(true).open(partial);
+        }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)

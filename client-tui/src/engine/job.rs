@@ -236,6 +236,9 @@ pub(super) struct Task {
     /// A destination chosen to be resumed and moved aside to be continued: its length and
     /// mtime, to put it back exactly as it was if its bytes turn out not to be the source's.
     pub(super) resumed: Option<(u64, i64)>,
+    /// The destination is a stream (a FIFO, a device, stdout): written as the bytes arrive,
+    /// so an attempt that wrote anything cannot be made again.
+    pub(super) stream: bool,
 }
 
 impl Task {
@@ -253,6 +256,7 @@ impl Task {
             vacant: false,
             keep_mode: None,
             resumed: None,
+            stream: false,
         }
     }
 }
@@ -422,6 +426,20 @@ impl Job {
 
     /// Puts a task back for another attempt; `fresh` forgets any partial.
     pub(super) fn requeue(&self, mut task: Task, fresh: bool) {
+        if task.stream && task.counted > 0 {
+            // Its first bytes are already in the stream: sent again, the reader would get
+            // them twice.
+            let error = EngineError::Connection {
+                addr: super::connection::address(&self.endpoint),
+                message: format!(
+                    "the transfer broke after {} bytes went into the stream, which cannot be \
+                     sent again",
+                    task.counted
+                ),
+            };
+            self.failed(&task, &error);
+            return;
+        }
         lock(&self.progress).take_back(task.counted);
         task.counted = 0;
         task.fresh |= fresh;
