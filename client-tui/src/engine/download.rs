@@ -338,14 +338,25 @@ pub(super) async fn finish_get(
     let (empty_tx, mut empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH + 2);
     let stream_partial = partial.clone();
     let into_stream = task.stream;
+    // Raised by the writer at its first error (a full disk): reading the rest of the file
+    // would only fill the socket for nothing.
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&stopped);
     let writing = tokio::task::spawn_blocking(move || {
-        write_stream(&stream_partial, offset, into_stream, chunk_rx, &empty_tx)
+        write_stream(
+            &stream_partial,
+            offset,
+            into_stream,
+            chunk_rx,
+            &empty_tx,
+            &stop,
+        )
     });
     let buffer_size = usize::try_from(reply.size).map_or(STREAM_BUFFER, |s| s.min(STREAM_BUFFER));
     let mut left = reply.size;
     let mut allocated = 0;
     let broken = loop {
-        if left == 0 {
+        if left == 0 || stopped.load(Ordering::Relaxed) {
             break None;
         }
         let mut buf = match empty_rx.try_recv() {
@@ -399,11 +410,25 @@ pub(super) async fn finish_get(
     if let Some(e) = broken {
         return Err(e);
     }
-    let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
     let mut file = file;
+    if left > 0 {
+        // The writer stopped early: the rest of the payload is still on the wire, so this
+        // connection is given up (its other files are sent again on a new one) once the file
+        // is reported; it is not tried again.
+        drop(file.take());
+        let error = local_error.unwrap_or_else(|| std::io::Error::other("the writer stopped"));
+        let error = stopped_error(task, &partial, error).await?;
+        job.failed(task, &error);
+        task.settled = true;
+        return Err(EngineError::Connection {
+            addr: super::connection::address(&job.endpoint),
+            message: "dropped to stop a download the disk could not take".into(),
+        });
+    }
+    let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
     if let Some(e) = local_error {
         drop(file.take());
-        let error = EngineError::local(&task.local, e);
+        let error = stopped_error(task, &partial, e).await?;
         if task.resumed.is_some() {
             return put_back(job, task, partial, error).await;
         }
@@ -491,6 +516,35 @@ pub(super) async fn finish_get(
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
     }
     Ok(())
+}
+
+/// The error of a download whose local write failed, saying where the bytes that arrived are
+/// kept and how many there are (a re-run resumes them), so no hidden file goes unmentioned.
+async fn stopped_error(
+    task: &Task,
+    partial: &std::path::Path,
+    error: std::io::Error,
+) -> Result<EngineError, EngineError> {
+    if task.stream || task.resumed.is_some() {
+        // A stream keeps nothing; a resumed destination is put back by the caller.
+        return Ok(EngineError::local(&task.local, error));
+    }
+    let probe = partial.to_owned();
+    let kept = blocking(move || std::fs::symlink_metadata(probe).map(|m| m.len())).await?;
+    let error = match kept {
+        Ok(len) if len > 0 => std::io::Error::new(
+            error.kind(),
+            format!(
+                "{}; the {} that arrived are kept in {} (the same command resumes them once \
+                 there is room; remove it to give the space back)",
+                super::without_os_error(&error.to_string()),
+                crate::format::size(len),
+                partial.display()
+            ),
+        ),
+        _ => error,
+    };
+    Ok(EngineError::local(&task.local, error))
 }
 
 /// Puts a destination that was moved aside to be resumed back under its own name, exactly as
@@ -613,6 +667,7 @@ fn write_stream(
     into_stream: bool,
     mut chunk_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     empty_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    stop: &AtomicBool,
 ) -> Streamed {
     use std::io::{Seek, Write};
     let opened = (|| -> std::io::Result<std::fs::File> {
@@ -638,12 +693,16 @@ fn write_stream(
     })();
     let (mut file, mut error) = match opened {
         Ok(file) => (Some(file), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            (None, Some(e))
+        }
     };
     while let Some(mut chunk) = chunk_rx.blocking_recv() {
         if let Some(out) = file.as_mut()
             && let Err(e) = out.write_all(&chunk)
         {
+            stop.store(true, Ordering::Relaxed);
             error = Some(e);
             file = None;
         }
@@ -906,7 +965,16 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
                 lock(&job.verified_sources).push(task.remote.clone());
             }
         }
-        Err(e) => job.failed(&task, &EngineError::local(&task.local, e)),
+        Err(e) => {
+            // A small file is cheaper to fetch again than to keep half of (and a full disk
+            // wants its space back): no hidden partial stays behind.
+            if let (Some(parent), Some(partial_name)) = (task.local.parent(), partial.file_name())
+                && let Ok(handle) = dir.get(parent)
+            {
+                let _ = rustix::fs::unlinkat(handle, partial_name, rustix::fs::AtFlags::empty());
+            }
+            job.failed(&task, &EngineError::local(&task.local, e));
+        }
     }
     body
 }

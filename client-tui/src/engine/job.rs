@@ -28,7 +28,7 @@ use super::{
     ConflictAnswer, ConflictPolicy, Endpoint, EngineError, JobId, JobSpec, JobSummary,
     TransferEvent,
 };
-use super::{download, plan, same_file, upload};
+use super::{download, plan, same_file, space, upload};
 
 /// How an engine spreads its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +239,9 @@ pub(super) struct Task {
     /// The destination is a stream (a FIFO, a device, stdout): written as the bytes arrive,
     /// so an attempt that wrote anything cannot be made again.
     pub(super) stream: bool,
+    /// Already reported as failed while its connection had to be dropped (a download the disk
+    /// could not hold): not to be tried again.
+    pub(super) settled: bool,
 }
 
 impl Task {
@@ -257,6 +260,7 @@ impl Task {
             keep_mode: None,
             resumed: None,
             stream: false,
+            settled: false,
         }
     }
 }
@@ -426,6 +430,9 @@ impl Job {
 
     /// Puts a task back for another attempt; `fresh` forgets any partial.
     pub(super) fn requeue(&self, mut task: Task, fresh: bool) {
+        if task.settled {
+            return;
+        }
         if task.stream && task.counted > 0 {
             // Its first bytes are already in the stream: sent again, the reader would get
             // them twice.
@@ -632,6 +639,7 @@ async fn screen_same_files(
     session: &mut Session,
     spec: JobSpec,
 ) -> Result<JobSpec, EngineError> {
+    let spec = screen_space(job, session, spec).await?;
     let Some(salt) = session.shared_machine() else {
         return Ok(spec);
     };
@@ -673,6 +681,57 @@ async fn screen_same_files(
                 remove_source,
             }
         }
+    })
+}
+
+/// Leaves out (and reports as `no_space`) the download items that cannot fit where they go:
+/// the bytes each needs (the server's `summary`; a single file's hidden partial or, with
+/// `Resume`, its destination counted as already there) summed per local filesystem, against
+/// what that filesystem has free. Better a clear refusal before the first byte than a full
+/// disk after hours of reading.
+async fn screen_space(
+    job: &Job,
+    session: &mut Session,
+    spec: JobSpec,
+) -> Result<JobSpec, EngineError> {
+    let JobSpec::Download {
+        items,
+        policy,
+        remove_source,
+    } = spec
+    else {
+        return Ok(spec);
+    };
+    let mut needs = Vec::with_capacity(items.len());
+    for (remote, _) in &items {
+        let bytes = match session.summary(remote).await {
+            Ok(summary) => summary.bytes,
+            // Reported by the plan, which meets the same refusal.
+            Err(EngineError::Remote { .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        needs.push(bytes);
+    }
+    let resume = policy == ConflictPolicy::Resume;
+    let locals: Vec<PathBuf> = items.iter().map(|(_, local)| local.clone()).collect();
+    let fits = blocking(move || space::check(&locals, &needs, resume)).await?;
+    let mut kept = Vec::with_capacity(items.len());
+    for ((remote, local), fit) in items.into_iter().zip(fits) {
+        match fit {
+            Ok(()) => kept.push((remote, local)),
+            Err(why) => job.failed_path(
+                &remote,
+                &EngineError::local(
+                    &local,
+                    std::io::Error::new(std::io::ErrorKind::StorageFull, why),
+                ),
+            ),
+        }
+    }
+    Ok(JobSpec::Download {
+        items: kept,
+        policy,
+        remove_source,
     })
 }
 

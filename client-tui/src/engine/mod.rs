@@ -16,6 +16,7 @@
 //! - `job`: [`Engine`], the shared state of a job, its workers and their pipelined connections.
 //! - `plan`: what a job will move (walks, directories, existing destinations) and move cleanup.
 //! - `same_file`: refusing a copy onto itself when the server shares this machine.
+//! - `space`: whether a download fits on its local filesystem before it starts.
 //! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
 
 mod connection;
@@ -27,6 +28,7 @@ mod plan;
 pub mod progress;
 mod same_file;
 mod session;
+mod space;
 pub mod tls;
 mod upload;
 
