@@ -117,3 +117,46 @@ fn an_upload_resumes_only_a_true_prefix() {
         assert_eq!(std::fs::read(&dest).unwrap(), source, "{size}");
     }
 }
+
+#[path = "common/tmux.rs"]
+mod tmux;
+
+#[test]
+fn the_tui_asks_again_when_resume_cannot_be_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, local, home) = (
+        tmp.path().join("served"),
+        tmp.path().join("local"),
+        tmp.path().join("home"),
+    );
+    for dir in [&root, &local, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(root.join("r.bin"), bytes(1_000, 1)).unwrap();
+    let mine = bytes(5_000, 2);
+    std::fs::write(local.join("r.bin"), &mine).unwrap();
+    let (_server, port) = common::start_server(&root, 0);
+    let tmux = tmux::Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&format!("ferry://127.0.0.1:{port}/")],
+        (120, 40),
+    );
+    tmux.wait_for("both panes", |s| {
+        s.matches("r.bin").count() == 2 && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["End"]);
+    tmux.keys(&["F5"]);
+    tmux.wait_for("the conflict question", |s| s.contains("File exists"));
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for("the question again, with why", |s| {
+        s.contains("File exists") && s.contains("cannot resume")
+    });
+    assert!(screen.contains("resume_mismatch"), "{screen}");
+    tmux.keys(&["s"]);
+    tmux.wait_for("the job skipped", |s| s.contains("1 skipped in"));
+    assert_eq!(std::fs::read(local.join("r.bin")).unwrap(), mine);
+    tmux.keys(&["q"]);
+}

@@ -96,46 +96,58 @@ pub(super) async fn send_get(
                 return Ok(None);
             }
         }
-        match job.resolve(&task.local.display().to_string()).await {
-            ConflictPolicy::Skip => {
-                job.skipped(task);
-                return Ok(None);
-            }
-            ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                job.failed(task, &local::exists_error(&task.local));
-                return Ok(None);
-            }
-            // The rename into place replaces it.
-            ConflictPolicy::Overwrite => task.keep_mode = inspected.mode.or(task.keep_mode),
-            ConflictPolicy::Rename => {
-                let dest = task.local.clone();
-                task.local = blocking(move || local::free_local_path(&dest)).await?;
-                inspected = inspect(task, false).await?;
-            }
-            ConflictPolicy::Resume => {
-                // Only a regular file no longer than the source can be its start; the rest of
-                // the check is the trailer's whole-file digest, and a mismatch puts it back.
-                let why = match inspected.file {
-                    None => Some("the destination is not a regular file".to_owned()),
-                    Some((len, _)) if len > task.size => Some(format!(
-                        "the destination ({len} bytes) is larger than the source ({} bytes)",
-                        task.size
-                    )),
-                    Some(_) => None,
-                };
-                if let Some(why) = why {
-                    let shown = task.local.display().to_string();
-                    job.failed(task, &EngineError::resume_mismatch(&shown, &why));
+        let shown = task.local.display().to_string();
+        let mut reason = None;
+        loop {
+            match job.resolve(&shown, reason.take()).await {
+                ConflictPolicy::Skip => {
+                    job.skipped(task);
                     return Ok(None);
                 }
-                // Looked at before it may be moved aside to be continued.
-                task.keep_mode = inspected.mode.or(task.keep_mode);
-                let before = inspected.file;
-                inspected = inspect(task, !task.fresh).await?;
-                if inspected.moved_aside {
-                    task.resumed = before;
+                ConflictPolicy::Fail | ConflictPolicy::Ask => {
+                    job.failed(task, &local::exists_error(&task.local));
+                    return Ok(None);
+                }
+                // The rename into place replaces it.
+                ConflictPolicy::Overwrite => {
+                    task.keep_mode = inspected.mode.or(task.keep_mode);
+                }
+                ConflictPolicy::Rename => {
+                    let dest = task.local.clone();
+                    task.local = blocking(move || local::free_local_path(&dest)).await?;
+                    inspected = inspect(task, false).await?;
+                }
+                ConflictPolicy::Resume => {
+                    // Only a regular file no longer than the source can be its start; the rest
+                    // of the check is the trailer's whole-file digest, and a mismatch puts it
+                    // back.
+                    let why = match inspected.file {
+                        None => Some("the destination is not a regular file".to_owned()),
+                        Some((len, _)) if len > task.size => Some(format!(
+                            "the destination ({len} bytes) is larger than the source ({} bytes)",
+                            task.size
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(why) = why {
+                        let refusal = EngineError::resume_mismatch(&shown, &why);
+                        if job.asks_again() {
+                            reason = Some(refusal.to_string());
+                            continue;
+                        }
+                        job.failed(task, &refusal);
+                        return Ok(None);
+                    }
+                    // Looked at before it may be moved aside to be continued.
+                    task.keep_mode = inspected.mode.or(task.keep_mode);
+                    let before = inspected.file;
+                    inspected = inspect(task, !task.fresh).await?;
+                    if inspected.moved_aside {
+                        task.resumed = before;
+                    }
                 }
             }
+            break;
         }
     }
     let partial = inspected.partial;

@@ -494,8 +494,15 @@ impl Job {
         task.counted += bytes;
     }
 
-    /// The policy for one existing destination, asking the owner when told to.
-    pub(super) async fn resolve(&self, shown: &str) -> ConflictPolicy {
+    /// Whether an answer that cannot be carried out may be asked about again: the owner is
+    /// asked (not a fixed policy) and did not answer once for all.
+    pub(super) fn asks_again(&self) -> bool {
+        self.policy == ConflictPolicy::Ask && lock(&self.sticky).is_none()
+    }
+
+    /// The policy for one existing destination, asking the owner when told to; `reason` says
+    /// why the same question comes again.
+    pub(super) async fn resolve(&self, shown: &str, reason: Option<String>) -> ConflictPolicy {
         if self.policy != ConflictPolicy::Ask {
             return self.policy;
         }
@@ -508,6 +515,7 @@ impl Job {
             job: self.id,
             path: shown.to_owned(),
             reply: reply_tx,
+            reason,
         });
         match reply_rx.await {
             Ok(ConflictAnswer {

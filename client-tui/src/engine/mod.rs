@@ -333,6 +333,9 @@ pub enum TransferEvent {
         /// The destination that exists (remote wire path or local path, shown to the user).
         path: String,
         reply: oneshot::Sender<ConflictAnswer>,
+        /// Why the question is asked again: the last answer could not be carried out (a resume
+        /// of a destination that is not a part of the source).
+        reason: Option<String>,
     },
     /// One file arrived and its digest matched.
     FileDone {

@@ -72,37 +72,47 @@ pub(super) async fn send_put(
             job.done(task, digest);
             return Ok(None);
         }
-        match job.resolve(&task.remote).await {
-            ConflictPolicy::Skip => {
-                job.skipped(task);
-                return Ok(None);
-            }
-            ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                job.failed(task, &exists_error(&task.remote));
-                return Ok(None);
-            }
-            ConflictPolicy::Overwrite => overwrite = true,
-            ConflictPolicy::Rename => {
-                let (parent, name) = path::split_last(&task.remote).unwrap_or(("", ""));
-                let mut known = lock(&job.remote_existing);
-                let free = local::free_name(name, |c| known.contains_key(&path::join(parent, c)));
-                task.remote = path::join(parent, &free);
-                known.insert(task.remote.clone(), Kind::File);
-            }
-            ConflictPolicy::Resume => {
-                if let Some(digest) = same_remote_file(job, task, control).await? {
-                    lock(&job.progress).add_present(task.size);
-                    job.done(task, digest);
+        let mut reason = None;
+        loop {
+            match job.resolve(&task.remote, reason.take()).await {
+                ConflictPolicy::Skip => {
+                    job.skipped(task);
                     return Ok(None);
                 }
-                // A finished remote file cannot be appended to: a true start of ours is
-                // replaced by the whole, which loses nothing; anything else stays.
-                if let Some(why) = not_a_prefix(job, task, control).await? {
-                    job.failed(task, &EngineError::resume_mismatch(&task.remote, &why));
+                ConflictPolicy::Fail | ConflictPolicy::Ask => {
+                    job.failed(task, &exists_error(&task.remote));
                     return Ok(None);
                 }
-                overwrite = true;
+                ConflictPolicy::Overwrite => overwrite = true,
+                ConflictPolicy::Rename => {
+                    let (parent, name) = path::split_last(&task.remote).unwrap_or(("", ""));
+                    let mut known = lock(&job.remote_existing);
+                    let free =
+                        local::free_name(name, |c| known.contains_key(&path::join(parent, c)));
+                    task.remote = path::join(parent, &free);
+                    known.insert(task.remote.clone(), Kind::File);
+                }
+                ConflictPolicy::Resume => {
+                    if let Some(digest) = same_remote_file(job, task, control).await? {
+                        lock(&job.progress).add_present(task.size);
+                        job.done(task, digest);
+                        return Ok(None);
+                    }
+                    // A finished remote file cannot be appended to: a true start of ours is
+                    // replaced by the whole, which loses nothing; anything else stays.
+                    if let Some(why) = not_a_prefix(job, task, control).await? {
+                        let refusal = EngineError::resume_mismatch(&task.remote, &why);
+                        if job.asks_again() {
+                            reason = Some(refusal.to_string());
+                            continue;
+                        }
+                        job.failed(task, &refusal);
+                        return Ok(None);
+                    }
+                    overwrite = true;
+                }
             }
+            break;
         }
     }
 
