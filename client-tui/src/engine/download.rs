@@ -43,6 +43,21 @@ pub(super) async fn send_get(
             }
         }
     }
+    if task.stream && job.remove_source {
+        // Nothing shows that the bytes were kept on the other side of a stream (a pipe's
+        // reader may have failed): a move there would delete the only copy.
+        job.failed(
+            task,
+            &EngineError::Refused {
+                code: SPECIAL_FILE,
+                path: task.local.display().to_string(),
+                message: "a move into a stream would delete the source with nothing to show \
+                          the bytes were kept; copy it instead"
+                    .into(),
+            },
+        );
+        return Ok(None);
+    }
     if task.stream {
         // Written as it arrives, never renamed over, truncated or chmodded; replacing nothing,
         // it needs no conflict choice.

@@ -526,8 +526,19 @@ pub(super) async fn finish_put(
         Ok(reply) if reply.digest == digest && reply.file_size == task.size => {
             job.done(task, digest);
             if job.remove_source {
-                let path = task.local.clone();
-                if let Err(e) = blocking(move || std::fs::remove_file(&path)).await? {
+                // Only the version that was sent: a file written to since (its size or mtime
+                // differ) holds bytes the server never got, and stays.
+                let (path, size, mtime) = (task.local.clone(), task.size, task.mtime);
+                let removed = blocking(move || {
+                    let meta = std::fs::symlink_metadata(&path)?;
+                    if !meta.is_file() || meta.len() != size || local::mtime_secs(&meta) != mtime {
+                        // Reported as `file_changed`; the file is kept.
+                        return Err(changed());
+                    }
+                    std::fs::remove_file(&path)
+                })
+                .await?;
+                if let Err(e) = removed {
                     job.failed_path(&task.remote, &EngineError::local(&task.local, e));
                 }
             }
