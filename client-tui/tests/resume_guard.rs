@@ -81,6 +81,27 @@ fn a_download_resumes_only_a_true_prefix() {
 }
 
 #[test]
+fn a_stale_partial_beside_the_destination_does_not_replace_it() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let source = bytes(3_000_000, 5);
+    std::fs::write(server.path("src.bin"), &source).unwrap();
+    let dest = local.path().join("dest.bin");
+    // The user's own file, not a part of the source, and our partial of an earlier attempt,
+    // which is.
+    let mine = bytes(100_000, 6);
+    std::fs::write(&dest, &mine).unwrap();
+    std::fs::write(
+        local.path().join(".ferry-part.dest.bin"),
+        &source[..1_000_000],
+    )
+    .unwrap();
+    let out = ferry(&["get", "--resume", &server.url("src.bin"), p(&dest)]);
+    mismatch(&out);
+    assert_eq!(std::fs::read(&dest).unwrap(), mine);
+}
+
+#[test]
 fn an_upload_resumes_only_a_true_prefix() {
     let server = TestServer::start();
     let local = tempfile::tempdir().unwrap();

@@ -271,7 +271,13 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
         let file = meta.map(|m| (m.len(), local::mtime_secs(&m)));
         let mut moved_aside = false;
         let prefix = (|| -> std::io::Result<Option<(u64, blake3::Hasher)>> {
-            if resume_final && std::fs::symlink_metadata(&probe).is_err() {
+            if resume_final && std::fs::symlink_metadata(&dest).is_ok() {
+                // The user chose to continue the destination: a hidden partial of an earlier
+                // attempt (our own bytes, fetched again at worst) makes way for it, or it
+                // would be continued instead and replace a destination nobody checked.
+                if std::fs::symlink_metadata(&probe).is_ok() {
+                    std::fs::remove_file(&probe)?;
+                }
                 std::fs::rename(&dest, &probe)?;
                 moved_aside = true;
             }
