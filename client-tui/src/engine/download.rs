@@ -389,7 +389,9 @@ pub(super) async fn finish_get(
     let mut left = reply.size;
     let mut allocated = 0;
     let broken = loop {
-        if left == 0 || stopped.load(Ordering::Relaxed) {
+        // A small rest is read and dropped, so the connection stays in step for the files
+        // behind it; a large one is not worth reading.
+        if left == 0 || (left > STOP_EARLY_MIN && stopped.load(Ordering::Relaxed)) {
             break None;
         }
         let mut buf = match empty_rx.try_recv() {
@@ -451,11 +453,15 @@ pub(super) async fn finish_get(
         drop(file.take());
         let error = local_error.unwrap_or_else(|| std::io::Error::other("the writer stopped"));
         let error = stopped_error(task, &partial, error).await?;
-        job.failed(task, &error);
+        if task.resumed.is_some() {
+            put_back(job, task, partial, error).await?;
+        } else {
+            job.failed(task, &error);
+        }
         task.settled = true;
         return Err(EngineError::Connection {
             addr: super::connection::address(&job.endpoint),
-            message: "dropped to stop a download the disk could not take".into(),
+            message: STOPPED_EARLY.into(),
         });
     }
     let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
@@ -677,6 +683,14 @@ async fn finish_small_get(
     )
     .await
 }
+
+/// The rest of a download whose local write failed that is still read (and dropped) to keep
+/// the connection in step; past it, the connection is dropped instead.
+const STOP_EARLY_MIN: u64 = 4 * 1024 * 1024;
+
+/// Why a connection was dropped on purpose after a local write failed: not a sign of a broken
+/// server, so the worker opens a new one without counting it as a failure.
+pub(super) const STOPPED_EARLY: &str = "dropped to stop a download the disk could not take";
 
 /// Buffers of a large download queued for its writer thread.
 const STREAM_DEPTH: usize = 3;

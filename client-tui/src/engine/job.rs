@@ -757,6 +757,8 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
         match outcome {
             Ok(()) => return Ok(()),
             Err(e @ EngineError::Remote { .. }) => return Err(e),
+            // Dropped on purpose to stop a large download the disk could not take.
+            Err(EngineError::Connection { message, .. }) if message == download::STOPPED_EARLY => {}
             Err(e) => {
                 failures += 1;
                 if failures > MAX_RECONNECTS {
