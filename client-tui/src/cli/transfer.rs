@@ -653,6 +653,16 @@ mod tests {
         );
         assert!(hint(ConflictPolicy::Rename, false).contains("--resume in place of --rename"));
 
+        let mut mismatched = Report::default();
+        assert!(!mismatched.file_failed("a", "resume_mismatch: a: cannot resume: ..."));
+        assert_eq!(
+            mismatched.closing_lines(ConflictPolicy::Resume, true),
+            [
+                "a destination that is not a part of its source cannot be resumed: choose \
+              --overwrite to replace it or --rename to keep both"
+            ]
+        );
+
         let skipped = Report {
             skipped: 1,
             ..Report::default()

@@ -91,6 +91,17 @@ fn local_chain(salt: &str, dest: &Path) -> Vec<(bool, String)> {
     chain
 }
 
+/// The identity token of what `remote` leads to; `None` when the server gives none or refuses
+/// the path (missing, a link out of the root, no permission): such a path cannot be one of our
+/// files as far as the server lets anyone see, and the transfer meets the same refusal itself.
+async fn remote_token(session: &mut Session, remote: &str) -> Result<Option<String>, EngineError> {
+    match session.stat_identity(remote).await {
+        Ok(found) => Ok(found.and_then(|(_, id)| id)),
+        Err(EngineError::Remote { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Refuses a download of `remote` to `local` that would land on its own source: the same file,
 /// or a directory below itself.
 pub(super) async fn check_download(
@@ -99,7 +110,7 @@ pub(super) async fn check_download(
     remote: &str,
     local: &Path,
 ) -> Result<Option<EngineError>, EngineError> {
-    let Some((_, Some(theirs))) = session.stat_identity(remote).await? else {
+    let Some(theirs) = remote_token(session, remote).await? else {
         return Ok(None);
     };
     let (salt, dest) = (salt.to_owned(), local.to_owned());
@@ -125,7 +136,7 @@ pub(super) async fn check_upload(
     let shown_local = local.display().to_string();
     let mut at = Some(remote.to_owned());
     while let Some(target) = at.take() {
-        if let Some((_, Some(theirs))) = session.stat_identity(&target).await?
+        if let Some(theirs) = remote_token(session, &target).await?
             && theirs == ours
         {
             return Ok(Some(refusal(
@@ -152,7 +163,7 @@ pub(super) async fn same_file(
     local: &Path,
     remote: &str,
 ) -> Result<bool, EngineError> {
-    let Some((_, Some(theirs))) = session.stat_identity(remote).await? else {
+    let Some(theirs) = remote_token(session, remote).await? else {
         return Ok(false);
     };
     let (salt, path) = (salt.to_owned(), PathBuf::from(local));

@@ -86,3 +86,42 @@ fn present_bytes(dest: &Path, resume: bool) -> u64 {
         partial
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_on_one_filesystem_add_up_and_streams_need_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = rustix::fs::statvfs(dir.path()).unwrap();
+        let free = stat.f_bavail * stat.f_frsize;
+        let (a, b) = (dir.path().join("a"), dir.path().join("sub/b"));
+        // Each fits alone; together they do not, and the second is the one refused.
+        let half = free / 2 + 1;
+        let fits = check(&[a.clone(), b.clone()], &[half, half], false);
+        assert!(fits[0].is_ok());
+        let why = fits[1].as_ref().unwrap_err();
+        assert!(why.contains("not enough space"), "{why}");
+        assert!(check(&[a.clone()], &[1], false)[0].is_ok());
+
+        // What a resume continues is already there; a hidden partial under every policy.
+        std::fs::write(&a, vec![0u8; 4096]).unwrap();
+        assert_eq!(present_bytes(&a, false), 0);
+        assert_eq!(present_bytes(&a, true), 4096);
+        std::fs::write(local::partial_path(&a), vec![0u8; 100]).unwrap();
+        assert_eq!(present_bytes(&a, false), 100);
+        assert_eq!(present_bytes(&a, true), 4096);
+
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(check(&[fifo], &[u64::MAX], false)[0].is_ok());
+    }
+}
