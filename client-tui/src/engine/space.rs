@@ -28,7 +28,13 @@ pub(super) fn check(locals: &[PathBuf], needs: &[u64], resume: bool) -> Vec<Resu
             let Ok(stat) = rustix::fs::statvfs(&dir) else {
                 return Ok(());
             };
-            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+            // Root may also write into the blocks a filesystem reserves for it.
+            let blocks = if rustix::process::geteuid().is_root() {
+                stat.f_bfree
+            } else {
+                stat.f_bavail
+            };
+            let free = blocks.saturating_mul(stat.f_frsize);
             let slot = match used.iter().position(|(d, _)| *d == dev) {
                 Some(i) => i,
                 None => {
@@ -95,7 +101,12 @@ mod tests {
     fn items_on_one_filesystem_add_up_and_streams_need_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let stat = rustix::fs::statvfs(dir.path()).unwrap();
-        let free = stat.f_bavail * stat.f_frsize;
+        let blocks = if rustix::process::geteuid().is_root() {
+            stat.f_bfree
+        } else {
+            stat.f_bavail
+        };
+        let free = blocks * stat.f_frsize;
         let (a, b) = (dir.path().join("a"), dir.path().join("sub/b"));
         // Each fits alone; together they do not, and the second is the one refused.
         let half = free / 2 + 1;
