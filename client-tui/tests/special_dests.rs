@@ -181,6 +181,32 @@ fn a_socket_or_a_dangling_link_is_refused_and_kept() {
             .is_socket()
     );
 
+    // A link to a directory where a file goes: neither the link nor the directory is replaced.
+    std::fs::create_dir(local.path().join("dir")).unwrap();
+    std::fs::create_dir(server.path("t")).unwrap();
+    std::fs::write(server.path("t/dirlink"), b"a file").unwrap();
+    let tree_dest = local.path().join("t");
+    std::fs::create_dir(&tree_dest).unwrap();
+    std::os::unix::fs::symlink("../dir", tree_dest.join("dirlink")).unwrap();
+    let out = ferry(&[
+        "get",
+        "-r",
+        "--overwrite",
+        &server.url("t"),
+        p(local.path()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is_a_directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(tree_dest.join("dirlink"))
+            .unwrap()
+            .is_symlink()
+    );
+
     let dangling = local.path().join("dangling");
     std::os::unix::fs::symlink("nowhere/at/all", &dangling).unwrap();
     let out = ferry(&["get", "--overwrite", &server.url("a.bin"), p(&dangling)]);

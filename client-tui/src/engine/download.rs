@@ -228,6 +228,12 @@ fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
     } else if kind.is_file() && is_link {
         let target = std::fs::canonicalize(dest).map_err(|e| EngineError::local(dest, e))?;
         Ok(Special::Through(target))
+    } else if kind.is_dir() && is_link {
+        // A file cannot replace what a link leads to, and the link is not ours to drop.
+        Err(EngineError::local(
+            dest,
+            std::io::Error::from(std::io::ErrorKind::IsADirectory),
+        ))
     } else if kind.is_file() || kind.is_dir() {
         Ok(Special::Plain)
     } else if kind.is_socket() {
