@@ -230,7 +230,7 @@ fn local_code(error: &std::io::Error) -> &'static str {
     }
 }
 
-/// The code of [`EngineError::resume_mismatch`].
+/// The code of a resume refused because the destination is not a part of the source.
 pub const RESUME_MISMATCH: &str = "resume_mismatch";
 
 /// Identifies a job for its whole life.

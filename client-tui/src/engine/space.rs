@@ -114,7 +114,7 @@ mod tests {
         assert!(fits[0].is_ok());
         let why = fits[1].as_ref().unwrap_err();
         assert!(why.contains("not enough space"), "{why}");
-        assert!(check(&[a.clone()], &[1], false)[0].is_ok());
+        assert!(check(std::slice::from_ref(&a), &[1], false)[0].is_ok());
 
         // What a resume continues is already there; a hidden partial under every policy.
         std::fs::write(&a, vec![0u8; 4096]).unwrap();
