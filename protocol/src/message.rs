@@ -853,6 +853,42 @@ mod tests {
     }
 
     #[test]
+    fn identity_tokens_hide_their_inputs_and_depend_on_every_one() {
+        let boot = "0b2f6c1e-8f7a-4a47-9d0e-3c1f2a5b6c7d";
+        let host = host_token("00ff", boot);
+        assert_eq!(host.len(), 64);
+        assert_eq!(host, host_token("00ff", &format!("{boot}\n")), "trimmed");
+        assert_ne!(host, host_token("00fe", boot), "salted");
+        let file = file_token("00ff", boot, 2049, 131_074);
+        assert!(!file.contains("131074") && !host.contains(boot));
+        for other in [
+            file_token("00fe", boot, 2049, 131_074),
+            file_token("00ff", "another boot", 2049, 131_074),
+            file_token("00ff", boot, 2050, 131_074),
+            file_token("00ff", boot, 2049, 131_075),
+            // Fields never run into each other.
+            file_token("00f", &format!("f{boot}"), 2049, 131_074),
+        ] {
+            assert_ne!(file, other);
+        }
+        let request: Request =
+            serde_json::from_str(r#"{"op":"stat","path":"a","identity":true}"#).unwrap();
+        assert_eq!(
+            request,
+            Request::Stat {
+                path: "a".into(),
+                identity: true
+            }
+        );
+        let plain = encode_request(&Request::Stat {
+            path: "a".into(),
+            identity: false,
+        })
+        .unwrap();
+        assert_eq!(plain, b"{\"op\":\"stat\",\"path\":\"a\"}\n");
+    }
+
+    #[test]
     fn tokens_never_show_in_debug_output() {
         let request = Request::Hello {
             version: 1,
