@@ -102,6 +102,51 @@ fn a_stale_partial_beside_the_destination_does_not_replace_it() {
 }
 
 #[test]
+fn an_interrupted_resume_puts_the_destination_back() {
+    let server = TestServer::start();
+    let source = bytes(16 * 1024 * 1024, 7);
+    std::fs::write(server.path("src.bin"), &source).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(10)),
+    ));
+    let local = tempfile::tempdir().unwrap();
+    let dest = local.path().join("dest.bin");
+    // Not a part of the source, but only the digest at the end could tell.
+    let mine = bytes(1_000_000, 8);
+    std::fs::write(&dest, &mine).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["get", "--resume", &proxy.url("src.bin"), p(&dest)])
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = local.path().join(".ferry-part.dest.bin");
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 2_000_000 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "never resumed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Ctrl-C.
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&dest).unwrap(), mine, "{}", text(&out.stderr));
+    let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+    assert_ne!(mode, 0o600, "its own mode back");
+    assert!(!partial.exists());
+}
+
+#[test]
 fn an_upload_resumes_only_a_true_prefix() {
     let server = TestServer::start();
     let local = tempfile::tempdir().unwrap();

@@ -159,6 +159,17 @@ pub(super) async fn send_get(
                     inspected = inspect(task, !task.fresh).await?;
                     if inspected.moved_aside {
                         task.resumed = before;
+                        if let Some((len, mtime)) = before {
+                            lock(&job.aside).insert(
+                                inspected.partial.clone(),
+                                Aside {
+                                    dest: task.local.clone(),
+                                    len,
+                                    mtime,
+                                    mode: task.keep_mode,
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -381,7 +392,9 @@ pub(super) async fn finish_get(
     // would only fill the socket for nothing.
     let stopped = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&stopped);
+    let guard = WriterGuard::new(&job.writers);
     let writing = tokio::task::spawn_blocking(move || {
+        let _guard = guard;
         write_stream(
             &stream_partial,
             offset,
@@ -551,6 +564,9 @@ pub(super) async fn finish_get(
         std::fs::rename(&partial, &dest)
     })
     .await?;
+    if placed.is_ok() {
+        lock(&job.aside).remove(&local::partial_path(&task.local));
+    }
     match placed {
         Ok(()) => {
             job.done(task, digest);
@@ -561,6 +577,83 @@ pub(super) async fn finish_get(
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
     }
     Ok(())
+}
+
+/// A destination chosen to be resumed, moved aside as its partial to be continued: what it
+/// was, so it can be put back exactly.
+#[derive(Debug, Clone)]
+pub(super) struct Aside {
+    pub(super) dest: PathBuf,
+    pub(super) len: u64,
+    pub(super) mtime: i64,
+    pub(super) mode: Option<u32>,
+}
+
+impl Aside {
+    /// Cuts `partial` back to the destination's own length, gives it back its mode and mtime
+    /// and renames it to its name, never over a file that took the name meanwhile.
+    fn restore(&self, partial: &std::path::Path) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(partial)?;
+        file.set_len(self.len)?;
+        if let Some(mode) = self.mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        let _ = file.set_modified(local::system_time(self.mtime));
+        drop(file);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            partial,
+            rustix::fs::CWD,
+            &self.dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?;
+        Ok(())
+    }
+}
+
+/// Once a job has ended (finished, failed or cancelled): every destination still moved aside
+/// to be resumed goes back under its name as it was, so a cancelled or broken resume never
+/// leaves the user's file hidden (and a later run can never take it for our own partial and
+/// discard it). Waits first for the job's disk writers to stop touching the partials.
+pub(super) async fn restore_aside(job: &Arc<Job>) {
+    let left: Vec<(PathBuf, Aside)> = lock(&job.aside).drain().collect();
+    if left.is_empty() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + WRITERS_GONE;
+    while job.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for (partial, aside) in left {
+            if let Err(e) = aside.restore(&partial) {
+                tracing::warn!(
+                    partial = %partial.display(),
+                    "could not put a resumed destination back: {e}"
+                );
+            }
+        }
+    })
+    .await;
+}
+
+/// How long a finished job waits for its disk writers before putting destinations back.
+const WRITERS_GONE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Counts a running disk writer of a job while it lives.
+struct WriterGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl WriterGuard {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The error of a download whose local write failed, saying where the bytes that arrived are
@@ -605,25 +698,15 @@ async fn put_back(
         job.failed(task, &error);
         return Ok(());
     };
-    let (dest, mode, hidden) = (task.local.clone(), task.keep_mode, partial.clone());
-    let restored = blocking(move || -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new().write(true).open(&partial)?;
-        file.set_len(len)?;
-        if let Some(mode) = mode {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        let _ = file.set_modified(local::system_time(mtime));
-        drop(file);
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &partial,
-            rustix::fs::CWD,
-            &dest,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )?;
-        Ok(())
-    })
-    .await?;
+    lock(&job.aside).remove(&partial);
+    let aside = Aside {
+        dest: task.local.clone(),
+        len,
+        mtime,
+        mode: task.keep_mode,
+    };
+    let hidden = partial.clone();
+    let restored = blocking(move || aside.restore(&partial)).await?;
     match restored {
         Ok(()) => job.failed(task, &error),
         Err(e) => job.failed(
@@ -1011,6 +1094,9 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
         rustix::fs::renameat(dir, partial_name, dir, name)?;
         Ok(())
     })();
+    if placed.is_ok() {
+        lock(&job.aside).remove(&partial);
+    }
     match placed {
         Ok(()) => {
             job.done(&task, digest);

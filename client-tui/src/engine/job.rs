@@ -132,6 +132,7 @@ impl Engine {
                 () = cancel.cancelled() => Err(EngineError::Cancelled),
                 outcome = run(Arc::clone(&job), spec) => outcome,
             };
+            download::restore_aside(&job).await;
             drop(reporter);
             let outcome = outcome.map(|()| {
                 let counters = *lock(&job.counters);
@@ -312,6 +313,11 @@ pub(super) struct Job {
     /// The salt of the server's machine identity, when the server runs on this machine: then
     /// every existing destination is checked against its source before it is touched.
     pub(super) machine: std::sync::OnceLock<String>,
+    /// Destinations moved aside to be resumed, by their partial's path, until they are
+    /// replaced by the verified file or put back.
+    pub(super) aside: Mutex<HashMap<PathBuf, download::Aside>>,
+    /// Disk writers of large downloads still running (they outlive a cancelled job briefly).
+    pub(super) writers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Per-file events gathered before a burst is handed over even between ticks.
@@ -350,6 +356,8 @@ impl Job {
             fed: tokio::sync::Notify::new(),
             planned: Mutex::new((0, 0)),
             machine: std::sync::OnceLock::new(),
+            aside: Mutex::new(HashMap::new()),
+            writers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
