@@ -718,16 +718,14 @@ async fn screen_space(
     else {
         return Ok(spec);
     };
-    let mut needs = Vec::with_capacity(items.len());
-    for (remote, _) in &items {
-        let bytes = match session.summary(remote).await {
-            Ok(summary) => summary.bytes,
-            // Reported by the plan, which meets the same refusal.
-            Err(EngineError::Remote { .. }) => 0,
-            Err(e) => return Err(e),
-        };
-        needs.push(bytes);
-    }
+    let remotes: Vec<String> = items.iter().map(|(remote, _)| remote.clone()).collect();
+    let needs: Vec<u64> = session
+        .summary_many(&remotes)
+        .await?
+        .into_iter()
+        // A refusal is reported by the plan, which meets it too.
+        .map(|summary| summary.map_or(0, |s| s.bytes))
+        .collect();
     let resume = policy == ConflictPolicy::Resume;
     let locals: Vec<PathBuf> = items.iter().map(|(_, local)| local.clone()).collect();
     let fits = blocking(move || space::check(&locals, &needs, resume)).await?;

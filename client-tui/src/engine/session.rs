@@ -357,6 +357,29 @@ impl Session {
         paths: &[String],
         requests: &[Request],
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        let outcomes = self.pipeline_replies::<Done>(paths, requests).await?;
+        Ok(outcomes.into_iter().map(|o| o.map(drop)).collect())
+    }
+
+    /// The totals of several paths with one round trip's worth of waiting (a download's
+    /// free-space check), each outcome in order.
+    pub(crate) async fn summary_many(
+        &mut self,
+        paths: &[String],
+    ) -> Result<Vec<Result<SummaryReply, EngineError>>, EngineError> {
+        let requests = paths
+            .iter()
+            .map(|p| Request::Summary { path: p.clone() })
+            .collect::<Vec<_>>();
+        self.pipeline_replies(paths, &requests).await
+    }
+
+    /// Sends requests in windows without waiting between them and reads each one's reply.
+    async fn pipeline_replies<T: serde::de::DeserializeOwned>(
+        &mut self,
+        paths: &[String],
+        requests: &[Request],
+    ) -> Result<Vec<Result<T, EngineError>>, EngineError> {
         const WINDOW: usize = 64;
         self.ready().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
@@ -366,12 +389,8 @@ impl Session {
             }
             self.conn.writer.flush().await?;
             for name in names {
-                let reply = self.conn.reader.header::<Done>().await?;
-                outcomes.push(
-                    reply
-                        .map(drop)
-                        .map_err(|body| EngineError::remote(name, body)),
-                );
+                let reply = self.conn.reader.header::<T>().await?;
+                outcomes.push(reply.map_err(|body| EngineError::remote(name, body)));
             }
         }
         Ok(outcomes)
