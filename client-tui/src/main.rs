@@ -255,9 +255,9 @@ struct ConflictFlags {
     /// Leave existing destination files alone.
     #[arg(long)]
     skip_existing: bool,
-    /// Continue existing files whose bytes match the source; replace the others. A complete,
-    /// identical file costs a digest check, not a transfer: the way to re-run an interrupted
-    /// -r.
+    /// Continue existing files whose bytes are the start of the source; any other fails as
+    /// resume_mismatch and is left as it was. A complete, identical file costs a digest check,
+    /// not a transfer: the way to re-run an interrupted -r.
     #[arg(long)]
     resume: bool,
     /// Keep existing files; give the new ones a free name ("a (1).txt").

@@ -508,7 +508,7 @@ async fn conflict_policies_for_uploads() {
     assert_eq!(std::fs::read(server.path("a (1).txt")).unwrap(), ours);
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
-    // Resume of a different file replaces it; of the same file moves nothing.
+    // Resume of a different file leaves it and says why; of the same file moves nothing.
     let log = run_job(
         server.endpoint(),
         EngineOptions::default(),
@@ -516,8 +516,14 @@ async fn conflict_policies_for_uploads() {
         never,
     )
     .await;
-    assert_eq!(log.summary().files, 1);
-    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), ours);
+    assert_eq!(log.summary().failed, 1);
+    assert!(
+        log.failed[0].1.starts_with("resume_mismatch: a.txt"),
+        "{:?}",
+        log.failed
+    );
+    assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
+    std::fs::write(server.path("a.txt"), &ours).unwrap();
     let log = run_job(
         server.endpoint(),
         EngineOptions::default(),
@@ -585,7 +591,7 @@ async fn conflict_policies_for_downloads() {
     );
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
-    // "ours a.txt" is not a prefix of "theirs ...": resume finds out and starts over.
+    // "ours a.txt" is not a prefix of "theirs ...": resume finds out and puts it back.
     let log = run_job(
         server.endpoint(),
         EngineOptions::default(),
@@ -593,8 +599,9 @@ async fn conflict_policies_for_downloads() {
         never,
     )
     .await;
-    assert_eq!(log.summary().files, 1, "{log:?}");
-    assert_eq!(std::fs::read(&dest).unwrap(), theirs);
+    assert_eq!(log.summary().failed, 1, "{log:?}");
+    assert!(log.failed[0].1.starts_with("resume_mismatch: "), "{log:?}");
+    assert_eq!(std::fs::read(&dest).unwrap(), ours);
     // A true prefix is continued.
     std::fs::write(&dest, &theirs[..6]).unwrap();
     let log = run_job(

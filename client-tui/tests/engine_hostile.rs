@@ -12,7 +12,7 @@ use common::run_job;
 use ferry::engine::{ConflictAnswer, ConflictPolicy, EngineOptions, JobSpec};
 use ferry_protocol::{
     Digest, Entry, Frame, FrameDecoder, GetReply, GetTrailer, HelloReply, Kind, ListBatch, Request,
-    StatReply, decode_request, encode_ok,
+    StatReply, SummaryReply, decode_request, encode_ok,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -51,16 +51,27 @@ async fn hostile_server(requested: Arc<Mutex<Vec<String>>>) -> std::net::SocketA
                                 version: 1,
                                 server: "hostile".into(),
                                 read_only: false,
+                                identity: None,
                             })
                             .unwrap(),
                         ),
-                        Request::Stat { path } => {
+                        Request::Stat { path, .. } => {
                             let mut entry = file(&path);
                             if path == "tree" {
                                 entry.kind = Kind::Dir;
                             }
-                            out.extend(encode_ok(&StatReply { entry }).unwrap());
+                            out.extend(encode_ok(&StatReply { entry, id: None }).unwrap());
                         }
+                        // The free-space check before a download asks for the totals.
+                        Request::Summary { .. } => out.extend(
+                            encode_ok(&SummaryReply {
+                                files: 10,
+                                dirs: 1,
+                                bytes: 10 * GOOD.len() as u64,
+                                skipped: 0,
+                            })
+                            .unwrap(),
+                        ),
                         Request::Walk { .. } => {
                             let mut sub = file("sub");
                             sub.kind = Kind::Dir;

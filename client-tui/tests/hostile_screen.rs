@@ -67,12 +67,17 @@ fn hostile_server() -> (tokio::runtime::Runtime, SocketAddr) {
                             version: ferry_protocol::VERSION,
                             server: SERVER_NAME.into(),
                             read_only: false,
+                            identity: None,
                         })
                         .unwrap(),
-                        Ok(Request::Stat { path }) => {
+                        Ok(Request::Stat { path, .. }) => {
                             let mut dir = entry(&path);
                             dir.kind = Kind::Dir;
-                            encode_ok(&StatReply { entry: dir }).unwrap()
+                            encode_ok(&StatReply {
+                                entry: dir,
+                                id: None,
+                            })
+                            .unwrap()
                         }
                         Ok(Request::List { .. }) => encode_ok(&ListBatch {
                             entries: NAMES.iter().map(|name| entry(name)).collect(),

@@ -300,6 +300,7 @@ fn lying_server() -> (tokio::runtime::Runtime, std::net::SocketAddr) {
                             version: ferry_protocol::VERSION,
                             server: "liar".into(),
                             read_only: false,
+                            identity: None,
                         })
                         .unwrap(),
                         _ => encode_err(

@@ -39,6 +39,9 @@ pub enum ErrorCode {
     FileChanged,
     /// The peer was too slow or silent for too long.
     Timeout,
+    /// The source and the destination are the same file (or a directory would go into
+    /// itself): nothing was written or removed.
+    SameFile,
     /// The server hit an unexpected IO error.
     Io,
     /// A code this version does not know, from a newer peer.
@@ -48,7 +51,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and tools that must cover them all.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::BadRequest,
         Self::HeaderTooLong,
         Self::UnsupportedVersion,
@@ -67,6 +70,7 @@ impl ErrorCode {
         Self::ChecksumMismatch,
         Self::FileChanged,
         Self::Timeout,
+        Self::SameFile,
         Self::Io,
         Self::Unknown,
     ];
@@ -92,6 +96,7 @@ impl ErrorCode {
             Self::ChecksumMismatch => "checksum_mismatch",
             Self::FileChanged => "file_changed",
             Self::Timeout => "timeout",
+            Self::SameFile => "same_file",
             Self::Io => "io",
             Self::Unknown => "unknown",
         }

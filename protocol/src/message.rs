@@ -50,8 +50,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<Token>,
     },
-    /// One entry's metadata. Answered by [`StatReply`].
-    Stat { path: String },
+    /// One entry's metadata. Answered by [`StatReply`]; with `identity`, the reply also carries
+    /// the file's opaque identity token, so a client on the same machine can tell whether it is
+    /// one of its own files.
+    Stat {
+        path: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        identity: bool,
+    },
     /// A directory's entries, streamed as [`ListBatch`]es until one has `more: false`.
     List { path: String },
     /// Every entry below a directory, depth first, names relative to `path`; streamed like `list`.
@@ -208,12 +214,58 @@ pub struct HelloReply {
     /// The server's name and version, for display.
     pub server: String,
     pub read_only: bool,
+    /// Lets a client learn whether the server runs on its own machine (see [`host_token`]);
+    /// absent when the server cannot tell which kernel it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<HostIdentity>,
+}
+
+/// What a server says about the machine it runs on, in a form only a client on that same
+/// machine can match: a random salt and [`host_token`] of the salt and the kernel's boot id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIdentity {
+    /// Random per server process, so tokens cannot be linked across servers.
+    pub salt: String,
+    /// [`host_token`] of `salt` and the server's boot id.
+    pub host: String,
 }
 
 /// Reply to `stat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatReply {
     pub entry: Entry,
+    /// With `identity` in the request: [`file_token`] of the file the path leads to (links
+    /// followed), when the server knows its boot id and the path resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The host part of the same-machine check: a keyed hash of the kernel's boot id (from
+/// `/proc/sys/kernel/random/boot_id`). Equal tokens under one salt mean one running kernel,
+/// hence one set of `(dev, ino)` numbers. The boot id never crosses the wire: a client on
+/// another machine cannot reverse the token, nor brute-force file tokens without it.
+pub fn host_token(salt: &str, boot_id: &str) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("ferry 1 host identity");
+    hash_field(&mut hasher, salt.as_bytes());
+    hash_field(&mut hasher, boot_id.trim().as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
+/// One file's identity under a salt: a keyed hash of the boot id with the file's device and
+/// inode numbers, so the raw numbers never leave the server.
+pub fn file_token(salt: &str, boot_id: &str, dev: u64, ino: u64) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("ferry 1 file identity");
+    hash_field(&mut hasher, salt.as_bytes());
+    hash_field(&mut hasher, boot_id.trim().as_bytes());
+    hasher.update(&dev.to_le_bytes());
+    hasher.update(&ino.to_le_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
+/// A length-prefixed field, so two fields can never run into each other.
+fn hash_field(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
 }
 
 /// One batch of a `list` or `walk` answer.
@@ -571,7 +623,10 @@ mod tests {
                 user: Some("ann".into()),
                 password: Some(Token("pw".into())),
             },
-            Request::Stat { path: "a".into() },
+            Request::Stat {
+                path: "a".into(),
+                identity: false,
+            },
             Request::List { path: "".into() },
             Request::Walk { path: "x".into() },
             Request::Summary { path: "x".into() },
@@ -803,6 +858,42 @@ mod tests {
     fn an_empty_listing_is_one_batch() {
         let line = EntryBatcher::new().finish(0);
         assert_eq!(line, b"{\"ok\":true,\"entries\":[],\"more\":false}\n");
+    }
+
+    #[test]
+    fn identity_tokens_hide_their_inputs_and_depend_on_every_one() {
+        let boot = "0b2f6c1e-8f7a-4a47-9d0e-3c1f2a5b6c7d";
+        let host = host_token("00ff", boot);
+        assert_eq!(host.len(), 64);
+        assert_eq!(host, host_token("00ff", &format!("{boot}\n")), "trimmed");
+        assert_ne!(host, host_token("00fe", boot), "salted");
+        let file = file_token("00ff", boot, 2049, 131_074);
+        assert!(!file.contains("131074") && !host.contains(boot));
+        for other in [
+            file_token("00fe", boot, 2049, 131_074),
+            file_token("00ff", "another boot", 2049, 131_074),
+            file_token("00ff", boot, 2050, 131_074),
+            file_token("00ff", boot, 2049, 131_075),
+            // Fields never run into each other.
+            file_token("00f", &format!("f{boot}"), 2049, 131_074),
+        ] {
+            assert_ne!(file, other);
+        }
+        let request: Request =
+            serde_json::from_str(r#"{"op":"stat","path":"a","identity":true}"#).unwrap();
+        assert_eq!(
+            request,
+            Request::Stat {
+                path: "a".into(),
+                identity: true
+            }
+        );
+        let plain = encode_request(&Request::Stat {
+            path: "a".into(),
+            identity: false,
+        })
+        .unwrap();
+        assert_eq!(plain, b"{\"op\":\"stat\",\"path\":\"a\"}\n");
     }
 
     #[test]

@@ -182,7 +182,10 @@ fn request() -> impl Strategy<Value = Request> {
                 user,
                 password: password.map(Token),
             }),
-        s().prop_map(|path| Request::Stat { path }),
+        s().prop_map(|path| Request::Stat {
+            path,
+            identity: false
+        }),
         s().prop_map(|path| Request::List { path }),
         s().prop_map(|path| Request::Walk { path }),
         s().prop_map(|path| Request::Summary { path }),
@@ -272,8 +275,8 @@ proptest! {
         length in prop::option::of(digest()),
     ) {
         let [a, b, c, d] = numbers;
-        reply_round_trips(&HelloReply { version, server: text, read_only: flag })?;
-        reply_round_trips(&StatReply { entry })?;
+        reply_round_trips(&HelloReply { version, server: text, read_only: flag, identity: None })?;
+        reply_round_trips(&StatReply { entry, id: None })?;
         reply_round_trips(&ListBatch { entries, more: flag, skipped: a })?;
         reply_round_trips(&SummaryReply { files: a, dirs: b, bytes: c, skipped: d })?;
         reply_round_trips(&GetReply { size: a, file_size: b, offset: c, mtime, mode })?;

@@ -62,6 +62,14 @@ pub async fn get(
     local: &Path,
     options: TransferOptions,
 ) -> Result<JobSummary, CliError> {
+    // `-` is stdout, written as a stream like any FIFO or terminal.
+    let stdout;
+    let local = if local == Path::new("-") {
+        stdout = stdout_path();
+        stdout.as_path()
+    } else {
+        local
+    };
     let into_dir = local.is_dir();
     // As with cp, a trailing slash names a directory: never a new file called like it.
     if !into_dir && local.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -135,6 +143,33 @@ pub async fn get(
         remove_source: options.remove_source,
     };
     run_job(endpoint, spec, options, single_file, refused).await
+}
+
+/// The name of stdin's spool inside its private directory.
+const STDIN_NAME: &str = "stdin";
+
+/// Copies stdin into a new file in a private (0700) temporary directory, removed when the
+/// returned handle drops. The file gets `0666` (the server takes its umask off, as a plain
+/// create would); the directory keeps it private meanwhile.
+fn spool_stdin() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("ferry-stdin.").tempdir()?;
+    let path = dir.path().join(STDIN_NAME);
+    let mut file = std::fs::File::create(&path)?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    file.sync_all()?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o666))?;
+    Ok(dir)
+}
+
+/// Where `-` writes: the process's own stdout, by the name that reaches it.
+fn stdout_path() -> PathBuf {
+    let dev = PathBuf::from("/dev/stdout");
+    if std::fs::metadata(&dev).is_ok() {
+        dev
+    } else {
+        PathBuf::from("/proc/self/fd/1")
+    }
 }
 
 /// Whether an entry of `kind` can be a source: a file, or a directory with `-r`.
@@ -240,6 +275,28 @@ pub async fn put(
     let target = session.try_stat(&url.path).await?;
     drop(session);
     let into_dir = target.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+    // `-` is stdin. A `put` announces its size up front, so stdin is first spooled to a
+    // private temporary file, which is then sent like any other and removed.
+    let _spool;
+    let spooled;
+    let sources = if sources.iter().any(|s| s.as_os_str() == "-") {
+        if sources.len() > 1 || into_dir || options.dir_target {
+            return Err(usage(
+                "bad_request",
+                &url.path,
+                "stdin (-) must be the only source, sent to the remote file's own name",
+            ));
+        }
+        let spool = tokio::task::spawn_blocking(spool_stdin)
+            .await
+            .map_err(|e| CliError::Job(format!("io: reading stdin: {e}")))?
+            .map_err(|e| CliError::Engine(EngineError::local("-", e)))?;
+        spooled = [spool.path().join(STDIN_NAME)];
+        _spool = spool;
+        &spooled[..]
+    } else {
+        sources
+    };
     if options.dir_target && !into_dir {
         return Err(match target {
             Some(_) => usage("not_a_directory", &url.path, "not a directory"),
@@ -379,6 +436,8 @@ struct Report {
     interrupted: bool,
     /// Files that arrived verified.
     arrived: u64,
+    /// Files `--resume` left alone because their destination is not a part of the source.
+    mismatched: u64,
 }
 
 /// Unfinished files named in the closing line; the rest are counted.
@@ -388,6 +447,9 @@ impl Report {
     /// Takes a failed file's error line; `false` when it is for the caller to print now.
     fn file_failed(&mut self, path: &str, error: &str) -> bool {
         let code = error.split(':').next().unwrap_or_default();
+        if code == crate::engine::RESUME_MISMATCH {
+            self.mismatched += 1;
+        }
         if !matches!(code, "connection" | "protocol") {
             return false;
         }
@@ -437,6 +499,13 @@ impl Report {
             lines.push(format!(
                 "what arrived is kept: re-run the same command{how} to finish"
             ));
+        }
+        if self.mismatched > 0 {
+            lines.push(
+                "a destination that is not a part of its source cannot be resumed: choose \
+                 --overwrite to replace it or --rename to keep both"
+                    .to_owned(),
+            );
         }
         lines.extend(self.left_out.closing_line(self.strict));
         let named = self.left_out.by_design + self.left_out.errors + self.left_out.vanished;
@@ -735,6 +804,16 @@ mod tests {
             hint(ConflictPolicy::Overwrite, false).contains("--resume in place of --overwrite")
         );
         assert!(hint(ConflictPolicy::Rename, false).contains("--resume in place of --rename"));
+
+        let mut mismatched = Report::default();
+        assert!(!mismatched.file_failed("a", "resume_mismatch: a: cannot resume: ..."));
+        assert_eq!(
+            mismatched.closing_lines(ConflictPolicy::Resume, true),
+            [
+                "a destination that is not a part of its source cannot be resumed: choose \
+              --overwrite to replace it or --rename to keep both"
+            ]
+        );
 
         let mut skipped = Report {
             skipped: 3,

@@ -153,6 +153,7 @@ impl Connection {
                 version: VERSION,
                 server: String::new(),
                 read_only: false,
+                identity: None,
             },
         };
         let hello = Request::Hello {

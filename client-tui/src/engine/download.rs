@@ -18,6 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, lock};
 use super::local::{self, CHUNK};
+use super::same_file;
+use super::session::Session;
+use super::upload::control_session;
 use super::{ConflictPolicy, EngineError};
 
 /// Decides what to do with one download and sends its `get`; `None` when it was settled
@@ -26,13 +29,58 @@ pub(super) async fn send_get(
     job: &Arc<Job>,
     writer: &mut ConnWriter,
     task: &mut Task,
+    control: &mut Option<Session>,
 ) -> Result<Option<PendingKind>, EngineError> {
+    if !task.vacant && !task.stream {
+        let dest = task.local.clone();
+        match blocking(move || special_destination(&dest)).await? {
+            Ok(Special::Plain) => {}
+            Ok(Special::Through(target)) => task.local = target,
+            Ok(Special::Stream) => task.stream = true,
+            Err(refusal) => {
+                job.failed(task, &refusal);
+                return Ok(None);
+            }
+        }
+    }
+    if task.stream && job.remove_source {
+        // Nothing shows that the bytes were kept on the other side of a stream (a pipe's
+        // reader may have failed): a move there would delete the only copy.
+        job.failed(
+            task,
+            &EngineError::Refused {
+                code: SPECIAL_FILE,
+                path: task.local.display().to_string(),
+                message: "a move into a stream would delete the source with nothing to show \
+                          the bytes were kept; copy it instead"
+                    .into(),
+            },
+        );
+        return Ok(None);
+    }
+    if task.stream {
+        // Written as it arrives, never renamed over, truncated or chmodded; replacing nothing,
+        // it needs no conflict choice.
+        writer
+            .send(&Request::Get {
+                path: task.remote.clone(),
+                offset: 0,
+            })
+            .await?;
+        return Ok(Some(PendingKind::Get {
+            offset: 0,
+            hasher: Box::new(blake3::Hasher::new()),
+            partial: task.local.clone(),
+        }));
+    }
     // A file in a directory the planner just made costs nothing here; otherwise the usual
     // case (no destination yet) costs one trip to the blocking pool.
     let mut inspected = if task.vacant {
         Inspected {
             existing: None,
             mode: None,
+            file: None,
+            moved_aside: false,
             partial: local::partial_path(&task.local),
             prefix: Ok(None),
         }
@@ -51,27 +99,81 @@ pub(super) async fn send_get(
             return Ok(None);
         }
         writer.flush().await?;
-        match job.resolve(&task.local.display().to_string()).await {
-            ConflictPolicy::Skip => {
-                job.skipped(task);
+        // Before the question, and before anything is moved aside or opened.
+        if let Some(salt) = job.machine.get() {
+            let session = control_session(job, control).await?;
+            if same_file::same_file(session, salt, &task.local, &task.remote).await? {
+                let dest = task.local.display().to_string();
+                job.failed(
+                    task,
+                    &same_file::refusal(&task.remote, &task.remote, &dest, false),
+                );
                 return Ok(None);
             }
-            ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                job.failed(task, &local::exists_error(&task.local));
-                return Ok(None);
+        }
+        let shown = task.local.display().to_string();
+        let mut reason = None;
+        loop {
+            match job.resolve(&shown, reason.take()).await {
+                ConflictPolicy::Skip => {
+                    job.skipped(task);
+                    return Ok(None);
+                }
+                ConflictPolicy::Fail | ConflictPolicy::Ask => {
+                    job.failed(task, &local::exists_error(&task.local));
+                    return Ok(None);
+                }
+                // The rename into place replaces it.
+                ConflictPolicy::Overwrite => {
+                    task.keep_mode = inspected.mode.or(task.keep_mode);
+                }
+                ConflictPolicy::Rename => {
+                    let dest = task.local.clone();
+                    task.local = blocking(move || local::free_local_path(&dest)).await?;
+                    inspected = inspect(task, false).await?;
+                }
+                ConflictPolicy::Resume => {
+                    // Only a regular file no longer than the source can be its start; the rest
+                    // of the check is the trailer's whole-file digest, and a mismatch puts it
+                    // back.
+                    let why = match inspected.file {
+                        None => Some("the destination is not a regular file".to_owned()),
+                        Some((len, _)) if len > task.size => Some(format!(
+                            "the destination ({len} bytes) is larger than the source ({} bytes)",
+                            task.size
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(why) = why {
+                        let refusal = EngineError::resume_mismatch(&shown, &why);
+                        if job.asks_again() {
+                            reason = Some(refusal.to_string());
+                            continue;
+                        }
+                        job.failed(task, &refusal);
+                        return Ok(None);
+                    }
+                    // Looked at before it may be moved aside to be continued.
+                    task.keep_mode = inspected.mode.or(task.keep_mode);
+                    let before = inspected.file;
+                    inspected = inspect(task, !task.fresh).await?;
+                    if inspected.moved_aside {
+                        task.resumed = before;
+                        if let Some((len, mtime)) = before {
+                            lock(&job.aside).insert(
+                                inspected.partial.clone(),
+                                Aside {
+                                    dest: task.local.clone(),
+                                    len,
+                                    mtime,
+                                    mode: task.keep_mode,
+                                },
+                            );
+                        }
+                    }
+                }
             }
-            // The rename into place replaces it.
-            ConflictPolicy::Overwrite => task.keep_mode = inspected.mode.or(task.keep_mode),
-            ConflictPolicy::Rename => {
-                let dest = task.local.clone();
-                task.local = blocking(move || local::free_local_path(&dest)).await?;
-                inspected = inspect(task, false).await?;
-            }
-            ConflictPolicy::Resume => {
-                // Looked at before it may be moved aside to be continued.
-                task.keep_mode = inspected.mode.or(task.keep_mode);
-                inspected = inspect(task, !task.fresh).await?;
-            }
+            break;
         }
     }
     let partial = inspected.partial;
@@ -99,6 +201,61 @@ pub(super) async fn send_get(
     }))
 }
 
+/// What kind of destination a download meets, as `cp` and `scp` see it.
+enum Special {
+    /// Nothing, a regular file or a directory: the usual hidden partial and rename.
+    Plain,
+    /// A symlink to a regular file: the file is written at the link's target (partial beside
+    /// the target, renamed onto it), so the link stays a link.
+    Through(PathBuf),
+    /// A FIFO or a character device, or a link to one (`/dev/stdout`): the bytes are written
+    /// into it as they arrive.
+    Stream,
+}
+
+/// The code of a destination that is neither a file, a directory nor a stream.
+const SPECIAL_FILE: &str = "special_file";
+
+/// Looks at what `dest` is, following symlinks (a chain of them) to what a write would reach.
+fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
+    use std::os::unix::fs::FileTypeExt;
+    let refuse = |what: &str| EngineError::Refused {
+        code: SPECIAL_FILE,
+        path: dest.display().to_string(),
+        message: format!("{what}: only a regular file, a directory or a stream can be written"),
+    };
+    let Ok(lmeta) = std::fs::symlink_metadata(dest) else {
+        return Ok(Special::Plain);
+    };
+    let is_link = lmeta.file_type().is_symlink();
+    let meta = if is_link {
+        std::fs::metadata(dest).map_err(|_| refuse("a symlink that leads nowhere"))?
+    } else {
+        lmeta
+    };
+    let kind = meta.file_type();
+    if kind.is_fifo() || kind.is_char_device() {
+        Ok(Special::Stream)
+    } else if kind.is_file() && is_link {
+        let target = std::fs::canonicalize(dest).map_err(|e| EngineError::local(dest, e))?;
+        Ok(Special::Through(target))
+    } else if kind.is_dir() && is_link {
+        // A file cannot replace what a link leads to, and the link is not ours to drop.
+        Err(EngineError::local(
+            dest,
+            std::io::Error::from(std::io::ErrorKind::IsADirectory),
+        ))
+    } else if kind.is_file() || kind.is_dir() {
+        Ok(Special::Plain)
+    } else if kind.is_socket() {
+        Err(refuse("a socket"))
+    } else if kind.is_block_device() {
+        Err(refuse("a block device"))
+    } else {
+        Err(refuse("a special file"))
+    }
+}
+
 /// What is on disk where a download goes.
 struct Inspected {
     /// The destination exists; `true` when it is a directory.
@@ -106,6 +263,10 @@ struct Inspected {
     /// The destination's permission bits, when it is a regular file (a symlink's are not its
     /// target's, and the rename replaces the link, not the target).
     mode: Option<u32>,
+    /// The destination's length and mtime, when it is a regular file.
+    file: Option<(u64, i64)>,
+    /// This look moved the destination aside to be continued as the partial.
+    moved_aside: bool,
     partial: PathBuf,
     /// A verified-looking prefix to resume from: its length and hash.
     prefix: std::io::Result<Option<(u64, blake3::Hasher)>>,
@@ -119,15 +280,23 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
     let probe = partial.clone();
     let size = task.size;
     let fresh = task.fresh;
-    let (existing, mode, prefix) = blocking(move || {
+    let (existing, mode, file, moved_aside, prefix) = blocking(move || {
         let meta = std::fs::symlink_metadata(&dest).ok();
         let existing = meta.as_ref().map(std::fs::Metadata::is_dir);
-        let mode = meta
-            .filter(std::fs::Metadata::is_file)
-            .map(|m| m.permissions().mode() & 0o777);
+        let meta = meta.filter(std::fs::Metadata::is_file);
+        let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o777);
+        let file = meta.map(|m| (m.len(), local::mtime_secs(&m)));
+        let mut moved_aside = false;
         let prefix = (|| -> std::io::Result<Option<(u64, blake3::Hasher)>> {
-            if resume_final && std::fs::symlink_metadata(&probe).is_err() {
+            if resume_final && std::fs::symlink_metadata(&dest).is_ok() {
+                // The user chose to continue the destination: a hidden partial of an earlier
+                // attempt (our own bytes, fetched again at worst) makes way for it, or it
+                // would be continued instead and replace a destination nobody checked.
+                if std::fs::symlink_metadata(&probe).is_ok() {
+                    std::fs::remove_file(&probe)?;
+                }
                 std::fs::rename(&dest, &probe)?;
+                moved_aside = true;
             }
             if fresh {
                 return Ok(None);
@@ -146,12 +315,14 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
             }
             Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
         })();
-        (existing, mode, prefix)
+        (existing, mode, file, moved_aside, prefix)
     })
     .await?;
     Ok(Inspected {
         existing,
         mode,
+        file,
+        moved_aside,
         partial,
         prefix,
     })
@@ -168,6 +339,16 @@ pub(super) async fn finish_get(
 ) -> Result<(), EngineError> {
     let reply: GetReply = match reader.header().await? {
         Ok(reply) => reply,
+        Err(body) if task.resumed.is_some() => {
+            // The user's own file, continued: back under its name before anything else.
+            let error = if body.code == ErrorCode::OffsetMismatch {
+                let shown = task.local.display().to_string();
+                EngineError::resume_mismatch(&shown, "the source is shorter than the destination")
+            } else {
+                EngineError::remote(&task.remote, body)
+            };
+            return put_back(job, task, partial, error).await;
+        }
         Err(body) if offset > 0 && body.code != ErrorCode::NotFound => {
             job.requeue(task.clone(), true);
             return Ok(());
@@ -190,7 +371,7 @@ pub(super) async fn finish_get(
     let mode = task
         .keep_mode
         .unwrap_or_else(|| local::new_file_mode(reply.mode));
-    if offset == 0 && reply.size <= CHUNK as u64 {
+    if offset == 0 && reply.size <= CHUNK as u64 && !task.stream {
         reader.expect_payload(reply.size);
         let stamp = Stamp {
             mtime: reply.mtime,
@@ -206,14 +387,30 @@ pub(super) async fn finish_get(
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH);
     let (empty_tx, mut empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_DEPTH + 2);
     let stream_partial = partial.clone();
+    let into_stream = task.stream;
+    // Raised by the writer at its first error (a full disk): reading the rest of the file
+    // would only fill the socket for nothing.
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&stopped);
+    let guard = WriterGuard::new(&job.writers);
     let writing = tokio::task::spawn_blocking(move || {
-        write_stream(&stream_partial, offset, chunk_rx, &empty_tx)
+        let _guard = guard;
+        write_stream(
+            &stream_partial,
+            offset,
+            into_stream,
+            chunk_rx,
+            &empty_tx,
+            &stop,
+        )
     });
     let buffer_size = usize::try_from(reply.size).map_or(STREAM_BUFFER, |s| s.min(STREAM_BUFFER));
     let mut left = reply.size;
     let mut allocated = 0;
     let broken = loop {
-        if left == 0 {
+        // A small rest is read and dropped, so the connection stays in step for the files
+        // behind it; a large one is not worth reading.
+        if left == 0 || (left > STOP_EARLY_MIN && stopped.load(Ordering::Relaxed)) {
             break None;
         }
         let mut buf = match empty_rx.try_recv() {
@@ -267,16 +464,62 @@ pub(super) async fn finish_get(
     if let Some(e) = broken {
         return Err(e);
     }
-    let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
     let mut file = file;
+    if left > 0 {
+        // The writer stopped early: the rest of the payload is still on the wire, so this
+        // connection is given up (its other files are sent again on a new one) once the file
+        // is reported; it is not tried again.
+        drop(file.take());
+        let error = local_error.unwrap_or_else(|| std::io::Error::other("the writer stopped"));
+        let error = stopped_error(task, &partial, error).await?;
+        if task.resumed.is_some() {
+            put_back(job, task, partial, error).await?;
+        } else {
+            job.failed(task, &error);
+        }
+        task.settled = true;
+        return Err(EngineError::Connection {
+            addr: super::connection::address(&job.endpoint),
+            message: STOPPED_EARLY.into(),
+        });
+    }
+    let trailer: Result<GetTrailer, ErrorBody> = reader.header().await?;
     if let Some(e) = local_error {
         drop(file.take());
-        job.failed(task, &EngineError::local(&task.local, e));
+        let error = stopped_error(task, &partial, e).await?;
+        if task.resumed.is_some() {
+            return put_back(job, task, partial, error).await;
+        }
+        job.failed(task, &error);
+        return Ok(());
+    }
+    if task.stream {
+        // What went into the stream cannot be taken back: the reader is told by the error.
+        drop(file.take());
+        match trailer {
+            Ok(trailer) if Digest::from(hasher.finalize()) == trailer.digest => {
+                job.done(task, trailer.digest);
+                if job.remove_source {
+                    lock(&job.verified_sources).push(task.remote.clone());
+                }
+            }
+            Ok(_) => job.failed(
+                task,
+                &EngineError::Checksum {
+                    path: task.remote.clone(),
+                },
+            ),
+            Err(body) => job.failed(task, &EngineError::remote(&task.remote, body)),
+        }
         return Ok(());
     }
     let discard = |partial: PathBuf| blocking(move || std::fs::remove_file(partial));
     let expected = match trailer {
         Ok(trailer) => trailer.digest,
+        Err(body) if task.resumed.is_some() => {
+            drop(file.take());
+            return put_back(job, task, partial, EngineError::remote(&task.remote, body)).await;
+        }
         Err(body) => {
             // The bytes are not one version of the file: nothing of them is worth resuming.
             drop(file.take());
@@ -286,6 +529,13 @@ pub(super) async fn finish_get(
         }
     };
     let digest = Digest::from(hasher.finalize());
+    if digest != expected && task.resumed.is_some() {
+        drop(file.take());
+        let shown = task.local.display().to_string();
+        let error =
+            EngineError::resume_mismatch(&shown, "its bytes differ from the start of the source");
+        return put_back(job, task, partial, error).await;
+    }
     if digest != expected {
         drop(file.take());
         let _ = discard(partial).await?;
@@ -314,6 +564,9 @@ pub(super) async fn finish_get(
         std::fs::rename(&partial, &dest)
     })
     .await?;
+    if placed.is_ok() {
+        lock(&job.aside).remove(&local::partial_path(&task.local));
+    }
     match placed {
         Ok(()) => {
             job.done(task, digest);
@@ -322,6 +575,150 @@ pub(super) async fn finish_get(
             }
         }
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
+    }
+    Ok(())
+}
+
+/// A destination chosen to be resumed, moved aside as its partial to be continued: what it
+/// was, so it can be put back exactly.
+#[derive(Debug, Clone)]
+pub(super) struct Aside {
+    pub(super) dest: PathBuf,
+    pub(super) len: u64,
+    pub(super) mtime: i64,
+    pub(super) mode: Option<u32>,
+}
+
+impl Aside {
+    /// Cuts `partial` back to the destination's own length, gives it back its mode and mtime
+    /// and renames it to its name, never over a file that took the name meanwhile.
+    fn restore(&self, partial: &std::path::Path) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(partial)?;
+        file.set_len(self.len)?;
+        if let Some(mode) = self.mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        let _ = file.set_modified(local::system_time(self.mtime));
+        drop(file);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            partial,
+            rustix::fs::CWD,
+            &self.dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?;
+        Ok(())
+    }
+}
+
+/// Once a job has ended (finished, failed or cancelled): every destination still moved aside
+/// to be resumed goes back under its name as it was, so a cancelled or broken resume never
+/// leaves the user's file hidden (and a later run can never take it for our own partial and
+/// discard it). Waits first for the job's disk writers to stop touching the partials.
+pub(super) async fn restore_aside(job: &Arc<Job>) {
+    let left: Vec<(PathBuf, Aside)> = lock(&job.aside).drain().collect();
+    if left.is_empty() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + WRITERS_GONE;
+    while job.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for (partial, aside) in left {
+            if let Err(e) = aside.restore(&partial) {
+                tracing::warn!(
+                    partial = %partial.display(),
+                    "could not put a resumed destination back: {e}"
+                );
+            }
+        }
+    })
+    .await;
+}
+
+/// How long a finished job waits for its disk writers before putting destinations back.
+const WRITERS_GONE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Counts a running disk writer of a job while it lives.
+struct WriterGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl WriterGuard {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The error of a download whose local write failed, saying where the bytes that arrived are
+/// kept and how many there are (a re-run resumes them), so no hidden file goes unmentioned.
+async fn stopped_error(
+    task: &Task,
+    partial: &std::path::Path,
+    error: std::io::Error,
+) -> Result<EngineError, EngineError> {
+    if task.stream || task.resumed.is_some() {
+        // A stream keeps nothing; a resumed destination is put back by the caller.
+        return Ok(EngineError::local(&task.local, error));
+    }
+    let probe = partial.to_owned();
+    let kept = blocking(move || std::fs::symlink_metadata(probe).map(|m| m.len())).await?;
+    let error = match kept {
+        Ok(len) if len > 0 => std::io::Error::new(
+            error.kind(),
+            format!(
+                "{}; the {} that arrived are kept in {} (the same command resumes them once \
+                 there is room; remove it to give the space back)",
+                super::without_os_error(&error.to_string()),
+                crate::format::size(len),
+                partial.display()
+            ),
+        ),
+        _ => error,
+    };
+    Ok(EngineError::local(&task.local, error))
+}
+
+/// Puts a destination that was moved aside to be resumed back under its own name, exactly as
+/// it was (cut to its own length, its own mode and mtime), then fails the file with `error`.
+/// Never over a file that took the name meanwhile: then it stays hidden and the error says so.
+async fn put_back(
+    job: &Arc<Job>,
+    task: &mut Task,
+    partial: PathBuf,
+    error: EngineError,
+) -> Result<(), EngineError> {
+    let Some((len, mtime)) = task.resumed else {
+        job.failed(task, &error);
+        return Ok(());
+    };
+    lock(&job.aside).remove(&partial);
+    let aside = Aside {
+        dest: task.local.clone(),
+        len,
+        mtime,
+        mode: task.keep_mode,
+    };
+    let hidden = partial.clone();
+    let restored = blocking(move || aside.restore(&partial)).await?;
+    match restored {
+        Ok(()) => job.failed(task, &error),
+        Err(e) => job.failed(
+            task,
+            &EngineError::local(
+                &hidden,
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{error}; the destination could not be put back and is kept here: {e}"),
+                ),
+            ),
+        ),
     }
     Ok(())
 }
@@ -376,6 +773,14 @@ async fn finish_small_get(
     .await
 }
 
+/// The rest of a download whose local write failed that is still read (and dropped) to keep
+/// the connection in step; past it, the connection is dropped instead.
+const STOP_EARLY_MIN: u64 = 4 * 1024 * 1024;
+
+/// Why a connection was dropped on purpose after a local write failed: not a sign of a broken
+/// server, so the worker opens a new one without counting it as a failure.
+pub(super) const STOPPED_EARLY: &str = "dropped to stop a download the disk could not take";
+
 /// Buffers of a large download queued for its writer thread.
 const STREAM_DEPTH: usize = 3;
 /// Bytes per buffer of a large download: with [`STREAM_DEPTH`] (plus one being filled and one
@@ -395,11 +800,17 @@ struct Streamed {
 fn write_stream(
     partial: &std::path::Path,
     offset: u64,
+    into_stream: bool,
     mut chunk_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     empty_tx: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    stop: &AtomicBool,
 ) -> Streamed {
     use std::io::{Seek, Write};
     let opened = (|| -> std::io::Result<std::fs::File> {
+        if into_stream {
+            // A FIFO or a device: opened as it is, nothing created, cut or chmodded.
+            return std::fs::OpenOptions::new().write(true).open(partial);
+        }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -418,12 +829,16 @@ fn write_stream(
     })();
     let (mut file, mut error) = match opened {
         Ok(file) => (Some(file), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            (None, Some(e))
+        }
     };
     while let Some(mut chunk) = chunk_rx.blocking_recv() {
         if let Some(out) = file.as_mut()
             && let Err(e) = out.write_all(&chunk)
         {
+            stop.store(true, Ordering::Relaxed);
             error = Some(e);
             file = None;
         }
@@ -679,6 +1094,9 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
         rustix::fs::renameat(dir, partial_name, dir, name)?;
         Ok(())
     })();
+    if placed.is_ok() {
+        lock(&job.aside).remove(&partial);
+    }
     match placed {
         Ok(()) => {
             job.done(&task, digest);
@@ -686,7 +1104,16 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
                 lock(&job.verified_sources).push(task.remote.clone());
             }
         }
-        Err(e) => job.failed(&task, &EngineError::local(&task.local, e)),
+        Err(e) => {
+            // A small file is cheaper to fetch again than to keep half of (and a full disk
+            // wants its space back): no hidden partial stays behind.
+            if let (Some(parent), Some(partial_name)) = (task.local.parent(), partial.file_name())
+                && let Ok(handle) = dir.get(parent)
+            {
+                let _ = rustix::fs::unlinkat(handle, partial_name, rustix::fs::AtFlags::empty());
+            }
+            job.failed(&task, &EngineError::local(&task.local, e));
+        }
     }
     body
 }

@@ -28,7 +28,7 @@ use super::{
     ConflictAnswer, ConflictPolicy, Endpoint, EngineError, JobId, JobSpec, JobSummary,
     TransferEvent,
 };
-use super::{download, plan, upload};
+use super::{download, plan, same_file, space, upload};
 
 /// How an engine spreads its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,7 @@ impl Engine {
                 () = cancel.cancelled() => Err(EngineError::Cancelled),
                 outcome = run(Arc::clone(&job), spec) => outcome,
             };
+            download::restore_aside(&job).await;
             drop(reporter);
             let outcome = outcome.map(|()| {
                 let counters = *lock(&job.counters);
@@ -238,6 +239,15 @@ pub(super) struct Task {
     /// that continues it), which the new file keeps. Kept across retries: once the old file
     /// was moved aside to be continued, it can no longer be asked.
     pub(super) keep_mode: Option<u32>,
+    /// A destination chosen to be resumed and moved aside to be continued: its length and
+    /// mtime, to put it back exactly as it was if its bytes turn out not to be the source's.
+    pub(super) resumed: Option<(u64, i64)>,
+    /// The destination is a stream (a FIFO, a device, stdout): written as the bytes arrive,
+    /// so an attempt that wrote anything cannot be made again.
+    pub(super) stream: bool,
+    /// Already reported as failed while its connection had to be dropped (a download the disk
+    /// could not hold): not to be tried again.
+    pub(super) settled: bool,
 }
 
 impl Task {
@@ -254,6 +264,9 @@ impl Task {
             interrupted: false,
             vacant: false,
             keep_mode: None,
+            resumed: None,
+            stream: false,
+            settled: false,
         }
     }
 }
@@ -302,6 +315,14 @@ pub(super) struct Job {
     fed: tokio::sync::Notify,
     /// Files and bytes the plan has added so far: the job's totals once it ends.
     planned: Mutex<(u64, u64)>,
+    /// The salt of the server's machine identity, when the server runs on this machine: then
+    /// every existing destination is checked against its source before it is touched.
+    pub(super) machine: std::sync::OnceLock<String>,
+    /// Destinations moved aside to be resumed, by their partial's path, until they are
+    /// replaced by the verified file or put back.
+    pub(super) aside: Mutex<HashMap<PathBuf, download::Aside>>,
+    /// Disk writers of large downloads still running (they outlive a cancelled job briefly).
+    pub(super) writers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Per-file events gathered before a burst is handed over even between ticks.
@@ -339,6 +360,9 @@ impl Job {
             planning: AtomicBool::new(false),
             fed: tokio::sync::Notify::new(),
             planned: Mutex::new((0, 0)),
+            machine: std::sync::OnceLock::new(),
+            aside: Mutex::new(HashMap::new()),
+            writers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -419,6 +443,23 @@ impl Job {
 
     /// Puts a task back for another attempt; `fresh` forgets any partial.
     pub(super) fn requeue(&self, mut task: Task, fresh: bool) {
+        if task.settled {
+            return;
+        }
+        if task.stream && task.counted > 0 {
+            // Its first bytes are already in the stream: sent again, the reader would get
+            // them twice.
+            let error = EngineError::Connection {
+                addr: super::connection::address(&self.endpoint),
+                message: format!(
+                    "the transfer broke after {} bytes went into the stream, which cannot be \
+                     sent again",
+                    task.counted
+                ),
+            };
+            self.failed(&task, &error);
+            return;
+        }
         lock(&self.progress).take_back(task.counted);
         task.counted = 0;
         task.fresh |= fresh;
@@ -466,8 +507,15 @@ impl Job {
         task.counted += bytes;
     }
 
-    /// The policy for one existing destination, asking the owner when told to.
-    pub(super) async fn resolve(&self, shown: &str) -> ConflictPolicy {
+    /// Whether an answer that cannot be carried out may be asked about again: the owner is
+    /// asked (not a fixed policy) and did not answer once for all.
+    pub(super) fn asks_again(&self) -> bool {
+        self.policy == ConflictPolicy::Ask && lock(&self.sticky).is_none()
+    }
+
+    /// The policy for one existing destination, asking the owner when told to; `reason` says
+    /// why the same question comes again.
+    pub(super) async fn resolve(&self, shown: &str, reason: Option<String>) -> ConflictPolicy {
         if self.policy != ConflictPolicy::Ask {
             return self.policy;
         }
@@ -482,6 +530,7 @@ impl Job {
             job: self.id,
             path: shown.to_owned(),
             reply: reply_tx,
+            reason,
         });
         let answer = reply_rx.await;
         lock(&self.progress).unpause(Instant::now());
@@ -521,6 +570,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// Plans, runs the workers, then finishes a move.
 async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
+    let spec = screen_same_files(&job, &mut session, spec).await?;
     let direction = match &spec {
         JobSpec::Upload { .. } => Direction::Upload,
         JobSpec::Download { .. } => Direction::Download,
@@ -606,6 +656,108 @@ async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Leaves out (and reports as `same_file`) every item whose destination is its own source or
+/// lies inside it, when the server shares this machine's files; nothing of such an item is
+/// opened, written or removed.
+async fn screen_same_files(
+    job: &Job,
+    session: &mut Session,
+    spec: JobSpec,
+) -> Result<JobSpec, EngineError> {
+    let spec = screen_space(job, session, spec).await?;
+    let Some(salt) = session.shared_machine() else {
+        return Ok(spec);
+    };
+    let salt = job.machine.get_or_init(|| salt).clone();
+    Ok(match spec {
+        JobSpec::Upload {
+            items,
+            policy,
+            remove_source,
+        } => {
+            let mut kept = Vec::with_capacity(items.len());
+            for (local, remote) in items {
+                match same_file::check_upload(session, &salt, &local, &remote).await? {
+                    Some(refusal) => job.failed_path(&local.display().to_string(), &refusal),
+                    None => kept.push((local, remote)),
+                }
+            }
+            JobSpec::Upload {
+                items: kept,
+                policy,
+                remove_source,
+            }
+        }
+        JobSpec::Download {
+            items,
+            policy,
+            remove_source,
+        } => {
+            let mut kept = Vec::with_capacity(items.len());
+            for (remote, local) in items {
+                match same_file::check_download(session, &salt, &remote, &local).await? {
+                    Some(refusal) => job.failed_path(&remote, &refusal),
+                    None => kept.push((remote, local)),
+                }
+            }
+            JobSpec::Download {
+                items: kept,
+                policy,
+                remove_source,
+            }
+        }
+    })
+}
+
+/// Leaves out (and reports as `no_space`) the download items that cannot fit where they go:
+/// the bytes each needs (the server's `summary`; a single file's hidden partial or, with
+/// `Resume`, its destination counted as already there) summed per local filesystem, against
+/// what that filesystem has free. Better a clear refusal before the first byte than a full
+/// disk after hours of reading.
+async fn screen_space(
+    job: &Job,
+    session: &mut Session,
+    spec: JobSpec,
+) -> Result<JobSpec, EngineError> {
+    let JobSpec::Download {
+        items,
+        policy,
+        remove_source,
+    } = spec
+    else {
+        return Ok(spec);
+    };
+    let remotes: Vec<String> = items.iter().map(|(remote, _)| remote.clone()).collect();
+    let needs: Vec<u64> = session
+        .summary_many(&remotes)
+        .await?
+        .into_iter()
+        // A refusal is reported by the plan, which meets it too.
+        .map(|summary| summary.map_or(0, |s| s.bytes))
+        .collect();
+    let resume = policy == ConflictPolicy::Resume;
+    let locals: Vec<PathBuf> = items.iter().map(|(_, local)| local.clone()).collect();
+    let fits = blocking(move || space::check(&locals, &needs, resume)).await?;
+    let mut kept = Vec::with_capacity(items.len());
+    for ((remote, local), fit) in items.into_iter().zip(fits) {
+        match fit {
+            Ok(()) => kept.push((remote, local)),
+            Err(why) => job.failed_path(
+                &remote,
+                &EngineError::local(
+                    &local,
+                    std::io::Error::new(std::io::ErrorKind::StorageFull, why),
+                ),
+            ),
+        }
+    }
+    Ok(JobSpec::Download {
+        items: kept,
+        policy,
+        remove_source,
+    })
+}
+
 /// Takes files from the queue until it is empty, reconnecting when a connection breaks.
 async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> {
     let mut failures = 0;
@@ -620,6 +772,8 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
         match outcome {
             Ok(()) => return Ok(()),
             Err(e @ EngineError::Remote { .. }) => return Err(e),
+            // Dropped on purpose to stop a large download the disk could not take.
+            Err(EngineError::Connection { message, .. }) if message == download::STOPPED_EARLY => {}
             Err(e) => {
                 failures += 1;
                 if failures > MAX_RECONNECTS {
@@ -809,7 +963,7 @@ async fn write_side(
         let task = slot.insert(task);
         let kind = match direction {
             Direction::Upload => upload::send_put(job, writer, task, &mut control, bytes).await?,
-            Direction::Download => download::send_get(job, writer, task).await?,
+            Direction::Download => download::send_get(job, writer, task, &mut control).await?,
         };
         let Some(kind) = kind else {
             *slot = None;

@@ -15,6 +15,8 @@
 //! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
 //! - `job`: [`Engine`], the shared state of a job, its workers and their pipelined connections.
 //! - `plan`: what a job will move (walks, directories, existing destinations) and move cleanup.
+//! - `same_file`: refusing a copy onto itself when the server shares this machine.
+//! - `space`: whether a download fits on its local filesystem before it starts.
 //! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
 
 mod connection;
@@ -24,7 +26,9 @@ pub mod known_hosts;
 mod local;
 mod plan;
 pub mod progress;
+mod same_file;
 mod session;
+mod space;
 pub mod tls;
 mod upload;
 
@@ -120,6 +124,14 @@ pub enum EngineError {
         crate::format::escape_name(path)
     )]
     UnsafeName { path: String },
+    /// The engine itself refused an item to keep a file from being lost (a resume of a
+    /// destination that is not a part of its source); `code` is stable, as the server's are.
+    #[error("{code}: {path}: {message}")]
+    Refused {
+        code: &'static str,
+        path: String,
+        message: String,
+    },
     /// The server's certificate is not trusted, TLS failed, or credentials would have gone out
     /// in clear text; `code` is one of [`tls::code`].
     #[error("{code}: {addr}: {message}")]
@@ -143,6 +155,7 @@ impl EngineError {
             EngineError::Checksum { .. } => "checksum_mismatch",
             EngineError::Cancelled => "cancelled",
             EngineError::UnsafeName { .. } => "unsafe_name",
+            EngineError::Refused { code, .. } => code,
             EngineError::Trust { code, .. } => code,
         }
     }
@@ -168,6 +181,19 @@ impl EngineError {
         EngineError::Local {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A destination that `Resume` cannot continue, since its bytes are not the start of the
+    /// source's: `why` says how it differs. It is left as it was.
+    pub(crate) fn resume_mismatch(path: &str, why: &str) -> EngineError {
+        EngineError::Refused {
+            code: RESUME_MISMATCH,
+            path: path.to_owned(),
+            message: format!(
+                "cannot resume: {why}, so it is not a part of the source; it was left as it was \
+                 (overwrite replaces it, rename keeps both)"
+            ),
         }
     }
 
@@ -216,6 +242,9 @@ fn local_code(error: &std::io::Error) -> &'static str {
     }
 }
 
+/// The code of a resume refused because the destination is not a part of the source.
+pub const RESUME_MISMATCH: &str = "resume_mismatch";
+
 /// Identifies a job for its whole life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u64);
@@ -225,10 +254,12 @@ pub struct JobId(pub u64);
 pub enum ConflictPolicy {
     Overwrite,
     Skip,
-    /// Continue from the existing destination's length if its bytes match ours; else overwrite.
-    /// Downloads continue the local file and the trailer digest checks the whole; uploads cannot
-    /// append to a finished remote file, so an identical one (same size and digest) is kept as
-    /// done and any other is replaced. A hidden partial is resumed under every policy.
+    /// Continue the existing destination only when its bytes are the start of the source's;
+    /// any other fails as `resume_mismatch` and is left as it was. Downloads continue the local
+    /// file and the trailer digest checks the whole (a mismatch puts the file back exactly);
+    /// uploads cannot append to a finished remote file, so an identical one is kept as done and
+    /// a true prefix (digest of the remote file = digest of our first bytes) is replaced by the
+    /// whole. A hidden partial is resumed under every policy.
     Resume,
     /// Keep both: the new one gets a free name (`a (1).txt`).
     Rename,
@@ -347,6 +378,9 @@ pub enum TransferEvent {
         /// The destination that exists (remote wire path or local path, shown to the user).
         path: String,
         reply: oneshot::Sender<ConflictAnswer>,
+        /// Why the question is asked again: the last answer could not be carried out (a resume
+        /// of a destination that is not a part of the source).
+        reason: Option<String>,
     },
     /// One file arrived and its digest matched.
     FileDone {

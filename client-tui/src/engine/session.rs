@@ -124,8 +124,40 @@ impl Session {
 
     /// One entry's metadata, as `lstat` sees it on the server.
     pub async fn stat(&mut self, path: &str) -> Result<Entry, EngineError> {
-        let reply: StatReply = self.call(path, Request::Stat { path: path.into() }).await?;
+        let reply: StatReply = self
+            .call(
+                path,
+                Request::Stat {
+                    path: path.into(),
+                    identity: false,
+                },
+            )
+            .await?;
         Ok(reply.entry)
+    }
+
+    /// The salt of the server's machine identity when it runs on this very machine (so its
+    /// files may be ours), else `None`.
+    pub(crate) fn shared_machine(&self) -> Option<String> {
+        let identity = self.conn.hello.identity.as_ref()?;
+        super::same_file::same_machine(identity).then(|| identity.salt.clone())
+    }
+
+    /// Like [`try_stat`](Self::try_stat), with the identity token of the file the path leads
+    /// to (see [`shared_machine`](Self::shared_machine)).
+    pub(crate) async fn stat_identity(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<(Entry, Option<String>)>, EngineError> {
+        let request = Request::Stat {
+            path: path.into(),
+            identity: true,
+        };
+        match self.call::<StatReply>(path, request).await {
+            Ok(reply) => Ok(Some((reply.entry, reply.id))),
+            Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`stat`](Self::stat), with `not_found` as `None`.
@@ -352,6 +384,29 @@ impl Session {
         paths: &[String],
         requests: &[Request],
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        let outcomes = self.pipeline_replies::<Done>(paths, requests).await?;
+        Ok(outcomes.into_iter().map(|o| o.map(drop)).collect())
+    }
+
+    /// The totals of several paths with one round trip's worth of waiting (a download's
+    /// free-space check), each outcome in order.
+    pub(crate) async fn summary_many(
+        &mut self,
+        paths: &[String],
+    ) -> Result<Vec<Result<SummaryReply, EngineError>>, EngineError> {
+        let requests = paths
+            .iter()
+            .map(|p| Request::Summary { path: p.clone() })
+            .collect::<Vec<_>>();
+        self.pipeline_replies(paths, &requests).await
+    }
+
+    /// Sends requests in windows without waiting between them and reads each one's reply.
+    async fn pipeline_replies<T: serde::de::DeserializeOwned>(
+        &mut self,
+        paths: &[String],
+        requests: &[Request],
+    ) -> Result<Vec<Result<T, EngineError>>, EngineError> {
         const WINDOW: usize = 64;
         self.ready().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
@@ -361,12 +416,8 @@ impl Session {
             }
             self.conn.writer.flush().await?;
             for name in names {
-                let reply = self.conn.reader.header::<Done>().await?;
-                outcomes.push(
-                    reply
-                        .map(drop)
-                        .map_err(|body| EngineError::remote(name, body)),
-                );
+                let reply = self.conn.reader.header::<T>().await?;
+                outcomes.push(reply.map_err(|body| EngineError::remote(name, body)));
             }
         }
         Ok(outcomes)

@@ -15,6 +15,7 @@ use ferry_protocol::{
 use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, exists_error, lock};
 use super::local::{self, CHUNK};
+use super::same_file;
 use super::session::Session;
 use super::{ConflictPolicy, EngineError};
 
@@ -50,6 +51,18 @@ pub(super) async fn send_put(
             return Ok(None);
         }
         writer.flush().await?;
+        // Before anything is asked or sent: a server on this machine may show our own file.
+        if let Some(salt) = job.machine.get() {
+            let session = control_session(job, control).await?;
+            if same_file::same_file(session, salt, &task.local, &task.remote).await? {
+                let source = task.local.display().to_string();
+                job.failed(
+                    task,
+                    &same_file::refusal(&source, &source, &task.remote, false),
+                );
+                return Ok(None);
+            }
+        }
         // The file we are sending again may be the one there: a connection can break after the
         // server placed it but before its reply came back.
         if task.interrupted
@@ -59,31 +72,47 @@ pub(super) async fn send_put(
             job.done(task, digest);
             return Ok(None);
         }
-        match job.resolve(&task.remote).await {
-            ConflictPolicy::Skip => {
-                job.skipped(task);
-                return Ok(None);
-            }
-            ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                job.failed(task, &exists_error(&task.remote));
-                return Ok(None);
-            }
-            ConflictPolicy::Overwrite => overwrite = true,
-            ConflictPolicy::Rename => {
-                let (parent, name) = path::split_last(&task.remote).unwrap_or(("", ""));
-                let mut known = lock(&job.remote_existing);
-                let free = local::free_name(name, |c| known.contains_key(&path::join(parent, c)));
-                task.remote = path::join(parent, &free);
-                known.insert(task.remote.clone(), Kind::File);
-            }
-            ConflictPolicy::Resume => {
-                if let Some(digest) = same_remote_file(job, task, control).await? {
-                    lock(&job.progress).add_present(task.size);
-                    job.done(task, digest);
+        let mut reason = None;
+        loop {
+            match job.resolve(&task.remote, reason.take()).await {
+                ConflictPolicy::Skip => {
+                    job.skipped(task);
                     return Ok(None);
                 }
-                overwrite = true;
+                ConflictPolicy::Fail | ConflictPolicy::Ask => {
+                    job.failed(task, &exists_error(&task.remote));
+                    return Ok(None);
+                }
+                ConflictPolicy::Overwrite => overwrite = true,
+                ConflictPolicy::Rename => {
+                    let (parent, name) = path::split_last(&task.remote).unwrap_or(("", ""));
+                    let mut known = lock(&job.remote_existing);
+                    let free =
+                        local::free_name(name, |c| known.contains_key(&path::join(parent, c)));
+                    task.remote = path::join(parent, &free);
+                    known.insert(task.remote.clone(), Kind::File);
+                }
+                ConflictPolicy::Resume => {
+                    if let Some(digest) = same_remote_file(job, task, control).await? {
+                        lock(&job.progress).add_present(task.size);
+                        job.done(task, digest);
+                        return Ok(None);
+                    }
+                    // A finished remote file cannot be appended to: a true start of ours is
+                    // replaced by the whole, which loses nothing; anything else stays.
+                    if let Some(why) = not_a_prefix(job, task, control).await? {
+                        let refusal = EngineError::resume_mismatch(&task.remote, &why);
+                        if job.asks_again() {
+                            reason = Some(refusal.to_string());
+                            continue;
+                        }
+                        job.failed(task, &refusal);
+                        return Ok(None);
+                    }
+                    overwrite = true;
+                }
             }
+            break;
         }
     }
 
@@ -434,6 +463,38 @@ async fn same_remote_file(
     })
 }
 
+/// Why the remote file is not the start of our file (`None` when it is): not a regular file,
+/// longer, or other bytes (its digest against the digest of as many of our first bytes).
+async fn not_a_prefix(
+    job: &Job,
+    task: &Task,
+    control: &mut Option<Session>,
+) -> Result<Option<String>, EngineError> {
+    let session = control_session(job, control).await?;
+    let entry = match session.stat(&task.remote).await {
+        Ok(entry) => entry,
+        // Gone meanwhile: nothing to lose.
+        Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if entry.kind != Kind::File {
+        return Ok(Some("the destination is not a regular file".into()));
+    }
+    if entry.size > task.size {
+        return Ok(Some(format!(
+            "the destination ({} bytes) is larger than the source ({} bytes)",
+            entry.size, task.size
+        )));
+    }
+    let theirs = session.digest(&task.remote, entry.size).await?;
+    let (path, size) = (task.local.clone(), entry.size);
+    let ours = blocking(move || local::hash_prefix(&path, size)).await?;
+    Ok(match ours {
+        Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs => None,
+        Ok(_) | Err(_) => Some("its bytes differ from the start of the source".into()),
+    })
+}
+
 /// The worker's connection for questions that need an answer before a file is sent, opened
 /// only when one comes up.
 pub(super) async fn control_session<'a>(
@@ -465,8 +526,19 @@ pub(super) async fn finish_put(
         Ok(reply) if reply.digest == digest && reply.file_size == task.size => {
             job.done(task, digest);
             if job.remove_source {
-                let path = task.local.clone();
-                if let Err(e) = blocking(move || std::fs::remove_file(&path)).await? {
+                // Only the version that was sent: a file written to since (its size or mtime
+                // differ) holds bytes the server never got, and stays.
+                let (path, size, mtime) = (task.local.clone(), task.size, task.mtime);
+                let removed = blocking(move || {
+                    let meta = std::fs::symlink_metadata(&path)?;
+                    if !meta.is_file() || meta.len() != size || local::mtime_secs(&meta) != mtime {
+                        // Reported as `file_changed`; the file is kept.
+                        return Err(changed());
+                    }
+                    std::fs::remove_file(&path)
+                })
+                .await?;
+                if let Err(e) = removed {
                     job.failed_path(&task.remote, &EngineError::local(&task.local, e));
                 }
             }

@@ -173,6 +173,8 @@ pub struct ConflictPrompt {
     /// Index into [`CONFLICT_CHOICES`].
     pub selected: usize,
     pub apply_to_all: bool,
+    /// Why the question comes again (the last answer could not be carried out).
+    pub reason: Option<String>,
 }
 
 /// Work for the event loop: everything that touches the disk, the network or the engine.
@@ -1650,13 +1652,19 @@ impl App {
                     job.progressed(&progress);
                 }
             }
-            TransferEvent::Conflict { job, path, reply } => {
+            TransferEvent::Conflict {
+                job,
+                path,
+                reply,
+                reason,
+            } => {
                 self.conflicts.push_back(ConflictPrompt {
                     job: JobKey { conn, id: job },
                     path,
                     reply: Some(reply),
                     selected: 0,
                     apply_to_all: false,
+                    reason,
                 });
             }
             TransferEvent::FileDone {

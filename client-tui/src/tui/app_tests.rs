@@ -432,6 +432,7 @@ fn conflicts_are_asked_once_with_apply_to_all() {
             job: job.id,
             path: "a.txt".into(),
             reply,
+            reason: None,
         },
     });
     assert_eq!(app.conflicts.len(), 1);
@@ -460,6 +461,7 @@ fn conflicts_are_asked_once_with_apply_to_all() {
             job: job.id,
             path: "b".into(),
             reply,
+            reason: None,
         },
     });
     app.on_key(key(KeyCode::Esc));

@@ -152,6 +152,7 @@ pub(super) async fn handle(
         version: VERSION,
         server: format!("ferry-server {}", env!("CARGO_PKG_VERSION")),
         read_only: scope.read_only,
+        identity: super::stat::host_identity(),
     };
     session.scope = Some(Arc::new(scope));
     let line = ok_line(&reply).unwrap_or_else(|err| err.encode());

@@ -125,7 +125,9 @@ pub(crate) async fn handle(
     let scope = Arc::clone(scope);
     let reply = match request {
         Request::Hello { .. } => Err(OpError::new(ErrorCode::BadRequest, "hello was answered")),
-        Request::Stat { path } => blocking(&scope, move |scope| stat::stat(scope, &path)).await,
+        Request::Stat { path, identity } => {
+            blocking(&scope, move |scope| stat::stat(scope, &path, identity)).await
+        }
         Request::List { path } => {
             stream(conn, &scope, Meter::default(), move |scope, pipe| {
                 list::list(scope, &path, pipe)

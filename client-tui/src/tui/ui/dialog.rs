@@ -336,6 +336,16 @@ fn banner_aligned(lines: Vec<&str>) -> Vec<String> {
         .collect()
 }
 
+/// `text` cut into pieces of at most `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(width)
+        .take(4)
+        .map(|piece| piece.iter().collect())
+        .collect()
+}
+
 fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
     let theme = &app.theme;
     let width = area.width.saturating_sub(4).min(72);
@@ -360,6 +370,18 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
     let mut lines = vec![
         Line::from("The destination already exists:"),
         Line::from(Span::styled(path, Style::default().fg(theme.marked))),
+    ];
+    if let Some(reason) = &prompt.reason {
+        // The last answer could not be carried out: why, in words, then the question again.
+        let reason = format::escape_text(reason);
+        for piece in wrap(&reason, usize::from(width.saturating_sub(4)).max(1)) {
+            lines.push(Line::from(Span::styled(
+                piece,
+                Style::default().fg(theme.marked),
+            )));
+        }
+    }
+    lines.extend([
         Line::from(""),
         Line::from(buttons),
         Line::from(format!(
@@ -367,7 +389,7 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
             if prompt.apply_to_all { "x" } else { " " },
             app.job_number(prompt.job)
         )),
-    ];
+    ]);
     if more > 0 {
         lines.push(Line::from(Span::styled(
             format!("{more} more waiting"),

@@ -248,6 +248,7 @@ fn conflict_prompt() {
             job: JobId(3),
             path: "projects".into(),
             reply,
+            reason: None,
         },
     });
     app.on_key(key(crossterm::event::KeyCode::Char('a')));
