@@ -115,7 +115,7 @@ proptest! {
             // And inside a JSON header, as an entry's name.
             let entry = Entry { name: wire.clone().into_owned(), kind: Kind::File, size: 0,
                 mtime: 0, mode: 0, link: None, error: None };
-            let line = encode_ok(&StatReply { entry }).unwrap();
+            let line = encode_ok(&StatReply { entry, id: None }).unwrap();
             prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
             let back: StatReply = decode_reply(&line[..line.len() - 1]).unwrap().unwrap();
             prop_assert_eq!(path::name_bytes(&back.entry.name).unwrap(), raw.as_slice());
