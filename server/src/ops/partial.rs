@@ -4,7 +4,6 @@
 use std::io;
 
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
-use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, PartialReply};
 
 use super::Scope;
@@ -24,7 +23,8 @@ pub(super) fn partial(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
         Err(err) if err.code == ErrorCode::NotFound => return ok_line(&none),
         Err(err) => return Err(err),
     };
-    let partial = partial_name(name);
+    // Only the caller's own: another's partial is none of its business, not even its length.
+    let partial = scope.owner.partial_name(name);
     match dir.symlink_metadata(&partial) {
         Ok(meta) if meta.is_file() => {}
         Ok(_) => return ok_line(&none),

@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
-use ferry_protocol::path::partial_name;
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
 
@@ -319,13 +318,16 @@ fn prepare(
             format!("{}: mtime is out of range", put.path),
         ));
     }
-    let guard = scope.claim_upload(&path.wire).ok_or_else(|| {
-        OpError::new(
-            ErrorCode::Busy,
-            format!("{}: another client is writing this file", path.wire),
-        )
-    })?;
     let (dir, name) = scope.root.open_parent_cached(&path, parents)?;
+    let guard = scope
+        .claim_upload(&dir, name)
+        .map_err(|err| OpError::io(&err, &path.wire))?
+        .ok_or_else(|| {
+            OpError::new(
+                ErrorCode::Busy,
+                format!("{}: another client is writing this file", path.wire),
+            )
+        })?;
     let held = if look {
         dir.symlink_metadata(name)
     } else {
@@ -352,9 +354,12 @@ fn prepare(
         Err(err) => return Err(OpError::io(&err, &path.wire)),
     };
     claim_space(scope, &guard, &dir, put.size, &path.wire, parents)?;
-    let partial = partial_name(name);
+    let partial = scope.owner.partial_name(name);
     let (file, hasher, chmod) = if put.offset == 0 {
         let file = create_partial(&dir, &partial, &path.wire)?;
+        if scope.owner.is_hashed(&partial) {
+            remember_target(&file, name);
+        }
         // Created exclusively, so its mode is known without asking: skip the `fchmod` when it
         // is already the one wanted (a private file).
         let chmod = mode != PARTIAL_MODE & !umask();
@@ -475,6 +480,18 @@ fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File,
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?;
     Ok(file.into_std())
+}
+
+/// The extended attribute that keeps a digest-named partial's target name, for `partials`.
+pub(super) const TARGET_XATTR: &str = "user.ferry.target";
+
+/// Records `name` on a digest-named partial so that `partials` can name it. Best effort: a
+/// filesystem without user xattrs only loses the name in that listing.
+fn remember_target(file: &std::fs::File, name: &str) {
+    let flags = rustix::fs::XattrFlags::empty();
+    if let Err(err) = rustix::fs::fsetxattr(file, TARGET_XATTR, name.as_bytes(), flags) {
+        tracing::debug!(%err, "cannot record a long name on its partial");
+    }
 }
 
 /// The existing partial, cut back to `offset` bytes and hashed up to there.
@@ -600,6 +617,16 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         // The file then stays private (0600), never wider than asked: keep the bytes.
         tracing::warn!(path = %wire, %err, "cannot set the permission bits");
     }
+    // The digest above is of the bytes written through this handle. The claim keeps every
+    // other ferry writer off this partial; the name must still lead to this very file, so the
+    // bytes renamed into place are the bytes that were checked.
+    if !still_ours(&upload) {
+        // Whatever holds the name now is not this upload's to remove.
+        return Err(OpError::new(
+            ErrorCode::Busy,
+            format!("{wire}: the partial upload was replaced while it was written"),
+        ));
+    }
     let placed = if put.overwrite {
         upload
             .dir
@@ -628,6 +655,21 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         digest,
         file_size: put.offset + put.size,
     })
+}
+
+/// Whether the partial's name still leads to the open file, at its full length.
+fn still_ours(upload: &Upload) -> bool {
+    let (Ok(open), Ok(named)) = (
+        rustix::fs::fstat(&upload.file),
+        rustix::fs::statat(
+            &*upload.dir,
+            upload.partial.as_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ),
+    ) else {
+        return false;
+    };
+    open.st_dev == named.st_dev && open.st_ino == named.st_ino
 }
 
 /// Renames `from` to `to` in `dir` unless `to` exists (`AlreadyExists` then). One atomic
