@@ -43,7 +43,11 @@ fn ferry_partials_lists_and_deletes_what_a_broken_upload_left() {
     std::fs::write(server.path("isos/kept.txt"), b"final").unwrap();
 
     let out = ok(ferry(&["ls", &server.url("isos")]));
-    assert!(!text(&out.stdout).contains("big.iso"), "{}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("big.iso"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = ok(ferry(&["partials", &server.url("isos")]));
     let listed = text(&out.stdout);
@@ -55,12 +59,67 @@ fn ferry_partials_lists_and_deletes_what_a_broken_upload_left() {
     let out = ok(ferry(&["partials", "--rm", &server.url("isos/big.iso")]));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     assert_eq!(partials_on_disk(&server.path("isos")), Vec::<String>::new());
-    assert_eq!(std::fs::read(server.path("isos/kept.txt")).unwrap(), b"final");
+    assert_eq!(
+        std::fs::read(server.path("isos/kept.txt")).unwrap(),
+        b"final"
+    );
     let out = ok(ferry(&["partials", &server.url("isos")]));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
 
     // Nothing to delete: one line naming it, exit 1.
     let out = ferry(&["partials", "--rm", &server.url("isos/big.iso")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("not_found"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not_found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Sets or clears the immutable flag, which even root cannot write or rename over.
+fn immutable(path: &Path, on: bool) {
+    let status = Command::new("chattr")
+        .arg(if on { "+i" } else { "-i" })
+        .arg(path)
+        .status()
+        .expect("chattr (e2fsprogs) runs");
+    assert!(status.success(), "chattr on {}", path.display());
+}
+
+#[test]
+fn get_r_leaves_no_verified_partial_when_the_rename_fails() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("d")).unwrap();
+    std::fs::write(server.path("d/small.txt"), bytes(1000, 2)).unwrap();
+    std::fs::write(server.path("d/big.bin"), bytes(3 * 1024 * 1024, 3)).unwrap();
+    std::fs::write(server.path("d/fine.txt"), b"fine").unwrap();
+    // On the disk under the workspace (ext4): tmpfs has no immutable flag.
+    let local = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dest = local.path().join("d");
+    std::fs::create_dir(&dest).unwrap();
+    // Old files that cannot be replaced: the bytes arrive and verify, then the rename into
+    // place fails.
+    for name in ["small.txt", "big.bin"] {
+        std::fs::write(dest.join(name), b"old").unwrap();
+        immutable(&dest.join(name), true);
+    }
+    let out = ferry(&[
+        "get",
+        "-r",
+        "--overwrite",
+        &server.url("d"),
+        local.path().to_str().unwrap(),
+    ]);
+    for name in ["small.txt", "big.bin"] {
+        immutable(&dest.join(name), false);
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("small.txt") && stderr.contains("big.bin"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(dest.join("fine.txt")).unwrap(), b"fine");
+    assert_eq!(std::fs::read(dest.join("big.bin")).unwrap(), b"old");
+    assert_eq!(partials_on_disk(&dest), Vec::<String>::new(), "{stderr}");
 }

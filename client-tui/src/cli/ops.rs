@@ -161,7 +161,9 @@ pub async fn partials(
             );
         }
         if reply.more {
-            eprintln!("ferry: {url}: more partial uploads than one listing holds; remove some and list again");
+            eprintln!(
+                "ferry: {url}: more partial uploads than one listing holds; remove some and list again"
+            );
         }
         if reply.unnamed > 0 {
             eprintln!(

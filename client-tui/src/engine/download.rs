@@ -311,7 +311,12 @@ pub(super) async fn finish_get(
             // A filesystem that refuses leaves the file private, never wider than asked.
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
-        std::fs::rename(&partial, &dest)
+        let renamed = std::fs::rename(&partial, &dest);
+        if renamed.is_err() {
+            // Verified bytes that cannot be placed are no partial to resume: never leave them.
+            let _ = std::fs::remove_file(&partial);
+        }
+        renamed
     })
     .await?;
     match placed {
@@ -686,7 +691,11 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
                 lock(&job.verified_sources).push(task.remote.clone());
             }
         }
-        Err(e) => job.failed(&task, &EngineError::local(&task.local, e)),
+        Err(e) => {
+            // Verified bytes that could not be placed are no partial to resume: never leave them.
+            let _ = std::fs::remove_file(&partial);
+            job.failed(&task, &EngineError::local(&task.local, e));
+        }
     }
     body
 }

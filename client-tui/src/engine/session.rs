@@ -6,8 +6,8 @@
 
 use ferry_protocol::{Digest, ErrorBody};
 use ferry_protocol::{
-    Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, PartialsReply,
-    Request, StatReply, SummaryReply,
+    Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, PartialsReply, Request,
+    StatReply, SummaryReply,
 };
 
 use super::Endpoint;
