@@ -121,6 +121,39 @@ async fn a_symlinked_directory_reaches_the_same_upload_and_gets_busy() {
     assert_eq!(std::fs::read(server.path("d/f.bin")).unwrap(), victim_data);
 }
 
+#[tokio::test]
+async fn two_server_processes_on_one_tree_never_mix_their_writers() {
+    let first = Server::start().await;
+    let root = first.root.clone();
+    let second = Server::start_with(|config| config.root = root).await;
+    let victim_data = pattern(512 * KIB, 11);
+    let mut victim = first.client().await;
+    start_put(&mut victim, "f.bin", &victim_data, 256 * KIB).await;
+    until_a_partial_holds(&first.root, &victim_data[..256 * KIB]).await;
+
+    // The other server knows nothing of the first's claim; the partial's lock says it is taken.
+    let mut other = second.client().await;
+    let reply = other
+        .put(
+            "f.bin",
+            &pattern(10 * KIB, 12),
+            json!({"offset": 256 * KIB}),
+        )
+        .await;
+    assert_eq!(code(&reply), "busy", "{reply}");
+    // A fresh upload there replaces the partial's name with its own file and places it.
+    let other_data = pattern(300 * KIB, 13);
+    let reply = other.put("f.bin", &other_data, json!({})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // The first upload's file is not under the name any more: never `ok` for bytes it did not
+    // write.
+    victim.send(&victim_data[256 * KIB..]).await;
+    let reply = victim.read_reply().await;
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(std::fs::read(first.path("f.bin")).unwrap(), other_data);
+}
+
 const ANN: (&str, &str) = ("ann", "ann's long password");
 const BOB: (&str, &str) = ("bob", "bob reads only");
 const CARL: (&str, &str) = ("carl", "carl writes too");

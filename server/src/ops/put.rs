@@ -357,6 +357,7 @@ fn prepare(
     let partial = scope.owner.partial_name(name);
     let (file, hasher, chmod) = if put.offset == 0 {
         let file = create_partial(&dir, &partial, &path.wire)?;
+        lock_partial(&file, &path.wire)?;
         if scope.owner.is_hashed(&partial) {
             remember_target(&file, name);
         }
@@ -494,6 +495,24 @@ fn remember_target(file: &std::fs::File, name: &str) {
     }
 }
 
+/// Takes an exclusive `flock` on the open partial, held until it is closed: the in-process claim
+/// keeps this server's other connections off the file, this keeps another server process
+/// serving an overlapping tree from writing into the same partial (`busy`).
+fn lock_partial(file: &std::fs::File, wire: &str) -> Result<(), OpError> {
+    match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(err) if err == rustix::io::Errno::WOULDBLOCK => Err(OpError::new(
+            ErrorCode::Busy,
+            format!("{wire}: another server process is writing this file"),
+        )),
+        // A filesystem without locks (some network ones) still has the in-process claim.
+        Err(err) => {
+            tracing::debug!(path = %wire, %err, "cannot lock a partial upload");
+            Ok(())
+        }
+    }
+}
+
 /// The existing partial, cut back to `offset` bytes and hashed up to there.
 fn resume_partial(
     dir: &Dir,
@@ -519,6 +538,7 @@ fn resume_partial(
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?
         .into_std();
+    lock_partial(&file, wire)?;
     // A partial left by an older server may be readable by others; the bytes to come are not.
     file.set_permissions(std::fs::Permissions::from_mode(PARTIAL_MODE))
         .map_err(|err| OpError::io(&err, wire))?;
