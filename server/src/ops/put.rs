@@ -677,7 +677,7 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
     })
 }
 
-/// Whether the partial's name still leads to the open file, at its full length.
+/// Whether the partial's name still leads to the open file (same device and inode).
 fn still_ours(upload: &Upload) -> bool {
     let (Ok(open), Ok(named)) = (
         rustix::fs::fstat(&upload.file),
