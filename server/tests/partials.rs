@@ -168,15 +168,21 @@ async fn shared_root_server() -> (Server, tempfile::TempDir) {
         let hash = ferry_server::users::hash_password(password).unwrap();
         ferry_server::users::upsert(&file, user, &hash, &root, read_only).unwrap();
     }
-    let users = ferry_server::users::Users::load(&file).unwrap();
-    let server = Server::start_with(|config| {
+    let server = serve_accounts(base.path()).await;
+    (server, base)
+}
+
+/// A server over the users file and shared root that [`shared_root_server`] made in `base`.
+async fn serve_accounts(base: &Path) -> Server {
+    let root = base.join("shared");
+    let users = ferry_server::users::Users::load(&base.join("users")).unwrap();
+    Server::start_with(|config| {
         config.root = root.clone();
         config.users = Some(Arc::new(users));
         config.token = Some("tok".into());
         config.auth_delay = Duration::from_millis(10);
     })
-    .await;
-    (server, base)
+    .await
 }
 
 async fn login(server: &Server, (user, password): (&str, &str)) -> Client {
@@ -279,6 +285,37 @@ async fn a_partial_belongs_to_the_account_that_started_it() {
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(std::fs::read(root.join("secret.bin")).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_partials_owner_is_kept_across_a_restart() {
+    let (mut server, base) = shared_root_server().await;
+    let root = base.path().join("shared");
+    let data = pattern(300 * KIB, 14);
+    let half = 100 * KIB;
+    {
+        let mut ann = login(&server, ANN).await;
+        start_put(&mut ann, "kept.bin", &data, half).await;
+        until_a_partial_holds(&root, &data[..half]).await;
+    }
+    server.stop().await.unwrap();
+
+    let server = serve_accounts(base.path()).await;
+    let mut carl = login(&server, CARL).await;
+    let reply = carl
+        .request(json!({"op": "partial", "path": "kept.bin"}))
+        .await;
+    assert_eq!(reply["length"], 0, "{reply}");
+    let mut ann = login(&server, ANN).await;
+    assert_eq!(
+        listed(&ann.request(json!({"op": "partials", "path": ""})).await),
+        [("kept.bin".to_owned(), half as u64)]
+    );
+    let reply = ann
+        .put("kept.bin", &data[half..], json!({"offset": half}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(std::fs::read(root.join("kept.bin")).unwrap(), data);
 }
 
 #[tokio::test]
