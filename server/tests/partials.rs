@@ -141,16 +141,20 @@ async fn two_server_processes_on_one_tree_never_mix_their_writers() {
         )
         .await;
     assert_eq!(code(&reply), "busy", "{reply}");
-    // A fresh upload there replaces the partial's name with its own file and places it.
-    let other_data = pattern(300 * KIB, 13);
-    let reply = other.put("f.bin", &other_data, json!({})).await;
-    assert_eq!(reply["ok"], true, "{reply}");
+    // Nor may a fresh upload there pull the partial from under the first.
+    let reply = other.put("f.bin", &pattern(300 * KIB, 13), json!({})).await;
+    assert_eq!(code(&reply), "busy", "{reply}");
 
-    // The first upload's file is not under the name any more: never `ok` for bytes it did not
-    // write.
     victim.send(&victim_data[256 * KIB..]).await;
     let reply = victim.read_reply().await;
-    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(std::fs::read(first.path("f.bin")).unwrap(), victim_data);
+    // Once it is done, the other server may write the file.
+    let other_data = pattern(300 * KIB, 15);
+    let reply = other
+        .put("f.bin", &other_data, json!({"overwrite": true}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(std::fs::read(first.path("f.bin")).unwrap(), other_data);
 }
 

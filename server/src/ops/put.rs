@@ -472,6 +472,7 @@ fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File,
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
         Err(err) => return Err(OpError::io(&err, wire)),
     }
+    check_unlocked(dir, partial, wire)?;
     match dir.remove_file(partial) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -481,6 +482,24 @@ fn create_partial(dir: &Dir, partial: &str, wire: &str) -> Result<std::fs::File,
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?;
     Ok(file.into_std())
+}
+
+/// `busy` when the partial that holds the name is being written by another server process
+/// (it holds the partial's `flock`): a fresh upload must not pull the file from under it.
+/// Anything that cannot be opened as a regular file is no upload's, and is cleared.
+fn check_unlocked(dir: &Dir, partial: &str, wire: &str) -> Result<(), OpError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    options
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32);
+    let Ok(held) = dir.open_with(partial, &options) else {
+        return Ok(());
+    };
+    let held = held.into_std();
+    if held.metadata().is_ok_and(|meta| meta.is_file()) {
+        lock_partial(&held, wire)?;
+    }
+    Ok(())
 }
 
 /// The extended attribute that keeps a digest-named partial's target name, for `partials`.
