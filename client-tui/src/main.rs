@@ -164,6 +164,18 @@ enum Command {
         /// the entry under its own name.
         to: String,
     },
+    /// List your hidden partial uploads in remote directories (what a cancelled or broken
+    /// upload left for a resume), or delete them with --rm.
+    Partials {
+        /// Delete the partial upload of each named file instead of listing (the file itself,
+        /// if it exists, is untouched).
+        #[arg(long)]
+        rm: bool,
+        /// Directories to list, or with --rm the files whose partials go, all on one server
+        /// (ferry://HOST:PORT/PATH, percent-decoded).
+        #[arg(required = true, num_args = 1.., value_name = "URL")]
+        urls: Vec<RemoteUrl>,
+    },
     /// Print a shell completion script.
     Completions { shell: Shell },
     /// Print the manual page (roff).
@@ -412,7 +424,9 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
             GetArg::Remote(url) => Some(url),
             GetArg::Local(_) => None,
         }),
-        Command::Mkdir { urls } | Command::Rm { urls, .. } => urls.first(),
+        Command::Mkdir { urls } | Command::Rm { urls, .. } | Command::Partials { urls, .. } => {
+            urls.first()
+        }
         Command::Completions { .. } | Command::Man => None,
     }
 }
@@ -524,6 +538,13 @@ async fn run_command(
             cli::rm(&endpoint, &urls, recursive).await
         }
         Command::Mv { url, to, overwrite } => cli::mv(&at(&url), &url, &to, overwrite).await,
+        Command::Partials { rm, urls } => {
+            let endpoint = urls
+                .first()
+                .map(at)
+                .ok_or_else(|| CliError::Job("nothing to list".into()))?;
+            cli::partials(&endpoint, &urls, rm).await
+        }
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }

@@ -74,6 +74,11 @@ pub enum Request {
     Put(Put),
     /// What a hidden partial upload of `path` already holds. Answered by [`PartialReply`].
     Partial { path: String },
+    /// The caller's own hidden partial uploads in the directory `path`. Answered by
+    /// [`PartialsReply`].
+    Partials { path: String },
+    /// Removes the caller's hidden partial upload of the file `path` (not the file itself).
+    Discard { path: String },
     /// Creates a directory (and, with `parents`, the missing ones above it).
     Mkdir {
         path: String,
@@ -151,6 +156,8 @@ impl Request {
             Request::Get { .. } => "get",
             Request::Put(_) => "put",
             Request::Partial { .. } => "partial",
+            Request::Partials { .. } => "partials",
+            Request::Discard { .. } => "discard",
             Request::Mkdir { .. } => "mkdir",
             Request::Rename { .. } => "rename",
             Request::Remove { .. } => "remove",
@@ -327,6 +334,34 @@ pub struct PartialReply {
     /// Digest of those bytes, so a client can check they match its own before resuming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+}
+
+/// Reply to `partials`: at most [`MAX_PARTIALS_LISTED`] of them, in no particular order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialsReply {
+    pub partials: Vec<PartialEntry>,
+    /// More of the caller's partials are in the directory than were listed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub more: bool,
+    /// Partials of the caller whose target's name could not be read back (a long name on a
+    /// filesystem without extended attributes); `discard` still removes them by that name.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unnamed: u64,
+}
+
+/// The most partials one `partials` reply lists: names of up to 255 bytes, escaped, keep the
+/// line under [`MAX_HEADER_LEN`].
+pub const MAX_PARTIALS_LISTED: usize = 64;
+
+/// One hidden partial upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialEntry {
+    /// The name of the file it will become, in the listed directory.
+    pub name: String,
+    /// Bytes it holds.
+    pub size: u64,
+    /// When it was last written, in seconds since the Unix epoch.
+    pub mtime: i64,
 }
 
 /// Reply with nothing to say but success (`mkdir`, `rename`, `remove`).
@@ -645,6 +680,8 @@ mod tests {
                 mode: Some(0o755),
             }),
             Request::Partial { path: "a".into() },
+            Request::Partials { path: "d".into() },
+            Request::Discard { path: "d/a".into() },
             Request::Mkdir {
                 path: "d".into(),
                 parents: false,

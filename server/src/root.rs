@@ -424,10 +424,15 @@ pub(crate) fn addressable(name: &OsStr) -> Result<String, bool> {
     Ok(wire.into_owned())
 }
 
-/// The hidden partial file that stands for the raw name `name` during an upload: the raw form
-/// of `ferry_protocol::path::partial_name`.
-pub(crate) fn partial_name(name: &OsStr) -> OsString {
-    OsString::from_vec(path::partial_name_bytes(name.as_bytes()))
+/// The name on disk of a hidden partial, whose name is built in wire form from its target's
+/// (`uploads::Owner::partial_name`): the escape undone, so an odd target name gives an odd
+/// partial name, byte for byte.
+pub(crate) fn partial_name(wire: &str) -> OsString {
+    match path::decode(wire) {
+        Ok(raw) => OsString::from_vec(raw.into_owned()),
+        // Built from a checked name, so it always decodes; the wire form is still a name.
+        Err(_) => OsString::from(wire),
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::descriptors::{self, Held};
 use crate::listener::Shared;
 use crate::root::Root;
-use crate::uploads::Uploads;
+use crate::uploads::{FileKey, Uploads};
 
 /// Levels below the root a sweep descends, like `walk`; it also bounds open descriptors.
 const MAX_DEPTH: usize = 128;
@@ -239,11 +239,14 @@ pub(crate) fn sweep(
             Ok(true) => {
                 let rel = join(&level.prefix, &name);
                 let dir = &level.dir;
-                let claimed_as = format!("{key}/{rel}");
+                let Ok(claimed_as) = FileKey::in_dir(dir, &name) else {
+                    swept.failed += 1;
+                    continue;
+                };
                 match uploads.remove_idle_partial(&claimed_as, || dir.remove_file(&raw)) {
                     None => swept.active += 1,
                     Some(Ok(())) => {
-                        tracing::debug!(partial = %rel, "removed a stale partial upload");
+                        tracing::debug!(root = %key, partial = %rel, "removed a stale partial upload");
                         swept.removed += 1;
                     }
                     Some(Err(err)) => {
@@ -309,7 +312,10 @@ mod tests {
         age(&plain, DAY * 2);
         age(&young, DAY / 2);
         let uploads = Uploads::default();
-        let _writing = uploads.claim("/r/busy.bin").unwrap();
+        let owner = crate::uploads::Owner::shared();
+        let target = FileKey::in_dir(&open(&root), "busy.bin").unwrap();
+        let partial = owner.partial_name("busy.bin");
+        let _writing = uploads.claim(target, partial, &owner).unwrap();
 
         let swept = run_sweep(&root, &uploads);
         assert_eq!((swept.removed, swept.active, swept.failed), (1, 1, 0));

@@ -216,8 +216,9 @@ async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read(
     assert_eq!(code(&reply), "no_space", "{reply}");
     second.send(&pattern(1100 * KIB, 4)).await;
 
-    // 700 KiB in flight, 256 KiB of it written: 1792 KiB are free and 444 KiB still to come.
-    let one = pattern(700 * KIB, 5);
+    // 500 KiB in flight (within its share, half of the 1 MiB above the reserve), 256 KiB of it
+    // written: 1792 KiB are free and 244 KiB still to come.
+    let one = pattern(500 * KIB, 5);
     first
         .send_json(&json!({"op": "put", "path": "one.bin", "size": one.len()}))
         .await;
@@ -229,18 +230,18 @@ async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read(
     .await;
     // The writer counts a chunk as written right after the write returns.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    // 400 KiB would fit in what is free now, but not once the first upload is done.
+    // 600 KiB would fit in what is free now, but not once the first upload is done.
     second
-        .send_json(&json!({"op": "put", "path": "two.bin", "size": 400 * KIB}))
+        .send_json(&json!({"op": "put", "path": "two.bin", "size": 600 * KIB}))
         .await;
     let reply = second.read_reply().await;
     assert_eq!(code(&reply), "no_space", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("({} bytes) still to be written", 444 * KIB)),
+        message.contains(&format!("({} bytes) still to be written", 244 * KIB)),
         "{reply}"
     );
-    second.send(&pattern(400 * KIB, 6)).await;
+    second.send(&pattern(600 * KIB, 6)).await;
     // 300 KiB fits beside it: what the first has written is not counted twice.
     let two = pattern(300 * KIB, 7);
     let reply = second.put("two.bin", &two, json!({})).await;

@@ -21,7 +21,7 @@ use ferry_protocol::path;
 use crate::engine::{ConflictPolicy, EngineError};
 
 pub use listing::{format_entry, ls};
-pub use ops::{mkdir, mv, rm};
+pub use ops::{mkdir, mv, partials, rm};
 pub use transfer::{TransferOptions, get, put, summary_line};
 
 /// Why a command failed; `Display` is the one line printed after `ferry: `.

@@ -1,4 +1,4 @@
-//! `ferry mkdir`, `ferry rm` and `ferry mv`: a request or two per location, with the argument checks a shell
+//! `ferry mkdir`, `ferry rm`, `ferry mv` and `ferry partials`: a request or two per location, with the argument checks a shell
 //! user expects (`rm` wants `-r` for a directory, `mv` into an existing directory keeps the
 //! name).
 
@@ -129,4 +129,47 @@ pub async fn mv(
         )),
         moved => Ok(moved?),
     }
+}
+
+/// `ferry partials URL`: the caller's hidden partial uploads in the directory `url`, one per
+/// line (size, last written, name), or with `remove` (`--rm URL/NAME...`) deletes those partials.
+pub async fn partials(
+    endpoint: &Endpoint,
+    urls: &[RemoteUrl],
+    remove: bool,
+) -> Result<(), CliError> {
+    one_server(endpoint, urls)?;
+    let mut session = Session::connect(endpoint).await?;
+    if remove {
+        let mut failed = 0;
+        for url in urls {
+            failed += each(session.discard(&url.path).await.map_err(CliError::from))?;
+        }
+        return outcome(failed);
+    }
+    for url in urls {
+        let reply = session.partials(&url.path).await?;
+        let mut listed = reply.partials;
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        for partial in &listed {
+            println!(
+                "{:>10}  {}  {}",
+                crate::format::size(partial.size),
+                crate::format::mtime(partial.mtime),
+                crate::format::escape_name(&path::join(&url.path, &partial.name))
+            );
+        }
+        if reply.more {
+            eprintln!(
+                "ferry: {url}: more partial uploads than one listing holds; remove some and list again"
+            );
+        }
+        if reply.unnamed > 0 {
+            eprintln!(
+                "ferry: {url}: {} partial uploads of long names this server cannot name",
+                reply.unnamed
+            );
+        }
+    }
+    Ok(())
 }

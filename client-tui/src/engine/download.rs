@@ -561,7 +561,12 @@ pub(super) async fn finish_get(
             // A filesystem that refuses leaves the file private, never wider than asked.
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
-        std::fs::rename(&partial, &dest)
+        let renamed = std::fs::rename(&partial, &dest);
+        if renamed.is_err() {
+            // Verified bytes that cannot be placed are no partial to resume: never leave them.
+            let _ = std::fs::remove_file(&partial);
+        }
+        renamed
     })
     .await?;
     if placed.is_ok() {

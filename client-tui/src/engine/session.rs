@@ -6,8 +6,8 @@
 
 use ferry_protocol::{Digest, ErrorBody};
 use ferry_protocol::{
-    Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, Request, StatReply,
-    SummaryReply,
+    Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, PartialsReply, Request,
+    StatReply, SummaryReply,
 };
 
 use super::Endpoint;
@@ -321,6 +321,21 @@ impl Session {
     pub async fn partial(&mut self, path: &str) -> Result<PartialReply, EngineError> {
         self.call(path, Request::Partial { path: path.into() })
             .await
+    }
+
+    /// This session's own hidden partial uploads in the directory `path`: what cancelled or
+    /// broken uploads left there for a resume.
+    pub async fn partials(&mut self, path: &str) -> Result<PartialsReply, EngineError> {
+        self.call(path, Request::Partials { path: path.into() })
+            .await
+    }
+
+    /// Removes this session's hidden partial upload of `path` (never the file itself).
+    pub async fn discard(&mut self, path: &str) -> Result<(), EngineError> {
+        let _: Done = self
+            .call(path, Request::Discard { path: path.into() })
+            .await?;
+        Ok(())
     }
 
     /// The digest of a remote file of `size` bytes, without moving its bytes: a `get` from its

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
-use ferry_protocol::Entry;
+use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::{Position, Rect};
 use tokio::sync::oneshot;
 
@@ -20,6 +20,7 @@ use super::config::{self, Bookmark, Recent, Settings};
 use super::input::LineInput;
 use super::keymap::{Action, Keymap};
 use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
+use super::partials::{self as partials_dialog, PartialsDialog};
 use super::theme::Theme;
 use super::transfers::{Job, JobInfo, JobKey, JobState};
 use super::ui;
@@ -106,6 +107,8 @@ pub enum Confirmed {
     Delete(Side, Vec<Location>),
     Quit,
     CancelJob(JobKey),
+    /// An upload's cancel: yes keeps its partial on the server for a resume, `d` deletes it.
+    CancelUpload(JobKey),
 }
 
 /// A server the connect dialog offers.
@@ -154,6 +157,8 @@ pub enum Dialog {
         job: JobKey,
         scroll: usize,
     },
+    /// The caller's partial uploads in the remote pane's directory.
+    Partials(PartialsDialog),
 }
 
 /// The choices a conflict offers, with their shortcut keys.
@@ -222,6 +227,16 @@ pub enum Command {
     SaveRecent(Vec<Recent>),
     /// Check the current connection now (a job's connection broke), reporting a loss.
     Probe,
+    /// List the caller's partial uploads in a remote directory.
+    ListPartials {
+        dir: String,
+    },
+    /// Delete the caller's partial uploads of these remote files; with `dir`, list that
+    /// directory's partials again afterwards (for the dialog).
+    DiscardPartials {
+        dir: Option<String>,
+        paths: Vec<String>,
+    },
     /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
     PinBookmark {
         path: PathBuf,
@@ -295,6 +310,14 @@ pub enum Msg {
         key: JobKey,
         info: JobInfo,
     },
+    /// Partial uploads of a remote directory (with whether the server had more), after a
+    /// [`Command::ListPartials`] or a [`Command::DiscardPartials`]; `note` says what a deletion
+    /// did.
+    Partials {
+        dir: Option<String>,
+        result: Result<(Vec<PartialEntry>, bool), String>,
+        note: Option<String>,
+    },
 }
 
 /// A drag that started on a pane entry.
@@ -350,6 +373,8 @@ pub struct App {
     last_click: Option<(Instant, Side, usize)>,
     serial: u64,
     outbox: Vec<Command>,
+    /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
+    discard_after_cancel: HashSet<JobKey>,
 }
 
 impl App {
@@ -404,6 +429,7 @@ impl App {
             last_click: None,
             serial: 0,
             outbox: Vec::new(),
+            discard_after_cancel: HashSet::new(),
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -678,6 +704,15 @@ impl App {
                 }
             }
             Action::CancelJob => self.ask_cancel(),
+            Action::Partials => {
+                // Partials live on the server: the remote pane's directory, whichever pane has
+                // the focus.
+                if let Location::Remote(dir) = &self.remote.dir {
+                    let dir = dir.clone();
+                    self.dialog = Some(Dialog::Partials(PartialsDialog::new(dir.clone())));
+                    self.outbox.push(Command::ListPartials { dir });
+                }
+            }
             Action::ClearFinished => {
                 let kept = self.jobs.get(self.selected_job).map(|j| j.key);
                 self.jobs.retain(Job::is_active);
@@ -898,10 +933,25 @@ impl App {
         let Some(job) = job else {
             return;
         };
+        let (message, on_yes) = if job.info.dest == Side::Remote {
+            (
+                format!(
+                    "Cancel transfer #{} ({})? y: cancel and keep the partial upload on the \
+                     server for a later resume. d: cancel and delete the partial upload.",
+                    job.number, job.info.label
+                ),
+                Confirmed::CancelUpload(job.key),
+            )
+        } else {
+            (
+                format!("Cancel transfer #{} ({})?", job.number, job.info.label),
+                Confirmed::CancelJob(job.key),
+            )
+        };
         self.dialog = Some(Dialog::Confirm {
             title: "Cancel transfer".into(),
-            message: format!("Cancel transfer #{} ({})?", job.number, job.info.label),
-            on_yes: Confirmed::CancelJob(job.key),
+            message,
+            on_yes,
         });
     }
 
@@ -1089,6 +1139,19 @@ impl App {
                     self.confirmed(on_yes);
                     None
                 }
+                KeyCode::Char('d') | KeyCode::Char('D') => {
+                    if let Confirmed::CancelUpload(key) = on_yes {
+                        self.discard_after_cancel.insert(key);
+                        self.outbox.push(Command::Cancel(key));
+                        None
+                    } else {
+                        Some(Dialog::Confirm {
+                            title,
+                            message,
+                            on_yes,
+                        })
+                    }
+                }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
                 _ => Some(Dialog::Confirm {
                     title,
@@ -1144,6 +1207,17 @@ impl App {
             Dialog::Alert { title, message } => match key.code {
                 KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,
                 _ => Some(Dialog::Alert { title, message }),
+            },
+            Dialog::Partials(mut dialog) => match dialog.on_key(key) {
+                partials_dialog::Outcome::Stay => Some(Dialog::Partials(dialog)),
+                partials_dialog::Outcome::Close => None,
+                partials_dialog::Outcome::Discard(path) => {
+                    self.outbox.push(Command::DiscardPartials {
+                        dir: Some(dialog.dir.clone()),
+                        paths: vec![path],
+                    });
+                    Some(Dialog::Partials(dialog))
+                }
             },
             Dialog::Connect { targets, selected } => {
                 // The last row is "type an address".
@@ -1241,7 +1315,9 @@ impl App {
                 }
                 self.should_quit = true;
             }
-            Confirmed::CancelJob(key) => self.outbox.push(Command::Cancel(key)),
+            Confirmed::CancelJob(key) | Confirmed::CancelUpload(key) => {
+                self.outbox.push(Command::Cancel(key));
+            }
         }
     }
 
@@ -1472,6 +1548,17 @@ impl App {
     /// News from the event loop.
     pub fn on_msg(&mut self, msg: Msg) {
         match msg {
+            Msg::Partials { dir, result, note } => match &mut self.dialog {
+                Some(Dialog::Partials(dialog)) if dir.as_ref() == Some(&dialog.dir) => {
+                    dialog.note = note;
+                    dialog.listed(result);
+                }
+                _ => match (result, note) {
+                    (Err(error), _) => self.error(format!("Partial uploads: {error}")),
+                    (Ok(_), Some(note)) => self.info(note),
+                    (Ok(_), None) => {}
+                },
+            },
             Msg::Listed {
                 side,
                 serial,
@@ -1724,6 +1811,18 @@ impl App {
                 let Some(job) = self.job_mut(key) else { return };
                 job.finished(outcome);
                 let job = job.clone();
+                // Only on the server the browsing session talks to.
+                if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
+                    // The file being sent when it stopped, and each item it was sent as: a
+                    // name without a partial is simply not found.
+                    let mut paths: Vec<String> =
+                        job.info.items.iter().map(|(_, dst)| dst.clone()).collect();
+                    paths.extend(job.progress.current.clone());
+                    paths.sort();
+                    paths.dedup();
+                    self.outbox
+                        .push(Command::DiscardPartials { dir: None, paths });
+                }
                 self.follow_jobs();
                 let number = job.number;
                 match &job.state {

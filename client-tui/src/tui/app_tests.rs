@@ -1506,7 +1506,7 @@ fn the_transfer_list_follows_the_running_job_so_x_cancels_what_it_shows() {
     assert!(screen.contains("#15 ↑ a.txt"), "{screen}");
     app.on_key(ch('x'));
     assert!(
-        matches!(&app.dialog, Some(Dialog::Confirm { message, on_yes: Confirmed::CancelJob(k), .. })
+        matches!(&app.dialog, Some(Dialog::Confirm { message, on_yes: Confirmed::CancelUpload(k), .. })
             if message.starts_with("Cancel transfer #15") && *k == slow),
         "{:?}",
         app.dialog

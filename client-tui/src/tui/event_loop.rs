@@ -247,6 +247,10 @@ fn execute(
             conns.insert(conn, open(conn, endpoint, msg_tx));
         }
         Command::Probe => to_remote(conns, RemoteRequest::Probe),
+        Command::ListPartials { dir } => to_remote(conns, RemoteRequest::Partials(dir)),
+        Command::DiscardPartials { dir, paths } => {
+            to_remote(conns, RemoteRequest::Discard { dir, paths });
+        }
         Command::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }

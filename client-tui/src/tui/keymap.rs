@@ -48,13 +48,14 @@ pub enum Action {
     Transfers,
     CancelJob,
     ClearFinished,
+    Partials,
     Help,
     Quit,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 33] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -85,6 +86,7 @@ impl Action {
         Action::Transfers,
         Action::CancelJob,
         Action::ClearFinished,
+        Action::Partials,
         Action::Help,
         Action::Quit,
     ];
@@ -122,6 +124,7 @@ impl Action {
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
+            Action::Partials => "partials",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -160,6 +163,7 @@ impl Action {
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
+            Action::Partials => "remote partial uploads",
             Action::Help => "this help",
             Action::Quit => "quit",
         }

@@ -6,6 +6,7 @@
 //! - [`event_loop`]: terminal events, background results and the tick; runs [`app::Command`]s.
 //! - [`ui`]: pure rendering of an [`app::App`].
 //! - [`pane`]: one pane's listing, sort, filter, cursor and marks.
+//! - [`partials`]: the dialog of the caller's partial uploads in the remote directory.
 //! - [`transfers`]: jobs as the UI sees them and the progress math.
 //! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
 //! - [`local`], [`remote`]: the left pane's file system, the right pane's session task.
@@ -21,6 +22,7 @@ pub mod input;
 pub mod keymap;
 pub mod local;
 pub mod pane;
+pub mod partials;
 pub mod remote;
 pub mod theme;
 pub mod transfers;

@@ -18,6 +18,10 @@ use super::pane::{Location, Side};
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a deletion of a partial waits for the upload that writes it to stop (a cancelled
+/// upload's connection may still be closing on the server).
+const DISCARD_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How often an idle session is checked: notices a dead server without a key press, keeps the
 /// server's idle timeout from closing the session, and retries after a loss.
 const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -35,6 +39,13 @@ pub enum RemoteRequest {
         to: String,
     },
     Remove(Vec<String>),
+    /// The caller's partial uploads in a directory.
+    Partials(String),
+    /// Deletes the caller's partial uploads of these files; with `dir`, lists it again after.
+    Discard {
+        dir: Option<String>,
+        paths: Vec<String>,
+    },
     /// A job's connection broke: check this one now and say how it is.
     Probe,
 }
@@ -246,11 +257,76 @@ fn failed(request: RemoteRequest, error: String) -> Msg {
             dir: Location::Remote(dir),
             result: Err(ListError::other(error)),
         },
+        RemoteRequest::Partials(dir) => Msg::Partials {
+            dir: Some(dir),
+            result: Err(error),
+            note: None,
+        },
+        RemoteRequest::Discard { dir, .. } => Msg::Partials {
+            dir,
+            result: Err(error),
+            note: None,
+        },
         _ => Msg::OpDone {
             side: Side::Remote,
             result: Err(error),
         },
     }
+}
+
+/// Lists the caller's partial uploads of `dir` as a [`Msg::Partials`].
+async fn partials(
+    session: &mut Session,
+    dir: String,
+    note: Option<String>,
+) -> (Msg, Option<EngineError>) {
+    let (result, error) = split(
+        session
+            .partials(&dir)
+            .await
+            .map(|reply| (reply.partials, reply.more || reply.unnamed > 0)),
+    );
+    (
+        Msg::Partials {
+            dir: Some(dir),
+            result,
+            note,
+        },
+        error,
+    )
+}
+
+/// Deletes the partials of `paths`; a missing one is not an error (nothing was left), a busy
+/// one is tried again for a moment. Returns what happened, for the user.
+async fn discard(session: &mut Session, paths: &[String]) -> Result<String, EngineError> {
+    let mut deleted = Vec::new();
+    for path in paths {
+        let started = tokio::time::Instant::now();
+        loop {
+            match session.discard(path).await {
+                Ok(()) => {
+                    deleted.push(path.as_str());
+                    break;
+                }
+                Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => break,
+                Err(e)
+                    if e.remote_code() == Some(ErrorCode::Busy)
+                        && started.elapsed() < DISCARD_PATIENCE =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(match deleted.as_slice() {
+        [] => "No partial upload to delete".to_string(),
+        [one] => format!(
+            "Deleted the partial upload of /{}",
+            crate::format::escape_name(one)
+        ),
+        many => format!("Deleted {} partial uploads", many.len()),
+    })
 }
 
 async fn serve(session: &mut Session, request: RemoteRequest) -> (Msg, Option<EngineError>) {
@@ -280,6 +356,29 @@ async fn serve(session: &mut Session, request: RemoteRequest) -> (Msg, Option<En
         RemoteRequest::Rename { from, to } => {
             let select = name_of(&to);
             op(session.rename(&from, &to).await.map(|()| select))
+        }
+        RemoteRequest::Partials(dir) => partials(session, dir, None).await,
+        RemoteRequest::Discard { dir, paths } => {
+            let done = discard(session, &paths).await;
+            match (dir, done) {
+                (Some(dir), Ok(note)) => partials(session, dir, Some(note)).await,
+                (dir, Ok(note)) => (
+                    Msg::Partials {
+                        dir,
+                        result: Ok((Vec::new(), false)),
+                        note: Some(note),
+                    },
+                    None,
+                ),
+                (dir, Err(e)) => (
+                    Msg::Partials {
+                        dir,
+                        result: Err(e.to_string()),
+                        note: None,
+                    },
+                    Some(e),
+                ),
+            }
         }
         // The worker answers probes itself; one that got here only refreshes the pane.
         RemoteRequest::Probe => op(Ok(None)),

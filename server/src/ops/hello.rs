@@ -15,6 +15,7 @@ use super::{Flow, Scope, ok_line};
 use crate::connection::{ConnError, Connection};
 use crate::error::OpError;
 use crate::listener::{Shared, Slot};
+use crate::uploads::Owner;
 use crate::users::MAX_CREDENTIAL_LEN;
 
 /// Failed attempts tolerated on one connection before it is closed, to slow guessing down.
@@ -198,7 +199,7 @@ async fn authenticate(
                 Ok(Scope::new(
                     Arc::clone(shared),
                     Arc::clone(&account.root),
-                    Arc::clone(&account.root_key),
+                    Owner::account(name),
                     account.read_only || config.read_only,
                 ))
             }
@@ -228,7 +229,7 @@ async fn authenticate(
     Ok(Scope::new(
         Arc::clone(shared),
         Arc::clone(&shared.root),
-        Arc::clone(&shared.root_key),
+        Owner::shared(),
         config.read_only,
     ))
 }

@@ -19,6 +19,7 @@ mod hello;
 mod list;
 mod mkdir;
 mod partial;
+mod partials;
 mod put;
 mod remove;
 mod rename;
@@ -38,45 +39,51 @@ use crate::connection::{ConnError, Connection, pool};
 use crate::error::OpError;
 use crate::listener::Shared;
 use crate::root::Root;
-use crate::uploads::UploadGuard;
+use crate::uploads::{FileKey, Owner, UploadGuard};
 
 pub(crate) use hello::Session;
 
-/// What one authenticated session may reach: the root it is confined to and whether it may
-/// write. A user of a users file gets their own; token and open sessions get the server's.
+/// What one authenticated session may reach: the root it is confined to, whether it may
+/// write, and whose partial uploads it sees. A user of a users file gets their own; token and
+/// open sessions get the server's.
 #[derive(Debug)]
 pub(crate) struct Scope {
     /// Server-wide state: the configuration, the uploads in progress, the shutdown signal.
     pub shared: Arc<Shared>,
     pub root: Arc<Root>,
     pub read_only: bool,
-    /// The root's canonical host path without a trailing `/`: uploads are claimed under it, so
-    /// two users whose roots overlap still never write the same file at once.
-    root_key: Arc<str>,
+    /// Who owns the partials this session writes: only they can see, resume or discard them.
+    pub owner: Owner,
 }
 
 impl Scope {
-    pub fn new(shared: Arc<Shared>, root: Arc<Root>, root_key: Arc<str>, read_only: bool) -> Self {
+    pub fn new(shared: Arc<Shared>, root: Arc<Root>, owner: Owner, read_only: bool) -> Self {
         Self {
             shared,
             root,
             read_only,
-            root_key,
+            owner,
         }
     }
 
-    /// Claims the file `wire` (relative to this scope's root) for writing; `None` when another
-    /// connection, of this user or another whose root holds the same file, is writing it.
-    pub fn claim_upload(&self, wire: &str) -> Option<UploadGuard> {
-        self.shared
-            .uploads
-            .claim(&format!("{}/{wire}", self.root_key))
+    /// Claims the target `name` in `dir` for writing into this session's partial of it;
+    /// `None` when another connection (of any user, by any path that reaches the same
+    /// directory) is writing it. Keyed on the directory's device and inode, not the request's
+    /// spelling.
+    pub fn claim_upload(
+        &self,
+        dir: &cap_std::fs::Dir,
+        name: &str,
+    ) -> std::io::Result<Option<UploadGuard>> {
+        let target = FileKey::in_dir(dir, name)?;
+        let partial = self.owner.partial_name(name);
+        Ok(self.shared.uploads.claim(target, partial, &self.owner))
     }
 }
 
-/// The key under which uploads beneath `root` are claimed: its canonical path, `/` trimmed so
-/// that `/` + `srv/a` and `/srv` + `a` name the same file. Falls back to the path as given
-/// when it cannot be canonicalised (the root was opened, so that is a race at worst).
+/// The key under which a root's tree is swept: its canonical path, `/` trimmed so that `/` +
+/// `srv/a` and `/srv` + `a` name the same tree. Falls back to the path as given when it cannot
+/// be canonicalised (the root was opened, so that is a race at worst).
 pub(crate) fn root_key(root: &std::path::Path) -> Arc<str> {
     let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     Arc::from(canonical.to_string_lossy().trim_end_matches('/'))
@@ -168,6 +175,12 @@ pub(crate) async fn handle(
         }
         Request::Partial { path } => {
             blocking(&scope, move |scope| partial::partial(scope, &path)).await
+        }
+        Request::Partials { path } => {
+            blocking(&scope, move |scope| partials::partials(scope, &path)).await
+        }
+        Request::Discard { path } => {
+            blocking(&scope, move |scope| partials::discard(scope, &path)).await
         }
         Request::Mkdir {
             path,

@@ -18,12 +18,13 @@ pub(super) fn partial(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
         digest: None,
     };
     // No directory, no partial: a client may ask before it has created the parent.
-    let (dir, name) = match scope.root.open_parent(&path) {
+    let (dir, _) = match scope.root.open_parent(&path) {
         Ok(found) => found,
         Err(err) if err.code == ErrorCode::NotFound => return ok_line(&none),
         Err(err) => return Err(err),
     };
-    let partial = partial_name(name);
+    // Only the caller's own: another's partial is none of its business, not even its length.
+    let partial = partial_name(&scope.owner.partial_name(path.name()));
     match dir.symlink_metadata(&partial) {
         Ok(meta) if meta.is_file() => {}
         Ok(_) => return ok_line(&none),

@@ -319,13 +319,16 @@ fn prepare(
             format!("{}: mtime is out of range", put.path),
         ));
     }
-    let guard = scope.claim_upload(&path.wire).ok_or_else(|| {
-        OpError::new(
-            ErrorCode::Busy,
-            format!("{}: another client is writing this file", path.wire),
-        )
-    })?;
     let (dir, name) = scope.root.open_parent_cached(&path, parents)?;
+    let guard = scope
+        .claim_upload(&dir, path.name())
+        .map_err(|err| OpError::io(&err, &path.wire))?
+        .ok_or_else(|| {
+            OpError::new(
+                ErrorCode::Busy,
+                format!("{}: another client is writing this file", path.wire),
+            )
+        })?;
     let held = if look {
         dir.symlink_metadata(name)
     } else {
@@ -352,9 +355,14 @@ fn prepare(
         Err(err) => return Err(OpError::io(&err, &path.wire)),
     };
     claim_space(scope, &guard, &dir, put.size, &path.wire, parents)?;
-    let partial = partial_name(name);
+    let wire_partial = scope.owner.partial_name(path.name());
+    let partial = partial_name(&wire_partial);
     let (file, hasher, chmod) = if put.offset == 0 {
         let file = create_partial(&dir, &partial, &path.wire)?;
+        lock_partial(&file, &path.wire)?;
+        if scope.owner.is_hashed(&wire_partial) {
+            remember_target(&file, path.name());
+        }
         // Created exclusively, so its mode is known without asking: skip the `fchmod` when it
         // is already the one wanted (a private file).
         let chmod = mode != PARTIAL_MODE & !umask();
@@ -466,6 +474,7 @@ fn create_partial(dir: &Dir, partial: &OsStr, wire: &str) -> Result<std::fs::Fil
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
         Err(err) => return Err(OpError::io(&err, wire)),
     }
+    check_unlocked(dir, partial, wire)?;
     match dir.remove_file(partial) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -475,6 +484,54 @@ fn create_partial(dir: &Dir, partial: &OsStr, wire: &str) -> Result<std::fs::Fil
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?;
     Ok(file.into_std())
+}
+
+/// `busy` when the partial that holds the name is being written by another server process
+/// (it holds the partial's `flock`): a fresh upload must not pull the file from under it.
+/// Anything that cannot be opened as a regular file is no upload's, and is cleared.
+fn check_unlocked(dir: &Dir, partial: &OsStr, wire: &str) -> Result<(), OpError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    options
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32);
+    let Ok(held) = dir.open_with(partial, &options) else {
+        return Ok(());
+    };
+    let held = held.into_std();
+    if held.metadata().is_ok_and(|meta| meta.is_file()) {
+        lock_partial(&held, wire)?;
+    }
+    Ok(())
+}
+
+/// The extended attribute that keeps a digest-named partial's target name, for `partials`.
+pub(super) const TARGET_XATTR: &str = "user.ferry.target";
+
+/// Records `name` on a digest-named partial so that `partials` can name it. Best effort: a
+/// filesystem without user xattrs only loses the name in that listing.
+fn remember_target(file: &std::fs::File, name: &str) {
+    let flags = rustix::fs::XattrFlags::empty();
+    if let Err(err) = rustix::fs::fsetxattr(file, TARGET_XATTR, name.as_bytes(), flags) {
+        tracing::debug!(%err, "cannot record a long name on its partial");
+    }
+}
+
+/// Takes an exclusive `flock` on the open partial, held until it is closed: the in-process claim
+/// keeps this server's other connections off the file, this keeps another server process
+/// serving an overlapping tree from writing into the same partial (`busy`).
+fn lock_partial(file: &std::fs::File, wire: &str) -> Result<(), OpError> {
+    match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(err) if err == rustix::io::Errno::WOULDBLOCK => Err(OpError::new(
+            ErrorCode::Busy,
+            format!("{wire}: another server process is writing this file"),
+        )),
+        // A filesystem without locks (some network ones) still has the in-process claim.
+        Err(err) => {
+            tracing::debug!(path = %wire, %err, "cannot lock a partial upload");
+            Ok(())
+        }
+    }
 }
 
 /// The existing partial, cut back to `offset` bytes and hashed up to there.
@@ -502,6 +559,7 @@ fn resume_partial(
         .open_with(partial, &options)
         .map_err(|err| OpError::io(&err, wire))?
         .into_std();
+    lock_partial(&file, wire)?;
     // A partial left by an older server may be readable by others; the bytes to come are not.
     file.set_permissions(std::fs::Permissions::from_mode(PARTIAL_MODE))
         .map_err(|err| OpError::io(&err, wire))?;
@@ -600,6 +658,16 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         // The file then stays private (0600), never wider than asked: keep the bytes.
         tracing::warn!(path = %wire, %err, "cannot set the permission bits");
     }
+    // The digest above is of the bytes written through this handle. The claim keeps every
+    // other ferry writer off this partial; the name must still lead to this very file, so the
+    // bytes renamed into place are the bytes that were checked.
+    if !still_ours(&upload) {
+        // Whatever holds the name now is not this upload's to remove.
+        return Err(OpError::new(
+            ErrorCode::Busy,
+            format!("{wire}: the partial upload was replaced while it was written"),
+        ));
+    }
     let placed = if put.overwrite {
         upload
             .dir
@@ -628,6 +696,21 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         digest,
         file_size: put.offset + put.size,
     })
+}
+
+/// Whether the partial's name still leads to the open file (same device and inode).
+fn still_ours(upload: &Upload) -> bool {
+    let (Ok(open), Ok(named)) = (
+        rustix::fs::fstat(&upload.file),
+        rustix::fs::statat(
+            &*upload.dir,
+            upload.partial.as_os_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ),
+    ) else {
+        return false;
+    };
+    open.st_dev == named.st_dev && open.st_ino == named.st_ino
 }
 
 /// Renames `from` to `to` in `dir` unless `to` exists (`AlreadyExists` then). One atomic

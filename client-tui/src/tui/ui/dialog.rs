@@ -131,6 +131,16 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             ));
             wrapped(frame, app, area, title, lines, 100);
         }
+        Some(Dialog::Partials(dialog)) => {
+            boxed(
+                frame,
+                app,
+                area,
+                &dialog.title(),
+                dialog.lines(&app.theme),
+                90,
+            );
+        }
         Some(Dialog::Connect { targets, selected }) => {
             let mut lines: Vec<Line> = Vec::new();
             if targets.is_empty() {
