@@ -10,7 +10,8 @@
 //!   the server hashes its prefix) requests and hang up;
 //! - a writer that builds a directory chain thousands of levels deep with `mkdir` and
 //!   `rename`, as an attacker would, and takes it down with `remove -r`, over and over;
-//! - and a prober that logs in with the right token every quarter second.
+//! - and a prober that logs in with the right token every quarter second, from an address of
+//!   its own.
 //!
 //! Every completed file must match its digest; honest clients' `busy` answers (a cut upload's
 //! writer still finishing, a login closed to make room) stay under [`MAX_BUSY_PER_MILLE`] of
@@ -538,13 +539,15 @@ async fn deep_writer(addr: SocketAddr, root: &Path, stop: Arc<AtomicBool>, h: Ar
     }
 }
 
-/// A right login from the honest clients' address every quarter second; each must succeed
+/// A right login from an address of its own every quarter second (the honest clients' address
+/// may have the most connections not logged in at a moment, and so lose one to make room:
+/// they count that as `busy` and come back); each must succeed
 /// within [`LOGIN_BOUND`] of its `hello` (the TCP handshake is timed apart: a SYN dropped from
 /// a full accept queue is retried by the kernel a second later, whatever the server does).
 async fn prober(addr: SocketAddr, stop: Arc<AtomicBool>, h: Arc<Hostile>) {
     while !stop.load(Ordering::Relaxed) {
         let connecting = Instant::now();
-        let mut client = Client::connect(addr).await;
+        let mut client = Client::connect_from(local(30), addr).await;
         h.connect_ms_max
             .fetch_max(connecting.elapsed().as_millis() as u64, Ordering::Relaxed);
         let started = Instant::now();
