@@ -4,7 +4,10 @@
 //! hash at a time, see [`crate::users`]), so guessing is slow from one address and from many,
 //! and guesses cannot keep the cores busy hashing. An address with nothing to pay off (and
 //! fewer than a burst of attempts being checked) is not held up at all, so a right login from
-//! elsewhere stays fast during a flood.
+//! elsewhere stays fast during a flood. An attempt from such an address past that burst waits
+//! for one of them to be settled, then is booked again: many clients behind one address
+//! logging in at once with the right credentials go in as fast as they are checked, while
+//! guesses past the burst find their address owing by then.
 //!
 //! Each budget is a "generic cell rate": the time at which it is paid off, pushed one
 //! interval later by each charge; an attempt may run once that time is at most a burst of
@@ -15,6 +18,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::Config;
@@ -36,6 +40,9 @@ pub(crate) struct Logins {
     addresses: Mutex<HashMap<IpAddr, Record>>,
     /// When the failures of all failing addresses together are paid off.
     server: Mutex<Instant>,
+    /// Told whenever an attempt being checked is settled, so an attempt waiting for its
+    /// address's burst to have room books again.
+    room: Notify,
     address_interval: Duration,
     server_interval: Duration,
 }
@@ -45,8 +52,8 @@ pub(crate) struct Logins {
 struct Record {
     /// When its failures are paid off.
     paid: Instant,
-    /// Its attempts being checked that were not charged up front; past [`ADDRESS_BURST`] of
-    /// them, the rest hash their passwords one at a time.
+    /// Its attempts being checked that were not charged up front: at most [`ADDRESS_BURST`],
+    /// so the first round of guesses on many connections is not free either.
     checking: u32,
 }
 
@@ -75,13 +82,27 @@ impl Logins {
         Self {
             addresses: Mutex::default(),
             server: Mutex::new(Instant::now()),
+            room: Notify::new(),
             address_interval: config.address_login_interval,
             server_interval: config.server_login_interval,
         }
     }
 
-    /// Books an attempt from `ip` arriving `now`.
-    pub fn book(&self, ip: IpAddr, now: Instant) -> Attempt<'_> {
+    /// Books an attempt from `ip` arriving `now`: `None` when the address owes nothing but has
+    /// a burst of attempts being checked already; then wait for [`Self::room`] and try again.
+    /// Charging that attempt up front instead, as a guess, would space a crowd of right logins
+    /// from one address an interval apart, past the login deadline.
+    pub fn try_book(&self, ip: IpAddr, now: Instant) -> Option<Attempt<'_>> {
+        self.book_or_wait(ip, now, true)
+    }
+
+    /// Resolves (once enabled, see [`Notify::notified`]) when an attempt being checked was
+    /// settled: room for one that [`Self::try_book`] turned away.
+    pub fn room(&self) -> &Notify {
+        &self.room
+    }
+
+    fn book_or_wait(&self, ip: IpAddr, now: Instant, wait: bool) -> Option<Attempt<'_>> {
         let mut attempt = Attempt {
             logins: self,
             ip,
@@ -100,18 +121,10 @@ impl Logins {
         }
         let room = addresses.len() < MAX_TRACKED;
         match addresses.get_mut(&ip) {
-            Some(record) if record.paid <= now && record.checking >= ADDRESS_BURST => {
-                // Many logins at once from an address that owes nothing (a client's parallel
-                // connections, people behind one NAT): none waits, but past the burst their
-                // password hashes take the one slot kept for suspect attempts, and each failure
-                // is charged when it is known. Connections per address are capped, so this
-                // first round is bounded too.
-                record.checking += 1;
-                attempt.checking = true;
-                attempt.suspect = true;
-                return attempt;
+            Some(record) if wait && record.paid <= now && record.checking >= ADDRESS_BURST => {
+                return None;
             }
-            Some(record) if record.paid > now => {
+            Some(record) if record.paid > now || record.checking >= ADDRESS_BURST => {
                 let paid = record.paid.max(now);
                 attempt.start = ready(paid, self.address_interval, ADDRESS_BURST).max(now);
                 record.paid = later(paid, self.address_interval);
@@ -120,7 +133,7 @@ impl Logins {
             Some(record) => {
                 record.checking += 1;
                 attempt.checking = true;
-                return attempt;
+                return Some(attempt);
             }
             None if room => {
                 addresses.insert(
@@ -131,7 +144,7 @@ impl Logins {
                     },
                 );
                 attempt.checking = true;
-                return attempt;
+                return Some(attempt);
             }
             // Too many addresses to remember: the server-wide budget alone applies.
             None => {}
@@ -144,7 +157,7 @@ impl Logins {
             .start
             .max(ready(paid, self.server_interval, SERVER_BURST));
         *server = later(paid, self.server_interval);
-        attempt
+        Some(attempt)
     }
 
     /// Ends an attempt that was checked without being charged up front; a failure is charged
@@ -164,6 +177,7 @@ impl Logins {
             }
         }
         drop(addresses);
+        self.room.notify_waiters();
         if failed {
             let mut server = self.server.lock().unwrap_or_else(PoisonError::into_inner);
             *server = later((*server).max(now), self.server_interval);
@@ -235,6 +249,13 @@ fn later(at: Instant, interval: Duration) -> Instant {
 mod tests {
     use super::*;
 
+    impl Logins {
+        /// Books as the server did before attempts waited for room: past the burst, charged.
+        fn book(&self, ip: IpAddr, now: Instant) -> Attempt<'_> {
+            self.book_or_wait(ip, now, false).expect("booked")
+        }
+    }
+
     fn logins() -> Logins {
         let mut config = Config::new("/");
         config.address_login_interval = Duration::from_secs(2);
@@ -265,23 +286,43 @@ mod tests {
         assert_eq!(clean.start, now);
         clean.settle_at(true, now);
         // A burst of attempts being checked at once from a clean address: the ones past it
-        // are not held up, but are suspect (one password hash at a time), and charged when
-        // they fail.
+        // are charged up front.
         let crowd: IpAddr = [127, 0, 0, 4].into();
         let checking: Vec<_> = (0..ADDRESS_BURST)
             .map(|_| logins.book(crowd, now))
             .collect();
         assert!(checking.iter().all(|attempt| !attempt.suspect));
-        let past = logins.book(crowd, now);
-        assert!(past.suspect);
-        assert_eq!(past.start, now);
-        past.settle_at(false, now);
+        assert!(logins.book(crowd, now).suspect);
         drop(checking);
         // A waiting attempt given up gives its place back.
         drop(after);
         drop(next);
         let again = logins.book(guesser, now);
         assert_eq!(again.start, now + Duration::from_secs(2));
+    }
+
+    #[test]
+    fn past_the_burst_a_clean_address_waits_for_room_instead_of_being_charged() {
+        let logins = logins();
+        let now = Instant::now();
+        let crowd: IpAddr = [127, 0, 0, 4].into();
+        let mut checking: Vec<_> = (0..ADDRESS_BURST)
+            .map(|_| logins.try_book(crowd, now).expect("room"))
+            .collect();
+        assert!(logins.try_book(crowd, now).is_none());
+        // A right login settled: room for the next, which is not held up.
+        checking.pop().expect("one").settle_at(true, now);
+        let next = logins.try_book(crowd, now).expect("room again");
+        assert!(!next.suspect);
+        assert_eq!(next.start, now);
+        // Failures settled: the address owes, and its next attempt is charged and spaced.
+        next.settle_at(false, now);
+        for attempt in checking {
+            attempt.settle_at(false, now);
+        }
+        let owed = logins.try_book(crowd, now).expect("booked, charged");
+        assert!(owed.suspect);
+        assert_eq!(owed.start, now + Duration::from_secs(2));
     }
 
     #[test]

@@ -112,7 +112,22 @@ pub(super) async fn handle(
         );
         return fail(conn, session, &err).await;
     }
-    let attempt = shared.logins.book(session.slot.ip(), arrived);
+    let mut now = arrived;
+    let attempt = loop {
+        // Enabled before booking, so a settle between the two is not missed.
+        let room = shared.logins.room().notified();
+        tokio::pin!(room);
+        room.as_mut().enable();
+        if let Some(attempt) = shared.logins.try_book(session.slot.ip(), now) {
+            break attempt;
+        }
+        tokio::select! {
+            biased;
+            () = session.slot.closing() => return Err(ConnError::Cancelled),
+            () = room => {}
+        }
+        now = Instant::now();
+    };
     // Waiting for the address's budget does not depend on the credentials, so the fixed answer
     // time counts from the end of that wait.
     let answer_at = later(attempt.start.max(arrived), shared.config.auth_delay);

@@ -82,6 +82,11 @@ impl Server {
         self.root.join(rel)
     }
 
+    /// Whether `run` is still serving (it has neither returned nor panicked).
+    pub fn running(&self) -> bool {
+        self.task.as_ref().is_some_and(|task| !task.is_finished())
+    }
+
     /// Asks the server to stop and waits until `run` returns.
     pub async fn stop(&mut self) -> Result<(), ferry_server::ServerError> {
         if let Some(tx) = self.shutdown.take() {
@@ -157,6 +162,22 @@ impl Client {
         let (read, writer) = stream.into_split();
         Self {
             reader: BufReader::with_capacity(256 * 1024, read),
+            writer,
+        }
+    }
+
+    /// A client whose connection comes from `ip` (any of 127/8 is loopback on Linux), so the
+    /// server sees another client address.
+    pub async fn connect_from(ip: std::net::Ipv4Addr, addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::new(std::net::IpAddr::V4(ip), 0))
+            .unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (read, writer) = stream.into_split();
+        Self {
+            reader: BufReader::new(read),
             writer,
         }
     }
