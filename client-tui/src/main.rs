@@ -405,8 +405,7 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 
 fn fail(error: &CliError) -> ExitCode {
     if !error.already_reported() {
-        // Errors may quote a hostile server's words.
-        eprintln!("ferry: {}", ferry::format::escape_text(&error.to_string()));
+        eprintln!("ferry: {}", error.shown());
     }
     ExitCode::from(error.exit_code())
 }

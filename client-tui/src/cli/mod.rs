@@ -65,6 +65,24 @@ impl CliError {
         }
     }
 
+    /// The error as the terminal shows it, after `ferry: `. Errors may quote a hostile
+    /// server's words, so they are one escaped line; only ferry's own warning about a changed
+    /// certificate keeps its lines (each escaped), since it is meant to be loud.
+    pub fn shown(&self) -> String {
+        let text = self.to_string();
+        match self {
+            CliError::Engine(EngineError::Trust { code, .. })
+                if *code == crate::engine::tls::code::CERTIFICATE_CHANGED =>
+            {
+                text.split('\n')
+                    .map(|line| crate::format::escape_text(line).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+            _ => crate::format::escape_text(&text).into_owned(),
+        }
+    }
+
     /// Whether nothing is left to print: the details were printed already, or the reader of
     /// stdout has gone (`ferry ls | head -1`), which is no failure worth a word.
     pub fn already_reported(&self) -> bool {

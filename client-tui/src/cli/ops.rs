@@ -57,8 +57,7 @@ fn each(result: Result<(), CliError>) -> Result<u64, CliError> {
             Err(e.into())
         }
         Err(e) => {
-            // Errors may quote a hostile server's words.
-            eprintln!("ferry: {}", crate::format::escape_text(&e.to_string()));
+            eprintln!("ferry: {}", e.shown());
             Ok(1)
         }
     }

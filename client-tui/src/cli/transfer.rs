@@ -203,8 +203,7 @@ struct Refused {
 impl Refused {
     fn report(&mut self, error: &CliError) {
         self.count += 1;
-        // Errors may quote a hostile server's words.
-        eprintln!("ferry: {}", crate::format::escape_text(&error.to_string()));
+        eprintln!("ferry: {}", error.shown());
         if self.json {
             let line = error.to_string();
             let path = line.split(": ").nth(1).unwrap_or_default();
