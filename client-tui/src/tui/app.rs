@@ -1940,5 +1940,23 @@ fn overlaps(a: &str, b: &str) -> bool {
 }
 
 #[cfg(test)]
+mod overlap_tests {
+    use super::overlaps;
+
+    #[test]
+    fn an_entry_overlaps_what_holds_it_and_what_it_holds_but_not_a_sibling() {
+        assert!(overlaps("/home/u/big", "/home/u/big"));
+        assert!(overlaps("/home/u/big/f01", "/home/u/big"));
+        assert!(overlaps("/home/u", "/home/u/big/f01"));
+        assert!(overlaps("/", "/home/u"));
+        assert!(overlaps("", "photos/2024"));
+        assert!(overlaps("photos", "photos/2024/a.jpg"));
+        assert!(!overlaps("/home/u/big", "/home/u/bigger"));
+        assert!(!overlaps("photos/2024", "photos/2025"));
+        assert!(!overlaps("photos", "photosets"));
+    }
+}
+
+#[cfg(test)]
 #[path = "app_tests.rs"]
 mod tests;
