@@ -264,3 +264,53 @@ fn a_move_that_could_not_read_everything_keeps_what_did_not_arrive() {
     );
     assert!(!local.join("a/private/secret.txt").exists());
 }
+
+/// The same refusal on the other side: F8 on a remote directory a running download reads.
+#[test]
+fn deleting_what_a_running_download_reads_is_refused_and_names_it() {
+    let server = common::TestServer::start_shm();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(30)),
+    ));
+    std::fs::create_dir(server.path("big")).unwrap();
+    let body = |i: usize| common::bytes(1024 * 1024, i as u64);
+    for i in 0..40 {
+        std::fs::write(server.path(&format!("big/f{i:02}")), body(i)).unwrap();
+    }
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&proxy.url("")],
+        (120, 30),
+    );
+    tmux.wait_for("the remote pane", |s| {
+        s.contains("big/") && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Home"]);
+    tmux.keys(&["F5"]);
+    wait_until("the download under way", || local.join("big").is_dir());
+    tmux.keys(&["F8"]);
+    let screen = tmux.wait_for("the refusal", |s| s.contains("is being read by transfer"));
+    assert!(
+        screen.contains("big is being read by transfer #1"),
+        "{screen}"
+    );
+    tmux.keys(&["Enter"]);
+    wait_until("every file here", || {
+        (0..40).all(|i| std::fs::read(local.join(format!("big/f{i:02}"))).ok() == Some(body(i)))
+    });
+    for i in 0..40 {
+        assert_eq!(
+            std::fs::read(server.path(&format!("big/f{i:02}"))).unwrap(),
+            body(i)
+        );
+    }
+}
