@@ -328,3 +328,211 @@ fn ctrl_c_says_how_to_finish() {
         "{stderr}"
     );
 }
+
+/// How many files each test below sends, and how big: big enough (over the read-ahead size,
+/// and more than the socket buffers of four connections hold)
+/// that a slow link keeps most of them waiting.
+const RACED_FILES: usize = 40;
+const RACED_SIZE: usize = 1024 * 1024;
+
+fn raced_tree(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..RACED_FILES {
+        std::fs::write(
+            dir.join(format!("f{i:02}")),
+            common::bytes(RACED_SIZE, i as u64),
+        )
+        .unwrap();
+    }
+}
+
+/// Runs `ferry <args>` with `--json` and, as soon as the first file is reported done (the walk
+/// of a one-directory tree is over by then), `remove` takes the source files away; the exit
+/// status, the JSON lines and stderr.
+fn run_removing_after_first_file(
+    args: &[String],
+    remove: impl FnOnce(),
+) -> (Option<i32>, Vec<Value>, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let mut remove = Some(remove);
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if line["status"] == "done"
+            && let Some(remove) = remove.take()
+        {
+            remove();
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    assert!(remove.is_none(), "no file was done: {lines:?}");
+    (status.code(), lines, stderr.join().unwrap())
+}
+
+/// Every file either arrived whole at `dest` or is named as vanished (`shown` gives the path
+/// it is named by); some did vanish; nothing failed.
+fn each_arrived_or_vanished(
+    lines: &[Value],
+    stderr: &str,
+    dest: &Path,
+    shown: impl Fn(&str) -> String,
+) {
+    assert!(
+        !lines.iter().any(|l| l["status"] == "failed"),
+        "{lines:?}\n{stderr}"
+    );
+    let mut vanished = 0;
+    for i in 0..RACED_FILES {
+        let name = format!("f{i:02}");
+        match std::fs::read(dest.join(&name)) {
+            Ok(body) => assert_eq!(body, common::bytes(RACED_SIZE, i as u64), "{name}"),
+            Err(_) => {
+                let named = left_out(lines, &shown(&name));
+                assert_eq!(named["reason"], "vanished", "{named}");
+                assert!(
+                    named["message"].as_str().unwrap().starts_with("not_found"),
+                    "{named}"
+                );
+                assert!(
+                    stderr.contains(&format!("ferry: vanished: {}: not_found", shown(&name))),
+                    "{stderr}"
+                );
+                vanished += 1;
+            }
+        }
+    }
+    assert!(vanished > 0, "the slow link let every file through");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["left_out"]["vanished"], vanished, "{summary}");
+    assert_eq!(summary["exit"], 24, "{summary}");
+}
+
+/// A file the walk listed and that is removed on the server before its `get` is not a failure
+/// (`not_found`, exit 1) but a vanished entry: named on stderr and in `--json`, exit 24.
+#[test]
+fn get_r_of_files_removed_after_the_walk_names_them_vanished_and_exits_24() {
+    let server = TestServer::start_shm();
+    raced_tree(&server.path("t"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(20)),
+    ));
+    let dest = tempfile::tempdir_in("/dev/shm").unwrap();
+    let served = server.path("t");
+    let args = [
+        "get".to_owned(),
+        "-r".to_owned(),
+        "--json".to_owned(),
+        proxy.url("t"),
+        dest.path().display().to_string(),
+    ];
+    let (code, lines, stderr) = run_removing_after_first_file(&args, || {
+        for i in 0..RACED_FILES {
+            let _ = std::fs::remove_file(served.join(format!("f{i:02}")));
+        }
+    });
+    assert_eq!(code, Some(24), "{stderr}");
+    each_arrived_or_vanished(&lines, &stderr, &dest.path().join("t"), |name| {
+        format!("t/{name}")
+    });
+}
+
+/// The same for `put -r`: a local file removed after the walk, before it is read, vanished.
+#[test]
+fn put_r_of_files_removed_after_the_walk_names_them_vanished_and_exits_24() {
+    let server = TestServer::start_shm();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let source = local.path().join("t");
+    raced_tree(&source);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(20)),
+    ));
+    let args = [
+        "put".to_owned(),
+        "-r".to_owned(),
+        "--json".to_owned(),
+        source.display().to_string(),
+        proxy.url(""),
+    ];
+    let (code, lines, stderr) = run_removing_after_first_file(&args, || {
+        for i in 0..RACED_FILES {
+            let _ = std::fs::remove_file(source.join(format!("f{i:02}")));
+        }
+    });
+    assert_eq!(code, Some(24), "{stderr}");
+    each_arrived_or_vanished(&lines, &stderr, &server.path("t"), |name| {
+        source.join(name).display().to_string()
+    });
+}
+
+/// Directories removed on the server while `get -r` walks them: one the walk listed and then
+/// could not enter or describe is named as vanished (exit 24), not as unreadable (23) nor as
+/// a failure (1); the ones that stay all arrive. The removal races the walk, so the copy is
+/// tried until the race is hit.
+#[test]
+fn get_r_while_directories_vanish_under_the_walk_exits_24_never_23() {
+    let server = TestServer::start_shm();
+    let tree = server.path("t");
+    let mut hits = 0;
+    for attempt in 0..30 {
+        if hits > 0 {
+            break;
+        }
+        let _ = std::fs::remove_dir_all(&tree);
+        for i in 0..3000 {
+            std::fs::create_dir_all(tree.join(format!("d{i:04}"))).unwrap();
+        }
+        let dest = tempfile::tempdir_in("/dev/shm").unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["get", "-r", "--json", &server.url("t")])
+            .arg(dest.path())
+            .env_remove("FERRY_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Even directories go, last made first, spread over the time the walk takes.
+        for i in (0..3000).step_by(2).rev() {
+            let _ = std::fs::remove_dir(tree.join(format!("d{i:04}")));
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        let lines = json_lines(&out);
+        assert!(
+            matches!(out.status.code(), Some(0 | 24)),
+            "attempt {attempt}: {:?}\n{stderr}",
+            out.status
+        );
+        for line in &lines {
+            assert_ne!(line["status"], "failed", "{line}");
+            if line["type"] == "left_out" {
+                assert_eq!(line["reason"], "vanished", "{line}");
+                let n: usize = line["path"].as_str().unwrap()[3..].parse().unwrap();
+                assert_eq!(n % 2, 0, "{line}");
+                hits += 1;
+            }
+        }
+        for i in (1..3000).step_by(2) {
+            assert!(dest.path().join(format!("t/d{i:04}")).is_dir(), "d{i:04}");
+        }
+    }
+    assert!(hits > 0, "the race was never hit in 30 copies");
+}

@@ -148,3 +148,169 @@ fn a_listing_that_never_ends_stops_at_the_pane_cap_and_says_so() {
     tmux.keys(&["F1"]);
     tmux.wait_for("the help", |s| s.contains("copy to the other pane"));
 }
+
+/// F8 on a directory a running upload is reading is refused, with a message naming it and the
+/// transfer, instead of deleting the files under the job; the job then completes whole, and
+/// once it is over the same F8 asks as usual.
+#[test]
+fn deleting_what_a_running_upload_reads_is_refused_and_names_it() {
+    let server = common::TestServer::start_shm();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A slow link keeps the upload running while the keys are pressed.
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(30)),
+    ));
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(local.join("big")).unwrap();
+    let body = |i: usize| common::bytes(1024 * 1024, i as u64);
+    for i in 0..40 {
+        std::fs::write(local.join(format!("big/f{i:02}")), body(i)).unwrap();
+    }
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&proxy.url("")],
+        (120, 30),
+    );
+    tmux.wait_for("both panes", |s| {
+        s.contains("big/") && s.contains("connected")
+    });
+    tmux.keys(&["Home"]);
+    tmux.keys(&["F5"]);
+    wait_until("the upload under way", || server.path("big").is_dir());
+    tmux.keys(&["F8"]);
+    let screen = tmux.wait_for("the refusal", |s| s.contains("is being read by transfer"));
+    assert!(
+        screen.contains("big is being read by transfer #1"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Delete directory"), "{screen}");
+    tmux.keys(&["Enter"]);
+    wait_until("every file on the server", || {
+        (0..40).all(|i| std::fs::read(server.path(&format!("big/f{i:02}"))).ok() == Some(body(i)))
+    });
+    for i in 0..40 {
+        assert_eq!(
+            std::fs::read(local.join(format!("big/f{i:02}"))).unwrap(),
+            body(i)
+        );
+    }
+    // Over: deleting is asked for as usual.
+    tmux.wait_for("the job's end", |s| {
+        !s.contains("is being read") && s.contains("✓")
+    });
+    tmux.keys(&["F8"]);
+    tmux.wait_for("the usual question", |s| {
+        s.contains("Delete directory big and everything in it?")
+    });
+    tmux.keys(&["n"]);
+}
+
+/// A move (F6) of a remote directory the server could read only in part keeps on the server
+/// every entry that did not arrive, and removes what did.
+#[test]
+fn a_move_that_could_not_read_everything_keeps_what_did_not_arrive() {
+    let served = tempfile::tempdir_in("/dev/shm").unwrap();
+    chmod(served.path(), 0o755);
+    // Writable by the server (nobody), so it can remove what arrived.
+    for dir in ["a", "a/open", "a/private", "a/z"] {
+        std::fs::create_dir(served.path().join(dir)).unwrap();
+        chmod(&served.path().join(dir), 0o777);
+    }
+    for (file, body) in [
+        ("a/open/f.txt", "open"),
+        ("a/private/secret.txt", "secret"),
+        ("a/z/g.txt", "after"),
+    ] {
+        std::fs::write(served.path().join(file), body).unwrap();
+        chmod(&served.path().join(file), 0o644);
+    }
+    chmod(&served.path().join("a/private"), 0o700);
+    let server = NobodyServer::start(served.path());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&server.url("")],
+        (120, 30),
+    );
+    tmux.wait_for("the remote pane", |s| {
+        s.contains("a/") && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Home"]);
+    tmux.wait_for("the cursor on a", |s| s.contains("a/"));
+    tmux.keys(&["F6"]);
+    let screen = tmux.wait_for("the banner", |s| s.contains("not copied, first:"));
+    assert!(screen.contains("unreadable"), "{screen}");
+    wait_until("the moved files gone from the server", || {
+        !served.path().join("a/open/f.txt").exists() && !served.path().join("a/z/g.txt").exists()
+    });
+    assert_eq!(std::fs::read(local.join("a/open/f.txt")).unwrap(), b"open");
+    assert_eq!(std::fs::read(local.join("a/z/g.txt")).unwrap(), b"after");
+    // What did not arrive stays where it was, and so do the directories holding it.
+    assert_eq!(
+        std::fs::read(served.path().join("a/private/secret.txt")).unwrap(),
+        b"secret"
+    );
+    assert!(!local.join("a/private/secret.txt").exists());
+}
+
+/// The same refusal on the other side: F8 on a remote directory a running download reads.
+#[test]
+fn deleting_what_a_running_download_reads_is_refused_and_names_it() {
+    let server = common::TestServer::start_shm();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(common::Proxy::start(
+        server.addr,
+        Some(std::time::Duration::from_millis(30)),
+    ));
+    std::fs::create_dir(server.path("big")).unwrap();
+    let body = |i: usize| common::bytes(1024 * 1024, i as u64);
+    for i in 0..40 {
+        std::fs::write(server.path(&format!("big/f{i:02}")), body(i)).unwrap();
+    }
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &local,
+        &[("HOME", &home)],
+        &[&proxy.url("")],
+        (120, 30),
+    );
+    tmux.wait_for("the remote pane", |s| {
+        s.contains("big/") && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Home"]);
+    tmux.keys(&["F5"]);
+    wait_until("the download under way", || local.join("big").is_dir());
+    tmux.keys(&["F8"]);
+    let screen = tmux.wait_for("the refusal", |s| s.contains("is being read by transfer"));
+    assert!(
+        screen.contains("big is being read by transfer #1"),
+        "{screen}"
+    );
+    tmux.keys(&["Enter"]);
+    wait_until("every file here", || {
+        (0..40).all(|i| std::fs::read(local.join(format!("big/f{i:02}"))).ok() == Some(body(i)))
+    });
+    for i in 0..40 {
+        assert_eq!(
+            std::fs::read(server.path(&format!("big/f{i:02}"))).unwrap(),
+            body(i)
+        );
+    }
+}

@@ -353,6 +353,11 @@ pub(super) async fn finish_get(
             job.requeue(task.clone(), true);
             return Ok(());
         }
+        // The plan saw it: it went away on the server since.
+        Err(body) if body.code == ErrorCode::NotFound => {
+            super::plan::vanished(job, task, task.remote.clone(), body);
+            return Ok(());
+        }
         Err(body) => {
             job.failed(task, &EngineError::remote(&task.remote, body));
             return Ok(());

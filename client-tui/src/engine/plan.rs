@@ -317,11 +317,21 @@ pub(super) async fn plan_download(
                         }
                         let local: PathBuf =
                             parts.iter().fold(local_root.clone(), |p, c| p.join(c));
+                        if let Some(error) = &entry.error
+                            && (entry.kind != Kind::Dir || error.code == ErrorCode::NotFound)
+                        {
+                            // Gone between the server's `readdir` and `lstat`, or not to be
+                            // described: named, and nothing is made for it.
+                            unread += 1;
+                            left_out(job, remote, reason_of(error.code), error);
+                            continue;
+                        }
                         match entry.kind {
                             Kind::Dir => {
                                 if let Some(error) = &entry.error {
-                                    // The server lists it but could not go into it: it is
-                                    // made (empty) so the tree keeps its shape, and named.
+                                    // The server lists it but could not go into it (or read
+                                    // all of it): it is made so the tree keeps its shape, and
+                                    // named.
                                     unread += 1;
                                     left_out(job, remote.clone(), LeftOutReason::Unreadable, error);
                                 }
@@ -383,6 +393,27 @@ pub(super) async fn plan_download(
         }
     }
     Ok(cleanup)
+}
+
+/// Why a walk entry the server named with `code` is not copied.
+fn reason_of(code: ErrorCode) -> LeftOutReason {
+    if code == ErrorCode::NotFound {
+        LeftOutReason::Vanished
+    } else {
+        LeftOutReason::Unreadable
+    }
+}
+
+/// A file the plan saw that was gone when it was to be read (`path` being its source): named
+/// as vanished, not failed, and counted as skipped.
+pub(super) fn vanished(job: &Job, task: &Task, path: String, message: impl std::fmt::Display) {
+    job.skipped(task);
+    job.send_file_event(TransferEvent::LeftOut {
+        job: job.id,
+        path,
+        reason: LeftOutReason::Vanished,
+        message: message.to_string(),
+    });
 }
 
 /// Names an entry the job does not copy, with why, and counts it as skipped.

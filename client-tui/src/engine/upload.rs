@@ -519,7 +519,13 @@ pub(super) async fn finish_put(
 ) -> Result<(), EngineError> {
     let reply: Result<PutReply, ErrorBody> = reader.header().await?;
     if let Some(error) = broken {
-        job.failed(task, &EngineError::local(&task.local, error));
+        if error.kind() == std::io::ErrorKind::NotFound {
+            // The walk saw it: it went away since.
+            let shown = task.local.display().to_string();
+            super::plan::vanished(job, task, shown, format!("not_found: {error}"));
+        } else {
+            job.failed(task, &EngineError::local(&task.local, error));
+        }
         return Ok(());
     }
     match reply {

@@ -914,7 +914,32 @@ impl App {
             ),
             many => format!("Delete {} marked files?", many.len()),
         };
-        let paths = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
+        let paths: Vec<Location> = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
+        // What a running job still reads is not deleted under it: its files would vanish
+        // half-copied. The user cancels the job first, or waits for it.
+        let busy = paths.iter().zip(&selection).find_map(|(path, entry)| {
+            let key = path.key();
+            self.jobs
+                .iter()
+                .filter(|job| job.is_active() && job.info.dest != side)
+                .find(|job| job.info.items.iter().any(|(src, _)| overlaps(src, &key)))
+                .map(|job| {
+                    format!(
+                        "{} is being read by transfer #{} ({}): cancel it first (x), or wait \
+                         for it to finish.",
+                        format::escape_name(&entry.name),
+                        job.number,
+                        job.info.label
+                    )
+                })
+        });
+        if let Some(message) = busy {
+            self.dialog = Some(Dialog::Alert {
+                title: "Not deleted".into(),
+                message,
+            });
+            return;
+        }
         self.dialog = Some(Dialog::Confirm {
             title: "Delete".into(),
             message,
@@ -2006,6 +2031,37 @@ fn tui_advice(warning: &str, reconnect_key: &str) -> String {
          the bookmark's fingerprint to\n{presented}",
         &warning[..at]
     )
+}
+
+/// Whether one of two location keys (local paths or remote wire paths, as [`Location::key`]
+/// gives them) is the other or lies inside it.
+fn overlaps(a: &str, b: &str) -> bool {
+    fn within(inner: &str, outer: &str) -> bool {
+        outer.is_empty()
+            || inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/') || outer.ends_with('/'))
+    }
+    within(a, b) || within(b, a)
+}
+
+#[cfg(test)]
+mod overlap_tests {
+    use super::overlaps;
+
+    #[test]
+    fn an_entry_overlaps_what_holds_it_and_what_it_holds_but_not_a_sibling() {
+        assert!(overlaps("/home/u/big", "/home/u/big"));
+        assert!(overlaps("/home/u/big/f01", "/home/u/big"));
+        assert!(overlaps("/home/u", "/home/u/big/f01"));
+        assert!(overlaps("/", "/home/u"));
+        assert!(overlaps("", "photos/2024"));
+        assert!(overlaps("photos", "photos/2024/a.jpg"));
+        assert!(!overlaps("/home/u/big", "/home/u/bigger"));
+        assert!(!overlaps("photos/2024", "photos/2025"));
+        assert!(!overlaps("photos", "photosets"));
+    }
 }
 
 #[cfg(test)]

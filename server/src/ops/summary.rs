@@ -34,6 +34,10 @@ pub(super) fn summary(
         Kind::Dir => {
             let mut walker = Walker::new(scope, &path, stop.clone(), meter.clone())?;
             while let Some(entry) = walker.next_entry() {
+                // What the walk named with an error is in its `skipped` already.
+                if walker.named_again() || (entry.error.is_some() && entry.kind != Kind::Dir) {
+                    continue;
+                }
                 match entry.kind {
                     Kind::File => {
                         totals.files += 1;

@@ -3,20 +3,24 @@
 //! loop over an explicit stack, never recursion: memory is one open directory per level, with
 //! a cap on the depth, so a tree of any depth costs bounded stack and at most
 //! `3 * (MAX_DEPTH + 1)` descriptors, taken from the server's budget (`busy` when it is spent).
-//! A directory it cannot go into is listed with an `error` saying why.
+//! A directory it cannot go into is listed with an `error` saying why; so is one whose reading
+//! fails part-way (named again after the entries read), and an entry whose metadata cannot be
+//! read (`not_found` when it vanished between `readdir` and `lstat`).
 
 use std::sync::Arc;
 
+use std::os::unix::ffi::OsStrExt;
+
 use cap_std::fs::{Dir, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
-use ferry_protocol::{Entry, EntryBatcher, ErrorBody, ErrorCode};
+use ferry_protocol::{Entry, EntryBatcher, ErrorBody, ErrorCode, Kind};
 use tokio_util::sync::CancellationToken;
 
 use super::Scope;
 use super::{Meter, Pipe};
 use crate::descriptors::{self, Held};
 use crate::error::{OpError, code_of, io_text};
-use crate::root::{RemotePath, Root, addressable, entry};
+use crate::root::{RemotePath, Root, addressable, entry, kind_of};
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
 /// counted as skipped); the cap also bounds open file descriptors per walk.
@@ -52,12 +56,16 @@ fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpErro
 }
 
 /// One directory being read: its handle (to resolve symlinks and open children) and where
-/// its entries' names start.
+/// its entries' names start, on the wire and in raw bytes.
 #[derive(Debug)]
 struct Level {
     dir: Dir,
     entries: ReadDir,
     prefix: String,
+    /// Raw bytes of `prefix` (the path limit counts these, not the longer escaped form).
+    raw_len: usize,
+    /// The directory's own entry, to name it again if reading it fails part-way.
+    entry: Option<Entry>,
     _held: Held,
 }
 
@@ -65,7 +73,7 @@ struct Level {
 #[derive(Debug)]
 pub(super) struct Walker {
     stack: Vec<Level>,
-    /// Bytes of path in front of a walked name on the wire, to keep names addressable.
+    /// Raw bytes of path in front of a walked name, to keep names addressable.
     base_len: usize,
     skipped: u64,
     /// The session's root and the walked directory's wire path, to resolve symlinks that
@@ -79,6 +87,8 @@ pub(super) struct Walker {
     failed: Option<OpError>,
     /// One unit per directory entry read, for the connection's work budget.
     meter: Meter,
+    /// The last entry was a directory named a second time (its reading failed part-way).
+    again: bool,
 }
 
 impl Walker {
@@ -99,15 +109,22 @@ impl Walker {
                 dir,
                 entries,
                 prefix: String::new(),
+                raw_len: 0,
+                entry: None,
                 _held: held,
             }],
-            base_len: if wire.is_empty() { 0 } else { wire.len() + 1 },
+            base_len: if wire.is_empty() {
+                0
+            } else {
+                ferry_protocol::path::decode(wire).map_or(wire.len(), |raw| raw.len()) + 1
+            },
             skipped: 0,
             root: Arc::clone(&scope.root),
             base: wire.to_owned(),
             stop,
             failed: None,
             meter,
+            again: false,
         })
     }
 
@@ -121,8 +138,15 @@ impl Walker {
         self.skipped
     }
 
+    /// Whether the entry [`Self::next_entry`] gave last was a directory seen before, named
+    /// again because reading it failed part-way (so a count does not take it twice).
+    pub fn named_again(&self) -> bool {
+        self.again
+    }
+
     /// The next entry; `None` when the whole tree has been seen.
     pub fn next_entry(&mut self) -> Option<Entry> {
+        self.again = false;
         loop {
             if self.stop.is_cancelled() || self.failed.is_some() {
                 return None;
@@ -133,11 +157,16 @@ impl Walker {
                     self.stack.pop();
                     continue;
                 }
-                Some(Err(_)) => {
-                    // A directory that fails half-way is abandoned, not the whole walk.
+                Some(Err(e)) => {
+                    // A directory that fails half-way is abandoned, not the whole walk, and
+                    // named again with why: what it listed is not all it holds.
                     self.skipped += 1;
-                    self.stack.pop();
-                    continue;
+                    let Some(mut again) = self.stack.pop().and_then(|level| level.entry) else {
+                        continue;
+                    };
+                    again.error = Some(ErrorBody::new(code_of(&e), io_text(&e)));
+                    self.again = true;
+                    return Some(again);
                 }
                 Some(Ok(item)) => item,
             };
@@ -151,12 +180,31 @@ impl Walker {
                 }
             };
             let rel = join(&level.prefix, &text);
-            if self.base_len + rel.len() > MAX_PATH_LEN {
+            let raw_len = if level.prefix.is_empty() {
+                name.as_bytes().len()
+            } else {
+                level.raw_len + 1 + name.as_bytes().len()
+            };
+            if self.base_len + raw_len > MAX_PATH_LEN {
                 self.skipped += 1;
                 continue;
             }
-            let Ok(meta) = item.metadata() else {
-                continue;
+            let meta = match item.metadata() {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // Gone since `readdir` (or not ours to see): named, not dropped.
+                    self.skipped += 1;
+                    let kind = item.file_type().map_or(Kind::Other, kind_of);
+                    return Some(Entry {
+                        name: rel,
+                        kind,
+                        size: 0,
+                        mtime: 0,
+                        mode: 0,
+                        link: None,
+                        error: Some(ErrorBody::new(code_of(&e), io_text(&e))),
+                    });
+                }
             };
             let mut found = entry(&self.root, &level.dir, &name, &self.base, rel, &meta);
             if meta.is_dir() {
@@ -183,6 +231,8 @@ impl Walker {
                             dir,
                             entries,
                             prefix: found.name.clone(),
+                            raw_len,
+                            entry: Some(found.clone()),
                             _held: held,
                         }),
                         Err(e) => {
