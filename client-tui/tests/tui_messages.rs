@@ -37,6 +37,8 @@ fn local_errors_carry_a_code_and_a_wrapped_delete_question_keeps_its_keys() {
     assert!(screen.contains("✗ already_exists: "), "{screen}");
     assert!(!screen.contains("os error"), "{screen}");
     tmux.keys(&["Escape"]);
+    // An Escape read together with the next key is Alt+that key: wait until it was taken.
+    tmux.wait_for("the banner to go", |s| !s.contains("File exists"));
 
     // Ctrl+G to a path that is not there.
     tmux.keys(&["C-g"]);
