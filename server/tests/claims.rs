@@ -140,3 +140,89 @@ async fn a_writer_that_is_still_there_keeps_the_file_and_the_second_is_told_busy
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(std::fs::read(server.path("kept.bin")).unwrap(), data);
 }
+
+/// Starts `path`'s upload on a connection of its own and returns it with part of the payload
+/// sent, once the partial is there.
+async fn holding(server: &Server, path: &str, data: &[u8]) -> Client {
+    let mut first = server.client().await;
+    first
+        .send_json(&json!({"op": "put", "path": path, "size": data.len(), "overwrite": true}))
+        .await;
+    first.send(&data[..MIB]).await;
+    let mut probe = server.client().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while probe.request(json!({"op": "partial", "path": path})).await["length"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the first upload never started");
+    }
+    first
+}
+
+/// Three small uploads sent in one go, the middle one to a file another writer holds.
+async fn pipelined(client: &mut Client, held: &str, tag: &str) {
+    let mut bytes = Vec::new();
+    for (path, body) in [
+        (format!("{tag}-a.txt"), "a"),
+        (held.to_owned(), tag),
+        (format!("{tag}-c.txt"), "c"),
+    ] {
+        let header = json!({"op": "put", "path": path, "size": body.len(), "overwrite": true});
+        bytes.extend_from_slice(&serde_json::to_vec(&header).unwrap());
+        bytes.push(b'\n');
+        bytes.extend_from_slice(body.as_bytes());
+    }
+    client.send(&bytes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_uploads_pipelined_behind_a_held_one_wait_with_it_and_keep_their_order() {
+    let server = Server::start().await;
+    let data = pattern(4 * MIB, 9);
+
+    // The holder goes away while the batch waits: the held upload goes through, in its turn.
+    let first = holding(&server, "held.bin", &data).await;
+    let mut second = server.client().await;
+    pipelined(&mut second, "held.bin", "one").await;
+    // The answer before the held upload is not kept back by the wait.
+    let started = Instant::now();
+    let reply = second.read_reply().await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if server.path("one-c.txt").exists() {
+        let next = second.read_reply().await;
+        panic!("an upload behind the held one went first: {next}");
+    }
+    drop(first);
+    for _ in 0..2 {
+        let reply = second.read_reply().await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    assert_eq!(std::fs::read(server.path("held.bin")).unwrap(), b"one");
+    assert_eq!(std::fs::read(server.path("one-c.txt")).unwrap(), b"c");
+
+    // The holder stays: the held upload is `busy` after the wait, the next one still goes.
+    let mut first = holding(&server, "kept.bin", &data).await;
+    pipelined(&mut second, "kept.bin", "two").await;
+    let started = Instant::now();
+    let answers = [
+        second.read_reply().await,
+        second.read_reply().await,
+        second.read_reply().await,
+    ];
+    assert_eq!(answers[0]["ok"], true, "{answers:?}");
+    assert_eq!(code(&answers[1]), "busy", "{answers:?}");
+    assert_eq!(answers[2]["ok"], true, "{answers:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(std::fs::read(server.path("two-c.txt")).unwrap(), b"c");
+    first.send(&data[MIB..]).await;
+    assert_eq!(first.read_reply().await["ok"], true);
+    assert_eq!(std::fs::read(server.path("kept.bin")).unwrap(), data);
+}

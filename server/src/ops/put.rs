@@ -82,7 +82,8 @@ pub(super) async fn put(
     if put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer) {
         return put_buffered(conn, scope, put).await;
     }
-    let upload = match prepare_waiting(scope, &put).await {
+    let prepared = prepare_waiting(conn, scope, &put).await?;
+    let upload = match prepared {
         Ok(upload) => upload,
         Err(err) => return refuse(conn, &Request::Put(put), &err).await,
     };
@@ -143,7 +144,13 @@ pub(super) async fn put(
 
 /// [`prepare`], waiting a bounded time (see [`crate::uploads::Wait`]) while the target is
 /// held by another writer, which is most often the same user's interrupted run going away.
-async fn prepare_waiting(scope: &Arc<Scope>, put: &Put) -> Result<Upload, OpError> {
+/// The answers before it are flushed first, so they are not kept back by the wait; the outer
+/// error is the connection's.
+async fn prepare_waiting(
+    conn: &mut Connection,
+    scope: &Arc<Scope>,
+    put: &Put,
+) -> Result<Result<Upload, OpError>, ConnError> {
     let mut wait: Option<Wait> = None;
     loop {
         let released = scope.shared.uploads.released();
@@ -163,11 +170,12 @@ async fn prepare_waiting(scope: &Arc<Scope>, put: &Put) -> Result<Upload, OpErro
             Err(err) if err.code == ErrorCode::Busy => {
                 let wait = wait.get_or_insert_with(|| scope.shared.uploads.wait());
                 if wait.over() {
-                    return Err(err);
+                    return Ok(Err(err));
                 }
+                conn.flush().await?;
                 wait.pause(notified).await;
             }
-            other => return other,
+            other => return Ok(other),
         }
     }
 }
@@ -277,6 +285,8 @@ async fn put_buffered(
             conn.write(&line).await?;
         }
         if !pending.is_empty() {
+            // The answers before the held upload are not kept back by its wait.
+            conn.flush().await?;
             wait.get_or_insert_with(|| scope.shared.uploads.wait())
                 .pause(notified)
                 .await;
