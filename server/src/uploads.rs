@@ -30,7 +30,8 @@
 //! had buffered before the close or reset). So a second writer does not get `busy` at once: it
 //! [`Wait`]s up to [`CLAIM_WAIT`], woken each time a claim is released, and only a writer
 //! that is still there after that makes it `busy`. At most [`MAX_WAITING`] wait at once; past
-//! that, `busy` comes at once. A waiting `put` holds no claim, no file and no thread.
+//! that, `busy` comes at once. A waiting `put` holds no claim, no file and no thread:
+//! only its connection.
 
 use std::collections::HashMap;
 use std::pin::Pin;
