@@ -24,10 +24,23 @@
 //! its upload writes slower than [`MIN_RATE`] after a [`GRACE`] period, so a trickling upload
 //! cannot keep space from others. An upload over its share or past its lapse still runs; it
 //! just writes at its own risk (`no_space` if the disk really fills).
+//!
+//! **A writer going away.** A user who interrupts an upload and at once resumes it meets the
+//! claim of the first run while the server is still taking in its last bytes (what the kernel
+//! had buffered before the close or reset). So a second writer does not get `busy` at once: it
+//! [`Wait`]s up to [`CLAIM_WAIT`], woken each time a claim is released, and only a writer
+//! that is still there after that makes it `busy`. At most [`MAX_WAITING`] wait at once; past
+//! that, `busy` comes at once. A waiting `put` holds no claim, no file and no thread:
+//! only its connection.
 
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 use ferry_protocol::path::{MAX_NAME_LEN, PARTIAL_PREFIX};
 
@@ -35,6 +48,14 @@ use ferry_protocol::path::{MAX_NAME_LEN, PARTIAL_PREFIX};
 pub(crate) const MIN_RATE: u64 = 64 * 1024;
 /// How long a new upload's claim counts whatever its rate: connection set-up, a slow start.
 pub(crate) const GRACE: Duration = Duration::from_secs(10);
+
+/// How long a second writer waits for a claim held by a writer that may be going away.
+pub(crate) const CLAIM_WAIT: Duration = Duration::from_secs(2);
+/// Uploads that may wait for a claim at once, server-wide; past that `busy` comes at once.
+pub(crate) const MAX_WAITING: usize = 64;
+/// How often a waiting writer looks again even when no claim of this server was released:
+/// the partial's `flock`, held by another server process, has no wake-up.
+const WAIT_TICK: Duration = Duration::from_millis(100);
 
 /// Marks an account-owned partial: `u-` + the owner tag + `.`.
 const ACCOUNT_MARK: &str = "u-";
@@ -165,6 +186,19 @@ impl FileKey {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Uploads {
     state: Arc<Mutex<State>>,
+    /// Woken each time a claim is released, for the writers that [`Wait`] for one.
+    released: Arc<Notify>,
+    /// Writers waiting for a claim right now.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// A writer's bounded wait for a held claim; see the module's "A writer going away".
+#[derive(Debug)]
+pub(crate) struct Wait {
+    until: Instant,
+    /// Counts this writer among the waiting while it lives; `None` when there was no room,
+    /// and the wait is over at once.
+    waiting: Option<Arc<AtomicUsize>>,
 }
 
 #[derive(Debug, Default)]
@@ -200,6 +234,7 @@ impl Claim {
 #[derive(Debug)]
 pub(crate) struct UploadGuard {
     state: Arc<Mutex<State>>,
+    released: Arc<Notify>,
     key: FileKey,
 }
 
@@ -228,8 +263,31 @@ impl Uploads {
         state.active.insert(target.clone(), claim);
         Some(UploadGuard {
             state: Arc::clone(&self.state),
+            released: Arc::clone(&self.released),
             key: target,
         })
+    }
+
+    /// What wakes a [`Wait`]: arm its `notified()` (`enable`) before trying to claim, so that
+    /// a release between the try and the wait is not missed.
+    pub fn released(&self) -> Arc<Notify> {
+        Arc::clone(&self.released)
+    }
+
+    /// Starts a writer's wait for a held claim: [`CLAIM_WAIT`] long, or over at once when
+    /// [`MAX_WAITING`] writers wait already.
+    pub fn wait(&self) -> Wait {
+        let now = Instant::now();
+        let room = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_WAITING).then_some(n + 1)
+            })
+            .is_ok();
+        Wait {
+            until: if room { now + CLAIM_WAIT } else { now },
+            waiting: room.then(|| Arc::clone(&self.waiting)),
+        }
     }
 
     /// Runs `remove` on the partial `partial` (its directory's device and inode, and its name)
@@ -301,6 +359,29 @@ impl UploadGuard {
 impl Drop for UploadGuard {
     fn drop(&mut self) {
         lock(&self.state).active.remove(&self.key);
+        self.released.notify_waiters();
+    }
+}
+
+impl Wait {
+    /// Whether the writer has waited long enough: the holder is still there, so `busy`.
+    pub fn over(&self) -> bool {
+        Instant::now() >= self.until
+    }
+
+    /// Sleeps until a claim is released (`released`, armed before the last try), a short tick
+    /// passes, or the wait is over; then the writer tries again.
+    pub async fn pause(&self, released: Pin<&mut Notified<'_>>) {
+        let tick = (Instant::now() + WAIT_TICK).min(self.until);
+        let _ = tokio::time::timeout_at(tick.into(), released).await;
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some(waiting) = &self.waiting {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -336,6 +417,16 @@ mod tests {
         assert!(claim(&uploads, &key(1, 3, "b"), &shared).is_some());
         drop(first);
         assert!(claim(&uploads, &key(1, 2, "b"), &shared).is_some());
+    }
+
+    #[test]
+    fn only_so_many_writers_wait_for_a_claim() {
+        let uploads = Uploads::default();
+        let waits: Vec<Wait> = (0..MAX_WAITING).map(|_| uploads.wait()).collect();
+        assert!(waits.iter().all(|wait| !wait.over()));
+        assert!(uploads.wait().over(), "one too many waits at once");
+        drop(waits);
+        assert!(!uploads.wait().over());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! file the client's `mode` (permission bits only, less the server's umask), a replaced file
 //! its old mode, so an overwrite never widens who may read it.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -34,7 +35,7 @@ use super::{check_writable, hash_prefix, ok_line, refuse};
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::{OpError, code_of};
 use crate::root::{ParentCache, RemotePath, partial_name};
-use crate::uploads::UploadGuard;
+use crate::uploads::{UploadGuard, Wait};
 
 /// Payload buffers queued for the disk writer; the socket reader waits when it is full.
 const WRITE_DEPTH: usize = 3;
@@ -81,15 +82,7 @@ pub(super) async fn put(
     if put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer) {
         return put_buffered(conn, scope, put).await;
     }
-    let prepared = {
-        let scope = Arc::clone(scope);
-        let put = put.clone();
-        tokio::task::spawn_blocking(move || {
-            prepare(&scope, &put, &mut ParentCache::default(), true)
-        })
-        .await
-        .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
-    };
+    let prepared = prepare_waiting(conn, scope, &put).await?;
     let upload = match prepared {
         Ok(upload) => upload,
         Err(err) => return refuse(conn, &Request::Put(put), &err).await,
@@ -147,6 +140,44 @@ pub(super) async fn put(
         .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())));
     let line = finished.unwrap_or_else(|err| err.encode());
     conn.write(&line).await
+}
+
+/// [`prepare`], waiting a bounded time (see [`crate::uploads::Wait`]) while the target is
+/// held by another writer, which is most often the same user's interrupted run going away.
+/// The answers before it are flushed first, so they are not kept back by the wait; the outer
+/// error is the connection's.
+async fn prepare_waiting(
+    conn: &mut Connection,
+    scope: &Arc<Scope>,
+    put: &Put,
+) -> Result<Result<Upload, OpError>, ConnError> {
+    let mut wait: Option<Wait> = None;
+    loop {
+        let released = scope.shared.uploads.released();
+        let notified = released.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let prepared = {
+            let scope = Arc::clone(scope);
+            let put = put.clone();
+            tokio::task::spawn_blocking(move || {
+                prepare(&scope, &put, &mut ParentCache::default(), true)
+            })
+            .await
+            .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
+        };
+        match prepared {
+            Err(err) if err.code == ErrorCode::Busy => {
+                let wait = wait.get_or_insert_with(|| scope.shared.uploads.wait());
+                if wait.over() {
+                    return Ok(Err(err));
+                }
+                conn.flush().await?;
+                wait.pause(notified).await;
+            }
+            other => return Ok(other),
+        }
+    }
 }
 
 /// A small upload that passed its checks before its bytes arrived: the payload (and trailer) is
@@ -231,24 +262,60 @@ async fn put_buffered(
             }
         }
     }
-    let scope = Arc::clone(scope);
-    let lines = tokio::task::spawn_blocking(move || {
-        // Only for this batch: the next request of this connection resolves from the root again.
-        let mut parents = ParentCache::default();
-        batch
-            .into_iter()
-            .map(|(put, payload, trailer)| {
-                write_small(&scope, &put, &payload, trailer, &mut parents)
-                    .unwrap_or_else(|err| err.encode())
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|_| ConnError::Protocol("internal error while writing"))?;
-    for line in lines {
-        conn.write(&line).await?;
+    // An upload whose target is held stops the batch there (the ones after it may depend on
+    // it) and waits, as a lone one would, before the batch goes on from it.
+    let mut pending = VecDeque::from(batch);
+    let mut wait: Option<Wait> = None;
+    while !pending.is_empty() {
+        let released = scope.shared.uploads.released();
+        let notified = released.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let give_up = wait.as_ref().is_some_and(Wait::over);
+        let batch_scope = Arc::clone(scope);
+        let (lines, rest) =
+            tokio::task::spawn_blocking(move || write_batch(&batch_scope, pending, give_up))
+                .await
+                .map_err(|_| ConnError::Protocol("internal error while writing"))?;
+        pending = rest;
+        if !lines.is_empty() {
+            wait = None;
+        }
+        for line in lines {
+            conn.write(&line).await?;
+        }
+        if !pending.is_empty() {
+            // The answers before the held upload are not kept back by its wait.
+            conn.flush().await?;
+            wait.get_or_insert_with(|| scope.shared.uploads.wait())
+                .pause(notified)
+                .await;
+        }
     }
     Ok(())
+}
+
+/// Writes the small uploads of `pending` in order, up to the first whose target another
+/// writer holds (unless `give_up`: then that first one is answered `busy`). Returns the
+/// answers and the uploads not yet done.
+fn write_batch(
+    scope: &Scope,
+    mut pending: VecDeque<Arrived>,
+    give_up: bool,
+) -> (Vec<Vec<u8>>, VecDeque<Arrived>) {
+    // Only for this batch: the next request of this connection resolves from the root again.
+    let mut parents = ParentCache::default();
+    let mut lines = Vec::new();
+    while let Some((put, payload, trailer)) = pending.pop_front() {
+        match write_small(scope, &put, &payload, trailer.clone(), &mut parents) {
+            Err(err) if err.code == ErrorCode::Busy && !(give_up && lines.is_empty()) => {
+                pending.push_front((put, payload, trailer));
+                break;
+            }
+            result => lines.push(result.unwrap_or_else(|err| err.encode())),
+        }
+    }
+    (lines, pending)
 }
 
 /// Takes one small upload's payload and trailer, which have already arrived, off the buffer.
