@@ -368,6 +368,8 @@ pub(super) async fn finish_get(
     // job's total follows so the bytes done never run past it.
     lock(&job.progress).resize_file(task.size, reply.file_size);
     task.size = reply.file_size;
+    // What a move's removal will ask the source still to be.
+    task.mtime = reply.mtime;
     let mode = task
         .keep_mode
         .unwrap_or_else(|| local::new_file_mode(reply.mode));
@@ -499,9 +501,7 @@ pub(super) async fn finish_get(
         match trailer {
             Ok(trailer) if Digest::from(hasher.finalize()) == trailer.digest => {
                 job.done(task, trailer.digest);
-                if job.remove_source {
-                    lock(&job.verified_sources).push(task.remote.clone());
-                }
+                job.copied(task, trailer.digest);
             }
             Ok(_) => job.failed(
                 task,
@@ -575,9 +575,7 @@ pub(super) async fn finish_get(
     match placed {
         Ok(()) => {
             job.done(task, digest);
-            if job.remove_source {
-                lock(&job.verified_sources).push(task.remote.clone());
-            }
+            job.copied(task, digest);
         }
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
     }
@@ -1105,9 +1103,7 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
     match placed {
         Ok(()) => {
             job.done(&task, digest);
-            if job.remove_source {
-                lock(&job.verified_sources).push(task.remote.clone());
-            }
+            job.copied(&task, digest);
         }
         Err(e) => {
             // A small file is cheaper to fetch again than to keep half of (and a full disk

@@ -216,6 +216,16 @@ async fn report_progress(job: Arc<Job>) {
     }
 }
 
+/// A remote source a move has copied and verified: what it must still be when it is removed
+/// at the job's end, so a file changed on the server meanwhile is kept.
+#[derive(Debug, Clone)]
+pub(super) struct Copied {
+    pub(super) path: String,
+    pub(super) size: u64,
+    pub(super) mtime: i64,
+    pub(super) digest: Digest,
+}
+
 /// One file to move: where it comes from, where it goes.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
@@ -302,8 +312,8 @@ pub(super) struct Job {
     pub(super) counters: Mutex<Counters>,
     /// Remote paths that exist (uploads) and their kind; names taken by `Rename` join them.
     pub(super) remote_existing: Mutex<HashMap<String, Kind>>,
-    /// Remote sources whose copy is verified, to remove at the end of a move.
-    pub(super) verified_sources: Mutex<Vec<String>>,
+    /// Remote sources whose copy is verified, to remove at the end of a move if unchanged.
+    pub(super) verified_sources: Mutex<Vec<Copied>>,
     /// Per-file events not yet handed to the owner. Sent one by one, a tree of tiny files woke
     /// the owner's task (and often a parked thread) once per file, which cost more CPU than
     /// writing the files; gathered, they go out in bursts with the progress ticks.
@@ -502,6 +512,18 @@ impl Job {
     }
 
     /// Bytes of `task` that crossed the wire.
+    /// Records a verified download's source for a move's removal at the job's end.
+    pub(super) fn copied(&self, task: &Task, digest: Digest) {
+        if self.remove_source {
+            lock(&self.verified_sources).push(Copied {
+                path: task.remote.clone(),
+                size: task.size,
+                mtime: task.mtime,
+                digest,
+            });
+        }
+    }
+
     pub(super) fn moved(&self, task: &mut Task, bytes: u64) {
         lock(&self.progress).add_moved(bytes);
         task.counted += bytes;
