@@ -1,7 +1,8 @@
 //! A move removes a source only while it is still the file that was copied: a remote source
 //! changed on the server after its verified download and before the job's end stays, named
 //! with `file_changed`, and so does the directory holding it. The real binary, a real server
-//! behind a slow link that holds the job open on a second, large file.
+//! behind a slow link that holds the job open on a second, large file. And `put --overwrite`
+//! onto a remote symlink writes through it instead of replacing it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -129,5 +130,94 @@ fn an_unchanged_move_still_removes_every_source() {
     assert_eq!(
         std::fs::read(dest.join("sub/b.bin")).unwrap(),
         bytes(300_000, 2)
+    );
+}
+
+#[test]
+fn put_overwrite_onto_a_remote_link_writes_its_target_and_keeps_the_link() {
+    let server = TestServer::start();
+    std::fs::create_dir_all(server.path("data")).unwrap();
+    std::fs::write(server.path("data/notes.txt"), b"old").unwrap();
+    std::os::unix::fs::symlink("data/notes.txt", server.path("notes")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", server.path("away")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("notes");
+    std::fs::write(&src, bytes(70_000, 7)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["put", "--overwrite", p(&src), &server.url("notes")])
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_link(server.path("notes")).unwrap(),
+        Path::new("data/notes.txt")
+    );
+    assert_eq!(
+        std::fs::read(server.path("data/notes.txt")).unwrap(),
+        bytes(70_000, 7)
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["put", "--overwrite", p(&src), &server.url("away")])
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("forbidden"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_link(server.path("away")).unwrap(),
+        Path::new("/etc/hostname")
+    );
+}
+
+#[test]
+fn an_upload_move_keeps_a_file_put_in_the_sources_place_with_its_size_and_mtime() {
+    let server = TestServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(Proxy::start(server.addr, Some(Duration::from_millis(5))));
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("report.bin");
+    let size = 8 * 1024 * 1024;
+    std::fs::write(&src, bytes(size, 5)).unwrap();
+    let stamp = std::fs::metadata(&src).unwrap().modified().unwrap();
+    // Another file of the same length and mtime, to take the source's name mid-way.
+    let other = local.path().join("other.bin");
+    std::fs::write(&other, bytes(size, 6)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&other)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["put", "--move", p(&src), &proxy.url("report.bin")])
+        .env_remove("FERRY_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while proxy.total().0 < (size / 2) as u64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the upload never got going"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The upload reads its open file to the end; the name now leads to another one.
+    std::fs::rename(&other, &src).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("file_changed"), "{stderr}");
+    assert_eq!(std::fs::read(&src).unwrap(), bytes(size, 6));
+    assert_eq!(
+        std::fs::read(server.path("report.bin")).unwrap(),
+        bytes(size, 5)
     );
 }

@@ -258,6 +258,9 @@ pub(super) struct Task {
     /// Already reported as failed while its connection had to be dropped (a download the disk
     /// could not hold): not to be tried again.
     pub(super) settled: bool,
+    /// A local source's device and inode as the walk saw them: an upload move removes the
+    /// source only while its name still leads to that file.
+    pub(super) source_id: Option<(u64, u64)>,
 }
 
 impl Task {
@@ -277,6 +280,7 @@ impl Task {
             resumed: None,
             stream: false,
             settled: false,
+            source_id: None,
         }
     }
 }

@@ -75,7 +75,9 @@ pub(super) async fn plan_upload(
                         } else {
                             path::join(&remote_root, &file.rel)
                         };
-                        Task::new(file.path, remote, file.size, file.mtime)
+                        let mut task = Task::new(file.path, remote, file.size, file.mtime);
+                        task.source_id = Some(file.id);
+                        task
                     })
                     .collect(),
             );
