@@ -156,3 +156,33 @@ async fn a_remove_with_preconditions_removes_only_the_file_as_it_was() {
     assert_eq!(reply["ok"], true, "{reply}");
     assert!(!server.path("a.bin").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_without_overwrite_never_replaces_a_file_or_an_empty_directory() {
+    let server = Server::start().await;
+    std::fs::write(server.path("a"), b"first").unwrap();
+    std::fs::write(server.path("b"), b"second").unwrap();
+    std::fs::create_dir_all(server.path("full/x")).unwrap();
+    std::fs::create_dir(server.path("empty")).unwrap();
+    std::fs::create_dir(server.path("tree")).unwrap();
+    let mut client = server.client().await;
+    for (from, to) in [("a", "b"), ("tree", "empty"), ("full/x", "tree")] {
+        let reply = client
+            .request(json!({"op": "rename", "path": from, "to": to}))
+            .await;
+        assert_eq!(code(&reply), "already_exists", "{from} -> {to}: {reply}");
+    }
+    assert_eq!(std::fs::read(server.path("a")).unwrap(), b"first");
+    assert_eq!(std::fs::read(server.path("b")).unwrap(), b"second");
+    assert!(server.path("tree").is_dir() && server.path("empty").is_dir());
+    // A directory into itself is still told as such.
+    let reply = client
+        .request(json!({"op": "rename", "path": "full", "to": "full/x/y"}))
+        .await;
+    assert_eq!(code(&reply), "bad_request", "{reply}");
+    let reply = client
+        .request(json!({"op": "rename", "path": "a", "to": "c"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(std::fs::read(server.path("c")).unwrap(), b"first");
+}
