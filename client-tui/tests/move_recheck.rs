@@ -2,7 +2,8 @@
 //! changed on the server after its verified download and before the job's end stays, named
 //! with `file_changed`, and so does the directory holding it. The real binary, a real server
 //! behind a slow link that holds the job open on a second, large file. And `put --overwrite`
-//! onto a remote symlink writes through it instead of replacing it.
+//! onto a remote symlink writes through it instead of replacing it; a download never replaces a
+//! file that took its name while it ran.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -220,4 +221,37 @@ fn an_upload_move_keeps_a_file_put_in_the_sources_place_with_its_size_and_mtime(
         std::fs::read(server.path("report.bin")).unwrap(),
         bytes(size, 5)
     );
+}
+
+#[test]
+fn a_download_never_replaces_a_file_that_took_its_name_meanwhile() {
+    let server = TestServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime.block_on(Proxy::start(server.addr, Some(Duration::from_millis(20))));
+    let size = 8 * 1024 * 1024;
+    std::fs::write(server.path("big.bin"), bytes(size, 8)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let dest = local.path().join("big.bin");
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["get", &proxy.url("big.bin"), p(&dest)])
+        .env_remove("FERRY_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while proxy.total().1 < 1024 * 1024 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the download never got going"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The user saves a file under that name while the download runs.
+    std::fs::write(&dest, b"the user's own file").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("already_exists"), "{stderr}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"the user's own file");
 }

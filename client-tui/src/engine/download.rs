@@ -126,6 +126,7 @@ pub(super) async fn send_get(
                 // The rename into place replaces it.
                 ConflictPolicy::Overwrite => {
                     task.keep_mode = inspected.mode.or(task.keep_mode);
+                    task.replaces = true;
                 }
                 ConflictPolicy::Rename => {
                     let dest = task.local.clone();
@@ -155,6 +156,7 @@ pub(super) async fn send_get(
                     }
                     // Looked at before it may be moved aside to be continued.
                     task.keep_mode = inspected.mode.or(task.keep_mode);
+                    task.replaces = true;
                     let before = inspected.file;
                     inspected = inspect(task, !task.fresh).await?;
                     if inspected.moved_aside {
@@ -554,6 +556,7 @@ pub(super) async fn finish_get(
     let std_file = file.take();
     let dest = task.local.clone();
     let mtime = reply.mtime;
+    let replaces = task.replaces;
     let placed = blocking(move || -> std::io::Result<()> {
         if let Some(file) = std_file {
             // A missing mtime is cosmetic; the bytes are what must be right.
@@ -561,7 +564,13 @@ pub(super) async fn finish_get(
             // A filesystem that refuses leaves the file private, never wider than asked.
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
-        let renamed = std::fs::rename(&partial, &dest);
+        // Only a destination the user chose to replace is replaced: a file that took the
+        // name during the download stays (`already_exists`).
+        let renamed = if replaces {
+            std::fs::rename(&partial, &dest)
+        } else {
+            crate::atomic::rename_no_replace(&partial, &dest)
+        };
         if renamed.is_err() {
             // Verified bytes that cannot be placed are no partial to resume: never leave them.
             let _ = std::fs::remove_file(&partial);
@@ -1094,7 +1103,26 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
         // A missing mtime is cosmetic; the bytes are what must be right.
         let _ = file.set_modified(local::system_time(stamp.mtime));
         drop(file);
-        rustix::fs::renameat(dir, partial_name, dir, name)?;
+        if task.replaces {
+            rustix::fs::renameat(dir, partial_name, dir, name)?;
+        } else {
+            match rustix::fs::renameat_with(
+                dir,
+                partial_name,
+                dir,
+                name,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Err(e)
+                    if e == rustix::io::Errno::INVAL
+                        || e == rustix::io::Errno::NOSYS
+                        || e == rustix::io::Errno::OPNOTSUPP =>
+                {
+                    crate::atomic::rename_no_replace(&partial, &task.local)?;
+                }
+                other => other?,
+            }
+        }
         Ok(())
     })();
     if placed.is_ok() {

@@ -261,6 +261,9 @@ pub(super) struct Task {
     /// A local source's device and inode as the walk saw them: an upload move removes the
     /// source only while its name still leads to that file.
     pub(super) source_id: Option<(u64, u64)>,
+    /// The user chose to replace the destination (overwrite, resume): only then does the
+    /// download's rename into place replace what holds the name.
+    pub(super) replaces: bool,
 }
 
 impl Task {
@@ -281,6 +284,7 @@ impl Task {
             stream: false,
             settled: false,
             source_id: None,
+            replaces: false,
         }
     }
 }
