@@ -188,3 +188,32 @@ async fn a_rename_without_overwrite_never_replaces_a_file_or_an_empty_directory(
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(std::fs::read(server.path("c")).unwrap(), b"first");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_is_not_removed_from_under_an_upload_still_writing_into_it() {
+    let server = Server::start().await;
+    std::fs::create_dir(server.path("inbox")).unwrap();
+    let mut writer = server.client().await;
+    let size = 4 * 1024 * 1024;
+    writer
+        .send_json(&json!({"op": "put", "path": "inbox/big.bin", "size": size}))
+        .await;
+    writer.send(&pattern(size / 2, 6)).await;
+    // The partial is there (and being written) once its first bytes are.
+    let start = std::time::Instant::now();
+    while names_in(&server.path("inbox")).is_empty() {
+        assert!(start.elapsed() < common::STEP, "no partial appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut other = server.client().await;
+    let reply = other
+        .request(json!({"op": "remove", "path": "inbox"}))
+        .await;
+    assert_eq!(code(&reply), "not_empty", "{reply}");
+    assert!(server.path("inbox").is_dir());
+    // The upload goes on to the end and lands.
+    writer.send(&pattern(size - size / 2, 7)).await;
+    let reply = writer.read_reply().await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(names_in(&server.path("inbox")), ["big.bin"]);
+}

@@ -28,6 +28,7 @@ use super::{check_writable, hash_prefix, ok_line};
 use crate::descriptors;
 use crate::error::OpError;
 use crate::root::RemotePath;
+use crate::uploads::FileKey;
 
 /// Directories a recursive remove holds open at once (three descriptors each: the directory
 /// and its reader's two).
@@ -81,7 +82,7 @@ pub(super) fn remove(
     } else {
         match dir.remove_dir(name) {
             Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                remove_if_only_partials(&dir, name).and_then(|()| dir.remove_dir(name))
+                remove_if_only_partials(scope, &dir, name).and_then(|()| dir.remove_dir(name))
             }
             other => other,
         }
@@ -168,8 +169,10 @@ fn same_version(a: &Metadata, b: &Metadata) -> bool {
 }
 
 /// A directory that holds nothing but abandoned partial uploads looks empty to every client,
-/// so removing it must work: the partials go first. Anything else keeps `not_empty`.
-fn remove_if_only_partials(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
+/// so removing it must work: the partials go first. Anything else keeps `not_empty`, and so
+/// does a partial an upload is writing right now (it is not abandoned: its bytes would be lost
+/// from under it).
+fn remove_if_only_partials(scope: &Scope, dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
     let inner = dir.open_dir(name)?;
     let mut partials = Vec::new();
     for item in inner.entries()? {
@@ -182,7 +185,16 @@ fn remove_if_only_partials(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> 
         partials.push(file_name);
     }
     for partial in partials {
-        inner.remove_file(partial)?;
+        let wire = ferry_protocol::path::encode(partial.as_bytes()).into_owned();
+        let key = FileKey::in_dir(&inner, &wire)?;
+        match scope
+            .shared
+            .uploads
+            .remove_idle_partial(&key, || inner.remove_file(&partial))
+        {
+            Some(removed) => removed?,
+            None => return Err(io::Error::from(io::ErrorKind::DirectoryNotEmpty)),
+        }
     }
     Ok(())
 }
