@@ -103,6 +103,16 @@ pub enum Request {
         path: String,
         #[serde(default, skip_serializing_if = "is_false")]
         recursive: bool,
+        /// With any of the `if_*` preconditions, only a regular file that still has that
+        /// length, mtime (seconds) and digest is removed; otherwise `file_changed`. A move
+        /// sends them for each source it removes, so a file changed since its copy stays.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_size: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_mtime: Option<i64>,
+        /// Costs the server a read of the whole file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_digest: Option<Digest>,
     },
 }
 
@@ -700,6 +710,16 @@ mod tests {
             Request::Remove {
                 path: "d".into(),
                 recursive: true,
+                if_size: None,
+                if_mtime: None,
+                if_digest: None,
+            },
+            Request::Remove {
+                path: "d/a".into(),
+                recursive: false,
+                if_size: Some(3),
+                if_mtime: Some(-1),
+                if_digest: Some(Digest::from(blake3::hash(b"abc"))),
             },
         ];
         for request in requests {

@@ -227,7 +227,19 @@ fn request() -> impl Strategy<Value = Request> {
             to,
             overwrite
         }),
-        (s(), any::<bool>()).prop_map(|(path, recursive)| Request::Remove { path, recursive }),
+        (
+            s(),
+            any::<bool>(),
+            any::<Option<u64>>(),
+            any::<Option<i64>>()
+        )
+            .prop_map(|(path, recursive, if_size, if_mtime)| Request::Remove {
+                path,
+                recursive,
+                if_size,
+                if_mtime,
+                if_digest: None,
+            }),
     ]
 }
 

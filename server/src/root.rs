@@ -197,6 +197,80 @@ impl Root {
             .map_err(|e| OpError::io(&e, &path.wire))
     }
 
+    /// Where an overwriting upload onto `path` writes: `None` when `path` is not a symlink,
+    /// else the regular file inside the root it leads to, as `cp` writes through a destination
+    /// link. A link that leads outside the root (or is absolute), nowhere, or to another link
+    /// is `forbidden`, one to a directory `is_a_directory`: never replaced by the upload.
+    pub fn write_through(&self, path: &RemotePath) -> Result<Option<RemotePath>, OpError> {
+        let Some((parent, _)) = path.split() else {
+            return Ok(None);
+        };
+        match self.symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {}
+            Ok(_) => return Ok(None),
+            Err(err) if err.code == ErrorCode::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        }
+        let refuse = |why: &str| {
+            OpError::new(
+                ErrorCode::Forbidden,
+                format!("{}: a symlink {why}; it is left as it is", path.wire),
+            )
+        };
+        let (dir, name) = self.open_parent(path)?;
+        // One name in an open directory: no component is resolved outside cap-std.
+        let text = rustix::fs::readlinkat(&dir, name, Vec::new())
+            .map_err(|err| OpError::io(&io::Error::from(err), &path.wire))?;
+        let text = text.as_bytes();
+        if text.starts_with(b"/") {
+            return Err(refuse("with an absolute target"));
+        }
+        let mut parts: Vec<String> = path::components(&parent.wire)
+            .map_err(|err| OpError::new(ErrorCode::BadPath, err.to_string()))?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for part in text.split(|&b| b == b'/') {
+            match part {
+                b"" | b"." => {}
+                b".." => {
+                    if parts.pop().is_none() {
+                        return Err(refuse("leading outside the root"));
+                    }
+                }
+                raw => parts.push(path::encode(raw).into_owned()),
+            }
+        }
+        let wire = parts
+            .iter()
+            .fold(String::new(), |wire, part| path::join(&wire, part));
+        let target =
+            RemotePath::parse(&wire).map_err(|_| refuse("to a name that cannot be written"))?;
+        let seen = match self.symlink_metadata(&target) {
+            Ok(meta) => meta,
+            Err(err) if err.code == ErrorCode::NotFound => return Err(refuse("leading nowhere")),
+            Err(err) => return Err(err),
+        };
+        if seen.is_dir() {
+            return Err(OpError::new(
+                ErrorCode::IsADirectory,
+                format!("{}: a symlink to a directory", path.wire),
+            ));
+        }
+        if !seen.is_file() {
+            return Err(refuse("leading to another link or a special file"));
+        }
+        // The name worked out by hand must be the file the link leads to (a `..` after a
+        // linked directory goes elsewhere): the kernel's answer, confined to the root.
+        let followed = self
+            .metadata(path)
+            .map_err(|_| refuse("leading outside the root"))?;
+        if (followed.dev(), followed.ino()) != (seen.dev(), seen.ino()) {
+            return Err(refuse("whose target cannot be told for sure"));
+        }
+        Ok(Some(target))
+    }
+
     /// Opens a directory; `not_a_directory` when the path is something else.
     pub fn open_dir(&self, path: &RemotePath) -> Result<Dir, OpError> {
         self.limits.check(path)?;

@@ -126,6 +126,7 @@ pub(super) async fn send_get(
                 // The rename into place replaces it.
                 ConflictPolicy::Overwrite => {
                     task.keep_mode = inspected.mode.or(task.keep_mode);
+                    task.replaces = true;
                 }
                 ConflictPolicy::Rename => {
                     let dest = task.local.clone();
@@ -155,6 +156,7 @@ pub(super) async fn send_get(
                     }
                     // Looked at before it may be moved aside to be continued.
                     task.keep_mode = inspected.mode.or(task.keep_mode);
+                    task.replaces = true;
                     let before = inspected.file;
                     inspected = inspect(task, !task.fresh).await?;
                     if inspected.moved_aside {
@@ -373,6 +375,8 @@ pub(super) async fn finish_get(
     // job's total follows so the bytes done never run past it.
     lock(&job.progress).resize_file(task.size, reply.file_size);
     task.size = reply.file_size;
+    // What a move's removal will ask the source still to be.
+    task.mtime = reply.mtime;
     let mode = task
         .keep_mode
         .unwrap_or_else(|| local::new_file_mode(reply.mode));
@@ -504,9 +508,7 @@ pub(super) async fn finish_get(
         match trailer {
             Ok(trailer) if Digest::from(hasher.finalize()) == trailer.digest => {
                 job.done(task, trailer.digest);
-                if job.remove_source {
-                    lock(&job.verified_sources).push(task.remote.clone());
-                }
+                job.copied(task, trailer.digest);
             }
             Ok(_) => job.failed(
                 task,
@@ -559,6 +561,7 @@ pub(super) async fn finish_get(
     let std_file = file.take();
     let dest = task.local.clone();
     let mtime = reply.mtime;
+    let replaces = task.replaces;
     let placed = blocking(move || -> std::io::Result<()> {
         if let Some(file) = std_file {
             // A missing mtime is cosmetic; the bytes are what must be right.
@@ -566,7 +569,13 @@ pub(super) async fn finish_get(
             // A filesystem that refuses leaves the file private, never wider than asked.
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
-        let renamed = std::fs::rename(&partial, &dest);
+        // Only a destination the user chose to replace is replaced: a file that took the
+        // name during the download stays (`already_exists`).
+        let renamed = if replaces {
+            std::fs::rename(&partial, &dest)
+        } else {
+            crate::atomic::rename_no_replace(&partial, &dest)
+        };
         if renamed.is_err() {
             // Verified bytes that cannot be placed are no partial to resume: never leave them.
             let _ = std::fs::remove_file(&partial);
@@ -580,9 +589,7 @@ pub(super) async fn finish_get(
     match placed {
         Ok(()) => {
             job.done(task, digest);
-            if job.remove_source {
-                lock(&job.verified_sources).push(task.remote.clone());
-            }
+            job.copied(task, digest);
         }
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
     }
@@ -1101,7 +1108,26 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
         // A missing mtime is cosmetic; the bytes are what must be right.
         let _ = file.set_modified(local::system_time(stamp.mtime));
         drop(file);
-        rustix::fs::renameat(dir, partial_name, dir, name)?;
+        if task.replaces {
+            rustix::fs::renameat(dir, partial_name, dir, name)?;
+        } else {
+            match rustix::fs::renameat_with(
+                dir,
+                partial_name,
+                dir,
+                name,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Err(e)
+                    if e == rustix::io::Errno::INVAL
+                        || e == rustix::io::Errno::NOSYS
+                        || e == rustix::io::Errno::OPNOTSUPP =>
+                {
+                    crate::atomic::rename_no_replace(&partial, &task.local)?;
+                }
+                other => other?,
+            }
+        }
         Ok(())
     })();
     if placed.is_ok() {
@@ -1110,9 +1136,7 @@ fn write_placement(job: &Job, dir: &mut OpenDir, placement: Placement) -> Vec<u8
     match placed {
         Ok(()) => {
             job.done(&task, digest);
-            if job.remove_source {
-                lock(&job.verified_sources).push(task.remote.clone());
-            }
+            job.copied(&task, digest);
         }
         Err(e) => {
             // A small file is cheaper to fetch again than to keep half of (and a full disk

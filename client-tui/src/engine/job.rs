@@ -216,6 +216,16 @@ async fn report_progress(job: Arc<Job>) {
     }
 }
 
+/// A remote source a move has copied and verified: what it must still be when it is removed
+/// at the job's end, so a file changed on the server meanwhile is kept.
+#[derive(Debug, Clone)]
+pub(super) struct Copied {
+    pub(super) path: String,
+    pub(super) size: u64,
+    pub(super) mtime: i64,
+    pub(super) digest: Digest,
+}
+
 /// One file to move: where it comes from, where it goes.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
@@ -248,6 +258,12 @@ pub(super) struct Task {
     /// Already reported as failed while its connection had to be dropped (a download the disk
     /// could not hold): not to be tried again.
     pub(super) settled: bool,
+    /// A local source's device and inode as the walk saw them: an upload move removes the
+    /// source only while its name still leads to that file.
+    pub(super) source_id: Option<(u64, u64)>,
+    /// The user chose to replace the destination (overwrite, resume): only then does the
+    /// download's rename into place replace what holds the name.
+    pub(super) replaces: bool,
 }
 
 impl Task {
@@ -267,6 +283,8 @@ impl Task {
             resumed: None,
             stream: false,
             settled: false,
+            source_id: None,
+            replaces: false,
         }
     }
 }
@@ -302,8 +320,8 @@ pub(super) struct Job {
     pub(super) counters: Mutex<Counters>,
     /// Remote paths that exist (uploads) and their kind; names taken by `Rename` join them.
     pub(super) remote_existing: Mutex<HashMap<String, Kind>>,
-    /// Remote sources whose copy is verified, to remove at the end of a move.
-    pub(super) verified_sources: Mutex<Vec<String>>,
+    /// Remote sources whose copy is verified, to remove at the end of a move if unchanged.
+    pub(super) verified_sources: Mutex<Vec<Copied>>,
     /// Per-file events not yet handed to the owner. Sent one by one, a tree of tiny files woke
     /// the owner's task (and often a parked thread) once per file, which cost more CPU than
     /// writing the files; gathered, they go out in bursts with the progress ticks.
@@ -502,6 +520,18 @@ impl Job {
     }
 
     /// Bytes of `task` that crossed the wire.
+    /// Records a verified download's source for a move's removal at the job's end.
+    pub(super) fn copied(&self, task: &Task, digest: Digest) {
+        if self.remove_source {
+            lock(&self.verified_sources).push(Copied {
+                path: task.remote.clone(),
+                size: task.size,
+                mtime: task.mtime,
+                digest,
+            });
+        }
+    }
+
     pub(super) fn moved(&self, task: &mut Task, bytes: u64) {
         lock(&self.progress).add_moved(bytes);
         task.counted += bytes;

@@ -6,7 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,8 @@ pub(crate) struct LocalFile {
     pub path: PathBuf,
     pub size: u64,
     pub mtime: i64,
+    /// Device and inode: a move removes the source only while its name still leads here.
+    pub id: (u64, u64),
 }
 
 /// One directory found under a local source, with the permission bits its copy is made from.
@@ -164,6 +166,7 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
                 path: root.to_owned(),
                 size: meta.len(),
                 mtime: mtime_secs(&meta),
+                id: (meta.dev(), meta.ino()),
             }],
             ..LocalTree::default()
         });
@@ -234,6 +237,7 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
                     path: entry.path(),
                     size: meta.len(),
                     mtime: mtime_secs(&meta),
+                    id: (meta.dev(), meta.ino()),
                 });
             } else {
                 let (path, reason, message) = not_copied(entry.path(), &meta);

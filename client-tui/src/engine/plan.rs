@@ -75,7 +75,9 @@ pub(super) async fn plan_upload(
                         } else {
                             path::join(&remote_root, &file.rel)
                         };
-                        Task::new(file.path, remote, file.size, file.mtime)
+                        let mut task = Task::new(file.path, remote, file.size, file.mtime);
+                        task.source_id = Some(file.id);
+                        task
                     })
                     .collect(),
             );
@@ -510,12 +512,15 @@ pub(super) async fn finish_move(
             .await?;
         }
         Direction::Download => {
+            // Each only while it is still the copy (`file_changed` otherwise, and it stays).
             let files = std::mem::take(&mut *lock(&job.verified_sources));
-            for (path, outcome) in files.iter().zip(session.remove_many(&files, false).await?) {
+            for (file, outcome) in files.iter().zip(session.remove_copied(&files).await?) {
                 if let Err(e) = outcome {
-                    job.failed_path(path, &e);
+                    job.failed_path(&file.path, &e);
                 }
             }
+            // Never recursive: a directory still holding a kept file (or anything the job did
+            // not copy) refuses, and stays.
             session.remove_many(&cleanup, false).await?;
         }
     }

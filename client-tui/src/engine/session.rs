@@ -305,6 +305,9 @@ impl Session {
                 Request::Remove {
                     path: path.into(),
                     recursive,
+                    if_size: None,
+                    if_mtime: None,
+                    if_digest: None,
                 },
             )
             .await?;
@@ -369,9 +372,32 @@ impl Session {
             .map(|p| Request::Remove {
                 path: p.clone(),
                 recursive,
+                if_size: None,
+                if_mtime: None,
+                if_digest: None,
             })
             .collect::<Vec<_>>();
         self.pipeline(paths, &requests).await
+    }
+
+    /// Removes a move's copied sources, each only while it still has the length, mtime and
+    /// digest of the copy (else `file_changed`), returning each outcome.
+    pub(super) async fn remove_copied(
+        &mut self,
+        sources: &[super::job::Copied],
+    ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        let paths = sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>();
+        let requests = sources
+            .iter()
+            .map(|s| Request::Remove {
+                path: s.path.clone(),
+                recursive: false,
+                if_size: Some(s.size),
+                if_mtime: Some(s.mtime),
+                if_digest: Some(s.digest),
+            })
+            .collect::<Vec<_>>();
+        self.pipeline(&paths, &requests).await
     }
 
     /// Creates several directories (parents first), each with the mode of the directory it

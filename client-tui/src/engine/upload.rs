@@ -533,11 +533,19 @@ pub(super) async fn finish_put(
             job.done(task, digest);
             if job.remove_source {
                 // Only the version that was sent: a file written to since (its size or mtime
-                // differ) holds bytes the server never got, and stays.
+                // differ) or put in its place (another inode) holds bytes the server never
+                // got, and stays. Looked at right before the unlink; what is left is the moment
+                // between the two calls.
                 let (path, size, mtime) = (task.local.clone(), task.size, task.mtime);
+                let id = task.source_id;
                 let removed = blocking(move || {
+                    use std::os::unix::fs::MetadataExt;
                     let meta = std::fs::symlink_metadata(&path)?;
-                    if !meta.is_file() || meta.len() != size || local::mtime_secs(&meta) != mtime {
+                    if !meta.is_file()
+                        || meta.len() != size
+                        || local::mtime_secs(&meta) != mtime
+                        || id.is_some_and(|id| id != (meta.dev(), meta.ino()))
+                    {
                         // Reported as `file_changed`; the file is kept.
                         return Err(changed());
                     }

@@ -75,12 +75,16 @@ pub fn mkdir(path: &Path) -> Result<(), String> {
     fs::create_dir(path).map_err(|e| describe(path, e))
 }
 
-/// Renames within one directory, refusing to replace an existing entry.
+/// Renames within one directory, refusing to replace an existing entry: in the one rename
+/// call, so an entry that appears under the new name meanwhile is never replaced either.
 pub fn rename(from: &Path, to: &Path) -> Result<(), String> {
-    if to.symlink_metadata().is_ok() {
-        return Err(format!("already_exists: {}: already exists", to.display()));
-    }
-    fs::rename(from, to).map_err(|e| describe(from, e))
+    crate::atomic::rename_no_replace(from, to).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            format!("already_exists: {}: already exists", to.display())
+        } else {
+            describe(from, e)
+        }
+    })
 }
 
 /// Removes files, links and whole directory trees.
@@ -154,10 +158,22 @@ mod tests {
                 missing.display()
             )
         );
-        assert_eq!(
-            rename(&missing, &taken).unwrap_err(),
-            format!("already_exists: {}: already exists", taken.display())
+        // The source is looked up first: a missing one is named as such.
+        assert!(
+            rename(&missing, &taken)
+                .unwrap_err()
+                .starts_with("not_found: "),
         );
+        let other = dir.path().join("other");
+        fs::write(&other, b"kept").unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"also kept").unwrap();
+        assert_eq!(
+            rename(&other, &file).unwrap_err(),
+            format!("already_exists: {}: already exists", file.display())
+        );
+        assert_eq!(fs::read(&other).unwrap(), b"kept");
+        assert_eq!(fs::read(&file).unwrap(), b"also kept");
         let gone = remove(std::slice::from_ref(&missing)).unwrap_err();
         assert!(!gone.contains("os error"), "{gone}");
         assert!(gone.starts_with("not_found: "), "{gone}");

@@ -202,8 +202,22 @@ pub(crate) async fn handle(
             })
             .await
         }
-        Request::Remove { path, recursive } => {
-            blocking(&scope, move |scope| remove::remove(scope, &path, recursive)).await
+        Request::Remove {
+            path,
+            recursive,
+            if_size,
+            if_mtime,
+            if_digest,
+        } => {
+            let expect = remove::Expect {
+                size: if_size,
+                mtime: if_mtime,
+                digest: if_digest,
+            };
+            blocking(&scope, move |scope| {
+                remove::remove(scope, &path, recursive, &expect)
+            })
+            .await
         }
     };
     let line = reply.unwrap_or_else(|err| {

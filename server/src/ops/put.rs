@@ -386,6 +386,12 @@ fn prepare(
             format!("{}: mtime is out of range", put.path),
         ));
     }
+    // A destination symlink is written through at its target, as `cp` does; one that leads
+    // anywhere else is refused, never replaced by the upload.
+    let path = match put.overwrite {
+        true => scope.root.write_through(&path)?.unwrap_or(path),
+        false => path,
+    };
     let (dir, name) = scope.root.open_parent_cached(&path, parents)?;
     let guard = scope
         .claim_upload(&dir, path.name())
@@ -412,6 +418,13 @@ fn prepare(
             return Err(OpError::new(
                 ErrorCode::AlreadyExists,
                 format!("{}: already exists", path.wire),
+            ));
+        }
+        // A link where `write_through` just saw a file (swapped in since): not replaced.
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(OpError::new(
+                ErrorCode::Forbidden,
+                format!("{}: became a symlink while the upload began", path.wire),
             ));
         }
         // Like the kernel when a file is written, setuid and setgid do not survive new bytes.
@@ -733,6 +746,20 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
         return Err(OpError::new(
             ErrorCode::Busy,
             format!("{wire}: the partial upload was replaced while it was written"),
+        ));
+    }
+    // A symlink swapped in for the target since `prepare` is never replaced by the rename
+    // (what is left is the moment between this look and the rename).
+    if put.overwrite
+        && upload
+            .dir
+            .symlink_metadata(&upload.name)
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+    {
+        discard(&upload);
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("{wire}: became a symlink while the upload ran; it is left as it is"),
         ));
     }
     let placed = if put.overwrite {

@@ -6,20 +6,29 @@
 //! open directories, never recursion: a directory found below that is moved up into the
 //! directory being removed, under a fresh name, and removed from there in a later pass. Stack
 //! and descriptors stay bounded whatever the depth, and the whole tree goes.
+//!
+//! A move's source is removed only while it is still the file that was copied: with `if_*`
+//! preconditions the entry must be a regular file with that length, mtime and digest, looked
+//! at through the open file and by `lstat` of the name right before the unlink. What is left
+//! is the moment between that last `lstat` and the `unlink` (no call unlinks "only if still
+//! this inode"), and a writer holding the file open who writes after the unlink: both would
+//! need the change to land within microseconds of the check.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
-use cap_std::fs::{Dir, MetadataExt, ReadDir};
+use cap_std::fs::OpenOptionsExt;
+use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, ReadDir};
 use ferry_protocol::path::is_partial_bytes;
-use ferry_protocol::{Done, ErrorCode};
+use ferry_protocol::{Digest, Done, ErrorCode};
 
 use super::Scope;
-use super::{check_writable, ok_line};
+use super::{check_writable, hash_prefix, ok_line};
 use crate::descriptors;
 use crate::error::OpError;
 use crate::root::RemotePath;
+use crate::uploads::FileKey;
 
 /// Directories a recursive remove holds open at once (three descriptors each: the directory
 /// and its reader's two).
@@ -28,7 +37,26 @@ pub(super) const OPEN_LEVELS: usize = 16;
 /// the tree itself).
 const MOVE_TRIES: u32 = 64;
 
-pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u8>, OpError> {
+/// What the file to remove must still be (a move's verified copy); all `None`: anything.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Expect {
+    pub size: Option<u64>,
+    pub mtime: Option<i64>,
+    pub digest: Option<Digest>,
+}
+
+impl Expect {
+    fn is_set(&self) -> bool {
+        self.size.is_some() || self.mtime.is_some() || self.digest.is_some()
+    }
+}
+
+pub(super) fn remove(
+    scope: &Scope,
+    wire: &str,
+    recursive: bool,
+    expect: &Expect,
+) -> Result<Vec<u8>, OpError> {
     check_writable(scope, wire)?;
     let path = RemotePath::parse(wire)?;
     if path.is_root() {
@@ -41,7 +69,10 @@ pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u
     let meta = dir
         .symlink_metadata(name)
         .map_err(|err| OpError::io(&err, wire))?;
-    let removed = if !meta.is_dir() {
+    let removed = if expect.is_set() {
+        still_as_copied(&dir, name, &meta, expect, wire)?;
+        dir.remove_file(name)
+    } else if !meta.is_dir() {
         dir.remove_file(name)
     } else if recursive {
         let held = descriptors::budget().take(3 * OPEN_LEVELS)?;
@@ -51,7 +82,7 @@ pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u
     } else {
         match dir.remove_dir(name) {
             Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                remove_if_only_partials(&dir, name).and_then(|()| dir.remove_dir(name))
+                remove_if_only_partials(scope, &dir, name).and_then(|()| dir.remove_dir(name))
             }
             other => other,
         }
@@ -60,9 +91,88 @@ pub(super) fn remove(scope: &Scope, wire: &str, recursive: bool) -> Result<Vec<u
     ok_line(&Done {})
 }
 
+/// `Ok` when `name` (whose `lstat` is `seen`) is still the regular file `expect` describes,
+/// checked on the open file and then on the name again; otherwise `file_changed`.
+fn still_as_copied(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    seen: &Metadata,
+    expect: &Expect,
+    wire: &str,
+) -> Result<(), OpError> {
+    let changed = |why: &str| {
+        Err(OpError::new(
+            ErrorCode::FileChanged,
+            format!("{wire}: {why} since it was copied; it is kept"),
+        ))
+    };
+    if !seen.is_file() {
+        return changed("no longer a regular file");
+    }
+    if expect.size.is_some_and(|size| size != seen.len()) {
+        return changed("its length changed");
+    }
+    if expect.mtime.is_some_and(|mtime| mtime != seen.mtime()) {
+        return changed("its modification time changed");
+    }
+    let io = |err: io::Error| OpError::io(&err, wire);
+    if let Some(digest) = expect.digest {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        // Never through a link swapped in since the lstat, never blocked by a FIFO.
+        options.custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+        );
+        let mut file = dir.open_with(name, &options).map_err(io)?;
+        let before = file.metadata().map_err(io)?;
+        if !same_version(&before, seen) {
+            return changed("it was replaced");
+        }
+        let mut hasher = blake3::Hasher::new();
+        // One byte past the length: a file that grew while it was read is told by its length.
+        let read = hash_prefix(&mut file, seen.len().saturating_add(1), &mut hasher).map_err(io)?;
+        let after = file.metadata().map_err(io)?;
+        if read != seen.len() || !same_version(&after, &before) {
+            return changed("it was written to");
+        }
+        if Digest::from(hasher.finalize()) != digest {
+            return changed("its bytes changed");
+        }
+    }
+    // The name again, right before the unlink: still this inode, untouched.
+    let now = dir.symlink_metadata(name).map_err(io)?;
+    if !now.is_file() || !same_version(&now, seen) {
+        return changed("it was written to or replaced");
+    }
+    Ok(())
+}
+
+/// The same inode, with the same length, mtime and ctime (which any write or `touch` moves).
+fn same_version(a: &Metadata, b: &Metadata) -> bool {
+    (
+        a.dev(),
+        a.ino(),
+        a.len(),
+        a.mtime(),
+        a.mtime_nsec(),
+        a.ctime(),
+        a.ctime_nsec(),
+    ) == (
+        b.dev(),
+        b.ino(),
+        b.len(),
+        b.mtime(),
+        b.mtime_nsec(),
+        b.ctime(),
+        b.ctime_nsec(),
+    )
+}
+
 /// A directory that holds nothing but abandoned partial uploads looks empty to every client,
-/// so removing it must work: the partials go first. Anything else keeps `not_empty`.
-fn remove_if_only_partials(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
+/// so removing it must work: the partials go first. Anything else keeps `not_empty`, and so
+/// does a partial an upload is writing right now (it is not abandoned: its bytes would be lost
+/// from under it).
+fn remove_if_only_partials(scope: &Scope, dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
     let inner = dir.open_dir(name)?;
     let mut partials = Vec::new();
     for item in inner.entries()? {
@@ -75,7 +185,16 @@ fn remove_if_only_partials(dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> 
         partials.push(file_name);
     }
     for partial in partials {
-        inner.remove_file(partial)?;
+        let wire = ferry_protocol::path::encode(partial.as_bytes()).into_owned();
+        let key = FileKey::in_dir(&inner, &wire)?;
+        match scope
+            .shared
+            .uploads
+            .remove_idle_partial(&key, || inner.remove_file(&partial))
+        {
+            Some(removed) => removed?,
+            None => return Err(io::Error::from(io::ErrorKind::DirectoryNotEmpty)),
+        }
     }
     Ok(())
 }

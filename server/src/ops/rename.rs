@@ -45,17 +45,42 @@ pub(super) fn rename(
             Err(err) => return Err(OpError::io(&err, to)),
         }
     }
-    from_dir
-        .rename(from_name, &to_dir, to_name)
-        .map_err(|err| {
-            // The kernel's EINVAL here means the target lies inside the source: reached
-            // through a symlink, which the look at the names above cannot see.
-            if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) {
-                into_itself(from, to)
-            } else {
-                OpError::io(&err, &format!("{from} -> {to}"))
-            }
-        })?;
+    // Without `overwrite`, the look above only words the common answer: the rename itself
+    // refuses a name taken meanwhile (`renameat2(RENAME_NOREPLACE)`). A filesystem without the
+    // flag says EINVAL, as the kernel does for a directory moved into itself; both go on to
+    // the plain rename, which tells them apart (a look right before it is all such a
+    // filesystem allows).
+    let atomic = if overwrite {
+        Err(rustix::io::Errno::INVAL)
+    } else {
+        rustix::fs::renameat_with(
+            &from_dir,
+            from_name,
+            &to_dir,
+            to_name,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+    };
+    let renamed = match atomic {
+        Ok(()) => Ok(()),
+        Err(err)
+            if err == rustix::io::Errno::INVAL
+                || err == rustix::io::Errno::NOSYS
+                || err == rustix::io::Errno::OPNOTSUPP =>
+        {
+            from_dir.rename(from_name, &to_dir, to_name)
+        }
+        Err(err) => Err(io::Error::from(err)),
+    };
+    renamed.map_err(|err| {
+        // The kernel's EINVAL here means the target lies inside the source: reached
+        // through a symlink, which the look at the names above cannot see.
+        if err.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) {
+            into_itself(from, to)
+        } else {
+            OpError::io(&err, &format!("{from} -> {to}"))
+        }
+    })?;
     ok_line(&Done {})
 }
 
