@@ -215,7 +215,7 @@ fn split_get(paths: &[GetArg]) -> Result<(Vec<RemoteUrl>, PathBuf), clap::Error>
             GetArg::Local(path) => {
                 return Err(get_usage(format!(
                     "'{}' is not a ferry:// location: only the last argument may be local",
-                    path.display()
+                    ferry::format::local_path(path)
                 )));
             }
         }
@@ -404,7 +404,21 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 }
 
 fn fail(error: &CliError) -> ExitCode {
-    if !error.already_reported() {
+    if let CliError::Engine(ferry::engine::EngineError::Trust {
+        code: code @ ferry::engine::tls::code::CERTIFICATE_CHANGED,
+        addr,
+        message,
+        ..
+    }) = error
+    {
+        // ferry's own loud warning, made of fingerprints, the address and a local path: split
+        // into its lines before each is escaped, so it stays loud and nothing in it starts a
+        // line of its own.
+        eprintln!("ferry: {code}: {}: ", ferry::format::escape_name(addr));
+        for line in message.lines().skip_while(|l| l.is_empty()) {
+            eprintln!("{}", ferry::format::escape_text(line));
+        }
+    } else if !error.already_reported() {
         // Errors may quote a hostile server's words.
         eprintln!("ferry: {}", ferry::format::escape_text(&error.to_string()));
     }
@@ -438,7 +452,7 @@ async fn settle_first_use(endpoint: &Endpoint) -> Result<(), CliError> {
     let known_hosts = KnownHosts::default_location();
     let trusted = check_trust(endpoint, known_hosts.as_ref()).await?;
     if trusted.by == TrustedBy::FirstUse {
-        let file = known_hosts.map_or_else(String::new, |h| h.path().display().to_string());
+        let file = known_hosts.map_or_else(String::new, |h| ferry::format::local_path(h.path()));
         eprintln!(
             "ferry: trusting {}:{}'s new certificate {} (recorded in {file})",
             endpoint.host, endpoint.port, trusted.fingerprint

@@ -77,12 +77,12 @@ pub async fn get(
             match std::fs::symlink_metadata(local.components().as_path()) {
                 Ok(_) => usage(
                     "not_a_directory",
-                    local.display().to_string(),
+                    crate::format::local_path(local),
                     "not a directory",
                 ),
                 Err(_) => usage(
                     "not_found",
-                    local.display().to_string(),
+                    crate::format::local_path(local),
                     "no such directory",
                 ),
             },
@@ -91,7 +91,7 @@ pub async fn get(
     if urls.len() > 1 && !into_dir {
         return Err(usage(
             "not_a_directory",
-            local.display().to_string(),
+            crate::format::local_path(local),
             "with several sources the target must be an existing directory",
         ));
     }
@@ -243,7 +243,7 @@ impl Refused {
 /// The name a local source goes by on the server: its own last component, or for `.` and
 /// the like, that of the directory it stands for.
 fn local_name(source: &Path) -> Result<String, CliError> {
-    let shown = source.display().to_string();
+    let shown = crate::format::local_path(source);
     let named = match source.file_name() {
         Some(name)
             if source
@@ -330,7 +330,7 @@ pub async fn put(
                 } else {
                     Kind::Other
                 };
-                check_kind(&source.display().to_string(), kind, options.recursive)?;
+                check_kind(&crate::format::local_path(source), kind, options.recursive)?;
                 let remote = if into_dir {
                     path::join(&url.path, &local_name(source)?)
                 } else {

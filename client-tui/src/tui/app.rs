@@ -1576,8 +1576,8 @@ impl App {
                         if let Some(gone) = &pending.vanished {
                             let moved = format!(
                                 "{} no longer exists: showing {}",
-                                format::escape_name(&gone.display()),
-                                format::escape_name(&dir.display())
+                                gone.shown(),
+                                dir.shown()
                             );
                             self.error(match pending.note {
                                 Some(note) => format!("{moved} ({note})"),
@@ -1620,7 +1620,7 @@ impl App {
                         let lost =
                             side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
                         if !lost {
-                            self.error(format!("Cannot list {}: {error}", dir.display()));
+                            self.error(format!("Cannot list {}: {error}", dir.shown()));
                         }
                     }
                 }

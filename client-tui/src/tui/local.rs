@@ -78,7 +78,10 @@ pub fn mkdir(path: &Path) -> Result<(), String> {
 /// Renames within one directory, refusing to replace an existing entry.
 pub fn rename(from: &Path, to: &Path) -> Result<(), String> {
     if to.symlink_metadata().is_ok() {
-        return Err(format!("already_exists: {}: already exists", to.display()));
+        return Err(format!(
+            "already_exists: {}: already exists",
+            crate::format::local_path(to)
+        ));
     }
     fs::rename(from, to).map_err(|e| describe(from, e))
 }
