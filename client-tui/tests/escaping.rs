@@ -427,3 +427,43 @@ fn a_tui_conflict_question_names_the_local_file_by_the_one_escape() {
     );
     assert_eq!(std::fs::read(raw(&local, name)).unwrap(), b"old");
 }
+
+#[test]
+fn the_tui_go_to_prompt_shows_a_local_directory_by_the_one_escape_and_leads_back_to_it() {
+    require_tmux();
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let name: &[u8] = b"go\nferry: ok \x1b[1m\xff";
+    let escaped = "go\\nferry: ok \\x1b[1m\\xff";
+    let odd = raw(tmp.path(), name);
+    std::fs::create_dir_all(odd.join("deeper")).unwrap();
+    std::fs::write(odd.join("deeper/found.txt"), b"f").unwrap();
+    std::os::unix::fs::symlink(&odd, tmp.path().join("here")).unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let tmux = Tmux::start_ferry(
+        tmp.path().join("tmux.sock"),
+        &tmp.path().join("here"),
+        &[("HOME", home.as_path())],
+        &[&server.url("")],
+        (160, 40),
+    );
+    tmux.wait_for("the local listing", |s| {
+        s.contains("deeper") && s.contains("connected")
+    });
+    tmux.keys(&["C-g"]);
+    let screen = tmux.wait_for("the prompt", |s| s.contains("Go to path"));
+    let path = shown(tmp.path(), escaped);
+    assert!(
+        screen.contains(&path),
+        "{path} not in the prompt:\n{screen}"
+    );
+    assert!(!screen.contains('\u{fffd}'), "{screen}");
+    // The prompt's own text, one directory further, leads to the right directory.
+    tmux.keys(&["/deeper"]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the directory below", |s| {
+        s.contains("found.txt") || s.contains("Cannot list")
+    });
+    assert!(screen.contains("found.txt"), "{screen}");
+}

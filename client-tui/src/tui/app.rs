@@ -675,7 +675,12 @@ impl App {
                 }
             }
             Action::Goto => {
-                let current = self.pane(side).dir.display();
+                // Shown by the one rule, and read back by it: a local directory whose name is
+                // not UTF-8 is reached again, not a lossy look-alike.
+                let current = match &self.pane(side).dir {
+                    Location::Local(dir) => format::local_path(dir),
+                    remote => remote.display(),
+                };
                 self.dialog = Some(Dialog::Input {
                     title: "Go to path".into(),
                     input: LineInput::new(&current),
@@ -1353,12 +1358,11 @@ impl App {
                     Location::Local(current) => {
                         let typed = match text.strip_prefix('~') {
                             Some(rest) => match std::env::var_os("HOME") {
-                                Some(home) => {
-                                    PathBuf::from(home).join(rest.trim_start_matches('/'))
-                                }
-                                None => PathBuf::from(&text),
+                                Some(home) => PathBuf::from(home)
+                                    .join(typed_local(rest.trim_start_matches('/'))),
+                                None => typed_local(&text),
                             },
-                            None => PathBuf::from(&text),
+                            None => typed_local(&text),
                         };
                         Location::Local(current.join(typed))
                     }
@@ -2006,6 +2010,17 @@ fn tui_advice(warning: &str, reconnect_key: &str) -> String {
          the bookmark's fingerprint to\n{presented}",
         &warning[..at]
     )
+}
+
+/// A local path as typed in the go-to prompt, the way ferry shows names (the wire escape, so
+/// the prompt's own text leads back to its directory); text that is no valid escape is taken
+/// as it is.
+fn typed_local(text: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    match ferry_protocol::path::decode(text) {
+        Ok(bytes) => PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)),
+        Err(_) => PathBuf::from(text),
+    }
 }
 
 #[cfg(test)]
