@@ -467,3 +467,29 @@ fn the_tui_go_to_prompt_shows_a_local_directory_by_the_one_escape_and_leads_back
     });
     assert!(screen.contains("found.txt"), "{screen}");
 }
+
+#[test]
+fn a_missing_source_is_named_whole_in_json_whatever_its_name_holds() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    let sources: Vec<PathBuf> = NAMES.iter().map(|(n, _)| raw(local.path(), n)).collect();
+    let mut args = vec![OsStr::new("put"), OsStr::new("--json")];
+    args.extend(sources.iter().map(|s| s.as_os_str()));
+    let url = server.url("");
+    args.push(OsStr::new(&url));
+    let out = ferry(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = assert_stderr(&out);
+    let lines = json_lines(&out);
+    for ((_, escaped), source) in NAMES.iter().zip(&sources) {
+        let path = shown(local.path(), escaped);
+        assert!(
+            stderr.contains(&format!("ferry: not_found: {path}: ")),
+            "{path} in\n{stderr}"
+        );
+        assert_eq!(
+            failed_for(&lines, source.as_os_str().as_bytes())["code"],
+            "not_found"
+        );
+    }
+}

@@ -206,9 +206,7 @@ impl Refused {
         // Errors may quote a hostile server's words.
         eprintln!("ferry: {}", crate::format::escape_text(&error.to_string()));
         if self.json {
-            let line = error.to_string();
-            let path = line.split(": ").nth(1).unwrap_or_default();
-            outcome::json_failed(path, &line);
+            outcome::json_failed(&refused_path(error), &error.to_string());
         }
     }
 
@@ -236,6 +234,20 @@ impl Refused {
             }),
             Err(CliError::Partial { .. }) if self.count > 0 => Err(self.into_error()),
             other => other,
+        }
+    }
+}
+
+/// The path a refused source is named by in `--json`: taken from the error itself (a name may
+/// hold `: ` too), local paths by the one escape, so a script gets the exact bytes back.
+fn refused_path(error: &CliError) -> String {
+    match error {
+        CliError::Usage { path, .. } => path.clone(),
+        CliError::Engine(EngineError::Local { path, .. }) => crate::format::local_path(path),
+        CliError::Engine(EngineError::Remote { path, .. }) => path.clone(),
+        other => {
+            let line = other.to_string();
+            line.split(": ").nth(1).unwrap_or_default().to_owned()
         }
     }
 }
