@@ -215,7 +215,7 @@ fn split_get(paths: &[GetArg]) -> Result<(Vec<RemoteUrl>, PathBuf), clap::Error>
             GetArg::Local(path) => {
                 return Err(get_usage(format!(
                     "'{}' is not a ferry:// location: only the last argument may be local",
-                    path.display()
+                    ferry::format::local_path(path)
                 )));
             }
         }
@@ -437,7 +437,7 @@ async fn settle_first_use(endpoint: &Endpoint) -> Result<(), CliError> {
     let known_hosts = KnownHosts::default_location();
     let trusted = check_trust(endpoint, known_hosts.as_ref()).await?;
     if trusted.by == TrustedBy::FirstUse {
-        let file = known_hosts.map_or_else(String::new, |h| h.path().display().to_string());
+        let file = known_hosts.map_or_else(String::new, |h| ferry::format::local_path(h.path()));
         eprintln!(
             "ferry: trusting {}:{}'s new certificate {} (recorded in {file})",
             endpoint.host, endpoint.port, trusted.fingerprint

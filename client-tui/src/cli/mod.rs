@@ -69,17 +69,26 @@ impl CliError {
     /// server's words, so they are one escaped line; only ferry's own warning about a changed
     /// certificate keeps its lines (each escaped), since it is meant to be loud.
     pub fn shown(&self) -> String {
-        let text = self.to_string();
         match self {
-            CliError::Engine(EngineError::Trust { code, .. })
-                if *code == crate::engine::tls::code::CERTIFICATE_CHANGED =>
-            {
-                text.split('\n')
-                    .map(|line| crate::format::escape_text(line).into_owned())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            CliError::Engine(EngineError::Trust {
+                code: code @ crate::engine::tls::code::CERTIFICATE_CHANGED,
+                addr,
+                message,
+                ..
+            }) => {
+                // Made of fingerprints, the address and a local path: split into its lines
+                // before each is escaped, so it stays loud and nothing in it starts a line of
+                // its own.
+                let mut lines = vec![format!("{code}: {}: ", crate::format::escape_name(addr))];
+                lines.extend(
+                    message
+                        .lines()
+                        .skip_while(|line| line.is_empty())
+                        .map(|line| crate::format::escape_text(line).into_owned()),
+                );
+                lines.join("\n")
             }
-            _ => crate::format::escape_text(&text).into_owned(),
+            _ => crate::format::escape_text(&self.to_string()).into_owned(),
         }
     }
 

@@ -77,12 +77,12 @@ pub async fn get(
             match std::fs::symlink_metadata(local.components().as_path()) {
                 Ok(_) => usage(
                     "not_a_directory",
-                    local.display().to_string(),
+                    crate::format::local_path(local),
                     "not a directory",
                 ),
                 Err(_) => usage(
                     "not_found",
-                    local.display().to_string(),
+                    crate::format::local_path(local),
                     "no such directory",
                 ),
             },
@@ -91,7 +91,7 @@ pub async fn get(
     if urls.len() > 1 && !into_dir {
         return Err(usage(
             "not_a_directory",
-            local.display().to_string(),
+            crate::format::local_path(local),
             "with several sources the target must be an existing directory",
         ));
     }
@@ -205,9 +205,7 @@ impl Refused {
         self.count += 1;
         eprintln!("ferry: {}", error.shown());
         if self.json {
-            let line = error.to_string();
-            let path = line.split(": ").nth(1).unwrap_or_default();
-            outcome::json_failed(path, &line);
+            outcome::json_failed(&refused_path(error), &error.to_string());
         }
     }
 
@@ -239,10 +237,24 @@ impl Refused {
     }
 }
 
+/// The path a refused source is named by in `--json`: taken from the error itself (a name may
+/// hold `: ` too), local paths by the one escape, so a script gets the exact bytes back.
+fn refused_path(error: &CliError) -> String {
+    match error {
+        CliError::Usage { path, .. } => path.clone(),
+        CliError::Engine(EngineError::Local { path, .. }) => crate::format::local_path(path),
+        CliError::Engine(EngineError::Remote { path, .. }) => path.clone(),
+        other => {
+            let line = other.to_string();
+            line.split(": ").nth(1).unwrap_or_default().to_owned()
+        }
+    }
+}
+
 /// The name a local source goes by on the server: its own last component, or for `.` and
 /// the like, that of the directory it stands for.
 fn local_name(source: &Path) -> Result<String, CliError> {
-    let shown = source.display().to_string();
+    let shown = crate::format::local_path(source);
     let named = match source.file_name() {
         Some(name)
             if source
@@ -329,7 +341,7 @@ pub async fn put(
                 } else {
                     Kind::Other
                 };
-                check_kind(&source.display().to_string(), kind, options.recursive)?;
+                check_kind(&crate::format::local_path(source), kind, options.recursive)?;
                 let remote = if into_dir {
                     path::join(&url.path, &local_name(source)?)
                 } else {

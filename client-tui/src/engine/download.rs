@@ -50,7 +50,7 @@ pub(super) async fn send_get(
             task,
             &EngineError::Refused {
                 code: SPECIAL_FILE,
-                path: task.local.display().to_string(),
+                path: crate::format::local_path(&task.local),
                 message: "a move into a stream would delete the source with nothing to show \
                           the bytes were kept; copy it instead"
                     .into(),
@@ -103,7 +103,7 @@ pub(super) async fn send_get(
         if let Some(salt) = job.machine.get() {
             let session = control_session(job, control).await?;
             if same_file::same_file(session, salt, &task.local, &task.remote).await? {
-                let dest = task.local.display().to_string();
+                let dest = crate::format::local_path(&task.local);
                 job.failed(
                     task,
                     &same_file::refusal(&task.remote, &task.remote, &dest, false),
@@ -111,7 +111,7 @@ pub(super) async fn send_get(
                 return Ok(None);
             }
         }
-        let shown = task.local.display().to_string();
+        let shown = crate::format::local_path(&task.local);
         let mut reason = None;
         loop {
             match job.resolve(&shown, reason.take()).await {
@@ -223,7 +223,7 @@ fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
     use std::os::unix::fs::FileTypeExt;
     let refuse = |what: &str| EngineError::Refused {
         code: SPECIAL_FILE,
-        path: dest.display().to_string(),
+        path: crate::format::local_path(dest),
         message: format!("{what}: only a regular file, a directory or a stream can be written"),
     };
     let Ok(lmeta) = std::fs::symlink_metadata(dest) else {
@@ -344,7 +344,7 @@ pub(super) async fn finish_get(
         Err(body) if task.resumed.is_some() => {
             // The user's own file, continued: back under its name before anything else.
             let error = if body.code == ErrorCode::OffsetMismatch {
-                let shown = task.local.display().to_string();
+                let shown = crate::format::local_path(&task.local);
                 EngineError::resume_mismatch(&shown, "the source is shorter than the destination")
             } else {
                 EngineError::remote(&task.remote, body)
@@ -538,7 +538,7 @@ pub(super) async fn finish_get(
     let digest = Digest::from(hasher.finalize());
     if digest != expected && task.resumed.is_some() {
         drop(file.take());
-        let shown = task.local.display().to_string();
+        let shown = crate::format::local_path(&task.local);
         let error =
             EngineError::resume_mismatch(&shown, "its bytes differ from the start of the source");
         return put_back(job, task, partial, error).await;
@@ -645,7 +645,7 @@ pub(super) async fn restore_aside(job: &Arc<Job>) {
         for (partial, aside) in left {
             if let Err(e) = aside.restore(&partial) {
                 tracing::warn!(
-                    partial = %partial.display(),
+                    partial = %crate::format::local_path(&partial),
                     "could not put a resumed destination back: {e}"
                 );
             }
@@ -694,7 +694,7 @@ async fn stopped_error(
                  there is room; remove it to give the space back)",
                 super::without_os_error(&error.to_string()),
                 crate::format::size(len),
-                partial.display()
+                crate::format::local_path(partial)
             ),
         ),
         _ => error,

@@ -708,7 +708,7 @@ async fn screen_same_files(
             let mut kept = Vec::with_capacity(items.len());
             for (local, remote) in items {
                 match same_file::check_upload(session, &salt, &local, &remote).await? {
-                    Some(refusal) => job.failed_path(&local.display().to_string(), &refusal),
+                    Some(refusal) => job.failed_path(&crate::format::local_path(&local), &refusal),
                     None => kept.push((local, remote)),
                 }
             }

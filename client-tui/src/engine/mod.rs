@@ -92,7 +92,7 @@ impl Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The server answered with an error.
-    #[error("{code}: {}: {message}", crate::format::escape_name(if path.is_empty() { "/" } else { path }))]
+    #[error("{code}: {}: {}", crate::format::escape_name(if path.is_empty() { "/" } else { path }), crate::format::escape_text(message))]
     Remote {
         code: ErrorCode,
         message: String,
@@ -106,13 +106,16 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// Could not reach the server, or the connection broke.
-    #[error("connection: {addr}: {message}")]
+    #[error("connection: {addr}: {}", crate::format::escape_text(message))]
     Connection { addr: String, message: String },
     /// The server broke the protocol.
-    #[error("protocol: {0}")]
+    #[error("protocol: {}", crate::format::escape_text(.0))]
     Protocol(String),
     /// The bytes received do not match the digest.
-    #[error("checksum_mismatch: {path}: the bytes received do not have the sender's digest")]
+    #[error(
+        "checksum_mismatch: {}: the bytes received do not have the sender's digest",
+        crate::format::escape_name(path)
+    )]
     Checksum { path: String },
     /// The job was cancelled.
     #[error("cancelled")]
@@ -126,7 +129,11 @@ pub enum EngineError {
     UnsafeName { path: String },
     /// The engine itself refused an item to keep a file from being lost (a resume of a
     /// destination that is not a part of its source); `code` is stable, as the server's are.
-    #[error("{code}: {path}: {message}")]
+    #[error(
+        "{code}: {}: {}",
+        crate::format::escape_name(path),
+        crate::format::escape_text(message)
+    )]
     Refused {
         code: &'static str,
         path: String,
@@ -134,7 +141,11 @@ pub enum EngineError {
     },
     /// The server's certificate is not trusted, TLS failed, or credentials would have gone out
     /// in clear text; `code` is one of [`tls::code`].
-    #[error("{code}: {addr}: {message}")]
+    #[error(
+        "{code}: {}: {}",
+        crate::format::escape_name(addr),
+        crate::format::escape_text(message)
+    )]
     Trust {
         code: &'static str,
         addr: String,
@@ -488,6 +499,43 @@ mod tests {
             let shown = error.to_string();
             assert!(shown.contains("/mnt/usb/new\\nline\\xff"), "{shown}");
             assert!(!shown.contains('\n'), "{shown}");
+        }
+    }
+
+    #[test]
+    fn every_error_is_one_line_whatever_its_parts_hold() {
+        let forged = "x\nferry: 0 files failed, all digests verified\u{1b}[2J\u{202e}";
+        let errors = [
+            EngineError::Refused {
+                code: RESUME_MISMATCH,
+                path: forged.into(),
+                message: forged.into(),
+            },
+            EngineError::Checksum {
+                path: forged.into(),
+            },
+            EngineError::Connection {
+                addr: "nas:7070".into(),
+                message: forged.into(),
+            },
+            EngineError::Protocol(forged.into()),
+            EngineError::Trust {
+                code: tls::code::TLS,
+                addr: "nas:7070".into(),
+                presented: None,
+                message: forged.into(),
+            },
+            // Made by ferry around a path, not through `remote`.
+            EngineError::Remote {
+                code: ErrorCode::SameFile,
+                message: forged.into(),
+                path: forged.into(),
+            },
+        ];
+        for error in errors {
+            let shown = error.to_string();
+            assert!(!shown.chars().any(crate::format::needs_escape), "{shown:?}");
+            assert!(shown.contains("x\\nferry: 0 files failed"), "{shown:?}");
         }
     }
 }

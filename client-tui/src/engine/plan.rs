@@ -16,8 +16,14 @@ use super::local;
 use super::session::Session;
 use super::{EngineError, LeftOutReason, TransferEvent};
 
-/// Directories that a move empties, deepest first, to remove once their files are gone.
-pub(super) type Cleanup = Vec<String>;
+/// Directories that a move empties, deepest first, to remove once their files are gone: local
+/// ones as paths (a name that is not UTF-8 must reach its own directory again), remote ones as
+/// wire names.
+#[derive(Debug, Default)]
+pub(super) struct Cleanup {
+    local: Vec<PathBuf>,
+    remote: Vec<String>,
+}
 
 /// Plans an upload while it already runs: the local walk reads one directory at a time on
 /// the blocking pool, and each directory's files go to the workers (already connected) as soon
@@ -27,7 +33,7 @@ pub(super) async fn plan_upload(
     session: &mut Session,
     items: Vec<(PathBuf, String)>,
 ) -> Result<Cleanup, EngineError> {
-    let mut cleanup = Vec::new();
+    let mut cleanup = Cleanup::default();
     for (local_root, remote_root) in items {
         let (steps_tx, mut steps) = tokio::sync::mpsc::channel::<local::LocalTree>(WALK_AHEAD);
         let walker = {
@@ -63,7 +69,7 @@ pub(super) async fn plan_upload(
                 }
             }
             for (path, reason, message) in step.left_out {
-                left_out(job, path.display().to_string(), reason, message);
+                left_out(job, crate::format::local_path(&path), reason, message);
             }
             // This directory exists on the server by now: its files can go.
             job.feed(
@@ -98,19 +104,23 @@ pub(super) async fn plan_upload(
         match walker.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => job.failed_path(
-                &local_root.display().to_string(),
+                &crate::format::local_path(&local_root),
                 &EngineError::local(&local_root, e),
             ),
             Err(e) => return Err(EngineError::Protocol(format!("a local task failed: {e}"))),
         }
         if root_is_dir && !refused {
             // Children before parents, for removing a moved tree.
-            cleanup.extend(
-                dirs.iter()
-                    .rev()
-                    .map(|d| local_root.join(d).display().to_string()),
-            );
-            cleanup.push(local_root.display().to_string());
+            // `rel` is a wire name: the directory on disk is its decoded bytes.
+            cleanup.local.extend(dirs.iter().rev().filter_map(|d| {
+                let parts = safe_components(d)?;
+                Some(
+                    parts
+                        .iter()
+                        .fold(local_root.clone(), |at, part| at.join(part)),
+                )
+            }));
+            cleanup.local.push(local_root.clone());
         }
     }
     Ok(cleanup)
@@ -228,7 +238,7 @@ pub(super) async fn plan_download(
     // Directories this plan made, hence empty: a file going into one needs no look at the
     // disk before its `get`.
     let mut made = HashSet::new();
-    let mut cleanup = Vec::new();
+    let mut cleanup = Cleanup::default();
     for (remote_root, local_root) in items {
         let entry = match session.stat(&remote_root).await {
             Ok(entry) => entry,
@@ -289,7 +299,7 @@ pub(super) async fn plan_download(
                             Ok(false) => root_made = Some(true),
                             Err(e) => {
                                 job.failed_path(
-                                    &local_root.display().to_string(),
+                                    &crate::format::local_path(&local_root),
                                     &EngineError::local(&local_root, e),
                                 );
                                 root_made = Some(false);
@@ -378,7 +388,7 @@ pub(super) async fn plan_download(
                     lock(&job.counters).skipped += unnamed - 1;
                 }
                 // Children before parents, for removing a moved tree.
-                cleanup.extend(remote_dirs.into_iter().rev());
+                cleanup.remote.extend(remote_dirs.into_iter().rev());
             }
             Kind::Symlink => left_out(
                 job,
@@ -459,7 +469,10 @@ async fn make_dirs(
     })
     .await?;
     for (dir, e) in failures {
-        job.failed_path(&dir.display().to_string(), &EngineError::local(&dir, e));
+        job.failed_path(
+            &crate::format::local_path(&dir),
+            &EngineError::local(&dir, e),
+        );
     }
     Ok(made)
 }
@@ -505,7 +518,7 @@ pub(super) async fn finish_move(
     match direction {
         Direction::Upload => {
             blocking(move || {
-                for dir in cleanup {
+                for dir in cleanup.local {
                     let _ = std::fs::remove_dir(dir);
                 }
             })
@@ -521,7 +534,7 @@ pub(super) async fn finish_move(
             }
             // Never recursive: a directory still holding a kept file (or anything the job did
             // not copy) refuses, and stays.
-            session.remove_many(&cleanup, false).await?;
+            session.remove_many(&cleanup.remote, false).await?;
         }
     }
     Ok(())

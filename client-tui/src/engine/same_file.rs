@@ -115,7 +115,7 @@ pub(super) async fn check_download(
     };
     let (salt, dest) = (salt.to_owned(), local.to_owned());
     let chain = blocking(move || local_chain(&salt, &dest)).await?;
-    let shown_local = local.display().to_string();
+    let shown_local = crate::format::local_path(local);
     Ok(chain
         .iter()
         .find(|(_, token)| *token == theirs)
@@ -133,7 +133,7 @@ pub(super) async fn check_upload(
     let Some(ours) = blocking(move || local_token(&owned_salt, &source)).await? else {
         return Ok(None);
     };
-    let shown_local = local.display().to_string();
+    let shown_local = crate::format::local_path(local);
     let mut at = Some(remote.to_owned());
     while let Some(target) = at.take() {
         if let Some(theirs) = remote_token(session, &target).await?

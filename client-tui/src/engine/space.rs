@@ -47,7 +47,7 @@ pub(super) fn check(locals: &[PathBuf], needs: &[u64], resume: bool) -> Vec<Resu
                 return Err(format!(
                     "not enough space: this needs {} and {} has {} free; nothing was written",
                     crate::format::size(need),
-                    dir.display(),
+                    crate::format::local_path(&dir),
                     crate::format::size(free)
                 ));
             }

@@ -276,7 +276,10 @@ pub(crate) async fn connect(
             failed(
                 code::TLS,
                 None,
-                format!("cannot read {}: {e}", hosts.path().display()),
+                format!(
+                    "cannot read {}: {e}",
+                    crate::format::local_path(hosts.path())
+                ),
             )
         })?,
         _ => None,
@@ -341,7 +344,8 @@ pub(crate) async fn connect(
                 recorded,
             }),
         ) => {
-            let file = known_hosts.map_or_else(String::new, |h| h.path().display().to_string());
+            let file =
+                known_hosts.map_or_else(String::new, |h| crate::format::local_path(h.path()));
             return Err(failed(
                 code::CERTIFICATE_CHANGED,
                 Some(presented),
@@ -370,7 +374,7 @@ pub(crate) async fn connect(
                 Some(stream.1.fingerprint),
                 format!(
                     "cannot record the certificate in {}: {e}",
-                    hosts.path().display()
+                    crate::format::local_path(hosts.path())
                 ),
             )
         })?;

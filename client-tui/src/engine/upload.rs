@@ -55,7 +55,7 @@ pub(super) async fn send_put(
         if let Some(salt) = job.machine.get() {
             let session = control_session(job, control).await?;
             if same_file::same_file(session, salt, &task.local, &task.remote).await? {
-                let source = task.local.display().to_string();
+                let source = crate::format::local_path(&task.local);
                 job.failed(
                     task,
                     &same_file::refusal(&source, &source, &task.remote, false),

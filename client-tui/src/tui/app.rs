@@ -675,7 +675,12 @@ impl App {
                 }
             }
             Action::Goto => {
-                let current = self.pane(side).dir.display();
+                // Shown by the one rule, and read back by it: a local directory whose name is
+                // not UTF-8 is reached again, not a lossy look-alike.
+                let current = match &self.pane(side).dir {
+                    Location::Local(dir) => format::local_path(dir),
+                    remote => remote.display(),
+                };
                 self.dialog = Some(Dialog::Input {
                     title: "Go to path".into(),
                     input: LineInput::new(&current),
@@ -1378,12 +1383,11 @@ impl App {
                     Location::Local(current) => {
                         let typed = match text.strip_prefix('~') {
                             Some(rest) => match std::env::var_os("HOME") {
-                                Some(home) => {
-                                    PathBuf::from(home).join(rest.trim_start_matches('/'))
-                                }
-                                None => PathBuf::from(&text),
+                                Some(home) => PathBuf::from(home)
+                                    .join(typed_local(rest.trim_start_matches('/'))),
+                                None => typed_local(&text),
                             },
-                            None => PathBuf::from(&text),
+                            None => typed_local(&text),
                         };
                         Location::Local(current.join(typed))
                     }
@@ -1601,8 +1605,8 @@ impl App {
                         if let Some(gone) = &pending.vanished {
                             let moved = format!(
                                 "{} no longer exists: showing {}",
-                                format::escape_name(&gone.display()),
-                                format::escape_name(&dir.display())
+                                gone.shown(),
+                                dir.shown()
                             );
                             self.error(match pending.note {
                                 Some(note) => format!("{moved} ({note})"),
@@ -1645,7 +1649,7 @@ impl App {
                         let lost =
                             side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
                         if !lost {
-                            self.error(format!("Cannot list {}: {error}", dir.display()));
+                            self.error(format!("Cannot list {}: {error}", dir.shown()));
                         }
                     }
                 }
@@ -2061,6 +2065,17 @@ mod overlap_tests {
         assert!(!overlaps("/home/u/big", "/home/u/bigger"));
         assert!(!overlaps("photos/2024", "photos/2025"));
         assert!(!overlaps("photos", "photosets"));
+    }
+}
+
+/// A local path as typed in the go-to prompt, the way ferry shows names (the wire escape, so
+/// the prompt's own text leads back to its directory); text that is no valid escape is taken
+/// as it is.
+fn typed_local(text: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    match ferry_protocol::path::decode(text) {
+        Ok(bytes) => PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)),
+        Err(_) => PathBuf::from(text),
     }
 }
 

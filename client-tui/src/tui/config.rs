@@ -122,7 +122,7 @@ pub fn load(path: Option<&Path>) -> (Settings, Option<String>) {
         Err(e) => {
             return (
                 Settings::default(),
-                Some(format!("{}: {e}", path.display())),
+                Some(format!("{}: {e}", crate::format::local_path(&path))),
             );
         }
     };
@@ -131,7 +131,10 @@ pub fn load(path: Option<&Path>) -> (Settings, Option<String>) {
         Ok(settings) => (settings, None),
         Err(message) => (
             Settings::default(),
-            Some(format!("{}: {message} (using defaults)", path.display())),
+            Some(format!(
+                "{}: {message} (using defaults)",
+                crate::format::local_path(&path)
+            )),
         ),
     }
 }
@@ -166,7 +169,7 @@ fn read_beside(base: &Path, name: &str, what: &str) -> Result<String, String> {
     std::fs::read_to_string(&path).map_err(|e| {
         format!(
             "{what} `{name}` is neither built in nor a readable file ({}: {e})",
-            path.display()
+            crate::format::local_path(&path)
         )
     })
 }
@@ -234,7 +237,7 @@ pub fn save_recent(list: &[Recent]) {
             crate::atomic::write(&path, text.as_bytes(), None).map_err(|e| e.to_string())
         });
     if let Err(e) = result {
-        tracing::warn!("saving {}: {e}", path.display());
+        tracing::warn!("saving {}: {e}", crate::format::local_path(&path));
     }
 }
 

@@ -240,7 +240,7 @@ fn execute(
                 {
                     tracing::warn!(
                         "cannot record {addr} in {}: {error}",
-                        hosts.path().display()
+                        crate::format::local_path(hosts.path())
                     );
                 }
             });
@@ -263,7 +263,7 @@ fn execute(
                 if let Err(e) = config::pin_bookmark(&path, &name, &fingerprint) {
                     tracing::warn!(
                         "keeping the fingerprint of bookmark {name:?} in {}: {e}",
-                        path.display()
+                        crate::format::local_path(&path)
                     );
                 }
             });

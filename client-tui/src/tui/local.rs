@@ -80,7 +80,10 @@ pub fn mkdir(path: &Path) -> Result<(), String> {
 pub fn rename(from: &Path, to: &Path) -> Result<(), String> {
     crate::atomic::rename_no_replace(from, to).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            format!("already_exists: {}: already exists", to.display())
+            format!(
+                "already_exists: {}: already exists",
+                crate::format::local_path(to)
+            )
         } else {
             describe(from, e)
         }

@@ -100,7 +100,7 @@ async fn run_async(
                     .context("no home directory to serve; pass --serve DIR")?,
             };
             let root = std::fs::canonicalize(&root)
-                .with_context(|| format!("serving {}", root.display()))?;
+                .with_context(|| format!("serving {}", crate::format::local_path(&root)))?;
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .context("starting the bundled server")?;
@@ -113,12 +113,15 @@ async fn run_async(
                     let _ = shutdown_rx.await;
                 };
                 if let Err(error) = ferry_server::run(listener, config, shutdown).await {
-                    tracing::error!("bundled server: {error}");
+                    tracing::error!(
+                        "bundled server: {}",
+                        crate::format::escape_text(&error.to_string())
+                    );
                 }
             });
             tracing::info!(
                 "bundled server on 127.0.0.1:{port} serving {}",
-                root.display()
+                crate::format::local_path(&root)
             );
             let endpoint = Endpoint {
                 host: "127.0.0.1".into(),
@@ -137,7 +140,7 @@ async fn run_async(
     tracing::info!(
         "ferry {} opening {label} with {} on the left",
         env!("CARGO_PKG_VERSION"),
-        local_dir.display()
+        crate::format::local_path(&local_dir)
     );
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.config_path = options.config.clone().or_else(config::default_config_path);

@@ -68,6 +68,15 @@ impl Location {
         }
     }
 
+    /// The path as the one escaping rule shows it in titles, rows and messages: a local
+    /// directory's bytes exactly (not with replacement characters), no control character raw.
+    pub fn shown(&self) -> String {
+        match self {
+            Location::Local(dir) => crate::format::local_path(dir),
+            remote => crate::format::escape_name(&remote.display()).into_owned(),
+        }
+    }
+
     /// A key for matching transfer events against pane entries.
     pub fn key(&self) -> String {
         match self {

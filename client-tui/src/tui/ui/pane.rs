@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use super::super::app::{App, ConnState, Focus};
-use super::super::pane::{Location, Pane, Side};
+use super::super::pane::{Pane, Side};
 use super::{truncate, truncate_left};
 use crate::format;
 
@@ -32,10 +32,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
         Side::Remote => app.conn.label.clone(),
     };
     // A local directory's bytes shown by the one rule, not with replacement characters.
-    let path = match &pane.dir {
-        Location::Local(dir) => format::local_path(dir),
-        remote => format::escape_name(&remote.display()).into_owned(),
-    };
+    let path = pane.dir.shown();
     let busy = if pane.pending.is_some() { " ⟳" } else { "" };
     let room = usize::from(area.width.saturating_sub(8))
         .saturating_sub(label.chars().count() + busy.len());

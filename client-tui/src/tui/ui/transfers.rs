@@ -171,7 +171,7 @@ fn job_row<'a>(
             "{pointer}#{} {mark} {verb}{}{current} → {}",
             job.number,
             job.info.label,
-            format::escape_name(&job.info.dest_dir.display())
+            job.info.dest_dir.shown()
         ),
     };
     let ratio = job.ratio();
