@@ -44,6 +44,12 @@ const THREADS: f64 = 1.1;
 /// CPU per work unit, documented ceilings: a directory entry walked, 1/128 of a MiB hashed.
 const CPU_PER_ENTRY: f64 = 10e-6;
 const CPU_PER_HASH_UNIT: f64 = 20e-6;
+/// Failed `hello`s before a connection is closed.
+const FAILED_HELLOS: usize = 3;
+/// Memory of one argon2id verification: 19,456 KiB of blocks.
+const ARGON2_MEMORY: f64 = 19_456.0 * KIB;
+/// CPU of one argon2id verification (19 MiB), documented ceiling.
+const CPU_PER_LOGIN: f64 = 0.2;
 /// The default work budget: burst and units per second.
 const WORK_BURST: f64 = 10_000_000.0;
 const WORK_RATE: f64 = 200_000.0;
@@ -68,6 +74,8 @@ const OFFSET: usize = 2 * 1024 * 1024;
 struct Tree {
     _base: tempfile::TempDir,
     root: PathBuf,
+    /// A users file with one account, `ann`, for the login pattern.
+    users: PathBuf,
 }
 
 fn build_tree() -> Tree {
@@ -98,7 +106,24 @@ fn build_tree() -> Tree {
     for i in 0..WIDE {
         std::fs::write(wide.join(format!("entry-{i:06}")), b"").unwrap();
     }
-    Tree { _base: base, root }
+    let users = base.path().join("users");
+    let mut hash = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(["hash-password", "--user", "ann", "--users"])
+        .arg(&users)
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"right-password\n").unwrap();
+    assert!(hash.wait().unwrap().success(), "hash-password failed");
+    Tree {
+        _base: base,
+        root,
+        users,
+    }
 }
 
 /// The binary, serving `root` with room for the test's connections from one address.
@@ -109,8 +134,19 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(root: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+    /// With `users`, logins take a password, and failed ones are not rate-limited beyond one
+    /// argon2 hash at a time: the pattern measures what an attempt costs, not the rates.
+    fn start(root: &Path, users: Option<&Path>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-server"));
+        if let Some(users) = users {
+            command.arg("--users").arg(users).args([
+                "--address-login-interval",
+                "1ms",
+                "--server-login-interval",
+                "1ms",
+            ]);
+        }
+        let mut child = command
             .arg("--root")
             .arg(root)
             .args(["--listen", "127.0.0.1:0", "--max-per-address", "256"])
@@ -221,11 +257,36 @@ enum Pattern {
     CpuWalk,
     /// A `get` at an offset of 64 MiB: the whole prefix hashed (8,192 units), reply read.
     CpuHash,
+    /// Three `hello`s with a wrong password (each one argon2 hash), then the close.
+    Login,
 }
 
 /// Drives `pattern` on one connection; returns what keeps it open (the socket and any writer
 /// still pushing).
 async fn drive(addr: String, pattern: Pattern, index: usize) -> Option<Held> {
+    if pattern == Pattern::Login {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        let mut reader = tokio::io::BufReader::new(&mut stream);
+        for _ in 0..FAILED_HELLOS {
+            reader
+                .get_mut()
+                .write_all(
+                    b"{\"op\":\"hello\",\"version\":1,\"user\":\"ann\",\"password\":\"wrong\"}\n",
+                )
+                .await
+                .unwrap();
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            assert!(line.contains("unauthorized"), "wrong password: {line}");
+        }
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut rest));
+        assert!(
+            closed.await.is_ok(),
+            "closed after {FAILED_HELLOS} failed hellos"
+        );
+        return None;
+    }
     let mut stream = connect(&addr).await;
     match pattern {
         Pattern::Idle => Some(Held::Socket(stream)),
@@ -257,6 +318,7 @@ async fn drive(addr: String, pattern: Pattern, index: usize) -> Option<Held> {
                 .unwrap();
             Some(Held::Socket(stream))
         }
+        Pattern::Login => None,
         Pattern::CpuWalk | Pattern::CpuHash => {
             let request = if pattern == Pattern::CpuWalk {
                 "{\"op\":\"walk\",\"path\":\"wide\"}\n".to_owned()
@@ -325,10 +387,16 @@ struct Run {
 }
 
 async fn run(tree: &Tree, pattern: Pattern, n: usize) -> (Run, Run) {
-    let server = ServerProcess::start(&tree.root);
+    let login = pattern == Pattern::Login;
+    let server = ServerProcess::start(&tree.root, login.then_some(tree.users.as_path()));
     // Warm the runtime and the allocator with one connection of the same kind first, so the
     // baseline holds what any number of connections share.
-    let warm = drive(server.addr.clone(), Pattern::Idle, usize::MAX).await;
+    let warm = if login {
+        // One failed login first, so the baseline holds the hasher's pages.
+        drive(server.addr.clone(), Pattern::Login, usize::MAX).await
+    } else {
+        drive(server.addr.clone(), Pattern::Idle, usize::MAX).await
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = Run {
         rss: server.rss(),
@@ -381,17 +449,26 @@ fn show(bytes: f64) -> String {
 async fn per_connection_memory_descriptors_and_cpu_stay_under_the_documented_bounds() {
     let tree = build_tree();
     // Walks hold 387 descriptors each from a budget of 18,336 (a 20,000 limit): 40 fit.
-    let plans: [(Pattern, &[usize]); 6] = [
+    let plans: [(Pattern, &[usize]); 7] = [
         (Pattern::Idle, &[1, 10, 100]),
         (Pattern::Get, &[1, 10, 100]),
         (Pattern::Put, &[1, 10, 100]),
         (Pattern::Walk, &[1, 10, 40]),
         (Pattern::CpuWalk, &[1, 10, 100]),
         (Pattern::CpuHash, &[1, 10, 100]),
+        (Pattern::Login, &[1, 20, 60]),
     ];
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    // `FERRY_BOUNDS_ONLY=Walk` (a pattern's name) measures that one alone.
+    let only = std::env::var("FERRY_BOUNDS_ONLY").ok();
     for (pattern, counts) in plans {
+        if only
+            .as_ref()
+            .is_some_and(|only| *only != format!("{pattern:?}"))
+        {
+            continue;
+        }
         let mut memory = Vec::new();
         let mut peak = Vec::new();
         let mut fds = Vec::new();
@@ -432,7 +509,7 @@ async fn per_connection_memory_descriptors_and_cpu_stay_under_the_documented_bou
             Pattern::Get => mem >= 2.0 * MIB && fd >= 1.9,
             Pattern::Put => mem >= 1.5 * MIB && fd >= 2.9,
             Pattern::Walk => fd >= FDS_WALK - 0.5,
-            Pattern::CpuWalk | Pattern::CpuHash => cpu > 0.0,
+            Pattern::CpuWalk | Pattern::CpuHash | Pattern::Login => cpu > 0.0,
         };
         if !held {
             failures.push(format!(
@@ -500,6 +577,23 @@ async fn per_connection_memory_descriptors_and_cpu_stay_under_the_documented_bou
                     WORK_RATE * per_unit
                 );
             }
+            Pattern::Login => {
+                let per_attempt = cpu / FAILED_HELLOS as f64;
+                check(
+                    "CPU per failed login",
+                    per_attempt,
+                    CPU_PER_LOGIN,
+                    format!("{:.0} ms", per_attempt * 1e3),
+                );
+                // Hashes run one at a time for failing addresses: the peak does not grow
+                // with the number of connections.
+                check(
+                    "memory peak",
+                    hwm,
+                    FIXED,
+                    format!("{} (peak {})", show(mem), show(hwm)),
+                );
+            }
             Pattern::CpuHash => {
                 let units = (BIG / (1024 * 1024) * 128) as f64;
                 let per_unit = cpu / units;
@@ -530,5 +624,52 @@ async fn per_connection_memory_descriptors_and_cpu_stay_under_the_documented_bou
     assert!(
         failures.is_empty(),
         "over the documented bounds: {failures:#?}"
+    );
+}
+
+/// Failed logins cost argon2's 19 MiB per verification, and the server lets only a few run at
+/// once (the number of cores, 2 to 8): its resident memory after many failed logins must stay
+/// within that many hashes' memory, whichever threads ran them. It once grew by about 19 MiB
+/// for every allocator arena a hash had run on (400 MiB on 2 cores, more on bigger machines)
+/// and kept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_hold_at_most_the_hashes_allowed_at_once() {
+    let base = tempfile::tempdir_in("/dev/shm").unwrap();
+    let root = base.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let users = base.path().join("users");
+    let mut hash = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(["hash-password", "--user", "ann", "--users"])
+        .arg(&users)
+        .arg("--root")
+        .arg(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"right-password\n").unwrap();
+    assert!(hash.wait().unwrap().success(), "hash-password failed");
+    let server = ServerProcess::start(&root, Some(&users));
+    let before = server.rss();
+    let tasks: Vec<_> = (0..60)
+        .map(|i| tokio::spawn(drive(server.addr.clone(), Pattern::Login, i)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let grown = server.hwm() - before;
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+    let bound = at_once as f64 * ARGON2_MEMORY + 32.0 * MIB;
+    println!(
+        "180 failed logins: resident peak +{} (bound {} for {at_once} at once)",
+        show(grown),
+        show(bound)
+    );
+    assert!(
+        grown <= bound,
+        "failed logins grew the server by {} (bound {})",
+        show(grown),
+        show(bound)
     );
 }
