@@ -4,8 +4,9 @@
 //! give the cost per connection as the slope between N and the baseline. Each figure is
 //! checked against the bound SECURITY.md documents ("Per connection"), and the table printed.
 //!
-//! Ignored by default (about a minute, and hundreds of MiB of tmpfs); run it with
-//! `cargo test -p ferry-server --release --test bounds -- --ignored --nocapture`.
+//! The measurement is ignored by default (about a minute, and hundreds of MiB of tmpfs); run
+//! it with `cargo test -p ferry-server --release --test bounds -- --ignored --nocapture`
+//! (`FERRY_BOUNDS_ONLY=Walk` for one pattern). The failed-login check at the end runs always.
 // A failed setup step should stop the test with its error, which is what `unwrap` does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
