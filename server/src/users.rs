@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash, PasswordHasher};
 use tokio::sync::Semaphore;
 
 use crate::root::Root;
@@ -343,6 +343,11 @@ pub(crate) struct Accounts {
     /// hash one at a time, so however many guess at once, they hold at most one of `hashing`'s
     /// permits and the other logins never queue behind more than one of their hashes.
     suspects: Arc<Semaphore>,
+    /// argon2's blocks for the verifications `hashing` lets run at once, kept and reused:
+    /// freed after each hash, they stayed resident in whichever allocator arena the blocking
+    /// thread had used, so failed logins grew the server by one hash's memory per arena
+    /// (400 MiB on 2 cores) and it kept it.
+    memory: Arc<Mutex<Vec<Vec<argon2::Block>>>>,
 }
 
 /// One account, its root open.
@@ -398,6 +403,7 @@ impl Accounts {
             dummy_hash,
             hashing: Arc::new(Semaphore::new(parallel.clamp(2, 8))),
             suspects: Arc::new(Semaphore::new(1)),
+            memory: Arc::default(),
         })
     }
 
@@ -423,19 +429,55 @@ impl Accounts {
             None
         };
         let permit = Arc::clone(&self.hashing).acquire_owned().await.ok()?;
+        let memory = Arc::clone(&self.memory);
         // Both permits go with the hash: a connection closed meanwhile does not stop it.
         let verified = tokio::task::spawn_blocking(move || {
             let _permits = (permit, suspect);
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            // One set of blocks per permit at most, since each is taken under one.
+            let mut blocks = memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_default();
+            let verified = PasswordHash::new(&hash)
+                .is_ok_and(|parsed| verify_in(&parsed, password.as_bytes(), &mut blocks));
+            memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(blocks);
+            verified
         })
         .await
         .unwrap_or(false);
         if verified { account } else { None }
     }
+}
+
+/// Whether `password` matches the argon2id hash `parsed`, hashed in `blocks` (grown to the
+/// hash's memory cost the first time): what `verify_password` does, without allocating.
+fn verify_in(parsed: &PasswordHash, password: &[u8], blocks: &mut Vec<argon2::Block>) -> bool {
+    let (Ok(params), Some(salt), Some(expected)) = (
+        argon2::Params::try_from(parsed),
+        parsed.salt.as_ref(),
+        parsed.hash.as_ref(),
+    ) else {
+        return false;
+    };
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(argon2::Version::default()), argon2::Version::try_from)
+    else {
+        return false;
+    };
+    if blocks.len() < params.block_count() {
+        blocks.resize(params.block_count(), argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(argon2::Algorithm::Argon2id, version, params);
+    argon
+        .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..])
+        .is_ok()
+        && argon2::password_hash::phc::Output::new(&out).is_ok_and(|out| out == *expected)
 }
 
 #[cfg(test)]
