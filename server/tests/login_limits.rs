@@ -181,11 +181,11 @@ async fn requests_before_hello_close_the_connection_after_a_few() {
 }
 
 /// A users file with `cheap` (8 MiB, 1 pass: first, so the dummy hash for unknown names gets
-/// its costs) and `dear` (64 MiB, 3 passes), both with password `pw`.
+/// its costs) and `dear` (64 MiB, 8 passes), both with password `pw`.
 fn accounts_of_different_costs(dir: &std::path::Path) -> Arc<ferry_server::users::Users> {
     let file = dir.join("users");
     let mut text = String::new();
-    for (name, memory, passes) in [("cheap", 8 * 1024, 1), ("dear", 64 * 1024, 3)] {
+    for (name, memory, passes) in [("cheap", 8 * 1024, 1), ("dear", 64 * 1024, 8)] {
         let params = argon2::Params::new(memory, passes, 1, None).unwrap();
         let hash = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
             .hash_password(b"pw")
