@@ -435,6 +435,53 @@ async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_checks_stop_hashing_when_their_client_hangs_up() {
+    // The siblings of a resumed get: a remove that must check a digest (a move's source) and a
+    // partial's length and digest both hash a whole file.
+    const SIZE: u64 = 2 * 1024 * 1024 * 1024;
+    let base = tempfile::tempdir_in("/dev/shm").unwrap();
+    let root = base.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::File::create(root.join("big.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    // An open server's partial of big2.bin: the shared owner's name.
+    std::fs::File::create(root.join(".ferry-part.big2.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    let server = Binary::start(&root, None, &[]);
+    let wrong = format!("blake3:{}", "0".repeat(64));
+    let remove = json!({"op": "remove", "path": "big.bin", "if_digest": wrong});
+    let partial = json!({"op": "partial", "path": "big2.bin"});
+
+    let mut probe = Client::connect(server.addr).await;
+    probe.hello().await;
+    let before = server.cpu();
+    let reply = probe.request(remove.clone()).await;
+    assert_eq!(code(&reply), "file_changed", "{reply}");
+    let one = server.cpu() - before;
+    let reply = probe.request(partial.clone()).await;
+    assert_eq!(reply["length"], SIZE, "{reply}");
+    drop(probe);
+    assert!(root.join("big.bin").exists(), "a changed source is kept");
+
+    cpu_after(
+        &server,
+        one * 2,
+        pipeline_and_hang_up(server.addr, &vec![remove; 10]),
+    )
+    .await;
+    cpu_after(
+        &server,
+        one * 2,
+        pipeline_and_hang_up(server.addr, &vec![partial; 10]),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_spends_its_work_budget_then_waits_and_others_do_not() {
     // About 10,000 units a summary: three fit in the burst, then two a second.
     let server = Server::start_on_shm(|config| {

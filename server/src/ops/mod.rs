@@ -174,7 +174,17 @@ pub(crate) async fn handle(
             return Ok(Flow::Continue);
         }
         Request::Partial { path } => {
-            blocking(&scope, move |scope| partial::partial(scope, &path)).await
+            // Hashes what the partial holds, up to the largest upload: expensive work.
+            conn.flush().await?;
+            conn.work_turn().await?;
+            let meter = Meter::default();
+            let spent = meter.clone();
+            let reply = watched(conn, &scope, move |scope, stop| {
+                partial::partial(scope, &path, stop, &spent)
+            })
+            .await?;
+            conn.charge(meter.take());
+            reply
         }
         Request::Partials { path } => {
             blocking(&scope, move |scope| partials::partials(scope, &path)).await
@@ -214,10 +224,26 @@ pub(crate) async fn handle(
                 mtime: if_mtime,
                 digest: if_digest,
             };
-            blocking(&scope, move |scope| {
-                remove::remove(scope, &path, recursive, &expect)
-            })
-            .await
+            if expect.digest.is_some() {
+                // Checking a digest hashes the whole file: like a `summary`, only for a peer
+                // that still takes its answers, within the connection's budget.
+                conn.flush().await?;
+                conn.work_turn().await?;
+                let meter = Meter::default();
+                let spent = meter.clone();
+                let reply = watched(conn, &scope, move |scope, stop| {
+                    remove::remove(scope, &path, recursive, &expect, stop, &spent)
+                })
+                .await?;
+                conn.charge(meter.take());
+                reply
+            } else {
+                blocking(&scope, move |scope| {
+                    let idle = CancellationToken::new();
+                    remove::remove(scope, &path, recursive, &expect, &idle, &Meter::default())
+                })
+                .await
+            }
         }
     };
     let line = reply.unwrap_or_else(|err| {

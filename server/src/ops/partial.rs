@@ -6,12 +6,21 @@ use std::io;
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use ferry_protocol::{Digest, ErrorCode, PartialReply};
 
+use tokio_util::sync::CancellationToken;
+
 use super::Scope;
-use super::{hash_prefix, ok_line};
+use super::{Meter, UNITS_PER_MIB, hash_prefix_until, ok_line};
 use crate::error::OpError;
 use crate::root::{RemotePath, partial_name};
 
-pub(super) fn partial(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
+/// Hashing the partial is expensive work like a resumed `get`'s: it stops when `stop` says the
+/// client has gone, and what it hashed is added to `meter`.
+pub(super) fn partial(
+    scope: &Scope,
+    wire: &str,
+    stop: &CancellationToken,
+    meter: &Meter,
+) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
     let none = PartialReply {
         length: 0,
@@ -39,8 +48,15 @@ pub(super) fn partial(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
         .map_err(|err| OpError::io(&err, wire))?
         .into_std();
     let mut hasher = blake3::Hasher::new();
-    let length =
-        hash_prefix(&mut file, u64::MAX, &mut hasher).map_err(|err| OpError::io(&err, wire))?;
+    let length = hash_prefix_until(&mut file, u64::MAX, &mut hasher, || stop.is_cancelled())
+        .map_err(|err| OpError::io(&err, wire))?;
+    meter.add(length.div_ceil(1024 * 1024) * UNITS_PER_MIB);
+    if stop.is_cancelled() {
+        return Err(OpError::new(
+            ErrorCode::Io,
+            format!("{wire}: the client has gone"),
+        ));
+    }
     if length == 0 {
         return ok_line(&none);
     }

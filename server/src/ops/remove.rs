@@ -24,7 +24,9 @@ use ferry_protocol::path::is_partial_bytes;
 use ferry_protocol::{Digest, Done, ErrorCode};
 
 use super::Scope;
-use super::{check_writable, hash_prefix, ok_line};
+use tokio_util::sync::CancellationToken;
+
+use super::{Meter, UNITS_PER_MIB, check_writable, hash_prefix_until, ok_line};
 use crate::descriptors;
 use crate::error::OpError;
 use crate::root::RemotePath;
@@ -56,6 +58,8 @@ pub(super) fn remove(
     wire: &str,
     recursive: bool,
     expect: &Expect,
+    stop: &CancellationToken,
+    meter: &Meter,
 ) -> Result<Vec<u8>, OpError> {
     check_writable(scope, wire)?;
     let path = RemotePath::parse(wire)?;
@@ -70,7 +74,7 @@ pub(super) fn remove(
         .symlink_metadata(name)
         .map_err(|err| OpError::io(&err, wire))?;
     let removed = if expect.is_set() {
-        still_as_copied(&dir, name, &meta, expect, wire)?;
+        still_as_copied(&dir, name, &meta, expect, wire, stop, meter)?;
         dir.remove_file(name)
     } else if !meta.is_dir() {
         dir.remove_file(name)
@@ -99,6 +103,8 @@ fn still_as_copied(
     seen: &Metadata,
     expect: &Expect,
     wire: &str,
+    stop: &CancellationToken,
+    meter: &Meter,
 ) -> Result<(), OpError> {
     let changed = |why: &str| {
         Err(OpError::new(
@@ -130,7 +136,19 @@ fn still_as_copied(
         }
         let mut hasher = blake3::Hasher::new();
         // One byte past the length: a file that grew while it was read is told by its length.
-        let read = hash_prefix(&mut file, seen.len().saturating_add(1), &mut hasher).map_err(io)?;
+        // Hashing is expensive work like a resumed `get`'s: it stops for a client that has
+        // gone, and is charged to the connection's budget.
+        let read = hash_prefix_until(&mut file, seen.len().saturating_add(1), &mut hasher, || {
+            stop.is_cancelled()
+        })
+        .map_err(io)?;
+        meter.add(read.div_ceil(1024 * 1024) * UNITS_PER_MIB);
+        if stop.is_cancelled() {
+            return Err(OpError::new(
+                ErrorCode::Io,
+                format!("{wire}: the client has gone"),
+            ));
+        }
         let after = file.metadata().map_err(io)?;
         if read != seen.len() || !same_version(&after, &before) {
             return changed("it was written to");
