@@ -436,8 +436,8 @@ async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_checks_stop_hashing_when_their_client_hangs_up() {
-    // The siblings of a resumed get: a remove that must check a digest (a move's source) and a
-    // partial's length and digest both hash a whole file.
+    // The siblings of a resumed get: a remove that must check a digest (a move's source), a
+    // partial's length and digest, and a resumed put all hash a whole file.
     const SIZE: u64 = 2 * 1024 * 1024 * 1024;
     let base = tempfile::tempdir_in("/dev/shm").unwrap();
     let root = base.path().join("root");
@@ -477,6 +477,14 @@ async fn digest_checks_stop_hashing_when_their_client_hangs_up() {
         &server,
         one * 2,
         pipeline_and_hang_up(server.addr, &vec![partial; 10]),
+    )
+    .await;
+    // A resume hashes the partial up to its offset first.
+    let resume = json!({"op": "put", "path": "big2.bin", "offset": SIZE, "size": 0});
+    cpu_after(
+        &server,
+        one * 2,
+        pipeline_and_hang_up(server.addr, &vec![resume; 10]),
     )
     .await;
 }
