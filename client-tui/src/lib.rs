@@ -7,11 +7,13 @@
 //!   operations, background transfer jobs with progress events, atomic local writes.
 //! - [`cli`]: `ferry ls|get|put|mkdir|rm|mv`, printing for scripts and people.
 //! - [`format`](mod@format): sizes, times, speeds and escaped names, for both faces.
+//! - [`names`]: local file names and their wire form (the protocol's name escape).
 //! - [`tui`]: the full-screen two-pane interface: state, event loop, rendering, keymap, config.
 
 mod atomic;
 pub mod cli;
 pub mod engine;
 pub mod format;
+pub mod names;
 pub mod tui;
 pub mod url;

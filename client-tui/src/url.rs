@@ -8,12 +8,9 @@
 //!
 //! A path is written the way ferry shows names: with the protocol's escapes (`new\nline`,
 //! `\xff`, `back\\slash`, `\u{202e}`), so a name can be copied from `ferry ls` and typed back.
-//! A percent escape is a raw byte (`%0A`, `%FF`). This module also converts names between
-//! their wire form and the bytes of a local file name, for every caller that needs it.
+//! A percent escape is a raw byte (`%0A`, `%FF`).
 
-use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::str::FromStr;
 
 use ferry_protocol::{DEFAULT_PORT, path};
@@ -91,21 +88,6 @@ impl RemoteUrl {
 
 fn err(message: impl Into<String>) -> UrlError {
     UrlError(message.into())
-}
-
-/// Decodes `%XX` escapes; the result must be UTF-8, since wire paths are.
-/// The wire form of a local file name: its bytes in the protocol's escape.
-pub fn wire_name(name: &OsStr) -> String {
-    path::encode(name.as_bytes()).into_owned()
-}
-
-/// The local file name a wire name stands for. A name that is not a valid escape (one a person
-/// typed, say `a\b`) is taken as it is written.
-pub fn os_name(wire: &str) -> OsString {
-    match path::decode(wire) {
-        Ok(raw) => OsString::from_vec(raw.into_owned()),
-        Err(_) => OsString::from(wire),
-    }
 }
 
 /// A path as a person typed it (after percent-decoding: raw bytes), in its canonical wire
@@ -412,13 +394,6 @@ mod tests {
             assert_eq!(u.path, wire, "{typed}");
             assert_eq!(url(&u.to_string()), u, "{typed} prints back");
         }
-        let raw: &[u8] = b"a\n\xff\\";
-        assert_eq!(wire_name(OsStr::from_bytes(raw)), "a\\n\\xff\\\\");
-        assert_eq!(
-            os_name(&wire_name(OsStr::from_bytes(raw))),
-            OsStr::from_bytes(raw)
-        );
-        assert_eq!(os_name("typed\\q"), OsStr::new("typed\\q"));
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub async fn get(
         single_file &= entry.kind == Kind::File;
         let dest = match (into_dir, base_name(&url.path)) {
             (true, "") => local.to_owned(),
-            (true, name) => local.join(crate::url::os_name(name)),
+            (true, name) => local.join(crate::names::os_name(name)),
             (false, _) => local.to_owned(),
         };
         items.push((url.path.clone(), dest));
@@ -270,7 +270,7 @@ fn local_name(source: &Path) -> Result<String, CliError> {
             .map(PathBuf::from)
             .ok_or_else(|| usage("bad_path", &shown, "the root directory has no name to copy"))?,
     };
-    let name = crate::url::wire_name(named.as_os_str());
+    let name = crate::names::wire_name(named.as_os_str());
     path::check_name(&name).map_err(|e| usage("bad_path", &shown, e.to_string()))?;
     Ok(name)
 }

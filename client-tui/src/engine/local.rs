@@ -208,7 +208,7 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
         let mut subdirs = Vec::new();
         for entry in entries {
             // Every name has a wire form; only one longer than the protocol allows has no path.
-            let name = crate::url::wire_name(&entry.file_name());
+            let name = crate::names::wire_name(&entry.file_name());
             if path::is_partial_name(&name) {
                 // Our own unfinished downloads.
                 continue;
@@ -327,11 +327,11 @@ pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
 
 /// A local path with a free name in the same directory.
 pub(crate) fn free_local_path(path: &Path) -> PathBuf {
-    let name = crate::url::wire_name(path.file_name().unwrap_or_default());
+    let name = crate::names::wire_name(path.file_name().unwrap_or_default());
     let free = free_name(&name, |candidate| {
-        fs::symlink_metadata(path.with_file_name(crate::url::os_name(candidate))).is_ok()
+        fs::symlink_metadata(path.with_file_name(crate::names::os_name(candidate))).is_ok()
     });
-    path.with_file_name(crate::url::os_name(&free))
+    path.with_file_name(crate::names::os_name(&free))
 }
 
 /// Hashes the first `len` bytes of a file; `None` when the file is shorter.

@@ -250,7 +250,7 @@ pub(super) async fn plan_download(
         };
         let named = local_root
             .file_name()
-            .map(crate::url::wire_name)
+            .map(crate::names::wire_name)
             .unwrap_or_default();
         if refuse_unsafe(job, &named, &remote_root) {
             continue;

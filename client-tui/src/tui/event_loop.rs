@@ -272,7 +272,7 @@ fn execute(
 }
 
 fn file_name(path: &std::path::Path) -> Option<String> {
-    path.file_name().map(crate::url::wire_name)
+    path.file_name().map(crate::names::wire_name)
 }
 
 fn blocking_op(

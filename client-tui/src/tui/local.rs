@@ -26,7 +26,7 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
     for item in read {
         let Ok(item) = item else { continue };
         // The wire form, as remote names come: one rule shows both panes, and no name is lost.
-        let name = crate::url::wire_name(&item.file_name());
+        let name = crate::names::wire_name(&item.file_name());
         let Ok(meta) = item.path().symlink_metadata() else {
             continue;
         };

@@ -40,7 +40,7 @@ impl Location {
     /// The path of a child entry.
     pub fn join(&self, name: &str) -> Location {
         match self {
-            Location::Local(dir) => Location::Local(dir.join(crate::url::os_name(name))),
+            Location::Local(dir) => Location::Local(dir.join(crate::names::os_name(name))),
             Location::Remote(dir) => Location::Remote(join_wire(dir, &typed_name(name))),
         }
     }
@@ -49,7 +49,7 @@ impl Location {
     pub fn parent(&self) -> Option<(Location, String)> {
         match self {
             Location::Local(dir) => {
-                let name = crate::url::wire_name(dir.file_name()?);
+                let name = crate::names::wire_name(dir.file_name()?);
                 Some((Location::Local(dir.parent()?.to_path_buf()), name))
             }
             Location::Remote(dir) if dir.is_empty() => None,
