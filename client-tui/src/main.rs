@@ -433,7 +433,8 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
 /// With `--accept-new`, settles trust once before the command's connections, so a certificate
 /// seen for the first time is recorded and announced exactly once.
 async fn settle_first_use(endpoint: &Endpoint) -> Result<(), CliError> {
-    use ferry::engine::tls::{TrustedBy, check_trust};
+    use ferry::engine::check_trust;
+    use ferry::engine::tls::TrustedBy;
     let known_hosts = KnownHosts::default_location();
     let trusted = check_trust(endpoint, known_hosts.as_ref()).await?;
     if trusted.by == TrustedBy::FirstUse {

@@ -15,19 +15,18 @@ use std::sync::{Arc, Mutex};
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer, Request};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::connection::{ConnReader, ConnWriter};
-use super::job::{Job, PendingKind, Task, blocking, lock};
+use super::job::{Aside, Job, PendingKind, STOPPED_EARLY, Task, blocking, lock};
 use super::local::{self, CHUNK};
 use super::same_file;
 use super::session::Session;
-use super::upload::control_session;
+use super::transport::{FrameReader, FrameWriter};
 use super::{ConflictPolicy, EngineError};
 
 /// Decides what to do with one download and sends its `get`; `None` when it was settled
 /// without a request.
 pub(super) async fn send_get(
     job: &Arc<Job>,
-    writer: &mut ConnWriter,
+    writer: &mut FrameWriter,
     task: &mut Task,
     control: &mut Option<Session>,
 ) -> Result<Option<PendingKind>, EngineError> {
@@ -101,7 +100,7 @@ pub(super) async fn send_get(
         writer.flush().await?;
         // Before the question, and before anything is moved aside or opened.
         if let Some(salt) = job.machine.get() {
-            let session = control_session(job, control).await?;
+            let session = job.control_session(control).await?;
             if same_file::same_file(session, salt, &task.local, &task.remote).await? {
                 let dest = crate::format::local_path(&task.local);
                 job.failed(
@@ -332,7 +331,7 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
 
 pub(super) async fn finish_get(
     job: &Arc<Job>,
-    reader: &mut ConnReader,
+    reader: &mut FrameReader,
     disk: &mut DiskStage,
     task: &mut Task,
     offset: u64,
@@ -488,7 +487,7 @@ pub(super) async fn finish_get(
         }
         task.settled = true;
         return Err(EngineError::Connection {
-            addr: super::connection::address(&job.endpoint),
+            addr: job.endpoint.address(),
             message: STOPPED_EARLY.into(),
         });
     }
@@ -596,67 +595,6 @@ pub(super) async fn finish_get(
     Ok(())
 }
 
-/// A destination chosen to be resumed, moved aside as its partial to be continued: what it
-/// was, so it can be put back exactly.
-#[derive(Debug, Clone)]
-pub(super) struct Aside {
-    pub(super) dest: PathBuf,
-    pub(super) len: u64,
-    pub(super) mtime: i64,
-    pub(super) mode: Option<u32>,
-}
-
-impl Aside {
-    /// Cuts `partial` back to the destination's own length, gives it back its mode and mtime
-    /// and renames it to its name, never over a file that took the name meanwhile.
-    fn restore(&self, partial: &std::path::Path) -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new().write(true).open(partial)?;
-        file.set_len(self.len)?;
-        if let Some(mode) = self.mode {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        let _ = file.set_modified(local::system_time(self.mtime));
-        drop(file);
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            partial,
-            rustix::fs::CWD,
-            &self.dest,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )?;
-        Ok(())
-    }
-}
-
-/// Once a job has ended (finished, failed or cancelled): every destination still moved aside
-/// to be resumed goes back under its name as it was, so a cancelled or broken resume never
-/// leaves the user's file hidden (and a later run can never take it for our own partial and
-/// discard it). Waits first for the job's disk writers to stop touching the partials.
-pub(super) async fn restore_aside(job: &Arc<Job>) {
-    let left: Vec<(PathBuf, Aside)> = lock(&job.aside).drain().collect();
-    if left.is_empty() {
-        return;
-    }
-    let deadline = std::time::Instant::now() + WRITERS_GONE;
-    while job.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let _ = tokio::task::spawn_blocking(move || {
-        for (partial, aside) in left {
-            if let Err(e) = aside.restore(&partial) {
-                tracing::warn!(
-                    partial = %crate::format::local_path(&partial),
-                    "could not put a resumed destination back: {e}"
-                );
-            }
-        }
-    })
-    .await;
-}
-
-/// How long a finished job waits for its disk writers before putting destinations back.
-const WRITERS_GONE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Counts a running disk writer of a job while it lives.
 struct WriterGuard(Arc<std::sync::atomic::AtomicUsize>);
 
@@ -745,7 +683,7 @@ async fn put_back(
 /// the next file arrives. Bytes that fail the check never touch the disk.
 async fn finish_small_get(
     job: &Arc<Job>,
-    reader: &mut ConnReader,
+    reader: &mut FrameReader,
     disk: &mut DiskStage,
     task: &mut Task,
     mut hasher: blake3::Hasher,
@@ -793,10 +731,6 @@ async fn finish_small_get(
 /// The rest of a download whose local write failed that is still read (and dropped) to keep
 /// the connection in step; past it, the connection is dropped instead.
 const STOP_EARLY_MIN: u64 = 4 * 1024 * 1024;
-
-/// Why a connection was dropped on purpose after a local write failed: not a sign of a broken
-/// server, so the worker opens a new one without counting it as a failure.
-pub(super) const STOPPED_EARLY: &str = "dropped to stop a download the disk could not take";
 
 /// Buffers of a large download queued for its writer thread.
 const STREAM_DEPTH: usize = 3;

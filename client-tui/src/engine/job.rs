@@ -1,229 +1,31 @@
-//! [`Engine`] and the job runner.
-//!
-//! A job first plans: it walks its sources (locally, or remotely with `walk`), creates the
-//! destination directories and learns which destinations already exist. Then a few workers,
-//! each on its own connection, take files from one shared queue. A worker's writer half
-//! prepares a file (conflict policy, resume check) and sends its request, payload included,
-//! without waiting; its reader half takes the replies in order and finishes each file (verify,
-//! rename into place, report). So a tree of tiny files costs one round trip per window of
-//! requests, not one per file. A file whose resume turns out wrong is queued again from
-//! scratch; a broken connection puts its files in flight back in the queue for a new one.
+//! The state one job's parts share: the queue of files and the plan still feeding it, the
+//! counters and progress, the events on their way to the owner, the conflict questions, and the
+//! destinations a resume moved aside. The scheduler, the plan and both directions use it; it
+//! uses none of them.
 
 use std::collections::{HashMap, VecDeque};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferry_protocol::{Digest, ErrorCode, Kind};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 
-use super::connection::{ConnReader, ConnWriter, Connection};
-use super::progress::{EMIT_INTERVAL, ProgressState};
-use super::session::Session;
+use super::local;
+use super::progress::ProgressState;
+use super::session::{Copied, Session};
 use super::{
-    ConflictAnswer, ConflictPolicy, Endpoint, EngineError, JobId, JobSpec, JobSummary,
+    ConflictAnswer, ConflictPolicy, Endpoint, EngineError, EngineOptions, JobId, JobSpec,
     TransferEvent,
 };
-use super::{download, plan, same_file, space, upload};
-
-/// How an engine spreads its work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EngineOptions {
-    /// Connections (and files in flight) per job.
-    pub workers: usize,
-    /// Requests one connection may have in flight before it waits for replies.
-    pub window: usize,
-    /// Write names with bidirectional controls or zero-width marks to disk as the server sent
-    /// them; by default a download refuses each such file (`unsafe_name`).
-    pub allow_unsafe_names: bool,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            workers: 4,
-            window: 64,
-            allow_unsafe_names: false,
-        }
-    }
-}
-
-/// How many times one worker opens a new connection after the previous one broke.
-const MAX_RECONNECTS: usize = 2;
-/// How many rounds of workers a job runs while files keep coming back to the queue.
-const MAX_ROUNDS: usize = 8;
-/// The first wait after a `busy` answer; doubled at each new try.
-const BUSY_BACKOFF: Duration = Duration::from_millis(50);
-/// Tries after `busy` before giving up (about 6 s of waiting in all).
-const BUSY_RETRIES: usize = 7;
-/// Requests buffered before the writer flushes them even though more are ready.
-const FLUSH_EVERY: usize = 16;
-
-/// Runs transfer jobs in the background; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Engine {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    endpoint: Endpoint,
-    options: EngineOptions,
-    events_tx: mpsc::UnboundedSender<Vec<TransferEvent>>,
-    next_id: AtomicU64,
-    jobs: Mutex<HashMap<JobId, CancellationToken>>,
-}
 
 /// Locks a mutex, shrugging off poisoning: every critical section here leaves its data valid.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Engine {
-    /// Starts an engine for one server; must be called inside a tokio runtime.
-    pub fn new(endpoint: Endpoint) -> (Engine, Events) {
-        Self::with_options(endpoint, EngineOptions::default())
-    }
-
-    /// Like [`new`](Self::new), with a chosen parallelism.
-    pub fn with_options(endpoint: Endpoint, options: EngineOptions) -> (Engine, Events) {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let options = EngineOptions {
-            workers: options.workers.max(1),
-            window: options.window.max(1),
-            ..options
-        };
-        let inner = Inner {
-            endpoint,
-            options,
-            events_tx,
-            next_id: AtomicU64::new(1),
-            jobs: Mutex::new(HashMap::new()),
-        };
-        (
-            Engine {
-                inner: Arc::new(inner),
-            },
-            Events {
-                rx: events_rx,
-                ready: VecDeque::new(),
-            },
-        )
-    }
-
-    /// The server this engine talks to.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.inner.endpoint
-    }
-
-    /// Queues a job; it starts at once (several jobs run side by side).
-    pub fn submit(&self, spec: JobSpec) -> JobId {
-        let id = JobId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let cancel = CancellationToken::new();
-        lock(&self.inner.jobs).insert(id, cancel.clone());
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let job = Arc::new(Job::new(id, &inner, &spec));
-            let reporter = AbortOnDropHandle::new(tokio::spawn(report_progress(Arc::clone(&job))));
-            let outcome = tokio::select! {
-                biased;
-                () = cancel.cancelled() => Err(EngineError::Cancelled),
-                outcome = run(Arc::clone(&job), spec) => outcome,
-            };
-            download::restore_aside(&job).await;
-            drop(reporter);
-            let outcome = outcome.map(|()| {
-                let counters = *lock(&job.counters);
-                JobSummary {
-                    files: counters.files,
-                    bytes: lock(&job.progress).bytes_moved(),
-                    skipped: counters.skipped,
-                    failed: counters.failed,
-                    elapsed: started.elapsed(),
-                }
-            });
-            if outcome.is_ok() {
-                let last = lock(&job.progress).snapshot(Instant::now());
-                job.send(TransferEvent::Progress(last));
-            }
-            lock(&inner.jobs).remove(&id);
-            job.send(TransferEvent::Finished {
-                job: id,
-                outcome: outcome.map_err(|e| e.to_string()),
-            });
-        });
-        id
-    }
-
-    /// Cancels a job: its partial files stay hidden, nothing appears under a final name.
-    pub fn cancel(&self, job: JobId) {
-        if let Some(token) = lock(&self.inner.jobs).get(&job) {
-            token.cancel();
-        }
-    }
-}
-
-/// The engine's events, in order. They travel in bursts: a tree of tiny files finishes
-/// thousands of files a second, and waking the owner once per file cost more CPU than
-/// writing the files.
-#[derive(Debug)]
-pub struct Events {
-    rx: mpsc::UnboundedReceiver<Vec<TransferEvent>>,
-    ready: VecDeque<TransferEvent>,
-}
-
-impl Events {
-    /// The next event; `None` once the engine is gone and every event was taken. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<TransferEvent> {
-        loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
-            }
-            let burst = self.rx.recv().await?;
-            self.ready.extend(burst);
-        }
-    }
-
-    /// An event that is already there, without waiting.
-    pub fn try_recv(&mut self) -> Option<TransferEvent> {
-        if self.ready.is_empty()
-            && let Ok(burst) = self.rx.try_recv()
-        {
-            self.ready.extend(burst);
-        }
-        self.ready.pop_front()
-    }
-}
-
-/// Sends throttled progress until the job ends (the job aborts this task).
-async fn report_progress(job: Arc<Job>) {
-    let mut tick = tokio::time::interval(EMIT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let snapshot = lock(&job.progress).poll(Instant::now());
-        match snapshot {
-            Some(progress) => job.send(TransferEvent::Progress(progress)),
-            None => job.flush_file_events(),
-        }
-    }
-}
-
-/// A remote source a move has copied and verified: what it must still be when it is removed
-/// at the job's end, so a file changed on the server meanwhile is kept.
-#[derive(Debug, Clone)]
-pub(super) struct Copied {
-    pub(super) path: String,
-    pub(super) size: u64,
-    pub(super) mtime: i64,
-    pub(super) digest: Digest,
 }
 
 /// One file to move: where it comes from, where it goes.
@@ -296,12 +98,6 @@ pub(super) struct Counters {
     pub(super) failed: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Direction {
-    Upload,
-    Download,
-}
-
 /// The shared state of one running job.
 #[derive(Debug)]
 pub(super) struct Job {
@@ -338,7 +134,7 @@ pub(super) struct Job {
     pub(super) machine: std::sync::OnceLock<String>,
     /// Destinations moved aside to be resumed, by their partial's path, until they are
     /// replaced by the verified file or put back.
-    pub(super) aside: Mutex<HashMap<PathBuf, download::Aside>>,
+    pub(super) aside: Mutex<HashMap<PathBuf, Aside>>,
     /// Disk writers of large downloads still running (they outlive a cancelled job briefly).
     pub(super) writers: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -347,7 +143,13 @@ pub(super) struct Job {
 const FILE_EVENT_BURST: usize = 512;
 
 impl Job {
-    fn new(id: JobId, inner: &Inner, spec: &JobSpec) -> Job {
+    pub(super) fn new(
+        id: JobId,
+        endpoint: &Endpoint,
+        options: EngineOptions,
+        events_tx: &mpsc::UnboundedSender<Vec<TransferEvent>>,
+        spec: &JobSpec,
+    ) -> Job {
         let (policy, remove_source) = match spec {
             JobSpec::Upload {
                 policy,
@@ -362,9 +164,9 @@ impl Job {
         };
         Job {
             id,
-            endpoint: inner.endpoint.clone(),
-            options: inner.options,
-            events_tx: inner.events_tx.clone(),
+            endpoint: endpoint.clone(),
+            options,
+            events_tx: events_tx.clone(),
             policy,
             remove_source,
             sticky: Mutex::new(None),
@@ -428,8 +230,13 @@ impl Job {
         self.fed.notify_waiters();
     }
 
+    /// Files and bytes the plan has added so far.
+    pub(super) fn planned_totals(&self) -> (u64, u64) {
+        *lock(&self.planned)
+    }
+
     /// Starts or ends the time in which the plan may still add files.
-    fn set_planning(&self, planning: bool) {
+    pub(super) fn set_planning(&self, planning: bool) {
         self.planning.store(planning, Ordering::SeqCst);
         self.fed.notify_waiters();
     }
@@ -468,7 +275,7 @@ impl Job {
             // Its first bytes are already in the stream: sent again, the reader would get
             // them twice.
             let error = EngineError::Connection {
-                addr: super::connection::address(&self.endpoint),
+                addr: self.endpoint.address(),
                 message: format!(
                     "the transfer broke after {} bytes went into the stream, which cannot be \
                      sent again",
@@ -577,6 +384,46 @@ impl Job {
             _ => ConflictPolicy::Fail,
         }
     }
+
+    /// The worker's connection for questions that need an answer before a file is sent, opened
+    /// only when one comes up.
+    pub(super) async fn control_session<'a>(
+        &self,
+        control: &'a mut Option<Session>,
+    ) -> Result<&'a mut Session, EngineError> {
+        if control.is_none() {
+            *control = Some(Session::connect(&self.endpoint).await?);
+        }
+        control
+            .as_mut()
+            .ok_or_else(|| EngineError::Protocol("no control session".into()))
+    }
+
+    /// Once a job has ended (finished, failed or cancelled): every destination still moved aside
+    /// to be resumed goes back under its name as it was, so a cancelled or broken resume never
+    /// leaves the user's file hidden (and a later run can never take it for our own partial and
+    /// discard it). Waits first for the job's disk writers to stop touching the partials.
+    pub(super) async fn restore_aside(&self) {
+        let left: Vec<(PathBuf, Aside)> = lock(&self.aside).drain().collect();
+        if left.is_empty() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + WRITERS_GONE;
+        while self.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for (partial, aside) in left {
+                if let Err(e) = aside.restore(&partial) {
+                    tracing::warn!(
+                        partial = %crate::format::local_path(&partial),
+                        "could not put a resumed destination back: {e}"
+                    );
+                }
+            }
+        })
+        .await;
+    }
 }
 
 pub(super) fn exists_error(path: &str) -> EngineError {
@@ -597,250 +444,6 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))
 }
 
-/// Plans, runs the workers, then finishes a move.
-async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
-    let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-    let spec = screen_same_files(&job, &mut session, spec).await?;
-    let direction = match &spec {
-        JobSpec::Upload { .. } => Direction::Upload,
-        JobSpec::Download { .. } => Direction::Download,
-    };
-    // The workers start with the plan and take files as the walk delivers them (an upload's
-    // once the remote directory they go into exists); once it ends, idle workers end with an
-    // empty queue.
-    job.set_planning(true);
-    let mut first_round = JoinSet::new();
-    for _ in 0..job.options.workers {
-        first_round.spawn(worker(Arc::clone(&job), direction));
-    }
-    let planned = match spec {
-        JobSpec::Upload { items, .. } => plan::plan_upload(&job, &mut session, items).await,
-        JobSpec::Download { items, .. } => plan::plan_download(&job, &mut session, items).await,
-    };
-    job.set_planning(false);
-    let cleanup = planned?;
-    let (files, bytes) = *lock(&job.planned);
-    // The workers open their own connections; holding this one would only take a slot
-    // from them on a server near its connection limit.
-    drop(session);
-    // `Planned` goes out before the totals can show in a progress event (files of a download
-    // may be done before it).
-    job.send(TransferEvent::Planned {
-        job: job.id,
-        files,
-        bytes,
-    });
-    lock(&job.progress).set_totals(files, bytes);
-
-    let mut last_error = None;
-    for round in 0..MAX_ROUNDS {
-        let (pending, mut workers) = if round == 0 {
-            // Everything planned counts as pending for the first round's workers.
-            (
-                usize::try_from(files).unwrap_or(usize::MAX),
-                std::mem::take(&mut first_round),
-            )
-        } else {
-            let pending = lock(&job.queue).len();
-            if pending == 0 {
-                break;
-            }
-            let mut workers = JoinSet::new();
-            for _ in 0..job.options.workers.min(pending) {
-                workers.spawn(worker(Arc::clone(&job), direction));
-            }
-            (pending, workers)
-        };
-        let moved = if round == 0 {
-            0
-        } else {
-            lock(&job.progress).bytes_moved()
-        };
-        let mut failed = false;
-        while let Some(result) = workers.join_next().await {
-            if let Ok(Err(e)) = result {
-                last_error = Some(e);
-                failed = true;
-            }
-        }
-        // A round whose workers all gave up without moving a byte or finishing a file met a
-        // server that is gone (a tunnel to nowhere accepts and closes at once): more rounds
-        // would only knock on its door dozens of times more.
-        if failed && lock(&job.progress).bytes_moved() == moved && lock(&job.queue).len() >= pending
-        {
-            break;
-        }
-    }
-    let error = last_error.unwrap_or_else(|| EngineError::Connection {
-        addr: super::connection::address(&job.endpoint),
-        message: "no connection left to send the file on".into(),
-    });
-    while let Some(task) = job.pop() {
-        job.failed(&task, &error);
-    }
-
-    if job.remove_source {
-        let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-        plan::finish_move(&job, &mut session, direction, cleanup).await?;
-    }
-    Ok(())
-}
-
-/// Leaves out (and reports as `same_file`) every item whose destination is its own source or
-/// lies inside it, when the server shares this machine's files; nothing of such an item is
-/// opened, written or removed.
-async fn screen_same_files(
-    job: &Job,
-    session: &mut Session,
-    spec: JobSpec,
-) -> Result<JobSpec, EngineError> {
-    let spec = screen_space(job, session, spec).await?;
-    let Some(salt) = session.shared_machine() else {
-        return Ok(spec);
-    };
-    let salt = job.machine.get_or_init(|| salt).clone();
-    Ok(match spec {
-        JobSpec::Upload {
-            items,
-            policy,
-            remove_source,
-        } => {
-            let mut kept = Vec::with_capacity(items.len());
-            for (local, remote) in items {
-                match same_file::check_upload(session, &salt, &local, &remote).await? {
-                    Some(refusal) => job.failed_path(&crate::format::local_path(&local), &refusal),
-                    None => kept.push((local, remote)),
-                }
-            }
-            JobSpec::Upload {
-                items: kept,
-                policy,
-                remove_source,
-            }
-        }
-        JobSpec::Download {
-            items,
-            policy,
-            remove_source,
-        } => {
-            let mut kept = Vec::with_capacity(items.len());
-            for (remote, local) in items {
-                match same_file::check_download(session, &salt, &remote, &local).await? {
-                    Some(refusal) => job.failed_path(&remote, &refusal),
-                    None => kept.push((remote, local)),
-                }
-            }
-            JobSpec::Download {
-                items: kept,
-                policy,
-                remove_source,
-            }
-        }
-    })
-}
-
-/// Leaves out (and reports as `no_space`) the download items that cannot fit where they go:
-/// the bytes each needs (the server's `summary`; a single file's hidden partial or, with
-/// `Resume`, its destination counted as already there) summed per local filesystem, against
-/// what that filesystem has free. Better a clear refusal before the first byte than a full
-/// disk after hours of reading.
-async fn screen_space(
-    job: &Job,
-    session: &mut Session,
-    spec: JobSpec,
-) -> Result<JobSpec, EngineError> {
-    let JobSpec::Download {
-        items,
-        policy,
-        remove_source,
-    } = spec
-    else {
-        return Ok(spec);
-    };
-    let remotes: Vec<String> = items.iter().map(|(remote, _)| remote.clone()).collect();
-    let needs: Vec<u64> = session
-        .summary_many(&remotes)
-        .await?
-        .into_iter()
-        // A refusal is reported by the plan, which meets it too.
-        .map(|summary| summary.map_or(0, |s| s.bytes))
-        .collect();
-    let resume = policy == ConflictPolicy::Resume;
-    let locals: Vec<PathBuf> = items.iter().map(|(_, local)| local.clone()).collect();
-    let fits = blocking(move || space::check(&locals, &needs, resume)).await?;
-    let mut kept = Vec::with_capacity(items.len());
-    for ((remote, local), fit) in items.into_iter().zip(fits) {
-        match fit {
-            Ok(()) => kept.push((remote, local)),
-            Err(why) => job.failed_path(
-                &remote,
-                &EngineError::local(
-                    &local,
-                    std::io::Error::new(std::io::ErrorKind::StorageFull, why),
-                ),
-            ),
-        }
-    }
-    Ok(JobSpec::Download {
-        items: kept,
-        policy,
-        remove_source,
-    })
-}
-
-/// Takes files from the queue until it is empty, reconnecting when a connection breaks.
-async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> {
-    let mut failures = 0;
-    loop {
-        if job.drained() {
-            return Ok(());
-        }
-        let outcome = match retry_busy(|| Connection::open(&job.endpoint)).await {
-            Ok(conn) => pipeline(&job, conn, direction).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(e @ EngineError::Remote { .. }) => return Err(e),
-            // Dropped on purpose to stop a large download the disk could not take.
-            Err(EngineError::Connection { message, .. }) if message == download::STOPPED_EARLY => {}
-            Err(e) => {
-                failures += 1;
-                if failures > MAX_RECONNECTS {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-/// Connects, waiting and trying again while the server says it is `busy` (at its connection
-/// limit): a burst of clients should slow down, not fail.
-async fn retry_busy<T, F, Fut>(connect: F) -> Result<T, EngineError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, EngineError>>,
-{
-    let mut delay = BUSY_BACKOFF;
-    for _ in 0..BUSY_RETRIES {
-        match connect().await {
-            Err(e) if e.remote_code() == Some(ErrorCode::Busy) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            other => return other,
-        }
-    }
-    connect().await
-}
-
-/// A request sent whose replies are still to come.
-#[derive(Debug)]
-pub(super) struct Pending {
-    task: Task,
-    kind: PendingKind,
-}
-
 #[derive(Debug)]
 pub(super) enum PendingKind {
     Get {
@@ -856,210 +459,41 @@ pub(super) enum PendingKind {
     },
 }
 
-/// Runs one connection's writer and reader side by side. On a broken connection, the files
-/// in flight go back to the queue.
-async fn pipeline(
-    job: &Arc<Job>,
-    conn: Connection,
-    direction: Direction,
-) -> Result<(), EngineError> {
-    let Connection {
-        mut reader,
-        mut writer,
-        ..
-    } = conn;
-    let (pending_tx, mut pending_rx) = mpsc::channel::<Pending>(job.options.window);
-    let mut writing: Option<Task> = None;
-    let mut reading: Option<Task> = None;
-    let mut ahead = VecDeque::new();
-    let outcome = {
-        let write = write_side(
-            job,
-            &mut writer,
-            pending_tx,
-            &mut writing,
-            &mut ahead,
-            direction,
-        );
-        let read = read_side(job, &mut reader, &mut pending_rx, &mut reading);
-        tokio::try_join!(write, read).map(drop)
-    };
-    if outcome.is_err() {
-        let mut interrupted = writing.into_iter().chain(reading).collect::<Vec<_>>();
-        // Files read ahead but not sent yet were not in flight: they simply go back.
-        for read in ahead.into_iter().rev() {
-            job.requeue(read.task, false);
-        }
-        while let Ok(pending) = pending_rx.try_recv() {
-            interrupted.push(pending.task);
-        }
-        for mut task in interrupted {
-            task.interrupted = true;
-            job.requeue(task, false);
-        }
-    }
-    outcome
+/// A destination chosen to be resumed, moved aside as its partial to be continued: what it
+/// was, so it can be put back exactly.
+#[derive(Debug, Clone)]
+pub(super) struct Aside {
+    pub(super) dest: PathBuf,
+    pub(super) len: u64,
+    pub(super) mtime: i64,
+    pub(super) mode: Option<u32>,
 }
 
-/// A small file taken from the queue together with others and read in the same trip to the
-/// blocking pool.
-#[derive(Debug)]
-pub(super) struct ReadAhead {
-    task: Task,
-    bytes: std::io::Result<upload::SmallFile>,
-}
-
-/// Takes up to [`upload::READ_AHEAD_FILES`] small files from the front of the queue and reads
-/// them in one blocking call: a tree of tiny files then costs one thread hop per batch instead
-/// of one per file on the path that feeds the socket.
-async fn read_ahead(job: &Job, ahead: &mut VecDeque<ReadAhead>) -> Result<(), EngineError> {
-    let tasks = {
-        let mut queue = lock(&job.queue);
-        let mut tasks = Vec::new();
-        while tasks.len() < upload::READ_AHEAD_FILES
-            && queue
-                .front()
-                .is_some_and(|t| t.size <= upload::READ_AHEAD_MAX_SIZE && !t.interrupted)
-        {
-            if let Some(task) = queue.pop_front() {
-                tasks.push(task);
-            }
+impl Aside {
+    /// Cuts `partial` back to the destination's own length, gives it back its mode and mtime
+    /// and renames it to its name, never over a file that took the name meanwhile.
+    pub(super) fn restore(&self, partial: &std::path::Path) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(partial)?;
+        file.set_len(self.len)?;
+        if let Some(mode) = self.mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
-        tasks
-    };
-    if tasks.len() < 2 {
-        // One file gains nothing; it goes back to be sent the usual way.
-        if let Some(task) = tasks.into_iter().next() {
-            lock(&job.queue).push_front(task);
-        }
-        return Ok(());
-    }
-    let files = tasks
-        .iter()
-        .map(|t| (t.local.clone(), t.size))
-        .collect::<Vec<_>>();
-    let read = blocking(move || upload::read_small_files(&files)).await;
-    let read = match read {
-        Ok(read) => read,
-        Err(e) => {
-            for task in tasks.into_iter().rev() {
-                lock(&job.queue).push_front(task);
-            }
-            return Err(e);
-        }
-    };
-    ahead.extend(
-        tasks
-            .into_iter()
-            .zip(read)
-            .map(|(task, bytes)| ReadAhead { task, bytes }),
-    );
-    Ok(())
-}
-
-async fn write_side(
-    job: &Arc<Job>,
-    writer: &mut ConnWriter,
-    pending_tx: mpsc::Sender<Pending>,
-    slot: &mut Option<Task>,
-    ahead: &mut VecDeque<ReadAhead>,
-    direction: Direction,
-) -> Result<(), EngineError> {
-    let mut control: Option<Session> = None;
-    let mut unflushed = 0;
-    loop {
-        if ahead.is_empty() && direction == Direction::Upload {
-            read_ahead(job, ahead).await?;
-        }
-        let (task, bytes) = match ahead.pop_front() {
-            Some(read) => (read.task, Some(read.bytes)),
-            None => match job.pop() {
-                Some(task) => (task, None),
-                None if !job.drained() => {
-                    // The plan is still walking: what was asked goes out, then wait for more.
-                    writer.flush().await?;
-                    unflushed = 0;
-                    job.wait_for_tasks().await;
-                    continue;
-                }
-                None => break,
-            },
-        };
-        if direction == Direction::Upload {
-            // An upload's bytes leave here; a download's file is named by the read side when
-            // its reply comes, since with a deep pipeline the last request is files ahead.
-            lock(&job.progress).start_file(&task.remote);
-        }
-        let task = slot.insert(task);
-        let kind = match direction {
-            Direction::Upload => upload::send_put(job, writer, task, &mut control, bytes).await?,
-            Direction::Download => download::send_get(job, writer, task, &mut control).await?,
-        };
-        let Some(kind) = kind else {
-            *slot = None;
-            continue;
-        };
-        unflushed += 1;
-        // Flushed before a full window is waited on, or the reader would wait for replies to
-        // requests still in our buffer. The task stays in the slot until it is handed over, so a
-        // failure here puts it back in the queue.
-        let full = pending_tx.capacity() == 0;
-        if full || unflushed >= FLUSH_EVERY || (job.queue_is_empty() && ahead.is_empty()) {
-            writer.flush().await?;
-            unflushed = 0;
-        }
-        let Some(task) = slot.take() else {
-            continue;
-        };
-        if let Err(mpsc::error::SendError(pending)) = pending_tx.send(Pending { task, kind }).await
-        {
-            job.requeue(pending.task, false);
-            return Ok(());
-        }
-        if full {
-            // The window was full: wait until a good part of it is free again, so the next
-            // requests leave (and reach the server) together instead of one per reply.
-            let room = FLUSH_EVERY.min(job.options.window);
-            if let Ok(permits) = pending_tx.reserve_many(room).await {
-                drop(permits);
-            }
-        }
-    }
-    writer.flush().await
-}
-
-async fn read_side(
-    job: &Arc<Job>,
-    reader: &mut ConnReader,
-    pending_rx: &mut mpsc::Receiver<Pending>,
-    slot: &mut Option<Task>,
-) -> Result<(), EngineError> {
-    let mut disk = download::DiskStage::default();
-    let read = async {
-        while let Some(Pending { task, kind }) = pending_rx.recv().await {
-            let task = slot.insert(task);
-            match kind {
-                PendingKind::Get {
-                    offset,
-                    hasher,
-                    partial,
-                } => {
-                    lock(&job.progress).start_file(&task.remote);
-                    download::finish_get(job, reader, &mut disk, task, offset, *hasher, partial)
-                        .await?;
-                }
-                PendingKind::Put {
-                    offset,
-                    digest,
-                    broken,
-                } => upload::finish_put(job, reader, task, offset, digest, broken).await?,
-            }
-            *slot = None;
-        }
+        let _ = file.set_modified(local::system_time(self.mtime));
+        drop(file);
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            partial,
+            rustix::fs::CWD,
+            &self.dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?;
         Ok(())
-    };
-    let read: Result<(), EngineError> = read.await;
-    // Files already verified are written even when the connection broke after them.
-    disk.finish().await?;
-    read
+    }
 }
+
+/// How long a finished job waits for its disk writers before putting destinations back.
+const WRITERS_GONE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a connection was dropped on purpose after a local write failed: not a sign of a broken
+/// server, so the worker opens a new one without counting it as a failure.
+pub(super) const STOPPED_EARLY: &str = "dropped to stop a download the disk could not take";

@@ -6,30 +6,39 @@
 //! flight, move and verify them, and the owner hears about it through [`TransferEvent`]s.
 //!
 //! # Modules
-//! - `connection`: a socket speaking the frame protocol, split into reader and writer halves.
+//! - `transport`: a plain or TLS stream speaking the frame protocol, split into reader and
+//!   writer halves; it calls `tls` for the handshake.
 //! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
-//!   plain-or-TLS transport halves, and the refusal to send credentials in clear text.
+//!   handshake, and the refusal to send credentials in clear text.
 //! - `known_hosts`: certificate fingerprints and the file that pins them on first use.
 //! - `session`: [`Session`], request/response on one connection.
 //! - `progress`: pure progress arithmetic (speed, ETA, throttling), no clock of its own.
 //! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
-//! - `job`: [`Engine`], the shared state of a job, its workers and their pipelined connections.
+//! - `front`: [`Engine`] and [`Events`], what the owner holds: submit, cancel, hear.
+//! - `scheduler`: one job's run: screening, the plan beside rounds of workers, each worker's
+//!   pipelined connection, the move's end. It drives the directions only through `direction`.
+//! - `direction`: the small interface to the two directions (plan, send, finish, end a move).
+//! - `job`: the state one job's parts share: its queue of files, counters, events, questions,
+//!   and the destinations moved aside.
 //! - `plan`: what a job will move (walks, directories, existing destinations) and move cleanup.
 //! - `same_file`: refusing a copy onto itself when the server shares this machine.
 //! - `space`: whether a download fits on its local filesystem before it starts.
 //! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
 
-mod connection;
+mod direction;
 mod download;
+mod front;
 mod job;
 pub mod known_hosts;
 mod local;
 mod plan;
 pub mod progress;
 mod same_file;
+mod scheduler;
 mod session;
 mod space;
 pub mod tls;
+mod transport;
 mod upload;
 
 use std::path::PathBuf;
@@ -38,8 +47,9 @@ use std::time::Duration;
 use ferry_protocol::{Digest, ErrorBody, ErrorCode};
 use tokio::sync::oneshot;
 
-pub use job::{Engine, EngineOptions, Events};
+pub use front::{Engine, Events};
 pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
+pub use transport::check_trust;
 
 /// Where a server is and how to prove we may use it. `Debug` shows whether secrets are set,
 /// never what they are, so an endpoint can be logged.
@@ -84,7 +94,11 @@ impl Endpoint {
     /// `host:port` (an IPv6 host in brackets): how the server is named in messages and in
     /// known-hosts.
     pub fn address(&self) -> String {
-        connection::address(self)
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -255,6 +269,28 @@ fn local_code(error: &std::io::Error) -> &'static str {
 
 /// The code of a resume refused because the destination is not a part of the source.
 pub const RESUME_MISMATCH: &str = "resume_mismatch";
+
+/// How an engine spreads its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Connections (and files in flight) per job.
+    pub workers: usize,
+    /// Requests one connection may have in flight before it waits for replies.
+    pub window: usize,
+    /// Write names with bidirectional controls or zero-width marks to disk as the server sent
+    /// them; by default a download refuses each such file (`unsafe_name`).
+    pub allow_unsafe_names: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            window: 64,
+            allow_unsafe_names: false,
+        }
+    }
+}
 
 /// Identifies a job for its whole life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_protocol::{ErrorCode, Kind, path};
 
-use super::job::{Direction, Job, Task, blocking, lock};
+use super::job::{Job, Task, blocking, lock};
 use super::local;
 use super::session::Session;
 use super::{EngineError, LeftOutReason, TransferEvent};
@@ -506,37 +506,35 @@ fn make_dir(dir: &Path, mode: u32) -> std::io::Result<bool> {
     }
 }
 
-/// Removes what a move has copied: files as soon as verified (done by the workers for local
-/// sources, here for remote ones), then the directories they emptied. A directory that still
-/// holds something (a skipped link, a failed file) stays.
-pub(super) async fn finish_move(
+/// Removes the local directories an upload move emptied (its files went as soon as they were
+/// verified, removed by the workers). A directory that still holds something (a skipped link,
+/// a failed file) stays.
+pub(super) async fn finish_upload_move(cleanup: Cleanup) -> Result<(), EngineError> {
+    blocking(move || {
+        for dir in cleanup.local {
+            let _ = std::fs::remove_dir(dir);
+        }
+    })
+    .await
+}
+
+/// Removes what a download move has copied: the remote files verified, then the directories
+/// they emptied.
+pub(super) async fn finish_download_move(
     job: &Job,
     session: &mut Session,
-    direction: Direction,
     cleanup: Cleanup,
 ) -> Result<(), EngineError> {
-    match direction {
-        Direction::Upload => {
-            blocking(move || {
-                for dir in cleanup.local {
-                    let _ = std::fs::remove_dir(dir);
-                }
-            })
-            .await?;
-        }
-        Direction::Download => {
-            // Each only while it is still the copy (`file_changed` otherwise, and it stays).
-            let files = std::mem::take(&mut *lock(&job.verified_sources));
-            for (file, outcome) in files.iter().zip(session.remove_copied(&files).await?) {
-                if let Err(e) = outcome {
-                    job.failed_path(&file.path, &e);
-                }
-            }
-            // Never recursive: a directory still holding a kept file (or anything the job did
-            // not copy) refuses, and stays.
-            session.remove_many(&cleanup.remote, false).await?;
+    // Each only while it is still the copy (`file_changed` otherwise, and it stays).
+    let files = std::mem::take(&mut *lock(&job.verified_sources));
+    for (file, outcome) in files.iter().zip(session.remove_copied(&files).await?) {
+        if let Err(e) = outcome {
+            job.failed_path(&file.path, &e);
         }
     }
+    // Never recursive: a directory still holding a kept file (or anything the job did
+    // not copy) refuses, and stays.
+    session.remove_many(&cleanup.remote, false).await?;
     Ok(())
 }
 

@@ -13,23 +13,7 @@ use ferry_protocol::{ErrorCode, path};
 
 use super::EngineError;
 use super::job::blocking;
-use super::session::Session;
-
-/// This kernel's boot id, read once; `None` where the kernel does not say it.
-fn boot_id() -> Option<&'static str> {
-    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    BOOT.get_or_init(|| {
-        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        let id = id.trim().to_owned();
-        (!id.is_empty()).then_some(id)
-    })
-    .as_deref()
-}
-
-/// Whether a server's `hello` identity is this machine's.
-pub(super) fn same_machine(identity: &ferry_protocol::HostIdentity) -> bool {
-    boot_id().is_some_and(|boot| ferry_protocol::host_token(&identity.salt, boot) == identity.host)
-}
+use super::session::{Session, boot_id};
 
 /// The identity token of the local file `path` leads to (links followed), under `salt`.
 pub(super) fn local_token(salt: &str, path: &Path) -> Option<String> {

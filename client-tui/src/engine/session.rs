@@ -12,7 +12,7 @@ use ferry_protocol::{
 
 use super::Endpoint;
 use super::EngineError;
-use super::connection::Connection;
+use super::transport::FrameStream;
 
 /// Most entries [`Session::list`] gathers: the TUI's pane holds a listing whole.
 pub const MAX_LISTED: usize = 200_000;
@@ -23,7 +23,7 @@ pub const MAX_WALKED: usize = 500_000;
 /// One connection to the server, used for browsing and small operations.
 #[derive(Debug)]
 pub struct Session {
-    conn: Connection,
+    conn: FrameStream,
     /// Kept to reconnect when the server has closed an idle session.
     endpoint: Endpoint,
     /// Set when a listing was dropped before its last batch: its leftovers are still on the wire.
@@ -79,11 +79,37 @@ impl Drop for ListStream<'_> {
     }
 }
 
+/// A remote source a move has copied and verified: what it must still be when it is removed
+/// at the job's end, so a file changed on the server meanwhile is kept.
+#[derive(Debug, Clone)]
+pub(super) struct Copied {
+    pub(super) path: String,
+    pub(super) size: u64,
+    pub(super) mtime: i64,
+    pub(super) digest: Digest,
+}
+
+/// This kernel's boot id, read once; `None` where the kernel does not say it.
+pub(super) fn boot_id() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim().to_owned();
+        (!id.is_empty()).then_some(id)
+    })
+    .as_deref()
+}
+
+/// Whether a server's `hello` identity is this machine's.
+pub(super) fn same_machine(identity: &ferry_protocol::HostIdentity) -> bool {
+    boot_id().is_some_and(|boot| ferry_protocol::host_token(&identity.salt, boot) == identity.host)
+}
+
 impl Session {
     /// Connects and says `hello`.
     pub async fn connect(endpoint: &Endpoint) -> Result<Session, EngineError> {
         Ok(Session {
-            conn: Connection::open(endpoint).await?,
+            conn: FrameStream::open(endpoint).await?,
             endpoint: endpoint.clone(),
             poisoned: false,
         })
@@ -104,7 +130,7 @@ impl Session {
     /// sent yet, so this is safe whatever the request.
     async fn ready(&mut self) -> Result<(), EngineError> {
         if self.poisoned || self.conn.reader.is_stale() {
-            self.conn = Connection::open(&self.endpoint).await?;
+            self.conn = FrameStream::open(&self.endpoint).await?;
             self.poisoned = false;
         }
         Ok(())
@@ -140,7 +166,7 @@ impl Session {
     /// files may be ours), else `None`.
     pub(crate) fn shared_machine(&self) -> Option<String> {
         let identity = self.conn.hello.identity.as_ref()?;
-        super::same_file::same_machine(identity).then(|| identity.salt.clone())
+        same_machine(identity).then(|| identity.salt.clone())
     }
 
     /// Like [`try_stat`](Self::try_stat), with the identity token of the file the path leads
@@ -384,7 +410,7 @@ impl Session {
     /// digest of the copy (else `file_changed`), returning each outcome.
     pub(super) async fn remove_copied(
         &mut self,
-        sources: &[super::job::Copied],
+        sources: &[Copied],
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
         let paths = sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>();
         let requests = sources

@@ -1,6 +1,6 @@
 //! TLS for `ferrys://` endpoints: deciding whether a server's certificate is trusted, the
-//! transport halves that carry either plain TCP or TLS, and the rule that credentials never
-//! cross the network in clear text.
+//! handshake that applies that decision, and the rule that credentials never cross the network
+//! in clear text. Opening sockets and splitting streams is `transport`'s; it calls in here.
 //!
 //! Trust is decided in this order: a pin given by the user (`--fingerprint`, a bookmark's
 //! `fingerprint`) must match; else the known-hosts entry must match; else a certificate that
@@ -18,15 +18,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::either::Either;
 
 use super::known_hosts::{Fingerprint, KnownHosts};
 use super::{Endpoint, EngineError};
 
-type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+pub(crate) type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Engine-local error codes of trust decisions, printed first on the CLI's error line.
 pub mod code {
@@ -382,35 +379,6 @@ pub(crate) async fn connect(
     Ok(stream)
 }
 
-/// Shakes hands with the server of a TLS `endpoint` and reports how its certificate is
-/// trusted, without saying `hello`, so nothing secret is sent. With `accept_new` a new
-/// certificate is recorded in `known_hosts`; the CLI and the TUI call this first to tell the
-/// user, or ask them, about a certificate seen for the first time.
-pub async fn check_trust(
-    endpoint: &Endpoint,
-    known_hosts: Option<&KnownHosts>,
-) -> Result<Trusted, EngineError> {
-    let addr = super::connection::address(endpoint);
-    let connecting = async {
-        let stream = TcpStream::connect(&addr)
-            .await
-            .map_err(|e| EngineError::Connection {
-                addr: addr.clone(),
-                message: e.to_string(),
-            })?;
-        let (mut stream, trusted) = connect(stream, endpoint, &addr, known_hosts).await?;
-        // A polite close; the server only logs the connection's end.
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-        Ok(trusted)
-    };
-    tokio::time::timeout(super::connection::CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| EngineError::Connection {
-            addr: addr.clone(),
-            message: "timed out connecting".into(),
-        })?
-}
-
 /// The loud, multi-line warning for a certificate that differs from the recorded one.
 pub fn changed_warning(
     addr: &str,
@@ -448,24 +416,6 @@ fn tls_message(error: &io::Error) -> String {
         }
         None => format!("TLS handshake failed: {error}"),
     }
-}
-
-/// The receiving half of a connection: plain TCP, or TLS.
-pub(crate) type Reader = Either<OwnedReadHalf, ReadHalf<TlsStream>>;
-
-/// The sending half of a connection: plain TCP, or TLS.
-pub(crate) type Writer = Either<OwnedWriteHalf, WriteHalf<TlsStream>>;
-
-/// Splits a plain stream into halves that own their side without a lock.
-pub(crate) fn split_plain(stream: TcpStream) -> (Reader, Writer) {
-    let (reader, writer) = stream.into_split();
-    (Either::Left(reader), Either::Left(writer))
-}
-
-/// Splits a TLS stream; its halves share the session behind tokio's split lock.
-pub(crate) fn split_tls(stream: TlsStream) -> (Reader, Writer) {
-    let (reader, writer) = tokio::io::split(stream);
-    (Either::Right(reader), Either::Right(writer))
 }
 
 #[cfg(test)]

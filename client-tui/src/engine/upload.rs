@@ -5,6 +5,7 @@
 //! The file is opened (a small one read whole) before its `put` is sent, so the request can
 //! carry the permission bits of the very file whose bytes follow.
 
+use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -12,11 +13,11 @@ use ferry_protocol::{
     Digest, ErrorBody, ErrorCode, Kind, Put, PutReply, PutTrailer, Request, path,
 };
 
-use super::connection::{ConnReader, ConnWriter};
 use super::job::{Job, PendingKind, Task, blocking, exists_error, lock};
 use super::local::{self, CHUNK};
 use super::same_file;
 use super::session::Session;
+use super::transport::{FrameReader, FrameWriter};
 use super::{ConflictPolicy, EngineError};
 
 /// Files at least this big ask the server about a partial upload before they are sent; smaller
@@ -31,7 +32,7 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// request (skipped, failed, already there).
 pub(super) async fn send_put(
     job: &Arc<Job>,
-    writer: &mut ConnWriter,
+    writer: &mut FrameWriter,
     task: &mut Task,
     control: &mut Option<Session>,
     read_ahead: Option<std::io::Result<SmallFile>>,
@@ -53,7 +54,7 @@ pub(super) async fn send_put(
         writer.flush().await?;
         // Before anything is asked or sent: a server on this machine may show our own file.
         if let Some(salt) = job.machine.get() {
-            let session = control_session(job, control).await?;
+            let session = job.control_session(control).await?;
             if same_file::same_file(session, salt, &task.local, &task.remote).await? {
                 let source = crate::format::local_path(&task.local);
                 job.failed(
@@ -120,7 +121,7 @@ pub(super) async fn send_put(
     let mut hasher = blake3::Hasher::new();
     if task.size >= RESUME_MIN && !task.fresh {
         writer.flush().await?;
-        let session = control_session(job, control).await?;
+        let session = job.control_session(control).await?;
         // A refusal here (read-only server, missing directory) is this file's, not the
         // connection's.
         let partial = match session.partial(&task.remote).await {
@@ -258,7 +259,7 @@ async fn open_source(
 /// not what the plan saw is broken too: what was sent is no version of it that ever existed.
 pub(super) async fn send_file(
     job: &Job,
-    writer: &mut ConnWriter,
+    writer: &mut FrameWriter,
     task: &mut Task,
     offset: u64,
     hasher: &mut blake3::Hasher,
@@ -296,7 +297,7 @@ pub(super) async fn send_file(
 /// Sends a large file from `offset`, counting down `left`; why it broke off, if it did.
 async fn stream_file(
     job: &Job,
-    writer: &mut ConnWriter,
+    writer: &mut FrameWriter,
     task: &mut Task,
     offset: u64,
     hasher: &mut blake3::Hasher,
@@ -440,7 +441,7 @@ async fn same_remote_file(
     task: &Task,
     control: &mut Option<Session>,
 ) -> Result<Option<Digest>, EngineError> {
-    let session = control_session(job, control).await?;
+    let session = job.control_session(control).await?;
     let entry = match session.stat(&task.remote).await {
         Ok(entry) => entry,
         Err(EngineError::Remote { .. }) => return Ok(None),
@@ -470,7 +471,7 @@ async fn not_a_prefix(
     task: &Task,
     control: &mut Option<Session>,
 ) -> Result<Option<String>, EngineError> {
-    let session = control_session(job, control).await?;
+    let session = job.control_session(control).await?;
     let entry = match session.stat(&task.remote).await {
         Ok(entry) => entry,
         // Gone meanwhile: nothing to lose.
@@ -495,23 +496,68 @@ async fn not_a_prefix(
     })
 }
 
-/// The worker's connection for questions that need an answer before a file is sent, opened
-/// only when one comes up.
-pub(super) async fn control_session<'a>(
+/// A small file taken from the queue together with others and read in the same trip to the
+/// blocking pool.
+#[derive(Debug)]
+pub(super) struct ReadAhead {
+    pub(super) task: Task,
+    pub(super) bytes: std::io::Result<SmallFile>,
+}
+
+/// Takes up to [`READ_AHEAD_FILES`] small files from the front of the queue and reads
+/// them in one blocking call: a tree of tiny files then costs one thread hop per batch instead
+/// of one per file on the path that feeds the socket.
+pub(super) async fn read_ahead(
     job: &Job,
-    control: &'a mut Option<Session>,
-) -> Result<&'a mut Session, EngineError> {
-    if control.is_none() {
-        *control = Some(Session::connect(&job.endpoint).await?);
+    ahead: &mut VecDeque<ReadAhead>,
+) -> Result<(), EngineError> {
+    let tasks = {
+        let mut queue = lock(&job.queue);
+        let mut tasks = Vec::new();
+        while tasks.len() < READ_AHEAD_FILES
+            && queue
+                .front()
+                .is_some_and(|t| t.size <= READ_AHEAD_MAX_SIZE && !t.interrupted)
+        {
+            if let Some(task) = queue.pop_front() {
+                tasks.push(task);
+            }
+        }
+        tasks
+    };
+    if tasks.len() < 2 {
+        // One file gains nothing; it goes back to be sent the usual way.
+        if let Some(task) = tasks.into_iter().next() {
+            lock(&job.queue).push_front(task);
+        }
+        return Ok(());
     }
-    control
-        .as_mut()
-        .ok_or_else(|| EngineError::Protocol("no control session".into()))
+    let files = tasks
+        .iter()
+        .map(|t| (t.local.clone(), t.size))
+        .collect::<Vec<_>>();
+    let read = blocking(move || read_small_files(&files)).await;
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => {
+            for task in tasks.into_iter().rev() {
+                lock(&job.queue).push_front(task);
+            }
+            return Err(e);
+        }
+    };
+    ahead.extend(
+        tasks
+            .into_iter()
+            .zip(read)
+            .map(|(task, bytes)| ReadAhead { task, bytes }),
+    );
+    Ok(())
 }
 
 pub(super) async fn finish_put(
     job: &Arc<Job>,
-    reader: &mut ConnReader,
+    reader: &mut FrameReader,
     task: &mut Task,
     offset: u64,
     digest: Digest,

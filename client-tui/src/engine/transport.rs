@@ -1,7 +1,8 @@
-//! One TCP or TLS connection speaking the frame protocol: connecting and `hello`, then typed
-//! headers and raw payload chunks in both directions.
+//! The transport: one TCP or TLS stream speaking the frame protocol (connecting, the TLS
+//! handshake `tls` decides trust for, and `hello`), then typed headers and raw payload chunks in
+//! both directions.
 //!
-//! The connection splits into a [`ConnReader`] and a [`ConnWriter`] so that a worker can keep
+//! The stream splits into a [`FrameReader`] and a [`FrameWriter`] so that a worker can keep
 //! many requests in flight: the writer buffers requests and payloads while the reader, running
 //! concurrently, takes the responses in order. Nothing here holds more than one read buffer and
 //! one write buffer, whatever the file sizes.
@@ -19,12 +20,14 @@ use ferry_protocol::{
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
+use tokio_util::either::Either;
 
 use super::known_hosts::KnownHosts;
-use super::tls::{self, Reader, Writer};
+use super::tls;
 use super::{Endpoint, EngineError};
 
 /// Socket buffers on both sides; large enough that a 1 MiB chunk costs a handful of syscalls.
@@ -37,33 +40,24 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The response side of a connection.
 #[derive(Debug)]
-pub(crate) struct ConnReader {
+pub(crate) struct FrameReader {
     framed: FramedRead<Reader, FrameDecoder>,
     addr: String,
 }
 
 /// The request side of a connection.
 #[derive(Debug)]
-pub(crate) struct ConnWriter {
+pub(crate) struct FrameWriter {
     writer: BufWriter<Writer>,
     addr: String,
 }
 
-/// A connection that has said `hello`.
+/// A stream to the server that has said `hello`, in its two halves.
 #[derive(Debug)]
-pub(crate) struct Connection {
-    pub(crate) reader: ConnReader,
-    pub(crate) writer: ConnWriter,
+pub(crate) struct FrameStream {
+    pub(crate) reader: FrameReader,
+    pub(crate) writer: FrameWriter,
     pub(crate) hello: HelloReply,
-}
-
-/// The `host:port` form used in messages and for connecting (IPv6 in brackets).
-pub(crate) fn address(endpoint: &Endpoint) -> String {
-    if endpoint.host.contains(':') {
-        format!("[{}]:{}", endpoint.host, endpoint.port)
-    } else {
-        format!("{}:{}", endpoint.host, endpoint.port)
-    }
 }
 
 fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
@@ -110,10 +104,57 @@ fn hint_tls(error: EngineError) -> EngineError {
     }
 }
 
-impl Connection {
+/// The receiving half of a connection: plain TCP, or TLS.
+pub(crate) type Reader = Either<OwnedReadHalf, ReadHalf<tls::TlsStream>>;
+
+/// The sending half of a connection: plain TCP, or TLS.
+pub(crate) type Writer = Either<OwnedWriteHalf, WriteHalf<tls::TlsStream>>;
+
+/// Splits a plain stream into halves that own their side without a lock.
+pub(crate) fn split_plain(stream: TcpStream) -> (Reader, Writer) {
+    let (reader, writer) = stream.into_split();
+    (Either::Left(reader), Either::Left(writer))
+}
+
+/// Splits a TLS stream; its halves share the session behind tokio's split lock.
+pub(crate) fn split_tls(stream: tls::TlsStream) -> (Reader, Writer) {
+    let (reader, writer) = tokio::io::split(stream);
+    (Either::Right(reader), Either::Right(writer))
+}
+
+/// Shakes hands with the server of a TLS `endpoint` and reports how its certificate is
+/// trusted, without saying `hello`, so nothing secret is sent. With `accept_new` a new
+/// certificate is recorded in `known_hosts`; the CLI and the TUI call this first to tell the
+/// user, or ask them, about a certificate seen for the first time.
+pub async fn check_trust(
+    endpoint: &Endpoint,
+    known_hosts: Option<&KnownHosts>,
+) -> Result<tls::Trusted, EngineError> {
+    let addr = endpoint.address();
+    let connecting = async {
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| EngineError::Connection {
+                addr: addr.clone(),
+                message: e.to_string(),
+            })?;
+        let (mut stream, trusted) = tls::connect(stream, endpoint, &addr, known_hosts).await?;
+        // A polite close; the server only logs the connection's end.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        Ok(trusted)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| EngineError::Connection {
+            addr: addr.clone(),
+            message: "timed out connecting".into(),
+        })?
+}
+
+impl FrameStream {
     /// Connects, sets `TCP_NODELAY` (small pipelined requests must not wait for Nagle), makes
     /// sure the server is trusted when the endpoint is TLS, and exchanges `hello`.
-    pub(crate) async fn open(endpoint: &Endpoint) -> Result<Connection, EngineError> {
+    pub(crate) async fn open(endpoint: &Endpoint) -> Result<FrameStream, EngineError> {
         let known_hosts = KnownHosts::default_location();
         Self::open_with(endpoint, known_hosts.as_ref()).await
     }
@@ -122,8 +163,8 @@ impl Connection {
     pub(crate) async fn open_with(
         endpoint: &Endpoint,
         known_hosts: Option<&KnownHosts>,
-    ) -> Result<Connection, EngineError> {
-        let addr = address(endpoint);
+    ) -> Result<FrameStream, EngineError> {
+        let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
         let (read, write) = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -133,19 +174,19 @@ impl Connection {
             stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
             if endpoint.tls {
                 let (stream, _trusted) = tls::connect(stream, endpoint, &addr, known_hosts).await?;
-                Ok::<_, EngineError>(tls::split_tls(stream))
+                Ok::<_, EngineError>(split_tls(stream))
             } else {
-                Ok(tls::split_plain(stream))
+                Ok(split_plain(stream))
             }
         })
         .await
         .map_err(|_| broken(&addr, "timed out connecting"))??;
-        let mut conn = Connection {
-            reader: ConnReader {
+        let mut conn = FrameStream {
+            reader: FrameReader {
                 framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
                 addr: addr.clone(),
             },
-            writer: ConnWriter {
+            writer: FrameWriter {
                 writer: BufWriter::with_capacity(IO_BUFFER, write),
                 addr,
             },
@@ -192,7 +233,7 @@ impl Connection {
     }
 }
 
-impl ConnWriter {
+impl FrameWriter {
     /// Buffers a request header; [`flush`](Self::flush) sends it.
     pub(crate) async fn send(&mut self, request: &Request) -> Result<(), EngineError> {
         let line = encode_request(request).map_err(|e| EngineError::Protocol(e.to_string()))?;
@@ -221,7 +262,7 @@ impl ConnWriter {
     }
 }
 
-impl ConnReader {
+impl FrameReader {
     /// The error for a server that stopped answering for [`REPLY_TIMEOUT`].
     fn silent(&self) -> EngineError {
         broken(
