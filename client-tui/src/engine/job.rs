@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use ferry_protocol::{Digest, ErrorCode, Kind};
+use ferry_protocol::{Digest, Kind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::local;
@@ -423,16 +423,6 @@ impl Job {
             }
         })
         .await;
-    }
-}
-
-pub(super) fn exists_error(path: &str) -> EngineError {
-    EngineError::Remote {
-        code: ErrorCode::AlreadyExists,
-        message:
-            "the destination exists (choose --overwrite, --skip-existing, --resume or --rename)"
-                .into(),
-        path: path.to_owned(),
     }
 }
 

@@ -297,18 +297,6 @@ pub(crate) fn partial_path(final_path: &Path) -> PathBuf {
     )))
 }
 
-/// A download whose destination exists under the `Fail` policy: the same advice as an upload
-/// gets, since a re-run after an interruption meets the files it already finished.
-pub(crate) fn exists_error(dest: &Path) -> super::EngineError {
-    super::EngineError::local(
-        dest,
-        io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "the destination exists (choose --overwrite, --skip-existing, --resume or --rename)",
-        ),
-    )
-}
-
 /// `name` with ` (n)` before its extension, for the first `n` that `taken` says is free.
 pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
     if !taken(name) {

@@ -222,6 +222,24 @@ impl EngineError {
         }
     }
 
+    /// A destination that exists under the `Fail` policy: the same advice in both directions,
+    /// since a re-run after an interruption meets the files it already finished.
+    pub(crate) fn exists(dest: Destination<'_>) -> EngineError {
+        const ADVICE: &str =
+            "the destination exists (choose --overwrite, --skip-existing, --resume or --rename)";
+        match dest {
+            Destination::Local(path) => EngineError::local(
+                path,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, ADVICE),
+            ),
+            Destination::Remote(path) => EngineError::Remote {
+                code: ErrorCode::AlreadyExists,
+                message: ADVICE.into(),
+                path: path.to_owned(),
+            },
+        }
+    }
+
     /// The protocol error code behind this error, when the server sent one.
     pub fn remote_code(&self) -> Option<ErrorCode> {
         match self {
@@ -229,6 +247,13 @@ impl EngineError {
             _ => None,
         }
     }
+}
+
+/// Where a file a job writes goes: a download's local path, an upload's remote one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Destination<'a> {
+    Local(&'a std::path::Path),
+    Remote(&'a str),
 }
 
 /// An error text without Rust's ` (os error N)` suffix: the code in front already says what the

@@ -13,12 +13,12 @@ use ferry_protocol::{
     Digest, ErrorBody, ErrorCode, Kind, Put, PutReply, PutTrailer, Request, path,
 };
 
-use super::job::{Job, PendingKind, Task, blocking, exists_error, lock};
+use super::job::{Job, PendingKind, Task, blocking, lock};
 use super::local::{self, CHUNK};
 use super::same_file;
 use super::session::Session;
 use super::transport::{FrameReader, FrameWriter};
-use super::{ConflictPolicy, EngineError};
+use super::{ConflictPolicy, Destination, EngineError};
 
 /// Files at least this big ask the server about a partial upload before they are sent; smaller
 /// ones are simply sent again, which is cheaper than the round trip.
@@ -81,7 +81,10 @@ pub(super) async fn send_put(
                     return Ok(None);
                 }
                 ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                    job.failed(task, &exists_error(&task.remote));
+                    job.failed(
+                        task,
+                        &EngineError::exists(Destination::Remote(&task.remote)),
+                    );
                     return Ok(None);
                 }
                 ConflictPolicy::Overwrite => overwrite = true,

@@ -12,7 +12,7 @@ use crate::engine::local::{self};
 use crate::engine::same_file;
 use crate::engine::session::Session;
 use crate::engine::transport::FrameWriter;
-use crate::engine::{ConflictPolicy, EngineError};
+use crate::engine::{ConflictPolicy, Destination, EngineError};
 
 /// Decides what to do with one download and sends its `get`; `None` when it was settled
 /// without a request.
@@ -111,7 +111,7 @@ pub(crate) async fn send_get(
                     return Ok(None);
                 }
                 ConflictPolicy::Fail | ConflictPolicy::Ask => {
-                    job.failed(task, &local::exists_error(&task.local));
+                    job.failed(task, &EngineError::exists(Destination::Local(&task.local)));
                     return Ok(None);
                 }
                 // The rename into place replaces it.
