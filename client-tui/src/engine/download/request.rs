@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferry_protocol::Request;
 
 use crate::engine::job::{Aside, Job, PendingKind, Task, blocking, lock};
-use crate::engine::local::{self};
+use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
 use crate::engine::transport::FrameWriter;
