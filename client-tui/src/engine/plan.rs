@@ -353,18 +353,9 @@ pub(super) async fn plan_download(
                             Kind::File => {
                                 tasks.push(Task::new(local, remote, entry.size, entry.mtime));
                             }
-                            Kind::Symlink => left_out(
-                                job,
-                                remote,
-                                LeftOutReason::Symlink,
-                                "a symlink: only files and directories are copied",
-                            ),
-                            Kind::Other => left_out(
-                                job,
-                                remote,
-                                LeftOutReason::Special,
-                                "a special file: only files and directories are copied",
-                            ),
+                            kind @ (Kind::Symlink | Kind::Other) => {
+                                left_out_by_design(job, remote, kind)
+                            }
                         }
                     }
                     made = make_dirs(job, made, local_dirs).await?;
@@ -390,18 +381,7 @@ pub(super) async fn plan_download(
                 // Children before parents, for removing a moved tree.
                 cleanup.remote.extend(remote_dirs.into_iter().rev());
             }
-            Kind::Symlink => left_out(
-                job,
-                remote_root,
-                LeftOutReason::Symlink,
-                "a symlink: only files and directories are copied",
-            ),
-            Kind::Other => left_out(
-                job,
-                remote_root,
-                LeftOutReason::Special,
-                "a special file: only files and directories are copied",
-            ),
+            kind @ (Kind::Symlink | Kind::Other) => left_out_by_design(job, remote_root, kind),
         }
     }
     Ok(cleanup)
@@ -442,6 +422,20 @@ pub(super) fn left_out(
         reason,
         message: message.to_string(),
     });
+}
+
+/// Names a link or a special file (`kind`), which a copy leaves out by design.
+fn left_out_by_design(job: &Job, path: String, kind: Kind) {
+    let (reason, what) = match kind {
+        Kind::Symlink => (LeftOutReason::Symlink, "a symlink"),
+        _ => (LeftOutReason::Special, "a special file"),
+    };
+    left_out(
+        job,
+        path,
+        reason,
+        format!("{what}: only files and directories are copied"),
+    );
 }
 
 /// Makes a batch's directories in walk order (parents before children, so each is made by its

@@ -7,12 +7,12 @@
 //! is opened.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ferry_protocol::{ErrorCode, path};
 
 use super::EngineError;
-use super::job::blocking;
+use super::job::{Job, Task, blocking};
 use super::session::{Session, boot_id};
 
 /// The identity token of the local file `path` leads to (links followed), under `salt`.
@@ -139,17 +139,21 @@ pub(super) async fn check_upload(
     Ok(None)
 }
 
-/// Whether one local file and one remote file are the same, for a single file whose
-/// destination exists.
-pub(super) async fn same_file(
-    session: &mut Session,
-    salt: &str,
-    local: &Path,
-    remote: &str,
+/// Whether `task`'s destination is its own source, asked (on the worker's control
+/// connection) only when the server shares this machine: such a file is refused before its
+/// destination is opened.
+pub(super) async fn onto_itself(
+    job: &Job,
+    control: &mut Option<Session>,
+    task: &Task,
 ) -> Result<bool, EngineError> {
-    let Some(theirs) = remote_token(session, remote).await? else {
+    let Some(salt) = job.machine.get() else {
         return Ok(false);
     };
-    let (salt, path) = (salt.to_owned(), PathBuf::from(local));
+    let session = job.control_session(control).await?;
+    let Some(theirs) = remote_token(session, &task.remote).await? else {
+        return Ok(false);
+    };
+    let (salt, path) = (salt.clone(), task.local.clone());
     Ok(blocking(move || local_token(&salt, &path)).await? == Some(theirs))
 }

@@ -91,16 +91,13 @@ pub(crate) async fn send_get(
         }
         writer.flush().await?;
         // Before the question, and before anything is moved aside or opened.
-        if let Some(salt) = job.machine.get() {
-            let session = job.control_session(control).await?;
-            if same_file::same_file(session, salt, &task.local, &task.remote).await? {
-                let dest = crate::format::local_path(&task.local);
-                job.failed(
-                    task,
-                    &same_file::refusal(&task.remote, &task.remote, &dest, false),
-                );
-                return Ok(None);
-            }
+        if same_file::onto_itself(job, control, task).await? {
+            let dest = crate::format::local_path(&task.local);
+            job.failed(
+                task,
+                &same_file::refusal(&task.remote, &task.remote, &dest, false),
+            );
+            return Ok(None);
         }
         let shown = crate::format::local_path(&task.local);
         let mut reason = None;

@@ -44,16 +44,13 @@ pub(crate) async fn send_put(
         }
         writer.flush().await?;
         // Before anything is asked or sent: a server on this machine may show our own file.
-        if let Some(salt) = job.machine.get() {
-            let session = job.control_session(control).await?;
-            if same_file::same_file(session, salt, &task.local, &task.remote).await? {
-                let source = crate::format::local_path(&task.local);
-                job.failed(
-                    task,
-                    &same_file::refusal(&source, &source, &task.remote, false),
-                );
-                return Ok(None);
-            }
+        if same_file::onto_itself(job, control, task).await? {
+            let source = crate::format::local_path(&task.local);
+            job.failed(
+                task,
+                &same_file::refusal(&source, &source, &task.remote, false),
+            );
+            return Ok(None);
         }
         // The file we are sending again may be the one there: a connection can break after the
         // server placed it but before its reply came back.
@@ -193,13 +190,9 @@ async fn same_remote_file(
         Err(EngineError::Remote { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let path = task.local.clone();
-    let size = task.size;
-    let ours = blocking(move || local::hash_prefix(&path, size)).await?;
-    Ok(match ours {
-        Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs => Some(theirs),
-        _ => None,
-    })
+    Ok(local_prefix_is(task, task.size, theirs)
+        .await?
+        .then_some(theirs))
 }
 
 /// Why the remote file is not the start of our file (`None` when it is): not a regular file,
@@ -226,10 +219,14 @@ async fn not_a_prefix(
         )));
     }
     let theirs = session.digest(&task.remote, entry.size).await?;
-    let (path, size) = (task.local.clone(), entry.size);
+    Ok((!local_prefix_is(task, entry.size, theirs).await?)
+        .then(|| "its bytes differ from the start of the source".into()))
+}
+
+/// Whether the first `size` bytes of our file have the digest `theirs` (a file that cannot be
+/// read, or is shorter, has not).
+async fn local_prefix_is(task: &Task, size: u64, theirs: Digest) -> Result<bool, EngineError> {
+    let path = task.local.clone();
     let ours = blocking(move || local::hash_prefix(&path, size)).await?;
-    Ok(match ours {
-        Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs => None,
-        Ok(_) | Err(_) => Some("its bytes differ from the start of the source".into()),
-    })
+    Ok(matches!(ours, Ok(Some(hasher)) if Digest::from(hasher.finalize()) == theirs))
 }
