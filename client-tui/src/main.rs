@@ -524,29 +524,32 @@ async fn run_command(
                 .map(drop)
         }
         Command::Mkdir { urls } => {
-            let endpoint = urls
-                .first()
-                .map(at)
-                .ok_or_else(|| CliError::Job("nothing to make".into()))?;
+            let endpoint = first_endpoint(&urls, &at, "nothing to make")?;
             cli::mkdir(&endpoint, &urls).await
         }
         Command::Rm { recursive, urls } => {
-            let endpoint = urls
-                .first()
-                .map(at)
-                .ok_or_else(|| CliError::Job("nothing to remove".into()))?;
+            let endpoint = first_endpoint(&urls, &at, "nothing to remove")?;
             cli::rm(&endpoint, &urls, recursive).await
         }
         Command::Mv { url, to, overwrite } => cli::mv(&at(&url), &url, &to, overwrite).await,
         Command::Partials { rm, urls } => {
-            let endpoint = urls
-                .first()
-                .map(at)
-                .ok_or_else(|| CliError::Job("nothing to list".into()))?;
+            let endpoint = first_endpoint(&urls, &at, "nothing to list")?;
             cli::partials(&endpoint, &urls, rm).await
         }
         Command::Completions { .. } | Command::Man => Ok(()),
     }
+}
+
+/// The endpoint of the first of `urls` (a command's locations are all on one server);
+/// `nothing` is the error when there is none.
+fn first_endpoint(
+    urls: &[RemoteUrl],
+    at: impl Fn(&RemoteUrl) -> Endpoint,
+    nothing: &str,
+) -> Result<Endpoint, CliError> {
+    urls.first()
+        .map(at)
+        .ok_or_else(|| CliError::Job(nothing.into()))
 }
 
 fn run_tui(

@@ -18,7 +18,8 @@ mod transfer;
 
 use ferry_protocol::path;
 
-use crate::engine::{ConflictPolicy, EngineError};
+use crate::engine::{ConflictPolicy, Endpoint, EngineError};
+use crate::url::RemoteUrl;
 
 pub use listing::{format_entry, ls};
 pub use ops::{mkdir, mv, partials, rm};
@@ -144,6 +145,21 @@ pub fn policy_from_flags(
     } else {
         ConflictPolicy::Fail
     }
+}
+
+/// `bad_request` unless every location is on the server of `endpoint`: one command, one server;
+/// `what` names the locations in the message (`sources`, `locations`).
+fn one_server(endpoint: &Endpoint, urls: &[RemoteUrl], what: &str) -> Result<(), CliError> {
+    for url in urls {
+        if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
+            return Err(usage(
+                "bad_request",
+                url.to_string(),
+                format!("all {what} must be on one server"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The last name of a wire path (`""` for the root).

@@ -4,14 +4,14 @@
 
 use ferry_protocol::{ErrorCode, Kind, path};
 
-use super::{CliError, base_name, usage};
+use super::{CliError, base_name, one_server, usage};
 use crate::engine::{Endpoint, EngineError, Session};
 use crate::url::RemoteUrl;
 
 /// Creates each of `urls` (all on the server of `endpoint`) and its missing parents. As with
 /// `mkdir`, one that cannot be made is reported on its own line and the others are still made.
 pub async fn mkdir(endpoint: &Endpoint, urls: &[RemoteUrl]) -> Result<(), CliError> {
-    one_server(endpoint, urls)?;
+    one_server(endpoint, urls, "locations")?;
     let mut session = Session::connect(endpoint).await?;
     let mut failed = 0;
     for url in urls {
@@ -25,27 +25,13 @@ pub async fn mkdir(endpoint: &Endpoint, urls: &[RemoteUrl]) -> Result<(), CliErr
 /// `recursive`. As with `rm`, one that cannot go is reported on its own line and the others
 /// still go; the command fails if any did.
 pub async fn rm(endpoint: &Endpoint, urls: &[RemoteUrl], recursive: bool) -> Result<(), CliError> {
-    one_server(endpoint, urls)?;
+    one_server(endpoint, urls, "locations")?;
     let mut session = Session::connect(endpoint).await?;
     let mut failed = 0;
     for url in urls {
         failed += each(remove_one(&mut session, url, recursive).await)?;
     }
     outcome(failed)
-}
-
-/// `bad_request` unless every location is on the server of `endpoint`: one command, one server.
-fn one_server(endpoint: &Endpoint, urls: &[RemoteUrl]) -> Result<(), CliError> {
-    for url in urls {
-        if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
-            return Err(usage(
-                "bad_request",
-                url.to_string(),
-                "all locations must be on one server",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// One location's result in a command over several: a failure is printed and counted (1), a
@@ -137,7 +123,7 @@ pub async fn partials(
     urls: &[RemoteUrl],
     remove: bool,
 ) -> Result<(), CliError> {
-    one_server(endpoint, urls)?;
+    one_server(endpoint, urls, "locations")?;
     let mut session = Session::connect(endpoint).await?;
     if remove {
         let mut failed = 0;

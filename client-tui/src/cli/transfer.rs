@@ -9,7 +9,7 @@ use ferry_protocol::{Kind, path};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::outcome::{self, LeftOutCounts};
-use super::{CliError, base_name, usage};
+use super::{CliError, base_name, one_server, usage};
 use crate::engine::{
     ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineError, EngineOptions, Events, JobId,
     JobSpec, JobSummary, Session, TransferEvent,
@@ -95,15 +95,7 @@ pub async fn get(
             "with several sources the target must be an existing directory",
         ));
     }
-    for url in urls {
-        if (url.host.as_str(), url.port) != (endpoint.host.as_str(), endpoint.port) {
-            return Err(usage(
-                "bad_request",
-                url.to_string(),
-                "all sources must be on one server",
-            ));
-        }
-    }
+    one_server(endpoint, urls, "sources")?;
     let mut session = Session::connect(endpoint).await?;
     let mut items = Vec::with_capacity(urls.len());
     let mut refused = Refused {
