@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::job::{Job, PendingKind, Task, lock};
-use super::plan::{self, Cleanup};
+use super::job::{Job, Sent, Task, lock};
+use super::plan::{self, EmptiedDirs};
 use super::session::Session;
 use super::transport::{FrameReader, FrameWriter};
 use super::{EngineError, JobSpec, download, upload};
@@ -32,7 +32,7 @@ impl Direction {
         self,
         job: &Job,
         session: &mut Session,
-        cleanup: Cleanup,
+        cleanup: EmptiedDirs,
     ) -> Result<(), EngineError> {
         match self {
             Direction::Upload => plan::finish_upload_move(cleanup).await,
@@ -46,7 +46,7 @@ pub(super) async fn plan(
     job: &Job,
     session: &mut Session,
     spec: JobSpec,
-) -> Result<Cleanup, EngineError> {
+) -> Result<EmptiedDirs, EngineError> {
     match spec {
         JobSpec::Upload { items, .. } => plan::plan_upload(job, session, items).await,
         JobSpec::Download { items, .. } => plan::plan_download(job, session, items).await,
@@ -100,7 +100,7 @@ impl Outgoing {
         job: &Arc<Job>,
         writer: &mut FrameWriter,
         task: &mut Task,
-    ) -> Result<Option<PendingKind>, EngineError> {
+    ) -> Result<Option<Sent>, EngineError> {
         match self.direction {
             Direction::Upload => {
                 // An upload's bytes leave here; a download's file is named by the read side
@@ -140,10 +140,10 @@ impl Incoming {
         job: &Arc<Job>,
         reader: &mut FrameReader,
         task: &mut Task,
-        kind: PendingKind,
+        kind: Sent,
     ) -> Result<(), EngineError> {
         match kind {
-            PendingKind::Get {
+            Sent::Get {
                 offset,
                 hasher,
                 partial,
@@ -152,7 +152,7 @@ impl Incoming {
                 download::finish_get(job, reader, &mut self.disk, task, offset, *hasher, partial)
                     .await
             }
-            PendingKind::Put {
+            Sent::Put {
                 offset,
                 digest,
                 broken,

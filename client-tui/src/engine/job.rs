@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::local;
 use super::progress::ProgressState;
-use super::session::{Copied, Session};
+use super::session::{CopiedSource, Session};
 use super::{
     ConflictAnswer, ConflictPolicy, Endpoint, EngineError, EngineOptions, JobId, JobSpec,
     TransferEvent,
@@ -117,7 +117,7 @@ pub(super) struct Job {
     /// Remote paths that exist (uploads) and their kind; names taken by `Rename` join them.
     pub(super) remote_existing: Mutex<HashMap<String, Kind>>,
     /// Remote sources whose copy is verified, to remove at the end of a move if unchanged.
-    pub(super) verified_sources: Mutex<Vec<Copied>>,
+    pub(super) verified_sources: Mutex<Vec<CopiedSource>>,
     /// Per-file events not yet handed to the owner. Sent one by one, a tree of tiny files woke
     /// the owner's task (and often a parked thread) once per file, which cost more CPU than
     /// writing the files; gathered, they go out in bursts with the progress ticks.
@@ -134,7 +134,7 @@ pub(super) struct Job {
     pub(super) machine: std::sync::OnceLock<String>,
     /// Destinations moved aside to be resumed, by their partial's path, until they are
     /// replaced by the verified file or put back.
-    pub(super) aside: Mutex<HashMap<PathBuf, Aside>>,
+    pub(super) aside: Mutex<HashMap<PathBuf, MovedAside>>,
     /// Disk writers of large downloads still running (they outlive a cancelled job briefly).
     pub(super) writers: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -330,7 +330,7 @@ impl Job {
     /// Records a verified download's source for a move's removal at the job's end.
     pub(super) fn copied(&self, task: &Task, digest: Digest) {
         if self.remove_source {
-            lock(&self.verified_sources).push(Copied {
+            lock(&self.verified_sources).push(CopiedSource {
                 path: task.remote.clone(),
                 size: task.size,
                 mtime: task.mtime,
@@ -404,7 +404,7 @@ impl Job {
     /// leaves the user's file hidden (and a later run can never take it for our own partial and
     /// discard it). Waits first for the job's disk writers to stop touching the partials.
     pub(super) async fn restore_aside(&self) {
-        let left: Vec<(PathBuf, Aside)> = lock(&self.aside).drain().collect();
+        let left: Vec<(PathBuf, MovedAside)> = lock(&self.aside).drain().collect();
         if left.is_empty() {
             return;
         }
@@ -434,8 +434,9 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))
 }
 
+/// What a file's request carried, kept until its reply comes to finish the file with.
 #[derive(Debug)]
-pub(super) enum PendingKind {
+pub(super) enum Sent {
     Get {
         offset: u64,
         hasher: Box<blake3::Hasher>,
@@ -452,14 +453,14 @@ pub(super) enum PendingKind {
 /// A destination chosen to be resumed, moved aside as its partial to be continued: what it
 /// was, so it can be put back exactly.
 #[derive(Debug, Clone)]
-pub(super) struct Aside {
+pub(super) struct MovedAside {
     pub(super) dest: PathBuf,
     pub(super) len: u64,
     pub(super) mtime: i64,
     pub(super) mode: Option<u32>,
 }
 
-impl Aside {
+impl MovedAside {
     /// Cuts `partial` back to the destination's own length, gives it back its mode and mtime
     /// and renames it to its name, never over a file that took the name meanwhile.
     pub(super) fn restore(&self, partial: &std::path::Path) -> std::io::Result<()> {

@@ -20,7 +20,7 @@ use super::{EngineError, LeftOutReason, TransferEvent};
 /// ones as paths (a name that is not UTF-8 must reach its own directory again), remote ones as
 /// wire names.
 #[derive(Debug, Default)]
-pub(super) struct Cleanup {
+pub(super) struct EmptiedDirs {
     local: Vec<PathBuf>,
     remote: Vec<String>,
 }
@@ -32,8 +32,8 @@ pub(super) async fn plan_upload(
     job: &Job,
     session: &mut Session,
     items: Vec<(PathBuf, String)>,
-) -> Result<Cleanup, EngineError> {
-    let mut cleanup = Cleanup::default();
+) -> Result<EmptiedDirs, EngineError> {
+    let mut cleanup = EmptiedDirs::default();
     for (local_root, remote_root) in items {
         let (steps_tx, mut steps) = tokio::sync::mpsc::channel::<local::LocalTree>(WALK_AHEAD);
         let walker = {
@@ -234,11 +234,11 @@ pub(super) async fn plan_download(
     job: &Job,
     session: &mut Session,
     items: Vec<(String, PathBuf)>,
-) -> Result<Cleanup, EngineError> {
+) -> Result<EmptiedDirs, EngineError> {
     // Directories this plan made, hence empty: a file going into one needs no look at the
     // disk before its `get`.
     let mut made = HashSet::new();
-    let mut cleanup = Cleanup::default();
+    let mut cleanup = EmptiedDirs::default();
     for (remote_root, local_root) in items {
         let entry = match session.stat(&remote_root).await {
             Ok(entry) => entry,
@@ -503,7 +503,7 @@ fn make_dir(dir: &Path, mode: u32) -> std::io::Result<bool> {
 /// Removes the local directories an upload move emptied (its files went as soon as they were
 /// verified, removed by the workers). A directory that still holds something (a skipped link,
 /// a failed file) stays.
-pub(super) async fn finish_upload_move(cleanup: Cleanup) -> Result<(), EngineError> {
+pub(super) async fn finish_upload_move(cleanup: EmptiedDirs) -> Result<(), EngineError> {
     blocking(move || {
         for dir in cleanup.local {
             let _ = std::fs::remove_dir(dir);
@@ -517,7 +517,7 @@ pub(super) async fn finish_upload_move(cleanup: Cleanup) -> Result<(), EngineErr
 pub(super) async fn finish_download_move(
     job: &Job,
     session: &mut Session,
-    cleanup: Cleanup,
+    cleanup: EmptiedDirs,
 ) -> Result<(), EngineError> {
     // Each only while it is still the copy (`file_changed` otherwise, and it stays).
     let files = std::mem::take(&mut *lock(&job.verified_sources));

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::direction::{self, Direction, Incoming, Outgoing};
-use super::job::{Job, PendingKind, STOPPED_EARLY, Task, blocking, lock};
+use super::job::{Job, STOPPED_EARLY, Sent, Task, blocking, lock};
 use super::session::Session;
 use super::transport::{FrameReader, FrameStream, FrameWriter};
 use super::{ConflictPolicy, EngineError, JobSpec, TransferEvent, same_file, space};
@@ -270,9 +270,9 @@ where
 
 /// A request sent whose replies are still to come.
 #[derive(Debug)]
-struct Pending {
+struct InFlight {
     task: Task,
-    kind: PendingKind,
+    kind: Sent,
 }
 
 /// Runs one connection's writer and reader side by side. On a broken connection, the files
@@ -287,20 +287,20 @@ async fn pipeline(
         mut writer,
         ..
     } = conn;
-    let (pending_tx, mut pending_rx) = mpsc::channel::<Pending>(job.options.window);
+    let (in_flight_tx, mut in_flight_rx) = mpsc::channel::<InFlight>(job.options.window);
     let mut writing: Option<Task> = None;
     let mut reading: Option<Task> = None;
     let mut outgoing = Outgoing::new(direction);
     let outcome = {
-        let write = write_side(job, &mut writer, pending_tx, &mut writing, &mut outgoing);
-        let read = read_side(job, &mut reader, &mut pending_rx, &mut reading);
+        let write = write_side(job, &mut writer, in_flight_tx, &mut writing, &mut outgoing);
+        let read = read_side(job, &mut reader, &mut in_flight_rx, &mut reading);
         tokio::try_join!(write, read).map(drop)
     };
     if outcome.is_err() {
         let mut interrupted = writing.into_iter().chain(reading).collect::<Vec<_>>();
         // Files read ahead but not sent yet were not in flight: they simply go back.
         outgoing.give_back(job);
-        while let Ok(pending) = pending_rx.try_recv() {
+        while let Ok(pending) = in_flight_rx.try_recv() {
             interrupted.push(pending.task);
         }
         for mut task in interrupted {
@@ -316,7 +316,7 @@ async fn pipeline(
 async fn write_side(
     job: &Arc<Job>,
     writer: &mut FrameWriter,
-    pending_tx: mpsc::Sender<Pending>,
+    in_flight_tx: mpsc::Sender<InFlight>,
     slot: &mut Option<Task>,
     outgoing: &mut Outgoing,
 ) -> Result<(), EngineError> {
@@ -342,7 +342,7 @@ async fn write_side(
         // Flushed before a full window is waited on, or the reader would wait for replies to
         // requests still in our buffer. The task stays in the slot until it is handed over, so a
         // failure here puts it back in the queue.
-        let full = pending_tx.capacity() == 0;
+        let full = in_flight_tx.capacity() == 0;
         if full || unflushed >= FLUSH_EVERY || (job.queue_is_empty() && !outgoing.has_read_ahead())
         {
             writer.flush().await?;
@@ -351,7 +351,8 @@ async fn write_side(
         let Some(task) = slot.take() else {
             continue;
         };
-        if let Err(mpsc::error::SendError(pending)) = pending_tx.send(Pending { task, kind }).await
+        if let Err(mpsc::error::SendError(pending)) =
+            in_flight_tx.send(InFlight { task, kind }).await
         {
             job.requeue(pending.task, false);
             return Ok(());
@@ -360,7 +361,7 @@ async fn write_side(
             // The window was full: wait until a good part of it is free again, so the next
             // requests leave (and reach the server) together instead of one per reply.
             let room = FLUSH_EVERY.min(job.options.window);
-            if let Ok(permits) = pending_tx.reserve_many(room).await {
+            if let Ok(permits) = in_flight_tx.reserve_many(room).await {
                 drop(permits);
             }
         }
@@ -372,12 +373,12 @@ async fn write_side(
 async fn read_side(
     job: &Arc<Job>,
     reader: &mut FrameReader,
-    pending_rx: &mut mpsc::Receiver<Pending>,
+    in_flight_rx: &mut mpsc::Receiver<InFlight>,
     slot: &mut Option<Task>,
 ) -> Result<(), EngineError> {
     let mut incoming = Incoming::default();
     let read = async {
-        while let Some(Pending { task, kind }) = pending_rx.recv().await {
+        while let Some(InFlight { task, kind }) = in_flight_rx.recv().await {
             let task = slot.insert(task);
             incoming.finish(job, reader, task, kind).await?;
             *slot = None;

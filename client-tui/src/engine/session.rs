@@ -82,7 +82,7 @@ impl Drop for ListStream<'_> {
 /// A remote source a move has copied and verified: what it must still be when it is removed
 /// at the job's end, so a file changed on the server meanwhile is kept.
 #[derive(Debug, Clone)]
-pub(super) struct Copied {
+pub(super) struct CopiedSource {
     pub(super) path: String,
     pub(super) size: u64,
     pub(super) mtime: i64,
@@ -410,7 +410,7 @@ impl Session {
     /// digest of the copy (else `file_changed`), returning each outcome.
     pub(super) async fn remove_copied(
         &mut self,
-        sources: &[Copied],
+        sources: &[CopiedSource],
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
         let paths = sources.iter().map(|s| s.path.clone()).collect::<Vec<_>>();
         let requests = sources

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer};
 
 use crate::engine::EngineError;
-use crate::engine::job::{Aside, Job, STOPPED_EARLY, Task, blocking, lock};
+use crate::engine::job::{Job, MovedAside, STOPPED_EARLY, Task, blocking, lock};
 use crate::engine::local::{self, CHUNK};
 use crate::engine::transport::FrameReader;
 
@@ -343,7 +343,7 @@ async fn put_back(
         return Ok(());
     };
     lock(&job.aside).remove(&partial);
-    let aside = Aside {
+    let aside = MovedAside {
         dest: task.local.clone(),
         len,
         mtime,

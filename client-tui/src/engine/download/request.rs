@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferry_protocol::Request;
 
-use crate::engine::job::{Aside, Job, PendingKind, Task, blocking, lock};
+use crate::engine::job::{Job, MovedAside, Sent, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
@@ -21,7 +21,7 @@ pub(crate) async fn send_get(
     writer: &mut FrameWriter,
     task: &mut Task,
     control: &mut Option<Session>,
-) -> Result<Option<PendingKind>, EngineError> {
+) -> Result<Option<Sent>, EngineError> {
     if !task.vacant && !task.stream {
         let dest = task.local.clone();
         match blocking(move || special_destination(&dest)).await? {
@@ -58,7 +58,7 @@ pub(crate) async fn send_get(
                 offset: 0,
             })
             .await?;
-        return Ok(Some(PendingKind::Get {
+        return Ok(Some(Sent::Get {
             offset: 0,
             hasher: Box::new(blake3::Hasher::new()),
             partial: task.local.clone(),
@@ -152,7 +152,7 @@ pub(crate) async fn send_get(
                         if let Some((len, mtime)) = before {
                             lock(&job.aside).insert(
                                 inspected.partial.clone(),
-                                Aside {
+                                MovedAside {
                                     dest: task.local.clone(),
                                     len,
                                     mtime,
@@ -184,7 +184,7 @@ pub(crate) async fn send_get(
             offset,
         })
         .await?;
-    Ok(Some(PendingKind::Get {
+    Ok(Some(Sent::Get {
         offset,
         hasher: Box::new(hasher),
         partial,

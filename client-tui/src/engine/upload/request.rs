@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ferry_protocol::{Digest, ErrorCode, Kind, Put, PutTrailer, Request, path};
 
-use crate::engine::job::{Job, PendingKind, Task, blocking, lock};
+use crate::engine::job::{Job, Sent, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
@@ -27,7 +27,7 @@ pub(crate) async fn send_put(
     task: &mut Task,
     control: &mut Option<Session>,
     read_ahead: Option<std::io::Result<SmallFile>>,
-) -> Result<Option<PendingKind>, EngineError> {
+) -> Result<Option<Sent>, EngineError> {
     let mut overwrite = job.policy == ConflictPolicy::Overwrite;
     let existing = lock(&job.remote_existing).get(&task.remote).copied();
     if let Some(kind) = existing {
@@ -163,7 +163,7 @@ pub(crate) async fn send_put(
         Digest::from(hasher.finalize())
     };
     writer.send_header(&PutTrailer { digest }).await?;
-    Ok(Some(PendingKind::Put {
+    Ok(Some(Sent::Put {
         offset,
         digest,
         broken,
