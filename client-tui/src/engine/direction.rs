@@ -6,11 +6,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::error::EngineError;
 use super::job::{Job, Sent, Task, lock};
 use super::plan::{self, EmptiedDirs};
 use super::session::Session;
+use super::spec::JobSpec;
 use super::transport::{FrameReader, FrameWriter};
-use super::{EngineError, JobSpec, download, upload};
+use super::{download, upload};
 
 /// Which way a job's files go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

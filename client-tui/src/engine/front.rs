@@ -10,10 +10,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::endpoint::Endpoint;
+use super::error::EngineError;
+use super::event::{JobSummary, TransferEvent};
 use super::job::{Job, lock};
 use super::progress::EMIT_INTERVAL;
 use super::scheduler;
-use super::{Endpoint, EngineError, EngineOptions, JobId, JobSpec, JobSummary, TransferEvent};
+use super::spec::{EngineOptions, JobId, JobSpec};
 
 /// Runs transfer jobs in the background; cheap to clone.
 #[derive(Debug, Clone)]

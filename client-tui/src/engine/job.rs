@@ -13,13 +13,13 @@ use std::time::Instant;
 use ferry_protocol::{Digest, Kind};
 use tokio::sync::{mpsc, oneshot};
 
+use super::endpoint::Endpoint;
+use super::error::EngineError;
+use super::event::TransferEvent;
 use super::local;
 use super::progress::ProgressState;
 use super::session::{CopiedSource, Session};
-use super::{
-    ConflictAnswer, ConflictPolicy, Endpoint, EngineError, EngineOptions, JobId, JobSpec,
-    TransferEvent,
-};
+use super::spec::{ConflictAnswer, ConflictPolicy, EngineOptions, JobId, JobSpec};
 
 /// Locks a mutex, shrugging off poisoning: every critical section here leaves its data valid.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -13,7 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_protocol::path;
 
-use super::LeftOutReason;
+use super::event::LeftOutReason;
+
+pub(crate) use super::error::Changed;
+#[cfg(test)]
+use super::error::is_changed;
 
 /// Read size for hashing and sending: big enough to keep syscalls rare, small enough that
 /// memory stays flat whatever the file size.
@@ -115,25 +119,6 @@ fn parse_umask(status: &str) -> Option<u32> {
             .ok()
             .map(|mask| mask & 0o777)
     })
-}
-
-/// A local source that changed while it was being read for an upload: what was read is no
-/// version of the file that ever existed. Carried inside an [`io::Error`] so it reports with
-/// the same `file_changed` code as a download whose source changed on the server.
-#[derive(Debug)]
-pub(crate) struct Changed;
-
-impl std::fmt::Display for Changed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the file changed while it was being sent")
-    }
-}
-
-impl std::error::Error for Changed {}
-
-/// Whether `error` is a [`Changed`].
-pub(crate) fn is_changed(error: &io::Error) -> bool {
-    error.get_ref().is_some_and(|inner| inner.is::<Changed>())
 }
 
 /// Walks a local source without following symlinks. A source that is itself a symlink or a
@@ -275,8 +260,8 @@ fn not_copied(path: PathBuf, meta: &fs::Metadata) -> (PathBuf, LeftOutReason, St
 fn io_message(error: &io::Error) -> String {
     format!(
         "{}: {}",
-        super::local_code(error),
-        super::without_os_error(&error.to_string())
+        super::error::local_code(error),
+        super::error::without_os_error(&error.to_string())
     )
 }
 

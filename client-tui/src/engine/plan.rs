@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 
 use ferry_protocol::{ErrorCode, Kind, path};
 
+use super::error::EngineError;
+use super::event::{LeftOutReason, TransferEvent};
 use super::job::{Job, Task, blocking, lock};
 use super::local;
 use super::session::Session;
-use super::{EngineError, LeftOutReason, TransferEvent};
 
 /// Directories that a move empties, deepest first, to remove once their files are gone: local
 /// ones as paths (a name that is not UTF-8 must reach its own directory again), remote ones as

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{JobId, JobProgress};
+use super::event::JobProgress;
+use super::spec::JobId;
 
 /// The shortest gap between two progress events of one job (20 a second).
 pub const EMIT_INTERVAL: Duration = Duration::from_millis(50);

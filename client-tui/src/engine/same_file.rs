@@ -11,7 +11,7 @@ use std::path::Path;
 
 use ferry_protocol::{ErrorCode, path};
 
-use super::EngineError;
+use super::error::EngineError;
 use super::job::{Job, Task, blocking};
 use super::session::{Session, boot_id};
 

@@ -21,10 +21,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::direction::{self, Direction, Incoming, Outgoing};
+use super::error::EngineError;
+use super::event::TransferEvent;
 use super::job::{Job, STOPPED_EARLY, Sent, Task, blocking, lock};
 use super::session::Session;
+use super::spec::{ConflictPolicy, JobSpec};
 use super::transport::{FrameReader, FrameStream, FrameWriter};
-use super::{ConflictPolicy, EngineError, JobSpec, TransferEvent, same_file, space};
+use super::{same_file, space};
 
 /// How many times one worker opens a new connection after the previous one broke.
 const MAX_RECONNECTS: usize = 2;

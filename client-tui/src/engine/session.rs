@@ -10,8 +10,8 @@ use ferry_protocol::{
     StatReply, SummaryReply,
 };
 
-use super::Endpoint;
-use super::EngineError;
+use super::endpoint::Endpoint;
+use super::error::EngineError;
 use super::transport::FrameStream;
 
 /// Most entries [`Session::list`] gathers: the TUI's pane holds a listing whole.

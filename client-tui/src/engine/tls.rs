@@ -20,8 +20,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 
+use super::endpoint::Endpoint;
+use super::error::EngineError;
 use super::known_hosts::{Fingerprint, KnownHosts};
-use super::{Endpoint, EngineError};
 
 pub(crate) type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 

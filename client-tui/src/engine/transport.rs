@@ -26,9 +26,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 use tokio_util::either::Either;
 
+use super::endpoint::Endpoint;
+use super::error::EngineError;
 use super::known_hosts::KnownHosts;
 use super::tls;
-use super::{Endpoint, EngineError};
 
 /// Socket buffers on both sides; large enough that a 1 MiB chunk costs a handful of syscalls.
 pub(crate) const IO_BUFFER: usize = 256 * 1024;
@@ -63,7 +64,7 @@ pub(crate) struct FrameStream {
 fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
     EngineError::Connection {
         addr: addr.to_owned(),
-        message: super::without_os_error(&message.to_string()).to_owned(),
+        message: super::error::without_os_error(&message.to_string()).to_owned(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use ferry_protocol::Digest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::engine::EngineError;
+use crate::engine::error::EngineError;
 use crate::engine::job::{Job, Task, lock};
 use crate::engine::local::{self, CHUNK};
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer};
 
-use crate::engine::EngineError;
+use crate::engine::error::EngineError;
 use crate::engine::job::{Job, MovedAside, STOPPED_EARLY, Task, blocking, lock};
 use crate::engine::local::{self, CHUNK};
 use crate::engine::transport::FrameReader;
@@ -319,7 +319,7 @@ async fn stopped_error(
             format!(
                 "{}; the {} that arrived are kept in {} (the same command resumes them once \
                  there is room; remove it to give the space back)",
-                crate::engine::without_os_error(&error.to_string()),
+                crate::engine::error::without_os_error(&error.to_string()),
                 crate::format::size(len),
                 crate::format::local_path(partial)
             ),

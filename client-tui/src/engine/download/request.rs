@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use ferry_protocol::Request;
 
+use crate::engine::error::{Destination, EngineError};
 use crate::engine::job::{Job, MovedAside, Sent, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
+use crate::engine::spec::ConflictPolicy;
 use crate::engine::transport::FrameWriter;
-use crate::engine::{ConflictPolicy, Destination, EngineError};
 
 /// Decides what to do with one download and sends its `get`; `None` when it was settled
 /// without a request.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, Kind, PutReply};
 
-use crate::engine::EngineError;
+use crate::engine::error::EngineError;
 use crate::engine::job::{Job, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::transport::FrameReader;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use ferry_protocol::{Digest, ErrorCode, Kind, Put, PutTrailer, Request, path};
 
+use crate::engine::error::{Destination, EngineError};
 use crate::engine::job::{Job, Sent, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
+use crate::engine::spec::ConflictPolicy;
 use crate::engine::transport::FrameWriter;
-use crate::engine::{ConflictPolicy, Destination, EngineError};
 
 use super::source::{SmallFile, open_source, send_file};
 

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::engine::EngineError;
+use crate::engine::error::EngineError;
 use crate::engine::job::{Job, Task, blocking, lock};
 use crate::engine::local::{self, CHUNK};
 use crate::engine::transport::FrameWriter;

@@ -1,0 +1,77 @@
+//! What the owner asks of the engine: a [`JobSpec`] with its [`ConflictPolicy`], the answer to a
+//! conflict, and how an engine spreads its work ([`EngineOptions`]).
+
+use std::path::PathBuf;
+
+/// How an engine spreads its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Connections (and files in flight) per job.
+    pub workers: usize,
+    /// Requests one connection may have in flight before it waits for replies.
+    pub window: usize,
+    /// Write names with bidirectional controls or zero-width marks to disk as the server sent
+    /// them; by default a download refuses each such file (`unsafe_name`).
+    pub allow_unsafe_names: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            window: 64,
+            allow_unsafe_names: false,
+        }
+    }
+}
+
+/// Identifies a job for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(pub u64);
+
+/// What to do when the destination already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    Overwrite,
+    Skip,
+    /// Continue the existing destination only when its bytes are the start of the source's;
+    /// any other fails as `resume_mismatch` and is left as it was. Downloads continue the local
+    /// file and the trailer digest checks the whole (a mismatch puts the file back exactly);
+    /// uploads cannot append to a finished remote file, so an identical one is kept as done and
+    /// a true prefix (digest of the remote file = digest of our first bytes) is replaced by the
+    /// whole. A hidden partial is resumed under every policy.
+    Resume,
+    /// Keep both: the new one gets a free name (`a (1).txt`).
+    Rename,
+    /// Fail the file with `already_exists`.
+    Fail,
+    /// Send [`TransferEvent::Conflict`] and wait for the answer.
+    Ask,
+}
+
+/// The answer to a [`TransferEvent::Conflict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictAnswer {
+    /// `Ask` is not a valid answer; `Fail` cancels that file.
+    pub choice: ConflictPolicy,
+    /// Use the same choice for every later conflict in this job.
+    pub apply_to_all: bool,
+}
+
+/// A transfer to run in the background. Directories are copied recursively.
+#[derive(Debug, Clone)]
+pub enum JobSpec {
+    /// Each local source is written to exactly the remote path beside it.
+    Upload {
+        items: Vec<(PathBuf, String)>,
+        policy: ConflictPolicy,
+        /// A move: delete each source once its copy is verified.
+        remove_source: bool,
+    },
+    /// Each remote source is written to exactly the local path beside it.
+    Download {
+        items: Vec<(String, PathBuf)>,
+        policy: ConflictPolicy,
+        remove_source: bool,
+    },
+}
