@@ -9,7 +9,7 @@ use std::io::Write;
 use ferry_protocol::{Entry, ErrorCode, Kind};
 use humansize::{BINARY, format_size};
 
-use super::CliError;
+use super::error::CliError;
 use crate::engine::{Endpoint, Session};
 use crate::format;
 use crate::url::RemoteUrl;
@@ -26,7 +26,7 @@ pub async fn ls(
     let target = session.stat(&url.path).await?;
     if !target.is_dir_like() {
         let mut entry = target;
-        entry.name = super::base_name(&url.path).to_owned();
+        entry.name = super::locations::base_name(&url.path).to_owned();
         return print_all(vec![entry], json, out);
     }
     if json {

@@ -4,7 +4,8 @@
 
 use ferry_protocol::{ErrorCode, Kind, path};
 
-use super::{CliError, base_name, one_server, usage};
+use super::error::{CliError, usage};
+use super::locations::{base_name, one_server};
 use crate::engine::{Endpoint, EngineError, Session};
 use crate::url::RemoteUrl;
 
