@@ -524,16 +524,16 @@ async fn run_command(
                 .map(drop)
         }
         Command::Mkdir { urls } => {
-            let endpoint = first_endpoint(&urls, &at, "nothing to make")?;
+            let endpoint = first_endpoint(&urls, at, "nothing to make")?;
             cli::mkdir(&endpoint, &urls).await
         }
         Command::Rm { recursive, urls } => {
-            let endpoint = first_endpoint(&urls, &at, "nothing to remove")?;
+            let endpoint = first_endpoint(&urls, at, "nothing to remove")?;
             cli::rm(&endpoint, &urls, recursive).await
         }
         Command::Mv { url, to, overwrite } => cli::mv(&at(&url), &url, &to, overwrite).await,
         Command::Partials { rm, urls } => {
-            let endpoint = first_endpoint(&urls, &at, "nothing to list")?;
+            let endpoint = first_endpoint(&urls, at, "nothing to list")?;
             cli::partials(&endpoint, &urls, rm).await
         }
         Command::Completions { .. } | Command::Man => Ok(()),
