@@ -20,7 +20,7 @@ pub enum CliError {
     #[error("{failed} file(s) failed")]
     Reported { failed: u64 },
     /// Every file went, but entries of a tree were not copied (each already named): exit
-    /// `status`, [`outcome::EXIT_PARTIAL`] or [`outcome::EXIT_VANISHED`].
+    /// `status`, [`outcome::EXIT_PARTIAL`](super::outcome::EXIT_PARTIAL) or [`outcome::EXIT_VANISHED`](super::outcome::EXIT_VANISHED).
     #[error("{count} entr(y/ies) not copied")]
     Partial { count: u64, status: u8 },
     /// The job could not run (connection lost, cancelled).

@@ -72,7 +72,7 @@ impl LeftOutReason {
     }
 }
 
-/// What the engine tells its owner, over the channel returned by [`Engine::new`].
+/// What the engine tells its owner, over the channel returned by [`Engine::new`](super::Engine::new).
 #[derive(Debug)]
 pub enum TransferEvent {
     /// The job's size is known (after the scan): progress bars can be drawn to scale. Files

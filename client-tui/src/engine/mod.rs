@@ -10,8 +10,7 @@
 //! - `scheduler`: one job's run: screening, the plan beside rounds of workers, each worker's
 //!   pipelined connection, the move's end. It drives the directions only through `direction`.
 //! - `direction`: the small interface to the two directions: plan, take and send a file's
-//!   request ([`Outgoing`](direction::Outgoing)), finish its reply
-//!   ([`Incoming`](direction::Incoming)), end a move.
+//!   request (`Outgoing`), finish its reply (`Incoming`), end a move.
 //! - `upload/`, `download/`: one file each way, each in three parts: `request` (conflict
 //!   policy, resume check, the request), `reply` (verification, rename or removal), and the
 //!   local side (`upload/source`: reading and read-ahead; `download/disk`: writing).

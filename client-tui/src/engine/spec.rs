@@ -45,11 +45,11 @@ pub enum ConflictPolicy {
     Rename,
     /// Fail the file with `already_exists`.
     Fail,
-    /// Send [`TransferEvent::Conflict`] and wait for the answer.
+    /// Send [`TransferEvent::Conflict`](super::TransferEvent::Conflict) and wait for the answer.
     Ask,
 }
 
-/// The answer to a [`TransferEvent::Conflict`].
+/// The answer to a [`TransferEvent::Conflict`](super::TransferEvent::Conflict).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConflictAnswer {
     /// `Ask` is not a valid answer; `Fail` cancels that file.
