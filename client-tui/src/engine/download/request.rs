@@ -25,10 +25,10 @@ pub(crate) async fn send_get(
 ) -> Result<Option<Sent>, EngineError> {
     if !task.vacant && !task.stream {
         let dest = task.local.clone();
-        match blocking(move || special_destination(&dest)).await? {
-            Ok(Special::Plain) => {}
-            Ok(Special::Through(target)) => task.local = target,
-            Ok(Special::Stream) => task.stream = true,
+        match blocking(move || write_target(&dest)).await? {
+            Ok(WriteTarget::Plain) => {}
+            Ok(WriteTarget::Through(target)) => task.local = target,
+            Ok(WriteTarget::Stream) => task.stream = true,
             Err(refusal) => {
                 job.failed(task, &refusal);
                 return Ok(None);
@@ -193,7 +193,7 @@ pub(crate) async fn send_get(
 }
 
 /// What kind of destination a download meets, as `cp` and `scp` see it.
-enum Special {
+enum WriteTarget {
     /// Nothing, a regular file or a directory: the usual hidden partial and rename.
     Plain,
     /// A symlink to a regular file: the file is written at the link's target (partial beside
@@ -208,7 +208,7 @@ enum Special {
 const SPECIAL_FILE: &str = "special_file";
 
 /// Looks at what `dest` is, following symlinks (a chain of them) to what a write would reach.
-fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
+fn write_target(dest: &std::path::Path) -> Result<WriteTarget, EngineError> {
     use std::os::unix::fs::FileTypeExt;
     let refuse = |what: &str| EngineError::Refused {
         code: SPECIAL_FILE,
@@ -216,7 +216,7 @@ fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
         message: format!("{what}: only a regular file, a directory or a stream can be written"),
     };
     let Ok(lmeta) = std::fs::symlink_metadata(dest) else {
-        return Ok(Special::Plain);
+        return Ok(WriteTarget::Plain);
     };
     let is_link = lmeta.file_type().is_symlink();
     let meta = if is_link {
@@ -226,10 +226,10 @@ fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
     };
     let kind = meta.file_type();
     if kind.is_fifo() || kind.is_char_device() {
-        Ok(Special::Stream)
+        Ok(WriteTarget::Stream)
     } else if kind.is_file() && is_link {
         let target = std::fs::canonicalize(dest).map_err(|e| EngineError::local(dest, e))?;
-        Ok(Special::Through(target))
+        Ok(WriteTarget::Through(target))
     } else if kind.is_dir() && is_link {
         // A file cannot replace what a link leads to, and the link is not ours to drop.
         Err(EngineError::local(
@@ -237,7 +237,7 @@ fn special_destination(dest: &std::path::Path) -> Result<Special, EngineError> {
             std::io::Error::from(std::io::ErrorKind::IsADirectory),
         ))
     } else if kind.is_file() || kind.is_dir() {
-        Ok(Special::Plain)
+        Ok(WriteTarget::Plain)
     } else if kind.is_socket() {
         Err(refuse("a socket"))
     } else if kind.is_block_device() {
