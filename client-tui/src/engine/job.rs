@@ -326,7 +326,6 @@ impl Job {
         progress.file_finished();
     }
 
-    /// Bytes of `task` that crossed the wire.
     /// Records a verified download's source for a move's removal at the job's end.
     pub(super) fn copied(&self, task: &Task, digest: Digest) {
         if self.remove_source {
@@ -339,6 +338,7 @@ impl Job {
         }
     }
 
+    /// Bytes of `task` that crossed the wire.
     pub(super) fn moved(&self, task: &mut Task, bytes: u64) {
         lock(&self.progress).add_moved(bytes);
         task.counted += bytes;
