@@ -18,7 +18,9 @@
 //! - `same_file`: refusing a copy onto itself when the server shares this machine.
 //! - `space`: whether a download fits on its local filesystem before it starts.
 //! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
+//! - `browse`: the browsing worker: requests in, events out, over a lazily opened [`Session`].
 
+pub mod browse;
 mod connection;
 mod download;
 mod job;
