@@ -19,8 +19,10 @@
 //! - `space`: whether a download fits on its local filesystem before it starts.
 //! - `upload`, `download`: one file each way: conflicts, resume, streaming, verification.
 //! - `browse`: the browsing worker: requests in, events out, over a lazily opened [`Session`].
+//! - `bundled`: the `ferry-server` run in-process on loopback when the TUI opens no server.
 
 pub mod browse;
+pub mod bundled;
 mod connection;
 mod download;
 mod job;
