@@ -27,7 +27,9 @@ const DISCARD_PATIENCE: Duration = Duration::from_secs(5);
 /// server's idle timeout from closing the session, and retries after a loss.
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
-/// Work for the browsing session; each request gets exactly one reply event.
+/// Work for the browsing session. Each request but [`BrowseRequest::Probe`] gets one reply
+/// event; a probe is answered with the connection's state (or not at all while an untrusted
+/// certificate or refused login waits for the user).
 #[derive(Debug, Clone)]
 pub enum BrowseRequest {
     List {
