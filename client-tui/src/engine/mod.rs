@@ -7,6 +7,8 @@
 //!
 //! # Modules, from the top down (each imports only what is below it)
 //! - `front`: [`Engine`] and [`Events`], what the owner holds: submit, cancel, hear.
+//! - `browse`: the browsing worker: requests in, events out, over a lazily opened [`Session`].
+//! - `bundled`: the `ferry-server` run in-process on loopback when the TUI opens no server.
 //! - `scheduler`: one job's run: screening, the plan beside rounds of workers, each worker's
 //!   pipelined connection, the move's end. It drives the directions only through `direction`.
 //! - `direction`: the small interface to the two directions: plan, take and send a file's
@@ -30,6 +32,8 @@
 //! - `endpoint`, `error`, `spec`, `event`: the words the engine and its owner share:
 //!   [`Endpoint`], [`EngineError`], [`JobSpec`] and its policies, [`TransferEvent`]s.
 
+pub mod browse;
+pub mod bundled;
 mod direction;
 mod download;
 mod endpoint;

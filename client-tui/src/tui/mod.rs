@@ -9,7 +9,8 @@
 //! - [`partials`]: the dialog of the caller's partial uploads in the remote directory.
 //! - [`transfers`]: jobs as the UI sees them and the progress math.
 //! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
-//! - [`local`], [`remote`]: the left pane's file system, the right pane's session task.
+//! - [`local`], [`remote`]: the left pane's file system, the right pane's link to the engine's
+//!   browsing worker.
 //! - [`input`]: the one-line text field (text formatting is shared with the CLI in
 //!   [`crate::format`]).
 //!
@@ -33,8 +34,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
-
-use crate::engine::Endpoint;
 
 /// What the command line asks of the TUI.
 #[derive(Debug, Clone, Default)]
@@ -77,8 +76,7 @@ async fn run_async(
     config_warning: Option<String>,
 ) -> anyhow::Result<()> {
     let local_dir = std::env::current_dir().context("reading the current directory")?;
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let (endpoint, remote_path, bundled, recent) = match &options.target {
+    let (endpoint, remote_path, bundled, recent, server) = match &options.target {
         Some(url) => {
             let recent = config::Recent {
                 url: url.to_string(),
@@ -90,7 +88,7 @@ async fn run_async(
             endpoint.fingerprint = options.fingerprint;
             endpoint.accept_new = options.accept_new;
             endpoint.insecure = options.insecure;
-            (endpoint, url.path.clone(), None, Some(recent))
+            (endpoint, url.path.clone(), None, Some(recent), None)
         }
         None => {
             let root = match &options.serve {
@@ -101,35 +99,9 @@ async fn run_async(
             };
             let root = std::fs::canonicalize(&root)
                 .with_context(|| format!("serving {}", crate::format::local_path(&root)))?;
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .context("starting the bundled server")?;
-            let port = listener.local_addr()?.port();
-            let token = random_token()?;
-            let mut config = ferry_server::Config::new(&root);
-            config.token = Some(token.clone());
-            tokio::spawn(async move {
-                let shutdown = async {
-                    let _ = shutdown_rx.await;
-                };
-                if let Err(error) = ferry_server::run(listener, config, shutdown).await {
-                    tracing::error!(
-                        "bundled server: {}",
-                        crate::format::escape_text(&error.to_string())
-                    );
-                }
-            });
-            tracing::info!(
-                "bundled server on 127.0.0.1:{port} serving {}",
-                crate::format::local_path(&root)
-            );
-            let endpoint = Endpoint {
-                host: "127.0.0.1".into(),
-                port,
-                token: Some(token),
-                ..Endpoint::default()
-            };
-            (endpoint, String::new(), Some(root), None)
+            let server = crate::engine::bundled::start(&root).await?;
+            let endpoint = server.endpoint.clone();
+            (endpoint, String::new(), Some(root), None, Some(server))
         }
     };
 
@@ -166,7 +138,9 @@ async fn run_async(
     let result = event_loop::run(&mut terminal, app, endpoint).await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
-    let _ = shutdown_tx.send(());
+    if let Some(server) = server {
+        server.stop();
+    }
     result
 }
 
@@ -199,25 +173,4 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     // main.rs may have installed one already; that one then keeps the logs.
     tracing::subscriber::set_global_default(subscriber).ok()?;
     Some(guard)
-}
-
-/// A token known only to this process, for the bundled server. With no randomness from the OS
-/// there is no safe token, so the bundled server does not start rather than run guessable.
-fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the bundled server's token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bundled_tokens_are_128_random_bits() {
-        let a = super::random_token().unwrap();
-        let b = super::random_token().unwrap();
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
 }

@@ -1,418 +1,67 @@
-//! The task that owns the browsing [`Session`] for the right pane. It takes requests in
-//! order, connects lazily (so a reconnect is just the next request), and reports results and
-//! connection changes as [`Msg`]s. The UI thread never awaits the network.
-//!
-//! A `ferrys://` server whose certificate is not trusted is not retried in the background:
-//! the UI asks the user (or shows the changed-certificate warning) and reconnects on an answer.
+//! The right pane's link to the engine's browsing worker ([`crate::engine::browse`]): it runs
+//! the worker for one server and turns its events into the app's [`Msg`]s. The worker owns the
+//! session and the network; this side only translates, so the UI holds no socket.
 
-use std::time::Duration;
-
-use ferry_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
-use crate::engine::tls::code;
-use crate::engine::{Endpoint, EngineError, Session};
+use crate::engine::Endpoint;
+use crate::engine::browse::{self, BrowseEvent, ListFailure};
 
 use super::app::{ConnEvent, ListError, Msg};
 use super::pane::{Location, Side};
 
-/// How long connecting may take before the pane says the server is unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a deletion of a partial waits for the upload that writes it to stop (a cancelled
-/// upload's connection may still be closing on the server).
-const DISCARD_PATIENCE: Duration = Duration::from_secs(5);
-
-/// How often an idle session is checked: notices a dead server without a key press, keeps the
-/// server's idle timeout from closing the session, and retries after a loss.
-const HEARTBEAT: Duration = Duration::from_secs(20);
-
 /// Work for the remote pane.
-#[derive(Debug, Clone)]
-pub enum RemoteRequest {
-    List {
-        serial: u64,
-        dir: String,
-    },
-    Mkdir(String),
-    Rename {
-        from: String,
-        to: String,
-    },
-    Remove(Vec<String>),
-    /// The caller's partial uploads in a directory.
-    Partials(String),
-    /// Deletes the caller's partial uploads of these files; with `dir`, lists it again after.
-    Discard {
-        dir: Option<String>,
-        paths: Vec<String>,
-    },
-    /// A job's connection broke: check this one now and say how it is.
-    Probe,
-}
+pub use crate::engine::browse::BrowseRequest as RemoteRequest;
 
-/// The session and how to say what happens to it.
-struct Worker {
-    conn: u64,
-    endpoint: Endpoint,
-    msg_tx: mpsc::UnboundedSender<Msg>,
-    session: Option<Session>,
-    /// Whether the UI was last told the connection is lost, so it hears each change once.
-    lost: bool,
-    /// The server's certificate was not trusted: only the user's next request tries again.
-    untrusted: bool,
-}
-
-impl Worker {
-    fn tell(&self, event: ConnEvent) {
-        let _ = self.msg_tx.send(Msg::Connection {
-            conn: self.conn,
-            event,
-        });
-    }
-
-    /// Opens a session if there is none; on failure the error says why.
-    async fn ensure(&mut self) -> Result<&mut Session, String> {
-        if self.session.is_none() {
-            let opened =
-                tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(&self.endpoint)).await;
-            let session = match opened {
-                Ok(Ok(session)) => session,
-                Ok(Err(EngineError::Trust {
-                    code,
-                    addr,
-                    presented,
-                    message,
-                })) if code != code::TLS && code != code::CLEARTEXT_CREDENTIALS => {
-                    self.untrusted = true;
-                    self.session = None;
-                    let short = format!("{code}: {addr}: not trusted");
-                    match presented {
-                        Some(fingerprint) if code == code::UNKNOWN_CERTIFICATE => {
-                            self.tell(ConnEvent::UnknownCertificate { addr, fingerprint });
-                        }
-                        _ => self.tell(ConnEvent::CertificateRefused(message.clone())),
-                    }
-                    return Err(short);
-                }
-                // A refused login is not retried by the heartbeat: the same password would be
-                // refused again, each time after the server's delay.
-                Ok(Err(error)) if error.code() == "unauthorized" => {
-                    self.untrusted = true;
-                    self.session = None;
-                    let message = error.to_string();
-                    self.tell(ConnEvent::Unauthorized(message.clone()));
-                    return Err(message);
-                }
-                Ok(Err(error)) => return Err(self.lose(error.to_string())),
-                Err(_) => {
-                    let error = format!(
-                        "no answer from {} in {} s",
-                        self.endpoint.address(),
-                        CONNECT_TIMEOUT.as_secs()
-                    );
-                    return Err(self.lose(error));
-                }
-            };
-            self.tell(ConnEvent::Connected {
-                read_only: session.read_only(),
-                server: Some(session.server_name().to_string()),
-            });
-            self.lost = false;
-            self.untrusted = false;
-            self.session = Some(session);
-        }
-        self.session
-            .as_mut()
-            .ok_or_else(|| "no session".to_string())
-    }
-
-    fn lose(&mut self, error: String) -> String {
-        self.session = None;
-        if !self.lost {
-            self.lost = true;
-            self.tell(ConnEvent::Lost(error.clone()));
-        }
-        error
-    }
-
-    /// Checks the connection at once and always reports its state, so the UI's question
-    /// gets an answer even when nothing changed.
-    async fn probe(&mut self) {
-        if self.untrusted {
-            return;
-        }
-        let alive = match self.session.as_mut() {
-            Some(session) => session.stat("").await.is_ok(),
-            None => false,
-        };
-        if alive {
-            if let Some(session) = &self.session {
-                self.tell(ConnEvent::Connected {
-                    read_only: session.read_only(),
-                    server: Some(session.server_name().to_string()),
-                });
-            }
-            return;
-        }
-        self.session = None;
-        // The loss is news even if it was told before: the UI thought it connected.
-        self.lost = false;
-        if let Err(e) = self.ensure().await {
-            tracing::info!("probe after a job's connection broke: {e}");
-        }
-    }
-
-    /// A cheap request on an idle session; reconnects a lost one.
-    async fn heartbeat(&mut self) {
-        let Some(session) = self.session.as_mut() else {
-            if self.lost && !self.untrusted {
-                let _ = self.ensure().await;
-            }
-            return;
-        };
-        if let Err(error) = session.stat("").await {
-            self.session = None;
-            // One fresh attempt before telling the user: the server may just have closed an
-            // idle session.
-            if let Err(e) = self.ensure().await {
-                tracing::info!("heartbeat: {error}; reconnect: {e}");
-            }
-        }
-    }
-
-    async fn handle(&mut self, request: RemoteRequest) {
-        // A listing is safe to repeat, so a session that died while idle is retried once on a
-        // fresh connection; changes are never repeated, since the first may have happened.
-        let attempts = if matches!(request, RemoteRequest::List { .. }) {
-            2
-        } else {
-            1
-        };
-        // The user asked, so the user hears the outcome even if it is the same loss again.
-        if self.session.is_none() {
-            self.lost = false;
-        }
-        for attempt in 1..=attempts {
-            let reused = self.session.is_some();
-            let session = match self.ensure().await {
-                Ok(session) => session,
-                Err(error) => {
-                    let _ = self.msg_tx.send(failed(request, error));
-                    return;
-                }
-            };
-            let (reply, error) = serve(session, request.clone()).await;
-            if let Some(error) = error {
-                let broken = matches!(
-                    error,
-                    EngineError::Connection { .. } | EngineError::Protocol(_)
-                );
-                if broken {
-                    self.session = None;
-                    if reused && attempt < attempts {
-                        continue;
-                    }
-                    if matches!(error, EngineError::Connection { .. }) {
-                        self.lose(error.to_string());
-                    }
-                }
-            }
-            let _ = self.msg_tx.send(reply);
-            return;
-        }
-    }
-}
-
-/// Serves requests until the sender is dropped (a new connection replaced this one).
+/// Serves requests until the sender is dropped (a new connection replaced this one), reporting
+/// as connection `conn`.
 pub async fn run(
     conn: u64,
     endpoint: Endpoint,
-    mut requests: mpsc::UnboundedReceiver<RemoteRequest>,
+    requests: mpsc::UnboundedReceiver<RemoteRequest>,
     msg_tx: mpsc::UnboundedSender<Msg>,
 ) {
-    let mut worker = Worker {
-        conn,
-        endpoint,
-        msg_tx,
-        session: None,
-        lost: false,
-        untrusted: false,
-    };
-    loop {
-        match tokio::time::timeout(HEARTBEAT, requests.recv()).await {
-            Ok(Some(RemoteRequest::Probe)) => worker.probe().await,
-            Ok(Some(request)) => worker.handle(request).await,
-            Ok(None) => return,
-            Err(_) => worker.heartbeat().await,
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
+    let forward = async {
+        while let Some(event) = event_rx.recv().await {
+            if msg_tx.send(to_msg(conn, event)).is_err() {
+                break;
+            }
         }
-    }
+    };
+    tokio::join!(browse::run(endpoint, requests, event_tx), forward);
 }
 
-/// The reply to a request that could not be served.
-fn failed(request: RemoteRequest, error: String) -> Msg {
-    match request {
-        RemoteRequest::List { serial, dir } => Msg::Listed {
+/// The app's message for a worker's event.
+fn to_msg(conn: u64, event: BrowseEvent) -> Msg {
+    let connection = |event| Msg::Connection { conn, event };
+    match event {
+        BrowseEvent::Connected { read_only, server } => connection(ConnEvent::Connected {
+            read_only,
+            server: Some(server),
+        }),
+        BrowseEvent::Lost(message) => connection(ConnEvent::Lost(message)),
+        BrowseEvent::Unauthorized(message) => connection(ConnEvent::Unauthorized(message)),
+        BrowseEvent::UnknownCertificate { addr, fingerprint } => {
+            connection(ConnEvent::UnknownCertificate { addr, fingerprint })
+        }
+        BrowseEvent::CertificateRefused(warning) => {
+            connection(ConnEvent::CertificateRefused(warning))
+        }
+        BrowseEvent::Listed {
+            serial,
+            dir,
+            result,
+        } => Msg::Listed {
             side: Side::Remote,
             serial,
             dir: Location::Remote(dir),
-            result: Err(ListError::other(error)),
+            result: result.map_err(|ListFailure { message, gone }| ListError { message, gone }),
         },
-        RemoteRequest::Partials(dir) => Msg::Partials {
-            dir: Some(dir),
-            result: Err(error),
-            note: None,
-        },
-        RemoteRequest::Discard { dir, .. } => Msg::Partials {
-            dir,
-            result: Err(error),
-            note: None,
-        },
-        _ => Msg::OpDone {
-            side: Side::Remote,
-            result: Err(error),
-        },
-    }
-}
-
-/// Lists the caller's partial uploads of `dir` as a [`Msg::Partials`].
-async fn partials(
-    session: &mut Session,
-    dir: String,
-    note: Option<String>,
-) -> (Msg, Option<EngineError>) {
-    let (result, error) = split(
-        session
-            .partials(&dir)
-            .await
-            .map(|reply| (reply.partials, reply.more || reply.unnamed > 0)),
-    );
-    (
-        Msg::Partials {
-            dir: Some(dir),
-            result,
-            note,
-        },
-        error,
-    )
-}
-
-/// Deletes the partials of `paths`; a missing one is not an error (nothing was left), a busy
-/// one is tried again for a moment. Returns what happened, for the user.
-async fn discard(session: &mut Session, paths: &[String]) -> Result<String, EngineError> {
-    let mut deleted = Vec::new();
-    for path in paths {
-        let started = tokio::time::Instant::now();
-        loop {
-            match session.discard(path).await {
-                Ok(()) => {
-                    deleted.push(path.as_str());
-                    break;
-                }
-                Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => break,
-                Err(e)
-                    if e.remote_code() == Some(ErrorCode::Busy)
-                        && started.elapsed() < DISCARD_PATIENCE =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(match deleted.as_slice() {
-        [] => "No partial upload to delete".to_string(),
-        [one] => format!(
-            "Deleted the partial upload of /{}",
-            crate::format::escape_name(one)
-        ),
-        many => format!("Deleted {} partial uploads", many.len()),
-    })
-}
-
-async fn serve(session: &mut Session, request: RemoteRequest) -> (Msg, Option<EngineError>) {
-    match request {
-        RemoteRequest::List { serial, dir } => {
-            let result = session.list(&dir).await;
-            let gone = result
-                .as_ref()
-                .err()
-                .and_then(EngineError::remote_code)
-                .is_some_and(|code| matches!(code, ErrorCode::NotFound | ErrorCode::NotADirectory));
-            let (result, error) = split(result);
-            let msg = Msg::Listed {
-                side: Side::Remote,
-                serial,
-                dir: Location::Remote(dir),
-                result: result.map_err(|message| ListError { message, gone }),
-            };
-            (msg, error)
-        }
-        RemoteRequest::Mkdir(path) => {
-            // Exactly one directory: `mkdir -p` would recreate a tree another client deleted
-            // under this pane, and say nothing when the name is taken.
-            let select = name_of(&path);
-            op(session.create_dir(&path).await.map(|()| select))
-        }
-        RemoteRequest::Rename { from, to } => {
-            let select = name_of(&to);
-            op(session.rename(&from, &to).await.map(|()| select))
-        }
-        RemoteRequest::Partials(dir) => partials(session, dir, None).await,
-        RemoteRequest::Discard { dir, paths } => {
-            let done = discard(session, &paths).await;
-            match (dir, done) {
-                (Some(dir), Ok(note)) => partials(session, dir, Some(note)).await,
-                (dir, Ok(note)) => (
-                    Msg::Partials {
-                        dir,
-                        result: Ok((Vec::new(), false)),
-                        note: Some(note),
-                    },
-                    None,
-                ),
-                (dir, Err(e)) => (
-                    Msg::Partials {
-                        dir,
-                        result: Err(e.to_string()),
-                        note: None,
-                    },
-                    Some(e),
-                ),
-            }
-        }
-        // The worker answers probes itself; one that got here only refreshes the pane.
-        RemoteRequest::Probe => op(Ok(None)),
-        RemoteRequest::Remove(paths) => {
-            let mut result = Ok(None);
-            for path in paths {
-                if let Err(e) = session.remove(&path, true).await {
-                    result = Err(e);
-                    break;
-                }
-            }
-            op(result)
-        }
-    }
-}
-
-fn name_of(path: &str) -> Option<String> {
-    Some(path.rsplit('/').next().unwrap_or(path).to_string())
-}
-
-fn op(result: Result<Option<String>, EngineError>) -> (Msg, Option<EngineError>) {
-    let (result, error) = split(result);
-    (
-        Msg::OpDone {
+        BrowseEvent::Done(result) => Msg::OpDone {
             side: Side::Remote,
             result,
         },
-        error,
-    )
-}
-
-fn split<T>(result: Result<T, EngineError>) -> (Result<T, String>, Option<EngineError>) {
-    match result {
-        Ok(v) => (Ok(v), None),
-        Err(e) => (Err(e.to_string()), Some(e)),
+        BrowseEvent::Partials { dir, result, note } => Msg::Partials { dir, result, note },
     }
 }
