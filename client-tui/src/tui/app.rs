@@ -1,6 +1,6 @@
 //! The application state and the only place it changes: [`App::on_key`], [`App::on_mouse`],
 //! [`App::update`] and [`App::on_msg`]. Synchronous and free of IO: whatever needs the disk,
-//! the network or the engine is queued as a [`Command`] for the event loop, and the outcome
+//! the network or the engine is queued as a [`Effect`] for the event loop, and the outcome
 //! comes back as a [`Msg`]. That keeps every behaviour testable with plain values.
 
 use std::collections::{HashSet, VecDeque};
@@ -8,326 +8,37 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
-use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::{Position, Rect};
-use tokio::sync::oneshot;
 
 use crate::engine::known_hosts::Fingerprint;
 use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, TransferEvent};
 use crate::url::RemoteUrl;
 
 use super::config::{self, Bookmark, Recent, Settings};
+use super::conflict::ConflictPrompt;
+use super::dialogs::{
+    Confirmed, ConnectTarget, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill,
+};
 use super::input::LineInput;
 use super::keymap::{Action, Keymap};
+use super::layout;
 use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
-use super::partials::{self as partials_dialog, PartialsDialog};
+use super::partials::PartialsDialog;
+use super::screen::{Banner, BannerKind, Drag, Focus};
+use super::server_link::{ConnState, ServerLink};
 use super::theme::Theme;
 use super::transfers::{Job, JobInfo, JobKey, JobState};
 use super::ui;
 use crate::format;
 
+// The session task and `tui::run` name these through the app, where they were first defined.
+pub use super::dialogs::Login;
+pub use super::message::{ConnEvent, Effect, ListError, Msg};
+
 /// Two clicks on the same row closer than this are a double click.
 const DOUBLE_CLICK: Duration = Duration::from_millis(400);
 /// Rows one wheel notch scrolls.
 const WHEEL_ROWS: isize = 3;
-/// What the address prompt starts with, so a plain `HOST:PORT` needs no scheme typed.
-const ADDRESS_PREFILL: &str = "ferry://";
-
-/// Which part of the screen takes the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    Pane(Side),
-    Transfers,
-}
-
-/// The state of the link to the server that the remote pane browses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnState {
-    Connecting,
-    Connected,
-    Lost(String),
-}
-
-/// The server the remote pane shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    /// Bumped on every (re)connect so late events from an old connection are recognised.
-    pub id: u64,
-    /// `host:port`, as shown in the status bar.
-    pub label: String,
-    pub state: ConnState,
-    pub read_only: bool,
-    /// The server's name and version, once known.
-    pub server: Option<String>,
-    /// What the bundled server serves, when this is the in-process server.
-    pub bundled: Option<PathBuf>,
-    /// The certificate the user accepted for this connection, so late news of it being
-    /// unknown (from the attempt before the answer) does not ask again.
-    pub accepted: Option<Fingerprint>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BannerKind {
-    Error,
-    Info,
-    /// Something the user stopped: neither a success nor a failure.
-    Cancelled,
-}
-
-/// A one-line message above the status bar, until Esc or the next one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Banner {
-    pub kind: BannerKind,
-    pub text: String,
-}
-
-/// What a text prompt is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputPurpose {
-    Mkdir(Side),
-    Rename(Side, String),
-    Goto(Side),
-    Address,
-    /// The password of the user a location names; typed masked, sent once, kept nowhere.
-    Password(Login),
-}
-
-/// A connection that waits for its user's password, and is asked for it again when the
-/// server refuses the one given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    pub url: String,
-    pub token: Option<String>,
-    pub fingerprint: Option<String>,
-}
-
-/// What a yes/no question does on yes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Confirmed {
-    Delete(Side, Vec<Location>),
-    Quit,
-    CancelJob(JobKey),
-    /// An upload's cancel: yes keeps its partial on the server for a resume, `d` deletes it.
-    CancelUpload(JobKey),
-}
-
-/// A server the connect dialog offers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectTarget {
-    pub label: String,
-    pub url: String,
-    pub token: Option<String>,
-    /// A pinned certificate fingerprint, as the bookmark or recent entry holds it.
-    pub fingerprint: Option<String>,
-}
-
-/// A modal dialog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dialog {
-    Input {
-        title: String,
-        input: LineInput,
-        purpose: InputPurpose,
-    },
-    Confirm {
-        title: String,
-        message: String,
-        on_yes: Confirmed,
-    },
-    Help {
-        scroll: usize,
-    },
-    Connect {
-        targets: Vec<ConnectTarget>,
-        selected: usize,
-    },
-    /// A `ferrys://` server presented a certificate nothing vouches for: trust it or not.
-    /// Only `y` trusts; Enter does not, so a habitual key press cannot.
-    Trust {
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    /// A message that only needs reading, such as a changed certificate's warning.
-    Alert {
-        title: String,
-        message: String,
-    },
-    /// A job's failed and left-out entries, with why.
-    Details {
-        job: JobKey,
-        scroll: usize,
-    },
-    /// The caller's partial uploads in the remote pane's directory.
-    Partials(PartialsDialog),
-}
-
-/// The choices a conflict offers, with their shortcut keys.
-pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [
-    (ConflictPolicy::Overwrite, "Overwrite", 'o'),
-    (ConflictPolicy::Skip, "Skip", 's'),
-    (ConflictPolicy::Resume, "Resume", 'r'),
-    (ConflictPolicy::Rename, "Rename", 'n'),
-];
-
-/// A destination that exists, waiting for the user's answer.
-#[derive(Debug)]
-pub struct ConflictPrompt {
-    pub job: JobKey,
-    pub path: String,
-    pub reply: Option<oneshot::Sender<ConflictAnswer>>,
-    /// Index into [`CONFLICT_CHOICES`].
-    pub selected: usize,
-    pub apply_to_all: bool,
-    /// Why the question comes again (the last answer could not be carried out).
-    pub reason: Option<String>,
-}
-
-/// Work for the event loop: everything that touches the disk, the network or the engine.
-#[derive(Debug)]
-pub enum Command {
-    List {
-        side: Side,
-        serial: u64,
-        dir: Location,
-    },
-    Mkdir {
-        side: Side,
-        path: Location,
-    },
-    Rename {
-        side: Side,
-        from: Location,
-        to: Location,
-    },
-    Remove {
-        side: Side,
-        paths: Vec<Location>,
-    },
-    Submit {
-        spec: JobSpec,
-        info: JobInfo,
-    },
-    Cancel(JobKey),
-    Answer {
-        reply: oneshot::Sender<ConflictAnswer>,
-        answer: ConflictAnswer,
-    },
-    /// Replace the server connection (and its engine) with a new one.
-    Connect {
-        conn: u64,
-        endpoint: Endpoint,
-    },
-    /// The user trusts this certificate of connection `conn`'s server at `addr`: record it in
-    /// known-hosts and reconnect with it pinned.
-    TrustCertificate {
-        conn: u64,
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    SaveRecent(Vec<Recent>),
-    /// Check the current connection now (a job's connection broke), reporting a loss.
-    Probe,
-    /// List the caller's partial uploads in a remote directory.
-    ListPartials {
-        dir: String,
-    },
-    /// Delete the caller's partial uploads of these remote files; with `dir`, list that
-    /// directory's partials again afterwards (for the dialog).
-    DiscardPartials {
-        dir: Option<String>,
-        paths: Vec<String>,
-    },
-    /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
-    PinBookmark {
-        path: PathBuf,
-        name: String,
-        fingerprint: String,
-    },
-}
-
-/// A connection's news, from the task that owns the browsing session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnEvent {
-    Connected {
-        read_only: bool,
-        server: Option<String>,
-    },
-    Lost(String),
-    /// The server refused the credentials; nothing retries until the user acts.
-    Unauthorized(String),
-    /// The TLS server at `addr` presented a certificate nothing vouches for; nothing was sent.
-    UnknownCertificate {
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    /// The server's certificate is not the pinned or recorded one: the full warning.
-    CertificateRefused(String),
-}
-
-/// Why a listing failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListError {
-    pub message: String,
-    /// The directory is not there (`not_found`, or no longer a directory): the pane moves up
-    /// instead of showing a tree that no longer exists.
-    pub gone: bool,
-}
-
-impl ListError {
-    /// A failure that says nothing about whether the directory exists (a lost connection).
-    pub fn other(message: impl Into<String>) -> ListError {
-        ListError {
-            message: message.into(),
-            gone: false,
-        }
-    }
-}
-
-/// What the event loop reports back.
-#[derive(Debug)]
-pub enum Msg {
-    Listed {
-        side: Side,
-        serial: u64,
-        dir: Location,
-        result: Result<Vec<Entry>, ListError>,
-    },
-    /// A mkdir, rename or remove finished; `select` is the name to put the cursor on.
-    OpDone {
-        side: Side,
-        result: Result<Option<String>, String>,
-    },
-    Connection {
-        conn: u64,
-        event: ConnEvent,
-    },
-    Transfer {
-        conn: u64,
-        event: TransferEvent,
-    },
-    /// A job the event loop submitted for [`Command::Submit`].
-    Submitted {
-        key: JobKey,
-        info: JobInfo,
-    },
-    /// Partial uploads of a remote directory (with whether the server had more), after a
-    /// [`Command::ListPartials`] or a [`Command::DiscardPartials`]; `note` says what a deletion
-    /// did.
-    Partials {
-        dir: Option<String>,
-        result: Result<(Vec<PartialEntry>, bool), String>,
-        note: Option<String>,
-    },
-}
-
-/// A drag that started on a pane entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drag {
-    pub side: Side,
-    pub name: String,
-    /// Whether the mouse moved with the button down (a plain click is not a drag).
-    pub moved: bool,
-}
 
 /// Everything the screen shows.
 #[derive(Debug)]
@@ -339,7 +50,7 @@ pub struct App {
     pub last_pane: Side,
     pub keymap: Keymap,
     pub theme: Theme,
-    pub conn: Connection,
+    pub conn: ServerLink,
     pub jobs: Vec<Job>,
     /// The job the panel scrolls to and `x` cancels. While the list lacks focus it follows
     /// the newest running job (else the newest), so what the panel shows is what `x` acts on;
@@ -368,11 +79,11 @@ pub struct App {
     pub drag: Option<Drag>,
     /// Set by a reconnect request, so its success is announced.
     reconnecting: bool,
-    /// A [`Command::Probe`] is out; cleared by the next news of the connection.
+    /// A [`Effect::Probe`] is out; cleared by the next news of the connection.
     probing: bool,
     last_click: Option<(Instant, Side, usize)>,
     serial: u64,
-    outbox: Vec<Command>,
+    outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
 }
@@ -399,7 +110,7 @@ impl App {
             last_pane: Side::Local,
             keymap: settings.keymap,
             theme: settings.theme,
-            conn: Connection {
+            conn: ServerLink {
                 id: 1,
                 label: remote_label,
                 state: ConnState::Connecting,
@@ -437,7 +148,7 @@ impl App {
     }
 
     /// Takes the queued commands.
-    pub fn take_commands(&mut self) -> Vec<Command> {
+    pub fn take_commands(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.outbox)
     }
 
@@ -503,10 +214,27 @@ impl App {
 
     /// The number the user knows job `key` by.
     pub fn job_number(&self, key: JobKey) -> u64 {
-        self.jobs
-            .iter()
-            .find(|j| j.key == key)
-            .map_or(key.id.0, |j| j.number)
+        super::transfers::job_number(&self.jobs, key)
+    }
+
+    /// What the next frame shows, borrowed from this state.
+    pub fn view(&self) -> ui::View<'_> {
+        ui::View {
+            local: &self.local,
+            remote: &self.remote,
+            focus: self.focus,
+            keymap: &self.keymap,
+            theme: &self.theme,
+            conn: &self.conn,
+            jobs: &self.jobs,
+            selected_job: self.selected_job,
+            dialog: &self.dialog,
+            conflicts: &self.conflicts,
+            filtering: &self.filtering,
+            banner: &self.banner,
+            verified: &self.verified,
+            drag: &self.drag,
+        }
     }
 
     /// Moves the selection to the newest running job, else the newest job, unless the user is
@@ -532,9 +260,18 @@ impl App {
     /// Tells the panes how many rows they show; the transfer panel's height changes with the
     /// job count, so this runs before every draw.
     pub fn sync_layout(&mut self) {
-        let areas = ui::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
-        self.local.set_height(ui::list_rows(areas.local));
-        self.remote.set_height(ui::list_rows(areas.remote));
+        let areas = self.areas();
+        self.local.set_height(layout::list_rows(areas.local));
+        self.remote.set_height(layout::list_rows(areas.remote));
+    }
+
+    /// Where each part of the screen is at the current size, as the views draw it.
+    pub fn areas(&self) -> layout::Areas {
+        layout::layout(
+            Rect::new(0, 0, self.size.0, self.size.1),
+            self.jobs.len(),
+            self.banner.is_some(),
+        )
     }
 
     fn request_list(&mut self, side: Side, dir: Location, select: Option<String>) {
@@ -560,7 +297,7 @@ impl App {
             vanished,
             note,
         });
-        self.outbox.push(Command::List { side, serial, dir });
+        self.outbox.push(Effect::List { side, serial, dir });
     }
 
     /// Lists the pane's directory again; a navigation still in flight wins, so a job that
@@ -715,7 +452,7 @@ impl App {
                 if let Location::Remote(dir) = &self.remote.dir {
                     let dir = dir.clone();
                     self.dialog = Some(Dialog::Partials(PartialsDialog::new(dir.clone())));
-                    self.outbox.push(Command::ListPartials { dir });
+                    self.outbox.push(Effect::ListPartials { dir });
                 }
             }
             Action::ClearFinished => {
@@ -879,7 +616,7 @@ impl App {
             label,
         };
         self.pane_mut(source).marks.clear();
-        self.outbox.push(Command::Submit { spec, info });
+        self.outbox.push(Effect::Submit { spec, info });
     }
 
     fn ask_delete(&mut self, side: Side) {
@@ -1080,7 +817,7 @@ impl App {
             // A retry after a refused password: the refusal is old news.
             self.banner = None;
         }
-        self.conn = Connection {
+        self.conn = ServerLink {
             id: self.conn.id + 1,
             label: parsed.endpoint(None).address(),
             state: ConnState::Connecting,
@@ -1106,7 +843,7 @@ impl App {
         self.remote.reverse = reverse;
         self.remote.show_hidden = hidden;
         self.sync_layout();
-        self.outbox.push(Command::Connect {
+        self.outbox.push(Effect::Connect {
             conn: self.conn.id,
             endpoint: Endpoint {
                 host: parsed.host,
@@ -1126,176 +863,46 @@ impl App {
         let Some(dialog) = self.dialog.take() else {
             return;
         };
-        let next = match dialog {
-            Dialog::Details { job, scroll } => {
-                let scroll = match key.code {
-                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
-                    KeyCode::PageUp => scroll.saturating_sub(10),
-                    KeyCode::PageDown => scroll + 10,
-                    KeyCode::Home => 0,
-                    _ => usize::MAX,
-                };
-                // Clamped to the list's end, so Up after a long PageDown moves at once.
-                let rows = self
-                    .jobs
-                    .iter()
-                    .find(|j| j.key == job)
-                    .map_or(0, |j| j.details().len());
-                (scroll != usize::MAX).then(|| Dialog::Details {
-                    job,
-                    scroll: scroll.min(rows.saturating_sub(1)),
-                })
-            }
-            Dialog::Help { scroll } => match key.code {
-                KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
-                    scroll: scroll.saturating_sub(1),
-                }),
-                KeyCode::Down | KeyCode::Char('j') => Some(Dialog::Help { scroll: scroll + 1 }),
-                KeyCode::PageUp => Some(Dialog::Help {
-                    scroll: scroll.saturating_sub(10),
-                }),
-                KeyCode::PageDown => Some(Dialog::Help {
-                    scroll: scroll + 10,
-                }),
-                _ => None,
-            },
-            Dialog::Confirm {
-                title,
-                message,
-                on_yes,
-            } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    self.confirmed(on_yes);
-                    None
-                }
-                KeyCode::Char('d') | KeyCode::Char('D') => {
-                    if let Confirmed::CancelUpload(key) = on_yes {
-                        self.discard_after_cancel.insert(key);
-                        self.outbox.push(Command::Cancel(key));
-                        None
-                    } else {
-                        Some(Dialog::Confirm {
-                            title,
-                            message,
-                            on_yes,
-                        })
-                    }
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
-                _ => Some(Dialog::Confirm {
-                    title,
-                    message,
-                    on_yes,
-                }),
-            },
-            Dialog::Input {
-                title,
-                mut input,
-                purpose,
-            } => match key.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter => {
-                    // A password is taken exactly as typed, spaces included.
-                    let text = match purpose {
-                        InputPurpose::Password(_) => input.text().to_string(),
-                        _ => input.text().trim().to_string(),
-                    };
-                    self.submit_input(purpose, text);
-                    None
-                }
-                _ => {
-                    input.handle(&key);
-                    // A scheme typed or pasted right after the pre-fill replaces it at once,
-                    // so the field shows the location the user means.
-                    if purpose == InputPurpose::Address
-                        && input.cursor() == input.text().chars().count()
-                        && without_prefill(input.text()).len() < input.text().len()
-                    {
-                        input = LineInput::new(without_prefill(input.text()));
-                    }
-                    Some(Dialog::Input {
-                        title,
-                        input,
-                        purpose,
-                    })
-                }
-            },
-            Dialog::Trust { addr, fingerprint } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    self.trust_certificate(addr, fingerprint);
-                    None
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
-                    self.error(format!(
-                        "Not connected: the certificate of {addr} is not trusted"
-                    ));
-                    None
-                }
-                _ => Some(Dialog::Trust { addr, fingerprint }),
-            },
-            Dialog::Alert { title, message } => match key.code {
-                KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,
-                _ => Some(Dialog::Alert { title, message }),
-            },
-            Dialog::Partials(mut dialog) => match dialog.on_key(key) {
-                partials_dialog::Outcome::Stay => Some(Dialog::Partials(dialog)),
-                partials_dialog::Outcome::Close => None,
-                partials_dialog::Outcome::Discard(path) => {
-                    self.outbox.push(Command::DiscardPartials {
-                        dir: Some(dialog.dir.clone()),
-                        paths: vec![path],
-                    });
-                    Some(Dialog::Partials(dialog))
-                }
-            },
-            Dialog::Connect { targets, selected } => {
-                // The last row is "type an address".
-                let rows = targets.len() + 1;
-                match key.code {
-                    KeyCode::Esc | KeyCode::Char('q') => None,
-                    KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Connect {
-                        targets,
-                        selected: selected.saturating_sub(1),
-                    }),
-                    KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => Some(Dialog::Connect {
-                        targets,
-                        selected: (selected + 1).min(rows - 1),
-                    }),
-                    KeyCode::Home | KeyCode::PageUp | KeyCode::Char('g') => Some(Dialog::Connect {
-                        targets,
-                        selected: 0,
-                    }),
-                    KeyCode::End | KeyCode::PageDown | KeyCode::Char('G') => {
-                        Some(Dialog::Connect {
-                            targets,
-                            selected: rows - 1,
-                        })
-                    }
-                    KeyCode::Enter => match targets.get(selected) {
-                        Some(target) => {
-                            self.connect_pinned(
-                                &target.url.clone(),
-                                target.token.clone(),
-                                target.fingerprint.as_deref(),
-                            );
-                            None
-                        }
-                        None => Some(Dialog::Input {
-                            title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]"
-                                .into(),
-                            input: LineInput::new(ADDRESS_PREFILL),
-                            purpose: InputPurpose::Address,
-                        }),
-                    },
-                    _ => Some(Dialog::Connect { targets, selected }),
-                }
-            }
-        };
+        let jobs = &self.jobs;
+        let (next, outcome) = dialog.on_key(&key, |job| {
+            jobs.iter()
+                .find(|j| j.key == job)
+                .map_or(0, |j| j.details().len())
+        });
+        if let Some(outcome) = outcome {
+            self.dialog_outcome(outcome);
+        }
         // What the key did may have opened a follow-up dialog (a password to ask for a
         // location with a user, say): that one is newer than what this dialog became.
         if self.dialog.is_none() {
             self.dialog = next;
+        }
+    }
+
+    /// Carries out what a dialog's key asked for.
+    fn dialog_outcome(&mut self, outcome: DialogOutcome) {
+        match outcome {
+            DialogOutcome::Confirmed(on_yes) => self.confirmed(on_yes),
+            DialogOutcome::CancelAndDiscard(key) => {
+                self.discard_after_cancel.insert(key);
+                self.outbox.push(Effect::Cancel(key));
+            }
+            DialogOutcome::Submitted(purpose, text) => self.submit_input(purpose, text),
+            DialogOutcome::Trust { addr, fingerprint } => self.trust_certificate(addr, fingerprint),
+            DialogOutcome::Distrust(addr) => {
+                self.error(format!(
+                    "Not connected: the certificate of {addr} is not trusted"
+                ));
+            }
+            DialogOutcome::DiscardPartial { dir, path } => {
+                self.outbox.push(Effect::DiscardPartials {
+                    dir: Some(dir),
+                    paths: vec![path],
+                });
+            }
+            DialogOutcome::Connect(target) => {
+                self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
+            }
         }
     }
 
@@ -1315,7 +922,7 @@ impl App {
             if same_server && bookmark.fingerprint.is_none() {
                 bookmark.fingerprint = Some(pin.clone());
                 if let Some(path) = &self.config_path {
-                    self.outbox.push(Command::PinBookmark {
+                    self.outbox.push(Effect::PinBookmark {
                         path: path.clone(),
                         name: bookmark.name.clone(),
                         fingerprint: pin.clone(),
@@ -1325,7 +932,7 @@ impl App {
         }
         self.conn.accepted = Some(fingerprint);
         self.conn.state = ConnState::Connecting;
-        self.outbox.push(Command::TrustCertificate {
+        self.outbox.push(Effect::TrustCertificate {
             conn: self.conn.id,
             addr,
             fingerprint,
@@ -1337,16 +944,16 @@ impl App {
         match on_yes {
             Confirmed::Delete(side, paths) => {
                 self.pane_mut(side).marks.clear();
-                self.outbox.push(Command::Remove { side, paths });
+                self.outbox.push(Effect::Remove { side, paths });
             }
             Confirmed::Quit => {
                 for job in self.jobs.iter().filter(|j| j.is_active()) {
-                    self.outbox.push(Command::Cancel(job.key));
+                    self.outbox.push(Effect::Cancel(job.key));
                 }
                 self.should_quit = true;
             }
             Confirmed::CancelJob(key) | Confirmed::CancelUpload(key) => {
-                self.outbox.push(Command::Cancel(key));
+                self.outbox.push(Effect::Cancel(key));
             }
         }
     }
@@ -1366,12 +973,12 @@ impl App {
             }
             InputPurpose::Mkdir(side) => {
                 let path = self.pane(side).dir.join(&text);
-                self.outbox.push(Command::Mkdir { side, path });
+                self.outbox.push(Effect::Mkdir { side, path });
             }
             InputPurpose::Rename(side, old) => {
                 if old != text {
                     let dir = self.pane(side).dir.clone();
-                    self.outbox.push(Command::Rename {
+                    self.outbox.push(Effect::Rename {
                         side,
                         from: dir.join(&old),
                         to: dir.join(&text),
@@ -1416,29 +1023,7 @@ impl App {
         let Some(prompt) = self.conflicts.front_mut() else {
             return;
         };
-        let choice = match key.code {
-            KeyCode::Left | KeyCode::Up | KeyCode::BackTab => {
-                prompt.selected =
-                    (prompt.selected + CONFLICT_CHOICES.len() - 1) % CONFLICT_CHOICES.len();
-                None
-            }
-            KeyCode::Right | KeyCode::Down | KeyCode::Tab => {
-                prompt.selected = (prompt.selected + 1) % CONFLICT_CHOICES.len();
-                None
-            }
-            KeyCode::Char('a') | KeyCode::Char(' ') => {
-                prompt.apply_to_all = !prompt.apply_to_all;
-                None
-            }
-            KeyCode::Enter => Some(CONFLICT_CHOICES[prompt.selected].0),
-            KeyCode::Esc => Some(ConflictPolicy::Skip),
-            KeyCode::Char(c) => CONFLICT_CHOICES
-                .iter()
-                .find(|(_, _, k)| *k == c.to_ascii_lowercase())
-                .map(|(p, _, _)| *p),
-            _ => None,
-        };
-        if let Some(choice) = choice
+        if let Some(choice) = prompt.on_key(&key)
             && let Some(mut prompt) = self.conflicts.pop_front()
         {
             let answer = ConflictAnswer {
@@ -1446,7 +1031,7 @@ impl App {
                 apply_to_all: prompt.apply_to_all,
             };
             if let Some(reply) = prompt.reply.take() {
-                self.outbox.push(Command::Answer { reply, answer });
+                self.outbox.push(Effect::Answer { reply, answer });
             }
         }
     }
@@ -1479,7 +1064,7 @@ impl App {
         if self.dialog.is_some() || !self.conflicts.is_empty() {
             return;
         }
-        let areas = ui::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
+        let areas = self.areas();
         let at = Position::new(event.column, event.row);
         let side = if areas.local.contains(at) {
             Some(Side::Local)
@@ -1494,8 +1079,8 @@ impl App {
             } else {
                 areas.remote
             };
-            let first = area.y + ui::LIST_TOP;
-            if event.row < first || usize::from(event.row - first) >= ui::list_rows(area) {
+            let first = area.y + layout::LIST_TOP;
+            if event.row < first || usize::from(event.row - first) >= layout::list_rows(area) {
                 return None;
             }
             let index = app.pane(side).offset + usize::from(event.row - first);
@@ -1518,7 +1103,7 @@ impl App {
                         && panel.contains(at)
                         && event.row > panel.y + 1
                     {
-                        let index = ui::first_visible_job(self, panel)
+                        let index = layout::first_visible_job(self.selected_job, panel)
                             + usize::from(event.row - panel.y - 2);
                         if index < self.jobs.len() {
                             self.selected_job = index;
@@ -1618,7 +1203,7 @@ impl App {
                         {
                             // Only a location that connected and listed is worth offering again.
                             config::remember(&mut self.recent, recent);
-                            self.outbox.push(Command::SaveRecent(self.recent.clone()));
+                            self.outbox.push(Effect::SaveRecent(self.recent.clone()));
                         }
                     }
                     // The directory shown (or an ancestor tried after it) is gone: the nearest
@@ -1745,7 +1330,7 @@ impl App {
             && super::transfers::is_connection_error(error)
         {
             self.probing = true;
-            self.outbox.push(Command::Probe);
+            self.outbox.push(Effect::Probe);
         }
     }
 
@@ -1850,7 +1435,7 @@ impl App {
                     paths.sort();
                     paths.dedup();
                     self.outbox
-                        .push(Command::DiscardPartials { dir: None, paths });
+                        .push(Effect::DiscardPartials { dir: None, paths });
                 }
                 self.follow_jobs();
                 let number = job.number;
@@ -2000,26 +1585,6 @@ fn failure_text(path: &str, error: &str) -> String {
         return format!("{code}: {message}");
     }
     error.to_owned()
-}
-
-/// The typed address without the prompt's pre-filled scheme when the user typed or pasted a
-/// location with its own (`ferry://ferrys://host`): the pre-fill was only a convenience.
-fn without_prefill(typed: &str) -> &str {
-    let rest = typed
-        .get(..ADDRESS_PREFILL.len())
-        .filter(|head| head.eq_ignore_ascii_case(ADDRESS_PREFILL))
-        .map(|_| &typed[ADDRESS_PREFILL.len()..]);
-    match rest.and_then(|rest| rest.split_once("://").map(|(scheme, _)| (rest, scheme))) {
-        Some((rest, scheme))
-            if !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            rest
-        }
-        _ => typed,
-    }
 }
 
 /// The engine's certificate warning with its command-line advice (`pass --fingerprint`)

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use ferry_protocol::{Digest, Kind};
+use ferry_protocol::{Digest, Entry, Kind};
+use tokio::sync::oneshot;
 
 use super::*;
 use crate::engine::{JobId, JobProgress, JobSummary};
@@ -41,7 +42,7 @@ fn remote_entries() -> Vec<Entry> {
 
 /// Answers every queued listing with `local_entries` / `remote_entries`; returns the other
 /// commands.
-fn settle(app: &mut App) -> Vec<Command> {
+fn settle(app: &mut App) -> Vec<Effect> {
     let mut others = Vec::new();
     loop {
         let commands = app.take_commands();
@@ -50,7 +51,7 @@ fn settle(app: &mut App) -> Vec<Command> {
         }
         for command in commands {
             match command {
-                Command::List { side, serial, dir } => {
+                Effect::List { side, serial, dir } => {
                     let result = Ok(match side {
                         Side::Local => local_entries(),
                         Side::Remote => remote_entries(),
@@ -118,10 +119,10 @@ fn start_lists_both_panes() {
     );
     let commands = app.take_commands();
     assert!(
-        matches!(&commands[0], Command::List { side: Side::Local, dir: Location::Local(p), .. } if p == &PathBuf::from("/home/me"))
+        matches!(&commands[0], Effect::List { side: Side::Local, dir: Location::Local(p), .. } if p == &PathBuf::from("/home/me"))
     );
     assert!(
-        matches!(&commands[1], Command::List { side: Side::Remote, dir: Location::Remote(p), .. } if p == "srv")
+        matches!(&commands[1], Effect::List { side: Side::Remote, dir: Location::Remote(p), .. } if p == "srv")
     );
     assert_eq!(app.conn.state, ConnState::Connecting);
 }
@@ -159,7 +160,7 @@ fn enter_and_back_put_the_cursor_on_the_directory_left() {
     let mut app = app();
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::List { side, serial, dir }) = commands.into_iter().next() else {
+    let Some(Effect::List { side, serial, dir }) = commands.into_iter().next() else {
         panic!()
     };
     assert_eq!(dir, Location::Local("/home/me/docs".into()));
@@ -202,7 +203,7 @@ fn a_late_listing_of_a_directory_left_is_dropped() {
     app.on_key(key(KeyCode::Enter));
     settle(&mut app);
     for command in stale {
-        if let Command::List { side, serial, dir } = command {
+        if let Effect::List { side, serial, dir } = command {
             app.on_msg(Msg::Listed {
                 side,
                 serial,
@@ -236,7 +237,7 @@ fn f5_uploads_the_marked_entries_and_f6_moves() {
     press_all(&mut app, &[ch('j'), ch(' '), ch(' '), key(KeyCode::F(5))]);
     let commands = app.take_commands();
     let [
-        Command::Submit {
+        Effect::Submit {
             spec:
                 JobSpec::Upload {
                     items,
@@ -266,7 +267,7 @@ fn f5_uploads_the_marked_entries_and_f6_moves() {
     app.on_key(key(KeyCode::F(6)));
     let commands = app.take_commands();
     let [
-        Command::Submit {
+        Effect::Submit {
             spec:
                 JobSpec::Download {
                     items,
@@ -301,7 +302,7 @@ fn a_read_only_server_refuses_uploads_up_front() {
 fn submitted(app: &mut App) -> JobKey {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
         panic!()
     };
     let job = JobKey {
@@ -370,7 +371,7 @@ fn job_progress_verification_and_refresh() {
     assert!(
         matches!(
             &commands[..],
-            [Command::List {
+            [Effect::List {
                 side: Side::Remote,
                 ..
             }]
@@ -442,7 +443,7 @@ fn conflicts_are_asked_once_with_apply_to_all() {
     assert!(app.conflicts[0].apply_to_all);
     app.on_key(ch('r'));
     assert!(app.conflicts.is_empty());
-    let Some(Command::Answer { reply, answer }) = app.take_commands().pop() else {
+    let Some(Effect::Answer { reply, answer }) = app.take_commands().pop() else {
         panic!()
     };
     reply.send(answer).unwrap();
@@ -465,7 +466,7 @@ fn conflicts_are_asked_once_with_apply_to_all() {
         },
     });
     app.on_key(key(KeyCode::Esc));
-    let Some(Command::Answer { answer, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Answer { answer, .. }) = app.take_commands().pop() else {
         panic!()
     };
     assert_eq!(answer.choice, ConflictPolicy::Skip);
@@ -485,7 +486,7 @@ fn delete_asks_first() {
     app.on_key(ch('y'));
     let commands = app.take_commands();
     assert!(
-        matches!(&commands[..], [Command::Remove { side: Side::Local, paths }] if paths == &[Location::Local("/home/me/docs".into())])
+        matches!(&commands[..], [Effect::Remove { side: Side::Local, paths }] if paths == &[Location::Local("/home/me/docs".into())])
     );
 }
 
@@ -496,7 +497,7 @@ fn mkdir_and_rename_prompts() {
     press_all(&mut app, &[ch('n'), ch('e'), ch('w'), key(KeyCode::Enter)]);
     let commands = app.take_commands();
     assert!(
-        matches!(&commands[..], [Command::Mkdir { side: Side::Local, path }] if *path == Location::Local("/home/me/new".into()))
+        matches!(&commands[..], [Effect::Mkdir { side: Side::Local, path }] if *path == Location::Local("/home/me/new".into()))
     );
 
     app.on_key(key(KeyCode::F(7)));
@@ -526,7 +527,7 @@ fn mkdir_and_rename_prompts() {
     );
     let commands = app.take_commands();
     assert!(
-        matches!(&commands[..], [Command::Rename { side: Side::Remote, from, to }]
+        matches!(&commands[..], [Effect::Rename { side: Side::Remote, from, to }]
             if *from == Location::Remote("remote.txt".into()) && *to == Location::Remote("remote.md".into())),
         "{commands:?}"
     );
@@ -575,14 +576,14 @@ fn goto_path_on_both_sides() {
     press_all(&mut app, &"/tmp".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&app.take_commands()[..], [Command::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp"))
+        matches!(&app.take_commands()[..], [Effect::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp"))
     );
     app.on_key(key(KeyCode::Tab));
     app.on_key(ctrl('g'));
     press_all(&mut app, &"a/../b/c".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&app.take_commands()[..], [Command::List { dir: Location::Remote(p), .. }] if p == "b/c")
+        matches!(&app.take_commands()[..], [Effect::List { dir: Location::Remote(p), .. }] if p == "b/c")
     );
 }
 
@@ -601,7 +602,7 @@ fn quitting_asks_while_transfers_run() {
     ));
     app.on_key(ch('y'));
     assert!(app.should_quit);
-    assert!(matches!(&app.take_commands()[..], [Command::Cancel(k)] if *k == job));
+    assert!(matches!(&app.take_commands()[..], [Effect::Cancel(k)] if *k == job));
 
     let mut idle = self::app();
     idle.on_key(key(KeyCode::F(10)));
@@ -616,7 +617,7 @@ fn cancelling_a_job_from_the_transfer_list() {
     assert_eq!(app.focus, Focus::Transfers);
     app.on_key(ch('x'));
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(&app.take_commands()[..], [Command::Cancel(k)] if *k == job));
+    assert!(matches!(&app.take_commands()[..], [Effect::Cancel(k)] if *k == job));
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.focus, Focus::Pane(Side::Local));
 }
@@ -643,7 +644,7 @@ fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
     assert_eq!(app.conn.state, ConnState::Connecting);
     assert!(app.take_commands().iter().any(|c| matches!(
         c,
-        Command::List {
+        Effect::List {
             side: Side::Remote,
             ..
         }
@@ -700,11 +701,11 @@ fn mouse_click_double_click_wheel_and_drag() {
     );
     let commands = app.take_commands();
     assert!(
-        matches!(&commands[..], [Command::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())),
+        matches!(&commands[..], [Effect::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())),
         "{commands:?}"
     );
     for command in commands {
-        if let Command::List { side, serial, dir } = command {
+        if let Effect::List { side, serial, dir } = command {
             app.on_msg(Msg::Listed {
                 side,
                 serial,
@@ -733,7 +734,7 @@ fn mouse_click_double_click_wheel_and_drag() {
     );
     let commands = app.take_commands();
     let [
-        Command::Submit {
+        Effect::Submit {
             spec: JobSpec::Upload { items, .. },
             ..
         },
@@ -786,9 +787,7 @@ fn clicking_a_job_selects_it() {
     let mut app = app();
     submitted(&mut app);
     app.banner = None;
-    let panel = ui::layout(Rect::new(0, 0, 120, 40), &app)
-        .transfers
-        .unwrap();
+    let panel = app.areas().transfers.unwrap();
     // Border, then the overall row, then the first job.
     app.on_mouse(
         mouse(MouseEventKind::Down(MouseButton::Left), 10, panel.y + 2),
@@ -813,11 +812,7 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
     );
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let [
-        Command::Connect { conn, endpoint },
-        Command::List { dir, .. },
-    ] = commands.as_slice()
-    else {
+    let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
         panic!("{commands:?}")
     };
     assert_eq!(
@@ -838,7 +833,7 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
     assert!(app.take_commands().is_empty());
     remote_listed(&mut app);
     let commands = app.take_commands();
-    let [Command::SaveRecent(list)] = commands.as_slice() else {
+    let [Effect::SaveRecent(list)] = commands.as_slice() else {
         panic!("{commands:?}")
     };
     assert_eq!(
@@ -865,7 +860,7 @@ fn a_refresh_does_not_cancel_a_navigation_in_flight() {
 fn connect_tls(app: &mut App, url: &str) -> u64 {
     app.connect(url, Some("secret".into()));
     let commands = app.take_commands();
-    let Some(Command::Connect { conn, endpoint }) = commands.first() else {
+    let Some(Effect::Connect { conn, endpoint }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert!(endpoint.tls);
@@ -908,12 +903,12 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
     assert_eq!(app.conn.state, ConnState::Connecting);
     let commands = app.take_commands();
     let [
-        Command::TrustCertificate {
+        Effect::TrustCertificate {
             conn: trusted_conn,
             addr,
             fingerprint: trusted,
         },
-        Command::List {
+        Effect::List {
             side: Side::Remote, ..
         },
     ] = commands.as_slice()
@@ -939,7 +934,7 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
     });
     remote_listed(&mut app);
     let commands = app.take_commands();
-    let Some(Command::SaveRecent(list)) = commands.first() else {
+    let Some(Effect::SaveRecent(list)) = commands.first() else {
         panic!("{commands:?}")
     };
     assert_eq!(
@@ -1033,7 +1028,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
     app.on_key(ch('c'));
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert_eq!(endpoint.fingerprint, Some(pinned));
@@ -1076,7 +1071,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
         .take_commands()
         .into_iter()
         .filter_map(|command| match command {
-            Command::PinBookmark {
+            Effect::PinBookmark {
                 path,
                 name,
                 fingerprint,
@@ -1121,7 +1116,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
     type_text(&mut app, " pass word ");
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::Connect { conn, endpoint }) = commands.first() else {
+    let Some(Effect::Connect { conn, endpoint }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert_eq!(endpoint.user.as_deref(), Some("ann"));
@@ -1144,7 +1139,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
     });
     remote_listed(&mut app);
     let commands = app.take_commands();
-    let [Command::SaveRecent(list)] = commands.as_slice() else {
+    let [Effect::SaveRecent(list)] = commands.as_slice() else {
         panic!("{commands:?}")
     };
     assert_eq!(list[0].url, "ferry://ann@nas:7070/media");
@@ -1182,7 +1177,7 @@ fn a_refused_password_is_shown_and_asked_again() {
     type_text(&mut app, "right");
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert_eq!(endpoint.password.as_deref(), Some("right"));
@@ -1227,7 +1222,7 @@ fn a_new_address_with_a_user_keeps_the_password_prompt_it_opens() {
     type_text(&mut app, "secret");
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert_eq!(
@@ -1258,7 +1253,7 @@ fn a_location_typed_over_the_prefill_keeps_its_own_scheme() {
     type_text(&mut app, "pw");
     app.on_key(key(KeyCode::Enter));
     let commands = app.take_commands();
-    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert!(endpoint.tls);
@@ -1268,7 +1263,7 @@ fn a_location_typed_over_the_prefill_keeps_its_own_scheme() {
     // The pre-fill completed by a bare HOST:PORT still means `ferry://`.
     new_address(&mut app, false, "nas:7070/");
     let commands = app.take_commands();
-    let Some(Command::Connect { endpoint, .. }) = commands.first() else {
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert!(!endpoint.tls);
@@ -1457,7 +1452,7 @@ fn a_scheme_typed_after_the_prefill_replaces_it_in_the_field() {
 /// Submits a copy of the entry under the local cursor as job `id` of connection `conn`.
 fn submit_as(app: &mut App, conn: u64, id: u64) -> JobKey {
     app.on_key(key(KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
         panic!("no submit")
     };
     let job = JobKey {
@@ -1483,7 +1478,7 @@ fn panel_text(app: &mut App) -> String {
     app.sync_layout();
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::TestBackend::new(app.size.0, app.size.1)).unwrap();
-    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, &app.view())).unwrap();
     format!("{}", terminal.backend())
 }
 
@@ -1693,7 +1688,7 @@ fn a_location_that_does_not_list_is_not_remembered() {
     assert!(
         !app.take_commands()
             .iter()
-            .any(|c| matches!(c, Command::SaveRecent(_))),
+            .any(|c| matches!(c, Effect::SaveRecent(_))),
     );
     assert!(app.recent.is_empty());
 
@@ -1818,7 +1813,7 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
     // The status bar must not keep saying connected: the browsing session checks at once.
     let commands = app.take_commands();
     assert!(
-        matches!(commands.as_slice(), [Command::Probe]),
+        matches!(commands.as_slice(), [Effect::Probe]),
         "{commands:?}"
     );
     app.on_msg(event(TransferEvent::Finished {

@@ -17,13 +17,19 @@
 
 pub mod app;
 pub mod config;
+pub mod conflict;
+pub mod dialogs;
 pub mod event_loop;
 pub mod input;
 pub mod keymap;
+pub mod layout;
 pub mod local;
+pub mod message;
 pub mod pane;
 pub mod partials;
 pub mod remote;
+pub mod screen;
+pub mod server_link;
 pub mod theme;
 pub mod transfers;
 pub mod ui;

@@ -236,6 +236,13 @@ impl Job {
 /// unreadable entries must not fill memory; the rest are counted.
 pub const MAX_DETAILS: usize = 10_000;
 
+/// The number the user knows job `key` by (the engine's id once the job has left the list).
+pub fn job_number(jobs: &[Job], key: JobKey) -> u64 {
+    jobs.iter()
+        .find(|j| j.key == key)
+        .map_or(key.id.0, |j| j.number)
+}
+
 /// Whether an engine error (printed code first) is the connection breaking, which leaves a
 /// file's bytes in a partial and says the server may be gone.
 pub fn is_connection_error(error: &str) -> bool {

@@ -10,8 +10,9 @@ use ratatui::backend::TestBackend;
 use tokio::sync::oneshot;
 
 use crate::engine::{JobId, JobProgress, TransferEvent};
-use crate::tui::app::{App, Command, ConnEvent, Msg};
+use crate::tui::app::App;
 use crate::tui::config::Settings;
+use crate::tui::message::{ConnEvent, Effect, Msg};
 use crate::tui::pane::Side;
 use crate::tui::pane::tests::entry;
 use crate::tui::transfers::JobKey;
@@ -56,7 +57,7 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
         },
     });
     for command in app.take_commands() {
-        if let Command::List { side, serial, dir } = command {
+        if let Effect::List { side, serial, dir } = command {
             let entries = match side {
                 Side::Local => local.clone(),
                 Side::Remote => remote.clone(),
@@ -77,7 +78,9 @@ fn render(app: &mut App) -> TestBackend {
     app.sync_layout();
     let (width, height) = app.size;
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| super::draw(frame, app)).unwrap();
+    terminal
+        .draw(|frame| super::draw(frame, &app.view()))
+        .unwrap();
     terminal.backend().clone()
 }
 
@@ -88,7 +91,7 @@ fn key(code: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
 /// Submits a copy of the entry under the local cursor and reports it at `done` of `total`.
 fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
     app.on_key(key(crossterm::event::KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
         panic!("no submit")
     };
     let job = JobKey {
@@ -122,7 +125,7 @@ fn empty_panes_while_connecting() {
     );
     app.resize(100, 16);
     for command in app.take_commands() {
-        if let Command::List {
+        if let Effect::List {
             side: Side::Local,
             serial,
             dir,
@@ -215,7 +218,7 @@ fn transfer_remote(app: &mut App) {
     });
     // The refresh the finished job asked for: the local pane now holds the file.
     for command in app.take_commands() {
-        if let Command::List { side, serial, dir } = command {
+        if let Effect::List { side, serial, dir } = command {
             let mut entries = local_entries();
             entries.push(entry("report.pdf", Kind::File, 1_048_576, T + 120));
             app.on_msg(Msg::Listed {
@@ -370,7 +373,7 @@ fn help_with_the_vim_preset() {
 #[test]
 fn unknown_certificate_question() {
     let mut app = app(local_entries(), remote_entries(), 100, 24);
-    app.dialog = Some(crate::tui::app::Dialog::Trust {
+    app.dialog = Some(crate::tui::dialogs::Dialog::Trust {
         addr: "nas.local:7070".into(),
         fingerprint: crate::engine::known_hosts::Fingerprint(std::array::from_fn(|i| i as u8 * 8)),
     });
@@ -539,7 +542,7 @@ fn delete_of_two_marked_directories_keeps_its_key_hint() {
 fn scanning_download(app: &mut App) -> JobKey {
     app.on_key(key(crossterm::event::KeyCode::Tab));
     app.on_key(key(crossterm::event::KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
         panic!("no submit")
     };
     let job = JobKey {

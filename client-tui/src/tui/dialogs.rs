@@ -1,0 +1,305 @@
+//! The modal dialogs: each one's state, and its keys turned into an [`Outcome`] the app
+//! carries out. A dialog changes only itself; whatever it means for the rest of the app
+//! (connecting, deleting, a transfer's cancel) goes back as an outcome.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use crate::engine::known_hosts::Fingerprint;
+
+use super::input::LineInput;
+use super::pane::{Location, Side};
+use super::partials::{self, PartialsDialog};
+use super::transfers::JobKey;
+
+/// What the address prompt starts with, so a plain `HOST:PORT` needs no scheme typed.
+const ADDRESS_PREFILL: &str = "ferry://";
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputPurpose {
+    Mkdir(Side),
+    Rename(Side, String),
+    Goto(Side),
+    Address,
+    /// The password of the user a location names; typed masked, sent once, kept nowhere.
+    Password(Login),
+}
+
+/// A connection that waits for its user's password, and is asked for it again when the
+/// server refuses the one given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub url: String,
+    pub token: Option<String>,
+    pub fingerprint: Option<String>,
+}
+
+/// What a yes/no question does on yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmed {
+    Delete(Side, Vec<Location>),
+    Quit,
+    CancelJob(JobKey),
+    /// An upload's cancel: yes keeps its partial on the server for a resume, `d` deletes it.
+    CancelUpload(JobKey),
+}
+
+/// A server the connect dialog offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTarget {
+    pub label: String,
+    pub url: String,
+    pub token: Option<String>,
+    /// A pinned certificate fingerprint, as the bookmark or recent entry holds it.
+    pub fingerprint: Option<String>,
+}
+
+/// A modal dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    Input {
+        title: String,
+        input: LineInput,
+        purpose: InputPurpose,
+    },
+    Confirm {
+        title: String,
+        message: String,
+        on_yes: Confirmed,
+    },
+    Help {
+        scroll: usize,
+    },
+    Connect {
+        targets: Vec<ConnectTarget>,
+        selected: usize,
+    },
+    /// A `ferrys://` server presented a certificate nothing vouches for: trust it or not.
+    /// Only `y` trusts; Enter does not, so a habitual key press cannot.
+    Trust {
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    /// A message that only needs reading, such as a changed certificate's warning.
+    Alert {
+        title: String,
+        message: String,
+    },
+    /// A job's failed and left-out entries, with why.
+    Details {
+        job: JobKey,
+        scroll: usize,
+    },
+    /// The caller's partial uploads in the remote pane's directory.
+    Partials(PartialsDialog),
+}
+
+/// What a key in a dialog asks of the app, beyond the dialog's own change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Yes to a question.
+    Confirmed(Confirmed),
+    /// `d` on an upload's cancel: cancel it, and delete its partial once it has stopped.
+    CancelAndDiscard(JobKey),
+    /// A prompt's text: trimmed, except a password, which is taken exactly as typed.
+    Submitted(InputPurpose, String),
+    /// `y` to a certificate nothing vouches for.
+    Trust {
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    /// No to that certificate: the server at this address stays unconnected.
+    Distrust(String),
+    /// Delete the partial upload of `path` (a wire path) in `dir`, then list `dir` again.
+    DiscardPartial { dir: String, path: String },
+    /// Switch to a server the connect dialog listed.
+    Connect(ConnectTarget),
+}
+
+impl Dialog {
+    /// A key press: the dialog it leaves open (`None`: closed) and what the app is to do.
+    /// `detail_rows` says how many rows a job's details have, which their dialog scrolls.
+    pub fn on_key(
+        self,
+        key: &KeyEvent,
+        detail_rows: impl Fn(JobKey) -> usize,
+    ) -> (Option<Dialog>, Option<Outcome>) {
+        let mut outcome = None;
+        let next = match self {
+            Dialog::Details { job, scroll } => {
+                let scroll = match key.code {
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::PageUp => scroll.saturating_sub(10),
+                    KeyCode::PageDown => scroll + 10,
+                    KeyCode::Home => 0,
+                    _ => usize::MAX,
+                };
+                // Clamped to the list's end, so Up after a long PageDown moves at once.
+                let rows = detail_rows(job);
+                (scroll != usize::MAX).then(|| Dialog::Details {
+                    job,
+                    scroll: scroll.min(rows.saturating_sub(1)),
+                })
+            }
+            Dialog::Help { scroll } => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
+                    scroll: scroll.saturating_sub(1),
+                }),
+                KeyCode::Down | KeyCode::Char('j') => Some(Dialog::Help { scroll: scroll + 1 }),
+                KeyCode::PageUp => Some(Dialog::Help {
+                    scroll: scroll.saturating_sub(10),
+                }),
+                KeyCode::PageDown => Some(Dialog::Help {
+                    scroll: scroll + 10,
+                }),
+                _ => None,
+            },
+            Dialog::Confirm {
+                title,
+                message,
+                on_yes,
+            } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    outcome = Some(Outcome::Confirmed(on_yes));
+                    None
+                }
+                KeyCode::Char('d') | KeyCode::Char('D') => {
+                    if let Confirmed::CancelUpload(key) = on_yes {
+                        outcome = Some(Outcome::CancelAndDiscard(key));
+                        None
+                    } else {
+                        Some(Dialog::Confirm {
+                            title,
+                            message,
+                            on_yes,
+                        })
+                    }
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
+                _ => Some(Dialog::Confirm {
+                    title,
+                    message,
+                    on_yes,
+                }),
+            },
+            Dialog::Input {
+                title,
+                mut input,
+                purpose,
+            } => match key.code {
+                KeyCode::Esc => None,
+                KeyCode::Enter => {
+                    // A password is taken exactly as typed, spaces included.
+                    let text = match purpose {
+                        InputPurpose::Password(_) => input.text().to_string(),
+                        _ => input.text().trim().to_string(),
+                    };
+                    outcome = Some(Outcome::Submitted(purpose, text));
+                    None
+                }
+                _ => {
+                    input.handle(key);
+                    // A scheme typed or pasted right after the pre-fill replaces it at once,
+                    // so the field shows the location the user means.
+                    if purpose == InputPurpose::Address
+                        && input.cursor() == input.text().chars().count()
+                        && without_prefill(input.text()).len() < input.text().len()
+                    {
+                        input = LineInput::new(without_prefill(input.text()));
+                    }
+                    Some(Dialog::Input {
+                        title,
+                        input,
+                        purpose,
+                    })
+                }
+            },
+            Dialog::Trust { addr, fingerprint } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    outcome = Some(Outcome::Trust { addr, fingerprint });
+                    None
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    outcome = Some(Outcome::Distrust(addr));
+                    None
+                }
+                _ => Some(Dialog::Trust { addr, fingerprint }),
+            },
+            Dialog::Alert { title, message } => match key.code {
+                KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,
+                _ => Some(Dialog::Alert { title, message }),
+            },
+            Dialog::Partials(mut dialog) => match dialog.on_key(*key) {
+                partials::Outcome::Stay => Some(Dialog::Partials(dialog)),
+                partials::Outcome::Close => None,
+                partials::Outcome::Discard(path) => {
+                    outcome = Some(Outcome::DiscardPartial {
+                        dir: dialog.dir.clone(),
+                        path,
+                    });
+                    Some(Dialog::Partials(dialog))
+                }
+            },
+            Dialog::Connect { targets, selected } => {
+                // The last row is "type an address".
+                let rows = targets.len() + 1;
+                match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') => None,
+                    KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Connect {
+                        targets,
+                        selected: selected.saturating_sub(1),
+                    }),
+                    KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => Some(Dialog::Connect {
+                        targets,
+                        selected: (selected + 1).min(rows - 1),
+                    }),
+                    KeyCode::Home | KeyCode::PageUp | KeyCode::Char('g') => Some(Dialog::Connect {
+                        targets,
+                        selected: 0,
+                    }),
+                    KeyCode::End | KeyCode::PageDown | KeyCode::Char('G') => {
+                        Some(Dialog::Connect {
+                            targets,
+                            selected: rows - 1,
+                        })
+                    }
+                    KeyCode::Enter => match targets.get(selected) {
+                        Some(target) => {
+                            outcome = Some(Outcome::Connect(target.clone()));
+                            None
+                        }
+                        None => Some(Dialog::Input {
+                            title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]"
+                                .into(),
+                            input: LineInput::new(ADDRESS_PREFILL),
+                            purpose: InputPurpose::Address,
+                        }),
+                    },
+                    _ => Some(Dialog::Connect { targets, selected }),
+                }
+            }
+        };
+        (next, outcome)
+    }
+}
+
+/// The typed address without the prompt's pre-filled scheme when the user typed or pasted a
+/// location with its own (`ferry://ferrys://host`): the pre-fill was only a convenience.
+pub fn without_prefill(typed: &str) -> &str {
+    let rest = typed
+        .get(..ADDRESS_PREFILL.len())
+        .filter(|head| head.eq_ignore_ascii_case(ADDRESS_PREFILL))
+        .map(|_| &typed[ADDRESS_PREFILL.len()..]);
+    match rest.and_then(|rest| rest.split_once("://").map(|(scheme, _)| (rest, scheme))) {
+        Some((rest, scheme))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            rest
+        }
+        _ => typed,
+    }
+}
