@@ -11,7 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent,
 use ratatui::layout::{Position, Rect};
 
 use crate::engine::known_hosts::Fingerprint;
-use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, TransferEvent};
+use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummary, TransferEvent};
 use crate::url::RemoteUrl;
 
 use super::config::{self, Bookmark, Recent, Settings};
@@ -20,6 +20,8 @@ use super::dialogs::{
     Confirmed, ConnectTarget, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill,
 };
 use super::input::LineInput;
+use super::job_report::{self, failure_text};
+use super::jobs::{JobInfo, JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
 use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
@@ -27,7 +29,6 @@ use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Drag, Focus};
 use super::server_link::{ConnState, ServerLink};
 use super::theme::Theme;
-use super::transfers::{Job, JobInfo, JobKey, JobState};
 use super::ui;
 use crate::format;
 
@@ -51,13 +52,7 @@ pub struct App {
     pub keymap: Keymap,
     pub theme: Theme,
     pub conn: ServerLink,
-    pub jobs: Vec<Job>,
-    /// The job the panel scrolls to and `x` cancels. While the list lacks focus it follows
-    /// the newest running job (else the newest), so what the panel shows is what `x` acts on;
-    /// while the list has focus it stays where the user put it.
-    pub selected_job: usize,
-    /// The number the last submitted job got: numbers stay unique across connections.
-    last_job_number: u64,
+    pub transfers: TransferList,
     pub dialog: Option<Dialog>,
     pub conflicts: VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
@@ -119,9 +114,7 @@ impl App {
                 bundled: None,
                 accepted: None,
             },
-            jobs: Vec::new(),
-            selected_job: 0,
-            last_job_number: 0,
+            transfers: TransferList::default(),
             dialog: None,
             conflicts: VecDeque::new(),
             filtering: None,
@@ -209,12 +202,12 @@ impl App {
 
     /// Whether any job still runs.
     pub fn transfers_running(&self) -> bool {
-        self.jobs.iter().any(Job::is_active)
+        self.transfers.running().next().is_some()
     }
 
     /// The number the user knows job `key` by.
     pub fn job_number(&self, key: JobKey) -> u64 {
-        super::transfers::job_number(&self.jobs, key)
+        self.transfers.number(key)
     }
 
     /// What the next frame shows, borrowed from this state.
@@ -226,8 +219,8 @@ impl App {
             keymap: &self.keymap,
             theme: &self.theme,
             conn: &self.conn,
-            jobs: &self.jobs,
-            selected_job: self.selected_job,
+            jobs: &self.transfers.jobs,
+            selected_job: self.transfers.selected,
             dialog: &self.dialog,
             conflicts: &self.conflicts,
             filtering: &self.filtering,
@@ -240,15 +233,7 @@ impl App {
     /// Moves the selection to the newest running job, else the newest job, unless the user is
     /// choosing in the focused list: the panel then shows what `x` would cancel.
     fn follow_jobs(&mut self) {
-        if self.focus == Focus::Transfers {
-            self.selected_job = self.selected_job.min(self.jobs.len().saturating_sub(1));
-            return;
-        }
-        self.selected_job = self
-            .jobs
-            .iter()
-            .rposition(Job::is_active)
-            .unwrap_or(self.jobs.len().saturating_sub(1));
+        self.transfers.follow(self.focus == Focus::Transfers);
     }
 
     /// Records a new terminal size and lays the panes out for it.
@@ -269,7 +254,7 @@ impl App {
     pub fn areas(&self) -> layout::Areas {
         layout::layout(
             Rect::new(0, 0, self.size.0, self.size.1),
-            self.jobs.len(),
+            self.transfers.jobs.len(),
             self.banner.is_some(),
         )
     }
@@ -439,7 +424,7 @@ impl App {
             Action::SortTime => self.sort_by(side, SortKey::Time),
             Action::Connect => self.open_connect(),
             Action::Transfers => {
-                if !self.jobs.is_empty() {
+                if !self.transfers.jobs.is_empty() {
                     // The list opens on the job it was showing (the newest running one).
                     self.follow_jobs();
                     self.focus = Focus::Transfers;
@@ -456,19 +441,15 @@ impl App {
                 }
             }
             Action::ClearFinished => {
-                let kept = self.jobs.get(self.selected_job).map(|j| j.key);
-                self.jobs.retain(Job::is_active);
-                self.selected_job = kept
-                    .and_then(|key| self.jobs.iter().position(|j| j.key == key))
-                    .unwrap_or(0);
-                if self.jobs.is_empty() {
+                self.transfers.clear_finished();
+                if self.transfers.jobs.is_empty() {
                     self.focus = Focus::Pane(self.last_pane);
                 }
                 self.follow_jobs();
             }
             Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
             Action::Quit => {
-                let running = self.jobs.iter().filter(|j| j.is_active()).count();
+                let running = self.transfers.running().count();
                 if running == 0 {
                     self.should_quit = true;
                 } else {
@@ -488,14 +469,11 @@ impl App {
     /// Keys that mean something else while the transfer list has focus; `true` if handled.
     fn transfers_action(&mut self, action: Action) -> bool {
         match action {
-            Action::Up => self.selected_job = self.selected_job.saturating_sub(1),
-            Action::Down => {
-                self.selected_job = (self.selected_job + 1).min(self.jobs.len().saturating_sub(1));
+            Action::Up | Action::Down | Action::Top | Action::Bottom => {
+                self.transfers.select(action);
             }
-            Action::Top => self.selected_job = 0,
-            Action::Bottom => self.selected_job = self.jobs.len().saturating_sub(1),
             Action::Enter => {
-                if let Some(job) = self.jobs.get(self.selected_job) {
+                if let Some(job) = self.transfers.selected_job() {
                     self.dialog = Some(Dialog::Details {
                         job: job.key,
                         scroll: 0,
@@ -661,9 +639,9 @@ impl App {
         // half-copied. The user cancels the job first, or waits for it.
         let busy = paths.iter().zip(&selection).find_map(|(path, entry)| {
             let key = path.key();
-            self.jobs
-                .iter()
-                .filter(|job| job.is_active() && job.info.dest != side)
+            self.transfers
+                .running()
+                .filter(|job| job.info.dest != side)
                 .find(|job| job.info.items.iter().any(|(src, _)| overlaps(src, &key)))
                 .map(|job| {
                     format!(
@@ -691,13 +669,7 @@ impl App {
 
     fn ask_cancel(&mut self) {
         // From the panes, `x` means the selected job if it runs, else the newest running one.
-        let selected = self.jobs.get(self.selected_job).filter(|j| j.is_active());
-        let job = match (self.focus, selected) {
-            (Focus::Transfers, selected) => selected,
-            (_, Some(job)) => Some(job),
-            (_, None) => self.jobs.iter().rev().find(|j| j.is_active()),
-        };
-        let Some(job) = job else {
+        let Some(job) = self.transfers.to_cancel(self.focus == Focus::Transfers) else {
             return;
         };
         let (message, on_yes) = if job.info.dest == Side::Remote {
@@ -863,7 +835,7 @@ impl App {
         let Some(dialog) = self.dialog.take() else {
             return;
         };
-        let jobs = &self.jobs;
+        let jobs = &self.transfers.jobs;
         let (next, outcome) = dialog.on_key(&key, |job| {
             jobs.iter()
                 .find(|j| j.key == job)
@@ -947,7 +919,7 @@ impl App {
                 self.outbox.push(Effect::Remove { side, paths });
             }
             Confirmed::Quit => {
-                for job in self.jobs.iter().filter(|j| j.is_active()) {
+                for job in self.transfers.running() {
                     self.outbox.push(Effect::Cancel(job.key));
                 }
                 self.should_quit = true;
@@ -1103,10 +1075,10 @@ impl App {
                         && panel.contains(at)
                         && event.row > panel.y + 1
                     {
-                        let index = layout::first_visible_job(self.selected_job, panel)
+                        let index = layout::first_visible_job(self.transfers.selected, panel)
                             + usize::from(event.row - panel.y - 2);
-                        if index < self.jobs.len() {
-                            self.selected_job = index;
+                        if index < self.transfers.jobs.len() {
+                            self.transfers.selected = index;
                             self.focus = Focus::Transfers;
                         }
                     }
@@ -1313,8 +1285,7 @@ impl App {
                 }
             }
             Msg::Submitted { key, info } => {
-                self.last_job_number += 1;
-                self.jobs.push(Job::new(key, self.last_job_number, info));
+                self.transfers.submitted(key, info);
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
@@ -1327,26 +1298,30 @@ impl App {
         if conn == self.conn.id
             && self.conn.state == ConnState::Connected
             && !self.probing
-            && super::transfers::is_connection_error(error)
+            && super::jobs::is_connection_error(error)
         {
             self.probing = true;
             self.outbox.push(Effect::Probe);
         }
     }
 
-    fn job_mut(&mut self, key: JobKey) -> Option<&mut Job> {
-        self.jobs.iter_mut().find(|j| j.key == key)
+    /// Shows a banner; an error one is logged too.
+    fn show(&mut self, banner: Banner) {
+        match banner.kind {
+            BannerKind::Error => self.error(banner.text),
+            _ => self.banner = Some(banner),
+        }
     }
 
     fn on_transfer(&mut self, conn: u64, event: TransferEvent) {
         match event {
             TransferEvent::Planned { job, files, bytes } => {
-                if let Some(job) = self.job_mut(JobKey { conn, id: job }) {
+                if let Some(job) = self.transfers.get_mut(JobKey { conn, id: job }) {
                     job.planned(files, bytes);
                 }
             }
             TransferEvent::Progress(progress) => {
-                if let Some(job) = self.job_mut(JobKey {
+                if let Some(job) = self.transfers.get_mut(JobKey {
                     conn,
                     id: progress.job,
                 }) {
@@ -1372,33 +1347,13 @@ impl App {
                 job, path, bytes, ..
             } => {
                 let key = JobKey { conn, id: job };
-                let Some(job) = self.job_mut(key) else { return };
-                job.bytes_verified += bytes;
-                job.files_verified += 1;
-                // The engine names a file by its wire path: the destination of an upload, the
-                // source of a download, which maps to its local destination.
-                let dest = job.info.dest;
-                let keys: Vec<String> = match dest {
-                    Side::Remote => vec![path],
-                    Side::Local => job
-                        .info
-                        .items
-                        .iter()
-                        .filter_map(|(src, dst)| {
-                            if *src == path {
-                                Some(dst.clone())
-                            } else {
-                                let rest = path.strip_prefix(src.as_str())?.strip_prefix('/')?;
-                                Some(format!("{dst}/{rest}"))
-                            }
-                        })
-                        .collect(),
-                };
-                self.verified.extend(keys.into_iter().map(|k| (dest, k)));
+                if let Some((dest, keys)) = self.transfers.arrived(key, path, bytes) {
+                    self.verified.extend(keys.into_iter().map(|k| (dest, k)));
+                }
             }
             TransferEvent::FileFailed { job, path, error } => {
                 let key = JobKey { conn, id: job };
-                if let Some(job) = self.job_mut(key) {
+                if let Some(job) = self.transfers.get_mut(key) {
                     job.file_failed(&path, &error);
                 }
                 self.check_connection(conn, &error);
@@ -1415,176 +1370,55 @@ impl App {
                 reason,
                 message,
             } => {
-                if let Some(job) = self.job_mut(JobKey { conn, id: job }) {
+                if let Some(job) = self.transfers.get_mut(JobKey { conn, id: job }) {
                     job.left_out(&path, reason, &message);
                 }
             }
             TransferEvent::Finished { job, outcome } => {
-                let key = JobKey { conn, id: job };
-                self.conflicts.retain(|c| c.job != key);
-                let Some(job) = self.job_mut(key) else { return };
-                job.finished(outcome);
-                let job = job.clone();
-                // Only on the server the browsing session talks to.
-                if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
-                    // The file being sent when it stopped, and each item it was sent as: a
-                    // name without a partial is simply not found.
-                    let mut paths: Vec<String> =
-                        job.info.items.iter().map(|(_, dst)| dst.clone()).collect();
-                    paths.extend(job.progress.current.clone());
-                    paths.sort();
-                    paths.dedup();
-                    self.outbox
-                        .push(Effect::DiscardPartials { dir: None, paths });
-                }
-                self.follow_jobs();
-                let number = job.number;
-                match &job.state {
-                    JobState::Done(_) if job.skipped_only() => {
-                        self.info(format!(
-                            "#{} {}: nothing {}, skipped",
-                            number,
-                            job.info.label,
-                            if job.info.is_move { "moved" } else { "copied" },
-                        ));
-                    }
-                    JobState::Done(summary) if summary.failed == 0 && job.left_out_errors > 0 => {
-                        // Everything readable arrived, but not everything asked for: said as
-                        // an error, naming the first entry and where the rest are listed.
-                        let first = job
-                            .left_out
-                            .iter()
-                            .find(|(_, reason, _)| !reason.by_design())
-                            .map(|(path, reason, message)| {
-                                format!(
-                                    "{}: {} ({})",
-                                    reason.as_str(),
-                                    failure_text(path, message),
-                                    format::escape_name(path)
-                                )
-                            })
-                            .unwrap_or_default();
-                        self.error(format!(
-                            "#{} {} file{} verified, {} not copied, first: {first}; {} on the \
-                             transfer list lists them",
-                            number,
-                            summary.files,
-                            if summary.files == 1 { "" } else { "s" },
-                            job.left_out_errors,
-                            self.keymap.hint(Action::Enter),
-                        ));
-                    }
-                    JobState::Done(summary) if summary.failed == 0 => {
-                        for (_, dst) in &job.info.items {
-                            self.verified.insert((job.info.dest, dst.clone()));
-                        }
-                        let skipped = if summary.skipped > 0 {
-                            format!(", {} skipped", summary.skipped)
-                        } else {
-                            String::new()
-                        };
-                        // `summary.bytes` is what crossed the wire: after a resume it is less than
-                        // the files' size, so it is reported as sent (or received), not as
-                        // verified.
-                        self.info(format!(
-                            "#{} {}: {} file{} verified, {} {}{skipped}",
-                            number,
-                            if job.info.is_move { "moved" } else { "copied" },
-                            summary.files,
-                            if summary.files == 1 { "" } else { "s" },
-                            format::size(summary.bytes),
-                            match job.info.dest {
-                                Side::Remote => "sent",
-                                Side::Local => "received",
-                            }
-                        ));
-                    }
-                    JobState::Done(summary) => {
-                        // The error first, so a short banner still shows what went wrong.
-                        let first = job
-                            .failures
-                            .first()
-                            .map(|(path, error)| {
-                                format!(
-                                    "{} ({})",
-                                    failure_text(path, error),
-                                    format::escape_name(path)
-                                )
-                            })
-                            .unwrap_or_else(|| "failed".into());
-                        let mut text = if summary.failed > 1 {
-                            format!(
-                                "#{} {} files failed, first: {first}; {} on the transfer list \
-                                 lists them",
-                                number,
-                                summary.failed,
-                                self.keymap.hint(Action::Enter)
-                            )
-                        } else {
-                            format!("#{} {first}", number)
-                        };
-                        if job.kept_partial() {
-                            let action = if job.info.is_move {
-                                Action::Move
-                            } else {
-                                Action::Copy
-                            };
-                            text.push_str(&format!(
-                                "; partial kept, {} again resumes",
-                                self.keymap.hint(action)
-                            ));
-                        }
-                        self.error(text);
-                    }
-                    JobState::Failed(message) if message == "cancelled" => {
-                        let mut text = format!("#{} {}: cancelled", number, job.info.label);
-                        if job.files_verified > 0 {
-                            text.push_str(&format!(
-                                ", {} file{} arrived",
-                                format::count(job.files_verified),
-                                if job.files_verified == 1 { "" } else { "s" }
-                            ));
-                        }
-                        self.banner = Some(Banner {
-                            kind: BannerKind::Cancelled,
-                            text,
-                        });
-                    }
-                    JobState::Failed(message) => {
-                        self.check_connection(conn, message);
-                        self.error(format!("#{} {} failed: {message}", number, job.info.label));
-                    }
-                    _ => {}
-                }
-                for side in [Side::Local, Side::Remote] {
-                    let dir = &self.pane(side).dir;
-                    if *dir == job.info.dest_dir || (job.info.is_move && *dir == job.info.src_dir) {
-                        self.refresh(side);
-                    }
-                }
+                self.job_finished(JobKey { conn, id: job }, outcome);
             }
         }
     }
-}
 
-/// A file's error without its path: the engine's errors read `code: path: message`, and the
-/// banner names the path once, after the error.
-fn failure_text(path: &str, error: &str) -> String {
-    let unnamed = |text: &str| -> Option<String> {
-        [path, path.trim_start_matches('/')]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .find_map(|p| text.strip_prefix(p)?.strip_prefix(": ").map(str::to_owned))
-    };
-    if let Some(message) = unnamed(error) {
-        return message;
+    fn job_finished(&mut self, key: JobKey, outcome: Result<JobSummary, String>) {
+        self.conflicts.retain(|c| c.job != key);
+        let Some(job) = self.transfers.get_mut(key) else {
+            return;
+        };
+        job.finished(outcome);
+        let job = job.clone();
+        // Only on the server the browsing session talks to.
+        if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
+            // The file being sent when it stopped, and each item it was sent as: a
+            // name without a partial is simply not found.
+            let mut paths: Vec<String> =
+                job.info.items.iter().map(|(_, dst)| dst.clone()).collect();
+            paths.extend(job.progress.current.clone());
+            paths.sort();
+            paths.dedup();
+            self.outbox
+                .push(Effect::DiscardPartials { dir: None, paths });
+        }
+        self.follow_jobs();
+        let ending = job_report::ending(&job, &self.keymap);
+        if ending.all_verified {
+            for (_, dst) in &job.info.items {
+                self.verified.insert((job.info.dest, dst.clone()));
+            }
+        }
+        if let Some(failure) = &ending.failure {
+            self.check_connection(key.conn, failure);
+        }
+        if let Some(banner) = ending.banner {
+            self.show(banner);
+        }
+        for side in [Side::Local, Side::Remote] {
+            let dir = &self.pane(side).dir;
+            if *dir == job.info.dest_dir || (job.info.is_move && *dir == job.info.src_dir) {
+                self.refresh(side);
+            }
+        }
     }
-    if let Some((code, rest)) = error.split_once(": ")
-        && let Some(message) = unnamed(rest)
-    {
-        return format!("{code}: {message}");
-    }
-    error.to_owned()
 }
 
 /// The engine's certificate warning with its command-line advice (`pass --fingerprint`)

@@ -335,7 +335,10 @@ fn job_progress_verification_and_refresh() {
         eta: Some(Duration::from_secs(6)),
         scanning: false,
     })));
-    assert_eq!(super::super::transfers::percent(app.jobs[0].ratio()), 42);
+    assert_eq!(
+        super::super::jobs::percent(app.transfers.jobs[0].ratio()),
+        42
+    );
     // Events of another connection's job with the same id change nothing.
     app.on_msg(Msg::Transfer {
         conn: 9,
@@ -345,7 +348,7 @@ fn job_progress_verification_and_refresh() {
             bytes: 5,
         },
     });
-    assert_eq!(app.jobs[0].progress.bytes_total, 1000);
+    assert_eq!(app.transfers.jobs[0].progress.bytes_total, 1000);
 
     app.on_msg(event(TransferEvent::FileDone {
         job: job.id,
@@ -419,7 +422,7 @@ fn failures_are_shown_not_swallowed() {
         "{}",
         banner.text
     );
-    assert_eq!(app.jobs[0].failures.len(), 1);
+    assert_eq!(app.transfers.jobs[0].failures.len(), 1);
 }
 
 #[test]
@@ -794,7 +797,7 @@ fn clicking_a_job_selects_it() {
         Instant::now(),
     );
     assert_eq!(app.focus, Focus::Transfers);
-    assert_eq!(app.selected_job, 0);
+    assert_eq!(app.transfers.selected, 0);
 }
 
 #[test]
@@ -1313,7 +1316,7 @@ fn finished_job(app: &mut App, dest: Side, events: Vec<TransferEvent>, summary: 
         job: job.id,
         outcome: Ok(summary),
     });
-    if let Some(last) = app.jobs.last_mut() {
+    if let Some(last) = app.transfers.jobs.last_mut() {
         last.info.dest = dest;
     }
     for event in all {
@@ -1358,7 +1361,7 @@ fn a_job_whose_only_file_failed_shows_nothing_done_and_the_error_first() {
         ],
         summary(0, 2 << 20, 0, 1),
     );
-    let job = &app.jobs[0];
+    let job = &app.transfers.jobs[0];
     assert_eq!(job.key.id, id);
     assert_eq!(job.ratio(), 0.0, "bytes of a refused file are not done");
     assert_eq!(job.bytes_done(), 0);
@@ -1377,7 +1380,7 @@ fn a_job_whose_only_file_failed_shows_nothing_done_and_the_error_first() {
 fn a_skipped_only_job_says_skipped() {
     let mut app = app();
     finished_job(&mut app, Side::Remote, vec![], summary(0, 0, 1, 0));
-    let job = &app.jobs[0];
+    let job = &app.transfers.jobs[0];
     assert!(job.skipped_only());
     assert_eq!(job.ratio(), 0.0);
     let banner = app.banner.as_ref().unwrap();
@@ -1404,7 +1407,7 @@ fn a_download_says_received() {
         }],
         summary(1, 8, 0, 0),
     );
-    assert_eq!(app.jobs[0].ratio(), 1.0);
+    assert_eq!(app.transfers.jobs[0].ratio(), 1.0);
     let banner = app.banner.as_ref().unwrap();
     assert!(
         banner
@@ -1496,7 +1499,7 @@ fn the_transfer_list_follows_the_running_job_so_x_cancels_what_it_shows() {
     assert!(!screen.contains("#1 ✓"), "{screen}");
 
     let slow = submit_as(&mut app, 1, 15);
-    assert_eq!(app.selected_job, 14);
+    assert_eq!(app.transfers.selected, 14);
     let screen = panel_text(&mut app);
     assert!(screen.contains("#15 ↑ a.txt"), "{screen}");
     app.on_key(ch('x'));
@@ -1513,24 +1516,24 @@ fn the_transfer_list_follows_the_running_job_so_x_cancels_what_it_shows() {
         let job = submit_as(&mut app, 1, id);
         finish(&mut app, job);
     }
-    assert_eq!(app.selected_job, 14);
+    assert_eq!(app.transfers.selected, 14);
     let screen = panel_text(&mut app);
     assert!(screen.contains("#15 ↑ a.txt"), "{screen}");
 
     // Once the user chooses in the focused list, new jobs do not move the selection.
     app.on_key(ch('t'));
     assert_eq!(app.focus, Focus::Transfers);
-    assert_eq!(app.selected_job, 14);
+    assert_eq!(app.transfers.selected, 14);
     app.on_key(key(KeyCode::Home));
     submit_as(&mut app, 1, 21);
-    assert_eq!(app.selected_job, 0);
+    assert_eq!(app.transfers.selected, 0);
     let screen = panel_text(&mut app);
     assert!(screen.contains("›#1 ✓"), "{screen}");
     // Back in the panes, the list follows again with the next change.
     app.on_key(key(KeyCode::Esc));
-    assert_eq!(app.selected_job, 20);
+    assert_eq!(app.transfers.selected, 20);
     finish(&mut app, slow);
-    assert_eq!(app.selected_job, 20, "#21 is still running");
+    assert_eq!(app.transfers.selected, 20, "#21 is still running");
 }
 
 #[test]
@@ -1550,7 +1553,7 @@ fn job_numbers_stay_unique_after_connecting_to_another_server() {
     // The new connection's engine counts from 1 again.
     let second = submit_as(&mut app, 2, 1);
     assert_eq!(first.id, second.id);
-    let numbers: Vec<u64> = app.jobs.iter().map(|j| j.number).collect();
+    let numbers: Vec<u64> = app.transfers.jobs.iter().map(|j| j.number).collect();
     assert_eq!(numbers, [1, 2]);
     finish(&mut app, second);
     assert!(
@@ -1820,7 +1823,7 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
         job: job.id,
         outcome: Ok(summary(0, 35 << 20, 0, 1)),
     }));
-    let row = &app.jobs[0];
+    let row = &app.transfers.jobs[0];
     assert_eq!(row.bytes_done(), 35 << 20);
     assert!(row.kept_partial());
     let banner = &app.banner.as_ref().unwrap().text;

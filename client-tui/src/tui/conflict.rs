@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{ConflictAnswer, ConflictPolicy};
 
-use super::transfers::JobKey;
+use super::jobs::JobKey;
 
 /// The choices a conflict offers, with their shortcut keys.
 pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [

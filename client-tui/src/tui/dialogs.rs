@@ -7,9 +7,9 @@ use crossterm::event::{KeyCode, KeyEvent};
 use crate::engine::known_hosts::Fingerprint;
 
 use super::input::LineInput;
+use super::jobs::JobKey;
 use super::pane::{Location, Side};
 use super::partials::{self, PartialsDialog};
-use super::transfers::JobKey;
 
 /// What the address prompt starts with, so a plain `HOST:PORT` needs no scheme typed.
 const ADDRESS_PREFILL: &str = "ferry://";

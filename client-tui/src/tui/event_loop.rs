@@ -17,11 +17,11 @@ use crate::engine::{Endpoint, Engine};
 
 use super::app::App;
 use super::config;
+use super::jobs::JobKey;
 use super::local;
 use super::message::{Effect, Msg};
 use super::pane::{Location, Side};
 use super::remote::{self, RemoteRequest};
-use super::transfers::JobKey;
 use super::ui;
 
 /// How often pending background news is drawn: 20 frames a second at most.
@@ -379,7 +379,7 @@ mod tests {
         let (result, ()) = tokio::join!(run_with(&mut terminal, app, endpoint, events), driver);
         let app = result.unwrap();
         assert!(app.should_quit);
-        assert_eq!(app.jobs.len(), 2);
+        assert_eq!(app.transfers.jobs.len(), 2);
         let screen = format!("{}", terminal.backend());
         assert!(screen.contains("#1 ✓ up.txt"), "{screen}");
         assert!(screen.contains("#2 ✓ down.txt"), "{screen}");

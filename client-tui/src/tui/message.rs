@@ -12,8 +12,8 @@ use crate::engine::known_hosts::Fingerprint;
 use crate::engine::{ConflictAnswer, Endpoint, JobSpec, TransferEvent};
 
 use super::config::Recent;
+use super::jobs::{JobInfo, JobKey};
 use super::pane::{Location, Side};
-use super::transfers::{JobInfo, JobKey};
 
 /// Work for the event loop: everything that touches the disk, the network or the engine.
 #[derive(Debug)]

@@ -21,6 +21,8 @@ pub mod conflict;
 pub mod dialogs;
 pub mod event_loop;
 pub mod input;
+pub mod job_report;
+pub mod jobs;
 pub mod keymap;
 pub mod layout;
 pub mod local;
@@ -31,7 +33,6 @@ pub mod remote;
 pub mod screen;
 pub mod server_link;
 pub mod theme;
-pub mod transfers;
 pub mod ui;
 
 use std::path::PathBuf;

@@ -8,8 +8,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
+use super::super::jobs::JobKey;
 use super::super::layout::centered;
-use super::super::transfers::JobKey;
 use super::View;
 
 pub fn draw(frame: &mut Frame, view: &View, area: Rect, key: JobKey, scroll: usize) {

@@ -19,13 +19,13 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::conflict::ConflictPrompt;
 use super::dialogs::Dialog;
 use super::input::LineInput;
+use super::jobs::{self, JobKey, JobRow};
 use super::keymap::Keymap;
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::pane::{Pane, Side};
 use super::screen::{Banner, Drag, Focus};
 use super::server_link::ServerLink;
 use super::theme::Theme;
-use super::transfers::{self as transfers_model, Job, JobKey};
 
 /// What one frame shows: the pieces of state the views read, borrowed for the draw. The views
 /// take this rather than the app, so rendering depends on the state it shows and nothing else.
@@ -37,7 +37,7 @@ pub struct View<'a> {
     pub keymap: &'a Keymap,
     pub theme: &'a Theme,
     pub conn: &'a ServerLink,
-    pub jobs: &'a [Job],
+    pub jobs: &'a [JobRow],
     /// The job the panel scrolls to.
     pub selected_job: usize,
     pub dialog: &'a Option<Dialog>,
@@ -60,7 +60,7 @@ impl View<'_> {
 
     /// The number the user knows job `key` by.
     pub fn job_number(&self, key: JobKey) -> u64 {
-        transfers_model::job_number(self.jobs, key)
+        jobs::job_number(self.jobs, key)
     }
 }
 

@@ -12,10 +12,10 @@ use tokio::sync::oneshot;
 use crate::engine::{JobId, JobProgress, TransferEvent};
 use crate::tui::app::App;
 use crate::tui::config::Settings;
+use crate::tui::jobs::JobKey;
 use crate::tui::message::{ConnEvent, Effect, Msg};
 use crate::tui::pane::Side;
 use crate::tui::pane::tests::entry;
-use crate::tui::transfers::JobKey;
 
 const T: i64 = 1_764_000_000;
 

@@ -9,11 +9,11 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Row, Table};
 
+use super::super::jobs::{self, JobRow, JobState};
 use super::super::layout::first_visible_job;
 use super::super::pane::Side;
 use super::super::screen::Focus;
 use super::super::theme::Theme;
-use super::super::transfers::{self, Job, JobState};
 use super::View;
 use super::truncate;
 use crate::format;
@@ -24,7 +24,7 @@ const BAR_WIDTH: u16 = 20;
 pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
     let theme = &view.theme;
     let focused = view.focus == Focus::Transfers;
-    let overall = transfers::overall(&view.jobs);
+    let overall = jobs::overall(&view.jobs);
     let failed = view
         .jobs
         .iter()
@@ -93,7 +93,7 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
         widths.push(Constraint::Length(12));
     }
 
-    let overall_ratio = transfers::ratio(overall.bytes_done, overall.bytes_total);
+    let overall_ratio = jobs::ratio(overall.bytes_done, overall.bytes_total);
     let overall_row = if overall.running == 0 {
         Row::new(vec![Line::from("Overall: idle")]).style(Style::default().fg(theme.dim))
     } else if overall.scanning {
@@ -130,7 +130,7 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
 
 fn job_row<'a>(
     view: &View,
-    job: &Job,
+    job: &JobRow,
     selected: bool,
     wide: bool,
     bar_width: u16,
@@ -245,10 +245,10 @@ fn job_row<'a>(
 fn bar_cells(ratio: f64, bar_width: u16, theme: &Theme) -> [Line<'static>; 2] {
     [
         Line::from(Span::styled(
-            transfers::bar(ratio, usize::from(bar_width)),
+            jobs::bar(ratio, usize::from(bar_width)),
             Style::default().fg(theme.progress),
         )),
-        Line::from(format!("{:>3}%", transfers::percent(ratio))),
+        Line::from(format!("{:>3}%", jobs::percent(ratio))),
     ]
 }
 
