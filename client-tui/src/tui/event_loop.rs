@@ -17,8 +17,8 @@ use crate::engine::{Endpoint, Engine};
 
 use super::app::App;
 use super::config;
+use super::disk;
 use super::jobs::JobKey;
-use super::local;
 use super::message::{Effect, Msg};
 use super::pane::{Location, Side};
 use super::remote::{self, RemoteRequest};
@@ -153,7 +153,7 @@ fn execute(
             Location::Local(path) => {
                 let tx = msg_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = local::list(&path);
+                    let result = disk::list(&path);
                     let _ = tx.send(Msg::Listed {
                         side,
                         serial,
@@ -166,13 +166,13 @@ fn execute(
         },
         Effect::Mkdir { side, path } => match path {
             Location::Local(path) => blocking_op(msg_tx, side, move || {
-                local::mkdir(&path).map(|()| file_name(&path))
+                disk::mkdir(&path).map(|()| file_name(&path))
             }),
             Location::Remote(path) => to_remote(conns, RemoteRequest::Mkdir(path)),
         },
         Effect::Rename { side, from, to } => match (from, to) {
             (Location::Local(from), Location::Local(to)) => blocking_op(msg_tx, side, move || {
-                local::rename(&from, &to).map(|()| file_name(&to))
+                disk::rename(&from, &to).map(|()| file_name(&to))
             }),
             (Location::Remote(from), Location::Remote(to)) => {
                 to_remote(conns, RemoteRequest::Rename { from, to });
@@ -190,7 +190,7 @@ fn execute(
             }
             if !local_paths.is_empty() {
                 blocking_op(msg_tx, side, move || {
-                    local::remove(&local_paths).map(|()| None)
+                    disk::remove(&local_paths).map(|()| None)
                 });
             }
             if !remote_paths.is_empty() {
@@ -348,7 +348,7 @@ mod tests {
         for command in app.take_commands() {
             if let Effect::List { side, serial, dir } = command {
                 let result = match &dir {
-                    Location::Local(path) => local::list(path),
+                    Location::Local(path) => disk::list(path),
                     Location::Remote(path) => Ok(session.list(path).await.unwrap()),
                 };
                 app.on_msg(Msg::Listed {

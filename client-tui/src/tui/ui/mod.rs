@@ -6,7 +6,7 @@
 
 mod details;
 mod dialog;
-mod pane;
+mod listing;
 mod status;
 mod transfers;
 
@@ -82,8 +82,8 @@ pub fn draw(frame: &mut Frame, view: &View<'_>) {
         return;
     }
     let areas = layout::layout(area, view.jobs.len(), view.banner.is_some());
-    pane::draw(frame, view, Side::Local, areas.local);
-    pane::draw(frame, view, Side::Remote, areas.remote);
+    listing::draw(frame, view, Side::Local, areas.local);
+    listing::draw(frame, view, Side::Remote, areas.remote);
     if let Some(panel) = areas.transfers {
         transfers::draw(frame, view, panel);
     }
