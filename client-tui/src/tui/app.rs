@@ -16,9 +16,7 @@ use crate::url::RemoteUrl;
 
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
-use super::dialogs::{
-    Confirmed, ConnectTarget, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill,
-};
+use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::jobs::{JobInfo, JobKey, TransferList};
@@ -601,70 +599,9 @@ impl App {
         if !self.writable(side, "delete") {
             return;
         }
-        let pane = self.pane(side);
-        let selection = pane.selection();
-        // A directory goes with everything in it: the question says so, since the answer
-        // cannot be undone.
-        let dirs = selection
-            .iter()
-            .filter(|e| e.kind == ferry_protocol::Kind::Dir)
-            .count();
-        let message = match selection.as_slice() {
-            [] => return,
-            [one] if one.kind == ferry_protocol::Kind::Dir => format!(
-                "Delete directory {} and everything in it?",
-                format::escape_name(&one.name)
-            ),
-            [one] => format!(
-                "Delete {} {}?",
-                if one.kind == ferry_protocol::Kind::Symlink {
-                    "link"
-                } else {
-                    "file"
-                },
-                format::escape_name(&one.name)
-            ),
-            many if dirs == 1 => format!(
-                "Delete {} marked entries, including 1 directory and everything in it?",
-                many.len()
-            ),
-            many if dirs > 1 => format!(
-                "Delete {} marked entries, including {dirs} directories and everything in them?",
-                many.len()
-            ),
-            many => format!("Delete {} marked files?", many.len()),
-        };
-        let paths: Vec<Location> = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
-        // What a running job still reads is not deleted under it: its files would vanish
-        // half-copied. The user cancels the job first, or waits for it.
-        let busy = paths.iter().zip(&selection).find_map(|(path, entry)| {
-            let key = path.key();
-            self.transfers
-                .running()
-                .filter(|job| job.info.dest != side)
-                .find(|job| job.info.items.iter().any(|(src, _)| overlaps(src, &key)))
-                .map(|job| {
-                    format!(
-                        "{} is being read by transfer #{} ({}): cancel it first (x), or wait \
-                         for it to finish.",
-                        format::escape_name(&entry.name),
-                        job.number,
-                        job.info.label
-                    )
-                })
-        });
-        if let Some(message) = busy {
-            self.dialog = Some(Dialog::Alert {
-                title: "Not deleted".into(),
-                message,
-            });
-            return;
+        if let Some(dialog) = Dialog::delete(side, self.pane(side), &self.transfers.jobs) {
+            self.dialog = Some(dialog);
         }
-        self.dialog = Some(Dialog::Confirm {
-            title: "Delete".into(),
-            message,
-            on_yes: Confirmed::Delete(side, paths),
-        });
     }
 
     fn ask_cancel(&mut self) {
@@ -672,49 +609,11 @@ impl App {
         let Some(job) = self.transfers.to_cancel(self.focus == Focus::Transfers) else {
             return;
         };
-        let (message, on_yes) = if job.info.dest == Side::Remote {
-            (
-                format!(
-                    "Cancel transfer #{} ({})? y: cancel and keep the partial upload on the \
-                     server for a later resume. d: cancel and delete the partial upload.",
-                    job.number, job.info.label
-                ),
-                Confirmed::CancelUpload(job.key),
-            )
-        } else {
-            (
-                format!("Cancel transfer #{} ({})?", job.number, job.info.label),
-                Confirmed::CancelJob(job.key),
-            )
-        };
-        self.dialog = Some(Dialog::Confirm {
-            title: "Cancel transfer".into(),
-            message,
-            on_yes,
-        });
+        self.dialog = Some(Dialog::cancel(job));
     }
 
     fn open_connect(&mut self) {
-        let mut targets: Vec<ConnectTarget> = self
-            .bookmarks
-            .iter()
-            .map(|b| ConnectTarget {
-                label: format!("★ {}  {}", b.name, b.url),
-                url: b.url.clone(),
-                token: b.token.clone(),
-                fingerprint: b.fingerprint.clone(),
-            })
-            .collect();
-        targets.extend(self.recent.iter().map(|r| ConnectTarget {
-            label: format!("  {}", r.url),
-            url: r.url.clone(),
-            token: r.token.clone(),
-            fingerprint: r.fingerprint.clone(),
-        }));
-        self.dialog = Some(Dialog::Connect {
-            targets,
-            selected: 0,
-        });
+        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent));
     }
 
     /// Switches the remote pane to another server.
@@ -735,20 +634,7 @@ impl App {
 
     /// Asks for the password of the user `url` names, masked, then connects with it.
     fn ask_password(&mut self, login: Login) {
-        let user = login
-            .url
-            .parse::<RemoteUrl>()
-            .ok()
-            .and_then(|url| {
-                let addr = url.endpoint(None).address();
-                Some(format!("{}@{addr}", url.user?))
-            })
-            .unwrap_or_default();
-        self.dialog = Some(Dialog::Input {
-            title: format!("Password for {}", format::escape_name(&user)),
-            input: LineInput::new(""),
-            purpose: InputPurpose::Password(login),
-        });
+        self.dialog = Some(Dialog::password(login));
     }
 
     /// [`Self::connect_pinned`] with the password of the user the location names; without
@@ -1262,10 +1148,7 @@ impl App {
                             self.conn.label
                         ));
                         let key = self.keymap.hint(Action::Refresh);
-                        self.dialog = Some(Dialog::Alert {
-                            title: "Server certificate refused".into(),
-                            message: tui_advice(&warning, &key),
-                        });
+                        self.dialog = Some(Dialog::certificate_refused(&warning, &key));
                     }
                     ConnEvent::Unauthorized(error) => {
                         self.conn.state = ConnState::Lost(error.clone());
@@ -1418,52 +1301,6 @@ impl App {
                 self.refresh(side);
             }
         }
-    }
-}
-
-/// The engine's certificate warning with its command-line advice (`pass --fingerprint`)
-/// replaced by what a TUI user can do; fingerprints and the rest are kept as they are.
-fn tui_advice(warning: &str, reconnect_key: &str) -> String {
-    const CLI: &str = ", or pass --fingerprint ";
-    let Some(at) = warning.find(CLI) else {
-        return warning.to_owned();
-    };
-    let presented = warning[at + CLI.len()..].trim();
-    format!(
-        "{}, then press {reconnect_key} to reconnect and be asked about the new one; or set \
-         the bookmark's fingerprint to\n{presented}",
-        &warning[..at]
-    )
-}
-
-/// Whether one of two location keys (local paths or remote wire paths, as [`Location::key`]
-/// gives them) is the other or lies inside it.
-fn overlaps(a: &str, b: &str) -> bool {
-    fn within(inner: &str, outer: &str) -> bool {
-        outer.is_empty()
-            || inner == outer
-            || inner
-                .strip_prefix(outer)
-                .is_some_and(|rest| rest.starts_with('/') || outer.ends_with('/'))
-    }
-    within(a, b) || within(b, a)
-}
-
-#[cfg(test)]
-mod overlap_tests {
-    use super::overlaps;
-
-    #[test]
-    fn an_entry_overlaps_what_holds_it_and_what_it_holds_but_not_a_sibling() {
-        assert!(overlaps("/home/u/big", "/home/u/big"));
-        assert!(overlaps("/home/u/big/f01", "/home/u/big"));
-        assert!(overlaps("/home/u", "/home/u/big/f01"));
-        assert!(overlaps("/", "/home/u"));
-        assert!(overlaps("", "photos/2024"));
-        assert!(overlaps("photos", "photos/2024/a.jpg"));
-        assert!(!overlaps("/home/u/big", "/home/u/bigger"));
-        assert!(!overlaps("photos/2024", "photos/2025"));
-        assert!(!overlaps("photos", "photosets"));
     }
 }
 

@@ -5,10 +5,13 @@
 use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::engine::known_hosts::Fingerprint;
+use crate::format;
+use crate::url::RemoteUrl;
 
+use super::config::{Bookmark, Recent};
 use super::input::LineInput;
-use super::jobs::JobKey;
-use super::pane::{Location, Side};
+use super::jobs::{JobKey, JobRow};
+use super::pane::{Location, Pane, Side};
 use super::partials::{self, PartialsDialog};
 
 /// What the address prompt starts with, so a plain `HOST:PORT` needs no scheme typed.
@@ -92,6 +95,149 @@ pub enum Dialog {
     },
     /// The caller's partial uploads in the remote pane's directory.
     Partials(PartialsDialog),
+}
+
+/// The dialogs the app opens, built from the state they ask about.
+impl Dialog {
+    /// The question before deleting the selection of `pane` on `side`, or why not while one
+    /// of the `jobs` still reads it; `None` with nothing selected.
+    pub fn delete(side: Side, pane: &Pane, jobs: &[JobRow]) -> Option<Dialog> {
+        let selection = pane.selection();
+        // A directory goes with everything in it: the question says so, since the answer
+        // cannot be undone.
+        let dirs = selection
+            .iter()
+            .filter(|e| e.kind == ferry_protocol::Kind::Dir)
+            .count();
+        let message = match selection.as_slice() {
+            [] => return None,
+            [one] if one.kind == ferry_protocol::Kind::Dir => format!(
+                "Delete directory {} and everything in it?",
+                format::escape_name(&one.name)
+            ),
+            [one] => format!(
+                "Delete {} {}?",
+                if one.kind == ferry_protocol::Kind::Symlink {
+                    "link"
+                } else {
+                    "file"
+                },
+                format::escape_name(&one.name)
+            ),
+            many if dirs == 1 => format!(
+                "Delete {} marked entries, including 1 directory and everything in it?",
+                many.len()
+            ),
+            many if dirs > 1 => format!(
+                "Delete {} marked entries, including {dirs} directories and everything in them?",
+                many.len()
+            ),
+            many => format!("Delete {} marked files?", many.len()),
+        };
+        let paths: Vec<Location> = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
+        // What a running job still reads is not deleted under it: its files would vanish
+        // half-copied. The user cancels the job first, or waits for it.
+        let busy = paths.iter().zip(&selection).find_map(|(path, entry)| {
+            let key = path.key();
+            jobs.iter()
+                .filter(|job| job.is_active() && job.info.dest != side)
+                .find(|job| job.info.items.iter().any(|(src, _)| overlaps(src, &key)))
+                .map(|job| {
+                    format!(
+                        "{} is being read by transfer #{} ({}): cancel it first (x), or wait \
+                         for it to finish.",
+                        format::escape_name(&entry.name),
+                        job.number,
+                        job.info.label
+                    )
+                })
+        });
+        if let Some(message) = busy {
+            return Some(Dialog::Alert {
+                title: "Not deleted".into(),
+                message,
+            });
+        }
+        Some(Dialog::Confirm {
+            title: "Delete".into(),
+            message,
+            on_yes: Confirmed::Delete(side, paths),
+        })
+    }
+
+    /// The question before cancelling `job`: an upload's offers to delete its partial too.
+    pub fn cancel(job: &JobRow) -> Dialog {
+        let (message, on_yes) = if job.info.dest == Side::Remote {
+            (
+                format!(
+                    "Cancel transfer #{} ({})? y: cancel and keep the partial upload on the \
+                     server for a later resume. d: cancel and delete the partial upload.",
+                    job.number, job.info.label
+                ),
+                Confirmed::CancelUpload(job.key),
+            )
+        } else {
+            (
+                format!("Cancel transfer #{} ({})?", job.number, job.info.label),
+                Confirmed::CancelJob(job.key),
+            )
+        };
+        Dialog::Confirm {
+            title: "Cancel transfer".into(),
+            message,
+            on_yes,
+        }
+    }
+
+    /// The servers to connect to: the bookmarks, then the recent ones, then an address.
+    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent]) -> Dialog {
+        let mut targets: Vec<ConnectTarget> = bookmarks
+            .iter()
+            .map(|b| ConnectTarget {
+                label: format!("★ {}  {}", b.name, b.url),
+                url: b.url.clone(),
+                token: b.token.clone(),
+                fingerprint: b.fingerprint.clone(),
+            })
+            .collect();
+        targets.extend(recent.iter().map(|r| ConnectTarget {
+            label: format!("  {}", r.url),
+            url: r.url.clone(),
+            token: r.token.clone(),
+            fingerprint: r.fingerprint.clone(),
+        }));
+        Dialog::Connect {
+            targets,
+            selected: 0,
+        }
+    }
+
+    /// The masked prompt for the password of the user `login` names.
+    pub fn password(login: Login) -> Dialog {
+        let user = login
+            .url
+            .parse::<RemoteUrl>()
+            .ok()
+            .and_then(|url| {
+                let addr = url.endpoint(None).address();
+                Some(format!("{}@{addr}", url.user?))
+            })
+            .unwrap_or_default();
+        Dialog::Input {
+            title: format!("Password for {}", format::escape_name(&user)),
+            input: LineInput::new(""),
+            purpose: InputPurpose::Password(login),
+        }
+    }
+
+    /// The server's certificate is not the trusted one: the warning, with what a TUI user can
+    /// do about it (`reconnect_key` asks about the new one).
+    pub fn certificate_refused(warning: &str, reconnect_key: &str) -> Dialog {
+        Dialog::Alert {
+            title: "Server certificate refused".into(),
+            message: tui_advice(warning, reconnect_key),
+        }
+    }
 }
 
 /// What a key in a dialog asks of the app, beyond the dialog's own change.
@@ -301,5 +447,51 @@ pub fn without_prefill(typed: &str) -> &str {
             rest
         }
         _ => typed,
+    }
+}
+
+/// The engine's certificate warning with its command-line advice (`pass --fingerprint`)
+/// replaced by what a TUI user can do; fingerprints and the rest are kept as they are.
+fn tui_advice(warning: &str, reconnect_key: &str) -> String {
+    const CLI: &str = ", or pass --fingerprint ";
+    let Some(at) = warning.find(CLI) else {
+        return warning.to_owned();
+    };
+    let presented = warning[at + CLI.len()..].trim();
+    format!(
+        "{}, then press {reconnect_key} to reconnect and be asked about the new one; or set \
+         the bookmark's fingerprint to\n{presented}",
+        &warning[..at]
+    )
+}
+
+/// Whether one of two location keys (local paths or remote wire paths, as [`Location::key`]
+/// gives them) is the other or lies inside it.
+fn overlaps(a: &str, b: &str) -> bool {
+    fn within(inner: &str, outer: &str) -> bool {
+        outer.is_empty()
+            || inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/') || outer.ends_with('/'))
+    }
+    within(a, b) || within(b, a)
+}
+
+#[cfg(test)]
+mod overlap_tests {
+    use super::overlaps;
+
+    #[test]
+    fn an_entry_overlaps_what_holds_it_and_what_it_holds_but_not_a_sibling() {
+        assert!(overlaps("/home/u/big", "/home/u/big"));
+        assert!(overlaps("/home/u/big/f01", "/home/u/big"));
+        assert!(overlaps("/home/u", "/home/u/big/f01"));
+        assert!(overlaps("/", "/home/u"));
+        assert!(overlaps("", "photos/2024"));
+        assert!(overlaps("photos", "photos/2024/a.jpg"));
+        assert!(!overlaps("/home/u/big", "/home/u/bigger"));
+        assert!(!overlaps("photos/2024", "photos/2025"));
+        assert!(!overlaps("photos", "photosets"));
     }
 }
