@@ -11,7 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent,
 use ratatui::layout::{Position, Rect};
 
 use crate::engine::known_hosts::Fingerprint;
-use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummary, TransferEvent};
+use crate::engine::{ConflictAnswer, Endpoint, JobSummary, TransferEvent};
 use crate::url::RemoteUrl;
 
 use super::config::{self, Bookmark, Recent, Settings};
@@ -19,7 +19,8 @@ use super::conflict::ConflictPrompt;
 use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
-use super::jobs::{JobInfo, JobKey, TransferList};
+use super::job_request;
+use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
 use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
@@ -538,58 +539,10 @@ impl App {
             self.error("Not connected: press Ctrl+R to reconnect");
             return;
         }
-        let src_pane = self.pane(source);
-        let names = names.unwrap_or_else(|| {
-            src_pane
-                .selection()
-                .iter()
-                .map(|e| e.name.clone())
-                .collect()
-        });
-        if names.is_empty() {
+        let Some((spec, info)) =
+            job_request::request(self.pane(source), self.pane(dest), is_move, names)
+        else {
             return;
-        }
-        let src_dir = src_pane.dir.clone();
-        let dest_dir = self.pane(dest).dir.clone();
-        let pairs: Vec<(Location, Location)> = names
-            .iter()
-            .map(|n| (src_dir.join(n), dest_dir.join(n)))
-            .collect();
-        let spec = match source {
-            Side::Local => JobSpec::Upload {
-                items: pairs
-                    .iter()
-                    .filter_map(|(s, d)| match (s, d) {
-                        (Location::Local(s), Location::Remote(d)) => Some((s.clone(), d.clone())),
-                        _ => None,
-                    })
-                    .collect(),
-                policy: ConflictPolicy::Ask,
-                remove_source: is_move,
-            },
-            Side::Remote => JobSpec::Download {
-                items: pairs
-                    .iter()
-                    .filter_map(|(s, d)| match (s, d) {
-                        (Location::Remote(s), Location::Local(d)) => Some((s.clone(), d.clone())),
-                        _ => None,
-                    })
-                    .collect(),
-                policy: ConflictPolicy::Ask,
-                remove_source: is_move,
-            },
-        };
-        let label = match names.as_slice() {
-            [one] => format::escape_name(one).into_owned(),
-            many => format!("{} items", many.len()),
-        };
-        let info = JobInfo {
-            dest,
-            src_dir,
-            dest_dir,
-            items: pairs.iter().map(|(s, d)| (s.key(), d.key())).collect(),
-            is_move,
-            label,
         };
         self.pane_mut(source).marks.clear();
         self.outbox.push(Effect::Submit { spec, info });
@@ -937,11 +890,7 @@ impl App {
             } else {
                 areas.remote
             };
-            let first = area.y + layout::LIST_TOP;
-            if event.row < first || usize::from(event.row - first) >= layout::list_rows(area) {
-                return None;
-            }
-            let index = app.pane(side).offset + usize::from(event.row - first);
+            let index = app.pane(side).offset + layout::pane_row(area, event.row)?;
             (index < app.pane(side).view.len()).then_some(index)
         };
         match event.kind {
@@ -959,10 +908,9 @@ impl App {
                 let Some(side) = side else {
                     if let Some(panel) = areas.transfers
                         && panel.contains(at)
-                        && event.row > panel.y + 1
+                        && let Some(index) =
+                            layout::job_at(panel, self.transfers.selected, event.row)
                     {
-                        let index = layout::first_visible_job(self.transfers.selected, panel)
-                            + usize::from(event.row - panel.y - 2);
                         if index < self.transfers.jobs.len() {
                             self.transfers.selected = index;
                             self.focus = Focus::Transfers;

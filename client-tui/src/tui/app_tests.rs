@@ -9,7 +9,7 @@ use ferry_protocol::{Digest, Entry, Kind};
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::engine::{JobId, JobProgress, JobSummary};
+use crate::engine::{ConflictPolicy, JobId, JobProgress, JobSpec, JobSummary};
 use crate::tui::pane::tests::entry;
 
 fn key(code: KeyCode) -> KeyEvent {

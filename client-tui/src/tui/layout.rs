@@ -63,6 +63,23 @@ pub fn first_visible_job(selected: usize, panel: Rect) -> usize {
     selected.saturating_sub(rows - 1)
 }
 
+/// The row of a pane's visible listing that screen row `y` falls on, for a pane drawn in
+/// `area`; `None` on the border, the header or below the last row.
+pub fn pane_row(area: Rect, y: u16) -> Option<usize> {
+    let first = area.y + LIST_TOP;
+    if y < first || usize::from(y - first) >= list_rows(area) {
+        return None;
+    }
+    Some(usize::from(y - first))
+}
+
+/// The job the transfer panel in `panel` draws on screen row `y`, scrolled to show the
+/// `selected` job; `None` on the border and the overall row (it may be past the last job).
+pub fn job_at(panel: Rect, selected: usize, y: u16) -> Option<usize> {
+    // The border, then the overall row, then the jobs.
+    (y > panel.y + 1).then(|| first_visible_job(selected, panel) + usize::from(y - panel.y - 2))
+}
+
 /// A rectangle of at most `width` x `height` in the middle of `area`.
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);

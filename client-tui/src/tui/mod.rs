@@ -23,6 +23,7 @@ pub mod disk;
 pub mod event_loop;
 pub mod input;
 pub mod job_report;
+pub mod job_request;
 pub mod jobs;
 pub mod keymap;
 pub mod layout;
