@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::{Position, Rect};
 
 use crate::engine::known_hosts::Fingerprint;
@@ -339,13 +340,10 @@ impl App {
             return;
         }
         let side = self.active_side();
+        if self.pane_mut(side).act(action) {
+            return;
+        }
         match action {
-            Action::Up => self.pane_mut(side).move_cursor(-1),
-            Action::Down => self.pane_mut(side).move_cursor(1),
-            Action::PageUp => self.pane_mut(side).page(false),
-            Action::PageDown => self.pane_mut(side).page(true),
-            Action::Top => self.pane_mut(side).top(),
-            Action::Bottom => self.pane_mut(side).bottom(),
             Action::Enter => self.enter(side),
             Action::Parent => self.parent(side),
             Action::SwitchPane => {
@@ -353,9 +351,6 @@ impl App {
                 self.focus = Focus::Pane(next);
                 self.last_pane = next;
             }
-            Action::Mark => self.pane_mut(side).toggle_mark(),
-            Action::InvertMarks => self.pane_mut(side).invert_marks(),
-            Action::MarkAll => self.pane_mut(side).mark_all(),
             Action::Copy => self.transfer(side, false, None),
             Action::Move => self.transfer(side, true, None),
             Action::Mkdir => {
@@ -408,19 +403,6 @@ impl App {
                     purpose: InputPurpose::Goto(side),
                 });
             }
-            Action::ToggleHidden => self.pane_mut(side).toggle_hidden(),
-            Action::SortNext => {
-                let pane = self.pane_mut(side);
-                let next = pane.sort.next();
-                pane.set_sort(next, pane.reverse);
-            }
-            Action::SortReverse => {
-                let pane = self.pane_mut(side);
-                pane.set_sort(pane.sort, !pane.reverse);
-            }
-            Action::SortName => self.sort_by(side, SortKey::Name),
-            Action::SortSize => self.sort_by(side, SortKey::Size),
-            Action::SortTime => self.sort_by(side, SortKey::Time),
             Action::Connect => self.open_connect(),
             Action::Transfers => {
                 if !self.transfers.jobs.is_empty() {
@@ -462,6 +444,22 @@ impl App {
                     });
                 }
             }
+            // Moves, marks and sorting: the pane did them above.
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::Mark
+            | Action::InvertMarks
+            | Action::MarkAll
+            | Action::ToggleHidden
+            | Action::SortNext
+            | Action::SortReverse
+            | Action::SortName
+            | Action::SortSize
+            | Action::SortTime => {}
         }
     }
 
@@ -487,16 +485,6 @@ impl App {
             _ => return false,
         }
         true
-    }
-
-    fn sort_by(&mut self, side: Side, key: SortKey) {
-        let pane = self.pane_mut(side);
-        let reverse = if pane.sort == key {
-            !pane.reverse
-        } else {
-            false
-        };
-        pane.set_sort(key, reverse);
     }
 
     fn enter(&mut self, side: Side) {
@@ -968,83 +956,13 @@ impl App {
     /// News from the event loop.
     pub fn on_msg(&mut self, msg: Msg) {
         match msg {
-            Msg::Partials { dir, result, note } => match &mut self.dialog {
-                Some(Dialog::Partials(dialog)) if dir.as_ref() == Some(&dialog.dir) => {
-                    dialog.note = note;
-                    dialog.listed(result);
-                }
-                _ => match (result, note) {
-                    (Err(error), _) => self.error(format!("Partial uploads: {error}")),
-                    (Ok(_), Some(note)) => self.info(note),
-                    (Ok(_), None) => {}
-                },
-            },
+            Msg::Partials { dir, result, note } => self.on_partials(dir, result, note),
             Msg::Listed {
                 side,
                 serial,
                 dir,
                 result,
-            } => {
-                let pane = self.pane_mut(side);
-                let Some(pending) = pane.pending.take_if(|p| p.serial == serial) else {
-                    return;
-                };
-                let refreshed = pane.loaded && dir == pane.dir;
-                match result {
-                    Ok(entries) => {
-                        pane.set_listing(dir.clone(), entries, pending.select.as_deref());
-                        if let Some(gone) = &pending.vanished {
-                            let moved = format!(
-                                "{} no longer exists: showing {}",
-                                gone.shown(),
-                                dir.shown()
-                            );
-                            self.error(match pending.note {
-                                Some(note) => format!("{moved} ({note})"),
-                                None => moved,
-                            });
-                        }
-                        if side == Side::Remote
-                            && let Some(recent) = self.pending_recent.take()
-                        {
-                            // Only a location that connected and listed is worth offering again.
-                            config::remember(&mut self.recent, recent);
-                            self.outbox.push(Effect::SaveRecent(self.recent.clone()));
-                        }
-                    }
-                    // The directory shown (or an ancestor tried after it) is gone: the nearest
-                    // ancestor that still lists takes its place, rather than a stale view
-                    // whose operations would act on a tree that no longer exists.
-                    Err(error)
-                        if error.gone
-                            && (refreshed || pending.vanished.is_some())
-                            && let Some((parent, _)) = dir.parent() =>
-                    {
-                        let vanished = pending.vanished.unwrap_or(dir);
-                        self.request_list_after(side, parent, None, Some(vanished), pending.note);
-                    }
-                    Err(ListError {
-                        message: error,
-                        gone,
-                    }) => {
-                        if !pane.loaded {
-                            pane.dir = dir.clone();
-                            pane.error = Some(error.clone());
-                        }
-                        if side == Side::Remote && gone {
-                            // A location that does not list is not offered again (a lost
-                            // connection keeps it: the reconnect may list it).
-                            self.pending_recent = None;
-                        }
-                        // The lost-connection banner already says it, and how to reconnect.
-                        let lost =
-                            side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
-                        if !lost {
-                            self.error(format!("Cannot list {}: {error}", dir.shown()));
-                        }
-                    }
-                }
-            }
+            } => self.on_listed(side, serial, dir, result),
             Msg::OpDone { side, result } => match result {
                 Ok(select) => {
                     self.clear_error_banner();
@@ -1060,66 +978,155 @@ impl App {
                     }
                 }
             },
-            Msg::Connection { conn, event } => {
-                if conn != self.conn.id {
-                    return;
-                }
-                self.probing = false;
-                match event {
-                    ConnEvent::Connected { read_only, server } => {
-                        let was_lost = matches!(self.conn.state, ConnState::Lost(_))
-                            || std::mem::take(&mut self.reconnecting);
-                        self.conn.state = ConnState::Connected;
-                        self.conn.read_only = read_only;
-                        self.conn.server = server;
-                        // A login that succeeded leaves no refusal on screen.
-                        self.clear_error_banner();
-                        if was_lost {
-                            self.info(format!("Reconnected to {}", self.conn.label));
-                            if self.remote.pending.is_none() {
-                                self.refresh(Side::Remote);
-                            }
-                        }
-                    }
-                    ConnEvent::UnknownCertificate { addr, fingerprint } => {
-                        if self.conn.accepted == Some(fingerprint) {
-                            return;
-                        }
-                        self.conn.state =
-                            ConnState::Lost("the server's certificate is not trusted yet".into());
-                        self.dialog = Some(Dialog::Trust { addr, fingerprint });
-                    }
-                    ConnEvent::CertificateRefused(warning) => {
-                        self.conn.state = ConnState::Lost("certificate refused".into());
-                        self.error(format!(
-                            "Refused {}: its certificate is not the trusted one",
-                            self.conn.label
-                        ));
-                        let key = self.keymap.hint(Action::Refresh);
-                        self.dialog = Some(Dialog::certificate_refused(&warning, &key));
-                    }
-                    ConnEvent::Unauthorized(error) => {
-                        self.conn.state = ConnState::Lost(error.clone());
-                        self.error(format!("Login to {} refused ({error})", self.conn.label));
-                        if let Some(login) = self.login.clone() {
-                            self.ask_password(login);
-                        }
-                    }
-                    ConnEvent::Lost(error) => {
-                        self.conn.state = ConnState::Lost(error.clone());
-                        let key = self.keymap.hint(Action::Refresh);
-                        self.error(format!(
-                            "Disconnected from {} — press {key} to reconnect ({error})",
-                            self.conn.label
-                        ));
-                    }
-                }
-            }
+            Msg::Connection { conn, event } => self.on_link_event(conn, event),
             Msg::Submitted { key, info } => {
                 self.transfers.submitted(key, info);
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+        }
+    }
+
+    /// Partial uploads listed (or deleted), for the dialog if it shows that directory, else
+    /// for the banner.
+    fn on_partials(
+        &mut self,
+        dir: Option<String>,
+        result: Result<(Vec<PartialEntry>, bool), String>,
+        note: Option<String>,
+    ) {
+        match &mut self.dialog {
+            Some(Dialog::Partials(dialog)) if dir.as_ref() == Some(&dialog.dir) => {
+                dialog.note = note;
+                dialog.listed(result);
+            }
+            _ => match (result, note) {
+                (Err(error), _) => self.error(format!("Partial uploads: {error}")),
+                (Ok(_), Some(note)) => self.info(note),
+                (Ok(_), None) => {}
+            },
+        }
+    }
+
+    /// A listing arrived: shown if it is still the one the pane waits for.
+    fn on_listed(
+        &mut self,
+        side: Side,
+        serial: u64,
+        dir: Location,
+        result: Result<Vec<Entry>, ListError>,
+    ) {
+        let pane = self.pane_mut(side);
+        let Some(pending) = pane.pending.take_if(|p| p.serial == serial) else {
+            return;
+        };
+        let refreshed = pane.loaded && dir == pane.dir;
+        match result {
+            Ok(entries) => {
+                pane.set_listing(dir.clone(), entries, pending.select.as_deref());
+                if let Some(gone) = &pending.vanished {
+                    let moved =
+                        format!("{} no longer exists: showing {}", gone.shown(), dir.shown());
+                    self.error(match pending.note {
+                        Some(note) => format!("{moved} ({note})"),
+                        None => moved,
+                    });
+                }
+                if side == Side::Remote
+                    && let Some(recent) = self.pending_recent.take()
+                {
+                    // Only a location that connected and listed is worth offering again.
+                    config::remember(&mut self.recent, recent);
+                    self.outbox.push(Effect::SaveRecent(self.recent.clone()));
+                }
+            }
+            // The directory shown (or an ancestor tried after it) is gone: the nearest
+            // ancestor that still lists takes its place, rather than a stale view
+            // whose operations would act on a tree that no longer exists.
+            Err(error)
+                if error.gone
+                    && (refreshed || pending.vanished.is_some())
+                    && let Some((parent, _)) = dir.parent() =>
+            {
+                let vanished = pending.vanished.unwrap_or(dir);
+                self.request_list_after(side, parent, None, Some(vanished), pending.note);
+            }
+            Err(ListError {
+                message: error,
+                gone,
+            }) => {
+                if !pane.loaded {
+                    pane.dir = dir.clone();
+                    pane.error = Some(error.clone());
+                }
+                if side == Side::Remote && gone {
+                    // A location that does not list is not offered again (a lost
+                    // connection keeps it: the reconnect may list it).
+                    self.pending_recent = None;
+                }
+                // The lost-connection banner already says it, and how to reconnect.
+                let lost = side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
+                if !lost {
+                    self.error(format!("Cannot list {}: {error}", dir.shown()));
+                }
+            }
+        }
+    }
+
+    /// News of the link to the server the remote pane browses.
+    fn on_link_event(&mut self, conn: u64, event: ConnEvent) {
+        if conn != self.conn.id {
+            return;
+        }
+        self.probing = false;
+        match event {
+            ConnEvent::Connected { read_only, server } => {
+                let was_lost = matches!(self.conn.state, ConnState::Lost(_))
+                    || std::mem::take(&mut self.reconnecting);
+                self.conn.state = ConnState::Connected;
+                self.conn.read_only = read_only;
+                self.conn.server = server;
+                // A login that succeeded leaves no refusal on screen.
+                self.clear_error_banner();
+                if was_lost {
+                    self.info(format!("Reconnected to {}", self.conn.label));
+                    if self.remote.pending.is_none() {
+                        self.refresh(Side::Remote);
+                    }
+                }
+            }
+            ConnEvent::UnknownCertificate { addr, fingerprint } => {
+                if self.conn.accepted == Some(fingerprint) {
+                    return;
+                }
+                self.conn.state =
+                    ConnState::Lost("the server's certificate is not trusted yet".into());
+                self.dialog = Some(Dialog::Trust { addr, fingerprint });
+            }
+            ConnEvent::CertificateRefused(warning) => {
+                self.conn.state = ConnState::Lost("certificate refused".into());
+                self.error(format!(
+                    "Refused {}: its certificate is not the trusted one",
+                    self.conn.label
+                ));
+                let key = self.keymap.hint(Action::Refresh);
+                self.dialog = Some(Dialog::certificate_refused(&warning, &key));
+            }
+            ConnEvent::Unauthorized(error) => {
+                self.conn.state = ConnState::Lost(error.clone());
+                self.error(format!("Login to {} refused ({error})", self.conn.label));
+                if let Some(login) = self.login.clone() {
+                    self.ask_password(login);
+                }
+            }
+            ConnEvent::Lost(error) => {
+                self.conn.state = ConnState::Lost(error.clone());
+                let key = self.keymap.hint(Action::Refresh);
+                self.error(format!(
+                    "Disconnected from {} — press {key} to reconnect ({error})",
+                    self.conn.label
+                ));
+            }
         }
     }
 
