@@ -89,6 +89,17 @@ fn app() -> App {
 }
 
 /// Answers the remote pane's listing in flight as a server that lists it would.
+/// Connection `conn` comes up (read-only with `read_only`), naming no server.
+fn connected(app: &mut App, conn: u64, read_only: bool) {
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::Connected {
+            read_only,
+            server: None,
+        },
+    });
+}
+
 fn remote_listed(app: &mut App) {
     let pending = app.remote.pending.clone().unwrap();
     app.on_msg(Msg::Listed {
@@ -397,13 +408,7 @@ fn a_location_that_does_not_list_is_not_remembered() {
     app.connect("ferry://nas:7070/r.txt", None);
     let conn = app.conn.id;
     app.take_commands();
-    app.on_msg(Msg::Connection {
-        conn,
-        event: ConnEvent::Connected {
-            read_only: false,
-            server: None,
-        },
-    });
+    connected(&mut app, conn, false);
     answer_list(
         &mut app,
         Side::Remote,
@@ -480,13 +485,7 @@ fn a_failed_actions_banner_goes_with_the_next_success() {
         event: ConnEvent::Unauthorized("unauthorized: nas:7070: wrong password".into()),
     });
     app.dialog = None;
-    app.on_msg(Msg::Connection {
-        conn,
-        event: ConnEvent::Connected {
-            read_only: false,
-            server: None,
-        },
-    });
+    connected(&mut app, conn, false);
     assert!(
         !app.banner
             .as_ref()

@@ -2,6 +2,8 @@
 //! (a [`JobSpec`] of source and destination pairs) and in the transfer list's (a [`JobInfo`]
 //! with the directories and keys the list refreshes and ticks when the job ends).
 
+use std::path::PathBuf;
+
 use crate::engine::{ConflictPolicy, JobSpec};
 use crate::format;
 
@@ -38,10 +40,7 @@ pub fn request(
         Side::Local => JobSpec::Upload {
             items: pairs
                 .iter()
-                .filter_map(|(s, d)| match (s, d) {
-                    (Location::Local(s), Location::Remote(d)) => Some((s.clone(), d.clone())),
-                    _ => None,
-                })
+                .filter_map(|(s, d)| Some((local(s)?, remote(d)?)))
                 .collect(),
             policy: ConflictPolicy::Ask,
             remove_source: is_move,
@@ -49,10 +48,7 @@ pub fn request(
         Side::Remote => JobSpec::Download {
             items: pairs
                 .iter()
-                .filter_map(|(s, d)| match (s, d) {
-                    (Location::Remote(s), Location::Local(d)) => Some((s.clone(), d.clone())),
-                    _ => None,
-                })
+                .filter_map(|(s, d)| Some((remote(s)?, local(d)?)))
                 .collect(),
             policy: ConflictPolicy::Ask,
             remove_source: is_move,
@@ -71,4 +67,20 @@ pub fn request(
         label,
     };
     Some((spec, info))
+}
+
+/// The path of a local location; `None` for a remote one.
+fn local(location: &Location) -> Option<PathBuf> {
+    match location {
+        Location::Local(path) => Some(path.clone()),
+        Location::Remote(_) => None,
+    }
+}
+
+/// The wire path of a remote location; `None` for a local one.
+fn remote(location: &Location) -> Option<String> {
+    match location {
+        Location::Remote(path) => Some(path.clone()),
+        Location::Local(_) => None,
+    }
 }

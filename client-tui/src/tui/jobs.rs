@@ -438,7 +438,7 @@ pub fn overall(jobs: &[JobRow]) -> Overall {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn job(id: u64, done: u64, total: u64, speed: f64) -> JobRow {
@@ -457,8 +457,14 @@ mod tests {
                 label: "x".into(),
             },
         );
-        job.progressed(&JobProgress {
-            job: JobId(id),
+        job.progressed(&progress(JobId(id), done, total, speed));
+        job
+    }
+
+    /// One file of a job, `done` of `total` bytes at `speed`, with no estimate yet.
+    pub(crate) fn progress(job: JobId, done: u64, total: u64, speed: f64) -> JobProgress {
+        JobProgress {
+            job,
             files_done: 0,
             files_total: 1,
             bytes_done: done,
@@ -467,8 +473,7 @@ mod tests {
             speed,
             eta: None,
             scanning: false,
-        });
-        job
+        }
     }
 
     #[test]

@@ -484,13 +484,7 @@ fn job_numbers_stay_unique_after_connecting_to_another_server() {
     app.on_key(key(KeyCode::Down));
     let first = submit_as(&mut app, 1, 1);
     app.connect("ferry://other:7070/", None);
-    app.on_msg(Msg::Connection {
-        conn: 2,
-        event: ConnEvent::Connected {
-            read_only: false,
-            server: None,
-        },
-    });
+    connected(&mut app, 2, false);
     settle(&mut app);
     // The new connection's engine counts from 1 again.
     let second = submit_as(&mut app, 2, 1);

@@ -96,13 +96,7 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
     assert_eq!(endpoint.token.as_deref(), Some("secret"));
     assert_eq!(*dir, Location::Remote("media".into()));
     assert_eq!(app.conn.state, ConnState::Connecting);
-    app.on_msg(Msg::Connection {
-        conn: 2,
-        event: ConnEvent::Connected {
-            read_only: true,
-            server: None,
-        },
-    });
+    connected(&mut app, 2, true);
     // Connected is not enough: only a location that lists is remembered.
     assert!(app.take_commands().is_empty());
     remote_listed(&mut app);
@@ -190,13 +184,7 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
     assert_eq!(app.dialog, None);
 
     // Once connected and listed, the recent entry keeps the pin (and never the token).
-    app.on_msg(Msg::Connection {
-        conn,
-        event: ConnEvent::Connected {
-            read_only: false,
-            server: None,
-        },
-    });
+    connected(&mut app, conn, false);
     remote_listed(&mut app);
     let commands = app.take_commands();
     let Some(Effect::SaveRecent(list)) = commands.first() else {
@@ -395,13 +383,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
         "Debug redacts it"
     );
     let conn = *conn;
-    app.on_msg(Msg::Connection {
-        conn,
-        event: ConnEvent::Connected {
-            read_only: false,
-            server: None,
-        },
-    });
+    connected(&mut app, conn, false);
     remote_listed(&mut app);
     let commands = app.take_commands();
     let [Effect::SaveRecent(list)] = commands.as_slice() else {
@@ -548,13 +530,7 @@ fn only_a_prefill_followed_by_a_scheme_is_dropped() {
 #[test]
 fn a_read_only_connection_says_read_only_access() {
     let mut app = app();
-    app.on_msg(Msg::Connection {
-        conn: 1,
-        event: ConnEvent::Connected {
-            read_only: true,
-            server: None,
-        },
-    });
+    connected(&mut app, 1, true);
     app.focus = Focus::Pane(Side::Remote);
     app.update(Action::Mkdir);
     assert_eq!(app.dialog, None);

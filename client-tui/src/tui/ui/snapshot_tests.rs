@@ -13,6 +13,7 @@ use crate::engine::{JobId, JobProgress, TransferEvent};
 use crate::tui::app::App;
 use crate::tui::config::Settings;
 use crate::tui::jobs::JobKey;
+use crate::tui::jobs::tests::progress;
 use crate::tui::message::{ConnEvent, Effect, Msg};
 use crate::tui::pane::Side;
 use crate::tui::pane::tests::entry;
@@ -102,15 +103,8 @@ fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
     app.on_msg(Msg::Transfer {
         conn: 1,
         event: TransferEvent::Progress(JobProgress {
-            job: job.id,
-            files_done: 0,
-            files_total: 1,
-            bytes_done: done,
-            bytes_total: total,
-            current: None,
-            speed,
             eta: (speed > 0.0).then(|| Duration::from_secs_f64((total - done) as f64 / speed)),
-            scanning: false,
+            ..progress(job.id, done, total, speed)
         }),
     });
 }
