@@ -100,6 +100,25 @@ fn connected(app: &mut App, conn: u64, read_only: bool) {
     });
 }
 
+/// The banner's text; there must be one.
+fn banner_text(app: &App) -> &str {
+    &app.banner.as_ref().unwrap().text
+}
+
+/// Answers the listings among `commands` with `entries`.
+fn answer_lists(app: &mut App, commands: Vec<Effect>, entries: Vec<Entry>) {
+    for command in commands {
+        if let Effect::List { side, serial, dir } = command {
+            app.on_msg(Msg::Listed {
+                side,
+                serial,
+                dir,
+                result: Ok(entries.clone()),
+            });
+        }
+    }
+}
+
 fn remote_listed(app: &mut App) {
     let pending = app.remote.pending.clone().unwrap();
     app.on_msg(Msg::Listed {
@@ -213,16 +232,7 @@ fn a_late_listing_of_a_directory_left_is_dropped() {
     press_all(&mut app, &"/tmp".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
     settle(&mut app);
-    for command in stale {
-        if let Effect::List { side, serial, dir } = command {
-            app.on_msg(Msg::Listed {
-                side,
-                serial,
-                dir,
-                result: Ok(vec![]),
-            });
-        }
-    }
+    answer_lists(&mut app, stale, vec![]);
     assert_eq!(app.local.dir, Location::Local("/tmp".into()));
     assert_eq!(app.local.entries.len(), 4);
 }
@@ -378,11 +388,7 @@ fn a_refresh_that_finds_the_directory_gone_moves_up_to_the_nearest_that_lists() 
         Location::Local("/home/me".into())
     );
     assert!(
-        app.banner
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("/home/me/docs no longer exists"),
+        banner_text(&app).contains("/home/me/docs no longer exists"),
         "{:?}",
         app.banner
     );

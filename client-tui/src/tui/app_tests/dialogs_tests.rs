@@ -33,13 +33,7 @@ fn mkdir_and_rename_prompts() {
     app.on_key(key(KeyCode::F(7)));
     press_all(&mut app, &[ch('a'), ch('/'), ch('b'), key(KeyCode::Enter)]);
     assert!(app.take_commands().is_empty());
-    assert!(
-        app.banner
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("not a valid name")
-    );
+    assert!(banner_text(&app).contains("not a valid name"));
 
     app.on_key(key(KeyCode::Tab));
     app.on_key(key(KeyCode::Down));

@@ -291,13 +291,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Enter));
     assert!(app.take_commands().is_empty());
-    assert!(
-        app.banner
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("Bad fingerprint")
-    );
+    assert!(banner_text(&app).contains("Bad fingerprint"));
 
     // Trusting a bookmark's new certificate pins it in the bookmark too.
     app.on_key(ch('c'));

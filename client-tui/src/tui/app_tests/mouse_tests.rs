@@ -38,16 +38,7 @@ fn mouse_click_double_click_wheel_and_drag() {
         matches!(&commands[..], [Effect::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())),
         "{commands:?}"
     );
-    for command in commands {
-        if let Effect::List { side, serial, dir } = command {
-            app.on_msg(Msg::Listed {
-                side,
-                serial,
-                dir,
-                result: Ok(local_entries()),
-            });
-        }
-    }
+    answer_lists(&mut app, commands, local_entries());
     app.on_key(key(KeyCode::Backspace));
     settle(&mut app);
 
