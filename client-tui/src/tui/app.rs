@@ -24,7 +24,7 @@ use super::job_request;
 use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
-use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
+use super::pane::{Listed, Location, Pane, Side, resolve_wire};
 use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Drag, Focus};
 use super::server_link::{ConnState, ServerLink};
@@ -1008,7 +1008,8 @@ impl App {
         }
     }
 
-    /// A listing arrived: shown if it is still the one the pane waits for.
+    /// A listing arrived: the pane shows it if it still waits for it; the rest of the screen
+    /// hears what it meant.
     fn on_listed(
         &mut self,
         side: Side,
@@ -1016,21 +1017,11 @@ impl App {
         dir: Location,
         result: Result<Vec<Entry>, ListError>,
     ) {
-        let pane = self.pane_mut(side);
-        let Some(pending) = pane.pending.take_if(|p| p.serial == serial) else {
-            return;
-        };
-        let refreshed = pane.loaded && dir == pane.dir;
-        match result {
-            Ok(entries) => {
-                pane.set_listing(dir.clone(), entries, pending.select.as_deref());
-                if let Some(gone) = &pending.vanished {
-                    let moved =
-                        format!("{} no longer exists: showing {}", gone.shown(), dir.shown());
-                    self.error(match pending.note {
-                        Some(note) => format!("{moved} ({note})"),
-                        None => moved,
-                    });
+        match self.pane_mut(side).listed(serial, dir, result) {
+            Listed::Stale => {}
+            Listed::Shown { moved } => {
+                if let Some(text) = moved {
+                    self.error(text);
                 }
                 if side == Side::Remote
                     && let Some(recent) = self.pending_recent.take()
@@ -1040,25 +1031,12 @@ impl App {
                     self.outbox.push(Effect::SaveRecent(self.recent.clone()));
                 }
             }
-            // The directory shown (or an ancestor tried after it) is gone: the nearest
-            // ancestor that still lists takes its place, rather than a stale view
-            // whose operations would act on a tree that no longer exists.
-            Err(error)
-                if error.gone
-                    && (refreshed || pending.vanished.is_some())
-                    && let Some((parent, _)) = dir.parent() =>
-            {
-                let vanished = pending.vanished.unwrap_or(dir);
-                self.request_list_after(side, parent, None, Some(vanished), pending.note);
-            }
-            Err(ListError {
-                message: error,
-                gone,
-            }) => {
-                if !pane.loaded {
-                    pane.dir = dir.clone();
-                    pane.error = Some(error.clone());
-                }
+            Listed::MoveUp {
+                parent,
+                vanished,
+                note,
+            } => self.request_list_after(side, parent, None, Some(vanished), note),
+            Listed::Failed { dir, message, gone } => {
                 if side == Side::Remote && gone {
                     // A location that does not list is not offered again (a lost
                     // connection keeps it: the reconnect may list it).
@@ -1067,7 +1045,7 @@ impl App {
                 // The lost-connection banner already says it, and how to reconnect.
                 let lost = side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
                 if !lost {
-                    self.error(format!("Cannot list {}: {error}", dir.shown()));
+                    self.error(format!("Cannot list {}: {message}", dir.shown()));
                 }
             }
         }

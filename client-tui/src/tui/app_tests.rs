@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::*;
 use crate::engine::{ConflictPolicy, JobId, JobProgress, JobSpec, JobSummary};
+use crate::tui::pane::SortKey;
 use crate::tui::pane::tests::entry;
 
 fn key(code: KeyCode) -> KeyEvent {

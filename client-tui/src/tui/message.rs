@@ -13,6 +13,7 @@ use crate::engine::{ConflictAnswer, Endpoint, JobSpec, TransferEvent};
 
 use super::config::Recent;
 use super::jobs::{JobInfo, JobKey};
+pub use super::pane::ListError;
 use super::pane::{Location, Side};
 
 /// Work for the event loop: everything that touches the disk, the network or the engine.
@@ -95,25 +96,6 @@ pub enum ConnEvent {
     },
     /// The server's certificate is not the pinned or recorded one: the full warning.
     CertificateRefused(String),
-}
-
-/// Why a listing failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListError {
-    pub message: String,
-    /// The directory is not there (`not_found`, or no longer a directory): the pane moves up
-    /// instead of showing a tree that no longer exists.
-    pub gone: bool,
-}
-
-impl ListError {
-    /// A failure that says nothing about whether the directory exists (a lost connection).
-    pub fn other(message: impl Into<String>) -> ListError {
-        ListError {
-            message: message.into(),
-            gone: false,
-        }
-    }
 }
 
 /// What the event loop reports back.

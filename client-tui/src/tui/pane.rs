@@ -175,6 +175,46 @@ pub struct Pending {
     pub note: Option<String>,
 }
 
+/// Why a listing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListError {
+    pub message: String,
+    /// The directory is not there (`not_found`, or no longer a directory): the pane moves up
+    /// instead of showing a tree that no longer exists.
+    pub gone: bool,
+}
+
+impl ListError {
+    /// A failure that says nothing about whether the directory exists (a lost connection).
+    pub fn other(message: impl Into<String>) -> ListError {
+        ListError {
+            message: message.into(),
+            gone: false,
+        }
+    }
+}
+
+/// What a listing that arrived means for the rest of the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// Not the listing the pane waits for (a newer navigation won): dropped.
+    Stale,
+    /// Shown; `moved` says which gone directory it replaces, and why, when it does.
+    Shown { moved: Option<String> },
+    /// The directory shown (or an ancestor tried after it) is gone: list `parent` next.
+    MoveUp {
+        parent: Location,
+        vanished: Location,
+        note: Option<String>,
+    },
+    /// The directory does not list (`gone`: it is not there).
+    Failed {
+        dir: Location,
+        message: String,
+        gone: bool,
+    },
+}
+
 /// One pane.
 #[derive(Debug, Clone)]
 pub struct Pane {
@@ -225,6 +265,54 @@ impl Pane {
     /// The entry under the cursor.
     pub fn current(&self) -> Option<&Entry> {
         self.view.get(self.cursor).map(|&i| &self.entries[i])
+    }
+
+    /// A listing arrived: shown if it is the one the pane waits for.
+    pub fn listed(
+        &mut self,
+        serial: u64,
+        dir: Location,
+        result: Result<Vec<Entry>, ListError>,
+    ) -> Listed {
+        let Some(pending) = self.pending.take_if(|p| p.serial == serial) else {
+            return Listed::Stale;
+        };
+        let refreshed = self.loaded && dir == self.dir;
+        match result {
+            Ok(entries) => {
+                self.set_listing(dir.clone(), entries, pending.select.as_deref());
+                let moved = pending.vanished.map(|gone| {
+                    let moved =
+                        format!("{} no longer exists: showing {}", gone.shown(), dir.shown());
+                    match pending.note {
+                        Some(note) => format!("{moved} ({note})"),
+                        None => moved,
+                    }
+                });
+                Listed::Shown { moved }
+            }
+            // The directory shown (or an ancestor tried after it) is gone: the nearest
+            // ancestor that still lists takes its place, rather than a stale view
+            // whose operations would act on a tree that no longer exists.
+            Err(error)
+                if error.gone
+                    && (refreshed || pending.vanished.is_some())
+                    && let Some((parent, _)) = dir.parent() =>
+            {
+                Listed::MoveUp {
+                    parent,
+                    vanished: pending.vanished.unwrap_or(dir),
+                    note: pending.note,
+                }
+            }
+            Err(ListError { message, gone }) => {
+                if !self.loaded {
+                    self.dir = dir.clone();
+                    self.error = Some(message.clone());
+                }
+                Listed::Failed { dir, message, gone }
+            }
+        }
     }
 
     /// Shows a new listing. A listing of the same directory keeps the cursor on the same name
