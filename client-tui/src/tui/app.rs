@@ -24,7 +24,8 @@ use super::job_request;
 use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
-use super::pane::{Listed, Location, Pane, Side, resolve_wire};
+use super::location::{Location, Side};
+use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Drag, Focus};
 use super::server_link::{ConnState, ServerLink};
@@ -105,15 +106,7 @@ impl App {
             last_pane: Side::Local,
             keymap: settings.keymap,
             theme: settings.theme,
-            conn: ServerLink {
-                id: 1,
-                label: remote_label,
-                state: ConnState::Connecting,
-                read_only: false,
-                server: None,
-                bundled: None,
-                accepted: None,
-            },
+            conn: ServerLink::connecting(1, remote_label),
             transfers: TransferList::default(),
             dialog: None,
             conflicts: VecDeque::new(),
@@ -616,15 +609,7 @@ impl App {
             // A retry after a refused password: the refusal is old news.
             self.banner = None;
         }
-        self.conn = ServerLink {
-            id: self.conn.id + 1,
-            label: parsed.endpoint(None).address(),
-            state: ConnState::Connecting,
-            read_only: false,
-            server: None,
-            bundled: None,
-            accepted: None,
-        };
+        self.conn = ServerLink::connecting(self.conn.id + 1, parsed.endpoint(None).address());
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
@@ -632,15 +617,7 @@ impl App {
             token: None,
             fingerprint: fingerprint.map(|fp| fp.to_string()),
         });
-        let (sort, reverse, hidden) = (
-            self.remote.sort,
-            self.remote.reverse,
-            self.remote.show_hidden,
-        );
-        self.remote = Pane::new(Side::Remote, Location::Remote(parsed.path.clone()));
-        self.remote.sort = sort;
-        self.remote.reverse = reverse;
-        self.remote.show_hidden = hidden;
+        self.remote = self.remote.reopened(Location::Remote(parsed.path.clone()));
         self.sync_layout();
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
@@ -785,20 +762,7 @@ impl App {
                 }
             }
             InputPurpose::Goto(side) => {
-                let dir = match &self.pane(side).dir {
-                    Location::Local(current) => {
-                        let typed = match text.strip_prefix('~') {
-                            Some(rest) => match std::env::var_os("HOME") {
-                                Some(home) => PathBuf::from(home)
-                                    .join(typed_local(rest.trim_start_matches('/'))),
-                                None => typed_local(&text),
-                            },
-                            None => typed_local(&text),
-                        };
-                        Location::Local(current.join(typed))
-                    }
-                    Location::Remote(current) => Location::Remote(resolve_wire(current, &text)),
-                };
+                let dir = self.pane(side).dir.goto(&text);
                 self.request_list(side, dir, None);
             }
             InputPurpose::Address => {
@@ -1234,17 +1198,6 @@ impl App {
                 self.refresh(side);
             }
         }
-    }
-}
-
-/// A local path as typed in the go-to prompt, the way ferry shows names (the wire escape, so
-/// the prompt's own text leads back to its directory); text that is no valid escape is taken
-/// as it is.
-fn typed_local(text: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    match ferry_protocol::path::decode(text) {
-        Ok(bytes) => PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)),
-        Err(_) => PathBuf::from(text),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod job_request;
 pub mod jobs;
 pub mod keymap;
 pub mod layout;
+pub mod location;
 pub mod message;
 pub mod pane;
 pub mod partials;

@@ -1,6 +1,7 @@
 //! A pane's listing, sort, filter, cursor and marks, with entries made by hand.
 
 use super::*;
+use crate::tui::location::resolve_wire;
 
 pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
     Entry {

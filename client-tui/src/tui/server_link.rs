@@ -31,3 +31,18 @@ pub struct ServerLink {
     /// unknown (from the attempt before the answer) does not ask again.
     pub accepted: Option<Fingerprint>,
 }
+
+impl ServerLink {
+    /// Connection `id` to the server at `label`, on its way up.
+    pub fn connecting(id: u64, label: String) -> ServerLink {
+        ServerLink {
+            id,
+            label,
+            state: ConnState::Connecting,
+            read_only: false,
+            server: None,
+            bundled: None,
+            accepted: None,
+        }
+    }
+}
