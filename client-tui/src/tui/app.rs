@@ -1,7 +1,14 @@
-//! The application state and the only place it changes: [`App::on_key`], [`App::on_mouse`],
-//! [`App::update`] and [`App::on_msg`]. Synchronous and free of IO: whatever needs the disk,
-//! the network or the engine is queued as a [`Effect`] for the event loop, and the outcome
-//! comes back as a [`Msg`]. That keeps every behaviour testable with plain values.
+//! The coordinator: [`App`] holds the components (panes, dialogs, the transfer list, the
+//! server link, the banner) and is the only place their changes meet: [`App::on_key`],
+//! [`App::on_mouse`], [`App::update`] and [`App::on_msg`] route to the component that owns
+//! the state and apply the outcome it returns. Synchronous and free of IO: whatever needs the
+//! disk, the network or the engine is queued as an [`Effect`] for the event loop, and the
+//! outcome comes back as a [`Msg`]. That keeps every behaviour testable with plain values.
+//!
+//! Over 600 lines because what is left here is the wiring between components (a finished job
+//! refreshes panes, a listing saves the recent list, a refused login reopens the password
+//! prompt): each piece is short, and splitting it further would scatter one decision over
+//! several files. The components' own state and keys live in their modules.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
@@ -862,11 +869,10 @@ impl App {
                         && panel.contains(at)
                         && let Some(index) =
                             layout::job_at(panel, self.transfers.selected, event.row)
+                        && index < self.transfers.jobs.len()
                     {
-                        if index < self.transfers.jobs.len() {
-                            self.transfers.selected = index;
-                            self.focus = Focus::Transfers;
-                        }
+                        self.transfers.selected = index;
+                        self.focus = Focus::Transfers;
                     }
                     return;
                 };

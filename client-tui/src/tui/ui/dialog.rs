@@ -140,7 +140,7 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
                 view,
                 area,
                 &dialog.title(),
-                dialog.lines(&view.theme),
+                dialog.lines(view.theme),
                 90,
             );
         }

@@ -1,5 +1,8 @@
 //! Screens rendered into ratatui's `TestBackend` and compared with insta snapshots. Times
 //! are fixed, so the snapshots never depend on the clock.
+//!
+//! Over 600 lines in one module on purpose: insta names every stored snapshot after this
+//! module's path, so splitting the file would rename (and re-record) all of them.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -24,7 +24,7 @@ const BAR_WIDTH: u16 = 20;
 pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
     let theme = &view.theme;
     let focused = view.focus == Focus::Transfers;
-    let overall = jobs::overall(&view.jobs);
+    let overall = jobs::overall(view.jobs);
     let failed = view
         .jobs
         .iter()
