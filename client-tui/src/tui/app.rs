@@ -140,8 +140,8 @@ impl App {
         app
     }
 
-    /// Takes the queued commands.
-    pub fn take_commands(&mut self) -> Vec<Effect> {
+    /// Takes the queued effects.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.outbox)
     }
 

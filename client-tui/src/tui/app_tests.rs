@@ -46,7 +46,7 @@ fn remote_entries() -> Vec<Entry> {
 fn settle(app: &mut App) -> Vec<Effect> {
     let mut others = Vec::new();
     loop {
-        let commands = app.take_commands();
+        let commands = app.take_effects();
         if commands.is_empty() {
             return others;
         }
@@ -148,7 +148,7 @@ fn start_lists_both_panes() {
         "h:1".into(),
         "srv".into(),
     );
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(&commands[0], Effect::List { side: Side::Local, dir: Location::Local(p), .. } if p == &PathBuf::from("/home/me"))
     );
@@ -190,7 +190,7 @@ fn key_releases_are_ignored() {
 fn enter_and_back_put_the_cursor_on_the_directory_left() {
     let mut app = app();
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::List { side, serial, dir }) = commands.into_iter().next() else {
         panic!()
     };
@@ -219,14 +219,14 @@ fn enter_and_back_put_the_cursor_on_the_directory_left() {
     assert_eq!(current(&app), "photos");
     // Nothing above the root.
     app.on_key(ch('h'));
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
 }
 
 #[test]
 fn a_late_listing_of_a_directory_left_is_dropped() {
     let mut app = app();
     app.on_key(key(KeyCode::Enter));
-    let stale = app.take_commands();
+    let stale = app.take_effects();
     // Changing course before the answer: go to /tmp instead.
     app.on_key(ctrl('g'));
     app.on_key(ctrl('u'));
@@ -256,7 +256,7 @@ fn marking_inverting_and_marking_all() {
 fn submitted(app: &mut App) -> JobKey {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(5)));
-    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!()
     };
     let job = JobKey {
@@ -305,14 +305,14 @@ fn goto_path_on_both_sides() {
     press_all(&mut app, &"/tmp".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&app.take_commands()[..], [Effect::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp"))
+        matches!(&app.take_effects()[..], [Effect::List { dir: Location::Local(p), .. }] if p == &PathBuf::from("/tmp"))
     );
     app.on_key(key(KeyCode::Tab));
     app.on_key(ctrl('g'));
     press_all(&mut app, &"a/../b/c".chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&app.take_commands()[..], [Effect::List { dir: Location::Remote(p), .. }] if p == "b/c")
+        matches!(&app.take_effects()[..], [Effect::List { dir: Location::Remote(p), .. }] if p == "b/c")
     );
 }
 
@@ -351,7 +351,7 @@ fn a_refresh_that_finds_the_directory_gone_moves_up_to_the_nearest_that_lists() 
     // Into /photos/2024/may, as the server lists it.
     for dir in ["photos", "photos/2024", "photos/2024/may"] {
         app.request_list(Side::Remote, Location::Remote(dir.into()), None);
-        app.take_commands();
+        app.take_effects();
         answer_list(&mut app, Side::Remote, Ok(remote_entries()));
     }
     assert_eq!(app.remote.dir, Location::Remote("photos/2024/may".into()));
@@ -379,7 +379,7 @@ fn a_refresh_that_finds_the_directory_gone_moves_up_to_the_nearest_that_lists() 
 
     // The local pane does the same.
     app.request_list(Side::Local, Location::Local("/home/me/docs".into()), None);
-    app.take_commands();
+    app.take_effects();
     answer_list(&mut app, Side::Local, Ok(local_entries()));
     app.on_key(key(KeyCode::Tab));
     app.on_key(ctrl('r'));
@@ -396,7 +396,7 @@ fn a_refresh_that_finds_the_directory_gone_moves_up_to_the_nearest_that_lists() 
 
     // Going into a directory that is not there is only an error: the pane stays.
     app.request_list(Side::Local, Location::Local("/home/me/nope".into()), None);
-    app.take_commands();
+    app.take_effects();
     answer_list(&mut app, Side::Local, gone());
     assert!(app.local.pending.is_none());
     assert_eq!(app.local.dir, Location::Local("/home/me".into()));
@@ -414,7 +414,7 @@ fn a_location_that_does_not_list_is_not_remembered() {
     let mut app = app();
     app.connect("ferry://nas:7070/r.txt", None);
     let conn = app.conn.id;
-    app.take_commands();
+    app.take_effects();
     connected(&mut app, conn, false);
     answer_list(
         &mut app,
@@ -429,7 +429,7 @@ fn a_location_that_does_not_list_is_not_remembered() {
     app.on_key(key(KeyCode::Backspace));
     answer_list(&mut app, Side::Remote, Ok(remote_entries()));
     assert!(
-        !app.take_commands()
+        !app.take_effects()
             .iter()
             .any(|c| matches!(c, Effect::SaveRecent(_))),
     );
@@ -437,7 +437,7 @@ fn a_location_that_does_not_list_is_not_remembered() {
 
     // A connection that failed is kept for when it lists.
     app.connect("ferry://nas:7070/media", None);
-    app.take_commands();
+    app.take_effects();
     answer_list(
         &mut app,
         Side::Remote,
@@ -453,7 +453,7 @@ fn a_location_that_does_not_list_is_not_remembered() {
 fn a_mkdir_in_a_directory_that_is_gone_says_why_and_moves_up() {
     let mut app = app();
     app.request_list(Side::Remote, Location::Remote("shared".into()), None);
-    app.take_commands();
+    app.take_effects();
     answer_list(&mut app, Side::Remote, Ok(remote_entries()));
     app.on_msg(Msg::OpDone {
         side: Side::Remote,

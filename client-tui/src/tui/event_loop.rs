@@ -67,8 +67,8 @@ where
     let mut dirty = true;
     let mut news = false;
     loop {
-        for command in app.take_commands() {
-            execute(command, &mut app, &mut conns, &msg_tx);
+        for effect in app.take_effects() {
+            execute(effect, &mut app, &mut conns, &msg_tx);
         }
         if app.should_quit {
             break;
@@ -133,7 +133,7 @@ fn open(conn: u64, endpoint: Endpoint, msg_tx: &mpsc::UnboundedSender<Msg>) -> C
 }
 
 fn execute(
-    command: Effect,
+    effect: Effect,
     app: &mut App,
     conns: &mut HashMap<u64, Conn>,
     msg_tx: &mpsc::UnboundedSender<Msg>,
@@ -148,7 +148,7 @@ fn execute(
             tracing::error!("the remote task is gone");
         }
     };
-    match command {
+    match effect {
         Effect::List { side, serial, dir } => match dir {
             Location::Local(path) => {
                 let tx = msg_tx.clone();
@@ -345,8 +345,8 @@ mod tests {
         };
         // The first listings are answered here, so the keys below never race them.
         let mut session = crate::engine::Session::connect(&endpoint).await.unwrap();
-        for command in app.take_commands() {
-            if let Effect::List { side, serial, dir } = command {
+        for effect in app.take_effects() {
+            if let Effect::List { side, serial, dir } = effect {
                 let result = match &dir {
                     Location::Local(path) => disk::list(path),
                     Location::Remote(path) => Ok(session.list(path).await.unwrap()),

@@ -11,10 +11,10 @@ fn delete_asks_first() {
     );
     app.on_key(ch('n'));
     assert!(app.dialog.is_none());
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     app.on_key(key(KeyCode::Delete));
     app.on_key(ch('y'));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(&commands[..], [Effect::Remove { side: Side::Local, paths }] if paths == &[Location::Local("/home/me/docs".into())])
     );
@@ -25,14 +25,14 @@ fn mkdir_and_rename_prompts() {
     let mut app = app();
     app.on_key(key(KeyCode::F(7)));
     press_all(&mut app, &[ch('n'), ch('e'), ch('w'), key(KeyCode::Enter)]);
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(&commands[..], [Effect::Mkdir { side: Side::Local, path }] if *path == Location::Local("/home/me/new".into()))
     );
 
     app.on_key(key(KeyCode::F(7)));
     press_all(&mut app, &[ch('a'), ch('/'), ch('b'), key(KeyCode::Enter)]);
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     assert!(banner_text(&app).contains("not a valid name"));
 
     app.on_key(key(KeyCode::Tab));
@@ -49,7 +49,7 @@ fn mkdir_and_rename_prompts() {
             key(KeyCode::Enter),
         ],
     );
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(&commands[..], [Effect::Rename { side: Side::Remote, from, to }]
             if *from == Location::Remote("remote.txt".into()) && *to == Location::Remote("remote.md".into())),

@@ -7,7 +7,7 @@ use super::*;
 fn f5_uploads_the_marked_entries_and_f6_moves() {
     let mut app = app();
     press_all(&mut app, &[ch('j'), ch(' '), ch(' '), key(KeyCode::F(5))]);
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [
         Effect::Submit {
             spec:
@@ -37,7 +37,7 @@ fn f5_uploads_the_marked_entries_and_f6_moves() {
     app.on_key(key(KeyCode::Tab));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(6)));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [
         Effect::Submit {
             spec:
@@ -67,7 +67,7 @@ fn a_read_only_server_refuses_uploads_up_front() {
     let mut app = app();
     app.conn.read_only = true;
     app.on_key(key(KeyCode::F(5)));
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     assert_eq!(app.banner.as_ref().unwrap().kind, BannerKind::Error);
 }
 
@@ -125,7 +125,7 @@ fn job_progress_verification_and_refresh() {
         }),
     }));
     assert!(!app.transfers_running());
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(
             &commands[..],
@@ -201,7 +201,7 @@ fn conflicts_are_asked_once_with_apply_to_all() {
     assert!(app.conflicts[0].apply_to_all);
     app.on_key(ch('r'));
     assert!(app.conflicts.is_empty());
-    let Some(Effect::Answer { reply, answer }) = app.take_commands().pop() else {
+    let Some(Effect::Answer { reply, answer }) = app.take_effects().pop() else {
         panic!()
     };
     reply.send(answer).unwrap();
@@ -224,7 +224,7 @@ fn conflicts_are_asked_once_with_apply_to_all() {
         },
     });
     app.on_key(key(KeyCode::Esc));
-    let Some(Effect::Answer { answer, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Answer { answer, .. }) = app.take_effects().pop() else {
         panic!()
     };
     assert_eq!(answer.choice, ConflictPolicy::Skip);
@@ -245,7 +245,7 @@ fn quitting_asks_while_transfers_run() {
     ));
     app.on_key(ch('y'));
     assert!(app.should_quit);
-    assert!(matches!(&app.take_commands()[..], [Effect::Cancel(k)] if *k == job));
+    assert!(matches!(&app.take_effects()[..], [Effect::Cancel(k)] if *k == job));
 
     let mut idle = self::app();
     idle.on_key(key(KeyCode::F(10)));
@@ -260,7 +260,7 @@ fn cancelling_a_job_from_the_transfer_list() {
     assert_eq!(app.focus, Focus::Transfers);
     app.on_key(ch('x'));
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(&app.take_commands()[..], [Effect::Cancel(k)] if *k == job));
+    assert!(matches!(&app.take_effects()[..], [Effect::Cancel(k)] if *k == job));
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.focus, Focus::Pane(Side::Local));
 }
@@ -397,7 +397,7 @@ fn a_failure_names_its_file_once() {
 /// Submits a copy of the entry under the local cursor as job `id` of connection `conn`.
 fn submit_as(app: &mut App, conn: u64, id: u64) -> JobKey {
     app.on_key(key(KeyCode::F(5)));
-    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
     let job = JobKey {
@@ -540,7 +540,7 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
         error: "connection: 127.0.0.1:7878: connection reset by peer".into(),
     }));
     // The status bar must not keep saying connected: the browsing session checks at once.
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(commands.as_slice(), [Effect::Probe]),
         "{commands:?}"
@@ -570,7 +570,7 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
         path: "remote.txt".into(),
         error: "connection: 127.0.0.1:7878: refused".into(),
     }));
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     app.on_msg(Msg::Connection {
         conn: 1,
         event: ConnEvent::Lost("connection: 127.0.0.1:7878: refused".into()),

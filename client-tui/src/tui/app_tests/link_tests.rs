@@ -19,10 +19,10 @@ fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
         banner.text
     );
     app.on_key(key(KeyCode::F(5)));
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     app.on_key(ctrl('r'));
     assert_eq!(app.conn.state, ConnState::Connecting);
-    assert!(app.take_commands().iter().any(|c| matches!(
+    assert!(app.take_effects().iter().any(|c| matches!(
         c,
         Effect::List {
             side: Side::Remote,
@@ -85,7 +85,7 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
             .collect::<Vec<_>>(),
     );
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
         panic!("{commands:?}")
     };
@@ -98,9 +98,9 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
     assert_eq!(app.conn.state, ConnState::Connecting);
     connected(&mut app, 2, true);
     // Connected is not enough: only a location that lists is remembered.
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     remote_listed(&mut app);
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [Effect::SaveRecent(list)] = commands.as_slice() else {
         panic!("{commands:?}")
     };
@@ -118,7 +118,7 @@ fn a_typed_address_connects_and_is_remembered_without_its_token() {
 /// Connects to a `ferrys://` server and returns the new connection's id.
 fn connect_tls(app: &mut App, url: &str) -> u64 {
     app.connect(url, Some("secret".into()));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { conn, endpoint }) = commands.first() else {
         panic!("{commands:?}")
     };
@@ -155,12 +155,12 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
     app.on_key(key(KeyCode::Enter));
     app.on_key(ch('x'));
     assert!(matches!(app.dialog, Some(Dialog::Trust { .. })));
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
 
     app.on_key(ch('y'));
     assert_eq!(app.dialog, None);
     assert_eq!(app.conn.state, ConnState::Connecting);
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [
         Effect::TrustCertificate {
             conn: trusted_conn,
@@ -186,7 +186,7 @@ fn a_new_certificate_is_asked_about_and_only_y_trusts_it() {
     // Once connected and listed, the recent entry keeps the pin (and never the token).
     connected(&mut app, conn, false);
     remote_listed(&mut app);
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::SaveRecent(list)) = commands.first() else {
         panic!("{commands:?}")
     };
@@ -207,7 +207,7 @@ fn refusing_a_new_certificate_does_not_connect() {
     unknown(&mut app, conn, Fingerprint([7; 32]));
     app.on_key(ch('n'));
     assert_eq!(app.dialog, None);
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     assert!(matches!(app.conn.state, ConnState::Lost(_)));
     let banner = app.banner.as_ref().unwrap();
     assert_eq!(banner.kind, BannerKind::Error);
@@ -248,7 +248,7 @@ fn a_changed_certificate_shows_the_warning_and_does_not_connect() {
     assert!(matches!(app.dialog, Some(Dialog::Alert { .. })));
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.dialog, None);
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
 }
 
 /// The fingerprint as lower-case hex without `SHA256:` or colons, as some tools print it.
@@ -280,7 +280,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
     });
     app.on_key(ch('c'));
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
@@ -290,7 +290,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
     app.on_key(ch('c'));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Enter));
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     assert!(banner_text(&app).contains("Bad fingerprint"));
 
     // Trusting a bookmark's new certificate pins it in the bookmark too.
@@ -299,7 +299,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Enter));
     let conn = app.conn.id;
-    app.take_commands();
+    app.take_effects();
     app.on_msg(Msg::Connection {
         conn,
         event: ConnEvent::UnknownCertificate {
@@ -315,7 +315,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
     );
     // ... and in the config file, so the bookmark still remembers it next time.
     let pinned_in_file: Vec<_> = app
-        .take_commands()
+        .take_effects()
         .into_iter()
         .filter_map(|command| match command {
             Effect::PinBookmark {
@@ -351,10 +351,10 @@ fn type_text(app: &mut App, text: &str) {
 #[test]
 fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
     let mut app = app();
-    app.take_commands();
+    app.take_effects();
     app.connect("ferry://ann@nas:7070/media", None);
     // Nothing leaves before the password is typed.
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
     let Some(Dialog::Input { title, purpose, .. }) = &app.dialog else {
         panic!("{:?}", app.dialog)
     };
@@ -362,7 +362,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
     assert!(matches!(purpose, InputPurpose::Password(_)));
     type_text(&mut app, " pass word ");
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { conn, endpoint }) = commands.first() else {
         panic!("{commands:?}")
     };
@@ -379,7 +379,7 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
     let conn = *conn;
     connected(&mut app, conn, false);
     remote_listed(&mut app);
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [Effect::SaveRecent(list)] = commands.as_slice() else {
         panic!("{commands:?}")
     };
@@ -390,12 +390,12 @@ fn a_location_with_a_user_asks_for_the_password_then_connects_with_it() {
 #[test]
 fn a_refused_password_is_shown_and_asked_again() {
     let mut app = app();
-    app.take_commands();
+    app.take_effects();
     app.connect("ferry://ann@nas:7070/", None);
     type_text(&mut app, "wrong");
     app.on_key(key(KeyCode::Enter));
     let conn = app.conn.id;
-    app.take_commands();
+    app.take_effects();
     app.on_msg(Msg::Connection {
         conn,
         event: ConnEvent::Unauthorized(
@@ -417,17 +417,17 @@ fn a_refused_password_is_shown_and_asked_again() {
     assert!(matches!(purpose, InputPurpose::Password(_)));
     type_text(&mut app, "right");
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
     assert_eq!(endpoint.password.as_deref(), Some("right"));
     // Esc on a password prompt connects nowhere.
     app.connect("ferry://bob@nas:7070/", None);
-    app.take_commands();
+    app.take_effects();
     app.on_key(key(KeyCode::Esc));
     assert!(app.dialog.is_none());
-    assert!(app.take_commands().is_empty());
+    assert!(app.take_effects().is_empty());
 }
 
 /// Opens F9 → "New address…" and types `text` into the field as a user would.
@@ -449,10 +449,10 @@ fn new_address(app: &mut App, clear: bool, text: &str) {
 #[test]
 fn a_new_address_with_a_user_keeps_the_password_prompt_it_opens() {
     let mut app = app();
-    app.take_commands();
+    app.take_effects();
     new_address(&mut app, true, "ferry://ann@nas:7070/media");
     assert!(
-        app.take_commands().is_empty(),
+        app.take_effects().is_empty(),
         "nothing sent before the password"
     );
     let Some(Dialog::Input { title, purpose, .. }) = &app.dialog else {
@@ -462,7 +462,7 @@ fn a_new_address_with_a_user_keeps_the_password_prompt_it_opens() {
     assert!(matches!(purpose, InputPurpose::Password(_)));
     type_text(&mut app, "secret");
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
@@ -481,7 +481,7 @@ fn a_new_address_with_a_user_keeps_the_password_prompt_it_opens() {
 #[test]
 fn a_location_typed_over_the_prefill_keeps_its_own_scheme() {
     let mut app = app();
-    app.take_commands();
+    app.take_effects();
     new_address(&mut app, false, "ferrys://ann@[::1]:17083/");
     assert!(app.banner.is_none(), "{:?}", app.banner);
     let Some(Dialog::Input { title, .. }) = &app.dialog else {
@@ -493,7 +493,7 @@ fn a_location_typed_over_the_prefill_keeps_its_own_scheme() {
     );
     type_text(&mut app, "pw");
     app.on_key(key(KeyCode::Enter));
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };
@@ -503,7 +503,7 @@ fn a_location_typed_over_the_prefill_keeps_its_own_scheme() {
 
     // The pre-fill completed by a bare HOST:PORT still means `ferry://`.
     new_address(&mut app, false, "nas:7070/");
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
         panic!("{commands:?}")
     };

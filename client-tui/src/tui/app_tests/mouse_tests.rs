@@ -33,7 +33,7 @@ fn mouse_click_double_click_wheel_and_drag() {
         mouse(MouseEventKind::Down(MouseButton::Left), 10, 2),
         t0 + Duration::from_millis(200),
     );
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     assert!(
         matches!(&commands[..], [Effect::List { dir, .. }] if *dir == Location::Local("/home/me/docs".into())),
         "{commands:?}"
@@ -57,7 +57,7 @@ fn mouse_click_double_click_wheel_and_drag() {
         mouse(MouseEventKind::Up(MouseButton::Left), 80, 5),
         t0 + Duration::from_secs(5),
     );
-    let commands = app.take_commands();
+    let commands = app.take_effects();
     let [
         Effect::Submit {
             spec: JobSpec::Upload { items, .. },

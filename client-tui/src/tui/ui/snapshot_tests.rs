@@ -60,7 +60,7 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
             server: Some("ferry-server 0.1.0".into()),
         },
     });
-    for command in app.take_commands() {
+    for command in app.take_effects() {
         if let Effect::List { side, serial, dir } = command {
             let entries = match side {
                 Side::Local => local.clone(),
@@ -74,7 +74,7 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
             });
         }
     }
-    app.take_commands();
+    app.take_effects();
     app
 }
 
@@ -95,7 +95,7 @@ fn key(code: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
 /// Submits a copy of the entry under the local cursor and reports it at `done` of `total`.
 fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
     app.on_key(key(crossterm::event::KeyCode::F(5)));
-    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
     let job = JobKey {
@@ -121,7 +121,7 @@ fn empty_panes_while_connecting() {
         String::new(),
     );
     app.resize(100, 16);
-    for command in app.take_commands() {
+    for command in app.take_effects() {
         if let Effect::List {
             side: Side::Local,
             serial,
@@ -214,7 +214,7 @@ fn transfer_remote(app: &mut App) {
         },
     });
     // The refresh the finished job asked for: the local pane now holds the file.
-    for command in app.take_commands() {
+    for command in app.take_effects() {
         if let Effect::List { side, serial, dir } = command {
             let mut entries = local_entries();
             entries.push(entry("report.pdf", Kind::File, 1_048_576, T + 120));
@@ -362,7 +362,7 @@ fn help_with_the_vim_preset() {
         String::new(),
     );
     app.resize(100, 44);
-    app.take_commands();
+    app.take_effects();
     app.on_key(key(crossterm::event::KeyCode::F(1)));
     insta::assert_snapshot!(render(&mut app));
 }
@@ -539,7 +539,7 @@ fn delete_of_two_marked_directories_keeps_its_key_hint() {
 fn scanning_download(app: &mut App) -> JobKey {
     app.on_key(key(crossterm::event::KeyCode::Tab));
     app.on_key(key(crossterm::event::KeyCode::F(5)));
-    let Some(Effect::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
     let job = JobKey {
