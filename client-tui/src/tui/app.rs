@@ -12,11 +12,11 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
 use ferry_protocol::{Entry, PartialEntry};
-use ratatui::layout::{Position, Rect};
+use ratatui::layout::Rect;
 
 use crate::engine::known_hosts::Fingerprint;
 use crate::engine::{ConflictAnswer, Endpoint, JobSummary, TransferEvent};
@@ -32,9 +32,10 @@ use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
 use super::location::{Location, Side};
+use super::mouse::{Gesture, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
-use super::screen::{Banner, BannerKind, Drag, Focus};
+use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, ServerLink};
 use super::theme::Theme;
 use super::ui;
@@ -43,11 +44,6 @@ use crate::format;
 // The session task and `tui::run` name these through the app, where they were first defined.
 pub use super::dialogs::Login;
 pub use super::message::{ConnEvent, Effect, ListError, Msg};
-
-/// Two clicks on the same row closer than this are a double click.
-const DOUBLE_CLICK: Duration = Duration::from_millis(400);
-/// Rows one wheel notch scrolls.
-const WHEEL_ROWS: isize = 3;
 
 /// Everything the screen shows.
 #[derive(Debug)]
@@ -79,12 +75,11 @@ pub struct App {
     login: Option<Login>,
     pub size: (u16, u16),
     pub should_quit: bool,
-    pub drag: Option<Drag>,
+    pub mouse: Mouse,
     /// Set by a reconnect request, so its success is announced.
     reconnecting: bool,
     /// A [`Effect::Probe`] is out; cleared by the next news of the connection.
     probing: bool,
-    last_click: Option<(Instant, Side, usize)>,
     serial: u64,
     outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
@@ -127,10 +122,9 @@ impl App {
             login: None,
             size: (120, 40),
             should_quit: false,
-            drag: None,
+            mouse: Mouse::default(),
             reconnecting: false,
             probing: false,
-            last_click: None,
             serial: 0,
             outbox: Vec::new(),
             discard_after_cancel: HashSet::new(),
@@ -226,7 +220,7 @@ impl App {
             filtering: &self.filtering,
             banner: &self.banner,
             verified: &self.verified,
-            drag: &self.drag,
+            drag: &self.mouse.drag,
         }
     }
 
@@ -835,91 +829,45 @@ impl App {
             return;
         }
         let areas = self.areas();
-        let at = Position::new(event.column, event.row);
-        let side = if areas.local.contains(at) {
-            Some(Side::Local)
-        } else if areas.remote.contains(at) {
-            Some(Side::Remote)
-        } else {
-            None
+        let Some(gesture) = self.mouse.gesture(event, &areas, self.transfers.selected) else {
+            return;
         };
-        let row = |side: Side, app: &App| -> Option<usize> {
-            let area = if side == Side::Local {
-                areas.local
-            } else {
-                areas.remote
-            };
-            let index = app.pane(side).offset + layout::pane_row(area, event.row)?;
-            (index < app.pane(side).view.len()).then_some(index)
-        };
-        match event.kind {
-            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
-                let delta = if event.kind == MouseEventKind::ScrollDown {
-                    WHEEL_ROWS
-                } else {
-                    -WHEEL_ROWS
-                };
-                if let Some(side) = side {
-                    self.pane_mut(side).scroll(delta);
+        match gesture {
+            Gesture::Scroll(side, delta) => self.pane_mut(side).scroll(delta),
+            Gesture::Job(index) => {
+                if index < self.transfers.jobs.len() {
+                    self.transfers.selected = index;
+                    self.focus = Focus::Transfers;
                 }
             }
-            MouseEventKind::Down(MouseButton::Left) => {
-                let Some(side) = side else {
-                    if let Some(panel) = areas.transfers
-                        && panel.contains(at)
-                        && let Some(index) =
-                            layout::job_at(panel, self.transfers.selected, event.row)
-                        && index < self.transfers.jobs.len()
-                    {
-                        self.transfers.selected = index;
-                        self.focus = Focus::Transfers;
-                    }
-                    return;
-                };
+            Gesture::Press(side, row) => {
                 self.focus = Focus::Pane(side);
                 self.last_pane = side;
                 self.filtering = None;
-                let Some(index) = row(side, self) else { return };
                 let pane = self.pane_mut(side);
+                let Some(index) = row
+                    .map(|row| pane.offset + row)
+                    .filter(|&index| index < pane.view.len())
+                else {
+                    return;
+                };
                 pane.cursor = index;
                 pane.scroll_to_cursor();
                 let name = pane.current().map(|e| e.name.clone()).unwrap_or_default();
-                let double = matches!(self.last_click, Some((t, s, i))
-                    if s == side && i == index && now.duration_since(t) <= DOUBLE_CLICK);
-                if double {
-                    self.last_click = None;
-                    self.drag = None;
+                if self.mouse.clicked(now, side, index, name) {
                     self.enter(side);
+                }
+            }
+            Gesture::Drop(drag) => {
+                let pane = self.pane(drag.side);
+                // Dropping a marked entry carries all the marks, like a file manager.
+                let names = if pane.marks.contains(&drag.name) {
+                    None
                 } else {
-                    self.last_click = Some((now, side, index));
-                    self.drag = Some(Drag {
-                        side,
-                        name,
-                        moved: false,
-                    });
-                }
+                    Some(vec![drag.name])
+                };
+                self.transfer(drag.side, false, names);
             }
-            MouseEventKind::Drag(MouseButton::Left) => {
-                if let Some(drag) = self.drag.as_mut() {
-                    drag.moved = true;
-                }
-            }
-            MouseEventKind::Up(MouseButton::Left) => {
-                if let Some(drag) = self.drag.take()
-                    && drag.moved
-                    && side == Some(drag.side.other())
-                {
-                    let pane = self.pane(drag.side);
-                    // Dropping a marked entry carries all the marks, like a file manager.
-                    let names = if pane.marks.contains(&drag.name) {
-                        None
-                    } else {
-                        Some(vec![drag.name])
-                    };
-                    self.transfer(drag.side, false, names);
-                }
-            }
-            _ => {}
         }
     }
 

@@ -11,8 +11,8 @@
 //!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`conflict`]
 //!   (an existing destination's question); [`jobs`] (the transfer list and its rows, with
 //!   [`job_request`] making a copy's request and [`job_report`] saying how a job ended);
-//!   [`server_link`] (what the remote pane knows of its server); [`screen`] (focus, banner,
-//!   drag).
+//!   [`server_link`] (what the remote pane knows of its server); [`mouse`] (clicks and drags);
+//!   [`screen`] (focus, banner).
 //! - [`layout`]: where each part of the screen goes, as numbers; shared by [`ui`] and the
 //!   click mapping.
 //! - [`ui`]: pure rendering of a [`ui::View`] borrowed from the app.
@@ -37,6 +37,7 @@ pub mod keymap;
 pub mod layout;
 pub mod location;
 pub mod message;
+pub mod mouse;
 pub mod pane;
 pub mod partials;
 pub mod remote;

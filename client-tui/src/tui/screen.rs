@@ -1,5 +1,5 @@
-//! The small pieces of screen state the whole interface shares: which part takes the keys, the
-//! banner line above the status bar, and a drag in progress.
+//! The small pieces of screen state the whole interface shares: which part takes the keys and
+//! the banner line above the status bar.
 
 use super::pane::Side;
 
@@ -23,13 +23,4 @@ pub enum BannerKind {
 pub struct Banner {
     pub kind: BannerKind,
     pub text: String,
-}
-
-/// A drag that started on a pane entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drag {
-    pub side: Side,
-    pub name: String,
-    /// Whether the mouse moved with the button down (a plain click is not a drag).
-    pub moved: bool,
 }

@@ -22,8 +22,9 @@ use super::input::LineInput;
 use super::jobs::{self, JobKey, JobRow};
 use super::keymap::Keymap;
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
+use super::mouse::Drag;
 use super::pane::{Pane, Side};
-use super::screen::{Banner, Drag, Focus};
+use super::screen::{Banner, Focus};
 use super::server_link::ServerLink;
 use super::theme::Theme;
 
