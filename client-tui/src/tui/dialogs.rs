@@ -305,62 +305,12 @@ impl Dialog {
                 title,
                 message,
                 on_yes,
-            } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    outcome = Some(Outcome::Confirmed(on_yes));
-                    None
-                }
-                KeyCode::Char('d') | KeyCode::Char('D') => {
-                    if let Confirmed::CancelUpload(key) = on_yes {
-                        outcome = Some(Outcome::CancelAndDiscard(key));
-                        None
-                    } else {
-                        Some(Dialog::Confirm {
-                            title,
-                            message,
-                            on_yes,
-                        })
-                    }
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
-                _ => Some(Dialog::Confirm {
-                    title,
-                    message,
-                    on_yes,
-                }),
-            },
+            } => return confirm_key(key, title, message, on_yes),
             Dialog::Input {
                 title,
-                mut input,
+                input,
                 purpose,
-            } => match key.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter => {
-                    // A password is taken exactly as typed, spaces included.
-                    let text = match purpose {
-                        InputPurpose::Password(_) => input.text().to_string(),
-                        _ => input.text().trim().to_string(),
-                    };
-                    outcome = Some(Outcome::Submitted(purpose, text));
-                    None
-                }
-                _ => {
-                    input.handle(key);
-                    // A scheme typed or pasted right after the pre-fill replaces it at once,
-                    // so the field shows the location the user means.
-                    if purpose == InputPurpose::Address
-                        && input.cursor() == input.text().chars().count()
-                        && without_prefill(input.text()).len() < input.text().len()
-                    {
-                        input = LineInput::new(without_prefill(input.text()));
-                    }
-                    Some(Dialog::Input {
-                        title,
-                        input,
-                        purpose,
-                    })
-                }
-            },
+            } => return input_key(key, title, input, purpose),
             Dialog::Trust { addr, fingerprint } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     outcome = Some(Outcome::Trust { addr, fingerprint });
@@ -387,47 +337,120 @@ impl Dialog {
                     Some(Dialog::Partials(dialog))
                 }
             },
-            Dialog::Connect { targets, selected } => {
-                // The last row is "type an address".
-                let rows = targets.len() + 1;
-                match key.code {
-                    KeyCode::Esc | KeyCode::Char('q') => None,
-                    KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Connect {
-                        targets,
-                        selected: selected.saturating_sub(1),
-                    }),
-                    KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => Some(Dialog::Connect {
-                        targets,
-                        selected: (selected + 1).min(rows - 1),
-                    }),
-                    KeyCode::Home | KeyCode::PageUp | KeyCode::Char('g') => Some(Dialog::Connect {
-                        targets,
-                        selected: 0,
-                    }),
-                    KeyCode::End | KeyCode::PageDown | KeyCode::Char('G') => {
-                        Some(Dialog::Connect {
-                            targets,
-                            selected: rows - 1,
-                        })
-                    }
-                    KeyCode::Enter => match targets.get(selected) {
-                        Some(target) => {
-                            outcome = Some(Outcome::Connect(target.clone()));
-                            None
-                        }
-                        None => Some(Dialog::Input {
-                            title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]"
-                                .into(),
-                            input: LineInput::new(ADDRESS_PREFILL),
-                            purpose: InputPurpose::Address,
-                        }),
-                    },
-                    _ => Some(Dialog::Connect { targets, selected }),
-                }
-            }
+            Dialog::Connect { targets, selected } => return connect_key(key, targets, selected),
         };
         (next, outcome)
     }
+}
+
+/// Yes (`y`, Enter) or no (`n`, Esc); `d` on an upload's cancel also deletes its partial.
+fn confirm_key(
+    key: &KeyEvent,
+    title: String,
+    message: String,
+    on_yes: Confirmed,
+) -> (Option<Dialog>, Option<Outcome>) {
+    let next = match key.code {
+        KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+            return (None, Some(Outcome::Confirmed(on_yes)));
+        }
+        KeyCode::Char('d') | KeyCode::Char('D') => {
+            if let Confirmed::CancelUpload(key) = on_yes {
+                return (None, Some(Outcome::CancelAndDiscard(key)));
+            } else {
+                Some(Dialog::Confirm {
+                    title,
+                    message,
+                    on_yes,
+                })
+            }
+        }
+        KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
+        _ => Some(Dialog::Confirm {
+            title,
+            message,
+            on_yes,
+        }),
+    };
+    (next, None)
+}
+
+/// A prompt's keys: Enter submits, Esc closes, the rest edit the text.
+fn input_key(
+    key: &KeyEvent,
+    title: String,
+    mut input: LineInput,
+    purpose: InputPurpose,
+) -> (Option<Dialog>, Option<Outcome>) {
+    let next = match key.code {
+        KeyCode::Esc => None,
+        KeyCode::Enter => {
+            // A password is taken exactly as typed, spaces included.
+            let text = match purpose {
+                InputPurpose::Password(_) => input.text().to_string(),
+                _ => input.text().trim().to_string(),
+            };
+            return (None, Some(Outcome::Submitted(purpose, text)));
+        }
+        _ => {
+            input.handle(key);
+            // A scheme typed or pasted right after the pre-fill replaces it at once,
+            // so the field shows the location the user means.
+            if purpose == InputPurpose::Address
+                && input.cursor() == input.text().chars().count()
+                && without_prefill(input.text()).len() < input.text().len()
+            {
+                input = LineInput::new(without_prefill(input.text()));
+            }
+            Some(Dialog::Input {
+                title,
+                input,
+                purpose,
+            })
+        }
+    };
+    (next, None)
+}
+
+/// Moving through the servers offered; Enter connects, or on the last row asks for an address.
+fn connect_key(
+    key: &KeyEvent,
+    targets: Vec<ConnectTarget>,
+    selected: usize,
+) -> (Option<Dialog>, Option<Outcome>) {
+    // The last row is "type an address".
+    let rows = targets.len() + 1;
+    let next = match key.code {
+        KeyCode::Esc | KeyCode::Char('q') => None,
+        KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Connect {
+            targets,
+            selected: selected.saturating_sub(1),
+        }),
+        KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => Some(Dialog::Connect {
+            targets,
+            selected: (selected + 1).min(rows - 1),
+        }),
+        KeyCode::Home | KeyCode::PageUp | KeyCode::Char('g') => Some(Dialog::Connect {
+            targets,
+            selected: 0,
+        }),
+        KeyCode::End | KeyCode::PageDown | KeyCode::Char('G') => Some(Dialog::Connect {
+            targets,
+            selected: rows - 1,
+        }),
+        KeyCode::Enter => match targets.get(selected) {
+            Some(target) => {
+                return (None, Some(Outcome::Connect(target.clone())));
+            }
+            None => Some(Dialog::Input {
+                title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]".into(),
+                input: LineInput::new(ADDRESS_PREFILL),
+                purpose: InputPurpose::Address,
+            }),
+        },
+        _ => Some(Dialog::Connect { targets, selected }),
+    };
+    (next, None)
 }
 
 /// The typed address without the prompt's pre-filled scheme when the user typed or pasted a
