@@ -349,11 +349,7 @@ impl App {
             Action::Move => self.transfer(side, true, None),
             Action::Mkdir => {
                 if self.writable(side, "make a directory") {
-                    self.dialog = Some(Dialog::Input {
-                        title: "New directory".into(),
-                        input: LineInput::default(),
-                        purpose: InputPurpose::Mkdir(side),
-                    });
+                    self.dialog = Some(Dialog::mkdir(side));
                 }
             }
             Action::Delete => self.ask_delete(side),
@@ -361,11 +357,7 @@ impl App {
                 if let Some(name) = self.pane(side).current().map(|e| e.name.clone())
                     && self.writable(side, "rename")
                 {
-                    self.dialog = Some(Dialog::Input {
-                        title: format!("Rename {}", format::escape_name(&name)),
-                        input: LineInput::new(&name),
-                        purpose: InputPurpose::Rename(side, name),
-                    });
+                    self.dialog = Some(Dialog::rename(side, name));
                 }
             }
             Action::Filter => {
@@ -384,19 +376,7 @@ impl App {
                     self.refresh(Side::Local);
                 }
             }
-            Action::Goto => {
-                // Shown by the one rule, and read back by it: a local directory whose name is
-                // not UTF-8 is reached again, not a lossy look-alike.
-                let current = match &self.pane(side).dir {
-                    Location::Local(dir) => format::local_path(dir),
-                    remote => remote.display(),
-                };
-                self.dialog = Some(Dialog::Input {
-                    title: "Go to path".into(),
-                    input: LineInput::new(&current),
-                    purpose: InputPurpose::Goto(side),
-                });
-            }
+            Action::Goto => self.dialog = Some(Dialog::goto(side, &self.pane(side).dir)),
             Action::Connect => self.open_connect(),
             Action::Transfers => {
                 if !self.transfers.jobs.is_empty() {
@@ -428,14 +408,7 @@ impl App {
                 if running == 0 {
                     self.should_quit = true;
                 } else {
-                    self.dialog = Some(Dialog::Confirm {
-                        title: "Quit".into(),
-                        message: format!(
-                            "{running} transfer{} still running. Cancel and quit?",
-                            if running == 1 { " is" } else { "s are" }
-                        ),
-                        on_yes: Confirmed::Quit,
-                    });
+                    self.dialog = Some(Dialog::quit(running));
                 }
             }
             // Moves, marks and sorting: the pane did them above.

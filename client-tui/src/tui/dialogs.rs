@@ -99,6 +99,51 @@ pub enum Dialog {
 
 /// The dialogs the app opens, built from the state they ask about.
 impl Dialog {
+    /// The prompt for a new directory's name in the pane on `side`.
+    pub fn mkdir(side: Side) -> Dialog {
+        Dialog::Input {
+            title: "New directory".into(),
+            input: LineInput::default(),
+            purpose: InputPurpose::Mkdir(side),
+        }
+    }
+
+    /// The prompt for entry `name`'s new name, starting from the old one.
+    pub fn rename(side: Side, name: String) -> Dialog {
+        Dialog::Input {
+            title: format!("Rename {}", format::escape_name(&name)),
+            input: LineInput::new(&name),
+            purpose: InputPurpose::Rename(side, name),
+        }
+    }
+
+    /// The go-to prompt, starting from the pane's directory `dir`.
+    pub fn goto(side: Side, dir: &Location) -> Dialog {
+        // Shown by the one rule, and read back by it: a local directory whose name is
+        // not UTF-8 is reached again, not a lossy look-alike.
+        let current = match dir {
+            Location::Local(dir) => format::local_path(dir),
+            remote => remote.display(),
+        };
+        Dialog::Input {
+            title: "Go to path".into(),
+            input: LineInput::new(&current),
+            purpose: InputPurpose::Goto(side),
+        }
+    }
+
+    /// The question before quitting with `running` transfers still running.
+    pub fn quit(running: usize) -> Dialog {
+        Dialog::Confirm {
+            title: "Quit".into(),
+            message: format!(
+                "{running} transfer{} still running. Cancel and quit?",
+                if running == 1 { " is" } else { "s are" }
+            ),
+            on_yes: Confirmed::Quit,
+        }
+    }
+
     /// The question before deleting the selection of `pane` on `side`, or why not while one
     /// of the `jobs` still reads it; `None` with nothing selected.
     pub fn delete(side: Side, pane: &Pane, jobs: &[JobRow]) -> Option<Dialog> {
