@@ -36,7 +36,7 @@ use super::mouse::{Gesture, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Focus};
-use super::server_link::{ConnState, ServerLink};
+use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
 use super::ui;
 use crate::format;
@@ -948,13 +948,9 @@ impl App {
             return;
         }
         self.probing = false;
-        match event {
-            ConnEvent::Connected { read_only, server } => {
-                let was_lost = matches!(self.conn.state, ConnState::Lost(_))
-                    || std::mem::take(&mut self.reconnecting);
-                self.conn.state = ConnState::Connected;
-                self.conn.read_only = read_only;
-                self.conn.server = server;
+        match self.conn.apply(event) {
+            LinkNews::Up { was_lost } => {
+                let was_lost = was_lost || std::mem::take(&mut self.reconnecting);
                 // A login that succeeded leaves no refusal on screen.
                 self.clear_error_banner();
                 if was_lost {
@@ -964,16 +960,11 @@ impl App {
                     }
                 }
             }
-            ConnEvent::UnknownCertificate { addr, fingerprint } => {
-                if self.conn.accepted == Some(fingerprint) {
-                    return;
-                }
-                self.conn.state =
-                    ConnState::Lost("the server's certificate is not trusted yet".into());
+            LinkNews::Known => {}
+            LinkNews::AskTrust { addr, fingerprint } => {
                 self.dialog = Some(Dialog::Trust { addr, fingerprint });
             }
-            ConnEvent::CertificateRefused(warning) => {
-                self.conn.state = ConnState::Lost("certificate refused".into());
+            LinkNews::Refused(warning) => {
                 self.error(format!(
                     "Refused {}: its certificate is not the trusted one",
                     self.conn.label
@@ -981,15 +972,13 @@ impl App {
                 let key = self.keymap.hint(Action::Refresh);
                 self.dialog = Some(Dialog::certificate_refused(&warning, &key));
             }
-            ConnEvent::Unauthorized(error) => {
-                self.conn.state = ConnState::Lost(error.clone());
+            LinkNews::Unauthorized(error) => {
                 self.error(format!("Login to {} refused ({error})", self.conn.label));
                 if let Some(login) = self.login.clone() {
                     self.ask_password(login);
                 }
             }
-            ConnEvent::Lost(error) => {
-                self.conn.state = ConnState::Lost(error.clone());
+            LinkNews::Lost(error) => {
                 let key = self.keymap.hint(Action::Refresh);
                 self.error(format!(
                     "Disconnected from {} — press {key} to reconnect ({error})",

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use crate::engine::known_hosts::Fingerprint;
 
+use super::message::ConnEvent;
+
 /// The state of the link to the server that the remote pane browses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnState {
@@ -45,4 +47,57 @@ impl ServerLink {
             accepted: None,
         }
     }
+
+    /// Takes in news of the link (its state, access and server name) and says what it means
+    /// for the rest of the screen.
+    pub fn apply(&mut self, event: ConnEvent) -> LinkNews {
+        match event {
+            ConnEvent::Connected { read_only, server } => {
+                let was_lost = matches!(self.state, ConnState::Lost(_));
+                self.state = ConnState::Connected;
+                self.read_only = read_only;
+                self.server = server;
+                LinkNews::Up { was_lost }
+            }
+            ConnEvent::UnknownCertificate { addr, fingerprint } => {
+                if self.accepted == Some(fingerprint) {
+                    return LinkNews::Known;
+                }
+                self.state = ConnState::Lost("the server's certificate is not trusted yet".into());
+                LinkNews::AskTrust { addr, fingerprint }
+            }
+            ConnEvent::CertificateRefused(warning) => {
+                self.state = ConnState::Lost("certificate refused".into());
+                LinkNews::Refused(warning)
+            }
+            ConnEvent::Unauthorized(error) => {
+                self.state = ConnState::Lost(error.clone());
+                LinkNews::Unauthorized(error)
+            }
+            ConnEvent::Lost(error) => {
+                self.state = ConnState::Lost(error.clone());
+                LinkNews::Lost(error)
+            }
+        }
+    }
+}
+
+/// What news of the link means once [`ServerLink::apply`] has taken it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkNews {
+    /// The link is up; `was_lost`: it had been lost, so coming back is news.
+    Up { was_lost: bool },
+    /// News of a certificate the user already accepted on this link: nothing to ask.
+    Known,
+    /// A certificate nothing vouches for: the user is asked whether to trust it.
+    AskTrust {
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    /// The certificate is not the trusted one: the engine's full warning.
+    Refused(String),
+    /// The server refused the credentials.
+    Unauthorized(String),
+    /// The link broke.
+    Lost(String),
 }
