@@ -1,333 +1,49 @@
-//! The application state and the only place it changes: [`App::on_key`], [`App::on_mouse`],
-//! [`App::update`] and [`App::on_msg`]. Synchronous and free of IO: whatever needs the disk,
-//! the network or the engine is queued as a [`Command`] for the event loop, and the outcome
-//! comes back as a [`Msg`]. That keeps every behaviour testable with plain values.
+//! The coordinator: [`App`] holds the components (panes, dialogs, the transfer list, the
+//! server link, the banner) and is the only place their changes meet: [`App::on_key`],
+//! [`App::on_mouse`], [`App::update`] and [`App::on_msg`] route to the component that owns
+//! the state and apply the outcome it returns. Synchronous and free of IO: whatever needs the
+//! disk, the network or the engine is queued as an [`Effect`] for the event loop, and the
+//! outcome comes back as a [`Msg`]. That keeps every behaviour testable with plain values.
+//!
+//! Over 600 lines because what is left here is the wiring between components (a finished job
+//! refreshes panes, a listing saves the recent list, a refused login reopens the password
+//! prompt): each piece is short, and splitting it further would scatter one decision over
+//! several files. The components' own state and keys live in their modules.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
 use ferry_protocol::{Entry, PartialEntry};
-use ratatui::layout::{Position, Rect};
-use tokio::sync::oneshot;
+use ratatui::layout::Rect;
 
 use crate::engine::known_hosts::Fingerprint;
-use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, TransferEvent};
+use crate::engine::{ConflictAnswer, Endpoint, JobSummary, TransferEvent};
 use crate::url::RemoteUrl;
 
 use super::config::{self, Bookmark, Recent, Settings};
+use super::conflict::ConflictPrompt;
+use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
 use super::input::LineInput;
+use super::job_report::{self, failure_text};
+use super::job_request;
+use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
-use super::pane::{Location, Pane, Side, SortKey, resolve_wire};
-use super::partials::{self as partials_dialog, PartialsDialog};
+use super::layout;
+use super::location::{Location, Side};
+use super::mouse::{Gesture, Mouse};
+use super::pane::{Listed, Pane};
+use super::partials::PartialsDialog;
+use super::screen::{Banner, BannerKind, Focus};
+use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
-use super::transfers::{Job, JobInfo, JobKey, JobState};
 use super::ui;
 use crate::format;
 
-/// Two clicks on the same row closer than this are a double click.
-const DOUBLE_CLICK: Duration = Duration::from_millis(400);
-/// Rows one wheel notch scrolls.
-const WHEEL_ROWS: isize = 3;
-/// What the address prompt starts with, so a plain `HOST:PORT` needs no scheme typed.
-const ADDRESS_PREFILL: &str = "ferry://";
-
-/// Which part of the screen takes the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    Pane(Side),
-    Transfers,
-}
-
-/// The state of the link to the server that the remote pane browses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnState {
-    Connecting,
-    Connected,
-    Lost(String),
-}
-
-/// The server the remote pane shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    /// Bumped on every (re)connect so late events from an old connection are recognised.
-    pub id: u64,
-    /// `host:port`, as shown in the status bar.
-    pub label: String,
-    pub state: ConnState,
-    pub read_only: bool,
-    /// The server's name and version, once known.
-    pub server: Option<String>,
-    /// What the bundled server serves, when this is the in-process server.
-    pub bundled: Option<PathBuf>,
-    /// The certificate the user accepted for this connection, so late news of it being
-    /// unknown (from the attempt before the answer) does not ask again.
-    pub accepted: Option<Fingerprint>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BannerKind {
-    Error,
-    Info,
-    /// Something the user stopped: neither a success nor a failure.
-    Cancelled,
-}
-
-/// A one-line message above the status bar, until Esc or the next one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Banner {
-    pub kind: BannerKind,
-    pub text: String,
-}
-
-/// What a text prompt is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputPurpose {
-    Mkdir(Side),
-    Rename(Side, String),
-    Goto(Side),
-    Address,
-    /// The password of the user a location names; typed masked, sent once, kept nowhere.
-    Password(Login),
-}
-
-/// A connection that waits for its user's password, and is asked for it again when the
-/// server refuses the one given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    pub url: String,
-    pub token: Option<String>,
-    pub fingerprint: Option<String>,
-}
-
-/// What a yes/no question does on yes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Confirmed {
-    Delete(Side, Vec<Location>),
-    Quit,
-    CancelJob(JobKey),
-    /// An upload's cancel: yes keeps its partial on the server for a resume, `d` deletes it.
-    CancelUpload(JobKey),
-}
-
-/// A server the connect dialog offers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectTarget {
-    pub label: String,
-    pub url: String,
-    pub token: Option<String>,
-    /// A pinned certificate fingerprint, as the bookmark or recent entry holds it.
-    pub fingerprint: Option<String>,
-}
-
-/// A modal dialog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dialog {
-    Input {
-        title: String,
-        input: LineInput,
-        purpose: InputPurpose,
-    },
-    Confirm {
-        title: String,
-        message: String,
-        on_yes: Confirmed,
-    },
-    Help {
-        scroll: usize,
-    },
-    Connect {
-        targets: Vec<ConnectTarget>,
-        selected: usize,
-    },
-    /// A `ferrys://` server presented a certificate nothing vouches for: trust it or not.
-    /// Only `y` trusts; Enter does not, so a habitual key press cannot.
-    Trust {
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    /// A message that only needs reading, such as a changed certificate's warning.
-    Alert {
-        title: String,
-        message: String,
-    },
-    /// A job's failed and left-out entries, with why.
-    Details {
-        job: JobKey,
-        scroll: usize,
-    },
-    /// The caller's partial uploads in the remote pane's directory.
-    Partials(PartialsDialog),
-}
-
-/// The choices a conflict offers, with their shortcut keys.
-pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [
-    (ConflictPolicy::Overwrite, "Overwrite", 'o'),
-    (ConflictPolicy::Skip, "Skip", 's'),
-    (ConflictPolicy::Resume, "Resume", 'r'),
-    (ConflictPolicy::Rename, "Rename", 'n'),
-];
-
-/// A destination that exists, waiting for the user's answer.
-#[derive(Debug)]
-pub struct ConflictPrompt {
-    pub job: JobKey,
-    pub path: String,
-    pub reply: Option<oneshot::Sender<ConflictAnswer>>,
-    /// Index into [`CONFLICT_CHOICES`].
-    pub selected: usize,
-    pub apply_to_all: bool,
-    /// Why the question comes again (the last answer could not be carried out).
-    pub reason: Option<String>,
-}
-
-/// Work for the event loop: everything that touches the disk, the network or the engine.
-#[derive(Debug)]
-pub enum Command {
-    List {
-        side: Side,
-        serial: u64,
-        dir: Location,
-    },
-    Mkdir {
-        side: Side,
-        path: Location,
-    },
-    Rename {
-        side: Side,
-        from: Location,
-        to: Location,
-    },
-    Remove {
-        side: Side,
-        paths: Vec<Location>,
-    },
-    Submit {
-        spec: JobSpec,
-        info: JobInfo,
-    },
-    Cancel(JobKey),
-    Answer {
-        reply: oneshot::Sender<ConflictAnswer>,
-        answer: ConflictAnswer,
-    },
-    /// Replace the server connection (and its engine) with a new one.
-    Connect {
-        conn: u64,
-        endpoint: Endpoint,
-    },
-    /// The user trusts this certificate of connection `conn`'s server at `addr`: record it in
-    /// known-hosts and reconnect with it pinned.
-    TrustCertificate {
-        conn: u64,
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    SaveRecent(Vec<Recent>),
-    /// Check the current connection now (a job's connection broke), reporting a loss.
-    Probe,
-    /// List the caller's partial uploads in a remote directory.
-    ListPartials {
-        dir: String,
-    },
-    /// Delete the caller's partial uploads of these remote files; with `dir`, list that
-    /// directory's partials again afterwards (for the dialog).
-    DiscardPartials {
-        dir: Option<String>,
-        paths: Vec<String>,
-    },
-    /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
-    PinBookmark {
-        path: PathBuf,
-        name: String,
-        fingerprint: String,
-    },
-}
-
-/// A connection's news, from the task that owns the browsing session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnEvent {
-    Connected {
-        read_only: bool,
-        server: Option<String>,
-    },
-    Lost(String),
-    /// The server refused the credentials; nothing retries until the user acts.
-    Unauthorized(String),
-    /// The TLS server at `addr` presented a certificate nothing vouches for; nothing was sent.
-    UnknownCertificate {
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    /// The server's certificate is not the pinned or recorded one: the full warning.
-    CertificateRefused(String),
-}
-
-/// Why a listing failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListError {
-    pub message: String,
-    /// The directory is not there (`not_found`, or no longer a directory): the pane moves up
-    /// instead of showing a tree that no longer exists.
-    pub gone: bool,
-}
-
-impl ListError {
-    /// A failure that says nothing about whether the directory exists (a lost connection).
-    pub fn other(message: impl Into<String>) -> ListError {
-        ListError {
-            message: message.into(),
-            gone: false,
-        }
-    }
-}
-
-/// What the event loop reports back.
-#[derive(Debug)]
-pub enum Msg {
-    Listed {
-        side: Side,
-        serial: u64,
-        dir: Location,
-        result: Result<Vec<Entry>, ListError>,
-    },
-    /// A mkdir, rename or remove finished; `select` is the name to put the cursor on.
-    OpDone {
-        side: Side,
-        result: Result<Option<String>, String>,
-    },
-    Connection {
-        conn: u64,
-        event: ConnEvent,
-    },
-    Transfer {
-        conn: u64,
-        event: TransferEvent,
-    },
-    /// A job the event loop submitted for [`Command::Submit`].
-    Submitted {
-        key: JobKey,
-        info: JobInfo,
-    },
-    /// Partial uploads of a remote directory (with whether the server had more), after a
-    /// [`Command::ListPartials`] or a [`Command::DiscardPartials`]; `note` says what a deletion
-    /// did.
-    Partials {
-        dir: Option<String>,
-        result: Result<(Vec<PartialEntry>, bool), String>,
-        note: Option<String>,
-    },
-}
-
-/// A drag that started on a pane entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drag {
-    pub side: Side,
-    pub name: String,
-    /// Whether the mouse moved with the button down (a plain click is not a drag).
-    pub moved: bool,
-}
+// The session task and `tui::run` name these through the app, where they were first defined.
+pub use super::dialogs::Login;
+pub use super::message::{ConnEvent, Effect, ListError, Msg};
 
 /// Everything the screen shows.
 #[derive(Debug)]
@@ -339,14 +55,8 @@ pub struct App {
     pub last_pane: Side,
     pub keymap: Keymap,
     pub theme: Theme,
-    pub conn: Connection,
-    pub jobs: Vec<Job>,
-    /// The job the panel scrolls to and `x` cancels. While the list lacks focus it follows
-    /// the newest running job (else the newest), so what the panel shows is what `x` acts on;
-    /// while the list has focus it stays where the user put it.
-    pub selected_job: usize,
-    /// The number the last submitted job got: numbers stay unique across connections.
-    last_job_number: u64,
+    pub conn: ServerLink,
+    pub transfers: TransferList,
     pub dialog: Option<Dialog>,
     pub conflicts: VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
@@ -365,14 +75,13 @@ pub struct App {
     login: Option<Login>,
     pub size: (u16, u16),
     pub should_quit: bool,
-    pub drag: Option<Drag>,
+    pub mouse: Mouse,
     /// Set by a reconnect request, so its success is announced.
     reconnecting: bool,
-    /// A [`Command::Probe`] is out; cleared by the next news of the connection.
+    /// A [`Effect::Probe`] is out; cleared by the next news of the connection.
     probing: bool,
-    last_click: Option<(Instant, Side, usize)>,
     serial: u64,
-    outbox: Vec<Command>,
+    outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
 }
@@ -399,18 +108,8 @@ impl App {
             last_pane: Side::Local,
             keymap: settings.keymap,
             theme: settings.theme,
-            conn: Connection {
-                id: 1,
-                label: remote_label,
-                state: ConnState::Connecting,
-                read_only: false,
-                server: None,
-                bundled: None,
-                accepted: None,
-            },
-            jobs: Vec::new(),
-            selected_job: 0,
-            last_job_number: 0,
+            conn: ServerLink::connecting(1, remote_label),
+            transfers: TransferList::default(),
             dialog: None,
             conflicts: VecDeque::new(),
             filtering: None,
@@ -423,10 +122,9 @@ impl App {
             login: None,
             size: (120, 40),
             should_quit: false,
-            drag: None,
+            mouse: Mouse::default(),
             reconnecting: false,
             probing: false,
-            last_click: None,
             serial: 0,
             outbox: Vec::new(),
             discard_after_cancel: HashSet::new(),
@@ -436,8 +134,8 @@ impl App {
         app
     }
 
-    /// Takes the queued commands.
-    pub fn take_commands(&mut self) -> Vec<Command> {
+    /// Takes the queued effects.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.outbox)
     }
 
@@ -498,29 +196,38 @@ impl App {
 
     /// Whether any job still runs.
     pub fn transfers_running(&self) -> bool {
-        self.jobs.iter().any(Job::is_active)
+        self.transfers.running().next().is_some()
     }
 
     /// The number the user knows job `key` by.
     pub fn job_number(&self, key: JobKey) -> u64 {
-        self.jobs
-            .iter()
-            .find(|j| j.key == key)
-            .map_or(key.id.0, |j| j.number)
+        self.transfers.number(key)
+    }
+
+    /// What the next frame shows, borrowed from this state.
+    pub fn view(&self) -> ui::View<'_> {
+        ui::View {
+            local: &self.local,
+            remote: &self.remote,
+            focus: self.focus,
+            keymap: &self.keymap,
+            theme: &self.theme,
+            conn: &self.conn,
+            jobs: &self.transfers.jobs,
+            selected_job: self.transfers.selected,
+            dialog: &self.dialog,
+            conflicts: &self.conflicts,
+            filtering: &self.filtering,
+            banner: &self.banner,
+            verified: &self.verified,
+            drag: &self.mouse.drag,
+        }
     }
 
     /// Moves the selection to the newest running job, else the newest job, unless the user is
     /// choosing in the focused list: the panel then shows what `x` would cancel.
     fn follow_jobs(&mut self) {
-        if self.focus == Focus::Transfers {
-            self.selected_job = self.selected_job.min(self.jobs.len().saturating_sub(1));
-            return;
-        }
-        self.selected_job = self
-            .jobs
-            .iter()
-            .rposition(Job::is_active)
-            .unwrap_or(self.jobs.len().saturating_sub(1));
+        self.transfers.follow(self.focus == Focus::Transfers);
     }
 
     /// Records a new terminal size and lays the panes out for it.
@@ -532,9 +239,18 @@ impl App {
     /// Tells the panes how many rows they show; the transfer panel's height changes with the
     /// job count, so this runs before every draw.
     pub fn sync_layout(&mut self) {
-        let areas = ui::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
-        self.local.set_height(ui::list_rows(areas.local));
-        self.remote.set_height(ui::list_rows(areas.remote));
+        let areas = self.areas();
+        self.local.set_height(layout::list_rows(areas.local));
+        self.remote.set_height(layout::list_rows(areas.remote));
+    }
+
+    /// Where each part of the screen is at the current size, as the views draw it.
+    pub fn areas(&self) -> layout::Areas {
+        layout::layout(
+            Rect::new(0, 0, self.size.0, self.size.1),
+            self.transfers.jobs.len(),
+            self.banner.is_some(),
+        )
     }
 
     fn request_list(&mut self, side: Side, dir: Location, select: Option<String>) {
@@ -560,7 +276,7 @@ impl App {
             vanished,
             note,
         });
-        self.outbox.push(Command::List { side, serial, dir });
+        self.outbox.push(Effect::List { side, serial, dir });
     }
 
     /// Lists the pane's directory again; a navigation still in flight wins, so a job that
@@ -618,13 +334,10 @@ impl App {
             return;
         }
         let side = self.active_side();
+        if self.pane_mut(side).act(action) {
+            return;
+        }
         match action {
-            Action::Up => self.pane_mut(side).move_cursor(-1),
-            Action::Down => self.pane_mut(side).move_cursor(1),
-            Action::PageUp => self.pane_mut(side).page(false),
-            Action::PageDown => self.pane_mut(side).page(true),
-            Action::Top => self.pane_mut(side).top(),
-            Action::Bottom => self.pane_mut(side).bottom(),
             Action::Enter => self.enter(side),
             Action::Parent => self.parent(side),
             Action::SwitchPane => {
@@ -632,18 +345,11 @@ impl App {
                 self.focus = Focus::Pane(next);
                 self.last_pane = next;
             }
-            Action::Mark => self.pane_mut(side).toggle_mark(),
-            Action::InvertMarks => self.pane_mut(side).invert_marks(),
-            Action::MarkAll => self.pane_mut(side).mark_all(),
             Action::Copy => self.transfer(side, false, None),
             Action::Move => self.transfer(side, true, None),
             Action::Mkdir => {
                 if self.writable(side, "make a directory") {
-                    self.dialog = Some(Dialog::Input {
-                        title: "New directory".into(),
-                        input: LineInput::default(),
-                        purpose: InputPurpose::Mkdir(side),
-                    });
+                    self.dialog = Some(Dialog::mkdir(side));
                 }
             }
             Action::Delete => self.ask_delete(side),
@@ -651,11 +357,7 @@ impl App {
                 if let Some(name) = self.pane(side).current().map(|e| e.name.clone())
                     && self.writable(side, "rename")
                 {
-                    self.dialog = Some(Dialog::Input {
-                        title: format!("Rename {}", format::escape_name(&name)),
-                        input: LineInput::new(&name),
-                        purpose: InputPurpose::Rename(side, name),
-                    });
+                    self.dialog = Some(Dialog::rename(side, name));
                 }
             }
             Action::Filter => {
@@ -674,35 +376,10 @@ impl App {
                     self.refresh(Side::Local);
                 }
             }
-            Action::Goto => {
-                // Shown by the one rule, and read back by it: a local directory whose name is
-                // not UTF-8 is reached again, not a lossy look-alike.
-                let current = match &self.pane(side).dir {
-                    Location::Local(dir) => format::local_path(dir),
-                    remote => remote.display(),
-                };
-                self.dialog = Some(Dialog::Input {
-                    title: "Go to path".into(),
-                    input: LineInput::new(&current),
-                    purpose: InputPurpose::Goto(side),
-                });
-            }
-            Action::ToggleHidden => self.pane_mut(side).toggle_hidden(),
-            Action::SortNext => {
-                let pane = self.pane_mut(side);
-                let next = pane.sort.next();
-                pane.set_sort(next, pane.reverse);
-            }
-            Action::SortReverse => {
-                let pane = self.pane_mut(side);
-                pane.set_sort(pane.sort, !pane.reverse);
-            }
-            Action::SortName => self.sort_by(side, SortKey::Name),
-            Action::SortSize => self.sort_by(side, SortKey::Size),
-            Action::SortTime => self.sort_by(side, SortKey::Time),
+            Action::Goto => self.dialog = Some(Dialog::goto(side, &self.pane(side).dir)),
             Action::Connect => self.open_connect(),
             Action::Transfers => {
-                if !self.jobs.is_empty() {
+                if !self.transfers.jobs.is_empty() {
                     // The list opens on the job it was showing (the newest running one).
                     self.follow_jobs();
                     self.focus = Focus::Transfers;
@@ -715,50 +392,52 @@ impl App {
                 if let Location::Remote(dir) = &self.remote.dir {
                     let dir = dir.clone();
                     self.dialog = Some(Dialog::Partials(PartialsDialog::new(dir.clone())));
-                    self.outbox.push(Command::ListPartials { dir });
+                    self.outbox.push(Effect::ListPartials { dir });
                 }
             }
             Action::ClearFinished => {
-                let kept = self.jobs.get(self.selected_job).map(|j| j.key);
-                self.jobs.retain(Job::is_active);
-                self.selected_job = kept
-                    .and_then(|key| self.jobs.iter().position(|j| j.key == key))
-                    .unwrap_or(0);
-                if self.jobs.is_empty() {
+                self.transfers.clear_finished();
+                if self.transfers.jobs.is_empty() {
                     self.focus = Focus::Pane(self.last_pane);
                 }
                 self.follow_jobs();
             }
             Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
             Action::Quit => {
-                let running = self.jobs.iter().filter(|j| j.is_active()).count();
+                let running = self.transfers.running().count();
                 if running == 0 {
                     self.should_quit = true;
                 } else {
-                    self.dialog = Some(Dialog::Confirm {
-                        title: "Quit".into(),
-                        message: format!(
-                            "{running} transfer{} still running. Cancel and quit?",
-                            if running == 1 { " is" } else { "s are" }
-                        ),
-                        on_yes: Confirmed::Quit,
-                    });
+                    self.dialog = Some(Dialog::quit(running));
                 }
             }
+            // Moves, marks and sorting: the pane did them above.
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::Mark
+            | Action::InvertMarks
+            | Action::MarkAll
+            | Action::ToggleHidden
+            | Action::SortNext
+            | Action::SortReverse
+            | Action::SortName
+            | Action::SortSize
+            | Action::SortTime => {}
         }
     }
 
     /// Keys that mean something else while the transfer list has focus; `true` if handled.
     fn transfers_action(&mut self, action: Action) -> bool {
         match action {
-            Action::Up => self.selected_job = self.selected_job.saturating_sub(1),
-            Action::Down => {
-                self.selected_job = (self.selected_job + 1).min(self.jobs.len().saturating_sub(1));
+            Action::Up | Action::Down | Action::Top | Action::Bottom => {
+                self.transfers.select(action);
             }
-            Action::Top => self.selected_job = 0,
-            Action::Bottom => self.selected_job = self.jobs.len().saturating_sub(1),
             Action::Enter => {
-                if let Some(job) = self.jobs.get(self.selected_job) {
+                if let Some(job) = self.transfers.selected_job() {
                     self.dialog = Some(Dialog::Details {
                         job: job.key,
                         scroll: 0,
@@ -773,16 +452,6 @@ impl App {
             _ => return false,
         }
         true
-    }
-
-    fn sort_by(&mut self, side: Side, key: SortKey) {
-        let pane = self.pane_mut(side);
-        let reverse = if pane.sort == key {
-            !pane.reverse
-        } else {
-            false
-        };
-        pane.set_sort(key, reverse);
     }
 
     fn enter(&mut self, side: Side) {
@@ -825,187 +494,34 @@ impl App {
             self.error("Not connected: press Ctrl+R to reconnect");
             return;
         }
-        let src_pane = self.pane(source);
-        let names = names.unwrap_or_else(|| {
-            src_pane
-                .selection()
-                .iter()
-                .map(|e| e.name.clone())
-                .collect()
-        });
-        if names.is_empty() {
+        let Some((spec, info)) =
+            job_request::request(self.pane(source), self.pane(dest), is_move, names)
+        else {
             return;
-        }
-        let src_dir = src_pane.dir.clone();
-        let dest_dir = self.pane(dest).dir.clone();
-        let pairs: Vec<(Location, Location)> = names
-            .iter()
-            .map(|n| (src_dir.join(n), dest_dir.join(n)))
-            .collect();
-        let spec = match source {
-            Side::Local => JobSpec::Upload {
-                items: pairs
-                    .iter()
-                    .filter_map(|(s, d)| match (s, d) {
-                        (Location::Local(s), Location::Remote(d)) => Some((s.clone(), d.clone())),
-                        _ => None,
-                    })
-                    .collect(),
-                policy: ConflictPolicy::Ask,
-                remove_source: is_move,
-            },
-            Side::Remote => JobSpec::Download {
-                items: pairs
-                    .iter()
-                    .filter_map(|(s, d)| match (s, d) {
-                        (Location::Remote(s), Location::Local(d)) => Some((s.clone(), d.clone())),
-                        _ => None,
-                    })
-                    .collect(),
-                policy: ConflictPolicy::Ask,
-                remove_source: is_move,
-            },
-        };
-        let label = match names.as_slice() {
-            [one] => format::escape_name(one).into_owned(),
-            many => format!("{} items", many.len()),
-        };
-        let info = JobInfo {
-            dest,
-            src_dir,
-            dest_dir,
-            items: pairs.iter().map(|(s, d)| (s.key(), d.key())).collect(),
-            is_move,
-            label,
         };
         self.pane_mut(source).marks.clear();
-        self.outbox.push(Command::Submit { spec, info });
+        self.outbox.push(Effect::Submit { spec, info });
     }
 
     fn ask_delete(&mut self, side: Side) {
         if !self.writable(side, "delete") {
             return;
         }
-        let pane = self.pane(side);
-        let selection = pane.selection();
-        // A directory goes with everything in it: the question says so, since the answer
-        // cannot be undone.
-        let dirs = selection
-            .iter()
-            .filter(|e| e.kind == ferry_protocol::Kind::Dir)
-            .count();
-        let message = match selection.as_slice() {
-            [] => return,
-            [one] if one.kind == ferry_protocol::Kind::Dir => format!(
-                "Delete directory {} and everything in it?",
-                format::escape_name(&one.name)
-            ),
-            [one] => format!(
-                "Delete {} {}?",
-                if one.kind == ferry_protocol::Kind::Symlink {
-                    "link"
-                } else {
-                    "file"
-                },
-                format::escape_name(&one.name)
-            ),
-            many if dirs == 1 => format!(
-                "Delete {} marked entries, including 1 directory and everything in it?",
-                many.len()
-            ),
-            many if dirs > 1 => format!(
-                "Delete {} marked entries, including {dirs} directories and everything in them?",
-                many.len()
-            ),
-            many => format!("Delete {} marked files?", many.len()),
-        };
-        let paths: Vec<Location> = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
-        // What a running job still reads is not deleted under it: its files would vanish
-        // half-copied. The user cancels the job first, or waits for it.
-        let busy = paths.iter().zip(&selection).find_map(|(path, entry)| {
-            let key = path.key();
-            self.jobs
-                .iter()
-                .filter(|job| job.is_active() && job.info.dest != side)
-                .find(|job| job.info.items.iter().any(|(src, _)| overlaps(src, &key)))
-                .map(|job| {
-                    format!(
-                        "{} is being read by transfer #{} ({}): cancel it first (x), or wait \
-                         for it to finish.",
-                        format::escape_name(&entry.name),
-                        job.number,
-                        job.info.label
-                    )
-                })
-        });
-        if let Some(message) = busy {
-            self.dialog = Some(Dialog::Alert {
-                title: "Not deleted".into(),
-                message,
-            });
-            return;
+        if let Some(dialog) = Dialog::delete(side, self.pane(side), &self.transfers.jobs) {
+            self.dialog = Some(dialog);
         }
-        self.dialog = Some(Dialog::Confirm {
-            title: "Delete".into(),
-            message,
-            on_yes: Confirmed::Delete(side, paths),
-        });
     }
 
     fn ask_cancel(&mut self) {
         // From the panes, `x` means the selected job if it runs, else the newest running one.
-        let selected = self.jobs.get(self.selected_job).filter(|j| j.is_active());
-        let job = match (self.focus, selected) {
-            (Focus::Transfers, selected) => selected,
-            (_, Some(job)) => Some(job),
-            (_, None) => self.jobs.iter().rev().find(|j| j.is_active()),
-        };
-        let Some(job) = job else {
+        let Some(job) = self.transfers.to_cancel(self.focus == Focus::Transfers) else {
             return;
         };
-        let (message, on_yes) = if job.info.dest == Side::Remote {
-            (
-                format!(
-                    "Cancel transfer #{} ({})? y: cancel and keep the partial upload on the \
-                     server for a later resume. d: cancel and delete the partial upload.",
-                    job.number, job.info.label
-                ),
-                Confirmed::CancelUpload(job.key),
-            )
-        } else {
-            (
-                format!("Cancel transfer #{} ({})?", job.number, job.info.label),
-                Confirmed::CancelJob(job.key),
-            )
-        };
-        self.dialog = Some(Dialog::Confirm {
-            title: "Cancel transfer".into(),
-            message,
-            on_yes,
-        });
+        self.dialog = Some(Dialog::cancel(job));
     }
 
     fn open_connect(&mut self) {
-        let mut targets: Vec<ConnectTarget> = self
-            .bookmarks
-            .iter()
-            .map(|b| ConnectTarget {
-                label: format!("★ {}  {}", b.name, b.url),
-                url: b.url.clone(),
-                token: b.token.clone(),
-                fingerprint: b.fingerprint.clone(),
-            })
-            .collect();
-        targets.extend(self.recent.iter().map(|r| ConnectTarget {
-            label: format!("  {}", r.url),
-            url: r.url.clone(),
-            token: r.token.clone(),
-            fingerprint: r.fingerprint.clone(),
-        }));
-        self.dialog = Some(Dialog::Connect {
-            targets,
-            selected: 0,
-        });
+        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent));
     }
 
     /// Switches the remote pane to another server.
@@ -1026,20 +542,7 @@ impl App {
 
     /// Asks for the password of the user `url` names, masked, then connects with it.
     fn ask_password(&mut self, login: Login) {
-        let user = login
-            .url
-            .parse::<RemoteUrl>()
-            .ok()
-            .and_then(|url| {
-                let addr = url.endpoint(None).address();
-                Some(format!("{}@{addr}", url.user?))
-            })
-            .unwrap_or_default();
-        self.dialog = Some(Dialog::Input {
-            title: format!("Password for {}", format::escape_name(&user)),
-            input: LineInput::new(""),
-            purpose: InputPurpose::Password(login),
-        });
+        self.dialog = Some(Dialog::password(login));
     }
 
     /// [`Self::connect_pinned`] with the password of the user the location names; without
@@ -1080,15 +583,7 @@ impl App {
             // A retry after a refused password: the refusal is old news.
             self.banner = None;
         }
-        self.conn = Connection {
-            id: self.conn.id + 1,
-            label: parsed.endpoint(None).address(),
-            state: ConnState::Connecting,
-            read_only: false,
-            server: None,
-            bundled: None,
-            accepted: None,
-        };
+        self.conn = ServerLink::connecting(self.conn.id + 1, parsed.endpoint(None).address());
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
@@ -1096,17 +591,9 @@ impl App {
             token: None,
             fingerprint: fingerprint.map(|fp| fp.to_string()),
         });
-        let (sort, reverse, hidden) = (
-            self.remote.sort,
-            self.remote.reverse,
-            self.remote.show_hidden,
-        );
-        self.remote = Pane::new(Side::Remote, Location::Remote(parsed.path.clone()));
-        self.remote.sort = sort;
-        self.remote.reverse = reverse;
-        self.remote.show_hidden = hidden;
+        self.remote = self.remote.reopened(Location::Remote(parsed.path.clone()));
         self.sync_layout();
-        self.outbox.push(Command::Connect {
+        self.outbox.push(Effect::Connect {
             conn: self.conn.id,
             endpoint: Endpoint {
                 host: parsed.host,
@@ -1126,176 +613,46 @@ impl App {
         let Some(dialog) = self.dialog.take() else {
             return;
         };
-        let next = match dialog {
-            Dialog::Details { job, scroll } => {
-                let scroll = match key.code {
-                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
-                    KeyCode::PageUp => scroll.saturating_sub(10),
-                    KeyCode::PageDown => scroll + 10,
-                    KeyCode::Home => 0,
-                    _ => usize::MAX,
-                };
-                // Clamped to the list's end, so Up after a long PageDown moves at once.
-                let rows = self
-                    .jobs
-                    .iter()
-                    .find(|j| j.key == job)
-                    .map_or(0, |j| j.details().len());
-                (scroll != usize::MAX).then(|| Dialog::Details {
-                    job,
-                    scroll: scroll.min(rows.saturating_sub(1)),
-                })
-            }
-            Dialog::Help { scroll } => match key.code {
-                KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Help {
-                    scroll: scroll.saturating_sub(1),
-                }),
-                KeyCode::Down | KeyCode::Char('j') => Some(Dialog::Help { scroll: scroll + 1 }),
-                KeyCode::PageUp => Some(Dialog::Help {
-                    scroll: scroll.saturating_sub(10),
-                }),
-                KeyCode::PageDown => Some(Dialog::Help {
-                    scroll: scroll + 10,
-                }),
-                _ => None,
-            },
-            Dialog::Confirm {
-                title,
-                message,
-                on_yes,
-            } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    self.confirmed(on_yes);
-                    None
-                }
-                KeyCode::Char('d') | KeyCode::Char('D') => {
-                    if let Confirmed::CancelUpload(key) = on_yes {
-                        self.discard_after_cancel.insert(key);
-                        self.outbox.push(Command::Cancel(key));
-                        None
-                    } else {
-                        Some(Dialog::Confirm {
-                            title,
-                            message,
-                            on_yes,
-                        })
-                    }
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => None,
-                _ => Some(Dialog::Confirm {
-                    title,
-                    message,
-                    on_yes,
-                }),
-            },
-            Dialog::Input {
-                title,
-                mut input,
-                purpose,
-            } => match key.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter => {
-                    // A password is taken exactly as typed, spaces included.
-                    let text = match purpose {
-                        InputPurpose::Password(_) => input.text().to_string(),
-                        _ => input.text().trim().to_string(),
-                    };
-                    self.submit_input(purpose, text);
-                    None
-                }
-                _ => {
-                    input.handle(&key);
-                    // A scheme typed or pasted right after the pre-fill replaces it at once,
-                    // so the field shows the location the user means.
-                    if purpose == InputPurpose::Address
-                        && input.cursor() == input.text().chars().count()
-                        && without_prefill(input.text()).len() < input.text().len()
-                    {
-                        input = LineInput::new(without_prefill(input.text()));
-                    }
-                    Some(Dialog::Input {
-                        title,
-                        input,
-                        purpose,
-                    })
-                }
-            },
-            Dialog::Trust { addr, fingerprint } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    self.trust_certificate(addr, fingerprint);
-                    None
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
-                    self.error(format!(
-                        "Not connected: the certificate of {addr} is not trusted"
-                    ));
-                    None
-                }
-                _ => Some(Dialog::Trust { addr, fingerprint }),
-            },
-            Dialog::Alert { title, message } => match key.code {
-                KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,
-                _ => Some(Dialog::Alert { title, message }),
-            },
-            Dialog::Partials(mut dialog) => match dialog.on_key(key) {
-                partials_dialog::Outcome::Stay => Some(Dialog::Partials(dialog)),
-                partials_dialog::Outcome::Close => None,
-                partials_dialog::Outcome::Discard(path) => {
-                    self.outbox.push(Command::DiscardPartials {
-                        dir: Some(dialog.dir.clone()),
-                        paths: vec![path],
-                    });
-                    Some(Dialog::Partials(dialog))
-                }
-            },
-            Dialog::Connect { targets, selected } => {
-                // The last row is "type an address".
-                let rows = targets.len() + 1;
-                match key.code {
-                    KeyCode::Esc | KeyCode::Char('q') => None,
-                    KeyCode::Up | KeyCode::Char('k') => Some(Dialog::Connect {
-                        targets,
-                        selected: selected.saturating_sub(1),
-                    }),
-                    KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => Some(Dialog::Connect {
-                        targets,
-                        selected: (selected + 1).min(rows - 1),
-                    }),
-                    KeyCode::Home | KeyCode::PageUp | KeyCode::Char('g') => Some(Dialog::Connect {
-                        targets,
-                        selected: 0,
-                    }),
-                    KeyCode::End | KeyCode::PageDown | KeyCode::Char('G') => {
-                        Some(Dialog::Connect {
-                            targets,
-                            selected: rows - 1,
-                        })
-                    }
-                    KeyCode::Enter => match targets.get(selected) {
-                        Some(target) => {
-                            self.connect_pinned(
-                                &target.url.clone(),
-                                target.token.clone(),
-                                target.fingerprint.as_deref(),
-                            );
-                            None
-                        }
-                        None => Some(Dialog::Input {
-                            title: "Address: ferry:// or ferrys://[USER@]HOST:PORT/PATH [TOKEN]"
-                                .into(),
-                            input: LineInput::new(ADDRESS_PREFILL),
-                            purpose: InputPurpose::Address,
-                        }),
-                    },
-                    _ => Some(Dialog::Connect { targets, selected }),
-                }
-            }
-        };
+        let jobs = &self.transfers.jobs;
+        let (next, outcome) = dialog.on_key(&key, |job| {
+            jobs.iter()
+                .find(|j| j.key == job)
+                .map_or(0, |j| j.details().len())
+        });
+        if let Some(outcome) = outcome {
+            self.dialog_outcome(outcome);
+        }
         // What the key did may have opened a follow-up dialog (a password to ask for a
         // location with a user, say): that one is newer than what this dialog became.
         if self.dialog.is_none() {
             self.dialog = next;
+        }
+    }
+
+    /// Carries out what a dialog's key asked for.
+    fn dialog_outcome(&mut self, outcome: DialogOutcome) {
+        match outcome {
+            DialogOutcome::Confirmed(on_yes) => self.confirmed(on_yes),
+            DialogOutcome::CancelAndDiscard(key) => {
+                self.discard_after_cancel.insert(key);
+                self.outbox.push(Effect::Cancel(key));
+            }
+            DialogOutcome::Submitted(purpose, text) => self.submit_input(purpose, text),
+            DialogOutcome::Trust { addr, fingerprint } => self.trust_certificate(addr, fingerprint),
+            DialogOutcome::Distrust(addr) => {
+                self.error(format!(
+                    "Not connected: the certificate of {addr} is not trusted"
+                ));
+            }
+            DialogOutcome::DiscardPartial { dir, path } => {
+                self.outbox.push(Effect::DiscardPartials {
+                    dir: Some(dir),
+                    paths: vec![path],
+                });
+            }
+            DialogOutcome::Connect(target) => {
+                self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
+            }
         }
     }
 
@@ -1315,7 +672,7 @@ impl App {
             if same_server && bookmark.fingerprint.is_none() {
                 bookmark.fingerprint = Some(pin.clone());
                 if let Some(path) = &self.config_path {
-                    self.outbox.push(Command::PinBookmark {
+                    self.outbox.push(Effect::PinBookmark {
                         path: path.clone(),
                         name: bookmark.name.clone(),
                         fingerprint: pin.clone(),
@@ -1325,7 +682,7 @@ impl App {
         }
         self.conn.accepted = Some(fingerprint);
         self.conn.state = ConnState::Connecting;
-        self.outbox.push(Command::TrustCertificate {
+        self.outbox.push(Effect::TrustCertificate {
             conn: self.conn.id,
             addr,
             fingerprint,
@@ -1337,16 +694,16 @@ impl App {
         match on_yes {
             Confirmed::Delete(side, paths) => {
                 self.pane_mut(side).marks.clear();
-                self.outbox.push(Command::Remove { side, paths });
+                self.outbox.push(Effect::Remove { side, paths });
             }
             Confirmed::Quit => {
-                for job in self.jobs.iter().filter(|j| j.is_active()) {
-                    self.outbox.push(Command::Cancel(job.key));
+                for job in self.transfers.running() {
+                    self.outbox.push(Effect::Cancel(job.key));
                 }
                 self.should_quit = true;
             }
             Confirmed::CancelJob(key) | Confirmed::CancelUpload(key) => {
-                self.outbox.push(Command::Cancel(key));
+                self.outbox.push(Effect::Cancel(key));
             }
         }
     }
@@ -1366,12 +723,12 @@ impl App {
             }
             InputPurpose::Mkdir(side) => {
                 let path = self.pane(side).dir.join(&text);
-                self.outbox.push(Command::Mkdir { side, path });
+                self.outbox.push(Effect::Mkdir { side, path });
             }
             InputPurpose::Rename(side, old) => {
                 if old != text {
                     let dir = self.pane(side).dir.clone();
-                    self.outbox.push(Command::Rename {
+                    self.outbox.push(Effect::Rename {
                         side,
                         from: dir.join(&old),
                         to: dir.join(&text),
@@ -1379,20 +736,7 @@ impl App {
                 }
             }
             InputPurpose::Goto(side) => {
-                let dir = match &self.pane(side).dir {
-                    Location::Local(current) => {
-                        let typed = match text.strip_prefix('~') {
-                            Some(rest) => match std::env::var_os("HOME") {
-                                Some(home) => PathBuf::from(home)
-                                    .join(typed_local(rest.trim_start_matches('/'))),
-                                None => typed_local(&text),
-                            },
-                            None => typed_local(&text),
-                        };
-                        Location::Local(current.join(typed))
-                    }
-                    Location::Remote(current) => Location::Remote(resolve_wire(current, &text)),
-                };
+                let dir = self.pane(side).dir.goto(&text);
                 self.request_list(side, dir, None);
             }
             InputPurpose::Address => {
@@ -1416,29 +760,7 @@ impl App {
         let Some(prompt) = self.conflicts.front_mut() else {
             return;
         };
-        let choice = match key.code {
-            KeyCode::Left | KeyCode::Up | KeyCode::BackTab => {
-                prompt.selected =
-                    (prompt.selected + CONFLICT_CHOICES.len() - 1) % CONFLICT_CHOICES.len();
-                None
-            }
-            KeyCode::Right | KeyCode::Down | KeyCode::Tab => {
-                prompt.selected = (prompt.selected + 1) % CONFLICT_CHOICES.len();
-                None
-            }
-            KeyCode::Char('a') | KeyCode::Char(' ') => {
-                prompt.apply_to_all = !prompt.apply_to_all;
-                None
-            }
-            KeyCode::Enter => Some(CONFLICT_CHOICES[prompt.selected].0),
-            KeyCode::Esc => Some(ConflictPolicy::Skip),
-            KeyCode::Char(c) => CONFLICT_CHOICES
-                .iter()
-                .find(|(_, _, k)| *k == c.to_ascii_lowercase())
-                .map(|(p, _, _)| *p),
-            _ => None,
-        };
-        if let Some(choice) = choice
+        if let Some(choice) = prompt.on_key(&key)
             && let Some(mut prompt) = self.conflicts.pop_front()
         {
             let answer = ConflictAnswer {
@@ -1446,7 +768,7 @@ impl App {
                 apply_to_all: prompt.apply_to_all,
             };
             if let Some(reply) = prompt.reply.take() {
-                self.outbox.push(Command::Answer { reply, answer });
+                self.outbox.push(Effect::Answer { reply, answer });
             }
         }
     }
@@ -1479,181 +801,59 @@ impl App {
         if self.dialog.is_some() || !self.conflicts.is_empty() {
             return;
         }
-        let areas = ui::layout(Rect::new(0, 0, self.size.0, self.size.1), self);
-        let at = Position::new(event.column, event.row);
-        let side = if areas.local.contains(at) {
-            Some(Side::Local)
-        } else if areas.remote.contains(at) {
-            Some(Side::Remote)
-        } else {
-            None
+        let areas = self.areas();
+        let Some(gesture) = self.mouse.gesture(event, &areas, self.transfers.selected) else {
+            return;
         };
-        let row = |side: Side, app: &App| -> Option<usize> {
-            let area = if side == Side::Local {
-                areas.local
-            } else {
-                areas.remote
-            };
-            let first = area.y + ui::LIST_TOP;
-            if event.row < first || usize::from(event.row - first) >= ui::list_rows(area) {
-                return None;
-            }
-            let index = app.pane(side).offset + usize::from(event.row - first);
-            (index < app.pane(side).view.len()).then_some(index)
-        };
-        match event.kind {
-            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
-                let delta = if event.kind == MouseEventKind::ScrollDown {
-                    WHEEL_ROWS
-                } else {
-                    -WHEEL_ROWS
-                };
-                if let Some(side) = side {
-                    self.pane_mut(side).scroll(delta);
+        match gesture {
+            Gesture::Scroll(side, delta) => self.pane_mut(side).scroll(delta),
+            Gesture::Job(index) => {
+                if index < self.transfers.jobs.len() {
+                    self.transfers.selected = index;
+                    self.focus = Focus::Transfers;
                 }
             }
-            MouseEventKind::Down(MouseButton::Left) => {
-                let Some(side) = side else {
-                    if let Some(panel) = areas.transfers
-                        && panel.contains(at)
-                        && event.row > panel.y + 1
-                    {
-                        let index = ui::first_visible_job(self, panel)
-                            + usize::from(event.row - panel.y - 2);
-                        if index < self.jobs.len() {
-                            self.selected_job = index;
-                            self.focus = Focus::Transfers;
-                        }
-                    }
-                    return;
-                };
+            Gesture::Press(side, row) => {
                 self.focus = Focus::Pane(side);
                 self.last_pane = side;
                 self.filtering = None;
-                let Some(index) = row(side, self) else { return };
                 let pane = self.pane_mut(side);
+                let Some(index) = row
+                    .map(|row| pane.offset + row)
+                    .filter(|&index| index < pane.view.len())
+                else {
+                    return;
+                };
                 pane.cursor = index;
                 pane.scroll_to_cursor();
                 let name = pane.current().map(|e| e.name.clone()).unwrap_or_default();
-                let double = matches!(self.last_click, Some((t, s, i))
-                    if s == side && i == index && now.duration_since(t) <= DOUBLE_CLICK);
-                if double {
-                    self.last_click = None;
-                    self.drag = None;
+                if self.mouse.clicked(now, side, index, name) {
                     self.enter(side);
+                }
+            }
+            Gesture::Drop(drag) => {
+                let pane = self.pane(drag.side);
+                // Dropping a marked entry carries all the marks, like a file manager.
+                let names = if pane.marks.contains(&drag.name) {
+                    None
                 } else {
-                    self.last_click = Some((now, side, index));
-                    self.drag = Some(Drag {
-                        side,
-                        name,
-                        moved: false,
-                    });
-                }
+                    Some(vec![drag.name])
+                };
+                self.transfer(drag.side, false, names);
             }
-            MouseEventKind::Drag(MouseButton::Left) => {
-                if let Some(drag) = self.drag.as_mut() {
-                    drag.moved = true;
-                }
-            }
-            MouseEventKind::Up(MouseButton::Left) => {
-                if let Some(drag) = self.drag.take()
-                    && drag.moved
-                    && side == Some(drag.side.other())
-                {
-                    let pane = self.pane(drag.side);
-                    // Dropping a marked entry carries all the marks, like a file manager.
-                    let names = if pane.marks.contains(&drag.name) {
-                        None
-                    } else {
-                        Some(vec![drag.name])
-                    };
-                    self.transfer(drag.side, false, names);
-                }
-            }
-            _ => {}
         }
     }
 
     /// News from the event loop.
     pub fn on_msg(&mut self, msg: Msg) {
         match msg {
-            Msg::Partials { dir, result, note } => match &mut self.dialog {
-                Some(Dialog::Partials(dialog)) if dir.as_ref() == Some(&dialog.dir) => {
-                    dialog.note = note;
-                    dialog.listed(result);
-                }
-                _ => match (result, note) {
-                    (Err(error), _) => self.error(format!("Partial uploads: {error}")),
-                    (Ok(_), Some(note)) => self.info(note),
-                    (Ok(_), None) => {}
-                },
-            },
+            Msg::Partials { dir, result, note } => self.on_partials(dir, result, note),
             Msg::Listed {
                 side,
                 serial,
                 dir,
                 result,
-            } => {
-                let pane = self.pane_mut(side);
-                let Some(pending) = pane.pending.take_if(|p| p.serial == serial) else {
-                    return;
-                };
-                let refreshed = pane.loaded && dir == pane.dir;
-                match result {
-                    Ok(entries) => {
-                        pane.set_listing(dir.clone(), entries, pending.select.as_deref());
-                        if let Some(gone) = &pending.vanished {
-                            let moved = format!(
-                                "{} no longer exists: showing {}",
-                                gone.shown(),
-                                dir.shown()
-                            );
-                            self.error(match pending.note {
-                                Some(note) => format!("{moved} ({note})"),
-                                None => moved,
-                            });
-                        }
-                        if side == Side::Remote
-                            && let Some(recent) = self.pending_recent.take()
-                        {
-                            // Only a location that connected and listed is worth offering again.
-                            config::remember(&mut self.recent, recent);
-                            self.outbox.push(Command::SaveRecent(self.recent.clone()));
-                        }
-                    }
-                    // The directory shown (or an ancestor tried after it) is gone: the nearest
-                    // ancestor that still lists takes its place, rather than a stale view
-                    // whose operations would act on a tree that no longer exists.
-                    Err(error)
-                        if error.gone
-                            && (refreshed || pending.vanished.is_some())
-                            && let Some((parent, _)) = dir.parent() =>
-                    {
-                        let vanished = pending.vanished.unwrap_or(dir);
-                        self.request_list_after(side, parent, None, Some(vanished), pending.note);
-                    }
-                    Err(ListError {
-                        message: error,
-                        gone,
-                    }) => {
-                        if !pane.loaded {
-                            pane.dir = dir.clone();
-                            pane.error = Some(error.clone());
-                        }
-                        if side == Side::Remote && gone {
-                            // A location that does not list is not offered again (a lost
-                            // connection keeps it: the reconnect may list it).
-                            self.pending_recent = None;
-                        }
-                        // The lost-connection banner already says it, and how to reconnect.
-                        let lost =
-                            side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
-                        if !lost {
-                            self.error(format!("Cannot list {}: {error}", dir.shown()));
-                        }
-                    }
-                }
-            }
+            } => self.on_listed(side, serial, dir, result),
             Msg::OpDone { side, result } => match result {
                 Ok(select) => {
                     self.clear_error_banner();
@@ -1669,70 +869,122 @@ impl App {
                     }
                 }
             },
-            Msg::Connection { conn, event } => {
-                if conn != self.conn.id {
-                    return;
-                }
-                self.probing = false;
-                match event {
-                    ConnEvent::Connected { read_only, server } => {
-                        let was_lost = matches!(self.conn.state, ConnState::Lost(_))
-                            || std::mem::take(&mut self.reconnecting);
-                        self.conn.state = ConnState::Connected;
-                        self.conn.read_only = read_only;
-                        self.conn.server = server;
-                        // A login that succeeded leaves no refusal on screen.
-                        self.clear_error_banner();
-                        if was_lost {
-                            self.info(format!("Reconnected to {}", self.conn.label));
-                            if self.remote.pending.is_none() {
-                                self.refresh(Side::Remote);
-                            }
-                        }
-                    }
-                    ConnEvent::UnknownCertificate { addr, fingerprint } => {
-                        if self.conn.accepted == Some(fingerprint) {
-                            return;
-                        }
-                        self.conn.state =
-                            ConnState::Lost("the server's certificate is not trusted yet".into());
-                        self.dialog = Some(Dialog::Trust { addr, fingerprint });
-                    }
-                    ConnEvent::CertificateRefused(warning) => {
-                        self.conn.state = ConnState::Lost("certificate refused".into());
-                        self.error(format!(
-                            "Refused {}: its certificate is not the trusted one",
-                            self.conn.label
-                        ));
-                        let key = self.keymap.hint(Action::Refresh);
-                        self.dialog = Some(Dialog::Alert {
-                            title: "Server certificate refused".into(),
-                            message: tui_advice(&warning, &key),
-                        });
-                    }
-                    ConnEvent::Unauthorized(error) => {
-                        self.conn.state = ConnState::Lost(error.clone());
-                        self.error(format!("Login to {} refused ({error})", self.conn.label));
-                        if let Some(login) = self.login.clone() {
-                            self.ask_password(login);
-                        }
-                    }
-                    ConnEvent::Lost(error) => {
-                        self.conn.state = ConnState::Lost(error.clone());
-                        let key = self.keymap.hint(Action::Refresh);
-                        self.error(format!(
-                            "Disconnected from {} — press {key} to reconnect ({error})",
-                            self.conn.label
-                        ));
-                    }
-                }
-            }
+            Msg::Connection { conn, event } => self.on_link_event(conn, event),
             Msg::Submitted { key, info } => {
-                self.last_job_number += 1;
-                self.jobs.push(Job::new(key, self.last_job_number, info));
+                self.transfers.submitted(key, info);
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+        }
+    }
+
+    /// Partial uploads listed (or deleted), for the dialog if it shows that directory, else
+    /// for the banner.
+    fn on_partials(
+        &mut self,
+        dir: Option<String>,
+        result: Result<(Vec<PartialEntry>, bool), String>,
+        note: Option<String>,
+    ) {
+        match &mut self.dialog {
+            Some(Dialog::Partials(dialog)) if dir.as_ref() == Some(&dialog.dir) => {
+                dialog.note = note;
+                dialog.listed(result);
+            }
+            _ => match (result, note) {
+                (Err(error), _) => self.error(format!("Partial uploads: {error}")),
+                (Ok(_), Some(note)) => self.info(note),
+                (Ok(_), None) => {}
+            },
+        }
+    }
+
+    /// A listing arrived: the pane shows it if it still waits for it; the rest of the screen
+    /// hears what it meant.
+    fn on_listed(
+        &mut self,
+        side: Side,
+        serial: u64,
+        dir: Location,
+        result: Result<Vec<Entry>, ListError>,
+    ) {
+        match self.pane_mut(side).listed(serial, dir, result) {
+            Listed::Stale => {}
+            Listed::Shown { moved } => {
+                if let Some(text) = moved {
+                    self.error(text);
+                }
+                if side == Side::Remote
+                    && let Some(recent) = self.pending_recent.take()
+                {
+                    // Only a location that connected and listed is worth offering again.
+                    config::remember(&mut self.recent, recent);
+                    self.outbox.push(Effect::SaveRecent(self.recent.clone()));
+                }
+            }
+            Listed::MoveUp {
+                parent,
+                vanished,
+                note,
+            } => self.request_list_after(side, parent, None, Some(vanished), note),
+            Listed::Failed { dir, message, gone } => {
+                if side == Side::Remote && gone {
+                    // A location that does not list is not offered again (a lost
+                    // connection keeps it: the reconnect may list it).
+                    self.pending_recent = None;
+                }
+                // The lost-connection banner already says it, and how to reconnect.
+                let lost = side == Side::Remote && matches!(self.conn.state, ConnState::Lost(_));
+                if !lost {
+                    self.error(format!("Cannot list {}: {message}", dir.shown()));
+                }
+            }
+        }
+    }
+
+    /// News of the link to the server the remote pane browses.
+    fn on_link_event(&mut self, conn: u64, event: ConnEvent) {
+        if conn != self.conn.id {
+            return;
+        }
+        self.probing = false;
+        match self.conn.apply(event) {
+            LinkNews::Up { was_lost } => {
+                let was_lost = was_lost || std::mem::take(&mut self.reconnecting);
+                // A login that succeeded leaves no refusal on screen.
+                self.clear_error_banner();
+                if was_lost {
+                    self.info(format!("Reconnected to {}", self.conn.label));
+                    if self.remote.pending.is_none() {
+                        self.refresh(Side::Remote);
+                    }
+                }
+            }
+            LinkNews::Known => {}
+            LinkNews::AskTrust { addr, fingerprint } => {
+                self.dialog = Some(Dialog::Trust { addr, fingerprint });
+            }
+            LinkNews::Refused(warning) => {
+                self.error(format!(
+                    "Refused {}: its certificate is not the trusted one",
+                    self.conn.label
+                ));
+                let key = self.keymap.hint(Action::Refresh);
+                self.dialog = Some(Dialog::certificate_refused(&warning, &key));
+            }
+            LinkNews::Unauthorized(error) => {
+                self.error(format!("Login to {} refused ({error})", self.conn.label));
+                if let Some(login) = self.login.clone() {
+                    self.ask_password(login);
+                }
+            }
+            LinkNews::Lost(error) => {
+                let key = self.keymap.hint(Action::Refresh);
+                self.error(format!(
+                    "Disconnected from {} — press {key} to reconnect ({error})",
+                    self.conn.label
+                ));
+            }
         }
     }
 
@@ -1742,26 +994,30 @@ impl App {
         if conn == self.conn.id
             && self.conn.state == ConnState::Connected
             && !self.probing
-            && super::transfers::is_connection_error(error)
+            && super::jobs::is_connection_error(error)
         {
             self.probing = true;
-            self.outbox.push(Command::Probe);
+            self.outbox.push(Effect::Probe);
         }
     }
 
-    fn job_mut(&mut self, key: JobKey) -> Option<&mut Job> {
-        self.jobs.iter_mut().find(|j| j.key == key)
+    /// Shows a banner; an error one is logged too.
+    fn show(&mut self, banner: Banner) {
+        match banner.kind {
+            BannerKind::Error => self.error(banner.text),
+            _ => self.banner = Some(banner),
+        }
     }
 
     fn on_transfer(&mut self, conn: u64, event: TransferEvent) {
         match event {
             TransferEvent::Planned { job, files, bytes } => {
-                if let Some(job) = self.job_mut(JobKey { conn, id: job }) {
+                if let Some(job) = self.transfers.get_mut(JobKey { conn, id: job }) {
                     job.planned(files, bytes);
                 }
             }
             TransferEvent::Progress(progress) => {
-                if let Some(job) = self.job_mut(JobKey {
+                if let Some(job) = self.transfers.get_mut(JobKey {
                     conn,
                     id: progress.job,
                 }) {
@@ -1787,33 +1043,13 @@ impl App {
                 job, path, bytes, ..
             } => {
                 let key = JobKey { conn, id: job };
-                let Some(job) = self.job_mut(key) else { return };
-                job.bytes_verified += bytes;
-                job.files_verified += 1;
-                // The engine names a file by its wire path: the destination of an upload, the
-                // source of a download, which maps to its local destination.
-                let dest = job.info.dest;
-                let keys: Vec<String> = match dest {
-                    Side::Remote => vec![path],
-                    Side::Local => job
-                        .info
-                        .items
-                        .iter()
-                        .filter_map(|(src, dst)| {
-                            if *src == path {
-                                Some(dst.clone())
-                            } else {
-                                let rest = path.strip_prefix(src.as_str())?.strip_prefix('/')?;
-                                Some(format!("{dst}/{rest}"))
-                            }
-                        })
-                        .collect(),
-                };
-                self.verified.extend(keys.into_iter().map(|k| (dest, k)));
+                if let Some((dest, keys)) = self.transfers.arrived(key, path, bytes) {
+                    self.verified.extend(keys.into_iter().map(|k| (dest, k)));
+                }
             }
             TransferEvent::FileFailed { job, path, error } => {
                 let key = JobKey { conn, id: job };
-                if let Some(job) = self.job_mut(key) {
+                if let Some(job) = self.transfers.get_mut(key) {
                     job.file_failed(&path, &error);
                 }
                 self.check_connection(conn, &error);
@@ -1830,252 +1066,54 @@ impl App {
                 reason,
                 message,
             } => {
-                if let Some(job) = self.job_mut(JobKey { conn, id: job }) {
+                if let Some(job) = self.transfers.get_mut(JobKey { conn, id: job }) {
                     job.left_out(&path, reason, &message);
                 }
             }
             TransferEvent::Finished { job, outcome } => {
-                let key = JobKey { conn, id: job };
-                self.conflicts.retain(|c| c.job != key);
-                let Some(job) = self.job_mut(key) else { return };
-                job.finished(outcome);
-                let job = job.clone();
-                // Only on the server the browsing session talks to.
-                if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
-                    // The file being sent when it stopped, and each item it was sent as: a
-                    // name without a partial is simply not found.
-                    let mut paths: Vec<String> =
-                        job.info.items.iter().map(|(_, dst)| dst.clone()).collect();
-                    paths.extend(job.progress.current.clone());
-                    paths.sort();
-                    paths.dedup();
-                    self.outbox
-                        .push(Command::DiscardPartials { dir: None, paths });
-                }
-                self.follow_jobs();
-                let number = job.number;
-                match &job.state {
-                    JobState::Done(_) if job.skipped_only() => {
-                        self.info(format!(
-                            "#{} {}: nothing {}, skipped",
-                            number,
-                            job.info.label,
-                            if job.info.is_move { "moved" } else { "copied" },
-                        ));
-                    }
-                    JobState::Done(summary) if summary.failed == 0 && job.left_out_errors > 0 => {
-                        // Everything readable arrived, but not everything asked for: said as
-                        // an error, naming the first entry and where the rest are listed.
-                        let first = job
-                            .left_out
-                            .iter()
-                            .find(|(_, reason, _)| !reason.by_design())
-                            .map(|(path, reason, message)| {
-                                format!(
-                                    "{}: {} ({})",
-                                    reason.as_str(),
-                                    failure_text(path, message),
-                                    format::escape_name(path)
-                                )
-                            })
-                            .unwrap_or_default();
-                        self.error(format!(
-                            "#{} {} file{} verified, {} not copied, first: {first}; {} on the \
-                             transfer list lists them",
-                            number,
-                            summary.files,
-                            if summary.files == 1 { "" } else { "s" },
-                            job.left_out_errors,
-                            self.keymap.hint(Action::Enter),
-                        ));
-                    }
-                    JobState::Done(summary) if summary.failed == 0 => {
-                        for (_, dst) in &job.info.items {
-                            self.verified.insert((job.info.dest, dst.clone()));
-                        }
-                        let skipped = if summary.skipped > 0 {
-                            format!(", {} skipped", summary.skipped)
-                        } else {
-                            String::new()
-                        };
-                        // `summary.bytes` is what crossed the wire: after a resume it is less than
-                        // the files' size, so it is reported as sent (or received), not as
-                        // verified.
-                        self.info(format!(
-                            "#{} {}: {} file{} verified, {} {}{skipped}",
-                            number,
-                            if job.info.is_move { "moved" } else { "copied" },
-                            summary.files,
-                            if summary.files == 1 { "" } else { "s" },
-                            format::size(summary.bytes),
-                            match job.info.dest {
-                                Side::Remote => "sent",
-                                Side::Local => "received",
-                            }
-                        ));
-                    }
-                    JobState::Done(summary) => {
-                        // The error first, so a short banner still shows what went wrong.
-                        let first = job
-                            .failures
-                            .first()
-                            .map(|(path, error)| {
-                                format!(
-                                    "{} ({})",
-                                    failure_text(path, error),
-                                    format::escape_name(path)
-                                )
-                            })
-                            .unwrap_or_else(|| "failed".into());
-                        let mut text = if summary.failed > 1 {
-                            format!(
-                                "#{} {} files failed, first: {first}; {} on the transfer list \
-                                 lists them",
-                                number,
-                                summary.failed,
-                                self.keymap.hint(Action::Enter)
-                            )
-                        } else {
-                            format!("#{} {first}", number)
-                        };
-                        if job.kept_partial() {
-                            let action = if job.info.is_move {
-                                Action::Move
-                            } else {
-                                Action::Copy
-                            };
-                            text.push_str(&format!(
-                                "; partial kept, {} again resumes",
-                                self.keymap.hint(action)
-                            ));
-                        }
-                        self.error(text);
-                    }
-                    JobState::Failed(message) if message == "cancelled" => {
-                        let mut text = format!("#{} {}: cancelled", number, job.info.label);
-                        if job.files_verified > 0 {
-                            text.push_str(&format!(
-                                ", {} file{} arrived",
-                                format::count(job.files_verified),
-                                if job.files_verified == 1 { "" } else { "s" }
-                            ));
-                        }
-                        self.banner = Some(Banner {
-                            kind: BannerKind::Cancelled,
-                            text,
-                        });
-                    }
-                    JobState::Failed(message) => {
-                        self.check_connection(conn, message);
-                        self.error(format!("#{} {} failed: {message}", number, job.info.label));
-                    }
-                    _ => {}
-                }
-                for side in [Side::Local, Side::Remote] {
-                    let dir = &self.pane(side).dir;
-                    if *dir == job.info.dest_dir || (job.info.is_move && *dir == job.info.src_dir) {
-                        self.refresh(side);
-                    }
-                }
+                self.job_finished(JobKey { conn, id: job }, outcome);
             }
         }
     }
-}
 
-/// A file's error without its path: the engine's errors read `code: path: message`, and the
-/// banner names the path once, after the error.
-fn failure_text(path: &str, error: &str) -> String {
-    let unnamed = |text: &str| -> Option<String> {
-        [path, path.trim_start_matches('/')]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .find_map(|p| text.strip_prefix(p)?.strip_prefix(": ").map(str::to_owned))
-    };
-    if let Some(message) = unnamed(error) {
-        return message;
-    }
-    if let Some((code, rest)) = error.split_once(": ")
-        && let Some(message) = unnamed(rest)
-    {
-        return format!("{code}: {message}");
-    }
-    error.to_owned()
-}
-
-/// The typed address without the prompt's pre-filled scheme when the user typed or pasted a
-/// location with its own (`ferry://ferrys://host`): the pre-fill was only a convenience.
-fn without_prefill(typed: &str) -> &str {
-    let rest = typed
-        .get(..ADDRESS_PREFILL.len())
-        .filter(|head| head.eq_ignore_ascii_case(ADDRESS_PREFILL))
-        .map(|_| &typed[ADDRESS_PREFILL.len()..]);
-    match rest.and_then(|rest| rest.split_once("://").map(|(scheme, _)| (rest, scheme))) {
-        Some((rest, scheme))
-            if !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            rest
+    fn job_finished(&mut self, key: JobKey, outcome: Result<JobSummary, String>) {
+        self.conflicts.retain(|c| c.job != key);
+        let Some(job) = self.transfers.get_mut(key) else {
+            return;
+        };
+        job.finished(outcome);
+        let job = job.clone();
+        // Only on the server the browsing session talks to.
+        if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
+            // The file being sent when it stopped, and each item it was sent as: a
+            // name without a partial is simply not found.
+            let mut paths: Vec<String> =
+                job.info.items.iter().map(|(_, dst)| dst.clone()).collect();
+            paths.extend(job.progress.current.clone());
+            paths.sort();
+            paths.dedup();
+            self.outbox
+                .push(Effect::DiscardPartials { dir: None, paths });
         }
-        _ => typed,
-    }
-}
-
-/// The engine's certificate warning with its command-line advice (`pass --fingerprint`)
-/// replaced by what a TUI user can do; fingerprints and the rest are kept as they are.
-fn tui_advice(warning: &str, reconnect_key: &str) -> String {
-    const CLI: &str = ", or pass --fingerprint ";
-    let Some(at) = warning.find(CLI) else {
-        return warning.to_owned();
-    };
-    let presented = warning[at + CLI.len()..].trim();
-    format!(
-        "{}, then press {reconnect_key} to reconnect and be asked about the new one; or set \
-         the bookmark's fingerprint to\n{presented}",
-        &warning[..at]
-    )
-}
-
-/// Whether one of two location keys (local paths or remote wire paths, as [`Location::key`]
-/// gives them) is the other or lies inside it.
-fn overlaps(a: &str, b: &str) -> bool {
-    fn within(inner: &str, outer: &str) -> bool {
-        outer.is_empty()
-            || inner == outer
-            || inner
-                .strip_prefix(outer)
-                .is_some_and(|rest| rest.starts_with('/') || outer.ends_with('/'))
-    }
-    within(a, b) || within(b, a)
-}
-
-#[cfg(test)]
-mod overlap_tests {
-    use super::overlaps;
-
-    #[test]
-    fn an_entry_overlaps_what_holds_it_and_what_it_holds_but_not_a_sibling() {
-        assert!(overlaps("/home/u/big", "/home/u/big"));
-        assert!(overlaps("/home/u/big/f01", "/home/u/big"));
-        assert!(overlaps("/home/u", "/home/u/big/f01"));
-        assert!(overlaps("/", "/home/u"));
-        assert!(overlaps("", "photos/2024"));
-        assert!(overlaps("photos", "photos/2024/a.jpg"));
-        assert!(!overlaps("/home/u/big", "/home/u/bigger"));
-        assert!(!overlaps("photos/2024", "photos/2025"));
-        assert!(!overlaps("photos", "photosets"));
-    }
-}
-
-/// A local path as typed in the go-to prompt, the way ferry shows names (the wire escape, so
-/// the prompt's own text leads back to its directory); text that is no valid escape is taken
-/// as it is.
-fn typed_local(text: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    match ferry_protocol::path::decode(text) {
-        Ok(bytes) => PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)),
-        Err(_) => PathBuf::from(text),
+        self.follow_jobs();
+        let ending = job_report::ending(&job, &self.keymap);
+        if ending.all_verified {
+            for (_, dst) in &job.info.items {
+                self.verified.insert((job.info.dest, dst.clone()));
+            }
+        }
+        if let Some(failure) = &ending.failure {
+            self.check_connection(key.conn, failure);
+        }
+        if let Some(banner) = ending.banner {
+            self.show(banner);
+        }
+        for side in [Side::Local, Side::Remote] {
+            let dir = &self.pane(side).dir;
+            if *dir == job.info.dest_dir || (job.info.is_move && *dir == job.info.src_dir) {
+                self.refresh(side);
+            }
+        }
     }
 }
 

@@ -15,12 +15,13 @@ use tokio::sync::mpsc;
 use crate::engine::known_hosts::KnownHosts;
 use crate::engine::{Endpoint, Engine};
 
-use super::app::{App, Command, Msg};
+use super::app::App;
 use super::config;
-use super::local;
+use super::disk;
+use super::jobs::JobKey;
+use super::message::{Effect, Msg};
 use super::pane::{Location, Side};
 use super::remote::{self, RemoteRequest};
-use super::transfers::JobKey;
 use super::ui;
 
 /// How often pending background news is drawn: 20 frames a second at most.
@@ -66,15 +67,15 @@ where
     let mut dirty = true;
     let mut news = false;
     loop {
-        for command in app.take_commands() {
-            execute(command, &mut app, &mut conns, &msg_tx);
+        for effect in app.take_effects() {
+            execute(effect, &mut app, &mut conns, &msg_tx);
         }
         if app.should_quit {
             break;
         }
         if dirty {
             app.sync_layout();
-            terminal.draw(|frame| ui::draw(frame, &app))?;
+            terminal.draw(|frame| ui::draw(frame, &app.view()))?;
             dirty = false;
         }
         tokio::select! {
@@ -132,7 +133,7 @@ fn open(conn: u64, endpoint: Endpoint, msg_tx: &mpsc::UnboundedSender<Msg>) -> C
 }
 
 fn execute(
-    command: Command,
+    effect: Effect,
     app: &mut App,
     conns: &mut HashMap<u64, Conn>,
     msg_tx: &mpsc::UnboundedSender<Msg>,
@@ -147,12 +148,12 @@ fn execute(
             tracing::error!("the remote task is gone");
         }
     };
-    match command {
-        Command::List { side, serial, dir } => match dir {
+    match effect {
+        Effect::List { side, serial, dir } => match dir {
             Location::Local(path) => {
                 let tx = msg_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = local::list(&path);
+                    let result = disk::list(&path);
                     let _ = tx.send(Msg::Listed {
                         side,
                         serial,
@@ -163,22 +164,22 @@ fn execute(
             }
             Location::Remote(dir) => to_remote(conns, RemoteRequest::List { serial, dir }),
         },
-        Command::Mkdir { side, path } => match path {
+        Effect::Mkdir { side, path } => match path {
             Location::Local(path) => blocking_op(msg_tx, side, move || {
-                local::mkdir(&path).map(|()| file_name(&path))
+                disk::mkdir(&path).map(|()| file_name(&path))
             }),
             Location::Remote(path) => to_remote(conns, RemoteRequest::Mkdir(path)),
         },
-        Command::Rename { side, from, to } => match (from, to) {
+        Effect::Rename { side, from, to } => match (from, to) {
             (Location::Local(from), Location::Local(to)) => blocking_op(msg_tx, side, move || {
-                local::rename(&from, &to).map(|()| file_name(&to))
+                disk::rename(&from, &to).map(|()| file_name(&to))
             }),
             (Location::Remote(from), Location::Remote(to)) => {
                 to_remote(conns, RemoteRequest::Rename { from, to });
             }
             _ => tracing::error!("rename across sides"),
         },
-        Command::Remove { side, paths } => {
+        Effect::Remove { side, paths } => {
             let mut local_paths = Vec::new();
             let mut remote_paths = Vec::new();
             for path in paths {
@@ -189,14 +190,14 @@ fn execute(
             }
             if !local_paths.is_empty() {
                 blocking_op(msg_tx, side, move || {
-                    local::remove(&local_paths).map(|()| None)
+                    disk::remove(&local_paths).map(|()| None)
                 });
             }
             if !remote_paths.is_empty() {
                 to_remote(conns, RemoteRequest::Remove(remote_paths));
             }
         }
-        Command::Submit { spec, info } => match conns.get(&current) {
+        Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
                 let id = conn.engine.submit(spec);
                 app.on_msg(Msg::Submitted {
@@ -206,22 +207,22 @@ fn execute(
             }
             None => app.error("No connection to transfer with"),
         },
-        Command::Cancel(key) => {
+        Effect::Cancel(key) => {
             if let Some(conn) = conns.get(&key.conn) {
                 conn.engine.cancel(key.id);
             }
         }
-        Command::Answer { reply, answer } => {
+        Effect::Answer { reply, answer } => {
             // The job may have ended meanwhile; then nobody waits for the answer.
             let _ = reply.send(answer);
         }
-        Command::Connect { conn, endpoint } => {
+        Effect::Connect { conn, endpoint } => {
             for old in conns.values_mut() {
                 old.remote_tx = None;
             }
             conns.insert(conn, open(conn, endpoint, msg_tx));
         }
-        Command::TrustCertificate {
+        Effect::TrustCertificate {
             conn,
             addr,
             fingerprint,
@@ -246,15 +247,15 @@ fn execute(
             });
             conns.insert(conn, open(conn, endpoint, msg_tx));
         }
-        Command::Probe => to_remote(conns, RemoteRequest::Probe),
-        Command::ListPartials { dir } => to_remote(conns, RemoteRequest::Partials(dir)),
-        Command::DiscardPartials { dir, paths } => {
+        Effect::Probe => to_remote(conns, RemoteRequest::Probe),
+        Effect::ListPartials { dir } => to_remote(conns, RemoteRequest::Partials(dir)),
+        Effect::DiscardPartials { dir, paths } => {
             to_remote(conns, RemoteRequest::Discard { dir, paths });
         }
-        Command::SaveRecent(list) => {
+        Effect::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }
-        Command::PinBookmark {
+        Effect::PinBookmark {
             path,
             name,
             fingerprint,
@@ -344,10 +345,10 @@ mod tests {
         };
         // The first listings are answered here, so the keys below never race them.
         let mut session = crate::engine::Session::connect(&endpoint).await.unwrap();
-        for command in app.take_commands() {
-            if let Command::List { side, serial, dir } = command {
+        for effect in app.take_effects() {
+            if let Effect::List { side, serial, dir } = effect {
                 let result = match &dir {
-                    Location::Local(path) => local::list(path),
+                    Location::Local(path) => disk::list(path),
                     Location::Remote(path) => Ok(session.list(path).await.unwrap()),
                 };
                 app.on_msg(Msg::Listed {
@@ -378,7 +379,7 @@ mod tests {
         let (result, ()) = tokio::join!(run_with(&mut terminal, app, endpoint, events), driver);
         let app = result.unwrap();
         assert!(app.should_quit);
-        assert_eq!(app.jobs.len(), 2);
+        assert_eq!(app.transfers.jobs.len(), 2);
         let screen = format!("{}", terminal.backend());
         assert!(screen.contains("#1 ✓ up.txt"), "{screen}");
         assert!(screen.contains("#2 ✓ down.txt"), "{screen}");

@@ -444,51 +444,45 @@ mod tests {
     #[test]
     fn default_keys_resolve() {
         let keymap = Keymap::default();
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('j'), KeyModifiers::NONE)),
-            Some(Action::Down)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::F(5), KeyModifiers::NONE)),
-            Some(Action::Copy)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('r'), KeyModifiers::CONTROL)),
-            Some(Action::Refresh)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('*'), KeyModifiers::SHIFT)),
-            Some(Action::InvertMarks)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char(' '), KeyModifiers::NONE)),
-            Some(Action::Mark)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::BackTab, KeyModifiers::SHIFT)),
-            Some(Action::SwitchPane)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)),
-            None
-        );
+        for (code, modifiers, action) in [
+            (KeyCode::Char('j'), KeyModifiers::NONE, Some(Action::Down)),
+            (KeyCode::F(5), KeyModifiers::NONE, Some(Action::Copy)),
+            (
+                KeyCode::Char('r'),
+                KeyModifiers::CONTROL,
+                Some(Action::Refresh),
+            ),
+            (
+                KeyCode::Char('*'),
+                KeyModifiers::SHIFT,
+                Some(Action::InvertMarks),
+            ),
+            (KeyCode::Char(' '), KeyModifiers::NONE, Some(Action::Mark)),
+            (
+                KeyCode::BackTab,
+                KeyModifiers::SHIFT,
+                Some(Action::SwitchPane),
+            ),
+            (KeyCode::Char('G'), KeyModifiers::SHIFT, None),
+        ] {
+            assert_eq!(keymap.action(&press(code, modifiers)), action, "{code:?}");
+        }
     }
 
     #[test]
     fn vim_preset_adds_motions() {
         let keymap = Keymap::from_toml(VIM_PRESET).unwrap();
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)),
-            Some(Action::Bottom)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('g'), KeyModifiers::NONE)),
-            Some(Action::Top)
-        );
-        assert_eq!(
-            keymap.action(&press(KeyCode::Char('y'), KeyModifiers::NONE)),
-            Some(Action::Copy)
-        );
+        for (code, modifiers, action) in [
+            (
+                KeyCode::Char('G'),
+                KeyModifiers::SHIFT,
+                Some(Action::Bottom),
+            ),
+            (KeyCode::Char('g'), KeyModifiers::NONE, Some(Action::Top)),
+            (KeyCode::Char('y'), KeyModifiers::NONE, Some(Action::Copy)),
+        ] {
+            assert_eq!(keymap.action(&press(code, modifiers)), action, "{code:?}");
+        }
     }
 
     #[test]

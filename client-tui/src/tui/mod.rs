@@ -2,14 +2,22 @@
 //! transfers running in the background below.
 //!
 //! # Module map
-//! - [`app`]: all state and its updates, synchronous and free of IO.
-//! - [`event_loop`]: terminal events, background results and the tick; runs [`app::Command`]s.
-//! - [`ui`]: pure rendering of an [`app::App`].
-//! - [`pane`]: one pane's listing, sort, filter, cursor and marks.
-//! - [`partials`]: the dialog of the caller's partial uploads in the remote directory.
-//! - [`transfers`]: jobs as the UI sees them and the progress math.
+//! - [`app`]: the coordinator: one [`app::App`] holds the components below and routes keys,
+//!   clicks and news to them; synchronous and free of IO.
+//! - [`message`]: the vocabulary with the event loop: [`message::Effect`]s out, [`message::Msg`]s in.
+//! - [`event_loop`]: terminal events, background results and the tick; runs the effects.
+//! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
+//!   filter, cursor and marks) over [`location`] (sides and paths); [`dialogs`] (the modal
+//!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`conflict`]
+//!   (an existing destination's question); [`jobs`] (the transfer list and its rows, with
+//!   [`job_request`] making a copy's request and [`job_report`] saying how a job ended);
+//!   [`server_link`] (what the remote pane knows of its server); [`mouse`] (clicks and drags);
+//!   [`screen`] (focus, banner).
+//! - [`layout`]: where each part of the screen goes, as numbers; shared by [`ui`] and the
+//!   click mapping.
+//! - [`ui`]: pure rendering of a [`ui::View`] borrowed from the app.
 //! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
-//! - [`local`], [`remote`]: the left pane's file system, the right pane's link to the engine's
+//! - [`disk`], [`remote`]: the left pane's file system, the right pane's link to the engine's
 //!   browsing worker.
 //! - [`input`]: the one-line text field (text formatting is shared with the CLI in
 //!   [`crate::format`]).
@@ -18,15 +26,25 @@
 
 pub mod app;
 pub mod config;
+pub mod conflict;
+pub mod dialogs;
+pub mod disk;
 pub mod event_loop;
 pub mod input;
+pub mod job_report;
+pub mod job_request;
+pub mod jobs;
 pub mod keymap;
-pub mod local;
+pub mod layout;
+pub mod location;
+pub mod message;
+pub mod mouse;
 pub mod pane;
 pub mod partials;
 pub mod remote;
+pub mod screen;
+pub mod server_link;
 pub mod theme;
-pub mod transfers;
 pub mod ui;
 
 use std::path::PathBuf;

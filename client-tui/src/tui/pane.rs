@@ -7,119 +7,13 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use ferry_protocol::{Entry, Kind};
 use serde::Deserialize;
 
-/// Which side of the screen, and so which file system, a pane shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    Local,
-    Remote,
-}
-
-impl Side {
-    /// The other pane.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Local => Side::Remote,
-            Side::Remote => Side::Local,
-        }
-    }
-}
-
-/// A directory on one side: a local path, or a server wire path (`""` is the root).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Location {
-    Local(PathBuf),
-    Remote(String),
-}
-
-impl Location {
-    /// The path of a child entry.
-    pub fn join(&self, name: &str) -> Location {
-        match self {
-            Location::Local(dir) => Location::Local(dir.join(crate::names::os_name(name))),
-            Location::Remote(dir) => Location::Remote(join_wire(dir, &typed_name(name))),
-        }
-    }
-
-    /// The parent directory and the name of this one inside it; `None` at a root.
-    pub fn parent(&self) -> Option<(Location, String)> {
-        match self {
-            Location::Local(dir) => {
-                let name = crate::names::wire_name(dir.file_name()?);
-                Some((Location::Local(dir.parent()?.to_path_buf()), name))
-            }
-            Location::Remote(dir) if dir.is_empty() => None,
-            Location::Remote(dir) => Some(match dir.rsplit_once('/') {
-                Some((parent, name)) => (Location::Remote(parent.to_string()), name.to_string()),
-                None => (Location::Remote(String::new()), dir.clone()),
-            }),
-        }
-    }
-
-    /// The path as shown and as typed in the go-to prompt: remote paths start with `/`.
-    pub fn display(&self) -> String {
-        match self {
-            Location::Local(dir) => dir.display().to_string(),
-            Location::Remote(dir) => format!("/{dir}"),
-        }
-    }
-
-    /// The path as the one escaping rule shows it in titles, rows and messages: a local
-    /// directory's bytes exactly (not with replacement characters), no control character raw.
-    pub fn shown(&self) -> String {
-        match self {
-            Location::Local(dir) => crate::format::local_path(dir),
-            remote => crate::format::escape_name(&remote.display()).into_owned(),
-        }
-    }
-
-    /// A key for matching transfer events against pane entries.
-    pub fn key(&self) -> String {
-        match self {
-            Location::Local(dir) => dir.to_string_lossy().into_owned(),
-            Location::Remote(dir) => dir.clone(),
-        }
-    }
-}
-
-/// A child path on the server.
-pub fn join_wire(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
-/// Turns what the user typed into a wire path relative to `current`: `/a/b`, `a/b`, `..`.
-pub fn resolve_wire(current: &str, typed: &str) -> String {
-    let mut parts: Vec<&str> = if typed.starts_with('/') {
-        Vec::new()
-    } else {
-        current.split('/').filter(|p| !p.is_empty()).collect()
-    };
-    for part in typed.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    typed_name(&parts.join("/"))
-}
-
-/// A remote name or path as the user may type it, the way ferry shows names (`\u{202e}`,
-/// upper-case hex), in its one wire form; text that is no valid path is left for the server
-/// to refuse with its reason.
-fn typed_name(typed: &str) -> String {
-    crate::url::wire_path(typed.as_bytes()).unwrap_or_else(|_| typed.to_owned())
-}
+use super::keymap::Action;
+// Where a pane is was first defined here; the session task and the tests name it so.
+pub use super::location::{Location, Side};
 
 /// The column a listing is ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -173,6 +67,46 @@ pub struct Pending {
     pub note: Option<String>,
 }
 
+/// Why a listing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListError {
+    pub message: String,
+    /// The directory is not there (`not_found`, or no longer a directory): the pane moves up
+    /// instead of showing a tree that no longer exists.
+    pub gone: bool,
+}
+
+impl ListError {
+    /// A failure that says nothing about whether the directory exists (a lost connection).
+    pub fn other(message: impl Into<String>) -> ListError {
+        ListError {
+            message: message.into(),
+            gone: false,
+        }
+    }
+}
+
+/// What a listing that arrived means for the rest of the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// Not the listing the pane waits for (a newer navigation won): dropped.
+    Stale,
+    /// Shown; `moved` says which gone directory it replaces, and why, when it does.
+    Shown { moved: Option<String> },
+    /// The directory shown (or an ancestor tried after it) is gone: list `parent` next.
+    MoveUp {
+        parent: Location,
+        vanished: Location,
+        note: Option<String>,
+    },
+    /// The directory does not list (`gone`: it is not there).
+    Failed {
+        dir: Location,
+        message: String,
+        gone: bool,
+    },
+}
+
 /// One pane.
 #[derive(Debug, Clone)]
 pub struct Pane {
@@ -220,9 +154,67 @@ impl Pane {
         }
     }
 
+    /// A new pane of the same side at `dir`, sorted and showing hidden files as this one.
+    pub fn reopened(&self, dir: Location) -> Pane {
+        Pane {
+            sort: self.sort,
+            reverse: self.reverse,
+            show_hidden: self.show_hidden,
+            ..Pane::new(self.side, dir)
+        }
+    }
+
     /// The entry under the cursor.
     pub fn current(&self) -> Option<&Entry> {
         self.view.get(self.cursor).map(|&i| &self.entries[i])
+    }
+
+    /// A listing arrived: shown if it is the one the pane waits for.
+    pub fn listed(
+        &mut self,
+        serial: u64,
+        dir: Location,
+        result: Result<Vec<Entry>, ListError>,
+    ) -> Listed {
+        let Some(pending) = self.pending.take_if(|p| p.serial == serial) else {
+            return Listed::Stale;
+        };
+        let refreshed = self.loaded && dir == self.dir;
+        match result {
+            Ok(entries) => {
+                self.set_listing(dir.clone(), entries, pending.select.as_deref());
+                let moved = pending.vanished.map(|gone| {
+                    let moved =
+                        format!("{} no longer exists: showing {}", gone.shown(), dir.shown());
+                    match pending.note {
+                        Some(note) => format!("{moved} ({note})"),
+                        None => moved,
+                    }
+                });
+                Listed::Shown { moved }
+            }
+            // The directory shown (or an ancestor tried after it) is gone: the nearest
+            // ancestor that still lists takes its place, rather than a stale view
+            // whose operations would act on a tree that no longer exists.
+            Err(error)
+                if error.gone
+                    && (refreshed || pending.vanished.is_some())
+                    && let Some((parent, _)) = dir.parent() =>
+            {
+                Listed::MoveUp {
+                    parent,
+                    vanished: pending.vanished.unwrap_or(dir),
+                    note: pending.note,
+                }
+            }
+            Err(ListError { message, gone }) => {
+                if !self.loaded {
+                    self.dir = dir.clone();
+                    self.error = Some(message.clone());
+                }
+                Listed::Failed { dir, message, gone }
+            }
+        }
     }
 
     /// Shows a new listing. A listing of the same directory keeps the cursor on the same name
@@ -288,6 +280,39 @@ impl Pane {
     fn refresh_view(&mut self) {
         let keep = self.current().map(|e| e.name.clone());
         self.rebuild_view(keep.as_deref());
+    }
+    /// Does what a key's action means for this pane alone (moving, marking, sorting, showing
+    /// hidden files); `false` when the action means more than that.
+    pub fn act(&mut self, action: Action) -> bool {
+        match action {
+            Action::Up => self.move_cursor(-1),
+            Action::Down => self.move_cursor(1),
+            Action::PageUp => self.page(false),
+            Action::PageDown => self.page(true),
+            Action::Top => self.top(),
+            Action::Bottom => self.bottom(),
+            Action::Mark => self.toggle_mark(),
+            Action::InvertMarks => self.invert_marks(),
+            Action::MarkAll => self.mark_all(),
+            Action::ToggleHidden => self.toggle_hidden(),
+            Action::SortNext => self.set_sort(self.sort.next(), self.reverse),
+            Action::SortReverse => self.set_sort(self.sort, !self.reverse),
+            Action::SortName => self.sort_by(SortKey::Name),
+            Action::SortSize => self.sort_by(SortKey::Size),
+            Action::SortTime => self.sort_by(SortKey::Time),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Sorts by `key`; by the same key again, the other way round.
+    fn sort_by(&mut self, key: SortKey) {
+        let reverse = if self.sort == key {
+            !self.reverse
+        } else {
+            false
+        };
+        self.set_sort(key, reverse);
     }
 
     pub fn set_sort(&mut self, sort: SortKey, reverse: bool) {
@@ -438,149 +463,5 @@ fn compare(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
-        Entry {
-            name: name.to_string(),
-            kind,
-            size,
-            mtime,
-            mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
-            link: None,
-            error: None,
-        }
-    }
-
-    fn names(pane: &Pane) -> Vec<&str> {
-        pane.view
-            .iter()
-            .map(|&i| pane.entries[i].name.as_str())
-            .collect()
-    }
-
-    fn sample() -> Pane {
-        let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
-        pane.set_listing(
-            Location::Local("/data".into()),
-            vec![
-                entry("b.txt", Kind::File, 300, 30),
-                entry("Alpha", Kind::Dir, 4096, 10),
-                entry(".hidden", Kind::File, 1, 50),
-                entry("a.txt", Kind::File, 100, 40),
-                entry("zeta", Kind::Dir, 4096, 20),
-            ],
-            None,
-        );
-        pane
-    }
-
-    #[test]
-    fn directories_first_then_name() {
-        let pane = sample();
-        assert_eq!(names(&pane), ["Alpha", "zeta", "a.txt", "b.txt"]);
-    }
-
-    #[test]
-    fn sorting_by_size_and_time_and_reverse() {
-        let mut pane = sample();
-        pane.set_sort(SortKey::Size, false);
-        assert_eq!(names(&pane), ["Alpha", "zeta", "b.txt", "a.txt"]);
-        pane.set_sort(SortKey::Time, false);
-        assert_eq!(names(&pane), ["zeta", "Alpha", "a.txt", "b.txt"]);
-        pane.set_sort(SortKey::Name, true);
-        assert_eq!(names(&pane), ["zeta", "Alpha", "b.txt", "a.txt"]);
-    }
-
-    #[test]
-    fn hidden_and_filter() {
-        let mut pane = sample();
-        pane.toggle_hidden();
-        assert_eq!(names(&pane).len(), 5);
-        pane.set_filter("txt");
-        assert_eq!(names(&pane), ["a.txt", "b.txt"]);
-        pane.set_filter("ZT");
-        assert_eq!(names(&pane), ["zeta"]);
-    }
-
-    #[test]
-    fn fuzzy_is_an_ordered_subsequence() {
-        assert!(fuzzy_match("rdm", "README.md"));
-        assert!(!fuzzy_match("mdr", "README.md"));
-        assert!(fuzzy_match("", "x"));
-    }
-
-    #[test]
-    fn cursor_survives_resort_and_refresh() {
-        let mut pane = sample();
-        pane.move_cursor(3);
-        assert_eq!(pane.current().unwrap().name, "b.txt");
-        pane.set_sort(SortKey::Size, false);
-        assert_eq!(pane.current().unwrap().name, "b.txt");
-        pane.marks.insert("a.txt".into());
-        let entries = pane.entries.clone();
-        pane.set_listing(Location::Local("/data".into()), entries, None);
-        assert_eq!(pane.current().unwrap().name, "b.txt");
-        assert!(pane.marks.contains("a.txt"));
-    }
-
-    #[test]
-    fn marks_and_selection() {
-        let mut pane = sample();
-        assert_eq!(pane.selection()[0].name, "Alpha");
-        pane.move_cursor(2);
-        pane.toggle_mark();
-        pane.toggle_mark();
-        assert_eq!(pane.cursor, 4.min(pane.view.len() - 1));
-        assert_eq!(pane.marked_total(), (2, 400));
-        let sel: Vec<_> = pane.selection().iter().map(|e| e.name.clone()).collect();
-        assert_eq!(sel, ["a.txt", "b.txt"]);
-        pane.invert_marks();
-        assert_eq!(pane.marked_total(), (2, 0));
-        pane.mark_all();
-        assert_eq!(pane.marks.len(), 4);
-    }
-
-    #[test]
-    fn paging_keeps_the_cursor_visible() {
-        let mut pane = Pane::new(Side::Remote, Location::Remote(String::new()));
-        let entries = (0..100_000)
-            .map(|i| entry(&format!("f{i:06}"), Kind::File, i, 0))
-            .collect();
-        pane.set_height(30);
-        pane.set_listing(Location::Remote(String::new()), entries, None);
-        pane.page(true);
-        assert_eq!((pane.cursor, pane.offset), (29, 0));
-        pane.page(true);
-        assert_eq!((pane.cursor, pane.offset), (58, 29));
-        pane.bottom();
-        assert_eq!((pane.cursor, pane.offset), (99_999, 99_970));
-        pane.scroll(-10);
-        assert_eq!((pane.cursor, pane.offset), (99_989, 99_960));
-        pane.top();
-        assert_eq!((pane.cursor, pane.offset), (0, 0));
-    }
-
-    #[test]
-    fn locations() {
-        let remote = Location::Remote("a/b".into());
-        assert_eq!(
-            remote.parent(),
-            Some((Location::Remote("a".into()), "b".into()))
-        );
-        assert_eq!(
-            Location::Remote("a".into()).parent(),
-            Some((Location::Remote("".into()), "a".into()))
-        );
-        assert_eq!(Location::Remote("".into()).parent(), None);
-        assert_eq!(
-            Location::Remote("".into()).join("x"),
-            Location::Remote("x".into())
-        );
-        assert_eq!(remote.display(), "/a/b");
-        assert_eq!(resolve_wire("a/b", "../c"), "a/c");
-        assert_eq!(resolve_wire("a/b", "/x/y/"), "x/y");
-        assert_eq!(resolve_wire("a", "/"), "");
-    }
-}
+#[path = "pane_tests.rs"]
+pub(crate) mod tests;

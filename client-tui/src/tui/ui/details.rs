@@ -8,12 +8,12 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use super::super::app::App;
-use super::super::transfers::JobKey;
-use super::centered;
+use super::super::jobs::JobKey;
+use super::super::layout::centered;
+use super::View;
 
-pub fn draw(frame: &mut Frame, app: &App, area: Rect, key: JobKey, scroll: usize) {
-    let Some(job) = app.jobs.iter().find(|j| j.key == key) else {
+pub fn draw(frame: &mut Frame, view: &View, area: Rect, key: JobKey, scroll: usize) {
+    let Some(job) = view.jobs.iter().find(|j| j.key == key) else {
         return;
     };
     let mut rows = job.details();
@@ -41,13 +41,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, key: JobKey, scroll: usize
     frame.render_widget(
         Paragraph::new(lines).block(
             Block::bordered()
-                .border_style(Style::default().fg(app.theme.dialog_border))
+                .border_style(Style::default().fg(view.theme.dialog_border))
                 .title(Span::styled(
                     title,
                     Style::default().add_modifier(Modifier::BOLD),
                 ))
                 .title_bottom(Line::from(" ↑/↓ PgUp/PgDn scroll, Esc closes ").right_aligned())
-                .style(app.theme.base()),
+                .style(view.theme.base()),
         ),
         popup,
     );

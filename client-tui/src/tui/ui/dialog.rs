@@ -8,16 +8,19 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::super::app::{App, CONFLICT_CHOICES, ConflictPrompt, Dialog, InputPurpose};
+use super::super::conflict::{CONFLICT_CHOICES, ConflictPrompt};
+use super::super::dialogs::{Dialog, InputPurpose};
 use super::super::keymap::Action;
-use super::{centered, truncate};
+use super::super::layout::centered;
+use super::View;
+use super::truncate;
 use crate::format;
 
-pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    match &app.dialog {
-        Some(Dialog::Help { scroll }) => help(frame, app, area, *scroll),
+pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
+    match &view.dialog {
+        Some(Dialog::Help { scroll }) => help(frame, view, area, *scroll),
         Some(Dialog::Details { job, scroll }) => {
-            super::details::draw(frame, app, area, *job, *scroll);
+            super::details::draw(frame, view, area, *job, *scroll);
         }
         Some(Dialog::Confirm { title, message, .. }) => {
             // Wrapped here, not by the paragraph, so the box grows with a question that takes
@@ -27,10 +30,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 (String::new(), Style::default()),
                 (
                     "y / Enter: yes    n / Esc: no".into(),
-                    Style::default().fg(app.theme.dim),
+                    Style::default().fg(view.theme.dim),
                 ),
             ];
-            wrapped(frame, app, area, title, lines, 60);
+            wrapped(frame, view, area, title, lines, 60);
         }
         Some(Dialog::Input {
             title,
@@ -39,7 +42,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }) => {
             let width = area.width.saturating_sub(4).min(70);
             let popup = centered(area, width, 5);
-            let block = block(app, title);
+            let block = block(view, title);
             let inner = block.inner(popup);
             frame.render_widget(Clear, popup);
             frame.render_widget(block, popup);
@@ -60,7 +63,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             frame.render_widget(
                 Paragraph::new(Span::styled(
                     "Enter: ok    Esc: cancel",
-                    Style::default().fg(app.theme.dim),
+                    Style::default().fg(view.theme.dim),
                 )),
                 Rect {
                     y: inner.y + 2,
@@ -107,10 +110,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 (String::new(), plain),
                 (
                     "y: trust and remember    n / Esc: do not connect".into(),
-                    Style::default().fg(app.theme.dim),
+                    Style::default().fg(view.theme.dim),
                 ),
             ];
-            wrapped(frame, app, area, "Unknown server certificate", lines, 72);
+            wrapped(frame, view, area, "Unknown server certificate", lines, 72);
         }
         Some(Dialog::Alert { title, message }) => {
             // ferry's own line breaks stay; what a line quotes is escaped on it.
@@ -127,17 +130,17 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             lines.push((String::new(), Style::default()));
             lines.push((
                 "Enter / Esc: close".into(),
-                Style::default().fg(app.theme.dim),
+                Style::default().fg(view.theme.dim),
             ));
-            wrapped(frame, app, area, title, lines, 100);
+            wrapped(frame, view, area, title, lines, 100);
         }
         Some(Dialog::Partials(dialog)) => {
             boxed(
                 frame,
-                app,
+                view,
                 area,
                 &dialog.title(),
-                dialog.lines(&app.theme),
+                dialog.lines(view.theme),
                 90,
             );
         }
@@ -146,7 +149,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             if targets.is_empty() {
                 lines.push(Line::from(Span::styled(
                     "No bookmarks or recent servers yet.",
-                    Style::default().fg(app.theme.dim),
+                    Style::default().fg(view.theme.dim),
                 )));
             }
             for (i, target) in targets
@@ -157,8 +160,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             {
                 let style = if i == *selected {
                     Style::default()
-                        .bg(app.theme.cursor_bg)
-                        .fg(app.theme.cursor_fg)
+                        .bg(view.theme.cursor_bg)
+                        .fg(view.theme.cursor_fg)
                 } else {
                     Style::default()
                 };
@@ -171,36 +174,43 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(
                 "Enter: connect    Esc: close",
-                Style::default().fg(app.theme.dim),
+                Style::default().fg(view.theme.dim),
             )));
-            boxed(frame, app, area, "Connect", lines, 70);
+            boxed(frame, view, area, "Connect", lines, 70);
         }
         None => {
-            if let Some(prompt) = app.conflicts.front() {
-                conflict(frame, app, area, prompt);
+            if let Some(prompt) = view.conflicts.front() {
+                conflict(frame, view, area, prompt);
             }
         }
     }
 }
 
-fn block<'a>(app: &App, title: &str) -> Block<'a> {
+fn block<'a>(view: &View, title: &str) -> Block<'a> {
     Block::bordered()
-        .border_style(Style::default().fg(app.theme.dialog_border))
+        .border_style(Style::default().fg(view.theme.dialog_border))
         .title(Span::styled(
             format!(" {title} "),
             Style::default().add_modifier(Modifier::BOLD),
         ))
-        .style(app.theme.base())
+        .style(view.theme.base())
 }
 
-fn boxed(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line>, max_width: u16) {
+fn boxed(
+    frame: &mut Frame,
+    view: &View,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line>,
+    max_width: u16,
+) {
     let width = area.width.saturating_sub(4).min(max_width);
     let height = (lines.len() as u16 + 2).min(area.height);
     let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(block(app, title))
+            .block(block(view, title))
             .wrap(Wrap { trim: false }),
         popup,
     );
@@ -210,7 +220,7 @@ fn boxed(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line>
 /// as tall as its rows.
 fn wrapped(
     frame: &mut Frame,
-    app: &App,
+    view: &View,
     area: Rect,
     title: &str,
     lines: Vec<(String, Style)>,
@@ -229,7 +239,7 @@ fn wrapped(
         .min(area.height);
     let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(rows).block(block(app, title)), popup);
+    frame.render_widget(Paragraph::new(rows).block(block(view, title)), popup);
 }
 
 /// `text` cut into rows of at most `width` characters at spaces, never inside a word that
@@ -356,8 +366,8 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         .collect()
 }
 
-fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
-    let theme = &app.theme;
+fn conflict(frame: &mut Frame, view: &View, area: Rect, prompt: &ConflictPrompt) {
+    let theme = &view.theme;
     let width = area.width.saturating_sub(4).min(72);
     let path = truncate(
         &format::escape_name(&prompt.path),
@@ -376,7 +386,7 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
         buttons.push(Span::styled(format!(" {label} ({key}) "), style));
         buttons.push(Span::raw(" "));
     }
-    let more = app.conflicts.len() - 1;
+    let more = view.conflicts.len() - 1;
     let mut lines = vec![
         Line::from("The destination already exists:"),
         Line::from(Span::styled(path, Style::default().fg(theme.marked))),
@@ -397,7 +407,7 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
         Line::from(format!(
             "[{}] apply to all conflicts of transfer #{} (a)",
             if prompt.apply_to_all { "x" } else { " " },
-            app.job_number(prompt.job)
+            view.job_number(prompt.job)
         )),
     ]);
     if more > 0 {
@@ -410,14 +420,14 @@ fn conflict(frame: &mut Frame, app: &App, area: Rect, prompt: &ConflictPrompt) {
         "←/→ choose, Enter: ok, Esc: skip",
         Style::default().fg(theme.dim),
     )));
-    boxed(frame, app, area, "File exists", lines, 72);
+    boxed(frame, view, area, "File exists", lines, 72);
 }
 
-fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
-    let theme = &app.theme;
+fn help(frame: &mut Frame, view: &View, area: Rect, scroll: usize) {
+    let theme = &view.theme;
     let mut lines = Vec::new();
     for action in Action::ALL {
-        let keys: Vec<String> = app
+        let keys: Vec<String> = view
             .keymap
             .keys(action)
             .iter()
@@ -449,7 +459,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(
-                block(app, "Keys")
+                block(view, "Keys")
                     .title_bottom(Line::from(" ↑/↓ scroll, any other key closes ").right_aligned()),
             )
             .scroll((u16::try_from(scroll).unwrap_or(0), 0)),

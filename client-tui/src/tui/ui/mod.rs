@@ -1,83 +1,74 @@
-//! Rendering: pure functions from [`App`] to a frame. Nothing here changes state, so every
-//! screen can be snapshot-tested against ratatui's `TestBackend`.
+//! Rendering: pure functions from a [`View`] (the state a frame shows) to a frame. Nothing here
+//! changes state, so every screen can be snapshot-tested against ratatui's `TestBackend`.
 //!
-//! [`layout`] is shared with the mouse handling, so a click lands on the row that was drawn.
+//! Where things go comes from [`super::layout`], which the mouse handling shares, so a click
+//! lands on the row that was drawn.
 
 mod details;
 mod dialog;
-mod pane;
+mod listing;
 mod status;
 mod transfers;
 
+use std::collections::{HashSet, VecDeque};
+
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::app::App;
+use super::conflict::ConflictPrompt;
+use super::dialogs::Dialog;
+use super::input::LineInput;
+use super::jobs::{self, JobKey, JobRow};
+use super::keymap::Keymap;
+use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
+use super::mouse::Drag;
+use super::pane::{Pane, Side};
+use super::screen::{Banner, Focus};
+use super::server_link::ServerLink;
+use super::theme::Theme;
 
-/// The smallest terminal ferry draws in.
-pub const MIN_WIDTH: u16 = 40;
-pub const MIN_HEIGHT: u16 = 10;
-/// Rows between a pane's top edge and its first entry: the border and the column header.
-pub const LIST_TOP: u16 = 2;
-/// Most jobs the transfer panel shows at once.
-const MAX_JOB_ROWS: u16 = 5;
-
-/// Where each part of the screen goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Areas {
-    pub local: Rect,
-    pub remote: Rect,
-    pub transfers: Option<Rect>,
-    pub banner: Option<Rect>,
-    pub status: Rect,
+/// What one frame shows: the pieces of state the views read, borrowed for the draw. The views
+/// take this rather than the app, so rendering depends on the state it shows and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub local: &'a Pane,
+    pub remote: &'a Pane,
+    pub focus: Focus,
+    pub keymap: &'a Keymap,
+    pub theme: &'a Theme,
+    pub conn: &'a ServerLink,
+    pub jobs: &'a [JobRow],
+    /// The job the panel scrolls to.
+    pub selected_job: usize,
+    pub dialog: &'a Option<Dialog>,
+    pub conflicts: &'a VecDeque<ConflictPrompt>,
+    /// The filter being typed in the focused pane.
+    pub filtering: &'a Option<LineInput>,
+    pub banner: &'a Option<Banner>,
+    /// Files that arrived with a matching digest, by side and location key.
+    pub verified: &'a HashSet<(Side, String)>,
+    pub drag: &'a Option<Drag>,
 }
 
-/// Lays the screen out for the current state.
-pub fn layout(area: Rect, app: &App) -> Areas {
-    let panel = if app.jobs.is_empty() {
-        0
-    } else {
-        (app.jobs.len() as u16).min(MAX_JOB_ROWS) + 3
-    };
-    // The transfer panel gives way before the panes become useless.
-    let panel = panel.min(area.height.saturating_sub(8));
-    let banner = u16::from(app.banner.is_some());
-    let [panes, transfers, banner_area, status] = Layout::vertical([
-        Constraint::Min(3),
-        Constraint::Length(panel),
-        Constraint::Length(banner),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    let [local, remote] =
-        Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(panes);
-    Areas {
-        local,
-        remote,
-        transfers: (panel > 0).then_some(transfers),
-        banner: (banner > 0).then_some(banner_area),
-        status,
+impl View<'_> {
+    pub fn pane(&self, side: Side) -> &Pane {
+        match side {
+            Side::Local => self.local,
+            Side::Remote => self.remote,
+        }
+    }
+
+    /// The number the user knows job `key` by.
+    pub fn job_number(&self, key: JobKey) -> u64 {
+        jobs::job_number(self.jobs, key)
     }
 }
 
-/// How many entries fit in a pane drawn in `area`.
-pub fn list_rows(area: Rect) -> usize {
-    usize::from(area.height.saturating_sub(LIST_TOP + 1))
-}
-
-/// The first job the transfer panel in `panel` shows: it scrolls to keep the selection visible.
-pub fn first_visible_job(app: &App, panel: Rect) -> usize {
-    // Borders and the overall row take three rows.
-    let rows = usize::from(panel.height.saturating_sub(3)).max(1);
-    app.selected_job.saturating_sub(rows - 1)
-}
-
 /// Draws the whole screen.
-pub fn draw(frame: &mut Frame, app: &App) {
+pub fn draw(frame: &mut Frame, view: &View<'_>) {
     let area = frame.area();
-    frame.render_widget(Block::default().style(app.theme.base()), area);
+    frame.render_widget(Block::default().style(view.theme.base()), area);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
             "Terminal too small: {}x{}. ferry needs at least {MIN_WIDTH}x{MIN_HEIGHT}.",
@@ -86,22 +77,22 @@ pub fn draw(frame: &mut Frame, app: &App) {
         frame.render_widget(
             Paragraph::new(Line::from(text))
                 .wrap(Wrap { trim: true })
-                .style(app.theme.base()),
+                .style(view.theme.base()),
             area,
         );
         return;
     }
-    let areas = layout(area, app);
-    pane::draw(frame, app, super::pane::Side::Local, areas.local);
-    pane::draw(frame, app, super::pane::Side::Remote, areas.remote);
+    let areas = layout::layout(area, view.jobs.len(), view.banner.is_some());
+    listing::draw(frame, view, Side::Local, areas.local);
+    listing::draw(frame, view, Side::Remote, areas.remote);
     if let Some(panel) = areas.transfers {
-        transfers::draw(frame, app, panel);
+        transfers::draw(frame, view, panel);
     }
     if let Some(banner) = areas.banner {
-        status::draw_banner(frame, app, banner);
+        status::draw_banner(frame, view, banner);
     }
-    status::draw_status(frame, app, areas.status);
-    dialog::draw(frame, app, area);
+    status::draw_status(frame, view, areas.status);
+    dialog::draw(frame, view, area);
     defuse(frame.buffer_mut());
 }
 
@@ -114,18 +105,6 @@ fn defuse(buffer: &mut ratatui::buffer::Buffer) {
             cell.set_symbol("?");
         }
     }
-}
-
-/// A rectangle of at most `width` x `height` in the middle of `area`.
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let width = width.min(area.width);
-    let height = height.min(area.height);
-    Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    )
 }
 
 /// Text cut to `width` columns with an ellipsis.

@@ -1,5 +1,8 @@
 //! Screens rendered into ratatui's `TestBackend` and compared with insta snapshots. Times
 //! are fixed, so the snapshots never depend on the clock.
+//!
+//! Over 600 lines in one module on purpose: insta names every stored snapshot after this
+//! module's path, so splitting the file would rename (and re-record) all of them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,11 +13,13 @@ use ratatui::backend::TestBackend;
 use tokio::sync::oneshot;
 
 use crate::engine::{JobId, JobProgress, TransferEvent};
-use crate::tui::app::{App, Command, ConnEvent, Msg};
+use crate::tui::app::App;
 use crate::tui::config::Settings;
+use crate::tui::jobs::JobKey;
+use crate::tui::jobs::tests::progress;
+use crate::tui::message::{ConnEvent, Effect, Msg};
 use crate::tui::pane::Side;
 use crate::tui::pane::tests::entry;
-use crate::tui::transfers::JobKey;
 
 const T: i64 = 1_764_000_000;
 
@@ -55,8 +60,8 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
             server: Some("ferry-server 0.1.0".into()),
         },
     });
-    for command in app.take_commands() {
-        if let Command::List { side, serial, dir } = command {
+    for command in app.take_effects() {
+        if let Effect::List { side, serial, dir } = command {
             let entries = match side {
                 Side::Local => local.clone(),
                 Side::Remote => remote.clone(),
@@ -69,7 +74,7 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
             });
         }
     }
-    app.take_commands();
+    app.take_effects();
     app
 }
 
@@ -77,7 +82,9 @@ fn render(app: &mut App) -> TestBackend {
     app.sync_layout();
     let (width, height) = app.size;
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| super::draw(frame, app)).unwrap();
+    terminal
+        .draw(|frame| super::draw(frame, &app.view()))
+        .unwrap();
     terminal.backend().clone()
 }
 
@@ -88,7 +95,7 @@ fn key(code: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
 /// Submits a copy of the entry under the local cursor and reports it at `done` of `total`.
 fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
     app.on_key(key(crossterm::event::KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
     let job = JobKey {
@@ -99,15 +106,8 @@ fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
     app.on_msg(Msg::Transfer {
         conn: 1,
         event: TransferEvent::Progress(JobProgress {
-            job: job.id,
-            files_done: 0,
-            files_total: 1,
-            bytes_done: done,
-            bytes_total: total,
-            current: None,
-            speed,
             eta: (speed > 0.0).then(|| Duration::from_secs_f64((total - done) as f64 / speed)),
-            scanning: false,
+            ..progress(job.id, done, total, speed)
         }),
     });
 }
@@ -121,8 +121,8 @@ fn empty_panes_while_connecting() {
         String::new(),
     );
     app.resize(100, 16);
-    for command in app.take_commands() {
-        if let Command::List {
+    for command in app.take_effects() {
+        if let Effect::List {
             side: Side::Local,
             serial,
             dir,
@@ -214,8 +214,8 @@ fn transfer_remote(app: &mut App) {
         },
     });
     // The refresh the finished job asked for: the local pane now holds the file.
-    for command in app.take_commands() {
-        if let Command::List { side, serial, dir } = command {
+    for command in app.take_effects() {
+        if let Effect::List { side, serial, dir } = command {
             let mut entries = local_entries();
             entries.push(entry("report.pdf", Kind::File, 1_048_576, T + 120));
             app.on_msg(Msg::Listed {
@@ -362,7 +362,7 @@ fn help_with_the_vim_preset() {
         String::new(),
     );
     app.resize(100, 44);
-    app.take_commands();
+    app.take_effects();
     app.on_key(key(crossterm::event::KeyCode::F(1)));
     insta::assert_snapshot!(render(&mut app));
 }
@@ -370,7 +370,7 @@ fn help_with_the_vim_preset() {
 #[test]
 fn unknown_certificate_question() {
     let mut app = app(local_entries(), remote_entries(), 100, 24);
-    app.dialog = Some(crate::tui::app::Dialog::Trust {
+    app.dialog = Some(crate::tui::dialogs::Dialog::Trust {
         addr: "nas.local:7070".into(),
         fingerprint: crate::engine::known_hosts::Fingerprint(std::array::from_fn(|i| i as u8 * 8)),
     });
@@ -539,7 +539,7 @@ fn delete_of_two_marked_directories_keeps_its_key_hint() {
 fn scanning_download(app: &mut App) -> JobKey {
     app.on_key(key(crossterm::event::KeyCode::Tab));
     app.on_key(key(crossterm::event::KeyCode::F(5)));
-    let Some(Command::Submit { info, .. }) = app.take_commands().pop() else {
+    let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
     let job = JobKey {

@@ -7,16 +7,18 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::super::app::{App, BannerKind, ConnState};
 use super::super::keymap::Action;
+use super::super::screen::BannerKind;
+use super::super::server_link::ConnState;
+use super::View;
 use super::truncate;
 
-pub fn draw_banner(frame: &mut Frame, app: &App, area: Rect) {
-    let Some(banner) = &app.banner else { return };
+pub fn draw_banner(frame: &mut Frame, view: &View, area: Rect) {
+    let Some(banner) = &view.banner else { return };
     let (style, icon) = match banner.kind {
-        BannerKind::Error => (app.theme.error(), "✗"),
-        BannerKind::Info => (app.theme.info(), "✓"),
-        BannerKind::Cancelled => (app.theme.info(), "⊘"),
+        BannerKind::Error => (view.theme.error(), "✗"),
+        BannerKind::Info => (view.theme.info(), "✓"),
+        BannerKind::Cancelled => (view.theme.info(), "⊘"),
     };
     // Errors quote the server's own words, which may hold escape sequences.
     let text = format!(" {icon} {}", crate::format::escape_name(&banner.text));
@@ -36,9 +38,9 @@ pub fn draw_banner(frame: &mut Frame, app: &App, area: Rect) {
 /// gives them to key hints beyond the first.
 const STATE_MIN: usize = 32;
 
-pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
-    let theme = &app.theme;
-    let conn = &app.conn;
+pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
+    let theme = &view.theme;
+    let conn = &view.conn;
     let (dot, state) = match &conn.state {
         ConnState::Connecting => ("◌", "connecting".to_string()),
         ConnState::Connected => ("●", "connected".to_string()),
@@ -61,7 +63,7 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         }
         _ => {}
     }
-    if let Some(drag) = &app.drag
+    if let Some(drag) = &view.drag
         && drag.moved
     {
         left.push_str(&format!(
@@ -79,7 +81,7 @@ pub fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         (Action::Quit, "quit"),
     ]
     .iter()
-    .map(|(action, label)| format!("{} {label}", app.keymap.hint(*action)))
+    .map(|(action, label)| format!("{} {label}", view.keymap.hint(*action)))
     .collect();
     let width = usize::from(area.width);
     let right = fitting_hints(&hints, width.saturating_sub(core_width.min(STATE_MIN) + 1));

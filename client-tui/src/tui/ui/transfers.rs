@@ -9,21 +9,23 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Row, Table};
 
-use super::super::app::{App, Focus};
+use super::super::jobs::{self, JobRow, JobState};
+use super::super::layout::first_visible_job;
 use super::super::pane::Side;
+use super::super::screen::Focus;
 use super::super::theme::Theme;
-use super::super::transfers::{self, Job, JobState};
+use super::View;
 use super::truncate;
 use crate::format;
 
 /// The width of each job's bar.
 const BAR_WIDTH: u16 = 20;
 
-pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let theme = &app.theme;
-    let focused = app.focus == Focus::Transfers;
-    let overall = transfers::overall(&app.jobs);
-    let failed = app
+pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
+    let theme = &view.theme;
+    let focused = view.focus == Focus::Transfers;
+    let overall = jobs::overall(view.jobs);
+    let failed = view
         .jobs
         .iter()
         .filter(|j| match &j.state {
@@ -47,9 +49,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     title.push(Span::raw(" "));
     let mut hint = format!(
         " {} focus  {} cancel  {} clear finished ",
-        app.keymap.hint(super::super::keymap::Action::Transfers),
-        app.keymap.hint(super::super::keymap::Action::CancelJob),
-        app.keymap.hint(super::super::keymap::Action::ClearFinished),
+        view.keymap.hint(super::super::keymap::Action::Transfers),
+        view.keymap.hint(super::super::keymap::Action::CancelJob),
+        view.keymap
+            .hint(super::super::keymap::Action::ClearFinished),
     );
     if focused {
         // Where a job's failures and left-out entries are listed by name.
@@ -57,7 +60,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             0,
             &format!(
                 " {} details ",
-                app.keymap.hint(super::super::keymap::Action::Enter)
+                view.keymap.hint(super::super::keymap::Action::Enter)
             ),
         );
     }
@@ -90,7 +93,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         widths.push(Constraint::Length(12));
     }
 
-    let overall_ratio = transfers::ratio(overall.bytes_done, overall.bytes_total);
+    let overall_ratio = jobs::ratio(overall.bytes_done, overall.bytes_total);
     let overall_row = if overall.running == 0 {
         Row::new(vec![Line::from("Overall: idle")]).style(Style::default().fg(theme.dim))
     } else if overall.scanning {
@@ -111,29 +114,29 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     };
 
     let rows_for_jobs = usize::from(inner.height - 1);
-    let first = super::first_visible_job(app, area);
+    let first = first_visible_job(view.selected_job, area);
     let label_width = usize::from(
         inner
             .width
             .saturating_sub(bar_width + 4 + 21 + if wide { 24 + 5 } else { 3 }),
     );
     let mut rows = vec![overall_row];
-    for (i, job) in app.jobs.iter().enumerate().skip(first).take(rows_for_jobs) {
-        let selected = focused && i == app.selected_job;
-        rows.push(job_row(app, job, selected, wide, bar_width, label_width));
+    for (i, job) in view.jobs.iter().enumerate().skip(first).take(rows_for_jobs) {
+        let selected = focused && i == view.selected_job;
+        rows.push(job_row(view, job, selected, wide, bar_width, label_width));
     }
     frame.render_widget(Table::new(rows, widths).column_spacing(1), inner);
 }
 
 fn job_row<'a>(
-    app: &App,
-    job: &Job,
+    view: &View,
+    job: &JobRow,
     selected: bool,
     wide: bool,
     bar_width: u16,
     label_width: usize,
 ) -> Row<'a> {
-    let theme = &app.theme;
+    let theme = &view.theme;
     let arrow = match job.info.dest {
         Side::Remote => "↑",
         Side::Local => "↓",
@@ -242,10 +245,10 @@ fn job_row<'a>(
 fn bar_cells(ratio: f64, bar_width: u16, theme: &Theme) -> [Line<'static>; 2] {
     [
         Line::from(Span::styled(
-            transfers::bar(ratio, usize::from(bar_width)),
+            jobs::bar(ratio, usize::from(bar_width)),
             Style::default().fg(theme.progress),
         )),
-        Line::from(format!("{:>3}%", transfers::percent(ratio))),
+        Line::from(format!("{:>3}%", jobs::percent(ratio))),
     ]
 }
 

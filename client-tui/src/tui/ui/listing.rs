@@ -8,8 +8,11 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
-use super::super::app::{App, ConnState, Focus};
+use super::super::layout;
 use super::super::pane::{Pane, Side};
+use super::super::screen::Focus;
+use super::super::server_link::ConnState;
+use super::View;
 use super::{truncate, truncate_left};
 use crate::format;
 
@@ -18,10 +21,10 @@ const TIME_COLUMN_MIN_WIDTH: u16 = 46;
 const SIZE_WIDTH: u16 = 9;
 const TIME_WIDTH: u16 = 16;
 
-pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
-    let pane = app.pane(side);
-    let theme = &app.theme;
-    let focused = app.focus == Focus::Pane(side);
+pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
+    let pane = view.pane(side);
+    let theme = &view.theme;
+    let focused = view.focus == Focus::Pane(side);
     let border = if focused {
         theme.border_focus
     } else {
@@ -29,7 +32,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     };
     let label = match side {
         Side::Local => "Local".to_string(),
-        Side::Remote => app.conn.label.clone(),
+        Side::Remote => view.conn.label.clone(),
     };
     // A local directory's bytes shown by the one rule, not with replacement characters.
     let path = pane.dir.shown();
@@ -61,12 +64,12 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     let block = Block::bordered()
         .border_style(Style::default().fg(border))
         .title(title)
-        .title_bottom(footer(app, pane, focused))
+        .title_bottom(footer(view, pane, focused))
         .title_bottom(Line::from(sort).right_aligned());
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    if let Some(message) = empty_message(app, pane, side) {
+    if let Some(message) = empty_message(view, pane, side) {
         frame.render_widget(
             Paragraph::new(Line::from(Span::styled(
                 message,
@@ -99,7 +102,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
     if show_time {
         header.push("Modified");
     }
-    let rows_visible = super::list_rows(area);
+    let rows_visible = layout::list_rows(area);
     let end = (pane.offset + rows_visible).min(pane.view.len());
     let dir_key = pane.dir.clone();
     let rows: Vec<Row> = pane.view[pane.offset..end]
@@ -109,7 +112,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
             let entry = &pane.entries[index];
             let at_cursor = pane.offset + i == pane.cursor;
             let marked = pane.marks.contains(&entry.name);
-            let verified = app
+            let verified = view
                 .verified
                 .contains(&(side, dir_key.join(&entry.name).key()));
             let mut style = Style::default().fg(match (entry.kind, entry.is_dir_like()) {
@@ -131,7 +134,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
             }
             let mut cells = vec![
                 name_cell(
-                    app,
+                    view,
                     entry,
                     (at_cursor && focused, marked, verified),
                     name_width,
@@ -153,7 +156,7 @@ pub fn draw(frame: &mut Frame, app: &App, side: Side, area: Rect) {
 /// The name with a two-cell gutter: `›` on the focused cursor row, so the cursor shows even
 /// without colours, and `*` on marked entries.
 fn name_cell<'a>(
-    app: &App,
+    view: &View,
     entry: &Entry,
     (pointer, marked, verified): (bool, bool, bool),
     width: usize,
@@ -174,7 +177,7 @@ fn name_cell<'a>(
     let name = truncate(&name, width.saturating_sub(2 + tick.chars().count()));
     let mut spans = vec![Span::raw(mark), Span::raw(name)];
     if verified {
-        spans.push(Span::styled(tick, Style::default().fg(app.theme.verified)));
+        spans.push(Span::styled(tick, Style::default().fg(view.theme.verified)));
     }
     Line::from(spans)
 }
@@ -189,12 +192,12 @@ fn size_text(entry: &Entry) -> String {
     }
 }
 
-fn empty_message(app: &App, pane: &Pane, side: Side) -> Option<String> {
+fn empty_message(view: &View, pane: &Pane, side: Side) -> Option<String> {
     if !pane.view.is_empty() {
         return None;
     }
     if side == Side::Remote
-        && let ConnState::Lost(error) = &app.conn.state
+        && let ConnState::Lost(error) = &view.conn.state
         && !pane.loaded
     {
         return Some(format!("Not connected: {error}"));
@@ -204,7 +207,7 @@ fn empty_message(app: &App, pane: &Pane, side: Side) -> Option<String> {
     }
     if !pane.loaded {
         return Some(
-            if side == Side::Remote && app.conn.state == ConnState::Connecting {
+            if side == Side::Remote && view.conn.state == ConnState::Connecting {
                 "Connecting…".into()
             } else {
                 "Loading…".into()
@@ -220,8 +223,8 @@ fn empty_message(app: &App, pane: &Pane, side: Side) -> Option<String> {
     Some("(only hidden entries: press . to show them)".into())
 }
 
-fn footer<'a>(app: &App, pane: &Pane, focused: bool) -> Line<'a> {
-    let theme = &app.theme;
+fn footer<'a>(view: &View, pane: &Pane, focused: bool) -> Line<'a> {
+    let theme = &view.theme;
     let mut spans = Vec::new();
     let (count, bytes) = pane.marked_total();
     if count > 0 {
@@ -242,7 +245,7 @@ fn footer<'a>(app: &App, pane: &Pane, focused: bool) -> Line<'a> {
             Style::default().fg(theme.dim),
         ));
     }
-    match (&app.filtering, focused) {
+    match (&view.filtering, focused) {
         (Some(input), true) => spans.push(Span::styled(
             format!(" /{}▏", input.text()),
             Style::default()

@@ -1,10 +1,12 @@
-//! The transfer list as the UI sees it: one [`Job`] per submitted copy or move, updated from
-//! engine events, and the pure progress math the panel draws from.
+//! The transfer list as the UI sees it: one [`JobRow`] per submitted copy or move, updated from
+//! engine events, the [`TransferList`] that holds them with its selection, and the pure
+//! progress math the panel draws from.
 
 use std::time::Duration;
 
 use crate::engine::{JobId, JobProgress, JobSummary, LeftOutReason};
 
+use super::keymap::Action;
 use super::pane::{Location, Side};
 
 /// A job across reconnects: the engine connection it runs on and the engine's id.
@@ -40,7 +42,7 @@ pub struct JobInfo {
 
 /// One job in the transfer panel.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Job {
+pub struct JobRow {
     pub key: JobKey,
     /// The number the user sees (`#3`): unique for the session, while engine ids restart with
     /// each connection.
@@ -67,9 +69,9 @@ pub struct Job {
     pub partials_kept: u64,
 }
 
-impl Job {
-    pub fn new(key: JobKey, number: u64, info: JobInfo) -> Job {
-        Job {
+impl JobRow {
+    pub fn new(key: JobKey, number: u64, info: JobInfo) -> JobRow {
+        JobRow {
             key,
             number,
             info,
@@ -202,7 +204,7 @@ impl Job {
     }
 }
 
-impl Job {
+impl JobRow {
     /// The rows of the job's details view: each failed file and each entry not copied, with
     /// why, names escaped (they may be a hostile server's), failures first.
     pub fn details(&self) -> Vec<String> {
@@ -232,9 +234,135 @@ impl Job {
     }
 }
 
+/// The transfer panel's list: the session's jobs in the order they were submitted, and the
+/// one selected.
+#[derive(Debug, Default)]
+pub struct TransferList {
+    pub jobs: Vec<JobRow>,
+    /// The job the panel scrolls to and `x` cancels. While the list lacks focus it follows
+    /// the newest running job (else the newest), so what the panel shows is what `x` acts on;
+    /// while the list has focus it stays where the user put it.
+    pub selected: usize,
+    /// The number the last submitted job got: numbers stay unique across connections.
+    last_number: u64,
+}
+
+impl TransferList {
+    /// A job the engine took: it gets the next number the user knows it by.
+    pub fn submitted(&mut self, key: JobKey, info: JobInfo) {
+        self.last_number += 1;
+        self.jobs.push(JobRow::new(key, self.last_number, info));
+    }
+
+    pub fn get_mut(&mut self, key: JobKey) -> Option<&mut JobRow> {
+        self.jobs.iter_mut().find(|j| j.key == key)
+    }
+
+    /// The number the user knows job `key` by.
+    pub fn number(&self, key: JobKey) -> u64 {
+        job_number(&self.jobs, key)
+    }
+
+    /// The jobs that still run.
+    pub fn running(&self) -> impl Iterator<Item = &JobRow> {
+        self.jobs.iter().filter(|j| j.is_active())
+    }
+
+    pub fn selected_job(&self) -> Option<&JobRow> {
+        self.jobs.get(self.selected)
+    }
+
+    /// Moves the selection to the newest running job, else the newest job, unless the user is
+    /// choosing in the `focused` list: the panel then shows what `x` would cancel.
+    pub fn follow(&mut self, focused: bool) {
+        if focused {
+            self.selected = self.selected.min(self.jobs.len().saturating_sub(1));
+            return;
+        }
+        self.selected = self
+            .jobs
+            .iter()
+            .rposition(JobRow::is_active)
+            .unwrap_or(self.jobs.len().saturating_sub(1));
+    }
+
+    /// Moves the selection by a key of the focused list; `false` if the action is no move.
+    pub fn select(&mut self, action: Action) -> bool {
+        match action {
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => {
+                self.selected = (self.selected + 1).min(self.jobs.len().saturating_sub(1));
+            }
+            Action::Top => self.selected = 0,
+            Action::Bottom => self.selected = self.jobs.len().saturating_sub(1),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Drops the jobs that ended, keeping the selected one selected if it still runs.
+    pub fn clear_finished(&mut self) {
+        let kept = self.selected_job().map(|j| j.key);
+        self.jobs.retain(JobRow::is_active);
+        self.selected = kept
+            .and_then(|key| self.jobs.iter().position(|j| j.key == key))
+            .unwrap_or(0);
+    }
+
+    /// The job `x` cancels: in the `focused` list the selected one if it runs; from the panes
+    /// the selected job if it runs, else the newest running one.
+    pub fn to_cancel(&self, focused: bool) -> Option<&JobRow> {
+        let selected = self.selected_job().filter(|j| j.is_active());
+        match (focused, selected) {
+            (true, selected) => selected,
+            (_, Some(job)) => Some(job),
+            (_, None) => self.jobs.iter().rev().find(|j| j.is_active()),
+        }
+    }
+
+    /// A file of job `key` arrived verified: the side it went to and the location keys it
+    /// landed at. The engine names a file by its wire path: the destination of an upload, the
+    /// source of a download, which maps to its local destination.
+    pub fn arrived(
+        &mut self,
+        key: JobKey,
+        path: String,
+        bytes: u64,
+    ) -> Option<(Side, Vec<String>)> {
+        let job = self.get_mut(key)?;
+        job.bytes_verified += bytes;
+        job.files_verified += 1;
+        let dest = job.info.dest;
+        let keys: Vec<String> = match dest {
+            Side::Remote => vec![path],
+            Side::Local => job
+                .info
+                .items
+                .iter()
+                .filter_map(|(src, dst)| {
+                    if *src == path {
+                        Some(dst.clone())
+                    } else {
+                        let rest = path.strip_prefix(src.as_str())?.strip_prefix('/')?;
+                        Some(format!("{dst}/{rest}"))
+                    }
+                })
+                .collect(),
+        };
+        Some((dest, keys))
+    }
+}
+
 /// Failed and left-out entries a job keeps for its details view: a tree of millions of
 /// unreadable entries must not fill memory; the rest are counted.
 pub const MAX_DETAILS: usize = 10_000;
+
+/// The number the user knows job `key` by (the engine's id once the job has left the list).
+pub fn job_number(jobs: &[JobRow], key: JobKey) -> u64 {
+    jobs.iter()
+        .find(|j| j.key == key)
+        .map_or(key.id.0, |j| j.number)
+}
 
 /// Whether an engine error (printed code first) is the connection breaking, which leaves a
 /// file's bytes in a partial and says the server may be gone.
@@ -283,7 +411,7 @@ pub struct Overall {
     pub eta: Option<Duration>,
 }
 
-pub fn overall(jobs: &[Job]) -> Overall {
+pub fn overall(jobs: &[JobRow]) -> Overall {
     let active = jobs.iter().filter(|j| j.is_active());
     let mut o = Overall {
         running: 0,
@@ -310,11 +438,11 @@ pub fn overall(jobs: &[Job]) -> Overall {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn job(id: u64, done: u64, total: u64, speed: f64) -> Job {
-        let mut job = Job::new(
+    fn job(id: u64, done: u64, total: u64, speed: f64) -> JobRow {
+        let mut job = JobRow::new(
             JobKey {
                 conn: 1,
                 id: JobId(id),
@@ -329,8 +457,14 @@ mod tests {
                 label: "x".into(),
             },
         );
-        job.progressed(&JobProgress {
-            job: JobId(id),
+        job.progressed(&progress(JobId(id), done, total, speed));
+        job
+    }
+
+    /// One file of a job, `done` of `total` bytes at `speed`, with no estimate yet.
+    pub(crate) fn progress(job: JobId, done: u64, total: u64, speed: f64) -> JobProgress {
+        JobProgress {
+            job,
             files_done: 0,
             files_total: 1,
             bytes_done: done,
@@ -339,8 +473,7 @@ mod tests {
             speed,
             eta: None,
             scanning: false,
-        });
-        job
+        }
     }
 
     #[test]

@@ -1,0 +1,58 @@
+//! The question a destination that exists asks: which choice, and whether for all. The engine
+//! waits on the reply channel until the user answers.
+
+use crossterm::event::{KeyCode, KeyEvent};
+use tokio::sync::oneshot;
+
+use crate::engine::{ConflictAnswer, ConflictPolicy};
+
+use super::jobs::JobKey;
+
+/// The choices a conflict offers, with their shortcut keys.
+pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [
+    (ConflictPolicy::Overwrite, "Overwrite", 'o'),
+    (ConflictPolicy::Skip, "Skip", 's'),
+    (ConflictPolicy::Resume, "Resume", 'r'),
+    (ConflictPolicy::Rename, "Rename", 'n'),
+];
+
+/// A destination that exists, waiting for the user's answer.
+#[derive(Debug)]
+pub struct ConflictPrompt {
+    pub job: JobKey,
+    pub path: String,
+    pub reply: Option<oneshot::Sender<ConflictAnswer>>,
+    /// Index into [`CONFLICT_CHOICES`].
+    pub selected: usize,
+    pub apply_to_all: bool,
+    /// Why the question comes again (the last answer could not be carried out).
+    pub reason: Option<String>,
+}
+
+impl ConflictPrompt {
+    /// A key press: moves the choice or toggles "for all", or returns the choice made.
+    pub fn on_key(&mut self, key: &KeyEvent) -> Option<ConflictPolicy> {
+        match key.code {
+            KeyCode::Left | KeyCode::Up | KeyCode::BackTab => {
+                self.selected =
+                    (self.selected + CONFLICT_CHOICES.len() - 1) % CONFLICT_CHOICES.len();
+                None
+            }
+            KeyCode::Right | KeyCode::Down | KeyCode::Tab => {
+                self.selected = (self.selected + 1) % CONFLICT_CHOICES.len();
+                None
+            }
+            KeyCode::Char('a') | KeyCode::Char(' ') => {
+                self.apply_to_all = !self.apply_to_all;
+                None
+            }
+            KeyCode::Enter => Some(CONFLICT_CHOICES[self.selected].0),
+            KeyCode::Esc => Some(ConflictPolicy::Skip),
+            KeyCode::Char(c) => CONFLICT_CHOICES
+                .iter()
+                .find(|(_, _, k)| *k == c.to_ascii_lowercase())
+                .map(|(p, _, _)| *p),
+            _ => None,
+        }
+    }
+}

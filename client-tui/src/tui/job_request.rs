@@ -1,0 +1,86 @@
+//! A copy or move of a pane's entries into the other pane, said twice: in the engine's terms
+//! (a [`JobSpec`] of source and destination pairs) and in the transfer list's (a [`JobInfo`]
+//! with the directories and keys the list refreshes and ticks when the job ends).
+
+use std::path::PathBuf;
+
+use crate::engine::{ConflictPolicy, JobSpec};
+use crate::format;
+
+use super::jobs::JobInfo;
+use super::pane::{Location, Pane, Side};
+
+/// The job that copies (or with `is_move`, moves) `names` from `src_pane` into `dest_pane`'s
+/// directory; without `names`, the source pane's selection. `None` when there is nothing to
+/// copy.
+pub fn request(
+    src_pane: &Pane,
+    dest_pane: &Pane,
+    is_move: bool,
+    names: Option<Vec<String>>,
+) -> Option<(JobSpec, JobInfo)> {
+    let names = names.unwrap_or_else(|| {
+        src_pane
+            .selection()
+            .iter()
+            .map(|e| e.name.clone())
+            .collect()
+    });
+    if names.is_empty() {
+        return None;
+    }
+    let dest = dest_pane.side;
+    let src_dir = src_pane.dir.clone();
+    let dest_dir = dest_pane.dir.clone();
+    let pairs: Vec<(Location, Location)> = names
+        .iter()
+        .map(|n| (src_dir.join(n), dest_dir.join(n)))
+        .collect();
+    let spec = match src_pane.side {
+        Side::Local => JobSpec::Upload {
+            items: pairs
+                .iter()
+                .filter_map(|(s, d)| Some((local(s)?, remote(d)?)))
+                .collect(),
+            policy: ConflictPolicy::Ask,
+            remove_source: is_move,
+        },
+        Side::Remote => JobSpec::Download {
+            items: pairs
+                .iter()
+                .filter_map(|(s, d)| Some((remote(s)?, local(d)?)))
+                .collect(),
+            policy: ConflictPolicy::Ask,
+            remove_source: is_move,
+        },
+    };
+    let label = match names.as_slice() {
+        [one] => format::escape_name(one).into_owned(),
+        many => format!("{} items", many.len()),
+    };
+    let info = JobInfo {
+        dest,
+        src_dir,
+        dest_dir,
+        items: pairs.iter().map(|(s, d)| (s.key(), d.key())).collect(),
+        is_move,
+        label,
+    };
+    Some((spec, info))
+}
+
+/// The path of a local location; `None` for a remote one.
+fn local(location: &Location) -> Option<PathBuf> {
+    match location {
+        Location::Local(path) => Some(path.clone()),
+        Location::Remote(_) => None,
+    }
+}
+
+/// The wire path of a remote location; `None` for a local one.
+fn remote(location: &Location) -> Option<String> {
+    match location {
+        Location::Remote(path) => Some(path.clone()),
+        Location::Local(_) => None,
+    }
+}

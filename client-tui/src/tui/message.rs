@@ -1,0 +1,136 @@
+//! The vocabulary between the synchronous [`App`](super::app::App) and the event loop: the
+//! [`Effect`]s the app asks for (everything that touches the disk, the network or the engine)
+//! and the [`Msg`]s that bring their outcome back. Kept apart from the state so the event loop,
+//! the browsing session's task and the app share it without importing each other.
+
+use std::path::PathBuf;
+
+use ferry_protocol::{Entry, PartialEntry};
+use tokio::sync::oneshot;
+
+use crate::engine::known_hosts::Fingerprint;
+use crate::engine::{ConflictAnswer, Endpoint, JobSpec, TransferEvent};
+
+use super::config::Recent;
+use super::jobs::{JobInfo, JobKey};
+pub use super::pane::ListError;
+use super::pane::{Location, Side};
+
+/// Work for the event loop: everything that touches the disk, the network or the engine.
+#[derive(Debug)]
+pub enum Effect {
+    List {
+        side: Side,
+        serial: u64,
+        dir: Location,
+    },
+    Mkdir {
+        side: Side,
+        path: Location,
+    },
+    Rename {
+        side: Side,
+        from: Location,
+        to: Location,
+    },
+    Remove {
+        side: Side,
+        paths: Vec<Location>,
+    },
+    Submit {
+        spec: JobSpec,
+        info: JobInfo,
+    },
+    Cancel(JobKey),
+    Answer {
+        reply: oneshot::Sender<ConflictAnswer>,
+        answer: ConflictAnswer,
+    },
+    /// Replace the server connection (and its engine) with a new one.
+    Connect {
+        conn: u64,
+        endpoint: Endpoint,
+    },
+    /// The user trusts this certificate of connection `conn`'s server at `addr`: record it in
+    /// known-hosts and reconnect with it pinned.
+    TrustCertificate {
+        conn: u64,
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    SaveRecent(Vec<Recent>),
+    /// Check the current connection now (a job's connection broke), reporting a loss.
+    Probe,
+    /// List the caller's partial uploads in a remote directory.
+    ListPartials {
+        dir: String,
+    },
+    /// Delete the caller's partial uploads of these remote files; with `dir`, list that
+    /// directory's partials again afterwards (for the dialog).
+    DiscardPartials {
+        dir: Option<String>,
+        paths: Vec<String>,
+    },
+    /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
+    PinBookmark {
+        path: PathBuf,
+        name: String,
+        fingerprint: String,
+    },
+}
+
+/// A connection's news, from the task that owns the browsing session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEvent {
+    Connected {
+        read_only: bool,
+        server: Option<String>,
+    },
+    Lost(String),
+    /// The server refused the credentials; nothing retries until the user acts.
+    Unauthorized(String),
+    /// The TLS server at `addr` presented a certificate nothing vouches for; nothing was sent.
+    UnknownCertificate {
+        addr: String,
+        fingerprint: Fingerprint,
+    },
+    /// The server's certificate is not the pinned or recorded one: the full warning.
+    CertificateRefused(String),
+}
+
+/// What the event loop reports back.
+#[derive(Debug)]
+pub enum Msg {
+    Listed {
+        side: Side,
+        serial: u64,
+        dir: Location,
+        result: Result<Vec<Entry>, ListError>,
+    },
+    /// A mkdir, rename or remove finished; `select` is the name to put the cursor on.
+    OpDone {
+        side: Side,
+        result: Result<Option<String>, String>,
+    },
+    Connection {
+        conn: u64,
+        event: ConnEvent,
+    },
+    Transfer {
+        conn: u64,
+        event: TransferEvent,
+    },
+    /// A job the event loop submitted for [`Effect::Submit`].
+    Submitted {
+        key: JobKey,
+        info: JobInfo,
+    },
+    /// Partial uploads of a remote directory (with whether the server had more), after a
+    /// [`Effect::ListPartials`] or a [`Effect::DiscardPartials`]; `note` says what a deletion
+    /// did.
+    Partials {
+        dir: Option<String>,
+        result: Result<(Vec<PartialEntry>, bool), String>,
+        note: Option<String>,
+    },
+}

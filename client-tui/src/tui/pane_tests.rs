@@ -1,0 +1,147 @@
+//! A pane's listing, sort, filter, cursor and marks, with entries made by hand.
+
+use super::*;
+use crate::tui::location::resolve_wire;
+
+pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
+    Entry {
+        name: name.to_string(),
+        kind,
+        size,
+        mtime,
+        mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
+        link: None,
+        error: None,
+    }
+}
+
+fn names(pane: &Pane) -> Vec<&str> {
+    pane.view
+        .iter()
+        .map(|&i| pane.entries[i].name.as_str())
+        .collect()
+}
+
+fn sample() -> Pane {
+    let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
+    pane.set_listing(
+        Location::Local("/data".into()),
+        vec![
+            entry("b.txt", Kind::File, 300, 30),
+            entry("Alpha", Kind::Dir, 4096, 10),
+            entry(".hidden", Kind::File, 1, 50),
+            entry("a.txt", Kind::File, 100, 40),
+            entry("zeta", Kind::Dir, 4096, 20),
+        ],
+        None,
+    );
+    pane
+}
+
+#[test]
+fn directories_first_then_name() {
+    let pane = sample();
+    assert_eq!(names(&pane), ["Alpha", "zeta", "a.txt", "b.txt"]);
+}
+
+#[test]
+fn sorting_by_size_and_time_and_reverse() {
+    let mut pane = sample();
+    pane.set_sort(SortKey::Size, false);
+    assert_eq!(names(&pane), ["Alpha", "zeta", "b.txt", "a.txt"]);
+    pane.set_sort(SortKey::Time, false);
+    assert_eq!(names(&pane), ["zeta", "Alpha", "a.txt", "b.txt"]);
+    pane.set_sort(SortKey::Name, true);
+    assert_eq!(names(&pane), ["zeta", "Alpha", "b.txt", "a.txt"]);
+}
+
+#[test]
+fn hidden_and_filter() {
+    let mut pane = sample();
+    pane.toggle_hidden();
+    assert_eq!(names(&pane).len(), 5);
+    pane.set_filter("txt");
+    assert_eq!(names(&pane), ["a.txt", "b.txt"]);
+    pane.set_filter("ZT");
+    assert_eq!(names(&pane), ["zeta"]);
+}
+
+#[test]
+fn fuzzy_is_an_ordered_subsequence() {
+    assert!(fuzzy_match("rdm", "README.md"));
+    assert!(!fuzzy_match("mdr", "README.md"));
+    assert!(fuzzy_match("", "x"));
+}
+
+#[test]
+fn cursor_survives_resort_and_refresh() {
+    let mut pane = sample();
+    pane.move_cursor(3);
+    assert_eq!(pane.current().unwrap().name, "b.txt");
+    pane.set_sort(SortKey::Size, false);
+    assert_eq!(pane.current().unwrap().name, "b.txt");
+    pane.marks.insert("a.txt".into());
+    let entries = pane.entries.clone();
+    pane.set_listing(Location::Local("/data".into()), entries, None);
+    assert_eq!(pane.current().unwrap().name, "b.txt");
+    assert!(pane.marks.contains("a.txt"));
+}
+
+#[test]
+fn marks_and_selection() {
+    let mut pane = sample();
+    assert_eq!(pane.selection()[0].name, "Alpha");
+    pane.move_cursor(2);
+    pane.toggle_mark();
+    pane.toggle_mark();
+    assert_eq!(pane.cursor, 4.min(pane.view.len() - 1));
+    assert_eq!(pane.marked_total(), (2, 400));
+    let sel: Vec<_> = pane.selection().iter().map(|e| e.name.clone()).collect();
+    assert_eq!(sel, ["a.txt", "b.txt"]);
+    pane.invert_marks();
+    assert_eq!(pane.marked_total(), (2, 0));
+    pane.mark_all();
+    assert_eq!(pane.marks.len(), 4);
+}
+
+#[test]
+fn paging_keeps_the_cursor_visible() {
+    let mut pane = Pane::new(Side::Remote, Location::Remote(String::new()));
+    let entries = (0..100_000)
+        .map(|i| entry(&format!("f{i:06}"), Kind::File, i, 0))
+        .collect();
+    pane.set_height(30);
+    pane.set_listing(Location::Remote(String::new()), entries, None);
+    pane.page(true);
+    assert_eq!((pane.cursor, pane.offset), (29, 0));
+    pane.page(true);
+    assert_eq!((pane.cursor, pane.offset), (58, 29));
+    pane.bottom();
+    assert_eq!((pane.cursor, pane.offset), (99_999, 99_970));
+    pane.scroll(-10);
+    assert_eq!((pane.cursor, pane.offset), (99_989, 99_960));
+    pane.top();
+    assert_eq!((pane.cursor, pane.offset), (0, 0));
+}
+
+#[test]
+fn locations() {
+    let remote = Location::Remote("a/b".into());
+    assert_eq!(
+        remote.parent(),
+        Some((Location::Remote("a".into()), "b".into()))
+    );
+    assert_eq!(
+        Location::Remote("a".into()).parent(),
+        Some((Location::Remote("".into()), "a".into()))
+    );
+    assert_eq!(Location::Remote("".into()).parent(), None);
+    assert_eq!(
+        Location::Remote("".into()).join("x"),
+        Location::Remote("x".into())
+    );
+    assert_eq!(remote.display(), "/a/b");
+    assert_eq!(resolve_wire("a/b", "../c"), "a/c");
+    assert_eq!(resolve_wire("a/b", "/x/y/"), "x/y");
+    assert_eq!(resolve_wire("a", "/"), "");
+}
