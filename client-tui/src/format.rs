@@ -8,7 +8,6 @@
 //! as a path, and nothing a server says can start a line of its own.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -97,17 +96,10 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(name.len() + 8);
     for c in name.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if needs_escape(c) && (c as u32) < 0x80 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if needs_escape(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
+        if needs_escape(c) {
+            wire::push_escape(&mut out, c);
+        } else {
+            out.push(c);
         }
     }
     Cow::Owned(out)

@@ -349,7 +349,7 @@ impl Accounts {
         }
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|err| crate::ServerError::Users(err.to_string()))?;
-        let dummy: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let dummy = ferry_protocol::digest::hex(&random);
         // With the parameters of the file's first account, so a file written by hand with other
         // costs still answers an unknown name as slowly as a known one.
         let params = users

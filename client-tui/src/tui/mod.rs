@@ -207,7 +207,7 @@ fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the bundled server's token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(ferry_protocol::digest::hex(&bytes))
 }
 
 #[cfg(test)]

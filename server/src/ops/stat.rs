@@ -55,7 +55,7 @@ fn machine() -> Option<&'static Machine> {
             }
             let mut salt = [0u8; 16];
             getrandom::fill(&mut salt).ok()?;
-            let salt = salt.iter().map(|b| format!("{b:02x}")).collect();
+            let salt = ferry_protocol::digest::hex(&salt);
             Some(Machine { boot_id, salt })
         })
         .as_ref()
