@@ -2,13 +2,14 @@
 //! crash or a full disk leaves the old file or the new one, never half of each; and renaming
 //! without ever replacing what holds the new name.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
-/// Writes `bytes` to a new hidden file beside `path`, syncs it, and renames it over `path`.
-/// The new file is private (0600) unless `like` names a file whose permissions it takes.
-/// A symlink at `path` (a config kept in a dotfiles repository) is written through at its
-/// target and stays a link; a dangling one is refused rather than replaced.
+/// Writes `bytes` to a new hidden file beside `path`, syncs it, and renames it over `path`
+/// (`ferry_localfs::replace`, as the server writes its users file), making `path`'s directory
+/// first. The new file is private (0600) unless `like` names a file whose permissions it
+/// takes. A symlink at `path` (a config kept in a dotfiles repository) is written through at
+/// its target and stays a link; a dangling one is refused rather than replaced.
 pub(crate) fn write(path: &Path, bytes: &[u8], like: Option<&Path>) -> io::Result<()> {
     let through;
     let path = if path
@@ -20,19 +21,10 @@ pub(crate) fn write(path: &Path, bytes: &[u8], like: Option<&Path>) -> io::Resul
     } else {
         path
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    // tempfile creates the file 0600, with a random name, and removes it if anything fails.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ferry-")
-        .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    if let Some(meta) = like.and_then(|like| std::fs::metadata(like).ok()) {
-        temp.as_file().set_permissions(meta.permissions())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
     }
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    ferry_localfs::replace(path, bytes, like)
 }
 
 /// Renames `from` to `to` unless `to` exists: `AlreadyExists` then, and both entries stay as

@@ -8,12 +8,14 @@
 //! as a path, and nothing a server says can start a line of its own.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ferry_protocol::path as wire;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 
 /// A size like `1.50 MiB`; bytes below 1 KiB as `512 B`.
 pub fn size(bytes: u64) -> String {
@@ -59,31 +61,36 @@ pub fn eta(duration: Duration) -> String {
     }
 }
 
-/// A modification time as `YYYY-MM-DD HH:MM` in UTC: ferry has no time-zone database, and a
-/// fixed zone keeps both panes comparable.
+/// A modification time as `YYYY-MM-DD HH:MM` in the user's time zone, the one their other
+/// tools show; both panes use it, so they stay comparable.
 pub fn mtime(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let rem = seconds.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60
-    )
+    mtime_in(seconds, shown_zone())
 }
 
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// [`mtime`] in `zone`. A time outside the years 9999 BC to 9999 AD (a broken or hostile
+/// server's) shows as `-`.
+pub fn mtime_in(seconds: i64, zone: &TimeZone) -> String {
+    match Timestamp::from_second(seconds) {
+        Ok(time) => zone
+            .to_datetime(time)
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string(),
+        Err(_) => "-".to_string(),
+    }
+}
+
+/// The zone times are shown in: the system's (`TZ`, else `/etc/localtime`), read once; UTC
+/// where it cannot be read. In unit tests it is UTC, whatever the machine's: they snapshot
+/// screens and rows, which must read the same everywhere.
+fn shown_zone() -> &'static TimeZone {
+    static ZONE: OnceLock<TimeZone> = OnceLock::new();
+    ZONE.get_or_init(|| {
+        if cfg!(test) {
+            TimeZone::UTC
+        } else {
+            TimeZone::system()
+        }
+    })
 }
 
 /// A name safe to put on a terminal: control characters become `\n`, `\t`, `\x1b`, `\u{9b}`,
@@ -97,17 +104,10 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(name.len() + 8);
     for c in name.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if needs_escape(c) && (c as u32) < 0x80 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if needs_escape(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
+        if needs_escape(c) {
+            wire::push_escape(&mut out, c);
+        } else {
+            out.push(c);
         }
     }
     Cow::Owned(out)
@@ -239,10 +239,23 @@ mod tests {
 
     #[test]
     fn times_are_utc() {
+        let mtime = |seconds| mtime_in(seconds, &TimeZone::UTC);
         assert_eq!(mtime(0), "1970-01-01 00:00");
         assert_eq!(mtime(1_700_000_000), "2023-11-14 22:13");
         assert_eq!(mtime(951_782_400), "2000-02-29 00:00");
         assert_eq!(mtime(-86_400), "1969-12-31 00:00");
+    }
+
+    #[test]
+    fn times_are_shown_in_the_zone_given() {
+        let tokyo = TimeZone::fixed(jiff::tz::offset(9));
+        assert_eq!(mtime_in(1_700_000_000, &tokyo), "2023-11-15 07:13");
+        let new_york = TimeZone::fixed(jiff::tz::offset(-5));
+        assert_eq!(mtime_in(0, &new_york), "1969-12-31 19:00");
+        assert_eq!(mtime_in(i64::MAX, &TimeZone::UTC), "-");
+        assert_eq!(mtime_in(i64::MIN, &tokyo), "-");
+        // Unit tests see UTC whatever the machine's zone, so their snapshots hold everywhere.
+        assert_eq!(mtime(0), "1970-01-01 00:00");
     }
 
     #[test]

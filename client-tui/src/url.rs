@@ -123,25 +123,21 @@ pub fn wire_path(typed: &[u8]) -> Result<String, path::PathError> {
     Ok(wire)
 }
 
+/// The raw bytes of a percent-encoded text. `percent-encoding` keeps a `%` that starts no
+/// escape as it is; here such a `%` is refused instead, since a location that means something
+/// other than what was typed is worse than none.
 fn percent_decode_bytes(s: &str) -> Result<Vec<u8>, UrlError> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
+    let bad = (0..bytes.len()).find(|&i| {
+        bytes[i] == b'%'
+            && !bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| err(format!("bad percent escape at byte {i} of the path")))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if let Some(i) = bad {
+        return Err(err(format!("bad percent escape at byte {i} of the path")));
     }
-    Ok(out)
+    Ok(percent_encoding::percent_decode_str(s).collect())
 }
 
 fn percent_decode(s: &str) -> Result<String, UrlError> {
@@ -150,27 +146,36 @@ fn percent_decode(s: &str) -> Result<String, UrlError> {
 }
 
 /// Escapes what would not survive a round trip through [`percent_decode`] or a shell prompt.
+/// Other characters, letters of every script included, stay as they are so a printed location
+/// reads as the names it holds (`percent-encoding` alone would escape every non-ASCII byte).
 fn percent_encode(s: &str) -> String {
+    percent_encode_where(s, |c| c == '%' || c == ' ' || c.is_control())
+}
+
+/// A user name as it may stand before `@`: the characters that delimit a location escaped too.
+fn encode_user(user: &str) -> String {
+    percent_encode_where(user, |c| {
+        matches!(c, '%' | ' ' | '@' | ':' | '/') || c.is_control()
+    })
+}
+
+/// `s` with each character `escape` picks written as the percent escapes of its UTF-8 bytes.
+fn percent_encode_where(s: &str, escape: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c == '%' || c == ' ' || c.is_control() {
+        if escape(c) {
             let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            // Every byte of a picked character (none is a letter or digit) becomes `%XX`.
+            out.extend(percent_encoding::percent_encode(
+                bytes,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
         } else {
             out.push(c);
         }
     }
     out
-}
-
-/// A user name as it may stand before `@`: the characters that delimit a location escaped too.
-fn encode_user(user: &str) -> String {
-    percent_encode(user)
-        .replace('@', "%40")
-        .replace(':', "%3A")
-        .replace('/', "%2F")
 }
 
 impl FromStr for RemoteUrl {

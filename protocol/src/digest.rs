@@ -19,6 +19,17 @@ impl Digest {
     }
 }
 
+/// Bytes in lowercase hex, as digests are written: the one hex writer for ferry's random
+/// tokens and salts too.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
 impl From<blake3::Hash> for Digest {
     fn from(hash: blake3::Hash) -> Self {
         Self(*hash.as_bytes())
@@ -74,6 +85,14 @@ impl<'de> Deserialize<'de> for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        let digest = Digest::of(b"x");
+        assert_eq!(format!("blake3:{}", hex(&digest.0)), digest.to_string());
+    }
 
     #[test]
     fn round_trips_through_text() {

@@ -67,15 +67,7 @@ pub fn encode(raw: &[u8]) -> Cow<'_, str> {
         for c in chunk.valid().chars() {
             match c {
                 '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() && (c as u32) < 0x80 => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c if c.is_control() => {
-                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
-                }
+                c if c.is_control() => push_escape(&mut out, c),
                 c => out.push(c),
             }
         }
@@ -84,6 +76,23 @@ pub fn encode(raw: &[u8]) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Appends the escape of a character that is not written as itself: `\n`, `\t`, `\r`, `\xHH`
+/// below U+0080, `\u{H}` above. The one spelling of these escapes, for [`encode`] and for the
+/// client's terminal escape, which spells the characters it hides the same way.
+pub fn push_escape(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c if (c as u32) < 0x80 => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
 }
 
 /// The raw bytes a wire string stands for, undoing [`encode`]; lenient about case and about

@@ -8,16 +8,15 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cap_std::fs::{
-    Dir, DirBuilder, DirBuilderExt, File, FileType, Metadata, MetadataExt, OpenOptions,
-    OpenOptionsExt,
+    Dir, DirBuilder, DirBuilderExt, File, Metadata, MetadataExt, OpenOptions, OpenOptionsExt,
 };
 use ferry_protocol::path::{self, is_partial_name};
-use ferry_protocol::{Entry, ErrorCode, Kind};
+use ferry_protocol::{Entry, ErrorCode};
 
 use crate::error::OpError;
 
@@ -418,19 +417,6 @@ pub(crate) fn check_regular(meta: &Metadata, wire: &str) -> Result<(), OpError> 
     Ok(())
 }
 
-/// What an entry is on the wire.
-pub(crate) fn kind_of(file_type: FileType) -> Kind {
-    if file_type.is_symlink() {
-        Kind::Symlink
-    } else if file_type.is_dir() {
-        Kind::Dir
-    } else if file_type.is_file() {
-        Kind::File
-    } else {
-        Kind::Other
-    }
-}
-
 /// Builds the wire entry for `name` in `dir` from its `lstat` metadata; for a symlink, `link`
 /// says what it points to when the target resolves inside the root. `wire_name` is the name
 /// sent, relative to the wire path `base` (the listed or walked directory).
@@ -452,35 +438,12 @@ pub(crate) fn entry(
         .file_type()
         .is_symlink()
         .then(|| path::join(base, &wire_name));
-    entry_with(wire_name, meta, || {
+    ferry_localfs::entry(wire_name, meta, || {
         dir.metadata(name).ok().or_else(|| {
             let full = RemotePath::parse(full.as_deref()?).ok()?;
             root.metadata(&full).ok()
         })
     })
-}
-
-/// [`entry`] with the symlink target's metadata fetched by `target`, asked only for symlinks.
-pub(crate) fn entry_with(
-    wire_name: String,
-    meta: &Metadata,
-    target: impl FnOnce() -> Option<Metadata>,
-) -> Entry {
-    let kind = kind_of(meta.file_type());
-    let link = if kind == Kind::Symlink {
-        target().map(|target| kind_of(target.file_type()))
-    } else {
-        None
-    };
-    Entry {
-        name: wire_name,
-        kind,
-        size: meta.len(),
-        mtime: meta.mtime(),
-        mode: meta.mode() & 0o7777,
-        link,
-        error: None,
-    }
 }
 
 /// A directory entry's name in wire form, escaped so that every name a POSIX filesystem holds
@@ -502,11 +465,7 @@ pub(crate) fn addressable(name: &OsStr) -> Result<String, bool> {
 /// (`uploads::Owner::partial_name`): the escape undone, so an odd target name gives an odd
 /// partial name, byte for byte.
 pub(crate) fn partial_name(wire: &str) -> OsString {
-    match path::decode(wire) {
-        Ok(raw) => OsString::from_vec(raw.into_owned()),
-        // Built from a checked name, so it always decodes; the wire form is still a name.
-        Err(_) => OsString::from(wire),
-    }
+    ferry_localfs::os_name(wire)
 }
 
 #[cfg(test)]

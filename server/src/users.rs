@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -291,42 +291,8 @@ pub fn upsert(
     }
     let mut text = lines.join("\n");
     text.push('\n');
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let (temp, mut file) = tempfile_in(dir).map_err(io_err)?;
-    let written = file
-        .write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path));
-    if let Err(err) = written {
-        // Whatever failed (a full disk, say), no temporary file is left beside the users file.
-        let _ = std::fs::remove_file(&temp);
-        return Err(io_err(err));
-    }
-    // The rename itself is made durable too, so a crash cannot bring the old file back.
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-/// A new file with mode 0600 beside the users file, under a name no one else uses.
-fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, std::fs::File)> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).map_err(io::Error::other)?;
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!(".ferry-users.{suffix}.tmp"));
-    let file = options.open(&path)?;
-    Ok((path, file))
+    // Whatever fails (a full disk, say), no temporary file is left beside the users file.
+    ferry_localfs::replace(path, text.as_bytes(), None).map_err(io_err)
 }
 
 /// The accounts as a running server uses them: roots open, hashes ready to verify.
@@ -383,7 +349,7 @@ impl Accounts {
         }
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|err| crate::ServerError::Users(err.to_string()))?;
-        let dummy: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let dummy = ferry_protocol::digest::hex(&random);
         // With the parameters of the file's first account, so a file written by hand with other
         // costs still answers an unknown name as slowly as a known one.
         let params = users

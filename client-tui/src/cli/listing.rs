@@ -122,7 +122,7 @@ fn json_for_terminal(line: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// One table row: type and mode, size, mtime (UTC), name (`/` after directories, `@` after links).
+/// One table row: type and mode, size, mtime (local time), name (`/` after directories, `@` after links).
 pub fn format_entry(entry: &Entry) -> String {
     let kind = match entry.kind {
         Kind::File => '-',

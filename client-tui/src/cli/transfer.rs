@@ -223,15 +223,7 @@ pub async fn put(
         let item = std::fs::symlink_metadata(source)
             .map_err(|e| CliError::Engine(EngineError::local(source, e)))
             .and_then(|meta| {
-                let kind = if meta.is_dir() {
-                    Kind::Dir
-                } else if meta.is_file() {
-                    Kind::File
-                } else if meta.is_symlink() {
-                    Kind::Symlink
-                } else {
-                    Kind::Other
-                };
+                let kind = ferry_localfs::kind_of(meta.file_type());
                 check_kind(&crate::format::local_path(source), kind, options.recursive)?;
                 let remote = if into_dir {
                     path::join(&url.path, &local_name(source)?)

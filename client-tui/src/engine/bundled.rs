@@ -79,7 +79,7 @@ pub async fn start(root: &Path) -> Result<BundledServer, BundledError> {
 fn random_token() -> Result<String, BundledError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(BundledError::Randomness)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(ferry_protocol::digest::hex(&bytes))
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 //! policy and prefix hashes for resuming. All of it is blocking `std::fs` code, run by callers
 //! on the blocking pool.
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_protocol::path;
 
@@ -60,24 +59,12 @@ pub(crate) struct LocalTree {
     pub root_mode: Option<u32>,
 }
 
-/// Seconds since the epoch, negative before it.
-pub(crate) fn mtime_secs(meta: &fs::Metadata) -> i64 {
-    match meta.modified() {
-        Ok(t) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-        },
-        Err(_) => 0,
-    }
-}
+pub(crate) use ferry_localfs::mtime_secs;
 
-/// The `SystemTime` of an epoch-seconds mtime.
+/// The `SystemTime` of an epoch-seconds mtime. Every `i64` of seconds is one on Linux, so the
+/// epoch stands in only where the platform has a narrower clock.
 pub(crate) fn system_time(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
+    ferry_localfs::system_time(secs).unwrap_or(UNIX_EPOCH)
 }
 
 /// The mode of a download's partial while its bytes arrive: a half-written copy of a private
@@ -95,30 +82,7 @@ pub(crate) fn new_dir_mode(source: u32) -> u32 {
 /// The mode a new download gets, as `cp` gives it: the source's permission bits (never
 /// setuid, setgid or sticky) less the user's umask.
 pub(crate) fn new_file_mode(source: u32) -> u32 {
-    source & 0o777 & !umask()
-}
-
-/// This process's umask, read once. Read from `/proc/self/status` because `umask(2)` can only
-/// be read by setting it, which would race with other threads creating files meanwhile;
-/// without procfs, the usual `022`.
-fn umask() -> u32 {
-    static UMASK: OnceLock<u32> = OnceLock::new();
-    *UMASK.get_or_init(|| {
-        fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| parse_umask(&status))
-            .unwrap_or(0o022)
-    })
-}
-
-/// The `Umask:` line of a `/proc/<pid>/status` text.
-fn parse_umask(status: &str) -> Option<u32> {
-    status.lines().find_map(|line| {
-        let value = line.strip_prefix("Umask:")?;
-        u32::from_str_radix(value.trim(), 8)
-            .ok()
-            .map(|mask| mask & 0o777)
-    })
+    source & 0o777 & !ferry_localfs::umask()
 }
 
 /// Walks a local source without following symlinks. A source that is itself a symlink or a
@@ -307,23 +271,9 @@ pub(crate) fn free_local_path(path: &Path) -> PathBuf {
     path.with_file_name(crate::names::os_name(&free))
 }
 
-/// Hashes the first `len` bytes of a file; `None` when the file is shorter.
-pub(crate) fn hash_prefix(path: &Path, len: u64) -> io::Result<Option<blake3::Hasher>> {
-    let mut file = File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut left = len;
-    let mut buf = vec![0u8; CHUNK];
-    while left > 0 {
-        let want = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Ok(None);
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(Some(hasher))
-}
+/// Hashes the first `len` bytes of a file; `None` when the file is shorter. The same prefix
+/// hash as the server's, in one place.
+pub(crate) use ferry_localfs::hash_file_prefix as hash_prefix;
 
 #[cfg(test)]
 mod tests {
@@ -385,18 +335,6 @@ mod tests {
     }
 
     #[test]
-    fn prefix_hashes_match_whole_buffer_hashes() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i * 7 % 251) as u8).collect();
-        fs::write(&file, &data).unwrap();
-        let cut = 2 * CHUNK + 5;
-        let hasher = hash_prefix(&file, cut as u64).unwrap().unwrap();
-        assert_eq!(hasher.finalize(), blake3::hash(&data[..cut]));
-        assert!(hash_prefix(&file, data.len() as u64 + 1).unwrap().is_none());
-    }
-
-    #[test]
     fn a_directory_is_made_with_its_sources_bits_and_owner_rwx_only() {
         assert_eq!(new_dir_mode(0o700), 0o700);
         assert_eq!(new_dir_mode(0o555), 0o755);
@@ -407,29 +345,9 @@ mod tests {
     }
 
     #[test]
-    fn umask_lines_are_read_as_octal() {
-        let status = "Name:\tferry\nUmask:\t0027\nState:\tR (running)\n";
-        assert_eq!(parse_umask(status), Some(0o027));
-        assert_eq!(parse_umask("Name:\tferry\n"), None);
-        assert_eq!(parse_umask("Umask:\tzz\n"), None);
-    }
-
-    #[test]
     fn a_changed_source_is_told_apart_from_other_errors() {
         assert!(is_changed(&io::Error::other(Changed)));
         assert!(!is_changed(&io::Error::other("disk on fire")));
         assert!(!is_changed(&io::Error::from(io::ErrorKind::NotFound)));
-    }
-
-    #[test]
-    fn mtimes_round_trip_through_seconds() {
-        for secs in [0i64, 1_700_000_000, -86_400] {
-            let t = system_time(secs);
-            let back = match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => d.as_secs() as i64,
-                Err(e) => -(e.duration().as_secs() as i64),
-            };
-            assert_eq!(back, secs);
-        }
     }
 }

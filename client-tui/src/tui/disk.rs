@@ -4,11 +4,9 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
-use ferry_protocol::{Entry, Kind};
+use ferry_protocol::Entry;
 
 use super::app::ListError;
 use crate::engine::EngineError;
@@ -30,43 +28,10 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
         let Ok(meta) = item.path().symlink_metadata() else {
             continue;
         };
-        let file_type = meta.file_type();
-        let kind = if file_type.is_dir() {
-            Kind::Dir
-        } else if file_type.is_file() {
-            Kind::File
-        } else if file_type.is_symlink() {
-            Kind::Symlink
-        } else {
-            Kind::Other
-        };
-        let link = if kind == Kind::Symlink {
-            fs::metadata(item.path()).ok().map(|m| {
-                if m.is_dir() {
-                    Kind::Dir
-                } else if m.is_file() {
-                    Kind::File
-                } else {
-                    Kind::Other
-                }
-            })
-        } else {
-            None
-        };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        entries.push(Entry {
-            name,
-            kind,
-            size: meta.len(),
-            mtime,
-            mode: meta.permissions().mode(),
-            link,
-            error: None,
-        });
+        // The server's rule for its listings, so both panes show an entry alike.
+        entries.push(ferry_localfs::entry(name, &meta, || {
+            fs::metadata(item.path()).ok()
+        }));
     }
     Ok(entries)
 }
@@ -113,6 +78,7 @@ fn describe(path: &Path, error: io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_protocol::Kind;
 
     #[test]
     fn lists_and_changes_a_directory() {

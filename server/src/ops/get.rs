@@ -9,9 +9,10 @@ use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
 
 use super::Scope;
-use super::{Pipe, UNITS_PER_MIB, hash_prefix_until, ok_line};
+use super::{Pipe, UNITS_PER_MIB, ok_line};
 use crate::error::OpError;
 use crate::root::RemotePath;
+use ferry_localfs::hash_prefix_until;
 
 /// Bytes per read and per message to the socket writer.
 const CHUNK: usize = 512 * 1024;

@@ -475,40 +475,6 @@ fn internal(err: &dyn std::fmt::Display) -> OpError {
     OpError::new(ErrorCode::Io, "internal error")
 }
 
-/// Feeds up to `limit` bytes of `reader` to `hasher` in big reads; returns how many there were.
-/// Used wherever a file's existing prefix must be part of a digest (resumes, offsets).
-pub(crate) fn hash_prefix(
-    reader: &mut impl std::io::Read,
-    limit: u64,
-    hasher: &mut blake3::Hasher,
-) -> std::io::Result<u64> {
-    hash_prefix_until(reader, limit, hasher, || false)
-}
-
-/// [`hash_prefix`] that gives up, with what it hashed so far, once `stopped` says so; asked
-/// before every MiB.
-pub(crate) fn hash_prefix_until(
-    reader: &mut impl std::io::Read,
-    limit: u64,
-    hasher: &mut blake3::Hasher,
-    stopped: impl Fn() -> bool,
-) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 1024 * 1024];
-    let mut total = 0u64;
-    while total < limit && !stopped() {
-        let want = usize::try_from(limit - total).map_or(buf.len(), |left| left.min(buf.len()));
-        let n = match reader.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok(total)
-}
-
 /// `forbidden` for a read-only session: a read-only server, or a read-only user.
 pub(crate) fn check_writable(scope: &Scope, path: &str) -> Result<(), OpError> {
     if scope.read_only {

@@ -9,9 +9,10 @@ use ferry_protocol::{Digest, ErrorCode, PartialReply};
 use tokio_util::sync::CancellationToken;
 
 use super::Scope;
-use super::{Meter, UNITS_PER_MIB, hash_prefix_until, ok_line};
+use super::{Meter, UNITS_PER_MIB, ok_line};
 use crate::error::OpError;
 use crate::root::{RemotePath, partial_name};
+use ferry_localfs::hash_prefix_until;
 
 /// Hashing the partial is expensive work like a resumed `get`'s: it stops when `stop` says the
 /// client has gone, and what it hashed is added to `meter`.

@@ -57,12 +57,10 @@ pub(super) fn partials(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
             reply.more = true;
             break;
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .map(|time| time.into_std())
-            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |age| i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+        // A partial is written now: one dated before the epoch is a clock gone wrong, shown at 0.
+        let mtime = meta.modified().map_or(0, |time| {
+            ferry_localfs::secs_since_epoch(time.into_std()).max(0)
+        });
         reply.partials.push(PartialEntry {
             name,
             size: meta.len(),

@@ -22,16 +22,16 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
+use ferry_localfs::{hash_prefix, system_time, umask};
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
 
 use super::Scope;
-use super::{check_writable, hash_prefix, ok_line, refuse};
+use super::{check_writable, ok_line, refuse};
 use crate::connection::{ConnError, Connection, pool};
 use crate::error::{OpError, code_of};
 use crate::root::{ParentCache, RemotePath, partial_name};
@@ -473,24 +473,6 @@ fn new_file_mode(requested: Option<u32>) -> u32 {
     requested.map_or(0o666, |mode| mode & 0o777) & !umask()
 }
 
-/// The server process's umask, read once. Read from `/proc/self/status` because `umask(2)`
-/// can only be read by setting it, which would race with threads creating files meanwhile;
-/// without procfs, the usual `022`.
-fn umask() -> u32 {
-    static UMASK: OnceLock<u32> = OnceLock::new();
-    *UMASK.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                status.lines().find_map(|line| {
-                    let value = line.strip_prefix("Umask:")?;
-                    u32::from_str_radix(value.trim(), 8).ok()
-                })
-            })
-            .map_or(0o022, |mask| mask & 0o777)
-    })
-}
-
 /// `no_space` unless the filesystem holding `dir` has room for `bytes` more on top of what
 /// other uploads in flight have still to write, with the configured reserve free after them all.
 /// An overwritten file's old bytes are not counted as freed: they stay until the rename.
@@ -825,15 +807,5 @@ fn rename_no_replace(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
             dir.rename(from, dir, to)
         }
         Err(err) => Err(err.into()),
-    }
-}
-
-/// Seconds since the epoch as a `SystemTime`; `None` when the platform cannot represent it.
-fn system_time(secs: i64) -> Option<SystemTime> {
-    let magnitude = Duration::from_secs(secs.unsigned_abs());
-    if secs >= 0 {
-        UNIX_EPOCH.checked_add(magnitude)
-    } else {
-        UNIX_EPOCH.checked_sub(magnitude)
     }
 }

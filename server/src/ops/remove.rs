@@ -26,11 +26,12 @@ use ferry_protocol::{Digest, Done, ErrorCode};
 use super::Scope;
 use tokio_util::sync::CancellationToken;
 
-use super::{Meter, UNITS_PER_MIB, check_writable, hash_prefix_until, ok_line};
+use super::{Meter, UNITS_PER_MIB, check_writable, ok_line};
 use crate::descriptors;
 use crate::error::OpError;
 use crate::root::RemotePath;
 use crate::uploads::FileKey;
+use ferry_localfs::hash_prefix_until;
 
 /// Directories a recursive remove holds open at once (three descriptors each: the directory
 /// and its reader's two).

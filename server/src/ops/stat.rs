@@ -10,13 +10,13 @@ use ferry_protocol::{HostIdentity, StatReply, file_token, host_token};
 use super::Scope;
 use super::ok_line;
 use crate::error::OpError;
-use crate::root::{RemotePath, entry_with};
+use crate::root::RemotePath;
 
 pub(super) fn stat(scope: &Scope, path: &str, identity: bool) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(path)?;
     let meta = scope.root.symlink_metadata(&path)?;
     let mut target = None;
-    let entry = entry_with(path.name().to_owned(), &meta, || {
+    let entry = ferry_localfs::entry(path.name().to_owned(), &meta, || {
         let followed = scope.root.metadata(&path).ok();
         target.clone_from(&followed);
         followed
@@ -55,7 +55,7 @@ fn machine() -> Option<&'static Machine> {
             }
             let mut salt = [0u8; 16];
             getrandom::fill(&mut salt).ok()?;
-            let salt = salt.iter().map(|b| format!("{b:02x}")).collect();
+            let salt = ferry_protocol::digest::hex(&salt);
             Some(Machine { boot_id, salt })
         })
         .as_ref()

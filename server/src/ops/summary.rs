@@ -8,7 +8,8 @@ use super::ok_line;
 use super::walk::Walker;
 use super::{Meter, Scope};
 use crate::error::OpError;
-use crate::root::{RemotePath, kind_of};
+use crate::root::RemotePath;
+use ferry_localfs::kind_of;
 
 /// Totals of `wire`; a walk of a directory counts its entries on `meter` and ends early once
 /// `stop` is cancelled (the client left), and its answer is then never sent.

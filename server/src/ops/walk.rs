@@ -20,7 +20,8 @@ use super::Scope;
 use super::{Meter, Pipe};
 use crate::descriptors::{self, Held};
 use crate::error::{OpError, code_of, io_text};
-use crate::root::{RemotePath, Root, addressable, entry, kind_of};
+use crate::root::{RemotePath, Root, addressable, entry};
+use ferry_localfs::kind_of;
 
 /// Levels a walk descends below its start. Deeper directories are listed but not entered (and
 /// counted as skipped); the cap also bounds open file descriptors per walk.
