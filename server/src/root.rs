@@ -205,7 +205,7 @@ impl Root {
             Err(err) if err.code == ErrorCode::NotFound => return Ok(None),
             Err(err) => return Err(err),
         }
-        let refuse = |why: &str| {
+        let forbidden = |why: &str| {
             OpError::new(
                 ErrorCode::Forbidden,
                 format!("{}: a symlink {why}; it is left as it is", path.wire),
@@ -217,7 +217,7 @@ impl Root {
             .map_err(|err| OpError::io(&io::Error::from(err), &path.wire))?;
         let text = text.as_bytes();
         if text.starts_with(b"/") {
-            return Err(refuse("with an absolute target"));
+            return Err(forbidden("with an absolute target"));
         }
         let mut parts: Vec<String> = path::components(&parent.wire)
             .map_err(|err| OpError::new(ErrorCode::BadPath, err.to_string()))?
@@ -229,7 +229,7 @@ impl Root {
                 b"" | b"." => {}
                 b".." => {
                     if parts.pop().is_none() {
-                        return Err(refuse("leading outside the root"));
+                        return Err(forbidden("leading outside the root"));
                     }
                 }
                 raw => parts.push(path::encode(raw).into_owned()),
@@ -239,10 +239,12 @@ impl Root {
             .iter()
             .fold(String::new(), |wire, part| path::join(&wire, part));
         let target =
-            RemotePath::parse(&wire).map_err(|_| refuse("to a name that cannot be written"))?;
+            RemotePath::parse(&wire).map_err(|_| forbidden("to a name that cannot be written"))?;
         let seen = match self.symlink_metadata(&target) {
             Ok(meta) => meta,
-            Err(err) if err.code == ErrorCode::NotFound => return Err(refuse("leading nowhere")),
+            Err(err) if err.code == ErrorCode::NotFound => {
+                return Err(forbidden("leading nowhere"));
+            }
             Err(err) => return Err(err),
         };
         if seen.is_dir() {
@@ -252,15 +254,15 @@ impl Root {
             ));
         }
         if !seen.is_file() {
-            return Err(refuse("leading to another link or a special file"));
+            return Err(forbidden("leading to another link or a special file"));
         }
         // The name worked out by hand must be the file the link leads to (a `..` after a
         // linked directory goes elsewhere): the kernel's answer, confined to the root.
         let followed = self
             .metadata(path)
-            .map_err(|_| refuse("leading outside the root"))?;
+            .map_err(|_| forbidden("leading outside the root"))?;
         if (followed.dev(), followed.ino()) != (seen.dev(), seen.ino()) {
-            return Err(refuse("whose target cannot be told for sure"));
+            return Err(forbidden("whose target cannot be told for sure"));
         }
         Ok(Some(target))
     }

@@ -142,16 +142,10 @@ pub(crate) async fn handle(
             return Ok(());
         }
         Request::Summary { path } => {
-            conn.flush().await?;
-            conn.work_turn().await?;
-            let meter = Meter::default();
-            let spent = meter.clone();
-            let reply = watched(conn, &access, move |access, stop| {
-                summary::summary(access, &path, stop, &spent)
+            expensive(conn, &access, move |access, stop, meter| {
+                summary::summary(access, &path, stop, meter)
             })
-            .await?;
-            conn.charge(meter.take());
-            reply
+            .await?
         }
         Request::Get { path, offset } => {
             get_batch(conn, login, vec![(path, offset)]).await?;
@@ -163,16 +157,10 @@ pub(crate) async fn handle(
         }
         Request::Partial { path } => {
             // Hashes what the partial holds, up to the largest upload: expensive work.
-            conn.flush().await?;
-            conn.work_turn().await?;
-            let meter = Meter::default();
-            let spent = meter.clone();
-            let reply = watched(conn, &access, move |access, stop| {
-                partial::partial(access, &path, stop, &spent)
+            expensive(conn, &access, move |access, stop, meter| {
+                partial::partial(access, &path, stop, meter)
             })
-            .await?;
-            conn.charge(meter.take());
-            reply
+            .await?
         }
         Request::Partials { path } => {
             blocking(&access, move |access| partials::partials(access, &path)).await
@@ -215,16 +203,10 @@ pub(crate) async fn handle(
             if expect.digest.is_some() {
                 // Checking a digest hashes the whole file: like a `summary`, only for a peer
                 // that still takes its answers, within the connection's budget.
-                conn.flush().await?;
-                conn.work_turn().await?;
-                let meter = Meter::default();
-                let spent = meter.clone();
-                let reply = watched(conn, &access, move |access, stop| {
-                    remove::remove(access, &path, recursive, &expect, stop, &spent)
+                expensive(conn, &access, move |access, stop, meter| {
+                    remove::remove(access, &path, recursive, &expect, stop, meter)
                 })
-                .await?;
-                conn.charge(meter.take());
-                reply
+                .await?
             } else {
                 blocking(&access, move |access| {
                     let idle = CancellationToken::new();
@@ -331,25 +313,34 @@ where
         .unwrap_or_else(|err| Err(internal(&err)))
 }
 
-/// Runs expensive filesystem work on the blocking pool while watching the socket: if the peer
-/// turns out to be gone meanwhile, `stop` is cancelled (the work ends at its next check) and
-/// the connection ends. The caller flushes the answers before it first.
-async fn watched<F>(
+/// Runs expensive filesystem work on the blocking pool, only for a peer that still takes its
+/// answers and within the connection's budget: the answers before it are flushed first (a
+/// vanished peer is found by the failed write), it waits while the budget is spent, and what
+/// it counted on its [`Meter`] is charged once it is done. The socket is watched meanwhile: if
+/// the peer turns out to be gone, `stop` is cancelled (the work ends at its next check) and
+/// the connection ends.
+async fn expensive<F>(
     conn: &mut Connection,
     access: &Arc<Access>,
     work: F,
 ) -> Result<Result<Vec<u8>, OpError>, ConnError>
 where
-    F: FnOnce(&Access, &CancellationToken) -> Result<Vec<u8>, OpError> + Send + 'static,
+    F: FnOnce(&Access, &CancellationToken, &Meter) -> Result<Vec<u8>, OpError> + Send + 'static,
 {
+    conn.flush().await?;
+    conn.work_turn().await?;
+    let meter = Meter::default();
+    let spent = meter.clone();
     let stop = access.server.shutdown.child_token();
     let _stop_on_return = stop.clone().drop_guard();
     let access = Arc::clone(access);
-    let task = tokio::task::spawn_blocking(move || work(&access, &stop));
-    tokio::select! {
-        done = task => Ok(done.unwrap_or_else(|err| Err(internal(&err)))),
-        gone = conn.peer_gone() => Err(gone),
-    }
+    let task = tokio::task::spawn_blocking(move || work(&access, &stop, &spent));
+    let reply = tokio::select! {
+        done = task => done.unwrap_or_else(|err| Err(internal(&err))),
+        gone = conn.peer_gone() => return Err(gone),
+    };
+    conn.charge(meter.take());
+    Ok(reply)
 }
 
 /// Lines or chunks in flight between a producing thread and the socket. Small, because the
