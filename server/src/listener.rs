@@ -28,11 +28,11 @@ use crate::users::Accounts;
 /// How long to back off after a failed `accept` (out of file descriptors, say), so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a refused client is given to read its `busy` line.
-const REFUSE_TIME: Duration = Duration::from_secs(2);
+/// How long a client turned away is given to read its `busy` line.
+const TURN_AWAY_TIME: Duration = Duration::from_secs(2);
 /// Refusals being written at once; past this, a client over the limit is closed without a
 /// word, so a flood of connections cannot pile up tasks and sockets.
-const MAX_REFUSING: usize = 64;
+const MAX_TURNING_AWAY: usize = 64;
 
 /// Serves `config.root` to every client of `listener` until `shutdown` resolves.
 ///
@@ -65,8 +65,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let limits = PathLimits::new(config.max_path_len, config.max_name_len);
     let root = Root::open(&config.root)
-        .map(|root| root.with_limits(PathLimits::of(&config)))
+        .map(|root| root.with_limits(limits))
         .map_err(|source| ServerError::OpenRoot {
             path: config.root.clone(),
             source,
@@ -84,12 +85,12 @@ pub async fn run(
         .as_deref()
         .map(|users| {
             Accounts::open(users, |path| {
-                Root::open(path).map(|root| root.with_limits(PathLimits::of(&config)))
+                Root::open(path).map(|root| root.with_limits(limits))
             })
         })
         .transpose()?;
     let slots = Arc::new(Slots::new(&config));
-    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let turning_away = Arc::new(Semaphore::new(MAX_TURNING_AWAY));
     let server = Arc::new(ServerState {
         token_hash: config
             .token
@@ -146,7 +147,7 @@ pub async fn run(
                 tracker.spawn(served.instrument(info_span!("conn", %peer)));
             }
             Err(why) => {
-                if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+                if let Ok(permit) = Arc::clone(&turning_away).try_acquire_owned() {
                     let tls = server.config.tls.clone();
                     tracker.spawn(async move {
                         turn_away(stream, tls, why).await;
@@ -173,7 +174,7 @@ async fn turn_away(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, wh
             writer.write_all(&line).await?;
             writer.shutdown().await
         };
-        if let Ok(Ok(())) = tokio::time::timeout(REFUSE_TIME, sent).await {
+        if let Ok(Ok(())) = tokio::time::timeout(TURN_AWAY_TIME, sent).await {
             linger(&mut reader).await;
         }
         return;
@@ -185,7 +186,7 @@ async fn turn_away(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, wh
         stream.shutdown().await?;
         Ok::<_, std::io::Error>(stream)
     };
-    if let Ok(Ok(mut stream)) = tokio::time::timeout(REFUSE_TIME, sent).await {
+    if let Ok(Ok(mut stream)) = tokio::time::timeout(TURN_AWAY_TIME, sent).await {
         linger(&mut stream).await;
     }
 }

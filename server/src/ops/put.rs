@@ -17,6 +17,10 @@
 //! never readable by others, and gets its final mode by `fchmod` just before the rename: a new
 //! file the client's `mode` (permission bits only, less the server's umask), a replaced file
 //! its old mode, so an overwrite never widens who may read it.
+//!
+//! Longer than most files (about 840 lines) on purpose: the three ways an upload is taken in
+//! (streamed, small, a batch of small ones that had arrived) share one set of checks, one
+//! partial file and one finish, and split apart each would reach into the others' halves.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};

@@ -5,7 +5,6 @@ use ferry_protocol::ErrorCode;
 use ferry_protocol::path;
 
 use super::RemotePath;
-use crate::config::Config;
 use crate::error::OpError;
 
 /// This server's own path and name limits, in bytes: at most the protocol's, which
@@ -26,11 +25,12 @@ impl Default for PathLimits {
 }
 
 impl PathLimits {
-    /// The configured limits, never above the protocol's nor below one byte.
-    pub fn of(config: &Config) -> Self {
+    /// The configured limits (`Config::max_path_len`, `Config::max_name_len`), never above
+    /// the protocol's nor below one byte.
+    pub fn new(max_path_len: usize, max_name_len: usize) -> Self {
         Self {
-            path: config.max_path_len.clamp(1, path::MAX_PATH_LEN),
-            name: config.max_name_len.clamp(1, path::MAX_NAME_LEN),
+            path: max_path_len.clamp(1, path::MAX_PATH_LEN),
+            name: max_name_len.clamp(1, path::MAX_NAME_LEN),
         }
     }
 
