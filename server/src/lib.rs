@@ -19,6 +19,7 @@
 //! - `connection`: one client's framed byte stream: header reads with limits and timeouts,
 //!   payloads read straight into large buffers, replies batched until the pipeline is drained.
 //! - `buffer_pool`: the big transfer buffers all connections recycle.
+//! - `work_budget`: each connection's budget of work units for expensive requests.
 //! - `config`: [`Config`], how a server behaves.
 //! - `error`: [`ServerError`], the per-request error and the mapping of IO errors to wire codes.
 //! - `uploads`: the server-wide set of paths being written, so two writers never collide, and
@@ -45,6 +46,7 @@ mod sweep;
 pub mod tls;
 mod uploads;
 pub mod users;
+mod work_budget;
 
 pub use config::Config;
 pub use error::ServerError;
