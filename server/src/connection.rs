@@ -1,6 +1,6 @@
-//! One client's connection: splitting its bytes into frames under the header cap and the
-//! timeouts, writing replies through one buffer that is flushed only when no further pipelined
-//! request is waiting, and the request loop that answers each header in order.
+//! One client's framed transport: splitting its bytes into frames under the header cap and the
+//! timeouts, and writing replies through one buffer that is flushed only when no further
+//! pipelined request is waiting. What the frames mean is the handler's and the ops' business.
 //!
 //! A connection runs over plain TCP or TLS. Plain TCP keeps its split halves and the
 //! non-blocking `try_read_buf` top-ups, since it is the hot path of bulk transfers; TLS goes
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use ferry_protocol::{ErrorCode, Frame, FrameDecoder, FrameError, decode_request, encode_err};
+use ferry_protocol::{Frame, FrameDecoder, FrameError};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::io::{ReadHalf, WriteHalf};
@@ -20,10 +20,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::listener::{Shared, Slot};
-use crate::ops::{self, Flow, Session};
+use crate::config::Config;
+use crate::work_budget::WorkBudget;
 
 /// The read buffer's first size: a connection that only lists and fetches never needs more,
 /// so a thousand idle or chatty clients cost little memory.
@@ -35,8 +35,6 @@ const READ_CAPACITY: usize = 512 * 1024;
 /// chunk) goes to the socket directly instead of being copied here first, so the buffer's pages
 /// are never touched by bulk data and each connection stays small.
 const WRITE_CAPACITY: usize = 64 * 1024;
-/// At most this many waiting `get`s are answered by one blocking thread.
-const GET_BATCH: usize = 64;
 /// After a fatal error reply, how long and how much input is read and dropped before closing,
 /// so the peer's unread bytes do not turn the close into a reset that loses the reply.
 const LINGER_TIME: Duration = Duration::from_secs(1);
@@ -83,6 +81,37 @@ type Reader = Either<OwnedReadHalf, ReadHalf<TlsStream>>;
 type Writer = Either<OwnedWriteHalf, WriteHalf<TlsStream>>;
 
 impl Transport {
+    /// The byte stream of an accepted socket: plain, or TLS once the server's side of the
+    /// handshake is done within `within`. A client that speaks plain text, garbage or nothing
+    /// to a TLS server gets `None` and a debug line: only this connection ends.
+    pub async fn accept(
+        stream: TcpStream,
+        tls: Option<&Arc<rustls::ServerConfig>>,
+        within: Duration,
+        cancel: &CancellationToken,
+    ) -> Option<Self> {
+        let Some(tls) = tls else {
+            return Some(Transport::Plain(stream));
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+        let accepted = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return None,
+            accepted = tokio::time::timeout(within, acceptor.accept(stream)) => accepted,
+        };
+        match accepted {
+            Ok(Ok(stream)) => Some(Transport::Tls(Box::new(stream))),
+            Ok(Err(err)) => {
+                debug!(%err, "TLS handshake failed; closing");
+                None
+            }
+            Err(_elapsed) => {
+                debug!("TLS handshake timed out; closing");
+                None
+            }
+        }
+    }
+
     fn split(self) -> (Reader, Writer) {
         match self {
             Transport::Plain(stream) => {
@@ -136,77 +165,26 @@ pub(crate) struct Connection {
     work: WorkBudget,
 }
 
-/// A connection's budget for expensive requests, in work units (see [`crate::ops::Meter`]): a
-/// bucket of `burst` units refilled at `rate` a second. A request is charged what it did once
-/// answered; the next one waits while the bucket is below zero, so a client can spend a burst
-/// at once and then only the rate, however many requests it pipelines.
-#[derive(Debug)]
-struct WorkBudget {
-    credit: f64,
-    burst: f64,
-    rate: f64,
-    at: Instant,
-}
-
-impl WorkBudget {
-    #[allow(clippy::cast_precision_loss)] // Units are counts far below 2^52.
-    fn new(burst: u64, rate: u64) -> Self {
-        Self {
-            credit: burst as f64,
-            burst: burst as f64,
-            rate: (rate as f64).max(1.0),
-            at: Instant::now(),
-        }
-    }
-
-    fn refill(&mut self) {
-        let now = Instant::now();
-        let earned = now.duration_since(self.at).as_secs_f64() * self.rate;
-        self.credit = (self.credit + earned).min(self.burst);
-        self.at = now;
-    }
-
-    /// How long until the bucket is no longer below zero.
-    fn wait(&mut self) -> Duration {
-        self.refill();
-        if self.credit >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.credit / self.rate)
-        }
-    }
-
-    #[allow(clippy::cast_precision_loss)] // Units are counts far below 2^52.
-    fn charge(&mut self, units: u64) {
-        self.refill();
-        self.credit -= units as f64;
-    }
-}
-
 impl Connection {
-    pub fn new(
-        stream: Transport,
-        idle_timeout: Duration,
-        header_timeout: Duration,
-        stall_timeout: Duration,
-        cancel: CancellationToken,
-    ) -> Self {
+    /// Frames `stream` under `config`'s header cap, timeouts and work budget; `cancel` ends
+    /// every wait of the connection.
+    pub fn new(stream: Transport, config: &Config, cancel: CancellationToken) -> Self {
         let (reader, writer) = stream.split();
         Self {
             reader,
             buf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
             read_room: INITIAL_READ_CAPACITY,
-            decoder: FrameDecoder::new(),
+            decoder: FrameDecoder::with_max_header(config.header_limit()),
             writer: BufWriter::with_capacity(WRITE_CAPACITY, writer),
             header_started: None,
             payload_left: 0,
             unread: None,
-            idle_timeout,
-            header_timeout,
-            stall_timeout,
+            idle_timeout: config.idle_timeout,
+            header_timeout: config.header_timeout,
+            stall_timeout: config.stall_timeout,
             cancel,
             eof: false,
-            work: WorkBudget::new(u64::MAX, u64::MAX),
+            work: WorkBudget::new(config.work_burst, config.work_rate),
         }
     }
 
@@ -492,7 +470,7 @@ impl Connection {
 
     /// Sends a last error line and closes gently: our side is shut, and what the peer still
     /// sends is read and dropped for a moment so the line is not lost to a reset.
-    async fn close_with(mut self, line: &[u8]) {
+    pub async fn close_with(mut self, line: &[u8]) {
         let sent = async {
             self.writer.write_all(line).await?;
             self.writer.flush().await?;
@@ -505,51 +483,13 @@ impl Connection {
     }
 
     /// Flushes what is left and closes our side.
-    async fn finish(mut self) {
+    pub async fn finish(mut self) {
         let closing = async {
             self.writer.flush().await?;
             self.writer.shutdown().await
         };
         if let Ok(Err(err)) = tokio::time::timeout(LINGER_TIME, closing).await {
             debug!(%err, "closing");
-        }
-    }
-}
-
-/// Big transfer buffers (upload payloads, download chunks) shared by all connections: taken
-/// for one transfer and given back, so the server holds a bounded set of them instead of
-/// whatever the allocator keeps after buffers allocated on one thread are freed on another.
-pub(crate) mod pool {
-    use std::sync::{Mutex, PoisonError};
-
-    /// At most this many buffers wait in the pool (at most 8 MiB): enough for a few transfers
-    /// at once to recycle, little enough to stay under the memory budget when idle.
-    const POOL_MAX: usize = 8;
-    /// Only buffers in this range are kept; smaller ones are cheap, bigger ones rare.
-    const KEEP: std::ops::RangeInclusive<usize> = 256 * 1024..=2 * 1024 * 1024;
-
-    static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-    /// An empty buffer with at least `capacity` bytes of room.
-    pub(crate) fn take(capacity: usize) -> Vec<u8> {
-        if KEEP.contains(&capacity) {
-            let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(at) = pool.iter().position(|buf| buf.capacity() >= capacity) {
-                return pool.swap_remove(at);
-            }
-        }
-        Vec::with_capacity(capacity)
-    }
-
-    /// Gives a buffer back for another transfer (or frees it when the pool is full).
-    pub(crate) fn give(mut buf: Vec<u8>) {
-        if !KEEP.contains(&buf.capacity()) {
-            return;
-        }
-        buf.clear();
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_MAX {
-            pool.push(buf);
         }
     }
 }
@@ -574,162 +514,4 @@ pub(crate) async fn linger<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-}
-
-/// Serves one client until it leaves, errs or the server shuts down. The slot is held for the
-/// connection's whole life (in its session), which is what bounds the number of connections.
-pub(crate) async fn serve(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    cancel: CancellationToken,
-    slot: Slot,
-) {
-    let config = &shared.config;
-    crate::descriptors::init(config.max_connections);
-    let transport = match &config.tls {
-        None => Transport::Plain(stream),
-        Some(tls) => match handshake(stream, tls, config.header_timeout, &cancel).await {
-            Some(stream) => Transport::Tls(Box::new(stream)),
-            None => return,
-        },
-    };
-    let mut conn = Connection::new(
-        transport,
-        config.idle_timeout,
-        config.header_timeout,
-        config.stall_timeout,
-        cancel,
-    );
-    conn.decoder = FrameDecoder::with_max_header(config.header_limit());
-    conn.work = WorkBudget::new(config.work_burst, config.work_rate);
-    info!("connection open");
-    let mut session = Session::new(slot);
-    let ended = loop {
-        let line = match conn.read_request().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break Ok(()),
-            Err(err) => break Err(err),
-        };
-        let request = match decode_request(&line) {
-            Ok(request) => request,
-            Err(err) => {
-                let answered = async {
-                    conn.write(&encode_err(ErrorCode::BadRequest, &err.message))
-                        .await?;
-                    conn.expect_payload(err.payload);
-                    conn.skip_payload().await?;
-                    if err.trailer {
-                        conn.read_header().await?;
-                    }
-                    Ok(())
-                };
-                match answered.await {
-                    Ok(()) => continue,
-                    Err(err) => break Err(err),
-                }
-            }
-        };
-        let request = match request {
-            // Gets already waiting behind this one are answered together.
-            ferry_protocol::Request::Get { path, offset } if session.greeted() => {
-                let mut gets = vec![(path, offset)];
-                while gets.len() < GET_BATCH {
-                    let Some(line) = conn.buffered_request() else {
-                        break;
-                    };
-                    match decode_request(&line) {
-                        Ok(ferry_protocol::Request::Get { path, offset }) => {
-                            gets.push((path, offset));
-                        }
-                        _ => {
-                            conn.unread(line);
-                            break;
-                        }
-                    }
-                }
-                match ops::get_batch(&mut conn, &session, gets).await {
-                    Ok(()) => continue,
-                    Err(err) => break Err(err),
-                }
-            }
-            request => request,
-        };
-        match ops::handle(&mut conn, &shared, &mut session, request).await {
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Close) => break Err(ConnError::Refused),
-            Err(err) => break Err(err),
-        }
-    };
-    match ended {
-        Ok(()) => {
-            info!("connection closed");
-            conn.finish().await;
-        }
-        Err(ConnError::HeaderTooLong) => {
-            warn!("header line over the limit; closing");
-            let line = encode_err(
-                ErrorCode::HeaderTooLong,
-                &format!(
-                    "header line longer than {} bytes",
-                    shared.config.header_limit()
-                ),
-            );
-            conn.close_with(&line).await;
-        }
-        Err(ConnError::Timeout(what)) => {
-            debug!("timed out waiting for {what}");
-            let line = encode_err(ErrorCode::Timeout, &format!("timed out waiting for {what}"));
-            conn.close_with(&line).await;
-        }
-        Err(ConnError::Refused) => {
-            warn!("too many failed hellos; closing");
-            // The refusal is already queued.
-            conn.close_with(&[]).await;
-        }
-        Err(ConnError::Idle) => {
-            debug!("idle; closing");
-            conn.finish().await;
-        }
-        Err(ConnError::Cancelled) => match session.closed_line() {
-            // Closed by the listener before a login: one line saying why, no lingering.
-            Some(line) => {
-                debug!("closed before a login");
-                let _ = conn.write(&line).await;
-                conn.finish().await;
-            }
-            None => debug!("closed for shutdown"),
-        },
-        Err(err @ (ConnError::Truncated | ConnError::Io(_))) => {
-            debug!(%err, "connection lost");
-        }
-        Err(err @ ConnError::Protocol(_)) => warn!(%err, "closing"),
-    }
-    drop(session);
-}
-
-/// The server's side of the TLS handshake, within the header timeout. A client that speaks
-/// plain text, garbage or nothing gets `None` and a debug line: only this connection ends.
-async fn handshake(
-    stream: TcpStream,
-    tls: &Arc<rustls::ServerConfig>,
-    within: Duration,
-    cancel: &CancellationToken,
-) -> Option<TlsStream> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
-    let accepted = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return None,
-        accepted = tokio::time::timeout(within, acceptor.accept(stream)) => accepted,
-    };
-    match accepted {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(err)) => {
-            debug!(%err, "TLS handshake failed; closing");
-            None
-        }
-        Err(_elapsed) => {
-            debug!("TLS handshake timed out; closing");
-            None
-        }
-    }
 }

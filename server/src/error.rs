@@ -1,8 +1,9 @@
 //! The error a single request ends with: a stable code for the client and a message naming the
 //! path. It is answered and the connection carries on; only [`crate::connection::ConnError`]
-//! ends a connection.
+//! ends a connection. And [`ServerError`], why the server could not run at all.
 
 use std::io;
+use std::path::PathBuf;
 
 use ferry_protocol::ErrorCode;
 
@@ -66,6 +67,28 @@ pub(crate) fn code_of(err: &io::Error) -> ErrorCode {
             _ => ErrorCode::Io,
         },
     }
+}
+
+/// Why the server could not run at all. Errors of single connections never end up here.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The root does not exist, is not a directory, or cannot be read.
+    #[error("cannot open the root directory {path}: {source}")]
+    OpenRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No token and no users file, yet the address is reachable from other machines.
+    #[error(
+        "refusing to serve {addr} without credentials: anyone who can reach it could use it; \
+         pass --token or --users, or listen on a loopback address such as 127.0.0.1"
+    )]
+    Unprotected { addr: std::net::SocketAddr },
+    /// The users file's accounts could not be prepared.
+    #[error("users file: {0}")]
+    Users(String),
 }
 
 #[cfg(test)]

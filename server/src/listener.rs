@@ -2,10 +2,8 @@
 //! client address and before logging in, the login deadline, and a graceful stop when the
 //! shutdown future resolves.
 
-use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::{ErrorCode, encode_err};
@@ -16,269 +14,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::connection::{self, linger};
+use crate::config::Config;
+use crate::connection::linger;
+use crate::error::ServerError;
+use crate::handler;
+use crate::logins::Logins;
 use crate::root::{PathLimits, Root};
+use crate::slots::Slots;
+use crate::state::ServerState;
 use crate::uploads::Uploads;
-use crate::{Config, ServerError};
-
-/// What every connection of one server shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub config: Config,
-    /// The served root of token and open sessions; users of a users file have their own.
-    pub root: Arc<Root>,
-    /// The served root's canonical path, which keys its uploads (see [`crate::ops::Scope`]).
-    pub root_key: Arc<str>,
-    pub uploads: Uploads,
-    /// The configured token's BLAKE3 hash: comparing fixed-size hashes in constant time leaks
-    /// neither the token's bytes nor its length.
-    pub token_hash: Option<[u8; 32]>,
-    /// The users file's accounts, their roots open, when one is configured.
-    pub accounts: Option<crate::users::Accounts>,
-    /// How many failed logins each client address, and all of them together, still owe.
-    pub logins: crate::logins::Logins,
-    /// Cancelled on shutdown; long blocking work (a walk of a huge tree) checks it and stops.
-    pub shutdown: CancellationToken,
-}
+use crate::users::Accounts;
 
 /// How long to back off after a failed `accept` (out of file descriptors, say), so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a refused client is given to read its `busy` line.
-const REFUSE_TIME: Duration = Duration::from_secs(2);
+/// How long a client turned away is given to read its `busy` line.
+const TURN_AWAY_TIME: Duration = Duration::from_secs(2);
 /// Refusals being written at once; past this, a client over the limit is closed without a
 /// word, so a flood of connections cannot pile up tasks and sockets.
-const MAX_REFUSING: usize = 64;
-
-/// Who holds the connection slots: at most `max_total` connections, `max_per_address` from
-/// one client address, and `max_unauthenticated` not logged in yet. When a cap is reached, a
-/// connection not logged in is closed to make room (the oldest of the address with the most of
-/// them; of the newcomer's own address, for the address cap), so connections that never log in
-/// cannot keep out one that will; only logged-in connections ever make a newcomer `busy`.
-#[derive(Debug)]
-pub(crate) struct Slots {
-    state: Mutex<SlotState>,
-    max_total: usize,
-    max_per_address: usize,
-    max_unauthenticated: usize,
-    login_timeout: Duration,
-}
-
-#[derive(Debug, Default)]
-struct SlotState {
-    /// Connections holding a slot; an evicted one stops counting at once, while it closes.
-    total: usize,
-    per_address: HashMap<IpAddr, usize>,
-    /// Connections not logged in yet, oldest first (ids only grow), each with what closes it.
-    waiting: BTreeMap<u64, Waiting>,
-    next_id: u64,
-}
-
-#[derive(Debug)]
-struct Waiting {
-    ip: IpAddr,
-    close: CancellationToken,
-    /// Set to why it was closed, just before `close` is cancelled.
-    why: Arc<OnceLock<Closed>>,
-}
-
-/// Why a connection not logged in was closed by the listener, not by a shutdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Closed {
-    /// To make room for a newcomer at a connection cap.
-    ForRoom,
-    /// It did not log in within the login timeout.
-    LoginTimeout,
-}
-
-/// One connection's slot: not logged in until [`Slot::log_in`]; given back when dropped.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    slots: Arc<Slots>,
-    id: u64,
-    ip: IpAddr,
-    logged_in: bool,
-    close: CancellationToken,
-    why: Arc<OnceLock<Closed>>,
-}
-
-impl Slots {
-    fn new(config: &Config) -> Self {
-        Self {
-            state: Mutex::default(),
-            max_total: config.max_connections,
-            max_per_address: config.max_per_address,
-            max_unauthenticated: config.max_unauthenticated.max(1),
-            login_timeout: config.login_timeout,
-        }
-    }
-
-    /// A slot for a new connection from `ip` that `close` closes, making room by closing a
-    /// connection not logged in when a cap is reached; why not, when only logged-in
-    /// connections hold the slots.
-    fn admit(self: &Arc<Self>, ip: IpAddr, close: CancellationToken) -> Result<Slot, &'static str> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.per_address.get(&ip).copied().unwrap_or(0) >= self.max_per_address {
-            let oldest = state
-                .waiting
-                .iter()
-                .find(|(_, waiting)| waiting.ip == ip)
-                .map(|(&id, _)| id);
-            let Some(oldest) = oldest else {
-                warn!(%ip, max = self.max_per_address, "too many connections from one address; refusing");
-                return Err("too many connections from your address; try again later");
-            };
-            debug!(%ip, "address at its connection limit: closing its oldest connection not logged in");
-            state.evict(oldest, Closed::ForRoom);
-        }
-        if state.total >= self.max_total || state.waiting.len() >= self.max_unauthenticated {
-            let Some(victim) = state.most_waiting() else {
-                warn!(%ip, max = self.max_total, "too many connections; refusing");
-                return Err("too many connections; try again later");
-            };
-            debug!(%ip, "connection slots full: closing a connection not logged in");
-            state.evict(victim, Closed::ForRoom);
-        }
-        let id = state.next_id;
-        state.next_id += 1;
-        state.total += 1;
-        *state.per_address.entry(ip).or_insert(0) += 1;
-        let why = Arc::new(OnceLock::new());
-        state.waiting.insert(
-            id,
-            Waiting {
-                ip,
-                close: close.clone(),
-                why: Arc::clone(&why),
-            },
-        );
-        Ok(Slot {
-            slots: Arc::clone(self),
-            id,
-            ip,
-            logged_in: false,
-            close,
-            why,
-        })
-    }
-
-    /// Closes connection `id` if it has not logged in yet; whether it had not.
-    fn expire(&self, id: u64) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.waiting.contains_key(&id) {
-            state.evict(id, Closed::LoginTimeout);
-            return true;
-        }
-        false
-    }
-}
-
-impl SlotState {
-    /// The connection not logged in that gives way to a newcomer: the oldest of the address
-    /// that has the most of them. So a client that opens one connection and logs in at once is
-    /// not closed by a stream of others reconnecting from a few addresses; it would take as
-    /// many addresses as there are places for connections not logged in.
-    fn most_waiting(&self) -> Option<u64> {
-        let mut by_address: HashMap<IpAddr, (usize, u64)> = HashMap::new();
-        for (&id, waiting) in &self.waiting {
-            // Ids ascend, so the first seen of an address is its oldest.
-            by_address.entry(waiting.ip).or_insert((0, id)).0 += 1;
-        }
-        by_address
-            .into_values()
-            .max_by(|(count_a, id_a), (count_b, id_b)| count_a.cmp(count_b).then(id_b.cmp(id_a)))
-            .map(|(_, id)| id)
-    }
-
-    /// Closes a connection not logged in and takes its place back at once.
-    fn evict(&mut self, id: u64, why: Closed) {
-        if let Some(waiting) = self.waiting.remove(&id) {
-            let _ = waiting.why.set(why);
-            waiting.close.cancel();
-            self.release(waiting.ip);
-        }
-    }
-
-    fn release(&mut self, ip: IpAddr) {
-        self.total = self.total.saturating_sub(1);
-        if let Some(count) = self.per_address.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_address.remove(&ip);
-            }
-        }
-    }
-}
-
-impl Slot {
-    /// The connection has logged in: it is no longer closed to make room or at the login
-    /// deadline. False when it was closed already (the login came too late).
-    pub fn log_in(&mut self) -> bool {
-        if self.logged_in {
-            return true;
-        }
-        let mut state = self
-            .slots
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        self.logged_in = state.waiting.remove(&self.id).is_some();
-        self.logged_in
-    }
-
-    /// The client's address.
-    pub fn ip(&self) -> IpAddr {
-        self.ip
-    }
-
-    /// The line to send a connection the listener closed before it logged in: `busy` when it
-    /// made room for another, `timeout` at the login deadline; `None` when it was not closed
-    /// that way (a shutdown closes without a word).
-    pub fn closed_line(&self) -> Option<Vec<u8>> {
-        let timeout = self.slots.login_timeout;
-        match self.why.get()? {
-            Closed::ForRoom => Some(encode_err(
-                ErrorCode::Busy,
-                "closed to make room for a client that logs in: the server is full; log in \
-                 at once or try again later",
-            )),
-            Closed::LoginTimeout => Some(encode_err(
-                ErrorCode::Timeout,
-                &format!("no login within {}", humantime::format_duration(timeout)),
-            )),
-        }
-    }
-
-    /// Resolves when the connection is being closed (evicted, past its login deadline, or
-    /// the server shutting down), so long waits in a request can stop.
-    pub async fn closing(&self) {
-        self.close.cancelled().await;
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut state = self
-            .slots
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // An evicted connection gave its place back already.
-        if self.logged_in || state.waiting.remove(&self.id).is_some() {
-            state.release(self.ip);
-        }
-    }
-}
-
-/// Closes connection `id` if it has not logged in within `timeout`, then never resolves (the
-/// connection's own future decides when its task ends).
-async fn login_deadline(slots: Arc<Slots>, id: u64, timeout: Duration) {
-    tokio::time::sleep(timeout).await;
-    if slots.expire(id) {
-        debug!("no login within the login timeout; closing");
-    }
-    std::future::pending::<()>().await;
-}
+const MAX_TURNING_AWAY: usize = 64;
 
 /// Serves `config.root` to every client of `listener` until `shutdown` resolves.
 ///
@@ -311,8 +65,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let limits = PathLimits::new(config.max_path_len, config.max_name_len);
     let root = Root::open(&config.root)
-        .map(|root| root.with_limits(PathLimits::of(&config)))
+        .map(|root| root.with_limits(limits))
         .map_err(|source| ServerError::OpenRoot {
             path: config.root.clone(),
             source,
@@ -329,32 +84,31 @@ pub async fn run(
         .users
         .as_deref()
         .map(|users| {
-            crate::users::Accounts::open(users, |path| {
-                Root::open(path).map(|root| root.with_limits(PathLimits::of(&config)))
+            Accounts::open(users, |path| {
+                Root::open(path).map(|root| root.with_limits(limits))
             })
         })
         .transpose()?;
     let slots = Arc::new(Slots::new(&config));
-    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
-    let shared = Arc::new(Shared {
+    let turning_away = Arc::new(Semaphore::new(MAX_TURNING_AWAY));
+    let server = Arc::new(ServerState {
         token_hash: config
             .token
             .as_ref()
             .map(|token| *blake3::hash(token.as_bytes()).as_bytes()),
-        root_key: crate::ops::root_key(&config.root),
         accounts,
-        logins: crate::logins::Logins::new(&config),
+        logins: Logins::new(&config),
         config,
         root: Arc::new(root),
         uploads: Uploads::default(),
         shutdown: CancellationToken::new(),
     });
-    let cancel = shared.shutdown.clone();
+    let cancel = server.shutdown.clone();
     let tracker = TaskTracker::new();
-    tracker.spawn(crate::sweep::run(Arc::clone(&shared)));
+    tracker.spawn(crate::sweep::run(Arc::clone(&server)));
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, root = %shared.config.root.display(), read_only = shared.config.read_only, tls = shared.config.tls.is_some(), "serving");
-        if let Some(users) = &shared.config.users {
+        info!(%addr, root = %server.config.root.display(), read_only = server.config.read_only, tls = server.config.tls.is_some(), "serving");
+        if let Some(users) = &server.config.users {
             info!(users = %users.path().display(), accounts = users.names().count(), "users file loaded");
         }
         if unprotected {
@@ -381,9 +135,8 @@ pub async fn run(
         let close = cancel.child_token();
         match slots.admit(peer.ip(), close.clone()) {
             Ok(slot) => {
-                let deadline =
-                    login_deadline(Arc::clone(&slots), slot.id, shared.config.login_timeout);
-                let serving = connection::serve(stream, Arc::clone(&shared), close, slot);
+                let deadline = slot.login_deadline();
+                let serving = handler::serve(stream, Arc::clone(&server), close, slot);
                 let served = async move {
                     tokio::select! {
                         () = serving => {}
@@ -394,10 +147,10 @@ pub async fn run(
                 tracker.spawn(served.instrument(info_span!("conn", %peer)));
             }
             Err(why) => {
-                if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
-                    let tls = shared.config.tls.clone();
+                if let Ok(permit) = Arc::clone(&turning_away).try_acquire_owned() {
+                    let tls = server.config.tls.clone();
                     tracker.spawn(async move {
-                        refuse(stream, tls, why).await;
+                        turn_away(stream, tls, why).await;
                         drop(permit);
                     });
                 }
@@ -413,7 +166,7 @@ pub async fn run(
 
 /// Tells a client over a connection limit why it is turned away, then closes. Over TLS the
 /// line is only readable after a handshake, which the refusal time also bounds.
-async fn refuse(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, why: &str) {
+async fn turn_away(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, why: &str) {
     let line = encode_err(ErrorCode::Busy, why);
     let Some(tls) = tls else {
         let (mut reader, mut writer) = stream.into_split();
@@ -421,7 +174,7 @@ async fn refuse(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, why: 
             writer.write_all(&line).await?;
             writer.shutdown().await
         };
-        if let Ok(Ok(())) = tokio::time::timeout(REFUSE_TIME, sent).await {
+        if let Ok(Ok(())) = tokio::time::timeout(TURN_AWAY_TIME, sent).await {
             linger(&mut reader).await;
         }
         return;
@@ -433,7 +186,7 @@ async fn refuse(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, why: 
         stream.shutdown().await?;
         Ok::<_, std::io::Error>(stream)
     };
-    if let Ok(Ok(mut stream)) = tokio::time::timeout(REFUSE_TIME, sent).await {
+    if let Ok(Ok(mut stream)) = tokio::time::timeout(TURN_AWAY_TIME, sent).await {
         linger(&mut stream).await;
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::Config;
+use crate::config::Config;
 
 /// Failures an address may make at once before its attempts are spaced out.
 const ADDRESS_BURST: u32 = 5;

@@ -5,6 +5,11 @@
 //!
 //! Wire paths are escaped (`ferry_protocol::path::encode`); this is the one place where they
 //! become the raw bytes the filesystem knows, and where names read from disk become wire names.
+//! Containment (`RemotePath::is_inside`, `Root::lies_within`), the keys trees are swept under
+//! and the names of hidden partial files are decided here too.
+//!
+//! Split in two small submodules so this file stays readable: `limits` (the configured path
+//! and name limits) and `parent_cache` (the parent handle a batch of uploads shares).
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -19,6 +24,13 @@ use ferry_protocol::path::{self, is_partial_name};
 use ferry_protocol::{Entry, ErrorCode};
 
 use crate::error::OpError;
+use crate::uploads::Owner;
+
+mod limits;
+mod parent_cache;
+
+pub(crate) use limits::PathLimits;
+pub(crate) use parent_cache::ParentCache;
 
 /// A client path that passed the lexical rules; `wire` is how it is named in messages, `rel`
 /// the unescaped bytes the filesystem is asked for.
@@ -78,6 +90,19 @@ impl RemotePath {
         }
     }
 
+    /// Whether this path lies strictly inside the directory `dir` names (by name: a symlink on
+    /// the way is not seen).
+    pub fn is_inside(&self, dir: &RemotePath) -> bool {
+        is_below(&self.wire, &dir.wire)
+    }
+
+    /// The hidden partial file beside this path's target that `owner`'s uploads write.
+    pub fn partial(&self, owner: &Owner) -> PartialFile {
+        let wire = owner.partial_name(self.name());
+        let raw = partial_name(&wire);
+        PartialFile { wire, raw }
+    }
+
     /// The parent directory and the last name as the filesystem knows it; `None` for the root.
     pub fn split(&self) -> Option<(RemotePath, &OsStr)> {
         let (parent, _) = path::split_last(&self.wire)?;
@@ -92,64 +117,21 @@ impl RemotePath {
     }
 }
 
+/// A target's hidden partial file, in the target's directory: the wire name uploads claim it
+/// by, and the name on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartialFile {
+    pub wire: String,
+    pub raw: OsString,
+}
+
 /// The served directory, held open for the life of the server.
 #[derive(Debug)]
 pub(crate) struct Root {
     dir: Dir,
     limits: PathLimits,
-}
-
-/// This server's own path and name limits, in bytes: at most the protocol's, which
-/// [`RemotePath::parse`] has already enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PathLimits {
-    pub path: usize,
-    pub name: usize,
-}
-
-impl Default for PathLimits {
-    fn default() -> Self {
-        Self {
-            path: path::MAX_PATH_LEN,
-            name: path::MAX_NAME_LEN,
-        }
-    }
-}
-
-impl PathLimits {
-    /// The configured limits, never above the protocol's nor below one byte.
-    pub fn of(config: &crate::Config) -> Self {
-        Self {
-            path: config.max_path_len.clamp(1, path::MAX_PATH_LEN),
-            name: config.max_name_len.clamp(1, path::MAX_NAME_LEN),
-        }
-    }
-
-    /// `bad_path` for a path over these limits.
-    fn check(&self, path: &RemotePath) -> Result<(), OpError> {
-        if *self == Self::default() {
-            return Ok(());
-        }
-        if path.rel.as_os_str().len() > self.path {
-            return Err(OpError::new(
-                ErrorCode::BadPath,
-                format!(
-                    "{}: path is longer than this server's limit of {} bytes",
-                    path.wire, self.path
-                ),
-            ));
-        }
-        if path.rel.iter().any(|name| name.len() > self.name) {
-            return Err(OpError::new(
-                ErrorCode::BadPath,
-                format!(
-                    "{}: a name is longer than this server's limit of {} bytes",
-                    path.wire, self.name
-                ),
-            ));
-        }
-        Ok(())
-    }
+    /// The root's canonical path: which tree it is, whatever path it was opened by.
+    key: Arc<str>,
 }
 
 impl Root {
@@ -159,7 +141,19 @@ impl Root {
         Ok(Self {
             dir,
             limits: PathLimits::default(),
+            key: tree_key(path),
         })
+    }
+
+    /// The key the tree is swept under and named by in logs: its canonical path.
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// Whether this root's tree is `outer`'s or lies inside it, so that sweeping `outer`
+    /// covers it.
+    pub fn lies_within(&self, outer: &Root) -> bool {
+        self.key == outer.key || is_below(&self.key, &outer.key)
     }
 
     /// The same root, refusing paths over `limits` with `bad_path` in every call that takes
@@ -210,7 +204,7 @@ impl Root {
             Err(err) if err.code == ErrorCode::NotFound => return Ok(None),
             Err(err) => return Err(err),
         }
-        let refuse = |why: &str| {
+        let forbidden = |why: &str| {
             OpError::new(
                 ErrorCode::Forbidden,
                 format!("{}: a symlink {why}; it is left as it is", path.wire),
@@ -222,7 +216,7 @@ impl Root {
             .map_err(|err| OpError::io(&io::Error::from(err), &path.wire))?;
         let text = text.as_bytes();
         if text.starts_with(b"/") {
-            return Err(refuse("with an absolute target"));
+            return Err(forbidden("with an absolute target"));
         }
         let mut parts: Vec<String> = path::components(&parent.wire)
             .map_err(|err| OpError::new(ErrorCode::BadPath, err.to_string()))?
@@ -234,7 +228,7 @@ impl Root {
                 b"" | b"." => {}
                 b".." => {
                     if parts.pop().is_none() {
-                        return Err(refuse("leading outside the root"));
+                        return Err(forbidden("leading outside the root"));
                     }
                 }
                 raw => parts.push(path::encode(raw).into_owned()),
@@ -244,10 +238,12 @@ impl Root {
             .iter()
             .fold(String::new(), |wire, part| path::join(&wire, part));
         let target =
-            RemotePath::parse(&wire).map_err(|_| refuse("to a name that cannot be written"))?;
+            RemotePath::parse(&wire).map_err(|_| forbidden("to a name that cannot be written"))?;
         let seen = match self.symlink_metadata(&target) {
             Ok(meta) => meta,
-            Err(err) if err.code == ErrorCode::NotFound => return Err(refuse("leading nowhere")),
+            Err(err) if err.code == ErrorCode::NotFound => {
+                return Err(forbidden("leading nowhere"));
+            }
             Err(err) => return Err(err),
         };
         if seen.is_dir() {
@@ -257,15 +253,15 @@ impl Root {
             ));
         }
         if !seen.is_file() {
-            return Err(refuse("leading to another link or a special file"));
+            return Err(forbidden("leading to another link or a special file"));
         }
         // The name worked out by hand must be the file the link leads to (a `..` after a
         // linked directory goes elsewhere): the kernel's answer, confined to the root.
         let followed = self
             .metadata(path)
-            .map_err(|_| refuse("leading outside the root"))?;
+            .map_err(|_| forbidden("leading outside the root"))?;
         if (followed.dev(), followed.ino()) != (seen.dev(), seen.ino()) {
-            return Err(refuse("whose target cannot be told for sure"));
+            return Err(forbidden("whose target cannot be told for sure"));
         }
         Ok(Some(target))
     }
@@ -301,6 +297,19 @@ impl Root {
             _ => err,
         })?;
         Ok((dir, name))
+    }
+
+    /// [`Self::open_parent`] and the `lstat` of the last name in it: what is there, for a change
+    /// to it (a final symlink is described, not followed).
+    pub fn open_entry<'p>(
+        &self,
+        path: &'p RemotePath,
+    ) -> Result<(Dir, &'p OsStr, Metadata), OpError> {
+        let (dir, name) = self.open_parent(path)?;
+        let meta = dir
+            .symlink_metadata(name)
+            .map_err(|err| OpError::io(&err, &path.wire))?;
+        Ok((dir, name, meta))
     }
 
     /// [`Self::open_parent`], reusing the handle in `parents` when the last path opened through
@@ -371,33 +380,20 @@ impl Root {
     }
 }
 
-/// The parent directory handle last opened by [`Root::open_parent_cached`].
-///
-/// It must live no longer than one run of requests that arrived back to back on one
-/// connection, with nothing of that connection's in between: a handle follows its directory,
-/// so once the run is over a rename, or a symlink swapped in for the directory, must be seen by
-/// resolving the path again from the root. Within the run the handle still lies beneath the
-/// root, exactly as the handle of a single upload does between its open and its rename.
-#[derive(Debug, Default)]
-pub(crate) struct ParentCache {
-    last: Option<(String, Arc<Dir>)>,
-    /// Free bytes of `last`'s filesystem, measured once in this run, less what the run has
-    /// claimed since: asking the filesystem again for every small upload cost a syscall per
-    /// file. What other connections finish meanwhile is missed for the length of one run,
-    /// which the reserve absorbs (and a write that still finds the disk full is `no_space`).
-    free: Option<u64>,
+/// The key under which a root's tree is swept: its canonical path, `/` trimmed so that `/` +
+/// `srv/a` and `/srv` + `a` name the same tree. Falls back to the path as given when it cannot
+/// be canonicalised (the root was opened, so that is a race at worst).
+fn tree_key(root: &Path) -> Arc<str> {
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    Arc::from(canonical.to_string_lossy().trim_end_matches('/'))
 }
 
-impl ParentCache {
-    /// The free bytes recorded for the cached directory's filesystem.
-    pub fn free(&self) -> Option<u64> {
-        self.free
-    }
-
-    /// Records the free bytes left once an upload into the cached directory is claimed.
-    pub fn set_free(&mut self, bytes: u64) {
-        self.free = Some(bytes);
-    }
+/// Whether the `/`-separated path `inner` lies strictly below `outer`, name by name (`a/bc` is
+/// not below `a/b`). The one containment test, for wire paths and root keys alike.
+fn is_below(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// `is_a_directory` for a directory, `forbidden` for anything but a regular file.
@@ -459,6 +455,12 @@ pub(crate) fn addressable(name: &OsStr) -> Result<String, bool> {
         return Err(false);
     }
     Ok(wire.into_owned())
+}
+
+/// A name read from disk in its wire form, escaped so that any name a POSIX filesystem holds
+/// can be named on the wire.
+pub(crate) fn wire_name(raw: &OsStr) -> String {
+    path::encode(raw.as_bytes()).into_owned()
 }
 
 /// The name on disk of a hidden partial, whose name is built in wire form from its target's

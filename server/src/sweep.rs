@@ -13,17 +13,16 @@
 //! per level come from the server's budget, and a level the budget cannot give is left for
 //! the next round.
 
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cap_std::fs::{Dir, ReadDir};
-use ferry_protocol::path::{encode, is_partial_name, join};
+use ferry_protocol::path::{is_partial_name, join};
 use tokio_util::sync::CancellationToken;
 
 use crate::descriptors::{self, Held};
-use crate::listener::Shared;
-use crate::root::Root;
+use crate::root::{Root, wire_name};
+use crate::state::ServerState;
 use crate::uploads::{FileKey, Uploads};
 
 /// Levels below the root a sweep descends, like `walk`; it also bounds open descriptors.
@@ -51,56 +50,47 @@ pub(crate) struct Swept {
 
 /// Sweeps at start and then periodically until the server shuts down; does nothing when the
 /// configuration keeps partials forever.
-pub(crate) async fn run(shared: Arc<Shared>) {
+pub(crate) async fn run(server: Arc<ServerState>) {
     // The server starts here: the descriptor budget is measured and logged now, before any
     // request asks for it.
-    descriptors::init(shared.config.max_connections);
-    let Some(expiry) = shared.config.partial_expiry else {
+    descriptors::init(server.config.max_connections);
+    let Some(expiry) = server.config.partial_expiry else {
         return;
     };
     let interval = (expiry / 4).clamp(MIN_INTERVAL, MAX_INTERVAL);
-    let roots = distinct_roots(&shared);
+    let roots = distinct_roots(&server);
     loop {
-        for (root, key) in &roots {
-            sweep_one(&shared, root, key, expiry).await;
+        for root in &roots {
+            sweep_one(&server, root, expiry).await;
         }
         tokio::select! {
-            () = shared.shutdown.cancelled() => return,
+            () = server.shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
     }
 }
 
 /// The server's root and every user root that does not lie inside a root already listed:
-/// each tree is swept once, under the key its uploads are claimed with.
-fn distinct_roots(shared: &Shared) -> Vec<(Arc<Root>, Arc<str>)> {
-    let mut roots: Vec<(Arc<Root>, Arc<str>)> = Vec::new();
-    let mut candidates = vec![(Arc::clone(&shared.root), Arc::clone(&shared.root_key))];
-    if let Some(accounts) = &shared.accounts {
-        candidates.extend(
-            accounts
-                .roots()
-                .map(|(root, key)| (Arc::clone(root), Arc::clone(key))),
-        );
+/// each tree is swept once.
+fn distinct_roots(server: &ServerState) -> Vec<Arc<Root>> {
+    let mut roots: Vec<Arc<Root>> = Vec::new();
+    let mut candidates = vec![Arc::clone(&server.root)];
+    if let Some(accounts) = &server.accounts {
+        candidates.extend(accounts.roots().map(Arc::clone));
     }
     // Outer trees first, so a nested one is recognised as covered.
-    candidates.sort_by_key(|(_, key)| key.len());
-    for (root, key) in candidates {
-        let covered = roots.iter().any(|(_, outer)| {
-            key.as_ref() == outer.as_ref()
-                || key
-                    .strip_prefix(outer.as_ref())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        });
-        if !covered {
-            roots.push((root, key));
+    candidates.sort_by_key(|root| root.key().len());
+    for root in candidates {
+        if !roots.iter().any(|outer| root.lies_within(outer)) {
+            roots.push(root);
         }
     }
     roots
 }
 
 /// One sweep of one tree, logged.
-async fn sweep_one(shared: &Shared, root: &Root, key: &Arc<str>, expiry: Duration) {
+async fn sweep_one(server: &ServerState, root: &Root, expiry: Duration) {
+    let key = root.key();
     let dir = match root.clone_dir() {
         Ok(dir) => dir,
         Err(err) => {
@@ -108,12 +98,11 @@ async fn sweep_one(shared: &Shared, root: &Root, key: &Arc<str>, expiry: Duratio
             return;
         }
     };
-    let uploads = shared.uploads.clone();
-    let key = Arc::clone(key);
-    let shutdown = shared.shutdown.clone();
+    let uploads = server.uploads.clone();
+    let shutdown = server.shutdown.clone();
     let started = Instant::now();
     let swept = tokio::task::spawn_blocking({
-        let key = Arc::clone(&key);
+        let key = Arc::clone(key);
         move || sweep(dir, &key, &uploads, expiry, SystemTime::now(), &shutdown)
     })
     .await;
@@ -198,7 +187,7 @@ pub(crate) fn sweep(
         swept.entries += 1;
         // The wire name, as uploads claim their partials by it; `raw` is the name on disk.
         let raw = item.file_name();
-        let name = encode(raw.as_bytes()).into_owned();
+        let name = wire_name(&raw);
         // The type as the directory lists it: a symlink is a symlink, never what it points to.
         let Ok(kind) = item.file_type() else {
             continue;

@@ -321,7 +321,6 @@ pub(crate) struct Accounts {
 pub(crate) struct Account {
     hash: String,
     pub root: Arc<Root>,
-    pub root_key: Arc<str>,
     pub read_only: bool,
 }
 
@@ -330,10 +329,10 @@ impl Accounts {
     pub fn open(
         users: &Users,
         open: impl Fn(&Path) -> io::Result<Root>,
-    ) -> Result<Self, crate::ServerError> {
+    ) -> Result<Self, crate::error::ServerError> {
         let mut accounts = BTreeMap::new();
         for (name, user) in &users.users {
-            let root = open(&user.root).map_err(|source| crate::ServerError::OpenRoot {
+            let root = open(&user.root).map_err(|source| crate::error::ServerError::OpenRoot {
                 path: user.root.clone(),
                 source,
             })?;
@@ -342,13 +341,13 @@ impl Accounts {
                 Account {
                     hash: user.hash.clone(),
                     root: Arc::new(root),
-                    root_key: crate::ops::root_key(&user.root),
                     read_only: user.read_only,
                 },
             );
         }
         let mut random = [0u8; 32];
-        getrandom::fill(&mut random).map_err(|err| crate::ServerError::Users(err.to_string()))?;
+        getrandom::fill(&mut random)
+            .map_err(|err| crate::error::ServerError::Users(err.to_string()))?;
         let dummy = ferry_protocol::digest::hex(&random);
         // With the parameters of the file's first account, so a file written by hand with other
         // costs still answers an unknown name as slowly as a known one.
@@ -362,7 +361,7 @@ impl Accounts {
         let dummy_hash = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
             .hash_password(dummy.as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|err| crate::ServerError::Users(err.to_string()))?;
+            .map_err(|err| crate::error::ServerError::Users(err.to_string()))?;
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             accounts,
@@ -373,12 +372,9 @@ impl Accounts {
         })
     }
 
-    /// Every account's root with the key its uploads are claimed under, for work that covers
-    /// all served trees (the partial sweep).
-    pub fn roots(&self) -> impl Iterator<Item = (&Arc<Root>, &Arc<str>)> {
-        self.accounts
-            .values()
-            .map(|account| (&account.root, &account.root_key))
+    /// Every account's root, for work that covers all served trees (the partial sweep).
+    pub fn roots(&self) -> impl Iterator<Item = &Arc<Root>> {
+        self.accounts.values().map(|account| &account.root)
     }
 
     /// The account `name` if `password` is its password. The hash runs on the blocking pool

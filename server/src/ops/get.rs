@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use cap_std::fs::{Metadata, MetadataExt};
 use ferry_protocol::{ErrorCode, GetReply, GetTrailer};
 
-use super::Scope;
+use super::Access;
 use super::{Pipe, UNITS_PER_MIB, ok_line};
 use crate::error::OpError;
 use crate::root::RemotePath;
@@ -20,10 +20,10 @@ const CHUNK: usize = 512 * 1024;
 /// Answers `get`s that were all waiting in the connection's buffer, from one blocking thread:
 /// the answers of small files are gathered into shared pieces, so a pipelined tree of tiny
 /// files costs one thread hop and a few socket writes per batch instead of per file.
-pub(super) fn get_many(scope: &Scope, gets: &[(String, u64)], pipe: &mut Pipe) {
+pub(super) fn get_many(access: &Access, gets: &[(String, u64)], pipe: &mut Pipe) {
     let mut pending = Vec::new();
     for (wire, offset) in gets {
-        if !get_into(scope, wire, *offset, pipe, &mut pending) {
+        if !get_into(access, wire, *offset, pipe, &mut pending) {
             return;
         }
         // An answer that cost a prefix's hashing goes out before the next one is worked on,
@@ -40,13 +40,13 @@ pub(super) fn get_many(scope: &Scope, gets: &[(String, u64)], pipe: &mut Pipe) {
 /// Appends one `get`'s answer to `pending`, sending full chunks on the way; what is left in
 /// `pending` is the caller's to send. `false` once the connection has gone.
 fn get_into(
-    scope: &Scope,
+    access: &Access,
     wire: &str,
     offset: u64,
     pipe: &mut Pipe,
     pending: &mut Vec<u8>,
 ) -> bool {
-    let opened = open_at(scope, wire, offset, pipe);
+    let opened = open_at(access, wire, offset, pipe);
     if pipe.stopped() {
         return false;
     }
@@ -140,13 +140,13 @@ fn get_into(
 /// Opens the file and hashes the part before `offset`, since the trailer covers the whole file;
 /// the hashing gives up once the pipe says the answer has nowhere to go.
 fn open_at(
-    scope: &Scope,
+    access: &Access,
     wire: &str,
     offset: u64,
     pipe: &Pipe,
 ) -> Result<(std::fs::File, Metadata, blake3::Hasher), OpError> {
     let path = RemotePath::parse(wire)?;
-    let (file, meta) = scope.root.open_file(&path)?;
+    let (file, meta) = access.root.open_file(&path)?;
     let mut file = file.into_std();
     if offset > meta.len() {
         return Err(OpError::new(

@@ -3,22 +3,22 @@
 
 use ferry_protocol::EntryBatcher;
 
+use super::Access;
 use super::Pipe;
-use super::Scope;
 use crate::error::OpError;
 use crate::root::{RemotePath, addressable, entry};
 
-pub(super) fn list(scope: &Scope, path: &str, pipe: &mut Pipe) {
-    if let Err(err) = send_batches(scope, path, pipe) {
+pub(super) fn list(access: &Access, path: &str, pipe: &mut Pipe) {
+    if let Err(err) = send_batches(access, path, pipe) {
         // Before the first batch this is the whole answer; after some batches it ends the
         // stream in place of the last one, which a client reads the same way.
         pipe.send(err.encode());
     }
 }
 
-fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
+fn send_batches(access: &Access, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let dir = scope.root.open_dir(&path)?;
+    let dir = access.root.open_dir(&path)?;
     let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
     let mut batcher = EntryBatcher::new();
     let mut skipped = 0u64;
@@ -36,7 +36,7 @@ fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpErro
         let Ok(meta) = item.metadata() else {
             continue;
         };
-        let entry = entry(&scope.root, &dir, &name, wire, text, &meta);
+        let entry = entry(&access.root, &dir, &name, wire, text, &meta);
         let full = batcher
             .push(&entry)
             .map_err(|e| OpError::new(ferry_protocol::ErrorCode::Io, e.to_string()))?;

@@ -7,18 +7,18 @@ use std::io;
 use cap_std::fs::{DirBuilder, DirBuilderExt};
 use ferry_protocol::{Done, ErrorCode};
 
-use super::Scope;
+use super::Access;
 use super::{check_writable, ok_line};
 use crate::error::OpError;
 use crate::root::RemotePath;
 
 pub(super) fn mkdir(
-    scope: &Scope,
+    access: &Access,
     wire: &str,
     parents: bool,
     mode: Option<u32>,
 ) -> Result<Vec<u8>, OpError> {
-    check_writable(scope, wire)?;
+    check_writable(access, wire)?;
     let path = RemotePath::parse(wire)?;
     if path.is_root() {
         return if parents {
@@ -29,10 +29,10 @@ pub(super) fn mkdir(
     }
     let mode = mode.map(dir_mode);
     if parents {
-        scope.root.create_dir_all(&path, mode)?;
+        access.root.create_dir_all(&path, mode)?;
         return ok_line(&Done {});
     }
-    let (dir, name) = scope.root.open_parent(&path)?;
+    let (dir, name) = access.root.open_parent(&path)?;
     let mut builder = DirBuilder::new();
     if let Some(mode) = mode {
         builder.mode(mode);

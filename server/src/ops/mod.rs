@@ -35,38 +35,40 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{ConnError, Connection, pool};
+use crate::buffer_pool;
+use crate::connection::{ConnError, Connection};
 use crate::error::OpError;
-use crate::listener::Shared;
 use crate::root::Root;
+use crate::state::ServerState;
 use crate::uploads::{FileKey, Owner, UploadGuard};
 
-pub(crate) use hello::Session;
+pub(crate) use hello::Login;
+pub(crate) use put::{ArrivedPut, arrived_whole, read_arrived};
 
-/// What one authenticated session may reach: the root it is confined to, whether it may
-/// write, and whose partial uploads it sees. A user of a users file gets their own; token and
-/// open sessions get the server's.
+/// What a login grants: the root it is confined to, whether it may write, and whose partial
+/// uploads it sees. A user of a users file gets their own; token and open logins get the
+/// server's.
 #[derive(Debug)]
-pub(crate) struct Scope {
+pub(crate) struct Access {
     /// Server-wide state: the configuration, the uploads in progress, the shutdown signal.
-    pub shared: Arc<Shared>,
+    pub server: Arc<ServerState>,
     pub root: Arc<Root>,
     pub read_only: bool,
-    /// Who owns the partials this session writes: only they can see, resume or discard them.
+    /// Who owns the partials this login writes: only they can see, resume or discard them.
     pub owner: Owner,
 }
 
-impl Scope {
-    pub fn new(shared: Arc<Shared>, root: Arc<Root>, owner: Owner, read_only: bool) -> Self {
+impl Access {
+    pub fn new(server: Arc<ServerState>, root: Arc<Root>, owner: Owner, read_only: bool) -> Self {
         Self {
-            shared,
+            server,
             root,
             read_only,
             owner,
         }
     }
 
-    /// Claims the target `name` in `dir` for writing into this session's partial of it;
+    /// Claims the target `name` in `dir` for writing into this login's partial of it;
     /// `None` when another connection (of any user, by any path that reaches the same
     /// directory) is writing it. Keyed on the directory's device and inode, not the request's
     /// spelling.
@@ -77,32 +79,18 @@ impl Scope {
     ) -> std::io::Result<Option<UploadGuard>> {
         let target = FileKey::in_dir(dir, name)?;
         let partial = self.owner.partial_name(name);
-        Ok(self.shared.uploads.claim(target, partial, &self.owner))
+        Ok(self.server.uploads.claim(target, partial, &self.owner))
     }
 }
 
-/// The key under which a root's tree is swept: its canonical path, `/` trimmed so that `/` +
-/// `srv/a` and `/srv` + `a` name the same tree. Falls back to the path as given when it cannot
-/// be canonicalised (the root was opened, so that is a race at worst).
-pub(crate) fn root_key(root: &std::path::Path) -> Arc<str> {
-    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    Arc::from(canonical.to_string_lossy().trim_end_matches('/'))
-}
-
-/// Whether the connection goes on after a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    Continue,
-    Close,
-}
-
-/// Answers one request.
+/// Answers one request. A connection that must close (too many failed or early requests,
+/// its refusal sent) ends with [`ConnError::Refused`].
 pub(crate) async fn handle(
     conn: &mut Connection,
-    shared: &Arc<Shared>,
-    session: &mut Session,
+    server: &Arc<ServerState>,
+    login: &mut Login,
     request: Request,
-) -> Result<Flow, ConnError> {
+) -> Result<(), ConnError> {
     tracing::debug!(op = request.op(), "request");
     let request = match request {
         Request::Hello {
@@ -116,89 +104,77 @@ pub(crate) async fn handle(
                 user,
                 password,
             };
-            return hello::handle(conn, shared, session, version, credentials).await;
+            return hello::handle(conn, server, login, version, credentials).await;
         }
         request => request,
     };
-    let Some(scope) = session.scope() else {
-        let err = if shared.token_hash.is_some() || shared.accounts.is_some() {
+    let Some(access) = login.access() else {
+        let err = if server.token_hash.is_some() || server.accounts.is_some() {
             OpError::new(ErrorCode::Unauthorized, "send hello with credentials first")
         } else {
             OpError::new(ErrorCode::BadRequest, "send hello first")
         };
-        refuse(conn, &request, &err).await?;
-        return Ok(session.refused_before_login());
+        refuse_request(conn, &request, &err).await?;
+        return login.refused_before_login();
     };
-    let scope = Arc::clone(scope);
+    let access = Arc::clone(access);
     let reply = match request {
         Request::Hello { .. } => Err(OpError::new(ErrorCode::BadRequest, "hello was answered")),
         Request::Stat { path, identity } => {
-            blocking(&scope, move |scope| stat::stat(scope, &path, identity)).await
+            blocking(&access, move |access| stat::stat(access, &path, identity)).await
         }
         Request::List { path } => {
-            stream(conn, &scope, Meter::default(), move |scope, pipe| {
-                list::list(scope, &path, pipe)
+            stream(conn, &access, Meter::default(), move |access, pipe| {
+                list::list(access, &path, pipe)
             })
             .await?;
-            return Ok(Flow::Continue);
+            return Ok(());
         }
         Request::Walk { path } => {
             conn.flush().await?;
             conn.work_turn().await?;
             let meter = Meter::default();
-            stream(conn, &scope, meter.clone(), move |scope, pipe| {
-                walk::walk(scope, &path, pipe)
+            stream(conn, &access, meter.clone(), move |access, pipe| {
+                walk::walk(access, &path, pipe)
             })
             .await?;
             conn.charge(meter.take());
-            return Ok(Flow::Continue);
+            return Ok(());
         }
         Request::Summary { path } => {
-            conn.flush().await?;
-            conn.work_turn().await?;
-            let meter = Meter::default();
-            let spent = meter.clone();
-            let reply = watched(conn, &scope, move |scope, stop| {
-                summary::summary(scope, &path, stop, &spent)
+            expensive(conn, &access, move |access, stop, meter| {
+                summary::summary(access, &path, stop, meter)
             })
-            .await?;
-            conn.charge(meter.take());
-            reply
+            .await?
         }
         Request::Get { path, offset } => {
-            get_batch(conn, session, vec![(path, offset)]).await?;
-            return Ok(Flow::Continue);
+            get_batch(conn, login, vec![(path, offset)]).await?;
+            return Ok(());
         }
         Request::Put(put) => {
-            put::put(conn, &scope, put).await?;
-            return Ok(Flow::Continue);
+            put::put(conn, &access, put).await?;
+            return Ok(());
         }
         Request::Partial { path } => {
             // Hashes what the partial holds, up to the largest upload: expensive work.
-            conn.flush().await?;
-            conn.work_turn().await?;
-            let meter = Meter::default();
-            let spent = meter.clone();
-            let reply = watched(conn, &scope, move |scope, stop| {
-                partial::partial(scope, &path, stop, &spent)
+            expensive(conn, &access, move |access, stop, meter| {
+                partial::partial(access, &path, stop, meter)
             })
-            .await?;
-            conn.charge(meter.take());
-            reply
+            .await?
         }
         Request::Partials { path } => {
-            blocking(&scope, move |scope| partials::partials(scope, &path)).await
+            blocking(&access, move |access| partials::partials(access, &path)).await
         }
         Request::Discard { path } => {
-            blocking(&scope, move |scope| partials::discard(scope, &path)).await
+            blocking(&access, move |access| partials::discard(access, &path)).await
         }
         Request::Mkdir {
             path,
             parents,
             mode,
         } => {
-            blocking(&scope, move |scope| {
-                mkdir::mkdir(scope, &path, parents, mode)
+            blocking(&access, move |access| {
+                mkdir::mkdir(access, &path, parents, mode)
             })
             .await
         }
@@ -207,8 +183,8 @@ pub(crate) async fn handle(
             to,
             overwrite,
         } => {
-            blocking(&scope, move |scope| {
-                rename::rename(scope, &path, &to, overwrite)
+            blocking(&access, move |access| {
+                rename::rename(access, &path, &to, overwrite)
             })
             .await
         }
@@ -227,20 +203,14 @@ pub(crate) async fn handle(
             if expect.digest.is_some() {
                 // Checking a digest hashes the whole file: like a `summary`, only for a peer
                 // that still takes its answers, within the connection's budget.
-                conn.flush().await?;
-                conn.work_turn().await?;
-                let meter = Meter::default();
-                let spent = meter.clone();
-                let reply = watched(conn, &scope, move |scope, stop| {
-                    remove::remove(scope, &path, recursive, &expect, stop, &spent)
+                expensive(conn, &access, move |access, stop, meter| {
+                    remove::remove(access, &path, recursive, &expect, stop, meter)
                 })
-                .await?;
-                conn.charge(meter.take());
-                reply
+                .await?
             } else {
-                blocking(&scope, move |scope| {
+                blocking(&access, move |access| {
                     let idle = CancellationToken::new();
-                    remove::remove(scope, &path, recursive, &expect, &idle, &Meter::default())
+                    remove::remove(access, &path, recursive, &expect, &idle, &Meter::default())
                 })
                 .await
             }
@@ -250,20 +220,19 @@ pub(crate) async fn handle(
         tracing::debug!(code = %err.code, message = %err.message, "request failed");
         err.encode()
     });
-    conn.write(&line).await?;
-    Ok(Flow::Continue)
+    conn.write(&line).await
 }
 
 /// Answers `get`s that were all waiting in the connection's buffer from one blocking thread,
 /// so a client fetching a pipelined tree of small files is not answered one thread hop each.
-/// The caller has checked that the session said `hello`.
+/// The caller has checked that the login said `hello`.
 pub(crate) async fn get_batch(
     conn: &mut Connection,
-    session: &Session,
+    login: &Login,
     gets: Vec<(String, u64)>,
 ) -> Result<(), ConnError> {
     tracing::debug!(count = gets.len(), "get batch");
-    let Some(scope) = session.scope() else {
+    let Some(access) = login.access() else {
         return Err(ConnError::Protocol("get batch before hello"));
     };
     let hashing = gets.iter().any(|(_, offset)| *offset > 0);
@@ -274,12 +243,25 @@ pub(crate) async fn get_batch(
         conn.work_turn().await?;
     }
     let meter = Meter::default();
-    stream(conn, scope, meter.clone(), move |scope, pipe| {
-        get::get_many(scope, &gets, pipe)
+    stream(conn, access, meter.clone(), move |access, pipe| {
+        get::get_many(access, &gets, pipe)
     })
     .await?;
     conn.charge(meter.take());
     Ok(())
+}
+
+/// Answers small uploads whose bytes had all arrived, in order (see `put::put_arrived`). The
+/// caller has checked that the login said `hello`.
+pub(crate) async fn put_arrived(
+    conn: &mut Connection,
+    login: &Login,
+    puts: Vec<ArrivedPut>,
+) -> Result<(), ConnError> {
+    let Some(access) = login.access() else {
+        return Err(ConnError::Protocol("put batch before hello"));
+    };
+    put::put_arrived(conn, access, puts).await
 }
 
 /// Work units one MiB of a prefix hashed costs, against one per directory entry walked: about
@@ -304,7 +286,7 @@ impl Meter {
 
 /// Answers `err` and consumes what the request still has on the wire (a `put`'s payload and
 /// trailer), so the next request is read from where the client put it.
-pub(crate) async fn refuse(
+pub(crate) async fn refuse_request(
     conn: &mut Connection,
     request: &Request,
     err: &OpError,
@@ -321,35 +303,44 @@ pub(crate) async fn refuse(
 }
 
 /// Runs filesystem work on the blocking pool.
-async fn blocking<F>(scope: &Arc<Scope>, work: F) -> Result<Vec<u8>, OpError>
+async fn blocking<F>(access: &Arc<Access>, work: F) -> Result<Vec<u8>, OpError>
 where
-    F: FnOnce(&Scope) -> Result<Vec<u8>, OpError> + Send + 'static,
+    F: FnOnce(&Access) -> Result<Vec<u8>, OpError> + Send + 'static,
 {
-    let scope = Arc::clone(scope);
-    tokio::task::spawn_blocking(move || work(&scope))
+    let access = Arc::clone(access);
+    tokio::task::spawn_blocking(move || work(&access))
         .await
         .unwrap_or_else(|err| Err(internal(&err)))
 }
 
-/// Runs expensive filesystem work on the blocking pool while watching the socket: if the peer
-/// turns out to be gone meanwhile, `stop` is cancelled (the work ends at its next check) and
-/// the connection ends. The caller flushes the answers before it first.
-async fn watched<F>(
+/// Runs expensive filesystem work on the blocking pool, only for a peer that still takes its
+/// answers and within the connection's budget: the answers before it are flushed first (a
+/// vanished peer is found by the failed write), it waits while the budget is spent, and what
+/// it counted on its [`Meter`] is charged once it is done. The socket is watched meanwhile: if
+/// the peer turns out to be gone, `stop` is cancelled (the work ends at its next check) and
+/// the connection ends.
+async fn expensive<F>(
     conn: &mut Connection,
-    scope: &Arc<Scope>,
+    access: &Arc<Access>,
     work: F,
 ) -> Result<Result<Vec<u8>, OpError>, ConnError>
 where
-    F: FnOnce(&Scope, &CancellationToken) -> Result<Vec<u8>, OpError> + Send + 'static,
+    F: FnOnce(&Access, &CancellationToken, &Meter) -> Result<Vec<u8>, OpError> + Send + 'static,
 {
-    let stop = scope.shared.shutdown.child_token();
+    conn.flush().await?;
+    conn.work_turn().await?;
+    let meter = Meter::default();
+    let spent = meter.clone();
+    let stop = access.server.shutdown.child_token();
     let _stop_on_return = stop.clone().drop_guard();
-    let scope = Arc::clone(scope);
-    let task = tokio::task::spawn_blocking(move || work(&scope, &stop));
-    tokio::select! {
-        done = task => Ok(done.unwrap_or_else(|err| Err(internal(&err)))),
-        gone = conn.peer_gone() => Err(gone),
-    }
+    let access = Arc::clone(access);
+    let task = tokio::task::spawn_blocking(move || work(&access, &stop, &spent));
+    let reply = tokio::select! {
+        done = task => done.unwrap_or_else(|err| Err(internal(&err))),
+        gone = conn.peer_gone() => return Err(gone),
+    };
+    conn.charge(meter.take());
+    Ok(reply)
 }
 
 /// Lines or chunks in flight between a producing thread and the socket. Small, because the
@@ -392,7 +383,10 @@ impl Pipe {
 
     /// A buffer of `len` bytes (contents unspecified), reused when one came back.
     pub fn buffer(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = self.recycled.try_recv().unwrap_or_else(|_| pool::take(len));
+        let mut buf = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| buffer_pool::take(len));
         buf.resize(len, 0);
         buf
     }
@@ -401,7 +395,7 @@ impl Pipe {
 impl Drop for Pipe {
     fn drop(&mut self) {
         while let Ok(buf) = self.recycled.try_recv() {
-            pool::give(buf);
+            buffer_pool::give(buf);
         }
     }
 }
@@ -412,18 +406,18 @@ impl Drop for Pipe {
 /// next check or send.
 async fn stream<F>(
     conn: &mut Connection,
-    scope: &Arc<Scope>,
+    access: &Arc<Access>,
     meter: Meter,
     produce: F,
 ) -> Result<(), ConnError>
 where
-    F: FnOnce(&Scope, &mut Pipe) + Send + 'static,
+    F: FnOnce(&Access, &mut Pipe) + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel(STREAM_DEPTH);
     let (recycle_tx, recycled) = mpsc::channel(STREAM_DEPTH + 1);
-    let stop = scope.shared.shutdown.child_token();
+    let stop = access.server.shutdown.child_token();
     let _stop_on_return = stop.clone().drop_guard();
-    let scope = Arc::clone(scope);
+    let access = Arc::clone(access);
     let producer = tokio::task::spawn_blocking(move || {
         let mut pipe = Pipe {
             tx,
@@ -431,7 +425,7 @@ where
             stop,
             meter,
         };
-        produce(&scope, &mut pipe);
+        produce(&access, &mut pipe);
     });
     loop {
         let piece = tokio::select! {
@@ -455,7 +449,7 @@ where
                 mpsc::error::TrySendError::Full(piece) | mpsc::error::TrySendError::Closed(piece),
             ) = recycle_tx.try_send(piece)
         {
-            pool::give(piece);
+            buffer_pool::give(piece);
         }
     }
     // A producer that died half-way leaves the peer's framing unknowable: close.
@@ -475,9 +469,9 @@ fn internal(err: &dyn std::fmt::Display) -> OpError {
     OpError::new(ErrorCode::Io, "internal error")
 }
 
-/// `forbidden` for a read-only session: a read-only server, or a read-only user.
-pub(crate) fn check_writable(scope: &Scope, path: &str) -> Result<(), OpError> {
-    if scope.read_only {
+/// `forbidden` for a read-only login: a read-only server, or a read-only user.
+pub(crate) fn check_writable(access: &Access, path: &str) -> Result<(), OpError> {
+    if access.read_only {
         return Err(OpError::new(
             ErrorCode::Forbidden,
             format!("{path}: read-only access"),

@@ -8,16 +8,16 @@ use ferry_protocol::{Digest, ErrorCode, PartialReply};
 
 use tokio_util::sync::CancellationToken;
 
-use super::Scope;
+use super::Access;
 use super::{Meter, UNITS_PER_MIB, ok_line};
 use crate::error::OpError;
-use crate::root::{RemotePath, partial_name};
+use crate::root::RemotePath;
 use ferry_localfs::hash_prefix_until;
 
 /// Hashing the partial is expensive work like a resumed `get`'s: it stops when `stop` says the
 /// client has gone, and what it hashed is added to `meter`.
 pub(super) fn partial(
-    scope: &Scope,
+    access: &Access,
     wire: &str,
     stop: &CancellationToken,
     meter: &Meter,
@@ -28,13 +28,13 @@ pub(super) fn partial(
         digest: None,
     };
     // No directory, no partial: a client may ask before it has created the parent.
-    let (dir, _) = match scope.root.open_parent(&path) {
+    let (dir, _) = match access.root.open_parent(&path) {
         Ok(found) => found,
         Err(err) if err.code == ErrorCode::NotFound => return ok_line(&none),
         Err(err) => return Err(err),
     };
     // Only the caller's own: another's partial is none of its business, not even its length.
-    let partial = partial_name(&scope.owner.partial_name(path.name()));
+    let partial = path.partial(&access.owner).raw;
     match dir.symlink_metadata(&partial) {
         Ok(meta) if meta.is_file() => {}
         Ok(_) => return ok_line(&none),

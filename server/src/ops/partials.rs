@@ -5,23 +5,22 @@
 //! upload is writing right now is `busy`.
 
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use ferry_protocol::{Done, ErrorCode, MAX_PARTIALS_LISTED, PartialEntry, PartialsReply};
 
 use super::put::TARGET_XATTR;
-use super::{Scope, check_writable, ok_line};
+use super::{Access, check_writable, ok_line};
 use crate::error::OpError;
-use crate::root::{RemotePath, partial_name};
+use crate::root::{RemotePath, wire_name};
 use crate::uploads::{FileKey, Target};
 
 /// Directory entries one `partials` looks at: a huge directory costs a bounded amount of work.
 const MAX_SCANNED: u64 = 1_000_000;
 
-pub(super) fn partials(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
+pub(super) fn partials(access: &Access, wire: &str) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
-    let dir = scope.root.open_dir(&path)?;
+    let dir = access.root.open_dir(&path)?;
     let mut reply = PartialsReply {
         partials: Vec::new(),
         more: false,
@@ -36,8 +35,8 @@ pub(super) fn partials(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
         let Ok(item) = item else { continue };
         // Any name, in its wire form: a partial of an odd target name has an odd name too.
         let raw = item.file_name();
-        let file = ferry_protocol::path::encode(raw.as_bytes()).into_owned();
-        let Some(target) = scope.owner.target_of(&file) else {
+        let file = wire_name(&raw);
+        let Some(target) = access.owner.target_of(&file) else {
             continue;
         };
         // Only regular files: anything else under a partial's name was planted, not uploaded.
@@ -85,24 +84,23 @@ fn read_target(dir: &cap_std::fs::Dir, file: &std::ffi::OsStr) -> Option<String>
     Some(name.to_owned())
 }
 
-pub(super) fn discard(scope: &Scope, wire: &str) -> Result<Vec<u8>, OpError> {
-    check_writable(scope, wire)?;
+pub(super) fn discard(access: &Access, wire: &str) -> Result<Vec<u8>, OpError> {
+    check_writable(access, wire)?;
     let path = RemotePath::parse(wire)?;
-    let (dir, _) = scope.root.open_parent(&path)?;
-    let wire_partial = scope.owner.partial_name(path.name());
-    let partial = partial_name(&wire_partial);
+    let (dir, _) = access.root.open_parent(&path)?;
+    let partial = path.partial(&access.owner);
     let none = || OpError::new(ErrorCode::NotFound, format!("{wire}: no partial upload"));
-    match dir.symlink_metadata(&partial) {
+    match dir.symlink_metadata(&partial.raw) {
         Ok(meta) if meta.is_file() => {}
         Ok(_) => return Err(none()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(none()),
         Err(err) => return Err(OpError::io(&err, wire)),
     }
-    let key = FileKey::in_dir(&dir, &wire_partial).map_err(|err| OpError::io(&err, wire))?;
-    let removed = scope
-        .shared
+    let key = FileKey::in_dir(&dir, &partial.wire).map_err(|err| OpError::io(&err, wire))?;
+    let removed = access
+        .server
         .uploads
-        .remove_idle_partial(&key, || dir.remove_file(&partial))
+        .remove_idle_partial(&key, || dir.remove_file(&partial.raw))
         .ok_or_else(|| {
             OpError::new(
                 ErrorCode::Busy,

@@ -17,6 +17,10 @@
 //! never readable by others, and gets its final mode by `fchmod` just before the rename: a new
 //! file the client's `mode` (permission bits only, less the server's umask), a replaced file
 //! its old mode, so an overwrite never widens who may read it.
+//!
+//! Longer than most files (about 840 lines) on purpose: the three ways an upload is taken in
+//! (streamed, small, a batch of small ones that had arrived) share one set of checks, one
+//! partial file and one finish, and split apart each would reach into the others' halves.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -30,11 +34,12 @@ use ferry_localfs::{hash_prefix, system_time, umask};
 use ferry_protocol::{Digest, ErrorCode, Put, PutReply, PutTrailer, Request};
 use tokio::sync::mpsc;
 
-use super::Scope;
-use super::{check_writable, ok_line, refuse};
-use crate::connection::{ConnError, Connection, pool};
+use super::Access;
+use super::{check_writable, ok_line, refuse_request};
+use crate::buffer_pool;
+use crate::connection::{ConnError, Connection};
 use crate::error::{OpError, code_of};
-use crate::root::{ParentCache, RemotePath, partial_name};
+use crate::root::{ParentCache, RemotePath};
 use crate::uploads::{UploadGuard, Wait};
 
 /// Payload buffers queued for the disk writer; the socket reader waits when it is full.
@@ -50,7 +55,7 @@ const SMALL: usize = 256 * 1024;
 /// An upload that passed its checks: the partial is open and positioned at the offset.
 #[derive(Debug)]
 struct Upload {
-    /// Shared with the next uploads of a batch into the same directory.
+    /// ServerState with the next uploads of a batch into the same directory.
     dir: Arc<Dir>,
     name: OsString,
     partial: OsString,
@@ -74,18 +79,13 @@ struct Written {
 
 pub(super) async fn put(
     conn: &mut Connection,
-    scope: &Arc<Scope>,
+    access: &Arc<Access>,
     put: Put,
 ) -> Result<(), ConnError> {
-    // A small upload whose bytes are all here already is checked after they are read: the
-    // client sent them anyway, and it saves a trip to the blocking pool per file.
-    if put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer) {
-        return put_buffered(conn, scope, put).await;
-    }
-    let prepared = prepare_waiting(conn, scope, &put).await?;
+    let prepared = prepare_waiting(conn, access, &put).await?;
     let upload = match prepared {
         Ok(upload) => upload,
-        Err(err) => return refuse(conn, &Request::Put(put), &err).await,
+        Err(err) => return refuse_request(conn, &Request::Put(put), &err).await,
     };
     if put.size <= SMALL as u64 {
         return put_small(conn, put, upload).await;
@@ -105,7 +105,7 @@ pub(super) async fn put(
             Ok(buf) => buf,
             Err(_) if allocated <= WRITE_DEPTH => {
                 allocated += 1;
-                pool::take(buffer_size)
+                buffer_pool::take(buffer_size)
             }
             Err(_) => match empty_rx.recv().await {
                 Some(buf) => buf,
@@ -132,7 +132,7 @@ pub(super) async fn put(
         .await
         .map_err(|_| ConnError::Protocol("internal error while writing"))?;
     while let Ok(buf) = empty_rx.try_recv() {
-        pool::give(buf);
+        buffer_pool::give(buf);
     }
 
     let finished = tokio::task::spawn_blocking(move || finish(&put, trailer, written))
@@ -148,27 +148,27 @@ pub(super) async fn put(
 /// error is the connection's.
 async fn prepare_waiting(
     conn: &mut Connection,
-    scope: &Arc<Scope>,
+    access: &Arc<Access>,
     put: &Put,
 ) -> Result<Result<Upload, OpError>, ConnError> {
     let mut wait: Option<Wait> = None;
     loop {
-        let released = scope.shared.uploads.released();
+        let released = access.server.uploads.released();
         let notified = released.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let prepared = {
-            let scope = Arc::clone(scope);
+            let access = Arc::clone(access);
             let put = put.clone();
             tokio::task::spawn_blocking(move || {
-                prepare(&scope, &put, &mut ParentCache::default(), true)
+                prepare(&access, &put, &mut ParentCache::default(), true)
             })
             .await
             .unwrap_or_else(|err| Err(OpError::new(ErrorCode::Io, err.to_string())))
         };
         match prepared {
             Err(err) if err.code == ErrorCode::Busy => {
-                let wait = wait.get_or_insert_with(|| scope.shared.uploads.wait());
+                let wait = wait.get_or_insert_with(|| access.server.uploads.wait());
                 if wait.over() {
                     return Ok(Err(err));
                 }
@@ -229,52 +229,45 @@ async fn put_small(conn: &mut Connection, put: Put, mut upload: Upload) -> Resul
     conn.write(&line).await
 }
 
-/// At most this many small uploads that had all arrived are written by one blocking call.
-const PUT_BATCH: usize = 64;
-
-/// One small upload read whole from the buffer: its request, payload and trailer line.
-type Arrived = (Put, Vec<u8>, Option<Bytes>);
-
-/// Small uploads whose bytes have all arrived, this one and those pipelined right behind it,
-/// are checked, written, verified and renamed by one blocking call, one after the other: a
-/// tree of tiny files costs one trip to the blocking pool per batch instead of one per file.
-/// Each is answered exactly as if it came alone, in order. The client cannot tell the checks
-/// came after the reads, since a refused payload is read and dropped anyway.
-async fn put_buffered(
-    conn: &mut Connection,
-    scope: &Arc<Scope>,
+/// One small upload whose bytes had all arrived with its header: its request, payload and
+/// trailer line, read off the buffer by [`read_arrived`].
+#[derive(Debug)]
+pub(crate) struct ArrivedPut {
     put: Put,
+    payload: Vec<u8>,
+    trailer: Option<Bytes>,
+}
+
+/// Whether `put` is a small upload whose bytes (and trailer) have all arrived already. Such a
+/// one is checked after its bytes are read: the client sent them anyway, and it saves a trip
+/// to the blocking pool per file.
+pub(crate) fn arrived_whole(conn: &Connection, put: &Put) -> bool {
+    put.size <= SMALL as u64 && conn.has_buffered(put.size, put.trailer)
+}
+
+/// Small uploads whose bytes had all arrived, gathered by the handler from the pipeline, are
+/// checked, written, verified and renamed by one blocking call, one after the other: a tree of
+/// tiny files costs one trip to the blocking pool per batch instead of one per file. Each is
+/// answered exactly as if it came alone, in order. The client cannot tell the checks came after
+/// the reads, since a refused payload is read and dropped anyway.
+pub(super) async fn put_arrived(
+    conn: &mut Connection,
+    access: &Arc<Access>,
+    batch: Vec<ArrivedPut>,
 ) -> Result<(), ConnError> {
-    let mut batch = vec![take_buffered(conn, put).await?];
-    while batch.len() < PUT_BATCH {
-        let Some(line) = conn.buffered_request() else {
-            break;
-        };
-        match ferry_protocol::decode_request(&line) {
-            Ok(Request::Put(next))
-                if next.size <= SMALL as u64 && conn.has_buffered(next.size, next.trailer) =>
-            {
-                batch.push(take_buffered(conn, next).await?);
-            }
-            _ => {
-                conn.unread(line);
-                break;
-            }
-        }
-    }
     // An upload whose target is held stops the batch there (the ones after it may depend on
     // it) and waits, as a lone one would, before the batch goes on from it.
     let mut pending = VecDeque::from(batch);
     let mut wait: Option<Wait> = None;
     while !pending.is_empty() {
-        let released = scope.shared.uploads.released();
+        let released = access.server.uploads.released();
         let notified = released.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let give_up = wait.as_ref().is_some_and(Wait::over);
-        let batch_scope = Arc::clone(scope);
+        let batch_access = Arc::clone(access);
         let (lines, rest) =
-            tokio::task::spawn_blocking(move || write_batch(&batch_scope, pending, give_up))
+            tokio::task::spawn_blocking(move || write_batch(&batch_access, pending, give_up))
                 .await
                 .map_err(|_| ConnError::Protocol("internal error while writing"))?;
         pending = rest;
@@ -287,7 +280,7 @@ async fn put_buffered(
         if !pending.is_empty() {
             // The answers before the held upload are not kept back by its wait.
             conn.flush().await?;
-            wait.get_or_insert_with(|| scope.shared.uploads.wait())
+            wait.get_or_insert_with(|| access.server.uploads.wait())
                 .pause(notified)
                 .await;
         }
@@ -299,17 +292,22 @@ async fn put_buffered(
 /// writer holds (unless `give_up`: then that first one is answered `busy`). Returns the
 /// answers and the uploads not yet done.
 fn write_batch(
-    scope: &Scope,
-    mut pending: VecDeque<Arrived>,
+    access: &Access,
+    mut pending: VecDeque<ArrivedPut>,
     give_up: bool,
-) -> (Vec<Vec<u8>>, VecDeque<Arrived>) {
+) -> (Vec<Vec<u8>>, VecDeque<ArrivedPut>) {
     // Only for this batch: the next request of this connection resolves from the root again.
     let mut parents = ParentCache::default();
     let mut lines = Vec::new();
-    while let Some((put, payload, trailer)) = pending.pop_front() {
-        match write_small(scope, &put, &payload, trailer.clone(), &mut parents) {
+    while let Some(arrived) = pending.pop_front() {
+        let ArrivedPut {
+            put,
+            payload,
+            trailer,
+        } = &arrived;
+        match write_small(access, put, payload, trailer.clone(), &mut parents) {
             Err(err) if err.code == ErrorCode::Busy && !(give_up && lines.is_empty()) => {
-                pending.push_front((put, payload, trailer));
+                pending.push_front(arrived);
                 break;
             }
             result => lines.push(result.unwrap_or_else(|err| err.encode())),
@@ -318,8 +316,9 @@ fn write_batch(
     (lines, pending)
 }
 
-/// Takes one small upload's payload and trailer, which have already arrived, off the buffer.
-async fn take_buffered(conn: &mut Connection, put: Put) -> Result<Arrived, ConnError> {
+/// Takes one small upload's payload and trailer, which have already arrived (see
+/// [`arrived_whole`]), off the buffer.
+pub(crate) async fn read_arrived(conn: &mut Connection, put: Put) -> Result<ArrivedPut, ConnError> {
     conn.expect_payload(put.size);
     let mut payload = Vec::with_capacity(usize::try_from(put.size).unwrap_or(SMALL).min(SMALL));
     while conn.read_payload_into(&mut payload).await? > 0 {}
@@ -328,12 +327,16 @@ async fn take_buffered(conn: &mut Connection, put: Put) -> Result<Arrived, ConnE
     } else {
         None
     };
-    Ok((put, payload, trailer))
+    Ok(ArrivedPut {
+        put,
+        payload,
+        trailer,
+    })
 }
 
 /// Checks, writes, verifies and renames one small upload that arrived whole.
 fn write_small(
-    scope: &Scope,
+    access: &Access,
     put: &Put,
     payload: &[u8],
     trailer: Option<Bytes>,
@@ -341,7 +344,7 @@ fn write_small(
 ) -> Result<Vec<u8>, OpError> {
     // Its bytes are here already, so a taken name can be left to the no-replace rename.
     let look = put.overwrite || put.offset > 0;
-    let mut upload = prepare(scope, put, parents, look)?;
+    let mut upload = prepare(access, put, parents, look)?;
     let result = upload.file.write_all(payload);
     if result.is_ok() {
         upload.hasher.update(payload);
@@ -353,12 +356,12 @@ fn write_small(
 /// Without `look`, a fresh upload that must not overwrite is not checked against what holds
 /// its name: `renameat2(RENAME_NOREPLACE)` refuses it at the end, saving a `statx` per file.
 fn prepare(
-    scope: &Scope,
+    access: &Access,
     put: &Put,
     parents: &mut ParentCache,
     look: bool,
 ) -> Result<Upload, OpError> {
-    check_writable(scope, &put.path)?;
+    check_writable(access, &put.path)?;
     let path = RemotePath::parse(&put.path)?;
     if path.is_root() {
         return Err(OpError::new(ErrorCode::IsADirectory, "/: is a directory"));
@@ -367,7 +370,7 @@ fn prepare(
         return Err(OpError::new(ErrorCode::TooLarge, "offset + size overflows"));
     };
     // The payload is exactly `size` bytes by framing, so the announced end is the end.
-    if let Some(max) = scope.shared.config.max_upload_size
+    if let Some(max) = access.server.config.max_upload_size
         && file_size > max
     {
         return Err(OpError::new(
@@ -389,11 +392,11 @@ fn prepare(
     // A destination symlink is written through at its target, as `cp` does; one that leads
     // anywhere else is refused, never replaced by the upload.
     let path = match put.overwrite {
-        true => scope.root.write_through(&path)?.unwrap_or(path),
+        true => access.root.write_through(&path)?.unwrap_or(path),
         false => path,
     };
-    let (dir, name) = scope.root.open_parent_cached(&path, parents)?;
-    let guard = scope
+    let (dir, name) = access.root.open_parent_cached(&path, parents)?;
+    let guard = access
         .claim_upload(&dir, path.name())
         .map_err(|err| OpError::io(&err, &path.wire))?
         .ok_or_else(|| {
@@ -434,13 +437,12 @@ fn prepare(
         Err(err) if err.kind() == io::ErrorKind::NotFound => new_file_mode(put.mode),
         Err(err) => return Err(OpError::io(&err, &path.wire)),
     };
-    claim_space(scope, &guard, &dir, put.size, &path.wire, parents)?;
-    let wire_partial = scope.owner.partial_name(path.name());
-    let partial = partial_name(&wire_partial);
+    claim_space(access, &guard, &dir, put.size, &path.wire, parents)?;
+    let partial = path.partial(&access.owner);
     let (file, hasher, chmod) = if put.offset == 0 {
-        let file = create_partial(&dir, &partial, &path.wire)?;
+        let file = create_partial(&dir, &partial.raw, &path.wire)?;
         lock_partial(&file, &path.wire)?;
-        if scope.owner.is_hashed(&wire_partial) {
+        if access.owner.is_hashed(&partial.wire) {
             remember_target(&file, path.name());
         }
         // Created exclusively, so its mode is known without asking: skip the `fchmod` when it
@@ -448,13 +450,13 @@ fn prepare(
         let chmod = mode != PARTIAL_MODE & !umask();
         (file, blake3::Hasher::new(), chmod)
     } else {
-        let (file, hasher) = resume_partial(&dir, &partial, &path.wire, put.offset)?;
+        let (file, hasher) = resume_partial(&dir, &partial.raw, &path.wire, put.offset)?;
         (file, hasher, mode != PARTIAL_MODE)
     };
     Ok(Upload {
         name: name.to_owned(),
         dir,
-        partial,
+        partial: partial.raw,
         wire: path.wire.clone(),
         file,
         hasher,
@@ -477,7 +479,7 @@ fn new_file_mode(requested: Option<u32>) -> u32 {
 /// other uploads in flight have still to write, with the configured reserve free after them all.
 /// An overwritten file's old bytes are not counted as freed: they stay until the rename.
 fn claim_space(
-    scope: &Scope,
+    access: &Access,
     guard: &UploadGuard,
     dir: &Dir,
     bytes: u64,
@@ -492,7 +494,7 @@ fn claim_space(
             stats.f_bavail.saturating_mul(stats.f_frsize)
         }
     };
-    let reserve = scope.shared.config.free_space_reserve;
+    let reserve = access.server.config.free_space_reserve;
     guard
         .claim_space(bytes, available, reserve)
         .map_err(|short| {

@@ -23,13 +23,13 @@ use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, ReadDir};
 use ferry_protocol::path::is_partial_bytes;
 use ferry_protocol::{Digest, Done, ErrorCode};
 
-use super::Scope;
+use super::Access;
 use tokio_util::sync::CancellationToken;
 
 use super::{Meter, UNITS_PER_MIB, check_writable, ok_line};
 use crate::descriptors;
 use crate::error::OpError;
-use crate::root::RemotePath;
+use crate::root::{RemotePath, wire_name};
 use crate::uploads::FileKey;
 use ferry_localfs::hash_prefix_until;
 
@@ -55,14 +55,14 @@ impl Expect {
 }
 
 pub(super) fn remove(
-    scope: &Scope,
+    access: &Access,
     wire: &str,
     recursive: bool,
     expect: &Expect,
     stop: &CancellationToken,
     meter: &Meter,
 ) -> Result<Vec<u8>, OpError> {
-    check_writable(scope, wire)?;
+    check_writable(access, wire)?;
     let path = RemotePath::parse(wire)?;
     if path.is_root() {
         return Err(OpError::new(
@@ -70,10 +70,7 @@ pub(super) fn remove(
             "the root itself cannot be removed",
         ));
     }
-    let (dir, name) = scope.root.open_parent(&path)?;
-    let meta = dir
-        .symlink_metadata(name)
-        .map_err(|err| OpError::io(&err, wire))?;
+    let (dir, name, meta) = access.root.open_entry(&path)?;
     let removed = if expect.is_set() {
         still_as_copied(&dir, name, &meta, expect, wire, stop, meter)?;
         dir.remove_file(name)
@@ -87,7 +84,7 @@ pub(super) fn remove(
     } else {
         match dir.remove_dir(name) {
             Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                remove_if_only_partials(scope, &dir, name).and_then(|()| dir.remove_dir(name))
+                remove_if_only_partials(access, &dir, name).and_then(|()| dir.remove_dir(name))
             }
             other => other,
         }
@@ -191,7 +188,7 @@ fn same_version(a: &Metadata, b: &Metadata) -> bool {
 /// so removing it must work: the partials go first. Anything else keeps `not_empty`, and so
 /// does a partial an upload is writing right now (it is not abandoned: its bytes would be lost
 /// from under it).
-fn remove_if_only_partials(scope: &Scope, dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
+fn remove_if_only_partials(access: &Access, dir: &Dir, name: &std::ffi::OsStr) -> io::Result<()> {
     let inner = dir.open_dir(name)?;
     let mut partials = Vec::new();
     for item in inner.entries()? {
@@ -204,10 +201,10 @@ fn remove_if_only_partials(scope: &Scope, dir: &Dir, name: &std::ffi::OsStr) -> 
         partials.push(file_name);
     }
     for partial in partials {
-        let wire = ferry_protocol::path::encode(partial.as_bytes()).into_owned();
+        let wire = wire_name(&partial);
         let key = FileKey::in_dir(&inner, &wire)?;
-        match scope
-            .shared
+        match access
+            .server
             .uploads
             .remove_idle_partial(&key, || inner.remove_file(&partial))
         {

@@ -5,18 +5,18 @@ use std::io;
 
 use ferry_protocol::{Done, ErrorCode};
 
-use super::Scope;
+use super::Access;
 use super::{check_writable, ok_line};
 use crate::error::OpError;
 use crate::root::RemotePath;
 
 pub(super) fn rename(
-    scope: &Scope,
+    access: &Access,
     from: &str,
     to: &str,
     overwrite: bool,
 ) -> Result<Vec<u8>, OpError> {
-    check_writable(scope, from)?;
+    check_writable(access, from)?;
     let from_path = RemotePath::parse(from)?;
     let to_path = RemotePath::parse(to)?;
     if from_path.is_root() || to_path.is_root() {
@@ -25,14 +25,11 @@ pub(super) fn rename(
             "the root itself cannot be renamed or replaced",
         ));
     }
-    let (from_dir, from_name) = scope.root.open_parent(&from_path)?;
-    let source = from_dir
-        .symlink_metadata(from_name)
-        .map_err(|err| OpError::io(&err, from))?;
-    if source.is_dir() && to.starts_with(from) && to.as_bytes().get(from.len()) == Some(&b'/') {
+    let (from_dir, from_name, source) = access.root.open_entry(&from_path)?;
+    if source.is_dir() && to_path.is_inside(&from_path) {
         return Err(into_itself(from, to));
     }
-    let (to_dir, to_name) = scope.root.open_parent(&to_path)?;
+    let (to_dir, to_name) = access.root.open_parent(&to_path)?;
     if !overwrite {
         match to_dir.symlink_metadata(to_name) {
             Ok(_) => {

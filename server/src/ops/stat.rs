@@ -7,17 +7,17 @@ use std::sync::OnceLock;
 use cap_std::fs::MetadataExt;
 use ferry_protocol::{HostIdentity, StatReply, file_token, host_token};
 
-use super::Scope;
+use super::Access;
 use super::ok_line;
 use crate::error::OpError;
 use crate::root::RemotePath;
 
-pub(super) fn stat(scope: &Scope, path: &str, identity: bool) -> Result<Vec<u8>, OpError> {
+pub(super) fn stat(access: &Access, path: &str, identity: bool) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(path)?;
-    let meta = scope.root.symlink_metadata(&path)?;
+    let meta = access.root.symlink_metadata(&path)?;
     let mut target = None;
     let entry = ferry_localfs::entry(path.name().to_owned(), &meta, || {
-        let followed = scope.root.metadata(&path).ok();
+        let followed = access.root.metadata(&path).ok();
         target.clone_from(&followed);
         followed
     });
@@ -27,7 +27,7 @@ pub(super) fn stat(scope: &Scope, path: &str, identity: bool) -> Result<Vec<u8>,
             let resolved = if path.is_root() || !meta.file_type().is_symlink() {
                 Some(meta)
             } else {
-                target.or_else(|| scope.root.metadata(&path).ok())
+                target.or_else(|| access.root.metadata(&path).ok())
             };
             resolved.map(|m| file_token(&machine.salt, &machine.boot_id, m.dev(), m.ino()))
         }

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ok_line;
 use super::walk::Walker;
-use super::{Meter, Scope};
+use super::{Access, Meter};
 use crate::error::OpError;
 use crate::root::RemotePath;
 use ferry_localfs::kind_of;
@@ -14,13 +14,13 @@ use ferry_localfs::kind_of;
 /// Totals of `wire`; a walk of a directory counts its entries on `meter` and ends early once
 /// `stop` is cancelled (the client left), and its answer is then never sent.
 pub(super) fn summary(
-    scope: &Scope,
+    access: &Access,
     wire: &str,
     stop: &CancellationToken,
     meter: &Meter,
 ) -> Result<Vec<u8>, OpError> {
     let path = RemotePath::parse(wire)?;
-    let meta = scope.root.symlink_metadata(&path)?;
+    let meta = access.root.symlink_metadata(&path)?;
     let mut totals = SummaryReply {
         files: 0,
         dirs: 0,
@@ -33,7 +33,7 @@ pub(super) fn summary(
             totals.bytes = meta.len();
         }
         Kind::Dir => {
-            let mut walker = Walker::new(scope, &path, stop.clone(), meter.clone())?;
+            let mut walker = Walker::new(access, &path, stop.clone(), meter.clone())?;
             while let Some(entry) = walker.next_entry() {
                 // What the walk named with an error is in its `skipped` already.
                 if walker.named_again() || (entry.error.is_some() && entry.kind != Kind::Dir) {

@@ -16,7 +16,7 @@ use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorBody, ErrorCode, Kind};
 use tokio_util::sync::CancellationToken;
 
-use super::Scope;
+use super::Access;
 use super::{Meter, Pipe};
 use crate::descriptors::{self, Held};
 use crate::error::{OpError, code_of, io_text};
@@ -30,15 +30,15 @@ pub(super) const MAX_DEPTH: usize = 128;
 /// to open entries by, rustix another to read from).
 pub(crate) const PER_LEVEL: usize = 3;
 
-pub(super) fn walk(scope: &Scope, path: &str, pipe: &mut Pipe) {
-    if let Err(err) = send_batches(scope, path, pipe) {
+pub(super) fn walk(access: &Access, path: &str, pipe: &mut Pipe) {
+    if let Err(err) = send_batches(access, path, pipe) {
         pipe.send(err.encode());
     }
 }
 
-fn send_batches(scope: &Scope, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
+fn send_batches(access: &Access, wire: &str, pipe: &mut Pipe) -> Result<(), OpError> {
     let path = RemotePath::parse(wire)?;
-    let mut walker = Walker::new(scope, &path, pipe.stop(), pipe.meter().clone())?;
+    let mut walker = Walker::new(access, &path, pipe.stop(), pipe.meter().clone())?;
     let mut batcher = EntryBatcher::new();
     while let Some(entry) = walker.next_entry() {
         let full = batcher
@@ -96,14 +96,14 @@ impl Walker {
     /// A walk of the directory `path`; stops early once `stop` is cancelled, and counts each
     /// entry it reads on `meter`.
     pub fn new(
-        scope: &Scope,
+        access: &Access,
         path: &RemotePath,
         stop: CancellationToken,
         meter: Meter,
     ) -> Result<Self, OpError> {
         let wire = path.wire.as_str();
         let held = descriptors::budget().take(PER_LEVEL)?;
-        let dir = scope.root.open_dir(path)?;
+        let dir = access.root.open_dir(path)?;
         let entries = dir.entries().map_err(|e| OpError::io(&e, wire))?;
         Ok(Self {
             stack: vec![Level {
@@ -120,7 +120,7 @@ impl Walker {
                 ferry_protocol::path::decode(wire).map_or(wire.len(), |raw| raw.len()) + 1
             },
             skipped: 0,
-            root: Arc::clone(&scope.root),
+            root: Arc::clone(&access.root),
             base: wire.to_owned(),
             stop,
             failed: None,
