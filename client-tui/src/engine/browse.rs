@@ -13,11 +13,11 @@ use std::time::Duration;
 use ferry_protocol::{Entry, ErrorCode, PartialEntry};
 use tokio::sync::mpsc;
 
-use super::known_hosts::Fingerprint;
-use super::tls::code;
 use super::endpoint::Endpoint;
 use super::error::EngineError;
+use super::known_hosts::Fingerprint;
 use super::session::Session;
+use super::tls::code;
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
