@@ -5,23 +5,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proxy, TestServer, bytes, text, tree};
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{Proxy, TestServer, bytes, ferry, p, text, tree};
 
 #[test]
 fn a_tree_whose_move_partly_failed_keeps_what_did_not_arrive() {

@@ -12,11 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Proxy, TestServer, bytes, text};
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{Proxy, TestServer, bytes, ferry, p, text};
 
 /// Waits until `path` holds exactly `want`, failing after a generous deadline.
 fn wait_for(path: &Path, want: &[u8]) {
@@ -121,11 +117,7 @@ fn an_unchanged_move_still_removes_every_source() {
     std::fs::write(server.path("t/sub/b.bin"), bytes(300_000, 2)).unwrap();
     let local = tempfile::tempdir().unwrap();
     let dest = local.path().join("back");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["get", "-r", "--move", &server.url("t"), p(&dest)])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry(&["get", "-r", "--move", &server.url("t"), p(&dest)]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!server.path("t").exists());
     assert_eq!(
@@ -144,11 +136,7 @@ fn put_overwrite_onto_a_remote_link_writes_its_target_and_keeps_the_link() {
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("notes");
     std::fs::write(&src, bytes(70_000, 7)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "--overwrite", p(&src), &server.url("notes")])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry(&["put", "--overwrite", p(&src), &server.url("notes")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         std::fs::read_link(server.path("notes")).unwrap(),
@@ -159,11 +147,7 @@ fn put_overwrite_onto_a_remote_link_writes_its_target_and_keeps_the_link() {
         bytes(70_000, 7)
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "--overwrite", p(&src), &server.url("away")])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry(&["put", "--overwrite", p(&src), &server.url("away")]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("forbidden"),

@@ -6,6 +6,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ferry_testkit::bin;
+
 /// Starts the binary and waits for its "serving" log line; returns the child and its address.
 #[allow(clippy::unwrap_used)]
 fn start(
@@ -25,26 +27,12 @@ fn start(
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited before serving"
-        );
-        if line.contains("serving") {
-            break;
-        }
-    }
+    let line = bin::wait_line(&mut stderr, |line| line.contains("serving"));
     assert!(
         !line.contains('\u{1b}'),
         "no colour codes when stderr is not a terminal: {line:?}"
     );
-    let addr = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("addr="))
-        .unwrap()
-        .to_owned();
+    let addr = bin::serving_addr(&line).unwrap().to_owned();
     (child, addr, stderr)
 }
 
