@@ -6,9 +6,9 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{TestServer, bytes, ferry, interrupt, p, text};
+use common::{TestServer, bytes, ferry, ferry_running, interrupt, p, text};
 
 fn mismatch(out: &Output) {
     let stderr = text(&out.stderr);
@@ -101,13 +101,7 @@ fn an_interrupted_resume_puts_the_destination_back() {
     // Not a part of the source, but only the digest at the end could tell.
     let mine = bytes(1_000_000, 8);
     std::fs::write(&dest, &mine).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["get", "--resume", &proxy.url("src.bin"), p(&dest)])
-        .env_remove("FERRY_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ferry_running(&["get", "--resume", &proxy.url("src.bin"), p(&dest)]);
     let partial = local.path().join(".ferry-part.dest.bin");
     let start = std::time::Instant::now();
     while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 2_000_000 {

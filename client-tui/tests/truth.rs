@@ -14,7 +14,7 @@ mod endless;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{TestServer, ferry, ferry_as_nobody, interrupt, p, text};
+use common::{TestServer, ferry, ferry_as_nobody, ferry_running, interrupt, p, text};
 use ferry_testkit::data::chmod;
 use ferry_testkit::nobody::NobodyServer;
 use serde_json::Value;
@@ -211,13 +211,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 #[test]
 fn ls_of_a_listing_that_never_ends_prints_as_it_goes_in_bounded_memory() {
     let (_runtime, addr) = endless::start();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["ls", &format!("ferry://{addr}/big")])
-        .env_remove("FERRY_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ferry_running(&["ls", &format!("ferry://{addr}/big")]);
     let pid = child.id();
     let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let reader = {

@@ -457,6 +457,18 @@ pub fn ferry_as_nobody(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The real `ferry` with `args` started, its output piped, without the developer's
+/// `FERRY_TOKEN`: for a test that acts while it runs.
+pub fn ferry_running<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Ctrl-C to a running `child` (SIGINT, as a terminal sends it), then all it said.
 pub fn interrupt(child: std::process::Child) -> std::process::Output {
     let killed = std::process::Command::new("kill")
