@@ -18,15 +18,11 @@ fn start(
     String,
     BufReader<std::process::ChildStderr>,
 ) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(args)
-        .envs(envs.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (child, mut stderr) = bin::spawn_logging(
+        Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+            .args(args)
+            .envs(envs.iter().copied()),
+    );
     let line = bin::wait_line(&mut stderr, |line| line.contains("serving"));
     assert!(
         !line.contains('\u{1b}'),

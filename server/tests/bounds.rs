@@ -10,7 +10,6 @@
 // A failed setup step should stop the test with its error, which is what `unwrap` does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::BufReader;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -154,18 +153,14 @@ impl ServerProcess {
                 "1ms",
             ]);
         }
-        let mut child = command
-            .arg("--root")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--max-per-address", "256"])
-            .args(["--stall-timeout", "10min", "--idle-timeout", "10min"])
-            .args(["--partial-expiry", "never", "--max-unauthenticated", "256"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (child, mut stderr) = bin::spawn_logging(
+            command
+                .arg("--root")
+                .arg(root)
+                .args(["--listen", "127.0.0.1:0", "--max-per-address", "256"])
+                .args(["--stall-timeout", "10min", "--idle-timeout", "10min"])
+                .args(["--partial-expiry", "never", "--max-unauthenticated", "256"]),
+        );
         let addr = bin::wait_serving(&mut stderr);
         // Keep draining its log so it never blocks on a full pipe.
         bin::drain(stderr);

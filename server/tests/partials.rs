@@ -422,18 +422,25 @@ fn two_disks(size: &str) -> TmpfsServer {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_on_one_filesystem_leaves_another_alone_and_takes_half_at_most() {
-    let server = two_disks("4m");
-    let free = server.free("");
-    assert!(server.free("other") > 3 * 1024 * 1024);
-    // One upload announces every free byte of the root's filesystem, then sends one.
+/// An upload of `hog.bin` that announces `free` bytes (every free byte of the root's
+/// filesystem) and sends one; given time to be claimed.
+async fn claim_all(server: &TmpfsServer, free: u64) -> Client {
     let mut greedy = server.client().await;
     greedy
         .send_json(&json!({"op": "put", "path": "hog.bin", "size": free}))
         .await;
     greedy.send(b"x").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    greedy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_on_one_filesystem_leaves_another_alone_and_takes_half_at_most() {
+    let server = two_disks("4m");
+    let free = server.free("");
+    assert!(server.free("other") > 3 * 1024 * 1024);
+    // One upload announces every free byte of the root's filesystem, then sends one.
+    let _greedy = claim_all(&server, free).await;
 
     let mut client = server.client().await;
     let reply = client
@@ -454,12 +461,7 @@ async fn a_claim_on_one_filesystem_leaves_another_alone_and_takes_half_at_most()
 async fn a_trickling_upload_loses_its_claim() {
     let server = two_disks("4m");
     let free = server.free("");
-    let mut greedy = server.client().await;
-    greedy
-        .send_json(&json!({"op": "put", "path": "hog.bin", "size": free}))
-        .await;
-    greedy.send(b"x").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut greedy = claim_all(&server, free).await;
     // Three quarters of the disk do not fit beside the half the trickler holds...
     let want = pattern(usize::try_from(free).unwrap() * 3 / 4, 10);
     let mut client = server.client().await;

@@ -2,9 +2,9 @@
 //! "serving" line names the address it listens on, and its log must keep being read so a full
 //! pipe never stalls it.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStderr, Command, Stdio};
 
 /// The path of the workspace binary `name` (`ferry`, `ferry-server`), built first when the
 /// test's own package did not build it: it sits beside the `deps` folder holding the test.
@@ -25,6 +25,19 @@ pub fn path(name: &str, package: &str) -> PathBuf {
 /// The `ferry-server` binary.
 pub fn ferry_server() -> PathBuf {
     path("ferry-server", "ferry-server")
+}
+
+/// Starts a server's `command` logging at info level into a pipe the test reads (returned);
+/// its stdout is dropped.
+pub fn spawn_logging(command: &mut Command) -> (Child, BufReader<ChildStderr>) {
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = BufReader::new(child.stderr.take().unwrap());
+    (child, log)
 }
 
 /// The address a log line announces when it is the server's "serving" line.

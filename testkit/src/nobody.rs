@@ -1,9 +1,8 @@
 //! The real `ferry-server` run as `nobody` (through setpriv), for tests that need the server to
 //! meet permission denied: root reads everything.
 
-use std::io::BufReader;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use crate::bin;
 
@@ -30,17 +29,13 @@ pub struct NobodyServer {
 impl NobodyServer {
     pub fn start(root: &Path) -> NobodyServer {
         require_setpriv();
-        let mut child = Command::new(SETPRIV)
-            .args(AS_NOBODY)
-            .arg(bin::ferry_server())
-            .args(["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env_remove("FERRY_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let (child, mut log) = bin::spawn_logging(
+            Command::new(SETPRIV)
+                .args(AS_NOBODY)
+                .arg(bin::ferry_server())
+                .args(["--root", root.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+                .env_remove("FERRY_TOKEN"),
+        );
         let addr: std::net::SocketAddr = bin::wait_serving(&mut log).parse().unwrap();
         bin::drain(log);
         NobodyServer {
