@@ -98,7 +98,7 @@ fn the_tui_asks_again_after_a_wrong_password_and_never_shows_or_keeps_it() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir(&home).unwrap();
-    let tmux = tmux::Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.path().join("tmux.sock"),
         tmp.path(),
         &[("HOME", &home)],

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{TestServer, bytes, ok, text, tree};
+use common::{TestServer, bytes, interrupt, ok, p, text, tree};
 
 fn ferry(args: &[&str]) -> Output {
     ferry_in(Path::new("."), args)
@@ -36,10 +36,6 @@ fn fails_with(output: Output, prefix: &str) {
         stderr.starts_with(prefix),
         "expected {prefix:?}, got {stderr:?}"
     );
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 #[test]
@@ -462,12 +458,7 @@ fn ctrl_c_stops_a_download_and_the_next_run_finishes_it() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     // What to do next, then the reason (a single file resumes on a plain re-run).
     assert_eq!(

@@ -8,9 +8,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Proxy, TestServer, bytes, digest, run_job, tree};
+use common::{JobLog, Proxy, TestServer, bytes, digest, run_job, tree};
 use ferry::engine::{
-    ConflictAnswer, ConflictPolicy, Engine, EngineOptions, JobSpec, Session, TransferEvent,
+    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineOptions, JobSpec, Session,
+    TransferEvent,
 };
 use ferry_protocol::Kind;
 
@@ -18,6 +19,31 @@ const MIB: usize = 1024 * 1024;
 
 fn never(_: &str) -> ConflictAnswer {
     panic!("no conflict was expected")
+}
+
+/// One job with the default options, in which no conflict is expected.
+async fn run_plain(endpoint: Endpoint, spec: JobSpec) -> JobLog {
+    run_with(endpoint, EngineOptions::default(), spec).await
+}
+
+/// One job with `options`, in which no conflict is expected.
+async fn run_with(endpoint: Endpoint, options: EngineOptions, spec: JobSpec) -> JobLog {
+    run_job(endpoint, options, spec, never).await
+}
+
+/// Every one of the job's `files` arrived and none failed.
+fn assert_delivered(log: &JobLog, files: u64) {
+    assert_eq!(
+        (log.summary().files, log.summary().failed),
+        (files, 0),
+        "{log:?}"
+    );
+}
+
+/// The job failed exactly one file, with an error starting `error`.
+fn assert_failed_once(log: &JobLog, error: &str) {
+    assert_eq!(log.summary().failed, 1);
+    assert!(log.failed[0].1.starts_with(error), "{:?}", log.failed);
 }
 
 fn upload(local: PathBuf, remote: &str, policy: ConflictPolicy) -> JobSpec {
@@ -50,11 +76,9 @@ async fn files_of_every_size_class_cross_both_ways_byte_for_byte() {
         let src = local.path().join(format!("up{i}"));
         std::fs::write(&src, &data).unwrap();
 
-        let log = run_job(
+        let log = run_plain(
             server.endpoint(),
-            EngineOptions::default(),
             upload(src, &format!("f{i}"), ConflictPolicy::Fail),
-            never,
         )
         .await;
         let summary = log.summary();
@@ -71,11 +95,9 @@ async fn files_of_every_size_class_cross_both_ways_byte_for_byte() {
         );
 
         let dest = local.path().join(format!("down{i}"));
-        let log = run_job(
+        let log = run_plain(
             server.endpoint(),
-            EngineOptions::default(),
             download(&format!("f{i}"), dest.clone(), ConflictPolicy::Fail),
-            never,
         )
         .await;
         assert_eq!(log.summary().files, 1, "{log:?}");
@@ -194,11 +216,9 @@ async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
     }
     std::os::unix::fs::symlink("/etc/passwd", src.join("escape")).unwrap();
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "dst", ConflictPolicy::Fail),
-        never,
     )
     .await;
     let summary = log.summary();
@@ -213,11 +233,9 @@ async fn trees_go_up_and_come_back_with_odd_names_and_skipped_links() {
     // A link on the server is skipped too, never followed.
     std::os::unix::fs::symlink("/etc", server.path("dst/etc-link")).unwrap();
     let back = local.path().join("back");
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("dst", back.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 304);
@@ -238,11 +256,9 @@ async fn an_interrupted_download_resumes_and_moves_only_the_rest() {
 
     let proxy = Proxy::start(server.addr, None).await;
     let dest = local.path().join("big");
-    let log = run_job(
+    let log = run_plain(
         proxy.endpoint(),
-        EngineOptions::default(),
         download("big", dest.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1);
@@ -268,13 +284,7 @@ async fn an_interrupted_upload_resumes_after_checking_the_servers_prefix() {
     std::fs::write(server.path(".ferry-part.big"), &data[..6 * MIB]).unwrap();
 
     let proxy = Proxy::start(server.addr, None).await;
-    let log = run_job(
-        proxy.endpoint(),
-        EngineOptions::default(),
-        upload(src, "big", ConflictPolicy::Fail),
-        never,
-    )
-    .await;
+    let log = run_plain(proxy.endpoint(), upload(src, "big", ConflictPolicy::Fail)).await;
     assert_eq!(log.summary().files, 1, "{log:?}");
     assert_eq!(log.summary().bytes, 2 * MIB as u64);
     assert_eq!(std::fs::read(server.path("big")).unwrap(), data);
@@ -293,11 +303,9 @@ async fn corrupt_partials_are_detected_and_the_file_restarted() {
     let mut bad = data[..2 * MIB].to_vec();
     bad[12345] ^= 0xff;
     std::fs::write(local.path().join(".ferry-part.down"), &bad).unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("down", local.path().join("down"), ConflictPolicy::Fail),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1, "{log:?}");
@@ -306,11 +314,9 @@ async fn corrupt_partials_are_detected_and_the_file_restarted() {
     // A partial longer than the file is not a prefix of it.
     std::fs::write(server.path("short"), b"abc").unwrap();
     std::fs::write(local.path().join(".ferry-part.short"), b"abcdef").unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("short", local.path().join("short"), ConflictPolicy::Fail),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1);
@@ -321,11 +327,9 @@ async fn corrupt_partials_are_detected_and_the_file_restarted() {
     std::fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, local.path().join(".ferry-part.short2")).unwrap();
     std::fs::write(server.path("short2"), b"xyz").unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("short2", local.path().join("short2"), ConflictPolicy::Fail),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1);
@@ -336,13 +340,7 @@ async fn corrupt_partials_are_detected_and_the_file_restarted() {
     let src = local.path().join("up");
     std::fs::write(&src, &data).unwrap();
     std::fs::write(server.path(".ferry-part.up"), &bad).unwrap();
-    let log = run_job(
-        server.endpoint(),
-        EngineOptions::default(),
-        upload(src, "up", ConflictPolicy::Fail),
-        never,
-    )
-    .await;
+    let log = run_plain(server.endpoint(), upload(src, "up", ConflictPolicy::Fail)).await;
     assert_eq!(log.summary().files, 1, "{log:?}");
     assert_eq!(log.summary().bytes, data.len() as u64);
     assert_eq!(std::fs::read(server.path("up")).unwrap(), data);
@@ -385,11 +383,9 @@ async fn cancel_leaves_only_a_hidden_partial_that_a_rerun_resumes() {
     .await;
     assert!(held > 0 && held < data.len() as u64, "{held}");
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("slow", dest.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
     assert_eq!(log.summary().bytes, data.len() as u64 - held);
@@ -440,18 +436,12 @@ async fn cancelling_an_upload_leaves_no_remote_file() {
     assert!(held > 0 && held < data.len() as u64, "{held}");
 
     // Running the same upload again continues the server's partial after checking it.
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(local.path().join("slow"), "slow", ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(
-        (log.summary().files, log.summary().failed),
-        (1, 0),
-        "{log:?}"
-    );
+    assert_delivered(&log, 1);
     assert_eq!(log.summary().bytes, data.len() as u64 - held);
     assert_eq!(std::fs::read(server.path("slow")).unwrap(), data);
 }
@@ -472,36 +462,25 @@ async fn conflict_policies_for_uploads() {
     let (ours, theirs) = conflicting(&server, local.path(), "a.txt");
     let src = local.path().join("a.txt");
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "a.txt", ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(log.summary().failed, 1);
-    assert!(
-        log.failed[0].1.starts_with("already_exists: a.txt"),
-        "{:?}",
-        log.failed
-    );
+    assert_failed_once(&log, "already_exists: a.txt");
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "a.txt", ConflictPolicy::Skip),
-        never,
     )
     .await;
     assert_eq!((log.summary().skipped, log.summary().files), (1, 0));
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "a.txt", ConflictPolicy::Rename),
-        never,
     )
     .await;
     assert_eq!(log.done[0].0, "a (1).txt");
@@ -509,36 +488,25 @@ async fn conflict_policies_for_uploads() {
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
 
     // Resume of a different file leaves it and says why; of the same file moves nothing.
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "a.txt", ConflictPolicy::Resume),
-        never,
     )
     .await;
-    assert_eq!(log.summary().failed, 1);
-    assert!(
-        log.failed[0].1.starts_with("resume_mismatch: a.txt"),
-        "{:?}",
-        log.failed
-    );
+    assert_failed_once(&log, "resume_mismatch: a.txt");
     assert_eq!(std::fs::read(server.path("a.txt")).unwrap(), theirs);
     std::fs::write(server.path("a.txt"), &ours).unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "a.txt", ConflictPolicy::Resume),
-        never,
     )
     .await;
     assert_eq!((log.summary().files, log.summary().bytes), (1, 0));
 
     std::fs::write(server.path("a.txt"), &theirs).unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(src.clone(), "a.txt", ConflictPolicy::Overwrite),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1);
@@ -552,36 +520,25 @@ async fn conflict_policies_for_downloads() {
     let (ours, theirs) = conflicting(&server, local.path(), "a.txt");
     let dest = local.path().join("a.txt");
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("a.txt", dest.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(log.summary().failed, 1);
-    assert!(
-        log.failed[0].1.starts_with("already_exists: "),
-        "{:?}",
-        log.failed
-    );
+    assert_failed_once(&log, "already_exists: ");
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("a.txt", dest.clone(), ConflictPolicy::Skip),
-        never,
     )
     .await;
     assert_eq!(log.summary().skipped, 1);
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("a.txt", dest.clone(), ConflictPolicy::Rename),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1);
@@ -592,11 +549,9 @@ async fn conflict_policies_for_downloads() {
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
 
     // "ours a.txt" is not a prefix of "theirs ...": resume finds out and puts it back.
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("a.txt", dest.clone(), ConflictPolicy::Resume),
-        never,
     )
     .await;
     assert_eq!(log.summary().failed, 1, "{log:?}");
@@ -604,22 +559,18 @@ async fn conflict_policies_for_downloads() {
     assert_eq!(std::fs::read(&dest).unwrap(), ours);
     // A true prefix is continued.
     std::fs::write(&dest, &theirs[..6]).unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("a.txt", dest.clone(), ConflictPolicy::Resume),
-        never,
     )
     .await;
     assert_eq!(log.summary().bytes, theirs.len() as u64 - 6);
     assert_eq!(std::fs::read(&dest).unwrap(), theirs);
 
     std::fs::write(&dest, &ours).unwrap();
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         download("a.txt", dest.clone(), ConflictPolicy::Overwrite),
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 1);
@@ -686,15 +637,13 @@ async fn moves_remove_the_source_only_after_the_copy_is_verified() {
     let src = local.path().join("tree");
     common::make_tree(&src, 30);
     let expected = tree(&src);
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         JobSpec::Upload {
             items: vec![(src.clone(), "tree".into())],
             policy: ConflictPolicy::Fail,
             remove_source: true,
         },
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 30);
@@ -702,15 +651,13 @@ async fn moves_remove_the_source_only_after_the_copy_is_verified() {
     assert_eq!(tree(&server.path("tree")), expected);
 
     let back = local.path().join("back");
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         JobSpec::Download {
             items: vec![("tree".into(), back.clone())],
             policy: ConflictPolicy::Fail,
             remove_source: true,
         },
-        never,
     )
     .await;
     assert_eq!(log.summary().files, 30);
@@ -734,19 +681,17 @@ async fn fifty_clients_at_once_all_arrive_intact() {
                 workers: 2,
                 ..EngineOptions::default()
             };
-            let up = run_job(
+            let up = run_with(
                 endpoint.clone(),
                 options,
                 upload(src, &format!("c{i}"), ConflictPolicy::Fail),
-                never,
             )
             .await;
             assert_eq!(up.summary().files, 1, "client {i}: {up:?}");
-            let down = run_job(
+            let down = run_with(
                 endpoint,
                 options,
                 download(&format!("c{i}"), dest.clone(), ConflictPolicy::Fail),
-                never,
             )
             .await;
             assert_eq!(down.summary().files, 1, "client {i}: {down:?}");
@@ -803,11 +748,10 @@ async fn a_server_at_its_connection_limit_slows_clients_down_instead_of_failing_
                 workers: 2,
                 ..EngineOptions::default()
             };
-            let log = run_job(
+            let log = run_with(
                 endpoint,
                 options,
                 upload(src, &format!("b{i}"), ConflictPolicy::Fail),
-                never,
             )
             .await;
             (data, log)
@@ -836,11 +780,10 @@ async fn small_files_are_pipelined_instead_of_paying_a_round_trip_each() {
         ..EngineOptions::default()
     };
     let started = std::time::Instant::now();
-    let log = run_job(
+    let log = run_with(
         proxy.endpoint(),
         one,
         upload(src.clone(), "many", ConflictPolicy::Fail),
-        never,
     )
     .await;
     let up = started.elapsed();
@@ -848,11 +791,10 @@ async fn small_files_are_pipelined_instead_of_paying_a_round_trip_each() {
 
     let started = std::time::Instant::now();
     let back = local.path().join("back");
-    let log = run_job(
+    let log = run_with(
         proxy.endpoint(),
         one,
         download("many", back.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
     let down = started.elapsed();
@@ -881,22 +823,16 @@ async fn a_path_another_upload_holds_is_retried_once_it_is_free() {
     while !server.path(".ferry-part.same").exists() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let log = run_job(
+    let log = run_plain(
         server.endpoint(),
-        EngineOptions::default(),
         upload(
             local.path().join("second"),
             "same",
             ConflictPolicy::Overwrite,
         ),
-        never,
     )
     .await;
-    assert_eq!(
-        (log.summary().files, log.summary().failed),
-        (1, 0),
-        "{log:?}"
-    );
+    assert_delivered(&log, 1);
     let first_log = common::follow(job, events_rx, never).await;
     assert_eq!(first_log.summary().files, 1);
     // The second upload waited for the first, so its bytes are the ones that stay.
@@ -958,34 +894,24 @@ async fn a_link_that_keeps_breaking_still_delivers_by_resuming() {
     };
 
     let dest = local.path().join("far");
-    let log = run_job(
+    let log = run_with(
         flaky.endpoint(),
         one,
         download("far", dest.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(
-        (log.summary().files, log.summary().failed),
-        (1, 0),
-        "{log:?}"
-    );
+    assert_delivered(&log, 1);
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     // Each new connection continued where the last one broke.
     assert!(log.summary().bytes < 12 * MIB as u64, "{log:?}");
 
-    let log = run_job(
+    let log = run_with(
         flaky.endpoint(),
         one,
         upload(src, "near", ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(
-        (log.summary().files, log.summary().failed),
-        (1, 0),
-        "{log:?}"
-    );
+    assert_delivered(&log, 1);
     // No connection carries 10 MiB, so arriving at all proves each one resumed the last.
     // (Bytes counted up here include what sat in socket buffers when a link broke.)
     assert_eq!(std::fs::read(server.path("near")).unwrap(), data);
@@ -1005,19 +931,13 @@ async fn pipelined_small_files_survive_a_breaking_link_none_lost_none_doubled() 
         ..EngineOptions::default()
     };
 
-    let log = run_job(
+    let log = run_with(
         flaky.endpoint(),
         options,
         upload(src.clone(), "tree", ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(
-        (log.summary().files, log.summary().failed),
-        (300, 0),
-        "{:?}",
-        log.failed
-    );
+    assert_delivered(&log, 300);
     let mut done: Vec<&String> = log.done.iter().map(|d| &d.0).collect();
     done.sort();
     done.dedup();
@@ -1025,19 +945,13 @@ async fn pipelined_small_files_survive_a_breaking_link_none_lost_none_doubled() 
     assert_eq!(tree(&server.path("tree")), expected);
 
     let back = local.path().join("back");
-    let log = run_job(
+    let log = run_with(
         flaky.endpoint(),
         options,
         download("tree", back.clone(), ConflictPolicy::Fail),
-        never,
     )
     .await;
-    assert_eq!(
-        (log.summary().files, log.summary().failed),
-        (300, 0),
-        "{:?}",
-        log.failed
-    );
+    assert_delivered(&log, 300);
     assert_eq!(log.done.len(), 300);
     assert_eq!(tree(&back), expected);
 }

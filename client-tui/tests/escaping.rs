@@ -7,19 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "common/nobody.rs"]
-mod nobody;
 #[path = "common/tmux.rs"]
 mod tmux;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{TestServer, text};
+use common::{TestServer, ferry, ferry_as_nobody, p, text};
 use ferry_protocol::path as wire;
-use nobody::{AS_NOBODY, SETPRIV, chmod};
+use ferry_testkit::data::chmod;
+use ferry_testkit::nobody::{AS_NOBODY, SETPRIV};
 use serde_json::Value;
 use tmux::{Tmux, require_tmux};
 
@@ -55,14 +54,6 @@ fn url_of(server: &TestServer, name: &[u8]) -> String {
         }
     }
     server.url(&path)
-}
-
-fn ferry(args: &[&OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
 }
 
 /// What reaches a terminal: no raw control byte but the newline ending a line, no DEL, no
@@ -243,18 +234,7 @@ fn an_unreadable_directory_of_a_put_r_is_named_by_the_one_escape() {
         // Only root may read it; the client runs as nobody.
         chmod(&dir, 0o700);
     }
-    let home = tempfile::tempdir().unwrap();
-    chmod(home.path(), 0o777);
-    let out = Command::new(SETPRIV)
-        .args(AS_NOBODY)
-        .arg(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "-r", "--json"])
-        .arg(&tree)
-        .arg(server.url(""))
-        .env("HOME", home.path())
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry_as_nobody(&["put", "-r", "--json", p(&tree), &server.url("")]);
     assert_eq!(out.status.code(), Some(23), "{}", text(&out.stderr));
     let stderr = assert_stderr(&out);
     let lines = json_lines(&out);
@@ -328,33 +308,17 @@ fn a_tui_banner_names_a_local_directory_on_one_line_by_the_one_escape() {
     let home = tmp.path().join("home");
     std::fs::create_dir(&home).unwrap();
     chmod(&home, 0o777);
-    let command = format!(
-        "cd '{}/here' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME \
-         -u XDG_CACHE_HOME -u FERRY_PASSWORD -u FERRY_TOKEN HOME='{}' {SETPRIV} {} '{}' '{}'; \
-         echo EXIT=$?; sleep 60",
-        tmp.path().display(),
-        home.display(),
-        AS_NOBODY.join(" "),
-        env!("CARGO_BIN_EXE_ferry"),
-        server.url(""),
+    let mut as_nobody = vec![SETPRIV];
+    as_nobody.extend(AS_NOBODY);
+    as_nobody.push(env!("CARGO_BIN_EXE_ferry"));
+    let tmux = Tmux::start(
+        tmp.path().join("tmux.sock"),
+        &tmp.path().join("here"),
+        &[("HOME", &home)],
+        &as_nobody,
+        &[&server.url("")],
+        (250, 30),
     );
-    let tmux = Tmux {
-        socket: tmp.path().join("tmux.sock"),
-    };
-    let out = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "250",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     let path = shown(tmp.path(), escaped);
     // The pane says why it is empty, by the one rule too.
     let screen = tmux.wait_for("the pane's error", |s| s.contains("Permission denied"));
@@ -396,7 +360,7 @@ fn a_tui_conflict_question_names_the_local_file_by_the_one_escape() {
     let escaped = "c\\nferry: ok \\x1b[1m\\xff";
     std::fs::write(raw(server.root.path(), name), b"new").unwrap();
     std::fs::write(raw(&local, name), b"old").unwrap();
-    let tmux = Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.path().join("tmux.sock"),
         &local,
         &[("HOME", home.as_path())],
@@ -441,7 +405,7 @@ fn the_tui_go_to_prompt_shows_a_local_directory_by_the_one_escape_and_leads_back
     std::os::unix::fs::symlink(&odd, tmp.path().join("here")).unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir(&home).unwrap();
-    let tmux = Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.path().join("tmux.sock"),
         &tmp.path().join("here"),
         &[("HOME", home.as_path())],

@@ -15,7 +15,7 @@ use ferry_protocol::{
     decode_request, encode_err, encode_ok,
 };
 use futures_util::StreamExt;
-use tmux::{Tmux, require_tmux};
+use tmux::require_tmux;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
@@ -51,52 +51,42 @@ fn entry(name: &str) -> Entry {
 /// Answers hello, stat and list; refuses everything else with [`REFUSAL`]. Runs until the
 /// returned runtime is dropped.
 fn hostile_server() -> (tokio::runtime::Runtime, SocketAddr) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut frames = FramedRead::new(read, FrameDecoder::new());
-                while let Some(Ok(Frame::Header(line))) = frames.next().await {
-                    let out = match decode_request(&line) {
-                        Ok(Request::Hello { .. }) => encode_ok(&HelloReply {
-                            version: ferry_protocol::VERSION,
-                            server: SERVER_NAME.into(),
-                            read_only: false,
-                            identity: None,
-                        })
-                        .unwrap(),
-                        Ok(Request::Stat { path, .. }) => {
-                            let mut dir = entry(&path);
-                            dir.kind = Kind::Dir;
-                            encode_ok(&StatReply {
-                                entry: dir,
-                                id: None,
-                            })
-                            .unwrap()
-                        }
-                        Ok(Request::List { .. }) => encode_ok(&ListBatch {
-                            entries: NAMES.iter().map(|name| entry(name)).collect(),
-                            more: false,
-                            skipped: 0,
-                        })
-                        .unwrap(),
-                        // Nothing else carries a payload in these tests, so the stream stays
-                        // in step without skipping one.
-                        _ => encode_err(ErrorCode::Forbidden, REFUSAL),
-                    };
-                    if write.write_all(&out).await.is_err() {
-                        return;
-                    }
+    ferry_testkit::wire::fake_server(|stream| async move {
+        let (read, mut write) = stream.into_split();
+        let mut frames = FramedRead::new(read, FrameDecoder::new());
+        while let Some(Ok(Frame::Header(line))) = frames.next().await {
+            let out = match decode_request(&line) {
+                Ok(Request::Hello { .. }) => encode_ok(&HelloReply {
+                    version: ferry_protocol::VERSION,
+                    server: SERVER_NAME.into(),
+                    read_only: false,
+                    identity: None,
+                })
+                .unwrap(),
+                Ok(Request::Stat { path, .. }) => {
+                    let mut dir = entry(&path);
+                    dir.kind = Kind::Dir;
+                    encode_ok(&StatReply {
+                        entry: dir,
+                        id: None,
+                    })
+                    .unwrap()
                 }
-            });
+                Ok(Request::List { .. }) => encode_ok(&ListBatch {
+                    entries: NAMES.iter().map(|name| entry(name)).collect(),
+                    more: false,
+                    skipped: 0,
+                })
+                .unwrap(),
+                // Nothing else carries a payload in these tests, so the stream stays
+                // in step without skipping one.
+                _ => encode_err(ErrorCode::Forbidden, REFUSAL),
+            };
+            if write.write_all(&out).await.is_err() {
+                return;
+            }
         }
-    });
-    (runtime, addr)
+    })
 }
 
 /// Bytes that make a terminal do something rather than show something.
@@ -178,7 +168,7 @@ fn the_tui_shows_hostile_text_escaped_and_keeps_its_screen() {
     std::fs::create_dir_all(&local).unwrap();
     std::fs::write(local.join("mine.txt"), b"mine").unwrap();
 
-    let tmux = Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.path().join("tmux.sock"),
         &local,
         &[("HOME", &home)],

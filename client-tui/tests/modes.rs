@@ -17,7 +17,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, TestServer, bytes, ok};
+use common::{Proxy, TestServer, bytes, ok, p};
+use ferry_testkit::data::{chmod, mode_of, umask as server_umask};
 
 const MIB: usize = 1024 * 1024;
 
@@ -33,28 +34,14 @@ fn ferry(umask: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// This process's umask, which the in-process server shares.
-fn server_umask() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
-}
-
-fn mode_of(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
+/// A directory as the destination the CLI copies into (a trailing `/`).
+fn dir_dest(dir: &Path) -> String {
+    format!("{}/", dir.display())
 }
 
 fn write_with_mode(path: &Path, data: &[u8], mode: u32) {
     std::fs::write(path, data).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 #[test]
@@ -157,7 +144,7 @@ fn get_gives_the_servers_mode_less_the_local_umask() {
     for (umask, mask) in [("022", 0o022), ("077", 0o077)] {
         let dl = local.path().join(umask);
         std::fs::create_dir(&dl).unwrap();
-        let dest = format!("{}/", dl.display());
+        let dest = dir_dest(&dl);
         ok(ferry(
             umask,
             &[
@@ -200,7 +187,7 @@ fn get_overwrite_and_resume_keep_a_private_file_private() {
     write_with_mode(&dl.join("big.key"), b"old", 0o600);
     // The first half of the file, from an earlier copy: --resume continues it.
     write_with_mode(&dl.join("half.key"), &big[..MIB + 17], 0o600);
-    let dest = format!("{}/", dl.display());
+    let dest = dir_dest(dl);
     ok(ferry(
         "022",
         &[
@@ -262,11 +249,7 @@ fn a_download_is_private_until_it_is_whole() {
     });
     ok(ferry(
         "022",
-        &[
-            "get",
-            &proxy.url("big.bin"),
-            &format!("{}/", local.path().display()),
-        ],
+        &["get", &proxy.url("big.bin"), &dir_dest(local.path())],
     ));
     assert_eq!(
         watcher.join().unwrap(),
@@ -296,11 +279,8 @@ fn wait_for_bytes(path: &Path, expected: &[u8], tmux: &tmux::Tmux) {
 #[test]
 fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
     let server = TestServer::start_shm();
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let local = tmp.path().join("local");
-    let home = tmp.path().join("home");
-    std::fs::create_dir(&local).unwrap();
-    std::fs::create_dir(&home).unwrap();
+    let desk = tmux::Desk::on_shm();
+    let local = &desk.local;
     // Up: a readable local key replaces the server's private one.
     write_with_mode(&local.join("key.pem"), b"new key\n", 0o644);
     write_with_mode(&server.path("key.pem"), b"old key\n", 0o600);
@@ -308,13 +288,7 @@ fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
     write_with_mode(&local.join("secret.txt"), b"old secret\n", 0o600);
     write_with_mode(&server.path("secret.txt"), b"new secret\n", 0o644);
 
-    let tmux = tmux::Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("")],
-        (120, 40),
-    );
+    let tmux = desk.ferry(&[&server.url("")], (120, 40));
     tmux.wait_for("both listings", |s| {
         s.contains("key.pem") && s.contains("secret.txt") && s.contains("connected")
     });
@@ -337,10 +311,6 @@ fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
 
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Gives every directory under `root` owner `rwx` again, so a temp dir holding a copy of a
@@ -383,7 +353,7 @@ fn a_private_directory_stays_private_both_ways() {
         let mask: u32 = u32::from_str_radix(umask, 8).unwrap();
         let g1 = local.path().join(format!("g1-{umask}"));
         std::fs::create_dir(&g1).unwrap();
-        let dest = format!("{}/", g1.display());
+        let dest = dir_dest(&g1);
         ok(ferry(umask, &["get", "-r", &server.url("ptree"), &dest]));
         let copy = g1.join("ptree");
         assert_eq!(
@@ -417,7 +387,7 @@ fn a_private_directory_stays_private_both_ways() {
             "-r",
             "--overwrite",
             &server.url("ptree"),
-            &format!("{}/", local.path().join("g1-022").display()),
+            &dir_dest(&local.path().join("g1-022")),
         ],
     ));
     assert_eq!(mode_of(&copy.join("priv")), 0o770);
@@ -452,12 +422,7 @@ fn a_read_only_directory_is_copied_writable_by_its_owner_with_its_files() {
     std::fs::create_dir(&dl).unwrap();
     ok(ferry(
         "002",
-        &[
-            "get",
-            "-r",
-            &server.url("ro"),
-            &format!("{}/", dl.display()),
-        ],
+        &["get", "-r", &server.url("ro"), &dir_dest(&dl)],
     ));
     assert_eq!(mode_of(&dl.join("ro")), 0o755);
     assert_eq!(mode_of(&dl.join("ro/inner")), 0o750);
@@ -495,12 +460,7 @@ fn sticky_and_setgid_directories_lose_their_special_bits() {
     std::fs::create_dir(&dl).unwrap();
     ok(ferry(
         "002",
-        &[
-            "get",
-            "-r",
-            &server.url("special"),
-            &format!("{}/", dl.display()),
-        ],
+        &["get", "-r", &server.url("special"), &dir_dest(&dl)],
     ));
     assert_eq!(mode_of(&dl.join("special/tmp")), 0o775);
     assert_eq!(mode_of(&dl.join("special/team")), 0o750);
@@ -511,10 +471,8 @@ fn sticky_and_setgid_directories_lose_their_special_bits() {
 fn the_tuis_tree_copies_keep_private_directories_private_both_ways() {
     let server = TestServer::start_shm();
     let mask = server_umask();
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let local = tmp.path().join("local");
-    let home = tmp.path().join("home");
-    std::fs::create_dir(&home).unwrap();
+    let desk = tmux::Desk::on_shm();
+    let local = &desk.local;
     // Up: QA's tree, a readable file in a private directory.
     std::fs::create_dir_all(local.join("ptree/priv")).unwrap();
     write_with_mode(&local.join("ptree/priv/secret"), b"up\n", 0o644);
@@ -526,13 +484,7 @@ fn the_tuis_tree_copies_keep_private_directories_private_both_ways() {
     chmod(&server.path("aaa/priv"), 0o700);
     chmod(&server.path("aaa"), 0o750);
 
-    let tmux = tmux::Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("")],
-        (120, 40),
-    );
+    let tmux = desk.ferry(&[&server.url("")], (120, 40));
     tmux.wait_for("both listings", |s| {
         s.contains("ptree") && s.contains("aaa") && s.contains("connected")
     });

@@ -5,23 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proxy, TestServer, bytes, text, tree};
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{Proxy, TestServer, bytes, ferry, ferry_running, p, text, tree};
 
 #[test]
 fn a_tree_whose_move_partly_failed_keeps_what_did_not_arrive() {
@@ -86,13 +72,7 @@ fn a_file_written_to_after_it_was_sent_is_not_deleted_by_the_move() {
     let src = local.path().join("grows.log");
     let size = 8 * 1024 * 1024;
     std::fs::write(&src, bytes(size, 5)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "--move", p(&src), &proxy.url("grows.log")])
-        .env_remove("FERRY_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ferry_running(&["put", "--move", p(&src), &proxy.url("grows.log")]);
     let start = Instant::now();
     while proxy.total().0 < (size - 1024 * 1024) as u64 {
         assert!(

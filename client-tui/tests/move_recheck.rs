@@ -9,14 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Proxy, TestServer, bytes, text};
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{Proxy, TestServer, bytes, ferry, ferry_running, p, text};
 
 /// Waits until `path` holds exactly `want`, failing after a generous deadline.
 fn wait_for(path: &Path, want: &[u8]) {
@@ -45,20 +40,14 @@ fn a_remote_source_changed_after_its_download_is_kept_by_the_move() {
     let back = local.path().join("back");
     std::fs::create_dir(&back).unwrap();
     let dest = back.join("t");
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "get",
-            "-r",
-            "--move",
-            &proxy.url("t"),
-            &proxy.url("big.bin"),
-            p(&back),
-        ])
-        .env_remove("FERRY_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ferry_running(&[
+        "get",
+        "-r",
+        "--move",
+        &proxy.url("t"),
+        &proxy.url("big.bin"),
+        p(&back),
+    ]);
     wait_for(&dest.join("grows.log"), &bytes(1_000, 1));
     wait_for(&dest.join("same.txt"), &bytes(1_000, 2));
     // Both small files arrived whole while the large one still crawls over the slow link
@@ -121,11 +110,7 @@ fn an_unchanged_move_still_removes_every_source() {
     std::fs::write(server.path("t/sub/b.bin"), bytes(300_000, 2)).unwrap();
     let local = tempfile::tempdir().unwrap();
     let dest = local.path().join("back");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["get", "-r", "--move", &server.url("t"), p(&dest)])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry(&["get", "-r", "--move", &server.url("t"), p(&dest)]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!server.path("t").exists());
     assert_eq!(
@@ -144,11 +129,7 @@ fn put_overwrite_onto_a_remote_link_writes_its_target_and_keeps_the_link() {
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("notes");
     std::fs::write(&src, bytes(70_000, 7)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "--overwrite", p(&src), &server.url("notes")])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry(&["put", "--overwrite", p(&src), &server.url("notes")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         std::fs::read_link(server.path("notes")).unwrap(),
@@ -159,11 +140,7 @@ fn put_overwrite_onto_a_remote_link_writes_its_target_and_keeps_the_link() {
         bytes(70_000, 7)
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "--overwrite", p(&src), &server.url("away")])
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry(&["put", "--overwrite", p(&src), &server.url("away")]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("forbidden"),
@@ -195,13 +172,7 @@ fn an_upload_move_keeps_a_file_put_in_the_sources_place_with_its_size_and_mtime(
         .unwrap()
         .set_modified(stamp)
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "--move", p(&src), &proxy.url("report.bin")])
-        .env_remove("FERRY_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ferry_running(&["put", "--move", p(&src), &proxy.url("report.bin")]);
     let start = Instant::now();
     while proxy.total().0 < (size / 2) as u64 {
         assert!(
@@ -232,13 +203,7 @@ fn a_download_never_replaces_a_file_that_took_its_name_meanwhile() {
     std::fs::write(server.path("big.bin"), bytes(size, 8)).unwrap();
     let local = tempfile::tempdir().unwrap();
     let dest = local.path().join("big.bin");
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["get", &proxy.url("big.bin"), p(&dest)])
-        .env_remove("FERRY_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ferry_running(&["get", &proxy.url("big.bin"), p(&dest)]);
     let start = Instant::now();
     while proxy.total().1 < 1024 * 1024 {
         assert!(

@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
 
-use common::{TestServer, ok, text};
+use common::{TestServer, ferry, ok, text};
 use ferry_protocol::path as wire;
-use tmux::{Tmux, WAIT, require_tmux};
+use tmux::{Desk, WAIT, require_tmux};
 
 /// Files with names other tools carry and ferry used to hide, and their wire names.
 const ODD: [(&[u8], &str); 6] = [
@@ -73,14 +73,6 @@ fn raw_tree(root: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut out = BTreeMap::new();
     visit(root, root, &mut out);
     out
-}
-
-fn ferry(args: &[&OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
 }
 
 fn os(s: &str) -> &OsStr {
@@ -284,38 +276,28 @@ fn lying_server() -> (tokio::runtime::Runtime, std::net::SocketAddr) {
     };
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut frames = tokio_util::codec::FramedRead::new(read, FrameDecoder::new());
-                while let Some(Ok(Frame::Header(line))) = frames.next().await {
-                    let out = match decode_request(&line) {
-                        Ok(Request::Hello { .. }) => encode_ok(&HelloReply {
-                            version: ferry_protocol::VERSION,
-                            server: "liar".into(),
-                            read_only: false,
-                            identity: None,
-                        })
-                        .unwrap(),
-                        _ => encode_err(
-                            ErrorCode::Forbidden,
-                            "nope\nferry: 0 files failed, all digests verified\r\n",
-                        ),
-                    };
-                    if write.write_all(&out).await.is_err() {
-                        return;
-                    }
-                }
-            });
+    ferry_testkit::wire::fake_server(|stream| async move {
+        let (read, mut write) = stream.into_split();
+        let mut frames = tokio_util::codec::FramedRead::new(read, FrameDecoder::new());
+        while let Some(Ok(Frame::Header(line))) = frames.next().await {
+            let out = match decode_request(&line) {
+                Ok(Request::Hello { .. }) => encode_ok(&HelloReply {
+                    version: ferry_protocol::VERSION,
+                    server: "liar".into(),
+                    read_only: false,
+                    identity: None,
+                })
+                .unwrap(),
+                _ => encode_err(
+                    ErrorCode::Forbidden,
+                    "nope\nferry: 0 files failed, all digests verified\r\n",
+                ),
+            };
+            if write.write_all(&out).await.is_err() {
+                return;
+            }
         }
-    });
-    (runtime, addr)
+    })
 }
 
 #[test]
@@ -341,22 +323,12 @@ fn a_servers_words_never_start_a_line_of_their_own() {
 #[test]
 fn the_tui_counts_and_copies_every_name() {
     require_tmux();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("served");
-    let local = tmp.path().join("local");
-    let home = tmp.path().join("home");
+    let desk = Desk::new();
+    let root = desk.tmp.path().join("served");
+    let local = &desk.local;
     make_odd_tree(&root);
-    for dir in [&local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
     let (_server, port) = common::start_server(&root, 0);
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", home.as_path())],
-        &[&format!("ferry://127.0.0.1:{port}/")],
-        (120, 40),
-    );
+    let tmux = desk.ferry(&[&format!("ferry://127.0.0.1:{port}/")], (120, 40));
     // Six files and a directory, every one of them, shown escaped.
     let screen = tmux.wait_for("the remote pane's count", |s| {
         s.contains("1 dir, 6 files") && s.contains("connected")
@@ -375,7 +347,7 @@ fn the_tui_counts_and_copies_every_name() {
     tmux.wait_for("all seven marked", |s| s.contains("7 marked"));
     tmux.keys(&["F5"]);
     let start = Instant::now();
-    while raw_tree(&local) != raw_tree(&root) {
+    while raw_tree(local) != raw_tree(&root) {
         assert!(
             start.elapsed() < WAIT,
             "the copy never completed; the screen:\n{}",
@@ -391,23 +363,12 @@ fn the_tui_counts_and_copies_every_name() {
 #[test]
 fn the_tui_shows_spoofing_names_escaped_and_refuses_to_write_them() {
     require_tmux();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("served");
-    let local = tmp.path().join("local");
-    let home = tmp.path().join("home");
-    for dir in [&root, &local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
+    let desk = Desk::new();
+    let (root, local) = (desk.dir("served"), &desk.local);
     std::fs::write(root.join("invoice\u{202e}fdp.exe"), b"spoof").unwrap();
     std::fs::write(root.join("fine.txt"), b"fine").unwrap();
     let (_server, port) = common::start_server(&root, 0);
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", home.as_path())],
-        &[&format!("ferry://127.0.0.1:{port}/")],
-        (120, 40),
-    );
+    let tmux = desk.ferry(&[&format!("ferry://127.0.0.1:{port}/")], (120, 40));
     let screen = tmux.wait_for("the remote listing", |s| {
         s.contains("0 dirs, 2 files") && s.contains("connected")
     });
@@ -430,7 +391,7 @@ fn the_tui_shows_spoofing_names_escaped_and_refuses_to_write_them() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        raw_tree(&local).into_keys().collect::<Vec<_>>(),
+        raw_tree(local).into_keys().collect::<Vec<_>>(),
         [b"fine.txt".to_vec()],
         "the spoofing name was written"
     );

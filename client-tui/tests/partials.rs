@@ -9,19 +9,12 @@
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
+use tmux::Desk;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{TestServer, bytes, ok, text};
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
-}
+use common::{TestServer, bytes, ferry, ok, text};
 
 /// Partial files in `dir` of the server, as the disk holds them.
 fn partials_on_disk(dir: &Path) -> Vec<String> {
@@ -124,19 +117,6 @@ fn get_r_leaves_no_verified_partial_when_the_rename_fails() {
     assert_eq!(partials_on_disk(&dest), Vec::<String>::new(), "{stderr}");
 }
 
-/// `ferry` on `url`, in `local`, with a fresh home, 120x40.
-fn start_tui(tmp: &Path, local: &Path, url: &str) -> tmux::Tmux {
-    let home = tmp.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    tmux::Tmux::start_ferry(
-        tmp.join("tmux.sock"),
-        local,
-        &[("HOME", &home)],
-        &[url],
-        (120, 40),
-    )
-}
-
 /// The screen's words in one line, box borders left out: a wrapped sentence reads whole.
 fn flat(screen: &str) -> String {
     screen
@@ -157,15 +137,13 @@ fn until(what: &str, check: impl Fn() -> bool) {
 
 #[test]
 fn the_tui_lists_a_directorys_partials_and_deletes_one() {
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let local = tmp.path().join("local");
-    std::fs::create_dir(&local).unwrap();
+    let desk = Desk::on_shm();
     let server = TestServer::start();
     std::fs::create_dir(server.path("isos")).unwrap();
     std::fs::write(server.path("isos/.ferry-part.big.iso"), bytes(300_000, 1)).unwrap();
     std::fs::write(server.path("isos/.ferry-part.other.iso"), bytes(2_000, 2)).unwrap();
     std::fs::write(server.path("isos/final.iso"), b"final").unwrap();
-    let tmux = start_tui(tmp.path(), &local, &server.url("isos"));
+    let tmux = desk.ferry(&[&server.url("isos")], (120, 40));
     tmux.wait_for("the remote pane", |s| {
         s.contains("final.iso") && s.contains("connected")
     });
@@ -209,9 +187,8 @@ fn the_tui_lists_a_directorys_partials_and_deletes_one() {
 
 #[test]
 fn cancelling_an_upload_asks_whether_to_keep_its_partial() {
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let local = tmp.path().join("local");
-    std::fs::create_dir(&local).unwrap();
+    let desk = Desk::on_shm();
+    let local = &desk.local;
     std::fs::write(local.join("big.bin"), bytes(40 * 1024 * 1024, 3)).unwrap();
     let server = TestServer::start();
     // A slow link, so the upload is still running when it is cancelled.
@@ -221,7 +198,7 @@ fn cancelling_an_upload_asks_whether_to_keep_its_partial() {
         Some(std::time::Duration::from_millis(20)),
     ));
     let partial = server.path(".ferry-part.big.bin");
-    let tmux = start_tui(tmp.path(), &local, &proxy.url(""));
+    let tmux = desk.ferry(&[&proxy.url("")], (120, 40));
     tmux.wait_for("both panes", |s| {
         s.contains("big.bin") && s.contains("connected")
     });

@@ -9,13 +9,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proxy, TestServer, bytes, text};
+use common::{Proxy, TestServer, bytes, p, text};
 
 const MIB: usize = 1024 * 1024;
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn ferry(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))

@@ -6,28 +6,29 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{TestServer, bytes, text};
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{TestServer, bytes, ferry, ferry_running, interrupt, p, text};
 
 fn mismatch(out: &Output) {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(stderr.contains("resume_mismatch"), "{stderr}");
     assert!(stderr.contains("--overwrite"), "{stderr}");
+}
+
+/// With `held` in `dest` (mode 0640), `get --resume` of the server's `src.bin` onto it is
+/// refused as a mismatch and leaves `dest` as it was.
+fn resume_onto_is_refused(server: &TestServer, dest: &std::path::Path, held: &[u8], size: usize) {
+    std::fs::write(dest, held).unwrap();
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o640)).unwrap();
+    mismatch(&ferry(&[
+        "get",
+        "--resume",
+        &server.url("src.bin"),
+        p(dest),
+    ]));
+    assert_eq!(std::fs::read(dest).unwrap(), held, "{size}");
 }
 
 #[test]
@@ -42,28 +43,12 @@ fn a_download_resumes_only_a_true_prefix() {
         // Larger than the source: not a part of it.
         let mut larger = source.clone();
         larger.extend_from_slice(b"the user's own tail");
-        std::fs::write(&dest, &larger).unwrap();
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
-        mismatch(&ferry(&[
-            "get",
-            "--resume",
-            &server.url("src.bin"),
-            p(&dest),
-        ]));
-        assert_eq!(std::fs::read(&dest).unwrap(), larger, "{size}");
+        resume_onto_is_refused(&server, &dest, &larger, size);
 
         // Shorter, but other bytes: continued, it would be no version of either file.
         let mut other = bytes(size / 2, 9);
         other[0] ^= 1;
-        std::fs::write(&dest, &other).unwrap();
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
-        mismatch(&ferry(&[
-            "get",
-            "--resume",
-            &server.url("src.bin"),
-            p(&dest),
-        ]));
-        assert_eq!(std::fs::read(&dest).unwrap(), other, "{size}");
+        resume_onto_is_refused(&server, &dest, &other, size);
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640, "{size}");
         let names: Vec<_> = std::fs::read_dir(local.path())
@@ -116,13 +101,7 @@ fn an_interrupted_resume_puts_the_destination_back() {
     // Not a part of the source, but only the digest at the end could tell.
     let mine = bytes(1_000_000, 8);
     std::fs::write(&dest, &mine).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["get", "--resume", &proxy.url("src.bin"), p(&dest)])
-        .env_remove("FERRY_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ferry_running(&["get", "--resume", &proxy.url("src.bin"), p(&dest)]);
     let partial = local.path().join(".ferry-part.dest.bin");
     let start = std::time::Instant::now();
     while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 2_000_000 {
@@ -133,12 +112,7 @@ fn an_interrupted_resume_puts_the_destination_back() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // Ctrl-C.
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(std::fs::read(&dest).unwrap(), mine, "{}", text(&out.stderr));
     let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
@@ -189,26 +163,13 @@ mod tmux;
 
 #[test]
 fn the_tui_asks_again_when_resume_cannot_be_done() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, local, home) = (
-        tmp.path().join("served"),
-        tmp.path().join("local"),
-        tmp.path().join("home"),
-    );
-    for dir in [&root, &local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
+    let desk = tmux::Desk::new();
+    let (root, local) = (desk.dir("served"), &desk.local);
     std::fs::write(root.join("r.bin"), bytes(1_000, 1)).unwrap();
     let mine = bytes(5_000, 2);
     std::fs::write(local.join("r.bin"), &mine).unwrap();
     let (_server, port) = common::start_server(&root, 0);
-    let tmux = tmux::Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&format!("ferry://127.0.0.1:{port}/")],
-        (120, 40),
-    );
+    let tmux = desk.ferry(&[&format!("ferry://127.0.0.1:{port}/")], (120, 40));
     tmux.wait_for("both panes", |s| {
         s.matches("r.bin").count() == 2 && s.contains("connected")
     });

@@ -6,22 +6,9 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{TestServer, bytes, text, tree};
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{TestServer, bytes, ferry, p, text, tree};
 
 /// Asserts a failed run (exit 1) whose error says `same_file` and names both sides.
 fn refused(out: &Output, source: &str, dest: &str) {
@@ -204,7 +191,7 @@ fn f6_in_two_panes_on_the_same_directory_keeps_the_file_and_the_tree() {
     std::fs::write(home.join("d/sub/in.txt"), bytes(1_000, 7)).unwrap();
     let before = tree(&home);
 
-    let tmux = tmux::Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.path().join("tmux.sock"),
         &home,
         &[("HOME", &home)],

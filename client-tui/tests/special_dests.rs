@@ -11,19 +11,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{TestServer, bytes, text};
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{TestServer, bytes, ferry, p, text};
 
 fn succeeded(out: &Output) {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));

@@ -347,7 +347,7 @@ fn start_tui(user: &User, target: &str, name: &str) -> tmux::Tmux {
         home.join("state"),
         home.join("cache"),
     );
-    tmux::Tmux::start_ferry(
+    tmux::start_ferry(
         home.join(format!("{name}.sock")),
         home,
         &[

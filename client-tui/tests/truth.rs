@@ -10,14 +10,13 @@
 mod common;
 #[path = "common/endless.rs"]
 mod endless;
-#[path = "common/nobody.rs"]
-mod nobody;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{TestServer, text};
-use nobody::{AS_NOBODY, NobodyServer, SETPRIV, chmod};
+use common::{TestServer, ferry, ferry_as_nobody, ferry_running, interrupt, p, text};
+use ferry_testkit::data::chmod;
+use ferry_testkit::nobody::NobodyServer;
 use serde_json::Value;
 
 /// A tree nobody can walk except `private`, which only root may read.
@@ -36,14 +35,6 @@ fn tree_with_private(root: &Path) {
         chmod(&root.join(file), 0o644);
     }
     chmod(&root.join("a/private"), 0o700);
-}
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap()
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {
@@ -138,18 +129,13 @@ fn put_r_names_an_unreadable_directory_and_goes_on_past_it() {
     let server = TestServer::start_shm();
     let local = tempfile::tempdir_in("/dev/shm").unwrap();
     tree_with_private(local.path());
-    let home = tempfile::tempdir().unwrap();
-    chmod(home.path(), 0o777);
-    let out = Command::new(SETPRIV)
-        .args(AS_NOBODY)
-        .arg(env!("CARGO_BIN_EXE_ferry"))
-        .args(["put", "-r", "--json"])
-        .arg(local.path().join("a"))
-        .arg(server.url(""))
-        .env("HOME", home.path())
-        .env_remove("FERRY_TOKEN")
-        .output()
-        .unwrap();
+    let out = ferry_as_nobody(&[
+        "put",
+        "-r",
+        "--json",
+        p(&local.path().join("a")),
+        &server.url(""),
+    ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(23), "{stderr}");
     let private: PathBuf = local.path().join("a/private");
@@ -225,13 +211,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 #[test]
 fn ls_of_a_listing_that_never_ends_prints_as_it_goes_in_bounded_memory() {
     let (_runtime, addr) = endless::start();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["ls", &format!("ferry://{addr}/big")])
-        .env_remove("FERRY_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ferry_running(&["ls", &format!("ferry://{addr}/big")]);
     let pid = child.id();
     let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let reader = {
@@ -314,12 +294,7 @@ fn ctrl_c_says_how_to_finish() {
         assert!(start.elapsed().as_secs() < 60, "the copy never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt(child);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("ferry: interrupted: "), "{stderr}");

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use std::time::{Duration, Instant};
 
-use tmux::{Tmux, WAIT, require_tmux};
+use tmux::{Desk, Tmux, WAIT, require_tmux};
 
 mod common;
 #[path = "common/tmux.rs"]
@@ -30,28 +30,17 @@ fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
     }
 }
 
-/// Starts `ferry ferry://127.0.0.1:PORT/` in a 120x40 tmux session, in `local`, with `home`.
-fn start_ferry(tmp: &Path, local: &Path, home: &Path, port: u16) -> Tmux {
-    Tmux::start_ferry(
-        tmp.join("tmux.sock"),
-        local,
-        &[("HOME", home)],
-        &[&format!("ferry://127.0.0.1:{port}/")],
-        (120, 40),
-    )
+/// Starts `ferry ferry://127.0.0.1:PORT/` in a 120x40 tmux session at `desk`.
+fn start_ferry(desk: &Desk, port: u16) -> Tmux {
+    desk.ferry(&[&format!("ferry://127.0.0.1:{port}/")], (120, 40))
 }
 
 #[test]
 fn upload_and_download_in_tmux() {
     require_tmux();
 
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("served");
-    let local = tmp.path().join("local");
-    let home = tmp.path().join("home");
-    for dir in [&root, &local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
+    let desk = Desk::new();
+    let (root, local, home) = (desk.dir("served"), &desk.local, &desk.home);
     let upload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let download: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 241) as u8).collect();
     std::fs::write(local.join("upload.bin"), &upload).unwrap();
@@ -59,7 +48,7 @@ fn upload_and_download_in_tmux() {
 
     let (_server, port) = common::start_server(&root, 0);
 
-    let tmux = start_ferry(tmp.path(), &local, &home, port);
+    let tmux = start_ferry(&desk, port);
 
     tmux.wait_for("both listings", |s| {
         s.contains("upload.bin") && s.contains("download.bin") && s.contains("connected")
@@ -115,18 +104,11 @@ fn upload_and_download_in_tmux() {
 #[test]
 fn a_lost_server_shows_a_banner_and_reconnects() {
     require_tmux();
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, local, home) = (
-        tmp.path().join("served"),
-        tmp.path().join("local"),
-        tmp.path().join("home"),
-    );
-    for dir in [&root, &local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
+    let desk = Desk::new();
+    let root = desk.dir("served");
     std::fs::write(root.join("here.txt"), b"x").unwrap();
     let (server, port) = common::start_server(&root, 0);
-    let tmux = start_ferry(tmp.path(), &local, &home, port);
+    let tmux = start_ferry(&desk, port);
     tmux.wait_for("the listing", |s| {
         s.contains("here.txt") && s.contains("connected")
     });

@@ -7,7 +7,7 @@ mod common;
 mod tmux;
 
 use common::TestServer;
-use tmux::Tmux;
+use tmux::Desk;
 
 /// The remote (right) pane's half of a screen line, when the line has one.
 fn right_pane(line: &str) -> Option<&str> {
@@ -23,17 +23,8 @@ fn enter_on_a_link_to_a_sibling_directory_opens_it() {
     std::os::unix::fs::symlink("../remote_dir", server.path("ltest/dir_link")).unwrap();
     std::fs::write(server.path("ltest/zz-last.txt"), b"z").unwrap();
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&local).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("ltest")],
-        (120, 30),
-    );
+    let desk = Desk::new();
+    let tmux = desk.ferry(&[&server.url("ltest")], (120, 30));
     tmux.wait_for("the remote listing", |s| {
         s.contains("dir_link") && s.contains("zz-last.txt") && s.contains("connected")
     });

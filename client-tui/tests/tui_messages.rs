@@ -7,23 +7,16 @@ mod common;
 mod tmux;
 
 use common::TestServer;
-use tmux::Tmux;
+use tmux::Desk;
 
 #[test]
 fn local_errors_carry_a_code_and_a_wrapped_delete_question_keeps_its_keys() {
     let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
+    let desk = Desk::new();
+    let local = &desk.local;
     std::fs::create_dir_all(local.join("alpha")).unwrap();
     std::fs::create_dir_all(local.join("beta")).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("")],
-        (100, 24),
-    );
+    let tmux = desk.ferry(&[&server.url("")], (100, 24));
     tmux.wait_for("both panes", |s| {
         s.contains("alpha/") && s.contains("beta/") && s.contains("connected")
     });
@@ -43,7 +36,7 @@ fn local_errors_carry_a_code_and_a_wrapped_delete_question_keeps_its_keys() {
     // Ctrl+G to a path that is not there.
     tmux.keys(&["C-g"]);
     tmux.wait_for("the go-to prompt", |s| s.contains("Enter: ok"));
-    let missing = tmp.path().join("missing");
+    let missing = desk.tmp.path().join("missing");
     tmux.keys(&["-l", &missing.display().to_string()]);
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the listing error", |s| s.contains("Cannot list"));

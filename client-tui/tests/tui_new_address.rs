@@ -30,7 +30,7 @@ fn start_tui(tmp: &Path) -> tmux::Tmux {
     tmux::require_tmux();
     let home = tmp.join("home");
     std::fs::create_dir(&home).unwrap();
-    let tmux = tmux::Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.join("tmux.sock"),
         tmp,
         &[("HOME", &home)],

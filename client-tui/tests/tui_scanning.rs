@@ -10,7 +10,7 @@ mod tmux;
 use std::time::Duration;
 
 use common::{Proxy, TestServer};
-use tmux::Tmux;
+use tmux::Desk;
 
 /// Files in the test tree: their listings take many reads over the slow link, so the walk
 /// lasts while the first files arrive.
@@ -36,7 +36,7 @@ fn counts_arrivals(screen: &str) -> bool {
 fn the_cli_spins_with_a_count_while_the_tree_is_walked_then_draws_the_bar() {
     let (server, _runtime, proxy) = slow_tree();
     let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let tmux = Tmux::start_ferry(
+    let tmux = tmux::start_ferry(
         tmp.path().join("tmux.sock"),
         tmp.path(),
         &[("HOME", tmp.path())],
@@ -58,17 +58,8 @@ fn the_cli_spins_with_a_count_while_the_tree_is_walked_then_draws_the_bar() {
 #[test]
 fn the_tui_counts_arrivals_while_scanning_and_a_cancel_says_how_many_stayed() {
     let (_server, _runtime, proxy) = slow_tree();
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&local).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&proxy.url("")],
-        (120, 30),
-    );
+    let desk = Desk::on_shm();
+    let tmux = desk.ferry(&[&proxy.url("")], (120, 30));
     tmux.wait_for("the remote listing", |s| {
         s.contains("big/") && s.contains("connected")
     });

@@ -6,13 +6,12 @@
 mod common;
 #[path = "common/endless.rs"]
 mod endless;
-#[path = "common/nobody.rs"]
-mod nobody;
 #[path = "common/tmux.rs"]
 mod tmux;
 
-use nobody::{NobodyServer, chmod};
-use tmux::{Tmux, WAIT};
+use ferry_testkit::data::chmod;
+use ferry_testkit::nobody::NobodyServer;
+use tmux::{Desk, Tmux, WAIT};
 
 /// Polls until `check` holds, failing after the common deadline.
 fn wait_until(what: &str, check: impl Fn() -> bool) {
@@ -35,21 +34,14 @@ fn one_refused_item_of_a_selection_fails_alone_and_is_listed_in_the_details() {
     chmod(&dest.join("locked"), 0o700);
     let server = NobodyServer::start(served.path());
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
+    let desk = Desk::new();
+    let local = &desk.local;
     std::fs::create_dir_all(local.join("locked")).unwrap();
     std::fs::write(local.join("locked/inner.txt"), b"i").unwrap();
     for i in 0..5 {
         std::fs::write(local.join(format!("file{i}.txt")), format!("{i}")).unwrap();
     }
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("dest")],
-        (120, 30),
-    );
+    let tmux = desk.ferry(&[&server.url("dest")], (120, 30));
     tmux.wait_for("both panes", |s| {
         s.contains("file4.txt") && s.contains("locked/") && s.contains("connected")
     });
@@ -76,6 +68,23 @@ fn one_refused_item_of_a_selection_fails_alone_and_is_listed_in_the_details() {
     tmux.wait_for("the details closed", |s| !s.contains("not copied "));
 }
 
+/// ferry on `server`'s root; in the remote pane, `key` (F5 copy, F6 move) on `a`, which holds
+/// a directory the server cannot read: the banner says what was not copied, and why.
+fn send_a_from_the_remote_pane(server: &NobodyServer, key: &str) -> (Desk, Tmux) {
+    let desk = Desk::new();
+    let tmux = desk.ferry(&[&server.url("")], (120, 30));
+    tmux.wait_for("the remote pane", |s| {
+        s.contains("a/") && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Home"]);
+    tmux.wait_for("the cursor on a", |s| s.contains("a/"));
+    tmux.keys(&[key]);
+    let screen = tmux.wait_for("the banner", |s| s.contains("not copied, first:"));
+    assert!(screen.contains("unreadable"), "{screen}");
+    (desk, tmux)
+}
+
 #[test]
 fn a_download_that_could_not_read_a_directory_says_so_and_names_it() {
     let served = tempfile::tempdir_in("/dev/shm").unwrap();
@@ -91,27 +100,8 @@ fn a_download_that_could_not_read_a_directory_says_so_and_names_it() {
     std::os::unix::fs::symlink("open/f.txt", served.path().join("a/link")).unwrap();
     let server = NobodyServer::start(served.path());
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&local).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("")],
-        (120, 30),
-    );
-    tmux.wait_for("the remote pane", |s| {
-        s.contains("a/") && s.contains("connected")
-    });
-    // To the remote pane, onto `a`, copy it.
-    tmux.keys(&["Tab"]);
-    tmux.keys(&["Home"]);
-    tmux.wait_for("the cursor on a", |s| s.contains("a/"));
-    tmux.keys(&["F5"]);
-    let screen = tmux.wait_for("the banner", |s| s.contains("not copied, first:"));
-    assert!(screen.contains("unreadable"), "{screen}");
+    let (desk, tmux) = send_a_from_the_remote_pane(&server, "F5");
+    let local = &desk.local;
     assert!(local.join("a/open/f.txt").exists());
 
     tmux.keys(&["t"]);
@@ -131,17 +121,8 @@ fn a_download_that_could_not_read_a_directory_says_so_and_names_it() {
 #[test]
 fn a_listing_that_never_ends_stops_at_the_pane_cap_and_says_so() {
     let (_runtime, addr) = endless::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&local).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&format!("ferry://{addr}/")],
-        (160, 30),
-    );
+    let desk = Desk::new();
+    let tmux = desk.ferry(&[&format!("ferry://{addr}/")], (160, 30));
     let screen = tmux.wait_for("the cap message", |s| s.contains("more than 200,000"));
     assert!(screen.contains("too_large"), "{screen}");
     // Still alive and answering keys.
@@ -161,21 +142,14 @@ fn deleting_what_a_running_upload_reads_is_refused_and_names_it() {
         server.addr,
         Some(std::time::Duration::from_millis(30)),
     ));
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
+    let desk = Desk::on_shm();
+    let local = &desk.local;
     std::fs::create_dir_all(local.join("big")).unwrap();
     let body = |i: usize| common::bytes(1024 * 1024, i as u64);
     for i in 0..40 {
         std::fs::write(local.join(format!("big/f{i:02}")), body(i)).unwrap();
     }
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&proxy.url("")],
-        (120, 30),
-    );
+    let tmux = desk.ferry(&[&proxy.url("")], (120, 30));
     tmux.wait_for("both panes", |s| {
         s.contains("big/") && s.contains("connected")
     });
@@ -232,26 +206,8 @@ fn a_move_that_could_not_read_everything_keeps_what_did_not_arrive() {
     chmod(&served.path().join("a/private"), 0o700);
     let server = NobodyServer::start(served.path());
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&local).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&server.url("")],
-        (120, 30),
-    );
-    tmux.wait_for("the remote pane", |s| {
-        s.contains("a/") && s.contains("connected")
-    });
-    tmux.keys(&["Tab"]);
-    tmux.keys(&["Home"]);
-    tmux.wait_for("the cursor on a", |s| s.contains("a/"));
-    tmux.keys(&["F6"]);
-    let screen = tmux.wait_for("the banner", |s| s.contains("not copied, first:"));
-    assert!(screen.contains("unreadable"), "{screen}");
+    let (desk, _tmux) = send_a_from_the_remote_pane(&server, "F6");
+    let local = &desk.local;
     wait_until("the moved files gone from the server", || {
         !served.path().join("a/open/f.txt").exists() && !served.path().join("a/z/g.txt").exists()
     });
@@ -279,17 +235,9 @@ fn deleting_what_a_running_download_reads_is_refused_and_names_it() {
     for i in 0..40 {
         std::fs::write(server.path(&format!("big/f{i:02}")), body(i)).unwrap();
     }
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let (home, local) = (tmp.path().join("home"), tmp.path().join("local"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&local).unwrap();
-    let tmux = Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&proxy.url("")],
-        (120, 30),
-    );
+    let desk = Desk::on_shm();
+    let local = &desk.local;
+    let tmux = desk.ferry(&[&proxy.url("")], (120, 30));
     tmux.wait_for("the remote pane", |s| {
         s.contains("big/") && s.contains("connected")
     });

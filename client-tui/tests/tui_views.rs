@@ -9,23 +9,9 @@
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
-
-use std::path::Path;
+use tmux::Desk;
 
 use common::TestServer;
-
-/// `ferry` on `server`'s `path`, in `local`, with a fresh home, 120x40.
-fn start_tui(tmp: &Path, local: &Path, server: &TestServer, path: &str) -> tmux::Tmux {
-    let home = tmp.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    tmux::Tmux::start_ferry(
-        tmp.join("tmux.sock"),
-        local,
-        &[("HOME", &home)],
-        &[&server.url(path)],
-        (120, 40),
-    )
-}
 
 /// The last line of the screen: the status bar.
 fn status_line(screen: &str) -> &str {
@@ -38,15 +24,14 @@ fn status_line(screen: &str) -> &str {
 
 #[test]
 fn the_transfer_list_shows_the_newest_jobs_numbered_across_servers_and_hints_fit_80_columns() {
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let local = tmp.path().join("local");
-    std::fs::create_dir(&local).unwrap();
+    let desk = Desk::on_shm();
+    let local = &desk.local;
     for i in 1..=15 {
         std::fs::write(local.join(format!("f{i:02}.txt")), format!("file {i}")).unwrap();
     }
     let first = TestServer::start();
     let second = TestServer::start();
-    let tmux = start_tui(tmp.path(), &local, &first, "");
+    let tmux = desk.ferry(&[&first.url("")], (120, 40));
     tmux.wait_for("both panes listed", |s| {
         s.contains("f15.txt") && s.contains("connected")
     });
@@ -109,15 +94,13 @@ fn the_transfer_list_shows_the_newest_jobs_numbered_across_servers_and_hints_fit
 
 #[test]
 fn f7_makes_one_directory_and_a_deleted_remote_tree_is_left_not_recreated() {
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let local = tmp.path().join("local");
-    std::fs::create_dir(&local).unwrap();
+    let desk = Desk::on_shm();
     let server = TestServer::start();
     let deep = server.path("shared/t2000/d1");
     std::fs::create_dir_all(deep.join("existing")).unwrap();
     std::fs::write(deep.join("old.txt"), b"old").unwrap();
     std::fs::write(server.path("top.txt"), b"top").unwrap();
-    let tmux = start_tui(tmp.path(), &local, &server, "shared/t2000/d1");
+    let tmux = desk.ferry(&[&server.url("shared/t2000/d1")], (120, 40));
     tmux.wait_for("the remote directory listed", |s| {
         s.contains("old.txt") && s.contains("existing/") && s.contains("connected")
     });
@@ -182,15 +165,8 @@ fn f7_makes_one_directory_and_a_deleted_remote_tree_is_left_not_recreated() {
 
 #[test]
 fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_disconnected() {
-    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
-    let (root, local, home) = (
-        tmp.path().join("served"),
-        tmp.path().join("local"),
-        tmp.path().join("home"),
-    );
-    for dir in [&root, &local, &home] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
+    let desk = tmux::Desk::on_shm();
+    let (root, local) = (desk.dir("served"), &desk.local);
     let big = common::bytes(48 << 20, 5);
     std::fs::write(root.join("big.bin"), &big).unwrap();
     let (server, port) = common::start_server(&root, 0);
@@ -200,13 +176,7 @@ fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_
         ([127, 0, 0, 1], port).into(),
         Some(std::time::Duration::from_millis(15)),
     ));
-    let tmux = tmux::Tmux::start_ferry(
-        tmp.path().join("tmux.sock"),
-        &local,
-        &[("HOME", &home)],
-        &[&proxy.url("")],
-        (120, 40),
-    );
+    let tmux = desk.ferry(&[&proxy.url("")], (120, 40));
     tmux.wait_for("the remote listing", |s| {
         s.contains("big.bin") && s.contains("connected")
     });

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, STEP, Server, code, names};
+use common::{Client, STEP, Server, code, names, users_file};
 use serde_json::{Value, json};
 
 const ANN_PASSWORD: &str = "correct horse battery staple";
@@ -37,10 +37,13 @@ fn accounts() -> Accounts {
     std::fs::write(ann_root.join("ann.txt"), b"ann's").unwrap();
     std::fs::write(bob_root.join("bob.txt"), b"bob's").unwrap();
     let file = dir.join("users");
-    let hash = ferry_server::users::hash_password(ANN_PASSWORD).unwrap();
-    ferry_server::users::upsert(&file, "ann", &hash, &ann_root, false).unwrap();
-    let hash = ferry_server::users::hash_password(BOB_PASSWORD).unwrap();
-    ferry_server::users::upsert(&file, "bob", &hash, &bob_root, true).unwrap();
+    users_file(
+        &file,
+        &[
+            ("ann", ANN_PASSWORD, &ann_root, false),
+            ("bob", BOB_PASSWORD, &bob_root, true),
+        ],
+    );
     Accounts {
         _base: base,
         ann_root,
@@ -315,11 +318,10 @@ async fn overlapping_roots_share_one_writer_per_file() {
     let dir = base.path().canonicalize().unwrap();
     let inner = dir.join("inner");
     std::fs::create_dir(&inner).unwrap();
-    let file = dir.join("users");
-    let hash = ferry_server::users::hash_password("pw").unwrap();
-    ferry_server::users::upsert(&file, "outer", &hash, &dir, false).unwrap();
-    ferry_server::users::upsert(&file, "inner", &hash, &inner, false).unwrap();
-    let users = ferry_server::users::Users::load(&file).unwrap();
+    let users = users_file(
+        &dir.join("users"),
+        &[("outer", "pw", &dir, false), ("inner", "pw", &inner, false)],
+    );
     let server = Server::start_with(|config| config.users = Some(Arc::new(users))).await;
     let mut outer = logged_in(&server, "outer", "pw").await;
     let mut inner_client = logged_in(&server, "inner", "pw").await;

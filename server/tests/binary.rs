@@ -6,6 +6,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ferry_testkit::bin;
+
 /// Starts the binary and waits for its "serving" log line; returns the child and its address.
 #[allow(clippy::unwrap_used)]
 fn start(
@@ -16,35 +18,17 @@ fn start(
     String,
     BufReader<std::process::ChildStderr>,
 ) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(args)
-        .envs(envs.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited before serving"
-        );
-        if line.contains("serving") {
-            break;
-        }
-    }
+    let (child, mut stderr) = bin::spawn_logging(
+        Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+            .args(args)
+            .envs(envs.iter().copied()),
+    );
+    let line = bin::wait_line(&mut stderr, |line| line.contains("serving"));
     assert!(
         !line.contains('\u{1b}'),
         "no colour codes when stderr is not a terminal: {line:?}"
     );
-    let addr = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("addr="))
-        .unwrap()
-        .to_owned();
+    let addr = bin::serving_addr(&line).unwrap().to_owned();
     (child, addr, stderr)
 }
 

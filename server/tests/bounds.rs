@@ -10,12 +10,12 @@
 // A failed setup step should stop the test with its error, which is what `unwrap` does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_testkit::bin;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -79,6 +79,23 @@ struct Tree {
     users: PathBuf,
 }
 
+/// Adds `ann` (password `right-password`, root `root`) to the users file `users` with the
+/// binary's own `hash-password`.
+fn add_ann(users: &Path, root: &Path) {
+    let mut hash = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(["hash-password", "--user", "ann", "--users"])
+        .arg(users)
+        .arg("--root")
+        .arg(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"right-password\n").unwrap();
+    assert!(hash.wait().unwrap().success(), "hash-password failed");
+}
+
 fn build_tree() -> Tree {
     let base = tempfile::tempdir_in("/dev/shm").unwrap();
     let root = base.path().canonicalize().unwrap().join("root");
@@ -108,18 +125,7 @@ fn build_tree() -> Tree {
         std::fs::write(wide.join(format!("entry-{i:06}")), b"").unwrap();
     }
     let users = base.path().join("users");
-    let mut hash = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(["hash-password", "--user", "ann", "--users"])
-        .arg(&users)
-        .arg("--root")
-        .arg(&root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"right-password\n").unwrap();
-    assert!(hash.wait().unwrap().success(), "hash-password failed");
+    add_ann(&users, &root);
     Tree {
         _base: base,
         root,
@@ -147,38 +153,17 @@ impl ServerProcess {
                 "1ms",
             ]);
         }
-        let mut child = command
-            .arg("--root")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--max-per-address", "256"])
-            .args(["--stall-timeout", "10min", "--idle-timeout", "10min"])
-            .args(["--partial-expiry", "never", "--max-unauthenticated", "256"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-            if line.contains("serving") {
-                break;
-            }
-        }
-        let addr = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("addr="))
-            .unwrap()
-            .to_owned();
+        let (child, mut stderr) = bin::spawn_logging(
+            command
+                .arg("--root")
+                .arg(root)
+                .args(["--listen", "127.0.0.1:0", "--max-per-address", "256"])
+                .args(["--stall-timeout", "10min", "--idle-timeout", "10min"])
+                .args(["--partial-expiry", "never", "--max-unauthenticated", "256"]),
+        );
+        let addr = bin::wait_serving(&mut stderr);
         // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                sink.clear();
-            }
-        });
+        bin::drain(stderr);
         let pid = child.id();
         Self { child, pid, addr }
     }
@@ -523,46 +508,29 @@ async fn per_connection_memory_descriptors_and_cpu_stay_under_the_documented_bou
                 failures.push(format!("{pattern:?} {what}: {measured} over {bound}"));
             }
         };
+        // What a stalled connection holds: memory and descriptors, and a blocking thread for
+        // all but an idle one.
+        let holds = match pattern {
+            Pattern::Idle => Some((FIXED, 1.0, false)),
+            Pattern::Get => Some((FIXED + GET, FDS_GET, true)),
+            Pattern::Put => Some((FIXED + PUT, FDS_PUT, true)),
+            Pattern::Walk => Some((FIXED + WALK, FDS_WALK, true)),
+            Pattern::CpuWalk | Pattern::CpuHash | Pattern::Login => None,
+        };
+        if let Some((memory, descriptors, busy_thread)) = holds {
+            check(
+                "memory",
+                mem.max(hwm),
+                memory,
+                format!("{} (peak {})", show(mem), show(hwm)),
+            );
+            check("descriptors", fd, descriptors, format!("{fd:.2}"));
+            if busy_thread {
+                check("threads", thread, THREADS, format!("{thread:.2}"));
+            }
+        }
         match pattern {
-            Pattern::Idle => {
-                check(
-                    "memory",
-                    mem.max(hwm),
-                    FIXED,
-                    format!("{} (peak {})", show(mem), show(hwm)),
-                );
-                check("descriptors", fd, 1.0, format!("{fd:.2}"));
-            }
-            Pattern::Get => {
-                check(
-                    "memory",
-                    mem.max(hwm),
-                    FIXED + GET,
-                    format!("{} (peak {})", show(mem), show(hwm)),
-                );
-                check("descriptors", fd, FDS_GET, format!("{fd:.2}"));
-                check("threads", thread, THREADS, format!("{thread:.2}"));
-            }
-            Pattern::Put => {
-                check(
-                    "memory",
-                    mem.max(hwm),
-                    FIXED + PUT,
-                    format!("{} (peak {})", show(mem), show(hwm)),
-                );
-                check("descriptors", fd, FDS_PUT, format!("{fd:.2}"));
-                check("threads", thread, THREADS, format!("{thread:.2}"));
-            }
-            Pattern::Walk => {
-                check(
-                    "memory",
-                    mem.max(hwm),
-                    FIXED + WALK,
-                    format!("{} (peak {})", show(mem), show(hwm)),
-                );
-                check("descriptors", fd, FDS_WALK, format!("{fd:.2}"));
-                check("threads", thread, THREADS, format!("{thread:.2}"));
-            }
+            Pattern::Idle | Pattern::Get | Pattern::Put | Pattern::Walk => {}
             Pattern::CpuWalk => {
                 let per_unit = cpu / WIDE as f64;
                 check(
@@ -639,18 +607,7 @@ async fn failed_logins_hold_at_most_the_hashes_allowed_at_once() {
     let root = base.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let users = base.path().join("users");
-    let mut hash = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(["hash-password", "--user", "ann", "--users"])
-        .arg(&users)
-        .arg("--root")
-        .arg(&root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"right-password\n").unwrap();
-    assert!(hash.wait().unwrap().success(), "hash-password failed");
+    add_ann(&users, &root);
     let server = ServerProcess::start(&root, Some(&users));
     let before = server.rss();
     let tasks: Vec<_> = (0..60)

@@ -405,22 +405,30 @@ async fn pipelined_summaries_stop_when_their_client_hangs_up() {
     assert_eq!(stat["ok"], true, "{stat}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up() {
-    const SIZE: u64 = 2 * 1024 * 1024 * 1024;
+/// The size of `big.bin` in [`root_with_big_bin`].
+const BIG_SIZE: u64 = 2 * 1024 * 1024 * 1024;
+
+/// A root on tmpfs holding `big.bin`, a sparse file of [`BIG_SIZE`]: it costs no memory, and
+/// hashing it still reads 2 GiB of zeros.
+fn root_with_big_bin() -> (tempfile::TempDir, std::path::PathBuf) {
     let base = tempfile::tempdir_in("/dev/shm").unwrap();
     let root = base.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    // Sparse: costs no memory, and hashing it still reads 2 GiB of zeros.
     std::fs::File::create(root.join("big.bin"))
         .unwrap()
-        .set_len(SIZE)
+        .set_len(BIG_SIZE)
         .unwrap();
+    (base, root)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up() {
+    let (_base, root) = root_with_big_bin();
     let server = Binary::start(&root, None, &[]);
     let mut probe = Client::connect(server.addr).await;
     probe.hello().await;
     let before = server.cpu();
-    let (reply, _, trailer) = probe.get("big.bin", SIZE).await.unwrap();
+    let (reply, _, trailer) = probe.get("big.bin", BIG_SIZE).await.unwrap();
     assert_eq!(
         (reply["size"].as_u64(), trailer["ok"].as_bool()),
         (Some(0), Some(true))
@@ -428,7 +436,7 @@ async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up()
     let one = server.cpu() - before;
     drop(probe);
 
-    let lines = vec![json!({"op": "get", "path": "big.bin", "offset": SIZE}); 10];
+    let lines = vec![json!({"op": "get", "path": "big.bin", "offset": BIG_SIZE}); 10];
     // Ten cost ten times one; the one under way when the client left may finish, and a
     // little of the next.
     cpu_after(&server, one * 2, pipeline_and_hang_up(server.addr, &lines)).await;
@@ -438,18 +446,11 @@ async fn gets_at_the_end_of_a_big_file_stop_hashing_when_their_client_hangs_up()
 async fn digest_checks_stop_hashing_when_their_client_hangs_up() {
     // The siblings of a resumed get: a remove that must check a digest (a move's source), a
     // partial's length and digest, and a resumed put all hash a whole file.
-    const SIZE: u64 = 2 * 1024 * 1024 * 1024;
-    let base = tempfile::tempdir_in("/dev/shm").unwrap();
-    let root = base.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::File::create(root.join("big.bin"))
-        .unwrap()
-        .set_len(SIZE)
-        .unwrap();
+    let (_base, root) = root_with_big_bin();
     // An open server's partial of big2.bin: the shared owner's name.
     std::fs::File::create(root.join(".ferry-part.big2.bin"))
         .unwrap()
-        .set_len(SIZE)
+        .set_len(BIG_SIZE)
         .unwrap();
     let server = Binary::start(&root, None, &[]);
     let wrong = format!("blake3:{}", "0".repeat(64));
@@ -463,7 +464,7 @@ async fn digest_checks_stop_hashing_when_their_client_hangs_up() {
     assert_eq!(code(&reply), "file_changed", "{reply}");
     let one = server.cpu() - before;
     let reply = probe.request(partial.clone()).await;
-    assert_eq!(reply["length"], SIZE, "{reply}");
+    assert_eq!(reply["length"], BIG_SIZE, "{reply}");
     drop(probe);
     assert!(root.join("big.bin").exists(), "a changed source is kept");
 
@@ -480,7 +481,7 @@ async fn digest_checks_stop_hashing_when_their_client_hangs_up() {
     )
     .await;
     // A resume hashes the partial up to its offset first.
-    let resume = json!({"op": "put", "path": "big2.bin", "offset": SIZE, "size": 0});
+    let resume = json!({"op": "put", "path": "big2.bin", "offset": BIG_SIZE, "size": 0});
     cpu_after(
         &server,
         one * 2,

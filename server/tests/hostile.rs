@@ -46,6 +46,29 @@ impl Case {
     fn path(&self, rel: &str) -> std::path::PathBuf {
         self.server.path(rel)
     }
+
+    /// A header of 64 KiB + 1 on `client` is refused as too long and its connection closed,
+    /// while the second client stays served.
+    async fn over_64_kib_is_refused_and_closed(&mut self, mut client: Client) {
+        let mut line = b"{\"op\":\"stat\",\"path\":\"".to_vec();
+        line.resize(64 * 1024 + 1, b'a');
+        client.send(&line).await;
+        self.probe().await;
+        assert_eq!(code(&client.read_reply().await), "header_too_long");
+        assert!(client.closed().await);
+    }
+
+    /// `client` hangs up in the middle of an upload: the server closes its side, and the
+    /// second client finds no file at `path`.
+    async fn hang_up_leaves_nothing(&mut self, mut client: Client, path: &str) {
+        let _ = client.writer.shutdown().await;
+        assert!(client.closed().await);
+        let stat = self
+            .other
+            .request(json!({"op": "stat", "path": path}))
+            .await;
+        assert_eq!(code(&stat), "not_found");
+    }
 }
 
 async fn greeted(server: &Server) -> Client {
@@ -451,13 +474,7 @@ async fn a_client_closing_inside_its_payload_leaves_no_final_file() {
                     .await;
                 client.send(&pattern(100, 1)).await;
                 case.probe().await;
-                let _ = client.writer.shutdown().await;
-                assert!(client.closed().await);
-                let stat = case
-                    .other
-                    .request(json!({"op": "stat", "path": "short.bin"}))
-                    .await;
-                assert_eq!(code(&stat), "not_found");
+                case.hang_up_leaves_nothing(client, "short.bin").await;
                 vec![]
             },
         )
@@ -556,13 +573,7 @@ async fn a_trailer_that_never_comes_leaves_no_final_file() {
             );
             client.send(&bytes).await;
             case.probe().await;
-            let _ = client.writer.shutdown().await;
-            assert!(client.closed().await);
-            let stat = case
-                .other
-                .request(json!({"op": "stat", "path": "nt.txt"}))
-                .await;
-            assert_eq!(code(&stat), "not_found");
+            case.hang_up_leaves_nothing(client, "nt.txt").await;
             vec![]
         },
     )
@@ -576,13 +587,8 @@ async fn a_header_of_64_kib_plus_one_is_refused_and_closed() {
     hostile(
         |_| {},
         async |case: &mut Case| {
-            let mut client = case.client().await;
-            let mut line = b"{\"op\":\"stat\",\"path\":\"".to_vec();
-            line.resize(64 * 1024 + 1, b'a');
-            client.send(&line).await;
-            case.probe().await;
-            assert_eq!(code(&client.read_reply().await), "header_too_long");
-            assert!(client.closed().await);
+            let client = case.client().await;
+            case.over_64_kib_is_refused_and_closed(client).await;
             vec![]
         },
     )
@@ -1485,12 +1491,7 @@ async fn configuration_cannot_raise_the_protocol_maxima() {
                 .request(json!({"op": "mkdir", "path": "x".repeat(256)}))
                 .await;
             assert_eq!(code(&reply), "bad_path", "{reply}");
-            let mut line = b"{\"op\":\"stat\",\"path\":\"".to_vec();
-            line.resize(64 * 1024 + 1, b'a');
-            client.send(&line).await;
-            case.probe().await;
-            assert_eq!(code(&client.read_reply().await), "header_too_long");
-            assert!(client.closed().await);
+            case.over_64_kib_is_refused_and_closed(client).await;
             vec![]
         },
     )

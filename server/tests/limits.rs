@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Client, Server, pattern};
+use common::{Client, Server, pattern, users_file};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
@@ -283,10 +283,7 @@ async fn user_roots_outside_the_server_root_are_swept_too() {
     age(&stale, Duration::from_secs(3600));
     let young = ann_root.join(".ferry-part.young.bin");
     std::fs::write(&young, b"resumable").unwrap();
-    let file = dir.join("users");
-    let hash = ferry_server::users::hash_password("pw").unwrap();
-    ferry_server::users::upsert(&file, "ann", &hash, &ann_root, false).unwrap();
-    let users = ferry_server::users::Users::load(&file).unwrap();
+    let users = users_file(&dir.join("users"), &[("ann", "pw", &ann_root, false)]);
 
     let server = Server::start_with(|config| {
         config.users = Some(std::sync::Arc::new(users));

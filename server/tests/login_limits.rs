@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use argon2::{Argon2, PasswordHasher};
-use common::{Client, Server, code};
+use common::{Client, Server, code, users_file};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpSocket;
@@ -357,10 +357,10 @@ async fn a_flood_of_wrong_tokens_is_rate_limited_and_the_right_token_gets_in() {
 async fn a_flood_of_wrong_passwords_does_not_hold_up_a_right_one() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().canonicalize().unwrap();
-    let file = dir.join("users");
-    let hash = ferry_server::users::hash_password("pw").unwrap();
-    ferry_server::users::upsert(&file, "ann", &hash, &dir, false).unwrap();
-    let users = Arc::new(ferry_server::users::Users::load(&file).unwrap());
+    let users = Arc::new(users_file(
+        &dir.join("users"),
+        &[("ann", "pw", &dir, false)],
+    ));
     let server = Server::start_with(|config| {
         config.users = Some(users);
         config.auth_delay = Duration::from_millis(200);
@@ -403,10 +403,10 @@ async fn many_right_logins_at_once_from_one_address_are_not_held_up() {
     // login deadline).
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().canonicalize().unwrap();
-    let file = dir.join("users");
-    let hash = ferry_server::users::hash_password("pw").unwrap();
-    ferry_server::users::upsert(&file, "ann", &hash, &dir, false).unwrap();
-    let users = Arc::new(ferry_server::users::Users::load(&file).unwrap());
+    let users = Arc::new(users_file(
+        &dir.join("users"),
+        &[("ann", "pw", &dir, false)],
+    ));
     let server = Server::start_with(|config| config.users = Some(users)).await;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

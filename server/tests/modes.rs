@@ -7,34 +7,13 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
 use common::{Client, Server, code, digest, pattern};
+use ferry_testkit::data::{chmod, mode_of, umask};
 use serde_json::{Value, json};
 
 const MIB: usize = 1024 * 1024;
-
-/// The umask of this process, which the in-process server shares: expectations are computed
-/// from it, never assumed.
-fn umask() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
-}
-
-fn mode_of(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// Sends every put of `puts` in one write, so the server meets them as one batch, then reads
 /// one reply each.
@@ -294,6 +273,14 @@ async fn the_partial_is_private_while_the_bytes_arrive_and_a_resume_ends_with_th
     assert!(!partial_of(&server, "key").exists());
 }
 
+/// `mkdir` of `path` asking for `mode` (and `parents`), which must succeed.
+async fn mkdir_with_mode(client: &mut Client, path: &str, mode: u32, parents: bool) {
+    let reply = client
+        .request(json!({"op": "mkdir", "path": path, "mode": mode, "parents": parents}))
+        .await;
+    assert_eq!(reply["ok"], true, "{path}: {reply}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_directory_gets_the_mode_sent_plus_owner_rwx_less_the_umask() {
     let server = Server::start().await;
@@ -305,10 +292,7 @@ async fn a_new_directory_gets_the_mode_sent_plus_owner_rwx_less_the_umask() {
         ("readonly", 0o555, true),
         ("group", 0o750, false),
     ] {
-        let reply = client
-            .request(json!({"op": "mkdir", "path": path, "mode": mode, "parents": parents}))
-            .await;
-        assert_eq!(reply["ok"], true, "{path}: {reply}");
+        mkdir_with_mode(&mut client, path, mode, parents).await;
         assert_eq!(
             mode_of(&server.path(path)),
             (mode | 0o700) & !mask,
@@ -355,10 +339,7 @@ async fn a_directory_never_gets_setuid_setgid_or_sticky_and_an_existing_one_keep
         ("team", 0o2775, false),
         ("suid", 0o4755, true),
     ] {
-        let reply = client
-            .request(json!({"op": "mkdir", "path": path, "mode": mode, "parents": parents}))
-            .await;
-        assert_eq!(reply["ok"], true, "{path}: {reply}");
+        mkdir_with_mode(&mut client, path, mode, parents).await;
         assert_eq!(
             mode_of(&server.path(path)),
             (mode & 0o777) & !mask,

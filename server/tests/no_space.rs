@@ -8,109 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, code, pattern};
+use common::{TmpfsServer, code, pattern};
 use serde_json::json;
 
 const KIB: usize = 1024;
-
-/// A `ferry-server` on its own tiny tmpfs; killed (and so unmounted) when dropped.
-struct TinyServer {
-    child: Child,
-    addr: std::net::SocketAddr,
-    /// The mount point as the server sees it, reached from outside through its `/proc` root.
-    root: PathBuf,
-    _mount_point: tempfile::TempDir,
-}
-
-impl TinyServer {
-    fn start(size: &str, flags: &[&str]) -> Self {
-        let mount_point = tempfile::tempdir().unwrap();
-        let dir = mount_point.path().canonicalize().unwrap();
-        let script = r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@""#;
-        let spawned = Command::new("unshare")
-            .args(["-Urm", "sh", "-c", script, "sh", size])
-            .arg(&dir)
-            .arg(env!("CARGO_BIN_EXE_ferry-server"))
-            .arg("--root")
-            .arg(&dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = spawned.unwrap_or_else(|err| {
-            panic!("cannot run unshare (util-linux) to give the server a private tmpfs: {err}")
-        });
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let addr = loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!(
-                    "the server never served on a private tmpfs. This test needs `unshare -Urm` \
-                     to work: root, or unprivileged user namespaces \
-                     (sysctl kernel.unprivileged_userns_clone=1). Its output:\n{seen}"
-                );
-            }
-            seen.push_str(&line);
-            if line.contains("serving")
-                && let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix("addr="))
-            {
-                break addr.parse().unwrap();
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-        });
-        let root = PathBuf::from(format!("/proc/{}/root", child.id()))
-            .join(dir.strip_prefix("/").unwrap());
-        Self {
-            child,
-            addr,
-            root,
-            _mount_point: mount_point,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let mut client = Client::connect(self.addr).await;
-        client.hello().await;
-        client
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    /// Names in the root, hidden partials included.
-    fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.root)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TinyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Writes into `path` until the filesystem is full; returns how much fitted.
 fn fill(path: &Path) -> usize {
@@ -133,7 +38,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_fills_mid_upload_is_no_space_and_the_same_upload_succeeds_later() {
-    let server = TinyServer::start("2m", &["--reserve", "0"]);
+    let server = TmpfsServer::start("2m", "", &["--reserve", "0"]);
     let mut client = server.client().await;
     let old = pattern(100 * KIB, 1);
     let reply = client.put("doc.bin", &old, json!({})).await;
@@ -185,7 +90,7 @@ async fn a_disk_that_fills_mid_upload_is_no_space_and_the_same_upload_succeeds_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_upload_into_a_full_disk_is_no_space_too() {
-    let server = TinyServer::start("1m", &["--reserve", "0"]);
+    let server = TmpfsServer::start("1m", "", &["--reserve", "0"]);
     let mut client = server.client().await;
     fill(&server.path("filler"));
     // Sent whole in one write: the batched path for small files.
@@ -204,7 +109,7 @@ async fn a_small_upload_into_a_full_disk_is_no_space_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read() {
     // 2 MiB of disk, 1 MiB of it kept free.
-    let server = TinyServer::start("2m", &["--reserve", "1MiB"]);
+    let server = TmpfsServer::start("2m", "", &["--reserve", "1MiB"]);
     let mut first = server.client().await;
     let mut second = server.client().await;
 
@@ -259,7 +164,7 @@ async fn the_reserve_and_uploads_in_flight_are_counted_before_a_payload_is_read(
 async fn a_batch_of_small_uploads_counts_its_own_bytes_against_the_free_space() {
     // Six uploads of 200 KiB, sent back to back in one write so that the server takes them
     // as one batch, onto 1 MiB of disk: the space each one takes must be seen by the next.
-    let server = TinyServer::start("1m", &["--reserve", "0"]);
+    let server = TmpfsServer::start("1m", "", &["--reserve", "0"]);
     let mut client = server.client().await;
     let mut wire = Vec::new();
     let bodies: Vec<Vec<u8>> = (0..6).map(|i| pattern(200 * KIB, 10 + i)).collect();

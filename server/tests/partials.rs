@@ -8,14 +8,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, code, digest, pattern};
+use common::{Client, Server, TmpfsServer, code, digest, pattern, users_file};
 use serde_json::{Value, json};
 
 const KIB: usize = 1024;
@@ -58,6 +56,12 @@ async fn start_put(client: &mut Client, path: &str, data: &[u8], sent: usize) {
     client.send(&data[..sent]).await;
 }
 
+/// [`start_put`], then waits until the partial in `dir` holds the `sent` bytes.
+async fn put_part_way(client: &mut Client, path: &str, data: &[u8], sent: usize, dir: &Path) {
+    start_put(client, path, data, sent).await;
+    until_a_partial_holds(dir, &data[..sent]).await;
+}
+
 /// Waits until some partial in `dir` holds exactly `bytes`.
 async fn until_a_partial_holds(dir: &Path, bytes: &[u8]) {
     until("the partial holds the bytes sent", || {
@@ -75,11 +79,9 @@ async fn a_long_name_and_its_digest_as_a_name_never_share_a_partial() {
     let other_data = pattern(512 * KIB, 2);
 
     let mut victim = server.client().await;
-    start_put(&mut victim, &long, &victim_data, 256 * KIB).await;
-    until_a_partial_holds(&server.root, &victim_data[..256 * KIB]).await;
+    put_part_way(&mut victim, &long, &victim_data, 256 * KIB, &server.root).await;
     let mut other = server.client().await;
-    start_put(&mut other, &hex, &other_data, 100 * KIB).await;
-    until_a_partial_holds(&server.root, &other_data[..100 * KIB]).await;
+    put_part_way(&mut other, &hex, &other_data, 100 * KIB, &server.root).await;
 
     victim.send(&victim_data[256 * KIB..]).await;
     let reply = victim.read_reply().await;
@@ -101,8 +103,14 @@ async fn a_symlinked_directory_reaches_the_same_upload_and_gets_busy() {
     symlink("d", server.path("s")).unwrap();
     let victim_data = pattern(512 * KIB, 3);
     let mut victim = server.client().await;
-    start_put(&mut victim, "d/f.bin", &victim_data, 256 * KIB).await;
-    until_a_partial_holds(&server.path("d"), &victim_data[..256 * KIB]).await;
+    put_part_way(
+        &mut victim,
+        "d/f.bin",
+        &victim_data,
+        256 * KIB,
+        &server.path("d"),
+    )
+    .await;
 
     let mut other = server.client().await;
     let reply = other
@@ -128,8 +136,7 @@ async fn two_server_processes_on_one_tree_never_mix_their_writers() {
     let second = Server::start_with(|config| config.root = root).await;
     let victim_data = pattern(512 * KIB, 11);
     let mut victim = first.client().await;
-    start_put(&mut victim, "f.bin", &victim_data, 256 * KIB).await;
-    until_a_partial_holds(&first.root, &victim_data[..256 * KIB]).await;
+    put_part_way(&mut victim, "f.bin", &victim_data, 256 * KIB, &first.root).await;
 
     // The other server knows nothing of the first's claim; the partial's lock says it is taken.
     let mut other = second.client().await;
@@ -168,10 +175,14 @@ async fn shared_root_server() -> (Server, tempfile::TempDir) {
     let file = base.path().join("users");
     let root = base.path().join("shared");
     std::fs::create_dir(&root).unwrap();
-    for ((user, password), read_only) in [(ANN, false), (BOB, true), (CARL, false)] {
-        let hash = ferry_server::users::hash_password(password).unwrap();
-        ferry_server::users::upsert(&file, user, &hash, &root, read_only).unwrap();
-    }
+    users_file(
+        &file,
+        &[
+            (ANN.0, ANN.1, &root, false),
+            (BOB.0, BOB.1, &root, true),
+            (CARL.0, CARL.1, &root, false),
+        ],
+    );
     let server = serve_accounts(base.path()).await;
     (server, base)
 }
@@ -232,8 +243,7 @@ async fn a_partial_belongs_to_the_account_that_started_it() {
     let half = 200 * KIB;
     {
         let mut ann = login(&server, ANN).await;
-        start_put(&mut ann, "secret.bin", &data, half).await;
-        until_a_partial_holds(&root, &data[..half]).await;
+        put_part_way(&mut ann, "secret.bin", &data, half, &root).await;
     }
     // ann's connection is gone; her partial stays for her resume.
     until("the upload is released", || {
@@ -280,15 +290,26 @@ async fn a_partial_belongs_to_the_account_that_started_it() {
         .await;
     assert_eq!(reply["length"], half, "{reply}");
     assert_eq!(reply["digest"], digest(&data[..half]), "{reply}");
+    owner_lists_and_finishes(&mut ann, &root, "secret.bin", &data, half).await;
+}
+
+/// The partial's `owner` sees `name` among its partials with `half` bytes, and finishes it.
+async fn owner_lists_and_finishes(
+    owner: &mut Client,
+    root: &Path,
+    name: &str,
+    data: &[u8],
+    half: usize,
+) {
     assert_eq!(
-        listed(&ann.request(json!({"op": "partials", "path": ""})).await),
-        [("secret.bin".to_owned(), half as u64)]
+        listed(&owner.request(json!({"op": "partials", "path": ""})).await),
+        [(name.to_owned(), half as u64)]
     );
-    let reply = ann
-        .put("secret.bin", &data[half..], json!({"offset": half}))
+    let reply = owner
+        .put(name, &data[half..], json!({"offset": half}))
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
-    assert_eq!(std::fs::read(root.join("secret.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(root.join(name)).unwrap(), data);
 }
 
 #[tokio::test]
@@ -299,8 +320,7 @@ async fn a_partials_owner_is_kept_across_a_restart() {
     let half = 100 * KIB;
     {
         let mut ann = login(&server, ANN).await;
-        start_put(&mut ann, "kept.bin", &data, half).await;
-        until_a_partial_holds(&root, &data[..half]).await;
+        put_part_way(&mut ann, "kept.bin", &data, half, &root).await;
     }
     server.stop().await.unwrap();
 
@@ -311,15 +331,7 @@ async fn a_partials_owner_is_kept_across_a_restart() {
         .await;
     assert_eq!(reply["length"], 0, "{reply}");
     let mut ann = login(&server, ANN).await;
-    assert_eq!(
-        listed(&ann.request(json!({"op": "partials", "path": ""})).await),
-        [("kept.bin".to_owned(), half as u64)]
-    );
-    let reply = ann
-        .put("kept.bin", &data[half..], json!({"offset": half}))
-        .await;
-    assert_eq!(reply["ok"], true, "{reply}");
-    assert_eq!(std::fs::read(root.join("kept.bin")).unwrap(), data);
+    owner_lists_and_finishes(&mut ann, &root, "kept.bin", &data, half).await;
 }
 
 #[tokio::test]
@@ -333,8 +345,7 @@ async fn partials_lists_the_callers_partials_and_discard_frees_them() {
         (&*format!("dir/{long}"), 50 * KIB),
     ] {
         let mut client = server.client().await;
-        start_put(&mut client, name, &data, sent).await;
-        until_a_partial_holds(&server.path("dir"), &data[..sent]).await;
+        put_part_way(&mut client, name, &data, sent, &server.path("dir")).await;
     }
     let mut client = server.client().await;
     let reply = client
@@ -382,8 +393,7 @@ async fn a_partial_being_written_cannot_be_discarded() {
     let server = Server::start().await;
     let data = pattern(400 * KIB, 7);
     let mut writer = server.client().await;
-    start_put(&mut writer, "w.bin", &data, 100 * KIB).await;
-    until_a_partial_holds(&server.root, &data[..100 * KIB]).await;
+    put_part_way(&mut writer, "w.bin", &data, 100 * KIB, &server.root).await;
     let mut other = server.client().await;
     let reply = other
         .request(json!({"op": "discard", "path": "w.bin"}))
@@ -402,94 +412,35 @@ async fn a_read_only_session_cannot_discard() {
     assert_eq!(code(&reply), "forbidden", "{reply}");
 }
 
-/// A `ferry-server` whose root is a private tmpfs with a second tmpfs mounted at `other`.
-struct TwoDisks {
-    child: Child,
-    addr: std::net::SocketAddr,
-    root: PathBuf,
-    _mount_point: tempfile::TempDir,
+/// A `ferry-server` whose root is a private tmpfs of `size` with a second tmpfs mounted at
+/// `other`.
+fn two_disks(size: &str) -> TmpfsServer {
+    TmpfsServer::start(
+        size,
+        r#"mkdir "$2/other" && mount -t tmpfs -o "size=$1" tmpfs "$2/other" &&"#,
+        &["--reserve", "0"],
+    )
 }
 
-impl TwoDisks {
-    fn start(size: &str) -> Self {
-        let mount_point = tempfile::tempdir().unwrap();
-        let dir = mount_point.path().canonicalize().unwrap();
-        let script = r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && mkdir "$2/other" &&
-            mount -t tmpfs -o "size=$1" tmpfs "$2/other" && shift 2 && exec "$@""#;
-        let mut child = Command::new("unshare")
-            .args(["-Urm", "sh", "-c", script, "sh", size])
-            .arg(&dir)
-            .arg(env!("CARGO_BIN_EXE_ferry-server"))
-            .arg("--root")
-            .arg(&dir)
-            .args(["--listen", "127.0.0.1:0", "--reserve", "0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) runs");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let addr = loop {
-            let mut line = String::new();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "the server never served on a private tmpfs (needs `unshare -Urm`)"
-            );
-            if line.contains("serving")
-                && let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix("addr="))
-            {
-                break addr.parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-        });
-        let root = PathBuf::from(format!("/proc/{}/root", child.id()))
-            .join(dir.strip_prefix("/").unwrap());
-        Self {
-            child,
-            addr,
-            root,
-            _mount_point: mount_point,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let mut client = Client::connect(self.addr).await;
-        client.hello().await;
-        client
-    }
-
-    fn free(&self, rel: &str) -> u64 {
-        let stats = rustix::fs::statvfs(self.root.join(rel)).unwrap();
-        stats.f_bavail * stats.f_frsize
-    }
-}
-
-impl Drop for TwoDisks {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_on_one_filesystem_leaves_another_alone_and_takes_half_at_most() {
-    let server = TwoDisks::start("4m");
-    let free = server.free("");
-    assert!(server.free("other") > 3 * 1024 * 1024);
-    // One upload announces every free byte of the root's filesystem, then sends one.
+/// An upload of `hog.bin` that announces `free` bytes (every free byte of the root's
+/// filesystem) and sends one; given time to be claimed.
+async fn claim_all(server: &TmpfsServer, free: u64) -> Client {
     let mut greedy = server.client().await;
     greedy
         .send_json(&json!({"op": "put", "path": "hog.bin", "size": free}))
         .await;
     greedy.send(b"x").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    greedy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_on_one_filesystem_leaves_another_alone_and_takes_half_at_most() {
+    let server = two_disks("4m");
+    let free = server.free("");
+    assert!(server.free("other") > 3 * 1024 * 1024);
+    // One upload announces every free byte of the root's filesystem, then sends one.
+    let _greedy = claim_all(&server, free).await;
 
     let mut client = server.client().await;
     let reply = client
@@ -508,14 +459,9 @@ async fn a_claim_on_one_filesystem_leaves_another_alone_and_takes_half_at_most()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_upload_loses_its_claim() {
-    let server = TwoDisks::start("4m");
+    let server = two_disks("4m");
     let free = server.free("");
-    let mut greedy = server.client().await;
-    greedy
-        .send_json(&json!({"op": "put", "path": "hog.bin", "size": free}))
-        .await;
-    greedy.send(b"x").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut greedy = claim_all(&server, free).await;
     // Three quarters of the disk do not fit beside the half the trickler holds...
     let want = pattern(usize::try_from(free).unwrap() * 3 / 4, 10);
     let mut client = server.client().await;

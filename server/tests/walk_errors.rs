@@ -7,16 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
-
 use common::{Client, Server};
+use ferry_testkit::data::{chmod, shm_dir};
+use ferry_testkit::nobody::NobodyServer;
 use serde_json::Value;
-
-fn chmod(path: &std::path::Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 fn by_name<'a>(entries: &'a [Value], name: &str) -> &'a Value {
     entries
@@ -27,11 +21,7 @@ fn by_name<'a>(entries: &'a [Value], name: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_directory_is_listed_with_its_error() {
-    assert!(
-        std::path::Path::new("/usr/bin/setpriv").exists(),
-        "the test needs setpriv to run the server as another user"
-    );
-    let root = tempfile::tempdir_in("/dev/shm").unwrap();
+    let root = shm_dir();
     chmod(root.path(), 0o755);
     std::fs::create_dir_all(root.path().join("a/private")).unwrap();
     std::fs::create_dir_all(root.path().join("a/open")).unwrap();
@@ -42,32 +32,8 @@ async fn an_unreadable_directory_is_listed_with_its_error() {
     chmod(&root.path().join("a/open/f.txt"), 0o644);
     // Owned by root: the server, as nobody, may see it but not read it.
     chmod(&root.path().join("a/private"), 0o700);
-    let mut child = Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(["--root", root.path().to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("FERRY_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(addr) = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-        {
-            break addr.parse().unwrap();
-        }
-    };
-    // The server logs each request; a full pipe must not stall it.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let mut client = Client::connect(addr).await;
+    let server = NobodyServer::start(root.path());
+    let mut client = Client::connect(server.addr).await;
     client.hello().await;
     let (entries, skipped, _) = client.list_all("walk", "a").await.unwrap();
     let private = by_name(&entries, "private");
@@ -85,8 +51,7 @@ async fn an_unreadable_directory_is_listed_with_its_error() {
     by_name(&entries, "open/f.txt");
     // Still counted, for clients that do not read `error`.
     assert_eq!(skipped, 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,20 +12,7 @@ const PER_BATCH: usize = 500;
 
 /// Starts the fake server on its own runtime (kept alive by the returned handle).
 pub fn start() -> (tokio::runtime::Runtime, SocketAddr) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(serve(socket));
-        }
-    });
-    (runtime, addr)
+    ferry_testkit::wire::fake_server(serve)
 }
 
 async fn serve(socket: tokio::net::TcpStream) {

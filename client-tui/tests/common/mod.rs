@@ -1,7 +1,7 @@
 //! Shared by the engine and CLI tests: a real `ferry-server` on 127.0.0.1:0 in its own thread
 //! and runtime (so sync CLI tests and async engine tests use it alike), a byte-counting and
 //! optionally slow TCP proxy, deterministic test data and tree comparison.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -136,19 +136,8 @@ pub fn endpoint_at(addr: SocketAddr, token: Option<String>) -> Endpoint {
     }
 }
 
-/// Deterministic, incompressible-looking bytes (xorshift), different for each seed.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+/// Deterministic, incompressible-looking bytes, different for each seed.
+pub use ferry_testkit::data::pattern as bytes;
 
 pub fn digest(data: &[u8]) -> ferry_protocol::Digest {
     ferry_protocol::Digest::of(data)
@@ -441,6 +430,58 @@ pub fn server_with_user(
     });
     std::fs::write(server.path("server-root.txt"), format!("not {user}'s")).unwrap();
     (server, dir)
+}
+
+/// The real `ferry` with `args`, run to its end, without the developer's `FERRY_TOKEN`.
+pub fn ferry<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+/// The real `ferry` with `args` run as `nobody` (so permission denied is met: root reads
+/// everything), with a fresh `HOME` it may write, without the developer's `FERRY_TOKEN`.
+pub fn ferry_as_nobody(args: &[&str]) -> std::process::Output {
+    use ferry_testkit::nobody::{AS_NOBODY, SETPRIV};
+    let home = tempfile::tempdir().unwrap();
+    ferry_testkit::data::chmod(home.path(), 0o777);
+    std::process::Command::new(SETPRIV)
+        .args(AS_NOBODY)
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("HOME", home.path())
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+/// The real `ferry` with `args` started, its output piped, without the developer's
+/// `FERRY_TOKEN`: for a test that acts while it runs.
+pub fn ferry_running<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Ctrl-C to a running `child` (SIGINT, as a terminal sends it), then all it said.
+pub fn interrupt(child: std::process::Child) -> std::process::Output {
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait_with_output().unwrap()
+}
+
+/// A path as the text argument the CLI takes.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 /// A program's output as text, for messages and assertions.

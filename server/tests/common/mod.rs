@@ -1,24 +1,20 @@
 //! Shared helpers for the server's integration tests: a real server on `127.0.0.1:0` over a
-//! temporary root, and a raw client that writes bytes and reads replies exactly as a peer
-//! outside the project would.
+//! temporary root; the raw client that writes bytes and reads replies exactly as a peer
+//! outside the project would comes from `ferry_testkit::wire`.
 // Test helpers: a failed setup step should stop the test with its error, which is what
 // `unwrap` does.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
 
 use ferry_server::Config;
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+pub use ferry_testkit::data::{digest, pattern};
+pub use ferry_testkit::wire::{Client, STEP, code, merge, names};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// How long any single read in a test may take before the test fails instead of hanging.
-pub const STEP: Duration = Duration::from_secs(30);
 
 /// A server running in-process on a fresh temporary root.
 pub struct Server {
@@ -105,6 +101,19 @@ impl Server {
     }
 }
 
+/// Writes `accounts` (name, password, root, read-only) into the users file `file` through the
+/// server's own functions, and loads it.
+pub fn users_file(
+    file: &Path,
+    accounts: &[(&str, &str, &Path, bool)],
+) -> ferry_server::users::Users {
+    for &(name, password, root, read_only) in accounts {
+        let hash = ferry_server::users::hash_password(password).unwrap();
+        ferry_server::users::upsert(file, name, &hash, root, read_only).unwrap();
+    }
+    ferry_server::users::Users::load(file).unwrap()
+}
+
 /// Every file under `dir` with its bytes, sorted.
 pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -130,190 +139,99 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The wire form of a BLAKE3 digest.
-pub fn digest(bytes: &[u8]) -> String {
-    format!("blake3:{}", blake3::hash(bytes).to_hex())
+/// The `ferry-server` binary on a private tmpfs of `size`, mounted in its own user and mount
+/// namespaces (`unshare -Urm`), so no root and no host mount is needed and nothing is left
+/// mounted if the test dies; killed (and so unmounted) when dropped. The test sees the
+/// server's files through `/proc/PID/root` and talks to it on loopback.
+pub struct TmpfsServer {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The mount point as the server sees it, reached from outside through its `/proc` root.
+    pub root: PathBuf,
+    _mount_point: tempfile::TempDir,
 }
 
-/// Deterministic, non-repeating-looking bytes, so an offset mistake shows up as a mismatch.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A raw protocol client: JSON lines and byte payloads, nothing else.
-pub struct Client {
-    pub reader: BufReader<OwnedReadHalf>,
-    pub writer: OwnedWriteHalf,
-}
-
-impl Client {
-    pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (read, writer) = stream.into_split();
-        Self {
-            reader: BufReader::with_capacity(256 * 1024, read),
-            writer,
-        }
-    }
-
-    /// A client whose connection comes from `ip` (any of 127/8 is loopback on Linux), so the
-    /// server sees another client address.
-    pub async fn connect_from(ip: std::net::Ipv4Addr, addr: SocketAddr) -> Self {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket
-            .bind(SocketAddr::new(std::net::IpAddr::V4(ip), 0))
-            .unwrap();
-        let stream = socket.connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (read, writer) = stream.into_split();
-        Self {
-            reader: BufReader::new(read),
-            writer,
-        }
-    }
-
-    pub async fn hello(&mut self) -> Value {
-        let reply = self.request(json!({"op": "hello", "version": 1})).await;
-        assert_eq!(reply["ok"], true, "hello failed: {reply}");
-        reply
-    }
-
-    pub async fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).await.unwrap();
-    }
-
-    pub async fn send_json(&mut self, value: &Value) {
-        let mut line = serde_json::to_vec(value).unwrap();
-        line.push(b'\n');
-        self.send(&line).await;
-    }
-
-    /// One reply line as JSON; panics on EOF.
-    pub async fn read_reply(&mut self) -> Value {
-        let line = self.read_line().await.expect("a reply line, not EOF");
-        serde_json::from_slice(&line).unwrap_or_else(|err| {
-            panic!(
-                "reply is not JSON ({err}): {:?}",
-                String::from_utf8_lossy(&line)
-            )
-        })
-    }
-
-    /// One raw line without its `\n`; `None` at EOF.
-    pub async fn read_line(&mut self) -> Option<Vec<u8>> {
-        let mut line = Vec::new();
-        let n = tokio::time::timeout(STEP, self.reader.read_until(b'\n', &mut line))
-            .await
-            .expect("reply in time")
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        assert_eq!(line.pop(), Some(b'\n'), "a reply line ends with a newline");
-        Some(line)
-    }
-
-    /// True when the server has closed the connection (EOF or reset) with nothing more to say.
-    pub async fn closed(&mut self) -> bool {
-        let mut rest = Vec::new();
-        match tokio::time::timeout(STEP, self.reader.read_to_end(&mut rest)).await {
-            Ok(Ok(_)) => rest.is_empty(),
-            Ok(Err(_)) => true,
-            Err(_) => false,
-        }
-    }
-
-    pub async fn request(&mut self, value: Value) -> Value {
-        self.send_json(&value).await;
-        self.read_reply().await
-    }
-
-    pub async fn read_bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; n];
-        tokio::time::timeout(STEP, self.reader.read_exact(&mut buf))
-            .await
-            .expect("payload in time")
-            .unwrap();
-        buf
-    }
-
-    /// `get`: the reply header, the payload and the trailer (ok or error).
-    pub async fn get(&mut self, path: &str, offset: u64) -> Result<(Value, Vec<u8>, Value), Value> {
-        let reply = self
-            .request(json!({"op": "get", "path": path, "offset": offset}))
-            .await;
-        if reply["ok"] != true {
-            return Err(reply);
-        }
-        let size = reply["size"].as_u64().unwrap() as usize;
-        let data = self.read_bytes(size).await;
-        let trailer = self.read_reply().await;
-        Ok((reply, data, trailer))
-    }
-
-    /// `put` of `data` with extra request fields; returns the reply.
-    pub async fn put(&mut self, path: &str, data: &[u8], extra: Value) -> Value {
-        let mut header = json!({"op": "put", "path": path, "size": data.len()});
-        merge(&mut header, extra);
-        self.send_json(&header).await;
-        self.send(data).await;
-        self.read_reply().await
-    }
-
-    /// Every batch of a `list` or `walk`, until `more: false` or an error.
-    pub async fn list_all(
-        &mut self,
-        op: &str,
-        path: &str,
-    ) -> Result<(Vec<Value>, u64, usize), Value> {
-        self.send_json(&json!({"op": op, "path": path})).await;
-        let mut entries = Vec::new();
-        let mut batches = 0;
-        loop {
-            let batch = self.read_reply().await;
-            if batch["ok"] != true {
-                return Err(batch);
+impl TmpfsServer {
+    /// `mount_more` runs in the namespace after the root is mounted (`$1` the size, `$2` the
+    /// root), for more filesystems below it; `flags` go to the server.
+    pub fn start(size: &str, mount_more: &str, flags: &[&str]) -> Self {
+        let mount_point = tempfile::tempdir().unwrap();
+        let dir = mount_point.path().canonicalize().unwrap();
+        let script = format!(
+            r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && {mount_more} shift 2 && exec "$@""#
+        );
+        let spawned = Command::new("unshare")
+            .args(["-Urm", "sh", "-c", &script, "sh", size])
+            .arg(&dir)
+            .arg(env!("CARGO_BIN_EXE_ferry-server"))
+            .arg("--root")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = spawned.unwrap_or_else(|err| {
+            panic!("cannot run unshare (util-linux) to give the server a private tmpfs: {err}")
+        });
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!(
+                    "the server never served on a private tmpfs. This test needs `unshare -Urm` \
+                     to work: root, or unprivileged user namespaces \
+                     (sysctl kernel.unprivileged_userns_clone=1). Its output:\n{seen}"
+                );
             }
-            batches += 1;
-            entries.extend(batch["entries"].as_array().unwrap().iter().cloned());
-            if batch["more"] == false {
-                let skipped = batch.get("skipped").and_then(Value::as_u64).unwrap_or(0);
-                return Ok((entries, skipped, batches));
+            seen.push_str(&line);
+            if let Some(addr) = ferry_testkit::bin::serving_addr(&line) {
+                break addr.parse().unwrap();
             }
-            assert_eq!(batch["more"], true, "{batch}");
+        };
+        ferry_testkit::bin::drain(stderr);
+        let root = PathBuf::from(format!("/proc/{}/root", child.id()))
+            .join(dir.strip_prefix("/").unwrap());
+        Self {
+            child,
+            addr,
+            root,
+            _mount_point: mount_point,
         }
     }
-}
 
-/// Adds `extra`'s fields to `header`.
-pub fn merge(header: &mut Value, extra: Value) {
-    if let (Some(header), Value::Object(extra)) = (header.as_object_mut(), extra) {
-        header.extend(extra);
+    pub async fn client(&self) -> Client {
+        let mut client = Client::connect(self.addr).await;
+        client.hello().await;
+        client
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Names in the root, hidden partials included.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Bytes free to an unprivileged writer on the filesystem holding `rel`.
+    pub fn free(&self, rel: &str) -> u64 {
+        let stats = rustix::fs::statvfs(self.root.join(rel)).unwrap();
+        stats.f_bavail * stats.f_frsize
     }
 }
 
-/// The error code of a failed reply, or a panic naming the reply when it succeeded.
-pub fn code(reply: &Value) -> &str {
-    assert_eq!(reply["ok"], false, "expected an error, got {reply}");
-    reply["error"]["code"].as_str().unwrap()
-}
-
-/// Names of the entries of a listing.
-pub fn names(entries: &[Value]) -> Vec<String> {
-    let mut names: Vec<String> = entries
-        .iter()
-        .map(|e| e["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
+impl Drop for TmpfsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
