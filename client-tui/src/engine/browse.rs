@@ -59,6 +59,29 @@ pub enum BrowseRequest {
 /// to each request.
 #[derive(Debug)]
 pub enum BrowseEvent {
+    /// The connection changed.
+    Link(LinkEvent),
+    /// The reply to [`BrowseRequest::List`].
+    Listed {
+        serial: u64,
+        dir: String,
+        result: Result<Vec<Entry>, ListFailure>,
+    },
+    /// The reply to a change ([`BrowseRequest::Mkdir`], `Rename`, `Remove`, or a `Probe` that
+    /// got past the worker): on success, the name to select after it, if any.
+    Done(Result<Option<String>, String>),
+    /// The reply to [`BrowseRequest::Partials`] or [`BrowseRequest::Discard`]: the partials and
+    /// whether there are more than listed; `note` says what a deletion did.
+    Partials {
+        dir: Option<String>,
+        result: Result<(Vec<PartialEntry>, bool), String>,
+        note: Option<String>,
+    },
+}
+
+/// A change of the browsing connection, as the owner shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
     /// A session is open (again).
     Connected {
         read_only: bool,
@@ -76,22 +99,6 @@ pub enum BrowseEvent {
     },
     /// The server's certificate is not the pinned or recorded one: the full warning.
     CertificateRefused(String),
-    /// The reply to [`BrowseRequest::List`].
-    Listed {
-        serial: u64,
-        dir: String,
-        result: Result<Vec<Entry>, ListFailure>,
-    },
-    /// The reply to a change ([`BrowseRequest::Mkdir`], `Rename`, `Remove`, or a `Probe` that
-    /// got past the worker): on success, the name to select after it, if any.
-    Done(Result<Option<String>, String>),
-    /// The reply to [`BrowseRequest::Partials`] or [`BrowseRequest::Discard`]: the partials and
-    /// whether there are more than listed; `note` says what a deletion did.
-    Partials {
-        dir: Option<String>,
-        result: Result<(Vec<PartialEntry>, bool), String>,
-        note: Option<String>,
-    },
 }
 
 /// Why a listing failed.
@@ -119,6 +126,10 @@ impl Worker {
         let _ = self.event_tx.send(event);
     }
 
+    fn link(&self, event: LinkEvent) {
+        self.tell(BrowseEvent::Link(event));
+    }
+
     /// Opens a session if there is none; on failure the error says why.
     async fn ensure(&mut self) -> Result<&mut Session, String> {
         if self.session.is_none() {
@@ -137,9 +148,9 @@ impl Worker {
                     let short = format!("{code}: {addr}: not trusted");
                     match presented {
                         Some(fingerprint) if code == code::UNKNOWN_CERTIFICATE => {
-                            self.tell(BrowseEvent::UnknownCertificate { addr, fingerprint });
+                            self.link(LinkEvent::UnknownCertificate { addr, fingerprint });
                         }
-                        _ => self.tell(BrowseEvent::CertificateRefused(message.clone())),
+                        _ => self.link(LinkEvent::CertificateRefused(message.clone())),
                     }
                     return Err(short);
                 }
@@ -149,7 +160,7 @@ impl Worker {
                     self.untrusted = true;
                     self.session = None;
                     let message = error.to_string();
-                    self.tell(BrowseEvent::Unauthorized(message.clone()));
+                    self.link(LinkEvent::Unauthorized(message.clone()));
                     return Err(message);
                 }
                 Ok(Err(error)) => return Err(self.lose(error.to_string())),
@@ -162,7 +173,7 @@ impl Worker {
                     return Err(self.lose(error));
                 }
             };
-            self.tell(BrowseEvent::Connected {
+            self.link(LinkEvent::Connected {
                 read_only: session.read_only(),
                 server: session.server_name().to_string(),
             });
@@ -179,7 +190,7 @@ impl Worker {
         self.session = None;
         if !self.lost {
             self.lost = true;
-            self.tell(BrowseEvent::Lost(error.clone()));
+            self.link(LinkEvent::Lost(error.clone()));
         }
         error
     }
@@ -196,7 +207,7 @@ impl Worker {
         };
         if alive {
             if let Some(session) = &self.session {
-                self.tell(BrowseEvent::Connected {
+                self.link(LinkEvent::Connected {
                     read_only: session.read_only(),
                     server: session.server_name().to_string(),
                 });

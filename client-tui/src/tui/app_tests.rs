@@ -82,7 +82,7 @@ fn app() -> App {
         conn: 1,
         event: ConnEvent::Connected {
             read_only: false,
-            server: Some("ferry-server 0.1.0".into()),
+            server: "ferry-server 0.1.0".into(),
         },
     });
     settle(&mut app);
@@ -90,13 +90,13 @@ fn app() -> App {
 }
 
 /// Answers the remote pane's listing in flight as a server that lists it would.
-/// Connection `conn` comes up (read-only with `read_only`), naming no server.
+/// Connection `conn` comes up (read-only with `read_only`).
 fn connected(app: &mut App, conn: u64, read_only: bool) {
     app.on_msg(Msg::Connection {
         conn,
         event: ConnEvent::Connected {
             read_only,
-            server: None,
+            server: "ferry-server 0.1.0".into(),
         },
     });
 }

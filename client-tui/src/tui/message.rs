@@ -79,24 +79,8 @@ pub enum Effect {
     },
 }
 
-/// A connection's news, from the task that owns the browsing session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnEvent {
-    Connected {
-        read_only: bool,
-        server: Option<String>,
-    },
-    Lost(String),
-    /// The server refused the credentials; nothing retries until the user acts.
-    Unauthorized(String),
-    /// The TLS server at `addr` presented a certificate nothing vouches for; nothing was sent.
-    UnknownCertificate {
-        addr: String,
-        fingerprint: Fingerprint,
-    },
-    /// The server's certificate is not the pinned or recorded one: the full warning.
-    CertificateRefused(String),
-}
+/// A connection's news, from the engine's browsing worker.
+pub use crate::engine::browse::LinkEvent as ConnEvent;
 
 /// What the event loop reports back.
 #[derive(Debug)]

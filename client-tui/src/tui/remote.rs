@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use crate::engine::Endpoint;
 use crate::engine::browse::{self, BrowseEvent, ListFailure};
 
-use super::app::{ConnEvent, ListError, Msg};
+use super::app::{ListError, Msg};
 use super::pane::{Location, Side};
 
 /// Work for the remote pane.
@@ -34,20 +34,8 @@ pub async fn run(
 
 /// The app's message for a worker's event.
 fn to_msg(conn: u64, event: BrowseEvent) -> Msg {
-    let connection = |event| Msg::Connection { conn, event };
     match event {
-        BrowseEvent::Connected { read_only, server } => connection(ConnEvent::Connected {
-            read_only,
-            server: Some(server),
-        }),
-        BrowseEvent::Lost(message) => connection(ConnEvent::Lost(message)),
-        BrowseEvent::Unauthorized(message) => connection(ConnEvent::Unauthorized(message)),
-        BrowseEvent::UnknownCertificate { addr, fingerprint } => {
-            connection(ConnEvent::UnknownCertificate { addr, fingerprint })
-        }
-        BrowseEvent::CertificateRefused(warning) => {
-            connection(ConnEvent::CertificateRefused(warning))
-        }
+        BrowseEvent::Link(event) => Msg::Connection { conn, event },
         BrowseEvent::Listed {
             serial,
             dir,

@@ -56,7 +56,7 @@ impl ServerLink {
                 let was_lost = matches!(self.state, ConnState::Lost(_));
                 self.state = ConnState::Connected;
                 self.read_only = read_only;
-                self.server = server;
+                self.server = Some(server);
                 LinkNews::Up { was_lost }
             }
             ConnEvent::UnknownCertificate { addr, fingerprint } => {

@@ -57,7 +57,7 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
         conn: 1,
         event: ConnEvent::Connected {
             read_only: false,
-            server: Some("ferry-server 0.1.0".into()),
+            server: "ferry-server 0.1.0".into(),
         },
     });
     for command in app.take_effects() {
@@ -458,7 +458,7 @@ fn read_only_marker_survives_a_long_server_name_at_120_columns() {
         conn: 1,
         event: ConnEvent::Connected {
             read_only: true,
-            server: Some("ferry-server 0.1.0 (tls, users, limits, sweep)".into()),
+            server: "ferry-server 0.1.0 (tls, users, limits, sweep)".into(),
         },
     });
     let screen = render(&mut app);
