@@ -3,6 +3,10 @@
 //! Requests are one enum tagged by `"op"`. Responses are one struct per kind, written with
 //! `"ok": true` in front; a failure is `{"ok":false,"error":{...}}` whatever was asked. Since
 //! responses come back in request order, the client always knows which struct to expect.
+//!
+//! Over 600 lines on purpose: this is the one list of the wire's messages, in the order
+//! PROTOCOL.md gives them, and the tests below it (a third of the file) check each against the
+//! spec's examples; split, the two would drift apart.
 
 use std::fmt;
 
