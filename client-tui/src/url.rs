@@ -375,6 +375,8 @@ mod tests {
             ("ferry://h/a%00b", "bad path"),
             ("ferry://h/a%zz", "percent escape"),
             ("ferry://h/a%2", "percent escape"),
+            // Two hex digits, nothing else: a sign is not a digit (`%+1` was once read as 0x01).
+            ("ferry://h/a%+1b", "percent escape"),
             ("ferry://h/a\\qb", "bad path"),
             ("ferry://h/a\\x2fb", "bad path"),
             ("ferry://h/\\x2e\\x2e/b", "bad path"),

@@ -42,7 +42,7 @@ use super::ui;
 use crate::format;
 
 // The session task and `tui::run` name these through the app, where they were first defined.
-pub use super::dialogs::Login;
+pub use super::dialogs::PendingLogin;
 pub use super::message::{ConnEvent, Effect, ListError, Msg};
 
 /// Everything the screen shows.
@@ -72,7 +72,7 @@ pub struct App {
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
     /// The current connection's login as a user, so a refused password can be asked again.
-    login: Option<Login>,
+    login: Option<PendingLogin>,
     pub size: (u16, u16),
     pub should_quit: bool,
     pub mouse: Mouse,
@@ -536,12 +536,12 @@ impl App {
     }
 
     /// The first connection logs in as a user: a refused password is asked again.
-    pub fn expect_login(&mut self, login: Login) {
+    pub fn expect_login(&mut self, login: PendingLogin) {
         self.login = Some(login);
     }
 
     /// Asks for the password of the user `url` names, masked, then connects with it.
-    fn ask_password(&mut self, login: Login) {
+    fn ask_password(&mut self, login: PendingLogin) {
         self.dialog = Some(Dialog::password(login));
     }
 
@@ -568,7 +568,7 @@ impl App {
                 return;
             }
         };
-        self.login = parsed.user.as_ref().map(|_| Login {
+        self.login = parsed.user.as_ref().map(|_| PendingLogin {
             url: url.trim().to_owned(),
             token: token.clone(),
             fingerprint: fingerprint.map(|fp| fp.to_string()),

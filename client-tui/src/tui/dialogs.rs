@@ -25,13 +25,13 @@ pub enum InputPurpose {
     Goto(Side),
     Address,
     /// The password of the user a location names; typed masked, sent once, kept nowhere.
-    Password(Login),
+    Password(PendingLogin),
 }
 
 /// A connection that waits for its user's password, and is asked for it again when the
 /// server refuses the one given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
+pub struct PendingLogin {
     pub url: String,
     pub token: Option<String>,
     pub fingerprint: Option<String>,
@@ -258,7 +258,7 @@ impl Dialog {
     }
 
     /// The masked prompt for the password of the user `login` names.
-    pub fn password(login: Login) -> Dialog {
+    pub fn password(login: PendingLogin) -> Dialog {
         let user = login
             .url
             .parse::<RemoteUrl>()

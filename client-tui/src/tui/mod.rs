@@ -140,7 +140,7 @@ async fn run_async(
         app.remember_on_connect(recent);
     }
     if let Some(url) = options.target.as_ref().filter(|url| url.user.is_some()) {
-        app.expect_login(app::Login {
+        app.expect_login(app::PendingLogin {
             url: url.to_string(),
             token: options.token.clone(),
             fingerprint: options.fingerprint.map(|fp| fp.to_string()),
