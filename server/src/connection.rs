@@ -2,9 +2,10 @@
 //! timeouts, and writing replies through one buffer that is flushed only when no further
 //! pipelined request is waiting. What the frames mean is the handler's and the ops' business.
 //!
-//! A connection runs over plain TCP or TLS. Plain TCP keeps its split halves and the
-//! non-blocking `try_read_buf` top-ups, since it is the hot path of bulk transfers; TLS goes
-//! through the same buffers (tokio-util's `Either` carries both).
+//! A connection runs over plain TCP, TLS, or the process's own stdin and stdout
+//! (`ferry-server --stdio`, one session over ssh). Plain TCP keeps its split halves and the
+//! non-blocking `try_read_buf` top-ups, since it is the hot path of bulk transfers; TLS and
+//! stdio go through the same buffers (tokio-util's `Either` carries them all).
 
 use std::io;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_protocol::{Frame, FrameDecoder, FrameError};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::io::{ReadHalf, WriteHalf};
+use tokio::io::{ReadHalf, Stdin, Stdout, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
@@ -72,13 +73,16 @@ type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
 pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream>),
+    /// The process's stdin and stdout: one session whose peer (ssh) already authenticated the
+    /// user. Nothing else may write to stdout while it is in use.
+    Stdio(Stdin, Stdout),
 }
 
-/// The receiving half of a [`Transport`]: plain TCP, or TLS.
-type Reader = Either<OwnedReadHalf, ReadHalf<TlsStream>>;
+/// The receiving half of a [`Transport`]: plain TCP, or TLS or stdin.
+type Reader = Either<OwnedReadHalf, Either<ReadHalf<TlsStream>, Stdin>>;
 
-/// The sending half of a [`Transport`]: plain TCP, or TLS.
-type Writer = Either<OwnedWriteHalf, WriteHalf<TlsStream>>;
+/// The sending half of a [`Transport`]: plain TCP, or TLS or stdout.
+type Writer = Either<OwnedWriteHalf, Either<WriteHalf<TlsStream>, Stdout>>;
 
 impl Transport {
     /// The byte stream of an accepted socket: plain, or TLS once the server's side of the
@@ -120,9 +124,21 @@ impl Transport {
             }
             Transport::Tls(stream) => {
                 let (reader, writer) = tokio::io::split(*stream);
-                (Either::Right(reader), Either::Right(writer))
+                (
+                    Either::Right(Either::Left(reader)),
+                    Either::Right(Either::Left(writer)),
+                )
             }
+            Transport::Stdio(stdin, stdout) => (
+                Either::Right(Either::Right(stdin)),
+                Either::Right(Either::Right(stdout)),
+            ),
         }
+    }
+
+    /// The process's own stdin and stdout as one session's byte stream.
+    pub fn stdio() -> Self {
+        Transport::Stdio(tokio::io::stdin(), tokio::io::stdout())
     }
 }
 
@@ -134,8 +150,9 @@ fn read_waiting<B: bytes::BufMut>(reader: &mut Reader, buf: &mut B) -> io::Resul
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
             other => other,
         },
-        // TLS has no readiness-based read; one poll that does not wait does the same.
-        Either::Right(tls) => tls.read_buf(buf).now_or_never().unwrap_or(Ok(0)),
+        // TLS and stdin have no readiness-based read; one poll that does not wait does the
+        // same (a read it starts is kept by the stream and returned by the next one).
+        Either::Right(other) => other.read_buf(buf).now_or_never().unwrap_or(Ok(0)),
     }
 }
 

@@ -69,7 +69,8 @@ pub(crate) fn code_of(err: &io::Error) -> ErrorCode {
     }
 }
 
-/// Why the server could not run at all. Errors of single connections never end up here.
+/// Why the server could not run at all, or why the one session of `--stdio` ended badly. Errors
+/// of a listener's connections never end up here.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
@@ -89,6 +90,16 @@ pub enum ServerError {
     /// The users file's accounts could not be prepared.
     #[error("users file: {0}")]
     Users(String),
+    /// A setting that has no meaning for one session over stdin and stdout, which ssh has
+    /// already authenticated (a token, a users file, TLS).
+    #[error(
+        "{0} cannot be used with --stdio: ssh already authenticated the user and encrypts the session"
+    )]
+    NotForStdio(&'static str),
+    /// The one session of `--stdio` ended for another reason than the client closing it
+    /// between requests.
+    #[error("the session ended: {0}")]
+    Session(String),
 }
 
 #[cfg(test)]

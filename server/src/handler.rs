@@ -38,12 +38,32 @@ pub(crate) async fn serve(
     else {
         return;
     };
-    let mut conn = Connection::new(transport, config, cancel);
+    let _ = serve_transport(transport, server, cancel, slot).await;
+}
+
+/// Serves one client over a byte stream that is already open (an accepted socket after its
+/// handshake, or stdin and stdout); `Err` says why the session ended if the client did not end
+/// it cleanly between requests.
+pub(crate) async fn serve_transport(
+    transport: Transport,
+    server: Arc<ServerState>,
+    cancel: CancellationToken,
+    slot: Slot,
+) -> Result<(), String> {
+    let mut conn = Connection::new(transport, &server.config, cancel);
     info!("connection open");
     let mut login = Login::new(slot);
     let ended = answer_requests(&mut conn, &server, &mut login).await;
+    let outcome = match &ended {
+        Ok(()) => Ok(()),
+        Err(ConnError::Cancelled) if login.closed_line().is_some() => {
+            Err("closed before a successful hello, at the login timeout".to_owned())
+        }
+        Err(err) => Err(err.to_string()),
+    };
     close(conn, &server, &login, ended).await;
     drop(login);
+    outcome
 }
 
 /// Answers requests in order until the client closes cleanly between them (`Ok`) or the

@@ -4,10 +4,12 @@
 //! tests can drive a real one on `127.0.0.1:0`.
 //!
 //! # Modules
-//! Layers, each importing only those below it: `listener` → `handler` → `ops` → `root` →
+//! Layers, each importing only those below it: `listener` (or `stdio`) → `handler` → `ops` → `root` →
 //! `connection`, with the shared pieces beside them.
 //! - `listener`: the accept loop, admission through `slots`, the login deadline and graceful
 //!   shutdown.
+//! - `stdio`: `--stdio`, one session over stdin and stdout (under ssh), beside the listener:
+//!   no listener, no credentials, the same handler.
 //! - `slots`: the connection limits (total, per address, before login) and which connection
 //!   gives way to a newcomer.
 //! - `state`: what every connection of one server shares (`ServerState`).
@@ -42,6 +44,7 @@ mod ops;
 mod root;
 mod slots;
 mod state;
+mod stdio;
 mod sweep;
 pub mod tls;
 mod uploads;
@@ -51,3 +54,4 @@ mod work_budget;
 pub use config::Config;
 pub use error::ServerError;
 pub use listener::run;
+pub use stdio::serve_stdio;

@@ -10,7 +10,6 @@ use ferry_protocol::{ErrorCode, encode_err};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -18,12 +17,8 @@ use crate::config::Config;
 use crate::connection::linger;
 use crate::error::ServerError;
 use crate::handler;
-use crate::logins::Logins;
-use crate::root::{PathLimits, Root};
 use crate::slots::Slots;
 use crate::state::ServerState;
-use crate::uploads::Uploads;
-use crate::users::Accounts;
 
 /// How long to back off after a failed `accept` (out of file descriptors, say), so the loop
 /// does not spin while the condition lasts.
@@ -65,13 +60,6 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let limits = PathLimits::new(config.max_path_len, config.max_name_len);
-    let root = Root::open(&config.root)
-        .map(|root| root.with_limits(limits))
-        .map_err(|source| ServerError::OpenRoot {
-            path: config.root.clone(),
-            source,
-        })?;
     // Secure by default, for embedders too: no credentials means this machine only.
     let unprotected = config.token.is_none() && config.users.is_none();
     if unprotected
@@ -80,29 +68,9 @@ pub async fn run(
     {
         return Err(ServerError::Unprotected { addr });
     }
-    let accounts = config
-        .users
-        .as_deref()
-        .map(|users| {
-            Accounts::open(users, |path| {
-                Root::open(path).map(|root| root.with_limits(limits))
-            })
-        })
-        .transpose()?;
     let slots = Arc::new(Slots::new(&config));
     let turning_away = Arc::new(Semaphore::new(MAX_TURNING_AWAY));
-    let server = Arc::new(ServerState {
-        token_hash: config
-            .token
-            .as_ref()
-            .map(|token| *blake3::hash(token.as_bytes()).as_bytes()),
-        accounts,
-        logins: Logins::new(&config),
-        config,
-        root: Arc::new(root),
-        uploads: Uploads::default(),
-        shutdown: CancellationToken::new(),
-    });
+    let server = Arc::new(ServerState::open(config)?);
     let cancel = server.shutdown.clone();
     let tracker = TaskTracker::new();
     tracker.spawn(crate::sweep::run(Arc::clone(&server)));

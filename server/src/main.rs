@@ -21,9 +21,20 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// The directory to serve; clients cannot reach outside it.
-    #[arg(long, default_value = ".")]
-    root: PathBuf,
+    /// The directory to serve; clients cannot reach outside it [default: the current
+    /// directory, or / with --stdio].
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Serve exactly one session over stdin and stdout, as `ssh host ferry-server --stdio`
+    /// runs it: no listener, no token (ssh authenticated the user), the user's own
+    /// permissions the only limit; logs go to stderr (or --log-file), never stdout. Exits
+    /// when the session ends, with 0 when the client ended it. Refuses the flags of a
+    /// listener (--listen, TLS, --token, --users, connection caps, login budgets).
+    #[arg(long)]
+    stdio: bool,
+    /// Append the log to this file instead of writing it to stderr.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
     /// Address and port to listen on (a host name is resolved). Without --token or --users,
     /// only a loopback address is accepted.
     #[arg(long, default_value_t = format!("127.0.0.1:{}", ferry_protocol::DEFAULT_PORT))]
@@ -152,14 +163,18 @@ struct HashPassword {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match start().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+async fn main() {
+    let code = match start().await {
+        Ok(()) => 0,
         Err(err) => {
             eprintln!("ferry-server: {}", causes(&err));
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exits here rather than by returning: tokio reads stdin on a blocking thread whose read
+    // cannot be cancelled, and dropping the runtime would wait for it, so a `--stdio` session
+    // that ended while its client still held stdin open would never exit.
+    std::process::exit(code);
 }
 
 /// An error and its causes on one line, each cause only once: many messages already quote
@@ -177,22 +192,55 @@ fn causes(err: &anyhow::Error) -> String {
     line
 }
 
+/// The flags that configure a listener, which `--stdio` has none of; each is refused when
+/// given on the command line with it.
+const LISTENER_FLAGS: [(&str, &str); 13] = [
+    ("listen", "--listen"),
+    ("token", "--token"),
+    ("users", "--users"),
+    ("tls", "--tls"),
+    ("tls_cert", "--tls-cert"),
+    ("tls_key", "--tls-key"),
+    ("no_tls", "--no-tls"),
+    ("data_dir", "--data-dir"),
+    ("max_connections", "--max-connections"),
+    ("max_per_address", "--max-per-address"),
+    ("max_unauthenticated", "--max-unauthenticated"),
+    ("address_login_interval", "--address-login-interval"),
+    ("server_login_interval", "--server-login-interval"),
+];
+
 async fn start() -> anyhow::Result<()> {
-    let args = Args::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     if let Some(Command::HashPassword(hash)) = &args.command {
         return hash_password(hash);
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    if args.stdio {
+        let refused: Vec<&str> = LISTENER_FLAGS
+            .iter()
+            .filter(|(id, _)| given(id))
+            .map(|(_, flag)| *flag)
+            .collect();
+        if !refused.is_empty() {
+            anyhow::bail!(
+                "{} cannot be used with --stdio: it serves one session over stdin and stdout \
+                 that ssh has already authenticated and encrypted, so it has no listener, TLS, \
+                 token, users file, connection caps or login budgets",
+                refused.join(", ")
+            );
+        }
+    }
+    init_logging(&args)?;
 
     raise_open_file_limit();
+    if args.stdio {
+        return serve_stdio(args).await;
+    }
     let data_dir = args.data_dir.clone();
-    let mut config = Config::new(args.root);
+    let mut config = Config::new(args.root.clone().unwrap_or_else(|| PathBuf::from(".")));
     config.read_only = args.read_only;
     config.token = args.token.clone().filter(|token| !token.is_empty());
     if let Some(path) = &args.users {
@@ -238,6 +286,54 @@ async fn start() -> anyhow::Result<()> {
     )?;
     log_limits(&config);
     ferry_server::run(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Logs to stderr, or appended to `--log-file`; never to stdout, which `--stdio` speaks the
+/// protocol on. A `--stdio` session logs only warnings by default, since ssh hands its stderr
+/// to the client's terminal; `RUST_LOG` still chooses.
+fn init_logging(args: &Args) -> anyhow::Result<()> {
+    let default = if args.stdio { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match &args.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?;
+            logs.with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init();
+        }
+        None => logs
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+    }
+    Ok(())
+}
+
+/// `--stdio`: one session over stdin and stdout, then exit. A token in the environment
+/// (`FERRY_TOKEN`, perhaps left from serving elsewhere) is ignored, and said so.
+async fn serve_stdio(args: Args) -> anyhow::Result<()> {
+    if args.token.is_some() {
+        tracing::warn!("FERRY_TOKEN is ignored with --stdio: ssh already authenticated the user");
+    }
+    let mut config = Config::new(args.root.unwrap_or_else(|| PathBuf::from("/")));
+    config.read_only = args.read_only;
+    config.idle_timeout = args.idle_timeout;
+    config.login_timeout = args.login_timeout;
+    config.stall_timeout = args.stall_timeout;
+    config.max_upload_size = args.max_upload_size;
+    config.free_space_reserve = args.reserve;
+    // Within the ranges clap checked, so they fit.
+    config.max_header_len = usize::try_from(args.max_header_len).unwrap_or(usize::MAX);
+    config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
+    config.max_name_len = usize::try_from(args.max_name_len).unwrap_or(usize::MAX);
+    config.partial_expiry = args.partial_expiry.0;
+    ferry_server::serve_stdio(config, shutdown_signal()).await?;
     Ok(())
 }
 

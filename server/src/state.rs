@@ -1,15 +1,17 @@
 //! What every connection of one server shares: the configuration, the served root, the uploads
 //! in progress, the credentials to check a `hello` against, the login budgets and the shutdown
-//! signal. Built once by [`crate::run`]; its own module so that the layers below the listener
-//! can read it without importing the accept loop.
+//! signal. Built once by [`crate::run`] for a listener's many connections, or by
+//! [`crate::serve_stdio`] for its one session; its own module so that the layers below the
+//! listener can read it without importing the accept loop.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::error::ServerError;
 use crate::logins::Logins;
-use crate::root::Root;
+use crate::root::{PathLimits, Root};
 use crate::uploads::Uploads;
 use crate::users::Accounts;
 
@@ -29,4 +31,39 @@ pub(crate) struct ServerState {
     pub logins: Logins,
     /// Cancelled on shutdown; long blocking work (a walk of a huge tree) checks it and stops.
     pub shutdown: CancellationToken,
+}
+
+impl ServerState {
+    /// Opens the root (and every account's root) under `config`'s path limits; the only error
+    /// is a root or users file that cannot be opened.
+    pub fn open(config: Config) -> Result<Self, ServerError> {
+        let limits = PathLimits::new(config.max_path_len, config.max_name_len);
+        let root = Root::open(&config.root)
+            .map(|root| root.with_limits(limits))
+            .map_err(|source| ServerError::OpenRoot {
+                path: config.root.clone(),
+                source,
+            })?;
+        let accounts = config
+            .users
+            .as_deref()
+            .map(|users| {
+                Accounts::open(users, |path| {
+                    Root::open(path).map(|root| root.with_limits(limits))
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            token_hash: config
+                .token
+                .as_ref()
+                .map(|token| *blake3::hash(token.as_bytes()).as_bytes()),
+            accounts,
+            logins: Logins::new(&config),
+            config,
+            root: Arc::new(root),
+            uploads: Uploads::default(),
+            shutdown: CancellationToken::new(),
+        })
+    }
 }
