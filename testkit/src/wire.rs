@@ -6,18 +6,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// How long any single read in a test may take before the test fails instead of hanging.
 pub const STEP: Duration = Duration::from_secs(30);
 
-/// A raw protocol client: JSON lines and byte payloads, nothing else.
+/// A raw protocol client: JSON lines and byte payloads, nothing else. Over TCP by default;
+/// [`Client::over`] speaks over any pair of streams (a child's stdout and stdin).
 #[derive(Debug)]
-pub struct Client {
-    pub reader: BufReader<OwnedReadHalf>,
-    pub writer: OwnedWriteHalf,
+pub struct Client<R = OwnedReadHalf, W = OwnedWriteHalf> {
+    pub reader: BufReader<R>,
+    pub writer: W,
 }
 
 impl Client {
@@ -43,6 +44,16 @@ impl Client {
         let (read, writer) = stream.into_split();
         Self {
             reader: BufReader::new(read),
+            writer,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Client<R, W> {
+    /// A client reading replies from `reader` and writing requests to `writer`.
+    pub fn over(reader: R, writer: W) -> Self {
+        Self {
+            reader: BufReader::with_capacity(256 * 1024, reader),
             writer,
         }
     }

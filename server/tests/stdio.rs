@@ -1,0 +1,309 @@
+//! `ferry-server --stdio`, the real binary as `ssh host ferry-server --stdio` runs it: one
+//! session over real pipes, no token, the process's own permissions as the only limit, logs
+//! on stderr and nothing but the protocol on stdout, and an exit when the session ends.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ferry_testkit::nobody;
+use ferry_testkit::wire::{Client, code, names};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+
+/// How long a process may take to exit once its session is over.
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
+
+/// A `ferry-server --stdio` child: the raw client speaks over its stdin and stdout; its stderr
+/// is collected whole.
+struct Session {
+    child: Child,
+    client: Client<pipe::Receiver, pipe::Sender>,
+    stderr: JoinHandle<String>,
+}
+
+#[allow(clippy::unwrap_used)]
+impl Session {
+    /// Starts `prefix` (e.g. setpriv) then the server with `--stdio` and `args`, logging at
+    /// debug level. Must run inside a tokio runtime (the pipes register with it).
+    fn start(prefix: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let server = env!("CARGO_BIN_EXE_ferry-server");
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(server);
+                command
+            }
+            None => Command::new(server),
+        };
+        let mut child = command
+            .arg("--stdio")
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .env_remove("FERRY_TOKEN")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin =
+            pipe::Sender::from_owned_fd(OwnedFd::from(child.stdin.take().unwrap())).unwrap();
+        let stdout =
+            pipe::Receiver::from_owned_fd(OwnedFd::from(child.stdout.take().unwrap())).unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            err.read_to_string(&mut text).unwrap();
+            text
+        });
+        Self {
+            child,
+            client: Client::over(stdout, stdin),
+            stderr,
+        }
+    }
+
+    /// Waits for the process to exit by itself, closing its stdin first when `close_stdin`
+    /// (else only once it has exited): its status, what stdout still carried after the last
+    /// reply read, and everything it wrote on stderr.
+    async fn exit(self, close_stdin: bool) -> (ExitStatus, Vec<u8>, String) {
+        let Session {
+            mut child,
+            client,
+            stderr,
+        } = self;
+        let Client { mut reader, writer } = client;
+        let mut writer = Some(writer);
+        if close_stdin {
+            drop(writer.take());
+        }
+        let deadline = Instant::now() + EXIT_WITHIN;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("ferry-server --stdio did not exit within {EXIT_WITHIN:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        drop(writer);
+        let mut rest = Vec::new();
+        tokio::time::timeout(EXIT_WITHIN, reader.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        (status, rest, stderr.join().unwrap())
+    }
+}
+
+#[allow(clippy::unwrap_used)]
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn blake3(data: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(data).to_hex())
+}
+
+/// The whole session a user would have: hello with no token, list, an upload and a download
+/// checked by their digests, then the end of stdin, which ends the process with 0. Every byte
+/// of stdout is read as a header or a payload and nothing follows; the log went to stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_without_a_token_ends_cleanly_at_the_end_of_stdin() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("before.txt"), b"already here").unwrap();
+    let mut session = Session::start(&[], &["--root", arg(root.path())], &[]);
+    let client = &mut session.client;
+
+    let hello = client.hello().await;
+    assert_eq!(hello["read_only"], false, "{hello}");
+    let (entries, _, _) = client.list_all("list", "").await.unwrap();
+    assert_eq!(names(&entries), ["before.txt"]);
+
+    let data: Vec<u8> = (0..300_000u32).flat_map(u32::to_le_bytes).collect();
+    let put = client
+        .put("up/new.bin", &data, json!({"digest": blake3(&data)}))
+        .await;
+    assert_eq!(put["ok"], false, "no parent directory yet: {put}");
+    assert_eq!(
+        client.request(json!({"op": "mkdir", "path": "up"})).await["ok"],
+        true
+    );
+    let put = client
+        .put("up/new.bin", &data, json!({"digest": blake3(&data)}))
+        .await;
+    assert_eq!(put["ok"], true, "{put}");
+    assert_eq!(put["digest"], blake3(&data));
+    assert_eq!(std::fs::read(root.path().join("up/new.bin")).unwrap(), data);
+
+    let (reply, got, trailer) = client.get("up/new.bin", 0).await.unwrap();
+    assert_eq!(reply["size"], data.len());
+    assert_eq!(got, data);
+    assert_eq!(trailer["digest"], blake3(&data), "{trailer}");
+
+    let (status, rest, log) = session.exit(true).await;
+    assert!(status.success(), "{status}; log: {log}");
+    assert!(
+        rest.is_empty(),
+        "stdout carries nothing but replies: {rest:?}"
+    );
+    assert!(
+        log.contains("op=\"hello\"") && log.contains("op=\"put\""),
+        "the log is on stderr: {log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A header over the cap gets the stable `header_too_long` line, then the process exits by
+/// itself with a failure status while the client still holds stdin open: no panic, no hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_header_gets_the_stable_error_and_the_process_exits() {
+    let root = tempfile::tempdir().unwrap();
+    let mut session = Session::start(&[], &["--root", arg(root.path())], &[]);
+    session.client.hello().await;
+    let mut hostile = vec![b'a'; ferry_protocol::MAX_HEADER_LEN + 10];
+    hostile.push(b'\n');
+    session.client.send(&hostile).await;
+    let reply = session.client.read_reply().await;
+    assert_eq!(code(&reply), "header_too_long", "{reply}");
+
+    let (status, rest, log) = session.exit(false).await;
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(rest.is_empty(), "nothing after the error line: {rest:?}");
+    assert!(
+        log.contains("the session ended: header line longer"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The end of stdin inside an upload: the process exits with a failure (the session was cut,
+/// not ended), and the final name never appears; only the hidden partial stays, to resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_ending_inside_an_upload_leaves_no_visible_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut session = Session::start(&[], &["--root", arg(root.path())], &[]);
+    session.client.hello().await;
+    session
+        .client
+        .send_json(&json!({"op": "put", "path": "cut.bin", "size": 1_000_000}))
+        .await;
+    session.client.send(&[7u8; 100_000]).await;
+
+    let (status, rest, log) = session.exit(true).await;
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(rest.is_empty(), "no reply to a cut upload: {rest:?}");
+    assert!(log.contains("inside a message"), "{log}");
+    let left: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|name| name.starts_with(".ferry-part.")),
+        "only a hidden partial may stay: {left:?}"
+    );
+}
+
+/// Without --root the served root is `/`; a token in the environment is ignored, and the log
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_is_slash_and_a_token_in_the_environment_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deep.txt"), b"from the whole tree").unwrap();
+    let mut session = Session::start(&[], &[], &[("FERRY_TOKEN", "left-over")]);
+    session.client.hello().await;
+    let wire_path = format!("{}/deep.txt", arg(dir.path()).trim_start_matches('/'));
+    let (_, data, _) = session.client.get(&wire_path, 0).await.unwrap();
+    assert_eq!(data, b"from the whole tree");
+
+    let (status, _, log) = session.exit(true).await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("FERRY_TOKEN is ignored with --stdio"), "{log}");
+}
+
+/// The process's own permissions are the only limit: as `nobody`, a file only root may read
+/// is refused with `forbidden`, and one it may read is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_own_permissions_are_the_limit() {
+    nobody::require_setpriv();
+    let root = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.path().join("secret"), b"root only").unwrap();
+    std::fs::set_permissions(
+        root.path().join("secret"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(root.path().join("public"), b"everyone").unwrap();
+    std::fs::set_permissions(
+        root.path().join("public"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let prefix: Vec<&str> = std::iter::once(nobody::SETPRIV)
+        .chain(nobody::AS_NOBODY)
+        .collect();
+    let mut session = Session::start(&prefix, &["--root", arg(root.path())], &[]);
+    session.client.hello().await;
+    let refused = session.client.get("secret", 0).await.unwrap_err();
+    assert_eq!(code(&refused), "forbidden", "{refused}");
+    let (_, data, _) = session.client.get("public", 0).await.unwrap();
+    assert_eq!(data, b"everyone");
+    let put = session.client.put("new", b"x", json!({})).await;
+    assert_eq!(code(&put), "forbidden", "{put}");
+
+    let (status, _, log) = session.exit(true).await;
+    assert!(status.success(), "{log}");
+}
+
+/// The idle timeout still applies: a session that says nothing ends by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_ends_at_the_idle_timeout() {
+    let root = tempfile::tempdir().unwrap();
+    let mut session = Session::start(
+        &[],
+        &["--root", arg(root.path()), "--idle-timeout", "1s"],
+        &[],
+    );
+    session.client.hello().await;
+    let (status, rest, log) = session.exit(false).await;
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(log.contains("no request for the idle timeout"), "{log}");
+}
+
+/// Flags of a listener are refused with --stdio, each named, with a failure status and
+/// nothing on stdout.
+#[test]
+fn listener_flags_are_refused_with_stdio() {
+    let cases: [&[&str]; 5] = [
+        &["--listen", "127.0.0.1:0"],
+        &["--tls"],
+        &["--users", "/nonexistent/users"],
+        &["--token", "secret"],
+        &["--max-connections", "3"],
+    ];
+    for case in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+            .arg("--stdio")
+            .args(case)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{} cannot be used with --stdio", case[0])),
+            "{case:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{case:?}");
+    }
+}
