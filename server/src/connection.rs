@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::io::{ReadHalf, Stdin, Stdout, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::pipe;
 use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
@@ -75,14 +76,21 @@ pub(crate) enum Transport {
     Tls(Box<TlsStream>),
     /// The process's stdin and stdout: one session whose peer (ssh) already authenticated the
     /// user. Nothing else may write to stdout while it is in use.
-    Stdio(Stdin, Stdout),
+    Stdio(StdinStream, StdoutStream),
 }
 
+/// Stdin as a non-blocking pipe when it is one (as under ssh), read through the reactor;
+/// otherwise tokio's stdin, which reads on a blocking thread and costs a copy and a thread
+/// hop per read (half the upload speed of a pipe, measured).
+type StdinStream = Either<pipe::Receiver, Stdin>;
+/// Stdout likewise.
+type StdoutStream = Either<pipe::Sender, Stdout>;
+
 /// The receiving half of a [`Transport`]: plain TCP, or TLS or stdin.
-type Reader = Either<OwnedReadHalf, Either<ReadHalf<TlsStream>, Stdin>>;
+type Reader = Either<OwnedReadHalf, Either<ReadHalf<TlsStream>, StdinStream>>;
 
 /// The sending half of a [`Transport`]: plain TCP, or TLS or stdout.
-type Writer = Either<OwnedWriteHalf, Either<WriteHalf<TlsStream>, Stdout>>;
+type Writer = Either<OwnedWriteHalf, Either<WriteHalf<TlsStream>, StdoutStream>>;
 
 impl Transport {
     /// The byte stream of an accepted socket: plain, or TLS once the server's side of the
@@ -136,9 +144,27 @@ impl Transport {
         }
     }
 
-    /// The process's own stdin and stdout as one session's byte stream.
+    /// The process's own stdin and stdout as one session's byte stream: pipes go through the
+    /// reactor (a copy of each descriptor, made non-blocking), anything else (a terminal, a
+    /// file) through tokio's blocking stdio.
     pub fn stdio() -> Self {
-        Transport::Stdio(tokio::io::stdin(), tokio::io::stdout())
+        use std::os::fd::AsFd;
+        let stdin = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Receiver::from_owned_fd)
+            .map_or_else(|_| Either::Right(tokio::io::stdin()), Either::Left);
+        let stdout = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Sender::from_owned_fd)
+            .map_or_else(|_| Either::Right(tokio::io::stdout()), Either::Left);
+        debug!(
+            stdin_pipe = matches!(stdin, Either::Left(_)),
+            stdout_pipe = matches!(stdout, Either::Left(_)),
+            "stdio transport"
+        );
+        Transport::Stdio(stdin, stdout)
     }
 }
 

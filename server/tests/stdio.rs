@@ -159,6 +159,10 @@ async fn one_session_without_a_token_ends_cleanly_at_the_end_of_stdin() {
         "the log is on stderr: {log}"
     );
     assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("stdin_pipe=true stdout_pipe=true"),
+        "pipes go through the reactor: {log}"
+    );
 }
 
 /// A header over the cap gets the stable `header_too_long` line, then the process exits by
@@ -306,4 +310,38 @@ fn listener_flags_are_refused_with_stdio() {
         );
         assert!(out.stdout.is_empty(), "{case:?}");
     }
+}
+
+/// Stdin and stdout that are not pipes (a file of requests, replies into a file) go through
+/// the blocking fallback: the same replies, and a clean exit at the end of the file.
+#[test]
+fn requests_from_a_file_are_answered_into_a_file() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.txt"), b"abc").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let requests = work.path().join("requests");
+    std::fs::write(
+        &requests,
+        b"{\"op\":\"hello\",\"version\":1}\n{\"op\":\"list\",\"path\":\"\"}\n",
+    )
+    .unwrap();
+    let replies = work.path().join("replies");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(["--stdio", "--root", arg(root.path())])
+        .env("RUST_LOG", "debug")
+        .stdin(std::fs::File::open(&requests).unwrap())
+        .stdout(std::fs::File::create(&replies).unwrap())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("stdin_pipe=false"), "{log}");
+    let text = std::fs::read_to_string(&replies).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(names(lines[1]["entries"].as_array().unwrap()), ["a.txt"]);
 }
