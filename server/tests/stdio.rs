@@ -345,3 +345,47 @@ fn requests_from_a_file_are_answered_into_a_file() {
     assert_eq!(lines[0]["ok"], true);
     assert_eq!(names(lines[1]["entries"].as_array().unwrap()), ["a.txt"]);
 }
+
+/// With --log-file the log goes there and stderr stays empty; a `hello` naming a user is
+/// refused (there are no accounts) and one without credentials then succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_goes_to_a_file_and_a_user_name_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let log_file = work.path().join("server.log");
+    let mut session = Session::start(
+        &[],
+        &["--root", arg(root.path()), "--log-file", arg(&log_file)],
+        &[],
+    );
+    let refused = session
+        .client
+        .request(json!({"op": "hello", "version": 1, "user": "ann", "password": "x"}))
+        .await;
+    assert_eq!(code(&refused), "unauthorized", "{refused}");
+    session.client.hello().await;
+
+    let (status, rest, stderr) = session.exit(true).await;
+    assert!(status.success(), "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        stderr.is_empty(),
+        "nothing on stderr with --log-file: {stderr}"
+    );
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("op=\"hello\""), "{log}");
+}
+
+/// SIGTERM stops the session: the process exits with a failure and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_session() {
+    let root = tempfile::tempdir().unwrap();
+    let mut session = Session::start(&[], &["--root", arg(root.path())], &[]);
+    session.client.hello().await;
+    let pid = session.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let (status, _, log) = session.exit(false).await;
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("the session ended"), "{log}");
+}
