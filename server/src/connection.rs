@@ -9,6 +9,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -149,12 +150,20 @@ impl Transport {
     /// file) through tokio's blocking stdio.
     pub fn stdio() -> Self {
         use std::os::fd::AsFd;
-        let stdin = std::io::stdin()
+        let was_blocking = |fd: std::os::fd::BorrowedFd<'_>| {
+            rustix::fs::fcntl_getfl(fd)
+                .is_ok_and(|flags| !flags.contains(rustix::fs::OFlags::NONBLOCK))
+        };
+        let stdin_fd = std::io::stdin();
+        let stdout_fd = std::io::stdout();
+        STDIN_WAS_BLOCKING.store(was_blocking(stdin_fd.as_fd()), Ordering::Relaxed);
+        STDOUT_WAS_BLOCKING.store(was_blocking(stdout_fd.as_fd()), Ordering::Relaxed);
+        let stdin = stdin_fd
             .as_fd()
             .try_clone_to_owned()
             .and_then(pipe::Receiver::from_owned_fd)
             .map_or_else(|_| Either::Right(tokio::io::stdin()), Either::Left);
-        let stdout = std::io::stdout()
+        let stdout = stdout_fd
             .as_fd()
             .try_clone_to_owned()
             .and_then(pipe::Sender::from_owned_fd)
@@ -166,6 +175,27 @@ impl Transport {
         );
         Transport::Stdio(stdin, stdout)
     }
+}
+
+/// Whether stdin and stdout were blocking before [`Transport::stdio`] made their pipes
+/// non-blocking; the flag belongs to the pipe, shared with whatever else holds it (a shell
+/// running more commands on the same pipe), so it is given back by [`restore_stdio`].
+static STDIN_WAS_BLOCKING: AtomicBool = AtomicBool::new(false);
+static STDOUT_WAS_BLOCKING: AtomicBool = AtomicBool::new(false);
+
+/// Makes stdin and stdout blocking again if they were before the session; call once the
+/// session is over.
+pub(crate) fn restore_stdio() {
+    use std::os::fd::AsFd;
+    let restore = |fd: std::os::fd::BorrowedFd<'_>, was_blocking: &AtomicBool| {
+        if was_blocking.load(Ordering::Relaxed)
+            && let Ok(flags) = rustix::fs::fcntl_getfl(fd)
+        {
+            let _ = rustix::fs::fcntl_setfl(fd, flags - rustix::fs::OFlags::NONBLOCK);
+        }
+    };
+    restore(std::io::stdin().as_fd(), &STDIN_WAS_BLOCKING);
+    restore(std::io::stdout().as_fd(), &STDOUT_WAS_BLOCKING);
 }
 
 /// Reads what is already waiting into `buf` without waiting; `Ok(0)` when nothing is (or at

@@ -75,5 +75,6 @@ pub async fn serve_stdio(
         () = stopping => Ok(()),
     };
     cancel.cancel();
+    crate::connection::restore_stdio();
     ended.map_err(ServerError::Session)
 }

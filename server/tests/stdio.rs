@@ -389,3 +389,28 @@ async fn sigterm_ends_the_session() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("the session ended"), "{log}");
 }
+
+/// The pipes are made non-blocking for the session and blocking again after it, so a command
+/// that shares them next (here in the same shell) does not meet `EAGAIN`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_and_stdout_are_blocking_again_after_the_session() {
+    let root = tempfile::tempdir().unwrap();
+    let script = r#""$0" "$@"; cat /proc/self/fdinfo/0 /proc/self/fdinfo/1"#;
+    let mut session = Session::start(&["sh", "-c", script], &["--root", arg(root.path())], &[]);
+    session.client.hello().await;
+    let (status, rest, log) = session.exit(true).await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("stdin_pipe=true stdout_pipe=true"), "{log}");
+    let fdinfo = String::from_utf8(rest).unwrap();
+    let flags: Vec<u32> = fdinfo
+        .lines()
+        .filter_map(|line| line.strip_prefix("flags:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .collect();
+    assert_eq!(flags.len(), 2, "{fdinfo}");
+    const O_NONBLOCK: u32 = 0o4000;
+    assert!(
+        flags.iter().all(|flags| flags & O_NONBLOCK == 0),
+        "{fdinfo}"
+    );
+}
