@@ -192,9 +192,9 @@ fn causes(err: &anyhow::Error) -> String {
     line
 }
 
-/// The flags that configure a listener, which `--stdio` has none of; each is refused when
-/// given on the command line with it.
-const LISTENER_FLAGS: [(&str, &str); 13] = [
+/// The flags that configure a listener (and the sweep of a long-running server), which
+/// `--stdio` has none of; each is refused when given on the command line with it.
+const LISTENER_FLAGS: [(&str, &str); 14] = [
     ("listen", "--listen"),
     ("token", "--token"),
     ("users", "--users"),
@@ -208,6 +208,7 @@ const LISTENER_FLAGS: [(&str, &str); 13] = [
     ("max_unauthenticated", "--max-unauthenticated"),
     ("address_login_interval", "--address-login-interval"),
     ("server_login_interval", "--server-login-interval"),
+    ("partial_expiry", "--partial-expiry"),
 ];
 
 async fn start() -> anyhow::Result<()> {
@@ -228,7 +229,7 @@ async fn start() -> anyhow::Result<()> {
             anyhow::bail!(
                 "{} cannot be used with --stdio: it serves one session over stdin and stdout \
                  that ssh has already authenticated and encrypted, so it has no listener, TLS, \
-                 token, users file, connection caps or login budgets",
+                 token, users file, connection caps, login budgets or partial sweep",
                 refused.join(", ")
             );
         }
@@ -332,7 +333,6 @@ async fn serve_stdio(args: Args) -> anyhow::Result<()> {
     config.max_header_len = usize::try_from(args.max_header_len).unwrap_or(usize::MAX);
     config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
     config.max_name_len = usize::try_from(args.max_name_len).unwrap_or(usize::MAX);
-    config.partial_expiry = args.partial_expiry.0;
     ferry_server::serve_stdio(config, shutdown_signal()).await?;
     Ok(())
 }

@@ -6,8 +6,9 @@
 //! caps, idle and stall timeouts, the work budget, upload claims and the free-space reserve)
 //! is the same code as over TCP.
 //!
-//! The partial-upload sweep does not run: it would walk the whole served tree (`/` by default)
-//! at the start of every ssh session. Partials stay until a client resumes or removes them.
+//! The partial-upload sweep does not run (`partial_expiry` is not used): it would walk the
+//! whole served tree (`/` by default) at the start of every ssh session. Partials stay until a
+//! client resumes or removes them.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};

@@ -288,12 +288,13 @@ async fn an_idle_session_ends_at_the_idle_timeout() {
 /// nothing on stdout.
 #[test]
 fn listener_flags_are_refused_with_stdio() {
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 6] = [
         &["--listen", "127.0.0.1:0"],
         &["--tls"],
         &["--users", "/nonexistent/users"],
         &["--token", "secret"],
         &["--max-connections", "3"],
+        &["--partial-expiry", "1h"],
     ];
     for case in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
