@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_protocol::{Frame, FrameDecoder, FrameError};
 use futures_util::FutureExt;
+use rustix::event::{PollFd, PollFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::io::{ReadHalf, Stdin, Stdout, WriteHalf};
 use tokio::net::TcpStream;
@@ -303,6 +304,10 @@ impl Connection {
                 {
                     return ConnError::Io(err);
                 }
+                // Over stdio, a peer that is gone has closed our stdout too (ssh died).
+                if self.stdout_closed() {
+                    return ConnError::Io(io::ErrorKind::BrokenPipe.into());
+                }
                 continue;
             }
             if self.buf.capacity() - self.buf.len() < INITIAL_READ_CAPACITY {
@@ -315,6 +320,22 @@ impl Connection {
                 Err(err) => return ConnError::Io(err),
             }
         }
+    }
+
+    /// Whether stdout is a pipe whose reading end is closed: nobody will ever read an answer.
+    /// Asked without waiting (a zero-timeout poll reports `POLLERR` on such a pipe), since a
+    /// write of nothing to it succeeds.
+    fn stdout_closed(&self) -> bool {
+        let Either::Right(Either::Right(Either::Left(stdout))) = self.writer.get_ref() else {
+            return false;
+        };
+        let mut fds = [PollFd::new(stdout, PollFlags::OUT)];
+        let now = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut fds, Some(&now)).is_ok()
+            && fds[0].revents().contains(PollFlags::ERR)
     }
 
     /// The next request header; `Ok(None)` when the peer closed cleanly between messages.

@@ -415,3 +415,42 @@ async fn stdin_and_stdout_are_blocking_again_after_the_session() {
         "{fdinfo}"
     );
 }
+
+/// A client that goes away (stdin ended and stdout closed, as when ssh dies) stops expensive
+/// work at once: here a `get` whose offset makes the server hash a 256 GiB sparse prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_stops_expensive_work() {
+    let root = tempfile::tempdir().unwrap();
+    let size: u64 = 256 << 30;
+    std::fs::File::create(root.path().join("sparse"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let mut session = Session::start(&[], &["--root", arg(root.path())], &[]);
+    session.client.hello().await;
+    session
+        .client
+        .send_json(&json!({"op": "get", "path": "sparse", "offset": size - 1}))
+        .await;
+    // Long enough for the request to be read and the hashing to start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Session {
+        mut child,
+        client,
+        stderr,
+    } = session;
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still hashing for a client that has gone");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let log = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+}
