@@ -145,6 +145,13 @@ impl Walker {
         self.again
     }
 
+    /// The directory holding the entry [`Self::next_entry`] gave last, when that entry is not
+    /// a directory (a directory's own level is the one opened for it): `digests` opens a file
+    /// by its single name there.
+    pub fn dir_of_last(&self) -> Option<&Dir> {
+        self.stack.last().map(|level| &level.dir)
+    }
+
     /// The next entry; `None` when the whole tree has been seen.
     pub fn next_entry(&mut self) -> Option<Entry> {
         self.again = false;

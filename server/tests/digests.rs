@@ -1,0 +1,358 @@
+//! `digests`: a tree's entries with the digest of every regular file in one streamed answer,
+//! checked against BLAKE3 of the real files; every entry accounted for (a link described, not
+//! followed; an unreadable file named with `forbidden` by the real binary run as `nobody`);
+//! the listed form with its bound; paths that escape; a client that hangs up stops the hashing.
+// Helpers outside `#[test]` functions panic on purpose too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, code, digest, pattern};
+use ferry_testkit::data::{chmod, shm_dir};
+use ferry_testkit::nobody::NobodyServer;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+/// Every batch of a `digests` answer: the entries by name and the final `skipped`.
+async fn digests(
+    client: &mut Client,
+    request: Value,
+) -> Result<(BTreeMap<String, Value>, u64), Value> {
+    client.send_json(&request).await;
+    let mut entries = BTreeMap::new();
+    loop {
+        let batch = client.read_reply().await;
+        if batch["ok"] != true {
+            return Err(batch);
+        }
+        for entry in batch["entries"].as_array().unwrap() {
+            let name = entry["name"].as_str().unwrap().to_owned();
+            assert!(
+                entries.insert(name, entry.clone()).is_none(),
+                "{entry} twice"
+            );
+        }
+        if batch["more"] == false {
+            return Ok((entries, batch["skipped"].as_u64().unwrap_or(0)));
+        }
+        assert_eq!(batch["more"], true, "{batch}");
+    }
+}
+
+/// A tree with nested directories, an empty file, a 5 MiB file, a symlink and names that need
+/// the escape; returns each file's wire name and bytes.
+fn build_tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let odd = std::ffi::OsStr::from_bytes(b"two\nlines \xff");
+    std::fs::create_dir_all(root.join("t/a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("t").join(odd)).unwrap();
+    let files = vec![
+        ("empty".to_owned(), Vec::new()),
+        ("big.bin".to_owned(), pattern(5 * 1024 * 1024, 7)),
+        ("a/b/c/deep.txt".to_owned(), b"deep".to_vec()),
+        ("a/one".to_owned(), pattern(4096, 1)),
+        (
+            "two\\nlines \\xff/back\\\\slash".to_owned(),
+            b"odd".to_vec(),
+        ),
+    ];
+    for (wire, bytes) in &files {
+        let raw = ferry_protocol::path::components(wire)
+            .unwrap()
+            .iter()
+            .map(|c| ferry_protocol::path::name_bytes(c).unwrap().into_owned())
+            .collect::<Vec<_>>()
+            .join(&b'/');
+        std::fs::write(
+            root.join("t").join(std::ffi::OsStr::from_bytes(&raw)),
+            bytes,
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("big.bin", root.join("t/link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("t/a/out")).unwrap();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_comes_back_in_one_request_with_the_digest_of_every_file() {
+    let server = Server::start_on_shm(|_| {}).await;
+    let files = build_tree(&server.root);
+    let mut client = server.client().await;
+    let (entries, skipped) = digests(&mut client, json!({"op": "digests", "path": "t"}))
+        .await
+        .unwrap();
+    assert_eq!(skipped, 0);
+    for (wire, bytes) in &files {
+        let entry = &entries[wire];
+        assert_eq!(entry["kind"], "file", "{entry}");
+        assert_eq!(entry["size"], bytes.len(), "{entry}");
+        assert_eq!(entry["digest"], digest(bytes), "{wire}");
+        assert!(entry.get("error").is_none(), "{entry}");
+    }
+    // Links are described, never followed, and have no digest; so do directories.
+    assert_eq!(entries["link"]["kind"], "symlink");
+    assert_eq!(entries["link"]["link"], "file");
+    assert!(entries["link"].get("digest").is_none());
+    assert_eq!(entries["a/out"]["kind"], "symlink");
+    assert!(entries["a/out"].get("link").is_none(), "leads outside");
+    assert!(entries["a/out"].get("digest").is_none());
+    for dir in ["a", "a/b", "a/b/c", "two\\nlines \\xff"] {
+        assert_eq!(entries[dir]["kind"], "dir", "{dir}");
+        assert!(entries[dir].get("digest").is_none());
+    }
+    // The same names a walk gives: nothing left out, nothing added.
+    let (walked, _, _) = client.list_all("walk", "t").await.unwrap();
+    assert_eq!(
+        common::names(&walked),
+        entries.keys().cloned().collect::<Vec<_>>()
+    );
+    // Each name can be sent back as a path, and the connection goes on.
+    let (_, data, _) = client
+        .get("t/two\\nlines \\xff/back\\\\slash", 0)
+        .await
+        .unwrap();
+    assert_eq!(data, b"odd");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_paths_are_answered_in_order_each_with_its_digest_or_error() {
+    let server = Server::start_on_shm(|_| {}).await;
+    let files = build_tree(&server.root);
+    let mut client = server.client().await;
+    let paths = [
+        "a/one",
+        "missing",
+        "../outside/secret.txt",
+        "a",
+        "link",
+        "two\\nlines \\xff/back\\\\slash",
+        "",
+    ];
+    client
+        .send_json(&json!({"op": "digests", "path": "t", "paths": paths}))
+        .await;
+    let batch = client.read_reply().await;
+    assert_eq!(batch["more"], false, "{batch}");
+    let entries = batch["entries"].as_array().unwrap();
+    let got: Vec<(&str, Option<&str>)> = entries
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["error"]["code"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a/one", None),
+            ("missing", Some("not_found")),
+            ("../outside/secret.txt", Some("bad_path")),
+            ("a", Some("is_a_directory")),
+            ("link", None),
+            ("two\\nlines \\xff/back\\\\slash", None),
+            ("", Some("bad_path")),
+        ]
+    );
+    assert_eq!(batch["skipped"], 4);
+    assert_eq!(entries[0]["digest"], digest(&files[3].1));
+    assert_eq!(entries[5]["digest"], digest(b"odd"));
+    assert_eq!(entries[4]["kind"], "symlink");
+    assert!(entries[4].get("digest").is_none(), "a link is not followed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_an_error_and_the_connection_goes_on() {
+    let server = Server::start_on_shm(|_| {}).await;
+    build_tree(&server.root);
+    let outside_before = server.outside_snapshot();
+    let mut client = server.client().await;
+    for (request, wanted) in [
+        (json!({"op": "digests", "path": "../outside"}), "bad_path"),
+        (json!({"op": "digests", "path": "/etc"}), "bad_path"),
+        (json!({"op": "digests", "path": "t/a/out"}), "forbidden"),
+        (
+            json!({"op": "digests", "path": "t/big.bin"}),
+            "not_a_directory",
+        ),
+        (json!({"op": "digests", "path": "nope"}), "not_found"),
+        (
+            json!({"op": "digests", "path": "t", "paths": vec!["a"; 4097]}),
+            "too_large",
+        ),
+        (
+            json!({"op": "digests", "path": "t", "paths": "a/one"}),
+            "bad_request",
+        ),
+    ] {
+        let reply = client.request(request.clone()).await;
+        assert_eq!(code(&reply), wanted, "{request}: {reply}");
+    }
+    // The bound itself is allowed: each path answered, as often as it was named.
+    client
+        .send_json(&json!({"op": "digests", "path": "t", "paths": vec!["a/one"; 4096]}))
+        .await;
+    let mut answered = 0;
+    loop {
+        let batch = client.read_reply().await;
+        for entry in batch["entries"].as_array().unwrap() {
+            assert_eq!(entry["name"], "a/one", "{entry}");
+            assert!(entry["digest"].is_string(), "{entry}");
+            answered += 1;
+        }
+        if batch["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(answered, 4096);
+    assert_eq!(server.outside_snapshot(), outside_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_answers_digests() {
+    let server = Server::start_on_shm(|config| config.read_only = true).await;
+    std::fs::write(server.path("f"), b"read only").unwrap();
+    let mut client = server.client().await;
+    let (entries, _) = digests(&mut client, json!({"op": "digests", "path": ""}))
+        .await
+        .unwrap();
+    assert_eq!(entries["f"]["digest"], digest(b"read only"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_server_may_not_read_is_named_with_forbidden() {
+    let root = shm_dir();
+    chmod(root.path(), 0o755);
+    std::fs::create_dir(root.path().join("d")).unwrap();
+    chmod(&root.path().join("d"), 0o755);
+    std::fs::write(root.path().join("d/secret"), b"root only").unwrap();
+    std::fs::write(root.path().join("d/open"), b"anyone").unwrap();
+    chmod(&root.path().join("d/secret"), 0o600);
+    chmod(&root.path().join("d/open"), 0o644);
+    let server = NobodyServer::start(root.path());
+    let mut client = Client::connect(server.addr).await;
+    client.hello().await;
+    let (entries, skipped) = digests(&mut client, json!({"op": "digests", "path": "d"}))
+        .await
+        .unwrap();
+    assert_eq!(entries["open"]["digest"], digest(b"anyone"));
+    let secret = &entries["secret"];
+    assert_eq!(secret["kind"], "file", "{secret}");
+    assert_eq!(secret["error"]["code"], "forbidden", "{secret}");
+    assert!(secret.get("digest").is_none(), "{secret}");
+    assert_eq!(skipped, 1, "counted for clients that do not read `error`");
+    let reply = client
+        .request(json!({"op": "digests", "path": "d", "paths": ["secret", "open"]}))
+        .await;
+    assert_eq!(reply["entries"][0]["error"]["code"], "forbidden", "{reply}");
+    assert_eq!(reply["entries"][1]["digest"], digest(b"anyone"), "{reply}");
+}
+
+/// A big tree's answer goes out in bounded batches as it is made: the first batch arrives
+/// long before the whole tree could have been hashed, and the rest arrive in many lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_tree_is_streamed_in_bounded_batches() {
+    let server = Server::start_on_shm(|_| {}).await;
+    for d in 0..10 {
+        let dir = server.path(&format!("tree/d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir.join(format!("file-{f:05}")), f.to_string()).unwrap();
+        }
+    }
+    let mut client = server.client().await;
+    client
+        .send_json(&json!({"op": "digests", "path": "tree"}))
+        .await;
+    let mut files = 0;
+    let mut batches = 0;
+    loop {
+        let line = client.read_line().await.unwrap();
+        assert!(
+            line.len() < 64 * 1024,
+            "a batch stays under the header limit"
+        );
+        let batch: Value = serde_json::from_slice(&line).unwrap();
+        batches += 1;
+        for entry in batch["entries"].as_array().unwrap() {
+            if entry["kind"] == "file" {
+                let name = entry["name"].as_str().unwrap();
+                let f: u32 = name.rsplit('-').next().unwrap().parse().unwrap();
+                assert_eq!(entry["digest"], digest(f.to_string().as_bytes()), "{name}");
+                files += 1;
+            }
+        }
+        if batch["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(files, 10_000);
+    assert!(batches > 10, "{batches} batches");
+}
+
+/// CPU time of this process (the in-process server's threads), from `/proc/self/stat`.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15; the first after `)` is field 3.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_stops_when_the_client_hangs_up() {
+    let server = Server::start_on_shm(|_| {}).await;
+    std::fs::create_dir(server.path("big")).unwrap();
+    for i in 0..4 {
+        // Sparse: no memory, and hashing still reads 1 GiB of zeros each.
+        std::fs::File::create(server.path(&format!("big/{i}.bin")))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+    }
+    let mut probe = server.client().await;
+    let before = cpu();
+    let (entries, _) = digests(&mut probe, json!({"op": "digests", "path": "big"}))
+        .await
+        .unwrap();
+    assert!(entries["0.bin"]["digest"].is_string());
+    let one = cpu() - before;
+    drop(probe);
+
+    let mut client = server.client().await;
+    let mut burst = Vec::new();
+    for _ in 0..10 {
+        burst.extend(br#"{"op":"digests","path":"big"}"#);
+        burst.push(b'\n');
+    }
+    client.writer.write_all(&burst).await.unwrap();
+    drop(client);
+    let start = cpu();
+    // Settled: CPU stops moving for a second.
+    let mut last = cpu();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu();
+        if now - last < Duration::from_millis(50) || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    let spent = cpu() - start;
+    eprintln!("one digests of 4 GiB: {one:?}; after the hang-up: {spent:?}");
+    // Ten would cost ten times one; the one under way stops at its next MiB. (The bound also
+    // leaves room for this binary's other tests, which run beside it.)
+    assert!(
+        spent < one,
+        "the server hashed {spent:?} for a client that was gone"
+    );
+    let mut other = server.client().await;
+    let stat = other.request(json!({"op": "stat", "path": ""})).await;
+    assert_eq!(stat["ok"], true, "{stat}");
+}
