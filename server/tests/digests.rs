@@ -356,3 +356,41 @@ async fn hashing_stops_when_the_client_hangs_up() {
     let stat = other.request(json!({"op": "stat", "path": ""})).await;
     assert_eq!(stat["ok"], true, "{stat}");
 }
+
+/// What a digest cache could save, measured rather than guessed: `digests` of 30,000 small
+/// files and of a 1 GiB file, twice each, against `walk` of the same tree (the `lstat` per
+/// entry a cache keyed on the file's identity would still need, so the floor of a cached
+/// repeat). Run with `cargo test -p ferry-server --release --test digests -- --ignored
+/// --nocapture what_a_digest_cache_could_save`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn what_a_digest_cache_could_save() {
+    let server = Server::start_on_shm(|_| {}).await;
+    for d in 0..30 {
+        let dir = server.path(&format!("small/d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir.join(format!("f{f}")), pattern(4096, f)).unwrap();
+        }
+    }
+    std::fs::create_dir(server.path("large")).unwrap();
+    std::fs::write(server.path("large/1g.bin"), pattern(1 << 30, 3)).unwrap();
+    let mut client = server.client().await;
+    for tree in ["small", "large"] {
+        for round in 1..=2 {
+            let start = Instant::now();
+            let (entries, _) = digests(&mut client, json!({"op": "digests", "path": tree}))
+                .await
+                .unwrap();
+            let hashed = start.elapsed();
+            let start = Instant::now();
+            let (walked, _, _) = client.list_all("walk", tree).await.unwrap();
+            let walk = start.elapsed();
+            assert_eq!(entries.len(), walked.len());
+            eprintln!(
+                "{tree} round {round}: {} entries, digests {hashed:?}, walk {walk:?}",
+                entries.len()
+            );
+        }
+    }
+}

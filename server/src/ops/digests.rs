@@ -16,9 +16,9 @@
 //! the next MiB once the client has gone. Memory is one read buffer of [`CHUNK`] bytes and the
 //! walk's own, whatever the size of the tree.
 //!
-//! No digest cache: measured (PROTOCOL.md, `digests`), a repeat over 30,000 small files costs
-//! what the walk beneath it costs plus opening and reading each, and what a cache could save
-//! is not worth a stale digest it cannot rule out.
+//! No digest cache yet: measured (PROTOCOL.md, `digests`, with the numbers), one would pay, and
+//! what its key cannot see (a same-size write within the timestamp granularity) is written
+//! there with how a cache must handle it.
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
