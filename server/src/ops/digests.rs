@@ -16,13 +16,21 @@
 //! the next MiB once the client has gone. Memory is one read buffer of [`CHUNK`] bytes and the
 //! walk's own, whatever the size of the tree.
 //!
-//! No digest cache yet: measured (PROTOCOL.md, `digests`, with the numbers), one would pay, and
-//! what its key cannot see (a same-size write within the timestamp granularity) is written
-//! there with how a cache must handle it.
+//! Digests are cached, process-wide, keyed on the file's device, inode, size, mtime and ctime
+//! (to the nanosecond): measured (PROTOCOL.md, `digests`), a repeat then costs about what the
+//! walk beneath it costs. A write moves mtime and ctime, and ctime cannot be set from user
+//! space; what the key cannot see is a write within the kernel's coarse timestamp tick of the
+//! hashing, so a file whose ctime is not at least [`SETTLED`] older than the start of its
+//! hashing is never cached. The cache holds at most [`CACHED`] digests (two generations of
+//! half that: a full one is dropped whole, so the memory is bounded and the digests used since
+//! stay).
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
 use ferry_protocol::path;
@@ -37,6 +45,109 @@ use crate::root::{RemotePath, entry};
 
 /// Bytes read at once while hashing: one buffer per request, reused for every file.
 const CHUNK: usize = 1024 * 1024;
+
+/// Digests the cache holds at most: about 100 bytes each with the map's overhead, so 13 MiB.
+pub(crate) const CACHED: usize = 131_072;
+/// How much older than the start of its hashing a file's ctime must be for its digest to be
+/// cached: far above the kernel's timestamp tick (a few ms), so a write the key cannot tell
+/// from the hashed version (same tick, same size) never lands in the cache.
+pub(crate) const SETTLED: Duration = Duration::from_secs(2);
+
+/// What a file's digest is cached under: which file, and which version of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Version {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Version {
+    fn of(meta: &Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the version's ctime is at least [`SETTLED`] before `started`.
+    fn settled_before(&self, started: SystemTime) -> bool {
+        let Ok(started) = started.duration_since(UNIX_EPOCH) else {
+            return false;
+        };
+        let (secs, nanos) = self.ctime;
+        let (Ok(secs), Ok(nanos)) = (u64::try_from(secs), u32::try_from(nanos)) else {
+            return false;
+        };
+        Duration::new(secs, 0)
+            .checked_add(Duration::from_nanos(u64::from(nanos)))
+            .and_then(|ctime| ctime.checked_add(SETTLED))
+            .is_some_and(|settled| settled <= started)
+    }
+}
+
+/// Digests by version, in two generations: lookups look in both (and bring a digest found in
+/// the old one into the new), inserts go to the new one, and a full new one becomes the old
+/// one, the old one dropped. Bounded by `2 * half`, and what was used lately stays.
+#[derive(Debug)]
+struct DigestCache {
+    young: HashMap<Version, Digest>,
+    old: HashMap<Version, Digest>,
+    half: usize,
+}
+
+impl DigestCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            half: (capacity / 2).max(1),
+        }
+    }
+
+    fn get(&mut self, version: &Version) -> Option<Digest> {
+        if let Some(digest) = self.young.get(version) {
+            return Some(*digest);
+        }
+        let digest = self.old.remove(version)?;
+        self.insert(*version, digest);
+        Some(digest)
+    }
+
+    fn insert(&mut self, version: Version, digest: Digest) {
+        if self.young.len() >= self.half && !self.young.contains_key(&version) {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(version, digest);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+}
+
+/// The server's digest cache, shared by every connection: a digest depends only on the file's
+/// version, never on who asked (each login still reaches only what its root holds).
+static CACHE: LazyLock<Mutex<DigestCache>> = LazyLock::new(|| Mutex::new(DigestCache::new(CACHED)));
+
+fn cached(version: &Version) -> Option<Digest> {
+    CACHE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(version)
+}
+
+fn remember(version: Version, digest: Digest) {
+    CACHE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(version, digest);
+}
 
 pub(super) fn digests(access: &Access, path: &str, paths: Option<Vec<String>>, pipe: &mut Pipe) {
     let mut hashing = Hashing {
@@ -74,7 +185,7 @@ fn tree(
             && let Some(dir) = walker.dir_of_last()
         {
             let name = last_raw_name(&found.entry.name);
-            hashing.describe(dir, &name, &mut found, pipe);
+            hashing.describe(dir, &name, walker.meta_of_last(), &mut found, pipe);
             if pipe.stopped() {
                 return Ok(());
             }
@@ -170,7 +281,7 @@ fn one(access: &Access, base: &str, rel: &str, hashing: &mut Hashing, pipe: &Pip
             format!("{full}: is a directory"),
         ));
     } else if meta.is_file() {
-        hashing.describe(&dir, name, &mut found, pipe);
+        hashing.describe(&dir, name, Some(&meta), &mut found, pipe);
     } else if !meta.file_type().is_symlink() {
         found.entry.error = Some(ErrorBody::new(
             ErrorCode::Forbidden,
@@ -206,8 +317,25 @@ struct Hashing {
 
 impl Hashing {
     /// Hashes the regular file `name` in `dir` into `found`: its digest and the `fstat` of the
-    /// handle hashed, or an `error` saying why not.
-    fn describe(&mut self, dir: &Dir, name: &OsStr, found: &mut DigestEntry, pipe: &Pipe) {
+    /// handle hashed, or an `error` saying why not. `seen` is its `lstat`: when the cache holds
+    /// that version's digest, the file is not opened at all.
+    fn describe(
+        &mut self,
+        dir: &Dir,
+        name: &OsStr,
+        seen: Option<&Metadata>,
+        found: &mut DigestEntry,
+        pipe: &Pipe,
+    ) {
+        if let Some(seen) = seen.filter(|seen| seen.is_file())
+            && let Some(digest) = cached(&Version::of(seen))
+        {
+            found.entry.size = seen.len();
+            found.entry.mtime = seen.mtime();
+            found.entry.mode = seen.mode() & 0o7777;
+            found.digest = Some(digest);
+            return;
+        }
         match self.hash(dir, name, pipe) {
             Ok(Some((meta, digest))) => {
                 found.entry.size = meta.len();
@@ -244,6 +372,7 @@ impl Hashing {
         options.custom_flags(
             (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
         );
+        let started = SystemTime::now();
         let mut file = dir.open_with(name, &options).map_err(io)?;
         let before = file.metadata().map_err(io)?;
         if !before.is_file() {
@@ -281,7 +410,12 @@ impl Hashing {
         if !same_version(&before, &after) {
             return Err(changed("its mtime or ctime"));
         }
-        Ok(Some((before, Digest::from(hasher.finalize()))))
+        let digest = Digest::from(hasher.finalize());
+        let version = Version::of(&before);
+        if version.settled_before(started) {
+            remember(version, digest);
+        }
+        Ok(Some((before, digest)))
     }
 }
 
@@ -304,4 +438,56 @@ fn same_version(a: &Metadata, b: &Metadata) -> bool {
         b.ctime(),
         b.ctime_nsec(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(ino: u64, ctime: i64) -> Version {
+        Version {
+            dev: 1,
+            ino,
+            size: 3,
+            mtime: (ctime, 0),
+            ctime: (ctime, 0),
+        }
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bound_and_keeps_what_is_used() {
+        let mut cache = DigestCache::new(4);
+        let kept = version(0, 1);
+        cache.insert(kept, Digest::of(b"kept"));
+        for ino in 1..100 {
+            cache.insert(version(ino, 1), Digest::of(&ino.to_le_bytes()));
+            assert!(cache.len() <= 4, "{}", cache.len());
+            // Used all along, so never dropped.
+            assert_eq!(cache.get(&kept), Some(Digest::of(b"kept")));
+        }
+        assert_eq!(cache.get(&version(1, 1)), None, "long unused: dropped");
+        assert_eq!(
+            cache.get(&version(99, 1)),
+            Some(Digest::of(&99u64.to_le_bytes()))
+        );
+        // Another version of a cached file is another key.
+        assert_eq!(cache.get(&version(99, 2)), None);
+    }
+
+    #[test]
+    fn only_a_file_settled_before_its_hashing_is_cached() {
+        let started = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert!(version(1, 997).settled_before(started));
+        assert!(version(1, 998).settled_before(started));
+        assert!(!version(1, 999).settled_before(started));
+        assert!(!version(1, 1_000).settled_before(started));
+        assert!(
+            !version(1, 2_000).settled_before(started),
+            "a clock set back"
+        );
+        assert!(!version(1, -5).settled_before(started));
+        let mut nanos = version(1, 998);
+        nanos.ctime.1 = 1;
+        assert!(!nanos.settled_before(started));
+    }
 }
