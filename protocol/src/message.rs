@@ -68,6 +68,14 @@ pub enum Request {
     Walk { path: String },
     /// Totals of the tree below a path, so progress bars know the whole before the first byte.
     Summary { path: String },
+    /// Every entry below the directory `path` as `walk` gives it, each regular file with its
+    /// digest, streamed as [`DigestBatch`]es: comparing a tree costs one request, not one per
+    /// file. With `paths` (at most [`MAX_DIGEST_PATHS`], relative to `path`), only those.
+    Digests {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paths: Option<Vec<String>>,
+    },
     /// A file's bytes from `offset`: [`GetReply`], its payload, then [`GetTrailer`].
     Get {
         path: String,
@@ -167,6 +175,7 @@ impl Request {
             Request::List { .. } => "list",
             Request::Walk { .. } => "walk",
             Request::Summary { .. } => "summary",
+            Request::Digests { .. } => "digests",
             Request::Get { .. } => "get",
             Request::Put(_) => "put",
             Request::Partial { .. } => "partial",
@@ -298,6 +307,33 @@ pub struct ListBatch {
     /// On the last batch of a `walk`: entries left out (directories too deep or unreadable).
     /// Every name is listed since names are escaped; older servers also counted here names
     /// they could not send.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+/// The most `paths` one `digests` request may name; more gives `too_large`. The header limit
+/// alone would allow some 16,000 one-letter names; a client with more sends several requests
+/// (or asks for the whole subtree).
+pub const MAX_DIGEST_PATHS: usize = 4096;
+
+/// One entry of a `digests` answer: the entry as `walk` describes it, and for a regular file
+/// the BLAKE3 digest of its bytes. A file that could not be hashed has no `digest` and an
+/// `error` saying why; symlinks, directories and special files have neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestEntry {
+    #[serde(flatten)]
+    pub entry: Entry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// One batch of a `digests` answer; built by [`EntryBatcher`] like a `walk`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestBatch {
+    pub entries: Vec<DigestEntry>,
+    /// More batches follow; the last batch says `false`.
+    pub more: bool,
+    /// On the last batch: entries `walk` would count as skipped, and each entry with an `error`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: u64,
 }
@@ -568,9 +604,10 @@ impl EntryBatcher {
         Self { line, count: 0 }
     }
 
-    /// Adds an entry. When it does not fit in the current batch, the batch is closed and
-    /// returned as a full line (with `more: true`) and the entry starts the next one.
-    pub fn push(&mut self, entry: &Entry) -> Result<Option<Vec<u8>>, EncodeError> {
+    /// Adds an entry (an [`Entry`], or a [`DigestEntry`]). When it does not fit in the current
+    /// batch, the batch is closed and returned as a full line (with `more: true`) and the entry
+    /// starts the next one.
+    pub fn push<T: Serialize>(&mut self, entry: &T) -> Result<Option<Vec<u8>>, EncodeError> {
         let encoded = serde_json::to_vec(entry)?;
         if BATCH_PREFIX.len() + encoded.len() + BATCH_SUFFIX_ROOM > MAX_HEADER_LEN {
             return Err(EncodeError::TooLong(encoded.len()));
@@ -679,6 +716,14 @@ mod tests {
             Request::List { path: "".into() },
             Request::Walk { path: "x".into() },
             Request::Summary { path: "x".into() },
+            Request::Digests {
+                path: "x".into(),
+                paths: None,
+            },
+            Request::Digests {
+                path: "".into(),
+                paths: Some(vec!["a".into(), "b/c\\xff".into()]),
+            },
             Request::Get {
                 path: "a".into(),
                 offset: 7,
@@ -913,6 +958,87 @@ mod tests {
             }
         }
         assert_eq!(seen, total);
+    }
+
+    #[test]
+    fn digests_requests_and_batches_encode_as_documented() {
+        assert_eq!(
+            encode_request(&Request::Digests {
+                path: "photos".into(),
+                paths: None,
+            })
+            .unwrap(),
+            b"{\"op\":\"digests\",\"path\":\"photos\"}\n"
+        );
+        assert_eq!(
+            decode_request(line(r#"{"op":"digests","path":"","paths":["a","d/b"]}"#)),
+            Ok(Request::Digests {
+                path: "".into(),
+                paths: Some(vec!["a".into(), "d/b".into()]),
+            })
+        );
+        assert!(decode_request(line(r#"{"op":"digests","path":"","paths":"a"}"#)).is_err());
+        assert!(decode_request(line(r#"{"op":"digests","path":"","depth":1}"#)).is_err());
+
+        let file = DigestEntry {
+            entry: Entry {
+                name: "2024/a \\xff.jpg".into(),
+                kind: Kind::File,
+                size: 3,
+                mtime: 1_764_300_000,
+                mode: 0o644,
+                link: None,
+                error: None,
+            },
+            digest: Some(Digest::of(b"abc")),
+        };
+        let unreadable = DigestEntry {
+            entry: Entry {
+                name: "secret".into(),
+                error: Some(ErrorBody::new(ErrorCode::Forbidden, "Permission denied")),
+                ..file.entry.clone()
+            },
+            digest: None,
+        };
+        let link = DigestEntry {
+            entry: Entry {
+                name: "latest".into(),
+                kind: Kind::Symlink,
+                link: Some(Kind::Dir),
+                ..file.entry.clone()
+            },
+            digest: None,
+        };
+        let mut batcher = EntryBatcher::new();
+        for entry in [&file, &unreadable, &link] {
+            assert!(batcher.push(entry).unwrap().is_none());
+        }
+        let encoded = batcher.finish(1);
+        let text = std::str::from_utf8(&encoded).unwrap();
+        // The digest sits beside the entry's own fields, not in an object of its own.
+        assert!(
+            text.starts_with(&format!(
+                r#"{{"ok":true,"entries":[{{"name":"2024/a \\xff.jpg","kind":"file","size":3,"mtime":1764300000,"mode":420,"digest":"{}"}}"#,
+                Digest::of(b"abc")
+            )),
+            "{text}"
+        );
+        let batch: DigestBatch = decode_reply(&encoded[..encoded.len() - 1])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            batch,
+            DigestBatch {
+                entries: vec![file, unreadable, link],
+                more: false,
+                skipped: 1,
+            }
+        );
+        // A walk's batch is a digests batch without digests, and back.
+        let walked: ListBatch = decode_reply(&encoded[..encoded.len() - 1])
+            .unwrap()
+            .unwrap();
+        assert_eq!(walked.entries.len(), 3);
     }
 
     #[test]

@@ -197,6 +197,8 @@ fn request() -> impl Strategy<Value = Request> {
         s().prop_map(|path| Request::List { path }),
         s().prop_map(|path| Request::Walk { path }),
         s().prop_map(|path| Request::Summary { path }),
+        (s(), prop::option::of(prop::collection::vec(s(), 0..8)))
+            .prop_map(|(path, paths)| Request::Digests { path, paths }),
         (s(), any::<u64>()).prop_map(|(path, offset)| Request::Get { path, offset }),
         (
             s(),

@@ -14,6 +14,7 @@
 //! [`crate::Config::work_rate`]): one that has spent it waits before its next expensive
 //! request starts.
 
+mod digests;
 mod get;
 mod hello;
 mod list;
@@ -136,6 +137,18 @@ pub(crate) async fn handle(
             let meter = Meter::default();
             stream(conn, &access, meter.clone(), move |access, pipe| {
                 walk::walk(access, &path, pipe)
+            })
+            .await?;
+            conn.charge(meter.take());
+            return Ok(());
+        }
+        Request::Digests { path, paths } => {
+            // Expensive like a walk: only for a peer that still reads, within the budget.
+            conn.flush().await?;
+            conn.work_turn().await?;
+            let meter = Meter::default();
+            stream(conn, &access, meter.clone(), move |access, pipe| {
+                digests::digests(access, &path, paths, pipe)
             })
             .await?;
             conn.charge(meter.take());

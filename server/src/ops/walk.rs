@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use std::os::unix::ffi::OsStrExt;
 
-use cap_std::fs::{Dir, ReadDir};
+use cap_std::fs::{Dir, Metadata, ReadDir};
 use ferry_protocol::path::{MAX_PATH_LEN, join};
 use ferry_protocol::{Entry, EntryBatcher, ErrorBody, ErrorCode, Kind};
 use tokio_util::sync::CancellationToken;
@@ -90,6 +90,8 @@ pub(super) struct Walker {
     meter: Meter,
     /// The last entry was a directory named a second time (its reading failed part-way).
     again: bool,
+    /// The `lstat` of the last entry given, when it had one: what `digests` keys its cache on.
+    last: Option<Metadata>,
 }
 
 impl Walker {
@@ -126,6 +128,7 @@ impl Walker {
             failed: None,
             meter,
             again: false,
+            last: None,
         })
     }
 
@@ -145,9 +148,22 @@ impl Walker {
         self.again
     }
 
+    /// The directory holding the entry [`Self::next_entry`] gave last, when that entry is not
+    /// a directory (a directory's own level is the one opened for it): `digests` opens a file
+    /// by its single name there.
+    pub fn dir_of_last(&self) -> Option<&Dir> {
+        self.stack.last().map(|level| &level.dir)
+    }
+
+    /// The `lstat` of the entry [`Self::next_entry`] gave last, when it could be read.
+    pub fn meta_of_last(&self) -> Option<&Metadata> {
+        self.last.as_ref()
+    }
+
     /// The next entry; `None` when the whole tree has been seen.
     pub fn next_entry(&mut self) -> Option<Entry> {
         self.again = false;
+        self.last = None;
         loop {
             if self.stop.is_cancelled() || self.failed.is_some() {
                 return None;
@@ -243,6 +259,7 @@ impl Walker {
                     }
                 }
             }
+            self.last = Some(meta);
             return Some(found);
         }
     }
