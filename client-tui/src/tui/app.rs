@@ -345,6 +345,11 @@ impl App {
                 self.focus = Focus::Pane(next);
                 self.last_pane = next;
             }
+            Action::Copy | Action::Move | Action::Delete | Action::Rename
+                if self.pane(side).only_parent_selected() =>
+            {
+                self.error("`..` is the parent directory, not an entry: it cannot be copied, moved, deleted or renamed");
+            }
             Action::Copy => self.transfer(side, false, None),
             Action::Move => self.transfer(side, true, None),
             Action::Mkdir => {
@@ -456,6 +461,9 @@ impl App {
 
     fn enter(&mut self, side: Side) {
         let pane = self.pane(side);
+        if pane.on_parent_row() {
+            return self.parent(side);
+        }
         let Some(entry) = pane.current() else { return };
         if !entry.is_dir_like() {
             return;
@@ -826,7 +834,7 @@ impl App {
                 };
                 pane.cursor = index;
                 pane.scroll_to_cursor();
-                let name = pane.current().map(|e| e.name.clone()).unwrap_or_default();
+                let name = pane.current().map(|e| e.name.clone());
                 if self.mouse.clicked(now, side, index, name) {
                     self.enter(side);
                 }

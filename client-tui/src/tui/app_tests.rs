@@ -168,7 +168,10 @@ fn cursor_moves_and_tab_switches_panes() {
     assert_eq!(current(&app), "a.txt");
     app.on_key(key(KeyCode::End));
     assert_eq!(current(&app), "c.log");
+    // Home is the top row: `..`, above the first entry.
     app.on_key(key(KeyCode::Home));
+    assert!(app.local.on_parent_row());
+    app.on_key(ch('j'));
     assert_eq!(current(&app), "docs");
     app.on_key(key(KeyCode::Tab));
     assert_eq!(app.focus, Focus::Pane(Side::Remote));
@@ -271,7 +274,7 @@ fn submitted(app: &mut App) -> JobKey {
 fn filter_as_you_type() {
     let mut app = app();
     press_all(&mut app, &[ch('/'), ch('b'), ch('n')]);
-    assert_eq!(app.local.view.len(), 1);
+    assert_eq!(app.local.shown().count(), 1);
     assert_eq!(current(&app), "b.bin");
     // While filtering, letters are text, not commands.
     app.on_key(ch('q'));
@@ -281,7 +284,7 @@ fn filter_as_you_type() {
     assert!(app.filtering.is_none());
     assert_eq!(app.local.filter, "bn");
     app.on_key(key(KeyCode::Esc));
-    assert_eq!(app.local.view.len(), 4);
+    assert_eq!(app.local.shown().count(), 4);
 }
 
 #[test]
@@ -510,3 +513,49 @@ mod jobs_tests;
 mod link_tests;
 #[path = "app_tests/mouse_tests.rs"]
 mod mouse_tests;
+
+#[test]
+fn enter_on_dotdot_goes_up_and_entry_keys_say_why_they_skip_it() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Home));
+    assert!(app.local.on_parent_row());
+    for k in [
+        key(KeyCode::F(5)),
+        key(KeyCode::F(6)),
+        key(KeyCode::F(8)),
+        key(KeyCode::F(2)),
+    ] {
+        app.banner = None;
+        app.on_key(k);
+        assert!(app.dialog.is_none(), "{k:?} opened {:?}", app.dialog);
+        assert!(banner_text(&app).contains("`..`"), "{k:?}");
+        let commands = app.take_effects();
+        assert!(commands.is_empty(), "{k:?}: {commands:?}");
+    }
+    // With marks, F5 copies the marks, wherever the cursor is.
+    app.local.marks.insert("a.txt".into());
+    app.on_key(key(KeyCode::F(5)));
+    let commands = app.take_effects();
+    assert!(
+        matches!(&commands[..], [Effect::Submit { .. }]),
+        "{commands:?}"
+    );
+    app.on_key(key(KeyCode::Home));
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_effects();
+    assert!(
+        matches!(&commands[..], [Effect::List { dir, .. }] if *dir == Location::Local("/home".into())),
+        "{commands:?}"
+    );
+    answer_lists(
+        &mut app,
+        commands,
+        vec![
+            entry("alice", Kind::Dir, 4096, 0),
+            entry("me", Kind::Dir, 4096, 0),
+            entry("zed", Kind::Dir, 4096, 0),
+        ],
+    );
+    assert_eq!(app.local.dir, Location::Local("/home".into()));
+    assert_eq!(current(&app), "me");
+}

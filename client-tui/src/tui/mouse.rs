@@ -99,9 +99,16 @@ impl Mouse {
         }
     }
 
-    /// A click at `now` on entry `index` (named `name`) of the pane on `side`: `true` when it
-    /// is the second of a double click; otherwise it may start a drag.
-    pub fn clicked(&mut self, now: Instant, side: Side, index: usize, name: String) -> bool {
+    /// A click at `now` on row `index` of the pane on `side`, the entry `name` (none on the
+    /// `..` row, which cannot be dragged): `true` when it is the second of a double click;
+    /// otherwise it may start a drag.
+    pub fn clicked(
+        &mut self,
+        now: Instant,
+        side: Side,
+        index: usize,
+        name: Option<String>,
+    ) -> bool {
         let double = matches!(self.last_click, Some((t, s, i))
             if s == side && i == index && now.duration_since(t) <= DOUBLE_CLICK);
         if double {
@@ -109,7 +116,7 @@ impl Mouse {
             self.drag = None;
         } else {
             self.last_click = Some((now, side, index));
-            self.drag = Some(Drag {
+            self.drag = name.map(|name| Drag {
                 side,
                 name,
                 moved: false,

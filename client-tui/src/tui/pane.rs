@@ -43,6 +43,11 @@ impl SortKey {
     }
 }
 
+/// The slot in [`Pane::view`] of the `..` row: it stands for the parent directory, is not
+/// an entry of the listing, and sits first whatever the sort and the filter, so going up is
+/// always one row above the first name.
+pub const PARENT_ROW: usize = usize::MAX;
+
 /// Whether every character of `needle` appears in `haystack` in order, ignoring case.
 pub fn fuzzy_match(needle: &str, haystack: &str) -> bool {
     let mut hay = haystack.chars().flat_map(char::to_lowercase);
@@ -113,7 +118,8 @@ pub struct Pane {
     pub side: Side,
     pub dir: Location,
     pub entries: Vec<Entry>,
-    /// Indices into `entries`, filtered and sorted.
+    /// Indices into `entries`, filtered and sorted, after [`PARENT_ROW`] when the directory
+    /// has a parent.
     pub view: Vec<usize>,
     /// Position in `view`.
     pub cursor: usize,
@@ -164,9 +170,30 @@ impl Pane {
         }
     }
 
-    /// The entry under the cursor.
+    /// The entry under the cursor (none on the `..` row).
     pub fn current(&self) -> Option<&Entry> {
-        self.view.get(self.cursor).map(|&i| &self.entries[i])
+        self.entry_at(self.cursor)
+    }
+
+    /// The entry on row `row` of the view; `None` past the end and on the `..` row.
+    pub fn entry_at(&self, row: usize) -> Option<&Entry> {
+        self.view.get(row).and_then(|&i| self.entries.get(i))
+    }
+
+    /// Whether the cursor is on the `..` row.
+    pub fn on_parent_row(&self) -> bool {
+        self.view.get(self.cursor) == Some(&PARENT_ROW)
+    }
+
+    /// Whether an operation on the selection would mean the `..` row alone (nothing marked,
+    /// the cursor on it): the caller says why nothing happens.
+    pub fn only_parent_selected(&self) -> bool {
+        self.marks.is_empty() && self.on_parent_row()
+    }
+
+    /// The entries the view shows, in order, without the `..` row.
+    pub fn shown(&self) -> impl Iterator<Item = &Entry> {
+        self.view.iter().filter_map(|&i| self.entries.get(i))
     }
 
     /// A listing arrived: shown if it is the one the pane waits for.
@@ -226,6 +253,7 @@ impl Pane {
         } else {
             None
         };
+        let on_parent = same_dir && self.on_parent_row();
         if same_dir {
             let names: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
             self.marks.retain(|m| names.contains(m.as_str()));
@@ -240,13 +268,17 @@ impl Pane {
         self.loaded = true;
         let old_cursor = self.cursor;
         self.rebuild_view(select.map(str::to_string).or(keep).as_deref());
-        if same_dir && select.is_none() && self.current().is_none() {
+        if on_parent && select.is_none() {
+            self.cursor = 0;
+        } else if same_dir && select.is_none() && self.view.is_empty() {
             self.cursor = old_cursor.min(self.view.len().saturating_sub(1));
         }
         self.scroll_to_cursor();
     }
 
-    /// Re-applies sort, hidden rule and filter, keeping the cursor on `select` if it is visible.
+    /// Re-applies sort, hidden rule and filter, keeping the cursor on `select` if it is visible,
+    /// else putting it on the first entry (on `..` only when nothing else is shown): Enter in a
+    /// directory just opened goes on into its first entry, and `..` is one row up.
     pub fn rebuild_view(&mut self, select: Option<&str>) {
         let show_hidden = self.show_hidden;
         let filter = self.filter.as_str();
@@ -269,17 +301,29 @@ impl Pane {
                 reverse,
             )
         });
+        if self.dir.parent().is_some() {
+            view.insert(0, PARENT_ROW);
+        }
         self.view = view;
+        let first = usize::from(self.view.len() > 1 && self.view[0] == PARENT_ROW);
         self.cursor = select
-            .and_then(|name| self.view.iter().position(|&i| self.entries[i].name == name))
-            .unwrap_or(0);
+            .and_then(|name| {
+                self.view
+                    .iter()
+                    .position(|&i| self.entries.get(i).is_some_and(|e| e.name == name))
+            })
+            .unwrap_or(first);
         self.scroll_to_cursor();
     }
 
     /// Re-sorts or re-filters without losing the entry under the cursor.
     fn refresh_view(&mut self) {
+        let on_parent = self.on_parent_row();
         let keep = self.current().map(|e| e.name.clone());
         self.rebuild_view(keep.as_deref());
+        if on_parent {
+            self.top();
+        }
     }
     /// Does what a key's action means for this pane alone (moving, marking, sorting, showing
     /// hidden files); `false` when the action means more than that.
@@ -390,30 +434,32 @@ impl Pane {
         self.scroll_to_cursor();
     }
 
-    /// Marks or unmarks the entry under the cursor, then moves down.
+    /// Marks or unmarks the entry under the cursor, then moves down; on `..`, which is not an
+    /// entry, it only moves down (as in mc), so holding Insert from the top marks everything.
     pub fn toggle_mark(&mut self) {
         if let Some(name) = self.current().map(|e| e.name.clone()) {
             if !self.marks.remove(&name) {
                 self.marks.insert(name);
             }
             self.move_cursor(1);
+        } else if self.on_parent_row() {
+            self.move_cursor(1);
         }
     }
 
     /// Inverts the marks of every visible entry.
     pub fn invert_marks(&mut self) {
-        for &i in &self.view {
-            let name = &self.entries[i].name;
-            if !self.marks.remove(name) {
-                self.marks.insert(name.clone());
+        let names: Vec<String> = self.shown().map(|e| e.name.clone()).collect();
+        for name in names {
+            if !self.marks.remove(&name) {
+                self.marks.insert(name);
             }
         }
     }
 
     pub fn mark_all(&mut self) {
-        for &i in &self.view {
-            self.marks.insert(self.entries[i].name.clone());
-        }
+        let names: Vec<String> = self.shown().map(|e| e.name.clone()).collect();
+        self.marks.extend(names);
     }
 
     /// What an operation applies to: the marked entries, or else the one under the cursor.
@@ -421,9 +467,7 @@ impl Pane {
         if self.marks.is_empty() {
             return self.current().into_iter().collect();
         }
-        self.view
-            .iter()
-            .map(|&i| &self.entries[i])
+        self.shown()
             .filter(|e| self.marks.contains(&e.name))
             .collect()
     }

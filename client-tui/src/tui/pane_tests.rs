@@ -15,11 +15,9 @@ pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
     }
 }
 
+/// The names the view shows, without the `..` row.
 fn names(pane: &Pane) -> Vec<&str> {
-    pane.view
-        .iter()
-        .map(|&i| pane.entries[i].name.as_str())
-        .collect()
+    pane.shown().map(|e| e.name.as_str()).collect()
 }
 
 fn sample() -> Pane {
@@ -144,4 +142,55 @@ fn locations() {
     assert_eq!(resolve_wire("a/b", "../c"), "a/c");
     assert_eq!(resolve_wire("a/b", "/x/y/"), "x/y");
     assert_eq!(resolve_wire("a", "/"), "");
+}
+
+#[test]
+fn dotdot_stays_first_and_is_not_an_entry() {
+    let mut pane = sample();
+    assert_eq!(pane.view[0], PARENT_ROW);
+    // A new directory opens on its first entry; `..` is the row above.
+    assert_eq!(pane.current().unwrap().name, "Alpha");
+    pane.top();
+    assert!(pane.on_parent_row() && pane.current().is_none());
+    assert!(pane.selection().is_empty() && pane.only_parent_selected());
+    // Sorting and filtering keep it first, and the cursor on it.
+    pane.set_sort(SortKey::Size, true);
+    assert!(pane.on_parent_row());
+    pane.set_filter("txt");
+    assert_eq!(pane.view[0], PARENT_ROW);
+    assert_eq!(names(&pane), ["a.txt", "b.txt"]);
+    pane.set_filter("nothing matches this");
+    assert_eq!(pane.view, [PARENT_ROW]);
+    pane.set_filter("");
+    // Marking skips it (the cursor moves on); marking everything leaves it out.
+    pane.top();
+    pane.toggle_mark();
+    assert!(pane.marks.is_empty());
+    assert_eq!(pane.current().unwrap().name, "Alpha");
+    pane.mark_all();
+    pane.invert_marks();
+    pane.invert_marks();
+    assert_eq!(pane.marks.len(), 4);
+    assert!(!pane.only_parent_selected());
+    // A refresh of the same directory while on `..` stays on it.
+    pane.marks.clear();
+    pane.top();
+    let entries = pane.entries.clone();
+    pane.set_listing(Location::Local("/data".into()), entries, None);
+    assert!(pane.on_parent_row());
+}
+
+#[test]
+fn no_dotdot_at_the_root() {
+    let mut pane = Pane::new(Side::Remote, Location::Remote(String::new()));
+    pane.set_listing(
+        Location::Remote(String::new()),
+        vec![entry("a", Kind::File, 1, 1)],
+        None,
+    );
+    assert_eq!(names(&pane), ["a"]);
+    assert_eq!(pane.view.len(), 1);
+    pane.set_listing(Location::Remote("a".into()), Vec::new(), None);
+    assert_eq!(pane.view, [PARENT_ROW]);
+    assert!(pane.on_parent_row());
 }

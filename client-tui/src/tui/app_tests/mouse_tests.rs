@@ -24,13 +24,14 @@ fn mouse_click_double_click_wheel_and_drag() {
     app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 70, 9), t0);
     assert_eq!(app.remote.cursor, 1);
 
-    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 3), t0);
+    // The local pane is not at the root: row 2 is `..`, so its entries start a row lower.
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 4), t0);
     assert_eq!(current(&app), "a.txt");
+    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 4), t0);
+    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 3), t0);
     app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 3), t0);
-    app.on_mouse(mouse(MouseEventKind::Down(MouseButton::Left), 10, 2), t0);
-    app.on_mouse(mouse(MouseEventKind::Up(MouseButton::Left), 10, 2), t0);
     app.on_mouse(
-        mouse(MouseEventKind::Down(MouseButton::Left), 10, 2),
+        mouse(MouseEventKind::Down(MouseButton::Left), 10, 3),
         t0 + Duration::from_millis(200),
     );
     let commands = app.take_effects();
@@ -42,19 +43,19 @@ fn mouse_click_double_click_wheel_and_drag() {
     app.on_key(key(KeyCode::Backspace));
     settle(&mut app);
 
-    app.on_mouse(mouse(MouseEventKind::ScrollDown, 10, 5), t0);
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 10, 6), t0);
     assert_eq!(app.local.offset, 0, "nothing to scroll in four entries");
 
     app.on_mouse(
-        mouse(MouseEventKind::Down(MouseButton::Left), 10, 5),
+        mouse(MouseEventKind::Down(MouseButton::Left), 10, 6),
         t0 + Duration::from_secs(5),
     );
     app.on_mouse(
-        mouse(MouseEventKind::Drag(MouseButton::Left), 40, 5),
+        mouse(MouseEventKind::Drag(MouseButton::Left), 40, 6),
         t0 + Duration::from_secs(5),
     );
     app.on_mouse(
-        mouse(MouseEventKind::Up(MouseButton::Left), 80, 5),
+        mouse(MouseEventKind::Up(MouseButton::Left), 80, 6),
         t0 + Duration::from_secs(5),
     );
     let commands = app.take_effects();
@@ -71,6 +72,42 @@ fn mouse_click_double_click_wheel_and_drag() {
         items,
         &[(PathBuf::from("/home/me/c.log"), "c.log".to_string())]
     );
+}
+
+#[test]
+fn double_click_on_dotdot_goes_up_and_it_cannot_be_dragged() {
+    let mut app = app();
+    let t0 = Instant::now();
+    let down = |column, row| mouse(MouseEventKind::Down(MouseButton::Left), column, row);
+    let up = |column, row| mouse(MouseEventKind::Up(MouseButton::Left), column, row);
+    // A drag from `..` to the other pane copies nothing.
+    app.on_mouse(down(10, 2), t0);
+    assert!(app.local.on_parent_row());
+    app.on_mouse(
+        mouse(MouseEventKind::Drag(MouseButton::Left), 40, 2),
+        t0 + Duration::from_secs(1),
+    );
+    app.on_mouse(up(80, 4), t0 + Duration::from_secs(1));
+    let commands = app.take_effects();
+    assert!(commands.is_empty(), "{commands:?}");
+    // A double click on it lists the parent, with the cursor on the directory left.
+    app.on_mouse(down(10, 2), t0 + Duration::from_secs(5));
+    app.on_mouse(up(10, 2), t0 + Duration::from_secs(5));
+    app.on_mouse(down(10, 2), t0 + Duration::from_millis(5200));
+    let commands = app.take_effects();
+    assert!(
+        matches!(&commands[..], [Effect::List { dir, .. }] if *dir == Location::Local("/home".into())),
+        "{commands:?}"
+    );
+    answer_lists(
+        &mut app,
+        commands,
+        vec![
+            entry("alice", Kind::Dir, 4096, 0),
+            entry("me", Kind::Dir, 4096, 0),
+        ],
+    );
+    assert_eq!(current(&app), "me");
 }
 
 #[test]
