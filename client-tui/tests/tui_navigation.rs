@@ -1,0 +1,69 @@
+//! The real `ferry` TUI in tmux, driven by keys and SGR mouse sequences, for how a user moves
+//! around (#15's "shell and navigation"): the `..` row, the clickable key bar, quick jump.
+//!
+//! tmux is required: without it these tests fail loudly rather than passing without testing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
+use tmux::Desk;
+
+use common::TestServer;
+
+/// Whether some line of `screen` holds the cursor pointer on `name`.
+fn cursor_on(screen: &str, name: &str) -> bool {
+    screen.contains(&format!("› {name}"))
+}
+
+#[test]
+fn dotdot_goes_up_by_key_and_double_click_and_is_never_copied() {
+    let desk = Desk::new();
+    std::fs::create_dir(desk.local.join("sub")).unwrap();
+    std::fs::write(desk.local.join("sub/inner.txt"), b"inner").unwrap();
+    std::fs::write(desk.local.join("top.txt"), b"top").unwrap();
+    let server = TestServer::start();
+    std::fs::create_dir_all(server.path("deep/er")).unwrap();
+    std::fs::write(server.path("deep/x.txt"), b"x").unwrap();
+    let tmux = desk.ferry(&[&server.url("deep")], (120, 30));
+    tmux.wait_for("both panes listed", |s| {
+        s.contains("top.txt") && s.contains("x.txt") && s.contains("connected")
+    });
+    let screen = tmux.screen();
+    // Both panes show `..` first (neither is at its root), the cursor on the first entry.
+    let row = screen.lines().nth(2).unwrap();
+    assert_eq!(row.matches("../").count(), 2, "{screen}");
+    assert!(cursor_on(&screen, "sub/"), "{screen}");
+
+    // Enter into sub, then Home and Enter on `..`: back, the cursor on sub.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("sub listed", |s| cursor_on(s, "inner.txt"));
+    tmux.keys(&["Home"]);
+    tmux.wait_for("the cursor on ..", |s| cursor_on(s, "../"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("back up, on sub", |s| {
+        cursor_on(s, "sub/") && s.contains("top.txt")
+    });
+
+    // F5 on `..` copies nothing and says why.
+    tmux.keys(&["Tab", "Home"]);
+    tmux.wait_for("the remote cursor on ..", |s| cursor_on(s, "../"));
+    tmux.keys(&["F5"]);
+    tmux.wait_for("the refusal", |s| {
+        s.contains("`..` is the parent directory")
+    });
+    assert!(!desk.local.join("deep").exists());
+    assert!(!desk.local.join("..").join("deep").exists());
+
+    // A double click on the remote `..` (screen row 2, SGR row 3) goes to the root, the
+    // cursor on the directory left.
+    for _ in 0..2 {
+        tmux.keys(&["-l", "\x1b[<0;70;3M"]);
+        tmux.keys(&["-l", "\x1b[<0;70;3m"]);
+    }
+    let screen = tmux.wait_for("the remote root", |s| cursor_on(s, "deep/"));
+    assert!(!screen.contains("x.txt"), "{screen}");
+
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
