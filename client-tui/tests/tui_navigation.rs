@@ -67,3 +67,40 @@ fn dotdot_goes_up_by_key_and_double_click_and_is_never_copied() {
     tmux.keys(&["F10"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
+
+/// The 1-based terminal column where `label` starts on the status bar (the last line).
+fn status_column(screen: &str, label: &str) -> usize {
+    let status = screen.trim_end_matches('\n').lines().last().unwrap();
+    let at = status.find(label).expect(label);
+    status[..at].chars().count() + 1
+}
+
+#[test]
+fn a_click_on_the_key_bar_is_the_key() {
+    let desk = Desk::new();
+    let server = TestServer::start();
+    std::fs::write(server.path("here.txt"), b"here").unwrap();
+    let (width, height) = (120, 30);
+    let tmux = desk.ferry(&[&server.url("")], (width, height));
+    tmux.wait_for("connected", |s| {
+        s.contains("here.txt") && s.contains("connected")
+    });
+    tmux.keys(&["Tab"]);
+    // F7 mkdir, clicked on its label: the prompt, as F7 would open.
+    let screen = tmux.screen();
+    let x = status_column(&screen, "F7 mkdir") + 4;
+    let press = format!("\x1b[<0;{x};{height}M");
+    let release = format!("\x1b[<0;{x};{height}m");
+    tmux.keys(&["-l", &press]);
+    tmux.keys(&["-l", &release]);
+    tmux.wait_for("the mkdir prompt", |s| s.contains("New directory"));
+    tmux.keys(&["-l", "clicked"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the new directory", |s| s.contains("clicked/"));
+    assert!(server.path("clicked").is_dir());
+
+    // F10 quit, clicked: ferry exits.
+    let x = status_column(&tmux.screen(), "F10 quit");
+    tmux.keys(&["-l", &format!("\x1b[<0;{x};{height}M")]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}

@@ -32,7 +32,7 @@ use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
 use super::location::{Location, Side};
-use super::mouse::{Gesture, Mouse};
+use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Focus};
@@ -810,10 +810,20 @@ impl App {
             return;
         }
         let areas = self.areas();
-        let Some(gesture) = self.mouse.gesture(event, &areas, self.transfers.selected) else {
+        let hints = self.keymap.bar_hints();
+        let summary = self.conn.summary();
+        let bar = KeyBar {
+            hints: &hints,
+            summary: &summary,
+        };
+        let Some(gesture) = self
+            .mouse
+            .gesture(event, &areas, self.transfers.selected, bar)
+        else {
             return;
         };
         match gesture {
+            Gesture::Key(action) => self.update(action),
             Gesture::Scroll(side, delta) => self.pane_mut(side).scroll(delta),
             Gesture::Job(index) => {
                 if index < self.transfers.jobs.len() {

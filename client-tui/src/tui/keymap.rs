@@ -181,6 +181,18 @@ impl FromStr for Action {
     }
 }
 
+/// The actions the status bar offers, with their short labels, most needed first: the bar
+/// drops hints from the end when it is narrow.
+const KEY_BAR: [(Action, &str); 7] = [
+    (Action::Help, "help"),
+    (Action::Copy, "copy"),
+    (Action::Move, "move"),
+    (Action::Mkdir, "mkdir"),
+    (Action::Delete, "del"),
+    (Action::Connect, "connect"),
+    (Action::Quit, "quit"),
+];
+
 /// One key with its modifiers, normalised so a lookup matches what the terminal sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -420,6 +432,15 @@ impl Keymap {
             .first()
             .map(ToString::to_string)
             .unwrap_or_else(|| "-".to_string())
+    }
+
+    /// The status bar's key hints (`F5 copy`), in order, with the action each stands for: the
+    /// view draws them and a click on one does its action.
+    pub fn bar_hints(&self) -> Vec<(Action, String)> {
+        KEY_BAR
+            .iter()
+            .map(|&(action, label)| (action, format!("{} {label}", self.hint(action))))
+            .collect()
     }
 }
 

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
+use unicode_width::UnicodeWidthStr;
+
+use super::keymap::Action;
 use super::layout::{self, Areas};
 use super::location::Side;
 
@@ -42,16 +45,44 @@ pub enum Gesture {
     Press(Side, Option<usize>),
     /// A drag from one pane released over the other.
     Drop(Drag),
+    /// A click on a key hint in the status bar: what its key does.
+    Key(Action),
+}
+
+/// The status bar as drawn: its key hints (with their actions) and the width of the server
+/// summary before them, which decides how many hints fit.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBar<'a> {
+    pub hints: &'a [(Action, String)],
+    pub summary: &'a str,
+}
+
+impl KeyBar<'_> {
+    /// The action of the hint drawn at `at` in the status bar `status`.
+    fn action_at(&self, status: ratatui::layout::Rect, at: Position) -> Option<Action> {
+        let widths: Vec<usize> = self
+            .hints
+            .iter()
+            .map(|(_, hint)| UnicodeWidthStr::width(hint.as_str()))
+            .collect();
+        let state = UnicodeWidthStr::width(self.summary);
+        layout::key_bar(status, state, &widths)
+            .into_iter()
+            .zip(self.hints)
+            .find(|(rect, _)| rect.contains(at))
+            .map(|(_, &(action, _))| action)
+    }
 }
 
 impl Mouse {
     /// What `event` means on a screen laid out as `areas`, with the transfer panel scrolled to
-    /// show job `selected_job`.
+    /// show job `selected_job` and the status bar showing `bar`.
     pub fn gesture(
         &mut self,
         event: MouseEvent,
         areas: &Areas,
         selected_job: usize,
+        bar: KeyBar<'_>,
     ) -> Option<Gesture> {
         let at = Position::new(event.column, event.row);
         let side = if areas.local.contains(at) {
@@ -78,6 +109,9 @@ impl Mouse {
                         areas.remote
                     };
                     Some(Gesture::Press(side, layout::pane_row(area, event.row)))
+                }
+                None if areas.status.contains(at) => {
+                    bar.action_at(areas.status, at).map(Gesture::Key)
                 }
                 None => {
                     let panel = areas.transfers.filter(|panel| panel.contains(at))?;

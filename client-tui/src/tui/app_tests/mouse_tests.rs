@@ -124,3 +124,62 @@ fn clicking_a_job_selects_it() {
     assert_eq!(app.focus, Focus::Transfers);
     assert_eq!(app.transfers.selected, 0);
 }
+
+/// The status bar as drawn at the app's size, and the column where `label` starts in it.
+fn drawn_column(app: &mut App, label: &str) -> Option<u16> {
+    app.sync_layout();
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(app.size.0, app.size.1)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, &app.view())).unwrap();
+    let buffer = terminal.backend().buffer();
+    let y = app.size.1 - 1;
+    let row: Vec<String> = (0..app.size.0)
+        .map(|x| buffer[(x, y)].symbol().to_string())
+        .collect();
+    (0..app.size.0).find(|&x| {
+        label.chars().enumerate().all(|(i, c)| {
+            row.get(usize::from(x) + i)
+                .is_some_and(|s| *s == c.to_string())
+        })
+    })
+}
+
+#[test]
+fn a_click_on_a_key_hint_does_what_the_key_does() {
+    let click = |app: &mut App, x, y| {
+        app.on_mouse(
+            mouse(MouseEventKind::Down(MouseButton::Left), x, y),
+            Instant::now(),
+        );
+    };
+    let mut app = app();
+    app.resize(120, 30);
+    // F7 mkdir: a click on its last letter opens the prompt, as F7 does.
+    let x = drawn_column(&mut app, "F7 mkdir").expect("F7 is drawn");
+    click(&mut app, x + 7, 29);
+    assert!(
+        matches!(app.dialog, Some(Dialog::Input { .. })),
+        "{:?}",
+        app.dialog
+    );
+    app.on_key(key(KeyCode::Esc));
+    // The gap before it and the server summary do nothing.
+    click(&mut app, x - 1, 29);
+    click(&mut app, 2, 29);
+    assert!(app.dialog.is_none(), "{:?}", app.dialog);
+    let x = drawn_column(&mut app, "F10 quit").expect("F10 is drawn");
+    click(&mut app, x, 29);
+    assert!(app.should_quit);
+
+    // Narrower, with hints dropped: the clicks follow what is drawn.
+    let mut narrow = super::app();
+    narrow.resize(80, 24);
+    assert_eq!(drawn_column(&mut narrow, "F9 connect"), None);
+    let x = drawn_column(&mut narrow, "F1 help").expect("F1 is drawn");
+    click(&mut narrow, x + 3, 23);
+    assert!(
+        matches!(narrow.dialog, Some(Dialog::Help { .. })),
+        "{:?}",
+        narrow.dialog
+    );
+}
