@@ -104,3 +104,24 @@ fn a_click_on_the_key_bar_is_the_key() {
     tmux.keys(&["-l", &format!("\x1b[<0;{x};{height}M")]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
+
+#[test]
+fn typing_the_start_of_a_name_jumps_to_it_and_bound_keys_stay_keys() {
+    let desk = Desk::new();
+    for name in ["alpha.txt", "quarterly.csv", "readme.md", "report.pdf", "zeta"] {
+        std::fs::write(desk.local.join(name), name).unwrap();
+    }
+    let server = TestServer::start();
+    let tmux = desk.ferry(&[&server.url("")], (120, 30));
+    tmux.wait_for("listed", |s| s.contains("zeta") && s.contains("connected"));
+    // `t` (the transfer list's key) ends `report`: it is part of the name here.
+    tmux.keys(&["-l", "REPORT"]);
+    tmux.wait_for("the cursor on report.pdf", |s| {
+        cursor_on(s, "report.pdf") && s.contains("»REPORT")
+    });
+    // The prefix leaves the footer after the pause; then `q` quits, as bound, rather than
+    // jumping to quarterly.csv.
+    tmux.wait_for("the prefix gone", |s| !s.contains("»REPORT"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}

@@ -14,7 +14,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
 use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::Rect;
 
@@ -84,6 +84,17 @@ pub struct App {
     outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
+}
+
+/// The character a key types, for quick jump: none with Ctrl or Alt held.
+fn printable(key: &KeyEvent) -> Option<char> {
+    let held = KeyModifiers::CONTROL | KeyModifiers::ALT;
+    match key.code {
+        KeyCode::Char(c) if !key.modifiers.intersects(held) && !c.is_control() && c != ' ' => {
+            Some(c)
+        }
+        _ => None,
+    }
 }
 
 impl App {
@@ -294,9 +305,32 @@ impl App {
 
     /// A key press. Dialogs, conflicts and the filter see keys before the keymap does.
     pub fn on_key(&mut self, key: KeyEvent) {
+        self.on_key_at(key, Instant::now());
+    }
+
+    /// [`Self::on_key`] at `now`, which tells quick jump's letters of one name apart from
+    /// keys typed after a pause.
+    pub fn on_key_at(&mut self, key: KeyEvent, now: Instant) {
         if key.kind != KeyEventKind::Press {
             return;
         }
+        let jumping = match (self.focus, printable(&key)) {
+            (Focus::Pane(side), Some(c))
+                if self.dialog.is_none()
+                    && self.conflicts.is_empty()
+                    && self.filtering.is_none() =>
+            {
+                let bound = self.keymap.action(&key).is_some();
+                self.pane_mut(side).jump_key(c, bound, now)
+            }
+            _ => false,
+        };
+        if jumping {
+            return;
+        }
+        // Any other key ends a jump: its next letter starts over.
+        self.local.jump = None;
+        self.remote.jump = None;
         if self.dialog.is_some() {
             self.dialog_key(key);
         } else if !self.conflicts.is_empty() {
@@ -308,6 +342,13 @@ impl App {
         } else if key.code == KeyCode::Esc {
             self.escape();
         }
+    }
+
+    /// The passing of time at `now`: a quick jump whose pause is over leaves the footer.
+    /// Returns whether the screen changed.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        let local = self.local.jump_expired(now);
+        self.remote.jump_expired(now) || local
     }
 
     fn escape(&mut self) {

@@ -559,3 +559,40 @@ fn enter_on_dotdot_goes_up_and_entry_keys_say_why_they_skip_it() {
     assert_eq!(app.local.dir, Location::Local("/home".into()));
     assert_eq!(current(&app), "me");
 }
+
+#[test]
+fn quick_jump_takes_unbound_letters_and_leaves_bound_keys_alone() {
+    let mut app = app();
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    // `b` is bound to nothing: the cursor jumps to b.bin.
+    app.on_key_at(ch('b'), ms(0));
+    assert_eq!(current(&app), "b.bin");
+    // `.` is bound (hidden files) but continues `b.bin` within the pause: part of the name.
+    app.on_key_at(ch('.'), ms(300));
+    assert_eq!(current(&app), "b.bin");
+    assert!(!app.local.show_hidden);
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, &app.view())).unwrap();
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("»b."), "{screen}");
+    // `j` continues no name: it moves down, as bound, and ends the jump.
+    app.on_key_at(ch('j'), ms(600));
+    assert_eq!(current(&app), "c.log");
+    assert!(app.local.jump.is_none());
+    // After a pause, `c` is the connect key, not a jump to c.log.
+    app.on_key_at(ch('a'), ms(1000));
+    assert_eq!(current(&app), "a.txt");
+    assert!(!app.tick(ms(1900)));
+    assert!(app.tick(ms(2100)), "the pause is over: the footer changes");
+    app.on_key_at(ch('c'), ms(2200));
+    assert!(
+        matches!(app.dialog, Some(Dialog::Connect { .. })),
+        "{:?}",
+        app.dialog
+    );
+    assert_eq!(current(&app), "a.txt");
+    // Keys typed into a dialog are not jumps.
+    app.on_key_at(ch('d'), ms(2300));
+    assert_eq!(current(&app), "a.txt");
+}

@@ -95,6 +95,7 @@ where
             }
             _ = tick.tick() => {
                 dirty |= std::mem::take(&mut news);
+                dirty |= app.tick(Instant::now());
             }
         }
     }

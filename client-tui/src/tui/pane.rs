@@ -7,6 +7,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use ferry_protocol::{Entry, Kind};
 use serde::Deserialize;
@@ -47,6 +48,21 @@ impl SortKey {
 /// an entry of the listing, and sits first whatever the sort and the filter, so going up is
 /// always one row above the first name.
 pub const PARENT_ROW: usize = usize::MAX;
+
+/// How long quick jump waits for the next letter of a name before a key starts over.
+pub const JUMP_PAUSE: Duration = Duration::from_millis(1000);
+
+/// Typing the start of a name to move the cursor to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuickJump {
+    /// What was typed, shown in the pane's footer.
+    pub prefix: String,
+    /// When the last letter came: a pause longer than [`JUMP_PAUSE`] ends the jump.
+    pub last: Instant,
+    /// The last letter typed, when no name starts with `prefix` and it: kept out of the
+    /// prefix, shown so the user sees the miss.
+    pub missed: Option<char>,
+}
 
 /// Whether every character of `needle` appears in `haystack` in order, ignoring case.
 pub fn fuzzy_match(needle: &str, haystack: &str) -> bool {
@@ -137,6 +153,8 @@ pub struct Pane {
     pub error: Option<String>,
     /// Whether a listing has ever arrived.
     pub loaded: bool,
+    /// The start of a name being typed.
+    pub jump: Option<QuickJump>,
 }
 
 impl Pane {
@@ -157,6 +175,7 @@ impl Pane {
             pending: None,
             error: None,
             loaded: false,
+            jump: None,
         }
     }
 
@@ -347,6 +366,67 @@ impl Pane {
             _ => return false,
         }
         true
+    }
+
+    /// A printable key `c` typed at `now`, which the keymap binds (`bound`) or not: `true` if it
+    /// went to quick jump. An unbound key starts a jump or adds to one; a bound key adds to a
+    /// jump only while it runs (the last letter less than [`JUMP_PAUSE`] ago) and some name
+    /// starts with the longer prefix, so `t` finishes `report` but does its own action
+    /// otherwise. The cursor goes to the first entry (in view order) whose name starts with the
+    /// prefix, ignoring case; an unbound letter that matches nothing is kept out of the prefix
+    /// and the footer says so.
+    pub fn jump_key(&mut self, c: char, bound: bool, now: Instant) -> bool {
+        let running = self
+            .jump
+            .take()
+            .filter(|jump| now.saturating_duration_since(jump.last) <= JUMP_PAUSE);
+        let typed = running.as_ref().map_or("", |jump| jump.prefix.as_str());
+        if running.is_none() && bound {
+            return false;
+        }
+        let prefix = format!("{typed}{c}");
+        match self.first_starting_with(&prefix) {
+            Some(row) => {
+                self.cursor = row;
+                self.scroll_to_cursor();
+                self.jump = Some(QuickJump {
+                    prefix,
+                    last: now,
+                    missed: None,
+                });
+                true
+            }
+            None if bound => false,
+            None => {
+                self.jump = Some(QuickJump {
+                    prefix: typed.to_string(),
+                    last: now,
+                    missed: Some(c),
+                });
+                true
+            }
+        }
+    }
+
+    /// Ends quick jump when its pause is over at `now`: `true` if that changed the footer.
+    pub fn jump_expired(&mut self, now: Instant) -> bool {
+        let over = self
+            .jump
+            .as_ref()
+            .is_some_and(|jump| now.saturating_duration_since(jump.last) > JUMP_PAUSE);
+        if over {
+            self.jump = None;
+        }
+        over
+    }
+
+    /// The first row whose entry's name starts with `prefix`, ignoring case.
+    fn first_starting_with(&self, prefix: &str) -> Option<usize> {
+        let prefix = prefix.to_lowercase();
+        (0..self.view.len()).find(|&row| {
+            self.entry_at(row)
+                .is_some_and(|e| e.name.to_lowercase().starts_with(&prefix))
+        })
     }
 
     /// Sorts by `key`; by the same key again, the other way round.

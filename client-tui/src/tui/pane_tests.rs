@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::tui::location::resolve_wire;
+use std::time::{Duration, Instant};
 
 pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
     Entry {
@@ -193,4 +194,42 @@ fn no_dotdot_at_the_root() {
     pane.set_listing(Location::Remote("a".into()), Vec::new(), None);
     assert_eq!(pane.view, [PARENT_ROW]);
     assert!(pane.on_parent_row());
+}
+
+#[test]
+fn quick_jump_follows_the_typed_start_of_a_name() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut pane = sample();
+    pane.entries.push(entry("beta.md", Kind::File, 1, 1));
+    pane.entries.push(entry("bz", Kind::File, 1, 1));
+    pane.set_sort(SortKey::Name, false);
+    // Unbound letters start and extend; case is ignored; the first name in view order wins.
+    assert!(pane.jump_key('B', false, ms(0)));
+    assert_eq!(pane.current().unwrap().name, "b.txt");
+    assert!(pane.jump_key('e', false, ms(500)));
+    assert_eq!(pane.current().unwrap().name, "beta.md");
+    assert_eq!(pane.jump.as_ref().unwrap().prefix, "Be");
+    // A letter no name continues with is kept out of the prefix and shown as a miss.
+    assert!(pane.jump_key('q', false, ms(900)));
+    assert_eq!(pane.current().unwrap().name, "beta.md");
+    let jump = pane.jump.clone().unwrap();
+    assert_eq!((jump.prefix.as_str(), jump.missed), ("Be", Some('q')));
+    // A bound key continues a running jump only when a name continues with it.
+    assert!(pane.jump_key('t', true, ms(1500)));
+    assert_eq!(pane.current().unwrap().name, "beta.md");
+    assert!(
+        !pane.jump_key('j', true, ms(1600)),
+        "no name starts with `betj`"
+    );
+    // After a pause a bound key is its own again, and an unbound one starts over.
+    pane.jump = None;
+    assert!(pane.jump_key('z', false, ms(2000)));
+    assert_eq!(pane.current().unwrap().name, "zeta");
+    assert!(!pane.jump_key('t', true, ms(3100)));
+    assert!(pane.jump_key('a', false, ms(4200)));
+    assert_eq!(pane.current().unwrap().name, "Alpha");
+    assert!(!pane.jump_expired(ms(5200)));
+    assert!(pane.jump_expired(ms(5201)));
+    assert!(pane.jump.is_none());
 }

@@ -288,6 +288,13 @@ fn footer<'a>(view: &View, pane: &Pane, focused: bool) -> Line<'a> {
             Style::default().fg(theme.dim),
         ));
     }
+    if let Some(jump) = &pane.jump {
+        let text = match jump.missed {
+            Some(c) => format!(" »{}{c}: no match ", jump.prefix),
+            None => format!(" »{} ", jump.prefix),
+        };
+        spans.push(Span::styled(text, Style::default().fg(theme.header)));
+    }
     match (&view.filtering, focused) {
         (Some(input), true) => spans.push(Span::styled(
             format!(" /{}▏", input.text()),
