@@ -108,7 +108,13 @@ fn a_click_on_the_key_bar_is_the_key() {
 #[test]
 fn typing_the_start_of_a_name_jumps_to_it_and_bound_keys_stay_keys() {
     let desk = Desk::new();
-    for name in ["alpha.txt", "quarterly.csv", "readme.md", "report.pdf", "zeta"] {
+    for name in [
+        "alpha.txt",
+        "quarterly.csv",
+        "readme.md",
+        "report.pdf",
+        "zeta",
+    ] {
         std::fs::write(desk.local.join(name), name).unwrap();
     }
     let server = TestServer::start();
@@ -124,4 +130,74 @@ fn typing_the_start_of_a_name_jumps_to_it_and_bound_keys_stay_keys() {
     tmux.wait_for("the prefix gone", |s| !s.contains("»REPORT"));
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
+
+#[test]
+fn ctrl_z_suspends_to_the_shell_and_fg_brings_it_back_intact() {
+    tmux::require_tmux();
+    let desk = Desk::new();
+    std::fs::write(desk.local.join("kept.txt"), b"kept").unwrap();
+    std::fs::write(desk.local.join("other.txt"), b"other").unwrap();
+    let server = TestServer::start();
+    // An interactive shell with job control, as a user has: ferry is started from it.
+    let tmux = tmux::Tmux {
+        socket: desk.tmp.path().join("tmux.sock"),
+    };
+    let out = tmux.run(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "env PS1='shell$ ' bash --norc --noprofile -i",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    tmux.wait_for("the shell", |s| s.contains("shell$"));
+    let line = format!(
+        "cd '{}' && env -u XDG_CONFIG_HOME -u XDG_STATE_HOME -u XDG_DATA_HOME \
+         -u FERRY_TOKEN -u FERRY_PASSWORD HOME='{}' '{}' '{}'",
+        desk.local.display(),
+        desk.home.display(),
+        env!("CARGO_BIN_EXE_ferry"),
+        server.url("")
+    );
+    tmux.keys(&["-l", &line]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("ferry", |s| {
+        s.contains("other.txt") && s.contains("connected")
+    });
+    tmux.keys(&["Space"]);
+    tmux.wait_for("kept.txt marked", |s| s.contains("1 marked"));
+
+    tmux.keys(&["C-z"]);
+    let screen = tmux.wait_for("the shell back", |s| s.contains("Stopped"));
+    assert!(
+        !screen.contains("1 marked"),
+        "the TUI is still on screen:\n{screen}"
+    );
+    let alternate = tmux.run(&["display", "-p", "-t", "t", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+    // The shell works while ferry is stopped.
+    tmux.keys(&["-l", "echo while-stopped"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the shell's answer", |s| s.contains("\nwhile-stopped"));
+
+    tmux.keys(&["-l", "fg"]);
+    tmux.keys(&["Enter"]);
+    // Intact (the mark, the cursor) and drawn whole over what the shell printed.
+    let screen = tmux.wait_for("ferry again", |s| {
+        s.contains("1 marked") && s.contains("› other.txt")
+    });
+    assert!(!screen.contains("while-stopped"), "{screen}");
+    tmux.keys(&["Up"]);
+    tmux.wait_for("keys work", |s| s.contains("›*kept.txt"));
+    tmux.keys(&["F10"]);
+    tmux.wait_for("ferry ended", |s| {
+        s.contains("shell$") && !s.contains("1 marked")
+    });
 }

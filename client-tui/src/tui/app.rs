@@ -449,6 +449,7 @@ impl App {
                 self.follow_jobs();
             }
             Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::Suspend => self.outbox.push(Effect::Suspend),
             Action::Quit => {
                 let running = self.transfers.running().count();
                 if running == 0 {

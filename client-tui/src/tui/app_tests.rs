@@ -596,3 +596,14 @@ fn quick_jump_takes_unbound_letters_and_leaves_bound_keys_alone() {
     app.on_key_at(ch('d'), ms(2300));
     assert_eq!(current(&app), "a.txt");
 }
+
+#[test]
+fn ctrl_z_asks_the_loop_to_suspend_and_changes_nothing_else() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Down));
+    app.on_key(ctrl('z'));
+    let commands = app.take_effects();
+    assert!(matches!(&commands[..], [Effect::Suspend]), "{commands:?}");
+    assert_eq!(current(&app), "a.txt");
+    assert!(app.dialog.is_none() && !app.should_quit);
+}

@@ -50,12 +50,13 @@ pub enum Action {
     ClearFinished,
     Partials,
     Help,
+    Suspend,
     Quit,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 34] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -88,6 +89,7 @@ impl Action {
         Action::ClearFinished,
         Action::Partials,
         Action::Help,
+        Action::Suspend,
         Action::Quit,
     ];
 
@@ -126,6 +128,7 @@ impl Action {
             Action::ClearFinished => "clear_finished",
             Action::Partials => "partials",
             Action::Help => "help",
+            Action::Suspend => "suspend",
             Action::Quit => "quit",
         }
     }
@@ -165,6 +168,7 @@ impl Action {
             Action::ClearFinished => "clear finished transfers",
             Action::Partials => "remote partial uploads",
             Action::Help => "this help",
+            Action::Suspend => "suspend to the shell (fg resumes)",
             Action::Quit => "quit",
         }
     }
