@@ -386,8 +386,10 @@ impl App {
                 self.focus = Focus::Pane(next);
                 self.last_pane = next;
             }
+            // Rename acts on the cursor's entry even with marks.
             Action::Copy | Action::Move | Action::Delete | Action::Rename
-                if self.pane(side).only_parent_selected() =>
+                if self.pane(side).only_parent_selected()
+                    || (action == Action::Rename && self.pane(side).on_parent_row()) =>
             {
                 self.error("`..` is the parent directory, not an entry: it cannot be copied, moved, deleted or renamed");
             }

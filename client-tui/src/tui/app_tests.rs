@@ -532,8 +532,11 @@ fn enter_on_dotdot_goes_up_and_entry_keys_say_why_they_skip_it() {
         let commands = app.take_effects();
         assert!(commands.is_empty(), "{k:?}: {commands:?}");
     }
-    // With marks, F5 copies the marks, wherever the cursor is.
+    // With marks, F5 copies the marks, wherever the cursor is; F2 still means `..`.
     app.local.marks.insert("a.txt".into());
+    app.banner = None;
+    app.on_key(key(KeyCode::F(2)));
+    assert!(app.dialog.is_none() && banner_text(&app).contains("`..`"));
     app.on_key(key(KeyCode::F(5)));
     let commands = app.take_effects();
     assert!(
