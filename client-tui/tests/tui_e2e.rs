@@ -77,14 +77,14 @@ fn upload_and_download_in_tmux() {
     );
 
     // Drag and drop with the mouse (SGR sequences, 1-based): press on the local pane's
-    // entry after download.bin (screen row 4), drag, release over the remote pane.
+    // entry after `..` and download.bin (screen row 4), drag, release over the remote pane.
     std::fs::write(local.join("dragged.txt"), b"dropped here").unwrap();
     tmux.keys(&["Tab"]);
     tmux.keys(&["C-r"]);
     tmux.wait_for("the new local file", |s| s.contains("dragged.txt"));
-    tmux.keys(&["-l", "\x1b[<0;10;4M"]);
-    tmux.keys(&["-l", "\x1b[<32;40;4M"]);
-    tmux.keys(&["-l", "\x1b[<0;80;4m"]);
+    tmux.keys(&["-l", "\x1b[<0;10;5M"]);
+    tmux.keys(&["-l", "\x1b[<32;40;5M"]);
+    tmux.keys(&["-l", "\x1b[<0;80;5m"]);
     wait_for_file(&root.join("dragged.txt"), b"dropped here", &tmux);
     tmux.wait_for("the drop verified", |s| s.contains("#3 ✓ dragged.txt"));
 

@@ -45,7 +45,8 @@ fn local_errors_carry_a_code_and_a_wrapped_delete_question_keeps_its_keys() {
     tmux.keys(&["Escape"]);
 
     // Two marked directories: the question takes two rows and the keys still show.
-    tmux.keys(&["Home"]);
+    // Home is `..`, one row above the first entry.
+    tmux.keys(&["Home", "Down"]);
     tmux.keys(&["Space"]);
     tmux.keys(&["Space"]);
     tmux.wait_for("two marked", |s| s.contains("2 marked"));

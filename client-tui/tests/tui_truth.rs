@@ -153,7 +153,8 @@ fn deleting_what_a_running_upload_reads_is_refused_and_names_it() {
     tmux.wait_for("both panes", |s| {
         s.contains("big/") && s.contains("connected")
     });
-    tmux.keys(&["Home"]);
+    // The local pane's top row is `..`: big/ is the one below.
+    tmux.keys(&["Home", "Down"]);
     tmux.keys(&["F5"]);
     wait_until("the upload under way", || server.path("big").is_dir());
     tmux.keys(&["F8"]);

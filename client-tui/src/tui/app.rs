@@ -14,7 +14,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent};
 use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::Rect;
 
@@ -32,7 +32,7 @@ use super::jobs::{JobKey, TransferList};
 use super::keymap::{Action, Keymap};
 use super::layout;
 use super::location::{Location, Side};
-use super::mouse::{Gesture, Mouse};
+use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Focus};
@@ -84,6 +84,17 @@ pub struct App {
     outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
+}
+
+/// The character a key types, for quick jump: none with Ctrl or Alt held.
+fn printable(key: &KeyEvent) -> Option<char> {
+    let held = KeyModifiers::CONTROL | KeyModifiers::ALT;
+    match key.code {
+        KeyCode::Char(c) if !key.modifiers.intersects(held) && !c.is_control() && c != ' ' => {
+            Some(c)
+        }
+        _ => None,
+    }
 }
 
 impl App {
@@ -294,9 +305,32 @@ impl App {
 
     /// A key press. Dialogs, conflicts and the filter see keys before the keymap does.
     pub fn on_key(&mut self, key: KeyEvent) {
+        self.on_key_at(key, Instant::now());
+    }
+
+    /// [`Self::on_key`] at `now`, which tells quick jump's letters of one name apart from
+    /// keys typed after a pause.
+    pub fn on_key_at(&mut self, key: KeyEvent, now: Instant) {
         if key.kind != KeyEventKind::Press {
             return;
         }
+        let jumping = match (self.focus, printable(&key)) {
+            (Focus::Pane(side), Some(c))
+                if self.dialog.is_none()
+                    && self.conflicts.is_empty()
+                    && self.filtering.is_none() =>
+            {
+                let bound = self.keymap.action(&key).is_some();
+                self.pane_mut(side).jump_key(c, bound, now)
+            }
+            _ => false,
+        };
+        if jumping {
+            return;
+        }
+        // Any other key ends a jump: its next letter starts over.
+        self.local.jump = None;
+        self.remote.jump = None;
         if self.dialog.is_some() {
             self.dialog_key(key);
         } else if !self.conflicts.is_empty() {
@@ -308,6 +342,13 @@ impl App {
         } else if key.code == KeyCode::Esc {
             self.escape();
         }
+    }
+
+    /// The passing of time at `now`: a quick jump whose pause is over leaves the footer.
+    /// Returns whether the screen changed.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        let local = self.local.jump_expired(now);
+        self.remote.jump_expired(now) || local
     }
 
     fn escape(&mut self) {
@@ -344,6 +385,13 @@ impl App {
                 let next = side.other();
                 self.focus = Focus::Pane(next);
                 self.last_pane = next;
+            }
+            // Rename acts on the cursor's entry even with marks.
+            Action::Copy | Action::Move | Action::Delete | Action::Rename
+                if self.pane(side).only_parent_selected()
+                    || (action == Action::Rename && self.pane(side).on_parent_row()) =>
+            {
+                self.error("`..` is the parent directory, not an entry: it cannot be copied, moved, deleted or renamed");
             }
             Action::Copy => self.transfer(side, false, None),
             Action::Move => self.transfer(side, true, None),
@@ -403,6 +451,7 @@ impl App {
                 self.follow_jobs();
             }
             Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::Suspend => self.outbox.push(Effect::Suspend),
             Action::Quit => {
                 let running = self.transfers.running().count();
                 if running == 0 {
@@ -456,6 +505,9 @@ impl App {
 
     fn enter(&mut self, side: Side) {
         let pane = self.pane(side);
+        if pane.on_parent_row() {
+            return self.parent(side);
+        }
         let Some(entry) = pane.current() else { return };
         if !entry.is_dir_like() {
             return;
@@ -802,10 +854,20 @@ impl App {
             return;
         }
         let areas = self.areas();
-        let Some(gesture) = self.mouse.gesture(event, &areas, self.transfers.selected) else {
+        let hints = self.keymap.bar_hints();
+        let summary = self.conn.summary();
+        let bar = KeyBar {
+            hints: &hints,
+            summary: &summary,
+        };
+        let Some(gesture) = self
+            .mouse
+            .gesture(event, &areas, self.transfers.selected, bar)
+        else {
             return;
         };
         match gesture {
+            Gesture::Key(action) => self.update(action),
             Gesture::Scroll(side, delta) => self.pane_mut(side).scroll(delta),
             Gesture::Job(index) => {
                 if index < self.transfers.jobs.len() {
@@ -826,7 +888,7 @@ impl App {
                 };
                 pane.cursor = index;
                 pane.scroll_to_cursor();
-                let name = pane.current().map(|e| e.name.clone()).unwrap_or_default();
+                let name = pane.current().map(|e| e.name.clone());
                 if self.mouse.clicked(now, side, index, name) {
                     self.enter(side);
                 }

@@ -168,7 +168,10 @@ fn cursor_moves_and_tab_switches_panes() {
     assert_eq!(current(&app), "a.txt");
     app.on_key(key(KeyCode::End));
     assert_eq!(current(&app), "c.log");
+    // Home is the top row: `..`, above the first entry.
     app.on_key(key(KeyCode::Home));
+    assert!(app.local.on_parent_row());
+    app.on_key(ch('j'));
     assert_eq!(current(&app), "docs");
     app.on_key(key(KeyCode::Tab));
     assert_eq!(app.focus, Focus::Pane(Side::Remote));
@@ -271,7 +274,7 @@ fn submitted(app: &mut App) -> JobKey {
 fn filter_as_you_type() {
     let mut app = app();
     press_all(&mut app, &[ch('/'), ch('b'), ch('n')]);
-    assert_eq!(app.local.view.len(), 1);
+    assert_eq!(app.local.shown().count(), 1);
     assert_eq!(current(&app), "b.bin");
     // While filtering, letters are text, not commands.
     app.on_key(ch('q'));
@@ -281,7 +284,7 @@ fn filter_as_you_type() {
     assert!(app.filtering.is_none());
     assert_eq!(app.local.filter, "bn");
     app.on_key(key(KeyCode::Esc));
-    assert_eq!(app.local.view.len(), 4);
+    assert_eq!(app.local.shown().count(), 4);
 }
 
 #[test]
@@ -510,3 +513,100 @@ mod jobs_tests;
 mod link_tests;
 #[path = "app_tests/mouse_tests.rs"]
 mod mouse_tests;
+
+#[test]
+fn enter_on_dotdot_goes_up_and_entry_keys_say_why_they_skip_it() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Home));
+    assert!(app.local.on_parent_row());
+    for k in [
+        key(KeyCode::F(5)),
+        key(KeyCode::F(6)),
+        key(KeyCode::F(8)),
+        key(KeyCode::F(2)),
+    ] {
+        app.banner = None;
+        app.on_key(k);
+        assert!(app.dialog.is_none(), "{k:?} opened {:?}", app.dialog);
+        assert!(banner_text(&app).contains("`..`"), "{k:?}");
+        let commands = app.take_effects();
+        assert!(commands.is_empty(), "{k:?}: {commands:?}");
+    }
+    // With marks, F5 copies the marks, wherever the cursor is; F2 still means `..`.
+    app.local.marks.insert("a.txt".into());
+    app.banner = None;
+    app.on_key(key(KeyCode::F(2)));
+    assert!(app.dialog.is_none() && banner_text(&app).contains("`..`"));
+    app.on_key(key(KeyCode::F(5)));
+    let commands = app.take_effects();
+    assert!(
+        matches!(&commands[..], [Effect::Submit { .. }]),
+        "{commands:?}"
+    );
+    app.on_key(key(KeyCode::Home));
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_effects();
+    assert!(
+        matches!(&commands[..], [Effect::List { dir, .. }] if *dir == Location::Local("/home".into())),
+        "{commands:?}"
+    );
+    answer_lists(
+        &mut app,
+        commands,
+        vec![
+            entry("alice", Kind::Dir, 4096, 0),
+            entry("me", Kind::Dir, 4096, 0),
+            entry("zed", Kind::Dir, 4096, 0),
+        ],
+    );
+    assert_eq!(app.local.dir, Location::Local("/home".into()));
+    assert_eq!(current(&app), "me");
+}
+
+#[test]
+fn quick_jump_takes_unbound_letters_and_leaves_bound_keys_alone() {
+    let mut app = app();
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    // `b` is bound to nothing: the cursor jumps to b.bin.
+    app.on_key_at(ch('b'), ms(0));
+    assert_eq!(current(&app), "b.bin");
+    // `.` is bound (hidden files) but continues `b.bin` within the pause: part of the name.
+    app.on_key_at(ch('.'), ms(300));
+    assert_eq!(current(&app), "b.bin");
+    assert!(!app.local.show_hidden);
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, &app.view())).unwrap();
+    let screen = format!("{}", terminal.backend());
+    assert!(screen.contains("»b."), "{screen}");
+    // `j` continues no name: it moves down, as bound, and ends the jump.
+    app.on_key_at(ch('j'), ms(600));
+    assert_eq!(current(&app), "c.log");
+    assert!(app.local.jump.is_none());
+    // After a pause, `c` is the connect key, not a jump to c.log.
+    app.on_key_at(ch('a'), ms(1000));
+    assert_eq!(current(&app), "a.txt");
+    assert!(!app.tick(ms(1900)));
+    assert!(app.tick(ms(2100)), "the pause is over: the footer changes");
+    app.on_key_at(ch('c'), ms(2200));
+    assert!(
+        matches!(app.dialog, Some(Dialog::Connect { .. })),
+        "{:?}",
+        app.dialog
+    );
+    assert_eq!(current(&app), "a.txt");
+    // Keys typed into a dialog are not jumps.
+    app.on_key_at(ch('d'), ms(2300));
+    assert_eq!(current(&app), "a.txt");
+}
+
+#[test]
+fn ctrl_z_asks_the_loop_to_suspend_and_changes_nothing_else() {
+    let mut app = app();
+    app.on_key(key(KeyCode::Down));
+    app.on_key(ctrl('z'));
+    let commands = app.take_effects();
+    assert!(matches!(&commands[..], [Effect::Suspend]), "{commands:?}");
+    assert_eq!(current(&app), "a.txt");
+    assert!(app.dialog.is_none() && !app.should_quit);
+}

@@ -40,17 +40,37 @@ pub async fn run(
     app: App,
     endpoint: Endpoint,
 ) -> anyhow::Result<()> {
-    run_with(terminal, app, endpoint, EventStream::new()).await?;
+    run_with(terminal, app, endpoint, EventStream::new(), suspend).await?;
     Ok(())
 }
 
+/// Ctrl+Z: gives the terminal back as it was, stops ferry with SIGTSTP as a shell job, and
+/// when `fg` continues it, takes the screen back and has it drawn whole (the shell drew over
+/// it). Transfers pause with the process and go on after.
+fn suspend(terminal: &mut DefaultTerminal) -> std::io::Result<()> {
+    crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture)?;
+    ratatui::restore();
+    let stopped =
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TSTP);
+    // Here again after SIGCONT (or at once, if the signal could not be sent).
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::event::EnableMouseCapture
+    )?;
+    terminal.clear()?;
+    stopped.map_err(std::io::Error::from)
+}
+
 /// The loop itself, over any backend and event source, so tests can drive it without a
-/// terminal. Returns the final state.
+/// terminal; `suspend` is what Ctrl+Z does to the terminal. Returns the final state.
 pub async fn run_with<B, S>(
     terminal: &mut Terminal<B>,
     mut app: App,
     endpoint: Endpoint,
     mut events: S,
+    mut suspend: impl FnMut(&mut Terminal<B>) -> std::io::Result<()>,
 ) -> anyhow::Result<App>
 where
     B: Backend,
@@ -68,6 +88,13 @@ where
     let mut news = false;
     loop {
         for effect in app.take_effects() {
+            if let Effect::Suspend = effect {
+                if let Err(error) = suspend(terminal) {
+                    app.error(format!("Cannot suspend: {error}"));
+                }
+                dirty = true;
+                continue;
+            }
             execute(effect, &mut app, &mut conns, &msg_tx);
         }
         if app.should_quit {
@@ -95,6 +122,7 @@ where
             }
             _ = tick.tick() => {
                 dirty |= std::mem::take(&mut news);
+                dirty |= app.tick(Instant::now());
             }
         }
     }
@@ -252,6 +280,8 @@ fn execute(
         Effect::DiscardPartials { dir, paths } => {
             to_remote(conns, RemoteRequest::Discard { dir, paths });
         }
+        // The loop suspends before it gets here: it holds the terminal.
+        Effect::Suspend => {}
         Effect::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }
@@ -376,7 +406,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1000)).await;
             keys_tx.send(press(KeyCode::Char('q'))).unwrap();
         };
-        let (result, ()) = tokio::join!(run_with(&mut terminal, app, endpoint, events), driver);
+        let (result, ()) = tokio::join!(
+            run_with(&mut terminal, app, endpoint, events, |_| Ok(())),
+            driver
+        );
         let app = result.unwrap();
         assert!(app.should_quit);
         assert_eq!(app.transfers.jobs.len(), 2);

@@ -50,12 +50,13 @@ pub enum Action {
     ClearFinished,
     Partials,
     Help,
+    Suspend,
     Quit,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 34] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -88,6 +89,7 @@ impl Action {
         Action::ClearFinished,
         Action::Partials,
         Action::Help,
+        Action::Suspend,
         Action::Quit,
     ];
 
@@ -126,6 +128,7 @@ impl Action {
             Action::ClearFinished => "clear_finished",
             Action::Partials => "partials",
             Action::Help => "help",
+            Action::Suspend => "suspend",
             Action::Quit => "quit",
         }
     }
@@ -165,6 +168,7 @@ impl Action {
             Action::ClearFinished => "clear finished transfers",
             Action::Partials => "remote partial uploads",
             Action::Help => "this help",
+            Action::Suspend => "suspend to the shell (fg resumes)",
             Action::Quit => "quit",
         }
     }
@@ -180,6 +184,18 @@ impl FromStr for Action {
             .ok_or_else(|| format!("unknown action `{s}`"))
     }
 }
+
+/// The actions the status bar offers, with their short labels, most needed first: the bar
+/// drops hints from the end when it is narrow.
+const KEY_BAR: [(Action, &str); 7] = [
+    (Action::Help, "help"),
+    (Action::Copy, "copy"),
+    (Action::Move, "move"),
+    (Action::Mkdir, "mkdir"),
+    (Action::Delete, "del"),
+    (Action::Connect, "connect"),
+    (Action::Quit, "quit"),
+];
 
 /// One key with its modifiers, normalised so a lookup matches what the terminal sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -420,6 +436,15 @@ impl Keymap {
             .first()
             .map(ToString::to_string)
             .unwrap_or_else(|| "-".to_string())
+    }
+
+    /// The status bar's key hints (`F5 copy`), in order, with the action each stands for: the
+    /// view draws them and a click on one does its action.
+    pub fn bar_hints(&self) -> Vec<(Action, String)> {
+        KEY_BAR
+            .iter()
+            .map(|&(action, label)| (action, format!("{} {label}", self.hint(action))))
+            .collect()
     }
 }
 

@@ -11,6 +11,11 @@ pub const MIN_HEIGHT: u16 = 10;
 pub const LIST_TOP: u16 = 2;
 /// Most jobs the transfer panel shows at once.
 const MAX_JOB_ROWS: u16 = 5;
+/// The status bar keeps at least this many columns for the server and its state before it
+/// gives them to key hints beyond the first.
+const STATE_MIN: usize = 32;
+/// Columns between two key hints in the status bar.
+pub const KEY_GAP: usize = 2;
 
 /// Where each part of the screen goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,45 @@ pub fn pane_row(area: Rect, y: u16) -> Option<usize> {
 pub fn job_at(panel: Rect, selected: usize, y: u16) -> Option<usize> {
     // The border, then the overall row, then the jobs.
     (y > panel.y + 1).then(|| first_visible_job(selected, panel) + usize::from(y - panel.y - 2))
+}
+
+/// Where the key hints go in the status bar `status`: one rectangle per hint that fits, in
+/// order, for hints `widths` columns wide, after a server summary `state` columns wide. The
+/// first (help) always shows, since it is how a new user finds every other key; the rest are
+/// right-aligned with a trailing space, and give way to the first `STATE_MIN` columns of the
+/// summary. The status bar draws its hints here and a click on one is its key.
+pub fn key_bar(status: Rect, state: usize, widths: &[usize]) -> Vec<Rect> {
+    let room = usize::from(status.width).saturating_sub(state.min(STATE_MIN) + 1);
+    let mut shown = 0;
+    let mut used = 0;
+    for &width in widths {
+        let grown = if shown == 0 {
+            width
+        } else {
+            used + KEY_GAP + width
+        };
+        if shown > 0 && grown + 1 > room {
+            break;
+        }
+        used = grown;
+        shown += 1;
+    }
+    // The trailing space.
+    let start = usize::from(status.width).saturating_sub(used + 1);
+    let mut x = start;
+    let mut rects = Vec::with_capacity(shown);
+    for &width in &widths[..shown] {
+        let left = x.min(usize::from(status.width));
+        let right = (x + width).min(usize::from(status.width));
+        rects.push(Rect::new(
+            status.x + u16::try_from(left).unwrap_or(u16::MAX),
+            status.y,
+            u16::try_from(right - left).unwrap_or(u16::MAX),
+            1,
+        ));
+        x += width + KEY_GAP;
+    }
+    rects
 }
 
 /// A rectangle of at most `width` x `height` in the middle of `area`.

@@ -19,6 +19,9 @@ use super::pane::{Location, Side};
 /// Work for the event loop: everything that touches the disk, the network or the engine.
 #[derive(Debug)]
 pub enum Effect {
+    /// Hand the terminal back to the shell and stop (Ctrl+Z); the loop does it, since it
+    /// holds the terminal.
+    Suspend,
     List {
         side: Side,
         serial: u64,

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
+use unicode_width::UnicodeWidthStr;
+
+use super::keymap::Action;
 use super::layout::{self, Areas};
 use super::location::Side;
 
@@ -42,16 +45,44 @@ pub enum Gesture {
     Press(Side, Option<usize>),
     /// A drag from one pane released over the other.
     Drop(Drag),
+    /// A click on a key hint in the status bar: what its key does.
+    Key(Action),
+}
+
+/// The status bar as drawn: its key hints (with their actions) and the width of the server
+/// summary before them, which decides how many hints fit.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBar<'a> {
+    pub hints: &'a [(Action, String)],
+    pub summary: &'a str,
+}
+
+impl KeyBar<'_> {
+    /// The action of the hint drawn at `at` in the status bar `status`.
+    fn action_at(&self, status: ratatui::layout::Rect, at: Position) -> Option<Action> {
+        let widths: Vec<usize> = self
+            .hints
+            .iter()
+            .map(|(_, hint)| UnicodeWidthStr::width(hint.as_str()))
+            .collect();
+        let state = UnicodeWidthStr::width(self.summary);
+        layout::key_bar(status, state, &widths)
+            .into_iter()
+            .zip(self.hints)
+            .find(|(rect, _)| rect.contains(at))
+            .map(|(_, &(action, _))| action)
+    }
 }
 
 impl Mouse {
     /// What `event` means on a screen laid out as `areas`, with the transfer panel scrolled to
-    /// show job `selected_job`.
+    /// show job `selected_job` and the status bar showing `bar`.
     pub fn gesture(
         &mut self,
         event: MouseEvent,
         areas: &Areas,
         selected_job: usize,
+        bar: KeyBar<'_>,
     ) -> Option<Gesture> {
         let at = Position::new(event.column, event.row);
         let side = if areas.local.contains(at) {
@@ -79,6 +110,9 @@ impl Mouse {
                     };
                     Some(Gesture::Press(side, layout::pane_row(area, event.row)))
                 }
+                None if areas.status.contains(at) => {
+                    bar.action_at(areas.status, at).map(Gesture::Key)
+                }
                 None => {
                     let panel = areas.transfers.filter(|panel| panel.contains(at))?;
                     layout::job_at(panel, selected_job, event.row).map(Gesture::Job)
@@ -99,9 +133,16 @@ impl Mouse {
         }
     }
 
-    /// A click at `now` on entry `index` (named `name`) of the pane on `side`: `true` when it
-    /// is the second of a double click; otherwise it may start a drag.
-    pub fn clicked(&mut self, now: Instant, side: Side, index: usize, name: String) -> bool {
+    /// A click at `now` on row `index` of the pane on `side`, the entry `name` (none on the
+    /// `..` row, which cannot be dragged): `true` when it is the second of a double click;
+    /// otherwise it may start a drag.
+    pub fn clicked(
+        &mut self,
+        now: Instant,
+        side: Side,
+        index: usize,
+        name: Option<String>,
+    ) -> bool {
         let double = matches!(self.last_click, Some((t, s, i))
             if s == side && i == index && now.duration_since(t) <= DOUBLE_CLICK);
         if double {
@@ -109,7 +150,7 @@ impl Mouse {
             self.drag = None;
         } else {
             self.last_click = Some((now, side, index));
-            self.drag = Some(Drag {
+            self.drag = name.map(|name| Drag {
                 side,
                 name,
                 moved: false,

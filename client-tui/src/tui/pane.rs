@@ -7,6 +7,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use ferry_protocol::{Entry, Kind};
 use serde::Deserialize;
@@ -41,6 +42,26 @@ impl SortKey {
             SortKey::Time => "time",
         }
     }
+}
+
+/// The slot in [`Pane::view`] of the `..` row: it stands for the parent directory, is not
+/// an entry of the listing, and sits first whatever the sort and the filter, so going up is
+/// always one row above the first name.
+pub const PARENT_ROW: usize = usize::MAX;
+
+/// How long quick jump waits for the next letter of a name before a key starts over.
+pub const JUMP_PAUSE: Duration = Duration::from_millis(1000);
+
+/// Typing the start of a name to move the cursor to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuickJump {
+    /// What was typed, shown in the pane's footer.
+    pub prefix: String,
+    /// When the last letter came: a pause longer than [`JUMP_PAUSE`] ends the jump.
+    pub last: Instant,
+    /// The last letter typed, when no name starts with `prefix` and it: kept out of the
+    /// prefix, shown so the user sees the miss.
+    pub missed: Option<char>,
 }
 
 /// Whether every character of `needle` appears in `haystack` in order, ignoring case.
@@ -113,7 +134,8 @@ pub struct Pane {
     pub side: Side,
     pub dir: Location,
     pub entries: Vec<Entry>,
-    /// Indices into `entries`, filtered and sorted.
+    /// Indices into `entries`, filtered and sorted, after [`PARENT_ROW`] when the directory
+    /// has a parent.
     pub view: Vec<usize>,
     /// Position in `view`.
     pub cursor: usize,
@@ -131,6 +153,8 @@ pub struct Pane {
     pub error: Option<String>,
     /// Whether a listing has ever arrived.
     pub loaded: bool,
+    /// The start of a name being typed.
+    pub jump: Option<QuickJump>,
 }
 
 impl Pane {
@@ -151,6 +175,7 @@ impl Pane {
             pending: None,
             error: None,
             loaded: false,
+            jump: None,
         }
     }
 
@@ -164,9 +189,30 @@ impl Pane {
         }
     }
 
-    /// The entry under the cursor.
+    /// The entry under the cursor (none on the `..` row).
     pub fn current(&self) -> Option<&Entry> {
-        self.view.get(self.cursor).map(|&i| &self.entries[i])
+        self.entry_at(self.cursor)
+    }
+
+    /// The entry on row `row` of the view; `None` past the end and on the `..` row.
+    pub fn entry_at(&self, row: usize) -> Option<&Entry> {
+        self.view.get(row).and_then(|&i| self.entries.get(i))
+    }
+
+    /// Whether the cursor is on the `..` row.
+    pub fn on_parent_row(&self) -> bool {
+        self.view.get(self.cursor) == Some(&PARENT_ROW)
+    }
+
+    /// Whether an operation on the selection would mean the `..` row alone (nothing marked,
+    /// the cursor on it): the caller says why nothing happens.
+    pub fn only_parent_selected(&self) -> bool {
+        self.marks.is_empty() && self.on_parent_row()
+    }
+
+    /// The entries the view shows, in order, without the `..` row.
+    pub fn shown(&self) -> impl Iterator<Item = &Entry> {
+        self.view.iter().filter_map(|&i| self.entries.get(i))
     }
 
     /// A listing arrived: shown if it is the one the pane waits for.
@@ -226,6 +272,7 @@ impl Pane {
         } else {
             None
         };
+        let on_parent = same_dir && self.on_parent_row();
         if same_dir {
             let names: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
             self.marks.retain(|m| names.contains(m.as_str()));
@@ -240,13 +287,17 @@ impl Pane {
         self.loaded = true;
         let old_cursor = self.cursor;
         self.rebuild_view(select.map(str::to_string).or(keep).as_deref());
-        if same_dir && select.is_none() && self.current().is_none() {
+        if on_parent && select.is_none() {
+            self.cursor = 0;
+        } else if same_dir && select.is_none() && self.view.is_empty() {
             self.cursor = old_cursor.min(self.view.len().saturating_sub(1));
         }
         self.scroll_to_cursor();
     }
 
-    /// Re-applies sort, hidden rule and filter, keeping the cursor on `select` if it is visible.
+    /// Re-applies sort, hidden rule and filter, keeping the cursor on `select` if it is visible,
+    /// else putting it on the first entry (on `..` only when nothing else is shown): Enter in a
+    /// directory just opened goes on into its first entry, and `..` is one row up.
     pub fn rebuild_view(&mut self, select: Option<&str>) {
         let show_hidden = self.show_hidden;
         let filter = self.filter.as_str();
@@ -269,17 +320,29 @@ impl Pane {
                 reverse,
             )
         });
+        if self.dir.parent().is_some() {
+            view.insert(0, PARENT_ROW);
+        }
         self.view = view;
+        let first = usize::from(self.view.len() > 1 && self.view[0] == PARENT_ROW);
         self.cursor = select
-            .and_then(|name| self.view.iter().position(|&i| self.entries[i].name == name))
-            .unwrap_or(0);
+            .and_then(|name| {
+                self.view
+                    .iter()
+                    .position(|&i| self.entries.get(i).is_some_and(|e| e.name == name))
+            })
+            .unwrap_or(first);
         self.scroll_to_cursor();
     }
 
     /// Re-sorts or re-filters without losing the entry under the cursor.
     fn refresh_view(&mut self) {
+        let on_parent = self.on_parent_row();
         let keep = self.current().map(|e| e.name.clone());
         self.rebuild_view(keep.as_deref());
+        if on_parent {
+            self.top();
+        }
     }
     /// Does what a key's action means for this pane alone (moving, marking, sorting, showing
     /// hidden files); `false` when the action means more than that.
@@ -303,6 +366,67 @@ impl Pane {
             _ => return false,
         }
         true
+    }
+
+    /// A printable key `c` typed at `now`, which the keymap binds (`bound`) or not: `true` if it
+    /// went to quick jump. An unbound key starts a jump or adds to one; a bound key adds to a
+    /// jump only while it runs (the last letter less than [`JUMP_PAUSE`] ago) and some name
+    /// starts with the longer prefix, so `t` finishes `report` but does its own action
+    /// otherwise. The cursor goes to the first entry (in view order) whose name starts with the
+    /// prefix, ignoring case; an unbound letter that matches nothing is kept out of the prefix
+    /// and the footer says so.
+    pub fn jump_key(&mut self, c: char, bound: bool, now: Instant) -> bool {
+        let running = self
+            .jump
+            .take()
+            .filter(|jump| now.saturating_duration_since(jump.last) <= JUMP_PAUSE);
+        let typed = running.as_ref().map_or("", |jump| jump.prefix.as_str());
+        if running.is_none() && bound {
+            return false;
+        }
+        let prefix = format!("{typed}{c}");
+        match self.first_starting_with(&prefix) {
+            Some(row) => {
+                self.cursor = row;
+                self.scroll_to_cursor();
+                self.jump = Some(QuickJump {
+                    prefix,
+                    last: now,
+                    missed: None,
+                });
+                true
+            }
+            None if bound => false,
+            None => {
+                self.jump = Some(QuickJump {
+                    prefix: typed.to_string(),
+                    last: now,
+                    missed: Some(c),
+                });
+                true
+            }
+        }
+    }
+
+    /// Ends quick jump when its pause is over at `now`: `true` if that changed the footer.
+    pub fn jump_expired(&mut self, now: Instant) -> bool {
+        let over = self
+            .jump
+            .as_ref()
+            .is_some_and(|jump| now.saturating_duration_since(jump.last) > JUMP_PAUSE);
+        if over {
+            self.jump = None;
+        }
+        over
+    }
+
+    /// The first row whose entry's name starts with `prefix`, ignoring case.
+    fn first_starting_with(&self, prefix: &str) -> Option<usize> {
+        let prefix = prefix.to_lowercase();
+        (0..self.view.len()).find(|&row| {
+            self.entry_at(row)
+                .is_some_and(|e| e.name.to_lowercase().starts_with(&prefix))
+        })
     }
 
     /// Sorts by `key`; by the same key again, the other way round.
@@ -390,30 +514,32 @@ impl Pane {
         self.scroll_to_cursor();
     }
 
-    /// Marks or unmarks the entry under the cursor, then moves down.
+    /// Marks or unmarks the entry under the cursor, then moves down; on `..`, which is not an
+    /// entry, it only moves down (as in mc), so holding Insert from the top marks everything.
     pub fn toggle_mark(&mut self) {
         if let Some(name) = self.current().map(|e| e.name.clone()) {
             if !self.marks.remove(&name) {
                 self.marks.insert(name);
             }
             self.move_cursor(1);
+        } else if self.on_parent_row() {
+            self.move_cursor(1);
         }
     }
 
     /// Inverts the marks of every visible entry.
     pub fn invert_marks(&mut self) {
-        for &i in &self.view {
-            let name = &self.entries[i].name;
-            if !self.marks.remove(name) {
-                self.marks.insert(name.clone());
+        let names: Vec<String> = self.shown().map(|e| e.name.clone()).collect();
+        for name in names {
+            if !self.marks.remove(&name) {
+                self.marks.insert(name);
             }
         }
     }
 
     pub fn mark_all(&mut self) {
-        for &i in &self.view {
-            self.marks.insert(self.entries[i].name.clone());
-        }
+        let names: Vec<String> = self.shown().map(|e| e.name.clone()).collect();
+        self.marks.extend(names);
     }
 
     /// What an operation applies to: the marked entries, or else the one under the cursor.
@@ -421,9 +547,7 @@ impl Pane {
         if self.marks.is_empty() {
             return self.current().into_iter().collect();
         }
-        self.view
-            .iter()
-            .map(|&i| &self.entries[i])
+        self.shown()
             .filter(|e| self.marks.contains(&e.name))
             .collect()
     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::tui::location::resolve_wire;
+use std::time::{Duration, Instant};
 
 pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
     Entry {
@@ -15,11 +16,9 @@ pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
     }
 }
 
+/// The names the view shows, without the `..` row.
 fn names(pane: &Pane) -> Vec<&str> {
-    pane.view
-        .iter()
-        .map(|&i| pane.entries[i].name.as_str())
-        .collect()
+    pane.shown().map(|e| e.name.as_str()).collect()
 }
 
 fn sample() -> Pane {
@@ -144,4 +143,93 @@ fn locations() {
     assert_eq!(resolve_wire("a/b", "../c"), "a/c");
     assert_eq!(resolve_wire("a/b", "/x/y/"), "x/y");
     assert_eq!(resolve_wire("a", "/"), "");
+}
+
+#[test]
+fn dotdot_stays_first_and_is_not_an_entry() {
+    let mut pane = sample();
+    assert_eq!(pane.view[0], PARENT_ROW);
+    // A new directory opens on its first entry; `..` is the row above.
+    assert_eq!(pane.current().unwrap().name, "Alpha");
+    pane.top();
+    assert!(pane.on_parent_row() && pane.current().is_none());
+    assert!(pane.selection().is_empty() && pane.only_parent_selected());
+    // Sorting and filtering keep it first, and the cursor on it.
+    pane.set_sort(SortKey::Size, true);
+    assert!(pane.on_parent_row());
+    pane.set_filter("txt");
+    assert_eq!(pane.view[0], PARENT_ROW);
+    assert_eq!(names(&pane), ["a.txt", "b.txt"]);
+    pane.set_filter("nothing matches this");
+    assert_eq!(pane.view, [PARENT_ROW]);
+    pane.set_filter("");
+    // Marking skips it (the cursor moves on); marking everything leaves it out.
+    pane.top();
+    pane.toggle_mark();
+    assert!(pane.marks.is_empty());
+    assert_eq!(pane.current().unwrap().name, "Alpha");
+    pane.mark_all();
+    pane.invert_marks();
+    pane.invert_marks();
+    assert_eq!(pane.marks.len(), 4);
+    assert!(!pane.only_parent_selected());
+    // A refresh of the same directory while on `..` stays on it.
+    pane.marks.clear();
+    pane.top();
+    let entries = pane.entries.clone();
+    pane.set_listing(Location::Local("/data".into()), entries, None);
+    assert!(pane.on_parent_row());
+}
+
+#[test]
+fn no_dotdot_at_the_root() {
+    let mut pane = Pane::new(Side::Remote, Location::Remote(String::new()));
+    pane.set_listing(
+        Location::Remote(String::new()),
+        vec![entry("a", Kind::File, 1, 1)],
+        None,
+    );
+    assert_eq!(names(&pane), ["a"]);
+    assert_eq!(pane.view.len(), 1);
+    pane.set_listing(Location::Remote("a".into()), Vec::new(), None);
+    assert_eq!(pane.view, [PARENT_ROW]);
+    assert!(pane.on_parent_row());
+}
+
+#[test]
+fn quick_jump_follows_the_typed_start_of_a_name() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut pane = sample();
+    pane.entries.push(entry("beta.md", Kind::File, 1, 1));
+    pane.entries.push(entry("bz", Kind::File, 1, 1));
+    pane.set_sort(SortKey::Name, false);
+    // Unbound letters start and extend; case is ignored; the first name in view order wins.
+    assert!(pane.jump_key('B', false, ms(0)));
+    assert_eq!(pane.current().unwrap().name, "b.txt");
+    assert!(pane.jump_key('e', false, ms(500)));
+    assert_eq!(pane.current().unwrap().name, "beta.md");
+    assert_eq!(pane.jump.as_ref().unwrap().prefix, "Be");
+    // A letter no name continues with is kept out of the prefix and shown as a miss.
+    assert!(pane.jump_key('q', false, ms(900)));
+    assert_eq!(pane.current().unwrap().name, "beta.md");
+    let jump = pane.jump.clone().unwrap();
+    assert_eq!((jump.prefix.as_str(), jump.missed), ("Be", Some('q')));
+    // A bound key continues a running jump only when a name continues with it.
+    assert!(pane.jump_key('t', true, ms(1500)));
+    assert_eq!(pane.current().unwrap().name, "beta.md");
+    assert!(
+        !pane.jump_key('j', true, ms(1600)),
+        "no name starts with `betj`"
+    );
+    // After a pause a bound key is its own again, and an unbound one starts over.
+    pane.jump = None;
+    assert!(pane.jump_key('z', false, ms(2000)));
+    assert_eq!(pane.current().unwrap().name, "zeta");
+    assert!(!pane.jump_key('t', true, ms(3100)));
+    assert!(pane.jump_key('a', false, ms(4200)));
+    assert_eq!(pane.current().unwrap().name, "Alpha");
+    assert!(!pane.jump_expired(ms(5200)));
+    assert!(pane.jump_expired(ms(5201)));
+    assert!(pane.jump.is_none());
 }

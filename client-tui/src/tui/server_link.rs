@@ -48,6 +48,17 @@ impl ServerLink {
         }
     }
 
+    /// The status bar's first words: a dot, the server and the state of the link. The bar
+    /// keeps room for them before key hints, so the click mapping measures them too.
+    pub fn summary(&self) -> String {
+        let (dot, state) = match &self.state {
+            ConnState::Connecting => ("◌", "connecting"),
+            ConnState::Connected => ("●", "connected"),
+            ConnState::Lost(_) => ("✗", "disconnected"),
+        };
+        format!(" {dot} {} {state}", self.label)
+    }
+
     /// Takes in news of the link (its state, access and server name) and says what it means
     /// for the rest of the screen.
     pub fn apply(&mut self, event: ConnEvent) -> LinkNews {

@@ -69,7 +69,10 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    if let Some(message) = empty_message(view, pane, side) {
+    let message = empty_message(view, pane, side);
+    if let Some(message) = &message
+        && pane.view.is_empty()
+    {
         frame.render_widget(
             Paragraph::new(Line::from(Span::styled(
                 message,
@@ -109,8 +112,10 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
         .iter()
         .enumerate()
         .map(|(i, &index)| {
-            let entry = &pane.entries[index];
             let at_cursor = pane.offset + i == pane.cursor;
+            let Some(entry) = pane.entries.get(index) else {
+                return parent_row(view, at_cursor, focused);
+            };
             let marked = pane.marks.contains(&entry.name);
             let verified = view
                 .verified
@@ -151,6 +156,42 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
         .header(Row::new(header).style(header_style))
         .column_spacing(1);
     frame.render_widget(table, inner);
+    // Nothing but `..`: the reason shows under it.
+    if let Some(message) = message {
+        let below = Rect {
+            y: inner.y + 2,
+            height: inner.height.saturating_sub(2),
+            ..inner
+        };
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                message,
+                Style::default().fg(theme.dim),
+            )))
+            .wrap(Wrap { trim: true }),
+            below,
+        );
+    }
+}
+
+/// The `..` row: a directory-coloured `../` with `<UP>` where a size would be.
+fn parent_row<'a>(view: &View, at_cursor: bool, focused: bool) -> Row<'a> {
+    let theme = &view.theme;
+    let mut style = Style::default().fg(theme.dir);
+    if at_cursor {
+        let bg = if focused {
+            theme.cursor_bg
+        } else {
+            theme.cursor_inactive_bg
+        };
+        style = style.bg(bg).fg(theme.cursor_fg);
+    }
+    let pointer = if at_cursor && focused { '›' } else { ' ' };
+    Row::new(vec![
+        Line::from(format!("{pointer} ../")),
+        Line::from(format!("{:>9}", "<UP>")),
+    ])
+    .style(style)
 }
 
 /// The name with a two-cell gutter: `›` on the focused cursor row, so the cursor shows even
@@ -193,7 +234,7 @@ fn size_text(entry: &Entry) -> String {
 }
 
 fn empty_message(view: &View, pane: &Pane, side: Side) -> Option<String> {
-    if !pane.view.is_empty() {
+    if pane.shown().next().is_some() {
         return None;
     }
     if side == Side::Remote
@@ -235,15 +276,24 @@ fn footer<'a>(view: &View, pane: &Pane, focused: bool) -> Line<'a> {
                 .add_modifier(Modifier::BOLD),
         ));
     } else if pane.loaded {
-        let dirs = pane
-            .view
-            .iter()
-            .filter(|&&i| pane.entries[i].is_dir_like())
-            .count();
+        let (dirs, files) = pane.shown().fold((0, 0), |(dirs, files), e| {
+            if e.is_dir_like() {
+                (dirs + 1, files)
+            } else {
+                (dirs, files + 1)
+            }
+        });
         spans.push(Span::styled(
-            format!(" {} ", counted(dirs, pane.view.len() - dirs)),
+            format!(" {} ", counted(dirs, files)),
             Style::default().fg(theme.dim),
         ));
+    }
+    if let Some(jump) = &pane.jump {
+        let text = match jump.missed {
+            Some(c) => format!(" »{}{c}: no match ", jump.prefix),
+            None => format!(" »{} ", jump.prefix),
+        };
+        spans.push(Span::styled(text, Style::default().fg(theme.header)));
     }
     match (&view.filtering, focused) {
         (Some(input), true) => spans.push(Span::styled(

@@ -7,7 +7,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::super::keymap::Action;
+use unicode_width::UnicodeWidthStr;
+
+use super::super::layout;
 use super::super::screen::BannerKind;
 use super::super::server_link::ConnState;
 use super::View;
@@ -34,19 +36,10 @@ pub fn draw_banner(frame: &mut Frame, view: &View, area: Rect) {
     frame.render_widget(Paragraph::new(line).style(style), area);
 }
 
-/// The status bar keeps at least this many columns for the server and its state before it
-/// gives them to key hints beyond the first.
-const STATE_MIN: usize = 32;
-
 pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
     let theme = &view.theme;
     let conn = &view.conn;
-    let (dot, state) = match &conn.state {
-        ConnState::Connecting => ("◌", "connecting".to_string()),
-        ConnState::Connected => ("●", "connected".to_string()),
-        ConnState::Lost(_) => ("✗", "disconnected".to_string()),
-    };
-    let mut left = format!(" {dot} {} {state}", conn.label);
+    let mut left = conn.summary();
     let core_width = unicode_width::UnicodeWidthStr::width(left.as_str());
     // Before the server's name, which is the first thing cut when the bar is short: what the
     // user may do matters more than which version serves it.
@@ -71,20 +64,20 @@ pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
             crate::format::escape_name(&drag.name)
         ));
     }
-    let hints: Vec<String> = [
-        (Action::Help, "help"),
-        (Action::Copy, "copy"),
-        (Action::Move, "move"),
-        (Action::Mkdir, "mkdir"),
-        (Action::Delete, "del"),
-        (Action::Connect, "connect"),
-        (Action::Quit, "quit"),
-    ]
-    .iter()
-    .map(|(action, label)| format!("{} {label}", view.keymap.hint(*action)))
-    .collect();
+    let hints: Vec<String> = view
+        .keymap
+        .bar_hints()
+        .into_iter()
+        .map(|(_, hint)| hint)
+        .collect();
+    let widths: Vec<usize> = hints
+        .iter()
+        .map(|h| UnicodeWidthStr::width(h.as_str()))
+        .collect();
     let width = usize::from(area.width);
-    let right = fitting_hints(&hints, width.saturating_sub(core_width.min(STATE_MIN) + 1));
+    // Where layout puts them, which is where a click finds them.
+    let shown = layout::key_bar(area, core_width, &widths).len();
+    let right = format!("{} ", hints[..shown].join(&" ".repeat(layout::KEY_GAP)));
     let right_width = unicode_width::UnicodeWidthStr::width(right.as_str());
     let left = truncate(&left, width.saturating_sub(right_width + 1));
     let pad = width
@@ -100,20 +93,4 @@ pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
         Span::styled(right, Style::default()),
     ]);
     frame.render_widget(Paragraph::new(line).style(theme.status()), area);
-}
-
-/// As many hints as fit in `room` columns, in order, with a trailing space; the first (help)
-/// always, since it is how a new user finds every other key.
-fn fitting_hints(hints: &[String], room: usize) -> String {
-    let mut out = String::new();
-    for hint in hints {
-        let sep = if out.is_empty() { "" } else { "  " };
-        let grown = format!("{out}{sep}{hint}");
-        if !out.is_empty() && unicode_width::UnicodeWidthStr::width(grown.as_str()) + 1 > room {
-            break;
-        }
-        out = grown;
-    }
-    out.push(' ');
-    out
 }
