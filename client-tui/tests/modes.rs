@@ -292,8 +292,8 @@ fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
     tmux.wait_for("both listings", |s| {
         s.contains("key.pem") && s.contains("secret.txt") && s.contains("connected")
     });
-    // The local pane has focus; key.pem sorts first.
-    tmux.keys(&["Home", "F5"]);
+    // The local pane has focus; key.pem sorts first, below `..`.
+    tmux.keys(&["Home", "Down", "F5"]);
     tmux.wait_for("the conflict question", |s| s.contains("File exists"));
     tmux.keys(&["o"]);
     wait_for_bytes(&server.path("key.pem"), b"new key\n", &tmux);
@@ -488,7 +488,7 @@ fn the_tuis_tree_copies_keep_private_directories_private_both_ways() {
     tmux.wait_for("both listings", |s| {
         s.contains("ptree") && s.contains("aaa") && s.contains("connected")
     });
-    tmux.keys(&["Home", "F5"]);
+    tmux.keys(&["Home", "Down", "F5"]);
     wait_for_bytes(&server.path("ptree/priv/secret"), b"up\n", &tmux);
     tmux.wait_for("the upload verified", |s| s.contains("#1 ✓"));
     assert_eq!(mode_of(&server.path("ptree/priv")), 0o700);
