@@ -4,20 +4,85 @@
 //! the round trip time, counts the exchanges that happen one after another. Process start-up,
 //! disk and CPU are in both runs and cancel out.
 //!
-//! The proxy accepts at once, so it charges nothing for the TCP handshake: a real link adds
-//! one more round trip per connection opened one after another.
+//! The proxy models a long link, not a slow one: every chunk is forwarded the fixed delay after
+//! it arrived, whatever else is on the way (so pipelined answers share one delay), and a new
+//! connection's first bytes wait one more round trip, as a TCP handshake would make them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, TestServer, ferry, ok, p};
+use common::{TestServer, ferry, ok, p};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Delay per direction: a 200 ms round trip, so that a loaded 2-core machine's noise (tens
 /// of milliseconds per run at worst) stays well under one round trip.
 const ONE_WAY: Duration = Duration::from_millis(100);
+
+/// A TCP proxy to `target` that delays each direction by `one_way`.
+struct LongLink {
+    addr: SocketAddr,
+}
+
+impl LongLink {
+    async fn start(target: SocketAddr, one_way: Duration) -> LongLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                client.set_nodelay(true).unwrap();
+                server.set_nodelay(true).unwrap();
+                // The handshake's round trip: nothing reaches the server before it.
+                let open = Instant::now() + one_way * 2;
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(carry(cr, sw, one_way, open));
+                tokio::spawn(carry(sr, cw, one_way, Instant::now()));
+            }
+        });
+        LongLink { addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ferry://127.0.0.1:{}/{path}", self.addr.port())
+    }
+}
+
+/// Forwards what `from` says to `to`, each chunk `one_way` after it arrived (and not before
+/// `open`), chunks queued meanwhile so that a burst pays the delay once.
+async fn carry(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    one_way: Duration,
+    open: Instant,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reading = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            let due = (Instant::now() + one_way).max(open + one_way);
+            if tx.send((due, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due.into()).await;
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reading, writing);
+}
 
 /// 20 files in 3 directories.
 fn small_tree(root: &Path) {
@@ -30,7 +95,7 @@ fn small_tree(root: &Path) {
     }
 }
 
-/// Wall time of `ferry args(url_of)` through `proxy`, asserting it succeeds.
+/// Wall time of `ferry args`, asserting it succeeds.
 fn timed(args: &[String]) -> Duration {
     let started = Instant::now();
     ok(ferry(args));
@@ -42,13 +107,13 @@ fn measure() -> (f64, f64, f64) {
     let server = TestServer::start();
     small_tree(&server.path("tree"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fast = runtime.block_on(Proxy::start(server.addr, None));
-    let slow = runtime.block_on(Proxy::start(server.addr, Some(ONE_WAY)));
+    let fast = runtime.block_on(LongLink::start(server.addr, Duration::ZERO));
+    let slow = runtime.block_on(LongLink::start(server.addr, ONE_WAY));
     let local = tempfile::tempdir().unwrap();
     small_tree(&local.path().join("src"));
     let rtt = (ONE_WAY * 2).as_secs_f64();
     let mut run = 0;
-    let mut trips = |args: &dyn Fn(&Proxy, usize) -> Vec<String>| {
+    let mut trips = |args: &dyn Fn(&LongLink, usize) -> Vec<String>| {
         // The fast run first also warms the page cache and the binary.
         run += 1;
         let quick = timed(&args(&fast, run));
