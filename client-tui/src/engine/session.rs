@@ -28,6 +28,10 @@ pub struct Session {
     endpoint: Endpoint,
     /// Set when a listing was dropped before its last batch: its leftovers are still on the wire.
     poisoned: bool,
+    /// A `list` of this path sent with `hello` ([`Session::connect_listing`]) whose answer is
+    /// still on the wire: [`Session::list_stream`] of the same path reads it instead of asking
+    /// again; any other request finds the session out of step and starts over.
+    listed_ahead: Option<String>,
 }
 
 /// A listing being received batch by batch; see [`Session::list_stream`].
@@ -108,11 +112,73 @@ pub(super) fn same_machine(identity: &ferry_protocol::HostIdentity) -> bool {
 impl Session {
     /// Connects and says `hello`.
     pub async fn connect(endpoint: &Endpoint) -> Result<Session, EngineError> {
+        Self::connect_then(endpoint, &[]).await
+    }
+
+    /// Connects and says `hello` with `first` sent right behind it (see
+    /// [`FrameStream::open_then`]); their answers are still to be read.
+    async fn connect_then(endpoint: &Endpoint, first: &[Request]) -> Result<Session, EngineError> {
+        let known_hosts = super::known_hosts::KnownHosts::default_location();
         Ok(Session {
-            conn: FrameStream::open(endpoint).await?,
+            conn: FrameStream::open_then(endpoint, known_hosts.as_ref(), first).await?,
             endpoint: endpoint.clone(),
             poisoned: false,
+            listed_ahead: None,
         })
+    }
+
+    /// Connects and `stat`s each of `paths`, all in the round trip of `hello`: what a command
+    /// learns about its locations before it starts a job (which goes on with this session).
+    /// Each outcome in order; an error of the connection itself is the whole call's.
+    pub async fn connect_stat(
+        endpoint: &Endpoint,
+        paths: &[String],
+    ) -> Result<(Session, Vec<Result<Entry, EngineError>>), EngineError> {
+        let requests = paths
+            .iter()
+            .map(|path| Request::Stat {
+                path: path.clone(),
+                identity: false,
+            })
+            .collect::<Vec<_>>();
+        let mut session = Self::connect_then(endpoint, &requests).await?;
+        let mut entries = Vec::with_capacity(paths.len());
+        for path in paths {
+            let reply = session.conn.reader.header::<StatReply>().await?;
+            entries.push(
+                reply
+                    .map(|r| r.entry)
+                    .map_err(|body| EngineError::remote(path, body)),
+            );
+        }
+        Ok((session, entries))
+    }
+
+    /// Connects, `stat`s `path` and asks for its listing, all in the round trip of `hello`
+    /// (`ferry ls`): the entry, and a session whose [`list_stream`](Self::list_stream) of
+    /// `path` reads the listing already asked for. When the entry is no directory the listing's
+    /// answer (an error) is simply never read.
+    pub async fn connect_listing(
+        endpoint: &Endpoint,
+        path: &str,
+    ) -> Result<(Session, Entry), EngineError> {
+        let requests = [
+            Request::Stat {
+                path: path.into(),
+                identity: false,
+            },
+            Request::List { path: path.into() },
+        ];
+        let mut session = Self::connect_then(endpoint, &requests).await?;
+        session.listed_ahead = Some(path.to_owned());
+        let entry = session
+            .conn
+            .reader
+            .header::<StatReply>()
+            .await?
+            .map_err(|body| EngineError::remote(path, body))?
+            .entry;
+        Ok((session, entry))
     }
 
     /// Whether the server said it is read-only.
@@ -129,9 +195,10 @@ impl Session {
     /// that an abandoned listing left out of step is replaced by a fresh one. Nothing has been
     /// sent yet, so this is safe whatever the request.
     async fn ready(&mut self) -> Result<(), EngineError> {
-        if self.poisoned || self.conn.reader.is_stale() {
+        if self.poisoned || self.listed_ahead.is_some() || self.conn.reader.is_stale() {
             self.conn = FrameStream::open(&self.endpoint).await?;
             self.poisoned = false;
+            self.listed_ahead = None;
         }
         Ok(())
     }
@@ -254,9 +321,14 @@ impl Session {
         request: Request,
         path: &str,
     ) -> Result<ListStream<'_>, EngineError> {
-        self.ready().await?;
-        self.conn.writer.send(&request).await?;
-        self.conn.writer.flush().await?;
+        let asked = matches!(&request, Request::List { path: p } if Some(p) == self.listed_ahead.as_ref());
+        if asked {
+            self.listed_ahead = None;
+        } else {
+            self.ready().await?;
+            self.conn.writer.send(&request).await?;
+            self.conn.writer.flush().await?;
+        }
         Ok(ListStream {
             session: self,
             path: path.to_owned(),
