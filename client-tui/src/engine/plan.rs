@@ -5,11 +5,11 @@
 //! Remote names are hostile input: each must pass the protocol's path rules before it becomes a
 //! local path, so a server can never make the client write outside the chosen directory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::{ErrorCode, Kind, path};
+use ferry_protocol::{Entry, ErrorCode, Kind, path};
 
 use super::error::EngineError;
 use super::event::{LeftOutReason, TransferEvent};
@@ -33,6 +33,7 @@ pub(super) async fn plan_upload(
     job: &Job,
     session: &mut Session,
     items: Vec<(PathBuf, String)>,
+    stats: &HashMap<String, Option<Entry>>,
 ) -> Result<EmptiedDirs, EngineError> {
     let mut cleanup = EmptiedDirs::default();
     for (local_root, remote_root) in items {
@@ -53,10 +54,13 @@ pub(super) async fn plan_upload(
                 root_is_dir = step.root_is_dir;
                 // The server refusing this item (a name it cannot hold, a directory it may
                 // not read) fails this item alone: the others of the selection go on.
-                refused =
-                    match prepare_root(job, session, &remote_root, root_is_dir, step.root_mode)
-                        .await
-                    {
+                let known = stats.get(&remote_root).cloned();
+                let root = Root {
+                    remote: &remote_root,
+                    is_dir: root_is_dir,
+                    mode: step.root_mode,
+                };
+                refused = match prepare_root(job, session, &root, known).await {
                         Ok(ready) => !ready,
                         Err(e @ EngineError::Remote { .. }) => {
                             job.failed_path(&remote_root, &e);
@@ -127,6 +131,13 @@ pub(super) async fn plan_upload(
     Ok(cleanup)
 }
 
+/// An upload item's destination, and what its local source is.
+struct Root<'a> {
+    remote: &'a str,
+    is_dir: bool,
+    mode: Option<u32>,
+}
+
 /// Directories a walk may read ahead of the planner.
 const WALK_AHEAD: usize = 16;
 
@@ -136,11 +147,14 @@ const WALK_AHEAD: usize = 16;
 async fn prepare_root(
     job: &Job,
     session: &mut Session,
-    remote_root: &str,
-    root_is_dir: bool,
-    root_mode: Option<u32>,
+    root: &Root<'_>,
+    known: Option<Option<Entry>>,
 ) -> Result<bool, EngineError> {
-    let existing = session.try_stat(remote_root).await?;
+    let (remote_root, root_is_dir, root_mode) = (root.remote, root.is_dir, root.mode);
+    let existing = match known {
+        Some(known) => known,
+        None => session.try_stat(remote_root).await?,
+    };
     if !root_is_dir {
         if let Some(entry) = existing {
             lock(&job.remote_existing).insert(remote_root.to_owned(), entry.kind);
@@ -235,13 +249,19 @@ pub(super) async fn plan_download(
     job: &Job,
     session: &mut Session,
     items: Vec<(String, PathBuf)>,
+    stats: &HashMap<String, Option<Entry>>,
 ) -> Result<EmptiedDirs, EngineError> {
     // Directories this plan made, hence empty: a file going into one needs no look at the
     // disk before its `get`.
     let mut made = HashSet::new();
     let mut cleanup = EmptiedDirs::default();
     for (remote_root, local_root) in items {
-        let entry = match session.stat(&remote_root).await {
+        let known = stats.get(&remote_root).cloned().flatten();
+        let entry = match known {
+            Some(entry) => Ok(entry),
+            None => session.stat(&remote_root).await,
+        };
+        let entry = match entry {
             Ok(entry) => entry,
             Err(e @ EngineError::Remote { .. }) => {
                 job.failed_path(&remote_root, &e);

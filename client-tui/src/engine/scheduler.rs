@@ -25,7 +25,7 @@ use super::error::EngineError;
 use super::event::TransferEvent;
 use super::job::{Job, STOPPED_EARLY, Sent, Task, blocking, lock};
 use super::session::Session;
-use super::spec::{ConflictPolicy, JobSpec};
+use super::spec::{ConflictPolicy, Groundwork, JobSpec};
 use super::transport::{FrameReader, FrameStream, FrameWriter};
 use super::{same_file, space};
 
@@ -41,8 +41,18 @@ const BUSY_RETRIES: usize = 7;
 const FLUSH_EVERY: usize = 16;
 
 /// Plans, runs the workers, then finishes a move.
-pub(super) async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
-    let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
+pub(super) async fn run(
+    job: Arc<Job>,
+    spec: JobSpec,
+    groundwork: Option<Groundwork>,
+) -> Result<(), EngineError> {
+    let (mut session, stats) = match groundwork {
+        Some(Groundwork { session, stats }) => (session, stats),
+        None => (
+            retry_busy(|| Session::connect(&job.endpoint)).await?,
+            Default::default(),
+        ),
+    };
     let spec = screen_same_files(&job, &mut session, spec).await?;
     let direction = Direction::of(&spec);
     // The workers start with the plan and take files as the walk delivers them (an upload's
@@ -53,7 +63,7 @@ pub(super) async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError>
     for _ in 0..job.options.workers {
         first_round.spawn(worker(Arc::clone(&job), direction));
     }
-    let planned = direction::plan(&job, &mut session, spec).await;
+    let planned = direction::plan(&job, &mut session, spec, &stats).await;
     job.set_planning(false);
     let cleanup = planned?;
     let (files, bytes) = job.planned_totals();
