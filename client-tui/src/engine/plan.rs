@@ -73,12 +73,23 @@ pub(super) async fn plan_upload(
                     break;
                 }
             }
-            for (path, reason, message) in step.left_out {
-                left_out(job, crate::format::local_path(&path), reason, message);
+            // The directories the walk has read already go together: their subdirectories are
+            // made in one pipelined round, not one round per directory.
+            let mut ready = vec![step];
+            while ready.len() < WALK_AHEAD
+                && let Ok(next) = steps.try_recv()
+            {
+                ready.push(next);
             }
-            // This directory exists on the server by now: its files can go.
-            job.feed(
-                step.files
+            // Files of the directories this round makes wait for it.
+            let mut held = Vec::new();
+            let mut mkdirs: Vec<(String, Option<u32>)> = Vec::new();
+            for (index, step) in ready.into_iter().enumerate() {
+                for (path, reason, message) in step.left_out {
+                    left_out(job, crate::format::local_path(&path), reason, message);
+                }
+                let tasks = step
+                    .files
                     .into_iter()
                     .map(|file| {
                         let remote = if file.rel.is_empty() {
@@ -90,19 +101,26 @@ pub(super) async fn plan_upload(
                         task.source_id = Some(file.id);
                         task
                     })
-                    .collect(),
-            );
-            // Its subdirectories are made before the walk hands over their files.
-            let mkdirs: Vec<(String, Option<u32>)> = {
+                    .collect::<Vec<_>>();
+                if index == 0 {
+                    // This directory exists on the server by now: its files can go.
+                    job.feed(tasks);
+                } else {
+                    held.extend(tasks);
+                }
+                // Its subdirectories are made before the walk hands over their files; the walk
+                // names a parent before its children, so parents are made first.
                 let known = lock(&job.remote_existing);
-                step.dirs
-                    .iter()
-                    .map(|dir| (path::join(&remote_root, &dir.rel), Some(dir.mode)))
-                    .filter(|(remote, _)| !matches!(known.get(remote), Some(Kind::Dir)))
-                    .collect()
-            };
+                mkdirs.extend(
+                    step.dirs
+                        .iter()
+                        .map(|dir| (path::join(&remote_root, &dir.rel), Some(dir.mode)))
+                        .filter(|(remote, _)| !matches!(known.get(remote), Some(Kind::Dir))),
+                );
+                dirs.extend(step.dirs.into_iter().map(|dir| dir.rel));
+            }
             make_remote_dirs(job, session, &mkdirs).await?;
-            dirs.extend(step.dirs.into_iter().map(|dir| dir.rel));
+            job.feed(held);
         }
         // A walk still sending (the item was refused) sees the channel closed and stops.
         drop(steps);
