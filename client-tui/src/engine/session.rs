@@ -253,6 +253,26 @@ impl Session {
         }
     }
 
+    /// The identity tokens of several paths (see [`stat_identity`](Self::stat_identity)) with
+    /// one round trip's worth of waiting: `None` for a path the server refuses or gives none for.
+    pub(crate) async fn identities(
+        &mut self,
+        paths: &[String],
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        let requests = paths
+            .iter()
+            .map(|path| Request::Stat {
+                path: path.clone(),
+                identity: true,
+            })
+            .collect::<Vec<_>>();
+        let replies = self.pipeline_replies::<StatReply>(paths, &requests).await?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| reply.ok().and_then(|r| r.id))
+            .collect())
+    }
+
     /// Like [`stat`](Self::stat), with `not_found` as `None`.
     pub async fn try_stat(&mut self, path: &str) -> Result<Option<Entry>, EngineError> {
         match self.stat(path).await {
