@@ -46,23 +46,38 @@ pub(super) async fn run(
     spec: JobSpec,
     groundwork: Option<Groundwork>,
 ) -> Result<(), EngineError> {
-    let (mut session, stats) = match groundwork {
-        Some(Groundwork { session, stats }) => (session, stats),
-        None => (
-            retry_busy(|| Session::connect(&job.endpoint)).await?,
-            Default::default(),
-        ),
-    };
-    let spec = screen_same_files(&job, &mut session, spec).await?;
     let direction = Direction::of(&spec);
-    // The workers start with the plan and take files as the walk delivers them (an upload's
-    // once the remote directory they go into exists); once it ends, idle workers end with an
-    // empty queue.
-    job.set_planning(true);
+    // The workers take files as the walk delivers them (an upload's once the remote directory
+    // they go into exists); once it ends, idle workers end with an empty queue.
     let mut first_round = JoinSet::new();
-    for _ in 0..job.options.workers {
-        first_round.spawn(worker(Arc::clone(&job), direction));
-    }
+    let start_workers = |first_round: &mut JoinSet<_>| {
+        job.set_planning(true);
+        for _ in 0..job.options.workers {
+            first_round.spawn(worker(Arc::clone(&job), direction));
+        }
+    };
+    let (mut session, stats, spec) = match groundwork {
+        // The owner's session has logged in already: the workers connect at once, beside the
+        // screening, so they are ready by the time the first files are known.
+        Some(Groundwork { mut session, stats }) => {
+            start_workers(&mut first_round);
+            match screen_same_files(&job, &mut session, spec).await {
+                Ok(spec) => (session, stats, spec),
+                Err(e) => {
+                    job.set_planning(false);
+                    return Err(e);
+                }
+            }
+        }
+        // Otherwise the job's own session logs in and screens first: a burst of jobs opening
+        // all their connections at once would crowd the server's door.
+        None => {
+            let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
+            let spec = screen_same_files(&job, &mut session, spec).await?;
+            start_workers(&mut first_round);
+            (session, Default::default(), spec)
+        }
+    };
     let planned = direction::plan(&job, &mut session, spec, &stats).await;
     job.set_planning(false);
     let cleanup = planned?;
