@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::ErrorCode;
+use std::collections::HashMap;
+
+use ferry_protocol::{Entry, ErrorCode, Kind, Request};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -61,7 +63,11 @@ pub(super) async fn run(
         // screening, so they are ready by the time the first files are known.
         Some(Groundwork { mut session, stats }) => {
             start_workers(&mut first_round);
-            match screen_same_files(&job, &mut session, spec).await {
+            let screened = match ask_ahead(&mut session, &spec, &stats).await {
+                Ok(()) => screen_same_files(&job, &mut session, spec).await,
+                Err(e) => Err(e),
+            };
+            match screened {
                 Ok(spec) => (session, stats, spec),
                 Err(e) => {
                     job.set_planning(false);
@@ -146,6 +152,41 @@ pub(super) async fn run(
         direction.finish_move(&job, &mut session, cleanup).await?;
     }
     Ok(())
+}
+
+/// Sends at once what a download's screening and the start of its plan will ask one after
+/// another: each item's `summary` (free space), each item's identity `stat` when the server
+/// shares this machine (same file), and the `walk` of the first item when it is known to be a
+/// directory. Should the screening leave an item out, the session finds itself out of step at
+/// the first question it did not foresee and starts over on a new connection.
+async fn ask_ahead(
+    session: &mut Session,
+    spec: &JobSpec,
+    stats: &HashMap<String, Option<Entry>>,
+) -> Result<(), EngineError> {
+    let JobSpec::Download { items, .. } = spec else {
+        return Ok(());
+    };
+    let mut requests = items
+        .iter()
+        .map(|(remote, _)| Request::Summary {
+            path: remote.clone(),
+        })
+        .collect::<Vec<_>>();
+    if session.shared_machine().is_some() {
+        requests.extend(items.iter().map(|(remote, _)| Request::Stat {
+            path: remote.clone(),
+            identity: true,
+        }));
+    }
+    if let Some((first, _)) = items.first()
+        && matches!(stats.get(first), Some(Some(entry)) if entry.kind == Kind::Dir)
+    {
+        requests.push(Request::Walk {
+            path: first.clone(),
+        });
+    }
+    session.send_ahead(requests).await
 }
 
 /// Leaves out (and reports as `same_file`) every item whose destination is its own source or

@@ -28,10 +28,11 @@ pub struct Session {
     endpoint: Endpoint,
     /// Set when a listing was dropped before its last batch: its leftovers are still on the wire.
     poisoned: bool,
-    /// A `list` of this path sent with `hello` ([`Session::connect_listing`]) whose answer is
-    /// still on the wire: [`Session::list_stream`] of the same path reads it instead of asking
-    /// again; any other request finds the session out of step and starts over.
-    listed_ahead: Option<String>,
+    /// Requests sent ahead ([`Session::send_ahead`], or a `list` sent with `hello`), whose
+    /// answers are still on the wire, in order: asking exactly the next of them reads its
+    /// answer instead of sending it again; asking anything else finds the session out of step,
+    /// and it starts over on a new connection.
+    ahead: std::collections::VecDeque<Request>,
 }
 
 /// A listing being received batch by batch; see [`Session::list_stream`].
@@ -123,7 +124,7 @@ impl Session {
             conn: FrameStream::open_then(endpoint, known_hosts.as_ref(), first).await?,
             endpoint: endpoint.clone(),
             poisoned: false,
-            listed_ahead: None,
+            ahead: std::collections::VecDeque::new(),
         })
     }
 
@@ -170,7 +171,7 @@ impl Session {
             Request::List { path: path.into() },
         ];
         let mut session = Self::connect_then(endpoint, &requests).await?;
-        session.listed_ahead = Some(path.to_owned());
+        session.ahead.push_back(Request::List { path: path.into() });
         let entry = session
             .conn
             .reader
@@ -195,12 +196,36 @@ impl Session {
     /// that an abandoned listing left out of step is replaced by a fresh one. Nothing has been
     /// sent yet, so this is safe whatever the request.
     async fn ready(&mut self) -> Result<(), EngineError> {
-        if self.poisoned || self.listed_ahead.is_some() || self.conn.reader.is_stale() {
+        if self.poisoned || !self.ahead.is_empty() || self.conn.reader.is_stale() {
             self.conn = FrameStream::open(&self.endpoint).await?;
             self.poisoned = false;
-            self.listed_ahead = None;
+            self.ahead.clear();
         }
         Ok(())
+    }
+
+    /// Sends `requests` now, without waiting for their answers, for callers that will ask
+    /// exactly these, in this order, and would otherwise wait a round trip for each in turn (a
+    /// job's screening and the start of its plan). Asking something else first costs a new
+    /// connection, never a wrong answer. Only small requests, so nothing can stall.
+    pub(crate) async fn send_ahead(&mut self, requests: Vec<Request>) -> Result<(), EngineError> {
+        self.ready().await?;
+        for request in &requests {
+            self.conn.writer.send(request).await?;
+        }
+        self.conn.writer.flush().await?;
+        self.ahead.extend(requests);
+        Ok(())
+    }
+
+    /// Whether `request` is the next one sent ahead; if so its answer is the next to read.
+    fn take_ahead(&mut self, request: &Request) -> bool {
+        if self.ahead.front() == Some(request) {
+            self.ahead.pop_front();
+            true
+        } else {
+            false
+        }
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -208,11 +233,13 @@ impl Session {
         path: &str,
         request: Request,
     ) -> Result<T, EngineError> {
-        self.ready().await?;
-        self.conn
-            .request::<T>(&request)
-            .await?
-            .map_err(|body| EngineError::remote(path, body))
+        let reply = if self.take_ahead(&request) {
+            self.conn.reader.header::<T>().await?
+        } else {
+            self.ready().await?;
+            self.conn.request::<T>(&request).await?
+        };
+        reply.map_err(|body| EngineError::remote(path, body))
     }
 
     /// One entry's metadata, as `lstat` sees it on the server.
@@ -341,10 +368,7 @@ impl Session {
         request: Request,
         path: &str,
     ) -> Result<ListStream<'_>, EngineError> {
-        let asked = matches!(&request, Request::List { path: p } if Some(p) == self.listed_ahead.as_ref());
-        if asked {
-            self.listed_ahead = None;
-        } else {
+        if !self.take_ahead(&request) {
             self.ready().await?;
             self.conn.writer.send(&request).await?;
             self.conn.writer.flush().await?;
@@ -567,8 +591,17 @@ impl Session {
         requests: &[Request],
     ) -> Result<Vec<Result<T, EngineError>>, EngineError> {
         const WINDOW: usize = 64;
-        self.ready().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
+        if self.ahead.len() >= requests.len() && self.ahead.iter().zip(requests).all(|(a, r)| a == r)
+        {
+            for name in paths {
+                self.ahead.pop_front();
+                let reply = self.conn.reader.header::<T>().await?;
+                outcomes.push(reply.map_err(|body| EngineError::remote(name, body)));
+            }
+            return Ok(outcomes);
+        }
+        self.ready().await?;
         for (chunk, names) in requests.chunks(WINDOW).zip(paths.chunks(WINDOW)) {
             for request in chunk {
                 self.conn.writer.send(request).await?;
