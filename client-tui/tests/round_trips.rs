@@ -173,8 +173,40 @@ fn measure() -> (f64, f64, f64) {
 fn a_small_tree_costs_few_round_trips() {
     let (get, put, ls) = measure();
     eprintln!("round trips: get -r {get:.2}, put -r {put:.2}, ls {ls:.2}");
-    assert!(get < 6.4, "get -r of a small tree took {get:.2} round trips");
-    assert!(put < 7.4, "put -r of a small tree took {put:.2} round trips");
+    assert!(
+        get < 6.4,
+        "get -r of a small tree took {get:.2} round trips"
+    );
+    assert!(
+        put < 7.4,
+        "put -r of a small tree took {put:.2} round trips"
+    );
     // Connect, then `hello`, `stat` and `list` together.
     assert!(ls < 2.9, "ls took {ls:.2} round trips");
+}
+
+/// A download sends the first source's `walk` ahead with its screening; when the plan then
+/// leaves that source out (here its unsafe name), the next source must still get its own
+/// listing, not the first one's: the session notices it is out of step and starts over.
+#[test]
+fn a_source_left_out_after_its_walk_was_asked_leaves_the_next_intact() {
+    let server = TestServer::start();
+    small_tree(&server.path("spoof\u{202e}txt.exe"));
+    small_tree(&server.path("fine"));
+    let local = tempfile::tempdir().unwrap();
+    let out = ferry(&[
+        "get".to_owned(),
+        "-r".to_owned(),
+        server.url("spoof%E2%80%AEtxt.exe"),
+        server.url("fine"),
+        p(local.path()).to_owned(),
+    ]);
+    let stderr = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unsafe_name"), "{stderr}");
+    assert_eq!(
+        common::tree(&local.path().join("fine")),
+        common::tree(&server.path("fine"))
+    );
+    assert!(!local.path().join("spoof\u{202e}txt.exe").exists());
 }

@@ -3,6 +3,13 @@
 //! Listings arrive in batches; [`Session::list`] collects them for the TUI, while
 //! [`Session::list_stream`] hands them out one batch at a time so `ls --json` of a huge
 //! directory never holds more than one batch.
+//!
+//! Round trips run one after another are what a long link makes slow, so a session can send
+//! requests before their answers are due: with `hello` ([`Session::connect_stat`],
+//! [`Session::connect_listing`]), in pipelined windows, or ahead of the questions a job will
+//! ask ([`Session::send_ahead`]). Over 600 lines, not split: every request shares the one
+//! connection's order of answers, and that bookkeeping (out of step, sent ahead, reconnect)
+//! must stay in one place.
 
 use ferry_protocol::{Digest, ErrorBody};
 use ferry_protocol::{
@@ -592,7 +599,8 @@ impl Session {
     ) -> Result<Vec<Result<T, EngineError>>, EngineError> {
         const WINDOW: usize = 64;
         let mut outcomes = Vec::with_capacity(requests.len());
-        if self.ahead.len() >= requests.len() && self.ahead.iter().zip(requests).all(|(a, r)| a == r)
+        if self.ahead.len() >= requests.len()
+            && self.ahead.iter().zip(requests).all(|(a, r)| a == r)
         {
             for name in paths {
                 self.ahead.pop_front();
