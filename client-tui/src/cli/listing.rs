@@ -21,9 +21,9 @@ pub async fn ls(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let mut session = Session::connect(endpoint).await?;
+    // `stat` and `list` go with `hello`: one round trip after the connection's.
+    let (mut session, target) = Session::connect_listing(endpoint, &url.path).await?;
     // `ls FILE` shows the file, as the shell's does.
-    let target = session.stat(&url.path).await?;
     if !target.is_dir_like() {
         let mut entry = target;
         entry.name = super::locations::base_name(&url.path).to_owned();

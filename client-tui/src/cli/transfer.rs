@@ -2,15 +2,16 @@
 //! receives the source under its own name, anything else is the new name), then one engine job
 //! that `watch` runs to its end.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::{Kind, path};
+use ferry_protocol::{ErrorCode, Kind, path};
 
 use super::error::{CliError, usage};
 use super::locations::{base_name, one_server};
 use super::options::TransferOptions;
 use super::watch::{Refused, run_job};
-use crate::engine::{Endpoint, EngineError, JobSpec, JobSummary, Session};
+use crate::engine::{Endpoint, EngineError, Groundwork, JobSpec, JobSummary, Session};
 use crate::url::RemoteUrl;
 
 /// Downloads `urls` (all on the server of `endpoint`) to `local`.
@@ -54,16 +55,20 @@ pub async fn get(
         ));
     }
     one_server(endpoint, urls, "sources")?;
-    let mut session = Session::connect(endpoint).await?;
+    // Every source is looked at in `hello`'s round trip; the job goes on with this session and
+    // these answers.
+    let paths = urls.iter().map(|url| url.path.clone()).collect::<Vec<_>>();
+    let (session, stats) = Session::connect_stat(endpoint, &paths).await?;
+    let mut known = HashMap::with_capacity(urls.len());
     let mut items = Vec::with_capacity(urls.len());
     let mut refused = Refused {
         json: options.json,
         ..Refused::default()
     };
     let mut single_file = urls.len() == 1;
-    for url in urls {
+    for (url, stat) in urls.iter().zip(stats) {
         // As with cp, a source that cannot be copied fails alone and the others go on.
-        let entry = match session.stat(&url.path).await {
+        let entry = match stat {
             Ok(entry) => entry,
             Err(e @ EngineError::Remote { .. }) => {
                 refused.report(&e.into());
@@ -76,6 +81,7 @@ pub async fn get(
             continue;
         }
         single_file &= entry.kind == Kind::File;
+        known.insert(url.path.clone(), Some(entry));
         let dest = match (into_dir, base_name(&url.path)) {
             (true, "") => local.to_owned(),
             (true, name) => local.join(crate::names::os_name(name)),
@@ -83,7 +89,6 @@ pub async fn get(
         };
         items.push((url.path.clone(), dest));
     }
-    drop(session);
     if items.is_empty() {
         return refused.nothing_to_copy(options);
     }
@@ -92,7 +97,11 @@ pub async fn get(
         policy: options.policy,
         remove_source: options.remove_source,
     };
-    run_job(endpoint, spec, options, single_file, refused).await
+    let groundwork = Groundwork {
+        session,
+        stats: known,
+    };
+    run_job(endpoint, spec, options, single_file, refused, groundwork).await
 }
 
 /// The name of stdin's spool inside its private directory.
@@ -173,9 +182,23 @@ pub async fn put(
     url: &RemoteUrl,
     options: TransferOptions,
 ) -> Result<JobSummary, CliError> {
-    let mut session = Session::connect(endpoint).await?;
-    let target = session.try_stat(&url.path).await?;
-    drop(session);
+    // The target, and each source's name inside it (what it means when the target is a
+    // directory), are looked at in `hello`'s round trip; the job goes on with this session.
+    let children = sources
+        .iter()
+        .filter(|source| source.as_os_str() != "-")
+        .filter_map(|source| local_name(source).ok())
+        .map(|name| path::join(&url.path, &name))
+        .collect::<Vec<_>>();
+    let paths = std::iter::once(url.path.clone())
+        .chain(children)
+        .collect::<Vec<_>>();
+    let (session, mut stats) = Session::connect_stat(endpoint, &paths).await?;
+    let target = match stats.remove(0) {
+        Ok(entry) => Some(entry),
+        Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     let into_dir = target.as_ref().is_some_and(|e| e.kind == Kind::Dir);
     // `-` is stdin. A `put` announces its size up front, so stdin is first spooled to a
     // private temporary file, which is then sent like any other and removed.
@@ -248,7 +271,23 @@ pub async fn put(
         policy: options.policy,
         remove_source: options.remove_source,
     };
-    run_job(endpoint, spec, options, single_file, refused).await
+    let mut known = HashMap::new();
+    known.insert(url.path.clone(), target);
+    if into_dir {
+        // A child's answer counts only when it is sure: anything else the job asks again.
+        for (path, stat) in paths.into_iter().skip(1).zip(stats) {
+            match stat {
+                Ok(entry) => known.insert(path, Some(entry)),
+                Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => known.insert(path, None),
+                Err(_) => None,
+            };
+        }
+    }
+    let groundwork = Groundwork {
+        session,
+        stats: known,
+    };
+    run_job(endpoint, spec, options, single_file, refused, groundwork).await
 }
 
 #[cfg(test)]

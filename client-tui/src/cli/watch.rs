@@ -8,8 +8,8 @@ use super::error::CliError;
 use super::options::TransferOptions;
 use super::outcome::{self, LeftOutCounts};
 use crate::engine::{
-    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineError, EngineOptions, Events, JobId,
-    JobSpec, JobSummary, TransferEvent,
+    ConflictAnswer, ConflictPolicy, Endpoint, Engine, EngineError, EngineOptions, Events,
+    Groundwork, JobId, JobSpec, JobSummary, TransferEvent,
 };
 
 /// Sources refused before the job (missing, a link, a directory without -r): each printed
@@ -72,13 +72,15 @@ fn refused_path(error: &CliError) -> String {
 }
 
 /// Submits one job and follows its events to the end; Ctrl-C cancels it. `single_file`: the
-/// job is one file, which a plain re-run resumes.
+/// job is one file, which a plain re-run resumes. The job goes on with the command's session
+/// and what it learned there (`groundwork`).
 pub(super) async fn run_job(
     endpoint: &Endpoint,
     spec: JobSpec,
     options: TransferOptions,
     single_file: bool,
     refused: Refused,
+    groundwork: Groundwork,
 ) -> Result<JobSummary, CliError> {
     let (engine, mut events_rx) = Engine::with_options(
         endpoint.clone(),
@@ -88,7 +90,7 @@ pub(super) async fn run_job(
             ..EngineOptions::default()
         },
     );
-    let job = engine.submit(spec);
+    let job = engine.submit_with(spec, Some(groundwork));
     let bar = options.progress.then(new_bar);
     let mut report = Report {
         json: options.json,

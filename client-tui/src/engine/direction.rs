@@ -3,8 +3,10 @@
 //! of how an upload or a download does any of it, and `upload`, `download` and `plan` know
 //! nothing of the scheduler.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+use ferry_protocol::Entry;
 
 use super::error::EngineError;
 use super::job::{Job, Sent, Task, lock};
@@ -43,15 +45,17 @@ impl Direction {
     }
 }
 
-/// Plans a job's items while its workers already take files; what a move must clean up.
+/// Plans a job's items while its workers already take files (`stats`: what the owner already
+/// knows of remote paths); what a move must clean up.
 pub(super) async fn plan(
     job: &Job,
     session: &mut Session,
     spec: JobSpec,
+    stats: &HashMap<String, Option<Entry>>,
 ) -> Result<EmptiedDirs, EngineError> {
     match spec {
-        JobSpec::Upload { items, .. } => plan::plan_upload(job, session, items).await,
-        JobSpec::Download { items, .. } => plan::plan_download(job, session, items).await,
+        JobSpec::Upload { items, .. } => plan::plan_upload(job, session, items, stats).await,
+        JobSpec::Download { items, .. } => plan::plan_download(job, session, items, stats).await,
     }
 }
 

@@ -16,7 +16,7 @@ use super::event::{JobSummary, TransferEvent};
 use super::job::{Job, lock};
 use super::progress::EMIT_INTERVAL;
 use super::scheduler;
-use super::spec::{EngineOptions, JobId, JobSpec};
+use super::spec::{EngineOptions, Groundwork, JobId, JobSpec};
 
 /// Runs transfer jobs in the background; cheap to clone.
 #[derive(Debug, Clone)]
@@ -74,6 +74,12 @@ impl Engine {
 
     /// Queues a job; it starts at once (several jobs run side by side).
     pub fn submit(&self, spec: JobSpec) -> JobId {
+        self.submit_with(spec, None)
+    }
+
+    /// Like [`submit`](Self::submit), going on from what the owner already asked on its own
+    /// session (see [`Groundwork`]).
+    pub fn submit_with(&self, spec: JobSpec, groundwork: Option<Groundwork>) -> JobId {
         let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
         let cancel = CancellationToken::new();
         lock(&self.state.jobs).insert(id, cancel.clone());
@@ -91,7 +97,7 @@ impl Engine {
             let outcome = tokio::select! {
                 biased;
                 () = cancel.cancelled() => Err(EngineError::Cancelled),
-                outcome = scheduler::run(Arc::clone(&job), spec) => outcome,
+                outcome = scheduler::run(Arc::clone(&job), spec, groundwork) => outcome,
             };
             job.restore_aside().await;
             drop(reporter);

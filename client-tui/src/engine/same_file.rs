@@ -118,25 +118,18 @@ pub(super) async fn check_upload(
         return Ok(None);
     };
     let shown_local = crate::format::local_path(local);
-    let mut at = Some(remote.to_owned());
-    while let Some(target) = at.take() {
-        if let Some(theirs) = remote_token(session, &target).await?
-            && theirs == ours
-        {
-            return Ok(Some(refusal(
-                &shown_local,
-                &shown_local,
-                remote,
-                target != remote,
-            )));
-        }
-        at = if target.is_empty() {
-            None
-        } else {
-            Some(path::split_last(&target).map_or_else(String::new, |(p, _)| p.to_owned()))
-        };
+    // The destination and each of its parents up to the root, asked all at once.
+    let mut chain = vec![remote.to_owned()];
+    while let Some(target) = chain.last().filter(|t| !t.is_empty()) {
+        let parent = path::split_last(target).map_or_else(String::new, |(p, _)| p.to_owned());
+        chain.push(parent);
     }
-    Ok(None)
+    let tokens = session.identities(&chain).await?;
+    Ok(chain
+        .iter()
+        .zip(tokens)
+        .find(|(_, theirs)| theirs.as_ref() == Some(&ours))
+        .map(|(target, _)| refusal(&shown_local, &shown_local, remote, target != remote)))
 }
 
 /// Whether `task`'s destination is its own source, asked (on the worker's control

@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::ErrorCode;
+use std::collections::HashMap;
+
+use ferry_protocol::{Entry, ErrorCode, Kind, Request};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -25,7 +27,7 @@ use super::error::EngineError;
 use super::event::TransferEvent;
 use super::job::{Job, STOPPED_EARLY, Sent, Task, blocking, lock};
 use super::session::Session;
-use super::spec::{ConflictPolicy, JobSpec};
+use super::spec::{ConflictPolicy, Groundwork, JobSpec};
 use super::transport::{FrameReader, FrameStream, FrameWriter};
 use super::{same_file, space};
 
@@ -41,19 +43,48 @@ const BUSY_RETRIES: usize = 7;
 const FLUSH_EVERY: usize = 16;
 
 /// Plans, runs the workers, then finishes a move.
-pub(super) async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError> {
-    let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-    let spec = screen_same_files(&job, &mut session, spec).await?;
+pub(super) async fn run(
+    job: Arc<Job>,
+    spec: JobSpec,
+    groundwork: Option<Groundwork>,
+) -> Result<(), EngineError> {
     let direction = Direction::of(&spec);
-    // The workers start with the plan and take files as the walk delivers them (an upload's
-    // once the remote directory they go into exists); once it ends, idle workers end with an
-    // empty queue.
-    job.set_planning(true);
+    // The workers take files as the walk delivers them (an upload's once the remote directory
+    // they go into exists); once it ends, idle workers end with an empty queue.
     let mut first_round = JoinSet::new();
-    for _ in 0..job.options.workers {
-        first_round.spawn(worker(Arc::clone(&job), direction));
-    }
-    let planned = direction::plan(&job, &mut session, spec).await;
+    let start_workers = |first_round: &mut JoinSet<_>| {
+        job.set_planning(true);
+        for _ in 0..job.options.workers {
+            first_round.spawn(worker(Arc::clone(&job), direction));
+        }
+    };
+    let (mut session, stats, spec) = match groundwork {
+        // The owner's session has logged in already: the workers connect at once, beside the
+        // screening, so they are ready by the time the first files are known.
+        Some(Groundwork { mut session, stats }) => {
+            start_workers(&mut first_round);
+            let screened = match ask_ahead(&mut session, &spec, &stats).await {
+                Ok(()) => screen_same_files(&job, &mut session, spec).await,
+                Err(e) => Err(e),
+            };
+            match screened {
+                Ok(spec) => (session, stats, spec),
+                Err(e) => {
+                    job.set_planning(false);
+                    return Err(e);
+                }
+            }
+        }
+        // Otherwise the job's own session logs in and screens first: a burst of jobs opening
+        // all their connections at once would crowd the server's door.
+        None => {
+            let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
+            let spec = screen_same_files(&job, &mut session, spec).await?;
+            start_workers(&mut first_round);
+            (session, Default::default(), spec)
+        }
+    };
+    let planned = direction::plan(&job, &mut session, spec, &stats).await;
     job.set_planning(false);
     let cleanup = planned?;
     let (files, bytes) = job.planned_totals();
@@ -121,6 +152,41 @@ pub(super) async fn run(job: Arc<Job>, spec: JobSpec) -> Result<(), EngineError>
         direction.finish_move(&job, &mut session, cleanup).await?;
     }
     Ok(())
+}
+
+/// Sends at once what a download's screening and the start of its plan will ask one after
+/// another: each item's `summary` (free space), each item's identity `stat` when the server
+/// shares this machine (same file), and the `walk` of the first item when it is known to be a
+/// directory. Should the screening leave an item out, the session finds itself out of step at
+/// the first question it did not foresee and starts over on a new connection.
+async fn ask_ahead(
+    session: &mut Session,
+    spec: &JobSpec,
+    stats: &HashMap<String, Option<Entry>>,
+) -> Result<(), EngineError> {
+    let JobSpec::Download { items, .. } = spec else {
+        return Ok(());
+    };
+    let mut requests = items
+        .iter()
+        .map(|(remote, _)| Request::Summary {
+            path: remote.clone(),
+        })
+        .collect::<Vec<_>>();
+    if session.shared_machine().is_some() {
+        requests.extend(items.iter().map(|(remote, _)| Request::Stat {
+            path: remote.clone(),
+            identity: true,
+        }));
+    }
+    if let Some((first, _)) = items.first()
+        && matches!(stats.get(first), Some(Some(entry)) if entry.kind == Kind::Dir)
+    {
+        requests.push(Request::Walk {
+            path: first.clone(),
+        });
+    }
+    session.send_ahead(requests).await
 }
 
 /// Leaves out (and reports as `same_file`) every item whose destination is its own source or

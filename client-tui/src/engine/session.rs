@@ -3,6 +3,13 @@
 //! Listings arrive in batches; [`Session::list`] collects them for the TUI, while
 //! [`Session::list_stream`] hands them out one batch at a time so `ls --json` of a huge
 //! directory never holds more than one batch.
+//!
+//! Round trips run one after another are what a long link makes slow, so a session can send
+//! requests before their answers are due: with `hello` ([`Session::connect_stat`],
+//! [`Session::connect_listing`]), in pipelined windows, or ahead of the questions a job will
+//! ask ([`Session::send_ahead`]). Over 600 lines, not split: every request shares the one
+//! connection's order of answers, and that bookkeeping (out of step, sent ahead, reconnect)
+//! must stay in one place.
 
 use ferry_protocol::{Digest, ErrorBody};
 use ferry_protocol::{
@@ -28,6 +35,11 @@ pub struct Session {
     endpoint: Endpoint,
     /// Set when a listing was dropped before its last batch: its leftovers are still on the wire.
     poisoned: bool,
+    /// Requests sent ahead ([`Session::send_ahead`], or a `list` sent with `hello`), whose
+    /// answers are still on the wire, in order: asking exactly the next of them reads its
+    /// answer instead of sending it again; asking anything else finds the session out of step,
+    /// and it starts over on a new connection.
+    ahead: std::collections::VecDeque<Request>,
 }
 
 /// A listing being received batch by batch; see [`Session::list_stream`].
@@ -108,11 +120,73 @@ pub(super) fn same_machine(identity: &ferry_protocol::HostIdentity) -> bool {
 impl Session {
     /// Connects and says `hello`.
     pub async fn connect(endpoint: &Endpoint) -> Result<Session, EngineError> {
+        Self::connect_then(endpoint, &[]).await
+    }
+
+    /// Connects and says `hello` with `first` sent right behind it (see
+    /// [`FrameStream::open_then`]); their answers are still to be read.
+    async fn connect_then(endpoint: &Endpoint, first: &[Request]) -> Result<Session, EngineError> {
+        let known_hosts = super::known_hosts::KnownHosts::default_location();
         Ok(Session {
-            conn: FrameStream::open(endpoint).await?,
+            conn: FrameStream::open_then(endpoint, known_hosts.as_ref(), first).await?,
             endpoint: endpoint.clone(),
             poisoned: false,
+            ahead: std::collections::VecDeque::new(),
         })
+    }
+
+    /// Connects and `stat`s each of `paths`, all in the round trip of `hello`: what a command
+    /// learns about its locations before it starts a job (which goes on with this session).
+    /// Each outcome in order; an error of the connection itself is the whole call's.
+    pub async fn connect_stat(
+        endpoint: &Endpoint,
+        paths: &[String],
+    ) -> Result<(Session, Vec<Result<Entry, EngineError>>), EngineError> {
+        let requests = paths
+            .iter()
+            .map(|path| Request::Stat {
+                path: path.clone(),
+                identity: false,
+            })
+            .collect::<Vec<_>>();
+        let mut session = Self::connect_then(endpoint, &requests).await?;
+        let mut entries = Vec::with_capacity(paths.len());
+        for path in paths {
+            let reply = session.conn.reader.header::<StatReply>().await?;
+            entries.push(
+                reply
+                    .map(|r| r.entry)
+                    .map_err(|body| EngineError::remote(path, body)),
+            );
+        }
+        Ok((session, entries))
+    }
+
+    /// Connects, `stat`s `path` and asks for its listing, all in the round trip of `hello`
+    /// (`ferry ls`): the entry, and a session whose [`list_stream`](Self::list_stream) of
+    /// `path` reads the listing already asked for. When the entry is no directory the listing's
+    /// answer (an error) is simply never read.
+    pub async fn connect_listing(
+        endpoint: &Endpoint,
+        path: &str,
+    ) -> Result<(Session, Entry), EngineError> {
+        let requests = [
+            Request::Stat {
+                path: path.into(),
+                identity: false,
+            },
+            Request::List { path: path.into() },
+        ];
+        let mut session = Self::connect_then(endpoint, &requests).await?;
+        session.ahead.push_back(Request::List { path: path.into() });
+        let entry = session
+            .conn
+            .reader
+            .header::<StatReply>()
+            .await?
+            .map_err(|body| EngineError::remote(path, body))?
+            .entry;
+        Ok((session, entry))
     }
 
     /// Whether the server said it is read-only.
@@ -129,11 +203,36 @@ impl Session {
     /// that an abandoned listing left out of step is replaced by a fresh one. Nothing has been
     /// sent yet, so this is safe whatever the request.
     async fn ready(&mut self) -> Result<(), EngineError> {
-        if self.poisoned || self.conn.reader.is_stale() {
+        if self.poisoned || !self.ahead.is_empty() || self.conn.reader.is_stale() {
             self.conn = FrameStream::open(&self.endpoint).await?;
             self.poisoned = false;
+            self.ahead.clear();
         }
         Ok(())
+    }
+
+    /// Sends `requests` now, without waiting for their answers, for callers that will ask
+    /// exactly these, in this order, and would otherwise wait a round trip for each in turn (a
+    /// job's screening and the start of its plan). Asking something else first costs a new
+    /// connection, never a wrong answer. Only small requests, so nothing can stall.
+    pub(crate) async fn send_ahead(&mut self, requests: Vec<Request>) -> Result<(), EngineError> {
+        self.ready().await?;
+        for request in &requests {
+            self.conn.writer.send(request).await?;
+        }
+        self.conn.writer.flush().await?;
+        self.ahead.extend(requests);
+        Ok(())
+    }
+
+    /// Whether `request` is the next one sent ahead; if so its answer is the next to read.
+    fn take_ahead(&mut self, request: &Request) -> bool {
+        if self.ahead.front() == Some(request) {
+            self.ahead.pop_front();
+            true
+        } else {
+            false
+        }
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -141,11 +240,13 @@ impl Session {
         path: &str,
         request: Request,
     ) -> Result<T, EngineError> {
-        self.ready().await?;
-        self.conn
-            .request::<T>(&request)
-            .await?
-            .map_err(|body| EngineError::remote(path, body))
+        let reply = if self.take_ahead(&request) {
+            self.conn.reader.header::<T>().await?
+        } else {
+            self.ready().await?;
+            self.conn.request::<T>(&request).await?
+        };
+        reply.map_err(|body| EngineError::remote(path, body))
     }
 
     /// One entry's metadata, as `lstat` sees it on the server.
@@ -184,6 +285,26 @@ impl Session {
             Err(e) if e.remote_code() == Some(ErrorCode::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The identity tokens of several paths (see [`stat_identity`](Self::stat_identity)) with
+    /// one round trip's worth of waiting: `None` for a path the server refuses or gives none for.
+    pub(crate) async fn identities(
+        &mut self,
+        paths: &[String],
+    ) -> Result<Vec<Option<String>>, EngineError> {
+        let requests = paths
+            .iter()
+            .map(|path| Request::Stat {
+                path: path.clone(),
+                identity: true,
+            })
+            .collect::<Vec<_>>();
+        let replies = self.pipeline_replies::<StatReply>(paths, &requests).await?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| reply.ok().and_then(|r| r.id))
+            .collect())
     }
 
     /// Like [`stat`](Self::stat), with `not_found` as `None`.
@@ -254,9 +375,11 @@ impl Session {
         request: Request,
         path: &str,
     ) -> Result<ListStream<'_>, EngineError> {
-        self.ready().await?;
-        self.conn.writer.send(&request).await?;
-        self.conn.writer.flush().await?;
+        if !self.take_ahead(&request) {
+            self.ready().await?;
+            self.conn.writer.send(&request).await?;
+            self.conn.writer.flush().await?;
+        }
         Ok(ListStream {
             session: self,
             path: path.to_owned(),
@@ -475,8 +598,18 @@ impl Session {
         requests: &[Request],
     ) -> Result<Vec<Result<T, EngineError>>, EngineError> {
         const WINDOW: usize = 64;
-        self.ready().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
+        if self.ahead.len() >= requests.len()
+            && self.ahead.iter().zip(requests).all(|(a, r)| a == r)
+        {
+            for name in paths {
+                self.ahead.pop_front();
+                let reply = self.conn.reader.header::<T>().await?;
+                outcomes.push(reply.map_err(|body| EngineError::remote(name, body)));
+            }
+            return Ok(outcomes);
+        }
+        self.ready().await?;
         for (chunk, names) in requests.chunks(WINDOW).zip(paths.chunks(WINDOW)) {
             for request in chunk {
                 self.conn.writer.send(request).await?;

@@ -1,7 +1,12 @@
 //! What the owner asks of the engine: a [`JobSpec`] with its [`ConflictPolicy`], the answer to a
 //! conflict, and how an engine spreads its work ([`EngineOptions`]).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+use ferry_protocol::Entry;
+
+use super::session::Session;
 
 /// How an engine spreads its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +28,18 @@ impl Default for EngineOptions {
             allow_unsafe_names: false,
         }
     }
+}
+
+/// What the owner already asked on its own [`Session`] before submitting a job (the CLI's
+/// look at its locations): the job goes on with that session and takes these answers instead
+/// of connecting and asking again, which would cost round trips one after another before any
+/// data moves.
+#[derive(Debug)]
+pub struct Groundwork {
+    pub session: Session,
+    /// `stat`s of remote paths as they were just now: `None` for a path that does not exist.
+    /// The job asks about any other path itself.
+    pub stats: HashMap<String, Option<Entry>>,
 }
 
 /// Identifies a job for its whole life.

@@ -165,6 +165,19 @@ impl FrameStream {
         endpoint: &Endpoint,
         known_hosts: Option<&KnownHosts>,
     ) -> Result<FrameStream, EngineError> {
+        Self::open_then(endpoint, known_hosts, &[]).await
+    }
+
+    /// [`Self::open_with`], sending `first` right behind `hello`, before its answer: the
+    /// server takes requests in order and answers them only once `hello` has succeeded
+    /// (PROTOCOL.md, "hello"), so a first question costs no round trip of its own. This reads
+    /// `hello`'s answer; the answers to `first` are the caller's to read, in order. After a
+    /// refused `hello` the connection is dropped, answers unread.
+    pub(crate) async fn open_then(
+        endpoint: &Endpoint,
+        known_hosts: Option<&KnownHosts>,
+        first: &[Request],
+    ) -> Result<FrameStream, EngineError> {
         let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
@@ -206,8 +219,15 @@ impl FrameStream {
         };
         // Refusals at the door (a token, a full server) name the server, there being no path.
         let addr = conn.writer.addr.clone();
-        conn.hello = conn
-            .request::<HelloReply>(&hello)
+        let said = async {
+            conn.writer.send(&hello).await?;
+            for request in first {
+                conn.writer.send(request).await?;
+            }
+            conn.writer.flush().await?;
+            conn.reader.header::<HelloReply>().await
+        };
+        conn.hello = said
             .await
             .map_err(|e| {
                 if endpoint.tls || spoke_plain(&addr) {

@@ -184,7 +184,7 @@ impl DiskStage {
     }
 
     /// Wakes the thread for the files gathered so far.
-    fn hand_over(&mut self) -> Result<(), EngineError> {
+    pub(super) fn hand_over(&mut self) -> Result<(), EngineError> {
         if self.batch.is_empty() {
             return Ok(());
         }

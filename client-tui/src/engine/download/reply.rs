@@ -76,6 +76,9 @@ pub(crate) async fn finish_get(
         };
         return finish_small_get(job, reader, disk, task, hasher, partial, stamp).await;
     }
+    // Small files gathered while this reply began to arrive must not wait for it: it may take
+    // minutes, and they are verified already.
+    disk.hand_over()?;
     // The socket is read straight into a few recycled buffers and each piece is hashed right
     // after its read, while it is still in this core's cache; a blocking thread writes the
     // buffers, overlapping the next reads. Hashing on a thread of its own cost more in
