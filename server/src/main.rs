@@ -248,20 +248,12 @@ async fn start() -> anyhow::Result<()> {
         let users = ferry_server::users::Users::load(path)?;
         config.users = Some(std::sync::Arc::new(users));
     }
+    set_session_limits(&mut config, &args);
     config.max_connections = args.max_connections;
-    config.idle_timeout = args.idle_timeout;
     config.max_per_address = args.max_per_address;
-    config.login_timeout = args.login_timeout;
     config.max_unauthenticated = args.max_unauthenticated;
     config.address_login_interval = args.address_login_interval;
     config.server_login_interval = args.server_login_interval;
-    config.stall_timeout = args.stall_timeout;
-    config.max_upload_size = args.max_upload_size;
-    config.free_space_reserve = args.reserve;
-    // Within the ranges clap checked, so they fit.
-    config.max_header_len = usize::try_from(args.max_header_len).unwrap_or(usize::MAX);
-    config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
-    config.max_name_len = usize::try_from(args.max_name_len).unwrap_or(usize::MAX);
     config.partial_expiry = args.partial_expiry.0;
 
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
@@ -322,8 +314,15 @@ async fn serve_stdio(args: Args) -> anyhow::Result<()> {
     if args.token.is_some() {
         tracing::warn!("FERRY_TOKEN is ignored with --stdio: ssh already authenticated the user");
     }
-    let mut config = Config::new(args.root.unwrap_or_else(|| PathBuf::from("/")));
+    let mut config = Config::new(args.root.clone().unwrap_or_else(|| PathBuf::from("/")));
     config.read_only = args.read_only;
+    set_session_limits(&mut config, &args);
+    ferry_server::serve_stdio(config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The limits of one session, the same whether it came through the listener or over stdio.
+fn set_session_limits(config: &mut Config, args: &Args) {
     config.idle_timeout = args.idle_timeout;
     config.login_timeout = args.login_timeout;
     config.stall_timeout = args.stall_timeout;
@@ -333,8 +332,6 @@ async fn serve_stdio(args: Args) -> anyhow::Result<()> {
     config.max_header_len = usize::try_from(args.max_header_len).unwrap_or(usize::MAX);
     config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
     config.max_name_len = usize::try_from(args.max_name_len).unwrap_or(usize::MAX);
-    ferry_server::serve_stdio(config, shutdown_signal()).await?;
-    Ok(())
 }
 
 /// The limits in force, so an owner can confirm what the flags did; and a warning when the

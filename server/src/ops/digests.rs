@@ -39,7 +39,7 @@ use ferry_protocol::{
 };
 
 use super::walk::Walker;
-use super::{Access, Pipe, UNITS_PER_MIB};
+use super::{Access, Pipe, UNITS_PER_MIB, same_version};
 use crate::error::{OpError, code_of, io_text};
 use crate::root::{RemotePath, entry};
 
@@ -417,27 +417,6 @@ impl Hashing {
         }
         Ok(Some((before, digest)))
     }
-}
-
-/// The same inode, length, mtime and ctime: a write, truncate or `touch` moves one of them.
-fn same_version(a: &Metadata, b: &Metadata) -> bool {
-    (
-        a.dev(),
-        a.ino(),
-        a.len(),
-        a.mtime(),
-        a.mtime_nsec(),
-        a.ctime(),
-        a.ctime_nsec(),
-    ) == (
-        b.dev(),
-        b.ino(),
-        b.len(),
-        b.mtime(),
-        b.mtime_nsec(),
-        b.ctime(),
-        b.ctime_nsec(),
-    )
 }
 
 #[cfg(test)]

@@ -492,3 +492,27 @@ pub(crate) fn check_writable(access: &Access, path: &str) -> Result<(), OpError>
     }
     Ok(())
 }
+
+/// The same inode, with the same length, mtime and ctime: any write, truncate or `touch` moves
+/// one of them, so a file that compares equal before and after a read was not changed by it
+/// (a `remove` with `if_digest`, a `digests` answer).
+pub(crate) fn same_version(a: &cap_std::fs::Metadata, b: &cap_std::fs::Metadata) -> bool {
+    use cap_std::fs::MetadataExt;
+    (
+        a.dev(),
+        a.ino(),
+        a.len(),
+        a.mtime(),
+        a.mtime_nsec(),
+        a.ctime(),
+        a.ctime_nsec(),
+    ) == (
+        b.dev(),
+        b.ino(),
+        b.len(),
+        b.mtime(),
+        b.mtime_nsec(),
+        b.ctime(),
+        b.ctime_nsec(),
+    )
+}

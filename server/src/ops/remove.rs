@@ -26,7 +26,7 @@ use ferry_protocol::{Digest, Done, ErrorCode};
 use super::Access;
 use tokio_util::sync::CancellationToken;
 
-use super::{Meter, UNITS_PER_MIB, check_writable, ok_line};
+use super::{Meter, UNITS_PER_MIB, check_writable, ok_line, same_version};
 use crate::descriptors;
 use crate::error::OpError;
 use crate::root::{RemotePath, wire_name};
@@ -161,27 +161,6 @@ fn still_as_copied(
         return changed("it was written to or replaced");
     }
     Ok(())
-}
-
-/// The same inode, with the same length, mtime and ctime (which any write or `touch` moves).
-fn same_version(a: &Metadata, b: &Metadata) -> bool {
-    (
-        a.dev(),
-        a.ino(),
-        a.len(),
-        a.mtime(),
-        a.mtime_nsec(),
-        a.ctime(),
-        a.ctime_nsec(),
-    ) == (
-        b.dev(),
-        b.ino(),
-        b.len(),
-        b.mtime(),
-        b.mtime_nsec(),
-        b.ctime(),
-        b.ctime_nsec(),
-    )
 }
 
 /// A directory that holds nothing but abandoned partial uploads looks empty to every client,

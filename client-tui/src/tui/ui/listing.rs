@@ -12,6 +12,7 @@ use super::super::layout;
 use super::super::pane::{Pane, Side};
 use super::super::screen::Focus;
 use super::super::server_link::ConnState;
+use super::super::theme::Theme;
 use super::View;
 use super::{truncate, truncate_left};
 use crate::format;
@@ -130,12 +131,7 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
                 style = style.fg(theme.marked).add_modifier(Modifier::BOLD);
             }
             if at_cursor {
-                let bg = if focused {
-                    theme.cursor_bg
-                } else {
-                    theme.cursor_inactive_bg
-                };
-                style = style.bg(bg).fg(theme.cursor_fg);
+                style = cursor_style(style, theme, focused);
             }
             let mut cells = vec![
                 name_cell(
@@ -174,17 +170,22 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
     }
 }
 
+/// The cursor's row, brighter in the focused pane than in the other.
+fn cursor_style(style: Style, theme: &Theme, focused: bool) -> Style {
+    let bg = if focused {
+        theme.cursor_bg
+    } else {
+        theme.cursor_inactive_bg
+    };
+    style.bg(bg).fg(theme.cursor_fg)
+}
+
 /// The `..` row: a directory-coloured `../` with `<UP>` where a size would be.
 fn parent_row<'a>(view: &View, at_cursor: bool, focused: bool) -> Row<'a> {
     let theme = &view.theme;
     let mut style = Style::default().fg(theme.dir);
     if at_cursor {
-        let bg = if focused {
-            theme.cursor_bg
-        } else {
-            theme.cursor_inactive_bg
-        };
-        style = style.bg(bg).fg(theme.cursor_fg);
+        style = cursor_style(style, theme, focused);
     }
     let pointer = if at_cursor && focused { '›' } else { ' ' };
     Row::new(vec![
