@@ -42,13 +42,20 @@ impl Tmux {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
     }
 
-    /// Polls the screen until `check` accepts it.
+    /// Polls the screen until `check` accepts it, twice: tmux shows a frame as it arrives, so
+    /// the first capture that passes may be half drawn (the next assertion then reads torn
+    /// rows, as seen under load). A second look a moment later must pass too, and is the one
+    /// returned. Not "two equal captures": a transfer's progress redraws every tick.
     pub fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
             if check(&screen) {
-                return screen;
+                std::thread::sleep(Duration::from_millis(50));
+                let settled = self.screen();
+                if check(&settled) {
+                    return settled;
+                }
             }
             if start.elapsed() > WAIT {
                 panic!("timed out waiting for {what}; the screen:\n{screen}");
