@@ -275,6 +275,10 @@ struct ConflictFlags {
     /// Keep existing files; give the new ones a free name ("a (1).txt").
     #[arg(long)]
     rename: bool,
+    /// Replace an existing file only when the source is newer (by modification time); the
+    /// others are kept and named as up_to_date.
+    #[arg(long)]
+    update: bool,
 }
 
 #[derive(Debug, Args)]
@@ -306,7 +310,7 @@ impl TransferArgs {
         let c = &self.conflict;
         let mut options = TransferOptions::new(
             recursive,
-            cli::policy_from_flags(c.overwrite, c.skip_existing, c.resume, c.rename),
+            cli::policy_from_flags(c.overwrite, c.skip_existing, c.resume, c.rename, c.update),
             usize::from(self.jobs),
         );
         options.remove_source = self.remove_source;

@@ -50,9 +50,12 @@ pub fn policy_from_flags(
     skip: bool,
     resume: bool,
     rename: bool,
+    update: bool,
 ) -> ConflictPolicy {
     if overwrite {
         ConflictPolicy::Overwrite
+    } else if update {
+        ConflictPolicy::OverwriteIfNewer
     } else if skip {
         ConflictPolicy::Skip
     } else if resume {
@@ -71,24 +74,28 @@ mod tests {
     #[test]
     fn flags_pick_one_policy() {
         assert_eq!(
-            policy_from_flags(false, false, false, false),
+            policy_from_flags(false, false, false, false, false),
             ConflictPolicy::Fail
         );
         assert_eq!(
-            policy_from_flags(true, false, false, false),
+            policy_from_flags(true, false, false, false, false),
             ConflictPolicy::Overwrite
         );
         assert_eq!(
-            policy_from_flags(false, true, false, false),
+            policy_from_flags(false, true, false, false, false),
             ConflictPolicy::Skip
         );
         assert_eq!(
-            policy_from_flags(false, false, true, false),
+            policy_from_flags(false, false, true, false, false),
             ConflictPolicy::Resume
         );
         assert_eq!(
-            policy_from_flags(false, false, false, true),
+            policy_from_flags(false, false, false, true, false),
             ConflictPolicy::Rename
+        );
+        assert_eq!(
+            policy_from_flags(false, false, false, false, true),
+            ConflictPolicy::OverwriteIfNewer
         );
     }
 }

@@ -28,6 +28,8 @@ pub struct LeftOutCounts {
 impl LeftOutCounts {
     pub fn add(&mut self, reason: LeftOutReason) {
         match reason {
+            // Kept by `--update`'s own rule: counted with the skipped files, and never an error.
+            LeftOutReason::UpToDate => {}
             _ if reason.by_design() => self.by_design += 1,
             LeftOutReason::Vanished => self.vanished += 1,
             _ => self.errors += 1,

@@ -242,7 +242,11 @@ impl Report {
 fn resume_hint(policy: ConflictPolicy, single_file: bool) -> &'static str {
     match policy {
         _ if single_file => "",
-        ConflictPolicy::Resume | ConflictPolicy::Skip => "",
+        // A finished file is kept by these as it is by a skip.
+        ConflictPolicy::Resume
+        | ConflictPolicy::Skip
+        | ConflictPolicy::OverwriteIfNewer
+        | ConflictPolicy::OverwriteIfSizeDiffers => "",
         ConflictPolicy::Overwrite => " with --resume in place of --overwrite",
         ConflictPolicy::Rename => " with --resume in place of --rename",
         ConflictPolicy::Fail | ConflictPolicy::Ask => " with --resume",

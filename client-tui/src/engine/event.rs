@@ -6,7 +6,7 @@ use std::time::Duration;
 use ferry_protocol::Digest;
 use tokio::sync::oneshot;
 
-use super::spec::{ConflictAnswer, JobId};
+use super::spec::{ConflictAnswer, FileFacts, JobId};
 
 /// A snapshot of one job's progress; throttled to about 20 per second per job.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +52,8 @@ pub enum LeftOutReason {
     Unreadable,
     /// It was there when the tree was listed and gone when it was read.
     Vanished,
+    /// A per-file conflict policy kept the destination (it is newer, or the same size).
+    UpToDate,
 }
 
 impl LeftOutReason {
@@ -63,12 +65,17 @@ impl LeftOutReason {
             LeftOutReason::Name => "bad_name",
             LeftOutReason::Unreadable => "unreadable",
             LeftOutReason::Vanished => "vanished",
+            LeftOutReason::UpToDate => "up_to_date",
         }
     }
 
-    /// Left out on purpose (a link or a special file), not because something went wrong.
+    /// Left out on purpose (a link, a special file, a destination the policy kept), not because
+    /// something went wrong.
     pub fn by_design(self) -> bool {
-        matches!(self, LeftOutReason::Symlink | LeftOutReason::Special)
+        matches!(
+            self,
+            LeftOutReason::Symlink | LeftOutReason::Special | LeftOutReason::UpToDate
+        )
     }
 }
 
@@ -93,6 +100,9 @@ pub enum TransferEvent {
         /// Why the question is asked again: the last answer could not be carried out (a resume
         /// of a destination that is not a part of the source).
         reason: Option<String>,
+        /// The source's size and time, and the destination's (`None`: not a regular file).
+        source: FileFacts,
+        dest: Option<FileFacts>,
     },
     /// One file arrived and its digest matched.
     FileDone {

@@ -15,11 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::Endpoint;
 use super::error::EngineError;
-use super::event::TransferEvent;
+use super::event::{LeftOutReason, TransferEvent};
 use super::local;
 use super::progress::ProgressState;
 use super::session::{CopiedSource, Session};
-use super::spec::{ConflictAnswer, ConflictPolicy, EngineOptions, JobId, JobSpec};
+use super::spec::{ConflictAnswer, ConflictPolicy, EngineOptions, FileFacts, JobId, JobSpec};
 
 /// Locks a mutex, shrugging off poisoning: every critical section here leaves its data valid.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +116,9 @@ pub(super) struct Job {
     pub(super) counters: Mutex<Counters>,
     /// Remote paths that exist (uploads) and their kind; names taken by `Rename` join them.
     pub(super) remote_existing: Mutex<HashMap<String, Kind>>,
+    /// The size and time of the remote files among them, which a conflict shows and the
+    /// per-file policies compare.
+    pub(super) remote_facts: Mutex<HashMap<String, FileFacts>>,
     /// Remote sources whose copy is verified, to remove at the end of a move if unchanged.
     pub(super) verified_sources: Mutex<Vec<CopiedSource>>,
     /// Per-file events not yet handed to the owner. Sent one by one, a tree of tiny files woke
@@ -175,6 +178,7 @@ impl Job {
             queue: Mutex::new(VecDeque::new()),
             counters: Mutex::new(Counters::default()),
             remote_existing: Mutex::new(HashMap::new()),
+            remote_facts: Mutex::new(HashMap::new()),
             verified_sources: Mutex::new(Vec::new()),
             file_events: Mutex::new(Vec::new()),
             planning: AtomicBool::new(false),
@@ -326,6 +330,18 @@ impl Job {
         progress.file_finished();
     }
 
+    /// A destination a per-file policy kept (`why`: it is newer, or the same size): skipped,
+    /// and named as left out so every entry of the job is accounted for.
+    pub(super) fn kept(&self, task: &Task, shown: &str, why: &str) {
+        self.skipped(task);
+        self.send_file_event(TransferEvent::LeftOut {
+            job: self.id,
+            path: shown.to_owned(),
+            reason: LeftOutReason::UpToDate,
+            message: why.to_owned(),
+        });
+    }
+
     /// Records a verified download's source for a move's removal at the job's end.
     pub(super) fn copied(&self, task: &Task, digest: Digest) {
         if self.remove_source {
@@ -351,8 +367,14 @@ impl Job {
     }
 
     /// The policy for one existing destination, asking the owner when told to; `reason` says
-    /// why the same question comes again.
-    pub(super) async fn resolve(&self, shown: &str, reason: Option<String>) -> ConflictPolicy {
+    /// why the same question comes again; `source` and `dest` are shown with it.
+    pub(super) async fn resolve(
+        &self,
+        shown: &str,
+        reason: Option<String>,
+        source: FileFacts,
+        dest: Option<FileFacts>,
+    ) -> ConflictPolicy {
         if self.policy != ConflictPolicy::Ask {
             return self.policy;
         }
@@ -368,6 +390,8 @@ impl Job {
             path: shown.to_owned(),
             reply: reply_tx,
             reason,
+            source,
+            dest,
         });
         let answer = reply_rx.await;
         lock(&self.progress).unpause(Instant::now());

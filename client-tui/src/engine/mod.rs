@@ -60,5 +60,7 @@ pub use error::{EngineError, RESUME_MISMATCH};
 pub use event::{JobProgress, JobSummary, LeftOutReason, TransferEvent};
 pub use front::{Engine, Events};
 pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
-pub use spec::{ConflictAnswer, ConflictPolicy, EngineOptions, Groundwork, JobId, JobSpec};
+pub use spec::{
+    ConflictAnswer, ConflictPolicy, EngineOptions, FileFacts, Groundwork, JobId, JobSpec,
+};
 pub use transport::check_trust;

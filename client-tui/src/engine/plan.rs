@@ -19,6 +19,7 @@ use super::event::{LeftOutReason, TransferEvent};
 use super::job::{Job, Task, blocking, lock};
 use super::local;
 use super::session::Session;
+use super::spec::FileFacts;
 
 /// Directories that a move empties, deepest first, to remove once their files are gone: local
 /// ones as paths (a name that is not UTF-8 must reach its own directory again), remote ones as
@@ -152,6 +153,19 @@ pub(super) async fn plan_upload(
     Ok(cleanup)
 }
 
+/// Keeps an existing remote file's size and time for a conflict about it.
+fn remember_facts(job: &Job, remote: &str, entry: &Entry) {
+    if entry.kind == Kind::File {
+        lock(&job.remote_facts).insert(
+            remote.to_owned(),
+            FileFacts {
+                size: entry.size,
+                mtime: entry.mtime,
+            },
+        );
+    }
+}
+
 /// An upload item's destination, and what its local source is.
 struct Root<'a> {
     remote: &'a str,
@@ -179,6 +193,7 @@ async fn prepare_root(
     if !root_is_dir {
         if let Some(entry) = existing {
             lock(&job.remote_existing).insert(remote_root.to_owned(), entry.kind);
+            remember_facts(job, remote_root, &entry);
         }
         return Ok(true);
     }
@@ -190,7 +205,9 @@ async fn prepare_root(
             let below = session.walk(remote_root).await?;
             let mut known = lock(&job.remote_existing);
             for entry in below {
-                known.insert(path::join(remote_root, &entry.name), entry.kind);
+                let remote = path::join(remote_root, &entry.name);
+                remember_facts(job, &remote, &entry);
+                known.insert(remote, entry.kind);
             }
             Ok(true)
         }

@@ -64,6 +64,40 @@ pub enum ConflictPolicy {
     Fail,
     /// Send [`TransferEvent::Conflict`](super::TransferEvent::Conflict) and wait for the answer.
     Ask,
+    /// Replace the destination only when the source is newer (mc's Update, `--update`); an
+    /// older or equally old source leaves it, reported as left out (`up_to_date`).
+    OverwriteIfNewer,
+    /// Replace the destination only when its size differs from the source's.
+    OverwriteIfSizeDiffers,
+}
+
+/// A file's size and modification time (seconds since the Unix epoch): what a conflict shows
+/// of each side and what the per-file policies compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    pub size: u64,
+    pub mtime: i64,
+}
+
+impl ConflictPolicy {
+    /// For a policy decided per file: why the destination `dest` is kept rather than replaced
+    /// by `source` (`None`: replace it). A destination whose facts are unknown (not a regular
+    /// file) is replaced, as `Overwrite` would. Other policies keep nothing here.
+    pub fn keeps(self, source: FileFacts, dest: Option<FileFacts>) -> Option<&'static str> {
+        let dest = dest?;
+        match self {
+            ConflictPolicy::OverwriteIfNewer if dest.mtime > source.mtime => {
+                Some("skipped: destination is newer")
+            }
+            ConflictPolicy::OverwriteIfNewer if dest.mtime == source.mtime => {
+                Some("skipped: same modification time")
+            }
+            ConflictPolicy::OverwriteIfSizeDiffers if dest.size == source.size => {
+                Some("skipped: same size")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The answer to a [`TransferEvent::Conflict`](super::TransferEvent::Conflict).

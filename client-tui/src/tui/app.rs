@@ -19,17 +19,19 @@ use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::Rect;
 
 use crate::engine::known_hosts::Fingerprint;
-use crate::engine::{ConflictAnswer, Endpoint, JobSummary, TransferEvent};
+use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummary, TransferEvent};
 use crate::url::RemoteUrl;
 
+use super::compare;
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
+use super::copy_dialog::CopyDialog;
 use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::job_request;
-use super::jobs::{JobKey, TransferList};
-use super::keymap::{Action, Keymap};
+use super::jobs::{JobInfo, JobKey, TransferList};
+use super::keymap::{Action, Key, Keymap};
 use super::layout;
 use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
@@ -84,6 +86,10 @@ pub struct App {
     outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
+    /// The first key of a two-key sequence (`Ctrl+X`), waiting for the second.
+    chord: Option<Key>,
+    /// A copy into a typed directory, waiting for that directory to be made (or found).
+    awaiting_dest: Option<(Side, JobSpec, JobInfo)>,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -139,6 +145,8 @@ impl App {
             serial: 0,
             outbox: Vec::new(),
             discard_after_cancel: HashSet::new(),
+            chord: None,
+            awaiting_dest: None,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -314,6 +322,21 @@ impl App {
         if key.kind != KeyEventKind::Press {
             return;
         }
+        if let Some(first) = self.chord.take() {
+            // The second key of a sequence: its action, or nothing (as mc does).
+            if let Some(action) = self.keymap.chord(first, &key) {
+                self.update(action);
+            }
+            return;
+        }
+        if self.dialog.is_none()
+            && self.conflicts.is_empty()
+            && self.filtering.is_none()
+            && self.keymap.is_prefix(&key)
+        {
+            self.chord = Some(Key::from_event(&key));
+            return;
+        }
         let jumping = match (self.focus, printable(&key)) {
             (Focus::Pane(side), Some(c))
                 if self.dialog.is_none()
@@ -393,8 +416,9 @@ impl App {
             {
                 self.error("`..` is the parent directory, not an entry: it cannot be copied, moved, deleted or renamed");
             }
-            Action::Copy => self.transfer(side, false, None),
-            Action::Move => self.transfer(side, true, None),
+            Action::Copy => self.ask_transfer(side, false),
+            Action::Move => self.ask_transfer(side, true),
+            Action::Compare => self.compare(),
             Action::Mkdir => {
                 if self.writable(side, "make a directory") {
                     self.dialog = Some(Dialog::mkdir(side));
@@ -535,17 +559,103 @@ impl App {
         true
     }
 
-    /// Queues a copy or move of `names` (default: the selection) into the other pane.
-    pub fn transfer(&mut self, source: Side, is_move: bool, names: Option<Vec<String>>) {
+    /// Whether a copy or move from `source` can start now, saying why not in the banner.
+    fn can_transfer(&mut self, source: Side, is_move: bool) -> bool {
         let dest = source.other();
         let verb = if is_move { "move" } else { "copy" };
         if !self.writable(dest, verb) || (is_move && !self.writable(source, verb)) {
-            return;
+            return false;
         }
         if let ConnState::Lost(_) = self.conn.state {
             self.error("Not connected: press Ctrl+R to reconnect");
+            return false;
+        }
+        true
+    }
+
+    /// F5/F6: asks where to, and with which policy, before the selection is sent.
+    fn ask_transfer(&mut self, source: Side, is_move: bool) {
+        if !self.can_transfer(source, is_move) {
             return;
         }
+        let dialog = CopyDialog::new(self.pane(source), self.pane(source.other()), is_move);
+        self.dialog = dialog.map(Dialog::Copy);
+    }
+
+    /// The copy dialog's Enter: into the other pane's directory at once; into another one once
+    /// it is made (it may exist already, which is as good).
+    fn start_copy(
+        &mut self,
+        source: Side,
+        is_move: bool,
+        names: Vec<String>,
+        dest: Location,
+        policy: ConflictPolicy,
+    ) {
+        if !self.can_transfer(source, is_move) {
+            return;
+        }
+        let into_pane = dest == self.pane(source.other()).dir;
+        let Some((spec, info)) = job_request::request_into(
+            self.pane(source),
+            dest.clone(),
+            is_move,
+            Some(names),
+            policy,
+        ) else {
+            return;
+        };
+        self.pane_mut(source).marks.clear();
+        if into_pane {
+            self.outbox.push(Effect::Submit { spec, info });
+        } else {
+            let side = source.other();
+            self.awaiting_dest = Some((side, spec, info));
+            self.outbox.push(Effect::Mkdir { side, path: dest });
+        }
+    }
+
+    /// Marks in both panes what differs from the other (mc's compare directories).
+    fn compare(&mut self) {
+        let local = compare::mark(&mut self.local, &self.remote);
+        let remote = compare::mark(&mut self.remote, &self.local);
+        self.info(format!(
+            "Local: {}. Remote: {}",
+            local.describe(),
+            remote.describe()
+        ));
+    }
+
+    /// The copy dialog's Tab: completes from the other pane's listing when the typed directory
+    /// is the one it shows, else asks for that directory's listing.
+    fn complete_destination(&mut self, dir: Location) {
+        let Some(Dialog::Copy(dialog)) = &mut self.dialog else {
+            return;
+        };
+        let side = dialog.source.other();
+        let pane = match side {
+            Side::Local => &self.local,
+            Side::Remote => &self.remote,
+        };
+        if pane.dir == dir && pane.loaded {
+            dialog.complete_from(&pane.entries);
+            return;
+        }
+        self.serial += 1;
+        dialog.asked(self.serial);
+        self.outbox.push(Effect::List {
+            side,
+            serial: self.serial,
+            dir,
+        });
+    }
+
+    /// Queues a copy or move of `names` (default: the selection) into the other pane.
+    pub fn transfer(&mut self, source: Side, is_move: bool, names: Option<Vec<String>>) {
+        if !self.can_transfer(source, is_move) {
+            return;
+        }
+        let dest = source.other();
         let Some((spec, info)) =
             job_request::request(self.pane(source), self.pane(dest), is_move, names)
         else {
@@ -671,6 +781,12 @@ impl App {
                 .find(|j| j.key == job)
                 .map_or(0, |j| j.details().len())
         });
+        if let Some(DialogOutcome::Complete(dir)) = outcome {
+            // The completion fills in the dialog that stays open.
+            self.dialog = next;
+            self.complete_destination(dir);
+            return;
+        }
         if let Some(outcome) = outcome {
             self.dialog_outcome(outcome);
         }
@@ -705,6 +821,14 @@ impl App {
             DialogOutcome::Connect(target) => {
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
             }
+            DialogOutcome::StartCopy {
+                source,
+                is_move,
+                names,
+                dest,
+                policy,
+            } => self.start_copy(source, is_move, names, dest, policy),
+            DialogOutcome::Complete(dir) => self.complete_destination(dir),
         }
     }
 
@@ -916,6 +1040,11 @@ impl App {
                 dir,
                 result,
             } => self.on_listed(side, serial, dir, result),
+            Msg::OpDone { side, result }
+                if self.awaiting_dest.as_ref().is_some_and(|w| w.0 == side) =>
+            {
+                self.destination_made(result);
+            }
             Msg::OpDone { side, result } => match result {
                 Ok(select) => {
                     self.clear_error_banner();
@@ -937,6 +1066,29 @@ impl App {
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+        }
+    }
+
+    /// The copy dialog's destination directory was made, or could not be: the copy starts if
+    /// it exists now.
+    fn destination_made(&mut self, result: Result<Option<String>, String>) {
+        let Some((side, spec, info)) = self.awaiting_dest.take() else {
+            return;
+        };
+        match result {
+            Err(e) if !e.starts_with("already_exists") => {
+                self.error(format!(
+                    "Not copied: cannot make the destination {}: {e}",
+                    info.dest_dir.shown()
+                ));
+            }
+            made => {
+                // A new directory shows in the pane at once, not only when the job ends.
+                if made.is_ok() {
+                    self.refresh(side);
+                }
+                self.outbox.push(Effect::Submit { spec, info });
+            }
         }
     }
 
@@ -970,6 +1122,18 @@ impl App {
         dir: Location,
         result: Result<Vec<Entry>, ListError>,
     ) {
+        if let Some(Dialog::Copy(dialog)) = &mut self.dialog
+            && dialog.waits_for(serial)
+        {
+            match result {
+                Ok(entries) => dialog.complete_from(&entries),
+                Err(e) => {
+                    dialog.completing = None;
+                    dialog.note = Some(format!("Cannot list {}: {}", dir.shown(), e.message));
+                }
+            }
+            return;
+        }
         match self.pane_mut(side).listed(serial, dir, result) {
             Listed::Stale => {}
             Listed::Shown { moved } => {
@@ -1091,6 +1255,8 @@ impl App {
                 path,
                 reply,
                 reason,
+                source,
+                dest,
             } => {
                 self.conflicts.push_back(ConflictPrompt {
                     job: JobKey { conn, id: job },
@@ -1099,6 +1265,8 @@ impl App {
                     selected: 0,
                     apply_to_all: false,
                     reason,
+                    source,
+                    dest,
                 });
             }
             TransferEvent::FileDone {

@@ -259,6 +259,7 @@ fn marking_inverting_and_marking_all() {
 fn submitted(app: &mut App) -> JobKey {
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(5)));
+    app.on_key(key(KeyCode::Enter));
     let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!()
     };
@@ -538,6 +539,7 @@ fn enter_on_dotdot_goes_up_and_entry_keys_say_why_they_skip_it() {
     app.on_key(key(KeyCode::F(2)));
     assert!(app.dialog.is_none() && banner_text(&app).contains("`..`"));
     app.on_key(key(KeyCode::F(5)));
+    app.on_key(key(KeyCode::Enter));
     let commands = app.take_effects();
     assert!(
         matches!(&commands[..], [Effect::Submit { .. }]),

@@ -4,16 +4,24 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use tokio::sync::oneshot;
 
-use crate::engine::{ConflictAnswer, ConflictPolicy};
+use crate::engine::{ConflictAnswer, ConflictPolicy, FileFacts};
 
 use super::jobs::JobKey;
 
-/// The choices a conflict offers, with their shortcut keys.
-pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 4] = [
+/// The choices a conflict offers, with their shortcut keys. "If newer" and "if size differs"
+/// are mc's Update: with "apply to all" they are decided for each later file by its own sizes
+/// and times.
+pub const CONFLICT_CHOICES: [(ConflictPolicy, &str, char); 6] = [
     (ConflictPolicy::Overwrite, "Overwrite", 'o'),
+    (ConflictPolicy::OverwriteIfNewer, "If newer", 'u'),
+    (
+        ConflictPolicy::OverwriteIfSizeDiffers,
+        "If size differs",
+        'd',
+    ),
     (ConflictPolicy::Skip, "Skip", 's'),
     (ConflictPolicy::Resume, "Resume", 'r'),
-    (ConflictPolicy::Rename, "Rename", 'n'),
+    (ConflictPolicy::Rename, "Keep both", 'n'),
 ];
 
 /// A destination that exists, waiting for the user's answer.
@@ -27,6 +35,9 @@ pub struct ConflictPrompt {
     pub apply_to_all: bool,
     /// Why the question comes again (the last answer could not be carried out).
     pub reason: Option<String>,
+    /// The source's size and time, and the destination's (`None`: not a regular file).
+    pub source: FileFacts,
+    pub dest: Option<FileFacts>,
 }
 
 impl ConflictPrompt {

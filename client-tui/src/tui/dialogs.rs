@@ -8,7 +8,10 @@ use crate::engine::known_hosts::Fingerprint;
 use crate::format;
 use crate::url::RemoteUrl;
 
+use crate::engine::ConflictPolicy;
+
 use super::config::{Bookmark, Recent};
+use super::copy_dialog::{self, CopyDialog};
 use super::input::LineInput;
 use super::jobs::{JobKey, JobRow};
 use super::pane::{Location, Pane, Side};
@@ -95,6 +98,8 @@ pub enum Dialog {
     },
     /// The caller's partial uploads in the remote pane's directory.
     Partials(PartialsDialog),
+    /// F5/F6: where to, and with which conflict policy.
+    Copy(CopyDialog),
 }
 
 /// The dialogs the app opens, built from the state they ask about.
@@ -305,6 +310,16 @@ pub enum Outcome {
     DiscardPartial { dir: String, path: String },
     /// Switch to a server the connect dialog listed.
     Connect(ConnectTarget),
+    /// The copy dialog's Enter: send `names` from the `source` pane into `dest`.
+    StartCopy {
+        source: Side,
+        is_move: bool,
+        names: Vec<String>,
+        dest: Location,
+        policy: ConflictPolicy,
+    },
+    /// The copy dialog's Tab: its completion needs the listing of this directory.
+    Complete(Location),
 }
 
 impl Dialog {
@@ -383,6 +398,24 @@ impl Dialog {
                 }
             },
             Dialog::Connect { targets, selected } => return connect_key(key, targets, selected),
+            Dialog::Copy(mut dialog) => match dialog.on_key(key) {
+                copy_dialog::Outcome::Stay => Some(Dialog::Copy(dialog)),
+                copy_dialog::Outcome::Close => None,
+                copy_dialog::Outcome::Start { dest, policy } => {
+                    outcome = Some(Outcome::StartCopy {
+                        source: dialog.source,
+                        is_move: dialog.is_move,
+                        names: dialog.names,
+                        dest,
+                        policy,
+                    });
+                    None
+                }
+                copy_dialog::Outcome::List(dir) => {
+                    outcome = Some(Outcome::Complete(dir));
+                    Some(Dialog::Copy(dialog))
+                }
+            },
         };
         (next, outcome)
     }

@@ -396,10 +396,12 @@ mod tests {
         let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
         let driver = async {
             keys_tx.send(press(KeyCode::F(5))).unwrap();
+            keys_tx.send(press(KeyCode::Enter)).unwrap();
             wait_for_file(&root.join("up.txt"), b"going up").await;
             keys_tx.send(press(KeyCode::Tab)).unwrap();
             keys_tx.send(press(KeyCode::Home)).unwrap();
             keys_tx.send(press(KeyCode::F(5))).unwrap();
+            keys_tx.send(press(KeyCode::Enter)).unwrap();
             wait_for_file(&local.join("down.txt"), b"coming down").await;
             // The jobs' last events and the refreshed listings, then a few ticks: generous, for
             // a loaded CI machine.

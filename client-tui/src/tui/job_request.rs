@@ -19,6 +19,24 @@ pub fn request(
     is_move: bool,
     names: Option<Vec<String>>,
 ) -> Option<(JobSpec, JobInfo)> {
+    request_into(
+        src_pane,
+        dest_pane.dir.clone(),
+        is_move,
+        names,
+        ConflictPolicy::Ask,
+    )
+}
+
+/// [`request`] into `dest_dir` (a directory on the other side, typed in the copy dialog) with
+/// `policy` for destinations that exist.
+pub fn request_into(
+    src_pane: &Pane,
+    dest_dir: Location,
+    is_move: bool,
+    names: Option<Vec<String>>,
+    policy: ConflictPolicy,
+) -> Option<(JobSpec, JobInfo)> {
     let names = names.unwrap_or_else(|| {
         src_pane
             .selection()
@@ -29,9 +47,8 @@ pub fn request(
     if names.is_empty() {
         return None;
     }
-    let dest = dest_pane.side;
+    let dest = src_pane.side.other();
     let src_dir = src_pane.dir.clone();
-    let dest_dir = dest_pane.dir.clone();
     let pairs: Vec<(Location, Location)> = names
         .iter()
         .map(|n| (src_dir.join(n), dest_dir.join(n)))
@@ -42,7 +59,7 @@ pub fn request(
                 .iter()
                 .filter_map(|(s, d)| Some((local(s)?, remote(d)?)))
                 .collect(),
-            policy: ConflictPolicy::Ask,
+            policy,
             remove_source: is_move,
         },
         Side::Remote => JobSpec::Download {
@@ -50,7 +67,7 @@ pub fn request(
                 .iter()
                 .filter_map(|(s, d)| Some((remote(s)?, local(d)?)))
                 .collect(),
-            policy: ConflictPolicy::Ask,
+            policy,
             remove_source: is_move,
         },
     };

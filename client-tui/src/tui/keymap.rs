@@ -1,6 +1,9 @@
 //! Keys to actions: the presets shipped in `assets/keymaps/`, overridden per action by the
 //! config's `[keys]` table.
 //!
+//! A binding is one key (`F5`) or a two-key sequence written with a space (`ctrl+x d`, mc's
+//! prefix keys): the app holds the first key until the second comes.
+//!
 //! The keymap only says what a key means in the panes; dialogs and text prompts read keys
 //! directly because typing a `q` into a prompt must never quit.
 
@@ -49,6 +52,7 @@ pub enum Action {
     CancelJob,
     ClearFinished,
     Partials,
+    Compare,
     Help,
     Suspend,
     Quit,
@@ -56,7 +60,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -88,6 +92,7 @@ impl Action {
         Action::CancelJob,
         Action::ClearFinished,
         Action::Partials,
+        Action::Compare,
         Action::Help,
         Action::Suspend,
         Action::Quit,
@@ -127,6 +132,7 @@ impl Action {
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
             Action::Partials => "partials",
+            Action::Compare => "compare",
             Action::Help => "help",
             Action::Suspend => "suspend",
             Action::Quit => "quit",
@@ -167,6 +173,7 @@ impl Action {
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
             Action::Partials => "remote partial uploads",
+            Action::Compare => "compare panes (dirs not descended)",
             Action::Help => "this help",
             Action::Suspend => "suspend to the shell (fg resumes)",
             Action::Quit => "quit",
@@ -275,6 +282,14 @@ impl FromStr for Key {
     }
 }
 
+/// A two-key sequence written with a space: `ctrl+x d`.
+fn parse_chord(text: &str) -> Result<(Key, Key), String> {
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [first, second] => Ok((first.parse()?, second.parse()?)),
+        _ => Err(format!("unknown key `{text}`: a sequence is two keys")),
+    }
+}
+
 fn named_key(name: &str) -> Option<KeyCode> {
     let lower = name.to_ascii_lowercase();
     let code = match lower.as_str() {
@@ -357,6 +372,9 @@ struct KeymapFile {
 pub struct Keymap {
     by_key: HashMap<Key, Action>,
     by_action: BTreeMap<Action, Vec<Key>>,
+    /// Two-key sequences (`ctrl+x d`), by their keys and by action.
+    by_chord: HashMap<(Key, Key), Action>,
+    chords: BTreeMap<Action, Vec<(Key, Key)>>,
 }
 
 impl Default for Keymap {
@@ -371,6 +389,8 @@ impl Keymap {
         Keymap {
             by_key: HashMap::new(),
             by_action: BTreeMap::new(),
+            by_chord: HashMap::new(),
+            chords: BTreeMap::new(),
         }
     }
 
@@ -395,15 +415,33 @@ impl Keymap {
     pub fn apply(&mut self, overrides: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
         for (name, keys) in overrides {
             let action: Action = name.parse()?;
+            let (chords, keys): (Vec<&String>, Vec<&String>) =
+                keys.iter().partition(|k| k.trim().contains(' '));
             let keys = keys
                 .iter()
                 .map(|k| k.parse::<Key>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let chords = chords
+                .iter()
+                .map(|k| parse_chord(k))
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(old) = self.by_action.remove(&action) {
                 for key in old {
                     self.by_key.remove(&key);
                 }
             }
+            for chord in self.chords.remove(&action).unwrap_or_default() {
+                self.by_chord.remove(&chord);
+            }
+            for chord in &chords {
+                if let Some(previous) = self.by_chord.insert(*chord, action)
+                    && previous != action
+                    && let Some(list) = self.chords.get_mut(&previous)
+                {
+                    list.retain(|c| c != chord);
+                }
+            }
+            self.chords.insert(action, chords);
             for key in &keys {
                 if let Some(previous) = self.by_key.insert(*key, action)
                     && previous != action
@@ -422,6 +460,27 @@ impl Keymap {
         self.by_key.get(&Key::from_event(event)).copied()
     }
 
+    /// Whether `event` starts a two-key sequence: the app waits for the second key.
+    pub fn is_prefix(&self, event: &KeyEvent) -> bool {
+        let key = Key::from_event(event);
+        self.by_chord.keys().any(|(first, _)| *first == key)
+    }
+
+    /// The action of the sequence `first` then `event`, if any.
+    pub fn chord(&self, first: Key, event: &KeyEvent) -> Option<Action> {
+        self.by_chord.get(&(first, Key::from_event(event))).copied()
+    }
+
+    /// Every binding of an action as shown in help: single keys, then sequences (`Ctrl+X d`).
+    pub fn bindings(&self, action: Action) -> Vec<String> {
+        let chords = self.chords.get(&action).map(Vec::as_slice).unwrap_or(&[]);
+        self.keys(action)
+            .iter()
+            .map(ToString::to_string)
+            .chain(chords.iter().map(|(a, b)| format!("{a} {b}")))
+            .collect()
+    }
+
     /// The keys bound to an action, in the order the file gave them.
     pub fn keys(&self, action: Action) -> &[Key] {
         self.by_action
@@ -432,9 +491,9 @@ impl Keymap {
 
     /// The first key of an action, for hints like "F5 copy".
     pub fn hint(&self, action: Action) -> String {
-        self.keys(action)
-            .first()
-            .map(ToString::to_string)
+        self.bindings(action)
+            .into_iter()
+            .next()
             .unwrap_or_else(|| "-".to_string())
     }
 
@@ -461,7 +520,7 @@ mod tests {
         for text in [DEFAULT_PRESET, VIM_PRESET] {
             let keymap = Keymap::from_toml(text).unwrap();
             for action in Action::ALL {
-                assert!(!keymap.keys(action).is_empty(), "{action:?} has no key");
+                assert!(!keymap.bindings(action).is_empty(), "{action:?} has no key");
             }
         }
     }
@@ -550,6 +609,51 @@ mod tests {
                 .apply(&overrides)
                 .unwrap_err()
                 .contains("unknown key")
+        );
+    }
+
+    #[test]
+    fn a_two_key_sequence_waits_for_its_second_key() {
+        for text in [DEFAULT_PRESET, VIM_PRESET] {
+            let keymap = Keymap::from_toml(text).unwrap();
+            let ctrl_x = press(KeyCode::Char('x'), KeyModifiers::CONTROL);
+            assert!(keymap.is_prefix(&ctrl_x));
+            assert_eq!(keymap.action(&ctrl_x), None);
+            let first = Key::from_event(&ctrl_x);
+            assert_eq!(
+                keymap.chord(first, &press(KeyCode::Char('d'), KeyModifiers::NONE)),
+                Some(Action::Compare)
+            );
+            assert_eq!(
+                keymap.chord(first, &press(KeyCode::Char('q'), KeyModifiers::NONE)),
+                None
+            );
+            assert_eq!(
+                keymap.action(&press(KeyCode::Char('='), KeyModifiers::NONE)),
+                Some(Action::Compare)
+            );
+            assert_eq!(keymap.bindings(Action::Compare), ["=", "Ctrl+X d"]);
+        }
+        let mut keymap = Keymap::default();
+        let mut overrides = BTreeMap::new();
+        overrides.insert("help".to_string(), vec!["ctrl+x d".to_string()]);
+        keymap.apply(&overrides).unwrap();
+        assert_eq!(keymap.bindings(Action::Compare), ["="]);
+        assert_eq!(
+            keymap.chord(
+                "ctrl+x".parse().unwrap(),
+                &press(KeyCode::Char('d'), KeyModifiers::NONE)
+            ),
+            Some(Action::Help)
+        );
+        assert!(
+            keymap
+                .apply(&BTreeMap::from([(
+                    "compare".to_string(),
+                    vec!["a b c".to_string()]
+                )]))
+                .unwrap_err()
+                .contains("two keys")
         );
     }
 

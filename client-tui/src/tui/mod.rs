@@ -8,8 +8,9 @@
 //! - [`event_loop`]: terminal events, background results and the tick; runs the effects.
 //! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
 //!   filter, cursor and marks) over [`location`] (sides and paths); [`dialogs`] (the modal
-//!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`conflict`]
-//!   (an existing destination's question); [`jobs`] (the transfer list and its rows, with
+//!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`copy_dialog`]
+//!   (F5/F6's where-to and policy); [`conflict`] (an existing destination's question);
+//!   [`compare`] (marking what differs between the panes); [`jobs`] (the transfer list and its rows, with
 //!   [`job_request`] making a copy's request and [`job_report`] saying how a job ended);
 //!   [`server_link`] (what the remote pane knows of its server); [`mouse`] (clicks and drags);
 //!   [`screen`] (focus, banner).
@@ -25,8 +26,10 @@
 //! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 
 pub mod app;
+pub mod compare;
 pub mod config;
 pub mod conflict;
+pub mod copy_dialog;
 pub mod dialogs;
 pub mod disk;
 pub mod event_loop;

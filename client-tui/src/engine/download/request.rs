@@ -12,7 +12,7 @@ use crate::engine::job::{Job, MovedAside, Sent, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
-use crate::engine::spec::ConflictPolicy;
+use crate::engine::spec::{ConflictPolicy, FileFacts};
 use crate::engine::transport::FrameWriter;
 
 /// Decides what to do with one download and sends its `get`; `None` when it was settled
@@ -101,14 +101,35 @@ pub(crate) async fn send_get(
             return Ok(None);
         }
         let shown = crate::format::local_path(&task.local);
+        let source = FileFacts {
+            size: task.size,
+            mtime: task.mtime,
+        };
+        let dest = inspected
+            .file
+            .map(|(size, mtime)| FileFacts { size, mtime });
         let mut reason = None;
         loop {
-            match job.resolve(&shown, reason.take()).await {
+            let choice = match job.resolve(&shown, reason.take(), source, dest).await {
+                rule @ (ConflictPolicy::OverwriteIfNewer
+                | ConflictPolicy::OverwriteIfSizeDiffers) => match rule.keeps(source, dest) {
+                    Some(why) => {
+                        job.kept(task, &shown, why);
+                        return Ok(None);
+                    }
+                    None => ConflictPolicy::Overwrite,
+                },
+                choice => choice,
+            };
+            match choice {
                 ConflictPolicy::Skip => {
                     job.skipped(task);
                     return Ok(None);
                 }
-                ConflictPolicy::Fail | ConflictPolicy::Ask => {
+                ConflictPolicy::Fail
+                | ConflictPolicy::Ask
+                | ConflictPolicy::OverwriteIfNewer
+                | ConflictPolicy::OverwriteIfSizeDiffers => {
                     job.failed(task, &EngineError::exists(Destination::Local(&task.local)));
                     return Ok(None);
                 }

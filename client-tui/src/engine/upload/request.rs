@@ -11,7 +11,7 @@ use crate::engine::job::{Job, Sent, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::same_file;
 use crate::engine::session::Session;
-use crate::engine::spec::ConflictPolicy;
+use crate::engine::spec::{ConflictPolicy, FileFacts};
 use crate::engine::transport::FrameWriter;
 
 use super::source::{SmallFile, open_source, send_file};
@@ -62,13 +62,27 @@ pub(crate) async fn send_put(
             job.done(task, digest);
             return Ok(None);
         }
+        let source = FileFacts {
+            size: task.size,
+            mtime: task.mtime,
+        };
+        let dest = lock(&job.remote_facts).get(&task.remote).copied();
         let mut reason = None;
         loop {
-            match job.resolve(&task.remote, reason.take()).await {
+            match job.resolve(&task.remote, reason.take(), source, dest).await {
                 ConflictPolicy::Skip => {
                     job.skipped(task);
                     return Ok(None);
                 }
+                rule @ (ConflictPolicy::OverwriteIfNewer
+                | ConflictPolicy::OverwriteIfSizeDiffers) => match rule.keeps(source, dest) {
+                    Some(why) => {
+                        let shown = task.remote.clone();
+                        job.kept(task, &shown, why);
+                        return Ok(None);
+                    }
+                    None => overwrite = true,
+                },
                 ConflictPolicy::Fail | ConflictPolicy::Ask => {
                     job.failed(
                         task,

@@ -2,11 +2,21 @@
 //! cancelling, and what a job's end says.
 
 use super::*;
+use crate::engine::FileFacts;
 
 #[test]
 fn f5_uploads_the_marked_entries_and_f6_moves() {
     let mut app = app();
-    press_all(&mut app, &[ch('j'), ch(' '), ch(' '), key(KeyCode::F(5))]);
+    press_all(
+        &mut app,
+        &[
+            ch('j'),
+            ch(' '),
+            ch(' '),
+            key(KeyCode::F(5)),
+            key(KeyCode::Enter),
+        ],
+    );
     let commands = app.take_effects();
     let [
         Effect::Submit {
@@ -37,6 +47,7 @@ fn f5_uploads_the_marked_entries_and_f6_moves() {
     app.on_key(key(KeyCode::Tab));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::F(6)));
+    app.on_key(key(KeyCode::Enter));
     let commands = app.take_effects();
     let [
         Effect::Submit {
@@ -192,6 +203,14 @@ fn conflicts_are_asked_once_with_apply_to_all() {
             path: "a.txt".into(),
             reply,
             reason: None,
+            source: FileFacts {
+                size: 2048,
+                mtime: 1_700_000_000,
+            },
+            dest: Some(FileFacts {
+                size: 1024,
+                mtime: 1_600_000_000,
+            }),
         },
     });
     assert_eq!(app.conflicts.len(), 1);
@@ -221,6 +240,14 @@ fn conflicts_are_asked_once_with_apply_to_all() {
             path: "b".into(),
             reply,
             reason: None,
+            source: FileFacts {
+                size: 2048,
+                mtime: 1_700_000_000,
+            },
+            dest: Some(FileFacts {
+                size: 1024,
+                mtime: 1_600_000_000,
+            }),
         },
     });
     app.on_key(key(KeyCode::Esc));
@@ -397,6 +424,7 @@ fn a_failure_names_its_file_once() {
 /// Submits a copy of the entry under the local cursor as job `id` of connection `conn`.
 fn submit_as(app: &mut App, conn: u64, id: u64) -> JobKey {
     app.on_key(key(KeyCode::F(5)));
+    app.on_key(key(KeyCode::Enter));
     let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::super::conflict::{CONFLICT_CHOICES, ConflictPrompt};
+use super::super::copy_dialog::CopyDialog;
 use super::super::dialogs::{Dialog, InputPurpose};
 use super::super::keymap::Action;
 use super::super::layout::centered;
@@ -144,6 +145,7 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
                 90,
             );
         }
+        Some(Dialog::Copy(dialog)) => copy(frame, view, area, dialog),
         Some(Dialog::Connect { targets, selected }) => {
             let mut lines: Vec<Line> = Vec::new();
             if targets.is_empty() {
@@ -373,7 +375,8 @@ fn conflict(frame: &mut Frame, view: &View, area: Rect, prompt: &ConflictPrompt)
         &format::escape_name(&prompt.path),
         usize::from(width.saturating_sub(4)),
     );
-    let mut buttons = Vec::new();
+    // Two rows of choices, so all six fit a narrow box.
+    let mut rows = [Vec::new(), Vec::new()];
     for (i, (_, label, key)) in CONFLICT_CHOICES.iter().enumerate() {
         let style = if i == prompt.selected {
             Style::default()
@@ -383,13 +386,29 @@ fn conflict(frame: &mut Frame, view: &View, area: Rect, prompt: &ConflictPrompt)
         } else {
             Style::default()
         };
-        buttons.push(Span::styled(format!(" {label} ({key}) "), style));
-        buttons.push(Span::raw(" "));
+        let row = &mut rows[i * 2 / CONFLICT_CHOICES.len()];
+        row.push(Span::styled(format!(" {label} ({key}) "), style));
+        row.push(Span::raw(" "));
     }
     let more = view.conflicts.len() - 1;
+    let facts = |facts: Option<crate::engine::FileFacts>| match facts {
+        Some(f) => format!("{:>10}  {}", format::size(f.size), format::mtime(f.mtime)),
+        None => "not a regular file".to_owned(),
+    };
+    let newer = match (prompt.source, prompt.dest) {
+        (s, Some(d)) if d.mtime > s.mtime => ["", "  (newer)"],
+        (s, Some(d)) if d.mtime < s.mtime => ["  (newer)", ""],
+        _ => ["", ""],
+    };
     let mut lines = vec![
         Line::from("The destination already exists:"),
         Line::from(Span::styled(path, Style::default().fg(theme.marked))),
+        Line::from(format!(
+            "  source       {}{}",
+            facts(Some(prompt.source)),
+            newer[0]
+        )),
+        Line::from(format!("  destination  {}{}", facts(prompt.dest), newer[1])),
     ];
     if let Some(reason) = &prompt.reason {
         // The last answer could not be carried out: why, in words, then the question again.
@@ -403,7 +422,8 @@ fn conflict(frame: &mut Frame, view: &View, area: Rect, prompt: &ConflictPrompt)
     }
     lines.extend([
         Line::from(""),
-        Line::from(buttons),
+        Line::from(std::mem::take(&mut rows[0])),
+        Line::from(std::mem::take(&mut rows[1])),
         Line::from(format!(
             "[{}] apply to all conflicts of transfer #{} (a)",
             if prompt.apply_to_all { "x" } else { " " },
@@ -423,16 +443,81 @@ fn conflict(frame: &mut Frame, view: &View, area: Rect, prompt: &ConflictPrompt)
     boxed(frame, view, area, "File exists", lines, 72);
 }
 
+/// The copy dialog: what is sent, where to (edited in place), the conflict policy.
+fn copy(frame: &mut Frame, view: &View, area: Rect, dialog: &CopyDialog) {
+    let theme = &view.theme;
+    let width = area.width.saturating_sub(4).min(76);
+    let mut lines = vec![
+        (dialog.summary(), Style::default()),
+        (String::new(), Style::default()),
+        ("to:".to_owned(), Style::default().fg(theme.header)),
+        // The field's row, drawn below over this placeholder.
+        (String::new(), Style::default()),
+    ];
+    if let Some(note) = &dialog.note {
+        lines.push((note.clone(), Style::default().fg(theme.dim)));
+    }
+    lines.extend([
+        (String::new(), Style::default()),
+        (
+            format!("if it exists: < {} >", dialog.policy_name()),
+            Style::default().fg(theme.header),
+        ),
+        (String::new(), Style::default()),
+        (
+            "Enter: start  Esc: cancel  Tab: complete  ↑/↓: if it exists".into(),
+            Style::default().fg(theme.dim),
+        ),
+    ]);
+    let inner_width = usize::from(width.saturating_sub(2)).max(1);
+    let rows: Vec<Line> = lines
+        .into_iter()
+        .flat_map(|(text, style)| {
+            wrap_words(&text, inner_width)
+                .into_iter()
+                .map(move |piece| Line::from(Span::styled(piece, style)))
+        })
+        .collect();
+    let height = u16::try_from(rows.len() + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.height);
+    let popup = centered(area, width, height);
+    let block = block(view, &dialog.title());
+    let inner = block.inner(popup);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(rows).block(block), popup);
+    // The destination field: its row is the one after `to:` (the summary takes one row unless
+    // it wrapped, which a width of 76 leaves for only the longest names).
+    let summary_rows = wrap_words(&dialog.summary(), inner_width).len() as u16;
+    let field = Rect {
+        y: inner.y + summary_rows + 2,
+        height: 1,
+        ..inner
+    };
+    if field.y >= inner.bottom() {
+        return;
+    }
+    let room = usize::from(field.width.saturating_sub(1)).max(1);
+    let chars: Vec<char> = dialog.input.text().chars().collect();
+    let start = dialog.input.cursor().saturating_sub(room);
+    let shown: String = chars[start..].iter().take(room).collect();
+    frame.render_widget(
+        Paragraph::new(format::escape_name(&shown).into_owned())
+            .style(Style::default().add_modifier(Modifier::UNDERLINED)),
+        field,
+    );
+    let x = field.x + u16::try_from(dialog.input.cursor() - start).unwrap_or(0);
+    frame.set_cursor_position(Position::new(
+        x.min(field.right().saturating_sub(1)),
+        field.y,
+    ));
+}
+
 fn help(frame: &mut Frame, view: &View, area: Rect, scroll: usize) {
     let theme = &view.theme;
     let mut lines = Vec::new();
     for action in Action::ALL {
-        let keys: Vec<String> = view
-            .keymap
-            .keys(action)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let keys = view.keymap.bindings(action);
         lines.push(Line::from(vec![
             Span::styled(
                 format!("{:<24}", truncate(&keys.join(", "), 23)),

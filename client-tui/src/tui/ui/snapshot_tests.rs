@@ -12,7 +12,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::sync::oneshot;
 
-use crate::engine::{JobId, JobProgress, TransferEvent};
+use crate::engine::{FileFacts, JobId, JobProgress, TransferEvent};
 use crate::tui::app::App;
 use crate::tui::config::Settings;
 use crate::tui::jobs::JobKey;
@@ -95,6 +95,7 @@ fn key(code: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
 /// Submits a copy of the entry under the local cursor and reports it at `done` of `total`.
 fn transfer(app: &mut App, id: u64, done: u64, total: u64, speed: f64) {
     app.on_key(key(crossterm::event::KeyCode::F(5)));
+    app.on_key(key(crossterm::event::KeyCode::Enter));
     let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
@@ -249,6 +250,14 @@ fn conflict_prompt() {
             path: "projects".into(),
             reply,
             reason: None,
+            source: FileFacts {
+                size: 2048,
+                mtime: 1_700_000_000,
+            },
+            dest: Some(FileFacts {
+                size: 1024,
+                mtime: 1_600_000_000,
+            }),
         },
     });
     app.on_key(key(crossterm::event::KeyCode::Char('a')));
@@ -290,6 +299,45 @@ fn help_from_the_live_keymap() {
 fn delete_confirmation() {
     let mut app = app(local_entries(), remote_entries(), 100, 14);
     app.on_key(key(crossterm::event::KeyCode::F(8)));
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn copy_dialog_with_completion_candidates_and_a_policy() {
+    use crossterm::event::KeyCode;
+    let mut remote = remote_entries();
+    remote.push(entry("backups-old", Kind::Dir, 4096, T));
+    let mut app = app(local_entries(), remote, 100, 20);
+    // Marks `projects` and `notes.md`, then F5, types `b`, Tab, and picks a policy.
+    for code in [
+        KeyCode::Down,
+        KeyCode::Char(' '),
+        KeyCode::Char(' '),
+        KeyCode::F(5),
+        KeyCode::Char('b'),
+        KeyCode::Tab,
+        KeyCode::Down,
+        KeyCode::Down,
+    ] {
+        app.on_key(key(code));
+    }
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn compare_marks_what_differs_and_says_how_many() {
+    let local = vec![
+        entry("projects", Kind::Dir, 4096, T),
+        entry("report.pdf", Kind::File, 1_048_576, T + 600),
+        entry("same.txt", Kind::File, 10, T),
+    ];
+    let remote = vec![
+        entry("report.pdf", Kind::File, 1_048_576, T + 120),
+        entry("same.txt", Kind::File, 10, T),
+        entry("only-there.txt", Kind::File, 5, T),
+    ];
+    let mut app = app(local, remote, 100, 12);
+    app.on_key(key(crossterm::event::KeyCode::Char('=')));
     insta::assert_snapshot!(render(&mut app));
 }
 
@@ -539,6 +587,7 @@ fn delete_of_two_marked_directories_keeps_its_key_hint() {
 fn scanning_download(app: &mut App) -> JobKey {
     app.on_key(key(crossterm::event::KeyCode::Tab));
     app.on_key(key(crossterm::event::KeyCode::F(5)));
+    app.on_key(key(crossterm::event::KeyCode::Enter));
     let Some(Effect::Submit { info, .. }) = app.take_effects().pop() else {
         panic!("no submit")
     };
