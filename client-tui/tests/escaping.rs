@@ -373,7 +373,7 @@ fn a_tui_conflict_question_names_the_local_file_by_the_one_escape() {
     tmux.keys(&["Tab"]);
     tmux.keys(&["C-a"]);
     tmux.wait_for("the file marked", |s| s.contains("1 marked"));
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     let screen = tmux.wait_for("the question", |s| {
         s.contains("The destination already exists")
     });

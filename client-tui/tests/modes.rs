@@ -293,14 +293,14 @@ fn the_tuis_overwrite_keeps_private_files_private_both_ways() {
         s.contains("key.pem") && s.contains("secret.txt") && s.contains("connected")
     });
     // The local pane has focus; key.pem sorts first, below `..`.
-    tmux.keys(&["Home", "Down", "F5"]);
+    tmux.keys(&["Home", "Down", "F5", "Enter"]);
     tmux.wait_for("the conflict question", |s| s.contains("File exists"));
     tmux.keys(&["o"]);
     wait_for_bytes(&server.path("key.pem"), b"new key\n", &tmux);
     tmux.wait_for("the upload verified", |s| s.contains("#1 ✓"));
     assert_eq!(mode_of(&server.path("key.pem")), 0o600);
 
-    tmux.keys(&["Tab", "Home", "Down", "F5"]);
+    tmux.keys(&["Tab", "Home", "Down", "F5", "Enter"]);
     tmux.wait_for("the second conflict question", |s| {
         s.contains("File exists") && s.contains("secret.txt")
     });
@@ -488,13 +488,13 @@ fn the_tuis_tree_copies_keep_private_directories_private_both_ways() {
     tmux.wait_for("both listings", |s| {
         s.contains("ptree") && s.contains("aaa") && s.contains("connected")
     });
-    tmux.keys(&["Home", "Down", "F5"]);
+    tmux.keys(&["Home", "Down", "F5", "Enter"]);
     wait_for_bytes(&server.path("ptree/priv/secret"), b"up\n", &tmux);
     tmux.wait_for("the upload verified", |s| s.contains("#1 ✓"));
     assert_eq!(mode_of(&server.path("ptree/priv")), 0o700);
     assert_eq!(mode_of(&server.path("ptree")), 0o750 & !mask);
 
-    tmux.keys(&["Tab", "Home", "F5"]);
+    tmux.keys(&["Tab", "Home", "F5", "Enter"]);
     wait_for_bytes(&local.join("aaa/priv/secret"), b"down\n", &tmux);
     tmux.wait_for("the download verified", |s| s.contains("#2 ✓"));
     assert_eq!(mode_of(&local.join("aaa/priv")), 0o700);

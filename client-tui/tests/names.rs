@@ -345,7 +345,7 @@ fn the_tui_counts_and_copies_every_name() {
     tmux.keys(&["Tab"]);
     tmux.keys(&["C-a"]);
     tmux.wait_for("all seven marked", |s| s.contains("7 marked"));
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     let start = Instant::now();
     while raw_tree(local) != raw_tree(&root) {
         assert!(
@@ -378,7 +378,7 @@ fn the_tui_shows_spoofing_names_escaped_and_refuses_to_write_them() {
     tmux.keys(&["Tab"]);
     tmux.keys(&["C-a"]);
     tmux.wait_for("both marked", |s| s.contains("2 marked"));
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     let screen = tmux.wait_for("the refusal", |s| s.contains("unsafe_name"));
     assert!(!screen.contains('\u{202e}'), "{screen}");
     let start = Instant::now();

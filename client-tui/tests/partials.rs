@@ -204,7 +204,7 @@ fn cancelling_an_upload_asks_whether_to_keep_its_partial() {
     });
 
     // Cancel and delete the partial.
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     until("the upload is under way", || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
     });
@@ -220,7 +220,7 @@ fn cancelling_an_upload_asks_whether_to_keep_its_partial() {
     assert!(!server.path("big.bin").exists());
 
     // Cancel and keep it: it stays, and the dialog shows it for a later resume.
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     until("the second upload is under way", || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
     });

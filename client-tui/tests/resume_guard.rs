@@ -175,7 +175,7 @@ fn the_tui_asks_again_when_resume_cannot_be_done() {
     });
     tmux.keys(&["Tab"]);
     tmux.keys(&["End"]);
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     tmux.wait_for("the conflict question", |s| s.contains("File exists"));
     tmux.keys(&["r"]);
     let screen = tmux.wait_for("the question again, with why", |s| {

@@ -162,7 +162,7 @@ mod tmux;
 /// Answers whatever the TUI asks on the way of a move with the answer that used to lose the
 /// file ("overwrite"), until the transfer's line shows how it ended; the screen then.
 fn move_and_overwrite(tmux: &tmux::Tmux, job: &str) -> String {
-    tmux.keys(&["F6"]);
+    tmux.keys(&["F6", "Enter"]);
     let start = std::time::Instant::now();
     loop {
         let screen = tmux.screen();

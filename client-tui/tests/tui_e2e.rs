@@ -55,7 +55,7 @@ fn upload_and_download_in_tmux() {
     });
 
     // Upload: the local pane has focus and its only entry under the cursor.
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     wait_for_file(&root.join("upload.bin"), &upload, &tmux);
     let screen = tmux.wait_for("the upload verified", |s| {
         s.contains("upload.bin ✓") && s.contains("#1 ✓")
@@ -65,7 +65,7 @@ fn upload_and_download_in_tmux() {
     // Download: to the remote pane, where download.bin sorts first.
     tmux.keys(&["Tab"]);
     tmux.keys(&["Home"]);
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     wait_for_file(&local.join("download.bin"), &download, &tmux);
     let screen = tmux.wait_for("the download verified", |s| {
         s.contains("download.bin ✓") && s.contains("#2 ✓")

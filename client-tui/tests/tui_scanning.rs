@@ -64,7 +64,7 @@ fn the_tui_counts_arrivals_while_scanning_and_a_cancel_says_how_many_stayed() {
         s.contains("big/") && s.contains("connected")
     });
     tmux.keys(&["Tab"]);
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     let screen = tmux.wait_for("the row counting arrivals while scanning", counts_arrivals);
     assert!(
         !screen.contains("0 B / 0 B"),

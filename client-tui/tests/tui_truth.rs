@@ -47,7 +47,7 @@ fn one_refused_item_of_a_selection_fails_alone_and_is_listed_in_the_details() {
     });
     tmux.keys(&["C-a"]);
     tmux.wait_for("all marked", |s| s.contains("6 marked"));
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     wait_until("the five files on the server", || {
         (0..5).all(|i| dest.join(format!("file{i}.txt")).exists())
     });
@@ -79,7 +79,7 @@ fn send_a_from_the_remote_pane(server: &NobodyServer, key: &str) -> (Desk, Tmux)
     tmux.keys(&["Tab"]);
     tmux.keys(&["Home"]);
     tmux.wait_for("the cursor on a", |s| s.contains("a/"));
-    tmux.keys(&[key]);
+    tmux.keys(&[key, "Enter"]);
     let screen = tmux.wait_for("the banner", |s| s.contains("not copied, first:"));
     assert!(screen.contains("unreadable"), "{screen}");
     (desk, tmux)
@@ -155,7 +155,7 @@ fn deleting_what_a_running_upload_reads_is_refused_and_names_it() {
     });
     // The local pane's top row is `..`: big/ is the one below.
     tmux.keys(&["Home", "Down"]);
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     wait_until("the upload under way", || server.path("big").is_dir());
     tmux.keys(&["F8"]);
     let screen = tmux.wait_for("the refusal", |s| s.contains("is being read by transfer"));
@@ -244,7 +244,7 @@ fn deleting_what_a_running_download_reads_is_refused_and_names_it() {
     });
     tmux.keys(&["Tab"]);
     tmux.keys(&["Home"]);
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     wait_until("the download under way", || local.join("big").is_dir());
     tmux.keys(&["F8"]);
     let screen = tmux.wait_for("the refusal", |s| s.contains("is being read by transfer"));

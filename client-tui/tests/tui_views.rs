@@ -38,7 +38,7 @@ fn the_transfer_list_shows_the_newest_jobs_numbered_across_servers_and_hints_fit
 
     // Fourteen one-file copies: F5, then Down to the next file.
     for i in 1..=14 {
-        tmux.keys(&["F5"]);
+        tmux.keys(&["F5", "Enter"]);
         let done = format!("#{i} ✓ f{i:02}.txt");
         tmux.wait_for(&done, |s| s.contains(&done));
         tmux.keys(&["Down"]);
@@ -60,7 +60,7 @@ fn the_transfer_list_shows_the_newest_jobs_numbered_across_servers_and_hints_fit
     tmux.keys(&["Enter"]);
     let label = format!("127.0.0.1:{} connected", second.addr.port());
     tmux.wait_for("the second server", |s| s.contains(&label));
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     let screen = tmux.wait_for("job 15 on the second server", |s| {
         s.contains("#15 ✓ f15.txt") && s.contains("#15 copied")
     });
@@ -181,7 +181,7 @@ fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_
         s.contains("big.bin") && s.contains("connected")
     });
     tmux.keys(&["Tab"]);
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     tmux.wait_for("some MiB down", |s| {
         s.lines()
             .any(|l| l.contains("#1 ↓ big.bin") && !l.contains(" 0 B /") && l.contains("MiB /"))
@@ -210,7 +210,7 @@ fn a_download_cut_off_by_a_dying_server_keeps_its_bytes_and_the_status_bar_says_
     let (_, down_before) = proxy.total();
     tmux.keys(&["C-r"]);
     tmux.wait_for("the reconnection", |s| s.contains("Reconnected"));
-    tmux.keys(&["F5"]);
+    tmux.keys(&["F5", "Enter"]);
     let start = std::time::Instant::now();
     while std::fs::read(local.join("big.bin")).ok().as_deref() != Some(&big[..]) {
         assert!(
