@@ -257,3 +257,27 @@ async fn the_question_shows_both_sides_and_if_newer_for_all_decides_each_file() 
         assert_eq!(read(&dest, "dest-newer.txt"), "new dest", "{way}");
     }
 }
+
+#[test]
+fn the_cli_update_flag_replaces_only_older_files_and_names_the_kept_ones() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().unwrap();
+    trees(local.path(), &server.path(""));
+    let out = common::ok(common::ferry(&[
+        "put",
+        "-r",
+        "--update",
+        common::p(&local.path().join("d")),
+        &server.url("/"),
+    ]));
+    let stderr = common::text(&out.stderr);
+    let dest = server.path("");
+    assert_eq!(read(&dest, "src-newer.txt"), "new source");
+    assert_eq!(read(&dest, "dest-newer.txt"), "new dest");
+    assert_eq!(read(&dest, "only-source.txt"), "fresh");
+    assert!(
+        stderr.contains("up_to_date: d/dest-newer.txt: skipped: destination is newer"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not copied"), "{stderr}");
+}
