@@ -605,3 +605,83 @@ fn a_download_cut_off_keeps_its_bytes_on_screen_and_asks_about_the_connection() 
     });
     assert!(matches!(app.conn.state, ConnState::Lost(_)));
 }
+
+#[test]
+fn a_typed_destination_is_made_first_and_an_existing_one_is_as_good() {
+    let mut app = app();
+    // The cursor on `a.txt`, F5, and a new directory typed under the remote one.
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::F(5)));
+    assert!(matches!(app.dialog, Some(Dialog::Copy(_))));
+    press_all(&mut app, &[ch('n'), ch('e'), ch('w'), key(KeyCode::Enter)]);
+    assert!(app.dialog.is_none());
+    let effects = app.take_effects();
+    let [Effect::Mkdir { side, path }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        (*side, path),
+        (Side::Remote, &Location::Remote("new".into()))
+    );
+    // It exists already (another client made it): the copy goes in all the same.
+    app.on_msg(Msg::OpDone {
+        side: Side::Remote,
+        result: Err("already_exists: new: a directory of that name exists".into()),
+    });
+    assert!(app.banner.is_none());
+    let effects = app.take_effects();
+    let Some(Effect::Submit {
+        spec: JobSpec::Upload { items, policy, .. },
+        info,
+    }) = effects.last()
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        items,
+        &[(PathBuf::from("/home/me/a.txt"), "new/a.txt".to_string())]
+    );
+    assert_eq!(*policy, ConflictPolicy::Ask);
+    assert_eq!(info.dest_dir, Location::Remote("new".into()));
+
+    // A destination that cannot be made copies nothing and says why.
+    app.on_key(key(KeyCode::F(5)));
+    press_all(
+        &mut app,
+        &[ch('x'), key(KeyCode::Down), key(KeyCode::Enter)],
+    );
+    app.take_effects();
+    app.on_msg(Msg::OpDone {
+        side: Side::Remote,
+        result: Err("forbidden: x: read-only".into()),
+    });
+    assert!(
+        !app.take_effects()
+            .iter()
+            .any(|e| matches!(e, Effect::Submit { .. }))
+    );
+    assert!(banner_text(&app).contains("cannot make the destination /x"));
+
+    // Escape copies nothing.
+    app.on_key(key(KeyCode::F(5)));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.dialog.is_none());
+    assert!(app.take_effects().is_empty());
+}
+
+#[test]
+fn ctrl_x_then_d_compares_and_marks_what_the_other_pane_lacks() {
+    let mut app = app();
+    app.on_key(ctrl('x'));
+    assert!(app.local.marks.is_empty(), "the first key waits");
+    app.on_key(ch('d'));
+    let mut marked: Vec<&str> = app.local.marks.iter().map(String::as_str).collect();
+    marked.sort_unstable();
+    assert_eq!(marked, ["a.txt", "b.bin", "c.log", "docs"]);
+    assert!(banner_text(&app).contains("Local: 4 marked: 4 missing there"));
+    // A sequence that means nothing is dropped whole: `d` does not start a quick jump.
+    app.local.marks.clear();
+    app.on_key(ctrl('x'));
+    app.on_key(ch('q'));
+    assert!(!app.should_quit && app.local.jump.is_none());
+}
