@@ -6,26 +6,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use common::{JobLog, TestServer, run_job};
+use common::{JobLog, TestServer, run_job, write_at};
 use ferry::engine::{
     ConflictAnswer, ConflictPolicy, EngineOptions, FileFacts, JobSpec, LeftOutReason,
 };
 
 /// Seconds since the epoch every file is dated around.
 const T: u64 = 1_700_000_000;
-
-fn write_at(path: &Path, bytes: &[u8], secs: u64) {
-    std::fs::write(path, bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
-}
 
 /// A source tree `src` and a destination tree `dest` with `d/` in both: a file newer in the
 /// source, one older there, one of another size at the same time, one alike but for its
@@ -43,6 +33,51 @@ fn trees(src: &Path, dest: &Path) {
     write_at(&src.join("d/same-size.txt"), b"AAAA", T);
     write_at(&dest.join("d/same-size.txt"), b"BBBB", T);
     write_at(&src.join("d/only-source.txt"), b"fresh", T);
+}
+
+/// A server and a local directory, one the source and the other the destination of
+/// [`trees`], by direction.
+struct Sides {
+    server: TestServer,
+    local: tempfile::TempDir,
+    src: PathBuf,
+    dest: PathBuf,
+    upload: bool,
+}
+
+impl Sides {
+    fn new(upload: bool) -> Sides {
+        let server = TestServer::start();
+        let local = tempfile::tempdir().unwrap();
+        let (src, dest) = if upload {
+            (local.path().to_path_buf(), server.path(""))
+        } else {
+            (server.path(""), local.path().to_path_buf())
+        };
+        trees(&src, &dest);
+        Sides {
+            server,
+            local,
+            src,
+            dest,
+            upload,
+        }
+    }
+
+    fn way(&self) -> &'static str {
+        if self.upload { "upload" } else { "download" }
+    }
+
+    /// The job from `src` to `dest` with `policy`, which must ask nothing.
+    async fn run(&self, policy: ConflictPolicy) -> JobLog {
+        run_job(
+            self.server.endpoint(),
+            EngineOptions::default(),
+            spec(self.upload, self.local.path(), policy),
+            |path| panic!("no question was expected, asked about {path}"),
+        )
+        .await
+    }
 }
 
 fn read(root: &Path, name: &str) -> String {
@@ -80,44 +115,21 @@ fn spec(upload: bool, local: &Path, policy: ConflictPolicy) -> JobSpec {
     }
 }
 
-async fn run(server: &TestServer, upload: bool, local: &Path, policy: ConflictPolicy) -> JobLog {
-    run_job(
-        server.endpoint(),
-        EngineOptions::default(),
-        spec(upload, local, policy),
-        |path| panic!("no question was expected, asked about {path}"),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrite_if_newer_replaces_only_older_destinations_both_ways() {
     for upload in [true, false] {
-        let server = TestServer::start();
-        let local = tempfile::tempdir().unwrap();
-        let (src, dest) = if upload {
-            (local.path().to_path_buf(), server.path(""))
-        } else {
-            (server.path(""), local.path().to_path_buf())
-        };
-        trees(&src, &dest);
-        let log = run(
-            &server,
-            upload,
-            local.path(),
-            ConflictPolicy::OverwriteIfNewer,
-        )
-        .await;
-        let way = if upload { "upload" } else { "download" };
-        assert_eq!(read(&dest, "src-newer.txt"), "new source", "{way}");
-        assert_eq!(read(&dest, "dest-newer.txt"), "new dest", "{way}");
+        let sides = Sides::new(upload);
+        let log = sides.run(ConflictPolicy::OverwriteIfNewer).await;
+        let (dest, way) = (&sides.dest, sides.way());
+        assert_eq!(read(dest, "src-newer.txt"), "new source", "{way}");
+        assert_eq!(read(dest, "dest-newer.txt"), "new dest", "{way}");
         assert_eq!(
-            read(&dest, "resized.txt"),
+            read(dest, "resized.txt"),
             "short",
             "{way}: same time is kept"
         );
-        assert_eq!(read(&dest, "same-size.txt"), "BBBB", "{way}");
-        assert_eq!(read(&dest, "only-source.txt"), "fresh", "{way}");
+        assert_eq!(read(dest, "same-size.txt"), "BBBB", "{way}");
+        assert_eq!(read(dest, "only-source.txt"), "fresh", "{way}");
         assert_eq!(
             kept(&log),
             [
@@ -148,26 +160,13 @@ async fn overwrite_if_newer_replaces_only_older_destinations_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrite_if_size_differs_keeps_same_sized_destinations_both_ways() {
     for upload in [true, false] {
-        let server = TestServer::start();
-        let local = tempfile::tempdir().unwrap();
-        let (src, dest) = if upload {
-            (local.path().to_path_buf(), server.path(""))
-        } else {
-            (server.path(""), local.path().to_path_buf())
-        };
-        trees(&src, &dest);
-        let log = run(
-            &server,
-            upload,
-            local.path(),
-            ConflictPolicy::OverwriteIfSizeDiffers,
-        )
-        .await;
-        let way = if upload { "upload" } else { "download" };
-        assert_eq!(read(&dest, "src-newer.txt"), "new source", "{way}");
-        assert_eq!(read(&dest, "dest-newer.txt"), "old source", "{way}");
-        assert_eq!(read(&dest, "resized.txt"), "longer source", "{way}");
-        assert_eq!(read(&dest, "same-size.txt"), "BBBB", "{way}");
+        let sides = Sides::new(upload);
+        let log = sides.run(ConflictPolicy::OverwriteIfSizeDiffers).await;
+        let (dest, way) = (&sides.dest, sides.way());
+        assert_eq!(read(dest, "src-newer.txt"), "new source", "{way}");
+        assert_eq!(read(dest, "dest-newer.txt"), "old source", "{way}");
+        assert_eq!(read(dest, "resized.txt"), "longer source", "{way}");
+        assert_eq!(read(dest, "same-size.txt"), "BBBB", "{way}");
         assert_eq!(
             kept(&log),
             [("same-size.txt".into(), "skipped: same size".into())],
@@ -180,14 +179,13 @@ async fn overwrite_if_size_differs_keeps_same_sized_destinations_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_question_shows_both_sides_and_if_newer_for_all_decides_each_file() {
     for upload in [true, false] {
-        let server = TestServer::start();
-        let local = tempfile::tempdir().unwrap();
-        let (src, dest) = if upload {
-            (local.path().to_path_buf(), server.path(""))
-        } else {
-            (server.path(""), local.path().to_path_buf())
-        };
-        trees(&src, &dest);
+        let Sides {
+            server,
+            local,
+            src,
+            dest,
+            ..
+        } = Sides::new(upload);
         let (engine, mut events) = ferry::engine::Engine::with_options(
             server.endpoint(),
             EngineOptions {

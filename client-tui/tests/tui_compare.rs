@@ -7,40 +7,14 @@
 // Test helpers outside #[test] functions: a failed setup step should panic loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
-
-use tmux::{Desk, Tmux, WAIT, require_tmux};
+use common::write_at;
+use tmux::{Desk, require_tmux, wait_for_file};
 
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
 
 const T: u64 = 1_700_000_000;
-
-fn write_at(path: &Path, bytes: &[u8], secs: u64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
-}
-
-fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
-    let start = Instant::now();
-    while std::fs::read(path).ok().as_deref() != Some(expected) {
-        assert!(
-            start.elapsed() < WAIT,
-            "{} never got the expected bytes; the screen:\n{}",
-            path.display(),
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn compare_marks_what_differs_and_f5_copies_exactly_that() {

@@ -9,9 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use tmux::{Desk, Tmux, WAIT, require_tmux, start_ferry};
+use common::write_at;
+use tmux::{Desk, Tmux, require_tmux, start_ferry, wait_for_file};
 
 mod common;
 #[path = "common/tmux.rs"]
@@ -19,30 +20,6 @@ mod tmux;
 
 /// 2023-11-14 22:13:20 UTC.
 const T: u64 = 1_700_000_000;
-
-fn write_at(path: &Path, bytes: &[u8], secs: u64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
-}
-
-fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
-    let start = Instant::now();
-    while std::fs::read(path).ok().as_deref() != Some(expected) {
-        assert!(
-            start.elapsed() < WAIT,
-            "{} never got the expected bytes; the screen:\n{}",
-            path.display(),
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// ferry on the server at `port` in `desk`, with times shown in UTC.
 fn ferry(desk: &Desk, port: u16) -> Tmux {

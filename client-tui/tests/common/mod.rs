@@ -14,6 +14,18 @@ use ferry::engine::{Endpoint, Engine, EngineOptions, JobSpec, JobSummary, Transf
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+/// Writes `bytes` to `path` (making its directory) dated `secs` seconds after the epoch.
+pub fn write_at(path: &Path, bytes: &[u8], secs: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
+}
+
 /// A real server on `port` (0: any) serving `root`, until the returned runtime is dropped or
 /// shut down, which closes every connection at once like a crashed server; the same `port`
 /// again restarts it.

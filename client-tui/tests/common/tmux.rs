@@ -61,3 +61,17 @@ impl Desk {
         )
     }
 }
+
+/// Waits until `path` holds exactly `expected`, showing the screen if it never does.
+pub fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
+    let start = std::time::Instant::now();
+    while std::fs::read(path).ok().as_deref() != Some(expected) {
+        assert!(
+            start.elapsed() < WAIT,
+            "{} never got the expected bytes; the screen:\n{}",
+            path.display(),
+            tmux.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
