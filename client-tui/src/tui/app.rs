@@ -617,6 +617,14 @@ impl App {
 
     /// Marks in both panes what differs from the other (mc's compare directories).
     fn compare(&mut self) {
+        // Against a listing not (yet) shown, everything would look missing there.
+        if [&self.local, &self.remote]
+            .iter()
+            .any(|pane| !pane.loaded || pane.error.is_some())
+        {
+            self.error("Nothing compared: both panes must show a listing");
+            return;
+        }
         let local = compare::mark(&mut self.local, &self.remote);
         let remote = compare::mark(&mut self.remote, &self.local);
         self.info(format!(

@@ -684,4 +684,9 @@ fn ctrl_x_then_d_compares_and_marks_what_the_other_pane_lacks() {
     app.on_key(ctrl('x'));
     app.on_key(ch('q'));
     assert!(!app.should_quit && app.local.jump.is_none());
+    // Without the remote listing (a lost connection), nothing is compared.
+    app.remote.error = Some("connection refused".into());
+    app.on_key(ch('='));
+    assert!(app.local.marks.is_empty());
+    assert!(banner_text(&app).contains("Nothing compared"));
 }
