@@ -596,6 +596,11 @@ impl App {
             return;
         }
         let into_pane = dest == self.pane(source.other()).dir;
+        if !into_pane && self.awaiting_dest.is_some() {
+            // One directory is made at a time, so its answer cannot be taken for another's.
+            self.error("Not copied: the last copy is still making its destination; try again");
+            return;
+        }
         let Some((spec, info)) = job_request::request_into(
             self.pane(source),
             dest.clone(),
