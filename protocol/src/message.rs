@@ -228,6 +228,26 @@ pub struct Entry {
     /// so that a copy of the tree names what it could not copy instead of only counting it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// Who owns the entry, for a listing's owner and group columns; absent from older servers
+    /// (and on entries `walk` could not describe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// For a symlink: what it points to, as the link's text in the name escape; left out when
+    /// that text leads out of the root (it would tell the client how the server is laid out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// An entry's owner: the numeric ids `lstat` gives, with the names the system has for them
+/// (absent when it has none, or one too long to show), in the name escape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Entry {
@@ -937,6 +957,8 @@ mod tests {
                 mode: 0o644,
                 link: None,
                 error: None,
+                owner: None,
+                target: None,
             };
             if let Some(full) = batcher.push(&entry).unwrap() {
                 lines.push(full);
@@ -989,6 +1011,8 @@ mod tests {
                 mode: 0o644,
                 link: None,
                 error: None,
+                owner: None,
+                target: None,
             },
             digest: Some(Digest::of(b"abc")),
         };
@@ -996,6 +1020,8 @@ mod tests {
             entry: Entry {
                 name: "secret".into(),
                 error: Some(ErrorBody::new(ErrorCode::Forbidden, "Permission denied")),
+                owner: None,
+                target: None,
                 ..file.entry.clone()
             },
             digest: None,

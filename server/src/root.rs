@@ -434,12 +434,60 @@ pub(crate) fn entry(
         .file_type()
         .is_symlink()
         .then(|| path::join(base, &wire_name));
-    ferry_localfs::entry(wire_name, meta, || {
+    let mut entry = ferry_localfs::entry(wire_name, meta, || {
         dir.metadata(name).ok().or_else(|| {
             let full = RemotePath::parse(full.as_deref()?).ok()?;
             root.metadata(&full).ok()
         })
-    })
+    });
+    if let Some(full) = &full {
+        entry.target = shown_target(dir, name, full);
+    }
+    entry
+}
+
+impl Root {
+    /// The text of the symlink at `path` as an entry shows it ([`shown_target`]); `None` for
+    /// anything else, or a target that leads out of the root.
+    pub fn link_target(&self, path: &RemotePath) -> Option<String> {
+        let (dir, name) = self.open_parent(path).ok()?;
+        shown_target(&dir, name, &path.wire)
+    }
+}
+
+/// The text of the symlink `name` in `dir`, whose wire path is `full`, in the name escape,
+/// when it stays inside the root read as text from where the link is; `None` otherwise. An
+/// absolute target or one that climbs above the root would tell a client where the root sits
+/// and what lies around it (SECURITY.md), so its text is not sent; its `link` kind still is
+/// when it resolves inside the root.
+fn shown_target(dir: &Dir, name: &OsStr, full: &str) -> Option<String> {
+    let text = dir.read_link_contents(name).ok()?;
+    let bytes = text.as_os_str().as_bytes();
+    target_stays_inside(full, bytes).then(|| path::encode(bytes).into_owned())
+}
+
+/// Whether the link text `target` of the link at wire path `link`, read name by name from the
+/// link's directory, never leaves the root: relative, and no `..` climbing past the top. Only
+/// the text is judged (links inside the path are not followed): it is the text that is shown.
+fn target_stays_inside(link: &str, target: &[u8]) -> bool {
+    if target.is_empty() || target.starts_with(b"/") {
+        return false;
+    }
+    // The link's own directory is this many names below the root.
+    let mut depth = link.split('/').filter(|part| !part.is_empty()).count() as i64 - 1;
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
 }
 
 /// A directory entry's name in wire form, escaped so that every name a POSIX filesystem holds

@@ -168,6 +168,8 @@ mod tests {
             mode: 0o644,
             link: None,
             error: None,
+            owner: None,
+            target: None,
         };
         assert_eq!(
             format_entry(&entry),
@@ -199,6 +201,8 @@ mod tests {
             mode: 0o644,
             link: None,
             error: None,
+            owner: None,
+            target: None,
         };
         let mut out = Vec::new();
         print_all(
