@@ -44,6 +44,9 @@ pub enum Action {
     SortName,
     SortSize,
     SortTime,
+    ToggleAttributes,
+    Chmod,
+    Find,
     Connect,
     Transfers,
     CancelJob,
@@ -56,7 +59,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 37] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -83,6 +86,9 @@ impl Action {
         Action::SortName,
         Action::SortSize,
         Action::SortTime,
+        Action::ToggleAttributes,
+        Action::Chmod,
+        Action::Find,
         Action::Connect,
         Action::Transfers,
         Action::CancelJob,
@@ -122,6 +128,9 @@ impl Action {
             Action::SortName => "sort_name",
             Action::SortSize => "sort_size",
             Action::SortTime => "sort_time",
+            Action::ToggleAttributes => "toggle_attributes",
+            Action::Chmod => "chmod",
+            Action::Find => "find",
             Action::Connect => "connect",
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
@@ -162,6 +171,9 @@ impl Action {
             Action::SortName => "sort by name",
             Action::SortSize => "sort by size",
             Action::SortTime => "sort by time",
+            Action::ToggleAttributes => "show / hide attribute columns",
+            Action::Chmod => "change permissions",
+            Action::Find => "find files by name (glob) below here",
             Action::Connect => "connect to a server",
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",

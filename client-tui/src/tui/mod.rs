@@ -9,7 +9,8 @@
 //! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
 //!   filter, cursor and marks) over [`location`] (sides and paths); [`dialogs`] (the modal
 //!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`conflict`]
-//!   (an existing destination's question); [`jobs`] (the transfer list and its rows, with
+//!   (an existing destination's question); [`chmod`] (the permissions dialog); [`find`] (find
+//!   file: the pattern, the matches as they arrive, the jump); [`jobs`] (the transfer list and its rows, with
 //!   [`job_request`] making a copy's request and [`job_report`] saying how a job ended);
 //!   [`server_link`] (what the remote pane knows of its server); [`mouse`] (clicks and drags);
 //!   [`screen`] (focus, banner).
@@ -25,11 +26,13 @@
 //! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 
 pub mod app;
+pub mod chmod;
 pub mod config;
 pub mod conflict;
 pub mod dialogs;
 pub mod disk;
 pub mod event_loop;
+pub mod find;
 pub mod input;
 pub mod job_report;
 pub mod job_request;

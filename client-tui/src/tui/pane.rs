@@ -44,6 +44,23 @@ impl SortKey {
     }
 }
 
+/// An attribute column a pane can show beside the name, size and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Column {
+    /// The type and permission bits, `drwxr-xr-x`.
+    Mode,
+    /// The owner's name (or uid).
+    Owner,
+    /// The group's name (or gid).
+    Group,
+}
+
+impl Column {
+    /// The columns the attribute toggle shows unless the config names others.
+    pub const ALL: [Column; 3] = [Column::Mode, Column::Owner, Column::Group];
+}
+
 /// The slot in [`Pane::view`] of the `..` row: it stands for the parent directory, is not
 /// an entry of the listing, and sits first whatever the sort and the filter, so going up is
 /// always one row above the first name.
@@ -155,6 +172,10 @@ pub struct Pane {
     pub loaded: bool,
     /// The start of a name being typed.
     pub jump: Option<QuickJump>,
+    /// The attribute columns the toggle shows, in order.
+    pub columns: Vec<Column>,
+    /// Whether they are shown now (with a symlink's target after its name).
+    pub attributes: bool,
 }
 
 impl Pane {
@@ -176,6 +197,8 @@ impl Pane {
             error: None,
             loaded: false,
             jump: None,
+            columns: Column::ALL.to_vec(),
+            attributes: false,
         }
     }
 
@@ -185,6 +208,8 @@ impl Pane {
             sort: self.sort,
             reverse: self.reverse,
             show_hidden: self.show_hidden,
+            columns: self.columns.clone(),
+            attributes: self.attributes,
             ..Pane::new(self.side, dir)
         }
     }
@@ -363,6 +388,7 @@ impl Pane {
             Action::SortName => self.sort_by(SortKey::Name),
             Action::SortSize => self.sort_by(SortKey::Size),
             Action::SortTime => self.sort_by(SortKey::Time),
+            Action::ToggleAttributes => self.attributes = !self.attributes,
             _ => return false,
         }
         true
