@@ -18,7 +18,7 @@ use crate::format;
 pub fn draw(frame: &mut Frame, view: &View, area: Rect, list: &FindList) {
     let theme = &view.theme;
     let width = area.width.saturating_sub(4).min(90);
-    let height = area.height.saturating_sub(4).min(24).max(6);
+    let height = area.height.saturating_sub(4).clamp(6, 24);
     let popup = centered(area, width, height);
     let title = format!("Find in {}", list.root.shown());
     let block = block(
