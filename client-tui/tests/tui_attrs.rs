@@ -12,17 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-use tmux::{Desk, Tmux, WAIT};
-
-/// The left pane's half of a screen line.
-fn left_pane(line: &str) -> &str {
-    line.split_once("││").map_or(line, |(left, _)| left)
-}
-
-/// The right pane's half of a screen line, when the line has one.
-fn right_pane(line: &str) -> Option<&str> {
-    line.split_once("││").map(|(_, right)| right)
-}
+use tmux::{Desk, Tmux, WAIT, cursor_left, cursor_right, left_pane, right_pane};
 
 /// A file of `mode`, owned by nobody (uid and gid 65534).
 fn nobodys_file(path: &Path, mode: u32) {
@@ -126,9 +116,7 @@ fn the_permissions_dialog_changes_modes_on_disk_on_both_sides() {
 
     tmux.keys(&["Tab"]);
     tmux.wait_for("the cursor in the remote pane", |s| {
-        s.lines()
-            .filter_map(right_pane)
-            .any(|r| r.contains('›') && r.contains("remote.txt"))
+        cursor_right(s, "remote.txt")
     });
     tmux.keys(&["M-m"]);
     tmux.wait_for("the dialog on remote.txt", |s| {
@@ -159,9 +147,7 @@ fn a_read_only_server_refuses_the_change_in_its_own_words() {
     });
     tmux.keys(&["Tab"]);
     tmux.wait_for("the cursor in the remote pane", |s| {
-        s.lines()
-            .filter_map(right_pane)
-            .any(|r| r.contains('›') && r.contains("kept.txt"))
+        cursor_right(s, "kept.txt")
     });
     tmux.keys(&["C-x"]);
     tmux.wait_for("the dialog", |s| s.contains("Permissions: kept.txt"));
@@ -191,11 +177,7 @@ fn enter_follows_a_local_link_to_a_directory_and_backspace_returns() {
     });
     // real/ is first (under ..), the link second: directories come before files.
     tmux.keys(&["Down"]);
-    tmux.wait_for("the cursor on the link", |s| {
-        s.lines()
-            .map(left_pane)
-            .any(|l| l.contains('›') && l.contains("zlink"))
-    });
+    tmux.wait_for("the cursor on the link", |s| cursor_left(s, "zlink"));
     tmux.keys(&["Enter"]);
     // Listed under the link's own path, as a shell's `cd` shows it.
     tmux.wait_for("the target's content under the link's path", |s| {
@@ -203,10 +185,7 @@ fn enter_follows_a_local_link_to_a_directory_and_backspace_returns() {
     });
     tmux.keys(&["BSpace"]);
     tmux.wait_for("back where the link is, on it", |s| {
-        s.contains("zz-last.txt")
-            && s.lines()
-                .map(left_pane)
-                .any(|l| l.contains('›') && l.contains("zlink"))
+        s.contains("zz-last.txt") && cursor_left(s, "zlink")
     });
     tmux.keys(&["F10"]);
 }
@@ -238,9 +217,7 @@ fn a_click_on_a_directory_of_the_title_path_goes_there() {
     tmux.wait_for("alpha listed, the cursor on beta", |s| {
         s.contains("top-level.txt")
             && !s.contains("deepest.txt")
-            && s.lines()
-                .map(left_pane)
-                .any(|l| l.contains('›') && l.contains("beta/"))
+            && cursor_left(s, "beta/")
             && s.lines().next().is_some_and(|l| !l.contains("/beta"))
     });
     tmux.keys(&["F10"]);

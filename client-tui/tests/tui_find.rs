@@ -11,17 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::TestServer;
-use tmux::Desk;
-
-/// The left pane's half of a screen line.
-fn left_pane(line: &str) -> &str {
-    line.split_once("││").map_or(line, |(left, _)| left)
-}
-
-/// The right pane's half of a screen line, when the line has one.
-fn right_pane(line: &str) -> Option<&str> {
-    line.split_once("││").map(|(_, right)| right)
-}
+use tmux::{Desk, cursor_left, cursor_right};
 
 /// The count in `searching… N found` or `done: N found`, if the screen shows one.
 fn found_count(screen: &str, state: &str) -> Option<u64> {
@@ -73,9 +63,7 @@ fn find_in_the_local_pane_jumps_to_the_match() {
             .next()
             .is_some_and(|l| l.contains("/deep/er/still"))
             && s.contains("aaa-first.txt")
-            && s.lines()
-                .map(left_pane)
-                .any(|l| l.contains('›') && l.contains("Needle.TXT"))
+            && cursor_left(s, "Needle.TXT")
     });
     tmux.keys(&["F10"]);
 }
@@ -94,9 +82,7 @@ fn find_on_the_server_shows_matches_while_the_walk_goes_on() {
     });
     tmux.keys(&["Tab"]);
     tmux.wait_for("the cursor in the remote pane", |s| {
-        s.lines()
-            .filter_map(right_pane)
-            .any(|r| r.contains('›') && r.contains("dir0000"))
+        cursor_right(s, "dir0000")
     });
     tmux.keys(&["M-f"]);
     tmux.wait_for("the pattern prompt", |s| s.contains("Name (glob"));
@@ -130,9 +116,7 @@ fn find_on_the_server_shows_matches_while_the_walk_goes_on() {
         s.lines()
             .next()
             .is_some_and(|l| l.contains(&format!("/big/{dir}")))
-            && s.lines()
-                .filter_map(right_pane)
-                .any(|r| r.contains('›') && r.contains(name))
+            && cursor_right(s, name)
     });
     tmux.keys(&["F10"]);
 }
@@ -152,10 +136,7 @@ fn escape_closes_the_results_and_leaves_the_pane_as_it_was() {
     tmux.wait_for("the matches", |s| found_count(s, "done:") == Some(3));
     tmux.keys(&["Escape"]);
     tmux.wait_for("the panes again, nothing moved", |s| {
-        !s.contains("Find in")
-            && s.lines()
-                .map(left_pane)
-                .any(|l| l.contains('›') && l.contains("dir0000"))
+        !s.contains("Find in") && cursor_left(s, "dir0000")
     });
     tmux.keys(&["F10"]);
 }

@@ -5,16 +5,8 @@ mod common;
 
 use std::os::unix::fs::{lchown, symlink};
 
-use common::Server;
-use serde_json::{Value, json};
-
-/// The entry named `name` in a listing or walk.
-fn named<'a>(entries: &'a [Value], name: &str) -> &'a Value {
-    entries
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {entries:?}"))
-}
+use common::{Server, named};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_walk_and_stat_say_who_owns_an_entry() {

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use directories::ProjectDirs;
 use serde::{Deserialize, Serialize};
 
+use super::attrs::Column;
 use super::keymap::Keymap;
-use super::pane::{Column, SortKey};
+use super::pane::SortKey;
 use super::theme::Theme;
 
 /// The default config, as shipped.

@@ -274,14 +274,7 @@ fn execute(
             _ => tracing::error!("rename across sides"),
         },
         Effect::Remove { side, paths } => {
-            let mut local_paths = Vec::new();
-            let mut remote_paths = Vec::new();
-            for path in paths {
-                match path {
-                    Location::Local(p) => local_paths.push(p),
-                    Location::Remote(p) => remote_paths.push(p),
-                }
-            }
+            let (local_paths, remote_paths) = by_side(paths);
             if !local_paths.is_empty() {
                 blocking_op(msg_tx, side, move || {
                     disk::remove(&local_paths).map(|()| None)
@@ -292,14 +285,7 @@ fn execute(
             }
         }
         Effect::Chmod { side, paths, mode } => {
-            let mut local_paths = Vec::new();
-            let mut remote_paths = Vec::new();
-            for path in paths {
-                match path {
-                    Location::Local(p) => local_paths.push(p),
-                    Location::Remote(p) => remote_paths.push(p),
-                }
-            }
+            let (local_paths, remote_paths) = by_side(paths);
             if !local_paths.is_empty() {
                 blocking_op(msg_tx, side, move || {
                     disk::chmod(&local_paths, mode).map(|()| None)
@@ -392,6 +378,19 @@ fn execute(
             });
         }
     }
+}
+
+/// Paths split into the local ones and the remote ones, each in order.
+fn by_side(paths: Vec<Location>) -> (Vec<std::path::PathBuf>, Vec<String>) {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for path in paths {
+        match path {
+            Location::Local(p) => local.push(p),
+            Location::Remote(p) => remote.push(p),
+        }
+    }
+    (local, remote)
 }
 
 fn file_name(path: &std::path::Path) -> Option<String> {

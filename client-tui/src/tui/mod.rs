@@ -7,7 +7,8 @@
 //! - [`message`]: the vocabulary with the event loop: [`message::Effect`]s out, [`message::Msg`]s in.
 //! - [`event_loop`]: terminal events, background results and the tick; runs the effects.
 //! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
-//!   filter, cursor and marks) over [`location`] (sides and paths); [`dialogs`] (the modal
+//!   filter, cursor and marks) over [`location`] (sides and paths) and [`attrs`] (its
+//!   attribute columns); [`dialogs`] (the modal
 //!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`conflict`]
 //!   (an existing destination's question); [`chmod`] (the permissions dialog); [`find`] (find
 //!   file: the pattern, the matches as they arrive, the jump); [`jobs`] (the transfer list and its rows, with
@@ -26,6 +27,7 @@
 //! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 
 pub mod app;
+pub mod attrs;
 pub mod chmod;
 pub mod config;
 pub mod conflict;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ferry_protocol::{Entry, Kind};
 use serde::Deserialize;
 
+use super::attrs::Column;
 use super::keymap::Action;
 // Where a pane is was first defined here; the session task and the tests name it so.
 pub use super::location::{Location, Side};
@@ -42,23 +43,6 @@ impl SortKey {
             SortKey::Time => "time",
         }
     }
-}
-
-/// An attribute column a pane can show beside the name, size and time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Column {
-    /// The type and permission bits, `drwxr-xr-x`.
-    Mode,
-    /// The owner's name (or uid).
-    Owner,
-    /// The group's name (or gid).
-    Group,
-}
-
-impl Column {
-    /// The columns the attribute toggle shows unless the config names others.
-    pub const ALL: [Column; 3] = [Column::Mode, Column::Owner, Column::Group];
 }
 
 /// The slot in [`Pane::view`] of the `..` row: it stands for the parent directory, is not

@@ -8,8 +8,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
+use super::super::attrs::Column;
 use super::super::layout;
-use super::super::pane::{Column, Pane, Side};
+use super::super::pane::{Pane, Side};
 use super::super::screen::Focus;
 use super::super::server_link::ConnState;
 use super::super::theme::Theme;
