@@ -28,6 +28,11 @@ pub trait MetadataView {
     fn gid(&self) -> u32;
 }
 
+/// Who owns the file of `meta`, names looked up ([`crate::owner`]).
+pub fn owner_of<M: MetadataView>(meta: &M) -> ferry_protocol::Owner {
+    crate::owner(meta.uid(), meta.gid())
+}
+
 /// What an entry is on the wire: a symlink as itself, never as what it points to.
 pub fn kind_of(file_type: impl FileTypeView) -> Kind {
     if file_type.is_symlink() {
@@ -43,9 +48,9 @@ pub fn kind_of(file_type: impl FileTypeView) -> Kind {
 
 /// The wire entry named `name` (already in wire form) from its `lstat` metadata. `target`
 /// fetches what a symlink leads to, and is asked only for symlinks: its kind is `link`, or none
-/// when the link leads nowhere (or nowhere the caller lets it). The owner's names are looked up
-/// ([`crate::owner`]); a link's `target` text is the caller's to fill in, since what may be
-/// shown of it depends on who asks.
+/// when the link leads nowhere (or nowhere the caller lets it). The `owner` ([`owner_of`]) and
+/// a link's `target` text are the caller's to fill in: a listing shows them, a walk for a
+/// transfer has no use for them, and what may be shown of a target depends on who asks.
 pub fn entry<M: MetadataView>(name: String, meta: &M, target: impl FnOnce() -> Option<M>) -> Entry {
     let kind = kind_of(meta.file_type());
     let link = if kind == Kind::Symlink {
@@ -61,7 +66,7 @@ pub fn entry<M: MetadataView>(name: String, meta: &M, target: impl FnOnce() -> O
         mode: meta.mode() & 0o7777,
         link,
         error: None,
-        owner: Some(crate::owner(meta.uid(), meta.gid())),
+        owner: None,
         target: None,
     }
 }

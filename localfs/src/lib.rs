@@ -17,7 +17,7 @@ mod owner;
 mod replace;
 mod time;
 
-pub use entry::{FileTypeView, MetadataView, entry, kind_of};
+pub use entry::{FileTypeView, MetadataView, entry, kind_of, owner_of};
 pub use hash::{hash_file_prefix, hash_prefix, hash_prefix_until};
 pub use mode::umask;
 pub use names::{os_name, wire_name};

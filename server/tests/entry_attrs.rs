@@ -9,7 +9,7 @@ use common::{Server, named};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_walk_and_stat_say_who_owns_an_entry() {
+async fn list_and_stat_say_who_owns_an_entry_and_walk_does_not() {
     let server = Server::start().await;
     std::fs::create_dir(server.path("d")).unwrap();
     std::fs::write(server.path("d/nobodys"), b"n").unwrap();
@@ -42,8 +42,10 @@ async fn list_walk_and_stat_say_who_owns_an_entry() {
     );
     assert_eq!(named(&entries, "roots")["owner"]["user"], "root");
 
+    // A walk is read by transfers and searches, not shown: it leaves owners out, which would
+    // make its entries half as long again.
     let (walked, _, _) = client.list_all("walk", "").await.unwrap();
-    assert_eq!(named(&walked, "d/nobodys")["owner"]["user"], "nobody");
+    assert!(named(&walked, "d/nobodys").get("owner").is_none());
     let stat = client
         .request(json!({"op": "stat", "path": "d/nobodys"}))
         .await;

@@ -31,6 +31,7 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
         // The server's rule for its listings, so both panes show an entry alike; a link's
         // text is shown whatever it is: this machine is the user's own.
         let mut entry = ferry_localfs::entry(name, &meta, || fs::metadata(item.path()).ok());
+        entry.owner = Some(ferry_localfs::owner_of(&meta));
         if meta.is_symlink() {
             entry.target = fs::read_link(item.path())
                 .ok()

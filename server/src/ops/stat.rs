@@ -21,6 +21,7 @@ pub(super) fn stat(access: &Access, path: &str, identity: bool) -> Result<Vec<u8
         target.clone_from(&followed);
         followed
     });
+    entry.owner = Some(ferry_localfs::owner_of(&meta));
     if meta.file_type().is_symlink() {
         entry.target = access.root.link_target(&path);
     }
