@@ -208,4 +208,41 @@ mod tests {
         assert_eq!(found, ["a/b/needle.txt", "needle-link", "needle.md"]);
         assert_eq!(end, Some(Ok(false)));
     }
+
+    #[test]
+    fn a_stopped_local_search_reads_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in 0..5 {
+            std::fs::create_dir(dir.path().join(format!("d{d}"))).unwrap();
+            std::fs::write(dir.path().join(format!("d{d}/x.txt")), b"x").unwrap();
+        }
+        // The listener goes away after the first batch: the walk ends there.
+        let mut batches = 0;
+        local(
+            dir.path(),
+            "*.txt",
+            &Arc::new(AtomicBool::new(false)),
+            |event| {
+                if let FindEvent::Found { .. } = event {
+                    batches += 1;
+                }
+                false
+            },
+        );
+        assert_eq!(batches, 1);
+        // Stopped before the first directory is reported: nothing is.
+        let mut found = 0;
+        local(
+            dir.path(),
+            "*.txt",
+            &Arc::new(AtomicBool::new(true)),
+            |event| {
+                if let FindEvent::Found { paths, .. } = event {
+                    found += paths.len();
+                }
+                true
+            },
+        );
+        assert_eq!(found, 0);
+    }
 }

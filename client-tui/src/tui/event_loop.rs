@@ -14,6 +14,7 @@ use ratatui::backend::Backend;
 use ratatui::{DefaultTerminal, Terminal};
 use tokio::sync::mpsc;
 
+use crate::engine::find::FindEvent;
 use crate::engine::known_hosts::KnownHosts;
 use crate::engine::{Endpoint, Engine};
 
@@ -187,7 +188,12 @@ fn find(
             Some(Finding::Local(stop))
         }
         Location::Remote(dir) => {
-            let endpoint = conns.get(&app.conn.id)?.engine.endpoint().clone();
+            let Some(conn) = conns.get(&app.conn.id) else {
+                let mut report = report;
+                report(FindEvent::Done(Err("no server connection".into())));
+                return None;
+            };
+            let endpoint = conn.engine.endpoint().clone();
             Some(Finding::Remote(tokio::spawn(crate::engine::find::remote(
                 endpoint, dir, pattern, report,
             ))))
