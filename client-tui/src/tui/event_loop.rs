@@ -189,7 +189,6 @@ fn find(
         }
         Location::Remote(dir) => {
             let Some(conn) = conns.get(&app.conn.id) else {
-                let mut report = report;
                 report(FindEvent::Done(Err("no server connection".into())));
                 return None;
             };
