@@ -93,6 +93,33 @@ fn shown_zone() -> &'static TimeZone {
     })
 }
 
+/// Permission bits as `ls -l` shows them, after the type character (`-` a file, `d` a
+/// directory, `l` a symlink, `?` anything else): `drwxr-xr-x`, with setuid, setgid and the
+/// sticky bit as `s`/`S` and `t`/`T` in the execute places.
+pub fn permissions(kind: ferry_protocol::Kind, mode: u32) -> String {
+    use ferry_protocol::Kind;
+    let mut out = String::with_capacity(10);
+    out.push(match kind {
+        Kind::File => '-',
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+        Kind::Other => '?',
+    });
+    // Each class: its three bits, and the special bit shown in its execute place.
+    for (shift, special, set) in [(6u32, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (mode >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        out.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => set,
+            (false, true) => set.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    out
+}
+
 /// A name safe to put on a terminal: control characters become `\n`, `\t`, `\x1b`, `\u{9b}`,
 /// and so do the invisible characters that reorder or hide text (bidirectional overrides and
 /// isolates, zero-width marks), so a name like `invoice\u{202e}fdp.exe` cannot pose as

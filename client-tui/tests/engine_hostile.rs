@@ -29,6 +29,8 @@ fn file(name: &str) -> Entry {
         mode: 0o644,
         link: None,
         error: None,
+        owner: None,
+        target: None,
     }
 }
 

@@ -45,6 +45,8 @@ fn entry(name: &str) -> Entry {
         mode: 0o644,
         link: None,
         error: None,
+        owner: None,
+        target: None,
     }
 }
 

@@ -22,6 +22,15 @@ pub trait MetadataView {
     fn mtime(&self) -> i64;
     /// `st_mode`, file type bits included.
     fn mode(&self) -> u32;
+    /// `st_uid`.
+    fn uid(&self) -> u32;
+    /// `st_gid`.
+    fn gid(&self) -> u32;
+}
+
+/// Who owns the file of `meta`, names looked up ([`crate::owner`]).
+pub fn owner_of<M: MetadataView>(meta: &M) -> ferry_protocol::Owner {
+    crate::owner(meta.uid(), meta.gid())
 }
 
 /// What an entry is on the wire: a symlink as itself, never as what it points to.
@@ -39,7 +48,9 @@ pub fn kind_of(file_type: impl FileTypeView) -> Kind {
 
 /// The wire entry named `name` (already in wire form) from its `lstat` metadata. `target`
 /// fetches what a symlink leads to, and is asked only for symlinks: its kind is `link`, or none
-/// when the link leads nowhere (or nowhere the caller lets it).
+/// when the link leads nowhere (or nowhere the caller lets it). The `owner` ([`owner_of`]) and
+/// a link's `target` text are the caller's to fill in: a listing shows them, a walk for a
+/// transfer has no use for them, and what may be shown of a target depends on who asks.
 pub fn entry<M: MetadataView>(name: String, meta: &M, target: impl FnOnce() -> Option<M>) -> Entry {
     let kind = kind_of(meta.file_type());
     let link = if kind == Kind::Symlink {
@@ -55,6 +66,8 @@ pub fn entry<M: MetadataView>(name: String, meta: &M, target: impl FnOnce() -> O
         mode: meta.mode() & 0o7777,
         link,
         error: None,
+        owner: None,
+        target: None,
     }
 }
 
@@ -83,6 +96,12 @@ impl MetadataView for std::fs::Metadata {
     }
     fn mode(&self) -> u32 {
         std::os::unix::fs::MetadataExt::mode(self)
+    }
+    fn uid(&self) -> u32 {
+        std::os::unix::fs::MetadataExt::uid(self)
+    }
+    fn gid(&self) -> u32 {
+        std::os::unix::fs::MetadataExt::gid(self)
     }
 }
 
@@ -113,6 +132,12 @@ impl MetadataView for cap_std::fs::Metadata {
     }
     fn mode(&self) -> u32 {
         cap_std::fs::MetadataExt::mode(self)
+    }
+    fn uid(&self) -> u32 {
+        cap_std::fs::MetadataExt::uid(self)
+    }
+    fn gid(&self) -> u32 {
+        cap_std::fs::MetadataExt::gid(self)
     }
 }
 

@@ -2,7 +2,7 @@
 //! permission bits new files get ([`umask`]), how a file's time becomes the protocol's seconds
 //! and back ([`secs_since_epoch`], [`system_time`]), what kind an entry is and the wire
 //! [`Entry`](ferry_protocol::Entry) its metadata makes ([`kind_of`], [`entry`]), the prefix
-//! hash a resume checks ([`hash_prefix`]), replacing a small file whole ([`replace`]), and a
+//! hash a resume checks ([`hash_prefix`]), who owns an entry ([`owner`]), replacing a small file whole ([`replace`]), and a
 //! local name's wire form ([`wire_name`], [`os_name`]).
 //!
 //! A crate of its own because the protocol crate stays free of IO, and the client should not
@@ -13,12 +13,14 @@ mod entry;
 mod hash;
 mod mode;
 mod names;
+mod owner;
 mod replace;
 mod time;
 
-pub use entry::{FileTypeView, MetadataView, entry, kind_of};
+pub use entry::{FileTypeView, MetadataView, entry, kind_of, owner_of};
 pub use hash::{hash_file_prefix, hash_prefix, hash_prefix_until};
 pub use mode::umask;
 pub use names::{os_name, wire_name};
+pub use owner::owner;
 pub use replace::replace;
 pub use time::{mtime_secs, secs_since_epoch, system_time};

@@ -126,7 +126,23 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_digest: Option<Digest>,
     },
+    /// Sets a file's or directory's modification time and/or permission bits (at least one),
+    /// without sending its bytes: a sync fixes a time or a mode this way, a chmod dialog too.
+    /// Answered by [`AttrsReply`]. A symlink at `path` is refused, never followed.
+    Attrs {
+        path: String,
+        /// Seconds since the Unix epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<i64>,
+        /// Permission bits: at most [`ATTRS_MODE_BITS`] (`0o777` and sticky).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+    },
 }
+
+/// The bits an `attrs` request may set: the permission bits and sticky; never setuid or
+/// setgid, which would let a client hand out the server user's (or a group's) rights.
+pub const ATTRS_MODE_BITS: u32 = 0o1777;
 
 /// The `put` request: `size` bytes follow it, to be written at `offset` of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +200,7 @@ impl Request {
             Request::Mkdir { .. } => "mkdir",
             Request::Rename { .. } => "rename",
             Request::Remove { .. } => "remove",
+            Request::Attrs { .. } => "attrs",
         }
     }
 }
@@ -228,6 +245,26 @@ pub struct Entry {
     /// so that a copy of the tree names what it could not copy instead of only counting it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// Who owns the entry, for a listing's owner and group columns; absent from older servers
+    /// (and on entries `walk` could not describe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// For a symlink: what it points to, as the link's text in the name escape; left out when
+    /// that text leads out of the root (it would tell the client how the server is laid out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// An entry's owner: the numeric ids `lstat` gives, with the names the system has for them
+/// (absent when it has none, or one too long to show), in the name escape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Entry {
@@ -268,6 +305,12 @@ pub struct StatReply {
     /// followed), when the server knows its boot id and the path resolves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+/// Reply to `attrs`: the entry as it is after the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrsReply {
+    pub entry: Entry,
 }
 
 /// The host part of the same-machine check: a keyed hash of the kernel's boot id (from
@@ -770,6 +813,16 @@ mod tests {
                 if_mtime: Some(-1),
                 if_digest: Some(Digest::from(blake3::hash(b"abc"))),
             },
+            Request::Attrs {
+                path: "d/a".into(),
+                mtime: Some(1_764_300_000),
+                mode: Some(0o1750),
+            },
+            Request::Attrs {
+                path: "d".into(),
+                mtime: None,
+                mode: Some(0o640),
+            },
         ];
         for request in requests {
             let encoded = encode_request(&request).unwrap();
@@ -937,6 +990,8 @@ mod tests {
                 mode: 0o644,
                 link: None,
                 error: None,
+                owner: None,
+                target: None,
             };
             if let Some(full) = batcher.push(&entry).unwrap() {
                 lines.push(full);
@@ -989,6 +1044,8 @@ mod tests {
                 mode: 0o644,
                 link: None,
                 error: None,
+                owner: None,
+                target: None,
             },
             digest: Some(Digest::of(b"abc")),
         };
@@ -996,6 +1053,8 @@ mod tests {
             entry: Entry {
                 name: "secret".into(),
                 error: Some(ErrorBody::new(ErrorCode::Forbidden, "Permission denied")),
+                owner: None,
+                target: None,
                 ..file.entry.clone()
             },
             digest: None,

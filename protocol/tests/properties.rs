@@ -122,7 +122,7 @@ proptest! {
             prop_assert_eq!(path::name_bytes(&wire).unwrap(), raw.as_slice());
             // And inside a JSON header, as an entry's name.
             let entry = Entry { name: wire.clone().into_owned(), kind: Kind::File, size: 0,
-                mtime: 0, mode: 0, link: None, error: None };
+                mtime: 0, mode: 0, link: None, error: None, owner: None, target: None };
             let line = encode_ok(&StatReply { entry, id: None }).unwrap();
             prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
             let back: StatReply = decode_reply(&line[..line.len() - 1]).unwrap().unwrap();
@@ -172,6 +172,8 @@ fn entry() -> impl Strategy<Value = Entry> {
             mode,
             link,
             error: None,
+            owner: None,
+            target: None,
         })
 }
 

@@ -363,6 +363,77 @@ impl Root {
         }
     }
 
+    /// Sets the modification time and/or the permission bits of the file or directory at
+    /// `path`, never through a symlink: the last name is opened `O_PATH | O_NOFOLLOW` in its
+    /// parent, checked on that handle, and changed through `/proc/self/fd`, so a link swapped
+    /// in between the check and the change is not followed either (Linux has no `fchmodat`
+    /// that refuses a final symlink before 6.6, which is how glibc does it too). A symlink is
+    /// `forbidden`, as is a special file or the root. Answers the entry's `lstat` afterwards.
+    pub fn set_attrs(
+        &self,
+        path: &RemotePath,
+        mtime: Option<i64>,
+        mode: Option<u32>,
+    ) -> Result<Metadata, OpError> {
+        use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
+        use std::os::fd::AsRawFd;
+
+        let (dir, name) = self.open_parent(path)?;
+        let io_error = |e: rustix::io::Errno| OpError::io(&io::Error::from(e), &path.wire);
+        let handle = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_error)?;
+        let kind = rustix::fs::FileType::from_raw_mode(
+            rustix::fs::fstat(&handle).map_err(io_error)?.st_mode,
+        );
+        match kind {
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory => {}
+            rustix::fs::FileType::Symlink => {
+                return Err(OpError::new(
+                    ErrorCode::Forbidden,
+                    format!("{}: a symlink; attrs never follows one", path.wire),
+                ));
+            }
+            _ => {
+                return Err(OpError::new(
+                    ErrorCode::Forbidden,
+                    format!("{}: not a regular file or directory", path.wire),
+                ));
+            }
+        }
+        // The magic link names the inode opened above, whatever the name now leads to.
+        let through = format!("/proc/self/fd/{}", handle.as_raw_fd());
+        if let Some(mode) = mode {
+            rustix::fs::chmodat(
+                rustix::fs::CWD,
+                &through,
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            )
+            .map_err(io_error)?;
+        }
+        if let Some(mtime) = mtime {
+            let times = Timestamps {
+                last_access: Timespec {
+                    tv_sec: 0,
+                    tv_nsec: UTIME_OMIT,
+                },
+                last_modification: Timespec {
+                    tv_sec: mtime,
+                    tv_nsec: 0,
+                },
+            };
+            rustix::fs::utimensat(rustix::fs::CWD, &through, &times, AtFlags::empty())
+                .map_err(io_error)?;
+        }
+        dir.symlink_metadata(name)
+            .map_err(|err| OpError::io(&err, &path.wire))
+    }
+
     /// Opens a regular file for reading. Non-blocking so that a fifo swapped in can never hang
     /// a worker thread; a directory gives `is_a_directory`, anything else `forbidden`.
     pub fn open_file(&self, path: &RemotePath) -> Result<(File, Metadata), OpError> {
@@ -434,12 +505,60 @@ pub(crate) fn entry(
         .file_type()
         .is_symlink()
         .then(|| path::join(base, &wire_name));
-    ferry_localfs::entry(wire_name, meta, || {
+    let mut entry = ferry_localfs::entry(wire_name, meta, || {
         dir.metadata(name).ok().or_else(|| {
             let full = RemotePath::parse(full.as_deref()?).ok()?;
             root.metadata(&full).ok()
         })
-    })
+    });
+    if let Some(full) = &full {
+        entry.target = shown_target(dir, name, full);
+    }
+    entry
+}
+
+impl Root {
+    /// The text of the symlink at `path` as an entry shows it ([`shown_target`]); `None` for
+    /// anything else, or a target that leads out of the root.
+    pub fn link_target(&self, path: &RemotePath) -> Option<String> {
+        let (dir, name) = self.open_parent(path).ok()?;
+        shown_target(&dir, name, &path.wire)
+    }
+}
+
+/// The text of the symlink `name` in `dir`, whose wire path is `full`, in the name escape,
+/// when it stays inside the root read as text from where the link is; `None` otherwise. An
+/// absolute target or one that climbs above the root would tell a client where the root sits
+/// and what lies around it (SECURITY.md), so its text is not sent; its `link` kind still is
+/// when it resolves inside the root.
+fn shown_target(dir: &Dir, name: &OsStr, full: &str) -> Option<String> {
+    let text = dir.read_link_contents(name).ok()?;
+    let bytes = text.as_os_str().as_bytes();
+    target_stays_inside(full, bytes).then(|| path::encode(bytes).into_owned())
+}
+
+/// Whether the link text `target` of the link at wire path `link`, read name by name from the
+/// link's directory, never leaves the root: relative, and no `..` climbing past the top. Only
+/// the text is judged (links inside the path are not followed): it is the text that is shown.
+fn target_stays_inside(link: &str, target: &[u8]) -> bool {
+    if target.is_empty() || target.starts_with(b"/") {
+        return false;
+    }
+    // The link's own directory is this many names below the root.
+    let mut depth = link.split('/').filter(|part| !part.is_empty()).count() as i64 - 1;
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
 }
 
 /// A directory entry's name in wire form, escaped so that every name a POSIX filesystem holds

@@ -5,16 +5,8 @@ mod common;
 
 use std::os::unix::fs::symlink;
 
-use common::{Server, code};
-use serde_json::{Value, json};
-
-/// The entry named `name` in a listing or walk.
-fn named<'a>(entries: &'a [Value], name: &str) -> &'a Value {
-    entries
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {entries:?}"))
-}
+use common::{Server, code, named};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_to_a_sibling_directory_says_where_it_leads_in_list_walk_and_stat() {

@@ -124,19 +124,7 @@ fn json_for_terminal(line: &str) -> Cow<'_, str> {
 
 /// One table row: type and mode, size, mtime (local time), name (`/` after directories, `@` after links).
 pub fn format_entry(entry: &Entry) -> String {
-    let kind = match entry.kind {
-        Kind::File => '-',
-        Kind::Dir => 'd',
-        Kind::Symlink => 'l',
-        Kind::Other => '?',
-    };
-    let mut mode = String::with_capacity(9);
-    for shift in [6u32, 3, 0] {
-        let bits = (entry.mode >> shift) & 7;
-        mode.push(if bits & 4 != 0 { 'r' } else { '-' });
-        mode.push(if bits & 2 != 0 { 'w' } else { '-' });
-        mode.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
+    let mode = format::permissions(entry.kind, entry.mode);
     let size = if entry.kind == Kind::File {
         format_size(entry.size, BINARY)
     } else {
@@ -148,7 +136,7 @@ pub fn format_entry(entry: &Entry) -> String {
         _ => "",
     };
     format!(
-        "{kind}{mode} {size:>10}  {}  {}{suffix}",
+        "{mode} {size:>10}  {}  {}{suffix}",
         format::mtime(entry.mtime),
         format::escape_name(&entry.name)
     )
@@ -168,6 +156,8 @@ mod tests {
             mode: 0o644,
             link: None,
             error: None,
+            owner: None,
+            target: None,
         };
         assert_eq!(
             format_entry(&entry),
@@ -199,6 +189,8 @@ mod tests {
             mode: 0o644,
             link: None,
             error: None,
+            owner: None,
+            target: None,
         };
         let mut out = Vec::new();
         print_all(

@@ -44,6 +44,12 @@ pub enum BrowseRequest {
         to: String,
     },
     Remove(Vec<String>),
+    /// Sets the permission bits of these paths (the `attrs` request), stopping at the first
+    /// refusal.
+    Chmod {
+        paths: Vec<String>,
+        mode: u32,
+    },
     /// The caller's partial uploads in a directory.
     Partials(String),
     /// Deletes the caller's partial uploads of these files; with `dir`, lists it again after.
@@ -442,6 +448,16 @@ async fn serve(
         }
         // The worker answers probes itself; one that got here only refreshes the caller's view.
         BrowseRequest::Probe => op(Ok(None)),
+        BrowseRequest::Chmod { paths, mode } => {
+            let mut result = Ok(None);
+            for path in paths {
+                if let Err(e) = session.set_attrs(&path, None, Some(mode)).await {
+                    result = Err(e);
+                    break;
+                }
+            }
+            op(result)
+        }
         BrowseRequest::Remove(paths) => {
             let mut result = Ok(None);
             for path in paths {

@@ -8,6 +8,8 @@
 //! # Modules, from the top down (each imports only what is below it)
 //! - `front`: [`Engine`] and [`Events`], what the owner holds: submit, cancel, hear.
 //! - `browse`: the browsing worker: requests in, events out, over a lazily opened [`Session`].
+//! - `find`: find file: a name pattern searched below a directory on the server (its `walk`
+//!   on a connection of its own) or on the local disk, matches reported as they are found.
 //! - `bundled`: the `ferry-server` run in-process on loopback when the TUI opens no server.
 //! - `scheduler`: one job's run: screening, the plan beside rounds of workers, each worker's
 //!   pipelined connection, the move's end. It drives the directions only through `direction`.
@@ -39,6 +41,7 @@ mod download;
 mod endpoint;
 mod error;
 mod event;
+pub mod find;
 mod front;
 mod job;
 pub mod known_hosts;

@@ -11,11 +11,11 @@
 //! connection's order of answers, and that bookkeeping (out of step, sent ahead, reconnect)
 //! must stay in one place.
 
-use ferry_protocol::{Digest, ErrorBody};
 use ferry_protocol::{
-    Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply, PartialsReply, Request,
-    StatReply, SummaryReply,
+    AttrsReply, Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply,
+    PartialsReply, Request, StatReply, SummaryReply,
 };
+use ferry_protocol::{Digest, ErrorBody};
 
 use super::endpoint::Endpoint;
 use super::error::EngineError;
@@ -565,6 +565,52 @@ impl Session {
             })
             .collect::<Vec<_>>();
         self.pipeline(&paths, &requests).await
+    }
+
+    /// Sets the modification time and/or the permission bits of a remote file or directory
+    /// (never through a symlink), returning the entry as it now is: a sync fixes a time or a
+    /// mode without sending the bytes again, a chmod is this one request.
+    pub async fn set_attrs(
+        &mut self,
+        path: &str,
+        mtime: Option<i64>,
+        mode: Option<u32>,
+    ) -> Result<Entry, EngineError> {
+        let reply: AttrsReply = self
+            .call(
+                path,
+                Request::Attrs {
+                    path: path.into(),
+                    mtime,
+                    mode,
+                },
+            )
+            .await?;
+        Ok(reply.entry)
+    }
+
+    /// [`set_attrs`](Self::set_attrs) for many paths (each `(path, mtime, mode)`) with one
+    /// round trip's worth of waiting, each outcome in order.
+    pub async fn set_attrs_many(
+        &mut self,
+        changes: &[(String, Option<i64>, Option<u32>)],
+    ) -> Result<Vec<Result<Entry, EngineError>>, EngineError> {
+        let paths = changes
+            .iter()
+            .map(|(p, _, _)| p.clone())
+            .collect::<Vec<_>>();
+        let requests = changes
+            .iter()
+            .map(|(path, mtime, mode)| Request::Attrs {
+                path: path.clone(),
+                mtime: *mtime,
+                mode: *mode,
+            })
+            .collect::<Vec<_>>();
+        let replies = self
+            .pipeline_replies::<AttrsReply>(&paths, &requests)
+            .await?;
+        Ok(replies.into_iter().map(|r| r.map(|r| r.entry)).collect())
     }
 
     /// Sends small requests in windows and reads their `Done` replies; each window is small

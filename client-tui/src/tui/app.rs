@@ -23,10 +23,12 @@ use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummar
 use crate::url::RemoteUrl;
 
 use super::compare;
+use super::chmod::{self, ChmodDialog};
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
 use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
+use super::find::{self, FindList};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::job_request;
@@ -60,6 +62,10 @@ pub struct App {
     pub conn: ServerLink,
     pub transfers: TransferList,
     pub dialog: Option<Dialog>,
+    /// The permissions dialog, over the panes.
+    pub chmod: Option<ChmodDialog>,
+    /// Find file, over the panes.
+    pub find: Option<FindList>,
     pub conflicts: VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
     pub filtering: Option<LineInput>,
@@ -116,6 +122,8 @@ impl App {
             pane.sort = settings.defaults.sort;
             pane.reverse = settings.defaults.reverse;
             pane.show_hidden = settings.defaults.show_hidden;
+            pane.columns.clone_from(&settings.defaults.columns);
+            pane.attributes = settings.defaults.attributes;
             pane
         };
         let mut app = App {
@@ -128,6 +136,8 @@ impl App {
             conn: ServerLink::connecting(1, remote_label),
             transfers: TransferList::default(),
             dialog: None,
+            chmod: None,
+            find: None,
             conflicts: VecDeque::new(),
             filtering: None,
             banner: None,
@@ -235,6 +245,8 @@ impl App {
             jobs: &self.transfers.jobs,
             selected_job: self.transfers.selected,
             dialog: &self.dialog,
+            chmod: &self.chmod,
+            find: &self.find,
             conflicts: &self.conflicts,
             filtering: &self.filtering,
             banner: &self.banner,
@@ -321,6 +333,12 @@ impl App {
     pub fn on_key_at(&mut self, key: KeyEvent, now: Instant) {
         if key.kind != KeyEventKind::Press {
             return;
+        }
+        if self.find.is_some() {
+            return self.find_key(key);
+        }
+        if self.chmod.is_some() {
+            return self.chmod_key(key);
         }
         if let Some(first) = self.chord.take() {
             // The second key of a sequence: its action, or nothing (as mc does).
@@ -449,6 +467,18 @@ impl App {
                 }
             }
             Action::Goto => self.dialog = Some(Dialog::goto(side, &self.pane(side).dir)),
+            Action::Chmod => match ChmodDialog::open(side, self.pane(side)) {
+                Ok(dialog) => self.chmod = Some(dialog),
+                Err(why) => self.error(why),
+            },
+            Action::Find => {
+                self.serial += 1;
+                self.find = Some(FindList::new(
+                    side,
+                    self.pane(side).dir.clone(),
+                    self.serial,
+                ));
+            }
             Action::Connect => self.open_connect(),
             Action::Transfers => {
                 if !self.transfers.jobs.is_empty() {
@@ -499,7 +529,8 @@ impl App {
             | Action::SortReverse
             | Action::SortName
             | Action::SortSize
-            | Action::SortTime => {}
+            | Action::SortTime
+            | Action::ToggleAttributes => {}
         }
     }
 
@@ -540,9 +571,85 @@ impl App {
         self.request_list(side, dir, None);
     }
 
+    /// The pane's title as drawn in `area` (the listing lays it out the same way).
+    fn title_path(&self, side: Side, area: Rect) -> layout::TitlePath {
+        let pane = self.pane(side);
+        let label = match side {
+            Side::Local => "Local",
+            Side::Remote => self.conn.label.as_str(),
+        };
+        let busy = if pane.pending.is_some() { " ⟳" } else { "" };
+        layout::title_path(area, label, &pane.dir.shown(), busy)
+    }
+
+    /// Goes `up` levels above the pane's directory (a click on the title's path), with the
+    /// cursor on the directory it came up from.
+    fn go_up(&mut self, side: Side, up: usize) {
+        let mut dir = self.pane(side).dir.clone();
+        let mut from = None;
+        for _ in 0..up {
+            let Some((parent, name)) = dir.parent() else {
+                break;
+            };
+            dir = parent;
+            from = Some(name);
+        }
+        if up > 0 {
+            self.request_list(side, dir, from);
+        }
+    }
+
     fn parent(&mut self, side: Side) {
         if let Some((dir, name)) = self.pane(side).dir.parent() {
             self.request_list(side, dir, Some(name));
+        }
+    }
+
+    /// A key for the permissions dialog; a read-only server refuses the change itself, and
+    /// the banner shows its words.
+    fn chmod_key(&mut self, key: KeyEvent) {
+        let Some(dialog) = self.chmod.as_mut() else {
+            return;
+        };
+        match dialog.on_key(&key) {
+            Some(chmod::Outcome::Apply { side, paths, mode }) => {
+                self.chmod = None;
+                self.outbox.push(Effect::Chmod { side, paths, mode });
+            }
+            Some(chmod::Outcome::Cancel) => self.chmod = None,
+            None => {}
+        }
+    }
+
+    /// A key for find file.
+    fn find_key(&mut self, key: KeyEvent) {
+        let Some(list) = self.find.as_mut() else {
+            return;
+        };
+        match list.on_key(&key) {
+            Some(find::Outcome::Start {
+                side,
+                dir,
+                pattern,
+                serial,
+            }) => self.outbox.push(Effect::Find {
+                side,
+                dir,
+                pattern,
+                serial,
+            }),
+            Some(find::Outcome::Close) => {
+                self.find = None;
+                self.outbox.push(Effect::StopFind);
+            }
+            Some(find::Outcome::Jump { side, dir, name }) => {
+                self.find = None;
+                self.outbox.push(Effect::StopFind);
+                self.focus = Focus::Pane(side);
+                self.last_pane = side;
+                self.request_list(side, dir, Some(name));
+            }
+            None => {}
         }
     }
 
@@ -987,7 +1094,11 @@ impl App {
 
     /// A mouse event; `now` tells double clicks from two clicks.
     pub fn on_mouse(&mut self, event: MouseEvent, now: Instant) {
-        if self.dialog.is_some() || !self.conflicts.is_empty() {
+        if self.dialog.is_some()
+            || !self.conflicts.is_empty()
+            || self.chmod.is_some()
+            || self.find.is_some()
+        {
             return;
         }
         let areas = self.areas();
@@ -997,14 +1108,22 @@ impl App {
             hints: &hints,
             summary: &summary,
         };
-        let Some(gesture) = self
-            .mouse
-            .gesture(event, &areas, self.transfers.selected, bar)
-        else {
+        let titles = [
+            self.title_path(Side::Local, areas.local),
+            self.title_path(Side::Remote, areas.remote),
+        ];
+        let Some(gesture) = self.mouse.gesture(
+            event,
+            &areas,
+            self.transfers.selected,
+            bar,
+            [&titles[0], &titles[1]],
+        ) else {
             return;
         };
         match gesture {
             Gesture::Key(action) => self.update(action),
+            Gesture::Title(side, up) => self.go_up(side, up),
             Gesture::Scroll(side, delta) => self.pane_mut(side).scroll(delta),
             Gesture::Job(index) => {
                 if index < self.transfers.jobs.len() {
@@ -1079,6 +1198,11 @@ impl App {
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+            Msg::Found { serial, event } => {
+                if let Some(list) = self.find.as_mut() {
+                    list.news(serial, event);
+                }
+            }
         }
     }
 

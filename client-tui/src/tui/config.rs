@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use directories::ProjectDirs;
 use serde::{Deserialize, Serialize};
 
+use super::attrs::Column;
 use super::keymap::Keymap;
 use super::pane::SortKey;
 use super::theme::Theme;
@@ -42,6 +43,10 @@ pub struct Defaults {
     pub show_hidden: bool,
     pub sort: SortKey,
     pub reverse: bool,
+    /// The attribute columns (`mode`, `owner`, `group`) the toggle shows.
+    pub columns: Vec<Column>,
+    /// Whether they show from the start.
+    pub attributes: bool,
 }
 
 impl Default for Defaults {
@@ -50,6 +55,8 @@ impl Default for Defaults {
             show_hidden: false,
             sort: SortKey::Name,
             reverse: false,
+            columns: Column::ALL.to_vec(),
+            attributes: false,
         }
     }
 }

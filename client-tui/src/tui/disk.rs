@@ -28,10 +28,16 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ListError> {
         let Ok(meta) = item.path().symlink_metadata() else {
             continue;
         };
-        // The server's rule for its listings, so both panes show an entry alike.
-        entries.push(ferry_localfs::entry(name, &meta, || {
-            fs::metadata(item.path()).ok()
-        }));
+        // The server's rule for its listings, so both panes show an entry alike; a link's
+        // text is shown whatever it is: this machine is the user's own.
+        let mut entry = ferry_localfs::entry(name, &meta, || fs::metadata(item.path()).ok());
+        entry.owner = Some(ferry_localfs::owner_of(&meta));
+        if meta.is_symlink() {
+            entry.target = fs::read_link(item.path())
+                .ok()
+                .map(|target| crate::names::wire_name(target.as_os_str()));
+        }
+        entries.push(entry);
     }
     Ok(entries)
 }
@@ -53,6 +59,24 @@ pub fn rename(from: &Path, to: &Path) -> Result<(), String> {
             describe(from, e)
         }
     })
+}
+
+/// Sets the permission bits of each path, stopping at the first failure. A symlink is refused
+/// (`chmod` would change its target's bits), like the server's `attrs` does.
+pub fn chmod(paths: &[PathBuf], mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for path in paths {
+        let meta = path.symlink_metadata().map_err(|e| describe(path, e))?;
+        if meta.is_symlink() {
+            return Err(format!(
+                "forbidden: {}: a symlink has no permissions of its own",
+                crate::format::local_path(path)
+            ));
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| describe(path, e))?;
+    }
+    Ok(())
 }
 
 /// Removes files, links and whole directory trees.

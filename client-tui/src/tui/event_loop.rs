@@ -4,6 +4,8 @@
 //! `1 / TICK` redraws a second however many progress events it sends.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
@@ -12,6 +14,7 @@ use ratatui::backend::Backend;
 use ratatui::{DefaultTerminal, Terminal};
 use tokio::sync::mpsc;
 
+use crate::engine::find::FindEvent;
 use crate::engine::known_hosts::KnownHosts;
 use crate::engine::{Endpoint, Engine};
 
@@ -32,6 +35,22 @@ const TICK: Duration = Duration::from_millis(50);
 struct Conn {
     engine: Engine,
     remote_tx: Option<mpsc::UnboundedSender<RemoteRequest>>,
+}
+
+/// Find file's running search, so a new one or Escape can stop it: the remote task is
+/// aborted (its connection closes), the local walk sees its flag.
+enum Finding {
+    Remote(tokio::task::JoinHandle<()>),
+    Local(Arc<AtomicBool>),
+}
+
+impl Finding {
+    fn stop(self) {
+        match self {
+            Finding::Remote(task) => task.abort(),
+            Finding::Local(stop) => stop.store(true, Ordering::Relaxed),
+        }
+    }
 }
 
 /// Runs until the user quits, reading the real terminal's events.
@@ -79,6 +98,7 @@ where
 {
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let mut conns: HashMap<u64, Conn> = HashMap::new();
+    let mut finding: Option<Finding> = None;
     conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -95,7 +115,25 @@ where
                 dirty = true;
                 continue;
             }
-            execute(effect, &mut app, &mut conns, &msg_tx);
+            match effect {
+                Effect::Find {
+                    side: _,
+                    dir,
+                    pattern,
+                    serial,
+                } => {
+                    if let Some(old) = finding.take() {
+                        old.stop();
+                    }
+                    finding = find(&app, &conns, dir, pattern, serial, &msg_tx);
+                }
+                Effect::StopFind => {
+                    if let Some(old) = finding.take() {
+                        old.stop();
+                    }
+                }
+                effect => execute(effect, &mut app, &mut conns, &msg_tx),
+            }
         }
         if app.should_quit {
             break;
@@ -127,6 +165,39 @@ where
         }
     }
     Ok(app)
+}
+
+/// Starts find file's search of `dir`; its news comes back as [`Msg::Found`].
+fn find(
+    app: &App,
+    conns: &HashMap<u64, Conn>,
+    dir: Location,
+    pattern: String,
+    serial: u64,
+    msg_tx: &mpsc::UnboundedSender<Msg>,
+) -> Option<Finding> {
+    let tx = msg_tx.clone();
+    let report = move |event| tx.send(Msg::Found { serial, event }).is_ok();
+    match dir {
+        Location::Local(path) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::engine::find::local(&path, &pattern, &flag, report);
+            });
+            Some(Finding::Local(stop))
+        }
+        Location::Remote(dir) => {
+            let Some(conn) = conns.get(&app.conn.id) else {
+                report(FindEvent::Done(Err("no server connection".into())));
+                return None;
+            };
+            let endpoint = conn.engine.endpoint().clone();
+            Some(Finding::Remote(tokio::spawn(crate::engine::find::remote(
+                endpoint, dir, pattern, report,
+            ))))
+        }
+    }
 }
 
 /// Returns whether the screen needs drawing.
@@ -208,14 +279,7 @@ fn execute(
             _ => tracing::error!("rename across sides"),
         },
         Effect::Remove { side, paths } => {
-            let mut local_paths = Vec::new();
-            let mut remote_paths = Vec::new();
-            for path in paths {
-                match path {
-                    Location::Local(p) => local_paths.push(p),
-                    Location::Remote(p) => remote_paths.push(p),
-                }
-            }
+            let (local_paths, remote_paths) = by_side(paths);
             if !local_paths.is_empty() {
                 blocking_op(msg_tx, side, move || {
                     disk::remove(&local_paths).map(|()| None)
@@ -225,6 +289,25 @@ fn execute(
                 to_remote(conns, RemoteRequest::Remove(remote_paths));
             }
         }
+        Effect::Chmod { side, paths, mode } => {
+            let (local_paths, remote_paths) = by_side(paths);
+            if !local_paths.is_empty() {
+                blocking_op(msg_tx, side, move || {
+                    disk::chmod(&local_paths, mode).map(|()| None)
+                });
+            }
+            if !remote_paths.is_empty() {
+                to_remote(
+                    conns,
+                    RemoteRequest::Chmod {
+                        paths: remote_paths,
+                        mode,
+                    },
+                );
+            }
+        }
+        // The loop runs these itself: it holds the running search.
+        Effect::Find { .. } | Effect::StopFind => {}
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
                 let id = conn.engine.submit(spec);
@@ -300,6 +383,19 @@ fn execute(
             });
         }
     }
+}
+
+/// Paths split into the local ones and the remote ones, each in order.
+fn by_side(paths: Vec<Location>) -> (Vec<std::path::PathBuf>, Vec<String>) {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for path in paths {
+        match path {
+            Location::Local(p) => local.push(p),
+            Location::Remote(p) => remote.push(p),
+        }
+    }
+    (local, remote)
 }
 
 fn file_name(path: &std::path::Path) -> Option<String> {

@@ -50,6 +50,9 @@ pub enum Action {
     SortName,
     SortSize,
     SortTime,
+    ToggleAttributes,
+    Chmod,
+    Find,
     Connect,
     Transfers,
     CancelJob,
@@ -63,7 +66,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 38] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -90,6 +93,9 @@ impl Action {
         Action::SortName,
         Action::SortSize,
         Action::SortTime,
+        Action::ToggleAttributes,
+        Action::Chmod,
+        Action::Find,
         Action::Connect,
         Action::Transfers,
         Action::CancelJob,
@@ -130,6 +136,9 @@ impl Action {
             Action::SortName => "sort_name",
             Action::SortSize => "sort_size",
             Action::SortTime => "sort_time",
+            Action::ToggleAttributes => "toggle_attributes",
+            Action::Chmod => "chmod",
+            Action::Find => "find",
             Action::Connect => "connect",
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
@@ -171,6 +180,9 @@ impl Action {
             Action::SortName => "sort by name",
             Action::SortSize => "sort by size",
             Action::SortTime => "sort by time",
+            Action::ToggleAttributes => "show / hide attribute columns",
+            Action::Chmod => "change permissions",
+            Action::Find => "find files by name (glob) below here",
             Action::Connect => "connect to a server",
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",

@@ -124,6 +124,84 @@ pub fn key_bar(status: Rect, state: usize, widths: &[usize]) -> Vec<Rect> {
     rects
 }
 
+/// A pane's title as drawn and clicked: the path, cut from the left to fit, and where each of
+/// its directories is on screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TitlePath {
+    /// The path as drawn, after ` LABEL: `: cut from the left behind `…` when it is too long.
+    pub text: String,
+    /// Each directory still visible (its name and the `/` after it): its cells on the title
+    /// row, and how many levels above the pane's directory it is (0: the directory itself).
+    pub segments: Vec<(Rect, usize)>,
+}
+
+/// Lays out the title of a pane drawn in `area`: ` LABEL: ` then the `/`-separated `path`
+/// (a local path, or a remote one starting with `/`) then `busy`. The listing draws `text`
+/// and a click on a segment goes to its directory, so both come from here.
+pub fn title_path(area: Rect, label: &str, path: &str, busy: &str) -> TitlePath {
+    use unicode_width::UnicodeWidthChar;
+    let room = usize::from(area.width.saturating_sub(8))
+        .saturating_sub(label.chars().count() + busy.chars().count());
+    let chars: Vec<char> = path.chars().collect();
+    // The first character shown: all of them, or enough of the end to fit behind `…`.
+    let skip = if chars.len() <= room || room == 0 {
+        0
+    } else {
+        chars.len() - room + 1
+    };
+    let text = if skip == 0 {
+        path.to_string()
+    } else {
+        format!("…{}", chars[skip..].iter().collect::<String>())
+    };
+    // Where each segment starts and ends in `chars`: a leading `/` is the root's own segment;
+    // every other segment is a name and the `/` that follows it.
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '/' {
+            spans.push((start, i + 1));
+            start = i + 1;
+        }
+    }
+    if start < chars.len() {
+        spans.push((start, chars.len()));
+    }
+    let levels = spans.len();
+    // The border's corner, then ` LABEL: `.
+    let origin = usize::from(area.x) + 1 + 1 + label.chars().count() + 2;
+    let column = |index: usize| -> usize {
+        origin
+            + usize::from(skip > 0)
+            + chars[skip..index.max(skip)]
+                .iter()
+                .map(|c| c.width().unwrap_or(0))
+                .sum::<usize>()
+    };
+    let right = usize::from(area.x + area.width).saturating_sub(1);
+    let segments = spans
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, (_, end))| end > skip)
+        .filter_map(|(i, (begin, end))| {
+            let left = column(begin.max(skip));
+            let stop = column(end).min(right);
+            (stop > left).then(|| {
+                (
+                    Rect::new(
+                        u16::try_from(left).unwrap_or(u16::MAX),
+                        area.y,
+                        u16::try_from(stop - left).unwrap_or(u16::MAX),
+                        1,
+                    ),
+                    levels - 1 - i,
+                )
+            })
+        })
+        .collect();
+    TitlePath { text, segments }
+}
+
 /// A rectangle of at most `width` x `height` in the middle of `area`.
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
@@ -134,4 +212,35 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
         width,
         height,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_directory_of_a_title_path_has_its_cells() {
+        let area = Rect::new(0, 0, 60, 20);
+        let title = title_path(area, "Local", "/srv/data/x", "");
+        assert_eq!(title.text, "/srv/data/x");
+        // ` Local: ` after the corner: the path starts at column 9.
+        let cells: Vec<(u16, u16, usize)> = title
+            .segments
+            .iter()
+            .map(|(rect, up)| (rect.x, rect.width, *up))
+            .collect();
+        assert_eq!(cells, [(9, 1, 3), (10, 4, 2), (14, 5, 1), (19, 1, 0)]);
+    }
+
+    #[test]
+    fn a_cut_title_keeps_the_segments_it_still_shows() {
+        let area = Rect::new(40, 0, 24, 20);
+        // Room for 24 - 8 - 3 = 13 characters.
+        let title = title_path(area, "srv", "/alpha/beta/gamma", "");
+        assert_eq!(title.text, "…a/beta/gamma");
+        let ups: Vec<usize> = title.segments.iter().map(|(_, up)| *up).collect();
+        // The root is cut off; what is left of alpha (`a/`) still goes to alpha.
+        assert_eq!(ups, [2, 1, 0]);
+        assert_eq!(title.segments[0].0.x, 40 + 1 + 1 + 3 + 2 + 1);
+    }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use ferry_protocol::{Entry, PartialEntry};
 use tokio::sync::oneshot;
 
+use crate::engine::find::FindEvent;
 use crate::engine::known_hosts::Fingerprint;
 use crate::engine::{ConflictAnswer, Endpoint, JobSpec, TransferEvent};
 
@@ -40,6 +41,22 @@ pub enum Effect {
         side: Side,
         paths: Vec<Location>,
     },
+    /// Set the permission bits of these entries (on the server: its `attrs` request).
+    Chmod {
+        side: Side,
+        paths: Vec<Location>,
+        mode: u32,
+    },
+    /// Start find file: search `dir` for `pattern`, reporting as search `serial`; a search
+    /// still running stops.
+    Find {
+        side: Side,
+        dir: Location,
+        pattern: String,
+        serial: u64,
+    },
+    /// Stop the running search, if any.
+    StopFind,
     Submit {
         spec: JobSpec,
         info: JobInfo,
@@ -111,6 +128,11 @@ pub enum Msg {
     Submitted {
         key: JobKey,
         info: JobInfo,
+    },
+    /// News of find file's search `serial`.
+    Found {
+        serial: u64,
+        event: FindEvent,
     },
     /// Partial uploads of a remote directory (with whether the server had more), after a
     /// [`Effect::ListPartials`] or a [`Effect::DiscardPartials`]; `note` says what a deletion

@@ -7,10 +7,12 @@
 //! - [`message`]: the vocabulary with the event loop: [`message::Effect`]s out, [`message::Msg`]s in.
 //! - [`event_loop`]: terminal events, background results and the tick; runs the effects.
 //! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
-//!   filter, cursor and marks) over [`location`] (sides and paths); [`dialogs`] (the modal
-//!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`copy_dialog`]
-//!   (F5/F6's where-to and policy); [`conflict`] (an existing destination's question);
-//!   [`compare`] (marking what differs between the panes); [`jobs`] (the transfer list and its rows, with
+//!   filter, cursor and marks) over [`location`] (sides and paths) and [`attrs`] (its
+//!   attribute columns); [`dialogs`] (the modal dialogs and their outcomes) and [`partials`]
+//!   (the partial-uploads dialog); [`copy_dialog`] (F5/F6's where-to and policy); [`conflict`]
+//!   (an existing destination's question); [`compare`] (marking what differs between the
+//!   panes); [`chmod`] (the permissions dialog); [`find`] (find file: the pattern, the matches
+//!   as they arrive, the jump); [`jobs`] (the transfer list and its rows, with
 //!   [`job_request`] making a copy's request and [`job_report`] saying how a job ended);
 //!   [`server_link`] (what the remote pane knows of its server); [`mouse`] (clicks and drags);
 //!   [`screen`] (focus, banner).
@@ -26,6 +28,8 @@
 //! [`run`] owns its tokio runtime, so `main.rs` stays synchronous.
 
 pub mod app;
+pub mod attrs;
+pub mod chmod;
 pub mod compare;
 pub mod config;
 pub mod conflict;
@@ -33,6 +37,7 @@ pub mod copy_dialog;
 pub mod dialogs;
 pub mod disk;
 pub mod event_loop;
+pub mod find;
 pub mod input;
 pub mod job_report;
 pub mod job_request;

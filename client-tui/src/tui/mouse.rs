@@ -47,6 +47,8 @@ pub enum Gesture {
     Drop(Drag),
     /// A click on a key hint in the status bar: what its key does.
     Key(Action),
+    /// A click on a directory of a pane's title path, this many levels above the pane's.
+    Title(Side, usize),
 }
 
 /// The status bar as drawn: its key hints (with their actions) and the width of the server
@@ -83,6 +85,7 @@ impl Mouse {
         areas: &Areas,
         selected_job: usize,
         bar: KeyBar<'_>,
+        titles: [&layout::TitlePath; 2],
     ) -> Option<Gesture> {
         let at = Position::new(event.column, event.row);
         let side = if areas.local.contains(at) {
@@ -103,11 +106,15 @@ impl Mouse {
             }
             MouseEventKind::Down(MouseButton::Left) => match side {
                 Some(side) => {
-                    let area = if side == Side::Local {
-                        areas.local
+                    let (area, title) = if side == Side::Local {
+                        (areas.local, titles[0])
                     } else {
-                        areas.remote
+                        (areas.remote, titles[1])
                     };
+                    if let Some((_, up)) = title.segments.iter().find(|(rect, _)| rect.contains(at))
+                    {
+                        return Some(Gesture::Title(side, *up));
+                    }
                     Some(Gesture::Press(side, layout::pane_row(area, event.row)))
                 }
                 None if areas.status.contains(at) => {

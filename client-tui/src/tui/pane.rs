@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ferry_protocol::{Entry, Kind};
 use serde::Deserialize;
 
+use super::attrs::Column;
 use super::keymap::Action;
 // Where a pane is was first defined here; the session task and the tests name it so.
 pub use super::location::{Location, Side};
@@ -155,6 +156,10 @@ pub struct Pane {
     pub loaded: bool,
     /// The start of a name being typed.
     pub jump: Option<QuickJump>,
+    /// The attribute columns the toggle shows, in order.
+    pub columns: Vec<Column>,
+    /// Whether they are shown now (with a symlink's target after its name).
+    pub attributes: bool,
 }
 
 impl Pane {
@@ -176,6 +181,8 @@ impl Pane {
             error: None,
             loaded: false,
             jump: None,
+            columns: Column::ALL.to_vec(),
+            attributes: false,
         }
     }
 
@@ -185,6 +192,8 @@ impl Pane {
             sort: self.sort,
             reverse: self.reverse,
             show_hidden: self.show_hidden,
+            columns: self.columns.clone(),
+            attributes: self.attributes,
             ..Pane::new(self.side, dir)
         }
     }
@@ -363,6 +372,7 @@ impl Pane {
             Action::SortName => self.sort_by(SortKey::Name),
             Action::SortSize => self.sort_by(SortKey::Size),
             Action::SortTime => self.sort_by(SortKey::Time),
+            Action::ToggleAttributes => self.attributes = !self.attributes,
             _ => return false,
         }
         true

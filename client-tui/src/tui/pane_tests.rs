@@ -13,6 +13,8 @@ pub fn entry(name: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
         mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
         link: None,
         error: None,
+        owner: None,
+        target: None,
     }
 }
 

@@ -75,3 +75,29 @@ pub fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The left pane's half of a screen line (two panes meet at `││`).
+pub fn left_pane(line: &str) -> &str {
+    line.split_once("││").map_or(line, |(left, _)| left)
+}
+
+/// The right pane's half of a screen line, when the line has one.
+pub fn right_pane(line: &str) -> Option<&str> {
+    line.split_once("││").map(|(_, right)| right)
+}
+
+/// Whether the screen shows the left pane's cursor (`›`) on a row holding `name`.
+pub fn cursor_left(screen: &str, name: &str) -> bool {
+    screen
+        .lines()
+        .map(left_pane)
+        .any(|l| l.contains('›') && l.contains(name))
+}
+
+/// Whether the screen shows the right pane's cursor (`›`) on a row holding `name`.
+pub fn cursor_right(screen: &str, name: &str) -> bool {
+    screen
+        .lines()
+        .filter_map(right_pane)
+        .any(|r| r.contains('›') && r.contains(name))
+}

@@ -253,6 +253,8 @@ fn one(access: &Access, base: &str, rel: &str, hashing: &mut Hashing, pipe: &Pip
             mode: 0,
             link: None,
             error: Some(ErrorBody::new(err.code, err.message)),
+            owner: None,
+            target: None,
         },
         digest: None,
     };

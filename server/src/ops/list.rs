@@ -36,7 +36,9 @@ fn send_batches(access: &Access, wire: &str, pipe: &mut Pipe) -> Result<(), OpEr
         let Ok(meta) = item.metadata() else {
             continue;
         };
-        let entry = entry(&access.root, &dir, &name, wire, text, &meta);
+        let mut entry = entry(&access.root, &dir, &name, wire, text, &meta);
+        // A listing is what a person looks at: who owns each entry (a walk leaves it out).
+        entry.owner = Some(ferry_localfs::owner_of(&meta));
         let full = batcher
             .push(&entry)
             .map_err(|e| OpError::new(ferry_protocol::ErrorCode::Io, e.to_string()))?;

@@ -14,6 +14,7 @@
 //! [`crate::Config::work_rate`]): one that has spent it waits before its next expensive
 //! request starts.
 
+mod attrs;
 mod digests;
 mod get;
 mod hello;
@@ -227,6 +228,12 @@ pub(crate) async fn handle(
                 })
                 .await
             }
+        }
+        Request::Attrs { path, mtime, mode } => {
+            blocking(&access, move |access| {
+                attrs::attrs(access, &path, mtime, mode)
+            })
+            .await
         }
     };
     let line = reply.unwrap_or_else(|err| {

@@ -16,11 +16,15 @@ pub(super) fn stat(access: &Access, path: &str, identity: bool) -> Result<Vec<u8
     let path = RemotePath::parse(path)?;
     let meta = access.root.symlink_metadata(&path)?;
     let mut target = None;
-    let entry = ferry_localfs::entry(path.name().to_owned(), &meta, || {
+    let mut entry = ferry_localfs::entry(path.name().to_owned(), &meta, || {
         let followed = access.root.metadata(&path).ok();
         target.clone_from(&followed);
         followed
     });
+    entry.owner = Some(ferry_localfs::owner_of(&meta));
+    if meta.file_type().is_symlink() {
+        entry.target = access.root.link_target(&path);
+    }
     let id = match (identity, machine()) {
         (true, Some(machine)) => {
             // The file a write through the path would reach: a link's target, not the link.

@@ -220,6 +220,8 @@ impl Walker {
                         mode: 0,
                         link: None,
                         error: Some(ErrorBody::new(code_of(&e), io_text(&e))),
+                        owner: None,
+                        target: None,
                     });
                 }
             };

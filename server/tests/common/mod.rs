@@ -235,3 +235,11 @@ impl Drop for TmpfsServer {
         let _ = self.child.wait();
     }
 }
+
+/// The entry named `name` in a listing or walk.
+pub fn named<'a>(entries: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    entries
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {entries:?}"))
+}

@@ -188,7 +188,7 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
     }
 }
 
-fn block<'a>(view: &View, title: &str) -> Block<'a> {
+pub(super) fn block<'a>(view: &View, title: &str) -> Block<'a> {
     Block::bordered()
         .border_style(Style::default().fg(view.theme.dialog_border))
         .title(Span::styled(
@@ -198,7 +198,7 @@ fn block<'a>(view: &View, title: &str) -> Block<'a> {
         .style(view.theme.base())
 }
 
-fn boxed(
+pub(super) fn boxed(
     frame: &mut Frame,
     view: &View,
     area: Rect,

@@ -8,19 +8,24 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
+use super::super::attrs::Column;
 use super::super::layout;
 use super::super::pane::{Pane, Side};
 use super::super::screen::Focus;
 use super::super::server_link::ConnState;
 use super::super::theme::Theme;
 use super::View;
-use super::{truncate, truncate_left};
+use super::truncate;
 use crate::format;
 
 /// Below this inner width the modified-time column is dropped.
 const TIME_COLUMN_MIN_WIDTH: u16 = 46;
 const SIZE_WIDTH: u16 = 9;
 const TIME_WIDTH: u16 = 16;
+/// Columns for an owner or a group name; longer names are cut.
+const OWNER_WIDTH: u16 = 8;
+/// Attribute columns give way before the name gets narrower than this.
+const NAME_MIN_WIDTH: u16 = 14;
 
 pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
     let pane = view.pane(side);
@@ -38,8 +43,8 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
     // A local directory's bytes shown by the one rule, not with replacement characters.
     let path = pane.dir.shown();
     let busy = if pane.pending.is_some() { " ⟳" } else { "" };
-    let room = usize::from(area.width.saturating_sub(8))
-        .saturating_sub(label.chars().count() + busy.len());
+    // Laid out where the mouse reads it too: a click on a directory of the path goes there.
+    let path = layout::title_path(area, &label, &path, busy).text;
     let title = Line::from(vec![
         Span::styled(
             format!(" {label}: "),
@@ -47,7 +52,7 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
                 .fg(theme.title)
                 .add_modifier(Modifier::BOLD),
         ),
-        Span::styled(truncate_left(&path, room), Style::default().fg(theme.title)),
+        Span::styled(path, Style::default().fg(theme.title)),
         Span::raw(format!("{busy} ")),
     ]);
     let sort = format!(
@@ -90,22 +95,27 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
     }
 
     let show_time = inner.width >= TIME_COLUMN_MIN_WIDTH;
+    let fixed = SIZE_WIDTH + 1 + if show_time { TIME_WIDTH + 1 } else { 0 };
+    let columns = attribute_columns(pane, inner.width.saturating_sub(fixed));
     let mut widths = vec![Constraint::Fill(1), Constraint::Length(SIZE_WIDTH)];
+    let mut header = vec!["Name", "     Size"];
+    for column in &columns {
+        widths.push(Constraint::Length(column_width(*column)));
+        header.push(match column {
+            Column::Mode => "Mode",
+            Column::Owner => "Owner",
+            Column::Group => "Group",
+        });
+    }
     if show_time {
         widths.push(Constraint::Length(TIME_WIDTH));
+        header.push("Modified");
     }
-    let name_width = usize::from(
-        inner
-            .width
-            .saturating_sub(SIZE_WIDTH + 1 + if show_time { TIME_WIDTH + 1 } else { 0 }),
-    );
+    let taken: u16 = columns.iter().map(|c| column_width(*c) + 1).sum();
+    let name_width = usize::from(inner.width.saturating_sub(fixed + taken));
     let header_style = Style::default()
         .fg(theme.header)
         .add_modifier(Modifier::BOLD);
-    let mut header = vec!["Name", "     Size"];
-    if show_time {
-        header.push("Modified");
-    }
     let rows_visible = layout::list_rows(area);
     let end = (pane.offset + rows_visible).min(pane.view.len());
     let dir_key = pane.dir.clone();
@@ -138,10 +148,13 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
                     view,
                     entry,
                     (at_cursor && focused, marked, verified),
-                    name_width,
+                    (name_width, pane.attributes),
                 ),
                 Line::from(format!("{:>9}", size_text(entry))),
             ];
+            for column in &columns {
+                cells.push(Line::from(attribute_text(entry, *column)));
+            }
             if show_time {
                 cells.push(Line::from(format::mtime(entry.mtime)));
             }
@@ -201,7 +214,7 @@ fn name_cell<'a>(
     view: &View,
     entry: &Entry,
     (pointer, marked, verified): (bool, bool, bool),
-    width: usize,
+    (width, attributes): (usize, bool),
 ) -> Line<'a> {
     let suffix = match (entry.kind, entry.is_dir_like()) {
         (Kind::Symlink, true) => "@/",
@@ -215,13 +228,53 @@ fn name_cell<'a>(
         if marked { '*' } else { ' ' }
     );
     let tick = if verified { " ✓" } else { "" };
-    let name = format!("{}{suffix}", format::escape_name(&entry.name));
+    // With the attribute columns, a link says where it leads (when the server may say).
+    let target = match (&entry.target, attributes) {
+        (Some(target), true) => format!(" -> {}", format::escape_name(target)),
+        _ => String::new(),
+    };
+    let name = format!("{}{suffix}{target}", format::escape_name(&entry.name));
     let name = truncate(&name, width.saturating_sub(2 + tick.chars().count()));
     let mut spans = vec![Span::raw(mark), Span::raw(name)];
     if verified {
         spans.push(Span::styled(tick, Style::default().fg(view.theme.verified)));
     }
     Line::from(spans)
+}
+
+/// The attribute columns shown in a table `room` columns wide (after size and time): the
+/// pane's, while they leave the name [`NAME_MIN_WIDTH`] columns; the last ones give way first.
+fn attribute_columns(pane: &Pane, room: u16) -> Vec<Column> {
+    if !pane.attributes {
+        return Vec::new();
+    }
+    let mut columns = pane.columns.clone();
+    while !columns.is_empty()
+        && room.saturating_sub(columns.iter().map(|c| column_width(*c) + 1).sum()) < NAME_MIN_WIDTH
+    {
+        columns.pop();
+    }
+    columns
+}
+
+fn column_width(column: Column) -> u16 {
+    match column {
+        Column::Mode => 10,
+        Column::Owner | Column::Group => OWNER_WIDTH,
+    }
+}
+
+/// An entry's cell in an attribute column: a name the server (or this machine) has, else the
+/// number; nothing when the entry says nothing (an older server).
+fn attribute_text(entry: &Entry, column: Column) -> String {
+    let owner = entry.owner.as_ref();
+    let text = match column {
+        Column::Mode => return format::permissions(entry.kind, entry.mode),
+        Column::Owner => owner.map(|o| o.user.clone().unwrap_or_else(|| o.uid.to_string())),
+        Column::Group => owner.map(|o| o.group.clone().unwrap_or_else(|| o.gid.to_string())),
+    };
+    text.map(|t| truncate(&format::escape_name(&t), usize::from(OWNER_WIDTH)))
+        .unwrap_or_default()
 }
 
 fn size_text(entry: &Entry) -> String {

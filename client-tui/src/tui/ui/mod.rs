@@ -4,8 +4,10 @@
 //! Where things go comes from [`super::layout`], which the mouse handling shares, so a click
 //! lands on the row that was drawn.
 
+mod chmod;
 mod details;
 mod dialog;
+mod find;
 mod listing;
 mod status;
 mod transfers;
@@ -16,8 +18,10 @@ use ratatui::Frame;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use super::chmod::ChmodDialog;
 use super::conflict::ConflictPrompt;
 use super::dialogs::Dialog;
+use super::find::FindList;
 use super::input::LineInput;
 use super::jobs::{self, JobKey, JobRow};
 use super::keymap::Keymap;
@@ -42,6 +46,8 @@ pub struct View<'a> {
     /// The job the panel scrolls to.
     pub selected_job: usize,
     pub dialog: &'a Option<Dialog>,
+    pub chmod: &'a Option<ChmodDialog>,
+    pub find: &'a Option<FindList>,
     pub conflicts: &'a VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
     pub filtering: &'a Option<LineInput>,
@@ -92,6 +98,12 @@ pub fn draw(frame: &mut Frame, view: &View<'_>) {
         status::draw_banner(frame, view, banner);
     }
     status::draw_status(frame, view, areas.status);
+    if let Some(list) = view.find {
+        find::draw(frame, view, area, list);
+    }
+    if let Some(dialog) = view.chmod {
+        chmod::draw(frame, view, area, dialog);
+    }
     dialog::draw(frame, view, area);
     defuse(frame.buffer_mut());
 }
@@ -126,16 +138,6 @@ fn truncate(text: &str, width: usize) -> String {
     }
     out.push('…');
     out
-}
-
-/// Text cut from the left, for paths whose end matters most.
-fn truncate_left(text: &str, width: usize) -> String {
-    let count = text.chars().count();
-    if count <= width || width == 0 {
-        return text.to_string();
-    }
-    let tail: String = text.chars().skip(count - width + 1).collect();
-    format!("…{tail}")
 }
 
 #[cfg(test)]

@@ -714,3 +714,83 @@ fn a_jobs_details_list_what_it_left_out_with_why() {
     app.on_key(key(crossterm::event::KeyCode::Esc));
     assert!(app.dialog.is_none());
 }
+
+/// Entries with owners, and a link with its target, for the attribute columns.
+fn attributed(mut entries: Vec<Entry>) -> Vec<Entry> {
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.mode = if e.kind == Kind::File { 0o644 } else { 0o755 };
+        e.owner = Some(ferry_protocol::Owner {
+            uid: 1000 + i as u32,
+            gid: 100,
+            user: (i != 1).then(|| "ann".into()),
+            group: Some("a-very-long-group-name".into()),
+        });
+        if e.kind == Kind::Symlink {
+            e.mode = 0o777;
+            e.target = Some("backups/2025".into());
+        }
+    }
+    entries
+}
+
+#[test]
+fn attribute_columns_and_a_links_target() {
+    let mut app = app(
+        attributed(local_entries()),
+        attributed(remote_entries()),
+        180,
+        10,
+    );
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('a'),
+        crossterm::event::KeyModifiers::ALT,
+    ));
+    app.on_key(key(crossterm::event::KeyCode::Tab));
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('a'),
+        crossterm::event::KeyModifiers::ALT,
+    ));
+    let screen = render(&mut app);
+    let text = format!("{screen:?}");
+    // An owner without a name shows its uid; a link says where it leads.
+    assert!(text.contains("1001"), "{screen}");
+    assert!(text.contains("latest@/ -> backups/2025"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn the_permissions_dialog() {
+    let mut app = app(attributed(local_entries()), Vec::new(), 100, 24);
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('x'),
+        crossterm::event::KeyModifiers::CONTROL,
+    ));
+    for c in ['c', '7', '5', '0'] {
+        app.on_key(key(crossterm::event::KeyCode::Char(c)));
+    }
+    insta::assert_snapshot!(render(&mut app));
+}
+
+#[test]
+fn find_file_while_the_search_runs() {
+    let mut app = app(local_entries(), remote_entries(), 100, 20);
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('?'),
+        crossterm::event::KeyModifiers::ALT,
+    ));
+    for c in "*.pdf".chars() {
+        app.on_key(key(crossterm::event::KeyCode::Char(c)));
+    }
+    app.on_key(key(crossterm::event::KeyCode::Enter));
+    let Some(Effect::Find { serial, .. }) = app.take_effects().pop() else {
+        panic!("no search started")
+    };
+    app.on_msg(Msg::Found {
+        serial,
+        event: crate::engine::find::FindEvent::Found {
+            paths: vec!["projects/q3/report.pdf".into(), "scan\n01.pdf".into()],
+            scanned: 12_345,
+        },
+    });
+    insta::assert_snapshot!(render(&mut app));
+}
