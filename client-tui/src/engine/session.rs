@@ -499,6 +499,7 @@ impl Session {
                 Request::Get {
                     path: path.into(),
                     offset: size,
+                    length: None,
                 },
             )
             .await?;
