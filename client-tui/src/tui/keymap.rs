@@ -49,6 +49,9 @@ pub enum Action {
     CancelJob,
     ClearFinished,
     Partials,
+    View,
+    Edit,
+    Subshell,
     Help,
     Suspend,
     Quit,
@@ -56,7 +59,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 37] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -88,6 +91,9 @@ impl Action {
         Action::CancelJob,
         Action::ClearFinished,
         Action::Partials,
+        Action::View,
+        Action::Edit,
+        Action::Subshell,
         Action::Help,
         Action::Suspend,
         Action::Quit,
@@ -127,6 +133,9 @@ impl Action {
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
             Action::Partials => "partials",
+            Action::View => "view",
+            Action::Edit => "edit",
+            Action::Subshell => "subshell",
             Action::Help => "help",
             Action::Suspend => "suspend",
             Action::Quit => "quit",
@@ -167,6 +176,9 @@ impl Action {
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
             Action::Partials => "remote partial uploads",
+            Action::View => "view the file (text or hex)",
+            Action::Edit => "edit the file with $VISUAL / $EDITOR",
+            Action::Subshell => "shell in the local directory",
             Action::Help => "this help",
             Action::Suspend => "suspend to the shell (fg resumes)",
             Action::Quit => "quit",
@@ -187,8 +199,10 @@ impl FromStr for Action {
 
 /// The actions the status bar offers, with their short labels, most needed first: the bar
 /// drops hints from the end when it is narrow.
-const KEY_BAR: [(Action, &str); 7] = [
+const KEY_BAR: [(Action, &str); 9] = [
     (Action::Help, "help"),
+    (Action::View, "view"),
+    (Action::Edit, "edit"),
     (Action::Copy, "copy"),
     (Action::Move, "move"),
     (Action::Mkdir, "mkdir"),

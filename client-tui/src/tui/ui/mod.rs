@@ -9,6 +9,7 @@ mod dialog;
 mod listing;
 mod status;
 mod transfers;
+pub mod viewer;
 
 use std::collections::{HashSet, VecDeque};
 
