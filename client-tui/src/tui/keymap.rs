@@ -201,14 +201,15 @@ impl FromStr for Action {
 /// drops hints from the end when it is narrow.
 const KEY_BAR: [(Action, &str); 9] = [
     (Action::Help, "help"),
-    (Action::View, "view"),
-    (Action::Edit, "edit"),
     (Action::Copy, "copy"),
     (Action::Move, "move"),
     (Action::Mkdir, "mkdir"),
     (Action::Delete, "del"),
     (Action::Connect, "connect"),
     (Action::Quit, "quit"),
+    // Shown only where the whole server summary still fits (see `layout::key_bar`).
+    (Action::View, "view"),
+    (Action::Edit, "edit"),
 ];
 
 /// One key with its modifiers, normalised so a lookup matches what the terminal sends.

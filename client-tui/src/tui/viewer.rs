@@ -28,6 +28,19 @@ pub const SCAN: u64 = 1024 * 1024;
 /// Columns Left and Right move by.
 const HSTEP: usize = 8;
 
+/// The viewer's own keys, for the help screen and README (fixed: the keymap is for the panes).
+pub const KEYS: [(&str, &str); 9] = [
+    ("viewer: ↑ ↓ j k", "line up, down"),
+    ("viewer: PgUp PgDn", "page up, down (also b, Space)"),
+    ("viewer: Home End g G", "start, end of the file"),
+    ("viewer: ← → h l", "scroll sideways (w: wrap)"),
+    ("viewer: /  n  N", "search, next, previous"),
+    ("viewer: :  Ctrl+G", "go to line, @offset, 0xhex"),
+    ("viewer: x  F4", "hex / text"),
+    ("viewer: Esc", "cancel a search"),
+    ("viewer: q Esc F3 F10", "close"),
+];
+
 /// A read the viewer needs: `length` bytes of its file at `offset`, answered with `tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRequest {
