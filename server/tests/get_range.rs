@@ -1,6 +1,9 @@
 //! Ranged `get` (with `length`): exactly the range, the range's digest in the trailer, the
 //! end of the file clipping it, and plain `get`s beside it unchanged.
 
+// Test helpers outside #[test] functions: a failed step should panic loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Server, code, digest, pattern};

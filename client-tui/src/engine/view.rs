@@ -284,11 +284,7 @@ async fn upload_on(
         left -= n as u64;
     }
     let digest: Digest = hasher.finalize().into();
-    conn.writer
-        .send_header(&PutTrailer {
-            digest: digest.clone(),
-        })
-        .await?;
+    conn.writer.send_header(&PutTrailer { digest }).await?;
     conn.writer.flush().await?;
     let reply: PutReply = conn
         .reader

@@ -326,12 +326,6 @@ impl Viewer {
         if let Some(index) = missing {
             self.ask(index);
         }
-        if let Some(Nav::Up(_) | Nav::Reveal(_)) = self.pending
-            && self.top > 0
-        {
-            // The move back needs the bytes before the view.
-            self.ask((self.top - 1) / BLOCK);
-        }
         let here = self.top / BLOCK;
         while self.blocks.len() > MAX_BLOCKS {
             let far = self
@@ -377,7 +371,8 @@ impl Viewer {
                 let (rows, missing) = self.layout(self.top, n + 1);
                 if let Some(row) = rows.get(n) {
                     self.top = row.offset;
-                } else if missing.is_some() {
+                } else if let Some(index) = missing {
+                    self.ask(index);
                     if let Some(row) = rows.last() {
                         let done = rows.len() - 1;
                         self.top = row.offset;
@@ -397,7 +392,8 @@ impl Viewer {
                     let lo = self.top.saturating_sub(MAX_LINE as u64 + 1);
                     match self.bytes(lo, self.top) {
                         Ok(before) => self.top = text::line_start_before(&before, self.top),
-                        Err(_) => {
+                        Err(index) => {
+                            self.ask(index);
                             self.pending = Some(Nav::Up(n - done));
                             return;
                         }
@@ -409,7 +405,8 @@ impl Viewer {
                 let lo = at.saturating_sub(MAX_LINE as u64);
                 match self.bytes(lo, at) {
                     Ok(before) => self.top = text::line_start_of(&before, at),
-                    Err(_) => {
+                    Err(index) => {
+                        self.ask(index);
                         self.top = at;
                         self.pending = Some(Nav::Reveal(at));
                     }
@@ -805,6 +802,21 @@ mod tests {
         v.on_key(&key(KeyCode::Enter));
         serve(&mut v, &file);
         assert_eq!(shown(&v)[0], "line 123456");
+    }
+
+    #[test]
+    fn moving_back_over_long_lines_reads_the_blocks_it_needs() {
+        // Lines of 4,000 bytes: each step back reads across block boundaries.
+        let line = format!("{}\n", "a".repeat(3_999));
+        let file = line.repeat(2_000).into_bytes();
+        let mut v = Viewer::new(Location::Remote("f".into()), "f".into(), 4, 40, 12);
+        serve(&mut v, &file);
+        v.on_key(&key(KeyCode::End));
+        serve(&mut v, &file);
+        assert_eq!(v.top, file.len() as u64 - 10 * 4_000);
+        v.on_key(&key(KeyCode::PageUp));
+        serve(&mut v, &file);
+        assert_eq!(v.top, file.len() as u64 - 20 * 4_000 + 4_000);
     }
 
     #[test]
