@@ -339,3 +339,48 @@ fn ctrl_o_opens_a_shell_in_the_local_directory_and_the_pane_shows_its_work() {
     });
     assert!(desk.local.join("made-by-the-shell.txt").exists());
 }
+
+#[test]
+fn enter_runs_the_opener_for_its_extension_and_an_external_pager_gets_a_copy_of_a_remote_file() {
+    require_tmux();
+    let desk = Desk::new();
+    let root = desk.dir("served");
+    std::fs::write(desk.local.join("paper.pdf"), "%PDF-1.7 local").unwrap();
+    std::fs::write(root.join("remote.txt"), "remote words\n").unwrap();
+    let seen = desk.dir("seen");
+    // Each program copies what it was given where the test can see it, and says how it was
+    // called (the path is a private copy for the remote file).
+    let opener = script(
+        &desk,
+        "opener",
+        &format!(r#"cp "$1" '{}/opened'"#, seen.display()),
+    );
+    let pager = script(
+        &desk,
+        "pager",
+        &format!(
+            r#"cp "$1" '{0}/paged'; stat -c %a "$1" > '{0}/mode'"#,
+            seen.display()
+        ),
+    );
+    let config = desk.home.join(".config/ferry");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "pager = \"external\"\n\n[open]\nPDF = \"{}\"\n",
+            opener.display()
+        ),
+    )
+    .unwrap();
+    let (_server, port) = common::start_server(&root, 0);
+    let tmux = ferry(&desk, port, &[("PAGER", &pager)]);
+    tmux.wait_for("the listings", |s| s.contains("paper.pdf") && s.contains("remote.txt"));
+    tmux.keys(&["Enter"]);
+    wait_for_bytes(&seen.join("opened"), b"%PDF-1.7 local", &tmux);
+    tmux.keys(&["Tab", "F3"]);
+    wait_for_bytes(&seen.join("paged"), b"remote words\n", &tmux);
+    assert_eq!(std::fs::read_to_string(seen.join("mode")).unwrap(), "600\n");
+    wait_for_no_copies(&desk, &tmux);
+    tmux.wait_for("ferry back", |s| s.contains("remote.txt") && s.contains("connected"));
+}
