@@ -375,12 +375,16 @@ fn enter_runs_the_opener_for_its_extension_and_an_external_pager_gets_a_copy_of_
     .unwrap();
     let (_server, port) = common::start_server(&root, 0);
     let tmux = ferry(&desk, port, &[("PAGER", &pager)]);
-    tmux.wait_for("the listings", |s| s.contains("paper.pdf") && s.contains("remote.txt"));
+    tmux.wait_for("the listings", |s| {
+        s.contains("paper.pdf") && s.contains("remote.txt")
+    });
     tmux.keys(&["Enter"]);
     wait_for_bytes(&seen.join("opened"), b"%PDF-1.7 local", &tmux);
     tmux.keys(&["Tab", "F3"]);
     wait_for_bytes(&seen.join("paged"), b"remote words\n", &tmux);
     assert_eq!(std::fs::read_to_string(seen.join("mode")).unwrap(), "600\n");
     wait_for_no_copies(&desk, &tmux);
-    tmux.wait_for("ferry back", |s| s.contains("remote.txt") && s.contains("connected"));
+    tmux.wait_for("ferry back", |s| {
+        s.contains("remote.txt") && s.contains("connected")
+    });
 }

@@ -19,7 +19,7 @@ use super::error::EngineError;
 use super::known_hosts::Fingerprint;
 use super::session::Session;
 use super::tls::code;
-use super::view::{Fetched, Range, Replace, Uploaded};
+use super::view::{FetchEnd, Range, Replace, UploadEnd};
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,17 +97,9 @@ pub enum BrowseEvent {
         result: Result<Range, String>,
     },
     /// The reply to [`BrowseRequest::Fetch`].
-    Fetched {
-        path: String,
-        dest: PathBuf,
-        result: Result<Fetched, String>,
-    },
+    Fetched(FetchEnd),
     /// The reply to [`BrowseRequest::Upload`].
-    Uploaded {
-        src: PathBuf,
-        path: String,
-        result: Result<Uploaded, String>,
-    },
+    Uploaded(UploadEnd),
     /// The reply to [`BrowseRequest::Partials`] or [`BrowseRequest::Discard`]: the partials and
     /// whether there are more than listed; `note` says what a deletion did.
     Partials {
@@ -371,16 +363,16 @@ fn failed(request: BrowseRequest, error: String) -> BrowseEvent {
             offset,
             result: Err(error),
         },
-        BrowseRequest::Fetch { path, dest } => BrowseEvent::Fetched {
+        BrowseRequest::Fetch { path, dest } => BrowseEvent::Fetched(FetchEnd {
             path,
-            dest,
+            copy: dest,
             result: Err(error),
-        },
-        BrowseRequest::Upload { src, path, .. } => BrowseEvent::Uploaded {
-            src,
+        }),
+        BrowseRequest::Upload { src, path, .. } => BrowseEvent::Uploaded(UploadEnd {
+            copy: src,
             path,
             result: Err(error),
-        },
+        }),
         _ => BrowseEvent::Done(Err(error)),
     }
 }
@@ -509,11 +501,21 @@ async fn serve(
         }
         BrowseRequest::Fetch { path, dest } => {
             let (result, error) = split(session.fetch_to(&path, &dest).await);
-            (BrowseEvent::Fetched { path, dest, result }, error)
+            let end = FetchEnd {
+                path,
+                copy: dest,
+                result,
+            };
+            (BrowseEvent::Fetched(end), error)
         }
         BrowseRequest::Upload { src, path, replace } => {
             let (result, error) = split(session.upload_from(&src, &path, replace).await);
-            (BrowseEvent::Uploaded { src, path, result }, error)
+            let end = UploadEnd {
+                copy: src,
+                path,
+                result,
+            };
+            (BrowseEvent::Uploaded(end), error)
         }
         // The worker answers probes itself; one that got here only refreshes the caller's view.
         BrowseRequest::Probe => op(Ok(None)),

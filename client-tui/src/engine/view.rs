@@ -4,7 +4,7 @@
 //! editor reach them through the browsing worker, so they never hold a socket.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ferry_protocol::{Digest, GetReply, GetTrailer, Put, PutReply, PutTrailer, Request};
 
@@ -54,6 +54,23 @@ pub enum Uploaded {
     Done { path: String, digest: Digest },
     /// The remote file is not the version fetched any more: nothing was sent.
     Changed { now: Option<Fetched> },
+}
+
+/// How a fetch into a local copy ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchEnd {
+    pub path: String,
+    /// The local copy written (empty when none could be made).
+    pub copy: PathBuf,
+    pub result: Result<Fetched, String>,
+}
+
+/// How an upload from a local copy ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadEnd {
+    pub copy: PathBuf,
+    pub path: String,
+    pub result: Result<Uploaded, String>,
 }
 
 impl Session {

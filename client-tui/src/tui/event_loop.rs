@@ -13,6 +13,7 @@ use ratatui::{DefaultTerminal, Terminal};
 use tokio::sync::mpsc;
 
 use crate::engine::known_hosts::KnownHosts;
+use crate::engine::view::FetchEnd;
 use crate::engine::{Endpoint, Engine};
 
 use super::app::App;
@@ -348,11 +349,11 @@ fn execute(
                 let name = path.rsplit('/').next().unwrap_or(&path).to_string();
                 match external::private_copy(&name) {
                     Ok(dest) => to_remote(conns, RemoteRequest::Fetch { path, dest }),
-                    Err(error) => app.on_msg(Msg::File(FileNews::Fetched {
+                    Err(error) => app.on_msg(Msg::File(FileNews::Fetched(FetchEnd {
                         path,
                         copy: std::path::PathBuf::new(),
                         result: Err(format!("cannot make a private temporary copy: {error}")),
-                    })),
+                    }))),
                 }
             }
             FileEffect::Upload {

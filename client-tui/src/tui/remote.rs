@@ -65,15 +65,7 @@ fn to_msg(conn: u64, event: BrowseEvent) -> Msg {
                 file_size: range.file_size,
             }),
         }),
-        BrowseEvent::Fetched { path, dest, result } => Msg::File(FileNews::Fetched {
-            path,
-            copy: dest,
-            result,
-        }),
-        BrowseEvent::Uploaded { src, path, result } => Msg::File(FileNews::Uploaded {
-            copy: src,
-            path,
-            result,
-        }),
+        BrowseEvent::Fetched(end) => Msg::File(FileNews::Fetched(end)),
+        BrowseEvent::Uploaded(end) => Msg::File(FileNews::Uploaded(end)),
     }
 }

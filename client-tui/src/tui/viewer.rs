@@ -7,6 +7,9 @@
 //! Synchronous and free of IO like the rest of the app: it asks for [`ReadRequest`]s and is
 //! given the bytes back in [`Viewer::on_read`]. The text arithmetic is in `text`; the editor and
 //! shell hand-over that F4 and Ctrl+O use is in `edit`.
+//!
+//! Over 600 lines with its tests: the window of blocks, the moves that wait for bytes and the
+//! scans all work on one cache and one pending move; apart, they would pass that state around.
 
 pub mod edit;
 pub mod text;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use crate::engine::view::{Fetched, Replace, Uploaded};
+use crate::engine::view::{FetchEnd, Fetched, Replace, UploadEnd, Uploaded};
 
 use super::super::config::Pager;
 use super::super::external::Program;
@@ -50,23 +50,15 @@ pub enum FileNews {
         offset: u64,
         result: Result<Chunk, String>,
     },
-    /// A fetch ended; `copy` is empty when no copy could be made.
-    Fetched {
-        path: String,
-        copy: PathBuf,
-        result: Result<Fetched, String>,
-    },
+    /// A fetch ended; its `copy` is empty when no copy could be made.
+    Fetched(FetchEnd),
     /// A program ended; `changed` says whether the watched file's bytes changed.
     Ran {
         after: After,
         result: Result<(), String>,
         changed: bool,
     },
-    Uploaded {
-        copy: PathBuf,
-        path: String,
-        result: Result<Uploaded, String>,
-    },
+    Uploaded(UploadEnd),
 }
 
 /// What follows when a handed-over program ends.
@@ -309,13 +301,13 @@ impl FileActions {
                 }
                 _ => Step::default(),
             },
-            FileNews::Fetched { path, copy, result } => self.fetched(path, copy, result),
+            FileNews::Fetched(FetchEnd { path, copy, result }) => self.fetched(path, copy, result),
             FileNews::Ran {
                 after,
                 result,
                 changed,
             } => ran(after, result, changed),
-            FileNews::Uploaded { copy, path, result } => match result {
+            FileNews::Uploaded(UploadEnd { copy, path, result }) => match result {
                 Ok(Uploaded::Done { path: saved, .. }) => Step {
                     effects: vec![FileEffect::RemoveCopy(copy)],
                     note: Some(Note::Info(format!("Saved {} (verified)", shown(&saved)))),
