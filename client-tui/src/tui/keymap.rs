@@ -151,7 +151,7 @@ impl Action {
             Action::PageDown => "page down",
             Action::Top => "first entry",
             Action::Bottom => "last entry",
-            Action::Enter => "enter directory",
+            Action::Enter => "enter directory, open a file",
             Action::Parent => "parent directory",
             Action::SwitchPane => "switch pane",
             Action::Mark => "mark / unmark",
