@@ -223,6 +223,16 @@ fn f3_opens_a_1_gib_file_at_once_with_flat_memory() {
     tmux.wait_for("the last hex row", |s| s.contains("003ffffff0  00 00"));
     tmux.keys(&["Home"]);
     tmux.wait_for("the first row again", |s| s.contains("0000000000  00 00"));
+    // A search for what is not there reads on through the file, showing how far it got,
+    // until Esc stops it.
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "needle"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the search's progress", |s| {
+        s.contains("Searching… ") && s.contains("% (Esc cancels)")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the search cancelled", |s| s.contains("Search cancelled"));
     let after = peak_rss_kib(pid);
     eprintln!(
         "1 GiB file: first screen within {opened:?} (tmux polling included); peak RSS {before} KiB before F3, {after} KiB after"
