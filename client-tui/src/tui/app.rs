@@ -459,6 +459,7 @@ impl App {
                 }
                 self.follow_jobs();
             }
+            Action::Edit if !self.writable(side, "edit a file") => {}
             Action::View | Action::Edit => {
                 if let Some(target) = self.file_target(side) {
                     let step = if action == Action::View {

@@ -3,7 +3,7 @@
 //! news is drained in bulk and drawn on the next tick, so a fast transfer costs at most
 //! `1 / TICK` redraws a second however many progress events it sends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyEventKind};
@@ -103,6 +103,8 @@ where
     app.resize(size.width, size.height);
     let mut dirty = true;
     let mut news = false;
+    // Private copies of remote files made for a program: whatever is left at the end goes.
+    let mut copies = HashSet::new();
     loop {
         for effect in app.take_effects() {
             if let Effect::Suspend = effect {
@@ -132,7 +134,7 @@ where
                 dirty = true;
                 continue;
             }
-            execute(effect, &mut app, &mut conns, &msg_tx);
+            execute(effect, &mut app, &mut conns, &msg_tx, &mut copies);
         }
         if app.should_quit {
             break;
@@ -165,6 +167,9 @@ where
                 dirty |= app.tick(Instant::now());
             }
         }
+    }
+    for copy in copies {
+        external::remove_copy(&copy);
     }
     Ok(app)
 }
@@ -205,6 +210,7 @@ fn execute(
     app: &mut App,
     conns: &mut HashMap<u64, Conn>,
     msg_tx: &mpsc::UnboundedSender<Msg>,
+    copies: &mut HashSet<std::path::PathBuf>,
 ) {
     let current = app.conn.id;
     let to_remote = |conns: &HashMap<u64, Conn>, request: RemoteRequest| {
@@ -348,7 +354,10 @@ fn execute(
             FileEffect::Fetch { path } => {
                 let name = path.rsplit('/').next().unwrap_or(&path).to_string();
                 match external::private_copy(&name) {
-                    Ok(dest) => to_remote(conns, RemoteRequest::Fetch { path, dest }),
+                    Ok(dest) => {
+                        copies.insert(dest.clone());
+                        to_remote(conns, RemoteRequest::Fetch { path, dest });
+                    }
                     Err(error) => app.on_msg(Msg::File(FileNews::Fetched(FetchEnd {
                         path,
                         copy: std::path::PathBuf::new(),
@@ -369,6 +378,7 @@ fn execute(
                 },
             ),
             FileEffect::RemoveCopy(copy) => {
+                copies.remove(&copy);
                 tokio::task::spawn_blocking(move || external::remove_copy(&copy));
             }
             // The loop runs programs before it gets here: it holds the terminal.
