@@ -405,3 +405,148 @@ fn ran(after: After, result: Result<(), String>, changed: bool) -> Step {
     }
     step
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyModifiers;
+
+    fn fetched() -> Fetched {
+        Fetched {
+            size: 3,
+            mtime: 1_700_000_000,
+            digest: ferry_protocol::Digest::of(b"abc"),
+        }
+    }
+
+    fn remote_edit() -> After {
+        After::RemoteEdit {
+            path: "d/a.txt".into(),
+            copy: PathBuf::from("/tmp/ferry-edit.x/a.txt"),
+            fetched: fetched(),
+        }
+    }
+
+    fn press(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn an_edit_is_uploaded_only_when_it_changed_and_the_editor_ended_well() {
+        let copy = PathBuf::from("/tmp/ferry-edit.x/a.txt");
+        let step = ran(remote_edit(), Ok(()), true);
+        assert_eq!(
+            step.effects,
+            vec![FileEffect::Upload {
+                copy: copy.clone(),
+                path: "d/a.txt".into(),
+                replace: Replace::IfUnchanged(fetched()),
+            }]
+        );
+        for (result, changed) in [(Ok(()), false), (Err("vi ended with 1".into()), true)] {
+            let step = ran(remote_edit(), result, changed);
+            assert_eq!(step.effects, vec![FileEffect::RemoveCopy(copy.clone())]);
+            assert!(step.note.is_some());
+        }
+    }
+
+    #[test]
+    fn the_question_overwrites_keeps_both_or_discards_and_ignores_other_keys() {
+        let copy = PathBuf::from("/tmp/ferry-edit.x/a.txt");
+        let mut files = FileActions::default();
+        let changed = files.on_news(FileNews::Uploaded(UploadEnd {
+            copy: copy.clone(),
+            path: "d/a.txt".into(),
+            result: Ok(Uploaded::Changed { now: None }),
+        }));
+        assert!(changed.effects.is_empty());
+        assert!(files.wants_keys());
+        assert_eq!(files.on_key(&press('z')), Step::default());
+        let step = files.on_key(&press('o'));
+        assert_eq!(
+            step.effects,
+            vec![FileEffect::Upload {
+                copy: copy.clone(),
+                path: "d/a.txt".into(),
+                replace: Replace::Always,
+            }]
+        );
+        assert!(!files.wants_keys());
+        for (key, effect) in [
+            (
+                'k',
+                FileEffect::Upload {
+                    copy: copy.clone(),
+                    path: "d/a.txt".into(),
+                    replace: Replace::KeepBoth,
+                },
+            ),
+            ('d', FileEffect::RemoveCopy(copy.clone())),
+        ] {
+            files.ask = Some(Ask {
+                path: "d/a.txt".into(),
+                copy: copy.clone(),
+            });
+            assert_eq!(files.on_key(&press(key)).effects, vec![effect]);
+        }
+    }
+
+    #[test]
+    fn a_failed_fetch_or_upload_removes_the_copy_and_says_why() {
+        let copy = PathBuf::from("/tmp/ferry-edit.x/a.txt");
+        let mut files = FileActions::default();
+        let step = files.edit(Target {
+            file: Location::Remote("d/a.txt".into()),
+            name: "a.txt".into(),
+        });
+        assert_eq!(
+            step.effects,
+            vec![FileEffect::Fetch {
+                path: "d/a.txt".into()
+            }]
+        );
+        let step = files.on_news(FileNews::Fetched(FetchEnd {
+            path: "d/a.txt".into(),
+            copy: copy.clone(),
+            result: Err("not_found: d/a.txt".into()),
+        }));
+        assert_eq!(step.effects, vec![FileEffect::RemoveCopy(copy.clone())]);
+        assert!(matches!(step.note, Some(Note::Error(ref e)) if e.contains("not_found")));
+        let step = files.on_news(FileNews::Uploaded(UploadEnd {
+            copy: copy.clone(),
+            path: "d/a.txt".into(),
+            result: Err("connection: gone".into()),
+        }));
+        assert_eq!(step.effects, vec![FileEffect::RemoveCopy(copy)]);
+    }
+
+    #[test]
+    fn enter_uses_the_opener_of_the_extension_in_any_case_else_the_viewer() {
+        let mut openers = BTreeMap::new();
+        openers.insert("pdf".to_string(), "xdg-open".to_string());
+        let mut files = FileActions::new(Pager::Internal, openers);
+        let step = files.open(
+            Target {
+                file: Location::Local(PathBuf::from("/d/Paper.PDF")),
+                name: "Paper.PDF".into(),
+            },
+            (80, 24),
+        );
+        assert!(
+            matches!(&step.effects[..], [FileEffect::Run { program, .. }] if program.launch == super::super::super::external::Launch::Command("xdg-open".into())),
+            "{step:?}"
+        );
+        let step = files.open(
+            Target {
+                file: Location::Local(PathBuf::from("/d/notes.txt")),
+                name: "notes.txt".into(),
+            },
+            (80, 24),
+        );
+        assert!(files.viewer.is_some());
+        assert!(
+            matches!(&step.effects[..], [FileEffect::Read(_)]),
+            "{step:?}"
+        );
+    }
+}
