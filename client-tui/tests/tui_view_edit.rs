@@ -200,7 +200,7 @@ fn ferry_pid(tmux: &Tmux) -> u32 {
 }
 
 #[test]
-fn f3_opens_a_1_gib_file_at_once_with_flat_memory() {
+fn f3_opens_a_1_gib_file_local_or_remote_at_once_with_flat_memory() {
     require_tmux();
     let desk = Desk::on_shm();
     let root = desk.dir("served");
@@ -208,10 +208,13 @@ fn f3_opens_a_1_gib_file_at_once_with_flat_memory() {
     let file = std::fs::File::create(&big).unwrap();
     file.set_len(1 << 30).unwrap();
     drop(file);
+    let file = std::fs::File::create(root.join("big-remote.img")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    drop(file);
     let (_server, port) = common::start_server(&root, 0);
     let tmux = ferry(&desk, port, &[]);
-    tmux.wait_for("the listing", |s| {
-        s.contains("big.img") && s.contains("connected")
+    tmux.wait_for("the listings", |s| {
+        s.contains("big.img") && s.contains("big-remote.img")
     });
     let pid = ferry_pid(&tmux);
     let before = peak_rss_kib(pid);
@@ -233,6 +236,20 @@ fn f3_opens_a_1_gib_file_at_once_with_flat_memory() {
     });
     tmux.keys(&["Escape"]);
     tmux.wait_for("the search cancelled", |s| s.contains("Search cancelled"));
+    // The same through the server: ranged reads, each window checked.
+    tmux.keys(&["q", "Tab", "F3"]);
+    let start = Instant::now();
+    tmux.wait_for("the remote file's first hex rows", |s| {
+        s.contains("big-remote.img") && s.contains("0000000010  00 00")
+    });
+    let remote_opened = start.elapsed();
+    tmux.keys(&["End"]);
+    tmux.wait_for("the remote file's last hex row", |s| {
+        s.contains("003ffffff0  00 00")
+    });
+    eprintln!(
+        "1 GiB remote file: first screen within {remote_opened:?} (Tab and polling included)"
+    );
     let after = peak_rss_kib(pid);
     eprintln!(
         "1 GiB file: first screen within {opened:?} (tmux polling included); peak RSS {before} KiB before F3, {after} KiB after"
