@@ -262,7 +262,7 @@ impl Viewer {
         let mut pos = from;
         while rows.len() < count && pos < size {
             if self.hex {
-                let bytes = match self.bytes(pos, pos + HEX_WIDTH) {
+                let bytes = match self.bytes(pos, pos.saturating_add(HEX_WIDTH)) {
                     Ok(bytes) => bytes,
                     Err(missing) => return (rows, Some(missing)),
                 };
@@ -277,10 +277,10 @@ impl Viewer {
                         })
                         .collect(),
                 });
-                pos += HEX_WIDTH;
+                pos = pos.saturating_add(HEX_WIDTH);
                 continue;
             }
-            let end = (pos + MAX_LINE as u64).min(size);
+            let end = pos.saturating_add(MAX_LINE as u64).min(size);
             let bytes = match self.bytes(pos, end) {
                 Ok(bytes) => bytes,
                 Err(missing) => return (rows, Some(missing)),
@@ -364,7 +364,8 @@ impl Viewer {
         match nav {
             Nav::Down(n) if self.hex => {
                 let last = size.saturating_sub(1) / HEX_WIDTH * HEX_WIDTH;
-                self.top = (self.top + n as u64 * HEX_WIDTH).min(last);
+                let step = (n as u64).saturating_mul(HEX_WIDTH);
+                self.top = self.top.saturating_add(step).min(last);
             }
             Nav::Up(n) if self.hex => {
                 self.top = self.top.saturating_sub(n as u64 * HEX_WIDTH);
@@ -541,7 +542,7 @@ impl Viewer {
         }
         match text.parse::<u64>() {
             Ok(0 | 1) => self.top = 0,
-            Ok(line) if self.hex => self.go(Nav::Reveal((line - 1) * HEX_WIDTH)),
+            Ok(line) if self.hex => self.go(Nav::Reveal((line - 1).saturating_mul(HEX_WIDTH))),
             Ok(line) => self.start_scan(
                 ScanKind::Line {
                     left: line - 1,
@@ -684,7 +685,7 @@ impl Viewer {
     /// The status line's text: position, mode, and what a scan or prompt is doing.
     pub fn status(&self) -> String {
         if let Some(scan) = &self.scan {
-            let percent = (scan.done * 100).checked_div(scan.span).unwrap_or(100);
+            let percent = percent(scan.done, scan.span);
             let what = match scan.kind {
                 ScanKind::Find { .. } => "Searching",
                 ScanKind::Line { .. } => "Counting lines",
@@ -698,7 +699,7 @@ impl Viewer {
             return note.clone();
         }
         let size = self.size.unwrap_or(0);
-        let percent = (self.top * 100).checked_div(size).unwrap_or(100);
+        let percent = percent(self.top, size);
         format!(
             "{} of {}  {percent}%  {}{}  / search  n N next  : go to  x hex/text  w wrap  q close",
             self.top,
@@ -712,6 +713,13 @@ impl Viewer {
     pub fn blocks_held(&self) -> usize {
         self.blocks.len()
     }
+}
+
+/// `part` of `whole` in per cent, for any sizes a server may claim.
+fn percent(part: u64, whole: u64) -> u128 {
+    (u128::from(part) * 100)
+        .checked_div(u128::from(whole))
+        .unwrap_or(100)
 }
 
 #[cfg(test)]
@@ -820,6 +828,44 @@ mod tests {
         v.on_key(&key(KeyCode::PageUp));
         serve(&mut v, &file);
         assert_eq!(v.top, file.len() as u64 - 20 * 4_000 + 4_000);
+    }
+
+    #[test]
+    fn a_file_claiming_an_absurd_size_moves_without_overflow() {
+        let mut v = Viewer::new(Location::Remote("f".into()), "f".into(), 5, 80, 12);
+        v.on_read(
+            v.block_tag(),
+            0,
+            Ok(Chunk {
+                bytes: vec![0; 100],
+                file_size: u64::MAX,
+            }),
+        );
+        for code in [
+            KeyCode::End,
+            KeyCode::PageDown,
+            KeyCode::Down,
+            KeyCode::PageUp,
+        ] {
+            v.on_key(&key(code));
+            let _ = v.rows();
+            let _ = v.status();
+        }
+        v.on_key(&key(KeyCode::Char(':')));
+        for c in "99999999999999999999"
+            .chars()
+            .chain("18446744073709551615".chars())
+        {
+            v.on_key(&key(KeyCode::Char(c)));
+        }
+        v.on_key(&key(KeyCode::Enter));
+        v.on_key(&key(KeyCode::Char(':')));
+        for c in "0xffffffffffffffff".chars() {
+            v.on_key(&key(KeyCode::Char(c)));
+        }
+        v.on_key(&key(KeyCode::Enter));
+        let _ = v.rows();
+        assert!(v.top <= u64::MAX - 15);
     }
 
     #[test]
