@@ -98,7 +98,7 @@ async fn hostile_server(requested: Arc<Mutex<Vec<String>>>) -> std::net::SocketA
                                 .unwrap(),
                             );
                         }
-                        Request::Get { path, offset } => {
+                        Request::Get { path, offset, .. } => {
                             requested.lock().unwrap().push(path.clone());
                             let body = &GOOD[offset as usize..];
                             out.extend(

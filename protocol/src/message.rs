@@ -81,6 +81,11 @@ pub enum Request {
         path: String,
         #[serde(default, skip_serializing_if = "is_zero")]
         offset: u64,
+        /// A ranged read (a viewer's window): at most this many bytes, and the trailer's digest
+        /// covers exactly the bytes sent instead of the whole file, so the server hashes no
+        /// prefix. Absent (older clients, downloads), the rest of the file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        length: Option<u64>,
     },
     /// Bytes for a file, written atomically. Answered by [`PutReply`].
     Put(Put),
@@ -404,7 +409,8 @@ pub struct GetReply {
     pub mode: u32,
 }
 
-/// Second reply to `get`, after its payload: the digest of the whole file, `offset` or not.
+/// Second reply to `get`, after its payload: the digest of the whole file, `offset` or not;
+/// for a ranged `get` (with `length`), the digest of the bytes sent.
 /// If the file changed while it was sent, this is instead an error with code `file_changed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetTrailer {
@@ -712,14 +718,16 @@ mod tests {
             decode_request(line(r#"{"op":"get","path":"docs/a.txt","offset":0}"#)),
             Ok(Request::Get {
                 path: "docs/a.txt".into(),
-                offset: 0
+                offset: 0,
+                length: None,
             })
         );
         assert_eq!(
             decode_request(line(r#"{"op":"get","path":"docs/a.txt"}"#)),
             Ok(Request::Get {
                 path: "docs/a.txt".into(),
-                offset: 0
+                offset: 0,
+                length: None,
             })
         );
         let put = decode_request(line(
@@ -770,6 +778,12 @@ mod tests {
             Request::Get {
                 path: "a".into(),
                 offset: 7,
+                length: None,
+            },
+            Request::Get {
+                path: "a".into(),
+                offset: 0,
+                length: Some(65_536),
             },
             Request::Put(Put {
                 path: "a b/\"c\"".into(),

@@ -201,7 +201,13 @@ fn request() -> impl Strategy<Value = Request> {
         s().prop_map(|path| Request::Summary { path }),
         (s(), prop::option::of(prop::collection::vec(s(), 0..8)))
             .prop_map(|(path, paths)| Request::Digests { path, paths }),
-        (s(), any::<u64>()).prop_map(|(path, offset)| Request::Get { path, offset }),
+        (s(), any::<u64>(), prop::option::of(any::<u64>())).prop_map(|(path, offset, length)| {
+            Request::Get {
+                path,
+                offset,
+                length,
+            }
+        }),
         (
             s(),
             any::<u64>(),

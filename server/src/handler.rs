@@ -89,11 +89,19 @@ async fn answer_requests(
         };
         match request {
             // Gets already waiting behind this one are answered together.
-            Request::Get { path, offset } if login.access().is_some() => {
-                let mut gets = vec![(path, offset)];
+            Request::Get {
+                path,
+                offset,
+                length,
+            } if login.access().is_some() => {
+                let mut gets = vec![(path, offset, length)];
                 while gets.len() < GET_BATCH {
                     let Some(get) = next_waiting(conn, |request, _| match request {
-                        Request::Get { path, offset } => Some((path, offset)),
+                        Request::Get {
+                            path,
+                            offset,
+                            length,
+                        } => Some((path, offset, length)),
                         _ => None,
                     }) else {
                         break;

@@ -8,6 +8,7 @@
 //! the caller asks the user (or shows the changed-certificate warning) and reconnects on an
 //! answer.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_protocol::{Entry, ErrorCode, PartialEntry};
@@ -18,6 +19,7 @@ use super::error::EngineError;
 use super::known_hosts::Fingerprint;
 use super::session::Session;
 use super::tls::code;
+use super::view::{FetchEnd, Range, Replace, UploadEnd};
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +61,24 @@ pub enum BrowseRequest {
     },
     /// A job's connection broke: check this one now and say how it is.
     Probe,
+    /// A window of a file for the viewer (a ranged `get`).
+    Read {
+        serial: u64,
+        path: String,
+        offset: u64,
+        length: u64,
+    },
+    /// The whole file, verified, into the local file `dest` (for an editor).
+    Fetch {
+        path: String,
+        dest: PathBuf,
+    },
+    /// The local file `src` up to `path`, verified, as `replace` allows.
+    Upload {
+        src: PathBuf,
+        path: String,
+        replace: Replace,
+    },
 }
 
 /// What the worker reports, in the order it happens: changes of the connection, and the reply
@@ -76,6 +96,16 @@ pub enum BrowseEvent {
     /// The reply to a change ([`BrowseRequest::Mkdir`], `Rename`, `Remove`, or a `Probe` that
     /// got past the worker): on success, the name to select after it, if any.
     Done(Result<Option<String>, String>),
+    /// The reply to [`BrowseRequest::Read`].
+    Read {
+        serial: u64,
+        offset: u64,
+        result: Result<Range, String>,
+    },
+    /// The reply to [`BrowseRequest::Fetch`].
+    Fetched(FetchEnd),
+    /// The reply to [`BrowseRequest::Upload`].
+    Uploaded(UploadEnd),
     /// The reply to [`BrowseRequest::Partials`] or [`BrowseRequest::Discard`]: the partials and
     /// whether there are more than listed; `note` says what a deletion did.
     Partials {
@@ -334,6 +364,21 @@ fn failed(request: BrowseRequest, error: String) -> BrowseEvent {
             result: Err(error),
             note: None,
         },
+        BrowseRequest::Read { serial, offset, .. } => BrowseEvent::Read {
+            serial,
+            offset,
+            result: Err(error),
+        },
+        BrowseRequest::Fetch { path, dest } => BrowseEvent::Fetched(FetchEnd {
+            path,
+            copy: dest,
+            result: Err(error),
+        }),
+        BrowseRequest::Upload { src, path, .. } => BrowseEvent::Uploaded(UploadEnd {
+            copy: src,
+            path,
+            result: Err(error),
+        }),
         _ => BrowseEvent::Done(Err(error)),
     }
 }
@@ -445,6 +490,38 @@ async fn serve(
                     Some(e),
                 ),
             }
+        }
+        BrowseRequest::Read {
+            serial,
+            path,
+            offset,
+            length,
+        } => {
+            let (result, error) = split(session.read_range(&path, offset, length).await);
+            let event = BrowseEvent::Read {
+                serial,
+                offset,
+                result,
+            };
+            (event, error)
+        }
+        BrowseRequest::Fetch { path, dest } => {
+            let (result, error) = split(session.fetch_to(&path, &dest).await);
+            let end = FetchEnd {
+                path,
+                copy: dest,
+                result,
+            };
+            (BrowseEvent::Fetched(end), error)
+        }
+        BrowseRequest::Upload { src, path, replace } => {
+            let (result, error) = split(session.upload_from(&src, &path, replace).await);
+            let end = UploadEnd {
+                copy: src,
+                path,
+                result,
+            };
+            (BrowseEvent::Uploaded(end), error)
         }
         // The worker answers probes itself; one that got here only refreshes the caller's view.
         BrowseRequest::Probe => op(Ok(None)),

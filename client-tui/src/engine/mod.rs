@@ -24,6 +24,8 @@
 //! - `job`: the state one job's parts share: its queue of files, counters, events, questions,
 //!   and the destinations moved aside.
 //! - `session`: [`Session`], request/response on one connection.
+//! - `view`: [`Session`]'s verified exchanges for a viewer and an editor: a ranged read, a
+//!   whole-file fetch to a local file, an upload back that first checks the remote version.
 //! - `transport`: a plain or TLS stream speaking the frame protocol, split into reader and
 //!   writer halves; it calls `tls` for the handshake.
 //! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
@@ -56,6 +58,7 @@ mod spec;
 pub mod tls;
 mod transport;
 mod upload;
+pub mod view;
 
 pub use endpoint::Endpoint;
 pub(crate) use error::without_os_error;

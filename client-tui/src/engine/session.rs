@@ -225,6 +225,19 @@ impl Session {
         Ok(())
     }
 
+    /// The connection, ready for an exchange that streams its own payload ([`super::view`]'s
+    /// ranged reads, fetches and uploads). Call [`Self::out_of_step`] if it fails halfway.
+    pub(super) async fn stream(&mut self) -> Result<&mut FrameStream, EngineError> {
+        self.ready().await?;
+        Ok(&mut self.conn)
+    }
+
+    /// An exchange stopped halfway: whatever is left of it on the wire is not the next answer,
+    /// so the next request starts over on a new connection.
+    pub(super) fn out_of_step(&mut self) {
+        self.poisoned = true;
+    }
+
     /// Whether `request` is the next one sent ahead; if so its answer is the next to read.
     fn take_ahead(&mut self, request: &Request) -> bool {
         if self.ahead.front() == Some(request) {
@@ -499,6 +512,7 @@ impl Session {
                 Request::Get {
                     path: path.into(),
                     offset: size,
+                    length: None,
                 },
             )
             .await?;

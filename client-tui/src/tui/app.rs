@@ -43,6 +43,7 @@ use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
 use super::ui;
+use super::viewer::edit::{FileActions, Note, Step, Target};
 use crate::format;
 
 // The session task and `tui::run` name these through the app, where they were first defined.
@@ -96,6 +97,8 @@ pub struct App {
     chord: Option<Key>,
     /// A copy into a typed directory, waiting for that directory to be made (or found).
     awaiting_dest: Option<(Side, JobSpec, JobInfo)>,
+    /// F3, F4, Enter on a file, Ctrl+O, and the viewer while it is open.
+    pub files: FileActions,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -157,6 +160,7 @@ impl App {
             discard_after_cancel: HashSet::new(),
             chord: None,
             awaiting_dest: None,
+            files: FileActions::new(settings.pager, settings.open),
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -264,6 +268,7 @@ impl App {
     /// Records a new terminal size and lays the panes out for it.
     pub fn resize(&mut self, width: u16, height: u16) {
         self.size = (width, height);
+        self.files.resize(width, height);
         self.sync_layout();
     }
 
@@ -333,6 +338,10 @@ impl App {
     pub fn on_key_at(&mut self, key: KeyEvent, now: Instant) {
         if key.kind != KeyEventKind::Press {
             return;
+        }
+        if self.files.wants_keys() {
+            let step = self.files.on_key(&key);
+            return self.file_step(step);
         }
         if self.find.is_some() {
             return self.find_key(key);
@@ -504,6 +513,25 @@ impl App {
                 }
                 self.follow_jobs();
             }
+            Action::Edit if !self.writable(side, "edit a file") => {}
+            Action::View | Action::Edit => {
+                if let Some(target) = self.file_target(side) {
+                    let step = if action == Action::View {
+                        self.files.view(target, self.size)
+                    } else {
+                        self.files.edit(target)
+                    };
+                    self.file_step(step);
+                }
+            }
+            Action::Subshell => {
+                let dir = match &self.local.dir {
+                    Location::Local(dir) => Some(dir.clone()),
+                    Location::Remote(_) => None,
+                };
+                let step = self.files.subshell(dir);
+                self.file_step(step);
+            }
             Action::Help => self.dialog = Some(Dialog::Help { scroll: 0 }),
             Action::Suspend => self.outbox.push(Effect::Suspend),
             Action::Quit => {
@@ -565,6 +593,10 @@ impl App {
         }
         let Some(entry) = pane.current() else { return };
         if !entry.is_dir_like() {
+            if let Some(target) = self.file_target(side) {
+                let step = self.files.open(target, self.size);
+                self.file_step(step);
+            }
             return;
         }
         let dir = pane.dir.join(&entry.name);
@@ -1162,9 +1194,43 @@ impl App {
         }
     }
 
+    /// The regular file under the cursor, for F3, F4 and Enter; says why when there is none.
+    fn file_target(&mut self, side: Side) -> Option<Target> {
+        let pane = self.pane(side);
+        let entry = pane.current().filter(|_| !pane.on_parent_row());
+        match entry {
+            Some(entry) if entry.kind == ferry_protocol::Kind::File => Some(Target {
+                file: pane.dir.join(&entry.name),
+                name: entry.name.clone(),
+            }),
+            _ => {
+                self.error("Not a file: view and edit work on a regular file");
+                None
+            }
+        }
+    }
+
+    /// Carries out what the file actions asked for.
+    fn file_step(&mut self, step: Step) {
+        self.outbox
+            .extend(step.effects.into_iter().map(Effect::File));
+        match step.note {
+            Some(Note::Info(text)) => self.info(text),
+            Some(Note::Error(text)) => self.error(text),
+            None => {}
+        }
+        for side in step.refresh {
+            self.refresh(side);
+        }
+    }
+
     /// News from the event loop.
     pub fn on_msg(&mut self, msg: Msg) {
         match msg {
+            Msg::File(news) => {
+                let step = self.files.on_news(news);
+                self.file_step(step);
+            }
             Msg::Partials { dir, result, note } => self.on_partials(dir, result, note),
             Msg::Listed {
                 side,

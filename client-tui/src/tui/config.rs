@@ -75,6 +75,22 @@ struct ConfigFile {
     bookmarks: Vec<Bookmark>,
     #[serde(default)]
     keys: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pager: Pager,
+    /// Programs that open a file on Enter, by extension (lower case, without the dot).
+    #[serde(default)]
+    open: BTreeMap<String, String>,
+}
+
+/// What F3 (and Enter on a file) shows a file with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pager {
+    /// ferry's own viewer: reads only the part shown, local or remote.
+    #[default]
+    Internal,
+    /// `$PAGER` (`less` when unset), on the file itself or a fetched copy of a remote one.
+    External,
 }
 
 fn default_theme() -> String {
@@ -92,6 +108,9 @@ pub struct Settings {
     pub keymap: Keymap,
     pub defaults: Defaults,
     pub bookmarks: Vec<Bookmark>,
+    pub pager: Pager,
+    /// Openers by lower-case extension, from the `[open]` table.
+    pub open: BTreeMap<String, String>,
 }
 
 /// The platform directories for ferry, when the platform has a home directory.
@@ -168,6 +187,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Settings, String> {
         keymap,
         defaults: file.defaults,
         bookmarks: file.bookmarks,
+        pager: file.pager,
+        open: file
+            .open
+            .into_iter()
+            .map(|(ext, program)| (ext.trim_start_matches('.').to_lowercase(), program))
+            .collect(),
     })
 }
 

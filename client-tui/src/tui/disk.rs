@@ -95,6 +95,22 @@ pub fn remove(paths: &[PathBuf]) -> Result<(), String> {
 
 /// The error as the remote pane words its own: code first, then the path and the words, with
 /// no `(os error N)` that the code already says.
+/// Up to `length` bytes of a local file from `offset`, for the viewer, with the file's length.
+pub fn read_range(path: &Path, offset: u64, length: u64) -> Result<super::viewer::Chunk, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let read = || -> io::Result<super::viewer::Chunk> {
+        let mut file = fs::File::open(path)?;
+        let file_size = file.metadata()?.len();
+        file.seek(SeekFrom::Start(offset.min(file_size)))?;
+        let mut bytes = Vec::new();
+        // The viewer asks for a block or a search chunk; the cap keeps a bad request bounded.
+        let length = length.min(crate::engine::view::MAX_RANGE);
+        file.take(length).read_to_end(&mut bytes)?;
+        Ok(super::viewer::Chunk { bytes, file_size })
+    };
+    read().map_err(|e| describe(path, e))
+}
+
 fn describe(path: &Path, error: io::Error) -> String {
     EngineError::local(path, error).to_string()
 }

@@ -3,12 +3,12 @@
 //! news is drained in bulk and drawn on the next tick, so a fast transfer costs at most
 //! `1 / TICK` redraws a second however many progress events it sends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossterm::event::{Event, EventStream, KeyEventKind};
+use crossterm::event::{Event, KeyEventKind};
 use futures_util::{Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::{DefaultTerminal, Terminal};
@@ -16,13 +16,15 @@ use tokio::sync::mpsc;
 
 use crate::engine::find::FindEvent;
 use crate::engine::known_hosts::KnownHosts;
+use crate::engine::view::FetchEnd;
 use crate::engine::{Endpoint, Engine};
 
 use super::app::App;
 use super::config;
 use super::disk;
+use super::external::{self, Handover, TerminalEvents};
 use super::jobs::JobKey;
-use super::message::{Effect, Msg};
+use super::message::{Effect, FileEffect, FileNews, Msg};
 use super::pane::{Location, Side};
 use super::remote::{self, RemoteRequest};
 use super::ui;
@@ -59,37 +61,52 @@ pub async fn run(
     app: App,
     endpoint: Endpoint,
 ) -> anyhow::Result<()> {
-    run_with(terminal, app, endpoint, EventStream::new(), suspend).await?;
+    run_with(
+        terminal,
+        app,
+        endpoint,
+        TerminalEvents::default(),
+        hand_over,
+    )
+    .await?;
     Ok(())
+}
+
+/// Hands the real terminal over: to the shell for Ctrl+Z, or to a program.
+fn hand_over(
+    terminal: &mut DefaultTerminal,
+    events: &mut TerminalEvents,
+    what: Handover<'_>,
+) -> Result<(), String> {
+    match what {
+        Handover::Suspend => {
+            suspend(terminal, events).map_err(|error| format!("Cannot suspend: {error}"))
+        }
+        Handover::Run(program) => external::hand_over(terminal, events, program),
+    }
 }
 
 /// Ctrl+Z: gives the terminal back as it was, stops ferry with SIGTSTP as a shell job, and
 /// when `fg` continues it, takes the screen back and has it drawn whole (the shell drew over
 /// it). Transfers pause with the process and go on after.
-fn suspend(terminal: &mut DefaultTerminal) -> std::io::Result<()> {
-    crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture)?;
-    ratatui::restore();
+fn suspend(terminal: &mut DefaultTerminal, events: &mut TerminalEvents) -> std::io::Result<()> {
+    external::release(events)?;
     let stopped =
         rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TSTP);
     // Here again after SIGCONT (or at once, if the signal could not be sent).
-    crossterm::terminal::enable_raw_mode()?;
-    crossterm::execute!(
-        std::io::stdout(),
-        crossterm::terminal::EnterAlternateScreen,
-        crossterm::event::EnableMouseCapture
-    )?;
-    terminal.clear()?;
+    external::reclaim(terminal)?;
     stopped.map_err(std::io::Error::from)
 }
 
 /// The loop itself, over any backend and event source, so tests can drive it without a
-/// terminal; `suspend` is what Ctrl+Z does to the terminal. Returns the final state.
+/// terminal; `hand_over` is what Ctrl+Z and running a program do to the terminal (and its
+/// event reader). Returns the final state.
 pub async fn run_with<B, S>(
     terminal: &mut Terminal<B>,
     mut app: App,
     endpoint: Endpoint,
     mut events: S,
-    mut suspend: impl FnMut(&mut Terminal<B>) -> std::io::Result<()>,
+    mut hand_over: impl FnMut(&mut Terminal<B>, &mut S, Handover<'_>) -> Result<(), String>,
 ) -> anyhow::Result<App>
 where
     B: Backend,
@@ -106,12 +123,34 @@ where
     app.resize(size.width, size.height);
     let mut dirty = true;
     let mut news = false;
+    // Private copies of remote files made for a program: whatever is left at the end goes.
+    let mut copies = HashSet::new();
     loop {
         for effect in app.take_effects() {
             if let Effect::Suspend = effect {
-                if let Err(error) = suspend(terminal) {
-                    app.error(format!("Cannot suspend: {error}"));
+                if let Err(error) = hand_over(terminal, &mut events, Handover::Suspend) {
+                    app.error(error);
                 }
+                dirty = true;
+                continue;
+            }
+            if let Effect::File(FileEffect::Run {
+                program,
+                watch,
+                after,
+            }) = effect
+            {
+                let digest = |watch: &Option<std::path::PathBuf>| {
+                    watch.as_deref().map(|f| external::digest_of(f).ok())
+                };
+                let before = digest(&watch);
+                let result = hand_over(terminal, &mut events, Handover::Run(&program));
+                let changed = before != digest(&watch);
+                app.on_msg(Msg::File(FileNews::Ran {
+                    after,
+                    result,
+                    changed,
+                }));
                 dirty = true;
                 continue;
             }
@@ -132,7 +171,7 @@ where
                         old.stop();
                     }
                 }
-                effect => execute(effect, &mut app, &mut conns, &msg_tx),
+                effect => execute(effect, &mut app, &mut conns, &msg_tx, &mut copies),
             }
         }
         if app.should_quit {
@@ -140,7 +179,10 @@ where
         }
         if dirty {
             app.sync_layout();
-            terminal.draw(|frame| ui::draw(frame, &app.view()))?;
+            terminal.draw(|frame| {
+                ui::draw(frame, &app.view());
+                ui::viewer::draw(frame, &app.files, &app.theme);
+            })?;
             dirty = false;
         }
         tokio::select! {
@@ -163,6 +205,9 @@ where
                 dirty |= app.tick(Instant::now());
             }
         }
+    }
+    for copy in copies {
+        external::remove_copy(&copy);
     }
     Ok(app)
 }
@@ -236,6 +281,7 @@ fn execute(
     app: &mut App,
     conns: &mut HashMap<u64, Conn>,
     msg_tx: &mpsc::UnboundedSender<Msg>,
+    copies: &mut HashSet<std::path::PathBuf>,
 ) {
     let current = app.conn.id;
     let to_remote = |conns: &HashMap<u64, Conn>, request: RemoteRequest| {
@@ -363,8 +409,64 @@ fn execute(
         Effect::DiscardPartials { dir, paths } => {
             to_remote(conns, RemoteRequest::Discard { dir, paths });
         }
-        // The loop suspends before it gets here: it holds the terminal.
+        // The loop suspends (and runs programs) before it gets here: it holds the terminal.
         Effect::Suspend => {}
+        Effect::File(effect) => match effect {
+            FileEffect::Read(read) => match read.source {
+                Location::Local(path) => {
+                    let tx = msg_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = disk::read_range(&path, read.offset, read.length);
+                        let _ = tx.send(Msg::File(FileNews::Read {
+                            tag: read.tag,
+                            offset: read.offset,
+                            result,
+                        }));
+                    });
+                }
+                Location::Remote(path) => to_remote(
+                    conns,
+                    RemoteRequest::Read {
+                        serial: read.tag,
+                        path,
+                        offset: read.offset,
+                        length: read.length,
+                    },
+                ),
+            },
+            FileEffect::Fetch { path } => {
+                let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+                match external::private_copy(&name) {
+                    Ok(dest) => {
+                        copies.insert(dest.clone());
+                        to_remote(conns, RemoteRequest::Fetch { path, dest });
+                    }
+                    Err(error) => app.on_msg(Msg::File(FileNews::Fetched(FetchEnd {
+                        path,
+                        copy: std::path::PathBuf::new(),
+                        result: Err(format!("cannot make a private temporary copy: {error}")),
+                    }))),
+                }
+            }
+            FileEffect::Upload {
+                copy,
+                path,
+                replace,
+            } => to_remote(
+                conns,
+                RemoteRequest::Upload {
+                    src: copy,
+                    path,
+                    replace,
+                },
+            ),
+            FileEffect::RemoveCopy(copy) => {
+                copies.remove(&copy);
+                tokio::task::spawn_blocking(move || external::remove_copy(&copy));
+            }
+            // The loop runs programs before it gets here: it holds the terminal.
+            FileEffect::Run { .. } => {}
+        },
         Effect::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }
@@ -505,7 +607,7 @@ mod tests {
             keys_tx.send(press(KeyCode::Char('q'))).unwrap();
         };
         let (result, ()) = tokio::join!(
-            run_with(&mut terminal, app, endpoint, events, |_| Ok(())),
+            run_with(&mut terminal, app, endpoint, events, |_, _, _| Ok(())),
             driver
         );
         let app = result.unwrap();

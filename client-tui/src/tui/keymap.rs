@@ -59,6 +59,9 @@ pub enum Action {
     ClearFinished,
     Partials,
     Compare,
+    View,
+    Edit,
+    Subshell,
     Help,
     Suspend,
     Quit,
@@ -66,7 +69,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 41] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -102,6 +105,9 @@ impl Action {
         Action::ClearFinished,
         Action::Partials,
         Action::Compare,
+        Action::View,
+        Action::Edit,
+        Action::Subshell,
         Action::Help,
         Action::Suspend,
         Action::Quit,
@@ -145,6 +151,9 @@ impl Action {
             Action::ClearFinished => "clear_finished",
             Action::Partials => "partials",
             Action::Compare => "compare",
+            Action::View => "view",
+            Action::Edit => "edit",
+            Action::Subshell => "subshell",
             Action::Help => "help",
             Action::Suspend => "suspend",
             Action::Quit => "quit",
@@ -160,7 +169,7 @@ impl Action {
             Action::PageDown => "page down",
             Action::Top => "first entry",
             Action::Bottom => "last entry",
-            Action::Enter => "enter directory",
+            Action::Enter => "enter directory, open a file",
             Action::Parent => "parent directory",
             Action::SwitchPane => "switch pane",
             Action::Mark => "mark / unmark",
@@ -189,6 +198,9 @@ impl Action {
             Action::ClearFinished => "clear finished transfers",
             Action::Partials => "remote partial uploads",
             Action::Compare => "compare panes (dirs not descended)",
+            Action::View => "view the file (text or hex)",
+            Action::Edit => "edit the file with $VISUAL / $EDITOR",
+            Action::Subshell => "shell in the local directory",
             Action::Help => "this help",
             Action::Suspend => "suspend to the shell (fg resumes)",
             Action::Quit => "quit",
@@ -209,7 +221,7 @@ impl FromStr for Action {
 
 /// The actions the status bar offers, with their short labels, most needed first: the bar
 /// drops hints from the end when it is narrow.
-const KEY_BAR: [(Action, &str); 7] = [
+const KEY_BAR: [(Action, &str); 9] = [
     (Action::Help, "help"),
     (Action::Copy, "copy"),
     (Action::Move, "move"),
@@ -217,6 +229,9 @@ const KEY_BAR: [(Action, &str); 7] = [
     (Action::Delete, "del"),
     (Action::Connect, "connect"),
     (Action::Quit, "quit"),
+    // Shown only where the whole server summary still fits (see `layout::key_bar`).
+    (Action::View, "view"),
+    (Action::Edit, "edit"),
 ];
 
 /// One key with its modifiers, normalised so a lookup matches what the terminal sends.

@@ -14,6 +14,11 @@ const MAX_JOB_ROWS: u16 = 5;
 /// The status bar keeps at least this many columns for the server and its state before it
 /// gives them to key hints beyond the first.
 const STATE_MIN: usize = 32;
+/// Key hints that may cut the server summary down to `STATE_MIN` columns; those after them
+/// show only where the whole summary still fits.
+const CORE_HINTS: usize = 7;
+/// Columns kept after the summary before the hints after `CORE_HINTS` show.
+const SUMMARY_TAIL: usize = 20;
 /// Columns between two key hints in the status bar.
 pub const KEY_GAP: usize = 2;
 
@@ -92,9 +97,13 @@ pub fn job_at(panel: Rect, selected: usize, y: u16) -> Option<usize> {
 /// summary. The status bar draws its hints here and a click on one is its key.
 pub fn key_bar(status: Rect, state: usize, widths: &[usize]) -> Vec<Rect> {
     let room = usize::from(status.width).saturating_sub(state.min(STATE_MIN) + 1);
+    // The hints after the first CORE_HINTS (F3 view, F4 edit) never cut the summary short,
+    // nor what follows it (a read-only marker, the server's name).
+    let extra_room = usize::from(status.width).saturating_sub(state + SUMMARY_TAIL + 1);
     let mut shown = 0;
     let mut used = 0;
-    for &width in widths {
+    for (i, &width) in widths.iter().enumerate() {
+        let room = if i < CORE_HINTS { room } else { extra_room };
         let grown = if shown == 0 {
             width
         } else {

@@ -16,6 +16,7 @@ use super::config::Recent;
 use super::jobs::{JobInfo, JobKey};
 pub use super::pane::ListError;
 use super::pane::{Location, Side};
+pub use super::viewer::edit::{FileEffect, FileNews};
 
 /// Work for the event loop: everything that touches the disk, the network or the engine.
 #[derive(Debug)]
@@ -91,6 +92,8 @@ pub enum Effect {
         dir: Option<String>,
         paths: Vec<String>,
     },
+    /// F3, F4, Enter on a file, Ctrl+O: reads for the viewer, programs, fetches and uploads.
+    File(FileEffect),
     /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
     PinBookmark {
         path: PathBuf,
@@ -142,4 +145,6 @@ pub enum Msg {
         result: Result<(Vec<PartialEntry>, bool), String>,
         note: Option<String>,
     },
+    /// What became of a [`Effect::File`].
+    File(FileNews),
 }

@@ -22,6 +22,9 @@
 //! - [`keymap`], [`config`], [`theme`]: what keys, files and colours mean.
 //! - [`disk`], [`remote`]: the left pane's file system, the right pane's link to the engine's
 //!   browsing worker.
+//! - [`viewer`]: F3's internal viewer (text or hex, reading only what is shown) and, in
+//!   [`viewer::edit`], what F3, F4, Enter on a file and Ctrl+O do with a file; [`external`]
+//!   hands the screen to another program (editor, pager, opener, shell) and takes it back.
 //! - [`input`]: the one-line text field (text formatting is shared with the CLI in
 //!   [`crate::format`]).
 //!
@@ -38,6 +41,7 @@ pub mod dialogs;
 pub mod disk;
 pub mod event_loop;
 pub mod find;
+pub mod external;
 pub mod input;
 pub mod job_report;
 pub mod job_request;
@@ -54,6 +58,7 @@ pub mod screen;
 pub mod server_link;
 pub mod theme;
 pub mod ui;
+pub mod viewer;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,7 +8,9 @@ use crate::engine::Endpoint;
 use crate::engine::browse::{self, BrowseEvent, ListFailure};
 
 use super::app::{ListError, Msg};
+use super::message::FileNews;
 use super::pane::{Location, Side};
+use super::viewer::Chunk;
 
 /// Work for the remote pane.
 pub use crate::engine::browse::BrowseRequest as RemoteRequest;
@@ -51,5 +53,19 @@ fn to_msg(conn: u64, event: BrowseEvent) -> Msg {
             result,
         },
         BrowseEvent::Partials { dir, result, note } => Msg::Partials { dir, result, note },
+        BrowseEvent::Read {
+            serial,
+            offset,
+            result,
+        } => Msg::File(FileNews::Read {
+            tag: serial,
+            offset,
+            result: result.map(|range| Chunk {
+                bytes: range.bytes,
+                file_size: range.file_size,
+            }),
+        }),
+        BrowseEvent::Fetched(end) => Msg::File(FileNews::Fetched(end)),
+        BrowseEvent::Uploaded(end) => Msg::File(FileNews::Uploaded(end)),
     }
 }

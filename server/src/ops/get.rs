@@ -1,5 +1,6 @@
 //! `get`: a file's bytes from an offset, streamed in big chunks by a blocking reader, followed
-//! by the whole file's digest. The announced count is always sent in full (zeros stand in for
+//! by the whole file's digest (or, for a ranged `get` with a `length`, the digest of the bytes
+//! sent). The announced count is always sent in full (zeros stand in for
 //! bytes that vanished) so the stream stays framed; a file that changed meanwhile ends with a
 //! `file_changed` error instead of a digest.
 
@@ -20,15 +21,16 @@ const CHUNK: usize = 512 * 1024;
 /// Answers `get`s that were all waiting in the connection's buffer, from one blocking thread:
 /// the answers of small files are gathered into shared pieces, so a pipelined tree of tiny
 /// files costs one thread hop and a few socket writes per batch instead of per file.
-pub(super) fn get_many(access: &Access, gets: &[(String, u64)], pipe: &mut Pipe) {
+pub(super) fn get_many(access: &Access, gets: &[(String, u64, Option<u64>)], pipe: &mut Pipe) {
     let mut pending = Vec::new();
-    for (wire, offset) in gets {
-        if !get_into(access, wire, *offset, pipe, &mut pending) {
+    for (wire, offset, length) in gets {
+        if !get_into(access, wire, *offset, *length, pipe, &mut pending) {
             return;
         }
         // An answer that cost a prefix's hashing goes out before the next one is worked on,
         // so a client that has gone is found before more work is done for it.
-        if *offset > 0 && !pending.is_empty() && !pipe.send(std::mem::take(&mut pending)) {
+        let hashed = *offset > 0 && length.is_none();
+        if hashed && !pending.is_empty() && !pipe.send(std::mem::take(&mut pending)) {
             return;
         }
     }
@@ -43,10 +45,11 @@ fn get_into(
     access: &Access,
     wire: &str,
     offset: u64,
+    length: Option<u64>,
     pipe: &mut Pipe,
     pending: &mut Vec<u8>,
 ) -> bool {
-    let opened = open_at(access, wire, offset, pipe);
+    let opened = open_at(access, wire, offset, length.is_some(), pipe);
     if pipe.stopped() {
         return false;
     }
@@ -58,8 +61,9 @@ fn get_into(
         }
     };
     let file_size = meta.len();
+    let rest = file_size - offset;
     let reply = GetReply {
-        size: file_size - offset,
+        size: length.map_or(rest, |length| length.min(rest)),
         file_size,
         offset,
         mtime: meta.mtime(),
@@ -138,11 +142,13 @@ fn get_into(
 }
 
 /// Opens the file and hashes the part before `offset`, since the trailer covers the whole file;
-/// the hashing gives up once the pipe says the answer has nowhere to go.
+/// the hashing gives up once the pipe says the answer has nowhere to go. A `ranged` read hashes
+/// only what it sends: it seeks to `offset` instead.
 fn open_at(
     access: &Access,
     wire: &str,
     offset: u64,
+    ranged: bool,
     pipe: &Pipe,
 ) -> Result<(std::fs::File, Metadata, blake3::Hasher), OpError> {
     let path = RemotePath::parse(wire)?;
@@ -158,6 +164,12 @@ fn open_at(
         ));
     }
     let mut hasher = blake3::Hasher::new();
+    if ranged {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|err| OpError::io(&err, wire))?;
+        return Ok((file, meta, hasher));
+    }
     // Only a resume has a prefix to hash; skipping the call spares a fresh download the
     // prefix reader's 1 MiB buffer, which dominated the cost of small files.
     if offset > 0 {

@@ -161,8 +161,12 @@ pub(crate) async fn handle(
             })
             .await?
         }
-        Request::Get { path, offset } => {
-            get_batch(conn, login, vec![(path, offset)]).await?;
+        Request::Get {
+            path,
+            offset,
+            length,
+        } => {
+            get_batch(conn, login, vec![(path, offset, length)]).await?;
             return Ok(());
         }
         Request::Put(put) => {
@@ -249,13 +253,15 @@ pub(crate) async fn handle(
 pub(crate) async fn get_batch(
     conn: &mut Connection,
     login: &Login,
-    gets: Vec<(String, u64)>,
+    gets: Vec<(String, u64, Option<u64>)>,
 ) -> Result<(), ConnError> {
     tracing::debug!(count = gets.len(), "get batch");
     let Some(access) = login.access() else {
         return Err(ConnError::Protocol("get batch before hello"));
     };
-    let hashing = gets.iter().any(|(_, offset)| *offset > 0);
+    let hashing = gets
+        .iter()
+        .any(|(_, offset, length)| *offset > 0 && length.is_none());
     if hashing {
         // Hashing prefixes is expensive: only for a peer that still takes its answers, and
         // within the connection's budget.

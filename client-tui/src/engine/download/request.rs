@@ -57,6 +57,7 @@ pub(crate) async fn send_get(
             .send(&Request::Get {
                 path: task.remote.clone(),
                 offset: 0,
+                length: None,
             })
             .await?;
         return Ok(Some(Sent::Get {
@@ -204,6 +205,7 @@ pub(crate) async fn send_get(
         .send(&Request::Get {
             path: task.remote.clone(),
             offset,
+            length: None,
         })
         .await?;
     Ok(Some(Sent::Get {

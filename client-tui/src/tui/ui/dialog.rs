@@ -530,7 +530,10 @@ fn help(frame: &mut Frame, view: &View, area: Rect, scroll: usize) {
         ("Esc", "clear banner, filter or marks"),
         ("mouse", "click, double-click, wheel"),
         ("drag and drop", "copy to the other pane"),
-    ] {
+    ]
+    .into_iter()
+    .chain(super::super::viewer::KEYS)
+    {
         lines.push(Line::from(vec![
             Span::styled(format!("{keys:<24}"), Style::default().fg(theme.header)),
             Span::raw(what),

@@ -11,6 +11,7 @@ mod find;
 mod listing;
 mod status;
 mod transfers;
+pub mod viewer;
 
 use std::collections::{HashSet, VecDeque};
 
