@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ferry_server::rate::TwoWayLimit;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -32,7 +33,10 @@ struct EngineState {
     options: EngineOptions,
     events_tx: mpsc::UnboundedSender<Vec<TransferEvent>>,
     next_id: AtomicU64,
-    jobs: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Each running job's cancellation token and own rate limit.
+    jobs: Mutex<HashMap<JobId, (CancellationToken, Arc<TwoWayLimit>)>>,
+    /// The limit all jobs share.
+    rate: Arc<TwoWayLimit>,
 }
 
 impl Engine {
@@ -55,6 +59,7 @@ impl Engine {
             events_tx,
             next_id: AtomicU64::new(1),
             jobs: Mutex::new(HashMap::new()),
+            rate: Arc::new(TwoWayLimit::new(options.limit_rate)),
         };
         (
             Engine {
@@ -82,17 +87,14 @@ impl Engine {
     pub fn submit_with(&self, spec: JobSpec, groundwork: Option<Groundwork>) -> JobId {
         let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
         let cancel = CancellationToken::new();
-        lock(&self.state.jobs).insert(id, cancel.clone());
+        let rate = Arc::new(TwoWayLimit::new(0));
+        lock(&self.state.jobs).insert(id, (cancel.clone(), Arc::clone(&rate)));
         let state = Arc::clone(&self.state);
         tokio::spawn(async move {
             let started = Instant::now();
-            let job = Arc::new(Job::new(
-                id,
-                &state.endpoint,
-                state.options,
-                &state.events_tx,
-                &spec,
-            ));
+            let mut job = Job::new(id, &state.endpoint, state.options, &state.events_tx, &spec);
+            job.rates = [rate, Arc::clone(&state.rate)];
+            let job = Arc::new(job);
             let reporter = AbortOnDropHandle::new(tokio::spawn(report_progress(Arc::clone(&job))));
             let outcome = tokio::select! {
                 biased;
@@ -126,8 +128,26 @@ impl Engine {
 
     /// Cancels a job: its partial files stay hidden, nothing appears under a final name.
     pub fn cancel(&self, job: JobId) {
-        if let Some(token) = lock(&self.state.jobs).get(&job) {
+        if let Some((token, _)) = lock(&self.state.jobs).get(&job) {
             token.cancel();
+        }
+    }
+
+    /// Bytes per second all jobs together may receive, and may send; 0 for no limit.
+    pub fn rate_limit(&self) -> u64 {
+        self.state.rate.rate()
+    }
+
+    /// Changes the limit all jobs share (0 lifts it); running jobs follow within 100 ms.
+    pub fn set_rate_limit(&self, bytes_per_second: u64) {
+        self.state.rate.set_rate(bytes_per_second);
+    }
+
+    /// Changes one job's own limit (0 lifts it), on top of the shared one; running jobs
+    /// follow within 100 ms. A job that has ended is left alone.
+    pub fn set_job_rate_limit(&self, job: JobId, bytes_per_second: u64) {
+        if let Some((_, rate)) = lock(&self.state.jobs).get(&job) {
+            rate.set_rate(bytes_per_second);
         }
     }
 }

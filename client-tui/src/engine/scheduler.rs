@@ -19,6 +19,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use ferry_protocol::{Entry, ErrorCode, Kind, Request};
+use ferry_server::rate::TwoWayLimit;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -299,7 +300,12 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
             return Ok(());
         }
         let outcome = match retry_busy(|| FrameStream::open(&job.endpoint)).await {
-            Ok(conn) => pipeline(&job, conn, direction).await,
+            Ok(mut conn) => {
+                let [own, all] = &job.rates;
+                let (recv, send) = TwoWayLimit::obeyed(&[own, all]);
+                conn.limit(recv, send);
+                pipeline(&job, conn, direction).await
+            }
             Err(e) => Err(e),
         };
         match outcome {

@@ -17,6 +17,7 @@ use ferry_protocol::{
     ErrorBody, Frame, FrameDecoder, HelloReply, Request, Token, VERSION, decode_reply,
     encode_header, encode_request,
 };
+use ferry_server::rate::{Limits, Throttled};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,14 +43,14 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The response side of a connection.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
-    framed: FramedRead<Reader, FrameDecoder>,
+    framed: FramedRead<Throttled<Reader>, FrameDecoder>,
     addr: String,
 }
 
 /// The request side of a connection.
 #[derive(Debug)]
 pub(crate) struct FrameWriter {
-    writer: BufWriter<Writer>,
+    writer: BufWriter<Throttled<Writer>>,
     addr: String,
 }
 
@@ -181,27 +182,40 @@ impl FrameStream {
         let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
-        let (read, write) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let (read, write, socket) = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let stream = TcpStream::connect(&addr)
                 .await
                 .map_err(|e| broken(&addr, e))?;
             stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
-            if endpoint.tls {
+            // A handle of our own on the socket, to size its receive buffer under a rate limit
+            // (the TLS stream hides the socket once split).
+            let socket = std::os::fd::AsFd::as_fd(&stream)
+                .try_clone_to_owned()
+                .map_err(|e| broken(&addr, e))?;
+            let (read, write) = if endpoint.tls {
                 let (stream, _trusted) = tls::connect(stream, endpoint, &addr, known_hosts).await?;
-                Ok::<_, EngineError>(split_tls(stream))
+                split_tls(stream)
             } else {
-                Ok(split_plain(stream))
-            }
+                split_plain(stream)
+            };
+            Ok::<_, EngineError>((read, write, socket))
         })
         .await
         .map_err(|_| broken(&addr, "timed out connecting"))??;
         let mut conn = FrameStream {
             reader: FrameReader {
-                framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
+                framed: FramedRead::with_capacity(
+                    Throttled::new(read, Limits::default()).with_socket(socket),
+                    FrameDecoder::new(),
+                    IO_BUFFER,
+                ),
                 addr: addr.clone(),
             },
             writer: FrameWriter {
-                writer: BufWriter::with_capacity(IO_BUFFER, write),
+                writer: BufWriter::with_capacity(
+                    IO_BUFFER,
+                    Throttled::new(write, Limits::default()),
+                ),
                 addr,
             },
             hello: HelloReply {
@@ -241,6 +255,13 @@ impl FrameStream {
             record_plain(&addr);
         }
         Ok(conn)
+    }
+
+    /// Obeys `recv` for the bytes it reads and `send` for those it writes from now on (a
+    /// job's worker connections, under the job's and the engine's rate limits).
+    pub(crate) fn limit(&mut self, recv: Limits, send: Limits) {
+        self.reader.framed.get_mut().set_limits(recv);
+        self.writer.writer.get_mut().set_limits(send);
     }
 
     /// Sends one request and waits for its single header reply.

@@ -1,0 +1,279 @@
+//! Rate limits measured over real sockets: the bytes crossing a counting proxy between the real
+//! `ferry` and a real server, sampled every 100 ms, in every 2-second window of the transfer.
+//!
+//! The upper bound is strict (within 5 % of the limit in every window: a loaded machine can
+//! only make a transfer slower); the lower bound is loose (the whole transfer at ≥ 60 % of the
+//! limit), since a busy 2-core machine may not keep up with the pace the limit allows.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, ferry, ok, p, text};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The limit every test sets: "4M" is 4,000,000 bytes a second.
+const LIMIT: f64 = 4_000_000.0;
+const WINDOW: Duration = Duration::from_secs(2);
+const SAMPLE: Duration = Duration::from_millis(100);
+
+/// A TCP proxy that counts the bytes it hands on each way. Its sockets' send buffers are held
+/// small, so a byte counted has been taken by the receiving side's kernel, not just queued in
+/// the proxy's: what is counted is what crossed the "link".
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr, _unused: Option<Duration>) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(AtomicU64::new(0));
+        let (up2, down2) = (up.clone(), down.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                for socket in [&client, &server] {
+                    rustix::net::sockopt::set_socket_send_buffer_size(socket, 16 * 1024).unwrap();
+                }
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(relay(cr, sw, up2.clone()));
+                tokio::spawn(relay(sr, cw, down2.clone()));
+            }
+        });
+        Proxy { addr, up, down }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ferry://127.0.0.1:{}/{path}", self.addr.port())
+    }
+
+    /// Bytes handed on so far: (up to the server, down to the client).
+    fn total(&self) -> (u64, u64) {
+        (
+            self.up.load(Ordering::Relaxed),
+            self.down.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    counter: Arc<AtomicU64>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Bytes through the proxy (one direction) at each sample time.
+type Samples = Vec<(Instant, u64)>;
+
+/// Samples `count` (the proxy's byte counter) every 100 ms until every child has exited;
+/// returns the samples and the children's outputs.
+async fn sample_until_done(
+    children: Vec<Child>,
+    count: impl Fn() -> u64,
+) -> (Samples, Vec<std::process::Output>) {
+    let mut children: Vec<Option<Child>> = children.into_iter().map(Some).collect();
+    let mut outputs = Vec::new();
+    let mut samples = vec![(Instant::now(), count())];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while children.iter().any(Option::is_some) {
+        assert!(Instant::now() < deadline, "the transfers did not end");
+        tokio::time::sleep(SAMPLE).await;
+        samples.push((Instant::now(), count()));
+        for slot in &mut children {
+            if slot
+                .as_mut()
+                .is_some_and(|c| c.try_wait().unwrap().is_some())
+            {
+                outputs.push(ok(slot.take().unwrap().wait_with_output().unwrap()));
+            }
+        }
+    }
+    (samples, outputs)
+}
+
+/// Checks every window of at least 2 s between two samples: never more than 5 % over `limit`;
+/// and the whole transfer (first byte to last) at no less than 60 % of it. Returns the highest
+/// window rate, for the failure messages and the report.
+fn assert_held(samples: &Samples, limit: f64, total: u64) -> f64 {
+    let last = samples.last().unwrap().1;
+    assert!(last >= total, "only {last} of {total} bytes went through");
+    let mut highest: f64 = 0.0;
+    for (i, &(start, at_start)) in samples.iter().enumerate() {
+        let Some(&(end, at_end)) = samples[i..]
+            .iter()
+            .find(|(t, _)| t.duration_since(start) >= WINDOW)
+        else {
+            break;
+        };
+        let rate = (at_end - at_start) as f64 / end.duration_since(start).as_secs_f64();
+        highest = highest.max(rate);
+    }
+    assert!(
+        highest <= limit * 1.05,
+        "a 2-second window moved {highest:.0} B/s, over {limit:.0} + 5 %"
+    );
+    // From the sample before the first byte to the first sample with them all.
+    let began = samples.iter().rposition(|&(_, n)| n == 0).unwrap_or(0);
+    let ended = samples.iter().position(|&(_, n)| n >= total).unwrap();
+    let took = samples[ended].0.duration_since(samples[began].0);
+    let average = total as f64 / took.as_secs_f64();
+    assert!(
+        average >= limit * 0.6,
+        "the transfer averaged {average:.0} B/s, far under {limit:.0}"
+    );
+    eprintln!("highest 2 s window {highest:.0} B/s, average {average:.0} B/s over {took:?}");
+    highest
+}
+
+fn ferry_child(args: &[&str]) -> Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env_remove("FERRY_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// 12 MB: three seconds at the limit, so at least ten 2-second windows.
+const SIZE: usize = 12_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_limit_rate_holds_it_in_every_window() {
+    let server = TestServer::start();
+    let data = ferry_testkit::data::pattern(SIZE, 1);
+    std::fs::write(server.path("big.bin"), &data).unwrap();
+    let proxy = Proxy::start(server.addr, None).await;
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("big.bin");
+    let child = ferry_child(&[
+        "get",
+        "--limit-rate",
+        "4M",
+        &proxy.url("big.bin"),
+        p(&target),
+    ]);
+    let (samples, _) = sample_until_done(vec![child], || proxy.total().1).await;
+    assert_held(&samples, LIMIT, SIZE as u64);
+    assert!(std::fs::read(&target).unwrap() == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_with_limit_rate_holds_it_in_every_window() {
+    let server = TestServer::start();
+    let data = ferry_testkit::data::pattern(SIZE, 2);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("big.bin"), &data).unwrap();
+    let proxy = Proxy::start(server.addr, None).await;
+    let child = ferry_child(&[
+        "put",
+        "--limit-rate",
+        "4M",
+        p(&src.path().join("big.bin")),
+        &proxy.url("big.bin"),
+    ]);
+    let (samples, _) = sample_until_done(vec![child], || proxy.total().0).await;
+    assert_held(&samples, LIMIT, SIZE as u64);
+    assert!(std::fs::read(server.path("big.bin")).unwrap() == data);
+}
+
+/// A tree of many files moves under the same limit: the pieces of many small replies and
+/// requests on four connections are paced as one stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_r_of_many_files_shares_one_limit_across_connections() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("tree")).unwrap();
+    let mut total = 0;
+    for i in 0..120 {
+        let data = ferry_testkit::data::pattern(100_000, i);
+        total += data.len();
+        std::fs::write(server.path(&format!("tree/f{i:03}")), data).unwrap();
+    }
+    let proxy = Proxy::start(server.addr, None).await;
+    let dest = tempfile::tempdir().unwrap();
+    let child = ferry_child(&[
+        "get",
+        "-r",
+        "--limit-rate",
+        "4M",
+        &proxy.url("tree"),
+        p(&dest.path().join("tree")),
+    ]);
+    let (samples, _) = sample_until_done(vec![child], || proxy.total().1).await;
+    // Headers and listings cross the proxy too: a little more than the files' bytes.
+    assert_held(&samples, LIMIT, total as u64);
+    assert_eq!(
+        std::fs::read_dir(dest.path().join("tree")).unwrap().count(),
+        120
+    );
+}
+
+/// The server's `--limit-rate-total` is one budget for all connections: two clients fetching
+/// at once share it, each getting about half.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_limit_rate_total_is_shared_by_two_clients() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.limit_rate_total = Some(4_000_000);
+    });
+    let a = ferry_testkit::data::pattern(SIZE / 2, 3);
+    let b = ferry_testkit::data::pattern(SIZE / 2, 4);
+    std::fs::write(server.path("a.bin"), &a).unwrap();
+    std::fs::write(server.path("b.bin"), &b).unwrap();
+    let proxy = Proxy::start(server.addr, None).await;
+    let dest = tempfile::tempdir().unwrap();
+    let children = ["a.bin", "b.bin"]
+        .map(|name| ferry_child(&["get", &proxy.url(name), p(&dest.path().join(name))]));
+    let (samples, _) = sample_until_done(children.into(), || proxy.total().1).await;
+    assert_held(&samples, LIMIT, SIZE as u64);
+    assert!(std::fs::read(dest.path().join("a.bin")).unwrap() == a);
+    assert!(std::fs::read(dest.path().join("b.bin")).unwrap() == b);
+}
+
+/// The server's `--limit-rate` holds each connection, receiving as well as sending: an upload
+/// of one file (one connection carries it) arrives at the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_limit_rate_holds_an_upload_it_receives() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.limit_rate = Some(4_000_000);
+    });
+    let data = ferry_testkit::data::pattern(SIZE, 5);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("big.bin"), &data).unwrap();
+    let proxy = Proxy::start(server.addr, None).await;
+    let child = ferry_child(&["put", p(&src.path().join("big.bin")), &proxy.url("big.bin")]);
+    let (samples, _) = sample_until_done(vec![child], || proxy.total().0).await;
+    assert_held(&samples, LIMIT, SIZE as u64);
+    assert!(std::fs::read(server.path("big.bin")).unwrap() == data);
+}
+
+#[test]
+fn a_rate_that_is_not_a_size_is_refused() {
+    let out = ferry(&["get", "--limit-rate", "fast", "ferry://127.0.0.1:1/x", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--limit-rate"),
+        "{}",
+        text(&out.stderr)
+    );
+}
