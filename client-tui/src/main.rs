@@ -301,7 +301,7 @@ struct TransferArgs {
     allow_unsafe_names: bool,
     /// Bytes per second to receive, and to send, at most, e.g. 10M or 500K (K, M, G are
     /// powers of 1000; Ki, Mi, Gi powers of 1024), held within 5 % over any 2 seconds.
-    #[arg(long, value_name = "RATE", value_parser = cli::parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = ferry::engine::parse_rate)]
     limit_rate: Option<u64>,
 }
 

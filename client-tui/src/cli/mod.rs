@@ -27,6 +27,6 @@ mod watch;
 pub use error::CliError;
 pub use listing::{format_entry, ls};
 pub use ops::{mkdir, mv, partials, rm};
-pub use options::{TransferOptions, parse_rate, policy_from_flags};
+pub use options::{TransferOptions, policy_from_flags};
 pub use transfer::{get, put};
 pub use watch::summary_line;

@@ -47,14 +47,6 @@ impl TransferOptions {
     }
 }
 
-/// `--limit-rate`'s value: a size per second with an optional unit, as `parse-size` reads it
-/// (10M is 10,000,000 bytes a second, 10MiB 10,485,760); 0 for no limit.
-pub fn parse_rate(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let size = text.strip_suffix("/s").unwrap_or(text);
-    parse_size::parse_size(size).map_err(|e| format!("{e} (try 10M, 500K or 1MiB)"))
-}
-
 /// The conflict policy chosen by the flags; failing is the default, as with `cp -n`'s
 /// caution but loud.
 pub fn policy_from_flags(
@@ -79,14 +71,6 @@ pub fn policy_from_flags(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rates_read_as_sizes_per_second() {
-        assert_eq!(parse_rate("10M"), Ok(10_000_000));
-        assert_eq!(parse_rate("4MiB/s"), Ok(4 * 1024 * 1024));
-        assert_eq!(parse_rate("0"), Ok(0));
-        assert!(parse_rate("fast").is_err());
-    }
 
     #[test]
     fn flags_pick_one_policy() {

@@ -16,6 +16,7 @@ use super::error::EngineError;
 use super::event::{JobSummary, TransferEvent};
 use super::job::{Job, lock};
 use super::progress::EMIT_INTERVAL;
+use super::rate::SharedRate;
 use super::scheduler;
 use super::spec::{EngineOptions, Groundwork, JobId, JobSpec};
 
@@ -35,8 +36,8 @@ struct EngineState {
     next_id: AtomicU64,
     /// Each running job's cancellation token and own rate limit.
     jobs: Mutex<HashMap<JobId, (CancellationToken, Arc<TwoWayLimit>)>>,
-    /// The limit all jobs share.
-    rate: Arc<TwoWayLimit>,
+    /// The limit all jobs share (with other engines too, when the owner says so).
+    rate: SharedRate,
 }
 
 impl Engine {
@@ -47,6 +48,16 @@ impl Engine {
 
     /// Like [`new`](Self::new), with a chosen parallelism.
     pub fn with_options(endpoint: Endpoint, options: EngineOptions) -> (Engine, Events) {
+        Self::with_shared_rate(endpoint, options, None)
+    }
+
+    /// Like [`with_options`](Self::with_options); with `rate`, the jobs obey that limit, shared
+    /// with whoever else holds it, instead of `options.limit_rate`.
+    pub fn with_shared_rate(
+        endpoint: Endpoint,
+        options: EngineOptions,
+        rate: Option<SharedRate>,
+    ) -> (Engine, Events) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let options = EngineOptions {
             workers: options.workers.max(1),
@@ -59,7 +70,7 @@ impl Engine {
             events_tx,
             next_id: AtomicU64::new(1),
             jobs: Mutex::new(HashMap::new()),
-            rate: Arc::new(TwoWayLimit::new(options.limit_rate)),
+            rate: rate.unwrap_or_else(|| SharedRate::new(options.limit_rate)),
         };
         (
             Engine {
@@ -93,7 +104,7 @@ impl Engine {
         tokio::spawn(async move {
             let started = Instant::now();
             let mut job = Job::new(id, &state.endpoint, state.options, &state.events_tx, &spec);
-            job.rates = [rate, Arc::clone(&state.rate)];
+            job.rates = [rate, Arc::clone(&state.rate.0)];
             let job = Arc::new(job);
             let reporter = AbortOnDropHandle::new(tokio::spawn(report_progress(Arc::clone(&job))));
             let outcome = tokio::select! {
@@ -131,16 +142,6 @@ impl Engine {
         if let Some((token, _)) = lock(&self.state.jobs).get(&job) {
             token.cancel();
         }
-    }
-
-    /// Bytes per second all jobs together may receive, and may send; 0 for no limit.
-    pub fn rate_limit(&self) -> u64 {
-        self.state.rate.rate()
-    }
-
-    /// Changes the limit all jobs share (0 lifts it); running jobs follow within 100 ms.
-    pub fn set_rate_limit(&self, bytes_per_second: u64) {
-        self.state.rate.set_rate(bytes_per_second);
     }
 
     /// Changes one job's own limit (0 lifts it), on top of the shared one; running jobs

@@ -19,7 +19,7 @@ pub struct EngineOptions {
     /// them; by default a download refuses each such file (`unsafe_name`).
     pub allow_unsafe_names: bool,
     /// Bytes per second all of this engine's jobs together may receive, and may send; 0 for
-    /// no limit. Changeable later with [`Engine::set_rate_limit`](super::Engine::set_rate_limit).
+    /// no limit.
     pub limit_rate: u64,
 }
 

@@ -35,6 +35,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
+use super::rate::{self, RateTarget};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
@@ -84,6 +85,8 @@ pub struct App {
     outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
+    /// The rate limit for all transfers together, in bytes per second; 0 for none.
+    pub rate_limit: u64,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -139,6 +142,7 @@ impl App {
             serial: 0,
             outbox: Vec::new(),
             discard_after_cancel: HashSet::new(),
+            rate_limit: 0,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -232,6 +236,7 @@ impl App {
             banner: &self.banner,
             verified: &self.verified,
             drag: &self.mouse.drag,
+            rate_limit: self.rate_limit,
         }
     }
 
@@ -434,6 +439,9 @@ impl App {
                 }
             }
             Action::CancelJob => self.ask_cancel(),
+            Action::RateLimit => {
+                self.dialog = Some(rate::dialog(RateTarget::All, self.rate_limit, None));
+            }
             Action::Partials => {
                 // Partials live on the server: the remote pane's directory, whichever pane has
                 // the focus.
@@ -494,6 +502,13 @@ impl App {
                 }
             }
             Action::Delete => self.ask_cancel(),
+            Action::RateLimit => match self.transfers.selected_job().filter(|j| j.is_active()) {
+                Some(job) => {
+                    let target = RateTarget::Job(job.key);
+                    self.dialog = Some(rate::dialog(target, job.rate_limit, Some(job.number)));
+                }
+                None => self.dialog = Some(rate::dialog(RateTarget::All, self.rate_limit, None)),
+            },
             Action::Transfers | Action::SwitchPane => {
                 self.focus = Focus::Pane(self.last_pane);
                 self.follow_jobs();
@@ -761,6 +776,9 @@ impl App {
     }
 
     fn submit_input(&mut self, purpose: InputPurpose, text: String) {
+        if let InputPurpose::RateLimit(target) = purpose {
+            return self.set_rate_limit(target, &text);
+        }
         if text.is_empty() {
             return;
         }
@@ -805,7 +823,29 @@ impl App {
                     Some(text),
                 );
             }
+            InputPurpose::RateLimit(target) => self.set_rate_limit(target, &text),
         }
+    }
+
+    /// Sets the limit typed for `target`: shown at once, paced by the engine from its next
+    /// piece of bytes on.
+    fn set_rate_limit(&mut self, target: RateTarget, text: &str) {
+        let bytes_per_second = match rate::parse(text) {
+            Ok(rate) => rate,
+            Err(message) => return self.error(message),
+        };
+        match target {
+            RateTarget::All => self.rate_limit = bytes_per_second,
+            RateTarget::Job(key) => match self.transfers.get_mut(key) {
+                Some(job) if job.is_active() => job.rate_limit = bytes_per_second,
+                // It ended while the prompt was open: nothing to limit.
+                _ => return,
+            },
+        }
+        self.outbox.push(Effect::SetRateLimit {
+            target,
+            bytes_per_second,
+        });
     }
 
     fn conflict_key(&mut self, key: KeyEvent) {

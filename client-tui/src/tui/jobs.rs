@@ -67,6 +67,8 @@ pub struct JobRow {
     /// Files that failed because the connection broke: their bytes so far stay in a hidden
     /// partial, and copying them again resumes from there.
     pub partials_kept: u64,
+    /// The job's own rate limit in bytes per second; 0 for none.
+    pub rate_limit: u64,
 }
 
 impl JobRow {
@@ -94,6 +96,7 @@ impl JobRow {
             bytes_verified: 0,
             files_verified: 0,
             partials_kept: 0,
+            rate_limit: 0,
         }
     }
 

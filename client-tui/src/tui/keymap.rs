@@ -48,6 +48,7 @@ pub enum Action {
     Transfers,
     CancelJob,
     ClearFinished,
+    RateLimit,
     Partials,
     Help,
     Suspend,
@@ -56,7 +57,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -87,6 +88,7 @@ impl Action {
         Action::Transfers,
         Action::CancelJob,
         Action::ClearFinished,
+        Action::RateLimit,
         Action::Partials,
         Action::Help,
         Action::Suspend,
@@ -126,6 +128,7 @@ impl Action {
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
+            Action::RateLimit => "rate_limit",
             Action::Partials => "partials",
             Action::Help => "help",
             Action::Suspend => "suspend",
@@ -166,6 +169,7 @@ impl Action {
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
+            Action::RateLimit => "rate limit: selected transfer / all",
             Action::Partials => "remote partial uploads",
             Action::Help => "this help",
             Action::Suspend => "suspend to the shell (fg resumes)",

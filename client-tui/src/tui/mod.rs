@@ -8,7 +8,8 @@
 //! - [`event_loop`]: terminal events, background results and the tick; runs the effects.
 //! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
 //!   filter, cursor and marks) over [`location`] (sides and paths); [`dialogs`] (the modal
-//!   dialogs and their outcomes) and [`partials`] (the partial-uploads dialog); [`conflict`]
+//!   dialogs and their outcomes), [`partials`] (the partial-uploads dialog) and [`rate`] (the
+//!   rate limit prompt and how a limit is shown); [`conflict`]
 //!   (an existing destination's question); [`jobs`] (the transfer list and its rows, with
 //!   [`job_request`] making a copy's request and [`job_report`] saying how a job ended);
 //!   [`server_link`] (what the remote pane knows of its server); [`mouse`] (clicks and drags);
@@ -41,6 +42,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod rate;
 pub mod remote;
 pub mod screen;
 pub mod server_link;

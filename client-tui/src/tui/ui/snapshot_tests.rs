@@ -179,6 +179,58 @@ fn transfer_at_42_percent() {
     insta::assert_snapshot!(render(&mut app));
 }
 
+/// `L` in the transfer list sets the selected job's own limit, `L` from a pane the limit for
+/// all: the row shows its limit, the status bar the one for all, and the engine is told both.
+#[test]
+fn rate_limits_for_a_job_and_for_all_are_shown_where_they_apply() {
+    use crate::tui::rate::RateTarget;
+    let mut app = app(local_entries(), remote_entries(), 120, 20);
+    app.on_key(key(crossterm::event::KeyCode::End));
+    transfer(
+        &mut app,
+        1,
+        42 * 1024 * 1024,
+        100 * 1024 * 1024,
+        2_000_000.0,
+    );
+    let job = JobKey {
+        conn: 1,
+        id: JobId(1),
+    };
+    let typed = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            app.on_key(key(crossterm::event::KeyCode::Char(c)));
+        }
+        app.on_key(key(crossterm::event::KeyCode::Enter));
+    };
+    for c in ['t', 'L'] {
+        app.on_key(key(crossterm::event::KeyCode::Char(c)));
+    }
+    typed(&mut app, "2M");
+    app.on_key(key(crossterm::event::KeyCode::Char('t')));
+    app.on_key(key(crossterm::event::KeyCode::Char('L')));
+    typed(&mut app, "10M");
+    let effects = app.take_effects();
+    let limits: Vec<(RateTarget, u64)> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::SetRateLimit {
+                target,
+                bytes_per_second,
+            } => Some((*target, *bytes_per_second)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            (RateTarget::Job(job), 2_000_000),
+            (RateTarget::All, 10_000_000)
+        ]
+    );
+    insta::assert_snapshot!(render(&mut app));
+}
+
 #[test]
 fn finished_and_failed_transfers_with_verified_mark() {
     let mut app = app(local_entries(), remote_entries(), 120, 20);
