@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -112,15 +114,15 @@ async fn sample_until_done(
     (samples, outputs)
 }
 
-/// Checks every window of at least 2 s between two samples: never more than 5 % over `limit`;
-/// and the whole transfer (first byte to last) at no less than 60 % of it. Returns the highest
-/// window rate, for the failure messages and the report.
-fn assert_held(samples: &Samples, limit: f64, total: u64) -> f64 {
-    let last = samples.last().unwrap().1;
-    assert!(last >= total, "only {last} of {total} bytes went through");
+/// The highest rate of any window of at least 2 s between two samples inside `from..to`.
+fn highest_window(samples: &Samples, from: Instant, to: Instant) -> f64 {
+    let inside: Vec<&(Instant, u64)> = samples
+        .iter()
+        .filter(|(t, _)| *t >= from && *t <= to)
+        .collect();
     let mut highest: f64 = 0.0;
-    for (i, &(start, at_start)) in samples.iter().enumerate() {
-        let Some(&(end, at_end)) = samples[i..]
+    for (i, &&(start, at_start)) in inside.iter().enumerate() {
+        let Some(&&(end, at_end)) = inside[i..]
             .iter()
             .find(|(t, _)| t.duration_since(start) >= WINDOW)
         else {
@@ -129,6 +131,23 @@ fn assert_held(samples: &Samples, limit: f64, total: u64) -> f64 {
         let rate = (at_end - at_start) as f64 / end.duration_since(start).as_secs_f64();
         highest = highest.max(rate);
     }
+    highest
+}
+
+/// The average rate between the first sample at or after `from` and the last before `to`.
+fn average(samples: &Samples, from: Instant, to: Instant) -> f64 {
+    let first = samples.iter().find(|(t, _)| *t >= from).unwrap();
+    let last = samples.iter().rev().find(|(t, _)| *t <= to).unwrap();
+    (last.1 - first.1) as f64 / last.0.duration_since(first.0).as_secs_f64()
+}
+
+/// Checks every window of at least 2 s between two samples: never more than 5 % over `limit`;
+/// and the whole transfer (first byte to last) at no less than 60 % of it. Returns the highest
+/// window rate, for the failure messages and the report.
+fn assert_held(samples: &Samples, limit: f64, total: u64) -> f64 {
+    let last = samples.last().unwrap().1;
+    assert!(last >= total, "only {last} of {total} bytes went through");
+    let highest = highest_window(samples, samples[0].0, samples.last().unwrap().0);
     assert!(
         highest <= limit * 1.05,
         "a 2-second window moved {highest:.0} B/s, over {limit:.0} + 5 %"
@@ -275,5 +294,102 @@ fn a_rate_that_is_not_a_size_is_refused() {
         text(&out.stderr).contains("--limit-rate"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// The TUI: a limit for all transfers set before an upload, then the running job's own limit
+/// lowered from the transfer list and lifted again; the bytes crossing the proxy follow each
+/// change, and the row and the status bar show the limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tui_job_limit_changed_while_it_runs_is_followed() {
+    tmux::require_tmux();
+    const SIZE: usize = 40_000_000;
+    let server = TestServer::start_shm();
+    let proxy = Proxy::start(server.addr, None).await;
+    let desk = tmux::Desk::on_shm();
+    let data = ferry_testkit::data::pattern(SIZE, 6);
+    std::fs::write(desk.local.join("big.bin"), &data).unwrap();
+    let tui = desk.ferry(&[&proxy.url("")], (120, 30));
+    tui.wait_for("the listings", |s| {
+        s.contains("big.bin") && s.contains("connected")
+    });
+
+    // The limit for all: 8 MB/s.
+    tui.keys(&["L"]);
+    tui.wait_for("the prompt for all", |s| {
+        s.contains("Rate limit for all transfers")
+    });
+    tui.keys(&["8M", "Enter"]);
+    tui.wait_for("the limit in the status bar", |s| {
+        s.contains("[limit 8 MB/s]")
+    });
+
+    let samples = Arc::new(std::sync::Mutex::new(vec![(Instant::now(), 0u64)]));
+    let sampling = {
+        let (samples, up) = (samples.clone(), proxy.up.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SAMPLE).await;
+                samples
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), up.load(Ordering::Relaxed)));
+            }
+        })
+    };
+    // The cursor is on big.bin (the only entry after ..): upload it.
+    tui.keys(&["End", "F5"]);
+    tui.wait_for("the upload running", |s| s.contains("#1 ↑"));
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // Its own limit: 2 MB/s, from the transfer list.
+    tui.keys(&["t", "L"]);
+    tui.wait_for("the prompt for the job", |s| {
+        s.contains("Rate limit for transfer #1")
+    });
+    let lowered = Instant::now();
+    tui.keys(&["2M", "Enter"]);
+    tui.wait_for("the job's limit in its row", |s| s.contains("#1 ↑ ≤2 MB/s"));
+    std::thread::sleep(Duration::from_millis(3500));
+
+    // Lifted: empty means none; the limit for all holds again.
+    tui.keys(&["L"]);
+    tui.wait_for("the prompt with the job's limit", |s| s.contains("2M"));
+    let lifted = Instant::now();
+    tui.keys(&["BSpace", "BSpace", "Enter"]);
+    tui.wait_for("the upload verified", |s| s.contains("#1 ✓"));
+    sampling.abort();
+    let samples = samples.lock().unwrap().clone();
+    assert!(std::fs::read(server.path("big.bin")).unwrap() == data);
+
+    let slack = Duration::from_millis(500);
+    let first = highest_window(&samples, started, lowered);
+    let second = highest_window(&samples, lowered + slack, lifted);
+    let second_average = average(&samples, lowered + slack, lifted);
+    let third_average = average(&samples, lifted + slack, samples.last().unwrap().0);
+    eprintln!(
+        "8M: highest {first:.0}; 2M: highest {second:.0}, average {second_average:.0}; \
+         lifted: average {third_average:.0}"
+    );
+    assert!(
+        first <= 8_000_000.0 * 1.05,
+        "{first:.0} B/s under the 8M limit"
+    );
+    assert!(
+        first >= 8_000_000.0 * 0.6,
+        "{first:.0} B/s under the 8M limit"
+    );
+    assert!(
+        second <= 2_000_000.0 * 1.05,
+        "{second:.0} B/s under the 2M job limit"
+    );
+    assert!(
+        second_average >= 2_000_000.0 * 0.6,
+        "{second_average:.0} B/s"
+    );
+    assert!(
+        third_average >= 4_000_000.0,
+        "{third_average:.0} B/s once the job's limit was lifted"
     );
 }
