@@ -16,6 +16,15 @@ pub struct JobKey {
     pub id: JobId,
 }
 
+/// What a rate limit applies to (the prompt for it is `rate`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateTarget {
+    /// Every transfer together, on any server.
+    All,
+    /// One job, on top of the limit for all.
+    Job(JobKey),
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {

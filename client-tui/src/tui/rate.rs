@@ -4,16 +4,7 @@
 
 use super::dialogs::{Dialog, InputPurpose};
 use super::input::LineInput;
-use super::jobs::JobKey;
-
-/// What a rate limit applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateTarget {
-    /// Every transfer together, on any server.
-    All,
-    /// One job, on top of the limit for all.
-    Job(JobKey),
-}
+pub use super::jobs::RateTarget;
 
 /// The prompt for `target`'s limit, starting from the `current` one (0: none); `number` is
 /// the job's number as the transfer list shows it.

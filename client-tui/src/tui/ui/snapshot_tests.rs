@@ -167,16 +167,16 @@ fn filter_being_typed() {
 
 #[test]
 fn transfer_at_42_percent() {
+    let mut app = uploading_at(12.5 * 1024.0 * 1024.0);
+    insta::assert_snapshot!(render(&mut app));
+}
+
+/// Job #1 uploading the last local entry, 42 MiB of 100 done at `speed` bytes a second.
+fn uploading_at(speed: f64) -> App {
     let mut app = app(local_entries(), remote_entries(), 120, 20);
     app.on_key(key(crossterm::event::KeyCode::End));
-    transfer(
-        &mut app,
-        1,
-        42 * 1024 * 1024,
-        100 * 1024 * 1024,
-        12.5 * 1024.0 * 1024.0,
-    );
-    insta::assert_snapshot!(render(&mut app));
+    transfer(&mut app, 1, 42 * 1024 * 1024, 100 * 1024 * 1024, speed);
+    app
 }
 
 /// `L` in the transfer list sets the selected job's own limit, `L` from a pane the limit for
@@ -184,15 +184,7 @@ fn transfer_at_42_percent() {
 #[test]
 fn rate_limits_for_a_job_and_for_all_are_shown_where_they_apply() {
     use crate::tui::rate::RateTarget;
-    let mut app = app(local_entries(), remote_entries(), 120, 20);
-    app.on_key(key(crossterm::event::KeyCode::End));
-    transfer(
-        &mut app,
-        1,
-        42 * 1024 * 1024,
-        100 * 1024 * 1024,
-        2_000_000.0,
-    );
+    let mut app = uploading_at(2_000_000.0);
     let job = JobKey {
         conn: 1,
         id: JobId(1),
