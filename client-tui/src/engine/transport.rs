@@ -179,6 +179,32 @@ impl FrameStream {
         known_hosts: Option<&KnownHosts>,
         first: &[Request],
     ) -> Result<FrameStream, EngineError> {
+        let mut conn = Self::connect(endpoint, known_hosts).await?;
+        let said = async {
+            for request in first {
+                conn.writer.send(request).await?;
+            }
+            conn.writer.flush().await?;
+            conn.reader.hello(endpoint).await
+        };
+        conn.hello = said.await?;
+        Ok(conn)
+    }
+
+    /// Connects and buffers `hello` without waiting for its answer (nor sending it: the
+    /// caller's first requests go out with it, in one round trip), for a job's worker, whose
+    /// job has logged in already. The answer comes first: [`FrameReader::hello`] reads it
+    /// before the answers to the caller's requests.
+    pub(crate) async fn open_unanswered(endpoint: &Endpoint) -> Result<FrameStream, EngineError> {
+        let known_hosts = KnownHosts::default_location();
+        Self::connect(endpoint, known_hosts.as_ref()).await
+    }
+
+    /// Connects (through TLS for a TLS endpoint) and buffers `hello`.
+    async fn connect(
+        endpoint: &Endpoint,
+        known_hosts: Option<&KnownHosts>,
+    ) -> Result<FrameStream, EngineError> {
         let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
@@ -231,29 +257,7 @@ impl FrameStream {
             user: endpoint.user.clone(),
             password: endpoint.password.clone().map(Token),
         };
-        // Refusals at the door (a token, a full server) name the server, there being no path.
-        let addr = conn.writer.addr.clone();
-        let said = async {
-            conn.writer.send(&hello).await?;
-            for request in first {
-                conn.writer.send(request).await?;
-            }
-            conn.writer.flush().await?;
-            conn.reader.header::<HelloReply>().await
-        };
-        conn.hello = said
-            .await
-            .map_err(|e| {
-                if endpoint.tls || spoke_plain(&addr) {
-                    e
-                } else {
-                    hint_tls(e)
-                }
-            })?
-            .map_err(|body| EngineError::remote(&addr, body))?;
-        if !endpoint.tls {
-            record_plain(&addr);
-        }
+        conn.writer.send(&hello).await?;
         Ok(conn)
     }
 
@@ -305,6 +309,27 @@ impl FrameWriter {
 }
 
 impl FrameReader {
+    /// Reads the answer to `hello`, the first thing a connection to `endpoint` hears.
+    /// Refusals at the door (a token, a full server) name the server, there being no path.
+    pub(crate) async fn hello(&mut self, endpoint: &Endpoint) -> Result<HelloReply, EngineError> {
+        let addr = self.addr.clone();
+        let hello = self
+            .header::<HelloReply>()
+            .await
+            .map_err(|e| {
+                if endpoint.tls || spoke_plain(&addr) {
+                    e
+                } else {
+                    hint_tls(e)
+                }
+            })?
+            .map_err(|body| EngineError::remote(&addr, body))?;
+        if !endpoint.tls {
+            record_plain(&addr);
+        }
+        Ok(hello)
+    }
+
     /// The error for a server that stopped answering for [`REPLY_TIMEOUT`].
     fn silent(&self) -> EngineError {
         broken(
