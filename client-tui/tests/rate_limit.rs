@@ -213,6 +213,38 @@ async fn server_limit_rate_holds_an_upload_it_receives() {
     assert!(std::fs::read(server.path("big.bin")).unwrap() == data);
 }
 
+/// Over TLS the limit holds the same (it paces the plaintext; the proxy counts the records,
+/// a fraction of a percent more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_over_tls_with_limit_rate_holds_it_in_every_window() {
+    let (tls, fingerprint) = common::tls_identity();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.tls = Some(tls);
+    });
+    let data = ferry_testkit::data::pattern(SIZE, 7);
+    std::fs::write(server.path("big.bin"), &data).unwrap();
+    let proxy = Proxy::start_measuring(server.addr).await;
+    let home = tempfile::tempdir().unwrap();
+    let target = home.path().join("big.bin");
+    let url = format!("ferrys://127.0.0.1:{}/big.bin", proxy.addr.port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["get", "--limit-rate", "4M", "--fingerprint"])
+        .arg(fingerprint.to_string())
+        .args([url.as_str(), p(&target)])
+        .env_remove("FERRY_TOKEN")
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (samples, _) = sample_until_done(vec![child], || proxy.total().1).await;
+    assert_held(&samples, LIMIT, SIZE as u64);
+    assert!(std::fs::read(&target).unwrap() == data);
+}
+
 #[test]
 fn a_rate_that_is_not_a_size_is_refused() {
     let out = ferry(&["get", "--limit-rate", "fast", "ferry://127.0.0.1:1/x", "."]);
