@@ -275,7 +275,7 @@ impl Connection {
     pub fn limit(&mut self, recv: Limits, send: Limits) {
         // Over TLS and stdio the kernel's buffer is left as it is.
         if let (Some(rate), Either::Left(plain)) = (recv.tightest(), &self.reader) {
-            crate::rate::fit_receive_buffer(plain.as_ref(), Some(rate));
+            crate::rate::fit_receive_buffer(plain.as_ref(), Some(rate), crate::rate::BUFFER_TIME);
         }
         self.recv = recv;
         self.send = send;

@@ -31,8 +31,11 @@ pub const PIECE: usize = 16 * 1024;
 const BURST_TIME: f64 = 0.05;
 /// ...and in bytes.
 const MAX_BURST: f64 = 64.0 * 1024.0;
-/// A limited socket's receive buffer holds this long at the tightest rate...
-const BUFFER_TIME: u64 = 20;
+/// A limited socket's receive buffer holds this long at the tightest rate, at least (longer
+/// on a link with a longer round trip, when the reader knows it)...
+pub const BUFFER_TIME: Duration = Duration::from_millis(20);
+/// ...and at most.
+const MAX_BUFFER_TIME: Duration = Duration::from_secs(1);
 /// ...but at least this much, so a slow limit still reads in whole pieces.
 const MIN_BUFFER: usize = 2 * PIECE;
 /// The receive buffer given back when a limit is lifted (the kernel no longer tunes one that
@@ -196,14 +199,15 @@ impl Limits {
 }
 
 /// Sizes the receive buffer of `socket`, read under a limit of `rate` bytes a second (`None`
-/// for none any more). A stream read at a limited pace keeps in the kernel's buffer what its
-/// sender rushed ahead, and on a fast link that buffer grows to megabytes, all of which would
-/// cross the link in one burst at the start: the buffer is held to 20 ms at the rate, enough
-/// to keep the pace over a link of up to about that round trip. Best effort: a socket that
-/// refuses keeps its buffer.
-pub fn fit_receive_buffer(socket: impl std::os::fd::AsFd, rate: Option<u64>) {
+/// for none any more), for `time` (at least [`BUFFER_TIME`], at most a second). A stream read
+/// at a limited pace keeps in the kernel's buffer what its sender rushed ahead, and on a fast
+/// link that buffer grows to megabytes, all of which would cross the link in one burst at the
+/// start: the buffer is held to `time` at the rate, which keeps the pace over a link of up to
+/// that round trip. Best effort: a socket that refuses keeps its buffer.
+pub fn fit_receive_buffer(socket: impl std::os::fd::AsFd, rate: Option<u64>, time: Duration) {
+    let time = time.clamp(BUFFER_TIME, MAX_BUFFER_TIME);
     let size = rate.map_or(RELEASED_BUFFER, |rate| {
-        usize::try_from(rate / 1000 * BUFFER_TIME)
+        usize::try_from((rate as f64 * time.as_secs_f64()) as u64)
             .unwrap_or(RELEASED_BUFFER)
             .clamp(MIN_BUFFER, RELEASED_BUFFER)
     });
@@ -258,6 +262,8 @@ pub struct Throttled<T> {
     socket: Option<std::os::fd::OwnedFd>,
     /// The rate the buffer was last sized for; 0 while never.
     buffer_for: u64,
+    /// How long the receive buffer holds at the rate.
+    buffer_time: Duration,
 }
 
 impl<T> Throttled<T> {
@@ -268,6 +274,7 @@ impl<T> Throttled<T> {
             sleep: None,
             socket: None,
             buffer_for: 0,
+            buffer_time: BUFFER_TIME,
         }
     }
 
@@ -276,6 +283,13 @@ impl<T> Throttled<T> {
     pub fn with_socket(mut self, socket: std::os::fd::OwnedFd) -> Self {
         self.socket = Some(socket);
         self
+    }
+
+    /// Holds the receive buffer to `time` at the rate (see [`fit_receive_buffer`]): twice the
+    /// link's round trip keeps a limited reader at its pace however far the sender is.
+    pub fn set_buffer_time(&mut self, time: Duration) {
+        self.buffer_time = time;
+        self.buffer_for = 0;
     }
 
     /// Obeys `limits` from the next read or write on.
@@ -317,7 +331,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Throttled<T> {
         if let Some(socket) = &this.socket {
             let tightest = this.limits.tightest();
             if tightest.unwrap_or(0) != this.buffer_for {
-                fit_receive_buffer(socket, tightest);
+                fit_receive_buffer(socket, tightest, this.buffer_time);
                 this.buffer_for = tightest.unwrap_or(0);
             }
         }
@@ -389,6 +403,20 @@ mod tests {
         let limit = 2 * rate as usize;
         assert!(moved <= limit + 2 * PIECE, "{moved} over {limit}");
         assert!(moved >= limit - PIECE, "{moved} under {limit}");
+    }
+
+    /// The receive buffer holds the given time at the rate (20 ms at least, 32 KiB at least);
+    /// the kernel reports twice what was set, its bookkeeping included.
+    #[test]
+    fn a_receive_buffer_holds_its_time_at_the_rate() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let size = |time| {
+            fit_receive_buffer(&socket, Some(1_000_000), time);
+            rustix::net::sockopt::socket_recv_buffer_size(&socket).unwrap() / 2
+        };
+        assert_eq!(size(Duration::ZERO), MIN_BUFFER);
+        assert_eq!(size(Duration::from_millis(120)), 120_000);
     }
 
     #[test]

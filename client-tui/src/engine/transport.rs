@@ -60,6 +60,9 @@ pub(crate) struct FrameStream {
     pub(crate) reader: FrameReader,
     pub(crate) writer: FrameWriter,
     pub(crate) hello: HelloReply,
+    /// How long `hello` took to be answered, when it was waited for: about the link's round
+    /// trip.
+    pub(crate) round_trip: Option<Duration>,
 }
 
 fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
@@ -185,9 +188,13 @@ impl FrameStream {
                 conn.writer.send(request).await?;
             }
             conn.writer.flush().await?;
-            conn.reader.hello(endpoint).await
+            let sent = std::time::Instant::now();
+            let hello = conn.reader.hello(endpoint).await?;
+            Ok::<_, EngineError>((hello, sent.elapsed()))
         };
-        conn.hello = said.await?;
+        let (hello, round_trip) = said.await?;
+        conn.hello = hello;
+        conn.round_trip = Some(round_trip);
         Ok(conn)
     }
 
@@ -250,6 +257,7 @@ impl FrameStream {
                 read_only: false,
                 identity: None,
             },
+            round_trip: None,
         };
         let hello = Request::Hello {
             version: VERSION,
@@ -262,9 +270,16 @@ impl FrameStream {
     }
 
     /// Obeys `recv` for the bytes it reads and `send` for those it writes from now on (a
-    /// job's worker connections, under the job's and the engine's rate limits).
-    pub(crate) fn limit(&mut self, recv: Limits, send: Limits) {
-        self.reader.framed.get_mut().set_limits(recv);
+    /// job's worker connections, under the job's and the engine's rate limits); `round_trip`,
+    /// the link's when known, sizes the receive buffer so a limited reader keeps its pace
+    /// over a long link too.
+    pub(crate) fn limit(&mut self, recv: Limits, send: Limits, round_trip: Option<Duration>) {
+        let reader = self.reader.framed.get_mut();
+        reader.set_limits(recv);
+        if let Some(round_trip) = round_trip {
+            // The link's bandwidth-delay product, and the 20 ms a loopback link gets.
+            reader.set_buffer_time(round_trip + ferry_server::rate::BUFFER_TIME);
+        }
         self.writer.writer.get_mut().set_limits(send);
     }
 
