@@ -155,7 +155,7 @@ impl Limits {
             .min()
     }
 
-    /// How long to wait before moving more bytes, at most [`MAX_WAIT`] (then ask again).
+    /// How long to wait before moving more bytes, at most 100 ms (then ask again).
     pub fn delay(&self) -> Duration {
         let now = Instant::now();
         self.0
@@ -285,8 +285,8 @@ impl<T> Throttled<T> {
         self
     }
 
-    /// Holds the receive buffer to `time` at the rate (see [`fit_receive_buffer`]): twice the
-    /// link's round trip keeps a limited reader at its pace however far the sender is.
+    /// Holds the receive buffer to `time` at the rate (see [`fit_receive_buffer`]): the link's
+    /// round trip and a little keep a limited reader at its pace however far the sender is.
     pub fn set_buffer_time(&mut self, time: Duration) {
         self.buffer_time = time;
         self.buffer_for = 0;

@@ -221,6 +221,18 @@ fn rate_limits_for_a_job_and_for_all_are_shown_where_they_apply() {
         ]
     );
     insta::assert_snapshot!(render(&mut app));
+
+    // What is not a rate changes nothing and says why (the prompt starts from the limit set).
+    app.on_key(key(crossterm::event::KeyCode::Char('L')));
+    typed(&mut app, "fast");
+    assert!(app.take_effects().is_empty());
+    assert_eq!(app.rate_limit, 10_000_000);
+    let banner = app
+        .banner
+        .as_ref()
+        .map(|b| b.text.clone())
+        .unwrap_or_default();
+    assert!(banner.starts_with("Rate limit \"10Mfast\""), "{banner}");
 }
 
 #[test]
