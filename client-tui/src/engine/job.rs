@@ -140,9 +140,6 @@ pub(super) struct Job {
     pub(super) writers: Arc<std::sync::atomic::AtomicUsize>,
     /// The rate limits its worker connections obey: the job's own and the engine's.
     pub(super) rates: [Arc<TwoWayLimit>; 2],
-    /// The link's round trip as the job's first session saw it, for its workers' receive
-    /// buffers under a rate limit.
-    pub(super) round_trip: std::sync::OnceLock<std::time::Duration>,
 }
 
 /// Per-file events gathered before a burst is handed over even between ticks.
@@ -190,7 +187,6 @@ impl Job {
             aside: Mutex::new(HashMap::new()),
             writers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             rates: [(); 2].map(|()| Arc::new(TwoWayLimit::new(0))),
-            round_trip: std::sync::OnceLock::new(),
         }
     }
 

@@ -63,9 +63,6 @@ pub(super) async fn run(
         // The owner's session has logged in already: the workers connect at once, beside the
         // screening, so they are ready by the time the first files are known.
         Some(Groundwork { mut session, stats }) => {
-            if let Some(round_trip) = session.round_trip() {
-                let _ = job.round_trip.set(round_trip);
-            }
             start_workers(&mut first_round);
             let screened = match ask_ahead(&mut session, &spec, &stats).await {
                 Ok(()) => screen_same_files(&job, &mut session, spec).await,
@@ -83,9 +80,6 @@ pub(super) async fn run(
         // all their connections at once would crowd the server's door.
         None => {
             let mut session = retry_busy(|| Session::connect(&job.endpoint)).await?;
-            if let Some(round_trip) = session.round_trip() {
-                let _ = job.round_trip.set(round_trip);
-            }
             let spec = screen_same_files(&job, &mut session, spec).await?;
             start_workers(&mut first_round);
             (session, Default::default(), spec)
@@ -313,7 +307,7 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
             let mut conn = FrameStream::open_unanswered(&job.endpoint).await?;
             let [own, all] = &job.rates;
             let (recv, send) = TwoWayLimit::obeyed(&[own, all]);
-            conn.limit(recv, send, job.round_trip.get().copied());
+            conn.limit(recv, send);
             pipeline(&job, conn, direction).await
         })
         .await;

@@ -190,11 +190,6 @@ impl Session {
     }
 
     /// Whether the server said it is read-only.
-    /// How long this session's `hello` took to be answered: about the link's round trip.
-    pub(crate) fn round_trip(&self) -> Option<std::time::Duration> {
-        self.conn.round_trip
-    }
-
     pub fn read_only(&self) -> bool {
         self.conn.hello.read_only
     }

@@ -60,9 +60,9 @@ pub(crate) struct FrameStream {
     pub(crate) reader: FrameReader,
     pub(crate) writer: FrameWriter,
     pub(crate) hello: HelloReply,
-    /// How long `hello` took to be answered, when it was waited for: about the link's round
-    /// trip.
-    pub(crate) round_trip: Option<Duration>,
+    /// How long the TCP handshake took: the link's round trip, which the kernel answers
+    /// whatever the server is busy with.
+    round_trip: Duration,
 }
 
 fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
@@ -188,13 +188,9 @@ impl FrameStream {
                 conn.writer.send(request).await?;
             }
             conn.writer.flush().await?;
-            let sent = std::time::Instant::now();
-            let hello = conn.reader.hello(endpoint).await?;
-            Ok::<_, EngineError>((hello, sent.elapsed()))
+            conn.reader.hello(endpoint).await
         };
-        let (hello, round_trip) = said.await?;
-        conn.hello = hello;
-        conn.round_trip = Some(round_trip);
+        conn.hello = said.await?;
         Ok(conn)
     }
 
@@ -215,10 +211,12 @@ impl FrameStream {
         let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
-        let (read, write, socket) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let (read, write, socket, round_trip) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let started = std::time::Instant::now();
             let stream = TcpStream::connect(&addr)
                 .await
                 .map_err(|e| broken(&addr, e))?;
+            let round_trip = started.elapsed();
             stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
             // A handle of our own on the socket, to size its receive buffer under a rate limit
             // (the TLS stream hides the socket once split).
@@ -231,7 +229,7 @@ impl FrameStream {
             } else {
                 split_plain(stream)
             };
-            Ok::<_, EngineError>((read, write, socket))
+            Ok::<_, EngineError>((read, write, socket, round_trip))
         })
         .await
         .map_err(|_| broken(&addr, "timed out connecting"))??;
@@ -257,7 +255,7 @@ impl FrameStream {
                 read_only: false,
                 identity: None,
             },
-            round_trip: None,
+            round_trip,
         };
         let hello = Request::Hello {
             version: VERSION,
@@ -270,16 +268,13 @@ impl FrameStream {
     }
 
     /// Obeys `recv` for the bytes it reads and `send` for those it writes from now on (a
-    /// job's worker connections, under the job's and the engine's rate limits); `round_trip`,
-    /// the link's when known, sizes the receive buffer so a limited reader keeps its pace
-    /// over a long link too.
-    pub(crate) fn limit(&mut self, recv: Limits, send: Limits, round_trip: Option<Duration>) {
+    /// job's worker connections, under the job's and the engine's rate limits). The receive
+    /// buffer holds the link's round trip at the rate, and the 20 ms a loopback link gets,
+    /// so a limited reader keeps its pace over a long link too.
+    pub(crate) fn limit(&mut self, recv: Limits, send: Limits) {
         let reader = self.reader.framed.get_mut();
         reader.set_limits(recv);
-        if let Some(round_trip) = round_trip {
-            // The link's bandwidth-delay product, and the 20 ms a loopback link gets.
-            reader.set_buffer_time(round_trip + ferry_server::rate::BUFFER_TIME);
-        }
+        reader.set_buffer_time(self.round_trip + ferry_server::rate::BUFFER_TIME);
         self.writer.writer.get_mut().set_limits(send);
     }
 
