@@ -303,6 +303,10 @@ struct TransferArgs {
     /// as the spoof it may be).
     #[arg(long)]
     allow_unsafe_names: bool,
+    /// Bytes per second to receive, and to send, at most, e.g. 10M or 500K (K, M, G are
+    /// powers of 1000; Ki, Mi, Gi powers of 1024), held within 5 % over any 2 seconds.
+    #[arg(long, value_name = "RATE", value_parser = ferry::engine::parse_rate)]
+    limit_rate: Option<u64>,
 }
 
 impl TransferArgs {
@@ -317,6 +321,7 @@ impl TransferArgs {
         options.json = self.json;
         options.strict = self.strict;
         options.allow_unsafe_names = self.allow_unsafe_names;
+        options.limit_rate = self.limit_rate.unwrap_or(0);
         options
     }
 }

@@ -77,6 +77,11 @@ pub struct Config {
     /// Work units per second a connection's budget for expensive requests refills by; a
     /// request that finds it spent waits until it is positive again.
     pub work_rate: u64,
+    /// Bytes per second each connection may send, and may receive (each way on its own);
+    /// `None` for no limit.
+    pub limit_rate: Option<u64>,
+    /// Bytes per second all connections together may move each way; `None` for no limit.
+    pub limit_rate_total: Option<u64>,
 }
 
 impl Config {
@@ -113,6 +118,8 @@ impl Config {
             server_login_interval: Duration::from_millis(250),
             work_burst: 10_000_000,
             work_rate: 200_000,
+            limit_rate: None,
+            limit_rate_total: None,
         }
     }
 }
@@ -153,6 +160,8 @@ impl fmt::Debug for Config {
             .field("server_login_interval", &self.server_login_interval)
             .field("work_burst", &self.work_burst)
             .field("work_rate", &self.work_rate)
+            .field("limit_rate", &self.limit_rate)
+            .field("limit_rate_total", &self.limit_rate_total)
             .finish()
     }
 }

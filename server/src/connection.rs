@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Config;
+use crate::rate::{Limits, PIECE};
 use crate::work_budget::WorkBudget;
 
 /// The read buffer's first size: a connection that only lists and fetches never needs more,
@@ -237,6 +238,11 @@ pub(crate) struct Connection {
     eof: bool,
     /// What this connection may still spend on expensive requests.
     work: WorkBudget,
+    /// The rate limits the bytes this connection reads obey (`--limit-rate`,
+    /// `--limit-rate-total`)...
+    recv: Limits,
+    /// ...and those it writes.
+    send: Limits,
 }
 
 impl Connection {
@@ -259,6 +265,31 @@ impl Connection {
             cancel,
             eof: false,
             work: WorkBudget::new(config.work_burst, config.work_rate),
+            recv: Limits::default(),
+            send: Limits::default(),
+        }
+    }
+
+    /// Obeys `recv` for what it reads and `send` for what it writes from now on: every byte
+    /// counts, headers too, which is a hair stricter than the payload alone.
+    pub fn limit(&mut self, recv: Limits, send: Limits) {
+        // Over TLS and stdio the kernel's buffer is left as it is.
+        if let (Some(rate), Either::Left(plain)) = (recv.tightest(), &self.reader) {
+            crate::rate::fit_receive_buffer(plain.as_ref(), Some(rate), crate::rate::BUFFER_TIME);
+        }
+        self.recv = recv;
+        self.send = send;
+    }
+
+    /// Waits until `limits` let bytes move; ends early if the server shuts down.
+    async fn rate_turn(&self, limits: &Limits) -> Result<(), ConnError> {
+        if !limits.active() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(ConnError::Cancelled),
+            () = limits.ready() => Ok(()),
         }
     }
 
@@ -313,10 +344,11 @@ impl Connection {
             if self.buf.capacity() - self.buf.len() < INITIAL_READ_CAPACITY {
                 self.buf.reserve(INITIAL_READ_CAPACITY);
             }
-            let mut limited = (&mut self.buf).limit(room);
+            let mut limited = (&mut self.buf).limit(self.recv.piece(room));
             match self.reader.read_buf(&mut limited).await {
                 Ok(0) => self.eof = true,
-                Ok(_) => {}
+                // Cancel-safe, so charged but not waited for: the next read waits instead.
+                Ok(n) => self.recv.charge(n),
                 Err(err) => return ConnError::Io(err),
             }
         }
@@ -419,15 +451,18 @@ impl Connection {
             self.buf.reserve(self.read_room);
         }
         let room = self.buf.capacity() - self.buf.len();
+        self.rate_turn(&self.recv).await?;
+        let mut limited = (&mut self.buf).limit(self.recv.piece(room));
         let read = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Err(ConnError::Cancelled),
-            read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buf)) => read,
+            read = tokio::time::timeout_at(deadline, self.reader.read_buf(&mut limited)) => read,
         };
         let n = match read {
             Ok(n) => n?,
             Err(_elapsed) => return Err(stalled),
         };
+        self.recv.charge(n);
         if n == room {
             self.read_room = (self.read_room * 2).min(READ_CAPACITY);
         }
@@ -472,6 +507,8 @@ impl Connection {
             if !self.writer.buffer().is_empty() {
                 self.flush().await?;
             }
+            self.rate_turn(&self.recv).await?;
+            let room = self.recv.piece(room);
             let deadline = after(Instant::now(), self.stall_timeout);
             let mut limited = (&mut *out).limit(room);
             let read = tokio::select! {
@@ -484,9 +521,10 @@ impl Connection {
                 Ok(n) => n?,
                 Err(_elapsed) => return Err(ConnError::Timeout("payload bytes")),
             };
+            self.recv.charge(n);
             // Take whatever else is already waiting, without waiting for more: big pieces
             // when the peer is fast, no hold-up when it trickles.
-            while n < room {
+            while n < room && !self.recv.active() {
                 let mut limited = (&mut *out).limit(room - n);
                 match read_waiting(&mut self.reader, &mut limited) {
                     Ok(0) | Err(_) => break,
@@ -528,6 +566,9 @@ impl Connection {
     /// Queues bytes for the peer. A peer that takes nothing for the stall timeout is dropped;
     /// one that reads slowly but steadily is not, however long the whole write takes.
     pub async fn write(&mut self, mut bytes: &[u8]) -> Result<(), ConnError> {
+        if self.send.active() {
+            return self.write_limited(bytes).await;
+        }
         if self.writer.buffer().len() + bytes.len() <= WRITE_CAPACITY {
             // Fits in the buffer: no IO happens, so no timer or cancellation is needed.
             return Ok(self.writer.write_all(bytes).await?);
@@ -546,6 +587,25 @@ impl Connection {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
             bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// [`Self::write`] under a rate limit: piece by piece, each waiting for its turn.
+    async fn write_limited(&mut self, mut bytes: &[u8]) -> Result<(), ConnError> {
+        while !bytes.is_empty() {
+            self.rate_turn(&self.send).await?;
+            let piece = &bytes[..self.send.piece(bytes.len())];
+            if self.writer.buffer().len() + piece.len() > WRITE_CAPACITY {
+                self.flush().await?;
+            }
+            self.writer.write_all(piece).await?;
+            self.send.charge(piece.len());
+            bytes = &bytes[piece.len()..];
+            // Out at once, so what leaves the socket follows the clock, not the buffer.
+            if self.writer.buffer().len() >= PIECE {
+                self.flush().await?;
+            }
         }
         Ok(())
     }

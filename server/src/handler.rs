@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use crate::connection::{ConnError, Connection, Transport};
 use crate::ops::{self, Login};
+use crate::rate::TwoWayLimit;
 use crate::slots::Slot;
 use crate::state::ServerState;
 
@@ -51,6 +52,9 @@ pub(crate) async fn serve_transport(
     slot: Slot,
 ) -> Result<(), String> {
     let mut conn = Connection::new(transport, &server.config, cancel);
+    let own = TwoWayLimit::new(server.config.limit_rate.unwrap_or(0));
+    let (recv, send) = TwoWayLimit::obeyed(&[&own, &server.rate_total]);
+    conn.limit(recv, send);
     info!("connection open");
     let mut login = Login::new(slot);
     let ended = answer_requests(&mut conn, &server, &mut login).await;

@@ -28,6 +28,8 @@
 //!   the bytes they have claimed on disk.
 //! - `descriptors`: the process's budget of open descriptors for work that walks trees.
 //! - `sweep`: removes hidden partial uploads abandoned for longer than the expiry.
+//! - `rate`: rate limits (a token bucket shared by streams, and a reader or writer that obeys
+//!   it), for `--limit-rate` here and in the client.
 //! - `tls`: the TLS identity (PEM files or a kept self-signed pair) and its fingerprint.
 
 mod buffer_pool;
@@ -41,6 +43,7 @@ mod handler;
 mod listener;
 mod logins;
 mod ops;
+pub mod rate;
 mod root;
 mod slots;
 mod state;

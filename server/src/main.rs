@@ -110,6 +110,15 @@ struct Args {
     /// with `no_space` before its bytes are read (with 0, only one that cannot fit at all).
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_bytes)]
     reserve: u64,
+    /// Bytes per second each connection may send, and may receive, e.g. 10M or 1MiB (as for
+    /// --max-upload-size); held within 5 % over any 2 seconds, without bursts. No limit when
+    /// absent (or 0).
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    limit_rate: Option<u64>,
+    /// Bytes per second all connections together may send, and may receive (shared by them
+    /// as they come); with --limit-rate, each connection obeys both.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    limit_rate_total: Option<u64>,
     /// Longest request header in bytes, newline included (1024 to 65536).
     #[arg(long, value_name = "BYTES", default_value_t = ferry_protocol::MAX_HEADER_LEN as u64,
           value_parser = clap::value_parser!(u64).range(1024..=ferry_protocol::MAX_HEADER_LEN as u64))]
@@ -328,6 +337,8 @@ fn set_session_limits(config: &mut Config, args: &Args) {
     config.stall_timeout = args.stall_timeout;
     config.max_upload_size = args.max_upload_size;
     config.free_space_reserve = args.reserve;
+    config.limit_rate = args.limit_rate.filter(|&rate| rate > 0);
+    config.limit_rate_total = args.limit_rate_total.filter(|&rate| rate > 0);
     // Within the ranges clap checked, so they fit.
     config.max_header_len = usize::try_from(args.max_header_len).unwrap_or(usize::MAX);
     config.max_path_len = usize::try_from(args.max_path_len).unwrap_or(usize::MAX);
@@ -350,6 +361,10 @@ fn log_limits(config: &Config) {
         login_timeout = %humantime::format_duration(config.login_timeout),
         idle_timeout = %humantime::format_duration(config.idle_timeout),
         stall_timeout = %humantime::format_duration(config.stall_timeout),
+        limit_rate = %config.limit_rate.map_or("none".to_owned(), |rate| size(rate) + "/s"),
+        limit_rate_total = %config
+            .limit_rate_total
+            .map_or("none".to_owned(), |rate| size(rate) + "/s"),
         "limits"
     );
     if let Ok(stats) = rustix::fs::statvfs(&config.root) {

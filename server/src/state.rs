@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::logins::Logins;
+use crate::rate::TwoWayLimit;
 use crate::root::{PathLimits, Root};
 use crate::uploads::Uploads;
 use crate::users::Accounts;
@@ -31,6 +32,8 @@ pub(crate) struct ServerState {
     pub logins: Logins,
     /// Cancelled on shutdown; long blocking work (a walk of a huge tree) checks it and stops.
     pub shutdown: CancellationToken,
+    /// `limit_rate_total`: what all connections together receive, and what they send.
+    pub rate_total: TwoWayLimit,
 }
 
 impl ServerState {
@@ -53,6 +56,7 @@ impl ServerState {
                 })
             })
             .transpose()?;
+        let config_total = config.limit_rate_total.unwrap_or(0);
         Ok(Self {
             token_hash: config
                 .token
@@ -64,6 +68,7 @@ impl ServerState {
             root: Arc::new(root),
             uploads: Uploads::default(),
             shutdown: CancellationToken::new(),
+            rate_total: TwoWayLimit::new(config_total),
         })
     }
 }

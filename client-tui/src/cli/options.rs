@@ -23,6 +23,9 @@ pub struct TransferOptions {
     pub strict: bool,
     /// Download names that would spoof other programs instead of refusing them.
     pub allow_unsafe_names: bool,
+    /// Bytes per second the command may receive, and may send (`--limit-rate`); 0 for no
+    /// limit.
+    pub limit_rate: u64,
 }
 
 impl TransferOptions {
@@ -39,6 +42,7 @@ impl TransferOptions {
             json: false,
             strict: false,
             allow_unsafe_names: false,
+            limit_rate: 0,
         }
     }
 }

@@ -87,6 +87,7 @@ pub(super) async fn run_job(
         EngineOptions {
             workers: options.jobs,
             allow_unsafe_names: options.allow_unsafe_names,
+            limit_rate: options.limit_rate,
             ..EngineOptions::default()
         },
     );

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ferry_server::rate::TwoWayLimit;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -15,6 +16,7 @@ use super::error::EngineError;
 use super::event::{JobSummary, TransferEvent};
 use super::job::{Job, lock};
 use super::progress::EMIT_INTERVAL;
+use super::rate::SharedRate;
 use super::scheduler;
 use super::spec::{EngineOptions, Groundwork, JobId, JobSpec};
 
@@ -32,7 +34,10 @@ struct EngineState {
     options: EngineOptions,
     events_tx: mpsc::UnboundedSender<Vec<TransferEvent>>,
     next_id: AtomicU64,
-    jobs: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Each running job's cancellation token and own rate limit.
+    jobs: Mutex<HashMap<JobId, (CancellationToken, Arc<TwoWayLimit>)>>,
+    /// The limit all jobs share (with other engines too, when the owner says so).
+    rate: SharedRate,
 }
 
 impl Engine {
@@ -43,6 +48,16 @@ impl Engine {
 
     /// Like [`new`](Self::new), with a chosen parallelism.
     pub fn with_options(endpoint: Endpoint, options: EngineOptions) -> (Engine, Events) {
+        Self::with_shared_rate(endpoint, options, None)
+    }
+
+    /// Like [`with_options`](Self::with_options); with `rate`, the jobs obey that limit, shared
+    /// with whoever else holds it, instead of `options.limit_rate`.
+    pub fn with_shared_rate(
+        endpoint: Endpoint,
+        options: EngineOptions,
+        rate: Option<SharedRate>,
+    ) -> (Engine, Events) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let options = EngineOptions {
             workers: options.workers.max(1),
@@ -55,6 +70,7 @@ impl Engine {
             events_tx,
             next_id: AtomicU64::new(1),
             jobs: Mutex::new(HashMap::new()),
+            rate: rate.unwrap_or_else(|| SharedRate::new(options.limit_rate)),
         };
         (
             Engine {
@@ -82,17 +98,14 @@ impl Engine {
     pub fn submit_with(&self, spec: JobSpec, groundwork: Option<Groundwork>) -> JobId {
         let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
         let cancel = CancellationToken::new();
-        lock(&self.state.jobs).insert(id, cancel.clone());
+        let rate = Arc::new(TwoWayLimit::new(0));
+        lock(&self.state.jobs).insert(id, (cancel.clone(), Arc::clone(&rate)));
         let state = Arc::clone(&self.state);
         tokio::spawn(async move {
             let started = Instant::now();
-            let job = Arc::new(Job::new(
-                id,
-                &state.endpoint,
-                state.options,
-                &state.events_tx,
-                &spec,
-            ));
+            let mut job = Job::new(id, &state.endpoint, state.options, &state.events_tx, &spec);
+            job.rates = [rate, Arc::clone(&state.rate.0)];
+            let job = Arc::new(job);
             let reporter = AbortOnDropHandle::new(tokio::spawn(report_progress(Arc::clone(&job))));
             let outcome = tokio::select! {
                 biased;
@@ -126,8 +139,16 @@ impl Engine {
 
     /// Cancels a job: its partial files stay hidden, nothing appears under a final name.
     pub fn cancel(&self, job: JobId) {
-        if let Some(token) = lock(&self.state.jobs).get(&job) {
+        if let Some((token, _)) = lock(&self.state.jobs).get(&job) {
             token.cancel();
+        }
+    }
+
+    /// Changes one job's own limit (0 lifts it), on top of the shared one; running jobs
+    /// follow within 100 ms. A job that has ended is left alone.
+    pub fn set_job_rate_limit(&self, job: JobId, bytes_per_second: u64) {
+        if let Some((_, rate)) = lock(&self.state.jobs).get(&job) {
+            rate.set_rate(bytes_per_second);
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use ferry_protocol::{Digest, Kind};
+use ferry_server::rate::TwoWayLimit;
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::Endpoint;
@@ -140,6 +141,8 @@ pub(super) struct Job {
     pub(super) aside: Mutex<HashMap<PathBuf, MovedAside>>,
     /// Disk writers of large downloads still running (they outlive a cancelled job briefly).
     pub(super) writers: Arc<std::sync::atomic::AtomicUsize>,
+    /// The rate limits its worker connections obey: the job's own and the engine's.
+    pub(super) rates: [Arc<TwoWayLimit>; 2],
 }
 
 /// Per-file events gathered before a burst is handed over even between ticks.
@@ -187,6 +190,7 @@ impl Job {
             machine: std::sync::OnceLock::new(),
             aside: Mutex::new(HashMap::new()),
             writers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            rates: [(); 2].map(|()| Arc::new(TwoWayLimit::new(0))),
         }
     }
 

@@ -31,6 +31,8 @@
 //! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
 //!   handshake, and the refusal to send credentials in clear text.
 //! - `known_hosts`: certificate fingerprints and the file that pins them on first use.
+//! - `rate`: [`SharedRate`], a rate limit several engines share, and how a rate is written;
+//!   the token bucket under it is `ferry_server::rate`'s.
 //! - `progress`: pure progress arithmetic (speed, ETA, throttling), no clock of its own.
 //! - `local`: the local side: walking sources, hidden partial files, free names, prefix hashes.
 //! - `endpoint`, `error`, `spec`, `event`: the words the engine and its owner share:
@@ -50,6 +52,7 @@ pub mod known_hosts;
 mod local;
 mod plan;
 pub mod progress;
+mod rate;
 mod same_file;
 mod scheduler;
 mod session;
@@ -65,6 +68,7 @@ pub(crate) use error::without_os_error;
 pub use error::{EngineError, RESUME_MISMATCH};
 pub use event::{JobProgress, JobSummary, LeftOutReason, TransferEvent};
 pub use front::{Engine, Events};
+pub use rate::{SharedRate, parse_rate};
 pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
 pub use spec::{
     ConflictAnswer, ConflictPolicy, EngineOptions, FileFacts, Groundwork, JobId, JobSpec,

@@ -51,6 +51,9 @@ pub(super) async fn plan_upload(
         let mut first = true;
         // The item failed as a whole (reported once): the rest of its walk is not read.
         let mut refused = false;
+        // A new remote root, made in the first round of `mkdir`s with its subdirectories
+        // instead of in a round trip of its own; its files wait for that round.
+        let mut new_root = None;
         let mut dirs = Vec::new();
         let mut root_is_dir = false;
         while let Some(step) = steps.recv().await {
@@ -65,7 +68,12 @@ pub(super) async fn plan_upload(
                     mode: step.root_mode,
                 };
                 refused = match prepare_root(job, session, &root, known).await {
-                    Ok(ready) => !ready,
+                    Ok(RootReady::Ready) => false,
+                    Ok(RootReady::Refused) => true,
+                    Ok(RootReady::Make) => {
+                        new_root = Some((remote_root.clone(), root.mode));
+                        false
+                    }
                     Err(e @ EngineError::Remote { .. }) => {
                         job.failed_path(&remote_root, &e);
                         true
@@ -106,7 +114,7 @@ pub(super) async fn plan_upload(
                         task
                     })
                     .collect::<Vec<_>>();
-                if index == 0 {
+                if index == 0 && new_root.is_none() {
                     // This directory exists on the server by now: its files can go.
                     job.feed(tasks);
                 } else {
@@ -123,7 +131,22 @@ pub(super) async fn plan_upload(
                 );
                 dirs.extend(step.dirs.into_iter().map(|dir| dir.rel));
             }
-            make_remote_dirs(job, session, &mkdirs).await?;
+            if let Some(root) = new_root.take() {
+                mkdirs.insert(0, root);
+                let mut outcomes = session.mkdir_many(&mkdirs).await?.into_iter();
+                // Refused, the root fails the item once; the directories below it fail with
+                // it, unreported.
+                if let Some(Err(e)) = outcomes.next()
+                    && e.remote_code() != Some(ErrorCode::AlreadyExists)
+                {
+                    job.failed_path(&remote_root, &e);
+                    refused = true;
+                    break;
+                }
+                report_mkdirs(job, &mkdirs[1..], outcomes);
+            } else {
+                make_remote_dirs(job, session, &mkdirs).await?;
+            }
             job.feed(held);
         }
         // A walk still sending (the item was refused) sees the channel closed and stops.
@@ -176,16 +199,25 @@ struct Root<'a> {
 /// Directories a walk may read ahead of the planner.
 const WALK_AHEAD: usize = 16;
 
+/// What an upload's destination needs before its files go.
+enum RootReady {
+    Ready,
+    /// The item failed (reported).
+    Refused,
+    /// A directory to make, with the first round of its subdirectories.
+    Make,
+}
+
 /// Gets the destination of an upload ready once its source is known to be a directory (or
-/// not): a missing directory is made, an existing one tells which files already exist there,
-/// a file in the way of a directory fails the item. `false` when the item failed.
+/// not): a missing directory is to be made, an existing one tells which files already exist
+/// there, a file in the way of a directory fails the item.
 async fn prepare_root(
     job: &Job,
     session: &mut Session,
     root: &Root<'_>,
     known: Option<Option<Entry>>,
-) -> Result<bool, EngineError> {
-    let (remote_root, root_is_dir, root_mode) = (root.remote, root.is_dir, root.mode);
+) -> Result<RootReady, EngineError> {
+    let (remote_root, root_is_dir) = (root.remote, root.is_dir);
     let existing = match known {
         Some(known) => known,
         None => session.try_stat(remote_root).await?,
@@ -195,12 +227,10 @@ async fn prepare_root(
             lock(&job.remote_existing).insert(remote_root.to_owned(), entry.kind);
             remember_facts(job, remote_root, &entry);
         }
-        return Ok(true);
+        return Ok(RootReady::Ready);
     }
     match existing {
-        None => {
-            Ok(make_remote_dirs(job, session, &[(remote_root.to_owned(), root_mode)]).await? == 0)
-        }
+        None => Ok(RootReady::Make),
         Some(entry) if entry.kind == Kind::Dir => {
             let below = session.walk(remote_root).await?;
             let mut known = lock(&job.remote_existing);
@@ -209,7 +239,7 @@ async fn prepare_root(
                 remember_facts(job, &remote, &entry);
                 known.insert(remote, entry.kind);
             }
-            Ok(true)
+            Ok(RootReady::Ready)
         }
         Some(_) => {
             job.failed_path(
@@ -220,7 +250,7 @@ async fn prepare_root(
                     path: remote_root.to_owned(),
                 },
             );
-            Ok(false)
+            Ok(RootReady::Refused)
         }
     }
 }
@@ -236,8 +266,19 @@ async fn make_remote_dirs(
     if dirs.is_empty() {
         return Ok(0);
     }
+    let outcomes = session.mkdir_many(dirs).await?;
+    Ok(report_mkdirs(job, dirs, outcomes))
+}
+
+/// Reports each of `dirs` whose `mkdir` failed (one that exists already is fine); returns how
+/// many failed.
+fn report_mkdirs(
+    job: &Job,
+    dirs: &[(String, Option<u32>)],
+    outcomes: impl IntoIterator<Item = Result<(), EngineError>>,
+) -> usize {
     let mut failed = 0;
-    for ((dir, _), outcome) in dirs.iter().zip(session.mkdir_many(dirs).await?) {
+    for ((dir, _), outcome) in dirs.iter().zip(outcomes) {
         match outcome {
             Ok(()) => {}
             Err(e) if e.remote_code() == Some(ErrorCode::AlreadyExists) => {}
@@ -247,7 +288,7 @@ async fn make_remote_dirs(
             }
         }
     }
-    Ok(failed)
+    failed
 }
 
 /// A remote name from a listing, as the raw bytes of local path components; `None` if it

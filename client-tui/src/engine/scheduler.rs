@@ -19,6 +19,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use ferry_protocol::{Entry, ErrorCode, Kind, Request};
+use ferry_server::rate::TwoWayLimit;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -298,10 +299,18 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
         if job.drained() {
             return Ok(());
         }
-        let outcome = match retry_busy(|| FrameStream::open(&job.endpoint)).await {
-            Ok(conn) => pipeline(&job, conn, direction).await,
-            Err(e) => Err(e),
-        };
+        // `hello` goes out with the first requests and its answer is read before theirs: the
+        // job has logged in already, so waiting for it would only cost a round trip. A `busy`
+        // server answers it so, and the connection is tried again after a while, its
+        // requests back in the queue.
+        let outcome = retry_busy(|| async {
+            let mut conn = FrameStream::open_unanswered(&job.endpoint).await?;
+            let [own, all] = &job.rates;
+            let (recv, send) = TwoWayLimit::obeyed(&[own, all]);
+            conn.limit(recv, send);
+            pipeline(&job, conn, direction).await
+        })
+        .await;
         match outcome {
             Ok(()) => return Ok(()),
             Err(e @ EngineError::Remote { .. }) => return Err(e),
@@ -362,7 +371,10 @@ async fn pipeline(
     let mut outgoing = Outgoing::new(direction);
     let outcome = {
         let write = write_side(job, &mut writer, in_flight_tx, &mut writing, &mut outgoing);
-        let read = read_side(job, &mut reader, &mut in_flight_rx, &mut reading);
+        let read = async {
+            reader.hello(&job.endpoint).await?;
+            read_side(job, &mut reader, &mut in_flight_rx, &mut reading).await
+        };
         tokio::try_join!(write, read).map(drop)
     };
     if outcome.is_err() {

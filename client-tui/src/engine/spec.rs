@@ -18,6 +18,9 @@ pub struct EngineOptions {
     /// Write names with bidirectional controls or zero-width marks to disk as the server sent
     /// them; by default a download refuses each such file (`unsafe_name`).
     pub allow_unsafe_names: bool,
+    /// Bytes per second all of this engine's jobs together may receive, and may send; 0 for
+    /// no limit.
+    pub limit_rate: u64,
 }
 
 impl Default for EngineOptions {
@@ -26,6 +29,7 @@ impl Default for EngineOptions {
             workers: 4,
             window: 64,
             allow_unsafe_names: false,
+            limit_rate: 0,
         }
     }
 }

@@ -17,6 +17,7 @@ use ferry_protocol::{
     ErrorBody, Frame, FrameDecoder, HelloReply, Request, Token, VERSION, decode_reply,
     encode_header, encode_request,
 };
+use ferry_server::rate::{Limits, Throttled};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,14 +43,14 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The response side of a connection.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
-    framed: FramedRead<Reader, FrameDecoder>,
+    framed: FramedRead<Throttled<Reader>, FrameDecoder>,
     addr: String,
 }
 
 /// The request side of a connection.
 #[derive(Debug)]
 pub(crate) struct FrameWriter {
-    writer: BufWriter<Writer>,
+    writer: BufWriter<Throttled<Writer>>,
     addr: String,
 }
 
@@ -59,6 +60,9 @@ pub(crate) struct FrameStream {
     pub(crate) reader: FrameReader,
     pub(crate) writer: FrameWriter,
     pub(crate) hello: HelloReply,
+    /// How long the TCP handshake took: the link's round trip, which the kernel answers
+    /// whatever the server is busy with.
+    round_trip: Duration,
 }
 
 fn broken(addr: &str, message: impl std::fmt::Display) -> EngineError {
@@ -178,30 +182,71 @@ impl FrameStream {
         known_hosts: Option<&KnownHosts>,
         first: &[Request],
     ) -> Result<FrameStream, EngineError> {
+        let mut conn = Self::connect(endpoint, known_hosts).await?;
+        let said = async {
+            for request in first {
+                conn.writer.send(request).await?;
+            }
+            conn.writer.flush().await?;
+            conn.reader.hello(endpoint).await
+        };
+        conn.hello = said.await?;
+        Ok(conn)
+    }
+
+    /// Connects and buffers `hello` without waiting for its answer (nor sending it: the
+    /// caller's first requests go out with it, in one round trip), for a job's worker, whose
+    /// job has logged in already. The answer comes first: [`FrameReader::hello`] reads it
+    /// before the answers to the caller's requests.
+    pub(crate) async fn open_unanswered(endpoint: &Endpoint) -> Result<FrameStream, EngineError> {
+        let known_hosts = KnownHosts::default_location();
+        Self::connect(endpoint, known_hosts.as_ref()).await
+    }
+
+    /// Connects (through TLS for a TLS endpoint) and buffers `hello`.
+    async fn connect(
+        endpoint: &Endpoint,
+        known_hosts: Option<&KnownHosts>,
+    ) -> Result<FrameStream, EngineError> {
         let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
-        let (read, write) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let (read, write, socket, round_trip) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let started = std::time::Instant::now();
             let stream = TcpStream::connect(&addr)
                 .await
                 .map_err(|e| broken(&addr, e))?;
+            let round_trip = started.elapsed();
             stream.set_nodelay(true).map_err(|e| broken(&addr, e))?;
-            if endpoint.tls {
+            // A handle of our own on the socket, to size its receive buffer under a rate limit
+            // (the TLS stream hides the socket once split).
+            let socket = std::os::fd::AsFd::as_fd(&stream)
+                .try_clone_to_owned()
+                .map_err(|e| broken(&addr, e))?;
+            let (read, write) = if endpoint.tls {
                 let (stream, _trusted) = tls::connect(stream, endpoint, &addr, known_hosts).await?;
-                Ok::<_, EngineError>(split_tls(stream))
+                split_tls(stream)
             } else {
-                Ok(split_plain(stream))
-            }
+                split_plain(stream)
+            };
+            Ok::<_, EngineError>((read, write, socket, round_trip))
         })
         .await
         .map_err(|_| broken(&addr, "timed out connecting"))??;
         let mut conn = FrameStream {
             reader: FrameReader {
-                framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
+                framed: FramedRead::with_capacity(
+                    Throttled::new(read, Limits::default()).with_socket(socket),
+                    FrameDecoder::new(),
+                    IO_BUFFER,
+                ),
                 addr: addr.clone(),
             },
             writer: FrameWriter {
-                writer: BufWriter::with_capacity(IO_BUFFER, write),
+                writer: BufWriter::with_capacity(
+                    IO_BUFFER,
+                    Throttled::new(write, Limits::default()),
+                ),
                 addr,
             },
             hello: HelloReply {
@@ -210,6 +255,7 @@ impl FrameStream {
                 read_only: false,
                 identity: None,
             },
+            round_trip,
         };
         let hello = Request::Hello {
             version: VERSION,
@@ -217,30 +263,19 @@ impl FrameStream {
             user: endpoint.user.clone(),
             password: endpoint.password.clone().map(Token),
         };
-        // Refusals at the door (a token, a full server) name the server, there being no path.
-        let addr = conn.writer.addr.clone();
-        let said = async {
-            conn.writer.send(&hello).await?;
-            for request in first {
-                conn.writer.send(request).await?;
-            }
-            conn.writer.flush().await?;
-            conn.reader.header::<HelloReply>().await
-        };
-        conn.hello = said
-            .await
-            .map_err(|e| {
-                if endpoint.tls || spoke_plain(&addr) {
-                    e
-                } else {
-                    hint_tls(e)
-                }
-            })?
-            .map_err(|body| EngineError::remote(&addr, body))?;
-        if !endpoint.tls {
-            record_plain(&addr);
-        }
+        conn.writer.send(&hello).await?;
         Ok(conn)
+    }
+
+    /// Obeys `recv` for the bytes it reads and `send` for those it writes from now on (a
+    /// job's worker connections, under the job's and the engine's rate limits). The receive
+    /// buffer holds the link's round trip at the rate, and the 20 ms a loopback link gets,
+    /// so a limited reader keeps its pace over a long link too.
+    pub(crate) fn limit(&mut self, recv: Limits, send: Limits) {
+        let reader = self.reader.framed.get_mut();
+        reader.set_limits(recv);
+        reader.set_buffer_time(self.round_trip + ferry_server::rate::BUFFER_TIME);
+        self.writer.writer.get_mut().set_limits(send);
     }
 
     /// Sends one request and waits for its single header reply.
@@ -284,6 +319,27 @@ impl FrameWriter {
 }
 
 impl FrameReader {
+    /// Reads the answer to `hello`, the first thing a connection to `endpoint` hears.
+    /// Refusals at the door (a token, a full server) name the server, there being no path.
+    pub(crate) async fn hello(&mut self, endpoint: &Endpoint) -> Result<HelloReply, EngineError> {
+        let addr = self.addr.clone();
+        let hello = self
+            .header::<HelloReply>()
+            .await
+            .map_err(|e| {
+                if endpoint.tls || spoke_plain(&addr) {
+                    e
+                } else {
+                    hint_tls(e)
+                }
+            })?
+            .map_err(|body| EngineError::remote(&addr, body))?;
+        if !endpoint.tls {
+            record_plain(&addr);
+        }
+        Ok(hello)
+    }
+
     /// The error for a server that stopped answering for [`REPLY_TIMEOUT`].
     fn silent(&self) -> EngineError {
         broken(

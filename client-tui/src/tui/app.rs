@@ -22,8 +22,8 @@ use crate::engine::known_hosts::Fingerprint;
 use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummary, TransferEvent};
 use crate::url::RemoteUrl;
 
-use super::compare;
 use super::chmod::{self, ChmodDialog};
+use super::compare;
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
@@ -39,6 +39,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
+use super::rate::{self, RateTarget};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
@@ -99,6 +100,8 @@ pub struct App {
     awaiting_dest: Option<(Side, JobSpec, JobInfo)>,
     /// F3, F4, Enter on a file, Ctrl+O, and the viewer while it is open.
     pub files: FileActions,
+    /// The rate limit for all transfers together, in bytes per second; 0 for none.
+    pub rate_limit: u64,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -161,6 +164,7 @@ impl App {
             chord: None,
             awaiting_dest: None,
             files: FileActions::new(settings.pager, settings.open),
+            rate_limit: 0,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -256,6 +260,7 @@ impl App {
             banner: &self.banner,
             verified: &self.verified,
             drag: &self.mouse.drag,
+            rate_limit: self.rate_limit,
         }
     }
 
@@ -497,6 +502,9 @@ impl App {
                 }
             }
             Action::CancelJob => self.ask_cancel(),
+            Action::RateLimit => {
+                self.dialog = Some(rate::dialog(RateTarget::All, self.rate_limit, None));
+            }
             Action::Partials => {
                 // Partials live on the server: the remote pane's directory, whichever pane has
                 // the focus.
@@ -577,6 +585,13 @@ impl App {
                 }
             }
             Action::Delete => self.ask_cancel(),
+            Action::RateLimit => match self.transfers.selected_job().filter(|j| j.is_active()) {
+                Some(job) => {
+                    let target = RateTarget::Job(job.key);
+                    self.dialog = Some(rate::dialog(target, job.rate_limit, Some(job.number)));
+                }
+                None => self.dialog = Some(rate::dialog(RateTarget::All, self.rate_limit, None)),
+            },
             Action::Transfers | Action::SwitchPane => {
                 self.focus = Focus::Pane(self.last_pane);
                 self.follow_jobs();
@@ -1037,6 +1052,9 @@ impl App {
     }
 
     fn submit_input(&mut self, purpose: InputPurpose, text: String) {
+        if let InputPurpose::RateLimit(target) = purpose {
+            return self.set_rate_limit(target, &text);
+        }
         if text.is_empty() {
             return;
         }
@@ -1081,7 +1099,29 @@ impl App {
                     Some(text),
                 );
             }
+            InputPurpose::RateLimit(target) => self.set_rate_limit(target, &text),
         }
+    }
+
+    /// Sets the limit typed for `target`: shown at once, paced by the engine from its next
+    /// piece of bytes on.
+    fn set_rate_limit(&mut self, target: RateTarget, text: &str) {
+        let bytes_per_second = match rate::parse(text) {
+            Ok(rate) => rate,
+            Err(message) => return self.error(message),
+        };
+        match target {
+            RateTarget::All => self.rate_limit = bytes_per_second,
+            RateTarget::Job(key) => match self.transfers.get_mut(key) {
+                Some(job) if job.is_active() => job.rate_limit = bytes_per_second,
+                // It ended while the prompt was open: nothing to limit.
+                _ => return,
+            },
+        }
+        self.outbox.push(Effect::SetRateLimit {
+            target,
+            bytes_per_second,
+        });
     }
 
     fn conflict_key(&mut self, key: KeyEvent) {

@@ -29,6 +29,8 @@ pub enum InputPurpose {
     Address,
     /// The password of the user a location names; typed masked, sent once, kept nowhere.
     Password(PendingLogin),
+    /// A rate limit, for all transfers or one.
+    RateLimit(super::jobs::RateTarget),
 }
 
 /// A connection that waits for its user's password, and is asked for it again when the

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::engine::find::FindEvent;
 use crate::engine::known_hosts::KnownHosts;
 use crate::engine::view::FetchEnd;
-use crate::engine::{Endpoint, Engine};
+use crate::engine::{Endpoint, Engine, EngineOptions, SharedRate};
 
 use super::app::App;
 use super::config;
@@ -26,6 +26,7 @@ use super::external::{self, Handover, TerminalEvents};
 use super::jobs::JobKey;
 use super::message::{Effect, FileEffect, FileNews, Msg};
 use super::pane::{Location, Side};
+use super::rate::RateTarget;
 use super::remote::{self, RemoteRequest};
 use super::ui;
 
@@ -116,7 +117,9 @@ where
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut finding: Option<Finding> = None;
-    conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx));
+    // One limit for all transfers, whichever server they run on.
+    let rate = SharedRate::new(app.rate_limit);
+    conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx, &rate));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let size = terminal.size()?;
@@ -171,7 +174,7 @@ where
                         old.stop();
                     }
                 }
-                effect => execute(effect, &mut app, &mut conns, &msg_tx, &mut copies),
+                effect => execute(effect, &mut app, &mut conns, &msg_tx, &mut copies, &rate),
             }
         }
         if app.should_quit {
@@ -258,8 +261,17 @@ fn on_terminal_event(app: &mut App, event: Event) -> bool {
 }
 
 /// Starts an engine and a browsing task for a server.
-fn open(conn: u64, endpoint: Endpoint, msg_tx: &mpsc::UnboundedSender<Msg>) -> Conn {
-    let (engine, mut engine_rx) = Engine::new(endpoint.clone());
+fn open(
+    conn: u64,
+    endpoint: Endpoint,
+    msg_tx: &mpsc::UnboundedSender<Msg>,
+    rate: &SharedRate,
+) -> Conn {
+    let (engine, mut engine_rx) = Engine::with_shared_rate(
+        endpoint.clone(),
+        EngineOptions::default(),
+        Some(rate.clone()),
+    );
     let tx = msg_tx.clone();
     tokio::spawn(async move {
         while let Some(event) = engine_rx.recv().await {
@@ -282,6 +294,7 @@ fn execute(
     conns: &mut HashMap<u64, Conn>,
     msg_tx: &mpsc::UnboundedSender<Msg>,
     copies: &mut HashSet<std::path::PathBuf>,
+    rate: &SharedRate,
 ) {
     let current = app.conn.id;
     let to_remote = |conns: &HashMap<u64, Conn>, request: RemoteRequest| {
@@ -369,6 +382,17 @@ fn execute(
                 conn.engine.cancel(key.id);
             }
         }
+        Effect::SetRateLimit {
+            target,
+            bytes_per_second,
+        } => match target {
+            RateTarget::All => rate.set(bytes_per_second),
+            RateTarget::Job(key) => {
+                if let Some(conn) = conns.get(&key.conn) {
+                    conn.engine.set_job_rate_limit(key.id, bytes_per_second);
+                }
+            }
+        },
         Effect::Answer { reply, answer } => {
             // The job may have ended meanwhile; then nobody waits for the answer.
             let _ = reply.send(answer);
@@ -377,7 +401,7 @@ fn execute(
             for old in conns.values_mut() {
                 old.remote_tx = None;
             }
-            conns.insert(conn, open(conn, endpoint, msg_tx));
+            conns.insert(conn, open(conn, endpoint, msg_tx, rate));
         }
         Effect::TrustCertificate {
             conn,
@@ -402,7 +426,7 @@ fn execute(
                     );
                 }
             });
-            conns.insert(conn, open(conn, endpoint, msg_tx));
+            conns.insert(conn, open(conn, endpoint, msg_tx, rate));
         }
         Effect::Probe => to_remote(conns, RemoteRequest::Probe),
         Effect::ListPartials { dir } => to_remote(conns, RemoteRequest::Partials(dir)),

@@ -16,6 +16,15 @@ pub struct JobKey {
     pub id: JobId,
 }
 
+/// What a rate limit applies to (the prompt for it is `rate`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateTarget {
+    /// Every transfer together, on any server.
+    All,
+    /// One job, on top of the limit for all.
+    Job(JobKey),
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
@@ -67,6 +76,8 @@ pub struct JobRow {
     /// Files that failed because the connection broke: their bytes so far stay in a hidden
     /// partial, and copying them again resumes from there.
     pub partials_kept: u64,
+    /// The job's own rate limit in bytes per second; 0 for none.
+    pub rate_limit: u64,
 }
 
 impl JobRow {
@@ -94,6 +105,7 @@ impl JobRow {
             bytes_verified: 0,
             files_verified: 0,
             partials_kept: 0,
+            rate_limit: 0,
         }
     }
 

@@ -57,6 +57,7 @@ pub enum Action {
     Transfers,
     CancelJob,
     ClearFinished,
+    RateLimit,
     Partials,
     Compare,
     View,
@@ -69,7 +70,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 41] = [
+    pub const ALL: [Action; 42] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -103,6 +104,7 @@ impl Action {
         Action::Transfers,
         Action::CancelJob,
         Action::ClearFinished,
+        Action::RateLimit,
         Action::Partials,
         Action::Compare,
         Action::View,
@@ -149,6 +151,7 @@ impl Action {
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
+            Action::RateLimit => "rate_limit",
             Action::Partials => "partials",
             Action::Compare => "compare",
             Action::View => "view",
@@ -196,6 +199,7 @@ impl Action {
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
+            Action::RateLimit => "rate limit: selected transfer / all",
             Action::Partials => "remote partial uploads",
             Action::Compare => "compare panes (dirs not descended)",
             Action::View => "view the file (text or hex)",

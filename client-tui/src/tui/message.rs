@@ -16,6 +16,7 @@ use super::config::Recent;
 use super::jobs::{JobInfo, JobKey};
 pub use super::pane::ListError;
 use super::pane::{Location, Side};
+use super::rate::RateTarget;
 pub use super::viewer::edit::{FileEffect, FileNews};
 
 /// Work for the event loop: everything that touches the disk, the network or the engine.
@@ -63,6 +64,11 @@ pub enum Effect {
         info: JobInfo,
     },
     Cancel(JobKey),
+    /// Set a rate limit (0 lifts it).
+    SetRateLimit {
+        target: RateTarget,
+        bytes_per_second: u64,
+    },
     Answer {
         reply: oneshot::Sender<ConflictAnswer>,
         answer: ConflictAnswer,

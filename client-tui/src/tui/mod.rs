@@ -8,8 +8,8 @@
 //! - [`event_loop`]: terminal events, background results and the tick; runs the effects.
 //! - Components, each with its own state and keys: [`pane`] (one pane's listing, sort,
 //!   filter, cursor and marks) over [`location`] (sides and paths) and [`attrs`] (its
-//!   attribute columns); [`dialogs`] (the modal dialogs and their outcomes) and [`partials`]
-//!   (the partial-uploads dialog); [`copy_dialog`] (F5/F6's where-to and policy); [`conflict`]
+//!   attribute columns); [`dialogs`] (the modal dialogs and their outcomes), [`partials`]
+//!   (the partial-uploads dialog) and [`rate`] (the rate limit prompt and how a limit is shown); [`copy_dialog`] (F5/F6's where-to and policy); [`conflict`]
 //!   (an existing destination's question); [`compare`] (marking what differs between the
 //!   panes); [`chmod`] (the permissions dialog); [`find`] (find file: the pattern, the matches
 //!   as they arrive, the jump); [`jobs`] (the transfer list and its rows, with
@@ -40,8 +40,8 @@ pub mod copy_dialog;
 pub mod dialogs;
 pub mod disk;
 pub mod event_loop;
-pub mod find;
 pub mod external;
+pub mod find;
 pub mod input;
 pub mod job_report;
 pub mod job_request;
@@ -53,6 +53,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod rate;
 pub mod remote;
 pub mod screen;
 pub mod server_link;

@@ -298,19 +298,28 @@ impl Proxy {
     /// Starts on the current runtime; `delay` is slept before each read (up to 64 KiB) is
     /// forwarded.
     pub async fn start(target: SocketAddr, delay: Option<Duration>) -> Proxy {
-        Self::start_with(target, delay, None).await
+        Self::start_with(target, delay, None, None).await
+    }
+
+    /// A proxy whose count is what crossed the "link": its sockets' send buffers are held
+    /// small, so a byte counted has been taken by the receiving side's kernel, not just queued
+    /// in the proxy's (where a fast link's autotuned buffer would hide megabytes). For the rate
+    /// limit tests.
+    pub async fn start_measuring(target: SocketAddr) -> Proxy {
+        Self::start_with(target, None, None, Some(16 * 1024)).await
     }
 
     /// A flaky link: every connection is cut once `cut_after` bytes have gone through it in
     /// either direction.
     pub async fn start_cutting(target: SocketAddr, cut_after: u64) -> Proxy {
-        Self::start_with(target, None, Some(cut_after)).await
+        Self::start_with(target, None, Some(cut_after), None).await
     }
 
     async fn start_with(
         target: SocketAddr,
         delay: Option<Duration>,
         cut_after: Option<u64>,
+        send_buffer: Option<usize>,
     ) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -322,11 +331,19 @@ impl Proxy {
                 let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                     continue;
                 };
+                if let Some(size) = send_buffer {
+                    for socket in [&client, &server] {
+                        rustix::net::sockopt::set_socket_send_buffer_size(socket, size).unwrap();
+                        socket.set_nodelay(true).unwrap();
+                    }
+                }
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
                 let cut = Arc::new(tokio::sync::Notify::new());
                 let budget = Arc::new(AtomicU64::new(cut_after.unwrap_or(u64::MAX)));
                 let link = Link {
+                    // Read no more than the send buffer takes at once.
+                    piece: send_buffer.unwrap_or(64 * 1024),
                     delay,
                     cut: cut.clone(),
                     budget: budget.clone(),
@@ -360,6 +377,8 @@ impl Proxy {
 /// What both directions of one proxied connection share.
 #[derive(Clone)]
 struct Link {
+    /// The most one read takes.
+    piece: usize,
     delay: Option<Duration>,
     /// Wakes the other direction when one gives up, so a cut closes the whole connection.
     cut: Arc<tokio::sync::Notify>,
@@ -373,7 +392,7 @@ async fn relay(
     counter: Arc<AtomicU64>,
     link: Link,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; link.piece];
     loop {
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {

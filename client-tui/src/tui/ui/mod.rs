@@ -56,6 +56,8 @@ pub struct View<'a> {
     /// Files that arrived with a matching digest, by side and location key.
     pub verified: &'a HashSet<(Side, String)>,
     pub drag: &'a Option<Drag>,
+    /// The rate limit for all transfers, in bytes per second; 0 for none.
+    pub rate_limit: u64,
 }
 
 impl View<'_> {

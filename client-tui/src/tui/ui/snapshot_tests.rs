@@ -168,16 +168,72 @@ fn filter_being_typed() {
 
 #[test]
 fn transfer_at_42_percent() {
+    let mut app = uploading_at(12.5 * 1024.0 * 1024.0);
+    insta::assert_snapshot!(render(&mut app));
+}
+
+/// Job #1 uploading the last local entry, 42 MiB of 100 done at `speed` bytes a second.
+fn uploading_at(speed: f64) -> App {
     let mut app = app(local_entries(), remote_entries(), 120, 20);
     app.on_key(key(crossterm::event::KeyCode::End));
-    transfer(
-        &mut app,
-        1,
-        42 * 1024 * 1024,
-        100 * 1024 * 1024,
-        12.5 * 1024.0 * 1024.0,
+    transfer(&mut app, 1, 42 * 1024 * 1024, 100 * 1024 * 1024, speed);
+    app
+}
+
+/// `L` in the transfer list sets the selected job's own limit, `L` from a pane the limit for
+/// all: the row shows its limit, the status bar the one for all, and the engine is told both.
+#[test]
+fn rate_limits_for_a_job_and_for_all_are_shown_where_they_apply() {
+    use crate::tui::rate::RateTarget;
+    let mut app = uploading_at(2_000_000.0);
+    let job = JobKey {
+        conn: 1,
+        id: JobId(1),
+    };
+    let typed = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            app.on_key(key(crossterm::event::KeyCode::Char(c)));
+        }
+        app.on_key(key(crossterm::event::KeyCode::Enter));
+    };
+    for c in ['t', 'L'] {
+        app.on_key(key(crossterm::event::KeyCode::Char(c)));
+    }
+    typed(&mut app, "2M");
+    app.on_key(key(crossterm::event::KeyCode::Char('t')));
+    app.on_key(key(crossterm::event::KeyCode::Char('L')));
+    typed(&mut app, "10M");
+    let effects = app.take_effects();
+    let limits: Vec<(RateTarget, u64)> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::SetRateLimit {
+                target,
+                bytes_per_second,
+            } => Some((*target, *bytes_per_second)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            (RateTarget::Job(job), 2_000_000),
+            (RateTarget::All, 10_000_000)
+        ]
     );
     insta::assert_snapshot!(render(&mut app));
+
+    // What is not a rate changes nothing and says why (the prompt starts from the limit set).
+    app.on_key(key(crossterm::event::KeyCode::Char('L')));
+    typed(&mut app, "fast");
+    assert!(app.take_effects().is_empty());
+    assert_eq!(app.rate_limit, 10_000_000);
+    let banner = app
+        .banner
+        .as_ref()
+        .map(|b| b.text.clone())
+        .unwrap_or_default();
+    assert!(banner.starts_with("Rate limit \"10Mfast\""), "{banner}");
 }
 
 #[test]

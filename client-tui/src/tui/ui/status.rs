@@ -46,6 +46,13 @@ pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
     if conn.read_only {
         left.push_str(" [read-only]");
     }
+    // Also before the name: a limit slows every transfer, and says why they are slow.
+    if view.rate_limit > 0 {
+        left.push_str(&format!(
+            " [limit {}]",
+            super::super::rate::label(view.rate_limit)
+        ));
+    }
     match (&conn.bundled, &conn.server) {
         (Some(dir), _) => left.push_str(&format!(
             " (bundled server: {})",

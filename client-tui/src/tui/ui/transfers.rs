@@ -165,13 +165,19 @@ fn job_row<'a>(
         _ => String::new(),
     };
     let pointer = if selected { "›" } else { "" };
+    // A job's own limit while it runs, before its name, so a narrow panel still shows it.
+    let limit = if job.rate_limit > 0 && job.is_active() {
+        format!("≤{} ", super::super::rate::label(job.rate_limit))
+    } else {
+        String::new()
+    };
     let label = match &job.state {
         JobState::Failed(message) => format!(
             "{pointer}#{} {mark} {verb}{}: {message}",
             job.number, job.info.label
         ),
         _ => format!(
-            "{pointer}#{} {mark} {verb}{}{current} → {}",
+            "{pointer}#{} {mark} {limit}{verb}{}{current} → {}",
             job.number,
             job.info.label,
             job.info.dest_dir.shown()
