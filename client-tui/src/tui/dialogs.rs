@@ -179,10 +179,11 @@ impl Dialog {
                 many.len()
             ),
             many if dirs > 1 => format!(
-                "Delete {} marked entries, including {dirs} directories and everything in them?",
-                many.len()
+                "Delete {} marked entries, including {} directories and everything in them?",
+                format::count(many.len() as u64),
+                format::count(dirs as u64)
             ),
-            many => format!("Delete {} marked files?", many.len()),
+            many => format!("Delete {} marked files?", format::count(many.len() as u64)),
         };
         let paths: Vec<Location> = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
         // What a running job still reads is not deleted under it: its files would vanish

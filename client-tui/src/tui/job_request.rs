@@ -73,7 +73,7 @@ pub fn request_into(
     };
     let label = match names.as_slice() {
         [one] => format::escape_name(one).into_owned(),
-        many => format!("{} items", many.len()),
+        many => format!("{} items", format::count(many.len() as u64)),
     };
     let info = JobInfo {
         dest,

@@ -44,6 +44,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod rank;
 pub mod remote;
 pub mod screen;
 pub mod server_link;

@@ -66,10 +66,25 @@ fn hidden_and_filter() {
 }
 
 #[test]
-fn fuzzy_is_an_ordered_subsequence() {
-    assert!(fuzzy_match("rdm", "README.md"));
-    assert!(!fuzzy_match("mdr", "README.md"));
-    assert!(fuzzy_match("", "x"));
+fn the_filter_shows_names_holding_it_first_then_scattered_matches() {
+    let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
+    pane.set_listing(
+        Location::Local("/data".into()),
+        vec![
+            entry("a1b9c9d9", Kind::File, 1, 0),
+            entry("photos-1999", Kind::Dir, 1, 0),
+            entry("zz", Kind::File, 1, 0),
+            entry("1999.tar", Kind::File, 1, 0),
+        ],
+        None,
+    );
+    pane.set_filter("1999");
+    // Both holders of "1999" first, then the scattered one; `zz` not at all.
+    let shown = names(&pane);
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert_eq!(shown[2], "a1b9c9d9", "{shown:?}");
+    pane.set_filter("");
+    assert_eq!(names(&pane).len(), 4);
 }
 
 #[test]
