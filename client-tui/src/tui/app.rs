@@ -665,12 +665,24 @@ impl App {
 
     /// Queues a copy or move of `names` (default: the selection) into the other pane.
     pub fn transfer(&mut self, source: Side, is_move: bool, names: Option<Vec<String>>) {
+        let dir = self.pane(source.other()).dir.clone();
+        self.transfer_into(source, is_move, dir, names);
+    }
+
+    /// [`Self::transfer`] into `dir` on the other side: its pane's directory, or a folder in
+    /// it a drag was dropped on.
+    fn transfer_into(
+        &mut self,
+        source: Side,
+        is_move: bool,
+        dir: Location,
+        names: Option<Vec<String>>,
+    ) {
         if !self.can_transfer(source, is_move) {
             return;
         }
-        let dest = source.other();
         let Some((spec, info)) =
-            job_request::request(self.pane(source), self.pane(dest), is_move, names)
+            job_request::request_into(self.pane(source), dir, is_move, names, ConflictPolicy::Ask)
         else {
             return;
         };
@@ -759,6 +771,7 @@ impl App {
             self.banner = None;
         }
         self.conn = ServerLink::connecting(self.conn.id + 1, parsed.endpoint(None).address());
+        self.conn.tls = parsed.tls;
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
@@ -1030,7 +1043,7 @@ impl App {
                     self.enter(side);
                 }
             }
-            Gesture::Drop(drag) => {
+            Gesture::Drop(drag, row) => {
                 let pane = self.pane(drag.side);
                 // Dropping a marked entry carries all the marks, like a file manager.
                 let names = if pane.marks.contains(&drag.name) {
@@ -1038,7 +1051,15 @@ impl App {
                 } else {
                     Some(vec![drag.name])
                 };
-                self.transfer(drag.side, false, names);
+                let target = self.pane(drag.side.other());
+                let folder = row
+                    .and_then(|row| target.entry_at(target.offset + row))
+                    .filter(|entry| entry.is_dir_like())
+                    .map(|entry| target.dir.join(&entry.name));
+                match folder {
+                    Some(dir) => self.transfer_into(drag.side, false, dir, names),
+                    None => self.transfer(drag.side, false, names),
+                }
             }
         }
     }

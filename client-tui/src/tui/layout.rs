@@ -11,9 +11,9 @@ pub const MIN_HEIGHT: u16 = 10;
 pub const LIST_TOP: u16 = 2;
 /// Most jobs the transfer panel shows at once.
 const MAX_JOB_ROWS: u16 = 5;
-/// The status bar keeps at least this many columns for the server and its state before it
-/// gives them to key hints beyond the first.
-const STATE_MIN: usize = 32;
+/// The status bar keeps at least this many columns for the server, its state and its markers
+/// (`[tls] [read-only]`) before it gives them to key hints beyond the first and the last.
+const STATE_MIN: usize = 48;
 /// Columns between two key hints in the status bar.
 pub const KEY_GAP: usize = 2;
 
@@ -85,39 +85,52 @@ pub fn job_at(panel: Rect, selected: usize, y: u16) -> Option<usize> {
     (y > panel.y + 1).then(|| first_visible_job(selected, panel) + usize::from(y - panel.y - 2))
 }
 
-/// Where the key hints go in the status bar `status`: one rectangle per hint that fits, in
-/// order, for hints `widths` columns wide, after a server summary `state` columns wide. The
-/// first (help) always shows, since it is how a new user finds every other key; the rest are
-/// right-aligned with a trailing space, and give way to the first `STATE_MIN` columns of the
-/// summary. The status bar draws its hints here and a click on one is its key.
-pub fn key_bar(status: Rect, state: usize, widths: &[usize]) -> Vec<Rect> {
+/// Where the key hints go in the status bar `status`: the index and rectangle of each hint
+/// that fits, in order, for hints `widths` columns wide, after a server summary `state`
+/// columns wide. The first (help) always shows, since it is how a new user finds every other
+/// key, and so does the last (quit), since a user must always see how to leave; the middle
+/// ones follow in order while they fit, right-aligned with a trailing space, giving way to the
+/// first `STATE_MIN` columns of the summary. The status bar draws its hints here and a click
+/// on one is its key.
+pub fn key_bar(status: Rect, state: usize, widths: &[usize]) -> Vec<(usize, Rect)> {
     let room = usize::from(status.width).saturating_sub(state.min(STATE_MIN) + 1);
-    let mut shown = 0;
+    let last = widths.len().saturating_sub(1);
+    let mut shown: Vec<usize> = Vec::with_capacity(widths.len());
     let mut used = 0;
-    for &width in widths {
-        let grown = if shown == 0 {
+    // Help and quit first, then the middle in order.
+    let order = std::iter::once(0)
+        .chain((last > 0).then_some(last))
+        .chain(1..last);
+    for i in order {
+        let Some(&width) = widths.get(i) else { break };
+        let grown = if shown.is_empty() {
             width
         } else {
             used + KEY_GAP + width
         };
-        if shown > 0 && grown + 1 > room {
+        if !shown.is_empty() && grown + 1 > room {
             break;
         }
         used = grown;
-        shown += 1;
+        shown.push(i);
     }
+    shown.sort_unstable();
     // The trailing space.
     let start = usize::from(status.width).saturating_sub(used + 1);
     let mut x = start;
-    let mut rects = Vec::with_capacity(shown);
-    for &width in &widths[..shown] {
+    let mut rects = Vec::with_capacity(shown.len());
+    for i in shown {
+        let width = widths[i];
         let left = x.min(usize::from(status.width));
         let right = (x + width).min(usize::from(status.width));
-        rects.push(Rect::new(
-            status.x + u16::try_from(left).unwrap_or(u16::MAX),
-            status.y,
-            u16::try_from(right - left).unwrap_or(u16::MAX),
-            1,
+        rects.push((
+            i,
+            Rect::new(
+                status.x + u16::try_from(left).unwrap_or(u16::MAX),
+                status.y,
+                u16::try_from(right - left).unwrap_or(u16::MAX),
+                1,
+            ),
         ));
         x += width + KEY_GAP;
     }

@@ -139,6 +139,7 @@ async fn run_async(
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.config_path = options.config.clone().or_else(config::default_config_path);
     app.conn.bundled = bundled;
+    app.conn.tls = endpoint.tls;
     app.recent = recent_list;
     if let Some(recent) = recent {
         app.remember_on_connect(recent);

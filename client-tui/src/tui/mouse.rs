@@ -43,8 +43,9 @@ pub enum Gesture {
     Job(usize),
     /// A click in a pane: on the visible row `row` of its listing, if on one.
     Press(Side, Option<usize>),
-    /// A drag from one pane released over the other.
-    Drop(Drag),
+    /// A drag from one pane released over the other, on its visible row `row` if on one: a
+    /// folder's row means into that folder.
+    Drop(Drag, Option<usize>),
     /// A click on a key hint in the status bar: what its key does.
     Key(Action),
 }
@@ -68,9 +69,9 @@ impl KeyBar<'_> {
         let state = UnicodeWidthStr::width(self.summary);
         layout::key_bar(status, state, &widths)
             .into_iter()
-            .zip(self.hints)
-            .find(|(rect, _)| rect.contains(at))
-            .map(|(_, &(action, _))| action)
+            .find(|(_, rect)| rect.contains(at))
+            .and_then(|(i, _)| self.hints.get(i))
+            .map(|&(action, _)| action)
     }
 }
 
@@ -124,11 +125,18 @@ impl Mouse {
                 }
                 None
             }
-            MouseEventKind::Up(MouseButton::Left) => self
-                .drag
-                .take()
-                .filter(|drag| drag.moved && side == Some(drag.side.other()))
-                .map(Gesture::Drop),
+            MouseEventKind::Up(MouseButton::Left) => {
+                let drag = self
+                    .drag
+                    .take()
+                    .filter(|drag| drag.moved && side == Some(drag.side.other()))?;
+                let area = if drag.side == Side::Local {
+                    areas.remote
+                } else {
+                    areas.local
+                };
+                Some(Gesture::Drop(drag, layout::pane_row(area, event.row)))
+            }
             _ => None,
         }
     }

@@ -294,7 +294,14 @@ impl Pane {
         let show_hidden = self.show_hidden;
         let mut ranker = (!self.filter.is_empty()).then(|| Ranker::new(&self.filter));
         // A filter ranks what it keeps (see `rank`): best first, the sort breaking ties.
-        let mut ranks = vec![None; if ranker.is_some() { self.entries.len() } else { 0 }];
+        let mut ranks = vec![
+            None;
+            if ranker.is_some() {
+                self.entries.len()
+            } else {
+                0
+            }
+        ];
         let mut view: Vec<usize> = (0..self.entries.len())
             .filter(|&i| {
                 let name = &self.entries[i].name;

@@ -106,6 +106,9 @@ mod tests {
 
     #[test]
     fn a_word_start_outranks_a_match_inside_a_word() {
-        assert_eq!(ranked("log", &["catalog", "log.txt"]), ["log.txt", "catalog"]);
+        assert_eq!(
+            ranked("log", &["catalog", "log.txt"]),
+            ["log.txt", "catalog"]
+        );
     }
 }

@@ -25,6 +25,8 @@ pub struct ServerLink {
     pub label: String,
     pub state: ConnState,
     pub read_only: bool,
+    /// Whether the link speaks TLS (a `ferrys://` location), shown as `[tls]`.
+    pub tls: bool,
     /// The server's name and version, once known.
     pub server: Option<String>,
     /// What the bundled server serves, when this is the in-process server.
@@ -42,13 +44,15 @@ impl ServerLink {
             label,
             state: ConnState::Connecting,
             read_only: false,
+            tls: false,
             server: None,
             bundled: None,
             accepted: None,
         }
     }
 
-    /// The status bar's first words: a dot, the server and the state of the link. The bar
+    /// The status bar's first words: a dot, the server, the state of the link and its
+    /// markers (`[tls]`, `[read-only]`). The bar
     /// keeps room for them before key hints, so the click mapping measures them too.
     pub fn summary(&self) -> String {
         let (dot, state) = match &self.state {
@@ -56,7 +60,9 @@ impl ServerLink {
             ConnState::Connected => ("●", "connected"),
             ConnState::Lost(_) => ("✗", "disconnected"),
         };
-        format!(" {dot} {} {state}", self.label)
+        let tls = if self.tls { " [tls]" } else { "" };
+        let read_only = if self.read_only { " [read-only]" } else { "" };
+        format!(" {dot} {} {state}{tls}{read_only}", self.label)
     }
 
     /// Takes in news of the link (its state, access and server name) and says what it means

@@ -519,8 +519,8 @@ fn read_only_marker_survives_a_long_server_name_at_120_columns() {
 }
 
 #[test]
-fn the_key_hints_shrink_with_the_terminal_but_f1_help_stays() {
-    for (width, last_hint) in [(40, "F1 help"), (80, "F8 del"), (120, "F10 quit")] {
+fn the_key_hints_shrink_with_the_terminal_but_f1_help_and_from_80_columns_f10_quit_stay() {
+    for (width, last_hint) in [(40, "F1 help"), (80, "F10 quit"), (120, "F10 quit")] {
         let mut app = app(local_entries(), remote_entries(), width, 14);
         let backend = render(&mut app);
         let buffer = backend.buffer();
@@ -535,6 +535,10 @@ fn the_key_hints_shrink_with_the_terminal_but_f1_help_stays() {
             status.trim_end().ends_with(last_hint),
             "{width} columns: {status:?}"
         );
+        // The middle hints give way first, in order from the end.
+        if width >= 80 {
+            assert!(status.contains("F5 copy"), "{width} columns: {status:?}");
+        }
     }
 }
 

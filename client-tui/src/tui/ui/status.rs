@@ -39,13 +39,11 @@ pub fn draw_banner(frame: &mut Frame, view: &View, area: Rect) {
 pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
     let theme = &view.theme;
     let conn = &view.conn;
+    // The summary holds the `[tls]` and `[read-only]` markers: before the server's name,
+    // which is the first thing cut when the bar is short, since what the user may do and
+    // whether the link is encrypted matter more than which version serves it.
     let mut left = conn.summary();
     let core_width = unicode_width::UnicodeWidthStr::width(left.as_str());
-    // Before the server's name, which is the first thing cut when the bar is short: what the
-    // user may do matters more than which version serves it.
-    if conn.read_only {
-        left.push_str(" [read-only]");
-    }
     match (&conn.bundled, &conn.server) {
         (Some(dir), _) => left.push_str(&format!(
             " (bundled server: {})",
@@ -76,8 +74,11 @@ pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
         .collect();
     let width = usize::from(area.width);
     // Where layout puts them, which is where a click finds them.
-    let shown = layout::key_bar(area, core_width, &widths).len();
-    let right = format!("{} ", hints[..shown].join(&" ".repeat(layout::KEY_GAP)));
+    let shown: Vec<&str> = layout::key_bar(area, core_width, &widths)
+        .into_iter()
+        .filter_map(|(i, _)| hints.get(i).map(String::as_str))
+        .collect();
+    let right = format!("{} ", shown.join(&" ".repeat(layout::KEY_GAP)));
     let right_width = unicode_width::UnicodeWidthStr::width(right.as_str());
     let left = truncate(&left, width.saturating_sub(right_width + 1));
     let pad = width

