@@ -156,3 +156,57 @@ fn a_file_dropped_on_a_folder_row_goes_into_it_and_elsewhere_into_the_pane() {
     tmux.keys(&["F10"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
+
+#[test]
+fn f9_masks_the_token_takes_a_bare_host_port_and_offers_the_bundled_server_back() {
+    let desk = Desk::new();
+    let served = desk.dir("served");
+    std::fs::write(served.join("bundled-file.txt"), b"home").unwrap();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.token = Some("s3cret-token".into());
+    });
+    std::fs::write(server.path("elsewhere.txt"), b"away").unwrap();
+    let tmux = desk.ferry(&["--serve", served.to_str().unwrap()], (120, 30));
+    tmux.wait_for("the bundled server", |s| {
+        s.contains("bundled-file.txt") && s.contains("connected")
+    });
+
+    tmux.keys(&["F9"]);
+    let screen = tmux.wait_for("the connect list", |s| s.contains("New address"));
+    assert!(
+        !screen.contains("back to the bundled server"),
+        "the bundled server is offered while shown:\n{screen}"
+    );
+    tmux.keys(&["End", "Enter"]);
+    tmux.wait_for("the address prompt", |s| s.contains("Address: ferry://"));
+    // A bare HOST:PORT over the cleared pre-fill, then the token.
+    tmux.keys(&["C-u"]);
+    let typed = format!("127.0.0.1:{} s3cret-token", server.addr.port());
+    tmux.keys(&["-l", &typed]);
+    let screen = tmux.wait_for("the typed address", |s| {
+        s.contains(&format!("127.0.0.1:{} ", server.addr.port()))
+    });
+    assert!(
+        !screen.contains("s3cret"),
+        "the token shows in clear:\n{screen}"
+    );
+    assert!(screen.contains("••••••••••••"), "{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the other server", |s| {
+        s.contains("elsewhere.txt") && status_line(s).contains("connected")
+    });
+    assert!(!screen.contains("Bad address"), "{screen}");
+
+    tmux.keys(&["F9"]);
+    tmux.wait_for("the bundled server offered", |s| {
+        s.contains("back to the bundled server")
+    });
+    tmux.keys(&["Home", "Enter"]);
+    let screen = tmux.wait_for("back on the bundled server", |s| {
+        s.contains("bundled-file.txt") && status_line(s).contains("connected")
+    });
+    assert!(status_line(&screen).contains("bundled server"), "{screen}");
+    assert!(!screen.contains("elsewhere.txt"), "{screen}");
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}

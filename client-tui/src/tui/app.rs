@@ -26,7 +26,7 @@ use super::compare;
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
-use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
+use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, typed_address};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::job_request;
@@ -71,6 +71,9 @@ pub struct App {
     /// written back so the bookmark remembers it.
     pub config_path: Option<PathBuf>,
     pub recent: Vec<Recent>,
+    /// The bundled server ferry started with (what it serves, how to reach it), offered by F9
+    /// to return to once the remote pane shows another server.
+    pub bundled_server: Option<(PathBuf, Endpoint)>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
     /// The current connection's login as a user, so a refused password can be asked again.
@@ -135,6 +138,7 @@ impl App {
             bookmarks: settings.bookmarks,
             config_path: None,
             recent: Vec::new(),
+            bundled_server: None,
             pending_recent: None,
             login: None,
             size: (120, 40),
@@ -708,7 +712,12 @@ impl App {
     }
 
     fn open_connect(&mut self) {
-        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent));
+        // The bundled server, unless the remote pane shows it already.
+        let home = (self.conn.bundled.is_none())
+            .then_some(self.bundled_server.as_ref())
+            .flatten()
+            .map(|(root, _)| root.as_path());
+        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent, home));
     }
 
     /// Switches the remote pane to another server.
@@ -720,6 +729,24 @@ impl App {
     /// `fingerprint` when one is given (a bookmark's or recent entry's pin).
     pub fn connect_pinned(&mut self, url: &str, token: Option<String>, fingerprint: Option<&str>) {
         self.connect_as(url, token, fingerprint, None);
+    }
+
+    /// Switches the remote pane back to the bundled server, at its root.
+    fn return_to_bundled(&mut self) {
+        let Some((root, endpoint)) = self.bundled_server.clone() else {
+            return;
+        };
+        self.login = None;
+        self.pending_recent = None;
+        self.conn = ServerLink::connecting(self.conn.id + 1, endpoint.address());
+        self.conn.bundled = Some(root);
+        self.remote = self.remote.reopened(Location::Remote(String::new()));
+        self.sync_layout();
+        self.outbox.push(Effect::Connect {
+            conn: self.conn.id,
+            endpoint,
+        });
+        self.request_list(Side::Remote, Location::Remote(String::new()), None);
     }
 
     /// The first connection logs in as a user: a refused password is asked again.
@@ -844,6 +871,7 @@ impl App {
                     paths: vec![path],
                 });
             }
+            DialogOutcome::Connect(target) if target.bundled => self.return_to_bundled(),
             DialogOutcome::Connect(target) => {
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
             }
@@ -943,7 +971,7 @@ impl App {
             }
             InputPurpose::Address => {
                 let mut parts = text.split_whitespace();
-                let url = without_prefill(parts.next().unwrap_or_default()).to_string();
+                let url = typed_address(parts.next().unwrap_or_default()).into_owned();
                 let token = parts.next().map(str::to_string);
                 self.connect(&url, token);
             }

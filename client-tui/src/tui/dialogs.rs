@@ -2,6 +2,9 @@
 //! carries out. A dialog changes only itself; whatever it means for the rest of the app
 //! (connecting, deleting, a transfer's cancel) goes back as an outcome.
 
+use std::borrow::Cow;
+use std::path::Path;
+
 use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::engine::known_hosts::Fingerprint;
@@ -58,6 +61,8 @@ pub struct ConnectTarget {
     pub token: Option<String>,
     /// A pinned certificate fingerprint, as the bookmark or recent entry holds it.
     pub fingerprint: Option<String>,
+    /// The bundled server ferry started with, reached by its own endpoint, not a location.
+    pub bundled: bool,
 }
 
 /// A modal dialog.
@@ -241,21 +246,30 @@ impl Dialog {
     }
 
     /// The servers to connect to: the bookmarks, then the recent ones, then an address.
-    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent]) -> Dialog {
-        let mut targets: Vec<ConnectTarget> = bookmarks
-            .iter()
-            .map(|b| ConnectTarget {
-                label: format!("★ {}  {}", b.name, b.url),
-                url: b.url.clone(),
-                token: b.token.clone(),
-                fingerprint: b.fingerprint.clone(),
+    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent], bundled: Option<&Path>) -> Dialog {
+        let mut targets: Vec<ConnectTarget> = bundled
+            .map(|root| ConnectTarget {
+                label: format!("⌂ back to the bundled server: {}", format::local_path(root)),
+                url: String::new(),
+                token: None,
+                fingerprint: None,
+                bundled: true,
             })
+            .into_iter()
             .collect();
+        targets.extend(bookmarks.iter().map(|b| ConnectTarget {
+            label: format!("★ {}  {}", b.name, b.url),
+            url: b.url.clone(),
+            token: b.token.clone(),
+            fingerprint: b.fingerprint.clone(),
+            bundled: false,
+        }));
         targets.extend(recent.iter().map(|r| ConnectTarget {
             label: format!("  {}", r.url),
             url: r.url.clone(),
             token: r.token.clone(),
             fingerprint: r.fingerprint.clone(),
+            bundled: false,
         }));
         Dialog::Connect {
             targets,
@@ -550,6 +564,36 @@ pub fn without_prefill(typed: &str) -> &str {
         }
         _ => typed,
     }
+}
+
+/// The location typed in F9's address prompt: without the pre-filled scheme when the user
+/// typed one of their own, and a bare `HOST:PORT[/PATH]` taken as `ferry://HOST:PORT/PATH`.
+pub fn typed_address(typed: &str) -> Cow<'_, str> {
+    let typed = without_prefill(typed);
+    if typed.contains("://") {
+        Cow::Borrowed(typed)
+    } else {
+        Cow::Owned(format!("{ADDRESS_PREFILL}{typed}"))
+    }
+}
+
+/// The address prompt as shown: the token after the location is a secret, so it shows one
+/// dot per character, like a password; the location itself stays readable.
+pub fn masked_address(typed: &str) -> Vec<char> {
+    let mut in_token = false;
+    let mut seen_location = false;
+    typed
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() {
+                in_token = seen_location;
+                c
+            } else {
+                seen_location = true;
+                if in_token { '•' } else { c }
+            }
+        })
+        .collect()
 }
 
 /// The engine's certificate warning with its command-line advice (`pass --fingerprint`)

@@ -138,6 +138,7 @@ async fn run_async(
     );
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.config_path = options.config.clone().or_else(config::default_config_path);
+    app.bundled_server = bundled.clone().map(|root| (root, endpoint.clone()));
     app.conn.bundled = bundled;
     app.conn.tls = endpoint.tls;
     app.recent = recent_list;

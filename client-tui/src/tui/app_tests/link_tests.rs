@@ -1,6 +1,7 @@
 //! The server link: connecting, reconnecting, certificates, passwords and typed addresses.
 
 use super::*;
+use crate::tui::dialogs::{masked_address, typed_address, without_prefill};
 
 #[test]
 fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
@@ -519,6 +520,23 @@ fn only_a_prefill_followed_by_a_scheme_is_dropped() {
     assert_eq!(without_prefill("ferry://h:1/"), "ferry://h:1/");
     assert_eq!(without_prefill("ferry://://h"), "ferry://://h");
     assert_eq!(without_prefill("h:1"), "h:1");
+}
+
+#[test]
+fn a_bare_host_and_port_is_a_ferry_location_and_the_token_is_masked() {
+    assert_eq!(typed_address("nas:7070"), "ferry://nas:7070");
+    assert_eq!(typed_address("nas:7070/photos"), "ferry://nas:7070/photos");
+    assert_eq!(
+        typed_address("ferry://ferrys://nas:7070/"),
+        "ferrys://nas:7070/"
+    );
+    assert_eq!(typed_address("ferry://nas:7070/"), "ferry://nas:7070/");
+    let shown: String = masked_address("ferry://nas:7070/ s3cret")
+        .into_iter()
+        .collect();
+    assert_eq!(shown, "ferry://nas:7070/ ••••••");
+    let shown: String = masked_address("  nas:1").into_iter().collect();
+    assert_eq!(shown, "  nas:1");
 }
 
 #[test]

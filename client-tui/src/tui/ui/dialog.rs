@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::super::conflict::{CONFLICT_CHOICES, ConflictPrompt};
 use super::super::copy_dialog::CopyDialog;
-use super::super::dialogs::{Dialog, InputPurpose};
+use super::super::dialogs::{Dialog, InputPurpose, masked_address};
 use super::super::keymap::Action;
 use super::super::layout::centered;
 use super::View;
@@ -49,11 +49,11 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
             frame.render_widget(block, popup);
             let room = usize::from(inner.width.saturating_sub(1));
             // A password shows as one dot per character: its length, never its text.
-            let masked = matches!(purpose, InputPurpose::Password(_));
-            let chars: Vec<char> = if masked {
-                input.text().chars().map(|_| '•').collect()
-            } else {
-                input.text().chars().collect()
+            // The address prompt's token after the location is masked the same way.
+            let chars: Vec<char> = match purpose {
+                InputPurpose::Password(_) => input.text().chars().map(|_| '•').collect(),
+                InputPurpose::Address => masked_address(input.text()),
+                _ => input.text().chars().collect(),
             };
             let start = input.cursor().saturating_sub(room);
             let shown: String = chars[start..].iter().take(room).collect();
