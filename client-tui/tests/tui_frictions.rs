@@ -144,7 +144,9 @@ fn a_file_dropped_on_a_folder_row_goes_into_it_and_elsewhere_into_the_pane() {
     tmux::wait_for_file(&server.path("inbox/a-into.txt"), b"into the folder", &tmux);
     assert!(!server.path("a-into.txt").exists());
 
-    let screen = tmux.wait_for("the first drop done", |s| s.contains("#1 ✓"));
+    let screen = tmux.wait_for("the panes after the first drop", |s| {
+        s.contains("b-beside.txt") && s.contains("other.txt")
+    });
     // Onto a file's row: the pane's own directory, as before.
     drag(
         &tmux,
@@ -207,6 +209,55 @@ fn f9_masks_the_token_takes_a_bare_host_port_and_offers_the_bundled_server_back(
     });
     assert!(status_line(&screen).contains("bundled server"), "{screen}");
     assert!(!screen.contains("elsewhere.txt"), "{screen}");
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}
+
+#[test]
+fn a_changed_certificate_names_its_known_hosts_line_and_y_replaces_only_that_line() {
+    let desk = Desk::new();
+    // The certificate trusted before, and the one the server presents since it was regenerated.
+    let (_, old) = common::tls_identity();
+    let (tls, new) = common::tls_identity();
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |config| {
+        config.tls = Some(tls);
+    });
+    std::fs::write(server.path("after-rotation.txt"), b"hello").unwrap();
+    let addr = format!("127.0.0.1:{}", server.addr.port());
+    let other = ferry::engine::known_hosts::Fingerprint([7; 32]);
+    let known_hosts = desk.home.join(".local/share/ferry/known_hosts");
+    std::fs::create_dir_all(known_hosts.parent().unwrap()).unwrap();
+    let before = format!("# my servers\nnas:7070 {other}\n{addr} {old}\nbox:7071 {other}\n");
+    std::fs::write(&known_hosts, &before).unwrap();
+
+    let tmux = desk.ferry(&[&format!("ferrys://{addr}/")], (120, 40));
+    let screen = tmux.wait_for("the changed-certificate dialog", |s| {
+        s.contains("Server certificate changed")
+    });
+    let first_half = |fp: &ferry::engine::known_hosts::Fingerprint| {
+        fp.to_string()["SHA256:".len()..][..47].to_owned()
+    };
+    assert!(screen.contains("known_hosts, line 3"), "{screen}");
+    assert!(
+        screen.contains(&first_half(&old)),
+        "the old fingerprint:\n{screen}"
+    );
+    assert!(
+        screen.contains(&first_half(&new)),
+        "the new fingerprint:\n{screen}"
+    );
+    assert!(!screen.contains("pinned"), "{screen}");
+
+    // Only y replaces (that Enter does not is the app tests').
+    tmux.keys(&["y"]);
+    tmux.wait_for("the server listed", |s| {
+        s.contains("after-rotation.txt") && status_line(s).contains("connected")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).unwrap(),
+        before.replace(&format!("{addr} {old}"), &format!("{addr} {new}")),
+        "only the server's own line changes"
+    );
     tmux.keys(&["F10"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }

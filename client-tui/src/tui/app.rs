@@ -26,7 +26,9 @@ use super::compare;
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
-use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, typed_address};
+use super::dialogs::{
+    ChangedCertificate, Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, typed_address,
+};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::job_request;
@@ -38,7 +40,7 @@ use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::screen::{Banner, BannerKind, Focus};
-use super::server_link::{ConnState, LinkNews, ServerLink};
+use super::server_link::{self, ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
 use super::ui;
 use crate::format;
@@ -860,6 +862,7 @@ impl App {
             }
             DialogOutcome::Submitted(purpose, text) => self.submit_input(purpose, text),
             DialogOutcome::Trust { addr, fingerprint } => self.trust_certificate(addr, fingerprint),
+            DialogOutcome::Replace(changed) => self.replace_certificate(changed),
             DialogOutcome::Distrust(addr) => {
                 self.error(format!(
                     "Not connected: the certificate of {addr} is not trusted"
@@ -906,6 +909,7 @@ impl App {
                         path: path.clone(),
                         name: bookmark.name.clone(),
                         fingerprint: pin.clone(),
+                        replacing: None,
                     });
                 }
             }
@@ -918,6 +922,34 @@ impl App {
             fingerprint,
         });
         self.refresh(Side::Remote);
+    }
+
+    /// The user confirmed a changed certificate: every pin of the old one (recent entries,
+    /// bookmarks, in the config file too) and its known_hosts line take the new one, each
+    /// file replaced whole with its other lines kept; then the connection is made again.
+    fn replace_certificate(&mut self, changed: ChangedCertificate) {
+        let new = changed.new.to_string();
+        let holds_old = |pin: &Option<String>| {
+            pin.as_deref()
+                .is_some_and(|pin| pin.parse::<Fingerprint>() == Ok(changed.old))
+        };
+        for recent in self.recent.iter_mut().filter(|r| holds_old(&r.fingerprint)) {
+            recent.fingerprint = Some(new.clone());
+        }
+        for bookmark in self.bookmarks.iter_mut() {
+            if holds_old(&bookmark.fingerprint) {
+                bookmark.fingerprint = Some(new.clone());
+                if let Some(path) = &self.config_path {
+                    self.outbox.push(Effect::PinBookmark {
+                        path: path.clone(),
+                        name: bookmark.name.clone(),
+                        fingerprint: new.clone(),
+                        replacing: Some(changed.old),
+                    });
+                }
+            }
+        }
+        self.trust_certificate(changed.addr, changed.new);
     }
 
     fn confirmed(&mut self, on_yes: Confirmed) {
@@ -1252,13 +1284,29 @@ impl App {
             LinkNews::AskTrust { addr, fingerprint } => {
                 self.dialog = Some(Dialog::Trust { addr, fingerprint });
             }
-            LinkNews::Refused(warning) => {
+            LinkNews::Refused(refusal) => {
                 self.error(format!(
                     "Refused {}: its certificate is not the trusted one",
                     self.conn.label
                 ));
-                let key = self.keymap.hint(Action::Refresh);
-                self.dialog = Some(Dialog::certificate_refused(&warning, &key));
+                self.dialog = Some(match (refusal.old, refusal.presented) {
+                    (Some(old), Some(new)) => Dialog::CertificateChanged(ChangedCertificate {
+                        held_in: server_link::held_in(
+                            &refusal,
+                            &old,
+                            &self.bookmarks,
+                            &self.recent,
+                            self.config_path.as_deref(),
+                        ),
+                        addr: refusal.addr,
+                        old,
+                        new,
+                    }),
+                    _ => {
+                        let key = self.keymap.hint(Action::Refresh);
+                        Dialog::certificate_refused(&refusal.message, &key)
+                    }
+                });
             }
             LinkNews::Unauthorized(error) => {
                 self.error(format!("Login to {} refused ({error})", self.conn.label));

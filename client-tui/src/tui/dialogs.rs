@@ -43,6 +43,17 @@ pub struct PendingLogin {
     pub fingerprint: Option<String>,
 }
 
+/// A certificate that changed since it was trusted, as the dialog shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedCertificate {
+    pub addr: String,
+    pub old: Fingerprint,
+    pub new: Fingerprint,
+    /// Where the old one is kept, in words: `/home/ann/.local/share/ferry/known_hosts, line 3`,
+    /// or the bookmark, recent entry or `--fingerprint` that pinned it.
+    pub held_in: String,
+}
+
 /// What a yes/no question does on yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmed {
@@ -91,7 +102,10 @@ pub enum Dialog {
         addr: String,
         fingerprint: Fingerprint,
     },
-    /// A message that only needs reading, such as a changed certificate's warning.
+    /// A server's certificate is not the one trusted before: both fingerprints, where the old
+    /// one is kept, and the offer to replace it. Only `y` replaces; Enter does not.
+    CertificateChanged(ChangedCertificate),
+    /// A message that only needs reading, such as a refused certificate's warning.
     Alert {
         title: String,
         message: String,
@@ -321,6 +335,8 @@ pub enum Outcome {
     },
     /// No to that certificate: the server at this address stays unconnected.
     Distrust(String),
+    /// `y` to a changed certificate: put the new one where the old one was, and connect.
+    Replace(ChangedCertificate),
     /// Delete the partial upload of `path` (a wire path) in `dir`, then list `dir` again.
     DiscardPartial { dir: String, path: String },
     /// Switch to a server the connect dialog listed.
@@ -396,6 +412,17 @@ impl Dialog {
                     None
                 }
                 _ => Some(Dialog::Trust { addr, fingerprint }),
+            },
+            Dialog::CertificateChanged(changed) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    outcome = Some(Outcome::Replace(changed));
+                    None
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    outcome = Some(Outcome::Distrust(changed.addr));
+                    None
+                }
+                _ => Some(Dialog::CertificateChanged(changed)),
             },
             Dialog::Alert { title, message } => match key.code {
                 KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,

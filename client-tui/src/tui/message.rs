@@ -74,11 +74,13 @@ pub enum Effect {
         dir: Option<String>,
         paths: Vec<String>,
     },
-    /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
+    /// Writes `fingerprint` into the bookmark `name` of the config file at `path` (over the
+    /// `replacing` one, a rotated certificate's).
     PinBookmark {
         path: PathBuf,
         name: String,
         fingerprint: String,
+        replacing: Option<crate::engine::known_hosts::Fingerprint>,
     },
 }
 

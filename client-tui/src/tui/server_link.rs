@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::engine::browse::Refusal;
 use crate::engine::known_hosts::Fingerprint;
+
+use super::config::{Bookmark, Recent};
 
 use super::message::ConnEvent;
 
@@ -83,9 +86,9 @@ impl ServerLink {
                 self.state = ConnState::Lost("the server's certificate is not trusted yet".into());
                 LinkNews::AskTrust { addr, fingerprint }
             }
-            ConnEvent::CertificateRefused(warning) => {
+            ConnEvent::CertificateRefused(refusal) => {
                 self.state = ConnState::Lost("certificate refused".into());
-                LinkNews::Refused(warning)
+                LinkNews::Refused(refusal)
             }
             ConnEvent::Unauthorized(error) => {
                 self.state = ConnState::Lost(error.clone());
@@ -112,9 +115,47 @@ pub enum LinkNews {
         fingerprint: Fingerprint,
     },
     /// The certificate is not the trusted one: the engine's full warning.
-    Refused(String),
+    Refused(Refusal),
     /// The server refused the credentials.
     Unauthorized(String),
     /// The link broke.
     Lost(String),
+}
+
+/// Where the old fingerprint of a `refusal` is kept, in words for the changed-certificate
+/// dialog: the known_hosts file and line, or the pin's origin (a bookmark in `config`, the
+/// recent list, or `--fingerprint`), and known_hosts too when it holds the same.
+pub fn held_in(
+    refusal: &Refusal,
+    old: &Fingerprint,
+    bookmarks: &[Bookmark],
+    recent: &[Recent],
+    config: Option<&std::path::Path>,
+) -> String {
+    let file = refusal
+        .recorded_at
+        .as_ref()
+        .map(|(path, line)| format!("{}, line {line}", crate::format::local_path(path)));
+    if !refusal.pinned {
+        return file.unwrap_or_else(|| "known_hosts".into());
+    }
+    let holds = |pin: &Option<String>| {
+        pin.as_deref()
+            .is_some_and(|pin| pin.parse::<Fingerprint>().ok().as_ref() == Some(old))
+    };
+    let pin = if let Some(bookmark) = bookmarks.iter().find(|b| holds(&b.fingerprint)) {
+        let config = config.map(crate::format::local_path).unwrap_or_default();
+        format!(
+            "the fingerprint of bookmark \"{}\" in {config}",
+            bookmark.name
+        )
+    } else if recent.iter().any(|r| holds(&r.fingerprint)) {
+        "the fingerprint kept with the recent connection".to_owned()
+    } else {
+        "the fingerprint given with --fingerprint".to_owned()
+    };
+    match file {
+        Some(file) => format!("{pin} and {file}"),
+        None => pin,
+    }
 }

@@ -116,6 +116,42 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
             ];
             wrapped(frame, view, area, "Unknown server certificate", lines, 72);
         }
+        Some(Dialog::CertificateChanged(changed)) => {
+            let plain = Style::default();
+            let bold = Style::default().add_modifier(Modifier::BOLD);
+            let lines = vec![
+                (
+                    format!(
+                        "The certificate of {} is not the one trusted before: someone could be \
+                         intercepting the connection, or its owner replaced the certificate. \
+                         Nothing has been sent.",
+                        format::escape_name(&changed.addr)
+                    ),
+                    plain,
+                ),
+                (String::new(), plain),
+                (
+                    format!("Old, in {}:", format::escape_text(&changed.held_in)),
+                    plain,
+                ),
+                (format!("  {}", changed.old), bold),
+                ("New, presented now:".into(), plain),
+                (format!("  {}", changed.new), bold),
+                (String::new(), plain),
+                (
+                    "If the server's owner confirms the new fingerprint, replace the old one \
+                     with it (the rest of the file stays as it is)."
+                        .into(),
+                    plain,
+                ),
+                (String::new(), plain),
+                (
+                    "y: replace and connect    n / Esc: do not connect".into(),
+                    Style::default().fg(view.theme.dim),
+                ),
+            ];
+            wrapped(frame, view, area, "Server certificate changed", lines, 76);
+        }
         Some(Dialog::Alert { title, message }) => {
             // ferry's own line breaks stay; what a line quotes is escaped on it.
             let text: Vec<_> = message

@@ -431,12 +431,14 @@ fn changed_certificate_warning() {
     // Through the app, which swaps the engine's command-line advice for the TUI's.
     app.on_msg(crate::tui::app::Msg::Connection {
         conn: app.conn.id,
-        event: crate::tui::app::ConnEvent::CertificateRefused(crate::engine::tls::changed_warning(
-            "nas.local:7070",
-            &crate::engine::known_hosts::Fingerprint([0xAB; 32]),
-            &crate::engine::known_hosts::Fingerprint([0x42; 32]),
-            "/home/me/.local/share/ferry/known_hosts",
-        )),
+        event: crate::tui::app::ConnEvent::CertificateRefused(crate::engine::browse::Refusal {
+            addr: "nas.local:7070".into(),
+            presented: Some(crate::engine::known_hosts::Fingerprint([0x42; 32])),
+            old: Some(crate::engine::known_hosts::Fingerprint([0xAB; 32])),
+            pinned: false,
+            recorded_at: Some(("/home/me/.local/share/ferry/known_hosts".into(), 2)),
+            message: "certificate_changed".into(),
+        }),
     });
     insta::assert_snapshot!(render(&mut app));
 }
