@@ -12,16 +12,7 @@ mod tmux;
 use std::path::Path;
 
 use common::TestServer;
-use tmux::Desk;
-
-/// The last line of the screen: the status bar.
-fn status_line(screen: &str) -> &str {
-    screen
-        .trim_end_matches('\n')
-        .lines()
-        .last()
-        .unwrap_or_default()
-}
+use tmux::{Desk, status_line};
 
 /// 2023-11-14 22:13 UTC, which is 07:13 the next morning in Tokyo.
 const MTIME: u64 = 1_700_000_000;

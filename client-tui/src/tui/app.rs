@@ -897,23 +897,14 @@ impl App {
         if let Some(recent) = self.pending_recent.as_mut() {
             recent.fingerprint = Some(pin.clone());
         }
-        for bookmark in &mut self.bookmarks {
-            let same_server = bookmark
-                .url
-                .parse::<RemoteUrl>()
-                .is_ok_and(|url| url.tls && url.endpoint(None).address() == addr);
-            if same_server && bookmark.fingerprint.is_none() {
-                bookmark.fingerprint = Some(pin.clone());
-                if let Some(path) = &self.config_path {
-                    self.outbox.push(Effect::PinBookmark {
-                        path: path.clone(),
-                        name: bookmark.name.clone(),
-                        fingerprint: pin.clone(),
-                        replacing: None,
-                    });
-                }
-            }
-        }
+        let same_server = |bookmark: &Bookmark| {
+            bookmark.fingerprint.is_none()
+                && bookmark
+                    .url
+                    .parse::<RemoteUrl>()
+                    .is_ok_and(|url| url.tls && url.endpoint(None).address() == addr)
+        };
+        self.pin_bookmarks(&pin, same_server, None);
         self.conn.accepted = Some(fingerprint);
         self.conn.state = ConnState::Connecting;
         self.outbox.push(Effect::TrustCertificate {
@@ -928,28 +919,39 @@ impl App {
     /// bookmarks, in the config file too) and its known_hosts line take the new one, each
     /// file replaced whole with its other lines kept; then the connection is made again.
     fn replace_certificate(&mut self, changed: ChangedCertificate) {
-        let new = changed.new.to_string();
-        let holds_old = |pin: &Option<String>| {
-            pin.as_deref()
-                .is_some_and(|pin| pin.parse::<Fingerprint>() == Ok(changed.old))
-        };
-        for recent in self.recent.iter_mut().filter(|r| holds_old(&r.fingerprint)) {
-            recent.fingerprint = Some(new.clone());
-        }
-        for bookmark in self.bookmarks.iter_mut() {
-            if holds_old(&bookmark.fingerprint) {
-                bookmark.fingerprint = Some(new.clone());
-                if let Some(path) = &self.config_path {
-                    self.outbox.push(Effect::PinBookmark {
-                        path: path.clone(),
-                        name: bookmark.name.clone(),
-                        fingerprint: new.clone(),
-                        replacing: Some(changed.old),
-                    });
-                }
+        let (old, new) = (changed.old, changed.new.to_string());
+        for recent in &mut self.recent {
+            if server_link::pins(&recent.fingerprint, &old) {
+                recent.fingerprint = Some(new.clone());
             }
         }
+        self.pin_bookmarks(
+            &new,
+            |bookmark| server_link::pins(&bookmark.fingerprint, &old),
+            Some(old),
+        );
         self.trust_certificate(changed.addr, changed.new);
+    }
+
+    /// Writes `pin` into the bookmarks `which` picks, in memory and in the config file (over
+    /// the `replacing` fingerprint, for a rotated certificate).
+    fn pin_bookmarks(
+        &mut self,
+        pin: &str,
+        which: impl Fn(&Bookmark) -> bool,
+        replacing: Option<Fingerprint>,
+    ) {
+        for bookmark in self.bookmarks.iter_mut().filter(|b| which(b)) {
+            bookmark.fingerprint = Some(pin.to_owned());
+            if let Some(path) = &self.config_path {
+                self.outbox.push(Effect::PinBookmark {
+                    path: path.clone(),
+                    name: bookmark.name.clone(),
+                    fingerprint: pin.to_owned(),
+                    replacing,
+                });
+            }
+        }
     }
 
     fn confirmed(&mut self, on_yes: Confirmed) {

@@ -22,18 +22,19 @@ fn names(pane: &Pane) -> Vec<&str> {
 }
 
 fn sample() -> Pane {
+    listing(vec![
+        entry("b.txt", Kind::File, 300, 30),
+        entry("Alpha", Kind::Dir, 4096, 10),
+        entry(".hidden", Kind::File, 1, 50),
+        entry("a.txt", Kind::File, 100, 40),
+        entry("zeta", Kind::Dir, 4096, 20),
+    ])
+}
+
+/// A local pane showing `entries` in `/data`.
+fn listing(entries: Vec<Entry>) -> Pane {
     let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
-    pane.set_listing(
-        Location::Local("/data".into()),
-        vec![
-            entry("b.txt", Kind::File, 300, 30),
-            entry("Alpha", Kind::Dir, 4096, 10),
-            entry(".hidden", Kind::File, 1, 50),
-            entry("a.txt", Kind::File, 100, 40),
-            entry("zeta", Kind::Dir, 4096, 20),
-        ],
-        None,
-    );
+    pane.set_listing(Location::Local("/data".into()), entries, None);
     pane
 }
 
@@ -67,16 +68,10 @@ fn hidden_and_filter() {
 
 #[test]
 fn the_filter_shows_names_holding_it_first_then_scattered_matches() {
-    let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
-    pane.set_listing(
-        Location::Local("/data".into()),
-        vec![
-            entry("a1b9c9d9", Kind::File, 1, 0),
-            entry("photos-1999", Kind::Dir, 1, 0),
-            entry("zz", Kind::File, 1, 0),
-            entry("1999.tar", Kind::File, 1, 0),
-        ],
-        None,
+    let mut pane = listing(
+        ["a1b9c9d9", "photos-1999", "zz", "1999.tar"]
+            .map(|name| entry(name, Kind::File, 1, 0))
+            .to_vec(),
     );
     pane.set_filter("1999");
     // Both holders of "1999" first, then the scattered one; `zz` not at all.

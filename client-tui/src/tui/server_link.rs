@@ -139,17 +139,13 @@ pub fn held_in(
     if !refusal.pinned {
         return file.unwrap_or_else(|| "known_hosts".into());
     }
-    let holds = |pin: &Option<String>| {
-        pin.as_deref()
-            .is_some_and(|pin| pin.parse::<Fingerprint>().ok().as_ref() == Some(old))
-    };
-    let pin = if let Some(bookmark) = bookmarks.iter().find(|b| holds(&b.fingerprint)) {
+    let pin = if let Some(bookmark) = bookmarks.iter().find(|b| pins(&b.fingerprint, old)) {
         let config = config.map(crate::format::local_path).unwrap_or_default();
         format!(
             "the fingerprint of bookmark \"{}\" in {config}",
             bookmark.name
         )
-    } else if recent.iter().any(|r| holds(&r.fingerprint)) {
+    } else if recent.iter().any(|r| pins(&r.fingerprint, old)) {
         "the fingerprint kept with the recent connection".to_owned()
     } else {
         "the fingerprint given with --fingerprint".to_owned()
@@ -158,4 +154,11 @@ pub fn held_in(
         Some(file) => format!("{pin} and {file}"),
         None => pin,
     }
+}
+
+/// Whether a bookmark's or recent entry's `pin` (in any form a user writes one) is
+/// `fingerprint`.
+pub fn pins(pin: &Option<String>, fingerprint: &Fingerprint) -> bool {
+    pin.as_deref()
+        .is_some_and(|pin| pin.parse::<Fingerprint>().as_ref() == Ok(fingerprint))
 }

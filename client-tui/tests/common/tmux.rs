@@ -75,3 +75,12 @@ pub fn wait_for_file(path: &Path, expected: &[u8], tmux: &Tmux) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The last line of the screen: the status bar.
+pub fn status_line(screen: &str) -> &str {
+    screen
+        .trim_end_matches('\n')
+        .lines()
+        .last()
+        .unwrap_or_default()
+}
