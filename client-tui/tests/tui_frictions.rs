@@ -252,3 +252,46 @@ fn a_changed_certificate_names_its_known_hosts_line_and_y_replaces_only_that_lin
     tmux.keys(&["F10"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
 }
+
+#[test]
+fn the_filter_shows_names_holding_what_was_typed_first() {
+    let desk = Desk::new();
+    // In name order the scattered matches would come first.
+    for name in [
+        "a1b9c9d9.txt",
+        "b1x9y9z9.txt",
+        "photos-1999.tar",
+        "zz-1999.txt",
+        "other.txt",
+    ] {
+        std::fs::write(desk.local.join(name), name).unwrap();
+    }
+    let served = desk.dir("served");
+    let tmux = desk.ferry(&["--serve", served.to_str().unwrap()], (120, 30));
+    tmux.wait_for("the local pane", |s| {
+        s.contains("other.txt") && status_line(s).contains("connected")
+    });
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "1999"]);
+    let screen = tmux.wait_for("the filtered pane", |s| {
+        s.contains("/1999") && !s.contains("other.txt")
+    });
+    let row = |name: &str| {
+        screen
+            .lines()
+            .position(|line| line.contains(name))
+            .unwrap_or_else(|| panic!("{name} not shown:\n{screen}"))
+    };
+    for exact in ["photos-1999.tar", "zz-1999.txt"] {
+        for scattered in ["a1b9c9d9.txt", "b1x9y9z9.txt"] {
+            assert!(
+                row(exact) < row(scattered),
+                "{exact} below {scattered}:\n{screen}"
+            );
+        }
+    }
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the filter cleared", |s| s.contains("other.txt"));
+    tmux.keys(&["F10"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+}

@@ -565,7 +565,7 @@ fn help(frame: &mut Frame, view: &View, area: Rect, scroll: usize) {
     for (keys, what) in [
         ("Esc", "clear banner, filter or marks"),
         ("mouse", "click, double-click, wheel"),
-        ("drag and drop", "copy to the other pane"),
+        ("drag and drop", "copy to the other pane / into a folder"),
     ] {
         lines.push(Line::from(vec![
             Span::styled(format!("{keys:<24}"), Style::default().fg(theme.header)),
