@@ -48,19 +48,19 @@ impl Ranker {
     /// The rank of `name`, or `None` when the filter's letters are not all in it in order.
     pub fn rank(&mut self, name: &str) -> Option<Rank> {
         let hay = Utf32Str::new(name, &mut self.buf);
-        if let Some(score) = self.substring.score(hay, &mut self.matcher) {
-            return Some(Rank {
+        // Scattered first: most names of a big directory fail it at once, and only the few
+        // that pass are looked at again for the whole filter.
+        let scattered = self.scattered.score(hay, &mut self.matcher)?;
+        Some(match self.substring.score(hay, &mut self.matcher) {
+            Some(score) => Rank {
                 substring: true,
                 score,
-            });
-        }
-        let hay = Utf32Str::new(name, &mut self.buf);
-        self.scattered
-            .score(hay, &mut self.matcher)
-            .map(|score| Rank {
+            },
+            None => Rank {
                 substring: false,
-                score,
-            })
+                score: scattered,
+            },
+        })
     }
 }
 
