@@ -38,6 +38,12 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// A counted noun like `20,000 files` or `1 directory`: every count ferry shows goes through
+/// here, so none of them lacks its separators.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
 /// A transfer speed like `12.3 MiB/s`.
 pub fn speed(bytes_per_second: f64) -> String {
     if !bytes_per_second.is_finite() || bytes_per_second <= 0.0 {
@@ -189,6 +195,9 @@ mod tests {
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(27_553), "27,553");
         assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(counted(20_000, "file", "files"), "20,000 files");
+        assert_eq!(counted(1, "entry", "entries"), "1 entry");
+        assert_eq!(counted(0, "file", "files"), "0 files");
     }
 
     #[test]

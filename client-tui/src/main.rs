@@ -340,10 +340,10 @@ fn main() -> ExitCode {
             return write_stdout(&script);
         }
         Command::Man => {
-            let mut page = Vec::new();
-            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
-                return fail(&CliError::Output(e));
-            }
+            let mut page = match ferry::man::page(Cli::command()) {
+                Ok(page) => page,
+                Err(e) => return fail(&CliError::Output(e)),
+            };
             page.extend_from_slice(MAN_EXTRA.as_bytes());
             return write_stdout(&page);
         }

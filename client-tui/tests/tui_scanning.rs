@@ -48,7 +48,7 @@ fn the_cli_spins_with_a_count_while_the_tree_is_walked_then_draws_the_bar() {
     assert!(!screen.contains("EXIT="), "{screen}");
     let screen = tmux.wait_for("the end", |s| s.contains("EXIT="));
     assert!(screen.contains("EXIT=0"), "{screen}");
-    assert!(screen.contains("6000 files"), "{screen}");
+    assert!(screen.contains("6,000 files"), "{screen}");
     assert_eq!(
         common::tree(&tmp.path().join("got")),
         common::tree(&server.path("big"))

@@ -9,18 +9,9 @@
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
-use tmux::Desk;
+use tmux::{Desk, status_line};
 
 use common::TestServer;
-
-/// The last line of the screen: the status bar.
-fn status_line(screen: &str) -> &str {
-    screen
-        .trim_end_matches('\n')
-        .lines()
-        .last()
-        .unwrap_or_default()
-}
 
 #[test]
 fn the_transfer_list_shows_the_newest_jobs_numbered_across_servers_and_hints_fit_80_columns() {

@@ -17,11 +17,11 @@ pub enum CliError {
         message: String,
     },
     /// Files failed; each was already printed on its own line.
-    #[error("{failed} file(s) failed")]
+    #[error("{} failed", crate::format::counted(*.failed, "file", "files"))]
     Reported { failed: u64 },
     /// Every file went, but entries of a tree were not copied (each already named): exit
     /// `status`, [`outcome::EXIT_PARTIAL`](super::outcome::EXIT_PARTIAL) or [`outcome::EXIT_VANISHED`](super::outcome::EXIT_VANISHED).
-    #[error("{count} entr(y/ies) not copied")]
+    #[error("{} not copied", crate::format::counted(*.count, "entry", "entries"))]
     Partial { count: u64, status: u8 },
     /// The job could not run (connection lost, cancelled).
     #[error("{0}")]

@@ -52,8 +52,7 @@ impl LeftOutCounts {
     /// fail the command; `None` when nothing was left out.
     pub fn closing_line(&self, strict: bool) -> Option<String> {
         let mut parts = Vec::new();
-        let plural =
-            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let plural = crate::format::counted;
         if self.errors > 0 {
             parts.push(plural(
                 self.errors,

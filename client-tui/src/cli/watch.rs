@@ -182,11 +182,10 @@ impl Report {
     fn closing_lines(&self, policy: ConflictPolicy, single_file: bool) -> Vec<String> {
         let mut lines = Vec::new();
         if self.interrupted && self.lost.is_empty() {
-            let files = if self.arrived == 1 { "file" } else { "files" };
             lines.push(format!(
-                "interrupted: {} {files} arrived; what arrived is kept: re-run the same \
+                "interrupted: {} arrived; what arrived is kept: re-run the same \
                  command{} to finish",
-                self.arrived,
+                crate::format::counted(self.arrived, "file", "files"),
                 resume_hint(policy, single_file)
             ));
         }
@@ -205,11 +204,14 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ");
             if n > NAMED_UNFINISHED {
-                named.push_str(&format!(" and {} more", n - NAMED_UNFINISHED));
+                named.push_str(&format!(
+                    " and {} more",
+                    crate::format::count((n - NAMED_UNFINISHED) as u64)
+                ));
             }
-            let files = if n == 1 { "file" } else { "files" };
+            let files = crate::format::counted(n as u64, "file", "files");
             lines.push(
-                crate::format::escape_text(&format!("{last}; {n} {files} not finished: {named}"))
+                crate::format::escape_text(&format!("{last}; {files} not finished: {named}"))
                     .into_owned(),
             );
             let how = resume_hint(policy, single_file);
@@ -228,9 +230,13 @@ impl Report {
         let named = self.left_out.by_design + self.left_out.errors + self.left_out.vanished;
         let existing = self.skipped.saturating_sub(named);
         if existing > 0 && policy == ConflictPolicy::Skip {
-            let entries = if existing == 1 { "file" } else { "files" };
             lines.push(format!(
-                "skipped {existing} existing destination {entries} (--skip-existing)"
+                "skipped {} (--skip-existing)",
+                crate::format::counted(
+                    existing,
+                    "existing destination file",
+                    "existing destination files"
+                )
             ));
         }
         lines
@@ -258,9 +264,8 @@ fn resume_hint(policy: ConflictPolicy, single_file: bool) -> &'static str {
 pub fn summary_line(summary: &JobSummary) -> String {
     let secs = summary.elapsed.as_secs_f64();
     let mut line = format!(
-        "{} file{}, {} in {secs:.1} s",
-        summary.files,
-        if summary.files == 1 { "" } else { "s" },
+        "{}, {} in {secs:.1} s",
+        crate::format::counted(summary.files, "file", "files"),
         humansize::format_size(summary.bytes, humansize::BINARY),
     );
     if secs > 0.0 {
@@ -271,7 +276,10 @@ pub fn summary_line(summary: &JobSummary) -> String {
         ));
     }
     if summary.skipped > 0 {
-        line.push_str(&format!(", {} skipped", summary.skipped));
+        line.push_str(&format!(
+            ", {} skipped",
+            crate::format::count(summary.skipped)
+        ));
     }
     line
 }
@@ -326,9 +334,8 @@ fn scanning_line(files: u64, bytes: u64) -> String {
         return "scanning…".to_string();
     }
     format!(
-        "scanning… {} file{}, {} done",
-        crate::format::count(files),
-        if files == 1 { "" } else { "s" },
+        "scanning… {}, {} done",
+        crate::format::counted(files, "file", "files"),
         crate::format::size(bytes)
     )
 }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::endpoint::Endpoint;
 use super::error::EngineError;
-use super::known_hosts::Fingerprint;
+use super::known_hosts::{Fingerprint, KnownHosts};
 use super::session::Session;
 use super::tls::code;
 use super::view::{FetchEnd, Range, Replace, UploadEnd};
@@ -133,8 +133,59 @@ pub enum LinkEvent {
         addr: String,
         fingerprint: Fingerprint,
     },
-    /// The server's certificate is not the pinned or recorded one: the full warning.
-    CertificateRefused(String),
+    /// The server's certificate is not the pinned or recorded one.
+    CertificateRefused(Refusal),
+}
+
+/// A certificate that is not the one trusted before: both fingerprints and where the old one
+/// is kept, so the user can be shown the line and offered to replace it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub addr: String,
+    /// What the server presented this time.
+    pub presented: Option<Fingerprint>,
+    /// The fingerprint trusted before: the connection's pin, else known_hosts'.
+    pub old: Option<Fingerprint>,
+    /// Whether `old` is the connection's pin (a bookmark's, a recent entry's or
+    /// `--fingerprint`) rather than known_hosts'.
+    pub pinned: bool,
+    /// The known-hosts file and its line (from 1) holding `old` for `addr`, when one does.
+    pub recorded_at: Option<(PathBuf, usize)>,
+    /// The engine's whole warning, for the log.
+    pub message: String,
+}
+
+impl Refusal {
+    /// What the refusal of `endpoint`'s certificate with `code` means, reading where
+    /// known_hosts holds the server.
+    fn new(
+        endpoint: &Endpoint,
+        code: &str,
+        addr: String,
+        presented: Option<Fingerprint>,
+        message: String,
+    ) -> Refusal {
+        let recorded = KnownHosts::default_location().and_then(|hosts| {
+            let found = hosts.find(&addr).ok().flatten()?;
+            Some((hosts.path().to_path_buf(), found))
+        });
+        let pinned = code == code::FINGERPRINT_MISMATCH;
+        let old = if pinned {
+            endpoint.fingerprint
+        } else {
+            recorded.as_ref().map(|(_, (_, fp))| *fp)
+        };
+        Refusal {
+            addr,
+            presented,
+            old,
+            pinned,
+            recorded_at: recorded
+                .filter(|(_, (_, fp))| Some(*fp) == old)
+                .map(|(path, (line, _))| (path, line)),
+            message,
+        }
+    }
 }
 
 /// Why a listing failed.
@@ -186,7 +237,13 @@ impl Worker {
                         Some(fingerprint) if code == code::UNKNOWN_CERTIFICATE => {
                             self.link(LinkEvent::UnknownCertificate { addr, fingerprint });
                         }
-                        _ => self.link(LinkEvent::CertificateRefused(message.clone())),
+                        presented => self.link(LinkEvent::CertificateRefused(Refusal::new(
+                            &self.endpoint,
+                            code,
+                            addr,
+                            presented,
+                            message.clone(),
+                        ))),
                     }
                     return Err(short);
                 }

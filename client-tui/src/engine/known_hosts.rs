@@ -97,47 +97,69 @@ impl KnownHosts {
 
     /// The fingerprint recorded for `host_port`; `None` when there is none or no file.
     pub fn lookup(&self, host_port: &str) -> io::Result<Option<Fingerprint>> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        Ok(entries(&text)
-            .find(|(host, _)| host.eq_ignore_ascii_case(host_port))
-            .and_then(|(_, fp)| fp.parse().ok()))
+        Ok(self.find(host_port)?.map(|(_, fingerprint)| fingerprint))
     }
 
-    /// Records (or replaces) the fingerprint of `host_port`, keeping every other line.
+    /// The line (counted from 1) that holds `host_port`'s fingerprint, with it: what a warning
+    /// about a changed certificate points the user to.
+    pub fn find(&self, host_port: &str) -> io::Result<Option<(usize, Fingerprint)>> {
+        let text = self.read()?;
+        Ok(entries(&text)
+            .find(|(_, host, _)| host.eq_ignore_ascii_case(host_port))
+            .and_then(|(line, _, fp)| Some((line, fp.parse().ok()?))))
+    }
+
+    /// Records the fingerprint of `host_port`, replacing its line where it is (a rotated
+    /// certificate) or adding one at the end, keeping every other line as it was.
     pub fn record(&self, host_port: &str, fingerprint: &Fingerprint) -> io::Result<()> {
-        let old = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(err) => return Err(err),
-        };
-        let mut text = String::new();
+        let old = self.read()?;
+        let entry = format!("{host_port} {fingerprint}");
+        let mut text = String::with_capacity(old.len() + entry.len() + 1);
+        let mut replaced = false;
         for line in old.lines() {
-            let replaced = line
-                .split_whitespace()
-                .next()
-                .is_some_and(|host| host.eq_ignore_ascii_case(host_port));
-            if !replaced {
+            let this_host = !line.trim_start().starts_with('#')
+                && line
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|host| host.eq_ignore_ascii_case(host_port));
+            if !this_host {
                 text.push_str(line);
-                text.push('\n');
+            } else if !replaced {
+                text.push_str(&entry);
+                replaced = true;
+            } else {
+                // A second line for the same server would only shadow the first: dropped.
+                continue;
             }
+            text.push('\n');
         }
-        text.push_str(&format!("{host_port} {fingerprint}\n"));
+        if !replaced {
+            text.push_str(&entry);
+            text.push('\n');
+        }
         crate::atomic::write(&self.path, text.as_bytes(), None)
+    }
+
+    /// The file's text; empty when there is no file yet.
+    fn read(&self) -> io::Result<String> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => Ok(text),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Err(err) => Err(err),
+        }
     }
 }
 
-/// The `(host:port, fingerprint)` pairs of a known-hosts text, skipping comments and blanks.
-fn entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
+/// The `(line number, host:port, fingerprint)` entries of a known-hosts text, skipping
+/// comments and blanks; lines count from 1.
+fn entries(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
     text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(|line| {
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|(n, line)| {
             let mut words = line.split_whitespace();
-            Some((words.next()?, words.next()?))
+            Some((n, words.next()?, words.next()?))
         })
 }
 
@@ -196,5 +218,26 @@ mod tests {
         assert_eq!(text.lines().count(), 2, "{text}");
         let leftovers = fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn a_rotated_certificate_replaces_its_line_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = KnownHosts::at(dir.path().join("known_hosts"));
+        let (a, b, c) = (
+            Fingerprint([1; 32]),
+            Fingerprint([2; 32]),
+            Fingerprint([3; 32]),
+        );
+        let text = format!("# mine\nfirst:1 {a}\n\nrotated:2 {b}\nlast:3 {c}\n");
+        fs::write(hosts.path(), &text).unwrap();
+        assert_eq!(hosts.find("rotated:2").unwrap(), Some((4, b)));
+        hosts.record("rotated:2", &c).unwrap();
+        assert_eq!(
+            fs::read_to_string(hosts.path()).unwrap(),
+            text.replace(&format!("rotated:2 {b}"), &format!("rotated:2 {c}"))
+        );
+        assert_eq!(hosts.find("rotated:2").unwrap(), Some((4, c)));
+        assert_eq!(hosts.find("nowhere:4").unwrap(), None);
     }
 }

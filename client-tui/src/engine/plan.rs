@@ -472,8 +472,8 @@ pub(super) async fn plan_download(
                         remote_root.clone(),
                         LeftOutReason::Name,
                         format!(
-                            "{unnamed} entr{} below it with names the server cannot send",
-                            if unnamed == 1 { "y" } else { "ies" }
+                            "{} below it with names the server cannot send",
+                            crate::format::counted(unnamed, "entry", "entries")
                         ),
                     );
                     lock(&job.counters).skipped += unnamed - 1;

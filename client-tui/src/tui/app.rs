@@ -27,7 +27,9 @@ use super::compare;
 use super::config::{self, Bookmark, Recent, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
-use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
+use super::dialogs::{
+    ChangedCertificate, Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, typed_address,
+};
 use super::find::{self, FindList};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
@@ -41,7 +43,7 @@ use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::rate::{self, RateTarget};
 use super::screen::{Banner, BannerKind, Focus};
-use super::server_link::{ConnState, LinkNews, ServerLink};
+use super::server_link::{self, ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
 use super::ui;
 use super::viewer::edit::{FileActions, Note, Step, Target};
@@ -79,6 +81,9 @@ pub struct App {
     /// written back so the bookmark remembers it.
     pub config_path: Option<PathBuf>,
     pub recent: Vec<Recent>,
+    /// The bundled server ferry started with (what it serves, how to reach it), offered by F9
+    /// to return to once the remote pane shows another server.
+    pub bundled_server: Option<(PathBuf, Endpoint)>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
     /// The current connection's login as a user, so a refused password can be asked again.
@@ -151,6 +156,7 @@ impl App {
             bookmarks: settings.bookmarks,
             config_path: None,
             recent: Vec::new(),
+            bundled_server: None,
             pending_recent: None,
             login: None,
             size: (120, 40),
@@ -819,12 +825,24 @@ impl App {
 
     /// Queues a copy or move of `names` (default: the selection) into the other pane.
     pub fn transfer(&mut self, source: Side, is_move: bool, names: Option<Vec<String>>) {
+        let dir = self.pane(source.other()).dir.clone();
+        self.transfer_into(source, is_move, dir, names);
+    }
+
+    /// [`Self::transfer`] into `dir` on the other side: its pane's directory, or a folder in
+    /// it a drag was dropped on.
+    fn transfer_into(
+        &mut self,
+        source: Side,
+        is_move: bool,
+        dir: Location,
+        names: Option<Vec<String>>,
+    ) {
         if !self.can_transfer(source, is_move) {
             return;
         }
-        let dest = source.other();
         let Some((spec, info)) =
-            job_request::request(self.pane(source), self.pane(dest), is_move, names)
+            job_request::request_into(self.pane(source), dir, is_move, names, ConflictPolicy::Ask)
         else {
             return;
         };
@@ -850,7 +868,12 @@ impl App {
     }
 
     fn open_connect(&mut self) {
-        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent));
+        // The bundled server, unless the remote pane shows it already.
+        let home = (self.conn.bundled.is_none())
+            .then_some(self.bundled_server.as_ref())
+            .flatten()
+            .map(|(root, _)| root.as_path());
+        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent, home));
     }
 
     /// Switches the remote pane to another server.
@@ -862,6 +885,24 @@ impl App {
     /// `fingerprint` when one is given (a bookmark's or recent entry's pin).
     pub fn connect_pinned(&mut self, url: &str, token: Option<String>, fingerprint: Option<&str>) {
         self.connect_as(url, token, fingerprint, None);
+    }
+
+    /// Switches the remote pane back to the bundled server, at its root.
+    fn return_to_bundled(&mut self) {
+        let Some((root, endpoint)) = self.bundled_server.clone() else {
+            return;
+        };
+        self.login = None;
+        self.pending_recent = None;
+        self.conn = ServerLink::connecting(self.conn.id + 1, endpoint.address());
+        self.conn.bundled = Some(root);
+        self.remote = self.remote.reopened(Location::Remote(String::new()));
+        self.sync_layout();
+        self.outbox.push(Effect::Connect {
+            conn: self.conn.id,
+            endpoint,
+        });
+        self.request_list(Side::Remote, Location::Remote(String::new()), None);
     }
 
     /// The first connection logs in as a user: a refused password is asked again.
@@ -913,6 +954,7 @@ impl App {
             self.banner = None;
         }
         self.conn = ServerLink::connecting(self.conn.id + 1, parsed.endpoint(None).address());
+        self.conn.tls = parsed.tls;
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
@@ -974,6 +1016,7 @@ impl App {
             }
             DialogOutcome::Submitted(purpose, text) => self.submit_input(purpose, text),
             DialogOutcome::Trust { addr, fingerprint } => self.trust_certificate(addr, fingerprint),
+            DialogOutcome::Replace(changed) => self.replace_certificate(changed),
             DialogOutcome::Distrust(addr) => {
                 self.error(format!(
                     "Not connected: the certificate of {addr} is not trusted"
@@ -985,6 +1028,7 @@ impl App {
                     paths: vec![path],
                 });
             }
+            DialogOutcome::Connect(target) if target.bundled => self.return_to_bundled(),
             DialogOutcome::Connect(target) => {
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
             }
@@ -1007,22 +1051,14 @@ impl App {
         if let Some(recent) = self.pending_recent.as_mut() {
             recent.fingerprint = Some(pin.clone());
         }
-        for bookmark in &mut self.bookmarks {
-            let same_server = bookmark
-                .url
-                .parse::<RemoteUrl>()
-                .is_ok_and(|url| url.tls && url.endpoint(None).address() == addr);
-            if same_server && bookmark.fingerprint.is_none() {
-                bookmark.fingerprint = Some(pin.clone());
-                if let Some(path) = &self.config_path {
-                    self.outbox.push(Effect::PinBookmark {
-                        path: path.clone(),
-                        name: bookmark.name.clone(),
-                        fingerprint: pin.clone(),
-                    });
-                }
-            }
-        }
+        let same_server = |bookmark: &Bookmark| {
+            bookmark.fingerprint.is_none()
+                && bookmark
+                    .url
+                    .parse::<RemoteUrl>()
+                    .is_ok_and(|url| url.tls && url.endpoint(None).address() == addr)
+        };
+        self.pin_bookmarks(&pin, same_server, None);
         self.conn.accepted = Some(fingerprint);
         self.conn.state = ConnState::Connecting;
         self.outbox.push(Effect::TrustCertificate {
@@ -1031,6 +1067,45 @@ impl App {
             fingerprint,
         });
         self.refresh(Side::Remote);
+    }
+
+    /// The user confirmed a changed certificate: every pin of the old one (recent entries,
+    /// bookmarks, in the config file too) and its known_hosts line take the new one, each
+    /// file replaced whole with its other lines kept; then the connection is made again.
+    fn replace_certificate(&mut self, changed: ChangedCertificate) {
+        let (old, new) = (changed.old, changed.new.to_string());
+        for recent in &mut self.recent {
+            if server_link::pins(&recent.fingerprint, &old) {
+                recent.fingerprint = Some(new.clone());
+            }
+        }
+        self.pin_bookmarks(
+            &new,
+            |bookmark| server_link::pins(&bookmark.fingerprint, &old),
+            Some(old),
+        );
+        self.trust_certificate(changed.addr, changed.new);
+    }
+
+    /// Writes `pin` into the bookmarks `which` picks, in memory and in the config file (over
+    /// the `replacing` fingerprint, for a rotated certificate).
+    fn pin_bookmarks(
+        &mut self,
+        pin: &str,
+        which: impl Fn(&Bookmark) -> bool,
+        replacing: Option<Fingerprint>,
+    ) {
+        for bookmark in self.bookmarks.iter_mut().filter(|b| which(b)) {
+            bookmark.fingerprint = Some(pin.to_owned());
+            if let Some(path) = &self.config_path {
+                self.outbox.push(Effect::PinBookmark {
+                    path: path.clone(),
+                    name: bookmark.name.clone(),
+                    fingerprint: pin.to_owned(),
+                    replacing,
+                });
+            }
+        }
     }
 
     fn confirmed(&mut self, on_yes: Confirmed) {
@@ -1087,7 +1162,7 @@ impl App {
             }
             InputPurpose::Address => {
                 let mut parts = text.split_whitespace();
-                let url = without_prefill(parts.next().unwrap_or_default()).to_string();
+                let url = typed_address(parts.next().unwrap_or_default()).into_owned();
                 let token = parts.next().map(str::to_string);
                 self.connect(&url, token);
             }
@@ -1221,7 +1296,7 @@ impl App {
                     self.enter(side);
                 }
             }
-            Gesture::Drop(drag) => {
+            Gesture::Drop(drag, row) => {
                 let pane = self.pane(drag.side);
                 // Dropping a marked entry carries all the marks, like a file manager.
                 let names = if pane.marks.contains(&drag.name) {
@@ -1229,7 +1304,15 @@ impl App {
                 } else {
                     Some(vec![drag.name])
                 };
-                self.transfer(drag.side, false, names);
+                let target = self.pane(drag.side.other());
+                let folder = row
+                    .and_then(|row| target.entry_at(target.offset + row))
+                    .filter(|entry| entry.is_dir_like())
+                    .map(|entry| target.dir.join(&entry.name));
+                match folder {
+                    Some(dir) => self.transfer_into(drag.side, false, dir, names),
+                    None => self.transfer(drag.side, false, names),
+                }
             }
         }
     }
@@ -1433,13 +1516,29 @@ impl App {
             LinkNews::AskTrust { addr, fingerprint } => {
                 self.dialog = Some(Dialog::Trust { addr, fingerprint });
             }
-            LinkNews::Refused(warning) => {
+            LinkNews::Refused(refusal) => {
                 self.error(format!(
                     "Refused {}: its certificate is not the trusted one",
                     self.conn.label
                 ));
-                let key = self.keymap.hint(Action::Refresh);
-                self.dialog = Some(Dialog::certificate_refused(&warning, &key));
+                self.dialog = Some(match (refusal.old, refusal.presented) {
+                    (Some(old), Some(new)) => Dialog::CertificateChanged(ChangedCertificate {
+                        held_in: server_link::held_in(
+                            &refusal,
+                            &old,
+                            &self.bookmarks,
+                            &self.recent,
+                            self.config_path.as_deref(),
+                        ),
+                        addr: refusal.addr,
+                        old,
+                        new,
+                    }),
+                    _ => {
+                        let key = self.keymap.hint(Action::Refresh);
+                        Dialog::certificate_refused(&refusal.message, &key)
+                    }
+                });
             }
             LinkNews::Unauthorized(error) => {
                 self.error(format!("Login to {} refused ({error})", self.conn.label));

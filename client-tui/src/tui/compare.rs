@@ -43,12 +43,16 @@ impl Counts {
         ]
         .iter()
         .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
+        .map(|(n, what)| format!("{} {what}", crate::format::count(*n as u64)))
         .collect();
         if parts.is_empty() {
             "nothing differs".to_owned()
         } else {
-            format!("{} marked: {}", self.total(), parts.join(", "))
+            format!(
+                "{} marked: {}",
+                crate::format::count(self.total() as u64),
+                parts.join(", ")
+            )
         }
     }
 }

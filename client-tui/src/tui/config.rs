@@ -11,6 +11,8 @@ use directories::ProjectDirs;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::Column;
+use crate::engine::known_hosts::Fingerprint;
+
 use super::keymap::Keymap;
 use super::pane::SortKey;
 use super::theme::Theme;
@@ -274,9 +276,15 @@ pub fn save_recent(list: &[Recent]) {
 }
 
 /// Writes `fingerprint` into the bookmark `name` of the config file at `path`, unless it has
-/// one already; returns whether the file changed. Everything else in the file (comments,
-/// order, spacing) stays as the user wrote it, and the file is replaced atomically.
-pub fn pin_bookmark(path: &Path, name: &str, fingerprint: &str) -> Result<bool, String> {
+/// one already other than `replacing` (a rotated certificate's, in whatever form it was
+/// written); returns whether the file changed. Everything else in the file (comments, order,
+/// spacing) stays as the user wrote it, and the file is replaced atomically.
+pub fn pin_bookmark(
+    path: &Path,
+    name: &str,
+    fingerprint: &str,
+    replacing: Option<Fingerprint>,
+) -> Result<bool, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut doc = text
         .parse::<toml_edit::DocumentMut>()
@@ -293,7 +301,11 @@ pub fn pin_bookmark(path: &Path, name: &str, fingerprint: &str) -> Result<bool, 
     else {
         return Ok(false);
     };
-    if bookmark.contains_key("fingerprint") {
+    let rotated = |old: &toml_edit::Item| {
+        let old = old.as_str().and_then(|old| old.parse::<Fingerprint>().ok());
+        replacing.is_some() && old == replacing
+    };
+    if bookmark.get("fingerprint").is_some_and(|old| !rotated(old)) {
         return Ok(false);
     }
     bookmark.insert("fingerprint", toml_edit::value(fingerprint));
@@ -308,12 +320,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rotated_certificate_replaces_only_the_pin_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let old = Fingerprint([1; 32]);
+        let bare = "01".repeat(32);
+        let text = format!(
+            "[[bookmarks]]\nname = \"nas\"\nurl = \"ferrys://nas:7070/\"\nfingerprint = \"{bare}\" # pinned\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let new = Fingerprint([2; 32]).to_string();
+        // Another old one than the file holds: left alone.
+        let other = Some(Fingerprint([3; 32]));
+        assert!(!pin_bookmark(&path, "nas", &new, other).unwrap());
+        assert!(pin_bookmark(&path, "nas", &new, Some(old)).unwrap());
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            written.contains(&format!("fingerprint = \"{new}\"")),
+            "{written}"
+        );
+        assert!(!written.contains(&bare), "{written}");
+        assert!(
+            written.starts_with("[[bookmarks]]\nname = \"nas\"\n"),
+            "{written}"
+        );
+    }
+
+    #[test]
     fn a_trusted_fingerprint_is_written_into_its_bookmark_keeping_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         let text = "# my servers\ntheme = \"light\"\n\n[[bookmarks]]\nname = \"nas\" # at home\nurl = \"ferrys://nas:7070/\"\n\n[[bookmarks]]\nname = \"pinned\"\nurl = \"ferrys://other:7070/\"\nfingerprint = \"SHA256:AA\"\n";
         std::fs::write(&path, text).unwrap();
-        assert!(pin_bookmark(&path, "nas", "SHA256:01:02").unwrap());
+        assert!(pin_bookmark(&path, "nas", "SHA256:01:02", None).unwrap());
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.starts_with("# my servers\n"), "{written}");
         assert!(written.contains("name = \"nas\" # at home"), "{written}");
@@ -323,8 +362,8 @@ mod tests {
             Some("SHA256:01:02")
         );
         // A pin the user wrote is never replaced, and an unknown name changes nothing.
-        assert!(!pin_bookmark(&path, "pinned", "SHA256:FF").unwrap());
-        assert!(!pin_bookmark(&path, "nobody", "SHA256:FF").unwrap());
+        assert!(!pin_bookmark(&path, "pinned", "SHA256:FF", None).unwrap());
+        assert!(!pin_bookmark(&path, "nobody", "SHA256:FF", None).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
         assert_eq!(
             parse(&written, dir.path()).unwrap().bookmarks[1]

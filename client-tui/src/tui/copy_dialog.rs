@@ -103,21 +103,18 @@ impl CopyDialog {
         let verb = if self.is_move { "Move" } else { "Copy" };
         match self.names.as_slice() {
             [one] => format!("{verb} {}", format::escape_name(one)),
-            many => format!("{verb} {} items", many.len()),
+            many => format!("{verb} {} items", format::count(many.len() as u64)),
         }
     }
 
     /// `2 files, 1 directory: 3.0 KiB + contents`.
     pub fn summary(&self) -> String {
-        let plural = |n: u64, one: &str, many: &str| {
-            format!("{} {}", format::count(n), if n == 1 { one } else { many })
-        };
         let mut parts = Vec::new();
         if self.files > 0 {
-            parts.push(plural(self.files, "file", "files"));
+            parts.push(format::counted(self.files, "file", "files"));
         }
         if self.dirs > 0 {
-            parts.push(plural(self.dirs, "directory", "directories"));
+            parts.push(format::counted(self.dirs, "directory", "directories"));
         }
         let contents = if self.dirs > 0 { " + contents" } else { "" };
         format!(

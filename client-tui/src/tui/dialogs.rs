@@ -2,6 +2,9 @@
 //! carries out. A dialog changes only itself; whatever it means for the rest of the app
 //! (connecting, deleting, a transfer's cancel) goes back as an outcome.
 
+use std::borrow::Cow;
+use std::path::Path;
+
 use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::engine::known_hosts::Fingerprint;
@@ -42,6 +45,17 @@ pub struct PendingLogin {
     pub fingerprint: Option<String>,
 }
 
+/// A certificate that changed since it was trusted, as the dialog shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedCertificate {
+    pub addr: String,
+    pub old: Fingerprint,
+    pub new: Fingerprint,
+    /// Where the old one is kept, in words: `/home/ann/.local/share/ferry/known_hosts, line 3`,
+    /// or the bookmark, recent entry or `--fingerprint` that pinned it.
+    pub held_in: String,
+}
+
 /// What a yes/no question does on yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmed {
@@ -60,6 +74,8 @@ pub struct ConnectTarget {
     pub token: Option<String>,
     /// A pinned certificate fingerprint, as the bookmark or recent entry holds it.
     pub fingerprint: Option<String>,
+    /// The bundled server ferry started with, reached by its own endpoint, not a location.
+    pub bundled: bool,
 }
 
 /// A modal dialog.
@@ -88,7 +104,10 @@ pub enum Dialog {
         addr: String,
         fingerprint: Fingerprint,
     },
-    /// A message that only needs reading, such as a changed certificate's warning.
+    /// A server's certificate is not the one trusted before: both fingerprints, where the old
+    /// one is kept, and the offer to replace it. Only `y` replaces; Enter does not.
+    CertificateChanged(ChangedCertificate),
+    /// A message that only needs reading, such as a refused certificate's warning.
     Alert {
         title: String,
         message: String,
@@ -181,10 +200,11 @@ impl Dialog {
                 many.len()
             ),
             many if dirs > 1 => format!(
-                "Delete {} marked entries, including {dirs} directories and everything in them?",
-                many.len()
+                "Delete {} marked entries, including {} directories and everything in them?",
+                format::count(many.len() as u64),
+                format::count(dirs as u64)
             ),
-            many => format!("Delete {} marked files?", many.len()),
+            many => format!("Delete {} marked files?", format::count(many.len() as u64)),
         };
         let paths: Vec<Location> = selection.iter().map(|e| pane.dir.join(&e.name)).collect();
         // What a running job still reads is not deleted under it: its files would vanish
@@ -242,21 +262,30 @@ impl Dialog {
     }
 
     /// The servers to connect to: the bookmarks, then the recent ones, then an address.
-    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent]) -> Dialog {
-        let mut targets: Vec<ConnectTarget> = bookmarks
-            .iter()
-            .map(|b| ConnectTarget {
-                label: format!("★ {}  {}", b.name, b.url),
-                url: b.url.clone(),
-                token: b.token.clone(),
-                fingerprint: b.fingerprint.clone(),
+    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent], bundled: Option<&Path>) -> Dialog {
+        let mut targets: Vec<ConnectTarget> = bundled
+            .map(|root| ConnectTarget {
+                label: format!("⌂ back to the bundled server: {}", format::local_path(root)),
+                url: String::new(),
+                token: None,
+                fingerprint: None,
+                bundled: true,
             })
+            .into_iter()
             .collect();
+        targets.extend(bookmarks.iter().map(|b| ConnectTarget {
+            label: format!("★ {}  {}", b.name, b.url),
+            url: b.url.clone(),
+            token: b.token.clone(),
+            fingerprint: b.fingerprint.clone(),
+            bundled: false,
+        }));
         targets.extend(recent.iter().map(|r| ConnectTarget {
             label: format!("  {}", r.url),
             url: r.url.clone(),
             token: r.token.clone(),
             fingerprint: r.fingerprint.clone(),
+            bundled: false,
         }));
         Dialog::Connect {
             targets,
@@ -308,6 +337,8 @@ pub enum Outcome {
     },
     /// No to that certificate: the server at this address stays unconnected.
     Distrust(String),
+    /// `y` to a changed certificate: put the new one where the old one was, and connect.
+    Replace(ChangedCertificate),
     /// Delete the partial upload of `path` (a wire path) in `dir`, then list `dir` again.
     DiscardPartial { dir: String, path: String },
     /// Switch to a server the connect dialog listed.
@@ -383,6 +414,17 @@ impl Dialog {
                     None
                 }
                 _ => Some(Dialog::Trust { addr, fingerprint }),
+            },
+            Dialog::CertificateChanged(changed) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    outcome = Some(Outcome::Replace(changed));
+                    None
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    outcome = Some(Outcome::Distrust(changed.addr));
+                    None
+                }
+                _ => Some(Dialog::CertificateChanged(changed)),
             },
             Dialog::Alert { title, message } => match key.code {
                 KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q') => None,
@@ -551,6 +593,36 @@ pub fn without_prefill(typed: &str) -> &str {
         }
         _ => typed,
     }
+}
+
+/// The location typed in F9's address prompt: without the pre-filled scheme when the user
+/// typed one of their own, and a bare `HOST:PORT[/PATH]` taken as `ferry://HOST:PORT/PATH`.
+pub fn typed_address(typed: &str) -> Cow<'_, str> {
+    let typed = without_prefill(typed);
+    if typed.contains("://") {
+        Cow::Borrowed(typed)
+    } else {
+        Cow::Owned(format!("{ADDRESS_PREFILL}{typed}"))
+    }
+}
+
+/// The address prompt as shown: the token after the location is a secret, so it shows one
+/// dot per character, like a password; the location itself stays readable.
+pub fn masked_address(typed: &str) -> Vec<char> {
+    let mut in_token = false;
+    let mut seen_location = false;
+    typed
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() {
+                in_token = seen_location;
+                c
+            } else {
+                seen_location = true;
+                if in_token { '•' } else { c }
+            }
+        })
+        .collect()
 }
 
 /// The engine's certificate warning with its command-line advice (`pass --fingerprint`)

@@ -498,9 +498,10 @@ fn execute(
             path,
             name,
             fingerprint,
+            replacing,
         } => {
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = config::pin_bookmark(&path, &name, &fingerprint) {
+                if let Err(e) = config::pin_bookmark(&path, &name, &fingerprint, replacing) {
                     tracing::warn!(
                         "keeping the fingerprint of bookmark {name:?} in {}: {e}",
                         crate::format::local_path(&path)

@@ -59,19 +59,18 @@ pub fn ending(job: &JobRow, keymap: &Keymap) -> Ending {
                 })
                 .unwrap_or_default();
             error(format!(
-                "#{} {} file{} verified, {} not copied, first: {first}; {} on the \
+                "#{} {} verified, {} not copied, first: {first}; {} on the \
                  transfer list lists them",
                 number,
-                summary.files,
-                if summary.files == 1 { "" } else { "s" },
-                job.left_out_errors,
+                format::counted(summary.files, "file", "files"),
+                format::count(job.left_out_errors),
                 keymap.hint(Action::Enter),
             ))
         }
         JobState::Done(summary) if summary.failed == 0 => {
             all_verified = true;
             let skipped = if summary.skipped > 0 {
-                format!(", {} skipped", summary.skipped)
+                format!(", {} skipped", format::count(summary.skipped))
             } else {
                 String::new()
             };
@@ -79,11 +78,10 @@ pub fn ending(job: &JobRow, keymap: &Keymap) -> Ending {
             // the files' size, so it is reported as sent (or received), not as
             // verified.
             info(format!(
-                "#{} {}: {} file{} verified, {} {}{skipped}",
+                "#{} {}: {} verified, {} {}{skipped}",
                 number,
                 if job.info.is_move { "moved" } else { "copied" },
-                summary.files,
-                if summary.files == 1 { "" } else { "s" },
+                format::counted(summary.files, "file", "files"),
                 format::size(summary.bytes),
                 match job.info.dest {
                     Side::Remote => "sent",
@@ -132,9 +130,8 @@ pub fn ending(job: &JobRow, keymap: &Keymap) -> Ending {
             let mut text = format!("#{} {}: cancelled", number, job.info.label);
             if job.files_verified > 0 {
                 text.push_str(&format!(
-                    ", {} file{} arrived",
-                    format::count(job.files_verified),
-                    if job.files_verified == 1 { "" } else { "s" }
+                    ", {} arrived",
+                    format::counted(job.files_verified, "file", "files")
                 ));
             }
             Some(Banner {

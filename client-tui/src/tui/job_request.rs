@@ -10,26 +10,10 @@ use crate::format;
 use super::jobs::JobInfo;
 use super::pane::{Location, Pane, Side};
 
-/// The job that copies (or with `is_move`, moves) `names` from `src_pane` into `dest_pane`'s
-/// directory; without `names`, the source pane's selection. `None` when there is nothing to
-/// copy.
-pub fn request(
-    src_pane: &Pane,
-    dest_pane: &Pane,
-    is_move: bool,
-    names: Option<Vec<String>>,
-) -> Option<(JobSpec, JobInfo)> {
-    request_into(
-        src_pane,
-        dest_pane.dir.clone(),
-        is_move,
-        names,
-        ConflictPolicy::Ask,
-    )
-}
-
-/// [`request`] into `dest_dir` (a directory on the other side, typed in the copy dialog) with
-/// `policy` for destinations that exist.
+/// The job that copies (or with `is_move`, moves) `names` from `src_pane` into `dest_dir` (a
+/// directory on the other side: the other pane's, one typed in the copy dialog, or a folder a
+/// drag was dropped on) with `policy` for destinations that exist; without `names`, the source
+/// pane's selection. `None` when there is nothing to copy.
 pub fn request_into(
     src_pane: &Pane,
     dest_dir: Location,
@@ -73,7 +57,7 @@ pub fn request_into(
     };
     let label = match names.as_slice() {
         [one] => format::escape_name(one).into_owned(),
-        many => format!("{} items", many.len()),
+        many => format!("{} items", format::count(many.len() as u64)),
     };
     let info = JobInfo {
         dest,

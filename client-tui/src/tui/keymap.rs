@@ -223,20 +223,42 @@ impl FromStr for Action {
     }
 }
 
-/// The actions the status bar offers, with their short labels, most needed first: the bar
-/// drops hints from the end when it is narrow.
+/// The actions the status bar offers, with their short labels, in the order they are drawn
+/// (by function key, as mc does).
 const KEY_BAR: [(Action, &str); 9] = [
     (Action::Help, "help"),
+    (Action::View, "view"),
+    (Action::Edit, "edit"),
     (Action::Copy, "copy"),
     (Action::Move, "move"),
     (Action::Mkdir, "mkdir"),
     (Action::Delete, "del"),
     (Action::Connect, "connect"),
     (Action::Quit, "quit"),
-    // Shown only where the whole server summary still fits (see `layout::key_bar`).
-    (Action::View, "view"),
-    (Action::Edit, "edit"),
 ];
+
+/// The same actions, most needed first: a narrow bar drops hints from the end of this list.
+/// Help is how a new user finds every other key, and quit how to leave; viewing and editing
+/// have Enter and the help screen besides, so they rank past `layout::EXTRA_RANK`.
+const KEY_BAR_NEED: [Action; 9] = [
+    Action::Help,
+    Action::Quit,
+    Action::Copy,
+    Action::Move,
+    Action::Mkdir,
+    Action::Delete,
+    Action::Connect,
+    Action::View,
+    Action::Edit,
+];
+
+/// How much a status bar hint for `action` is needed (lower is more), for `layout::key_bar`.
+pub fn bar_rank(action: Action) -> usize {
+    KEY_BAR_NEED
+        .iter()
+        .position(|&a| a == action)
+        .unwrap_or(KEY_BAR_NEED.len())
+}
 
 /// One key with its modifiers, normalised so a lookup matches what the terminal sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

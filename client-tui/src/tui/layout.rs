@@ -11,14 +11,15 @@ pub const MIN_HEIGHT: u16 = 10;
 pub const LIST_TOP: u16 = 2;
 /// Most jobs the transfer panel shows at once.
 const MAX_JOB_ROWS: u16 = 5;
-/// The status bar keeps at least this many columns for the server and its state before it
-/// gives them to key hints beyond the first.
-const STATE_MIN: usize = 32;
-/// Key hints that may cut the server summary down to `STATE_MIN` columns; those after them
-/// show only where the whole summary still fits.
-const CORE_HINTS: usize = 7;
-/// Columns kept after the summary before the hints after `CORE_HINTS` show.
-const SUMMARY_TAIL: usize = 20;
+/// The status bar keeps at least this many columns for the server, its state and its markers
+/// (`[tls] [read-only]`) before it gives them to key hints beyond the first and the last.
+const STATE_MIN: usize = 48;
+/// Key hints ranked this or lower (see [`key_bar`]) show only where the whole server summary
+/// still fits beside them: they are conveniences, the summary is what the user is connected to.
+pub const EXTRA_RANK: usize = 7;
+/// Columns kept after the summary for the server's name before the hints ranked
+/// [`EXTRA_RANK`] or lower show.
+const NAME_ROOM: usize = 20;
 /// Columns between two key hints in the status bar.
 pub const KEY_GAP: usize = 2;
 
@@ -90,43 +91,63 @@ pub fn job_at(panel: Rect, selected: usize, y: u16) -> Option<usize> {
     (y > panel.y + 1).then(|| first_visible_job(selected, panel) + usize::from(y - panel.y - 2))
 }
 
-/// Where the key hints go in the status bar `status`: one rectangle per hint that fits, in
-/// order, for hints `widths` columns wide, after a server summary `state` columns wide. The
-/// first (help) always shows, since it is how a new user finds every other key; the rest are
-/// right-aligned with a trailing space, and give way to the first `STATE_MIN` columns of the
-/// summary. The status bar draws its hints here and a click on one is its key.
-pub fn key_bar(status: Rect, state: usize, widths: &[usize]) -> Vec<Rect> {
+/// Where the key hints go in the status bar `status`: the index and rectangle of each hint
+/// that fits, in order, for hints `widths` columns wide, after a server summary `state`
+/// columns wide. Hints are drawn in the order given (F1 to F10, as mc does) but kept by
+/// `ranks` (lower is more needed): when the bar is narrow the least needed give way first, and
+/// all of them give way to the first `STATE_MIN` columns of the summary (those ranked
+/// [`EXTRA_RANK`] or lower to all of it), except the most needed (help: how a new user finds
+/// every other key). Right-aligned with a trailing space.
+/// The status bar draws its hints here and a click on one is its key.
+pub fn key_bar(
+    status: Rect,
+    state: usize,
+    widths: &[usize],
+    ranks: &[usize],
+) -> Vec<(usize, Rect)> {
     let room = usize::from(status.width).saturating_sub(state.min(STATE_MIN) + 1);
-    // The hints after the first CORE_HINTS (F3 view, F4 edit) never cut the summary short,
-    // nor what follows it (a read-only marker, the server's name).
-    let extra_room = usize::from(status.width).saturating_sub(state + SUMMARY_TAIL + 1);
-    let mut shown = 0;
+    // Hints ranked `EXTRA_RANK` or lower never cut the summary, nor the server's name after it.
+    let extra_room = usize::from(status.width).saturating_sub(state + NAME_ROOM + 1);
+    let mut order: Vec<usize> = (0..widths.len()).collect();
+    order.sort_by_key(|&i| (ranks.get(i).copied().unwrap_or(usize::MAX), i));
+    let mut shown: Vec<usize> = Vec::with_capacity(widths.len());
     let mut used = 0;
-    for (i, &width) in widths.iter().enumerate() {
-        let room = if i < CORE_HINTS { room } else { extra_room };
-        let grown = if shown == 0 {
+    for i in order {
+        let width = widths[i];
+        let grown = if shown.is_empty() {
             width
         } else {
             used + KEY_GAP + width
         };
-        if shown > 0 && grown + 1 > room {
-            break;
+        let room = if ranks.get(i).is_some_and(|&r| r >= EXTRA_RANK) {
+            extra_room
+        } else {
+            room
+        };
+        if !shown.is_empty() && grown + 1 > room {
+            // A shorter, less needed hint may still fit where this one does not.
+            continue;
         }
         used = grown;
-        shown += 1;
+        shown.push(i);
     }
+    shown.sort_unstable();
     // The trailing space.
     let start = usize::from(status.width).saturating_sub(used + 1);
     let mut x = start;
-    let mut rects = Vec::with_capacity(shown);
-    for &width in &widths[..shown] {
+    let mut rects = Vec::with_capacity(shown.len());
+    for i in shown {
+        let width = widths[i];
         let left = x.min(usize::from(status.width));
         let right = (x + width).min(usize::from(status.width));
-        rects.push(Rect::new(
-            status.x + u16::try_from(left).unwrap_or(u16::MAX),
-            status.y,
-            u16::try_from(right - left).unwrap_or(u16::MAX),
-            1,
+        rects.push((
+            i,
+            Rect::new(
+                status.x + u16::try_from(left).unwrap_or(u16::MAX),
+                status.y,
+                u16::try_from(right - left).unwrap_or(u16::MAX),
+                1,
+            ),
         ));
         x += width + KEY_GAP;
     }

@@ -100,11 +100,13 @@ pub enum Effect {
     },
     /// F3, F4, Enter on a file, Ctrl+O: reads for the viewer, programs, fetches and uploads.
     File(FileEffect),
-    /// Writes `fingerprint` into the bookmark `name` of the config file at `path`.
+    /// Writes `fingerprint` into the bookmark `name` of the config file at `path` (over the
+    /// `replacing` one, a rotated certificate's).
     PinBookmark {
         path: PathBuf,
         name: String,
         fingerprint: String,
+        replacing: Option<crate::engine::known_hosts::Fingerprint>,
     },
 }
 

@@ -53,6 +53,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod rank;
 pub mod rate;
 pub mod remote;
 pub mod screen;
@@ -148,7 +149,9 @@ async fn run_async(
     );
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.config_path = options.config.clone().or_else(config::default_config_path);
+    app.bundled_server = bundled.clone().map(|root| (root, endpoint.clone()));
     app.conn.bundled = bundled;
+    app.conn.tls = endpoint.tls;
     app.recent = recent_list;
     if let Some(recent) = recent {
         app.remember_on_connect(recent);

@@ -9,7 +9,7 @@ use ratatui::layout::Position;
 
 use unicode_width::UnicodeWidthStr;
 
-use super::keymap::Action;
+use super::keymap::{self, Action};
 use super::layout::{self, Areas};
 use super::location::Side;
 
@@ -43,8 +43,9 @@ pub enum Gesture {
     Job(usize),
     /// A click in a pane: on the visible row `row` of its listing, if on one.
     Press(Side, Option<usize>),
-    /// A drag from one pane released over the other.
-    Drop(Drag),
+    /// A drag from one pane released over the other, on its visible row `row` if on one: a
+    /// folder's row means into that folder.
+    Drop(Drag, Option<usize>),
     /// A click on a key hint in the status bar: what its key does.
     Key(Action),
     /// A click on a directory of a pane's title path, this many levels above the pane's.
@@ -68,11 +69,16 @@ impl KeyBar<'_> {
             .map(|(_, hint)| UnicodeWidthStr::width(hint.as_str()))
             .collect();
         let state = UnicodeWidthStr::width(self.summary);
-        layout::key_bar(status, state, &widths)
+        let ranks: Vec<usize> = self
+            .hints
+            .iter()
+            .map(|&(action, _)| keymap::bar_rank(action))
+            .collect();
+        layout::key_bar(status, state, &widths, &ranks)
             .into_iter()
-            .zip(self.hints)
-            .find(|(rect, _)| rect.contains(at))
-            .map(|(_, &(action, _))| action)
+            .find(|(_, rect)| rect.contains(at))
+            .and_then(|(i, _)| self.hints.get(i))
+            .map(|&(action, _)| action)
     }
 }
 
@@ -131,11 +137,18 @@ impl Mouse {
                 }
                 None
             }
-            MouseEventKind::Up(MouseButton::Left) => self
-                .drag
-                .take()
-                .filter(|drag| drag.moved && side == Some(drag.side.other()))
-                .map(Gesture::Drop),
+            MouseEventKind::Up(MouseButton::Left) => {
+                let drag = self
+                    .drag
+                    .take()
+                    .filter(|drag| drag.moved && side == Some(drag.side.other()))?;
+                let area = if drag.side == Side::Local {
+                    areas.remote
+                } else {
+                    areas.local
+                };
+                Some(Gesture::Drop(drag, layout::pane_row(area, event.row)))
+            }
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::attrs::Column;
 use super::keymap::Action;
+use super::rank::Ranker;
 // Where a pane is was first defined here; the session task and the tests name it so.
 pub use super::location::{Location, Side};
 
@@ -63,15 +64,6 @@ pub struct QuickJump {
     /// The last letter typed, when no name starts with `prefix` and it: kept out of the
     /// prefix, shown so the user sees the miss.
     pub missed: Option<char>,
-}
-
-/// Whether every character of `needle` appears in `haystack` in order, ignoring case.
-pub fn fuzzy_match(needle: &str, haystack: &str) -> bool {
-    let mut hay = haystack.chars().flat_map(char::to_lowercase);
-    needle
-        .chars()
-        .flat_map(char::to_lowercase)
-        .all(|n| hay.any(|h| h == n))
 }
 
 /// A listing request in flight, so a late answer for a directory the user left is dropped.
@@ -309,25 +301,46 @@ impl Pane {
     /// directory just opened goes on into its first entry, and `..` is one row up.
     pub fn rebuild_view(&mut self, select: Option<&str>) {
         let show_hidden = self.show_hidden;
-        let filter = self.filter.as_str();
+        let mut ranker = (!self.filter.is_empty()).then(|| Ranker::new(&self.filter));
+        // A filter ranks what it keeps (see `rank`): best first, the sort breaking ties.
+        let mut ranks = vec![
+            None;
+            if ranker.is_some() {
+                self.entries.len()
+            } else {
+                0
+            }
+        ];
         let mut view: Vec<usize> = (0..self.entries.len())
             .filter(|&i| {
                 let name = &self.entries[i].name;
-                (show_hidden || !name.starts_with('.'))
-                    && (filter.is_empty() || fuzzy_match(filter, name))
+                if !show_hidden && name.starts_with('.') {
+                    return false;
+                }
+                let Some(ranker) = ranker.as_mut() else {
+                    return true;
+                };
+                ranks[i] = ranker.rank(name);
+                ranks[i].is_some()
             })
             .collect();
         let (sort, reverse, entries) = (self.sort, self.reverse, &self.entries);
         // Lower-cased once per entry, not once per comparison: 100,000 names sort in a blink.
         let lower: Vec<String> = entries.iter().map(|e| e.name.to_lowercase()).collect();
         view.sort_unstable_by(|&a, &b| {
-            compare(
-                &entries[a],
-                &entries[b],
-                (&lower[a], &lower[b]),
-                sort,
-                reverse,
-            )
+            let by_rank = match (ranks.get(b), ranks.get(a)) {
+                (Some(rb), Some(ra)) => rb.cmp(ra),
+                _ => Ordering::Equal,
+            };
+            by_rank.then_with(|| {
+                compare(
+                    &entries[a],
+                    &entries[b],
+                    (&lower[a], &lower[b]),
+                    sort,
+                    reverse,
+                )
+            })
         });
         if self.dir.parent().is_some() {
             view.insert(0, PARENT_ROW);

@@ -24,18 +24,19 @@ fn names(pane: &Pane) -> Vec<&str> {
 }
 
 fn sample() -> Pane {
+    listing(vec![
+        entry("b.txt", Kind::File, 300, 30),
+        entry("Alpha", Kind::Dir, 4096, 10),
+        entry(".hidden", Kind::File, 1, 50),
+        entry("a.txt", Kind::File, 100, 40),
+        entry("zeta", Kind::Dir, 4096, 20),
+    ])
+}
+
+/// A local pane showing `entries` in `/data`.
+fn listing(entries: Vec<Entry>) -> Pane {
     let mut pane = Pane::new(Side::Local, Location::Local("/data".into()));
-    pane.set_listing(
-        Location::Local("/data".into()),
-        vec![
-            entry("b.txt", Kind::File, 300, 30),
-            entry("Alpha", Kind::Dir, 4096, 10),
-            entry(".hidden", Kind::File, 1, 50),
-            entry("a.txt", Kind::File, 100, 40),
-            entry("zeta", Kind::Dir, 4096, 20),
-        ],
-        None,
-    );
+    pane.set_listing(Location::Local("/data".into()), entries, None);
     pane
 }
 
@@ -68,10 +69,19 @@ fn hidden_and_filter() {
 }
 
 #[test]
-fn fuzzy_is_an_ordered_subsequence() {
-    assert!(fuzzy_match("rdm", "README.md"));
-    assert!(!fuzzy_match("mdr", "README.md"));
-    assert!(fuzzy_match("", "x"));
+fn the_filter_shows_names_holding_it_first_then_scattered_matches() {
+    let mut pane = listing(
+        ["a1b9c9d9", "photos-1999", "zz", "1999.tar"]
+            .map(|name| entry(name, Kind::File, 1, 0))
+            .to_vec(),
+    );
+    pane.set_filter("1999");
+    // Both holders of "1999" first, then the scattered one; `zz` not at all.
+    let shown = names(&pane);
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert_eq!(shown[2], "a1b9c9d9", "{shown:?}");
+    pane.set_filter("");
+    assert_eq!(names(&pane).len(), 4);
 }
 
 #[test]

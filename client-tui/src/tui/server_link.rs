@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::engine::browse::Refusal;
 use crate::engine::known_hosts::Fingerprint;
+
+use super::config::{Bookmark, Recent};
 
 use super::message::ConnEvent;
 
@@ -25,6 +28,8 @@ pub struct ServerLink {
     pub label: String,
     pub state: ConnState,
     pub read_only: bool,
+    /// Whether the link speaks TLS (a `ferrys://` location), shown as `[tls]`.
+    pub tls: bool,
     /// The server's name and version, once known.
     pub server: Option<String>,
     /// What the bundled server serves, when this is the in-process server.
@@ -42,13 +47,15 @@ impl ServerLink {
             label,
             state: ConnState::Connecting,
             read_only: false,
+            tls: false,
             server: None,
             bundled: None,
             accepted: None,
         }
     }
 
-    /// The status bar's first words: a dot, the server and the state of the link. The bar
+    /// The status bar's first words: a dot, the server, the state of the link and its
+    /// markers (`[tls]`, `[read-only]`). The bar
     /// keeps room for them before key hints, so the click mapping measures them too.
     pub fn summary(&self) -> String {
         let (dot, state) = match &self.state {
@@ -56,7 +63,9 @@ impl ServerLink {
             ConnState::Connected => ("●", "connected"),
             ConnState::Lost(_) => ("✗", "disconnected"),
         };
-        format!(" {dot} {} {state}", self.label)
+        let tls = if self.tls { " [tls]" } else { "" };
+        let read_only = if self.read_only { " [read-only]" } else { "" };
+        format!(" {dot} {} {state}{tls}{read_only}", self.label)
     }
 
     /// Takes in news of the link (its state, access and server name) and says what it means
@@ -77,9 +86,9 @@ impl ServerLink {
                 self.state = ConnState::Lost("the server's certificate is not trusted yet".into());
                 LinkNews::AskTrust { addr, fingerprint }
             }
-            ConnEvent::CertificateRefused(warning) => {
+            ConnEvent::CertificateRefused(refusal) => {
                 self.state = ConnState::Lost("certificate refused".into());
-                LinkNews::Refused(warning)
+                LinkNews::Refused(refusal)
             }
             ConnEvent::Unauthorized(error) => {
                 self.state = ConnState::Lost(error.clone());
@@ -106,9 +115,50 @@ pub enum LinkNews {
         fingerprint: Fingerprint,
     },
     /// The certificate is not the trusted one: the engine's full warning.
-    Refused(String),
+    Refused(Refusal),
     /// The server refused the credentials.
     Unauthorized(String),
     /// The link broke.
     Lost(String),
+}
+
+/// Where the old fingerprint of a `refusal` is kept, in words for the changed-certificate
+/// dialog: the known_hosts file and line, or the pin's origin (a bookmark in `config`, the
+/// recent list, or `--fingerprint`), and known_hosts too when it holds the same.
+pub fn held_in(
+    refusal: &Refusal,
+    old: &Fingerprint,
+    bookmarks: &[Bookmark],
+    recent: &[Recent],
+    config: Option<&std::path::Path>,
+) -> String {
+    let file = refusal
+        .recorded_at
+        .as_ref()
+        .map(|(path, line)| format!("{}, line {line}", crate::format::local_path(path)));
+    if !refusal.pinned {
+        return file.unwrap_or_else(|| "known_hosts".into());
+    }
+    let pin = if let Some(bookmark) = bookmarks.iter().find(|b| pins(&b.fingerprint, old)) {
+        let config = config.map(crate::format::local_path).unwrap_or_default();
+        format!(
+            "the fingerprint of bookmark \"{}\" in {config}",
+            bookmark.name
+        )
+    } else if recent.iter().any(|r| pins(&r.fingerprint, old)) {
+        "the fingerprint kept with the recent connection".to_owned()
+    } else {
+        "the fingerprint given with --fingerprint".to_owned()
+    };
+    match file {
+        Some(file) => format!("{pin} and {file}"),
+        None => pin,
+    }
+}
+
+/// Whether a bookmark's or recent entry's `pin` (in any form a user writes one) is
+/// `fingerprint`.
+pub fn pins(pin: &Option<String>, fingerprint: &Fingerprint) -> bool {
+    pin.as_deref()
+        .is_some_and(|pin| pin.parse::<Fingerprint>().as_ref() == Ok(fingerprint))
 }

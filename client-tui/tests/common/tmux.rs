@@ -101,3 +101,12 @@ pub fn cursor_right(screen: &str, name: &str) -> bool {
         .filter_map(right_pane)
         .any(|r| r.contains('›') && r.contains(name))
 }
+
+/// The last line of the screen: the status bar.
+pub fn status_line(screen: &str) -> &str {
+    screen
+        .trim_end_matches('\n')
+        .lines()
+        .last()
+        .unwrap_or_default()
+}

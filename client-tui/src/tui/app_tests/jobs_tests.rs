@@ -690,3 +690,22 @@ fn ctrl_x_then_d_compares_and_marks_what_the_other_pane_lacks() {
     assert!(app.local.marks.is_empty());
     assert!(banner_text(&app).contains("Nothing compared"));
 }
+
+#[test]
+fn a_big_job_s_counts_carry_thousands_separators() {
+    let mut app = app();
+    finished_job(
+        &mut app,
+        Side::Remote,
+        vec![],
+        summary(20_000, 3 << 30, 1_234, 0),
+    );
+    let banner = app.banner.as_ref().unwrap();
+    assert!(
+        banner
+            .text
+            .ends_with("copied: 20,000 files verified, 3 GiB sent, 1,234 skipped"),
+        "{}",
+        banner.text
+    );
+}

@@ -1,6 +1,7 @@
 //! The server link: connecting, reconnecting, certificates, passwords and typed addresses.
 
 use super::*;
+use crate::tui::dialogs::{masked_address, typed_address, without_prefill};
 
 #[test]
 fn a_lost_connection_shows_a_banner_and_ctrl_r_reconnects() {
@@ -214,41 +215,107 @@ fn refusing_a_new_certificate_does_not_connect() {
     assert!(banner.text.contains("not trusted"), "{}", banner.text);
 }
 
+/// The engine's news of a changed certificate of `nas:7070`: `old` in known_hosts' line 3.
+fn changed(old: Fingerprint, new: Fingerprint) -> ConnEvent {
+    ConnEvent::CertificateRefused(crate::engine::browse::Refusal {
+        addr: "nas:7070".into(),
+        presented: Some(new),
+        old: Some(old),
+        pinned: false,
+        recorded_at: Some(("/home/me/.local/share/ferry/known_hosts".into(), 3)),
+        message: crate::engine::tls::changed_warning("nas:7070", &old, &new, "known_hosts"),
+    })
+}
+
 #[test]
-fn a_changed_certificate_shows_the_warning_and_does_not_connect() {
+fn a_changed_certificate_names_where_the_old_one_is_and_only_y_replaces_it() {
     let mut app = app();
     let conn = connect_tls(&mut app, "ferrys://nas:7070/");
-    let warning = crate::engine::tls::changed_warning(
-        "nas:7070",
-        &Fingerprint([1; 32]),
-        &Fingerprint([2; 32]),
-        "/home/me/.local/share/ferry/known_hosts",
-    );
+    let (old, new) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
     app.on_msg(Msg::Connection {
         conn,
-        event: ConnEvent::CertificateRefused(warning.clone()),
+        event: changed(old, new),
     });
-    let Some(Dialog::Alert { title, message }) = &app.dialog else {
+    let Some(Dialog::CertificateChanged(shown)) = &app.dialog else {
         panic!("{:?}", app.dialog)
     };
-    assert_eq!(title, "Server certificate refused");
-    // The engine's warning, with TUI advice instead of a command-line flag.
-    let (kept, _) = warning.split_once(", or pass --fingerprint").unwrap();
-    assert!(message.starts_with(kept), "{message}");
-    assert!(!message.contains("--fingerprint"), "{message}");
-    let reconnect = format!("press {} to reconnect", app.keymap.hint(Action::Refresh));
-    assert!(message.contains(&reconnect), "{message}");
-    assert!(
-        message.ends_with(&format!("\n{}", Fingerprint([2; 32]))),
-        "the new fingerprint on a line of its own: {message}"
+    assert_eq!((shown.old, shown.new), (old, new));
+    assert_eq!(
+        shown.held_in,
+        "/home/me/.local/share/ferry/known_hosts, line 3"
     );
     assert!(matches!(app.conn.state, ConnState::Lost(_)));
-    // `y` is no answer here: there is nothing to accept.
-    app.on_key(ch('y'));
-    assert!(matches!(app.dialog, Some(Dialog::Alert { .. })));
+    // Enter is no answer: a habitual key press must not accept a changed certificate.
     app.on_key(key(KeyCode::Enter));
-    assert_eq!(app.dialog, None);
+    assert!(matches!(app.dialog, Some(Dialog::CertificateChanged(_))));
     assert!(app.take_effects().is_empty());
+    app.on_key(ch('y'));
+    assert_eq!(app.dialog, None);
+    let commands = app.take_effects();
+    assert!(
+        commands.iter().any(|c| matches!(c,
+            Effect::TrustCertificate { addr, fingerprint, .. }
+                if addr == "nas:7070" && *fingerprint == new)),
+        "{commands:?}"
+    );
+
+    // No leaves it refused.
+    let conn = connect_tls(&mut app, "ferrys://nas:7070/");
+    app.on_msg(Msg::Connection {
+        conn,
+        event: changed(old, new),
+    });
+    app.on_key(ch('n'));
+    assert_eq!(app.dialog, None);
+    assert!(
+        !app.take_effects()
+            .iter()
+            .any(|c| matches!(c, Effect::TrustCertificate { .. }))
+    );
+}
+
+#[test]
+fn a_changed_pinned_certificate_names_the_bookmark_and_replaces_its_pin() {
+    let mut app = app();
+    let old = Fingerprint([1; 32]);
+    app.bookmarks = vec![Bookmark {
+        name: "home nas".into(),
+        url: "ferrys://nas:7070/".into(),
+        token: None,
+        fingerprint: Some(bare_hex(&old)),
+    }];
+    app.config_path = Some("/home/me/.config/ferry/config.toml".into());
+    app.connect_pinned("ferrys://nas:7070/", None, Some(&bare_hex(&old)));
+    let conn = app.conn.id;
+    app.take_effects();
+    let new = Fingerprint([2; 32]);
+    app.on_msg(Msg::Connection {
+        conn,
+        event: ConnEvent::CertificateRefused(crate::engine::browse::Refusal {
+            addr: "nas:7070".into(),
+            presented: Some(new),
+            old: Some(old),
+            pinned: true,
+            recorded_at: None,
+            message: "fingerprint_mismatch".into(),
+        }),
+    });
+    let Some(Dialog::CertificateChanged(shown)) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(
+        shown.held_in,
+        "the fingerprint of bookmark \"home nas\" in /home/me/.config/ferry/config.toml"
+    );
+    app.on_key(ch('y'));
+    assert_eq!(app.bookmarks[0].fingerprint, Some(new.to_string()));
+    let commands = app.take_effects();
+    assert!(
+        commands.iter().any(|c| matches!(c,
+            Effect::PinBookmark { name, replacing: Some(was), .. }
+                if name == "home nas" && *was == old)),
+        "{commands:?}"
+    );
 }
 
 /// The fingerprint as lower-case hex without `SHA256:` or colons, as some tools print it.
@@ -322,6 +389,7 @@ fn a_bookmark_fingerprint_is_the_pin_and_a_trusted_one_is_remembered() {
                 path,
                 name,
                 fingerprint,
+                replacing: None,
             } => Some((path, name, fingerprint)),
             _ => None,
         })
@@ -519,6 +587,23 @@ fn only_a_prefill_followed_by_a_scheme_is_dropped() {
     assert_eq!(without_prefill("ferry://h:1/"), "ferry://h:1/");
     assert_eq!(without_prefill("ferry://://h"), "ferry://://h");
     assert_eq!(without_prefill("h:1"), "h:1");
+}
+
+#[test]
+fn a_bare_host_and_port_is_a_ferry_location_and_the_token_is_masked() {
+    assert_eq!(typed_address("nas:7070"), "ferry://nas:7070");
+    assert_eq!(typed_address("nas:7070/photos"), "ferry://nas:7070/photos");
+    assert_eq!(
+        typed_address("ferry://ferrys://nas:7070/"),
+        "ferrys://nas:7070/"
+    );
+    assert_eq!(typed_address("ferry://nas:7070/"), "ferry://nas:7070/");
+    let shown: String = masked_address("ferry://nas:7070/ s3cret")
+        .into_iter()
+        .collect();
+    assert_eq!(shown, "ferry://nas:7070/ ••••••");
+    let shown: String = masked_address("  nas:1").into_iter().collect();
+    assert_eq!(shown, "  nas:1");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::super::conflict::{CONFLICT_CHOICES, ConflictPrompt};
 use super::super::copy_dialog::CopyDialog;
-use super::super::dialogs::{Dialog, InputPurpose};
+use super::super::dialogs::{Dialog, InputPurpose, masked_address};
 use super::super::keymap::Action;
 use super::super::layout::centered;
 use super::View;
@@ -49,11 +49,11 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
             frame.render_widget(block, popup);
             let room = usize::from(inner.width.saturating_sub(1));
             // A password shows as one dot per character: its length, never its text.
-            let masked = matches!(purpose, InputPurpose::Password(_));
-            let chars: Vec<char> = if masked {
-                input.text().chars().map(|_| '•').collect()
-            } else {
-                input.text().chars().collect()
+            // The address prompt's token after the location is masked the same way.
+            let chars: Vec<char> = match purpose {
+                InputPurpose::Password(_) => input.text().chars().map(|_| '•').collect(),
+                InputPurpose::Address => masked_address(input.text()),
+                _ => input.text().chars().collect(),
             };
             let start = input.cursor().saturating_sub(room);
             let shown: String = chars[start..].iter().take(room).collect();
@@ -115,6 +115,42 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
                 ),
             ];
             wrapped(frame, view, area, "Unknown server certificate", lines, 72);
+        }
+        Some(Dialog::CertificateChanged(changed)) => {
+            let plain = Style::default();
+            let bold = Style::default().add_modifier(Modifier::BOLD);
+            let lines = vec![
+                (
+                    format!(
+                        "The certificate of {} is not the one trusted before: someone could be \
+                         intercepting the connection, or its owner replaced the certificate. \
+                         Nothing has been sent.",
+                        format::escape_name(&changed.addr)
+                    ),
+                    plain,
+                ),
+                (String::new(), plain),
+                (
+                    format!("Old, in {}:", format::escape_text(&changed.held_in)),
+                    plain,
+                ),
+                (format!("  {}", changed.old), bold),
+                ("New, presented now:".into(), plain),
+                (format!("  {}", changed.new), bold),
+                (String::new(), plain),
+                (
+                    "If the server's owner confirms the new fingerprint, replace the old one \
+                     with it (the rest of the file stays as it is)."
+                        .into(),
+                    plain,
+                ),
+                (String::new(), plain),
+                (
+                    "y: replace and connect    n / Esc: do not connect".into(),
+                    Style::default().fg(view.theme.dim),
+                ),
+            ];
+            wrapped(frame, view, area, "Server certificate changed", lines, 76);
         }
         Some(Dialog::Alert { title, message }) => {
             // ferry's own line breaks stay; what a line quotes is escaped on it.
@@ -529,7 +565,7 @@ fn help(frame: &mut Frame, view: &View, area: Rect, scroll: usize) {
     for (keys, what) in [
         ("Esc", "clear banner, filter or marks"),
         ("mouse", "click, double-click, wheel"),
-        ("drag and drop", "copy to the other pane"),
+        ("drag and drop", "copy to the other pane / into a folder"),
     ]
     .into_iter()
     .chain(super::super::viewer::KEYS)

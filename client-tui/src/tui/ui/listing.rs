@@ -324,7 +324,11 @@ fn footer<'a>(view: &View, pane: &Pane, focused: bool) -> Line<'a> {
     let (count, bytes) = pane.marked_total();
     if count > 0 {
         spans.push(Span::styled(
-            format!(" {count} marked, {} ", format::size(bytes)),
+            format!(
+                " {} marked, {} ",
+                format::count(count as u64),
+                format::size(bytes)
+            ),
             Style::default()
                 .fg(theme.marked)
                 .add_modifier(Modifier::BOLD),
@@ -369,6 +373,9 @@ fn footer<'a>(view: &View, pane: &Pane, focused: bool) -> Line<'a> {
 
 /// `1 dir, 3 files`.
 fn counted(dirs: usize, files: usize) -> String {
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    format!("{}, {}", plural(dirs, "dir"), plural(files, "file"))
+    format!(
+        "{}, {}",
+        format::counted(dirs as u64, "dir", "dirs"),
+        format::counted(files as u64, "file", "files")
+    )
 }

@@ -487,12 +487,14 @@ fn changed_certificate_warning() {
     // Through the app, which swaps the engine's command-line advice for the TUI's.
     app.on_msg(crate::tui::app::Msg::Connection {
         conn: app.conn.id,
-        event: crate::tui::app::ConnEvent::CertificateRefused(crate::engine::tls::changed_warning(
-            "nas.local:7070",
-            &crate::engine::known_hosts::Fingerprint([0xAB; 32]),
-            &crate::engine::known_hosts::Fingerprint([0x42; 32]),
-            "/home/me/.local/share/ferry/known_hosts",
-        )),
+        event: crate::tui::app::ConnEvent::CertificateRefused(crate::engine::browse::Refusal {
+            addr: "nas.local:7070".into(),
+            presented: Some(crate::engine::known_hosts::Fingerprint([0x42; 32])),
+            old: Some(crate::engine::known_hosts::Fingerprint([0xAB; 32])),
+            pinned: false,
+            recorded_at: Some(("/home/me/.local/share/ferry/known_hosts".into(), 2)),
+            message: "certificate_changed".into(),
+        }),
     });
     insta::assert_snapshot!(render(&mut app));
 }
@@ -575,8 +577,8 @@ fn read_only_marker_survives_a_long_server_name_at_120_columns() {
 }
 
 #[test]
-fn the_key_hints_shrink_with_the_terminal_but_f1_help_stays() {
-    for (width, last_hint) in [(40, "F1 help"), (80, "F8 del"), (120, "F10 quit")] {
+fn the_key_hints_shrink_with_the_terminal_but_f1_help_and_from_80_columns_f10_quit_stay() {
+    for (width, last_hint) in [(40, "F1 help"), (80, "F10 quit"), (120, "F10 quit")] {
         let mut app = app(local_entries(), remote_entries(), width, 14);
         let backend = render(&mut app);
         let buffer = backend.buffer();
@@ -591,6 +593,10 @@ fn the_key_hints_shrink_with_the_terminal_but_f1_help_stays() {
             status.trim_end().ends_with(last_hint),
             "{width} columns: {status:?}"
         );
+        // The middle hints give way first, in order from the end.
+        if width >= 80 {
+            assert!(status.contains("F5 copy"), "{width} columns: {status:?}");
+        }
     }
 }
 

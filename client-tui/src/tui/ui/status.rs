@@ -9,6 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use unicode_width::UnicodeWidthStr;
 
+use super::super::keymap;
 use super::super::layout;
 use super::super::screen::BannerKind;
 use super::super::server_link::ConnState;
@@ -39,13 +40,11 @@ pub fn draw_banner(frame: &mut Frame, view: &View, area: Rect) {
 pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
     let theme = &view.theme;
     let conn = &view.conn;
+    // The summary holds the `[tls]` and `[read-only]` markers: before the server's name,
+    // which is the first thing cut when the bar is short, since what the user may do and
+    // whether the link is encrypted matter more than which version serves it.
     let mut left = conn.summary();
     let core_width = unicode_width::UnicodeWidthStr::width(left.as_str());
-    // Before the server's name, which is the first thing cut when the bar is short: what the
-    // user may do matters more than which version serves it.
-    if conn.read_only {
-        left.push_str(" [read-only]");
-    }
     // Also before the name: a limit slows every transfer, and says why they are slow.
     if view.rate_limit > 0 {
         left.push_str(&format!(
@@ -83,8 +82,17 @@ pub fn draw_status(frame: &mut Frame, view: &View, area: Rect) {
         .collect();
     let width = usize::from(area.width);
     // Where layout puts them, which is where a click finds them.
-    let shown = layout::key_bar(area, core_width, &widths).len();
-    let right = format!("{} ", hints[..shown].join(&" ".repeat(layout::KEY_GAP)));
+    let ranks: Vec<usize> = view
+        .keymap
+        .bar_hints()
+        .into_iter()
+        .map(|(action, _)| keymap::bar_rank(action))
+        .collect();
+    let shown: Vec<&str> = layout::key_bar(area, core_width, &widths, &ranks)
+        .into_iter()
+        .filter_map(|(i, _)| hints.get(i).map(String::as_str))
+        .collect();
+    let right = format!("{} ", shown.join(&" ".repeat(layout::KEY_GAP)));
     let right_width = unicode_width::UnicodeWidthStr::width(right.as_str());
     let left = truncate(&left, width.saturating_sub(right_width + 1));
     let pad = width

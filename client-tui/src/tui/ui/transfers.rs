@@ -203,9 +203,8 @@ fn job_row<'a>(
             // already carries.
             let text = if job.files_verified > 0 {
                 format!(
-                    "{} file{} arrived",
-                    format::count(job.files_verified),
-                    if job.files_verified == 1 { "" } else { "s" }
+                    "{} arrived",
+                    format::counted(job.files_verified, "file", "files")
                 )
             } else if message == "cancelled" {
                 "cancelled".to_string()
@@ -222,13 +221,13 @@ fn job_row<'a>(
                         let text = if job.kept_partial() {
                             "partial kept".to_string()
                         } else if s.failed > 0 {
-                            format!("{} failed", s.failed)
+                            format!("{} failed", format::count(s.failed))
                         } else if job.left_out_errors > 0 {
-                            format!("{} not copied", job.left_out_errors)
+                            format!("{} not copied", format::count(job.left_out_errors))
                         } else if s.files == 0 && s.skipped > 0 {
-                            format!("{} skipped", s.skipped)
+                            format!("{} skipped", format::count(s.skipped))
                         } else {
-                            format!("{} file{}", s.files, if s.files == 1 { "" } else { "s" })
+                            format::counted(s.files, "file", "files")
                         };
                         cells.push(Line::from(format!("{text:>12}")));
                         cells.push(Line::from(format!("in {}", format::eta(s.elapsed))));
@@ -265,9 +264,8 @@ fn scanning_cells(files: u64, bytes: u64) -> [Line<'static>; 3] {
         String::new()
     } else {
         format!(
-            "{} file{}, {}",
-            format::count(files),
-            if files == 1 { "" } else { "s" },
+            "{}, {}",
+            format::counted(files, "file", "files"),
             format::size(bytes)
         )
     };
