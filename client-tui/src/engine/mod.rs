@@ -22,8 +22,10 @@
 //! - `job`: the state one job's parts share: its queue of files, counters, events, questions,
 //!   and the destinations moved aside.
 //! - `session`: [`Session`], request/response on one connection.
-//! - `transport`: a plain or TLS stream speaking the frame protocol, split into reader and
-//!   writer halves; it calls `tls` for the handshake.
+//! - `transport`: a plain, TLS or ssh stream speaking the frame protocol, split into reader
+//!   and writer halves; it calls `tls` for the handshake and `ssh` to start the child.
+//! - `ssh`: the ssh child that carries the protocol to a remote `ferry-server --stdio`, its
+//!   shared master connection and its error words.
 //! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
 //!   handshake, and the refusal to send credentials in clear text.
 //! - `known_hosts`: certificate fingerprints and the file that pins them on first use.
@@ -50,6 +52,7 @@ mod scheduler;
 mod session;
 mod space;
 mod spec;
+pub mod ssh;
 pub mod tls;
 mod transport;
 mod upload;

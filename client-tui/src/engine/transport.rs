@@ -1,6 +1,7 @@
-//! The transport: one TCP or TLS stream speaking the frame protocol (connecting, the TLS
-//! handshake `tls` decides trust for, and `hello`), then typed headers and raw payload chunks in
-//! both directions.
+//! The transport: one TCP or TLS stream, or the pipes of an ssh child running
+//! `ferry-server --stdio` (`ssh`), speaking the frame protocol (connecting, the TLS handshake
+//! `tls` decides trust for, and `hello`), then typed headers and raw payload chunks in both
+//! directions.
 //!
 //! The stream splits into a [`FrameReader`] and a [`FrameWriter`] so that a worker can keep
 //! many requests in flight: the writer buffers requests and payloads while the reader, running
@@ -29,6 +30,7 @@ use tokio_util::either::Either;
 use super::endpoint::Endpoint;
 use super::error::EngineError;
 use super::known_hosts::KnownHosts;
+use super::ssh;
 use super::tls;
 
 /// Socket buffers on both sides; large enough that a 1 MiB chunk costs a handful of syscalls.
@@ -105,21 +107,32 @@ fn hint_tls(error: EngineError) -> EngineError {
     }
 }
 
-/// The receiving half of a connection: plain TCP, or TLS.
-pub(crate) type Reader = Either<OwnedReadHalf, ReadHalf<tls::TlsStream>>;
+/// The receiving half of a connection: plain TCP or TLS, or ssh's stdout.
+pub(crate) type Reader = Either<Either<OwnedReadHalf, ReadHalf<tls::TlsStream>>, ssh::SshReader>;
 
-/// The sending half of a connection: plain TCP, or TLS.
-pub(crate) type Writer = Either<OwnedWriteHalf, WriteHalf<tls::TlsStream>>;
+/// The sending half of a connection: plain TCP or TLS, or ssh's stdin.
+pub(crate) type Writer = Either<Either<OwnedWriteHalf, WriteHalf<tls::TlsStream>>, ssh::SshWriter>;
 
 /// Splits a plain stream into halves that own their side without a lock.
 pub(crate) fn split_plain(stream: TcpStream) -> (Reader, Writer) {
     let (reader, writer) = stream.into_split();
-    (Either::Left(reader), Either::Left(writer))
+    (
+        Either::Left(Either::Left(reader)),
+        Either::Left(Either::Left(writer)),
+    )
 }
 
 /// Splits a TLS stream; its halves share the session behind tokio's split lock.
 pub(crate) fn split_tls(stream: tls::TlsStream) -> (Reader, Writer) {
     let (reader, writer) = tokio::io::split(stream);
+    (
+        Either::Left(Either::Right(reader)),
+        Either::Left(Either::Right(writer)),
+    )
+}
+
+/// The halves of a connection over ssh; the child lives as long as either.
+fn split_ssh(reader: ssh::SshReader, writer: ssh::SshWriter) -> (Reader, Writer) {
     (Either::Right(reader), Either::Right(writer))
 }
 
@@ -178,6 +191,9 @@ impl FrameStream {
         known_hosts: Option<&KnownHosts>,
         first: &[Request],
     ) -> Result<FrameStream, EngineError> {
+        if let Some(target) = &endpoint.ssh {
+            return Self::open_ssh(target, first).await;
+        }
         let addr = endpoint.address();
         // Before a byte leaves: a token bound for another machine must not travel in clear.
         tls::check_cleartext(endpoint, &addr)?;
@@ -195,7 +211,34 @@ impl FrameStream {
         })
         .await
         .map_err(|_| broken(&addr, "timed out connecting"))??;
-        let mut conn = FrameStream {
+        let mut conn = FrameStream::new(read, write, addr);
+        let hello = Request::Hello {
+            version: VERSION,
+            token: endpoint.token.clone().map(Token),
+            user: endpoint.user.clone(),
+            password: endpoint.password.clone().map(Token),
+        };
+        // Refusals at the door (a token, a full server) name the server, there being no path.
+        let addr = conn.writer.addr.clone();
+        conn.hello = conn
+            .say_hello(&hello, first)
+            .await
+            .map_err(|e| {
+                if endpoint.tls || spoke_plain(&addr) {
+                    e
+                } else {
+                    hint_tls(e)
+                }
+            })?
+            .map_err(|body| EngineError::remote(&addr, body))?;
+        if !endpoint.tls {
+            record_plain(&addr);
+        }
+        Ok(conn)
+    }
+
+    fn new(read: Reader, write: Writer, addr: String) -> FrameStream {
+        FrameStream {
             reader: FrameReader {
                 framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
                 addr: addr.clone(),
@@ -209,37 +252,48 @@ impl FrameStream {
                 server: String::new(),
                 read_only: false,
                 identity: None,
+                home: None,
             },
-        };
+        }
+    }
+
+    /// Sends `hello` and `first` behind it, and reads `hello`'s answer.
+    async fn say_hello(
+        &mut self,
+        hello: &Request,
+        first: &[Request],
+    ) -> Result<Result<HelloReply, ErrorBody>, EngineError> {
+        self.writer.send(hello).await?;
+        for request in first {
+            self.writer.send(request).await?;
+        }
+        self.writer.flush().await?;
+        self.reader.header::<HelloReply>().await
+    }
+
+    /// [`Self::open_then`] through ssh: starts the child (after the destination's master is
+    /// up, or as the one making it) and says `hello` without credentials, ssh having
+    /// authenticated the user. Any failure before the answer is reported in ssh's words.
+    async fn open_ssh(
+        target: &ssh::SshTarget,
+        first: &[Request],
+    ) -> Result<FrameStream, EngineError> {
+        let (opening, dir) = ssh::Opening::wait(target).await?;
+        let (child, read, write) = ssh::spawn(target, &dir)?;
+        let (read, write) = split_ssh(read, write);
+        let mut conn = FrameStream::new(read, write, target.label());
         let hello = Request::Hello {
             version: VERSION,
-            token: endpoint.token.clone().map(Token),
-            user: endpoint.user.clone(),
-            password: endpoint.password.clone().map(Token),
+            token: None,
+            user: None,
+            password: None,
         };
-        // Refusals at the door (a token, a full server) name the server, there being no path.
-        let addr = conn.writer.addr.clone();
-        let said = async {
-            conn.writer.send(&hello).await?;
-            for request in first {
-                conn.writer.send(request).await?;
-            }
-            conn.writer.flush().await?;
-            conn.reader.header::<HelloReply>().await
+        let answer = match conn.say_hello(&hello, first).await {
+            Ok(answer) => answer,
+            Err(cause) => return Err(child.failure(cause).await),
         };
-        conn.hello = said
-            .await
-            .map_err(|e| {
-                if endpoint.tls || spoke_plain(&addr) {
-                    e
-                } else {
-                    hint_tls(e)
-                }
-            })?
-            .map_err(|body| EngineError::remote(&addr, body))?;
-        if !endpoint.tls {
-            record_plain(&addr);
-        }
+        conn.hello = answer.map_err(|body| EngineError::remote(&target.label(), body))?;
+        opening.opened();
         Ok(conn)
     }
 

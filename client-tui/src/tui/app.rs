@@ -620,7 +620,9 @@ impl App {
                 return;
             }
         };
-        self.login = parsed.user.as_ref().map(|_| PendingLogin {
+        // Over ssh the user is ssh's to log in, not a ferry account's.
+        let ferry_user = parsed.user.as_ref().filter(|_| parsed.ssh.is_none());
+        self.login = ferry_user.map(|_| PendingLogin {
             url: url.trim().to_owned(),
             token: token.clone(),
             fingerprint: fingerprint.map(|fp| fp.to_string()),
@@ -648,14 +650,14 @@ impl App {
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
             endpoint: Endpoint {
-                host: parsed.host,
+                host: parsed.host.clone(),
                 port: parsed.port,
                 token,
                 tls: parsed.tls,
                 fingerprint,
-                user: parsed.user,
+                user: parsed.user.clone(),
                 password,
-                ..Endpoint::default()
+                ..parsed.endpoint(None)
             },
         });
         self.request_list(Side::Remote, Location::Remote(parsed.path), None);

@@ -139,7 +139,11 @@ async fn run_async(
     if let Some(recent) = recent {
         app.remember_on_connect(recent);
     }
-    if let Some(url) = options.target.as_ref().filter(|url| url.user.is_some()) {
+    if let Some(url) = options
+        .target
+        .as_ref()
+        .filter(|url| url.user.is_some() && url.ssh.is_none())
+    {
         app.expect_login(app::PendingLogin {
             url: url.to_string(),
             token: options.token.clone(),

@@ -1,0 +1,345 @@
+//! ferry over ssh against a real OpenSSH `sshd` on loopback (`ferry_testkit::sshd`): the real
+//! `ferry` binary runs the system's `ssh`, which runs the test's `ferry-server --stdio`. Each
+//! test ends by checking that no ssh process of its own is left (clients and the shared
+//! master).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::{bytes, make_tree, ok, p, text, tree};
+use ferry_testkit::sshd::{HOST, Sshd};
+
+fn sshd() -> Sshd {
+    Sshd::start(&ferry_testkit::bin::ferry_server())
+}
+
+/// `ferry --ssh 'ssh -F CONFIG' ARGS`, without the developer's `FERRY_SSH`.
+fn ferry_ssh(sshd: &Sshd, args: &[&str]) -> Output {
+    ferry_with(&sshd.ssh_command(), args)
+}
+
+fn ferry_with(ssh: &str, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--ssh")
+        .arg(ssh)
+        .args(args)
+        .env_remove("FERRY_SSH")
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap()
+}
+
+/// `HOST:/abs/path` for a local path (the remote machine is this one).
+fn at(path: &Path) -> String {
+    format!("{HOST}:{}", p(path))
+}
+
+fn no_ssh_left(sshd: &Sshd) {
+    let left = sshd.wait_no_ssh();
+    assert!(left.is_empty(), "ssh processes left: {left:?}");
+}
+
+#[test]
+fn files_and_trees_travel_both_ways() {
+    let sshd = sshd();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let data = bytes(3 * 1024 * 1024 + 17, 7);
+    std::fs::write(local.path().join("one.bin"), &data).unwrap();
+    make_tree(&local.path().join("tree"), 60);
+
+    ok(ferry_ssh(
+        &sshd,
+        &["put", p(&local.path().join("one.bin")), &at(remote.path())],
+    ));
+    assert_eq!(std::fs::read(remote.path().join("one.bin")).unwrap(), data);
+    ok(ferry_ssh(
+        &sshd,
+        &[
+            "put",
+            "-r",
+            p(&local.path().join("tree")),
+            &at(remote.path()),
+        ],
+    ));
+    assert_eq!(
+        tree(&remote.path().join("tree")),
+        tree(&local.path().join("tree"))
+    );
+
+    let back = tempfile::tempdir().unwrap();
+    ok(ferry_ssh(
+        &sshd,
+        &["get", &at(&remote.path().join("one.bin")), p(back.path())],
+    ));
+    assert_eq!(std::fs::read(back.path().join("one.bin")).unwrap(), data);
+    ok(ferry_ssh(
+        &sshd,
+        &[
+            "get",
+            "-r",
+            &at(&remote.path().join("tree")),
+            p(back.path()),
+        ],
+    ));
+    assert_eq!(
+        tree(&back.path().join("tree")),
+        tree(&local.path().join("tree"))
+    );
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn scp_paths_are_relative_to_the_remote_home() {
+    let sshd = sshd();
+    std::fs::write(sshd.home().join("in-home.txt"), "home").unwrap();
+    std::fs::create_dir(sshd.home().join("photos")).unwrap();
+    let abs = tempfile::tempdir().unwrap();
+    std::fs::write(abs.path().join("in-abs.txt"), "abs").unwrap();
+
+    let home = ok(ferry_ssh(&sshd, &["ls", &format!("{HOST}:")]));
+    assert!(
+        text(&home.stdout).contains("in-home.txt"),
+        "{}",
+        text(&home.stdout)
+    );
+    let listed = ok(ferry_ssh(&sshd, &["ls", &at(abs.path())]));
+    assert!(text(&listed.stdout).contains("in-abs.txt"));
+    assert!(!text(&listed.stdout).contains("in-home.txt"));
+
+    // A relative source and target, and the ssh:// form with ~.
+    let local = tempfile::tempdir().unwrap();
+    ok(ferry_ssh(
+        &sshd,
+        &["get", &format!("{HOST}:in-home.txt"), p(local.path())],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(local.path().join("in-home.txt")).unwrap(),
+        "home"
+    );
+    ok(ferry_ssh(
+        &sshd,
+        &[
+            "put",
+            p(&local.path().join("in-home.txt")),
+            &format!("{HOST}:photos/"),
+        ],
+    ));
+    assert!(sshd.home().join("photos/in-home.txt").is_file());
+    let tilde = ok(ferry_ssh(&sshd, &["ls", &format!("ssh://{HOST}/~/photos")]));
+    assert!(text(&tilde.stdout).contains("in-home.txt"));
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn a_tree_copy_with_four_workers_logs_in_once() {
+    let sshd = sshd();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    make_tree(&local.path().join("tree"), 400);
+
+    let before = sshd.logins();
+    let put = ok(ferry_ssh(
+        &sshd,
+        &[
+            "-v",
+            "put",
+            "-r",
+            "-j",
+            "4",
+            p(&local.path().join("tree")),
+            &at(remote.path()),
+        ],
+    ));
+    assert!(
+        text(&put.stderr).contains("via ssh"),
+        "{}",
+        text(&put.stderr)
+    );
+    assert_eq!(sshd.logins() - before, 1, "{}", sshd.log());
+    let sessions = sshd.log().matches("Starting session").count();
+    assert!(
+        sessions >= 4,
+        "the workers had channels of their own: {sessions}"
+    );
+    no_ssh_left(&sshd);
+
+    let back = tempfile::tempdir().unwrap();
+    let before = sshd.logins();
+    ok(ferry_ssh(
+        &sshd,
+        &[
+            "get",
+            "-r",
+            "-j",
+            "4",
+            &at(&remote.path().join("tree")),
+            p(back.path()),
+        ],
+    ));
+    assert_eq!(sshd.logins() - before, 1, "{}", sshd.log());
+    assert_eq!(
+        tree(&back.path().join("tree")),
+        tree(&local.path().join("tree"))
+    );
+    no_ssh_left(&sshd);
+}
+
+/// Runs `ferry` with `ssh`, expects a failure, and returns its stderr after checking it is
+/// one `ssh_failed` line that came quickly.
+fn fails_fast(ssh: &str, args: &[&str]) -> String {
+    let started = Instant::now();
+    let out = ferry_with(ssh, args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("ferry: ssh_failed: ssh://sshtest: "),
+        "{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn a_wrong_key_fails_fast_in_sshs_words() {
+    let sshd = sshd();
+    sshd.write_config("wrong", "wrong_key", "known_hosts", "yes");
+    let said = fails_fast(
+        &sshd.ssh_command_with("wrong"),
+        &["ls", &format!("{HOST}:")],
+    );
+    assert!(said.contains("Permission denied"), "{said}");
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_clearly() {
+    let sshd = sshd();
+    sshd.write_config("strict", "client_key", "no_known_hosts", "yes");
+    let said = fails_fast(
+        &sshd.ssh_command_with("strict"),
+        &["ls", &format!("{HOST}:/")],
+    );
+    assert!(said.contains("Host key verification failed"), "{said}");
+    assert_eq!(sshd.logins(), 0);
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn a_missing_remote_server_names_server_path() {
+    let sshd = sshd();
+    let ssh = sshd.ssh_command();
+    let said = fails_fast(
+        &ssh,
+        &["--server-path", "/nowhere/ferry-server", "ls", "sshtest:/"],
+    );
+    assert!(
+        said.contains("/nowhere/ferry-server was not found"),
+        "{said}"
+    );
+    assert!(said.contains("--server-path"), "{said}");
+    // Not on the remote PATH at all.
+    std::fs::remove_file(sshd.dir().join("bin/ferry-server")).unwrap();
+    let said = fails_fast(&ssh, &["ls", "sshtest:/"]);
+    assert!(said.contains("ferry-server was not found"), "{said}");
+    assert!(said.contains("name it with --server-path"), "{said}");
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn a_refused_connection_says_so() {
+    let sshd = sshd();
+    let ssh = format!("{} -o Port=1", sshd.ssh_command());
+    let said = fails_fast(&ssh, &["ls", "sshtest:/"]);
+    assert!(said.contains("Connection refused"), "{said}");
+    no_ssh_left(&sshd);
+}
+
+/// Kills the remote `ferry-server --stdio` sessions of this sshd (its `HOME` in their
+/// environment); how many.
+fn kill_remote_servers(sshd: &Sshd) -> usize {
+    let home = format!("HOME={}", sshd.home().display());
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let mine = environ.split(|&b| b == 0).any(|var| var == home.as_bytes());
+        if mine && cmdline.starts_with("ferry-server --stdio") {
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+            killed += usize::from(status.success());
+        }
+    }
+    killed
+}
+
+#[test]
+fn a_remote_killed_mid_transfer_is_finished_by_resume() {
+    let sshd = sshd();
+    let remote = tempfile::tempdir_in("/dev/shm").unwrap();
+    let data = bytes(512 * 1024 * 1024, 3);
+    std::fs::write(remote.path().join("big.bin"), &data).unwrap();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let source = at(&remote.path().join("big.bin"));
+
+    let mut running = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "--ssh",
+            &sshd.ssh_command(),
+            "get",
+            &source,
+            p(local.path()),
+        ])
+        .env_remove("FERRY_SSH")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Some bytes have arrived: a partial file is growing in the target directory.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let arrived: u64 = std::fs::read_dir(local.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum();
+        if arrived > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The engine reconnects after a lost connection: with ferry-server gone from the remote
+    // PATH its reconnects fail too, and the job stops.
+    let server = sshd.dir().join("bin/ferry-server");
+    std::fs::remove_file(&server).unwrap();
+    assert!(kill_remote_servers(&sshd) >= 1);
+    let status = running.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(running.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("big.bin"), "{stderr}");
+    eprintln!("after the kill: {stderr}");
+    assert!(
+        !local.path().join("big.bin").exists()
+            || std::fs::read(local.path().join("big.bin")).unwrap() != data
+    );
+
+    std::os::unix::fs::symlink(ferry_testkit::bin::ferry_server(), &server).unwrap();
+    ok(ferry_ssh(
+        &sshd,
+        &["get", "--resume", &source, p(local.path())],
+    ));
+    assert!(std::fs::read(local.path().join("big.bin")).unwrap() == data);
+    no_ssh_left(&sshd);
+}
