@@ -160,7 +160,8 @@ fn starts_with_ci(arg: &str, prefix: &str) -> bool {
 }
 
 /// scp's reading of an argument without a scheme: `[user@]host:path` when a `:` ends a
-/// non-empty destination before any `/` (an IPv6 host in brackets). `None`: a local path.
+/// non-empty destination before any `/` (an IPv6 host in brackets) and no `//` follows it.
+/// `None`: a local path, or a URL of an unknown scheme.
 fn scp_split(arg: &str) -> Option<(&str, &str)> {
     let host_start = arg.find('@').map_or(0, |at| at + 1);
     let colon = if arg[host_start..].starts_with('[') {
@@ -170,6 +171,10 @@ fn scp_split(arg: &str) -> Option<(&str, &str)> {
     };
     let destination = &arg[..colon];
     if destination.is_empty() || destination.contains('/') || destination.ends_with('@') {
+        return None;
+    }
+    // `scheme://…` is a URL of a scheme ferry does not speak, never a host and a path.
+    if arg[colon + 1..].starts_with("//") {
         return None;
     }
     Some((destination, &arg[colon + 1..]))
@@ -653,7 +658,7 @@ mod ssh_tests {
     fn scp_locations_are_relative_to_the_home_unless_absolute() {
         let u = url("nas:photos/2024");
         assert_eq!(
-            (u.host.as_str(), u.path.as_str(), u.user),
+            (u.host.as_str(), u.path.as_str(), u.user.as_deref()),
             ("nas", "photos/2024", None)
         );
         assert!(u.needs_home());

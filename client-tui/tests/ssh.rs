@@ -343,3 +343,52 @@ fn a_remote_killed_mid_transfer_is_finished_by_resume() {
     assert!(std::fs::read(local.path().join("big.bin")).unwrap() == data);
     no_ssh_left(&sshd);
 }
+
+/// The pids of this process's children whose command line is ssh with this test's config.
+fn my_ssh_children(sshd: &Sshd) -> Vec<u32> {
+    let me = std::process::id().to_string();
+    sshd.ssh_processes()
+        .into_iter()
+        .filter(|(pid, cmdline)| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent's pid is the second field after the parenthesised name.
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1));
+            cmdline.starts_with("ssh ") && ppid == Some(me.as_str())
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_session_kills_and_reaps_its_ssh() {
+    use ferry::engine::ssh::{SshSettings, close_masters, configure};
+    let sshd = sshd();
+    configure(SshSettings::with_command(Some(&sshd.ssh_command())).unwrap());
+    let url: ferry::url::RemoteUrl = format!("{HOST}:/").parse().unwrap();
+    let mut session = ferry::engine::Session::connect(&url.endpoint(None))
+        .await
+        .unwrap();
+    assert_eq!(session.home(), Some(&sshd.home().to_str().unwrap()[1..]));
+    assert!(session.stat("").await.unwrap().is_dir_like());
+    let children = my_ssh_children(&sshd);
+    assert_eq!(children.len(), 1, "{:?}", sshd.ssh_processes());
+    drop(session);
+    // Killed and reaped: not even a zombie keeps its /proc entry.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "ssh child {children:?} still there"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The shared master is this process's last ssh; it ends with the program.
+    close_masters();
+    no_ssh_left(&sshd);
+}
