@@ -392,3 +392,59 @@ async fn a_dropped_session_kills_and_reaps_its_ssh() {
     close_masters();
     no_ssh_left(&sshd);
 }
+
+/// The real TUI in tmux started at `sshtest:` (the remote home) with `ssh`.
+fn tui_over_ssh(ssh: &str, location: &str, desk: &Path) -> ferry_testkit::tmux::Tmux {
+    let home = desk.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    ferry_testkit::tmux::Tmux::start(
+        desk.join("tmux.sock"),
+        desk,
+        &[("HOME", home.as_path())],
+        &[env!("CARGO_BIN_EXE_ferry")],
+        &["--ssh", ssh, location],
+        (120, 30),
+    )
+}
+
+#[test]
+fn the_tui_browses_the_remote_home_and_says_ssh() {
+    let sshd = sshd();
+    std::fs::write(sshd.home().join("in-home.txt"), "home").unwrap();
+    let desk = tempfile::tempdir().unwrap();
+    let tmux = tui_over_ssh(&sshd.ssh_command(), &format!("{HOST}:"), desk.path());
+    let screen = tmux.wait_for("the remote home listed", |s| {
+        s.contains("in-home.txt") && s.contains("ssh://sshtest connected")
+    });
+    // Nothing of ssh's reached the screen.
+    assert!(!screen.contains("Warning"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn the_tui_shows_a_refused_login_in_sshs_words_without_a_prompt() {
+    let sshd = sshd();
+    sshd.write_config("wrong", "wrong_key", "known_hosts", "yes");
+    // The user's own config could allow prompts: the TUI runs ssh in batch mode regardless.
+    let config = std::fs::read_to_string(sshd.dir().join("wrong"))
+        .unwrap()
+        .replace("BatchMode yes", "BatchMode no");
+    std::fs::write(sshd.dir().join("wrong"), config).unwrap();
+    let desk = tempfile::tempdir().unwrap();
+    let tmux = tui_over_ssh(
+        &sshd.ssh_command_with("wrong"),
+        &format!("{HOST}:/"),
+        desk.path(),
+    );
+    let screen = tmux.wait_for("the refusal", |s| s.contains("Permission denied"));
+    assert!(screen.contains("ssh_failed"), "{screen}");
+    assert!(
+        !screen.contains("password:") && !screen.contains("passphrase"),
+        "{screen}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+    no_ssh_left(&sshd);
+}

@@ -65,7 +65,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
                  AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
-                 PidFile none\nLogLevel VERBOSE\nPasswordAuthentication no\n\
+                 PidFile none\nLogLevel VERBOSE\nPasswordAuthentication yes\n\
                  KbdInteractiveAuthentication no\nMaxStartups 100\nMaxSessions 100\n\
                  Subsystem sftp /usr/lib/openssh/sftp-server\n\
                  SetEnv PATH={d}/bin:/usr/local/bin:/usr/bin:/bin HOME={d}/home\n",
@@ -146,8 +146,8 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
-    /// Processes (pid and command line) other than sshd itself whose command line names this
-    /// test's directory: the ssh clients and masters a test started.
+    /// ssh processes (pid and command line) whose command line names this test's directory:
+    /// the clients and masters a test started (a master keeps its client's command line).
     pub fn ssh_processes(&self) -> Vec<(u32, String)> {
         let marker = self.dir().to_string_lossy().into_owned();
         let mut found = Vec::new();
@@ -162,7 +162,7 @@ impl Sshd {
                 continue;
             };
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&marker) && cmdline.contains("ssh") {
+            if cmdline.contains(&marker) && cmdline.starts_with("ssh ") {
                 found.push((pid, cmdline));
             }
         }

@@ -87,6 +87,8 @@ pub enum LinkEvent {
         read_only: bool,
         /// The server's name for itself.
         server: String,
+        /// The logged-in user's home as a wire path, when the server said (over ssh).
+        home: Option<String>,
     },
     /// The connection is gone; the next request or heartbeat tries again.
     Lost(String),
@@ -176,6 +178,7 @@ impl Worker {
             self.link(LinkEvent::Connected {
                 read_only: session.read_only(),
                 server: session.server_name().to_string(),
+                home: session.home().map(str::to_owned),
             });
             self.lost = false;
             self.untrusted = false;
@@ -210,6 +213,7 @@ impl Worker {
                 self.link(LinkEvent::Connected {
                     read_only: session.read_only(),
                     server: session.server_name().to_string(),
+                    home: session.home().map(str::to_owned),
                 });
             }
             return;

@@ -71,6 +71,9 @@ pub struct App {
     pub recent: Vec<Recent>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
+    /// A location relative to the remote home (`nas:photos`) waiting for the connection to
+    /// say where the home is.
+    pending_home: Option<RemoteUrl>,
     /// The current connection's login as a user, so a refused password can be asked again.
     login: Option<PendingLogin>,
     pub size: (u16, u16),
@@ -130,6 +133,7 @@ impl App {
             config_path: None,
             recent: Vec::new(),
             pending_recent: None,
+            pending_home: None,
             login: None,
             size: (120, 40),
             should_quit: false,
@@ -645,7 +649,14 @@ impl App {
             token: None,
             fingerprint: fingerprint.map(|fp| fp.to_string()),
         });
-        self.remote = self.remote.reopened(Location::Remote(parsed.path.clone()));
+        // A home-relative location starts at the root and moves home once the link is up.
+        let start = if parsed.needs_home() {
+            String::new()
+        } else {
+            parsed.path.clone()
+        };
+        self.pending_home = parsed.needs_home().then(|| parsed.clone());
+        self.remote = self.remote.reopened(Location::Remote(start.clone()));
         self.sync_layout();
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
@@ -660,7 +671,27 @@ impl App {
                 ..parsed.endpoint(None)
             },
         });
-        self.request_list(Side::Remote, Location::Remote(parsed.path), None);
+        self.request_list(Side::Remote, Location::Remote(start), None);
+    }
+
+    /// The link is up and said where the home is (`None`: it did not): a home-relative
+    /// location waiting for it is opened.
+    fn open_pending_home(&mut self, home: Option<String>) {
+        let Some(url) = self.pending_home.take() else {
+            return;
+        };
+        match home {
+            Some(home) => {
+                let dir = Location::Remote(url.under_home(&home).path);
+                self.remote = self.remote.reopened(dir.clone());
+                self.sync_layout();
+                self.request_list(Side::Remote, dir, None);
+            }
+            None => self.error(format!(
+                "{} did not say where your home directory is: write the path from / (host:/path)",
+                self.conn.label
+            )),
+        }
     }
 
     fn dialog_key(&mut self, key: KeyEvent) {
@@ -1012,8 +1043,13 @@ impl App {
             return;
         }
         self.probing = false;
+        let home = match &event {
+            ConnEvent::Connected { home, .. } => home.clone(),
+            _ => None,
+        };
         match self.conn.apply(event) {
             LinkNews::Up { was_lost } => {
+                self.open_pending_home(home);
                 let was_lost = was_lost || std::mem::take(&mut self.reconnecting);
                 // A login that succeeded leaves no refusal on screen.
                 self.clear_error_banner();

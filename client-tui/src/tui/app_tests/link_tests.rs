@@ -554,3 +554,43 @@ fn a_scheme_typed_after_the_prefill_replaces_it_in_the_field() {
     };
     assert_eq!(input.text(), "ferry://h:1/a://b");
 }
+
+#[test]
+fn an_scp_address_opens_the_remote_home_once_the_link_says_where_it_is() {
+    let mut app = app();
+    app.on_key(ch('c'));
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(ctrl('u'));
+    press_all(
+        &mut app,
+        &"ann@nas:photos".chars().map(ch).collect::<Vec<_>>(),
+    );
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_effects();
+    let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
+    // ssh logs in as ann: no ferry password is asked, and the status bar says ssh.
+    assert!(app.dialog.is_none(), "{:?}", app.dialog);
+    let ssh = endpoint.ssh.clone().unwrap();
+    assert_eq!(
+        (ssh.user.as_deref(), ssh.host.as_str()),
+        (Some("ann"), "nas")
+    );
+    assert!(app.conn.summary().contains("ssh://ann@nas"));
+    assert_eq!(*dir, Location::Remote(String::new()));
+    app.on_msg(Msg::Connection {
+        conn: *conn,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: "ferry-server 0.1.0".into(),
+            home: Some("home/ann".into()),
+        },
+    });
+    let commands = app.take_effects();
+    assert!(
+        commands.iter().any(|c| matches!(c,
+            Effect::List { dir: Location::Remote(d), .. } if d == "home/ann/photos")),
+        "{commands:?}"
+    );
+}
