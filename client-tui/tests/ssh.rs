@@ -2,6 +2,7 @@
 //! `ferry` binary runs the system's `ssh`, which runs the test's `ferry-server --stdio`. Each
 //! test ends by checking that no ssh process of its own is left (clients and the shared
 //! master).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
