@@ -644,15 +644,6 @@ mod tests {
         assert!(!RemoteUrl::looks_remote("./ferry://h"));
         assert!(!RemoteUrl::looks_remote("f"));
     }
-}
-
-#[cfg(test)]
-mod ssh_tests {
-    use super::*;
-
-    fn url(s: &str) -> RemoteUrl {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn scp_locations_are_relative_to_the_home_unless_absolute() {

@@ -205,29 +205,30 @@ fn fails_fast(ssh: &str, args: &[&str]) -> String {
     stderr
 }
 
-#[test]
-fn a_wrong_key_fails_fast_in_sshs_words() {
+/// A login with the client config `config` (key `key`, known-hosts file `known`, strict host
+/// key checking) fails fast with ssh's words holding `words`; no one was logged in.
+fn refused(config: &str, key: &str, known: &str, words: &str) {
     let sshd = sshd();
-    sshd.write_config("wrong", "wrong_key", "known_hosts", "yes");
-    let said = fails_fast(
-        &sshd.ssh_command_with("wrong"),
-        &["ls", &format!("{HOST}:")],
-    );
-    assert!(said.contains("Permission denied"), "{said}");
+    sshd.write_config(config, key, known, "yes");
+    let said = fails_fast(&sshd.ssh_command_with(config), &["ls", &format!("{HOST}:")]);
+    assert!(said.contains(words), "{said}");
+    assert_eq!(sshd.logins(), 0);
     no_ssh_left(&sshd);
 }
 
 #[test]
+fn a_wrong_key_fails_fast_in_sshs_words() {
+    refused("wrong", "wrong_key", "known_hosts", "Permission denied");
+}
+
+#[test]
 fn an_unknown_host_key_is_refused_clearly() {
-    let sshd = sshd();
-    sshd.write_config("strict", "client_key", "no_known_hosts", "yes");
-    let said = fails_fast(
-        &sshd.ssh_command_with("strict"),
-        &["ls", &format!("{HOST}:/")],
+    refused(
+        "strict",
+        "client_key",
+        "no_known_hosts",
+        "Host key verification failed",
     );
-    assert!(said.contains("Host key verification failed"), "{said}");
-    assert_eq!(sshd.logins(), 0);
-    no_ssh_left(&sshd);
 }
 
 #[test]

@@ -71,20 +71,20 @@ fn connect_dialog_offers_bookmarks_and_recent() {
     assert!(app.dialog.is_none());
 }
 
-#[test]
-fn a_typed_address_connects_and_is_remembered_without_its_token() {
-    let mut app = app();
+/// Opens the connect dialog's "new address" field and types `text` (an address, then maybe a
+/// token) and Enter.
+fn type_address(app: &mut App, text: &str) {
     app.on_key(ch('c'));
     app.on_key(key(KeyCode::Enter));
     app.on_key(ctrl('u'));
-    press_all(
-        &mut app,
-        &"ferry://nas:7070/media secret"
-            .chars()
-            .map(ch)
-            .collect::<Vec<_>>(),
-    );
+    press_all(app, &text.chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
+}
+
+#[test]
+fn a_typed_address_connects_and_is_remembered_without_its_token() {
+    let mut app = app();
+    type_address(&mut app, "ferry://nas:7070/media secret");
     let commands = app.take_effects();
     let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
         panic!("{commands:?}")
@@ -558,14 +558,7 @@ fn a_scheme_typed_after_the_prefill_replaces_it_in_the_field() {
 #[test]
 fn an_scp_address_opens_the_remote_home_once_the_link_says_where_it_is() {
     let mut app = app();
-    app.on_key(ch('c'));
-    app.on_key(key(KeyCode::Enter));
-    app.on_key(ctrl('u'));
-    press_all(
-        &mut app,
-        &"ann@nas:photos".chars().map(ch).collect::<Vec<_>>(),
-    );
-    app.on_key(key(KeyCode::Enter));
+    type_address(&mut app, "ann@nas:photos");
     let commands = app.take_effects();
     let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
         panic!("{commands:?}")
