@@ -64,7 +64,8 @@ struct Cli {
     trust: TrustFlags,
     #[command(subcommand)]
     command: Option<Command>,
-    /// Open the interface at this location (ferry://HOST:PORT/PATH, percent-decoded).
+    /// Open the interface at this location (ferry://HOST:PORT/PATH, percent-decoded; or over
+    /// ssh, HOST:PATH or ssh://[USER@]HOST[:PORT]/PATH).
     url: Option<RemoteUrl>,
     /// Serve this directory in-process and open it (instead of connecting to a server).
     #[arg(long, value_name = "DIR")]
@@ -423,6 +424,10 @@ const MAN_EXTRA: &str = r#".SH ENVIRONMENT
 \fBFERRY_TOKEN\fR
 The server's shared secret, as \fB\-\-token\fR gives it; kept out of shell history and
 process lists.
+.TP
+\fBFERRY_SSH\fR
+The ssh command, with its options, for ssh:// and HOST:PATH locations, as \fB\-\-ssh\fR
+gives it.
 .TP
 \fBFERRY_PASSWORD\fR
 The password for a location that names a user (ferry://ann@nas/); without it, ferry asks on

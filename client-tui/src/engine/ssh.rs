@@ -39,6 +39,54 @@ const PERSIST_SECS: u32 = 60;
 /// The exit status of a shell that did not find the command.
 const NOT_FOUND_STATUS: i32 = 127;
 
+/// Most of `~/.ssh/config` read for its `Host` names; a longer file is read that far.
+const CONFIG_READ: u64 = 1024 * 1024;
+/// Most `Host` names offered.
+const MAX_CONFIG_HOSTS: usize = 200;
+
+/// The `Host` names of an ssh config text, in order, once each: the ones a person can
+/// connect to, so patterns (`*`, `?`, `!`) are left out. `Include` is not followed.
+pub fn config_hosts(text: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let mut words = line.split(|c: char| c.is_whitespace() || c == '=');
+        let Some(keyword) = words.next() else {
+            continue;
+        };
+        if !keyword.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        for name in words.filter(|w| !w.is_empty()) {
+            let pattern = name.contains(['*', '?', '!']);
+            let odd = name.starts_with('-') || name.chars().any(char::is_control);
+            if !pattern
+                && !odd
+                && !hosts.iter().any(|h| h == name)
+                && hosts.len() < MAX_CONFIG_HOSTS
+            {
+                hosts.push(name.to_owned());
+            }
+        }
+    }
+    hosts
+}
+
+/// The `Host` names of the user's `~/.ssh/config` (none when it cannot be read).
+pub fn user_config_hosts() -> Vec<String> {
+    use std::io::Read;
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let mut text = String::new();
+    let read = std::fs::File::open(Path::new(&home).join(".ssh/config"))
+        .and_then(|file| file.take(CONFIG_READ).read_to_string(&mut text));
+    match read {
+        Ok(_) => config_hosts(&text),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// A remote machine reached through ssh: `[user@]host[:port]`, as ssh takes it (`host` may be
 /// a `Host` alias of `~/.ssh/config`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -514,6 +562,14 @@ mod tests {
         assert_eq!(s.command, ["ssh", "-p", "2222", "-i", "my key"]);
         assert_eq!(SshSettings::with_command(None).unwrap().command, ["ssh"]);
         assert!(SshSettings::with_command(Some("ssh 'open")).is_err());
+    }
+
+    #[test]
+    fn config_hosts_are_the_names_without_patterns() {
+        let text = "Host nas pi\n  HostName 10.0.0.2\nHost *.lan !x\nhost=box\n\
+                    Match all\nHost nas -evil *\n";
+        assert_eq!(config_hosts(text), ["nas", "pi", "box"]);
+        assert!(config_hosts("").is_empty());
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct App {
     /// written back so the bookmark remembers it.
     pub config_path: Option<PathBuf>,
     pub recent: Vec<Recent>,
+    /// The `Host` names of `~/.ssh/config`, offered in the connect dialog.
+    pub ssh_hosts: Vec<String>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
     /// A location relative to the remote home (`nas:photos`) waiting for the connection to
@@ -133,6 +135,7 @@ impl App {
             config_path: None,
             recent: Vec::new(),
             pending_recent: None,
+            ssh_hosts: Vec::new(),
             pending_home: None,
             login: None,
             size: (120, 40),
@@ -577,7 +580,11 @@ impl App {
     }
 
     fn open_connect(&mut self) {
-        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent));
+        self.dialog = Some(Dialog::connect(
+            &self.bookmarks,
+            &self.recent,
+            &self.ssh_hosts,
+        ));
     }
 
     /// Switches the remote pane to another server.

@@ -234,8 +234,9 @@ impl Dialog {
         }
     }
 
-    /// The servers to connect to: the bookmarks, then the recent ones, then an address.
-    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent]) -> Dialog {
+    /// The servers to connect to: the bookmarks, the recent ones, the `Host`s of
+    /// `~/.ssh/config` (their home over ssh), then an address.
+    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent], ssh_hosts: &[String]) -> Dialog {
         let mut targets: Vec<ConnectTarget> = bookmarks
             .iter()
             .map(|b| ConnectTarget {
@@ -250,6 +251,12 @@ impl Dialog {
             url: r.url.clone(),
             token: r.token.clone(),
             fingerprint: r.fingerprint.clone(),
+        }));
+        targets.extend(ssh_hosts.iter().map(|host| ConnectTarget {
+            label: format!("  {}:  (ssh)", format::escape_text(host)),
+            url: format!("{host}:"),
+            token: None,
+            fingerprint: None,
         }));
         Dialog::Connect {
             targets,

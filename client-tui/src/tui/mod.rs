@@ -136,6 +136,9 @@ async fn run_async(
     app.config_path = options.config.clone().or_else(config::default_config_path);
     app.conn.bundled = bundled;
     app.recent = recent_list;
+    app.ssh_hosts = tokio::task::spawn_blocking(crate::engine::ssh::user_config_hosts)
+        .await
+        .unwrap_or_default();
     if let Some(recent) = recent {
         app.remember_on_connect(recent);
     }

@@ -587,3 +587,22 @@ fn an_scp_address_opens_the_remote_home_once_the_link_says_where_it_is() {
         "{commands:?}"
     );
 }
+
+#[test]
+fn the_hosts_of_the_ssh_config_are_offered_and_open_their_home() {
+    let mut app = app();
+    app.ssh_hosts = vec!["nas".into()];
+    app.on_key(ch('c'));
+    let Some(Dialog::Connect { targets, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(targets[0].url, "nas:");
+    assert!(targets[0].label.contains("(ssh)"));
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_effects();
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(endpoint.ssh.as_ref().map(|t| t.host.as_str()), Some("nas"));
+    assert!(app.conn.summary().contains("ssh://nas"));
+}
