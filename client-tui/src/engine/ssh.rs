@@ -31,6 +31,8 @@ pub const DEFAULT_SERVER: &str = "ferry-server";
 /// How much of ssh's stderr is kept for an error message: its last bytes, where ssh puts the
 /// reason it gave up.
 pub const STDERR_KEPT: usize = 4096;
+/// The capacity asked for ssh's stdin and stdout pipes (the kernel's default is 64 KiB).
+const PIPE_SIZE: usize = 1024 * 1024;
 /// How long a failed connection waits for ssh to exit, to read its status and last words.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 /// How long a master may outlive its last channel (OpenSSH's `ControlPersist`), in case this
@@ -402,6 +404,10 @@ pub(crate) fn spawn(
             message: "ssh started without its pipes".into(),
         });
     };
+    // The protocol's pipes hold 1 MiB instead of 64 KiB, so a large write and ssh's reads
+    // take turns far less often; where the kernel refuses, the default stays.
+    let _ = rustix::pipe::fcntl_setpipe_size(&stdin, PIPE_SIZE);
+    let _ = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_SIZE);
     let kept = Arc::new(Mutex::new(Vec::new()));
     let keeping = Arc::clone(&kept);
     // Read to the end so ssh never blocks on a full pipe; only the last bytes are kept.
