@@ -29,7 +29,7 @@ pub(crate) fn one_server(
 /// Resolves home-relative ssh locations (`nas:photos`) under the remote home: one connection
 /// to the first such location's server asks where it is (`hello`'s `home`); over ssh it also
 /// makes the shared master the command's other connections use. Locations on another server
-/// are left for [`one_server`] to refuse.
+/// are left for `one_server` to refuse.
 pub async fn resolve_homes(urls: Vec<&mut RemoteUrl>) -> Result<(), CliError> {
     let Some(first) = urls.iter().find(|url| url.needs_home()) else {
         return Ok(());

@@ -6,11 +6,11 @@
 //! One login per session: every ssh this process starts shares one master connection per
 //! destination through OpenSSH connection sharing, in a private control directory (0700) made
 //! for this process. The first connection to a destination authenticates and leaves the master
-//! behind; the others wait for it ([`Opening`]) and then only open a channel on it.
+//! behind; the others wait for it (`Opening`) and then only open a channel on it.
 //! [`close_masters`] ends the masters when the program ends.
 //!
 //! The child never writes to the terminal: its stderr is piped and kept (the last
-//! [`STDERR_KEPT`] bytes), so a failed connection reports ssh's own words ([`SshChild::failure`]).
+//! [`STDERR_KEPT`] bytes), so a failed connection reports ssh's own words (`SshChild::failure`).
 //! Dropping the halves kills the child; tokio reaps it.
 
 use std::collections::BTreeMap;
@@ -268,7 +268,7 @@ impl Opening {
 
 /// Ends every master this process started (`ssh -O exit`) and removes the control directory.
 /// The program calls it once at its end; a master left by a crash ends by itself
-/// [`PERSIST_SECS`] after its last channel.
+/// `PERSIST_SECS` after its last channel.
 pub fn close_masters() {
     let Some(sharing) = lock_sharing().take() else {
         return;
