@@ -356,6 +356,11 @@ impl TransferArgs {
 }
 
 fn main() -> ExitCode {
+    // Run by ssh as its SSH_ASKPASS for the TUI: the one argument is ssh's question.
+    if let Some(socket) = std::env::var_os(ferry::engine::ssh::ASKPASS_SOCKET_ENV) {
+        let prompt = std::env::args().nth(1).unwrap_or_default();
+        return ferry::engine::ssh::askpass_client(&socket, &prompt);
+    }
     let args = Cli::parse();
     if let Err(e) = args.ssh.configure(args.command.is_none()) {
         return fail(&e);

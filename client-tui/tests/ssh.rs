@@ -425,28 +425,78 @@ fn the_tui_browses_the_remote_home_and_says_ssh() {
     no_ssh_left(&sshd);
 }
 
-#[test]
-fn the_tui_shows_a_refused_login_in_sshs_words_without_a_prompt() {
-    let sshd = sshd();
-    sshd.write_config("wrong", "wrong_key", "known_hosts", "yes");
-    // The user's own config could allow prompts: the TUI runs ssh in batch mode regardless.
-    let config = std::fs::read_to_string(sshd.dir().join("wrong"))
+/// A client config `name` with `key` that lets ssh ask (`BatchMode no`), as a user's own
+/// config would.
+fn asking_config(sshd: &Sshd, name: &str, key: &str) -> String {
+    let path = sshd.write_config(name, key, "known_hosts", "yes");
+    let config = std::fs::read_to_string(&path)
         .unwrap()
         .replace("BatchMode yes", "BatchMode no");
-    std::fs::write(sshd.dir().join("wrong"), config).unwrap();
+    std::fs::write(&path, config).unwrap();
+    sshd.ssh_command_with(name)
+}
+
+#[test]
+fn the_tui_asks_sshs_questions_in_its_own_masked_dialog() {
+    let sshd = sshd();
+    let key = sshd.dir().join("pass_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "open sesame", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut authorized = std::fs::read_to_string(sshd.dir().join("authorized_keys")).unwrap();
+    authorized.push_str(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
+    std::fs::write(sshd.dir().join("authorized_keys"), authorized).unwrap();
+    std::fs::write(sshd.home().join("in-home.txt"), "home").unwrap();
+
     let desk = tempfile::tempdir().unwrap();
-    let tmux = tui_over_ssh(
-        &sshd.ssh_command_with("wrong"),
-        &format!("{HOST}:/"),
-        desk.path(),
-    );
-    let screen = tmux.wait_for("the refusal", |s| s.contains("Permission denied"));
-    assert!(screen.contains("ssh_failed"), "{screen}");
-    assert!(
-        !screen.contains("password:") && !screen.contains("passphrase"),
-        "{screen}"
-    );
+    let ssh = asking_config(&sshd, "pass", "pass_key");
+    let tmux = tui_over_ssh(&ssh, &format!("{HOST}:/"), desk.path());
+    tmux.wait_for("ssh's question in the dialog", |s| {
+        s.contains("Enter passphrase for key")
+    });
+    tmux.keys(&["-l", "open sesame"]);
+    let screen = tmux.wait_for("the masked answer", |s| s.contains("•••••••••••"));
+    assert!(!screen.contains("open sesame"), "{screen}");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the root listed", |s| {
+        s.contains("ssh://sshtest connected") && s.contains("tmp/")
+    });
+    assert_eq!(sshd.logins(), 1);
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+    drop(tmux);
+    no_ssh_left(&sshd);
+}
+
+#[test]
+fn the_tui_shows_a_refused_login_in_sshs_words_after_its_questions() {
+    let sshd = sshd();
+    let desk = tempfile::tempdir().unwrap();
+    // The wrong key: sshd then offers a password, which ssh asks for through the dialog.
+    let ssh = asking_config(&sshd, "wrong", "wrong_key");
+    let tmux = tui_over_ssh(&ssh, &format!("{HOST}:/"), desk.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut asked = 0;
+    let screen = loop {
+        let screen = tmux.wait_for("a question or the refusal", |s| {
+            s.contains("'s password") || s.contains("Permission denied")
+        });
+        if screen.contains("Permission denied") {
+            break screen;
+        }
+        asked += 1;
+        assert!(Instant::now() < deadline, "{screen}");
+        // Declined: ssh asks again, then gives up.
+        tmux.keys(&["Escape"]);
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(screen.contains("ssh_failed"), "{screen}");
+    assert!(asked >= 1, "ssh's password question was never shown");
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
+    drop(tmux);
     no_ssh_left(&sshd);
 }

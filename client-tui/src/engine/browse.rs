@@ -21,6 +21,8 @@ use super::tls::code;
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same over ssh, which may be asking the user for a password.
+const SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a deletion of a partial waits for the upload that writes it to stop (a cancelled
 /// upload's connection may still be closing on the server).
 const DISCARD_PATIENCE: Duration = Duration::from_secs(5);
@@ -136,7 +138,8 @@ impl Worker {
     async fn ensure(&mut self) -> Result<&mut Session, String> {
         if self.session.is_none() {
             let opened =
-                tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(&self.endpoint)).await;
+                tokio::time::timeout(self.connect_timeout(), Session::connect(&self.endpoint))
+                    .await;
             let session = match opened {
                 Ok(Ok(session)) => session,
                 Ok(Err(EngineError::Trust {
@@ -170,7 +173,7 @@ impl Worker {
                     let error = format!(
                         "no answer from {} in {} s",
                         self.endpoint.address(),
-                        CONNECT_TIMEOUT.as_secs()
+                        self.connect_timeout().as_secs()
                     );
                     return Err(self.lose(error));
                 }
@@ -187,6 +190,16 @@ impl Worker {
         self.session
             .as_mut()
             .ok_or_else(|| "no session".to_string())
+    }
+
+    /// How long a connection may take: over ssh the user may be typing a password or a
+    /// passphrase meanwhile.
+    fn connect_timeout(&self) -> Duration {
+        if self.endpoint.ssh.is_some() {
+            SSH_CONNECT_TIMEOUT
+        } else {
+            CONNECT_TIMEOUT
+        }
     }
 
     fn lose(&mut self, error: String) -> String {

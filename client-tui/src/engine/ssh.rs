@@ -12,6 +12,13 @@
 //! The child never writes to the terminal: its stderr is piped and kept (the last
 //! [`STDERR_KEPT`] bytes), so a failed connection reports ssh's own words (`SshChild::failure`).
 //! Dropping the halves kills the child; tokio reaps it.
+//!
+//! Prompts: the CLI leaves ssh's questions on the terminal, as scp does. The TUI owns the
+//! terminal, so it registers a prompt channel ([`ask_through`]): ssh then runs this very
+//! program as its `SSH_ASKPASS` (`SSH_ASKPASS_REQUIRE=force`), which hands each question
+//! (a password, a passphrase, a new host key) over a socket in the private control directory
+//! to the TUI's masked dialog and prints the answer back to ssh ([`askpass_client`]). Without
+//! a channel and in batch mode, ssh never asks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +26,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::EngineError;
 
@@ -86,6 +94,139 @@ pub fn user_config_hosts() -> Vec<String> {
     match read {
         Ok(_) => config_hosts(&text),
         Err(_) => Vec::new(),
+    }
+}
+
+/// The variable that tells a `ferry` started by ssh as its `SSH_ASKPASS` where to ask.
+pub const ASKPASS_SOCKET_ENV: &str = "FERRY_ASKPASS_SOCKET";
+/// Most bytes of a question or an answer carried between ssh's askpass and the TUI.
+const PROMPT_MAX: u64 = 4096;
+/// How long a question waits for its answer before ssh is told there is none.
+const ANSWER_WAIT: Duration = Duration::from_secs(600);
+
+/// A question ssh asked through ferry as its `SSH_ASKPASS`: answer it with [`answer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshPrompt {
+    pub id: u64,
+    /// ssh's words, as it would have printed them on the terminal.
+    pub prompt: String,
+}
+
+/// Where questions go, and the answers still owed.
+#[derive(Debug)]
+struct PromptDesk {
+    tx: mpsc::UnboundedSender<SshPrompt>,
+    waiting: BTreeMap<u64, oneshot::Sender<Option<String>>>,
+    next: u64,
+    /// The socket askpass connects to, once listening.
+    socket: Option<PathBuf>,
+}
+
+static DESK: Mutex<Option<PromptDesk>> = Mutex::new(None);
+
+fn lock_desk() -> std::sync::MutexGuard<'static, Option<PromptDesk>> {
+    DESK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// From now on ssh's questions come to `tx` (the TUI's dialog) instead of the terminal.
+pub fn ask_through(tx: mpsc::UnboundedSender<SshPrompt>) {
+    *lock_desk() = Some(PromptDesk {
+        tx,
+        waiting: BTreeMap::new(),
+        next: 0,
+        socket: None,
+    });
+}
+
+/// The answer to question `id`; `None`: the user declined.
+pub fn answer(id: u64, answer: Option<String>) {
+    let reply = lock_desk()
+        .as_mut()
+        .and_then(|desk| desk.waiting.remove(&id));
+    if let Some(reply) = reply {
+        let _ = reply.send(answer);
+    }
+}
+
+/// The askpass socket in `dir`, listening (started on first use), when questions have
+/// somewhere to go.
+fn askpass_socket(dir: &Path) -> Option<PathBuf> {
+    let mut desk = lock_desk();
+    let desk = desk.as_mut()?;
+    if let Some(socket) = &desk.socket {
+        return Some(socket.clone());
+    }
+    let socket = dir.join("askpass");
+    let listener = tokio::net::UnixListener::bind(&socket).ok()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_question(stream));
+        }
+    });
+    desk.socket = Some(socket.clone());
+    Some(socket)
+}
+
+/// One question from askpass: its line in, the answer out (`1` and the text, or `0`).
+async fn serve_question(stream: tokio::net::UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut question = Vec::new();
+    if read
+        .take(PROMPT_MAX)
+        .read_to_end(&mut question)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let prompt = String::from_utf8_lossy(&question).trim().to_owned();
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let asked = {
+        let mut desk = lock_desk();
+        desk.as_mut().and_then(|desk| {
+            desk.next += 1;
+            let id = desk.next;
+            desk.waiting.insert(id, reply_tx);
+            desk.tx.send(SshPrompt { id, prompt }).ok()
+        })
+    };
+    let answer = match asked {
+        Some(()) => tokio::time::timeout(ANSWER_WAIT, reply_rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
+        None => None,
+    };
+    let line = match answer {
+        Some(text) => format!("1{text}"),
+        None => "0".to_owned(),
+    };
+    let _ = write.write_all(line.as_bytes()).await;
+    let _ = write.shutdown().await;
+}
+
+/// `ferry` run by ssh as its `SSH_ASKPASS`: asks `prompt` through the socket `socket` and
+/// prints the answer for ssh; status 1 when there is none (declined, or no one to ask).
+pub fn askpass_client(socket: &std::ffi::OsStr, prompt: &str) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let asked = (|| {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+        stream.write_all(prompt.replace(['\n', '\r'], " ").as_bytes())?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        let mut answer = String::new();
+        stream.take(PROMPT_MAX).read_to_string(&mut answer)?;
+        Ok::<_, std::io::Error>(answer)
+    })();
+    match asked.as_deref().ok().and_then(|a| a.strip_prefix('1')) {
+        Some(text) => {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{text}").and_then(|()| out.flush()).is_ok() {
+                return std::process::ExitCode::SUCCESS;
+            }
+            std::process::ExitCode::FAILURE
+        }
+        None => std::process::ExitCode::FAILURE,
     }
 }
 
@@ -373,8 +514,13 @@ pub(crate) fn spawn(
     target: &SshTarget,
     dir: &Path,
 ) -> Result<(SshChild, SshReader, SshWriter), EngineError> {
-    let settings = settings();
+    let mut settings = settings();
     let label = target.label();
+    // With somewhere to send questions, ssh asks there instead of never.
+    let askpass = askpass_socket(dir).zip(std::env::current_exe().ok());
+    if askpass.is_some() {
+        settings.batch = false;
+    }
     if target.host.starts_with('-') {
         return Err(EngineError::Ssh {
             addr: label,
@@ -388,6 +534,12 @@ pub(crate) fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some((socket, program)) = &askpass {
+        command
+            .env("SSH_ASKPASS", program)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env(ASKPASS_SOCKET_ENV, socket);
+    }
     let mut child = command.spawn().map_err(|e| EngineError::Ssh {
         addr: label.clone(),
         message: format!(

@@ -742,6 +742,9 @@ impl App {
                     paths: vec![path],
                 });
             }
+            DialogOutcome::SshDeclined(id) => {
+                self.outbox.push(Effect::AnswerSsh { id, answer: None });
+            }
             DialogOutcome::Connect(target) => {
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
             }
@@ -801,6 +804,14 @@ impl App {
     }
 
     fn submit_input(&mut self, purpose: InputPurpose, text: String) {
+        // ssh takes any answer, an empty one too.
+        if let InputPurpose::SshPrompt(id) = purpose {
+            self.outbox.push(Effect::AnswerSsh {
+                id,
+                answer: Some(text),
+            });
+            return;
+        }
         if text.is_empty() {
             return;
         }
@@ -845,6 +856,8 @@ impl App {
                     Some(text),
                 );
             }
+            // Answered above, before the empty-text check.
+            InputPurpose::SshPrompt(_) => {}
         }
     }
 
@@ -977,6 +990,8 @@ impl App {
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+            // ssh waits for this answer: its question comes before any dialog left open.
+            Msg::SshPrompt(prompt) => self.dialog = Some(Dialog::ssh_prompt(&prompt)),
         }
     }
 

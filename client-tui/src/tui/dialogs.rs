@@ -26,6 +26,8 @@ pub enum InputPurpose {
     Address,
     /// The password of the user a location names; typed masked, sent once, kept nowhere.
     Password(PendingLogin),
+    /// The answer to ssh's question `id`; typed masked, handed to ssh, kept nowhere.
+    SshPrompt(u64),
 }
 
 /// A connection that waits for its user's password, and is asked for it again when the
@@ -264,6 +266,15 @@ impl Dialog {
         }
     }
 
+    /// ssh's question, asked masked (the answer is typically a secret).
+    pub fn ssh_prompt(prompt: &crate::engine::ssh::SshPrompt) -> Dialog {
+        Dialog::Input {
+            title: format::escape_text(prompt.prompt.trim_end_matches([':', ' '])).into_owned(),
+            input: LineInput::new(""),
+            purpose: InputPurpose::SshPrompt(prompt.id),
+        }
+    }
+
     /// The masked prompt for the password of the user `login` names.
     pub fn password(login: PendingLogin) -> Dialog {
         let user = login
@@ -312,6 +323,8 @@ pub enum Outcome {
     DiscardPartial { dir: String, path: String },
     /// Switch to a server the connect dialog listed.
     Connect(ConnectTarget),
+    /// Esc on ssh's question `id`: ssh is told there is no answer.
+    SshDeclined(u64),
 }
 
 impl Dialog {
@@ -435,11 +448,16 @@ fn input_key(
     purpose: InputPurpose,
 ) -> (Option<Dialog>, Option<Outcome>) {
     let next = match key.code {
-        KeyCode::Esc => None,
+        KeyCode::Esc => {
+            if let InputPurpose::SshPrompt(id) = purpose {
+                return (None, Some(Outcome::SshDeclined(id)));
+            }
+            None
+        }
         KeyCode::Enter => {
             // A password is taken exactly as typed, spaces included.
             let text = match purpose {
-                InputPurpose::Password(_) => input.text().to_string(),
+                InputPurpose::Password(_) | InputPurpose::SshPrompt(_) => input.text().to_string(),
                 _ => input.text().trim().to_string(),
             };
             return (None, Some(Outcome::Submitted(purpose, text)));

@@ -45,6 +45,11 @@ pub enum Effect {
         info: JobInfo,
     },
     Cancel(JobKey),
+    /// The answer to ssh's question `id` (`None`: declined).
+    AnswerSsh {
+        id: u64,
+        answer: Option<String>,
+    },
     Answer {
         reply: oneshot::Sender<ConflictAnswer>,
         answer: ConflictAnswer,
@@ -120,4 +125,6 @@ pub enum Msg {
         result: Result<(Vec<PartialEntry>, bool), String>,
         note: Option<String>,
     },
+    /// ssh asks something (a password, a passphrase, a new host key) through ferry.
+    SshPrompt(crate::engine::ssh::SshPrompt),
 }

@@ -48,7 +48,10 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
             frame.render_widget(block, popup);
             let room = usize::from(inner.width.saturating_sub(1));
             // A password shows as one dot per character: its length, never its text.
-            let masked = matches!(purpose, InputPurpose::Password(_));
+            let masked = matches!(
+                purpose,
+                InputPurpose::Password(_) | InputPurpose::SshPrompt(_)
+            );
             let chars: Vec<char> = if masked {
                 input.text().chars().map(|_| '•').collect()
             } else {
