@@ -634,7 +634,8 @@ async fn resolve_homes(command: &mut Command) -> Result<(), CliError> {
         Command::Mv { url, to, .. } => {
             let parsed = RemoteUrl::looks_remote(to)
                 .then(|| to.parse::<RemoteUrl>().ok())
-                .flatten();
+                .flatten()
+                .filter(RemoteUrl::needs_home);
             mv_target = Some((to, parsed));
             vec![url]
         }
@@ -655,7 +656,9 @@ async fn resolve_homes(command: &mut Command) -> Result<(), CliError> {
     }
     cli::resolve_homes(urls).await?;
     if let Some((to, Some(target))) = mv_target {
-        *to = target.to_string();
+        // A trailing `/` still says "into that directory".
+        let slash = if to.ends_with('/') { "/" } else { "" };
+        *to = format!("{target}{slash}");
     }
     Ok(())
 }

@@ -132,6 +132,17 @@ fn scp_paths_are_relative_to_the_remote_home() {
     assert!(sshd.home().join("photos/in-home.txt").is_file());
     let tilde = ok(ferry_ssh(&sshd, &["ls", &format!("ssh://{HOST}/~/photos")]));
     assert!(text(&tilde.stdout).contains("in-home.txt"));
+    // mv's destination is home-relative too, and a trailing / still means "into".
+    std::fs::create_dir(sshd.home().join("into")).unwrap();
+    ok(ferry_ssh(
+        &sshd,
+        &[
+            "mv",
+            &format!("{HOST}:photos/in-home.txt"),
+            &format!("{HOST}:into/"),
+        ],
+    ));
+    assert!(sshd.home().join("into/in-home.txt").is_file());
     no_ssh_left(&sshd);
 }
 
