@@ -25,7 +25,7 @@
 //! - `transport`: a plain, TLS or ssh stream speaking the frame protocol, split into reader
 //!   and writer halves; it calls `tls` for the handshake and `ssh` to start the child.
 //! - `ssh`: the ssh child that carries the protocol to a remote `ferry-server --stdio`, its
-//!   shared master connection and its error words.
+//!   shared master connection, its error words, and its questions sent to the TUI (askpass).
 //! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
 //!   handshake, and the refusal to send credentials in clear text.
 //! - `known_hosts`: certificate fingerprints and the file that pins them on first use.
