@@ -33,8 +33,13 @@ use ferry::url::RemoteUrl;
   ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
   ferry ls ferrys://ann@nas/                 log in as ann: the password comes from
                                              FERRY_PASSWORD, or is asked without echo
+  ferry get -r nas:photos .                  over ssh: runs ferry-server --stdio on nas
+  ferry ls ssh://ann@nas:2222/srv            over ssh, from /
 
-Locations are ferry://[USER@]HOST[:PORT]/PATH (ferrys:// for TLS, port 7070 by default).
+Locations are ferry://[USER@]HOST[:PORT]/PATH (ferrys:// for TLS, port 7070 by default),
+or over ssh ssh://[USER@]HOST[:PORT]/PATH and scp's [USER@]HOST:PATH (relative to the
+remote home unless it starts with /; a colon before any slash makes an argument remote:
+write ./a:b for a local file).
 The path is percent-decoded, as in any URL: write a space as %20 or quote it, and a
 literal % as %25 (a server file named \"50% off.txt\" is ferry://nas/50%25%20off.txt).
 
@@ -59,7 +64,8 @@ struct Cli {
     trust: TrustFlags,
     #[command(subcommand)]
     command: Option<Command>,
-    /// Open the interface at this location (ferry://HOST:PORT/PATH, percent-decoded).
+    /// Open the interface at this location (ferry://HOST:PORT/PATH, percent-decoded; or over
+    /// ssh, HOST:PATH or ssh://[USER@]HOST[:PORT]/PATH).
     url: Option<RemoteUrl>,
     /// Serve this directory in-process and open it (instead of connecting to a server).
     #[arg(long, value_name = "DIR")]
@@ -67,6 +73,38 @@ struct Cli {
     /// Read this config file instead of the default one.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    ssh: SshFlags,
+    /// Say on stderr how the server is reached (tcp, tls or ssh).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+/// How to reach `ssh://` and `host:path` locations.
+#[derive(Debug, Clone, Args)]
+struct SshFlags {
+    /// The ssh command to run, with its options (as rsync's -e): 'ssh -p 2222 -i key'.
+    #[arg(long = "ssh", env = "FERRY_SSH", global = true, value_name = "COMMAND")]
+    command: Option<String>,
+    /// The remote ferry-server, when it is not on the remote PATH.
+    #[arg(long, global = true, value_name = "PATH")]
+    server_path: Option<String>,
+}
+
+impl SshFlags {
+    /// Sets how this process runs ssh; `batch` for the TUI, where ssh must never prompt.
+    fn configure(&self, batch: bool) -> Result<(), CliError> {
+        let mut settings = ferry::engine::ssh::SshSettings::with_command(self.command.as_deref())
+            .map_err(|message| CliError::Usage {
+            code: "bad_request",
+            path: "--ssh".into(),
+            message,
+        })?;
+        settings.server_path.clone_from(&self.server_path);
+        settings.batch = batch;
+        ferry::engine::ssh::configure(settings);
+        Ok(())
+    }
 }
 
 /// How far to trust a `ferrys://` server's certificate, and whether clear text may carry a
@@ -327,9 +365,19 @@ impl TransferArgs {
 }
 
 fn main() -> ExitCode {
+    // Run by ssh as its SSH_ASKPASS for the TUI: the one argument is ssh's question.
+    if let Some(socket) = std::env::var_os(ferry::engine::ssh::ASKPASS_SOCKET_ENV) {
+        let prompt = std::env::args().nth(1).unwrap_or_default();
+        return ferry::engine::ssh::askpass_client(&socket, &prompt);
+    }
     let args = Cli::parse();
+    if let Err(e) = args.ssh.configure(args.command.is_none()) {
+        return fail(&e);
+    }
     let Some(command) = args.command else {
-        return run_tui(args.url, args.token, args.serve, args.config, args.trust);
+        let code = run_tui(args.url, args.token, args.serve, args.config, args.trust);
+        ferry::engine::ssh::close_masters();
+        return code;
     };
     match &command {
         // Both are written whole into memory first: clap_complete panics on a failed write,
@@ -369,7 +417,15 @@ fn main() -> ExitCode {
         Ok(password) => password,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(run_command(command, args.token, password, args.trust)) {
+    let ran = runtime.block_on(run_command(
+        command,
+        args.token,
+        password,
+        args.trust,
+        args.verbose,
+    ));
+    ferry::engine::ssh::close_masters();
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -382,6 +438,10 @@ const MAN_EXTRA: &str = r#".SH ENVIRONMENT
 \fBFERRY_TOKEN\fR
 The server's shared secret, as \fB\-\-token\fR gives it; kept out of shell history and
 process lists.
+.TP
+\fBFERRY_SSH\fR
+The ssh command, with its options, for ssh:// and HOST:PATH locations, as \fB\-\-ssh\fR
+gives it.
 .TP
 \fBFERRY_PASSWORD\fR
 The password for a location that names a user (ferry://ann@nas/); without it, ferry asks on
@@ -460,6 +520,8 @@ async fn settle_first_use(endpoint: &Endpoint) -> Result<(), CliError> {
 /// asked on the terminal without echo. Never taken from the location or the command line,
 /// where it would stay in shell history and process lists.
 fn password_for(url: Option<&RemoteUrl>) -> Result<Option<String>, CliError> {
+    // Over ssh the user is ssh's, and ssh asks for what it needs.
+    let url = url.filter(|url| url.ssh.is_none());
     let Some((url, user)) = url.and_then(|url| Some((url, url.user.as_deref()?))) else {
         return Ok(None);
     };
@@ -481,11 +543,16 @@ fn password_for(url: Option<&RemoteUrl>) -> Result<Option<String>, CliError> {
 }
 
 async fn run_command(
-    command: Command,
+    mut command: Command,
     token: Option<String>,
     password: Option<String>,
     trust: TrustFlags,
+    verbose: bool,
 ) -> Result<(), CliError> {
+    if verbose && let Some(url) = remote_of(&command) {
+        eprintln!("ferry: {}", transport_line(url));
+    }
+    resolve_homes(&mut command).await?;
     // Every connection of the command logs in with the same credentials.
     let at = |url: &RemoteUrl| {
         let mut endpoint = trust.apply(url.endpoint(token.clone()));
@@ -549,6 +616,62 @@ async fn run_command(
     }
 }
 
+/// How `url`'s server is reached, for `-v`.
+fn transport_line(url: &RemoteUrl) -> String {
+    let endpoint = url.endpoint(None);
+    match (&url.ssh, url.tls) {
+        (Some(_), _) => format!(
+            "{} via ssh ({} ferry-server --stdio, one shared ssh connection)",
+            endpoint.address(),
+            endpoint.ssh.map(|t| t.destination()).unwrap_or_default()
+        ),
+        (None, true) => format!("{} via tls", endpoint.address()),
+        (None, false) => format!("{} via tcp", endpoint.address()),
+    }
+}
+
+/// Resolves the command's home-relative ssh locations (`nas:photos`) under the remote home,
+/// asked once; `mv`'s destination too when it is such a location.
+async fn resolve_homes(command: &mut Command) -> Result<(), CliError> {
+    let mut mv_target = None;
+    let mut urls: Vec<&mut RemoteUrl> = match command {
+        Command::Ls { url, .. }
+        | Command::Put {
+            target: RemoteTarget { url, .. },
+            ..
+        } => vec![url],
+        Command::Mv { url, to, .. } => {
+            let parsed = RemoteUrl::looks_remote(to)
+                .then(|| to.parse::<RemoteUrl>().ok())
+                .flatten()
+                .filter(RemoteUrl::needs_home);
+            mv_target = Some((to, parsed));
+            vec![url]
+        }
+        Command::Get { paths, .. } => paths
+            .iter_mut()
+            .filter_map(|arg| match arg {
+                GetArg::Remote(url) => Some(url),
+                GetArg::Local(_) => None,
+            })
+            .collect(),
+        Command::Mkdir { urls } | Command::Rm { urls, .. } | Command::Partials { urls, .. } => {
+            urls.iter_mut().collect()
+        }
+        Command::Completions { .. } | Command::Man => Vec::new(),
+    };
+    if let Some((_, Some(target))) = mv_target.as_mut() {
+        urls.push(target);
+    }
+    cli::resolve_homes(urls).await?;
+    if let Some((to, Some(target))) = mv_target {
+        // A trailing `/` still says "into that directory".
+        let slash = if to.ends_with('/') { "/" } else { "" };
+        *to = format!("{target}{slash}");
+    }
+    Ok(())
+}
+
 /// The endpoint of the first of `urls` (a command's locations are all on one server);
 /// `nothing` is the error when there is none.
 fn first_endpoint(
@@ -562,7 +685,7 @@ fn first_endpoint(
 }
 
 fn run_tui(
-    target: Option<RemoteUrl>,
+    mut target: Option<RemoteUrl>,
     token: Option<String>,
     serve: Option<PathBuf>,
     config: Option<PathBuf>,
@@ -573,6 +696,22 @@ fn run_tui(
         Ok(password) => password,
         Err(e) => return fail(&e),
     };
+    // A home-relative start location is resolved before the screen is taken over, so a
+    // failure is one line on the terminal.
+    if let Some(url) = target.as_mut().filter(|url| url.needs_home()) {
+        let resolved = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Output)
+            .and_then(|runtime| {
+                let resolved = runtime.block_on(cli::resolve_homes(vec![url]));
+                runtime.shutdown_background();
+                resolved
+            });
+        if let Err(e) = resolved {
+            return fail(&e);
+        }
+    }
     let options = ferry::tui::Options {
         target,
         token,

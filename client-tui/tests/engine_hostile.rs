@@ -54,6 +54,7 @@ async fn hostile_server(requested: Arc<Mutex<Vec<String>>>) -> std::net::SocketA
                                 server: "hostile".into(),
                                 read_only: false,
                                 identity: None,
+                                home: None,
                             })
                             .unwrap(),
                         ),

@@ -63,6 +63,7 @@ fn hostile_server() -> (tokio::runtime::Runtime, SocketAddr) {
                     server: SERVER_NAME.into(),
                     read_only: false,
                     identity: None,
+                    home: None,
                 })
                 .unwrap(),
                 Ok(Request::Stat { path, .. }) => {

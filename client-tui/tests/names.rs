@@ -286,6 +286,7 @@ fn lying_server() -> (tokio::runtime::Runtime, std::net::SocketAddr) {
                     server: "liar".into(),
                     read_only: false,
                     identity: None,
+                    home: None,
                 })
                 .unwrap(),
                 _ => encode_err(

@@ -108,6 +108,7 @@ async fn lying_server(sent: &'static [u8], claimed: &'static [u8]) -> std::net::
                                 server: "liar".into(),
                                 read_only: false,
                                 identity: None,
+                                home: None,
                             })
                             .unwrap(),
                         ),

@@ -290,6 +290,11 @@ pub struct HelloReply {
     /// absent when the server cannot tell which kernel it runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<HostIdentity>,
+    /// The logged-in user's home directory as a wire path under the served root, so a client
+    /// can resolve a path written relative to it (`host:photos` over ssh). Only a `--stdio`
+    /// server, which runs as that user, sends it; absent when the home is not under the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
 }
 
 /// What a server says about the machine it runs on, in a form only a client on that same

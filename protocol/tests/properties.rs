@@ -305,7 +305,7 @@ proptest! {
         length in prop::option::of(digest()),
     ) {
         let [a, b, c, d] = numbers;
-        reply_round_trips(&HelloReply { version, server: text, read_only: flag, identity: None })?;
+        reply_round_trips(&HelloReply { version, server: text, read_only: flag, identity: None, home: None })?;
         reply_round_trips(&StatReply { entry, id: None })?;
         reply_round_trips(&ListBatch { entries, more: flag, skipped: a })?;
         reply_round_trips(&SummaryReply { files: a, dirs: b, bytes: c, skipped: d })?;

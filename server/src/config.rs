@@ -16,6 +16,9 @@ use crate::users;
 pub struct Config {
     /// The directory served; clients can never reach outside it.
     pub root: PathBuf,
+    /// The logged-in user's home as a wire path under `root`, sent in `hello` so a client can
+    /// resolve paths written relative to it; only `--stdio` sets it (one user's session).
+    pub home: Option<String>,
     /// Refuse every operation that would change the tree.
     pub read_only: bool,
     /// The shared secret a client's `hello` must carry, when set.
@@ -96,6 +99,7 @@ impl Config {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
+            home: None,
             read_only: false,
             token: None,
             max_connections: 256,

@@ -160,6 +160,11 @@ impl Transport {
         let stdout_fd = std::io::stdout();
         STDIN_WAS_BLOCKING.store(was_blocking(stdin_fd.as_fd()), Ordering::Relaxed);
         STDOUT_WAS_BLOCKING.store(was_blocking(stdout_fd.as_fd()), Ordering::Relaxed);
+        // Under ssh both are pipes to sshd: 1 MiB instead of the kernel's 64 KiB lets a large
+        // transfer move in far fewer turns (measured in bench/ssh.py); a refusal keeps 64 KiB.
+        for fd in [stdin_fd.as_fd(), stdout_fd.as_fd()] {
+            let _ = rustix::pipe::fcntl_setpipe_size(fd, 1024 * 1024);
+        }
         let stdin = stdin_fd
             .as_fd()
             .try_clone_to_owned()

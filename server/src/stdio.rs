@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::Arc;
 
 use tracing::{Instrument, info, info_span};
@@ -48,6 +49,7 @@ pub async fn serve_stdio(
     config.max_connections = 1;
     config.max_per_address = 1;
     config.max_unauthenticated = 1;
+    config.home = home_under(&config.root);
     crate::descriptors::init(config.max_connections);
     let slots = Arc::new(Slots::new(&config));
     let server = Arc::new(ServerState::open(config)?);
@@ -78,4 +80,20 @@ pub async fn serve_stdio(
     cancel.cancel();
     crate::connection::restore_stdio();
     ended.map_err(ServerError::Session)
+}
+
+/// The logged-in user's home (`$HOME`, as ssh sets it) as a wire path under `root`, so a
+/// client can resolve `host:photos` as scp does; `None` when it is not under the root or has no
+/// wire form.
+fn home_under(root: &Path) -> Option<String> {
+    let home = std::fs::canonicalize(std::env::var_os("HOME")?).ok()?;
+    let root = std::fs::canonicalize(root).ok()?;
+    let rest = home.strip_prefix(&root).ok()?;
+    let wire = rest
+        .components()
+        .map(|name| ferry_localfs::wire_name(name.as_os_str()))
+        .collect::<Vec<_>>()
+        .join("/");
+    ferry_protocol::path::check(&wire).ok()?;
+    Some(wire)
 }

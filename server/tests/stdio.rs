@@ -454,3 +454,29 @@ async fn a_client_that_goes_stops_expensive_work() {
     let log = stderr.join().unwrap();
     assert_eq!(status.code(), Some(1), "{log}");
 }
+
+/// `hello` tells the client where the user's home is (`$HOME` under the root), so
+/// `host:photos` resolves as scp's does; a home outside the root is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_names_the_home_under_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home/ann");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut session = Session::start(&[], &[], &[("HOME", arg(&home))]);
+    let hello = session.client.hello().await;
+    let wire = arg(&std::fs::canonicalize(&home).unwrap())
+        .trim_start_matches('/')
+        .to_owned();
+    assert_eq!(hello["home"], wire.as_str(), "{hello}");
+    assert!(session.exit(true).await.0.success());
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut session = Session::start(
+        &[],
+        &["--root", arg(elsewhere.path())],
+        &[("HOME", arg(&home))],
+    );
+    let hello = session.client.hello().await;
+    assert!(hello.get("home").is_none(), "{hello}");
+    assert!(session.exit(true).await.0.success());
+}

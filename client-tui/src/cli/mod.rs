@@ -10,7 +10,8 @@
 //! - `transfer`: `get` and `put`: what the sources and the target mean.
 //! - `watch`: one job run to its end, with an indicatif bar on a terminal.
 //! - `options`: what the transfer flags mean.
-//! - `locations`: all locations on one server; a wire path's last name.
+//! - `locations`: all locations on one server; home-relative ssh paths resolved; a wire
+//!   path's last name.
 //! - `error`: [`CliError`], one line per failure.
 //! - `ops`: `mkdir`, `rm`, `mv`.
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
@@ -26,6 +27,7 @@ mod watch;
 
 pub use error::CliError;
 pub use listing::{format_entry, ls};
+pub use locations::resolve_homes;
 pub use ops::{mkdir, mv, partials, rm};
 pub use options::{TransferOptions, policy_from_flags};
 pub use transfer::{get, put};

@@ -167,7 +167,7 @@ impl Report {
         if code == crate::engine::RESUME_MISMATCH {
             self.mismatched += 1;
         }
-        if !matches!(code, "connection" | "protocol") {
+        if !matches!(code, "connection" | "protocol" | "ssh_failed") {
             return false;
         }
         if !self.lost.iter().any(|seen| seen == error) {

@@ -23,6 +23,8 @@ use super::view::{FetchEnd, Range, Replace, UploadEnd};
 
 /// How long connecting may take before the pane says the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same over ssh, which may be asking the user for a password.
+const SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a deletion of a partial waits for the upload that writes it to stop (a cancelled
 /// upload's connection may still be closing on the server).
 const DISCARD_PATIENCE: Duration = Duration::from_secs(5);
@@ -123,6 +125,8 @@ pub enum LinkEvent {
         read_only: bool,
         /// The server's name for itself.
         server: String,
+        /// The logged-in user's home as a wire path, when the server said (over ssh).
+        home: Option<String>,
     },
     /// The connection is gone; the next request or heartbeat tries again.
     Lost(String),
@@ -221,7 +225,8 @@ impl Worker {
     async fn ensure(&mut self) -> Result<&mut Session, String> {
         if self.session.is_none() {
             let opened =
-                tokio::time::timeout(CONNECT_TIMEOUT, Session::connect(&self.endpoint)).await;
+                tokio::time::timeout(self.connect_timeout(), Session::connect(&self.endpoint))
+                    .await;
             let session = match opened {
                 Ok(Ok(session)) => session,
                 Ok(Err(EngineError::Trust {
@@ -261,7 +266,7 @@ impl Worker {
                     let error = format!(
                         "no answer from {} in {} s",
                         self.endpoint.address(),
-                        CONNECT_TIMEOUT.as_secs()
+                        self.connect_timeout().as_secs()
                     );
                     return Err(self.lose(error));
                 }
@@ -269,6 +274,7 @@ impl Worker {
             self.link(LinkEvent::Connected {
                 read_only: session.read_only(),
                 server: session.server_name().to_string(),
+                home: session.home().map(str::to_owned),
             });
             self.lost = false;
             self.untrusted = false;
@@ -277,6 +283,16 @@ impl Worker {
         self.session
             .as_mut()
             .ok_or_else(|| "no session".to_string())
+    }
+
+    /// How long a connection may take: over ssh the user may be typing a password or a
+    /// passphrase meanwhile.
+    fn connect_timeout(&self) -> Duration {
+        if self.endpoint.ssh.is_some() {
+            SSH_CONNECT_TIMEOUT
+        } else {
+            CONNECT_TIMEOUT
+        }
     }
 
     fn lose(&mut self, error: String) -> String {
@@ -303,6 +319,7 @@ impl Worker {
                 self.link(LinkEvent::Connected {
                     read_only: session.read_only(),
                     server: session.server_name().to_string(),
+                    home: session.home().map(str::to_owned),
                 });
             }
             return;

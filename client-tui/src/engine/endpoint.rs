@@ -1,6 +1,7 @@
 //! [`Endpoint`]: where a server is and the credentials and trust choices for it.
 
 use super::known_hosts;
+use super::ssh::SshTarget;
 
 /// Where a server is and how to prove we may use it. `Debug` shows whether secrets are set,
 /// never what they are, so an endpoint can be logged.
@@ -22,6 +23,10 @@ pub struct Endpoint {
     /// The account's password: from `FERRY_PASSWORD`, a prompt or the connect dialog; never
     /// from a location, never stored.
     pub password: Option<String>,
+    /// Reach the server through ssh (`ssh://` and `host:path` locations): the system's `ssh`
+    /// runs `ferry-server --stdio` there. `host`, `port` and the ferry credentials are then
+    /// unused: ssh authenticates.
+    pub ssh: Option<SshTarget>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -37,14 +42,18 @@ impl std::fmt::Debug for Endpoint {
             .field("insecure", &self.insecure)
             .field("user", &self.user)
             .field("password", &redacted(&self.password))
+            .field("ssh", &self.ssh)
             .finish()
     }
 }
 
 impl Endpoint {
     /// `host:port` (an IPv6 host in brackets): how the server is named in messages and in
-    /// known-hosts.
+    /// known-hosts; `ssh://[user@]host[:port]` for a server reached through ssh.
     pub fn address(&self) -> String {
+        if let Some(ssh) = &self.ssh {
+            return ssh.label();
+        }
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {

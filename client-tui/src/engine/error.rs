@@ -27,6 +27,10 @@ pub enum EngineError {
     /// Could not reach the server, or the connection broke.
     #[error("connection: {addr}: {}", crate::format::escape_text(message))]
     Connection { addr: String, message: String },
+    /// ssh could not reach the remote `ferry-server` (host unknown, authentication refused,
+    /// the command missing, the remote end killed): `message` is ssh's own words, on one line.
+    #[error("ssh_failed: {addr}: {}", crate::format::escape_text(message))]
+    Ssh { addr: String, message: String },
     /// The server broke the protocol.
     #[error("protocol: {}", crate::format::escape_text(.0))]
     Protocol(String),
@@ -81,6 +85,7 @@ impl EngineError {
             EngineError::Remote { code, .. } => code.as_str(),
             EngineError::Local { source, .. } => local_code(source),
             EngineError::Connection { .. } => "connection",
+            EngineError::Ssh { .. } => "ssh_failed",
             EngineError::Protocol(_) => "protocol",
             EngineError::Checksum { .. } => "checksum_mismatch",
             EngineError::Cancelled => "cancelled",

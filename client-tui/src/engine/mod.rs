@@ -26,8 +26,10 @@
 //! - `session`: [`Session`], request/response on one connection.
 //! - `view`: [`Session`]'s verified exchanges for a viewer and an editor: a ranged read, a
 //!   whole-file fetch to a local file, an upload back that first checks the remote version.
-//! - `transport`: a plain or TLS stream speaking the frame protocol, split into reader and
-//!   writer halves; it calls `tls` for the handshake.
+//! - `transport`: a plain, TLS or ssh stream speaking the frame protocol, split into reader
+//!   and writer halves; it calls `tls` for the handshake and `ssh` to start the child.
+//! - `ssh`: the ssh child that carries the protocol to a remote `ferry-server --stdio`, its
+//!   shared master connection, its error words, and its questions sent to the TUI (askpass).
 //! - `tls`: `ferrys://` trust decisions (pin, known-hosts, system roots, first use), the
 //!   handshake, and the refusal to send credentials in clear text.
 //! - `known_hosts`: certificate fingerprints and the file that pins them on first use.
@@ -58,6 +60,7 @@ mod scheduler;
 mod session;
 mod space;
 mod spec;
+pub mod ssh;
 pub mod tls;
 mod transport;
 mod upload;

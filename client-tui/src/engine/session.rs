@@ -199,6 +199,12 @@ impl Session {
         &self.conn.hello.server
     }
 
+    /// The logged-in user's home as a wire path, when the server said (a `--stdio` server
+    /// over ssh does).
+    pub fn home(&self) -> Option<&str> {
+        self.conn.hello.home.as_deref()
+    }
+
     /// Makes sure a request can be sent: a connection the server has closed (idle timeout) or
     /// that an abandoned listing left out of step is replaced by a fresh one. Nothing has been
     /// sent yet, so this is safe whatever the request.

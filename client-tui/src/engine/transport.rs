@@ -1,6 +1,7 @@
-//! The transport: one TCP or TLS stream speaking the frame protocol (connecting, the TLS
-//! handshake `tls` decides trust for, and `hello`), then typed headers and raw payload chunks in
-//! both directions.
+//! The transport: one TCP or TLS stream, or the pipes of an ssh child running
+//! `ferry-server --stdio` (`ssh`), speaking the frame protocol (connecting, the TLS handshake
+//! `tls` decides trust for, and `hello`), then typed headers and raw payload chunks in both
+//! directions.
 //!
 //! The stream splits into a [`FrameReader`] and a [`FrameWriter`] so that a worker can keep
 //! many requests in flight: the writer buffers requests and payloads while the reader, running
@@ -30,6 +31,7 @@ use tokio_util::either::Either;
 use super::endpoint::Endpoint;
 use super::error::EngineError;
 use super::known_hosts::KnownHosts;
+use super::ssh;
 use super::tls;
 
 /// Socket buffers on both sides; large enough that a 1 MiB chunk costs a handful of syscalls.
@@ -45,6 +47,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) struct FrameReader {
     framed: FramedRead<Throttled<Reader>, FrameDecoder>,
     addr: String,
+    /// `hello`'s answer when it was read already (an ssh worker's), for [`Self::hello`].
+    answered: Option<HelloReply>,
 }
 
 /// The request side of a connection.
@@ -109,21 +113,32 @@ fn hint_tls(error: EngineError) -> EngineError {
     }
 }
 
-/// The receiving half of a connection: plain TCP, or TLS.
-pub(crate) type Reader = Either<OwnedReadHalf, ReadHalf<tls::TlsStream>>;
+/// The receiving half of a connection: plain TCP or TLS, or ssh's stdout.
+pub(crate) type Reader = Either<Either<OwnedReadHalf, ReadHalf<tls::TlsStream>>, ssh::SshReader>;
 
-/// The sending half of a connection: plain TCP, or TLS.
-pub(crate) type Writer = Either<OwnedWriteHalf, WriteHalf<tls::TlsStream>>;
+/// The sending half of a connection: plain TCP or TLS, or ssh's stdin.
+pub(crate) type Writer = Either<Either<OwnedWriteHalf, WriteHalf<tls::TlsStream>>, ssh::SshWriter>;
 
 /// Splits a plain stream into halves that own their side without a lock.
 pub(crate) fn split_plain(stream: TcpStream) -> (Reader, Writer) {
     let (reader, writer) = stream.into_split();
-    (Either::Left(reader), Either::Left(writer))
+    (
+        Either::Left(Either::Left(reader)),
+        Either::Left(Either::Left(writer)),
+    )
 }
 
 /// Splits a TLS stream; its halves share the session behind tokio's split lock.
 pub(crate) fn split_tls(stream: tls::TlsStream) -> (Reader, Writer) {
     let (reader, writer) = tokio::io::split(stream);
+    (
+        Either::Left(Either::Right(reader)),
+        Either::Left(Either::Right(writer)),
+    )
+}
+
+/// The halves of a connection over ssh; the child lives as long as either.
+fn split_ssh(reader: ssh::SshReader, writer: ssh::SshWriter) -> (Reader, Writer) {
     (Either::Right(reader), Either::Right(writer))
 }
 
@@ -182,6 +197,9 @@ impl FrameStream {
         known_hosts: Option<&KnownHosts>,
         first: &[Request],
     ) -> Result<FrameStream, EngineError> {
+        if let Some(target) = &endpoint.ssh {
+            return Self::open_ssh(target, first).await;
+        }
         let mut conn = Self::connect(endpoint, known_hosts).await?;
         let said = async {
             for request in first {
@@ -197,9 +215,15 @@ impl FrameStream {
     /// Connects and buffers `hello` without waiting for its answer (nor sending it: the
     /// caller's first requests go out with it, in one round trip), for a job's worker, whose
     /// job has logged in already. The answer comes first: [`FrameReader::hello`] reads it
-    /// before the answers to the caller's requests.
+    /// before the answers to the caller's requests. Over ssh the answer is waited for here,
+    /// so that a child that fails is reported in ssh's own words; `hello` then hands it over.
     pub(crate) async fn open_unanswered(endpoint: &Endpoint) -> Result<FrameStream, EngineError> {
         let known_hosts = KnownHosts::default_location();
+        if let Some(target) = &endpoint.ssh {
+            let mut conn = Self::open_ssh(target, &[]).await?;
+            conn.reader.answered = Some(conn.hello.clone());
+            return Ok(conn);
+        }
         Self::connect(endpoint, known_hosts.as_ref()).await
     }
 
@@ -233,14 +257,36 @@ impl FrameStream {
         })
         .await
         .map_err(|_| broken(&addr, "timed out connecting"))??;
-        let mut conn = FrameStream {
+        let mut conn = FrameStream::new(read, write, addr, Some(socket), round_trip);
+        let hello = Request::Hello {
+            version: VERSION,
+            token: endpoint.token.clone().map(Token),
+            user: endpoint.user.clone(),
+            password: endpoint.password.clone().map(Token),
+        };
+        conn.writer.send(&hello).await?;
+        Ok(conn)
+    }
+
+    /// A connection over `read` and `write`; `socket` (a handle of its own on a TCP socket)
+    /// lets a rate limit size the receive buffer, which an ssh child's pipe has none of.
+    fn new(
+        read: Reader,
+        write: Writer,
+        addr: String,
+        socket: Option<std::os::fd::OwnedFd>,
+        round_trip: Duration,
+    ) -> FrameStream {
+        let read = Throttled::new(read, Limits::default());
+        let read = match socket {
+            Some(socket) => read.with_socket(socket),
+            None => read,
+        };
+        FrameStream {
             reader: FrameReader {
-                framed: FramedRead::with_capacity(
-                    Throttled::new(read, Limits::default()).with_socket(socket),
-                    FrameDecoder::new(),
-                    IO_BUFFER,
-                ),
+                framed: FramedRead::with_capacity(read, FrameDecoder::new(), IO_BUFFER),
                 addr: addr.clone(),
+                answered: None,
             },
             writer: FrameWriter {
                 writer: BufWriter::with_capacity(
@@ -254,16 +300,46 @@ impl FrameStream {
                 server: String::new(),
                 read_only: false,
                 identity: None,
+                home: None,
             },
             round_trip,
-        };
+        }
+    }
+
+    /// [`Self::open_then`] through ssh: starts the child (after the destination's master is
+    /// up, or as the one making it) and says `hello` without credentials, ssh having
+    /// authenticated the user. Any failure before the answer is reported in ssh's words.
+    async fn open_ssh(
+        target: &ssh::SshTarget,
+        first: &[Request],
+    ) -> Result<FrameStream, EngineError> {
+        let (opening, dir) = ssh::Opening::wait(target).await?;
+        let started = std::time::Instant::now();
+        let (child, read, write) = ssh::spawn(target, &dir)?;
+        let (read, write) = split_ssh(read, write);
+        let mut conn = FrameStream::new(read, write, target.label(), None, Duration::ZERO);
         let hello = Request::Hello {
             version: VERSION,
-            token: endpoint.token.clone().map(Token),
-            user: endpoint.user.clone(),
-            password: endpoint.password.clone().map(Token),
+            token: None,
+            user: None,
+            password: None,
         };
-        conn.writer.send(&hello).await?;
+        let said = async {
+            conn.writer.send(&hello).await?;
+            for request in first {
+                conn.writer.send(request).await?;
+            }
+            conn.writer.flush().await?;
+            conn.reader.header::<HelloReply>().await
+        };
+        let answer = match said.await {
+            Ok(answer) => answer,
+            Err(cause) => return Err(child.failure(cause).await),
+        };
+        conn.hello = answer.map_err(|body| EngineError::remote(&target.label(), body))?;
+        // The handshake's time is the nearest this knows of the link's round trip.
+        conn.round_trip = started.elapsed();
+        opening.opened();
         Ok(conn)
     }
 
@@ -322,6 +398,9 @@ impl FrameReader {
     /// Reads the answer to `hello`, the first thing a connection to `endpoint` hears.
     /// Refusals at the door (a token, a full server) name the server, there being no path.
     pub(crate) async fn hello(&mut self, endpoint: &Endpoint) -> Result<HelloReply, EngineError> {
+        if let Some(answered) = self.answered.take() {
+            return Ok(answered);
+        }
         let addr = self.addr.clone();
         let hello = self
             .header::<HelloReply>()

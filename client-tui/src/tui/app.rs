@@ -84,8 +84,13 @@ pub struct App {
     /// The bundled server ferry started with (what it serves, how to reach it), offered by F9
     /// to return to once the remote pane shows another server.
     pub bundled_server: Option<(PathBuf, Endpoint)>,
+    /// The `Host` names of `~/.ssh/config`, offered in the connect dialog.
+    pub ssh_hosts: Vec<String>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
+    /// A location relative to the remote home (`nas:photos`) waiting for the connection to
+    /// say where the home is.
+    pending_home: Option<RemoteUrl>,
     /// The current connection's login as a user, so a refused password can be asked again.
     login: Option<PendingLogin>,
     pub size: (u16, u16),
@@ -158,6 +163,8 @@ impl App {
             recent: Vec::new(),
             bundled_server: None,
             pending_recent: None,
+            ssh_hosts: Vec::new(),
+            pending_home: None,
             login: None,
             size: (120, 40),
             should_quit: false,
@@ -873,7 +880,12 @@ impl App {
             .then_some(self.bundled_server.as_ref())
             .flatten()
             .map(|(root, _)| root.as_path());
-        self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent, home));
+        self.dialog = Some(Dialog::connect(
+            &self.bookmarks,
+            &self.recent,
+            &self.ssh_hosts,
+            home,
+        ));
     }
 
     /// Switches the remote pane to another server.
@@ -938,7 +950,9 @@ impl App {
                 return;
             }
         };
-        self.login = parsed.user.as_ref().map(|_| PendingLogin {
+        // Over ssh the user is ssh's to log in, not a ferry account's.
+        let ferry_user = parsed.user.as_ref().filter(|_| parsed.ssh.is_none());
+        self.login = ferry_user.map(|_| PendingLogin {
             url: url.trim().to_owned(),
             token: token.clone(),
             fingerprint: fingerprint.map(|fp| fp.to_string()),
@@ -962,22 +976,49 @@ impl App {
             token: None,
             fingerprint: fingerprint.map(|fp| fp.to_string()),
         });
-        self.remote = self.remote.reopened(Location::Remote(parsed.path.clone()));
+        // A home-relative location starts at the root and moves home once the link is up.
+        let start = if parsed.needs_home() {
+            String::new()
+        } else {
+            parsed.path.clone()
+        };
+        self.pending_home = parsed.needs_home().then(|| parsed.clone());
+        self.remote = self.remote.reopened(Location::Remote(start.clone()));
         self.sync_layout();
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
             endpoint: Endpoint {
-                host: parsed.host,
+                host: parsed.host.clone(),
                 port: parsed.port,
                 token,
                 tls: parsed.tls,
                 fingerprint,
-                user: parsed.user,
+                user: parsed.user.clone(),
                 password,
-                ..Endpoint::default()
+                ..parsed.endpoint(None)
             },
         });
-        self.request_list(Side::Remote, Location::Remote(parsed.path), None);
+        self.request_list(Side::Remote, Location::Remote(start), None);
+    }
+
+    /// The link is up and said where the home is (`None`: it did not): a home-relative
+    /// location waiting for it is opened.
+    fn open_pending_home(&mut self, home: Option<String>) {
+        let Some(url) = self.pending_home.take() else {
+            return;
+        };
+        match home {
+            Some(home) => {
+                let dir = Location::Remote(url.under_home(&home).path);
+                self.remote = self.remote.reopened(dir.clone());
+                self.sync_layout();
+                self.request_list(Side::Remote, dir, None);
+            }
+            None => self.error(format!(
+                "{} did not say where your home directory is: write the path from / (host:/path)",
+                self.conn.label
+            )),
+        }
     }
 
     fn dialog_key(&mut self, key: KeyEvent) {
@@ -1029,6 +1070,9 @@ impl App {
                 });
             }
             DialogOutcome::Connect(target) if target.bundled => self.return_to_bundled(),
+            DialogOutcome::SshDeclined(id) => {
+                self.outbox.push(Effect::AnswerSsh { id, answer: None });
+            }
             DialogOutcome::Connect(target) => {
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
             }
@@ -1127,6 +1171,14 @@ impl App {
     }
 
     fn submit_input(&mut self, purpose: InputPurpose, text: String) {
+        // ssh takes any answer, an empty one too.
+        if let InputPurpose::SshPrompt(id) = purpose {
+            self.outbox.push(Effect::AnswerSsh {
+                id,
+                answer: Some(text),
+            });
+            return;
+        }
         if let InputPurpose::RateLimit(target) = purpose {
             return self.set_rate_limit(target, &text);
         }
@@ -1175,6 +1227,8 @@ impl App {
                 );
             }
             InputPurpose::RateLimit(target) => self.set_rate_limit(target, &text),
+            // Answered above, before the empty-text check.
+            InputPurpose::SshPrompt(_) => {}
         }
     }
 
@@ -1387,6 +1441,8 @@ impl App {
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+            // ssh waits for this answer: its question comes before any dialog left open.
+            Msg::SshPrompt(prompt) => self.dialog = Some(Dialog::ssh_prompt(&prompt)),
             Msg::Found { serial, event } => {
                 if let Some(list) = self.find.as_mut() {
                     list.news(serial, event);
@@ -1500,8 +1556,13 @@ impl App {
             return;
         }
         self.probing = false;
+        let home = match &event {
+            ConnEvent::Connected { home, .. } => home.clone(),
+            _ => None,
+        };
         match self.conn.apply(event) {
             LinkNews::Up { was_lost } => {
+                self.open_pending_home(home);
                 let was_lost = was_lost || std::mem::take(&mut self.reconnecting);
                 // A login that succeeded leaves no refusal on screen.
                 self.clear_error_banner();

@@ -83,6 +83,7 @@ fn app() -> App {
         event: ConnEvent::Connected {
             read_only: false,
             server: "ferry-server 0.1.0".into(),
+            home: None,
         },
     });
     settle(&mut app);
@@ -97,6 +98,7 @@ fn connected(app: &mut App, conn: u64, read_only: bool) {
         event: ConnEvent::Connected {
             read_only,
             server: "ferry-server 0.1.0".into(),
+            home: None,
         },
     });
 }

@@ -34,6 +34,8 @@ pub enum InputPurpose {
     Password(PendingLogin),
     /// A rate limit, for all transfers or one.
     RateLimit(super::jobs::RateTarget),
+    /// The answer to ssh's question `id`; typed masked, handed to ssh, kept nowhere.
+    SshPrompt(u64),
 }
 
 /// A connection that waits for its user's password, and is asked for it again when the
@@ -261,8 +263,15 @@ impl Dialog {
         }
     }
 
-    /// The servers to connect to: the bookmarks, then the recent ones, then an address.
-    pub fn connect(bookmarks: &[Bookmark], recent: &[Recent], bundled: Option<&Path>) -> Dialog {
+    /// The servers to connect to: the bundled server to return to (once another is shown), the
+    /// bookmarks, the recent ones, the `Host`s of `~/.ssh/config` (their home over ssh), then
+    /// an address.
+    pub fn connect(
+        bookmarks: &[Bookmark],
+        recent: &[Recent],
+        ssh_hosts: &[String],
+        bundled: Option<&Path>,
+    ) -> Dialog {
         let mut targets: Vec<ConnectTarget> = bundled
             .map(|root| ConnectTarget {
                 label: format!("⌂ back to the bundled server: {}", format::local_path(root)),
@@ -287,9 +296,25 @@ impl Dialog {
             fingerprint: r.fingerprint.clone(),
             bundled: false,
         }));
+        targets.extend(ssh_hosts.iter().map(|host| ConnectTarget {
+            label: format!("  {}:  (ssh)", format::escape_text(host)),
+            url: format!("{host}:"),
+            token: None,
+            fingerprint: None,
+            bundled: false,
+        }));
         Dialog::Connect {
             targets,
             selected: 0,
+        }
+    }
+
+    /// ssh's question, asked masked (the answer is typically a secret).
+    pub fn ssh_prompt(prompt: &crate::engine::ssh::SshPrompt) -> Dialog {
+        Dialog::Input {
+            title: format::escape_text(prompt.prompt.trim_end_matches([':', ' '])).into_owned(),
+            input: LineInput::new(""),
+            purpose: InputPurpose::SshPrompt(prompt.id),
         }
     }
 
@@ -353,6 +378,8 @@ pub enum Outcome {
     },
     /// The copy dialog's Tab: its completion needs the listing of this directory.
     Complete(Location),
+    /// Esc on ssh's question `id`: ssh is told there is no answer.
+    SshDeclined(u64),
 }
 
 impl Dialog {
@@ -505,11 +532,16 @@ fn input_key(
     purpose: InputPurpose,
 ) -> (Option<Dialog>, Option<Outcome>) {
     let next = match key.code {
-        KeyCode::Esc => None,
+        KeyCode::Esc => {
+            if let InputPurpose::SshPrompt(id) = purpose {
+                return (None, Some(Outcome::SshDeclined(id)));
+            }
+            None
+        }
         KeyCode::Enter => {
             // A password is taken exactly as typed, spaces included.
             let text = match purpose {
-                InputPurpose::Password(_) => input.text().to_string(),
+                InputPurpose::Password(_) | InputPurpose::SshPrompt(_) => input.text().to_string(),
                 _ => input.text().trim().to_string(),
             };
             return (None, Some(Outcome::Submitted(purpose, text)));
@@ -596,14 +628,29 @@ pub fn without_prefill(typed: &str) -> &str {
 }
 
 /// The location typed in F9's address prompt: without the pre-filled scheme when the user
-/// typed one of their own, and a bare `HOST:PORT[/PATH]` taken as `ferry://HOST:PORT/PATH`.
+/// typed one of their own; a bare `HOST:PORT[/PATH]` (digits after the colon) or `HOST` taken
+/// as `ferry://HOST:PORT/PATH`, since this prompt is where servers are typed; any other scp
+/// form (`nas:photos`, `ann@nas:`, `nas:/srv`) kept for ssh.
 pub fn typed_address(typed: &str) -> Cow<'_, str> {
     let typed = without_prefill(typed);
-    if typed.contains("://") {
+    let scp = crate::url::RemoteUrl::looks_remote(typed) && !names_a_port(typed);
+    if typed.contains("://") || scp {
         Cow::Borrowed(typed)
     } else {
         Cow::Owned(format!("{ADDRESS_PREFILL}{typed}"))
     }
+}
+
+/// Whether `typed` is `HOST:PORT` with an optional path: digits only between the colon
+/// and the first `/` (or the end), or a bracketed IPv6 host.
+fn names_a_port(typed: &str) -> bool {
+    if typed.starts_with('[') {
+        return true;
+    }
+    typed.split_once(':').is_some_and(|(_, rest)| {
+        let port = rest.split('/').next().unwrap_or_default();
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// The address prompt as shown: the token after the location is a secret, so it shows one

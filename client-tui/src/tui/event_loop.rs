@@ -115,6 +115,9 @@ where
     S: Stream<Item = std::io::Result<Event>> + Unpin,
 {
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
+    // ssh's questions come to the dialog, never to the terminal the screen is drawn on.
+    let (prompt_tx, mut prompt_rx) = mpsc::unbounded_channel();
+    crate::engine::ssh::ask_through(prompt_tx);
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut finding: Option<Finding> = None;
     // One limit for all transfers, whichever server they run on.
@@ -196,6 +199,10 @@ where
                 Some(Err(error)) => return Err(error.into()),
                 None => break,
             },
+            Some(prompt) = prompt_rx.recv() => {
+                app.on_msg(Msg::SshPrompt(prompt));
+                dirty = true;
+            }
             Some(msg) = msg_rx.recv() => {
                 app.on_msg(msg);
                 while let Ok(msg) = msg_rx.try_recv() {
@@ -377,6 +384,7 @@ fn execute(
             }
             None => app.error("No connection to transfer with"),
         },
+        Effect::AnswerSsh { id, answer } => crate::engine::ssh::answer(id, answer),
         Effect::Cancel(key) => {
             if let Some(conn) = conns.get(&key.conn) {
                 conn.engine.cancel(key.id);

@@ -69,6 +69,11 @@ pub enum Effect {
         target: RateTarget,
         bytes_per_second: u64,
     },
+    /// The answer to ssh's question `id` (`None`: declined).
+    AnswerSsh {
+        id: u64,
+        answer: Option<String>,
+    },
     Answer {
         reply: oneshot::Sender<ConflictAnswer>,
         answer: ConflictAnswer,
@@ -155,4 +160,6 @@ pub enum Msg {
     },
     /// What became of a [`Effect::File`].
     File(FileNews),
+    /// ssh asks something (a password, a passphrase, a new host key) through ferry.
+    SshPrompt(crate::engine::ssh::SshPrompt),
 }

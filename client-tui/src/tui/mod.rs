@@ -153,10 +153,17 @@ async fn run_async(
     app.conn.bundled = bundled;
     app.conn.tls = endpoint.tls;
     app.recent = recent_list;
+    app.ssh_hosts = tokio::task::spawn_blocking(crate::engine::ssh::user_config_hosts)
+        .await
+        .unwrap_or_default();
     if let Some(recent) = recent {
         app.remember_on_connect(recent);
     }
-    if let Some(url) = options.target.as_ref().filter(|url| url.user.is_some()) {
+    if let Some(url) = options
+        .target
+        .as_ref()
+        .filter(|url| url.user.is_some() && url.ssh.is_none())
+    {
         app.expect_login(app::PendingLogin {
             url: url.to_string(),
             token: options.token.clone(),

@@ -72,7 +72,9 @@ impl ServerLink {
     /// for the rest of the screen.
     pub fn apply(&mut self, event: ConnEvent) -> LinkNews {
         match event {
-            ConnEvent::Connected { read_only, server } => {
+            ConnEvent::Connected {
+                read_only, server, ..
+            } => {
                 let was_lost = matches!(self.state, ConnState::Lost(_));
                 self.state = ConnState::Connected;
                 self.read_only = read_only;

@@ -166,6 +166,7 @@ pub(super) async fn handle(
         server: format!("ferry-server {}", env!("CARGO_PKG_VERSION")),
         read_only: access.read_only,
         identity: super::stat::host_identity(),
+        home: server.config.home.clone(),
     };
     login.access = Some(Arc::new(access));
     let line = ok_line(&reply).unwrap_or_else(|err| err.encode());

@@ -72,20 +72,20 @@ fn connect_dialog_offers_bookmarks_and_recent() {
     assert!(app.dialog.is_none());
 }
 
-#[test]
-fn a_typed_address_connects_and_is_remembered_without_its_token() {
-    let mut app = app();
+/// Opens the connect dialog's "new address" field and types `text` (an address, then maybe a
+/// token) and Enter.
+fn type_address(app: &mut App, text: &str) {
     app.on_key(ch('c'));
     app.on_key(key(KeyCode::Enter));
     app.on_key(ctrl('u'));
-    press_all(
-        &mut app,
-        &"ferry://nas:7070/media secret"
-            .chars()
-            .map(ch)
-            .collect::<Vec<_>>(),
-    );
+    press_all(app, &text.chars().map(ch).collect::<Vec<_>>());
     app.on_key(key(KeyCode::Enter));
+}
+
+#[test]
+fn a_typed_address_connects_and_is_remembered_without_its_token() {
+    let mut app = app();
+    type_address(&mut app, "ferry://nas:7070/media secret");
     let commands = app.take_effects();
     let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
         panic!("{commands:?}")
@@ -638,4 +638,56 @@ fn a_scheme_typed_after_the_prefill_replaces_it_in_the_field() {
         panic!("{:?}", app.dialog)
     };
     assert_eq!(input.text(), "ferry://h:1/a://b");
+}
+
+#[test]
+fn an_scp_address_opens_the_remote_home_once_the_link_says_where_it_is() {
+    let mut app = app();
+    type_address(&mut app, "ann@nas:photos");
+    let commands = app.take_effects();
+    let [Effect::Connect { conn, endpoint }, Effect::List { dir, .. }] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
+    // ssh logs in as ann: no ferry password is asked, and the status bar says ssh.
+    assert!(app.dialog.is_none(), "{:?}", app.dialog);
+    let ssh = endpoint.ssh.clone().unwrap();
+    assert_eq!(
+        (ssh.user.as_deref(), ssh.host.as_str()),
+        (Some("ann"), "nas")
+    );
+    assert!(app.conn.summary().contains("ssh://ann@nas"));
+    assert_eq!(*dir, Location::Remote(String::new()));
+    app.on_msg(Msg::Connection {
+        conn: *conn,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: "ferry-server 0.1.0".into(),
+            home: Some("home/ann".into()),
+        },
+    });
+    let commands = app.take_effects();
+    assert!(
+        commands.iter().any(|c| matches!(c,
+            Effect::List { dir: Location::Remote(d), .. } if d == "home/ann/photos")),
+        "{commands:?}"
+    );
+}
+
+#[test]
+fn the_hosts_of_the_ssh_config_are_offered_and_open_their_home() {
+    let mut app = app();
+    app.ssh_hosts = vec!["nas".into()];
+    app.on_key(ch('c'));
+    let Some(Dialog::Connect { targets, .. }) = &app.dialog else {
+        panic!("{:?}", app.dialog)
+    };
+    assert_eq!(targets[0].url, "nas:");
+    assert!(targets[0].label.contains("(ssh)"));
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_effects();
+    let Some(Effect::Connect { endpoint, .. }) = commands.first() else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(endpoint.ssh.as_ref().map(|t| t.host.as_str()), Some("nas"));
+    assert!(app.conn.summary().contains("ssh://nas"));
 }

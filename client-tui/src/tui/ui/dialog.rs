@@ -51,7 +51,9 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect) {
             // A password shows as one dot per character: its length, never its text.
             // The address prompt's token after the location is masked the same way.
             let chars: Vec<char> = match purpose {
-                InputPurpose::Password(_) => input.text().chars().map(|_| '•').collect(),
+                InputPurpose::Password(_) | InputPurpose::SshPrompt(_) => {
+                    input.text().chars().map(|_| '•').collect()
+                }
                 InputPurpose::Address => masked_address(input.text()),
                 _ => input.text().chars().collect(),
             };

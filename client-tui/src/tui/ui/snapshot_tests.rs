@@ -58,6 +58,7 @@ fn app(local: Vec<Entry>, remote: Vec<Entry>, width: u16, height: u16) -> App {
         event: ConnEvent::Connected {
             read_only: false,
             server: "ferry-server 0.1.0".into(),
+            home: None,
         },
     });
     for command in app.take_effects() {
@@ -565,6 +566,7 @@ fn read_only_marker_survives_a_long_server_name_at_120_columns() {
         event: ConnEvent::Connected {
             read_only: true,
             server: "ferry-server 0.1.0 (tls, users, limits, sweep)".into(),
+            home: None,
         },
     });
     let screen = render(&mut app);
