@@ -9,6 +9,8 @@
 //! - `front`: [`Engine`] and [`Events`], what the owner holds: submit, cancel, hear.
 //! - `browse`: the browsing worker: requests in, events out, over a lazily opened [`Session`].
 //! - `bundled`: the `ferry-server` run in-process on loopback when the TUI opens no server.
+//! - `sync/`: `ferry sync`'s plan (both sides listed and compared, the guard rails) and what
+//!   runs around its one transfer job (directories, attributes, deletions).
 //! - `scheduler`: one job's run: screening, the plan beside rounds of workers, each worker's
 //!   pipelined connection, the move's end. It drives the directions only through `direction`.
 //! - `direction`: the small interface to the two directions: plan, take and send a file's
@@ -50,6 +52,7 @@ mod scheduler;
 mod session;
 mod space;
 mod spec;
+pub mod sync;
 pub mod tls;
 mod transport;
 mod upload;
@@ -59,6 +62,6 @@ pub(crate) use error::without_os_error;
 pub use error::{EngineError, RESUME_MISMATCH};
 pub use event::{JobProgress, JobSummary, LeftOutReason, TransferEvent};
 pub use front::{Engine, Events};
-pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
+pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session, StreamItem};
 pub use spec::{ConflictAnswer, ConflictPolicy, EngineOptions, Groundwork, JobId, JobSpec};
 pub use transport::check_trust;
