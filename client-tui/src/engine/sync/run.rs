@@ -15,7 +15,7 @@ use ferry_protocol::{Entry, ErrorCode, Kind, path};
 
 use super::compare::{Action, carried_mode};
 use super::plan::Plan;
-use super::tree::{Side, local_path};
+use super::tree::{Side, local_path, remote_path};
 use crate::engine::error::EngineError;
 use crate::engine::job::blocking;
 use crate::engine::local;
@@ -49,7 +49,7 @@ pub async fn make_dirs(session: &mut Session, plan: &Plan) -> Result<Vec<Outcome
         Side::Remote(root) => {
             let wanted: Vec<(String, Option<u32>)> = dirs
                 .iter()
-                .map(|(rel, mode)| (path::join(root, rel), Some(*mode)))
+                .map(|(rel, mode)| (remote_path(root, rel), Some(*mode)))
                 .collect();
             session
                 .mkdir_many(&wanted)
@@ -131,12 +131,12 @@ pub fn transfer_job(plan: &Plan) -> Option<(JobSpec, HashMap<String, Option<Entr
         };
         match (&plan.src, &plan.dst) {
             (Side::Local(src), Side::Remote(dst)) => {
-                let remote = path::join(dst, rel);
+                let remote = remote_path(dst, rel);
                 stats.insert(remote.clone(), old.map(entry));
                 up.push((local_path(src, rel), remote));
             }
             (Side::Remote(src), Side::Local(dst)) => {
-                let remote = path::join(src, rel);
+                let remote = remote_path(src, rel);
                 stats.insert(remote.clone(), Some(entry((size, mtime, mode))));
                 down.push((remote, local_path(dst, rel)));
             }
@@ -272,7 +272,7 @@ async fn set_attrs(
         Side::Remote(root) => {
             let wanted: Vec<_> = changes
                 .iter()
-                .map(|(rel, c)| (path::join(root, rel), c.mtime, c.mode))
+                .map(|(rel, c)| (remote_path(root, rel), c.mtime, c.mode))
                 .collect();
             session
                 .set_attrs_many(&wanted)
@@ -329,7 +329,7 @@ async fn delete(
         Side::Remote(root) => {
             let wanted: Vec<_> = deletes
                 .iter()
-                .map(|(rel, listed)| (path::join(root, rel), *listed))
+                .map(|(rel, listed)| (remote_path(root, rel), *listed))
                 .collect();
             session.remove_listed(&wanted).await?
         }

@@ -29,9 +29,18 @@ impl Side {
     /// escape ferry prints.
     pub fn shown(&self, rel: &str) -> String {
         match self {
-            Side::Remote(root) => path::join(root, rel),
+            Side::Remote(root) => remote_path(root, rel),
             Side::Local(root) => crate::format::local_path(&local_path(root, rel)),
         }
+    }
+}
+
+/// The wire path of `rel` below the remote `root` (the root itself for `""`).
+pub(crate) fn remote_path(root: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        root.to_owned()
+    } else {
+        path::join(root, rel)
     }
 }
 
