@@ -375,45 +375,16 @@ fn remove_local(at: &Path, listed: Option<(u64, i64)>) -> io::Result<()> {
     }
 }
 
-/// Sets a local file's or directory's mtime and mode, never through a symlink: the entry is
-/// opened `O_PATH | O_NOFOLLOW`, checked on that handle, and changed through it.
+/// Sets a local file's or directory's mtime and mode, never through a symlink.
 fn set_local_attrs(at: &Path, mtime: Option<i64>, mode: Option<u32>) -> io::Result<()> {
-    use rustix::fs::{AtFlags, CWD, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
-    use std::os::fd::AsRawFd;
-    let handle = rustix::fs::openat(
-        CWD,
-        at,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&handle)?.st_mode);
-    if !matches!(
-        kind,
-        rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
-    ) {
-        return Err(io::Error::new(
+    use ferry_localfs::AttrsError;
+    ferry_localfs::set_attrs_nofollow(rustix::fs::CWD, at, mtime, mode).map_err(|e| match e {
+        AttrsError::Io(e) => e,
+        AttrsError::Symlink | AttrsError::Special => io::Error::new(
             io::ErrorKind::PermissionDenied,
             "not a regular file or directory (a symlink is never followed)",
-        ));
-    }
-    let through = format!("/proc/self/fd/{}", handle.as_raw_fd());
-    if let Some(mode) = mode {
-        rustix::fs::chmodat(CWD, &through, Mode::from_raw_mode(mode), AtFlags::empty())?;
-    }
-    if let Some(mtime) = mtime {
-        let times = Timestamps {
-            last_access: Timespec {
-                tv_sec: 0,
-                tv_nsec: UTIME_OMIT,
-            },
-            last_modification: Timespec {
-                tv_sec: mtime,
-                tv_nsec: 0,
-            },
-        };
-        rustix::fs::utimensat(CWD, &through, &times, AtFlags::empty())?;
-    }
-    Ok(())
+        ),
+    })
 }
 
 #[cfg(test)]
