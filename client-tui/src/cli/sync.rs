@@ -114,15 +114,18 @@ async fn execute(
             let groundwork = Groundwork { session, stats };
             // `single_file`: a re-run of the same sync finishes the job, no flag needed.
             let outcome = run_job(endpoint, spec, options, true, refused, groundwork).await;
-            session = Session::connect(endpoint).await?;
-            match outcome {
+            let ended = match outcome {
                 Ok(_) => (true, None),
                 // Only entries left out (a source file vanished): everything sent is
                 // verified, so the deletions may go on.
                 Err(CliError::Partial { status, .. }) => (true, Some(status)),
+                // Cancelled, or the job could not run: nothing more is done.
                 Err(e @ CliError::Job(_)) => return Err(e),
                 Err(e) => (false, Some(e.exit_code())),
-            }
+            };
+            // The job took the session; the steps after it get a new one.
+            session = Session::connect(endpoint).await?;
+            ended
         }
     };
     let finished = sync::finish(&mut session, plan, job_ok && failed == 0).await?;

@@ -120,7 +120,23 @@ pub async fn plan(
     options: &SyncOptions,
 ) -> Result<Plan, SyncError> {
     let digests_in_listing = options.compare == Compare::Checksum;
-    let src_tree = list(session, &src, digests_in_listing).await?;
+    // The local side is walked while the server walks the remote one.
+    let (src_tree, dst_tree) = match (&src, &dst) {
+        (Side::Local(_), _) => {
+            let (local, remote) = tokio::join!(
+                list(None, &src, false),
+                list(Some(&mut *session), &dst, digests_in_listing)
+            );
+            (local?, remote?)
+        }
+        _ => {
+            let (remote, local) = tokio::join!(
+                list(Some(&mut *session), &src, digests_in_listing),
+                list(None, &dst, false)
+            );
+            (remote?, local?)
+        }
+    };
     match src_tree.root {
         None => {
             return Err(refused(
@@ -138,7 +154,6 @@ pub async fn plan(
             ));
         }
     }
-    let dst_tree = list(session, &dst, digests_in_listing).await?;
     if dst_tree.root.is_some_and(|kind| kind != Kind::Dir) {
         return Err(refused(
             "not_a_directory",
@@ -215,9 +230,23 @@ fn guard_source(src: &Side, src_tree: &Tree, dst_tree: &Tree) -> Result<(), Sync
     Ok(())
 }
 
-async fn list(session: &mut Session, side: &Side, digests: bool) -> Result<Tree, SyncError> {
+/// Lists one side; `session` is for the remote one.
+async fn list(
+    session: Option<&mut Session>,
+    side: &Side,
+    digests: bool,
+) -> Result<Tree, SyncError> {
     match side {
-        Side::Remote(root) => Ok(tree::list_remote(session, root, digests).await?),
+        Side::Remote(root) => {
+            let session = session.ok_or_else(|| {
+                refused(
+                    "bad_request",
+                    root.clone(),
+                    "a sync has exactly one remote side",
+                )
+            })?;
+            Ok(tree::list_remote(session, root, digests).await?)
+        }
         Side::Local(root) => {
             let at = root.clone();
             let listed = blocking(move || tree::list_local(&at)).await?;
@@ -279,13 +308,8 @@ async fn settle(
             (p.rel.clone(), node.size)
         })
         .collect();
-    let local_digests: Vec<Option<Digest>> = blocking(move || {
-        local_files
-            .iter()
-            .map(|(rel, size)| tree::hash_local(&tree::local_path(&local_root, rel), *size).ok())
-            .collect()
-    })
-    .await?;
+    let local_digests: Vec<Option<Digest>> =
+        blocking(move || tree::hash_many(&local_root, &local_files)).await?;
     let mut actions = Vec::new();
     for (p, local) in pending.into_iter().zip(local_digests) {
         let remote = remote_node(&p)

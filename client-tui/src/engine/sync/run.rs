@@ -6,7 +6,7 @@
 //! directories' modes (a directory made read-only only once nothing more goes into it).
 //! Every remote step is one pipelined round, not a round trip per entry.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -31,14 +31,57 @@ pub struct Outcome {
     pub result: Result<(), EngineError>,
 }
 
+/// The directories the destination lacks whose whole source subtree goes as it is (nothing
+/// in it skipped or excluded), outermost only: each goes as one directory item of the job,
+/// which makes it and walks it itself, instead of one item per file (a first sync into an
+/// empty destination is then one `put -r` or `get -r`).
+fn whole_dirs(plan: &Plan) -> BTreeSet<String> {
+    let mut new_dirs = BTreeSet::new();
+    let mut held = HashSet::new();
+    for action in &plan.actions {
+        match action {
+            Action::Mkdir { rel, .. } => {
+                new_dirs.insert(rel.clone());
+            }
+            Action::Create { .. } => {}
+            other => {
+                held.insert(String::new());
+                held.extend(parents(other.rel()).map(str::to_owned));
+            }
+        }
+    }
+    let whole: Vec<String> = new_dirs
+        .into_iter()
+        .filter(|rel| !held.contains(rel))
+        .collect();
+    let mut outermost = BTreeSet::new();
+    for rel in whole {
+        if !within_any(&outermost, &rel) {
+            outermost.insert(rel);
+        }
+    }
+    outermost
+}
+
+/// The parent directories of `rel` (not the root), outermost first.
+fn parents(rel: &str) -> impl Iterator<Item = &str> {
+    rel.match_indices('/').map(move |(at, _)| &rel[..at])
+}
+
+/// Whether `rel` is one of `dirs` or lies below one (the root `""` holds everything).
+fn within_any(dirs: &BTreeSet<String>, rel: &str) -> bool {
+    dirs.contains("") || dirs.contains(rel) || parents(rel).any(|p| dirs.contains(p))
+}
+
 /// Makes the directories the destination lacks, parents first, each with its source's mode
 /// (the final bits are set by [`finish`]).
 pub async fn make_dirs(session: &mut Session, plan: &Plan) -> Result<Vec<Outcome>, EngineError> {
+    let whole = whole_dirs(plan);
     let dirs: Vec<(String, u32)> = plan
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::Mkdir { rel, mode } => Some((rel.clone(), *mode)),
+            Action::Mkdir { rel, mode } if !within_any(&whole, rel) => Some((rel.clone(), *mode)),
             _ => None,
         })
         .collect();
@@ -100,7 +143,40 @@ pub fn transfer_job(plan: &Plan) -> Option<(JobSpec, HashMap<String, Option<Entr
     let mut stats = HashMap::new();
     let mut up = Vec::new();
     let mut down = Vec::new();
+    let whole = whole_dirs(plan);
     for action in &plan.actions {
+        if let Action::Mkdir { rel, mode } = action
+            && whole.contains(rel)
+        {
+            match (&plan.src, &plan.dst) {
+                (Side::Local(src), Side::Remote(dst)) => {
+                    let remote = remote_path(dst, rel);
+                    stats.insert(remote.clone(), None);
+                    up.push((local_path(src, rel), remote));
+                }
+                (Side::Remote(src), Side::Local(dst)) => {
+                    let remote = remote_path(src, rel);
+                    let entry = Entry {
+                        name: path::split_last(rel)
+                            .map_or(rel.as_str(), |(_, n)| n)
+                            .to_owned(),
+                        kind: Kind::Dir,
+                        size: 0,
+                        mtime: 0,
+                        mode: *mode,
+                        link: None,
+                        error: None,
+                    };
+                    stats.insert(remote.clone(), Some(entry));
+                    down.push((remote, local_path(dst, rel)));
+                }
+                _ => return None,
+            }
+            continue;
+        }
+        if within_any(&whole, action.rel()) {
+            continue;
+        }
         let (rel, size, mtime, mode, old) = match action {
             Action::Create {
                 rel,
@@ -198,12 +274,15 @@ pub async fn finish(
     let mut deletes = Vec::new();
     for action in &plan.actions {
         match action {
-            Action::Create { rel, mode, .. } => {
+            // A new file gets the source's bits less the receiver's umask: set exactly when
+            // they hold group or other write bits, which the usual umask (022) takes off.
+            Action::Create { rel, mode, .. } if mode & 0o022 != 0 => {
                 let change = files.entry(rel.clone()).or_default();
                 change.mode = Some(carried_mode(Kind::File, *mode));
                 change.implied = true;
                 change.word = "create";
             }
+            Action::Create { .. } => {}
             Action::Mkdir { rel, mode } => {
                 let change = dirs.entry(rel.clone()).or_default();
                 change.mode = Some(carried_mode(Kind::Dir, *mode));
