@@ -413,6 +413,39 @@ fn an_unreadable_source_is_refused() {
 }
 
 #[test]
+fn a_remote_directory_the_server_cannot_read_keeps_its_local_copy() {
+    use ferry_testkit::data::chmod;
+    let root = ferry_testkit::data::shm_dir();
+    chmod(root.path(), 0o755);
+    std::fs::create_dir_all(root.path().join("src/open")).unwrap();
+    std::fs::create_dir_all(root.path().join("src/locked")).unwrap();
+    std::fs::write(root.path().join("src/open/a"), b"a").unwrap();
+    std::fs::write(root.path().join("src/locked/secret"), b"s").unwrap();
+    chmod(&root.path().join("src"), 0o755);
+    chmod(&root.path().join("src/open"), 0o755);
+    chmod(&root.path().join("src/open/a"), 0o644);
+    chmod(&root.path().join("src/locked"), 0o700);
+    let server = ferry_testkit::nobody::NobodyServer::start(root.path());
+    // A copy made earlier, when the server could still read everything.
+    let local = tempfile::tempdir().unwrap();
+    let copy = local.path().join("copy");
+    std::fs::create_dir_all(copy.join("open")).unwrap();
+    std::fs::create_dir_all(copy.join("locked")).unwrap();
+    std::fs::write(copy.join("open/a"), b"old").unwrap();
+    std::fs::write(copy.join("locked/secret"), b"s").unwrap();
+    let out = sync(&["--delete", &server.url("src"), p(&copy)]);
+    assert_eq!(out.status.code(), Some(23), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("unreadable: locked"), "{err}");
+    assert_eq!(std::fs::read(copy.join("open/a")).unwrap(), b"a");
+    assert_eq!(
+        std::fs::read(copy.join("locked/secret")).unwrap(),
+        b"s",
+        "what the server could not list is never deleted"
+    );
+}
+
+#[test]
 fn excludes_and_includes_apply_in_order_and_protect_the_destination() {
     let server = TestServer::start();
     let src = tempfile::tempdir().unwrap();
