@@ -231,6 +231,15 @@ one without matches a name at any depth, a trailing / matches directories only."
         /// Files in flight at once (one connection each).
         #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// After the first sync, keep DST in step until interrupted: a local SRC is watched
+        /// for changes, a remote one polled every --watch-interval; a sync that fails (a
+        /// server restarting) is tried again.
+        #[arg(long, conflicts_with = "dry_run")]
+        watch: bool,
+        /// With --watch: seconds between looks at a remote SRC, and before a failed sync is
+        /// tried again.
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = positive_seconds)]
+        watch_interval: f64,
         /// `--exclude` and `--include` in the order given (filled from clap's indices).
         #[arg(skip)]
         rules: Vec<(RuleKind, String)>,
@@ -428,6 +437,14 @@ fn main() -> ExitCode {
     match runtime.block_on(run_command(command, args.token, password, args.trust)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// A number of seconds above zero (and below a year), for `--watch-interval`.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs < 31_536_000.0 => Ok(secs),
+        _ => Err(format!("'{text}' is not a number of seconds above 0")),
     }
 }
 
@@ -634,6 +651,8 @@ async fn run_command(
             force,
             jobs,
             rules,
+            watch,
+            watch_interval,
             ..
         } => {
             let filter = Filter::new(&rules).map_err(|e| CliError::Usage {
@@ -672,6 +691,7 @@ async fn run_command(
                 dry_run,
                 json,
                 jobs: usize::from(jobs),
+                watch: watch.then(|| std::time::Duration::from_secs_f64(watch_interval)),
             };
             cli::sync(&at(&url), src, dst, &options, run).await
         }

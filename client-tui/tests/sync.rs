@@ -711,3 +711,72 @@ fn a_source_changed_during_the_sync_is_reported_not_copied_half() {
         std::fs::read(&big).unwrap()
     );
 }
+
+#[test]
+fn watch_follows_a_create_a_change_a_rename_and_a_delete() {
+    let server = TestServer::start();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("first"), b"1").unwrap();
+    let url = server.url("dst");
+    let mut child = ferry_running(&["sync", "--watch", "--delete", p(src.path()), &url]);
+    let dst = server.path("dst");
+    let holds = |name: &str, bytes: &[u8]| std::fs::read(dst.join(name)).is_ok_and(|b| b == bytes);
+    wait_for("the first sync", || holds("first", b"1"));
+    std::fs::create_dir(src.path().join("sub")).unwrap();
+    std::fs::write(src.path().join("sub/new"), b"created").unwrap();
+    wait_for("a create", || holds("sub/new", b"created"));
+    std::fs::write(src.path().join("sub/new"), b"changed!").unwrap();
+    wait_for("a change", || holds("sub/new", b"changed!"));
+    std::fs::rename(src.path().join("sub/new"), src.path().join("renamed")).unwrap();
+    wait_for("a rename", || {
+        holds("renamed", b"changed!") && !dst.join("sub/new").exists()
+    });
+    std::fs::remove_file(src.path().join("first")).unwrap();
+    wait_for("a delete", || !dst.join("first").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(tree(&dst), tree(src.path()));
+}
+
+#[test]
+fn watch_of_a_remote_source_survives_a_server_restart() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("src")).unwrap();
+    std::fs::write(root.path().join("src/a"), b"a").unwrap();
+    let (runtime, port) = common::start_server(root.path(), 0);
+    let url = format!("ferry://127.0.0.1:{port}/src");
+    let local = tempfile::tempdir().unwrap();
+    let copy = local.path().join("copy");
+    let mut child = ferry_running(&["sync", "--watch", "--watch-interval", "0.2", &url, p(&copy)]);
+    // What it says on stderr, read as it comes.
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let said = said.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                said.lock().unwrap().push_str(&line);
+                said.lock().unwrap().push('\n');
+            }
+        })
+    };
+    wait_for("the first sync", || copy.join("a").exists());
+    // The server goes away (every connection closed at once) and, once a sync has failed,
+    // comes back on its port.
+    drop(runtime);
+    std::fs::write(root.path().join("src/b"), b"b").unwrap();
+    wait_for("a failed sync", || {
+        said.lock().unwrap().contains("trying again")
+    });
+    let (_runtime, _) = common::start_server(root.path(), port);
+    wait_for("a file added while the server was down", || {
+        std::fs::read(copy.join("b")).is_ok_and(|b| b == b"b")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+}

@@ -5,6 +5,8 @@
 //! and, only once every transfer is verified, the deletions. Every entry not handled is named
 //! with why, and the exit status says so (1 failed, 23 entries not synced, 24 only vanished).
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::error::{CliError, usage};
@@ -21,10 +23,116 @@ pub struct SyncRun {
     pub json: bool,
     /// Connections the transfer uses.
     pub jobs: usize,
+    /// `--watch`: after the first sync, sync again whenever the source changes (a local one's
+    /// events, debounced; a remote one polled at this interval, which is also the wait before
+    /// a failed sync is tried again).
+    pub watch: Option<Duration>,
 }
 
-/// Syncs `src` to `dst` (exactly one of them on the server of `endpoint`).
+/// How long a local source must be quiet after a change before `--watch` syncs it: an editor
+/// saving, a build writing many files, arrive as one sync.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Syncs `src` to `dst` (exactly one of them on the server of `endpoint`); with `--watch`,
+/// again and again until interrupted.
 pub async fn sync(
+    endpoint: &Endpoint,
+    src: Side,
+    dst: Side,
+    options: &SyncOptions,
+    run: SyncRun,
+) -> Result<(), CliError> {
+    let Some(interval) = run.watch else {
+        return sync_once(endpoint, src, dst, options, run).await;
+    };
+    let mut changes = match &src {
+        Side::Local(root) => Some(LocalChanges::start(root)?),
+        Side::Remote(_) => None,
+    };
+    loop {
+        let failed = match sync_once(endpoint, src.clone(), dst.clone(), options, run).await {
+            Ok(()) => false,
+            Err(CliError::Job(message)) if message == "cancelled" => {
+                return Err(CliError::Job(message));
+            }
+            Err(e) => {
+                if !e.already_reported() {
+                    eprintln!("ferry: {}", e.shown());
+                }
+                eprintln!(
+                    "ferry: watching: the sync did not finish; trying again in {:.1} s or at \
+                     the next change",
+                    interval.as_secs_f64()
+                );
+                true
+            }
+        };
+        tokio::select! {
+            () = next_change(changes.as_mut(), interval, failed) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// Waits for a reason to sync again: for a local source, a change followed by [`SETTLE`] of
+/// quiet (or, after a failed sync, the interval); for a remote one, the interval.
+async fn next_change(changes: Option<&mut LocalChanges>, interval: Duration, failed: bool) {
+    let Some(changes) = changes else {
+        tokio::time::sleep(interval).await;
+        return;
+    };
+    tokio::select! {
+        changed = changes.rx.recv() => {
+            if changed.is_none() {
+                // The watcher is gone: fall back to the interval.
+                tokio::time::sleep(interval).await;
+                return;
+            }
+            while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.rx.recv()).await {}
+        }
+        () = tokio::time::sleep(interval), if failed => {}
+    }
+}
+
+/// A local source watched through inotify (the `notify` crate), recursively. Events only say
+/// that something changed: at most one waits, so a storm of them costs no memory.
+struct LocalChanges {
+    rx: tokio::sync::mpsc::Receiver<()>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl LocalChanges {
+    fn start(root: &std::path::Path) -> Result<Self, CliError> {
+        use notify::Watcher;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Reads (ours among them) change nothing.
+                if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+                    let _ = tx.try_send(());
+                }
+            })
+            .map_err(|e| watch_error(root, &e))?;
+        watcher
+            .watch(root, notify::RecursiveMode::Recursive)
+            .map_err(|e| watch_error(root, &e))?;
+        Ok(Self {
+            rx,
+            _watcher: watcher,
+        })
+    }
+}
+
+fn watch_error(root: &std::path::Path, error: &notify::Error) -> CliError {
+    usage(
+        "io",
+        crate::format::local_path(root),
+        format!("cannot watch it for changes: {error}"),
+    )
+}
+
+/// One sync, from the listing to the last deletion.
+async fn sync_once(
     endpoint: &Endpoint,
     src: Side,
     dst: Side,
