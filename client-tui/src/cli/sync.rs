@@ -42,6 +42,16 @@ pub async fn sync(
     options: &SyncOptions,
     run: SyncRun,
 ) -> Result<(), CliError> {
+    if matches!(
+        (&src, &dst),
+        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_))
+    ) {
+        return Err(usage(
+            "bad_request",
+            src.shown(""),
+            "one side must be a ferry:// location and the other a local directory",
+        ));
+    }
     let Some(interval) = run.watch else {
         return sync_once(endpoint, src, dst, options, run).await;
     };
@@ -139,16 +149,6 @@ async fn sync_once(
     options: &SyncOptions,
     run: SyncRun,
 ) -> Result<(), CliError> {
-    if matches!(
-        (&src, &dst),
-        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_))
-    ) {
-        return Err(usage(
-            "bad_request",
-            src.shown(""),
-            "one side must be a ferry:// location and the other a local directory",
-        ));
-    }
     let mut session = Session::connect(endpoint).await?;
     let plan = sync::plan(&mut session, src, dst, options)
         .await
