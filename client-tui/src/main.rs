@@ -30,6 +30,8 @@ use ferry::url::RemoteUrl;
   ferry get -r --resume ferry://nas/photos . re-run an interrupted -r: finished files cost a
                                              digest check, the others continue
   ferry rm -r ferry://nas/old ferry://nas/tmp
+  ferry sync -n ~/photos ferry://nas/photos  the plan to bring the server's copy up to
+                                             date; without -n it runs (see ferry sync --help)
   ferry mv --overwrite ferry://nas/new.txt old.txt
   ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
   ferry ls ferrys://ann@nas/                 log in as ann: the password comes from
