@@ -3,7 +3,7 @@
 
     python3 bench/run.py            # everything (about 5 minutes on 2 cores)
     python3 bench/run.py --quick    # smaller data, one run each, for a smoke check
-    python3 bench/run.py --small-only --runs 5   # only the 10,000 x 4 KiB rows (issue #4)
+    python3 bench/run.py --small-only --runs 5   # only the 10,000 x 4 KiB rows (issues #4, #14)
 
 It builds the release binaries, generates the data on tmpfs (/dev/shm), starts ferry-server,
 and times, best of --runs:
@@ -11,6 +11,8 @@ and times, best of --runs:
   * one 1 GiB file, get and put, against a raw socat file -> TCP -> file copy;
   * 10,000 files of 4 KiB in 100 directories, get -r and put -r, against a tar stream over
     socat and an rsync daemon (rsync pulling for get -r, pushing for put -r);
+  * the same 10,000 files kept in step by `ferry sync` and by `rsync -a` to the daemon: a
+    no-op (quick check, and --checksum against -c), and 1 % of the files rewritten;
   * 1,000 files of 1 MiB, get -r and put -r, against the same tar stream;
   * 1,000 concurrent clients each listing a directory and fetching a 64 KiB file (a small
     independent client written here against PROTOCOL.md, so it also checks the spec);
@@ -344,6 +346,40 @@ def main():
         rows.append((name, unit_count / ours["t"], unit, base_name, unit_count / base["t"], base["t"] / ours["t"],
                      verified, ours["rss"], ours["srss"], ours["scpu"], ours["cpu"]))
 
+    def sync_rows(name, count, size):
+        """`ferry sync` against `rsync -a` to the rsync daemon, both kept in step with the same
+        local tree: a no-op (quick check, then --checksum), then 1 % of the files rewritten
+        (same size, new mtime) before each round's ferry run, which the rsync run after it
+        catches up with too."""
+        src = local / name
+        ours, theirs = f"{url}/sync", rsyncd.url("rsync") + "/"
+        timed([ferry, "sync", str(src), ours])
+        timed(["rsync", "-a", str(src) + "/", theirs])
+        files = sorted(f for f in src.rglob("*") if f.is_file())
+        changed = [0]
+
+        def change():
+            changed[0] += 1
+            for f in files[changed[0] % 100::100]:
+                f.write_bytes(os.urandom(f.stat().st_size))
+                os.utime(f, (1_700_000_000 + changed[0],) * 2)
+
+        def none():
+            pass
+        for label, ours_cmd, theirs_cmd, reset in (
+            ("sync no-op", [ferry, "sync", str(src), ours], ["rsync", "-a"], none),
+            ("sync -c no-op", [ferry, "sync", "-c", str(src), ours], ["rsync", "-ac"], none),
+            ("sync 1% changed", [ferry, "sync", str(src), ours], ["rsync", "-a"], change),
+        ):
+            mine, base = rounds([
+                (lambda c=ours_cmd: timed(c), reset, True),
+                (lambda c=theirs_cmd: timed([*c, str(src) + "/", theirs]), none, False),
+            ])
+            ok = same_tree(src, srv / "sync") and same_tree(src, srv / "rsync")
+            row(f"{label} {count} x {size}", mine, base, "rsyncd", count, "files/s", ok)
+        shutil.rmtree(srv / "sync")
+        shutil.rmtree(srv / "rsync")
+
     floor = None
     try:
         dl = work / "dl"
@@ -391,6 +427,8 @@ def main():
                     same_tree(local / name, srv / "rsup") and put_ok)
                 for p in (work / "tar", work / "rs", dl, srv / "up", srv / "rsup"):
                     shutil.rmtree(p)
+                if name == "small":
+                    sync_rows(name, count, size)
         finally:
             rsyncd.stop()
 

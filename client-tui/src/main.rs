@@ -6,11 +6,12 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
 use ferry::cli::{self, CliError, TransferOptions};
 use ferry::engine::Endpoint;
 use ferry::engine::known_hosts::{Fingerprint, KnownHosts};
+use ferry::engine::sync::{Compare, Filter, RuleKind, Side, SyncOptions};
 use ferry::url::RemoteUrl;
 
 /// A keyboard-driven file-transfer tool: run bare for the two-pane interface, or use the
@@ -29,6 +30,8 @@ use ferry::url::RemoteUrl;
   ferry get -r --resume ferry://nas/photos . re-run an interrupted -r: finished files cost a
                                              digest check, the others continue
   ferry rm -r ferry://nas/old ferry://nas/tmp
+  ferry sync -n ~/photos ferry://nas/photos  the plan to bring the server's copy up to
+                                             date; without -n it runs (see ferry sync --help)
   ferry mv --overwrite ferry://nas/new.txt old.txt
   ferry ls --accept-new ferrys://nas/        TLS; trust the server's certificate on first use
   ferry ls ferrys://ann@nas/                 log in as ann: the password comes from
@@ -214,6 +217,73 @@ enum Command {
         #[arg(required = true, num_args = 1.., value_name = "URL")]
         urls: Vec<RemoteUrl>,
     },
+    /// Make a directory hold what another holds, moving only what differs: one local
+    /// directory and one remote one, either way round.
+    #[command(after_help = "Examples:
+  ferry sync ~/photos ferry://nas/photos           upload what changed
+  ferry sync -n --delete ferry://nas/photos ~/ph   show the plan (with deletions)
+  ferry sync --checksum --exclude '*.tmp' --exclude /build/ . ferry://nas/src
+
+Files are the same when their size and mtime (seconds) are (--checksum: their digests;
+--size-only: their size). A file whose content is the same but whose mtime differs gets its
+mtime set, never its bytes sent again; permission bits are carried too. What is sent goes as
+one verified, atomic, resumable transfer; an interrupted sync is finished by running it
+again. Deletions (--delete only) come last, once every transfer is verified, deepest first;
+excluded entries are never deleted. Rules (--exclude, --include) are tried in the order
+given and the first match decides; a pattern with a / is anchored to the directory synced,
+one without matches a name at any depth, a trailing / matches directories only.")]
+    Sync {
+        /// The directory to copy from: a local path or ferry://HOST:PORT/PATH.
+        src: GetArg,
+        /// The directory to bring up to date (made if missing): a local path or
+        /// ferry://HOST:PORT/PATH, the other side's kind.
+        dst: GetArg,
+        /// Print the plan (one line per action, then the totals) and change nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// The plan as one JSON object per line on stdout, then (without --dry-run) each
+        /// step's result and a closing object.
+        #[arg(long)]
+        json: bool,
+        /// Compare files of the same size by digest, not by mtime.
+        #[arg(short = 'c', long, conflicts_with = "size_only")]
+        checksum: bool,
+        /// Compare files by size only.
+        #[arg(long)]
+        size_only: bool,
+        /// Delete what the destination has and the source does not (never excluded entries).
+        #[arg(long)]
+        delete: bool,
+        /// With --delete: refuse the whole sync, before changing anything, when it would
+        /// delete more than N entries.
+        #[arg(long, value_name = "N", requires = "delete")]
+        max_delete: Option<u64>,
+        /// With --delete: go on even when the source is empty or could not be listed whole
+        /// (which is what an unmounted disk looks like).
+        #[arg(long)]
+        force: bool,
+        /// Leave out what matches PATTERN (a glob; repeatable, in order with --include).
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
+        /// Keep what matches PATTERN even if a later --exclude matches it.
+        #[arg(long, value_name = "PATTERN")]
+        include: Vec<String>,
+        /// Files in flight at once (one connection each).
+        #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// After the first sync, keep DST in step until interrupted: a local SRC is watched
+        /// for changes, a remote one polled every --watch-interval; a sync that fails (a
+        /// server restarting) is tried again.
+        #[arg(long, conflicts_with = "dry_run")]
+        watch: bool,
+        /// With --watch: seconds between looks at a remote SRC, and before a failed sync is
+        /// tried again.
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = positive_seconds)]
+        watch_interval: f64,
+        /// `--exclude` and `--include` in the order given (filled from clap's indices).
+        #[arg(skip)]
+        rules: Vec<(RuleKind, String)>,
+    },
     /// Print a shell completion script.
     Completions { shell: Shell },
     /// Print the manual page (roff).
@@ -370,7 +440,13 @@ fn main() -> ExitCode {
         let prompt = std::env::args().nth(1).unwrap_or_default();
         return ferry::engine::ssh::askpass_client(&socket, &prompt);
     }
-    let args = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut args = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(Command::Sync { rules, .. }) = &mut args.command
+        && let Some(sync) = matches.subcommand_matches("sync")
+    {
+        *rules = ordered_rules(sync);
+    }
     if let Err(e) = args.ssh.configure(args.command.is_none()) {
         return fail(&e);
     }
@@ -429,6 +505,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// A number of seconds above zero (and below a year), for `--watch-interval`.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs < 31_536_000.0 => Ok(secs),
+        _ => Err(format!("'{text}' is not a number of seconds above 0")),
+    }
+}
+
+/// `sync`'s `--exclude` and `--include` patterns in the order they were given, which decides
+/// (the first rule that matches wins).
+fn ordered_rules(matches: &clap::ArgMatches) -> Vec<(RuleKind, String)> {
+    let mut rules = Vec::new();
+    for (id, kind) in [
+        ("exclude", RuleKind::Exclude),
+        ("include", RuleKind::Include),
+    ] {
+        if let (Some(at), Some(patterns)) = (matches.indices_of(id), matches.get_many::<String>(id))
+        {
+            rules.extend(at.zip(patterns).map(|(i, p)| (i, kind, p.clone())));
+        }
+    }
+    rules.sort_by_key(|(i, _, _)| *i);
+    rules.into_iter().map(|(_, kind, p)| (kind, p)).collect()
 }
 
 /// Sections clap_mangen does not generate, in roff: appended after its page, whose last
@@ -495,6 +596,10 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
         Command::Mkdir { urls } | Command::Rm { urls, .. } | Command::Partials { urls, .. } => {
             urls.first()
         }
+        Command::Sync { src, dst, .. } => [src, dst].into_iter().find_map(|arg| match arg {
+            GetArg::Remote(url) => Some(url),
+            GetArg::Local(_) => None,
+        }),
         Command::Completions { .. } | Command::Man => None,
     }
 }
@@ -612,6 +717,62 @@ async fn run_command(
             let endpoint = first_endpoint(&urls, at, "nothing to list")?;
             cli::partials(&endpoint, &urls, rm).await
         }
+        Command::Sync {
+            src,
+            dst,
+            dry_run,
+            json,
+            checksum,
+            size_only,
+            delete,
+            max_delete,
+            force,
+            jobs,
+            rules,
+            watch,
+            watch_interval,
+            ..
+        } => {
+            let filter = Filter::new(&rules).map_err(|e| CliError::Usage {
+                code: "bad_request",
+                path: e.pattern,
+                message: format!("not a pattern: {}", e.message),
+            })?;
+            let options = SyncOptions {
+                compare: if checksum {
+                    Compare::Checksum
+                } else if size_only {
+                    Compare::SizeOnly
+                } else {
+                    Compare::Quick
+                },
+                delete,
+                max_delete,
+                force,
+                filter,
+            };
+            let side = |arg: GetArg| match arg {
+                GetArg::Remote(url) => (Side::Remote(url.path.clone()), Some(url)),
+                GetArg::Local(path) => (Side::Local(path), None),
+            };
+            let ((src, src_url), (dst, dst_url)) = (side(src), side(dst));
+            let Some(url) = src_url.or(dst_url) else {
+                return Err(CliError::Usage {
+                    code: "bad_request",
+                    path: String::new(),
+                    message: "one side must be a ferry:// location and the other a local \
+                              directory"
+                        .into(),
+                });
+            };
+            let run = cli::SyncRun {
+                dry_run,
+                json,
+                jobs: usize::from(jobs),
+                watch: watch.then(|| std::time::Duration::from_secs_f64(watch_interval)),
+            };
+            cli::sync(&at(&url), src, dst, &options, run).await
+        }
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -658,6 +819,13 @@ async fn resolve_homes(command: &mut Command) -> Result<(), CliError> {
         Command::Mkdir { urls } | Command::Rm { urls, .. } | Command::Partials { urls, .. } => {
             urls.iter_mut().collect()
         }
+        Command::Sync { src, dst, .. } => [src, dst]
+            .into_iter()
+            .filter_map(|arg| match arg {
+                GetArg::Remote(url) => Some(url),
+                GetArg::Local(_) => None,
+            })
+            .collect(),
         Command::Completions { .. } | Command::Man => Vec::new(),
     };
     if let Some((_, Some(target))) = mv_target.as_mut() {

@@ -364,72 +364,28 @@ impl Root {
     }
 
     /// Sets the modification time and/or the permission bits of the file or directory at
-    /// `path`, never through a symlink: the last name is opened `O_PATH | O_NOFOLLOW` in its
-    /// parent, checked on that handle, and changed through `/proc/self/fd`, so a link swapped
-    /// in between the check and the change is not followed either (Linux has no `fchmodat`
-    /// that refuses a final symlink before 6.6, which is how glibc does it too). A symlink is
-    /// `forbidden`, as is a special file or the root. Answers the entry's `lstat` afterwards.
+    /// `path`, never through a symlink (`ferry_localfs::set_attrs_nofollow`, on the parent's
+    /// handle). A symlink is `forbidden`, as is a special file or the root. Answers the entry's
+    /// `lstat` afterwards.
     pub fn set_attrs(
         &self,
         path: &RemotePath,
         mtime: Option<i64>,
         mode: Option<u32>,
     ) -> Result<Metadata, OpError> {
-        use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
-        use std::os::fd::AsRawFd;
-
+        use ferry_localfs::AttrsError;
         let (dir, name) = self.open_parent(path)?;
-        let io_error = |e: rustix::io::Errno| OpError::io(&io::Error::from(e), &path.wire);
-        let handle = rustix::fs::openat(
-            &dir,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io_error)?;
-        let kind = rustix::fs::FileType::from_raw_mode(
-            rustix::fs::fstat(&handle).map_err(io_error)?.st_mode,
-        );
-        match kind {
-            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory => {}
-            rustix::fs::FileType::Symlink => {
-                return Err(OpError::new(
-                    ErrorCode::Forbidden,
-                    format!("{}: a symlink; attrs never follows one", path.wire),
-                ));
-            }
-            _ => {
-                return Err(OpError::new(
-                    ErrorCode::Forbidden,
-                    format!("{}: not a regular file or directory", path.wire),
-                ));
-            }
-        }
-        // The magic link names the inode opened above, whatever the name now leads to.
-        let through = format!("/proc/self/fd/{}", handle.as_raw_fd());
-        if let Some(mode) = mode {
-            rustix::fs::chmodat(
-                rustix::fs::CWD,
-                &through,
-                Mode::from_raw_mode(mode),
-                AtFlags::empty(),
-            )
-            .map_err(io_error)?;
-        }
-        if let Some(mtime) = mtime {
-            let times = Timestamps {
-                last_access: Timespec {
-                    tv_sec: 0,
-                    tv_nsec: UTIME_OMIT,
-                },
-                last_modification: Timespec {
-                    tv_sec: mtime,
-                    tv_nsec: 0,
-                },
-            };
-            rustix::fs::utimensat(rustix::fs::CWD, &through, &times, AtFlags::empty())
-                .map_err(io_error)?;
-        }
+        ferry_localfs::set_attrs_nofollow(&dir, name, mtime, mode).map_err(|err| match err {
+            AttrsError::Symlink => OpError::new(
+                ErrorCode::Forbidden,
+                format!("{}: a symlink; attrs never follows one", path.wire),
+            ),
+            AttrsError::Special => OpError::new(
+                ErrorCode::Forbidden,
+                format!("{}: not a regular file or directory", path.wire),
+            ),
+            AttrsError::Io(err) => OpError::io(&err, &path.wire),
+        })?;
         dir.symlink_metadata(name)
             .map_err(|err| OpError::io(&err, &path.wire))
     }

@@ -1,4 +1,4 @@
-//! The scripting commands: `ferry ls|get|put|mkdir|rm|mv`. Each is a thin layer over the
+//! The scripting commands: `ferry ls|get|put|mkdir|rm|mv|sync`. Each is a thin layer over the
 //! engine that decides what the arguments mean (`cp`-like targets) and prints for scripts and
 //! people; the clap definitions live in `main.rs`.
 //!
@@ -14,6 +14,7 @@
 //!   path's last name.
 //! - `error`: [`CliError`], one line per failure.
 //! - `ops`: `mkdir`, `rm`, `mv`.
+//! - `sync`: `sync`: the plan printed, or carried out around one transfer job.
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
 
 mod error;
@@ -22,6 +23,7 @@ mod locations;
 mod ops;
 mod options;
 pub mod outcome;
+mod sync;
 mod transfer;
 mod watch;
 
@@ -30,5 +32,6 @@ pub use listing::{format_entry, ls};
 pub use locations::resolve_homes;
 pub use ops::{mkdir, mv, partials, rm};
 pub use options::{TransferOptions, policy_from_flags};
+pub use sync::{SyncRun, sync};
 pub use transfer::{get, put};
 pub use watch::summary_line;

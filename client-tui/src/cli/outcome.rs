@@ -83,7 +83,7 @@ impl LeftOutCounts {
 }
 
 /// One line of `--json` output, written at once so a reader sees each result as it happens.
-fn print_json(value: &serde_json::Value) {
+pub(super) fn print_json(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     // A reader that went away is not worth failing the transfer for.
     let _ = writeln!(out, "{value}");

@@ -32,6 +32,8 @@ pub(crate) struct LocalFile {
     pub mtime: i64,
     /// Device and inode: a move removes the source only while its name still leads here.
     pub id: (u64, u64),
+    /// Permission bits, which a sync compares.
+    pub mode: u32,
 }
 
 /// One directory found under a local source, with the permission bits its copy is made from.
@@ -116,6 +118,7 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
                 size: meta.len(),
                 mtime: mtime_secs(&meta),
                 id: (meta.dev(), meta.ino()),
+                mode: meta.permissions().mode() & 0o7777,
             }],
             ..LocalTree::default()
         });
@@ -187,6 +190,7 @@ pub(crate) fn walk_each(root: &Path, mut step: impl FnMut(LocalTree) -> bool) ->
                     size: meta.len(),
                     mtime: mtime_secs(&meta),
                     id: (meta.dev(), meta.ino()),
+                    mode: meta.permissions().mode() & 0o7777,
                 });
             } else {
                 let (path, reason, message) = not_copied(entry.path(), &meta);

@@ -11,6 +11,8 @@
 //! - `find`: find file: a name pattern searched below a directory on the server (its `walk`
 //!   on a connection of its own) or on the local disk, matches reported as they are found.
 //! - `bundled`: the `ferry-server` run in-process on loopback when the TUI opens no server.
+//! - `sync/`: `ferry sync`'s plan (both sides listed and compared, the guard rails) and what
+//!   runs around its one transfer job (directories, attributes, deletions).
 //! - `scheduler`: one job's run: screening, the plan beside rounds of workers, each worker's
 //!   pipelined connection, the move's end. It drives the directions only through `direction`.
 //! - `direction`: the small interface to the two directions: plan, take and send a file's
@@ -61,6 +63,7 @@ mod session;
 mod space;
 mod spec;
 pub mod ssh;
+pub mod sync;
 pub mod tls;
 mod transport;
 mod upload;
@@ -72,7 +75,7 @@ pub use error::{EngineError, RESUME_MISMATCH};
 pub use event::{JobProgress, JobSummary, LeftOutReason, TransferEvent};
 pub use front::{Engine, Events};
 pub use rate::{SharedRate, parse_rate};
-pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session};
+pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session, StreamItem};
 pub use spec::{
     ConflictAnswer, ConflictPolicy, EngineOptions, FileFacts, Groundwork, JobId, JobSpec,
 };

@@ -106,30 +106,70 @@ pub(super) async fn check_download(
         .map(|(itself, _)| refusal(remote, remote, &shown_local, !itself)))
 }
 
-/// Refuses an upload of `local` to `remote` that would land on its own source.
-pub(super) async fn check_upload(
+/// Refuses each upload of `local` to `remote` (in `items`) that would land on its own source:
+/// `Some(refusal)` for such an item, in order. The local tokens are read in one blocking call
+/// and every destination with each of its parents up to the root is asked in one pipelined
+/// round, however many items there are (a sync's job has one per file).
+pub(super) async fn check_uploads(
     session: &mut Session,
     salt: &str,
-    local: &Path,
-    remote: &str,
-) -> Result<Option<EngineError>, EngineError> {
-    let (owned_salt, source) = (salt.to_owned(), local.to_owned());
-    let Some(ours) = blocking(move || local_token(&owned_salt, &source)).await? else {
-        return Ok(None);
-    };
-    let shown_local = crate::format::local_path(local);
-    // The destination and each of its parents up to the root, asked all at once.
-    let mut chain = vec![remote.to_owned()];
-    while let Some(target) = chain.last().filter(|t| !t.is_empty()) {
-        let parent = path::split_last(target).map_or_else(String::new, |(p, _)| p.to_owned());
-        chain.push(parent);
-    }
-    let tokens = session.identities(&chain).await?;
-    Ok(chain
+    items: &[(std::path::PathBuf, String)],
+) -> Result<Vec<Option<EngineError>>, EngineError> {
+    let (owned_salt, sources) = (
+        salt.to_owned(),
+        items.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(),
+    );
+    let ours: Vec<Option<String>> = blocking(move || {
+        sources
+            .iter()
+            .map(|source| local_token(&owned_salt, source))
+            .collect()
+    })
+    .await?;
+    // Each destination's chain, the destination first; asked once per distinct path.
+    let chains: Vec<Vec<String>> = items
         .iter()
-        .zip(tokens)
-        .find(|(_, theirs)| theirs.as_ref() == Some(&ours))
-        .map(|(target, _)| refusal(&shown_local, &shown_local, remote, target != remote)))
+        .map(|(_, remote)| {
+            let mut chain = vec![remote.clone()];
+            while let Some(target) = chain.last().filter(|t| !t.is_empty()) {
+                let parent =
+                    path::split_last(target).map_or_else(String::new, |(p, _)| p.to_owned());
+                chain.push(parent);
+            }
+            chain
+        })
+        .collect();
+    let mut asked: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (chain, token) in chains.iter().zip(&ours) {
+        if token.is_some() {
+            asked.extend(chain.iter().filter(|p| seen.insert(p.as_str())).cloned());
+        }
+    }
+    let tokens: std::collections::HashMap<String, Option<String>> = if asked.is_empty() {
+        Default::default()
+    } else {
+        let answers = session.identities(&asked).await?;
+        asked.into_iter().zip(answers).collect()
+    };
+    Ok(items
+        .iter()
+        .zip(chains)
+        .zip(ours)
+        .map(|(((local, remote), chain), ours)| {
+            let ours = ours?;
+            let target = chain
+                .iter()
+                .find(|t| tokens.get(*t).and_then(Option::as_ref) == Some(&ours))?;
+            let shown_local = crate::format::local_path(local);
+            Some(refusal(
+                &shown_local,
+                &shown_local,
+                remote,
+                target != remote,
+            ))
+        })
+        .collect())
 }
 
 /// Whether `task`'s destination is its own source, asked (on the worker's control

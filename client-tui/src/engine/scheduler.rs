@@ -210,8 +210,9 @@ async fn screen_same_files(
             remove_source,
         } => {
             let mut kept = Vec::with_capacity(items.len());
-            for (local, remote) in items {
-                match same_file::check_upload(session, &salt, &local, &remote).await? {
+            let refusals = same_file::check_uploads(session, &salt, &items).await?;
+            for ((local, remote), refusal) in items.into_iter().zip(refusals) {
+                match refusal {
                     Some(refusal) => job.failed_path(&crate::format::local_path(&local), &refusal),
                     None => kept.push((local, remote)),
                 }

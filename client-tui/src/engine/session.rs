@@ -12,8 +12,8 @@
 //! must stay in one place.
 
 use ferry_protocol::{
-    AttrsReply, Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch, PartialReply,
-    PartialsReply, Request, StatReply, SummaryReply,
+    AttrsReply, DigestBatch, DigestEntry, Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch,
+    PartialReply, PartialsReply, Request, StatReply, SummaryReply,
 };
 use ferry_protocol::{Digest, ErrorBody};
 
@@ -42,18 +42,41 @@ pub struct Session {
     ahead: std::collections::VecDeque<Request>,
 }
 
-/// A listing being received batch by batch; see [`Session::list_stream`].
+/// A listing being received batch by batch; see [`Session::list_stream`]. `E` is what each
+/// batch holds: [`Entry`]s (`list`, `walk`), or [`DigestEntry`]s ([`Session::digests`]).
 #[derive(Debug)]
-pub struct ListStream<'a> {
+pub struct ListStream<'a, E = Entry> {
     session: &'a mut Session,
     path: String,
     finished: bool,
     skipped: u64,
+    items: std::marker::PhantomData<E>,
 }
 
-impl ListStream<'_> {
+/// What a streamed answer's batches hold, and how a batch says it is the last.
+pub trait StreamItem: Sized {
+    type Batch: serde::de::DeserializeOwned;
+    /// The batch's entries, whether more follow, and (on the last) what the server skipped.
+    fn split(batch: Self::Batch) -> (Vec<Self>, bool, u64);
+}
+
+impl StreamItem for Entry {
+    type Batch = ListBatch;
+    fn split(batch: ListBatch) -> (Vec<Self>, bool, u64) {
+        (batch.entries, batch.more, batch.skipped)
+    }
+}
+
+impl StreamItem for DigestEntry {
+    type Batch = DigestBatch;
+    fn split(batch: DigestBatch) -> (Vec<Self>, bool, u64) {
+        (batch.entries, batch.more, batch.skipped)
+    }
+}
+
+impl<E: StreamItem> ListStream<'_, E> {
     /// The next batch of entries, `None` after the last one.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<Entry>>, EngineError> {
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<E>>, EngineError> {
         if self.finished {
             return Ok(None);
         }
@@ -61,17 +84,18 @@ impl ListStream<'_> {
             .session
             .conn
             .reader
-            .header::<ListBatch>()
+            .header::<E::Batch>()
             .await?
             .map_err(|body| {
                 self.finished = true;
                 EngineError::remote(&self.path, body)
             })?;
-        if !batch.more {
+        let (entries, more, skipped) = E::split(batch);
+        if !more {
             self.finished = true;
-            self.skipped = batch.skipped;
+            self.skipped = skipped;
         }
-        Ok(Some(batch.entries))
+        Ok(Some(entries))
     }
 
     /// Entries the server left out (too deep or unreadable; an older server also left out
@@ -81,7 +105,7 @@ impl ListStream<'_> {
     }
 }
 
-impl Drop for ListStream<'_> {
+impl<E> Drop for ListStream<'_, E> {
     fn drop(&mut self) {
         // A listing abandoned halfway leaves batches on the wire that the next request would
         // read as its answer: the session starts over on a new connection.
@@ -389,11 +413,27 @@ impl Session {
             .await
     }
 
-    async fn start_stream(
+    /// Every entry below the directory `path` as `walk` gives it, each regular file with its
+    /// BLAKE3 digest, batch by batch, in one request (the server caches digests, so a repeat is
+    /// cheap); with `paths` (at most [`ferry_protocol::MAX_DIGEST_PATHS`], relative to `path`),
+    /// only those entries, in that order.
+    pub async fn digests(
+        &mut self,
+        path: &str,
+        paths: Option<Vec<String>>,
+    ) -> Result<ListStream<'_, DigestEntry>, EngineError> {
+        let request = Request::Digests {
+            path: path.into(),
+            paths,
+        };
+        self.start_stream(request, path).await
+    }
+
+    async fn start_stream<E>(
         &mut self,
         request: Request,
         path: &str,
-    ) -> Result<ListStream<'_>, EngineError> {
+    ) -> Result<ListStream<'_, E>, EngineError> {
         if !self.take_ahead(&request) {
             self.ready().await?;
             self.conn.writer.send(&request).await?;
@@ -404,6 +444,7 @@ impl Session {
             path: path.to_owned(),
             finished: false,
             skipped: 0,
+            items: std::marker::PhantomData,
         })
     }
 
@@ -547,6 +588,28 @@ impl Session {
             })
             .collect::<Vec<_>>();
         self.pipeline(paths, &requests).await
+    }
+
+    /// Removes entries a sync found on its destination and not on its source, never
+    /// recursively: a file (given its listed length and mtime) only while it still has them
+    /// (else `file_changed`, and it stays), a link or an empty directory as it is. Each outcome
+    /// in order.
+    pub(crate) async fn remove_listed(
+        &mut self,
+        entries: &[(String, Option<(u64, i64)>)],
+    ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
+        let paths = entries.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+        let requests = entries
+            .iter()
+            .map(|(path, listed)| Request::Remove {
+                path: path.clone(),
+                recursive: false,
+                if_size: listed.map(|(size, _)| size),
+                if_mtime: listed.map(|(_, mtime)| mtime),
+                if_digest: None,
+            })
+            .collect::<Vec<_>>();
+        self.pipeline(&paths, &requests).await
     }
 
     /// Removes a move's copied sources, each only while it still has the length, mtime and
