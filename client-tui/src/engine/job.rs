@@ -160,6 +160,11 @@ impl Job {
                 policy,
                 remove_source,
                 ..
+            }
+            | JobSpec::Relay {
+                policy,
+                remove_source,
+                ..
             } => (*policy, *remove_source),
         };
         Job {

@@ -48,6 +48,7 @@ pub mod known_hosts;
 mod local;
 mod plan;
 pub mod progress;
+mod relay;
 mod same_file;
 mod scheduler;
 mod session;
