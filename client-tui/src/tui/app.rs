@@ -37,6 +37,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
+use super::places::{self, Places};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
@@ -90,6 +91,8 @@ pub struct App {
     outbox: Vec<Effect>,
     /// Uploads cancelled with "delete the partial": their partials go once they have stopped.
     discard_after_cancel: HashSet<JobKey>,
+    /// Where each pane was on the kind of place (local or server) it does not show now.
+    places: Places,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -149,6 +152,7 @@ impl App {
             serial: 0,
             outbox: Vec::new(),
             discard_after_cancel: HashSet::new(),
+            places: Places::default(),
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -455,6 +459,14 @@ impl App {
                     self.serial,
                 ));
             }
+            Action::SwitchPlace => {
+                let (here, there) = (
+                    self.pane(side).dir.clone(),
+                    self.pane(side.other()).dir.clone(),
+                );
+                let to = self.places.switch(side, &here, &there);
+                self.request_list(side, to, None);
+            }
             Action::Connect => self.open_connect(),
             Action::Transfers => {
                 if !self.transfers.jobs.is_empty() {
@@ -550,10 +562,7 @@ impl App {
     /// The pane's title as drawn in `area` (the listing lays it out the same way).
     fn title_path(&self, side: Side, area: Rect) -> layout::TitlePath {
         let pane = self.pane(side);
-        let label = match side {
-            Side::Local => "Local",
-            Side::Remote => self.conn.label.as_str(),
-        };
+        let label = places::label(&pane.dir, &self.conn.label);
         let busy = if pane.pending.is_some() { " ⟳" } else { "" };
         layout::title_path(area, label, &pane.dir.shown(), busy)
     }
@@ -631,7 +640,7 @@ impl App {
 
     /// Whether `side` can be written, saying why not in the banner.
     fn writable(&mut self, side: Side, what: &str) -> bool {
-        if side == Side::Remote && self.conn.read_only {
+        if matches!(self.pane(side).dir, Location::Remote(_)) && self.conn.read_only {
             // The server may be writable and only this account read-only: the hello does
             // not say which, so the message names the access, not the server.
             self.error(format!(
@@ -646,6 +655,11 @@ impl App {
     pub fn transfer(&mut self, source: Side, is_move: bool, names: Option<Vec<String>>) {
         let dest = source.other();
         let verb = if is_move { "move" } else { "copy" };
+        let key = self.keymap.hint(Action::SwitchPlace);
+        if let Some(why) = places::refusal(&self.pane(source).dir, &self.pane(dest).dir, &key) {
+            self.error(why);
+            return;
+        }
         if !self.writable(dest, verb) || (is_move && !self.writable(source, verb)) {
             return;
         }
@@ -1034,22 +1048,40 @@ impl App {
                 serial,
                 dir,
                 result,
-            } => self.on_listed(side, serial, dir, result),
-            Msg::OpDone { side, result } => match result {
-                Ok(select) => {
-                    self.clear_error_banner();
-                    let dir = self.pane(side).dir.clone();
-                    self.request_list(side, dir, select);
-                }
-                Err(error) => {
+            } => {
+                // The server's listings come back marked remote, whichever pane asked: the
+                // serial says which.
+                let asked = |pane: &Pane| pane.pending.as_ref().is_some_and(|p| p.serial == serial);
+                let side = if asked(self.pane(side.other())) {
+                    side.other()
+                } else {
+                    side
+                };
+                self.on_listed(side, serial, dir, result);
+            }
+            Msg::OpDone { side, result } => {
+                if let Err(error) = &result {
                     self.error(error.clone());
-                    let pane = self.pane(side);
-                    if pane.pending.is_none() {
-                        let dir = pane.dir.clone();
-                        self.request_list_after(side, dir, None, None, Some(error));
+                } else {
+                    self.clear_error_banner();
+                }
+                for side in places::answered(side, &self.local.dir, &self.remote.dir) {
+                    match &result {
+                        Ok(select) => {
+                            let dir = self.pane(side).dir.clone();
+                            self.request_list(side, dir, select.clone());
+                        }
+                        Err(error) => {
+                            let pane = self.pane(side);
+                            if pane.pending.is_none() {
+                                let dir = pane.dir.clone();
+                                let note = Some(error.clone());
+                                self.request_list_after(side, dir, None, None, note);
+                            }
+                        }
                     }
                 }
-            },
+            }
             Msg::Connection { conn, event } => self.on_link_event(conn, event),
             Msg::Submitted { key, info } => {
                 self.transfers.submitted(key, info);
@@ -1143,6 +1175,11 @@ impl App {
                     self.info(format!("Reconnected to {}", self.conn.label));
                     if self.remote.pending.is_none() {
                         self.refresh(Side::Remote);
+                    }
+                    // A local-side pane switched to the server lists it again too.
+                    if matches!(self.local.dir, Location::Remote(_)) && self.local.pending.is_none()
+                    {
+                        self.refresh(Side::Local);
                     }
                 }
             }

@@ -310,6 +310,7 @@ fn execute(
         Effect::Find { .. } | Effect::StopFind => {}
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
+                let spec = super::job_request::bind(spec, conn.engine.endpoint());
                 let id = conn.engine.submit(spec);
                 app.on_msg(Msg::Submitted {
                     key: JobKey { conn: current, id },

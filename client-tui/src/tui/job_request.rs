@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use crate::engine::{ConflictPolicy, JobSpec};
+use crate::engine::{ConflictPolicy, Endpoint, JobSpec};
 use crate::format;
 
 use super::jobs::JobInfo;
-use super::pane::{Location, Pane, Side};
+use super::pane::{Location, Pane};
 
 /// The job that copies (or with `is_move`, moves) `names` from `src_pane` into `dest_pane`'s
 /// directory; without `names`, the source pane's selection. `None` when there is nothing to
@@ -36,8 +36,9 @@ pub fn request(
         .iter()
         .map(|n| (src_dir.join(n), dest_dir.join(n)))
         .collect();
-    let spec = match src_pane.side {
-        Side::Local => JobSpec::Upload {
+    // What each pane shows decides the job, not its side of the screen.
+    let spec = match (&src_dir, &dest_dir) {
+        (Location::Local(_), Location::Remote(_)) => JobSpec::Upload {
             items: pairs
                 .iter()
                 .filter_map(|(s, d)| Some((local(s)?, remote(d)?)))
@@ -45,7 +46,7 @@ pub fn request(
             policy: ConflictPolicy::Ask,
             remove_source: is_move,
         },
-        Side::Remote => JobSpec::Download {
+        (Location::Remote(_), Location::Local(_)) => JobSpec::Download {
             items: pairs
                 .iter()
                 .filter_map(|(s, d)| Some((remote(s)?, local(d)?)))
@@ -53,6 +54,19 @@ pub fn request(
             policy: ConflictPolicy::Ask,
             remove_source: is_move,
         },
+        // Two directories of the server: the server copies. Its endpoint is the connection's,
+        // known where the job is submitted ([`bind`]).
+        (Location::Remote(_), Location::Remote(_)) => JobSpec::Relay {
+            from: Box::default(),
+            to: Box::default(),
+            items: pairs
+                .iter()
+                .filter_map(|(s, d)| Some((remote(s)?, remote(d)?)))
+                .collect(),
+            policy: ConflictPolicy::Ask,
+            remove_source: is_move,
+        },
+        (Location::Local(_), Location::Local(_)) => return None,
     };
     let label = match names.as_slice() {
         [one] => format::escape_name(one).into_owned(),
@@ -67,6 +81,26 @@ pub fn request(
         label,
     };
     Some((spec, info))
+}
+
+/// `spec` bound to the connection it is submitted on: a copy between two directories of the
+/// server runs from and to `endpoint`.
+pub fn bind(spec: JobSpec, endpoint: &Endpoint) -> JobSpec {
+    match spec {
+        JobSpec::Relay {
+            items,
+            policy,
+            remove_source,
+            ..
+        } => JobSpec::Relay {
+            from: Box::new(endpoint.clone()),
+            to: Box::new(endpoint.clone()),
+            items,
+            policy,
+            remove_source,
+        },
+        spec => spec,
+    }
 }
 
 /// The path of a local location; `None` for a remote one.

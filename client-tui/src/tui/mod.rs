@@ -46,6 +46,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod places;
 pub mod remote;
 pub mod screen;
 pub mod server_link;

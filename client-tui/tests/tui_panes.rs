@@ -1,0 +1,101 @@
+//! The real TUI in tmux against a real server: Alt+L shows the server in the left pane (its
+//! title says which server), and F5 between the two panes, both on the server, copies a tree
+//! inside it (checked on disk, byte for byte); two local panes refuse F5 with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, bytes, tree};
+use tmux::{Desk, WAIT, cursor_left, left_pane, right_pane};
+
+#[test]
+fn two_panes_on_one_server_and_f5_copies_a_tree_inside_it() {
+    tmux::require_tmux();
+    let server = TestServer::start();
+    std::fs::create_dir_all(server.path("d/src/a")).unwrap();
+    std::fs::create_dir_all(server.path("d/dest")).unwrap();
+    std::fs::write(server.path("d/src/big.bin"), bytes(2 * 1024 * 1024, 5)).unwrap();
+    std::fs::write(server.path("d/src/a/one.txt"), b"one").unwrap();
+    let desk = Desk::new();
+    std::fs::write(desk.local.join("local-only.txt"), b"here").unwrap();
+    let label = format!("127.0.0.1:{}", server.addr.port());
+
+    let tmux = desk.ferry(&[&server.url("d/dest")], (140, 30));
+    tmux.wait_for("both listings", |s| {
+        s.contains("local-only.txt") && s.contains("connected")
+    });
+    // The left pane shows the server, where the right pane is, and says so in its title.
+    tmux.keys(&["M-l"]);
+    tmux.wait_for("the server in the left pane", |s| {
+        s.lines()
+            .map(left_pane)
+            .any(|l| l.contains(&label) && l.contains("/d/dest"))
+            && !s.contains("local-only.txt")
+    });
+    tmux.keys(&["BSpace"]);
+    tmux.wait_for("the left pane in /d", |s| {
+        s.lines().map(left_pane).any(|l| l.contains("src/"))
+    });
+    tmux.wait_for("the cursor on dest", |s| cursor_left(s, "dest"));
+    tmux.keys(&["Down"]);
+    tmux.wait_for("the cursor on src", |s| cursor_left(s, "src"));
+    tmux.keys(&["F5"]);
+    let start = Instant::now();
+    // Each file appears under its name only once complete and verified.
+    while !server.path("d/dest/src/big.bin").exists()
+        || !server.path("d/dest/src/a/one.txt").exists()
+    {
+        assert!(
+            start.elapsed() < WAIT,
+            "the copy did not arrive; the screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.wait_for("the copy listed in the right pane", |s| {
+        s.lines().filter_map(right_pane).any(|r| r.contains("src/"))
+    });
+    assert_eq!(
+        tree(&server.path("d/src")),
+        tree(&server.path("d/dest/src"))
+    );
+    // Back to the local directory it showed before.
+    tmux.keys(&["M-l"]);
+    tmux.wait_for("the local directory again", |s| {
+        s.contains("local-only.txt")
+    });
+    tmux.keys(&["F10"]);
+}
+
+#[test]
+fn two_local_panes_refuse_a_copy_and_say_why() {
+    tmux::require_tmux();
+    let server = TestServer::start();
+    std::fs::write(server.path("remote.txt"), b"r").unwrap();
+    let desk = Desk::new();
+    std::fs::write(desk.local.join("mine.txt"), b"mine").unwrap();
+
+    let tmux = desk.ferry(&[&server.url("")], (140, 30));
+    tmux.wait_for("both listings", |s| {
+        s.contains("mine.txt") && s.contains("remote.txt") && s.contains("connected")
+    });
+    // The right pane switched to a local directory: the left pane's.
+    tmux.keys(&["Tab", "M-l"]);
+    tmux.wait_for("two local panes", |s| {
+        !s.contains("remote.txt")
+            && s.lines()
+                .filter_map(right_pane)
+                .any(|r| r.contains("mine.txt"))
+    });
+    tmux.keys(&["Tab", "-l", "mi"]);
+    tmux.wait_for("the cursor on mine.txt", |s| cursor_left(s, "mine.txt"));
+    tmux.keys(&["F5"]);
+    tmux.wait_for("the refusal", |s| {
+        s.contains("Both panes show local directories")
+    });
+    tmux.keys(&["F10"]);
+}
