@@ -219,3 +219,29 @@ async fn a_directory_copied_into_itself_on_one_server_is_refused() {
     assert!(log.failed[0].1.contains("into itself"), "{log:?}");
     assert!(!server.path("src/a/inner").exists());
 }
+
+#[test]
+fn ferry_copy_copies_a_tree_between_two_servers_and_inside_one() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    make_source(a.root.path());
+    std::fs::create_dir(b.path("into")).unwrap();
+    // An existing directory receives the source under its own name.
+    common::ok(common::ferry(&["copy", "-r", &a.url("src"), &b.url("into")]));
+    assert_eq!(tree(&a.path("src")), tree(&b.path("into/src")));
+    // Anything else is the new name.
+    common::ok(common::ferry(&["copy", "-r", &a.url("src"), &a.url("again")]));
+    assert_eq!(tree(&a.path("src")), tree(&a.path("again")));
+    common::ok(common::ferry(&["copy", &a.url("src/big.bin"), &b.url("big")]));
+    assert_eq!(
+        std::fs::read(b.path("big")).unwrap(),
+        std::fs::read(a.path("src/big.bin")).unwrap()
+    );
+    let refused = common::ferry(&["copy", &a.url("src"), &b.url("x")]);
+    assert!(!refused.status.success());
+    assert!(
+        common::text(&refused.stderr).contains("is_a_directory"),
+        "{}",
+        common::text(&refused.stderr)
+    );
+    assert!(!b.path("x").exists());
+}

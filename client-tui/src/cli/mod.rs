@@ -1,4 +1,4 @@
-//! The scripting commands: `ferry ls|get|put|mkdir|rm|mv`. Each is a thin layer over the
+//! The scripting commands: `ferry ls|get|put|copy|mkdir|rm|mv`. Each is a thin layer over the
 //! engine that decides what the arguments mean (`cp`-like targets) and prints for scripts and
 //! people; the clap definitions live in `main.rs`.
 //!
@@ -8,6 +8,7 @@
 //! # Modules
 //! - `listing`: `ls`, as a sorted table or one JSON object per line.
 //! - `transfer`: `get` and `put`: what the sources and the target mean.
+//! - `copy`: `copy`, from one remote location to another (one server or two).
 //! - `watch`: one job run to its end, with an indicatif bar on a terminal.
 //! - `options`: what the transfer flags mean.
 //! - `locations`: all locations on one server; a wire path's last name.
@@ -15,6 +16,7 @@
 //! - `ops`: `mkdir`, `rm`, `mv`.
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
 
+mod copy;
 mod error;
 mod listing;
 mod locations;
@@ -24,6 +26,7 @@ pub mod outcome;
 mod transfer;
 mod watch;
 
+pub use copy::copy;
 pub use error::CliError;
 pub use listing::{format_entry, ls};
 pub use ops::{mkdir, mv, partials, rm};
