@@ -226,12 +226,26 @@ fn ferry_copy_copies_a_tree_between_two_servers_and_inside_one() {
     make_source(a.root.path());
     std::fs::create_dir(b.path("into")).unwrap();
     // An existing directory receives the source under its own name.
-    common::ok(common::ferry(&["copy", "-r", &a.url("src"), &b.url("into")]));
+    common::ok(common::ferry(&[
+        "copy",
+        "-r",
+        &a.url("src"),
+        &b.url("into"),
+    ]));
     assert_eq!(tree(&a.path("src")), tree(&b.path("into/src")));
     // Anything else is the new name.
-    common::ok(common::ferry(&["copy", "-r", &a.url("src"), &a.url("again")]));
+    common::ok(common::ferry(&[
+        "copy",
+        "-r",
+        &a.url("src"),
+        &a.url("again"),
+    ]));
     assert_eq!(tree(&a.path("src")), tree(&a.path("again")));
-    common::ok(common::ferry(&["copy", &a.url("src/big.bin"), &b.url("big")]));
+    common::ok(common::ferry(&[
+        "copy",
+        &a.url("src/big.bin"),
+        &b.url("big"),
+    ]));
     assert_eq!(
         std::fs::read(b.path("big")).unwrap(),
         std::fs::read(a.path("src/big.bin")).unwrap()

@@ -21,8 +21,8 @@ use ferry_protocol::{CopyReply, Digest, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
 use super::put::{
-    PARTIAL_MODE, claim_space, create_partial, lock_partial, names_file, new_file_mode,
-    remember_target, rename_no_replace,
+    PARTIAL_MODE, claim_space, create_partial, lock_partial, names_file, new_file_mode, place,
+    remember_target,
 };
 use super::{Access, Meter, UNITS_PER_MIB, check_writable, ok_line, same_version};
 use crate::buffer_pool;
@@ -148,33 +148,7 @@ pub(super) fn copy(
             format!("{wire}: the partial copy was replaced while it was written"),
         ));
     }
-    if overwrite
-        && dir
-            .symlink_metadata(name)
-            .is_ok_and(|meta| meta.file_type().is_symlink())
-    {
-        discard();
-        return Err(OpError::new(
-            ErrorCode::Forbidden,
-            format!("{wire}: became a symlink while the copy ran; it is left as it is"),
-        ));
-    }
-    let placed = if overwrite {
-        dir.rename(&partial.raw, &dir, name)
-    } else {
-        rename_no_replace(&dir, &partial.raw, name)
-    };
-    placed.map_err(|err| {
-        discard();
-        if err.kind() == io::ErrorKind::AlreadyExists {
-            if dir.symlink_metadata(name).is_ok_and(|meta| meta.is_dir()) {
-                return OpError::new(ErrorCode::IsADirectory, format!("{wire}: is a directory"));
-            }
-            OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
-        } else {
-            OpError::io(&err, &wire)
-        }
-    })?;
+    place(&dir, &partial.raw, name, overwrite, &wire, "copy")?;
     drop(guard);
     ok_line(&CopyReply {
         digest,

@@ -741,47 +741,65 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
             format!("{wire}: the partial upload was replaced while it was written"),
         ));
     }
-    // A symlink swapped in for the target since `prepare` is never replaced by the rename
-    // (what is left is the moment between this look and the rename).
-    if put.overwrite
-        && upload
-            .dir
-            .symlink_metadata(&upload.name)
-            .is_ok_and(|meta| meta.file_type().is_symlink())
-    {
-        discard(&upload);
-        return Err(OpError::new(
-            ErrorCode::Forbidden,
-            format!("{wire}: became a symlink while the upload ran; it is left as it is"),
-        ));
-    }
-    let placed = if put.overwrite {
-        upload
-            .dir
-            .rename(&upload.partial, &upload.dir, &upload.name)
-    } else {
-        rename_no_replace(&upload.dir, &upload.partial, &upload.name)
-    };
-    placed.map_err(|err| {
-        discard(&upload);
-        if err.kind() == io::ErrorKind::AlreadyExists {
-            // Taken before (when not looked at in `prepare`) or while the bytes were arriving.
-            if upload
-                .dir
-                .symlink_metadata(&upload.name)
-                .is_ok_and(|meta| meta.is_dir())
-            {
-                return OpError::new(ErrorCode::IsADirectory, format!("{wire}: is a directory"));
-            }
-            OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
-        } else {
-            OpError::io(&err, &wire)
-        }
-    })?;
+    place(
+        &upload.dir,
+        &upload.partial,
+        &upload.name,
+        put.overwrite,
+        &wire,
+        "upload",
+    )?;
     drop(upload.guard);
     ok_line(&PutReply {
         digest,
         file_size: put.offset + put.size,
+    })
+}
+
+/// Renames a complete, verified partial onto `name` in `dir`, replacing what is there only
+/// with `overwrite`; when it cannot, the partial is removed and the answer says why (`what`:
+/// the upload or the copy that wrote it). A symlink swapped in for the target since the checks
+/// is never replaced (what is left is the moment between this look and the rename).
+pub(super) fn place(
+    dir: &Dir,
+    partial: &OsStr,
+    name: &OsStr,
+    overwrite: bool,
+    wire: &str,
+    what: &str,
+) -> Result<(), OpError> {
+    let discard = || {
+        if let Err(err) = dir.remove_file(partial) {
+            tracing::warn!(path = %wire, %err, "cannot remove a failed partial");
+        }
+    };
+    if overwrite
+        && dir
+            .symlink_metadata(name)
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+    {
+        discard();
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("{wire}: became a symlink while the {what} ran; it is left as it is"),
+        ));
+    }
+    let placed = if overwrite {
+        dir.rename(partial, dir, name)
+    } else {
+        rename_no_replace(dir, partial, name)
+    };
+    placed.map_err(|err| {
+        discard();
+        if err.kind() == io::ErrorKind::AlreadyExists {
+            // Taken before (when not looked at first) or while the bytes were arriving.
+            if dir.symlink_metadata(name).is_ok_and(|meta| meta.is_dir()) {
+                return OpError::new(ErrorCode::IsADirectory, format!("{wire}: is a directory"));
+            }
+            OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
+        } else {
+            OpError::io(&err, wire)
+        }
     })
 }
 
@@ -804,7 +822,7 @@ pub(super) fn names_file(dir: &Dir, name: &OsStr, file: &std::fs::File) -> bool 
 /// Renames `from` to `to` in `dir` unless `to` exists (`AlreadyExists` then). One atomic
 /// `renameat2(RENAME_NOREPLACE)` where the filesystem has it, so a file created meanwhile is
 /// never replaced and no `statx` per upload is needed; elsewhere a look before the rename.
-pub(super) fn rename_no_replace(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
+fn rename_no_replace(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
     use rustix::fs::{RenameFlags, renameat_with};
     match renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
