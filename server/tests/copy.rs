@@ -242,6 +242,58 @@ async fn a_read_only_server_refuses_and_writes_nothing() {
     assert!(!server.path("g").exists());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_cut_short_by_a_reset_leaves_no_final_name_and_no_partial() {
+    let server = Server::start_on_shm(|_| {}).await;
+    {
+        use std::io::Write;
+        let chunk = pattern(1024 * 1024, 9);
+        let mut file = std::fs::File::create(server.path("big")).unwrap();
+        for _ in 0..768 {
+            file.write_all(&chunk).unwrap();
+        }
+    }
+    let mut client = server.client().await;
+    client
+        .send_json(&json!({"op": "copy", "path": "big", "to": "copy"}))
+        .await;
+    // The partial appears once the copy has started: then the client goes.
+    let started = Instant::now();
+    let partial = || {
+        std::fs::read_dir(&server.root).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".ferry")
+        })
+    };
+    while !partial() {
+        assert!(started.elapsed() < common::STEP, "the copy never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // A reset, as from a client that died: a copy is stopped by that, not by a close alone
+    // (a client may half-close and still read the answer, and then the copy completes).
+    #[allow(deprecated)]
+    client
+        .reader
+        .get_ref()
+        .as_ref()
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let gone = Instant::now();
+    while partial() {
+        assert!(gone.elapsed() < common::STEP, "the partial stayed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        !server.path("copy").exists(),
+        "a copy whose client left was placed"
+    );
+    // The server stopped early: a whole copy of 768 MiB takes longer than that here.
+    println!("stopped {:?} after the client left", gone.elapsed());
+}
+
 /// The 1 GiB measure for the report: `cargo test -p ferry-server --test copy -- --ignored
 /// --nocapture`. Not run by default: it writes 3 GiB to the disk the tests run on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
