@@ -259,3 +259,39 @@ fn ferry_copy_copies_a_tree_between_two_servers_and_inside_one() {
     );
     assert!(!b.path("x").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_keeps_an_identical_destination_and_replaces_a_different_one() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    std::fs::write(a.path("same.txt"), b"same bytes").unwrap();
+    std::fs::write(a.path("new.txt"), b"the source").unwrap();
+    for (dest, to) in [(&a, "copy-"), (&b, "")] {
+        let same = format!("{to}same.txt");
+        let new = format!("{to}new.txt");
+        std::fs::write(dest.path(&same), b"same bytes").unwrap();
+        std::fs::write(dest.path(&new), b"not the source").unwrap();
+        let log = run_job(
+            a.endpoint(),
+            EngineOptions::default(),
+            JobSpec::Relay {
+                from: Box::new(a.endpoint()),
+                to: Box::new(dest.endpoint()),
+                items: vec![
+                    ("same.txt".into(), same.clone()),
+                    ("new.txt".into(), new.clone()),
+                ],
+                policy: ConflictPolicy::Resume,
+                remove_source: false,
+            },
+            never,
+        )
+        .await;
+        assert_eq!(
+            (log.summary().skipped, log.summary().files),
+            (1, 1),
+            "{log:?}"
+        );
+        assert_eq!(std::fs::read(dest.path(&new)).unwrap(), b"the source");
+        assert_eq!(std::fs::read(dest.path(&same)).unwrap(), b"same bytes");
+    }
+}

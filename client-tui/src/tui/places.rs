@@ -54,6 +54,16 @@ pub fn answered(side: Side, left: &Location, right: &Location) -> Vec<Side> {
     }
 }
 
+/// The transfer list's mark for a job from `from` to `to`: `↑` up to the server, `↓` down
+/// from it, `→` within it.
+pub fn arrow(from: &Location, to: &Location) -> &'static str {
+    match (from, to) {
+        (Location::Local(_), _) => "↑",
+        (Location::Remote(_), Location::Local(_)) => "↓",
+        (Location::Remote(_), Location::Remote(_)) => "→",
+    }
+}
+
 /// Why a copy from `from` to `to` cannot be made, for the banner (`switch_key` is the key
 /// that shows the server in a pane); `None` when it can (to or from the server, or between
 /// two directories of the server).
@@ -101,6 +111,14 @@ mod tests {
             answered(Side::Remote, &remote, &local),
             [Side::Local, Side::Remote]
         );
+    }
+
+    #[test]
+    fn the_arrow_says_where_the_bytes_go() {
+        let (local, remote) = (Location::Local("/".into()), Location::Remote(String::new()));
+        assert_eq!(arrow(&local, &remote), "↑");
+        assert_eq!(arrow(&remote, &local), "↓");
+        assert_eq!(arrow(&remote, &remote), "→");
     }
 
     #[test]
