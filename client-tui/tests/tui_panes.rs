@@ -1,6 +1,8 @@
-//! The real TUI in tmux against a real server: Alt+L shows the server in the left pane (its
+//! The real TUI in tmux against real servers: Alt+L shows the server in the left pane (its
 //! title says which server), and F5 between the two panes, both on the server, copies a tree
-//! inside it (checked on disk, byte for byte); two local panes refuse F5 with the reason.
+//! inside it; F9 in that pane connects it to a second server, and F5 copies a tree from one
+//! server to the other (both checked on disk, byte for byte); two local panes refuse F5 with
+//! the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -96,6 +98,70 @@ fn two_local_panes_refuse_a_copy_and_say_why() {
     tmux.keys(&["F5"]);
     tmux.wait_for("the refusal", |s| {
         s.contains("Both panes show local directories")
+    });
+    tmux.keys(&["F10"]);
+}
+
+#[test]
+fn two_panes_on_two_servers_and_f5_copies_a_tree_from_one_to_the_other() {
+    tmux::require_tmux();
+    let (a, b) = (TestServer::start(), TestServer::start());
+    std::fs::create_dir_all(a.path("src/a")).unwrap();
+    std::fs::write(a.path("src/big.bin"), bytes(2 * 1024 * 1024 + 3, 8)).unwrap();
+    std::fs::write(a.path("src/a/one.txt"), b"one").unwrap();
+    std::fs::write(b.path("b-marker.txt"), b"b").unwrap();
+    let desk = Desk::new();
+    std::fs::write(desk.local.join("local-only.txt"), b"here").unwrap();
+    let (label_a, label_b) = (
+        format!("127.0.0.1:{}", a.addr.port()),
+        format!("127.0.0.1:{}", b.addr.port()),
+    );
+
+    let tmux = desk.ferry(&[&a.url("")], (150, 30));
+    tmux.wait_for("both listings", |s| {
+        s.contains("local-only.txt") && s.contains("src/") && s.contains("connected")
+    });
+    tmux.keys(&["M-l"]);
+    tmux.wait_for("server A in the left pane", |s| {
+        s.lines().map(left_pane).any(|l| l.contains("src/"))
+    });
+    // F9 in a pane that shows a server connects that pane.
+    tmux.keys(&["F9"]);
+    tmux.wait_for("the connect list", |s| s.contains("New address"));
+    tmux.keys(&["Down", "Enter"]);
+    tmux.wait_for("the address prompt", |s| s.contains("Address: ferry://"));
+    tmux.keys(&["-l", &format!("127.0.0.1:{}/", b.addr.port())]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("server B in the left pane, A still in the right", |s| {
+        // The titles, left then right, on the first line.
+        let titles = s.lines().next().unwrap_or_default();
+        let (Some(left), Some(right)) = (titles.find(&label_b), titles.find(&label_a)) else {
+            return false;
+        };
+        left < right
+            && s.lines().map(left_pane).any(|l| l.contains("b-marker.txt"))
+            && s.lines().filter_map(right_pane).any(|r| r.contains("src/"))
+    });
+    // From A (right) to B (left).
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("the cursor on src", |s| {
+        s.lines()
+            .filter_map(right_pane)
+            .any(|r| r.contains('›') && r.contains("src/"))
+    });
+    tmux.keys(&["F5"]);
+    let start = Instant::now();
+    while !b.path("src/big.bin").exists() || !b.path("src/a/one.txt").exists() {
+        assert!(
+            start.elapsed() < WAIT,
+            "the copy did not arrive; the screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(tree(&a.path("src")), tree(&b.path("src")));
+    tmux.wait_for("the copy listed in the left pane", |s| {
+        s.lines().map(left_pane).any(|l| l.contains("src/"))
     });
     tmux.keys(&["F10"]);
 }

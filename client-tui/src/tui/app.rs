@@ -37,7 +37,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
-use super::places::{self, Places};
+use super::places::{self, OtherServer, Places};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
@@ -93,6 +93,8 @@ pub struct App {
     discard_after_cancel: HashSet<JobKey>,
     /// Where each pane was on the kind of place (local or server) it does not show now.
     places: Places,
+    /// A pane on another server than `conn`'s, with its own connection.
+    pub other: Option<OtherServer>,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -153,6 +155,7 @@ impl App {
             outbox: Vec::new(),
             discard_after_cancel: HashSet::new(),
             places: Places::default(),
+            other: None,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -181,6 +184,27 @@ impl App {
             Side::Local => &mut self.local,
             Side::Remote => &mut self.remote,
         }
+    }
+
+    /// The connection of the server `side`'s pane shows (when it shows one).
+    pub fn link(&self, side: Side) -> &ServerLink {
+        match &self.other {
+            Some(other) if other.side == side => &other.link,
+            _ => &self.conn,
+        }
+    }
+
+    /// The id of the connection `side`'s pane uses for the server.
+    pub fn conn_of(&self, side: Side) -> u64 {
+        self.link(side).id
+    }
+
+    /// A connection id no link has had.
+    fn next_conn_id(&self) -> u64 {
+        self.conn
+            .id
+            .max(self.other.as_ref().map_or(0, |o| o.link.id))
+            + 1
     }
 
     /// The pane that keys apply to.
@@ -238,6 +262,7 @@ impl App {
             keymap: &self.keymap,
             theme: &self.theme,
             conn: &self.conn,
+            other: self.other.as_ref(),
             jobs: &self.transfers.jobs,
             selected_job: self.transfers.selected,
             dialog: &self.dialog,
@@ -562,7 +587,7 @@ impl App {
     /// The pane's title as drawn in `area` (the listing lays it out the same way).
     fn title_path(&self, side: Side, area: Rect) -> layout::TitlePath {
         let pane = self.pane(side);
-        let label = places::label(&pane.dir, &self.conn.label);
+        let label = places::label(&pane.dir, &self.link(side).label);
         let busy = if pane.pending.is_some() { " ⟳" } else { "" };
         layout::title_path(area, label, &pane.dir.shown(), busy)
     }
@@ -640,7 +665,7 @@ impl App {
 
     /// Whether `side` can be written, saying why not in the banner.
     fn writable(&mut self, side: Side, what: &str) -> bool {
-        if matches!(self.pane(side).dir, Location::Remote(_)) && self.conn.read_only {
+        if matches!(self.pane(side).dir, Location::Remote(_)) && self.link(side).read_only {
             // The server may be writable and only this account read-only: the hello does
             // not say which, so the message names the access, not the server.
             self.error(format!(
@@ -756,7 +781,34 @@ impl App {
             // A retry after a refused password: the refusal is old news.
             self.banner = None;
         }
-        self.conn = ServerLink::connecting(self.conn.id + 1, parsed.endpoint(None).address());
+        // F9 in the left pane while it shows a server connects that pane, beside the main one.
+        if self.active_side() == Side::Local && matches!(self.local.dir, Location::Remote(_)) {
+            let id = self.next_conn_id();
+            let replaces = self.other.take().map(|o| o.link.id);
+            self.other = Some(OtherServer {
+                side: Side::Local,
+                link: ServerLink::connecting(id, parsed.endpoint(None).address()),
+            });
+            self.local = self.local.reopened(Location::Remote(parsed.path.clone()));
+            self.sync_layout();
+            self.outbox.push(Effect::ConnectPane {
+                conn: id,
+                endpoint: Endpoint {
+                    host: parsed.host,
+                    port: parsed.port,
+                    token,
+                    tls: parsed.tls,
+                    fingerprint,
+                    user: parsed.user,
+                    password,
+                    ..Endpoint::default()
+                },
+                replaces,
+            });
+            self.request_list(Side::Local, Location::Remote(parsed.path), None);
+            return;
+        }
+        self.conn = ServerLink::connecting(self.next_conn_id(), parsed.endpoint(None).address());
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
@@ -1162,6 +1214,32 @@ impl App {
 
     /// News of the link to the server the remote pane browses.
     fn on_link_event(&mut self, conn: u64, event: ConnEvent) {
+        if let Some(other) = self.other.as_mut()
+            && other.link.id == conn
+        {
+            let side = other.side;
+            let label = other.link.label.clone();
+            match other.link.apply(event) {
+                LinkNews::Up { was_lost } => {
+                    if was_lost {
+                        self.info(format!("Reconnected to {label}"));
+                        self.refresh(side);
+                    }
+                }
+                LinkNews::Known => {}
+                LinkNews::Lost(error) => {
+                    self.error(format!("Disconnected from {label} ({error})"));
+                }
+                LinkNews::AskTrust { .. } | LinkNews::Refused(_) => self.error(format!(
+                    "{label}: its certificate is not trusted yet: connect to it in the right \
+                     pane first to look at it and trust it"
+                )),
+                LinkNews::Unauthorized(error) => {
+                    self.error(format!("Login to {label} refused ({error})"));
+                }
+            }
+            return;
+        }
         if conn != self.conn.id {
             return;
         }

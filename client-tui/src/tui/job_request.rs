@@ -54,8 +54,9 @@ pub fn request(
             policy: ConflictPolicy::Ask,
             remove_source: is_move,
         },
-        // Two directories of the server: the server copies. Its endpoint is the connection's,
-        // known where the job is submitted ([`bind`]).
+        // Two directories on servers: one server copies itself, two stream through memory.
+        // Their endpoints are the panes' connections', known where the job is submitted
+        // ([`bind`]).
         (Location::Remote(_), Location::Remote(_)) => JobSpec::Relay {
             from: Box::default(),
             to: Box::default(),
@@ -83,9 +84,9 @@ pub fn request(
     Some((spec, info))
 }
 
-/// `spec` bound to the connection it is submitted on: a copy between two directories of the
-/// server runs from and to `endpoint`.
-pub fn bind(spec: JobSpec, endpoint: &Endpoint) -> JobSpec {
+/// `spec` bound to the connections of its two panes: a copy between two servers' directories
+/// (or two of one server) runs from `from` to `to`.
+pub fn bind(spec: JobSpec, from: &Endpoint, to: &Endpoint) -> JobSpec {
     match spec {
         JobSpec::Relay {
             items,
@@ -93,8 +94,8 @@ pub fn bind(spec: JobSpec, endpoint: &Endpoint) -> JobSpec {
             remove_source,
             ..
         } => JobSpec::Relay {
-            from: Box::new(endpoint.clone()),
-            to: Box::new(endpoint.clone()),
+            from: Box::new(from.clone()),
+            to: Box::new(to.clone()),
             items,
             policy,
             remove_source,

@@ -1,11 +1,13 @@
-//! What each pane shows, a local directory or the server, whatever side of the screen it is
-//! on: the pane's title word for it, the switch between the two (each pane remembers where it
+//! What each pane shows, a local directory or a server, whatever side of the screen it is
+//! on (a second server in the left pane has its own connection, [`OtherServer`]): the pane's
+//! title word for it, the switch between the two (each pane remembers where it
 //! was on the other kind of place, so switching back returns there), and which copies between
 //! two places ferry can make.
 
 use std::collections::HashMap;
 
 use super::location::{Location, Side};
+use super::server_link::ServerLink;
 
 /// The word before a pane's path in its title: `Local`, or the server's label.
 pub fn label<'a>(dir: &Location, server: &'a str) -> &'a str {
@@ -13,6 +15,14 @@ pub fn label<'a>(dir: &Location, server: &'a str) -> &'a str {
         Location::Local(_) => "Local",
         Location::Remote(_) => server,
     }
+}
+
+/// A pane on a server other than the main connection's (F9 in a pane that shows a server
+/// connects that pane): its side and its own connection.
+#[derive(Debug)]
+pub struct OtherServer {
+    pub side: Side,
+    pub link: ServerLink,
 }
 
 /// Where each pane was on the kind of place it is not showing now.
