@@ -476,6 +476,9 @@ impl App {
                 Ok(dialog) => self.chmod = Some(dialog),
                 Err(why) => self.error(why),
             },
+            Action::Find if self.other.as_ref().is_some_and(|o| o.side == side) => {
+                self.error("Find file searches the main connection's server only, not this pane's");
+            }
             Action::Find => {
                 self.serial += 1;
                 self.find = Some(FindList::new(
