@@ -30,8 +30,9 @@ use crate::error::OpError;
 use crate::root::{ParentCache, RemotePath};
 
 /// Bytes copied, read back and compared per step: big enough that the kernel's copy and the
-/// reads are few, large calls; two such buffers per copy in flight.
-const CHUNK: usize = 4 * 1024 * 1024;
+/// reads are few, large calls, small enough that a copy's two buffers (one per file) cost
+/// what an upload's do (SECURITY.md's memory rows).
+const CHUNK: usize = 1024 * 1024;
 
 pub(super) fn copy(
     access: &Access,
