@@ -295,3 +295,33 @@ async fn resume_keeps_an_identical_destination_and_replaces_a_different_one() {
         assert_eq!(std::fs::read(dest.path(&same)).unwrap(), b"same bytes");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_mid_relay_leave_every_file_accounted_for_and_none_half_placed() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    make_source(a.root.path());
+    // Every connection to the destination breaks after 1 MiB: the 3 MiB file never makes it.
+    let cutting = Proxy::start_cutting(b.addr, 1024 * 1024).await;
+    let log = run_job(
+        a.endpoint(),
+        EngineOptions::default(),
+        relay(
+            &a.endpoint(),
+            &cutting.endpoint(),
+            ConflictPolicy::Overwrite,
+        ),
+        never,
+    )
+    .await;
+    let (files, failed) = match &log.outcome {
+        Some(Ok(summary)) => (summary.files, summary.failed),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(files + failed, 4, "{log:?}");
+    assert!(failed >= 1, "{log:?}");
+    assert!(!b.path("dst/big.bin").exists(), "a cut file was placed");
+    for (path, _, digest) in &log.done {
+        let on_disk = std::fs::read(b.path(path)).unwrap();
+        assert_eq!(*digest, common::digest(&on_disk), "{path}");
+    }
+}

@@ -147,7 +147,10 @@ async fn plan(
                 size: entry.size,
                 mtime: entry.mtime,
             }),
-            Kind::Dir if same && (to == from || to.starts_with(&format!("{from}/"))) => {
+            Kind::Dir
+                if same
+                    && (from.is_empty() || to == from || to.starts_with(&format!("{from}/"))) =>
+            {
                 job.failed_path(
                     from,
                     &EngineError::Refused {
@@ -243,8 +246,15 @@ impl Worker {
             match dest.as_mut() {
                 None => self.copy_batch(&mut source, batch).await?,
                 Some(dest) => {
-                    for pair in batch {
-                        self.relay_one(&mut source, dest, pair).await?;
+                    let mut batch = VecDeque::from(batch);
+                    while let Some(pair) = batch.pop_front() {
+                        if let Err(err) = self.relay_one(&mut source, dest, pair.clone()).await {
+                            // This connection is done for: its files go back for another.
+                            let mut queue = lock(&self.queue);
+                            queue.push_back(pair);
+                            queue.extend(batch);
+                            return Err(err);
+                        }
                     }
                 }
             }
@@ -269,11 +279,24 @@ impl Worker {
                 return Err(err);
             }
         };
-        for (pair, outcome) in batch.into_iter().zip(outcomes) {
+        let mut settled = batch.into_iter().zip(outcomes);
+        while let Some((pair, outcome)) = settled.next() {
             match outcome {
                 Ok(reply) => self.done(&pair, reply.digest, false),
                 Err(err) if err.remote_code() == Some(ErrorCode::AlreadyExists) => {
-                    self.conflict(session, None, pair).await?;
+                    if let Err(err) = self.conflict(session, None, pair.clone()).await {
+                        // The connection broke while settling it: it and the rest of the
+                        // batch still unsettled go back, nothing is lost.
+                        let mut queue = lock(&self.queue);
+                        queue.push_back(pair);
+                        for (rest, outcome) in settled {
+                            match outcome {
+                                Ok(reply) => self.done(&rest, reply.digest, false),
+                                Err(_) => queue.push_back(rest),
+                            }
+                        }
+                        return Err(err);
+                    }
                 }
                 Err(err) => fail(&self.job, &pair, &err),
             }
@@ -281,16 +304,26 @@ impl Worker {
         Ok(())
     }
 
-    /// One file streamed from the source server into the destination server.
+    /// One file streamed from the source server into the destination server. `Err` only
+    /// when a connection broke before the file was settled (the caller puts it back).
     async fn relay_one(
         &self,
         source: &mut Session,
         dest: &mut Session,
         pair: Pair,
     ) -> Result<(), EngineError> {
-        if self.job.policy != ConflictPolicy::Overwrite && dest.try_stat(&pair.to).await?.is_some()
-        {
-            return self.conflict(source, Some(dest), pair).await;
+        if self.job.policy != ConflictPolicy::Overwrite {
+            match dest.try_stat(&pair.to).await {
+                Ok(Some(_)) => return self.conflict(source, Some(dest), pair).await,
+                Ok(None) => {}
+                Err(err @ (EngineError::Connection { .. } | EngineError::Protocol(_))) => {
+                    return Err(err);
+                }
+                Err(err) => {
+                    fail(&self.job, &pair, &err);
+                    return Ok(());
+                }
+            }
         }
         let overwrite = self.job.policy == ConflictPolicy::Overwrite;
         self.relay_checked(source, dest, pair, overwrite).await
@@ -304,15 +337,18 @@ impl Worker {
         overwrite: bool,
     ) -> Result<(), EngineError> {
         lock(&self.job.progress).start_file(&pair.to);
-        match relay_file(&self.job, source, dest, &pair, overwrite).await {
+        let mut counted = 0;
+        let relayed = relay_file(&self.job, source, dest, &pair, overwrite, &mut counted).await;
+        if relayed.is_err() {
+            // What this attempt counted did not arrive.
+            lock(&self.job.progress).take_back(counted);
+        }
+        match relayed {
             Ok(digest) => {
                 self.done(&pair, digest, true);
                 Ok(())
             }
-            Err(err @ EngineError::Connection { .. }) => {
-                lock(&self.queue).push_back(pair);
-                Err(err)
-            }
+            Err(err @ (EngineError::Connection { .. } | EngineError::Protocol(_))) => Err(err),
             Err(err) => {
                 fail(&self.job, &pair, &err);
                 Ok(())
@@ -441,6 +477,7 @@ async fn relay_file(
     dest: &mut Session,
     pair: &Pair,
     overwrite: bool,
+    counted: &mut u64,
 ) -> Result<Digest, EngineError> {
     let src = source.frames().await?;
     src.writer
@@ -471,15 +508,14 @@ async fn relay_file(
             mode: Some(reply.mode & 0o777),
         }))
         .await?;
-    let mut counted = 0u64;
     while let Some(chunk) = src.reader.payload_chunk().await? {
         dst.writer.write(&chunk).await?;
         let n = chunk.len() as u64;
-        counted += n;
+        *counted += n;
         lock(&job.progress).add_moved(n);
     }
-    if counted != pair.size {
-        lock(&job.progress).resize_file(pair.size, counted);
+    if *counted != pair.size {
+        lock(&job.progress).resize_file(pair.size, *counted);
     }
     let trailer = src.reader.header::<GetTrailer>().await?;
     source.settle();
