@@ -31,6 +31,9 @@ use super::spec::ConflictPolicy;
 
 /// Files one worker sends as one pipelined batch of `copy` requests.
 const COPY_BATCH: usize = 16;
+/// Bytes past which a batch takes no more files: progress moves as batches are answered, so
+/// big files go a few at a time.
+const COPY_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One file to copy.
 #[derive(Debug, Clone)]
@@ -234,10 +237,17 @@ impl Worker {
             Some(Session::connect(&self.to).await?)
         };
         loop {
-            let take = if same { COPY_BATCH } else { 1 };
             let batch: Vec<Pair> = {
                 let mut queue = lock(&self.queue);
-                let n = take.min(queue.len());
+                let mut n = 0;
+                let mut bytes = 0;
+                // At least one file; on one server more, up to the batch's count and bytes.
+                while let Some(next) = queue.get(n)
+                    && (n == 0 || (same && n < COPY_BATCH && bytes < COPY_BATCH_BYTES))
+                {
+                    bytes += next.size;
+                    n += 1;
+                }
                 queue.drain(..n).collect()
             };
             if batch.is_empty() {
