@@ -784,34 +784,35 @@ impl App {
             // A retry after a refused password: the refusal is old news.
             self.banner = None;
         }
+        let endpoint = Endpoint {
+            host: parsed.host.clone(),
+            port: parsed.port,
+            token,
+            tls: parsed.tls,
+            fingerprint,
+            user: parsed.user.clone(),
+            password,
+            ..Endpoint::default()
+        };
         // F9 in the left pane while it shows a server connects that pane, beside the main one.
         if self.active_side() == Side::Local && matches!(self.local.dir, Location::Remote(_)) {
             let id = self.next_conn_id();
             let replaces = self.other.take().map(|o| o.link.id);
             self.other = Some(OtherServer {
                 side: Side::Local,
-                link: ServerLink::connecting(id, parsed.endpoint(None).address()),
+                link: ServerLink::connecting(id, endpoint.address()),
             });
             self.local = self.local.reopened(Location::Remote(parsed.path.clone()));
             self.sync_layout();
             self.outbox.push(Effect::ConnectPane {
                 conn: id,
-                endpoint: Endpoint {
-                    host: parsed.host,
-                    port: parsed.port,
-                    token,
-                    tls: parsed.tls,
-                    fingerprint,
-                    user: parsed.user,
-                    password,
-                    ..Endpoint::default()
-                },
+                endpoint,
                 replaces,
             });
             self.request_list(Side::Local, Location::Remote(parsed.path), None);
             return;
         }
-        self.conn = ServerLink::connecting(self.next_conn_id(), parsed.endpoint(None).address());
+        self.conn = ServerLink::connecting(self.next_conn_id(), endpoint.address());
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
         self.pending_recent = Some(Recent {
@@ -823,16 +824,7 @@ impl App {
         self.sync_layout();
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
-            endpoint: Endpoint {
-                host: parsed.host,
-                port: parsed.port,
-                token,
-                tls: parsed.tls,
-                fingerprint,
-                user: parsed.user,
-                password,
-                ..Endpoint::default()
-            },
+            endpoint,
         });
         self.request_list(Side::Remote, Location::Remote(parsed.path), None);
     }
