@@ -178,6 +178,24 @@ enum Command {
         #[command(flatten)]
         transfer: TransferArgs,
     },
+    /// Copy a remote file, or a directory with -r, to another remote location: on one server
+    /// the server copies it (no bytes through this machine), between two servers the bytes
+    /// stream through this process's memory, never its disk; verified end to end either way.
+    /// Both locations log in with the same token or password.
+    Copy {
+        /// Copy directories and everything under them.
+        #[arg(short, long)]
+        recursive: bool,
+        /// The source (ferry://HOST:PORT/PATH, percent-decoded: % is %25).
+        from: RemoteUrl,
+        /// The target (ferry://HOST:PORT/PATH): an existing directory receives the source
+        /// under its own name; otherwise the new name. A trailing / means it must be a
+        /// directory.
+        #[arg(value_name = "URL")]
+        to: RemoteTarget,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
     /// Create remote directories and their missing parents.
     Mkdir {
         /// The directories to create, all on one server (ferry://HOST:PORT/PATH,
@@ -588,7 +606,8 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
             target: RemoteTarget { url, .. },
             ..
         }
-        | Command::Mv { url, .. } => Some(url),
+        | Command::Mv { url, .. }
+        | Command::Copy { from: url, .. } => Some(url),
         Command::Get { paths, .. } => paths.iter().find_map(|arg| match arg {
             GetArg::Remote(url) => Some(url),
             GetArg::Local(_) => None,
@@ -704,6 +723,21 @@ async fn run_command(
                 .await
                 .map(drop)
         }
+        Command::Copy {
+            recursive,
+            from,
+            to,
+            transfer,
+        } => cli::copy(
+            &at(&from),
+            &from,
+            &at(&to.url),
+            &to.url,
+            to.dir,
+            transfer.options(recursive),
+        )
+        .await
+        .map(drop),
         Command::Mkdir { urls } => {
             let endpoint = first_endpoint(&urls, at, "nothing to make")?;
             cli::mkdir(&endpoint, &urls).await
@@ -819,6 +853,11 @@ async fn resolve_homes(command: &mut Command) -> Result<(), CliError> {
         Command::Mkdir { urls } | Command::Rm { urls, .. } | Command::Partials { urls, .. } => {
             urls.iter_mut().collect()
         }
+        Command::Copy {
+            from,
+            to: RemoteTarget { url, .. },
+            ..
+        } => vec![from, url],
         Command::Sync { src, dst, .. } => [src, dst]
             .into_iter()
             .filter_map(|arg| match arg {

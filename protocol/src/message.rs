@@ -131,6 +131,16 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_digest: Option<Digest>,
     },
+    /// Copies the regular file at `path` (symlinks followed inside the root, as `get` does) to
+    /// `to` inside the same root, without its bytes crossing the connection: answered by
+    /// [`CopyReply`] once the copy is verified and in place. One file per request, so a tree's
+    /// copy accounts for every entry and reports progress as its files land.
+    Copy {
+        path: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        overwrite: bool,
+    },
     /// Sets a file's or directory's modification time and/or permission bits (at least one),
     /// without sending its bytes: a sync fixes a time or a mode this way, a chmod dialog too.
     /// Answered by [`AttrsReply`]. A symlink at `path` is refused, never followed.
@@ -206,6 +216,7 @@ impl Request {
             Request::Rename { .. } => "rename",
             Request::Remove { .. } => "remove",
             Request::Attrs { .. } => "attrs",
+            Request::Copy { .. } => "copy",
         }
     }
 }
@@ -315,6 +326,14 @@ pub struct StatReply {
     /// followed), when the server knows its boot id and the path resolves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+/// Reply to `copy`: the copy's digest (read back from the new file and equal to the source's)
+/// and its length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyReply {
+    pub digest: Digest,
+    pub file_size: u64,
 }
 
 /// Reply to `attrs`: the entry as it is after the change.
@@ -841,6 +860,11 @@ mod tests {
                 path: "d".into(),
                 mtime: None,
                 mode: Some(0o640),
+            },
+            Request::Copy {
+                path: "d/a".into(),
+                to: "e/a".into(),
+                overwrite: true,
             },
         ];
         for request in requests {

@@ -1,4 +1,4 @@
-//! The scripting commands: `ferry ls|get|put|mkdir|rm|mv|sync`. Each is a thin layer over the
+//! The scripting commands: `ferry ls|get|put|copy|mkdir|rm|mv|sync`. Each is a thin layer over the
 //! engine that decides what the arguments mean (`cp`-like targets) and prints for scripts and
 //! people; the clap definitions live in `main.rs`.
 //!
@@ -8,6 +8,7 @@
 //! # Modules
 //! - `listing`: `ls`, as a sorted table or one JSON object per line.
 //! - `transfer`: `get` and `put`: what the sources and the target mean.
+//! - `copy`: `copy`, from one remote location to another (one server or two).
 //! - `watch`: one job run to its end, with an indicatif bar on a terminal.
 //! - `options`: what the transfer flags mean.
 //! - `locations`: all locations on one server; home-relative ssh paths resolved; a wire
@@ -17,6 +18,7 @@
 //! - `sync`: `sync`: the plan printed, or carried out around one transfer job.
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
 
+mod copy;
 mod error;
 mod listing;
 mod locations;
@@ -27,6 +29,7 @@ mod sync;
 mod transfer;
 mod watch;
 
+pub use copy::copy;
 pub use error::CliError;
 pub use listing::{format_entry, ls};
 pub use locations::resolve_homes;

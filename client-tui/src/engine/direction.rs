@@ -27,7 +27,8 @@ impl Direction {
     pub(super) fn of(spec: &JobSpec) -> Direction {
         match spec {
             JobSpec::Upload { .. } => Direction::Upload,
-            JobSpec::Download { .. } => Direction::Download,
+            // A relay never reaches the scheduler (`front` runs it in `relay`).
+            JobSpec::Download { .. } | JobSpec::Relay { .. } => Direction::Download,
         }
     }
 
@@ -56,6 +57,9 @@ pub(super) async fn plan(
     match spec {
         JobSpec::Upload { items, .. } => plan::plan_upload(job, session, items, stats).await,
         JobSpec::Download { items, .. } => plan::plan_download(job, session, items, stats).await,
+        JobSpec::Relay { .. } => Err(EngineError::Protocol(
+            "a relay is not planned by the scheduler".into(),
+        )),
     }
 }
 

@@ -17,8 +17,8 @@ use super::event::{JobSummary, TransferEvent};
 use super::job::{Job, lock};
 use super::progress::EMIT_INTERVAL;
 use super::rate::SharedRate;
-use super::scheduler;
 use super::spec::{EngineOptions, Groundwork, JobId, JobSpec};
+use super::{relay, scheduler};
 
 /// Runs transfer jobs in the background; cheap to clone.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl Engine {
             let outcome = tokio::select! {
                 biased;
                 () = cancel.cancelled() => Err(EngineError::Cancelled),
-                outcome = scheduler::run(Arc::clone(&job), spec, groundwork) => outcome,
+                outcome = run(Arc::clone(&job), spec, groundwork) => outcome,
             };
             job.restore_aside().await;
             drop(reporter);
@@ -182,6 +182,21 @@ impl Events {
             self.ready.extend(burst);
         }
         self.ready.pop_front()
+    }
+}
+
+/// A job to its end: a relay between servers on its own, transfers to and from this machine
+/// on the scheduler.
+async fn run(
+    job: Arc<Job>,
+    spec: JobSpec,
+    groundwork: Option<Groundwork>,
+) -> Result<(), EngineError> {
+    match spec {
+        JobSpec::Relay {
+            from, to, items, ..
+        } => relay::run(job, *from, *to, items).await,
+        spec => scheduler::run(job, spec, groundwork).await,
     }
 }
 

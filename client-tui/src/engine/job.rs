@@ -166,6 +166,11 @@ impl Job {
                 policy,
                 remove_source,
                 ..
+            }
+            | JobSpec::Relay {
+                policy,
+                remove_source,
+                ..
             } => (*policy, *remove_source),
         };
         Job {

@@ -57,6 +57,7 @@ mod local;
 mod plan;
 pub mod progress;
 mod rate;
+mod relay;
 mod same_file;
 mod scheduler;
 mod session;

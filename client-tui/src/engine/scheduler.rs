@@ -241,6 +241,8 @@ async fn screen_same_files(
                 remove_source,
             }
         }
+        // Between servers: nothing on this machine's disk to be the same file.
+        relay @ JobSpec::Relay { .. } => relay,
     })
 }
 

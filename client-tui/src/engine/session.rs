@@ -12,8 +12,8 @@
 //! must stay in one place.
 
 use ferry_protocol::{
-    AttrsReply, DigestBatch, DigestEntry, Done, Entry, ErrorCode, GetReply, GetTrailer, ListBatch,
-    PartialReply, PartialsReply, Request, StatReply, SummaryReply,
+    AttrsReply, CopyReply, DigestBatch, DigestEntry, Done, Entry, ErrorCode, GetReply, GetTrailer,
+    ListBatch, PartialReply, PartialsReply, Request, StatReply, SummaryReply,
 };
 use ferry_protocol::{Digest, ErrorBody};
 
@@ -694,6 +694,39 @@ impl Session {
             .pipeline_replies::<AttrsReply>(&paths, &requests)
             .await?;
         Ok(replies.into_iter().map(|r| r.map(|r| r.entry)).collect())
+    }
+
+    /// Copies files inside the server (each `(from, to)`), the bytes never crossing the
+    /// connection, with one round trip's worth of waiting: each copy's outcome in order.
+    pub async fn copy_many(
+        &mut self,
+        pairs: &[(String, String)],
+        overwrite: bool,
+    ) -> Result<Vec<Result<CopyReply, EngineError>>, EngineError> {
+        let paths = pairs.iter().map(|(_, to)| to.clone()).collect::<Vec<_>>();
+        let requests = pairs
+            .iter()
+            .map(|(from, to)| Request::Copy {
+                path: from.clone(),
+                to: to.clone(),
+                overwrite,
+            })
+            .collect::<Vec<_>>();
+        self.pipeline_replies(&paths, &requests).await
+    }
+
+    /// The connection itself, for an exchange the caller frames (a relay's `get` streamed into
+    /// another server's `put`). The session counts as out of step until [`Self::settle`]: an
+    /// exchange cut short makes the next request start over on a new connection.
+    pub(super) async fn frames(&mut self) -> Result<&mut FrameStream, EngineError> {
+        self.ready().await?;
+        self.poisoned = true;
+        Ok(&mut self.conn)
+    }
+
+    /// The exchange begun with [`Self::frames`] was read to its end.
+    pub(super) fn settle(&mut self) {
+        self.poisoned = false;
     }
 
     /// Sends small requests in windows and reads their `Done` replies; each window is small

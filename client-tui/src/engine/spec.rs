@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use ferry_protocol::Entry;
 
+use super::endpoint::Endpoint;
 use super::session::Session;
 
 /// How an engine spreads its work.
@@ -126,6 +127,18 @@ pub enum JobSpec {
     /// Each remote source is written to exactly the local path beside it.
     Download {
         items: Vec<(String, PathBuf)>,
+        policy: ConflictPolicy,
+        remove_source: bool,
+    },
+    /// Each source on the server `from` is copied to exactly the path beside it on `to`: by
+    /// the server itself (`copy`, no bytes through this process) when both are the same
+    /// server, else streamed from a `get` into a `put` through a bounded buffer in memory,
+    /// never the disk, the destination's digest checked against the source's.
+    Relay {
+        /// Boxed: two endpoints would make every spec four times its size.
+        from: Box<Endpoint>,
+        to: Box<Endpoint>,
+        items: Vec<(String, String)>,
         policy: ConflictPolicy,
         remove_source: bool,
     },

@@ -84,7 +84,7 @@ impl Session {
     ) -> Result<Range, EngineError> {
         let conn = self.stream().await?;
         let result = read_range_on(conn, path, offset, length.min(MAX_RANGE)).await;
-        self.settle(&result);
+        self.settle_after(&result);
         result
     }
 
@@ -93,7 +93,7 @@ impl Session {
     pub async fn fetch_to(&mut self, path: &str, dest: &Path) -> Result<Fetched, EngineError> {
         let conn = self.stream().await?;
         let result = fetch_on(conn, path, dest).await;
-        self.settle(&result);
+        self.settle_after(&result);
         result
     }
 
@@ -161,7 +161,7 @@ impl Session {
 
     /// After an exchange: one that failed other than by the server's clean refusal may have
     /// left bytes on the wire.
-    fn settle<T>(&mut self, result: &Result<T, EngineError>) {
+    fn settle_after<T>(&mut self, result: &Result<T, EngineError>) {
         if let Err(error) = result
             && error.remote_code().is_none()
         {

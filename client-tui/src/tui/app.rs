@@ -41,6 +41,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
+use super::places::{self, OtherServer, Places};
 use super::rate::{self, RateTarget};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{self, ConnState, LinkNews, ServerLink};
@@ -112,6 +113,10 @@ pub struct App {
     pub files: FileActions,
     /// The rate limit for all transfers together, in bytes per second; 0 for none.
     pub rate_limit: u64,
+    /// Where each pane was on the kind of place (local or server) it does not show now.
+    places: Places,
+    /// A pane on another server than `conn`'s, with its own connection.
+    pub other: Option<OtherServer>,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -178,6 +183,8 @@ impl App {
             awaiting_dest: None,
             files: FileActions::new(settings.pager, settings.open),
             rate_limit: 0,
+            places: Places::default(),
+            other: None,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -206,6 +213,27 @@ impl App {
             Side::Local => &mut self.local,
             Side::Remote => &mut self.remote,
         }
+    }
+
+    /// The connection of the server `side`'s pane shows (when it shows one).
+    pub fn link(&self, side: Side) -> &ServerLink {
+        match &self.other {
+            Some(other) if other.side == side => &other.link,
+            _ => &self.conn,
+        }
+    }
+
+    /// The id of the connection `side`'s pane uses for the server.
+    pub fn conn_of(&self, side: Side) -> u64 {
+        self.link(side).id
+    }
+
+    /// A connection id no link has had.
+    fn next_conn_id(&self) -> u64 {
+        self.conn
+            .id
+            .max(self.other.as_ref().map_or(0, |o| o.link.id))
+            + 1
     }
 
     /// The pane that keys apply to.
@@ -263,6 +291,7 @@ impl App {
             keymap: &self.keymap,
             theme: &self.theme,
             conn: &self.conn,
+            other: self.other.as_ref(),
             jobs: &self.transfers.jobs,
             selected_job: self.transfers.selected,
             dialog: &self.dialog,
@@ -498,6 +527,9 @@ impl App {
                 Ok(dialog) => self.chmod = Some(dialog),
                 Err(why) => self.error(why),
             },
+            Action::Find if self.other.as_ref().is_some_and(|o| o.side == side) => {
+                self.error("Find file searches the main connection's server only, not this pane's");
+            }
             Action::Find => {
                 self.serial += 1;
                 self.find = Some(FindList::new(
@@ -505,6 +537,14 @@ impl App {
                     self.pane(side).dir.clone(),
                     self.serial,
                 ));
+            }
+            Action::SwitchPlace => {
+                let (here, there) = (
+                    self.pane(side).dir.clone(),
+                    self.pane(side.other()).dir.clone(),
+                );
+                let to = self.places.switch(side, &here, &there);
+                self.request_list(side, to, None);
             }
             Action::Connect => self.open_connect(),
             Action::Transfers => {
@@ -634,10 +674,7 @@ impl App {
     /// The pane's title as drawn in `area` (the listing lays it out the same way).
     fn title_path(&self, side: Side, area: Rect) -> layout::TitlePath {
         let pane = self.pane(side);
-        let label = match side {
-            Side::Local => "Local",
-            Side::Remote => self.conn.label.as_str(),
-        };
+        let label = places::label(&pane.dir, &self.link(side).label);
         let busy = if pane.pending.is_some() { " ⟳" } else { "" };
         layout::title_path(area, label, &pane.dir.shown(), busy)
     }
@@ -715,7 +752,7 @@ impl App {
 
     /// Whether `side` can be written, saying why not in the banner.
     fn writable(&mut self, side: Side, what: &str) -> bool {
-        if side == Side::Remote && self.conn.read_only {
+        if matches!(self.pane(side).dir, Location::Remote(_)) && self.link(side).read_only {
             // The server may be writable and only this account read-only: the hello does
             // not say which, so the message names the access, not the server.
             self.error(format!(
@@ -730,6 +767,11 @@ impl App {
     fn can_transfer(&mut self, source: Side, is_move: bool) -> bool {
         let dest = source.other();
         let verb = if is_move { "move" } else { "copy" };
+        let key = self.keymap.hint(Action::SwitchPlace);
+        if let Some(why) = places::refusal(&self.pane(source).dir, &self.pane(dest).dir, &key) {
+            self.error(why);
+            return false;
+        }
         if !self.writable(dest, verb) || (is_move && !self.writable(source, verb)) {
             return false;
         }
@@ -967,7 +1009,35 @@ impl App {
             // A retry after a refused password: the refusal is old news.
             self.banner = None;
         }
-        self.conn = ServerLink::connecting(self.conn.id + 1, parsed.endpoint(None).address());
+        let endpoint = Endpoint {
+            host: parsed.host.clone(),
+            port: parsed.port,
+            token,
+            tls: parsed.tls,
+            fingerprint,
+            user: parsed.user.clone(),
+            password,
+            ..parsed.endpoint(None)
+        };
+        // F9 in the left pane while it shows a server connects that pane, beside the main one.
+        if self.active_side() == Side::Local && matches!(self.local.dir, Location::Remote(_)) {
+            let id = self.next_conn_id();
+            let replaces = self.other.take().map(|o| o.link.id);
+            self.other = Some(OtherServer {
+                side: Side::Local,
+                link: ServerLink::connecting(id, endpoint.address()),
+            });
+            self.local = self.local.reopened(Location::Remote(parsed.path.clone()));
+            self.sync_layout();
+            self.outbox.push(Effect::ConnectPane {
+                conn: id,
+                endpoint,
+                replaces,
+            });
+            self.request_list(Side::Local, Location::Remote(parsed.path), None);
+            return;
+        }
+        self.conn = ServerLink::connecting(self.next_conn_id(), endpoint.address());
         self.conn.tls = parsed.tls;
         // Tokens stay out of the recent list: it is a plain file, and bookmarks are the place
         // for a secret the user chose to keep.
@@ -987,16 +1057,7 @@ impl App {
         self.sync_layout();
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
-            endpoint: Endpoint {
-                host: parsed.host.clone(),
-                port: parsed.port,
-                token,
-                tls: parsed.tls,
-                fingerprint,
-                user: parsed.user.clone(),
-                password,
-                ..parsed.endpoint(None)
-            },
+            endpoint,
         });
         self.request_list(Side::Remote, Location::Remote(start), None);
     }
@@ -1414,27 +1475,45 @@ impl App {
                 serial,
                 dir,
                 result,
-            } => self.on_listed(side, serial, dir, result),
+            } => {
+                // The server's listings come back marked remote, whichever pane asked: the
+                // serial says which.
+                let asked = |pane: &Pane| pane.pending.as_ref().is_some_and(|p| p.serial == serial);
+                let side = if asked(self.pane(side.other())) {
+                    side.other()
+                } else {
+                    side
+                };
+                self.on_listed(side, serial, dir, result);
+            }
             Msg::OpDone { side, result }
                 if self.awaiting_dest.as_ref().is_some_and(|w| w.0 == side) =>
             {
                 self.destination_made(result);
             }
-            Msg::OpDone { side, result } => match result {
-                Ok(select) => {
-                    self.clear_error_banner();
-                    let dir = self.pane(side).dir.clone();
-                    self.request_list(side, dir, select);
-                }
-                Err(error) => {
+            Msg::OpDone { side, result } => {
+                if let Err(error) = &result {
                     self.error(error.clone());
-                    let pane = self.pane(side);
-                    if pane.pending.is_none() {
-                        let dir = pane.dir.clone();
-                        self.request_list_after(side, dir, None, None, Some(error));
+                } else {
+                    self.clear_error_banner();
+                }
+                for side in places::answered(side, &self.local.dir, &self.remote.dir) {
+                    match &result {
+                        Ok(select) => {
+                            let dir = self.pane(side).dir.clone();
+                            self.request_list(side, dir, select.clone());
+                        }
+                        Err(error) => {
+                            let pane = self.pane(side);
+                            if pane.pending.is_none() {
+                                let dir = pane.dir.clone();
+                                let note = Some(error.clone());
+                                self.request_list_after(side, dir, None, None, note);
+                            }
+                        }
                     }
                 }
-            },
+            }
             Msg::Connection { conn, event } => self.on_link_event(conn, event),
             Msg::Submitted { key, info } => {
                 self.transfers.submitted(key, info);
@@ -1552,6 +1631,32 @@ impl App {
 
     /// News of the link to the server the remote pane browses.
     fn on_link_event(&mut self, conn: u64, event: ConnEvent) {
+        if let Some(other) = self.other.as_mut()
+            && other.link.id == conn
+        {
+            let side = other.side;
+            let label = other.link.label.clone();
+            match other.link.apply(event) {
+                LinkNews::Up { was_lost } => {
+                    if was_lost {
+                        self.info(format!("Reconnected to {label}"));
+                        self.refresh(side);
+                    }
+                }
+                LinkNews::Known => {}
+                LinkNews::Lost(error) => {
+                    self.error(format!("Disconnected from {label} ({error})"));
+                }
+                LinkNews::AskTrust { .. } | LinkNews::Refused(_) => self.error(format!(
+                    "{label}: its certificate is not trusted yet: connect to it in the right \
+                     pane first to look at it and trust it"
+                )),
+                LinkNews::Unauthorized(error) => {
+                    self.error(format!("Login to {label} refused ({error})"));
+                }
+            }
+            return;
+        }
         if conn != self.conn.id {
             return;
         }
@@ -1570,6 +1675,11 @@ impl App {
                     self.info(format!("Reconnected to {}", self.conn.label));
                     if self.remote.pending.is_none() {
                         self.refresh(Side::Remote);
+                    }
+                    // A local-side pane switched to the server lists it again too.
+                    if matches!(self.local.dir, Location::Remote(_)) && self.local.pending.is_none()
+                    {
+                        self.refresh(Side::Local);
                     }
                 }
             }

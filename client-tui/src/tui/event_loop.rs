@@ -304,6 +304,18 @@ fn execute(
     rate: &SharedRate,
 ) {
     let current = app.conn.id;
+    // Each pane's server requests go to its own connection (a second server's, or the main).
+    let (left, right) = (app.conn_of(Side::Local), app.conn_of(Side::Remote));
+    let via = |side: Side| if side == Side::Local { left } else { right };
+    let to_pane = |conns: &HashMap<u64, Conn>, side: Side, request: RemoteRequest| {
+        let sent = conns
+            .get(&via(side))
+            .and_then(|c| c.remote_tx.as_ref())
+            .is_some_and(|tx| tx.send(request).is_ok());
+        if !sent {
+            tracing::error!("the remote task is gone");
+        }
+    };
     let to_remote = |conns: &HashMap<u64, Conn>, request: RemoteRequest| {
         let sent = conns
             .get(&current)
@@ -327,20 +339,20 @@ fn execute(
                     });
                 });
             }
-            Location::Remote(dir) => to_remote(conns, RemoteRequest::List { serial, dir }),
+            Location::Remote(dir) => to_pane(conns, side, RemoteRequest::List { serial, dir }),
         },
         Effect::Mkdir { side, path } => match path {
             Location::Local(path) => blocking_op(msg_tx, side, move || {
                 disk::mkdir(&path).map(|()| file_name(&path))
             }),
-            Location::Remote(path) => to_remote(conns, RemoteRequest::Mkdir(path)),
+            Location::Remote(path) => to_pane(conns, side, RemoteRequest::Mkdir(path)),
         },
         Effect::Rename { side, from, to } => match (from, to) {
             (Location::Local(from), Location::Local(to)) => blocking_op(msg_tx, side, move || {
                 disk::rename(&from, &to).map(|()| file_name(&to))
             }),
             (Location::Remote(from), Location::Remote(to)) => {
-                to_remote(conns, RemoteRequest::Rename { from, to });
+                to_pane(conns, side, RemoteRequest::Rename { from, to });
             }
             _ => tracing::error!("rename across sides"),
         },
@@ -352,7 +364,7 @@ fn execute(
                 });
             }
             if !remote_paths.is_empty() {
-                to_remote(conns, RemoteRequest::Remove(remote_paths));
+                to_pane(conns, side, RemoteRequest::Remove(remote_paths));
             }
         }
         Effect::Chmod { side, paths, mode } => {
@@ -363,8 +375,9 @@ fn execute(
                 });
             }
             if !remote_paths.is_empty() {
-                to_remote(
+                to_pane(
                     conns,
+                    side,
                     RemoteRequest::Chmod {
                         paths: remote_paths,
                         mode,
@@ -376,6 +389,17 @@ fn execute(
         Effect::Find { .. } | Effect::StopFind => {}
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
+                let endpoint_of = |side: Side| {
+                    conns.get(&via(side)).map_or_else(
+                        || conn.engine.endpoint().clone(),
+                        |c| c.engine.endpoint().clone(),
+                    )
+                };
+                let spec = super::job_request::bind(
+                    spec,
+                    &endpoint_of(info.dest.other()),
+                    &endpoint_of(info.dest),
+                );
                 let id = conn.engine.submit(spec);
                 app.on_msg(Msg::Submitted {
                     key: JobKey { conn: current, id },
@@ -406,7 +430,21 @@ fn execute(
             let _ = reply.send(answer);
         }
         Effect::Connect { conn, endpoint } => {
-            for old in conns.values_mut() {
+            // A pane on another server keeps browsing its own.
+            let other = app.other.as_ref().map(|o| o.link.id);
+            for (id, old) in conns.iter_mut() {
+                if Some(*id) != other {
+                    old.remote_tx = None;
+                }
+            }
+            conns.insert(conn, open(conn, endpoint, msg_tx, rate));
+        }
+        Effect::ConnectPane {
+            conn,
+            endpoint,
+            replaces,
+        } => {
+            if let Some(old) = replaces.and_then(|id| conns.get_mut(&id)) {
                 old.remote_tx = None;
             }
             conns.insert(conn, open(conn, endpoint, msg_tx, rate));

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use crate::engine::{ConflictPolicy, JobSpec};
+use crate::engine::{ConflictPolicy, Endpoint, JobSpec};
 use crate::format;
 
 use super::jobs::JobInfo;
-use super::pane::{Location, Pane, Side};
+use super::pane::{Location, Pane};
 
 /// The job that copies (or with `is_move`, moves) `names` from `src_pane` into `dest_dir` (a
 /// directory on the other side: the other pane's, one typed in the copy dialog, or a folder a
@@ -37,8 +37,9 @@ pub fn request_into(
         .iter()
         .map(|n| (src_dir.join(n), dest_dir.join(n)))
         .collect();
-    let spec = match src_pane.side {
-        Side::Local => JobSpec::Upload {
+    // What each pane shows decides the job, not its side of the screen.
+    let spec = match (&src_dir, &dest_dir) {
+        (Location::Local(_), Location::Remote(_)) => JobSpec::Upload {
             items: pairs
                 .iter()
                 .filter_map(|(s, d)| Some((local(s)?, remote(d)?)))
@@ -46,7 +47,7 @@ pub fn request_into(
             policy,
             remove_source: is_move,
         },
-        Side::Remote => JobSpec::Download {
+        (Location::Remote(_), Location::Local(_)) => JobSpec::Download {
             items: pairs
                 .iter()
                 .filter_map(|(s, d)| Some((remote(s)?, local(d)?)))
@@ -54,6 +55,20 @@ pub fn request_into(
             policy,
             remove_source: is_move,
         },
+        // Two directories on servers: one server copies itself, two stream through memory.
+        // Their endpoints are the panes' connections', known where the job is submitted
+        // ([`bind`]).
+        (Location::Remote(_), Location::Remote(_)) => JobSpec::Relay {
+            from: Box::default(),
+            to: Box::default(),
+            items: pairs
+                .iter()
+                .filter_map(|(s, d)| Some((remote(s)?, remote(d)?)))
+                .collect(),
+            policy: ConflictPolicy::Ask,
+            remove_source: is_move,
+        },
+        (Location::Local(_), Location::Local(_)) => return None,
     };
     let label = match names.as_slice() {
         [one] => format::escape_name(one).into_owned(),
@@ -68,6 +83,26 @@ pub fn request_into(
         label,
     };
     Some((spec, info))
+}
+
+/// `spec` bound to the connections of its two panes: a copy between two servers' directories
+/// (or two of one server) runs from `from` to `to`.
+pub fn bind(spec: JobSpec, from: &Endpoint, to: &Endpoint) -> JobSpec {
+    match spec {
+        JobSpec::Relay {
+            items,
+            policy,
+            remove_source,
+            ..
+        } => JobSpec::Relay {
+            from: Box::new(from.clone()),
+            to: Box::new(to.clone()),
+            items,
+            policy,
+            remove_source,
+        },
+        spec => spec,
+    }
 }
 
 /// The path of a local location; `None` for a remote one.

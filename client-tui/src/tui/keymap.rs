@@ -53,6 +53,7 @@ pub enum Action {
     ToggleAttributes,
     Chmod,
     Find,
+    SwitchPlace,
     Connect,
     Transfers,
     CancelJob,
@@ -70,7 +71,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 43] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -100,6 +101,7 @@ impl Action {
         Action::ToggleAttributes,
         Action::Chmod,
         Action::Find,
+        Action::SwitchPlace,
         Action::Connect,
         Action::Transfers,
         Action::CancelJob,
@@ -147,6 +149,7 @@ impl Action {
             Action::ToggleAttributes => "toggle_attributes",
             Action::Chmod => "chmod",
             Action::Find => "find",
+            Action::SwitchPlace => "switch_place",
             Action::Connect => "connect",
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
@@ -195,6 +198,7 @@ impl Action {
             Action::ToggleAttributes => "show / hide attribute columns",
             Action::Chmod => "change permissions",
             Action::Find => "find files by name (glob) below here",
+            Action::SwitchPlace => "switch this pane: server / local",
             Action::Connect => "connect to a server",
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",

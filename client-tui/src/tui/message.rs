@@ -83,6 +83,13 @@ pub enum Effect {
         conn: u64,
         endpoint: Endpoint,
     },
+    /// Open a connection for one pane, beside the main one (which keeps its browsing task),
+    /// and close the browsing of `replaces`, the pane's previous one.
+    ConnectPane {
+        conn: u64,
+        endpoint: Endpoint,
+        replaces: Option<u64>,
+    },
     /// The user trusts this certificate of connection `conn`'s server at `addr`: record it in
     /// known-hosts and reconnect with it pinned.
     TrustCertificate {

@@ -53,6 +53,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod places;
 pub mod rank;
 pub mod rate;
 pub mod remote;

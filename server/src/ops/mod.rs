@@ -15,6 +15,7 @@
 //! request starts.
 
 mod attrs;
+mod copy;
 mod digests;
 mod get;
 mod hello;
@@ -232,6 +233,17 @@ pub(crate) async fn handle(
                 })
                 .await
             }
+        }
+        Request::Copy {
+            path,
+            to,
+            overwrite,
+        } => {
+            // Reads the whole file twice and hashes it: expensive, like a `summary`.
+            expensive(conn, &access, move |access, stop, meter| {
+                copy::copy(access, &path, &to, overwrite, stop, meter)
+            })
+            .await?
         }
         Request::Attrs { path, mtime, mode } => {
             blocking(&access, move |access| {

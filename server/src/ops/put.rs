@@ -467,18 +467,18 @@ fn prepare(
 }
 
 /// The mode of a partial while its bytes arrive: nobody but the server's user can read them.
-const PARTIAL_MODE: u32 = 0o600;
+pub(super) const PARTIAL_MODE: u32 = 0o600;
 
 /// The mode a new file gets: the client's permission bits (`0o666` when it sent none, as
 /// `open` would give), never setuid, setgid or sticky, less the server's umask.
-fn new_file_mode(requested: Option<u32>) -> u32 {
+pub(super) fn new_file_mode(requested: Option<u32>) -> u32 {
     requested.map_or(0o666, |mode| mode & 0o777) & !umask()
 }
 
 /// `no_space` unless the filesystem holding `dir` has room for `bytes` more on top of what
 /// other uploads in flight have still to write, with the configured reserve free after them all.
 /// An overwritten file's old bytes are not counted as freed: they stay until the rename.
-fn claim_space(
+pub(super) fn claim_space(
     access: &Access,
     guard: &UploadGuard,
     dir: &Dir,
@@ -530,9 +530,18 @@ fn size(bytes: u64) -> String {
 ///
 /// The exclusive create is tried first and the name cleared only when it is taken: a tree of
 /// small uploads then costs one `openat` per file instead of a failing `unlinkat` as well.
-fn create_partial(dir: &Dir, partial: &OsStr, wire: &str) -> Result<std::fs::File, OpError> {
+pub(super) fn create_partial(
+    dir: &Dir,
+    partial: &OsStr,
+    wire: &str,
+) -> Result<std::fs::File, OpError> {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true).mode(PARTIAL_MODE);
+    // Readable too: a `copy` reads back what the kernel wrote to compare it.
+    options
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(PARTIAL_MODE);
     match dir.open_with(partial, &options) {
         Ok(file) => return Ok(file.into_std()),
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
@@ -573,7 +582,7 @@ pub(super) const TARGET_XATTR: &str = "user.ferry.target";
 
 /// Records `name` on a digest-named partial so that `partials` can name it. Best effort: a
 /// filesystem without user xattrs only loses the name in that listing.
-fn remember_target(file: &std::fs::File, name: &str) {
+pub(super) fn remember_target(file: &std::fs::File, name: &str) {
     let flags = rustix::fs::XattrFlags::empty();
     if let Err(err) = rustix::fs::fsetxattr(file, TARGET_XATTR, name.as_bytes(), flags) {
         tracing::debug!(%err, "cannot record a long name on its partial");
@@ -583,7 +592,7 @@ fn remember_target(file: &std::fs::File, name: &str) {
 /// Takes an exclusive `flock` on the open partial, held until it is closed: the in-process claim
 /// keeps this server's other connections off the file, this keeps another server process
 /// serving an overlapping tree from writing into the same partial (`busy`).
-fn lock_partial(file: &std::fs::File, wire: &str) -> Result<(), OpError> {
+pub(super) fn lock_partial(file: &std::fs::File, wire: &str) -> Result<(), OpError> {
     match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(()),
         Err(err) if err == rustix::io::Errno::WOULDBLOCK => Err(OpError::new(
@@ -732,43 +741,14 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
             format!("{wire}: the partial upload was replaced while it was written"),
         ));
     }
-    // A symlink swapped in for the target since `prepare` is never replaced by the rename
-    // (what is left is the moment between this look and the rename).
-    if put.overwrite
-        && upload
-            .dir
-            .symlink_metadata(&upload.name)
-            .is_ok_and(|meta| meta.file_type().is_symlink())
-    {
-        discard(&upload);
-        return Err(OpError::new(
-            ErrorCode::Forbidden,
-            format!("{wire}: became a symlink while the upload ran; it is left as it is"),
-        ));
-    }
-    let placed = if put.overwrite {
-        upload
-            .dir
-            .rename(&upload.partial, &upload.dir, &upload.name)
-    } else {
-        rename_no_replace(&upload.dir, &upload.partial, &upload.name)
-    };
-    placed.map_err(|err| {
-        discard(&upload);
-        if err.kind() == io::ErrorKind::AlreadyExists {
-            // Taken before (when not looked at in `prepare`) or while the bytes were arriving.
-            if upload
-                .dir
-                .symlink_metadata(&upload.name)
-                .is_ok_and(|meta| meta.is_dir())
-            {
-                return OpError::new(ErrorCode::IsADirectory, format!("{wire}: is a directory"));
-            }
-            OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
-        } else {
-            OpError::io(&err, &wire)
-        }
-    })?;
+    place(
+        &upload.dir,
+        &upload.partial,
+        &upload.name,
+        put.overwrite,
+        &wire,
+        "upload",
+    )?;
     drop(upload.guard);
     ok_line(&PutReply {
         digest,
@@ -776,15 +756,63 @@ fn finish(put: &Put, trailer: Option<Bytes>, written: Written) -> Result<Vec<u8>
     })
 }
 
+/// Renames a complete, verified partial onto `name` in `dir`, replacing what is there only
+/// with `overwrite`; when it cannot, the partial is removed and the answer says why (`what`:
+/// the upload or the copy that wrote it). A symlink swapped in for the target since the checks
+/// is never replaced (what is left is the moment between this look and the rename).
+pub(super) fn place(
+    dir: &Dir,
+    partial: &OsStr,
+    name: &OsStr,
+    overwrite: bool,
+    wire: &str,
+    what: &str,
+) -> Result<(), OpError> {
+    let discard = || {
+        if let Err(err) = dir.remove_file(partial) {
+            tracing::warn!(path = %wire, %err, "cannot remove a failed partial");
+        }
+    };
+    if overwrite
+        && dir
+            .symlink_metadata(name)
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+    {
+        discard();
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("{wire}: became a symlink while the {what} ran; it is left as it is"),
+        ));
+    }
+    let placed = if overwrite {
+        dir.rename(partial, dir, name)
+    } else {
+        rename_no_replace(dir, partial, name)
+    };
+    placed.map_err(|err| {
+        discard();
+        if err.kind() == io::ErrorKind::AlreadyExists {
+            // Taken before (when not looked at first) or while the bytes were arriving.
+            if dir.symlink_metadata(name).is_ok_and(|meta| meta.is_dir()) {
+                return OpError::new(ErrorCode::IsADirectory, format!("{wire}: is a directory"));
+            }
+            OpError::new(ErrorCode::AlreadyExists, format!("{wire}: already exists"))
+        } else {
+            OpError::io(&err, wire)
+        }
+    })
+}
+
 /// Whether the partial's name still leads to the open file (same device and inode).
 fn still_ours(upload: &Upload) -> bool {
+    names_file(&upload.dir, &upload.partial, &upload.file)
+}
+
+/// Whether `name` in `dir` leads to the open `file` (same device and inode), not followed.
+pub(super) fn names_file(dir: &Dir, name: &OsStr, file: &std::fs::File) -> bool {
     let (Ok(open), Ok(named)) = (
-        rustix::fs::fstat(&upload.file),
-        rustix::fs::statat(
-            &*upload.dir,
-            upload.partial.as_os_str(),
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        ),
+        rustix::fs::fstat(file),
+        rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW),
     ) else {
         return false;
     };

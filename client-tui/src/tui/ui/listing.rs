@@ -36,10 +36,7 @@ pub fn draw(frame: &mut Frame, view: &View, side: Side, area: Rect) {
     } else {
         theme.border
     };
-    let label = match side {
-        Side::Local => "Local".to_string(),
-        Side::Remote => view.conn.label.clone(),
-    };
+    let label = super::super::places::label(&pane.dir, &view.link(side).label).to_string();
     // A local directory's bytes shown by the one rule, not with replacement characters.
     let path = pane.dir.shown();
     let busy = if pane.pending.is_some() { " ⟳" } else { "" };

@@ -29,6 +29,7 @@ use super::keymap::Keymap;
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::mouse::Drag;
 use super::pane::{Pane, Side};
+use super::places::OtherServer;
 use super::screen::{Banner, Focus};
 use super::server_link::ServerLink;
 use super::theme::Theme;
@@ -43,6 +44,8 @@ pub struct View<'a> {
     pub keymap: &'a Keymap,
     pub theme: &'a Theme,
     pub conn: &'a ServerLink,
+    /// A pane on another server than `conn`'s.
+    pub other: Option<&'a OtherServer>,
     pub jobs: &'a [JobRow],
     /// The job the panel scrolls to.
     pub selected_job: usize,
@@ -65,6 +68,14 @@ impl View<'_> {
         match side {
             Side::Local => self.local,
             Side::Remote => self.remote,
+        }
+    }
+
+    /// The connection of the server `side`'s pane shows (when it shows one).
+    pub fn link(&self, side: Side) -> &ServerLink {
+        match self.other {
+            Some(other) if other.side == side => &other.link,
+            _ => self.conn,
         }
     }
 

@@ -858,3 +858,39 @@ fn find_file_while_the_search_runs() {
     });
     insta::assert_snapshot!(render(&mut app));
 }
+
+/// The left pane switched to the server (Alt+L), then connected to a second one (F9 there):
+/// each title names its server, and a copy between them shows `→` in the transfer list.
+#[test]
+fn two_panes_on_two_servers_with_a_copy_between_them() {
+    let mut app = app(local_entries(), remote_entries(), 120, 18);
+    let feed = |app: &mut App, entries: &[Entry]| {
+        for command in app.take_effects() {
+            if let Effect::List { side, serial, dir } = command {
+                app.on_msg(Msg::Listed {
+                    side,
+                    serial,
+                    dir,
+                    result: Ok(entries.to_vec()),
+                });
+            }
+        }
+    };
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('l'),
+        crossterm::event::KeyModifiers::ALT,
+    ));
+    feed(&mut app, &remote_entries());
+    app.connect("ferry://192.0.2.7:7070/", None);
+    feed(&mut app, &local_entries());
+    app.on_msg(Msg::Connection {
+        conn: 2,
+        event: ConnEvent::Connected {
+            read_only: false,
+            server: "ferry-server 0.1.0".into(),
+            home: None,
+        },
+    });
+    transfer(&mut app, 1, 300, 1000, 100.0);
+    insta::assert_snapshot!(render(&mut app));
+}

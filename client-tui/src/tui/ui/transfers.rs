@@ -11,7 +11,6 @@ use ratatui::widgets::{Block, Row, Table};
 
 use super::super::jobs::{self, JobRow, JobState};
 use super::super::layout::first_visible_job;
-use super::super::pane::Side;
 use super::super::screen::Focus;
 use super::super::theme::Theme;
 use super::View;
@@ -137,10 +136,8 @@ fn job_row<'a>(
     label_width: usize,
 ) -> Row<'a> {
     let theme = &view.theme;
-    let arrow = match job.info.dest {
-        Side::Remote => "↑",
-        Side::Local => "↓",
-    };
+    // What the two places are, not which side of the screen they were on.
+    let arrow = super::super::places::arrow(&job.info.src_dir, &job.info.dest_dir);
     let verb = if job.info.is_move { "mv " } else { "" };
     let (mark, state_style) = match &job.state {
         JobState::Scanning | JobState::Running => (arrow, Style::default()),
