@@ -464,6 +464,9 @@ fn execute(
                 copies.remove(&copy);
                 tokio::task::spawn_blocking(move || external::remove_copy(&copy));
             }
+            FileEffect::KeepCopy(copy) => {
+                copies.remove(&copy);
+            }
             // The loop runs programs before it gets here: it holds the terminal.
             FileEffect::Run { .. } => {}
         },
