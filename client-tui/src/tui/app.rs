@@ -24,7 +24,7 @@ use crate::url::RemoteUrl;
 
 use super::compare;
 use super::chmod::{self, ChmodDialog};
-use super::config::{self, Bookmark, Recent, Settings};
+use super::config::{self, Bookmark, Recent, ResumeJobs, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
 use super::dialogs::{Confirmed, Dialog, InputPurpose, Outcome as DialogOutcome, without_prefill};
@@ -39,6 +39,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
+use super::queue::{self, Queue, SavedJob};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
@@ -99,6 +100,9 @@ pub struct App {
     awaiting_dest: Option<(Side, JobSpec, JobInfo)>,
     /// F3, F4, Enter on a file, Ctrl+O, and the viewer while it is open.
     pub files: FileActions,
+    /// The transfer queue file's jobs.
+    pub queue: Queue,
+    pub resume_jobs: ResumeJobs,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -161,10 +165,88 @@ impl App {
             chord: None,
             awaiting_dest: None,
             files: FileActions::new(settings.pager, settings.open),
+            queue: Queue::default(),
+            resume_jobs: settings.resume_jobs,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
         app
+    }
+
+    /// A job the event loop submitted, as the queue file keeps it.
+    pub fn queue_submitted(&mut self, key: JobKey, job: SavedJob) {
+        self.queue.submitted(key, job);
+        self.save_queue();
+    }
+
+    fn save_queue(&mut self) {
+        if let Some((path, jobs)) = self.queue.snapshot() {
+            self.outbox.push(Effect::SaveQueue { path, jobs });
+        }
+    }
+
+    /// At start: the transfers an earlier run left for this server, as `resume_jobs` says.
+    pub fn offer_saved_jobs(&mut self) {
+        let count = self.queue.waiting.len();
+        if count == 0 {
+            return;
+        }
+        match self.resume_jobs {
+            ResumeJobs::Always => self.resume_saved(),
+            ResumeJobs::Never => {
+                self.queue.waiting.clear();
+                self.save_queue();
+                self.info(format!(
+                    "{count} unfinished transfer(s) of an earlier run not resumed (resume_jobs = \"never\")"
+                ));
+            }
+            ResumeJobs::Ask => {
+                let list: Vec<String> = self
+                    .queue
+                    .waiting
+                    .iter()
+                    .take(5)
+                    .map(|job| {
+                        let what = match job.direction {
+                            queue::Direction::Upload => "upload",
+                            queue::Direction::Download => "download",
+                        };
+                        let failed = match &job.stage {
+                            queue::Stage::Failed(why) => {
+                                format!(", failed: {}", format::escape_text(why))
+                            }
+                            queue::Stage::Running => String::new(),
+                        };
+                        format!("{} ({what}{failed})", format::escape_text(&job.label))
+                    })
+                    .collect();
+                let more = if count > 5 {
+                    format!(" and {} more", count - 5)
+                } else {
+                    String::new()
+                };
+                self.dialog = Some(Dialog::Confirm {
+                    title: "Resume transfers".into(),
+                    message: format!(
+                        "{count} transfer(s) of an earlier run did not finish: {}{more}. \
+                         y: resume them from their partials. d: discard them. Esc: ask again \
+                         next time.",
+                        list.join("; ")
+                    ),
+                    on_yes: Confirmed::ResumeSaved,
+                });
+            }
+        }
+    }
+
+    /// Submits the saved jobs again; each is written back to the file as it is taken.
+    fn resume_saved(&mut self) {
+        for job in std::mem::take(&mut self.queue.waiting) {
+            self.outbox.push(Effect::Submit {
+                spec: job.spec(),
+                info: queue::info(&job),
+            });
+        }
     }
 
     /// Takes the queued effects.
@@ -1033,6 +1115,15 @@ impl App {
             Confirmed::CancelJob(key) | Confirmed::CancelUpload(key) => {
                 self.outbox.push(Effect::Cancel(key));
             }
+            Confirmed::ResumeSaved => self.resume_saved(),
+            Confirmed::DiscardSaved => {
+                let count = self.queue.waiting.len();
+                self.queue.waiting.clear();
+                self.save_queue();
+                self.info(format!(
+                    "{count} unfinished transfer(s) discarded (their partials stay)"
+                ));
+            }
         }
     }
 
@@ -1511,6 +1602,9 @@ impl App {
 
     fn job_finished(&mut self, key: JobKey, outcome: Result<JobSummary, String>) {
         self.conflicts.retain(|c| c.job != key);
+        if self.queue.finished(key, &outcome) {
+            self.save_queue();
+        }
         let Some(job) = self.transfers.get_mut(key) else {
             return;
         };

@@ -80,6 +80,21 @@ struct ConfigFile {
     /// Programs that open a file on Enter, by extension (lower case, without the dot).
     #[serde(default)]
     open: BTreeMap<String, String>,
+    #[serde(default)]
+    resume_jobs: ResumeJobs,
+}
+
+/// What a start does with the unfinished transfers an earlier run left in the queue file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeJobs {
+    /// A dialog lists them: resume all, discard them, or leave them for later.
+    #[default]
+    Ask,
+    /// Resume them at once.
+    Always,
+    /// Leave them be (their partials stay) and forget them.
+    Never,
 }
 
 /// What F3 (and Enter on a file) shows a file with.
@@ -111,6 +126,7 @@ pub struct Settings {
     pub pager: Pager,
     /// Openers by lower-case extension, from the `[open]` table.
     pub open: BTreeMap<String, String>,
+    pub resume_jobs: ResumeJobs,
 }
 
 /// The platform directories for ferry, when the platform has a home directory.
@@ -188,6 +204,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Settings, String> {
         defaults: file.defaults,
         bookmarks: file.bookmarks,
         pager: file.pager,
+        resume_jobs: file.resume_jobs,
         open: file
             .open
             .into_iter()

@@ -26,6 +26,7 @@ use super::external::{self, Handover, TerminalEvents};
 use super::jobs::JobKey;
 use super::message::{Effect, FileEffect, FileNews, Msg};
 use super::pane::{Location, Side};
+use super::queue;
 use super::remote::{self, RemoteRequest};
 use super::ui;
 
@@ -356,11 +357,16 @@ fn execute(
         Effect::Find { .. } | Effect::StopFind => {}
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
+                let saved =
+                    app.queue.path.as_ref().and_then(|_| {
+                        queue::SavedJob::new(conn.engine.endpoint(), &spec, &info.label)
+                    });
                 let id = conn.engine.submit(spec);
-                app.on_msg(Msg::Submitted {
-                    key: JobKey { conn: current, id },
-                    info,
-                });
+                let key = JobKey { conn: current, id };
+                app.on_msg(Msg::Submitted { key, info });
+                if let Some(saved) = saved {
+                    app.queue_submitted(key, saved);
+                }
             }
             None => app.error("No connection to transfer with"),
         },
@@ -470,6 +476,16 @@ fn execute(
             // The loop runs programs before it gets here: it holds the terminal.
             FileEffect::Run { .. } => {}
         },
+        // Written here and now, not on a blocking task: two writes must not overtake each
+        // other, and the file is small.
+        Effect::SaveQueue { path, jobs } => {
+            if let Err(error) = queue::save(&path, &jobs) {
+                tracing::warn!(
+                    "cannot write the transfer queue {}: {error}",
+                    crate::format::local_path(&path)
+                );
+            }
+        }
         Effect::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }

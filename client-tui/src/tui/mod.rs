@@ -53,6 +53,7 @@ pub mod message;
 pub mod mouse;
 pub mod pane;
 pub mod partials;
+pub mod queue;
 pub mod remote;
 pub mod screen;
 pub mod server_link;
@@ -147,6 +148,7 @@ async fn run_async(
     );
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.config_path = options.config.clone().or_else(config::default_config_path);
+    let bundled_session = bundled.clone();
     app.conn.bundled = bundled;
     app.recent = recent_list;
     if let Some(recent) = recent {
@@ -161,6 +163,17 @@ async fn run_async(
     }
     if let Some(warning) = config_warning {
         app.error(warning);
+    }
+    // Transfers an earlier run left unfinished. Not for the bundled server: its port is new
+    // each run, so no job would ever match it.
+    if bundled_session.is_none() {
+        let path = config::state_dir().map(|dir| queue::path_in(&dir));
+        let loaded = path.as_deref().map(queue::load).unwrap_or_default();
+        app.queue = queue::Queue::restore(path, loaded.jobs, &endpoint);
+        if let Some(note) = loaded.note {
+            app.error(note);
+        }
+        app.offer_saved_jobs();
     }
 
     let mut terminal = ratatui::try_init().context("opening the terminal")?;
