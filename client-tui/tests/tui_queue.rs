@@ -19,8 +19,14 @@ const SIZE: usize = 32 * 1024 * 1024;
 
 /// ferry in `desk` on the server behind `proxy`.
 fn ferry(desk: &Desk, proxy: &Proxy) -> Tmux {
+    ferry_on(desk, proxy, "tmux.sock")
+}
+
+/// [`ferry`] on the tmux socket `socket`: a restart takes a new one, since the killed run's
+/// tmux server may still be going away.
+fn ferry_on(desk: &Desk, proxy: &Proxy, socket: &str) -> Tmux {
     tmux::start_ferry(
-        desk.tmp.path().join("tmux.sock"),
+        desk.tmp.path().join(socket),
         &desk.local,
         &[("HOME", &desk.home)],
         &[&proxy.url("")],
@@ -161,7 +167,7 @@ fn completes_from_the_partial(killed: &Killed, tmux: &Tmux, before: u64) {
 fn a_killed_download_is_offered_at_the_next_start_and_resumes_from_its_partial() {
     let killed = download_and_kill(None);
     let before = killed.proxy.total().1;
-    let tmux = ferry(&killed.desk, &killed.proxy);
+    let tmux = ferry_on(&killed.desk, &killed.proxy, "again.sock");
     tmux.wait_for("the resume question", |s| {
         s.contains("Resume transfers") && s.contains("big.bin")
     });
@@ -173,7 +179,165 @@ fn a_killed_download_is_offered_at_the_next_start_and_resumes_from_its_partial()
 fn resume_jobs_always_resumes_without_asking() {
     let killed = download_and_kill(Some("resume_jobs = \"always\"\n"));
     let before = killed.proxy.total().1;
-    let tmux = ferry(&killed.desk, &killed.proxy);
+    let tmux = ferry_on(&killed.desk, &killed.proxy, "again.sock");
     completes_from_the_partial(&killed, &tmux, before);
     assert!(!tmux.screen().contains("Resume transfers"));
+}
+
+/// A served directory with `files`, a server behind a proxy slowed by `delay`, and ferry on
+/// it with `config`.
+struct Setup {
+    desk: Desk,
+    served: PathBuf,
+    _server: tokio::runtime::Runtime,
+    _proxy_rt: tokio::runtime::Runtime,
+    proxy: Proxy,
+    tmux: Tmux,
+}
+
+fn setup(files: &[(&str, &[u8])], delay: Option<Duration>, config: &str) -> Setup {
+    require_tmux();
+    let desk = Desk::on_shm();
+    let served = desk.dir("served");
+    for (name, bytes) in files {
+        std::fs::write(served.join(name), bytes).unwrap();
+    }
+    let dir = desk.home.join(".config/ferry");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    let (server, port) = common::start_server(&served, 0);
+    let proxy_rt = tokio::runtime::Runtime::new().unwrap();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let proxy = proxy_rt.block_on(Proxy::start(target, delay));
+    let tmux = ferry(&desk, &proxy);
+    let last = files.last().unwrap().0;
+    tmux.wait_for("the listing", |s| {
+        s.contains(last) && s.contains("connected")
+    });
+    Setup {
+        desk,
+        served,
+        _server: server,
+        _proxy_rt: proxy_rt,
+        proxy,
+        tmux,
+    }
+}
+
+/// F5 on the remote entry under the cursor, started from its dialog.
+fn download_here(tmux: &Tmux, name: &str) {
+    tmux.keys(&["F5"]);
+    let title = format!("Copy {name}");
+    tmux.wait_for("the copy dialog", |s| s.contains(&title));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the copy dialog closed", |s| !s.contains(&title));
+}
+
+fn wait_until(what: &str, tmux: &Tmux, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < WAIT * 2,
+            "timed out waiting for {what}:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pause_stops_a_running_download_keeping_its_partial_and_resume_continues_it() {
+    let data = ferry_testkit::data::pattern(SIZE, 5);
+    let s = setup(&[("big.bin", &data)], Some(Duration::from_millis(5)), "");
+    s.tmux.keys(&["Tab"]);
+    download_here(&s.tmux, "big.bin");
+    wait_until("a quarter in", &s.tmux, || {
+        partial_size(&s.desk.local).is_some_and(|n| n >= SIZE as u64 / 4)
+    });
+    s.tmux.keys(&["t", "C-p"]);
+    s.tmux
+        .wait_for("the job paused", |sc| sc.contains("paused"));
+    // Stopped: the partial stays and stops growing.
+    let paused_at = partial_size(&s.desk.local).expect("the partial is kept");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(partial_size(&s.desk.local), Some(paused_at));
+    assert!(paused_at < SIZE as u64);
+    let before = s.proxy.total().1;
+    s.tmux.keys(&["C-p"]);
+    let file = s.desk.local.join("big.bin");
+    wait_until("the resumed download", &s.tmux, || {
+        std::fs::metadata(&file).is_ok_and(|m| m.len() == SIZE as u64)
+    });
+    assert!(std::fs::read(&file).unwrap() == data, "bytes differ");
+    s.tmux
+        .wait_for("the job verified", |sc| sc.contains("big.bin ✓"));
+    let sent = s.proxy.total().1 - before;
+    let missing = SIZE as u64 - paused_at;
+    eprintln!("paused at {paused_at}; sent after resume: {sent} for {missing} missing");
+    assert!(
+        sent < missing + 1024 * 1024,
+        "{sent} bytes came again for {missing} missing: restarted, not resumed"
+    );
+}
+
+/// When a local file was put in place (its inode change time, in nanoseconds).
+fn placed_at(path: &Path) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.ctime(), meta.ctime_nsec())
+}
+
+#[test]
+fn with_max_jobs_1_queued_jobs_wait_and_start_in_the_order_moved_to() {
+    let big = ferry_testkit::data::pattern(8 * 1024 * 1024, 3);
+    let s = setup(
+        &[
+            ("a.txt", b"first queued\n"),
+            ("b.txt", b"second queued\n"),
+            ("big.bin", &big),
+        ],
+        Some(Duration::from_millis(5)),
+        "max_jobs = 1\n",
+    );
+    // Remote pane: a.txt, b.txt, big.bin. big.bin runs; a then b wait.
+    s.tmux.keys(&["Tab", "End"]);
+    download_here(&s.tmux, "big.bin");
+    s.tmux.keys(&["Home"]);
+    download_here(&s.tmux, "a.txt");
+    s.tmux.keys(&["Down"]);
+    download_here(&s.tmux, "b.txt");
+    s.tmux
+        .wait_for("two queued jobs", |sc| sc.matches("queued").count() >= 2);
+    assert!(!s.desk.local.join("a.txt").exists());
+    // In the transfer list: b (the last row) moves up above a.
+    s.tmux.keys(&["t", "End", "K"]);
+    let a = s.desk.local.join("a.txt");
+    let b = s.desk.local.join("b.txt");
+    wait_until("both queued files", &s.tmux, || a.exists() && b.exists());
+    assert_eq!(std::fs::read(&a).unwrap(), b"first queued\n");
+    assert_eq!(std::fs::read(&b).unwrap(), b"second queued\n");
+    assert!(
+        placed_at(&b) < placed_at(&a),
+        "b was moved first in the queue, so it starts (and, alone, ends) first"
+    );
+    assert!(std::fs::read(s.desk.local.join("big.bin")).unwrap() == big);
+}
+
+#[test]
+fn r_retries_a_failed_download_once_the_cause_is_gone() {
+    let s = setup(&[("gone.txt", b"back again\n")], None, "");
+    // The file goes from the server after it was listed: the download fails.
+    std::fs::rename(s.served.join("gone.txt"), s.served.join(".aside")).unwrap();
+    s.tmux.keys(&["Tab"]);
+    download_here(&s.tmux, "gone.txt");
+    s.tmux.wait_for("the failed job", |sc| sc.contains("#1 ✗"));
+    assert!(!s.desk.local.join("gone.txt").exists());
+    std::fs::rename(s.served.join(".aside"), s.served.join("gone.txt")).unwrap();
+    s.tmux.keys(&["t", "R"]);
+    let file = s.desk.local.join("gone.txt");
+    wait_until("the retried download", &s.tmux, || {
+        std::fs::read(&file).is_ok_and(|b| b == b"back again\n")
+    });
+    s.tmux
+        .wait_for("the retry verified", |sc| sc.contains("gone.txt (retry)"));
 }

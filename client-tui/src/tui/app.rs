@@ -19,7 +19,9 @@ use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::Rect;
 
 use crate::engine::known_hosts::Fingerprint;
-use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummary, TransferEvent};
+use crate::engine::{
+    ConflictAnswer, ConflictPolicy, Endpoint, JobId, JobSpec, JobSummary, TransferEvent,
+};
 use crate::url::RemoteUrl;
 
 use super::compare;
@@ -32,7 +34,7 @@ use super::find::{self, FindList};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::job_request;
-use super::jobs::{JobInfo, JobKey, TransferList};
+use super::jobs::{self, JobInfo, JobKey, JobState, TransferList};
 use super::keymap::{Action, Key, Keymap};
 use super::layout;
 use super::location::{Location, Side};
@@ -103,6 +105,8 @@ pub struct App {
     /// The transfer queue file's jobs.
     pub queue: Queue,
     pub resume_jobs: ResumeJobs,
+    /// How many jobs run at once; the rest wait their turn in the transfer list.
+    pub max_jobs: usize,
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -167,6 +171,7 @@ impl App {
             files: FileActions::new(settings.pager, settings.open),
             queue: Queue::default(),
             resume_jobs: settings.resume_jobs,
+            max_jobs: settings.max_jobs,
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -216,6 +221,7 @@ impl App {
                                 format!(", failed: {}", format::escape_text(why))
                             }
                             queue::Stage::Running => String::new(),
+                            queue::Stage::Paused => ", paused".to_string(),
                         };
                         format!("{} ({what}{failed})", format::escape_text(&job.label))
                     })
@@ -242,11 +248,61 @@ impl App {
     /// Submits the saved jobs again; each is written back to the file as it is taken.
     fn resume_saved(&mut self) {
         for job in std::mem::take(&mut self.queue.waiting) {
-            self.outbox.push(Effect::Submit {
-                spec: job.spec(),
-                info: queue::info(&job),
-            });
+            self.enqueue(job.spec(), queue::info(&job));
         }
+    }
+
+    /// A new job: a row in the transfer list, started when fewer than `max_jobs` run.
+    fn enqueue(&mut self, spec: JobSpec, info: JobInfo) {
+        self.transfers.enqueue(spec, info);
+        self.start_queued();
+        self.follow_jobs();
+    }
+
+    /// Starts queued jobs, first in list order, while fewer than `max_jobs` run.
+    fn start_queued(&mut self) {
+        for (_, spec, info) in self.transfers.next_to_start(self.max_jobs) {
+            self.outbox.push(Effect::Submit { spec, info });
+        }
+    }
+
+    /// The event loop could not give the job it was handed to an engine.
+    pub fn submit_failed(&mut self, why: &str) {
+        if let Some(number) = self.transfers.first_starting() {
+            self.transfers.drop_waiting(number);
+            self.error(format!("#{number}: {why}"));
+        }
+    }
+
+    /// `p` on the transfer list: pauses the selected running job (its engine job is
+    /// cancelled, which keeps every partial), or queues a paused one again.
+    fn pause_or_resume(&mut self) {
+        if let Some(old) = self.transfers.pause_selected() {
+            self.outbox.push(Effect::Cancel(old));
+            if let Some(job) = self.transfers.selected_job() {
+                self.queue.paused(old, job.key);
+                self.save_queue();
+            }
+            self.start_queued();
+        } else if self.transfers.resume_selected() {
+            self.start_queued();
+        }
+    }
+
+    /// `x` on a queued or paused job: it will not run; `true` if the selected job was one.
+    fn drop_selected_waiting(&mut self) -> bool {
+        let Some(job) = self.transfers.selected_job() else {
+            return false;
+        };
+        if !matches!(job.state, JobState::Queued | JobState::Paused) {
+            return false;
+        }
+        let (number, key) = (job.number, job.key);
+        self.transfers.drop_waiting(number);
+        if self.queue.forget(key) {
+            self.save_queue();
+        }
+        true
     }
 
     /// Takes the queued effects.
@@ -640,7 +696,11 @@ impl App {
             | Action::SortName
             | Action::SortSize
             | Action::SortTime
-            | Action::ToggleAttributes => {}
+            | Action::ToggleAttributes
+            | Action::PauseJob
+            | Action::JobUp
+            | Action::JobDown
+            | Action::RetryJob => {}
         }
     }
 
@@ -659,6 +719,16 @@ impl App {
                 }
             }
             Action::Delete => self.ask_cancel(),
+            Action::PauseJob => self.pause_or_resume(),
+            Action::JobUp | Action::JobDown => {
+                if !self.transfers.move_selected(action == Action::JobUp) {
+                    self.info("Only a queued or paused job moves in the queue");
+                }
+            }
+            Action::RetryJob => match self.transfers.retry_selected() {
+                Some((spec, info)) => self.enqueue(spec, info),
+                None => self.info("Only a failed job is retried"),
+            },
             Action::Transfers | Action::SwitchPane => {
                 self.focus = Focus::Pane(self.last_pane);
                 self.follow_jobs();
@@ -833,7 +903,7 @@ impl App {
         };
         self.pane_mut(source).marks.clear();
         if into_pane {
-            self.outbox.push(Effect::Submit { spec, info });
+            self.enqueue(spec, info);
         } else {
             let side = source.other();
             self.awaiting_dest = Some((side, spec, info));
@@ -896,7 +966,7 @@ impl App {
             return;
         };
         self.pane_mut(source).marks.clear();
-        self.outbox.push(Effect::Submit { spec, info });
+        self.enqueue(spec, info);
     }
 
     fn ask_delete(&mut self, side: Side) {
@@ -909,6 +979,9 @@ impl App {
     }
 
     fn ask_cancel(&mut self) {
+        if self.focus == Focus::Transfers && self.drop_selected_waiting() {
+            return;
+        }
         // From the panes, `x` means the selected job if it runs, else the newest running one.
         let Some(job) = self.transfers.to_cancel(self.focus == Focus::Transfers) else {
             return;
@@ -1351,7 +1424,19 @@ impl App {
             },
             Msg::Connection { conn, event } => self.on_link_event(conn, event),
             Msg::Submitted { key, info } => {
-                self.transfers.submitted(key, info);
+                match self.transfers.first_starting() {
+                    Some(number) => {
+                        let waiting = JobKey {
+                            conn: jobs::NOT_STARTED,
+                            id: JobId(number),
+                        };
+                        if self.queue.forget(waiting) {
+                            self.save_queue();
+                        }
+                        self.transfers.started(number, key);
+                    }
+                    None => self.transfers.submitted(key, info),
+                }
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
@@ -1381,7 +1466,7 @@ impl App {
                 if made.is_ok() {
                     self.refresh(side);
                 }
-                self.outbox.push(Effect::Submit { spec, info });
+                self.enqueue(spec, info);
             }
         }
     }
@@ -1610,6 +1695,7 @@ impl App {
         };
         job.finished(outcome);
         let job = job.clone();
+        self.start_queued();
         // Only on the server the browsing session talks to.
         if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
             // The file being sent when it stopped, and each item it was sent as: a

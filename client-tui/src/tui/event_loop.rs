@@ -368,7 +368,7 @@ fn execute(
                     app.queue_submitted(key, saved);
                 }
             }
-            None => app.error("No connection to transfer with"),
+            None => app.submit_failed("No connection to transfer with"),
         },
         Effect::Cancel(key) => {
             if let Some(conn) = conns.get(&key.conn) {

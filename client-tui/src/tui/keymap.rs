@@ -57,6 +57,10 @@ pub enum Action {
     Transfers,
     CancelJob,
     ClearFinished,
+    PauseJob,
+    JobUp,
+    JobDown,
+    RetryJob,
     Partials,
     Compare,
     View,
@@ -69,7 +73,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 41] = [
+    pub const ALL: [Action; 45] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -103,6 +107,10 @@ impl Action {
         Action::Transfers,
         Action::CancelJob,
         Action::ClearFinished,
+        Action::PauseJob,
+        Action::JobUp,
+        Action::JobDown,
+        Action::RetryJob,
         Action::Partials,
         Action::Compare,
         Action::View,
@@ -149,6 +157,10 @@ impl Action {
             Action::Transfers => "transfers",
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
+            Action::PauseJob => "pause_job",
+            Action::JobUp => "job_up",
+            Action::JobDown => "job_down",
+            Action::RetryJob => "retry_job",
             Action::Partials => "partials",
             Action::Compare => "compare",
             Action::View => "view",
@@ -196,6 +208,10 @@ impl Action {
             Action::Transfers => "focus the transfer list",
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
+            Action::PauseJob => "pause or resume selected transfer",
+            Action::JobUp => "move queued transfer up",
+            Action::JobDown => "move queued transfer down",
+            Action::RetryJob => "retry failed transfer's failed files",
             Action::Partials => "remote partial uploads",
             Action::Compare => "compare panes (dirs not descended)",
             Action::View => "view the file (text or hex)",

@@ -46,6 +46,8 @@ pub enum Direction {
 pub enum Stage {
     /// Submitted or running: unfinished.
     Running,
+    /// Paused by the user.
+    Paused,
     /// Ended with an error: what it said.
     Failed(String),
 }
@@ -246,6 +248,23 @@ impl Queue {
             Err(error) => self.live[i].1.stage = Stage::Failed(error.clone()),
         }
         true
+    }
+
+    /// A job was paused: the engine's `old` key ends as cancelled, the file keeps it as
+    /// paused under `waiting` (its key until it runs again).
+    pub fn paused(&mut self, old: JobKey, waiting: JobKey) {
+        if let Some((key, job)) = self.live.iter_mut().find(|(k, _)| *k == old) {
+            *key = waiting;
+            job.stage = Stage::Paused;
+        }
+    }
+
+    /// Drops job `key` from the file (it runs again under a new key, or will not run);
+    /// whether it was there.
+    pub fn forget(&mut self, key: JobKey) -> bool {
+        let before = self.live.len();
+        self.live.retain(|(k, _)| *k != key);
+        self.live.len() != before
     }
 
     /// What to write, and where; `None` when nothing is saved.
