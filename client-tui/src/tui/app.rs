@@ -41,7 +41,7 @@ use super::location::{Location, Side};
 use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
-use super::queue::{self, Queue, SavedJob};
+use super::queue::{self, Queue};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{ConnState, LinkNews, ServerLink};
 use super::theme::Theme;
@@ -178,12 +178,6 @@ impl App {
         app
     }
 
-    /// A job the event loop submitted, as the queue file keeps it.
-    pub fn queue_submitted(&mut self, key: JobKey, job: SavedJob) {
-        self.queue.submitted(key, job);
-        self.save_queue();
-    }
-
     fn save_queue(&mut self) {
         if let Some((path, jobs)) = self.queue.snapshot() {
             self.outbox.push(Effect::SaveQueue { path, jobs });
@@ -220,7 +214,7 @@ impl App {
                             queue::Stage::Failed(why) => {
                                 format!(", failed: {}", format::escape_text(why))
                             }
-                            queue::Stage::Running => String::new(),
+                            queue::Stage::Running | queue::Stage::Queued => String::new(),
                             queue::Stage::Paused => ", paused".to_string(),
                         };
                         format!("{} ({what}{failed})", format::escape_text(&job.label))
@@ -254,7 +248,17 @@ impl App {
 
     /// A new job: a row in the transfer list, started when fewer than `max_jobs` run.
     fn enqueue(&mut self, spec: JobSpec, info: JobInfo) {
-        self.transfers.enqueue(spec, info);
+        let waiting = |number| JobKey {
+            conn: jobs::NOT_STARTED,
+            id: JobId(number),
+        };
+        let label = info.label.clone();
+        let number = self.transfers.enqueue(spec, info);
+        if let Some(spec) = self.transfers.spec(number)
+            && self.queue.enqueued(waiting(number), spec, &label)
+        {
+            self.save_queue();
+        }
         self.start_queued();
         self.follow_jobs();
     }
@@ -1062,18 +1066,20 @@ impl App {
         });
         self.remote = self.remote.reopened(Location::Remote(parsed.path.clone()));
         self.sync_layout();
+        let endpoint = Endpoint {
+            host: parsed.host,
+            port: parsed.port,
+            token,
+            tls: parsed.tls,
+            fingerprint,
+            user: parsed.user,
+            password,
+            ..Endpoint::default()
+        };
+        self.queue.set_server(&endpoint);
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
-            endpoint: Endpoint {
-                host: parsed.host,
-                port: parsed.port,
-                token,
-                tls: parsed.tls,
-                fingerprint,
-                user: parsed.user,
-                password,
-                ..Endpoint::default()
-            },
+            endpoint,
         });
         self.request_list(Side::Remote, Location::Remote(parsed.path), None);
     }
@@ -1430,7 +1436,7 @@ impl App {
                             conn: jobs::NOT_STARTED,
                             id: JobId(number),
                         };
-                        if self.queue.forget(waiting) {
+                        if self.queue.started(waiting, key) {
                             self.save_queue();
                         }
                         self.transfers.started(number, key);

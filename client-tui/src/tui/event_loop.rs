@@ -26,7 +26,6 @@ use super::external::{self, Handover, TerminalEvents};
 use super::jobs::JobKey;
 use super::message::{Effect, FileEffect, FileNews, Msg};
 use super::pane::{Location, Side};
-use super::queue;
 use super::remote::{self, RemoteRequest};
 use super::ui;
 
@@ -357,16 +356,9 @@ fn execute(
         Effect::Find { .. } | Effect::StopFind => {}
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
-                let saved =
-                    app.queue.path.as_ref().and_then(|_| {
-                        queue::SavedJob::new(conn.engine.endpoint(), &spec, &info.label)
-                    });
                 let id = conn.engine.submit(spec);
                 let key = JobKey { conn: current, id };
                 app.on_msg(Msg::Submitted { key, info });
-                if let Some(saved) = saved {
-                    app.queue_submitted(key, saved);
-                }
             }
             None => app.submit_failed("No connection to transfer with"),
         },
@@ -479,7 +471,7 @@ fn execute(
         // Written here and now, not on a blocking task: two writes must not overtake each
         // other, and the file is small.
         Effect::SaveQueue { path, jobs } => {
-            if let Err(error) = queue::save(&path, &jobs) {
+            if let Err(error) = super::queue::save(&path, &jobs) {
                 tracing::warn!(
                     "cannot write the transfer queue {}: {error}",
                     crate::format::local_path(&path)

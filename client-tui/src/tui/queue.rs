@@ -44,6 +44,8 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Waiting for its turn in the transfer list.
+    Queued,
     /// Submitted or running: unfinished.
     Running,
     /// Paused by the user.
@@ -209,6 +211,9 @@ pub struct Queue {
     pub waiting: Vec<SavedJob>,
     /// Read at start for other servers: kept for a start that connects there.
     others: Vec<SavedJob>,
+    /// The server new jobs go to, without its secrets (only its address, TLS and user are
+    /// ever written).
+    server: Option<Endpoint>,
 }
 
 impl Queue {
@@ -216,17 +221,56 @@ impl Queue {
     /// and the others.
     pub fn restore(path: Option<PathBuf>, jobs: Vec<SavedJob>, endpoint: &Endpoint) -> Queue {
         let (waiting, others) = jobs.into_iter().partition(|job| job.is_for(endpoint));
-        Queue {
+        let mut queue = Queue {
             path,
             live: Vec::new(),
             waiting,
             others,
-        }
+            server: None,
+        };
+        queue.set_server(endpoint);
+        queue
     }
 
-    /// A job the engine took.
-    pub fn submitted(&mut self, key: JobKey, job: SavedJob) {
+    /// New jobs go to the server of `endpoint` (a connection switched servers).
+    pub fn set_server(&mut self, endpoint: &Endpoint) {
+        self.server = Some(Endpoint {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            tls: endpoint.tls,
+            user: endpoint.user.clone(),
+            ..Endpoint::default()
+        });
+    }
+
+    /// A job entered the transfer list under `key` (not yet started): kept as queued when
+    /// it can be (a server is known, its paths are UTF-8); whether it was.
+    pub fn enqueued(&mut self, key: JobKey, spec: &JobSpec, label: &str) -> bool {
+        if self.path.is_none() {
+            return false;
+        }
+        let Some(mut job) = self
+            .server
+            .as_ref()
+            .and_then(|server| SavedJob::new(server, spec, label))
+        else {
+            return false;
+        };
+        job.stage = Stage::Queued;
         self.live.push((key, job));
+        true
+    }
+
+    /// A queued job (`waiting`) started as the engine's `key`; whether it was kept.
+    pub fn started(&mut self, waiting: JobKey, key: JobKey) -> bool {
+        match self.live.iter_mut().find(|(k, _)| *k == waiting) {
+            Some((k, job)) => {
+                *k = key;
+                job.stage = Stage::Running;
+                true
+            }
+            None => false,
+        }
     }
 
     /// A job ended: done or cancelled by the user, it leaves the file; failed, it stays as
@@ -530,10 +574,22 @@ mod tests {
             conn: 1,
             id: JobId(id),
         };
-        for id in 1..=3 {
-            let job = SavedJob::new(&endpoint(), &download(), &format!("#{id}")).unwrap();
-            queue.submitted(key(id), job);
+        let waiting = |id| JobKey {
+            conn: 0,
+            id: JobId(id),
+        };
+        for id in 1..=4 {
+            assert!(queue.enqueued(waiting(id), &download(), &format!("#{id}")));
         }
+        let (_, jobs) = queue.snapshot().unwrap();
+        assert_eq!(jobs[2].stage, Stage::Queued);
+        // The session's secrets never reach a kept job.
+        assert!(jobs.iter().all(|j| j.user.as_deref() == Some("alice")));
+        for id in 1..=3 {
+            assert!(queue.started(waiting(id), key(id)));
+        }
+        queue.paused(key(3), waiting(3));
+        assert!(queue.started(waiting(3), key(3)));
         let summary = |failed| JobSummary {
             files: 1,
             bytes: 1,
@@ -547,8 +603,11 @@ mod tests {
         assert!(!queue.finished(key(9), &Ok(summary(0))));
         let (_, jobs) = queue.snapshot().unwrap();
         let labels: Vec<&str> = jobs.iter().map(|j| j.label.as_str()).collect();
-        assert_eq!(labels, ["elsewhere", "waiting", "#3"]);
+        assert_eq!(labels, ["elsewhere", "waiting", "#3", "#4"]);
         assert_eq!(jobs[2].stage, Stage::Failed("2 files failed".into()));
+        assert_eq!(jobs[3].stage, Stage::Queued);
+        assert!(queue.forget(waiting(4)));
+        assert!(!queue.forget(waiting(4)));
         assert!(Queue::default().snapshot().is_none());
     }
 
