@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Proxy;
-use tmux::{Desk, Tmux, WAIT, require_tmux};
+use tmux::{Desk, Tmux, WAIT, ferry_pid, require_tmux};
 
 mod common;
 #[path = "common/tmux.rs"]
@@ -32,20 +32,6 @@ fn ferry_on(desk: &Desk, proxy: &Proxy, socket: &str) -> Tmux {
         &[&proxy.url("")],
         (120, 40),
     )
-}
-
-/// The ferry process under the tmux pane's shell.
-fn ferry_pid(tmux: &Tmux) -> u32 {
-    let out = tmux.run(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);
-    let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-    children
-        .split_whitespace()
-        .map(|p| p.parse::<u32>().unwrap())
-        .find(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ferry")
-        })
-        .expect("ferry runs in the pane")
 }
 
 /// The size of the download's hidden partial in `dir`, if there is one.
@@ -71,27 +57,21 @@ struct Killed {
 }
 
 fn download_and_kill(config: Option<&str>) -> Killed {
-    require_tmux();
-    let desk = Desk::on_shm();
-    let served = desk.dir("served");
     let data = ferry_testkit::data::pattern(SIZE, 17);
-    std::fs::write(served.join("big.bin"), &data).unwrap();
-    if let Some(config) = config {
-        let dir = desk.home.join(".config/ferry");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-    }
-    let (server, port) = common::start_server(&served, 0);
-    let proxy_rt = tokio::runtime::Runtime::new().unwrap();
-    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let proxy = proxy_rt.block_on(Proxy::start(target, Some(Duration::from_millis(5))));
-    let tmux = ferry(&desk, &proxy);
-    tmux.wait_for("the listing", |s| {
-        s.contains("big.bin") && s.contains("connected")
-    });
-    tmux.keys(&["Tab", "F5"]);
-    tmux.wait_for("the copy dialog", |s| s.contains("Copy"));
-    tmux.keys(&["Enter"]);
+    let Setup {
+        desk,
+        served: _,
+        _server: server,
+        _proxy_rt: proxy_rt,
+        proxy,
+        tmux,
+    } = setup(
+        &[("big.bin", &data)],
+        Some(Duration::from_millis(5)),
+        config.unwrap_or(""),
+    );
+    tmux.keys(&["Tab"]);
+    download_here(&tmux, "big.bin");
     let start = Instant::now();
     let partial = loop {
         match partial_size(&desk.local) {

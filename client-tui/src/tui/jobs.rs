@@ -1,6 +1,11 @@
 //! The transfer list as the UI sees it: one [`JobRow`] per submitted copy or move, updated from
-//! engine events, the [`TransferList`] that holds them with its selection, and the pure
-//! progress math the panel draws from.
+//! engine events, the [`TransferList`] that holds them with its selection and its queue
+//! (`max_jobs` at once, pause, reorder, retry), and the pure progress math the panel draws
+//! from.
+//!
+//! Over 600 lines because of its unit tests (the code is about 660): the rows, the list and
+//! its queue change together, and splitting the queue off would pass the rows' insides
+//! between two modules.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -532,33 +537,26 @@ impl TransferList {
     }
 }
 
-/// `spec` narrowed to the `failures` (engine wire or local paths of the sources that
-/// failed), unless `whole`; either way with the resume policy, so a partial is continued and a
+/// `spec` narrowed to the `failures` (named by their remote paths, as the engine reports
+/// them), unless `whole`; either way with the resume policy, so a partial is continued and a
 /// finished file is not sent again.
 fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> JobSpec {
     use crate::engine::ConflictPolicy;
-    // A failure's path under an item's source, mapped to the same place under its dest.
-    fn under(path: &str, src: &str) -> Option<String> {
-        if path == src {
-            return Some(String::new());
-        }
-        Some(path.strip_prefix(src)?.strip_prefix('/')?.to_owned())
-    }
-    let pick = |src: &str| -> Vec<String> {
+    // Each `(local, remote)` item, or the failed entries under it, as `(local, remote)`.
+    let narrow = |local: &std::path::Path, remote: &str| -> Vec<(std::path::PathBuf, String)> {
         if whole {
-            return vec![String::new()];
+            return vec![(local.to_path_buf(), remote.to_owned())];
         }
         failures
             .iter()
-            .filter_map(|(path, _)| under(path, src))
+            .filter_map(|(path, _)| {
+                if path == remote {
+                    return Some((local.to_path_buf(), remote.to_owned()));
+                }
+                let rest = path.strip_prefix(remote)?.strip_prefix('/')?;
+                Some((local.join(crate::names::os_name(rest)), path.clone()))
+            })
             .collect()
-    };
-    let join = |base: &str, rest: &str| {
-        if rest.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}/{rest}")
-        }
     };
     match spec {
         JobSpec::Upload {
@@ -566,20 +564,7 @@ fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> Job
             remove_source,
             ..
         } => JobSpec::Upload {
-            items: items
-                .iter()
-                .flat_map(|(local, remote)| {
-                    // Upload failures are named by their remote destination.
-                    pick(remote).into_iter().map(|rest| {
-                        let local = if rest.is_empty() {
-                            local.clone()
-                        } else {
-                            local.join(crate::names::os_name(&rest))
-                        };
-                        (local, join(remote, &rest))
-                    })
-                })
-                .collect(),
+            items: items.iter().flat_map(|(l, r)| narrow(l, r)).collect(),
             policy: ConflictPolicy::Resume,
             remove_source: *remove_source,
         },
@@ -590,16 +575,8 @@ fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> Job
         } => JobSpec::Download {
             items: items
                 .iter()
-                .flat_map(|(remote, local)| {
-                    pick(remote).into_iter().map(|rest| {
-                        let local = if rest.is_empty() {
-                            local.clone()
-                        } else {
-                            local.join(crate::names::os_name(&rest))
-                        };
-                        (join(remote, &rest), local)
-                    })
-                })
+                .flat_map(|(r, l)| narrow(l, r))
+                .map(|(l, r)| (r, l))
                 .collect(),
             policy: ConflictPolicy::Resume,
             remove_source: *remove_source,

@@ -66,55 +66,11 @@ pub struct SavedJob {
     pub direction: Direction,
     /// `(local path, remote path)` of each item, local paths as UTF-8.
     pub items: Vec<(String, String)>,
-    pub policy: Policy,
+    pub policy: ConflictPolicy,
     pub is_move: bool,
     pub stage: Stage,
     /// What the transfer list calls it.
     pub label: String,
-}
-
-/// [`ConflictPolicy`] as the file spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    Overwrite,
-    Skip,
-    Resume,
-    Rename,
-    Fail,
-    Ask,
-    OverwriteIfNewer,
-    OverwriteIfSizeDiffers,
-}
-
-impl From<ConflictPolicy> for Policy {
-    fn from(policy: ConflictPolicy) -> Policy {
-        match policy {
-            ConflictPolicy::Overwrite => Policy::Overwrite,
-            ConflictPolicy::Skip => Policy::Skip,
-            ConflictPolicy::Resume => Policy::Resume,
-            ConflictPolicy::Rename => Policy::Rename,
-            ConflictPolicy::Fail => Policy::Fail,
-            ConflictPolicy::Ask => Policy::Ask,
-            ConflictPolicy::OverwriteIfNewer => Policy::OverwriteIfNewer,
-            ConflictPolicy::OverwriteIfSizeDiffers => Policy::OverwriteIfSizeDiffers,
-        }
-    }
-}
-
-impl From<Policy> for ConflictPolicy {
-    fn from(policy: Policy) -> ConflictPolicy {
-        match policy {
-            Policy::Overwrite => ConflictPolicy::Overwrite,
-            Policy::Skip => ConflictPolicy::Skip,
-            Policy::Resume => ConflictPolicy::Resume,
-            Policy::Rename => ConflictPolicy::Rename,
-            Policy::Fail => ConflictPolicy::Fail,
-            Policy::Ask => ConflictPolicy::Ask,
-            Policy::OverwriteIfNewer => ConflictPolicy::OverwriteIfNewer,
-            Policy::OverwriteIfSizeDiffers => ConflictPolicy::OverwriteIfSizeDiffers,
-        }
-    }
 }
 
 impl SavedJob {
@@ -158,7 +114,7 @@ impl SavedJob {
             user: endpoint.user.clone(),
             direction,
             items,
-            policy: policy.into(),
+            policy,
             is_move,
             stage: Stage::Running,
             label: label.to_owned(),
@@ -169,7 +125,7 @@ impl SavedJob {
     /// `.ferry-part` files and an upload's partials on the server are continued under every
     /// policy.
     pub fn spec(&self) -> JobSpec {
-        let policy = self.policy.into();
+        let policy = self.policy;
         match self.direction {
             Direction::Upload => JobSpec::Upload {
                 items: self
