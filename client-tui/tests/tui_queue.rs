@@ -321,3 +321,24 @@ fn alt_r_retries_a_failed_download_once_the_cause_is_gone() {
     s.tmux
         .wait_for("the retry verified", |sc| sc.contains("gone.txt (retry)"));
 }
+
+#[test]
+fn esc_leaves_the_saved_jobs_paused_in_the_list_and_ctrl_p_picks_one_to_resume() {
+    let killed = download_and_kill(None);
+    let before = killed.proxy.total().1;
+    let tmux = ferry_on(&killed.desk, &killed.proxy, "again.sock");
+    tmux.wait_for("the resume question", |s| {
+        s.contains("Resume transfers") && s.contains("big.bin")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the job paused in the list", |s| {
+        !s.contains("Resume transfers") && s.contains("paused") && s.contains("big.bin")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !killed.desk.local.join("big.bin").exists(),
+        "a paused job waits"
+    );
+    tmux.keys(&["t", "C-p"]);
+    completes_from_the_partial(&killed, &tmux, before);
+}

@@ -107,6 +107,16 @@ pub struct App {
     pub resume_jobs: ResumeJobs,
     /// How many jobs run at once; the rest wait their turn in the transfer list.
     pub max_jobs: usize,
+    /// The jobs read at start that the question at start is about, by number.
+    restored: Vec<u64>,
+}
+
+/// The key of job `number` while it waits (queued or paused).
+fn waiting_key(number: u64) -> JobKey {
+    JobKey {
+        conn: jobs::NOT_STARTED,
+        id: JobId(number),
+    }
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -172,6 +182,7 @@ impl App {
             queue: Queue::default(),
             resume_jobs: settings.resume_jobs,
             max_jobs: settings.max_jobs,
+            restored: Vec::new(),
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
@@ -191,7 +202,10 @@ impl App {
             return;
         }
         match self.resume_jobs {
-            ResumeJobs::Always => self.resume_saved(),
+            ResumeJobs::Always => {
+                self.restored = self.restore_rows(JobState::Queued);
+                self.start_queued();
+            }
             ResumeJobs::Never => {
                 self.queue.waiting.clear();
                 self.save_queue();
@@ -229,33 +243,46 @@ impl App {
                     title: "Resume transfers".into(),
                     message: format!(
                         "{count} transfer(s) of an earlier run did not finish: {}{more}. \
-                         y: resume them from their partials. d: discard them. Esc: ask again \
-                         next time.",
+                         y: resume them all from their partials. d: discard them. Esc: keep \
+                         them paused in the transfer list to pick from (t, then Ctrl+P \
+                         resumes one, x drops one).",
                         list.join("; ")
                     ),
                     on_yes: Confirmed::ResumeSaved,
                 });
+                self.restored = self.restore_rows(JobState::Paused);
             }
         }
     }
 
-    /// Submits the saved jobs again; each is written back to the file as it is taken.
-    fn resume_saved(&mut self) {
+    /// The jobs read at start as rows of the transfer list in `state` (queued or paused),
+    /// still kept in the file; their numbers.
+    fn restore_rows(&mut self, state: JobState) -> Vec<u64> {
+        let mut numbers = Vec::new();
         for job in std::mem::take(&mut self.queue.waiting) {
-            self.enqueue(job.spec(), queue::info(&job));
+            let number = self.transfers.enqueue(job.spec(), queue::info(&job));
+            self.transfers.set_waiting(number, state.clone());
+            self.queue.adopt(waiting_key(number), job);
+            numbers.push(number);
         }
+        self.follow_jobs();
+        numbers
+    }
+
+    /// `y` to the question at start: every restored job queued to run again.
+    fn resume_saved(&mut self) {
+        for number in std::mem::take(&mut self.restored) {
+            self.transfers.set_waiting(number, JobState::Queued);
+        }
+        self.start_queued();
     }
 
     /// A new job: a row in the transfer list, started when fewer than `max_jobs` run.
     fn enqueue(&mut self, spec: JobSpec, info: JobInfo) {
-        let waiting = |number| JobKey {
-            conn: jobs::NOT_STARTED,
-            id: JobId(number),
-        };
         let label = info.label.clone();
         let number = self.transfers.enqueue(spec, info);
         if let Some(spec) = self.transfers.spec(number)
-            && self.queue.enqueued(waiting(number), spec, &label)
+            && self.queue.enqueued(waiting_key(number), spec, &label)
         {
             self.save_queue();
         }
@@ -1196,8 +1223,12 @@ impl App {
             }
             Confirmed::ResumeSaved => self.resume_saved(),
             Confirmed::DiscardSaved => {
-                let count = self.queue.waiting.len();
-                self.queue.waiting.clear();
+                let restored = std::mem::take(&mut self.restored);
+                let count = restored.len();
+                for number in restored {
+                    self.transfers.drop_waiting(number);
+                    self.queue.forget(waiting_key(number));
+                }
                 self.save_queue();
                 self.info(format!(
                     "{count} unfinished transfer(s) discarded (their partials stay)"
@@ -1432,10 +1463,7 @@ impl App {
             Msg::Submitted { key, info } => {
                 match self.transfers.first_starting() {
                     Some(number) => {
-                        let waiting = JobKey {
-                            conn: jobs::NOT_STARTED,
-                            id: JobId(number),
-                        };
+                        let waiting = waiting_key(number);
                         if self.queue.started(waiting, key) {
                             self.save_queue();
                         }

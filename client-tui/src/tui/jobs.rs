@@ -321,6 +321,15 @@ impl TransferList {
             .map(|j| j.number)
     }
 
+    /// Puts a job that waits (queued or paused) in `state` (queued or paused).
+    pub fn set_waiting(&mut self, number: u64, state: JobState) {
+        if let Some(job) = self.jobs.iter_mut().find(|j| j.number == number)
+            && matches!(job.state, JobState::Queued | JobState::Paused)
+        {
+            job.state = state;
+        }
+    }
+
     /// The engine took job `number` as `key`.
     pub fn started(&mut self, number: u64, key: JobKey) -> bool {
         match self.jobs.iter_mut().find(|j| j.number == number) {

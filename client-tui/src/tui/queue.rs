@@ -217,6 +217,11 @@ impl Queue {
         true
     }
 
+    /// A job read at start now in the transfer list under `key`, kept as it was.
+    pub fn adopt(&mut self, key: JobKey, job: SavedJob) {
+        self.live.push((key, job));
+    }
+
     /// A queued job (`waiting`) started as the engine's `key`; whether it was kept.
     pub fn started(&mut self, waiting: JobKey, key: JobKey) -> bool {
         match self.live.iter_mut().find(|(k, _)| *k == waiting) {
