@@ -24,8 +24,11 @@ pub const VERSION: u32 = 1;
 pub const MAX_JOBS: usize = 100;
 /// Items kept per job at most: a selection of more is not saved (its partials remain).
 pub const MAX_ITEMS: usize = 10_000;
-/// The largest file read back; a bigger one is set aside as corrupt.
+/// The largest file read back; a bigger one is set aside as corrupt. Writing keeps under it
+/// by leaving the oldest jobs out.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// The paths of one job's items at most, in bytes: a bigger job is not saved.
+pub const MAX_JOB_PATH_BYTES: usize = 1024 * 1024;
 
 /// The queue file in `state_dir`.
 pub fn path_in(state_dir: &Path) -> PathBuf {
@@ -105,7 +108,8 @@ impl SavedJob {
                 *remove_source,
             ),
         };
-        if items.len() > MAX_ITEMS {
+        let path_bytes: usize = items.iter().map(|(l, r)| l.len() + r.len()).sum();
+        if items.len() > MAX_ITEMS || path_bytes > MAX_JOB_PATH_BYTES {
             return None;
         }
         Some(SavedJob {
@@ -416,14 +420,27 @@ fn set_aside(path: &Path, why: &str) -> Loaded {
     }
 }
 
-/// Writes `jobs` (the newest [`MAX_JOBS`]) to `path` atomically, creating its directory.
+/// Writes `jobs` (the newest [`MAX_JOBS`], and of those the newest that fit in
+/// [`MAX_FILE_BYTES`]) to `path` atomically, creating its directory.
 pub fn save(path: &Path, jobs: &[SavedJob]) -> std::io::Result<()> {
-    let keep = &jobs[jobs.len().saturating_sub(MAX_JOBS)..];
-    let file = QueueFile {
-        version: VERSION,
-        jobs: keep.to_vec(),
+    let mut keep = jobs[jobs.len().saturating_sub(MAX_JOBS)..].to_vec();
+    let bytes = loop {
+        let file = QueueFile {
+            version: VERSION,
+            jobs: keep,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+        keep = file.jobs;
+        if bytes.len() as u64 <= MAX_FILE_BYTES || keep.is_empty() {
+            break bytes;
+        }
+        // Escaping can make a job's entry several times its path bytes: drop the oldest
+        // part in proportion and measure again.
+        let over = bytes.len() as u64 - MAX_FILE_BYTES;
+        let share = usize::try_from(over.saturating_mul(keep.len() as u64) / bytes.len() as u64)
+            .unwrap_or(keep.len());
+        keep.drain(..share.clamp(1, keep.len()));
     };
-    let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -570,6 +587,40 @@ mod tests {
         assert!(queue.forget(waiting(4)));
         assert!(!queue.forget(waiting(4)));
         assert!(Queue::default().snapshot().is_none());
+    }
+
+    #[test]
+    fn a_job_too_big_is_not_kept_and_the_file_stays_under_its_cap() {
+        let long = "x".repeat(4000);
+        let big = |n: usize| JobSpec::Download {
+            items: (0..n)
+                .map(|i| (format!("{long}/{i}"), PathBuf::from(format!("/{long}/{i}"))))
+                .collect(),
+            policy: ConflictPolicy::Ask,
+            remove_source: false,
+        };
+        // 200 items of 8 KB: over the per-job cap.
+        assert!(SavedJob::new(&endpoint(), &big(200), "too big").is_none());
+        // 100 jobs of 800 KB each: 80 MB, so the oldest go.
+        let one = SavedJob::new(&endpoint(), &big(100), "big").unwrap();
+        let jobs: Vec<SavedJob> = (0..MAX_JOBS)
+            .map(|i| SavedJob {
+                label: format!("job {i}"),
+                ..one.clone()
+            })
+            .collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = path_in(tmp.path());
+        save(&path, &jobs).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= MAX_FILE_BYTES, "{size}");
+        let loaded = load(&path);
+        assert_eq!(loaded.note, None);
+        assert!(loaded.jobs.len() > 5, "{}", loaded.jobs.len());
+        assert_eq!(
+            loaded.jobs.last().unwrap().label,
+            format!("job {}", MAX_JOBS - 1)
+        );
     }
 
     #[test]
