@@ -260,7 +260,9 @@ impl App {
     fn restore_rows(&mut self, state: JobState) -> Vec<u64> {
         let mut numbers = Vec::new();
         for job in std::mem::take(&mut self.queue.waiting) {
-            let number = self.transfers.enqueue(job.spec(), queue::info(&job));
+            let number = self
+                .transfers
+                .enqueue(job.server.clone(), job.spec(), queue::info(&job));
             self.transfers.set_waiting(number, state.clone());
             self.queue.adopt(waiting_key(number), job);
             numbers.push(number);
@@ -280,7 +282,7 @@ impl App {
     /// A new job: a row in the transfer list, started when fewer than `max_jobs` run.
     fn enqueue(&mut self, spec: JobSpec, info: JobInfo) {
         let label = info.label.clone();
-        let number = self.transfers.enqueue(spec, info);
+        let number = self.transfers.enqueue(self.conn.label.clone(), spec, info);
         if let Some(spec) = self.transfers.spec(number)
             && self.queue.enqueued(waiting_key(number), spec, &label)
         {
@@ -292,7 +294,8 @@ impl App {
 
     /// Starts queued jobs, first in list order, while fewer than `max_jobs` run.
     fn start_queued(&mut self) {
-        for (_, spec, info) in self.transfers.next_to_start(self.max_jobs) {
+        let server = self.conn.label.clone();
+        for (_, spec, info) in self.transfers.next_to_start(self.max_jobs, &server) {
             self.outbox.push(Effect::Submit { spec, info });
         }
     }
@@ -757,7 +760,10 @@ impl App {
                 }
             }
             Action::RetryJob => match self.transfers.retry_selected() {
-                Some((spec, info)) => self.enqueue(spec, info),
+                Some((server, _, _)) if server != self.conn.label => {
+                    self.info("That job is for another server: connect there to retry it");
+                }
+                Some((_, spec, info)) => self.enqueue(spec, info),
                 None => self.info("Only a failed job is retried"),
             },
             Action::Transfers | Action::SwitchPane => {
@@ -1592,6 +1598,8 @@ impl App {
                 let was_lost = was_lost || std::mem::take(&mut self.reconnecting);
                 // A login that succeeded leaves no refusal on screen.
                 self.clear_error_banner();
+                // Jobs queued for this server while the session was elsewhere.
+                self.start_queued();
                 if was_lost {
                     self.info(format!("Reconnected to {}", self.conn.label));
                     if self.remote.pending.is_none() {

@@ -261,7 +261,9 @@ pub struct TransferList {
     last_number: u64,
     /// What each job not yet done runs (by number): to start it, start it again after a
     /// pause, or retry its failed entries.
-    specs: HashMap<u64, JobSpec>,
+    /// With the server (`host:port`) the job is for: a queued job starts only while the
+    /// session is connected there, never on a server switched to meanwhile.
+    specs: HashMap<u64, (String, JobSpec)>,
 }
 
 impl TransferList {
@@ -274,7 +276,7 @@ impl TransferList {
     /// A job waiting its turn: a row in the list now, started by [`next_to_start`].
     ///
     /// [`next_to_start`]: TransferList::next_to_start
-    pub fn enqueue(&mut self, spec: JobSpec, info: JobInfo) -> u64 {
+    pub fn enqueue(&mut self, server: String, spec: JobSpec, info: JobInfo) -> u64 {
         self.last_number += 1;
         let number = self.last_number;
         let key = JobKey {
@@ -284,13 +286,13 @@ impl TransferList {
         let mut row = JobRow::new(key, number, info);
         row.state = JobState::Queued;
         self.jobs.push(row);
-        self.specs.insert(number, spec);
+        self.specs.insert(number, (server, spec));
         number
     }
 
     /// The queued jobs to start now so that at most `max_jobs` run, first in list order;
     /// each is marked scanning at once, so it is not picked twice.
-    pub fn next_to_start(&mut self, max_jobs: usize) -> Vec<(u64, JobSpec, JobInfo)> {
+    pub fn next_to_start(&mut self, max_jobs: usize, server: &str) -> Vec<(u64, JobSpec, JobInfo)> {
         let running = self.jobs.iter().filter(|j| j.is_active()).count();
         let mut free = max_jobs.max(1).saturating_sub(running);
         let mut start = Vec::new();
@@ -301,7 +303,7 @@ impl TransferList {
             if job.state != JobState::Queued {
                 continue;
             }
-            let Some(spec) = self.specs.get(&job.number) else {
+            let Some((_, spec)) = self.specs.get(&job.number).filter(|(s, _)| s == server) else {
                 continue;
             };
             job.state = JobState::Scanning;
@@ -343,7 +345,7 @@ impl TransferList {
 
     /// The spec job `number` runs.
     pub fn spec(&self, number: u64) -> Option<&JobSpec> {
-        self.specs.get(&number)
+        self.specs.get(&number).map(|(_, spec)| spec)
     }
 
     /// Pauses the selected running job: the caller cancels its engine job (the engine keeps
@@ -416,7 +418,7 @@ impl TransferList {
     /// (each mapped from its source to its destination through the item it belongs to), or
     /// the whole job when some failures went uncounted in the details; it then resumes
     /// what is partial and keeps what is already whole. `None` unless the job ended failed.
-    pub fn retry_selected(&self) -> Option<(JobSpec, JobInfo)> {
+    pub fn retry_selected(&self) -> Option<(String, JobSpec, JobInfo)> {
         let job = self.selected_job()?;
         let failed = match &job.state {
             JobState::Failed(message) => message != "cancelled",
@@ -426,7 +428,7 @@ impl TransferList {
         if !failed {
             return None;
         }
-        let spec = self.specs.get(&job.number)?;
+        let (server, spec) = self.specs.get(&job.number)?;
         let mut info = job.info.clone();
         info.label = format!("{} (retry)", job.info.label);
         let whole = job.failures.is_empty() || job.details_dropped > 0;
@@ -441,7 +443,7 @@ impl TransferList {
         } else {
             narrowed
         };
-        Some((spec, info))
+        Some((server.clone(), spec, info))
     }
 
     pub fn get_mut(&mut self, key: JobKey) -> Option<&mut JobRow> {
@@ -822,11 +824,15 @@ pub(crate) mod tests {
         let mut list = TransferList::default();
         for name in ["a", "b", "c", "d"] {
             let (spec, info) = download(name);
-            list.enqueue(spec, info);
+            list.enqueue("s".into(), spec, info);
         }
-        let started: Vec<u64> = list.next_to_start(2).into_iter().map(|s| s.0).collect();
+        let started: Vec<u64> = list
+            .next_to_start(2, "s")
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
         assert_eq!(started, [1, 2]);
-        assert!(list.next_to_start(2).is_empty(), "two already run");
+        assert!(list.next_to_start(2, "s").is_empty(), "two already run");
         // The engine takes them in order.
         assert_eq!(list.first_starting(), Some(1));
         list.started(
@@ -859,7 +865,7 @@ pub(crate) mod tests {
         .unwrap()
         .finished(Err("cancelled".into()));
         let next: Vec<String> = list
-            .next_to_start(2)
+            .next_to_start(2, "s")
             .into_iter()
             .map(|s| s.2.label)
             .collect();
@@ -867,11 +873,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_queued_job_starts_only_on_the_server_it_was_made_for() {
+        let mut list = TransferList::default();
+        let (spec, info) = download("a");
+        list.enqueue("host-a:7070".into(), spec, info);
+        assert!(list.next_to_start(2, "host-b:7070").is_empty());
+        assert_eq!(list.next_to_start(2, "host-a:7070").len(), 1);
+    }
+
+    #[test]
     fn pause_keeps_the_row_and_resume_queues_it_again() {
         let mut list = TransferList::default();
         let (spec, info) = download("a");
-        list.enqueue(spec, info);
-        list.next_to_start(1);
+        list.enqueue("s".into(), spec, info);
+        list.next_to_start(1, "s");
         let key = JobKey {
             conn: 1,
             id: JobId(5),
@@ -882,9 +897,9 @@ pub(crate) mod tests {
         assert_eq!(labels(&list), [("a".to_string(), JobState::Paused)]);
         // The engine's end of the cancelled job no longer reaches the row.
         assert!(list.get_mut(key).is_none());
-        assert!(list.next_to_start(1).is_empty(), "a paused job waits");
+        assert!(list.next_to_start(1, "s").is_empty(), "a paused job waits");
         assert!(list.resume_selected());
-        let again = list.next_to_start(1);
+        let again = list.next_to_start(1, "s");
         assert_eq!(again.len(), 1);
         assert!(matches!(&again[0].1, JobSpec::Download { items, .. } if items[0].0 == "d/a"));
     }
@@ -898,8 +913,8 @@ pub(crate) mod tests {
             remove_source: false,
         };
         let (_, info) = download("tree");
-        list.enqueue(spec, info);
-        list.next_to_start(1);
+        list.enqueue("s".into(), spec, info);
+        list.next_to_start(1, "s");
         let key = JobKey {
             conn: 1,
             id: JobId(1),
@@ -915,7 +930,8 @@ pub(crate) mod tests {
             elapsed: Duration::ZERO,
         }));
         list.selected = 0;
-        let (spec, info) = list.retry_selected().unwrap();
+        let (server, spec, info) = list.retry_selected().unwrap();
+        assert_eq!(server, "s");
         assert_eq!(info.label, "tree (retry)");
         assert!(
             matches!(&spec, JobSpec::Download { items, policy: crate::engine::ConflictPolicy::Resume, .. }
