@@ -190,14 +190,21 @@ fn completes_from_the_partial(killed: &Killed, tmux: &Tmux, before: u64) {
     assert!(!queue.contains("big.bin"), "{queue}");
 }
 
-#[test]
-fn a_killed_download_is_offered_at_the_next_start_and_resumes_from_its_partial() {
+/// A download killed mid-way, and ferry started again on it up to the question at start;
+/// with the proxy's count of bytes down before the restart.
+fn killed_and_started_again() -> (Killed, Tmux, u64) {
     let killed = download_and_kill(None);
     let before = killed.carried();
     let tmux = ferry_on(&killed.desk, &killed.proxy, "again.sock");
     tmux.wait_for("the resume question", |s| {
         s.contains("Resume transfers") && s.contains("big.bin")
     });
+    (killed, tmux, before)
+}
+
+#[test]
+fn a_killed_download_is_offered_at_the_next_start_and_resumes_from_its_partial() {
+    let (killed, tmux, before) = killed_and_started_again();
     tmux.keys(&["y"]);
     completes_from_the_partial(&killed, &tmux, before);
 }
@@ -384,12 +391,7 @@ fn alt_r_retries_a_failed_download_once_the_cause_is_gone() {
 
 #[test]
 fn esc_leaves_the_saved_jobs_paused_in_the_list_and_ctrl_p_picks_one_to_resume() {
-    let killed = download_and_kill(None);
-    let before = killed.carried();
-    let tmux = ferry_on(&killed.desk, &killed.proxy, "again.sock");
-    tmux.wait_for("the resume question", |s| {
-        s.contains("Resume transfers") && s.contains("big.bin")
-    });
+    let (killed, tmux, before) = killed_and_started_again();
     tmux.keys(&["Escape"]);
     tmux.wait_for("the job paused in the list", |s| {
         !s.contains("Resume transfers") && s.contains("paused") && s.contains("big.bin")
