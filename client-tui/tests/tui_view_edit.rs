@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tmux::{Desk, Tmux, WAIT, require_tmux};
+use tmux::{Desk, Tmux, WAIT, ferry_pid, require_tmux};
 
 mod common;
 #[path = "common/tmux.rs"]
@@ -183,20 +183,6 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-/// The ferry process under the tmux pane's shell.
-fn ferry_pid(tmux: &Tmux) -> u32 {
-    let out = tmux.run(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);
-    let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-    children
-        .split_whitespace()
-        .map(|p| p.parse::<u32>().unwrap())
-        .find(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ferry")
-        })
-        .unwrap_or(shell)
 }
 
 #[test]
@@ -414,4 +400,103 @@ fn enter_runs_the_opener_for_its_extension_and_an_external_pager_gets_a_copy_of_
     tmux.wait_for("ferry back", |s| {
         s.contains("remote.txt") && s.contains("connected")
     });
+}
+
+/// The private copies left in the temporary directory, as (path, bytes).
+fn copies_left(desk: &Desk) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for dir in std::fs::read_dir(desk.dir("tmp")).unwrap() {
+        let dir = dir.unwrap().path();
+        if let Ok(files) = std::fs::read_dir(&dir) {
+            for file in files {
+                let file = file.unwrap().path();
+                let bytes = std::fs::read(&file).unwrap();
+                found.push((file, bytes));
+            }
+        }
+    }
+    found
+}
+
+/// F4 on a served `remote.txt` with an editor that appends "my edit" and waits while the
+/// server is stopped (a crash: every connection closes), so the upload afterwards fails.
+/// Returns ferry, the served directory and the port to start the server again on.
+fn edit_while_the_server_dies(desk: &Desk) -> (Tmux, PathBuf, u16) {
+    require_tmux();
+    let root = desk.dir("served");
+    let signals = desk.dir("signals");
+    std::fs::write(root.join("remote.txt"), "remote\n").unwrap();
+    let editor = script(
+        desk,
+        "edit-and-wait",
+        r#"echo "my edit" >> "$1"; touch "$SIGNALS/edited"; while [ ! -e "$SIGNALS/go" ]; do sleep 0.1; done"#,
+    );
+    let (server, port) = common::start_server(&root, 0);
+    let tmux = ferry(
+        desk,
+        port,
+        &[
+            ("EDITOR", &editor),
+            ("VISUAL", &editor),
+            ("SIGNALS", &signals),
+        ],
+    );
+    tmux.wait_for("the listing", |s| {
+        s.contains("remote.txt") && s.contains("connected")
+    });
+    tmux.keys(&["Tab", "F4"]);
+    let start = Instant::now();
+    while !signals.join("edited").exists() {
+        assert!(
+            start.elapsed() < WAIT,
+            "the editor never ran:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    std::fs::write(signals.join("go"), "").unwrap();
+    (tmux, root, port)
+}
+
+#[test]
+fn f4_keeps_the_edit_when_the_server_goes_away_during_the_editor_and_retry_saves_it() {
+    let desk = Desk::new();
+    let (tmux, root, port) = edit_while_the_server_dies(&desk);
+    tmux.wait_for("the failed save and where the edit is kept", |s| {
+        s.contains("Could not save /remote.txt") && s.contains("kept")
+    });
+    let kept = copies_left(&desk);
+    assert_eq!(kept.len(), 1, "the edited copy must still exist: {kept:?}");
+    assert_eq!(kept[0].1, b"remote\nmy edit\n");
+    assert_eq!(std::fs::read(root.join("remote.txt")).unwrap(), b"remote\n");
+    // The server is back on the same port: retry uploads the kept copy, verified.
+    let (_server, _) = common::start_server(&root, port);
+    tmux.keys(&["r"]);
+    wait_for_bytes(&root.join("remote.txt"), b"remote\nmy edit\n", &tmux);
+    tmux.wait_for("the save reported", |s| {
+        s.contains("Saved /remote.txt (verified)")
+    });
+    wait_for_no_copies(&desk, &tmux);
+}
+
+#[test]
+fn a_kept_edit_outlives_ferry_until_discarded() {
+    let desk = Desk::new();
+    let (tmux, _root, _port) = edit_while_the_server_dies(&desk);
+    tmux.wait_for("the failed save", |s| {
+        s.contains("Could not save /remote.txt")
+    });
+    // Esc closes the question and keeps the copy; quitting ferry keeps it too.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the question closed", |s| !s.contains("retry the upload"));
+    tmux.keys(&["F10"]);
+    tmux.wait_for("ferry ended", |s| s.contains("EXIT="));
+    let kept = copies_left(&desk);
+    assert_eq!(
+        kept.len(),
+        1,
+        "the edited copy must outlive ferry: {kept:?}"
+    );
+    assert_eq!(kept[0].1, b"remote\nmy edit\n");
 }

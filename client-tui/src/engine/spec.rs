@@ -51,8 +51,10 @@ pub struct Groundwork {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u64);
 
-/// What to do when the destination already exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do when the destination already exists. Serialized (snake case) in the TUI's
+/// transfer queue file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
     Overwrite,
     Skip,

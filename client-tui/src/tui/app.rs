@@ -19,12 +19,14 @@ use ferry_protocol::{Entry, PartialEntry};
 use ratatui::layout::Rect;
 
 use crate::engine::known_hosts::Fingerprint;
-use crate::engine::{ConflictAnswer, ConflictPolicy, Endpoint, JobSpec, JobSummary, TransferEvent};
+use crate::engine::{
+    ConflictAnswer, ConflictPolicy, Endpoint, JobId, JobSpec, JobSummary, TransferEvent,
+};
 use crate::url::RemoteUrl;
 
 use super::chmod::{self, ChmodDialog};
 use super::compare;
-use super::config::{self, Bookmark, Recent, Settings};
+use super::config::{self, Bookmark, Recent, ResumeJobs, Settings};
 use super::conflict::ConflictPrompt;
 use super::copy_dialog::CopyDialog;
 use super::dialogs::{
@@ -34,7 +36,7 @@ use super::find::{self, FindList};
 use super::input::LineInput;
 use super::job_report::{self, failure_text};
 use super::job_request;
-use super::jobs::{JobInfo, JobKey, TransferList};
+use super::jobs::{self, JobInfo, JobKey, JobState, TransferList};
 use super::keymap::{Action, Key, Keymap};
 use super::layout;
 use super::location::{Location, Side};
@@ -42,6 +44,7 @@ use super::mouse::{Gesture, KeyBar, Mouse};
 use super::pane::{Listed, Pane};
 use super::partials::PartialsDialog;
 use super::places::{self, OtherServer, Places};
+use super::queue::{self, Queue};
 use super::rate::{self, RateTarget};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{self, ConnState, LinkNews, ServerLink};
@@ -117,6 +120,21 @@ pub struct App {
     places: Places,
     /// A pane on another server than `conn`'s, with its own connection.
     pub other: Option<OtherServer>,
+    /// The transfer queue file's jobs.
+    pub queue: Queue,
+    pub resume_jobs: ResumeJobs,
+    /// How many jobs run at once; the rest wait their turn in the transfer list.
+    pub max_jobs: usize,
+    /// The jobs read at start that the question at start is about, by number.
+    restored: Vec<u64>,
+}
+
+/// The key of job `number` while it waits (queued or paused).
+fn waiting_key(number: u64) -> JobKey {
+    JobKey {
+        conn: jobs::NOT_STARTED,
+        id: JobId(number),
+    }
 }
 
 /// The character a key types, for quick jump: none with Ctrl or Alt held.
@@ -185,10 +203,164 @@ impl App {
             rate_limit: 0,
             places: Places::default(),
             other: None,
+            queue: Queue::default(),
+            resume_jobs: settings.resume_jobs,
+            max_jobs: settings.max_jobs,
+            restored: Vec::new(),
         };
         app.request_list(Side::Local, Location::Local(local_dir), None);
         app.request_list(Side::Remote, Location::Remote(remote_path), None);
         app
+    }
+
+    fn save_queue(&mut self) {
+        if let Some((path, jobs)) = self.queue.snapshot() {
+            self.outbox.push(Effect::SaveQueue { path, jobs });
+        }
+    }
+
+    /// At start: the transfers an earlier run left for this server, as `resume_jobs` says.
+    pub fn offer_saved_jobs(&mut self) {
+        let count = self.queue.waiting.len();
+        if count == 0 {
+            return;
+        }
+        match self.resume_jobs {
+            ResumeJobs::Always => {
+                self.restored = self.restore_rows(JobState::Queued);
+                self.start_queued();
+            }
+            ResumeJobs::Never => {
+                self.queue.waiting.clear();
+                self.save_queue();
+                self.info(format!(
+                    "{count} unfinished transfer(s) of an earlier run not resumed (resume_jobs = \"never\")"
+                ));
+            }
+            ResumeJobs::Ask => {
+                let list: Vec<String> = self
+                    .queue
+                    .waiting
+                    .iter()
+                    .take(5)
+                    .map(|job| {
+                        let what = match job.direction {
+                            queue::Direction::Upload => "upload",
+                            queue::Direction::Download => "download",
+                        };
+                        let failed = match &job.stage {
+                            queue::Stage::Failed(why) => {
+                                format!(", failed: {}", format::escape_text(why))
+                            }
+                            queue::Stage::Running | queue::Stage::Queued => String::new(),
+                            queue::Stage::Paused => ", paused".to_string(),
+                        };
+                        format!("{} ({what}{failed})", format::escape_text(&job.label))
+                    })
+                    .collect();
+                let more = if count > 5 {
+                    format!(" and {} more", count - 5)
+                } else {
+                    String::new()
+                };
+                self.dialog = Some(Dialog::Confirm {
+                    title: "Resume transfers".into(),
+                    message: format!(
+                        "{count} transfer(s) of an earlier run did not finish: {}{more}. \
+                         y: resume them all from their partials. d: discard them. Esc: keep \
+                         them paused in the transfer list to pick from (t, then Ctrl+P \
+                         resumes one, x drops one).",
+                        list.join("; ")
+                    ),
+                    on_yes: Confirmed::ResumeSaved,
+                });
+                self.restored = self.restore_rows(JobState::Paused);
+            }
+        }
+    }
+
+    /// The jobs read at start as rows of the transfer list in `state` (queued or paused),
+    /// still kept in the file; their numbers.
+    fn restore_rows(&mut self, state: JobState) -> Vec<u64> {
+        let mut numbers = Vec::new();
+        for job in std::mem::take(&mut self.queue.waiting) {
+            let number = self
+                .transfers
+                .enqueue(job.server.clone(), job.spec(), queue::info(&job));
+            self.transfers.set_waiting(number, state.clone());
+            self.queue.adopt(waiting_key(number), job);
+            numbers.push(number);
+        }
+        self.follow_jobs();
+        numbers
+    }
+
+    /// `y` to the question at start: every restored job queued to run again.
+    fn resume_saved(&mut self) {
+        for number in std::mem::take(&mut self.restored) {
+            self.transfers.set_waiting(number, JobState::Queued);
+        }
+        self.start_queued();
+    }
+
+    /// A new job: a row in the transfer list, started when fewer than `max_jobs` run.
+    fn enqueue(&mut self, spec: JobSpec, info: JobInfo) {
+        let label = info.label.clone();
+        let number = self.transfers.enqueue(self.conn.label.clone(), spec, info);
+        if let Some(spec) = self.transfers.spec(number)
+            && self.queue.enqueued(waiting_key(number), spec, &label)
+        {
+            self.save_queue();
+        }
+        self.start_queued();
+        self.follow_jobs();
+    }
+
+    /// Starts queued jobs, first in list order, while fewer than `max_jobs` run.
+    fn start_queued(&mut self) {
+        let server = self.conn.label.clone();
+        for (_, spec, info) in self.transfers.next_to_start(self.max_jobs, &server) {
+            self.outbox.push(Effect::Submit { spec, info });
+        }
+    }
+
+    /// The event loop could not give the job it was handed to an engine.
+    pub fn submit_failed(&mut self, why: &str) {
+        if let Some(number) = self.transfers.first_starting() {
+            self.transfers.drop_waiting(number);
+            self.error(format!("#{number}: {why}"));
+        }
+    }
+
+    /// `p` on the transfer list: pauses the selected running job (its engine job is
+    /// cancelled, which keeps every partial), or queues a paused one again.
+    fn pause_or_resume(&mut self) {
+        if let Some(old) = self.transfers.pause_selected() {
+            self.outbox.push(Effect::Cancel(old));
+            if let Some(job) = self.transfers.selected_job() {
+                self.queue.paused(old, job.key);
+                self.save_queue();
+            }
+            self.start_queued();
+        } else if self.transfers.resume_selected() {
+            self.start_queued();
+        }
+    }
+
+    /// `x` on a queued or paused job: it will not run; `true` if the selected job was one.
+    fn drop_selected_waiting(&mut self) -> bool {
+        let Some(job) = self.transfers.selected_job() else {
+            return false;
+        };
+        if !matches!(job.state, JobState::Queued | JobState::Paused) {
+            return false;
+        }
+        let (number, key) = (job.number, job.key);
+        self.transfers.drop_waiting(number);
+        if self.queue.forget(key) {
+            self.save_queue();
+        }
+        true
     }
 
     /// Takes the queued effects.
@@ -619,7 +791,11 @@ impl App {
             | Action::SortName
             | Action::SortSize
             | Action::SortTime
-            | Action::ToggleAttributes => {}
+            | Action::ToggleAttributes
+            | Action::PauseJob
+            | Action::JobUp
+            | Action::JobDown
+            | Action::RetryJob => {}
         }
     }
 
@@ -644,6 +820,19 @@ impl App {
                     self.dialog = Some(rate::dialog(target, job.rate_limit, Some(job.number)));
                 }
                 None => self.dialog = Some(rate::dialog(RateTarget::All, self.rate_limit, None)),
+            },
+            Action::PauseJob => self.pause_or_resume(),
+            Action::JobUp | Action::JobDown => {
+                if !self.transfers.move_selected(action == Action::JobUp) {
+                    self.info("Only a queued or paused job moves in the queue");
+                }
+            }
+            Action::RetryJob => match self.transfers.retry_selected() {
+                Some((server, _, _)) if server != self.conn.label => {
+                    self.info("That job is for another server: connect there to retry it");
+                }
+                Some((_, spec, info)) => self.enqueue(spec, info),
+                None => self.info("Only a failed job is retried"),
             },
             Action::Transfers | Action::SwitchPane => {
                 self.focus = Focus::Pane(self.last_pane);
@@ -821,7 +1010,7 @@ impl App {
         };
         self.pane_mut(source).marks.clear();
         if into_pane {
-            self.outbox.push(Effect::Submit { spec, info });
+            self.enqueue(spec, info);
         } else {
             let side = source.other();
             self.awaiting_dest = Some((side, spec, info));
@@ -896,7 +1085,7 @@ impl App {
             return;
         };
         self.pane_mut(source).marks.clear();
-        self.outbox.push(Effect::Submit { spec, info });
+        self.enqueue(spec, info);
     }
 
     fn ask_delete(&mut self, side: Side) {
@@ -909,6 +1098,9 @@ impl App {
     }
 
     fn ask_cancel(&mut self) {
+        if self.focus == Focus::Transfers && self.drop_selected_waiting() {
+            return;
+        }
         // From the panes, `x` means the selected job if it runs, else the newest running one.
         let Some(job) = self.transfers.to_cancel(self.focus == Focus::Transfers) else {
             return;
@@ -1055,6 +1247,7 @@ impl App {
         self.pending_home = parsed.needs_home().then(|| parsed.clone());
         self.remote = self.remote.reopened(Location::Remote(start.clone()));
         self.sync_layout();
+        self.queue.set_server(&endpoint);
         self.outbox.push(Effect::Connect {
             conn: self.conn.id,
             endpoint,
@@ -1227,6 +1420,19 @@ impl App {
             }
             Confirmed::CancelJob(key) | Confirmed::CancelUpload(key) => {
                 self.outbox.push(Effect::Cancel(key));
+            }
+            Confirmed::ResumeSaved => self.resume_saved(),
+            Confirmed::DiscardSaved => {
+                let restored = std::mem::take(&mut self.restored);
+                let count = restored.len();
+                for number in restored {
+                    self.transfers.drop_waiting(number);
+                    self.queue.forget(waiting_key(number));
+                }
+                self.save_queue();
+                self.info(format!(
+                    "{count} unfinished transfer(s) discarded (their partials stay)"
+                ));
             }
         }
     }
@@ -1516,7 +1722,16 @@ impl App {
             }
             Msg::Connection { conn, event } => self.on_link_event(conn, event),
             Msg::Submitted { key, info } => {
-                self.transfers.submitted(key, info);
+                match self.transfers.first_starting() {
+                    Some(number) => {
+                        let waiting = waiting_key(number);
+                        if self.queue.started(waiting, key) {
+                            self.save_queue();
+                        }
+                        self.transfers.started(number, key);
+                    }
+                    None => self.transfers.submitted(key, info),
+                }
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
@@ -1548,7 +1763,7 @@ impl App {
                 if made.is_ok() {
                     self.refresh(side);
                 }
-                self.outbox.push(Effect::Submit { spec, info });
+                self.enqueue(spec, info);
             }
         }
     }
@@ -1671,6 +1886,8 @@ impl App {
                 let was_lost = was_lost || std::mem::take(&mut self.reconnecting);
                 // A login that succeeded leaves no refusal on screen.
                 self.clear_error_banner();
+                // Jobs queued for this server while the session was elsewhere.
+                self.start_queued();
                 if was_lost {
                     self.info(format!("Reconnected to {}", self.conn.label));
                     if self.remote.pending.is_none() {
@@ -1821,11 +2038,15 @@ impl App {
 
     fn job_finished(&mut self, key: JobKey, outcome: Result<JobSummary, String>) {
         self.conflicts.retain(|c| c.job != key);
+        if self.queue.finished(key, &outcome) {
+            self.save_queue();
+        }
         let Some(job) = self.transfers.get_mut(key) else {
             return;
         };
         job.finished(outcome);
         let job = job.clone();
+        self.start_queued();
         // Only on the server the browsing session talks to.
         if self.discard_after_cancel.remove(&key) && key.conn == self.conn.id {
             // The file being sent when it stopped, and each item it was sent as: a

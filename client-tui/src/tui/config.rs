@@ -82,6 +82,30 @@ struct ConfigFile {
     /// Programs that open a file on Enter, by extension (lower case, without the dot).
     #[serde(default)]
     open: BTreeMap<String, String>,
+    #[serde(default)]
+    resume_jobs: ResumeJobs,
+    #[serde(default = "default_max_jobs")]
+    max_jobs: usize,
+}
+
+/// Jobs that run at once unless the config says otherwise.
+pub const DEFAULT_MAX_JOBS: usize = 2;
+
+fn default_max_jobs() -> usize {
+    DEFAULT_MAX_JOBS
+}
+
+/// What a start does with the unfinished transfers an earlier run left in the queue file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeJobs {
+    /// A dialog lists them: resume all, discard them, or leave them for later.
+    #[default]
+    Ask,
+    /// Resume them at once.
+    Always,
+    /// Leave them be (their partials stay) and forget them.
+    Never,
 }
 
 /// What F3 (and Enter on a file) shows a file with.
@@ -104,7 +128,7 @@ fn default_keymap() -> String {
 }
 
 /// The config, resolved: theme and keymap loaded, overrides applied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub theme: Theme,
     pub keymap: Keymap,
@@ -113,6 +137,24 @@ pub struct Settings {
     pub pager: Pager,
     /// Openers by lower-case extension, from the `[open]` table.
     pub open: BTreeMap<String, String>,
+    pub resume_jobs: ResumeJobs,
+    /// Jobs that run at once (at least 1); the others wait in the transfer list.
+    pub max_jobs: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            theme: Theme::default(),
+            keymap: Keymap::default(),
+            defaults: Defaults::default(),
+            bookmarks: Vec::new(),
+            pager: Pager::default(),
+            open: BTreeMap::new(),
+            resume_jobs: ResumeJobs::default(),
+            max_jobs: DEFAULT_MAX_JOBS,
+        }
+    }
 }
 
 /// The platform directories for ferry, when the platform has a home directory.
@@ -190,6 +232,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Settings, String> {
         defaults: file.defaults,
         bookmarks: file.bookmarks,
         pager: file.pager,
+        resume_jobs: file.resume_jobs,
+        max_jobs: file.max_jobs.max(1),
         open: file
             .open
             .into_iter()

@@ -66,6 +66,9 @@ pub enum Confirmed {
     CancelJob(JobKey),
     /// An upload's cancel: yes keeps its partial on the server for a resume, `d` deletes it.
     CancelUpload(JobKey),
+    /// Resume the transfers an earlier run left unfinished; `d` discards them instead.
+    ResumeSaved,
+    DiscardSaved,
 }
 
 /// A server the connect dialog offers.
@@ -506,6 +509,8 @@ fn confirm_key(
         KeyCode::Char('d') | KeyCode::Char('D') => {
             if let Confirmed::CancelUpload(key) = on_yes {
                 return (None, Some(Outcome::CancelAndDiscard(key)));
+            } else if on_yes == Confirmed::ResumeSaved {
+                return (None, Some(Outcome::Confirmed(Confirmed::DiscardSaved)));
             } else {
                 Some(Dialog::Confirm {
                     title,

@@ -401,12 +401,10 @@ fn execute(
                     &endpoint_of(info.dest),
                 );
                 let id = conn.engine.submit(spec);
-                app.on_msg(Msg::Submitted {
-                    key: JobKey { conn: current, id },
-                    info,
-                });
+                let key = JobKey { conn: current, id };
+                app.on_msg(Msg::Submitted { key, info });
             }
-            None => app.error("No connection to transfer with"),
+            None => app.submit_failed("No connection to transfer with"),
         },
         Effect::AnswerSsh { id, answer } => crate::engine::ssh::answer(id, answer),
         Effect::Cancel(key) => {
@@ -534,9 +532,22 @@ fn execute(
                 copies.remove(&copy);
                 tokio::task::spawn_blocking(move || external::remove_copy(&copy));
             }
+            FileEffect::KeepCopy(copy) => {
+                copies.remove(&copy);
+            }
             // The loop runs programs before it gets here: it holds the terminal.
             FileEffect::Run { .. } => {}
         },
+        // Written here and now, not on a blocking task: two writes must not overtake each
+        // other, and the file is small.
+        Effect::SaveQueue { path, jobs } => {
+            if let Err(error) = super::queue::save(&path, &jobs) {
+                tracing::warn!(
+                    "cannot write the transfer queue {}: {error}",
+                    crate::format::local_path(&path)
+                );
+            }
+        }
         Effect::SaveRecent(list) => {
             tokio::task::spawn_blocking(move || config::save_recent(&list));
         }

@@ -1,10 +1,16 @@
 //! The transfer list as the UI sees it: one [`JobRow`] per submitted copy or move, updated from
-//! engine events, the [`TransferList`] that holds them with its selection, and the pure
-//! progress math the panel draws from.
+//! engine events, the [`TransferList`] that holds them with its selection and its queue
+//! (`max_jobs` at once, pause, reorder, retry), and the pure progress math the panel draws
+//! from.
+//!
+//! Over 600 lines because of its unit tests (the code is about 660): the rows, the list and
+//! its queue change together, and splitting the queue off would pass the rows' insides
+//! between two modules.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::engine::{JobId, JobProgress, JobSummary, LeftOutReason};
+use crate::engine::{JobId, JobProgress, JobSpec, JobSummary, LeftOutReason};
 
 use super::keymap::Action;
 use super::pane::{Location, Side};
@@ -24,10 +30,17 @@ pub enum RateTarget {
     /// One job, on top of the limit for all.
     Job(JobKey),
 }
+/// The `conn` of a job not (or no longer) given to an engine: waiting its turn or paused.
+/// Real connections count from 1.
+pub const NOT_STARTED: u64 = 0;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
+    /// Waiting for its turn: `max_jobs` jobs run at once.
+    Queued,
+    /// Stopped by the user, its partials kept; resuming queues it again.
+    Paused,
     /// Submitted; the engine is sizing the tree, and files of a download may already arrive.
     Scanning,
     Running,
@@ -257,6 +270,11 @@ pub struct TransferList {
     pub selected: usize,
     /// The number the last submitted job got: numbers stay unique across connections.
     last_number: u64,
+    /// What each job not yet done runs (by number): to start it, start it again after a
+    /// pause, or retry its failed entries.
+    /// With the server (`host:port`) the job is for: a queued job starts only while the
+    /// session is connected there, never on a server switched to meanwhile.
+    specs: HashMap<u64, (String, JobSpec)>,
 }
 
 impl TransferList {
@@ -264,6 +282,180 @@ impl TransferList {
     pub fn submitted(&mut self, key: JobKey, info: JobInfo) {
         self.last_number += 1;
         self.jobs.push(JobRow::new(key, self.last_number, info));
+    }
+
+    /// A job waiting its turn: a row in the list now, started by [`next_to_start`].
+    ///
+    /// [`next_to_start`]: TransferList::next_to_start
+    pub fn enqueue(&mut self, server: String, spec: JobSpec, info: JobInfo) -> u64 {
+        self.last_number += 1;
+        let number = self.last_number;
+        let key = JobKey {
+            conn: NOT_STARTED,
+            id: JobId(number),
+        };
+        let mut row = JobRow::new(key, number, info);
+        row.state = JobState::Queued;
+        self.jobs.push(row);
+        self.specs.insert(number, (server, spec));
+        number
+    }
+
+    /// The queued jobs to start now so that at most `max_jobs` run, first in list order;
+    /// each is marked scanning at once, so it is not picked twice.
+    pub fn next_to_start(&mut self, max_jobs: usize, server: &str) -> Vec<(u64, JobSpec, JobInfo)> {
+        let running = self.jobs.iter().filter(|j| j.is_active()).count();
+        let mut free = max_jobs.max(1).saturating_sub(running);
+        let mut start = Vec::new();
+        for job in &mut self.jobs {
+            if free == 0 {
+                break;
+            }
+            if job.state != JobState::Queued {
+                continue;
+            }
+            let Some((_, spec)) = self.specs.get(&job.number).filter(|(s, _)| s == server) else {
+                continue;
+            };
+            job.state = JobState::Scanning;
+            start.push((job.number, spec.clone(), job.info.clone()));
+            free -= 1;
+        }
+        start
+    }
+
+    /// The first job handed to the event loop to start and not yet taken by an engine: the
+    /// one the next [`Msg::Submitted`](super::message::Msg::Submitted) is about, since jobs
+    /// are submitted in order.
+    pub fn first_starting(&self) -> Option<u64> {
+        self.jobs
+            .iter()
+            .find(|j| j.key.conn == NOT_STARTED && j.state == JobState::Scanning)
+            .map(|j| j.number)
+    }
+
+    /// Puts a job that waits (queued or paused) in `state` (queued or paused).
+    pub fn set_waiting(&mut self, number: u64, state: JobState) {
+        if let Some(job) = self.jobs.iter_mut().find(|j| j.number == number)
+            && matches!(job.state, JobState::Queued | JobState::Paused)
+        {
+            job.state = state;
+        }
+    }
+
+    /// The engine took job `number` as `key`.
+    pub fn started(&mut self, number: u64, key: JobKey) -> bool {
+        match self.jobs.iter_mut().find(|j| j.number == number) {
+            Some(job) => {
+                job.key = key;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The spec job `number` runs.
+    pub fn spec(&self, number: u64) -> Option<&JobSpec> {
+        self.specs.get(&number).map(|(_, spec)| spec)
+    }
+
+    /// Pauses the selected running job: the caller cancels its engine job (the engine keeps
+    /// its partials); the row stays, `paused`. Its old key, to cancel.
+    pub fn pause_selected(&mut self) -> Option<JobKey> {
+        let job = self.jobs.get_mut(self.selected)?;
+        if !job.is_active() || job.key.conn == NOT_STARTED {
+            return None;
+        }
+        let key = job.key;
+        job.state = JobState::Paused;
+        job.progress.speed = 0.0;
+        job.progress.eta = None;
+        job.key = JobKey {
+            conn: NOT_STARTED,
+            id: JobId(job.number),
+        };
+        Some(key)
+    }
+
+    /// Queues a paused job again where it stands in the list; it continues from its
+    /// partials when its turn comes.
+    pub fn resume_selected(&mut self) -> bool {
+        match self.jobs.get_mut(self.selected) {
+            Some(job) if job.state == JobState::Paused => {
+                job.state = JobState::Queued;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the selected queued job one place up (`up`) or down among the queued jobs, so
+    /// it starts sooner or later.
+    pub fn move_selected(&mut self, up: bool) -> bool {
+        let waiting = |j: &JobRow| matches!(j.state, JobState::Queued | JobState::Paused);
+        let Some(job) = self.jobs.get(self.selected) else {
+            return false;
+        };
+        if !waiting(job) {
+            return false;
+        }
+        let other = if up {
+            self.jobs[..self.selected].iter().rposition(waiting)
+        } else {
+            self.jobs[self.selected + 1..]
+                .iter()
+                .position(waiting)
+                .map(|i| i + self.selected + 1)
+        };
+        match other {
+            Some(other) => {
+                self.jobs.swap(self.selected, other);
+                self.selected = other;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops a queued or paused job that will not run (cancelled before it ran again).
+    pub fn drop_waiting(&mut self, number: u64) {
+        self.specs.remove(&number);
+        if let Some(job) = self.jobs.iter_mut().find(|j| j.number == number) {
+            job.finished(Err("cancelled".into()));
+        }
+    }
+
+    /// The spec that retries the selected job's failed entries: those the details list
+    /// (each mapped from its source to its destination through the item it belongs to), or
+    /// the whole job when some failures went uncounted in the details; it then resumes
+    /// what is partial and keeps what is already whole. `None` unless the job ended failed.
+    pub fn retry_selected(&self) -> Option<(String, JobSpec, JobInfo)> {
+        let job = self.selected_job()?;
+        let failed = match &job.state {
+            JobState::Failed(message) => message != "cancelled",
+            JobState::Done(summary) => summary.failed > 0,
+            _ => false,
+        };
+        if !failed {
+            return None;
+        }
+        let (server, spec) = self.specs.get(&job.number)?;
+        let mut info = job.info.clone();
+        info.label = format!("{} (retry)", job.info.label);
+        let whole = job.failures.is_empty() || job.details_dropped > 0;
+        let narrowed = retry_spec(spec, &job.failures, whole);
+        let empty = match &narrowed {
+            JobSpec::Upload { items, .. } => items.is_empty(),
+            JobSpec::Download { items, .. } => items.is_empty(),
+            JobSpec::Relay { items, .. } => items.is_empty(),
+        };
+        // A failure named otherwise (a local source that could not be read): all again.
+        let spec = if empty {
+            retry_spec(spec, &job.failures, true)
+        } else {
+            narrowed
+        };
+        Some((server.clone(), spec, info))
     }
 
     pub fn get_mut(&mut self, key: JobKey) -> Option<&mut JobRow> {
@@ -315,7 +507,10 @@ impl TransferList {
     /// Drops the jobs that ended, keeping the selected one selected if it still runs.
     pub fn clear_finished(&mut self) {
         let kept = self.selected_job().map(|j| j.key);
-        self.jobs.retain(JobRow::is_active);
+        self.jobs
+            .retain(|j| j.is_active() || matches!(j.state, JobState::Queued | JobState::Paused));
+        let numbers: Vec<u64> = self.jobs.iter().map(|j| j.number).collect();
+        self.specs.retain(|n, _| numbers.contains(n));
         self.selected = kept
             .and_then(|key| self.jobs.iter().position(|j| j.key == key))
             .unwrap_or(0);
@@ -362,6 +557,84 @@ impl TransferList {
                 .collect(),
         };
         Some((dest, keys))
+    }
+}
+
+/// `spec` narrowed to the `failures` (named by their remote paths, as the engine reports
+/// them), unless `whole`; either way with the resume policy, so a partial is continued and a
+/// finished file is not sent again.
+fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> JobSpec {
+    use crate::engine::ConflictPolicy;
+    // Each `(local, remote)` item, or the failed entries under it, as `(local, remote)`.
+    let narrow = |local: &std::path::Path, remote: &str| -> Vec<(std::path::PathBuf, String)> {
+        if whole {
+            return vec![(local.to_path_buf(), remote.to_owned())];
+        }
+        failures
+            .iter()
+            .filter_map(|(path, _)| {
+                if path == remote {
+                    return Some((local.to_path_buf(), remote.to_owned()));
+                }
+                let rest = path.strip_prefix(remote)?.strip_prefix('/')?;
+                Some((local.join(crate::names::os_name(rest)), path.clone()))
+            })
+            .collect()
+    };
+    match spec {
+        JobSpec::Upload {
+            items,
+            remove_source,
+            ..
+        } => JobSpec::Upload {
+            items: items.iter().flat_map(|(l, r)| narrow(l, r)).collect(),
+            policy: ConflictPolicy::Resume,
+            remove_source: *remove_source,
+        },
+        JobSpec::Download {
+            items,
+            remove_source,
+            ..
+        } => JobSpec::Download {
+            items: items
+                .iter()
+                .flat_map(|(r, l)| narrow(l, r))
+                .map(|(l, r)| (r, l))
+                .collect(),
+            policy: ConflictPolicy::Resume,
+            remove_source: *remove_source,
+        },
+        // A relay names a failure by its destination path.
+        JobSpec::Relay {
+            from,
+            to,
+            items,
+            remove_source,
+            ..
+        } => JobSpec::Relay {
+            from: from.clone(),
+            to: to.clone(),
+            items: items
+                .iter()
+                .flat_map(|(source, dest)| {
+                    if whole {
+                        return vec![(source.clone(), dest.clone())];
+                    }
+                    failures
+                        .iter()
+                        .filter_map(|(path, _)| {
+                            if path == dest {
+                                return Some((source.clone(), dest.clone()));
+                            }
+                            let rest = path.strip_prefix(dest.as_str())?.strip_prefix('/')?;
+                            Some((format!("{source}/{rest}"), path.clone()))
+                        })
+                        .collect()
+                })
+                .collect(),
+            policy: ConflictPolicy::Resume,
+            remove_source: *remove_source,
+        },
     }
 }
 
@@ -560,5 +833,153 @@ pub(crate) mod tests {
         late.bytes_total = 0;
         scanning.progressed(&late);
         assert_eq!(scanning.progress.bytes_total, 16 * 1024);
+    }
+
+    fn download(name: &str) -> (JobSpec, JobInfo) {
+        let spec = JobSpec::Download {
+            items: vec![(
+                format!("d/{name}"),
+                std::path::PathBuf::from(format!("/l/{name}")),
+            )],
+            policy: crate::engine::ConflictPolicy::Ask,
+            remove_source: false,
+        };
+        let info = JobInfo {
+            dest: Side::Local,
+            src_dir: Location::Remote("d".into()),
+            dest_dir: Location::Local("/l".into()),
+            items: vec![(format!("d/{name}"), format!("/l/{name}"))],
+            is_move: false,
+            label: name.into(),
+        };
+        (spec, info)
+    }
+
+    fn labels(list: &TransferList) -> Vec<(String, JobState)> {
+        list.jobs
+            .iter()
+            .map(|j| (j.info.label.clone(), j.state.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn at_most_max_jobs_run_and_the_rest_start_in_list_order_as_moved() {
+        let mut list = TransferList::default();
+        for name in ["a", "b", "c", "d"] {
+            let (spec, info) = download(name);
+            list.enqueue("s".into(), spec, info);
+        }
+        let started: Vec<u64> = list
+            .next_to_start(2, "s")
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(started, [1, 2]);
+        assert!(list.next_to_start(2, "s").is_empty(), "two already run");
+        // The engine takes them in order.
+        assert_eq!(list.first_starting(), Some(1));
+        list.started(
+            1,
+            JobKey {
+                conn: 1,
+                id: JobId(10),
+            },
+        );
+        list.started(
+            2,
+            JobKey {
+                conn: 1,
+                id: JobId(11),
+            },
+        );
+        // d moves up before c.
+        list.selected = 3;
+        assert!(list.move_selected(true));
+        assert_eq!(list.selected, 2);
+        assert!(
+            !list.move_selected(true),
+            "nothing queued above: running jobs do not move"
+        );
+        // a ends: the next queued in list order (d) starts.
+        list.get_mut(JobKey {
+            conn: 1,
+            id: JobId(10),
+        })
+        .unwrap()
+        .finished(Err("cancelled".into()));
+        let next: Vec<String> = list
+            .next_to_start(2, "s")
+            .into_iter()
+            .map(|s| s.2.label)
+            .collect();
+        assert_eq!(next, ["d"]);
+    }
+
+    #[test]
+    fn a_queued_job_starts_only_on_the_server_it_was_made_for() {
+        let mut list = TransferList::default();
+        let (spec, info) = download("a");
+        list.enqueue("host-a:7070".into(), spec, info);
+        assert!(list.next_to_start(2, "host-b:7070").is_empty());
+        assert_eq!(list.next_to_start(2, "host-a:7070").len(), 1);
+    }
+
+    #[test]
+    fn pause_keeps_the_row_and_resume_queues_it_again() {
+        let mut list = TransferList::default();
+        let (spec, info) = download("a");
+        list.enqueue("s".into(), spec, info);
+        list.next_to_start(1, "s");
+        let key = JobKey {
+            conn: 1,
+            id: JobId(5),
+        };
+        list.started(1, key);
+        list.selected = 0;
+        assert_eq!(list.pause_selected(), Some(key));
+        assert_eq!(labels(&list), [("a".to_string(), JobState::Paused)]);
+        // The engine's end of the cancelled job no longer reaches the row.
+        assert!(list.get_mut(key).is_none());
+        assert!(list.next_to_start(1, "s").is_empty(), "a paused job waits");
+        assert!(list.resume_selected());
+        let again = list.next_to_start(1, "s");
+        assert_eq!(again.len(), 1);
+        assert!(matches!(&again[0].1, JobSpec::Download { items, .. } if items[0].0 == "d/a"));
+    }
+
+    #[test]
+    fn retry_takes_only_the_failed_entries_with_the_resume_policy() {
+        let mut list = TransferList::default();
+        let spec = JobSpec::Download {
+            items: vec![("d/tree".into(), std::path::PathBuf::from("/l/tree"))],
+            policy: crate::engine::ConflictPolicy::Ask,
+            remove_source: false,
+        };
+        let (_, info) = download("tree");
+        list.enqueue("s".into(), spec, info);
+        list.next_to_start(1, "s");
+        let key = JobKey {
+            conn: 1,
+            id: JobId(1),
+        };
+        list.started(1, key);
+        let job = list.get_mut(key).unwrap();
+        job.file_failed("d/tree/x/1.bin", "forbidden: no");
+        job.finished(Ok(JobSummary {
+            files: 3,
+            bytes: 3,
+            skipped: 0,
+            failed: 1,
+            elapsed: Duration::ZERO,
+        }));
+        list.selected = 0;
+        let (server, spec, info) = list.retry_selected().unwrap();
+        assert_eq!(server, "s");
+        assert_eq!(info.label, "tree (retry)");
+        assert!(
+            matches!(&spec, JobSpec::Download { items, policy: crate::engine::ConflictPolicy::Resume, .. }
+                if *items == vec![("d/tree/x/1.bin".to_string(), std::path::PathBuf::from("/l/tree/x/1.bin"))]),
+            "{spec:?}"
+        );
     }
 }

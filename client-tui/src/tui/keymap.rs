@@ -59,6 +59,10 @@ pub enum Action {
     CancelJob,
     ClearFinished,
     RateLimit,
+    PauseJob,
+    JobUp,
+    JobDown,
+    RetryJob,
     Partials,
     Compare,
     View,
@@ -71,7 +75,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 43] = [
+    pub const ALL: [Action; 47] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -107,6 +111,10 @@ impl Action {
         Action::CancelJob,
         Action::ClearFinished,
         Action::RateLimit,
+        Action::PauseJob,
+        Action::JobUp,
+        Action::JobDown,
+        Action::RetryJob,
         Action::Partials,
         Action::Compare,
         Action::View,
@@ -155,6 +163,10 @@ impl Action {
             Action::CancelJob => "cancel_job",
             Action::ClearFinished => "clear_finished",
             Action::RateLimit => "rate_limit",
+            Action::PauseJob => "pause_job",
+            Action::JobUp => "job_up",
+            Action::JobDown => "job_down",
+            Action::RetryJob => "retry_job",
             Action::Partials => "partials",
             Action::Compare => "compare",
             Action::View => "view",
@@ -204,6 +216,10 @@ impl Action {
             Action::CancelJob => "cancel selected transfer",
             Action::ClearFinished => "clear finished transfers",
             Action::RateLimit => "rate limit: selected transfer / all",
+            Action::PauseJob => "pause or resume selected transfer",
+            Action::JobUp => "move queued transfer up",
+            Action::JobDown => "move queued transfer down",
+            Action::RetryJob => "retry failed transfer's failed files",
             Action::Partials => "remote partial uploads",
             Action::Compare => "compare panes (dirs not descended)",
             Action::View => "view the file (text or hex)",

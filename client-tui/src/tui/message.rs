@@ -98,6 +98,11 @@ pub enum Effect {
         fingerprint: Fingerprint,
     },
     SaveRecent(Vec<Recent>),
+    /// Write the transfer queue file (`queue::save`).
+    SaveQueue {
+        path: std::path::PathBuf,
+        jobs: Vec<super::queue::SavedJob>,
+    },
     /// Check the current connection now (a job's connection broke), reporting a loss.
     Probe,
     /// List the caller's partial uploads in a remote directory.

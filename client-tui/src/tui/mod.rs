@@ -54,6 +54,7 @@ pub mod mouse;
 pub mod pane;
 pub mod partials;
 pub mod places;
+pub mod queue;
 pub mod rank;
 pub mod rate;
 pub mod remote;
@@ -151,6 +152,7 @@ async fn run_async(
     let mut app = app::App::new(settings, local_dir, label, remote_path);
     app.config_path = options.config.clone().or_else(config::default_config_path);
     app.bundled_server = bundled.clone().map(|root| (root, endpoint.clone()));
+    let bundled_session = bundled.clone();
     app.conn.bundled = bundled;
     app.conn.tls = endpoint.tls;
     app.recent = recent_list;
@@ -173,6 +175,17 @@ async fn run_async(
     }
     if let Some(warning) = config_warning {
         app.error(warning);
+    }
+    // Transfers an earlier run left unfinished. Not for the bundled server: its port is new
+    // each run, so no job would ever match it.
+    if bundled_session.is_none() {
+        let path = config::state_dir().map(|dir| queue::path_in(&dir));
+        let loaded = path.as_deref().map(queue::load).unwrap_or_default();
+        app.queue = queue::Queue::restore(path, loaded.jobs, &endpoint);
+        if let Some(note) = loaded.note {
+            app.error(note);
+        }
+        app.offer_saved_jobs();
     }
 
     let mut terminal = ratatui::try_init().context("opening the terminal")?;

@@ -110,3 +110,17 @@ pub fn status_line(screen: &str) -> &str {
         .last()
         .unwrap_or_default()
 }
+
+/// The ferry process under the tmux pane's shell.
+pub fn ferry_pid(tmux: &Tmux) -> u32 {
+    let out = tmux.run(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);
+    let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    children
+        .split_whitespace()
+        .map(|p| p.parse::<u32>().unwrap())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ferry")
+        })
+        .unwrap_or(shell)
+}

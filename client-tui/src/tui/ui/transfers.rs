@@ -141,6 +141,8 @@ fn job_row<'a>(
     let verb = if job.info.is_move { "mv " } else { "" };
     let (mark, state_style) = match &job.state {
         JobState::Scanning | JobState::Running => (arrow, Style::default()),
+        JobState::Queued => ("…", Style::default().fg(theme.dim)),
+        JobState::Paused => ("‖", Style::default().fg(theme.dim)),
         JobState::Failed(message) if message == "cancelled" => {
             ("⊘", Style::default().fg(theme.dim))
         }
@@ -195,6 +197,8 @@ fn job_row<'a>(
     }
     match &job.state {
         JobState::Scanning => {}
+        JobState::Queued => cells.push(Line::from(format!("{:>21}", "queued"))),
+        JobState::Paused => cells.push(Line::from(format!("{:>21}", "paused"))),
         JobState::Failed(message) => {
             // What a stopped job left behind matters more than the word, which the label
             // already carries.

@@ -19,7 +19,6 @@ pub fn draw(frame: &mut Frame, files: &FileActions, theme: &Theme) {
         draw_viewer(frame, viewer, theme);
     }
     if let Some(ask) = &files.ask {
-        let area = frame.area();
         let path = super::super::location::Location::Remote(ask.path.clone()).shown();
         let text = vec![
             Line::from(format!(
@@ -30,28 +29,48 @@ pub fn draw(frame: &mut Frame, files: &FileActions, theme: &Theme) {
             Line::from("k  keep both: yours is saved under a new name"),
             Line::from("d  discard your changes (Esc)"),
         ];
-        let width = area.width.saturating_sub(4).min(70);
-        let height = 9.min(area.height);
-        let popup = Rect::new(
-            area.x + (area.width - width) / 2,
-            area.y + (area.height - height) / 2,
-            width,
-            height,
-        );
-        frame.render_widget(Clear, popup);
-        frame.render_widget(
-            Paragraph::new(text)
-                .style(theme.base())
-                .wrap(Wrap { trim: false })
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(" Changed on the server "),
-                ),
-            popup,
-        );
+        popup(frame, text, " Changed on the server ", theme);
+    }
+    if let Some(kept) = &files.kept {
+        let path = super::super::location::Location::Remote(kept.path.clone()).shown();
+        let text = vec![
+            Line::from(format!("Could not save {path}: {}", kept.error)),
+            Line::from(""),
+            Line::from(format!(
+                "Your edit is kept in {}",
+                crate::format::local_path(&kept.copy)
+            )),
+            Line::from(""),
+            Line::from("r  retry the upload"),
+            Line::from("d  discard your copy"),
+            Line::from("Esc  keep the copy there and close this"),
+        ];
+        popup(frame, text, " Not saved ", theme);
     }
     super::defuse(frame.buffer_mut());
+}
+
+/// A question in a box over the middle of the screen.
+fn popup(frame: &mut Frame, text: Vec<Line>, title: &str, theme: &Theme) {
+    let area = frame.area();
+    let width = area.width.saturating_sub(4).min(70);
+    let height = u16::try_from(text.len() + 4)
+        .unwrap_or(u16::MAX)
+        .min(area.height);
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(text)
+            .style(theme.base())
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        rect,
+    );
 }
 
 fn draw_viewer(frame: &mut Frame, viewer: &Viewer, theme: &Theme) {

@@ -5,6 +5,8 @@
 //!
 //! Like the app it answers to, it does no IO: it returns [`FileEffect`]s for the event loop and
 //! is told what happened as [`FileNews`].
+//!
+//! Over 600 lines only with its unit tests (the code is 500).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ pub enum FileEffect {
     },
     /// Remove a private copy and its directory.
     RemoveCopy(PathBuf),
+    /// Never remove this copy on the way out: it holds an edit not yet saved on the server.
+    KeepCopy(PathBuf),
 }
 
 /// What the event loop reports back.
@@ -123,6 +127,16 @@ pub struct Ask {
     pub copy: PathBuf,
 }
 
+/// An edit whose upload failed: its copy stays on disk until a verified upload or an explicit
+/// discard, so a server that went away or refused never costs the user the edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub path: String,
+    pub copy: PathBuf,
+    pub error: String,
+    replace: Replace,
+}
+
 /// What a fetched copy is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Purpose {
@@ -136,6 +150,10 @@ enum Purpose {
 pub struct FileActions {
     pub viewer: Option<Viewer>,
     pub ask: Option<Ask>,
+    /// The question after a failed upload: retry, discard, or keep the copy where it is.
+    pub kept: Option<Kept>,
+    /// Uploads in flight, by copy, with how they replace: a retry replaces the same way.
+    uploading: Vec<(PathBuf, Replace)>,
     fetching: Vec<(String, Purpose)>,
     views: u64,
     pub pager: Pager,
@@ -159,7 +177,45 @@ impl FileActions {
 
     /// Whether keys go here first: the viewer or the question is on screen.
     pub fn wants_keys(&self) -> bool {
-        self.viewer.is_some() || self.ask.is_some()
+        self.viewer.is_some() || self.ask.is_some() || self.kept.is_some()
+    }
+
+    /// Remembers how each upload in `step` replaces, for a retry after it fails.
+    fn track(&mut self, step: Step) -> Step {
+        for effect in &step.effects {
+            if let FileEffect::Upload { copy, replace, .. } = effect {
+                self.uploading.retain(|(c, _)| c != copy);
+                self.uploading.push((copy.clone(), replace.clone()));
+            }
+        }
+        step
+    }
+
+    /// A key on the failed upload's question.
+    fn on_kept_key(&mut self, key: &KeyEvent, kept: Kept) -> Step {
+        let where_ = crate::format::local_path(&kept.copy);
+        match key.code {
+            KeyCode::Char('r') => {
+                let step = Step::effect(FileEffect::Upload {
+                    copy: kept.copy,
+                    path: kept.path.clone(),
+                    replace: kept.replace,
+                })
+                .with(Note::Info(format!("Saving {}…", shown(&kept.path))));
+                self.track(step)
+            }
+            KeyCode::Char('d') => Step::effect(FileEffect::RemoveCopy(kept.copy)).with(Note::Info(
+                format!("Your changes to {} were discarded", shown(&kept.path)),
+            )),
+            KeyCode::Esc => Step::default().with(Note::Info(format!(
+                "Your edit of {} is kept in {where_}",
+                shown(&kept.path)
+            ))),
+            _ => {
+                self.kept = Some(kept);
+                Step::default()
+            }
+        }
     }
 
     pub fn resize(&mut self, width: u16, height: u16) {
@@ -245,6 +301,9 @@ impl FileActions {
 
     /// A key while the viewer or the question is on screen.
     pub fn on_key(&mut self, key: &KeyEvent) -> Step {
+        if let Some(kept) = self.kept.take() {
+            return self.on_kept_key(key, kept);
+        }
         if let Some(ask) = self.ask.take() {
             let replace = match key.code {
                 KeyCode::Char('o') => Replace::Always,
@@ -259,11 +318,12 @@ impl FileActions {
                     return Step::default();
                 }
             };
-            return Step::effect(FileEffect::Upload {
+            let step = Step::effect(FileEffect::Upload {
                 copy: ask.copy,
                 path: ask.path,
                 replace,
             });
+            return self.track(step);
         }
         let Some(viewer) = self.viewer.as_mut() else {
             return Step::default();
@@ -306,21 +366,47 @@ impl FileActions {
                 after,
                 result,
                 changed,
-            } => ran(after, result, changed),
-            FileNews::Uploaded(UploadEnd { copy, path, result }) => match result {
-                Ok(Uploaded::Done { path: saved, .. }) => Step {
-                    effects: vec![FileEffect::RemoveCopy(copy)],
-                    note: Some(Note::Info(format!("Saved {} (verified)", shown(&saved)))),
-                    refresh: vec![Side::Remote],
-                },
-                Ok(Uploaded::Changed { .. }) => {
-                    self.ask = Some(Ask { path, copy });
-                    Step::default()
-                }
-                Err(error) => Step::effect(FileEffect::RemoveCopy(copy)).with(Note::Error(
-                    format!("Could not save {}: {error}", shown(&path)),
-                )),
+            } => {
+                let step = ran(after, result, changed);
+                self.track(step)
+            }
+            FileNews::Uploaded(UploadEnd { copy, path, result }) => {
+                self.uploaded(copy, path, result)
+            }
+        }
+    }
+
+    /// An upload ended: the copy goes only after a verified save.
+    fn uploaded(&mut self, copy: PathBuf, path: String, result: Result<Uploaded, String>) -> Step {
+        let replace = match self.uploading.iter().position(|(c, _)| *c == copy) {
+            Some(i) => self.uploading.remove(i).1,
+            // Not known (cannot happen): never overwrite what is there.
+            None => Replace::KeepBoth,
+        };
+        match result {
+            Ok(Uploaded::Done { path: saved, .. }) => Step {
+                effects: vec![FileEffect::RemoveCopy(copy)],
+                note: Some(Note::Info(format!("Saved {} (verified)", shown(&saved)))),
+                refresh: vec![Side::Remote],
             },
+            Ok(Uploaded::Changed { .. }) => {
+                self.ask = Some(Ask { path, copy });
+                Step::default()
+            }
+            Err(error) => {
+                let note = Note::Error(format!(
+                    "Could not save {}: {error}; your edit is kept in {}",
+                    shown(&path),
+                    crate::format::local_path(&copy)
+                ));
+                self.kept = Some(Kept {
+                    path,
+                    copy: copy.clone(),
+                    error,
+                    replace,
+                });
+                Step::effect(FileEffect::KeepCopy(copy)).with(note)
+            }
         }
     }
 
@@ -392,11 +478,19 @@ fn ran(after: After, result: Result<(), String>, changed: bool) -> Step {
                     shown(&path)
                 )));
             }
-            return Step::effect(FileEffect::Upload {
-                copy,
-                path: path.clone(),
-                replace: Replace::IfUnchanged(fetched),
-            })
+            // From here the copy holds the user's edit: even if ferry ends while the upload is
+            // in flight, the copy stays.
+            return Step {
+                effects: vec![
+                    FileEffect::KeepCopy(copy.clone()),
+                    FileEffect::Upload {
+                        copy,
+                        path: path.clone(),
+                        replace: Replace::IfUnchanged(fetched),
+                    },
+                ],
+                ..Step::default()
+            }
             .with(Note::Info(format!("Saving {}…", shown(&path))));
         }
     };
@@ -437,11 +531,14 @@ mod tests {
         let step = ran(remote_edit(), Ok(()), true);
         assert_eq!(
             step.effects,
-            vec![FileEffect::Upload {
-                copy: copy.clone(),
-                path: "d/a.txt".into(),
-                replace: Replace::IfUnchanged(fetched()),
-            }]
+            vec![
+                FileEffect::KeepCopy(copy.clone()),
+                FileEffect::Upload {
+                    copy: copy.clone(),
+                    path: "d/a.txt".into(),
+                    replace: Replace::IfUnchanged(fetched()),
+                }
+            ]
         );
         for (result, changed) in [(Ok(()), false), (Err("vi ended with 1".into()), true)] {
             let step = ran(remote_edit(), result, changed);
@@ -492,7 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_fetch_or_upload_removes_the_copy_and_says_why() {
+    fn a_failed_fetch_removes_the_copy_and_a_failed_upload_keeps_it_until_saved_or_discarded() {
         let copy = PathBuf::from("/tmp/ferry-edit.x/a.txt");
         let mut files = FileActions::default();
         let step = files.edit(Target {
@@ -512,11 +609,45 @@ mod tests {
         }));
         assert_eq!(step.effects, vec![FileEffect::RemoveCopy(copy.clone())]);
         assert!(matches!(step.note, Some(Note::Error(ref e)) if e.contains("not_found")));
-        let step = files.on_news(FileNews::Uploaded(UploadEnd {
-            copy: copy.clone(),
-            path: "d/a.txt".into(),
-            result: Err("connection: gone".into()),
-        }));
+        // The edit is uploaded if unchanged on the server; the upload fails: the copy stays.
+        let step = files.on_news(FileNews::Ran {
+            after: remote_edit(),
+            result: Ok(()),
+            changed: true,
+        });
+        assert!(step.effects.contains(&FileEffect::KeepCopy(copy.clone())));
+        let failed = || {
+            FileNews::Uploaded(UploadEnd {
+                copy: copy.clone(),
+                path: "d/a.txt".into(),
+                result: Err("connection: gone".into()),
+            })
+        };
+        let step = files.on_news(failed());
+        assert_eq!(step.effects, vec![FileEffect::KeepCopy(copy.clone())]);
+        assert!(
+            matches!(step.note, Some(Note::Error(ref e)) if e.contains("gone") && e.contains("/tmp/ferry-edit.x/a.txt")),
+            "{step:?}"
+        );
+        assert!(files.wants_keys());
+        // Other keys leave the question up; r retries the same way (only if unchanged).
+        assert_eq!(files.on_key(&press('z')), Step::default());
+        let step = files.on_key(&press('r'));
+        assert_eq!(
+            step.effects,
+            vec![FileEffect::Upload {
+                copy: copy.clone(),
+                path: "d/a.txt".into(),
+                replace: Replace::IfUnchanged(fetched()),
+            }]
+        );
+        // Failing again, Esc keeps the copy and closes; d discards it.
+        files.on_news(failed());
+        let esc = files.on_key(&KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert!(esc.effects.is_empty());
+        assert!(!files.wants_keys());
+        files.on_news(failed());
+        let step = files.on_key(&press('d'));
         assert_eq!(step.effects, vec![FileEffect::RemoveCopy(copy)]);
     }
 
