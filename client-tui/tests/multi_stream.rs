@@ -247,3 +247,100 @@ async fn a_file_changed_while_its_pieces_arrive_fails_as_file_changed_and_takes_
     assert!(!dest.exists(), "bytes of two versions took the final name");
     assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
 }
+
+#[test]
+fn an_existing_destination_is_refused_or_replaced_as_the_flags_say() {
+    let server = TestServer::start_shm();
+    let data = bytes(6 * MIB, 5);
+    std::fs::write(server.path("big.bin"), &data).unwrap();
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let dest = local.path().join("big.bin");
+    std::fs::write(&dest, b"mine").unwrap();
+    let streams = ["--streams", "4", "--streams-from", "1MiB"];
+
+    let kept = ferry(
+        &[
+            &["get", "--json"],
+            &streams[..],
+            &[&server.url("big.bin"), p(&dest)],
+        ]
+        .concat(),
+    );
+    assert!(!kept.status.success());
+    assert!(
+        text(&kept.stdout).contains(r#""code":"already_exists""#),
+        "{}",
+        text(&kept.stdout)
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
+    assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
+
+    let replaced = ferry(
+        &[
+            &["get", "--overwrite"],
+            &streams[..],
+            &[&server.url("big.bin"), p(&dest)],
+        ]
+        .concat(),
+    );
+    assert!(replaced.status.success(), "{}", text(&replaced.stderr));
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "the replacement differs"
+    );
+    assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_every_stream_and_keeps_the_pieces_for_a_rerun() {
+    let server = TestServer::start_shm();
+    let data = bytes(24 * MIB, 9);
+    std::fs::write(server.path("big.bin"), &data).unwrap();
+    let proxy = Proxy::start_capped(server.addr, CAP).await;
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let dest = local.path().join("big.bin");
+    let url = proxy.url("big.bin");
+    let dest_arg = p(&dest).to_owned();
+    let (out, after) = {
+        let dest = dest.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = ferry_running(&[
+                "get",
+                "--streams",
+                "4",
+                "--streams-from",
+                "1MiB",
+                &url,
+                &dest_arg,
+            ]);
+            wait_for_pieces(&dest, 4, &mut child);
+            let out = common::interrupt(child);
+            // Stopped: nothing more arrives once it has exited.
+            let after = pieces_done(&record_of(&dest)).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            assert_eq!(pieces_done(&record_of(&dest)).unwrap(), after);
+            (out, after)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(after.0 >= 4 && after.0 < after.1, "{after:?}");
+    assert!(!dest.exists());
+
+    let again = ferry(&[
+        "get",
+        "--streams",
+        "4",
+        "--streams-from",
+        "1MiB",
+        &server.url("big.bin"),
+        p(&dest),
+    ]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "the resumed copy differs"
+    );
+    assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
+}

@@ -125,6 +125,31 @@ async fn get_with_limit_rate_holds_it_in_every_window() {
     assert!(std::fs::read(&target).unwrap() == data);
 }
 
+/// One file over four streams (each its own connection): the limit holds for them together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_over_four_streams_holds_the_limit_in_every_window() {
+    let server = TestServer::start();
+    let data = ferry_testkit::data::pattern(SIZE, 2);
+    std::fs::write(server.path("big.bin"), &data).unwrap();
+    let proxy = Proxy::start_measuring(server.addr).await;
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("big.bin");
+    let child = ferry_running(&[
+        "get",
+        "--limit-rate",
+        "4M",
+        "--streams",
+        "4",
+        "--streams-from",
+        "1MiB",
+        &proxy.url("big.bin"),
+        p(&target),
+    ]);
+    let (samples, _) = sample_until_done(vec![child], || proxy.total().1).await;
+    assert_held(&samples, LIMIT, SIZE as u64);
+    assert!(std::fs::read(&target).unwrap() == data);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_with_limit_rate_holds_it_in_every_window() {
     let server = TestServer::start();
@@ -297,7 +322,7 @@ async fn tui_job_limit_changed_while_it_runs_is_followed() {
         })
     };
     // The cursor is on big.bin (the only entry after ..): upload it.
-    tui.keys(&["End", "F5"]);
+    tui.keys(&["End", "F5", "Enter"]);
     tui.wait_for("the upload running", |s| s.contains("#1 ↑"));
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(2500));
