@@ -48,12 +48,10 @@ fn pieces_done(record: &Path) -> Option<(usize, usize, u64)> {
     let mut lines = text.lines();
     let head: Vec<&str> = lines.next()?.split_whitespace().collect();
     let piece = head.get(4)?.parse().ok()?;
-    let marks = lines.next()?;
-    Some((
-        marks.bytes().filter(|b| *b == b'1').count(),
-        marks.len(),
-        piece,
-    ))
+    // A line per piece: its chaining value once done, `-` before.
+    let marks: Vec<&str> = lines.collect();
+    let done = marks.iter().filter(|line| **line != "-").count();
+    Some((done, marks.len(), piece))
 }
 
 /// Waits until the record of `dest` marks at least `count` pieces done.
@@ -223,17 +221,16 @@ async fn a_file_changed_while_its_pieces_arrive_fails_as_file_changed_and_takes_
                 &dest_arg,
             ]);
             wait_for_pieces(&dest, 4, &mut child);
-            // Other bytes of the same length, the mtime put back: only the digest of the whole
-            // can tell.
-            let mut other = data.clone();
-            for byte in &mut other[..2 * MIB] {
-                *byte ^= 0x5a;
-            }
+            // Other bytes of the same length in the pieces still to come (the first ones have
+            // arrived: a copy of the old version is what they and the rest would make), the
+            // mtime put back: only the digest of the whole can tell.
+            let tail = data.len() - 2 * MIB;
+            let other: Vec<u8> = data[tail..].iter().map(|byte| byte ^ 0x5a).collect();
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&source)
                 .unwrap();
-            std::os::unix::fs::FileExt::write_all_at(&file, &other[..2 * MIB], 0).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &other, tail as u64).unwrap();
             file.set_modified(mtime).unwrap();
             drop(file);
             child.wait_with_output().unwrap()

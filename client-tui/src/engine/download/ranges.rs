@@ -2,18 +2,22 @@
 //! do: on a link where each flow is capped (a per-connection shaper, a long fat pipe one TCP
 //! window cannot fill), N flows move about N times the bytes.
 //!
-//! The file is cut into pieces of at least a MiB (about eight per stream, so the streams end
-//! together; never more than [`MAX_PIECES`]). Each stream is a connection of its own under the
+//! The file is cut into pieces of a power of two bytes, at least a MiB (about eight per stream,
+//! so the streams end together; never more than [`MAX_PIECES`]). Each stream is a connection of its own under the
 //! job's rate limits, taking pieces from one shared queue and asking for each with a ranged
 //! `get` (`offset` + `length`), one request ahead so no round trip is lost between pieces. A
 //! piece is written at its offset into the file's one hidden partial (sized to the whole file
-//! first), and once all its bytes are written it is marked done in a small record beside the
-//! partial (`.ferry-part.NAME.ranges`, replaced atomically), so an interrupted download fetches
-//! again only the pieces the record does not hold.
+//! first), and once all its bytes are written it is marked done, with its BLAKE3 chaining
+//! value, in a small record beside the partial (`.ferry-part.NAME.ranges`, replaced
+//! atomically), so an interrupted download fetches again only the pieces the record does not
+//! hold.
 //!
-//! Each piece's trailer digest covers only that piece, so the whole file is verified once at
-//! the end: the assembled partial is hashed here while the server hashes its file (a `get` from
-//! the end, whose trailer is the whole-file digest), and only equal digests let the partial be
+//! Each piece's trailer digest covers only that piece, so the whole file is verified once, at
+//! the end. A piece is hashed as it arrives, still in cache, as the subtree of BLAKE3's tree it
+//! is (a power of two of bytes at a multiple of itself: `blake3::hazmat`), and the pieces'
+//! chaining values are merged into the whole file's digest: nothing is read back. The server
+//! hashes its file meanwhile (a `get` from the end, asked as the pieces start, whose trailer is
+//! the whole-file digest of the version it read), and only equal digests let the partial be
 //! renamed into place. A piece that arrived from another version of the file (its length or
 //! mtime moved, the server's `file_changed`, or digests that differ) fails the file as
 //! `file_changed`: the partial and its record are removed and nothing takes the final name.
@@ -26,6 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
+};
 use ferry_protocol::{Digest, ErrorBody, ErrorCode, GetReply, GetTrailer, Request};
 use ferry_server::rate::TwoWayLimit;
 use tokio::task::JoinSet;
@@ -37,12 +44,11 @@ use crate::engine::session::Session;
 use crate::engine::transport::{FrameReader, FrameStream};
 
 const MIB: u64 = 1024 * 1024;
-/// The unit pieces are made of.
-const BLOCK: u64 = 64 * 1024;
 /// Pieces each stream takes on average: enough that the streams end close together.
 const PIECES_PER_STREAM: u64 = 8;
-/// The most pieces one file is cut into, which bounds its record (one byte per piece).
-pub(crate) const MAX_PIECES: u64 = 16_384;
+/// The most pieces one file is cut into, which bounds its record (a line of 64 hex digits per
+/// piece, rewritten as each piece is done).
+pub(crate) const MAX_PIECES: u64 = 4_096;
 /// Bytes a stream reads before it writes them out: its only buffer.
 const BUFFER: u64 = MIB;
 /// Pieces a stream has asked for before the oldest one's reply is read.
@@ -50,7 +56,7 @@ const AHEAD: usize = 2;
 /// New connections one stream opens after the previous one broke.
 const MAX_RECONNECTS: usize = 2;
 /// The first line of a record names its format.
-const MAGIC: &str = "ferry-ranges 1";
+const MAGIC: &str = "ferry-ranges 2";
 
 /// Whether `task` goes in ranges: a file of at least the job's threshold, with more than one
 /// stream allowed, written to a regular file it does not continue in place (a destination
@@ -70,12 +76,15 @@ pub(crate) fn record_path(partial: &Path) -> PathBuf {
 }
 
 /// The piece size for a file of `size` bytes over `streams` streams: about
-/// [`PIECES_PER_STREAM`] per stream, at least a MiB, at most [`MAX_PIECES`] pieces, in whole
-/// 64 KiB blocks.
+/// [`PIECES_PER_STREAM`] per stream, at least a MiB, at most [`MAX_PIECES`] pieces, and a power
+/// of two, so each piece is a whole subtree of BLAKE3's tree.
 fn piece_size(size: u64, streams: usize) -> u64 {
     let streams = u64::try_from(streams.max(1)).unwrap_or(u64::MAX);
     let even = size.div_ceil(streams.saturating_mul(PIECES_PER_STREAM));
-    even.max(size.div_ceil(MAX_PIECES)).max(MIB).div_ceil(BLOCK) * BLOCK
+    even.max(size.div_ceil(MAX_PIECES))
+        .max(MIB)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 63)
 }
 
 /// Which pieces of which version of the file the partial holds.
@@ -84,7 +93,8 @@ struct Record {
     size: u64,
     mtime: i64,
     piece: u64,
-    done: Vec<bool>,
+    /// Each done piece's chaining value.
+    done: Vec<Option<ChainingValue>>,
 }
 
 impl Record {
@@ -94,7 +104,7 @@ impl Record {
             size,
             mtime,
             piece,
-            done: vec![false; count],
+            done: vec![None; count],
         }
     }
 
@@ -105,15 +115,20 @@ impl Record {
     }
 
     fn encode(&self) -> String {
-        let marks: String = self
-            .done
-            .iter()
-            .map(|done| if *done { '1' } else { '0' })
-            .collect();
-        format!(
-            "{MAGIC} {} {} {}\n{marks}\n",
-            self.size, self.mtime, self.piece
-        )
+        use std::fmt::Write;
+        let mut text = format!("{MAGIC} {} {} {}\n", self.size, self.mtime, self.piece);
+        for done in &self.done {
+            match done {
+                Some(cv) => {
+                    for byte in cv {
+                        let _ = write!(text, "{byte:02x}");
+                    }
+                }
+                None => text.push('-'),
+            }
+            text.push('\n');
+        }
+        text
     }
 
     /// A record as [`encode`](Self::encode) wrote it; `None` for anything else (a foreign or
@@ -128,17 +143,27 @@ impl Record {
         if piece == 0 || size == 0 || size.div_ceil(piece) > MAX_PIECES {
             return None;
         }
-        let mut record = Record::new(size, mtime, piece);
-        let marks = lines.next()?.as_bytes();
-        if marks.len() != record.done.len() {
+        if !piece.is_power_of_two() || piece < MIB {
             return None;
         }
-        for (slot, mark) in record.done.iter_mut().zip(marks) {
-            *slot = match mark {
-                b'1' => true,
-                b'0' => false,
-                _ => return None,
-            };
+        let mut record = Record::new(size, mtime, piece);
+        for slot in &mut record.done {
+            let line = lines.next()?;
+            if line == "-" {
+                continue;
+            }
+            let mut cv = [0u8; 32];
+            let hex = line.as_bytes();
+            if hex.len() != 64 {
+                return None;
+            }
+            for (byte, pair) in cv.iter_mut().zip(hex.chunks_exact(2)) {
+                *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+            }
+            *slot = Some(cv);
+        }
+        if lines.next().is_some() {
+            return None;
         }
         Some(record)
     }
@@ -147,7 +172,9 @@ impl Record {
     fn load(path: &Path) -> Option<Record> {
         let file = File::open(path).ok()?;
         let mut text = String::new();
-        file.take(MAX_PIECES + 128).read_to_string(&mut text).ok()?;
+        file.take(MAX_PIECES * 65 + 128)
+            .read_to_string(&mut text)
+            .ok()?;
         Self::decode(&text)
     }
 
@@ -163,9 +190,39 @@ impl Record {
 
     fn done_bytes(&self) -> u64 {
         (0..self.done.len())
-            .filter(|i| self.done[*i])
+            .filter(|i| self.done[*i].is_some())
             .map(|i| self.range(i).1)
             .sum()
+    }
+
+    /// The whole file's digest from its pieces' chaining values, when every piece is done and
+    /// there are at least two (one piece is the root itself, which no chaining value gives).
+    fn digest(&self) -> Option<Digest> {
+        if self.done.len() < 2 {
+            return None;
+        }
+        let (left, right) = self.split(0, self.size)?;
+        Some(Digest::from(merge_subtrees_root(&left, &right, Mode::Hash)))
+    }
+
+    /// The chaining values of the two halves of the subtree `start..start + len`, as BLAKE3
+    /// cuts it: the left one the largest power of two of bytes below `len`, so always whole
+    /// pieces.
+    fn split(&self, start: u64, len: u64) -> Option<(ChainingValue, ChainingValue)> {
+        let left = left_subtree_len(len);
+        Some((
+            self.subtree(start, left)?,
+            self.subtree(start + left, len - left)?,
+        ))
+    }
+
+    fn subtree(&self, start: u64, len: u64) -> Option<ChainingValue> {
+        if len <= self.piece {
+            let index = usize::try_from(start / self.piece).ok()?;
+            return *self.done.get(index)?;
+        }
+        let (left, right) = self.split(start, len)?;
+        Some(merge_subtrees_non_root(&left, &right, Mode::Hash))
     }
 }
 
@@ -210,16 +267,21 @@ pub(crate) async fn fetch(
                 OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(local::PARTIAL_MODE),
             )?);
-            let record = kept.unwrap_or_else(|| {
-                let mut record = Record::new(size, mtime, piece);
-                // Whole pieces of an earlier one-stream attempt count as done; the final digest
-                // checks them with the rest.
-                for index in 0..record.done.len() {
-                    let (start, len) = record.range(index);
-                    record.done[index] = !fresh && start + len <= prefix;
+            let record = match kept {
+                Some(record) => record,
+                None => {
+                    let mut record = Record::new(size, mtime, piece);
+                    // Whole pieces of an earlier one-stream attempt count as done, hashed from
+                    // the disk; the final digest checks them with the rest.
+                    for index in 0..record.done.len() {
+                        let (start, len) = record.range(index);
+                        if !fresh && start + len <= prefix {
+                            record.done[index] = Some(hash_piece(&file, start, len)?);
+                        }
+                    }
+                    record
                 }
-                record
-            });
+            };
             // The whole length at once (sparse where nothing is written yet), so every piece
             // has its place.
             file.set_len(size)?;
@@ -239,7 +301,7 @@ pub(crate) async fn fetch(
     lock(&job.progress).add_present(present);
     task.counted += present;
     let missing: VecDeque<usize> = (0..record.done.len())
-        .filter(|i| !record.done[*i])
+        .filter(|i| record.done[*i].is_none())
         .collect();
     let streams = job.options.streams.min(missing.len());
     let shared = Arc::new(Shared {
@@ -256,21 +318,34 @@ pub(crate) async fn fetch(
     for _ in 0..streams {
         set.spawn(stream(Arc::clone(job), Arc::clone(&shared)));
     }
-    let mut failure = None;
-    while let Some(ended) = set.join_next().await {
-        let error = match ended {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => EngineError::Protocol(format!("a download stream failed: {e}")),
-        };
-        // Another version of the file, or an error every stream would meet: no use going on.
-        if !is_link(&error) {
-            set.abort_all();
+    let pieces = async {
+        let mut failure = None;
+        while let Some(ended) = set.join_next().await {
+            let error = match ended {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(e) => EngineError::Protocol(format!("a download stream failed: {e}")),
+            };
+            // Another version of the file, or an error every stream would meet: no use going
+            // on.
+            if !is_link(&error) {
+                set.abort_all();
+            }
+            failure.get_or_insert(error);
         }
-        failure.get_or_insert(error);
-    }
+        failure
+    };
+    // The server hashes its file while the pieces move.
+    let digest = async {
+        match job.control_session(control).await {
+            Ok(session) => session.digest(&task.remote, size).await,
+            Err(e) => Err(e),
+        }
+    };
+    let (failure, theirs) = tokio::join!(pieces, digest);
     task.counted += shared.moved.load(Ordering::Relaxed);
-    let complete = lock(&shared.record).done.iter().all(|done| *done);
+    let ours = lock(&shared.record).digest();
+    let complete = lock(&shared.record).done.iter().all(Option::is_some);
     if !complete {
         // Every stream found the server at its connection cap: the worker waits and tries
         // again, as for its own connection, every piece done kept.
@@ -285,18 +360,14 @@ pub(crate) async fn fetch(
         }
         return give_up(job, task, &partial, error).await;
     }
-    // The server hashes its file while this side hashes the assembled partial.
-    let hashing = {
-        let file = Arc::clone(&shared.file);
-        tokio::task::spawn_blocking(move || hash_file(&file, size))
+    let ours = match ours {
+        Some(digest) => Ok(digest),
+        // A single piece: read back and hashed whole.
+        None => {
+            let file = Arc::clone(&shared.file);
+            blocking(move || hash_file(&file, size)).await?
+        }
     };
-    let theirs = match job.control_session(control).await {
-        Ok(session) => session.digest(&task.remote, size).await,
-        Err(e) => Err(e),
-    };
-    let ours = hashing
-        .await
-        .map_err(|e| EngineError::Protocol(format!("a local task failed: {e}")))?;
     let theirs = match theirs {
         Ok(digest) => digest,
         Err(e) if is_link(&e) => return Err(e),
@@ -401,6 +472,24 @@ async fn discard(partial: &Path) -> Result<(), EngineError> {
         let _ = std::fs::remove_file(&partial);
     })
     .await
+}
+
+/// The chaining value of the piece `start..start + len` of `file`, read from the disk.
+fn hash_piece(file: &File, start: u64, len: u64) -> std::io::Result<ChainingValue> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(start);
+    let mut buf = vec![0u8; local::CHUNK];
+    let mut at = start;
+    while at < start + len {
+        let want = usize::try_from(start + len - at).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(hasher.finalize_non_root())
 }
 
 /// The BLAKE3 of the first `size` bytes of `file`.
@@ -519,6 +608,8 @@ async fn receive(
         )));
     }
     let _ = shared.mode.set(reply.mode);
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
     let mut left = reply.size;
     let mut at = offset;
     let mut buf = Vec::with_capacity(usize::try_from(left.min(BUFFER)).unwrap_or(0));
@@ -528,7 +619,9 @@ async fn receive(
             let room = usize::try_from(left)
                 .map_or(usize::MAX, |l| l)
                 .min(buf.capacity() - buf.len());
+            let start = buf.len();
             let n = reader.raw_payload_into(&mut buf, room).await?;
+            hasher.update(&buf[start..]);
             left -= n as u64;
             lock(&job.progress).add_moved(n as u64);
             shared.moved.fetch_add(n as u64, Ordering::Relaxed);
@@ -542,12 +635,13 @@ async fn receive(
     if let Err(body) = trailer {
         return Err(EngineError::remote(&shared.remote, body));
     }
+    let cv = hasher.finalize_non_root();
     let record = Arc::clone(&shared.record);
     let path = shared.record_path.clone();
     let stored = blocking(move || {
         let mut record = lock(&record);
         if let Some(done) = record.done.get_mut(index) {
-            *done = true;
+            *done = Some(cv);
         }
         record.store(&path)
     })
@@ -560,29 +654,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pieces_are_about_eight_per_stream_and_bounded() {
+    fn pieces_are_powers_of_two_about_eight_per_stream_and_bounded() {
         assert_eq!(piece_size(64 * MIB, 4), 2 * MIB);
         assert_eq!(piece_size(5 * MIB, 4), MIB);
-        assert_eq!(piece_size(40 * MIB, 4), 5 * MIB / 4);
+        assert_eq!(piece_size(40 * MIB, 4), 2 * MIB);
         let huge = 1 << 50;
-        assert!(huge / piece_size(huge, 64) <= MAX_PIECES);
+        assert!(huge / piece_size(huge, 16) <= MAX_PIECES);
+    }
+
+    /// The pieces' chaining values, merged, are the digest of the whole: for one piece and a
+    /// bit, a power of two of pieces, and an odd count with a short last one.
+    #[test]
+    fn merged_pieces_give_the_whole_files_digest() {
+        for size in [MIB + 1, 4 * MIB, 5 * MIB + 12_345] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+            let mut record = Record::new(size, 0, MIB);
+            for index in 0..record.done.len() {
+                let (start, len) = record.range(index);
+                let mut hasher = blake3::Hasher::new();
+                hasher.set_input_offset(start);
+                hasher.update(&data[start as usize..(start + len) as usize]);
+                record.done[index] = Some(hasher.finalize_non_root());
+            }
+            assert_eq!(
+                record.digest(),
+                Some(Digest::from(blake3::hash(&data))),
+                "{size}"
+            );
+            record.done[0] = None;
+            assert_eq!(record.digest(), None);
+        }
     }
 
     #[test]
     fn a_record_reads_back_and_refuses_what_it_did_not_write() {
         let mut record = Record::new(10 * MIB + 5, 1_764_300_000, 4 * MIB);
-        record.done[1] = true;
+        record.done[1] = Some([0xab; 32]);
         assert_eq!(record.range(2), (8 * MIB, 2 * MIB + 5));
         assert_eq!(Record::decode(&record.encode()), Some(record.clone()));
         assert_eq!(record.done_bytes(), 4 * MIB);
+        let cv = "ab".repeat(32);
         for bad in [
-            "",
-            "ferry-ranges 1 10 0 1\n1\n",
-            "ferry-ranges 1 100 0 1\n11\n",
-            "ferry-ranges 1 2 0 1\n1x\n",
-            "ferry-ranges 1 99999999999 0 1\n1\n",
+            String::new(),
+            "ferry-ranges 2 10 0 1048576\n-\n-\n".to_owned(),
+            "ferry-ranges 2 3145728 0 1048576\n-\n-\n".to_owned(),
+            format!("ferry-ranges 2 2097152 0 1048576\n-\n{}x\n", &cv[1..]),
+            "ferry-ranges 2 2097152 0 1000000\n-\n-\n".to_owned(),
+            "ferry-ranges 2 99999999999999 0 1048576\n-\n".to_owned(),
+            "ferry-ranges 1 1048576 0 1048576\n1\n".to_owned(),
         ] {
-            assert_eq!(Record::decode(bad), None, "{bad:?}");
+            assert_eq!(Record::decode(&bad), None, "{bad:?}");
         }
     }
 }
