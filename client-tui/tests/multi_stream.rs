@@ -67,6 +67,28 @@ fn wait_for_pieces(dest: &Path, count: usize, child: &mut std::process::Child) {
     }
 }
 
+/// `ferry get` of `url` into `dest` over four streams for files from 1 MiB, `extra` flags first.
+fn get4(extra: &[&str], url: &str, dest: &Path) -> Vec<String> {
+    let mut list = args(&["get"]);
+    list.extend(args(extra));
+    list.extend(args(&[
+        "--streams",
+        "4",
+        "--streams-from",
+        "1MiB",
+        url,
+        p(dest),
+    ]));
+    list
+}
+
+/// [`get4`] started, once its record marks `pieces` pieces done.
+fn started(url: &str, dest: &Path, extra: &[&str], pieces: usize) -> std::process::Child {
+    let mut child = ferry_running(&get4(extra, url, dest));
+    wait_for_pieces(dest, pieces, &mut child);
+    child
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_streams_move_at_least_three_and_a_half_times_what_one_does_on_capped_flows() {
     let server = TestServer::start_shm();
@@ -88,17 +110,7 @@ async fn four_streams_move_at_least_three_and_a_half_times_what_one_does_on_capp
     .await;
     assert!(single.status.success(), "{}", text(&single.stderr));
     let down_one = proxy.total().1;
-    let (multi, multi_time) = timed(args(&[
-        "get",
-        "--json",
-        "--streams",
-        "4",
-        "--streams-from",
-        "1MiB",
-        &proxy.url("big.bin"),
-        p(&four),
-    ]))
-    .await;
+    let (multi, multi_time) = timed(get4(&["--json"], &proxy.url("big.bin"), &four)).await;
     assert!(multi.status.success(), "{}", text(&multi.stderr));
     let down_four = proxy.total().1 - down_one;
 
@@ -145,20 +157,10 @@ async fn a_killed_download_fetches_only_the_pieces_its_record_lacks() {
     let local = tempfile::tempdir_in("/dev/shm").unwrap();
     let dest = local.path().join("big.bin");
     let url = capped.url("big.bin");
-    let dest_arg = p(&dest).to_owned();
     let (done, all, piece) = {
         let dest = dest.clone();
         tokio::task::spawn_blocking(move || {
-            let mut first = ferry_running(&[
-                "get",
-                "--streams",
-                "4",
-                "--streams-from",
-                "1MiB",
-                &url,
-                &dest_arg,
-            ]);
-            wait_for_pieces(&dest, 8, &mut first);
+            let mut first = started(&url, &dest, &[], 8);
             first.kill().unwrap();
             first.wait().unwrap();
             pieces_done(&record_of(&dest)).unwrap()
@@ -171,16 +173,7 @@ async fn a_killed_download_fetches_only_the_pieces_its_record_lacks() {
 
     // The same command again, through a proxy that counts what it carries.
     let counting = Proxy::start(server.addr, None).await;
-    let (again, _) = timed(args(&[
-        "get",
-        "--streams",
-        "4",
-        "--streams-from",
-        "1MiB",
-        &counting.url("big.bin"),
-        p(&dest),
-    ]))
-    .await;
+    let (again, _) = timed(get4(&[], &counting.url("big.bin"), &dest)).await;
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
         std::fs::read(&dest).unwrap() == data,
@@ -206,21 +199,10 @@ async fn a_file_changed_while_its_pieces_arrive_fails_as_file_changed_and_takes_
     let local = tempfile::tempdir_in("/dev/shm").unwrap();
     let dest = local.path().join("big.bin");
     let url = proxy.url("big.bin");
-    let dest_arg = p(&dest).to_owned();
     let output = {
         let dest = dest.clone();
         tokio::task::spawn_blocking(move || {
-            let mut child = ferry_running(&[
-                "get",
-                "--json",
-                "--streams",
-                "4",
-                "--streams-from",
-                "1MiB",
-                &url,
-                &dest_arg,
-            ]);
-            wait_for_pieces(&dest, 4, &mut child);
+            let child = started(&url, &dest, &["--json"], 4);
             // Other bytes of the same length in the pieces still to come (the first ones have
             // arrived: a copy of the old version is what they and the rest would make), the
             // mtime put back: only the digest of the whole can tell.
@@ -253,16 +235,8 @@ fn an_existing_destination_is_refused_or_replaced_as_the_flags_say() {
     let local = tempfile::tempdir_in("/dev/shm").unwrap();
     let dest = local.path().join("big.bin");
     std::fs::write(&dest, b"mine").unwrap();
-    let streams = ["--streams", "4", "--streams-from", "1MiB"];
 
-    let kept = ferry(
-        &[
-            &["get", "--json"],
-            &streams[..],
-            &[&server.url("big.bin"), p(&dest)],
-        ]
-        .concat(),
-    );
+    let kept = ferry(&get4(&["--json"], &server.url("big.bin"), &dest));
     assert!(!kept.status.success());
     assert!(
         text(&kept.stdout).contains(r#""code":"already_exists""#),
@@ -272,14 +246,7 @@ fn an_existing_destination_is_refused_or_replaced_as_the_flags_say() {
     assert_eq!(std::fs::read(&dest).unwrap(), b"mine");
     assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
 
-    let replaced = ferry(
-        &[
-            &["get", "--overwrite"],
-            &streams[..],
-            &[&server.url("big.bin"), p(&dest)],
-        ]
-        .concat(),
-    );
+    let replaced = ferry(&get4(&["--overwrite"], &server.url("big.bin"), &dest));
     assert!(replaced.status.success(), "{}", text(&replaced.stderr));
     assert!(
         std::fs::read(&dest).unwrap() == data,
@@ -297,20 +264,10 @@ async fn ctrl_c_stops_every_stream_and_keeps_the_pieces_for_a_rerun() {
     let local = tempfile::tempdir_in("/dev/shm").unwrap();
     let dest = local.path().join("big.bin");
     let url = proxy.url("big.bin");
-    let dest_arg = p(&dest).to_owned();
     let (out, after) = {
         let dest = dest.clone();
         tokio::task::spawn_blocking(move || {
-            let mut child = ferry_running(&[
-                "get",
-                "--streams",
-                "4",
-                "--streams-from",
-                "1MiB",
-                &url,
-                &dest_arg,
-            ]);
-            wait_for_pieces(&dest, 4, &mut child);
+            let child = started(&url, &dest, &[], 4);
             let out = common::interrupt(child);
             // Stopped: nothing more arrives once it has exited.
             let after = pieces_done(&record_of(&dest)).unwrap();
@@ -325,15 +282,7 @@ async fn ctrl_c_stops_every_stream_and_keeps_the_pieces_for_a_rerun() {
     assert!(after.0 >= 4 && after.0 < after.1, "{after:?}");
     assert!(!dest.exists());
 
-    let again = ferry(&[
-        "get",
-        "--streams",
-        "4",
-        "--streams-from",
-        "1MiB",
-        &server.url("big.bin"),
-        p(&dest),
-    ]);
+    let again = ferry(&get4(&[], &server.url("big.bin"), &dest));
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
         std::fs::read(&dest).unwrap() == data,

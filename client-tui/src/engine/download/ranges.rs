@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -42,6 +42,8 @@ use crate::engine::job::{Job, Task, blocking, lock};
 use crate::engine::local;
 use crate::engine::session::Session;
 use crate::engine::transport::{FrameReader, FrameStream};
+
+use super::reply::place_verified;
 
 const MIB: u64 = 1024 * 1024;
 /// Pieces each stream takes on average: enough that the streams end close together.
@@ -405,22 +407,10 @@ pub(crate) async fn fetch(
     drop(shared);
     let dest = task.local.clone();
     let replaces = task.replaces;
-    let placed = blocking(move || -> std::io::Result<()> {
-        // A missing mtime is cosmetic; the bytes are what must be right.
-        let _ = file.set_modified(local::system_time(mtime));
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
-        drop(file);
-        let renamed = if replaces {
-            std::fs::rename(&partial, &dest)
-        } else {
-            crate::atomic::rename_no_replace(&partial, &dest)
-        };
-        if renamed.is_err() {
-            // Verified bytes that cannot be placed are no partial to resume: never leave them.
-            let _ = std::fs::remove_file(&partial);
-        }
+    let placed = blocking(move || {
+        let placed = place_verified(Some(&file), &partial, &dest, mtime, mode, replaces);
         let _ = std::fs::remove_file(&record_file);
-        renamed
+        placed
     })
     .await?;
     match placed {
@@ -478,6 +468,19 @@ async fn discard(partial: &Path) -> Result<(), EngineError> {
 fn hash_piece(file: &File, start: u64, len: u64) -> std::io::Result<ChainingValue> {
     let mut hasher = blake3::Hasher::new();
     hasher.set_input_offset(start);
+    feed(file, start, len, &mut hasher)?;
+    Ok(hasher.finalize_non_root())
+}
+
+/// The BLAKE3 of the first `size` bytes of `file`.
+fn hash_file(file: &File, size: u64) -> std::io::Result<Digest> {
+    let mut hasher = blake3::Hasher::new();
+    feed(file, 0, size, &mut hasher)?;
+    Ok(Digest::from(hasher.finalize()))
+}
+
+/// Hashes the bytes `start..start + len` of `file`.
+fn feed(file: &File, start: u64, len: u64, hasher: &mut blake3::Hasher) -> std::io::Result<()> {
     let mut buf = vec![0u8; local::CHUNK];
     let mut at = start;
     while at < start + len {
@@ -489,24 +492,7 @@ fn hash_piece(file: &File, start: u64, len: u64) -> std::io::Result<ChainingValu
         hasher.update(&buf[..n]);
         at += n as u64;
     }
-    Ok(hasher.finalize_non_root())
-}
-
-/// The BLAKE3 of the first `size` bytes of `file`.
-fn hash_file(file: &File, size: u64) -> std::io::Result<Digest> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; local::CHUNK];
-    let mut at = 0;
-    while at < size {
-        let want = usize::try_from(size - at).map_or(buf.len(), |left| left.min(buf.len()));
-        let n = file.read_at(&mut buf[..want], at)?;
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-        }
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(Digest::from(hasher.finalize()))
+    Ok(())
 }
 
 /// One stream: connections in turn (a new one after a break) until no piece is left.
