@@ -290,3 +290,24 @@ async fn ctrl_c_stops_every_stream_and_keeps_the_pieces_for_a_rerun() {
     );
     assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pieces_of_a_broken_connection_go_to_a_new_one() {
+    let server = TestServer::start_shm();
+    let data = bytes(24 * MIB, 3);
+    std::fs::write(server.path("big.bin"), &data).unwrap();
+    // Every connection is cut after 5 MiB: each stream needs a new one at least once.
+    let proxy = Proxy::start_cutting(server.addr, 5 * MIB as u64).await;
+    let local = tempfile::tempdir_in("/dev/shm").unwrap();
+    let dest = local.path().join("big.bin");
+    let (out, _) = timed(get4(&["--json"], &proxy.url("big.bin"), &dest)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::read(&dest).unwrap() == data, "the copy differs");
+    assert!(!partial_of(&dest).exists() && !record_of(&dest).exists());
+    // At most the piece each cut broke off is fetched twice.
+    let down = proxy.total().1;
+    assert!(
+        down > data.len() as u64 && down < 2 * data.len() as u64,
+        "{down}"
+    );
+}

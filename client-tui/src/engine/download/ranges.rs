@@ -337,14 +337,32 @@ pub(crate) async fn fetch(
         }
         failure
     };
-    // The server hashes its file while the pieces move.
-    let digest = async {
-        match job.control_session(control).await {
-            Ok(session) => session.digest(&task.remote, size).await,
-            Err(e) => Err(e),
+    // The server hashes its file while the pieces move; pieces that fail do not wait for it.
+    let remote = task.remote.clone();
+    let (failure, theirs) = {
+        let digest = async {
+            match job.control_session(control).await {
+                Ok(session) => session.digest(&remote, size).await,
+                Err(e) => Err(e),
+            }
+        };
+        let mut digest = std::pin::pin!(digest);
+        let mut pieces = std::pin::pin!(pieces);
+        tokio::select! {
+            failure = &mut pieces => {
+                if lock(&shared.record).done.iter().all(Option::is_some) {
+                    (failure, Some(digest.await))
+                } else {
+                    (failure, None)
+                }
+            }
+            theirs = &mut digest => (pieces.await, Some(theirs)),
         }
     };
-    let (failure, theirs) = tokio::join!(pieces, digest);
+    if theirs.is_none() {
+        // A digest given up half-way leaves its session out of step with the server.
+        *control = None;
+    }
     task.counted += shared.moved.load(Ordering::Relaxed);
     let ours = lock(&shared.record).digest();
     let complete = lock(&shared.record).done.iter().all(Option::is_some);
@@ -371,10 +389,11 @@ pub(crate) async fn fetch(
         }
     };
     let theirs = match theirs {
-        Ok(digest) => digest,
-        Err(e) if is_link(&e) => return Err(e),
+        Some(Ok(digest)) => digest,
+        None => return Err(EngineError::Protocol("a piece went missing".into())),
+        Some(Err(e)) if is_link(&e) => return Err(e),
         // Shorter now (offset_mismatch), or changed while it was hashed.
-        Err(e)
+        Some(Err(e))
             if matches!(
                 e.remote_code(),
                 Some(ErrorCode::OffsetMismatch | ErrorCode::FileChanged)
@@ -382,7 +401,7 @@ pub(crate) async fn fetch(
         {
             return give_up(job, task, &partial, changed(&task.remote)).await;
         }
-        Err(e) => return give_up(job, task, &partial, e).await,
+        Some(Err(e)) => return give_up(job, task, &partial, e).await,
     };
     let ours = match ours {
         Ok(digest) => digest,
