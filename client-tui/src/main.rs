@@ -433,6 +433,13 @@ struct TransferArgs {
     /// powers of 1000; Ki, Mi, Gi powers of 1024), held within 5 % over any 2 seconds.
     #[arg(long, value_name = "RATE", value_parser = ferry::engine::parse_rate)]
     limit_rate: Option<u64>,
+    /// Connections one big file is downloaded over at once, in ranges (faster where each
+    /// connection is capped); 1 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    streams: u16,
+    /// The size from which a file is downloaded over several streams, e.g. 64Mi.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = ferry::engine::parse_rate)]
+    streams_from: u64,
 }
 
 impl TransferArgs {
@@ -448,6 +455,8 @@ impl TransferArgs {
         options.strict = self.strict;
         options.allow_unsafe_names = self.allow_unsafe_names;
         options.limit_rate = self.limit_rate.unwrap_or(0);
+        options.streams = usize::from(self.streams);
+        options.streams_from = self.streams_from;
         options
     }
 }

@@ -105,24 +105,34 @@ fn assert_held(samples: &Samples, limit: f64, total: u64) -> f64 {
 /// 12 MB: three seconds at the limit, so at least ten 2-second windows.
 const SIZE: usize = 12_000_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_with_limit_rate_holds_it_in_every_window() {
+/// `ferry get --limit-rate 4M` with `extra` flags of 12 MB through the measuring proxy: every
+/// window holds the limit.
+async fn get_holds_the_limit(extra: &[&str], seed: u64) {
     let server = TestServer::start();
-    let data = ferry_testkit::data::pattern(SIZE, 1);
+    let data = ferry_testkit::data::pattern(SIZE, seed);
     std::fs::write(server.path("big.bin"), &data).unwrap();
     let proxy = Proxy::start_measuring(server.addr).await;
     let dest = tempfile::tempdir().unwrap();
     let target = dest.path().join("big.bin");
-    let child = ferry_running(&[
-        "get",
-        "--limit-rate",
-        "4M",
-        &proxy.url("big.bin"),
-        p(&target),
-    ]);
+    let url = proxy.url("big.bin");
+    let mut args = vec!["get", "--limit-rate", "4M"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[&url, p(&target)]);
+    let child = ferry_running(&args);
     let (samples, _) = sample_until_done(vec![child], || proxy.total().1).await;
     assert_held(&samples, LIMIT, SIZE as u64);
     assert!(std::fs::read(&target).unwrap() == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_limit_rate_holds_it_in_every_window() {
+    get_holds_the_limit(&[], 1).await;
+}
+
+/// One file over four streams (each its own connection): the limit holds for them together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_over_four_streams_holds_the_limit_in_every_window() {
+    get_holds_the_limit(&["--streams", "4", "--streams-from", "1MiB"], 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +307,7 @@ async fn tui_job_limit_changed_while_it_runs_is_followed() {
         })
     };
     // The cursor is on big.bin (the only entry after ..): upload it.
-    tui.keys(&["End", "F5"]);
+    tui.keys(&["End", "F5", "Enter"]);
     tui.wait_for("the upload running", |s| s.contains("#1 ↑"));
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(2500));

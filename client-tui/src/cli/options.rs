@@ -26,6 +26,10 @@ pub struct TransferOptions {
     /// Bytes per second the command may receive, and may send (`--limit-rate`); 0 for no
     /// limit.
     pub limit_rate: u64,
+    /// Connections one big file is fetched over (`--streams`); 1 for one.
+    pub streams: usize,
+    /// The size from which a file goes over several streams (`--streams-from`).
+    pub streams_from: u64,
 }
 
 impl TransferOptions {
@@ -43,6 +47,8 @@ impl TransferOptions {
             strict: false,
             allow_unsafe_names: false,
             limit_rate: 0,
+            streams: crate::engine::DEFAULT_STREAMS,
+            streams_from: crate::engine::DEFAULT_STREAMS_FROM,
         }
     }
 }

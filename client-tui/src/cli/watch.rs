@@ -88,6 +88,8 @@ pub(super) async fn run_job(
             workers: options.jobs,
             allow_unsafe_names: options.allow_unsafe_names,
             limit_rate: options.limit_rate,
+            streams: options.streams,
+            streams_from: options.streams_from,
             ..EngineOptions::default()
         },
     );

@@ -78,6 +78,7 @@ pub use front::{Engine, Events};
 pub use rate::{SharedRate, parse_rate};
 pub use session::{ListStream, MAX_LISTED, MAX_WALKED, Session, StreamItem};
 pub use spec::{
-    ConflictAnswer, ConflictPolicy, EngineOptions, FileFacts, Groundwork, JobId, JobSpec,
+    ConflictAnswer, ConflictPolicy, DEFAULT_STREAMS, DEFAULT_STREAMS_FROM, EngineOptions,
+    FileFacts, Groundwork, JobId, JobSpec,
 };
 pub use transport::check_trust;

@@ -42,6 +42,10 @@ const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 const BUSY_RETRIES: usize = 7;
 /// Requests buffered before the writer flushes them even though more are ready.
 const FLUSH_EVERY: usize = 16;
+/// A file settled without a request on the connection (fetched in ranges over connections of
+/// its own) that took this long leaves the connection idle long enough to near the server's
+/// idle timeout (300 s by default): once its replies are read, the worker takes a new one.
+const RENEW_AFTER: Duration = Duration::from_secs(60);
 
 /// Plans, runs the workers, then finishes a move.
 pub(super) async fn run(
@@ -315,7 +319,8 @@ async fn worker(job: Arc<Job>, direction: Direction) -> Result<(), EngineError> 
         })
         .await;
         match outcome {
-            Ok(()) => return Ok(()),
+            Ok(Renew(true)) => {}
+            Ok(Renew(false)) => return Ok(()),
             Err(e @ EngineError::Remote { .. }) => return Err(e),
             // Dropped on purpose to stop a large download the disk could not take.
             Err(EngineError::Connection { message, .. }) if message == STOPPED_EARLY => {}
@@ -349,6 +354,10 @@ where
     connect().await
 }
 
+/// Whether a pipeline ended to go on over a new connection (its own sat idle too long).
+#[derive(Debug, Clone, Copy)]
+struct Renew(bool);
+
 /// A request sent whose replies are still to come.
 #[derive(Debug)]
 struct InFlight {
@@ -362,7 +371,7 @@ async fn pipeline(
     job: &Arc<Job>,
     conn: FrameStream,
     direction: Direction,
-) -> Result<(), EngineError> {
+) -> Result<Renew, EngineError> {
     let FrameStream {
         mut reader,
         mut writer,
@@ -378,7 +387,7 @@ async fn pipeline(
             reader.hello(&job.endpoint).await?;
             read_side(job, &mut reader, &mut in_flight_rx, &mut reading).await
         };
-        tokio::try_join!(write, read).map(drop)
+        tokio::try_join!(write, read).map(|(renew, ())| renew)
     };
     if outcome.is_err() {
         let mut interrupted = writing.into_iter().chain(reading).collect::<Vec<_>>();
@@ -403,7 +412,7 @@ async fn write_side(
     in_flight_tx: mpsc::Sender<InFlight>,
     slot: &mut Option<Task>,
     outgoing: &mut Outgoing,
-) -> Result<(), EngineError> {
+) -> Result<Renew, EngineError> {
     let mut unflushed = 0;
     loop {
         let task = match outgoing.take(job).await? {
@@ -418,8 +427,13 @@ async fn write_side(
             None => break,
         };
         let task = slot.insert(task);
+        let asked = std::time::Instant::now();
         let Some(kind) = outgoing.send(job, writer, task).await? else {
             *slot = None;
+            if asked.elapsed() >= RENEW_AFTER {
+                writer.flush().await?;
+                return Ok(Renew(true));
+            }
             continue;
         };
         unflushed += 1;
@@ -439,7 +453,7 @@ async fn write_side(
             in_flight_tx.send(InFlight { task, kind }).await
         {
             job.requeue(pending.task, false);
-            return Ok(());
+            return Ok(Renew(false));
         }
         if full {
             // The window was full: wait until a good part of it is free again, so the next
@@ -450,7 +464,8 @@ async fn write_side(
             }
         }
     }
-    writer.flush().await
+    writer.flush().await?;
+    Ok(Renew(false))
 }
 
 /// Takes the replies in the order the requests went and finishes each file.

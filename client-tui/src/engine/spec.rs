@@ -22,7 +22,18 @@ pub struct EngineOptions {
     /// Bytes per second all of this engine's jobs together may receive, and may send; 0 for
     /// no limit.
     pub limit_rate: u64,
+    /// Connections one big file is fetched over at once, in ranges; 1 turns ranges off.
+    pub streams: usize,
+    /// The size from which a file goes in ranges.
+    pub streams_from: u64,
 }
+
+/// Streams for one big file unless told otherwise: what a per-flow cap needs to be felt less,
+/// and no more connections than a job's workers use anyway.
+pub const DEFAULT_STREAMS: usize = 4;
+/// Files from 64 MiB go in ranges: below that, the connections and the final hash cost more
+/// than a capped flow loses.
+pub const DEFAULT_STREAMS_FROM: u64 = 64 * 1024 * 1024;
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -31,6 +42,8 @@ impl Default for EngineOptions {
             window: 64,
             allow_unsafe_names: false,
             limit_rate: 0,
+            streams: DEFAULT_STREAMS,
+            streams_from: DEFAULT_STREAMS_FROM,
         }
     }
 }

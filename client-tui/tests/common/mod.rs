@@ -315,11 +315,27 @@ impl Proxy {
         Self::start_with(target, None, Some(cut_after), None).await
     }
 
+    /// A link where each flow is capped: every proxied connection carries at most
+    /// `bytes_per_second` each way (as a per-flow shaper does), whatever the others carry.
+    pub async fn start_capped(target: SocketAddr, bytes_per_second: u64) -> Proxy {
+        Self::start_full(target, None, None, Some(16 * 1024), Some(bytes_per_second)).await
+    }
+
     async fn start_with(
         target: SocketAddr,
         delay: Option<Duration>,
         cut_after: Option<u64>,
         send_buffer: Option<usize>,
+    ) -> Proxy {
+        Self::start_full(target, delay, cut_after, send_buffer, None).await
+    }
+
+    async fn start_full(
+        target: SocketAddr,
+        delay: Option<Duration>,
+        cut_after: Option<u64>,
+        send_buffer: Option<usize>,
+        cap: Option<u64>,
     ) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -347,6 +363,7 @@ impl Proxy {
                     delay,
                     cut: cut.clone(),
                     budget: budget.clone(),
+                    cap,
                 };
                 tokio::spawn(relay(cr, sw, up2.clone(), link.clone()));
                 tokio::spawn(relay(sr, cw, down2.clone(), link));
@@ -384,6 +401,8 @@ struct Link {
     cut: Arc<tokio::sync::Notify>,
     /// Bytes this connection may still carry.
     budget: Arc<AtomicU64>,
+    /// Bytes a second each direction of this connection carries at most.
+    cap: Option<u64>,
 }
 
 async fn relay(
@@ -393,6 +412,8 @@ async fn relay(
     link: Link,
 ) {
     let mut buf = vec![0u8; link.piece];
+    let started = tokio::time::Instant::now();
+    let mut carried: u64 = 0;
     loop {
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
@@ -411,6 +432,12 @@ async fn relay(
             break;
         }
         counter.fetch_add(n as u64, Ordering::Relaxed);
+        carried += n as u64;
+        if let Some(cap) = link.cap {
+            // Never ahead of the cap since the connection opened.
+            let due = Duration::from_secs_f64(carried as f64 / cap as f64);
+            tokio::time::sleep_until(started + due).await;
+        }
         if link.budget.fetch_sub(n as u64, Ordering::Relaxed) <= n as u64 {
             break;
         }

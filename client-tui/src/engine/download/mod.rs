@@ -8,6 +8,7 @@
 //! given its final mode before its bytes are written.
 
 mod disk;
+mod ranges;
 mod reply;
 mod request;
 

@@ -253,27 +253,9 @@ pub(crate) async fn finish_get(
     let dest = task.local.clone();
     let mtime = reply.mtime;
     let replaces = task.replaces;
-    let placed = blocking(move || -> std::io::Result<()> {
-        if let Some(file) = std_file {
-            // A missing mtime is cosmetic; the bytes are what must be right.
-            let _ = file.set_modified(local::system_time(mtime));
-            // A filesystem that refuses leaves the file private, never wider than asked.
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
-        }
-        // Only a destination the user chose to replace is replaced: a file that took the
-        // name during the download stays (`already_exists`).
-        let renamed = if replaces {
-            std::fs::rename(&partial, &dest)
-        } else {
-            crate::atomic::rename_no_replace(&partial, &dest)
-        };
-        if renamed.is_err() {
-            // Verified bytes that cannot be placed are no partial to resume: never leave them.
-            let _ = std::fs::remove_file(&partial);
-        }
-        renamed
-    })
-    .await?;
+    let placed =
+        blocking(move || place_verified(std_file.as_ref(), &partial, &dest, mtime, mode, replaces))
+            .await?;
     if placed.is_ok() {
         lock(&job.aside).remove(&local::partial_path(&task.local));
     }
@@ -285,6 +267,36 @@ pub(crate) async fn finish_get(
         Err(e) => job.failed(task, &EngineError::local(&task.local, e)),
     }
     Ok(())
+}
+
+/// Dates the verified partial (`file`, when still open), gives it `mode` and renames it onto
+/// `dest`.
+pub(super) fn place_verified(
+    file: Option<&std::fs::File>,
+    partial: &std::path::Path,
+    dest: &std::path::Path,
+    mtime: i64,
+    mode: u32,
+    replaces: bool,
+) -> std::io::Result<()> {
+    if let Some(file) = file {
+        // A missing mtime is cosmetic; the bytes are what must be right.
+        let _ = file.set_modified(local::system_time(mtime));
+        // A filesystem that refuses leaves the file private, never wider than asked.
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+    }
+    // Only a destination the user chose to replace is replaced: a file that took the
+    // name during the download stays (`already_exists`).
+    let renamed = if replaces {
+        std::fs::rename(partial, dest)
+    } else {
+        crate::atomic::rename_no_replace(partial, dest)
+    };
+    if renamed.is_err() {
+        // Verified bytes that cannot be placed are no partial to resume: never leave them.
+        let _ = std::fs::remove_file(partial);
+    }
+    renamed
 }
 
 /// Counts a running disk writer of a job while it lives.

@@ -199,6 +199,12 @@ pub(crate) async fn send_get(
             return Ok(None);
         }
     };
+    if super::ranges::wanted(job, task) {
+        // Its own connections: this one's pipeline goes on once the file is settled.
+        writer.flush().await?;
+        super::ranges::fetch(job, task, partial, offset, control).await?;
+        return Ok(None);
+    }
     lock(&job.progress).add_present(offset);
     task.counted += offset;
     writer
@@ -324,7 +330,12 @@ async fn inspect(task: &Task, resume_final: bool) -> Result<Inspected, EngineErr
                 std::fs::remove_file(&probe)?;
                 return Ok(None);
             }
-            if meta.len() == 0 || meta.len() > size {
+            // A partial of pieces (sized whole at once) is no prefix: its record says what
+            // it holds.
+            if meta.len() == 0
+                || meta.len() > size
+                || std::fs::symlink_metadata(super::ranges::record_path(&probe)).is_ok()
+            {
                 return Ok(None);
             }
             Ok(local::hash_prefix(&probe, meta.len())?.map(|h| (meta.len(), h)))
