@@ -176,6 +176,17 @@ enum Command {
         #[arg(required = true, num_args = 1.., value_name = "URL")]
         urls: Vec<RemoteUrl>,
     },
+    /// List the ferry servers announcing themselves on the local network (DNS-SD over
+    /// multicast DNS), one per line: name, address:port, tls or plain, the announced
+    /// certificate fingerprint (a hint: the first connection still checks it).
+    Discover {
+        /// How long to listen, e.g. 2s, 500ms, 1min.
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// One JSON object per server per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     Completions { shell: Shell },
     /// Print the manual page (roff).
@@ -435,7 +446,7 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
         Command::Mkdir { urls } | Command::Rm { urls, .. } | Command::Partials { urls, .. } => {
             urls.first()
         }
-        Command::Completions { .. } | Command::Man => None,
+        Command::Completions { .. } | Command::Man | Command::Discover { .. } => None,
     }
 }
 
@@ -544,6 +555,10 @@ async fn run_command(
         Command::Partials { rm, urls } => {
             let endpoint = first_endpoint(&urls, at, "nothing to list")?;
             cli::partials(&endpoint, &urls, rm).await
+        }
+        Command::Discover { timeout, json } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            cli::discover(timeout, json, &mut out).await
         }
         Command::Completions { .. } | Command::Man => Ok(()),
     }

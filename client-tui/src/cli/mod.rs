@@ -6,6 +6,7 @@
 //! uses, so scripts can match on them.
 //!
 //! # Modules
+//! - `discover`: `discover`, the servers announced on the local network.
 //! - `listing`: `ls`, as a sorted table or one JSON object per line.
 //! - `transfer`: `get` and `put`: what the sources and the target mean.
 //! - `watch`: one job run to its end, with an indicatif bar on a terminal.
@@ -15,6 +16,7 @@
 //! - `ops`: `mkdir`, `rm`, `mv`.
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
 
+mod discover;
 mod error;
 mod listing;
 mod locations;
@@ -24,6 +26,7 @@ pub mod outcome;
 mod transfer;
 mod watch;
 
+pub use discover::{discover, server_url};
 pub use error::CliError;
 pub use listing::{format_entry, ls};
 pub use ops::{mkdir, mv, partials, rm};
