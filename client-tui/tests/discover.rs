@@ -2,6 +2,10 @@
 //! by a veth pair (10.231.x.0/24), a real `ferry-server` announcing in one and the real
 //! `ferry discover` (or the TUI's F9) browsing from the other. Needs root and `ip`; without
 //! them each test says why and passes without testing (CI runs as root, where they run).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -254,4 +258,68 @@ fn loopback_only_and_no_announce_servers_are_not_found() {
     let found = net.discover("3s");
     let names: Vec<&str> = found.iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(names, ["loud one"]);
+}
+
+#[test]
+fn f9_lists_a_discovered_server_and_connects_trusting_the_announced_certificate() {
+    let Some(net) = NetPair::make() else { return };
+    let desk = tmux::Desk::new();
+    let served = desk.dir("served");
+    std::fs::write(served.join("announced-file.txt"), b"hello").unwrap();
+    let data = desk.dir("data");
+    let server = net.server(
+        &served,
+        &[
+            "--listen",
+            "0.0.0.0:7070",
+            "--name",
+            "the nas",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    // The token comes from a bookmark of the same address: a discovered server is never sent
+    // credentials of its own accord. The bookmark pins nothing, so trust rests on the
+    // announcement matching the handshake.
+    let config = desk.home.join(".config/ferry");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[[bookmarks]]\nname = \"by hand\"\nurl = \"ferrys://{}:7070/\"\ntoken = \"secret\"\n",
+            net.server_ip
+        ),
+    )
+    .unwrap();
+    let ferry = env!("CARGO_BIN_EXE_ferry");
+    let tmux = tmux::Tmux::start(
+        desk.tmp.path().join("tmux.sock"),
+        &desk.local,
+        &[("HOME", &desk.home)],
+        &["ip", "netns", "exec", &net.client_ns, ferry],
+        &[],
+        (120, 30),
+    );
+    tmux.wait_for("the bundled server connected", |s| {
+        s.contains("bundled server") && s.contains("connected")
+    });
+    tmux.keys(&["F9"]);
+    let row = format!("the nas  ferrys://{}:7070/ [tls]", net.server_ip);
+    tmux.wait_for("the discovered server listed", |s| s.contains(&row));
+    // The discovered row is the last before "New address…".
+    tmux.keys(&["End"]);
+    tmux.keys(&["Up"]);
+    tmux.wait_for("the discovered row selected", |s| {
+        s.lines().any(|l| l.contains(&format!("›⌁ {row}")))
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the server's root listed", |s| {
+        s.contains("announced-file.txt") && s.contains(&format!("{}:7070 connected", net.server_ip))
+    });
+    assert!(!screen.contains("Unknown server certificate"), "{screen}");
+    let known = std::fs::read_to_string(desk.home.join(".local/share/ferry/known_hosts")).unwrap();
+    assert!(
+        known.contains(&format!("{}:7070 {}", net.server_ip, server.fingerprint())),
+        "the announced certificate is remembered once the handshake showed it: {known}"
+    );
 }

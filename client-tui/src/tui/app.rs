@@ -86,6 +86,13 @@ pub struct App {
     pub bundled_server: Option<(PathBuf, Endpoint)>,
     /// The recent-list entry to save once this connection comes up.
     pending_recent: Option<Recent>,
+    /// Servers found on the local network while F9's dialog browses (cleared when it closes).
+    discovered: Vec<crate::engine::discover::Found>,
+    /// Whether the event loop browses for them.
+    discovering: bool,
+    /// The address and announced fingerprint of the discovered server being connected: a hint
+    /// the handshake must show before it is trusted, never trust by itself.
+    announced: Option<(String, Fingerprint)>,
     /// The current connection's login as a user, so a refused password can be asked again.
     login: Option<PendingLogin>,
     pub size: (u16, u16),
@@ -158,6 +165,9 @@ impl App {
             recent: Vec::new(),
             bundled_server: None,
             pending_recent: None,
+            discovered: Vec::new(),
+            discovering: false,
+            announced: None,
             login: None,
             size: (120, 40),
             should_quit: false,
@@ -408,6 +418,7 @@ impl App {
     /// The passing of time at `now`: a quick jump whose pause is over leaves the footer.
     /// Returns whether the screen changed.
     pub fn tick(&mut self, now: Instant) -> bool {
+        self.stop_discovering();
         let local = self.local.jump_expired(now);
         self.remote.jump_expired(now) || local
     }
@@ -874,6 +885,56 @@ impl App {
             .flatten()
             .map(|(root, _)| root.as_path());
         self.dialog = Some(Dialog::connect(&self.bookmarks, &self.recent, home));
+        self.add_discovered();
+    }
+
+    /// F9's servers found on the local network: appended to the open connect dialog, and the
+    /// browse started when it is not running.
+    fn add_discovered(&mut self) {
+        if let Some(Dialog::Connect { targets, .. }) = self.dialog.as_mut() {
+            targets.extend(Dialog::discovered_targets(
+                &self.discovered,
+                &self.bookmarks,
+            ));
+        }
+        if !self.discovering {
+            self.discovering = true;
+            self.outbox.push(Effect::Discover(true));
+        }
+    }
+
+    /// A server found or gone: the open connect dialog is rebuilt, its selection kept.
+    fn on_discovered(&mut self, event: crate::engine::discover::DiscoverEvent) {
+        use crate::engine::discover::DiscoverEvent;
+        match event {
+            DiscoverEvent::Found(server) => {
+                match self.discovered.iter_mut().find(|s| s.name == server.name) {
+                    Some(old) => *old = server,
+                    None => self.discovered.push(server),
+                }
+            }
+            DiscoverEvent::Gone(name) => self.discovered.retain(|s| s.name != name),
+        }
+        if let Some(Dialog::Connect { selected, .. }) = self.dialog {
+            self.open_connect();
+            if let Some(Dialog::Connect {
+                targets,
+                selected: now,
+            }) = self.dialog.as_mut()
+            {
+                *now = selected.min(targets.len());
+            }
+        }
+    }
+
+    /// Stops F9's browse once its dialog has closed; the servers found are forgotten, so the
+    /// next F9 lists only those answering then.
+    fn stop_discovering(&mut self) {
+        if self.discovering && !matches!(self.dialog, Some(Dialog::Connect { .. })) {
+            self.discovering = false;
+            self.discovered.clear();
+            self.outbox.push(Effect::Discover(false));
+        }
     }
 
     /// Switches the remote pane to another server.
@@ -924,6 +985,7 @@ impl App {
         fingerprint: Option<&str>,
         password: Option<String>,
     ) {
+        self.announced = None;
         let parsed: RemoteUrl = match url.trim().parse() {
             Ok(u) => u,
             Err(e) => {
@@ -1030,7 +1092,20 @@ impl App {
             }
             DialogOutcome::Connect(target) if target.bundled => self.return_to_bundled(),
             DialogOutcome::Connect(target) => {
+                let hint = self
+                    .discovered
+                    .iter()
+                    .find(|server| {
+                        target.fingerprint.is_none() && crate::cli::server_url(server) == target.url
+                    })
+                    .and_then(|server| {
+                        Some((
+                            server.addr.to_string(),
+                            server.fingerprint.as_deref()?.parse().ok()?,
+                        ))
+                    });
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
+                self.announced = hint;
             }
             DialogOutcome::StartCopy {
                 source,
@@ -1387,6 +1462,7 @@ impl App {
                 self.follow_jobs();
             }
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
+            Msg::Discovered(event) => self.on_discovered(event),
             Msg::Found { serial, event } => {
                 if let Some(list) = self.find.as_mut() {
                     list.news(serial, event);
@@ -1514,6 +1590,15 @@ impl App {
             }
             LinkNews::Known => {}
             LinkNews::AskTrust { addr, fingerprint } => {
+                if let Some((_, announced)) = self.announced.take().filter(|(at, _)| *at == addr) {
+                    if announced == fingerprint {
+                        self.info(format!(
+                            "{addr} showed the certificate it announced on the network: trusted and remembered"
+                        ));
+                        return self.trust_certificate(addr, fingerprint);
+                    }
+                    self.announcement_differed(&addr, &announced);
+                }
                 self.dialog = Some(Dialog::Trust { addr, fingerprint });
             }
             LinkNews::Refused(refusal) => {
@@ -1521,6 +1606,11 @@ impl App {
                     "Refused {}: its certificate is not the trusted one",
                     self.conn.label
                 ));
+                if let Some((addr, announced)) = self.announced.take()
+                    && refusal.presented.as_ref() != Some(&announced)
+                {
+                    self.announcement_differed(&addr, &announced);
+                }
                 self.dialog = Some(match (refusal.old, refusal.presented) {
                     (Some(old), Some(new)) => Dialog::CertificateChanged(ChangedCertificate {
                         held_in: server_link::held_in(
@@ -1554,6 +1644,14 @@ impl App {
                 ));
             }
         }
+    }
+
+    /// The line beside a certificate question when the server's certificate is not the one
+    /// announced for it on the network: someone else may have announced it, or answered.
+    fn announcement_differed(&mut self, addr: &str, announced: &Fingerprint) {
+        self.error(format!(
+            "{addr}'s certificate differs from the one announced on the network ({announced})"
+        ));
     }
 
     /// A job on the current connection says the connection broke: the browsing session is
