@@ -418,7 +418,7 @@ impl App {
     /// The passing of time at `now`: a quick jump whose pause is over leaves the footer.
     /// Returns whether the screen changed.
     pub fn tick(&mut self, now: Instant) -> bool {
-        self.stop_discovering();
+        self.follow_discovery();
         let local = self.local.jump_expired(now);
         self.remote.jump_expired(now) || local
     }
@@ -888,8 +888,7 @@ impl App {
         self.add_discovered();
     }
 
-    /// F9's servers found on the local network: appended to the open connect dialog, and the
-    /// browse started when it is not running.
+    /// F9's servers found on the local network, appended to the open connect dialog.
     fn add_discovered(&mut self) {
         if let Some(Dialog::Connect { targets, .. }) = self.dialog.as_mut() {
             targets.extend(Dialog::discovered_targets(
@@ -897,15 +896,15 @@ impl App {
                 &self.bookmarks,
             ));
         }
-        if !self.discovering {
-            self.discovering = true;
-            self.outbox.push(Effect::Discover(true));
-        }
     }
 
     /// A server found or gone: the open connect dialog is rebuilt, its selection kept.
     fn on_discovered(&mut self, event: crate::engine::discover::DiscoverEvent) {
         use crate::engine::discover::DiscoverEvent;
+        if !self.discovering {
+            // News from a browse already stopped.
+            return;
+        }
         match event {
             DiscoverEvent::Found(server) => {
                 match self.discovered.iter_mut().find(|s| s.name == server.name) {
@@ -927,13 +926,18 @@ impl App {
         }
     }
 
-    /// Stops F9's browse once its dialog has closed; the servers found are forgotten, so the
-    /// next F9 lists only those answering then.
-    fn stop_discovering(&mut self) {
-        if self.discovering && !matches!(self.dialog, Some(Dialog::Connect { .. })) {
-            self.discovering = false;
-            self.discovered.clear();
-            self.outbox.push(Effect::Discover(false));
+    /// Starts F9's browse of the local network while its dialog is open (from the tick, a
+    /// moment after F9, so opening the dialog asks nothing else of the event loop) and stops it
+    /// once the dialog has closed; the servers found are then forgotten, so the next F9 lists
+    /// only those answering then.
+    fn follow_discovery(&mut self) {
+        let open = matches!(self.dialog, Some(Dialog::Connect { .. }));
+        if open != self.discovering {
+            self.discovering = open;
+            if !open {
+                self.discovered.clear();
+            }
+            self.outbox.push(Effect::Discover(open));
         }
     }
 
