@@ -106,6 +106,20 @@ impl NetPair {
         server
     }
 
+    /// "the nas": TLS with a self-signed certificate kept in `data`, on every address, port 7070.
+    fn nas(&self, root: &Path, data: &Path) -> Server {
+        let data = data.to_str().unwrap();
+        let args = [
+            "--listen",
+            "0.0.0.0:7070",
+            "--name",
+            "the nas",
+            "--data-dir",
+            data,
+        ];
+        self.server(root, &args)
+    }
+
     /// `ferry discover --json` from the client namespace: one object per server found.
     fn discover(&self, timeout: &str) -> Vec<serde_json::Value> {
         let ferry = Path::new(env!("CARGO_BIN_EXE_ferry"));
@@ -186,17 +200,7 @@ fn a_server_is_found_from_another_namespace() {
     let Some(net) = NetPair::make() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let tls = net.server(
-        dir.path(),
-        &[
-            "--listen",
-            "0.0.0.0:7070",
-            "--name",
-            "the nas",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let tls = net.nas(dir.path(), &data);
     let plain = net.server(
         dir.path(),
         &[
@@ -267,17 +271,7 @@ fn f9_lists_a_discovered_server_and_connects_trusting_the_announced_certificate(
     let served = desk.dir("served");
     std::fs::write(served.join("announced-file.txt"), b"hello").unwrap();
     let data = desk.dir("data");
-    let server = net.server(
-        &served,
-        &[
-            "--listen",
-            "0.0.0.0:7070",
-            "--name",
-            "the nas",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let server = net.nas(&served, &data);
     // The token comes from a bookmark of the same address: a discovered server is never sent
     // credentials of its own accord. The bookmark pins nothing, so trust rests on the
     // announcement matching the handshake.
