@@ -317,3 +317,36 @@ fn f9_lists_a_discovered_server_and_connects_trusting_the_announced_certificate(
         "the announced certificate is remembered once the handshake showed it: {known}"
     );
 }
+
+#[test]
+fn a_server_that_shuts_down_withdraws_its_announcement() {
+    let Some(net) = NetPair::make() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = net.nas(dir.path(), &data);
+    let ferry = Path::new(env!("CARGO_BIN_EXE_ferry"));
+    let browsing = NetPair::command(
+        &net.client_ns,
+        ferry,
+        &["discover", "--json", "--timeout", "6s"],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Found within a second here; the browse goes on for 6. Then the server stops (SIGTERM,
+    // as a service manager stops it): its goodbye must take it off the list, where a server
+    // that merely vanished would stay for its records' two minutes.
+    std::thread::sleep(Duration::from_secs(3));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let output = browsing.wait_with_output().unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!listed.contains("the nas"), "still listed: {listed}");
+    // The control: a browse lists it while it runs.
+    let _again = net.nas(dir.path(), &data);
+    assert!(named(&net.discover("2s"), "the nas").is_some());
+    drop(server);
+}
