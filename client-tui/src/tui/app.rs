@@ -914,14 +914,21 @@ impl App {
             }
             DiscoverEvent::Gone(name) => self.discovered.retain(|s| s.name != name),
         }
-        if let Some(Dialog::Connect { selected, .. }) = self.dialog {
+        if let Some(Dialog::Connect { selected, targets }) = &self.dialog {
+            // Rows come and go at the end: a selected "New address…" (the last row) stays
+            // selected, so a server appearing never turns Enter into a connection to it.
+            let (selected, on_last) = (*selected, *selected == targets.len());
             self.open_connect();
             if let Some(Dialog::Connect {
                 targets,
                 selected: now,
             }) = self.dialog.as_mut()
             {
-                *now = selected.min(targets.len());
+                *now = if on_last {
+                    targets.len()
+                } else {
+                    selected.min(targets.len())
+                };
             }
         }
     }

@@ -124,3 +124,17 @@ fn a_server_announcing_no_fingerprint_gets_the_usual_question() {
         app.dialog
     );
 }
+
+#[test]
+fn a_server_found_while_new_address_is_selected_leaves_it_selected() {
+    let mut app = app();
+    app.on_key(key(KeyCode::F(9)));
+    app.tick(Instant::now());
+    app.on_msg(Msg::Discovered(DiscoverEvent::Found(found(None))));
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(app.dialog, Some(Dialog::Input { .. })),
+        "Enter on the fresh list's only row asks for an address: {:?}",
+        app.dialog
+    );
+}
