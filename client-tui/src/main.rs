@@ -302,6 +302,17 @@ one without matches a name at any depth, a trailing / matches directories only."
         #[arg(skip)]
         rules: Vec<(RuleKind, String)>,
     },
+    /// List the ferry servers announcing themselves on the local network (DNS-SD over
+    /// multicast DNS), one per line: name, address:port, tls or plain, the announced
+    /// certificate fingerprint (a hint: the first connection still checks it).
+    Discover {
+        /// How long to listen, e.g. 2s, 500ms, 1min.
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// One JSON object per server per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     Completions { shell: Shell },
     /// Print the manual page (roff).
@@ -628,7 +639,7 @@ fn remote_of(command: &Command) -> Option<&RemoteUrl> {
             GetArg::Remote(url) => Some(url),
             GetArg::Local(_) => None,
         }),
-        Command::Completions { .. } | Command::Man => None,
+        Command::Completions { .. } | Command::Man | Command::Discover { .. } => None,
     }
 }
 
@@ -816,6 +827,10 @@ async fn run_command(
             };
             cli::sync(&at(&url), src, dst, &options, run).await
         }
+        Command::Discover { timeout, json } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            cli::discover(timeout, json, &mut out).await
+        }
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -874,7 +889,7 @@ async fn resolve_homes(command: &mut Command) -> Result<(), CliError> {
                 GetArg::Local(_) => None,
             })
             .collect(),
-        Command::Completions { .. } | Command::Man => Vec::new(),
+        Command::Completions { .. } | Command::Man | Command::Discover { .. } => Vec::new(),
     };
     if let Some((_, Some(target))) = mv_target.as_mut() {
         urls.push(target);

@@ -30,8 +30,10 @@
 //! - `sweep`: removes hidden partial uploads abandoned for longer than the expiry.
 //! - `rate`: rate limits (a token bucket shared by streams, and a reader or writer that obeys
 //!   it), for `--limit-rate` here and in the client.
+//! - `announce`: the server's DNS-SD announcement on the local network (`_ferry._tcp`).
 //! - `tls`: the TLS identity (PEM files or a kept self-signed pair) and its fingerprint.
 
+pub mod announce;
 mod buffer_pool;
 mod config;
 mod connection;

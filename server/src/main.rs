@@ -135,6 +135,13 @@ struct Args {
     /// keeps them. A partial is what lets an interrupted upload resume.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_expiry)]
     partial_expiry: Expiry,
+    /// The name this server announces on the local network [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Do not announce this server on the local network (DNS-SD over multicast DNS,
+    /// `_ferry._tcp`). A server listening on loopback only, or with --stdio, never announces.
+    #[arg(long)]
+    no_announce: bool,
     /// Accounts file: one `NAME:ACCESS:HASH:ROOT` line per user, each confined to their own
     /// root (write entries with `ferry-server hash-password`). Clients then log in as a user;
     /// with --token too, the token alone also works (on --root).
@@ -277,7 +284,7 @@ async fn start() -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         return Err(ferry_server::ServerError::Unprotected { addr }.into());
     }
-    config.tls = tls_identity(
+    let identity = tls_identity(
         &args.tls_cert,
         &args.tls_key,
         args.tls,
@@ -286,9 +293,42 @@ async fn start() -> anyhow::Result<()> {
         data_dir.as_deref(),
         &args.listen,
     )?;
+    let fingerprint = identity
+        .as_ref()
+        .map(|(_, fingerprint)| fingerprint.clone());
+    config.tls = identity.map(|(tls, _)| tls);
     log_limits(&config);
-    ferry_server::run(listener, config, shutdown_signal()).await?;
+    let announcer = announce(&args, &listener, fingerprint);
+    let served = ferry_server::run(listener, config, shutdown_signal()).await;
+    if let Some(announcer) = announcer {
+        announcer.stop();
+    }
+    served?;
     Ok(())
+}
+
+/// Announces the server on the local network unless `--no-announce` (or loopback only, which
+/// `announce::start` declines); a failure to announce is logged and serving goes on.
+fn announce(
+    args: &Args,
+    listener: &tokio::net::TcpListener,
+    fingerprint: Option<String>,
+) -> Option<ferry_server::announce::Announcer> {
+    use ferry_server::announce;
+    if args.no_announce {
+        tracing::debug!("--no-announce: not announced on the local network");
+        return None;
+    }
+    let bound = listener.local_addr().ok()?;
+    let what = announce::Announcement {
+        name: args.name.clone().unwrap_or_else(announce::host_name),
+        fingerprint,
+        read_only: args.read_only,
+    };
+    announce::start(bound, &what).unwrap_or_else(|err| {
+        tracing::warn!("{err}; serving on without it");
+        None
+    })
 }
 
 /// Logs to stderr, or appended to `--log-file`; never to stdout, which `--stdio` speaks the
@@ -383,7 +423,7 @@ fn log_limits(config: &Config) {
 
 /// The TLS configuration the flags ask for: PEM files, or the kept self-signed pair with
 /// `--tls` or beyond loopback; none on loopback or with `--no-tls`. Its fingerprint is logged
-/// so the owner can hand it to users who pin it.
+/// so the owner can hand it to users who pin it, and returned for the announcement.
 fn tls_identity(
     cert: &Option<PathBuf>,
     key: &Option<PathBuf>,
@@ -392,7 +432,7 @@ fn tls_identity(
     loopback: bool,
     data_dir: Option<&std::path::Path>,
     listen: &str,
-) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+) -> anyhow::Result<Option<(std::sync::Arc<rustls::ServerConfig>, String)>> {
     use ferry_server::tls;
     let identity = match (cert, key) {
         (Some(cert), Some(key)) => tls::from_pem_files(cert, key)?,
@@ -423,7 +463,7 @@ fn tls_identity(
         "TLS on; clients can pin this certificate with --fingerprint {}",
         identity.fingerprint
     );
-    Ok(Some(identity.config))
+    Ok(Some((identity.config, identity.fingerprint)))
 }
 
 /// A size with an optional unit: `parse-size`'s rules (K = 1000, Ki = 1024, a `B` optional).

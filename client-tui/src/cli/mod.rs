@@ -6,6 +6,7 @@
 //! uses, so scripts can match on them.
 //!
 //! # Modules
+//! - `discover`: `discover`, the servers announced on the local network.
 //! - `listing`: `ls`, as a sorted table or one JSON object per line.
 //! - `transfer`: `get` and `put`: what the sources and the target mean.
 //! - `copy`: `copy`, from one remote location to another (one server or two).
@@ -19,6 +20,7 @@
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
 
 mod copy;
+mod discover;
 mod error;
 mod listing;
 mod locations;
@@ -30,6 +32,7 @@ mod transfer;
 mod watch;
 
 pub use copy::copy;
+pub use discover::{discover, server_url};
 pub use error::CliError;
 pub use listing::{format_entry, ls};
 pub use locations::resolve_homes;

@@ -10,6 +10,8 @@
 //! - `browse`: the browsing worker: requests in, events out, over a lazily opened [`Session`].
 //! - `find`: find file: a name pattern searched below a directory on the server (its `walk`
 //!   on a connection of its own) or on the local disk, matches reported as they are found.
+//! - `discover`: servers announced on the local network (DNS-SD over multicast DNS), for
+//!   `ferry discover` and F9; their fingerprints are hints the handshake must confirm.
 //! - `bundled`: the `ferry-server` run in-process on loopback when the TUI opens no server.
 //! - `sync/`: `ferry sync`'s plan (both sides listed and compared, the guard rails) and what
 //!   runs around its one transfer job (directories, attributes, deletions).
@@ -45,6 +47,7 @@
 pub mod browse;
 pub mod bundled;
 mod direction;
+pub mod discover;
 mod download;
 mod endpoint;
 mod error;

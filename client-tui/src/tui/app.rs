@@ -95,6 +95,13 @@ pub struct App {
     /// A location relative to the remote home (`nas:photos`) waiting for the connection to
     /// say where the home is.
     pending_home: Option<RemoteUrl>,
+    /// Servers found on the local network while F9's dialog browses (cleared when it closes).
+    discovered: Vec<crate::engine::discover::Found>,
+    /// Whether the event loop browses for them.
+    discovering: bool,
+    /// The address and announced fingerprint of the discovered server being connected: a hint
+    /// the handshake must show before it is trusted, never trust by itself.
+    announced: Option<(String, Fingerprint)>,
     /// The current connection's login as a user, so a refused password can be asked again.
     login: Option<PendingLogin>,
     pub size: (u16, u16),
@@ -188,6 +195,9 @@ impl App {
             pending_recent: None,
             ssh_hosts: Vec::new(),
             pending_home: None,
+            discovered: Vec::new(),
+            discovering: false,
+            announced: None,
             login: None,
             size: (120, 40),
             should_quit: false,
@@ -616,6 +626,7 @@ impl App {
     /// The passing of time at `now`: a quick jump whose pause is over leaves the footer.
     /// Returns whether the screen changed.
     pub fn tick(&mut self, now: Instant) -> bool {
+        self.follow_discovery();
         let local = self.local.jump_expired(now);
         self.remote.jump_expired(now) || local
     }
@@ -1120,6 +1131,67 @@ impl App {
             &self.ssh_hosts,
             home,
         ));
+        self.add_discovered();
+    }
+
+    /// F9's servers found on the local network, appended to the open connect dialog.
+    fn add_discovered(&mut self) {
+        if let Some(Dialog::Connect { targets, .. }) = self.dialog.as_mut() {
+            targets.extend(Dialog::discovered_targets(
+                &self.discovered,
+                &self.bookmarks,
+            ));
+        }
+    }
+
+    /// A server found or gone: the open connect dialog is rebuilt, its selection kept.
+    fn on_discovered(&mut self, event: crate::engine::discover::DiscoverEvent) {
+        use crate::engine::discover::DiscoverEvent;
+        if !self.discovering {
+            // News from a browse already stopped.
+            return;
+        }
+        match event {
+            DiscoverEvent::Found(server) => {
+                match self.discovered.iter_mut().find(|s| s.name == server.name) {
+                    Some(old) => *old = server,
+                    None => self.discovered.push(server),
+                }
+            }
+            DiscoverEvent::Gone(name) => self.discovered.retain(|s| s.name != name),
+        }
+        if let Some(Dialog::Connect { selected, targets }) = &self.dialog {
+            // Rows come and go at the end: a selected "New address…" (the last row) stays
+            // selected, so a server appearing never turns Enter into a connection to it.
+            let (selected, on_last) = (*selected, *selected == targets.len());
+            self.open_connect();
+            if let Some(Dialog::Connect {
+                targets,
+                selected: now,
+            }) = self.dialog.as_mut()
+            {
+                *now = if on_last {
+                    targets.len()
+                } else {
+                    selected.min(targets.len())
+                };
+            }
+        }
+    }
+
+    /// Starts F9's browse of the local network while its dialog is open (from the tick, a
+    /// moment after F9, so opening the dialog asks nothing else of the event loop) and stops it
+    /// once the dialog has closed; the servers found are then forgotten, so the next F9 lists
+    /// only those answering then.
+    fn follow_discovery(&mut self) {
+        let open = matches!(self.dialog, Some(Dialog::Connect { .. }));
+        if open != self.discovering {
+            self.discovering = open;
+            if !open {
+                self.discovered.clear();
+            }
+            self.outbox.push(Effect::Discover(open));
+        }
     }
 
     /// Switches the remote pane to another server.
@@ -1170,6 +1242,7 @@ impl App {
         fingerprint: Option<&str>,
         password: Option<String>,
     ) {
+        self.announced = None;
         let parsed: RemoteUrl = match url.trim().parse() {
             Ok(u) => u,
             Err(e) => {
@@ -1328,7 +1401,20 @@ impl App {
                 self.outbox.push(Effect::AnswerSsh { id, answer: None });
             }
             DialogOutcome::Connect(target) => {
+                let hint = self
+                    .discovered
+                    .iter()
+                    .find(|server| {
+                        target.fingerprint.is_none() && crate::cli::server_url(server) == target.url
+                    })
+                    .and_then(|server| {
+                        Some((
+                            server.addr.to_string(),
+                            server.fingerprint.as_deref()?.parse().ok()?,
+                        ))
+                    });
                 self.connect_pinned(&target.url, target.token, target.fingerprint.as_deref());
+                self.announced = hint;
             }
             DialogOutcome::StartCopy {
                 source,
@@ -1737,6 +1823,7 @@ impl App {
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
             // ssh waits for this answer: its question comes before any dialog left open.
             Msg::SshPrompt(prompt) => self.dialog = Some(Dialog::ssh_prompt(&prompt)),
+            Msg::Discovered(event) => self.on_discovered(event),
             Msg::Found { serial, event } => {
                 if let Some(list) = self.find.as_mut() {
                     list.news(serial, event);
@@ -1902,6 +1989,15 @@ impl App {
             }
             LinkNews::Known => {}
             LinkNews::AskTrust { addr, fingerprint } => {
+                if let Some((_, announced)) = self.announced.take().filter(|(at, _)| *at == addr) {
+                    if announced == fingerprint {
+                        self.info(format!(
+                            "{addr} showed the certificate it announced on the network: trusted and remembered"
+                        ));
+                        return self.trust_certificate(addr, fingerprint);
+                    }
+                    self.announcement_differed(&addr, &announced);
+                }
                 self.dialog = Some(Dialog::Trust { addr, fingerprint });
             }
             LinkNews::Refused(refusal) => {
@@ -1909,6 +2005,11 @@ impl App {
                     "Refused {}: its certificate is not the trusted one",
                     self.conn.label
                 ));
+                if let Some((addr, announced)) = self.announced.take()
+                    && refusal.presented.as_ref() != Some(&announced)
+                {
+                    self.announcement_differed(&addr, &announced);
+                }
                 self.dialog = Some(match (refusal.old, refusal.presented) {
                     (Some(old), Some(new)) => Dialog::CertificateChanged(ChangedCertificate {
                         held_in: server_link::held_in(
@@ -1942,6 +2043,14 @@ impl App {
                 ));
             }
         }
+    }
+
+    /// The line beside a certificate question when the server's certificate is not the one
+    /// announced for it on the network: someone else may have announced it, or answered.
+    fn announcement_differed(&mut self, addr: &str, announced: &Fingerprint) {
+        self.error(format!(
+            "{addr}'s certificate differs from the one announced on the network ({announced})"
+        ));
     }
 
     /// A job on the current connection says the connection broke: the browsing session is

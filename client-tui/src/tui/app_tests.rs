@@ -510,6 +510,8 @@ fn a_failed_actions_banner_goes_with_the_next_success() {
 
 #[path = "app_tests/dialogs_tests.rs"]
 mod dialogs_tests;
+#[path = "app_tests/discover_tests.rs"]
+mod discover_tests;
 #[path = "app_tests/jobs_tests.rs"]
 mod jobs_tests;
 #[path = "app_tests/link_tests.rs"]

@@ -321,6 +321,42 @@ impl Dialog {
         }
     }
 
+    /// The servers found on the local network, as rows after the others: a `ferrys://`
+    /// location when one announced TLS, with no pin (its announced fingerprint is only a hint
+    /// the app checks against the handshake), and the token of a bookmark of the same address,
+    /// since credentials are never sent to a server only because it announced itself.
+    pub fn discovered_targets(
+        found: &[crate::engine::discover::Found],
+        bookmarks: &[Bookmark],
+    ) -> Vec<ConnectTarget> {
+        found
+            .iter()
+            .map(|server| {
+                let url = crate::cli::server_url(server);
+                let token = bookmarks
+                    .iter()
+                    .filter(|b| {
+                        b.url.parse::<RemoteUrl>().is_ok_and(|u| {
+                            u.tls == server.tls
+                                && u.endpoint(None).address() == server.addr.to_string()
+                        })
+                    })
+                    .find_map(|b| b.token.clone());
+                let tls = if server.tls { " [tls]" } else { "" };
+                ConnectTarget {
+                    label: format!(
+                        "⌁ {}  {url}{tls}  (on the network)",
+                        format::escape_text(&server.name)
+                    ),
+                    url,
+                    token,
+                    fingerprint: None,
+                    bundled: false,
+                }
+            })
+            .collect()
+    }
+
     /// The masked prompt for the password of the user `login` names.
     pub fn password(login: PendingLogin) -> Dialog {
         let user = login

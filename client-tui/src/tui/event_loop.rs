@@ -120,6 +120,8 @@ where
     crate::engine::ssh::ask_through(prompt_tx);
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut finding: Option<Finding> = None;
+    // F9's browse of the local network while its dialog is open.
+    let mut discovering: Option<tokio::task::JoinHandle<()>> = None;
     // One limit for all transfers, whichever server they run on.
     let rate = SharedRate::new(app.rate_limit);
     conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx, &rate));
@@ -177,6 +179,14 @@ where
                         old.stop();
                     }
                 }
+                Effect::Discover(on) => {
+                    if !on && let Some(browse) = discovering.take() {
+                        browse.abort();
+                    }
+                    if on && discovering.is_none() {
+                        discovering = Some(tokio::spawn(discover(msg_tx.clone())));
+                    }
+                }
                 effect => execute(effect, &mut app, &mut conns, &msg_tx, &mut copies, &rate),
             }
         }
@@ -219,7 +229,27 @@ where
     for copy in copies {
         external::remove_copy(&copy);
     }
+    if let Some(browse) = discovering {
+        browse.abort();
+    }
     Ok(app)
+}
+
+/// Forwards the engine's browse of the local network as [`Msg::Discovered`] until aborted
+/// (dropping the browser stops it); a browse that cannot start is logged, and F9 lists none.
+async fn discover(msg_tx: mpsc::UnboundedSender<Msg>) {
+    let mut browser = match crate::engine::discover::Browser::start() {
+        Ok(browser) => browser,
+        Err(err) => {
+            tracing::warn!(%err, "no servers listed from the local network");
+            return;
+        }
+    };
+    while let Some(event) = browser.next().await {
+        if msg_tx.send(Msg::Discovered(event)).is_err() {
+            return;
+        }
+    }
 }
 
 /// Starts find file's search of `dir`; its news comes back as [`Msg::Found`].
@@ -386,7 +416,7 @@ fn execute(
             }
         }
         // The loop runs these itself: it holds the running search.
-        Effect::Find { .. } | Effect::StopFind => {}
+        Effect::Find { .. } | Effect::StopFind | Effect::Discover(_) => {}
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
                 let endpoint_of = |side: Side| {

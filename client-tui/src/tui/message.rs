@@ -59,6 +59,9 @@ pub enum Effect {
     },
     /// Stop the running search, if any.
     StopFind,
+    /// Browse the local network for servers (F9's list), or stop browsing; starting twice
+    /// keeps the one browse.
+    Discover(bool),
     Submit {
         spec: JobSpec,
         info: JobInfo,
@@ -157,6 +160,8 @@ pub enum Msg {
         key: JobKey,
         info: JobInfo,
     },
+    /// A server found on (or gone from) the local network while F9 browses.
+    Discovered(crate::engine::discover::DiscoverEvent),
     /// News of find file's search `serial`.
     Found {
         serial: u64,
