@@ -13,7 +13,7 @@ use super::error::{CliError, usage};
 use super::options::TransferOptions;
 use super::outcome::{EXIT_PARTIAL, EXIT_VANISHED, print_json};
 use super::watch::{Refused, run_job};
-use crate::engine::sync::{self, Action, Plan, Side, SyncError, SyncOptions, Totals};
+use crate::engine::sync::{self, Action, Plan, Side, SyncError, SyncOptions, Totals, action_line};
 use crate::engine::{ConflictPolicy, Endpoint, Groundwork, Session};
 
 /// How `ferry sync` runs, besides what the plan compares.
@@ -313,32 +313,6 @@ fn skipped_status(totals: &Totals) -> Result<(), CliError> {
         count: totals.skip_errors,
         status,
     })
-}
-
-/// One plan line for people: the action, the path, and what it is about.
-fn action_line(action: &Action) -> String {
-    let detail = match action {
-        Action::Mkdir { .. } | Action::Delete { .. } => String::new(),
-        Action::Create { size, .. } => format!(" ({})", crate::format::size(*size)),
-        Action::Update { size, why, .. } => {
-            format!(" ({}, {})", why.as_str(), crate::format::size(*size))
-        }
-        Action::FixTime { mtime, .. } => format!(" (to {})", crate::format::mtime(*mtime)),
-        Action::FixMode { mode, .. } => format!(" (to {mode:04o})"),
-        Action::Skip {
-            reason, message, ..
-        } => format!(" ({}: {})", reason.as_str(), message),
-    };
-    let rel = match action.rel() {
-        "" => ".",
-        rel => rel,
-    };
-    crate::format::escape_text(&format!(
-        "{:<8} {}{detail}",
-        action.word(),
-        crate::format::escape_name(rel)
-    ))
-    .into_owned()
 }
 
 /// The closing line of a plan.

@@ -120,6 +120,8 @@ where
     crate::engine::ssh::ask_through(prompt_tx);
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut finding: Option<Finding> = None;
+    // The sync dialog's plan being computed: aborting it closes its connection.
+    let mut planning: Option<tokio::task::JoinHandle<()>> = None;
     // One limit for all transfers, whichever server they run on.
     let rate = SharedRate::new(app.rate_limit);
     conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx, &rate));
@@ -175,6 +177,22 @@ where
                 Effect::StopFind => {
                     if let Some(old) = finding.take() {
                         old.stop();
+                    }
+                }
+                Effect::SyncPlan {
+                    serial,
+                    src,
+                    dst,
+                    options,
+                } => {
+                    if let Some(old) = planning.take() {
+                        old.abort();
+                    }
+                    planning = plan_sync(&app, &conns, serial, src, dst, options, &msg_tx);
+                }
+                Effect::StopSyncPlan => {
+                    if let Some(old) = planning.take() {
+                        old.abort();
                     }
                 }
                 effect => execute(effect, &mut app, &mut conns, &msg_tx, &mut copies, &rate),
@@ -253,6 +271,35 @@ fn find(
             ))))
         }
     }
+}
+
+/// Starts computing a sync's plan on the current server; it comes back as
+/// [`Msg::SyncPlanned`].
+fn plan_sync(
+    app: &App,
+    conns: &HashMap<u64, Conn>,
+    serial: u64,
+    src: crate::engine::sync::Side,
+    dst: crate::engine::sync::Side,
+    options: crate::engine::sync::SyncOptions,
+    msg_tx: &mpsc::UnboundedSender<Msg>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Some(conn) = conns.get(&app.conn.id) else {
+        let _ = msg_tx.send(Msg::SyncPlanned {
+            serial,
+            result: Err("no server connection".into()),
+        });
+        return None;
+    };
+    let endpoint = conn.engine.endpoint().clone();
+    let tx = msg_tx.clone();
+    Some(tokio::spawn(async move {
+        let result = crate::engine::sync::plan_on(&endpoint, src, dst, &options)
+            .await
+            .map(Box::new)
+            .map_err(|e| e.to_string());
+        let _ = tx.send(Msg::SyncPlanned { serial, result });
+    }))
 }
 
 /// Returns whether the screen needs drawing.
@@ -374,6 +421,17 @@ fn execute(
         }
         // The loop runs these itself: it holds the running search.
         Effect::Find { .. } | Effect::StopFind => {}
+        Effect::SyncPlan { .. } | Effect::StopSyncPlan => {}
+        Effect::SubmitSync { plan, info } => match conns.get(&current) {
+            Some(conn) => {
+                let id = conn.engine.submit_sync(*plan);
+                app.on_msg(Msg::Submitted {
+                    key: JobKey { conn: current, id },
+                    info,
+                });
+            }
+            None => app.error("No connection to sync with"),
+        },
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
                 let id = conn.engine.submit(spec);

@@ -60,6 +60,7 @@ pub enum Action {
     RateLimit,
     Partials,
     Compare,
+    Sync,
     View,
     Edit,
     Subshell,
@@ -70,7 +71,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 43] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -107,6 +108,7 @@ impl Action {
         Action::RateLimit,
         Action::Partials,
         Action::Compare,
+        Action::Sync,
         Action::View,
         Action::Edit,
         Action::Subshell,
@@ -154,6 +156,7 @@ impl Action {
             Action::RateLimit => "rate_limit",
             Action::Partials => "partials",
             Action::Compare => "compare",
+            Action::Sync => "sync",
             Action::View => "view",
             Action::Edit => "edit",
             Action::Subshell => "subshell",
@@ -202,6 +205,7 @@ impl Action {
             Action::RateLimit => "rate limit: selected transfer / all",
             Action::Partials => "remote partial uploads",
             Action::Compare => "compare panes (dirs not descended)",
+            Action::Sync => "sync this directory into the other",
             Action::View => "view the file (text or hex)",
             Action::Edit => "edit the file with $VISUAL / $EDITOR",
             Action::Subshell => "shell in the local directory",

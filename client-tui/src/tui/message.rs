@@ -59,6 +59,21 @@ pub enum Effect {
     },
     /// Stop the running search, if any.
     StopFind,
+    /// Compute the sync dialog's plan, reporting it as request `serial`; a plan still being
+    /// computed stops.
+    SyncPlan {
+        serial: u64,
+        src: crate::engine::sync::Side,
+        dst: crate::engine::sync::Side,
+        options: crate::engine::sync::SyncOptions,
+    },
+    /// Stop computing the sync dialog's plan, if it still is.
+    StopSyncPlan,
+    /// Carry out a sync's plan as one job.
+    SubmitSync {
+        plan: Box<crate::engine::sync::Plan>,
+        info: JobInfo,
+    },
     Submit {
         spec: JobSpec,
         info: JobInfo,
@@ -144,6 +159,11 @@ pub enum Msg {
     Submitted {
         key: JobKey,
         info: JobInfo,
+    },
+    /// The sync dialog's plan `serial`, or why there is none.
+    SyncPlanned {
+        serial: u64,
+        result: Result<Box<crate::engine::sync::Plan>, String>,
     },
     /// News of find file's search `serial`.
     Found {

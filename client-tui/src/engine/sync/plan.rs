@@ -11,6 +11,7 @@ use ferry_protocol::{Digest, Kind};
 use super::compare::{self, Action, Compare, Pending};
 use super::filter::Filter;
 use super::tree::{self, Side, Tree};
+use crate::engine::endpoint::Endpoint;
 use crate::engine::error::EngineError;
 use crate::engine::job::blocking;
 use crate::engine::session::Session;
@@ -197,6 +198,55 @@ pub async fn plan(
         }
     }
     Ok(plan)
+}
+
+/// [`plan`] on a session of its own, for an owner that holds none (the TUI): one side must be
+/// on `endpoint`'s server and the other local, refused as the CLI refuses them otherwise.
+pub async fn plan_on(
+    endpoint: &Endpoint,
+    src: Side,
+    dst: Side,
+    options: &SyncOptions,
+) -> Result<Plan, SyncError> {
+    if matches!(
+        (&src, &dst),
+        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_))
+    ) {
+        return Err(refused(
+            "bad_request",
+            src.shown(""),
+            "one side must be on the server and the other a local directory",
+        ));
+    }
+    let mut session = Session::connect(endpoint).await?;
+    plan(&mut session, src, dst, options).await
+}
+
+/// One plan line for people: the action, the path, and what it is about (`--dry-run`'s
+/// lines, and the TUI's sync dialog's).
+pub fn action_line(action: &Action) -> String {
+    let detail = match action {
+        Action::Mkdir { .. } | Action::Delete { .. } => String::new(),
+        Action::Create { size, .. } => format!(" ({})", crate::format::size(*size)),
+        Action::Update { size, why, .. } => {
+            format!(" ({}, {})", why.as_str(), crate::format::size(*size))
+        }
+        Action::FixTime { mtime, .. } => format!(" (to {})", crate::format::mtime(*mtime)),
+        Action::FixMode { mode, .. } => format!(" (to {mode:04o})"),
+        Action::Skip {
+            reason, message, ..
+        } => format!(" ({}: {})", reason.as_str(), message),
+    };
+    let rel = match action.rel() {
+        "" => ".",
+        rel => rel,
+    };
+    crate::format::escape_text(&format!(
+        "{:<8} {}{detail}",
+        action.word(),
+        crate::format::escape_name(rel)
+    ))
+    .into_owned()
 }
 
 /// With `--delete`: a source that holds nothing, or that could not be listed whole, looks

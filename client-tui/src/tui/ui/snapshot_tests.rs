@@ -858,3 +858,69 @@ fn find_file_while_the_search_runs() {
     });
     insta::assert_snapshot!(render(&mut app));
 }
+
+#[test]
+fn sync_dialog_options_then_its_plan() {
+    use crate::engine::sync::{self, Action, Why};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = app(local_entries(), remote_entries(), 100, 24);
+    app.on_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::CONTROL));
+    app.on_key(key(KeyCode::Char('s')));
+    // Delete on, checksum, one exclude pattern.
+    for code in [
+        KeyCode::Down,
+        KeyCode::Char(' '),
+        KeyCode::Down,
+        KeyCode::Right,
+        KeyCode::Down,
+        KeyCode::Char('*'),
+        KeyCode::Char('.'),
+        KeyCode::Char('o'),
+    ] {
+        app.on_key(key(code));
+    }
+    insta::assert_snapshot!("sync_dialog_options", render(&mut app));
+    app.on_key(key(KeyCode::Enter));
+    let serial = app
+        .take_effects()
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::SyncPlan { serial, .. } => Some(serial),
+            _ => None,
+        })
+        .unwrap();
+    let plan = sync::Plan {
+        src: sync::Side::Local("/home/me".into()),
+        dst: sync::Side::Remote(String::new()),
+        actions: vec![
+            Action::Create {
+                rel: "new.txt".into(),
+                size: 2048,
+                mtime: T,
+                mode: 0o644,
+            },
+            Action::Update {
+                rel: "report.pdf".into(),
+                size: 1_048_576,
+                mtime: T,
+                mode: 0o644,
+                why: Why::Size,
+                old: (10, T, 0o644),
+            },
+            Action::FixTime {
+                rel: "same.txt".into(),
+                mtime: T,
+            },
+            Action::Delete {
+                rel: "extra.txt".into(),
+                kind: Kind::File,
+                listed: Some((3, T)),
+            },
+        ],
+    };
+    app.on_msg(Msg::SyncPlanned {
+        serial,
+        result: Ok(Box::new(plan)),
+    });
+    insta::assert_snapshot!("sync_dialog_plan", render(&mut app));
+}
