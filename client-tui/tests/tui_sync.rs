@@ -202,3 +202,40 @@ fn an_empty_source_with_delete_on_is_refused_in_the_clis_words_and_nothing_chang
         b"local only"
     );
 }
+
+#[test]
+fn escape_while_the_plan_is_computed_stops_it_and_changes_nothing() {
+    require_tmux();
+    let desk = Desk::new();
+    let served = desk.dir("served");
+    // Enough entries on both sides that listing them takes a moment to watch.
+    common::make_tree(&desk.local.join("big"), 30_000);
+    common::make_tree(&served.join("big"), 30_000);
+    write_at(&desk.local.join("big/new.txt"), b"would be sent", T);
+    write_at(&served.join("big/extra.txt"), b"would be deleted", T);
+
+    let (_server, port) = common::start_server(&served, 0);
+    let tmux = desk.ferry(&[&format!("ferry://127.0.0.1:{port}/")], (120, 40));
+    tmux.wait_for("both listings", |s| {
+        s.contains("big") && s.contains("connected")
+    });
+    // Into the local `big`, and the remote `big`.
+    tmux.keys(&["Down", "Enter"]);
+    tmux.wait_for("the local big", |s| s.contains("new.txt"));
+    tmux.keys(&["Tab", "Down", "Enter"]);
+    tmux.wait_for("the remote big", |s| s.contains("extra.txt"));
+    tmux.keys(&["Tab", "C-x"]);
+    tmux.keys(&["s"]);
+    tmux.wait_for("the sync dialog", |s| s.contains("< off >"));
+    tmux.keys(&["Down", "Space"]);
+    tmux.wait_for("delete on", |s| s.contains("< on >"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the plan being computed", |s| s.contains("entries seen"));
+    tmux.keys(&["Escape"]);
+    let screen = tmux.wait_for("the dialog closed", |s| !s.contains("< on >"));
+    assert!(!screen.contains("to create"), "{screen}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!served.join("big/new.txt").exists());
+    assert!(served.join("big/extra.txt").exists());
+    assert!(!screen.contains("#1"), "no job was started: {screen}");
+}

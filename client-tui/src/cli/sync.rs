@@ -42,16 +42,7 @@ pub async fn sync(
     options: &SyncOptions,
     run: SyncRun,
 ) -> Result<(), CliError> {
-    if matches!(
-        (&src, &dst),
-        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_))
-    ) {
-        return Err(usage(
-            "bad_request",
-            src.shown(""),
-            "one side must be a ferry:// location and the other a local directory",
-        ));
-    }
+    sync::one_remote_side(&src, &dst).map_err(refusal)?;
     let Some(interval) = run.watch else {
         return sync_once(endpoint, src, dst, options, run).await;
     };
@@ -152,14 +143,7 @@ async fn sync_once(
     let mut session = Session::connect(endpoint).await?;
     let plan = sync::plan(&mut session, src, dst, options)
         .await
-        .map_err(|e| match e {
-            SyncError::Engine(e) => CliError::Engine(e),
-            SyncError::Refused {
-                code,
-                path,
-                message,
-            } => usage(code, path, message),
-        })?;
+        .map_err(refusal)?;
     let totals = plan.totals();
     if run.dry_run || run.json {
         for action in &plan.actions {
@@ -197,6 +181,17 @@ async fn sync_once(
         return skipped_status(&totals);
     }
     execute(endpoint, session, &plan, &totals, run).await
+}
+
+fn refusal(e: SyncError) -> CliError {
+    match e {
+        SyncError::Engine(e) => CliError::Engine(e),
+        SyncError::Refused {
+            code,
+            path,
+            message,
+        } => usage(code, path, message),
+    }
 }
 
 /// Carries out the plan.

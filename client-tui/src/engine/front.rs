@@ -98,10 +98,7 @@ impl Engine {
     /// Like [`submit`](Self::submit), going on from what the owner already asked on its own
     /// session (see [`Groundwork`]).
     pub fn submit_with(&self, spec: JobSpec, groundwork: Option<Groundwork>) -> JobId {
-        let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
-        let cancel = CancellationToken::new();
-        let rate = Arc::new(TwoWayLimit::new(0));
-        lock(&self.state.jobs).insert(id, (cancel.clone(), Arc::clone(&rate)));
+        let (id, cancel, rate) = self.register();
         let state = Arc::clone(&self.state);
         tokio::spawn(async move {
             let outcome = run_job(&state, id, rate, &cancel, spec, groundwork).await;
@@ -115,10 +112,7 @@ impl Engine {
     /// verified, the attribute fixes and deletions, as `engine::sync::run` orders them. The
     /// job ends with its summary, or with what failed.
     pub fn submit_sync(&self, plan: Plan) -> JobId {
-        let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
-        let cancel = CancellationToken::new();
-        let rate = Arc::new(TwoWayLimit::new(0));
-        lock(&self.state.jobs).insert(id, (cancel.clone(), Arc::clone(&rate)));
+        let (id, cancel, rate) = self.register();
         let state = Arc::clone(&self.state);
         tokio::spawn(async move {
             let outcome = match run_sync(&state, id, rate, &cancel, plan).await {
@@ -132,6 +126,16 @@ impl Engine {
             finished(&state, id, outcome);
         });
         id
+    }
+
+    /// A new job's id, with its cancellation token and own rate limit, known to
+    /// [`cancel`](Self::cancel) and [`set_job_rate_limit`](Self::set_job_rate_limit).
+    fn register(&self) -> (JobId, CancellationToken, Arc<TwoWayLimit>) {
+        let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
+        let cancel = CancellationToken::new();
+        let rate = Arc::new(TwoWayLimit::new(0));
+        lock(&self.state.jobs).insert(id, (cancel.clone(), Arc::clone(&rate)));
+        (id, cancel, rate)
     }
 
     /// Cancels a job: its partial files stay hidden, nothing appears under a final name.

@@ -370,7 +370,7 @@ impl App {
             return self.find_key(key);
         }
         if self.sync.is_some() {
-            return self.sync_key(key, now);
+            return self.sync_key(key);
         }
         if self.chmod.is_some() {
             return self.chmod_key(key);
@@ -424,9 +424,7 @@ impl App {
     /// Returns whether the screen changed.
     pub fn tick(&mut self, now: Instant) -> bool {
         let local = self.local.jump_expired(now);
-        // The plan's seconds go on while it is computed.
-        let planning = self.sync.as_ref().is_some_and(|d| d.pending().is_some());
-        self.remote.jump_expired(now) || local || planning
+        self.remote.jump_expired(now) || local
     }
 
     fn escape(&mut self) {
@@ -698,7 +696,7 @@ impl App {
     }
 
     /// A key for the sync dialog.
-    fn sync_key(&mut self, key: KeyEvent, now: Instant) {
+    fn sync_key(&mut self, key: KeyEvent) {
         let Some(dialog) = self.sync.as_mut() else {
             return;
         };
@@ -712,7 +710,7 @@ impl App {
             }
             sync_dialog::Outcome::Plan { src, dst, options } => {
                 self.serial += 1;
-                dialog.planning(self.serial, now);
+                dialog.planning(self.serial);
                 self.outbox.push(Effect::SyncPlan {
                     serial: self.serial,
                     src,
@@ -1504,6 +1502,11 @@ impl App {
             Msg::Transfer { conn, event } => self.on_transfer(conn, event),
             // ssh waits for this answer: its question comes before any dialog left open.
             Msg::SshPrompt(prompt) => self.dialog = Some(Dialog::ssh_prompt(&prompt)),
+            Msg::SyncSeen { serial, seen } => {
+                if let Some(dialog) = self.sync.as_mut() {
+                    dialog.seen(serial, seen);
+                }
+            }
             Msg::SyncPlanned { serial, result } => {
                 if let Some(dialog) = self.sync.as_mut() {
                     dialog.planned(serial, result.map(|plan| *plan));

@@ -32,6 +32,8 @@ use super::ui;
 
 /// How often pending background news is drawn: 20 frames a second at most.
 const TICK: Duration = Duration::from_millis(50);
+/// How often a sync's plan being computed says how many entries it has seen.
+const SYNC_PROGRESS: Duration = Duration::from_millis(200);
 
 /// One server connection: its engine (jobs keep running after a switch) and, for the current
 /// one, the browsing task.
@@ -294,10 +296,22 @@ fn plan_sync(
     let endpoint = conn.engine.endpoint().clone();
     let tx = msg_tx.clone();
     Some(tokio::spawn(async move {
-        let result = crate::engine::sync::plan_on(&endpoint, src, dst, &options)
-            .await
-            .map(Box::new)
-            .map_err(|e| e.to_string());
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let planning =
+            crate::engine::sync::plan_on(&endpoint, src, dst, &options, Arc::clone(&seen));
+        tokio::pin!(planning);
+        // The count of entries seen, a few times a second, while the sides are listed.
+        let mut tick = tokio::time::interval(SYNC_PROGRESS);
+        let result = loop {
+            tokio::select! {
+                result = &mut planning => break result,
+                _ = tick.tick() => {
+                    let seen = seen.load(Ordering::Relaxed);
+                    let _ = tx.send(Msg::SyncSeen { serial, seen });
+                }
+            }
+        };
+        let result = result.map(Box::new).map_err(|e| e.to_string());
         let _ = tx.send(Msg::SyncPlanned { serial, result });
     }))
 }

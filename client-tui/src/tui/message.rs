@@ -160,6 +160,11 @@ pub enum Msg {
         key: JobKey,
         info: JobInfo,
     },
+    /// How many entries the sync dialog's plan `serial` has listed so far.
+    SyncSeen {
+        serial: u64,
+        seen: u64,
+    },
     /// The sync dialog's plan `serial`, or why there is none.
     SyncPlanned {
         serial: u64,

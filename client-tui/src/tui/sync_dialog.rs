@@ -4,8 +4,6 @@
 //! lines, then Enter hands the plan to the engine as one job. Escape closes it at any point;
 //! a plan still being computed is stopped by the app.
 
-use std::time::Instant;
-
 use crossterm::event::{KeyCode, KeyEvent};
 
 use super::input::LineInput;
@@ -32,10 +30,10 @@ const FIELDS: [Field; 4] = [
 #[derive(Debug)]
 pub enum Stage {
     Options,
-    /// The plan is being computed, as request `serial`.
+    /// The plan is being computed, as request `serial`; `seen` entries listed so far.
     Planning {
         serial: u64,
-        since: Instant,
+        seen: u64,
     },
     /// The plan, its counts and its lines; `scroll` is the first line shown.
     Planned {
@@ -230,8 +228,17 @@ impl SyncDialog {
     }
 
     /// The plan was asked for as request `serial`.
-    pub fn planning(&mut self, serial: u64, now: Instant) {
-        self.stage = Stage::Planning { serial, since: now };
+    pub fn planning(&mut self, serial: u64) {
+        self.stage = Stage::Planning { serial, seen: 0 };
+    }
+
+    /// Progress of request `serial`.
+    pub fn seen(&mut self, serial: u64, count: u64) {
+        if let Stage::Planning { serial: s, seen } = &mut self.stage
+            && *s == serial
+        {
+            *seen = count;
+        }
     }
 
     /// The engine's answer to request `serial`; an older request's is ignored.
@@ -373,7 +380,10 @@ mod tests {
     #[test]
     fn an_answer_to_an_older_request_is_ignored_and_an_error_goes_back_to_the_options() {
         let mut d = dialog();
-        d.planning(2, Instant::now());
+        d.planning(2);
+        d.seen(1, 7);
+        d.seen(2, 42);
+        assert!(matches!(d.stage, Stage::Planning { seen: 42, .. }));
         d.planned(1, Err("stale".into()));
         assert_eq!(d.pending(), Some(2));
         assert!(d.error.is_none());
@@ -389,7 +399,7 @@ mod tests {
     #[test]
     fn a_plan_scrolls_and_enter_runs_it() {
         let mut d = dialog();
-        d.planning(1, Instant::now());
+        d.planning(1);
         let plan = Plan {
             src: sync::Side::Local("/here".into()),
             dst: sync::Side::Remote("there".into()),

@@ -5,6 +5,8 @@
 //! name whole, and more deletions than `--max-delete`, unless forced.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use ferry_protocol::{Digest, Kind};
 
@@ -120,20 +122,31 @@ pub async fn plan(
     dst: Side,
     options: &SyncOptions,
 ) -> Result<Plan, SyncError> {
+    plan_counting(session, src, dst, options, &Arc::new(AtomicU64::new(0))).await
+}
+
+/// [`plan`], counting in `seen` the entries listed on both sides so far.
+async fn plan_counting(
+    session: &mut Session,
+    src: Side,
+    dst: Side,
+    options: &SyncOptions,
+    seen: &Arc<AtomicU64>,
+) -> Result<Plan, SyncError> {
     let digests_in_listing = options.compare == Compare::Checksum;
     // The local side is walked while the server walks the remote one.
     let (src_tree, dst_tree) = match (&src, &dst) {
         (Side::Local(_), _) => {
             let (local, remote) = tokio::join!(
-                list(None, &src, false),
-                list(Some(&mut *session), &dst, digests_in_listing)
+                list(None, &src, false, seen),
+                list(Some(&mut *session), &dst, digests_in_listing, seen)
             );
             (local?, remote?)
         }
         _ => {
             let (remote, local) = tokio::join!(
-                list(Some(&mut *session), &src, digests_in_listing),
-                list(None, &dst, false)
+                list(Some(&mut *session), &src, digests_in_listing, seen),
+                list(None, &dst, false, seen)
             );
             (remote?, local?)
         }
@@ -200,26 +213,31 @@ pub async fn plan(
     Ok(plan)
 }
 
+/// Two local or two remote sides are refused: a sync goes between this machine and a server.
+pub fn one_remote_side(src: &Side, dst: &Side) -> Result<(), SyncError> {
+    match (src, dst) {
+        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_)) => Err(refused(
+            "bad_request",
+            src.shown(""),
+            "one side must be a ferry:// location and the other a local directory",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// [`plan`] on a session of its own, for an owner that holds none (the TUI): one side must be
 /// on `endpoint`'s server and the other local, refused as the CLI refuses them otherwise.
+/// `seen` counts the entries listed so far, for the owner's progress display.
 pub async fn plan_on(
     endpoint: &Endpoint,
     src: Side,
     dst: Side,
     options: &SyncOptions,
+    seen: Arc<AtomicU64>,
 ) -> Result<Plan, SyncError> {
-    if matches!(
-        (&src, &dst),
-        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_))
-    ) {
-        return Err(refused(
-            "bad_request",
-            src.shown(""),
-            "one side must be on the server and the other a local directory",
-        ));
-    }
+    one_remote_side(&src, &dst)?;
     let mut session = Session::connect(endpoint).await?;
-    plan(&mut session, src, dst, options).await
+    plan_counting(&mut session, src, dst, options, &seen).await
 }
 
 /// One plan line for people: the action, the path, and what it is about (`--dry-run`'s
@@ -285,6 +303,7 @@ async fn list(
     session: Option<&mut Session>,
     side: &Side,
     digests: bool,
+    seen: &Arc<AtomicU64>,
 ) -> Result<Tree, SyncError> {
     match side {
         Side::Remote(root) => {
@@ -295,11 +314,11 @@ async fn list(
                     "a sync has exactly one remote side",
                 )
             })?;
-            Ok(tree::list_remote(session, root, digests).await?)
+            Ok(tree::list_remote(session, root, digests, seen).await?)
         }
         Side::Local(root) => {
-            let at = root.clone();
-            let listed = blocking(move || tree::list_local(&at)).await?;
+            let (at, seen) = (root.clone(), Arc::clone(seen));
+            let listed = blocking(move || tree::list_local(&at, &seen)).await?;
             listed.map_err(|e| {
                 refused(
                     crate::engine::error::local_code(&e),

@@ -108,7 +108,7 @@ pub fn draw(frame: &mut Frame, view: &View<'_>) {
         find::draw(frame, view, area, list);
     }
     if let Some(dialog) = view.sync {
-        sync::draw(frame, view, area, dialog, std::time::Instant::now());
+        sync::draw(frame, view, area, dialog);
     }
     if let Some(dialog) = view.chmod {
         chmod::draw(frame, view, area, dialog);

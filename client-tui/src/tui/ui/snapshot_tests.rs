@@ -889,6 +889,11 @@ fn sync_dialog_options_then_its_plan() {
             _ => None,
         })
         .unwrap();
+    app.on_msg(Msg::SyncSeen {
+        serial,
+        seen: 12_345,
+    });
+    insta::assert_snapshot!("sync_dialog_planning", render(&mut app));
     let plan = sync::Plan {
         src: sync::Side::Local("/home/me".into()),
         dst: sync::Side::Remote(String::new()),

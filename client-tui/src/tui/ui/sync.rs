@@ -1,8 +1,6 @@
 //! The sync dialog: its options, the plan being computed, then the plan's counts and its
 //! `--dry-run` lines, scrolled.
 
-use std::time::Instant;
-
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -16,7 +14,7 @@ use super::dialog::block;
 use super::truncate;
 use crate::format;
 
-pub fn draw(frame: &mut Frame, view: &View, area: Rect, dialog: &SyncDialog, now: Instant) {
+pub fn draw(frame: &mut Frame, view: &View, area: Rect, dialog: &SyncDialog) {
     let theme = &view.theme;
     let width = area.width.saturating_sub(4).min(90);
     let height = area.height.saturating_sub(4).clamp(8, 24);
@@ -79,11 +77,11 @@ pub fn draw(frame: &mut Frame, view: &View, area: Rect, dialog: &SyncDialog, now
         Stage::Options => {
             "Enter: plan  Esc: cancel  ↑/↓: option  ←/→/Space: change  (exclude: a,b c)"
         }
-        Stage::Planning { since, .. } => {
+        Stage::Planning { seen, .. } => {
             lines.push(Line::from(Span::styled(
                 format!(
-                    "planning: listing and comparing both sides… {} s",
-                    now.saturating_duration_since(*since).as_secs()
+                    "planning: listing and comparing both sides… {} entries seen",
+                    format::count(*seen)
                 ),
                 header,
             )));
