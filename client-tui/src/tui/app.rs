@@ -369,7 +369,8 @@ impl App {
         if self.find.is_some() {
             return self.find_key(key);
         }
-        if self.sync.is_some() {
+        // A dialog over it (ssh asking for the plan's connection) takes the keys first.
+        if self.sync.is_some() && self.dialog.is_none() {
             return self.sync_key(key);
         }
         if self.chmod.is_some() {
