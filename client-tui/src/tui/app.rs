@@ -723,10 +723,11 @@ impl App {
                 let source = dialog.source;
                 let src_dir = dialog.dir(source).clone();
                 let dest_dir = dialog.dir(source.other()).clone();
+                // Closed either way: a refusal's banner is not to be hidden behind it.
+                self.sync = None;
                 if !self.can_transfer(source, false) {
                     return;
                 }
-                self.sync = None;
                 let info = JobInfo {
                     dest: source.other(),
                     label: format!("sync → {}", dest_dir.shown()),

@@ -423,4 +423,98 @@ mod tests {
         assert!(matches!(d.stage, Stage::Planned { scroll: 2, .. }));
         assert!(matches!(d.on_key(&key(KeyCode::Enter)), Outcome::Run(_)));
     }
+
+    /// The app with the server connected (read-only or not) and both panes listed empty.
+    fn app(read_only: bool) -> crate::tui::app::App {
+        use crate::tui::message::{ConnEvent, Effect, Msg};
+        let mut app = crate::tui::app::App::new(
+            crate::tui::config::Settings::default(),
+            std::path::PathBuf::from("/home/me"),
+            "127.0.0.1:7878".into(),
+            String::new(),
+        );
+        app.resize(100, 30);
+        app.on_msg(Msg::Connection {
+            conn: 1,
+            event: ConnEvent::Connected {
+                read_only,
+                server: "ferry-server".into(),
+                home: None,
+            },
+        });
+        for effect in app.take_effects() {
+            if let Effect::List { side, serial, dir } = effect {
+                app.on_msg(Msg::Listed {
+                    side,
+                    serial,
+                    dir,
+                    result: Ok(Vec::new()),
+                });
+            }
+        }
+        app.take_effects();
+        app.on_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::CONTROL));
+        app.on_key(key(KeyCode::Char('s')));
+        assert!(app.sync.is_some(), "Ctrl+X s opens the dialog");
+        app
+    }
+
+    fn planned(app: &mut crate::tui::app::App) {
+        use crate::tui::message::{Effect, Msg};
+        app.on_key(key(KeyCode::Enter));
+        let serial = app
+            .take_effects()
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::SyncPlan { serial, .. } => Some(serial),
+                _ => None,
+            })
+            .expect("Enter asks for the plan");
+        let plan = Plan {
+            src: sync::Side::Local("/home/me".into()),
+            dst: sync::Side::Remote(String::new()),
+            actions: Vec::new(),
+        };
+        app.on_msg(Msg::SyncPlanned {
+            serial,
+            result: Ok(Box::new(plan)),
+        });
+    }
+
+    #[test]
+    fn escape_while_planning_stops_the_plan_and_enter_at_the_plan_submits_one_job() {
+        use crate::tui::message::Effect;
+        let mut app = app(false);
+        app.on_key(key(KeyCode::Enter));
+        assert!(matches!(app.take_effects()[..], [Effect::SyncPlan { .. }]));
+        app.on_key(key(KeyCode::Esc));
+        assert!(app.sync.is_none());
+        assert!(matches!(app.take_effects()[..], [Effect::StopSyncPlan]));
+
+        let mut app = self::app(false);
+        planned(&mut app);
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.sync.is_none());
+        let effects = app.take_effects();
+        let [Effect::SubmitSync { info, .. }] = &effects[..] else {
+            panic!("one sync job: {effects:?}");
+        };
+        assert_eq!(info.dest, Side::Remote);
+        assert_eq!(info.dest_dir, app.remote.dir);
+    }
+
+    #[test]
+    fn a_read_only_connection_refuses_the_run_into_the_server() {
+        let mut app = app(true);
+        planned(&mut app);
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.take_effects().is_empty());
+        assert!(app.sync.is_none(), "closed, so the banner shows");
+        let banner = app
+            .banner
+            .as_ref()
+            .map(|b| b.text.clone())
+            .unwrap_or_default();
+        assert!(banner.contains("read-only"), "{banner}");
+    }
 }
