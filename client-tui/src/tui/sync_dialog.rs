@@ -309,7 +309,7 @@ pub fn totals_line(t: &Totals) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crossterm::event::KeyModifiers;
 
@@ -459,17 +459,22 @@ mod tests {
         app
     }
 
-    fn planned(app: &mut crate::tui::app::App) {
-        use crate::tui::message::{Effect, Msg};
+    /// Enter on the options: the plan request's serial.
+    pub(crate) fn ask_plan(app: &mut crate::tui::app::App) -> u64 {
+        use crate::tui::message::Effect;
         app.on_key(key(KeyCode::Enter));
-        let serial = app
-            .take_effects()
+        app.take_effects()
             .into_iter()
             .find_map(|e| match e {
                 Effect::SyncPlan { serial, .. } => Some(serial),
                 _ => None,
             })
-            .expect("Enter asks for the plan");
+            .expect("Enter asks for the plan")
+    }
+
+    fn planned(app: &mut crate::tui::app::App) {
+        use crate::tui::message::Msg;
+        let serial = ask_plan(app);
         let plan = Plan {
             src: sync::Side::Local("/home/me".into()),
             dst: sync::Side::Remote(String::new()),

@@ -880,15 +880,7 @@ fn sync_dialog_options_then_its_plan() {
         app.on_key(key(code));
     }
     insta::assert_snapshot!("sync_dialog_options", render(&mut app));
-    app.on_key(key(KeyCode::Enter));
-    let serial = app
-        .take_effects()
-        .into_iter()
-        .find_map(|e| match e {
-            Effect::SyncPlan { serial, .. } => Some(serial),
-            _ => None,
-        })
-        .unwrap();
+    let serial = crate::tui::sync_dialog::tests::ask_plan(&mut app);
     app.on_msg(Msg::SyncSeen {
         serial,
         seen: 12_345,
