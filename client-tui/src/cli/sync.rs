@@ -13,7 +13,7 @@ use super::error::{CliError, usage};
 use super::options::TransferOptions;
 use super::outcome::{EXIT_PARTIAL, EXIT_VANISHED, print_json};
 use super::watch::{Refused, run_job};
-use crate::engine::sync::{self, Action, Plan, Side, SyncError, SyncOptions, Totals};
+use crate::engine::sync::{self, Action, Plan, Side, SyncError, SyncOptions, Totals, action_line};
 use crate::engine::{ConflictPolicy, Endpoint, Groundwork, Session};
 
 /// How `ferry sync` runs, besides what the plan compares.
@@ -42,16 +42,7 @@ pub async fn sync(
     options: &SyncOptions,
     run: SyncRun,
 ) -> Result<(), CliError> {
-    if matches!(
-        (&src, &dst),
-        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_))
-    ) {
-        return Err(usage(
-            "bad_request",
-            src.shown(""),
-            "one side must be a ferry:// location and the other a local directory",
-        ));
-    }
+    sync::one_remote_side(&src, &dst).map_err(refusal)?;
     let Some(interval) = run.watch else {
         return sync_once(endpoint, src, dst, options, run).await;
     };
@@ -152,14 +143,7 @@ async fn sync_once(
     let mut session = Session::connect(endpoint).await?;
     let plan = sync::plan(&mut session, src, dst, options)
         .await
-        .map_err(|e| match e {
-            SyncError::Engine(e) => CliError::Engine(e),
-            SyncError::Refused {
-                code,
-                path,
-                message,
-            } => usage(code, path, message),
-        })?;
+        .map_err(refusal)?;
     let totals = plan.totals();
     if run.dry_run || run.json {
         for action in &plan.actions {
@@ -197,6 +181,17 @@ async fn sync_once(
         return skipped_status(&totals);
     }
     execute(endpoint, session, &plan, &totals, run).await
+}
+
+fn refusal(e: SyncError) -> CliError {
+    match e {
+        SyncError::Engine(e) => CliError::Engine(e),
+        SyncError::Refused {
+            code,
+            path,
+            message,
+        } => usage(code, path, message),
+    }
 }
 
 /// Carries out the plan.
@@ -313,32 +308,6 @@ fn skipped_status(totals: &Totals) -> Result<(), CliError> {
         count: totals.skip_errors,
         status,
     })
-}
-
-/// One plan line for people: the action, the path, and what it is about.
-fn action_line(action: &Action) -> String {
-    let detail = match action {
-        Action::Mkdir { .. } | Action::Delete { .. } => String::new(),
-        Action::Create { size, .. } => format!(" ({})", crate::format::size(*size)),
-        Action::Update { size, why, .. } => {
-            format!(" ({}, {})", why.as_str(), crate::format::size(*size))
-        }
-        Action::FixTime { mtime, .. } => format!(" (to {})", crate::format::mtime(*mtime)),
-        Action::FixMode { mode, .. } => format!(" (to {mode:04o})"),
-        Action::Skip {
-            reason, message, ..
-        } => format!(" ({}: {})", reason.as_str(), message),
-    };
-    let rel = match action.rel() {
-        "" => ".",
-        rel => rel,
-    };
-    crate::format::escape_text(&format!(
-        "{:<8} {}{detail}",
-        action.word(),
-        crate::format::escape_name(rel)
-    ))
-    .into_owned()
 }
 
 /// The closing line of a plan.

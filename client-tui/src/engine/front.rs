@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_server::rate::TwoWayLimit;
 use tokio::sync::mpsc;
@@ -17,7 +17,9 @@ use super::event::{JobSummary, TransferEvent};
 use super::job::{Job, lock};
 use super::progress::EMIT_INTERVAL;
 use super::rate::SharedRate;
+use super::session::Session;
 use super::spec::{EngineOptions, Groundwork, JobId, JobSpec};
+use super::sync::{self, Plan};
 use super::{relay, scheduler};
 
 /// Runs transfer jobs in the background; cheap to clone.
@@ -96,45 +98,44 @@ impl Engine {
     /// Like [`submit`](Self::submit), going on from what the owner already asked on its own
     /// session (see [`Groundwork`]).
     pub fn submit_with(&self, spec: JobSpec, groundwork: Option<Groundwork>) -> JobId {
+        let (id, cancel, rate) = self.register();
+        let state = Arc::clone(&self.state);
+        tokio::spawn(async move {
+            let outcome = run_job(&state, id, rate, &cancel, spec, groundwork).await;
+            finished(&state, id, outcome.map_err(|e| e.to_string()));
+        });
+        id
+    }
+
+    /// Carries out a sync's plan as one job (the TUI's sync dialog): the directories, the
+    /// files to send as the usual transfer with its progress, then, once every transfer is
+    /// verified, the attribute fixes and deletions, as `engine::sync::run` orders them. The
+    /// job ends with its summary, or with what failed.
+    pub fn submit_sync(&self, plan: Plan) -> JobId {
+        let (id, cancel, rate) = self.register();
+        let state = Arc::clone(&self.state);
+        tokio::spawn(async move {
+            let outcome = match run_sync(&state, id, rate, &cancel, plan).await {
+                Ok((summary, failures)) => match failures.first() {
+                    None => Ok(summary),
+                    Some(first) if failures.len() == 1 => Err(first.clone()),
+                    Some(first) => Err(format!("{first} (and {} more)", failures.len() - 1)),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            finished(&state, id, outcome);
+        });
+        id
+    }
+
+    /// A new job's id, with its cancellation token and own rate limit, known to
+    /// [`cancel`](Self::cancel) and [`set_job_rate_limit`](Self::set_job_rate_limit).
+    fn register(&self) -> (JobId, CancellationToken, Arc<TwoWayLimit>) {
         let id = JobId(self.state.next_id.fetch_add(1, Ordering::Relaxed));
         let cancel = CancellationToken::new();
         let rate = Arc::new(TwoWayLimit::new(0));
         lock(&self.state.jobs).insert(id, (cancel.clone(), Arc::clone(&rate)));
-        let state = Arc::clone(&self.state);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut job = Job::new(id, &state.endpoint, state.options, &state.events_tx, &spec);
-            job.rates = [rate, Arc::clone(&state.rate.0)];
-            let job = Arc::new(job);
-            let reporter = AbortOnDropHandle::new(tokio::spawn(report_progress(Arc::clone(&job))));
-            let outcome = tokio::select! {
-                biased;
-                () = cancel.cancelled() => Err(EngineError::Cancelled),
-                outcome = run(Arc::clone(&job), spec, groundwork) => outcome,
-            };
-            job.restore_aside().await;
-            drop(reporter);
-            let outcome = outcome.map(|()| {
-                let counters = *lock(&job.counters);
-                JobSummary {
-                    files: counters.files,
-                    bytes: lock(&job.progress).bytes_moved(),
-                    skipped: counters.skipped,
-                    failed: counters.failed,
-                    elapsed: started.elapsed(),
-                }
-            });
-            if outcome.is_ok() {
-                let last = lock(&job.progress).snapshot(Instant::now());
-                job.send(TransferEvent::Progress(last));
-            }
-            lock(&state.jobs).remove(&id);
-            job.send(TransferEvent::Finished {
-                job: id,
-                outcome: outcome.map_err(|e| e.to_string()),
-            });
-        });
-        id
+        (id, cancel, rate)
     }
 
     /// Cancels a job: its partial files stay hidden, nothing appears under a final name.
@@ -198,6 +199,130 @@ async fn run(
         } => relay::run(job, *from, *to, items).await,
         spec => scheduler::run(job, spec, groundwork).await,
     }
+}
+
+/// Runs one job to its end or its cancel, without the closing event (its owner sends that).
+async fn run_job(
+    state: &Arc<EngineState>,
+    id: JobId,
+    rate: Arc<TwoWayLimit>,
+    cancel: &CancellationToken,
+    spec: JobSpec,
+    groundwork: Option<Groundwork>,
+) -> Result<JobSummary, EngineError> {
+    let started = Instant::now();
+    let mut job = Job::new(id, &state.endpoint, state.options, &state.events_tx, &spec);
+    job.rates = [rate, Arc::clone(&state.rate.0)];
+    let job = Arc::new(job);
+    let reporter = AbortOnDropHandle::new(tokio::spawn(report_progress(Arc::clone(&job))));
+    let outcome = tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(EngineError::Cancelled),
+        outcome = run(Arc::clone(&job), spec, groundwork) => outcome,
+    };
+    job.restore_aside().await;
+    drop(reporter);
+    // The closing event is sent apart from the job: what it gathered goes first.
+    job.flush_file_events();
+    let outcome = outcome.map(|()| {
+        let counters = *lock(&job.counters);
+        JobSummary {
+            files: counters.files,
+            bytes: lock(&job.progress).bytes_moved(),
+            skipped: counters.skipped,
+            failed: counters.failed,
+            elapsed: started.elapsed(),
+        }
+    });
+    if outcome.is_ok() {
+        let last = lock(&job.progress).snapshot(Instant::now());
+        job.send(TransferEvent::Progress(last));
+    }
+    outcome
+}
+
+/// A sync's plan carried out (see [`Engine::submit_sync`]): its summary and the steps that
+/// failed, in words.
+async fn run_sync(
+    state: &Arc<EngineState>,
+    id: JobId,
+    rate: Arc<TwoWayLimit>,
+    cancel: &CancellationToken,
+    plan: Plan,
+) -> Result<(JobSummary, Vec<String>), EngineError> {
+    let started = Instant::now();
+    let mut session = until_cancelled(cancel, Session::connect(&state.endpoint)).await?;
+    let made = until_cancelled(cancel, sync::make_dirs(&mut session, &plan)).await?;
+    let mut failures: Vec<String> = failed_steps(&made);
+    let mut summary = JobSummary {
+        files: 0,
+        bytes: 0,
+        skipped: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+    };
+    let transfers_ok = match sync::transfer_job(&plan) {
+        None => true,
+        Some((spec, stats)) => {
+            let groundwork = Groundwork { session, stats };
+            let ran = run_job(state, id, rate, cancel, spec, Some(groundwork)).await;
+            if matches!(ran, Err(EngineError::Cancelled)) {
+                return Err(EngineError::Cancelled);
+            }
+            session = until_cancelled(cancel, Session::connect(&state.endpoint)).await?;
+            match ran {
+                Ok(done) => {
+                    let ok = done.failed == 0;
+                    summary = done;
+                    ok
+                }
+                Err(e) => {
+                    failures.push(e.to_string());
+                    false
+                }
+            }
+        }
+    };
+    let all_ok = transfers_ok && failures.is_empty();
+    let finished = until_cancelled(cancel, sync::finish(&mut session, &plan, all_ok)).await?;
+    failures.extend(failed_steps(&finished.outcomes));
+    if finished.deletes_held > 0 {
+        failures.push(format!(
+            "not deleted: {} entries of the destination, because not every transfer was \
+             verified; sync again to finish",
+            finished.deletes_held
+        ));
+    }
+    summary.elapsed = started.elapsed();
+    Ok((summary, failures))
+}
+
+/// `step`, unless the job is cancelled first.
+async fn until_cancelled<T>(
+    cancel: &CancellationToken,
+    step: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(EngineError::Cancelled),
+        done = step => done,
+    }
+}
+
+/// The failed steps of a sync, in words.
+fn failed_steps(outcomes: &[sync::Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err().map(ToString::to_string))
+        .collect()
+}
+
+/// Forgets a job and sends its closing event.
+fn finished(state: &Arc<EngineState>, id: JobId, outcome: Result<JobSummary, String>) {
+    lock(&state.jobs).remove(&id);
+    let _ = state
+        .events_tx
+        .send(vec![TransferEvent::Finished { job: id, outcome }]);
 }
 
 /// Sends throttled progress until the job ends (the job aborts this task).

@@ -48,6 +48,7 @@ use super::queue::{self, Queue};
 use super::rate::{self, RateTarget};
 use super::screen::{Banner, BannerKind, Focus};
 use super::server_link::{self, ConnState, LinkNews, ServerLink};
+use super::sync_dialog::{self, SyncDialog};
 use super::theme::Theme;
 use super::ui;
 use super::viewer::edit::{FileActions, Note, Step, Target};
@@ -74,6 +75,8 @@ pub struct App {
     pub chmod: Option<ChmodDialog>,
     /// Find file, over the panes.
     pub find: Option<FindList>,
+    /// The sync dialog, over the panes.
+    pub sync: Option<SyncDialog>,
     pub conflicts: VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
     pub filtering: Option<LineInput>,
@@ -184,6 +187,7 @@ impl App {
             dialog: None,
             chmod: None,
             find: None,
+            sync: None,
             conflicts: VecDeque::new(),
             filtering: None,
             banner: None,
@@ -479,6 +483,7 @@ impl App {
             dialog: &self.dialog,
             chmod: &self.chmod,
             find: &self.find,
+            sync: &self.sync,
             conflicts: &self.conflicts,
             filtering: &self.filtering,
             banner: &self.banner,
@@ -574,6 +579,10 @@ impl App {
         }
         if self.find.is_some() {
             return self.find_key(key);
+        }
+        // A dialog over it (ssh asking for the plan's connection) takes the keys first.
+        if self.sync.is_some() && self.dialog.is_none() {
+            return self.sync_key(key);
         }
         if self.chmod.is_some() {
             return self.chmod_key(key);
@@ -676,6 +685,12 @@ impl App {
             Action::Copy => self.ask_transfer(side, false),
             Action::Move => self.ask_transfer(side, true),
             Action::Compare => self.compare(),
+            Action::Sync => {
+                match SyncDialog::open(side, self.local.dir.clone(), self.remote.dir.clone()) {
+                    Ok(dialog) => self.sync = Some(dialog),
+                    Err(why) => self.error(why),
+                }
+            }
             Action::Mkdir => {
                 if self.writable(side, "make a directory") {
                     self.dialog = Some(Dialog::mkdir(side));
@@ -915,6 +930,51 @@ impl App {
             }
             Some(chmod::Outcome::Cancel) => self.chmod = None,
             None => {}
+        }
+    }
+
+    /// A key for the sync dialog.
+    fn sync_key(&mut self, key: KeyEvent) {
+        let Some(dialog) = self.sync.as_mut() else {
+            return;
+        };
+        match dialog.on_key(&key) {
+            sync_dialog::Outcome::Stay => {}
+            sync_dialog::Outcome::Close => {
+                if dialog.pending().is_some() {
+                    self.outbox.push(Effect::StopSyncPlan);
+                }
+                self.sync = None;
+            }
+            sync_dialog::Outcome::Plan { src, dst, options } => {
+                self.serial += 1;
+                dialog.planning(self.serial);
+                self.outbox.push(Effect::SyncPlan {
+                    serial: self.serial,
+                    src,
+                    dst,
+                    options,
+                });
+            }
+            sync_dialog::Outcome::Run(plan) => {
+                let source = dialog.source;
+                let src_dir = dialog.dir(source).clone();
+                let dest_dir = dialog.dir(source.other()).clone();
+                // Closed either way: a refusal's banner is not to be hidden behind it.
+                self.sync = None;
+                if !self.can_transfer(source, false) {
+                    return;
+                }
+                let info = JobInfo {
+                    dest: source.other(),
+                    label: format!("sync → {}", dest_dir.shown()),
+                    src_dir,
+                    dest_dir,
+                    items: Vec::new(),
+                    is_move: false,
+                };
+                self.outbox.push(Effect::SubmitSync { plan, info });
+            }
         }
     }
 
@@ -1652,6 +1712,7 @@ impl App {
             || !self.conflicts.is_empty()
             || self.chmod.is_some()
             || self.find.is_some()
+            || self.sync.is_some()
         {
             return;
         }
@@ -1824,6 +1885,16 @@ impl App {
             // ssh waits for this answer: its question comes before any dialog left open.
             Msg::SshPrompt(prompt) => self.dialog = Some(Dialog::ssh_prompt(&prompt)),
             Msg::Discovered(event) => self.on_discovered(event),
+            Msg::SyncSeen { serial, seen } => {
+                if let Some(dialog) = self.sync.as_mut() {
+                    dialog.seen(serial, seen);
+                }
+            }
+            Msg::SyncPlanned { serial, result } => {
+                if let Some(dialog) = self.sync.as_mut() {
+                    dialog.planned(serial, result.map(|plan| *plan));
+                }
+            }
             Msg::Found { serial, event } => {
                 if let Some(list) = self.find.as_mut() {
                     list.news(serial, event);

@@ -32,6 +32,8 @@ use super::ui;
 
 /// How often pending background news is drawn: 20 frames a second at most.
 const TICK: Duration = Duration::from_millis(50);
+/// How often a sync's plan being computed says how many entries it has seen.
+const SYNC_PROGRESS: Duration = Duration::from_millis(200);
 
 /// One server connection: its engine (jobs keep running after a switch) and, for the current
 /// one, the browsing task.
@@ -122,6 +124,8 @@ where
     let mut finding: Option<Finding> = None;
     // F9's browse of the local network while its dialog is open.
     let mut discovering: Option<tokio::task::JoinHandle<()>> = None;
+    // The sync dialog's plan being computed: aborting it closes its connection.
+    let mut planning: Option<tokio::task::JoinHandle<()>> = None;
     // One limit for all transfers, whichever server they run on.
     let rate = SharedRate::new(app.rate_limit);
     conns.insert(app.conn.id, open(app.conn.id, endpoint, &msg_tx, &rate));
@@ -185,6 +189,22 @@ where
                     }
                     if on && discovering.is_none() {
                         discovering = Some(tokio::spawn(discover(msg_tx.clone())));
+                    }
+                }
+                Effect::SyncPlan {
+                    serial,
+                    src,
+                    dst,
+                    options,
+                } => {
+                    if let Some(old) = planning.take() {
+                        old.abort();
+                    }
+                    planning = plan_sync(&app, &conns, serial, src, dst, options, &msg_tx);
+                }
+                Effect::StopSyncPlan => {
+                    if let Some(old) = planning.take() {
+                        old.abort();
                     }
                 }
                 effect => execute(effect, &mut app, &mut conns, &msg_tx, &mut copies, &rate),
@@ -283,6 +303,47 @@ fn find(
             ))))
         }
     }
+}
+
+/// Starts computing a sync's plan on the current server; it comes back as
+/// [`Msg::SyncPlanned`].
+fn plan_sync(
+    app: &App,
+    conns: &HashMap<u64, Conn>,
+    serial: u64,
+    src: crate::engine::sync::Side,
+    dst: crate::engine::sync::Side,
+    options: crate::engine::sync::SyncOptions,
+    msg_tx: &mpsc::UnboundedSender<Msg>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Some(conn) = conns.get(&app.conn.id) else {
+        let _ = msg_tx.send(Msg::SyncPlanned {
+            serial,
+            result: Err("no server connection".into()),
+        });
+        return None;
+    };
+    let endpoint = conn.engine.endpoint().clone();
+    let tx = msg_tx.clone();
+    Some(tokio::spawn(async move {
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let planning =
+            crate::engine::sync::plan_on(&endpoint, src, dst, &options, Arc::clone(&seen));
+        tokio::pin!(planning);
+        // The count of entries seen, a few times a second, while the sides are listed.
+        let mut tick = tokio::time::interval(SYNC_PROGRESS);
+        let result = loop {
+            tokio::select! {
+                result = &mut planning => break result,
+                _ = tick.tick() => {
+                    let seen = seen.load(Ordering::Relaxed);
+                    let _ = tx.send(Msg::SyncSeen { serial, seen });
+                }
+            }
+        };
+        let result = result.map(Box::new).map_err(|e| e.to_string());
+        let _ = tx.send(Msg::SyncPlanned { serial, result });
+    }))
 }
 
 /// Returns whether the screen needs drawing.
@@ -417,6 +478,17 @@ fn execute(
         }
         // The loop runs these itself: it holds the running search.
         Effect::Find { .. } | Effect::StopFind | Effect::Discover(_) => {}
+        Effect::SyncPlan { .. } | Effect::StopSyncPlan => {}
+        Effect::SubmitSync { plan, info } => match conns.get(&current) {
+            Some(conn) => {
+                let id = conn.engine.submit_sync(*plan);
+                app.on_msg(Msg::Submitted {
+                    key: JobKey { conn: current, id },
+                    info,
+                });
+            }
+            None => app.error("No connection to sync with"),
+        },
         Effect::Submit { spec, info } => match conns.get(&current) {
             Some(conn) => {
                 let endpoint_of = |side: Side| {

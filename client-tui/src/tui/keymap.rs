@@ -65,6 +65,7 @@ pub enum Action {
     RetryJob,
     Partials,
     Compare,
+    Sync,
     View,
     Edit,
     Subshell,
@@ -75,7 +76,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 47] = [
+    pub const ALL: [Action; 48] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -117,6 +118,7 @@ impl Action {
         Action::RetryJob,
         Action::Partials,
         Action::Compare,
+        Action::Sync,
         Action::View,
         Action::Edit,
         Action::Subshell,
@@ -169,6 +171,7 @@ impl Action {
             Action::RetryJob => "retry_job",
             Action::Partials => "partials",
             Action::Compare => "compare",
+            Action::Sync => "sync",
             Action::View => "view",
             Action::Edit => "edit",
             Action::Subshell => "subshell",
@@ -222,6 +225,7 @@ impl Action {
             Action::RetryJob => "retry failed transfer's failed files",
             Action::Partials => "remote partial uploads",
             Action::Compare => "compare panes (dirs not descended)",
+            Action::Sync => "sync this directory into the other",
             Action::View => "view the file (text or hex)",
             Action::Edit => "edit the file with $VISUAL / $EDITOR",
             Action::Subshell => "shell in the local directory",

@@ -62,6 +62,21 @@ pub enum Effect {
     /// Browse the local network for servers (F9's list), or stop browsing; starting twice
     /// keeps the one browse.
     Discover(bool),
+    /// Compute the sync dialog's plan, reporting it as request `serial`; a plan still being
+    /// computed stops.
+    SyncPlan {
+        serial: u64,
+        src: crate::engine::sync::Side,
+        dst: crate::engine::sync::Side,
+        options: crate::engine::sync::SyncOptions,
+    },
+    /// Stop computing the sync dialog's plan, if it still is.
+    StopSyncPlan,
+    /// Carry out a sync's plan as one job.
+    SubmitSync {
+        plan: Box<crate::engine::sync::Plan>,
+        info: JobInfo,
+    },
     Submit {
         spec: JobSpec,
         info: JobInfo,
@@ -162,6 +177,16 @@ pub enum Msg {
     },
     /// A server found on (or gone from) the local network while F9 browses.
     Discovered(crate::engine::discover::DiscoverEvent),
+    /// How many entries the sync dialog's plan `serial` has listed so far.
+    SyncSeen {
+        serial: u64,
+        seen: u64,
+    },
+    /// The sync dialog's plan `serial`, or why there is none.
+    SyncPlanned {
+        serial: u64,
+        result: Result<Box<crate::engine::sync::Plan>, String>,
+    },
     /// News of find file's search `serial`.
     Found {
         serial: u64,

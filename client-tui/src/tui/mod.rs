@@ -60,6 +60,7 @@ pub mod rate;
 pub mod remote;
 pub mod screen;
 pub mod server_link;
+pub mod sync_dialog;
 pub mod theme;
 pub mod ui;
 pub mod viewer;

@@ -20,6 +20,6 @@ mod tree;
 
 pub use compare::{Action, Compare, SkipReason, Why};
 pub use filter::{Filter, PatternError, RuleKind};
-pub use plan::{Plan, SyncError, SyncOptions, Totals, plan};
+pub use plan::{Plan, SyncError, SyncOptions, Totals, action_line, one_remote_side, plan, plan_on};
 pub use run::{Finished, Outcome, finish, make_dirs, transfer_job};
 pub use tree::Side;

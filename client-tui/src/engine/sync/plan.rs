@@ -5,12 +5,15 @@
 //! name whole, and more deletions than `--max-delete`, unless forced.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use ferry_protocol::{Digest, Kind};
 
 use super::compare::{self, Action, Compare, Pending};
 use super::filter::Filter;
 use super::tree::{self, Side, Tree};
+use crate::engine::endpoint::Endpoint;
 use crate::engine::error::EngineError;
 use crate::engine::job::blocking;
 use crate::engine::session::Session;
@@ -119,20 +122,31 @@ pub async fn plan(
     dst: Side,
     options: &SyncOptions,
 ) -> Result<Plan, SyncError> {
+    plan_counting(session, src, dst, options, &Arc::new(AtomicU64::new(0))).await
+}
+
+/// [`plan`], counting in `seen` the entries listed on both sides so far.
+async fn plan_counting(
+    session: &mut Session,
+    src: Side,
+    dst: Side,
+    options: &SyncOptions,
+    seen: &Arc<AtomicU64>,
+) -> Result<Plan, SyncError> {
     let digests_in_listing = options.compare == Compare::Checksum;
     // The local side is walked while the server walks the remote one.
     let (src_tree, dst_tree) = match (&src, &dst) {
         (Side::Local(_), _) => {
             let (local, remote) = tokio::join!(
-                list(None, &src, false),
-                list(Some(&mut *session), &dst, digests_in_listing)
+                list(None, &src, false, seen),
+                list(Some(&mut *session), &dst, digests_in_listing, seen)
             );
             (local?, remote?)
         }
         _ => {
             let (remote, local) = tokio::join!(
-                list(Some(&mut *session), &src, digests_in_listing),
-                list(None, &dst, false)
+                list(Some(&mut *session), &src, digests_in_listing, seen),
+                list(None, &dst, false, seen)
             );
             (remote?, local?)
         }
@@ -199,6 +213,60 @@ pub async fn plan(
     Ok(plan)
 }
 
+/// Two local or two remote sides are refused: a sync goes between this machine and a server.
+pub fn one_remote_side(src: &Side, dst: &Side) -> Result<(), SyncError> {
+    match (src, dst) {
+        (Side::Local(_), Side::Local(_)) | (Side::Remote(_), Side::Remote(_)) => Err(refused(
+            "bad_request",
+            src.shown(""),
+            "one side must be a ferry:// location and the other a local directory",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// [`plan`] on a session of its own, for an owner that holds none (the TUI): one side must be
+/// on `endpoint`'s server and the other local, refused as the CLI refuses them otherwise.
+/// `seen` counts the entries listed so far, for the owner's progress display.
+pub async fn plan_on(
+    endpoint: &Endpoint,
+    src: Side,
+    dst: Side,
+    options: &SyncOptions,
+    seen: Arc<AtomicU64>,
+) -> Result<Plan, SyncError> {
+    one_remote_side(&src, &dst)?;
+    let mut session = Session::connect(endpoint).await?;
+    plan_counting(&mut session, src, dst, options, &seen).await
+}
+
+/// One plan line for people: the action, the path, and what it is about (`--dry-run`'s
+/// lines, and the TUI's sync dialog's).
+pub fn action_line(action: &Action) -> String {
+    let detail = match action {
+        Action::Mkdir { .. } | Action::Delete { .. } => String::new(),
+        Action::Create { size, .. } => format!(" ({})", crate::format::size(*size)),
+        Action::Update { size, why, .. } => {
+            format!(" ({}, {})", why.as_str(), crate::format::size(*size))
+        }
+        Action::FixTime { mtime, .. } => format!(" (to {})", crate::format::mtime(*mtime)),
+        Action::FixMode { mode, .. } => format!(" (to {mode:04o})"),
+        Action::Skip {
+            reason, message, ..
+        } => format!(" ({}: {})", reason.as_str(), message),
+    };
+    let rel = match action.rel() {
+        "" => ".",
+        rel => rel,
+    };
+    crate::format::escape_text(&format!(
+        "{:<8} {}{detail}",
+        action.word(),
+        crate::format::escape_name(rel)
+    ))
+    .into_owned()
+}
+
 /// With `--delete`: a source that holds nothing, or that could not be listed whole, looks
 /// exactly like a failed mount or a lost connection, and a sync from it would wipe the
 /// destination: refused unless forced.
@@ -235,6 +303,7 @@ async fn list(
     session: Option<&mut Session>,
     side: &Side,
     digests: bool,
+    seen: &Arc<AtomicU64>,
 ) -> Result<Tree, SyncError> {
     match side {
         Side::Remote(root) => {
@@ -245,11 +314,11 @@ async fn list(
                     "a sync has exactly one remote side",
                 )
             })?;
-            Ok(tree::list_remote(session, root, digests).await?)
+            Ok(tree::list_remote(session, root, digests, seen).await?)
         }
         Side::Local(root) => {
-            let at = root.clone();
-            let listed = blocking(move || tree::list_local(&at)).await?;
+            let (at, seen) = (root.clone(), Arc::clone(seen));
+            let listed = blocking(move || tree::list_local(&at, &seen)).await?;
             listed.map_err(|e| {
                 refused(
                     crate::engine::error::local_code(&e),

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::{Digest, DigestEntry, Entry, ErrorCode, Kind, path};
 
@@ -89,8 +90,9 @@ pub struct Tree {
 }
 
 /// Lists a local directory (blocking: run it on the blocking pool). A root that is a symlink
-/// is followed, the way a user names a directory; nothing below it is.
-pub(crate) fn list_local(root: &Path) -> io::Result<Tree> {
+/// is followed, the way a user names a directory; nothing below it is. `seen` counts the
+/// entries listed so far, for a progress display.
+pub(crate) fn list_local(root: &Path, seen: &AtomicU64) -> io::Result<Tree> {
     let mut tree = Tree::default();
     let meta = match std::fs::metadata(root) {
         Ok(meta) => meta,
@@ -104,6 +106,10 @@ pub(crate) fn list_local(root: &Path) -> io::Result<Tree> {
     }
     let resolved = std::fs::canonicalize(root)?;
     local::walk_each(&resolved, |step| {
+        seen.fetch_add(
+            (step.dirs.len() + step.files.len()) as u64,
+            Ordering::Relaxed,
+        );
         for dir in step.dirs {
             tree.nodes.insert(
                 dir.rel,
@@ -223,6 +229,7 @@ pub(crate) async fn list_remote(
     session: &mut Session,
     root: &str,
     digests: bool,
+    seen: &AtomicU64,
 ) -> Result<Tree, EngineError> {
     let mut tree = Tree::default();
     let Some(entry) = session.try_stat(root).await? else {
@@ -240,14 +247,14 @@ pub(crate) async fn list_remote(
     let mut named_errors = 0u64;
     let skipped = if digests {
         let stream = session.digests(root, None).await?;
-        drain(stream, root, |e: DigestEntry| {
+        drain(stream, root, seen, |e: DigestEntry| {
             named_errors += u64::from(e.entry.error.is_some());
             add_remote(&mut tree, e.entry, e.digest)
         })
         .await?
     } else {
         let stream = session.walk_stream(root).await?;
-        drain(stream, root, |e: Entry| {
+        drain(stream, root, seen, |e: Entry| {
             named_errors += u64::from(e.error.is_some());
             add_remote(&mut tree, e, None)
         })
@@ -258,15 +265,18 @@ pub(crate) async fn list_remote(
 }
 
 /// Reads a stream to its end, handing each entry to `each`; `too_large` past [`MAX_WALKED`]
-/// entries, so a server that never ends a listing cannot fill memory. Returns `skipped`.
+/// entries, so a server that never ends a listing cannot fill memory; `seen` counts them.
+/// Returns `skipped`.
 async fn drain<E: StreamItem>(
     mut stream: crate::engine::session::ListStream<'_, E>,
     root: &str,
+    seen: &AtomicU64,
     mut each: impl FnMut(E),
 ) -> Result<u64, EngineError> {
     let mut count = 0usize;
     while let Some(batch) = stream.next_batch().await? {
         count += batch.len();
+        seen.fetch_add(batch.len() as u64, Ordering::Relaxed);
         if count > MAX_WALKED {
             return Err(EngineError::Remote {
                 code: ErrorCode::TooLarge,
@@ -325,7 +335,11 @@ pub(crate) async fn remote_digests(
     for chunk in rels.chunks(ferry_protocol::MAX_DIGEST_PATHS) {
         let stream = session.digests(root, Some(chunk.to_vec())).await?;
         let mut answers = Vec::with_capacity(chunk.len());
-        drain(stream, root, |e: DigestEntry| answers.push(e.digest)).await?;
+        let not_counted = AtomicU64::new(0);
+        drain(stream, root, &not_counted, |e: DigestEntry| {
+            answers.push(e.digest)
+        })
+        .await?;
         // Answered in the order asked; a short answer leaves the rest unknown.
         for (rel, digest) in chunk.iter().zip(answers) {
             found.insert(rel.clone(), digest);
@@ -347,7 +361,7 @@ mod tests {
         std::fs::write(root.join("d/f"), b"abc").unwrap();
         std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"odd\n\xff")), b"x").unwrap();
         std::os::unix::fs::symlink("d", root.join("link")).unwrap();
-        let tree = list_local(&root).unwrap();
+        let tree = list_local(&root, &AtomicU64::new(0)).unwrap();
         assert_eq!(tree.root, Some(Kind::Dir));
         let names: Vec<_> = tree.nodes.keys().cloned().collect();
         assert_eq!(names, ["d", "d/f", "link", "odd\\n\\xff"]);
@@ -358,7 +372,12 @@ mod tests {
             local_path(&root, "odd\\n\\xff"),
             root.join(std::ffi::OsStr::from_bytes(b"odd\n\xff"))
         );
-        assert_eq!(list_local(&dir.path().join("none")).unwrap().root, None);
+        assert_eq!(
+            list_local(&dir.path().join("none"), &AtomicU64::new(0))
+                .unwrap()
+                .root,
+            None
+        );
         let file = root.join("d/f");
         assert_eq!(
             hash_local(&file, 3).unwrap(),

@@ -10,6 +10,7 @@ mod dialog;
 mod find;
 mod listing;
 mod status;
+mod sync;
 mod transfers;
 pub mod viewer;
 
@@ -32,6 +33,7 @@ use super::pane::{Pane, Side};
 use super::places::OtherServer;
 use super::screen::{Banner, Focus};
 use super::server_link::ServerLink;
+use super::sync_dialog::SyncDialog;
 use super::theme::Theme;
 
 /// What one frame shows: the pieces of state the views read, borrowed for the draw. The views
@@ -52,6 +54,7 @@ pub struct View<'a> {
     pub dialog: &'a Option<Dialog>,
     pub chmod: &'a Option<ChmodDialog>,
     pub find: &'a Option<FindList>,
+    pub sync: &'a Option<SyncDialog>,
     pub conflicts: &'a VecDeque<ConflictPrompt>,
     /// The filter being typed in the focused pane.
     pub filtering: &'a Option<LineInput>,
@@ -114,6 +117,9 @@ pub fn draw(frame: &mut Frame, view: &View<'_>) {
     status::draw_status(frame, view, areas.status);
     if let Some(list) = view.find {
         find::draw(frame, view, area, list);
+    }
+    if let Some(dialog) = view.sync {
+        sync::draw(frame, view, area, dialog);
     }
     if let Some(dialog) = view.chmod {
         chmod::draw(frame, view, area, dialog);

@@ -894,3 +894,66 @@ fn two_panes_on_two_servers_with_a_copy_between_them() {
     transfer(&mut app, 1, 300, 1000, 100.0);
     insta::assert_snapshot!(render(&mut app));
 }
+
+#[test]
+fn sync_dialog_options_then_its_plan() {
+    use crate::engine::sync::{self, Action, Why};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = app(local_entries(), remote_entries(), 100, 24);
+    app.on_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::CONTROL));
+    app.on_key(key(KeyCode::Char('s')));
+    // Delete on, checksum, one exclude pattern.
+    for code in [
+        KeyCode::Down,
+        KeyCode::Char(' '),
+        KeyCode::Down,
+        KeyCode::Right,
+        KeyCode::Down,
+        KeyCode::Char('*'),
+        KeyCode::Char('.'),
+        KeyCode::Char('o'),
+    ] {
+        app.on_key(key(code));
+    }
+    insta::assert_snapshot!("sync_dialog_options", render(&mut app));
+    let serial = crate::tui::sync_dialog::tests::ask_plan(&mut app);
+    app.on_msg(Msg::SyncSeen {
+        serial,
+        seen: 12_345,
+    });
+    insta::assert_snapshot!("sync_dialog_planning", render(&mut app));
+    let plan = sync::Plan {
+        src: sync::Side::Local("/home/me".into()),
+        dst: sync::Side::Remote(String::new()),
+        actions: vec![
+            Action::Create {
+                rel: "new.txt".into(),
+                size: 2048,
+                mtime: T,
+                mode: 0o644,
+            },
+            Action::Update {
+                rel: "report.pdf".into(),
+                size: 1_048_576,
+                mtime: T,
+                mode: 0o644,
+                why: Why::Size,
+                old: (10, T, 0o644),
+            },
+            Action::FixTime {
+                rel: "same.txt".into(),
+                mtime: T,
+            },
+            Action::Delete {
+                rel: "extra.txt".into(),
+                kind: Kind::File,
+                listed: Some((3, T)),
+            },
+        ],
+    };
+    app.on_msg(Msg::SyncPlanned {
+        serial,
+        result: Ok(Box::new(plan)),
+    });
+    insta::assert_snapshot!("sync_dialog_plan", render(&mut app));
+}
