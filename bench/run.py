@@ -12,7 +12,8 @@ and times, best of --runs:
   * 10,000 files of 4 KiB in 100 directories, get -r and put -r, against a tar stream over
     socat and an rsync daemon (rsync pulling for get -r, pushing for put -r);
   * the same 10,000 files kept in step by `ferry sync` and by `rsync -a` to the daemon: a
-    no-op (quick check, and --checksum against -c), and 1 % of the files rewritten;
+    no-op (quick check, and --checksum against -c), and 1 % of the files rewritten; then
+    `put -r --resume` over that identical tree, against the no-op sync of it;
   * 1,000 files of 1 MiB, get -r and put -r, against the same tar stream;
   * 1,000 concurrent clients each listing a directory and fetching a 64 KiB file (a small
     independent client written here against PROTOCOL.md, so it also checks the spec);
@@ -377,7 +378,21 @@ def main():
             ])
             ok = same_tree(src, srv / "sync") and same_tree(src, srv / "rsync")
             row(f"{label} {count} x {size}", mine, base, "rsyncd", count, "files/s", ok)
-        shutil.rmtree(srv / "sync")
+        # `put -r --resume` over a tree the server holds already, whole and identical (the
+        # synced one, put in the place the upload names), against the no-op sync of it: issue
+        # #14 wants it within 2x (a ratio of 0.5 or more here).
+        kept = srv / (name + ".orig")
+        (srv / name).rename(kept)
+        (srv / "sync").rename(srv / name)
+        resumed, noop = rounds([
+            (lambda: timed([ferry, "put", "-r", "--resume", str(src), url + "/"]), none, True),
+            (lambda: timed([ferry, "sync", str(src), f"{url}/{name}"]), none, True),
+        ])
+        ok = same_tree(src, srv / name)
+        row(f"put -r --resume identical {count} x {size}", resumed, noop, "sync no-op", count,
+            "files/s", ok)
+        shutil.rmtree(srv / name)
+        kept.rename(srv / name)
         shutil.rmtree(srv / "rsync")
 
     floor = None

@@ -180,9 +180,11 @@ fn the_tui_lists_a_directorys_partials_and_deletes_one() {
     tmux.keys(&["Escape"]);
     tmux.wait_for("the dialog closed", |s| !s.contains("Partial uploads in"));
 
-    // The help lists the key.
+    // The help lists the key (further down than one screen: it scrolls).
     tmux.keys(&["F1"]);
-    tmux.wait_for("the help", |s| s.contains("remote partial uploads"));
+    tmux.wait_for("the help", |s| s.contains("cursor up"));
+    tmux.keys(&["Down"; 60]);
+    tmux.wait_for("the key in the help", |s| s.contains("remote partial uploads"));
 }
 
 #[test]
