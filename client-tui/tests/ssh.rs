@@ -255,11 +255,7 @@ fn a_missing_remote_server_names_server_path() {
         "{said}"
     );
     assert!(said.contains("--server-path"), "{said}");
-    // Not on the remote PATH at all.
-    std::fs::remove_file(sshd.dir().join("bin/ferry-server")).unwrap();
-    let said = fails_fast(&ssh, &["ls", "sshtest:/"]);
-    assert!(said.contains("ferry-server was not found"), "{said}");
-    assert!(said.contains("name it with --server-path"), "{said}");
+    // Not on the remote PATH at all: the SFTP fallback (tests/sftp.rs).
     no_ssh_left(&sshd);
 }
 

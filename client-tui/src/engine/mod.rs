@@ -60,6 +60,7 @@ mod rate;
 mod same_file;
 mod scheduler;
 mod session;
+pub mod sftp;
 mod space;
 mod spec;
 pub mod ssh;

@@ -1,0 +1,343 @@
+//! The scripting commands over SFTP, when an ssh location's remote has no `ferry-server`:
+//! `ls`, `get`, `put` (files and trees), `mkdir`, `rm`, `mv`, with the same meanings as over
+//! the ferry protocol. A copy's summary says it was not verified by digest.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ferry_protocol::{Kind, path};
+
+use super::error::CliError;
+use crate::engine::EngineError;
+use crate::engine::sftp::{self, Sftp};
+use crate::url::RemoteUrl;
+
+/// A command the SFTP fallback can run, its locations copied before the ferry attempt.
+#[derive(Debug, Clone)]
+pub enum Fallback {
+    Ls {
+        url: RemoteUrl,
+        json: bool,
+    },
+    Get {
+        urls: Vec<RemoteUrl>,
+        local: PathBuf,
+        recursive: bool,
+    },
+    Put {
+        sources: Vec<PathBuf>,
+        target: RemoteUrl,
+        into: bool,
+        recursive: bool,
+    },
+    Mkdir {
+        urls: Vec<RemoteUrl>,
+    },
+    Rm {
+        urls: Vec<RemoteUrl>,
+        recursive: bool,
+    },
+    Mv {
+        url: RemoteUrl,
+        to: String,
+    },
+}
+
+impl Fallback {
+    fn first(&self) -> Option<&RemoteUrl> {
+        match self {
+            Fallback::Ls { url, .. } | Fallback::Mv { url, .. } => Some(url),
+            Fallback::Put { target, .. } => Some(target),
+            Fallback::Get { urls, .. } | Fallback::Mkdir { urls } | Fallback::Rm { urls, .. } => {
+                urls.first()
+            }
+        }
+    }
+}
+
+/// The SFTP path of an ssh location: home-relative ones stay relative (the SFTP server starts
+/// in the home), the others from `/`.
+fn sftp_path(url: &RemoteUrl) -> Result<String, CliError> {
+    let mut text = String::new();
+    for name in path::components(&url.path).map_err(|e| bad_path(url, &e.to_string()))? {
+        let raw = path::name_bytes(name).map_err(|e| bad_path(url, &e.to_string()))?;
+        let name = std::str::from_utf8(&raw)
+            .map_err(|_| bad_path(url, "SFTP names must be UTF-8 here"))?;
+        text = sftp::join(&text, name);
+    }
+    let home = url.ssh.is_some_and(|via| via.home_relative);
+    Ok(match (home, text.is_empty()) {
+        (true, true) => ".".into(),
+        (true, false) => text,
+        (false, _) => format!("/{text}"),
+    })
+}
+
+fn bad_path(url: &RemoteUrl, message: &str) -> CliError {
+    CliError::Engine(EngineError::Remote {
+        code: ferry_protocol::ErrorCode::BadPath,
+        message: message.into(),
+        path: url.to_string(),
+    })
+}
+
+/// What a copy moved, for its summary.
+#[derive(Debug, Default)]
+struct Totals {
+    files: u64,
+    bytes: u64,
+}
+
+/// Runs `command` over SFTP; `verbose` says so on stderr first.
+pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
+    let Some(first) = command.first() else {
+        return Ok(());
+    };
+    let Some(target) = first.endpoint(None).ssh else {
+        return Ok(());
+    };
+    if verbose {
+        eprintln!(
+            "ferry: no ferry-server on {}: falling back to SFTP (ssh -s {} sftp); copies are {}",
+            target.label(),
+            target.destination(),
+            sftp::NOT_VERIFIED
+        );
+    }
+    let session = Sftp::connect(&target).await?;
+    let mut totals = Totals::default();
+    match command {
+        Fallback::Ls { url, json } => return ls(&session, &url, json).await,
+        Fallback::Mkdir { urls } => {
+            for url in &urls {
+                session.mkdir(&sftp_path(url)?, None).await?;
+            }
+            return Ok(());
+        }
+        Fallback::Rm { urls, recursive } => {
+            for url in &urls {
+                session.remove(&sftp_path(url)?, recursive).await?;
+            }
+            return Ok(());
+        }
+        Fallback::Mv { url, to } => {
+            let from = sftp_path(&url)?;
+            let to = if to.starts_with('/') {
+                to
+            } else {
+                let parent = from.rsplit_once('/').map_or("", |(p, _)| p);
+                sftp::join(parent, &to)
+            };
+            return session.rename(&from, &to).await.map_err(Into::into);
+        }
+        Fallback::Get {
+            urls,
+            local,
+            recursive,
+        } => {
+            let into = local.is_dir() || urls.len() > 1;
+            for url in &urls {
+                let from = sftp_path(url)?;
+                let entry = session.stat(&from).await?;
+                let name = super::locations::base_name(&url.path);
+                let to = if into {
+                    sftp::local_child(&local, if name.is_empty() { "root" } else { name })?
+                } else {
+                    local.clone()
+                };
+                copy_down(&session, &from, entry.kind, &to, recursive, 0, &mut totals).await?;
+            }
+        }
+        Fallback::Put {
+            sources,
+            target,
+            into,
+            recursive,
+        } => {
+            let to = sftp_path(&target)?;
+            let into = into
+                || sources.len() > 1
+                || session.stat(&to).await.is_ok_and(|e| e.kind == Kind::Dir);
+            for source in &sources {
+                let dest = if into {
+                    let name = source
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    sftp::join(&to, &name)
+                } else {
+                    to.clone()
+                };
+                copy_up(&session, source, &dest, recursive, 0, &mut totals).await?;
+            }
+        }
+    }
+    eprintln!(
+        "ferry: {} ({}) over sftp, {}",
+        crate::format::counted(totals.files, "file", "files"),
+        humansize::format_size(totals.bytes, humansize::BINARY),
+        sftp::NOT_VERIFIED
+    );
+    Ok(())
+}
+
+async fn ls(session: &Sftp, url: &RemoteUrl, json: bool) -> Result<(), CliError> {
+    let at = sftp_path(url)?;
+    let entry = session.stat(&at).await?;
+    let (mut entries, refused) = if entry.kind == Kind::Dir {
+        session.list(&at).await?
+    } else {
+        (vec![entry], Vec::new())
+    };
+    for e in &refused {
+        eprintln!("ferry: {e}");
+    }
+    entries.sort_by(|a, b| {
+        (b.kind == Kind::Dir)
+            .cmp(&(a.kind == Kind::Dir))
+            .then(a.name.cmp(&b.name))
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for e in &entries {
+        if json {
+            let line = serde_json::to_string(e).map_err(|e| CliError::Job(e.to_string()))?;
+            writeln!(out, "{line}").map_err(CliError::Output)?;
+        } else {
+            writeln!(out, "{}", super::format_entry(e)).map_err(CliError::Output)?;
+        }
+    }
+    out.flush().map_err(CliError::Output)?;
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Job(format!(
+            "{} refused",
+            crate::format::counted(refused.len() as u64, "name", "names")
+        )))
+    }
+}
+
+fn too_deep(at: &str) -> CliError {
+    CliError::Engine(EngineError::Remote {
+        code: ferry_protocol::ErrorCode::TooLarge,
+        message: format!("deeper than {} levels", sftp::MAX_DEPTH),
+        path: at.into(),
+    })
+}
+
+fn needs_recursive(at: &str) -> CliError {
+    CliError::Engine(EngineError::Remote {
+        code: ferry_protocol::ErrorCode::IsADirectory,
+        message: "a directory: copy it with -r".into(),
+        path: at.into(),
+    })
+}
+
+async fn copy_down(
+    session: &Sftp,
+    from: &str,
+    kind: Kind,
+    to: &Path,
+    recursive: bool,
+    depth: usize,
+    totals: &mut Totals,
+) -> Result<(), CliError> {
+    if depth > sftp::MAX_DEPTH {
+        return Err(too_deep(from));
+    }
+    match kind {
+        Kind::File => {
+            totals.bytes += session.get_file(from, to, &mut |_| {}).await?;
+            totals.files += 1;
+        }
+        Kind::Dir if !recursive => return Err(needs_recursive(from)),
+        Kind::Dir => {
+            match std::fs::create_dir(to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && to.is_dir() => {}
+                Err(e) => return Err(EngineError::local(to.to_path_buf(), e).into()),
+            }
+            let (entries, refused) = session.list(from).await?;
+            for e in &refused {
+                eprintln!("ferry: {e}");
+            }
+            for entry in entries {
+                let child = sftp::local_child(to, &entry.name)?;
+                let remote = sftp::join(
+                    from,
+                    std::str::from_utf8(&path::name_bytes(&entry.name).unwrap_or_default())
+                        .unwrap_or(&entry.name),
+                );
+                Box::pin(copy_down(
+                    session,
+                    &remote,
+                    entry.kind,
+                    &child,
+                    true,
+                    depth + 1,
+                    totals,
+                ))
+                .await?;
+            }
+            if !refused.is_empty() {
+                return Err(CliError::Job(format!(
+                    "{} refused",
+                    crate::format::counted(refused.len() as u64, "name", "names")
+                )));
+            }
+        }
+        // Symlinks and special files are not copied, as over the ferry protocol.
+        Kind::Symlink | Kind::Other => {}
+    }
+    Ok(())
+}
+
+async fn copy_up(
+    session: &Sftp,
+    from: &Path,
+    to: &str,
+    recursive: bool,
+    depth: usize,
+    totals: &mut Totals,
+) -> Result<(), CliError> {
+    if depth > sftp::MAX_DEPTH {
+        return Err(too_deep(to));
+    }
+    let meta =
+        std::fs::symlink_metadata(from).map_err(|e| EngineError::local(from.to_path_buf(), e))?;
+    if meta.is_file() {
+        totals.bytes += session.put_file(from, to, &mut |_| {}).await?;
+        totals.files += 1;
+    } else if meta.is_dir() {
+        if !recursive {
+            return Err(needs_recursive(&from.to_string_lossy()));
+        }
+        if session.stat(to).await.map_or(true, |e| e.kind != Kind::Dir) {
+            use std::os::unix::fs::PermissionsExt;
+            session
+                .mkdir(to, Some(meta.permissions().mode() & 0o777))
+                .await?;
+        }
+        let mut children: Vec<PathBuf> = std::fs::read_dir(from)
+            .map_err(|e| EngineError::local(from.to_path_buf(), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        children.sort();
+        for child in children {
+            let name = child
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Box::pin(copy_up(
+                session,
+                &child,
+                &sftp::join(to, &name),
+                true,
+                depth + 1,
+                totals,
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
