@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{bytes, make_tree, ok, p, text, tree};
-use ferry_testkit::sshd::{HOST, Sshd};
+use ferry_testkit::sshd::{Sshd, remote as at};
 
 /// An sshd whose remote `PATH` holds no `ferry-server`.
 fn sshd_without_server() -> Sshd {
@@ -32,15 +31,6 @@ fn ferry_command(sshd: &Sshd, args: &[&str]) -> std::process::Command {
 
 fn ferry(sshd: &Sshd, args: &[&str]) -> Output {
     ferry_command(sshd, args).output().unwrap()
-}
-
-fn at(path: &Path) -> String {
-    format!("{HOST}:{}", p(path))
-}
-
-fn no_ssh_left(sshd: &Sshd) {
-    let left = sshd.wait_no_ssh();
-    assert!(left.is_empty(), "ssh processes left: {left:?}");
 }
 
 #[test]
@@ -126,7 +116,7 @@ fn files_and_trees_travel_both_ways_over_sftp_with_one_login_each() {
         &["rm", "-r", &at(&remote.path().join("tree"))],
     ));
     assert!(!remote.path().join("tree").exists());
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -151,7 +141,7 @@ fn an_interrupted_download_resumes_from_its_partial() {
     assert!(said.contains("1 file (1 MiB)"), "{said}");
     assert_eq!(std::fs::read(local.path().join("big.bin")).unwrap(), data);
     assert!(!local.path().join(".ferry-part.big.bin").exists());
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -179,7 +169,7 @@ fn a_killed_upload_leaves_only_its_temporary_name() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(!remote.path().join("big.bin").exists());
     assert!(partial.exists());
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -208,5 +198,5 @@ fn hostile_and_odd_names_from_the_server_are_checked() {
     let copy = back.path().join("copy");
     assert_eq!(std::fs::read(copy.join("line\nbreak")).unwrap(), b"x");
     assert_eq!(std::fs::read(copy.join("back\\slash")).unwrap(), b"y");
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
