@@ -676,26 +676,31 @@ fn sftp_fallback(command: &Command) -> Option<cli::sftp::Fallback> {
             json: *json,
         },
         Command::Get {
-            recursive, paths, ..
+            recursive,
+            paths,
+            transfer,
         } => {
             let (urls, local) = split_get(paths).ok()?;
             Fallback::Get {
                 urls,
                 local,
-                recursive: *recursive,
+                options: transfer.options(*recursive),
             }
         }
         Command::Put {
             recursive,
             sources,
             target,
-            ..
-        } => Fallback::Put {
-            sources: sources.clone(),
-            target: target.url.clone(),
-            into: target.dir,
-            recursive: *recursive,
-        },
+            transfer,
+        } => {
+            let mut options = transfer.options(*recursive);
+            options.dir_target = target.dir;
+            Fallback::Put {
+                sources: sources.clone(),
+                target: target.url.clone(),
+                options,
+            }
+        }
         Command::Mkdir { urls } => Fallback::Mkdir { urls: urls.clone() },
         Command::Rm { recursive, urls } => Fallback::Rm {
             urls: urls.clone(),

@@ -200,3 +200,47 @@ fn hostile_and_odd_names_from_the_server_are_checked() {
     assert_eq!(std::fs::read(copy.join("back\\slash")).unwrap(), b"y");
     sshd.assert_no_ssh_left();
 }
+
+#[test]
+fn an_existing_file_is_replaced_only_when_asked_and_json_says_not_verified() {
+    let sshd = sshd_without_server();
+    let local = tempfile::tempdir().unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("a.txt"), "new").unwrap();
+    std::fs::write(remote.path().join("a.txt"), "old").unwrap();
+    let src = p(&local.path().join("a.txt")).to_owned();
+
+    let refused = ferry(&sshd, &["put", &src, &at(remote.path())]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("already_exists"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(std::fs::read(remote.path().join("a.txt")).unwrap(), b"old");
+
+    let put = ok(ferry(
+        &sshd,
+        &["put", "--overwrite", "--json", &src, &at(remote.path())],
+    ));
+    assert_eq!(std::fs::read(remote.path().join("a.txt")).unwrap(), b"new");
+    let lines: Vec<serde_json::Value> = text(&put.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.iter().find(|l| l["type"] == "summary").unwrap();
+    assert_eq!(summary["verified"], false);
+    assert_eq!(summary["transport"], "sftp");
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not verified by digest")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "file" && l["verified"] == false)
+    );
+    sshd.assert_no_ssh_left();
+}

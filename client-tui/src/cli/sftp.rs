@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use ferry_protocol::{Kind, path};
 
 use super::error::CliError;
-use crate::engine::EngineError;
+use super::options::TransferOptions;
+use super::outcome::print_json;
 use crate::engine::sftp::{self, Sftp};
+use crate::engine::{ConflictPolicy, EngineError};
 use crate::url::RemoteUrl;
 
 /// A command the SFTP fallback can run, its locations copied before the ferry attempt.
@@ -22,13 +24,12 @@ pub enum Fallback {
     Get {
         urls: Vec<RemoteUrl>,
         local: PathBuf,
-        recursive: bool,
+        options: TransferOptions,
     },
     Put {
         sources: Vec<PathBuf>,
         target: RemoteUrl,
-        into: bool,
-        recursive: bool,
+        options: TransferOptions,
     },
     Mkdir {
         urls: Vec<RemoteUrl>,
@@ -81,11 +82,52 @@ fn bad_path(url: &RemoteUrl, message: &str) -> CliError {
     })
 }
 
-/// What a copy moved, for its summary.
-#[derive(Debug, Default)]
+/// What a copy moved, for its summary, and how it treats an existing destination.
+#[derive(Debug)]
 struct Totals {
     files: u64,
     bytes: u64,
+    policy: ConflictPolicy,
+    json: bool,
+}
+
+/// What to do with a destination that may exist: copy it, or leave it (`--skip-existing`).
+/// Without `--overwrite` an existing file is never replaced; the policies that need a
+/// digest or a second name (`--resume` of a finished file, `--rename`, `--update`) are refused.
+fn settle(exists: bool, shown: &str, policy: ConflictPolicy) -> Result<bool, CliError> {
+    if !exists {
+        return Ok(true);
+    }
+    match policy {
+        ConflictPolicy::Overwrite => Ok(true),
+        ConflictPolicy::Skip => Ok(false),
+        ConflictPolicy::Fail | ConflictPolicy::Ask => Err(EngineError::Refused {
+            code: "already_exists",
+            path: shown.into(),
+            message: "exists: choose --overwrite or --skip-existing".into(),
+        }
+        .into()),
+        _ => Err(EngineError::Refused {
+            code: "unsupported",
+            path: shown.into(),
+            message: "exists, and over SFTP only --overwrite and --skip-existing apply".into(),
+        }
+        .into()),
+    }
+}
+
+impl Totals {
+    /// One file copied: counted, and with `--json` its line, marked not verified.
+    fn done(&mut self, path: &str, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+        if self.json {
+            print_json(&serde_json::json!({
+                "type": "file", "path": path, "status": "done", "bytes": bytes,
+                "verified": false, "transport": "sftp",
+            }));
+        }
+    }
 }
 
 /// Runs `command` over SFTP; `verbose` says so on stderr first.
@@ -105,7 +147,12 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
         );
     }
     let session = Sftp::connect(&target).await?;
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        files: 0,
+        bytes: 0,
+        policy: ConflictPolicy::Fail,
+        json: false,
+    };
     match command {
         Fallback::Ls { url, json } => return ls(&session, &url, json).await,
         Fallback::Mkdir { urls } => {
@@ -133,8 +180,11 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
         Fallback::Get {
             urls,
             local,
-            recursive,
+            options,
         } => {
+            let recursive = options.recursive;
+            totals.policy = options.policy;
+            totals.json = options.json;
             let into = local.is_dir() || urls.len() > 1;
             for url in &urls {
                 let from = sftp_path(url)?;
@@ -151,11 +201,13 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
         Fallback::Put {
             sources,
             target,
-            into,
-            recursive,
+            options,
         } => {
+            let recursive = options.recursive;
+            totals.policy = options.policy;
+            totals.json = options.json;
             let to = sftp_path(&target)?;
-            let into = into
+            let into = options.dir_target
                 || sources.len() > 1
                 || session.stat(&to).await.is_ok_and(|e| e.kind == Kind::Dir);
             for source in &sources {
@@ -171,6 +223,12 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
                 copy_up(&session, source, &dest, recursive, 0, &mut totals).await?;
             }
         }
+    }
+    if totals.json {
+        print_json(&serde_json::json!({
+            "type": "summary", "files": totals.files, "bytes": totals.bytes,
+            "transport": "sftp", "verified": false, "reason": sftp::NOT_VERIFIED,
+        }));
     }
     eprintln!(
         "ferry: {} ({}) over sftp, {}",
@@ -247,8 +305,11 @@ async fn copy_down(
     }
     match kind {
         Kind::File => {
-            totals.bytes += session.get_file(from, to, &mut |_| {}).await?;
-            totals.files += 1;
+            let exists = std::fs::symlink_metadata(to).is_ok();
+            if settle(exists, &crate::format::local_path(to), totals.policy)? {
+                let bytes = session.get_file(from, to, &mut |_| {}).await?;
+                totals.done(from, bytes);
+            }
         }
         Kind::Dir if !recursive => return Err(needs_recursive(from)),
         Kind::Dir => {
@@ -306,8 +367,11 @@ async fn copy_up(
     let meta =
         std::fs::symlink_metadata(from).map_err(|e| EngineError::local(from.to_path_buf(), e))?;
     if meta.is_file() {
-        totals.bytes += session.put_file(from, to, &mut |_| {}).await?;
-        totals.files += 1;
+        let exists = session.stat(to).await.is_ok();
+        if settle(exists, to, totals.policy)? {
+            let bytes = session.put_file(from, to, &mut |_| {}).await?;
+            totals.done(to, bytes);
+        }
     } else if meta.is_dir() {
         if !recursive {
             return Err(needs_recursive(&from.to_string_lossy()));
