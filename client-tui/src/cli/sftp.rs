@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferry_protocol::{Kind, path};
+use futures_util::StreamExt;
 
 use super::error::CliError;
 use super::options::TransferOptions;
@@ -305,9 +306,7 @@ async fn copy_down(
     }
     match kind {
         Kind::File => {
-            let exists = std::fs::symlink_metadata(to).is_ok();
-            if settle(exists, &crate::format::local_path(to), totals.policy)? {
-                let bytes = session.get_file(from, to, &mut |_| {}).await?;
+            if let Some(bytes) = get_one(session, from, to, totals.policy).await? {
                 totals.done(from, bytes);
             }
         }
@@ -322,6 +321,8 @@ async fn copy_down(
             for e in &refused {
                 eprintln!("ferry: {e}");
             }
+            let mut files = Vec::new();
+            let mut others = Vec::new();
             for entry in entries {
                 let child = sftp::local_child(to, &entry.name)?;
                 let remote = sftp::join(
@@ -329,10 +330,31 @@ async fn copy_down(
                     std::str::from_utf8(&path::name_bytes(&entry.name).unwrap_or_default())
                         .unwrap_or(&entry.name),
                 );
+                if entry.kind == Kind::File {
+                    files.push((remote, child));
+                } else {
+                    others.push((remote, child, entry.kind));
+                }
+            }
+            let policy = totals.policy;
+            let results: Vec<_> =
+                futures_util::stream::iter(files.into_iter().map(|(remote, child)| async move {
+                    let got = get_one(session, &remote, &child, policy).await;
+                    (remote, got)
+                }))
+                .buffered(sftp::FILES_AT_ONCE)
+                .collect()
+                .await;
+            for (remote, got) in results {
+                if let Some(bytes) = got? {
+                    totals.done(&remote, bytes);
+                }
+            }
+            for (remote, child, kind) in others {
                 Box::pin(copy_down(
                     session,
                     &remote,
-                    entry.kind,
+                    kind,
                     &child,
                     true,
                     depth + 1,
@@ -367,9 +389,7 @@ async fn copy_up(
     let meta =
         std::fs::symlink_metadata(from).map_err(|e| EngineError::local(from.to_path_buf(), e))?;
     if meta.is_file() {
-        let exists = session.stat(to).await.is_ok();
-        if settle(exists, to, totals.policy)? {
-            let bytes = session.put_file(from, to, &mut |_| {}).await?;
+        if let Some(bytes) = put_one(session, from, to, totals.policy).await? {
             totals.done(to, bytes);
         }
     } else if meta.is_dir() {
@@ -387,21 +407,63 @@ async fn copy_up(
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         children.sort();
-        for child in children {
-            let name = child
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Box::pin(copy_up(
-                session,
-                &child,
-                &sftp::join(to, &name),
-                true,
-                depth + 1,
-                totals,
-            ))
-            .await?;
+        let (files, others): (Vec<_>, Vec<_>) = children
+            .into_iter()
+            .map(|child| {
+                let name = child
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let remote = sftp::join(to, &name);
+                (child, remote)
+            })
+            .partition(|(child, _)| std::fs::symlink_metadata(child).is_ok_and(|m| m.is_file()));
+        let policy = totals.policy;
+        let results: Vec<_> =
+            futures_util::stream::iter(files.into_iter().map(|(child, remote)| async move {
+                let put = put_one(session, &child, &remote, policy).await;
+                (remote, put)
+            }))
+            .buffered(sftp::FILES_AT_ONCE)
+            .collect()
+            .await;
+        for (remote, put) in results {
+            if let Some(bytes) = put? {
+                totals.done(&remote, bytes);
+            }
+        }
+        for (child, remote) in others {
+            Box::pin(copy_up(session, &child, &remote, true, depth + 1, totals)).await?;
         }
     }
     Ok(())
+}
+
+/// Downloads one file unless its destination exists and the policy keeps it; the bytes
+/// received, or `None` when skipped.
+async fn get_one(
+    session: &Sftp,
+    from: &str,
+    to: &Path,
+    policy: ConflictPolicy,
+) -> Result<Option<u64>, CliError> {
+    let exists = std::fs::symlink_metadata(to).is_ok();
+    if !settle(exists, &crate::format::local_path(to), policy)? {
+        return Ok(None);
+    }
+    Ok(Some(session.get_file(from, to, &mut |_| {}).await?))
+}
+
+/// Uploads one file unless its destination exists and the policy keeps it.
+async fn put_one(
+    session: &Sftp,
+    from: &Path,
+    to: &str,
+    policy: ConflictPolicy,
+) -> Result<Option<u64>, CliError> {
+    let exists = session.stat(to).await.is_ok();
+    if !settle(exists, to, policy)? {
+        return Ok(None);
+    }
+    Ok(Some(session.put_file(from, to, &mut |_| {}).await?))
 }

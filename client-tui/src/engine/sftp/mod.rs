@@ -29,6 +29,11 @@ pub const CHUNK: u32 = 32 * 1024;
 pub const IN_FLIGHT: usize = 64;
 /// Most entries one listing of a directory may hold.
 pub const MAX_ENTRIES: usize = 1_000_000;
+/// Bytes an upload reads from its local file at once.
+const LOCAL_READ: usize = 1024 * 1024;
+/// Files of one directory a tree copy moves at once, so small files do not each wait out
+/// their round trips alone.
+pub const FILES_AT_ONCE: usize = 8;
 /// Deepest tree a recursive copy goes into.
 pub const MAX_DEPTH: usize = 256;
 /// Seconds one SFTP request may wait for its answer.
@@ -465,25 +470,35 @@ impl Sftp {
             .map_err(|e| remote_error(e, to))?
             .handle;
         let mut pending = FuturesUnordered::new();
+        let mut read = Vec::new();
+        let mut read_at = 0usize;
         let mut offset = 0u64;
         let mut done = false;
         let mut result = Ok(());
         while !done || !pending.is_empty() {
             while !done && pending.len() < IN_FLIGHT {
-                let mut buf = vec![0u8; CHUNK as usize];
-                let n = match file.read(&mut buf).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        result = Err(local(from, e));
-                        done = true;
-                        break;
+                if read_at >= read.len() {
+                    // Refilled a MiB at a time: each read of a tokio file is a trip to a
+                    // blocking thread, too dear for every 32 KiB.
+                    read.resize(LOCAL_READ, 0);
+                    read_at = 0;
+                    match file.read(&mut read).await {
+                        Ok(0) => {
+                            read.clear();
+                            done = true;
+                            break;
+                        }
+                        Ok(n) => read.truncate(n),
+                        Err(e) => {
+                            result = Err(local(from, e));
+                            done = true;
+                            break;
+                        }
                     }
-                };
-                if n == 0 {
-                    done = true;
-                    break;
                 }
-                buf.truncate(n);
+                let n = (read.len() - read_at).min(CHUNK as usize);
+                let buf = read[read_at..read_at + n].to_vec();
+                read_at += n;
                 let raw = &self.raw;
                 let h = handle.clone();
                 let at = offset;
