@@ -55,6 +55,14 @@ fn files_and_trees_travel_both_ways_over_sftp_with_one_login_each() {
     assert!(said.contains("falling back to SFTP"), "{said}");
     assert!(said.contains("not verified by digest"), "{said}");
     assert_eq!(std::fs::read(remote.path().join("one.bin")).unwrap(), data);
+    // mtime (to the second) and mode come along, set with SFTP setstat.
+    let (sent, arrived) = (
+        std::fs::metadata(local.path().join("one.bin")).unwrap(),
+        std::fs::metadata(remote.path().join("one.bin")).unwrap(),
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(sent.mtime(), arrived.mtime());
+    assert_eq!(sent.mode(), arrived.mode());
 
     let before = sshd.logins();
     ok(ferry(

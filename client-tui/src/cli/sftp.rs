@@ -389,14 +389,16 @@ async fn copy_up(
     let meta =
         std::fs::symlink_metadata(from).map_err(|e| EngineError::local(from.to_path_buf(), e))?;
     if meta.is_file() {
-        if let Some(bytes) = put_one(session, from, to, totals.policy).await? {
+        if let Some(bytes) = put_one(session, from, to, totals.policy, false).await? {
             totals.done(to, bytes);
         }
     } else if meta.is_dir() {
         if !recursive {
             return Err(needs_recursive(&from.to_string_lossy()));
         }
-        if session.stat(to).await.map_or(true, |e| e.kind != Kind::Dir) {
+        // In a directory this command just made nothing can be in the way: no stat per file.
+        let fresh = session.stat(to).await.map_or(true, |e| e.kind != Kind::Dir);
+        if fresh {
             use std::os::unix::fs::PermissionsExt;
             session
                 .mkdir(to, Some(meta.permissions().mode() & 0o777))
@@ -421,7 +423,7 @@ async fn copy_up(
         let policy = totals.policy;
         let results: Vec<_> =
             futures_util::stream::iter(files.into_iter().map(|(child, remote)| async move {
-                let put = put_one(session, &child, &remote, policy).await;
+                let put = put_one(session, &child, &remote, policy, fresh).await;
                 (remote, put)
             }))
             .buffered(sftp::FILES_AT_ONCE)
@@ -454,14 +456,16 @@ async fn get_one(
     Ok(Some(session.get_file(from, to, &mut |_| {}).await?))
 }
 
-/// Uploads one file unless its destination exists and the policy keeps it.
+/// Uploads one file unless its destination exists and the policy keeps it; `fresh` when its
+/// directory was just made.
 async fn put_one(
     session: &Sftp,
     from: &Path,
     to: &str,
     policy: ConflictPolicy,
+    fresh: bool,
 ) -> Result<Option<u64>, CliError> {
-    let exists = session.stat(to).await.is_ok();
+    let exists = !fresh && session.stat(to).await.is_ok();
     if !settle(exists, to, policy)? {
         return Ok(None);
     }

@@ -516,34 +516,34 @@ impl Sftp {
                 }
             }
         }
-        let closed = self.raw.close(handle).await;
-        result?;
-        closed.map_err(|e| remote_error(e, to))?;
+        if let Err(e) = result {
+            let _ = self.raw.close(handle).await;
+            return Err(e);
+        }
         let mtime = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| u32::try_from(d.as_secs()).ok());
-        {
+        let attrs = {
             use std::os::unix::fs::PermissionsExt;
-            let attrs = FileAttributes {
+            FileAttributes {
                 permissions: Some(meta.permissions().mode() & 0o777),
                 atime: mtime,
                 mtime,
                 ..FileAttributes::empty()
-            };
-            self.raw
-                .setstat(partial.as_str(), attrs)
-                .await
-                .map_err(|e| remote_error(e, to))?;
-        }
-        let written = self
-            .raw
-            .stat(partial.as_str())
-            .await
-            .map_err(|e| remote_error(e, to))?
-            .attrs
-            .size;
+            }
+        };
+        // Every write is answered, so the times set now stay; the size is asked in the same
+        // round trip.
+        let (set, stat) = tokio::join!(
+            self.raw.fsetstat(handle.as_str(), attrs),
+            self.raw.fstat(handle.as_str())
+        );
+        let closed = self.raw.close(handle).await;
+        set.map_err(|e| remote_error(e, to))?;
+        let written = stat.map_err(|e| remote_error(e, to))?.attrs.size;
+        closed.map_err(|e| remote_error(e, to))?;
         if written != Some(offset) {
             return Err(EngineError::Remote {
                 code: ErrorCode::FileChanged,
