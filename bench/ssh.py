@@ -34,10 +34,11 @@ def keygen(path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def start_sshd(d):
+def start_sshd(d, with_server=True):
     (d / "bin").mkdir()
     (d / "home").mkdir()
-    os.symlink(BIN / "ferry-server", d / "bin" / "ferry-server")
+    if with_server:
+        os.symlink(BIN / "ferry-server", d / "bin" / "ferry-server")
     keygen(d / "host_key")
     keygen(d / "client_key")
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
@@ -85,12 +86,15 @@ def main():
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--cipher", default="aes128-gcm@openssh.com")
+    parser.add_argument("--fallback", action="store_true",
+                        help="no ferry-server on the remote: ferry's SFTP fallback against sftp")
     args = parser.parse_args()
+    tools = ["ferry", "sftp"] if args.fallback else ["ferry", "scp", "sftp", "rsync"]
 
     base = Path(tempfile.mkdtemp(prefix="ferry-ssh-bench-", dir="/dev/shm"))
     d = base / "sshd"
     d.mkdir()
-    sshd = start_sshd(d)
+    sshd = start_sshd(d, with_server=not args.fallback)
     try:
         ssh = ["ssh", "-F", str(d / "ssh_config"), "-c", args.cipher]
         ssh_line = " ".join(ssh)
@@ -147,16 +151,16 @@ def main():
 
                     best = {}
                     for _ in range(args.runs):
-                        for tool in ["ferry", "scp", "sftp", "rsync"]:
+                        for tool in tools:
                             t = run(tool)
                             best[tool] = min(best.get(tool, t), t)
                     yield what, direction, best
 
         print(f"cipher {args.cipher}, best of {args.runs}, loopback sshd, /dev/shm")
-        print(f"{'row':<22}{'ferry':>9}{'scp':>9}{'sftp':>9}{'rsync':>9}   ferry vs best peer")
+        print(f"{'row':<22}" + "".join(f"{t:>9}" for t in tools) + "   ferry vs best peer")
         for what, direction, best in rows():
-            peer = min(best["scp"], best["sftp"], best["rsync"])
-            cells = "".join(f"{best[t]:>8.2f}s" for t in ["ferry", "scp", "sftp", "rsync"])
+            peer = min(best[t] for t in tools[1:])
+            cells = "".join(f"{best[t]:>8.2f}s" for t in tools)
             print(f"{what + ' ' + direction:<22}{cells}   {peer / best['ferry']:.2f}x", flush=True)
     finally:
         sshd.terminate()

@@ -686,7 +686,74 @@ fn password_for(url: Option<&RemoteUrl>) -> Result<Option<String>, CliError> {
         .map_err(CliError::Output)
 }
 
+/// Runs `command`; an ssh location whose remote has no `ferry-server` is served over SFTP
+/// instead (`cli::sftp`), for the commands that fallback knows.
 async fn run_command(
+    command: Command,
+    token: Option<String>,
+    password: Option<String>,
+    trust: TrustFlags,
+    verbose: bool,
+) -> Result<(), CliError> {
+    let fallback = sftp_fallback(&command);
+    match run_ferry(command, token, password, trust, verbose).await {
+        Err(CliError::Engine(e)) if ferry::engine::ssh::server_missing(&e) => match fallback {
+            Some(fallback) => cli::sftp::run(fallback, verbose).await,
+            None => Err(CliError::Engine(e)),
+        },
+        other => other,
+    }
+}
+
+/// The SFTP form of `command` when its locations are over ssh.
+fn sftp_fallback(command: &Command) -> Option<cli::sftp::Fallback> {
+    use cli::sftp::Fallback;
+    remote_of(command)?.ssh?;
+    Some(match command {
+        Command::Ls { json, url } => Fallback::Ls {
+            url: url.clone(),
+            json: *json,
+        },
+        Command::Get {
+            recursive,
+            paths,
+            transfer,
+        } => {
+            let (urls, local) = split_get(paths).ok()?;
+            Fallback::Get {
+                urls,
+                local,
+                options: transfer.options(*recursive),
+            }
+        }
+        Command::Put {
+            recursive,
+            sources,
+            target,
+            transfer,
+        } => {
+            let mut options = transfer.options(*recursive);
+            options.dir_target = target.dir;
+            Fallback::Put {
+                sources: sources.clone(),
+                target: target.url.clone(),
+                options,
+            }
+        }
+        Command::Mkdir { urls } => Fallback::Mkdir { urls: urls.clone() },
+        Command::Rm { recursive, urls } => Fallback::Rm {
+            urls: urls.clone(),
+            recursive: *recursive,
+        },
+        Command::Mv { url, to, .. } => Fallback::Mv {
+            url: url.clone(),
+            to: to.clone(),
+        },
+        _ => return None,
+    })
+}
+
+async fn run_ferry(
     mut command: Command,
     token: Option<String>,
     password: Option<String>,

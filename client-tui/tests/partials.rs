@@ -184,7 +184,9 @@ fn the_tui_lists_a_directorys_partials_and_deletes_one() {
     tmux.keys(&["F1"]);
     tmux.wait_for("the help", |s| s.contains("cursor up"));
     tmux.keys(&["Down"; 60]);
-    tmux.wait_for("the key in the help", |s| s.contains("remote partial uploads"));
+    tmux.wait_for("the key in the help", |s| {
+        s.contains("remote partial uploads")
+    });
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{bytes, make_tree, ok, p, text, tree};
-use ferry_testkit::sshd::{HOST, Sshd};
+use ferry_testkit::sshd::{HOST, Sshd, remote as at};
 
 fn sshd() -> Sshd {
     Sshd::start(&ferry_testkit::bin::ferry_server())
@@ -31,16 +31,6 @@ fn ferry_with(ssh: &str, args: &[&str]) -> Output {
         .env_remove("FERRY_TOKEN")
         .output()
         .unwrap()
-}
-
-/// `HOST:/abs/path` for a local path (the remote machine is this one).
-fn at(path: &Path) -> String {
-    format!("{HOST}:{}", p(path))
-}
-
-fn no_ssh_left(sshd: &Sshd) {
-    let left = sshd.wait_no_ssh();
-    assert!(left.is_empty(), "ssh processes left: {left:?}");
 }
 
 #[test]
@@ -90,7 +80,7 @@ fn files_and_trees_travel_both_ways() {
         tree(&back.path().join("tree")),
         tree(&local.path().join("tree"))
     );
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -143,7 +133,7 @@ fn scp_paths_are_relative_to_the_remote_home() {
         ],
     ));
     assert!(sshd.home().join("into/in-home.txt").is_file());
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -177,7 +167,7 @@ fn a_tree_copy_with_four_workers_logs_in_once() {
         sessions >= 4,
         "the workers had channels of their own: {sessions}"
     );
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 
     let back = tempfile::tempdir().unwrap();
     let before = sshd.logins();
@@ -197,7 +187,7 @@ fn a_tree_copy_with_four_workers_logs_in_once() {
         tree(&back.path().join("tree")),
         tree(&local.path().join("tree"))
     );
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 /// Runs `ferry` with `ssh`, expects a failure, and returns its stderr after checking it is
@@ -224,7 +214,7 @@ fn refused(config: &str, key: &str, known: &str, words: &str) {
     let said = fails_fast(&sshd.ssh_command_with(config), &["ls", &format!("{HOST}:")]);
     assert!(said.contains(words), "{said}");
     assert_eq!(sshd.logins(), 0);
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -255,12 +245,8 @@ fn a_missing_remote_server_names_server_path() {
         "{said}"
     );
     assert!(said.contains("--server-path"), "{said}");
-    // Not on the remote PATH at all.
-    std::fs::remove_file(sshd.dir().join("bin/ferry-server")).unwrap();
-    let said = fails_fast(&ssh, &["ls", "sshtest:/"]);
-    assert!(said.contains("ferry-server was not found"), "{said}");
-    assert!(said.contains("name it with --server-path"), "{said}");
-    no_ssh_left(&sshd);
+    // Not on the remote PATH at all: the SFTP fallback (tests/sftp.rs).
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -269,7 +255,7 @@ fn a_refused_connection_says_so() {
     let ssh = format!("{} -o Port=1", sshd.ssh_command());
     let said = fails_fast(&ssh, &["ls", "sshtest:/"]);
     assert!(said.contains("Connection refused"), "{said}");
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 /// Kills the remote `ferry-server --stdio` sessions of this sshd (its `HOME` in their
@@ -354,7 +340,7 @@ fn a_remote_killed_mid_transfer_is_finished_by_resume() {
         &["get", "--resume", &source, p(local.path())],
     ));
     assert!(std::fs::read(local.path().join("big.bin")).unwrap() == data);
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 /// The pids of this process's children whose command line is ssh with this test's config.
@@ -403,7 +389,7 @@ async fn a_dropped_session_kills_and_reaps_its_ssh() {
     }
     // The shared master is this process's last ssh; it ends with the program.
     close_masters();
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 /// The real TUI in tmux started at `sshtest:` (the remote home) with `ssh`.
@@ -433,7 +419,7 @@ fn the_tui_browses_the_remote_home_and_says_ssh() {
     assert!(!screen.contains("Warning"), "{screen}");
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 /// A client config `name` with `key` that lets ssh ask (`BatchMode no`), as a user's own
@@ -479,7 +465,7 @@ fn the_tui_asks_sshs_questions_in_its_own_masked_dialog() {
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
     drop(tmux);
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }
 
 #[test]
@@ -509,5 +495,5 @@ fn the_tui_shows_a_refused_login_in_sshs_words_after_its_questions() {
     tmux.keys(&["q"]);
     tmux.wait_for("a clean exit", |s| s.contains("EXIT=0"));
     drop(tmux);
-    no_ssh_left(&sshd);
+    sshd.assert_no_ssh_left();
 }

@@ -181,6 +181,17 @@ impl Sshd {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Asserts that no ssh process of this test is left (clients and the shared master).
+    pub fn assert_no_ssh_left(&self) {
+        let left = self.wait_no_ssh();
+        assert!(left.is_empty(), "ssh processes left: {left:?}");
+    }
+}
+
+/// `HOST:/abs/path` for a local path (the remote machine is this one).
+pub fn remote(path: &Path) -> String {
+    format!("{HOST}:{}", path.display())
 }
 
 impl Drop for Sshd {

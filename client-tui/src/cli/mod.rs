@@ -18,6 +18,7 @@
 //! - `ops`: `mkdir`, `rm`, `mv`.
 //! - `sync`: `sync`: the plan printed, or carried out around one transfer job.
 //! - `outcome`: what a transfer left out, its `--json` lines and its exit status.
+//! - `sftp`: the commands over SFTP when the remote has no `ferry-server`.
 
 mod copy;
 mod discover;
@@ -27,6 +28,7 @@ mod locations;
 mod ops;
 mod options;
 pub mod outcome;
+pub mod sftp;
 mod sync;
 mod transfer;
 mod watch;

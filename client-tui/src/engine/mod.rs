@@ -64,6 +64,7 @@ mod relay;
 mod same_file;
 mod scheduler;
 mod session;
+pub mod sftp;
 mod space;
 mod spec;
 pub mod ssh;

@@ -469,19 +469,52 @@ fn shell_quote(word: &str) -> String {
 /// The full argument list after the program: the user's options, connection sharing, the
 /// port, `BatchMode` when asked, then `--`, the destination and the remote command. The `--`
 /// keeps a destination that looks like an option from being read as one.
-fn arguments(settings: &SshSettings, dir: &Path, target: &SshTarget) -> Vec<String> {
+fn arguments(
+    settings: &SshSettings,
+    dir: &Path,
+    target: &SshTarget,
+    remote: Remote,
+) -> Vec<String> {
     let mut args: Vec<String> = settings.command[1..].to_vec();
     args.extend(sharing_options(dir));
     args.extend(port_option(target));
     if settings.batch {
         args.extend(["-o".into(), "BatchMode=yes".into()]);
     }
+    if remote == Remote::Sftp {
+        args.push("-s".into());
+    }
     // ssh's stdin is the protocol: no pseudo-terminal, which would mangle the bytes.
     args.extend(["-T".into(), "--".into(), target.destination()]);
-    let server = settings.server_path.as_deref().unwrap_or(DEFAULT_SERVER);
-    args.push(format!("{} --stdio", shell_quote(server)));
+    match remote {
+        Remote::Ferry => {
+            let server = settings.server_path.as_deref().unwrap_or(DEFAULT_SERVER);
+            args.push(format!("{} --stdio", shell_quote(server)));
+        }
+        Remote::Sftp => args.push("sftp".into()),
+    }
     args
 }
+
+/// What runs at the far end of the ssh channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remote {
+    /// `ferry-server --stdio`: the ferry protocol.
+    Ferry,
+    /// The `sftp` subsystem: the fallback when the remote has no `ferry-server`.
+    Sftp,
+}
+
+/// Whether `error` says the remote has no `ferry-server` (its shell exited 127): the one
+/// failure the SFTP fallback answers, since ssh itself worked.
+/// A server named with `--server-path` and missing stays an error: the user asked for it.
+pub fn server_missing(error: &EngineError) -> bool {
+    settings().server_path.is_none()
+        && matches!(error, EngineError::Ssh { message, .. } if message.contains(NOT_FOUND_WORDS))
+}
+
+/// The words [`SshChild::failure`] puts in a missing server's message.
+const NOT_FOUND_WORDS: &str = "was not found on the remote machine";
 
 /// A running ssh child: its stdout and stdin become the connection's halves, and what it says
 /// on stderr is kept for the error if it fails.
@@ -514,6 +547,15 @@ pub(crate) fn spawn(
     target: &SshTarget,
     dir: &Path,
 ) -> Result<(SshChild, SshReader, SshWriter), EngineError> {
+    spawn_remote(target, dir, Remote::Ferry)
+}
+
+/// Starts ssh with `remote` at the far end: the ferry server, or the `sftp` subsystem.
+pub(crate) fn spawn_remote(
+    target: &SshTarget,
+    dir: &Path,
+    remote: Remote,
+) -> Result<(SshChild, SshReader, SshWriter), EngineError> {
     let mut settings = settings();
     let label = target.label();
     // With somewhere to send questions, ssh asks there instead of never.
@@ -529,7 +571,7 @@ pub(crate) fn spawn(
     }
     let mut command = Command::new(&settings.command[0]);
     command
-        .args(arguments(&settings, dir, target))
+        .args(arguments(&settings, dir, target, remote))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -622,7 +664,7 @@ impl SshChild {
             } else {
                 "install it there, or name it with --server-path"
             };
-            format!("{server} was not found on the remote machine ({said}): {fix}")
+            format!("{server} {NOT_FOUND_WORDS} ({said}): {fix}")
         } else if said.is_empty() {
             format!("ssh ended ({status}) before the server answered")
         } else {
@@ -699,7 +741,7 @@ mod tests {
             host: "nas".into(),
             port: Some(2222),
         };
-        let args = arguments(&settings, Path::new("/run/x"), &target);
+        let args = arguments(&settings, Path::new("/run/x"), &target, Remote::Ferry);
         assert_eq!(&args[..2], ["-i", "key"]);
         assert!(args.contains(&"ControlPath=/run/x/%C".to_owned()));
         assert!(args.contains(&"BatchMode=yes".to_owned()));
