@@ -264,6 +264,9 @@ pub struct Throttled<T> {
     buffer_for: u64,
     /// How long the receive buffer holds at the rate.
     buffer_time: Duration,
+    /// Connections sharing the limit at once (a download's streams): each holds only its
+    /// share of the buffer, or together they would burst that many buffers at the start.
+    share: u64,
 }
 
 impl<T> Throttled<T> {
@@ -275,6 +278,7 @@ impl<T> Throttled<T> {
             socket: None,
             buffer_for: 0,
             buffer_time: BUFFER_TIME,
+            share: 1,
         }
     }
 
@@ -289,6 +293,13 @@ impl<T> Throttled<T> {
     /// round trip and a little keep a limited reader at its pace however far the sender is.
     pub fn set_buffer_time(&mut self, time: Duration) {
         self.buffer_time = time;
+        self.buffer_for = 0;
+    }
+
+    /// Sizes the receive buffer for `share` connections reading under the same limit at once
+    /// (each gets its part of the rate's buffer).
+    pub fn set_buffer_share(&mut self, share: u64) {
+        self.share = share.max(1);
         self.buffer_for = 0;
     }
 
@@ -331,7 +342,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Throttled<T> {
         if let Some(socket) = &this.socket {
             let tightest = this.limits.tightest();
             if tightest.unwrap_or(0) != this.buffer_for {
-                fit_receive_buffer(socket, tightest, this.buffer_time);
+                let each = tightest.map(|rate| (rate / this.share).max(1));
+                fit_receive_buffer(socket, each, this.buffer_time);
                 this.buffer_for = tightest.unwrap_or(0);
             }
         }

@@ -354,6 +354,14 @@ impl FrameStream {
         self.writer.writer.get_mut().set_limits(send);
     }
 
+    /// [`Self::limit`] for one of `share` connections reading under the same limit at once
+    /// (a download's streams): its receive buffer holds only its part of the rate's.
+    pub(crate) fn limit_shared(&mut self, recv: Limits, send: Limits, share: usize) {
+        self.limit(recv, send);
+        let share = u64::try_from(share).unwrap_or(u64::MAX);
+        self.reader.framed.get_mut().set_buffer_share(share);
+    }
+
     /// Sends one request and waits for its single header reply.
     pub(crate) async fn request<T: DeserializeOwned>(
         &mut self,

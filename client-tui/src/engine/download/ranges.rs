@@ -542,7 +542,8 @@ async fn connection(job: &Arc<Job>, shared: &Arc<Shared>) -> Result<(), EngineEr
     let mut conn = FrameStream::open_unanswered(&job.endpoint).await?;
     let [own, all] = &job.rates;
     let (recv, send) = TwoWayLimit::obeyed(&[own, all]);
-    conn.limit(recv, send);
+    // The job's own worker connection reads beside the streams.
+    conn.limit_shared(recv, send, job.options.streams + 1);
     let FrameStream {
         mut reader,
         mut writer,
