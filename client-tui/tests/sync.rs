@@ -660,8 +660,21 @@ fn a_killed_sync_is_finished_by_running_it_again() {
     // The link goes down with the client: no bytes it had sent arrive after the re-run.
     drop(runtime);
     assert!(finished_files(&dst) < 24, "killed before the end");
-    // Whatever arrived under a final name is whole.
-    for (rel, bytes_there) in tree(&dst) {
+    // Whatever arrived under a final name is whole. The server may still be placing (a file
+    // whose bytes all came) or dropping (a partial) what the killed client sent: the tree is
+    // read once two reads in a row agree.
+    let read = || std::panic::catch_unwind(|| tree(&dst)).ok();
+    let since = std::time::Instant::now();
+    let settled = loop {
+        assert!(since.elapsed() < Duration::from_secs(30), "the server never settled");
+        if let Some(first) = read() {
+            std::thread::sleep(Duration::from_millis(200));
+            if read().as_ref() == Some(&first) {
+                break first;
+            }
+        }
+    };
+    for (rel, bytes_there) in settled {
         if rel.ends_with('/') || rel.contains(".ferry-part") {
             continue;
         }
