@@ -666,7 +666,10 @@ fn a_killed_sync_is_finished_by_running_it_again() {
     let read = || std::panic::catch_unwind(|| tree(&dst)).ok();
     let since = std::time::Instant::now();
     let settled = loop {
-        assert!(since.elapsed() < Duration::from_secs(30), "the server never settled");
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "the server never settled"
+        );
         if let Some(first) = read() {
             std::thread::sleep(Duration::from_millis(200));
             if read().as_ref() == Some(&first) {
