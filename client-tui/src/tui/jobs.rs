@@ -560,24 +560,38 @@ impl TransferList {
     }
 }
 
+/// Where the `failures` lie in an item the engine names `named`: `""` for the item itself,
+/// else the rest of the path below it; the whole item (`""`) when `whole`.
+fn failed_within<'a>(failures: &'a [(String, String)], named: &str, whole: bool) -> Vec<&'a str> {
+    if whole {
+        return vec![""];
+    }
+    failures
+        .iter()
+        .filter_map(|(path, _)| {
+            if path == named {
+                return Some("");
+            }
+            path.strip_prefix(named)?.strip_prefix('/')
+        })
+        .collect()
+}
+
 /// `spec` narrowed to the `failures` (named by their remote paths, as the engine reports
-/// them), unless `whole`; either way with the resume policy, so a partial is continued and a
-/// finished file is not sent again.
+/// them; a relay's by their destinations), unless `whole`; either way with the resume policy,
+/// so a partial is continued and a finished file is not sent again.
 fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> JobSpec {
     use crate::engine::ConflictPolicy;
     // Each `(local, remote)` item, or the failed entries under it, as `(local, remote)`.
     let narrow = |local: &std::path::Path, remote: &str| -> Vec<(std::path::PathBuf, String)> {
-        if whole {
-            return vec![(local.to_path_buf(), remote.to_owned())];
-        }
-        failures
-            .iter()
-            .filter_map(|(path, _)| {
-                if path == remote {
-                    return Some((local.to_path_buf(), remote.to_owned()));
-                }
-                let rest = path.strip_prefix(remote)?.strip_prefix('/')?;
-                Some((local.join(crate::names::os_name(rest)), path.clone()))
+        failed_within(failures, remote, whole)
+            .into_iter()
+            .map(|rest| match rest {
+                "" => (local.to_path_buf(), remote.to_owned()),
+                rest => (
+                    local.join(crate::names::os_name(rest)),
+                    format!("{remote}/{rest}"),
+                ),
             })
             .collect()
     };
@@ -604,7 +618,6 @@ fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> Job
             policy: ConflictPolicy::Resume,
             remove_source: *remove_source,
         },
-        // A relay names a failure by its destination path.
         JobSpec::Relay {
             from,
             to,
@@ -617,19 +630,12 @@ fn retry_spec(spec: &JobSpec, failures: &[(String, String)], whole: bool) -> Job
             items: items
                 .iter()
                 .flat_map(|(source, dest)| {
-                    if whole {
-                        return vec![(source.clone(), dest.clone())];
-                    }
-                    failures
-                        .iter()
-                        .filter_map(|(path, _)| {
-                            if path == dest {
-                                return Some((source.clone(), dest.clone()));
-                            }
-                            let rest = path.strip_prefix(dest.as_str())?.strip_prefix('/')?;
-                            Some((format!("{source}/{rest}"), path.clone()))
+                    failed_within(failures, dest, whole)
+                        .into_iter()
+                        .map(move |rest| match rest {
+                            "" => (source.clone(), dest.clone()),
+                            rest => (format!("{source}/{rest}"), format!("{dest}/{rest}")),
                         })
-                        .collect()
                 })
                 .collect(),
             policy: ConflictPolicy::Resume,
@@ -981,5 +987,42 @@ pub(crate) mod tests {
                 if *items == vec![("d/tree/x/1.bin".to_string(), std::path::PathBuf::from("/l/tree/x/1.bin"))]),
             "{spec:?}"
         );
+    }
+
+    /// A relay names its failures by destination: a retry asks again for exactly those, each
+    /// from the source path beside it, and for a whole item only when it failed itself.
+    #[test]
+    fn a_relay_is_retried_by_its_failed_destinations() {
+        let spec = JobSpec::Relay {
+            from: Box::default(),
+            to: Box::default(),
+            items: vec![
+                ("a/tree".into(), "b/tree".into()),
+                ("a/one.txt".into(), "b/one.txt".into()),
+                ("a/fine".into(), "b/fine".into()),
+            ],
+            policy: crate::engine::ConflictPolicy::Overwrite,
+            remove_source: false,
+        };
+        let failures = vec![
+            ("b/tree/x/1.bin".to_string(), "io".to_string()),
+            ("b/one.txt".to_string(), "io".to_string()),
+            ("b/treehouse".to_string(), "io".to_string()),
+        ];
+        let JobSpec::Relay { items, policy, .. } = retry_spec(&spec, &failures, false) else {
+            panic!("not a relay");
+        };
+        assert_eq!(
+            items,
+            [
+                ("a/tree/x/1.bin".to_string(), "b/tree/x/1.bin".to_string()),
+                ("a/one.txt".to_string(), "b/one.txt".to_string()),
+            ]
+        );
+        assert_eq!(policy, crate::engine::ConflictPolicy::Resume);
+        let JobSpec::Relay { items, .. } = retry_spec(&spec, &failures, true) else {
+            panic!("not a relay");
+        };
+        assert_eq!(items.len(), 3);
     }
 }
