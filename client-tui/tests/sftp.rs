@@ -252,3 +252,36 @@ fn an_existing_file_is_replaced_only_when_asked_and_json_says_not_verified() {
     );
     sshd.assert_no_ssh_left();
 }
+
+/// A tree copy names every entry it did not handle and goes on with the rest: a file whose
+/// destination is blocked fails by name (the command ends non-zero), the files after it still
+/// arrive, and a symlink is named as left out rather than passed over in silence.
+#[test]
+fn a_tree_copy_names_what_it_did_not_copy_and_goes_on() {
+    let sshd = sshd_without_server();
+    let remote = tempfile::tempdir().unwrap();
+    let src = remote.path().join("tree");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::create_dir_all(src.join("b")).unwrap();
+    std::fs::write(src.join("a/blocked.txt"), b"blocked").unwrap();
+    std::fs::write(src.join("b/later.txt"), b"later").unwrap();
+    std::os::unix::fs::symlink("b/later.txt", src.join("link")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    // A directory where a file should land: that one file cannot be placed.
+    std::fs::create_dir_all(local.path().join("tree/a/blocked.txt/inside")).unwrap();
+
+    let out = ferry(
+        &sshd,
+        &["get", "-r", "--overwrite", &at(&src), p(local.path())],
+    );
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("blocked.txt"), "{said}");
+    assert!(said.contains("left out") && said.contains("link"), "{said}");
+    assert!(said.contains("1 entry not copied"), "{said}");
+    assert_eq!(
+        std::fs::read(local.path().join("tree/b/later.txt")).unwrap(),
+        b"later"
+    );
+    assert!(local.path().join("tree/a/blocked.txt/inside").is_dir());
+}

@@ -90,6 +90,9 @@ struct Totals {
     bytes: u64,
     policy: ConflictPolicy,
     json: bool,
+    /// Files that failed: each is named as it fails, the tree copy goes on, and the command
+    /// ends non-zero naming how many.
+    failed: u64,
 }
 
 /// What to do with a destination that may exist: copy it, or leave it (`--skip-existing`).
@@ -129,6 +132,41 @@ impl Totals {
             }));
         }
     }
+
+    /// One file copied, skipped by the policy, or failed: a failure is named (on stderr, and
+    /// as a `--json` line) and counted, and the copy goes on with the next entry.
+    fn settled(&mut self, path: &str, outcome: Result<Option<u64>, CliError>) {
+        match outcome {
+            Ok(Some(bytes)) => self.done(path, bytes),
+            Ok(None) => {}
+            Err(e) => {
+                self.failed += 1;
+                eprintln!("ferry: {e}");
+                if self.json {
+                    print_json(&serde_json::json!({
+                        "type": "file", "path": path, "status": "failed",
+                        "error": e.to_string(), "transport": "sftp",
+                    }));
+                }
+            }
+        }
+    }
+
+    /// An entry that is not copied by design (a symlink, a special file), named as the
+    /// ferry protocol's copies name them.
+    fn left_out(&self, path: &str, kind: Kind) {
+        let why = if kind == Kind::Symlink {
+            "a symlink: not followed"
+        } else {
+            "a special file: not copied"
+        };
+        eprintln!("ferry: left out: {path}: {why}");
+        if self.json {
+            print_json(&serde_json::json!({
+                "type": "left_out", "path": path, "message": why, "transport": "sftp",
+            }));
+        }
+    }
 }
 
 /// Runs `command` over SFTP; `verbose` says so on stderr first.
@@ -153,6 +191,7 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
         bytes: 0,
         policy: ConflictPolicy::Fail,
         json: false,
+        failed: 0,
     };
     match command {
         Fallback::Ls { url, json } => return ls(&session, &url, json).await,
@@ -196,7 +235,10 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
                 } else {
                     local.clone()
                 };
-                copy_down(&session, &from, entry.kind, &to, recursive, 0, &mut totals).await?;
+                let copied = copy_down(&session, &from, entry.kind, &to, recursive, 0, &mut totals);
+                if let Err(e) = copied.await {
+                    totals.settled(&from, Err(e));
+                }
             }
         }
         Fallback::Put {
@@ -221,7 +263,9 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
                 } else {
                     to.clone()
                 };
-                copy_up(&session, source, &dest, recursive, 0, &mut totals).await?;
+                if let Err(e) = copy_up(&session, source, &dest, recursive, 0, &mut totals).await {
+                    totals.settled(&dest, Err(e));
+                }
             }
         }
     }
@@ -237,6 +281,12 @@ pub async fn run(command: Fallback, verbose: bool) -> Result<(), CliError> {
         humansize::format_size(totals.bytes, humansize::BINARY),
         sftp::NOT_VERIFIED
     );
+    if totals.failed > 0 {
+        return Err(CliError::Job(format!(
+            "{} not copied (each named above)",
+            crate::format::counted(totals.failed, "entry", "entries")
+        )));
+    }
     Ok(())
 }
 
@@ -306,9 +356,8 @@ async fn copy_down(
     }
     match kind {
         Kind::File => {
-            if let Some(bytes) = get_one(session, from, to, totals.policy).await? {
-                totals.done(from, bytes);
-            }
+            let got = get_one(session, from, to, totals.policy).await;
+            totals.settled(from, got);
         }
         Kind::Dir if !recursive => return Err(needs_recursive(from)),
         Kind::Dir => {
@@ -346,12 +395,10 @@ async fn copy_down(
                 .collect()
                 .await;
             for (remote, got) in results {
-                if let Some(bytes) = got? {
-                    totals.done(&remote, bytes);
-                }
+                totals.settled(&remote, got);
             }
             for (remote, child, kind) in others {
-                Box::pin(copy_down(
+                let copied = Box::pin(copy_down(
                     session,
                     &remote,
                     kind,
@@ -360,7 +407,10 @@ async fn copy_down(
                     depth + 1,
                     totals,
                 ))
-                .await?;
+                .await;
+                if let Err(e) = copied {
+                    totals.settled(&remote, Err(e));
+                }
             }
             if !refused.is_empty() {
                 return Err(CliError::Job(format!(
@@ -369,8 +419,8 @@ async fn copy_down(
                 )));
             }
         }
-        // Symlinks and special files are not copied, as over the ferry protocol.
-        Kind::Symlink | Kind::Other => {}
+        // Symlinks and special files are not copied, as over the ferry protocol: named.
+        Kind::Symlink | Kind::Other => totals.left_out(from, kind),
     }
     Ok(())
 }
@@ -389,9 +439,8 @@ async fn copy_up(
     let meta =
         std::fs::symlink_metadata(from).map_err(|e| EngineError::local(from.to_path_buf(), e))?;
     if meta.is_file() {
-        if let Some(bytes) = put_one(session, from, to, totals.policy, false).await? {
-            totals.done(to, bytes);
-        }
+        let put = put_one(session, from, to, totals.policy, false).await;
+        totals.settled(to, put);
     } else if meta.is_dir() {
         if !recursive {
             return Err(needs_recursive(&from.to_string_lossy()));
@@ -430,13 +479,21 @@ async fn copy_up(
             .collect()
             .await;
         for (remote, put) in results {
-            if let Some(bytes) = put? {
-                totals.done(&remote, bytes);
-            }
+            totals.settled(&remote, put);
         }
         for (child, remote) in others {
-            Box::pin(copy_up(session, &child, &remote, true, depth + 1, totals)).await?;
+            let copied = Box::pin(copy_up(session, &child, &remote, true, depth + 1, totals));
+            if let Err(e) = copied.await {
+                totals.settled(&remote, Err(e));
+            }
         }
+    } else {
+        let kind = if meta.file_type().is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        };
+        totals.left_out(&crate::format::local_path(from), kind);
     }
     Ok(())
 }
