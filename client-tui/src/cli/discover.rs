@@ -54,12 +54,6 @@ fn json_line(server: &Found) -> serde_json::Value {
         "fingerprint": server.fingerprint,
         "read_only": server.read_only,
         "version": server.version,
-        "url": server_url(server),
+        "url": server.url(),
     })
-}
-
-/// The location that opens `server`'s root: `ferrys://` when it announced TLS.
-pub fn server_url(server: &Found) -> String {
-    let scheme = if server.tls { "ferrys" } else { "ferry" };
-    format!("{scheme}://{}/", server.addr)
 }

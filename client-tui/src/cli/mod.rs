@@ -34,7 +34,7 @@ mod transfer;
 mod watch;
 
 pub use copy::copy;
-pub use discover::{discover, server_url};
+pub use discover::discover;
 pub use error::CliError;
 pub use listing::{format_entry, ls};
 pub use locations::resolve_homes;

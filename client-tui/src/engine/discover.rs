@@ -34,6 +34,15 @@ pub struct Found {
     pub version: Option<u32>,
 }
 
+impl Found {
+    /// The location that opens the server's root: `ferrys://` when it announced TLS. Shared
+    /// by `ferry discover` and F9, which must agree on it to match a pick to its announcement.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "ferrys" } else { "ferry" };
+        format!("{scheme}://{}/", self.addr)
+    }
+}
+
 /// What a browse reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiscoverEvent {

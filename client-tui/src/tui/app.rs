@@ -1464,9 +1464,7 @@ impl App {
                 let hint = self
                     .discovered
                     .iter()
-                    .find(|server| {
-                        target.fingerprint.is_none() && crate::cli::server_url(server) == target.url
-                    })
+                    .find(|server| target.fingerprint.is_none() && server.url() == target.url)
                     .and_then(|server| {
                         Some((
                             server.addr.to_string(),

@@ -332,7 +332,7 @@ impl Dialog {
         found
             .iter()
             .map(|server| {
-                let url = crate::cli::server_url(server);
+                let url = server.url();
                 let token = bookmarks
                     .iter()
                     .filter(|b| {
